@@ -1,0 +1,60 @@
+/* pmlc.h — the compiler as a library: check a PML program and build its stage plan.
+ *
+ * A pmlc_session owns everything it makes (sources, AST, IR, plan) and frees it in
+ * pmlc_session_destroy. Diagnostics go to the FILE* given in the options (NULL
+ * discards them); the library never exits. A session is not thread-safe; separate
+ * sessions may be used from separate threads. */
+#ifndef PMLC_H
+#define PMLC_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pmlc_session pmlc_session;
+
+typedef struct pmlc_options {
+    const char *const *include_dirs; /* -I folders, searched after the importer's folder */
+    int n_include_dirs;
+    FILE *diag_out;                  /* where diagnostics are written; NULL: nowhere */
+    int color;                       /* 1: ANSI colours in diagnostics */
+    int max_errors;                  /* stop after this many errors; 0: the default (20) */
+    const char *const *sets;         /* "key=value" overrides of train fields (--set) */
+    int n_sets;
+    const char *model;               /* which model to plan; NULL: the file's choice */
+} pmlc_options;
+
+/* Output formats of pmlc_session_plan. */
+typedef enum pmlc_plan_format {
+    PMLC_PLAN_TEXT,
+    PMLC_PLAN_JSON,
+    PMLC_PLAN_DOT
+} pmlc_plan_format;
+
+const char *pmlc_version(void);
+
+pmlc_session *pmlc_session_create(const pmlc_options *opt);
+void pmlc_session_destroy(pmlc_session *s);
+
+/* Loads, parses and checks the file at `path` (and its imports). Returns the number of
+ * errors reported (0: the program is valid). */
+int pmlc_session_check_file(pmlc_session *s, const char *path);
+
+/* Same, for source text held in memory and named `path` in diagnostics (imports are
+ * resolved against the folder of `path`). `text` need not be NUL-terminated. */
+int pmlc_session_check_text(pmlc_session *s, const char *path, const char *text, size_t len);
+
+/* After a successful check: partitions, costs and prints the stage plan to `out`.
+ * Returns the number of errors reported while planning (0: printed). */
+int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out);
+
+/* Number of errors reported so far. */
+int pmlc_session_errors(const pmlc_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

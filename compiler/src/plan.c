@@ -1,0 +1,388 @@
+/* plan.c — placing a graph on stages and costing it (see plan.h).
+ *
+ * Automatic placement cuts the model between its top-level statements ("units") into
+ * contiguous stages, minimising the slowest stage: a binary search on the largest
+ * stage cost with a greedy fill, which is optimal for contiguous partitions. */
+#include "plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DIAG (&P->diag)
+
+typedef struct coster {
+    pmlc_program *P;
+    pmlc_graph *g;
+    pmlc_cshape *shape;   /* concrete shape per node */
+    pmlc_dtype precision;
+    double *fwd, *bwd_b, *bwd_w;
+    uint8_t *rg;          /* requires a gradient */
+    uint8_t *act;         /* depends on the batch: an activation, not a weight */
+} coster;
+
+static int64_t node_bytes(const coster *c, int n)
+{
+    pmlc_dtype dt = c->g->nodes.v[n].dtype;
+    int eb = pmlc_dtype_is_float(dt) ? pmlc_dtype_bytes(c->precision) : pmlc_dtype_bytes(dt);
+    return pmlc_cshape_numel(&c->shape[n]) * eb;
+}
+
+/* Concrete shapes with every symbol bound; reports a tensor that becomes too large. */
+static int bind_shapes(pmlc_program *P, pmlc_graph *g, const int64_t *binding, pmlc_cshape **out)
+{
+    pmlc_cshape *sh = pmlc_arena_alloc(&P->arena, sizeof *sh * (size_t)(g->nodes.n ? g->nodes.n : 1));
+    for (int i = 0; i < g->nodes.n; i++) {
+        const ir_node *n = &g->nodes.v[i];
+        sh[i].rank = n->rank;
+        int64_t total = 1;
+        for (int k = 0; k < n->rank; k++) {
+            if (pmlc_size_eval(n->shape[k], binding, &sh[i].d[k]) || sh[i].d[k] <= 0 ||
+                __builtin_mul_overflow(total, sh[i].d[k], &total) || total > PMLC_MAX_ELEMS) {
+                pmlc_error(DIAG, n->loc, "this tensor is too large once its symbolic dimensions are bound "
+                           "(more than 2^48 elements)");
+                return 1;
+            }
+        }
+    }
+    *out = sh;
+    return 0;
+}
+
+static void mark_activations(coster *c)
+{
+    const pmlc_graph *g = c->g;
+    for (int i = 0; i < g->nodes.n; i++) {
+        const ir_node *n = &g->nodes.v[i];
+        uint8_t a = n->op == OP_INPUT;
+        for (int k = 0; k < n->n_in; k++) a |= c->act[n->in[k]];
+        c->act[i] = a;
+    }
+}
+
+/* FLOPs of every node with the parameters in `frozen` taking no gradient. */
+static void cost_nodes(coster *c, const uint8_t *frozen)
+{
+    pmlc_graph *g = c->g;
+    for (int i = 0; i < g->nodes.n; i++) {
+        const ir_node *n = &g->nodes.v[i];
+        const pmlc_op_info *info = &pmlc_ops[n->op];
+        uint8_t rg = 0;
+        if (n->op == OP_PARAM) rg = !frozen[n->param];
+        for (int k = 0; k < n->n_in && info->differentiable; k++) rg |= c->rg[n->in[k]];
+        c->rg[i] = rg;
+        pmlc_cshape in[64];
+        double bwd[64] = {0};
+        int n_in = n->n_in < 64 ? n->n_in : 64;
+        for (int k = 0; k < n_in; k++) in[k] = c->shape[n->in[k]];
+        pmlc_op_cost(n->op, n_in, in, &c->shape[i], &c->fwd[i], bwd);
+        c->bwd_b[i] = c->bwd_w[i] = 0;
+        for (int k = 0; k < n_in; k++) {
+            int src = n->in[k];
+            if (!c->rg[src]) continue;
+            /* The gradient of an activation is input-gradient (B) work; that of a
+             * weight, or of anything computed from weights alone (transpose(w)), is
+             * weight-gradient (W) work that zero-bubble schedules can defer. */
+            if (c->act[src]) c->bwd_b[i] += bwd[k];
+            else c->bwd_w[i] += bwd[k];
+        }
+    }
+}
+
+static int is_source_free(const ir_node *n) { return n->op == OP_CONST || n->op == OP_ARANGE; }
+
+/* Per-stage totals for the current costs and placement. */
+static void stage_costs(coster *c, int n_stages, pmlc_stage_cost *out, const uint8_t *frozen)
+{
+    pmlc_graph *g = c->g;
+    memset(out, 0, sizeof *out * (size_t)n_stages);
+    int *counted = pmlc_arena_alloc(&c->P->arena, sizeof(int) * (size_t)(g->nodes.n ? g->nodes.n : 1));
+    for (int i = 0; i < g->nodes.n; i++) counted[i] = -1;
+    for (int i = 0; i < g->nodes.n; i++) {
+        const ir_node *n = &g->nodes.v[i];
+        pmlc_stage_cost *s = &out[n->stage];
+        s->fwd += c->fwd[i];
+        s->bwd_b += c->bwd_b[i];
+        s->bwd_w += c->bwd_w[i];
+        if (n->op == OP_PARAM && !frozen[n->param]) s->trainable += g->params.v[n->param].numel;
+        if (!c->rg[i] || n->op == OP_PARAM) continue;
+        /* Tensors this op's backward pass reads stay alive from forward to backward. */
+        uint8_t saves = pmlc_ops[n->op].saves;
+        for (int k = 0; k < n->n_in && k < 7; k++) {
+            int src = n->in[k];
+            const ir_node *sn = &g->nodes.v[src];
+            if (!(saves & (1u << k)) || sn->op == OP_PARAM || is_source_free(sn) || counted[src] == n->stage) continue;
+            counted[src] = n->stage;
+            s->act_bytes += node_bytes(c, src);
+        }
+        if ((saves & PMLC_SAVES_OUT) && counted[i] != n->stage) {
+            counted[i] = n->stage;
+            s->act_bytes += node_bytes(c, i);
+        }
+    }
+}
+
+static double total(const pmlc_stage_cost *s) { return s->fwd + s->bwd_b + s->bwd_w; }
+
+/* Fewest stages holding the units with no stage above `limit`. */
+static int stages_needed(const double *cost, int n, double limit)
+{
+    int stages = 1;
+    double acc = 0;
+    for (int i = 0; i < n; i++) {
+        if (acc + cost[i] > limit && acc > 0) {
+            stages++;
+            acc = 0;
+        }
+        acc += cost[i];
+    }
+    return stages;
+}
+
+static int place_auto(pmlc_program *P, coster *c)
+{
+    pmlc_graph *g = c->g;
+    int S = g->n_stages, U = g->n_units;
+    double *ucost = pmlc_arena_alloc(&P->arena, sizeof(double) * (size_t)U);
+    int *has = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)U);
+    for (int i = 0; i < g->nodes.n; i++) {
+        int u = g->nodes.v[i].unit;
+        ucost[u] += c->fwd[i] + c->bwd_b[i] + c->bwd_w[i];
+        has[u] = 1;
+    }
+    int *order = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)U);
+    double *cost = pmlc_arena_alloc(&P->arena, sizeof(double) * (size_t)U);
+    int K = 0;
+    double lo = 0, hi = 0;
+    for (int u = 0; u < U; u++) {
+        if (!has[u]) continue;
+        order[K] = u;
+        cost[K++] = ucost[u];
+        if (ucost[u] > lo) lo = ucost[u];
+        hi += ucost[u];
+    }
+    if (K < S) {
+        pmlc_error(DIAG, g->place_loc,
+                   "cannot cut model '%s' into %d stages: it has only %d top-level statement%s to cut between", g->name,
+                   S, K, K == 1 ? "" : "s");
+        return 1;
+    }
+    for (int it = 0; it < 200 && hi - lo > 1e-9 * (hi > 1 ? hi : 1); it++) {
+        double mid = (lo + hi) / 2;
+        if (stages_needed(cost, K, mid) <= S) hi = mid;
+        else lo = mid;
+    }
+    int *unit_stage = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)U);
+    int stage = 0, in_stage = 0;
+    double acc = 0;
+    for (int j = 0; j < K; j++) {
+        int must_open = K - j == S - 1 - stage; /* one unit left for each stage still to open */
+        if (in_stage && stage < S - 1 && (acc + cost[j] > hi || must_open)) {
+            stage++;
+            acc = 0;
+            in_stage = 0;
+        }
+        acc += cost[j];
+        in_stage++;
+        unit_stage[order[j]] = stage;
+    }
+    for (int i = 0; i < g->nodes.n; i++) g->nodes.v[i].stage = unit_stage[g->nodes.v[i].unit];
+    return 0;
+}
+
+static int check_param_stages(pmlc_program *P, pmlc_graph *g)
+{
+    int bad = 0;
+    for (int i = 0; i < g->nodes.n && !bad; i++) {
+        const ir_node *n = &g->nodes.v[i];
+        for (int k = 0; k < n->n_in; k++) {
+            const ir_node *src = &g->nodes.v[n->in[k]];
+            if (src->op != OP_PARAM || src->stage == n->stage) continue;
+            pmlc_error(DIAG, n->loc, "parameter '%s' lives on stage %d but is used here, on stage %d: a parameter "
+                       "belongs to one stage (weights tied across stages are not supported)",
+                       g->params.v[src->param].name, src->stage, n->stage);
+            pmlc_note(DIAG, src->loc, "the parameter is declared here");
+            bad = 1;
+            break;
+        }
+    }
+    return bad;
+}
+
+static const char *tensor_name(pmlc_program *P, const pmlc_graph *g, int n)
+{
+    const ir_node *node = &g->nodes.v[n];
+    return node->label ? node->label : pmlc_arena_printf(&P->arena, "%s#%d", pmlc_ops[node->op].name, n);
+}
+
+static void find_sends(pmlc_program *P, coster *c, pmlc_plan *pl)
+{
+    pmlc_graph *g = c->g;
+    int *sent = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)(g->nodes.n ? g->nodes.n : 1));
+    for (int i = 0; i < g->nodes.n; i++) sent[i] = g->nodes.v[i].stage - 1;
+    for (int i = 0; i < g->nodes.n; i++) {
+        const ir_node *n = &g->nodes.v[i];
+        for (int k = 0; k < n->n_in; k++) {
+            int src = n->in[k];
+            const ir_node *sn = &g->nodes.v[src];
+            if (sn->op == OP_PARAM || is_source_free(sn)) continue;
+            for (int b = sent[src] + 1; b < n->stage; b++) {
+                pmlc_send s = {src, tensor_name(P, g, src), pmlc_dtype_is_float(sn->dtype) ? c->precision : sn->dtype,
+                               c->shape[src], node_bytes(c, src)};
+                PMLC_PUSH(&P->arena, pl->stages[b].sends, s);
+                sent[src] = b;
+            }
+        }
+    }
+}
+
+static double bubble_fraction(pmlc_schedule s, int S, int64_t M)
+{
+    if (S <= 1) return 0;
+    double p = S - 1, m = (double)M;
+    switch (s) {
+    case PMLC_SCHED_INTERLEAVED_1F1B: return p / (2 * m + p); /* two model chunks per device */
+    case PMLC_SCHED_ZERO_BUBBLE: return p / (3 * m + p);      /* ZB-H1: about a third of 1F1B's */
+    default: return p / (m + p);
+    }
+}
+
+static int bind_symbols(pmlc_program *P, pmlc_plan *pl)
+{
+    pmlc_graph *g = pl->g;
+    pmlc_train *t = pl->train;
+    int bad = 0;
+    for (int s = 0; s < PMLC_MAX_SYMS; s++) {
+        pl->binding[s] = 1;
+        if (s == g->batch_sym) {
+            pl->binding[s] = pl->microbatch;
+            continue;
+        }
+        if (t && t->dim_set[s]) {
+            pl->binding[s] = t->dims[s];
+            continue;
+        }
+        int used = 0;
+        for (int k = 0; k < g->inputs.n; k++) {
+            const ir_node *n = &g->nodes.v[g->inputs.v[k].node];
+            for (int d = 0; d < n->rank; d++) used |= n->shape[d].pow[s] != 0;
+        }
+        if (!used) continue;
+        pmlc_error(DIAG, t ? t->decl->name_loc : g->decl->name_loc,
+                   "symbolic dimension '%s' of model '%s' has no size: bind it in the train block (%s = 64) or with "
+                   "--set %s=64", P->syms.names[s], g->name, P->syms.names[s], P->syms.names[s]);
+        bad = 1;
+    }
+    return bad;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void add_phases(pmlc_program *P, coster *c, pmlc_plan *pl, uint8_t *frozen)
+{
+    pmlc_graph *g = pl->g;
+    int64_t steps[256];
+    int n = 0;
+    steps[n++] = 0;
+    for (int i = 0; pl->train && i < pl->train->freezes.n && n < 256; i++)
+        if (!pl->train->freezes.v[i].is_auto) steps[n++] = pl->train->freezes.v[i].after;
+    qsort(steps, (size_t)n, sizeof *steps, cmp_i64);
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && steps[i] == steps[i - 1]) continue;
+        pmlc_phase ph = {steps[i], 0, NULL};
+        for (int p = 0; p < g->params.n; p++) {
+            const ir_param *prm = &g->params.v[p];
+            frozen[p] = prm->frozen_from >= 0 && prm->frozen_from <= steps[i];
+            if (frozen[p]) ph.frozen += prm->numel;
+        }
+        cost_nodes(c, frozen);
+        ph.stages = pmlc_arena_alloc(&P->arena, sizeof(pmlc_stage_cost) * (size_t)pl->n_stages);
+        stage_costs(c, pl->n_stages, ph.stages, frozen);
+        PMLC_PUSH(&P->arena, pl->phases, ph);
+    }
+}
+
+pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, pmlc_graph *teacher)
+{
+    pmlc_plan *pl = pmlc_arena_alloc(&P->arena, sizeof *pl);
+    pl->g = g;
+    pl->train = t;
+    pl->distill = d;
+    pl->teacher = teacher;
+    pl->batch = t ? t->batch : 1;
+    pl->microbatches = t ? t->microbatches : 1;
+    pl->microbatch = pl->batch / pl->microbatches;
+    pl->schedule = t ? t->schedule : PMLC_SCHED_1F1B;
+    pl->precision = t ? t->precision : PMLC_F32;
+    pl->n_stages = g->n_stages;
+    if (bind_symbols(P, pl)) return NULL;
+
+    coster c = {P, g, NULL, pl->precision, NULL, NULL, NULL, NULL, NULL};
+    if (bind_shapes(P, g, pl->binding, &c.shape)) return NULL;
+    size_t nn = (size_t)(g->nodes.n ? g->nodes.n : 1);
+    c.fwd = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
+    c.bwd_b = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
+    c.bwd_w = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
+    c.rg = pmlc_arena_alloc(&P->arena, nn);
+    c.act = pmlc_arena_alloc(&P->arena, nn);
+    mark_activations(&c);
+    uint8_t *frozen = pmlc_arena_alloc(&P->arena, (size_t)(g->params.n ? g->params.n : 1));
+    for (int p = 0; p < g->params.n; p++) frozen[p] = g->params.v[p].frozen_from == 0;
+    cost_nodes(&c, frozen);
+    if (g->auto_place && place_auto(P, &c)) return NULL;
+    if (check_param_stages(P, g)) return NULL;
+
+    int S = pl->n_stages;
+    pl->stages = pmlc_arena_alloc(&P->arena, sizeof(pmlc_stage_plan) * (size_t)S);
+    add_phases(P, &c, pl, frozen);
+    double sum = 0, max = 0;
+    for (int s = 0; s < S; s++) {
+        pmlc_stage_plan *st = &pl->stages[s];
+        st->index = s;
+        st->cost = pl->phases.v[0].stages[s];
+        if (t && t->n_devices) st->device = t->devices[s];
+        st->in_flight = pl->schedule == PMLC_SCHED_GPIPE ? (int)pl->microbatches
+                                                         : (int)(pl->microbatches < S - s ? pl->microbatches : S - s);
+        sum += total(&st->cost);
+        if (total(&st->cost) > max) max = total(&st->cost);
+    }
+    pl->imbalance = sum > 0 ? max / (sum / S) - 1 : 0;
+    pl->bubble = bubble_fraction(pl->schedule, S, pl->microbatches);
+
+    int state = 0;
+    if (t && t->opt == PMLC_OPT_ADAMW) state = 2;
+    else if (t && t->momentum > 0) state = 1;
+    for (int p = 0; p < g->params.n; p++) {
+        const ir_param *prm = &g->params.v[p];
+        pmlc_stage_plan *st = &pl->stages[g->nodes.v[prm->node].stage];
+        st->params += prm->numel;
+        st->param_bytes += prm->numel * pmlc_dtype_bytes(prm->dtype);
+        if (prm->frozen_from != 0) st->opt_bytes += prm->numel * 4 * state;
+        pl->total_params += prm->numel;
+        if (!st->layers.n || strcmp(st->layers.v[st->layers.n - 1], prm->layer))
+            PMLC_PUSH(&P->arena, st->layers, prm->layer);
+    }
+    for (int i = 0; i < g->nodes.n; i++)
+        if (pmlc_ops[g->nodes.v[i].op].cls != PMLC_OPC_SOURCE) pl->stages[g->nodes.v[i].stage].n_ops++;
+    find_sends(P, &c, pl);
+
+    if (teacher) {
+        coster tc = {P, teacher, NULL, d->teacher_precision, NULL, NULL, NULL, NULL, NULL};
+        if (bind_shapes(P, teacher, pl->binding, &tc.shape)) return NULL;
+        for (int i = 0; i < teacher->nodes.n; i++) {
+            const ir_node *n = &teacher->nodes.v[i];
+            pmlc_cshape in[64];
+            double fwd, bwd[64];
+            int n_in = n->n_in < 64 ? n->n_in : 64;
+            for (int k = 0; k < n_in; k++) in[k] = tc.shape[n->in[k]];
+            pmlc_op_cost(n->op, n_in, in, &tc.shape[i], &fwd, bwd);
+            pl->teacher_fwd += fwd;
+        }
+        for (int p = 0; p < teacher->params.n; p++) pl->teacher_params += teacher->params.v[p].numel;
+    }
+    return pl;
+}

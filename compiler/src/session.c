@@ -1,0 +1,214 @@
+/* session.c — the compiler library's public face (pmlc.h): one session checks one
+ * program (the main file, its imports, --set overrides), elaborates every model of the
+ * main file, reads its train and distill blocks, and builds the stage plans. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "elab.h"
+#include "parse.h"
+#include "plan.h"
+
+struct pmlc_session {
+    pmlc_program P;
+    int used;
+    /* per main-file model, by index in P.models */
+    pmlc_graph **graphs;
+    pmlc_train **trains;
+    pmlc_distill **distills;
+    pmlc_plan **plans;
+};
+
+const char *pmlc_version(void) { return PMLC_VERSION; }
+
+pmlc_session *pmlc_session_create(const pmlc_options *opt)
+{
+    pmlc_session *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    pmlc_program *P = &s->P;
+    if (opt) P->opt = *opt;
+    P->diag.arena = &P->arena;
+    P->diag.sources = &P->sources;
+    P->diag.out = P->opt.diag_out;
+    P->diag.color = P->opt.color;
+    P->diag.max_errors = P->opt.max_errors > 0 ? P->opt.max_errors : 20;
+    P->include_dirs = (const char **)P->opt.include_dirs;
+    P->n_include_dirs = P->opt.n_include_dirs;
+    return s;
+}
+
+void pmlc_session_destroy(pmlc_session *s)
+{
+    if (!s) return;
+    pmlc_arena_free(&s->P.arena);
+    free(s);
+}
+
+int pmlc_session_errors(const pmlc_session *s) { return s->P.diag.errors; }
+
+/* --set key=value: each becomes a one-field source of its own, named "--set". */
+static void parse_sets(pmlc_program *P)
+{
+    for (int i = 0; i < P->opt.n_sets; i++) {
+        const char *text = P->opt.sets[i];
+        if (!strchr(text, '=')) {
+            pmlc_error(&P->diag, PMLC_NOLOC, "--set expects key=value, got '%s'", text);
+            continue;
+        }
+        const char *why;
+        size_t len = strlen(text);
+        if (pmlc_utf8_check(text, len, &why) < len) {
+            pmlc_error(&P->diag, PMLC_NOLOC, "--set value is not valid UTF-8");
+            continue;
+        }
+        int file = pmlc_sources_add(&P->arena, &P->sources, "--set", text, len);
+        ast *f = pmlc_parse(&P->arena, &P->diag, &P->sources, file, PMLC_PARSE_FIELD);
+        if (f && f->kind == AST_FIELD) PMLC_PUSH(&P->arena, P->set_fields, f);
+    }
+}
+
+static int model_index(pmlc_program *P, const char *name)
+{
+    for (int i = 0; i < P->models.n; i++)
+        if (!strcmp(P->models.v[i]->name, name)) return i;
+    return -1;
+}
+
+static int in_main_file(pmlc_program *P, const ast *d) { return d->loc.file == P->modules.v[0].file; }
+
+static void check_program(pmlc_session *s)
+{
+    pmlc_program *P = &s->P;
+    int n = P->models.n;
+    s->graphs = pmlc_arena_alloc(&P->arena, sizeof(void *) * (size_t)(n + 1));
+    s->trains = pmlc_arena_alloc(&P->arena, sizeof(void *) * (size_t)(n + 1));
+    s->distills = pmlc_arena_alloc(&P->arena, sizeof(void *) * (size_t)(n + 1));
+    s->plans = pmlc_arena_alloc(&P->arena, sizeof(void *) * (size_t)(n + 1));
+    for (int i = 0; i < P->trains.n && !P->diag.stop; i++) {
+        const ast *decl = P->trains.v[i];
+        pmlc_train *t = pmlc_train_read(P, decl);
+        int m = model_index(P, decl->name);
+        if (m < 0) continue;
+        if (s->trains[m]) {
+            pmlc_error(&P->diag, decl->name_loc, "model '%s' has two train blocks", decl->name);
+            pmlc_note(&P->diag, s->trains[m]->decl->name_loc, "the first is here");
+            continue;
+        }
+        s->trains[m] = t;
+    }
+    if (!P->trains.n && P->set_fields.n)
+        pmlc_error(&P->diag, P->set_fields.v[0]->loc, "--set changes a train block, and this program has none");
+    for (int m = 0; m < n && !P->diag.stop; m++) {
+        const ast *model = P->models.v[m];
+        if (!in_main_file(P, model)) continue;
+        pmlc_train *t = s->trains[m];
+        s->graphs[m] = pmlc_elab_model(P, model, t ? t->loss_fn : NULL, t ? t->loss_loc : PMLC_NOLOC);
+        if (s->graphs[m] && t) pmlc_train_bind(P, t, s->graphs[m]);
+    }
+    for (int i = 0; i < P->distills.n && !P->diag.stop; i++) {
+        pmlc_distill *d = pmlc_distill_read(P, P->distills.v[i]);
+        if (!d) continue;
+        int ms = model_index(P, d->student->name), mt = model_index(P, d->teacher->name);
+        if (s->distills[ms]) {
+            pmlc_error(&P->diag, d->decl->loc, "model '%s' is distilled twice", d->student->name);
+            continue;
+        }
+        if (s->graphs[ms] && s->graphs[mt] && !pmlc_distill_bind(P, d, s->graphs[ms], s->graphs[mt]))
+            s->distills[ms] = d;
+    }
+}
+
+static pmlc_plan *plan_model(pmlc_session *s, int m)
+{
+    pmlc_program *P = &s->P;
+    if (s->plans[m]) return s->plans[m];
+    if (!s->graphs[m]) s->graphs[m] = pmlc_elab_model(P, P->models.v[m], NULL, PMLC_NOLOC);
+    if (!s->graphs[m]) return NULL;
+    pmlc_distill *d = s->distills[m];
+    pmlc_graph *teacher = NULL;
+    if (d) { /* the teacher's own graph, without any loss of its train block: forward only */
+        teacher = pmlc_elab_model(P, d->teacher, NULL, PMLC_NOLOC);
+        if (!teacher) return NULL;
+    }
+    return s->plans[m] = pmlc_plan_build(P, s->graphs[m], s->trains[m], d, teacher);
+}
+
+static int run_check(pmlc_session *s, const char *path, const char *text, size_t len)
+{
+    pmlc_program *P = &s->P;
+    if (s->used++) {
+        pmlc_error(&P->diag, PMLC_NOLOC, "a compiler session checks one program; create another session");
+        return P->diag.errors;
+    }
+    parse_sets(P);
+    if (pmlc_load_program(P, path, text, len) || P->diag.errors) return P->diag.errors;
+    check_program(s);
+    /* Plans of trained models are part of checking: placement and costs can fail. */
+    for (int m = 0; m < P->models.n && !P->diag.errors; m++)
+        if (s->trains[m] && s->graphs[m]) plan_model(s, m);
+    P->checked = P->diag.errors == 0;
+    return P->diag.errors;
+}
+
+int pmlc_session_check_file(pmlc_session *s, const char *path) { return run_check(s, path, NULL, 0); }
+
+int pmlc_session_check_text(pmlc_session *s, const char *path, const char *text, size_t len)
+{
+    return run_check(s, path, text ? text : "", text ? len : 0);
+}
+
+/* The model `pmlc plan` shows: --model, else the one trained (or distilled), else the
+ * only model of the main file. */
+static int choose_model(pmlc_session *s)
+{
+    pmlc_program *P = &s->P;
+    const char *want = P->opt.model;
+    if (want) {
+        int m = model_index(P, want);
+        if (m >= 0) return m;
+        const char *cands[64];
+        int n = 0;
+        for (int i = 0; i < P->models.n && n < 64; i++) cands[n++] = P->models.v[i]->name;
+        const char *sg = pmlc_suggest(want, cands, n);
+        if (sg) pmlc_error(&P->diag, PMLC_NOLOC, "no model '%s' in this program; did you mean '%s'?", want, sg);
+        else pmlc_error(&P->diag, PMLC_NOLOC, "no model '%s' in this program", want);
+        return -1;
+    }
+    int found = -1, count = 0;
+    for (int m = 0; m < P->models.n; m++)
+        if (s->trains[m]) found = m, count++;
+    if (count == 1) return found;
+    const char *what = count ? "trains" : "defines";
+    if (!count) {
+        for (int m = 0; m < P->models.n; m++)
+            if (in_main_file(P, P->models.v[m])) found = m, count++;
+        if (count == 1) return found;
+    }
+    if (!count) {
+        pmlc_error(&P->diag, PMLC_NOLOC, "%s defines no model to plan", P->modules.v[0].path);
+        return -1;
+    }
+    const char *list = "";
+    for (int m = 0; m < P->models.n; m++)
+        if (count && (s->trains[m] || (!strcmp(what, "defines") && in_main_file(P, P->models.v[m]))))
+            list = pmlc_arena_printf(&P->arena, "%s%s%s", list, *list ? ", " : "", P->models.v[m]->name);
+    pmlc_error(&P->diag, PMLC_NOLOC, "%s %s several models (%s): choose one with --model NAME", P->modules.v[0].path,
+               what, list);
+    return -1;
+}
+
+int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out)
+{
+    pmlc_program *P = &s->P;
+    if (!P->checked) return P->diag.errors ? P->diag.errors : 1;
+    int before = P->diag.errors;
+    int m = choose_model(s);
+    if (m < 0) return P->diag.errors - before;
+    pmlc_plan *pl = plan_model(s, m);
+    if (!pl) return P->diag.errors - before ? P->diag.errors - before : 1;
+    switch (fmt) {
+    case PMLC_PLAN_TEXT: pmlc_plan_print_text(P, pl, out); break;
+    case PMLC_PLAN_JSON: pmlc_plan_print_json(P, pl, out); break;
+    case PMLC_PLAN_DOT: pmlc_plan_print_dot(P, pl, out); break;
+    }
+    return 0;
+}

@@ -1,0 +1,777 @@
+/* train.c — reading and checking `train` and `distill` blocks (see train.h).
+ *
+ * Every field is described once in `fields`; unknown fields get a "did you mean".
+ * Values that name things (schedules, precisions, generators, optimizers) are read
+ * from the syntax directly rather than evaluated, so `1f1b` and `adamw` need no
+ * definitions. */
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "elab.h"
+
+#define DIAG (&P->diag)
+
+enum {
+    F_DATA, F_LABELS, F_LOSS, F_OPTIMIZER, F_LR_SCHEDULE, F_GRAD_CLIP, F_BATCH, F_MICROBATCHES, F_SCHEDULE,
+    F_PRECISION, F_PLACE, F_STEPS, F_EPOCHS, F_SEED, F_CHECKPOINT_EVERY, F_RECOMPUTE, F_COUNT
+};
+static const char *const fields[F_COUNT] = {
+    "data", "labels", "loss", "optimizer", "lr_schedule", "grad_clip", "batch", "microbatches", "schedule",
+    "precision", "place", "steps", "epochs", "seed", "checkpoint_every", "recompute"};
+
+static const char *const schedules[PMLC_SCHED_COUNT] = {"gpipe", "1f1b", "interleaved_1f1b", "zero_bubble"};
+
+const char *pmlc_schedule_name(pmlc_schedule s) { return (unsigned)s < PMLC_SCHED_COUNT ? schedules[s] : "?"; }
+int pmlc_schedule_runnable(pmlc_schedule s) { return s == PMLC_SCHED_GPIPE || s == PMLC_SCHED_1F1B; }
+
+static int pick_name(pmlc_program *P, const ast *v, const char *what, const char *const *names, int n, int *out)
+{
+    int named = v->kind == AST_NAME || v->kind == AST_CALL;
+    if (named) {
+        for (int i = 0; i < n; i++) {
+            if (!strcmp(v->name, names[i])) {
+                *out = i;
+                return 0;
+            }
+        }
+        const char *s = pmlc_suggest(v->name, names, n);
+        if (s) {
+            pmlc_error(DIAG, v->name_loc, "unknown %s '%s'; did you mean '%s'?", what, v->name, s);
+            return 1;
+        }
+    }
+    char list[256] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i == n - 1 ? " or " : ", ") : "", names[i]);
+    if (named) pmlc_error(DIAG, v->name_loc, "unknown %s '%s' (use %s)", what, v->name, list);
+    else pmlc_error(DIAG, v->loc, "%s must be one of %s", what, list);
+    return 1;
+}
+
+static int get_int(pmlc_program *P, const ast *e, const char *what, int64_t lo, int64_t hi, int64_t *out)
+{
+    pmlc_value v = pmlc_eval_const(P, e);
+    char d[200];
+    if (v.k == PMLC_V_ERR) return 1;
+    if (v.k != PMLC_V_INT || !pmlc_size_is_const(v.i)) {
+        pmlc_error(DIAG, e->loc, "%s must be an integer, not %s", what, pmlc_value_desc(P, NULL, v, d, sizeof d));
+        return 1;
+    }
+    if (v.i.coef < lo || v.i.coef > hi) {
+        if (hi == INT64_MAX) pmlc_error(DIAG, e->loc, "%s must be at least %lld, not %lld", what, (long long)lo, (long long)v.i.coef);
+        else pmlc_error(DIAG, e->loc, "%s must be between %lld and %lld, not %lld", what, (long long)lo, (long long)hi,
+                        (long long)v.i.coef);
+        return 1;
+    }
+    *out = v.i.coef;
+    return 0;
+}
+
+static int check_num(pmlc_program *P, pmlc_value v, pmlc_loc l, const char *what, double lo, double hi, int lo_open,
+                     double *out)
+{
+    char d[200];
+    if (v.k == PMLC_V_ERR) return 1;
+    if (v.k == PMLC_V_FLOAT) *out = v.f;
+    else if (v.k == PMLC_V_INT && pmlc_size_is_const(v.i)) *out = (double)v.i.coef;
+    else {
+        pmlc_error(DIAG, l, "%s must be a number, not %s", what, pmlc_value_desc(P, NULL, v, d, sizeof d));
+        return 1;
+    }
+    if (*out < lo || (lo_open && *out == lo) || *out > hi) {
+        if (isinf(hi)) pmlc_error(DIAG, l, "%s must be %s %g, not %g", what, lo_open ? "greater than" : "at least", lo, *out);
+        else pmlc_error(DIAG, l, "%s must be in %c%g, %g], not %g", what, lo_open ? '(' : '[', lo, hi, *out);
+        return 1;
+    }
+    return 0;
+}
+
+static int get_num(pmlc_program *P, const ast *e, const char *what, double lo, double hi, int lo_open, double *out)
+{
+    return check_num(P, pmlc_eval_const(P, e), e->loc, what, lo, hi, lo_open, out);
+}
+
+static int get_bool(pmlc_program *P, const ast *e, const char *what, int *out)
+{
+    pmlc_value v = pmlc_eval_const(P, e);
+    char d[200];
+    if (v.k == PMLC_V_ERR) return 1;
+    if (v.k != PMLC_V_BOOL) {
+        pmlc_error(DIAG, e->loc, "%s must be true or false, not %s", what, pmlc_value_desc(P, NULL, v, d, sizeof d));
+        return 1;
+    }
+    *out = (int)v.i.coef;
+    return 0;
+}
+
+static int get_string(pmlc_program *P, const ast *e, const char *what, const char **out)
+{
+    if (e->kind != AST_STRING) {
+        pmlc_error(DIAG, e->loc, "%s must be a file path in quotes", what);
+        return 1;
+    }
+    if (!*e->name) {
+        pmlc_error(DIAG, e->loc, "%s is an empty path", what);
+        return 1;
+    }
+    *out = e->name;
+    return 0;
+}
+
+/* The arguments of a call-shaped value, e.g. adamw(lr = 3e-4); a bare name has none. */
+typedef struct call_args {
+    pmlc_value v[8];
+    pmlc_loc l[8];
+    int given[8];
+} call_args;
+
+static int read_call(pmlc_program *P, const ast *e, const char *fname, const char *const *names, int n, int n_required,
+                     call_args *a)
+{
+    if (e->kind == AST_NAME) {
+        for (int i = 0; i < n; i++) a->given[i] = 0, a->v[i] = (pmlc_value){.k = PMLC_V_NONE}, a->l[i] = e->loc;
+    } else if (pmlc_eval_args(P, e, fname, names, n, a->v, a->l, a->given)) {
+        return 1;
+    }
+    for (int i = 0; i < n_required; i++) {
+        if (!a->given[i]) {
+            pmlc_error(DIAG, e->loc, "'%s' needs '%s'", fname, names[i]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int arg_int(pmlc_program *P, call_args *a, int i, const char *what, int64_t lo, int64_t hi, int64_t dflt,
+                   int64_t *out)
+{
+    *out = dflt;
+    if (!a->given[i]) return 0;
+    char d[200];
+    pmlc_value v = a->v[i];
+    if (v.k != PMLC_V_INT || !pmlc_size_is_const(v.i)) {
+        pmlc_error(DIAG, a->l[i], "%s must be an integer, not %s", what, pmlc_value_desc(P, NULL, v, d, sizeof d));
+        return 1;
+    }
+    if (v.i.coef < lo || v.i.coef > hi) {
+        pmlc_error(DIAG, a->l[i], "%s must be between %lld and %lld, not %lld", what, (long long)lo, (long long)hi,
+                   (long long)v.i.coef);
+        return 1;
+    }
+    *out = v.i.coef;
+    return 0;
+}
+
+static int arg_num(pmlc_program *P, call_args *a, int i, const char *what, double lo, double hi, int lo_open,
+                   double dflt, double *out)
+{
+    *out = dflt;
+    return a->given[i] ? check_num(P, a->v[i], a->l[i], what, lo, hi, lo_open, out) : 0;
+}
+
+static int read_data(pmlc_program *P, pmlc_train *t, const ast *e)
+{
+    if (e->kind == AST_STRING) {
+        t->data = PMLC_DATA_FILE;
+        return get_string(P, e, "'data'", &t->data_path);
+    }
+    static const char *const gens[] = {"classes", "markov"};
+    int which;
+    if (e->kind != AST_CALL && e->kind != AST_NAME) {
+        pmlc_error(DIAG, e->loc, "'data' is a .npy path or a generator: classes(features, classes) or markov(vocab)");
+        return 1;
+    }
+    if (pick_name(P, e, "data generator", gens, 2, &which)) return 1;
+    call_args a;
+    if (which == 0) {
+        static const char *const names[] = {"features", "classes", "seed"};
+        t->data = PMLC_DATA_CLASSES;
+        return read_call(P, e, "classes", names, 3, 2, &a) ||
+               arg_int(P, &a, 0, "'features'", 1, 1 << 24, 0, &t->features) ||
+               arg_int(P, &a, 1, "'classes'", 2, 1 << 24, 0, &t->classes) ||
+               arg_int(P, &a, 2, "'seed'", 0, INT64_MAX, 0, &t->data_seed);
+    }
+    static const char *const names[] = {"vocab", "order", "seed"};
+    t->data = PMLC_DATA_MARKOV;
+    if (read_call(P, e, "markov", names, 3, 1, &a) || arg_int(P, &a, 0, "'vocab'", 2, 1 << 20, 0, &t->vocab) ||
+        arg_int(P, &a, 1, "'order'", 1, 8, 2, &t->order) || arg_int(P, &a, 2, "'seed'", 0, INT64_MAX, 0, &t->data_seed))
+        return 1;
+    double states = pow((double)t->vocab, (double)t->order);
+    if (states > (double)(1 << 24)) {
+        pmlc_error(DIAG, e->loc, "markov(vocab = %lld, order = %lld) has %.3g contexts; the limit is 2^24",
+                   (long long)t->vocab, (long long)t->order, states);
+        return 1;
+    }
+    return 0;
+}
+
+static int read_optimizer(pmlc_program *P, pmlc_train *t, const ast *e)
+{
+    static const char *const opts[] = {"sgd", "adamw"};
+    int which;
+    if ((e->kind != AST_CALL && e->kind != AST_NAME) || pick_name(P, e, "optimizer", opts, 2, &which)) {
+        if (e->kind != AST_CALL && e->kind != AST_NAME)
+            pmlc_error(DIAG, e->loc, "'optimizer' is sgd(lr, ...) or adamw(lr, ...)");
+        return 1;
+    }
+    call_args a;
+    t->opt = (pmlc_opt_kind)which;
+    if (which == PMLC_OPT_SGD) {
+        static const char *const names[] = {"lr", "momentum", "nesterov", "weight_decay"};
+        if (read_call(P, e, "sgd", names, 4, 1, &a) || arg_num(P, &a, 0, "'lr'", 0, 1e3, 1, 0, &t->lr) ||
+            arg_num(P, &a, 1, "'momentum'", 0, 1, 0, 0, &t->momentum) ||
+            arg_num(P, &a, 3, "'weight_decay'", 0, 1e3, 0, 0, &t->weight_decay))
+            return 1;
+        if (t->momentum >= 1) {
+            pmlc_error(DIAG, a.l[1], "'momentum' must be below 1");
+            return 1;
+        }
+        if (a.given[2]) {
+            if (a.v[2].k != PMLC_V_BOOL) {
+                pmlc_error(DIAG, a.l[2], "'nesterov' must be true or false");
+                return 1;
+            }
+            t->nesterov = (int)a.v[2].i.coef;
+            if (t->nesterov && t->momentum == 0) {
+                pmlc_error(DIAG, a.l[2], "nesterov momentum needs 'momentum' above 0");
+                return 1;
+            }
+        }
+        return 0;
+    }
+    static const char *const names[] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
+    if (read_call(P, e, "adamw", names, 5, 1, &a) || arg_num(P, &a, 0, "'lr'", 0, 1e3, 1, 0, &t->lr) ||
+        arg_num(P, &a, 1, "'beta1'", 0, 1, 0, 0.9, &t->beta1) || arg_num(P, &a, 2, "'beta2'", 0, 1, 0, 0.999, &t->beta2) ||
+        arg_num(P, &a, 3, "'eps'", 0, 1, 1, 1e-8, &t->eps) ||
+        arg_num(P, &a, 4, "'weight_decay'", 0, 1e3, 0, 0.01, &t->weight_decay))
+        return 1;
+    if (t->beta1 >= 1 || t->beta2 >= 1) {
+        pmlc_error(DIAG, a.l[t->beta1 >= 1 ? 1 : 2], "AdamW betas must be below 1");
+        return 1;
+    }
+    return 0;
+}
+
+static int read_lr_schedule(pmlc_program *P, pmlc_train *t, const ast *e)
+{
+    static const char *const kinds[] = {"constant", "warmup_cosine"};
+    int which;
+    if (pick_name(P, e, "learning-rate schedule", kinds, 2, &which)) return 1;
+    t->lr_kind = (pmlc_lr_kind)which;
+    call_args a;
+    if (which == PMLC_LR_CONSTANT) {
+        if (e->kind == AST_CALL) {
+            pmlc_error(DIAG, e->loc, "'constant' takes no arguments");
+            return 1;
+        }
+        return 0;
+    }
+    static const char *const names[] = {"warmup", "min_lr"};
+    return read_call(P, e, "warmup_cosine", names, 2, 1, &a) ||
+           arg_int(P, &a, 0, "'warmup'", 0, INT64_MAX / 2, 0, &t->warmup) ||
+           arg_num(P, &a, 1, "'min_lr'", 0, 1e3, 0, 0, &t->min_lr);
+}
+
+static int read_place(pmlc_program *P, pmlc_train *t, const ast *e)
+{
+    t->place_loc = e->loc;
+    if (e->kind == AST_NAME && !strcmp(e->name, "cpu")) {
+        t->all_cpu = 1;
+        return 0;
+    }
+    if (e->kind != AST_LIST) {
+        pmlc_error(DIAG, e->loc, "'place' is cpu or a list of devices, one per stage: [cuda:0, cuda:1]");
+        return 1;
+    }
+    if (e->list.n == 0 || e->list.n > 1024) {
+        pmlc_error(DIAG, e->loc, "'place' lists between 1 and 1024 devices");
+        return 1;
+    }
+    for (int i = 0; i < e->list.n; i++) {
+        const ast *d = e->list.v[i];
+        pmlc_device dev = {0, -1}; /* plain cpu: no index */
+        if (d->kind == AST_DEVICE) {
+            dev.cuda = !strcmp(d->name, "cuda");
+            dev.index = (int)d->ival;
+        } else if (!(d->kind == AST_NAME && !strcmp(d->name, "cpu"))) {
+            pmlc_error(DIAG, d->loc, "a device is cpu, cpu:N or cuda:N");
+            return 1;
+        }
+        if (i > 0 && dev.cuda != t->devices[0].cuda) {
+            pmlc_error(DIAG, d->loc, "a pipeline runs on one kind of device: this list mixes cpu and cuda");
+            return 1;
+        }
+        t->devices[t->n_devices++] = dev;
+    }
+    return 0;
+}
+
+static int read_loss(pmlc_program *P, pmlc_train *t, const ast *e)
+{
+    if (e->kind != AST_NAME) {
+        pmlc_error(DIAG, e->loc, "'loss' names a function such as cross_entropy or mse");
+        return 1;
+    }
+    const ast *fn = pmlc_strmap_get(&P->globals, e->name);
+    if (!fn || fn->kind != AST_FN) {
+        const char *cands[256];
+        int n = 0;
+        for (int i = 0; i < P->globals.cap && n < 256; i++)
+            if (P->globals.keys[i] && ((const ast *)P->globals.vals[i])->kind == AST_FN) cands[n++] = P->globals.keys[i];
+        const char *s = pmlc_suggest(e->name, cands, n);
+        if (s) pmlc_error(DIAG, e->loc, "unknown loss function '%s'; did you mean '%s'?", e->name, s);
+        else pmlc_error(DIAG, e->loc, "unknown loss function '%s' (did you import \"nn\"?)", e->name);
+        return 1;
+    }
+    t->loss_fn = fn;
+    t->loss_loc = e->loc;
+    return 0;
+}
+
+static int read_freeze(pmlc_program *P, pmlc_train *t, const ast *it)
+{
+    pmlc_freeze f = {0};
+    f.loc = it->loc;
+    if (it->b) { /* freeze auto(every = K, threshold = x) */
+        const ast *c = it->b;
+        if (strcmp(c->name, "auto")) {
+            pmlc_error(DIAG, c->name_loc, "expected a name pattern or auto(...) after 'freeze'");
+            return 1;
+        }
+        static const char *const names[] = {"every", "threshold"};
+        call_args a;
+        f.is_auto = 1;
+        if (read_call(P, c, "auto", names, 2, 1, &a) || arg_int(P, &a, 0, "'every'", 1, INT64_MAX / 2, 0, &f.every) ||
+            arg_num(P, &a, 1, "'threshold'", 0, 1e9, 1, 0.01, &f.threshold))
+            return 1;
+    } else {
+        f.patterns = it->list;
+        if (it->a) {
+            if (strcmp(it->name, "steps")) {
+                pmlc_error(DIAG, it->name_loc, "expected 'steps' after the step count, as in 'after 500 steps'");
+                return 1;
+            }
+            if (get_int(P, it->a, "a freeze step", 1, INT64_MAX / 2, &f.after)) return 1;
+        }
+    }
+    PMLC_PUSH(&P->arena, t->freezes, f);
+    return 0;
+}
+
+static int read_field(pmlc_program *P, pmlc_train *t, const ast *f, int which)
+{
+    const ast *v = f->a;
+    int b;
+    switch (which) {
+    case F_DATA: return read_data(P, t, v);
+    case F_LABELS: return get_string(P, v, "'labels'", &t->labels_path);
+    case F_LOSS: return read_loss(P, t, v);
+    case F_OPTIMIZER: return read_optimizer(P, t, v);
+    case F_LR_SCHEDULE: return read_lr_schedule(P, t, v);
+    case F_GRAD_CLIP: return get_num(P, v, "'grad_clip'", 0, INFINITY, 1, &t->grad_clip);
+    case F_BATCH: return get_int(P, v, "'batch'", 1, 1 << 30, &t->batch);
+    case F_MICROBATCHES: return get_int(P, v, "'microbatches'", 1, 1 << 20, &t->microbatches);
+    case F_SCHEDULE: {
+        int s;
+        if (pick_name(P, v, "schedule", schedules, PMLC_SCHED_COUNT, &s)) return 1;
+        t->schedule = (pmlc_schedule)s;
+        return 0;
+    }
+    case F_PRECISION: {
+        static const char *const precisions[] = {"f32", "bf16", "f16"};
+        int s;
+        if (pick_name(P, v, "precision", precisions, 3, &s)) return 1;
+        t->precision = (pmlc_dtype)s;
+        return 0;
+    }
+    case F_PLACE: return read_place(P, t, v);
+    case F_STEPS: return get_int(P, v, "'steps'", 0, INT64_MAX / 2, &t->steps);
+    case F_EPOCHS: return get_int(P, v, "'epochs'", 1, 1 << 30, &t->epochs);
+    case F_SEED: return get_int(P, v, "'seed'", 0, INT64_MAX, &t->seed);
+    case F_CHECKPOINT_EVERY: return get_int(P, v, "'checkpoint_every'", 1, INT64_MAX / 2, &t->checkpoint_every);
+    case F_RECOMPUTE:
+        if (get_bool(P, v, "'recompute'", &b)) return 1;
+        t->recompute = b;
+        return 0;
+    }
+    return 1;
+}
+
+static int field_index(const char *name)
+{
+    for (int i = 0; i < F_COUNT; i++)
+        if (!strcmp(fields[i], name)) return i;
+    return -1;
+}
+
+pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
+{
+    pmlc_train *t = pmlc_arena_alloc(&P->arena, sizeof *t);
+    int before = P->diag.errors;
+    t->decl = decl;
+    t->microbatches = 1;
+    t->schedule = PMLC_SCHED_1F1B;
+    t->precision = PMLC_F32;
+    t->steps = -1;
+    for (int i = 0; i < F_COUNT; i++) t->field_loc[i] = PMLC_NOLOC;
+    const ast *model = pmlc_strmap_get(&P->globals, decl->name);
+    if (!model || model->kind != AST_MODEL) {
+        const char *cands[64];
+        int n = 0;
+        for (int i = 0; i < P->models.n && n < 64; i++) cands[n++] = P->models.v[i]->name;
+        const char *s = pmlc_suggest(decl->name, cands, n);
+        if (s) pmlc_error(DIAG, decl->name_loc, "unknown model '%s'; did you mean '%s'?", decl->name, s);
+        else pmlc_error(DIAG, decl->name_loc, "unknown model '%s'", decl->name);
+    }
+    t->model = model && model->kind == AST_MODEL ? model : NULL;
+
+    /* The block's fields, each overridden by a --set of the same key. */
+    ast_list items = decl->list;
+    for (int k = 0; k < P->set_fields.n; k++) {
+        ast *s = P->set_fields.v[k];
+        int replaced = 0;
+        for (int i = 0; i < items.n; i++) {
+            if (items.v[i]->kind == AST_FIELD && !strcmp(items.v[i]->name, s->name)) {
+                if (!replaced) {
+                    ast_list copy = {0};
+                    for (int j = 0; j < items.n; j++) PMLC_PUSH(&P->arena, copy, items.v[j]);
+                    items = copy;
+                }
+                items.v[i] = s;
+                replaced = 1;
+            }
+        }
+        if (!replaced) {
+            ast_list copy = {0};
+            for (int j = 0; j < items.n; j++) PMLC_PUSH(&P->arena, copy, items.v[j]);
+            PMLC_PUSH(&P->arena, copy, s);
+            items = copy;
+        }
+    }
+    for (int i = 0; i < items.n && !P->diag.stop; i++) {
+        const ast *it = items.v[i];
+        if (it->kind == AST_FREEZE) {
+            read_freeze(P, t, it);
+            continue;
+        }
+        int which = field_index(it->name);
+        if (which < 0) { /* perhaps a symbolic dimension: decided once the model is known */
+            PMLC_PUSH(&P->arena, t->dim_fields, (ast *)it);
+            continue;
+        }
+        if (t->field_loc[which].file >= 0) {
+            pmlc_error(DIAG, it->name_loc, "field '%s' is given twice", it->name);
+            pmlc_note(DIAG, t->field_loc[which], "first given here");
+            continue;
+        }
+        t->field_loc[which] = it->name_loc;
+        read_field(P, t, it, which);
+    }
+
+    static const int required[] = {F_DATA, F_LOSS, F_OPTIMIZER, F_BATCH};
+    for (size_t i = 0; i < sizeof required / sizeof *required; i++)
+        if (t->field_loc[required[i]].file < 0)
+            pmlc_error(DIAG, decl->name_loc, "train block for '%s' needs '%s'", decl->name, fields[required[i]]);
+    if (t->data == PMLC_DATA_FILE && !t->labels_path)
+        pmlc_error(DIAG, t->field_loc[F_DATA], "'data' from a file needs 'labels' from a file too");
+    if (t->data != PMLC_DATA_FILE && t->data != PMLC_DATA_NONE && t->labels_path)
+        pmlc_error(DIAG, t->field_loc[F_LABELS], "a data generator makes its own labels: remove 'labels'");
+    if (t->field_loc[F_STEPS].file >= 0 && t->field_loc[F_EPOCHS].file >= 0)
+        pmlc_error(DIAG, t->field_loc[F_EPOCHS], "give 'steps' or 'epochs', not both");
+    if (t->batch > 0 && t->microbatches > 0 && t->batch % t->microbatches)
+        pmlc_error(DIAG, t->field_loc[F_MICROBATCHES],
+                   "microbatches = %lld does not divide batch = %lld: each micro-batch needs a whole number of samples",
+                   (long long)t->microbatches, (long long)t->batch);
+    if (t->lr_kind == PMLC_LR_WARMUP_COSINE && t->min_lr > t->lr)
+        pmlc_error(DIAG, t->field_loc[F_LR_SCHEDULE], "'min_lr' (%g) is above the optimizer's lr (%g)", t->min_lr, t->lr);
+    if (t->lr_kind == PMLC_LR_WARMUP_COSINE && t->steps >= 0 && t->warmup > t->steps)
+        pmlc_error(DIAG, t->field_loc[F_LR_SCHEDULE], "the warmup (%lld steps) is longer than training (%lld steps)",
+                   (long long)t->warmup, (long long)t->steps);
+    t->bad = P->diag.errors > before;
+    return t;
+}
+
+static int type_is(const pmlc_graph *g, int node, pmlc_dtype dt, int rank)
+{
+    return g->nodes.v[node].dtype == dt && g->nodes.v[node].rank == rank;
+}
+
+/* The generator's tensors against the model's: classes gives f32[B, features] and
+ * i32[B]; markov gives i32[B, T] tokens and next tokens. */
+static int bind_data(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
+{
+    if (t->data != PMLC_DATA_CLASSES && t->data != PMLC_DATA_MARKOV) return 0;
+    pmlc_loc where = t->field_loc[F_DATA];
+    const ir_node *out = &g->nodes.v[g->output];
+    if (g->inputs.n != 1) {
+        pmlc_error(DIAG, where, "this data generator feeds one input, but model '%s' has %d", g->name, g->inputs.n);
+        return 1;
+    }
+    int in = g->inputs.v[0].node;
+    const ir_node *x = &g->nodes.v[in];
+    if (t->data == PMLC_DATA_CLASSES) {
+        if (!type_is(g, in, PMLC_F32, 2) || !pmlc_size_eq(x->shape[1], pmlc_size_int(t->features))) {
+            pmlc_error(DIAG, where, "classes(features = %lld) gives f32[B, %lld], which does not fit input '%s'",
+                       (long long)t->features, (long long)t->features, g->inputs.v[0].name);
+            pmlc_note(DIAG, g->inputs.v[0].loc, "the input is declared here");
+            return 1;
+        }
+        if (out->rank != 2 || !pmlc_size_eq(out->shape[1], pmlc_size_int(t->classes))) {
+            pmlc_error(DIAG, where, "classes(classes = %lld) needs a model output shaped [B, %lld]", (long long)t->classes,
+                       (long long)t->classes);
+            pmlc_note(DIAG, g->decl->a->loc, "the output type is declared here");
+            return 1;
+        }
+    } else {
+        if (!type_is(g, in, PMLC_I32, 2)) {
+            pmlc_error(DIAG, where, "markov(...) gives token ids i32[B, T], which does not fit input '%s'",
+                       g->inputs.v[0].name);
+            pmlc_note(DIAG, g->inputs.v[0].loc, "the input is declared here");
+            return 1;
+        }
+        if (out->rank != 3 || !pmlc_size_eq(out->shape[2], pmlc_size_int(t->vocab))) {
+            pmlc_error(DIAG, where, "markov(vocab = %lld) needs a model output shaped [B, T, %lld]", (long long)t->vocab,
+                       (long long)t->vocab);
+            pmlc_note(DIAG, g->decl->a->loc, "the output type is declared here");
+            return 1;
+        }
+    }
+    if (g->labels >= 0 && g->nodes.v[g->labels].dtype != PMLC_I32) {
+        pmlc_error(DIAG, t->loss_loc, "this data generator gives class labels (i32), but the loss '%s' expects labels "
+                   "like the output; annotate its labels parameter as i32", t->loss_fn->name);
+        return 1;
+    }
+    return 0;
+}
+
+static void bind_dims(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
+{
+    for (int i = 0; i < t->dim_fields.n; i++) {
+        const ast *f = t->dim_fields.v[i];
+        int sym = -1;
+        for (int s = 0; s < P->syms.n; s++)
+            if (!strcmp(P->syms.names[s], f->name)) sym = s;
+        int used = 0;
+        for (int k = 0; sym >= 0 && k < g->inputs.n; k++) {
+            const ir_node *n = &g->nodes.v[g->inputs.v[k].node];
+            for (int d = 0; d < n->rank; d++) used |= n->shape[d].pow[sym] != 0;
+        }
+        if (!used) {
+            const char *cands[F_COUNT + PMLC_MAX_SYMS];
+            int n = 0;
+            for (int k = 0; k < F_COUNT; k++) cands[n++] = fields[k];
+            for (int s = 0; s < P->syms.n; s++) cands[n++] = P->syms.names[s];
+            const char *s = pmlc_suggest(f->name, cands, n);
+            if (s) pmlc_error(DIAG, f->name_loc, "unknown field '%s'; did you mean '%s'?", f->name, s);
+            else pmlc_error(DIAG, f->name_loc, "unknown field '%s' (neither a train field nor a symbolic dimension of '%s')",
+                            f->name, g->name);
+            continue;
+        }
+        if (sym == g->batch_sym) {
+            pmlc_error(DIAG, f->name_loc, "'%s' is the batch dimension: it is set by 'batch' / 'microbatches'", f->name);
+            continue;
+        }
+        if (t->dim_set[sym]) {
+            pmlc_error(DIAG, f->name_loc, "'%s' is given twice", f->name);
+            continue;
+        }
+        if (get_int(P, f->a, "a dimension size", 1, 1 << 30, &t->dims[sym])) continue;
+        t->dim_set[sym] = 1;
+    }
+}
+
+static void bind_freezes(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
+{
+    for (int i = 0; i < t->freezes.n; i++) {
+        pmlc_freeze *f = &t->freezes.v[i];
+        if (t->steps >= 0 && f->after >= t->steps && !f->is_auto)
+            pmlc_warning(DIAG, f->loc, "this freeze starts at step %lld, after training ends (steps = %lld)",
+                         (long long)f->after, (long long)t->steps);
+        for (int k = 0; k < f->patterns.n; k++) {
+            const ast *pat = f->patterns.v[k];
+            int hits = 0;
+            for (int p = 0; p < g->params.n; p++) {
+                if (!pmlc_pattern_match(pat->name, g->params.v[p].name)) continue;
+                hits++;
+                ir_param *prm = &g->params.v[p];
+                if (prm->frozen_from < 0 || f->after < prm->frozen_from) prm->frozen_from = f->after;
+            }
+            if (hits) continue;
+            const char **cands = pmlc_arena_alloc(&P->arena, sizeof(char *) * (size_t)(2 * g->params.n + 1));
+            int n = 0;
+            for (int p = 0; p < g->params.n; p++) cands[n++] = g->params.v[p].name, cands[n++] = g->params.v[p].layer;
+            const char *s = pmlc_suggest(pat->name, cands, n);
+            if (s) pmlc_error(DIAG, pat->loc, "'%s' matches no parameter of '%s'; did you mean '%s'?", pat->name, g->name, s);
+            else pmlc_error(DIAG, pat->loc, "'%s' matches no parameter of '%s' (see the names with 'pmlc plan')", pat->name,
+                            g->name);
+        }
+    }
+}
+
+int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
+{
+    int before = P->diag.errors;
+    bind_dims(P, t, g);
+    bind_data(P, t, g);
+    bind_freezes(P, t, g);
+    if (t->n_devices && t->n_devices != g->n_stages) {
+        pmlc_error(DIAG, t->place_loc, "'place' lists %d device%s but model '%s' has %d stage%s", t->n_devices,
+                   t->n_devices == 1 ? "" : "s", g->name, g->n_stages, g->n_stages == 1 ? "" : "s");
+    }
+    return P->diag.errors > before;
+}
+
+/* ---- freeze patterns -------------------------------------------------------------- */
+
+/* One segment: '*' any run of characters, '?' one, "[a-b]" an integer in a..b. */
+static int seg_match(const char *p, const char *pe, const char *s, const char *se)
+{
+    if (pe - p >= 5 && *p == '[' && pe[-1] == ']') {
+        long long a, b;
+        char tail;
+        char buf[64];
+        size_t n = (size_t)(pe - p);
+        if (n < sizeof buf) {
+            memcpy(buf, p, n);
+            buf[n] = 0;
+            if (sscanf(buf, "[%lld-%lld%c", &a, &b, &tail) == 3 && tail == ']') {
+                if (s == se || se - s > 18) return 0;
+                for (const char *c = s; c < se; c++)
+                    if (*c < '0' || *c > '9') return 0;
+                long long v = 0;
+                for (const char *c = s; c < se; c++) v = v * 10 + (*c - '0');
+                return v >= a && v <= b;
+            }
+        }
+    }
+    while (p < pe) {
+        if (*p == '*') {
+            for (const char *k = se; k >= s; k--)
+                if (seg_match(p + 1, pe, k, se)) return 1;
+            return 0;
+        }
+        if (s == se || (*p != '?' && *p != *s)) return 0;
+        p++, s++;
+    }
+    return s == se;
+}
+
+static const char *seg_end(const char *s)
+{
+    const char *e = strchr(s, '.');
+    return e ? e : s + strlen(s);
+}
+
+static int match_from(const char *p, const char *s, int depth)
+{
+    if (depth > 64) return 0;
+    if (!*p) return 1; /* pattern used up at a segment boundary: a prefix matches */
+    if (!*s) return 0;
+    const char *pe = seg_end(p), *se = seg_end(s);
+    const char *pn = *pe ? pe + 1 : pe, *sn = *se ? se + 1 : se;
+    if (pe - p == 2 && p[0] == '*' && p[1] == '*') { /* any number of segments */
+        for (const char *k = s;; k = seg_end(k) + 1) {
+            if (match_from(pn, k, depth + 1)) return 1;
+            if (!*seg_end(k)) return !*pn;
+        }
+    }
+    return seg_match(p, pe, s, se) && match_from(pn, sn, depth + 1);
+}
+
+int pmlc_pattern_match(const char *pattern, const char *name)
+{
+    return *pattern && match_from(pattern, name, 0);
+}
+
+/* ---- distill ------------------------------------------------------------------------ */
+
+static const ast *find_model(pmlc_program *P, const char *name, pmlc_loc loc)
+{
+    const ast *m = pmlc_strmap_get(&P->globals, name);
+    if (m && m->kind == AST_MODEL) return m;
+    const char *cands[64];
+    int n = 0;
+    for (int i = 0; i < P->models.n && n < 64; i++) cands[n++] = P->models.v[i]->name;
+    const char *s = pmlc_suggest(name, cands, n);
+    if (s) pmlc_error(DIAG, loc, "unknown model '%s'; did you mean '%s'?", name, s);
+    else pmlc_error(DIAG, loc, "unknown model '%s'", name);
+    return NULL;
+}
+
+pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
+{
+    pmlc_distill *d = pmlc_arena_alloc(&P->arena, sizeof *d);
+    int before = P->diag.errors;
+    d->decl = decl;
+    d->temperature = 1.0;
+    d->alpha = 0.5;
+    d->teacher_precision = PMLC_F32;
+    d->student = find_model(P, decl->name, decl->name_loc);
+    d->teacher = find_model(P, decl->label, decl->label_loc);
+    if (d->student && d->student == d->teacher)
+        pmlc_error(DIAG, decl->label_loc, "a model cannot distill from itself");
+    if (decl->list2.n != 1 || decl->list2.v[0]->kind != AST_STRING) {
+        pmlc_error(DIAG, decl->label_loc, "the teacher takes its weights file: %s(\"teacher.safetensors\")", decl->label);
+    } else {
+        get_string(P, decl->list2.v[0], "the teacher's weights", &d->weights);
+    }
+    static const char *const dfields[] = {"temperature", "alpha", "teacher_precision"};
+    pmlc_loc seen[3] = {PMLC_NOLOC, PMLC_NOLOC, PMLC_NOLOC};
+    for (int i = 0; i < decl->list.n; i++) {
+        const ast *f = decl->list.v[i];
+        if (f->kind != AST_FIELD) {
+            pmlc_error(DIAG, f->loc, "'freeze' belongs in a train block");
+            continue;
+        }
+        int which = -1;
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(f->name, dfields[k])) which = k;
+        if (which < 0) {
+            const char *s = pmlc_suggest(f->name, dfields, 3);
+            if (s) pmlc_error(DIAG, f->name_loc, "unknown distill field '%s'; did you mean '%s'?", f->name, s);
+            else pmlc_error(DIAG, f->name_loc, "unknown distill field '%s' (use temperature, alpha, teacher_precision)", f->name);
+            continue;
+        }
+        if (seen[which].file >= 0) {
+            pmlc_error(DIAG, f->name_loc, "field '%s' is given twice", f->name);
+            pmlc_note(DIAG, seen[which], "first given here");
+            continue;
+        }
+        seen[which] = f->name_loc;
+        int s;
+        static const char *const precisions[] = {"f32", "bf16", "f16"};
+        if (which == 0) get_num(P, f->a, "'temperature'", 0, 1e6, 1, &d->temperature);
+        else if (which == 1) get_num(P, f->a, "'alpha'", 0, 1, 0, &d->alpha);
+        else if (!pick_name(P, f->a, "precision", precisions, 3, &s)) d->teacher_precision = (pmlc_dtype)s;
+    }
+    return P->diag.errors > before ? NULL : d;
+}
+
+static int same_node_type(const ir_node *a, const ir_node *b)
+{
+    if (a->dtype != b->dtype || a->rank != b->rank) return 0;
+    for (int k = 0; k < a->rank; k++)
+        if (!pmlc_size_eq(a->shape[k], b->shape[k])) return 0;
+    return 1;
+}
+
+int pmlc_distill_bind(pmlc_program *P, pmlc_distill *d, const pmlc_graph *s, const pmlc_graph *t)
+{
+    int ok = s->inputs.n == t->inputs.n;
+    for (int i = 0; ok && i < s->inputs.n; i++)
+        ok = same_node_type(&s->nodes.v[s->inputs.v[i].node], &t->nodes.v[t->inputs.v[i].node]);
+    if (!ok) {
+        pmlc_error(DIAG, d->decl->loc, "student '%s' and teacher '%s' must take the same inputs", s->name, t->name);
+        pmlc_note(DIAG, t->decl->name_loc, "the teacher is defined here");
+        return 1;
+    }
+    if (!same_node_type(&s->nodes.v[s->output], &t->nodes.v[t->output])) {
+        pmlc_error(DIAG, d->decl->loc, "student '%s' and teacher '%s' must have the same output type", s->name, t->name);
+        pmlc_note(DIAG, t->decl->a->loc, "the teacher's output type is declared here");
+        return 1;
+    }
+    return 0;
+}
