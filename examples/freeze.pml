@@ -1,0 +1,41 @@
+# Freezing: train only part of a deep residual MLP, and freeze more of it later.
+#
+#   pmlc check examples/freeze.pml
+#   pmlc plan  examples/freeze.pml
+#
+# `freeze` takes name patterns: `layers.[0-1]` matches every parameter under
+# layers.0 and layers.1. The stem and the first two layers are frozen from the
+# start; layers 2-5 join them after 500 steps. Frozen parameters get no gradient,
+# and a frozen prefix of the model needs no backward pass at all, which the
+# automatic stage cut takes into account.
+
+import "nn"
+
+const FEATURES = 256
+const CLASSES = 10
+const WIDTH = 512
+
+# x[B, C] -> [B, C]: a pre-LayerNorm residual MLP layer.
+fn residual(x, hidden) {
+    return x + mlp(layernorm(x) as norm, hidden) as mlp
+}
+
+model deep(x: f32[B, FEATURES]) -> f32[B, CLASSES] {
+    place = auto(stages = 4)
+    h = gelu(linear(x, WIDTH) as stem)
+    repeat 8 { h = residual(h, 4 * WIDTH) as layers }   # layers.0 ... layers.7
+    h = layernorm(h) as norm
+    return linear(h, CLASSES) as head
+}
+
+train deep {
+    data = classes(features = FEATURES, classes = CLASSES)
+    loss = cross_entropy
+    optimizer = sgd(lr = 0.05, momentum = 0.9)
+    batch = 512, microbatches = 16
+    schedule = gpipe
+    place = [cpu, cpu, cpu, cpu]
+    steps = 1000
+    freeze stem, layers.[0-1]
+    freeze layers.[2-5] after 500 steps
+}

@@ -1,0 +1,41 @@
+# A small character-level GPT, cut automatically into four pipeline stages.
+#
+#   pmlc check examples/gpt.pml
+#   pmlc plan  examples/gpt.pml              # T = 64 comes from the train block
+#   pmlc plan  examples/gpt.pml --set T=128  # ... or from the command line
+#
+# The sequence length T is symbolic: the model is written for any T up to CONTEXT.
+# `place = auto(stages = 4)` lets the compiler cut the model between its top-level
+# statements (each block is one unit) so the four stages cost about the same.
+
+import "nn"
+
+const VOCAB = 65        # characters
+const WIDTH = 128
+const HEADS = 4
+const LAYERS = 6
+const CONTEXT = 256     # longest sequence the position table covers
+
+model gpt(idx: i32[B, T]) -> f32[B, T, VOCAB] {
+    place = auto(stages = 4)
+    tok = embedding(idx, VOCAB, WIDTH) as wte                   # [B, T, WIDTH]
+    pos = embedding(arange(dim(idx, 1)), CONTEXT, WIDTH) as wpe  # [T, WIDTH]
+    h = dropout(tok + pos, 0.1)
+    repeat LAYERS { h = block(h, HEADS, dropout_p = 0.1) as blocks }
+    h = layernorm(h) as ln_f
+    return linear(h, VOCAB, has_bias = false) as lm_head
+}
+
+train gpt {
+    data = markov(vocab = VOCAB, order = 2, seed = 1)
+    loss = cross_entropy
+    optimizer = adamw(lr = 6e-4, weight_decay = 0.1)
+    lr_schedule = warmup_cosine(warmup = 100, min_lr = 6e-5)
+    grad_clip = 1.0
+    batch = 64, microbatches = 8
+    schedule = 1f1b
+    precision = bf16
+    place = [cuda:0, cuda:1, cuda:2, cuda:3]   # or `cpu`
+    steps = 2000
+    T = 64
+}

@@ -1,0 +1,130 @@
+# nn — the standard layers, activations and losses, written in PML over the
+# built-in primitives. Parameter names and layouts follow PyTorch, so a model's
+# state dict reads like one from torch.nn: `blocks.3.attn.qkv.weight` is [3C, C].
+
+# --- layers ------------------------------------------------------------------
+
+# x[..., in] -> [..., out]: x @ weightᵀ + bias, weight [out, in], bias [out].
+fn linear(x, out, has_bias = true) {
+    param weight: [out, dim(x, -1)] = kaiming_uniform
+    y = x @ transpose(weight)
+    if has_bias {
+        param bias: [out] = zeros
+        y = y + bias
+    }
+    return y
+}
+
+# i32 idx[...] -> [..., dim]: rows of a learned table weight [num, dim].
+fn embedding(idx, num, dim) {
+    param weight: [num, dim] = normal(0.02)
+    return gather(weight, idx)
+}
+
+# x[..., C] -> [..., C]: normalise the last axis to mean 0, variance 1, then scale
+# by weight [C] and shift by bias [C].
+fn layernorm(x, eps = 1e-5) {
+    param weight: [dim(x, -1)] = ones
+    param bias: [dim(x, -1)] = zeros
+    xc = x - mean(x, -1, keepdim = true)
+    variance = mean(xc * xc, -1, keepdim = true)
+    return xc * rsqrt(variance + eps) * weight + bias
+}
+
+# x[..., C] -> [..., C]: divide by the root mean square of the last axis, then
+# scale by weight [C].
+fn rmsnorm(x, eps = 1e-6) {
+    param weight: [dim(x, -1)] = ones
+    return x * rsqrt(mean(x * x, -1, keepdim = true) + eps) * weight
+}
+
+# --- activations (relu, sigmoid, tanh and dropout are primitives) ------------
+
+# x -> same shape: GELU, tanh approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+fn gelu(x) {
+    return 0.5 * x * (1.0 + tanh(sqrt(2.0 / 3.141592653589793) * (x + 0.044715 * x * x * x)))
+}
+
+# x -> same shape: GELU, exact form 0.5·x·(1 + erf(x/√2)).
+fn gelu_erf(x) {
+    return 0.5 * x * (1.0 + erf(x * (1.0 / sqrt(2.0))))
+}
+
+# x -> same shape: SiLU (swish), x·sigmoid(x).
+fn silu(x) {
+    return x * sigmoid(x)
+}
+
+# x -> same shape: exp(x) / Σ exp(x) along `axis`, computed after subtracting the max.
+fn softmax(x, axis = -1) {
+    e = exp(x - max(x, axis, keepdim = true))
+    return e / sum(e, axis, keepdim = true)
+}
+
+# x -> same shape: x - log Σ exp(x) along `axis`, computed after subtracting the max.
+fn log_softmax(x, axis = -1) {
+    z = x - max(x, axis, keepdim = true)
+    return z - log(sum(exp(z), axis, keepdim = true))
+}
+
+# --- blocks ------------------------------------------------------------------
+
+# x[..., C] -> [..., C]: linear to `hidden` (fc), gelu, linear back to C (proj), dropout.
+fn mlp(x, hidden, dropout_p = 0.0) {
+    h = gelu(linear(x, hidden) as fc)
+    return dropout(linear(h, dim(x, -1)) as proj, dropout_p)
+}
+
+# x[B, T, C] -> [B, T, C]: multi-head self-attention where position t sees only
+# positions ≤ t; one qkv projection [3C, C], heads of width C / heads, output proj.
+fn causal_self_attention(x, heads, dropout_p = 0.0) {
+    B = dim(x, 0)
+    T = dim(x, 1)
+    C = dim(x, 2)
+    assert C % heads == 0, "causal_self_attention: the width (last axis of x) must be a multiple of heads"
+    hd = C / heads
+
+    qkv = linear(x, 3 * C) as qkv                                    # [B, T, 3C]
+    q = permute(reshape(qkv[:, :, 0:C], [B, T, heads, hd]), [0, 2, 1, 3])
+    k = permute(reshape(qkv[:, :, C:2 * C], [B, T, heads, hd]), [0, 2, 1, 3])
+    v = permute(reshape(qkv[:, :, 2 * C:3 * C], [B, T, heads, hd]), [0, 2, 1, 3])
+
+    scores = (q @ transpose(k)) * (1.0 / sqrt(float(hd)))            # [B, heads, T, T]
+    weights = dropout(softmax(causal_mask(scores)), dropout_p)
+    y = permute(weights @ v, [0, 2, 1, 3])                           # [B, T, heads, hd]
+    y = linear(reshape(y, [B, T, C]), C) as proj
+    return dropout(y, dropout_p)
+}
+
+# x[B, T, C] -> [B, T, C]: a pre-LayerNorm transformer block (GPT-2):
+# x + attn(ln_1(x)), then x + mlp(ln_2(x)) with a 4C hidden layer.
+fn block(x, heads, dropout_p = 0.0) {
+    C = dim(x, -1)
+    x = x + causal_self_attention(layernorm(x) as ln_1, heads, dropout_p) as attn
+    x = x + mlp(layernorm(x) as ln_2, 4 * C, dropout_p) as mlp
+    return x
+}
+
+# --- losses (each returns an f32[] scalar) -----------------------------------
+
+# logits[..., V], i32 labels[...] -> []: mean over positions of -log softmax(logits)[label].
+fn cross_entropy(logits, labels: i32) {
+    return -mean(pick(log_softmax(logits), labels))
+}
+
+# pred, target of one shape -> []: mean of (pred - target)².
+fn mse(pred, target) {
+    d = pred - target
+    return mean(d * d)
+}
+
+# student_logits, teacher_logits [..., V] -> []: distillation loss
+#   T² · mean over rows of Σ_v p_v · (log p_v - log q_v),
+#   p = softmax(teacher / T), q = softmax(student / T), T = temperature,
+# i.e. KL(p ‖ q) scaled by T² so its gradients keep their size as T grows.
+fn kl_div(student_logits, teacher_logits, temperature = 1.0) {
+    log_p = log_softmax(teacher_logits / temperature)
+    log_q = log_softmax(student_logits / temperature)
+    kl = sum(exp(log_p) * (log_p - log_q), -1)
+    return mean(kl) * (temperature * temperature)
+}
