@@ -190,7 +190,7 @@ static int node_stage(E_t *E, pmlc_loc loc)
     if (g->staged && E->cur_stage < 0) {
         if (E->stage_err_unit != E->unit) {
             E->stage_err_unit = E->unit;
-            pmlc_error(&E->P->diag, loc,
+            pmlc_error(&E->P->diag, E->model_stmt,
                        "this operation is outside every stage block; in a model with stage blocks every "
                        "operation belongs to a stage");
         }
@@ -1163,7 +1163,10 @@ static int exec_stmt(E_t *E, pmlc_frame *F, const ast *st)
 {
     if (over_limit(E, st->loc)) return 1;
     int simple = st->kind == AST_ASSIGN || st->kind == AST_EXPR_STMT || st->kind == AST_RETURN || st->kind == AST_PARAM;
-    if (F->is_model && simple) E->unit++;
+    if (F->is_model && simple) {
+        E->unit++;
+        E->model_stmt = st->loc;
+    }
     switch (st->kind) {
     case AST_ASSIGN: {
         pmlc_value v = pmlc_eval(E, F, st->a);
@@ -1181,7 +1184,12 @@ static int exec_stmt(E_t *E, pmlc_frame *F, const ast *st)
         F->ret_loc = st->a ? st->a->loc : st->loc;
         F->returned = 1;
         return 0;
-    case AST_PARAM: return exec_param(E, F, st);
+    case AST_PARAM:
+        if (exec_param(E, F, st)) {
+            set_var(E, F, st->name, pmlc_v_err); /* later uses stay quiet */
+            return 1;
+        }
+        return 0;
     case AST_IF: {
         int c;
         if (pmlc_want_bool(E, pmlc_eval(E, F, st->a), st->a->loc, "an 'if' condition", &c)) return 1;

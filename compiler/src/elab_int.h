@@ -35,6 +35,7 @@ typedef struct pmlc_elab {
     pmlc_loc first_stage_loc;
     int unit;
     int stage_err_unit;
+    pmlc_loc model_stmt;     /* the model-level statement running: where placement errors point */
     int64_t work;
     int aborted;             /* a limit was hit: unwind without further messages */
     int call_depth;

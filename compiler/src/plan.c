@@ -145,10 +145,12 @@ static int place_auto(pmlc_program *P, coster *c)
     int S = g->n_stages, U = g->n_units;
     double *ucost = pmlc_arena_alloc(&P->arena, sizeof(double) * (size_t)U);
     int *has = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)U);
+    /* A unit with work is a place to cut; one holding only inputs or parameter
+     * declarations goes with the next unit that computes something. */
     for (int i = 0; i < g->nodes.n; i++) {
         int u = g->nodes.v[i].unit;
         ucost[u] += c->fwd[i] + c->bwd_b[i] + c->bwd_w[i];
-        has[u] = 1;
+        has[u] |= pmlc_ops[g->nodes.v[i].op].cls != PMLC_OPC_SOURCE;
     }
     int *order = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)U);
     double *cost = pmlc_arena_alloc(&P->arena, sizeof(double) * (size_t)U);
@@ -163,7 +165,7 @@ static int place_auto(pmlc_program *P, coster *c)
     }
     if (K < S) {
         pmlc_error(DIAG, g->place_loc,
-                   "cannot cut model '%s' into %d stages: it has only %d top-level statement%s to cut between", g->name,
+                   "cannot cut model '%s' into %d stages: it has only %d model-level statement%s that compute", g->name,
                    S, K, K == 1 ? "" : "s");
         return 1;
     }
@@ -185,6 +187,10 @@ static int place_auto(pmlc_program *P, coster *c)
         acc += cost[j];
         in_stage++;
         unit_stage[order[j]] = stage;
+    }
+    for (int u = U - 1, carry = S - 1; u >= 0; u--) {
+        if (has[u]) carry = unit_stage[u];
+        else unit_stage[u] = carry;
     }
     for (int i = 0; i < g->nodes.n; i++) g->nodes.v[i].stage = unit_stage[g->nodes.v[i].unit];
     return 0;
@@ -247,7 +253,7 @@ static double bubble_fraction(pmlc_schedule s, int S, int64_t M)
     }
 }
 
-static int bind_symbols(pmlc_program *P, pmlc_plan *pl)
+static int bind_symbols(pmlc_program *P, pmlc_plan *pl, int lenient)
 {
     pmlc_graph *g = pl->g;
     pmlc_train *t = pl->train;
@@ -267,7 +273,7 @@ static int bind_symbols(pmlc_program *P, pmlc_plan *pl)
             const ir_node *n = &g->nodes.v[g->inputs.v[k].node];
             for (int d = 0; d < n->rank; d++) used |= n->shape[d].pow[s] != 0;
         }
-        if (!used) continue;
+        if (!used || lenient) continue;
         pmlc_error(DIAG, t ? t->decl->name_loc : g->decl->name_loc,
                    "symbolic dimension '%s' of model '%s' has no size: bind it in the train block (%s = 64) or with "
                    "--set %s=64", P->syms.names[s], g->name, P->syms.names[s], P->syms.names[s]);
@@ -306,7 +312,8 @@ static void add_phases(pmlc_program *P, coster *c, pmlc_plan *pl, uint8_t *froze
     }
 }
 
-pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, pmlc_graph *teacher)
+pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, pmlc_graph *teacher,
+                           int lenient)
 {
     pmlc_plan *pl = pmlc_arena_alloc(&P->arena, sizeof *pl);
     pl->g = g;
@@ -319,7 +326,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     pl->schedule = t ? t->schedule : PMLC_SCHED_1F1B;
     pl->precision = t ? t->precision : PMLC_F32;
     pl->n_stages = g->n_stages;
-    if (bind_symbols(P, pl)) return NULL;
+    if (bind_symbols(P, pl, lenient)) return NULL;
 
     coster c = {P, g, NULL, pl->precision, NULL, NULL, NULL, NULL, NULL};
     if (bind_shapes(P, g, pl->binding, &c.shape)) return NULL;

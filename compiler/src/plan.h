@@ -65,8 +65,11 @@ typedef struct pmlc_plan {
 } pmlc_plan;
 
 /* Places, costs and checks the plan of `g` (with its train block and distill, when
- * given). Returns NULL after reporting errors. */
-pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, pmlc_graph *teacher);
+ * given). `lenient` sizes symbolic dimensions that have no size as 1 instead of
+ * reporting them: checking a model needs its placement, not its true costs.
+ * Returns NULL after reporting errors. */
+pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, pmlc_graph *teacher,
+                           int lenient);
 
 void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out);
 void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out);

@@ -117,7 +117,7 @@ static void check_program(pmlc_session *s)
     }
 }
 
-static pmlc_plan *plan_model(pmlc_session *s, int m)
+static pmlc_plan *plan_model(pmlc_session *s, int m, int lenient)
 {
     pmlc_program *P = &s->P;
     if (s->plans[m]) return s->plans[m];
@@ -129,7 +129,9 @@ static pmlc_plan *plan_model(pmlc_session *s, int m)
         teacher = pmlc_elab_model(P, d->teacher, NULL, PMLC_NOLOC);
         if (!teacher) return NULL;
     }
-    return s->plans[m] = pmlc_plan_build(P, s->graphs[m], s->trains[m], d, teacher);
+    pmlc_plan *pl = pmlc_plan_build(P, s->graphs[m], s->trains[m], d, teacher, lenient);
+    if (!lenient) s->plans[m] = pl; /* a lenient plan's costs are placeholders: never shown */
+    return pl;
 }
 
 static int run_check(pmlc_session *s, const char *path, const char *text, size_t len)
@@ -142,9 +144,10 @@ static int run_check(pmlc_session *s, const char *path, const char *text, size_t
     parse_sets(P);
     if (pmlc_load_program(P, path, text, len) || P->diag.errors) return P->diag.errors;
     check_program(s);
-    /* Plans of trained models are part of checking: placement and costs can fail. */
+    /* Planning is part of checking: placement and costs can fail. A model without a
+     * train block is placed with its unsized dimensions taken as 1. */
     for (int m = 0; m < P->models.n && !P->diag.errors; m++)
-        if (s->trains[m] && s->graphs[m]) plan_model(s, m);
+        if (s->graphs[m]) plan_model(s, m, !s->trains[m]);
     P->checked = P->diag.errors == 0;
     return P->diag.errors;
 }
@@ -203,7 +206,7 @@ int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out)
     int before = P->diag.errors;
     int m = choose_model(s);
     if (m < 0) return P->diag.errors - before;
-    pmlc_plan *pl = plan_model(s, m);
+    pmlc_plan *pl = plan_model(s, m, 0);
     if (!pl) return P->diag.errors - before ? P->diag.errors - before : 1;
     switch (fmt) {
     case PMLC_PLAN_TEXT: pmlc_plan_print_text(P, pl, out); break;

@@ -61,7 +61,7 @@ static int get_int(pmlc_program *P, const ast *e, const char *what, int64_t lo, 
         return 1;
     }
     if (v.i.coef < lo || v.i.coef > hi) {
-        if (hi == INT64_MAX) pmlc_error(DIAG, e->loc, "%s must be at least %lld, not %lld", what, (long long)lo, (long long)v.i.coef);
+        if (hi >= INT64_MAX / 2) pmlc_error(DIAG, e->loc, "%s must be at least %lld, not %lld", what, (long long)lo, (long long)v.i.coef);
         else pmlc_error(DIAG, e->loc, "%s must be between %lld and %lld, not %lld", what, (long long)lo, (long long)hi,
                         (long long)v.i.coef);
         return 1;
@@ -157,8 +157,11 @@ static int arg_int(pmlc_program *P, call_args *a, int i, const char *what, int64
         return 1;
     }
     if (v.i.coef < lo || v.i.coef > hi) {
-        pmlc_error(DIAG, a->l[i], "%s must be between %lld and %lld, not %lld", what, (long long)lo, (long long)hi,
-                   (long long)v.i.coef);
+        if (hi >= INT64_MAX / 2)
+            pmlc_error(DIAG, a->l[i], "%s must be at least %lld, not %lld", what, (long long)lo, (long long)v.i.coef);
+        else
+            pmlc_error(DIAG, a->l[i], "%s must be between %lld and %lld, not %lld", what, (long long)lo, (long long)hi,
+                       (long long)v.i.coef);
         return 1;
     }
     *out = v.i.coef;
