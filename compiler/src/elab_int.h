@@ -81,6 +81,16 @@ pmlc_value pmlc_builtin_call(E_t *E, pmlc_frame *F, const ast *call, int which);
 /* All built-in names, for suggestions. */
 int pmlc_builtin_names(const char **out, int cap);
 
+/* Shared between the elab_*.c files. */
+const char *pmlc_desc(E_t *E, pmlc_value v, char *buf, size_t cap);
+int pmlc_over_limit(E_t *E, pmlc_loc loc);   /* counts a step; 1 when the work limit is hit */
+void pmlc_set_var(E_t *E, pmlc_frame *F, const char *name, pmlc_value v);
+const char *pmlc_join(E_t *E, const char *path, const char *name);
+int pmlc_claim(E_t *E, pmlc_scope *S, const char *name, pmlc_loc loc, const char *what);
+pmlc_value pmlc_eval_call(E_t *E, pmlc_frame *F, const ast *call);
+int pmlc_exec_block(E_t *E, pmlc_frame *F, const ast *block);
+int pmlc_eval_type(E_t *E, pmlc_frame *F, const ast *ty, pmlc_dtype dt_default, pmlc_dtype *dt, pmlc_shape *sh);
+
 /* Normalises an axis against a rank; reports at loc. Returns 0 on success. */
 int pmlc_axis(E_t *E, int64_t axis, int rank, pmlc_loc loc, int *out);
 
