@@ -19,20 +19,16 @@ typedef struct pmlc_session pmlc_session;
 typedef struct pmlc_options {
     const char *const *include_dirs; /* -I folders, searched after the importer's folder */
     int n_include_dirs;
-    FILE *diag_out;                  /* where diagnostics are written; NULL: nowhere */
-    int color;                       /* 1: ANSI colours in diagnostics */
-    int max_errors;                  /* stop after this many errors; 0: the default (20) */
-    const char *const *sets;         /* "key=value" overrides of train fields (--set) */
+    FILE *diag_out;          /* where diagnostics are written; NULL: nowhere */
+    int color;               /* 1: ANSI colours in diagnostics */
+    int max_errors;          /* stop after this many errors; 0: the default (20) */
+    const char *const *sets; /* "key=value" overrides of train fields (--set) */
     int n_sets;
-    const char *model;               /* which model to plan; NULL: the file's choice */
+    const char *model; /* which model to plan; NULL: the file's choice */
 } pmlc_options;
 
 /* Output formats of pmlc_session_plan. */
-typedef enum pmlc_plan_format {
-    PMLC_PLAN_TEXT,
-    PMLC_PLAN_JSON,
-    PMLC_PLAN_DOT
-} pmlc_plan_format;
+typedef enum pmlc_plan_format { PMLC_PLAN_TEXT, PMLC_PLAN_JSON, PMLC_PLAN_DOT } pmlc_plan_format;
 
 const char *pmlc_version(void);
 

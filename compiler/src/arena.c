@@ -49,10 +49,7 @@ char *pmlc_arena_strndup(pmlc_arena *a, const char *s, size_t n)
     return d;
 }
 
-char *pmlc_arena_strdup(pmlc_arena *a, const char *s)
-{
-    return pmlc_arena_strndup(a, s, strlen(s));
-}
+char *pmlc_arena_strdup(pmlc_arena *a, const char *s) { return pmlc_arena_strndup(a, s, strlen(s)); }
 
 char *pmlc_arena_printf(pmlc_arena *a, const char *fmt, ...)
 {

@@ -18,22 +18,25 @@ typedef struct pmlc_arena {
 void *pmlc_arena_alloc(pmlc_arena *a, size_t size);
 char *pmlc_arena_strdup(pmlc_arena *a, const char *s);
 char *pmlc_arena_strndup(pmlc_arena *a, const char *s, size_t n);
-char *pmlc_arena_printf(pmlc_arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+char *pmlc_arena_printf(pmlc_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pmlc_arena_free(pmlc_arena *a);
 
 /* A growable array of T in an arena: PMLC_VEC(int) v = {0}; PMLC_PUSH(arena, v, 3); */
-#define PMLC_VEC(T) struct { T *v; int n, cap; }
-#define PMLC_PUSH(arena, vec, x)                                                   \
-    do {                                                                           \
-        if ((vec).n == (vec).cap) {                                                \
-            int ncap_ = (vec).cap ? (vec).cap * 2 : 8;                             \
+#define PMLC_VEC(T) \
+    struct {        \
+        T *v;       \
+        int n, cap; \
+    }
+#define PMLC_PUSH(arena, vec, x)                                                     \
+    do {                                                                             \
+        if ((vec).n == (vec).cap) {                                                  \
+            int ncap_ = (vec).cap ? (vec).cap * 2 : 8;                               \
             void *nv_ = pmlc_arena_alloc((arena), (size_t)ncap_ * sizeof(*(vec).v)); \
-            if ((vec).n) memcpy(nv_, (vec).v, (size_t)(vec).n * sizeof(*(vec).v)); \
-            (vec).v = nv_;                                                         \
-            (vec).cap = ncap_;                                                     \
-        }                                                                          \
-        (vec).v[(vec).n++] = (x);                                                  \
+            if ((vec).n) memcpy(nv_, (vec).v, (size_t)(vec).n * sizeof(*(vec).v));   \
+            (vec).v = nv_;                                                           \
+            (vec).cap = ncap_;                                                       \
+        }                                                                            \
+        (vec).v[(vec).n++] = (x);                                                    \
     } while (0)
 
 /* String → pointer map with open addressing; keys are not copied. */

@@ -9,20 +9,20 @@
 
 typedef enum ast_kind {
     /* expressions */
-    AST_INT,       /* ival */
-    AST_FLOAT,     /* fval */
-    AST_STRING,    /* name = the string's value */
-    AST_BOOL,      /* ival */
-    AST_NAME,      /* name */
-    AST_DEVICE,    /* name = "cuda" | "cpu", ival = index */
-    AST_UNARY,     /* op ('-' or TOK_NOT), a */
-    AST_BINARY,    /* op, a, b */
-    AST_CALL,      /* name = callee (name_loc), list = args (exprs or AST_KWARG), label? (label_loc) */
-    AST_KWARG,     /* name (name_loc), a = value */
-    AST_INDEX,     /* a = base, list = items (exprs or AST_SLICE) */
-    AST_SLICE,     /* a = start?, b = stop?, c = step? */
-    AST_LIST,      /* list = elements */
-    AST_TYPE,      /* name = dtype or NULL, list = dims, ival = 1 when dims were written */
+    AST_INT,    /* ival */
+    AST_FLOAT,  /* fval */
+    AST_STRING, /* name = the string's value */
+    AST_BOOL,   /* ival */
+    AST_NAME,   /* name */
+    AST_DEVICE, /* name = "cuda" | "cpu", ival = index */
+    AST_UNARY,  /* op ('-' or TOK_NOT), a */
+    AST_BINARY, /* op, a, b */
+    AST_CALL,   /* name = callee (name_loc), list = args (exprs or AST_KWARG), label? (label_loc) */
+    AST_KWARG,  /* name (name_loc), a = value */
+    AST_INDEX,  /* a = base, list = items (exprs or AST_SLICE) */
+    AST_SLICE,  /* a = start?, b = stop?, c = step? */
+    AST_LIST,   /* list = elements */
+    AST_TYPE,   /* name = dtype or NULL, list = dims, ival = 1 when dims were written */
     /* statements */
     AST_BLOCK,     /* list = statements */
     AST_ASSIGN,    /* name (name_loc), a */
@@ -38,14 +38,14 @@ typedef enum ast_kind {
     AST_FIELD,     /* name = key (name_loc), a = value — in train/distill blocks */
     AST_FREEZE,    /* list = patterns (AST_STRING), a = after-steps?, b = auto call? */
     /* declarations */
-    AST_FILE,      /* list = declarations */
-    AST_IMPORT,    /* name = module (name_loc) */
-    AST_CONST,     /* name (name_loc), a */
-    AST_FN,        /* name (name_loc), list = AST_FPARAM, b = body */
-    AST_FPARAM,    /* name (name_loc), a = AST_TYPE?, b = default? */
-    AST_MODEL,     /* name (name_loc), list = inputs (AST_FPARAM with type), a = output type, b = body */
-    AST_TRAIN,     /* name = model (name_loc), list = AST_FIELD / AST_FREEZE */
-    AST_DISTILL    /* name = student (name_loc), label = teacher (label_loc), list2 = teacher args, list = fields */
+    AST_FILE,   /* list = declarations */
+    AST_IMPORT, /* name = module (name_loc) */
+    AST_CONST,  /* name (name_loc), a */
+    AST_FN,     /* name (name_loc), list = AST_FPARAM, b = body */
+    AST_FPARAM, /* name (name_loc), a = AST_TYPE?, b = default? */
+    AST_MODEL,  /* name (name_loc), list = inputs (AST_FPARAM with type), a = output type, b = body */
+    AST_TRAIN,  /* name = model (name_loc), list = AST_FIELD / AST_FREEZE */
+    AST_DISTILL /* name = student (name_loc), label = teacher (label_loc), list2 = teacher args, list = fields */
 } ast_kind;
 
 typedef struct ast ast;
@@ -54,8 +54,8 @@ typedef PMLC_VEC(ast *) ast_list;
 struct ast {
     ast_kind kind;
     int op;
-    int depth;          /* expression nesting, bounded by the parser */
-    pmlc_loc loc;       /* the whole construct */
+    int depth;    /* expression nesting, bounded by the parser */
+    pmlc_loc loc; /* the whole construct */
     const char *name;
     pmlc_loc name_loc;
     const char *label;

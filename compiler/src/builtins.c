@@ -321,15 +321,30 @@ static pmlc_value b_int(E_t *E, const ast *call, const builtin *b, pmlc_value *v
     return pmlc_v_int((int64_t)x);
 }
 
-#define UNARY(n, o, m) {n, {"x"}, 1, 1, b_unary, o, m}
-#define BINARY(n, o) {n, {"a", "b"}, 2, 2, b_binary, o, NULL}
+#define UNARY(n, o, m)                \
+    {                                 \
+        n, {"x"}, 1, 1, b_unary, o, m \
+    }
+#define BINARY(n, o)                           \
+    {                                          \
+        n, {"a", "b"}, 2, 2, b_binary, o, NULL \
+    }
 
 static const builtin builtins[] = {
-    UNARY("neg", OP_NEG, d_neg), UNARY("exp", OP_EXP, exp), UNARY("log", OP_LOG, log),
-    UNARY("sqrt", OP_SQRT, sqrt), UNARY("rsqrt", OP_RSQRT, d_rsqrt), UNARY("tanh", OP_TANH, tanh),
-    UNARY("sigmoid", OP_SIGMOID, d_sigmoid), UNARY("relu", OP_RELU, d_relu), UNARY("erf", OP_ERF, erf),
-    UNARY("recip", OP_RECIP, d_recip), UNARY("abs", OP_ABS, fabs),
-    BINARY("maximum", OP_MAXIMUM), BINARY("minimum", OP_MINIMUM), BINARY("pow", OP_POW),
+    UNARY("neg", OP_NEG, d_neg),
+    UNARY("exp", OP_EXP, exp),
+    UNARY("log", OP_LOG, log),
+    UNARY("sqrt", OP_SQRT, sqrt),
+    UNARY("rsqrt", OP_RSQRT, d_rsqrt),
+    UNARY("tanh", OP_TANH, tanh),
+    UNARY("sigmoid", OP_SIGMOID, d_sigmoid),
+    UNARY("relu", OP_RELU, d_relu),
+    UNARY("erf", OP_ERF, erf),
+    UNARY("recip", OP_RECIP, d_recip),
+    UNARY("abs", OP_ABS, fabs),
+    BINARY("maximum", OP_MAXIMUM),
+    BINARY("minimum", OP_MINIMUM),
+    BINARY("pow", OP_POW),
     {"where", {"cond", "a", "b"}, 3, 3, b_where, OP_WHERE, NULL},
     {"cast", {"x", "dtype"}, 2, 2, b_cast, OP_CAST, NULL},
     {"dropout", {"x", "p"}, 2, 2, b_dropout, OP_DROPOUT, NULL},

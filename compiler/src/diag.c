@@ -111,8 +111,10 @@ void pmlc_diag_report(pmlc_diag *d, pmlc_diag_kind kind, pmlc_loc loc, const cha
     } else {
         fputs("pmlc: ", d->out);
     }
-    if (d->color) fprintf(d->out, "%s%s:" C_RESET C_BOLD " ", colors[kind], names[kind]);
-    else fprintf(d->out, "%s: ", names[kind]);
+    if (d->color)
+        fprintf(d->out, "%s%s:" C_RESET C_BOLD " ", colors[kind], names[kind]);
+    else
+        fprintf(d->out, "%s: ", names[kind]);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(d->out, fmt, ap);

@@ -9,22 +9,18 @@
 
 #include "source.h"
 
-typedef enum pmlc_diag_kind {
-    PMLC_DIAG_ERROR,
-    PMLC_DIAG_WARNING,
-    PMLC_DIAG_NOTE
-} pmlc_diag_kind;
+typedef enum pmlc_diag_kind { PMLC_DIAG_ERROR, PMLC_DIAG_WARNING, PMLC_DIAG_NOTE } pmlc_diag_kind;
 
 typedef struct pmlc_diag {
     pmlc_arena *arena;
     pmlc_sources *sources;
-    FILE *out;          /* NULL: discard */
+    FILE *out; /* NULL: discard */
     int color;
     int max_errors;
     int errors;
     int warnings;
-    int stop;           /* set once the error limit is reached */
-    int last_shown;     /* whether the last error/warning was printed (its notes follow it) */
+    int stop;       /* set once the error limit is reached */
+    int last_shown; /* whether the last error/warning was printed (its notes follow it) */
 } pmlc_diag;
 
 void pmlc_diag_report(pmlc_diag *d, pmlc_diag_kind kind, pmlc_loc loc, const char *fmt, ...)

@@ -41,8 +41,7 @@ static int32_t add_node(E_t *E, pmlc_opcode op, pmlc_dtype dt, const pmlc_shape 
 {
     pmlc_graph *g = E->g;
     if (!g || g->nodes.n >= PMLC_MAX_NODES) {
-        if (!E->aborted)
-            pmlc_error(&E->P->diag, loc, "model too large: more than %d operations", PMLC_MAX_NODES);
+        if (!E->aborted) pmlc_error(&E->P->diag, loc, "model too large: more than %d operations", PMLC_MAX_NODES);
         E->aborted = 1;
         return -1;
     }
@@ -162,8 +161,7 @@ static pmlc_scope *child_scope(E_t *E, pmlc_frame *F, const ast *call)
     const char *name;
     if (call->label) {
         name = call->label;
-        for (int i = 0; i < F->loops.n; i++)
-            name = pmlc_arena_printf(E->A, "%s.%lld", name, (long long)F->loops.v[i]);
+        for (int i = 0; i < F->loops.n; i++) name = pmlc_arena_printf(E->A, "%s.%lld", name, (long long)F->loops.v[i]);
         if (pmlc_claim(E, parent, name, call->label_loc, "name")) return NULL;
     } else {
         int *counter = pmlc_strmap_get(&parent->counters, call->name);
@@ -199,8 +197,11 @@ int pmlc_bind_args(E_t *E, pmlc_frame *F, const ast *call, const char *fname, co
             for (slot = 0; slot < n && strcmp(names[slot], arg->name); slot++) {}
             if (slot == n) {
                 const char *s = pmlc_suggest(arg->name, names, n);
-                if (s) pmlc_error(&E->P->diag, arg->name_loc, "'%s' has no parameter '%s'; did you mean '%s'?", fname, arg->name, s);
-                else pmlc_error(&E->P->diag, arg->name_loc, "'%s' has no parameter '%s'", fname, arg->name);
+                if (s)
+                    pmlc_error(&E->P->diag, arg->name_loc, "'%s' has no parameter '%s'; did you mean '%s'?", fname,
+                               arg->name, s);
+                else
+                    pmlc_error(&E->P->diag, arg->name_loc, "'%s' has no parameter '%s'", fname, arg->name);
                 bad = 1;
                 continue;
             }
@@ -327,8 +328,10 @@ pmlc_value pmlc_eval_call(E_t *E, pmlc_frame *F, const ast *call)
     for (int i = 0; i < P->globals.cap && nc < 512; i++)
         if (P->globals.keys[i] && ((const ast *)P->globals.vals[i])->kind == AST_FN) cands[nc++] = P->globals.keys[i];
     const char *s = pmlc_suggest(call->name, cands, nc);
-    if (s) pmlc_error(&P->diag, call->name_loc, "unknown function '%s'; did you mean '%s'?", call->name, s);
-    else pmlc_error(&P->diag, call->name_loc, "unknown function '%s'", call->name);
+    if (s)
+        pmlc_error(&P->diag, call->name_loc, "unknown function '%s'; did you mean '%s'?", call->name, s);
+    else
+        pmlc_error(&P->diag, call->name_loc, "unknown function '%s'", call->name);
     return pmlc_v_err;
 }
 
@@ -398,8 +401,8 @@ static int add_loss(E_t *E, pmlc_frame *F, const ast *loss_fn, pmlc_loc loss_loc
     pmlc_value v = call_fn(E, F, call, loss_fn);
     if (v.k == PMLC_V_ERR) return 1;
     if (v.k != PMLC_V_TENSOR || g->nodes.v[v.t].rank != 0 || !pmlc_dtype_is_float(g->nodes.v[v.t].dtype)) {
-        pmlc_error(&P->diag, loss_loc, "the loss '%s' must return a scalar (shape []), but it returns %s", loss_fn->name,
-                   pmlc_desc(E, v, d, sizeof d));
+        pmlc_error(&P->diag, loss_loc, "the loss '%s' must return a scalar (shape []), but it returns %s",
+                   loss_fn->name, pmlc_desc(E, v, d, sizeof d));
         return 1;
     }
     g->loss = v.t;
@@ -446,8 +449,9 @@ pmlc_graph *pmlc_elab_model(pmlc_program *P, const ast *model, const ast *loss_f
             continue;
         }
         if (!in->a->ival || sh.rank == 0) {
-            pmlc_error(&P->diag, in->a->loc, "model input '%s' needs a shape with a batch dimension, such as %s[B, ...]",
-                       in->name, pmlc_dtype_name(dt));
+            pmlc_error(&P->diag, in->a->loc,
+                       "model input '%s' needs a shape with a batch dimension, such as %s[B, ...]", in->name,
+                       pmlc_dtype_name(dt));
             bad = 1;
             continue;
         }

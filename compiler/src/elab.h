@@ -17,22 +17,22 @@
 #define PMLC_MAX_WORK 50000000
 
 typedef enum pmlc_vkind {
-    PMLC_V_ERR,    /* an error was already reported: propagate silently */
+    PMLC_V_ERR, /* an error was already reported: propagate silently */
     PMLC_V_NONE,
-    PMLC_V_INT,    /* a size: constant or symbolic */
+    PMLC_V_INT, /* a size: constant or symbolic */
     PMLC_V_FLOAT,
     PMLC_V_BOOL,
     PMLC_V_STR,
     PMLC_V_DTYPE,
     PMLC_V_LIST,
     PMLC_V_TENSOR,
-    PMLC_V_DEVICE  /* s = "cuda" | "cpu", i = index */
+    PMLC_V_DEVICE /* s = "cuda" | "cpu", i = index */
 } pmlc_vkind;
 
 typedef struct pmlc_value {
     pmlc_vkind k;
-    int n;                    /* list length */
-    pmlc_size i;              /* INT, DEVICE index, BOOL (coef) */
+    int n;       /* list length */
+    pmlc_size i; /* INT, DEVICE index, BOOL (coef) */
     double f;
     const char *s;
     struct pmlc_value *items; /* list elements */

@@ -20,8 +20,10 @@ static void unknown_name(E_t *E, pmlc_frame *F, const ast *n)
     for (int i = 0; i < P->globals.cap; i++)
         if (P->globals.keys[i]) PMLC_PUSH(E->A, cands, P->globals.keys[i]);
     const char *sugg = pmlc_suggest(n->name, cands.v, cands.n);
-    if (sugg) pmlc_error(&P->diag, n->loc, "unknown name '%s'; did you mean '%s'?", n->name, sugg);
-    else pmlc_error(&P->diag, n->loc, "unknown name '%s'", n->name);
+    if (sugg)
+        pmlc_error(&P->diag, n->loc, "unknown name '%s'; did you mean '%s'?", n->name, sugg);
+    else
+        pmlc_error(&P->diag, n->loc, "unknown name '%s'", n->name);
     for (int i = 0; i < P->syms.n; i++)
         if (!strcmp(P->syms.names[i], n->name) && !F->is_model)
             pmlc_note(&P->diag, PMLC_NOLOC,
@@ -91,7 +93,8 @@ static pmlc_value eval_const_decl(E_t *E, const ast *decl)
     pmlc_value v = pmlc_eval(&sub, &F, decl->a);
     char d[200];
     if (v.k == PMLC_V_NONE || v.k == PMLC_V_TENSOR) {
-        pmlc_error(&P->diag, decl->a->loc, "a constant must be a compile-time value, not %s", pmlc_desc(&sub, v, d, sizeof d));
+        pmlc_error(&P->diag, decl->a->loc, "a constant must be a compile-time value, not %s",
+                   pmlc_desc(&sub, v, d, sizeof d));
         v = pmlc_v_err;
     }
     if (sub.aborted) E->aborted = 1;
@@ -101,10 +104,7 @@ static pmlc_value eval_const_decl(E_t *E, const ast *decl)
 
 /* ---- arithmetic ------------------------------------------------------------------ */
 
-static int is_number(pmlc_value v)
-{
-    return v.k == PMLC_V_FLOAT || (v.k == PMLC_V_INT && pmlc_size_is_const(v.i));
-}
+static int is_number(pmlc_value v) { return v.k == PMLC_V_FLOAT || (v.k == PMLC_V_INT && pmlc_size_is_const(v.i)); }
 
 static double num(pmlc_value v) { return v.k == PMLC_V_FLOAT ? v.f : (double)v.i.coef; }
 
@@ -112,9 +112,14 @@ static pmlc_value size_result(E_t *E, pmlc_size_err err, pmlc_size r, const ast 
 {
     char s1[128], s2[128];
     switch (err) {
-    case PMLC_SIZE_OK: return pmlc_v_size(r);
-    case PMLC_SIZE_OVERFLOW: pmlc_error(&E->P->diag, e->loc, "integer overflow in '%s'", ast_op_text(e->op)); break;
-    case PMLC_SIZE_ZERO: pmlc_error(&E->P->diag, e->b->loc, "division by zero"); break;
+    case PMLC_SIZE_OK:
+        return pmlc_v_size(r);
+    case PMLC_SIZE_OVERFLOW:
+        pmlc_error(&E->P->diag, e->loc, "integer overflow in '%s'", ast_op_text(e->op));
+        break;
+    case PMLC_SIZE_ZERO:
+        pmlc_error(&E->P->diag, e->b->loc, "division by zero");
+        break;
     case PMLC_SIZE_INEXACT:
         pmlc_error(&E->P->diag, e->loc, "%s does not divide evenly by %s (use float(a) / b for a fraction)",
                    pmlc_size_str(a.i, &E->P->syms, s1, sizeof s1), pmlc_size_str(b.i, &E->P->syms, s2, sizeof s2));
@@ -140,12 +145,24 @@ static pmlc_value compare(E_t *E, const ast *e, pmlc_value a, pmlc_value b)
     if (is_number(a) && is_number(b)) {
         double x = num(a), y = num(b);
         switch (op) {
-        case '<': r = x < y; break;
-        case '>': r = x > y; break;
-        case TOK_LE: r = x <= y; break;
-        case TOK_GE: r = x >= y; break;
-        case TOK_EQ: r = x == y; break;
-        default: r = x != y; break;
+        case '<':
+            r = x < y;
+            break;
+        case '>':
+            r = x > y;
+            break;
+        case TOK_LE:
+            r = x <= y;
+            break;
+        case TOK_GE:
+            r = x >= y;
+            break;
+        case TOK_EQ:
+            r = x == y;
+            break;
+        default:
+            r = x != y;
+            break;
         }
         return pmlc_v_bool(r);
     }
@@ -160,7 +177,8 @@ static pmlc_value compare(E_t *E, const ast *e, pmlc_value a, pmlc_value b)
         }
     }
     char d1[200], d2[200];
-    pmlc_error(&E->P->diag, e->loc, "cannot compare %s with %s", pmlc_desc(E, a, d1, sizeof d1), pmlc_desc(E, b, d2, sizeof d2));
+    pmlc_error(&E->P->diag, e->loc, "cannot compare %s with %s", pmlc_desc(E, a, d1, sizeof d1),
+               pmlc_desc(E, b, d2, sizeof d2));
     return pmlc_v_err;
 symbolic:
     pmlc_error(&E->P->diag, e->loc, "cannot decide '%s' at compile time: it depends on a symbolic dimension",
@@ -170,9 +188,11 @@ symbolic:
 
 static pmlc_value tensor_binary(E_t *E, const ast *e, pmlc_value a, pmlc_value b)
 {
-    static const struct { int tok; pmlc_opcode op; } map[] = {
-        {'+', OP_ADD}, {'-', OP_SUB}, {'*', OP_MUL}, {'/', OP_DIV}, {'@', OP_MATMUL},
-        {'<', OP_LT}, {'>', OP_GT}, {TOK_LE, OP_LE}, {TOK_GE, OP_GE}, {TOK_EQ, OP_EQ}, {TOK_NE, OP_NE}};
+    static const struct {
+        int tok;
+        pmlc_opcode op;
+    } map[] = {{'+', OP_ADD}, {'-', OP_SUB},   {'*', OP_MUL},   {'/', OP_DIV},   {'@', OP_MATMUL}, {'<', OP_LT},
+               {'>', OP_GT},  {TOK_LE, OP_LE}, {TOK_GE, OP_GE}, {TOK_EQ, OP_EQ}, {TOK_NE, OP_NE}};
     pmlc_opcode op = OP_COUNT;
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         if (map[i].tok == e->op) op = map[i].op;
@@ -218,21 +238,38 @@ static pmlc_value eval_binary(E_t *E, pmlc_frame *F, const ast *e)
         pmlc_size r = {0, {0}};
         pmlc_size_err err;
         switch (op) {
-        case '+': err = pmlc_size_add(a.i, b.i, 1, &r); break;
-        case '-': err = pmlc_size_add(a.i, b.i, -1, &r); break;
-        case '*': err = pmlc_size_mul(a.i, b.i, &r); break;
-        case '/': err = pmlc_size_div(a.i, b.i, &r); break;
-        case '%': err = pmlc_size_mod(a.i, b.i, &r); break;
-        default: goto bad;
+        case '+':
+            err = pmlc_size_add(a.i, b.i, 1, &r);
+            break;
+        case '-':
+            err = pmlc_size_add(a.i, b.i, -1, &r);
+            break;
+        case '*':
+            err = pmlc_size_mul(a.i, b.i, &r);
+            break;
+        case '/':
+            err = pmlc_size_div(a.i, b.i, &r);
+            break;
+        case '%':
+            err = pmlc_size_mod(a.i, b.i, &r);
+            break;
+        default:
+            goto bad;
         }
         return size_result(E, err, r, e, a, b);
     }
     if (is_number(a) && is_number(b)) {
         double x = num(a), y = num(b), r;
         switch (op) {
-        case '+': r = x + y; break;
-        case '-': r = x - y; break;
-        case '*': r = x * y; break;
+        case '+':
+            r = x + y;
+            break;
+        case '-':
+            r = x - y;
+            break;
+        case '*':
+            r = x * y;
+            break;
         case '/':
             if (y == 0) {
                 pmlc_error(&E->P->diag, e->b->loc, "division by zero");
@@ -240,7 +277,8 @@ static pmlc_value eval_binary(E_t *E, pmlc_frame *F, const ast *e)
             }
             r = x / y;
             break;
-        default: goto bad;
+        default:
+            goto bad;
         }
         if (!isfinite(r)) {
             pmlc_error(&E->P->diag, e->loc, "the result of '%s' is out of range", ast_op_text(op));
@@ -250,8 +288,8 @@ static pmlc_value eval_binary(E_t *E, pmlc_frame *F, const ast *e)
     }
 bad:;
     char d1[200], d2[200];
-    pmlc_error(&E->P->diag, e->loc, "'%s' is not defined for %s and %s", ast_op_text(op), pmlc_desc(E, a, d1, sizeof d1),
-               pmlc_desc(E, b, d2, sizeof d2));
+    pmlc_error(&E->P->diag, e->loc, "'%s' is not defined for %s and %s", ast_op_text(op),
+               pmlc_desc(E, a, d1, sizeof d1), pmlc_desc(E, b, d2, sizeof d2));
     return pmlc_v_err;
 }
 
@@ -306,7 +344,8 @@ static pmlc_value eval_index(E_t *E, pmlc_frame *F, const ast *e)
         }
         if (index_int(E, F, e->list.v[0], 0, &i)) return pmlc_v_err;
         if (i < -base.n || i >= base.n) {
-            pmlc_error(&E->P->diag, e->list.v[0]->loc, "index %lld is out of range for a list of %d", (long long)i, base.n);
+            pmlc_error(&E->P->diag, e->list.v[0]->loc, "index %lld is out of range for a list of %d", (long long)i,
+                       base.n);
             return pmlc_v_err;
         }
         return base.items[i < 0 ? i + base.n : i];
@@ -339,7 +378,8 @@ static pmlc_value eval_index(E_t *E, pmlc_frame *F, const ast *e)
         }
         int64_t n = sh.d[k].coef, start, stop, step = 1;
         if (is_slice) {
-            if (index_int(E, F, it->a, 0, &start) || index_int(E, F, it->b, n, &stop) || index_int(E, F, it->c, 1, &step))
+            if (index_int(E, F, it->a, 0, &start) || index_int(E, F, it->b, n, &stop) ||
+                index_int(E, F, it->c, 1, &step))
                 return pmlc_v_err;
             if (step <= 0) {
                 pmlc_error(&E->P->diag, it->c->loc, "a slice step must be positive");
@@ -357,8 +397,8 @@ static pmlc_value eval_index(E_t *E, pmlc_frame *F, const ast *e)
         } else {
             if (index_int(E, F, it, 0, &start)) return pmlc_v_err;
             if (start < -n || start >= n) {
-                pmlc_error(&E->P->diag, it->loc, "index %lld is out of range for axis %d of size %lld", (long long)start,
-                           k, (long long)n);
+                pmlc_error(&E->P->diag, it->loc, "index %lld is out of range for axis %d of size %lld",
+                           (long long)start, k, (long long)n);
                 return pmlc_v_err;
             }
             if (start < 0) start += n;
@@ -385,9 +425,12 @@ pmlc_value pmlc_eval(E_t *E, pmlc_frame *F, const ast *e)
     if (pmlc_over_limit(E, e->loc)) return pmlc_v_err;
     pmlc_value v = pmlc_v_none;
     switch (e->kind) {
-    case AST_INT: return pmlc_v_int(e->ival);
-    case AST_FLOAT: return pmlc_v_float(e->fval);
-    case AST_BOOL: return pmlc_v_bool((int)e->ival);
+    case AST_INT:
+        return pmlc_v_int(e->ival);
+    case AST_FLOAT:
+        return pmlc_v_float(e->fval);
+    case AST_BOOL:
+        return pmlc_v_bool((int)e->ival);
     case AST_STRING:
         v.k = PMLC_V_STR;
         v.s = e->name;
@@ -397,11 +440,16 @@ pmlc_value pmlc_eval(E_t *E, pmlc_frame *F, const ast *e)
         v.s = e->name;
         v.i = pmlc_size_int(e->ival);
         return v;
-    case AST_NAME: return eval_name(E, F, e);
-    case AST_UNARY: return eval_unary(E, F, e);
-    case AST_BINARY: return eval_binary(E, F, e);
-    case AST_CALL: return pmlc_eval_call(E, F, e);
-    case AST_INDEX: return eval_index(E, F, e);
+    case AST_NAME:
+        return eval_name(E, F, e);
+    case AST_UNARY:
+        return eval_unary(E, F, e);
+    case AST_BINARY:
+        return eval_binary(E, F, e);
+    case AST_CALL:
+        return pmlc_eval_call(E, F, e);
+    case AST_INDEX:
+        return eval_index(E, F, e);
     case AST_LIST:
         v.k = PMLC_V_LIST;
         v.n = e->list.n;

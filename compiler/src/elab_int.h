@@ -6,15 +6,15 @@
 
 /* A naming scope: one per function call (and the model root, path NULL). */
 typedef struct pmlc_scope {
-    const char *path;        /* "blocks.3.attn"; NULL at the model root */
-    const char *layer;       /* the model-level scope containing it */
-    pmlc_strmap used;        /* names taken here → pmlc_loc* of their first use */
-    pmlc_strmap counters;    /* function name → int* automatic-name counter */
+    const char *path;     /* "blocks.3.attn"; NULL at the model root */
+    const char *layer;    /* the model-level scope containing it */
+    pmlc_strmap used;     /* names taken here → pmlc_loc* of their first use */
+    pmlc_strmap counters; /* function name → int* automatic-name counter */
 } pmlc_scope;
 
 /* Variables of one function activation (or of the model body, or of a constant). */
 typedef struct pmlc_frame {
-    pmlc_strmap vars;        /* name → pmlc_value* */
+    pmlc_strmap vars; /* name → pmlc_value* */
     pmlc_scope *scope;
     int is_model;
     int no_tensors;          /* evaluating a constant */
@@ -28,18 +28,18 @@ typedef struct pmlc_frame {
 typedef struct pmlc_elab {
     pmlc_program *P;
     pmlc_arena *A;
-    pmlc_graph *g;           /* NULL while evaluating constants */
+    pmlc_graph *g; /* NULL while evaluating constants */
     int cur_stage;
     int next_stage;
     int in_stage;
     pmlc_loc first_stage_loc;
     int unit;
     int stage_err_unit;
-    pmlc_loc model_stmt;     /* the model-level statement running: where placement errors point */
+    pmlc_loc model_stmt; /* the model-level statement running: where placement errors point */
     int64_t work;
-    int aborted;             /* a limit was hit: unwind without further messages */
+    int aborted; /* a limit was hit: unwind without further messages */
     int call_depth;
-    pmlc_strmap active;      /* functions being called → 1, to refuse recursion */
+    pmlc_strmap active; /* functions being called → 1, to refuse recursion */
 } pmlc_elab;
 
 typedef pmlc_elab E_t;
@@ -48,9 +48,8 @@ pmlc_value pmlc_eval(E_t *E, pmlc_frame *F, const ast *e);
 
 /* Emits one op after running its shape rule; reports at the operand at fault.
  * Returns the node or -1. */
-int32_t pmlc_emit(E_t *E, pmlc_opcode op, int n_in, const int32_t *in, const pmlc_loc *in_locs,
-                  const int64_t *attr, int n_attr, const pmlc_shape *target, double fval, pmlc_loc loc,
-                  const char *opname);
+int32_t pmlc_emit(E_t *E, pmlc_opcode op, int n_in, const int32_t *in, const pmlc_loc *in_locs, const int64_t *attr,
+                  int n_attr, const pmlc_shape *target, double fval, pmlc_loc loc, const char *opname);
 /* A source node (input, param, const, arange) of the given type; -1 when over the limit. */
 int32_t pmlc_emit_source(E_t *E, pmlc_opcode op, pmlc_dtype dt, const pmlc_shape *sh, double fval, pmlc_loc loc);
 void pmlc_node_shape(const E_t *E, int32_t t, pmlc_shape *out);
@@ -83,7 +82,7 @@ int pmlc_builtin_names(const char **out, int cap);
 
 /* Shared between the elab_*.c files. */
 const char *pmlc_desc(E_t *E, pmlc_value v, char *buf, size_t cap);
-int pmlc_over_limit(E_t *E, pmlc_loc loc);   /* counts a step; 1 when the work limit is hit */
+int pmlc_over_limit(E_t *E, pmlc_loc loc); /* counts a step; 1 when the work limit is hit */
 void pmlc_set_var(E_t *E, pmlc_frame *F, const char *name, pmlc_value v);
 const char *pmlc_join(E_t *E, const char *path, const char *name);
 int pmlc_claim(E_t *E, pmlc_scope *S, const char *name, pmlc_loc loc, const char *what);

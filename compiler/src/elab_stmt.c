@@ -24,10 +24,13 @@ static int param_init(E_t *E, pmlc_frame *F, const ast *init, ir_param *p)
         if (!strcmp(name, init_names[i])) which = i;
     if (which < 0) {
         const char *s = name ? pmlc_suggest(name, init_names, 6) : NULL;
-        if (s) pmlc_error(&E->P->diag, init->loc, "unknown initializer '%s'; did you mean '%s'?", name, s);
+        if (s)
+            pmlc_error(&E->P->diag, init->loc, "unknown initializer '%s'; did you mean '%s'?", name, s);
         else
-            pmlc_error(&E->P->diag, init->loc, "unknown initializer%s%s%s (use zeros, ones, normal(std), uniform(a, b), "
-                       "kaiming_uniform or xavier_uniform)", name ? " '" : "", name ? name : "", name ? "'" : "");
+            pmlc_error(&E->P->diag, init->loc,
+                       "unknown initializer%s%s%s (use zeros, ones, normal(std), uniform(a, b), "
+                       "kaiming_uniform or xavier_uniform)",
+                       name ? " '" : "", name ? name : "", name ? "'" : "");
         return 1;
     }
     p->init = (pmlc_init)which;
@@ -84,8 +87,10 @@ int pmlc_eval_type(E_t *E, pmlc_frame *F, const ast *ty, pmlc_dtype dt_default, 
         if (d < 0) {
             static const char *const dts[] = {"f32", "bf16", "f16", "i32"};
             const char *s = pmlc_suggest(ty->name, dts, 4);
-            if (s) pmlc_error(&E->P->diag, ty->name_loc, "unknown type '%s'; did you mean '%s'?", ty->name, s);
-            else pmlc_error(&E->P->diag, ty->name_loc, "unknown type '%s' (types are f32, bf16, f16, i32)", ty->name);
+            if (s)
+                pmlc_error(&E->P->diag, ty->name_loc, "unknown type '%s'; did you mean '%s'?", ty->name, s);
+            else
+                pmlc_error(&E->P->diag, ty->name_loc, "unknown type '%s' (types are f32, bf16, f16, i32)", ty->name);
             return 1;
         }
         *dt = (pmlc_dtype)d;
@@ -123,7 +128,8 @@ static int exec_param(E_t *E, pmlc_frame *F, const ast *st)
     pmlc_shape sh;
     if (pmlc_eval_type(E, F, st->a, PMLC_F32, &p.dtype, &sh)) return 1;
     if (!pmlc_dtype_is_float(p.dtype)) {
-        pmlc_error(&E->P->diag, st->a->loc, "parameters must have a floating-point type, not %s", pmlc_dtype_name(p.dtype));
+        pmlc_error(&E->P->diag, st->a->loc, "parameters must have a floating-point type, not %s",
+                   pmlc_dtype_name(p.dtype));
         return 1;
     }
     char s[96];
@@ -244,7 +250,8 @@ static int exec_loop(E_t *E, pmlc_frame *F, const ast *st)
         list = pmlc_eval(E, F, st->a);
         if (list.k == PMLC_V_ERR) return 1;
         if (list.k != PMLC_V_LIST) {
-            pmlc_error(&E->P->diag, st->a->loc, "'for' runs over a list or a range a..b, not %s", pmlc_desc(E, list, d, sizeof d));
+            pmlc_error(&E->P->diag, st->a->loc, "'for' runs over a list or a range a..b, not %s",
+                       pmlc_desc(E, list, d, sizeof d));
             return 1;
         }
         hi = list.n;
@@ -284,7 +291,9 @@ static int exec_stmt(E_t *E, pmlc_frame *F, const ast *st)
         pmlc_set_var(E, F, st->name, v);
         return 0;
     }
-    case AST_EXPR_STMT: pmlc_eval(E, F, st->a); return 0;
+    case AST_EXPR_STMT:
+        pmlc_eval(E, F, st->a);
+        return 0;
     case AST_RETURN:
         F->ret = st->a ? pmlc_eval(E, F, st->a) : pmlc_v_none;
         F->ret_loc = st->a ? st->a->loc : st->loc;
@@ -304,9 +313,12 @@ static int exec_stmt(E_t *E, pmlc_frame *F, const ast *st)
         return st->c->kind == AST_IF ? exec_stmt(E, F, st->c) : pmlc_exec_block(E, F, st->c);
     }
     case AST_REPEAT:
-    case AST_FOR: return exec_loop(E, F, st);
-    case AST_STAGE: return exec_stage(E, F, st);
-    case AST_PLACE: return exec_place(E, F, st);
+    case AST_FOR:
+        return exec_loop(E, F, st);
+    case AST_STAGE:
+        return exec_stage(E, F, st);
+    case AST_PLACE:
+        return exec_place(E, F, st);
     case AST_ASSERT: {
         int c;
         if (pmlc_want_bool(E, pmlc_eval(E, F, st->a), st->a->loc, "an assertion", &c)) return 1;

@@ -48,18 +48,34 @@ const char *pmlc_value_desc(pmlc_program *P, const pmlc_graph *g, pmlc_value v, 
 {
     char t[256];
     switch (v.k) {
-    case PMLC_V_ERR: snprintf(buf, cap, "an erroneous value"); break;
-    case PMLC_V_NONE: snprintf(buf, cap, "nothing (a call that returns no value)"); break;
+    case PMLC_V_ERR:
+        snprintf(buf, cap, "an erroneous value");
+        break;
+    case PMLC_V_NONE:
+        snprintf(buf, cap, "nothing (a call that returns no value)");
+        break;
     case PMLC_V_INT:
         snprintf(buf, cap, "%s %s", pmlc_size_is_const(v.i) ? "the integer" : "the size",
                  pmlc_size_str(v.i, &P->syms, t, sizeof t));
         break;
-    case PMLC_V_FLOAT: snprintf(buf, cap, "the number %g", v.f); break;
-    case PMLC_V_BOOL: snprintf(buf, cap, "the boolean %s", v.i.coef ? "true" : "false"); break;
-    case PMLC_V_STR: snprintf(buf, cap, "a string"); break;
-    case PMLC_V_DTYPE: snprintf(buf, cap, "the type %s", pmlc_dtype_name((pmlc_dtype)v.t)); break;
-    case PMLC_V_LIST: snprintf(buf, cap, "a list of %d", v.n); break;
-    case PMLC_V_DEVICE: snprintf(buf, cap, "the device %s:%lld", v.s, (long long)v.i.coef); break;
+    case PMLC_V_FLOAT:
+        snprintf(buf, cap, "the number %g", v.f);
+        break;
+    case PMLC_V_BOOL:
+        snprintf(buf, cap, "the boolean %s", v.i.coef ? "true" : "false");
+        break;
+    case PMLC_V_STR:
+        snprintf(buf, cap, "a string");
+        break;
+    case PMLC_V_DTYPE:
+        snprintf(buf, cap, "the type %s", pmlc_dtype_name((pmlc_dtype)v.t));
+        break;
+    case PMLC_V_LIST:
+        snprintf(buf, cap, "a list of %d", v.n);
+        break;
+    case PMLC_V_DEVICE:
+        snprintf(buf, cap, "the device %s:%lld", v.s, (long long)v.i.coef);
+        break;
     case PMLC_V_TENSOR: {
         const ir_node *n = &g->nodes.v[v.t];
         pmlc_shape sh = {n->rank, {{0}}};
@@ -71,10 +87,7 @@ const char *pmlc_value_desc(pmlc_program *P, const pmlc_graph *g, pmlc_value v, 
     return buf;
 }
 
-const char *pmlc_desc(E_t *E, pmlc_value v, char *buf, size_t cap)
-{
-    return pmlc_value_desc(E->P, E->g, v, buf, cap);
-}
+const char *pmlc_desc(E_t *E, pmlc_value v, char *buf, size_t cap) { return pmlc_value_desc(E->P, E->g, v, buf, cap); }
 
 int pmlc_over_limit(E_t *E, pmlc_loc loc)
 {
@@ -119,8 +132,10 @@ int pmlc_want_number(E_t *E, pmlc_value v, pmlc_loc loc, const char *what, doubl
 {
     char d[200];
     if (v.k == PMLC_V_ERR) return 1;
-    if (v.k == PMLC_V_FLOAT) *out = v.f;
-    else if (v.k == PMLC_V_INT && pmlc_size_is_const(v.i)) *out = (double)v.i.coef;
+    if (v.k == PMLC_V_FLOAT)
+        *out = v.f;
+    else if (v.k == PMLC_V_INT && pmlc_size_is_const(v.i))
+        *out = (double)v.i.coef;
     else {
         pmlc_error(&E->P->diag, loc, "%s must be a number, not %s", what, pmlc_desc(E, v, d, sizeof d));
         return 1;

@@ -19,22 +19,26 @@ typedef struct ir_node {
     pmlc_size *shape;
     int64_t *attr;
     int n_attr;
-    double fval;        /* constant value, dropout probability */
-    int stage;          /* -1 until placed */
-    int unit;           /* the model-level statement that made it */
-    int param;          /* index into params, or -1 */
+    double fval; /* constant value, dropout probability */
+    int stage;   /* -1 until placed */
+    int unit;    /* the model-level statement that made it */
+    int param;   /* index into params, or -1 */
     pmlc_loc loc;
-    const char *label;  /* the variable it was last assigned to at model level */
+    const char *label; /* the variable it was last assigned to at model level */
 } ir_node;
 
 typedef enum pmlc_init {
-    PMLC_INIT_ZEROS, PMLC_INIT_ONES, PMLC_INIT_NORMAL, PMLC_INIT_UNIFORM,
-    PMLC_INIT_KAIMING_UNIFORM, PMLC_INIT_XAVIER_UNIFORM
+    PMLC_INIT_ZEROS,
+    PMLC_INIT_ONES,
+    PMLC_INIT_NORMAL,
+    PMLC_INIT_UNIFORM,
+    PMLC_INIT_KAIMING_UNIFORM,
+    PMLC_INIT_XAVIER_UNIFORM
 } pmlc_init;
 
 typedef struct ir_param {
-    const char *name;   /* blocks.3.attn.qkv.weight */
-    const char *layer;  /* the model-level scope it belongs to: blocks.3 */
+    const char *name;  /* blocks.3.attn.qkv.weight */
+    const char *layer; /* the model-level scope it belongs to: blocks.3 */
     int node;
     pmlc_dtype dtype;
     int rank;
@@ -43,7 +47,7 @@ typedef struct ir_param {
     pmlc_init init;
     double init_a, init_b; /* normal: std, mean; uniform: low, high */
     pmlc_loc loc;
-    int frozen_from;    /* step from which it is frozen; -1: trained throughout */
+    int frozen_from; /* step from which it is frozen; -1: trained throughout */
 } ir_param;
 
 typedef struct ir_input {
@@ -58,15 +62,15 @@ typedef struct pmlc_graph {
     PMLC_VEC(ir_node) nodes;
     PMLC_VEC(ir_param) params;
     PMLC_VEC(ir_input) inputs;
-    int output;           /* node returned by the model */
-    int labels;           /* labels input node, or -1 */
-    int loss;             /* scalar loss node, or -1 */
+    int output; /* node returned by the model */
+    int labels; /* labels input node, or -1 */
+    int loss;   /* scalar loss node, or -1 */
     int n_units;
-    int staged;           /* stage blocks were written */
-    int n_stages;         /* written or requested by place = auto(...); 1 otherwise */
-    int auto_place;       /* place = auto(stages = N) */
+    int staged;     /* stage blocks were written */
+    int n_stages;   /* written or requested by place = auto(...); 1 otherwise */
+    int auto_place; /* place = auto(stages = N) */
     pmlc_loc place_loc;
-    int batch_sym;        /* symbol of the batch dimension, -1 when the first input has none */
+    int batch_sym; /* symbol of the batch dimension, -1 when the first input has none */
 } pmlc_graph;
 
 const char *pmlc_init_name(pmlc_init i);

@@ -195,8 +195,8 @@ static int load_module(pmlc_program *P, const char *path, const char *text, size
     size_t bad = pmlc_utf8_check(text, len, &why);
     int file = pmlc_sources_add(&P->arena, &P->sources, path, text, len);
     if (bad < len) {
-        pmlc_error(&P->diag, ((pmlc_loc){file, (uint32_t)bad, (uint32_t)bad + 1}), "%s (byte 0x%02X); PML source is UTF-8",
-                   why, (unsigned char)text[bad]);
+        pmlc_error(&P->diag, ((pmlc_loc){file, (uint32_t)bad, (uint32_t)bad + 1}),
+                   "%s (byte 0x%02X); PML source is UTF-8", why, (unsigned char)text[bad]);
         return 1;
     }
     pmlc_module m = {0};
@@ -216,7 +216,9 @@ static int load_module(pmlc_program *P, const char *path, const char *text, size
         for (int i = 0; i < root->list.n && !P->diag.stop; i++) {
             ast *d = root->list.v[i];
             switch (d->kind) {
-            case AST_IMPORT: resolve_import(P, idx, d, depth); break;
+            case AST_IMPORT:
+                resolve_import(P, idx, d, depth);
+                break;
             case AST_FN:
             case AST_CONST:
             case AST_MODEL:
@@ -226,15 +228,18 @@ static int load_module(pmlc_program *P, const char *path, const char *text, size
             case AST_TRAIN:
             case AST_DISTILL:
                 if (parent >= 0) {
-                    pmlc_warning(&P->diag, d->loc, "%s block in an imported module is ignored: only the main file "
-                                 "trains", d->kind == AST_TRAIN ? "train" : "distill");
+                    pmlc_warning(&P->diag, d->loc,
+                                 "%s block in an imported module is ignored: only the main file "
+                                 "trains",
+                                 d->kind == AST_TRAIN ? "train" : "distill");
                 } else if (d->kind == AST_TRAIN) {
                     PMLC_PUSH(&P->arena, P->trains, d);
                 } else {
                     PMLC_PUSH(&P->arena, P->distills, d);
                 }
                 break;
-            default: break;
+            default:
+                break;
             }
         }
     }

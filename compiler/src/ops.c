@@ -9,11 +9,11 @@
 
 #define TA(i) type_of(a, (i), tb[0], sizeof tb[0])
 #define TB(i) type_of(a, (i), tb[1], sizeof tb[1])
-#define FAIL(operand, ...)                                     \
-    do {                                                       \
-        a->bad = (operand);                                    \
-        snprintf(a->msg, sizeof a->msg, __VA_ARGS__);          \
-        return 1;                                              \
+#define FAIL(operand, ...)                            \
+    do {                                              \
+        a->bad = (operand);                           \
+        snprintf(a->msg, sizeof a->msg, __VA_ARGS__); \
+        return 1;                                     \
     } while (0)
 
 static const char *type_of(pmlc_infer *a, int i, char *buf, size_t cap)
@@ -29,16 +29,14 @@ static const char *size_of(pmlc_infer *a, pmlc_size s, char *buf, size_t cap)
 static int need_float(pmlc_infer *a, int i)
 {
     char tb[2][160];
-    if (!pmlc_dtype_is_float(a->dt[i]))
-        FAIL(i, "'%s' needs a floating-point tensor, but this is %s", a->opname, TA(i));
+    if (!pmlc_dtype_is_float(a->dt[i])) FAIL(i, "'%s' needs a floating-point tensor, but this is %s", a->opname, TA(i));
     return 0;
 }
 
 static int same_dtype(pmlc_infer *a, int i, int j)
 {
     char tb[2][160];
-    if (a->dt[i] != a->dt[j])
-        FAIL(j, "element types differ in '%s': %s and %s (use cast)", a->opname, TA(i), TB(j));
+    if (a->dt[i] != a->dt[j]) FAIL(j, "element types differ in '%s': %s and %s (use cast)", a->opname, TA(i), TB(j));
     return 0;
 }
 
@@ -61,11 +59,13 @@ static int broadcast_into(pmlc_infer *a, int first, int i)
         pmlc_size o = ko >= 0 ? a->out.d[ko] : pmlc_size_int(1);
         pmlc_size y = kx >= 0 ? x->d[kx] : pmlc_size_int(1);
         pmlc_size one = pmlc_size_int(1);
-        if (pmlc_size_eq(o, y) || pmlc_size_eq(y, one)) r.d[k] = o;
-        else if (pmlc_size_eq(o, one)) r.d[k] = y;
+        if (pmlc_size_eq(o, y) || pmlc_size_eq(y, one))
+            r.d[k] = o;
+        else if (pmlc_size_eq(o, one))
+            r.d[k] = y;
         else
-            FAIL(i, "shapes do not broadcast in '%s': %s and %s differ at axis %d (%s vs %s)", a->opname,
-                 TA(first), TB(i), k - r.rank, size_of(a, o, s1, sizeof s1), size_of(a, y, s2, sizeof s2));
+            FAIL(i, "shapes do not broadcast in '%s': %s and %s differ at axis %d (%s vs %s)", a->opname, TA(first),
+                 TB(i), k - r.rank, size_of(a, o, s1, sizeof s1), size_of(a, y, s2, sizeof s2));
     }
     a->out = r;
     return 0;
@@ -87,10 +87,7 @@ static int rule_binary(pmlc_infer *a)
     return broadcast_into(a, 0, 1) || check_numel(a);
 }
 
-static int rule_binary_float(pmlc_infer *a)
-{
-    return need_float(a, 0) || rule_binary(a);
-}
+static int rule_binary_float(pmlc_infer *a) { return need_float(a, 0) || rule_binary(a); }
 
 static int rule_where(pmlc_infer *a)
 {
@@ -132,8 +129,10 @@ static int rule_reduce(pmlc_infer *a)
     }
     a->out.rank = 0;
     for (int k = 0; k < x->rank; k++) {
-        if (k != axis) a->out.d[a->out.rank++] = x->d[k];
-        else if (keep) a->out.d[a->out.rank++] = pmlc_size_int(1);
+        if (k != axis)
+            a->out.d[a->out.rank++] = x->d[k];
+        else if (keep)
+            a->out.d[a->out.rank++] = pmlc_size_int(1);
     }
     return 0;
 }
@@ -204,8 +203,7 @@ static int rule_concat(pmlc_infer *a)
     a->out_dt = a->dt[0];
     for (int i = 1; i < a->n_in; i++) {
         if (same_dtype(a, 0, i)) return 1;
-        if (a->in[i]->rank != a->out.rank)
-            FAIL(i, "'concat' needs tensors of one rank: %s and %s", TA(0), TB(i));
+        if (a->in[i]->rank != a->out.rank) FAIL(i, "'concat' needs tensors of one rank: %s and %s", TA(0), TB(i));
         for (int k = 0; k < a->out.rank; k++) {
             if (k == axis) continue;
             if (!pmlc_size_eq(a->in[i]->d[k], a->in[0]->d[k]))
@@ -227,7 +225,8 @@ static int rule_gather(pmlc_infer *a)
     if (a->in[0]->rank != 2) FAIL(0, "'gather' needs a table shaped [N, C], but this is %s", TA(0));
     if (need_float(a, 0)) return 1;
     if (a->dt[1] != PMLC_I32) FAIL(1, "'gather' needs i32 indices, but this is %s", TA(1));
-    if (a->in[1]->rank + 1 > PMLC_MAX_RANK) FAIL(1, "'gather' result would have more than %d dimensions", PMLC_MAX_RANK);
+    if (a->in[1]->rank + 1 > PMLC_MAX_RANK)
+        FAIL(1, "'gather' result would have more than %d dimensions", PMLC_MAX_RANK);
     a->out = *a->in[1];
     a->out.d[a->out.rank++] = a->in[0]->d[1];
     a->out_dt = a->dt[0];
@@ -270,7 +269,8 @@ static int rule_matmul(pmlc_infer *a)
     int bad = broadcast_into(a, 0, 1);
     a->in = save;
     if (bad) {
-        snprintf(a->msg, sizeof a->msg, "batch dimensions do not broadcast in '%s': %s and %s", a->opname, TA(0), TB(1));
+        snprintf(a->msg, sizeof a->msg, "batch dimensions do not broadcast in '%s': %s and %s", a->opname, TA(0),
+                 TB(1));
         return 1;
     }
     a->out.d[a->out.rank++] = x->d[x->rank - 2];
@@ -279,16 +279,25 @@ static int rule_matmul(pmlc_infer *a)
     return check_numel(a);
 }
 
-#define SRC(n, d) {n, PMLC_OPC_SOURCE, 0, 0, NULL, 0, 0, 0, d, NULL, NULL, NULL}
-#define UN(n, f, s, d) {n, PMLC_OPC_ELEMWISE, 1, 1, rule_unary_float, f, s, 1, d, NULL, NULL, NULL}
-#define BIN(n, r, f, s, g, d) {n, PMLC_OPC_ELEMWISE, 2, 2, r, f, s, g, d, NULL, NULL, NULL}
+#define SRC(n, d, at)                                                    \
+    {                                                                    \
+        n, PMLC_OPC_SOURCE, 0, 0, NULL, 0, 0, 0, d, at, NULL, NULL, NULL \
+    }
+#define UN(n, f, s, d)                                                                   \
+    {                                                                                    \
+        n, PMLC_OPC_ELEMWISE, 1, 1, rule_unary_float, f, s, 1, d, NULL, NULL, NULL, NULL \
+    }
+#define BIN(n, r, f, s, g, d)                                             \
+    {                                                                     \
+        n, PMLC_OPC_ELEMWISE, 2, 2, r, f, s, g, d, NULL, NULL, NULL, NULL \
+    }
 #define OUT PMLC_SAVES_OUT
 
 const pmlc_op_info pmlc_ops[OP_COUNT] = {
-    [OP_INPUT] = SRC("input", "a model input, one micro-batch"),
-    [OP_PARAM] = SRC("param", "a trainable parameter"),
-    [OP_CONST] = SRC("const", "a scalar constant, broadcast"),
-    [OP_ARANGE] = SRC("arange", "0, 1, ..., n-1 as i32"),
+    [OP_INPUT] = SRC("input", "a model input, one micro-batch", NULL),
+    [OP_PARAM] = SRC("param", "a trainable parameter", NULL),
+    [OP_CONST] = SRC("const", "a scalar constant, broadcast", "fval = value"),
+    [OP_ARANGE] = SRC("arange", "0, 1, ..., n-1 as i32", NULL),
     [OP_NEG] = UN("neg", 1, 0, "-x"),
     [OP_EXP] = UN("exp", 1, OUT, "e^x"),
     [OP_LOG] = UN("log", 1, 1, "natural logarithm"),
@@ -313,22 +322,33 @@ const pmlc_op_info pmlc_ops[OP_COUNT] = {
     [OP_GE] = BIN("ge", rule_binary, 1, 0, 0, "a >= b as 1/0"),
     [OP_EQ] = BIN("eq", rule_binary, 1, 0, 0, "a == b as 1/0"),
     [OP_NE] = BIN("ne", rule_binary, 1, 0, 0, "a != b as 1/0"),
-    [OP_WHERE] = {"where", PMLC_OPC_ELEMWISE, 3, 3, rule_where, 1, 1, 1, "c ? a : b", NULL, NULL, NULL},
-    [OP_CAST] = {"cast", PMLC_OPC_ELEMWISE, 1, 1, rule_cast, 0, 0, 1, "convert element type", NULL, NULL, NULL},
+    [OP_WHERE] = {"where", PMLC_OPC_ELEMWISE, 3, 3, rule_where, 1, 1, 1, "c ? a : b", NULL, NULL, NULL, NULL},
+    [OP_CAST] = {"cast", PMLC_OPC_ELEMWISE, 1, 1, rule_cast, 0, 0, 1, "convert element type", "attr = [dtype]", NULL,
+                 NULL, NULL},
     [OP_DROPOUT] = {"dropout", PMLC_OPC_ELEMWISE, 1, 1, rule_unary_float, 2, 0, 1,
-                    "zero with probability p, scale by 1/(1-p); counter-based RNG", NULL, NULL, NULL},
+                    "zero with probability p, scale by 1/(1-p); counter-based RNG", "fval = p", NULL, NULL, NULL},
     [OP_CAUSAL_MASK] = {"causal_mask", PMLC_OPC_ELEMWISE, 1, 1, rule_causal_mask, 1, 0, 1,
-                        "-inf above the diagonal of the last two axes", NULL, NULL, NULL},
-    [OP_SUM] = {"sum", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 0, 1, "sum over an axis", NULL, NULL, NULL},
-    [OP_MAX] = {"max", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 1 | OUT, 1, "max over an axis", NULL, NULL, NULL},
-    [OP_MEAN] = {"mean", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 0, 1, "mean over an axis", NULL, NULL, NULL},
-    [OP_RESHAPE] = {"reshape", PMLC_OPC_MOVEMENT, 1, 1, rule_reshape, 0, 0, 1, "same elements, new shape", NULL, NULL, NULL},
-    [OP_PERMUTE] = {"permute", PMLC_OPC_MOVEMENT, 1, 1, rule_permute, 0, 0, 1, "reorder axes", NULL, NULL, NULL},
-    [OP_SLICE] = {"slice", PMLC_OPC_MOVEMENT, 1, 1, rule_slice, 0, 0, 1, "start:stop:step along one axis", NULL, NULL, NULL},
-    [OP_CONCAT] = {"concat", PMLC_OPC_MOVEMENT, 1, -1, rule_concat, 0, 0, 1, "join along an axis", NULL, NULL, NULL},
-    [OP_GATHER] = {"gather", PMLC_OPC_GATHER, 2, 2, rule_gather, 0, 2, 1, "rows of a table at i32 indices", NULL, NULL, NULL},
-    [OP_PICK] = {"pick", PMLC_OPC_GATHER, 2, 2, rule_pick, 0, 2, 1, "one element of the last axis per row", NULL, NULL, NULL},
-    [OP_MATMUL] = {"matmul", PMLC_OPC_MATMUL, 2, 2, rule_matmul, 2, 3, 1, "batched matrix product", NULL, NULL, NULL},
+                        "-inf above the diagonal of the last two axes", NULL, NULL, NULL, NULL},
+    [OP_SUM] = {"sum", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 0, 1, "sum over an axis",
+                "attr = [axis or -1 for all, keepdim]", NULL, NULL, NULL},
+    [OP_MAX] = {"max", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 1 | OUT, 1, "max over an axis",
+                "attr = [axis or -1 for all, keepdim]", NULL, NULL, NULL},
+    [OP_MEAN] = {"mean", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 0, 1, "mean over an axis",
+                 "attr = [axis or -1 for all, keepdim]", NULL, NULL, NULL},
+    [OP_RESHAPE] = {"reshape", PMLC_OPC_MOVEMENT, 1, 1, rule_reshape, 0, 0, 1, "same elements, new shape", NULL, NULL,
+                    NULL, NULL},
+    [OP_PERMUTE] = {"permute", PMLC_OPC_MOVEMENT, 1, 1, rule_permute, 0, 0, 1, "reorder axes", "attr = perm[rank]",
+                    NULL, NULL, NULL},
+    [OP_SLICE] = {"slice", PMLC_OPC_MOVEMENT, 1, 1, rule_slice, 0, 0, 1, "start:stop:step along one axis",
+                  "attr = [axis, start, stop, step]", NULL, NULL, NULL},
+    [OP_CONCAT] = {"concat", PMLC_OPC_MOVEMENT, 1, -1, rule_concat, 0, 0, 1, "join along an axis", "attr = [axis]",
+                   NULL, NULL, NULL},
+    [OP_GATHER] = {"gather", PMLC_OPC_GATHER, 2, 2, rule_gather, 0, 2, 1, "rows of a table at i32 indices", NULL, NULL,
+                   NULL, NULL},
+    [OP_PICK] = {"pick", PMLC_OPC_GATHER, 2, 2, rule_pick, 0, 2, 1, "one element of the last axis per row", NULL, NULL,
+                 NULL, NULL},
+    [OP_MATMUL] = {"matmul", PMLC_OPC_MATMUL, 2, 2, rule_matmul, 2, 3, 1, "batched matrix product", NULL, NULL, NULL,
+                   NULL},
 };
 
 int64_t pmlc_cshape_numel(const pmlc_cshape *s)
@@ -338,8 +358,7 @@ int64_t pmlc_cshape_numel(const pmlc_cshape *s)
     return n;
 }
 
-void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cshape *out, double *fwd,
-                  double *bwd)
+void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cshape *out, double *fwd, double *bwd)
 {
     const pmlc_op_info *info = &pmlc_ops[op];
     double n_out = (double)pmlc_cshape_numel(out);
@@ -368,4 +387,16 @@ void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cs
         break;
     }
     }
+}
+
+double pmlc_op_bytes(pmlc_opcode op, int n_in, const pmlc_cshape *in, const int *in_elem, const pmlc_cshape *out,
+                     int out_elem)
+{
+    const pmlc_op_info *info = &pmlc_ops[op];
+    double n_out = (double)pmlc_cshape_numel(out), bytes = n_out * out_elem;
+    if (info->cls == PMLC_OPC_SOURCE) return 0;
+    if (info->cls == PMLC_OPC_GATHER) /* the selected elements and the indices */
+        return bytes + n_out * in_elem[0] + (double)pmlc_cshape_numel(&in[1]) * in_elem[1];
+    for (int i = 0; i < n_in; i++) bytes += (double)pmlc_cshape_numel(&in[i]) * in_elem[i];
+    return bytes;
 }

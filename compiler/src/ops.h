@@ -11,14 +11,48 @@
 #include "types.h"
 
 typedef enum pmlc_opcode {
-    OP_INPUT, OP_PARAM, OP_CONST, OP_ARANGE,
-    OP_NEG, OP_EXP, OP_LOG, OP_SQRT, OP_RSQRT, OP_TANH, OP_SIGMOID, OP_RELU, OP_ERF, OP_RECIP, OP_ABS,
-    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAXIMUM, OP_MINIMUM, OP_POW,
-    OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE,
-    OP_WHERE, OP_CAST, OP_DROPOUT, OP_CAUSAL_MASK,
-    OP_SUM, OP_MAX, OP_MEAN,
-    OP_RESHAPE, OP_PERMUTE, OP_SLICE, OP_CONCAT,
-    OP_GATHER, OP_PICK, OP_MATMUL,
+    OP_INPUT,
+    OP_PARAM,
+    OP_CONST,
+    OP_ARANGE,
+    OP_NEG,
+    OP_EXP,
+    OP_LOG,
+    OP_SQRT,
+    OP_RSQRT,
+    OP_TANH,
+    OP_SIGMOID,
+    OP_RELU,
+    OP_ERF,
+    OP_RECIP,
+    OP_ABS,
+    OP_ADD,
+    OP_SUB,
+    OP_MUL,
+    OP_DIV,
+    OP_MAXIMUM,
+    OP_MINIMUM,
+    OP_POW,
+    OP_LT,
+    OP_LE,
+    OP_GT,
+    OP_GE,
+    OP_EQ,
+    OP_NE,
+    OP_WHERE,
+    OP_CAST,
+    OP_DROPOUT,
+    OP_CAUSAL_MASK,
+    OP_SUM,
+    OP_MAX,
+    OP_MEAN,
+    OP_RESHAPE,
+    OP_PERMUTE,
+    OP_SLICE,
+    OP_CONCAT,
+    OP_GATHER,
+    OP_PICK,
+    OP_MATMUL,
     OP_COUNT
 } pmlc_opcode;
 
@@ -54,12 +88,13 @@ enum { PMLC_SAVES_OUT = 0x80 };
 typedef struct pmlc_op_info {
     const char *name;
     pmlc_op_class cls;
-    int min_in, max_in;           /* max_in < 0: any number */
-    int (*infer)(pmlc_infer *);   /* 0 on success; NULL for sources (the front end sets their shape) */
+    int min_in, max_in;         /* max_in < 0: any number */
+    int (*infer)(pmlc_infer *); /* 0 on success; NULL for sources (the front end sets their shape) */
     float flops_per_elem;
-    uint8_t saves;                /* bit i: input i is needed by the backward pass; PMLC_SAVES_OUT: the output */
-    uint8_t differentiable;       /* 0: no gradient flows through (comparisons, indices) */
+    uint8_t saves;          /* bit i: input i is needed by the backward pass; PMLC_SAVES_OUT: the output */
+    uint8_t differentiable; /* 0: no gradient flows through (comparisons, indices) */
     const char *doc;
+    const char *attrs; /* the node's attributes (ir_node.attr, .fval), NULL when none */
     /* Slots for later passes. */
     const void *backward;
     const char *c_template;
@@ -77,7 +112,12 @@ typedef struct pmlc_cshape {
 int64_t pmlc_cshape_numel(const pmlc_cshape *s);
 
 /* Forward FLOPs, and backward FLOPs spent on the gradient of each input. */
-void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cshape *out,
-                  double *fwd, double *bwd_per_input);
+void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cshape *out, double *fwd,
+                  double *bwd_per_input);
+
+/* Bytes the forward op reads and writes, given each tensor's element size: what a
+ * memory-bound kernel costs. A gather reads only the rows it returns. */
+double pmlc_op_bytes(pmlc_opcode op, int n_in, const pmlc_cshape *in, const int *in_elem, const pmlc_cshape *out,
+                     int out_elem);
 
 #endif

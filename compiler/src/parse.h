@@ -22,11 +22,11 @@ typedef struct pmlc_parser {
     pmlc_diag *diag;
     pmlc_sources *sources;
     int file;
-    uint32_t pos;          /* byte offset of the scanner */
-    int paren;             /* open ( and [ since the last { or }: newlines are ignored inside */
-    int nesting;           /* open ( [ { in all */
-    int start_token;       /* injected first token: selects what is parsed */
-    int fatal;             /* a limit was hit: stop without further messages */
+    uint32_t pos;    /* byte offset of the scanner */
+    int paren;       /* open ( and [ since the last { or }: newlines are ignored inside */
+    int nesting;     /* open ( [ { in all */
+    int start_token; /* injected first token: selects what is parsed */
+    int fatal;       /* a limit was hit: stop without further messages */
     int depth_reported;
     uint32_t comment_begin;
     int comment_nl;
@@ -40,9 +40,6 @@ enum { PMLC_PARSE_FILE, PMLC_PARSE_FIELD };
  * are reported through `d` either way. */
 ast *pmlc_parse(pmlc_arena *a, pmlc_diag *d, pmlc_sources *srcs, int file, int what);
 
-static inline pmlc_loc pmlc_span_loc(const pmlc_parser *P, pmlc_span s)
-{
-    return (pmlc_loc){P->file, s.begin, s.end};
-}
+static inline pmlc_loc pmlc_span_loc(const pmlc_parser *P, pmlc_span s) { return (pmlc_loc){P->file, s.begin, s.end}; }
 
 #endif

@@ -64,7 +64,4 @@ static int match_from(const char *p, const char *s, int depth)
     return seg_match(p, pe, s, se) && match_from(pn, sn, depth + 1);
 }
 
-int pmlc_pattern_match(const char *pattern, const char *name)
-{
-    return *pattern && match_from(pattern, name, 0);
-}
+int pmlc_pattern_match(const char *pattern, const char *name) { return *pattern && match_from(pattern, name, 0); }

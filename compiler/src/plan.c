@@ -14,19 +14,21 @@
 typedef struct coster {
     pmlc_program *P;
     pmlc_graph *g;
-    pmlc_cshape *shape;   /* concrete shape per node */
+    pmlc_cshape *shape; /* concrete shape per node */
     pmlc_dtype precision;
-    double *fwd, *bwd_b, *bwd_w;
-    uint8_t *rg;          /* requires a gradient */
-    uint8_t *act;         /* depends on the batch: an activation, not a weight */
+    double *fwd, *bwd_b, *bwd_w, *bytes;
+    uint8_t *rg;  /* requires a gradient */
+    uint8_t *act; /* depends on the batch: an activation, not a weight */
 } coster;
 
-static int64_t node_bytes(const coster *c, int n)
+/* Element size of a node as stored: floating-point tensors in the training precision. */
+static int elem_bytes(const coster *c, int n)
 {
     pmlc_dtype dt = c->g->nodes.v[n].dtype;
-    int eb = pmlc_dtype_is_float(dt) ? pmlc_dtype_bytes(c->precision) : pmlc_dtype_bytes(dt);
-    return pmlc_cshape_numel(&c->shape[n]) * eb;
+    return pmlc_dtype_is_float(dt) ? pmlc_dtype_bytes(c->precision) : pmlc_dtype_bytes(dt);
 }
+
+static int64_t node_bytes(const coster *c, int n) { return pmlc_cshape_numel(&c->shape[n]) * elem_bytes(c, n); }
 
 /* Concrete shapes with every symbol bound; reports a tensor that becomes too large. */
 static int bind_shapes(pmlc_program *P, pmlc_graph *g, const int64_t *binding, pmlc_cshape **out)
@@ -39,7 +41,8 @@ static int bind_shapes(pmlc_program *P, pmlc_graph *g, const int64_t *binding, p
         for (int k = 0; k < n->rank; k++) {
             if (pmlc_size_eval(n->shape[k], binding, &sh[i].d[k]) || sh[i].d[k] <= 0 ||
                 __builtin_mul_overflow(total, sh[i].d[k], &total) || total > PMLC_MAX_ELEMS) {
-                pmlc_error(DIAG, n->loc, "this tensor is too large once its symbolic dimensions are bound "
+                pmlc_error(DIAG, n->loc,
+                           "this tensor is too large once its symbolic dimensions are bound "
                            "(more than 2^48 elements)");
                 return 1;
             }
@@ -72,10 +75,12 @@ static void cost_nodes(coster *c, const uint8_t *frozen)
         for (int k = 0; k < n->n_in && info->differentiable; k++) rg |= c->rg[n->in[k]];
         c->rg[i] = rg;
         pmlc_cshape in[64];
+        int in_elem[64];
         double bwd[64] = {0};
         int n_in = n->n_in < 64 ? n->n_in : 64;
-        for (int k = 0; k < n_in; k++) in[k] = c->shape[n->in[k]];
+        for (int k = 0; k < n_in; k++) in[k] = c->shape[n->in[k]], in_elem[k] = elem_bytes(c, n->in[k]);
         pmlc_op_cost(n->op, n_in, in, &c->shape[i], &c->fwd[i], bwd);
+        c->bytes[i] = pmlc_op_bytes(n->op, n_in, in, in_elem, &c->shape[i], elem_bytes(c, i));
         c->bwd_b[i] = c->bwd_w[i] = 0;
         for (int k = 0; k < n_in; k++) {
             int src = n->in[k];
@@ -83,8 +88,10 @@ static void cost_nodes(coster *c, const uint8_t *frozen)
             /* The gradient of an activation is input-gradient (B) work; that of a
              * weight, or of anything computed from weights alone (transpose(w)), is
              * weight-gradient (W) work that zero-bubble schedules can defer. */
-            if (c->act[src]) c->bwd_b[i] += bwd[k];
-            else c->bwd_w[i] += bwd[k];
+            if (c->act[src])
+                c->bwd_b[i] += bwd[k];
+            else
+                c->bwd_w[i] += bwd[k];
         }
     }
 }
@@ -102,6 +109,7 @@ static void stage_costs(coster *c, int n_stages, pmlc_stage_cost *out, const uin
         const ir_node *n = &g->nodes.v[i];
         pmlc_stage_cost *s = &out[n->stage];
         s->fwd += c->fwd[i];
+        s->fwd_bytes += c->bytes[i];
         s->bwd_b += c->bwd_b[i];
         s->bwd_w += c->bwd_w[i];
         if (n->op == OP_PARAM && !frozen[n->param]) s->trainable += g->params.v[n->param].numel;
@@ -171,8 +179,10 @@ static int place_auto(pmlc_program *P, coster *c)
     }
     for (int it = 0; it < 200 && hi - lo > 1e-9 * (hi > 1 ? hi : 1); it++) {
         double mid = (lo + hi) / 2;
-        if (stages_needed(cost, K, mid) <= S) hi = mid;
-        else lo = mid;
+        if (stages_needed(cost, K, mid) <= S)
+            hi = mid;
+        else
+            lo = mid;
     }
     int *unit_stage = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)U);
     int stage = 0, in_stage = 0;
@@ -189,8 +199,10 @@ static int place_auto(pmlc_program *P, coster *c)
         unit_stage[order[j]] = stage;
     }
     for (int u = U - 1, carry = S - 1; u >= 0; u--) {
-        if (has[u]) carry = unit_stage[u];
-        else unit_stage[u] = carry;
+        if (has[u])
+            carry = unit_stage[u];
+        else
+            unit_stage[u] = carry;
     }
     for (int i = 0; i < g->nodes.n; i++) g->nodes.v[i].stage = unit_stage[g->nodes.v[i].unit];
     return 0;
@@ -204,7 +216,8 @@ static int check_param_stages(pmlc_program *P, pmlc_graph *g)
         for (int k = 0; k < n->n_in; k++) {
             const ir_node *src = &g->nodes.v[n->in[k]];
             if (src->op != OP_PARAM || src->stage == n->stage) continue;
-            pmlc_error(DIAG, n->loc, "parameter '%s' lives on stage %d but is used here, on stage %d: a parameter "
+            pmlc_error(DIAG, n->loc,
+                       "parameter '%s' lives on stage %d but is used here, on stage %d: a parameter "
                        "belongs to one stage (weights tied across stages are not supported)",
                        g->params.v[src->param].name, src->stage, n->stage);
             pmlc_note(DIAG, src->loc, "the parameter is declared here");
@@ -247,9 +260,12 @@ static double bubble_fraction(pmlc_schedule s, int S, int64_t M)
     if (S <= 1) return 0;
     double p = S - 1, m = (double)M;
     switch (s) {
-    case PMLC_SCHED_INTERLEAVED_1F1B: return p / (2 * m + p); /* two model chunks per device */
-    case PMLC_SCHED_ZERO_BUBBLE: return p / (3 * m + p);      /* ZB-H1: about a third of 1F1B's */
-    default: return p / (m + p);
+    case PMLC_SCHED_INTERLEAVED_1F1B:
+        return p / (2 * m + p); /* two model chunks per device */
+    case PMLC_SCHED_ZERO_BUBBLE:
+        return p / (3 * m + p); /* ZB-H1: about a third of 1F1B's */
+    default:
+        return p / (m + p);
     }
 }
 
@@ -276,7 +292,8 @@ static int bind_symbols(pmlc_program *P, pmlc_plan *pl, int lenient)
         if (!used || lenient) continue;
         pmlc_error(DIAG, t ? t->decl->name_loc : g->decl->name_loc,
                    "symbolic dimension '%s' of model '%s' has no size: bind it in the train block (%s = 64) or with "
-                   "--set %s=64", P->syms.names[s], g->name, P->syms.names[s], P->syms.names[s]);
+                   "--set %s=64",
+                   P->syms.names[s], g->name, P->syms.names[s], P->syms.names[s]);
         bad = 1;
     }
     return bad;
@@ -328,12 +345,13 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     pl->n_stages = g->n_stages;
     if (bind_symbols(P, pl, lenient)) return NULL;
 
-    coster c = {P, g, NULL, pl->precision, NULL, NULL, NULL, NULL, NULL};
+    coster c = {P, g, NULL, pl->precision, NULL, NULL, NULL, NULL, NULL, NULL};
     if (bind_shapes(P, g, pl->binding, &c.shape)) return NULL;
     size_t nn = (size_t)(g->nodes.n ? g->nodes.n : 1);
     c.fwd = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
     c.bwd_b = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
     c.bwd_w = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
+    c.bytes = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
     c.rg = pmlc_arena_alloc(&P->arena, nn);
     c.act = pmlc_arena_alloc(&P->arena, nn);
     mark_activations(&c);
@@ -361,8 +379,10 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     pl->bubble = bubble_fraction(pl->schedule, S, pl->microbatches);
 
     int state = 0;
-    if (t && t->opt == PMLC_OPT_ADAMW) state = 2;
-    else if (t && t->momentum > 0) state = 1;
+    if (t && t->opt == PMLC_OPT_ADAMW)
+        state = 2;
+    else if (t && t->momentum > 0)
+        state = 1;
     for (int p = 0; p < g->params.n; p++) {
         const ir_param *prm = &g->params.v[p];
         pmlc_stage_plan *st = &pl->stages[g->nodes.v[prm->node].stage];
@@ -378,7 +398,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     find_sends(P, &c, pl);
 
     if (teacher) {
-        coster tc = {P, teacher, NULL, d->teacher_precision, NULL, NULL, NULL, NULL, NULL};
+        coster tc = {P, teacher, NULL, d->teacher_precision, NULL, NULL, NULL, NULL, NULL, NULL};
         if (bind_shapes(P, teacher, pl->binding, &tc.shape)) return NULL;
         for (int i = 0; i < teacher->nodes.n; i++) {
             const ir_node *n = &teacher->nodes.v[i];

@@ -22,9 +22,10 @@ typedef struct pmlc_send {
 } pmlc_send;
 
 typedef struct pmlc_stage_cost {
-    double fwd, bwd_b, bwd_w;   /* FLOPs per micro-batch */
-    int64_t act_bytes;          /* saved for backward, per micro-batch */
-    int64_t trainable;          /* parameters updated in this phase */
+    double fwd, bwd_b, bwd_w; /* FLOPs per micro-batch */
+    double fwd_bytes;         /* bytes the forward ops read and write, per micro-batch */
+    int64_t act_bytes;        /* saved for backward, per micro-batch */
+    int64_t trainable;        /* parameters updated in this phase */
 } pmlc_stage_cost;
 
 typedef struct pmlc_stage_plan {
@@ -41,16 +42,16 @@ typedef struct pmlc_stage_plan {
 /* A training phase: from `step`, the parameters frozen by then stay frozen. */
 typedef struct pmlc_phase {
     int64_t step;
-    int64_t frozen;             /* parameters (elements) frozen */
+    int64_t frozen; /* parameters (elements) frozen */
     pmlc_stage_cost *stages;
 } pmlc_phase;
 
 typedef struct pmlc_plan {
     pmlc_graph *g;
-    pmlc_train *train;          /* NULL: a model without a train block */
-    pmlc_distill *distill;      /* this model is a distillation student */
+    pmlc_train *train;     /* NULL: a model without a train block */
+    pmlc_distill *distill; /* this model is a distillation student */
     pmlc_graph *teacher;
-    double teacher_fwd;         /* FLOPs per micro-batch */
+    double teacher_fwd; /* FLOPs per micro-batch */
     int64_t teacher_params;
     int n_stages;
     pmlc_stage_plan *stages;
@@ -59,7 +60,7 @@ typedef struct pmlc_plan {
     pmlc_schedule schedule;
     pmlc_dtype precision;
     double bubble;
-    double imbalance;           /* slowest stage over the mean, minus 1 */
+    double imbalance; /* slowest stage over the mean, minus 1 */
     int64_t total_params;
     PMLC_VEC(pmlc_phase) phases;
 } pmlc_plan;

@@ -13,8 +13,10 @@ static const char *fmt_bytes(int64_t b, char *buf, size_t cap)
     double v = (double)b;
     int u = 0;
     while (v >= 1024 && u < 5) v /= 1024, u++;
-    if (u == 0) snprintf(buf, cap, "%" PRId64 " B", b);
-    else snprintf(buf, cap, "%.1f %s", v, units[u]);
+    if (u == 0)
+        snprintf(buf, cap, "%" PRId64 " B", b);
+    else
+        snprintf(buf, cap, "%.1f %s", v, units[u]);
     return buf;
 }
 
@@ -44,17 +46,22 @@ static const char *fmt_count(int64_t n, char *buf, size_t cap)
 static const char *fmt_cshape(pmlc_dtype dt, const pmlc_cshape *s, char *buf, size_t cap)
 {
     size_t n = (size_t)snprintf(buf, cap, "%s[", pmlc_dtype_name(dt));
-    for (int k = 0; k < s->rank && n < cap; k++) n += (size_t)snprintf(buf + n, cap - n, "%s%" PRId64, k ? ", " : "", s->d[k]);
+    for (int k = 0; k < s->rank && n < cap; k++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%" PRId64, k ? ", " : "", s->d[k]);
     if (n < cap) snprintf(buf + n, cap - n, "]");
     return buf;
 }
 
 static const char *device_str(const pmlc_plan *pl, int s, char *buf, size_t cap)
 {
-    if (!pl->train || !pl->train->n_devices) snprintf(buf, cap, "cpu");
-    else if (pl->stages[s].device.cuda) snprintf(buf, cap, "cuda:%d", pl->stages[s].device.index);
-    else if (pl->stages[s].device.index < 0) snprintf(buf, cap, "cpu");
-    else snprintf(buf, cap, "cpu:%d", pl->stages[s].device.index);
+    if (!pl->train || !pl->train->n_devices)
+        snprintf(buf, cap, "cpu");
+    else if (pl->stages[s].device.cuda)
+        snprintf(buf, cap, "cuda:%d", pl->stages[s].device.index);
+    else if (pl->stages[s].device.index < 0)
+        snprintf(buf, cap, "cpu");
+    else
+        snprintf(buf, cap, "cpu:%d", pl->stages[s].device.index);
     return buf;
 }
 
@@ -65,9 +72,12 @@ static const char *placement_str(const pmlc_plan *pl)
 
 static const char *init_str(const ir_param *p, char *buf, size_t cap)
 {
-    if (p->init == PMLC_INIT_NORMAL) snprintf(buf, cap, "normal(std = %g, mean = %g)", p->init_a, p->init_b);
-    else if (p->init == PMLC_INIT_UNIFORM) snprintf(buf, cap, "uniform(%g, %g)", p->init_a, p->init_b);
-    else snprintf(buf, cap, "%s", pmlc_init_name(p->init));
+    if (p->init == PMLC_INIT_NORMAL)
+        snprintf(buf, cap, "normal(std = %g, mean = %g)", p->init_a, p->init_b);
+    else if (p->init == PMLC_INIT_UNIFORM)
+        snprintf(buf, cap, "uniform(%g, %g)", p->init_a, p->init_b);
+    else
+        snprintf(buf, cap, "%s", pmlc_init_name(p->init));
     return buf;
 }
 
@@ -85,8 +95,10 @@ static void print_freezes(const pmlc_plan *pl, FILE *out)
     for (int i = 0; i < t->freezes.n; i++) {
         const pmlc_freeze *f = &t->freezes.v[i];
         if (!f->is_auto) continue;
-        fprintf(out, "  auto freeze    every %" PRId64 " steps, gradient-change threshold %g (gradient-based; "
-                "planned at run time)\n", f->every, f->threshold);
+        fprintf(out,
+                "  auto freeze    every %" PRId64 " steps, gradient-change threshold %g (gradient-based; "
+                "planned at run time)\n",
+                f->every, f->threshold);
     }
 }
 
@@ -97,9 +109,11 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     fprintf(out, "plan for model '%s'\n", g->name);
     fprintf(out, "  placement      %d stage%s (%s)", pl->n_stages, pl->n_stages == 1 ? "" : "s", placement_str(pl));
     if (pl->n_stages > 1) fprintf(out, ", imbalance %.1f%% (slowest stage vs mean)", 100 * pl->imbalance);
-    fprintf(out, "\n  schedule       %s, %" PRId64 " micro-batch%s of %" PRId64 " (batch %" PRId64 "), bubble %.1f%%%s\n",
+    fprintf(out,
+            "\n  schedule       %s, %" PRId64 " micro-batch%s of %" PRId64 " (batch %" PRId64 "), bubble %.1f%%%s\n",
             pmlc_schedule_name(pl->schedule), pl->microbatches, pl->microbatches == 1 ? "" : "es", pl->microbatch,
-            pl->batch, 100 * pl->bubble, pmlc_schedule_runnable(pl->schedule) ? "" : " (planned; the runtime runs gpipe and 1f1b)");
+            pl->batch, 100 * pl->bubble,
+            pmlc_schedule_runnable(pl->schedule) ? "" : " (planned; the runtime runs gpipe and 1f1b)");
     fprintf(out, "  precision      %s\n", pmlc_dtype_name(pl->precision));
     int any = 0;
     for (int s = 0; s < P->syms.n; s++) {
@@ -128,8 +142,9 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         fprintf(out, "  flops/mb       forward %s, backward %s (input %s, weight %s)\n",
                 fmt_flops(st->cost.fwd, a, sizeof a), fmt_flops(st->cost.bwd_b + st->cost.bwd_w, b, sizeof b),
                 fmt_flops(st->cost.bwd_b, c, sizeof c), fmt_flops(st->cost.bwd_w, d, sizeof d));
-        fprintf(out, "  activations    %s per micro-batch, %d in flight: %s\n", fmt_bytes(st->cost.act_bytes, a, sizeof a),
-                st->in_flight, fmt_bytes(st->cost.act_bytes * st->in_flight, b, sizeof b));
+        fprintf(out, "  activations    %s per micro-batch, %d in flight: %s\n",
+                fmt_bytes(st->cost.act_bytes, a, sizeof a), st->in_flight,
+                fmt_bytes(st->cost.act_bytes * st->in_flight, b, sizeof b));
         for (int i = 0; i < st->sends.n; i++) {
             const pmlc_send *sd = &st->sends.v[i];
             fprintf(out, "  %-14s %s  %s  %s\n", i ? "" : "sends", sd->name,
@@ -141,7 +156,8 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         for (int i = 0; i < pl->phases.n; i++) {
             const pmlc_phase *ph = &pl->phases.v[i];
             double worst = 0;
-            fprintf(out, "  from step %-8" PRId64 " %s frozen; flops/mb per stage:", ph->step, fmt_count(ph->frozen, a, sizeof a));
+            fprintf(out, "  from step %-8" PRId64 " %s frozen; flops/mb per stage:", ph->step,
+                    fmt_count(ph->frozen, a, sizeof a));
             for (int s = 0; s < pl->n_stages; s++) {
                 double tot = ph->stages[s].fwd + ph->stages[s].bwd_b + ph->stages[s].bwd_w;
                 if (tot > worst) worst = tot;
@@ -153,8 +169,10 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     if (pl->distill) {
         const pmlc_distill *dd = pl->distill;
         fprintf(out, "\ndistillation from '%s' (\"%s\")\n", dd->teacher->name, dd->weights);
-        fprintf(out, "  teacher        forward only, %s FLOPs per micro-batch, %s parameters, %s; no gradients, no "
-                "optimizer state\n", fmt_flops(pl->teacher_fwd, a, sizeof a), fmt_count(pl->teacher_params, b, sizeof b),
+        fprintf(out,
+                "  teacher        forward only, %s FLOPs per micro-batch, %s parameters, %s; no gradients, no "
+                "optimizer state\n",
+                fmt_flops(pl->teacher_fwd, a, sizeof a), fmt_count(pl->teacher_params, b, sizeof b),
                 pmlc_dtype_name(dd->teacher_precision));
         fprintf(out, "  loss           %g * T^2 * KL(teacher/T || student/T) + %g * %s, T = %g\n", dd->alpha,
                 1 - dd->alpha, pl->train ? pl->train->loss_fn->name : "loss", dd->temperature);
@@ -165,9 +183,12 @@ static void json_str(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
-        else if (*p < 0x20) fprintf(out, "\\u%04x", *p);
-        else fputc(*p, out);
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
     }
     fputc('"', out);
 }
@@ -181,9 +202,11 @@ static void json_shape(FILE *out, const pmlc_cshape *s)
 
 static void json_cost(FILE *out, const pmlc_stage_cost *c)
 {
-    fprintf(out, "\"fwd_flops\": %.17g, \"bwd_flops\": %.17g, \"bwd_input_flops\": %.17g, \"bwd_weight_flops\": %.17g, "
+    fprintf(out,
+            "\"fwd_flops\": %.17g, \"fwd_bytes\": %.17g, \"bwd_flops\": %.17g, \"bwd_input_flops\": %.17g, "
+            "\"bwd_weight_flops\": %.17g, "
             "\"activation_bytes\": %" PRId64 ", \"trainable_params\": %" PRId64,
-            c->fwd, c->bwd_b + c->bwd_w, c->bwd_b, c->bwd_w, c->act_bytes, c->trainable);
+            c->fwd, c->fwd_bytes, c->bwd_b + c->bwd_w, c->bwd_b, c->bwd_w, c->act_bytes, c->trainable);
 }
 
 void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
@@ -192,13 +215,17 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     char buf[256];
     fprintf(out, "{\n  \"pml_plan_version\": %d,\n  \"model\": ", PMLC_PLAN_JSON_VERSION);
     json_str(out, g->name);
-    fprintf(out, ",\n  \"placement\": \"%s\",\n  \"stages_count\": %d,\n  \"imbalance\": %.6f,\n", pl->g->auto_place ? "auto"
-            : g->staged ? "manual" : "single", pl->n_stages, pl->imbalance);
+    fprintf(out, ",\n  \"placement\": \"%s\",\n  \"stages_count\": %d,\n  \"imbalance\": %.6f,\n",
+            pl->g->auto_place ? "auto"
+            : g->staged       ? "manual"
+                              : "single",
+            pl->n_stages, pl->imbalance);
     fprintf(out, "  \"schedule\": \"%s\",\n  \"schedule_runnable\": %s,\n  \"bubble_fraction\": %.6f,\n",
             pmlc_schedule_name(pl->schedule), pmlc_schedule_runnable(pl->schedule) ? "true" : "false", pl->bubble);
-    fprintf(out, "  \"precision\": \"%s\",\n  \"batch\": %" PRId64 ",\n  \"microbatches\": %" PRId64
-            ",\n  \"microbatch_size\": %" PRId64 ",\n  \"dimensions\": {", pmlc_dtype_name(pl->precision), pl->batch,
-            pl->microbatches, pl->microbatch);
+    fprintf(out,
+            "  \"precision\": \"%s\",\n  \"batch\": %" PRId64 ",\n  \"microbatches\": %" PRId64
+            ",\n  \"microbatch_size\": %" PRId64 ",\n  \"dimensions\": {",
+            pmlc_dtype_name(pl->precision), pl->batch, pl->microbatches, pl->microbatch);
     int any = 0;
     for (int s = 0; s < P->syms.n; s++) {
         int used = 0;
@@ -231,8 +258,10 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
             fprintf(out, "%s", i ? ", " : "");
             json_str(out, st->layers.v[i]);
         }
-        fprintf(out, "],\n     \"params\": %" PRId64 ", \"param_bytes\": %" PRId64 ", \"optimizer_state_bytes\": %" PRId64
-                ", \"ops\": %d,\n     ", st->params, st->param_bytes, st->opt_bytes, st->n_ops);
+        fprintf(out,
+                "],\n     \"params\": %" PRId64 ", \"param_bytes\": %" PRId64 ", \"optimizer_state_bytes\": %" PRId64
+                ", \"ops\": %d,\n     ",
+                st->params, st->param_bytes, st->opt_bytes, st->n_ops);
         json_cost(out, &st->cost);
         fprintf(out, ", \"in_flight\": %d,\n     \"sends\": [", st->in_flight);
         for (int i = 0; i < st->sends.n; i++) {
@@ -256,8 +285,10 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         for (int k = 0; k < prm->rank; k++) fprintf(out, "%s%" PRId64, k ? ", " : "", prm->dims[k]);
         fprintf(out, "], \"numel\": %" PRId64 ", \"stage\": %d, \"init\": ", prm->numel, g->nodes.v[prm->node].stage);
         json_str(out, init_str(prm, buf, sizeof buf));
-        if (prm->frozen_from >= 0) fprintf(out, ", \"frozen_from_step\": %d", prm->frozen_from);
-        else fputs(", \"frozen_from_step\": null", out);
+        if (prm->frozen_from >= 0)
+            fprintf(out, ", \"frozen_from_step\": %d", prm->frozen_from);
+        else
+            fputs(", \"frozen_from_step\": null", out);
         fprintf(out, "}%s\n", p + 1 < g->params.n ? "," : "");
     }
     fputs("  ],\n  \"phases\": [", out);
@@ -280,7 +311,8 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         static const char *const data_kinds[] = {"none", "file", "classes", "markov"};
         fprintf(out, "{\"data\": \"%s\", \"loss\": ", data_kinds[t->data]);
         json_str(out, t->loss_fn->name);
-        fprintf(out, ", \"optimizer\": \"%s\", \"lr\": %.17g, \"weight_decay\": %.17g, \"lr_schedule\": \"%s\", "
+        fprintf(out,
+                ", \"optimizer\": \"%s\", \"lr\": %.17g, \"weight_decay\": %.17g, \"lr_schedule\": \"%s\", "
                 "\"steps\": %" PRId64 ", \"seed\": %" PRId64 ", \"recompute\": %s, \"auto_freeze\": %s}",
                 t->opt == PMLC_OPT_ADAMW ? "adamw" : "sgd", t->lr, t->weight_decay,
                 t->lr_kind == PMLC_LR_WARMUP_COSINE ? "warmup_cosine" : "constant", t->steps, t->seed,
@@ -294,9 +326,11 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         json_str(out, pl->distill->teacher->name);
         fputs(", \"weights\": ", out);
         json_str(out, pl->distill->weights);
-        fprintf(out, ", \"temperature\": %.17g, \"alpha\": %.17g, \"teacher_fwd_flops\": %.17g, \"teacher_params\": %"
-                PRId64 ", \"teacher_precision\": \"%s\"}", pl->distill->temperature, pl->distill->alpha, pl->teacher_fwd,
-                pl->teacher_params, pmlc_dtype_name(pl->distill->teacher_precision));
+        fprintf(out,
+                ", \"temperature\": %.17g, \"alpha\": %.17g, \"teacher_fwd_flops\": %.17g, \"teacher_params\": %" PRId64
+                ", \"teacher_precision\": \"%s\"}",
+                pl->distill->temperature, pl->distill->alpha, pl->teacher_fwd, pl->teacher_params,
+                pmlc_dtype_name(pl->distill->teacher_precision));
     }
     fputs("\n}\n", out);
 }
@@ -313,7 +347,8 @@ void pmlc_plan_print_dot(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
 {
     char a[64], b[64], c[64], e[256];
     fputs("digraph plan {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n"
-          "  edge [fontname=\"Helvetica\", fontsize=10];\n  label=\"", out);
+          "  edge [fontname=\"Helvetica\", fontsize=10];\n  label=\"",
+          out);
     dot_str(out, pl->g->name);
     fprintf(out, ": %s, %" PRId64 " micro-batches, bubble %.1f%%\";\n", pmlc_schedule_name(pl->schedule),
             pl->microbatches, 100 * pl->bubble);

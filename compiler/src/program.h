@@ -8,12 +8,12 @@
 #include "pmlc.h"
 
 typedef struct pmlc_module {
-    const char *path;     /* canonical path */
+    const char *path; /* canonical path */
     int file;
     ast *root;
-    int state;            /* 0 loading, 1 loaded */
-    int parent;           /* module that first imported it, -1 for the main file */
-    pmlc_loc import_loc;  /* where it was first imported */
+    int state;           /* 0 loading, 1 loaded */
+    int parent;          /* module that first imported it, -1 for the main file */
+    pmlc_loc import_loc; /* where it was first imported */
 } pmlc_module;
 
 typedef struct pmlc_program {
@@ -25,15 +25,15 @@ typedef struct pmlc_program {
     int n_include_dirs;
     PMLC_VEC(pmlc_module) modules;
     pmlc_strmap module_by_path;
-    pmlc_strmap globals;        /* name → ast* (AST_FN, AST_CONST, AST_MODEL) */
+    pmlc_strmap globals; /* name → ast* (AST_FN, AST_CONST, AST_MODEL) */
     PMLC_VEC(ast *) models;
     PMLC_VEC(ast *) trains;
     PMLC_VEC(ast *) distills;
     pmlc_symtab syms;
-    ast_list set_fields;        /* --set key=value, parsed as fields */
-    pmlc_strmap const_cache;    /* name → evaluated constant (pmlc_value*) */
-    int checked;                /* check ran and found no error */
-    struct pmlc_plan *plan;     /* built by check, printed by plan */
+    ast_list set_fields;     /* --set key=value, parsed as fields */
+    pmlc_strmap const_cache; /* name → evaluated constant (pmlc_value*) */
+    int checked;             /* check ran and found no error */
+    struct pmlc_plan *plan;  /* built by check, printed by plan */
 } pmlc_program;
 
 /* Loads the main file and every import into P->modules and fills the namespace.

@@ -172,8 +172,10 @@ static int choose_model(pmlc_session *s)
         int n = 0;
         for (int i = 0; i < P->models.n && n < 64; i++) cands[n++] = P->models.v[i]->name;
         const char *sg = pmlc_suggest(want, cands, n);
-        if (sg) pmlc_error(&P->diag, PMLC_NOLOC, "no model '%s' in this program; did you mean '%s'?", want, sg);
-        else pmlc_error(&P->diag, PMLC_NOLOC, "no model '%s' in this program", want);
+        if (sg)
+            pmlc_error(&P->diag, PMLC_NOLOC, "no model '%s' in this program; did you mean '%s'?", want, sg);
+        else
+            pmlc_error(&P->diag, PMLC_NOLOC, "no model '%s' in this program", want);
         return -1;
     }
     int found = -1, count = 0;
@@ -209,9 +211,15 @@ int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out)
     pmlc_plan *pl = plan_model(s, m, 0);
     if (!pl) return P->diag.errors - before ? P->diag.errors - before : 1;
     switch (fmt) {
-    case PMLC_PLAN_TEXT: pmlc_plan_print_text(P, pl, out); break;
-    case PMLC_PLAN_JSON: pmlc_plan_print_json(P, pl, out); break;
-    case PMLC_PLAN_DOT: pmlc_plan_print_dot(P, pl, out); break;
+    case PMLC_PLAN_TEXT:
+        pmlc_plan_print_text(P, pl, out);
+        break;
+    case PMLC_PLAN_JSON:
+        pmlc_plan_print_json(P, pl, out);
+        break;
+    case PMLC_PLAN_DOT:
+        pmlc_plan_print_dot(P, pl, out);
+        break;
     }
     return 0;
 }

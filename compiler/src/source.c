@@ -34,8 +34,10 @@ static int line_of(pmlc_arena *a, pmlc_source *src, uint32_t off)
     int lo = 0, hi = src->n_lines - 1;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
-        if (src->lines[mid] <= off) lo = mid;
-        else hi = mid - 1;
+        if (src->lines[mid] <= off)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     return lo;
 }
@@ -45,8 +47,7 @@ void pmlc_source_linecol(pmlc_arena *a, pmlc_source *src, uint32_t off, int *lin
     if (off > src->len) off = src->len;
     int l = line_of(a, src, off);
     int c = 1;
-    for (uint32_t i = src->lines[l]; i < off; i++)
-        c += ((unsigned char)src->text[i] & 0xC0) != 0x80;
+    for (uint32_t i = src->lines[l]; i < off; i++) c += ((unsigned char)src->text[i] & 0xC0) != 0x80;
     *line = l + 1;
     *col = c;
 }
@@ -78,9 +79,12 @@ size_t pmlc_utf8_check(const char *str, size_t len, const char **why)
         }
         int n;
         unsigned min;
-        if ((c & 0xE0) == 0xC0) n = 1, min = 0x80, c &= 0x1F;
-        else if ((c & 0xF0) == 0xE0) n = 2, min = 0x800, c &= 0x0F;
-        else if ((c & 0xF8) == 0xF0) n = 3, min = 0x10000, c &= 0x07;
+        if ((c & 0xE0) == 0xC0)
+            n = 1, min = 0x80, c &= 0x1F;
+        else if ((c & 0xF0) == 0xE0)
+            n = 2, min = 0x800, c &= 0x0F;
+        else if ((c & 0xF8) == 0xF0)
+            n = 3, min = 0x10000, c &= 0x07;
         else {
             *why = "invalid UTF-8 byte";
             return i;

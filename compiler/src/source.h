@@ -17,11 +17,11 @@ typedef struct pmlc_loc {
 #define PMLC_NOLOC ((pmlc_loc){-1, 0, 0})
 
 typedef struct pmlc_source {
-    const char *path;   /* as given or as resolved; printed in diagnostics */
-    const char *dir;    /* folder of the file, for relative imports */
-    const char *text;   /* NUL-terminated copy */
+    const char *path; /* as given or as resolved; printed in diagnostics */
+    const char *dir;  /* folder of the file, for relative imports */
+    const char *text; /* NUL-terminated copy */
     uint32_t len;
-    uint32_t *lines;    /* byte offset of each line start, computed on demand */
+    uint32_t *lines; /* byte offset of each line start, computed on demand */
     int n_lines;
 } pmlc_source;
 

@@ -15,12 +15,28 @@
 #define DIAG (&P->diag)
 
 enum {
-    F_DATA, F_LABELS, F_LOSS, F_OPTIMIZER, F_LR_SCHEDULE, F_GRAD_CLIP, F_BATCH, F_MICROBATCHES, F_SCHEDULE,
-    F_PRECISION, F_PLACE, F_STEPS, F_EPOCHS, F_SEED, F_CHECKPOINT_EVERY, F_RECOMPUTE, F_COUNT
+    F_DATA,
+    F_LABELS,
+    F_LOSS,
+    F_OPTIMIZER,
+    F_LR_SCHEDULE,
+    F_GRAD_CLIP,
+    F_BATCH,
+    F_MICROBATCHES,
+    F_SCHEDULE,
+    F_PRECISION,
+    F_PLACE,
+    F_STEPS,
+    F_EPOCHS,
+    F_SEED,
+    F_CHECKPOINT_EVERY,
+    F_RECOMPUTE,
+    F_COUNT
 };
-static const char *const fields[F_COUNT] = {
-    "data", "labels", "loss", "optimizer", "lr_schedule", "grad_clip", "batch", "microbatches", "schedule",
-    "precision", "place", "steps", "epochs", "seed", "checkpoint_every", "recompute"};
+static const char *const fields[F_COUNT] = {"data",      "labels", "loss",         "optimizer", "lr_schedule",
+                                            "grad_clip", "batch",  "microbatches", "schedule",  "precision",
+                                            "place",     "steps",  "epochs",       "seed",      "checkpoint_every",
+                                            "recompute"};
 
 static const char *const schedules[PMLC_SCHED_COUNT] = {"gpipe", "1f1b", "interleaved_1f1b", "zero_bubble"};
 
@@ -45,9 +61,12 @@ static int pick_name(pmlc_program *P, const ast *v, const char *what, const char
     }
     char list[256] = "";
     for (int i = 0; i < n; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i == n - 1 ? " or " : ", ") : "", names[i]);
-    if (named) pmlc_error(DIAG, v->name_loc, "unknown %s '%s' (use %s)", what, v->name, list);
-    else pmlc_error(DIAG, v->loc, "%s must be one of %s", what, list);
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i == n - 1 ? " or " : ", ") : "",
+                 names[i]);
+    if (named)
+        pmlc_error(DIAG, v->name_loc, "unknown %s '%s' (use %s)", what, v->name, list);
+    else
+        pmlc_error(DIAG, v->loc, "%s must be one of %s", what, list);
     return 1;
 }
 
@@ -61,9 +80,11 @@ static int get_int(pmlc_program *P, const ast *e, const char *what, int64_t lo, 
         return 1;
     }
     if (v.i.coef < lo || v.i.coef > hi) {
-        if (hi >= INT64_MAX / 2) pmlc_error(DIAG, e->loc, "%s must be at least %lld, not %lld", what, (long long)lo, (long long)v.i.coef);
-        else pmlc_error(DIAG, e->loc, "%s must be between %lld and %lld, not %lld", what, (long long)lo, (long long)hi,
-                        (long long)v.i.coef);
+        if (hi >= INT64_MAX / 2)
+            pmlc_error(DIAG, e->loc, "%s must be at least %lld, not %lld", what, (long long)lo, (long long)v.i.coef);
+        else
+            pmlc_error(DIAG, e->loc, "%s must be between %lld and %lld, not %lld", what, (long long)lo, (long long)hi,
+                       (long long)v.i.coef);
         return 1;
     }
     *out = v.i.coef;
@@ -75,15 +96,19 @@ static int check_num(pmlc_program *P, pmlc_value v, pmlc_loc l, const char *what
 {
     char d[200];
     if (v.k == PMLC_V_ERR) return 1;
-    if (v.k == PMLC_V_FLOAT) *out = v.f;
-    else if (v.k == PMLC_V_INT && pmlc_size_is_const(v.i)) *out = (double)v.i.coef;
+    if (v.k == PMLC_V_FLOAT)
+        *out = v.f;
+    else if (v.k == PMLC_V_INT && pmlc_size_is_const(v.i))
+        *out = (double)v.i.coef;
     else {
         pmlc_error(DIAG, l, "%s must be a number, not %s", what, pmlc_value_desc(P, NULL, v, d, sizeof d));
         return 1;
     }
     if (*out < lo || (lo_open && *out == lo) || *out > hi) {
-        if (isinf(hi)) pmlc_error(DIAG, l, "%s must be %s %g, not %g", what, lo_open ? "greater than" : "at least", lo, *out);
-        else pmlc_error(DIAG, l, "%s must be in %c%g, %g], not %g", what, lo_open ? '(' : '[', lo, hi, *out);
+        if (isinf(hi))
+            pmlc_error(DIAG, l, "%s must be %s %g, not %g", what, lo_open ? "greater than" : "at least", lo, *out);
+        else
+            pmlc_error(DIAG, l, "%s must be in %c%g, %g], not %g", what, lo_open ? '(' : '[', lo, hi, *out);
         return 1;
     }
     return 0;
@@ -247,8 +272,8 @@ static int read_optimizer(pmlc_program *P, pmlc_train *t, const ast *e)
     }
     static const char *const names[] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
     if (read_call(P, e, "adamw", names, 5, 1, &a) || arg_num(P, &a, 0, "'lr'", 0, 1e3, 1, 0, &t->lr) ||
-        arg_num(P, &a, 1, "'beta1'", 0, 1, 0, 0.9, &t->beta1) || arg_num(P, &a, 2, "'beta2'", 0, 1, 0, 0.999, &t->beta2) ||
-        arg_num(P, &a, 3, "'eps'", 0, 1, 1, 1e-8, &t->eps) ||
+        arg_num(P, &a, 1, "'beta1'", 0, 1, 0, 0.9, &t->beta1) ||
+        arg_num(P, &a, 2, "'beta2'", 0, 1, 0, 0.999, &t->beta2) || arg_num(P, &a, 3, "'eps'", 0, 1, 1, 1e-8, &t->eps) ||
         arg_num(P, &a, 4, "'weight_decay'", 0, 1e3, 0, 0.01, &t->weight_decay))
         return 1;
     if (t->beta1 >= 1 || t->beta2 >= 1) {
@@ -323,10 +348,13 @@ static int read_loss(pmlc_program *P, pmlc_train *t, const ast *e)
         const char *cands[256];
         int n = 0;
         for (int i = 0; i < P->globals.cap && n < 256; i++)
-            if (P->globals.keys[i] && ((const ast *)P->globals.vals[i])->kind == AST_FN) cands[n++] = P->globals.keys[i];
+            if (P->globals.keys[i] && ((const ast *)P->globals.vals[i])->kind == AST_FN)
+                cands[n++] = P->globals.keys[i];
         const char *s = pmlc_suggest(e->name, cands, n);
-        if (s) pmlc_error(DIAG, e->loc, "unknown loss function '%s'; did you mean '%s'?", e->name, s);
-        else pmlc_error(DIAG, e->loc, "unknown loss function '%s' (did you import \"nn\"?)", e->name);
+        if (s)
+            pmlc_error(DIAG, e->loc, "unknown loss function '%s'; did you mean '%s'?", e->name, s);
+        else
+            pmlc_error(DIAG, e->loc, "unknown loss function '%s' (did you import \"nn\"?)", e->name);
         return 1;
     }
     t->loss_fn = fn;
@@ -369,14 +397,22 @@ static int read_field(pmlc_program *P, pmlc_train *t, const ast *f, int which)
     const ast *v = f->a;
     int b;
     switch (which) {
-    case F_DATA: return read_data(P, t, v);
-    case F_LABELS: return get_string(P, v, "'labels'", &t->labels_path);
-    case F_LOSS: return read_loss(P, t, v);
-    case F_OPTIMIZER: return read_optimizer(P, t, v);
-    case F_LR_SCHEDULE: return read_lr_schedule(P, t, v);
-    case F_GRAD_CLIP: return get_num(P, v, "'grad_clip'", 0, INFINITY, 1, &t->grad_clip);
-    case F_BATCH: return get_int(P, v, "'batch'", 1, 1 << 30, &t->batch);
-    case F_MICROBATCHES: return get_int(P, v, "'microbatches'", 1, 1 << 20, &t->microbatches);
+    case F_DATA:
+        return read_data(P, t, v);
+    case F_LABELS:
+        return get_string(P, v, "'labels'", &t->labels_path);
+    case F_LOSS:
+        return read_loss(P, t, v);
+    case F_OPTIMIZER:
+        return read_optimizer(P, t, v);
+    case F_LR_SCHEDULE:
+        return read_lr_schedule(P, t, v);
+    case F_GRAD_CLIP:
+        return get_num(P, v, "'grad_clip'", 0, INFINITY, 1, &t->grad_clip);
+    case F_BATCH:
+        return get_int(P, v, "'batch'", 1, 1 << 30, &t->batch);
+    case F_MICROBATCHES:
+        return get_int(P, v, "'microbatches'", 1, 1 << 20, &t->microbatches);
     case F_SCHEDULE: {
         int s;
         if (pick_name(P, v, "schedule", schedules, PMLC_SCHED_COUNT, &s)) return 1;
@@ -390,11 +426,16 @@ static int read_field(pmlc_program *P, pmlc_train *t, const ast *f, int which)
         t->precision = (pmlc_dtype)s;
         return 0;
     }
-    case F_PLACE: return read_place(P, t, v);
-    case F_STEPS: return get_int(P, v, "'steps'", 0, INT64_MAX / 2, &t->steps);
-    case F_EPOCHS: return get_int(P, v, "'epochs'", 1, 1 << 30, &t->epochs);
-    case F_SEED: return get_int(P, v, "'seed'", 0, INT64_MAX, &t->seed);
-    case F_CHECKPOINT_EVERY: return get_int(P, v, "'checkpoint_every'", 1, INT64_MAX / 2, &t->checkpoint_every);
+    case F_PLACE:
+        return read_place(P, t, v);
+    case F_STEPS:
+        return get_int(P, v, "'steps'", 0, INT64_MAX / 2, &t->steps);
+    case F_EPOCHS:
+        return get_int(P, v, "'epochs'", 1, 1 << 30, &t->epochs);
+    case F_SEED:
+        return get_int(P, v, "'seed'", 0, INT64_MAX, &t->seed);
+    case F_CHECKPOINT_EVERY:
+        return get_int(P, v, "'checkpoint_every'", 1, INT64_MAX / 2, &t->checkpoint_every);
     case F_RECOMPUTE:
         if (get_bool(P, v, "'recompute'", &b)) return 1;
         t->recompute = b;
@@ -426,8 +467,10 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
         int n = 0;
         for (int i = 0; i < P->models.n && n < 64; i++) cands[n++] = P->models.v[i]->name;
         const char *s = pmlc_suggest(decl->name, cands, n);
-        if (s) pmlc_error(DIAG, decl->name_loc, "unknown model '%s'; did you mean '%s'?", decl->name, s);
-        else pmlc_error(DIAG, decl->name_loc, "unknown model '%s'", decl->name);
+        if (s)
+            pmlc_error(DIAG, decl->name_loc, "unknown model '%s'; did you mean '%s'?", decl->name, s);
+        else
+            pmlc_error(DIAG, decl->name_loc, "unknown model '%s'", decl->name);
     }
     t->model = model && model->kind == AST_MODEL ? model : NULL;
 
@@ -489,7 +532,8 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
                    "microbatches = %lld does not divide batch = %lld: each micro-batch needs a whole number of samples",
                    (long long)t->microbatches, (long long)t->batch);
     if (t->lr_kind == PMLC_LR_WARMUP_COSINE && t->min_lr > t->lr)
-        pmlc_error(DIAG, t->field_loc[F_LR_SCHEDULE], "'min_lr' (%g) is above the optimizer's lr (%g)", t->min_lr, t->lr);
+        pmlc_error(DIAG, t->field_loc[F_LR_SCHEDULE], "'min_lr' (%g) is above the optimizer's lr (%g)", t->min_lr,
+                   t->lr);
     if (t->lr_kind == PMLC_LR_WARMUP_COSINE && t->steps >= 0 && t->warmup > t->steps)
         pmlc_error(DIAG, t->field_loc[F_LR_SCHEDULE], "the warmup (%lld steps) is longer than training (%lld steps)",
                    (long long)t->warmup, (long long)t->steps);
@@ -523,8 +567,8 @@ static int bind_data(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
             return 1;
         }
         if (out->rank != 2 || !pmlc_size_eq(out->shape[1], pmlc_size_int(t->classes))) {
-            pmlc_error(DIAG, where, "classes(classes = %lld) needs a model output shaped [B, %lld]", (long long)t->classes,
-                       (long long)t->classes);
+            pmlc_error(DIAG, where, "classes(classes = %lld) needs a model output shaped [B, %lld]",
+                       (long long)t->classes, (long long)t->classes);
             pmlc_note(DIAG, g->decl->a->loc, "the output type is declared here");
             return 1;
         }
@@ -536,15 +580,17 @@ static int bind_data(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
             return 1;
         }
         if (out->rank != 3 || !pmlc_size_eq(out->shape[2], pmlc_size_int(t->vocab))) {
-            pmlc_error(DIAG, where, "markov(vocab = %lld) needs a model output shaped [B, T, %lld]", (long long)t->vocab,
-                       (long long)t->vocab);
+            pmlc_error(DIAG, where, "markov(vocab = %lld) needs a model output shaped [B, T, %lld]",
+                       (long long)t->vocab, (long long)t->vocab);
             pmlc_note(DIAG, g->decl->a->loc, "the output type is declared here");
             return 1;
         }
     }
     if (g->labels >= 0 && g->nodes.v[g->labels].dtype != PMLC_I32) {
-        pmlc_error(DIAG, t->loss_loc, "this data generator gives class labels (i32), but the loss '%s' expects labels "
-                   "like the output; annotate its labels parameter as i32", t->loss_fn->name);
+        pmlc_error(DIAG, t->loss_loc,
+                   "this data generator gives class labels (i32), but the loss '%s' expects labels "
+                   "like the output; annotate its labels parameter as i32",
+                   t->loss_fn->name);
         return 1;
     }
     return 0;
@@ -568,13 +614,17 @@ static void bind_dims(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
             for (int k = 0; k < F_COUNT; k++) cands[n++] = fields[k];
             for (int s = 0; s < P->syms.n; s++) cands[n++] = P->syms.names[s];
             const char *s = pmlc_suggest(f->name, cands, n);
-            if (s) pmlc_error(DIAG, f->name_loc, "unknown field '%s'; did you mean '%s'?", f->name, s);
-            else pmlc_error(DIAG, f->name_loc, "unknown field '%s' (neither a train field nor a symbolic dimension of '%s')",
-                            f->name, g->name);
+            if (s)
+                pmlc_error(DIAG, f->name_loc, "unknown field '%s'; did you mean '%s'?", f->name, s);
+            else
+                pmlc_error(DIAG, f->name_loc,
+                           "unknown field '%s' (neither a train field nor a symbolic dimension of '%s')", f->name,
+                           g->name);
             continue;
         }
         if (sym == g->batch_sym) {
-            pmlc_error(DIAG, f->name_loc, "'%s' is the batch dimension: it is set by 'batch' / 'microbatches'", f->name);
+            pmlc_error(DIAG, f->name_loc, "'%s' is the batch dimension: it is set by 'batch' / 'microbatches'",
+                       f->name);
             continue;
         }
         if (t->dim_set[sym]) {
@@ -607,9 +657,12 @@ static void bind_freezes(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
             int n = 0;
             for (int p = 0; p < g->params.n; p++) cands[n++] = g->params.v[p].name, cands[n++] = g->params.v[p].layer;
             const char *s = pmlc_suggest(pat->name, cands, n);
-            if (s) pmlc_error(DIAG, pat->loc, "'%s' matches no parameter of '%s'; did you mean '%s'?", pat->name, g->name, s);
-            else pmlc_error(DIAG, pat->loc, "'%s' matches no parameter of '%s' (see the names with 'pmlc plan')", pat->name,
-                            g->name);
+            if (s)
+                pmlc_error(DIAG, pat->loc, "'%s' matches no parameter of '%s'; did you mean '%s'?", pat->name, g->name,
+                           s);
+            else
+                pmlc_error(DIAG, pat->loc, "'%s' matches no parameter of '%s' (see the names with 'pmlc plan')",
+                           pat->name, g->name);
         }
     }
 }
@@ -637,8 +690,10 @@ static const ast *find_model(pmlc_program *P, const char *name, pmlc_loc loc)
     int n = 0;
     for (int i = 0; i < P->models.n && n < 64; i++) cands[n++] = P->models.v[i]->name;
     const char *s = pmlc_suggest(name, cands, n);
-    if (s) pmlc_error(DIAG, loc, "unknown model '%s'; did you mean '%s'?", name, s);
-    else pmlc_error(DIAG, loc, "unknown model '%s'", name);
+    if (s)
+        pmlc_error(DIAG, loc, "unknown model '%s'; did you mean '%s'?", name, s);
+    else
+        pmlc_error(DIAG, loc, "unknown model '%s'", name);
     return NULL;
 }
 
@@ -652,10 +707,10 @@ pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
     d->teacher_precision = PMLC_F32;
     d->student = find_model(P, decl->name, decl->name_loc);
     d->teacher = find_model(P, decl->label, decl->label_loc);
-    if (d->student && d->student == d->teacher)
-        pmlc_error(DIAG, decl->label_loc, "a model cannot distill from itself");
+    if (d->student && d->student == d->teacher) pmlc_error(DIAG, decl->label_loc, "a model cannot distill from itself");
     if (decl->list2.n != 1 || decl->list2.v[0]->kind != AST_STRING) {
-        pmlc_error(DIAG, decl->label_loc, "the teacher takes its weights file: %s(\"teacher.safetensors\")", decl->label);
+        pmlc_error(DIAG, decl->label_loc, "the teacher takes its weights file: %s(\"teacher.safetensors\")",
+                   decl->label);
     } else {
         get_string(P, decl->list2.v[0], "the teacher's weights", &d->weights);
     }
@@ -672,8 +727,11 @@ pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
             if (!strcmp(f->name, dfields[k])) which = k;
         if (which < 0) {
             const char *s = pmlc_suggest(f->name, dfields, 3);
-            if (s) pmlc_error(DIAG, f->name_loc, "unknown distill field '%s'; did you mean '%s'?", f->name, s);
-            else pmlc_error(DIAG, f->name_loc, "unknown distill field '%s' (use temperature, alpha, teacher_precision)", f->name);
+            if (s)
+                pmlc_error(DIAG, f->name_loc, "unknown distill field '%s'; did you mean '%s'?", f->name, s);
+            else
+                pmlc_error(DIAG, f->name_loc, "unknown distill field '%s' (use temperature, alpha, teacher_precision)",
+                           f->name);
             continue;
         }
         if (seen[which].file >= 0) {
@@ -684,9 +742,12 @@ pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
         seen[which] = f->name_loc;
         int s;
         static const char *const precisions[] = {"f32", "bf16", "f16"};
-        if (which == 0) get_num(P, f->a, "'temperature'", 0, 1e6, 1, &d->temperature);
-        else if (which == 1) get_num(P, f->a, "'alpha'", 0, 1, 0, &d->alpha);
-        else if (!pick_name(P, f->a, "precision", precisions, 3, &s)) d->teacher_precision = (pmlc_dtype)s;
+        if (which == 0)
+            get_num(P, f->a, "'temperature'", 0, 1e6, 1, &d->temperature);
+        else if (which == 1)
+            get_num(P, f->a, "'alpha'", 0, 1, 0, &d->alpha);
+        else if (!pick_name(P, f->a, "precision", precisions, 3, &s))
+            d->teacher_precision = (pmlc_dtype)s;
     }
     return P->diag.errors > before ? NULL : d;
 }
@@ -710,7 +771,8 @@ int pmlc_distill_bind(pmlc_program *P, pmlc_distill *d, const pmlc_graph *s, con
         return 1;
     }
     if (!same_node_type(&s->nodes.v[s->output], &t->nodes.v[t->output])) {
-        pmlc_error(DIAG, d->decl->loc, "student '%s' and teacher '%s' must have the same output type", s->name, t->name);
+        pmlc_error(DIAG, d->decl->loc, "student '%s' and teacher '%s' must have the same output type", s->name,
+                   t->name);
         pmlc_note(DIAG, t->decl->a->loc, "the teacher's output type is declared here");
         return 1;
     }

@@ -10,7 +10,11 @@
 #include "program.h"
 
 typedef enum pmlc_schedule {
-    PMLC_SCHED_GPIPE, PMLC_SCHED_1F1B, PMLC_SCHED_INTERLEAVED_1F1B, PMLC_SCHED_ZERO_BUBBLE, PMLC_SCHED_COUNT
+    PMLC_SCHED_GPIPE,
+    PMLC_SCHED_1F1B,
+    PMLC_SCHED_INTERLEAVED_1F1B,
+    PMLC_SCHED_ZERO_BUBBLE,
+    PMLC_SCHED_COUNT
 } pmlc_schedule;
 typedef enum pmlc_data_kind { PMLC_DATA_NONE, PMLC_DATA_FILE, PMLC_DATA_CLASSES, PMLC_DATA_MARKOV } pmlc_data_kind;
 typedef enum pmlc_opt_kind { PMLC_OPT_SGD, PMLC_OPT_ADAMW } pmlc_opt_kind;
@@ -26,8 +30,8 @@ typedef struct pmlc_device {
 } pmlc_device;
 
 typedef struct pmlc_freeze {
-    ast_list patterns;    /* AST_STRING */
-    int64_t after;        /* 0: from the start */
+    ast_list patterns; /* AST_STRING */
+    int64_t after;     /* 0: from the start */
     int is_auto;
     int64_t every;
     double threshold;
@@ -48,22 +52,22 @@ typedef struct pmlc_train {
     pmlc_lr_kind lr_kind;
     int64_t warmup;
     double min_lr;
-    double grad_clip;           /* 0: off */
+    double grad_clip; /* 0: off */
     int64_t batch, microbatches;
     pmlc_schedule schedule;
     pmlc_dtype precision;
-    int n_devices;              /* 0: not given (every stage on the CPU) */
-    int all_cpu;                /* place = cpu */
+    int n_devices; /* 0: not given (every stage on the CPU) */
+    int all_cpu;   /* place = cpu */
     pmlc_device devices[1024];
     pmlc_loc place_loc;
     int64_t steps, epochs, seed, checkpoint_every;
     int recompute;
-    ast_list dim_fields;        /* fields naming symbolic dimensions, bound later */
+    ast_list dim_fields; /* fields naming symbolic dimensions, bound later */
     int64_t dims[PMLC_MAX_SYMS];
     int dim_set[PMLC_MAX_SYMS];
     PMLC_VEC(pmlc_freeze) freezes;
-    pmlc_loc field_loc[24];     /* where each known field was given (file -1: not given) */
-    int bad;                    /* errors were reported while reading */
+    pmlc_loc field_loc[24]; /* where each known field was given (file -1: not given) */
+    int bad;                /* errors were reported while reading */
 } pmlc_train;
 
 typedef struct pmlc_distill {

@@ -41,9 +41,9 @@ typedef struct pmlc_shape {
 typedef enum pmlc_size_err {
     PMLC_SIZE_OK = 0,
     PMLC_SIZE_OVERFLOW,
-    PMLC_SIZE_INEXACT,  /* division leaves a remainder, or symbols do not divide */
-    PMLC_SIZE_ZERO,     /* division by zero */
-    PMLC_SIZE_SYMBOLIC  /* a sum or comparison of sizes with different symbols */
+    PMLC_SIZE_INEXACT, /* division leaves a remainder, or symbols do not divide */
+    PMLC_SIZE_ZERO,    /* division by zero */
+    PMLC_SIZE_SYMBOLIC /* a sum or comparison of sizes with different symbols */
 } pmlc_size_err;
 
 static inline pmlc_size pmlc_size_int(int64_t v)

@@ -52,8 +52,10 @@ static void print_ops(void)
     for (int i = 0; i < OP_COUNT; i++) {
         const pmlc_op_info *o = &pmlc_ops[i];
         char arity[16];
-        if (o->max_in < 0) snprintf(arity, sizeof arity, "%d+", o->min_in);
-        else snprintf(arity, sizeof arity, "%d", o->min_in);
+        if (o->max_in < 0)
+            snprintf(arity, sizeof arity, "%d+", o->min_in);
+        else
+            snprintf(arity, sizeof arity, "%d", o->min_in);
         printf("%-12s %-12s %-6s %s\n", o->name, classes[o->cls], arity, o->doc);
     }
 }
@@ -80,8 +82,10 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (only_files || a[0] != '-' || !a[1]) {
-            if (!cmd) cmd = a;
-            else files[n_files++] = a;
+            if (!cmd)
+                cmd = a;
+            else
+                files[n_files++] = a;
         } else if (!strcmp(a, "--")) {
             only_files = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -109,7 +113,8 @@ int main(int argc, char **argv)
             char *end;
             if (!(v = option_value(argc, argv, &i, "--max-errors"))) return usage_error("%s needs a number", a);
             long n = strtol(v, &end, 10);
-            if (*end || end == v || n < 1 || n > 1000000) return usage_error("--max-errors needs a number from 1, not '%s'", v);
+            if (*end || end == v || n < 1 || n > 1000000)
+                return usage_error("--max-errors needs a number from 1, not '%s'", v);
             max_errors = (int)n;
         } else if (!strcmp(a, "--color")) {
             color = "always";
@@ -140,8 +145,8 @@ int main(int argc, char **argv)
     if (is_plan && n_files > 1) return usage_error("%s", "'plan' takes one file");
 
     const char *no_color = getenv("NO_COLOR");
-    int use_color = !strcmp(color, "always") ||
-                    (!strcmp(color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
+    int use_color =
+        !strcmp(color, "always") || (!strcmp(color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
     pmlc_options opt = {includes, n_inc, stderr, use_color, max_errors, sets, n_sets, model};
     int failed = 0;
     for (int f = 0; f < n_files; f++) {
