@@ -122,8 +122,6 @@ void pmlc_diag_report(pmlc_diag *d, pmlc_diag_kind kind, pmlc_loc loc, const cha
     if (d->color) fputs(C_RESET, d->out);
     fputc('\n', d->out);
     if (src) print_snippet(d, src, loc);
-    if (kind == PMLC_DIAG_ERROR && d->stop && d->max_errors > 0 && d->errors == d->max_errors)
-        fprintf(d->out, "pmlc: stopping after %d error%s (--max-errors)\n", d->errors, d->errors == 1 ? "" : "s");
 }
 
 /* Optimal string alignment distance (edits, with adjacent transpositions), capped. */

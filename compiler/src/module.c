@@ -27,7 +27,8 @@ int pmlc_symbol(pmlc_program *P, const char *name)
     return P->syms.n++;
 }
 
-/* Reads a whole file; on failure returns NULL with a reason in `why`. */
+/* Reads a whole file — a regular file, or a pipe such as <(generate) read to its end —
+ * up to PMLC_MAX_SOURCE_BYTES; on failure returns NULL with a reason in `why`. */
 static char *read_file(pmlc_program *P, const char *path, size_t *len, const char **why)
 {
     struct stat st;
@@ -39,7 +40,7 @@ static char *read_file(pmlc_program *P, const char *path, size_t *len, const cha
         *why = "it is a directory";
         return NULL;
     }
-    if ((uint64_t)st.st_size > PMLC_MAX_SOURCE_BYTES) {
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > PMLC_MAX_SOURCE_BYTES) {
         *why = "larger than 64 MiB";
         return NULL;
     }
@@ -48,21 +49,28 @@ static char *read_file(pmlc_program *P, const char *path, size_t *len, const cha
         *why = strerror(errno);
         return NULL;
     }
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    char *buf = pmlc_arena_alloc(&P->arena, cap + 1);
-    while (n < cap) { /* a file may change size under us: read what is there, within the cap */
-        size_t got = fread(buf + n, 1, cap - n, f);
-        if (got == 0) break;
-        n += got;
+    size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 64 * 1024, n = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        if (!buf) break;
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap || ferror(f) || n > PMLC_MAX_SOURCE_BYTES) break;
+        char *grown = realloc(buf, cap * 2 + 1); /* the file grew, or it is a pipe */
+        if (!grown) break;
+        buf = grown;
+        cap *= 2;
     }
-    int err = ferror(f);
+    int err = !buf || ferror(f);
     fclose(f);
     if (err || n > PMLC_MAX_SOURCE_BYTES) {
-        *why = err ? "read error" : "larger than 64 MiB";
+        *why = err ? (buf ? "read error" : "out of memory") : "larger than 64 MiB";
+        free(buf);
         return NULL;
     }
+    char *text = pmlc_arena_strndup(&P->arena, buf, n);
+    free(buf);
     *len = n;
-    return buf;
+    return text;
 }
 
 static int valid_module_name(const char *s)

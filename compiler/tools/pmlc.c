@@ -159,7 +159,15 @@ int main(int argc, char **argv)
         if (!errors && is_plan) errors = pmlc_session_plan(s, fmt, stdout);
         errors = pmlc_session_errors(s);
         if (errors) {
-            fprintf(stderr, "%d error%s generated.\n", errors, errors == 1 ? "" : "s");
+            int limit = max_errors ? max_errors : 20;
+            if (errors > limit)
+                fprintf(stderr, "%d error%s shown, more suppressed (--max-errors %d).\n", limit, limit == 1 ? "" : "s",
+                        limit);
+            else if (errors == limit)
+                fprintf(stderr, "%d error%s generated; stopped at the limit (--max-errors %d).\n", errors,
+                        errors == 1 ? "" : "s", limit);
+            else
+                fprintf(stderr, "%d error%s generated.\n", errors, errors == 1 ? "" : "s");
             failed = 1;
         }
         pmlc_session_destroy(s);
