@@ -16,7 +16,7 @@ const CONTEXT = 256
 model teacher(idx: i32[B, T]) -> f32[B, T, VOCAB] {
     h = embedding(idx, VOCAB, 128) as wte
     h = h + embedding(arange(dim(idx, 1)), CONTEXT, 128) as wpe
-    repeat 6 { h = block(h, 4) as blocks }
+    repeat 8 { h = block(h, 4) as blocks }
     return linear(layernorm(h) as ln_f, VOCAB, has_bias = false) as lm_head
 }
 

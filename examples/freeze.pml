@@ -3,11 +3,12 @@
 #   pmlc check examples/freeze.pml
 #   pmlc plan  examples/freeze.pml
 #
-# `freeze` takes name patterns: `layers.[0-1]` matches every parameter under
-# layers.0 and layers.1. The stem and the first two layers are frozen from the
-# start; layers 2-5 join them after 500 steps. Frozen parameters get no gradient,
-# and a frozen prefix of the model needs no backward pass at all, which the
-# automatic stage cut takes into account.
+# `freeze` takes name patterns: `layers.[0-2]` matches every parameter under
+# layers.0, layers.1 and layers.2. The stem and the first three layers are frozen
+# from the start; layers 3-6 join them after 500 steps. Frozen parameters get no
+# gradient and no optimizer state, and a frozen prefix of the model needs no
+# backward pass at all: the automatic cut gives stage 0 the frozen prefix plus one
+# trained layer, and the plan's phases show the work each stage has left later.
 
 import "nn"
 
@@ -23,7 +24,7 @@ fn residual(x, hidden) {
 model deep(x: f32[B, FEATURES]) -> f32[B, CLASSES] {
     place = auto(stages = 4)
     h = gelu(linear(x, WIDTH) as stem)
-    repeat 8 { h = residual(h, 4 * WIDTH) as layers }   # layers.0 ... layers.7
+    repeat 10 { h = residual(h, 4 * WIDTH) as layers }  # layers.0 ... layers.9
     h = layernorm(h) as norm
     return linear(h, CLASSES) as head
 }
@@ -36,6 +37,6 @@ train deep {
     schedule = gpipe
     place = [cpu, cpu, cpu, cpu]
     steps = 1000
-    freeze stem, layers.[0-1]
-    freeze layers.[2-5] after 500 steps
+    freeze stem, layers.[0-2]
+    freeze layers.[3-6] after 500 steps
 }

@@ -13,7 +13,7 @@ import "nn"
 const VOCAB = 65        # characters
 const WIDTH = 128
 const HEADS = 4
-const LAYERS = 6
+const LAYERS = 8
 const CONTEXT = 256     # longest sequence the position table covers
 
 model gpt(idx: i32[B, T]) -> f32[B, T, VOCAB] {

@@ -1,10 +1,11 @@
 # An MLP classifier cut by hand into two pipeline stages.
 #
 #   pmlc check examples/mlp.pml     # parse, resolve and shape-check
-#   pmlc plan  examples/mlp.pml     # stages, costs and the 1F1B timetable
+#   pmlc plan  examples/mlp.pml     # stages, their cost and memory, the 1F1B bubble
 #
 # Each `stage` block is one pipeline stage; `h` is made in stage 0 and crosses to
-# stage 1. Parameters are named by their `as` scopes: fc1.weight, head.bias, ...
+# stage 1. The cut puts about half the work on each side (the plan shows the
+# imbalance). Parameters are named by their `as` scopes: fc1.weight, head.bias, ...
 
 import "nn"
 
@@ -12,11 +13,9 @@ const FEATURES = 784
 const CLASSES = 10
 
 model classifier(x: f32[B, FEATURES]) -> f32[B, CLASSES] {
-    stage 0 {
-        h = gelu(linear(x, 512) as fc1)
-        h = gelu(linear(h, 256) as fc2)
-    }
+    stage 0 { h = gelu(linear(x, 512) as fc1) }
     stage 1 {
+        h = gelu(linear(h, 512) as fc2)
         h = layernorm(h) as norm
         return linear(h, CLASSES) as head
     }

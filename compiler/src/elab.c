@@ -296,7 +296,7 @@ static pmlc_value call_fn(E_t *E, pmlc_frame *F, const ast *call, const ast *fn)
         pmlc_set_var(E, &callee, fp->name, v);
     }
     pmlc_strmap_put(E->A, &E->active, fn->name, (void *)fn);
-    E->call_depth++;
+    E->calls[E->call_depth++] = call;
     pmlc_exec_block(E, &callee, fn->b);
     E->call_depth--;
     pmlc_strmap_put(E->A, &E->active, fn->name, NULL);

@@ -39,6 +39,7 @@ typedef struct pmlc_elab {
     int64_t work;
     int aborted; /* a limit was hit: unwind without further messages */
     int call_depth;
+    const ast *calls[PMLC_MAX_CALL_DEPTH]; /* the active user-function calls, outermost first */
     pmlc_strmap active; /* functions being called → 1, to refuse recursion */
 } pmlc_elab;
 

@@ -272,6 +272,20 @@ static int exec_loop(E_t *E, pmlc_frame *F, const ast *st)
     return rc;
 }
 
+/* A failed assertion is the caller's mistake: the error points at the outermost call
+ * (the user's line), and notes lead through the calls in between to the assertion. */
+static void assert_failed(E_t *E, const ast *st, const char *msg)
+{
+    if (E->call_depth == 0) {
+        pmlc_error(&E->P->diag, st->a->loc, "%s", msg);
+        return;
+    }
+    pmlc_error(&E->P->diag, E->calls[0]->loc, "%s", msg);
+    for (int i = 1; i < E->call_depth; i++)
+        pmlc_note(&E->P->diag, E->calls[i]->name_loc, "in the call of '%s' made here", E->calls[i]->name);
+    pmlc_note(&E->P->diag, st->a->loc, "asserted here, in '%s'", E->calls[E->call_depth - 1]->name);
+}
+
 static int exec_stmt(E_t *E, pmlc_frame *F, const ast *st)
 {
     if (pmlc_over_limit(E, st->loc)) return 1;
@@ -328,7 +342,9 @@ static int exec_stmt(E_t *E, pmlc_frame *F, const ast *st)
             pmlc_value m = pmlc_eval(E, F, st->b);
             if (m.k == PMLC_V_STR) msg = m.s;
         }
-        pmlc_error(&E->P->diag, st->a->loc, "%s", msg);
+        assert_failed(E, st, msg);
+        F->ret = pmlc_v_err; /* the call fails here: nothing after the assertion runs */
+        F->returned = 1;
         return 1;
     }
     default:
