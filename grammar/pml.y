@@ -401,8 +401,9 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, pmlc_pa
     yysymbol_kind_t expected[MAX_EXPECTED];
     int n = yypcontext_expected_tokens(ctx, expected, MAX_EXPECTED);
     const pmlc_span *loc = yypcontext_location(ctx);
-    int expr = 0, close_paren = 0, close_bracket = 0;
+    int expr = 0, close_paren = 0, close_bracket = 0, decl = 0;
     for (int i = 0; i < n; i++) {
+        decl |= expected[i] == YYSYMBOL_FN;
         expr |= expected[i] == YYSYMBOL_INT;
         close_paren |= !strcmp(yysymbol_name(expected[i]), "')'");
         close_bracket |= !strcmp(yysymbol_name(expected[i]), "']'");
@@ -417,6 +418,9 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, pmlc_pa
             symbol_text(P, expected[i], NULL, e, sizeof e);
             len += snprintf(msg + len, sizeof msg - (size_t)len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ", e);
         }
+    } else if (decl) {
+        len += snprintf(msg + len, sizeof msg - (size_t)len,
+                        ", expected a declaration: import, const, fn, model, train or distill");
     } else if (expr && n > MAX_LISTED && !close_paren && !close_bracket) {
         len += snprintf(msg + len, sizeof msg - (size_t)len, ", expected an expression");
     } else if (close_paren || close_bracket) {

@@ -122,6 +122,7 @@ void pmlc_diag_report(pmlc_diag *d, pmlc_diag_kind kind, pmlc_loc loc, const cha
     if (d->color) fputs(C_RESET, d->out);
     fputc('\n', d->out);
     if (src) print_snippet(d, src, loc);
+    if (kind == PMLC_DIAG_ERROR && d->after_error) d->after_error(d->after_error_ctx, loc);
 }
 
 /* Optimal string alignment distance (edits, with adjacent transpositions), capped. */

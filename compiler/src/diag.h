@@ -21,6 +21,10 @@ typedef struct pmlc_diag {
     int warnings;
     int stop;       /* set once the error limit is reached */
     int last_shown; /* whether the last error/warning was printed (its notes follow it) */
+    /* Called after each printed error, to add context notes (the elaborator points
+     * from inside a library function back to the user's call). */
+    void (*after_error)(void *ctx, pmlc_loc loc);
+    void *after_error_ctx;
 } pmlc_diag;
 
 void pmlc_diag_report(pmlc_diag *d, pmlc_diag_kind kind, pmlc_loc loc, const char *fmt, ...)

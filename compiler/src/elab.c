@@ -243,8 +243,10 @@ static int check_annotation(E_t *E, const ast *fp, pmlc_value v, pmlc_loc loc, c
         return 1;
     }
     if (v.k != PMLC_V_TENSOR || (dt >= 0 && (int)E->g->nodes.v[v.t].dtype != dt)) {
-        pmlc_error(&E->P->diag, loc, "argument '%s' of '%s' must be a %s tensor, not %s", fp->name, fname,
-                   dt >= 0 ? ty->name : "", pmlc_desc(E, v, d, sizeof d));
+        const char *what = !ty->name ? "a" : ty->name[0] == 'b' ? "a bf16" : dt == PMLC_I32 ? "an i32"
+                         : dt == PMLC_F16 ? "an f16" : "an f32";
+        pmlc_error(&E->P->diag, loc, "argument '%s' of '%s' must be %s tensor, not %s", fp->name, fname, what,
+                   pmlc_desc(E, v, d, sizeof d));
         pmlc_note(&E->P->diag, fp->loc, "'%s' is declared here", fp->name);
         return 1;
     }
@@ -410,23 +412,45 @@ static int add_loss(E_t *E, pmlc_frame *F, const ast *loss_fn, pmlc_loc loss_loc
     return 0;
 }
 
+/* An error inside another file (a library function) also names the user's call that
+ * led there, so the line to change is visible. */
+static void note_user_call(void *ctx, pmlc_loc loc)
+{
+    E_t *E = ctx;
+    if (E->call_depth == 0 || loc.file == E->calls[0]->loc.file) return;
+    pmlc_note(&E->P->diag, E->calls[0]->loc, "in the call of '%s' made here", E->calls[0]->name);
+}
+
+static pmlc_graph *elab_model(E_t *E, const ast *model, const ast *loss_fn, pmlc_loc loss_loc);
+
 pmlc_graph *pmlc_elab_model(pmlc_program *P, const ast *model, const ast *loss_fn, pmlc_loc loss_loc)
 {
     E_t E = {0};
     E.P = P;
     E.A = &P->arena;
-    E.cur_stage = -1;
-    E.stage_err_unit = -1;
-    pmlc_graph *g = pmlc_arena_alloc(E.A, sizeof *g);
+    P->diag.after_error = note_user_call;
+    P->diag.after_error_ctx = &E;
+    pmlc_graph *g = elab_model(&E, model, loss_fn, loss_loc);
+    P->diag.after_error = NULL;
+    P->diag.after_error_ctx = NULL;
+    return g;
+}
+
+static pmlc_graph *elab_model(E_t *E, const ast *model, const ast *loss_fn, pmlc_loc loss_loc)
+{
+    pmlc_program *P = E->P;
+    E->cur_stage = -1;
+    E->stage_err_unit = -1;
+    pmlc_graph *g = pmlc_arena_alloc(E->A, sizeof *g);
     g->name = model->name;
     g->decl = model;
     g->output = g->labels = g->loss = -1;
     g->n_stages = 1;
     g->batch_sym = -1;
     g->staged = has_stage_block(model->b);
-    E.g = g;
+    E->g = g;
 
-    pmlc_scope *root = pmlc_arena_alloc(E.A, sizeof *root);
+    pmlc_scope *root = pmlc_arena_alloc(E->A, sizeof *root);
     pmlc_frame F = {0};
     F.scope = root;
     F.is_model = 1;
@@ -444,7 +468,7 @@ pmlc_graph *pmlc_elab_model(pmlc_program *P, const ast *model, const ast *loss_f
             continue;
         }
         if (in->b) pmlc_error(&P->diag, in->b->loc, "model inputs cannot have default values");
-        if (pmlc_eval_type(&E, &F, in->a, PMLC_F32, &dt, &sh)) {
+        if (pmlc_eval_type(E, &F, in->a, PMLC_F32, &dt, &sh)) {
             bad = 1;
             continue;
         }
@@ -460,18 +484,18 @@ pmlc_graph *pmlc_elab_model(pmlc_program *P, const ast *model, const ast *loss_f
             bad = 1;
             continue;
         }
-        if (pmlc_claim(&E, root, in->name, in->name_loc, "input")) {
+        if (pmlc_claim(E, root, in->name, in->name_loc, "input")) {
             bad = 1;
             continue;
         }
-        E.cur_stage = 0;
-        int32_t t = pmlc_emit_source(&E, OP_INPUT, dt, &sh, 0, in->loc);
-        E.cur_stage = -1;
+        E->cur_stage = 0;
+        int32_t t = pmlc_emit_source(E, OP_INPUT, dt, &sh, 0, in->loc);
+        E->cur_stage = -1;
         if (t < 0) return NULL;
         g->nodes.v[t].label = in->name;
         ir_input rec = {in->name, t, in->loc};
-        PMLC_PUSH(E.A, g->inputs, rec);
-        pmlc_set_var(&E, &F, in->name, pmlc_v_tensor(t));
+        PMLC_PUSH(E->A, g->inputs, rec);
+        pmlc_set_var(E, &F, in->name, pmlc_v_tensor(t));
         if (i == 0) {
             pmlc_size b0 = sh.d[0];
             int n_sym = 0, sym = -1;
@@ -484,11 +508,11 @@ pmlc_graph *pmlc_elab_model(pmlc_program *P, const ast *model, const ast *loss_f
     if (bad || P->diag.stop) return NULL; /* the output type may use the inputs' symbols */
     pmlc_dtype out_dt = PMLC_F32;
     pmlc_shape out_sh = {0, {{0}}};
-    if (pmlc_eval_type(&E, &F, model->a, PMLC_F32, &out_dt, &out_sh) || P->diag.stop) return NULL;
+    if (pmlc_eval_type(E, &F, model->a, PMLC_F32, &out_dt, &out_sh) || P->diag.stop) return NULL;
 
-    bad = pmlc_exec_block(&E, &F, model->b);
-    if (E.aborted || P->diag.stop) return NULL;
-    if (g->staged && E.next_stage == 0) bad = 1;
+    bad = pmlc_exec_block(E, &F, model->b);
+    if (E->aborted || P->diag.stop) return NULL;
+    if (g->staged && E->next_stage == 0) bad = 1;
     if (!F.returned) {
         if (!bad) pmlc_error(&P->diag, model->name_loc, "model '%s' does not return its output", model->name);
         return NULL;
@@ -496,20 +520,20 @@ pmlc_graph *pmlc_elab_model(pmlc_program *P, const ast *model, const ast *loss_f
     char d1[200], d2[256];
     if (F.ret.k != PMLC_V_TENSOR) {
         if (F.ret.k != PMLC_V_ERR)
-            pmlc_error(&P->diag, F.ret_loc, "a model returns a tensor, not %s", pmlc_desc(&E, F.ret, d1, sizeof d1));
+            pmlc_error(&P->diag, F.ret_loc, "a model returns a tensor, not %s", pmlc_desc(E, F.ret, d1, sizeof d1));
         return NULL;
     }
-    if (!same_type(&E, F.ret.t, out_dt, &out_sh)) {
+    if (!same_type(E, F.ret.t, out_dt, &out_sh)) {
         pmlc_error(&P->diag, F.ret_loc, "model '%s' returns %s but declares %s", model->name,
-                   pmlc_desc(&E, F.ret, d1, sizeof d1), pmlc_type_str(out_dt, &out_sh, &P->syms, d2, sizeof d2));
+                   pmlc_desc(E, F.ret, d1, sizeof d1), pmlc_type_str(out_dt, &out_sh, &P->syms, d2, sizeof d2));
         pmlc_note(&P->diag, model->a->loc, "the output type is declared here");
         return NULL;
     }
     g->output = F.ret.t;
     if (bad) return NULL;
-    if (loss_fn && add_loss(&E, &F, loss_fn, loss_loc)) return NULL;
-    if (E.aborted) return NULL;
-    g->n_units = E.unit + 1;
+    if (loss_fn && add_loss(E, &F, loss_fn, loss_loc)) return NULL;
+    if (E->aborted) return NULL;
+    g->n_units = E->unit + 1;
     return g;
 }
 

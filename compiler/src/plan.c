@@ -5,6 +5,8 @@
  * stage cost with a greedy fill, which is optimal for contiguous partitions. */
 #include "plan.h"
 
+#include "elab.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +271,35 @@ static double bubble_fraction(pmlc_schedule s, int S, int64_t M)
     }
 }
 
+/* Where a symbolic dimension is first written in the model's input types. */
+static pmlc_loc symbol_loc(const pmlc_graph *g, const char *name)
+{
+    for (int i = 0; i < g->decl->list.n; i++) {
+        const ast *ty = g->decl->list.v[i]->a;
+        for (int k = 0; ty && k < ty->list.n; k++)
+            if (ty->list.v[k]->kind == AST_NAME && !strcmp(ty->list.v[k]->name, name)) return ty->list.v[k]->loc;
+    }
+    return g->decl->name_loc;
+}
+
+/* A size given by --set NAME=N for a model planned without a train block. */
+static int bind_from_set(pmlc_program *P, int sym, int64_t *out)
+{
+    for (int i = P->set_fields.n - 1; i >= 0; i--) {
+        const ast *f = P->set_fields.v[i];
+        if (strcmp(f->name, P->syms.names[sym])) continue;
+        pmlc_value v = pmlc_eval_const(P, f->a);
+        if (v.k != PMLC_V_INT || !pmlc_size_is_const(v.i) || v.i.coef < 1 || v.i.coef > (1 << 30)) {
+            pmlc_error(DIAG, f->a->loc, "the size of '%s' must be an integer from 1 to 2^30", f->name);
+            *out = 1;
+            return 1;
+        }
+        *out = v.i.coef;
+        return 1;
+    }
+    return 0;
+}
+
 static int bind_symbols(pmlc_program *P, pmlc_plan *pl, int lenient)
 {
     pmlc_graph *g = pl->g;
@@ -290,10 +321,14 @@ static int bind_symbols(pmlc_program *P, pmlc_plan *pl, int lenient)
             for (int d = 0; d < n->rank; d++) used |= n->shape[d].pow[s] != 0;
         }
         if (!used || lenient) continue;
-        pmlc_error(DIAG, t ? t->decl->name_loc : g->decl->name_loc,
-                   "symbolic dimension '%s' of model '%s' has no size: bind it in the train block (%s = 64) or with "
-                   "--set %s=64",
-                   P->syms.names[s], g->name, P->syms.names[s], P->syms.names[s]);
+        if (bind_from_set(P, s, &pl->binding[s])) continue;
+        pmlc_loc where = symbol_loc(g, P->syms.names[s]);
+        if (t)
+            pmlc_error(DIAG, where, "symbolic dimension '%s' of model '%s' has no size: set it in the train block "
+                       "(%s = 64) or with --set %s=64", P->syms.names[s], g->name, P->syms.names[s], P->syms.names[s]);
+        else
+            pmlc_error(DIAG, where, "symbolic dimension '%s' of model '%s' has no size: plan it with --set %s=64",
+                       P->syms.names[s], g->name, P->syms.names[s]);
         bad = 1;
     }
     return bad;

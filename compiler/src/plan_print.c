@@ -20,12 +20,15 @@ static const char *fmt_bytes(int64_t b, char *buf, size_t cap)
     return buf;
 }
 
+/* Three significant digits, zeros kept, so columns of costs compare at a glance:
+ * 54.0 K, 28.2 K, 1.13 M, 224 M. */
 static const char *fmt_flops(double f, char *buf, size_t cap)
 {
     static const char *const units[] = {"", "K", "M", "G", "T", "P", "E"};
     int u = 0;
-    while (f >= 1000 && u < 6) f /= 1000, u++;
-    snprintf(buf, cap, u ? "%.3g %s" : "%.3g", f, units[u]);
+    while (f >= 999.5 && u < 6) f /= 1000, u++;
+    const char *fmt = f >= 99.95 ? "%.0f%s%s" : f >= 9.995 ? "%.1f%s%s" : "%.2f%s%s";
+    snprintf(buf, cap, fmt, f, u ? " " : "", units[u]);
     return buf;
 }
 

@@ -75,9 +75,41 @@ static int model_index(pmlc_program *P, const char *name)
 
 static int in_main_file(pmlc_program *P, const ast *d) { return d->loc.file == P->modules.v[0].file; }
 
+/* Every constant is evaluated, used or not: `const HEAD = 128 / 3` is an error even
+ * before anything reads it. */
+static void check_constants(pmlc_program *P)
+{
+    for (int m = 0; m < P->modules.n && !P->diag.stop; m++) {
+        const ast *root = P->modules.v[m].root;
+        for (int i = 0; root && i < root->list.n; i++) {
+            const ast *d = root->list.v[i];
+            if (d->kind != AST_CONST || pmlc_strmap_get(&P->globals, d->name) != d) continue;
+            ast *use = ast_new(&P->arena, AST_NAME, d->name_loc);
+            use->name = d->name;
+            pmlc_eval_const(P, use);
+        }
+    }
+}
+
+/* With no train block, --set can only size symbolic dimensions (for plan). */
+static void check_sets_without_train(pmlc_program *P)
+{
+    if (P->trains.n) return;
+    for (int i = 0; i < P->set_fields.n; i++) {
+        const ast *f = P->set_fields.v[i];
+        int sym = 0;
+        for (int k = 0; k < P->syms.n; k++) sym |= !strcmp(P->syms.names[k], f->name);
+        if (!sym)
+            pmlc_error(&P->diag, f->name_loc,
+                       "--set %s: this program has no train block; without one, --set can only size a symbolic "
+                       "dimension", f->name);
+    }
+}
+
 static void check_program(pmlc_session *s)
 {
     pmlc_program *P = &s->P;
+    check_constants(P);
     int n = P->models.n;
     s->graphs = pmlc_arena_alloc(&P->arena, sizeof(void *) * (size_t)(n + 1));
     s->trains = pmlc_arena_alloc(&P->arena, sizeof(void *) * (size_t)(n + 1));
@@ -95,8 +127,6 @@ static void check_program(pmlc_session *s)
         }
         s->trains[m] = t;
     }
-    if (!P->trains.n && P->set_fields.n)
-        pmlc_error(&P->diag, P->set_fields.v[0]->loc, "--set changes a train block, and this program has none");
     for (int m = 0; m < n && !P->diag.stop; m++) {
         const ast *model = P->models.v[m];
         if (!in_main_file(P, model)) continue;
@@ -104,15 +134,16 @@ static void check_program(pmlc_session *s)
         s->graphs[m] = pmlc_elab_model(P, model, t ? t->loss_fn : NULL, t ? t->loss_loc : PMLC_NOLOC);
         if (s->graphs[m] && t) pmlc_train_bind(P, t, s->graphs[m]);
     }
+    check_sets_without_train(P);
     for (int i = 0; i < P->distills.n && !P->diag.stop; i++) {
         pmlc_distill *d = pmlc_distill_read(P, P->distills.v[i]);
-        if (!d) continue;
+        if (!d->student || !d->teacher) continue;
         int ms = model_index(P, d->student->name), mt = model_index(P, d->teacher->name);
         if (s->distills[ms]) {
             pmlc_error(&P->diag, d->decl->loc, "model '%s' is distilled twice", d->student->name);
             continue;
         }
-        if (s->graphs[ms] && s->graphs[mt] && !pmlc_distill_bind(P, d, s->graphs[ms], s->graphs[mt]))
+        if (s->graphs[ms] && s->graphs[mt] && !pmlc_distill_bind(P, d, s->graphs[ms], s->graphs[mt]) && !d->bad)
             s->distills[ms] = d;
     }
 }

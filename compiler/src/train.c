@@ -749,7 +749,8 @@ pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
         else if (!pick_name(P, f->a, "precision", precisions, 3, &s))
             d->teacher_precision = (pmlc_dtype)s;
     }
-    return P->diag.errors > before ? NULL : d;
+    d->bad = P->diag.errors > before;
+    return d;
 }
 
 static int same_node_type(const ir_node *a, const ir_node *b)
@@ -758,6 +759,14 @@ static int same_node_type(const ir_node *a, const ir_node *b)
     for (int k = 0; k < a->rank; k++)
         if (!pmlc_size_eq(a->shape[k], b->shape[k])) return 0;
     return 1;
+}
+
+static const char *node_type(pmlc_program *P, const pmlc_graph *g, int n, char *buf, size_t cap)
+{
+    const ir_node *x = &g->nodes.v[n];
+    pmlc_shape sh = {x->rank, {{0}}};
+    memcpy(sh.d, x->shape, sizeof(pmlc_size) * (size_t)x->rank);
+    return pmlc_type_str(x->dtype, &sh, &P->syms, buf, cap);
 }
 
 int pmlc_distill_bind(pmlc_program *P, pmlc_distill *d, const pmlc_graph *s, const pmlc_graph *t)
@@ -771,8 +780,9 @@ int pmlc_distill_bind(pmlc_program *P, pmlc_distill *d, const pmlc_graph *s, con
         return 1;
     }
     if (!same_node_type(&s->nodes.v[s->output], &t->nodes.v[t->output])) {
-        pmlc_error(DIAG, d->decl->loc, "student '%s' and teacher '%s' must have the same output type", s->name,
-                   t->name);
+        char a[200], b[200];
+        pmlc_error(DIAG, d->decl->loc, "student '%s' returns %s but teacher '%s' returns %s: they must match", s->name,
+                   node_type(P, s, s->output, a, sizeof a), t->name, node_type(P, t, t->output, b, sizeof b));
         pmlc_note(DIAG, t->decl->a->loc, "the teacher's output type is declared here");
         return 1;
     }

@@ -76,6 +76,7 @@ typedef struct pmlc_distill {
     const char *weights;
     double temperature, alpha;
     pmlc_dtype teacher_precision;
+    int bad; /* errors were reported while reading */
 } pmlc_distill;
 
 /* Reads a train block, with the program's --set fields overriding its own. Errors are
@@ -84,6 +85,7 @@ typedef struct pmlc_distill {
 pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl);
 /* Checks the train block against its elaborated model; marks frozen parameters. */
 int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g);
+/* Reads a distill block; like pmlc_train_read, errors leave `bad` set. */
 pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl);
 /* Checks that student and teacher graphs are interchangeable at their inputs and outputs. */
 int pmlc_distill_bind(pmlc_program *P, pmlc_distill *d, const pmlc_graph *student, const pmlc_graph *teacher);

@@ -69,111 +69,133 @@ static const char *option_value(int argc, char **argv, int *i, const char *name)
     return NULL;
 }
 
-int main(int argc, char **argv)
-{
-    const char *cmd = NULL, *color = "auto", *model = NULL;
-    const char **files = calloc((size_t)argc + 1, sizeof *files);
-    const char **includes = calloc((size_t)argc + 1, sizeof *includes);
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    int n_files = 0, n_inc = 0, n_sets = 0, max_errors = 0, only_files = 0;
-    pmlc_plan_format fmt = PMLC_PLAN_TEXT;
-    if (!files || !includes || !sets) return 1;
+/* What the command line asked for; the arrays hold pointers into argv. */
+typedef struct args {
+    const char *cmd, *color, *model;
+    const char **files, **includes, **sets;
+    int n_files, n_inc, n_sets, max_errors;
+    pmlc_plan_format fmt;
+} args;
 
+/* Parses argv. Returns -1 to go on, or the exit status when the command line has
+ * been answered already (help, version, a usage error). */
+static int parse_args(int argc, char **argv, args *a)
+{
+    int only_files = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (only_files || a[0] != '-' || !a[1]) {
-            if (!cmd)
-                cmd = a;
-            else
-                files[n_files++] = a;
-        } else if (!strcmp(a, "--")) {
+        const char *s = argv[i], *v;
+        if (only_files || s[0] != '-' || !s[1]) {
+            if (!a->cmd) a->cmd = s;
+            else a->files[a->n_files++] = s;
+        } else if (!strcmp(s, "--")) {
             only_files = 1;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        } else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (!strcmp(a, "--version")) {
+        } else if (!strcmp(s, "--version")) {
             printf("pmlc %s\n", pmlc_version());
             return 0;
-        } else if (!strcmp(a, "--json")) {
-            fmt = PMLC_PLAN_JSON;
-        } else if (!strcmp(a, "--dot")) {
-            fmt = PMLC_PLAN_DOT;
-        } else if (!strncmp(a, "-I", 2) && a[2]) {
-            includes[n_inc++] = a + 2;
-        } else if (!strcmp(a, "-I")) {
-            if (i + 1 >= argc) return usage_error("%s needs a folder", a);
-            includes[n_inc++] = argv[++i];
-        } else if (!strncmp(a, "--set", 5) && (a[5] == 0 || a[5] == '=')) {
-            if (!(v = option_value(argc, argv, &i, "--set"))) return usage_error("%s needs KEY=VALUE", a);
-            sets[n_sets++] = v;
-        } else if (!strncmp(a, "--model", 7) && (a[7] == 0 || a[7] == '=')) {
-            if (!(v = option_value(argc, argv, &i, "--model")) || !*v) return usage_error("%s needs a model name", a);
-            model = v;
-        } else if (!strncmp(a, "--max-errors", 12) && (a[12] == 0 || a[12] == '=')) {
+        } else if (!strcmp(s, "--json")) {
+            a->fmt = PMLC_PLAN_JSON;
+        } else if (!strcmp(s, "--dot")) {
+            a->fmt = PMLC_PLAN_DOT;
+        } else if (!strncmp(s, "-I", 2) && s[2]) {
+            a->includes[a->n_inc++] = s + 2;
+        } else if (!strcmp(s, "-I")) {
+            if (i + 1 >= argc) return usage_error("%s needs a folder", s);
+            a->includes[a->n_inc++] = argv[++i];
+        } else if (!strncmp(s, "--set", 5) && (s[5] == 0 || s[5] == '=')) {
+            if (!(v = option_value(argc, argv, &i, "--set"))) return usage_error("%s needs KEY=VALUE", s);
+            a->sets[a->n_sets++] = v;
+        } else if (!strncmp(s, "--model", 7) && (s[7] == 0 || s[7] == '=')) {
+            if (!(v = option_value(argc, argv, &i, "--model")) || !*v) return usage_error("%s needs a model name", s);
+            a->model = v;
+        } else if (!strncmp(s, "--max-errors", 12) && (s[12] == 0 || s[12] == '=')) {
             char *end;
-            if (!(v = option_value(argc, argv, &i, "--max-errors"))) return usage_error("%s needs a number", a);
+            if (!(v = option_value(argc, argv, &i, "--max-errors"))) return usage_error("%s needs a number", s);
             long n = strtol(v, &end, 10);
             if (*end || end == v || n < 1 || n > 1000000)
                 return usage_error("--max-errors needs a number from 1, not '%s'", v);
-            max_errors = (int)n;
-        } else if (!strcmp(a, "--color")) {
-            color = "always";
-        } else if (!strncmp(a, "--color=", 8)) {
-            color = a + 8;
-            if (strcmp(color, "auto") && strcmp(color, "always") && strcmp(color, "never"))
-                return usage_error("--color takes auto, always or never, not '%s'", color);
+            a->max_errors = (int)n;
+        } else if (!strcmp(s, "--color")) {
+            a->color = "always";
+        } else if (!strncmp(s, "--color=", 8)) {
+            a->color = s + 8;
+            if (strcmp(a->color, "auto") && strcmp(a->color, "always") && strcmp(a->color, "never"))
+                return usage_error("--color takes auto, always or never, not '%s'", a->color);
         } else {
-            return usage_error("unknown option '%s'", a);
+            return usage_error("unknown option '%s'", s);
         }
     }
-    if (!cmd) return usage_error("%s", "no command given");
-    if (!strcmp(cmd, "help")) {
+    if (!a->cmd) return usage_error("%s", "no command given");
+    if (!strcmp(a->cmd, "help")) {
         fputs(usage_text, stdout);
         return 0;
     }
-    if (!strcmp(cmd, "version")) {
+    if (!strcmp(a->cmd, "version")) {
         printf("pmlc %s\n", pmlc_version());
         return 0;
     }
-    if (!strcmp(cmd, "ops")) {
+    if (!strcmp(a->cmd, "ops")) {
         print_ops();
         return 0;
     }
-    int is_plan = !strcmp(cmd, "plan");
-    if (!is_plan && strcmp(cmd, "check")) return usage_error("unknown command '%s'", cmd);
-    if (n_files == 0) return usage_error("'%s' needs a file", cmd);
-    if (is_plan && n_files > 1) return usage_error("%s", "'plan' takes one file");
+    if (strcmp(a->cmd, "plan") && strcmp(a->cmd, "check")) return usage_error("unknown command '%s'", a->cmd);
+    if (a->n_files == 0) return usage_error("'%s' needs a file", a->cmd);
+    if (!strcmp(a->cmd, "plan") && a->n_files > 1) return usage_error("%s", "'plan' takes one file");
+    return -1;
+}
 
+static void print_summary(int errors, int max_errors)
+{
+    int limit = max_errors ? max_errors : 20;
+    if (errors > limit)
+        fprintf(stderr, "%d error%s shown, more suppressed (--max-errors %d).\n", limit, limit == 1 ? "" : "s", limit);
+    else if (errors == limit)
+        fprintf(stderr, "%d error%s generated; stopped at the limit (--max-errors %d).\n", errors,
+                errors == 1 ? "" : "s", limit);
+    else
+        fprintf(stderr, "%d error%s generated.\n", errors, errors == 1 ? "" : "s");
+}
+
+/* Checks (and plans) each file in a session of its own; returns the exit status. */
+static int run(const args *a)
+{
     const char *no_color = getenv("NO_COLOR");
-    int use_color =
-        !strcmp(color, "always") || (!strcmp(color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
-    pmlc_options opt = {includes, n_inc, stderr, use_color, max_errors, sets, n_sets, model};
+    int use_color = !strcmp(a->color, "always") ||
+                    (!strcmp(a->color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
+    pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model};
     int failed = 0;
-    for (int f = 0; f < n_files; f++) {
+    for (int f = 0; f < a->n_files; f++) {
         pmlc_session *s = pmlc_session_create(&opt);
         if (!s) {
             fputs("pmlc: out of memory\n", stderr);
             return 1;
         }
-        int errors = pmlc_session_check_file(s, files[f]);
-        if (!errors && is_plan) errors = pmlc_session_plan(s, fmt, stdout);
-        errors = pmlc_session_errors(s);
+        if (!pmlc_session_check_file(s, a->files[f]) && !strcmp(a->cmd, "plan")) pmlc_session_plan(s, a->fmt, stdout);
+        int errors = pmlc_session_errors(s);
         if (errors) {
-            int limit = max_errors ? max_errors : 20;
-            if (errors > limit)
-                fprintf(stderr, "%d error%s shown, more suppressed (--max-errors %d).\n", limit, limit == 1 ? "" : "s",
-                        limit);
-            else if (errors == limit)
-                fprintf(stderr, "%d error%s generated; stopped at the limit (--max-errors %d).\n", errors,
-                        errors == 1 ? "" : "s", limit);
-            else
-                fprintf(stderr, "%d error%s generated.\n", errors, errors == 1 ? "" : "s");
+            print_summary(errors, a->max_errors);
             failed = 1;
         }
         pmlc_session_destroy(s);
     }
-    free(files);
-    free(includes);
-    free(sets);
     return failed;
+}
+
+int main(int argc, char **argv)
+{
+    args a = {0};
+    a.color = "auto";
+    a.fmt = PMLC_PLAN_TEXT;
+    a.files = calloc((size_t)argc + 1, sizeof *a.files);
+    a.includes = calloc((size_t)argc + 1, sizeof *a.includes);
+    a.sets = calloc((size_t)argc + 1, sizeof *a.sets);
+    int status = 1;
+    if (!a.files || !a.includes || !a.sets) fputs("pmlc: out of memory\n", stderr);
+    else if ((status = parse_args(argc, argv, &a)) < 0) status = run(&a);
+    free(a.files);
+    free(a.includes);
+    free(a.sets);
+    return status;
 }
