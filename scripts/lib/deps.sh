@@ -1,0 +1,65 @@
+# shellcheck shell=bash
+# scripts/lib/deps.sh — installs the Debian packages PML needs to build and test.
+#
+# Sourced by scripts/quickstart and scripts/test. Only what is missing is installed
+# (checked with dpkg), `apt-get update` runs only when something must be installed, and
+# sudo is used only when we are not root. Nothing else is ever downloaded.
+
+# Packages every build needs: a C toolchain, CMake + Ninja, flex/bison for the grammar,
+# Python 3 for the test runners, and clang (with its sanitizer and libFuzzer runtimes)
+# for the sanitizer/fuzzing build.
+PML_DEPS_REQUIRED=(build-essential cmake ninja-build flex bison python3 clang)
+
+# Prints the given packages that dpkg does not report as installed.
+pml_deps_missing() {
+    local pkg
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            printf '%s\n' "$pkg"
+        fi
+    done
+}
+
+# Runs a command as root: directly when we are root, through sudo otherwise.
+pml_as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "pml: need root to run: $* (and sudo is not installed)" >&2
+        return 1
+    fi
+}
+
+# Installs the packages given that are missing; prints what it does.
+pml_deps_install_missing() {
+    local missing
+    mapfile -t missing < <(pml_deps_missing "$@")
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "pml: missing packages ${missing[*]}, and apt-get is not available; install them by hand" >&2
+        return 1
+    fi
+    echo "pml: installing ${missing[*]}"
+    pml_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    pml_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Installs everything PML needs. The sanitizer and libFuzzer runtimes of Debian's clang
+# live in libclang-rt-N-dev, which clang only recommends: when clang cannot find its
+# libFuzzer runtime, ask for that package by clang's major version.
+pml_deps_install() {
+    if [ "${PML_SKIP_DEPS:-0}" = 1 ]; then
+        return 0
+    fi
+    pml_deps_install_missing "${PML_DEPS_REQUIRED[@]}"
+    local major fuzzer
+    major="$(clang -dumpversion | cut -d. -f1)"
+    fuzzer="$(clang -print-resource-dir)/lib/linux/libclang_rt.fuzzer-$(uname -m).a"
+    if [ ! -e "$fuzzer" ]; then
+        pml_deps_install_missing "libclang-rt-${major}-dev"
+    fi
+}

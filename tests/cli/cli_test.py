@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""cli_test.py — the pmlc command line, one behaviour per test. Every input file is
+written by the test into its own work folder.
+
+    cli_test.py --list                          # test names (read by CMake)
+    cli_test.py --pmlc PMLC [--version X.Y.Z] --work DIR NAME   # run one test
+"""
+import argparse
+import os
+import re
+import shutil
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import pmltest  # noqa: E402
+
+VERSION_RE = re.compile(r"\b\d+\.\d+\.\d+\b")
+ANSI = "\x1b["
+
+VALID = """\
+model m(x: f32[B, 4]) -> f32[B, 4] {
+    return relu(x)
+}
+"""
+
+# One file, three independent syntax errors on lines 2, 5 and 8: the parser recovers
+# at each statement and reports all three.
+THREE_ERRORS = """\
+model a(x: f32[B, 4]) -> f32[B, 4] {
+    return relu(x) +
+}
+model b(x: f32[B, 4]) -> f32[B, 4] {
+    return x * * 2
+}
+model c(x: f32[B, 4]) -> f32[B, 4] {
+    return x ] 3
+}
+"""
+
+# Three unknown names in three models (lines 2, 5 and 8): a checker error does not
+# hide the next one.
+THREE_NAME_ERRORS = """\
+model a(x: f32[B, 4]) -> f32[B, 4] {
+    return reluu(x)
+}
+model b(x: f32[B, 4]) -> f32[B, 4] {
+    return nosuchop(x)
+}
+model c(x: f32[B, 4]) -> f32[B, 4] {
+    return x @ ones_of_no_kind
+}
+"""
+
+TRAINED = """\
+import "nn"
+model m(x: f32[B, 4]) -> f32[B, 2] {
+    return linear(x, 2) as head
+}
+train m {
+    data = classes(features = 4, classes = 2)
+    loss = cross_entropy
+    optimizer = sgd(lr = 0.1)
+    batch = 64, microbatches = 8
+    steps = 10
+}
+"""
+
+IMPORTER = """\
+import "helper"
+model m(x: f32[B, 4]) -> f32[B, 4] {
+    return helper_double(x)
+}
+"""
+
+HELPER = """\
+fn helper_double(x) {
+    return x + x
+}
+"""
+
+TESTS = {}
+
+
+def test(fn):
+    TESTS[fn.__name__] = fn
+    return fn
+
+
+class Ctx:
+    def __init__(self, pmlc, work, fails, version):
+        self.pmlc, self.work, self.fails, self.version = pmlc, work, fails, version
+        self.last = None
+
+    def write(self, rel, text):
+        path = os.path.join(self.work, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def pmlc_run(self, *args, cwd=None, env=None):
+        self.last = pmltest.run([self.pmlc, *args], cwd=cwd or self.work,
+                                env=pmltest.clean_env(env))
+        for problem in pmltest.crash_problems(self.last):
+            self.fails.add(problem)
+        return self.last
+
+    def expect(self, cond, message):
+        return self.fails.check(cond, message)
+
+
+def expect_usage_error(c, res):
+    c.expect(res.code == 2, f"exit {res.code}, expected 2")
+    c.expect("usage" in res.stderr.lower(), "no usage text on stderr")
+    c.expect(res.stdout == "", "stdout is not empty")
+
+
+def expect_help(c, res):
+    c.expect(res.code == 0, f"exit {res.code}, expected 0")
+    c.expect("usage" in res.stdout.lower(), "no usage text on stdout")
+    for command in ("check", "plan"):
+        c.expect(command in res.stdout, f"help does not mention `{command}`")
+    c.expect(res.stderr == "", "stderr is not empty")
+
+
+def expect_version(c, res):
+    c.expect(res.code == 0, f"exit {res.code}, expected 0")
+    if c.version:
+        c.expect(c.version in res.stdout, f"version {c.version} not on stdout")
+    else:
+        c.expect(VERSION_RE.search(res.stdout) is not None, "no version number on stdout")
+    c.expect(res.stderr == "", "stderr is not empty")
+
+
+@test
+def help_flag_prints_usage_to_stdout(c):
+    expect_help(c, c.pmlc_run("--help"))
+
+
+@test
+def help_command_prints_usage_to_stdout(c):
+    expect_help(c, c.pmlc_run("help"))
+
+
+@test
+def version_flag_prints_version(c):
+    expect_version(c, c.pmlc_run("--version"))
+
+
+@test
+def version_command_prints_version(c):
+    expect_version(c, c.pmlc_run("version"))
+
+
+@test
+def no_arguments_is_usage_error(c):
+    expect_usage_error(c, c.pmlc_run())
+
+
+@test
+def unknown_command_is_usage_error(c):
+    expect_usage_error(c, c.pmlc_run("frobnicate", "x.pml"))
+
+
+@test
+def unknown_flag_is_usage_error(c):
+    c.write("ok.pml", VALID)
+    expect_usage_error(c, c.pmlc_run("check", "--no-such-flag", "ok.pml"))
+
+
+@test
+def valid_file_checks_silently(c):
+    c.write("ok.pml", VALID)
+    res = c.pmlc_run("check", "ok.pml")
+    c.expect(res.code == 0, f"exit {res.code}, expected 0")
+    c.expect(res.stderr == "", "diagnostics for a valid file")
+
+
+@test
+def missing_file_is_error_naming_the_path(c):
+    res = c.pmlc_run("check", "no/such/file.pml")
+    c.expect(res.code == 1, f"exit {res.code}, expected 1")
+    c.expect("no/such/file.pml" in res.stderr, "the message does not name the path")
+    c.expect("error:" in res.stderr, "no `error:` on stderr")
+
+
+@test
+def color_always_colours_diagnostics(c):
+    c.write("bad.pml", THREE_ERRORS)
+    res = c.pmlc_run("check", "--color=always", "bad.pml")
+    c.expect(res.code == 1, f"exit {res.code}, expected 1")
+    c.expect(ANSI in res.stderr, "no ANSI escape in the diagnostics")
+
+
+@test
+def color_never_has_no_escapes(c):
+    c.write("bad.pml", THREE_ERRORS)
+    res = c.pmlc_run("check", "--color=never", "bad.pml")
+    c.expect(res.code == 1, f"exit {res.code}, expected 1")
+    c.expect(ANSI not in res.stderr, "ANSI escape in the diagnostics")
+
+
+@test
+def no_color_env_disables_auto_colour(c):
+    c.write("bad.pml", THREE_ERRORS)
+    res = c.pmlc_run("check", "--color=auto", "bad.pml", env={"NO_COLOR": "1"})
+    c.expect(res.code == 1, f"exit {res.code}, expected 1")
+    c.expect(ANSI not in res.stderr, "ANSI escape in the diagnostics despite NO_COLOR")
+
+
+@test
+def auto_colour_is_off_when_stderr_is_not_a_terminal(c):
+    c.write("bad.pml", THREE_ERRORS)
+    res = c.pmlc_run("check", "bad.pml")
+    c.expect(res.code == 1, f"exit {res.code}, expected 1")
+    c.expect(ANSI not in res.stderr, "ANSI escape in the diagnostics written to a pipe")
+
+
+def expect_errors_on_lines(c, text, lines):
+    c.write("bad.pml", text)
+    res = c.pmlc_run("check", "--color=never", "bad.pml")
+    c.expect(res.code == 1, f"exit {res.code}, expected 1")
+    for line in lines:
+        c.expect(f"bad.pml:{line}:" in res.stderr, f"no error reported on line {line}")
+    c.expect(f"{len(lines)} errors generated" in res.stderr, f"the summary does not count {len(lines)} errors")
+
+
+@test
+def several_syntax_errors_are_all_reported(c):
+    expect_errors_on_lines(c, THREE_ERRORS, (2, 5, 8))
+
+
+@test
+def several_name_errors_are_all_reported(c):
+    expect_errors_on_lines(c, THREE_NAME_ERRORS, (2, 5, 8))
+
+
+@test
+def max_errors_stops_after_the_limit(c):
+    c.write("bad.pml", THREE_ERRORS)
+    res = c.pmlc_run("check", "--color=never", "--max-errors", "1", "bad.pml")
+    c.expect(res.code == 1, f"exit {res.code}, expected 1")
+    count = len(re.findall(r"^\S+:\d+:\d+: error:", res.stderr, re.M))
+    c.expect(count == 1, f"{count} errors reported, expected 1")
+
+
+@test
+def set_overrides_a_train_field(c):
+    c.write("t.pml", TRAINED)
+    res = c.pmlc_run("check", "t.pml")
+    c.expect(res.code == 0, f"without --set: exit {res.code}, expected 0")
+    # batch 12 is not divisible by microbatches 8: only an applied override can fail.
+    res = c.pmlc_run("check", "--color=never", "--set", "batch=12", "t.pml")
+    c.expect(res.code == 1, f"with --set batch=12: exit {res.code}, expected 1")
+    c.expect("batch" in res.stderr, "the error does not mention batch")
+    res = c.pmlc_run("check", "--set", "batch=128", "t.pml")
+    c.expect(res.code == 0, f"with --set batch=128: exit {res.code}, expected 0")
+
+
+@test
+def set_with_a_bad_value_is_an_error(c):
+    c.write("t.pml", TRAINED)
+    res = c.pmlc_run("check", "--color=never", "--set", "batch=banana", "t.pml")
+    c.expect(res.code in (1, 2), f"exit {res.code}, expected 1 (or 2, a usage error)")
+    c.expect("error:" in res.stderr or "usage" in res.stderr.lower(), "no error on stderr")
+    c.expect("batch" in res.stderr, "the error does not mention batch")
+
+
+@test
+def include_dir_resolves_an_import(c):
+    c.write("main/app.pml", IMPORTER)
+    c.write("lib/helper.pml", HELPER)
+    res = c.pmlc_run("check", "--color=never", "main/app.pml")
+    c.expect(res.code == 1, f"without -I: exit {res.code}, expected 1")
+    c.expect("helper" in res.stderr, "the unresolved import is not named")
+    res = c.pmlc_run("check", "-I", "lib", "main/app.pml")
+    c.expect(res.code == 0, f"with -I lib: exit {res.code}, expected 0")
+
+
+@test
+def pml_path_resolves_an_import(c):
+    c.write("main/app.pml", IMPORTER)
+    c.write("lib/helper.pml", HELPER)
+    env = {"PML_PATH": os.path.join(c.work, "nowhere") + ":" + os.path.join(c.work, "lib")}
+    res = c.pmlc_run("check", "main/app.pml", env=env)
+    c.expect(res.code == 0, f"with PML_PATH: exit {res.code}, expected 0")
+
+
+@test
+def import_cycle_is_reported_with_the_chain(c):
+    c.write("a.pml", 'import "b"\n')
+    c.write("b.pml", 'import "c"\n')
+    c.write("c.pml", 'import "a"\n')
+    res = c.pmlc_run("check", "--color=never", "a.pml")
+    c.expect(res.code == 1, f"exit {res.code}, expected 1")
+    c.expect("cycle" in res.stderr, "the message does not say `cycle`")
+    for name in ("a", "b", "c"):
+        c.expect(name in res.stderr, f"the chain does not show {name}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--pmlc")
+    ap.add_argument("--work")
+    ap.add_argument("--version", help="the version pmlc must report (the project's)")
+    ap.add_argument("name", nargs="?", choices=sorted(TESTS))
+    args = ap.parse_args()
+    if args.list:
+        print("\n".join(TESTS))
+        return
+    if not (args.pmlc and args.work and args.name):
+        ap.error("give --pmlc, --work and a test name")
+    work = os.path.abspath(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    fails = pmltest.Failures(f"cli.{args.name}")
+    ctx = Ctx(os.path.abspath(args.pmlc), work, fails, args.version)
+    TESTS[args.name](ctx)
+    fails.finish(ctx.last if fails.items else None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+model m(x: f32[B, 4]) -> f32[B, 4] {
+    if 1 {
+        x = relu(x)
+    }
+    return x
+}

@@ -1,0 +1,1 @@
+const HUGE = 1e999

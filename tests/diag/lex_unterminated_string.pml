@@ -1,0 +1,2 @@
+import "nn
+const D = 4

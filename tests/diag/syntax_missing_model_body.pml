@@ -1,0 +1,2 @@
+model m(x: f32[B, 4]) -> f32[B, 4]
+const D = 4

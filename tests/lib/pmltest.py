@@ -1,0 +1,112 @@
+"""pmltest — what every PML test runner shares: running pmlc, spotting crashes and
+sanitizer reports, and showing a unified diff when output differs from a golden file.
+
+A runner prints why it failed and exits 1; it exits 0 when the behaviour holds.
+"""
+import difflib
+import os
+import signal
+import subprocess
+import sys
+
+# Text a sanitizer prints when it finds a bug; any of these in stderr is a failure.
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "ERROR: libFuzzer",
+    "SUMMARY: UndefinedBehaviorSanitizer",
+)
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class Result:
+    """What one pmlc run did: exit code (negative: killed by that signal), output, and
+    whether it ran out of time."""
+
+    def __init__(self, argv, code, stdout, stderr, timed_out):
+        self.argv, self.code, self.stdout, self.stderr = argv, code, stdout, stderr
+        self.timed_out = timed_out
+
+    def describe(self):
+        if self.timed_out:
+            status = "timed out"
+        elif self.code < 0:
+            status = f"killed by signal {signal.Signals(-self.code).name}"
+        else:
+            status = f"exit {self.code}"
+        return f"$ {' '.join(self.argv)}\n-> {status}"
+
+
+def clean_env(extra=None):
+    """The environment for pmlc: the caller's, minus what changes its output."""
+    env = dict(os.environ)
+    for key in ("PML_PATH", "NO_COLOR"):
+        env.pop(key, None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(argv, cwd=None, env=None, timeout=DEFAULT_TIMEOUT, stdin=None):
+    """Runs argv, capturing stdout and stderr as text (invalid UTF-8 replaced)."""
+    try:
+        proc = subprocess.run(argv, cwd=cwd, env=env if env is not None else clean_env(),
+                              input=stdin, capture_output=True, timeout=timeout)
+        return Result(argv, proc.returncode, proc.stdout.decode("utf-8", "replace"),
+                      proc.stderr.decode("utf-8", "replace"), False)
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode("utf-8", "replace")
+        err = (exc.stderr or b"").decode("utf-8", "replace")
+        return Result(argv, None, out, err, True)
+
+
+def crash_problems(res):
+    """Reasons this run counts as a crash, hang or sanitizer report (empty: none)."""
+    problems = []
+    if res.timed_out:
+        problems.append("timed out")
+    elif res.code is not None and res.code < 0:
+        problems.append(f"killed by signal {signal.Signals(-res.code).name}")
+    for marker in SANITIZER_MARKERS:
+        if marker in res.stderr:
+            problems.append(f"sanitizer report: {marker!r}")
+    return problems
+
+
+def unified_diff(expected, actual, name_expected, name_actual):
+    return "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
+                                        name_expected, name_actual))
+
+
+class Failures:
+    """Collects failed expectations; `finish` prints them and exits."""
+
+    def __init__(self, title):
+        self.title, self.items = title, []
+
+    def add(self, message):
+        self.items.append(message)
+
+    def check(self, cond, message):
+        if not cond:
+            self.add(message)
+        return cond
+
+    def finish(self, res=None):
+        if not self.items:
+            print(f"ok: {self.title}")
+            sys.exit(0)
+        print(f"FAIL: {self.title}")
+        for item in self.items:
+            print("  - " + item.replace("\n", "\n    "))
+        if res is not None:
+            print(res.describe())
+            print("--- stdout ---\n" + tail(res.stdout))
+            print("--- stderr ---\n" + tail(res.stderr))
+        sys.exit(1)
+
+
+def tail(text, limit=4000):
+    return text if len(text) <= limit else "[...]\n" + text[-limit:]
