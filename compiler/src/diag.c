@@ -163,3 +163,18 @@ const char *pmlc_suggest(const char *name, const char *const *cands, int n)
     }
     return best;
 }
+
+void pmlc_error_unknown(pmlc_diag *d, pmlc_loc loc, const char *name, const char *const *cands, int n,
+                        const char *otherwise, const char *fmt, ...)
+{
+    char head[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof head, fmt, ap);
+    va_end(ap);
+    const char *s = pmlc_suggest(name, cands, n);
+    if (s)
+        pmlc_error(d, loc, "%s; did you mean '%s'?", head, s);
+    else
+        pmlc_error(d, loc, "%s%s", head, otherwise);
+}

@@ -38,4 +38,9 @@ void pmlc_diag_report(pmlc_diag *d, pmlc_diag_kind kind, pmlc_loc loc, const cha
  * enough to be a plausible typo. */
 const char *pmlc_suggest(const char *name, const char *const *cands, int n);
 
+/* Reports the error `fmt` about `name`, followed by "; did you mean 'X'?" with the
+ * closest of `cands`, or by `otherwise` (may be "") when none is close. */
+void pmlc_error_unknown(pmlc_diag *d, pmlc_loc loc, const char *name, const char *const *cands, int n,
+                        const char *otherwise, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
 #endif

@@ -196,12 +196,8 @@ int pmlc_bind_args(E_t *E, pmlc_frame *F, const ast *call, const char *fname, co
             seen_kw = 1;
             for (slot = 0; slot < n && strcmp(names[slot], arg->name); slot++) {}
             if (slot == n) {
-                const char *s = pmlc_suggest(arg->name, names, n);
-                if (s)
-                    pmlc_error(&E->P->diag, arg->name_loc, "'%s' has no parameter '%s'; did you mean '%s'?", fname,
-                               arg->name, s);
-                else
-                    pmlc_error(&E->P->diag, arg->name_loc, "'%s' has no parameter '%s'", fname, arg->name);
+                pmlc_error_unknown(&E->P->diag, arg->name_loc, arg->name, names, n, "", "'%s' has no parameter '%s'",
+                                   fname, arg->name);
                 bad = 1;
                 continue;
             }
@@ -243,8 +239,11 @@ static int check_annotation(E_t *E, const ast *fp, pmlc_value v, pmlc_loc loc, c
         return 1;
     }
     if (v.k != PMLC_V_TENSOR || (dt >= 0 && (int)E->g->nodes.v[v.t].dtype != dt)) {
-        const char *what = !ty->name ? "a" : ty->name[0] == 'b' ? "a bf16" : dt == PMLC_I32 ? "an i32"
-                         : dt == PMLC_F16 ? "an f16" : "an f32";
+        const char *what = !ty->name            ? "a"
+                           : ty->name[0] == 'b' ? "a bf16"
+                           : dt == PMLC_I32     ? "an i32"
+                           : dt == PMLC_F16     ? "an f16"
+                                                : "an f32";
         pmlc_error(&E->P->diag, loc, "argument '%s' of '%s' must be %s tensor, not %s", fp->name, fname, what,
                    pmlc_desc(E, v, d, sizeof d));
         pmlc_note(&E->P->diag, fp->loc, "'%s' is declared here", fp->name);
@@ -329,11 +328,7 @@ pmlc_value pmlc_eval_call(E_t *E, pmlc_frame *F, const ast *call)
     int nc = pmlc_builtin_names(cands, 256);
     for (int i = 0; i < P->globals.cap && nc < 512; i++)
         if (P->globals.keys[i] && ((const ast *)P->globals.vals[i])->kind == AST_FN) cands[nc++] = P->globals.keys[i];
-    const char *s = pmlc_suggest(call->name, cands, nc);
-    if (s)
-        pmlc_error(&P->diag, call->name_loc, "unknown function '%s'; did you mean '%s'?", call->name, s);
-    else
-        pmlc_error(&P->diag, call->name_loc, "unknown function '%s'", call->name);
+    pmlc_error_unknown(&P->diag, call->name_loc, call->name, cands, nc, "", "unknown function '%s'", call->name);
     return pmlc_v_err;
 }
 

@@ -19,11 +19,7 @@ static void unknown_name(E_t *E, pmlc_frame *F, const ast *n)
         if (F->vars.keys[i]) PMLC_PUSH(E->A, cands, F->vars.keys[i]);
     for (int i = 0; i < P->globals.cap; i++)
         if (P->globals.keys[i]) PMLC_PUSH(E->A, cands, P->globals.keys[i]);
-    const char *sugg = pmlc_suggest(n->name, cands.v, cands.n);
-    if (sugg)
-        pmlc_error(&P->diag, n->loc, "unknown name '%s'; did you mean '%s'?", n->name, sugg);
-    else
-        pmlc_error(&P->diag, n->loc, "unknown name '%s'", n->name);
+    pmlc_error_unknown(&P->diag, n->loc, n->name, cands.v, cands.n, "", "unknown name '%s'", n->name);
     for (int i = 0; i < P->syms.n; i++)
         if (!strcmp(P->syms.names[i], n->name) && !F->is_model)
             pmlc_note(&P->diag, PMLC_NOLOC,

@@ -40,7 +40,7 @@ typedef struct pmlc_elab {
     int aborted; /* a limit was hit: unwind without further messages */
     int call_depth;
     const ast *calls[PMLC_MAX_CALL_DEPTH]; /* the active user-function calls, outermost first */
-    pmlc_strmap active; /* functions being called → 1, to refuse recursion */
+    pmlc_strmap active;                    /* functions being called → 1, to refuse recursion */
 } pmlc_elab;
 
 typedef pmlc_elab E_t;

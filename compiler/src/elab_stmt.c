@@ -23,14 +23,11 @@ static int param_init(E_t *E, pmlc_frame *F, const ast *init, ir_param *p)
     for (int i = 0; name && i < 6; i++)
         if (!strcmp(name, init_names[i])) which = i;
     if (which < 0) {
-        const char *s = name ? pmlc_suggest(name, init_names, 6) : NULL;
-        if (s)
-            pmlc_error(&E->P->diag, init->loc, "unknown initializer '%s'; did you mean '%s'?", name, s);
+        static const char use[] = " (use zeros, ones, normal(std), uniform(a, b), kaiming_uniform or xavier_uniform)";
+        if (name)
+            pmlc_error_unknown(&E->P->diag, init->loc, name, init_names, 6, use, "unknown initializer '%s'", name);
         else
-            pmlc_error(&E->P->diag, init->loc,
-                       "unknown initializer%s%s%s (use zeros, ones, normal(std), uniform(a, b), "
-                       "kaiming_uniform or xavier_uniform)",
-                       name ? " '" : "", name ? name : "", name ? "'" : "");
+            pmlc_error(&E->P->diag, init->loc, "unknown initializer%s", use);
         return 1;
     }
     p->init = (pmlc_init)which;
@@ -86,11 +83,8 @@ int pmlc_eval_type(E_t *E, pmlc_frame *F, const ast *ty, pmlc_dtype dt_default, 
         int d = pmlc_dtype_from_name(ty->name);
         if (d < 0) {
             static const char *const dts[] = {"f32", "bf16", "f16", "i32"};
-            const char *s = pmlc_suggest(ty->name, dts, 4);
-            if (s)
-                pmlc_error(&E->P->diag, ty->name_loc, "unknown type '%s'; did you mean '%s'?", ty->name, s);
-            else
-                pmlc_error(&E->P->diag, ty->name_loc, "unknown type '%s' (types are f32, bf16, f16, i32)", ty->name);
+            pmlc_error_unknown(&E->P->diag, ty->name_loc, ty->name, dts, 4, " (types are f32, bf16, f16, i32)",
+                               "unknown type '%s'", ty->name);
             return 1;
         }
         *dt = (pmlc_dtype)d;

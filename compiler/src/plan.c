@@ -324,8 +324,10 @@ static int bind_symbols(pmlc_program *P, pmlc_plan *pl, int lenient)
         if (bind_from_set(P, s, &pl->binding[s])) continue;
         pmlc_loc where = symbol_loc(g, P->syms.names[s]);
         if (t)
-            pmlc_error(DIAG, where, "symbolic dimension '%s' of model '%s' has no size: set it in the train block "
-                       "(%s = 64) or with --set %s=64", P->syms.names[s], g->name, P->syms.names[s], P->syms.names[s]);
+            pmlc_error(DIAG, where,
+                       "symbolic dimension '%s' of model '%s' has no size: set it in the train block "
+                       "(%s = 64) or with --set %s=64",
+                       P->syms.names[s], g->name, P->syms.names[s], P->syms.names[s]);
         else
             pmlc_error(DIAG, where, "symbolic dimension '%s' of model '%s' has no size: plan it with --set %s=64",
                        P->syms.names[s], g->name, P->syms.names[s]);

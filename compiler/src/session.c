@@ -102,7 +102,8 @@ static void check_sets_without_train(pmlc_program *P)
         if (!sym)
             pmlc_error(&P->diag, f->name_loc,
                        "--set %s: this program has no train block; without one, --set can only size a symbolic "
-                       "dimension", f->name);
+                       "dimension",
+                       f->name);
     }
 }
 
@@ -202,11 +203,7 @@ static int choose_model(pmlc_session *s)
         const char *cands[64];
         int n = 0;
         for (int i = 0; i < P->models.n && n < 64; i++) cands[n++] = P->models.v[i]->name;
-        const char *sg = pmlc_suggest(want, cands, n);
-        if (sg)
-            pmlc_error(&P->diag, PMLC_NOLOC, "no model '%s' in this program; did you mean '%s'?", want, sg);
-        else
-            pmlc_error(&P->diag, PMLC_NOLOC, "no model '%s' in this program", want);
+        pmlc_error_unknown(&P->diag, PMLC_NOLOC, want, cands, n, "", "no model '%s' in this program", want);
         return -1;
     }
     int found = -1, count = 0;

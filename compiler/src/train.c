@@ -53,18 +53,14 @@ static int pick_name(pmlc_program *P, const ast *v, const char *what, const char
                 return 0;
             }
         }
-        const char *s = pmlc_suggest(v->name, names, n);
-        if (s) {
-            pmlc_error(DIAG, v->name_loc, "unknown %s '%s'; did you mean '%s'?", what, v->name, s);
-            return 1;
-        }
     }
-    char list[256] = "";
+    char list[256] = "", use[300];
     for (int i = 0; i < n; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i == n - 1 ? " or " : ", ") : "",
                  names[i]);
+    snprintf(use, sizeof use, " (use %s)", list);
     if (named)
-        pmlc_error(DIAG, v->name_loc, "unknown %s '%s' (use %s)", what, v->name, list);
+        pmlc_error_unknown(DIAG, v->name_loc, v->name, names, n, use, "unknown %s '%s'", what, v->name);
     else
         pmlc_error(DIAG, v->loc, "%s must be one of %s", what, list);
     return 1;
@@ -350,11 +346,8 @@ static int read_loss(pmlc_program *P, pmlc_train *t, const ast *e)
         for (int i = 0; i < P->globals.cap && n < 256; i++)
             if (P->globals.keys[i] && ((const ast *)P->globals.vals[i])->kind == AST_FN)
                 cands[n++] = P->globals.keys[i];
-        const char *s = pmlc_suggest(e->name, cands, n);
-        if (s)
-            pmlc_error(DIAG, e->loc, "unknown loss function '%s'; did you mean '%s'?", e->name, s);
-        else
-            pmlc_error(DIAG, e->loc, "unknown loss function '%s' (did you import \"nn\"?)", e->name);
+        pmlc_error_unknown(DIAG, e->loc, e->name, cands, n, " (did you import \"nn\"?)", "unknown loss function '%s'",
+                           e->name);
         return 1;
     }
     t->loss_fn = fn;
@@ -451,6 +444,17 @@ static int field_index(const char *name)
     return -1;
 }
 
+static const ast *find_model(pmlc_program *P, const char *name, pmlc_loc loc)
+{
+    const ast *m = pmlc_strmap_get(&P->globals, name);
+    if (m && m->kind == AST_MODEL) return m;
+    const char *cands[64];
+    int n = 0;
+    for (int i = 0; i < P->models.n && n < 64; i++) cands[n++] = P->models.v[i]->name;
+    pmlc_error_unknown(DIAG, loc, name, cands, n, "", "unknown model '%s'", name);
+    return NULL;
+}
+
 pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
 {
     pmlc_train *t = pmlc_arena_alloc(&P->arena, sizeof *t);
@@ -461,18 +465,7 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
     t->precision = PMLC_F32;
     t->steps = -1;
     for (int i = 0; i < F_COUNT; i++) t->field_loc[i] = PMLC_NOLOC;
-    const ast *model = pmlc_strmap_get(&P->globals, decl->name);
-    if (!model || model->kind != AST_MODEL) {
-        const char *cands[64];
-        int n = 0;
-        for (int i = 0; i < P->models.n && n < 64; i++) cands[n++] = P->models.v[i]->name;
-        const char *s = pmlc_suggest(decl->name, cands, n);
-        if (s)
-            pmlc_error(DIAG, decl->name_loc, "unknown model '%s'; did you mean '%s'?", decl->name, s);
-        else
-            pmlc_error(DIAG, decl->name_loc, "unknown model '%s'", decl->name);
-    }
-    t->model = model && model->kind == AST_MODEL ? model : NULL;
+    t->model = find_model(P, decl->name, decl->name_loc);
 
     /* The block's fields, each overridden by a --set of the same key. */
     ast_list items = decl->list;
@@ -613,13 +606,9 @@ static void bind_dims(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
             int n = 0;
             for (int k = 0; k < F_COUNT; k++) cands[n++] = fields[k];
             for (int s = 0; s < P->syms.n; s++) cands[n++] = P->syms.names[s];
-            const char *s = pmlc_suggest(f->name, cands, n);
-            if (s)
-                pmlc_error(DIAG, f->name_loc, "unknown field '%s'; did you mean '%s'?", f->name, s);
-            else
-                pmlc_error(DIAG, f->name_loc,
-                           "unknown field '%s' (neither a train field nor a symbolic dimension of '%s')", f->name,
-                           g->name);
+            char why[160];
+            snprintf(why, sizeof why, " (neither a train field nor a symbolic dimension of '%s')", g->name);
+            pmlc_error_unknown(DIAG, f->name_loc, f->name, cands, n, why, "unknown field '%s'", f->name);
             continue;
         }
         if (sym == g->batch_sym) {
@@ -656,13 +645,8 @@ static void bind_freezes(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
             const char **cands = pmlc_arena_alloc(&P->arena, sizeof(char *) * (size_t)(2 * g->params.n + 1));
             int n = 0;
             for (int p = 0; p < g->params.n; p++) cands[n++] = g->params.v[p].name, cands[n++] = g->params.v[p].layer;
-            const char *s = pmlc_suggest(pat->name, cands, n);
-            if (s)
-                pmlc_error(DIAG, pat->loc, "'%s' matches no parameter of '%s'; did you mean '%s'?", pat->name, g->name,
-                           s);
-            else
-                pmlc_error(DIAG, pat->loc, "'%s' matches no parameter of '%s' (see the names with 'pmlc plan')",
-                           pat->name, g->name);
+            pmlc_error_unknown(DIAG, pat->loc, pat->name, cands, n, " (see the names with 'pmlc plan')",
+                               "'%s' matches no parameter of '%s'", pat->name, g->name);
         }
     }
 }
@@ -681,21 +665,6 @@ int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
 }
 
 /* ---- distill ------------------------------------------------------------------------ */
-
-static const ast *find_model(pmlc_program *P, const char *name, pmlc_loc loc)
-{
-    const ast *m = pmlc_strmap_get(&P->globals, name);
-    if (m && m->kind == AST_MODEL) return m;
-    const char *cands[64];
-    int n = 0;
-    for (int i = 0; i < P->models.n && n < 64; i++) cands[n++] = P->models.v[i]->name;
-    const char *s = pmlc_suggest(name, cands, n);
-    if (s)
-        pmlc_error(DIAG, loc, "unknown model '%s'; did you mean '%s'?", name, s);
-    else
-        pmlc_error(DIAG, loc, "unknown model '%s'", name);
-    return NULL;
-}
 
 pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
 {
@@ -726,12 +695,8 @@ pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
         for (int k = 0; k < 3; k++)
             if (!strcmp(f->name, dfields[k])) which = k;
         if (which < 0) {
-            const char *s = pmlc_suggest(f->name, dfields, 3);
-            if (s)
-                pmlc_error(DIAG, f->name_loc, "unknown distill field '%s'; did you mean '%s'?", f->name, s);
-            else
-                pmlc_error(DIAG, f->name_loc, "unknown distill field '%s' (use temperature, alpha, teacher_precision)",
-                           f->name);
+            pmlc_error_unknown(DIAG, f->name_loc, f->name, dfields, 3, " (use temperature, alpha, teacher_precision)",
+                               "unknown distill field '%s'", f->name);
             continue;
         }
         if (seen[which].file >= 0) {
