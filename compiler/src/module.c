@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "parse.h"
 #include "program.h"
@@ -104,6 +105,20 @@ static const char *candidate(pmlc_program *P, const char *dir, const char *name)
     return pmlc_arena_printf(&P->arena, "%s%s%s.pml", dir, n && dir[n - 1] == '/' ? "" : "/", name);
 }
 
+/* An installed pmlc finds its stdlib beside itself, at ../share/pml/stdlib, so an
+ * install moved elsewhere (or made with --prefix) still works. NULL off Linux. */
+static const char *exe_relative_stdlib(pmlc_program *P)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = 0;
+    return pmlc_arena_printf(&P->arena, "%s/../share/pml/stdlib", exe);
+}
+
 /* The folders searched for an import, in order; `labels` say where each came from. */
 static int search_dirs(pmlc_program *P, const char *importer_dir, const char **dirs, const char **labels, int cap)
 {
@@ -118,6 +133,8 @@ static int search_dirs(pmlc_program *P, const char *importer_dir, const char **d
     }
     dirs[n] = PMLC_SOURCE_STDLIB, labels[n++] = "the standard library";
     dirs[n] = PMLC_INSTALL_STDLIB, labels[n++] = "the standard library";
+    const char *rel = exe_relative_stdlib(P);
+    if (rel) dirs[n] = rel, labels[n++] = "the standard library";
     return n;
 }
 
@@ -176,7 +193,9 @@ static void resolve_import(pmlc_program *P, int importer, const ast *imp, int de
     }
     pmlc_error(&P->diag, imp->name_loc, "cannot find module '%s' (no file %s.pml)", name, name);
     const char *where = "";
-    for (int i = 0; i < n - 1; i++) { /* the two standard-library folders read as one */
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && !strcmp(labels[i], labels[i - 1]) && !strcmp(labels[i], "the standard library"))
+            continue; /* its folders read as one */
         const char *d = !strcmp(labels[i], "-I") || !strcmp(labels[i], "PML_PATH")
                             ? pmlc_arena_printf(&P->arena, "%s (%s)", dirs[i], labels[i])
                             : labels[i];
