@@ -113,7 +113,10 @@ static pmlc_value b_dropout(E_t *E, const ast *call, const builtin *b, pmlc_valu
     double p;
     if (pmlc_want_tensor(E, v[0], l[0], "the argument", -1, &t) || want_prob(E, v[1], l[1], &p)) return pmlc_v_err;
     if (p == 0) return v[0]; /* dropout(x, 0) is x: no op, no RNG */
-    return emit1(E, call, OP_DROPOUT, t, l[0], NULL, 0, p, "dropout");
+    /* The RNG stream of this dropout: the node's own index, stable for a given program,
+     * so the backward pass regenerates the same mask from (seed, key, element). */
+    int64_t key = E->g->nodes.n;
+    return emit1(E, call, OP_DROPOUT, t, l[0], &key, 1, p, "dropout");
 }
 
 static pmlc_value b_reduce(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)
@@ -252,7 +255,7 @@ static pmlc_value b_mask(E_t *E, const ast *call, const builtin *b, pmlc_value *
 {
     int32_t t;
     if (pmlc_want_tensor(E, v[0], l[0], "the argument", -1, &t)) return pmlc_v_err;
-    return emit1(E, call, OP_CAUSAL_MASK, t, l[0], NULL, 0, 0, "causal_mask");
+    return emit1(E, call, OP_CAUSAL_MASK, t, l[0], NULL, 0, -INFINITY, "causal_mask");
 }
 
 static pmlc_value b_arange(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)

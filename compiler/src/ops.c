@@ -279,6 +279,44 @@ static int rule_matmul(pmlc_infer *a)
     return check_numel(a);
 }
 
+/* Ops made by autodiff carry their output shape in `target`; the rules check that it
+ * fits the operands. */
+/* Whether `from` broadcasts to exactly `to` (NumPy rules, aligned from the right). */
+static int broadcasts_to(const pmlc_shape *from, const pmlc_shape *to)
+{
+    if (from->rank > to->rank) return 0;
+    for (int k = 0; k < from->rank; k++) {
+        pmlc_size f = from->d[from->rank - 1 - k], t = to->d[to->rank - 1 - k];
+        if (!pmlc_size_eq(f, t) && !pmlc_size_eq(f, pmlc_size_int(1))) return 0;
+    }
+    return 1;
+}
+
+static int rule_expand(pmlc_infer *a)
+{
+    char tb[2][160];
+    if (!broadcasts_to(a->in[0], a->target)) FAIL(0, "'expand' cannot broadcast %s to the requested shape", TA(0));
+    a->out = *a->target;
+    a->out_dt = a->dt[0];
+    return check_numel(a);
+}
+
+static int rule_sum_to(pmlc_infer *a)
+{
+    char tb[2][160];
+    if (!broadcasts_to(a->target, a->in[0])) FAIL(0, "'sum_to' cannot reduce %s to the requested shape", TA(0));
+    a->out = *a->target;
+    a->out_dt = a->dt[0];
+    return 0;
+}
+
+static int rule_target(pmlc_infer *a)
+{
+    a->out = *a->target;
+    a->out_dt = a->dt[0];
+    return check_numel(a);
+}
+
 #define SRC(n, d, at)                                                    \
     {                                                                    \
         n, PMLC_OPC_SOURCE, 0, 0, NULL, 0, 0, 0, d, at, NULL, NULL, NULL \
@@ -326,9 +364,11 @@ const pmlc_op_info pmlc_ops[OP_COUNT] = {
     [OP_CAST] = {"cast", PMLC_OPC_ELEMWISE, 1, 1, rule_cast, 0, 0, 1, "convert element type", "attr = [dtype]", NULL,
                  NULL, NULL},
     [OP_DROPOUT] = {"dropout", PMLC_OPC_ELEMWISE, 1, 1, rule_unary_float, 2, 0, 1,
-                    "zero with probability p, scale by 1/(1-p); counter-based RNG", "fval = p", NULL, NULL, NULL},
+                    "zero with probability p, scale by 1/(1-p); counter-based RNG",
+                    "fval = p, attr = [key: the RNG stream]", NULL, NULL, NULL},
     [OP_CAUSAL_MASK] = {"causal_mask", PMLC_OPC_ELEMWISE, 1, 1, rule_causal_mask, 1, 0, 1,
-                        "-inf above the diagonal of the last two axes", NULL, NULL, NULL, NULL},
+                        "fval above the diagonal of the last two axes (-inf; 0 in the backward pass)",
+                        "fval = the fill value", NULL, NULL, NULL},
     [OP_SUM] = {"sum", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 0, 1, "sum over an axis",
                 "attr = [axis or -1 for all, keepdim]", NULL, NULL, NULL},
     [OP_MAX] = {"max", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 1 | OUT, 1, "max over an axis",
@@ -347,6 +387,16 @@ const pmlc_op_info pmlc_ops[OP_COUNT] = {
                    NULL, NULL},
     [OP_PICK] = {"pick", PMLC_OPC_GATHER, 2, 2, rule_pick, 0, 2, 1, "one element of the last axis per row", NULL, NULL,
                  NULL, NULL},
+    [OP_EXPAND] = {"expand", PMLC_OPC_MOVEMENT, 1, 1, rule_expand, 0, 0, 1, "broadcast to the output shape", NULL, NULL,
+                   NULL, NULL},
+    [OP_SUM_TO] = {"sum_to", PMLC_OPC_REDUCE, 1, 1, rule_sum_to, 1, 0, 1, "sum down to the output shape", NULL, NULL,
+                   NULL, NULL},
+    [OP_PAD] = {"pad", PMLC_OPC_MOVEMENT, 1, 1, rule_target, 0, 0, 1, "into zeros at axis start:stop:step",
+                "attr = [axis, start, stop, step]", NULL, NULL, NULL},
+    [OP_SCATTER_ADD] = {"scatter_add", PMLC_OPC_GATHER, 2, 2, rule_target, 0, 2, 1, "rows added into zeros at i32 indices",
+                        NULL, NULL, NULL, NULL},
+    [OP_UNPICK] = {"unpick", PMLC_OPC_GATHER, 2, 2, rule_target, 0, 2, 1, "values into zeros of the last axis at indices",
+                   NULL, NULL, NULL, NULL},
     [OP_MATMUL] = {"matmul", PMLC_OPC_MATMUL, 2, 2, rule_matmul, 2, 3, 1, "batched matrix product", NULL, NULL, NULL,
                    NULL},
 };

@@ -11,50 +11,12 @@
 #include "types.h"
 
 typedef enum pmlc_opcode {
-    OP_INPUT,
-    OP_PARAM,
-    OP_CONST,
-    OP_ARANGE,
-    OP_NEG,
-    OP_EXP,
-    OP_LOG,
-    OP_SQRT,
-    OP_RSQRT,
-    OP_TANH,
-    OP_SIGMOID,
-    OP_RELU,
-    OP_ERF,
-    OP_RECIP,
-    OP_ABS,
-    OP_ADD,
-    OP_SUB,
-    OP_MUL,
-    OP_DIV,
-    OP_MAXIMUM,
-    OP_MINIMUM,
-    OP_POW,
-    OP_LT,
-    OP_LE,
-    OP_GT,
-    OP_GE,
-    OP_EQ,
-    OP_NE,
-    OP_WHERE,
-    OP_CAST,
-    OP_DROPOUT,
-    OP_CAUSAL_MASK,
-    OP_SUM,
-    OP_MAX,
-    OP_MEAN,
-    OP_RESHAPE,
-    OP_PERMUTE,
-    OP_SLICE,
-    OP_CONCAT,
-    OP_GATHER,
-    OP_PICK,
-    OP_MATMUL,
+#define PML_OP(e, name) OP_##e,
+#include "pml_ops.def"
+#undef PML_OP
     OP_COUNT
 } pmlc_opcode;
+
 
 typedef enum pmlc_op_class {
     PMLC_OPC_SOURCE,   /* inputs, parameters, constants: no work */

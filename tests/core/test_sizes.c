@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "ops.h"
 #include "types.h"
 
 static pmlc_symtab syms = {{"B", "T"}, 2};
@@ -67,8 +68,25 @@ static void types_print_as_written(void)
     CHECK(pmlc_dtype_bytes(PMLC_BF16) == 2 && pmlc_dtype_bytes(PMLC_F32) == 4);
 }
 
+/* The op table and the shared op list (pml_ops.def) agree row by row, and every row
+ * has a shape rule unless it is a source. */
+static void op_table_matches_shared_list(void)
+{
+    static const char *const names[] = {
+#define PML_OP(e, name) name,
+#include "pml_ops.def"
+#undef PML_OP
+    };
+    CHECK(sizeof names / sizeof *names == OP_COUNT);
+    for (int i = 0; i < OP_COUNT; i++) {
+        CHECK(pmlc_ops[i].name && !strcmp(pmlc_ops[i].name, names[i]));
+        CHECK(pmlc_ops[i].cls == PMLC_OPC_SOURCE || pmlc_ops[i].infer != NULL);
+    }
+}
+
 int main(void)
 {
+    op_table_matches_shared_list();
     products_and_quotients();
     sums_need_like_sizes();
     overflow_is_an_error();
