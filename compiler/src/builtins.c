@@ -230,8 +230,10 @@ static pmlc_value b_concat(E_t *E, const ast *call, const builtin *b, pmlc_value
     }
     int32_t in[64];
     pmlc_loc locs[64];
+    /* Point at the element at fault when the list is written out in the call. */
+    const ast *written = call->list.n && call->list.v[0]->kind == AST_LIST ? call->list.v[0] : NULL;
     for (int i = 0; i < n; i++) {
-        locs[i] = l[0];
+        locs[i] = written && written->list.n == n ? written->list.v[i]->loc : l[0];
         if (pmlc_want_tensor(E, v[0].items[i], l[0], "each element", -1, &in[i])) return pmlc_v_err;
     }
     int64_t axis = 0;

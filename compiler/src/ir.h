@@ -25,7 +25,13 @@ typedef struct ir_node {
     int param;   /* index into params, or -1 */
     pmlc_loc loc;
     const char *label; /* the variable it was last assigned to at model level */
+    int pass;          /* PMLC_PASS_FORWARD, or the backward work it belongs to */
 } ir_node;
+
+/* Which pass a node belongs to. Backward work is split as zero-bubble schedules need:
+ * gradients of activations (B) must flow to the previous stage at once; gradients of
+ * weights (W) can wait. */
+enum { PMLC_PASS_FORWARD = 0, PMLC_PASS_BWD_INPUT = 1, PMLC_PASS_BWD_WEIGHT = 2 };
 
 typedef enum pmlc_init {
     PMLC_INIT_ZEROS,
@@ -71,6 +77,8 @@ typedef struct pmlc_graph {
     int auto_place; /* place = auto(stages = N) */
     pmlc_loc place_loc;
     int batch_sym; /* symbol of the batch dimension, -1 when the first input has none */
+    int n_forward;       /* nodes before autodiff appended the backward pass (0: none yet) */
+    int32_t *param_grad; /* after autodiff: per parameter, the node of d loss / d param, or -1 */
 } pmlc_graph;
 
 const char *pmlc_init_name(pmlc_init i);

@@ -5,6 +5,7 @@
  * stage cost with a greedy fill, which is optimal for contiguous partitions. */
 #include "plan.h"
 
+#include "autodiff.h"
 #include "elab.h"
 
 #include <math.h>
@@ -369,6 +370,10 @@ static void add_phases(pmlc_program *P, coster *c, pmlc_plan *pl, uint8_t *froze
 pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, pmlc_graph *teacher,
                            int lenient)
 {
+    if (g->n_forward) { /* placement and costing read the forward graph only */
+        pmlc_error(DIAG, g->decl->name_loc, "internal error: model '%s' is planned twice", g->name);
+        return NULL;
+    }
     pmlc_plan *pl = pmlc_arena_alloc(&P->arena, sizeof *pl);
     pl->g = g;
     pl->train = t;
@@ -433,6 +438,13 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     for (int i = 0; i < g->nodes.n; i++)
         if (pmlc_ops[g->nodes.v[i].op].cls != PMLC_OPC_SOURCE) pl->stages[g->nodes.v[i].stage].n_ops++;
     find_sends(P, &c, pl);
+
+    /* The backward pass, for the parameters trained from step 0. */
+    if (t && g->loss >= 0) {
+        for (int p = 0; p < g->params.n; p++) frozen[p] = g->params.v[p].frozen_from == 0;
+        if (pmlc_autodiff(P, g, pl->binding, frozen)) return NULL;
+        for (int i = g->n_forward; i < g->nodes.n; i++) pl->stages[g->nodes.v[i].stage].n_bwd_ops++;
+    }
 
     if (teacher) {
         coster tc = {P, teacher, NULL, d->teacher_precision, NULL, NULL, NULL, NULL, NULL, NULL};

@@ -33,7 +33,8 @@ typedef struct pmlc_stage_plan {
     pmlc_device device;
     PMLC_VEC(const char *) layers;
     int64_t params, param_bytes, opt_bytes;
-    int n_ops;
+    int n_ops;                 /* forward primitive ops */
+    int n_bwd_ops;             /* backward primitive ops (autodiff), 0 without a loss */
     pmlc_stage_cost cost;      /* at step 0 */
     int in_flight;             /* micro-batches whose activations are alive at once */
     PMLC_VEC(pmlc_send) sends; /* to the next stage */

@@ -263,8 +263,8 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         }
         fprintf(out,
                 "],\n     \"params\": %" PRId64 ", \"param_bytes\": %" PRId64 ", \"optimizer_state_bytes\": %" PRId64
-                ", \"ops\": %d,\n     ",
-                st->params, st->param_bytes, st->opt_bytes, st->n_ops);
+                ", \"ops\": %d, \"backward_ops\": %d,\n     ",
+                st->params, st->param_bytes, st->opt_bytes, st->n_ops, st->n_bwd_ops);
         json_cost(out, &st->cost);
         fprintf(out, ", \"in_flight\": %d,\n     \"sends\": [", st->in_flight);
         for (int i = 0; i < st->sends.n; i++) {

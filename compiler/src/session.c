@@ -7,6 +7,7 @@
 #include "elab.h"
 #include "parse.h"
 #include "plan.h"
+#include "session_int.h"
 
 struct pmlc_session {
     pmlc_program P;
@@ -251,3 +252,15 @@ int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out)
     }
     return 0;
 }
+
+pmlc_graph *pmlc_session_graph(pmlc_session *s, const pmlc_plan **plan)
+{
+    pmlc_program *P = &s->P;
+    if (!P->checked) return NULL;
+    int m = choose_model(s);
+    pmlc_plan *pl = m < 0 ? NULL : plan_model(s, m, 0);
+    if (plan) *plan = pl;
+    return pl ? s->graphs[m] : NULL;
+}
+
+pmlc_program *pmlc_session_program(pmlc_session *s) { return &s->P; }
