@@ -6,6 +6,7 @@
 #include "plan.h"
 
 #include "autodiff.h"
+#include "schedule.h"
 #include "elab.h"
 
 #include <math.h>
@@ -419,6 +420,10 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     }
     pl->imbalance = sum > 0 ? max / (sum / S) - 1 : 0;
     pl->bubble = bubble_fraction(pl->schedule, S, pl->microbatches);
+    int before = P->diag.errors;
+    pl->timetable = pmlc_schedule_build(P, pl);
+    if (P->diag.errors > before) return NULL;
+    for (int s = 0; pl->timetable && s < S; s++) pl->stages[s].in_flight = pl->timetable->stages[s].peak_in_flight;
 
     int state = 0;
     if (t && t->opt == PMLC_OPT_ADAMW)

@@ -64,6 +64,7 @@ typedef struct pmlc_plan {
     double imbalance; /* slowest stage over the mean, minus 1 */
     int64_t total_params;
     PMLC_VEC(pmlc_phase) phases;
+    struct pmlc_timetable *timetable; /* NULL for schedules planned analytically only */
 } pmlc_plan;
 
 /* Places, costs and checks the plan of `g` (with its train block and distill, when

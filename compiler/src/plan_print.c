@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "plan.h"
+#include "schedule.h"
 
 static const char *fmt_bytes(int64_t b, char *buf, size_t cap)
 {
@@ -84,6 +85,27 @@ static const char *init_str(const ir_param *p, char *buf, size_t cap)
     return buf;
 }
 
+/* The stage's compute order, F3 for the forward of micro-batch 3, B3 for its backward. */
+static void print_order(const pmlc_stage_timetable *st, FILE *out)
+{
+    enum { SHOWN = 24 };
+    int shown = 0, total = 0;
+    fputs("  order         ", out);
+    for (int i = 0; i < st->instr.n; i++) {
+        pmlc_instr in = st->instr.v[i];
+        if (in.kind != PMLC_I_FWD && in.kind != PMLC_I_BWD && in.kind != PMLC_I_STEP) continue;
+        total++;
+        if (shown == SHOWN) continue;
+        shown++;
+        if (in.kind == PMLC_I_STEP)
+            fputs(" step", out);
+        else
+            fprintf(out, " %c%d", in.kind == PMLC_I_FWD ? 'F' : 'B', in.mb);
+    }
+    if (total > shown) fprintf(out, " ... (%d more)", total - shown);
+    fputc('\n', out);
+}
+
 static int has_auto_freeze(const pmlc_train *t)
 {
     for (int i = 0; i < t->freezes.n; i++)
@@ -112,11 +134,14 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     fprintf(out, "plan for model '%s'\n", g->name);
     fprintf(out, "  placement      %d stage%s (%s)", pl->n_stages, pl->n_stages == 1 ? "" : "s", placement_str(pl));
     if (pl->n_stages > 1) fprintf(out, ", imbalance %.1f%% (slowest stage vs mean)", 100 * pl->imbalance);
-    fprintf(out,
-            "\n  schedule       %s, %" PRId64 " micro-batch%s of %" PRId64 " (batch %" PRId64 "), bubble %.1f%%%s\n",
+    fprintf(out, "\n  schedule       %s, %" PRId64 " micro-batch%s of %" PRId64 " (batch %" PRId64 ")\n",
             pmlc_schedule_name(pl->schedule), pl->microbatches, pl->microbatches == 1 ? "" : "es", pl->microbatch,
-            pl->batch, 100 * pl->bubble,
-            pmlc_schedule_runnable(pl->schedule) ? "" : " (planned; the runtime runs gpipe and 1f1b)");
+            pl->batch);
+    fprintf(out, "  bubble         %.1f%% analytic", 100 * pl->bubble);
+    if (pl->timetable)
+        fprintf(out, ", %.1f%% simulated with these stage costs\n", 100 * pl->timetable->bubble);
+    else
+        fputs(" (planned only: the runtime runs gpipe and 1f1b)\n", out);
     fprintf(out, "  precision      %s\n", pmlc_dtype_name(pl->precision));
     int any = 0;
     for (int s = 0; s < P->syms.n; s++) {
@@ -148,6 +173,7 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         fprintf(out, "  activations    %s per micro-batch, %d in flight: %s\n",
                 fmt_bytes(st->cost.act_bytes, a, sizeof a), st->in_flight,
                 fmt_bytes(st->cost.act_bytes * st->in_flight, b, sizeof b));
+        if (pl->timetable) print_order(&pl->timetable->stages[s], out);
         for (int i = 0; i < st->sends.n; i++) {
             const pmlc_send *sd = &st->sends.v[i];
             fprintf(out, "  %-14s %s  %s  %s\n", i ? "" : "sends", sd->name,
@@ -225,6 +251,10 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
             pl->n_stages, pl->imbalance);
     fprintf(out, "  \"schedule\": \"%s\",\n  \"schedule_runnable\": %s,\n  \"bubble_fraction\": %.6f,\n",
             pmlc_schedule_name(pl->schedule), pmlc_schedule_runnable(pl->schedule) ? "true" : "false", pl->bubble);
+    if (pl->timetable)
+        fprintf(out, "  \"simulated_bubble_fraction\": %.6f,\n", pl->timetable->bubble);
+    else
+        fputs("  \"simulated_bubble_fraction\": null,\n", out);
     fprintf(out,
             "  \"precision\": \"%s\",\n  \"batch\": %" PRId64 ",\n  \"microbatches\": %" PRId64
             ",\n  \"microbatch_size\": %" PRId64 ",\n  \"dimensions\": {",
@@ -266,7 +296,12 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
                 ", \"ops\": %d, \"backward_ops\": %d,\n     ",
                 st->params, st->param_bytes, st->opt_bytes, st->n_ops, st->n_bwd_ops);
         json_cost(out, &st->cost);
-        fprintf(out, ", \"in_flight\": %d,\n     \"sends\": [", st->in_flight);
+        fprintf(out, ", \"in_flight\": %d,\n     \"timetable\": [", st->in_flight);
+        for (int i = 0; pl->timetable && i < pl->timetable->stages[s].instr.n; i++) {
+            pmlc_instr in = pl->timetable->stages[s].instr.v[i];
+            fprintf(out, "%s[\"%s\", %d]", i ? ", " : "", pmlc_instr_name(in.kind), in.mb);
+        }
+        fputs("],\n     \"sends\": [", out);
         for (int i = 0; i < st->sends.n; i++) {
             const pmlc_send *sd = &st->sends.v[i];
             fprintf(out, "%s{\"name\": ", i ? ", " : "");
