@@ -1,0 +1,59 @@
+/* pml_plan_format.h — the plan file: what `pmlc build` writes and libpml loads.
+ *
+ * Shared by the writer (compiler/src/plan_write.c) and the reader
+ * (runtime/src/plan/plan_read.c); this comment is the format's specification.
+ * All integers are little-endian; floats are IEEE-754 binary64.
+ *
+ *   header   "PMLPLAN\0" (8 bytes), u32 version, u32 section count
+ *   sections each: u32 tag, u32 zero, u64 payload length, payload
+ *
+ * Sections, each present exactly once, in this order:
+ *   STRS  string table: u32 count, then per string u32 length and its bytes (no NUL);
+ *         other sections refer to strings by index
+ *   CONF  training configuration: the fields of pml_plan_config in order, each an
+ *         i64 or f64 as its type says (see plan.h in the runtime)
+ *   NODE  the graph, forward then backward, in execution order:
+ *         u32 count, then per node: u16 op (pml_ops.def order), u8 dtype, u8 rank,
+ *         u8 pass, u8 pad, u16 n_in, i32 stage, i32 label (string or -1),
+ *         u16 n_attr, u16 pad, i64 dims[rank], i32 in[n_in], i64 attr[n_attr], f64 fval
+ *   PARM  parameters: u32 count, then per parameter: i32 name, i32 layer, i32 node,
+ *         i32 grad node (-1: none), i32 init kind, i32 pad, f64 init a, f64 init b,
+ *         i64 frozen from step (-1: never)
+ *   INPT  model inputs: u32 count, then per input i32 name, i32 node; then i32 output
+ *         node, i32 labels node, i32 loss node (-1 when absent)
+ *   TIME  timetable: u32 stage count, then per stage: u32 instruction count and per
+ *         instruction u8 kind, u8 pad[3], i32 micro-batch
+ *
+ * Enumerations are stored as integers: dtype as in pml_dtype (f32 0, bf16 1, f16 2,
+ * i32 3); schedule gpipe 0, 1f1b 1, interleaved_1f1b 2, zero_bubble 3; optimizer sgd 0,
+ * adamw 1; lr_schedule constant 0, warmup_cosine 1; data none 0, file 1, classes 2,
+ * markov 3; init zeros 0, ones 1, normal 2, uniform 3, kaiming_uniform 4,
+ * xavier_uniform 5; pass forward 0, input-gradient 1, weight-gradient 2; timetable
+ * kinds load 0, recv_act 1, fwd 2, send_act 3, recv_grad 4, bwd 5, send_grad 6, step 7.
+ *
+ * Every index is checked by the reader (strings, nodes before their users, stages
+ * below the stage count); a file that fails any check is refused with its path and
+ * what is wrong, and a version mismatch says which pmlc made the file. */
+#ifndef PML_PLAN_FORMAT_H
+#define PML_PLAN_FORMAT_H
+
+#define PML_PLAN_MAGIC "PMLPLAN"   /* 8 bytes with its NUL */
+#define PML_PLAN_VERSION 1u
+
+#define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
+#define PML_PLAN_STRS PML_PLAN_TAG('S', 'T', 'R', 'S')
+#define PML_PLAN_CONF PML_PLAN_TAG('C', 'O', 'N', 'F')
+#define PML_PLAN_NODE PML_PLAN_TAG('N', 'O', 'D', 'E')
+#define PML_PLAN_PARM PML_PLAN_TAG('P', 'A', 'R', 'M')
+#define PML_PLAN_INPT PML_PLAN_TAG('I', 'N', 'P', 'T')
+#define PML_PLAN_TIME PML_PLAN_TAG('T', 'I', 'M', 'E')
+
+/* The CONF section: one entry per line, in order, i = i64 and f = f64. Adding an entry
+ * at the end bumps PML_PLAN_VERSION. */
+#define PML_PLAN_CONF_FIELDS(I, F)                                                                                    \
+    I(stages) I(batch) I(microbatches) I(microbatch) I(schedule) I(precision) I(optimizer) F(lr) F(momentum)        \
+        I(nesterov) F(beta1) F(beta2) F(eps) F(weight_decay) I(lr_schedule) I(warmup) F(min_lr) F(grad_clip)        \
+            I(steps) I(epochs) I(seed) I(checkpoint_every) I(recompute) I(data) I(data_path) I(labels_path)         \
+                I(features) I(classes) I(vocab) I(order) I(data_seed) I(seq_len)
+
+#endif

@@ -1,0 +1,78 @@
+/* plan.h — a loaded plan: everything the runtime needs to train or serve a model,
+ * as read from a plan file (format: compiler/include/pml_plan_format.h).
+ *
+ * Every index in a pml_plan has been validated by the reader: node inputs come before
+ * their users, stages are below `stages`, strings and parameter nodes exist, and every
+ * shape's element count fits in 2^48. One allocation owns it all; pml_plan_free
+ * releases it. A plan is immutable once loaded and may be shared between threads. */
+#ifndef PML_PLAN_H
+#define PML_PLAN_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "pml_plan_format.h"
+
+#define PML_PLAN_MAX_RANK 8
+
+typedef struct pml_plan_config {
+#define PML_CONF_I(name) int64_t name;
+#define PML_CONF_F(name) double name;
+    PML_PLAN_CONF_FIELDS(PML_CONF_I, PML_CONF_F)
+#undef PML_CONF_I
+#undef PML_CONF_F
+} pml_plan_config;
+
+typedef struct pml_plan_node {
+    uint16_t op;   /* pml_ops.def order */
+    uint8_t dtype; /* pml_dtype: f32, bf16, f16 or i32 */
+    uint8_t rank;
+    uint8_t pass; /* 0 forward, 1 input-gradient, 2 weight-gradient */
+    uint16_t n_in, n_attr;
+    int32_t stage;
+    const char *label; /* NULL when none */
+    int64_t dims[PML_PLAN_MAX_RANK];
+    int64_t numel;
+    const int32_t *in;
+    const int64_t *attr;
+    double fval;
+} pml_plan_node;
+
+typedef struct pml_plan_param {
+    const char *name, *layer;
+    int32_t node, grad; /* grad: -1 when frozen or unused */
+    int32_t init;       /* zeros, ones, normal, uniform, kaiming_uniform, xavier_uniform */
+    double init_a, init_b;
+    int64_t frozen_from; /* -1: trained throughout */
+} pml_plan_param;
+
+typedef struct pml_plan_instr {
+    uint8_t kind; /* load, recv_act, fwd, send_act, recv_grad, bwd, send_grad, step */
+    int32_t mb;
+} pml_plan_instr;
+
+typedef struct pml_plan {
+    pml_plan_config conf;
+    int n_strings;
+    const char **strings;
+    int n_nodes;
+    pml_plan_node *nodes;
+    int n_params;
+    pml_plan_param *params;
+    int n_inputs;
+    const char **input_names;
+    int32_t *input_nodes;
+    int32_t output, labels, loss; /* -1 when absent */
+    int n_stages;                 /* of the timetable: 0 for schedules planned only */
+    int *n_instr;
+    pml_plan_instr **instr;
+    void *block; /* owns everything above */
+} pml_plan;
+
+/* Reads a plan from memory; `name` (a path) prefixes every error message. */
+pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_plan **out, pml_err *err);
+/* Reads a plan file. */
+pml_status pml_plan_load(const char *path, pml_plan **out, pml_err *err);
+void pml_plan_free(pml_plan *p);
+
+#endif

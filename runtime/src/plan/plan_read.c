@@ -1,0 +1,367 @@
+/* plan_read.c — reading and validating plan files (see plan.h and
+ * pml_plan_format.h). A plan file is trusted no more than any other input: every
+ * count is checked against the bytes left before anything is allocated, and every
+ * index against what it points to. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/kernels.h"
+#include "plan.h"
+
+typedef struct rd {
+    const unsigned char *p;
+    size_t n, at;
+    const char *name;    /* file, for messages */
+    const char *section; /* section being read, for messages */
+    pml_err *err;
+    int bad;
+} rd;
+
+/* Everything a plan owns, freed together. */
+typedef struct owner {
+    void **ptrs;
+    size_t n, cap;
+} owner;
+
+static void *own(owner *o, size_t size)
+{
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 16;
+        void **np = realloc(o->ptrs, cap * sizeof *np);
+        if (!np) return NULL;
+        o->ptrs = np;
+        o->cap = cap;
+    }
+    void *p = calloc(1, size ? size : 1);
+    if (p) o->ptrs[o->n++] = p;
+    return p;
+}
+
+static void owner_free(owner *o)
+{
+    for (size_t i = 0; i < o->n; i++) free(o->ptrs[i]);
+    free(o->ptrs);
+}
+
+static int fail(rd *r, pml_status code, const char *what)
+{
+    if (!r->bad)
+        pml_err_set(r->err, code, "%s: %s%s%s", r->name, r->section ? r->section : "", r->section ? ": " : "", what);
+    r->bad = 1;
+    return 1;
+}
+
+static int need(rd *r, size_t k)
+{
+    if (r->bad) return 1;
+    if (k > r->n - r->at) return fail(r, PML_ERR_FORMAT, "the file is truncated");
+    return 0;
+}
+
+static uint64_t get(rd *r, size_t k)
+{
+    uint64_t v = 0;
+    if (need(r, k)) return 0;
+    for (size_t i = 0; i < k; i++) v |= (uint64_t)r->p[r->at + i] << (8 * i);
+    r->at += k;
+    return v;
+}
+
+static uint32_t u32(rd *r) { return (uint32_t)get(r, 4); }
+static int32_t i32(rd *r) { return (int32_t)(uint32_t)get(r, 4); }
+static int64_t i64(rd *r) { return (int64_t)get(r, 8); }
+static double f64(rd *r)
+{
+    uint64_t bits = get(r, 8);
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+/* A count of records of at least `min_size` bytes each: no larger than what is left. */
+static uint32_t count(rd *r, size_t min_size, const char *what)
+{
+    uint32_t c = u32(r);
+    if (!r->bad && (size_t)c > (r->n - r->at) / (min_size ? min_size : 1)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%u %s claimed, more than the section holds", c, what);
+        fail(r, PML_ERR_FORMAT, msg);
+        return 0;
+    }
+    return c;
+}
+
+static const char *string_at(rd *r, const pml_plan *pl, int32_t idx, int may_be_none)
+{
+    if (idx == -1 && may_be_none) return NULL;
+    if (idx < 0 || idx >= pl->n_strings) {
+        fail(r, PML_ERR_FORMAT, "a string index is out of range");
+        return NULL;
+    }
+    return pl->strings[idx];
+}
+
+static void read_strings(rd *r, pml_plan *pl, owner *o)
+{
+    uint32_t c = count(r, 4, "strings");
+    pl->strings = own(o, sizeof(char *) * c);
+    pl->n_strings = (int)c;
+    for (uint32_t i = 0; i < c && !r->bad; i++) {
+        uint32_t len = u32(r);
+        if (need(r, len)) return;
+        char *s = own(o, (size_t)len + 1);
+        if (!s) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
+        memcpy(s, r->p + r->at, len);
+        r->at += len;
+        if (strlen(s) != len) return (void)fail(r, PML_ERR_FORMAT, "a string holds a NUL byte");
+        pl->strings[i] = s;
+    }
+}
+
+static void read_conf(rd *r, pml_plan *pl)
+{
+    pml_plan_config *c = &pl->conf;
+#define PML_CONF_I(name) c->name = i64(r);
+#define PML_CONF_F(name) c->name = f64(r);
+    PML_PLAN_CONF_FIELDS(PML_CONF_I, PML_CONF_F)
+#undef PML_CONF_I
+#undef PML_CONF_F
+    if (r->bad) return;
+    if (c->stages < 1 || c->stages > 1024)
+        fail(r, PML_ERR_FORMAT, "the stage count is out of range");
+    else if (c->microbatches < 1 || c->batch < 1 || c->batch % c->microbatches ||
+             c->microbatch != c->batch / c->microbatches)
+        fail(r, PML_ERR_FORMAT, "batch, micro-batches and micro-batch size disagree");
+    else if (c->precision < 0 || c->precision > PML_F16 || c->schedule < 0 || c->schedule > 3)
+        fail(r, PML_ERR_FORMAT, "an enumerated setting is out of range");
+    else if ((c->data_path != -1 && (c->data_path < 0 || c->data_path >= pl->n_strings)) ||
+             (c->labels_path != -1 && (c->labels_path < 0 || c->labels_path >= pl->n_strings)))
+        fail(r, PML_ERR_FORMAT, "a data path index is out of range");
+}
+
+static void read_nodes(rd *r, pml_plan *pl, owner *o)
+{
+    uint32_t c = count(r, 28, "nodes");
+    pl->nodes = own(o, sizeof(pml_plan_node) * c);
+    pl->n_nodes = (int)c;
+    for (uint32_t i = 0; i < c && !r->bad; i++) {
+        pml_plan_node *n = &pl->nodes[i];
+        n->op = (uint16_t)get(r, 2);
+        n->dtype = (uint8_t)get(r, 1);
+        n->rank = (uint8_t)get(r, 1);
+        n->pass = (uint8_t)get(r, 1);
+        get(r, 1);
+        n->n_in = (uint16_t)get(r, 2);
+        n->stage = i32(r);
+        int32_t label = i32(r);
+        n->n_attr = (uint16_t)get(r, 2);
+        get(r, 2);
+        if (r->bad) return;
+        if (n->op >= PML_OP_COUNT || n->dtype > PML_I32 || n->rank > PML_PLAN_MAX_RANK || n->pass > 2)
+            return (void)fail(r, PML_ERR_FORMAT, "a node has an unknown op, dtype, rank or pass");
+        if (n->stage < 0 || n->stage >= pl->conf.stages)
+            return (void)fail(r, PML_ERR_FORMAT, "a node's stage is out of range");
+        n->label = string_at(r, pl, label, 1);
+        n->numel = 1;
+        for (int k = 0; k < n->rank; k++) {
+            n->dims[k] = i64(r);
+            if (n->dims[k] < 0 || (n->dims[k] && n->numel > (INT64_C(1) << 48) / n->dims[k]))
+                return (void)fail(r, PML_ERR_FORMAT, "a node's shape is negative or too large");
+            n->numel *= n->dims[k];
+        }
+        int32_t *in = own(o, sizeof(int32_t) * n->n_in);
+        int64_t *attr = own(o, sizeof(int64_t) * n->n_attr);
+        if (!in || !attr) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
+        for (int k = 0; k < n->n_in; k++) {
+            in[k] = i32(r);
+            if (!r->bad && (in[k] < 0 || (uint32_t)in[k] >= i))
+                return (void)fail(r, PML_ERR_FORMAT, "a node reads a node that does not come before it");
+        }
+        for (int k = 0; k < n->n_attr; k++) attr[k] = i64(r);
+        n->fval = f64(r);
+        n->in = in;
+        n->attr = attr;
+    }
+}
+
+static int node_ok(const pml_plan *pl, int32_t n, int may_be_none)
+{
+    return (n == -1 && may_be_none) || (n >= 0 && n < pl->n_nodes);
+}
+
+static void read_params(rd *r, pml_plan *pl, owner *o)
+{
+    uint32_t c = count(r, 48, "parameters");
+    pl->params = own(o, sizeof(pml_plan_param) * c);
+    pl->n_params = (int)c;
+    for (uint32_t i = 0; i < c && !r->bad; i++) {
+        pml_plan_param *p = &pl->params[i];
+        int32_t name = i32(r), layer = i32(r);
+        p->node = i32(r);
+        p->grad = i32(r);
+        p->init = i32(r);
+        i32(r);
+        p->init_a = f64(r);
+        p->init_b = f64(r);
+        p->frozen_from = i64(r);
+        if (r->bad) return;
+        p->name = string_at(r, pl, name, 0);
+        p->layer = string_at(r, pl, layer, 0);
+        if (!node_ok(pl, p->node, 0) || pl->nodes[p->node].op != PML_OP_PARAM || !node_ok(pl, p->grad, 1) ||
+            p->init < 0 || p->init > 5)
+            return (void)fail(r, PML_ERR_FORMAT, "a parameter's node, gradient or initializer is invalid");
+    }
+}
+
+static void read_inputs(rd *r, pml_plan *pl, owner *o)
+{
+    uint32_t c = count(r, 8, "inputs");
+    pl->input_names = own(o, sizeof(char *) * c);
+    pl->input_nodes = own(o, sizeof(int32_t) * c);
+    pl->n_inputs = (int)c;
+    for (uint32_t i = 0; i < c && !r->bad; i++) {
+        int32_t name = i32(r);
+        pl->input_nodes[i] = i32(r);
+        pl->input_names[i] = string_at(r, pl, name, 0);
+        if (!r->bad && (!node_ok(pl, pl->input_nodes[i], 0) || pl->nodes[pl->input_nodes[i]].op != PML_OP_INPUT))
+            return (void)fail(r, PML_ERR_FORMAT, "an input's node is invalid");
+    }
+    pl->output = i32(r);
+    pl->labels = i32(r);
+    pl->loss = i32(r);
+    if (!r->bad && (!node_ok(pl, pl->output, 0) || !node_ok(pl, pl->labels, 1) || !node_ok(pl, pl->loss, 1)))
+        fail(r, PML_ERR_FORMAT, "the output, labels or loss node is invalid");
+}
+
+static void read_timetable(rd *r, pml_plan *pl, owner *o)
+{
+    uint32_t c = count(r, 4, "stages");
+    if (!r->bad && c != 0 && c != (uint32_t)pl->conf.stages)
+        return (void)fail(r, PML_ERR_FORMAT, "the timetable's stage count differs from the plan's");
+    pl->n_stages = (int)c;
+    pl->n_instr = own(o, sizeof(int) * c);
+    pl->instr = own(o, sizeof(pml_plan_instr *) * c);
+    for (uint32_t s = 0; s < c && !r->bad; s++) {
+        uint32_t k = count(r, 8, "instructions");
+        pl->n_instr[s] = (int)k;
+        pl->instr[s] = own(o, sizeof(pml_plan_instr) * k);
+        for (uint32_t i = 0; i < k && !r->bad; i++) {
+            pml_plan_instr *in = &pl->instr[s][i];
+            in->kind = (uint8_t)get(r, 1);
+            get(r, 3);
+            in->mb = i32(r);
+            if (!r->bad && (in->kind > 7 || in->mb < -1 || in->mb >= pl->conf.microbatches))
+                return (void)fail(r, PML_ERR_FORMAT, "a timetable instruction is invalid");
+        }
+    }
+}
+
+pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_plan **out, pml_err *err)
+{
+    *out = NULL;
+    rd r = {bytes, len, 0, name ? name : "plan", NULL, err, 0};
+    if (len < 16 || memcmp(bytes, PML_PLAN_MAGIC, 8))
+        return pml_err_set(err, PML_ERR_FORMAT, "%s: not a PML plan file (build one with `pmlc build`)", r.name);
+    r.at = 8;
+    uint32_t version = u32(&r), sections = u32(&r);
+    if (version != PML_PLAN_VERSION)
+        return pml_err_set(err, PML_ERR_FORMAT,
+                           "%s: plan format version %u, but this libpml reads version %u: rebuild the plan with the "
+                           "pmlc of this release (pmlc build)",
+                           r.name, version, PML_PLAN_VERSION);
+    static const uint32_t tags[] = {PML_PLAN_STRS, PML_PLAN_CONF, PML_PLAN_NODE,
+                                    PML_PLAN_PARM, PML_PLAN_INPT, PML_PLAN_TIME};
+    static const char *const names[] = {"strings", "configuration", "nodes", "parameters", "inputs", "timetable"};
+    if (sections != 6) return pml_err_set(err, PML_ERR_FORMAT, "%s: expected 6 sections, found %u", r.name, sections);
+    owner o = {0};
+    pml_plan *pl = own(&o, sizeof *pl);
+    if (!pl) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory", r.name);
+    for (int k = 0; k < 6 && !r.bad; k++) {
+        uint32_t tag = u32(&r);
+        u32(&r);
+        uint64_t size = (uint64_t)i64(&r);
+        if (r.bad) break;
+        if (tag != tags[k]) {
+            r.section = names[k];
+            fail(&r, PML_ERR_FORMAT, "missing or out of order");
+            break;
+        }
+        if (size > r.n - r.at) {
+            r.section = names[k];
+            fail(&r, PML_ERR_FORMAT, "the section runs past the end of the file");
+            break;
+        }
+        rd sub = {r.p + r.at, (size_t)size, 0, r.name, names[k], err, 0};
+        switch (k) {
+        case 0:
+            read_strings(&sub, pl, &o);
+            break;
+        case 1:
+            read_conf(&sub, pl);
+            break;
+        case 2:
+            read_nodes(&sub, pl, &o);
+            break;
+        case 3:
+            read_params(&sub, pl, &o);
+            break;
+        case 4:
+            read_inputs(&sub, pl, &o);
+            break;
+        case 5:
+            read_timetable(&sub, pl, &o);
+            break;
+        }
+        if (!sub.bad && sub.at != sub.n) fail(&sub, PML_ERR_FORMAT, "trailing bytes");
+        r.bad |= sub.bad;
+        r.at += (size_t)size;
+    }
+    if (!r.bad && r.at != r.n) fail(&r, PML_ERR_FORMAT, "trailing bytes after the last section");
+    if (r.bad) {
+        owner_free(&o);
+        return err ? err->code : PML_ERR_FORMAT;
+    }
+    owner *kept = own(&o, sizeof *kept);
+    if (!kept) {
+        owner_free(&o);
+        return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory", r.name);
+    }
+    *kept = o; /* the owner list lives in its own allocation, freed last */
+    pl->block = kept;
+    *out = pl;
+    return PML_OK;
+}
+
+pml_status pml_plan_load(const char *path, pml_plan **out, pml_err *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return pml_err_set(err, PML_ERR_IO, "%s: cannot open", path);
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) break;
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap || ferror(f)) break;
+        if (cap >= ((size_t)1 << 34)) break; /* 16 GiB: far past any plan */
+        unsigned char *nb = realloc(buf, cap * 2);
+        if (!nb) break;
+        buf = nb;
+        cap *= 2;
+    }
+    int io = !buf || ferror(f) || n == cap;
+    fclose(f);
+    pml_status st = io ? pml_err_set(err, buf ? PML_ERR_IO : PML_ERR_NOMEM, "%s: cannot read", path)
+                       : pml_plan_read(buf, n, path, out, err);
+    free(buf);
+    return st;
+}
+
+void pml_plan_free(pml_plan *p)
+{
+    if (!p) return;
+    owner *o = p->block;
+    owner copy = *o;
+    owner_free(&copy); /* frees p and o too: both are in the list */
+}
