@@ -1,0 +1,74 @@
+/* cpu.h — what the CPU kernel files share: sizes of views, the broadcast iterator and
+ * the entry points of each kernel family (one file each), which run.c dispatches to.
+ *
+ * The broadcast iterator describes up to four operands (the output first, then the
+ * inputs) over the output's shape with per-operand element strides, 0 where an input
+ * is broadcast. Size-1 axes are dropped and adjacent axes merged wherever every
+ * operand is contiguous across them, so the common cases collapse: same shape is one
+ * row, a scalar operand is one row with stride 0, a bias over the last axis is rows
+ * with inner strides (1, 1) and outer strides (C, 0). Kernels then loop over rows with
+ * an odometer (no division per element) and specialise the inner loop on its strides. */
+#ifndef PML_CPU_H
+#define PML_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#define PML_ITER_MAX_OPS 4
+
+typedef struct pml_cpu_iter {
+    int rank;      /* >= 1 after init; dims[rank-1] is the row */
+    int n_ops;     /* operands: 0 is the output, 1.. the inputs */
+    int64_t numel; /* elements of the output */
+    int64_t dims[PML_MAX_RANK];
+    int64_t st[PML_ITER_MAX_OPS][PML_MAX_RANK];
+    /* the cursor: the outer index and each operand's offset at the start of the row */
+    int64_t idx[PML_MAX_RANK];
+    int64_t off[PML_ITER_MAX_OPS];
+} pml_cpu_iter;
+
+/* Sets up `it` for `shape` (the output; operand 0, contiguous) and `n_in` inputs, each of
+ * which must broadcast to it (NumPy rules); returns 0, or -1 and a message in `err`
+ * naming `opname` when one does not. */
+int pml_cpu_iter_init(pml_cpu_iter *it, const pml_view *shape, int n_in, const pml_view *const *in, const char *opname,
+                      pml_err *err);
+
+/* Sets up `it` from explicit strides: operand o's element k is at strides[o][k] (operand 0
+ * is the one written, usually contiguous). */
+void pml_cpu_iter_setup(pml_cpu_iter *it, int rank, const int64_t *dims, int n_ops, int64_t (*strides)[PML_MAX_RANK]);
+
+/* Moves the cursor to the next row (the offsets of every operand). */
+static inline void pml_cpu_iter_next(pml_cpu_iter *it)
+{
+    for (int k = it->rank - 2; k >= 0; k--) {
+        for (int o = 0; o < it->n_ops; o++) it->off[o] += it->st[o][k];
+        if (++it->idx[k] < it->dims[k]) return;
+        for (int o = 0; o < it->n_ops; o++) it->off[o] -= it->st[o][k] * it->dims[k];
+        it->idx[k] = 0;
+    }
+}
+
+/* Rows the iterator visits and the length of each. */
+static inline int64_t pml_cpu_iter_rows(const pml_cpu_iter *it)
+{
+    return it->numel ? it->numel / it->dims[it->rank - 1] : 0;
+}
+
+int64_t pml_cpu_numel(const pml_view *v);
+/* Whether the views have the same rank and dims. */
+int pml_cpu_same_shape(const pml_view *a, const pml_view *b);
+/* "[2, 3, 4]" into buf, for messages. */
+const char *pml_cpu_shape_str(const pml_view *v, char *buf, size_t cap);
+/* The standard refusal: "<op>: <dtype> tensors are not supported on the CPU". */
+pml_status pml_cpu_unsupported(const pml_op_call *c, pml_dtype t, pml_err *err);
+
+/* Kernel families; each handles the ops run.c routes to it. */
+pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err); /* const .. causal_mask */
+pml_status pml_cpu_reduce(const pml_op_call *c, pml_err *err);      /* sum max mean sum_to */
+pml_status pml_cpu_movement(const pml_op_call *c, pml_err *err);    /* reshape permute slice concat expand pad */
+pml_status pml_cpu_index(const pml_op_call *c, pml_err *err);       /* gather pick scatter_add unpick */
+pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err);
+
+#endif

@@ -1,0 +1,28 @@
+/* gemm.h — the CPU backend's matrix product: C[m, n] = A[m, k] B[k, n], row-major, with
+ * leading dimensions (elements between rows). pml_cpu_gemm_* goes through the BLAS the
+ * build chose (PML_BLAS: OpenBLAS or BLIS, via CBLAS) and falls back to the portable
+ * blocked C GEMM, pml_cpu_gemm_ref_*, when there is none or the sizes do not fit a
+ * BLAS int. The reference is always built: it is the tests' oracle for the BLAS path.
+ *
+ * Threads: `threads` (<= 1: one) is passed to the BLAS library's thread setting, which
+ * for OpenBLAS and BLIS is process-wide, not per call; the reference splits rows of C
+ * over that many pthreads when the product is large enough to repay starting them. */
+#ifndef PML_CPU_GEMM_H
+#define PML_CPU_GEMM_H
+
+#include <stdint.h>
+
+void pml_cpu_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                      float *c, int64_t ldc, int threads);
+void pml_cpu_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb,
+                      double *c, int64_t ldc, int threads);
+
+void pml_cpu_gemm_ref_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                          float *c, int64_t ldc, int threads);
+void pml_cpu_gemm_ref_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb,
+                          double *c, int64_t ldc, int threads);
+
+/* "openblas", "blis" or "none": the library pml_cpu_gemm_* uses. */
+const char *pml_cpu_blas_name(void);
+
+#endif

@@ -1,0 +1,87 @@
+/* gemm_blas.c — pml_cpu_gemm_* through CBLAS when the build found a BLAS
+ * (PML_BLAS_OPENBLAS or PML_BLAS_BLIS defined by runtime/CMakeLists.txt), else
+ * through the reference GEMM.
+ *
+ * OpenBLAS 0.3.21 (Debian) identifies the 2-core AMD EPYC (Zen 4) it was measured on as
+ * "Cooperlake" and runs its AVX-512 kernels; forcing OPENBLAS_CORETYPE=Zen or Haswell
+ * changed sgemm speed by under 5% (bench/cpu_gemm), so the runtime leaves the variable
+ * alone (and could not set it in time anyway: a linked OpenBLAS reads it while loading). */
+#include "gemm.h"
+
+#include <limits.h>
+#include <stdatomic.h>
+
+#if defined(PML_BLAS_OPENBLAS) || defined(PML_BLAS_BLIS)
+/* BLIS's cblas.h defines static helpers it does not use. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include <cblas.h>
+#pragma GCC diagnostic pop
+#define HAVE_BLAS 1
+#else
+#define HAVE_BLAS 0
+#endif
+
+#if defined(PML_BLAS_BLIS)
+void bli_thread_set_num_threads(dim_t n_threads);
+#endif
+
+const char *pml_cpu_blas_name(void)
+{
+#if defined(PML_BLAS_OPENBLAS)
+    return "openblas";
+#elif defined(PML_BLAS_BLIS)
+    return "blis";
+#else
+    return "none";
+#endif
+}
+
+#if HAVE_BLAS
+/* The library's thread count is global: set it only when a call wants another. */
+static void blas_threads(int threads)
+{
+    static atomic_int current;
+    int want = threads > 1 ? threads : 1;
+    if (atomic_exchange(&current, want) == want) return;
+#if defined(PML_BLAS_OPENBLAS)
+    openblas_set_num_threads(want);
+#else
+    bli_thread_set_num_threads(want);
+#endif
+}
+
+static int fits_blas(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc)
+{
+    return m > 0 && n > 0 && k > 0 && m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX &&
+           ldb <= INT_MAX && ldc <= INT_MAX && lda >= k && ldb >= n && ldc >= n;
+}
+#endif
+
+void pml_cpu_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                      float *c, int64_t ldc, int threads)
+{
+#if HAVE_BLAS
+    if (fits_blas(m, n, k, lda, ldb, ldc)) {
+        blas_threads(threads);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb,
+                    0.0f, c, (int)ldc);
+        return;
+    }
+#endif
+    pml_cpu_gemm_ref_f32(m, n, k, a, lda, b, ldb, c, ldc, threads);
+}
+
+void pml_cpu_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb,
+                      double *c, int64_t ldc, int threads)
+{
+#if HAVE_BLAS
+    if (fits_blas(m, n, k, lda, ldb, ldc)) {
+        blas_threads(threads);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb,
+                    0.0, c, (int)ldc);
+        return;
+    }
+#endif
+    pml_cpu_gemm_ref_f64(m, n, k, a, lda, b, ldb, c, ldc, threads);
+}

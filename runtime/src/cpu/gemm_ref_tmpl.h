@@ -1,0 +1,82 @@
+/* gemm_ref_tmpl.h — the portable blocked GEMM for one element type; included by
+ * gemm_ref.c with T and F(name) defined. No include guard.
+ *
+ * C is zeroed, then built from KB x NB panels of B that stay in cache while four rows
+ * of A at a time stream past; the innermost loop runs along a row of B and of C, so
+ * it vectorises without any packing. Rows [i0, i1) only, so threads can share a C. */
+static void F(gemm_rows)(int64_t i0, int64_t i1, int64_t n, int64_t k, const T *a, int64_t lda, const T *b, int64_t ldb,
+                         T *c, int64_t ldc)
+{
+    enum { KB = 256, NB = 512 };
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = 0; j < n; j++) c[i * ldc + j] = 0;
+    for (int64_t p0 = 0; p0 < k; p0 += KB) {
+        int64_t p1 = p0 + KB < k ? p0 + KB : k;
+        for (int64_t j0 = 0; j0 < n; j0 += NB) {
+            int64_t nb = j0 + NB < n ? NB : n - j0;
+            int64_t i = i0;
+            for (; i + 4 <= i1; i += 4) {
+                T *c0 = c + i * ldc + j0, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+                for (int64_t p = p0; p < p1; p++) {
+                    const T *bp = b + p * ldb + j0;
+                    T a0 = a[i * lda + p], a1 = a[(i + 1) * lda + p], a2 = a[(i + 2) * lda + p],
+                      a3 = a[(i + 3) * lda + p];
+                    for (int64_t j = 0; j < nb; j++) {
+                        T bv = bp[j];
+                        c0[j] += a0 * bv;
+                        c1[j] += a1 * bv;
+                        c2[j] += a2 * bv;
+                        c3[j] += a3 * bv;
+                    }
+                }
+            }
+            for (; i < i1; i++) {
+                T *c0 = c + i * ldc + j0;
+                for (int64_t p = p0; p < p1; p++) {
+                    const T *bp = b + p * ldb + j0;
+                    T a0 = a[i * lda + p];
+                    for (int64_t j = 0; j < nb; j++) c0[j] += a0 * bp[j];
+                }
+            }
+        }
+    }
+}
+
+typedef struct F(gemm_job) {
+    int64_t i0, i1, n, k, lda, ldb, ldc;
+    const T *a, *b;
+    T *c;
+} F(gemm_job);
+
+static void *F(gemm_thread)(void *arg)
+{
+    F(gemm_job) *j = arg;
+    F(gemm_rows)(j->i0, j->i1, j->n, j->k, j->a, j->lda, j->b, j->ldb, j->c, j->ldc);
+    return NULL;
+}
+
+void F(pml_cpu_gemm_ref)(int64_t m, int64_t n, int64_t k, const T *a, int64_t lda, const T *b, int64_t ldb, T *c,
+                         int64_t ldc, int threads)
+{
+    int nt = threads > 1 ? threads : 1;
+    if (nt > MAX_THREADS) nt = MAX_THREADS;
+    if ((double)m * (double)n * (double)k < 4e6) nt = 1; /* not worth a thread start */
+    if (nt > m / 4) nt = m / 4 > 1 ? (int)(m / 4) : 1;
+    F(gemm_job) jobs[MAX_THREADS];
+    pthread_t tid[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 0; t < nt; t++) {
+        /* row blocks of a multiple of 4, so every thread gets the 4-row kernel */
+        int64_t per = ((m + nt - 1) / nt + 3) / 4 * 4;
+        jobs[t] = (F(gemm_job)){
+            t * per < m ? t * per : m, (t + 1) * per < m ? (t + 1) * per : m, n, k, lda, ldb, ldc, a, b, c};
+        if (t > 0) started[t] = pthread_create(&tid[t], NULL, F(gemm_thread), &jobs[t]) == 0;
+    }
+    F(gemm_thread)(&jobs[0]);
+    for (int t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            F(gemm_thread)(&jobs[t]); /* no thread to be had: do its share here */
+    }
+}

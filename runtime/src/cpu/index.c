@@ -1,0 +1,107 @@
+/* index.c — gather, pick and their inverses scatter_add and unpick. Every index is
+ * checked before anything is written; one out of range fails the call with
+ * PML_ERR_INVALID_ARG naming the op, the index and the range. */
+#include "cpu.h"
+
+#include <string.h>
+
+static pml_status check_indices(const char *name, const int32_t *idx, int64_t n, int64_t range, pml_err *err)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= range)
+            return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: index %d is out of range [0, %lld)", name, (int)idx[i],
+                               (long long)range);
+    return PML_OK;
+}
+
+/* Whether `a` without its last axis is `b` (pick's and unpick's shapes). */
+static int is_rows_of(const pml_view *a, const pml_view *b)
+{
+    if (a->rank != b->rank + 1) return 0;
+    for (int k = 0; k < b->rank; k++)
+        if (a->dims[k] != b->dims[k]) return 0;
+    return 1;
+}
+
+#define SCATTER_ADD(T)                                       \
+    do {                                                     \
+        T *out = c->out.data;                                \
+        const T *dy = c->in[0].data;                         \
+        memset(out, 0, (size_t)(N * C) * sizeof(T));         \
+        for (int64_t r = 0; r < rows; r++) {                 \
+            T *orow = out + (int64_t)idx[r] * C;             \
+            const T *d = dy + r * C;                         \
+            for (int64_t j = 0; j < C; j++) orow[j] += d[j]; \
+        }                                                    \
+    } while (0)
+
+pml_status pml_cpu_index(const pml_op_call *c, pml_err *err)
+{
+    const char *name = pml_op_name(c->op);
+    const pml_view *v = &c->in[0], *iv = &c->in[1], *o = &c->out;
+    pml_dtype t = o->dtype;
+    size_t es = pml_dtype_size(t);
+    char s1[160], s2[160], s3[160];
+    if (iv->dtype != PML_I32)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: indices must be i32, not %s", name,
+                           pml_dtype_name(iv->dtype));
+    if (es == 0 || v->dtype != t) return pml_cpu_unsupported(c, v->dtype, err);
+    const int32_t *idx = iv->data;
+    int64_t rows = pml_cpu_numel(iv);
+    int shapes_ok = 0;
+    switch (c->op) {
+    case PML_OP_GATHER: /* table[N, C], idx[...] -> out[..., C] */
+        shapes_ok = v->rank == 2 && is_rows_of(o, iv) && o->dims[o->rank - 1] == v->dims[1];
+        break;
+    case PML_OP_PICK: /* x[..., V], idx[...] -> out[...] */
+        shapes_ok = is_rows_of(v, iv) && pml_cpu_same_shape(o, iv);
+        break;
+    case PML_OP_SCATTER_ADD: /* dy[..., C], idx[...] -> out[N, C] */
+        shapes_ok = o->rank == 2 && is_rows_of(v, iv) && v->dims[v->rank - 1] == o->dims[1];
+        break;
+    default: /* unpick: dy[...], idx[...] -> out[..., V] */
+        shapes_ok = is_rows_of(o, iv) && pml_cpu_same_shape(v, iv);
+        break;
+    }
+    if (!shapes_ok)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: shapes %s, %s -> %s do not fit", name,
+                           pml_cpu_shape_str(v, s1, sizeof s1), pml_cpu_shape_str(iv, s2, sizeof s2),
+                           pml_cpu_shape_str(o, s3, sizeof s3));
+    switch (c->op) {
+    case PML_OP_GATHER: {
+        int64_t N = v->dims[0];
+        size_t row = (size_t)v->dims[1] * es;
+        if (check_indices(name, idx, rows, N, err)) return err ? err->code : PML_ERR_INVALID_ARG;
+        for (int64_t r = 0; r < rows; r++)
+            memcpy((char *)o->data + (size_t)r * row, (const char *)v->data + (size_t)idx[r] * row, row);
+        return PML_OK;
+    }
+    case PML_OP_PICK:
+    case PML_OP_UNPICK: {
+        int pick = c->op == PML_OP_PICK;
+        int64_t V = pick ? v->dims[v->rank - 1] : o->dims[o->rank - 1];
+        if (check_indices(name, idx, rows, V, err)) return err ? err->code : PML_ERR_INVALID_ARG;
+        char *od = o->data;
+        const char *vd = v->data;
+        if (!pick) memset(od, 0, (size_t)pml_cpu_numel(o) * es);
+        for (int64_t r = 0; r < rows; r++) {
+            size_t wide = (size_t)(r * V + idx[r]) * es, narrow = (size_t)r * es;
+            if (pick)
+                memcpy(od + narrow, vd + wide, es);
+            else
+                memcpy(od + wide, vd + narrow, es);
+        }
+        return PML_OK;
+    }
+    default: { /* scatter_add */
+        int64_t N = o->dims[0], C = o->dims[1];
+        if (t != PML_F32 && t != PML_F64) return pml_cpu_unsupported(c, t, err);
+        if (check_indices(name, idx, rows, N, err)) return err ? err->code : PML_ERR_INVALID_ARG;
+        if (t == PML_F32)
+            SCATTER_ADD(float);
+        else
+            SCATTER_ADD(double);
+        return PML_OK;
+    }
+    }
+}

@@ -1,0 +1,72 @@
+/* kernels.h — the CPU backend's kernels: one entry point that runs any primitive op
+ * (compiler/include/pml_ops.def) on contiguous row-major tensors.
+ *
+ * This is the contract between the executor and the kernels. Semantics of each op
+ * (shapes are already checked by the compiler; kernels re-check only what the data
+ * can break, such as indices):
+ *   const: out = fval.  arange: out[i] = i (i32).  input, param: never run.
+ *   neg exp log sqrt rsqrt tanh sigmoid relu erf recip abs: element-wise.
+ *   add sub mul div maximum minimum pow: NumPy broadcasting of both inputs to out.
+ *   lt le gt ge eq ne: 1 or 0 in out's dtype, broadcasting.
+ *   where(c, a, b): c != 0 ? a : b, broadcasting all three.
+ *   cast: attr[0] is the target pml_dtype.
+ *   dropout: fval = p, attr[0] = key; element j is kept when
+ *            pml_rng_uniform_f32(call->seed, key, j) >= p and then scaled by 1/(1-p).
+ *   causal_mask: x[..., i, j] with j > i replaced by fval (-inf forward, 0 backward).
+ *   sum max mean: attr = [axis or -1 for all axes, keepdim].
+ *   reshape: a copy.  permute: attr = perm (out axis k is in axis perm[k]).
+ *   slice: attr = [axis, start, stop, step].  concat: attr = [axis], any number of inputs.
+ *   gather(table[N, C], idx[...]): out[..., c] = table[idx[...], c].
+ *   pick(x[..., V], idx[...]): out[...] = x[..., idx[...]].
+ *   matmul(a[..., m, k], b[..., k, n]): batched; batch axes broadcast.
+ *   expand: broadcast x to out's shape.  sum_to: sum x down to out's shape (expand's inverse).
+ *   pad: attr = [axis, start, stop, step]; out is zero except the slice, which holds x.
+ *   scatter_add(dy[..., C], idx[...]): out[N, C] = 0, then out[idx[...], c] += dy[..., c].
+ *   unpick(dy[...], idx[...]): out[..., V] = 0, then out[..., idx[...]] = dy[...].
+ * Index out of range (gather, pick, scatter_add, unpick) is PML_ERR_INVALID_ARG with a
+ * message naming the op, the index and the range. Floating-point ops run in f32 and
+ * f64; comparisons, where, cast, arange, concat and the movement ops also take i32. */
+#ifndef PML_CPU_KERNELS_H
+#define PML_CPU_KERNELS_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+/* Opcodes in plan order: PML_OP_ADD, ... */
+typedef enum pml_opcode {
+#define PML_OP(e, name) PML_OP_##e,
+#include "pml_ops.def"
+#undef PML_OP
+    PML_OP_COUNT
+} pml_opcode;
+
+#define PML_MAX_RANK 8
+
+/* A tensor as a kernel sees it: contiguous and row-major. */
+typedef struct pml_view {
+    void *data;
+    pml_dtype dtype;
+    int rank;
+    int64_t dims[PML_MAX_RANK];
+} pml_view;
+
+typedef struct pml_op_call {
+    pml_opcode op;
+    const int64_t *attr;
+    int n_attr;
+    double fval;
+    int n_in;
+    const pml_view *in;
+    pml_view out;  /* allocated by the caller with the right shape and dtype */
+    uint64_t seed; /* this step's seed, for dropout */
+    int threads;   /* how many threads the kernel may use; 0 or 1: the calling thread only */
+} pml_op_call;
+
+/* Runs one op. Returns PML_OK, or an error with a message in `err`. */
+pml_status pml_cpu_run(const pml_op_call *call, pml_err *err);
+
+/* The op's name, for messages ("matmul"); "?" for an unknown opcode. */
+const char *pml_op_name(pml_opcode op);
+
+#endif

@@ -1,0 +1,169 @@
+/* movement.c — reshape, permute, slice, concat, expand and pad: copies that move whole
+ * elements, so they work for any element type by its size (f32, f64, i32, ...). Rows
+ * that are contiguous on both sides are memcpy'd; the rest go through the iterator. */
+#include "cpu.h"
+
+#include <string.h>
+
+/* Copies rows described by `it` (operand 0: out, operand 1: in) element by element. */
+static void strided_copy(pml_cpu_iter *it, char *out, const char *in, size_t es)
+{
+    int64_t rows = pml_cpu_iter_rows(it), len = it->dims[it->rank - 1];
+    int64_t so = it->st[0][it->rank - 1], si = it->st[1][it->rank - 1];
+#define COPY(E)                                                      \
+    for (int64_t r = 0; r < rows; r++, pml_cpu_iter_next(it)) {      \
+        E *o = (E *)out + it->off[0];                                \
+        const E *x = (const E *)in + it->off[1];                     \
+        if (so == 1 && si == 1)                                      \
+            memcpy(o, x, (size_t)len * sizeof(E));                   \
+        else if (si == 0)                                            \
+            for (int64_t i = 0; i < len; i++) o[i * so] = x[0];      \
+        else                                                         \
+            for (int64_t i = 0; i < len; i++) o[i * so] = x[i * si]; \
+    }
+    switch (es) {
+    case 1:
+        COPY(uint8_t) break;
+    case 2:
+        COPY(uint16_t) break;
+    case 4:
+        COPY(uint32_t) break;
+    default:
+        COPY(uint64_t) break;
+    }
+#undef COPY
+}
+
+/* [outer, n, inner] around `axis`. */
+static void split_at(const pml_view *v, int axis, int64_t *outer, int64_t *n, int64_t *inner)
+{
+    *outer = *inner = 1;
+    for (int k = 0; k < axis; k++) *outer *= v->dims[k];
+    for (int k = axis + 1; k < v->rank; k++) *inner *= v->dims[k];
+    *n = v->dims[axis];
+}
+
+static pml_status permute(const pml_op_call *c, size_t es, pml_err *err)
+{
+    const pml_view *x = &c->in[0], *o = &c->out;
+    int R = x->rank, seen[PML_MAX_RANK] = {0};
+    int64_t in_st[PML_MAX_RANK], st[2][PML_MAX_RANK];
+    if (c->n_attr != R || o->rank != R) goto bad;
+    for (int64_t s = 1, k = R - 1; k >= 0; k--) {
+        in_st[k] = s;
+        s *= x->dims[k];
+    }
+    for (int64_t s = 1, k = R - 1; k >= 0; k--) {
+        int64_t p = c->attr[k];
+        if (p < 0 || p >= R || seen[p] || o->dims[k] != x->dims[p]) goto bad;
+        seen[p] = 1;
+        st[0][k] = s;
+        st[1][k] = in_st[p];
+        s *= o->dims[k];
+    }
+    pml_cpu_iter it;
+    pml_cpu_iter_setup(&it, R, o->dims, 2, st);
+    strided_copy(&it, o->data, x->data, es);
+    return PML_OK;
+bad:
+    return pml_err_set(err, PML_ERR_INVALID_ARG, "permute: attr is not a permutation taking the input to the output");
+}
+
+/* slice (x into out) and pad (x into zeros at the slice of out). */
+static pml_status slice_or_pad(const pml_op_call *c, size_t es, pml_err *err)
+{
+    int pad = c->op == PML_OP_PAD;
+    const pml_view *big = pad ? &c->out : &c->in[0], *small = pad ? &c->in[0] : &c->out;
+    const char *name = pml_op_name(c->op);
+    if (c->n_attr < 4 || big->rank != small->rank || c->attr[0] < 0 || c->attr[0] >= big->rank) goto bad;
+    int axis = (int)c->attr[0];
+    int64_t start = c->attr[1], step = c->attr[3], outer, n, inner, m = small->dims[axis];
+    for (int k = 0; k < big->rank; k++)
+        if (k != axis && big->dims[k] != small->dims[k]) goto bad;
+    split_at(big, axis, &outer, &n, &inner);
+    if (step <= 0 || start < 0 || (m > 0 && start + (m - 1) * step >= n)) goto bad;
+    if (pad) memset(big->data, 0, (size_t)pml_cpu_numel(big) * es);
+    char *bd = big->data, *sd = small->data;
+    size_t row = (size_t)inner * es;
+    for (int64_t p = 0; p < outer; p++) {
+        if (step == 1) {
+            char *b = bd + (size_t)(p * n + start) * row, *s = sd + (size_t)(p * m) * row;
+            if (pad)
+                memcpy(b, s, row * (size_t)m);
+            else
+                memcpy(s, b, row * (size_t)m);
+            continue;
+        }
+        for (int64_t k = 0; k < m; k++) {
+            char *b = bd + (size_t)(p * n + start + k * step) * row, *s = sd + (size_t)(p * m + k) * row;
+            if (pad)
+                memcpy(b, s, row);
+            else
+                memcpy(s, b, row);
+        }
+    }
+    return PML_OK;
+bad:
+    return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: attr [axis, start, stop, step] does not fit the shapes", name);
+}
+
+static pml_status concat(const pml_op_call *c, size_t es, pml_err *err)
+{
+    const pml_view *o = &c->out;
+    if (c->n_attr < 1 || c->attr[0] < 0 || c->attr[0] >= o->rank)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "concat: attr[0] is not an axis of the output");
+    int axis = (int)c->attr[0];
+    int64_t total = 0, outer, n, inner;
+    for (int i = 0; i < c->n_in; i++) {
+        const pml_view *x = &c->in[i];
+        int ok = x->rank == o->rank && x->dtype == o->dtype;
+        for (int k = 0; ok && k < o->rank; k++) ok = k == axis || x->dims[k] == o->dims[k];
+        if (!ok) return pml_err_set(err, PML_ERR_INVALID_ARG, "concat: input %d does not fit the output", i);
+        total += x->dims[axis];
+    }
+    if (total != o->dims[axis])
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "concat: inputs add up to %lld along axis %d, output has %lld",
+                           (long long)total, axis, (long long)o->dims[axis]);
+    split_at(o, axis, &outer, &n, &inner);
+    char *od = o->data;
+    for (int64_t p = 0; p < outer; p++)
+        for (int i = 0; i < c->n_in; i++) {
+            size_t block = (size_t)(c->in[i].dims[axis] * inner) * es;
+            memcpy(od, (const char *)c->in[i].data + (size_t)p * block, block);
+            od += block;
+        }
+    return PML_OK;
+}
+
+pml_status pml_cpu_movement(const pml_op_call *c, pml_err *err)
+{
+    pml_dtype t = c->out.dtype;
+    size_t es = pml_dtype_size(t);
+    const char *name = pml_op_name(c->op);
+    if (es == 0 || es > 8 || (es & (es - 1))) return pml_cpu_unsupported(c, t, err);
+    if (c->in[0].dtype != t)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: input %s, output %s: element types must match", name,
+                           pml_dtype_name(c->in[0].dtype), pml_dtype_name(t));
+    if (pml_cpu_numel(&c->out) == 0) return PML_OK;
+    switch (c->op) {
+    case PML_OP_RESHAPE:
+        if (pml_cpu_numel(&c->in[0]) != pml_cpu_numel(&c->out))
+            return pml_err_set(err, PML_ERR_INVALID_ARG, "reshape: input and output differ in size");
+        if (c->out.data != c->in[0].data) memcpy(c->out.data, c->in[0].data, (size_t)pml_cpu_numel(&c->out) * es);
+        return PML_OK;
+    case PML_OP_PERMUTE:
+        return permute(c, es, err);
+    case PML_OP_SLICE:
+    case PML_OP_PAD:
+        return slice_or_pad(c, es, err);
+    case PML_OP_CONCAT:
+        return concat(c, es, err);
+    default: { /* expand */
+        const pml_view *x = &c->in[0];
+        pml_cpu_iter it;
+        if (pml_cpu_iter_init(&it, &c->out, 1, &x, name, err)) return err ? err->code : PML_ERR_INVALID_ARG;
+        strided_copy(&it, c->out.data, x->data, es);
+        return PML_OK;
+    }
+    }
+}

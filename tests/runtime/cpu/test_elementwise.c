@@ -1,0 +1,364 @@
+/* test_elementwise.c — const, arange, unary, binary, comparisons, where, cast, dropout
+ * and causal_mask against naive double-precision references. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_test.h"
+#include "cpu_tests.h"
+#include "rng.h"
+
+static const pml_opcode unary_ops[] = {PML_OP_NEG,     PML_OP_EXP,  PML_OP_LOG, PML_OP_SQRT,  PML_OP_RSQRT, PML_OP_TANH,
+                                       PML_OP_SIGMOID, PML_OP_RELU, PML_OP_ERF, PML_OP_RECIP, PML_OP_ABS};
+
+static double ref_unary(pml_opcode op, double x)
+{
+    switch (op) {
+    case PML_OP_NEG:
+        return -x;
+    case PML_OP_EXP:
+        return exp(x);
+    case PML_OP_LOG:
+        return log(x);
+    case PML_OP_SQRT:
+        return sqrt(x);
+    case PML_OP_RSQRT:
+        return 1 / sqrt(x);
+    case PML_OP_TANH:
+        return tanh(x);
+    case PML_OP_SIGMOID:
+        return 1 / (1 + exp(-x));
+    case PML_OP_RELU:
+        return x < 0 ? 0 : x;
+    case PML_OP_ERF:
+        return erf(x);
+    case PML_OP_RECIP:
+        return 1 / x;
+    default:
+        return fabs(x);
+    }
+}
+
+void test_unary_ops_match_libm_in_double(void)
+{
+    for (size_t o = 0; o < sizeof unary_ops / sizeof unary_ops[0]; o++)
+        for (int ti = 0; ti < 2; ti++)
+            for (int trial = 0; trial < 6; trial++) {
+                int rank = trial == 0 ? 0 : trial == 1 ? 5 : t_int(1, 4);
+                int64_t dims[8];
+                t_rand_dims(rank, dims, trial == 2 ? 0 : 1, rank == 5 ? 3 : 9);
+                pml_view x = t_new(t_float_types[ti], rank, dims), y = t_new(t_float_types[ti], rank, dims);
+                t_fill_rand(&x,
+                            unary_ops[o] == PML_OP_LOG || unary_ops[o] == PML_OP_SQRT || unary_ops[o] == PML_OP_RSQRT
+                                ? 0.01
+                                : -4,
+                            4);
+                int64_t n = t_numel(&x);
+                double *ref = malloc(sizeof(double) * (size_t)(n + 1));
+                for (int64_t i = 0; i < n; i++) ref[i] = ref_unary(unary_ops[o], t_get(&x, i));
+                if (t_run_ok(unary_ops[o], &x, 1, &y, NULL, 0, 0))
+                    t_compare_default(pml_op_name(unary_ops[o]), &y, ref);
+                free(ref);
+                t_free(&x);
+                t_free(&y);
+            }
+}
+
+static double ref_binary(pml_opcode op, double a, double b)
+{
+    switch (op) {
+    case PML_OP_ADD:
+        return a + b;
+    case PML_OP_SUB:
+        return a - b;
+    case PML_OP_MUL:
+        return a * b;
+    case PML_OP_DIV:
+        return a / b;
+    case PML_OP_MAXIMUM:
+        return a != a || b != b ? NAN : a > b ? a : b;
+    case PML_OP_MINIMUM:
+        return a != a || b != b ? NAN : a < b ? a : b;
+    case PML_OP_POW:
+        return pow(a, b);
+    case PML_OP_LT:
+        return a < b;
+    case PML_OP_LE:
+        return a <= b;
+    case PML_OP_GT:
+        return a > b;
+    case PML_OP_GE:
+        return a >= b;
+    case PML_OP_EQ:
+        return a == b;
+    default:
+        return a != b;
+    }
+}
+
+/* A random output shape and two inputs that broadcast to it: each input drops some
+ * leading axes and has some others at size 1 (or is a scalar). */
+static void bcast_shapes(int *rank, int64_t *out, int *ra, int64_t *da, int *rb, int64_t *db)
+{
+    *rank = t_int(0, 5);
+    t_rand_dims(*rank, out, 1, *rank >= 4 ? 4 : 7);
+    if (t_int(0, 9) == 0 && *rank > 0) out[t_int(0, *rank - 1)] = 0; /* an empty tensor */
+    int *rs[2] = {ra, rb};
+    int64_t *ds[2] = {da, db};
+    for (int s = 0; s < 2; s++) {
+        int mode = t_int(0, 5);
+        *rs[s] = mode == 0 ? 0 : mode == 1 ? *rank : t_int(0, *rank);
+        for (int k = 0; k < *rs[s]; k++) {
+            int64_t d = out[*rank - *rs[s] + k];
+            ds[s][k] = mode >= 3 && t_int(0, 2) == 0 ? 1 : d;
+        }
+    }
+}
+
+static void check_binary(pml_opcode op, pml_dtype t, int trials)
+{
+    for (int trial = 0; trial < trials; trial++) {
+        int rank, ra, rb;
+        int64_t d[8], da[8], db[8];
+        bcast_shapes(&rank, d, &ra, da, &rb, db);
+        if (trial & 1) { /* the other operand full-sized */
+            rb = rank;
+            memcpy(db, d, sizeof d);
+        }
+        pml_view in[2] = {t_new(t, ra, da), t_new(t, rb, db)}, y = t_new(t, rank, d);
+        int small = op == PML_OP_POW || op == PML_OP_MUL;
+        t_fill_rand(&in[0], op == PML_OP_POW ? 0.1 : -3, small ? 2 : 3);
+        t_fill_rand(&in[1], -3, 3);
+        if (t == PML_I32 || op >= PML_OP_LT) { /* ties matter for comparisons */
+            t_fill_rand(&in[0], -3, 3);
+            if (t != PML_I32)
+                for (int64_t i = 0; i < t_numel(&in[0]); i++) t_set(&in[0], i, floor(t_get(&in[0], i)));
+            if (t != PML_I32)
+                for (int64_t i = 0; i < t_numel(&in[1]); i++) t_set(&in[1], i, floor(t_get(&in[1], i)));
+        }
+        int64_t n = t_numel(&y), idx[8];
+        double *ref = malloc(sizeof(double) * (size_t)(n + 1));
+        for (int64_t i = 0; i < n; i++) {
+            t_unravel(i, rank, d, idx);
+            ref[i] = ref_binary(op, t_get(&in[0], t_bcast_index(&in[0], rank, idx)),
+                                t_get(&in[1], t_bcast_index(&in[1], rank, idx)));
+        }
+        char what[256];
+        snprintf(what, sizeof what, "%s %s %s -> %s", pml_op_name(op), t_dims_str(ra, da), t_dims_str(rb, db),
+                 t_dims_str(rank, d));
+        if (t_run_ok(op, in, 2, &y, NULL, 0, 0)) t_compare_default(what, &y, ref);
+        free(ref);
+        t_free(&in[0]);
+        t_free(&in[1]);
+        t_free(&y);
+    }
+}
+
+void test_binary_ops_broadcast_in_every_position(void)
+{
+    for (pml_opcode op = PML_OP_ADD; op <= PML_OP_POW; op++) {
+        for (int ti = 0; ti < 2; ti++) check_binary(op, t_float_types[ti], 40);
+        if (op != PML_OP_DIV && op != PML_OP_POW) check_binary(op, PML_I32, 20);
+    }
+    /* NaN wins in maximum and minimum, from either side. */
+    int64_t two[1] = {2};
+    pml_view a = t_new(PML_F32, 1, two), b = t_new(PML_F32, 1, two), y = t_new(PML_F32, 1, two);
+    t_set(&a, 0, NAN), t_set(&a, 1, 1), t_set(&b, 0, 1), t_set(&b, 1, NAN);
+    pml_view in[2] = {a, b};
+    for (pml_opcode op = PML_OP_MAXIMUM; op <= PML_OP_MINIMUM; op++)
+        if (t_run_ok(op, in, 2, &y, NULL, 0, 0))
+            TCHECK(isnan(t_get(&y, 0)) && isnan(t_get(&y, 1)), "%s does not propagate NaN", pml_op_name(op));
+    t_free(&a), t_free(&b), t_free(&y);
+}
+
+void test_comparisons_give_one_or_zero_in_the_output_type(void)
+{
+    pml_dtype types[3] = {PML_F32, PML_F64, PML_I32};
+    for (pml_opcode op = PML_OP_LT; op <= PML_OP_NE; op++)
+        for (int ti = 0; ti < 3; ti++) check_binary(op, types[ti], 30);
+}
+
+void test_where_broadcasts_condition_and_both_values(void)
+{
+    pml_dtype types[3] = {PML_F32, PML_F64, PML_I32};
+    for (int trial = 0; trial < 90; trial++) {
+        pml_dtype tc = types[trial % 3], tv = types[(trial / 3) % 3];
+        int rank, ra, rb, rc;
+        int64_t d[8], da[8], db[8], dc[8], dummy[8];
+        bcast_shapes(&rank, d, &ra, da, &rb, db);
+        int r2;
+        bcast_shapes(&r2, dummy, &rc, dc, &rc, dc);
+        /* the condition: a suffix of d, some axes at 1 */
+        rc = t_int(0, rank);
+        for (int k = 0; k < rc; k++) dc[k] = t_int(0, 1) ? 1 : d[rank - rc + k];
+        pml_view in[3] = {t_new(tc, rc, dc), t_new(tv, ra, da), t_new(tv, rb, db)}, y = t_new(tv, rank, d);
+        t_fill_rand(&in[0], 0, 1);
+        for (int64_t i = 0; i < t_numel(&in[0]); i++)
+            t_set(&in[0], i, t_get(&in[0], i) < 0.5 ? 0 : (tc == PML_I32 ? 1 : 0.25));
+        t_fill_rand(&in[1], -9, 9);
+        t_fill_rand(&in[2], -9, 9);
+        int64_t n = t_numel(&y), idx[8];
+        double *ref = malloc(sizeof(double) * (size_t)(n + 1));
+        for (int64_t i = 0; i < n; i++) {
+            t_unravel(i, rank, d, idx);
+            ref[i] = t_get(&in[0], t_bcast_index(&in[0], rank, idx)) != 0
+                         ? t_get(&in[1], t_bcast_index(&in[1], rank, idx))
+                         : t_get(&in[2], t_bcast_index(&in[2], rank, idx));
+        }
+        if (t_run_ok(PML_OP_WHERE, in, 3, &y, NULL, 0, 0)) t_compare("where", &y, ref, 0, 0);
+        free(ref);
+        for (int i = 0; i < 3; i++) t_free(&in[i]);
+        t_free(&y);
+    }
+}
+
+void test_cast_converts_and_saturates_to_i32(void)
+{
+    pml_dtype types[3] = {PML_F32, PML_F64, PML_I32};
+    double special[] = {NAN, INFINITY, -INFINITY, 3e9, -3e9, 2.9, -2.9, 0.5, -0.0, 2147483647.0, -2147483648.0};
+    int ns = sizeof special / sizeof special[0];
+    for (int from = 0; from < 3; from++)
+        for (int to = 0; to < 3; to++) {
+            int64_t dims[2] = {3, ns};
+            pml_view x = t_new(types[from], 2, dims), y = t_new(types[to], 2, dims);
+            t_fill_rand(&x, -1000, 1000);
+            if (types[from] != PML_I32)
+                for (int i = 0; i < ns; i++) t_set(&x, i, special[i]);
+            int64_t n = t_numel(&x);
+            double ref[3 * 16];
+            for (int64_t i = 0; i < n; i++) {
+                double v = t_get(&x, i);
+                if (types[to] == PML_I32)
+                    v = v != v ? 0 : v >= 2147483647.0 ? 2147483647.0 : v <= -2147483648.0 ? -2147483648.0 : trunc(v);
+                else if (types[to] == PML_F32)
+                    v = (float)v;
+                ref[i] = v;
+            }
+            int64_t attr[1] = {types[to]};
+            if (t_run_ok(PML_OP_CAST, &x, 1, &y, attr, 1, 0)) t_compare("cast", &y, ref, 0, 0);
+            t_free(&x);
+            t_free(&y);
+        }
+}
+
+void test_const_and_arange_fill_the_output(void)
+{
+    pml_dtype types[3] = {PML_F32, PML_F64, PML_I32};
+    for (int ti = 0; ti < 3; ti++) {
+        int64_t dims[5] = {2, 3, 1, 4, 2}, n = 48;
+        double ref[48];
+        pml_view y = t_new(types[ti], 5, dims);
+        for (int64_t i = 0; i < n; i++) ref[i] = types[ti] == PML_I32 ? -7 : -7.25;
+        if (t_run_ok(PML_OP_CONST, NULL, 0, &y, NULL, 0, -7.25)) t_compare("const", &y, ref, 0, 0);
+        pml_view s = t_new(types[ti], 0, dims);
+        ref[0] = 3;
+        if (t_run_ok(PML_OP_CONST, NULL, 0, &s, NULL, 0, 3)) t_compare("const scalar", &s, ref, 0, 0);
+        int64_t len[1] = {37};
+        pml_view r = t_new(types[ti], 1, len);
+        for (int64_t i = 0; i < 37; i++) ref[i] = (double)i;
+        if (t_run_ok(PML_OP_ARANGE, NULL, 0, &r, NULL, 0, 0)) t_compare("arange", &r, ref, 0, 0);
+        t_free(&y), t_free(&s), t_free(&r);
+    }
+}
+
+void test_division_by_zero_follows_ieee(void)
+{
+    for (int ti = 0; ti < 2; ti++) {
+        int64_t dims[1] = {4};
+        pml_view a = t_new(t_float_types[ti], 1, dims), b = t_new(t_float_types[ti], 0, dims),
+                 y = t_new(t_float_types[ti], 1, dims);
+        double av[4] = {1, -1, 0, NAN}, ref[4] = {INFINITY, -INFINITY, NAN, NAN};
+        for (int i = 0; i < 4; i++) t_set(&a, i, av[i]);
+        t_set(&b, 0, 0);
+        pml_view in[2] = {a, b};
+        if (t_run_ok(PML_OP_DIV, in, 2, &y, NULL, 0, 0)) t_compare("x / 0", &y, ref, 0, 0);
+        double lref[4] = {0, NAN, -INFINITY, NAN};
+        if (t_run_ok(PML_OP_LOG, &a, 1, &y, NULL, 0, 0)) t_compare("log", &y, lref, 0, 0);
+        double rref[4] = {1, -1, INFINITY, NAN};
+        if (t_run_ok(PML_OP_RECIP, &a, 1, &y, NULL, 0, 0)) t_compare("recip", &y, rref, 0, 0);
+        t_free(&a), t_free(&b), t_free(&y);
+    }
+}
+
+static pml_status run_dropout(pml_view *x, pml_view *y, double p, uint64_t seed, int64_t key, int threads)
+{
+    pml_op_call c = {0};
+    c.op = PML_OP_DROPOUT;
+    c.attr = &key;
+    c.n_attr = 1;
+    c.fval = p;
+    c.n_in = 1;
+    c.in = x;
+    c.out = *y;
+    c.seed = seed;
+    c.threads = threads;
+    pml_err err = {0};
+    pml_status s = pml_cpu_run(&c, &err);
+    TCHECK(s == PML_OK, "dropout: %s", err.msg);
+    return s;
+}
+
+void test_dropout_mask_depends_only_on_seed_key_and_element(void)
+{
+    for (int ti = 0; ti < 2; ti++) {
+        pml_dtype t = t_float_types[ti];
+        int64_t dims[3] = {8, 50, 250}, n = 100000;
+        pml_view x = t_new(t, 3, dims), y1 = t_new(t, 3, dims), y2 = t_new(t, 3, dims), y3 = t_new(t, 3, dims);
+        t_fill_rand(&x, 0.5, 2);
+        double p = 0.3, scale = 1 / (1 - p);
+        run_dropout(&x, &y1, p, 77, 5, 1);
+        run_dropout(&x, &y2, p, 77, 5, 4);
+        run_dropout(&x, &y3, p, 77, 6, 1);
+        int64_t kept = 0, same_key_diff = 0, other_key_same = 0, bad = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double a = t_get(&y1, j), b = t_get(&y2, j), c = t_get(&y3, j), xv = t_get(&x, j);
+            int keep = (double)pml_rng_uniform_f32(77, 5, (uint64_t)j) >= p;
+            kept += a != 0;
+            same_key_diff += a != b;
+            other_key_same += (a != 0) == (c != 0);
+            double want = keep ? xv * scale : 0;
+            if (fabs(a - want) > (t == PML_F32 ? 1e-6 : 1e-15) * fabs(want)) bad++;
+        }
+        TCHECK(bad == 0, "%lld elements differ from the spec (uniform_f32(seed, key, j) >= p, scaled)", (long long)bad);
+        TCHECK(same_key_diff == 0, "the mask depends on the thread count (%lld differ)", (long long)same_key_diff);
+        /* keep rate 0.7; 6 sigma of a binomial over 1e5 is about 0.0087 */
+        double rate = (double)kept / (double)n;
+        TCHECK(fabs(rate - 0.7) < 0.0087, "keep rate %.4f, want 0.7", rate);
+        /* another key is an independent mask: agreement p^2 + (1-p)^2 = 0.58 */
+        double agree = (double)other_key_same / (double)n;
+        TCHECK(fabs(agree - 0.58) < 0.01, "another key agrees on %.4f of elements, want 0.58", agree);
+        run_dropout(&x, &y1, 0, 9, 1, 1);
+        run_dropout(&x, &y2, 1, 9, 1, 1);
+        int64_t p0_bad = 0, p1_bad = 0;
+        for (int64_t j = 0; j < n; j++) {
+            p0_bad += t_get(&y1, j) != t_get(&x, j);
+            p1_bad += t_get(&y2, j) != 0;
+        }
+        TCHECK(p0_bad == 0 && p1_bad == 0, "p = 0 keeps all (%lld differ), p = 1 drops all (%lld kept)",
+               (long long)p0_bad, (long long)p1_bad);
+        t_free(&x), t_free(&y1), t_free(&y2), t_free(&y3);
+    }
+}
+
+void test_causal_mask_fills_above_the_diagonal(void)
+{
+    for (int ti = 0; ti < 2; ti++)
+        for (int trial = 0; trial < 10; trial++) {
+            int rank = t_int(2, 5);
+            int64_t d[8];
+            t_rand_dims(rank, d, 1, 4);
+            d[rank - 1] = d[rank - 2] = t_int(trial == 0 ? 0 : 1, 9);
+            pml_view x = t_new(t_float_types[ti], rank, d), y = t_new(t_float_types[ti], rank, d);
+            t_fill_rand(&x, -5, 5);
+            int64_t n = t_numel(&x), idx[8];
+            double fill = trial & 1 ? -INFINITY : 0;
+            double *ref = malloc(sizeof(double) * (size_t)(n + 1));
+            for (int64_t i = 0; i < n; i++) {
+                t_unravel(i, rank, d, idx);
+                ref[i] = idx[rank - 1] > idx[rank - 2] ? fill : t_get(&x, i);
+            }
+            if (t_run_ok(PML_OP_CAUSAL_MASK, &x, 1, &y, NULL, 0, fill)) t_compare("causal_mask", &y, ref, 0, 0);
+            free(ref);
+            t_free(&x), t_free(&y);
+        }
+}

@@ -1,0 +1,212 @@
+/* test_index_matmul.c — gather, pick, scatter_add and unpick, index errors, batched
+ * matmul against a naive product, BLAS against the C GEMM, and refusals. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/gemm.h"
+#include "cpu_test.h"
+#include "cpu_tests.h"
+
+void test_gather_pick_scatter_add_unpick_match_reference(void)
+{
+    for (int ti = 0; ti < 2; ti++)
+        for (int trial = 0; trial < 30; trial++) {
+            pml_dtype t = t_float_types[ti];
+            int ri = trial == 0 ? 0 : trial == 1 ? 5 : t_int(1, 3); /* rank of the indices */
+            int64_t di[8], dx[8], dt[2] = {t_int(1, 12), t_int(trial == 2 ? 0 : 1, 7)};
+            t_rand_dims(ri, di, trial == 3 ? 0 : 1, ri == 5 ? 3 : 5);
+            int64_t V = t_int(1, 9);
+            memcpy(dx, di, sizeof di);
+            pml_view idx = t_new(PML_I32, ri, di);
+            int64_t rows = t_numel(&idx);
+
+            /* gather: table[N, C], idx -> [..., C]; scatter_add back */
+            t_fill_rand(&idx, 0, (double)dt[0] - 1);
+            dx[ri] = dt[1];
+            pml_view table = t_new(t, 2, dt), g = t_new(t, ri + 1, dx), sa = t_new(t, 2, dt);
+            t_fill_rand(&table, -5, 5);
+            double *ref = malloc(sizeof(double) * (size_t)(rows * (dt[1] + V) + dt[0] * dt[1] + 1));
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = 0; c < dt[1]; c++)
+                    ref[r * dt[1] + c] = t_get(&table, (int64_t)t_get(&idx, r) * dt[1] + c);
+            pml_view gin[2] = {table, idx};
+            if (t_run_ok(PML_OP_GATHER, gin, 2, &g, NULL, 0, 0)) t_compare("gather", &g, ref, 0, 0);
+            for (int64_t i = 0; i < dt[0] * dt[1]; i++) ref[i] = 0;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = 0; c < dt[1]; c++)
+                    ref[(int64_t)t_get(&idx, r) * dt[1] + c] += t_get(&g, r * dt[1] + c);
+            pml_view sin[2] = {g, idx};
+            if (t_run_ok(PML_OP_SCATTER_ADD, sin, 2, &sa, NULL, 0, 0)) t_compare_default("scatter_add", &sa, ref);
+
+            /* pick: x[..., V], idx -> [...]; unpick back */
+            t_fill_rand(&idx, 0, (double)V - 1);
+            dx[ri] = V;
+            pml_view x = t_new(t, ri + 1, dx), p = t_new(t, ri, di), u = t_new(t, ri + 1, dx);
+            t_fill_rand(&x, -5, 5);
+            for (int64_t r = 0; r < rows; r++) ref[r] = t_get(&x, r * V + (int64_t)t_get(&idx, r));
+            pml_view pin[2] = {x, idx};
+            if (t_run_ok(PML_OP_PICK, pin, 2, &p, NULL, 0, 0)) t_compare("pick", &p, ref, 0, 0);
+            for (int64_t i = 0; i < rows * V; i++) ref[i] = 0;
+            for (int64_t r = 0; r < rows; r++) ref[r * V + (int64_t)t_get(&idx, r)] = t_get(&p, r);
+            pml_view uin[2] = {p, idx};
+            if (t_run_ok(PML_OP_UNPICK, uin, 2, &u, NULL, 0, 0)) t_compare("unpick", &u, ref, 0, 0);
+            free(ref);
+            t_free(&idx), t_free(&table), t_free(&g), t_free(&sa), t_free(&x), t_free(&p), t_free(&u);
+        }
+}
+
+void test_out_of_range_indices_are_refused(void)
+{
+    int64_t dt[2] = {65, 4}, di[1] = {3}, dg[2] = {3, 4}, dp[2] = {3, 65};
+    pml_view table = t_new(PML_F32, 2, dt), idx = t_new(PML_I32, 1, di), g = t_new(PML_F32, 2, dg),
+             x = t_new(PML_F32, 2, dp), p = t_new(PML_F32, 1, di);
+    t_fill_rand(&table, 0, 1);
+    t_fill_rand(&x, 0, 1);
+    t_fill_rand(&g, 0, 1);
+    t_fill_rand(&p, 0, 1);
+    struct {
+        pml_opcode op;
+        pml_view a, out;
+    } cases[4] = {
+        {PML_OP_GATHER, table, g}, {PML_OP_SCATTER_ADD, g, table}, {PML_OP_PICK, x, p}, {PML_OP_UNPICK, p, x}};
+    int bad_values[2] = {70, -1};
+    for (int c = 0; c < 4; c++)
+        for (int b = 0; b < 2; b++) {
+            t_set(&idx, 0, 1), t_set(&idx, 1, bad_values[b]), t_set(&idx, 2, 2);
+            pml_view in[2] = {cases[c].a, idx};
+            pml_err err = {0};
+            pml_status s = t_run(cases[c].op, in, 2, &cases[c].out, NULL, 0, 0, &err);
+            char want[128];
+            snprintf(want, sizeof want, "%s: index %d is out of range [0, 65)", pml_op_name(cases[c].op),
+                     bad_values[b]);
+            TCHECK(s == PML_ERR_INVALID_ARG && strcmp(err.msg, want) == 0, "%s: got status %d '%s', want '%s'",
+                   pml_op_name(cases[c].op), (int)s, err.msg, want);
+        }
+    t_free(&table), t_free(&idx), t_free(&g), t_free(&x), t_free(&p);
+}
+
+static void check_matmul(pml_dtype t, int ra, const int64_t *da, int rb, const int64_t *db, int threads)
+{
+    int64_t m = da[ra - 2], k = da[ra - 1], n = db[rb - 1], dy[8], idx[8];
+    int R = ra > rb ? ra : rb;
+    for (int d = 0; d < R - 2; d++) {
+        int ia = d - (R - ra), ib = d - (R - rb);
+        int64_t x = ia >= 0 ? da[ia] : 1, y = ib >= 0 ? db[ib] : 1;
+        dy[d] = x == 1 ? y : x;
+    }
+    dy[R - 2] = m, dy[R - 1] = n;
+    pml_view in[2] = {t_new(t, ra, da), t_new(t, rb, db)}, y = t_new(t, R, dy);
+    t_fill_rand(&in[0], -1, 1);
+    t_fill_rand(&in[1], -1, 1);
+    /* broadcast views of a's and b's batch parts for the reference's index arithmetic */
+    pml_view ba = in[0], bb = in[1];
+    ba.rank -= 2, bb.rank -= 2;
+    int64_t ny = t_numel(&y);
+    double *ref = malloc(sizeof(double) * (size_t)(ny + 1));
+    for (int64_t e = 0; e < ny; e++) {
+        t_unravel(e, R, dy, idx);
+        int64_t pa = t_bcast_index(&ba, R - 2, idx), pb = t_bcast_index(&bb, R - 2, idx), i = idx[R - 2],
+                j = idx[R - 1];
+        double s = 0;
+        for (int64_t p = 0; p < k; p++) s += t_get(&in[0], (pa * m + i) * k + p) * t_get(&in[1], (pb * k + p) * n + j);
+        ref[e] = s;
+    }
+    pml_op_call c = {.op = PML_OP_MATMUL, .n_in = 2, .in = in, .out = y, .threads = threads};
+    pml_err err = {0};
+    pml_status s = pml_cpu_run(&c, &err);
+    TCHECK(s == PML_OK, "matmul: %s", err.msg);
+    char what[160];
+    snprintf(what, sizeof what, "matmul %s x %s", t_dims_str(ra, da), t_dims_str(rb, db));
+    if (s == PML_OK)
+        t_compare(what, &y, ref, t == PML_F32 ? 1e-5 * (double)(k + 1) : 1e-12 * (double)(k + 1),
+                  t == PML_F32 ? 1e-5 : 1e-12);
+    free(ref);
+    t_free(&in[0]), t_free(&in[1]), t_free(&y);
+}
+
+void test_matmul_broadcasts_batch_axes(void)
+{
+    for (int ti = 0; ti < 2; ti++) {
+        pml_dtype t = t_float_types[ti];
+        int64_t a1[3] = {4, 8, 16}, b1[2] = {16, 12}; /* linear layer: b has no batch */
+        check_matmul(t, 3, a1, 2, b1, 1);
+        int64_t a2[2] = {8, 16}, b2[3] = {3, 16, 5}; /* a broadcast */
+        check_matmul(t, 2, a2, 3, b2, 2);
+        int64_t a3[4] = {2, 1, 5, 3}, b3[4] = {1, 3, 3, 6}; /* both broadcast */
+        check_matmul(t, 4, a3, 4, b3, 1);
+        int64_t a4[2] = {3, 0}, b4[2] = {0, 4}; /* k = 0: zeros */
+        check_matmul(t, 2, a4, 2, b4, 1);
+        int64_t a5[3] = {0, 2, 3}, b5[2] = {3, 4}; /* no batches at all */
+        check_matmul(t, 3, a5, 2, b5, 1);
+        for (int trial = 0; trial < 20; trial++) {
+            int rb = t_int(2, 5), ra = t_int(2, 5), R = ra > rb ? ra : rb;
+            int64_t da[8], db[8], batch[8];
+            t_rand_dims(R - 2, batch, 1, 3);
+            int64_t m = t_int(1, 9), k = t_int(1, 40), n = t_int(1, 9);
+            for (int d = 0; d < ra - 2; d++) da[d] = t_int(0, 2) ? batch[d + R - ra] : 1;
+            for (int d = 0; d < rb - 2; d++) db[d] = t_int(0, 2) ? batch[d + R - rb] : 1;
+            da[ra - 2] = m, da[ra - 1] = k, db[rb - 2] = k, db[rb - 1] = n;
+            check_matmul(t, ra, da, rb, db, t_int(1, 2));
+        }
+    }
+}
+
+/* The linked BLAS (if any) against the C GEMM, on the GPT example's shapes and odd
+ * ones, f32 and f64, with leading dimensions wider than the matrices. */
+void test_matmul_blas_matches_c_gemm(void)
+{
+    printf("BLAS: %s\n", pml_cpu_blas_name());
+    static const int64_t shapes[][3] = {{512, 128, 384}, {512, 512, 128}, {512, 128, 65}, {1, 1, 1},
+                                        {7, 300, 3},     {33, 17, 129},   {5, 1, 9}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2], lda = k + 3, ldb = n + 1, ldc = n + 2;
+        float *a = malloc(sizeof(float) * (size_t)(m * lda)), *b = malloc(sizeof(float) * (size_t)(k * ldb)),
+              *c1 = malloc(sizeof(float) * (size_t)(m * ldc)), *c2 = malloc(sizeof(float) * (size_t)(m * ldc));
+        double *da = malloc(sizeof(double) * (size_t)(m * lda)), *db = malloc(sizeof(double) * (size_t)(k * ldb)),
+               *d1 = malloc(sizeof(double) * (size_t)(m * ldc)), *d2 = malloc(sizeof(double) * (size_t)(m * ldc));
+        for (int64_t i = 0; i < m * lda; i++) da[i] = a[i] = (float)(t_unit() * 2 - 1);
+        for (int64_t i = 0; i < k * ldb; i++) db[i] = b[i] = (float)(t_unit() * 2 - 1);
+        for (int64_t i = 0; i < m * ldc; i++) c1[i] = c2[i] = NAN, d1[i] = d2[i] = NAN;
+        pml_cpu_gemm_f32(m, n, k, a, lda, b, ldb, c1, ldc, 2);
+        pml_cpu_gemm_ref_f32(m, n, k, a, lda, b, ldb, c2, ldc, 2);
+        pml_cpu_gemm_f64(m, n, k, da, lda, db, ldb, d1, ldc, 1);
+        pml_cpu_gemm_ref_f64(m, n, k, da, lda, db, ldb, d2, ldc, 1);
+        int64_t bad = 0, bad64 = 0;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double r = c2[i * ldc + j], g = c1[i * ldc + j];
+                if (!(fabs(g - r) <= 1e-5 * (double)k + 1e-5 * fabs(r))) bad++;
+                r = d2[i * ldc + j], g = d1[i * ldc + j];
+                if (!(fabs(g - r) <= 1e-13 * (double)k + 1e-13 * fabs(r))) bad64++;
+            }
+        TCHECK(bad == 0 && bad64 == 0, "%s gemm %lldx%lldx%lld: %lld f32 and %lld f64 elements differ from the C GEMM",
+               pml_cpu_blas_name(), (long long)m, (long long)k, (long long)n, (long long)bad, (long long)bad64);
+        free(a), free(b), free(c1), free(c2), free(da), free(db), free(d1), free(d2);
+    }
+}
+
+void test_unknown_ops_and_dtypes_are_unsupported(void)
+{
+    int64_t d[1] = {4};
+    pml_view x = t_new(PML_I32, 1, d), y = t_new(PML_I32, 1, d);
+    t_fill_rand(&x, 1, 5);
+    pml_err err = {0};
+    pml_status s = t_run(PML_OP_EXP, &x, 1, &y, NULL, 0, 0, &err);
+    TCHECK(s == PML_ERR_UNSUPPORTED && strstr(err.msg, "exp") && strstr(err.msg, "i32"), "exp on i32: %d '%s'", (int)s,
+           err.msg);
+    pml_view in[2] = {x, x};
+    s = t_run(PML_OP_DIV, in, 2, &y, NULL, 0, 0, &err);
+    TCHECK(s == PML_ERR_UNSUPPORTED && strstr(err.msg, "div") && strstr(err.msg, "i32"), "div on i32: %d '%s'", (int)s,
+           err.msg);
+    s = t_run((pml_opcode)PML_OP_COUNT, &x, 1, &y, NULL, 0, 0, &err);
+    TCHECK(s == PML_ERR_UNSUPPORTED && strstr(err.msg, "unknown op"), "unknown op: %d '%s'", (int)s, err.msg);
+    pml_view h = x, hy = y;
+    h.dtype = hy.dtype = PML_F16;
+    s = t_run(PML_OP_TANH, &h, 1, &hy, NULL, 0, 0, &err);
+    TCHECK(s == PML_ERR_UNSUPPORTED && strstr(err.msg, "tanh") && strstr(err.msg, "f16"), "tanh on f16: %d '%s'",
+           (int)s, err.msg);
+    TCHECK(strcmp(pml_op_name(PML_OP_SCATTER_ADD), "scatter_add") == 0 && strcmp(pml_op_name(PML_OP_COUNT), "?") == 0,
+           "op names");
+    t_free(&x), t_free(&y);
+}

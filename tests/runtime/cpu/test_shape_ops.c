@@ -1,0 +1,261 @@
+/* test_shape_ops.c — reductions, sum_to, expand, reshape, permute, slice, pad and
+ * concat against naive references, over random shapes of rank 0 to 5 with size-1 and
+ * size-0 axes, every axis, and f32, f64 (and i32 for the movement ops). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_test.h"
+#include "cpu_tests.h"
+
+static const pml_dtype all_types[3] = {PML_F32, PML_F64, PML_I32};
+
+void test_reductions_over_every_axis_with_and_without_keepdim(void)
+{
+    pml_opcode ops[3] = {PML_OP_SUM, PML_OP_MAX, PML_OP_MEAN};
+    for (int oi = 0; oi < 3; oi++)
+        for (int ti = 0; ti < 2; ti++)
+            for (int trial = 0; trial < 25; trial++) {
+                int rank = trial < 2 ? trial * 5 : t_int(1, 4);
+                int64_t d[8], od[8];
+                t_rand_dims(rank, d, 1, rank == 5 ? 4 : 9);
+                if (trial == 3) d[t_int(0, rank - 1)] = 0;
+                if (trial == 4) d[rank - 1] = 700; /* a long contiguous row */
+                pml_view x = t_new(t_float_types[ti], rank, d);
+                t_fill_rand(&x, -3, 3);
+                if (trial == 5) t_set(&x, t_int(0, (int)t_numel(&x) - 1), NAN);
+                for (int axis = -1; axis < rank; axis++)
+                    for (int keep = 0; keep < 2; keep++) {
+                        int orank = 0;
+                        for (int k = 0; k < rank; k++)
+                            if (axis >= 0 && k != axis)
+                                od[orank++] = d[k];
+                            else if (keep)
+                                od[orank++] = 1;
+                        pml_view y = t_new(t_float_types[ti], orank, od);
+                        int64_t ny = t_numel(&y), nx = t_numel(&x), idx[8];
+                        double *ref = malloc(sizeof(double) * (size_t)(ny + 1));
+                        int64_t *cnt = calloc((size_t)(ny + 1), sizeof(int64_t));
+                        for (int64_t i = 0; i < ny; i++) ref[i] = ops[oi] == PML_OP_MAX ? -INFINITY : 0;
+                        for (int64_t i = 0; i < nx; i++) {
+                            t_unravel(i, rank, d, idx);
+                            int64_t o = 0;
+                            for (int k = 0; k < rank; k++)
+                                if (axis >= 0 && k != axis) o = o * d[k] + idx[k];
+                            double v = t_get(&x, i);
+                            if (ops[oi] == PML_OP_MAX)
+                                ref[o] = v != v || ref[o] != ref[o] ? NAN : v > ref[o] ? v : ref[o];
+                            else
+                                ref[o] += v;
+                            cnt[o]++;
+                        }
+                        if (ops[oi] == PML_OP_MEAN)
+                            for (int64_t i = 0; i < ny; i++) ref[i] /= (double)cnt[i];
+                        int64_t attr[2] = {axis, keep};
+                        char what[128];
+                        snprintf(what, sizeof what, "%s %s axis %d keepdim %d", pml_op_name(ops[oi]),
+                                 t_dims_str(rank, d), axis, keep);
+                        if (t_run_ok(ops[oi], &x, 1, &y, attr, 2, 0))
+                            t_compare(what, &y, ref, t_float_types[ti] == PML_F32 ? 1e-4 : 1e-12,
+                                      t_float_types[ti] == PML_F32 ? 1e-5 : 1e-12);
+                        free(ref);
+                        free(cnt);
+                        t_free(&y);
+                    }
+                t_free(&x);
+            }
+}
+
+/* A random shape `big` and one `small` that broadcasts to it. */
+static void broadcast_pair(int *rb, int64_t *big, int *rs, int64_t *small, int trial)
+{
+    *rb = trial == 0 ? 0 : t_int(1, 5);
+    t_rand_dims(*rb, big, 1, *rb >= 4 ? 4 : 8);
+    if (trial == 1) big[t_int(0, *rb - 1)] = 0;
+    *rs = t_int(0, *rb);
+    for (int k = 0; k < *rs; k++) small[k] = t_int(0, 2) == 0 ? 1 : big[*rb - *rs + k];
+}
+
+void test_sum_to_sums_the_broadcast_axes_away(void)
+{
+    for (int ti = 0; ti < 2; ti++)
+        for (int trial = 0; trial < 60; trial++) {
+            int rb, rs;
+            int64_t big[8], small[8], idx[8];
+            broadcast_pair(&rb, big, &rs, small, trial);
+            pml_view x = t_new(t_float_types[ti], rb, big), y = t_new(t_float_types[ti], rs, small);
+            t_fill_rand(&x, -2, 2);
+            int64_t ny = t_numel(&y), nx = t_numel(&x);
+            double *ref = calloc((size_t)(ny + 1), sizeof(double));
+            for (int64_t i = 0; i < nx; i++) {
+                t_unravel(i, rb, big, idx);
+                ref[t_bcast_index(&y, rb, idx)] += t_get(&x, i);
+            }
+            char what[128];
+            snprintf(what, sizeof what, "sum_to %s -> %s", t_dims_str(rb, big), t_dims_str(rs, small));
+            if (t_run_ok(PML_OP_SUM_TO, &x, 1, &y, NULL, 0, 0))
+                t_compare(what, &y, ref, t_float_types[ti] == PML_F32 ? 1e-4 : 1e-12, 1e-5);
+            free(ref);
+            t_free(&x), t_free(&y);
+        }
+}
+
+void test_expand_broadcasts_to_the_output_shape(void)
+{
+    for (int ti = 0; ti < 3; ti++)
+        for (int trial = 0; trial < 60; trial++) {
+            int rb, rs;
+            int64_t big[8], small[8], idx[8];
+            broadcast_pair(&rb, big, &rs, small, trial);
+            pml_view x = t_new(all_types[ti], rs, small), y = t_new(all_types[ti], rb, big);
+            t_fill_rand(&x, -100, 100);
+            int64_t ny = t_numel(&y);
+            double *ref = malloc(sizeof(double) * (size_t)(ny + 1));
+            for (int64_t i = 0; i < ny; i++) {
+                t_unravel(i, rb, big, idx);
+                ref[i] = t_get(&x, t_bcast_index(&x, rb, idx));
+            }
+            if (t_run_ok(PML_OP_EXPAND, &x, 1, &y, NULL, 0, 0)) t_compare("expand", &y, ref, 0, 0);
+            free(ref);
+            t_free(&x), t_free(&y);
+        }
+}
+
+void test_reshape_copies_the_elements(void)
+{
+    for (int ti = 0; ti < 3; ti++) {
+        int64_t a[3] = {4, 3, 5}, b[5] = {2, 1, 2, 15, 1};
+        pml_view x = t_new(all_types[ti], 3, a), y = t_new(all_types[ti], 5, b);
+        t_fill_rand(&x, -100, 100);
+        double ref[60];
+        for (int i = 0; i < 60; i++) ref[i] = t_get(&x, i);
+        if (t_run_ok(PML_OP_RESHAPE, &x, 1, &y, NULL, 0, 0)) t_compare("reshape", &y, ref, 0, 0);
+        t_free(&x), t_free(&y);
+    }
+}
+
+void test_permute_moves_every_axis(void)
+{
+    for (int ti = 0; ti < 3; ti++)
+        for (int trial = 0; trial < 80; trial++) {
+            int rank = trial < 3 ? trial : t_int(2, 5);
+            int64_t d[8], od[8], perm[8], idx[8], xi[8];
+            t_rand_dims(rank, d, 1, rank >= 4 ? 5 : 9);
+            if (trial == 5) d[0] = 0;
+            for (int k = 0; k < rank; k++) perm[k] = k;
+            for (int k = rank - 1; k > 0; k--) { /* Fisher-Yates */
+                int j = t_int(0, k);
+                int64_t tmp = perm[k];
+                perm[k] = perm[j];
+                perm[j] = tmp;
+            }
+            if (trial % 4 == 0 && rank >= 2) { /* the last axis stays: the row-copy path */
+                for (int k = 0; k < rank; k++)
+                    if (perm[k] == rank - 1) {
+                        perm[k] = perm[rank - 1];
+                        perm[rank - 1] = rank - 1;
+                    }
+            }
+            for (int k = 0; k < rank; k++) od[k] = d[perm[k]];
+            pml_view x = t_new(all_types[ti], rank, d), y = t_new(all_types[ti], rank, od);
+            t_fill_rand(&x, -1000, 1000);
+            int64_t n = t_numel(&y);
+            double *ref = malloc(sizeof(double) * (size_t)(n + 1));
+            for (int64_t i = 0; i < n; i++) {
+                t_unravel(i, rank, od, idx);
+                for (int k = 0; k < rank; k++) xi[perm[k]] = idx[k];
+                int64_t off = 0;
+                for (int k = 0; k < rank; k++) off = off * d[k] + xi[k];
+                ref[i] = t_get(&x, off);
+            }
+            char what[128];
+            snprintf(what, sizeof what, "permute %s by %s", t_dims_str(rank, d), t_dims_str(rank, perm));
+            if (t_run_ok(PML_OP_PERMUTE, &x, 1, &y, perm, rank, 0)) t_compare(what, &y, ref, 0, 0);
+            free(ref);
+            t_free(&x), t_free(&y);
+        }
+}
+
+void test_slice_and_pad_cover_every_axis_and_step(void)
+{
+    for (int ti = 0; ti < 3; ti++)
+        for (int trial = 0; trial < 40; trial++) {
+            int rank = trial == 0 ? 5 : t_int(1, 4);
+            int64_t d[8], sd[8], idx[8];
+            t_rand_dims(rank, d, 1, rank == 5 ? 4 : 8);
+            for (int axis = 0; axis < rank; axis++) {
+                int64_t n = d[axis], start = t_int(0, (int)n - 1), stop = t_int((int)start + 1, (int)n),
+                        step = t_int(1, 3);
+                memcpy(sd, d, sizeof d);
+                sd[axis] = (stop - start + step - 1) / step;
+                int64_t attr[4] = {axis, start, stop, step};
+                pml_view x = t_new(all_types[ti], rank, d), y = t_new(all_types[ti], rank, sd),
+                         z = t_new(all_types[ti], rank, d);
+                t_fill_rand(&x, -1000, 1000);
+                int64_t ny = t_numel(&y), nx = t_numel(&x);
+                double *ref = malloc(sizeof(double) * (size_t)(ny + 1)),
+                       *pref = malloc(sizeof(double) * (size_t)(nx + 1));
+                for (int64_t i = 0; i < ny; i++) {
+                    t_unravel(i, rank, sd, idx);
+                    idx[axis] = start + idx[axis] * step;
+                    int64_t off = 0;
+                    for (int k = 0; k < rank; k++) off = off * d[k] + idx[k];
+                    ref[i] = t_get(&x, off);
+                }
+                /* pad puts the slice back into zeros */
+                for (int64_t i = 0; i < nx; i++) {
+                    t_unravel(i, rank, d, idx);
+                    int64_t k = idx[axis] - start;
+                    pref[i] = k >= 0 && k % step == 0 && idx[axis] < stop ? t_get(&x, i) : 0;
+                }
+                char what[128];
+                snprintf(what, sizeof what, "slice %s axis %d %lld:%lld:%lld", t_dims_str(rank, d), axis,
+                         (long long)start, (long long)stop, (long long)step);
+                if (t_run_ok(PML_OP_SLICE, &x, 1, &y, attr, 4, 0)) t_compare(what, &y, ref, 0, 0);
+                if (t_run_ok(PML_OP_PAD, &y, 1, &z, attr, 4, 0)) t_compare("pad (of that slice)", &z, pref, 0, 0);
+                free(ref), free(pref);
+                t_free(&x), t_free(&y), t_free(&z);
+            }
+        }
+}
+
+void test_concat_joins_any_number_of_inputs(void)
+{
+    for (int ti = 0; ti < 3; ti++)
+        for (int trial = 0; trial < 30; trial++) {
+            int rank = trial == 0 ? 5 : t_int(1, 4), n_in = t_int(1, 4);
+            int64_t d[8], od[8], idx[8];
+            t_rand_dims(rank, d, 1, rank == 5 ? 3 : 6);
+            int axis = t_int(0, rank - 1);
+            pml_view in[4];
+            int64_t start[5] = {0};
+            memcpy(od, d, sizeof d);
+            od[axis] = 0;
+            for (int i = 0; i < n_in; i++) {
+                int64_t di[8];
+                memcpy(di, d, sizeof d);
+                di[axis] = t_int(0, 4); /* size 0 allowed */
+                in[i] = t_new(all_types[ti], rank, di);
+                t_fill_rand(&in[i], -1000, 1000);
+                od[axis] += di[axis];
+                start[i + 1] = od[axis];
+            }
+            pml_view y = t_new(all_types[ti], rank, od);
+            int64_t n = t_numel(&y);
+            double *ref = malloc(sizeof(double) * (size_t)(n + 1));
+            for (int64_t e = 0; e < n; e++) {
+                t_unravel(e, rank, od, idx);
+                int i = 0;
+                while (idx[axis] >= start[i + 1]) i++;
+                idx[axis] -= start[i];
+                int64_t off = 0;
+                for (int k = 0; k < rank; k++) off = off * in[i].dims[k] + idx[k];
+                ref[e] = t_get(&in[i], off);
+            }
+            int64_t attr[1] = {axis};
+            if (t_run_ok(PML_OP_CONCAT, in, n_in, &y, attr, 1, 0)) t_compare("concat", &y, ref, 0, 0);
+            free(ref);
+            for (int i = 0; i < n_in; i++) t_free(&in[i]);
+            t_free(&y);
+        }
+}
