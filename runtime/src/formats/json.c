@@ -125,6 +125,7 @@ typedef struct parser {
     pml_json *stack; /* scratch: children of the open containers */
     size_t sp, scap;
     int depth;
+    size_t values;   /* parsed so far, against PML_JSON_MAX_VALUES */
 } parser;
 
 static pml_status fail(parser *p, size_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -400,6 +401,9 @@ static pml_status parse_container(parser *p, pml_json *out)
 
 static pml_status parse_value(parser *p, pml_json *out)
 {
+    /* A value costs about 40 bytes: the count bounds memory whatever the input's shape. */
+    if (++p->values > PML_JSON_MAX_VALUES)
+        return fail(p, p->pos, "more than %d values", PML_JSON_MAX_VALUES);
     skip_ws(p);
     memset(out, 0, sizeof *out);
     out->offset = p->base + p->pos;

@@ -8,7 +8,8 @@
  * escapes include \uXXXX with surrogate pairs (lone surrogates are refused) and are
  * decoded to UTF-8; integers (no '.', no exponent) must fit int64 exactly, other
  * numbers become doubles (parsed with strtod: the process must keep the default "C"
- * LC_NUMERIC locale); duplicate object keys are refused. Limits: nesting depth <= 64,
+ * LC_NUMERIC locale); duplicate object keys are refused. Limits: at most
+ * PML_JSON_MAX_VALUES values, nesting depth <= 64,
  * input <= 100 MB. Errors are PML_ERR_FORMAT with "NAME: byte N: what is wrong", N
  * counted from the start of the input plus the caller's `base` (so a header inside a
  * larger file reports file offsets).
@@ -25,6 +26,8 @@
 
 #define PML_JSON_MAX_DEPTH 64
 #define PML_JSON_MAX_INPUT ((size_t)100 * 1000 * 1000)
+/* At most this many values in one document (about 160 MB of tree). */
+#define PML_JSON_MAX_VALUES 4000000
 
 typedef enum pml_json_kind {
     PML_JSON_NULL,
