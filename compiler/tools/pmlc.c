@@ -3,6 +3,7 @@
  * Exit status: 0 success, 1 errors in the input, 2 wrong usage. Help and version go
  * to stdout; diagnostics to stderr. */
 #define _DEFAULT_SOURCE /* isatty */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "../src/ops.h"
 #include "pmlc.h"
+#include "train_cmd.h"
 
 static const char usage_text[] =
     "usage: pmlc <command> [options] FILE...\n"
@@ -17,6 +19,7 @@ static const char usage_text[] =
     "commands:\n"
     "  check FILE...     parse and check PML programs\n"
     "  plan FILE         print the stage plan of a program's model\n"
+    "  train FILE        train the model on the CPU as a pipeline; write its weights with --out\n"
     "  ops               list the primitive operations\n"
     "  version           print the version\n"
     "  help              print this help\n"
@@ -29,6 +32,14 @@ static const char usage_text[] =
     "  --dot               plan as a Graphviz drawing\n"
     "  --color=WHEN        colour diagnostics: auto (default), always, never; NO_COLOR is honoured\n"
     "  --max-errors N      stop after N errors (default 20)\n"
+    "\n"
+    "train options:\n"
+    "  --steps N           how many steps (default: the train block's steps)\n"
+    "  --out DIR           write the final weights to DIR/model.safetensors (--steps 0: the initial ones)\n"
+    "  --seed S            seed for initialisation and dropout (default: the train block's seed)\n"
+    "  --threads N         CPU threads in all (default: every CPU)\n"
+    "  --metrics FILE      one JSON record per step: step, loss, lr, grad_norm, samples_per_s, step_ms\n"
+    "  --quiet             no progress lines\n"
     "  -h, --help          print this help\n"
     "  --version           print the version\n"
     "\n"
@@ -75,7 +86,19 @@ typedef struct args {
     const char **files, **includes, **sets;
     int n_files, n_inc, n_sets, max_errors;
     pmlc_plan_format fmt;
+    int64_t steps, seed;
+    int threads, quiet;
+    const char *out, *metrics;
 } args;
+
+/* A non-negative integer option value; -1 when it is not one. */
+static int64_t count_value(const char *v)
+{
+    char *end;
+    errno = 0;
+    long long n = v ? strtoll(v, &end, 10) : -1;
+    return !v || *end || end == v || n < 0 || errno ? -1 : (int64_t)n;
+}
 
 /* Parses argv. Returns -1 to go on, or the exit status when the command line has
  * been answered already (help, version, a usage error). */
@@ -85,8 +108,10 @@ static int parse_args(int argc, char **argv, args *a)
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v;
         if (only_files || s[0] != '-' || !s[1]) {
-            if (!a->cmd) a->cmd = s;
-            else a->files[a->n_files++] = s;
+            if (!a->cmd)
+                a->cmd = s;
+            else
+                a->files[a->n_files++] = s;
         } else if (!strcmp(s, "--")) {
             only_files = 1;
         } else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
@@ -117,6 +142,24 @@ static int parse_args(int argc, char **argv, args *a)
             if (*end || end == v || n < 1 || n > 1000000)
                 return usage_error("--max-errors needs a number from 1, not '%s'", v);
             a->max_errors = (int)n;
+        } else if (!strncmp(s, "--steps", 7) && (s[7] == 0 || s[7] == '=')) {
+            if ((a->steps = count_value(option_value(argc, argv, &i, "--steps"))) < 0)
+                return usage_error("%s needs a number of steps (0 or more)", s);
+        } else if (!strncmp(s, "--seed", 6) && (s[6] == 0 || s[6] == '=')) {
+            if ((a->seed = count_value(option_value(argc, argv, &i, "--seed"))) < 0)
+                return usage_error("%s needs a non-negative integer", s);
+        } else if (!strncmp(s, "--threads", 9) && (s[9] == 0 || s[9] == '=')) {
+            int64_t n = count_value(option_value(argc, argv, &i, "--threads"));
+            if (n < 1 || n > 4096) return usage_error("%s needs a number of threads from 1", s);
+            a->threads = (int)n;
+        } else if (!strncmp(s, "--out", 5) && (s[5] == 0 || s[5] == '=')) {
+            if (!(a->out = option_value(argc, argv, &i, "--out")) || !*a->out)
+                return usage_error("%s needs a folder", s);
+        } else if (!strncmp(s, "--metrics", 9) && (s[9] == 0 || s[9] == '=')) {
+            if (!(a->metrics = option_value(argc, argv, &i, "--metrics")) || !*a->metrics)
+                return usage_error("%s needs a file", s);
+        } else if (!strcmp(s, "--quiet")) {
+            a->quiet = 1;
         } else if (!strcmp(s, "--color")) {
             a->color = "always";
         } else if (!strncmp(s, "--color=", 8)) {
@@ -140,9 +183,10 @@ static int parse_args(int argc, char **argv, args *a)
         print_ops();
         return 0;
     }
-    if (strcmp(a->cmd, "plan") && strcmp(a->cmd, "check")) return usage_error("unknown command '%s'", a->cmd);
+    if (strcmp(a->cmd, "plan") && strcmp(a->cmd, "check") && strcmp(a->cmd, "train"))
+        return usage_error("unknown command '%s'", a->cmd);
     if (a->n_files == 0) return usage_error("'%s' needs a file", a->cmd);
-    if (!strcmp(a->cmd, "plan") && a->n_files > 1) return usage_error("%s", "'plan' takes one file");
+    if (strcmp(a->cmd, "check") && a->n_files > 1) return usage_error("'%s' takes one file", a->cmd);
     return -1;
 }
 
@@ -162,9 +206,13 @@ static void print_summary(int errors, int max_errors)
 static int run(const args *a)
 {
     const char *no_color = getenv("NO_COLOR");
-    int use_color = !strcmp(a->color, "always") ||
-                    (!strcmp(a->color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
+    int use_color =
+        !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
     pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model};
+    if (!strcmp(a->cmd, "train")) {
+        pmlc_train_args t = {a->files[0], opt, a->steps, a->seed, a->threads, a->out, a->metrics, a->quiet};
+        return pmlc_train_main(&t);
+    }
     int failed = 0;
     for (int f = 0; f < a->n_files; f++) {
         pmlc_session *s = pmlc_session_create(&opt);
@@ -188,12 +236,15 @@ int main(int argc, char **argv)
     args a = {0};
     a.color = "auto";
     a.fmt = PMLC_PLAN_TEXT;
+    a.steps = a.seed = -1;
     a.files = calloc((size_t)argc + 1, sizeof *a.files);
     a.includes = calloc((size_t)argc + 1, sizeof *a.includes);
     a.sets = calloc((size_t)argc + 1, sizeof *a.sets);
     int status = 1;
-    if (!a.files || !a.includes || !a.sets) fputs("pmlc: out of memory\n", stderr);
-    else if ((status = parse_args(argc, argv, &a)) < 0) status = run(&a);
+    if (!a.files || !a.includes || !a.sets)
+        fputs("pmlc: out of memory\n", stderr);
+    else if ((status = parse_args(argc, argv, &a)) < 0)
+        status = run(&a);
     free(a.files);
     free(a.includes);
     free(a.sets);

@@ -1,0 +1,23 @@
+/* train_cmd.h — `pmlc train` (train_cmd.c). */
+#ifndef PMLC_TRAIN_CMD_H
+#define PMLC_TRAIN_CMD_H
+
+#include <stdint.h>
+
+#include "pmlc.h"
+
+typedef struct pmlc_train_args {
+    const char *file;     /* the program */
+    pmlc_options compile; /* -I, --set, --model, diagnostics */
+    int64_t steps;        /* -1: the train block's */
+    int64_t seed;         /* -1: the train block's */
+    int threads;          /* 0: every CPU */
+    const char *out;      /* folder for model.safetensors, or NULL */
+    const char *metrics;  /* JSONL file, or NULL */
+    int quiet;
+} pmlc_train_args;
+
+/* Returns the exit status: 0 trained (and wrote what was asked), 1 otherwise. */
+int pmlc_train_main(const pmlc_train_args *a);
+
+#endif

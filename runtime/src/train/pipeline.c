@@ -1,0 +1,399 @@
+/* pipeline.c — the pipeline executor (see pipeline.h). */
+#include "pipeline.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpu/kernels.h"
+#include "optim.h"
+#include "rng.h"
+#include "transport.h"
+
+enum { I_LOAD, I_RECV_ACT, I_FWD, I_SEND_ACT, I_RECV_GRAD, I_BWD, I_SEND_GRAD, I_STEP };
+
+typedef struct stage {
+    int *fwd, n_fwd; /* forward nodes to run, in order */
+    int *bwd, n_bwd; /* backward nodes to run, in order */
+    int *params, n_params;
+    double loss; /* summed over this step's micro-batches (last stage) */
+    double sq;   /* this stage's squared gradient norm */
+    pml_err err;
+    pml_status status;
+} stage;
+
+struct pml_pipeline {
+    const pml_plan *plan;
+    pml_pipeline_opts opts;
+    int S;
+    int64_t M;
+    unsigned char **buf; /* per node: its buffer (per micro-batch copies laid end to end when per_mb) */
+    uint8_t *per_mb;
+    size_t *bytes;         /* per node: one copy's size */
+    float **acc, **m, **v; /* per parameter: summed gradient, optimizer state */
+    stage *stages;
+    pml_transport *tr;
+    int64_t step;
+    /* The synchronisation before the update, which any stage's failure releases. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int arrived, generation, aborted;
+    double sq_total;
+};
+
+static int is_float(uint8_t dt) { return dt != PML_I32; }
+
+static void *view_data(const pml_pipeline *p, int n, int64_t mb)
+{
+    return p->buf[n] + (p->per_mb[n] ? (size_t)mb * p->bytes[n] : 0);
+}
+
+static pml_view view_of(const pml_pipeline *p, int n, int64_t mb)
+{
+    const pml_plan_node *node = &p->plan->nodes[n];
+    pml_view v = {0};
+    v.data = view_data(p, n, mb);
+    v.dtype = is_float(node->dtype) ? PML_F32 : PML_I32; /* the CPU computes floats in f32 */
+    v.rank = node->rank;
+    memcpy(v.dims, node->dims, sizeof(int64_t) * node->rank);
+    return v;
+}
+
+static pml_status run_node(pml_pipeline *p, int n, int64_t mb, pml_err *err)
+{
+    const pml_plan_node *node = &p->plan->nodes[n];
+    pml_view in[64];
+    if (node->n_in > 64) return pml_err_set(err, PML_ERR_UNSUPPORTED, "an op with more than 64 inputs");
+    for (int k = 0; k < node->n_in; k++) in[k] = view_of(p, node->in[k], mb);
+    int64_t f32 = PML_F32;
+    pml_op_call c = {0};
+    c.op = (pml_opcode)node->op;
+    c.attr = node->attr;
+    c.n_attr = node->n_attr;
+    if (node->op == PML_OP_CAST && is_float((uint8_t)node->attr[0])) c.attr = &f32;
+    c.fval = node->fval;
+    c.n_in = node->n_in;
+    c.in = in;
+    c.out = view_of(p, n, mb);
+    c.seed = pml_rng_u64(p->opts.seed, (uint64_t)p->step, (uint64_t)mb);
+    c.threads = p->opts.threads / p->S > 1 ? p->opts.threads / p->S : 1;
+    return pml_cpu_run(&c, err);
+}
+
+/* ---- building ------------------------------------------------------------------- */
+
+static int constant_node(uint16_t op) { return op == PML_OP_CONST || op == PML_OP_ARANGE; }
+
+static pml_status plan_memory(pml_pipeline *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    int N = pl->n_nodes;
+    p->buf = calloc((size_t)N, sizeof *p->buf);
+    p->per_mb = calloc((size_t)N, 1);
+    p->bytes = calloc((size_t)N, sizeof *p->bytes);
+    if (!p->buf || !p->per_mb || !p->bytes) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    /* A value outlives its micro-batch's pass when the backward pass or another stage reads it. */
+    for (int i = 0; i < N; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        for (int k = 0; k < n->n_in; k++) {
+            const pml_plan_node *src = &pl->nodes[n->in[k]];
+            if (src->op == PML_OP_PARAM || constant_node(src->op)) continue;
+            if (src->stage != n->stage || (src->pass == 0 && n->pass != 0)) p->per_mb[n->in[k]] = 1;
+        }
+        if (n->op == PML_OP_INPUT) p->per_mb[i] = 1;
+    }
+    for (int i = 0; i < N; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4; /* f32 and i32 alike */
+        size_t total = p->bytes[i] * (p->per_mb[i] ? (size_t)p->M : 1);
+        p->buf[i] = malloc(total);
+        if (!p->buf[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the activations (%zu bytes)", total);
+    }
+    return PML_OK;
+}
+
+static pml_status build_stages(pml_pipeline *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    p->stages = calloc((size_t)p->S, sizeof *p->stages);
+    if (!p->stages) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int s = 0; s < p->S; s++) {
+        stage *st = &p->stages[s];
+        st->fwd = malloc(sizeof(int) * (size_t)(pl->n_nodes + 1));
+        st->bwd = malloc(sizeof(int) * (size_t)(pl->n_nodes + 1));
+        st->params = malloc(sizeof(int) * (size_t)(pl->n_params + 1));
+        if (!st->fwd || !st->bwd || !st->params) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < pl->n_nodes; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        stage *st = &p->stages[n->stage];
+        if (n->op == PML_OP_INPUT || n->op == PML_OP_PARAM || constant_node(n->op)) continue;
+        if (n->pass == 0)
+            st->fwd[st->n_fwd++] = i;
+        else
+            st->bwd[st->n_bwd++] = i;
+    }
+    for (int q = 0; q < pl->n_params; q++) {
+        stage *st = &p->stages[pl->nodes[pl->params[q].node].stage];
+        st->params[st->n_params++] = q;
+    }
+    return PML_OK;
+}
+
+pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err)
+{
+    *out = NULL;
+    if (plan->n_stages == 0 || plan->loss < 0)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED,
+                           "this plan has no timetable to train with (a schedule the runtime "
+                           "does not run yet, or no loss)");
+    pml_pipeline *p = calloc(1, sizeof *p);
+    if (!p) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    p->plan = plan;
+    p->opts = *opts;
+    if (p->opts.threads < 1) p->opts.threads = 1;
+    p->S = (int)plan->conf.stages;
+    p->M = plan->conf.microbatches;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    pml_status st = plan_memory(p, err);
+    if (!st) st = build_stages(p, err);
+    if (!st) st = pml_transport_local_create(p->S, p->M, &p->tr, err);
+    int state = pml_optim_state_per_elem(&plan->conf);
+    p->acc = calloc((size_t)plan->n_params + 1, sizeof *p->acc);
+    p->m = calloc((size_t)plan->n_params + 1, sizeof *p->m);
+    p->v = calloc((size_t)plan->n_params + 1, sizeof *p->v);
+    if (!st && (!p->acc || !p->m || !p->v)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int q = 0; !st && q < plan->n_params; q++) {
+        const pml_plan_param *prm = &plan->params[q];
+        const pml_plan_node *n = &plan->nodes[prm->node];
+        pml_param_init(prm, n->rank, n->dims, n->numel, opts->seed, (float *)p->buf[prm->node]);
+        if (prm->grad < 0) continue;
+        p->acc[q] = calloc((size_t)n->numel + 1, sizeof(float));
+        if (state >= 1) p->m[q] = calloc((size_t)n->numel + 1, sizeof(float));
+        if (state >= 2) p->v[q] = calloc((size_t)n->numel + 1, sizeof(float));
+        if (!p->acc[q] || (state >= 1 && !p->m[q]) || (state >= 2 && !p->v[q]))
+            st = pml_err_set(err, PML_ERR_NOMEM, "out of memory for the optimizer state");
+    }
+    /* Constants and ranges never change: computed once. */
+    for (int i = 0; !st && i < plan->n_nodes; i++)
+        if (constant_node(plan->nodes[i].op)) st = run_node(p, i, 0, err);
+    if (st) {
+        pml_pipeline_destroy(p);
+        return st;
+    }
+    *out = p;
+    return PML_OK;
+}
+
+void pml_pipeline_destroy(pml_pipeline *p)
+{
+    if (!p) return;
+    for (int i = 0; p->buf && i < p->plan->n_nodes; i++) free(p->buf[i]);
+    for (int q = 0; q < p->plan->n_params; q++) {
+        if (p->acc) free(p->acc[q]);
+        if (p->m) free(p->m[q]);
+        if (p->v) free(p->v[q]);
+    }
+    for (int s = 0; p->stages && s < p->S; s++) {
+        free(p->stages[s].fwd);
+        free(p->stages[s].bwd);
+        free(p->stages[s].params);
+    }
+    if (p->tr) p->tr->destroy(p->tr);
+    free(p->buf), free(p->per_mb), free(p->bytes), free(p->acc), free(p->m), free(p->v), free(p->stages);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
+
+float *pml_pipeline_param(pml_pipeline *p, int param) { return (float *)p->buf[p->plan->params[param].node]; }
+int64_t pml_pipeline_steps_done(const pml_pipeline *p) { return p->step; }
+
+/* ---- one step --------------------------------------------------------------------- */
+
+static void abort_all(pml_pipeline *p)
+{
+    p->tr->abort(p->tr);
+    pthread_mutex_lock(&p->mu);
+    p->aborted = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Adds this stage's squared gradient norm and waits for every stage's. */
+static pml_status sync_norm(pml_pipeline *p, double sq, double *total, pml_err *err)
+{
+    pthread_mutex_lock(&p->mu);
+    p->sq_total += sq;
+    int gen = p->generation;
+    if (++p->arrived == p->S) {
+        p->arrived = 0;
+        p->generation++;
+        pthread_cond_broadcast(&p->cv);
+    }
+    while (gen == p->generation && !p->aborted) pthread_cond_wait(&p->cv, &p->mu);
+    *total = p->sq_total;
+    int aborted = p->aborted && gen == p->generation;
+    pthread_mutex_unlock(&p->mu);
+    return aborted ? pml_err_set(err, PML_ERR_INTERNAL, "stopped: another stage failed") : PML_OK;
+}
+
+/* Frozen from this step on (a scheduled `freeze ... after N steps`). */
+static int frozen_now(const pml_pipeline *p, int q)
+{
+    int64_t from = p->plan->params[q].frozen_from;
+    return from >= 0 && p->step >= from;
+}
+
+static pml_status stage_update(pml_pipeline *p, stage *st, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    double inv_m = 1.0 / (double)p->M, sq = 0;
+    for (int k = 0; k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->acc[q] || frozen_now(p, q)) continue;
+        float *g = p->acc[q];
+        for (int64_t i = 0; i < pl->nodes[pl->params[q].node].numel; i++) {
+            g[i] = (float)(g[i] * inv_m);
+            sq += (double)g[i] * g[i];
+        }
+    }
+    double total;
+    pml_status status = sync_norm(p, sq, &total, err);
+    if (status) return status;
+    double norm = sqrt(total), scale = 1;
+    if (pl->conf.grad_clip > 0 && norm > pl->conf.grad_clip) scale = pl->conf.grad_clip / norm;
+    double lr = pml_lr_at(&pl->conf, p->step);
+    for (int k = 0; k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->acc[q] || frozen_now(p, q)) continue;
+        int64_t n = pl->nodes[pl->params[q].node].numel;
+        float *g = p->acc[q];
+        if (scale != 1)
+            for (int64_t i = 0; i < n; i++) g[i] = (float)(g[i] * scale);
+        pml_optim_update(&pl->conf, lr, p->step + 1, pml_pipeline_param(p, q), g, p->m[q], p->v[q], (size_t)n);
+    }
+    st->sq = total;
+    return PML_OK;
+}
+
+static pml_status run_instr(pml_pipeline *p, int s, const pml_plan_instr *in, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    stage *st = &p->stages[s];
+    pml_status status = PML_OK;
+    switch (in->kind) {
+    case I_LOAD:
+        for (int k = 0; k < pl->n_inputs && !status; k++)
+            if (pl->nodes[pl->input_nodes[k]].stage == s)
+                status =
+                    p->opts.feed(p->opts.feed_ctx, p->step, in->mb, k, view_data(p, pl->input_nodes[k], in->mb), err);
+        if (!status && pl->labels >= 0 && pl->nodes[pl->labels].stage == s)
+            status = p->opts.feed(p->opts.feed_ctx, p->step, in->mb, -1, view_data(p, pl->labels, in->mb), err);
+        return status;
+    case I_RECV_ACT:
+        return p->tr->recv(p->tr, s - 1, s, PML_MSG_ACT, in->mb, err);
+    case I_SEND_ACT:
+        return p->tr->send(p->tr, s, s + 1, PML_MSG_ACT, in->mb, err);
+    case I_RECV_GRAD:
+        return p->tr->recv(p->tr, s + 1, s, PML_MSG_GRAD, in->mb, err);
+    case I_SEND_GRAD:
+        return p->tr->send(p->tr, s, s - 1, PML_MSG_GRAD, in->mb, err);
+    case I_FWD:
+        for (int k = 0; k < st->n_fwd && !status; k++) status = run_node(p, st->fwd[k], in->mb, err);
+        if (!status && pl->nodes[pl->loss].stage == s) st->loss += *(const float *)view_data(p, pl->loss, in->mb);
+        return status;
+    case I_BWD:
+        for (int k = 0; k < st->n_bwd && !status; k++) status = run_node(p, st->bwd[k], in->mb, err);
+        for (int k = 0; k < st->n_params && !status; k++) {
+            int q = st->params[k];
+            if (!p->acc[q]) continue;
+            const float *g = view_data(p, pl->params[q].grad, in->mb);
+            float *acc = p->acc[q];
+            for (int64_t i = 0; i < pl->nodes[pl->params[q].node].numel; i++) acc[i] += g[i];
+        }
+        return status;
+    case I_STEP:
+        return stage_update(p, st, err);
+    default:
+        return pml_err_set(err, PML_ERR_INTERNAL, "unknown timetable instruction %d", in->kind);
+    }
+}
+
+typedef struct worker {
+    pml_pipeline *p;
+    int s;
+} worker;
+
+static void *stage_main(void *arg)
+{
+    worker *w = arg;
+    pml_pipeline *p = w->p;
+    stage *st = &p->stages[w->s];
+    for (int i = 0; i < p->plan->n_instr[w->s]; i++) {
+        st->status = run_instr(p, w->s, &p->plan->instr[w->s][i], &st->err);
+        if (st->status) {
+            abort_all(p);
+            break;
+        }
+    }
+    return NULL;
+}
+
+pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    p->tr->reset(p->tr);
+    p->aborted = 0;
+    p->arrived = 0;
+    p->sq_total = 0;
+    for (int q = 0; q < pl->n_params; q++)
+        if (p->acc[q]) memset(p->acc[q], 0, sizeof(float) * (size_t)pl->nodes[pl->params[q].node].numel);
+    worker *ws = calloc((size_t)p->S, sizeof *ws);
+    pthread_t *tid = calloc((size_t)p->S, sizeof *tid);
+    if (!ws || !tid) {
+        free(ws), free(tid);
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    int started = 0;
+    for (int s = 0; s < p->S; s++) {
+        p->stages[s].loss = 0;
+        p->stages[s].status = PML_OK;
+        ws[s] = (worker){p, s};
+    }
+    for (int s = 0; s < p->S; s++) {
+        if (pthread_create(&tid[s], NULL, stage_main, &ws[s])) {
+            p->stages[s].status =
+                pml_err_set(&p->stages[s].err, PML_ERR_INTERNAL, "cannot start a thread for stage %d", s);
+            abort_all(p);
+            break;
+        }
+        started++;
+    }
+    for (int s = 0; s < started; s++) pthread_join(tid[s], NULL);
+    free(ws), free(tid);
+    /* The first failure, by stage order, is the one to report. */
+    for (int s = 0; s < p->S; s++) {
+        if (!p->stages[s].status) continue;
+        if (err) *err = p->stages[s].err;
+        for (int r = 0; r < p->S; r++) /* prefer a real cause over "another stage failed" */
+            if (p->stages[r].status && !strstr(p->stages[r].err.msg, "another stage failed") && err)
+                *err = p->stages[r].err;
+        return err ? err->code : p->stages[s].status;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (stats) {
+        stats->step = p->step;
+        stats->loss = p->stages[pl->nodes[pl->loss].stage].loss / (double)p->M;
+        stats->grad_norm = sqrt(p->stages[0].sq);
+        stats->lr = pml_lr_at(&pl->conf, p->step);
+        stats->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    }
+    p->step++;
+    return PML_OK;
+}

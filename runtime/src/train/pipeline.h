@@ -1,0 +1,55 @@
+/* pipeline.h — the pipeline executor: trains a loaded plan on the CPU, one thread per
+ * stage, each interpreting its timetable (plan.h) with the kernels of cpu/kernels.h.
+ *
+ * Per step, every micro-batch runs forward and backward on every stage; gradients of a
+ * stage's parameters are summed over micro-batches and divided by their number, which
+ * is the gradient of the global batch's mean loss. Then, after one synchronisation of
+ * all stages for the global gradient norm (clipping), each stage updates its own
+ * parameters. Stages hand tensors over through a pml_transport.
+ *
+ * Memory: a tensor gets one buffer per micro-batch only when it must outlive the
+ * micro-batch's pass on its stage (read by the backward pass or by another stage);
+ * every other tensor has one buffer reused by each micro-batch.
+ *
+ * Data comes from a callback, so the executor does not know about files or
+ * generators: it asks for input k (or the labels) of micro-batch mb of step s.
+ *
+ * Thread safety: one pml_pipeline is driven by one thread at a time (its stage
+ * threads are internal). The library never prints. */
+#ifndef PML_TRAIN_PIPELINE_H
+#define PML_TRAIN_PIPELINE_H
+
+#include "plan/plan.h"
+
+/* Fills `dst` (the input's numel elements of its dtype, f32 or i32) with input `input`
+ * of micro-batch `mb` of step `step`; `input` is -1 for the labels. */
+typedef pml_status (*pml_feed_fn)(void *ctx, int64_t step, int64_t mb, int input, void *dst, pml_err *err);
+
+typedef struct pml_pipeline_opts {
+    uint64_t seed; /* parameter initialisation and dropout */
+    int threads;   /* CPU threads in all; each stage's kernels get threads / stages (at least 1) */
+    pml_feed_fn feed;
+    void *feed_ctx;
+} pml_pipeline_opts;
+
+typedef struct pml_step_stats {
+    int64_t step;     /* the step just taken, 0-based */
+    double loss;      /* mean over the global batch */
+    double grad_norm; /* global L2 norm of the gradient, before clipping */
+    double lr;
+    double seconds; /* wall time of the step */
+} pml_step_stats;
+
+typedef struct pml_pipeline pml_pipeline;
+
+pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err);
+void pml_pipeline_destroy(pml_pipeline *p);
+
+/* One training step of the global batch. */
+pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *err);
+
+/* A parameter's f32 master weights (numel elements; writable between steps). */
+float *pml_pipeline_param(pml_pipeline *p, int param);
+int64_t pml_pipeline_steps_done(const pml_pipeline *p);
+
+#endif
