@@ -47,6 +47,12 @@ int pmlc_session_check_text(pmlc_session *s, const char *path, const char *text,
  * Returns the number of errors reported while planning (0: printed). */
 int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out);
 
+/* After a successful check: the plan-file bytes (pml_plan_format.h) of the model
+ * pmlc_session_plan would print, in a malloc'ed buffer the caller frees. Hand them to
+ * libpml's pml_plan_open_memory to train in the same process. Returns the number of
+ * errors reported while planning (0: *bytes is set). */
+int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len);
+
 /* Number of errors reported so far. */
 int pmlc_session_errors(const pmlc_session *s);
 

@@ -7,6 +7,7 @@
 #include "elab.h"
 #include "parse.h"
 #include "plan.h"
+#include "plan_write.h"
 #include "session_int.h"
 
 struct pmlc_session {
@@ -264,3 +265,14 @@ pmlc_graph *pmlc_session_graph(pmlc_session *s, const pmlc_plan **plan)
 }
 
 pmlc_program *pmlc_session_program(pmlc_session *s) { return &s->P; }
+
+int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len)
+{
+    pmlc_program *P = &s->P;
+    int before = P->diag.errors;
+    const pmlc_plan *pl = NULL;
+    *bytes = NULL;
+    *len = 0;
+    if (!pmlc_session_graph(s, &pl)) return P->diag.errors - before ? P->diag.errors - before : 1;
+    return pmlc_plan_serialize(P, pl, bytes, len) ? P->diag.errors - before : 0;
+}

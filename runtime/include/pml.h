@@ -5,9 +5,21 @@
  * opaque handles, with no CUDA types.
  *
  * Errors: every function that can fail returns a pml_status; PML_OK is 0. The library
- * never prints and never exits; a failing call also leaves a message for the caller
- * (see each function). Thread safety: pml_version and pml_status_name may be called
- * from any thread. */
+ * never prints and never exits; a failing call that takes a context leaves a message
+ * in it (pml_context_error).
+ *
+ * Thread safety: pml_version, pml_status_name, pml_dtype_size and pml_dtype_name may be
+ * called from any thread. A context, and the plans and sessions made with it, are used
+ * by one thread at a time; separate contexts are independent. A session runs its
+ * pipeline's stages on threads of its own inside each call.
+ *
+ * Use:
+ *   pml_context *ctx;  pml_context_create(&ctx);
+ *   pml_plan *plan;    pml_plan_open(ctx, "model.plan", &plan);   (or pml_plan_open_memory)
+ *   pml_session *s;    pml_session_create(ctx, plan, PML_BACKEND_CPU, seed, &s);
+ *   for (...)          pml_session_train_step(s, &metrics);
+ *                      pml_session_read(s, "fc1.weight", buf, n);
+ *   pml_session_destroy(s); pml_plan_close(plan); pml_context_destroy(ctx); */
 #ifndef PML_H
 #define PML_H
 
@@ -41,14 +53,63 @@ const char *pml_status_name(pml_status s);
 
 /* Element types. The first four are the ones PML computes in; the others appear in
  * data files (.npy) and are converted on load. */
-typedef enum pml_dtype {
-    PML_F32, PML_BF16, PML_F16, PML_I32, PML_F64, PML_I64, PML_U8, PML_DTYPE_COUNT
-} pml_dtype;
+typedef enum pml_dtype { PML_F32, PML_BF16, PML_F16, PML_I32, PML_F64, PML_I64, PML_U8, PML_DTYPE_COUNT } pml_dtype;
 
 /* Bytes per element, 0 for an unknown dtype. */
 size_t pml_dtype_size(pml_dtype t);
 /* "f32", "bf16", ...; "?" for an unknown dtype. */
 const char *pml_dtype_name(pml_dtype t);
+
+/* ---- contexts ------------------------------------------------------------------ */
+
+typedef struct pml_context pml_context;
+
+pml_status pml_context_create(pml_context **out);
+void pml_context_destroy(pml_context *ctx);
+/* The message of the last call on `ctx` that failed ("" when none); owned by ctx. */
+const char *pml_context_error(const pml_context *ctx);
+
+/* ---- plans ------------------------------------------------------------------------ */
+
+/* A compiled model: what `pmlc build` writes. Immutable once opened. */
+typedef struct pml_plan pml_plan;
+
+pml_status pml_plan_open(pml_context *ctx, const char *path, pml_plan **out);
+/* From plan-file bytes in memory (copied; `name` labels messages). */
+pml_status pml_plan_open_memory(pml_context *ctx, const void *bytes, size_t len, const char *name, pml_plan **out);
+void pml_plan_close(pml_plan *plan);
+int pml_plan_param_count(const pml_plan *plan);
+/* Parameter `i`'s name (as in checkpoints: "blocks.3.attn.qkv.weight") and element count. */
+const char *pml_plan_param_name(const pml_plan *plan, int i);
+int64_t pml_plan_param_numel(const pml_plan *plan, int i);
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+typedef enum pml_backend { PML_BACKEND_CPU, PML_BACKEND_CUDA, PML_BACKEND_AUTO } pml_backend;
+
+/* A plan made ready to train: parameters initialised from `seed`, data source opened.
+ * PML_BACKEND_AUTO picks CUDA when a GPU is present, else the CPU (this release: the
+ * CPU; PML_BACKEND_CUDA is PML_ERR_UNSUPPORTED). The plan must outlive the session. */
+typedef struct pml_session pml_session;
+
+pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, uint64_t seed,
+                              pml_session **out);
+void pml_session_destroy(pml_session *s);
+
+typedef struct pml_step_metrics {
+    int64_t step;     /* steps done after this one */
+    double loss;      /* mean over the global batch */
+    double grad_norm; /* before clipping */
+    double lr;
+    double seconds;
+} pml_step_metrics;
+
+/* One optimizer step on the next global batch of the plan's data source. */
+pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics);
+/* Copies parameter `name`'s f32 values out of / into the session (count must equal its
+ * element count). */
+pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_t count);
+pml_status pml_session_write(pml_session *s, const char *name, const float *src, int64_t count);
 
 #ifdef __cplusplus
 }

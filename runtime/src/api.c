@@ -1,0 +1,147 @@
+/* api.c — the public API of pml.h over the internal modules: plans (plan/), the
+ * pipeline executor and its data feed (train/). Each public call records its error
+ * message in the context it belongs to. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pml.h"
+#include "plan/plan.h"
+#include "train/feed.h"
+#include "train/pipeline.h"
+
+struct pml_context {
+    pml_err last;
+};
+
+struct pml_session {
+    pml_context *ctx;
+    const pml_plan *plan;
+    pml_feed *feed;
+    pml_pipeline *pipe;
+};
+
+static pml_status record(pml_context *ctx, pml_status st, const pml_err *err)
+{
+    if (ctx) {
+        if (st)
+            ctx->last = *err;
+        else
+            ctx->last.msg[0] = 0, ctx->last.code = PML_OK;
+    }
+    return st;
+}
+
+pml_status pml_context_create(pml_context **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? PML_OK : PML_ERR_NOMEM;
+}
+
+void pml_context_destroy(pml_context *ctx) { free(ctx); }
+const char *pml_context_error(const pml_context *ctx) { return ctx ? ctx->last.msg : ""; }
+
+pml_status pml_plan_open(pml_context *ctx, const char *path, pml_plan **out)
+{
+    pml_err err = {0};
+    return record(ctx, pml_plan_load(path, out, &err), &err);
+}
+
+pml_status pml_plan_open_memory(pml_context *ctx, const void *bytes, size_t len, const char *name, pml_plan **out)
+{
+    pml_err err = {0};
+    return record(ctx, pml_plan_read(bytes, len, name, out, &err), &err);
+}
+
+void pml_plan_close(pml_plan *plan) { pml_plan_free(plan); }
+int pml_plan_param_count(const pml_plan *plan) { return plan->n_params; }
+
+const char *pml_plan_param_name(const pml_plan *plan, int i)
+{
+    return i >= 0 && i < plan->n_params ? plan->params[i].name : NULL;
+}
+
+int64_t pml_plan_param_numel(const pml_plan *plan, int i)
+{
+    return i >= 0 && i < plan->n_params ? plan->nodes[plan->params[i].node].numel : -1;
+}
+
+pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, uint64_t seed,
+                              pml_session **out)
+{
+    pml_err err = {0};
+    *out = NULL;
+    if (backend == PML_BACKEND_CUDA)
+        return record(ctx, pml_err_set(&err, PML_ERR_UNSUPPORTED, "the CUDA backend is not part of this release"),
+                      &err);
+    pml_session *s = calloc(1, sizeof *s);
+    if (!s) return record(ctx, pml_err_set(&err, PML_ERR_NOMEM, "out of memory"), &err);
+    s->ctx = ctx;
+    s->plan = plan;
+    pml_status st = pml_feed_create(plan, &s->feed, &err);
+    if (!st) {
+        pml_pipeline_opts opts = {seed, 0, pml_feed_fill, s->feed};
+        st = pml_pipeline_create(plan, &opts, &s->pipe, &err);
+    }
+    if (st) {
+        pml_session_destroy(s);
+        return record(ctx, st, &err);
+    }
+    *out = s;
+    return record(ctx, PML_OK, &err);
+}
+
+void pml_session_destroy(pml_session *s)
+{
+    if (!s) return;
+    pml_pipeline_destroy(s->pipe);
+    pml_feed_destroy(s->feed);
+    free(s);
+}
+
+pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics)
+{
+    pml_err err = {0};
+    pml_step_stats st = {0};
+    pml_status status = pml_pipeline_step(s->pipe, &st, &err);
+    if (!status && metrics) {
+        metrics->step = st.step + 1;
+        metrics->loss = st.loss;
+        metrics->grad_norm = st.grad_norm;
+        metrics->lr = st.lr;
+        metrics->seconds = st.seconds;
+    }
+    return record(s->ctx, status, &err);
+}
+
+/* The parameter called `name` whose size is `count`, or an error. */
+static pml_status find_param(pml_session *s, const char *name, int64_t count, int *out, pml_err *err)
+{
+    for (int q = 0; q < s->plan->n_params; q++) {
+        if (strcmp(s->plan->params[q].name, name)) continue;
+        int64_t n = s->plan->nodes[s->plan->params[q].node].numel;
+        if (n != count)
+            return pml_err_set(err, PML_ERR_INVALID_ARG, "parameter '%s' has %lld elements, not %lld", name,
+                               (long long)n, (long long)count);
+        *out = q;
+        return PML_OK;
+    }
+    return pml_err_set(err, PML_ERR_INVALID_ARG, "the model has no parameter '%s'", name);
+}
+
+pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_t count)
+{
+    pml_err err = {0};
+    int q;
+    pml_status st = find_param(s, name, count, &q, &err);
+    if (!st) memcpy(dst, pml_pipeline_param(s->pipe, q), sizeof(float) * (size_t)count);
+    return record(s->ctx, st, &err);
+}
+
+pml_status pml_session_write(pml_session *s, const char *name, const float *src, int64_t count)
+{
+    pml_err err = {0};
+    int q;
+    pml_status st = find_param(s, name, count, &q, &err);
+    if (!st) memcpy(pml_pipeline_param(s->pipe, q), src, sizeof(float) * (size_t)count);
+    return record(s->ctx, st, &err);
+}
