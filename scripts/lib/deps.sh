@@ -8,9 +8,10 @@
 # Packages every build needs: a C toolchain, CMake + Ninja, flex/bison for the grammar,
 # Python 3 for the test runners, clang (with its sanitizer and libFuzzer runtimes) for
 # the sanitizer/fuzzing build, OpenBLAS (and BLIS, to compare) for the CPU backend's
-# matrix products, and Debian's numpy, which tests use to check files PML writes.
+# matrix products, Debian's numpy, which tests use to check files PML writes, and
+# Debian's PyTorch, which the parity tests train the same models with.
 PML_DEPS_REQUIRED=(build-essential cmake ninja-build flex bison python3 clang libopenblas-dev libblis-dev
-    python3-numpy)
+    python3-numpy python3-torch pkg-config)
 
 # Prints the given packages that dpkg does not report as installed.
 pml_deps_missing() {
