@@ -39,57 +39,39 @@ static int same_shape(const ad *A, int32_t a, const pmlc_shape *sh)
     return 1;
 }
 
-/* Appends one op after running its shape rule; a failure here is a bug in a rule. */
-static int32_t emit(ad *A, pmlc_opcode op, int n_in, const int32_t *in, const int64_t *attr, int n_attr,
-                    const pmlc_shape *target, double fval)
+/* Appends a node on the stage and pass being differentiated. */
+static int32_t push(ad *A, pmlc_opcode op, pmlc_dtype dt, const pmlc_shape *sh, int n_in, const int32_t *in,
+                    const int64_t *attr, int n_attr, double fval)
 {
-    if (A->failed) return -1;
-    pmlc_graph *g = A->g;
-    pmlc_shape shapes[4];
-    const pmlc_shape *ptrs[4];
-    pmlc_dtype dts[4];
-    for (int i = 0; i < n_in; i++) {
-        shape_of(A, in[i], &shapes[i]);
-        ptrs[i] = &shapes[i];
-        dts[i] = g->nodes.v[in[i]].dtype;
-    }
-    pmlc_infer inf = {0};
-    inf.n_in = n_in;
-    inf.in = ptrs;
-    inf.dt = dts;
-    inf.attr = attr;
-    inf.n_attr = n_attr;
-    inf.target = target;
-    inf.syms = &A->P->syms;
-    inf.opname = pmlc_ops[op].name;
-    if (pmlc_ops[op].infer(&inf) || g->nodes.n >= 4 * PMLC_MAX_NODES_AD) {
-        pmlc_error(&A->P->diag, A->loc, "internal error: the backward pass of this operation is ill-formed (%s)",
-                   inf.msg[0] ? inf.msg : "too many operations");
-        A->failed = 1;
-        return -1;
-    }
     ir_node n = {0};
     n.op = op;
-    n.dtype = inf.out_dt;
-    n.rank = inf.out.rank;
-    n.shape = pmlc_arena_alloc(&A->P->arena, sizeof(pmlc_size) * (size_t)(n.rank ? n.rank : 1));
-    memcpy(n.shape, inf.out.d, sizeof(pmlc_size) * (size_t)n.rank);
+    n.dtype = dt;
     n.n_in = n_in;
-    n.in = pmlc_arena_alloc(&A->P->arena, sizeof(int32_t) * (size_t)(n_in ? n_in : 1));
-    memcpy(n.in, in, sizeof(int32_t) * (size_t)n_in);
-    if (n_attr) {
-        n.attr = pmlc_arena_alloc(&A->P->arena, sizeof(int64_t) * (size_t)n_attr);
-        memcpy(n.attr, attr, sizeof(int64_t) * (size_t)n_attr);
-        n.n_attr = n_attr;
-    }
+    n.n_attr = n_attr;
     n.fval = fval;
     n.stage = A->stage;
     n.unit = A->unit;
     n.param = -1;
     n.loc = A->loc;
     n.pass = A->pass;
-    PMLC_PUSH(&A->P->arena, g->nodes, n);
-    return g->nodes.n - 1;
+    return pmlc_graph_push(&A->P->arena, A->g, &n, sh, in, attr);
+}
+
+/* Appends one op after running its shape rule; a failure here is a bug in a rule. */
+static int32_t emit(ad *A, pmlc_opcode op, int n_in, const int32_t *in, const int64_t *attr, int n_attr,
+                    const pmlc_shape *target, double fval)
+{
+    if (A->failed) return -1;
+    pmlc_shape scratch[4];
+    pmlc_infer inf;
+    if (pmlc_graph_infer(A->g, op, n_in, in, attr, n_attr, target, &A->P->syms, pmlc_ops[op].name, scratch, &inf) ||
+        A->g->nodes.n >= 4 * PMLC_MAX_NODES_AD) {
+        pmlc_error(&A->P->diag, A->loc, "internal error: the backward pass of this operation is ill-formed (%s)",
+                   inf.msg[0] ? inf.msg : "too many operations");
+        A->failed = 1;
+        return -1;
+    }
+    return push(A, op, inf.out_dt, &inf.out, n_in, in, attr, n_attr, fval);
 }
 
 static int32_t un(ad *A, pmlc_opcode op, int32_t x) { return emit(A, op, 1, &x, NULL, 0, NULL, 0); }
@@ -102,20 +84,8 @@ static int32_t bin(ad *A, pmlc_opcode op, int32_t x, int32_t y)
 
 static int32_t cst(ad *A, double v, pmlc_dtype dt)
 {
-    pmlc_graph *g = A->g;
-    if (A->failed) return -1;
-    ir_node n = {0};
-    n.op = OP_CONST;
-    n.dtype = dt;
-    n.shape = pmlc_arena_alloc(&A->P->arena, sizeof(pmlc_size));
-    n.fval = v;
-    n.stage = A->stage;
-    n.unit = A->unit;
-    n.param = -1;
-    n.loc = A->loc;
-    n.pass = A->pass;
-    PMLC_PUSH(&A->P->arena, g->nodes, n);
-    return g->nodes.n - 1;
+    pmlc_shape scalar = {0, {{0}}};
+    return A->failed ? -1 : push(A, OP_CONST, dt, &scalar, 0, NULL, NULL, 0, v);
 }
 
 static int32_t with_shape(ad *A, pmlc_opcode op, int32_t x, const pmlc_shape *sh)

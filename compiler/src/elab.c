@@ -37,7 +37,9 @@ static int node_stage(E_t *E, pmlc_loc loc)
     return E->cur_stage < 0 ? 0 : E->cur_stage;
 }
 
-static int32_t add_node(E_t *E, pmlc_opcode op, pmlc_dtype dt, const pmlc_shape *sh, pmlc_loc loc)
+/* Appends an op on the current stage and unit; -1 past the size limit. */
+static int32_t add_node(E_t *E, pmlc_opcode op, pmlc_dtype dt, const pmlc_shape *sh, pmlc_loc loc, int n_in,
+                        const int32_t *in, const int64_t *attr, int n_attr, double fval)
 {
     pmlc_graph *g = E->g;
     if (!g || g->nodes.n >= PMLC_MAX_NODES) {
@@ -50,15 +52,14 @@ static int32_t add_node(E_t *E, pmlc_opcode op, pmlc_dtype dt, const pmlc_shape 
     ir_node n = {0};
     n.op = op;
     n.dtype = dt;
-    n.rank = sh->rank;
-    n.shape = pmlc_arena_alloc(E->A, sizeof(pmlc_size) * (size_t)(sh->rank ? sh->rank : 1));
-    memcpy(n.shape, sh->d, sizeof(pmlc_size) * (size_t)sh->rank);
+    n.n_in = n_in;
+    n.n_attr = n_attr;
+    n.fval = fval;
     n.stage = stage;
     n.unit = E->unit;
     n.param = -1;
     n.loc = loc;
-    PMLC_PUSH(E->A, g->nodes, n);
-    return g->nodes.n - 1;
+    return pmlc_graph_push(E->A, g, &n, sh, in, attr);
 }
 
 int32_t pmlc_emit_source(E_t *E, pmlc_opcode op, pmlc_dtype dt, const pmlc_shape *sh, double fval, pmlc_loc loc)
@@ -67,9 +68,7 @@ int32_t pmlc_emit_source(E_t *E, pmlc_opcode op, pmlc_dtype dt, const pmlc_shape
         pmlc_error(&E->P->diag, loc, "a constant must be a compile-time value, not a tensor");
         return -1;
     }
-    int32_t id = add_node(E, op, dt, sh, loc);
-    if (id >= 0) E->g->nodes.v[id].fval = fval;
-    return id;
+    return add_node(E, op, dt, sh, loc, 0, NULL, NULL, 0, fval);
 }
 
 int32_t pmlc_emit(E_t *E, pmlc_opcode op, int n_in, const int32_t *in, const pmlc_loc *in_locs, const int64_t *attr,
@@ -80,46 +79,18 @@ int32_t pmlc_emit(E_t *E, pmlc_opcode op, int n_in, const int32_t *in, const pml
         pmlc_error(&E->P->diag, loc, "a constant must be a compile-time value, not a tensor");
         return -1;
     }
-    enum { MAX_IN = 64 };
-    pmlc_shape shapes[MAX_IN];
-    const pmlc_shape *ptrs[MAX_IN];
-    pmlc_dtype dts[MAX_IN];
-    if (n_in > MAX_IN) {
-        pmlc_error(&E->P->diag, loc, "'%s' takes at most %d tensors", opname, MAX_IN);
+    if (n_in > PMLC_GRAPH_MAX_IN) {
+        pmlc_error(&E->P->diag, loc, "'%s' takes at most %d tensors", opname, PMLC_GRAPH_MAX_IN);
         return -1;
     }
-    for (int i = 0; i < n_in; i++) {
-        pmlc_node_shape(E, in[i], &shapes[i]);
-        ptrs[i] = &shapes[i];
-        dts[i] = E->g->nodes.v[in[i]].dtype;
-    }
-    pmlc_infer a = {0};
-    a.n_in = n_in;
-    a.in = ptrs;
-    a.dt = dts;
-    a.attr = attr;
-    a.n_attr = n_attr;
-    a.target = target;
-    a.syms = &E->P->syms;
-    a.opname = opname;
-    if (pmlc_ops[op].infer(&a)) {
+    pmlc_shape scratch[PMLC_GRAPH_MAX_IN];
+    pmlc_infer a;
+    if (pmlc_graph_infer(E->g, op, n_in, in, attr, n_attr, target, &E->P->syms, opname, scratch, &a)) {
         pmlc_loc where = a.bad >= 0 && a.bad < n_in && in_locs ? in_locs[a.bad] : loc;
         pmlc_error(&E->P->diag, where, "%s", a.msg);
         return -1;
     }
-    int32_t id = add_node(E, op, a.out_dt, &a.out, loc);
-    if (id < 0) return -1;
-    ir_node *n = &E->g->nodes.v[id];
-    n->n_in = n_in;
-    n->in = pmlc_arena_alloc(E->A, sizeof(int32_t) * (size_t)(n_in ? n_in : 1));
-    memcpy(n->in, in, sizeof(int32_t) * (size_t)n_in);
-    if (n_attr) {
-        n->attr = pmlc_arena_alloc(E->A, sizeof(int64_t) * (size_t)n_attr);
-        memcpy(n->attr, attr, sizeof(int64_t) * (size_t)n_attr);
-        n->n_attr = n_attr;
-    }
-    n->fval = fval;
-    return id;
+    return add_node(E, op, a.out_dt, &a.out, loc, n_in, in, attr, n_attr, fval);
 }
 
 /* ---- frames, scopes, names ---------------------------------------------------- */

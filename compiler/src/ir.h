@@ -76,11 +76,26 @@ typedef struct pmlc_graph {
     int n_stages;   /* written or requested by place = auto(...); 1 otherwise */
     int auto_place; /* place = auto(stages = N) */
     pmlc_loc place_loc;
-    int batch_sym; /* symbol of the batch dimension, -1 when the first input has none */
+    int batch_sym;       /* symbol of the batch dimension, -1 when the first input has none */
     int n_forward;       /* nodes before autodiff appended the backward pass (0: none yet) */
     int32_t *param_grad; /* after autodiff: per parameter, the node of d loss / d param, or -1 */
 } pmlc_graph;
 
 const char *pmlc_init_name(pmlc_init i);
+
+/* Most inputs one op may take. */
+#define PMLC_GRAPH_MAX_IN 64
+
+/* Runs `op`'s shape rule on graph nodes `in` (n_in <= PMLC_GRAPH_MAX_IN; `scratch`
+ * holds n_in shapes): fills `a` (out, out_dt, or bad and msg) and returns nonzero when
+ * the operands do not fit. */
+int pmlc_graph_infer(const pmlc_graph *g, pmlc_opcode op, int n_in, const int32_t *in, const int64_t *attr, int n_attr,
+                     const pmlc_shape *target, const pmlc_symtab *syms, const char *opname, pmlc_shape *scratch,
+                     pmlc_infer *a);
+
+/* Appends a node like `proto` (its n_in and n_attr say how many inputs and attributes
+ * to copy; shape, inputs and attributes are copied into the arena). Returns its index. */
+int32_t pmlc_graph_push(pmlc_arena *A, pmlc_graph *g, const ir_node *proto, const pmlc_shape *shape, const int32_t *in,
+                        const int64_t *attr);
 
 #endif
