@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "formats/atomic_file.h"
+#include "formats/mapped_file.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "npy.c assumes a little-endian host"
@@ -260,37 +261,16 @@ pml_status pml_npy_open_memory(const void *bytes, size_t len, const char *name, 
 pml_status pml_npy_open(const char *path, pml_npy_array *arr, pml_err *err)
 {
     memset(arr, 0, sizeof *arr);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return pml_err_set(err, PML_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return pml_err_set(err, PML_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return pml_err_set(err, PML_ERR_IO, "%s: %s", path,
-                           S_ISDIR(sb.st_mode) ? "is a folder, not a file" : "is not a regular file");
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = NULL;
-    if (len) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return pml_err_set(err, PML_ERR_IO, "%s: cannot map %zu bytes: %s", path, len, strerror(e));
-        }
-    }
-    close(fd);
-    pml_status st = pml_npy_open_memory(map ? map : "", len, path, arr, err);
+    pml_mapped_file m;
+    pml_status st = pml_map_file(path, &m, err);
+    if (st) return st;
+    st = pml_npy_open_memory(m.data ? m.data : "", m.len, path, arr, err);
     if (st || arr->copy_) { /* a copy needs the mapping no longer */
-        if (map) munmap(map, len);
+        pml_unmap_file(&m);
         return st;
     }
-    arr->map_ = map;
-    arr->map_len_ = len;
+    arr->map_ = m.data;
+    arr->map_len_ = m.len;
     return PML_OK;
 }
 

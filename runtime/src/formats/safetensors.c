@@ -15,6 +15,7 @@
 
 #include "formats/atomic_file.h"
 #include "formats/json.h"
+#include "formats/mapped_file.h"
 
 struct pml_st_file {
     void *map; /* the file mapping, NULL when reading caller memory */
@@ -312,38 +313,17 @@ pml_status pml_st_open_memory(const void *bytes, size_t len, const char *name, p
 pml_status pml_st_open(const char *path, pml_st_file **out, pml_err *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return pml_err_set(err, PML_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return pml_err_set(err, PML_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return pml_err_set(err, PML_ERR_IO, "%s: %s", path,
-                           S_ISDIR(sb.st_mode) ? "is a folder, not a file" : "is not a regular file");
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = NULL;
-    if (len >= 8) { /* shorter files are refused by the parser, which needs no mapping */
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return pml_err_set(err, PML_ERR_IO, "%s: cannot map %zu bytes: %s", path, len, strerror(e));
-        }
-    }
-    close(fd);
+    pml_mapped_file m;
+    pml_status st = pml_map_file(path, &m, err);
+    if (st) return st;
     static const unsigned char none[8];
-    pml_status st = pml_st_open_memory(map ? map : none, len, path, out, err);
+    st = pml_st_open_memory(m.data ? m.data : none, m.len, path, out, err);
     if (st) {
-        if (map) munmap(map, len);
+        pml_unmap_file(&m);
         return st;
     }
-    (*out)->map = map;
-    (*out)->map_len = len;
+    (*out)->map = m.data;
+    (*out)->map_len = m.len;
     return PML_OK;
 }
 
