@@ -16,7 +16,7 @@ static int check_failures, check_count;
         }                                                                            \
     } while (0)
 
-static int check_summary(const char *name)
+static inline int check_summary(const char *name)
 {
     printf("%s: %d checks, %d failed\n", name, check_count, check_failures);
     return check_failures != 0;

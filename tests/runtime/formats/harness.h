@@ -14,23 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../core/check.h"
 #include "error.h"
 
 typedef struct test_case {
     const char *name;
     void (*fn)(void);
 } test_case;
-
-static int check_failures, check_count;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        check_count++;                                                               \
-        if (!(cond)) {                                                               \
-            check_failures++;                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
-    } while (0)
 
 /* The call failed with `code` and a message that contains `part` (the path, say). */
 #define CHECK_ERR(call, err, code, part)                                                                  \
