@@ -20,7 +20,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pmlc", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("--timeout", type=float, default=10.0)
+    # A hang is what this catches: 30 s leaves room for a sanitizer build on a loaded machine
+    # (the slowest case takes about 2 s there alone).
+    ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("name", choices=sorted(gen_inputs.CASES))
     args = ap.parse_args()
     # Each case gets its own folder so that imports cannot see the other inputs.
