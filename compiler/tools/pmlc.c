@@ -1,4 +1,5 @@
-/* pmlc.c — the command line: check programs and print their stage plans.
+/* pmlc.c — the command line: check programs, print their stage plans, build plan
+ * files and train.
  *
  * Exit status: 0 success, 1 errors in the input, 2 wrong usage. Help and version go
  * to stdout; diagnostics to stderr. */
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "../src/ops.h"
+#include "build_cmd.h"
 #include "pmlc.h"
 #include "train_cmd.h"
 
@@ -19,7 +21,8 @@ static const char usage_text[] =
     "commands:\n"
     "  check FILE...     parse and check PML programs\n"
     "  plan FILE         print the stage plan of a program's model\n"
-    "  train FILE        train the model on the CPU as a pipeline; write its weights with --out\n"
+    "  build FILE -o OUT write the model's plan file (what libpml loads and trains) to OUT\n"
+    "  train FILE|PLAN   train the model on the CPU as a pipeline; write its weights with --out\n"
     "  ops               list the primitive operations\n"
     "  version           print the version\n"
     "  help              print this help\n"
@@ -32,10 +35,15 @@ static const char usage_text[] =
     "  --dot               plan as a Graphviz drawing\n"
     "  --color=WHEN        colour diagnostics: auto (default), always, never; NO_COLOR is honoured\n"
     "  --max-errors N      stop after N errors (default 20)\n"
+    "  -o FILE             build: the plan file to write (replaced atomically)\n"
     "\n"
     "train options:\n"
     "  --steps N           how many steps (default: the train block's steps)\n"
-    "  --out DIR           write the final weights to DIR/model.safetensors (--steps 0: the initial ones)\n"
+    "  --out DIR           write the final checkpoint to DIR: model.safetensors (the weights; --steps 0: the\n"
+    "                      initial ones), optimizer.safetensors, trainer.json; and one every checkpoint_every\n"
+    "                      steps (train block) to DIR/step-NNNNNN/\n"
+    "  --init W.safetensors  start from these weights (every parameter, by plan name) instead of the initialisers\n"
+    "  --resume DIR        continue the checkpoint in DIR (weights, optimizer state, seed, step) to --steps in all\n"
     "  --seed S            seed for initialisation and dropout (default: the train block's seed)\n"
     "  --threads N         CPU threads in all (default: every CPU)\n"
     "  --metrics FILE      one JSON record per step: step, loss, lr, grad_norm, samples_per_s, step_ms\n"
@@ -89,6 +97,8 @@ typedef struct args {
     int64_t steps, seed;
     int threads, quiet;
     const char *out, *metrics;
+    const char *init, *resume; /* train's --init W.safetensors, --resume DIR */
+    const char *output;        /* build's -o */
 } args;
 
 /* A non-negative integer option value; -1 when it is not one. */
@@ -155,9 +165,21 @@ static int parse_args(int argc, char **argv, args *a)
         } else if (!strncmp(s, "--out", 5) && (s[5] == 0 || s[5] == '=')) {
             if (!(a->out = option_value(argc, argv, &i, "--out")) || !*a->out)
                 return usage_error("%s needs a folder", s);
+        } else if (!strncmp(s, "--init", 6) && (s[6] == 0 || s[6] == '=')) {
+            if (!(a->init = option_value(argc, argv, &i, "--init")) || !*a->init)
+                return usage_error("%s needs a safetensors file", s);
+        } else if (!strncmp(s, "--resume", 8) && (s[8] == 0 || s[8] == '=')) {
+            if (!(a->resume = option_value(argc, argv, &i, "--resume")) || !*a->resume)
+                return usage_error("%s needs a checkpoint folder", s);
         } else if (!strncmp(s, "--metrics", 9) && (s[9] == 0 || s[9] == '=')) {
             if (!(a->metrics = option_value(argc, argv, &i, "--metrics")) || !*a->metrics)
                 return usage_error("%s needs a file", s);
+        } else if (!strncmp(s, "-o", 2)) {
+            if (s[2])
+                a->output = s + 2;
+            else if (i + 1 < argc)
+                a->output = argv[++i];
+            if (!a->output || !*a->output) return usage_error("%s needs a file", "-o");
         } else if (!strcmp(s, "--quiet")) {
             a->quiet = 1;
         } else if (!strcmp(s, "--color")) {
@@ -183,9 +205,11 @@ static int parse_args(int argc, char **argv, args *a)
         print_ops();
         return 0;
     }
-    if (strcmp(a->cmd, "plan") && strcmp(a->cmd, "check") && strcmp(a->cmd, "train"))
+    if (strcmp(a->cmd, "plan") && strcmp(a->cmd, "check") && strcmp(a->cmd, "train") && strcmp(a->cmd, "build"))
         return usage_error("unknown command '%s'", a->cmd);
     if (a->n_files == 0) return usage_error("'%s' needs a file", a->cmd);
+    if (!strcmp(a->cmd, "build") && !a->output) return usage_error("'%s' needs -o OUT.plan", a->cmd);
+    if (strcmp(a->cmd, "build") && a->output) return usage_error("-o is for 'build', not '%s'", a->cmd);
     if (strcmp(a->cmd, "check") && a->n_files > 1) return usage_error("'%s' takes one file", a->cmd);
     return -1;
 }
@@ -209,8 +233,19 @@ static int run(const args *a)
     int use_color =
         !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
     pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model};
+    if (!strcmp(a->cmd, "build")) return pmlc_build_main(a->files[0], &opt, a->output);
     if (!strcmp(a->cmd, "train")) {
-        pmlc_train_args t = {a->files[0], opt, a->steps, a->seed, a->threads, a->out, a->metrics, a->quiet};
+        if (a->init && a->resume) return usage_error("%s and --resume cannot be used together", "--init");
+        pmlc_train_args t = {.file = a->files[0],
+                             .compile = opt,
+                             .steps = a->steps,
+                             .seed = a->seed,
+                             .threads = a->threads,
+                             .out = a->out,
+                             .metrics = a->metrics,
+                             .init = a->init,
+                             .resume = a->resume,
+                             .quiet = a->quiet};
         return pmlc_train_main(&t);
     }
     int failed = 0;

@@ -1,5 +1,12 @@
-/* train_cmd.c — `pmlc train`: compile a program, train it on the CPU as a micro-batch
+/* train_cmd.c — `pmlc train`: compile a program (or load a plan file), train it on the CPU as a micro-batch
  * pipeline, and write the final weights.
+ *
+ * Checkpoints (train/checkpoint.h): --out DIR receives the final checkpoint
+ * (model.safetensors, optimizer.safetensors, trainer.json) and, every checkpoint_every
+ * steps of the train block, one in DIR/step-NNNNNN/. --init W.safetensors starts from
+ * those weights instead of the initialisers; --resume DIR restores weights, optimizer
+ * state, seed and step, and trains on to the --steps total (the step counts from the
+ * start of the run).
  *
  * The compiled plan goes through the plan-file bytes even in one process, so what is
  * trained is exactly what `pmlc build` would write. Progress is one line per report:
@@ -7,6 +14,8 @@
  * one JSON record per step. */
 #define _DEFAULT_SOURCE /* isatty, mkdir */
 #include "train_cmd.h"
+
+#include "build_cmd.h"
 
 #include <errno.h>
 #include <math.h>
@@ -16,10 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "formats/safetensors.h"
 #include "plan/plan.h"
-#include "plan_write.h"
-#include "session_int.h"
+#include "train/checkpoint.h"
 #include "train/feed.h"
 #include "train/pipeline.h"
 
@@ -29,28 +36,6 @@ static int fail(const char *what, const pml_err *err)
     return 1;
 }
 
-/* Compiles the program and reads its plan back from the plan-file bytes. */
-static int compile_plan(const pmlc_train_args *a, pml_plan **out)
-{
-    pmlc_session *s = pmlc_session_create(&a->compile);
-    if (!s) return fail("out of memory", NULL);
-    const pmlc_plan *plan = NULL;
-    int rc = 1;
-    if (!pmlc_session_check_file(s, a->file) && pmlc_session_graph(s, &plan)) {
-        unsigned char *bytes = NULL;
-        size_t len = 0;
-        if (!pmlc_plan_serialize(pmlc_session_program(s), plan, &bytes, &len)) {
-            pml_err err = {0};
-            rc = pml_plan_read(bytes, len, a->file, out, &err) ? fail("the compiled plan does not load", &err) : 0;
-        }
-        free(bytes);
-    }
-    if (pmlc_session_errors(s))
-        fprintf(stderr, "%d error%s generated.\n", pmlc_session_errors(s), pmlc_session_errors(s) == 1 ? "" : "s");
-    pmlc_session_destroy(s);
-    return rc;
-}
-
 static int make_dir(const char *dir)
 {
     if (mkdir(dir, 0777) == 0 || errno == EEXIST) return 0;
@@ -58,29 +43,11 @@ static int make_dir(const char *dir)
     return 1;
 }
 
-/* DIR/model.safetensors: every parameter under its plan name, as f32. */
-static int write_weights(const pml_plan *pl, pml_pipeline *pipe, const char *dir, int64_t steps)
+/* A checkpoint in `dir` (its parent must exist). */
+static int save(const pml_plan *pl, pml_pipeline *pipe, uint64_t seed, const char *dir)
 {
-    if (make_dir(dir)) return 1;
-    pml_st_tensor *ts = calloc((size_t)pl->n_params + 1, sizeof *ts);
-    if (!ts) return fail("out of memory", NULL);
-    for (int q = 0; q < pl->n_params; q++) {
-        const pml_plan_node *n = &pl->nodes[pl->params[q].node];
-        ts[q].name = pl->params[q].name;
-        ts[q].dtype = PML_F32;
-        ts[q].rank = n->rank;
-        memcpy(ts[q].shape, n->dims, sizeof(int64_t) * n->rank);
-        ts[q].data = pml_pipeline_param(pipe, q);
-        ts[q].nbytes = (size_t)n->numel * sizeof(float);
-    }
-    char path[4096], step[32];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    snprintf(step, sizeof step, "%lld", (long long)steps);
-    pml_st_meta meta[2] = {{"format", "pt"}, {"pml_step", step}};
     pml_err err = {0};
-    int rc = pml_st_write(path, ts, (size_t)pl->n_params, meta, 2, &err) ? fail("cannot write the weights", &err) : 0;
-    free(ts);
-    return rc;
+    return pml_ckpt_save(pl, pipe, seed, dir, &err) ? fail("cannot write the checkpoint", &err) : 0;
 }
 
 static void progress(const pml_step_stats *st, int64_t total, int64_t samples, int tty, double elapsed)
@@ -101,7 +68,7 @@ static void progress(const pml_step_stats *st, int64_t total, int64_t samples, i
 int pmlc_train_main(const pmlc_train_args *a)
 {
     pml_plan *pl = NULL;
-    if (compile_plan(a, &pl)) return 1;
+    if (pmlc_plan_from_file(a->file, &a->compile, &pl)) return 1;
     int64_t steps = a->steps >= 0 ? a->steps : pl->conf.steps;
     int rc = 1;
     pml_feed *feed = NULL;
@@ -119,10 +86,37 @@ int pmlc_train_main(const pmlc_train_args *a)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     pml_pipeline_opts opts = {a->seed >= 0 ? (uint64_t)a->seed : (uint64_t)pl->conf.seed,
                               a->threads > 0 ? a->threads : (int)(cpus > 0 ? cpus : 1), pml_feed_fill, feed};
+    pml_ckpt_info resume = {0, 0};
+    if (a->resume) {
+        if (pml_ckpt_read_info(pl, a->resume, &resume, &err)) {
+            fail("cannot resume", &err);
+            goto out;
+        }
+        if (a->seed >= 0 && (uint64_t)a->seed != resume.seed) {
+            fprintf(stderr, "pmlc: error: cannot resume: %s was trained with seed %llu, not %lld\n", a->resume,
+                    (unsigned long long)resume.seed, (long long)a->seed);
+            goto out;
+        }
+        if (resume.step > steps) {
+            fprintf(stderr, "pmlc: error: cannot resume: %s is at step %lld, past the %lld steps asked for\n",
+                    a->resume, (long long)resume.step, (long long)steps);
+            goto out;
+        }
+        opts.seed = resume.seed;
+    }
     if (pml_pipeline_create(pl, &opts, &pipe, &err)) {
         fail("cannot set up training", &err);
         goto out;
     }
+    if (a->init && pml_ckpt_load_weights(pl, pipe, a->init, &err)) {
+        fail("cannot load the initial weights", &err);
+        goto out;
+    }
+    if (a->resume && pml_ckpt_restore(pl, pipe, a->resume, &err)) {
+        fail("cannot resume", &err);
+        goto out;
+    }
+    int64_t first = pml_pipeline_steps_done(pipe);
     if (a->metrics && !(metrics = fopen(a->metrics, "w"))) {
         fprintf(stderr, "pmlc: error: cannot write '%s': %s\n", a->metrics, strerror(errno));
         goto out;
@@ -138,14 +132,14 @@ int pmlc_train_main(const pmlc_train_args *a)
     }
     double elapsed = 0;
     int64_t every = steps >= 20 ? steps / 20 : 1;
-    for (int64_t s = 0; s < steps; s++) {
+    for (int64_t s = first; s < steps; s++) {
         pml_step_stats st = {0};
         if (pml_pipeline_step(pipe, &st, &err)) {
             if (tty && !a->quiet) fputc('\n', stderr);
             fail("training failed", &err);
             goto out;
         }
-        elapsed += st.seconds;
+        elapsed += st.seconds; /* progress's ETA counts from step 0: close enough on a resume */
         if (!isfinite(st.loss)) {
             fprintf(stderr, "%spmlc: error: the loss is %g at step %lld: training diverged (lower the learning rate)\n",
                     tty ? "\n" : "", st.loss, (long long)s + 1);
@@ -159,9 +153,14 @@ int pmlc_train_main(const pmlc_train_args *a)
                     st.seconds > 0 ? (double)pl->conf.batch / st.seconds : 0, 1e3 * st.seconds);
         if (!a->quiet && (tty || (s + 1) % every == 0 || s + 1 == steps))
             progress(&st, steps, pl->conf.batch, tty, elapsed);
+        if (a->out && pl->conf.checkpoint_every > 0 && (s + 1) % pl->conf.checkpoint_every == 0) {
+            char dir[4096];
+            snprintf(dir, sizeof dir, "%s/step-%06lld", a->out, (long long)s + 1);
+            if (make_dir(a->out) || save(pl, pipe, opts.seed, dir)) goto out;
+        }
     }
-    if (tty && !a->quiet && steps) fputc('\n', stderr);
-    rc = a->out ? write_weights(pl, pipe, a->out, steps) : 0;
+    if (tty && !a->quiet && steps > first) fputc('\n', stderr);
+    rc = a->out ? save(pl, pipe, opts.seed, a->out) : 0;
 out:
     if (metrics && fclose(metrics)) rc = fail("cannot finish the metrics file", NULL);
     pml_pipeline_destroy(pipe);

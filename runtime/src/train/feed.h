@@ -5,7 +5,27 @@
  * s·batch + mb·microbatch + j, so which samples a step sees does not depend on how
  * the batch is cut into micro-batches. A generator (classes, markov) is an endless
  * dataset read in that order; a .npy dataset of N rows is read in a new random order
- * every epoch (pml_shuffle_index with the training seed). */
+ * every epoch: global row r is row pml_shuffle_index(seed, r / N, N, r % N) of the
+ * files, with the plan's training seed (conf.seed), so every epoch is a fresh
+ * permutation and each row appears exactly once per epoch.
+ *
+ * .npy datasets (data = "x.npy", labels = "y.npy"):
+ *   - Paths are used as the plan stores them, i.e. as written in the program: a
+ *     relative path is resolved against the current working directory of the process
+ *     (not the folder of the .pml file; the plan does not record that folder).
+ *   - Both files are memory-mapped (formats/npy.h) and must have the same number of
+ *     rows N >= 1 (their first dimension). Each row's shape must equal the model
+ *     input's shape (labels: the labels node's shape) without its batch dimension.
+ *   - The model has exactly one input. Element types are converted to the model's:
+ *     f32 from f32, f64, u8, i32, i64 (u8 as plain values 0..255, no scaling to
+ *     [0, 1]); i32 from i32, i64, u8 (i64 values must fit in i32, checked when the
+ *     feed is created). A class label outside [0, V) is left for the loss kernel to
+ *     refuse. Other combinations are PML_ERR_UNSUPPORTED.
+ *   - Every error message starts with the path of the file at fault.
+ *
+ * Ownership: the feed keeps `plan` (which must outlive it) and owns the mappings.
+ * Thread safety: after pml_feed_create the feed is read-only; pml_feed_fill is
+ * reentrant and may be called from several threads at once. */
 #ifndef PML_TRAIN_FEED_H
 #define PML_TRAIN_FEED_H
 
@@ -17,8 +37,12 @@ typedef struct pml_feed pml_feed;
 pml_status pml_feed_create(const pml_plan *plan, pml_feed **out, pml_err *err);
 void pml_feed_destroy(pml_feed *f);
 
-/* The pml_feed_fn for pml_pipeline_opts (ctx: a pml_feed). */
+/* The pml_feed_fn for pml_pipeline_opts (ctx: a pml_feed). `input` >= 0 fills model
+ * input `input`, -1 the labels; dst holds the node's elements in the node's dtype. */
 pml_status pml_feed_fill(void *ctx, int64_t step, int64_t mb, int input, void *dst, pml_err *err);
+
+/* How many samples one epoch holds: N rows of a .npy dataset, 0 for a generator. */
+int64_t pml_feed_rows(const pml_feed *f);
 
 /* What a model can achieve at best on a generator: the entropy rate of a markov source
  * in nats per token (a loss floor), or NaN when unknown. */

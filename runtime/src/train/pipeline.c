@@ -212,6 +212,14 @@ void pml_pipeline_destroy(pml_pipeline *p)
 float *pml_pipeline_param(pml_pipeline *p, int param) { return (float *)p->buf[p->plan->params[param].node]; }
 int64_t pml_pipeline_steps_done(const pml_pipeline *p) { return p->step; }
 
+float *pml_pipeline_optim_state(pml_pipeline *p, int param, int which)
+{
+    if (param < 0 || param >= p->plan->n_params) return NULL;
+    return which == 0 ? p->m[param] : which == 1 ? p->v[param] : NULL;
+}
+
+void pml_pipeline_set_step(pml_pipeline *p, int64_t step) { p->step = step; }
+
 /* ---- one step --------------------------------------------------------------------- */
 
 static void abort_all(pml_pipeline *p)

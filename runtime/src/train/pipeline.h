@@ -52,4 +52,13 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
 float *pml_pipeline_param(pml_pipeline *p, int param);
 int64_t pml_pipeline_steps_done(const pml_pipeline *p);
 
+/* For checkpoints (checkpoint.h). A parameter's optimizer state, numel f32 values
+ * (writable between steps): `which` 0 is the first buffer (SGD's momentum, AdamW's
+ * exp_avg), 1 the second (AdamW's exp_avg_sq). NULL when the optimizer keeps no such
+ * buffer or the parameter is not trained (frozen from the start or unused). */
+float *pml_pipeline_optim_state(pml_pipeline *p, int param, int which);
+/* Sets the number of steps taken, so the next step is step `step` (0-based): its data,
+ * dropout, learning rate and optimizer step count follow. Only between steps. */
+void pml_pipeline_set_step(pml_pipeline *p, int64_t step);
+
 #endif

@@ -1,0 +1,92 @@
+/* build_cmd.c — `pmlc build`: compile a program into the plan file libpml loads
+ * (format: pml_plan_format.h), and pmlc_plan_from_file, which gives the commands that
+ * run a plan the same plan from a .plan file or from a .pml program. */
+#include "build_cmd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/atomic_file.h"
+#include "plan_write.h"
+#include "session_int.h"
+
+static int fail(const char *what, const pml_err *err)
+{
+    fprintf(stderr, "pmlc: error: %s%s%s\n", what, err ? ": " : "", err ? err->msg : "");
+    return 1;
+}
+
+/* Compiles `file` into plan-file bytes (malloc'ed, the caller frees them). */
+static int compile_bytes(const char *file, const pmlc_options *opt, unsigned char **bytes, size_t *len)
+{
+    *bytes = NULL;
+    *len = 0;
+    pmlc_session *s = pmlc_session_create(opt);
+    if (!s) return fail("out of memory", NULL);
+    const pmlc_plan *plan = NULL;
+    int rc = 1;
+    if (!pmlc_session_check_file(s, file) && pmlc_session_graph(s, &plan))
+        rc = pmlc_plan_serialize(pmlc_session_program(s), plan, bytes, len) ? 1 : 0;
+    if (pmlc_session_errors(s))
+        fprintf(stderr, "%d error%s generated.\n", pmlc_session_errors(s), pmlc_session_errors(s) == 1 ? "" : "s");
+    pmlc_session_destroy(s);
+    if (rc) {
+        free(*bytes);
+        *bytes = NULL;
+    }
+    return rc;
+}
+
+/* Whether `file` starts with the plan-file magic. A file that cannot be opened is not
+ * a plan: compiling it reports why. */
+static int is_plan_file(const char *file)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) return 0;
+    char head[sizeof PML_PLAN_MAGIC];
+    int yes = fread(head, 1, sizeof head, f) == sizeof head && !memcmp(head, PML_PLAN_MAGIC, sizeof head);
+    fclose(f);
+    return yes;
+}
+
+int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_plan **out)
+{
+    *out = NULL;
+    pml_err err = {0};
+    if (is_plan_file(file)) return pml_plan_load(file, out, &err) ? fail("cannot load the plan", &err) : 0;
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    if (compile_bytes(file, opt, &bytes, &len)) return 1;
+    int rc = pml_plan_read(bytes, len, file, out, &err) ? fail("the compiled plan does not load", &err) : 0;
+    free(bytes);
+    return rc;
+}
+
+int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out)
+{
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    if (compile_bytes(file, opt, &bytes, &len)) return 1;
+    /* Check the bytes load before writing them: a plan file libpml refuses is a bug. */
+    pml_err err = {0};
+    pml_plan *check = NULL;
+    int rc = 1;
+    if (pml_plan_read(bytes, len, file, &check, &err)) {
+        fail("the compiled plan does not load", &err);
+    } else {
+        pml_atomic_file f;
+        if (pml_atomic_open(&f, out, &err))
+            fail("cannot write the plan", &err);
+        else if (pml_atomic_write(&f, bytes, len, &err)) {
+            pml_atomic_abort(&f);
+            fail("cannot write the plan", &err);
+        } else if (pml_atomic_commit(&f, &err))
+            fail("cannot write the plan", &err);
+        else
+            rc = 0;
+    }
+    pml_plan_free(check);
+    free(bytes);
+    return rc;
+}

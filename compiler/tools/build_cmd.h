@@ -1,0 +1,22 @@
+/* build_cmd.h — `pmlc build FILE -o OUT.plan`, and loading a plan from either a plan
+ * file or a program (build_cmd.c). */
+#ifndef PMLC_BUILD_CMD_H
+#define PMLC_BUILD_CMD_H
+
+#include "plan/plan.h"
+#include "pmlc.h"
+
+/* Compiles `file` and writes its plan file to `out` atomically: `out` is either left
+ * as it was or holds the complete plan. Diagnostics go to opt->diag_out, other errors
+ * to stderr. Returns the exit status: 0 written, 1 otherwise. */
+int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out);
+
+/* The plan of `file`: a plan file (recognised by its magic bytes) is loaded with
+ * pml_plan_load and `opt` is not used (--set and --model apply only when compiling);
+ * anything else is compiled as a program and read back from the plan-file bytes, so
+ * both give what `pmlc build` would write. Reports errors to stderr (diagnostics to
+ * opt->diag_out) and returns nonzero on failure; *out is then NULL. The caller frees
+ * the plan with pml_plan_free. */
+int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_plan **out);
+
+#endif

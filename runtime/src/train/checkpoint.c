@@ -1,0 +1,427 @@
+/* checkpoint.c — checkpoint folders: save, validate, restore (see checkpoint.h). */
+#define _POSIX_C_SOURCE 200809L /* mkdir, unlink */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "formats/atomic_file.h"
+#include "formats/json.h"
+#include "formats/safetensors.h"
+#include "optim.h"
+
+#define TRAINER_MAX_BYTES (1 << 20)
+
+/* One tensor a file must hold: the buffer `which` (-1: the weights, 0/1: optimizer
+ * state) of parameter `param`, named `name`. */
+typedef struct want {
+    char *name;
+    int param, which;
+} want;
+
+typedef struct want_list {
+    want *w;
+    int n;
+} want_list;
+
+static void wants_free(want_list *l)
+{
+    for (int i = 0; l->w && i < l->n; i++) free(l->w[i].name);
+    free(l->w);
+    l->w = NULL;
+    l->n = 0;
+}
+
+static const char *optim_name(const pml_plan *plan)
+{
+    int s = pml_optim_state_per_elem(&plan->conf);
+    return s == 2 ? "adamw" : s == 1 ? "sgd_momentum" : "sgd";
+}
+
+/* The tensors of model.safetensors (optimizer = 0) or optimizer.safetensors (1). */
+static pml_status wants_build(const pml_plan *plan, pml_pipeline *p, int optimizer, want_list *l, pml_err *err)
+{
+    static const char *const sfx[3][2] = {{NULL, NULL}, {".momentum_buffer", NULL}, {".exp_avg", ".exp_avg_sq"}};
+    int state = optimizer ? pml_optim_state_per_elem(&plan->conf) : 0;
+    l->n = 0;
+    l->w = calloc((size_t)plan->n_params * 2 + 1, sizeof *l->w);
+    if (!l->w) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int q = 0; q < plan->n_params; q++) {
+        const char *name = plan->params[q].name;
+        int k0 = optimizer ? 0 : -1, k1 = optimizer ? state : 0;
+        for (int k = k0; k < k1; k++) {
+            if (k >= 0 && !pml_pipeline_optim_state(p, q, k)) continue;
+            const char *suffix = k >= 0 ? sfx[state][k] : "";
+            size_t len = strlen(name) + strlen(suffix) + 1;
+            char *s = malloc(len);
+            if (!s) {
+                wants_free(l);
+                return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+            }
+            snprintf(s, len, "%s%s", name, suffix);
+            l->w[l->n++] = (want){s, q, k};
+        }
+    }
+    return PML_OK;
+}
+
+static float *want_data(pml_pipeline *p, const want *w)
+{
+    return w->which < 0 ? pml_pipeline_param(p, w->param) : pml_pipeline_optim_state(p, w->param, w->which);
+}
+
+static void shape_str(char *out, size_t cap, int rank, const int64_t *dims)
+{
+    size_t n = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < rank && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%" PRId64, i ? ", " : "", dims[i]);
+    if (n < cap) snprintf(out + n, cap - n, "]");
+}
+
+/* Every wanted tensor present, F32, with its plan shape; nothing else in the file. */
+static pml_status check_tensors(const pml_plan *plan, const pml_st_file *f, const char *path, const want_list *l,
+                                const char *what, pml_err *err)
+{
+    for (int i = 0; i < l->n; i++) {
+        const pml_plan_node *n = &plan->nodes[plan->params[l->w[i].param].node];
+        const pml_st_tensor *t = pml_st_find(f, l->w[i].name);
+        char want_shape[256], got_shape[256];
+        shape_str(want_shape, sizeof want_shape, n->rank, n->dims);
+        if (!t)
+            return pml_err_set(err, PML_ERR_FORMAT, "%s: tensor '%s' is missing (a parameter of shape %s)", path,
+                               l->w[i].name, want_shape);
+        if (t->dtype != PML_F32) {
+            const char *dt = pml_st_dtype_name(t->dtype);
+            return pml_err_set(err, PML_ERR_FORMAT, "%s: tensor '%s' is %s, expected F32", path, l->w[i].name,
+                               dt ? dt : "?");
+        }
+        shape_str(got_shape, sizeof got_shape, t->rank, t->shape);
+        int same = t->rank == n->rank;
+        for (int d = 0; same && d < n->rank; d++) same = t->shape[d] == n->dims[d];
+        if (!same)
+            return pml_err_set(err, PML_ERR_FORMAT, "%s: tensor '%s' has shape %s, but the plan's is %s", path,
+                               l->w[i].name, got_shape, want_shape);
+    }
+    if (pml_st_count(f) == (size_t)l->n) return PML_OK;
+    for (size_t i = 0; i < pml_st_count(f); i++) {
+        const char *name = pml_st_tensor_at(f, i)->name;
+        int known = 0;
+        for (int k = 0; k < l->n && !known; k++) known = !strcmp(name, l->w[k].name);
+        if (!known)
+            return pml_err_set(err, PML_ERR_FORMAT, "%s: unknown tensor '%s' (not part of this model's %s)", path, name,
+                               what);
+    }
+    return pml_err_set(err, PML_ERR_INTERNAL, "%s: tensor count mismatch", path);
+}
+
+static pml_status open_checked(const pml_plan *plan, pml_pipeline *p, const char *path, int optimizer, pml_st_file **f,
+                               want_list *l, pml_err *err)
+{
+    *f = NULL;
+    pml_status st = wants_build(plan, p, optimizer, l, err);
+    if (!st) st = pml_st_open(path, f, err);
+    if (!st) st = check_tensors(plan, *f, path, l, optimizer ? "optimizer state" : "parameters", err);
+    if (st) {
+        pml_st_close(*f);
+        *f = NULL;
+        wants_free(l);
+    }
+    return st;
+}
+
+static void copy_in(pml_pipeline *p, const pml_st_file *f, const want_list *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        const pml_st_tensor *t = pml_st_find(f, l->w[i].name);
+        memcpy(want_data(p, &l->w[i]), t->data, t->nbytes);
+    }
+}
+
+/* A metadata value that must be the decimal `step`. */
+static pml_status check_step_meta(const pml_st_file *f, const char *path, int64_t step, pml_err *err)
+{
+    const char *v = pml_st_metadata(f, "pml_step");
+    char expect[32];
+    snprintf(expect, sizeof expect, "%" PRId64, step);
+    if (!v) return pml_err_set(err, PML_ERR_FORMAT, "%s: no 'pml_step' in the metadata", path);
+    if (strcmp(v, expect))
+        return pml_err_set(err, PML_ERR_FORMAT, "%s: pml_step is '%.40s' but trainer.json says %" PRId64, path, v,
+                           step);
+    return PML_OK;
+}
+
+void pml_ckpt_fingerprint(const pml_plan *plan, char out[17])
+{
+    uint64_t h = 1469598103934665603ull;
+#define MIX(byte) (h = (h ^ (uint8_t)(byte)) * 1099511628211ull)
+    for (int q = 0; q < plan->n_params; q++) {
+        const pml_plan_node *n = &plan->nodes[plan->params[q].node];
+        for (const char *s = plan->params[q].name; *s; s++) MIX(*s);
+        MIX(0);
+        MIX(n->rank);
+        for (int d = 0; d < n->rank; d++)
+            for (int b = 0; b < 8; b++) MIX((uint64_t)n->dims[d] >> (8 * b));
+    }
+#undef MIX
+    snprintf(out, 17, "%016" PRIx64, h);
+}
+
+/* ---- saving ----------------------------------------------------------------------- */
+
+static pml_status write_st(const pml_plan *plan, pml_pipeline *p, const char *path, int optimizer,
+                           const pml_st_meta *meta, size_t n_meta, pml_err *err)
+{
+    want_list l = {0};
+    pml_status st = wants_build(plan, p, optimizer, &l, err);
+    if (st) return st;
+    pml_st_tensor *ts = calloc((size_t)l.n + 1, sizeof *ts);
+    if (!ts) {
+        wants_free(&l);
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < l.n; i++) {
+        const pml_plan_node *n = &plan->nodes[plan->params[l.w[i].param].node];
+        ts[i].name = l.w[i].name;
+        ts[i].dtype = PML_F32;
+        ts[i].rank = n->rank;
+        memcpy(ts[i].shape, n->dims, sizeof(int64_t) * n->rank);
+        ts[i].data = want_data(p, &l.w[i]);
+        ts[i].nbytes = (size_t)n->numel * sizeof(float);
+    }
+    st = pml_st_write(path, ts, (size_t)l.n, meta, n_meta, err);
+    free(ts);
+    wants_free(&l);
+    return st;
+}
+
+static pml_status write_trainer(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *path, pml_err *err)
+{
+    char fp[17];
+    pml_ckpt_fingerprint(plan, fp);
+    pml_json_buf b = {0};
+    pml_json_buf_printf(&b,
+                        "{\n  \"format\": \"pml-checkpoint\",\n  \"version\": %d,\n  \"step\": %" PRId64
+                        ",\n  \"seed\": %" PRIu64 ",\n  \"model\": \"%s\",\n  \"parameters\": %d,\n"
+                        "  \"optimizer\": \"%s\"\n}\n",
+                        PML_CKPT_VERSION, pml_pipeline_steps_done(p), seed, fp, plan->n_params, optim_name(plan));
+    if (b.failed) {
+        pml_json_buf_free(&b);
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    pml_atomic_file f;
+    pml_status st = pml_atomic_open(&f, path, err);
+    if (!st && (st = pml_atomic_write(&f, b.data, b.len, err))) pml_atomic_abort(&f);
+    if (!st) st = pml_atomic_commit(&f, err);
+    pml_json_buf_free(&b);
+    return st;
+}
+
+pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, pml_err *err)
+{
+    if (seed > INT64_MAX) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: seed %" PRIu64 " is too large", dir, seed);
+    if (mkdir(dir, 0777) && errno != EEXIST)
+        return pml_err_set(err, PML_ERR_IO, "%s: cannot create the checkpoint folder: %s", dir, strerror(errno));
+    size_t cap = strlen(dir) + 32;
+    char *path = malloc(cap);
+    if (!path) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    pml_status st = PML_OK;
+    /* Uncommit first: a crash below must not leave an old trainer.json over new files. */
+    snprintf(path, cap, "%s/trainer.json", dir);
+    if (unlink(path) && errno != ENOENT)
+        st = pml_err_set(err, PML_ERR_IO, "%s: cannot replace it: %s", path, strerror(errno));
+    char step[32], fp[17];
+    snprintf(step, sizeof step, "%" PRId64, pml_pipeline_steps_done(p));
+    pml_ckpt_fingerprint(plan, fp);
+    if (!st) {
+        pml_st_meta meta[3] = {{"format", "pt"}, {"pml_model", fp}, {"pml_step", step}};
+        snprintf(path, cap, "%s/model.safetensors", dir);
+        st = write_st(plan, p, path, 0, meta, 3, err);
+    }
+    if (!st) {
+        pml_st_meta meta[2] = {{"pml_optimizer", optim_name(plan)}, {"pml_step", step}};
+        snprintf(path, cap, "%s/optimizer.safetensors", dir);
+        st = write_st(plan, p, path, 1, meta, 2, err);
+    }
+    if (!st) {
+        snprintf(path, cap, "%s/trainer.json", dir);
+        st = write_trainer(plan, p, seed, path, err);
+    }
+    free(path);
+    return st;
+}
+
+/* ---- loading ---------------------------------------------------------------------- */
+
+static pml_status read_small(const char *path, char **out, size_t *len, pml_err *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return pml_err_set(err, PML_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    char *buf = malloc(TRAINER_MAX_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    size_t n = fread(buf, 1, TRAINER_MAX_BYTES + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n > TRAINER_MAX_BYTES) {
+        free(buf);
+        return bad ? pml_err_set(err, PML_ERR_IO, "%s: cannot read", path)
+                   : pml_err_set(err, PML_ERR_FORMAT, "%s: larger than %d bytes", path, TRAINER_MAX_BYTES);
+    }
+    *out = buf;
+    *len = n;
+    return PML_OK;
+}
+
+static pml_status get_field(const pml_json *root, const char *path, const char *key, pml_json_kind kind,
+                            const pml_json **out, pml_err *err)
+{
+    *out = pml_json_get(root, key);
+    if (!*out) return pml_err_set(err, PML_ERR_FORMAT, "%s: no \"%s\"", path, key);
+    if ((*out)->kind != kind)
+        return pml_err_set(
+            err, PML_ERR_FORMAT, "%s: \"%s\" is a%s %s, expected %s", path, key,
+            (*out)->kind == PML_JSON_INT || (*out)->kind == PML_JSON_ARRAY || (*out)->kind == PML_JSON_OBJECT ? "n"
+                                                                                                              : "",
+            pml_json_kind_name((*out)->kind), pml_json_kind_name(kind));
+    return PML_OK;
+}
+
+static pml_status parse_trainer(const pml_plan *plan, const pml_json *root, const char *path, pml_ckpt_info *info,
+                                pml_err *err)
+{
+    static const char *const keys[] = {"format", "version", "step", "seed", "model", "parameters", "optimizer"};
+    if (root->kind != PML_JSON_OBJECT) return pml_err_set(err, PML_ERR_FORMAT, "%s: not a JSON object", path);
+    for (size_t i = 0; i < root->u.obj.n; i++) {
+        int known = 0;
+        for (size_t k = 0; k < sizeof keys / sizeof *keys && !known; k++)
+            known = !strcmp(root->u.obj.keys[i].u.str.s, keys[k]);
+        if (!known)
+            return pml_err_set(err, PML_ERR_FORMAT, "%s: unknown key \"%.64s\"", path, root->u.obj.keys[i].u.str.s);
+    }
+    const pml_json *format, *version, *step, *seed, *model, *params, *optim;
+    pml_status st = get_field(root, path, "format", PML_JSON_STRING, &format, err);
+    if (!st && strcmp(format->u.str.s, "pml-checkpoint"))
+        st = pml_err_set(err, PML_ERR_FORMAT, "%s: format is \"%.64s\", not \"pml-checkpoint\"", path, format->u.str.s);
+    if (!st) st = get_field(root, path, "version", PML_JSON_INT, &version, err);
+    if (!st && version->u.i != PML_CKPT_VERSION)
+        st = pml_err_set(err, PML_ERR_FORMAT,
+                         "%s: checkpoint version %" PRId64 ", this PML reads version %d (save it again with the PML "
+                         "that wrote it, or retrain)",
+                         path, version->u.i, PML_CKPT_VERSION);
+    if (!st) st = get_field(root, path, "step", PML_JSON_INT, &step, err);
+    if (!st && step->u.i < 0)
+        st = pml_err_set(err, PML_ERR_FORMAT, "%s: step %" PRId64 " is negative", path, step->u.i);
+    if (!st) st = get_field(root, path, "seed", PML_JSON_INT, &seed, err);
+    if (!st && seed->u.i < 0)
+        st = pml_err_set(err, PML_ERR_FORMAT, "%s: seed %" PRId64 " is negative", path, seed->u.i);
+    if (!st) st = get_field(root, path, "model", PML_JSON_STRING, &model, err);
+    if (!st) st = get_field(root, path, "parameters", PML_JSON_INT, &params, err);
+    if (!st) st = get_field(root, path, "optimizer", PML_JSON_STRING, &optim, err);
+    if (st) return st;
+    char fp[17];
+    pml_ckpt_fingerprint(plan, fp);
+    if (strcmp(model->u.str.s, fp) || params->u.i != plan->n_params)
+        return pml_err_set(err, PML_ERR_FORMAT,
+                           "%s: a checkpoint of another model (fingerprint %.32s with %" PRId64
+                           " parameters; this model's is %s with %d)",
+                           path, model->u.str.s, params->u.i, fp, plan->n_params);
+    if (strcmp(optim->u.str.s, optim_name(plan)))
+        return pml_err_set(err, PML_ERR_FORMAT,
+                           "%s: the checkpoint's optimizer is \"%.32s\", this model trains with %s", path,
+                           optim->u.str.s, optim_name(plan));
+    info->step = step->u.i;
+    info->seed = (uint64_t)seed->u.i;
+    return PML_OK;
+}
+
+pml_status pml_ckpt_read_info(const pml_plan *plan, const char *dir, pml_ckpt_info *info, pml_err *err)
+{
+    struct stat sb;
+    if (stat(dir, &sb)) return pml_err_set(err, PML_ERR_IO, "%s: no checkpoint here: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return pml_err_set(err, PML_ERR_FORMAT, "%s: a checkpoint is a folder", dir);
+    size_t cap = strlen(dir) + 32;
+    char *path = malloc(cap);
+    if (!path) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    snprintf(path, cap, "%s/trainer.json", dir);
+    pml_status st = PML_OK;
+    if (stat(path, &sb) && errno == ENOENT)
+        st = pml_err_set(err, PML_ERR_FORMAT,
+                         "%s: incomplete checkpoint (no trainer.json): the run stopped while "
+                         "writing it",
+                         dir);
+    char *text = NULL;
+    size_t len = 0;
+    pml_json_doc *doc = NULL;
+    if (!st) st = read_small(path, &text, &len, err);
+    if (!st) st = pml_json_parse(text, len, path, 0, &doc, err);
+    if (!st) st = parse_trainer(plan, pml_json_root(doc), path, info, err);
+    pml_json_free(doc);
+    free(text);
+    free(path);
+    return st;
+}
+
+pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *dir, pml_err *err)
+{
+    pml_ckpt_info info;
+    pml_status st = pml_ckpt_read_info(plan, dir, &info, err);
+    if (st) return st;
+    size_t cap = strlen(dir) + 32;
+    char *mpath = malloc(cap), *opath = malloc(cap);
+    pml_st_file *mf = NULL, *of = NULL;
+    want_list ml = {0}, ol = {0};
+    if (!mpath || !opath) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!st) {
+        snprintf(mpath, cap, "%s/model.safetensors", dir);
+        snprintf(opath, cap, "%s/optimizer.safetensors", dir);
+        st = open_checked(plan, p, mpath, 0, &mf, &ml, err);
+    }
+    if (!st) st = check_step_meta(mf, mpath, info.step, err);
+    if (!st) {
+        char fp[17];
+        pml_ckpt_fingerprint(plan, fp);
+        const char *v = pml_st_metadata(mf, "pml_model");
+        if (!v || strcmp(v, fp))
+            st = pml_err_set(err, PML_ERR_FORMAT, "%s: pml_model is '%.32s', this model's fingerprint is %s", mpath,
+                             v ? v : "(none)", fp);
+    }
+    if (!st) st = open_checked(plan, p, opath, 1, &of, &ol, err);
+    if (!st) st = check_step_meta(of, opath, info.step, err);
+    if (!st) {
+        const char *v = pml_st_metadata(of, "pml_optimizer");
+        if (!v || strcmp(v, optim_name(plan)))
+            st = pml_err_set(err, PML_ERR_FORMAT, "%s: pml_optimizer is '%.32s', this model trains with %s", opath,
+                             v ? v : "(none)", optim_name(plan));
+    }
+    if (!st) {
+        copy_in(p, mf, &ml);
+        copy_in(p, of, &ol);
+        pml_pipeline_set_step(p, info.step);
+    }
+    pml_st_close(mf);
+    pml_st_close(of);
+    wants_free(&ml);
+    wants_free(&ol);
+    free(mpath);
+    free(opath);
+    return st;
+}
+
+pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const char *path, pml_err *err)
+{
+    pml_st_file *f = NULL;
+    want_list l = {0};
+    pml_status st = open_checked(plan, p, path, 0, &f, &l, err);
+    if (!st) copy_in(p, f, &l);
+    pml_st_close(f);
+    wants_free(&l);
+    return st;
+}

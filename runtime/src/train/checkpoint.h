@@ -1,0 +1,76 @@
+/* checkpoint.h — save a training run to a folder and resume it exactly.
+ *
+ * A checkpoint is a folder holding three files:
+ *   model.safetensors      every plan parameter under its plan name, F32 master weights;
+ *                          metadata: format "pt", pml_step (steps taken), pml_model (the
+ *                          plan's fingerprint, below).
+ *   optimizer.safetensors  the optimizer state, F32: per trained parameter NAME,
+ *                          "NAME.exp_avg" and "NAME.exp_avg_sq" for AdamW, or
+ *                          "NAME.momentum_buffer" for SGD with momentum (plain SGD keeps
+ *                          none and the file holds no tensors); metadata: pml_optimizer
+ *                          ("adamw", "sgd_momentum" or "sgd") and pml_step.
+ *   trainer.json           {"format": "pml-checkpoint", "version": 1, "step": N,
+ *                          "seed": S, "model": FINGERPRINT, "parameters": P,
+ *                          "optimizer": NAME}, written with formats/json.h.
+ *
+ * The step is the whole trainer state: the data of micro-batch mb of step s, and the
+ * dropout masks, are pure functions of (seed, step, row) (feed.h, pipeline.c), so the
+ * seed and the step are the data cursor and the RNG state together; the learning rate
+ * and the optimizer's step count (AdamW's bias correction) follow from the step too.
+ * Resuming at step N with the same plan and seed therefore continues bit for bit as the
+ * uninterrupted run would have.
+ *
+ * The fingerprint is FNV-1a (64 bits, 16 hex digits) over every parameter's name, rank
+ * and dims in plan order: a checkpoint of another model (or another shape of this one)
+ * is refused before any tensor is read.
+ *
+ * Atomicity: every file is written atomically (atomic_file.h). Saving first removes
+ * DIR/trainer.json, then writes model.safetensors and optimizer.safetensors, and writes
+ * trainer.json LAST: it commits the folder. A folder without trainer.json is an
+ * incomplete checkpoint (the run stopped while writing it) and is refused.
+ *
+ * Loading validates everything before changing the pipeline: the files parse
+ * (safetensors.h is strict), every plan parameter is present as F32 with its plan
+ * shape (a mismatch names the tensor and both shapes), no tensor is unknown (the first
+ * is named), the optimizer file holds exactly the state the plan's optimizer keeps, and
+ * the step counts of the three files agree. Errors are PML_ERR_FORMAT (PML_ERR_IO when a
+ * file cannot be read) with "PATH: what is wrong".
+ *
+ * Ownership: nothing returned is owned by the caller. Thread safety: call between
+ * steps, from the thread that drives the pipeline. */
+#ifndef PML_TRAIN_CHECKPOINT_H
+#define PML_TRAIN_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "plan/plan.h"
+#include "train/pipeline.h"
+
+#define PML_CKPT_VERSION 1
+
+/* What trainer.json records. */
+typedef struct pml_ckpt_info {
+    int64_t step;  /* steps taken */
+    uint64_t seed; /* initialisation and dropout seed of the run */
+} pml_ckpt_info;
+
+/* Writes the pipeline's weights, optimizer state and step to folder `dir` (created
+ * when missing; its parent must exist). `seed` is the run's seed (pml_pipeline_opts). */
+pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, pml_err *err);
+
+/* Reads and validates DIR/trainer.json against `plan`: the seed to create the pipeline
+ * with, and the step to resume at. */
+pml_status pml_ckpt_read_info(const pml_plan *plan, const char *dir, pml_ckpt_info *info, pml_err *err);
+
+/* Restores weights, optimizer state and the step from `dir` into `p` (created with the
+ * seed pml_ckpt_read_info returned). On failure `p` is unchanged. */
+pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *dir, pml_err *err);
+
+/* Loads weights only from a safetensors file (e.g. --init): every plan parameter, F32,
+ * its plan shape, no unknown tensors; metadata is ignored. On failure `p` is unchanged. */
+pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const char *path, pml_err *err);
+
+/* The plan's fingerprint as 16 hex digits and a NUL. */
+void pml_ckpt_fingerprint(const pml_plan *plan, char out[17]);
+
+#endif
