@@ -47,6 +47,7 @@ static const char usage_text[] =
     "  --seed S            seed for initialisation and dropout (default: the train block's seed)\n"
     "  --threads N         CPU threads in all (default: every CPU)\n"
     "  --metrics FILE      one JSON record per step: step, loss, lr, grad_norm, samples_per_s, step_ms\n"
+    "  --trace FILE        a timeline of every stage (Chrome trace JSON, opens in Perfetto) and the measured bubble\n"
     "  --quiet             no progress lines\n"
     "  -h, --help          print this help\n"
     "  --version           print the version\n"
@@ -96,7 +97,7 @@ typedef struct args {
     pmlc_plan_format fmt;
     int64_t steps, seed;
     int threads, quiet;
-    const char *out, *metrics;
+    const char *out, *metrics, *trace;
     const char *init, *resume; /* train's --init W.safetensors, --resume DIR */
     const char *output;        /* build's -o */
 } args;
@@ -180,6 +181,9 @@ static int parse_args(int argc, char **argv, args *a)
             else if (i + 1 < argc)
                 a->output = argv[++i];
             if (!a->output || !*a->output) return usage_error("%s needs a file", "-o");
+        } else if (!strncmp(s, "--trace", 7) && (s[7] == 0 || s[7] == '=')) {
+            if (!(a->trace = option_value(argc, argv, &i, "--trace")) || !*a->trace)
+                return usage_error("%s needs a file", s);
         } else if (!strcmp(s, "--quiet")) {
             a->quiet = 1;
         } else if (!strcmp(s, "--color")) {
@@ -243,6 +247,7 @@ static int run(const args *a)
                              .threads = a->threads,
                              .out = a->out,
                              .metrics = a->metrics,
+                             .trace = a->trace,
                              .init = a->init,
                              .resume = a->resume,
                              .quiet = a->quiet};

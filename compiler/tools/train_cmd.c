@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "formats/atomic_file.h"
+#include "formats/json.h"
 #include "plan/plan.h"
 #include "train/checkpoint.h"
 #include "train/feed.h"
@@ -65,6 +67,51 @@ static void progress(const pml_step_stats *st, int64_t total, int64_t samples, i
             st->lr, st->grad_norm, rate, 1e3 * st->seconds, (int)eta / 60, (int)eta % 60, tty ? "   " : "\n");
 }
 
+/* The timeline as Chrome trace JSON (chrome://tracing, Perfetto): one track per stage,
+ * a span per load, wait, forward, backward and update, named F3 / B3 for micro-batch 3. */
+static int write_trace(const pml_plan *pl, const pml_pipeline *pipe, const char *path, double measured, double analytic)
+{
+    static const char *const kinds[] = {"load", "recv_act", "fwd", "send_act", "recv_grad", "bwd", "send_grad", "step"};
+    pml_json_buf b = {0};
+    pml_json_buf_puts(&b, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
+    int first = 1;
+    for (int s = 0; s < (int)pl->conf.stages; s++) {
+        pml_json_buf_printf(&b,
+                            "%s{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": %d, "
+                            "\"args\": {\"name\": \"stage %d\"}}",
+                            first ? "" : ",\n", s, s);
+        first = 0;
+        int n = 0;
+        const pml_trace_event *ev = pml_pipeline_trace(pipe, s, &n);
+        for (int i = 0; i < n; i++) {
+            const pml_trace_event *e = &ev[i];
+            char name[32];
+            if (e->kind == 2 || e->kind == 5)
+                snprintf(name, sizeof name, "%c%d", e->kind == 2 ? 'F' : 'B', e->mb);
+            else if (e->kind == 1 || e->kind == 4)
+                snprintf(name, sizeof name, "wait %s %d", e->kind == 1 ? "act" : "grad", e->mb);
+            else
+                snprintf(name, sizeof name, "%s", kinds[e->kind < 8 ? e->kind : 7]);
+            pml_json_buf_printf(&b,
+                                ",\n{\"name\": \"%s\", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": 1, \"tid\": %d, "
+                                "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d}}",
+                                name, kinds[e->kind < 8 ? e->kind : 7], s, e->t0, e->t1 - e->t0, (long long)e->step + 1,
+                                e->mb);
+        }
+    }
+    pml_json_buf_printf(&b, "\n], \"otherData\": {\"measured_bubble\": %.6f, \"analytic_bubble\": %.6f}}\n", measured,
+                        analytic);
+    pml_atomic_file f;
+    pml_err err = {0};
+    int rc =
+        b.failed ? fail("out of memory for the timeline", NULL)
+        : pml_atomic_open(&f, path, &err) || pml_atomic_write(&f, b.data, b.len, &err) || pml_atomic_commit(&f, &err)
+            ? fail("cannot write the timeline", &err)
+            : 0;
+    pml_json_buf_free(&b);
+    return rc;
+}
+
 int pmlc_train_main(const pmlc_train_args *a)
 {
     pml_plan *pl = NULL;
@@ -84,8 +131,11 @@ int pmlc_train_main(const pmlc_train_args *a)
         goto out;
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    pml_pipeline_opts opts = {a->seed >= 0 ? (uint64_t)a->seed : (uint64_t)pl->conf.seed,
-                              a->threads > 0 ? a->threads : (int)(cpus > 0 ? cpus : 1), pml_feed_fill, feed};
+    pml_pipeline_opts opts = {.seed = a->seed >= 0 ? (uint64_t)a->seed : (uint64_t)pl->conf.seed,
+                              .threads = a->threads > 0 ? a->threads : (int)(cpus > 0 ? cpus : 1),
+                              .feed = pml_feed_fill,
+                              .feed_ctx = feed,
+                              .trace = a->trace != NULL};
     pml_ckpt_info resume = {0, 0};
     if (a->resume) {
         if (pml_ckpt_read_info(pl, a->resume, &resume, &err)) {
@@ -130,8 +180,8 @@ int pmlc_train_main(const pmlc_train_args *a)
         if (!isnan(best)) fprintf(stderr, "; the data's entropy, the best possible loss, is %.4f", best);
         fputc('\n', stderr);
     }
-    double elapsed = 0;
-    int64_t every = steps >= 20 ? steps / 20 : 1;
+    double elapsed = 0, bubble_sum = 0;
+    int64_t every = steps >= 20 ? steps / 20 : 1, bubble_steps = 0;
     for (int64_t s = first; s < steps; s++) {
         pml_step_stats st = {0};
         if (pml_pipeline_step(pipe, &st, &err)) {
@@ -139,7 +189,11 @@ int pmlc_train_main(const pmlc_train_args *a)
             fail("training failed", &err);
             goto out;
         }
-        elapsed += st.seconds; /* progress's ETA counts from step 0: close enough on a resume */
+        elapsed += st.seconds;       /* progress's ETA counts from step 0: close enough on a resume */
+        if (a->trace && s > first) { /* the first step warms caches and allocators */
+            bubble_sum += pml_pipeline_last_bubble(pipe);
+            bubble_steps++;
+        }
         if (!isfinite(st.loss)) {
             fprintf(stderr, "%spmlc: error: the loss is %g at step %lld: training diverged (lower the learning rate)\n",
                     tty ? "\n" : "", st.loss, (long long)s + 1);
@@ -160,6 +214,14 @@ int pmlc_train_main(const pmlc_train_args *a)
         }
     }
     if (tty && !a->quiet && steps > first) fputc('\n', stderr);
+    if (a->trace) {
+        double measured = bubble_steps ? bubble_sum / (double)bubble_steps : pml_pipeline_last_bubble(pipe);
+        double S = (double)pl->conf.stages, M = (double)pl->conf.microbatches, analytic = (S - 1) / (M + S - 1);
+        if (!a->quiet)
+            fprintf(stderr, "bubble: %.1f%% measured (mean of %lld steps), %.1f%% analytic; timeline in %s\n",
+                    100 * measured, (long long)(bubble_steps ? bubble_steps : 1), 100 * analytic, a->trace);
+        if (write_trace(pl, pipe, a->trace, measured, analytic)) goto out;
+    }
     rc = a->out ? save(pl, pipe, opts.seed, a->out) : 0;
 out:
     if (metrics && fclose(metrics)) rc = fail("cannot finish the metrics file", NULL);

@@ -14,6 +14,7 @@ typedef struct pmlc_train_args {
     int threads;          /* 0: every CPU */
     const char *out;      /* folder for model.safetensors, or NULL */
     const char *metrics;  /* JSONL file, or NULL */
+    const char *trace;    /* Chrome trace JSON file, or NULL */
     const char *init;     /* weights to start from (safetensors), or NULL */
     const char *resume;   /* checkpoint folder to continue from, or NULL */
     int quiet;

@@ -79,7 +79,7 @@ pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backen
     s->plan = plan;
     pml_status st = pml_feed_create(plan, &s->feed, &err);
     if (!st) {
-        pml_pipeline_opts opts = {seed, 0, pml_feed_fill, s->feed};
+        pml_pipeline_opts opts = {.seed = seed, .feed = pml_feed_fill, .feed_ctx = s->feed};
         st = pml_pipeline_create(plan, &opts, &s->pipe, &err);
     }
     if (st) {

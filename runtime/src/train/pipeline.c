@@ -18,14 +18,19 @@ typedef struct stage {
     int *fwd, n_fwd; /* forward nodes to run, in order */
     int *bwd, n_bwd; /* backward nodes to run, in order */
     int *params, n_params;
-    double loss; /* summed over this step's micro-batches (last stage) */
-    double sq;   /* this stage's squared gradient norm */
+    double loss;         /* summed over this step's micro-batches (last stage) */
+    double sq;           /* this stage's squared gradient norm */
+    pml_trace_event *ev; /* the timeline, with opts.trace */
+    int n_ev, cap_ev;
+    double busy; /* compute time in the last step, with opts.trace */
     pml_err err;
     pml_status status;
 } stage;
 
 struct pml_pipeline {
     const pml_plan *plan;
+    struct timespec epoch; /* the timeline's zero */
+    double last_bubble;
     pml_pipeline_opts opts;
     int S;
     int64_t M;
@@ -153,6 +158,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     if (!p) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     p->plan = plan;
     p->opts = *opts;
+    clock_gettime(CLOCK_MONOTONIC, &p->epoch);
     if (p->opts.threads < 1) p->opts.threads = 1;
     p->S = (int)plan->conf.stages;
     p->M = plan->conf.microbatches;
@@ -201,6 +207,7 @@ void pml_pipeline_destroy(pml_pipeline *p)
         free(p->stages[s].fwd);
         free(p->stages[s].bwd);
         free(p->stages[s].params);
+        free(p->stages[s].ev);
     }
     if (p->tr) p->tr->destroy(p->tr);
     free(p->buf), free(p->per_mb), free(p->bytes), free(p->acc), free(p->m), free(p->v), free(p->stages);
@@ -336,13 +343,38 @@ typedef struct worker {
     int s;
 } worker;
 
+static double now_us(const pml_pipeline *p)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return ((double)(t.tv_sec - p->epoch.tv_sec) * 1e6) + (double)(t.tv_nsec - p->epoch.tv_nsec) * 1e-3;
+}
+
+/* Appends a span; sends are instants and not recorded. Memory failures drop spans
+ * rather than fail the step: a timeline is an observation, not the work. */
+static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, double t0, double t1)
+{
+    if (in->kind == I_SEND_ACT || in->kind == I_SEND_GRAD) return;
+    if (in->kind == I_FWD || in->kind == I_BWD || in->kind == I_STEP) st->busy += t1 - t0;
+    if (st->n_ev == st->cap_ev) {
+        int cap = st->cap_ev ? st->cap_ev * 2 : 256;
+        pml_trace_event *ev = realloc(st->ev, sizeof *ev * (size_t)cap);
+        if (!ev) return;
+        st->ev = ev;
+        st->cap_ev = cap;
+    }
+    st->ev[st->n_ev++] = (pml_trace_event){in->kind, in->mb, p->step, t0, t1};
+}
+
 static void *stage_main(void *arg)
 {
     worker *w = arg;
     pml_pipeline *p = w->p;
     stage *st = &p->stages[w->s];
     for (int i = 0; i < p->plan->n_instr[w->s]; i++) {
+        double t0 = p->opts.trace ? now_us(p) : 0;
         st->status = run_instr(p, w->s, &p->plan->instr[w->s][i], &st->err);
+        if (p->opts.trace && !st->status) record_span(p, st, &p->plan->instr[w->s][i], t0, now_us(p));
         if (st->status) {
             abort_all(p);
             break;
@@ -370,6 +402,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     }
     int started = 0;
     for (int s = 0; s < p->S; s++) {
+        p->stages[s].busy = 0;
         p->stages[s].loss = 0;
         p->stages[s].status = PML_OK;
         ws[s] = (worker){p, s};
@@ -395,6 +428,9 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
         return err ? err->code : p->stages[s].status;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    double wall = 1e6 * ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)), busy = 0;
+    for (int s = 0; s < p->S; s++) busy += p->stages[s].busy;
+    p->last_bubble = p->opts.trace && wall > 0 ? 1 - busy / (p->S * wall) : 0;
     if (stats) {
         stats->step = p->step;
         stats->loss = p->stages[pl->nodes[pl->loss].stage].loss / (double)p->M;
@@ -405,3 +441,11 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     p->step++;
     return PML_OK;
 }
+
+const pml_trace_event *pml_pipeline_trace(const pml_pipeline *p, int s, int *n)
+{
+    *n = s >= 0 && s < p->S ? p->stages[s].n_ev : 0;
+    return *n ? p->stages[s].ev : NULL;
+}
+
+double pml_pipeline_last_bubble(const pml_pipeline *p) { return p->last_bubble; }

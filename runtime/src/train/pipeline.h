@@ -30,7 +30,16 @@ typedef struct pml_pipeline_opts {
     int threads;   /* CPU threads in all; each stage's kernels get threads / stages (at least 1) */
     pml_feed_fn feed;
     void *feed_ctx;
+    int trace; /* record a timeline of every instruction (pml_pipeline_trace) */
 } pml_pipeline_opts;
+
+/* One span of a stage's timeline, in microseconds since the pipeline was created. */
+typedef struct pml_trace_event {
+    uint8_t kind; /* the timetable instruction: load, recv_act, fwd, ..., step */
+    int32_t mb;
+    int64_t step;
+    double t0, t1;
+} pml_trace_event;
 
 typedef struct pml_step_stats {
     int64_t step;     /* the step just taken, 0-based */
@@ -50,6 +59,11 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
 
 /* A parameter's f32 master weights (numel elements; writable between steps). */
 float *pml_pipeline_param(pml_pipeline *p, int param);
+
+/* With opts.trace: stage `s`'s spans recorded so far (all steps), and the measured
+ * bubble of the last step: 1 − (time stages spent computing) / (stages × step time). */
+const pml_trace_event *pml_pipeline_trace(const pml_pipeline *p, int s, int *n);
+double pml_pipeline_last_bubble(const pml_pipeline *p);
 int64_t pml_pipeline_steps_done(const pml_pipeline *p);
 
 /* For checkpoints (checkpoint.h). A parameter's optimizer state, numel f32 values

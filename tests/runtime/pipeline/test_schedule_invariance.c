@@ -51,7 +51,7 @@ static float *train(int stages, int mbs, const char *sched, size_t *n_out)
         pmlc_plan_serialize(pmlc_session_program(s), cp, &bytes, &len) || pml_plan_read(bytes, len, "m", &pl, &err) ||
         pml_feed_create(pl, &feed, &err))
         goto out;
-    pml_pipeline_opts o = {5, 2, pml_feed_fill, feed};
+    pml_pipeline_opts o = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed};
     if (pml_pipeline_create(pl, &o, &pipe, &err)) goto out;
     for (int k = 0; k < 10; k++)
         if (pml_pipeline_step(pipe, NULL, &err)) goto out;

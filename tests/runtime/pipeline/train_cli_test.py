@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """pmlc train from the command line: weights land in DIR/model.safetensors under the
 plan's parameter names and shapes (--steps 0: the initial ones), --metrics writes one
-record per step, two runs with one seed write identical bytes, and mistakes are
-errors with a message and exit status 1 or 2, never a crash."""
+record per step, --trace a Chrome-trace timeline with one track per stage and the
+measured bubble, two runs with one seed write identical bytes, and mistakes are errors
+with a message and exit status 1 or 2, never a crash."""
 import json
 import os
 import struct
@@ -56,6 +57,21 @@ with tempfile.TemporaryDirectory() as tmp:
     a = open(os.path.join(tmp, "a", "model.safetensors"), "rb").read()
     b = open(os.path.join(tmp, "b", "model.safetensors"), "rb").read()
     check(a == b, "two runs with one seed write identical weights")
+
+    trace = os.path.join(tmp, "t.json")
+    r = run("train", mlp, "--steps", "3", "--trace", trace)
+    check(r.returncode == 0 and "bubble:" in r.stderr and "analytic" in r.stderr,
+          f"--trace reports the measured and analytic bubble: {r.stderr}")
+    t = json.load(open(trace))
+    spans = [e for e in t["traceEvents"] if e["ph"] == "X"]
+    tracks = {e["tid"] for e in t["traceEvents"] if e["ph"] == "M"}
+    stages, mbs = plan["stages_count"], plan["microbatches"]
+    check(tracks == set(range(stages)), "the timeline has one track per stage")
+    check(sum(e["cat"] == "fwd" for e in spans) == 3 * stages * mbs and
+          sum(e["cat"] == "bwd" for e in spans) == 3 * stages * mbs,
+          "one forward and one backward span per stage, micro-batch and step")
+    check(all(e["dur"] >= 0 for e in spans) and 0 <= t["otherData"]["measured_bubble"] < 1,
+          "spans have durations and the measured bubble is a fraction")
 
     r = run("train", mlp, "--steps", "many")
     check(r.returncode == 2 and "--steps" in r.stderr, "a bad --steps is a usage error")
