@@ -47,6 +47,7 @@ static const char usage_text[] =
     "  --seed S            seed for initialisation and dropout (default: the train block's seed)\n"
     "  --threads N         CPU threads in all (default: every CPU)\n"
     "  --metrics FILE      one JSON record per step: step, loss, lr, grad_norm, samples_per_s, step_ms\n"
+    "  --eval N            after training, evaluate on N held-out batches: loss, and accuracy for classes\n"
     "  --trace FILE        a timeline of every stage (Chrome trace JSON, opens in Perfetto) and the measured bubble\n"
     "  --quiet             no progress lines\n"
     "  -h, --help          print this help\n"
@@ -95,7 +96,7 @@ typedef struct args {
     const char **files, **includes, **sets;
     int n_files, n_inc, n_sets, max_errors;
     pmlc_plan_format fmt;
-    int64_t steps, seed;
+    int64_t steps, seed, eval;
     int threads, quiet;
     const char *out, *metrics, *trace;
     const char *init, *resume; /* train's --init W.safetensors, --resume DIR */
@@ -181,6 +182,9 @@ static int parse_args(int argc, char **argv, args *a)
             else if (i + 1 < argc)
                 a->output = argv[++i];
             if (!a->output || !*a->output) return usage_error("%s needs a file", "-o");
+        } else if (!strncmp(s, "--eval", 6) && (s[6] == 0 || s[6] == '=')) {
+            if ((a->eval = count_value(option_value(argc, argv, &i, "--eval"))) < 1 || a->eval > 1000000)
+                return usage_error("%s needs a number of batches from 1", s);
         } else if (!strncmp(s, "--trace", 7) && (s[7] == 0 || s[7] == '=')) {
             if (!(a->trace = option_value(argc, argv, &i, "--trace")) || !*a->trace)
                 return usage_error("%s needs a file", s);
@@ -248,6 +252,7 @@ static int run(const args *a)
                              .out = a->out,
                              .metrics = a->metrics,
                              .trace = a->trace,
+                             .eval = a->eval,
                              .init = a->init,
                              .resume = a->resume,
                              .quiet = a->quiet};

@@ -112,6 +112,28 @@ static int write_trace(const pml_plan *pl, const pml_pipeline *pipe, const char 
     return rc;
 }
 
+/* Held-out evaluation after training: loss (with the loss floor of the data, when
+ * known) and accuracy for classification; also one "eval" record in the metrics. */
+static int evaluate(const pmlc_train_args *a, const pml_plan *pl, pml_pipeline *pipe, const pml_feed *feed,
+                    FILE *metrics)
+{
+    double loss, acc;
+    pml_err err = {0};
+    if (pml_pipeline_evaluate(pipe, a->eval, &loss, &acc, &err)) return fail("evaluation failed", &err);
+    double best = pml_feed_best_loss(feed);
+    fprintf(stderr, "eval: %lld held-out samples, loss %.4f", (long long)(a->eval * pl->conf.batch), loss);
+    if (!isnan(best)) fprintf(stderr, " (the data's entropy is %.4f: %.1f%% above it)", best, 100 * (loss / best - 1));
+    if (!isnan(acc)) fprintf(stderr, ", accuracy %.2f%%", 100 * acc);
+    fputc('\n', stderr);
+    if (metrics) {
+        char accuracy[32] = "null";
+        if (!isnan(acc)) snprintf(accuracy, sizeof accuracy, "%.9g", acc);
+        fprintf(metrics, "{\"eval_samples\": %lld, \"eval_loss\": %.9g, \"eval_accuracy\": %s}\n",
+                (long long)(a->eval * pl->conf.batch), loss, accuracy);
+    }
+    return 0;
+}
+
 int pmlc_train_main(const pmlc_train_args *a)
 {
     pml_plan *pl = NULL;
@@ -222,6 +244,7 @@ int pmlc_train_main(const pmlc_train_args *a)
                     100 * measured, (long long)(bubble_steps ? bubble_steps : 1), 100 * analytic, a->trace);
         if (write_trace(pl, pipe, a->trace, measured, analytic)) goto out;
     }
+    if (a->eval > 0 && evaluate(a, pl, pipe, feed, metrics)) goto out;
     rc = a->out ? save(pl, pipe, opts.seed, a->out) : 0;
 out:
     if (metrics && fclose(metrics)) rc = fail("cannot finish the metrics file", NULL);

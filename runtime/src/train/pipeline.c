@@ -449,3 +449,68 @@ const pml_trace_event *pml_pipeline_trace(const pml_pipeline *p, int s, int *n)
 }
 
 double pml_pipeline_last_bubble(const pml_pipeline *p) { return p->last_bubble; }
+
+/* ---- evaluation -------------------------------------------------------------------- */
+
+/* Rows of micro-batch `mb` whose largest output is their label. */
+static int64_t correct_rows(const pml_pipeline *p, int64_t mb)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_node *out = &pl->nodes[pl->output];
+    int64_t classes = out->dims[out->rank - 1], rows = out->numel / (classes ? classes : 1), hits = 0;
+    const float *y = view_data(p, pl->output, mb);
+    const int32_t *label = view_data(p, pl->labels, mb);
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t best = 0;
+        for (int64_t c = 1; c < classes; c++)
+            if (y[r * classes + c] > y[r * classes + best]) best = c;
+        hits += best == label[r];
+    }
+    return hits;
+}
+
+pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss, double *accuracy, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_node *out = &pl->nodes[pl->output], *lab = &pl->nodes[pl->labels];
+    int classify = lab->dtype == PML_I32 && out->rank == lab->rank + 1 && out->rank >= 1;
+    double loss_sum = 0;
+    int64_t hits = 0, rows = 0;
+    for (int64_t b = 0; b < batches; b++) {
+        for (int64_t mb = 0; mb < p->M; mb++) {
+            for (int s = 0; s < p->S; s++) {
+                /* What a stage's load and forward would do, in stage order, with dropout off. */
+                for (int k = 0; k < pl->n_inputs; k++) {
+                    if (pl->nodes[pl->input_nodes[k]].stage != s) continue;
+                    pml_status st = p->opts.feed(p->opts.feed_ctx, PML_EVAL_STEP0 + b, mb, k,
+                                                 view_data(p, pl->input_nodes[k], mb), err);
+                    if (st) return st;
+                }
+                if (lab->stage == s) {
+                    pml_status st =
+                        p->opts.feed(p->opts.feed_ctx, PML_EVAL_STEP0 + b, mb, -1, view_data(p, pl->labels, mb), err);
+                    if (st) return st;
+                }
+                const stage *st = &p->stages[s];
+                for (int k = 0; k < st->n_fwd; k++) {
+                    int n = st->fwd[k];
+                    const pml_plan_node *node = &pl->nodes[n];
+                    if (node->op == PML_OP_DROPOUT) {
+                        memcpy(view_data(p, n, mb), view_data(p, node->in[0], mb), (size_t)node->numel * 4);
+                        continue;
+                    }
+                    pml_status r = run_node(p, n, mb, err);
+                    if (r) return r;
+                }
+            }
+            loss_sum += *(const float *)view_data(p, pl->loss, mb);
+            if (classify) {
+                hits += correct_rows(p, mb);
+                rows += lab->numel;
+            }
+        }
+    }
+    *loss = batches ? loss_sum / (double)(batches * p->M) : NAN;
+    *accuracy = classify && rows ? (double)hits / (double)rows : NAN;
+    return PML_OK;
+}

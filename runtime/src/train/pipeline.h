@@ -60,6 +60,16 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
 /* A parameter's f32 master weights (numel elements; writable between steps). */
 float *pml_pipeline_param(pml_pipeline *p, int param);
 
+/* Feed steps of held-out evaluation: a generator's rows from here on are never
+ * trained on (a file dataset has no held-out rows: its evaluation reads training rows). */
+#define PML_EVAL_STEP0 (INT64_C(1) << 32)
+
+/* Evaluates the model, forward only with dropout off, on `batches` global batches fed
+ * as steps PML_EVAL_STEP0, PML_EVAL_STEP0 + 1, ...: the mean loss, and, when the labels
+ * are class indices of the output's last axis, the share of rows whose largest output
+ * is the label (NaN otherwise). Call between steps. */
+pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss, double *accuracy, pml_err *err);
+
 /* With opts.trace: stage `s`'s spans recorded so far (all steps), and the measured
  * bubble of the last step: 1 − (time stages spent computing) / (stages × step time). */
 const pml_trace_event *pml_pipeline_trace(const pml_pipeline *p, int s, int *n);

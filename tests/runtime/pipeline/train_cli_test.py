@@ -73,6 +73,11 @@ with tempfile.TemporaryDirectory() as tmp:
     check(all(e["dur"] >= 0 for e in spans) and 0 <= t["otherData"]["measured_bubble"] < 1,
           "spans have durations and the measured bubble is a fraction")
 
+    r = run("train", mlp, "--steps", "40", "--eval", "2", "--quiet", "--metrics", os.path.join(tmp, "e.jsonl"))
+    last = [json.loads(line) for line in open(os.path.join(tmp, "e.jsonl"))][-1]
+    check(r.returncode == 0 and "eval_accuracy" in last and last["eval_accuracy"] > 0.5,
+          f"--eval reports held-out accuracy well above chance (10%) after 40 steps: {last}")
+
     r = run("train", mlp, "--steps", "many")
     check(r.returncode == 2 and "--steps" in r.stderr, "a bad --steps is a usage error")
     nomodel = os.path.join(tmp, "untrained.pml")
