@@ -5,6 +5,7 @@
  *   T_FLOAT   1 for floating-point types (the math ops), 0 for i32
  *   T_ADD, T_SUB, T_MUL   arithmetic (wrapping for i32, so overflow is defined)
  *   M(fn)     the libm function for T (expf for float)
+ *   T_TANH(x) tanh for T (a vectorisable rational function for float)
  * No include guard: it is meant to be included more than once. */
 
 static void F(fill)(T *o, int64_t n, T v)
@@ -38,7 +39,7 @@ static pml_status F(unary)(pml_opcode op, T *o, const T *x, int64_t n)
     case PML_OP_RSQRT:
         UNARY((T)1 / M(sqrt)(v));
     case PML_OP_TANH:
-        UNARY(M(tanh)(v));
+        UNARY(T_TANH(v));
     case PML_OP_SIGMOID:
         UNARY((T)1 / ((T)1 + M(exp)(-v)));
     case PML_OP_RELU:

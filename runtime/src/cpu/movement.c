@@ -1,15 +1,76 @@
 /* movement.c — reshape, permute, slice, concat, expand and pad: copies that move whole
  * elements, so they work for any element type by its size (f32, f64, i32, ...). Rows
- * that are contiguous on both sides are memcpy'd; the rest go through the iterator. */
+ * that are contiguous on both sides are memcpy'd; a permute that moves the last axis is
+ * copied in tiles; the rest go through the iterator. */
+#include "vectorize.h"
+
 #include "cpu.h"
 
 #include <string.h>
+
+#define TILE 32
+
+/* A copy whose output rows read the input with a stride (a permute that moves the last
+ * axis) walks the input one cache line per element. Here axis `k` is the one the input
+ * is contiguous along: the (k, last) plane is copied in TILE x TILE blocks, so both
+ * sides stay in cache (perf: the row-by-row gather was 8% of a GPT step). */
+static void tiled_transpose(const pml_cpu_iter *it, int k, char *out, const char *in, size_t es)
+{
+    int R = it->rank;
+    int64_t A = it->dims[k], B = it->dims[R - 1];
+    int64_t sok = it->st[0][k], sib = it->st[1][R - 1];
+    int64_t idx[PML_MAX_RANK] = {0}, bo = 0, bi = 0, planes = it->numel / (A * B);
+    for (int64_t p = 0; p < planes; p++) {
+#define BLOCKS(E)                                                                               \
+    do {                                                                                        \
+        E *o = (E *)out + bo;                                                                   \
+        const E *x = (const E *)in + bi;                                                        \
+        for (int64_t i0 = 0; i0 < A; i0 += TILE)                                                \
+            for (int64_t j0 = 0; j0 < B; j0 += TILE) {                                          \
+                int64_t i1 = i0 + TILE < A ? i0 + TILE : A, j1 = j0 + TILE < B ? j0 + TILE : B; \
+                for (int64_t i = i0; i < i1; i++)                                               \
+                    for (int64_t j = j0; j < j1; j++) o[i * sok + j] = x[i + j * sib];          \
+            }                                                                                   \
+    } while (0)
+        switch (es) {
+        case 1:
+            BLOCKS(uint8_t);
+            break;
+        case 2:
+            BLOCKS(uint16_t);
+            break;
+        case 4:
+            BLOCKS(uint32_t);
+            break;
+        default:
+            BLOCKS(uint64_t);
+            break;
+        }
+#undef BLOCKS
+        /* the next plane: an odometer over every axis but k and the last */
+        for (int d = R - 2; d >= 0; d--) {
+            if (d == k) continue;
+            bo += it->st[0][d];
+            bi += it->st[1][d];
+            if (++idx[d] < it->dims[d]) break;
+            bo -= it->st[0][d] * it->dims[d];
+            bi -= it->st[1][d] * it->dims[d];
+            idx[d] = 0;
+        }
+    }
+}
 
 /* Copies rows described by `it` (operand 0: out, operand 1: in) element by element. */
 static void strided_copy(pml_cpu_iter *it, char *out, const char *in, size_t es)
 {
     int64_t rows = pml_cpu_iter_rows(it), len = it->dims[it->rank - 1];
     int64_t so = it->st[0][it->rank - 1], si = it->st[1][it->rank - 1];
+    if (so == 1 && si > 1 && len > 1 && es <= 8)
+        for (int k = it->rank - 2; k >= 0; k--)
+            if (it->st[1][k] == 1 && it->dims[k] > 1) {
+                tiled_transpose(it, k, out, in, es);
+                return;
+            }
 #define COPY(E)                                                      \
     for (int64_t r = 0; r < rows; r++, pml_cpu_iter_next(it)) {      \
         E *o = (E *)out + it->off[0];                                \
