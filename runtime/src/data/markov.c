@@ -2,11 +2,17 @@
  * Markov source over vocab tokens, whose exact entropy rate is known, so training can
  * print the best possible loss.
  *
- * The table. Each of the vocab^order contexts gets its own next-token distribution,
- * approximately Dirichlet(alpha) with alpha = CONCENTRATION / vocab (weights Exp(1) *
- * U^(1/alpha), the small-alpha form of a Gamma(alpha) draw): each context favours a
- * few next tokens, so the entropy rate is well below log(vocab) and a small GPT can
- * learn it. A floor mixes in FLOOR of the uniform distribution, so every transition
+ * The table. Each of the vocab^order contexts gets a next-token distribution mixed,
+ * like an interpolated n-gram model, from two draws that are approximately
+ * Dirichlet(alpha) with alpha = CONCENTRATION / vocab (weights Exp(1) * U^(1/alpha), the
+ * small-alpha form of a Gamma(alpha) draw), each favouring a few next tokens: one for
+ * the whole context and, with weight SHARED, one for its last token alone, shared by
+ * every context ending in that token. Without the shared part, an order-2 source whose
+ * contexts are drawn independently makes the last token alone nearly uninformative,
+ * and a small transformer sits for hundreds of steps at log(vocab) before it learns to
+ * look two tokens back; text is not like that, and with the shared part a model learns
+ * the short-range statistics at once and the longer ones after. The entropy rate stays
+ * well below log(vocab). A floor mixes in FLOOR of the uniform distribution, so every transition
  * is possible: the context chain is then irreducible (any context reaches any other in
  * `order` steps) and aperiodic (a context of repeated tokens can repeat), and has one
  * stationary distribution that power iteration finds quickly. Probabilities are
@@ -32,6 +38,7 @@
 
 #define CONCENTRATION 2.0 /* vocab * alpha: about this many favoured next tokens */
 #define FLOOR 0.02        /* the mass spread uniformly over all next tokens */
+#define SHARED 0.5        /* the weight of the last token's distribution (order >= 2) */
 #define TOLERANCE 1e-12
 #define MAX_ITERATIONS 100000
 #define ONE 4294967296.0 /* 2^32, the total weight of a row */
@@ -64,20 +71,31 @@ static void quantise_row(uint32_t *row, const double *p, int64_t vocab)
     }
 }
 
-/* Row c of the seeded table, in p (vocab doubles). */
-static void draw_row(uint64_t seed, uint64_t c, int64_t vocab, double *p)
+/* Draw `c` of `stream`: a distribution over vocab tokens favouring a few, in p. */
+static void draw_dirichlet(uint64_t seed, uint64_t stream, uint64_t c, int64_t vocab, double *p)
 {
     double inv_alpha = (double)vocab / CONCENTRATION, top = -INFINITY;
     for (int64_t x = 0; x < vocab; x++) {
         uint64_t k = 2 * (c * (uint64_t)vocab + (uint64_t)x);
-        double e = pml_rng_uniform(seed, PML_SYNTH_STREAM_TABLE, k) + 0x1.0p-54; /* (0, 1) */
-        double u = pml_rng_uniform(seed, PML_SYNTH_STREAM_TABLE, k + 1) + 0x1.0p-54;
+        double e = pml_rng_uniform(seed, stream, k) + 0x1.0p-54; /* (0, 1) */
+        double u = pml_rng_uniform(seed, stream, k + 1) + 0x1.0p-54;
         p[x] = log(-log(e)) + log(u) * inv_alpha; /* log of Exp(1) * U^(1/alpha) */
         if (p[x] > top) top = p[x];
     }
     double sum = 0;
     for (int64_t x = 0; x < vocab; x++) sum += p[x] = exp(p[x] - top);
-    for (int64_t x = 0; x < vocab; x++) p[x] = (1 - FLOOR) * p[x] / sum + FLOOR / (double)vocab;
+    for (int64_t x = 0; x < vocab; x++) p[x] /= sum;
+}
+
+/* Row c of the seeded table, in p (vocab doubles); `shared` is scratch of vocab doubles.
+ * The most recent token of context c is c % vocab. */
+static void draw_row(uint64_t seed, uint64_t c, int64_t vocab, int64_t order, double *p, double *shared)
+{
+    draw_dirichlet(seed, PML_SYNTH_STREAM_TABLE, c, vocab, p);
+    double mix = order >= 2 ? SHARED : 0;
+    if (mix > 0) draw_dirichlet(seed, PML_SYNTH_STREAM_TABLE ^ 1, c % (uint64_t)vocab, vocab, shared);
+    for (int64_t x = 0; x < vocab; x++)
+        p[x] = (1 - FLOOR) * ((1 - mix) * p[x] + (mix > 0 ? mix * shared[x] : 0)) + FLOOR / (double)vocab;
 }
 
 /* Power iteration for pi (into m->cdf, then made cumulative) and the entropy rate. */
@@ -165,13 +183,13 @@ pml_status pml_synth_markov_init(pml_synth *g, const pml_synth_params *p, pml_er
     m->tail = n / (uint64_t)p->vocab;
     m->table = malloc(n * (uint64_t)p->vocab * sizeof *m->table);
     m->cdf = malloc(n * sizeof *m->cdf);
-    double *row = malloc((uint64_t)p->vocab * sizeof *row);
+    double *row = malloc(2 * (uint64_t)p->vocab * sizeof *row);
     if (!m->table || !m->cdf || !row) {
         free(row);
         return pml_err_set(err, PML_ERR_NOMEM, "markov: out of memory for the transition table");
     }
     for (uint64_t c = 0; c < n; c++) {
-        draw_row(g->seed, c, m->vocab, row);
+        draw_row(g->seed, c, m->vocab, m->order, row, row + m->vocab);
         quantise_row(m->table + c * (uint64_t)m->vocab, row, m->vocab);
     }
     free(row);
