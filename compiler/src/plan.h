@@ -33,11 +33,13 @@ typedef struct pmlc_stage_plan {
     pmlc_device device;
     PMLC_VEC(const char *) layers;
     int64_t params, param_bytes, opt_bytes;
-    int n_ops;                 /* forward primitive ops */
-    int n_bwd_ops;             /* backward primitive ops (autodiff), 0 without a loss */
-    pmlc_stage_cost cost;      /* at step 0 */
-    int in_flight;             /* micro-batches whose activations are alive at once */
-    PMLC_VEC(pmlc_send) sends; /* to the next stage */
+    int n_ops;                                /* forward primitive ops */
+    int n_bwd_ops;                            /* backward primitive ops (autodiff), 0 without a loss */
+    int n_kernels, n_bwd_kernels;             /* after fusion (fuse.h) */
+    int64_t fwd_written, fwd_written_unfused; /* bytes the forward pass writes, fused and not */
+    pmlc_stage_cost cost;                     /* at step 0 */
+    int in_flight;                            /* micro-batches whose activations are alive at once */
+    PMLC_VEC(pmlc_send) sends;                /* to the next stage */
 } pmlc_stage_plan;
 
 /* A training phase: from `step`, the parameters frozen by then stay frozen. */

@@ -170,6 +170,10 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         fprintf(out, "  flops/mb       forward %s, backward %s (input %s, weight %s)\n",
                 fmt_flops(st->cost.fwd, a, sizeof a), fmt_flops(st->cost.bwd_b + st->cost.bwd_w, b, sizeof b),
                 fmt_flops(st->cost.bwd_b, c, sizeof c), fmt_flops(st->cost.bwd_w, d, sizeof d));
+        fprintf(out, "  kernels        forward %d from %d ops", st->n_kernels, st->n_ops);
+        if (st->n_bwd_ops) fprintf(out, ", backward %d from %d ops", st->n_bwd_kernels, st->n_bwd_ops);
+        fprintf(out, "; the forward pass writes %s, %s unfused\n", fmt_bytes(st->fwd_written, a, sizeof a),
+                fmt_bytes(st->fwd_written_unfused, b, sizeof b));
         fprintf(out, "  activations    %s per micro-batch, %d in flight: %s\n",
                 fmt_bytes(st->cost.act_bytes, a, sizeof a), st->in_flight,
                 fmt_bytes(st->cost.act_bytes * st->in_flight, b, sizeof b));
@@ -293,8 +297,10 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         }
         fprintf(out,
                 "],\n     \"params\": %" PRId64 ", \"param_bytes\": %" PRId64 ", \"optimizer_state_bytes\": %" PRId64
-                ", \"ops\": %d, \"backward_ops\": %d,\n     ",
-                st->params, st->param_bytes, st->opt_bytes, st->n_ops, st->n_bwd_ops);
+                ", \"ops\": %d, \"backward_ops\": %d, \"kernels\": %d, \"backward_kernels\": %d,\n     "
+                "\"fwd_written_bytes\": %" PRId64 ", \"fwd_written_bytes_unfused\": %" PRId64 ",\n     ",
+                st->params, st->param_bytes, st->opt_bytes, st->n_ops, st->n_bwd_ops, st->n_kernels, st->n_bwd_kernels,
+                st->fwd_written, st->fwd_written_unfused);
         json_cost(out, &st->cost);
         fprintf(out, ", \"in_flight\": %d,\n     \"timetable\": [", st->in_flight);
         for (int i = 0; pl->timetable && i < pl->timetable->stages[s].instr.n; i++) {
