@@ -1,5 +1,5 @@
 /* pmlc.c — the command line: check programs, print their stage plans, build plan
- * files and train.
+ * files, train and infer.
  *
  * Exit status: 0 success, 1 errors in the input, 2 wrong usage. Help and version go
  * to stdout; diagnostics to stderr. */
@@ -12,6 +12,7 @@
 
 #include "../src/ops.h"
 #include "build_cmd.h"
+#include "infer_cmd.h"
 #include "pmlc.h"
 #include "train_cmd.h"
 
@@ -23,6 +24,9 @@ static const char usage_text[] =
     "  plan FILE         print the stage plan of a program's model\n"
     "  build FILE -o OUT write the model's plan file (what libpml loads and trains) to OUT\n"
     "  train FILE|PLAN   train the model on the CPU as a pipeline; write its weights with --out\n"
+    "  run FILE          build and train in one go: the same as 'train FILE' (same options)\n"
+    "  infer FILE|PLAN --weights W --input X.npy --output Y.npy\n"
+    "                    run the model forward (dropout off) over the rows of X; write its outputs to Y\n"
     "  ops               list the primitive operations\n"
     "  version           print the version\n"
     "  help              print this help\n"
@@ -50,6 +54,14 @@ static const char usage_text[] =
     "  --eval N            after training, evaluate on N held-out batches: loss, and accuracy for classes\n"
     "  --trace FILE        a timeline of every stage (Chrome trace JSON, opens in Perfetto) and the measured bubble\n"
     "  --quiet             no progress lines\n"
+    "\n"
+    "infer options:\n"
+    "  --weights W         the weights: a model.safetensors, or a checkpoint folder (train --out)\n"
+    "  --input X.npy       N rows of the model input (one-input models); cut into micro-batches of the plan's\n"
+    "                      size, the last one padded; types convert as the training data's do\n"
+    "  --output Y.npy      write the outputs, f32 [N, output dims...] (replaced atomically)\n"
+    "  --bench             also time passes over X (at least 1 s): latency per micro-batch, rows/s\n"
+    "  --threads N         CPU threads (default: every CPU)\n"
     "  -h, --help          print this help\n"
     "  --version           print the version\n"
     "\n"
@@ -99,8 +111,10 @@ typedef struct args {
     int64_t steps, seed, eval;
     int threads, quiet;
     const char *out, *metrics, *trace;
-    const char *init, *resume; /* train's --init W.safetensors, --resume DIR */
-    const char *output;        /* build's -o */
+    const char *init, *resume;               /* train's --init W.safetensors, --resume DIR */
+    const char *output;                      /* build's -o */
+    const char *weights, *input, *infer_out; /* infer's --weights, --input, --output */
+    int bench;                               /* infer's --bench */
 } args;
 
 /* A non-negative integer option value; -1 when it is not one. */
@@ -176,6 +190,17 @@ static int parse_args(int argc, char **argv, args *a)
         } else if (!strncmp(s, "--metrics", 9) && (s[9] == 0 || s[9] == '=')) {
             if (!(a->metrics = option_value(argc, argv, &i, "--metrics")) || !*a->metrics)
                 return usage_error("%s needs a file", s);
+        } else if (!strncmp(s, "--weights", 9) && (s[9] == 0 || s[9] == '=')) {
+            if (!(a->weights = option_value(argc, argv, &i, "--weights")) || !*a->weights)
+                return usage_error("%s needs a safetensors file or a checkpoint folder", s);
+        } else if (!strncmp(s, "--input", 7) && (s[7] == 0 || s[7] == '=')) {
+            if (!(a->input = option_value(argc, argv, &i, "--input")) || !*a->input)
+                return usage_error("%s needs a .npy file", s);
+        } else if (!strncmp(s, "--output", 8) && (s[8] == 0 || s[8] == '=')) {
+            if (!(a->infer_out = option_value(argc, argv, &i, "--output")) || !*a->infer_out)
+                return usage_error("%s needs a .npy file", s);
+        } else if (!strcmp(s, "--bench")) {
+            a->bench = 1;
         } else if (!strncmp(s, "-o", 2)) {
             if (s[2])
                 a->output = s + 2;
@@ -213,12 +238,20 @@ static int parse_args(int argc, char **argv, args *a)
         print_ops();
         return 0;
     }
-    if (strcmp(a->cmd, "plan") && strcmp(a->cmd, "check") && strcmp(a->cmd, "train") && strcmp(a->cmd, "build"))
+    if (strcmp(a->cmd, "plan") && strcmp(a->cmd, "check") && strcmp(a->cmd, "train") && strcmp(a->cmd, "build") &&
+        strcmp(a->cmd, "run") && strcmp(a->cmd, "infer"))
         return usage_error("unknown command '%s'", a->cmd);
     if (a->n_files == 0) return usage_error("'%s' needs a file", a->cmd);
     if (!strcmp(a->cmd, "build") && !a->output) return usage_error("'%s' needs -o OUT.plan", a->cmd);
     if (strcmp(a->cmd, "build") && a->output) return usage_error("-o is for 'build', not '%s'", a->cmd);
     if (strcmp(a->cmd, "check") && a->n_files > 1) return usage_error("'%s' takes one file", a->cmd);
+    int infer = !strcmp(a->cmd, "infer");
+    if (!infer && (a->weights || a->input || a->infer_out || a->bench))
+        return usage_error("--weights, --input, --output and --bench are for 'infer', not '%s'", a->cmd);
+    if (infer && !a->weights)
+        return usage_error("'%s' needs --weights W (a safetensors file or checkpoint folder)", a->cmd);
+    if (infer && !a->input) return usage_error("'%s' needs --input X.npy", a->cmd);
+    if (infer && !a->infer_out && !a->bench) return usage_error("'%s' needs --output Y.npy (or --bench)", a->cmd);
     return -1;
 }
 
@@ -242,7 +275,18 @@ static int run(const args *a)
         !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
     pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model};
     if (!strcmp(a->cmd, "build")) return pmlc_build_main(a->files[0], &opt, a->output);
-    if (!strcmp(a->cmd, "train")) {
+    if (!strcmp(a->cmd, "infer")) {
+        pmlc_infer_args t = {.file = a->files[0],
+                             .compile = opt,
+                             .weights = a->weights,
+                             .input = a->input,
+                             .output = a->infer_out,
+                             .bench = a->bench,
+                             .threads = a->threads,
+                             .quiet = a->quiet};
+        return pmlc_infer_main(&t);
+    }
+    if (!strcmp(a->cmd, "train") || !strcmp(a->cmd, "run")) { /* run: train, documented as build-and-train */
         if (a->init && a->resume) return usage_error("%s and --resume cannot be used together", "--init");
         pmlc_train_args t = {.file = a->files[0],
                              .compile = opt,

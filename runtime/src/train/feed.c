@@ -38,8 +38,7 @@ static const char *shape_str(char *buf, size_t cap, const int64_t *dims, int ran
     return buf;
 }
 
-/* Whether a file of dtype `from` converts into a node of dtype `to`. */
-static int converts(pml_dtype from, pml_dtype to)
+int pml_feed_converts(pml_dtype from, pml_dtype to)
 {
     if (to == PML_F32)
         return from == PML_F32 || from == PML_F64 || from == PML_U8 || from == PML_I32 || from == PML_I64;
@@ -55,7 +54,7 @@ static pml_status file_open(feed_file *f, const char *path, const pml_plan_node 
     pml_status st = pml_npy_open(path, &f->arr, err);
     if (st) return st;
     const pml_npy_array *a = &f->arr;
-    if (!converts(a->dtype, (pml_dtype)node->dtype))
+    if (!pml_feed_converts(a->dtype, (pml_dtype)node->dtype))
         return pml_err_set(err, PML_ERR_UNSUPPORTED, "%s: holds %s, which cannot feed the model's %s of type %s", path,
                            pml_dtype_name(a->dtype), what, pml_dtype_name((pml_dtype)node->dtype));
     if (a->rank < 1)
@@ -85,14 +84,11 @@ static pml_status file_open(feed_file *f, const char *path, const pml_plan_node 
     return PML_OK;
 }
 
-/* Copies row `row` of `f` into dst (row_elems elements of the node's dtype). */
-static void file_row(const feed_file *f, int64_t row, void *dst)
+void pml_feed_convert(void *dst, pml_dtype to, const void *src, pml_dtype from, size_t at, size_t n)
 {
-    size_t n = f->row_elems, at = (size_t)row * n;
-    const void *src = f->arr.data;
-    if (f->node->dtype == PML_F32) {
+    if (to == PML_F32) {
         float *d = dst;
-        switch (f->arr.dtype) {
+        switch (from) {
         case PML_F32:
             memcpy(d, (const float *)src + at, n * sizeof *d);
             break;
@@ -113,7 +109,7 @@ static void file_row(const feed_file *f, int64_t row, void *dst)
         }
     } else {
         int32_t *d = dst;
-        switch (f->arr.dtype) {
+        switch (from) {
         case PML_I32:
             memcpy(d, (const int32_t *)src + at, n * sizeof *d);
             break;
@@ -127,6 +123,13 @@ static void file_row(const feed_file *f, int64_t row, void *dst)
             break;
         }
     }
+}
+
+/* Copies row `row` of `f` into dst (row_elems elements of the node's dtype). */
+static void file_row(const feed_file *f, int64_t row, void *dst)
+{
+    pml_feed_convert(dst, (pml_dtype)f->node->dtype, f->arr.data, f->arr.dtype, (size_t)row * f->row_elems,
+                     f->row_elems);
 }
 
 static const char *plan_string(const pml_plan *plan, int64_t idx)

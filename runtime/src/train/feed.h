@@ -48,4 +48,10 @@ int64_t pml_feed_rows(const pml_feed *f);
  * in nats per token (a loss floor), or NaN when unknown. */
 double pml_feed_best_loss(const pml_feed *f);
 
+/* The element conversions above, for other readers of .npy rows (pmlc infer): whether
+ * dtype `from` converts into a node of dtype `to` (f32 or i32), and the conversion of
+ * n elements of `src` from element `at` on into dst (i64 values must fit in i32). */
+int pml_feed_converts(pml_dtype from, pml_dtype to);
+void pml_feed_convert(void *dst, pml_dtype to, const void *src, pml_dtype from, size_t at, size_t n);
+
 #endif

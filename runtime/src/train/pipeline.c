@@ -36,6 +36,7 @@ struct pml_pipeline {
     int64_t M;
     unsigned char **buf; /* per node: its buffer (per micro-batch copies laid end to end when per_mb) */
     uint8_t *per_mb;
+    uint8_t *serves;       /* per node: a forward node the output depends on (pml_pipeline_forward) */
     size_t *bytes;         /* per node: one copy's size */
     float **acc, **m, **v; /* per parameter: summed gradient, optimizer state */
     stage *stages;
@@ -140,6 +141,13 @@ static pml_status build_stages(pml_pipeline *p, pml_err *err)
         else
             st->bwd[st->n_bwd++] = i;
     }
+    /* The forward nodes the output depends on: inputs come before their users. */
+    p->serves = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!p->serves) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (pl->output >= 0) p->serves[pl->output] = 1;
+    for (int i = pl->n_nodes - 1; i >= 0; i--)
+        for (int k = 0; p->serves[i] && k < pl->nodes[i].n_in; k++)
+            if (pl->nodes[pl->nodes[i].in[k]].pass == 0) p->serves[pl->nodes[i].in[k]] = 1;
     for (int q = 0; q < pl->n_params; q++) {
         stage *st = &p->stages[pl->nodes[pl->params[q].node].stage];
         st->params[st->n_params++] = q;
@@ -210,7 +218,8 @@ void pml_pipeline_destroy(pml_pipeline *p)
         free(p->stages[s].ev);
     }
     if (p->tr) p->tr->destroy(p->tr);
-    free(p->buf), free(p->per_mb), free(p->bytes), free(p->acc), free(p->m), free(p->v), free(p->stages);
+    free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
+        free(p->stages);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p);
@@ -469,6 +478,44 @@ static int64_t correct_rows(const pml_pipeline *p, int64_t mb)
     return hits;
 }
 
+/* One micro-batch's forward pass over every stage in order, with dropout off: what each
+ * stage's load and forward would do. With `inputs` (the caller's, one per model input)
+ * no labels are loaded and only the nodes the output depends on run (not the loss);
+ * without, inputs and labels come from the feed at step `step` and every forward node runs. */
+static pml_status forward_mb(pml_pipeline *p, int64_t step, int64_t mb, const void *const *inputs, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    for (int s = 0; s < p->S; s++) {
+        for (int k = 0; k < pl->n_inputs; k++) {
+            int n = pl->input_nodes[k];
+            if (pl->nodes[n].stage != s) continue;
+            if (inputs) {
+                memcpy(view_data(p, n, mb), inputs[k], (size_t)pl->nodes[n].numel * 4);
+                continue;
+            }
+            pml_status st = p->opts.feed(p->opts.feed_ctx, step, mb, k, view_data(p, n, mb), err);
+            if (st) return st;
+        }
+        if (!inputs && pl->nodes[pl->labels].stage == s) {
+            pml_status st = p->opts.feed(p->opts.feed_ctx, step, mb, -1, view_data(p, pl->labels, mb), err);
+            if (st) return st;
+        }
+        const stage *st = &p->stages[s];
+        for (int k = 0; k < st->n_fwd; k++) {
+            int n = st->fwd[k];
+            const pml_plan_node *node = &pl->nodes[n];
+            if (inputs && !p->serves[n]) continue;
+            if (node->op == PML_OP_DROPOUT) {
+                memcpy(view_data(p, n, mb), view_data(p, node->in[0], mb), (size_t)node->numel * 4);
+                continue;
+            }
+            pml_status r = run_node(p, n, mb, err);
+            if (r) return r;
+        }
+    }
+    return PML_OK;
+}
+
 pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss, double *accuracy, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -478,31 +525,8 @@ pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss,
     int64_t hits = 0, rows = 0;
     for (int64_t b = 0; b < batches; b++) {
         for (int64_t mb = 0; mb < p->M; mb++) {
-            for (int s = 0; s < p->S; s++) {
-                /* What a stage's load and forward would do, in stage order, with dropout off. */
-                for (int k = 0; k < pl->n_inputs; k++) {
-                    if (pl->nodes[pl->input_nodes[k]].stage != s) continue;
-                    pml_status st = p->opts.feed(p->opts.feed_ctx, PML_EVAL_STEP0 + b, mb, k,
-                                                 view_data(p, pl->input_nodes[k], mb), err);
-                    if (st) return st;
-                }
-                if (lab->stage == s) {
-                    pml_status st =
-                        p->opts.feed(p->opts.feed_ctx, PML_EVAL_STEP0 + b, mb, -1, view_data(p, pl->labels, mb), err);
-                    if (st) return st;
-                }
-                const stage *st = &p->stages[s];
-                for (int k = 0; k < st->n_fwd; k++) {
-                    int n = st->fwd[k];
-                    const pml_plan_node *node = &pl->nodes[n];
-                    if (node->op == PML_OP_DROPOUT) {
-                        memcpy(view_data(p, n, mb), view_data(p, node->in[0], mb), (size_t)node->numel * 4);
-                        continue;
-                    }
-                    pml_status r = run_node(p, n, mb, err);
-                    if (r) return r;
-                }
-            }
+            pml_status st = forward_mb(p, PML_EVAL_STEP0 + b, mb, NULL, err);
+            if (st) return st;
             loss_sum += *(const float *)view_data(p, pl->loss, mb);
             if (classify) {
                 hits += correct_rows(p, mb);
@@ -512,5 +536,15 @@ pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss,
     }
     *loss = batches ? loss_sum / (double)(batches * p->M) : NAN;
     *accuracy = classify && rows ? (double)hits / (double)rows : NAN;
+    return PML_OK;
+}
+
+pml_status pml_pipeline_forward(pml_pipeline *p, const void *const *inputs, void *output, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    if (pl->output < 0) return pml_err_set(err, PML_ERR_UNSUPPORTED, "the plan has no output");
+    pml_status st = forward_mb(p, 0, 0, inputs, err);
+    if (st) return st;
+    memcpy(output, view_data(p, pl->output, 0), (size_t)pl->nodes[pl->output].numel * 4);
     return PML_OK;
 }

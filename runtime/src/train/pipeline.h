@@ -70,6 +70,13 @@ float *pml_pipeline_param(pml_pipeline *p, int param);
  * is the label (NaN otherwise). Call between steps. */
 pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss, double *accuracy, pml_err *err);
 
+/* Inference: one micro-batch (conf.microbatch rows) forward, dropout off, no labels or
+ * loss: only the forward nodes the output depends on run. inputs[k] holds model input
+ * k's numel elements (f32 for a float input, i32 for an i32 one); `output` receives the
+ * output's numel elements likewise (f32 for floats). opts.feed is not used. Call
+ * between steps; a pipeline created with no feed serves inference only. */
+pml_status pml_pipeline_forward(pml_pipeline *p, const void *const *inputs, void *output, pml_err *err);
+
 /* With opts.trace: stage `s`'s spans recorded so far (all steps), and the measured
  * bubble of the last step: 1 − (time stages spent computing) / (stages × step time). */
 const pml_trace_event *pml_pipeline_trace(const pml_pipeline *p, int s, int *n);

@@ -1,0 +1,21 @@
+/* infer_cmd.h — `pmlc infer` (infer_cmd.c). */
+#ifndef PMLC_INFER_CMD_H
+#define PMLC_INFER_CMD_H
+
+#include "pmlc.h"
+
+typedef struct pmlc_infer_args {
+    const char *file;     /* the program or plan file */
+    pmlc_options compile; /* -I, --set, --model, diagnostics */
+    const char *weights;  /* model.safetensors, or a checkpoint folder */
+    const char *input;    /* X.npy: N rows of the model input */
+    const char *output;   /* Y.npy to write, or NULL (only with bench) */
+    int bench;            /* time repeated passes over the input */
+    int threads;          /* 0: every CPU */
+    int quiet;
+} pmlc_infer_args;
+
+/* Returns the exit status: 0 done, 1 otherwise. */
+int pmlc_infer_main(const pmlc_infer_args *a);
+
+#endif

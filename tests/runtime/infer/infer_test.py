@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""`pmlc infer` (compiler/tools/infer_cmd.c), one behaviour per invocation:
+infer_test.py PMLC TESTDIR BEHAVIOUR.
+
+  shape               N rows in, f32 [N, 10] out; N not a multiple of the micro-batch size
+  padding_invisible   a row's output does not depend on the rows batched with it
+  deterministic       two runs write the same bytes
+  dropout_off         a model with dropout gives the same outputs twice (a .plan and a folder)
+  bench               --bench prints latency (median, p90) and throughput
+  run_trains          `pmlc run FILE` trains like `pmlc train FILE`
+  wrong_row_shape, missing_weights, other_model
+                      exit 1, the path at fault in the message
+  missing_input       no --input: exit 2
+.npy files are written and read by hand (no numpy)."""
+import ast
+import os
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+
+pmlc, here, behaviour = sys.argv[1], sys.argv[2], sys.argv[3]
+ROOT = os.path.abspath(os.path.join(here, "..", "..", ".."))
+MLP = os.path.join(ROOT, "examples", "mlp.pml")
+DROP = os.path.join(ROOT, "tests", "runtime", "checkpoint", "sgd.pml")
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def pmlc_run(*args):
+    return subprocess.run([pmlc, *args], capture_output=True, text=True, timeout=300)
+
+
+def must(*args):
+    r = pmlc_run(*args)
+    check(r.returncode == 0, f"pmlc {' '.join(args)} succeeds: {r.stderr}")
+    return r
+
+
+def write_npy(path, shape, values, fmt="f"):
+    descr = {"f": "<f4", "d": "<f8", "i": "<i4"}[fmt]
+    dims = "(" + "".join(f"{d}, " for d in shape)[:-2] + ("," if len(shape) == 1 else "") + ")"
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, dims)
+    header += " " * (-(len(header) + 11) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+        f.write(struct.pack(f"<{len(values)}{fmt}", *values))
+
+
+def read_npy(path):
+    raw = open(path, "rb").read()
+    assert raw[:8] == b"\x93NUMPY\x01\x00", path
+    n = struct.unpack("<H", raw[8:10])[0]
+    h = ast.literal_eval(raw[10:10 + n].decode())
+    assert h["descr"] == "<f4", h
+    count = 1
+    for d in h["shape"]:
+        count *= d
+    return tuple(h["shape"]), list(struct.unpack(f"<{count}f", raw[10 + n:10 + n + 4 * count])), raw
+
+
+def rows(n, features, seed=7):
+    rng = random.Random(seed)
+    return [rng.uniform(-1, 1) for _ in range(n * features)]
+
+
+def train(tmp, pml, name="D", steps="3"):
+    out = os.path.join(tmp, name)
+    must("train", pml, "--steps", steps, "--out", out, "--quiet", "--threads", "2")
+    return out
+
+
+def infer(*args):
+    return pmlc_run("infer", *args, "--threads", "2", "--quiet")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    X, Y = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
+    if behaviour == "shape":
+        D = train(tmp, MLP)
+        for n in (70, 32, 1):  # micro-batches of 32: partial, whole, one row
+            write_npy(X, (n, 784), rows(n, 784))
+            r = infer(MLP, "--weights", D, "--input", X, "--output", Y)
+            check(r.returncode == 0, f"infer {n} rows succeeds: {r.stderr}")
+            if r.returncode == 0:
+                shape, y, _ = read_npy(Y)
+                check(shape == (n, 10), f"{n} rows give shape (N, 10): {shape}")
+                check(all(v == v and abs(v) < 1e6 for v in y), f"{n} rows: finite outputs")
+    elif behaviour == "padding_invisible":
+        D = train(tmp, MLP)
+        x = rows(70, 784)
+        write_npy(X, (70, 784), x)
+        must("infer", MLP, "--weights", os.path.join(D, "model.safetensors"), "--input", X, "--output", Y, "--quiet")
+        _, y, _ = read_npy(Y)
+        X2, Y2 = os.path.join(tmp, "x2.npy"), os.path.join(tmp, "y2.npy")
+        write_npy(X2, (6, 784), x[64 * 784:])  # the last 6 rows, batched with other padding
+        must("infer", MLP, "--weights", D, "--input", X2, "--output", Y2, "--quiet")
+        _, y2, _ = read_npy(Y2)
+        check(y[64 * 10:] == y2, "the last rows' outputs are the same alone")
+    elif behaviour == "deterministic":
+        D = train(tmp, MLP)
+        write_npy(X, (50, 784), rows(50, 784))
+        must("infer", MLP, "--weights", D, "--input", X, "--output", Y, "--quiet")
+        Y2 = os.path.join(tmp, "y2.npy")
+        must("infer", MLP, "--weights", D, "--input", X, "--output", Y2, "--quiet")
+        check(read_npy(Y)[2] == read_npy(Y2)[2], "two runs write the same bytes")
+    elif behaviour == "dropout_off":
+        D = train(tmp, DROP)
+        plan = os.path.join(tmp, "net.plan")
+        must("build", DROP, "-o", plan)
+        write_npy(X, (19, 16), rows(19, 16), "d")  # f64 converts like training data
+        must("infer", plan, "--weights", D, "--input", X, "--output", Y, "--quiet")
+        Y2 = os.path.join(tmp, "y2.npy")
+        must("infer", DROP, "--weights", D, "--input", X, "--output", Y2, "--quiet")
+        shape, y, raw = read_npy(Y)
+        check(shape == (19, 4), f"shape (19, 4): {shape}")
+        check(raw == read_npy(Y2)[2], "dropout is off: the same outputs twice")
+    elif behaviour == "bench":
+        D = train(tmp, DROP)
+        write_npy(X, (40, 16), rows(40, 16))
+        r = pmlc_run("infer", DROP, "--weights", D, "--input", X, "--bench", "--threads", "2")
+        check(r.returncode == 0, f"--bench succeeds: {r.stderr}")
+        check("median" in r.stdout and "p90" in r.stdout and "rows/s" in r.stdout, f"--bench reports: {r.stdout}")
+        check(not os.path.exists(Y), "--bench without --output writes nothing")
+    elif behaviour == "run_trains":
+        a = train(tmp, DROP, "A")
+        r = pmlc_run("run", DROP, "--steps", "3", "--out", os.path.join(tmp, "B"), "--quiet", "--threads", "2")
+        check(r.returncode == 0, f"pmlc run succeeds: {r.stderr}")
+        ma = open(os.path.join(a, "model.safetensors"), "rb").read()
+        mb = open(os.path.join(tmp, "B", "model.safetensors"), "rb").read()
+        check(ma == mb, "pmlc run trains exactly as pmlc train")
+    elif behaviour == "wrong_row_shape":
+        D = train(tmp, DROP)
+        write_npy(X, (5, 15), rows(5, 15))
+        r = infer(DROP, "--weights", D, "--input", X, "--output", Y)
+        check(r.returncode == 1, f"exit 1: {r.returncode}")
+        check(X in r.stderr and "(5, 15)" in r.stderr and "(N, 16)" in r.stderr, f"names path and shapes: {r.stderr}")
+        check(not os.path.exists(Y), "no output written")
+    elif behaviour == "missing_weights":
+        write_npy(X, (5, 16), rows(5, 16))
+        W = os.path.join(tmp, "nowhere", "model.safetensors")
+        r = infer(DROP, "--weights", W, "--input", X, "--output", Y)
+        check(r.returncode == 1, f"exit 1: {r.returncode}")
+        check(W in r.stderr, f"names the path: {r.stderr}")
+        check(not os.path.exists(Y), "no output written")
+    elif behaviour == "other_model":
+        D = train(tmp, MLP, steps="0")
+        write_npy(X, (5, 16), rows(5, 16))
+        for w in (D, os.path.join(D, "model.safetensors")):
+            r = infer(DROP, "--weights", w, "--input", X, "--output", Y)
+            check(r.returncode == 1, f"{w}: exit 1: {r.returncode}")
+            check(D in r.stderr, f"{w}: names the path: {r.stderr}")
+        check(not os.path.exists(Y), "no output written")
+    elif behaviour == "missing_input":
+        r = pmlc_run("infer", DROP, "--weights", "w.safetensors", "--output", Y)
+        check(r.returncode == 2, f"exit 2: {r.returncode}")
+        check("--input" in r.stderr, f"says what is missing: {r.stderr}")
+    else:
+        sys.exit(f"unknown behaviour {behaviour}")
+
+sys.exit(1 if failures else 0)
