@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""bench/cpu_train/torch_step.py — PyTorch eager CPU baseline for run.sh / compare.sh.
+
+    /usr/bin/python3 torch_step.py MODEL THREADS STEPS [MICROBATCHES]
+
+MODEL is mlp (examples/mlp.pml: 784 -> 512 -> 512 -> layernorm -> 10, tanh GELU,
+batch 256, AdamW lr 3e-4 wd 0.01) or gpt (examples/gpt.pml: vocab 65, width 128,
+4 heads, 8 layers, T 64, dropout 0.1, batch 64, AdamW lr 3e-3 wd 0.1, warmup-cosine,
+grad clip 1.0), in f32 like PML's CPU runtime. torch.set_num_threads(THREADS).
+MICROBATCHES (default 1) splits each step's batch and accumulates gradients, as PML's
+pipeline does; 1 is PyTorch's natural full-batch step. Random data of the same shapes
+(time only). Prints one JSON line: model, threads, steps timed, median step_ms
+(the first step, warm-up, is skipped, as in run.sh)."""
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+name, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mbs = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+
+
+class Gelu(nn.Module):
+    def forward(self, x):
+        return F.gelu(x, approximate="tanh")
+
+
+class Attn(nn.Module):
+    def __init__(self, c, heads, p):
+        super().__init__()
+        self.heads, self.qkv, self.proj, self.drop = heads, nn.Linear(c, 3 * c), nn.Linear(c, c), nn.Dropout(p)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        hd = C // self.heads
+        q, k, v = (t.reshape(B, T, self.heads, hd).permute(0, 2, 1, 3) for t in self.qkv(x).split(C, dim=2))
+        s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
+        s = s.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+        y = (self.drop(torch.softmax(s, dim=-1)) @ v).permute(0, 2, 1, 3).reshape(B, T, C)
+        return self.drop(self.proj(y))
+
+
+class Block(nn.Module):
+    def __init__(self, c, heads, p):
+        super().__init__()
+        self.ln_1, self.attn, self.ln_2 = nn.LayerNorm(c), Attn(c, heads, p), nn.LayerNorm(c)
+        self.mlp = nn.Sequential(nn.Linear(c, 4 * c), Gelu(), nn.Linear(4 * c, c), nn.Dropout(p))
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, vocab=65, c=128, heads=4, layers=8, context=256, p=0.1):
+        super().__init__()
+        self.wte, self.wpe, self.drop = nn.Embedding(vocab, c), nn.Embedding(context, c), nn.Dropout(p)
+        self.blocks = nn.ModuleList(Block(c, heads, p) for _ in range(layers))
+        self.ln_f, self.lm_head = nn.LayerNorm(c), nn.Linear(c, vocab, bias=False)
+
+    def forward(self, idx):
+        h = self.drop(self.wte(idx) + self.wpe(torch.arange(idx.shape[1])))
+        for b in self.blocks:
+            h = b(h)
+        return self.lm_head(self.ln_f(h))
+
+
+if name == "mlp":
+    model = nn.Sequential(nn.Linear(784, 512), Gelu(), nn.Linear(512, 512), Gelu(), nn.LayerNorm(512), nn.Linear(512, 10))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+    x, y = torch.randn(256, 784), torch.randint(0, 10, (256,))
+    sched, clip = None, None
+elif name == "gpt":
+    model = GPT()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
+    x, y = torch.randint(0, 65, (64, 64)), torch.randint(0, 65, (64, 64))
+    # warmup_cosine(warmup = 30, min_lr = 1e-4) over 300 steps
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / 30 if s < 30 else
+                                              (1e-4 + 0.5 * (3e-3 - 1e-4) * (1 + math.cos(math.pi * (s - 30) / 270))) / 3e-3)
+    clip = 1.0
+else:
+    sys.exit(f"unknown model {name}")
+model.train()
+
+times = []
+for s in range(steps):
+    t0 = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    total = 0.0
+    for xm, ym in zip(x.chunk(mbs), y.chunk(mbs)):
+        out = model(xm)
+        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), ym.reshape(-1)) / mbs
+        loss.backward()
+        total += loss.item()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    if sched:
+        sched.step()
+    times.append((time.perf_counter() - t0) * 1e3)
+rest = times[1:] if len(times) > 1 else times
+print(json.dumps({"model": name, "threads": threads, "microbatches": mbs, "steps": len(rest),
+                  "step_ms": round(statistics.median(rest), 2), "loss": round(total, 4)}))
