@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""run_fuzz.py — runs the libFuzzer front-end target for a bounded time over a fresh
-copy of the seed corpus (tests/fuzz/corpus plus the examples), so the sources stay
-untouched. Fails if libFuzzer reports a crash, leak, timeout or sanitizer error; the
-offending input is left in the work folder and named in the output.
+"""run_fuzz.py — runs a libFuzzer target (the front end's, or a file format's) for a
+bounded time over a fresh copy of its seed corpus (the files matching --pattern in each
+--corpus folder), so the sources stay untouched. Fails if libFuzzer reports a crash,
+leak, timeout or sanitizer error; the offending input is left in the work folder and
+named in the output.
 
-    run_fuzz.py --fuzzer BIN --corpus DIR [--corpus DIR...] --work DIR --runs N --max-total-time S
+    run_fuzz.py [--name TEST] --fuzzer BIN --corpus DIR [--corpus DIR...] [--pattern GLOB]
+                [--dict FILE] --work DIR --runs N --max-total-time S
 """
 import argparse
 import glob
@@ -16,8 +18,10 @@ import sys
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--name", default="fuzz.frontend", help="the test's name, for messages")
     ap.add_argument("--fuzzer", required=True)
     ap.add_argument("--corpus", action="append", default=[])
+    ap.add_argument("--pattern", default="*.pml", help="which files of each corpus folder are seeds")
     ap.add_argument("--dict", help="libFuzzer dictionary")
     ap.add_argument("--work", required=True)
     ap.add_argument("--runs", type=int, default=20000)
@@ -32,10 +36,10 @@ def main():
     os.makedirs(artifacts)
     seeds = 0
     for src in args.corpus:
-        for path in sorted(glob.glob(os.path.join(src, "*.pml"))):
+        for path in sorted(glob.glob(os.path.join(src, args.pattern))):
             shutil.copy(path, os.path.join(corpus, f"{seeds:03d}_{os.path.basename(path)}"))
             seeds += 1
-    print(f"fuzz.frontend: {seeds} seed files, {args.runs} runs or {args.max_total_time} s")
+    print(f"{args.name}: {seeds} seed files, {args.runs} runs or {args.max_total_time} s")
 
     argv = [os.path.abspath(args.fuzzer), corpus,
             f"-runs={args.runs}", f"-max_total_time={args.max_total_time}",
@@ -51,12 +55,12 @@ def main():
     findings = sorted(os.listdir(artifacts))
     if proc.returncode != 0 or findings:
         print(out[-12000:])
-        print(f"FAIL: fuzz.frontend: libFuzzer exited {proc.returncode}; findings: "
+        print(f"FAIL: {args.name}: libFuzzer exited {proc.returncode}; findings: "
               + (", ".join(os.path.join(artifacts, f) for f in findings) or "none saved"))
         sys.exit(1)
     stats = [line for line in out.splitlines() if line.startswith("stat::") or "DONE" in line]
     print("\n".join(stats[-8:]))
-    print("ok: fuzz.frontend")
+    print(f"ok: {args.name}")
 
 
 if __name__ == "__main__":

@@ -19,42 +19,15 @@ q/v bias gradient) and compares the rest of qkv.bias (q and v thirds) at 1e-4. N
 import json
 import math
 import os
-import struct
-import subprocess
 import sys
 import tempfile
 
-try:
-    import numpy as np
-    import torch
-except ImportError:
-    print("parity: SKIP (python3-torch is not installed)")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from parity_lib import np, pml_run, run, torch  # noqa: E402  (exits 77 without torch)
 
 pmlc, dump, program = sys.argv[1], sys.argv[2], sys.argv[3]
 STEPS = 10
 torch.set_num_threads(1)
-
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, v in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = v["data_offsets"]
-        out[name] = np.frombuffer(data[b:e], dtype=np.float32).reshape(v["shape"]).copy()
-    return out
-
-
-def run(*args):
-    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    if r.returncode:
-        sys.exit(f"{' '.join(args)} failed:\n{r.stderr}")
-    return r.stdout
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -62,12 +35,7 @@ with tempfile.TemporaryDirectory() as tmp:
     tr = plan["train"]
     assert tr["optimizer"] == "adamw" and tr["lr_schedule"] == "constant", tr
     heads, layers = 2, 2
-    run(pmlc, "train", program, "--steps", "0", "--out", f"{tmp}/init", "--quiet")
-    run(pmlc, "train", program, "--steps", str(STEPS), "--out", f"{tmp}/final", "--metrics", f"{tmp}/m.jsonl", "--quiet")
-    os.makedirs(f"{tmp}/data")
-    run(dump, program, str(STEPS), f"{tmp}/data")
-    pml_losses = [json.loads(line)["loss"] for line in open(f"{tmp}/m.jsonl")]
-    init, final = load_safetensors(f"{tmp}/init/model.safetensors"), load_safetensors(f"{tmp}/final/model.safetensors")
+    init, final, pml_losses, data = pml_run(pmlc, dump, program, STEPS, tmp)
 
     # The parameter list of the plan, with its shapes, is exactly what the PyTorch model uses.
     expected = {p["name"]: p["shape"] for p in plan["parameters"]}
@@ -113,8 +81,8 @@ with tempfile.TemporaryDirectory() as tmp:
     opt = torch.optim.AdamW(params.values(), lr=tr["lr"], betas=(0.9, 0.999), eps=1e-8, weight_decay=tr["weight_decay"])
     torch_losses = []
     for s in range(STEPS):
-        x = torch.tensor(np.load(f"{tmp}/data/x_{s}.npy")).long()
-        y = torch.tensor(np.load(f"{tmp}/data/y_{s}.npy")).long()
+        x = torch.tensor(np.load(f"{data}/x_{s}.npy")).long()
+        y = torch.tensor(np.load(f"{data}/y_{s}.npy")).long()
         logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         opt.zero_grad()

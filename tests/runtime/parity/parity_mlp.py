@@ -3,52 +3,20 @@
 trained on PML's batches with the same AdamW gives the same losses for 20 steps
 (relative difference <= 1e-4) and the same final weights (relative norm difference
 <= 1e-4). Needs Debian's python3-torch; skips (exit 77) without it."""
-import json
 import os
-import struct
-import subprocess
 import sys
 import tempfile
 
-try:
-    import numpy as np
-    import torch
-except ImportError:
-    print("parity: SKIP (python3-torch is not installed)")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from parity_lib import np, pml_run, torch  # noqa: E402  (exits 77 without torch)
 
 pmlc, dump, example = sys.argv[1], sys.argv[2], sys.argv[3]
 STEPS = 20
 torch.set_num_threads(1)
 
 
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, v in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = v["data_offsets"]
-        out[name] = np.frombuffer(data[b:e], dtype=np.float32).reshape(v["shape"]).copy()
-    return out
-
-
-def run(*args):
-    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    if r.returncode:
-        sys.exit(f"{' '.join(args)} failed:\n{r.stderr}")
-
-
 with tempfile.TemporaryDirectory() as tmp:
-    run(pmlc, "train", example, "--steps", "0", "--out", f"{tmp}/init", "--quiet")
-    run(pmlc, "train", example, "--steps", str(STEPS), "--out", f"{tmp}/final", "--metrics", f"{tmp}/m.jsonl", "--quiet")
-    os.makedirs(f"{tmp}/data")
-    run(dump, example, str(STEPS), f"{tmp}/data")
-    pml_losses = [json.loads(line)["loss"] for line in open(f"{tmp}/m.jsonl")]
-    init, final = load_safetensors(f"{tmp}/init/model.safetensors"), load_safetensors(f"{tmp}/final/model.safetensors")
+    init, final, pml_losses, data = pml_run(pmlc, dump, example, STEPS, tmp)
 
     params = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in init.items()}
 
@@ -63,8 +31,8 @@ with tempfile.TemporaryDirectory() as tmp:
     opt = torch.optim.AdamW(params.values(), lr=3e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     torch_losses = []
     for s in range(STEPS):
-        x = torch.tensor(np.load(f"{tmp}/data/x_{s}.npy"))
-        y = torch.tensor(np.load(f"{tmp}/data/y_{s}.npy")).long()
+        x = torch.tensor(np.load(f"{data}/x_{s}.npy"))
+        y = torch.tensor(np.load(f"{data}/y_{s}.npy")).long()
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
