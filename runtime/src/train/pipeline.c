@@ -36,6 +36,11 @@ struct pml_pipeline {
     int64_t M;
     unsigned char **buf; /* per node: its buffer (per micro-batch copies laid end to end when per_mb) */
     uint8_t *per_mb;
+    /* Per node: its value depends on parameters and constants only, so it is the same for
+     * every micro-batch until the next update (transpose(weight), say): computed once per
+     * step (or per evaluation), when computed_at[n] falls behind `version`. */
+    uint8_t *invariant;
+    int64_t *computed_at, version;
     uint8_t *serves;       /* per node: a forward node the output depends on (pml_pipeline_forward) */
     size_t *bytes;         /* per node: one copy's size */
     float **acc, **m, **v; /* per parameter: summed gradient, optimizer state */
@@ -88,6 +93,17 @@ static pml_status run_node(pml_pipeline *p, int n, int64_t mb, pml_err *err)
     return pml_cpu_run(&c, err);
 }
 
+/* Runs node n for micro-batch mb, or not at all when it is invariant and already
+ * computed in this step (or evaluation). */
+static pml_status run_or_reuse(pml_pipeline *p, int n, int64_t mb, pml_err *err)
+{
+    if (p->invariant[n]) {
+        if (p->computed_at[n] == p->version) return PML_OK;
+        p->computed_at[n] = p->version;
+    }
+    return run_node(p, n, mb, err);
+}
+
 /* ---- building ------------------------------------------------------------------- */
 
 static int constant_node(uint16_t op) { return op == PML_OP_CONST || op == PML_OP_ARANGE; }
@@ -99,7 +115,18 @@ static pml_status plan_memory(pml_pipeline *p, pml_err *err)
     p->buf = calloc((size_t)N, sizeof *p->buf);
     p->per_mb = calloc((size_t)N, 1);
     p->bytes = calloc((size_t)N, sizeof *p->bytes);
-    if (!p->buf || !p->per_mb || !p->bytes) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    p->invariant = calloc((size_t)N, 1);
+    p->computed_at = calloc((size_t)N, sizeof *p->computed_at);
+    if (!p->buf || !p->per_mb || !p->bytes || !p->invariant || !p->computed_at)
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < N; i++) { /* nodes come after their inputs */
+        const pml_plan_node *n = &pl->nodes[i];
+        int inv = n->op == PML_OP_PARAM || constant_node(n->op) ||
+                  (n->op != PML_OP_INPUT && n->op != PML_OP_DROPOUT && n->n_in > 0);
+        for (int k = 0; inv && k < n->n_in && n->op != PML_OP_PARAM; k++) inv = p->invariant[n->in[k]];
+        p->invariant[i] = (uint8_t)inv;
+        p->computed_at[i] = -1;
+    }
     /* A value outlives its micro-batch's pass when the backward pass or another stage reads it. */
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
@@ -110,6 +137,8 @@ static pml_status plan_memory(pml_pipeline *p, pml_err *err)
         }
         if (n->op == PML_OP_INPUT) p->per_mb[i] = 1;
     }
+    for (int i = 0; i < N; i++)
+        if (p->invariant[i]) p->per_mb[i] = 0; /* one value serves every micro-batch */
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
         p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4; /* f32 and i32 alike */
@@ -218,6 +247,7 @@ void pml_pipeline_destroy(pml_pipeline *p)
         free(p->stages[s].ev);
     }
     if (p->tr) p->tr->destroy(p->tr);
+    free(p->invariant), free(p->computed_at);
     free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
         free(p->stages);
     pthread_mutex_destroy(&p->mu);
@@ -327,11 +357,11 @@ static pml_status run_instr(pml_pipeline *p, int s, const pml_plan_instr *in, pm
     case I_SEND_GRAD:
         return p->tr->send(p->tr, s, s - 1, PML_MSG_GRAD, in->mb, err);
     case I_FWD:
-        for (int k = 0; k < st->n_fwd && !status; k++) status = run_node(p, st->fwd[k], in->mb, err);
+        for (int k = 0; k < st->n_fwd && !status; k++) status = run_or_reuse(p, st->fwd[k], in->mb, err);
         if (!status && pl->nodes[pl->loss].stage == s) st->loss += *(const float *)view_data(p, pl->loss, in->mb);
         return status;
     case I_BWD:
-        for (int k = 0; k < st->n_bwd && !status; k++) status = run_node(p, st->bwd[k], in->mb, err);
+        for (int k = 0; k < st->n_bwd && !status; k++) status = run_or_reuse(p, st->bwd[k], in->mb, err);
         for (int k = 0; k < st->n_params && !status; k++) {
             int q = st->params[k];
             if (!p->acc[q]) continue;
@@ -394,6 +424,7 @@ static void *stage_main(void *arg)
 
 pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *err)
 {
+    p->version++; /* parameters changed since the last step: invariants are recomputed */
     const pml_plan *pl = p->plan;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -509,7 +540,7 @@ static pml_status forward_mb(pml_pipeline *p, int64_t step, int64_t mb, const vo
                 memcpy(view_data(p, n, mb), view_data(p, node->in[0], mb), (size_t)node->numel * 4);
                 continue;
             }
-            pml_status r = run_node(p, n, mb, err);
+            pml_status r = run_or_reuse(p, n, mb, err);
             if (r) return r;
         }
     }
@@ -518,6 +549,7 @@ static pml_status forward_mb(pml_pipeline *p, int64_t step, int64_t mb, const vo
 
 pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss, double *accuracy, pml_err *err)
 {
+    p->version++;
     const pml_plan *pl = p->plan;
     const pml_plan_node *out = &pl->nodes[pl->output], *lab = &pl->nodes[pl->labels];
     int classify = lab->dtype == PML_I32 && out->rank == lab->rank + 1 && out->rank >= 1;
@@ -541,6 +573,7 @@ pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss,
 
 pml_status pml_pipeline_forward(pml_pipeline *p, const void *const *inputs, void *output, pml_err *err)
 {
+    p->version++; /* the parameters may have been written since */
     const pml_plan *pl = p->plan;
     if (pl->output < 0) return pml_err_set(err, PML_ERR_UNSUPPORTED, "the plan has no output");
     pml_status st = forward_mb(p, 0, 0, inputs, err);
