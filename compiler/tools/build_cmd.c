@@ -8,8 +8,6 @@
 #include <string.h>
 
 #include "formats/atomic_file.h"
-#include "plan_write.h"
-#include "session_int.h"
 
 static int fail(const char *what, const pml_err *err)
 {
@@ -24,10 +22,7 @@ static int compile_bytes(const char *file, const pmlc_options *opt, unsigned cha
     *len = 0;
     pmlc_session *s = pmlc_session_create(opt);
     if (!s) return fail("out of memory", NULL);
-    const pmlc_plan *plan = NULL;
-    int rc = 1;
-    if (!pmlc_session_check_file(s, file) && pmlc_session_graph(s, &plan))
-        rc = pmlc_plan_serialize(pmlc_session_program(s), plan, bytes, len) ? 1 : 0;
+    int rc = pmlc_session_check_file(s, file) || pmlc_session_plan_bytes(s, bytes, len) ? 1 : 0;
     if (pmlc_session_errors(s))
         fprintf(stderr, "%d error%s generated.\n", pmlc_session_errors(s), pmlc_session_errors(s) == 1 ? "" : "s");
     pmlc_session_destroy(s);

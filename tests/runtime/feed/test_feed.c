@@ -14,8 +14,7 @@
 #include "../data/data_test.h"
 #include "formats/npy.h"
 #include "plan/plan.h"
-#include "plan_write.h"
-#include "session_int.h"
+#include "pmlc.h"
 #include "train/feed.h"
 
 enum { ROWS = 12, FEATURES = 3 };
@@ -75,17 +74,14 @@ static pml_plan *compile(const char *set)
     opt.sets = sets;
     opt.n_sets = set ? 1 : 0;
     pmlc_session *s = pmlc_session_create(&opt);
-    const pmlc_plan *plan = NULL;
     pml_plan *out = NULL;
-    if (!pmlc_session_check_file(s, "m.pml") && pmlc_session_graph(s, &plan)) {
-        unsigned char *bytes = NULL;
-        size_t len = 0;
-        pml_err err = {0};
-        if (!pmlc_plan_serialize(pmlc_session_program(s), plan, &bytes, &len) &&
-            pml_plan_read(bytes, len, "m.pml", &out, &err))
-            fprintf(stderr, "%s\n", err.msg);
-        free(bytes);
-    }
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    pml_err err = {0};
+    if (!pmlc_session_check_file(s, "m.pml") && !pmlc_session_plan_bytes(s, &bytes, &len) &&
+        pml_plan_read(bytes, len, "m.pml", &out, &err))
+        fprintf(stderr, "%s\n", err.msg);
+    free(bytes);
     pmlc_session_destroy(s);
     CHECK(out != NULL);
     return out;

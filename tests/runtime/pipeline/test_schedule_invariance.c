@@ -10,8 +10,7 @@
 
 #include "../../core/check.h"
 #include "plan/plan.h"
-#include "plan_write.h"
-#include "session_int.h"
+#include "pmlc.h"
 #include "train/feed.h"
 #include "train/pipeline.h"
 
@@ -39,7 +38,6 @@ static float *train(int stages, int mbs, const char *sched, size_t *n_out)
     pmlc_options opt = {0};
     opt.diag_out = stderr;
     pmlc_session *s = pmlc_session_create(&opt);
-    const pmlc_plan *cp = NULL;
     float *all = NULL;
     unsigned char *bytes = NULL;
     size_t len = 0, n = 0;
@@ -47,9 +45,8 @@ static float *train(int stages, int mbs, const char *sched, size_t *n_out)
     pml_feed *feed = NULL;
     pml_pipeline *pipe = NULL;
     pml_err err = {0};
-    if (pmlc_session_check_text(s, "invariance.pml", text, strlen(text)) || !pmlc_session_graph(s, &cp) ||
-        pmlc_plan_serialize(pmlc_session_program(s), cp, &bytes, &len) || pml_plan_read(bytes, len, "m", &pl, &err) ||
-        pml_feed_create(pl, &feed, &err))
+    if (pmlc_session_check_text(s, "invariance.pml", text, strlen(text)) || pmlc_session_plan_bytes(s, &bytes, &len) ||
+        pml_plan_read(bytes, len, "m", &pl, &err) || pml_feed_create(pl, &feed, &err))
         goto out;
     pml_pipeline_opts o = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed};
     if (pml_pipeline_create(pl, &o, &pipe, &err)) goto out;
