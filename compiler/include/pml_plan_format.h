@@ -23,13 +23,23 @@
  *         node, i32 labels node, i32 loss node (-1 when absent)
  *   TIME  timetable: u32 stage count, then per stage: u32 instruction count and per
  *         instruction u8 kind, u8 pad[3], i32 micro-batch
+ *   KERN  fusion (compiler/src/fuse.h): u32 kernel count, then per kernel, in the order
+ *         they run: u8 kind, u8 pass, u16 pad, i32 stage, u32 node count, i32 nodes[count]
+ *         ascending; then u32 node count (as NODE's) and per node u8 flags, bit 0 set when
+ *         its value is materialised (written to memory: read by another kernel, the
+ *         output, the loss or a parameter's gradient); a reshape's memory is its input's.
+ *         Every node is in exactly one kernel, of its own stage and pass; a kernel of
+ *         kind none holds exactly one source (input, param, const, arange) or reshape, and
+ *         every source and reshape is in one. Kernels run in file order, which is also the
+ *         order of their last nodes, and no kernel reads a kernel after it.
  *
  * Enumerations are stored as integers: dtype as in pml_dtype (f32 0, bf16 1, f16 2,
  * i32 3); schedule gpipe 0, 1f1b 1, interleaved_1f1b 2, zero_bubble 3; optimizer sgd 0,
  * adamw 1; lr_schedule constant 0, warmup_cosine 1; data none 0, file 1, classes 2,
  * markov 3; init zeros 0, ones 1, normal 2, uniform 3, kaiming_uniform 4,
  * xavier_uniform 5; pass forward 0, input-gradient 1, weight-gradient 2; timetable
- * kinds load 0, recv_act 1, fwd 2, send_act 3, recv_grad 4, bwd 5, send_grad 6, step 7.
+ * kinds load 0, recv_act 1, fwd 2, send_act 3, recv_grad 4, bwd 5, send_grad 6, step 7;
+ * kernel kinds as in pml_plan_kernel_kind.
  *
  * Every index is checked by the reader (strings, nodes before their users, stages
  * below the stage count); a file that fails any check is refused with its path and
@@ -38,7 +48,7 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN"   /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 1u
+#define PML_PLAN_VERSION 2u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
 #define PML_PLAN_STRS PML_PLAN_TAG('S', 'T', 'R', 'S')
@@ -47,6 +57,18 @@
 #define PML_PLAN_PARM PML_PLAN_TAG('P', 'A', 'R', 'M')
 #define PML_PLAN_INPT PML_PLAN_TAG('I', 'N', 'P', 'T')
 #define PML_PLAN_TIME PML_PLAN_TAG('T', 'I', 'M', 'E')
+#define PML_PLAN_KERN PML_PLAN_TAG('K', 'E', 'R', 'N')
+
+/* What a kernel of the KERN section runs. */
+typedef enum pml_plan_kernel_kind {
+    PML_PLAN_KERNEL_NONE,     /* a source or a view: no code */
+    PML_PLAN_KERNEL_ELEMWISE, /* element-wise ops over one iteration space */
+    PML_PLAN_KERNEL_ROW,      /* last-axis reductions and the element-wise work around them */
+    PML_PLAN_KERNEL_SINGLE    /* one op: matmul, gather, permute, other reductions, ... */
+} pml_plan_kernel_kind;
+
+/* KERN's per-node flags. */
+#define PML_PLAN_MATERIALISED 1u
 
 /* The CONF section: one entry per line, in order, i = i64 and f = f64. Adding an entry
  * at the end bumps PML_PLAN_VERSION. */

@@ -1,11 +1,15 @@
 /* fuse.c — grouping ops into kernels (see fuse.h).
  *
  * One greedy pass in execution order: a fusible op joins the kernel of one of its
- * inputs when the kernel is on the same stage and pass and their iteration spaces fit
+ * inputs when the kernel is on the same stage and pass, their iteration spaces fit
  * (element-wise: the same element count; row kernel: the same rows, or one value per
- * row); otherwise it starts a kernel. Then a value is materialised when any reader is
- * in another kernel (or is no kernel at all, such as a reshape), or when it is the
- * output, the loss or a parameter's gradient. */
+ * row) and the kernel is still open; otherwise it starts a kernel. A kernel closes
+ * once another kernel reads one of its values: were it to grow after that, the reader
+ * would need the kernel finished and the kernel would need what it joined after the
+ * reader, a cycle. Closed this way, running kernels in the order of their last nodes
+ * gives every kernel its inputs, so kernels are numbered in that order. Then a value
+ * is materialised when any reader is in another kernel, or when it is the output,
+ * the loss or a parameter's gradient. */
 #include "fuse.h"
 
 #include <string.h>
@@ -15,6 +19,8 @@ typedef struct group_info {
     int stage, pass;
     pmlc_size space;       /* element-wise: elements per launch */
     pmlc_size rows, width; /* row kernel */
+    int closed;            /* another kernel reads one of its values */
+    int last;              /* its latest node */
 } group_info;
 
 static int is_view_or_source(const ir_node *n) { return pmlc_ops[n->op].cls == PMLC_OPC_SOURCE || n->op == OP_RESHAPE; }
@@ -72,6 +78,21 @@ static void become(const pmlc_graph *g, group_info *gi, const ir_node *n, pmlc_k
     }
 }
 
+/* Numbers the groups in the order of their last nodes (the order they run in). */
+static void renumber(pmlc_arena *A, const group_info *gi, int n_groups, int N, pmlc_fusion *out)
+{
+    int32_t *order = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)(n_groups ? n_groups : 1));
+    out->kind = pmlc_arena_alloc(A, sizeof(pmlc_kernel_kind) * (size_t)(n_groups ? n_groups : 1));
+    int next = 0;
+    for (int i = 0; i < N; i++)
+        if (gi[out->group[i]].last == i) {
+            order[out->group[i]] = next;
+            out->kind[next++] = gi[out->group[i]].kind;
+        }
+    for (int i = 0; i < N; i++) out->group[i] = order[out->group[i]];
+    out->n_groups = n_groups;
+}
+
 void pmlc_fuse(pmlc_arena *A, const pmlc_graph *g, pmlc_fusion *out)
 {
     int N = g->nodes.n;
@@ -81,35 +102,32 @@ void pmlc_fuse(pmlc_arena *A, const pmlc_graph *g, pmlc_fusion *out)
     for (int i = 0; i < N; i++) {
         const ir_node *n = &g->nodes.v[i];
         pmlc_kernel_kind k = kind_of(g, n);
-        out->group[i] = -1;
-        if (k == PMLC_KERNEL_NONE) continue;
         int joined = -1;
-        for (int j = 0; k != PMLC_KERNEL_SINGLE && j < n->n_in && joined < 0; j++) {
-            int32_t gp = out->group[n->in[j]];
-            if (gp >= 0 && fits(g, &groups.v[gp], n, k)) joined = gp;
+        for (int j = 0; k != PMLC_KERNEL_SINGLE && k != PMLC_KERNEL_NONE && j < n->n_in && joined < 0; j++) {
+            group_info *gp = &groups.v[out->group[n->in[j]]];
+            if (!gp->closed && fits(g, gp, n, k)) joined = out->group[n->in[j]];
         }
         if (joined < 0) {
-            group_info gi = {PMLC_KERNEL_NONE, n->stage, n->pass, {0, {0}}, {0, {0}}, {0, {0}}};
+            group_info gi = {PMLC_KERNEL_NONE, n->stage, n->pass, {0, {0}}, {0, {0}}, {0, {0}}, 0, i};
             if (k == PMLC_KERNEL_SINGLE) gi.kind = PMLC_KERNEL_SINGLE;
             PMLC_PUSH(A, groups, gi);
             joined = groups.n - 1;
         }
-        if (k != PMLC_KERNEL_SINGLE) become(g, &groups.v[joined], n, k);
+        if (k == PMLC_KERNEL_ELEMWISE || k == PMLC_KERNEL_ROW) become(g, &groups.v[joined], n, k);
+        groups.v[joined].last = i;
         out->group[i] = joined;
+        for (int j = 0; j < n->n_in; j++)
+            if (out->group[n->in[j]] != joined) groups.v[out->group[n->in[j]]].closed = 1;
     }
+    renumber(A, groups.v, groups.n, N, out);
     /* What must be written to memory. */
     for (int i = 0; i < N; i++) {
         const ir_node *n = &g->nodes.v[i];
-        for (int j = 0; j < n->n_in; j++) {
-            int32_t p = n->in[j];
-            if (out->group[p] >= 0 && out->group[p] != out->group[i]) out->materialized[p] = 1;
-        }
+        for (int j = 0; j < n->n_in; j++)
+            if (out->group[n->in[j]] != out->group[i]) out->materialized[n->in[j]] = 1;
     }
     if (g->output >= 0) out->materialized[g->output] = 1;
     if (g->loss >= 0) out->materialized[g->loss] = 1;
     for (int p = 0; g->param_grad && p < g->params.n; p++)
         if (g->param_grad[p] >= 0) out->materialized[g->param_grad[p]] = 1;
-    out->n_groups = groups.n;
-    out->kind = pmlc_arena_alloc(A, sizeof(pmlc_kernel_kind) * (size_t)(groups.n ? groups.n : 1));
-    for (int k = 0; k < groups.n; k++) out->kind[k] = groups.v[k].kind;
 }

@@ -455,18 +455,20 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     /* Kernels after fusion, and what the forward pass still writes to memory. */
     pmlc_fusion fu;
     pmlc_fuse(&P->arena, g, &fu);
+    pl->fusion = fu;
     uint8_t *counted = pmlc_arena_alloc(&P->arena, (size_t)(fu.n_groups ? fu.n_groups : 1));
     for (int i = 0; i < g->nodes.n; i++) {
         const ir_node *n = &g->nodes.v[i];
         pmlc_stage_plan *st = &pl->stages[n->stage];
-        if (fu.group[i] >= 0 && !counted[fu.group[i]]) {
+        if (fu.kind[fu.group[i]] == PMLC_KERNEL_NONE) continue;
+        if (!counted[fu.group[i]]) {
             counted[fu.group[i]] = 1;
             if (n->pass == PMLC_PASS_FORWARD)
                 st->n_kernels++;
             else
                 st->n_bwd_kernels++;
         }
-        if (i >= (g->n_forward ? g->n_forward : g->nodes.n) || fu.group[i] < 0) continue;
+        if (i >= (g->n_forward ? g->n_forward : g->nodes.n)) continue;
         st->fwd_written_unfused += node_bytes(&c, i);
         if (fu.materialized[i]) st->fwd_written += node_bytes(&c, i);
     }

@@ -9,6 +9,7 @@
 #ifndef PMLC_PLAN_H
 #define PMLC_PLAN_H
 
+#include "fuse.h"
 #include "train.h"
 
 #define PMLC_PLAN_JSON_VERSION 1
@@ -67,6 +68,7 @@ typedef struct pmlc_plan {
     int64_t total_params;
     PMLC_VEC(pmlc_phase) phases;
     struct pmlc_timetable *timetable; /* NULL for schedules planned analytically only */
+    pmlc_fusion fusion;               /* of every node of g, forward and backward */
 } pmlc_plan;
 
 /* Places, costs and checks the plan of `g` (with its train block and distill, when

@@ -103,6 +103,33 @@ static void write_conf(buf *b, const pmlc_plan *pl, strtab *st)
 #undef V_F
 }
 
+/* KERN: fusion's groups are numbered in running order already, so each kernel's nodes
+ * are gathered by one counting pass. */
+static void write_kernels(buf *b, const pmlc_plan *pl)
+{
+    const pmlc_fusion *fu = &pl->fusion;
+    int N = pl->g->nodes.n, K = fu->n_groups;
+    int32_t *size = calloc((size_t)K + 1, sizeof *size), *first = calloc((size_t)K + 1, sizeof *first);
+    int32_t *members = calloc((size_t)N + 1, sizeof *members), *fill = calloc((size_t)K + 1, sizeof *fill);
+    if (!size || !first || !members || !fill) {
+        b->oom = 1;
+    } else {
+        for (int i = 0; i < N; i++) size[fu->group[i]]++;
+        for (int k = 1; k < K; k++) first[k] = first[k - 1] + size[k - 1];
+        for (int i = 0; i < N; i++) members[first[fu->group[i]] + fill[fu->group[i]]++] = i;
+        u32(b, (uint32_t)K);
+        for (int k = 0; k < K; k++) {
+            const ir_node *n = &pl->g->nodes.v[members[first[k]]];
+            u8(b, (unsigned)fu->kind[k]), u8(b, (unsigned)n->pass), u16(b, 0), i32(b, n->stage);
+            u32(b, (uint32_t)size[k]);
+            for (int j = 0; j < size[k]; j++) i32(b, members[first[k] + j]);
+        }
+        u32(b, (uint32_t)N);
+        for (int i = 0; i < N; i++) u8(b, fu->materialized[i] ? PML_PLAN_MATERIALISED : 0);
+    }
+    free(size), free(first), free(members), free(fill);
+}
+
 int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, unsigned char **out, size_t *len)
 {
     const uint16_t probe = 1;
@@ -149,21 +176,26 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, unsigned char **ou
             i32(&time, tt->stages[s].instr.v[k].mb);
         }
     }
+    buf kern = {0};
+    write_kernels(&kern, pl);
     buf strs = {0};
     u32(&strs, st.count);
     put(&strs, st.data.p, st.data.n);
 
     put(&file, PML_PLAN_MAGIC, 8);
     u32(&file, PML_PLAN_VERSION);
-    u32(&file, 6);
+    u32(&file, 7);
     section(&file, PML_PLAN_STRS, &strs);
     section(&file, PML_PLAN_CONF, &conf);
     section(&file, PML_PLAN_NODE, &nodes);
     section(&file, PML_PLAN_PARM, &parms);
     section(&file, PML_PLAN_INPT, &inpt);
     section(&file, PML_PLAN_TIME, &time);
-    int oom = file.oom || strs.oom || conf.oom || nodes.oom || parms.oom || inpt.oom || time.oom || st.data.oom;
-    free(strs.p), free(conf.p), free(nodes.p), free(parms.p), free(inpt.p), free(time.p), free(st.data.p);
+    section(&file, PML_PLAN_KERN, &kern);
+    int oom = file.oom || strs.oom || conf.oom || nodes.oom || parms.oom || inpt.oom || time.oom || kern.oom ||
+              st.data.oom;
+    free(strs.p), free(conf.p), free(nodes.p), free(parms.p), free(inpt.p), free(time.p), free(kern.p);
+    free(st.data.p);
     if (oom) {
         free(file.p);
         pmlc_error(&P->diag, PMLC_NOLOC, "out of memory while writing the plan");

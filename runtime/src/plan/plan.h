@@ -2,8 +2,9 @@
  * as read from a plan file (format: compiler/include/pml_plan_format.h).
  *
  * Every index in a pml_plan has been validated by the reader: node inputs come before
- * their users, stages are below `stages`, strings and parameter nodes exist, and every
- * shape's element count fits in 2^48. One allocation owns it all; pml_plan_free
+ * their users, stages are below `stages`, strings and parameter nodes exist, every
+ * shape's element count fits in 2^48, and the kernels partition the nodes as the
+ * format says (each value read by another kernel is marked materialised). One allocation owns it all; pml_plan_free
  * releases it. A plan is immutable once loaded and may be shared between threads. */
 #ifndef PML_PLAN_H
 #define PML_PLAN_H
@@ -51,6 +52,15 @@ typedef struct pml_plan_instr {
     int32_t mb;
 } pml_plan_instr;
 
+/* A fused kernel (KERN section): nodes of one stage and pass that run as one unit. */
+typedef struct pml_plan_kernel {
+    uint8_t kind; /* pml_plan_kernel_kind: none (a source or reshape), elemwise, row, single */
+    uint8_t pass; /* of all its nodes */
+    int32_t stage;
+    int32_t n_nodes;
+    const int32_t *nodes; /* ascending; the last is the kernel's place in node order */
+} pml_plan_kernel;
+
 typedef struct pml_plan {
     pml_plan_config conf;
     int n_strings;
@@ -66,6 +76,13 @@ typedef struct pml_plan {
     int n_stages;                 /* of the timetable: 0 for schedules planned only */
     int *n_instr;
     pml_plan_instr **instr;
+    /* Fusion. Kernels are in running order: each reads only kernels before it (and its
+     * own earlier nodes), and their last nodes ascend, so running a kernel when node
+     * order reaches its last node is also valid. */
+    int n_kernels;
+    pml_plan_kernel *kernels;
+    int32_t *node_kernel;  /* per node: its kernel */
+    uint8_t *materialised; /* per node: 1 when its value must be in memory after its kernel */
     void *block; /* owns everything above */
 } pml_plan;
 

@@ -257,6 +257,75 @@ static void read_timetable(rd *r, pml_plan *pl, owner *o)
     }
 }
 
+static int source_or_view(uint16_t op)
+{
+    return op == PML_OP_INPUT || op == PML_OP_PARAM || op == PML_OP_CONST || op == PML_OP_ARANGE ||
+           op == PML_OP_RESHAPE;
+}
+
+/* KERN: the kernels must partition the nodes in a running order an executor can follow
+ * without checking anything itself. */
+static void read_kernels(rd *r, pml_plan *pl, owner *o)
+{
+    uint32_t c = count(r, 12, "kernels");
+    pl->n_kernels = (int)c;
+    pl->kernels = own(o, sizeof(pml_plan_kernel) * c);
+    pl->node_kernel = own(o, sizeof(int32_t) * (size_t)pl->n_nodes);
+    pl->materialised = own(o, (size_t)pl->n_nodes);
+    if (!pl->kernels || !pl->node_kernel || !pl->materialised) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < pl->n_nodes; i++) pl->node_kernel[i] = -1;
+    int32_t prev_last = -1; /* the previous kernel's last node */
+    for (uint32_t k = 0; k < c && !r->bad; k++) {
+        pml_plan_kernel *kn = &pl->kernels[k];
+        kn->kind = (uint8_t)get(r, 1);
+        kn->pass = (uint8_t)get(r, 1);
+        get(r, 2);
+        kn->stage = i32(r);
+        uint32_t n = count(r, 4, "kernel nodes");
+        if (r->bad) return;
+        if (kn->kind > PML_PLAN_KERNEL_SINGLE || n == 0 || (kn->kind == PML_PLAN_KERNEL_NONE && n != 1))
+            return (void)fail(r, PML_ERR_FORMAT, "a kernel has an unknown kind or the wrong number of nodes");
+        int32_t *nodes = own(o, sizeof(int32_t) * n);
+        if (!nodes) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
+        kn->n_nodes = (int32_t)n;
+        kn->nodes = nodes;
+        for (uint32_t j = 0; j < n; j++) {
+            int32_t i = nodes[j] = i32(r);
+            if (r->bad) return;
+            if (i < 0 || i >= pl->n_nodes || (j > 0 && i <= nodes[j - 1]) || pl->node_kernel[i] >= 0)
+                return (void)fail(r, PML_ERR_FORMAT, "a kernel's nodes are out of range, order or already taken");
+            const pml_plan_node *nd = &pl->nodes[i];
+            if (nd->stage != kn->stage || nd->pass != kn->pass ||
+                source_or_view(nd->op) != (kn->kind == PML_PLAN_KERNEL_NONE))
+                return (void)fail(r, PML_ERR_FORMAT, "a kernel's node is of another stage, pass or kind");
+            pl->node_kernel[i] = (int32_t)k;
+            for (int q = 0; q < nd->n_in; q++) /* inputs come before, so their kernels are known */
+                if (pl->node_kernel[nd->in[q]] < 0)
+                    return (void)fail(r, PML_ERR_FORMAT, "a kernel reads a kernel that runs after it");
+        }
+        if (nodes[n - 1] <= prev_last) return (void)fail(r, PML_ERR_FORMAT, "kernels are not in the order they end");
+        prev_last = nodes[n - 1];
+    }
+    if (r->bad) return;
+    for (int i = 0; i < pl->n_nodes; i++)
+        if (pl->node_kernel[i] < 0) return (void)fail(r, PML_ERR_FORMAT, "a node is in no kernel");
+    if (count(r, 1, "node flags") != (uint32_t)pl->n_nodes && !r->bad)
+        return (void)fail(r, PML_ERR_FORMAT, "the node flags do not match the node count");
+    for (int i = 0; i < pl->n_nodes && !r->bad; i++) {
+        unsigned f = (unsigned)get(r, 1);
+        if (f & ~PML_PLAN_MATERIALISED) return (void)fail(r, PML_ERR_FORMAT, "a node has unknown flags");
+        pl->materialised[i] = (uint8_t)(f & PML_PLAN_MATERIALISED);
+    }
+    if (r->bad) return;
+    int must = 1;
+    for (int i = 0; i < pl->n_nodes && must; i++)
+        for (int q = 0; q < pl->nodes[i].n_in && must; q++)
+            if (pl->node_kernel[pl->nodes[i].in[q]] != pl->node_kernel[i]) must = pl->materialised[pl->nodes[i].in[q]];
+    for (int q = 0; q < pl->n_params && must; q++) must = pl->params[q].grad < 0 || pl->materialised[pl->params[q].grad];
+    if (!must || !pl->materialised[pl->output] || (pl->loss >= 0 && !pl->materialised[pl->loss]))
+        fail(r, PML_ERR_FORMAT, "a value read outside its kernel, or an output, is not materialised");
+}
+
 pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_plan **out, pml_err *err)
 {
     *out = NULL;
@@ -270,14 +339,17 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
                            "%s: plan format version %u, but this libpml reads version %u: rebuild the plan with the "
                            "pmlc of this release (pmlc build)",
                            r.name, version, PML_PLAN_VERSION);
-    static const uint32_t tags[] = {PML_PLAN_STRS, PML_PLAN_CONF, PML_PLAN_NODE,
-                                    PML_PLAN_PARM, PML_PLAN_INPT, PML_PLAN_TIME};
-    static const char *const names[] = {"strings", "configuration", "nodes", "parameters", "inputs", "timetable"};
-    if (sections != 6) return pml_err_set(err, PML_ERR_FORMAT, "%s: expected 6 sections, found %u", r.name, sections);
+    static const uint32_t tags[] = {PML_PLAN_STRS, PML_PLAN_CONF, PML_PLAN_NODE, PML_PLAN_PARM,
+                                    PML_PLAN_INPT, PML_PLAN_TIME, PML_PLAN_KERN};
+    static const char *const names[] = {"strings", "configuration", "nodes", "parameters",
+                                        "inputs",  "timetable",     "kernels"};
+    enum { n_sections = sizeof tags / sizeof *tags };
+    if (sections != n_sections)
+        return pml_err_set(err, PML_ERR_FORMAT, "%s: expected %d sections, found %u", r.name, n_sections, sections);
     owner o = {0};
     pml_plan *pl = own(&o, sizeof *pl);
     if (!pl) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory", r.name);
-    for (int k = 0; k < 6 && !r.bad; k++) {
+    for (int k = 0; k < n_sections && !r.bad; k++) {
         uint32_t tag = u32(&r);
         u32(&r);
         uint64_t size = (uint64_t)i64(&r);
@@ -311,6 +383,9 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
             break;
         case 5:
             read_timetable(&sub, pl, &o);
+            break;
+        case 6:
+            read_kernels(&sub, pl, &o);
             break;
         }
         if (!sub.bad && sub.at != sub.n) fail(&sub, PML_ERR_FORMAT, "trailing bytes");

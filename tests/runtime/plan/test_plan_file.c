@@ -1,6 +1,7 @@
 /* test_plan_file.c — the plan file carries a plan intact from pmlc to libpml, and
  * libpml refuses anything else: each example round-trips (graph, parameters, inputs,
- * timetable, configuration); every truncation and a flipped byte anywhere are refused
+ * timetable, configuration, kernels); kernels an executor could not trust are refused;
+ * every truncation and a flipped byte anywhere are refused
  * or read safely (never a crash: the sanitizer build runs this); a version mismatch
  * says to rebuild. Usage: test_plan_file EXAMPLE.pml... */
 #include <stdio.h>
@@ -44,10 +45,67 @@ static void round_trip_keeps_everything(const char *path, const unsigned char *b
         CHECK(!strcmp(rt->params[p].name, g->params.v[p].name) && rt->params[p].node == g->params.v[p].node);
         CHECK(rt->params[p].grad == g->param_grad[p]);
     }
+    /* Kernels: the same partition, in the same running order, and the same materialised values. */
+    CHECK(rt->n_kernels == pl->fusion.n_groups);
+    for (int i = 0; i < rt->n_nodes && i < g->nodes.n; i++) {
+        CHECK(rt->node_kernel[i] == pl->fusion.group[i] && rt->materialised[i] == pl->fusion.materialized[i]);
+        const pml_plan_kernel *k = &rt->kernels[rt->node_kernel[i]];
+        CHECK(k->kind == (uint8_t)pl->fusion.kind[pl->fusion.group[i]] && k->stage == g->nodes.v[i].stage);
+    }
     int stages = pl->timetable ? pl->timetable->n_stages : 0;
     CHECK(rt->n_stages == stages);
     for (int s = 0; s < stages && s < rt->n_stages; s++) CHECK(rt->n_instr[s] == pl->timetable->stages[s].instr.n);
     pml_plan_free(rt);
+}
+
+/* The payload of section `tag` in a plan file, or NULL. */
+static unsigned char *section_of(unsigned char *bytes, size_t len, uint32_t tag, size_t *size)
+{
+    for (size_t at = 16; at + 16 <= len;) {
+        uint32_t t;
+        uint64_t n;
+        memcpy(&t, bytes + at, 4);
+        memcpy(&n, bytes + at + 8, 8);
+        if (t == tag) return *size = (size_t)n, bytes + at + 16;
+        at += 16 + (size_t)n;
+    }
+    return NULL;
+}
+
+/* A kernel file an executor could not trust is refused: a value read by another kernel
+ * but not written to memory, or two kernels swapped out of running order. */
+static void inconsistent_kernels_are_refused(const unsigned char *bytes, size_t len, const pmlc_plan *pl)
+{
+    unsigned char *copy = malloc(len);
+    memcpy(copy, bytes, len);
+    size_t size = 0;
+    unsigned char *kern = section_of(copy, len, PML_PLAN_KERN, &size);
+    CHECK(kern != NULL);
+    const pmlc_graph *g = pl->g;
+    int victim = -1;
+    for (int i = 0; i < g->nodes.n && victim < 0; i++)
+        for (int j = 0; j < g->nodes.v[i].n_in; j++)
+            if (pl->fusion.group[g->nodes.v[i].in[j]] != pl->fusion.group[i]) victim = g->nodes.v[i].in[j];
+    pml_plan *rt = NULL;
+    pml_err err = {0};
+    if (kern && victim >= 0) {
+        kern[size - (size_t)g->nodes.n + (size_t)victim] = 0; /* the flags are the section's last bytes */
+        CHECK(pml_plan_read(copy, len, "flags.plan", &rt, &err) == PML_ERR_FORMAT);
+        CHECK(strstr(err.msg, "materialised") != NULL);
+    }
+    /* The first two kernels are both single-node sources; their order is the node order. */
+    memcpy(copy, bytes, len);
+    kern = section_of(copy, len, PML_PLAN_KERN, &size);
+    if (kern && pl->fusion.n_groups >= 2) {
+        int32_t a, b;
+        memcpy(&a, kern + 4 + 12, 4);
+        memcpy(&b, kern + 4 + 16 + 12, 4);
+        memcpy(kern + 4 + 12, &b, 4);
+        memcpy(kern + 4 + 16 + 12, &a, 4);
+        CHECK(pml_plan_read(copy, len, "order.plan", &rt, &err) == PML_ERR_FORMAT);
+        CHECK(strstr(err.msg, "order") != NULL);
+    }
+    free(copy);
 }
 
 static void damaged_files_are_refused_safely(const unsigned char *bytes, size_t len)
@@ -96,6 +154,7 @@ int main(int argc, char **argv)
         if (g && !pmlc_plan_serialize(pmlc_session_program(s), pl, &bytes, &len)) {
             round_trip_keeps_everything(argv[i], bytes, len, g, pl);
             damaged_files_are_refused_safely(bytes, len);
+            inconsistent_kernels_are_refused(bytes, len, pl);
         }
         free(bytes);
         pmlc_session_destroy(s);
