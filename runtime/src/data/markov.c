@@ -2,23 +2,24 @@
  * Markov source over vocab tokens, whose exact entropy rate is known, so training can
  * print the best possible loss.
  *
- * The table. Each of the vocab^order contexts gets a next-token distribution mixed,
- * like an interpolated n-gram model, from two draws that are approximately
- * Dirichlet(alpha) with alpha = CONCENTRATION / vocab (weights Exp(1) * U^(1/alpha), the
- * small-alpha form of a Gamma(alpha) draw), each favouring a few next tokens: one for
- * the whole context and, with weight SHARED, one for its last token alone, shared by
- * every context ending in that token. Without the shared part, an order-2 source whose
- * contexts are drawn independently makes the last token alone nearly uninformative,
- * and a small transformer sits for hundreds of steps at log(vocab) before it learns to
- * look two tokens back; text is not like that, and with the shared part a model learns
- * the short-range statistics at once and the longer ones after. The entropy rate stays
- * well below log(vocab). A floor mixes in FLOOR of the uniform distribution, so every transition
- * is possible: the context chain is then irreducible (any context reaches any other in
- * `order` steps) and aperiodic (a context of repeated tokens can repeat), and has one
- * stationary distribution that power iteration finds quickly. Probabilities are
- * stored as 32-bit cumulative thresholds (multiples of 2^-32): 4 bytes per entry, and
- * the entropy and stationary distribution are computed for exactly these quantised
- * probabilities, the ones the sampler uses.
+ * The table: a mixed-order Markov model. Each of the `order` previous tokens t_j (j = 1
+ * is the most recent) brings its own next-token distribution D_j[t_j], and a context's
+ * row is their equal-weight mixture, sum_j D_j[t_j] / order. Each D_j[t] is drawn
+ * approximately Dirichlet(alpha) with alpha = CONCENTRATION / vocab (weights
+ * Exp(1) * U^(1/alpha), the small-alpha form of a Gamma(alpha) draw), so it favours a
+ * few next tokens. Why this shape: text's statistics are smooth in the context, and a
+ * table with an independent row per context (vocab^order rows) cannot be learnt from
+ * the million or so tokens a CPU trains on in minutes — no learner could, counting
+ * included — while here the source has order * vocab rows to learn, yet no single
+ * previous token predicts the next one well (for the GPT example, the last token alone
+ * leaves the loss about 40% above the entropy rate), so a model must look `order`
+ * tokens back to get close. A floor mixes in FLOOR of the uniform distribution, so
+ * every transition is possible: the context chain is then irreducible (any context
+ * reaches any other in `order` steps) and aperiodic (a context of repeated tokens can
+ * repeat), and has one stationary distribution that power iteration finds quickly.
+ * Probabilities are stored as 32-bit cumulative thresholds (multiples of 2^-32): 4 bytes
+ * per entry, and the entropy and stationary distribution are computed for exactly these
+ * quantised probabilities, the ones the sampler uses.
  *
  * The stationary distribution pi over contexts: power iteration pi <- pi P from the
  * uniform distribution, renormalised each step, until the L1 change of a step is below
@@ -38,7 +39,6 @@
 
 #define CONCENTRATION 2.0 /* vocab * alpha: about this many favoured next tokens */
 #define FLOOR 0.02        /* the mass spread uniformly over all next tokens */
-#define SHARED 0.5        /* the weight of the last token's distribution (order >= 2) */
 #define TOLERANCE 1e-12
 #define MAX_ITERATIONS 100000
 #define ONE 4294967296.0 /* 2^32, the total weight of a row */
@@ -87,15 +87,17 @@ static void draw_dirichlet(uint64_t seed, uint64_t stream, uint64_t c, int64_t v
     for (int64_t x = 0; x < vocab; x++) p[x] /= sum;
 }
 
-/* Row c of the seeded table, in p (vocab doubles); `shared` is scratch of vocab doubles.
- * The most recent token of context c is c % vocab. */
-static void draw_row(uint64_t seed, uint64_t c, int64_t vocab, int64_t order, double *p, double *shared)
+/* Row c of the seeded table, in p (vocab doubles); `d` is scratch of vocab doubles.
+ * Context c is numbered oldest token first, so the token j back is c / vocab^(j-1) % vocab;
+ * D_j[t] is draw (j - 1) * vocab + t of the table stream. */
+static void draw_row(uint64_t seed, uint64_t c, int64_t vocab, int64_t order, double *p, double *d)
 {
-    draw_dirichlet(seed, PML_SYNTH_STREAM_TABLE, c, vocab, p);
-    double mix = order >= 2 ? SHARED : 0;
-    if (mix > 0) draw_dirichlet(seed, PML_SYNTH_STREAM_TABLE ^ 1, c % (uint64_t)vocab, vocab, shared);
-    for (int64_t x = 0; x < vocab; x++)
-        p[x] = (1 - FLOOR) * ((1 - mix) * p[x] + (mix > 0 ? mix * shared[x] : 0)) + FLOOR / (double)vocab;
+    uint64_t v = (uint64_t)vocab, rest = c;
+    for (int64_t x = 0; x < vocab; x++) p[x] = FLOOR / (double)vocab;
+    for (int64_t j = 0; j < order; j++, rest /= v) {
+        draw_dirichlet(seed, PML_SYNTH_STREAM_TABLE, (uint64_t)j * v + rest % v, vocab, d);
+        for (int64_t x = 0; x < vocab; x++) p[x] += (1 - FLOOR) * d[x] / (double)order;
+    }
 }
 
 /* Power iteration for pi (into m->cdf, then made cumulative) and the entropy rate. */

@@ -81,6 +81,28 @@ static void entropy_is_well_below_uniform(void)
     pml_synth_destroy(g);
 }
 
+/* A model that sees only the last token cannot get close: the best such model's loss,
+ * H(next | last token) under the stationary distribution, is far above the entropy
+ * rate, so reaching the rate means looking two tokens back. */
+static void last_token_alone_is_not_enough(void)
+{
+    enum { V = 65 };
+    pml_synth *g = make(V, 2, 16, 1);
+    double h1 = 0;
+    for (uint64_t b = 0; b < V; b++) {
+        double pb = 0, q[V] = {0};
+        for (uint64_t a = 0; a < V; a++) {
+            double pi = pml_synth_markov_stationary(g, a * V + b);
+            pb += pi;
+            for (int x = 0; x < V; x++) q[x] += pi * pml_synth_markov_prob(g, a * V + b, x);
+        }
+        for (int x = 0; x < V; x++) h1 -= q[x] * log(q[x] / pb);
+    }
+    printf("markov(65, 2, 1): H(next | last token) %.6f, entropy rate %.6f\n", h1, pml_synth_entropy(g));
+    CHECK(h1 > 1.25 * pml_synth_entropy(g));
+    pml_synth_destroy(g);
+}
+
 /* The true model's mean loss on 10^6 generated tokens (positions that see `order`
  * tokens) is the exact entropy rate, within sampling error. */
 static void entropy_matches_generated_text(void)
@@ -179,6 +201,7 @@ int main(int argc, char **argv)
         {"order_two_context_numbering", order_two_context_numbering},
         {"stationary_distribution_is_stationary", stationary_distribution_is_stationary},
         {"entropy_is_well_below_uniform", entropy_is_well_below_uniform},
+        {"last_token_alone_is_not_enough", last_token_alone_is_not_enough},
         {"entropy_matches_generated_text", entropy_matches_generated_text},
         {"labels_are_inputs_shifted_by_one", labels_are_inputs_shifted_by_one},
         {"starts_follow_the_stationary_distribution", starts_follow_the_stationary_distribution},
