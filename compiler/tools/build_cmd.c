@@ -8,12 +8,7 @@
 #include <string.h>
 
 #include "formats/atomic_file.h"
-
-static int fail(const char *what, const pml_err *err)
-{
-    fprintf(stderr, "pmlc: error: %s%s%s\n", what, err ? ": " : "", err ? err->msg : "");
-    return 1;
-}
+#include "cli_util.h"
 
 /* Compiles `file` into plan-file bytes (malloc'ed, the caller frees them). */
 static int compile_bytes(const char *file, const pmlc_options *opt, unsigned char **bytes, size_t *len)
@@ -21,7 +16,7 @@ static int compile_bytes(const char *file, const pmlc_options *opt, unsigned cha
     *bytes = NULL;
     *len = 0;
     pmlc_session *s = pmlc_session_create(opt);
-    if (!s) return fail("out of memory", NULL);
+    if (!s) return pmlc_cli_fail("out of memory", NULL);
     int rc = pmlc_session_check_file(s, file) || pmlc_session_plan_bytes(s, bytes, len) ? 1 : 0;
     if (pmlc_session_errors(s))
         fprintf(stderr, "%d error%s generated.\n", pmlc_session_errors(s), pmlc_session_errors(s) == 1 ? "" : "s");
@@ -49,11 +44,11 @@ int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_plan **ou
 {
     *out = NULL;
     pml_err err = {0};
-    if (is_plan_file(file)) return pml_plan_load(file, out, &err) ? fail("cannot load the plan", &err) : 0;
+    if (is_plan_file(file)) return pml_plan_load(file, out, &err) ? pmlc_cli_fail("cannot load the plan", &err) : 0;
     unsigned char *bytes = NULL;
     size_t len = 0;
     if (compile_bytes(file, opt, &bytes, &len)) return 1;
-    int rc = pml_plan_read(bytes, len, file, out, &err) ? fail("the compiled plan does not load", &err) : 0;
+    int rc = pml_plan_read(bytes, len, file, out, &err) ? pmlc_cli_fail("the compiled plan does not load", &err) : 0;
     free(bytes);
     return rc;
 }
@@ -68,16 +63,16 @@ int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out)
     pml_plan *check = NULL;
     int rc = 1;
     if (pml_plan_read(bytes, len, file, &check, &err)) {
-        fail("the compiled plan does not load", &err);
+        pmlc_cli_fail("the compiled plan does not load", &err);
     } else {
         pml_atomic_file f;
         if (pml_atomic_open(&f, out, &err))
-            fail("cannot write the plan", &err);
+            pmlc_cli_fail("cannot write the plan", &err);
         else if (pml_atomic_write(&f, bytes, len, &err)) {
             pml_atomic_abort(&f);
-            fail("cannot write the plan", &err);
+            pmlc_cli_fail("cannot write the plan", &err);
         } else if (pml_atomic_commit(&f, &err))
-            fail("cannot write the plan", &err);
+            pmlc_cli_fail("cannot write the plan", &err);
         else
             rc = 0;
     }

@@ -29,12 +29,7 @@
 #include "train/checkpoint.h"
 #include "train/feed.h"
 #include "train/pipeline.h"
-
-static int fail(const char *what, const pml_err *err)
-{
-    fprintf(stderr, "pmlc: error: %s%s%s\n", what, err ? ": " : "", err ? err->msg : "");
-    return 1;
-}
+#include "cli_util.h"
 
 static double now(void)
 {
@@ -58,11 +53,11 @@ static int load_weights(const pml_plan *pl, pml_pipeline *pipe, const char *w)
     char path[4096];
     if (stat(w, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         pml_ckpt_info info;
-        if (pml_ckpt_read_info(pl, w, &info, &err)) return fail("cannot load the weights", &err);
+        if (pml_ckpt_read_info(pl, w, &info, &err)) return pmlc_cli_fail("cannot load the weights", &err);
         snprintf(path, sizeof path, "%s/model.safetensors", w);
         w = path;
     }
-    return pml_ckpt_load_weights(pl, pipe, w, &err) ? fail("cannot load the weights", &err) : 0;
+    return pml_ckpt_load_weights(pl, pipe, w, &err) ? pmlc_cli_fail("cannot load the weights", &err) : 0;
 }
 
 /* Checks X against the model input `node`; returns 0 when it fits. */
@@ -146,17 +141,19 @@ int pmlc_infer_main(const pmlc_infer_args *a)
                 a->file);
         goto out;
     }
+    pml_backend backend;
+    if (pmlc_cli_backend(a->backend, &backend)) goto out;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = a->threads > 0 ? a->threads : (int)(cpus > 0 ? cpus : 1);
     /* The stages run one after another here, so each gets every thread. */
     pml_pipeline_opts opts = {.seed = (uint64_t)pl->conf.seed, .threads = threads * (int)pl->conf.stages};
     if (pml_pipeline_create(pl, &opts, &pipe, &err)) {
-        fail("cannot set up the model", &err);
+        pmlc_cli_fail("cannot set up the model", &err);
         goto out;
     }
     if (load_weights(pl, pipe, a->weights)) goto out;
     if (pml_npy_open(a->input, &x, &err)) {
-        fail("cannot read the input", &err);
+        pmlc_cli_fail("cannot read the input", &err);
         goto out;
     }
     pml_dtype to = inode->dtype == PML_I32 ? PML_I32 : PML_F32;
@@ -167,20 +164,20 @@ int pmlc_infer_main(const pmlc_infer_args *a)
     out = malloc((size_t)onode->numel * 4 + 4);
     y = malloc((size_t)n * out_row * sizeof(float) + 4);
     if (!in || !out || !y) {
-        fail("out of memory for the rows", NULL);
+        pmlc_cli_fail("out of memory for the rows", NULL);
         goto out;
     }
     int out_i32 = onode->dtype == PML_I32;
     double t0 = now();
     if (pass(pipe, &x, to, n, mbs, in_row, out_row, out_i32, in, out, y, NULL, &err)) {
-        fail("inference failed", &err);
+        pmlc_cli_fail("inference failed", &err);
         goto out;
     }
     if (a->output) {
         int64_t shape[PML_NPY_MAX_RANK] = {n};
         for (int k = 1; k < onode->rank && k < PML_NPY_MAX_RANK; k++) shape[k] = onode->dims[k];
         if (pml_npy_write(a->output, PML_F32, onode->rank, shape, y, &err)) {
-            fail("cannot write the output", &err);
+            pmlc_cli_fail("cannot write the output", &err);
             goto out;
         }
     }
@@ -199,13 +196,13 @@ int pmlc_infer_main(const pmlc_infer_args *a)
                 cap = 2 * (done + batches);
                 double *grown = realloc(lat, (size_t)cap * sizeof *lat);
                 if (!grown) {
-                    fail("out of memory for the timings", NULL);
+                    pmlc_cli_fail("out of memory for the timings", NULL);
                     goto out;
                 }
                 lat = grown;
             }
             if (pass(pipe, &x, to, n, mbs, in_row, out_row, out_i32, in, out, NULL, lat + done, &err)) {
-                fail("inference failed", &err);
+                pmlc_cli_fail("inference failed", &err);
                 goto out;
             }
             done += batches;

@@ -3,6 +3,7 @@
 #define PMLC_INFER_CMD_H
 
 #include "pmlc.h"
+#include "pml.h"
 
 typedef struct pmlc_infer_args {
     const char *file;     /* the program or plan file */
@@ -12,6 +13,7 @@ typedef struct pmlc_infer_args {
     const char *output;   /* Y.npy to write, or NULL (only with bench) */
     int bench;            /* time repeated passes over the input */
     int threads;          /* 0: every CPU */
+    pml_backend backend;  /* --backend (PML_BACKEND_AUTO unless asked) */
     int quiet;
 } pmlc_infer_args;
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../src/ops.h"
+#include "backend.h"
 #include "build_cmd.h"
 #include "infer_cmd.h"
 #include "pmlc.h"
@@ -49,6 +50,7 @@ static const char usage_text[] =
     "  --init W.safetensors  start from these weights (every parameter, by plan name) instead of the initialisers\n"
     "  --resume DIR        continue the checkpoint in DIR (weights, optimizer state, seed, step) to --steps in all\n"
     "  --seed S            seed for initialisation and dropout (default: the train block's seed)\n"
+    "  --backend B         where to run: cpu, cuda or auto (default: auto, a GPU when one can run the plan)\n"
     "  --threads N         CPU threads in all (default: every CPU)\n"
     "  --metrics FILE      one JSON record per step: step, loss, lr, grad_norm, samples_per_s, step_ms\n"
     "  --eval N            after training, evaluate on N held-out batches: loss, and accuracy for classes\n"
@@ -61,6 +63,7 @@ static const char usage_text[] =
     "                      size, the last one padded; types convert as the training data's do\n"
     "  --output Y.npy      write the outputs, f32 [N, output dims...] (replaced atomically)\n"
     "  --bench             also time passes over X (at least 1 s): latency per micro-batch, rows/s\n"
+    "  --backend B         cpu, cuda or auto, as for train\n"
     "  --threads N         CPU threads (default: every CPU)\n"
     "  -h, --help          print this help\n"
     "  --version           print the version\n"
@@ -110,6 +113,7 @@ typedef struct args {
     pmlc_plan_format fmt;
     int64_t steps, seed, eval;
     int threads, quiet;
+    pml_backend backend; /* train/run/infer --backend */
     const char *out, *metrics, *trace;
     const char *init, *resume;               /* train's --init W.safetensors, --resume DIR */
     const char *output;                      /* build's -o */
@@ -174,6 +178,9 @@ static int parse_args(int argc, char **argv, args *a)
         } else if (!strncmp(s, "--seed", 6) && (s[6] == 0 || s[6] == '=')) {
             if ((a->seed = count_value(option_value(argc, argv, &i, "--seed"))) < 0)
                 return usage_error("%s needs a non-negative integer", s);
+        } else if (!strncmp(s, "--backend", 9) && (s[9] == 0 || s[9] == '=')) {
+            if (!(v = option_value(argc, argv, &i, "--backend")) || pml_backend_parse(v, &a->backend))
+                return usage_error("--backend takes cpu, cuda or auto, not '%s'", v ? v : "");
         } else if (!strncmp(s, "--threads", 9) && (s[9] == 0 || s[9] == '=')) {
             int64_t n = count_value(option_value(argc, argv, &i, "--threads"));
             if (n < 1 || n > 4096) return usage_error("%s needs a number of threads from 1", s);
@@ -283,6 +290,7 @@ static int run(const args *a)
                              .output = a->infer_out,
                              .bench = a->bench,
                              .threads = a->threads,
+                             .backend = a->backend,
                              .quiet = a->quiet};
         return pmlc_infer_main(&t);
     }
@@ -293,6 +301,7 @@ static int run(const args *a)
                              .steps = a->steps,
                              .seed = a->seed,
                              .threads = a->threads,
+                             .backend = a->backend,
                              .out = a->out,
                              .metrics = a->metrics,
                              .trace = a->trace,
@@ -326,6 +335,7 @@ int main(int argc, char **argv)
     a.color = "auto";
     a.fmt = PMLC_PLAN_TEXT;
     a.steps = a.seed = -1;
+    a.backend = PML_BACKEND_AUTO;
     a.files = calloc((size_t)argc + 1, sizeof *a.files);
     a.includes = calloc((size_t)argc + 1, sizeof *a.includes);
     a.sets = calloc((size_t)argc + 1, sizeof *a.sets);

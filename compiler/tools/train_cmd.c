@@ -31,12 +31,7 @@
 #include "train/checkpoint.h"
 #include "train/feed.h"
 #include "train/pipeline.h"
-
-static int fail(const char *what, const pml_err *err)
-{
-    fprintf(stderr, "pmlc: error: %s%s%s\n", what, err ? ": " : "", err ? err->msg : "");
-    return 1;
-}
+#include "cli_util.h"
 
 static int make_dir(const char *dir)
 {
@@ -49,7 +44,7 @@ static int make_dir(const char *dir)
 static int save(const pml_plan *pl, pml_pipeline *pipe, uint64_t seed, const char *dir)
 {
     pml_err err = {0};
-    return pml_ckpt_save(pl, pipe, seed, dir, &err) ? fail("cannot write the checkpoint", &err) : 0;
+    return pml_ckpt_save(pl, pipe, seed, dir, &err) ? pmlc_cli_fail("cannot write the checkpoint", &err) : 0;
 }
 
 static void progress(const pml_step_stats *st, int64_t total, int64_t samples, int tty, double elapsed)
@@ -104,9 +99,9 @@ static int write_trace(const pml_plan *pl, const pml_pipeline *pipe, const char 
     pml_atomic_file f;
     pml_err err = {0};
     int rc =
-        b.failed ? fail("out of memory for the timeline", NULL)
+        b.failed ? pmlc_cli_fail("out of memory for the timeline", NULL)
         : pml_atomic_open(&f, path, &err) || pml_atomic_write(&f, b.data, b.len, &err) || pml_atomic_commit(&f, &err)
-            ? fail("cannot write the timeline", &err)
+            ? pmlc_cli_fail("cannot write the timeline", &err)
             : 0;
     pml_json_buf_free(&b);
     return rc;
@@ -119,7 +114,7 @@ static int evaluate(const pmlc_train_args *a, const pml_plan *pl, pml_pipeline *
 {
     double loss, acc;
     pml_err err = {0};
-    if (pml_pipeline_evaluate(pipe, a->eval, &loss, &acc, &err)) return fail("evaluation failed", &err);
+    if (pml_pipeline_evaluate(pipe, a->eval, &loss, &acc, &err)) return pmlc_cli_fail("evaluation failed", &err);
     double best = pml_feed_best_loss(feed);
     fprintf(stderr, "eval: %lld held-out samples, loss %.4f", (long long)(a->eval * pl->conf.batch), loss);
     if (!isnan(best)) fprintf(stderr, " (the data's entropy is %.4f: %.1f%% above it)", best, 100 * (loss / best - 1));
@@ -145,11 +140,13 @@ int pmlc_train_main(const pmlc_train_args *a)
     FILE *metrics = NULL;
     pml_err err = {0};
     if (steps < 0) {
-        fail("the train block gives no 'steps': set it there or with --steps N", NULL);
+        pmlc_cli_fail("the train block gives no 'steps': set it there or with --steps N", NULL);
         goto out;
     }
+    pml_backend backend;
+    if (pmlc_cli_backend(a->backend, &backend)) goto out;
     if (pml_feed_create(pl, &feed, &err)) {
-        fail("the training data", &err);
+        pmlc_cli_fail("the training data", &err);
         goto out;
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -161,7 +158,7 @@ int pmlc_train_main(const pmlc_train_args *a)
     pml_ckpt_info resume = {0, 0};
     if (a->resume) {
         if (pml_ckpt_read_info(pl, a->resume, &resume, &err)) {
-            fail("cannot resume", &err);
+            pmlc_cli_fail("cannot resume", &err);
             goto out;
         }
         if (a->seed >= 0 && (uint64_t)a->seed != resume.seed) {
@@ -177,15 +174,15 @@ int pmlc_train_main(const pmlc_train_args *a)
         opts.seed = resume.seed;
     }
     if (pml_pipeline_create(pl, &opts, &pipe, &err)) {
-        fail("cannot set up training", &err);
+        pmlc_cli_fail("cannot set up training", &err);
         goto out;
     }
     if (a->init && pml_ckpt_load_weights(pl, pipe, a->init, &err)) {
-        fail("cannot load the initial weights", &err);
+        pmlc_cli_fail("cannot load the initial weights", &err);
         goto out;
     }
     if (a->resume && pml_ckpt_restore(pl, pipe, a->resume, &err)) {
-        fail("cannot resume", &err);
+        pmlc_cli_fail("cannot resume", &err);
         goto out;
     }
     int64_t first = pml_pipeline_steps_done(pipe);
@@ -208,7 +205,7 @@ int pmlc_train_main(const pmlc_train_args *a)
         pml_step_stats st = {0};
         if (pml_pipeline_step(pipe, &st, &err)) {
             if (tty && !a->quiet) fputc('\n', stderr);
-            fail("training failed", &err);
+            pmlc_cli_fail("training failed", &err);
             goto out;
         }
         elapsed += st.seconds;       /* progress's ETA counts from step 0: close enough on a resume */
@@ -247,7 +244,7 @@ int pmlc_train_main(const pmlc_train_args *a)
     if (a->eval > 0 && evaluate(a, pl, pipe, feed, metrics)) goto out;
     rc = a->out ? save(pl, pipe, opts.seed, a->out) : 0;
 out:
-    if (metrics && fclose(metrics)) rc = fail("cannot finish the metrics file", NULL);
+    if (metrics && fclose(metrics)) rc = pmlc_cli_fail("cannot finish the metrics file", NULL);
     pml_pipeline_destroy(pipe);
     pml_feed_destroy(feed);
     pml_plan_free(pl);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "pmlc.h"
+#include "pml.h"
 
 typedef struct pmlc_train_args {
     const char *file;     /* the program */
@@ -12,6 +13,7 @@ typedef struct pmlc_train_args {
     int64_t steps;        /* -1: the train block's */
     int64_t seed;         /* -1: the train block's */
     int threads;          /* 0: every CPU */
+    pml_backend backend;  /* --backend (PML_BACKEND_AUTO unless asked) */
     const char *out;      /* folder for model.safetensors, or NULL */
     const char *metrics;  /* JSONL file, or NULL */
     const char *trace;    /* Chrome trace JSON file, or NULL */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "pml.h"
 #include "plan/plan.h"
 #include "train/feed.h"
@@ -70,9 +71,8 @@ pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backen
 {
     pml_err err = {0};
     *out = NULL;
-    if (backend == PML_BACKEND_CUDA)
-        return record(ctx, pml_err_set(&err, PML_ERR_UNSUPPORTED, "the CUDA backend is not part of this release"),
-                      &err);
+    pml_backend got;
+    if (pml_backend_select(backend, &got, &err)) return record(ctx, err.code, &err);
     pml_session *s = calloc(1, sizeof *s);
     if (!s) return record(ctx, pml_err_set(&err, PML_ERR_NOMEM, "out of memory"), &err);
     s->ctx = ctx;

@@ -267,6 +267,37 @@ def set_with_a_bad_value_is_an_error(c):
 
 
 @test
+def backend_cpu_and_auto_train_here(c):
+    c.write("t.pml", TRAINED)
+    for backend in ("cpu", "auto"):
+        out = os.path.join(c.work, "out-" + backend)
+        res = c.pmlc_run("train", "t.pml", "--steps", "1", "--quiet", "--backend", backend, "--out", out)
+        c.expect(res.code == 0, f"--backend {backend}: exit {res.code}, expected 0: {res.stderr}")
+        c.expect(os.path.exists(os.path.join(out, "model.safetensors")), f"--backend {backend}: no weights written")
+
+
+@test
+def backend_cuda_that_cannot_run_fails_clearly(c):
+    # No CUDA executor in this build, or no GPU on the test machine: either way a clear
+    # error naming the CUDA backend, exit 1, and nothing written.
+    c.write("t.pml", TRAINED)
+    out = os.path.join(c.work, "out")
+    for cmd in ("train", "run"):
+        res = c.pmlc_run(cmd, "t.pml", "--steps", "1", "--quiet", "--backend=cuda", "--out", out)
+        c.expect(res.code == 1, f"{cmd}: exit {res.code}, expected 1")
+        c.expect("CUDA" in res.stderr and "--backend cpu" in res.stderr, f"{cmd}: unclear error: {res.stderr!r}")
+        c.expect(not os.path.exists(out), f"{cmd}: wrote {out} although it could not train")
+
+
+@test
+def unknown_backend_is_usage_error(c):
+    c.write("t.pml", TRAINED)
+    res = c.pmlc_run("train", "t.pml", "--backend", "tpu")
+    expect_usage_error(c, res)
+    c.expect("tpu" in res.stderr, "the bad value is not named")
+
+
+@test
 def include_dir_resolves_an_import(c):
     c.write("main/app.pml", IMPORTER)
     c.write("lib/helper.pml", HELPER)

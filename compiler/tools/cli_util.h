@@ -1,0 +1,16 @@
+/* cli_util.h — what the pmlc commands that run plans share: reporting a runtime error
+ * and choosing the backend (--backend). Both print to stderr; this is the tool, not the
+ * library. */
+#ifndef PMLC_CLI_UTIL_H
+#define PMLC_CLI_UTIL_H
+
+#include "error.h"
+
+/* Prints "pmlc: error: WHAT[: the error's message]" to stderr; returns 1 (the exit status). */
+int pmlc_cli_fail(const char *what, const pml_err *err);
+
+/* Resolves --backend (`want`) to the backend that will run; prints why not and returns
+ * 1 when the request cannot be met, else 0. */
+int pmlc_cli_backend(pml_backend want, pml_backend *got);
+
+#endif
