@@ -5,7 +5,7 @@
 
 MODEL is mlp (examples/mlp.pml: 784 -> 512 -> 512 -> layernorm -> 10, tanh GELU,
 batch 256, AdamW lr 3e-4 wd 0.01) or gpt (examples/gpt.pml: vocab 65, width 128,
-4 heads, 8 layers, T 64, dropout 0.1, batch 64, AdamW lr 3e-3 wd 0.1, warmup-cosine,
+4 heads, 4 layers, T 64, no dropout, batch 64, AdamW lr 5e-3 wd 0.1, warmup-cosine,
 grad clip 1.0), in f32 like PML's CPU runtime. torch.set_num_threads(THREADS).
 MICROBATCHES (default 1) splits each step's batch and accumulates gradients, as PML's
 pipeline does; 1 is PyTorch's natural full-batch step. Random data of the same shapes
@@ -59,7 +59,7 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, vocab=65, c=128, heads=4, layers=8, context=256, p=0.1):
+    def __init__(self, vocab=65, c=128, heads=4, layers=4, context=256, p=0.0):
         super().__init__()
         self.wte, self.wpe, self.drop = nn.Embedding(vocab, c), nn.Embedding(context, c), nn.Dropout(p)
         self.blocks = nn.ModuleList(Block(c, heads, p) for _ in range(layers))
@@ -79,7 +79,7 @@ if name == "mlp":
     sched, clip = None, None
 elif name == "gpt":
     model = GPT()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.1)
     x, y = torch.randint(0, 65, (64, 64)), torch.randint(0, 65, (64, 64))
     # warmup_cosine(warmup = 30, min_lr = 1e-4) over 300 steps
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / 30 if s < 30 else
