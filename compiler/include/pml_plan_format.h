@@ -32,6 +32,20 @@
  *         kind none holds exactly one source (input, param, const, arange) or reshape, and
  *         every source and reshape is in one. Kernels run in file order, which is also the
  *         order of their last nodes, and no kernel reads a kernel after it.
+ *   MEMO  memory layout (compiler/src/memplan.h): u32 stage count (0 without a timetable,
+ *         else the plan's), u32 float bytes (the size every floating-point value but a
+ *         parameter is planned at: the training precision's); per stage i64 arena bytes,
+ *         i64 state bytes, i64 activation bytes at most, i64 temporary bytes at most,
+ *         i64 per-micro-batch bytes at most, i32 micro-batches in flight, i32 pad; then
+ *         u32 buffer count and per buffer, ordered by (stage, node, role): i32 stage,
+ *         i32 node, u8 role, u8 per step (1: one value for the whole step), u16 pad,
+ *         u32 slots, i64 bytes (one slot: elements x element size; f32 for accumulators
+ *         and optimizer state), i64 offset[slots] (64-byte aligned, within the stage's
+ *         arena). Micro-batch m's value is in slot m % slots. A value buffer is the node's
+ *         own on its stage (a reshape has none: its memory is its input's); a received
+ *         buffer holds another stage's value on this one; accumulators and optimizer
+ *         state name their parameter's node. Every materialised value but a reshape's
+ *         has a value buffer.
  *
  * Enumerations are stored as integers: dtype as in pml_dtype (f32 0, bf16 1, f16 2,
  * i32 3); schedule gpipe 0, 1f1b 1, interleaved_1f1b 2, zero_bubble 3; optimizer sgd 0,
@@ -47,7 +61,7 @@
 #ifndef PML_PLAN_FORMAT_H
 #define PML_PLAN_FORMAT_H
 
-#define PML_PLAN_MAGIC "PMLPLAN"   /* 8 bytes with its NUL */
+#define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
 #define PML_PLAN_VERSION 2u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
@@ -67,15 +81,28 @@ typedef enum pml_plan_kernel_kind {
     PML_PLAN_KERNEL_SINGLE    /* one op: matmul, gather, permute, other reductions, ... */
 } pml_plan_kernel_kind;
 
+/* What a buffer of the MEMO section holds. */
+typedef enum pml_plan_buffer_role {
+    PML_PLAN_BUF_VALUE,    /* the node's value on its own stage */
+    PML_PLAN_BUF_RECV,     /* another stage's value received on this one */
+    PML_PLAN_BUF_GRAD_ACC, /* a parameter's gradient summed over micro-batches */
+    PML_PLAN_BUF_OPT_M,    /* momentum or AdamW's first moment */
+    PML_PLAN_BUF_OPT_V     /* AdamW's second moment */
+} pml_plan_buffer_role;
+
+#define PML_PLAN_MEMO PML_PLAN_TAG('M', 'E', 'M', 'O')
+#define PML_PLAN_MEM_ALIGN 64
+
 /* KERN's per-node flags. */
 #define PML_PLAN_MATERIALISED 1u
 
 /* The CONF section: one entry per line, in order, i = i64 and f = f64. Adding an entry
  * at the end bumps PML_PLAN_VERSION. */
-#define PML_PLAN_CONF_FIELDS(I, F)                                                                                    \
-    I(stages) I(batch) I(microbatches) I(microbatch) I(schedule) I(precision) I(optimizer) F(lr) F(momentum)        \
-        I(nesterov) F(beta1) F(beta2) F(eps) F(weight_decay) I(lr_schedule) I(warmup) F(min_lr) F(grad_clip)        \
-            I(steps) I(epochs) I(seed) I(checkpoint_every) I(recompute) I(data) I(data_path) I(labels_path)         \
-                I(features) I(classes) I(vocab) I(order) I(data_seed) I(seq_len)
+#define PML_PLAN_CONF_FIELDS(I, F)                                                                                  \
+    I(stages)                                                                                                       \
+    I(batch) I(microbatches) I(microbatch) I(schedule) I(precision) I(optimizer) F(lr) F(momentum) I(nesterov)      \
+        F(beta1) F(beta2) F(eps) F(weight_decay) I(lr_schedule) I(warmup) F(min_lr) F(grad_clip) I(steps) I(epochs) \
+            I(seed) I(checkpoint_every) I(recompute) I(data) I(data_path) I(labels_path) I(features) I(classes)     \
+                I(vocab) I(order) I(data_seed) I(seq_len)
 
 #endif

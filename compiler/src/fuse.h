@@ -14,8 +14,8 @@
  * kernel of its own of kind NONE, so that every node has a kernel. Groups never cross
  * a stage or a pass (forward, input-gradient, weight-gradient), so each instruction of
  * the timetable runs whole kernels; kernels are numbered in an order they can run in
- * (each after every kernel it reads), which is also the order of their last nodes. A value is written to memory only when it must be: read outside its
- * group, saved for the backward pass, sent to another stage, or the model's output,
+ * (each after every kernel it reads), which is also the order of their last nodes. A value is written to memory only
+ * when it must be: read outside its group, saved for the backward pass, sent to another stage, or the model's output,
  * loss or a parameter's gradient; everything else stays in registers or cache. */
 #ifndef PMLC_FUSE_H
 #define PMLC_FUSE_H

@@ -7,6 +7,7 @@
 
 #include "autodiff.h"
 #include "fuse.h"
+#include "memplan.h"
 #include "schedule.h"
 #include "elab.h"
 
@@ -472,6 +473,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         st->fwd_written_unfused += node_bytes(&c, i);
         if (fu.materialized[i]) st->fwd_written += node_bytes(&c, i);
     }
+    pl->memory = pmlc_memplan_build(&P->arena, pl, pmlc_dtype_bytes(pl->precision));
 
     if (teacher) {
         coster tc = {P, teacher, NULL, d->teacher_precision, NULL, NULL, NULL, NULL, NULL, NULL};

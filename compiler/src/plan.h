@@ -69,6 +69,7 @@ typedef struct pmlc_plan {
     PMLC_VEC(pmlc_phase) phases;
     struct pmlc_timetable *timetable; /* NULL for schedules planned analytically only */
     pmlc_fusion fusion;               /* of every node of g, forward and backward */
+    struct pmlc_memplan *memory;      /* memplan.h; NULL without a timetable */
 } pmlc_plan;
 
 /* Places, costs and checks the plan of `g` (with its train block and distill, when

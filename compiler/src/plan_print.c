@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "memplan.h"
 #include "plan.h"
 #include "schedule.h"
 
@@ -177,6 +178,13 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         fprintf(out, "  activations    %s per micro-batch, %d in flight: %s\n",
                 fmt_bytes(st->cost.act_bytes, a, sizeof a), st->in_flight,
                 fmt_bytes(st->cost.act_bytes * st->in_flight, b, sizeof b));
+        if (pl->memory) {
+            const pmlc_stage_memory *m = &pl->memory->stages[s];
+            fprintf(out, "  memory         arena %s: state %s, activations %s at most (%d micro-batch%s), ",
+                    fmt_bytes(m->arena, a, sizeof a), fmt_bytes(m->state, b, sizeof b),
+                    fmt_bytes(m->activations, c, sizeof c), m->in_flight, m->in_flight == 1 ? "" : "es");
+            fprintf(out, "temporaries %s at most\n", fmt_bytes(m->temporaries, a, sizeof a));
+        }
         if (pl->timetable) print_order(&pl->timetable->stages[s], out);
         for (int i = 0; i < st->sends.n; i++) {
             const pmlc_send *sd = &st->sends.v[i];
@@ -302,7 +310,17 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
                 st->params, st->param_bytes, st->opt_bytes, st->n_ops, st->n_bwd_ops, st->n_kernels, st->n_bwd_kernels,
                 st->fwd_written, st->fwd_written_unfused);
         json_cost(out, &st->cost);
-        fprintf(out, ", \"in_flight\": %d,\n     \"timetable\": [", st->in_flight);
+        fprintf(out, ", \"in_flight\": %d,\n     \"memory\": ", st->in_flight);
+        if (pl->memory) {
+            const pmlc_stage_memory *m = &pl->memory->stages[s];
+            fprintf(out,
+                    "{\"arena_bytes\": %" PRId64 ", \"state_bytes\": %" PRId64 ", \"activation_bytes\": %" PRId64
+                    ", \"temporary_bytes\": %" PRId64 ", \"peak_bytes\": %" PRId64 ", \"in_flight\": %d}",
+                    m->arena, m->state, m->activations, m->temporaries, m->peak, m->in_flight);
+        } else {
+            fputs("null", out);
+        }
+        fputs(",\n     \"timetable\": [", out);
         for (int i = 0; pl->timetable && i < pl->timetable->stages[s].instr.n; i++) {
             pmlc_instr in = pl->timetable->stages[s].instr.v[i];
             fprintf(out, "%s[\"%s\", %d]", i ? ", " : "", pmlc_instr_name(in.kind), in.mb);

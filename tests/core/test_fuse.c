@@ -1,7 +1,8 @@
 /* test_fuse.c — fusion groups what a person would fuse by hand: softmax and layernorm
  * are one row kernel each, GELU one element-wise kernel, each matmul its own kernel,
- * reshapes no kernel; nothing crosses a stage or a pass; and only values read outside
- * their kernel (or saved, sent, output) are written to memory. */
+ * reshapes no code; nothing crosses a stage or a pass; kernels are numbered in an order
+ * they can run in; and only values read outside their kernel (or saved, sent, output)
+ * are written to memory. */
 #include <string.h>
 
 #include "check.h"
@@ -65,6 +66,16 @@ int main(void)
             if (f.group[p] >= 0 && f.group[p] == f.group[i])
                 CHECK(g->nodes.v[p].stage == g->nodes.v[i].stage && g->nodes.v[p].pass == g->nodes.v[i].pass);
         }
+    /* Kernels are numbered in a running order: none reads a later one, and their last
+     * nodes ascend with their numbers. */
+    int last_seen = -1, ordered = 1;
+    for (int i = 0; i < g->nodes.n; i++) {
+        for (int j = 0; j < g->nodes.v[i].n_in; j++) ordered &= f.group[g->nodes.v[i].in[j]] <= f.group[i];
+        int is_last = 1;
+        for (int k = i + 1; k < g->nodes.n && is_last; k++) is_last = f.group[k] != f.group[i];
+        if (is_last) ordered &= f.group[i] == last_seen + 1, last_seen = f.group[i];
+    }
+    CHECK(ordered && last_seen == f.n_groups - 1);
     /* Softmax's exponentials never leave the kernel unless the backward pass reads them. */
     int exp_at;
     group_of(g, &f, OP_EXP, max_at, &exp_at);

@@ -61,6 +61,22 @@ typedef struct pml_plan_kernel {
     const int32_t *nodes; /* ascending; the last is the kernel's place in node order */
 } pml_plan_kernel;
 
+/* A buffer of a stage's arena (MEMO section). */
+typedef struct pml_plan_buffer {
+    int32_t stage, node;   /* node: the value's; for accumulators and optimizer state the parameter's */
+    uint8_t role;          /* pml_plan_buffer_role: value, received copy, grad accumulator, opt m, opt v */
+    uint8_t per_step;      /* one value for the whole step (slots is 1) */
+    int32_t slots;         /* micro-batch m uses slot m % slots */
+    int64_t bytes;         /* of one slot */
+    const int64_t *offset; /* per slot: 64-byte aligned, offset + bytes within the stage's arena */
+} pml_plan_buffer;
+
+/* One stage's arena (MEMO section): allocate `arena` bytes once, place every buffer by offset. */
+typedef struct pml_plan_memory {
+    int64_t arena, state, activations, temporaries, peak; /* bytes; see pml_plan_format.h */
+    int32_t in_flight;
+} pml_plan_memory;
+
 typedef struct pml_plan {
     pml_plan_config conf;
     int n_strings;
@@ -83,7 +99,14 @@ typedef struct pml_plan {
     pml_plan_kernel *kernels;
     int32_t *node_kernel;  /* per node: its kernel */
     uint8_t *materialised; /* per node: 1 when its value must be in memory after its kernel */
-    void *block; /* owns everything above */
+    /* The memory plan: per stage of the timetable (none when n_stages is 0). Buffers are
+     * ordered by (stage, node, role); pml_plan_buffer_find looks one up. */
+    int mem_float_bytes;     /* the size floating-point values (but parameters) are planned at */
+    pml_plan_memory *memory; /* per stage */
+    int n_buffers;
+    pml_plan_buffer *buffers;
+    int32_t *node_buffer; /* per node: its value buffer (a reshape: its input's), -1 none */
+    void *block;          /* owns everything above */
 } pml_plan;
 
 /* Reads a plan from memory; `name` (a path) prefixes every error message. */
@@ -91,5 +114,7 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
 /* Reads a plan file. */
 pml_status pml_plan_load(const char *path, pml_plan **out, pml_err *err);
 void pml_plan_free(pml_plan *p);
+/* The index of the buffer of `role` for `node` on `stage`, or -1. */
+int32_t pml_plan_buffer_find(const pml_plan *pl, int32_t stage, int32_t node, int role);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_plan_file.c — the plan file carries a plan intact from pmlc to libpml, and
  * libpml refuses anything else: each example round-trips (graph, parameters, inputs,
- * timetable, configuration, kernels); kernels an executor could not trust are refused;
+ * timetable, configuration, kernels); kernels or buffers an executor could not trust are
+ * refused;
  * every truncation and a flipped byte anywhere are refused
  * or read safely (never a crash: the sanitizer build runs this); a version mismatch
  * says to rebuild. Usage: test_plan_file EXAMPLE.pml... */
@@ -104,6 +105,18 @@ static void inconsistent_kernels_are_refused(const unsigned char *bytes, size_t 
         memcpy(kern + 4 + 16 + 12, &a, 4);
         CHECK(pml_plan_read(copy, len, "order.plan", &rt, &err) == PML_ERR_FORMAT);
         CHECK(strstr(err.msg, "order") != NULL);
+    }
+    /* A buffer moved off its 64-byte alignment. */
+    memcpy(copy, bytes, len);
+    unsigned char *memo = section_of(copy, len, PML_PLAN_MEMO, &size);
+    uint32_t stages = 0, buffers = 0;
+    if (memo) memcpy(&stages, memo, 4);
+    if (memo && stages) memcpy(&buffers, memo + 8 + 48 * (size_t)stages, 4);
+    if (buffers) {
+        unsigned char *first_offset = memo + 8 + 48 * (size_t)stages + 4 + 24;
+        first_offset[0] ^= 8;
+        CHECK(pml_plan_read(copy, len, "memo.plan", &rt, &err) == PML_ERR_FORMAT);
+        CHECK(strstr(err.msg, "misaligned") != NULL);
     }
     free(copy);
 }
