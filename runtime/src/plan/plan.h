@@ -3,9 +3,12 @@
  *
  * Every index in a pml_plan has been validated by the reader: node inputs come before
  * their users, stages are below `stages`, strings and parameter nodes exist, every
- * shape's element count fits in 2^48, and the kernels partition the nodes as the
- * format says (each value read by another kernel is marked materialised). One allocation owns it all; pml_plan_free
- * releases it. A plan is immutable once loaded and may be shared between threads. */
+ * shape's element count fits in 2^48, the kernels partition the nodes as the format
+ * says (each value read by another kernel is marked materialised), and every buffer
+ * lies aligned inside its stage's arena with its node's size (that live buffers do
+ * not overlap is the compiler's promise, checked by tests/runtime/plan_files). One
+ * allocation owns it all; pml_plan_free releases it. A plan is immutable once loaded
+ * and may be shared between threads. */
 #ifndef PML_PLAN_H
 #define PML_PLAN_H
 
