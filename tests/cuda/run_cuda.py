@@ -1,0 +1,134 @@
+"""run_cuda.py — the CUDA build tests that need no GPU (see CMakeLists.txt here).
+
+    run_cuda.py CASE --driver cuda_kernels --work DIR MODEL.pml
+
+Each case runs the real code generator and NVRTC through tests/cuda/cuda_kernels.c
+with PML_CACHE_DIR pointing into DIR (never the user's cache), and fails with a
+message saying what was expected."""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+ARCHS = "sm_80,sm_90,compute_90"
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def run(args, env_extra=None, expect_rc=0):
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    p = subprocess.run([ARGS.driver] + args, capture_output=True, text=True, env=env, timeout=600)
+    print("$ cuda_kernels " + " ".join(args))
+    print(p.stdout + p.stderr)
+    if p.returncode != expect_rc:
+        fail("exit %d, expected %d" % (p.returncode, expect_rc))
+    return p.stdout, p.stderr
+
+
+def cache_counts(out):
+    m = re.search(r"cache: (\d+) hits, (\d+) misses, (\d+) stores, (\d+) rejected", out)
+    if not m:
+        fail("no cache line in the output")
+    return tuple(int(x) for x in m.groups())
+
+
+def entries(cache):
+    d = os.path.join(cache, "kernels")
+    return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".bin"))
+
+
+def case_compile(cache):
+    """Every kernel compiles for every target; a second build takes all from the cache."""
+    out, _ = run(["--archs", ARCHS, ARGS.model], {"PML_CACHE_DIR": cache})
+    m = re.search(r": (\d+) kernels, (\d+) functions", out)
+    if not m or int(m.group(1)) == 0:
+        fail("no kernels rendered")
+    for arch in ARCHS.split(","):
+        if not re.search(r": %s: compiled in \d+ ms, [1-9]\d* bytes" % arch, out):
+            fail("%s was not compiled" % arch)
+    if cache_counts(out)[:3] != (0, 3, 3):
+        fail("a cold cache should miss and store once per target")
+    out, _ = run(["--archs", ARCHS, ARGS.model], {"PML_CACHE_DIR": cache})
+    if cache_counts(out) != (3, 0, 0, 0) or "compiled in" in out:
+        fail("the second build should take every target from the cache")
+    out, _ = run(["--archs", "sm_80", ARGS.model], {"PML_CACHE_DIR": cache, "PML_CACHE": "0"})
+    if cache_counts(out) != (0, 0, 0, 0) or "compiled in" not in out:
+        fail("PML_CACHE=0 should compile without the cache")
+
+
+def case_cache_corrupt_entry_ignored(cache):
+    """A damaged entry, or one holding another key, is ignored and rewritten."""
+    run(["--archs", "sm_80,sm_90", ARGS.model], {"PML_CACHE_DIR": cache})
+    files = entries(cache)
+    if len(files) != 2:
+        fail("expected two cache entries, found %d" % len(files))
+    by_arch = {}
+    for f in files:
+        with open(f, "rb") as fh:
+            by_arch["sm_80" if b"\narch sm_80\n" in fh.read() else "sm_90"] = f
+    with open(by_arch["sm_80"], "r+b") as fh:  # flip the last byte of the CUBIN
+        fh.seek(-1, os.SEEK_END)
+        b = fh.read(1)
+        fh.seek(-1, os.SEEK_END)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    out, _ = run(["--archs", "sm_80", ARGS.model], {"PML_CACHE_DIR": cache})
+    if cache_counts(out) != (0, 1, 1, 1) or "sm_80: compiled" not in out:
+        fail("a damaged entry must be rejected and the kernel compiled again")
+    out, _ = run(["--archs", "sm_80", ARGS.model], {"PML_CACHE_DIR": cache})
+    if cache_counts(out) != (1, 0, 0, 0):
+        fail("the rewritten entry should hit")
+    # An intact entry of another key at this key's place (what a hash collision
+    # would look like) is a miss, not the other kernel.
+    shutil.copyfile(by_arch["sm_80"], by_arch["sm_90"])
+    out, _ = run(["--archs", "sm_90", ARGS.model], {"PML_CACHE_DIR": cache})
+    if cache_counts(out) != (0, 1, 1, 1) or "sm_90: compiled" not in out:
+        fail("an entry holding another key must be rejected")
+    with open(by_arch["sm_80"], "r+b") as fh:  # truncated
+        fh.truncate(20)
+    out, _ = run(["--archs", "sm_80", ARGS.model], {"PML_CACHE_DIR": cache})
+    if cache_counts(out)[3] != 1:
+        fail("a truncated entry must be rejected")
+
+
+def case_deterministic_codegen(cache):
+    """Two runs render byte-identical CUDA C."""
+    a, b = os.path.join(ARGS.work, "a.cu"), os.path.join(ARGS.work, "b.cu")
+    run(["--no-build", "--dump", a, ARGS.model])
+    run(["--no-build", "--dump", b, ARGS.model])
+    with open(a) as fa, open(b) as fb:
+        ta, tb = fa.read(), fb.read()
+    if ta != tb or 'extern "C" __global__' not in ta:
+        fail("the generated code differs between runs (or is empty)")
+    if "#include" in ta:
+        fail("the generated code must not #include anything")
+
+
+def case_error_points_at_source(cache):
+    """An NVRTC error is reported at the .pml source of the op that wrote the line;
+    a missing NVRTC is a clear error."""
+    _, err = run(["--archs", "sm_80", "--break-line", ARGS.model], {"PML_CACHE": "0"}, expect_rc=1)
+    if not re.search(r"\.pml:\d+:\d+: error: CUDA C \(sm_80, generated line \d+\): .*pml_not_defined", err):
+        fail("the compile error should point at a .pml file:line:col")
+    _, err = run(["--archs", "sm_80", ARGS.model], {"PML_CACHE": "0", "PML_NVRTC": "/nonexistent/libnvrtc.so"},
+                 expect_rc=1)
+    if "cannot build CUDA kernels: NVRTC (the CUDA C compiler library) could not be loaded" not in err:
+        fail("a missing NVRTC should be a clear error")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case")
+    ap.add_argument("--driver", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("model")
+    ARGS = ap.parse_args()
+    shutil.rmtree(ARGS.work, ignore_errors=True)
+    os.makedirs(ARGS.work)
+    globals()["case_" + ARGS.case](os.path.join(ARGS.work, "cache"))
+    print("ok")
