@@ -54,13 +54,12 @@ int main(int argc, char **argv)
     opt.diag_out = stderr;
     pmlc_session *s = pmlc_session_create(&opt);
     const pmlc_plan *pl = NULL;
-    pmlc_graph *g = pmlc_session_check_file(s, argv[1]) ? NULL : pmlc_session_graph(s, &pl);
-    pmlc_program *P = pmlc_session_program(s);
     pmlc_cuda_module m;
     pmlc_cuda_image *im = NULL;
     int n_im = 0;
-    if (!g || pmlc_cuda_codegen(P, g, pl, &m) || pmlc_cuda_build(P, &m, arch, NULL, NULL, &im, &n_im))
+    if (pmlc_session_check_file(s, argv[1]) || pmlc_session_cuda_build(s, arch, &m, &im, &n_im))
         return fail(argv[1], "codegen or NVRTC failed");
+    pmlc_graph *g = pmlc_session_graph(s, &pl);
     const char **names = calloc((size_t)m.n_funcs, sizeof *names);
     for (int f = 1; f < m.n_funcs; f++) names[f] = m.funcs[f].name;
     names[0] = "pml_adamw_f32"; /* the optimizer source holds several; one stands for it */
