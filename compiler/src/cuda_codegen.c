@@ -196,7 +196,7 @@ static void row_kernel(cg *c, const int32_t *nodes, int n_nodes, int64_t rows, i
                 if (nodes[j] == x->in[0]) need[j] = 1;
             row_elements(c, nodes, n_nodes, need, rows, width);
             c->loc = x->loc;
-            const char *in = cg_operand(c, n, 0, "i");
+            const char *in = cg_value_at(c, x->in[0], "i"); /* x is [rows, width]: element i */
             cg_emit(c, is_max ? "      acc = pml_maxn(acc, %s);\n" : "      acc += %s;\n", in);
             cg_emit(c, "      }\n");
             if (team == 32)

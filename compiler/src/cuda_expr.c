@@ -121,10 +121,9 @@ const char *cg_bcast_offset(cg *c, int32_t n, int32_t in, const char *idx)
     return s ? pmlc_arena_printf(&c->P->arena, "(%s)", s) : "0";
 }
 
-const char *cg_operand(cg *c, int32_t n, int k, const char *idx)
+const char *cg_value_at(cg *c, int32_t in, const char *off)
 {
     const pmlc_graph *g = c->g;
-    int32_t in = g->nodes.v[n].in[k];
     const ir_node *x = &g->nodes.v[in];
     if (cg_in_group(c, in)) return pmlc_arena_printf(&c->P->arena, "v%d", cg_v(c, in));
     if (x->op == OP_CONST) {
@@ -135,23 +134,27 @@ const char *cg_operand(cg *c, int32_t n, int k, const char *idx)
         }
         return cg_float_lit(c, x->dtype == PMLC_BF16 ? round_bf16((float)x->fval) : x->fval);
     }
-    const char *off = cg_bcast_offset(c, n, in, idx);
     if (x->op == OP_ARANGE) return pmlc_arena_printf(&c->P->arena, "((%s)%s)", cg_ctype(x->dtype), off);
     int32_t base = in;
     while (g->nodes.v[base].op == OP_RESHAPE) base = g->nodes.v[base].in[0];
     if (cg_in_group(c, base)) {
         /* Another thread of this kernel may not have written it yet. */
-        pmlc_error(&c->P->diag, g->nodes.v[n].loc,
-                   "the CUDA backend cannot read a reshape of a value from the same fused kernel");
+        pmlc_error(&c->P->diag, x->loc, "the CUDA backend cannot read a reshape of a value from the same fused kernel");
         c->errors++;
     }
     int a = cg_arg(c, in, 0);
-    if (c->vec && off == idx) {
+    if (c->vec && !strcmp(off, "i")) {
         c->vloaded[a] = 1;
         return cg_from_mem(c, x->dtype,
                            pmlc_arena_printf(&c->P->arena, "((const %s *)&r%d)[u]", cg_mtype(x->dtype), a));
     }
     return cg_from_mem(c, x->dtype, pmlc_arena_printf(&c->P->arena, "a%d[%s]", a, off));
+}
+
+const char *cg_operand(cg *c, int32_t n, int k, const char *idx)
+{
+    int32_t in = c->g->nodes.v[n].in[k];
+    return cg_value_at(c, in, cg_in_group(c, in) ? idx : cg_bcast_offset(c, n, in, idx));
 }
 
 /* Integer arithmetic wraps, as on the CPU: through unsigned. */

@@ -52,6 +52,11 @@ const char *cg_from_mem(cg *c, pmlc_dtype t, const char *m);
  * by NumPy broadcasting. */
 const char *cg_bcast_offset(cg *c, int32_t n, int32_t in, const char *idx);
 
+/* The value of node `in` at element offset `off` of its buffer: a register when it is
+ * computed in this kernel, a literal for constants, the offset for arange, else a load
+ * (in the vector path, offset "i" reads the preloaded vector). */
+const char *cg_value_at(cg *c, int32_t in, const char *off);
+
 /* The expression for operand k of node n at n's linear index `idx`: a register
  * (v<node>) when the operand is computed in this kernel, a literal for constants, the
  * index for arange, else a load. */

@@ -17,6 +17,7 @@ typedef struct pmlc_nvrtc pmlc_nvrtc;
 /* Loads NVRTC: $PML_NVRTC when set (a path; only it), else libnvrtc.so.13, .12, .so.
  * Returns NULL and a message in msg[cap] when it cannot be found or lacks a function. */
 pmlc_nvrtc *pmlc_nvrtc_open(char *msg, size_t cap);
+/* Frees the handle (the library itself stays loaded for the process). */
 void pmlc_nvrtc_close(pmlc_nvrtc *nv);
 
 /* "13.0": NVRTC's version (part of every cache key). */
