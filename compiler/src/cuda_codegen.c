@@ -10,7 +10,8 @@
  * softmax, layernorm, rmsnorm, log-softmax and their backward are 2-3 passes and write
  * only their outputs. A final pass computes and writes the row's outputs.
  * Kernels are rendered to text first, then named by a hash of that text: identical
- * kernels become one function. */
+ * kernels become one function. The kernel list keeps fusion's numbering, an order
+ * the kernels can run in. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -399,11 +400,13 @@ int pmlc_cuda_codegen(pmlc_program *P, const pmlc_graph *g, const pmlc_plan *pl,
     PMLC_PUSH(&P->arena, codes, pmlc_cuda_optim_src);
     PMLC_VEC(pmlc_cuda_kernel) kernels = {0};
     int32_t *nodes = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)(N ? N : 1));
-    uint8_t *done = pmlc_arena_alloc(&P->arena, (size_t)(fu->n_groups ? fu->n_groups : 1));
-    for (int i = 0; i < N; i++) {
-        int gp = fu->group[i];
-        if (gp < 0 || done[gp]) continue;
-        done[gp] = 1;
+    /* Groups are numbered in an order they can run in (fuse.h): kernels keep it. */
+    int32_t *first = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)(fu->n_groups ? fu->n_groups : 1));
+    for (int gp = 0; gp < fu->n_groups; gp++) first[gp] = -1;
+    for (int i = N - 1; i >= 0; i--) first[fu->group[i]] = i;
+    for (int gp = 0; gp < fu->n_groups; gp++) {
+        int i = first[gp];
+        if (i < 0 || fu->kind[gp] == PMLC_KERNEL_NONE) continue; /* sources and views run no code */
         int n_nodes = 0;
         for (int j = i; j < N; j++)
             if (fu->group[j] == gp) nodes[n_nodes++] = j;

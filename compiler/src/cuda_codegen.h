@@ -55,7 +55,7 @@ typedef struct pmlc_cuda_module {
     int n_funcs;
     pmlc_cuda_func *funcs; /* the optimizer kernels first (pml_adamw_f32, ...), then the groups' */
     int n_kernels;
-    pmlc_cuda_kernel *kernels; /* in graph order */
+    pmlc_cuda_kernel *kernels; /* in fusion's numbering: an order they can run in */
 } pmlc_cuda_module;
 
 /* Renders every fused group of the planned graph `g` (after autodiff, when it has a
