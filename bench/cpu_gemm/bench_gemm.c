@@ -40,7 +40,7 @@ static void run(const lib *l, int m, int k, int n, const float *a, const float *
     if (l->sgemm)
         l->sgemm(101 /* row major */, 111, 111 /* no transpose */, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
     else
-        pml_cpu_gemm_ref_f32(m, n, k, a, k, b, n, c, n, g_threads);
+        pml_cpu_gemm_ref_f32((pml_cpu_gemm_op){0, 0, 0}, m, n, k, a, k, b, n, c, n, g_threads);
 }
 
 /* Median GFLOP/s of `reps` runs after one warm-up. */

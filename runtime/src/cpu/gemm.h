@@ -1,5 +1,9 @@
-/* gemm.h — the CPU backend's matrix product: C[m, n] = A[m, k] B[k, n], row-major, with
- * leading dimensions (elements between rows). pml_cpu_gemm_* goes through the BLAS the
+/* gemm.h — the CPU backend's matrix product: C[m, n] = op(A)[m, k] op(B)[k, n], or
+ * C += that product when `acc` is set, row-major, with leading dimensions (elements
+ * between stored rows). op(X) is X, or X transposed when its flag (ta, tb) is set: then
+ * A is stored k x m (lda >= m) and B n x k (ldb >= k). The flags let a matmul whose
+ * operand is a transpose read it in place (see lower.h), and `acc` lets a weight
+ * gradient be summed over micro-batches inside the GEMM. pml_cpu_gemm_* goes through the BLAS the
  * build chose (PML_BLAS: OpenBLAS or BLIS, via CBLAS) and falls back to the portable
  * blocked C GEMM, pml_cpu_gemm_ref_*, when there is none or the sizes do not fit a
  * BLAS int. The reference is always built: it is the tests' oracle for the BLAS path.
@@ -12,15 +16,20 @@
 
 #include <stdint.h>
 
-void pml_cpu_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
-                      float *c, int64_t ldc, int threads);
-void pml_cpu_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb,
-                      double *c, int64_t ldc, int threads);
+/* How a product is laid out: the transpose flags and whether C accumulates. */
+typedef struct pml_cpu_gemm_op {
+    int ta, tb, acc;
+} pml_cpu_gemm_op;
 
-void pml_cpu_gemm_ref_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
-                          float *c, int64_t ldc, int threads);
-void pml_cpu_gemm_ref_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb,
-                          double *c, int64_t ldc, int threads);
+void pml_cpu_gemm_f32(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                      int64_t ldb, float *c, int64_t ldc, int threads);
+void pml_cpu_gemm_f64(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const double *a, int64_t lda,
+                      const double *b, int64_t ldb, double *c, int64_t ldc, int threads);
+
+void pml_cpu_gemm_ref_f32(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                          const float *b, int64_t ldb, float *c, int64_t ldc, int threads);
+void pml_cpu_gemm_ref_f64(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const double *a, int64_t lda,
+                          const double *b, int64_t ldb, double *c, int64_t ldc, int threads);
 
 /* "openblas", "blis" or "none": the library pml_cpu_gemm_* uses. */
 const char *pml_cpu_blas_name(void);

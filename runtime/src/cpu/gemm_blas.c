@@ -51,37 +51,39 @@ static void blas_threads(int threads)
 #endif
 }
 
-static int fits_blas(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc)
+static int fits_blas(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc)
 {
     return m > 0 && n > 0 && k > 0 && m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX &&
-           ldb <= INT_MAX && ldc <= INT_MAX && lda >= k && ldb >= n && ldc >= n;
+           ldb <= INT_MAX && ldc <= INT_MAX && lda >= (op.ta ? m : k) && ldb >= (op.tb ? k : n) && ldc >= n;
 }
+
+static enum CBLAS_TRANSPOSE trans(int t) { return t ? CblasTrans : CblasNoTrans; }
 #endif
 
-void pml_cpu_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
-                      float *c, int64_t ldc, int threads)
+void pml_cpu_gemm_f32(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                      int64_t ldb, float *c, int64_t ldc, int threads)
 {
 #if HAVE_BLAS
-    if (fits_blas(m, n, k, lda, ldb, ldc)) {
+    if (fits_blas(op, m, n, k, lda, ldb, ldc)) {
         blas_threads(threads);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb,
-                    0.0f, c, (int)ldc);
+        cblas_sgemm(CblasRowMajor, trans(op.ta), trans(op.tb), (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb,
+                    op.acc ? 1.0f : 0.0f, c, (int)ldc);
         return;
     }
 #endif
-    pml_cpu_gemm_ref_f32(m, n, k, a, lda, b, ldb, c, ldc, threads);
+    pml_cpu_gemm_ref_f32(op, m, n, k, a, lda, b, ldb, c, ldc, threads);
 }
 
-void pml_cpu_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb,
-                      double *c, int64_t ldc, int threads)
+void pml_cpu_gemm_f64(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const double *a, int64_t lda,
+                      const double *b, int64_t ldb, double *c, int64_t ldc, int threads)
 {
 #if HAVE_BLAS
-    if (fits_blas(m, n, k, lda, ldb, ldc)) {
+    if (fits_blas(op, m, n, k, lda, ldb, ldc)) {
         blas_threads(threads);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb,
-                    0.0, c, (int)ldc);
+        cblas_dgemm(CblasRowMajor, trans(op.ta), trans(op.tb), (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb,
+                    op.acc ? 1.0 : 0.0, c, (int)ldc);
         return;
     }
 #endif
-    pml_cpu_gemm_ref_f64(m, n, k, a, lda, b, ldb, c, ldc, threads);
+    pml_cpu_gemm_ref_f64(op, m, n, k, a, lda, b, ldb, c, ldc, threads);
 }

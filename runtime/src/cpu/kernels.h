@@ -18,7 +18,10 @@
  *   slice: attr = [axis, start, stop, step].  concat: attr = [axis], any number of inputs.
  *   gather(table[N, C], idx[...]): out[..., c] = table[idx[...], c].
  *   pick(x[..., V], idx[...]): out[...] = x[..., idx[...]].
- *   matmul(a[..., m, k], b[..., k, n]): batched; batch axes broadcast.
+ *   matmul(a[..., m, k], b[..., k, n]): batched; batch axes broadcast. With trans[i]
+ *            set, input i is given with its last two axes swapped (a[..., k, m] or
+ *            b[..., n, k]) and read in place; with accumulate, out += a b. Only the
+ *            lowering (lower.h) sets these; a plan's matmul has neither.
  *   expand: broadcast x to out's shape.  sum_to: sum x down to out's shape (expand's inverse).
  *   pad: attr = [axis, start, stop, step]; out is zero except the slice, which holds x.
  *   scatter_add(dy[..., C], idx[...]): out[N, C] = 0, then out[idx[...], c] += dy[..., c].
@@ -61,6 +64,8 @@ typedef struct pml_op_call {
     pml_view out;  /* allocated by the caller with the right shape and dtype */
     uint64_t seed; /* this step's seed, for dropout */
     int threads;   /* how many threads the kernel may use; 0 or 1: the calling thread only */
+    uint8_t trans[2];   /* matmul: input i has its last two axes swapped */
+    uint8_t accumulate; /* matmul: add to out instead of overwriting it */
 } pml_op_call;
 
 /* Runs one op. Returns PML_OK, or an error with a message in `err`. */

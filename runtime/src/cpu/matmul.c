@@ -1,7 +1,9 @@
 /* matmul.c — batched matmul: a[..., m, k] x b[..., k, n] -> out[..., m, n] with NumPy
- * broadcasting of the batch axes. One GEMM per output matrix, a and b found through
- * broadcast batch strides; when b has no batch (a linear layer, [B, T, C] x [C, D])
- * the batch folds into m and it is one GEMM. */
+ * broadcasting of the batch axes, either input possibly given transposed in its last
+ * two axes (c->trans) and the product possibly added to out (c->accumulate). One GEMM
+ * per output matrix, a and b found through broadcast batch strides; when b has no
+ * batch (a linear layer, [B, T, C] x [C, D]) and a is not transposed, the batch folds
+ * into m and it is one GEMM. */
 #include "cpu.h"
 #include "gemm.h"
 
@@ -18,8 +20,12 @@ pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
                            pml_dtype_name(a->dtype), pml_dtype_name(b->dtype), pml_dtype_name(t));
     int R = o->rank, B = R - 2;
     int ok = a->rank >= 2 && b->rank >= 2 && R >= 2 && a->rank <= R && b->rank <= R;
-    int64_t m = ok ? a->dims[a->rank - 2] : 0, k = ok ? a->dims[a->rank - 1] : 0, n = ok ? b->dims[b->rank - 1] : 0;
-    ok = ok && b->dims[b->rank - 2] == k && o->dims[R - 2] == m && o->dims[R - 1] == n;
+    int ta = c->trans[0] != 0, tb = c->trans[1] != 0;
+    /* stored rows and columns of each input; op(a) is m x k and op(b) k x n */
+    int64_t ar = ok ? a->dims[a->rank - 2] : 0, ac = ok ? a->dims[a->rank - 1] : 0;
+    int64_t br = ok ? b->dims[b->rank - 2] : 0, bc = ok ? b->dims[b->rank - 1] : 0;
+    int64_t m = ta ? ac : ar, k = ta ? ar : ac, n = tb ? br : bc, kb = tb ? bc : br;
+    ok = ok && kb == k && o->dims[R - 2] == m && o->dims[R - 1] == n;
     /* Batch strides in matrices, 0 where an operand is broadcast. */
     int64_t st[3][PML_MAX_RANK], sa = 1, sb = 1, so = 1, batch_a = 1, batch_b = 1;
     for (int d = B - 1; ok && d >= 0; d--) {
@@ -36,26 +42,27 @@ pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
         batch_b *= nb;
     }
     if (!ok)
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "matmul: shapes %s x %s -> %s do not fit",
-                           pml_cpu_shape_str(a, s1, sizeof s1), pml_cpu_shape_str(b, s2, sizeof s2),
-                           pml_cpu_shape_str(o, s3, sizeof s3));
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "matmul: shapes %s%s x %s%s -> %s do not fit",
+                           pml_cpu_shape_str(a, s1, sizeof s1), ta ? "^T" : "", pml_cpu_shape_str(b, s2, sizeof s2),
+                           tb ? "^T" : "", pml_cpu_shape_str(o, s3, sizeof s3));
     int64_t batches = pml_cpu_numel(o) ? pml_cpu_numel(o) / (m * n) : 0;
     if (batches == 0) return PML_OK;
     size_t es = t == PML_F32 ? sizeof(float) : sizeof(double);
-    if (k == 0) { /* an empty sum: zeros */
-        memset(o->data, 0, (size_t)(batches * m * n) * es);
+    if (k == 0) { /* an empty sum: zeros, or nothing to add */
+        if (!c->accumulate) memset(o->data, 0, (size_t)(batches * m * n) * es);
         return PML_OK;
     }
-#define GEMM(M, A, B, C)                                                                                    \
-    do {                                                                                                    \
-        if (t == PML_F32)                                                                                   \
-            pml_cpu_gemm_f32((M), n, k, (const float *)a->data + (A), k, (const float *)b->data + (B), n,   \
-                             (float *)o->data + (C), n, c->threads);                                        \
-        else                                                                                                \
-            pml_cpu_gemm_f64((M), n, k, (const double *)a->data + (A), k, (const double *)b->data + (B), n, \
-                             (double *)o->data + (C), n, c->threads);                                       \
+    pml_cpu_gemm_op op = {ta, tb, c->accumulate != 0};
+#define GEMM(M, A, B, C)                                                                                        \
+    do {                                                                                                        \
+        if (t == PML_F32)                                                                                       \
+            pml_cpu_gemm_f32(op, (M), n, k, (const float *)a->data + (A), ac, (const float *)b->data + (B), bc, \
+                             (float *)o->data + (C), n, c->threads);                                            \
+        else                                                                                                    \
+            pml_cpu_gemm_f64(op, (M), n, k, (const double *)a->data + (A), ac, (const double *)b->data + (B),   \
+                             bc, (double *)o->data + (C), n, c->threads);                                       \
     } while (0)
-    if (batch_b == 1 && batch_a == batches) { /* b is one matrix: fold the batch into m */
+    if (batch_b == 1 && batch_a == batches && !ta) { /* b is one matrix: fold the batch into m */
         GEMM(batches * m, 0, 0, 0);
         return PML_OK;
     }

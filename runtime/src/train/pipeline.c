@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cpu/kernels.h"
+#include "cpu/lower.h"
 #include "optim.h"
 #include "rng.h"
 #include "transport.h"
@@ -34,8 +35,14 @@ struct pml_pipeline {
     pml_pipeline_opts opts;
     int S;
     int64_t M;
-    unsigned char **buf; /* per node: its buffer (per micro-batch copies laid end to end when per_mb) */
+    pml_cpu_node *low;   /* per node: what runs for it (cpu/lower.h) */
+    unsigned char **buf; /* per node that owns one (low[n].alias == n): its buffer (per micro-batch
+                            copies laid end to end when per_mb) */
     uint8_t *per_mb;
+    /* Per node: the parameter gradient accumulator its matmul adds its product to, instead
+     * of writing a buffer that is then added (the parameter's `direct` is set). */
+    float **acc_into;
+    uint8_t *direct;
     /* Per node: its value depends on parameters and constants only, so it is the same for
      * every micro-batch until the next update (transpose(weight), say): computed once per
      * step (or per evaluation), when computed_at[n] falls behind `version`. */
@@ -58,6 +65,7 @@ static int is_float(uint8_t dt) { return dt != PML_I32; }
 
 static void *view_data(const pml_pipeline *p, int n, int64_t mb)
 {
+    n = p->low[n].alias;
     return p->buf[n] + (p->per_mb[n] ? (size_t)mb * p->bytes[n] : 0);
 }
 
@@ -75,19 +83,27 @@ static pml_view view_of(const pml_pipeline *p, int n, int64_t mb)
 static pml_status run_node(pml_pipeline *p, int n, int64_t mb, pml_err *err)
 {
     const pml_plan_node *node = &p->plan->nodes[n];
+    const pml_cpu_node *low = &p->low[n];
     pml_view in[64];
-    if (node->n_in > 64) return pml_err_set(err, PML_ERR_UNSUPPORTED, "an op with more than 64 inputs");
-    for (int k = 0; k < node->n_in; k++) in[k] = view_of(p, node->in[k], mb);
+    int n_in;
+    const int32_t *ins = pml_cpu_node_inputs(p->plan, p->low, n, &n_in);
+    if (n_in > 64) return pml_err_set(err, PML_ERR_UNSUPPORTED, "an op with more than 64 inputs");
+    for (int k = 0; k < n_in; k++) in[k] = view_of(p, ins[k], mb);
     int64_t f32 = PML_F32;
     pml_op_call c = {0};
-    c.op = (pml_opcode)node->op;
+    c.op = (pml_opcode)low->op;
+    c.trans[0] = low->trans[0], c.trans[1] = low->trans[1];
     c.attr = node->attr;
     c.n_attr = node->n_attr;
     if (node->op == PML_OP_CAST && is_float((uint8_t)node->attr[0])) c.attr = &f32;
     c.fval = node->fval;
-    c.n_in = node->n_in;
+    c.n_in = n_in;
     c.in = in;
     c.out = view_of(p, n, mb);
+    if (p->acc_into[n]) {
+        c.out.data = p->acc_into[n];
+        c.accumulate = 1;
+    }
     c.seed = pml_rng_u64(p->opts.seed, (uint64_t)p->step, (uint64_t)mb);
     c.threads = p->opts.threads / p->S > 1 ? p->opts.threads / p->S : 1;
     return pml_cpu_run(&c, err);
@@ -108,6 +124,33 @@ static pml_status run_or_reuse(pml_pipeline *p, int n, int64_t mb, pml_err *err)
 
 static int constant_node(uint16_t op) { return op == PML_OP_CONST || op == PML_OP_ARANGE; }
 
+/* The nodes the executor reads or writes itself, which the lowering must keep. */
+static pml_status lower_graph(pml_pipeline *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    uint8_t *keep = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!keep) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    int32_t special[3] = {pl->loss, pl->output, pl->labels};
+    for (int k = 0; k < 3; k++)
+        if (special[k] >= 0) keep[special[k]] = 1;
+    for (int k = 0; k < pl->n_inputs; k++) keep[pl->input_nodes[k]] = 1;
+    for (int q = 0; q < pl->n_params; q++) {
+        keep[pl->params[q].node] = 1;
+        if (pl->params[q].grad >= 0) keep[pl->params[q].grad] = 1;
+    }
+    pml_status st = pml_cpu_lower(pl, keep, &p->low, err);
+    free(keep);
+    return st;
+}
+
+/* Whether a value made at node `src` must outlive its micro-batch's pass because node
+ * `user` reads it: on another stage, or in the backward pass of a forward value. */
+static int outlives_pass(const pml_plan_node *src, const pml_plan_node *user)
+{
+    if (src->op == PML_OP_PARAM || constant_node(src->op)) return 0;
+    return src->stage != user->stage || (src->pass == 0 && user->pass != 0);
+}
+
 static pml_status plan_memory(pml_pipeline *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -117,8 +160,12 @@ static pml_status plan_memory(pml_pipeline *p, pml_err *err)
     p->bytes = calloc((size_t)N, sizeof *p->bytes);
     p->invariant = calloc((size_t)N, 1);
     p->computed_at = calloc((size_t)N, sizeof *p->computed_at);
-    if (!p->buf || !p->per_mb || !p->bytes || !p->invariant || !p->computed_at)
+    p->acc_into = calloc((size_t)N, sizeof *p->acc_into);
+    if (!p->buf || !p->per_mb || !p->bytes || !p->invariant || !p->computed_at || !p->acc_into)
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    pml_status st = lower_graph(p, err);
+    if (st) return st;
+    const pml_cpu_node *low = p->low;
     for (int i = 0; i < N; i++) { /* nodes come after their inputs */
         const pml_plan_node *n = &pl->nodes[i];
         int inv = n->op == PML_OP_PARAM || constant_node(n->op) ||
@@ -127,21 +174,28 @@ static pml_status plan_memory(pml_pipeline *p, pml_err *err)
         p->invariant[i] = (uint8_t)inv;
         p->computed_at[i] = -1;
     }
-    /* A value outlives its micro-batch's pass when the backward pass or another stage reads it. */
+    /* A value outlives its micro-batch's pass when the backward pass or another stage
+     * reads it, as the lowered graph reads it: through aliases, which share the buffer of
+     * the node they alias (its `root`), and past folded transposes. Nodes the executor
+     * reads itself count as read where they stand. */
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
-        for (int k = 0; k < n->n_in; k++) {
-            const pml_plan_node *src = &pl->nodes[n->in[k]];
-            if (src->op == PML_OP_PARAM || constant_node(src->op)) continue;
-            if (src->stage != n->stage || (src->pass == 0 && n->pass != 0)) p->per_mb[n->in[k]] = 1;
-        }
+        if (low[i].alias != i && outlives_pass(&pl->nodes[low[i].alias], n)) p->per_mb[low[i].alias] = 1;
         if (n->op == PML_OP_INPUT) p->per_mb[i] = 1;
+        if (!low[i].run) continue;
+        int n_in;
+        const int32_t *in = pml_cpu_node_inputs(pl, low, i, &n_in);
+        for (int k = 0; k < n_in; k++) {
+            int root = low[in[k]].alias;
+            if (outlives_pass(&pl->nodes[root], n)) p->per_mb[root] = 1;
+        }
     }
     for (int i = 0; i < N; i++)
         if (p->invariant[i]) p->per_mb[i] = 0; /* one value serves every micro-batch */
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
         p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4; /* f32 and i32 alike */
+        if (low[i].alias != i || !low[i].run) continue; /* an alias or folded away: no buffer */
         size_t total = p->bytes[i] * (p->per_mb[i] ? (size_t)p->M : 1);
         p->buf[i] = malloc(total);
         if (!p->buf[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the activations (%zu bytes)", total);
@@ -164,7 +218,7 @@ static pml_status build_stages(pml_pipeline *p, pml_err *err)
     for (int i = 0; i < pl->n_nodes; i++) {
         const pml_plan_node *n = &pl->nodes[i];
         stage *st = &p->stages[n->stage];
-        if (n->op == PML_OP_INPUT || n->op == PML_OP_PARAM || constant_node(n->op)) continue;
+        if (n->op == PML_OP_INPUT || n->op == PML_OP_PARAM || constant_node(n->op) || !p->low[i].run) continue;
         if (n->pass == 0)
             st->fwd[st->n_fwd++] = i;
         else
@@ -220,6 +274,20 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
         if (!p->acc[q] || (state >= 1 && !p->m[q]) || (state >= 2 && !p->v[q]))
             st = pml_err_set(err, PML_ERR_NOMEM, "out of memory for the optimizer state");
     }
+    /* A gradient made by a matmul that nothing else reads is added to the accumulator by
+     * the GEMM itself (C += A B), saving a buffer and a pass over it per micro-batch. */
+    p->direct = calloc((size_t)plan->n_params + 1, 1);
+    if (!st && !p->direct) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int q = 0; !st && q < plan->n_params; q++) {
+        int g = plan->params[q].grad;
+        if (!p->acc[q] || p->low[g].op != PML_OP_MATMUL || !p->low[g].run || p->low[g].readers || p->invariant[g])
+            continue;
+        int shared = 0;
+        for (int r = 0; r < plan->n_params; r++) shared |= r != q && plan->params[r].grad == g;
+        if (shared) continue;
+        p->acc_into[g] = p->acc[q];
+        p->direct[q] = 1;
+    }
     /* Constants and ranges never change: computed once. */
     for (int i = 0; !st && i < plan->n_nodes; i++)
         if (constant_node(plan->nodes[i].op)) st = run_node(p, i, 0, err);
@@ -247,7 +315,7 @@ void pml_pipeline_destroy(pml_pipeline *p)
         free(p->stages[s].ev);
     }
     if (p->tr) p->tr->destroy(p->tr);
-    free(p->invariant), free(p->computed_at);
+    free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct);
     free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
         free(p->stages);
     pthread_mutex_destroy(&p->mu);
@@ -364,7 +432,7 @@ static pml_status run_instr(pml_pipeline *p, int s, const pml_plan_instr *in, pm
         for (int k = 0; k < st->n_bwd && !status; k++) status = run_or_reuse(p, st->bwd[k], in->mb, err);
         for (int k = 0; k < st->n_params && !status; k++) {
             int q = st->params[k];
-            if (!p->acc[q]) continue;
+            if (!p->acc[q] || p->direct[q]) continue;
             const float *g = view_data(p, pl->params[q].grad, in->mb);
             float *acc = p->acc[q];
             for (int64_t i = 0; i < pl->nodes[pl->params[q].node].numel; i++) acc[i] += g[i];

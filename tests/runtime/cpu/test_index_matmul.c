@@ -152,37 +152,143 @@ void test_matmul_broadcasts_batch_axes(void)
     }
 }
 
+/* A matrix of r x c stored with leading dimension ld, random, as f32 and f64 copies. */
+static void rand_mat(int64_t r, int64_t ld, float **f, double **d)
+{
+    *f = malloc(sizeof(float) * (size_t)(r * ld + 1));
+    *d = malloc(sizeof(double) * (size_t)(r * ld + 1));
+    for (int64_t i = 0; i < r * ld; i++) (*d)[i] = (*f)[i] = (float)(t_unit() * 2 - 1);
+}
+
 /* The linked BLAS (if any) against the C GEMM, on the GPT example's shapes and odd
- * ones, f32 and f64, with leading dimensions wider than the matrices. */
+ * ones, f32 and f64, with leading dimensions wider than the matrices, every
+ * combination of transposed inputs, overwriting C and accumulating into it. */
 void test_matmul_blas_matches_c_gemm(void)
 {
     printf("BLAS: %s\n", pml_cpu_blas_name());
     static const int64_t shapes[][3] = {{512, 128, 384}, {512, 512, 128}, {512, 128, 65}, {1, 1, 1},
                                         {7, 300, 3},     {33, 17, 129},   {5, 1, 9}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2], lda = k + 3, ldb = n + 1, ldc = n + 2;
-        float *a = malloc(sizeof(float) * (size_t)(m * lda)), *b = malloc(sizeof(float) * (size_t)(k * ldb)),
-              *c1 = malloc(sizeof(float) * (size_t)(m * ldc)), *c2 = malloc(sizeof(float) * (size_t)(m * ldc));
-        double *da = malloc(sizeof(double) * (size_t)(m * lda)), *db = malloc(sizeof(double) * (size_t)(k * ldb)),
-               *d1 = malloc(sizeof(double) * (size_t)(m * ldc)), *d2 = malloc(sizeof(double) * (size_t)(m * ldc));
-        for (int64_t i = 0; i < m * lda; i++) da[i] = a[i] = (float)(t_unit() * 2 - 1);
-        for (int64_t i = 0; i < k * ldb; i++) db[i] = b[i] = (float)(t_unit() * 2 - 1);
-        for (int64_t i = 0; i < m * ldc; i++) c1[i] = c2[i] = NAN, d1[i] = d2[i] = NAN;
-        pml_cpu_gemm_f32(m, n, k, a, lda, b, ldb, c1, ldc, 2);
-        pml_cpu_gemm_ref_f32(m, n, k, a, lda, b, ldb, c2, ldc, 2);
-        pml_cpu_gemm_f64(m, n, k, da, lda, db, ldb, d1, ldc, 1);
-        pml_cpu_gemm_ref_f64(m, n, k, da, lda, db, ldb, d2, ldc, 1);
-        int64_t bad = 0, bad64 = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int form = 0; form < 8; form++) {
+            pml_cpu_gemm_op op = {form & 1, (form >> 1) & 1, (form >> 2) & 1};
+            int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+            int64_t ar = op.ta ? k : m, lda = (op.ta ? m : k) + 3, br = op.tb ? n : k, ldb = (op.tb ? k : n) + 1,
+                    ldc = n + 2;
+            float *a, *b, *c1, *c2;
+            double *da, *db, *d1, *d2;
+            rand_mat(ar, lda, &a, &da);
+            rand_mat(br, ldb, &b, &db);
+            rand_mat(m, ldc, &c1, &d1);
+            rand_mat(m, ldc, &c2, &d2);
+            for (int64_t i = 0; i < m * ldc; i++) {
+                if (op.acc)
+                    c2[i] = c1[i], d2[i] = d1[i]; /* the same starting C for both */
+                else
+                    c1[i] = c2[i] = NAN, d1[i] = d2[i] = NAN; /* must be overwritten */
+            }
+            pml_cpu_gemm_f32(op, m, n, k, a, lda, b, ldb, c1, ldc, 2);
+            pml_cpu_gemm_ref_f32(op, m, n, k, a, lda, b, ldb, c2, ldc, 2);
+            pml_cpu_gemm_f64(op, m, n, k, da, lda, db, ldb, d1, ldc, 1);
+            pml_cpu_gemm_ref_f64(op, m, n, k, da, lda, db, ldb, d2, ldc, 1);
+            int64_t bad = 0, bad64 = 0;
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    double r = c2[i * ldc + j], g = c1[i * ldc + j];
+                    if (!(fabs(g - r) <= 1e-5 * (double)k + 1e-5 * fabs(r))) bad++;
+                    r = d2[i * ldc + j], g = d1[i * ldc + j];
+                    if (!(fabs(g - r) <= 1e-13 * (double)k + 1e-13 * fabs(r))) bad64++;
+                }
+            TCHECK(bad == 0 && bad64 == 0,
+                   "%s gemm %lldx%lldx%lld ta %d tb %d acc %d: %lld f32 and %lld f64 elements differ from the C GEMM",
+                   pml_cpu_blas_name(), (long long)m, (long long)k, (long long)n, op.ta, op.tb, op.acc, (long long)bad,
+                   (long long)bad64);
+            free(a), free(b), free(c1), free(c2), free(da), free(db), free(d1), free(d2);
+        }
+}
+
+/* The C GEMM's transposed and accumulating forms against plain index arithmetic (the
+ * BLAS test above compares the two implementations; this pins down what both mean). */
+void test_c_gemm_transposes_and_accumulates(void)
+{
+    for (int form = 0; form < 8; form++) {
+        pml_cpu_gemm_op op = {form & 1, (form >> 1) & 1, (form >> 2) & 1};
+        int64_t m = t_int(1, 13), k = t_int(1, 300), n = t_int(1, 13);
+        int64_t lda = op.ta ? m : k, ldb = op.tb ? k : n;
+        float *a, *b, *c;
+        double *da, *db, *dc;
+        rand_mat(op.ta ? k : m, lda, &a, &da);
+        rand_mat(op.tb ? n : k, ldb, &b, &db);
+        rand_mat(m, n, &c, &dc);
+        pml_cpu_gemm_ref_f64(op, m, n, k, da, lda, db, ldb, dc, n, 1);
+        int64_t bad = 0;
         for (int64_t i = 0; i < m; i++)
             for (int64_t j = 0; j < n; j++) {
-                double r = c2[i * ldc + j], g = c1[i * ldc + j];
-                if (!(fabs(g - r) <= 1e-5 * (double)k + 1e-5 * fabs(r))) bad++;
-                r = d2[i * ldc + j], g = d1[i * ldc + j];
-                if (!(fabs(g - r) <= 1e-13 * (double)k + 1e-13 * fabs(r))) bad64++;
+                double r = op.acc ? c[i * n + j] : 0;
+                for (int64_t p = 0; p < k; p++)
+                    r += (double)(op.ta ? a[p * lda + i] : a[i * lda + p]) * (op.tb ? b[j * ldb + p] : b[p * ldb + j]);
+                if (!(fabs(dc[i * n + j] - r) <= 1e-12 * (double)k)) bad++;
             }
-        TCHECK(bad == 0 && bad64 == 0, "%s gemm %lldx%lldx%lld: %lld f32 and %lld f64 elements differ from the C GEMM",
-               pml_cpu_blas_name(), (long long)m, (long long)k, (long long)n, (long long)bad, (long long)bad64);
-        free(a), free(b), free(c1), free(c2), free(da), free(db), free(d1), free(d2);
+        TCHECK(bad == 0, "C gemm %lldx%lldx%lld ta %d tb %d acc %d: %lld elements wrong", (long long)m, (long long)k,
+               (long long)n, op.ta, op.tb, op.acc, (long long)bad);
+        free(a), free(b), free(c), free(da), free(db), free(dc);
+    }
+}
+
+/* A matmul with an input given transposed (trans[i]) equals the matmul of the
+ * explicitly permuted input, batched and broadcast alike; accumulate adds to out. */
+void test_matmul_reads_transposed_inputs_in_place(void)
+{
+    for (int trial = 0; trial < 40; trial++) {
+        pml_dtype t = t_float_types[trial % 2];
+        int ra = t_int(2, 4), rb = t_int(2, 4), R = ra > rb ? ra : rb;
+        int64_t batch[8], da[8], db[8], dy[8];
+        t_rand_dims(R - 2, batch, 1, 3);
+        int64_t m = t_int(1, 9), k = t_int(1, 40), n = t_int(1, 9);
+        for (int d = 0; d < ra - 2; d++) da[d] = t_int(0, 2) ? batch[d + R - ra] : 1;
+        for (int d = 0; d < rb - 2; d++) db[d] = t_int(0, 2) ? batch[d + R - rb] : 1;
+        for (int d = 0; d < R - 2; d++) dy[d] = batch[d];
+        da[ra - 2] = m, da[ra - 1] = k, db[rb - 2] = k, db[rb - 1] = n, dy[R - 2] = m, dy[R - 1] = n;
+        for (int d = 0; d < R - 2; d++) { /* the output's batch axis is the broadcast of both */
+            int ia = d - (R - ra), ib = d - (R - rb);
+            int64_t x = ia >= 0 ? da[ia] : 1, z = ib >= 0 ? db[ib] : 1;
+            dy[d] = x == 1 ? z : x;
+        }
+        pml_view in[2] = {t_new(t, ra, da), t_new(t, rb, db)}, plain = t_new(t, R, dy), folded = t_new(t, R, dy);
+        t_fill_rand(&in[0], -1, 1);
+        t_fill_rand(&in[1], -1, 1);
+        t_run_ok(PML_OP_MATMUL, in, 2, &plain, NULL, 0, 0);
+        /* each input swapped with probability 1/2 by the permute kernel */
+        pml_op_call c = {.op = PML_OP_MATMUL, .n_in = 2, .in = in, .out = folded, .threads = t_int(1, 2)};
+        pml_view sw[2] = {in[0], in[1]};
+        for (int i = 0; i < 2; i++) {
+            c.trans[i] = (uint8_t)t_int(0, 1);
+            if (!c.trans[i]) continue;
+            int r = in[i].rank;
+            int64_t perm[8], ds[8];
+            for (int d = 0; d < r; d++) perm[d] = d, ds[d] = in[i].dims[d];
+            perm[r - 2] = r - 1, perm[r - 1] = r - 2, ds[r - 2] = in[i].dims[r - 1], ds[r - 1] = in[i].dims[r - 2];
+            sw[i] = t_new(t, r, ds);
+            t_run_ok(PML_OP_PERMUTE, &in[i], 1, &sw[i], perm, r, 0);
+        }
+        c.in = sw;
+        c.accumulate = (uint8_t)t_int(0, 1);
+        int64_t ny = t_numel(&plain);
+        double *ref = malloc(sizeof(double) * (size_t)(ny + 1));
+        for (int64_t e = 0; e < ny; e++) {
+            ref[e] = t_get(&plain, e) * (c.accumulate ? 2 : 1);
+            if (c.accumulate) t_set(&folded, e, t_get(&plain, e));
+        }
+        pml_err err = {0};
+        pml_status s = pml_cpu_run(&c, &err);
+        TCHECK(s == PML_OK, "matmul with trans %d %d: %s", c.trans[0], c.trans[1], err.msg);
+        char what[200];
+        snprintf(what, sizeof what, "matmul %s%s x %s%s acc %d", t_dims_str(ra, da), c.trans[0] ? "^T" : "",
+                 t_dims_str(rb, db), c.trans[1] ? "^T" : "", c.accumulate);
+        if (s == PML_OK) t_compare(what, &folded, ref, t == PML_F32 ? 1e-5 * (double)(k + 1) : 1e-12 * (k + 1), 1e-5);
+        for (int i = 0; i < 2; i++)
+            if (c.trans[i]) t_free(&sw[i]);
+        free(ref);
+        t_free(&in[0]), t_free(&in[1]), t_free(&plain), t_free(&folded);
     }
 }
 
