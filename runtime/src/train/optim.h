@@ -22,10 +22,15 @@ void pml_param_init(const pml_plan_param *p, int rank, const int64_t *dims, int6
 /* The learning rate of step `step` (0-based) under the plan's schedule. */
 double pml_lr_at(const pml_plan_config *c, int64_t step);
 
-/* One optimizer update of n values. `m` and `v` are the optimizer state (v only for
- * AdamW; NULL when the optimizer keeps none); `t` is the 1-based step count. */
-void pml_optim_update(const pml_plan_config *c, double lr, int64_t t, float *param, const float *grad, float *m,
-                      float *v, size_t n);
+/* One optimizer update of n values whose gradient is grad[i] * gscale (the mean over
+ * micro-batches and the clipping folded into one factor). `m` and `v` are the optimizer
+ * state (v only for AdamW; NULL when the optimizer keeps none); `t` is the 1-based step
+ * count. AdamW computes in f32 like PyTorch; SGD in f64. */
+void pml_optim_update(const pml_plan_config *c, double lr, int64_t t, float *param, const float *grad, double gscale,
+                      float *m, float *v, size_t n);
+
+/* The sum of g[i]^2 in f64. */
+double pml_optim_sum_squares(const float *g, size_t n);
 
 /* Floats of optimizer state per parameter element: 0, 1 (SGD with momentum) or 2 (AdamW). */
 int pml_optim_state_per_elem(const pml_plan_config *c);

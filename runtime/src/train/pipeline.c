@@ -373,16 +373,14 @@ static int frozen_now(const pml_pipeline *p, int q)
 static pml_status stage_update(pml_pipeline *p, stage *st, pml_err *err)
 {
     const pml_plan *pl = p->plan;
+    /* acc holds sums over micro-batches: the mean is acc / M, applied in the update */
     double inv_m = 1.0 / (double)p->M, sq = 0;
     for (int k = 0; k < st->n_params; k++) {
         int q = st->params[k];
         if (!p->acc[q] || frozen_now(p, q)) continue;
-        float *g = p->acc[q];
-        for (int64_t i = 0; i < pl->nodes[pl->params[q].node].numel; i++) {
-            g[i] = (float)(g[i] * inv_m);
-            sq += (double)g[i] * g[i];
-        }
+        sq += pml_optim_sum_squares(p->acc[q], (size_t)pl->nodes[pl->params[q].node].numel);
     }
+    sq *= inv_m * inv_m;
     double total;
     pml_status status = sync_norm(p, sq, &total, err);
     if (status) return status;
@@ -393,10 +391,8 @@ static pml_status stage_update(pml_pipeline *p, stage *st, pml_err *err)
         int q = st->params[k];
         if (!p->acc[q] || frozen_now(p, q)) continue;
         int64_t n = pl->nodes[pl->params[q].node].numel;
-        float *g = p->acc[q];
-        if (scale != 1)
-            for (int64_t i = 0; i < n; i++) g[i] = (float)(g[i] * scale);
-        pml_optim_update(&pl->conf, lr, p->step + 1, pml_pipeline_param(p, q), g, p->m[q], p->v[q], (size_t)n);
+        pml_optim_update(&pl->conf, lr, p->step + 1, pml_pipeline_param(p, q), p->acc[q], inv_m * scale, p->m[q],
+                         p->v[q], (size_t)n);
     }
     st->sq = total;
     return PML_OK;
