@@ -64,6 +64,17 @@ const char *pml_cpu_shape_str(const pml_view *v, char *buf, size_t cap);
 /* The standard refusal: "<op>: <dtype> tensors are not supported on the CPU". */
 pml_status pml_cpu_unsupported(const pml_op_call *c, pml_dtype t, pml_err *err);
 
+/* Which kernel family runs an op (run.c). */
+typedef enum pml_cpu_family_kind {
+    PML_CPU_SOURCE, /* input, param: filled by the executor */
+    PML_CPU_ELEMENTWISE,
+    PML_CPU_REDUCE,
+    PML_CPU_MOVEMENT,
+    PML_CPU_INDEX,
+    PML_CPU_MATMUL
+} pml_cpu_family_kind;
+pml_cpu_family_kind pml_cpu_family(pml_opcode op);
+
 /* Kernel families; each handles the ops run.c routes to it. */
 pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err); /* const .. causal_mask */
 pml_status pml_cpu_reduce(const pml_op_call *c, pml_err *err);      /* sum max mean sum_to */

@@ -19,7 +19,7 @@ static void F(arange)(T *o, int64_t n)
 }
 
 #if T_FLOAT
-static pml_status F(unary)(pml_opcode op, T *o, const T *x, int64_t n)
+PML_VECTOR_CLONES static pml_status F(unary)(pml_opcode op, T *o, const T *x, int64_t n)
 {
 #define UNARY(EXPR)                   \
     for (int64_t i = 0; i < n; i++) { \
@@ -104,7 +104,7 @@ static void F(causal_mask)(T *o, const T *x, int64_t mats, int64_t rows, int64_t
             }                                   \
     } while (0)
 
-static pml_status F(binary)(pml_opcode op, pml_cpu_iter *it, T *out, const T *in_a, const T *in_b)
+PML_VECTOR_CLONES static pml_status F(binary)(pml_opcode op, pml_cpu_iter *it, T *out, const T *in_a, const T *in_b)
 {
     int64_t rows = pml_cpu_iter_rows(it), len = it->dims[it->rank - 1];
     int64_t sa = it->st[1][it->rank - 1], sb = it->st[2][it->rank - 1];

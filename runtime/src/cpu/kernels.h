@@ -32,6 +32,7 @@
 #ifndef PML_CPU_KERNELS_H
 #define PML_CPU_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -73,5 +74,27 @@ pml_status pml_cpu_run(const pml_op_call *call, pml_err *err);
 
 /* The op's name, for messages ("matmul"); "?" for an unknown opcode. */
 const char *pml_op_name(pml_opcode op);
+
+/* ---- fused element-wise groups (a plan's KERN kernels of kind elemwise) -------------
+ * A group is ops over one iteration space, the last op's output shape, which every op
+ * of the group produces; an op reads earlier ops of the group or outside values that
+ * broadcast into the space. pml_cpu_run_group runs it in cache-sized tiles of the
+ * first axis so that values not materialised (out.data NULL) never exist whole: they
+ * live in `scratch` one tile at a time (cpu/group.c). */
+#define PML_GROUP_MAX_IN 3
+#define PML_GROUP_MAX_OPS 256
+
+typedef struct pml_cpu_group_op {
+    pml_op_call call;                /* out.data NULL: an intermediate; in[k] unused where from[k] >= 0 */
+    int16_t from[PML_GROUP_MAX_IN];  /* input k is op from[k] of the group (an earlier one), or -1 */
+} pml_cpu_group_op;
+
+/* Whether the ops form a group pml_cpu_run_group can run: element-wise ops with no
+ * dependence on an element's position (not dropout or causal_mask), each of the
+ * space's shape, at most PML_GROUP_MAX_IN inputs, reading only earlier ops. */
+int pml_cpu_group_tileable(const pml_cpu_group_op *ops, int n);
+/* Bytes of scratch pml_cpu_run_group needs for these ops. */
+size_t pml_cpu_group_scratch(const pml_cpu_group_op *ops, int n);
+pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, void *scratch, size_t scratch_bytes, pml_err *err);
 
 #endif

@@ -2,7 +2,7 @@
  * once per type with T and F(name) defined. No include guard. */
 
 /* Reduces x viewed as [outer, n, inner] over its middle axis into o[outer, inner]. */
-static void F(reduce)(pml_opcode op, T *o, const T *x, int64_t outer, int64_t n, int64_t inner)
+PML_VECTOR_CLONES static void F(reduce)(pml_opcode op, T *o, const T *x, int64_t outer, int64_t n, int64_t inner)
 {
     if (inner == 1) { /* contiguous rows: four accumulators break the add chain */
         for (int64_t p = 0; p < outer; p++) {
@@ -49,7 +49,7 @@ static void F(reduce)(pml_opcode op, T *o, const T *x, int64_t outer, int64_t n,
 
 /* sum_to: `it` runs over x (operand 0) with the output as operand 1 (stride 0 on the
  * axes summed away). */
-static void F(sum_to)(pml_cpu_iter *it, T *out, int64_t n_out, const T *x)
+PML_VECTOR_CLONES static void F(sum_to)(pml_cpu_iter *it, T *out, int64_t n_out, const T *x)
 {
     for (int64_t i = 0; i < n_out; i++) out[i] = 0;
     int64_t rows = pml_cpu_iter_rows(it), len = it->dims[it->rank - 1], so = it->st[1][it->rank - 1];

@@ -1,5 +1,6 @@
 /* run.c — pml_cpu_run: checks what every op needs (a known opcode, its inputs) and
- * routes the call to its kernel family; pml_op_name. */
+ * routes the call to its kernel family (pml_cpu_family, the one place that says which
+ * family runs an op); pml_op_name. */
 #include "cpu.h"
 
 static const char *const op_names[PML_OP_COUNT] = {
@@ -50,6 +51,36 @@ static void arity(pml_opcode op, int *lo, int *hi)
     }
 }
 
+pml_cpu_family_kind pml_cpu_family(pml_opcode op)
+{
+    switch (op) {
+    case PML_OP_INPUT:
+    case PML_OP_PARAM:
+        return PML_CPU_SOURCE;
+    case PML_OP_SUM:
+    case PML_OP_MAX:
+    case PML_OP_MEAN:
+    case PML_OP_SUM_TO:
+        return PML_CPU_REDUCE;
+    case PML_OP_RESHAPE:
+    case PML_OP_PERMUTE:
+    case PML_OP_SLICE:
+    case PML_OP_CONCAT:
+    case PML_OP_EXPAND:
+    case PML_OP_PAD:
+        return PML_CPU_MOVEMENT;
+    case PML_OP_GATHER:
+    case PML_OP_PICK:
+    case PML_OP_SCATTER_ADD:
+    case PML_OP_UNPICK:
+        return PML_CPU_INDEX;
+    case PML_OP_MATMUL:
+        return PML_CPU_MATMUL;
+    default:
+        return PML_CPU_ELEMENTWISE;
+    }
+}
+
 pml_status pml_cpu_run(const pml_op_call *c, pml_err *err)
 {
     if (!c) return pml_err_set(err, PML_ERR_INVALID_ARG, "pml_cpu_run: no call");
@@ -74,28 +105,16 @@ pml_status pml_cpu_run(const pml_op_call *c, pml_err *err)
             return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: %s %d has no data", name, i < 0 ? "output" : "input",
                                i < 0 ? 0 : i);
     }
-    switch (c->op) {
-    case PML_OP_INPUT:
-    case PML_OP_PARAM:
+    switch (pml_cpu_family(c->op)) {
+    case PML_CPU_SOURCE:
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: source nodes are filled by the executor, not run", name);
-    case PML_OP_SUM:
-    case PML_OP_MAX:
-    case PML_OP_MEAN:
-    case PML_OP_SUM_TO:
+    case PML_CPU_REDUCE:
         return pml_cpu_reduce(c, err);
-    case PML_OP_RESHAPE:
-    case PML_OP_PERMUTE:
-    case PML_OP_SLICE:
-    case PML_OP_CONCAT:
-    case PML_OP_EXPAND:
-    case PML_OP_PAD:
+    case PML_CPU_MOVEMENT:
         return pml_cpu_movement(c, err);
-    case PML_OP_GATHER:
-    case PML_OP_PICK:
-    case PML_OP_SCATTER_ADD:
-    case PML_OP_UNPICK:
+    case PML_CPU_INDEX:
         return pml_cpu_index(c, err);
-    case PML_OP_MATMUL:
+    case PML_CPU_MATMUL:
         return pml_cpu_matmul(c, err);
     default:
         return pml_cpu_elementwise(c, err);

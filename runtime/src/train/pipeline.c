@@ -16,8 +16,15 @@
 enum { I_LOAD, I_RECV_ACT, I_FWD, I_SEND_ACT, I_RECV_GRAD, I_BWD, I_SEND_GRAD, I_STEP };
 
 typedef struct stage {
-    int *fwd, n_fwd; /* forward nodes to run, in order */
-    int *bwd, n_bwd; /* backward nodes to run, in order */
+    /* What the forward and backward instructions run, in order: a node n (n >= 0), or
+     * a fused group, the plan's kernel k, as -(k + 1), run when node order reaches its
+     * last node (valid, as plan.h says). */
+    int *fwd, n_fwd;
+    int *bwd, n_bwd;
+    pml_cpu_group_op *gops; /* a fused group's calls, and their input views */
+    pml_view *gin;
+    void *scratch; /* where a fused group keeps its intermediates, one tile at a time */
+    size_t scratch_bytes;
     int *params, n_params;
     double loss;         /* summed over this step's micro-batches (last stage) */
     double sq;           /* this stage's squared gradient norm */
@@ -43,6 +50,8 @@ struct pml_pipeline {
      * of writing a buffer that is then added (the parameter's `direct` is set). */
     float **acc_into;
     uint8_t *direct;
+    uint8_t *fused; /* per plan kernel: run as a tiled group (cpu/kernels.h), not node by node */
+    int max_group;  /* nodes of the largest fused group */
     /* Per node: its value depends on parameters and constants only, so it is the same for
      * every micro-batch until the next update (transpose(weight), say): computed once per
      * step (or per evaluation), when computed_at[n] falls behind `version`. */
@@ -66,47 +75,98 @@ static int is_float(uint8_t dt) { return dt != PML_I32; }
 static void *view_data(const pml_pipeline *p, int n, int64_t mb)
 {
     n = p->low[n].alias;
+    if (!p->buf[n]) return NULL; /* folded away, or an intermediate of a fused group */
     return p->buf[n] + (p->per_mb[n] ? (size_t)mb * p->bytes[n] : 0);
 }
 
+/* Node n's tensor for micro-batch mb; with mb < 0 its shape only (data NULL). */
 static pml_view view_of(const pml_pipeline *p, int n, int64_t mb)
 {
     const pml_plan_node *node = &p->plan->nodes[n];
     pml_view v = {0};
-    v.data = view_data(p, n, mb);
+    v.data = mb >= 0 ? view_data(p, n, mb) : NULL;
     v.dtype = is_float(node->dtype) ? PML_F32 : PML_I32; /* the CPU computes floats in f32 */
     v.rank = node->rank;
     memcpy(v.dims, node->dims, sizeof(int64_t) * node->rank);
     return v;
 }
 
-static pml_status run_node(pml_pipeline *p, int n, int64_t mb, pml_err *err)
+/* Node n's kernel call for micro-batch mb (mb < 0: shapes only), its input views in
+ * `in` (room for `cap`). */
+static pml_status make_call(const pml_pipeline *p, int n, int64_t mb, pml_op_call *c, pml_view *in, int cap,
+                            pml_err *err)
 {
+    static const int64_t f32 = PML_F32;
     const pml_plan_node *node = &p->plan->nodes[n];
     const pml_cpu_node *low = &p->low[n];
-    pml_view in[64];
     int n_in;
     const int32_t *ins = pml_cpu_node_inputs(p->plan, p->low, n, &n_in);
-    if (n_in > 64) return pml_err_set(err, PML_ERR_UNSUPPORTED, "an op with more than 64 inputs");
+    if (n_in > cap) return pml_err_set(err, PML_ERR_UNSUPPORTED, "an op with more than %d inputs", cap);
     for (int k = 0; k < n_in; k++) in[k] = view_of(p, ins[k], mb);
-    int64_t f32 = PML_F32;
-    pml_op_call c = {0};
-    c.op = (pml_opcode)low->op;
-    c.trans[0] = low->trans[0], c.trans[1] = low->trans[1];
-    c.attr = node->attr;
-    c.n_attr = node->n_attr;
-    if (node->op == PML_OP_CAST && is_float((uint8_t)node->attr[0])) c.attr = &f32;
-    c.fval = node->fval;
-    c.n_in = n_in;
-    c.in = in;
-    c.out = view_of(p, n, mb);
+    *c = (pml_op_call){0};
+    c->op = (pml_opcode)low->op;
+    c->trans[0] = low->trans[0], c->trans[1] = low->trans[1];
+    c->attr = node->attr;
+    c->n_attr = node->n_attr;
+    if (node->op == PML_OP_CAST && is_float((uint8_t)node->attr[0])) c->attr = &f32;
+    c->fval = node->fval;
+    c->n_in = n_in;
+    c->in = in;
+    c->out = view_of(p, n, mb);
     if (p->acc_into[n]) {
-        c.out.data = p->acc_into[n];
-        c.accumulate = 1;
+        c->out.data = mb >= 0 ? p->acc_into[n] : NULL;
+        c->accumulate = 1;
     }
-    c.seed = pml_rng_u64(p->opts.seed, (uint64_t)p->step, (uint64_t)mb);
-    c.threads = p->opts.threads / p->S > 1 ? p->opts.threads / p->S : 1;
-    return pml_cpu_run(&c, err);
+    c->seed = pml_rng_u64(p->opts.seed, (uint64_t)p->step, (uint64_t)(mb >= 0 ? mb : 0));
+    c->threads = p->opts.threads / p->S > 1 ? p->opts.threads / p->S : 1;
+    return PML_OK;
+}
+
+static pml_status run_node(pml_pipeline *p, int n, int64_t mb, pml_err *err)
+{
+    pml_view in[64];
+    pml_op_call c;
+    pml_status st = make_call(p, n, mb, &c, in, 64, err);
+    return st ? st : pml_cpu_run(&c, err);
+}
+
+/* Fills st->gops with the calls of plan kernel k for micro-batch mb (mb < 0: shapes
+ * only): inputs from the kernel's own nodes by position, values it does not
+ * materialise left without a buffer. */
+static pml_status group_calls(const pml_pipeline *p, stage *st, int k, int64_t mb, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_kernel *K = &pl->kernels[k];
+    for (int i = 0; i < K->n_nodes; i++) {
+        int n = K->nodes[i];
+        pml_cpu_group_op *g = &st->gops[i];
+        pml_status s = make_call(p, n, mb, &g->call, &st->gin[i * PML_GROUP_MAX_IN], PML_GROUP_MAX_IN, err);
+        if (s) return s;
+        int n_in;
+        const int32_t *ins = pml_cpu_node_inputs(pl, p->low, n, &n_in);
+        for (int j = 0; j < n_in; j++) {
+            int at = -1;
+            for (int q = 0; q < i && pl->node_kernel[ins[j]] == k; q++)
+                if (K->nodes[q] == ins[j]) at = q;
+            g->from[j] = (int16_t)at;
+        }
+        if (!pl->materialised[n]) g->call.out.data = NULL;
+    }
+    return PML_OK;
+}
+
+static pml_status run_group(pml_pipeline *p, stage *st, int k, int64_t mb, pml_err *err)
+{
+    const pml_plan_kernel *K = &p->plan->kernels[k];
+    int inv = 1;
+    for (int i = 0; i < K->n_nodes; i++) inv &= p->invariant[K->nodes[i]];
+    if (inv) { /* the whole group depends on parameters only: once per version */
+        int last = K->nodes[K->n_nodes - 1];
+        if (p->computed_at[last] == p->version) return PML_OK;
+        for (int i = 0; i < K->n_nodes; i++) p->computed_at[K->nodes[i]] = p->version;
+    }
+    pml_status s = group_calls(p, st, k, mb, err);
+    return s ? s : pml_cpu_run_group(st->gops, K->n_nodes, st->scratch, st->scratch_bytes, err);
 }
 
 /* Runs node n for micro-batch mb, or not at all when it is invariant and already
@@ -118,6 +178,12 @@ static pml_status run_or_reuse(pml_pipeline *p, int n, int64_t mb, pml_err *err)
         p->computed_at[n] = p->version;
     }
     return run_node(p, n, mb, err);
+}
+
+/* Runs one entry of a stage's fwd or bwd list. */
+static pml_status run_unit(pml_pipeline *p, stage *st, int u, int64_t mb, pml_err *err)
+{
+    return u >= 0 ? run_or_reuse(p, u, mb, err) : run_group(p, st, -u - 1, mb, err);
 }
 
 /* ---- building ------------------------------------------------------------------- */
@@ -151,6 +217,50 @@ static int outlives_pass(const pml_plan_node *src, const pml_plan_node *user)
     return src->stage != user->stage || (src->pass == 0 && user->pass != 0);
 }
 
+/* Which of the plan's element-wise kernels run fused: those the tiled group runner
+ * takes (cpu/group.c) whose nodes all run after lowering. Needs the lowering. */
+static pml_status choose_fused(pml_pipeline *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    p->fused = calloc((size_t)pl->n_kernels + 1, 1);
+    if (!p->fused) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    int longest = 0;
+    for (int k = 0; k < pl->n_kernels; k++)
+        if (pl->kernels[k].kind == PML_PLAN_KERNEL_ELEMWISE && pl->kernels[k].n_nodes > longest)
+            longest = pl->kernels[k].n_nodes;
+    if (p->opts.unfused || longest < 2) return PML_OK;
+    if (longest > PML_GROUP_MAX_OPS) longest = PML_GROUP_MAX_OPS;
+    stage probe = {0}; /* shape-only calls need no stage of their own */
+    probe.gops = calloc((size_t)longest, sizeof *probe.gops);
+    probe.gin = calloc((size_t)longest * PML_GROUP_MAX_IN, sizeof *probe.gin);
+    pml_status st = probe.gops && probe.gin ? PML_OK : pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int k = 0; !st && k < pl->n_kernels; k++) {
+        const pml_plan_kernel *K = &pl->kernels[k];
+        if (K->kind != PML_PLAN_KERNEL_ELEMWISE || K->n_nodes < 2 || K->n_nodes > longest) continue;
+        int ok = 1;
+        for (int i = 0; i < K->n_nodes; i++) ok &= p->low[K->nodes[i]].run && !p->acc_into[K->nodes[i]];
+        for (int i = 0; ok && i < K->n_nodes; i++) { /* at most PML_GROUP_MAX_IN inputs each */
+            int n_in;
+            pml_cpu_node_inputs(pl, p->low, K->nodes[i], &n_in);
+            ok = n_in <= PML_GROUP_MAX_IN;
+        }
+        if (!ok) continue;
+        st = group_calls(p, &probe, k, -1, err);
+        if (!st && pml_cpu_group_tileable(probe.gops, K->n_nodes)) {
+            p->fused[k] = 1;
+            if (K->n_nodes > p->max_group) p->max_group = K->n_nodes;
+        }
+    }
+    free(probe.gops), free(probe.gin);
+    return st;
+}
+
+/* A node of a fused group that the plan does not materialise has no buffer. */
+static int lives_in_scratch(const pml_pipeline *p, int n)
+{
+    return p->plan->node_kernel && p->fused[p->plan->node_kernel[n]] && !p->plan->materialised[n];
+}
+
 static pml_status plan_memory(pml_pipeline *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -164,6 +274,7 @@ static pml_status plan_memory(pml_pipeline *p, pml_err *err)
     if (!p->buf || !p->per_mb || !p->bytes || !p->invariant || !p->computed_at || !p->acc_into)
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     pml_status st = lower_graph(p, err);
+    if (!st) st = choose_fused(p, err);
     if (st) return st;
     const pml_cpu_node *low = p->low;
     for (int i = 0; i < N; i++) { /* nodes come after their inputs */
@@ -195,7 +306,7 @@ static pml_status plan_memory(pml_pipeline *p, pml_err *err)
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
         p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4; /* f32 and i32 alike */
-        if (low[i].alias != i || !low[i].run) continue; /* an alias or folded away: no buffer */
+        if (low[i].alias != i || !low[i].run || lives_in_scratch(p, i)) continue; /* no buffer of its own */
         size_t total = p->bytes[i] * (p->per_mb[i] ? (size_t)p->M : 1);
         p->buf[i] = malloc(total);
         if (!p->buf[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the activations (%zu bytes)", total);
@@ -213,16 +324,34 @@ static pml_status build_stages(pml_pipeline *p, pml_err *err)
         st->fwd = malloc(sizeof(int) * (size_t)(pl->n_nodes + 1));
         st->bwd = malloc(sizeof(int) * (size_t)(pl->n_nodes + 1));
         st->params = malloc(sizeof(int) * (size_t)(pl->n_params + 1));
-        if (!st->fwd || !st->bwd || !st->params) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        st->gops = calloc((size_t)p->max_group + 1, sizeof *st->gops);
+        st->gin = calloc(((size_t)p->max_group + 1) * PML_GROUP_MAX_IN, sizeof *st->gin);
+        if (!st->fwd || !st->bwd || !st->params || !st->gops || !st->gin)
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < pl->n_nodes; i++) {
         const pml_plan_node *n = &pl->nodes[i];
         stage *st = &p->stages[n->stage];
         if (n->op == PML_OP_INPUT || n->op == PML_OP_PARAM || constant_node(n->op) || !p->low[i].run) continue;
+        int unit = i, k = pl->node_kernel ? pl->node_kernel[i] : -1;
+        if (k >= 0 && p->fused[k]) {
+            const pml_plan_kernel *K = &pl->kernels[k];
+            if (K->nodes[K->n_nodes - 1] != i) continue; /* the group runs at its last node */
+            unit = -k - 1;
+            pml_status s = group_calls(p, st, k, -1, err);
+            if (s) return s;
+            size_t need = pml_cpu_group_scratch(st->gops, K->n_nodes);
+            if (need > st->scratch_bytes) st->scratch_bytes = need;
+        }
         if (n->pass == 0)
-            st->fwd[st->n_fwd++] = i;
+            st->fwd[st->n_fwd++] = unit;
         else
-            st->bwd[st->n_bwd++] = i;
+            st->bwd[st->n_bwd++] = unit;
+    }
+    for (int s = 0; s < p->S; s++) {
+        stage *st = &p->stages[s];
+        st->scratch = st->scratch_bytes ? malloc(st->scratch_bytes) : NULL;
+        if (st->scratch_bytes && !st->scratch) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     }
     /* The forward nodes the output depends on: inputs come before their users. */
     p->serves = calloc((size_t)pl->n_nodes + 1, 1);
@@ -313,9 +442,10 @@ void pml_pipeline_destroy(pml_pipeline *p)
         free(p->stages[s].bwd);
         free(p->stages[s].params);
         free(p->stages[s].ev);
+        free(p->stages[s].gops), free(p->stages[s].gin), free(p->stages[s].scratch);
     }
     if (p->tr) p->tr->destroy(p->tr);
-    free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct);
+    free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused);
     free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
         free(p->stages);
     pthread_mutex_destroy(&p->mu);
@@ -421,11 +551,11 @@ static pml_status run_instr(pml_pipeline *p, int s, const pml_plan_instr *in, pm
     case I_SEND_GRAD:
         return p->tr->send(p->tr, s, s - 1, PML_MSG_GRAD, in->mb, err);
     case I_FWD:
-        for (int k = 0; k < st->n_fwd && !status; k++) status = run_or_reuse(p, st->fwd[k], in->mb, err);
+        for (int k = 0; k < st->n_fwd && !status; k++) status = run_unit(p, st, st->fwd[k], in->mb, err);
         if (!status && pl->nodes[pl->loss].stage == s) st->loss += *(const float *)view_data(p, pl->loss, in->mb);
         return status;
     case I_BWD:
-        for (int k = 0; k < st->n_bwd && !status; k++) status = run_or_reuse(p, st->bwd[k], in->mb, err);
+        for (int k = 0; k < st->n_bwd && !status; k++) status = run_unit(p, st, st->bwd[k], in->mb, err);
         for (int k = 0; k < st->n_params && !status; k++) {
             int q = st->params[k];
             if (!p->acc[q] || p->direct[q]) continue;
@@ -595,16 +725,25 @@ static pml_status forward_mb(pml_pipeline *p, int64_t step, int64_t mb, const vo
             pml_status st = p->opts.feed(p->opts.feed_ctx, step, mb, -1, view_data(p, pl->labels, mb), err);
             if (st) return st;
         }
-        const stage *st = &p->stages[s];
+        stage *st = &p->stages[s];
         for (int k = 0; k < st->n_fwd; k++) {
-            int n = st->fwd[k];
+            int u = st->fwd[k];
+            /* a node, or a fused group (never holding dropout): the group's last node serves
+             * the output when any of its nodes does */
+            int n = u >= 0 ? u : pl->kernels[-u - 1].nodes[pl->kernels[-u - 1].n_nodes - 1];
             const pml_plan_node *node = &pl->nodes[n];
-            if (inputs && !p->serves[n]) continue;
-            if (node->op == PML_OP_DROPOUT) {
+            if (inputs && u < 0) {
+                const pml_plan_kernel *K = &pl->kernels[-u - 1];
+                int any = 0;
+                for (int i = 0; i < K->n_nodes; i++) any |= p->serves[K->nodes[i]];
+                if (!any) continue;
+            } else if (inputs && !p->serves[n])
+                continue;
+            if (u >= 0 && node->op == PML_OP_DROPOUT) {
                 memcpy(view_data(p, n, mb), view_data(p, node->in[0], mb), (size_t)node->numel * 4);
                 continue;
             }
-            pml_status r = run_or_reuse(p, n, mb, err);
+            pml_status r = run_unit(p, st, u, mb, err);
             if (r) return r;
         }
     }

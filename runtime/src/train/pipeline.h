@@ -7,9 +7,16 @@
  * all stages for the global gradient norm (clipping), each stage updates its own
  * parameters. Stages hand tensors over through a pml_transport.
  *
+ * What runs: the plan's graph as the CPU backend lowers it (cpu/lower.h: transposes
+ * read in place by the GEMM, reshapes as aliases), and each element-wise kernel of the
+ * plan's fusion (KERN) as one tiled group whose unmaterialised values never get a
+ * buffer (cpu/kernels.h); other kernels run node by node. A weight gradient made by a
+ * matmul is added to its accumulator by the GEMM.
+ *
  * Memory: a tensor gets one buffer per micro-batch only when it must outlive the
  * micro-batch's pass on its stage (read by the backward pass or by another stage);
- * every other tensor has one buffer reused by each micro-batch.
+ * every other tensor has one buffer reused by each micro-batch. Buffers are allocated
+ * once, when the pipeline is created.
  *
  * Data comes from a callback, so the executor does not know about files or
  * generators: it asks for input k (or the labels) of micro-batch mb of step s.
@@ -30,7 +37,8 @@ typedef struct pml_pipeline_opts {
     int threads;   /* CPU threads in all; each stage's kernels get threads / stages (at least 1) */
     pml_feed_fn feed;
     void *feed_ctx;
-    int trace; /* record a timeline of every instruction (pml_pipeline_trace) */
+    int trace;   /* record a timeline of every instruction (pml_pipeline_trace) */
+    int unfused; /* run every node on its own, ignoring the plan's fused kernels (tests, comparisons) */
 } pml_pipeline_opts;
 
 /* One span of a stage's timeline, in microseconds since the pipeline was created. */

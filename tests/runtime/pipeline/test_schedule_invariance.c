@@ -2,7 +2,12 @@
  * steps with 1, 2 or 4 stages, 1, 2, 4 or 8 micro-batches, under GPipe and 1F1B, gives
  * the same weights as 1 stage and 1 micro-batch on the same global batches (relative
  * difference of every parameter <= 1e-5). Also: a failing stage stops every stage
- * with its error instead of hanging. */
+ * with its error instead of hanging.
+ *
+ * With the argument `fused`: running the plan's fused element-wise kernels as tiled
+ * groups trains like running every node on its own (opts.unfused), on every stage
+ * count and schedule, to 1e-6 (the same scalar expression per element; only the
+ * vector/scalar split of a loop may move). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +36,7 @@ static const char model_text[] = "import \"nn\"\n"
                                  "}\n";
 
 /* Trains the model for 10 steps; returns its parameters concatenated (malloc'ed). */
-static float *train(int stages, int mbs, const char *sched, size_t *n_out)
+static float *train(int stages, int mbs, const char *sched, int unfused, size_t *n_out)
 {
     char text[2048];
     snprintf(text, sizeof text, model_text, stages, mbs, sched);
@@ -48,7 +53,7 @@ static float *train(int stages, int mbs, const char *sched, size_t *n_out)
     if (pmlc_session_check_text(s, "invariance.pml", text, strlen(text)) || pmlc_session_plan_bytes(s, &bytes, &len) ||
         pml_plan_read(bytes, len, "m", &pl, &err) || pml_feed_create(pl, &feed, &err))
         goto out;
-    pml_pipeline_opts o = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed};
+    pml_pipeline_opts o = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed, .unfused = unfused};
     if (pml_pipeline_create(pl, &o, &pipe, &err)) goto out;
     for (int k = 0; k < 10; k++)
         if (pml_pipeline_step(pipe, NULL, &err)) goto out;
@@ -70,10 +75,41 @@ out:
     return all;
 }
 
-int main(void)
+static double rel_diff(const float *w, const float *ref, size_t n)
 {
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff += ((double)w[i] - ref[i]) * ((double)w[i] - ref[i]);
+        norm += (double)ref[i] * ref[i];
+    }
+    return sqrt(diff / norm);
+}
+
+static int fused_like_unfused(void)
+{
+    static const int stages[] = {1, 2, 4};
+    double worst = 0;
+    for (int b = 0; b < 3; b++) {
+        size_t n1 = 0, n2 = 0;
+        float *plain = train(stages[b], 4, "1f1b", 1, &n1), *fused = train(stages[b], 4, "1f1b", 0, &n2);
+        CHECK(plain && fused && n1 == n2);
+        if (plain && fused && n1 == n2) {
+            double rel = rel_diff(fused, plain, n1);
+            if (rel > worst) worst = rel;
+            if (!(rel <= 1e-6)) fprintf(stderr, "%d stages: fused differs from unfused by %.3g\n", stages[b], rel);
+            CHECK(rel <= 1e-6);
+        }
+        free(plain), free(fused);
+    }
+    printf("largest relative difference of fused from unfused: %.3g\n", worst);
+    return check_summary("fused kernels train like unfused nodes");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "fused") == 0) return fused_like_unfused();
     size_t n_ref = 0, n = 0;
-    float *ref = train(1, 1, "gpipe", &n_ref);
+    float *ref = train(1, 1, "gpipe", 0, &n_ref);
     CHECK(ref != NULL);
     if (!ref) return check_summary("schedule invariance");
     static const char *const scheds[] = {"gpipe", "1f1b"};
@@ -82,15 +118,10 @@ int main(void)
     for (int a = 0; a < 2; a++)
         for (int b = 0; b < 3; b++)
             for (int c = 0; c < 4; c++) {
-                float *w = train(stages[b], mbs[c], scheds[a], &n);
+                float *w = train(stages[b], mbs[c], scheds[a], 0, &n);
                 CHECK(w && n == n_ref);
                 if (!w || n != n_ref) continue;
-                double diff = 0, norm = 0;
-                for (size_t i = 0; i < n; i++) {
-                    diff += ((double)w[i] - ref[i]) * ((double)w[i] - ref[i]);
-                    norm += (double)ref[i] * ref[i];
-                }
-                double rel = sqrt(diff / norm);
+                double rel = rel_diff(w, ref, n);
                 if (rel > worst) worst = rel;
                 if (!(rel <= 1e-5))
                     fprintf(stderr, "%s, %d stages, %d micro-batches: relative difference %.3g\n", scheds[a], stages[b],

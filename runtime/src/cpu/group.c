@@ -1,0 +1,100 @@
+/* group.c — a fused element-wise group run in tiles (see kernels.h, pml_cpu_group_op).
+ *
+ * The group's iteration space (its last op's output) is cut along its first axis into
+ * tiles of about TILE_ELEMS elements. For each tile every op runs, in order, through
+ * the ordinary kernels on tile-sized views: an intermediate lives in a scratch slot
+ * that stays in L1/L2 for the next op instead of a buffer of the whole tensor, and a
+ * materialised value is written into its rows of the real buffer. An input from
+ * outside the group is cut to the tile's rows when it has the space's rank and first
+ * axis; otherwise (smaller rank, or a first axis of 1) it broadcasts over that axis and
+ * every tile reads all of it. Each element goes through the same scalar expression as
+ * unfused, so results do not change. */
+#include "cpu.h"
+
+#include <string.h>
+
+enum { TILE_ELEMS = 4096 };
+
+static size_t elem_size(pml_dtype t) { return t == PML_F64 ? 8 : 4; }
+
+/* Ops a tile can run: element-wise, with no dependence on an element's position. */
+static int tileable_op(pml_opcode op)
+{
+    if ((unsigned)op >= PML_OP_COUNT || pml_cpu_family(op) != PML_CPU_ELEMENTWISE) return 0;
+    /* const and arange are sources; dropout's mask is keyed by the element's index in
+     * the tensor; causal_mask depends on the row and column */
+    return op != PML_OP_CONST && op != PML_OP_ARANGE && op != PML_OP_DROPOUT && op != PML_OP_CAUSAL_MASK;
+}
+
+/* Elements of one index of the first axis, and the number of such indices. */
+static void space_rows(const pml_view *s, int64_t *rows, int64_t *row)
+{
+    *rows = s->rank > 0 ? s->dims[0] : 1;
+    int64_t n = pml_cpu_numel(s);
+    *row = *rows > 0 ? n / *rows : 0;
+}
+
+int pml_cpu_group_tileable(const pml_cpu_group_op *ops, int n)
+{
+    if (n < 1) return 0;
+    const pml_view *s = &ops[n - 1].call.out;
+    for (int i = 0; i < n; i++) {
+        const pml_op_call *c = &ops[i].call;
+        if (!tileable_op(c->op) || c->n_in > PML_GROUP_MAX_IN || c->out.rank != s->rank) return 0;
+        for (int d = 0; d < s->rank; d++)
+            if (c->out.dims[d] != s->dims[d]) return 0;
+        for (int k = 0; k < c->n_in; k++)
+            if (ops[i].from[k] >= i) return 0; /* an op reads only earlier ones */
+    }
+    return 1;
+}
+
+size_t pml_cpu_group_scratch(const pml_cpu_group_op *ops, int n)
+{
+    if (n < 1) return 0;
+    int64_t rows, row;
+    space_rows(&ops[n - 1].call.out, &rows, &row);
+    int64_t per = row > 0 && row < TILE_ELEMS ? TILE_ELEMS / row : 1;
+    return (size_t)n * (size_t)(per * row) * 8;
+}
+
+pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, void *scratch, size_t scratch_bytes, pml_err *err)
+{
+    if (!pml_cpu_group_tileable(ops, n))
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "fused group of %d ops: not an element-wise group of one shape", n);
+    if (scratch_bytes < pml_cpu_group_scratch(ops, n))
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "fused group: %zu bytes of scratch, %zu needed", scratch_bytes,
+                           pml_cpu_group_scratch(ops, n));
+    int64_t rows, row;
+    space_rows(&ops[n - 1].call.out, &rows, &row);
+    int64_t per = row > 0 && row < TILE_ELEMS ? TILE_ELEMS / row : 1;
+    size_t slot = (size_t)(per * row) * 8;
+    pml_view tile_out[PML_GROUP_MAX_OPS];
+    if (n > PML_GROUP_MAX_OPS) return pml_err_set(err, PML_ERR_UNSUPPORTED, "fused group of %d ops is too long", n);
+    for (int64_t r0 = 0; r0 < rows; r0 += per) {
+        int64_t t = r0 + per < rows ? per : rows - r0;
+        for (int i = 0; i < n; i++) {
+            pml_op_call c = ops[i].call;
+            pml_view in[PML_GROUP_MAX_IN];
+            for (int k = 0; k < c.n_in; k++) {
+                const pml_view *x = &ops[i].call.in[k];
+                if (ops[i].from[k] >= 0)
+                    in[k] = tile_out[ops[i].from[k]];
+                else if (x->rank == c.out.rank && x->rank > 0 && x->dims[0] == rows && rows > 1) {
+                    in[k] = *x; /* this tile's rows of an input of the space's first axis */
+                    in[k].dims[0] = t;
+                    in[k].data = (char *)x->data + (size_t)(r0 * (pml_cpu_numel(x) / rows)) * elem_size(x->dtype);
+                } else
+                    in[k] = *x;
+            }
+            c.in = in;
+            if (c.out.rank > 0) c.out.dims[0] = t;
+            c.out.data = c.out.data ? (char *)c.out.data + (size_t)(r0 * row) * elem_size(c.out.dtype)
+                                    : (char *)scratch + (size_t)i * slot;
+            tile_out[i] = c.out;
+            pml_status st = pml_cpu_run(&c, err);
+            if (st) return st;
+        }
+    }
+    return PML_OK;
+}

@@ -1,0 +1,117 @@
+/* test_group.c — fused element-wise groups (pml_cpu_run_group) against running the same
+ * ops one by one on whole tensors: random chains over random shapes, with inputs from
+ * earlier ops and from outside values of every broadcasting form (whole, a row, a
+ * column, a leading 1, a scalar), random materialised values, spaces of one tile and
+ * of many. Every materialised value must equal the op-by-op result. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_test.h"
+#include "cpu_tests.h"
+
+enum { N_EXT = 5, MAX_OPS = 12 };
+
+static const pml_opcode unary_ops[] = {PML_OP_NEG, PML_OP_TANH, PML_OP_SIGMOID, PML_OP_RELU, PML_OP_ABS, PML_OP_EXP};
+static const pml_opcode binary_ops[] = {PML_OP_ADD,     PML_OP_SUB,     PML_OP_MUL, PML_OP_MAXIMUM,
+                                        PML_OP_MINIMUM, PML_OP_DIV,     PML_OP_LT,  PML_OP_GE};
+
+/* One random group over `space`; returns the number of mismatching elements. */
+static int check_group(pml_dtype t, int rank, const int64_t *space)
+{
+    int n = t_int(2, MAX_OPS);
+    /* the outside values: whole, last axis only, first axis only, leading 1, scalar */
+    int64_t dims[N_EXT][8];
+    int ranks[N_EXT] = {rank, 1, rank, rank, 0};
+    for (int e = 0; e < N_EXT; e++) memcpy(dims[e], space, sizeof(int64_t) * (size_t)rank);
+    dims[1][0] = space[rank - 1];
+    for (int d = 1; d < rank; d++) dims[2][d] = 1;
+    dims[3][0] = 1;
+    pml_view ext[N_EXT], ref[MAX_OPS], got[MAX_OPS];
+    for (int e = 0; e < N_EXT; e++) {
+        ext[e] = t_new(t, ranks[e], dims[e]);
+        t_fill_rand(&ext[e], -2, 2);
+    }
+    pml_cpu_group_op ops[MAX_OPS];
+    pml_view ref_in[MAX_OPS][3], grp_in[MAX_OPS][3];
+    int keep[MAX_OPS];
+    for (int i = 0; i < n; i++) {
+        ref[i] = t_new(t, rank, space);
+        got[i] = t_new(t, rank, space);
+        keep[i] = i == n - 1 || t_int(0, 2) == 0;
+        int unary = t_int(0, 2) == 0;
+        pml_opcode op = unary ? unary_ops[t_int(0, 5)] : binary_ops[t_int(0, 7)];
+        int n_in = unary ? 1 : 2;
+        memset(&ops[i], 0, sizeof ops[i]);
+        for (int k = 0; k < n_in; k++) {
+            /* an earlier op, or an outside value (a unary op needs the whole shape) */
+            int from = i > 0 && t_int(0, 1) ? t_int(0, i - 1) : -1;
+            int e = unary ? 0 : t_int(0, N_EXT - 1);
+            ref_in[i][k] = from >= 0 ? ref[from] : ext[e];
+            grp_in[i][k] = from >= 0 ? got[from] : ext[e];
+            ops[i].from[k] = (int16_t)from;
+        }
+        pml_op_call c = {.op = op, .n_in = n_in, .in = ref_in[i], .out = ref[i], .threads = 1};
+        t_run_ok(op, ref_in[i], n_in, &ref[i], NULL, 0, 0);
+        c.in = grp_in[i];
+        c.out = got[i];
+        if (!keep[i]) c.out.data = NULL;
+        ops[i].call = c;
+    }
+    size_t bytes = pml_cpu_group_scratch(ops, n);
+    void *scratch = malloc(bytes + 1);
+    pml_err err = {0};
+    TCHECK(pml_cpu_group_tileable(ops, n), "a chain of element-wise ops of one shape is tileable");
+    pml_status s = pml_cpu_run_group(ops, n, scratch, bytes, &err);
+    TCHECK(s == PML_OK, "run_group: %s", err.msg);
+    int bad = 0;
+    for (int i = 0; i < n && s == PML_OK; i++) {
+        if (!keep[i]) continue;
+        int64_t m = t_numel(&ref[i]);
+        double *want = malloc(sizeof(double) * (size_t)(m + 1));
+        for (int64_t j = 0; j < m; j++) want[j] = t_get(&ref[i], j);
+        char what[96];
+        snprintf(what, sizeof what, "group op %d (%s) of %d over %s", i, pml_op_name(ops[i].call.op), n,
+                 t_dims_str(rank, space));
+        bad += t_compare(what, &got[i], want, 0, 0);
+        free(want);
+    }
+    free(scratch);
+    for (int i = 0; i < n; i++) t_free(&ref[i]), t_free(&got[i]);
+    for (int e = 0; e < N_EXT; e++) t_free(&ext[e]);
+    return bad;
+}
+
+void test_fused_group_equals_op_by_op(void)
+{
+    int bad = 0;
+    for (int trial = 0; trial < 60; trial++) {
+        int rank = t_int(1, 3);
+        int64_t space[3];
+        t_rand_dims(rank, space, 1, 9);
+        space[0] = t_int(1, 70);          /* from one tile to many */
+        space[rank - 1] = t_int(1, 1500); /* rows of a few elements to rows past a tile */
+        bad += check_group(t_float_types[trial % 2], rank, space);
+    }
+    TCHECK(bad == 0, "%d elements differ", bad);
+}
+
+/* Groups the runner cannot take are refused with a status, not run wrongly. */
+void test_fused_group_refuses_what_it_cannot_tile(void)
+{
+    int64_t d[2] = {4, 8}, e[2] = {4, 4};
+    pml_view x = t_new(PML_F32, 2, d), y = t_new(PML_F32, 2, d), z = t_new(PML_F32, 2, e);
+    t_fill_rand(&x, -1, 1);
+    pml_cpu_group_op ops[2] = {{.call = {.op = PML_OP_TANH, .n_in = 1, .in = &x, .out = y}, .from = {-1}},
+                               {.call = {.op = PML_OP_DROPOUT, .n_in = 1, .in = &x, .out = y}, .from = {0}}};
+    TCHECK(!pml_cpu_group_tileable(ops, 2), "dropout depends on the element's index: not tileable");
+    ops[1].call = (pml_op_call){.op = PML_OP_NEG, .n_in = 1, .in = &x, .out = z};
+    TCHECK(!pml_cpu_group_tileable(ops, 2), "ops of different shapes: not tileable");
+    pml_err err = {0};
+    TCHECK(pml_cpu_run_group(ops, 2, NULL, 0, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "element-wise"),
+           "refused with a message: '%s'", err.msg);
+    ops[1].call = (pml_op_call){.op = PML_OP_NEG, .n_in = 1, .in = &x, .out = y};
+    TCHECK(pml_cpu_group_tileable(ops, 2), "tanh then neg is tileable");
+    TCHECK(pml_cpu_run_group(ops, 2, NULL, 0, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "scratch"),
+           "too little scratch is refused: '%s'", err.msg);
+    t_free(&x), t_free(&y), t_free(&z);
+}
