@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "cuda/device.h"
+
 static const char *const names[] = {[PML_BACKEND_CPU] = "cpu", [PML_BACKEND_CUDA] = "cuda", [PML_BACKEND_AUTO] = "auto"};
 
 const char *pml_backend_name(pml_backend b)
@@ -17,12 +19,18 @@ int pml_backend_parse(const char *name, pml_backend *out)
     return -1;
 }
 
-/* Whether the CUDA backend can take a plan here; if not, why, in err. This release
- * compiles no CUDA executor, so the answer is no whatever the machine has. */
+/* Whether the CUDA backend can take a plan here; if not, why, in err. A machine
+ * without a usable GPU says so first (the driver's own reason); with one, this
+ * release still has no CUDA executor — its kernels compile (pmlc build) but plans run
+ * on the CPU — and says that. */
 static pml_status cuda_usable(pml_err *err)
 {
+    char why[256];
+    if (pml_cuda_device_count(why, sizeof why) == 0)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "no GPU: %s; use the CPU backend (--backend cpu)", why);
     return pml_err_set(err, PML_ERR_UNSUPPORTED,
-                       "the CUDA backend cannot run plans in this build of libpml; use the CPU backend (--backend cpu)");
+                       "the CUDA backend cannot run plans in this build of libpml yet; use the CPU backend "
+                       "(--backend cpu)");
 }
 
 pml_status pml_backend_select(pml_backend want, pml_backend *got, pml_err *err)
