@@ -47,6 +47,17 @@
  *         state name their parameter's node. Every materialised value but a reshape's
  *         has a value buffer.
  *
+ *   CUBN  GPU code (compiler/src/cuda_codegen.h; counts 0 for a plan built without it):
+ *         u32 image count, per image i32 target (string: "sm_NN" a CUBIN, "compute_NN" PTX),
+ *         u32 pad, i64 size, the bytes, zero padding to a multiple of 8; u32 function
+ *         count, per function i32 name (string); u32 launch count, per launch (ascending
+ *         kernels; kernels of kind none have none): i32 kernel (KERN index), i32 function
+ *         (-1: a matmul, run by cuBLAS), i32 matmul node (-1 otherwise), u32 threads per
+ *         block, i64 threads in all, u8 flags (bit 0 takes the seed, bit 1 the index-error
+ *         flag, bit 2 zero the output first), u8 pad[3], u32 argument count, per argument
+ *         i32 node (a materialised value, never a view), u32 1 when written.
+ *         Every image holds every function; the launch contract is cuda_codegen.h's.
+ *
  * Enumerations are stored as integers: dtype as in pml_dtype (f32 0, bf16 1, f16 2,
  * i32 3); schedule gpipe 0, 1f1b 1, interleaved_1f1b 2, zero_bubble 3; optimizer sgd 0,
  * adamw 1; lr_schedule constant 0, warmup_cosine 1; data none 0, file 1, classes 2,
@@ -62,7 +73,7 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 2u
+#define PML_PLAN_VERSION 3u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
 #define PML_PLAN_STRS PML_PLAN_TAG('S', 'T', 'R', 'S')
@@ -91,6 +102,12 @@ typedef enum pml_plan_buffer_role {
 } pml_plan_buffer_role;
 
 #define PML_PLAN_MEMO PML_PLAN_TAG('M', 'E', 'M', 'O')
+#define PML_PLAN_CUBN PML_PLAN_TAG('C', 'U', 'B', 'N')
+
+/* CUBN launch flags. */
+#define PML_PLAN_GPU_SEED 1u
+#define PML_PLAN_GPU_INDEX_CHECK 2u
+#define PML_PLAN_GPU_ZERO_OUTPUT 4u
 #define PML_PLAN_MEM_ALIGN 64
 
 /* KERN's per-node flags. */

@@ -53,6 +53,16 @@ int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out);
  * errors reported while planning (0: *bytes is set). */
 int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len);
 
+/* Same, with the model's GPU kernels in the plan: rendered as CUDA C and compiled by
+ * NVRTC (loaded when needed) for each of `archs`, comma-separated NVRTC targets
+ * ("sm_80,sm_90,compute_90" when NULL), through the kernel cache (PML_CACHE_DIR,
+ * PML_CACHE=0 to bypass). `summary` (cap bytes) receives one line saying, per target,
+ * whether it came from the cache or how long it compiled. Errors (no NVRTC, a bad
+ * target, a kernel NVRTC refuses, shown at its .pml source) are reported like any
+ * diagnostic; returns their number (0: *bytes is set). */
+int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, unsigned char **bytes, size_t *len, char *summary,
+                                size_t cap);
+
 /* Number of errors reported so far. */
 int pmlc_session_errors(const pmlc_session *s);
 

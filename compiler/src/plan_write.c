@@ -150,7 +150,35 @@ static void write_memory(buf *b, const pmlc_memplan *mp)
     }
 }
 
-int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, unsigned char **out, size_t *len)
+/* CUBN: the images, the function names, and one launch per kernel that has code. */
+static void write_gpu(buf *b, const pmlc_plan_gpu *gpu, strtab *st)
+{
+    static const unsigned char zeros[8] = {0};
+    u32(b, gpu ? (uint32_t)gpu->n_images : 0);
+    for (int k = 0; gpu && k < gpu->n_images; k++) {
+        const pmlc_cuda_image *im = &gpu->images[k];
+        i32(b, str(st, im->arch)), u32(b, 0), i64(b, (int64_t)im->size);
+        put(b, im->data, im->size);
+        put(b, zeros, (8 - im->size % 8) % 8);
+    }
+    const pmlc_cuda_module *m = gpu ? gpu->module : NULL;
+    u32(b, m ? (uint32_t)m->n_funcs : 0);
+    for (int f = 0; m && f < m->n_funcs; f++) i32(b, str(st, m->funcs[f].name));
+    u32(b, m ? (uint32_t)m->n_kernels : 0);
+    for (int k = 0; m && k < m->n_kernels; k++) {
+        const pmlc_cuda_kernel *kn = &m->kernels[k];
+        i32(b, kn->group), i32(b, kn->func), i32(b, kn->func < 0 ? kn->node : -1);
+        u32(b, kn->block), i64(b, kn->work);
+        u8(b, (kn->uses_seed ? PML_PLAN_GPU_SEED : 0) | (kn->checks_index ? PML_PLAN_GPU_INDEX_CHECK : 0) |
+                  (kn->zero_output ? PML_PLAN_GPU_ZERO_OUTPUT : 0));
+        u8(b, 0), u8(b, 0), u8(b, 0);
+        u32(b, (uint32_t)kn->n_args);
+        for (int a = 0; a < kn->n_args; a++) i32(b, kn->args[a].node), u32(b, kn->args[a].out);
+    }
+}
+
+int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gpu *gpu, unsigned char **out,
+                        size_t *len)
 {
     const uint16_t probe = 1;
     if (*(const unsigned char *)&probe != 1) {
@@ -196,16 +224,17 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, unsigned char **ou
             i32(&time, tt->stages[s].instr.v[k].mb);
         }
     }
-    buf kern = {0}, memo = {0};
+    buf kern = {0}, memo = {0}, cubn = {0};
     write_kernels(&kern, pl);
     write_memory(&memo, pl->memory);
+    write_gpu(&cubn, gpu, &st);
     buf strs = {0};
     u32(&strs, st.count);
     put(&strs, st.data.p, st.data.n);
 
     put(&file, PML_PLAN_MAGIC, 8);
     u32(&file, PML_PLAN_VERSION);
-    u32(&file, 8);
+    u32(&file, 9);
     section(&file, PML_PLAN_STRS, &strs);
     section(&file, PML_PLAN_CONF, &conf);
     section(&file, PML_PLAN_NODE, &nodes);
@@ -214,9 +243,11 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, unsigned char **ou
     section(&file, PML_PLAN_TIME, &time);
     section(&file, PML_PLAN_KERN, &kern);
     section(&file, PML_PLAN_MEMO, &memo);
+    section(&file, PML_PLAN_CUBN, &cubn);
     int oom = file.oom || strs.oom || conf.oom || nodes.oom || parms.oom || inpt.oom || time.oom || kern.oom ||
-              memo.oom || st.data.oom;
+              memo.oom || cubn.oom || st.data.oom;
     free(strs.p), free(conf.p), free(nodes.p), free(parms.p), free(inpt.p), free(time.p), free(kern.p), free(memo.p);
+    free(cubn.p);
     free(st.data.p);
     if (oom) {
         free(file.p);

@@ -1,9 +1,11 @@
 /* session.c — the compiler library's public face (pmlc.h): one session checks one
  * program (the main file, its imports, --set overrides), elaborates every model of the
  * main file, reads its train and distill blocks, and builds the stage plans. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_build.h"
 #include "elab.h"
 #include "parse.h"
 #include "plan.h"
@@ -274,5 +276,33 @@ int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len)
     *bytes = NULL;
     *len = 0;
     if (!pmlc_session_graph(s, &pl)) return P->diag.errors - before ? P->diag.errors - before : 1;
-    return pmlc_plan_serialize(P, pl, bytes, len) ? P->diag.errors - before : 0;
+    return pmlc_plan_serialize(P, pl, NULL, bytes, len) ? P->diag.errors - before : 0;
+}
+
+int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, unsigned char **bytes, size_t *len, char *summary,
+                                size_t cap)
+{
+    pmlc_program *P = &s->P;
+    int before = P->diag.errors;
+    const pmlc_plan *pl = NULL;
+    *bytes = NULL;
+    *len = 0;
+    if (cap) summary[0] = 0;
+    if (!pmlc_session_graph(s, &pl)) return P->diag.errors - before ? P->diag.errors - before : 1;
+    pmlc_cuda_module m;
+    pmlc_cuda_image *im = NULL;
+    int n = 0;
+    if (pmlc_session_cuda_build(s, archs, &m, &im, &n)) return P->diag.errors - before ? P->diag.errors - before : 1;
+    size_t at = 0;
+    for (int k = 0; k < n && at < cap; k++) {
+        int w = im[k].from_cache ? snprintf(summary + at, cap - at, "%s%s (cache)", k ? ", " : "", im[k].arch)
+                                 : snprintf(summary + at, cap - at, "%s%s (%.1f s)", k ? ", " : "", im[k].arch,
+                                            im[k].compile_ms / 1000);
+        at += w > 0 ? (size_t)w : 0;
+    }
+    if (at < cap) snprintf(summary + at, cap - at, "; %d kernels, %d functions", m.n_kernels, m.n_funcs);
+    pmlc_plan_gpu gpu = {&m, im, n};
+    int rc = pmlc_plan_serialize(P, pl, &gpu, bytes, len);
+    pmlc_cuda_images_free(im, n);
+    return rc ? P->diag.errors - before : 0;
 }

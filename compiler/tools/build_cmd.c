@@ -9,17 +9,25 @@
 
 #include "formats/atomic_file.h"
 #include "cli_util.h"
+#include "nvrtc.h"
 
-/* Compiles `file` into plan-file bytes (malloc'ed, the caller frees them). */
-static int compile_bytes(const char *file, const pmlc_options *opt, unsigned char **bytes, size_t *len)
+/* Compiles `file` into plan-file bytes (malloc'ed, the caller frees them). `gpu`
+ * says whether to put GPU code in: 0 no, 1 for `archs` (NULL: the default targets). */
+static int compile_bytes(const char *file, const pmlc_options *opt, int gpu, const char *archs, unsigned char **bytes,
+                         size_t *len)
 {
     *bytes = NULL;
     *len = 0;
     pmlc_session *s = pmlc_session_create(opt);
     if (!s) return pmlc_cli_fail("out of memory", NULL);
-    int rc = pmlc_session_check_file(s, file) || pmlc_session_plan_bytes(s, bytes, len) ? 1 : 0;
+    char summary[512] = "";
+    int rc = pmlc_session_check_file(s, file) ? 1 : 0;
+    if (!rc) rc = gpu ? pmlc_session_plan_bytes_gpu(s, archs, bytes, len, summary, sizeof summary)
+                      : pmlc_session_plan_bytes(s, bytes, len);
     if (pmlc_session_errors(s))
         fprintf(stderr, "%d error%s generated.\n", pmlc_session_errors(s), pmlc_session_errors(s) == 1 ? "" : "s");
+    else if (gpu)
+        fprintf(stderr, "pmlc: GPU code: %s\n", summary);
     pmlc_session_destroy(s);
     if (rc) {
         free(*bytes);
@@ -47,17 +55,33 @@ int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_plan **ou
     if (is_plan_file(file)) return pml_plan_load(file, out, &err) ? pmlc_cli_fail("cannot load the plan", &err) : 0;
     unsigned char *bytes = NULL;
     size_t len = 0;
-    if (compile_bytes(file, opt, &bytes, &len)) return 1;
+    if (compile_bytes(file, opt, 0, NULL, &bytes, &len)) return 1;
     int rc = pml_plan_read(bytes, len, file, out, &err) ? pmlc_cli_fail("the compiled plan does not load", &err) : 0;
     free(bytes);
     return rc;
 }
 
-int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out)
+/* Whether to put GPU code in the plan: --arch none says no; no --arch asks for the
+ * default targets when NVRTC is found and notes, when it is not, that the plan has no
+ * GPU code (a CPU-only machine builds plans too); an explicit list needs NVRTC. */
+static int want_gpu(const char *arch)
+{
+    if (arch) return strcmp(arch, "none") != 0;
+    char why[256];
+    pmlc_nvrtc *nv = pmlc_nvrtc_open(why, sizeof why);
+    if (!nv) {
+        fprintf(stderr, "pmlc: note: the plan has no GPU code: %s (pass --arch to require it)\n", why);
+        return 0;
+    }
+    pmlc_nvrtc_close(nv);
+    return 1;
+}
+
+int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out, const char *arch)
 {
     unsigned char *bytes = NULL;
     size_t len = 0;
-    if (compile_bytes(file, opt, &bytes, &len)) return 1;
+    if (compile_bytes(file, opt, want_gpu(arch), arch, &bytes, &len)) return 1;
     /* Check the bytes load before writing them: a plan file libpml refuses is a bug. */
     pml_err err = {0};
     pml_plan *check = NULL;

@@ -7,9 +7,11 @@
 #include "pmlc.h"
 
 /* Compiles `file` and writes its plan file to `out` atomically: `out` is either left
- * as it was or holds the complete plan. Diagnostics go to opt->diag_out, other errors
- * to stderr. Returns the exit status: 0 written, 1 otherwise. */
-int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out);
+ * as it was or holds the complete plan. `arch`: the GPU targets to compile the
+ * kernels for ("sm_80,sm_90"), "none", or NULL for the default targets when NVRTC is
+ * found (a note on stderr when it is not). Diagnostics go to opt->diag_out, other
+ * errors to stderr. Returns the exit status: 0 written, 1 otherwise. */
+int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out, const char *arch);
 
 /* The plan of `file`: a plan file (recognised by its magic bytes) is loaded with
  * pml_plan_load and `opt` is not used (--set and --model apply only when compiling);

@@ -41,6 +41,8 @@ static const char usage_text[] =
     "  --color=WHEN        colour diagnostics: auto (default), always, never; NO_COLOR is honoured\n"
     "  --max-errors N      stop after N errors (default 20)\n"
     "  -o FILE             build: the plan file to write (replaced atomically)\n"
+    "  --arch LIST         build: GPU targets for the kernels, e.g. sm_80,sm_90,compute_90 (the default when\n"
+    "                      NVRTC is found), or none; compiled kernels are cached (PML_CACHE_DIR, PML_CACHE=0)\n"
     "\n"
     "train options:\n"
     "  --steps N           how many steps (default: the train block's steps)\n"
@@ -117,6 +119,7 @@ typedef struct args {
     const char *out, *metrics, *trace;
     const char *init, *resume;               /* train's --init W.safetensors, --resume DIR */
     const char *output;                      /* build's -o */
+    const char *arch;                        /* build's --arch (NULL: the default) */
     const char *weights, *input, *infer_out; /* infer's --weights, --input, --output */
     int bench;                               /* infer's --bench */
 } args;
@@ -206,6 +209,9 @@ static int parse_args(int argc, char **argv, args *a)
         } else if (!strncmp(s, "--output", 8) && (s[8] == 0 || s[8] == '=')) {
             if (!(a->infer_out = option_value(argc, argv, &i, "--output")) || !*a->infer_out)
                 return usage_error("%s needs a .npy file", s);
+        } else if (!strncmp(s, "--arch", 6) && (s[6] == 0 || s[6] == '=')) {
+            if (!(a->arch = option_value(argc, argv, &i, "--arch")) || !*a->arch)
+                return usage_error("%s needs GPU targets (sm_80,sm_90,...) or none", s);
         } else if (!strcmp(s, "--bench")) {
             a->bench = 1;
         } else if (!strncmp(s, "-o", 2)) {
@@ -251,6 +257,7 @@ static int parse_args(int argc, char **argv, args *a)
     if (a->n_files == 0) return usage_error("'%s' needs a file", a->cmd);
     if (!strcmp(a->cmd, "build") && !a->output) return usage_error("'%s' needs -o OUT.plan", a->cmd);
     if (strcmp(a->cmd, "build") && a->output) return usage_error("-o is for 'build', not '%s'", a->cmd);
+    if (strcmp(a->cmd, "build") && a->arch) return usage_error("--arch is for 'build', not '%s'", a->cmd);
     if (strcmp(a->cmd, "check") && a->n_files > 1) return usage_error("'%s' takes one file", a->cmd);
     int infer = !strcmp(a->cmd, "infer");
     if (!infer && (a->weights || a->input || a->infer_out || a->bench))
@@ -281,7 +288,7 @@ static int run(const args *a)
     int use_color =
         !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
     pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model};
-    if (!strcmp(a->cmd, "build")) return pmlc_build_main(a->files[0], &opt, a->output);
+    if (!strcmp(a->cmd, "build")) return pmlc_build_main(a->files[0], &opt, a->output, a->arch);
     if (!strcmp(a->cmd, "infer")) {
         pmlc_infer_args t = {.file = a->files[0],
                              .compile = opt,

@@ -64,6 +64,30 @@ typedef struct pml_plan_kernel {
     const int32_t *nodes; /* ascending; the last is the kernel's place in node order */
 } pml_plan_kernel;
 
+/* GPU code (CUBN section): compiled images, their functions, and how to launch each
+ * kernel that has code (the contract of compiler/src/cuda_codegen.h). */
+typedef struct pml_plan_gpu_image {
+    const char *target; /* "sm_90": a CUBIN; "compute_90": PTX */
+    const unsigned char *data;
+    int64_t size;
+} pml_plan_gpu_image;
+
+typedef struct pml_plan_gpu_arg {
+    int32_t node; /* a materialised value, never a view */
+    uint8_t out;  /* 1: written by the launch */
+} pml_plan_gpu_arg;
+
+typedef struct pml_plan_gpu_launch {
+    int32_t kernel; /* KERN index */
+    int32_t func;   /* index into gpu_funcs; -1: a matmul (cuBLAS) of node `matmul` */
+    int32_t matmul;
+    uint32_t block; /* threads per block */
+    int64_t work;   /* threads in all */
+    uint8_t flags;  /* PML_PLAN_GPU_SEED | _INDEX_CHECK | _ZERO_OUTPUT */
+    int32_t n_args;
+    const pml_plan_gpu_arg *args;
+} pml_plan_gpu_launch;
+
 /* A buffer of a stage's arena (MEMO section). */
 typedef struct pml_plan_buffer {
     int32_t stage, node;   /* node: the value's; for accumulators and optimizer state the parameter's */
@@ -109,6 +133,13 @@ typedef struct pml_plan {
     int n_buffers;
     pml_plan_buffer *buffers;
     int32_t *node_buffer; /* per node: its value buffer (a reshape: its input's), -1 none */
+    /* GPU code: none when the plan was built without it (pmlc build --arch none). */
+    int n_gpu_images;
+    pml_plan_gpu_image *gpu_images;
+    int n_gpu_funcs;
+    const char **gpu_funcs;
+    int n_gpu_launches;
+    pml_plan_gpu_launch *gpu_launches; /* by ascending kernel */
     void *block;          /* owns everything above */
 } pml_plan;
 

@@ -419,6 +419,73 @@ static void read_memory(rd *r, pml_plan *pl, owner *o)
     }
 }
 
+/* CUBN: images of a known target kind, function names, and launches that name real
+ * kernels with code, functions in range and materialised arguments. */
+static void read_gpu(rd *r, pml_plan *pl, owner *o)
+{
+    uint32_t ni = count(r, 16, "GPU images");
+    pl->gpu_images = own(o, sizeof(pml_plan_gpu_image) * ni);
+    if (!pl->gpu_images) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
+    pl->n_gpu_images = (int)ni;
+    for (uint32_t k = 0; k < ni && !r->bad; k++) {
+        pml_plan_gpu_image *im = &pl->gpu_images[k];
+        im->target = string_at(r, pl, i32(r), 0);
+        u32(r);
+        im->size = i64(r);
+        if (r->bad) return;
+        if (strncmp(im->target, "sm_", 3) && strncmp(im->target, "compute_", 8))
+            return (void)fail(r, PML_ERR_FORMAT, "a GPU image's target is neither sm_NN nor compute_NN");
+        uint64_t padded = (uint64_t)im->size + (8 - (uint64_t)im->size % 8) % 8;
+        if (im->size <= 0 || padded > r->n - r->at) return (void)fail(r, PML_ERR_FORMAT, "a GPU image is truncated");
+        im->data = r->p + r->at; /* copied below: the plan must not point into the caller's bytes */
+        unsigned char *copy = own(o, (size_t)im->size);
+        if (!copy) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
+        memcpy(copy, im->data, (size_t)im->size);
+        im->data = copy;
+        r->at += (size_t)padded;
+    }
+    uint32_t nf = count(r, 4, "GPU functions");
+    pl->gpu_funcs = own(o, sizeof(char *) * nf);
+    if (!pl->gpu_funcs) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
+    pl->n_gpu_funcs = (int)nf;
+    for (uint32_t f = 0; f < nf && !r->bad; f++) pl->gpu_funcs[f] = string_at(r, pl, i32(r), 0);
+    uint32_t nl = count(r, 32, "GPU launches");
+    pl->gpu_launches = own(o, sizeof(pml_plan_gpu_launch) * nl);
+    if (!pl->gpu_launches) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
+    pl->n_gpu_launches = (int)nl;
+    if (nl && !ni) return (void)fail(r, PML_ERR_FORMAT, "GPU launches without GPU code");
+    for (uint32_t k = 0; k < nl && !r->bad; k++) {
+        pml_plan_gpu_launch *l = &pl->gpu_launches[k];
+        l->kernel = i32(r), l->func = i32(r), l->matmul = i32(r);
+        l->block = u32(r), l->work = i64(r);
+        l->flags = (uint8_t)get(r, 1);
+        get(r, 3);
+        uint32_t na = count(r, 8, "launch arguments");
+        if (r->bad) return;
+        if (l->kernel < 0 || l->kernel >= pl->n_kernels || (k && l->kernel <= pl->gpu_launches[k - 1].kernel) ||
+            pl->kernels[l->kernel].kind == PML_PLAN_KERNEL_NONE)
+            return (void)fail(r, PML_ERR_FORMAT, "a GPU launch names no kernel with code, or is out of order");
+        if (l->func < -1 || l->func >= (int32_t)nf ||
+            (l->func < 0 && (l->matmul < 0 || l->matmul >= pl->n_nodes || pl->nodes[l->matmul].op != PML_OP_MATMUL ||
+                             pl->node_kernel[l->matmul] != l->kernel)) ||
+            (l->func >= 0 && l->matmul != -1))
+            return (void)fail(r, PML_ERR_FORMAT, "a GPU launch's function or matmul is out of range");
+        if ((l->func >= 0 && (l->block < 1 || l->block > 1024)) || l->work < 0 || (l->flags & ~7u))
+            return (void)fail(r, PML_ERR_FORMAT, "a GPU launch's shape or flags are invalid");
+        pml_plan_gpu_arg *args = own(o, sizeof(pml_plan_gpu_arg) * na);
+        if (!args) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
+        l->n_args = (int32_t)na, l->args = args;
+        for (uint32_t a = 0; a < na && !r->bad; a++) {
+            args[a].node = i32(r);
+            uint32_t out = u32(r);
+            if (r->bad) return;
+            if (args[a].node < 0 || args[a].node >= pl->n_nodes || out > 1 || !pl->materialised[args[a].node])
+                return (void)fail(r, PML_ERR_FORMAT, "a GPU launch's argument is not a materialised value");
+            args[a].out = (uint8_t)out;
+        }
+    }
+}
+
 int32_t pml_plan_buffer_find(const pml_plan *pl, int32_t stage, int32_t node, int role)
 {
     pml_plan_buffer key = {stage, node, (uint8_t)role, 0, 0, 0, NULL};
@@ -448,9 +515,11 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
                            "pmlc of this release (pmlc build)",
                            r.name, version, PML_PLAN_VERSION);
     static const uint32_t tags[] = {PML_PLAN_STRS, PML_PLAN_CONF, PML_PLAN_NODE, PML_PLAN_PARM,
-                                    PML_PLAN_INPT, PML_PLAN_TIME, PML_PLAN_KERN, PML_PLAN_MEMO};
+                                    PML_PLAN_INPT, PML_PLAN_TIME, PML_PLAN_KERN, PML_PLAN_MEMO,
+                                    PML_PLAN_CUBN};
     static const char *const names[] = {"strings", "configuration", "nodes",   "parameters",
-                                        "inputs",  "timetable",     "kernels", "memory"};
+                                        "inputs",  "timetable",     "kernels", "memory",
+                                        "GPU code"};
     enum { n_sections = sizeof tags / sizeof *tags };
     if (sections != n_sections)
         return pml_err_set(err, PML_ERR_FORMAT, "%s: expected %d sections, found %u", r.name, n_sections, sections);
@@ -497,6 +566,9 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
             break;
         case 7:
             read_memory(&sub, pl, &o);
+            break;
+        case 8:
+            read_gpu(&sub, pl, &o);
             break;
         }
         if (!sub.bad && sub.at != sub.n) fail(&sub, PML_ERR_FORMAT, "trailing bytes");

@@ -153,9 +153,11 @@ static void damaged_files_are_refused_safely(const unsigned char *bytes, size_t 
     free(copy);
 }
 
+/* With --gpu first, the plans carry GPU code for sm_80 (CUBN), built through NVRTC. */
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
+    int gpu = argc > 1 && !strcmp(argv[1], "--gpu");
+    for (int i = 1 + gpu; i < argc; i++) {
         pmlc_options opt = {0};
         opt.diag_out = stderr;
         pmlc_session *s = pmlc_session_create(&opt);
@@ -164,8 +166,20 @@ int main(int argc, char **argv)
         CHECK(g != NULL);
         unsigned char *bytes = NULL;
         size_t len = 0;
-        if (g && !pmlc_plan_serialize(pmlc_session_program(s), pl, &bytes, &len)) {
+        char summary[256];
+        int failed = !g || (gpu ? pmlc_session_plan_bytes_gpu(s, "sm_80", &bytes, &len, summary, sizeof summary)
+                                : pmlc_plan_serialize(pmlc_session_program(s), pl, NULL, &bytes, &len));
+        CHECK(!failed);
+        if (!failed) {
             round_trip_keeps_everything(argv[i], bytes, len, g, pl);
+            pml_plan *rt = NULL;
+            pml_err err = {0};
+            CHECK(pml_plan_read(bytes, len, argv[i], &rt, &err) == PML_OK);
+            if (rt) { /* the GPU code is there exactly when asked for */
+                CHECK(rt->n_gpu_images == gpu && (!gpu || !strcmp(rt->gpu_images[0].target, "sm_80")));
+                CHECK((rt->n_gpu_launches > 0) == gpu && (rt->n_gpu_funcs > 0) == gpu);
+                pml_plan_free(rt);
+            }
             damaged_files_are_refused_safely(bytes, len);
             inconsistent_kernels_are_refused(bytes, len, pl);
         }

@@ -215,7 +215,7 @@ static int check_config(const char *path, const char *text, int64_t *act, int *i
     pmlc_graph *g = pmlc_session_check_text(ss, path, text, strlen(text)) ? NULL : pmlc_session_graph(ss, &pl);
     unsigned char *bytes = NULL;
     size_t len = 0;
-    int ok = g && pl->memory && !pmlc_plan_serialize(pmlc_session_program(ss), pl, &bytes, &len);
+    int ok = g && pl->memory && !pmlc_plan_serialize(pmlc_session_program(ss), pl, NULL, &bytes, &len);
     pml_plan *rt = NULL;
     pml_err err = {0};
     if (ok && pml_plan_read(bytes, len, path, &rt, &err)) {
