@@ -128,3 +128,11 @@ fn kl_div(student_logits, teacher_logits, temperature = 1.0) {
     kl = sum(exp(log_p) * (log_p - log_q), -1)
     return mean(kl) * (temperature * temperature)
 }
+
+# student_logits, teacher_logits [..., V], hard_loss [] -> []: the loss `distill`
+# trains a student with (docs/language.md):
+#   alpha · kl_div(student, teacher, temperature) + (1 - alpha) · hard_loss,
+# where hard_loss is the train block's loss of the student against the labels.
+fn kd_loss(student_logits, teacher_logits, hard_loss, temperature = 1.0, alpha = 0.5) {
+    return alpha * kl_div(student_logits, teacher_logits, temperature) + (1.0 - alpha) * hard_loss
+}

@@ -17,8 +17,12 @@
  *         u8 pass, u8 pad, u16 n_in, i32 stage, i32 label (string or -1),
  *         u16 n_attr, u16 pad, i64 dims[rank], i32 in[n_in], i64 attr[n_attr], f64 fval
  *   PARM  parameters: u32 count, then per parameter: i32 name, i32 layer, i32 node,
- *         i32 grad node (-1: none), i32 init kind, i32 pad, f64 init a, f64 init b,
- *         i64 frozen from step (-1: never)
+ *         i32 grad node (-1: none), i32 init kind, i32 teacher, f64 init a, f64 init b,
+ *         i64 frozen from step (-1: never). teacher is 1 for a distillation teacher's
+ *         parameter (named "teacher." and its name in the teacher's own model): it has no
+ *         gradient node, is frozen from step 0, and is loaded from CONF's teacher_path,
+ *         never initialised, updated or saved with the student; otherwise 0. A plan has
+ *         teacher parameters exactly when teacher_path is a string
  *   INPT  model inputs: u32 count, then per input i32 name, i32 node; then i32 output
  *         node, i32 labels node, i32 loss node (-1 when absent)
  *   TIME  timetable: u32 stage count, then per stage: u32 instruction count and per
@@ -120,6 +124,6 @@ typedef enum pml_plan_buffer_role {
     I(batch) I(microbatches) I(microbatch) I(schedule) I(precision) I(optimizer) F(lr) F(momentum) I(nesterov)      \
         F(beta1) F(beta2) F(eps) F(weight_decay) I(lr_schedule) I(warmup) F(min_lr) F(grad_clip) I(steps) I(epochs) \
             I(seed) I(checkpoint_every) I(recompute) I(data) I(data_path) I(labels_path) I(features) I(classes)     \
-                I(vocab) I(order) I(data_seed) I(seq_len)
+                I(vocab) I(order) I(data_seed) I(seq_len) I(teacher_path)
 
 #endif

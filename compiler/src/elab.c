@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "elab_int.h"
+#include "train.h"
 #include "pml_parser.h"
 
 /* ---- emitting nodes ----------------------------------------------------------- */
@@ -328,12 +329,50 @@ static int same_type(E_t *E, int32_t t, pmlc_dtype dt, const pmlc_shape *sh)
     return 1;
 }
 
-/* Adds labels and the loss after the model output, on the last stage. */
-static int add_loss(E_t *E, pmlc_frame *F, const ast *loss_fn, pmlc_loc loss_loc)
+/* Calls `fn` as `fn(args...) as label`, written at `loc`; the arguments are names of
+ * variables of F. */
+static pmlc_value call_at(E_t *E, pmlc_frame *F, const ast *fn, pmlc_loc loc, const char *label,
+                          const char *const *args, int n)
+{
+    ast *call = ast_new(E->A, AST_CALL, loc);
+    call->name = fn->name;
+    call->name_loc = loc;
+    call->label = label;
+    call->label_loc = loc;
+    for (int i = 0; i < n; i++) {
+        ast *a = ast_new(E->A, AST_NAME, loc);
+        a->name = args[i];
+        PMLC_PUSH(E->A, call->list, a);
+    }
+    return call_fn(E, F, call, fn);
+}
+
+/* The distillation loss, kd_loss of the standard library (stdlib/nn.pml), around the
+ * hard-label loss. The names it reads hold spaces so no model variable can shadow them. */
+static pmlc_value distill_loss(E_t *E, pmlc_frame *F, const pmlc_distill *d, int32_t teacher_out, pmlc_value hard)
+{
+    pmlc_program *P = E->P;
+    const ast *kd = pmlc_strmap_get(&P->globals, "kd_loss");
+    if (!kd || kd->kind != AST_FN) {
+        pmlc_error(&P->diag, d->decl->loc, "distillation trains with 'kd_loss' of the standard library: add import \"nn\"");
+        return pmlc_v_err;
+    }
+    pmlc_set_var(E, F, "teacher output", pmlc_v_tensor(teacher_out));
+    pmlc_set_var(E, F, "hard loss", hard);
+    pmlc_set_var(E, F, "temperature", pmlc_v_float(d->temperature));
+    pmlc_set_var(E, F, "alpha", pmlc_v_float(d->alpha));
+    static const char *const args[] = {"output", "teacher output", "hard loss", "temperature", "alpha"};
+    return call_at(E, F, kd, d->decl->loc, "kd_loss", args, 5);
+}
+
+/* Adds labels and the loss after the model output, on the last stage; with a
+ * distillation, the loss is kd_loss of the output, the teacher's and the train block's. */
+static int add_loss(E_t *E, pmlc_frame *F, const ast *loss_fn, pmlc_loc loss_loc, const pmlc_distill *d,
+                    int32_t teacher_out)
 {
     pmlc_graph *g = E->g;
     pmlc_program *P = E->P;
-    char d[200];
+    char d1[200];
     if (loss_fn->list.n < 2) {
         pmlc_error(&P->diag, loss_loc, "the loss '%s' must take (output, labels)", loss_fn->name);
         pmlc_note(&P->diag, loss_fn->name_loc, "'%s' is defined here", loss_fn->name);
@@ -356,26 +395,98 @@ static int add_loss(E_t *E, pmlc_frame *F, const ast *loss_fn, pmlc_loc loss_loc
     pmlc_set_var(E, F, "labels", pmlc_v_tensor(g->labels));
     pmlc_set_var(E, F, "output", pmlc_v_tensor(g->output));
     /* Call it as `loss(output, labels)` written at the train block's loss field. */
-    ast *call = ast_new(E->A, AST_CALL, loss_loc);
-    call->name = loss_fn->name;
-    call->name_loc = loss_loc;
-    call->label = "loss";
-    call->label_loc = loss_loc;
-    ast *a0 = ast_new(E->A, AST_NAME, loss_loc), *a1 = ast_new(E->A, AST_NAME, loss_loc);
-    a0->name = "output";
-    a1->name = "labels";
-    PMLC_PUSH(E->A, call->list, a0);
-    PMLC_PUSH(E->A, call->list, a1);
-    pmlc_value v = call_fn(E, F, call, loss_fn);
+    static const char *const args[] = {"output", "labels"};
+    pmlc_value v = call_at(E, F, loss_fn, loss_loc, "loss", args, 2);
     if (v.k == PMLC_V_ERR) return 1;
     if (v.k != PMLC_V_TENSOR || g->nodes.v[v.t].rank != 0 || !pmlc_dtype_is_float(g->nodes.v[v.t].dtype)) {
         pmlc_error(&P->diag, loss_loc, "the loss '%s' must return a scalar (shape []), but it returns %s",
-                   loss_fn->name, pmlc_desc(E, v, d, sizeof d));
+                   loss_fn->name, pmlc_desc(E, v, d1, sizeof d1));
         return 1;
+    }
+    if (d) {
+        g->nodes.v[v.t].label = "hard_loss";
+        v = distill_loss(E, F, d, teacher_out, v);
+        if (v.k == PMLC_V_ERR) return 1;
     }
     g->loss = v.t;
     g->nodes.v[v.t].label = "loss";
     return 0;
+}
+
+static void refuse_teacher(E_t *E, const pmlc_distill *d, const char *what)
+{
+    pmlc_error(&E->P->diag, d->decl->loc, "student '%s' and teacher '%s' must %s", d->student->name,
+               d->teacher->name, what);
+    pmlc_note(&E->P->diag, d->teacher->name_loc, "the teacher is defined here");
+}
+
+/* Runs the teacher's body inside the student's graph (docs/design.md, "Distillation"):
+ * it reads the student's inputs, its parameters are teacher.NAME and frozen from step
+ * 0 (so autodiff gives them no gradient and the optimizer no state), and its
+ * statements are units after the student's, placed by the student's plan. Returns the
+ * teacher's output node, or -1 after reporting an error. */
+static int32_t elab_teacher(E_t *E, pmlc_frame *student, const pmlc_distill *d)
+{
+    pmlc_program *P = E->P;
+    pmlc_graph *g = E->g;
+    const ast *model = d->teacher;
+    char d1[200], d2[256];
+    if (pmlc_claim(E, student->scope, "teacher", d->decl->label_loc, "name")) return -1;
+    if (model->list.n != g->inputs.n) {
+        refuse_teacher(E, d, "take the same inputs");
+        return -1;
+    }
+    pmlc_scope *root = pmlc_arena_alloc(E->A, sizeof *root);
+    root->path = root->layer = "teacher";
+    pmlc_frame F = {0};
+    F.scope = root;
+    F.is_model = 1;
+    F.bind_symbols = 1; /* the teacher's input types name the student's symbols */
+    for (int i = 0; i < model->list.n; i++) {
+        const ast *in = model->list.v[i];
+        pmlc_dtype dt;
+        pmlc_shape sh;
+        if (!in->a || pmlc_eval_type(E, &F, in->a, PMLC_F32, &dt, &sh)) return -1;
+        int32_t t = g->inputs.v[i].node;
+        if (!same_type(E, t, dt, &sh)) {
+            refuse_teacher(E, d, "take the same inputs");
+            return -1;
+        }
+        if (pmlc_claim(E, root, in->name, in->name_loc, "input")) return -1;
+        pmlc_set_var(E, &F, in->name, pmlc_v_tensor(t));
+    }
+    F.bind_symbols = 0;
+    pmlc_dtype out_dt;
+    pmlc_shape out_sh;
+    if (pmlc_eval_type(E, &F, model->a, PMLC_F32, &out_dt, &out_sh)) return -1;
+    if (!same_type(E, g->output, out_dt, &out_sh)) {
+        pmlc_shape s_sh;
+        pmlc_node_shape(E, g->output, &s_sh);
+        pmlc_error(&P->diag, d->decl->loc, "student '%s' returns %s but teacher '%s' returns %s: they must match",
+                   d->student->name, pmlc_type_str(g->nodes.v[g->output].dtype, &s_sh, &P->syms, d1, sizeof d1),
+                   d->teacher->name, pmlc_type_str(out_dt, &out_sh, &P->syms, d2, sizeof d2));
+        pmlc_note(&P->diag, model->a->loc, "the teacher's output type is declared here");
+        return -1;
+    }
+    int first_param = g->params.n;
+    g->teacher_begin = g->nodes.n;
+    E->teacher = 1;
+    E->cur_stage = g->staged ? g->n_stages - 1 : -1;
+    int bad = pmlc_exec_block(E, &F, model->b);
+    E->teacher = 0;
+    E->cur_stage = -1;
+    g->teacher_end = g->nodes.n;
+    if (bad || E->aborted || P->diag.stop || !F.returned || F.ret.k != PMLC_V_TENSOR) {
+        if (!bad && !E->aborted && F.ret.k != PMLC_V_ERR)
+            pmlc_error(&P->diag, model->name_loc, "teacher '%s' does not return a tensor", model->name);
+        return -1;
+    }
+    for (int p = first_param; p < g->params.n; p++) {
+        g->params.v[p].teacher = 1;
+        g->params.v[p].frozen_from = 0;
+    }
+    g->nodes.v[F.ret.t].label = "teacher.output";
+    return F.ret.t;
 }
 
 /* An error inside another file (a library function) also names the user's call that
@@ -387,22 +498,25 @@ static void note_user_call(void *ctx, pmlc_loc loc)
     pmlc_note(&E->P->diag, E->calls[0]->loc, "in the call of '%s' made here", E->calls[0]->name);
 }
 
-static pmlc_graph *elab_model(E_t *E, const ast *model, const ast *loss_fn, pmlc_loc loss_loc);
+static pmlc_graph *elab_model(E_t *E, const ast *model, const ast *loss_fn, pmlc_loc loss_loc,
+                              const pmlc_distill *d);
 
-pmlc_graph *pmlc_elab_model(pmlc_program *P, const ast *model, const ast *loss_fn, pmlc_loc loss_loc)
+pmlc_graph *pmlc_elab_model(pmlc_program *P, const ast *model, const ast *loss_fn, pmlc_loc loss_loc,
+                            const pmlc_distill *d)
 {
     E_t E = {0};
     E.P = P;
     E.A = &P->arena;
     P->diag.after_error = note_user_call;
     P->diag.after_error_ctx = &E;
-    pmlc_graph *g = elab_model(&E, model, loss_fn, loss_loc);
+    pmlc_graph *g = elab_model(&E, model, loss_fn, loss_loc, d);
     P->diag.after_error = NULL;
     P->diag.after_error_ctx = NULL;
     return g;
 }
 
-static pmlc_graph *elab_model(E_t *E, const ast *model, const ast *loss_fn, pmlc_loc loss_loc)
+static pmlc_graph *elab_model(E_t *E, const ast *model, const ast *loss_fn, pmlc_loc loss_loc,
+                              const pmlc_distill *d)
 {
     pmlc_program *P = E->P;
     E->cur_stage = -1;
@@ -497,7 +611,9 @@ static pmlc_graph *elab_model(E_t *E, const ast *model, const ast *loss_fn, pmlc
     }
     g->output = F.ret.t;
     if (bad) return NULL;
-    if (loss_fn && add_loss(E, &F, loss_fn, loss_loc)) return NULL;
+    int32_t teacher_out = -1;
+    if (d && loss_fn && (teacher_out = elab_teacher(E, &F, d)) < 0) return NULL;
+    if (loss_fn && add_loss(E, &F, loss_fn, loss_loc, loss_fn && d ? d : NULL, teacher_out)) return NULL;
     if (E->aborted) return NULL;
     g->n_units = E->unit + 1;
     return g;

@@ -39,10 +39,15 @@ typedef struct pmlc_value {
     int32_t t;                /* tensor: graph node; DTYPE: the dtype */
 } pmlc_value;
 
+struct pmlc_distill;
+
 /* Elaborates `model`. With `loss_fn` (an AST_FN) it also adds the labels input and the
- * scalar loss, on the last stage; `loss_loc` is where the loss was named. `prefix`
- * (or NULL) is prepended to parameter names. Returns NULL when errors were reported. */
-pmlc_graph *pmlc_elab_model(pmlc_program *P, const ast *model, const ast *loss_fn, pmlc_loc loss_loc);
+ * scalar loss, on the last stage; `loss_loc` is where the loss was named. With a
+ * distillation `d` (and a loss) the teacher's forward pass joins the graph, its
+ * parameters named teacher.NAME and frozen, and the loss becomes kd_loss of the
+ * standard library. Returns NULL when errors were reported. */
+pmlc_graph *pmlc_elab_model(pmlc_program *P, const ast *model, const ast *loss_fn, pmlc_loc loss_loc,
+                            const struct pmlc_distill *d);
 
 /* Evaluates a compile-time expression in the global scope (constants and built-in
  * helpers visible; no tensors). Returns PMLC_V_ERR after reporting an error. */

@@ -41,6 +41,8 @@ typedef struct pmlc_elab {
     int call_depth;
     const ast *calls[PMLC_MAX_CALL_DEPTH]; /* the active user-function calls, outermost first */
     pmlc_strmap active;                    /* functions being called → 1, to refuse recursion */
+    int teacher; /* running a distillation teacher's body inside the student's graph (elab.c):
+                  * its stage blocks and placement are ignored, its names get "teacher." */
 } pmlc_elab;
 
 typedef pmlc_elab E_t;

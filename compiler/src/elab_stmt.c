@@ -157,6 +157,7 @@ static int exec_param(E_t *E, pmlc_frame *F, const ast *st)
 static int exec_stage(E_t *E, pmlc_frame *F, const ast *st)
 {
     pmlc_graph *g = E->g;
+    if (E->teacher && F->is_model) return pmlc_exec_block(E, F, st->b); /* the student's plan places it */
     if (!F->is_model) {
         pmlc_error(&E->P->diag, st->loc, "stage blocks belong in a model body, not in a function");
         return 1;
@@ -191,6 +192,7 @@ static int exec_place(E_t *E, pmlc_frame *F, const ast *st)
         pmlc_error(&E->P->diag, st->loc, "'place' belongs in a model body");
         return 1;
     }
+    if (E->teacher) return 0; /* a teacher is placed with its student */
     if (g->staged) {
         pmlc_error(&E->P->diag, st->loc, "'place = auto(...)' cannot be combined with stage blocks");
         return 1;
@@ -295,7 +297,7 @@ static int exec_stmt(E_t *E, pmlc_frame *F, const ast *st)
             pmlc_error(&E->P->diag, st->a->loc, "this call returns no value to assign to '%s'", st->name);
             v = pmlc_v_err;
         }
-        if (v.k == PMLC_V_TENSOR && F->is_model) E->g->nodes.v[v.t].label = st->name;
+        if (v.k == PMLC_V_TENSOR && F->is_model) E->g->nodes.v[v.t].label = pmlc_join(E, F->scope->path, st->name);
         pmlc_set_var(E, F, st->name, v);
         return 0;
     }

@@ -54,6 +54,7 @@ typedef struct ir_param {
     double init_a, init_b; /* normal: std, mean; uniform: low, high */
     pmlc_loc loc;
     int frozen_from; /* step from which it is frozen; -1: trained throughout */
+    int teacher;     /* a distillation teacher's: frozen from step 0, loaded from its file, never saved */
 } ir_param;
 
 typedef struct ir_input {
@@ -79,6 +80,7 @@ typedef struct pmlc_graph {
     int batch_sym;       /* symbol of the batch dimension, -1 when the first input has none */
     int n_forward;       /* nodes before autodiff appended the backward pass (0: none yet) */
     int32_t *param_grad; /* after autodiff: per parameter, the node of d loss / d param, or -1 */
+    int teacher_begin, teacher_end; /* forward nodes [begin, end) run the distillation teacher; 0, 0: none */
 } pmlc_graph;
 
 const char *pmlc_init_name(pmlc_init i);

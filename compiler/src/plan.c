@@ -370,8 +370,22 @@ static void add_phases(pmlc_program *P, coster *c, pmlc_plan *pl, uint8_t *froze
     }
 }
 
-pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, pmlc_graph *teacher,
-                           int lenient)
+/* The teacher's work per stage, as placed: its forward FLOPs, and the backward FLOPs
+ * the cost model gives its nodes (none, since nothing of the teacher takes a gradient:
+ * computed rather than assumed, so `pmlc plan` shows it). */
+static void teacher_costs(coster *c, pmlc_plan *pl)
+{
+    const pmlc_graph *g = c->g;
+    for (int i = g->teacher_begin; i < g->teacher_end; i++) {
+        pmlc_stage_plan *st = &pl->stages[g->nodes.v[i].stage];
+        if (pmlc_ops[g->nodes.v[i].op].cls != PMLC_OPC_SOURCE) st->n_teacher_ops++;
+        st->teacher_fwd += c->fwd[i];
+        st->teacher_bwd += c->bwd_b[i] + c->bwd_w[i];
+        pl->teacher_fwd += c->fwd[i];
+    }
+}
+
+pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, int lenient)
 {
     if (g->n_forward) { /* placement and costing read the forward graph only */
         pmlc_error(DIAG, g->decl->name_loc, "internal error: model '%s' is planned twice", g->name);
@@ -381,7 +395,6 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     pl->g = g;
     pl->train = t;
     pl->distill = d;
-    pl->teacher = teacher;
     pl->batch = t ? t->batch : 1;
     pl->microbatches = t ? t->microbatches : 1;
     pl->microbatch = pl->batch / pl->microbatches;
@@ -408,6 +421,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
 
     int S = pl->n_stages;
     pl->stages = pmlc_arena_alloc(&P->arena, sizeof(pmlc_stage_plan) * (size_t)S);
+    teacher_costs(&c, pl);
     add_phases(P, &c, pl, frozen);
     double sum = 0, max = 0;
     for (int s = 0; s < S; s++) {
@@ -437,8 +451,14 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         pmlc_stage_plan *st = &pl->stages[g->nodes.v[prm->node].stage];
         st->params += prm->numel;
         st->param_bytes += prm->numel * pmlc_dtype_bytes(prm->dtype);
-        if (prm->frozen_from != 0) st->opt_bytes += prm->numel * 4 * state;
+        int64_t opt = prm->frozen_from != 0 ? prm->numel * 4 * state : 0;
+        st->opt_bytes += opt;
         pl->total_params += prm->numel;
+        if (prm->teacher) {
+            st->teacher_params += prm->numel;
+            st->teacher_opt_bytes += opt;
+            pl->teacher_params += prm->numel;
+        }
         if (!st->layers.n || strcmp(st->layers.v[st->layers.n - 1], prm->layer))
             PMLC_PUSH(&P->arena, st->layers, prm->layer);
     }
@@ -451,6 +471,9 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         for (int p = 0; p < g->params.n; p++) frozen[p] = g->params.v[p].frozen_from == 0;
         if (pmlc_autodiff(P, g, pl->binding, frozen)) return NULL;
         for (int i = g->n_forward; i < g->nodes.n; i++) pl->stages[g->nodes.v[i].stage].n_bwd_ops++;
+        for (int p = 0; p < g->params.n; p++)
+            if (g->params.v[p].teacher && g->param_grad[p] >= 0)
+                pl->stages[g->nodes.v[g->params.v[p].node].stage].teacher_grads += g->params.v[p].numel;
     }
 
     /* Kernels after fusion, and what the forward pass still writes to memory. */
@@ -475,19 +498,5 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     }
     pl->memory = pmlc_memplan_build(&P->arena, pl, pmlc_dtype_bytes(pl->precision));
 
-    if (teacher) {
-        coster tc = {P, teacher, NULL, d->teacher_precision, NULL, NULL, NULL, NULL, NULL, NULL};
-        if (bind_shapes(P, teacher, pl->binding, &tc.shape)) return NULL;
-        for (int i = 0; i < teacher->nodes.n; i++) {
-            const ir_node *n = &teacher->nodes.v[i];
-            pmlc_cshape in[64];
-            double fwd, bwd[64];
-            int n_in = n->n_in < 64 ? n->n_in : 64;
-            for (int k = 0; k < n_in; k++) in[k] = tc.shape[n->in[k]];
-            pmlc_op_cost(n->op, n_in, in, &tc.shape[i], &fwd, bwd);
-            pl->teacher_fwd += fwd;
-        }
-        for (int p = 0; p < teacher->params.n; p++) pl->teacher_params += teacher->params.v[p].numel;
-    }
     return pl;
 }

@@ -40,6 +40,10 @@ typedef struct pmlc_stage_plan {
     int64_t fwd_written, fwd_written_unfused; /* bytes the forward pass writes, fused and not */
     pmlc_stage_cost cost;                     /* at step 0 */
     int in_flight;                            /* micro-batches whose activations are alive at once */
+    /* The distillation teacher's share (graph nodes teacher_begin..end): forward only. */
+    int n_teacher_ops;
+    double teacher_fwd, teacher_bwd; /* FLOPs per micro-batch; bwd is what the cost model gives its nodes */
+    int64_t teacher_params, teacher_grads, teacher_opt_bytes; /* grads: teacher parameters autodiff reached */
     PMLC_VEC(pmlc_send) sends;                /* to the next stage */
 } pmlc_stage_plan;
 
@@ -53,9 +57,8 @@ typedef struct pmlc_phase {
 typedef struct pmlc_plan {
     pmlc_graph *g;
     pmlc_train *train;     /* NULL: a model without a train block */
-    pmlc_distill *distill; /* this model is a distillation student */
-    pmlc_graph *teacher;
-    double teacher_fwd; /* FLOPs per micro-batch */
+    pmlc_distill *distill; /* this model is a distillation student; g holds the teacher */
+    double teacher_fwd;    /* FLOPs per micro-batch, all stages */
     int64_t teacher_params;
     int n_stages;
     pmlc_stage_plan *stages;
@@ -73,11 +76,10 @@ typedef struct pmlc_plan {
 } pmlc_plan;
 
 /* Places, costs and checks the plan of `g` (with its train block and distill, when
- * given). `lenient` sizes symbolic dimensions that have no size as 1 instead of
+ * given; a student's graph already holds its teacher's forward pass). `lenient` sizes symbolic dimensions that have no size as 1 instead of
  * reporting them: checking a model needs its placement, not its true costs.
  * Returns NULL after reporting errors. */
-pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, pmlc_graph *teacher,
-                           int lenient);
+pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, int lenient);
 
 void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out);
 void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out);

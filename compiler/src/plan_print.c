@@ -185,6 +185,11 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
                     fmt_bytes(m->activations, c, sizeof c), m->in_flight, m->in_flight == 1 ? "" : "es");
             fprintf(out, "temporaries %s at most\n", fmt_bytes(m->temporaries, a, sizeof a));
         }
+        if (st->n_teacher_ops)
+            fprintf(out, "  teacher        %d ops, forward %s/mb, backward %s, %s parameters, %s gradients, %s optimizer state\n",
+                    st->n_teacher_ops, fmt_flops(st->teacher_fwd, a, sizeof a), fmt_flops(st->teacher_bwd, b, sizeof b),
+                    fmt_count(st->teacher_params, c, sizeof c), fmt_count(st->teacher_grads, d, sizeof d),
+                    fmt_bytes(st->teacher_opt_bytes, e, sizeof e));
         if (pl->timetable) print_order(&pl->timetable->stages[s], out);
         for (int i = 0; i < st->sends.n; i++) {
             const pmlc_send *sd = &st->sends.v[i];
@@ -211,8 +216,8 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         const pmlc_distill *dd = pl->distill;
         fprintf(out, "\ndistillation from '%s' (\"%s\")\n", dd->teacher->name, dd->weights);
         fprintf(out,
-                "  teacher        forward only, %s FLOPs per micro-batch, %s parameters, %s; no gradients, no "
-                "optimizer state\n",
+                "  teacher        forward only, %s FLOPs per micro-batch, %s parameters (teacher.*), %s; loaded "
+                "from the file, never trained or saved\n",
                 fmt_flops(pl->teacher_fwd, a, sizeof a), fmt_count(pl->teacher_params, b, sizeof b),
                 pmlc_dtype_name(dd->teacher_precision));
         fprintf(out, "  loss           %g * T^2 * KL(teacher/T || student/T) + %g * %s, T = %g\n", dd->alpha,
@@ -310,6 +315,11 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
                 st->params, st->param_bytes, st->opt_bytes, st->n_ops, st->n_bwd_ops, st->n_kernels, st->n_bwd_kernels,
                 st->fwd_written, st->fwd_written_unfused);
         json_cost(out, &st->cost);
+        fprintf(out,
+                ",\n     \"teacher\": {\"ops\": %d, \"fwd_flops\": %.17g, \"bwd_flops\": %.17g, \"params\": %" PRId64
+                ", \"grads\": %" PRId64 ", \"optimizer_state_bytes\": %" PRId64 "}",
+                st->n_teacher_ops, st->teacher_fwd, st->teacher_bwd, st->teacher_params, st->teacher_grads,
+                st->teacher_opt_bytes);
         fprintf(out, ", \"in_flight\": %d,\n     \"memory\": ", st->in_flight);
         if (pl->memory) {
             const pmlc_stage_memory *m = &pl->memory->stages[s];
@@ -351,7 +361,7 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
             fprintf(out, ", \"frozen_from_step\": %d", prm->frozen_from);
         else
             fputs(", \"frozen_from_step\": null", out);
-        fprintf(out, "}%s\n", p + 1 < g->params.n ? "," : "");
+        fprintf(out, ", \"teacher\": %s}%s\n", prm->teacher ? "true" : "false", p + 1 < g->params.n ? "," : "");
     }
     fputs("  ],\n  \"phases\": [", out);
     for (int i = 0; i < pl->phases.n; i++) {
@@ -436,11 +446,12 @@ void pmlc_plan_print_dot(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         }
         fputs("\"];\n", out);
     }
-    if (pl->teacher) {
-        fputs("  teacher [shape=box, style=\"rounded,dashed\", label=\"teacher ", out);
-        dot_str(out, pl->teacher->name);
-        fprintf(out, "\\nforward only, %sFLOP\"];\n  teacher -> stage%d [style=dashed, label=\"logits\"];\n",
-                fmt_flops(pl->teacher_fwd, a, sizeof a), pl->n_stages - 1);
+    for (int s = 0; pl->distill && s < pl->n_stages; s++) {
+        if (!pl->stages[s].n_teacher_ops) continue;
+        fprintf(out, "  teacher%d [shape=box, style=\"rounded,dashed\", label=\"teacher ", s);
+        dot_str(out, pl->distill->teacher->name);
+        fprintf(out, "\\nforward only, %sFLOP\"];\n  teacher%d -> stage%d [style=dashed];\n",
+                fmt_flops(pl->stages[s].teacher_fwd, a, sizeof a), s, s);
     }
     fputs("}\n", out);
     (void)P;

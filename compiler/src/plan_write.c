@@ -100,6 +100,7 @@ static void write_conf(buf *b, const pmlc_plan *pl, strtab *st)
         V_I(0) V_I(0) V_I(-1) V_I(-1) V_I(0) V_I(0) V_I(0) V_I(0) V_I(0);
     }
     V_I(seq);
+    V_I(str(st, pl->distill ? pl->distill->weights : NULL));
 #undef V_I
 #undef V_F
 }
@@ -209,7 +210,7 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gp
     for (int p = 0; p < g->params.n; p++) {
         const ir_param *prm = &g->params.v[p];
         i32(&parms, str(&st, prm->name)), i32(&parms, str(&st, prm->layer)), i32(&parms, prm->node);
-        i32(&parms, g->param_grad ? g->param_grad[p] : -1), i32(&parms, (int32_t)prm->init), i32(&parms, 0);
+        i32(&parms, g->param_grad ? g->param_grad[p] : -1), i32(&parms, (int32_t)prm->init), i32(&parms, prm->teacher);
         f64(&parms, prm->init_a), f64(&parms, prm->init_b), i64(&parms, prm->frozen_from);
     }
     u32(&inpt, (uint32_t)g->inputs.n);

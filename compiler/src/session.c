@@ -132,40 +132,43 @@ static void check_program(pmlc_session *s)
         }
         s->trains[m] = t;
     }
-    for (int m = 0; m < n && !P->diag.stop; m++) {
-        const ast *model = P->models.v[m];
-        if (!in_main_file(P, model)) continue;
-        pmlc_train *t = s->trains[m];
-        s->graphs[m] = pmlc_elab_model(P, model, t ? t->loss_fn : NULL, t ? t->loss_loc : PMLC_NOLOC);
-        if (s->graphs[m] && t) pmlc_train_bind(P, t, s->graphs[m]);
-    }
-    check_sets_without_train(P);
+    /* Distillations are read before the models are elaborated: a student's graph
+     * holds its teacher's forward pass (elab.h). */
     for (int i = 0; i < P->distills.n && !P->diag.stop; i++) {
         pmlc_distill *d = pmlc_distill_read(P, P->distills.v[i]);
         if (!d->student || !d->teacher) continue;
-        int ms = model_index(P, d->student->name), mt = model_index(P, d->teacher->name);
+        int ms = model_index(P, d->student->name);
         if (s->distills[ms]) {
             pmlc_error(&P->diag, d->decl->loc, "model '%s' is distilled twice", d->student->name);
+            pmlc_note(&P->diag, s->distills[ms]->decl->loc, "the first distillation is here");
             continue;
         }
-        if (s->graphs[ms] && s->graphs[mt] && !pmlc_distill_bind(P, d, s->graphs[ms], s->graphs[mt]) && !d->bad)
-            s->distills[ms] = d;
+        if (!s->trains[ms]) {
+            pmlc_error(&P->diag, d->decl->name_loc,
+                       "distilling '%s' needs a train block for it (its data, loss and optimizer)",
+                       d->student->name);
+            continue;
+        }
+        if (!d->bad) s->distills[ms] = d;
     }
+    /* The main file's models, and imported ones that it trains. */
+    for (int m = 0; m < n && !P->diag.stop; m++) {
+        const ast *model = P->models.v[m];
+        pmlc_train *t = s->trains[m];
+        if (!in_main_file(P, model) && !t) continue;
+        s->graphs[m] = pmlc_elab_model(P, model, t ? t->loss_fn : NULL, t ? t->loss_loc : PMLC_NOLOC, s->distills[m]);
+        if (s->graphs[m] && t) pmlc_train_bind(P, t, s->graphs[m]);
+    }
+    check_sets_without_train(P);
 }
 
 static pmlc_plan *plan_model(pmlc_session *s, int m, int lenient)
 {
     pmlc_program *P = &s->P;
     if (s->plans[m]) return s->plans[m];
-    if (!s->graphs[m]) s->graphs[m] = pmlc_elab_model(P, P->models.v[m], NULL, PMLC_NOLOC);
+    if (!s->graphs[m]) s->graphs[m] = pmlc_elab_model(P, P->models.v[m], NULL, PMLC_NOLOC, NULL);
     if (!s->graphs[m]) return NULL;
-    pmlc_distill *d = s->distills[m];
-    pmlc_graph *teacher = NULL;
-    if (d) { /* the teacher's own graph, without any loss of its train block: forward only */
-        teacher = pmlc_elab_model(P, d->teacher, NULL, PMLC_NOLOC);
-        if (!teacher) return NULL;
-    }
-    pmlc_plan *pl = pmlc_plan_build(P, s->graphs[m], s->trains[m], d, teacher, lenient);
+    pmlc_plan *pl = pmlc_plan_build(P, s->graphs[m], s->trains[m], s->distills[m], lenient);
     if (!lenient) s->plans[m] = pl; /* a lenient plan's costs are placeholders: never shown */
     return pl;
 }

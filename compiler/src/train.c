@@ -717,39 +717,3 @@ pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
     d->bad = P->diag.errors > before;
     return d;
 }
-
-static int same_node_type(const ir_node *a, const ir_node *b)
-{
-    if (a->dtype != b->dtype || a->rank != b->rank) return 0;
-    for (int k = 0; k < a->rank; k++)
-        if (!pmlc_size_eq(a->shape[k], b->shape[k])) return 0;
-    return 1;
-}
-
-static const char *node_type(pmlc_program *P, const pmlc_graph *g, int n, char *buf, size_t cap)
-{
-    const ir_node *x = &g->nodes.v[n];
-    pmlc_shape sh = {x->rank, {{0}}};
-    memcpy(sh.d, x->shape, sizeof(pmlc_size) * (size_t)x->rank);
-    return pmlc_type_str(x->dtype, &sh, &P->syms, buf, cap);
-}
-
-int pmlc_distill_bind(pmlc_program *P, pmlc_distill *d, const pmlc_graph *s, const pmlc_graph *t)
-{
-    int ok = s->inputs.n == t->inputs.n;
-    for (int i = 0; ok && i < s->inputs.n; i++)
-        ok = same_node_type(&s->nodes.v[s->inputs.v[i].node], &t->nodes.v[t->inputs.v[i].node]);
-    if (!ok) {
-        pmlc_error(DIAG, d->decl->loc, "student '%s' and teacher '%s' must take the same inputs", s->name, t->name);
-        pmlc_note(DIAG, t->decl->name_loc, "the teacher is defined here");
-        return 1;
-    }
-    if (!same_node_type(&s->nodes.v[s->output], &t->nodes.v[t->output])) {
-        char a[200], b[200];
-        pmlc_error(DIAG, d->decl->loc, "student '%s' returns %s but teacher '%s' returns %s: they must match", s->name,
-                   node_type(P, s, s->output, a, sizeof a), t->name, node_type(P, t, t->output, b, sizeof b));
-        pmlc_note(DIAG, t->decl->a->loc, "the teacher's output type is declared here");
-        return 1;
-    }
-    return 0;
-}

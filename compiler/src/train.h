@@ -3,7 +3,9 @@
  * Checking happens in two steps because some fields can only be judged against the
  * elaborated model: pmlc_train_read reads and validates every field on its own (and
  * applies --set overrides), pmlc_train_bind then checks the fields against the graph
- * (stage count vs devices, data vs inputs, symbolic dimensions, freeze patterns). */
+ * (stage count vs devices, data vs inputs, symbolic dimensions, freeze patterns). A
+ * distill block is read before its student is elaborated, because the student's graph
+ * holds the teacher (elab.h checks that their inputs and outputs agree). */
 #ifndef PMLC_TRAIN_H
 #define PMLC_TRAIN_H
 
@@ -87,8 +89,6 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl);
 int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g);
 /* Reads a distill block; like pmlc_train_read, errors leave `bad` set. */
 pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl);
-/* Checks that student and teacher graphs are interchangeable at their inputs and outputs. */
-int pmlc_distill_bind(pmlc_program *P, pmlc_distill *d, const pmlc_graph *student, const pmlc_graph *teacher);
 
 /* Whether a freeze pattern matches a parameter name (or a dotted prefix of it). */
 int pmlc_pattern_match(const char *pattern, const char *name);

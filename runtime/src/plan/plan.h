@@ -48,6 +48,7 @@ typedef struct pml_plan_param {
     int32_t init;       /* zeros, ones, normal, uniform, kaiming_uniform, xavier_uniform */
     double init_a, init_b;
     int64_t frozen_from; /* -1: trained throughout */
+    int32_t teacher;     /* 1: a distillation teacher's (conf.teacher_path): loaded, never trained or saved */
 } pml_plan_param;
 
 typedef struct pml_plan_instr {

@@ -136,8 +136,9 @@ static void read_conf(rd *r, pml_plan *pl)
     else if (c->precision < 0 || c->precision > PML_F16 || c->schedule < 0 || c->schedule > 3)
         fail(r, PML_ERR_FORMAT, "an enumerated setting is out of range");
     else if ((c->data_path != -1 && (c->data_path < 0 || c->data_path >= pl->n_strings)) ||
-             (c->labels_path != -1 && (c->labels_path < 0 || c->labels_path >= pl->n_strings)))
-        fail(r, PML_ERR_FORMAT, "a data path index is out of range");
+             (c->labels_path != -1 && (c->labels_path < 0 || c->labels_path >= pl->n_strings)) ||
+             (c->teacher_path != -1 && (c->teacher_path < 0 || c->teacher_path >= pl->n_strings)))
+        fail(r, PML_ERR_FORMAT, "a data or teacher path index is out of range");
 }
 
 static void read_nodes(rd *r, pml_plan *pl, owner *o)
@@ -195,23 +196,36 @@ static void read_params(rd *r, pml_plan *pl, owner *o)
     uint32_t c = count(r, 48, "parameters");
     pl->params = own(o, sizeof(pml_plan_param) * c);
     pl->n_params = (int)c;
+    int teachers = 0;
     for (uint32_t i = 0; i < c && !r->bad; i++) {
         pml_plan_param *p = &pl->params[i];
         int32_t name = i32(r), layer = i32(r);
         p->node = i32(r);
         p->grad = i32(r);
         p->init = i32(r);
-        i32(r);
+        p->teacher = i32(r);
         p->init_a = f64(r);
         p->init_b = f64(r);
         p->frozen_from = i64(r);
         if (r->bad) return;
         p->name = string_at(r, pl, name, 0);
         p->layer = string_at(r, pl, layer, 0);
+        if (r->bad) return;
         if (!node_ok(pl, p->node, 0) || pl->nodes[p->node].op != PML_OP_PARAM || !node_ok(pl, p->grad, 1) ||
             p->init < 0 || p->init > 5)
             return (void)fail(r, PML_ERR_FORMAT, "a parameter's node, gradient or initializer is invalid");
+        if (p->teacher != 0 && p->teacher != 1)
+            return (void)fail(r, PML_ERR_FORMAT, "a parameter's teacher flag is neither 0 nor 1");
+        if (p->teacher && (p->grad != -1 || p->frozen_from != 0))
+            return (void)fail(r, PML_ERR_FORMAT, "a teacher's parameter has a gradient or is trained");
+        if (p->teacher && strncmp(p->name, "teacher.", 8))
+            return (void)fail(r, PML_ERR_FORMAT, "a teacher's parameter is not named teacher.NAME");
+        if (p->teacher && pl->conf.teacher_path == -1)
+            return (void)fail(r, PML_ERR_FORMAT, "a teacher's parameter, but the plan names no teacher file");
+        teachers += p->teacher;
     }
+    if (!r->bad && pl->conf.teacher_path != -1 && !teachers)
+        fail(r, PML_ERR_FORMAT, "the plan names a teacher file but has no teacher parameter");
 }
 
 static void read_inputs(rd *r, pml_plan *pl, owner *o)

@@ -43,16 +43,23 @@ static const char *optim_name(const pml_plan *plan)
     return s == 2 ? "adamw" : s == 1 ? "sgd_momentum" : "sgd";
 }
 
-/* The tensors of model.safetensors (optimizer = 0) or optimizer.safetensors (1). */
-static pml_status wants_build(const pml_plan *plan, pml_pipeline *p, int optimizer, want_list *l, pml_err *err)
+/* Which file a want list describes. A teacher's parameters (plan.h) belong to the
+ * teacher's own file, under their names without "teacher.", and to no checkpoint. */
+enum { FILE_MODEL, FILE_OPTIMIZER, FILE_TEACHER };
+#define TEACHER_PREFIX "teacher."
+
+/* The tensors of model.safetensors, optimizer.safetensors or the teacher's file. */
+static pml_status wants_build(const pml_plan *plan, pml_pipeline *p, int file, want_list *l, pml_err *err)
 {
     static const char *const sfx[3][2] = {{NULL, NULL}, {".momentum_buffer", NULL}, {".exp_avg", ".exp_avg_sq"}};
+    int optimizer = file == FILE_OPTIMIZER;
     int state = optimizer ? pml_optim_state_per_elem(&plan->conf) : 0;
     l->n = 0;
     l->w = calloc((size_t)plan->n_params * 2 + 1, sizeof *l->w);
     if (!l->w) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int q = 0; q < plan->n_params; q++) {
-        const char *name = plan->params[q].name;
+        if ((file == FILE_TEACHER) != (plan->params[q].teacher != 0)) continue;
+        const char *name = plan->params[q].name + (file == FILE_TEACHER ? strlen(TEACHER_PREFIX) : 0);
         int k0 = optimizer ? 0 : -1, k1 = optimizer ? state : 0;
         for (int k = k0; k < k1; k++) {
             if (k >= 0 && !pml_pipeline_optim_state(p, q, k)) continue;
@@ -68,6 +75,14 @@ static pml_status wants_build(const pml_plan *plan, pml_pipeline *p, int optimiz
         }
     }
     return PML_OK;
+}
+
+/* Parameters a checkpoint holds: all but a teacher's. */
+static int saved_params(const pml_plan *plan)
+{
+    int n = 0;
+    for (int q = 0; q < plan->n_params; q++) n += !plan->params[q].teacher;
+    return n;
 }
 
 static float *want_data(pml_pipeline *p, const want *w)
@@ -119,13 +134,14 @@ static pml_status check_tensors(const pml_plan *plan, const pml_st_file *f, cons
     return pml_err_set(err, PML_ERR_INTERNAL, "%s: tensor count mismatch", path);
 }
 
-static pml_status open_checked(const pml_plan *plan, pml_pipeline *p, const char *path, int optimizer, pml_st_file **f,
+static pml_status open_checked(const pml_plan *plan, pml_pipeline *p, const char *path, int file, pml_st_file **f,
                                want_list *l, pml_err *err)
 {
+    static const char *const what[] = {"parameters", "optimizer state", "teacher's parameters"};
     *f = NULL;
-    pml_status st = wants_build(plan, p, optimizer, l, err);
+    pml_status st = wants_build(plan, p, file, l, err);
     if (!st) st = pml_st_open(path, f, err);
-    if (!st) st = check_tensors(plan, *f, path, l, optimizer ? "optimizer state" : "parameters", err);
+    if (!st) st = check_tensors(plan, *f, path, l, what[file], err);
     if (st) {
         pml_st_close(*f);
         *f = NULL;
@@ -161,6 +177,7 @@ void pml_ckpt_fingerprint(const pml_plan *plan, char out[17])
 #define MIX(byte) (h = (h ^ (uint8_t)(byte)) * 1099511628211ull)
     for (int q = 0; q < plan->n_params; q++) {
         const pml_plan_node *n = &plan->nodes[plan->params[q].node];
+        if (plan->params[q].teacher) continue; /* not part of the student's checkpoint */
         for (const char *s = plan->params[q].name; *s; s++) MIX(*s);
         MIX(0);
         MIX(n->rank);
@@ -177,7 +194,7 @@ static pml_status write_st(const pml_plan *plan, pml_pipeline *p, const char *pa
                            const pml_st_meta *meta, size_t n_meta, pml_err *err)
 {
     want_list l = {0};
-    pml_status st = wants_build(plan, p, optimizer, &l, err);
+    pml_status st = wants_build(plan, p, optimizer ? FILE_OPTIMIZER : FILE_MODEL, &l, err);
     if (st) return st;
     pml_st_tensor *ts = calloc((size_t)l.n + 1, sizeof *ts);
     if (!ts) {
@@ -208,7 +225,7 @@ static pml_status write_trainer(const pml_plan *plan, pml_pipeline *p, uint64_t 
                         "{\n  \"format\": \"pml-checkpoint\",\n  \"version\": %d,\n  \"step\": %" PRId64
                         ",\n  \"seed\": %" PRIu64 ",\n  \"model\": \"%s\",\n  \"parameters\": %d,\n"
                         "  \"optimizer\": \"%s\"\n}\n",
-                        PML_CKPT_VERSION, pml_pipeline_steps_done(p), seed, fp, plan->n_params, optim_name(plan));
+                        PML_CKPT_VERSION, pml_pipeline_steps_done(p), seed, fp, saved_params(plan), optim_name(plan));
     if (b.failed) {
         pml_json_buf_free(&b);
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
@@ -328,11 +345,11 @@ static pml_status parse_trainer(const pml_plan *plan, const pml_json *root, cons
     if (st) return st;
     char fp[17];
     pml_ckpt_fingerprint(plan, fp);
-    if (strcmp(model->u.str.s, fp) || params->u.i != plan->n_params)
+    if (strcmp(model->u.str.s, fp) || params->u.i != saved_params(plan))
         return pml_err_set(err, PML_ERR_FORMAT,
                            "%s: a checkpoint of another model (fingerprint %.32s with %" PRId64
                            " parameters; this model's is %s with %d)",
-                           path, model->u.str.s, params->u.i, fp, plan->n_params);
+                           path, model->u.str.s, params->u.i, fp, saved_params(plan));
     if (strcmp(optim->u.str.s, optim_name(plan)))
         return pml_err_set(err, PML_ERR_FORMAT,
                            "%s: the checkpoint's optimizer is \"%.32s\", this model trains with %s", path,
@@ -382,7 +399,7 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
     if (!st) {
         snprintf(mpath, cap, "%s/model.safetensors", dir);
         snprintf(opath, cap, "%s/optimizer.safetensors", dir);
-        st = open_checked(plan, p, mpath, 0, &mf, &ml, err);
+        st = open_checked(plan, p, mpath, FILE_MODEL, &mf, &ml, err);
     }
     if (!st) st = check_step_meta(mf, mpath, info.step, err);
     if (!st) {
@@ -393,7 +410,7 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
             st = pml_err_set(err, PML_ERR_FORMAT, "%s: pml_model is '%.32s', this model's fingerprint is %s", mpath,
                              v ? v : "(none)", fp);
     }
-    if (!st) st = open_checked(plan, p, opath, 1, &of, &ol, err);
+    if (!st) st = open_checked(plan, p, opath, FILE_OPTIMIZER, &of, &ol, err);
     if (!st) st = check_step_meta(of, opath, info.step, err);
     if (!st) {
         const char *v = pml_st_metadata(of, "pml_optimizer");
@@ -419,9 +436,28 @@ pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const ch
 {
     pml_st_file *f = NULL;
     want_list l = {0};
-    pml_status st = open_checked(plan, p, path, 0, &f, &l, err);
+    pml_status st = open_checked(plan, p, path, FILE_MODEL, &f, &l, err);
     if (!st) copy_in(p, f, &l);
     pml_st_close(f);
     wants_free(&l);
     return st;
 }
+
+pml_status pml_ckpt_load_teacher(const pml_plan *plan, pml_pipeline *p, pml_err *err)
+{
+    if (plan->conf.teacher_path < 0) return PML_OK;
+    const char *path = plan->strings[plan->conf.teacher_path];
+    pml_st_file *f = NULL;
+    want_list l = {0};
+    pml_status st = open_checked(plan, p, path, FILE_TEACHER, &f, &l, err);
+    if (!st) copy_in(p, f, &l);
+    pml_st_close(f);
+    wants_free(&l);
+    if (st && err) { /* say whose weights these are: the path alone does not */
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        pml_err_set(err, st, "the distillation teacher's weights: %s", msg);
+    }
+    return st;
+}
+

@@ -1,7 +1,9 @@
 /* checkpoint.h — save a training run to a folder and resume it exactly.
  *
  * A checkpoint is a folder holding three files:
- *   model.safetensors      every plan parameter under its plan name, F32 master weights;
+ *   model.safetensors      every plan parameter under its plan name, F32 master weights,
+ *                          but a distillation teacher's (those stay in the teacher's file,
+ *                          so a student's checkpoint is an ordinary model file of it);
  *                          metadata: format "pt", pml_step (steps taken), pml_model (the
  *                          plan's fingerprint, below).
  *   optimizer.safetensors  the optimizer state, F32: per trained parameter NAME,
@@ -20,8 +22,8 @@
  * Resuming at step N with the same plan and seed therefore continues bit for bit as the
  * uninterrupted run would have.
  *
- * The fingerprint is FNV-1a (64 bits, 16 hex digits) over every parameter's name, rank
- * and dims in plan order: a checkpoint of another model (or another shape of this one)
+ * The fingerprint is FNV-1a (64 bits, 16 hex digits) over every saved parameter's name,
+ * rank and dims in plan order: a checkpoint of another model (or another shape of this one)
  * is refused before any tensor is read.
  *
  * Atomicity: every file is written atomically (atomic_file.h). Saving first removes
@@ -69,6 +71,14 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
 /* Loads weights only from a safetensors file (e.g. --init): every plan parameter, F32,
  * its plan shape, no unknown tensors; metadata is ignored. On failure `p` is unchanged. */
 pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const char *path, pml_err *err);
+
+/* Loads a distillation teacher's parameters (plan.h) from the plan's teacher_path, a
+ * path as written in the distill block, so relative to the current folder: every
+ * teacher parameter present under its name in the teacher's own model (without
+ * "teacher."), F32, with its plan shape, and no other tensor; a mismatch names the
+ * file, the tensor and both shapes. Does nothing for a plan without a teacher.
+ * pml_pipeline_create calls it: a teacher is never initialised randomly. */
+pml_status pml_ckpt_load_teacher(const pml_plan *plan, pml_pipeline *p, pml_err *err);
 
 /* The plan's fingerprint as 16 hex digits and a NUL. */
 void pml_ckpt_fingerprint(const pml_plan *plan, char out[17]);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "checkpoint.h"
 #include "cpu/kernels.h"
 #include "cpu/lower.h"
 #include "optim.h"
@@ -395,7 +396,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     for (int q = 0; !st && q < plan->n_params; q++) {
         const pml_plan_param *prm = &plan->params[q];
         const pml_plan_node *n = &plan->nodes[prm->node];
-        pml_param_init(prm, n->rank, n->dims, n->numel, opts->seed, (float *)p->buf[prm->node]);
+        if (!prm->teacher) pml_param_init(prm, n->rank, n->dims, n->numel, opts->seed, (float *)p->buf[prm->node]);
         if (prm->grad < 0) continue;
         p->acc[q] = calloc((size_t)n->numel + 1, sizeof(float));
         if (state >= 1) p->m[q] = calloc((size_t)n->numel + 1, sizeof(float));
@@ -417,6 +418,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
         p->acc_into[g] = p->acc[q];
         p->direct[q] = 1;
     }
+    if (!st) st = pml_ckpt_load_teacher(plan, p, err); /* a distillation teacher's weights */
     /* Constants and ranges never change: computed once. */
     for (int i = 0; !st && i < plan->n_nodes; i++)
         if (constant_node(plan->nodes[i].op)) st = run_node(p, i, 0, err);
