@@ -1,42 +1,24 @@
-# Distillation: train a small GPT to imitate a larger one.
+# Step 2 of the distillation walkthrough: train the student of examples/student.pml to
+# imitate the teacher trained by examples/teacher.pml.
 #
-#   pmlc check examples/distill.pml
-#   pmlc plan  examples/distill.pml
+#   pmlc plan  examples/distill.pml        # where the teacher's forward pass runs
+#   pmlc train examples/distill.pml --eval 8 --out runs/distilled
 #
-# `teacher` is the model of examples/gpt.pml (same parameter names), so a checkpoint
-# of that model, saved as teacher.safetensors, is the teacher here. It runs forward
-# only. The student is two blocks of width 64 on two stages; its loss is
-#   alpha·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) + (1 - alpha)·cross_entropy.
+# The teacher runs forward only, inside the student's pipeline: its parameters
+# (teacher.*) are loaded from the file named below, a path relative to the current
+# folder, and are never trained or saved. The loss is
+#   alpha·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) + (1 − alpha)·cross_entropy
+# and runs/distilled/model.safetensors holds the student only.
 
-import "nn"
-
-const VOCAB = 65
-const CONTEXT = 256
-
-model teacher(idx: i32[B, T]) -> f32[B, T, VOCAB] {
-    h = embedding(idx, VOCAB, 128) as wte
-    h = h + embedding(arange(dim(idx, 1)), CONTEXT, 128) as wpe
-    repeat 8 { h = block(h, 4) as blocks }
-    return linear(layernorm(h) as ln_f, VOCAB, has_bias = false) as lm_head
-}
-
-model student(idx: i32[B, T]) -> f32[B, T, VOCAB] {
-    place = auto(stages = 2)
-    h = embedding(idx, VOCAB, 64) as wte
-    h = h + embedding(arange(dim(idx, 1)), CONTEXT, 64) as wpe
-    repeat 2 { h = block(h, 2) as blocks }
-    return linear(layernorm(h) as ln_f, VOCAB, has_bias = false) as lm_head
-}
+import "models/kd"
 
 train student {
-    data = markov(vocab = VOCAB, order = 2, seed = 1)
+    data = classes(features = FEATURES, classes = CLASSES, seed = 1)
     loss = cross_entropy
-    optimizer = adamw(lr = 1e-3, weight_decay = 0.1)
-    batch = 64, microbatches = 4
+    optimizer = adamw(lr = 3e-3, weight_decay = 0.01)
+    batch = 256, microbatches = 8
     schedule = 1f1b
-    place = [cpu, cpu]
-    steps = 1000
-    T = 64
+    steps = 300
 }
 
-distill student from teacher("teacher.safetensors") { temperature = 2.0, alpha = 0.5 }
+distill student from teacher("runs/teacher/model.safetensors") { temperature = 4.0, alpha = 0.7 }

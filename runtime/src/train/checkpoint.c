@@ -432,27 +432,27 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
     return st;
 }
 
-pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const char *path, pml_err *err)
+/* Checks `path` as `file` and only then copies its tensors in. */
+static pml_status load_file(const pml_plan *plan, pml_pipeline *p, const char *path, int file, pml_err *err)
 {
     pml_st_file *f = NULL;
     want_list l = {0};
-    pml_status st = open_checked(plan, p, path, FILE_MODEL, &f, &l, err);
+    pml_status st = open_checked(plan, p, path, file, &f, &l, err);
     if (!st) copy_in(p, f, &l);
     pml_st_close(f);
     wants_free(&l);
     return st;
 }
 
+pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const char *path, pml_err *err)
+{
+    return load_file(plan, p, path, FILE_MODEL, err);
+}
+
 pml_status pml_ckpt_load_teacher(const pml_plan *plan, pml_pipeline *p, pml_err *err)
 {
     if (plan->conf.teacher_path < 0) return PML_OK;
-    const char *path = plan->strings[plan->conf.teacher_path];
-    pml_st_file *f = NULL;
-    want_list l = {0};
-    pml_status st = open_checked(plan, p, path, FILE_TEACHER, &f, &l, err);
-    if (!st) copy_in(p, f, &l);
-    pml_st_close(f);
-    wants_free(&l);
+    pml_status st = load_file(plan, p, plan->strings[plan->conf.teacher_path], FILE_TEACHER, err);
     if (st && err) { /* say whose weights these are: the path alone does not */
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
