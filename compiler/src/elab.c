@@ -431,7 +431,16 @@ static int32_t elab_teacher(E_t *E, pmlc_frame *student, const pmlc_distill *d)
     pmlc_graph *g = E->g;
     const ast *model = d->teacher;
     char d1[200], d2[256];
-    if (pmlc_claim(E, student->scope, "teacher", d->decl->label_loc, "name")) return -1;
+    pmlc_loc *taken = pmlc_strmap_get(&student->scope->used, "teacher");
+    if (taken) {
+        pmlc_error(&P->diag, d->decl->label_loc,
+                   "student '%s' uses the name 'teacher', which distillation gives the teacher's parameters "
+                   "(teacher.NAME): rename it",
+                   d->student->name);
+        pmlc_note(&P->diag, *taken, "'teacher' is used here");
+        return -1;
+    }
+    pmlc_claim(E, student->scope, "teacher", d->decl->label_loc, "name");
     if (model->list.n != g->inputs.n) {
         refuse_teacher(E, d, "take the same inputs");
         return -1;
