@@ -9,8 +9,10 @@ file, trains on PML's batches with loss
 and must give the same losses (relative difference <= 1e-4) and final weights: the KD
 loss and its gradient agree. Also: the student's checkpoint holds no teacher tensor; the
 teacher's weights are bit for bit those of its file after training (teacher_unchanged);
-the plan gives the teacher no backward, gradient or optimizer work; a missing or
-mismatched teacher file is an error naming it, exit 1, nothing written.
+the plan gives the teacher no backward, gradient or optimizer work; a resumed
+distillation equals the uninterrupted one; `pmlc infer` serves the student's
+checkpoint with a program defining the student alone; a missing or mismatched
+teacher file is an error naming it, exit 1, nothing written.
 Needs Debian's python3-torch; skips (exit 77) without it."""
 import json
 import os
@@ -54,7 +56,8 @@ STUDENT_TRAIN = """train student {{
     schedule = 1f1b
     steps = {steps}
 }}
-distill student from teacher("{weights}") {{ temperature = {T}, alpha = {alpha} }}
+"""
+DISTILL = """distill student from teacher("{weights}") {{ temperature = {T}, alpha = {alpha} }}
 """
 CASES = [  # temperature, alpha, optimizer (plain SGD makes the weights a sum of gradients)
     (1.0, 0.5, "sgd(lr = 0.5)"),
@@ -107,8 +110,8 @@ with tempfile.TemporaryDirectory() as tmp:
 
     for i, (T, alpha, opt_spec) in enumerate(CASES):
         prog = f"{tmp}/student{i}.pml"
-        write(prog, MODELS.format(tw=32) + STUDENT_TRAIN.format(opt=opt_spec, steps=STEPS, weights=weights, T=T,
-                                                                alpha=alpha))
+        write(prog, MODELS.format(tw=32) + STUDENT_TRAIN.format(opt=opt_spec, steps=STEPS) +
+              DISTILL.format(weights=weights, T=T, alpha=alpha))
         os.makedirs(f"{tmp}/run{i}")
         init, final, pml_losses, data = pml_run(pmlc, dump, prog, STEPS, f"{tmp}/run{i}")
         if any(k.startswith("teacher") for k in list(init) + list(final)):
@@ -133,6 +136,26 @@ with tempfile.TemporaryDirectory() as tmp:
               f"largest relative difference: losses {worst_l:.2e}, weights {worst_w:.2e}")
         if worst_l > 1e-4 or worst_w > 1e-4:
             fail(f"case {i}: PML {pml_losses} vs PyTorch {torch_losses}")
+
+    # Resuming a distillation continues it bit for bit (the teacher comes from its file
+    # again); the student's checkpoint serves a program that defines the student alone.
+    run(pmlc, "train", f"{tmp}/student0.pml", "--steps", str(STEPS // 2), "--out", f"{tmp}/half", "--quiet")
+    run(pmlc, "train", f"{tmp}/student0.pml", "--steps", str(STEPS), "--resume", f"{tmp}/half", "--out",
+        f"{tmp}/resumed", "--quiet")
+    if open(f"{tmp}/resumed/model.safetensors", "rb").read() != open(f"{tmp}/run0/final/model.safetensors",
+                                                                     "rb").read():
+        fail("a resumed distillation differs from the uninterrupted one")
+    write(f"{tmp}/alone.pml", MODELS.format(tw=32) + STUDENT_TRAIN.format(opt="sgd(lr = 0.5)", steps=STEPS))
+    x = np.load(f"{tmp}/run0/data/x_0.npy")
+    np.save(f"{tmp}/x.npy", x)
+    run(pmlc, "infer", f"{tmp}/alone.pml", "--weights", f"{tmp}/run0/final", "--input", f"{tmp}/x.npy", "--output",
+        f"{tmp}/y.npy")
+    student0 = {k: torch.tensor(v) for k, v in load_safetensors(f"{tmp}/run0/final/model.safetensors").items()}
+    with torch.no_grad():
+        want = torch_student(student0, torch.tensor(x)).numpy()
+    got = np.load(f"{tmp}/y.npy")
+    if got.shape != want.shape or np.abs(got - want).max() > 1e-4 * (1 + np.abs(want).max()):
+        fail(f"pmlc infer of the distilled student: largest difference {np.abs(got - want).max():.2e}")
 
     # The teacher stays as loaded, bit for bit, while the student trains.
     r = subprocess.run([unchanged, f"{tmp}/student0.pml", weights, "5"], capture_output=True, text=True)
@@ -162,8 +185,8 @@ with tempfile.TemporaryDirectory() as tmp:
     ]
     for k, (path, want) in enumerate(bad_files):
         prog = f"{tmp}/bad{k}.pml"
-        write(prog, MODELS.format(tw=32) + STUDENT_TRAIN.format(opt="sgd(lr = 0.1)", steps=2, weights=path, T=2.0,
-                                                                alpha=0.5))
+        write(prog, MODELS.format(tw=32) + STUDENT_TRAIN.format(opt="sgd(lr = 0.1)", steps=2) +
+              DISTILL.format(weights=path, T=2.0, alpha=0.5))
         r = subprocess.run([pmlc, "train", prog, "--out", f"{tmp}/bad_out{k}"], capture_output=True, text=True)
         msg = r.stderr.strip()
         print(f"{os.path.basename(path)}: exit {r.returncode}: {msg}")
