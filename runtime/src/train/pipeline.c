@@ -51,6 +51,11 @@ struct pml_pipeline {
      * of writing a buffer that is then added (the parameter's `direct` is set). */
     float **acc_into;
     uint8_t *direct;
+    /* Per parameter: its direct gradient is A^T B with A and B kept for every micro-batch,
+     * so it is one GEMM over all of them at the step's end (sum_mb A_mb^T B_mb =
+     * [A_1; ..; A_M]^T [B_1; ..; B_M]), with M times the depth of the per-micro-batch
+     * GEMMs; its node is then not run in the backward pass (deferred_node). */
+    uint8_t *deferred, *deferred_node;
     uint8_t *fused; /* per plan kernel: run as a tiled group (cpu/kernels.h), not node by node */
     int max_group;  /* nodes of the largest fused group */
     /* Per node: its value depends on parameters and constants only, so it is the same for
@@ -239,7 +244,7 @@ static pml_status choose_fused(pml_pipeline *p, pml_err *err)
         const pml_plan_kernel *K = &pl->kernels[k];
         if (K->kind != PML_PLAN_KERNEL_ELEMWISE || K->n_nodes < 2 || K->n_nodes > longest) continue;
         int ok = 1;
-        for (int i = 0; i < K->n_nodes; i++) ok &= p->low[K->nodes[i]].run && !p->acc_into[K->nodes[i]];
+        for (int i = 0; i < K->n_nodes; i++) ok &= p->low[K->nodes[i]].run;
         for (int i = 0; ok && i < K->n_nodes; i++) { /* at most PML_GROUP_MAX_IN inputs each */
             int n_in;
             pml_cpu_node_inputs(pl, p->low, K->nodes[i], &n_in);
@@ -260,6 +265,39 @@ static pml_status choose_fused(pml_pipeline *p, pml_err *err)
 static int lives_in_scratch(const pml_pipeline *p, int n)
 {
     return p->plan->node_kernel && p->fused[p->plan->node_kernel[n]] && !p->plan->materialised[n];
+}
+
+/* Which gradients the GEMM adds to the accumulator (direct), and which of those wait
+ * for the step's end to run once over every micro-batch (deferred); marks the deferred
+ * GEMMs' operands as kept for every micro-batch. Needs the lowering and invariance. */
+static pml_status choose_direct(pml_pipeline *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    p->direct = calloc((size_t)pl->n_params + 1, 1);
+    p->deferred = calloc((size_t)pl->n_params + 1, 1);
+    p->deferred_node = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!p->direct || !p->deferred || !p->deferred_node) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int q = 0; q < pl->n_params; q++) {
+        int g = pl->params[q].grad, shared = 0;
+        if (g < 0) continue;
+        const pml_cpu_node *l = &p->low[g];
+        if (l->op != PML_OP_MATMUL || !l->run || l->readers || p->invariant[g]) continue;
+        for (int r = 0; r < pl->n_params; r++) shared |= r != q && pl->params[r].grad == g;
+        if (shared) continue;
+        p->direct[q] = 1;
+        /* deferred when op(A) = A^T and op(B) = B, both 2-D with the same rows, made per
+         * micro-batch (not parameters or constants, which are the same in every one) */
+        const pml_plan_node *a = &pl->nodes[l->in[0]], *b = &pl->nodes[l->in[1]];
+        int ra = p->low[l->in[0]].alias, rb = p->low[l->in[1]].alias;
+        if (!l->trans[0] || l->trans[1] || a->rank != 2 || b->rank != 2 || pl->nodes[g].rank != 2 ||
+            a->dims[0] != b->dims[0] || p->invariant[ra] || p->invariant[rb] || pl->nodes[ra].op == PML_OP_PARAM ||
+            pl->nodes[rb].op == PML_OP_PARAM || lives_in_scratch(p, ra) || lives_in_scratch(p, rb))
+            continue;
+        p->deferred[q] = 1;
+        p->deferred_node[g] = 1;
+        p->per_mb[ra] = p->per_mb[rb] = 1;
+    }
+    return PML_OK;
 }
 
 static pml_status plan_memory(pml_pipeline *p, pml_err *err)
@@ -286,6 +324,8 @@ static pml_status plan_memory(pml_pipeline *p, pml_err *err)
         p->invariant[i] = (uint8_t)inv;
         p->computed_at[i] = -1;
     }
+    st = choose_direct(p, err);
+    if (st) return st;
     /* A value outlives its micro-batch's pass when the backward pass or another stage
      * reads it, as the lowered graph reads it: through aliases, which share the buffer of
      * the node they alias (its `root`), and past folded transposes. Nodes the executor
@@ -333,7 +373,9 @@ static pml_status build_stages(pml_pipeline *p, pml_err *err)
     for (int i = 0; i < pl->n_nodes; i++) {
         const pml_plan_node *n = &pl->nodes[i];
         stage *st = &p->stages[n->stage];
-        if (n->op == PML_OP_INPUT || n->op == PML_OP_PARAM || constant_node(n->op) || !p->low[i].run) continue;
+        if (n->op == PML_OP_INPUT || n->op == PML_OP_PARAM || constant_node(n->op) || !p->low[i].run ||
+            p->deferred_node[i])
+            continue;
         int unit = i, k = pl->node_kernel ? pl->node_kernel[i] : -1;
         if (k >= 0 && p->fused[k]) {
             const pml_plan_kernel *K = &pl->kernels[k];
@@ -406,18 +448,8 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     }
     /* A gradient made by a matmul that nothing else reads is added to the accumulator by
      * the GEMM itself (C += A B), saving a buffer and a pass over it per micro-batch. */
-    p->direct = calloc((size_t)plan->n_params + 1, 1);
-    if (!st && !p->direct) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    for (int q = 0; !st && q < plan->n_params; q++) {
-        int g = plan->params[q].grad;
-        if (!p->acc[q] || p->low[g].op != PML_OP_MATMUL || !p->low[g].run || p->low[g].readers || p->invariant[g])
-            continue;
-        int shared = 0;
-        for (int r = 0; r < plan->n_params; r++) shared |= r != q && plan->params[r].grad == g;
-        if (shared) continue;
-        p->acc_into[g] = p->acc[q];
-        p->direct[q] = 1;
-    }
+    for (int q = 0; !st && q < plan->n_params; q++)
+        if (p->direct[q]) p->acc_into[plan->params[q].grad] = p->acc[q];
     if (!st) st = pml_ckpt_load_teacher(plan, p, err); /* a distillation teacher's weights */
     /* Constants and ranges never change: computed once. */
     for (int i = 0; !st && i < plan->n_nodes; i++)
@@ -447,7 +479,8 @@ void pml_pipeline_destroy(pml_pipeline *p)
         free(p->stages[s].gops), free(p->stages[s].gin), free(p->stages[s].scratch);
     }
     if (p->tr) p->tr->destroy(p->tr);
-    free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused);
+    free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused), free(p->deferred),
+        free(p->deferred_node);
     free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
         free(p->stages);
     pthread_mutex_destroy(&p->mu);
@@ -502,9 +535,28 @@ static int frozen_now(const pml_pipeline *p, int q)
     return from >= 0 && p->step >= from;
 }
 
+/* A deferred weight gradient: one GEMM over every micro-batch's rows, added to the
+ * accumulator. Its operands' per-micro-batch copies lie end to end from micro-batch 0. */
+static pml_status run_deferred(pml_pipeline *p, int q, pml_err *err)
+{
+    pml_view in[2];
+    pml_op_call c;
+    pml_status st = make_call(p, p->plan->params[q].grad, 0, &c, in, 2, err);
+    if (st) return st;
+    in[0].dims[0] *= p->M;
+    in[1].dims[0] *= p->M;
+    return pml_cpu_run(&c, err);
+}
+
 static pml_status stage_update(pml_pipeline *p, stage *st, pml_err *err)
 {
     const pml_plan *pl = p->plan;
+    for (int k = 0; k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->deferred[q] || frozen_now(p, q)) continue;
+        pml_status s = run_deferred(p, q, err);
+        if (s) return s;
+    }
     /* acc holds sums over micro-batches: the mean is acc / M, applied in the update */
     double inv_m = 1.0 / (double)p->M, sq = 0;
     for (int k = 0; k < st->n_params; k++) {

@@ -11,7 +11,9 @@
  * read in place by the GEMM, reshapes as aliases), and each element-wise kernel of the
  * plan's fusion (KERN) as one tiled group whose unmaterialised values never get a
  * buffer (cpu/kernels.h); other kernels run node by node. A weight gradient made by a
- * matmul is added to its accumulator by the GEMM.
+ * matmul is added to its accumulator by the GEMM; when it is x^T dy of values kept for
+ * every micro-batch, that GEMM is deferred to the step's end and runs once over all
+ * micro-batches' rows (the plan tags it weight-gradient work, which nothing waits on).
  *
  * Memory: a tensor gets one buffer per micro-batch only when it must outlive the
  * micro-batch's pass on its stage (read by the backward pass or by another stage);
