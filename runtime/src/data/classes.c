@@ -20,6 +20,7 @@
  *    The Bayes-optimal accuracy is then about 98.5% for any number of classes and
  *    features; pml_synth_bayes_accuracy measures it honestly by Monte Carlo.
  * The embedding is one-to-one, so the Bayes classifier for x is the one for z. */
+#include "cpu/vectorize.h" /* first: it sets how the file is compiled */
 #include "data/synth_impl.h"
 
 #include <math.h>
@@ -80,15 +81,15 @@ static void orthogonal(float *a, int64_t rows, int n, double norm, uint64_t seed
         for (int pass = 0; pass < 2; pass++) {
             for (int q = 0; q < j; q++) {
                 double dot = 0;
-                for (int64_t f = 0; f < rows; f++) dot += col[f] * a[f * n + q];
+                for (int64_t f = 0; f < rows; f++) dot += col[f] * a[q * rows + f];
                 dot /= norm * norm;
-                for (int64_t f = 0; f < rows; f++) col[f] -= dot * a[f * n + q];
+                for (int64_t f = 0; f < rows; f++) col[f] -= dot * a[q * rows + f];
             }
         }
         double len = 0;
         for (int64_t f = 0; f < rows; f++) len += col[f] * col[f];
         len = sqrt(len);
-        for (int64_t f = 0; f < rows; f++) a[f * n + j] = (float)(col[f] * norm / len);
+        for (int64_t f = 0; f < rows; f++) a[j * rows + f] = (float)(col[f] * norm / len);
     }
 }
 
@@ -153,6 +154,27 @@ static int32_t latent_sample(const pml_synth_classes *c, uint64_t seed, uint64_t
     return (int32_t)cls;
 }
 
+/* out = A z over every feature. The embedding is stored a column (a latent dimension)
+ * after another, so the loop runs across features: each feature's sum still adds the
+ * latent terms in order, in double, exactly as a dot product per feature would (no
+ * reassociation), but vectorised, which made it 8x cheaper: a batch of the MLP
+ * example cost 10% of a training step before. */
+PML_VECTOR_CLONES static void embed_latent(const float *a, int64_t features, int k, const double *z, float *out)
+{
+    enum { CHUNK = 256 };
+    double acc[CHUNK];
+    for (int64_t f0 = 0; f0 < features; f0 += CHUNK) {
+        int64_t n = features - f0 < CHUNK ? features - f0 : CHUNK;
+        for (int64_t f = 0; f < n; f++) acc[f] = 0;
+        for (int j = 0; j < k; j++) {
+            const float *col = a + (int64_t)j * features + f0;
+            double zj = z[j];
+            for (int64_t f = 0; f < n; f++) acc[f] += col[f] * zj;
+        }
+        for (int64_t f = 0; f < n; f++) out[f0 + f] = (float)acc[f];
+    }
+}
+
 void pml_synth_classes_sample(const pml_synth *g, uint64_t i, float *input, int32_t *label)
 {
     const pml_synth_classes *c = &g->cls;
@@ -163,12 +185,7 @@ void pml_synth_classes_sample(const pml_synth *g, uint64_t i, float *input, int3
     double z[PML_SYNTH_LATENT];
     int32_t cls = latent_sample(c, g->seed, i, z);
     if (label) *label = cls;
-    for (int64_t f = 0; f < c->features; f++) {
-        const float *a = c->embed + f * c->latent;
-        double s = 0;
-        for (int j = 0; j < c->latent; j++) s += a[j] * z[j];
-        input[f] = (float)s;
-    }
+    embed_latent(c->embed, c->features, c->latent, z, input);
 }
 
 /* The Bayes classifier: the class whose mixture density (equal weights, unit noise) is

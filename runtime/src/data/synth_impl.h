@@ -25,7 +25,7 @@ typedef struct pml_synth_classes {
     int64_t features, classes;
     int latent;     /* k = min(features, PML_SYNTH_LATENT) */
     float *centres; /* [classes][PML_SYNTH_MODES][latent], in latent space */
-    float *embed;   /* [features][latent]: orthogonal columns of norm sqrt(features / latent) */
+    float *embed;   /* [latent][features]: orthogonal columns of norm sqrt(features / latent), each contiguous */
 } pml_synth_classes;
 
 typedef struct pml_synth_markov {
