@@ -1,24 +1,13 @@
-/* pipeline.h — the pipeline executor: trains a loaded plan on the CPU, one thread per
- * stage, each interpreting its timetable (plan.h) with the kernels of cpu/kernels.h.
+/* pipeline.h — the pipeline executor: trains a loaded plan, one thread per stage, each
+ * interpreting its timetable (plan.h) and running its device work through a backend
+ * (backend_ops.h; the CPU's, cpu/stage.h, unless opts.backend names another).
  *
  * Per step, every micro-batch runs forward and backward on every stage; gradients of a
  * stage's parameters are summed over micro-batches and divided by their number, which
  * is the gradient of the global batch's mean loss. Then, after one synchronisation of
  * all stages for the global gradient norm (clipping), each stage updates its own
- * parameters. Stages hand tensors over through a pml_transport.
- *
- * What runs: the plan's graph as the CPU backend lowers it (cpu/lower.h: transposes
- * read in place by the GEMM, reshapes as aliases), and each element-wise kernel of the
- * plan's fusion (KERN) as one tiled group whose unmaterialised values never get a
- * buffer (cpu/kernels.h); other kernels run node by node. A weight gradient made by a
- * matmul is added to its accumulator by the GEMM; when it is x^T dy of values kept for
- * every micro-batch, that GEMM is deferred to the step's end and runs once over all
- * micro-batches' rows (the plan tags it weight-gradient work, which nothing waits on).
- *
- * Memory: a tensor gets one buffer per micro-batch only when it must outlive the
- * micro-batch's pass on its stage (read by the backward pass or by another stage);
- * every other tensor has one buffer reused by each micro-batch. Buffers are allocated
- * once, when the pipeline is created.
+ * parameters. Stages hand tensors over through a pml_transport. What runs on a stage,
+ * where its tensors live and how the optimizer is applied are the backend's.
  *
  * Data comes from a callback, so the executor does not know about files or
  * generators: it asks for input k (or the labels) of micro-batch mb of step s.
@@ -28,6 +17,7 @@
 #ifndef PML_TRAIN_PIPELINE_H
 #define PML_TRAIN_PIPELINE_H
 
+#include "backend_ops.h"
 #include "plan/plan.h"
 
 /* Fills `dst` (the input's numel elements of its dtype, f32 or i32) with input `input`
@@ -41,6 +31,7 @@ typedef struct pml_pipeline_opts {
     void *feed_ctx;
     int trace;   /* record a timeline of every instruction (pml_pipeline_trace) */
     int unfused; /* run every node on its own, ignoring the plan's fused kernels (tests, comparisons) */
+    const pml_backend_ops *backend; /* what runs each stage's work; NULL: the CPU backend */
 } pml_pipeline_opts;
 
 /* One span of a stage's timeline, in microseconds since the pipeline was created. */
@@ -67,7 +58,9 @@ void pml_pipeline_destroy(pml_pipeline *p);
 /* One training step of the global batch. */
 pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *err);
 
-/* A parameter's f32 master weights (numel elements; writable between steps). */
+/* A parameter's f32 master weights (numel elements; writable between steps): the
+ * backend's host copy, made current first; edits reach the backend before it next
+ * runs. NULL for an index out of range or when the backend cannot copy. */
 float *pml_pipeline_param(pml_pipeline *p, int param);
 
 /* Feed steps of held-out evaluation: a generator's rows from here on are never

@@ -1,0 +1,91 @@
+/* backend_ops.c — the thin wrappers over a backend's table (see backend_ops.h): the one
+ * place that knows which slots are optional and what their absence means. */
+#include "backend_ops.h"
+
+pml_status pml_backend_create(const pml_backend_ops *ops, const pml_plan *plan, const pml_backend_conf *conf,
+                              pml_backend_inst *out, pml_err *err)
+{
+    *out = (pml_backend_inst){0};
+    if (!ops || !ops->create || !ops->destroy || !ops->begin || !ops->forward || !ops->backward || !ops->grad_sq ||
+        !ops->update || !ops->host_value || !ops->host_param)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "backend '%s' lacks a required operation",
+                           ops && ops->name ? ops->name : "?");
+    pml_status st = ops->create(plan, conf, &out->ctx, err);
+    if (!st) out->ops = ops;
+    return st;
+}
+
+void pml_backend_destroy(pml_backend_inst *b)
+{
+    if (b->ops) b->ops->destroy(b->ctx);
+    *b = (pml_backend_inst){0};
+}
+
+pml_status pml_backend_begin(pml_backend_inst *b, int64_t step, int train, pml_err *err)
+{
+    return b->ops->begin(b->ctx, step, train, err);
+}
+
+pml_status pml_backend_forward(pml_backend_inst *b, int stage, int64_t mb, pml_backend_fwd_mode mode, pml_err *err)
+{
+    return b->ops->forward(b->ctx, stage, mb, mode, err);
+}
+
+pml_status pml_backend_backward(pml_backend_inst *b, int stage, int64_t mb, pml_err *err)
+{
+    return b->ops->backward(b->ctx, stage, mb, err);
+}
+
+pml_status pml_backend_grad_sq(pml_backend_inst *b, int stage, double *sq, pml_err *err)
+{
+    return b->ops->grad_sq(b->ctx, stage, sq, err);
+}
+
+pml_status pml_backend_update(pml_backend_inst *b, int stage, double lr, double clip, pml_err *err)
+{
+    return b->ops->update(b->ctx, stage, lr, clip, err);
+}
+
+pml_status pml_backend_sync(pml_backend_inst *b, int stage, pml_err *err)
+{
+    return b->ops->sync ? b->ops->sync(b->ctx, stage, err) : PML_OK;
+}
+
+void *pml_backend_host_value(pml_backend_inst *b, pml_backend_value what, int k, int64_t mb)
+{
+    return b->ops->host_value(b->ctx, what, k, mb);
+}
+
+pml_status pml_backend_upload(pml_backend_inst *b, pml_backend_value what, int k, int64_t mb, pml_err *err)
+{
+    return b->ops->upload ? b->ops->upload(b->ctx, what, k, mb, err) : PML_OK;
+}
+
+pml_status pml_backend_download(pml_backend_inst *b, pml_backend_value what, int k, int64_t mb, pml_err *err)
+{
+    return b->ops->download ? b->ops->download(b->ctx, what, k, mb, err) : PML_OK;
+}
+
+float *pml_backend_host_param(pml_backend_inst *b, int param, int which)
+{
+    return b->ops->host_param(b->ctx, param, which);
+}
+
+pml_status pml_backend_params_download(pml_backend_inst *b, pml_err *err)
+{
+    return b->ops->params_download ? b->ops->params_download(b->ctx, err) : PML_OK;
+}
+
+pml_status pml_backend_params_upload(pml_backend_inst *b, pml_err *err)
+{
+    return b->ops->params_upload ? b->ops->params_upload(b->ctx, err) : PML_OK;
+}
+
+pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_t mb, pml_backend_buf *out, int cap,
+                                int *n, pml_err *err)
+{
+    *n = 0;
+    if (!b->ops->boundary)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "backend '%s' cannot list a message's tensors", b->ops->name);
+    return b->ops->boundary(b->ctx, stage, kind, mb, out, cap, n, err);
+}

@@ -1,0 +1,171 @@
+/* backend_ops.h — the backend interface: what a device does for the pipeline executor,
+ * as a table of function pointers over an opaque context (pml_backend_ops), and the
+ * thin wrappers the executor calls (pml_backend_*). backend.h chooses which backend
+ * runs; this is how the chosen one is driven. The CPU backend (cpu/stage.h) is always
+ * built; a CUDA one plugs into the same table.
+ *
+ * The seam: the executor (train/pipeline.c) owns everything about *when* — the stage
+ * threads, the timetable, the transport, the gradient-norm barrier, the learning rate
+ * and clipping, metrics and the trace. A backend owns everything about *where and how*
+ * — a stage's memory, the forward and backward work of one micro-batch on one stage,
+ * gradient accumulation, the optimizer update, parameters and optimizer state.
+ *
+ * One context serves a whole pipeline (all stages): the CPU shares one address space
+ * between stages, and a CUDA context keeps one stream, one arena (the plan's MEMO
+ * offsets) and its launches (CUBN) per stage. Calls that take `stage` touch only that
+ * stage's memory.
+ *
+ * Threading. During a step each stage's worker thread calls the per-stage slots
+ * (forward, backward, grad_sq, update, sync, upload/download of that stage's values)
+ * for its own stage only, concurrently with the other workers; a backend needs no lock
+ * for them. Everything else (create, destroy, begin, the parameter slots) is called by
+ * the one thread driving the pipeline, between steps, with no worker running.
+ *
+ * Asynchrony and blocking. forward, backward and update may return before their work
+ * is done (a CUDA backend queues it on the stage's stream). The executor calls `sync`
+ * for a stage before it tells another stage, through the transport, that the stage's
+ * values for a micro-batch are complete, and before the gradient-norm barrier; that
+ * is the only slot that waits for device work. `download` makes a value's host copy
+ * current and may wait too. No slot waits for another stage: cross-stage waiting is
+ * the transport's and the executor's.
+ *
+ * Values the executor touches. Inputs and labels are written, and the loss and output
+ * read, through host memory the backend owns (host_value). A backend whose values live
+ * in host memory hands out the value itself and leaves upload/download NULL: no copy.
+ * Parameters and optimizer state are reached the same way, by plan parameter index,
+ * for checkpoints and the C API (host_param, params_download/params_upload).
+ * Boundary values (the tensors a stage hands the next one) are described as
+ * (pointer, bytes, device) for a transport that moves bytes; the in-process transport
+ * moves none, since stages share memory.
+ *
+ * Optional slots are NULL and mean "nothing to do"; only the wrappers below check
+ * them. Required: create, destroy, begin, forward, backward, grad_sq, update,
+ * host_value, host_param. Every slot returning pml_status reports failure in `err`;
+ * none prints or exits. */
+#ifndef PML_BACKEND_OPS_H
+#define PML_BACKEND_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "plan/plan.h"
+
+typedef struct pml_backend_ctx pml_backend_ctx;
+
+/* What create needs besides the plan. */
+typedef struct pml_backend_conf {
+    uint64_t seed; /* parameter initialisation and dropout */
+    int threads;   /* host threads for each stage's kernels (CPU) */
+    int unfused;   /* run every node on its own, ignoring the plan's fused kernels */
+} pml_backend_conf;
+
+/* How forward runs a micro-batch. */
+typedef enum pml_backend_fwd_mode {
+    PML_BACKEND_FWD_TRAIN = 0, /* every forward node, dropout on, values kept for backward */
+    PML_BACKEND_FWD_EVAL = 1,  /* every forward node (loss included), dropout off */
+    PML_BACKEND_FWD_SERVE = 2  /* dropout off, only the nodes the output depends on */
+} pml_backend_fwd_mode;
+
+/* The values the executor reads or writes itself; `k` is the input's index for
+ * PML_BACKEND_VAL_INPUT and 0 otherwise. Loss and output are f32, labels and inputs f32
+ * or i32 as the plan says. */
+typedef enum pml_backend_value {
+    PML_BACKEND_VAL_INPUT = 0,
+    PML_BACKEND_VAL_LABELS = 1,
+    PML_BACKEND_VAL_LOSS = 2,
+    PML_BACKEND_VAL_OUTPUT = 3
+} pml_backend_value;
+
+typedef enum pml_device_kind { PML_DEVICE_HOST = 0, PML_DEVICE_CUDA = 1 } pml_device_kind;
+
+/* One tensor of a boundary message: where it lies and how many bytes it has. */
+typedef struct pml_backend_buf {
+    void *data;
+    size_t bytes;
+    pml_device_kind device;
+} pml_backend_buf;
+
+typedef struct pml_backend_ops {
+    const char *name;
+
+    /* Lowers the plan, allocates every stage's memory, initialises the parameters
+     * (from conf->seed; a teacher's are loaded afterwards through host_param) and the
+     * optimizer state, computes constants. The plan must outlive the context. */
+    pml_status (*create)(const pml_plan *plan, const pml_backend_conf *conf, pml_backend_ctx **out, pml_err *err);
+    void (*destroy)(pml_backend_ctx *b); /* NULL-safe */
+
+    /* Before a step (train 1) or an evaluation or inference (train 0): parameters may
+     * have changed, so values that depend on them only are stale; `step` seeds
+     * dropout and decides which parameters are frozen; with train, gradient
+     * accumulators are zeroed. */
+    pml_status (*begin)(pml_backend_ctx *b, int64_t step, int train, pml_err *err);
+
+    /* The forward (or backward) work of micro-batch mb on `stage`; backward adds the
+     * micro-batch's gradients to the stage's accumulators. */
+    pml_status (*forward)(pml_backend_ctx *b, int stage, int64_t mb, pml_backend_fwd_mode mode, pml_err *err);
+    pml_status (*backward)(pml_backend_ctx *b, int stage, int64_t mb, pml_err *err);
+
+    /* The stage's share of the squared global gradient norm: the squared L2 norm of its
+     * trained parameters' mean gradient (accumulator / micro-batches), after any work
+     * deferred to the step's end. Then update applies the optimizer with learning rate
+     * `lr` to the gradient mean times `clip` (the executor's clipping factor). */
+    pml_status (*grad_sq)(pml_backend_ctx *b, int stage, double *sq, pml_err *err);
+    pml_status (*update)(pml_backend_ctx *b, int stage, double lr, double clip, pml_err *err);
+
+    /* Optional: waits until the work queued for `stage` is done (NULL: every call is
+     * synchronous). */
+    pml_status (*sync)(pml_backend_ctx *b, int stage, pml_err *err);
+
+    /* Host memory of a value of micro-batch mb: the executor writes inputs and labels
+     * there and reads loss and output. NULL when the plan has no such value. */
+    void *(*host_value)(pml_backend_ctx *b, pml_backend_value what, int k, int64_t mb);
+    /* Optional: host copy -> device after the executor wrote it (inputs, labels), and
+     * device -> host copy before it reads (loss, output). Called on the value's stage. */
+    pml_status (*upload)(pml_backend_ctx *b, pml_backend_value what, int k, int64_t mb, pml_err *err);
+    pml_status (*download)(pml_backend_ctx *b, pml_backend_value what, int k, int64_t mb, pml_err *err);
+
+    /* Host memory of parameter `param`'s f32 weights (which -1) or its optimizer state
+     * (which 0: SGD's momentum or AdamW's exp_avg; 1: AdamW's exp_avg_sq), numel
+     * values; NULL when there is no such buffer. */
+    float *(*host_param)(pml_backend_ctx *b, int param, int which);
+    /* Optional: make the host copies of every parameter and optimizer state current
+     * (after steps), and send host edits back (before the next step). */
+    pml_status (*params_download)(pml_backend_ctx *b, pml_err *err);
+    pml_status (*params_upload)(pml_backend_ctx *b, pml_err *err);
+
+    /* Optional: the tensors of the message `stage` sends for micro-batch mb (kind
+     * PML_MSG_ACT to stage + 1, PML_MSG_GRAD to stage - 1): up to `cap` of them in
+     * `out`, their number in *n (it may exceed cap: call again with more room). */
+    pml_status (*boundary)(pml_backend_ctx *b, int stage, int kind, int64_t mb, pml_backend_buf *out, int cap, int *n,
+                           pml_err *err);
+} pml_backend_ops;
+
+/* A backend at work: its table and its context. */
+typedef struct pml_backend_inst {
+    const pml_backend_ops *ops;
+    pml_backend_ctx *ctx;
+} pml_backend_inst;
+
+/* Checks that every required slot is set, then creates the context. */
+pml_status pml_backend_create(const pml_backend_ops *ops, const pml_plan *plan, const pml_backend_conf *conf,
+                              pml_backend_inst *out, pml_err *err);
+void pml_backend_destroy(pml_backend_inst *b);
+
+pml_status pml_backend_begin(pml_backend_inst *b, int64_t step, int train, pml_err *err);
+pml_status pml_backend_forward(pml_backend_inst *b, int stage, int64_t mb, pml_backend_fwd_mode mode, pml_err *err);
+pml_status pml_backend_backward(pml_backend_inst *b, int stage, int64_t mb, pml_err *err);
+pml_status pml_backend_grad_sq(pml_backend_inst *b, int stage, double *sq, pml_err *err);
+pml_status pml_backend_update(pml_backend_inst *b, int stage, double lr, double clip, pml_err *err);
+pml_status pml_backend_sync(pml_backend_inst *b, int stage, pml_err *err);
+void *pml_backend_host_value(pml_backend_inst *b, pml_backend_value what, int k, int64_t mb);
+pml_status pml_backend_upload(pml_backend_inst *b, pml_backend_value what, int k, int64_t mb, pml_err *err);
+pml_status pml_backend_download(pml_backend_inst *b, pml_backend_value what, int k, int64_t mb, pml_err *err);
+float *pml_backend_host_param(pml_backend_inst *b, int param, int which);
+pml_status pml_backend_params_download(pml_backend_inst *b, pml_err *err);
+pml_status pml_backend_params_upload(pml_backend_inst *b, pml_err *err);
+/* Without the slot: PML_ERR_UNSUPPORTED (a transport that moves bytes cannot work). */
+pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_t mb, pml_backend_buf *out, int cap,
+                                int *n, pml_err *err);
+
+#endif

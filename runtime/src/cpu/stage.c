@@ -1,0 +1,297 @@
+/* stage.c — the CPU backend at work (see cpu/stage.h): a stage's forward and backward
+ * passes as kernel calls over the context's buffers, gradient accumulation, the
+ * deferred weight-gradient GEMMs and the optimizer update, and the backend table. */
+#include <string.h>
+
+#include "cpu/stage.h"
+#include "rng.h"
+#include "train/optim.h"
+#include "train/transport.h"
+
+static int is_float(uint8_t dt) { return dt != PML_I32; }
+
+void *pml_cpu_ctx_data(const pml_cpu_ctx *p, int n, int64_t mb)
+{
+    n = p->low[n].alias;
+    if (!p->buf[n]) return NULL; /* folded away, or an intermediate of a fused group */
+    return p->buf[n] + (p->per_mb[n] ? (size_t)mb * p->bytes[n] : 0);
+}
+
+/* Node n's tensor for micro-batch mb; with mb < 0 its shape only (data NULL). */
+static pml_view view_of(const pml_cpu_ctx *p, int n, int64_t mb)
+{
+    const pml_plan_node *node = &p->plan->nodes[n];
+    pml_view v = {0};
+    v.data = mb >= 0 ? pml_cpu_ctx_data(p, n, mb) : NULL;
+    v.dtype = is_float(node->dtype) ? PML_F32 : PML_I32; /* the CPU computes floats in f32 */
+    v.rank = node->rank;
+    memcpy(v.dims, node->dims, sizeof(int64_t) * node->rank);
+    return v;
+}
+
+/* Node n's kernel call for micro-batch mb (mb < 0: shapes only), its input views in
+ * `in` (room for `cap`). */
+static pml_status make_call(const pml_cpu_ctx *p, int n, int64_t mb, pml_op_call *c, pml_view *in, int cap,
+                            pml_err *err)
+{
+    static const int64_t f32 = PML_F32;
+    const pml_plan_node *node = &p->plan->nodes[n];
+    const pml_cpu_node *low = &p->low[n];
+    int n_in;
+    const int32_t *ins = pml_cpu_node_inputs(p->plan, p->low, n, &n_in);
+    if (n_in > cap) return pml_err_set(err, PML_ERR_UNSUPPORTED, "an op with more than %d inputs", cap);
+    for (int k = 0; k < n_in; k++) in[k] = view_of(p, ins[k], mb);
+    *c = (pml_op_call){0};
+    c->op = (pml_opcode)low->op;
+    c->trans[0] = low->trans[0], c->trans[1] = low->trans[1];
+    c->attr = node->attr;
+    c->n_attr = node->n_attr;
+    if (node->op == PML_OP_CAST && is_float((uint8_t)node->attr[0])) c->attr = &f32;
+    c->fval = node->fval;
+    c->n_in = n_in;
+    c->in = in;
+    c->out = view_of(p, n, mb);
+    if (p->acc_into[n]) {
+        c->out.data = mb >= 0 ? p->acc_into[n] : NULL;
+        c->accumulate = 1;
+    }
+    c->seed = pml_rng_u64(p->conf.seed, (uint64_t)p->step, (uint64_t)(mb >= 0 ? mb : 0));
+    c->threads = p->threads;
+    return PML_OK;
+}
+
+pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
+{
+    pml_view in[64];
+    pml_op_call c;
+    pml_status st = make_call(p, n, mb, &c, in, 64, err);
+    return st ? st : pml_cpu_run(&c, err);
+}
+
+/* Fills st->gops with the calls of plan kernel k for micro-batch mb (mb < 0: shapes
+ * only): inputs from the kernel's own nodes by position, values it does not
+ * materialise left without a buffer. */
+pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *p, pml_cpu_stage *st, int k, int64_t mb, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_kernel *K = &pl->kernels[k];
+    for (int i = 0; i < K->n_nodes; i++) {
+        int n = K->nodes[i];
+        pml_cpu_group_op *g = &st->gops[i];
+        pml_status s = make_call(p, n, mb, &g->call, &st->gin[i * PML_GROUP_MAX_IN], PML_GROUP_MAX_IN, err);
+        if (s) return s;
+        int n_in;
+        const int32_t *ins = pml_cpu_node_inputs(pl, p->low, n, &n_in);
+        for (int j = 0; j < n_in; j++) {
+            int at = -1;
+            for (int q = 0; q < i && pl->node_kernel[ins[j]] == k; q++)
+                if (K->nodes[q] == ins[j]) at = q;
+            g->from[j] = (int16_t)at;
+        }
+        if (!pl->materialised[n]) g->call.out.data = NULL;
+    }
+    return PML_OK;
+}
+
+static pml_status run_group(pml_cpu_ctx *p, pml_cpu_stage *st, int k, int64_t mb, pml_err *err)
+{
+    const pml_plan_kernel *K = &p->plan->kernels[k];
+    int inv = 1;
+    for (int i = 0; i < K->n_nodes; i++) inv &= p->invariant[K->nodes[i]];
+    if (inv) { /* the whole group depends on parameters only: once per version */
+        int last = K->nodes[K->n_nodes - 1];
+        if (p->computed_at[last] == p->version) return PML_OK;
+        for (int i = 0; i < K->n_nodes; i++) p->computed_at[K->nodes[i]] = p->version;
+    }
+    pml_status s = pml_cpu_ctx_group_calls(p, st, k, mb, err);
+    return s ? s : pml_cpu_run_group(st->gops, K->n_nodes, st->scratch, st->scratch_bytes, err);
+}
+
+/* Runs node n for micro-batch mb, or not at all when it is invariant and already
+ * computed in this step (or evaluation). */
+static pml_status run_or_reuse(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
+{
+    if (p->invariant[n]) {
+        if (p->computed_at[n] == p->version) return PML_OK;
+        p->computed_at[n] = p->version;
+    }
+    return pml_cpu_ctx_run_node(p, n, mb, err);
+}
+
+/* Runs one entry of a stage's fwd or bwd list. */
+static pml_status run_unit(pml_cpu_ctx *p, pml_cpu_stage *st, int u, int64_t mb, pml_err *err)
+{
+    return u >= 0 ? run_or_reuse(p, u, mb, err) : run_group(p, st, -u - 1, mb, err);
+}
+
+/* ---- the table ---------------------------------------------------------------------- */
+
+static pml_status cpu_begin(pml_backend_ctx *b, int64_t step, int train, pml_err *err)
+{
+    (void)err;
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    const pml_plan *pl = p->plan;
+    p->version++; /* parameters may have changed: invariants are recomputed */
+    p->step = step;
+    if (train)
+        for (int q = 0; q < pl->n_params; q++)
+            if (p->acc[q]) memset(p->acc[q], 0, sizeof(float) * (size_t)pl->nodes[pl->params[q].node].numel);
+    return PML_OK;
+}
+
+/* Training runs every forward unit. Evaluation and serving turn dropout into a copy;
+ * serving skips units the output does not depend on (a fused group, never holding
+ * dropout, serves when any of its nodes does). */
+static pml_status cpu_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend_fwd_mode mode, pml_err *err)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    const pml_plan *pl = p->plan;
+    pml_cpu_stage *st = &p->stages[s];
+    for (int k = 0; k < st->n_fwd; k++) {
+        int u = st->fwd[k];
+        if (mode != PML_BACKEND_FWD_TRAIN) {
+            int n = u >= 0 ? u : pl->kernels[-u - 1].nodes[pl->kernels[-u - 1].n_nodes - 1];
+            const pml_plan_node *node = &pl->nodes[n];
+            if (mode == PML_BACKEND_FWD_SERVE && u < 0) {
+                const pml_plan_kernel *K = &pl->kernels[-u - 1];
+                int any = 0;
+                for (int i = 0; i < K->n_nodes; i++) any |= p->serves[K->nodes[i]];
+                if (!any) continue;
+            } else if (mode == PML_BACKEND_FWD_SERVE && !p->serves[n])
+                continue;
+            if (u >= 0 && node->op == PML_OP_DROPOUT) {
+                memcpy(pml_cpu_ctx_data(p, n, mb), pml_cpu_ctx_data(p, node->in[0], mb), (size_t)node->numel * 4);
+                continue;
+            }
+        }
+        pml_status r = run_unit(p, st, u, mb, err);
+        if (r) return r;
+    }
+    return PML_OK;
+}
+
+static pml_status cpu_backward(pml_backend_ctx *b, int s, int64_t mb, pml_err *err)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    const pml_plan *pl = p->plan;
+    pml_cpu_stage *st = &p->stages[s];
+    pml_status status = PML_OK;
+    for (int k = 0; k < st->n_bwd && !status; k++) status = run_unit(p, st, st->bwd[k], mb, err);
+    for (int k = 0; k < st->n_params && !status; k++) {
+        int q = st->params[k];
+        if (!p->acc[q] || p->direct[q]) continue;
+        const float *g = pml_cpu_ctx_data(p, pl->params[q].grad, mb);
+        float *acc = p->acc[q];
+        for (int64_t i = 0; i < pl->nodes[pl->params[q].node].numel; i++) acc[i] += g[i];
+    }
+    return status;
+}
+
+/* Frozen from this step on (a scheduled `freeze ... after N steps`). */
+static int frozen_now(const pml_cpu_ctx *p, int q)
+{
+    int64_t from = p->plan->params[q].frozen_from;
+    return from >= 0 && p->step >= from;
+}
+
+/* A deferred weight gradient: one GEMM over every micro-batch's rows, added to the
+ * accumulator. Its operands' per-micro-batch copies lie end to end from micro-batch 0. */
+static pml_status run_deferred(pml_cpu_ctx *p, int q, pml_err *err)
+{
+    pml_view in[2];
+    pml_op_call c;
+    pml_status st = make_call(p, p->plan->params[q].grad, 0, &c, in, 2, err);
+    if (st) return st;
+    in[0].dims[0] *= p->M;
+    in[1].dims[0] *= p->M;
+    return pml_cpu_run(&c, err);
+}
+
+static pml_status cpu_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *err)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    const pml_plan *pl = p->plan;
+    pml_cpu_stage *st = &p->stages[s];
+    for (int k = 0; k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->deferred[q] || frozen_now(p, q)) continue;
+        pml_status r = run_deferred(p, q, err);
+        if (r) return r;
+    }
+    /* acc holds sums over micro-batches: the mean is acc / M, applied in the update */
+    double inv_m = 1.0 / (double)p->M, sq = 0;
+    for (int k = 0; k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->acc[q] || frozen_now(p, q)) continue;
+        sq += pml_optim_sum_squares(p->acc[q], (size_t)pl->nodes[pl->params[q].node].numel);
+    }
+    *out = sq * (inv_m * inv_m);
+    return PML_OK;
+}
+
+static pml_status cpu_update(pml_backend_ctx *b, int s, double lr, double clip, pml_err *err)
+{
+    (void)err;
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    const pml_plan *pl = p->plan;
+    pml_cpu_stage *st = &p->stages[s];
+    double inv_m = 1.0 / (double)p->M;
+    for (int k = 0; k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->acc[q] || frozen_now(p, q)) continue;
+        int64_t n = pl->nodes[pl->params[q].node].numel;
+        pml_optim_update(&pl->conf, lr, p->step + 1, (float *)p->buf[pl->params[q].node], p->acc[q], inv_m * clip,
+                         p->m[q], p->v[q], (size_t)n);
+    }
+    return PML_OK;
+}
+
+static void *cpu_host_value(pml_backend_ctx *b, pml_backend_value what, int k, int64_t mb)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    const pml_plan *pl = p->plan;
+    int n = what == PML_BACKEND_VAL_INPUT    ? (k >= 0 && k < pl->n_inputs ? pl->input_nodes[k] : -1)
+            : what == PML_BACKEND_VAL_LABELS ? pl->labels
+            : what == PML_BACKEND_VAL_LOSS   ? pl->loss
+            : what == PML_BACKEND_VAL_OUTPUT ? pl->output
+                                             : -1;
+    return n >= 0 && mb >= 0 && mb < p->M ? pml_cpu_ctx_data(p, n, mb) : NULL;
+}
+
+static float *cpu_host_param(pml_backend_ctx *b, int q, int which)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    if (q < 0 || q >= p->plan->n_params) return NULL;
+    return which == -1 ? (float *)p->buf[p->plan->params[q].node] : which == 0 ? p->m[q] : which == 1 ? p->v[q] : NULL;
+}
+
+static pml_status cpu_boundary(pml_backend_ctx *b, int s, int kind, int64_t mb, pml_backend_buf *out, int cap, int *n,
+                               pml_err *err)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    if (s < 0 || s >= p->S || (kind != PML_MSG_ACT && kind != PML_MSG_GRAD) || mb < 0 || mb >= p->M)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "no message of kind %d from stage %d for micro-batch %lld", kind,
+                           s, (long long)mb);
+    const pml_cpu_stage *st = &p->stages[s];
+    *n = st->n_sends[kind];
+    for (int i = 0; i < *n && i < cap; i++) {
+        int v = st->sends[kind][i];
+        out[i] = (pml_backend_buf){pml_cpu_ctx_data(p, v, mb), p->bytes[v], PML_DEVICE_HOST};
+    }
+    return PML_OK;
+}
+
+/* Host memory is the only memory: no sync, upload, download or parameter copies. */
+const pml_backend_ops pml_cpu_backend_ops = {
+    .name = "cpu",
+    .create = pml_cpu_ctx_create,
+    .destroy = pml_cpu_ctx_destroy,
+    .begin = cpu_begin,
+    .forward = cpu_forward,
+    .backward = cpu_backward,
+    .grad_sq = cpu_grad_sq,
+    .update = cpu_update,
+    .host_value = cpu_host_value,
+    .host_param = cpu_host_param,
+    .boundary = cpu_boundary,
+};

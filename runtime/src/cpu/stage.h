@@ -1,0 +1,89 @@
+/* stage.h — the CPU backend: the backend table (backend_ops.h) over the CPU kernels, so
+ * the pipeline executor runs a plan's stages on the host.
+ *
+ * What runs: the plan's graph as cpu/lower.h lowers it (transposes read in place by the
+ * GEMM, reshapes as aliases), and each element-wise kernel of the plan's fusion (KERN)
+ * as one tiled group whose unmaterialised values never get a buffer (cpu/kernels.h);
+ * other kernels run node by node. A weight gradient made by a matmul is added to its
+ * accumulator by the GEMM; when it is x^T dy of values kept for every micro-batch, that
+ * GEMM is deferred to the step's end (grad_sq) and runs once over all micro-batches'
+ * rows (the plan tags it weight-gradient work, which nothing waits on).
+ *
+ * Memory: a tensor gets one buffer per micro-batch only when it must outlive the
+ * micro-batch's pass on its stage (read by the backward pass or by another stage);
+ * every other tensor has one buffer reused by each micro-batch. Buffers are allocated
+ * once, by create. All stages share the host's memory, so every value is its own host
+ * copy: the table has no upload, download, sync or parameter copies.
+ *
+ * The context's layout is private to cpu/stage*.c: stage_build.c makes it (lowering,
+ * fusion, memory), stage.c runs it. */
+#ifndef PML_CPU_STAGE_H
+#define PML_CPU_STAGE_H
+
+#include "backend_ops.h"
+#include "cpu/kernels.h"
+#include "cpu/lower.h"
+
+extern const pml_backend_ops pml_cpu_backend_ops;
+
+/* ---- private to cpu/stage*.c ------------------------------------------------------ */
+
+typedef struct pml_cpu_stage {
+    /* What the forward and backward passes run, in order: a node n (n >= 0), or a fused
+     * group, the plan's kernel k, as -(k + 1), run when node order reaches its last node
+     * (valid, as plan.h says). */
+    int *fwd, n_fwd;
+    int *bwd, n_bwd;
+    pml_cpu_group_op *gops; /* a fused group's calls, and their input views */
+    pml_view *gin;
+    void *scratch; /* where a fused group keeps its intermediates, one tile at a time */
+    size_t scratch_bytes;
+    int *params, n_params;
+    /* The values this stage sends: roots of nodes another stage reads, per message kind */
+    int *sends[2], n_sends[2];
+} pml_cpu_stage;
+
+typedef struct pml_cpu_ctx {
+    const pml_plan *plan;
+    pml_backend_conf conf;
+    int S, threads; /* stages; kernel threads per stage */
+    int64_t M;
+    int64_t step;        /* from begin: dropout seeds, freezing, the optimizer's step count */
+    pml_cpu_node *low;   /* per node: what runs for it (cpu/lower.h) */
+    unsigned char **buf; /* per node that owns one (low[n].alias == n): its buffer (per micro-batch
+                            copies laid end to end when per_mb) */
+    uint8_t *per_mb;
+    /* Per node: the parameter gradient accumulator its matmul adds its product to, instead
+     * of writing a buffer that is then added (the parameter's `direct` is set). */
+    float **acc_into;
+    uint8_t *direct;
+    /* Per parameter: its direct gradient is A^T B with A and B kept for every micro-batch,
+     * so it is one GEMM over all of them at the step's end (sum_mb A_mb^T B_mb =
+     * [A_1; ..; A_M]^T [B_1; ..; B_M]), with M times the depth of the per-micro-batch
+     * GEMMs; its node is then not run in the backward pass (deferred_node). */
+    uint8_t *deferred, *deferred_node;
+    uint8_t *fused; /* per plan kernel: run as a tiled group (cpu/kernels.h), not node by node */
+    int max_group;  /* nodes of the largest fused group */
+    /* Per node: its value depends on parameters and constants only, so it is the same for
+     * every micro-batch until the next update (transpose(weight), say): computed once per
+     * step (or per evaluation), when computed_at[n] falls behind `version`. */
+    uint8_t *invariant;
+    int64_t *computed_at, version;
+    uint8_t *serves;       /* per node: a forward node the output depends on (FWD_SERVE) */
+    size_t *bytes;         /* per node: one copy's size */
+    float **acc, **m, **v; /* per parameter: summed gradient, optimizer state */
+    pml_cpu_stage *stages;
+} pml_cpu_ctx;
+
+/* stage_build.c */
+pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf, pml_backend_ctx **out, pml_err *err);
+void pml_cpu_ctx_destroy(pml_backend_ctx *b);
+
+/* stage.c: node n's data for micro-batch mb (NULL when it has no buffer); node n run
+ * for micro-batch mb; plan kernel k's calls for micro-batch mb (mb < 0: shapes only)
+ * into `st`'s gops. */
+void *pml_cpu_ctx_data(const pml_cpu_ctx *c, int n, int64_t mb);
+pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *c, int n, int64_t mb, pml_err *err);
+pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *c, pml_cpu_stage *st, int k, int64_t mb, pml_err *err);
+
+#endif

@@ -1,0 +1,331 @@
+/* stage_build.c — making the CPU backend's context (see cpu/stage.h): lowering, which
+ * kernels run fused, which gradients the GEMM adds directly or defers, buffers, each
+ * stage's forward and backward lists, parameters and optimizer state. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/stage.h"
+#include "train/optim.h"
+#include "train/transport.h"
+
+static int constant_node(uint16_t op) { return op == PML_OP_CONST || op == PML_OP_ARANGE; }
+
+/* The nodes the executor reads or writes itself, which the lowering must keep. */
+static pml_status lower_graph(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    uint8_t *keep = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!keep) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    int32_t special[3] = {pl->loss, pl->output, pl->labels};
+    for (int k = 0; k < 3; k++)
+        if (special[k] >= 0) keep[special[k]] = 1;
+    for (int k = 0; k < pl->n_inputs; k++) keep[pl->input_nodes[k]] = 1;
+    for (int q = 0; q < pl->n_params; q++) {
+        keep[pl->params[q].node] = 1;
+        if (pl->params[q].grad >= 0) keep[pl->params[q].grad] = 1;
+    }
+    pml_status st = pml_cpu_lower(pl, keep, &p->low, err);
+    free(keep);
+    return st;
+}
+
+/* Whether a value made at node `src` must outlive its micro-batch's pass because node
+ * `user` reads it: on another stage, or in the backward pass of a forward value. */
+static int outlives_pass(const pml_plan_node *src, const pml_plan_node *user)
+{
+    if (src->op == PML_OP_PARAM || constant_node(src->op)) return 0;
+    return src->stage != user->stage || (src->pass == 0 && user->pass != 0);
+}
+
+/* Which of the plan's element-wise kernels run fused: those the tiled group runner
+ * takes (cpu/group.c) whose nodes all run after lowering. Needs the lowering. */
+static pml_status choose_fused(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    p->fused = calloc((size_t)pl->n_kernels + 1, 1);
+    if (!p->fused) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    int longest = 0;
+    for (int k = 0; k < pl->n_kernels; k++)
+        if (pl->kernels[k].kind == PML_PLAN_KERNEL_ELEMWISE && pl->kernels[k].n_nodes > longest)
+            longest = pl->kernels[k].n_nodes;
+    if (p->conf.unfused || longest < 2) return PML_OK;
+    if (longest > PML_GROUP_MAX_OPS) longest = PML_GROUP_MAX_OPS;
+    pml_cpu_stage probe = {0}; /* shape-only calls need no stage of their own */
+    probe.gops = calloc((size_t)longest, sizeof *probe.gops);
+    probe.gin = calloc((size_t)longest * PML_GROUP_MAX_IN, sizeof *probe.gin);
+    pml_status st = probe.gops && probe.gin ? PML_OK : pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int k = 0; !st && k < pl->n_kernels; k++) {
+        const pml_plan_kernel *K = &pl->kernels[k];
+        if (K->kind != PML_PLAN_KERNEL_ELEMWISE || K->n_nodes < 2 || K->n_nodes > longest) continue;
+        int ok = 1;
+        for (int i = 0; i < K->n_nodes; i++) ok &= p->low[K->nodes[i]].run;
+        for (int i = 0; ok && i < K->n_nodes; i++) { /* at most PML_GROUP_MAX_IN inputs each */
+            int n_in;
+            pml_cpu_node_inputs(pl, p->low, K->nodes[i], &n_in);
+            ok = n_in <= PML_GROUP_MAX_IN;
+        }
+        if (!ok) continue;
+        st = pml_cpu_ctx_group_calls(p, &probe, k, -1, err);
+        if (!st && pml_cpu_group_tileable(probe.gops, K->n_nodes)) {
+            p->fused[k] = 1;
+            if (K->n_nodes > p->max_group) p->max_group = K->n_nodes;
+        }
+    }
+    free(probe.gops), free(probe.gin);
+    return st;
+}
+
+/* A node of a fused group that the plan does not materialise has no buffer. */
+static int lives_in_scratch(const pml_cpu_ctx *p, int n)
+{
+    return p->plan->node_kernel && p->fused[p->plan->node_kernel[n]] && !p->plan->materialised[n];
+}
+
+/* Which gradients the GEMM adds to the accumulator (direct), and which of those wait
+ * for the step's end to run once over every micro-batch (deferred); marks the deferred
+ * GEMMs' operands as kept for every micro-batch. Needs the lowering and invariance. */
+static pml_status choose_direct(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    p->direct = calloc((size_t)pl->n_params + 1, 1);
+    p->deferred = calloc((size_t)pl->n_params + 1, 1);
+    p->deferred_node = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!p->direct || !p->deferred || !p->deferred_node) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int q = 0; q < pl->n_params; q++) {
+        int g = pl->params[q].grad, shared = 0;
+        if (g < 0) continue;
+        const pml_cpu_node *l = &p->low[g];
+        if (l->op != PML_OP_MATMUL || !l->run || l->readers || p->invariant[g]) continue;
+        for (int r = 0; r < pl->n_params; r++) shared |= r != q && pl->params[r].grad == g;
+        if (shared) continue;
+        p->direct[q] = 1;
+        /* deferred when op(A) = A^T and op(B) = B, both 2-D with the same rows, made per
+         * micro-batch (not parameters or constants, which are the same in every one) */
+        const pml_plan_node *a = &pl->nodes[l->in[0]], *b = &pl->nodes[l->in[1]];
+        int ra = p->low[l->in[0]].alias, rb = p->low[l->in[1]].alias;
+        if (!l->trans[0] || l->trans[1] || a->rank != 2 || b->rank != 2 || pl->nodes[g].rank != 2 ||
+            a->dims[0] != b->dims[0] || p->invariant[ra] || p->invariant[rb] || pl->nodes[ra].op == PML_OP_PARAM ||
+            pl->nodes[rb].op == PML_OP_PARAM || lives_in_scratch(p, ra) || lives_in_scratch(p, rb))
+            continue;
+        p->deferred[q] = 1;
+        p->deferred_node[g] = 1;
+        p->per_mb[ra] = p->per_mb[rb] = 1;
+    }
+    return PML_OK;
+}
+
+static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    int N = pl->n_nodes;
+    p->buf = calloc((size_t)N, sizeof *p->buf);
+    p->per_mb = calloc((size_t)N, 1);
+    p->bytes = calloc((size_t)N, sizeof *p->bytes);
+    p->invariant = calloc((size_t)N, 1);
+    p->computed_at = calloc((size_t)N, sizeof *p->computed_at);
+    p->acc_into = calloc((size_t)N, sizeof *p->acc_into);
+    if (!p->buf || !p->per_mb || !p->bytes || !p->invariant || !p->computed_at || !p->acc_into)
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    pml_status st = lower_graph(p, err);
+    if (!st) st = choose_fused(p, err);
+    if (st) return st;
+    const pml_cpu_node *low = p->low;
+    for (int i = 0; i < N; i++) { /* nodes come after their inputs */
+        const pml_plan_node *n = &pl->nodes[i];
+        int inv = n->op == PML_OP_PARAM || constant_node(n->op) ||
+                  (n->op != PML_OP_INPUT && n->op != PML_OP_DROPOUT && n->n_in > 0);
+        for (int k = 0; inv && k < n->n_in && n->op != PML_OP_PARAM; k++) inv = p->invariant[n->in[k]];
+        p->invariant[i] = (uint8_t)inv;
+        p->computed_at[i] = -1;
+    }
+    st = choose_direct(p, err);
+    if (st) return st;
+    /* A value outlives its micro-batch's pass when the backward pass or another stage
+     * reads it, as the lowered graph reads it: through aliases, which share the buffer of
+     * the node they alias (its `root`), and past folded transposes. Nodes the executor
+     * reads itself count as read where they stand. */
+    for (int i = 0; i < N; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        if (low[i].alias != i && outlives_pass(&pl->nodes[low[i].alias], n)) p->per_mb[low[i].alias] = 1;
+        if (n->op == PML_OP_INPUT) p->per_mb[i] = 1;
+        if (!low[i].run) continue;
+        int n_in;
+        const int32_t *in = pml_cpu_node_inputs(pl, low, i, &n_in);
+        for (int k = 0; k < n_in; k++) {
+            int root = low[in[k]].alias;
+            if (outlives_pass(&pl->nodes[root], n)) p->per_mb[root] = 1;
+        }
+    }
+    for (int i = 0; i < N; i++)
+        if (p->invariant[i]) p->per_mb[i] = 0; /* one value serves every micro-batch */
+    for (int i = 0; i < N; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4;                      /* f32 and i32 alike */
+        if (low[i].alias != i || !low[i].run || lives_in_scratch(p, i)) continue; /* no buffer of its own */
+        size_t total = p->bytes[i] * (p->per_mb[i] ? (size_t)p->M : 1);
+        p->buf[i] = malloc(total);
+        if (!p->buf[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the activations (%zu bytes)", total);
+    }
+    return PML_OK;
+}
+
+static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    p->stages = calloc((size_t)p->S, sizeof *p->stages);
+    if (!p->stages) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int s = 0; s < p->S; s++) {
+        pml_cpu_stage *st = &p->stages[s];
+        st->fwd = malloc(sizeof(int) * (size_t)(pl->n_nodes + 1));
+        st->bwd = malloc(sizeof(int) * (size_t)(pl->n_nodes + 1));
+        st->params = malloc(sizeof(int) * (size_t)(pl->n_params + 1));
+        st->gops = calloc((size_t)p->max_group + 1, sizeof *st->gops);
+        st->gin = calloc(((size_t)p->max_group + 1) * PML_GROUP_MAX_IN, sizeof *st->gin);
+        if (!st->fwd || !st->bwd || !st->params || !st->gops || !st->gin)
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < pl->n_nodes; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        pml_cpu_stage *st = &p->stages[n->stage];
+        if (n->op == PML_OP_INPUT || n->op == PML_OP_PARAM || constant_node(n->op) || !p->low[i].run ||
+            p->deferred_node[i])
+            continue;
+        int unit = i, k = pl->node_kernel ? pl->node_kernel[i] : -1;
+        if (k >= 0 && p->fused[k]) {
+            const pml_plan_kernel *K = &pl->kernels[k];
+            if (K->nodes[K->n_nodes - 1] != i) continue; /* the group runs at its last node */
+            unit = -k - 1;
+            pml_status s = pml_cpu_ctx_group_calls(p, st, k, -1, err);
+            if (s) return s;
+            size_t need = pml_cpu_group_scratch(st->gops, K->n_nodes);
+            if (need > st->scratch_bytes) st->scratch_bytes = need;
+        }
+        if (n->pass == 0)
+            st->fwd[st->n_fwd++] = unit;
+        else
+            st->bwd[st->n_bwd++] = unit;
+    }
+    for (int s = 0; s < p->S; s++) {
+        pml_cpu_stage *st = &p->stages[s];
+        st->scratch = st->scratch_bytes ? malloc(st->scratch_bytes) : NULL;
+        if (st->scratch_bytes && !st->scratch) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    /* The forward nodes the output depends on: inputs come before their users. */
+    p->serves = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!p->serves) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (pl->output >= 0) p->serves[pl->output] = 1;
+    for (int i = pl->n_nodes - 1; i >= 0; i--)
+        for (int k = 0; p->serves[i] && k < pl->nodes[i].n_in; k++)
+            if (pl->nodes[pl->nodes[i].in[k]].pass == 0) p->serves[pl->nodes[i].in[k]] = 1;
+    for (int q = 0; q < pl->n_params; q++) {
+        pml_cpu_stage *st = &p->stages[pl->nodes[pl->params[q].node].stage];
+        st->params[st->n_params++] = q;
+    }
+    return PML_OK;
+}
+
+/* The values each stage sends (backend boundary): the buffers of nodes of stage s that
+ * a node of stage s + 1 (activations) or s - 1 (gradients) reads, each once. */
+static pml_status find_sends(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    uint8_t *seen = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!seen) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int s = 0; s < p->S; s++)
+        for (int kind = 0; kind < 2; kind++)
+            if (!(p->stages[s].sends[kind] = malloc(sizeof(int) * (size_t)(pl->n_nodes + 1)))) {
+                free(seen);
+                return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+            }
+    for (int i = 0; i < pl->n_nodes; i++) {
+        if (!p->low[i].run) continue;
+        int n_in;
+        const int32_t *in = pml_cpu_node_inputs(pl, p->low, i, &n_in);
+        for (int k = 0; k < n_in; k++) {
+            int root = p->low[in[k]].alias, from = pl->nodes[root].stage, to = pl->nodes[i].stage;
+            if (from == to || !p->buf[root] || seen[root]) continue;
+            seen[root] = 1;
+            pml_cpu_stage *st = &p->stages[from];
+            int kind = to > from ? PML_MSG_ACT : PML_MSG_GRAD;
+            st->sends[kind][st->n_sends[kind]++] = root;
+        }
+    }
+    free(seen);
+    return PML_OK;
+}
+
+/* Parameters (initialised from the seed; a teacher's are loaded later by the executor),
+ * gradient accumulators and optimizer state. */
+static pml_status make_params(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *plan = p->plan;
+    int state = pml_optim_state_per_elem(&plan->conf);
+    p->acc = calloc((size_t)plan->n_params + 1, sizeof *p->acc);
+    p->m = calloc((size_t)plan->n_params + 1, sizeof *p->m);
+    p->v = calloc((size_t)plan->n_params + 1, sizeof *p->v);
+    if (!p->acc || !p->m || !p->v) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int q = 0; q < plan->n_params; q++) {
+        const pml_plan_param *prm = &plan->params[q];
+        const pml_plan_node *n = &plan->nodes[prm->node];
+        if (!prm->teacher) pml_param_init(prm, n->rank, n->dims, n->numel, p->conf.seed, (float *)p->buf[prm->node]);
+        if (prm->grad < 0) continue;
+        p->acc[q] = calloc((size_t)n->numel + 1, sizeof(float));
+        if (state >= 1) p->m[q] = calloc((size_t)n->numel + 1, sizeof(float));
+        if (state >= 2) p->v[q] = calloc((size_t)n->numel + 1, sizeof(float));
+        if (!p->acc[q] || (state >= 1 && !p->m[q]) || (state >= 2 && !p->v[q]))
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the optimizer state");
+    }
+    /* A gradient made by a matmul that nothing else reads is added to the accumulator by
+     * the GEMM itself (C += A B), saving a buffer and a pass over it per micro-batch. */
+    for (int q = 0; q < plan->n_params; q++)
+        if (p->direct[q]) p->acc_into[plan->params[q].grad] = p->acc[q];
+    return PML_OK;
+}
+
+pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf, pml_backend_ctx **out, pml_err *err)
+{
+    *out = NULL;
+    pml_cpu_ctx *p = calloc(1, sizeof *p);
+    if (!p) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    p->plan = plan;
+    p->conf = *conf;
+    if (p->conf.threads < 1) p->conf.threads = 1;
+    p->S = (int)plan->conf.stages;
+    p->M = plan->conf.microbatches;
+    p->threads = p->conf.threads / p->S > 1 ? p->conf.threads / p->S : 1;
+    pml_status st = plan_memory(p, err);
+    if (!st) st = build_stages(p, err);
+    if (!st) st = find_sends(p, err);
+    if (!st) st = make_params(p, err);
+    /* Constants and ranges never change: computed once. */
+    for (int i = 0; !st && i < plan->n_nodes; i++)
+        if (constant_node(plan->nodes[i].op)) st = pml_cpu_ctx_run_node(p, i, 0, err);
+    if (st) {
+        pml_cpu_ctx_destroy((pml_backend_ctx *)p);
+        return st;
+    }
+    *out = (pml_backend_ctx *)p;
+    return PML_OK;
+}
+
+void pml_cpu_ctx_destroy(pml_backend_ctx *b)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    if (!p) return;
+    for (int i = 0; p->buf && i < p->plan->n_nodes; i++) free(p->buf[i]);
+    for (int q = 0; q < p->plan->n_params; q++) {
+        if (p->acc) free(p->acc[q]);
+        if (p->m) free(p->m[q]);
+        if (p->v) free(p->v[q]);
+    }
+    for (int s = 0; p->stages && s < p->S; s++) {
+        pml_cpu_stage *st = &p->stages[s];
+        free(st->fwd), free(st->bwd), free(st->params), free(st->sends[0]), free(st->sends[1]);
+        free(st->gops), free(st->gin), free(st->scratch);
+    }
+    free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
+        free(p->deferred), free(p->deferred_node);
+    free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
+        free(p->stages);
+    free(p);
+}
