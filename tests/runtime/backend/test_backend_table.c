@@ -22,6 +22,7 @@
 #include "train/feed.h"
 #include "train/pipeline.h"
 #include "train/transport.h"
+#include "compile_plan.h"
 
 enum { STAGES = 2, MBS = 4, STEPS = 3, EVAL_BATCHES = 2 };
 
@@ -43,18 +44,9 @@ static const char model_text[] = "import \"nn\"\n"
 
 static pml_plan *compile_plan(void)
 {
-    pmlc_options opt = {0};
-    opt.diag_out = stderr;
-    pmlc_session *s = pmlc_session_create(&opt);
-    unsigned char *bytes = NULL;
-    size_t len = 0;
-    pml_plan *pl = NULL;
     pml_err err = {0};
-    if (pmlc_session_check_text(s, "table.pml", model_text, strlen(model_text)) ||
-        pmlc_session_plan_bytes(s, &bytes, &len) || pml_plan_read(bytes, len, "m", &pl, &err))
-        fprintf(stderr, "cannot make the plan: %s\n", err.msg);
-    free(bytes);
-    pmlc_session_destroy(s);
+    pml_plan *pl = test_compile_plan("table.pml", model_text, NULL, &err);
+    if (!pl) fprintf(stderr, "cannot make the plan: %s\n", err.msg);
     return pl;
 }
 

@@ -11,6 +11,7 @@
 #include "pmlc.h"
 #include "train/feed.h"
 #include "train/pipeline.h"
+#include "compile_plan.h"
 
 /* Teacher parameters that differ from the file (-1: a tensor is missing). */
 static int teacher_diffs(const pml_plan *pl, pml_pipeline *pipe, const pml_st_file *f, int *n_teacher)
@@ -32,11 +33,6 @@ static int teacher_diffs(const pml_plan *pl, pml_pipeline *pipe, const pml_st_fi
 int main(int argc, char **argv)
 {
     if (argc != 4) return fprintf(stderr, "usage: teacher_unchanged PROGRAM.pml TEACHER.safetensors STEPS\n"), 2;
-    pmlc_options opt = {0};
-    opt.diag_out = stderr;
-    pmlc_session *s = pmlc_session_create(&opt);
-    unsigned char *bytes = NULL;
-    size_t len = 0;
     pml_plan *pl = NULL;
     pml_feed *feed = NULL;
     pml_pipeline *pipe = NULL;
@@ -44,8 +40,7 @@ int main(int argc, char **argv)
     float *before = NULL;
     pml_err err = {0};
     int rc = 1;
-    if (pmlc_session_check_file(s, argv[1]) || pmlc_session_plan_bytes(s, &bytes, &len) ||
-        pml_plan_read(bytes, len, argv[1], &pl, &err) || pml_feed_create(pl, &feed, &err) ||
+    if (!(pl = test_compile_plan(argv[1], NULL, NULL, &err)) || pml_feed_create(pl, &feed, &err) ||
         pml_st_open(argv[2], &f, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         goto out;
@@ -79,7 +74,5 @@ out:
     pml_pipeline_destroy(pipe);
     pml_feed_destroy(feed);
     pml_plan_free(pl);
-    free(bytes);
-    pmlc_session_destroy(s);
     return rc;
 }

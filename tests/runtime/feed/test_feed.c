@@ -16,6 +16,7 @@
 #include "plan/plan.h"
 #include "pmlc.h"
 #include "train/feed.h"
+#include "compile_plan.h"
 
 enum { ROWS = 12, FEATURES = 3 };
 
@@ -70,19 +71,11 @@ static pml_plan *compile(const char *set)
 {
     const char *sets[1] = {set};
     pmlc_options opt = {0};
-    opt.diag_out = stderr;
     opt.sets = sets;
     opt.n_sets = set ? 1 : 0;
-    pmlc_session *s = pmlc_session_create(&opt);
-    pml_plan *out = NULL;
-    unsigned char *bytes = NULL;
-    size_t len = 0;
     pml_err err = {0};
-    if (!pmlc_session_check_file(s, "m.pml") && !pmlc_session_plan_bytes(s, &bytes, &len) &&
-        pml_plan_read(bytes, len, "m.pml", &out, &err))
-        fprintf(stderr, "%s\n", err.msg);
-    free(bytes);
-    pmlc_session_destroy(s);
+    pml_plan *out = test_compile_plan("m.pml", NULL, &opt, &err);
+    if (!out) fprintf(stderr, "%s\n", err.msg);
     CHECK(out != NULL);
     return out;
 }

@@ -9,6 +9,7 @@
 #include "plan/plan.h"
 #include "pmlc.h"
 #include "train/feed.h"
+#include "compile_plan.h"
 
 static int dump(const pml_plan *pl, pml_feed *feed, int64_t step, int which, const char *out)
 {
@@ -34,17 +35,11 @@ static int dump(const pml_plan *pl, pml_feed *feed, int64_t step, int which, con
 int main(int argc, char **argv)
 {
     if (argc != 4) return fprintf(stderr, "usage: dump_batches PROGRAM.pml STEPS OUT\n"), 2;
-    pmlc_options opt = {0};
-    opt.diag_out = stderr;
-    pmlc_session *s = pmlc_session_create(&opt);
-    unsigned char *bytes = NULL;
-    size_t len = 0;
     pml_plan *pl = NULL;
     pml_feed *feed = NULL;
     pml_err err = {0};
     int rc = 1;
-    if (pmlc_session_check_file(s, argv[1]) || pmlc_session_plan_bytes(s, &bytes, &len) ||
-        pml_plan_read(bytes, len, argv[1], &pl, &err) || pml_feed_create(pl, &feed, &err)) {
+    if (!(pl = test_compile_plan(argv[1], NULL, NULL, &err)) || pml_feed_create(pl, &feed, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         goto out;
     }
@@ -54,7 +49,5 @@ int main(int argc, char **argv)
 out:
     pml_feed_destroy(feed);
     pml_plan_free(pl);
-    free(bytes);
-    pmlc_session_destroy(s);
     return rc;
 }

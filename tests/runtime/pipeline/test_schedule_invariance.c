@@ -18,6 +18,7 @@
 #include "pmlc.h"
 #include "train/feed.h"
 #include "train/pipeline.h"
+#include "compile_plan.h"
 
 static const char model_text[] = "import \"nn\"\n"
                                  "model m(x: f32[B, 16]) -> f32[B, 4] {\n"
@@ -40,19 +41,13 @@ static float *train(int stages, int mbs, const char *sched, int unfused, size_t 
 {
     char text[2048];
     snprintf(text, sizeof text, model_text, stages, mbs, sched);
-    pmlc_options opt = {0};
-    opt.diag_out = stderr;
-    pmlc_session *s = pmlc_session_create(&opt);
     float *all = NULL;
-    unsigned char *bytes = NULL;
-    size_t len = 0, n = 0;
+    size_t n = 0;
     pml_plan *pl = NULL;
     pml_feed *feed = NULL;
     pml_pipeline *pipe = NULL;
     pml_err err = {0};
-    if (pmlc_session_check_text(s, "invariance.pml", text, strlen(text)) || pmlc_session_plan_bytes(s, &bytes, &len) ||
-        pml_plan_read(bytes, len, "m", &pl, &err) || pml_feed_create(pl, &feed, &err))
-        goto out;
+    if (!(pl = test_compile_plan("invariance.pml", text, NULL, &err)) || pml_feed_create(pl, &feed, &err)) goto out;
     pml_pipeline_opts o = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed, .unfused = unfused};
     if (pml_pipeline_create(pl, &o, &pipe, &err)) goto out;
     for (int k = 0; k < 10; k++)
@@ -70,8 +65,6 @@ out:
     pml_pipeline_destroy(pipe);
     pml_feed_destroy(feed);
     pml_plan_free(pl);
-    free(bytes);
-    pmlc_session_destroy(s);
     return all;
 }
 
