@@ -7,11 +7,6 @@
 
 static const char *const names[] = {[PML_BACKEND_CPU] = "cpu", [PML_BACKEND_CUDA] = "cuda", [PML_BACKEND_AUTO] = "auto"};
 
-const char *pml_backend_name(pml_backend b)
-{
-    return b >= PML_BACKEND_CPU && b <= PML_BACKEND_AUTO ? names[b] : "unknown";
-}
-
 int pml_backend_parse(const char *name, pml_backend *out)
 {
     for (int b = PML_BACKEND_CPU; b <= PML_BACKEND_AUTO; b++)

@@ -10,10 +10,8 @@
 #include "error.h"
 #include "pml.h"
 
-/* The backend's name as the command line spells it: "cpu", "cuda", "auto". */
-const char *pml_backend_name(pml_backend b);
-
-/* Parses a name; returns 0 and sets *out, or -1 for an unknown name. */
+/* Parses a name as the command line spells it ("cpu", "cuda", "auto"); returns 0 and
+ * sets *out, or -1 for an unknown name. */
 int pml_backend_parse(const char *name, pml_backend *out);
 
 /* Resolves `want` into *got (PML_BACKEND_CPU or PML_BACKEND_CUDA); on failure returns
