@@ -98,9 +98,26 @@ static void shape_str(char *out, size_t cap, int rank, const int64_t *dims)
     if (n < cap) snprintf(out + n, cap - n, "]");
 }
 
-/* Every wanted tensor present, F32, with its plan shape; nothing else in the file. */
+/* Whether `name` is optimizer state of a parameter this plan freezes from step 0: a
+ * checkpoint taken before a scheduled freeze holds it, and a run resumed with the freeze
+ * made static keeps none for that parameter, so the state is read past, not refused. */
+static int frozen_state(const pml_plan *plan, const char *name)
+{
+    static const char *const sfx[] = {".momentum_buffer", ".exp_avg", ".exp_avg_sq"};
+    for (int q = 0; q < plan->n_params; q++) {
+        const pml_plan_param *prm = &plan->params[q];
+        size_t len = strlen(prm->name);
+        if (prm->teacher || prm->frozen_from != 0 || strncmp(name, prm->name, len)) continue;
+        for (size_t k = 0; k < sizeof sfx / sizeof *sfx; k++)
+            if (!strcmp(name + len, sfx[k])) return 1;
+    }
+    return 0;
+}
+
+/* Every wanted tensor present, F32, with its plan shape; nothing else in the file but
+ * the state of parameters frozen from step 0 (frozen_state). */
 static pml_status check_tensors(const pml_plan *plan, const pml_st_file *f, const char *path, const want_list *l,
-                                const char *what, pml_err *err)
+                                int file, const char *what, pml_err *err)
 {
     for (int i = 0; i < l->n; i++) {
         const pml_plan_node *n = &plan->nodes[plan->params[l->w[i].param].node];
@@ -123,14 +140,20 @@ static pml_status check_tensors(const pml_plan *plan, const pml_st_file *f, cons
                                l->w[i].name, got_shape, want_shape);
     }
     if (pml_st_count(f) == (size_t)l->n) return PML_OK;
+    size_t extra = 0;
     for (size_t i = 0; i < pml_st_count(f); i++) {
         const char *name = pml_st_tensor_at(f, i)->name;
         int known = 0;
         for (int k = 0; k < l->n && !known; k++) known = !strcmp(name, l->w[k].name);
+        if (!known && file == FILE_OPTIMIZER && frozen_state(plan, name)) {
+            extra++;
+            continue;
+        }
         if (!known)
             return pml_err_set(err, PML_ERR_FORMAT, "%s: unknown tensor '%s' (not part of this model's %s)", path, name,
                                what);
     }
+    if (pml_st_count(f) == (size_t)l->n + extra) return PML_OK;
     return pml_err_set(err, PML_ERR_INTERNAL, "%s: tensor count mismatch", path);
 }
 
@@ -141,7 +164,7 @@ static pml_status open_checked(const pml_plan *plan, pml_pipeline *p, const char
     *f = NULL;
     pml_status st = wants_build(plan, p, file, l, err);
     if (!st) st = pml_st_open(path, f, err);
-    if (!st) st = check_tensors(plan, *f, path, l, what[file], err);
+    if (!st) st = check_tensors(plan, *f, path, l, file, what[file], err);
     if (st) {
         pml_st_close(*f);
         *f = NULL;

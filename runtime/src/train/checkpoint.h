@@ -34,7 +34,9 @@
  * Loading validates everything before changing the pipeline: the files parse
  * (safetensors.h is strict), every plan parameter is present as F32 with its plan
  * shape (a mismatch names the tensor and both shapes), no tensor is unknown (the first
- * is named), the optimizer file holds exactly the state the plan's optimizer keeps, and
+ * is named), the optimizer file holds exactly the state the plan's optimizer keeps (and
+ * may hold state of parameters the plan freezes from step 0, which is ignored: a run
+ * resumed with a scheduled freeze made static), and
  * the step counts of the three files agree. Errors are PML_ERR_FORMAT (PML_ERR_IO when a
  * file cannot be read) with "PATH: what is wrong".
  *
