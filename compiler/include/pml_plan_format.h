@@ -11,7 +11,9 @@
  *   STRS  string table: u32 count, then per string u32 length and its bytes (no NUL);
  *         other sections refer to strings by index
  *   CONF  training configuration: the fields of pml_plan_config in order, each an
- *         i64 or f64 as its type says (see plan.h in the runtime)
+ *         i64 or f64 as its type says (see plan.h in the runtime); freeze_every and
+ *         freeze_threshold are `freeze auto(every, threshold)`'s (every 0: none, and
+ *         then threshold 0), the criterion the runtime applies (runtime/src/plan/phase.h)
  *   NODE  the graph, forward then backward, in execution order:
  *         u32 count, then per node: u16 op (pml_ops.def order), u8 dtype, u8 rank,
  *         u8 pass, u8 pad, u16 n_in, i32 stage, i32 label (string or -1),
@@ -77,7 +79,7 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 4u
+#define PML_PLAN_VERSION 5u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
 #define PML_PLAN_STRS PML_PLAN_TAG('S', 'T', 'R', 'S')
@@ -124,6 +126,7 @@ typedef enum pml_plan_buffer_role {
     I(batch) I(microbatches) I(microbatch) I(schedule) I(precision) I(optimizer) F(lr) F(momentum) I(nesterov)      \
         F(beta1) F(beta2) F(eps) F(weight_decay) I(lr_schedule) I(warmup) F(min_lr) F(grad_clip) I(steps) I(epochs) \
             I(seed) I(checkpoint_every) I(recompute) I(data) I(data_path) I(labels_path) I(features) I(classes)     \
-                I(vocab) I(order) I(data_seed) I(seq_len) I(teacher_path)
+                I(vocab) I(order) I(data_seed) I(seq_len) I(teacher_path) I(freeze_every)        \
+                    F(freeze_threshold)
 
 #endif

@@ -101,6 +101,10 @@ static void write_conf(buf *b, const pmlc_plan *pl, strtab *st)
     }
     V_I(seq);
     V_I(str(st, pl->distill ? pl->distill->weights : NULL));
+    const pmlc_freeze *af = NULL;
+    for (int i = 0; t && i < t->freezes.n; i++)
+        if (t->freezes.v[i].is_auto) af = &t->freezes.v[i];
+    V_I(af ? af->every : 0) V_F(af ? af->threshold : 0);
 #undef V_I
 #undef V_F
 }

@@ -368,6 +368,12 @@ static int read_freeze(pmlc_program *P, pmlc_train *t, const ast *it)
         static const char *const names[] = {"every", "threshold"};
         call_args a;
         f.is_auto = 1;
+        for (int i = 0; i < t->freezes.n; i++)
+            if (t->freezes.v[i].is_auto) {
+                pmlc_error(DIAG, c->name_loc, "a train block has one 'freeze auto(...)'");
+                pmlc_note(DIAG, t->freezes.v[i].loc, "the first is here");
+                return 1;
+            }
         if (read_call(P, c, "auto", names, 2, 1, &a) || arg_int(P, &a, 0, "'every'", 1, INT64_MAX / 2, 0, &f.every) ||
             arg_num(P, &a, 1, "'threshold'", 0, 1e9, 1, 0.01, &f.threshold))
             return 1;

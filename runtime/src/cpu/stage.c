@@ -133,6 +133,14 @@ static pml_status cpu_begin(pml_backend_ctx *b, int64_t step, int train, pml_err
     const pml_plan *pl = p->plan;
     p->version++; /* parameters may have changed: invariants are recomputed */
     p->step = step;
+    if (train && pml_phase_auto_due(&p->phase, pl, step)) { /* `freeze auto`: judged on the last step's gradients */
+        for (int q = 0; q < pl->n_params; q++)
+            p->phase.sq[q] = p->acc[q] ? pml_optim_sum_squares(p->acc[q], (size_t)pl->nodes[pl->params[q].node].numel) /
+                                             (double)(p->M * p->M)
+                                       : 0;
+        pml_phase_auto(&p->phase, pl);
+    }
+    if (train) pml_phase_at(&p->phase, pl, step); /* a freeze from this step removes backward work */
     if (train)
         for (int q = 0; q < pl->n_params; q++)
             if (p->acc[q]) memset(p->acc[q], 0, sizeof(float) * (size_t)pl->nodes[pl->params[q].node].numel);
@@ -176,10 +184,11 @@ static pml_status cpu_backward(pml_backend_ctx *b, int s, int64_t mb, pml_err *e
     const pml_plan *pl = p->plan;
     pml_cpu_stage *st = &p->stages[s];
     pml_status status = PML_OK;
-    for (int k = 0; k < st->n_bwd && !status; k++) status = run_unit(p, st, st->bwd[k], mb, err);
+    for (int k = 0; k < st->n_bwd && !status; k++)
+        if (pml_phase_runs(&p->phase, pl, st->bwd[k])) status = run_unit(p, st, st->bwd[k], mb, err);
     for (int k = 0; k < st->n_params && !status; k++) {
         int q = st->params[k];
-        if (!p->acc[q] || p->direct[q]) continue;
+        if (!p->acc[q] || p->direct[q] || p->phase.frozen[q]) continue;
         const float *g = pml_cpu_ctx_data(p, pl->params[q].grad, mb);
         float *acc = p->acc[q];
         for (int64_t i = 0; i < pl->nodes[pl->params[q].node].numel; i++) acc[i] += g[i];
@@ -187,12 +196,8 @@ static pml_status cpu_backward(pml_backend_ctx *b, int s, int64_t mb, pml_err *e
     return status;
 }
 
-/* Frozen from this step on (a scheduled `freeze ... after N steps`). */
-static int frozen_now(const pml_cpu_ctx *p, int q)
-{
-    int64_t from = p->plan->params[q].frozen_from;
-    return from >= 0 && p->step >= from;
-}
+/* Frozen in this step (a scheduled or automatic freeze; set by begin). */
+static int frozen_now(const pml_cpu_ctx *p, int q) { return p->phase.frozen[q]; }
 
 /* A deferred weight gradient: one GEMM over every micro-batch's rows, added to the
  * accumulator. Its operands' per-micro-batch copies lie end to end from micro-batch 0. */

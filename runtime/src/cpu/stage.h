@@ -23,6 +23,7 @@
 #include "backend_ops.h"
 #include "cpu/kernels.h"
 #include "cpu/lower.h"
+#include "plan/phase.h"
 
 extern const pml_backend_ops pml_cpu_backend_ops;
 
@@ -72,6 +73,7 @@ typedef struct pml_cpu_ctx {
     uint8_t *serves;       /* per node: a forward node the output depends on (FWD_SERVE) */
     size_t *bytes;         /* per node: one copy's size */
     float **acc, **m, **v; /* per parameter: summed gradient, optimizer state */
+    pml_phase phase;       /* what is frozen this step, and which backward work runs (plan/phase.h) */
     pml_cpu_stage *stages;
 } pml_cpu_ctx;
 

@@ -297,6 +297,7 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     if (!st) st = build_stages(p, err);
     if (!st) st = find_sends(p, err);
     if (!st) st = make_params(p, err);
+    if (!st) st = pml_phase_init(&p->phase, plan, err);
     /* Constants and ranges never change: computed once. */
     for (int i = 0; !st && i < plan->n_nodes; i++)
         if (constant_node(plan->nodes[i].op)) st = pml_cpu_ctx_run_node(p, i, 0, err);
@@ -325,6 +326,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
     }
     free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
         free(p->deferred), free(p->deferred_node);
+    pml_phase_free(&p->phase);
     free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
         free(p->stages);
     free(p);

@@ -139,6 +139,9 @@ static void read_conf(rd *r, pml_plan *pl)
              (c->labels_path != -1 && (c->labels_path < 0 || c->labels_path >= pl->n_strings)) ||
              (c->teacher_path != -1 && (c->teacher_path < 0 || c->teacher_path >= pl->n_strings)))
         fail(r, PML_ERR_FORMAT, "a data or teacher path index is out of range");
+    else if (c->freeze_every < 0 || !(c->freeze_threshold >= 0 && c->freeze_threshold <= 1e9) ||
+             (c->freeze_every == 0 && c->freeze_threshold != 0))
+        fail(r, PML_ERR_FORMAT, "the automatic freeze's settings are out of range");
 }
 
 static void read_nodes(rd *r, pml_plan *pl, owner *o)
