@@ -122,8 +122,8 @@ static void print_freezes(const pmlc_plan *pl, FILE *out)
         const pmlc_freeze *f = &t->freezes.v[i];
         if (!f->is_auto) continue;
         fprintf(out,
-                "  auto freeze    every %" PRId64 " steps, gradient-change threshold %g (gradient-based; "
-                "planned at run time)\n",
+                "  auto freeze    every %" PRId64 " steps, gradient-change threshold %g (decided at run time: "
+                "a growing frozen prefix of layers)\n",
                 f->every, f->threshold);
     }
 }
