@@ -8,6 +8,7 @@
 #define PMLC_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -25,6 +26,9 @@ typedef struct pmlc_options {
     const char *const *sets; /* "key=value" overrides of train fields (--set) */
     int n_sets;
     const char *model; /* which model to plan; NULL: the file's choice */
+    /* Plan the training phase from this step: a freeze starting at or before it is
+     * planned as static, so automatic placement balances the work left (0: step 0). */
+    int64_t freeze_from;
 } pmlc_options;
 
 /* Output formats of pmlc_session_plan. */

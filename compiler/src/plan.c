@@ -153,7 +153,10 @@ static int stages_needed(const double *cost, int n, double limit)
     return stages;
 }
 
-static int place_auto(pmlc_program *P, coster *c)
+/* The contiguous cut of the units into the graph's stage count with the current costs
+ * (unit_stage[u]); nonzero when there are fewer units that compute than stages, after
+ * reporting it when `report`. */
+static int cut_units(pmlc_program *P, coster *c, int *unit_stage, int report)
 {
     pmlc_graph *g = c->g;
     int S = g->n_stages, U = g->n_units;
@@ -178,6 +181,7 @@ static int place_auto(pmlc_program *P, coster *c)
         hi += ucost[u];
     }
     if (K < S) {
+        if (!report) return 1;
         pmlc_error(DIAG, g->place_loc,
                    "cannot cut model '%s' into %d stages: it has only %d model-level statement%s that compute", g->name,
                    S, K, K == 1 ? "" : "s");
@@ -190,7 +194,6 @@ static int place_auto(pmlc_program *P, coster *c)
         else
             lo = mid;
     }
-    int *unit_stage = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)U);
     int stage = 0, in_stage = 0;
     double acc = 0;
     for (int j = 0; j < K; j++) {
@@ -210,8 +213,34 @@ static int place_auto(pmlc_program *P, coster *c)
         else
             unit_stage[u] = carry;
     }
+    return 0;
+}
+
+static int place_auto(pmlc_program *P, coster *c)
+{
+    pmlc_graph *g = c->g;
+    int *unit_stage = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)(g->n_units ? g->n_units : 1));
+    if (cut_units(P, c, unit_stage, 1)) return 1;
     for (int i = 0; i < g->nodes.n; i++) g->nodes.v[i].stage = unit_stage[g->nodes.v[i].unit];
     return 0;
+}
+
+/* A phase's per-stage cost (forward + backward FLOPs, in `fwd`) if automatic placement
+ * cut again with its costs, as `pmlc train` does at the phase's step (recut.h). */
+static pmlc_stage_cost *recut_costs(pmlc_program *P, coster *c, int n_stages)
+{
+    pmlc_graph *g = c->g;
+    int *unit_stage = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)(g->n_units ? g->n_units : 1));
+    if (cut_units(P, c, unit_stage, 0)) return NULL;
+    pmlc_stage_cost *out = pmlc_arena_alloc(&P->arena, sizeof *out * (size_t)n_stages);
+    memset(out, 0, sizeof *out * (size_t)n_stages);
+    for (int i = 0; i < g->nodes.n; i++) {
+        pmlc_stage_cost *s = &out[unit_stage[g->nodes.v[i].unit]];
+        s->fwd += c->fwd[i];
+        s->bwd_b += c->bwd_b[i];
+        s->bwd_w += c->bwd_w[i];
+    }
+    return out;
 }
 
 static int check_param_stages(pmlc_program *P, pmlc_graph *g)
@@ -357,7 +386,7 @@ static void add_phases(pmlc_program *P, coster *c, pmlc_plan *pl, uint8_t *froze
     qsort(steps, (size_t)n, sizeof *steps, cmp_i64);
     for (int i = 0; i < n; i++) {
         if (i > 0 && steps[i] == steps[i - 1]) continue;
-        pmlc_phase ph = {steps[i], 0, NULL};
+        pmlc_phase ph = {steps[i], 0, NULL, NULL};
         for (int p = 0; p < g->params.n; p++) {
             const ir_param *prm = &g->params.v[p];
             frozen[p] = prm->frozen_from >= 0 && prm->frozen_from <= steps[i];
@@ -366,6 +395,7 @@ static void add_phases(pmlc_program *P, coster *c, pmlc_plan *pl, uint8_t *froze
         cost_nodes(c, frozen);
         ph.stages = pmlc_arena_alloc(&P->arena, sizeof(pmlc_stage_cost) * (size_t)pl->n_stages);
         stage_costs(c, pl->n_stages, ph.stages, frozen);
+        if (i > 0 && g->auto_place && pl->n_stages > 1) ph.recut = recut_costs(P, c, pl->n_stages);
         PMLC_PUSH(&P->arena, pl->phases, ph);
     }
 }

@@ -210,6 +210,15 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
                 fprintf(out, " %s", fmt_flops(tot, b, sizeof b));
             }
             fprintf(out, " (slowest %s)\n", fmt_flops(worst, c, sizeof c));
+            if (!ph->recut) continue;
+            worst = 0;
+            fprintf(out, "  %-27s re-cut (pmlc train):", "");
+            for (int s = 0; s < pl->n_stages; s++) {
+                double tot = ph->recut[s].fwd + ph->recut[s].bwd_b + ph->recut[s].bwd_w;
+                if (tot > worst) worst = tot;
+                fprintf(out, " %s", fmt_flops(tot, b, sizeof b));
+            }
+            fprintf(out, " (slowest %s)\n", fmt_flops(worst, c, sizeof c));
         }
     }
     if (pl->distill) {
@@ -373,7 +382,11 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
             json_cost(out, &ph->stages[s]);
             fputc('}', out);
         }
-        fputs("]}", out);
+        fputc(']', out);
+        for (int s = 0; ph->recut && s < pl->n_stages; s++)
+            fprintf(out, "%s%.17g", s ? ", " : ", \"recut_flops\": [",
+                    ph->recut[s].fwd + ph->recut[s].bwd_b + ph->recut[s].bwd_w);
+        fputs(ph->recut ? "]}" : "}", out);
     }
     fputs("\n  ],\n  \"train\": ", out);
     const pmlc_train *t = pl->train;

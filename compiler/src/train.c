@@ -645,7 +645,8 @@ static void bind_freezes(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
                 if (!pmlc_pattern_match(pat->name, g->params.v[p].name)) continue;
                 hits++;
                 ir_param *prm = &g->params.v[p];
-                if (prm->frozen_from < 0 || f->after < prm->frozen_from) prm->frozen_from = f->after;
+                int64_t after = f->after <= P->opt.freeze_from ? 0 : f->after; /* a later phase's plan */
+                if (prm->frozen_from < 0 || after < prm->frozen_from) prm->frozen_from = (int)after;
             }
             if (hits) continue;
             const char **cands = pmlc_arena_alloc(&P->arena, sizeof(char *) * (size_t)(2 * g->params.n + 1));

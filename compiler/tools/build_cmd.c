@@ -38,7 +38,7 @@ static int compile_bytes(const char *file, const pmlc_options *opt, int gpu, con
 
 /* Whether `file` starts with the plan-file magic. A file that cannot be opened is not
  * a plan: compiling it reports why. */
-static int is_plan_file(const char *file)
+int pmlc_is_plan_file(const char *file)
 {
     FILE *f = fopen(file, "rb");
     if (!f) return 0;
@@ -52,7 +52,7 @@ int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_plan **ou
 {
     *out = NULL;
     pml_err err = {0};
-    if (is_plan_file(file)) return pml_plan_load(file, out, &err) ? pmlc_cli_fail("cannot load the plan", &err) : 0;
+    if (pmlc_is_plan_file(file)) return pml_plan_load(file, out, &err) ? pmlc_cli_fail("cannot load the plan", &err) : 0;
     unsigned char *bytes = NULL;
     size_t len = 0;
     if (compile_bytes(file, opt, 0, NULL, &bytes, &len)) return 1;

@@ -20,5 +20,7 @@ int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out, 
  * opt->diag_out) and returns nonzero on failure; *out is then NULL. The caller frees
  * the plan with pml_plan_free. */
 int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_plan **out);
+/* Whether `file` starts with the plan file's magic bytes. */
+int pmlc_is_plan_file(const char *file);
 
 #endif

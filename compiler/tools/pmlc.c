@@ -287,7 +287,7 @@ static int run(const args *a)
     const char *no_color = getenv("NO_COLOR");
     int use_color =
         !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
-    pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model};
+    pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model, 0};
     if (!strcmp(a->cmd, "build")) return pmlc_build_main(a->files[0], &opt, a->output, a->arch);
     if (!strcmp(a->cmd, "infer")) {
         pmlc_infer_args t = {.file = a->files[0],

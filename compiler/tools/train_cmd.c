@@ -32,6 +32,7 @@
 #include "train/feed.h"
 #include "train/pipeline.h"
 #include "cli_util.h"
+#include "recut.h"
 
 static int make_dir(const char *dir)
 {
@@ -133,6 +134,9 @@ int pmlc_train_main(const pmlc_train_args *a)
 {
     pml_plan *pl = NULL;
     if (pmlc_plan_from_file(a->file, &a->compile, &pl)) return 1;
+    pml_plan *pl0 = pl; /* the feed's; later phases' plans are the recut's */
+    pmlc_recut recut;
+    pmlc_recut_init(&recut, a->file, &a->compile, pl);
     int64_t steps = a->steps >= 0 ? a->steps : pl->conf.steps;
     int rc = 1;
     pml_feed *feed = NULL;
@@ -203,6 +207,10 @@ int pmlc_train_main(const pmlc_train_args *a)
     int64_t every = steps >= 20 ? steps / 20 : 1, bubble_steps = 0;
     for (int64_t s = first; s < steps; s++) {
         pml_step_stats st = {0};
+        if (pmlc_recut_due(&recut, pl, s)) { /* a freeze starts: re-plan the stages (recut.h) */
+            if (tty && !a->quiet) fputc('\n', stderr);
+            if (pmlc_recut_switch(&recut, s, &opts, &pl, &pipe, metrics, a->quiet)) goto out;
+        }
         if (pml_pipeline_step(pipe, &st, &err)) {
             if (tty && !a->quiet) fputc('\n', stderr);
             pmlc_cli_fail("training failed", &err);
@@ -247,6 +255,7 @@ out:
     if (metrics && fclose(metrics)) rc = pmlc_cli_fail("cannot finish the metrics file", NULL);
     pml_pipeline_destroy(pipe);
     pml_feed_destroy(feed);
-    pml_plan_free(pl);
+    pml_plan_free(pl0);
+    pmlc_recut_free(&recut);
     return rc;
 }

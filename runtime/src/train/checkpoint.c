@@ -48,8 +48,14 @@ static const char *optim_name(const pml_plan *plan)
 enum { FILE_MODEL, FILE_OPTIMIZER, FILE_TEACHER };
 #define TEACHER_PREFIX "teacher."
 
-/* The tensors of model.safetensors, optimizer.safetensors or the teacher's file. */
-static pml_status wants_build(const pml_plan *plan, pml_pipeline *p, int file, want_list *l, pml_err *err)
+/* Frozen at step `step` (for good: a freeze never ends), so its optimizer state is never
+ * read again: a checkpoint at that step neither saves nor needs it. */
+static int frozen_by(const pml_plan_param *prm, int64_t step) { return prm->frozen_from >= 0 && prm->frozen_from <= step; }
+
+/* The tensors of model.safetensors, optimizer.safetensors (at step `step`) or the
+ * teacher's file. */
+static pml_status wants_build(const pml_plan *plan, pml_pipeline *p, int file, int64_t step, want_list *l,
+                              pml_err *err)
 {
     static const char *const sfx[3][2] = {{NULL, NULL}, {".momentum_buffer", NULL}, {".exp_avg", ".exp_avg_sq"}};
     int optimizer = file == FILE_OPTIMIZER;
@@ -59,6 +65,7 @@ static pml_status wants_build(const pml_plan *plan, pml_pipeline *p, int file, w
     if (!l->w) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int q = 0; q < plan->n_params; q++) {
         if ((file == FILE_TEACHER) != (plan->params[q].teacher != 0)) continue;
+        if (optimizer && frozen_by(&plan->params[q], step)) continue;
         const char *name = plan->params[q].name + (file == FILE_TEACHER ? strlen(TEACHER_PREFIX) : 0);
         int k0 = optimizer ? 0 : -1, k1 = optimizer ? state : 0;
         for (int k = k0; k < k1; k++) {
@@ -98,16 +105,16 @@ static void shape_str(char *out, size_t cap, int rank, const int64_t *dims)
     if (n < cap) snprintf(out + n, cap - n, "]");
 }
 
-/* Whether `name` is optimizer state of a parameter this plan freezes from step 0: a
- * checkpoint taken before a scheduled freeze holds it, and a run resumed with the freeze
- * made static keeps none for that parameter, so the state is read past, not refused. */
-static int frozen_state(const pml_plan *plan, const char *name)
+/* Whether `name` is optimizer state of a parameter frozen by `step`: a checkpoint
+ * written before that rule holds it, and a run resumed with the freeze made static keeps
+ * none for that parameter, so the state is read past, not refused. */
+static int frozen_state(const pml_plan *plan, const char *name, int64_t step)
 {
     static const char *const sfx[] = {".momentum_buffer", ".exp_avg", ".exp_avg_sq"};
     for (int q = 0; q < plan->n_params; q++) {
         const pml_plan_param *prm = &plan->params[q];
         size_t len = strlen(prm->name);
-        if (prm->teacher || prm->frozen_from != 0 || strncmp(name, prm->name, len)) continue;
+        if (prm->teacher || !frozen_by(prm, step) || strncmp(name, prm->name, len)) continue;
         for (size_t k = 0; k < sizeof sfx / sizeof *sfx; k++)
             if (!strcmp(name + len, sfx[k])) return 1;
     }
@@ -115,9 +122,9 @@ static int frozen_state(const pml_plan *plan, const char *name)
 }
 
 /* Every wanted tensor present, F32, with its plan shape; nothing else in the file but
- * the state of parameters frozen from step 0 (frozen_state). */
+ * the state of parameters frozen by `step` (frozen_state). */
 static pml_status check_tensors(const pml_plan *plan, const pml_st_file *f, const char *path, const want_list *l,
-                                int file, const char *what, pml_err *err)
+                                int file, int64_t step, const char *what, pml_err *err)
 {
     for (int i = 0; i < l->n; i++) {
         const pml_plan_node *n = &plan->nodes[plan->params[l->w[i].param].node];
@@ -145,7 +152,7 @@ static pml_status check_tensors(const pml_plan *plan, const pml_st_file *f, cons
         const char *name = pml_st_tensor_at(f, i)->name;
         int known = 0;
         for (int k = 0; k < l->n && !known; k++) known = !strcmp(name, l->w[k].name);
-        if (!known && file == FILE_OPTIMIZER && frozen_state(plan, name)) {
+        if (!known && file == FILE_OPTIMIZER && frozen_state(plan, name, step)) {
             extra++;
             continue;
         }
@@ -157,14 +164,14 @@ static pml_status check_tensors(const pml_plan *plan, const pml_st_file *f, cons
     return pml_err_set(err, PML_ERR_INTERNAL, "%s: tensor count mismatch", path);
 }
 
-static pml_status open_checked(const pml_plan *plan, pml_pipeline *p, const char *path, int file, pml_st_file **f,
-                               want_list *l, pml_err *err)
+static pml_status open_checked(const pml_plan *plan, pml_pipeline *p, const char *path, int file, int64_t step,
+                               pml_st_file **f, want_list *l, pml_err *err)
 {
     static const char *const what[] = {"parameters", "optimizer state", "teacher's parameters"};
     *f = NULL;
-    pml_status st = wants_build(plan, p, file, l, err);
+    pml_status st = wants_build(plan, p, file, step, l, err);
     if (!st) st = pml_st_open(path, f, err);
-    if (!st) st = check_tensors(plan, *f, path, l, file, what[file], err);
+    if (!st) st = check_tensors(plan, *f, path, l, file, step, what[file], err);
     if (st) {
         pml_st_close(*f);
         *f = NULL;
@@ -217,7 +224,8 @@ static pml_status write_st(const pml_plan *plan, pml_pipeline *p, const char *pa
                            const pml_st_meta *meta, size_t n_meta, pml_err *err)
 {
     want_list l = {0};
-    pml_status st = wants_build(plan, p, optimizer ? FILE_OPTIMIZER : FILE_MODEL, &l, err);
+    pml_status st =
+        wants_build(plan, p, optimizer ? FILE_OPTIMIZER : FILE_MODEL, pml_pipeline_steps_done(p), &l, err);
     if (st) return st;
     pml_st_tensor *ts = calloc((size_t)l.n + 1, sizeof *ts);
     if (!ts) {
@@ -422,7 +430,7 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
     if (!st) {
         snprintf(mpath, cap, "%s/model.safetensors", dir);
         snprintf(opath, cap, "%s/optimizer.safetensors", dir);
-        st = open_checked(plan, p, mpath, FILE_MODEL, &mf, &ml, err);
+        st = open_checked(plan, p, mpath, FILE_MODEL, info.step, &mf, &ml, err);
     }
     if (!st) st = check_step_meta(mf, mpath, info.step, err);
     if (!st) {
@@ -433,7 +441,7 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
             st = pml_err_set(err, PML_ERR_FORMAT, "%s: pml_model is '%.32s', this model's fingerprint is %s", mpath,
                              v ? v : "(none)", fp);
     }
-    if (!st) st = open_checked(plan, p, opath, FILE_OPTIMIZER, &of, &ol, err);
+    if (!st) st = open_checked(plan, p, opath, FILE_OPTIMIZER, info.step, &of, &ol, err);
     if (!st) st = check_step_meta(of, opath, info.step, err);
     if (!st) {
         const char *v = pml_st_metadata(of, "pml_optimizer");
@@ -460,7 +468,7 @@ static pml_status load_file(const pml_plan *plan, pml_pipeline *p, const char *p
 {
     pml_st_file *f = NULL;
     want_list l = {0};
-    pml_status st = open_checked(plan, p, path, file, &f, &l, err);
+    pml_status st = open_checked(plan, p, path, file, 0, &f, &l, err);
     if (!st) copy_in(p, f, &l);
     pml_st_close(f);
     wants_free(&l);

@@ -6,7 +6,8 @@
  *                          so a student's checkpoint is an ordinary model file of it);
  *                          metadata: format "pt", pml_step (steps taken), pml_model (the
  *                          plan's fingerprint, below).
- *   optimizer.safetensors  the optimizer state, F32: per trained parameter NAME,
+ *   optimizer.safetensors  the optimizer state, F32: per parameter NAME trained at the
+ *                          checkpoint's step (not frozen by then: a freeze is for good),
  *                          "NAME.exp_avg" and "NAME.exp_avg_sq" for AdamW, or
  *                          "NAME.momentum_buffer" for SGD with momentum (plain SGD keeps
  *                          none and the file holds no tensors); metadata: pml_optimizer
@@ -34,9 +35,9 @@
  * Loading validates everything before changing the pipeline: the files parse
  * (safetensors.h is strict), every plan parameter is present as F32 with its plan
  * shape (a mismatch names the tensor and both shapes), no tensor is unknown (the first
- * is named), the optimizer file holds exactly the state the plan's optimizer keeps (and
- * may hold state of parameters the plan freezes from step 0, which is ignored: a run
- * resumed with a scheduled freeze made static), and
+ * is named), the optimizer file holds exactly the state the plan's optimizer keeps for
+ * the parameters trained at the checkpoint's step (state of parameters frozen by then is
+ * ignored: a run resumed with a scheduled freeze made static, or re-cut, keeps none), and
  * the step counts of the three files agree. Errors are PML_ERR_FORMAT (PML_ERR_IO when a
  * file cannot be read) with "PATH: what is wrong".
  *

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Re-cutting the pipeline at a scheduled freeze keeps every weight and the loss
+trajectory. A residual MLP on 3 automatically placed stages, with `freeze stem,
+layers.[0-1].* after 3 steps`, trains 7 steps from weights W0 twice:
+  A  `pmlc train FILE`: at step 3 the program is planned again for the phase and the
+     stages re-cut (compiler/tools/recut.h);
+  B  `pmlc train PLAN` of the plan file: the stages keep the step-0 cut and the
+     runtime only stops the frozen work (runtime/src/plan/phase.h).
+Checked: A logged a re-cut at step 3 that moved at least one layer to another stage,
+and matches `pmlc plan`'s phase ("re-cut", `recut_flops`); A and B have bit-for-bit
+the same final weights and the same loss at every step (so the switch loses nothing
+and re-initialises nothing); A resumed from its step-5 checkpoint starts in the
+re-cut phase and ends with the same weights. Usage: recut_test.py PMLC WORK"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
+from parity_lib import load_safetensors  # noqa: E402  (exits 77 without numpy/torch)
+import numpy as np  # noqa: E402
+
+pmlc, work = sys.argv[1:3]
+shutil.rmtree(work, ignore_errors=True)
+os.makedirs(work)
+failures = []
+
+MODEL = """\
+import "nn"
+fn residual(x, hidden) { return x + mlp(layernorm(x) as norm, hidden) as mlp }
+model deep(x: f32[B, 32]) -> f32[B, 4] {
+    place = auto(stages = 3)
+    h = gelu(linear(x, 48) as stem)
+    repeat 4 { h = residual(h, 96) as layers }
+    return linear(layernorm(h) as norm, 4) as head
+}
+train deep {
+    data = classes(features = 32, classes = 4)
+    loss = cross_entropy
+    optimizer = adamw(lr = 0.01)
+    batch = 64, microbatches = 4
+    steps = 7
+    checkpoint_every = 5
+    freeze stem, layers.[0-1].* after 3 steps
+}
+"""
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(*args):
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        sys.exit(f"{' '.join(args)} failed:\n{r.stderr}")
+    return r.stdout + r.stderr
+
+
+def train(what, out, *extra):
+    metrics = out + ".jsonl"
+    log = run(pmlc, "train", what, "--out", out, "--metrics", metrics, *extra)
+    records = [json.loads(line) for line in open(metrics)]
+    return load_safetensors(os.path.join(out, "model.safetensors")), records, log
+
+
+src = os.path.join(work, "deep.pml")
+with open(src, "w") as f:
+    f.write(MODEL)
+plan_file = os.path.join(work, "deep.plan")
+run(pmlc, "build", src, "-o", plan_file, "--arch", "none")
+run(pmlc, "train", src, "--steps", "0", "--quiet", "--out", os.path.join(work, "w0"))
+init = os.path.join(work, "w0", "model.safetensors")
+
+a, rec_a, log_a = train(src, os.path.join(work, "a"), "--init", init)
+b, rec_b, _ = train(plan_file, os.path.join(work, "b"), "--init", init, "--quiet")
+
+plan = json.loads(run(pmlc, "plan", "--json", src))
+before = {p["name"]: p["stage"] for p in plan["parameters"]}
+recuts = [r for r in rec_a if "recut_at_step" in r]
+check(len(recuts) == 1 and recuts[0]["recut_at_step"] == 3, f"expected one re-cut at step 3, got {recuts}")
+check(not any("recut_at_step" in r for r in rec_b), "a plan file's run re-cut its stages")
+if recuts:
+    after = recuts[0]["param_stages"]
+    moved = sorted({n.rsplit(".", 1)[0] for n in after if after[n] != before[n]})
+    print("moved to another stage at step 3:", ", ".join(moved) or "nothing")
+    check(bool(moved), "the re-cut moved no layer")
+check("stages re-cut" in log_a, "the progress output does not say the stages were re-cut")
+phase = [p for p in plan["phases"] if p["from_step"] == 3]
+check(len(phase) == 1 and len(phase[0].get("recut_flops", [])) == 3, "the plan shows no re-cut for the phase")
+if phase and "recut_flops" in phase[0]:
+    old = max(s["fwd_flops"] + s["bwd_flops"] for s in phase[0]["stages"])
+    check(max(phase[0]["recut_flops"]) < old, "the re-cut does not lower the slowest stage")
+
+same = [n for n in a if np.array_equal(a[n], b[n])]
+print(f"re-cut vs in place: {len(same)}/{len(a)} parameters bit-for-bit equal")
+check(len(same) == len(a), "re-cut and in-place runs end with different weights")
+loss_a = {r["step"]: r["loss"] for r in rec_a if "step" in r}
+loss_b = {r["step"]: r["loss"] for r in rec_b if "step" in r}
+check(loss_a == loss_b and len(loss_a) == 7, f"loss trajectories differ:\n{loss_a}\n{loss_b}")
+
+c, rec_c, _ = train(src, os.path.join(work, "c"), "--resume", os.path.join(work, "a", "step-000005"))
+check([r.get("recut_at_step") for r in rec_c if "recut_at_step" in r] == [5], "a resume past the freeze did not re-cut")
+check(all(np.array_equal(a[n], c[n]) for n in a), "resuming in the re-cut phase changed the result")
+
+print(f"freeze recut: {len(failures)} failed")
+sys.exit(1 if failures else 0)
