@@ -133,14 +133,7 @@ static pml_status cpu_begin(pml_backend_ctx *b, int64_t step, int train, pml_err
     const pml_plan *pl = p->plan;
     p->version++; /* parameters may have changed: invariants are recomputed */
     p->step = step;
-    if (train && pml_phase_auto_due(&p->phase, pl, step)) { /* `freeze auto`: judged on the last step's gradients */
-        for (int q = 0; q < pl->n_params; q++)
-            p->phase.sq[q] = p->acc[q] ? pml_optim_sum_squares(p->acc[q], (size_t)pl->nodes[pl->params[q].node].numel) /
-                                             (double)(p->M * p->M)
-                                       : 0;
-        pml_phase_auto(&p->phase, pl);
-    }
-    if (train) pml_phase_at(&p->phase, pl, step); /* a freeze from this step removes backward work */
+    if (train) pml_phase_begin(&p->phase, pl, step, p->acc); /* a freeze from this step removes backward work */
     if (train)
         for (int q = 0; q < pl->n_params; q++)
             if (p->acc[q]) memset(p->acc[q], 0, sizeof(float) * (size_t)pl->nodes[pl->params[q].node].numel);

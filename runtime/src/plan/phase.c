@@ -94,6 +94,21 @@ int pml_phase_at(pml_phase *ph, const pml_plan *pl, int64_t step)
     return changed;
 }
 
+void pml_phase_begin(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc)
+{
+    if (pml_phase_auto_due(ph, pl, step)) {
+        double m2 = (double)pl->conf.microbatches * (double)pl->conf.microbatches; /* acc / M is the mean */
+        for (int q = 0; q < pl->n_params; q++) {
+            double sq = 0;
+            for (int64_t i = 0; acc[q] && i < pl->nodes[pl->params[q].node].numel; i++)
+                sq += (double)acc[q][i] * acc[q][i];
+            ph->sq[q] = sq / m2;
+        }
+        pml_phase_auto(ph, pl);
+    }
+    pml_phase_at(ph, pl, step);
+}
+
 int pml_phase_auto_due(const pml_phase *ph, const pml_plan *pl, int64_t step)
 {
     int64_t k = pl->conf.freeze_every;

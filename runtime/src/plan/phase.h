@@ -70,6 +70,11 @@ int pml_phase_auto_due(const pml_phase *ph, const pml_plan *pl, int64_t step);
  * applies them). Returns the number of layers it froze. */
 int pml_phase_auto(pml_phase *ph, const pml_plan *pl);
 
+/* What a backend's begin calls before a training step, while `acc` (per parameter, NULL
+ * or its gradient summed over the micro-batches, in host memory) still holds the step
+ * before's gradients: the automatic freeze's check when due, then pml_phase_at. */
+void pml_phase_begin(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc);
+
 /* Whether a unit of work runs: node n (n >= 0) or plan kernel -(n + 1). */
 static inline int pml_phase_runs(const pml_phase *ph, const pml_plan *pl, int n)
 {
