@@ -74,14 +74,16 @@ def step_ms(path):
     rows = [json.loads(l) for l in open(path)]
     return [r["step_ms"] for r in rows if "step_ms" in r]
 base_flops = flops(0)
-med = {}
+med, runs = {}, {}
 for f in (0, 25, 50, 75):
-    med[f] = statistics.median(statistics.median(step_ms(f"{tmp}/f{f}.{r}.jsonl")[1:]) for r in range(1, reps + 1))
-print("| frozen | flops/step (M) | predicted speed-up | step (ms, median) | measured speed-up | measured / predicted |")
+    runs[f] = [statistics.median(step_ms(f"{tmp}/f{f}.{r}.jsonl")[1:]) for r in range(1, reps + 1)]
+    med[f] = statistics.median(runs[f])
+print("| frozen | flops/step (M) | predicted speed-up | step (ms, median; runs' range) | measured speed-up | measured / predicted |")
 print("|---:|---:|---:|---:|---:|---:|")
 for f in (0, 25, 50, 75):
     pred, meas = base_flops / flops(f), med[0] / med[f]
-    print(f"| {f}% | {flops(f) * 4 / 1e6:.0f} | {pred:.2f}x | {med[f]:.1f} | {meas:.2f}x | {100 * meas / pred:.0f}% |")
+    print(f"| {f}% | {flops(f) * 4 / 1e6:.0f} | {pred:.2f}x | {med[f]:.1f} ({min(runs[f]):.0f}-{max(runs[f]):.0f}) "
+          f"| {meas:.2f}x | {100 * meas / pred:.0f}% |")
 ms = step_ms(f"{tmp}/sched.jsonl")
 print()
 print("| scheduled run, phase | steps | step (ms, median) | static run of that fraction (ms) |")
