@@ -8,7 +8,9 @@
 # from the start; layers 3-6 join them after 500 steps. Frozen parameters get no
 # gradient and no optimizer state, and a frozen prefix of the model needs no
 # backward pass at all: the automatic cut gives stage 0 the frozen prefix plus one
-# trained layer, and the plan's phases show the work each stage has left later.
+# trained layer, and the plan's phases show the work each stage has left later and,
+# since `pmlc train` cuts the stages again when the second freeze starts, the cost of
+# each stage after that re-cut.
 
 import "nn"
 

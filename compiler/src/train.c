@@ -370,7 +370,7 @@ static int read_freeze(pmlc_program *P, pmlc_train *t, const ast *it)
         f.is_auto = 1;
         for (int i = 0; i < t->freezes.n; i++)
             if (t->freezes.v[i].is_auto) {
-                pmlc_error(DIAG, c->name_loc, "a train block has one 'freeze auto(...)'");
+                pmlc_error(DIAG, c->name_loc, "a train block takes at most one 'freeze auto(...)'");
                 pmlc_note(DIAG, t->freezes.v[i].loc, "the first is here");
                 return 1;
             }

@@ -176,6 +176,9 @@ int pmlc_train_main(const pmlc_train_args *a)
             goto out;
         }
         opts.seed = resume.seed;
+        if (pl->conf.freeze_every > 0 && !a->quiet)
+            fprintf(stderr, "pmlc: note: 'freeze auto' starts its checks afresh after a resume: the layers it froze "
+                            "before train again until a check freezes them\n");
     }
     if (pml_pipeline_create(pl, &opts, &pipe, &err)) {
         pmlc_cli_fail("cannot set up training", &err);

@@ -21,7 +21,9 @@
  * seed and the step are the data cursor and the RNG state together; the learning rate
  * and the optimizer's step count (AdamW's bias correction) follow from the step too.
  * Resuming at step N with the same plan and seed therefore continues bit for bit as the
- * uninterrupted run would have.
+ * uninterrupted run would have, with one exception: `freeze auto`'s state (the layers it
+ * froze, the gradient norms of its last check; plan/phase.h) is not saved yet, so a
+ * resumed run starts its checks afresh.
  *
  * The fingerprint is FNV-1a (64 bits, 16 hex digits) over every saved parameter's name,
  * rank and dims in plan order: a checkpoint of another model (or another shape of this one)
