@@ -31,6 +31,12 @@ void pml_cpu_gemm_ref_f32(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, c
 void pml_cpu_gemm_ref_f64(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const double *a, int64_t lda,
                           const double *b, int64_t ldb, double *c, int64_t ldc, int threads);
 
+/* Before a run whose GEMMs use `threads` each: sets the library's thread count now
+ * and, with one thread, stops OpenBLAS's idle helper threads from polling for work
+ * while the run's own threads compute. Process-wide like the thread count: a run
+ * with more threads per GEMM in the same process restarts them. */
+void pml_cpu_gemm_setup(int threads);
+
 /* "openblas", "blis" or "none": the library pml_cpu_gemm_* uses. */
 const char *pml_cpu_blas_name(void);
 

@@ -25,6 +25,11 @@
 #if defined(PML_BLAS_BLIS)
 void bli_thread_set_num_threads(dim_t n_threads);
 #endif
+#if defined(PML_BLAS_OPENBLAS)
+/* Not in cblas.h: the pthread server's shutdown (its fork handler). Weak, so a build
+ * whose OpenBLAS lacks it (the OpenMP or serial variant) links and skips the parking. */
+int blas_thread_shutdown_(void) __attribute__((weak));
+#endif
 
 const char *pml_cpu_blas_name(void)
 {
@@ -51,6 +56,20 @@ static void blas_threads(int threads)
 #endif
 }
 
+/* OpenBLAS's helper threads start with the library and poll for work with sched_yield
+ * for about 2^28 cycles before they sleep, and again after every threaded call. On two
+ * cores that polling took a core from the stages for the first ~0.15 s of a run: MLP
+ * steps 2-8 took 14-16 ms against 9 ms after (docs/perf.md). With one thread per call
+ * they have nothing to do, so they are stopped once; a later threaded call restarts
+ * them (OpenBLAS starts its server on demand). */
+static void park_helpers(void)
+{
+#if defined(PML_BLAS_OPENBLAS)
+    static atomic_flag parked = ATOMIC_FLAG_INIT;
+    if (blas_thread_shutdown_ && !atomic_flag_test_and_set(&parked)) blas_thread_shutdown_();
+#endif
+}
+
 static int fits_blas(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc)
 {
     return m > 0 && n > 0 && k > 0 && m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX &&
@@ -59,6 +78,16 @@ static int fits_blas(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, int64_
 
 static enum CBLAS_TRANSPOSE trans(int t) { return t ? CblasTrans : CblasNoTrans; }
 #endif
+
+void pml_cpu_gemm_setup(int threads)
+{
+#if HAVE_BLAS
+    blas_threads(threads);
+    if (threads <= 1) park_helpers();
+#else
+    (void)threads;
+#endif
+}
 
 void pml_cpu_gemm_f32(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                       int64_t ldb, float *c, int64_t ldc, int threads)

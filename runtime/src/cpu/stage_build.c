@@ -4,9 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/gemm.h"
 #include "cpu/stage.h"
 #include "train/optim.h"
 #include "train/transport.h"
+
+/* Memory a step reads or writes: zeroed now, so that its pages are faulted in at create
+ * and not one by one in the first step (m and v, calloc's untouched zero pages, also
+ * took a copy-on-write fault with a TLB shootdown at the first update). */
+static void *alloc_touched(size_t bytes)
+{
+    void *x = malloc(bytes);
+    if (x) memset(x, 0, bytes);
+    return x;
+}
 
 static int constant_node(uint16_t op) { return op == PML_OP_CONST || op == PML_OP_ARANGE; }
 
@@ -163,7 +174,7 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
         p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4;                      /* f32 and i32 alike */
         if (low[i].alias != i || !low[i].run || lives_in_scratch(p, i)) continue; /* no buffer of its own */
         size_t total = p->bytes[i] * (p->per_mb[i] ? (size_t)p->M : 1);
-        p->buf[i] = malloc(total);
+        p->buf[i] = alloc_touched(total);
         if (!p->buf[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the activations (%zu bytes)", total);
     }
     return PML_OK;
@@ -207,7 +218,7 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
     }
     for (int s = 0; s < p->S; s++) {
         pml_cpu_stage *st = &p->stages[s];
-        st->scratch = st->scratch_bytes ? malloc(st->scratch_bytes) : NULL;
+        st->scratch = st->scratch_bytes ? alloc_touched(st->scratch_bytes) : NULL;
         if (st->scratch_bytes && !st->scratch) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     }
     /* The forward nodes the output depends on: inputs come before their users. */
@@ -269,9 +280,9 @@ static pml_status make_params(pml_cpu_ctx *p, pml_err *err)
         const pml_plan_node *n = &plan->nodes[prm->node];
         if (!prm->teacher) pml_param_init(prm, n->rank, n->dims, n->numel, p->conf.seed, (float *)p->buf[prm->node]);
         if (prm->grad < 0) continue;
-        p->acc[q] = calloc((size_t)n->numel + 1, sizeof(float));
-        if (state >= 1) p->m[q] = calloc((size_t)n->numel + 1, sizeof(float));
-        if (state >= 2) p->v[q] = calloc((size_t)n->numel + 1, sizeof(float));
+        p->acc[q] = alloc_touched(((size_t)n->numel + 1) * sizeof(float));
+        if (state >= 1) p->m[q] = alloc_touched(((size_t)n->numel + 1) * sizeof(float));
+        if (state >= 2) p->v[q] = alloc_touched(((size_t)n->numel + 1) * sizeof(float));
         if (!p->acc[q] || (state >= 1 && !p->m[q]) || (state >= 2 && !p->v[q]))
             return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the optimizer state");
     }
@@ -293,6 +304,7 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     p->S = (int)plan->conf.stages;
     p->M = plan->conf.microbatches;
     p->threads = p->conf.threads / p->S > 1 ? p->conf.threads / p->S : 1;
+    pml_cpu_gemm_setup(p->threads);
     pml_status st = plan_memory(p, err);
     if (!st) st = build_stages(p, err);
     if (!st) st = find_sends(p, err);
