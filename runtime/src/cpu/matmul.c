@@ -3,7 +3,7 @@
  * two axes (c->trans) and the product possibly added to out (c->accumulate). One GEMM
  * per output matrix, a and b found through broadcast batch strides; when b has no
  * batch (a linear layer, [B, T, C] x [C, D]) and a is not transposed, the batch folds
- * into m and it is one GEMM. */
+ * into m and it is one GEMM, which reads c->packed_b when the caller packed b. */
 #include "cpu.h"
 #include "gemm.h"
 
@@ -63,7 +63,10 @@ pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
                              bc, (double *)o->data + (C), n, c->threads);                                       \
     } while (0)
     if (batch_b == 1 && batch_a == batches && !ta) { /* b is one matrix: fold the batch into m */
-        GEMM(batches * m, 0, 0, 0);
+        if (c->packed_b && t == PML_F32)
+            pml_cpu_gemm_packed_f32(op.acc, batches * m, n, k, a->data, ac, c->packed_b, o->data, n);
+        else
+            GEMM(batches * m, 0, 0, 0);
         return PML_OK;
     }
     pml_cpu_iter it;

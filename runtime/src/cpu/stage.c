@@ -3,6 +3,7 @@
  * deferred weight-gradient GEMMs and the optimizer update, and the backend table. */
 #include <string.h>
 
+#include "cpu/gemm.h"
 #include "cpu/stage.h"
 #include "rng.h"
 #include "train/optim.h"
@@ -60,11 +61,27 @@ static pml_status make_call(const pml_cpu_ctx *p, int n, int64_t mb, pml_op_call
     return PML_OK;
 }
 
+/* Node n's packed right operand (cpu/gemm.h), packed again when the parameters have
+ * changed since; NULL when n does not read one. Only n's stage runs n, so no lock. */
+static const float *packed_operand(pml_cpu_ctx *p, int n, const pml_op_call *c)
+{
+    if (!p->packed[n]) return NULL;
+    if (p->packed_at[n] != p->version) {
+        const pml_view *b = &c->in[1];
+        int tb = c->trans[1] != 0;
+        int64_t rows = b->dims[0], cols = b->dims[1];
+        pml_cpu_gemm_pack_b(tb, tb ? cols : rows, tb ? rows : cols, b->data, cols, p->packed[n]);
+        p->packed_at[n] = p->version;
+    }
+    return p->packed[n];
+}
+
 pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
 {
     pml_view in[64];
     pml_op_call c;
     pml_status st = make_call(p, n, mb, &c, in, 64, err);
+    if (!st) c.packed_b = packed_operand(p, n, &c);
     return st ? st : pml_cpu_run(&c, err);
 }
 

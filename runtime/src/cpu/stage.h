@@ -7,7 +7,9 @@
  * other kernels run node by node. A weight gradient made by a matmul is added to its
  * accumulator by the GEMM; when it is x^T dy of values kept for every micro-batch, that
  * GEMM is deferred to the step's end (grad_sq) and runs once over all micro-batches'
- * rows (the plan tags it weight-gradient work, which nothing waits on).
+ * rows (the plan tags it weight-gradient work, which nothing waits on). A matmul by a
+ * weight reads the weight packed once per step (cpu/gemm.h, gemm_packed.c) where the
+ * CPU has AVX-512, instead of the BLAS re-packing it for every micro-batch.
  *
  * Memory: a tensor gets one buffer per micro-batch only when it must outlive the
  * micro-batch's pass on its stage (read by the backward pass or by another stage);
@@ -70,6 +72,11 @@ typedef struct pml_cpu_ctx {
      * step (or per evaluation), when computed_at[n] falls behind `version`. */
     uint8_t *invariant;
     int64_t *computed_at, version;
+    /* Per matmul node whose right operand is invariant (a weight): that operand packed
+     * for the small-row GEMM (cpu/gemm.h), repacked when packed_at falls behind
+     * `version`; NULL for other nodes. */
+    float **packed;
+    int64_t *packed_at;
     uint8_t *serves;       /* per node: a forward node the output depends on (FWD_SERVE) */
     size_t *bytes;         /* per node: one copy's size */
     float **acc, **m, **v; /* per parameter: summed gradient, optimizer state */

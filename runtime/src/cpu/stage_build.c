@@ -125,6 +125,33 @@ static pml_status choose_direct(pml_cpu_ctx *p, pml_err *err)
     return PML_OK;
 }
 
+/* Which matmuls read their right operand packed (cpu/gemm.h): f32 products by a 2-D
+ * invariant operand (a weight) with a not transposed, run per micro-batch, at least
+ * PACK_MIN_N columns wide (narrower ones waste most of a packed panel: a 10-column head
+ * ran at a third of OpenBLAS's speed). Needs the lowering and invariance. */
+enum { PACK_MIN_N = 128 };
+
+static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    p->packed = calloc((size_t)pl->n_nodes + 1, sizeof *p->packed);
+    p->packed_at = calloc((size_t)pl->n_nodes + 1, sizeof *p->packed_at);
+    if (!p->packed || !p->packed_at) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!pml_cpu_gemm_packed_available()) return PML_OK;
+    for (int i = 0; i < pl->n_nodes; i++) {
+        const pml_cpu_node *l = &p->low[i];
+        p->packed_at[i] = -1;
+        if (!l->run || l->op != PML_OP_MATMUL || l->trans[0] || p->invariant[i] || p->deferred_node[i]) continue;
+        const pml_plan_node *b = &pl->nodes[l->in[1]];
+        if (!p->invariant[l->in[1]] || b->rank != 2 || b->dtype == PML_I32) continue;
+        int64_t k = l->trans[1] ? b->dims[1] : b->dims[0], n = l->trans[1] ? b->dims[0] : b->dims[1];
+        if (n < PACK_MIN_N) continue;
+        p->packed[i] = alloc_touched(sizeof(float) * pml_cpu_gemm_packed_floats(k, n));
+        if (!p->packed[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for a packed weight");
+    }
+    return PML_OK;
+}
+
 static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -150,6 +177,7 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
         p->computed_at[i] = -1;
     }
     st = choose_direct(p, err);
+    if (!st) st = choose_packed(p, err);
     if (st) return st;
     /* A value outlives its micro-batch's pass when the backward pass or another stage
      * reads it, as the lowered graph reads it: through aliases, which share the buffer of
@@ -326,6 +354,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     if (!p) return;
     for (int i = 0; p->buf && i < p->plan->n_nodes; i++) free(p->buf[i]);
+    for (int i = 0; p->packed && i < p->plan->n_nodes; i++) free(p->packed[i]);
     for (int q = 0; q < p->plan->n_params; q++) {
         if (p->acc) free(p->acc[q]);
         if (p->m) free(p->m[q]);
@@ -337,7 +366,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         free(st->gops), free(st->gin), free(st->scratch);
     }
     free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
-        free(p->deferred), free(p->deferred_node);
+        free(p->deferred), free(p->deferred_node), free(p->packed), free(p->packed_at);
     pml_phase_free(&p->phase);
     free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
         free(p->stages);

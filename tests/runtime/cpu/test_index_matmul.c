@@ -206,6 +206,72 @@ void test_matmul_blas_matches_c_gemm(void)
         }
 }
 
+/* The packed-weight GEMM (gemm_packed.c) against the C GEMM, with B transposed or
+ * not, overwriting and accumulating, on micro-batch shapes, odd widths and row counts
+ * (remainder tiles and partial panels); and the bits of a row do not depend on how
+ * many rows share the call (micro-batches give what one batch gives). */
+void test_matmul_packed_matches_c_gemm(void)
+{
+    if (!pml_cpu_gemm_packed_available()) {
+        printf("no AVX-512F: the packed GEMM is not used here\n");
+        return;
+    }
+    static const int64_t shapes[][3] = {{32, 784, 512}, {32, 512, 128}, {37, 300, 131}, {1, 1, 1}, {13, 17, 33}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int form = 0; form < 4; form++) {
+            pml_cpu_gemm_op op = {0, form & 1, (form >> 1) & 1};
+            int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+            int64_t lda = k + 3, br = op.tb ? n : k, ldb = (op.tb ? k : n) + 1;
+            float *a, *b, *c1, *c2;
+            double *da, *db, *d1, *d2;
+            rand_mat(m, lda, &a, &da);
+            rand_mat(br, ldb, &b, &db);
+            rand_mat(m, n, &c1, &d1);
+            rand_mat(m, n, &c2, &d2);
+            memcpy(c2, c1, sizeof(float) * (size_t)(m * n));
+            float *packed = malloc(sizeof(float) * pml_cpu_gemm_packed_floats(k, n));
+            pml_cpu_gemm_pack_b(op.tb, k, n, b, ldb, packed);
+            pml_cpu_gemm_packed_f32(op.acc, m, n, k, a, lda, packed, c1, n);
+            pml_cpu_gemm_ref_f32(op, m, n, k, a, lda, b, ldb, c2, n, 1);
+            int64_t bad = 0;
+            for (int64_t i = 0; i < m * n; i++)
+                if (!(fabs((double)c1[i] - c2[i]) <= 1e-5 * (double)k + 1e-5 * fabs((double)c2[i]))) bad++;
+            if (!op.acc && m > 1) { /* the last row alone: the same bits as among the others */
+                float *row = malloc(sizeof(float) * (size_t)n);
+                pml_cpu_gemm_packed_f32(0, 1, n, k, a + (m - 1) * lda, lda, packed, row, n);
+                bad += memcmp(row, c1 + (m - 1) * n, sizeof(float) * (size_t)n) != 0;
+                free(row);
+            }
+            TCHECK(bad == 0, "packed gemm %lldx%lldx%lld tb %d acc %d: %lld elements differ", (long long)m,
+                   (long long)k, (long long)n, op.tb, op.acc, (long long)bad);
+            free(a), free(b), free(c1), free(c2), free(da), free(db), free(d1), free(d2), free(packed);
+        }
+}
+
+/* After a one-thread setup has stopped OpenBLAS's helper threads, a two-thread GEMM
+ * still runs (the library restarts them) and gives the C GEMM's result. */
+void test_gemm_threads_resume_after_setup(void)
+{
+    pml_cpu_gemm_setup(1);
+    int64_t m = 512, k = 256, n = 512;
+    float *a, *b, *c1, *c2;
+    double *da, *db, *d1, *d2;
+    rand_mat(m, k, &a, &da);
+    rand_mat(k, n, &b, &db);
+    rand_mat(m, n, &c1, &d1);
+    rand_mat(m, n, &c2, &d2);
+    pml_cpu_gemm_op op = {0, 0, 0};
+    pml_cpu_gemm_f32(op, m, n, k, a, k, b, n, c1, n, 1);
+    pml_cpu_gemm_setup(2);
+    pml_cpu_gemm_f32(op, m, n, k, a, k, b, n, c1, n, 2);
+    pml_cpu_gemm_ref_f32(op, m, n, k, a, k, b, n, c2, n, 1);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < m * n; i++)
+        if (!(fabs((double)c1[i] - c2[i]) <= 1e-5 * (double)k + 1e-5 * fabs((double)c2[i]))) bad++;
+    TCHECK(bad == 0, "%s gemm with 2 threads after parking: %lld elements differ", pml_cpu_blas_name(), (long long)bad);
+    free(a), free(b), free(c1), free(c2), free(da), free(db), free(d1), free(d2);
+}
+
 /* The C GEMM's transposed and accumulating forms against plain index arithmetic (the
  * BLAS test above compares the two implementations; this pins down what both mean). */
 void test_c_gemm_transposes_and_accumulates(void)

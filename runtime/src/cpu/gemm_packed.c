@@ -1,0 +1,119 @@
+/* gemm_packed.c — C = A op(B) (or C += it) with op(B) packed once and reused: a
+ * weight multiplied by one micro-batch's rows at a time (see gemm.h).
+ *
+ * Why: a BLAS packs both operands on every call. For a micro-batch of 32 rows times a
+ * 784 x 512 weight, OpenBLAS re-packed the whole weight for 32 rows of work, a third
+ * of those GEMMs' time (docs/perf.md). A weight changes only at the update, so the
+ * executor packs it once per step and every micro-batch's product reads the panels.
+ *
+ * Layout: panel j holds columns [j NR, j NR + NR) of op(B) as k rows of NR floats,
+ * zero beyond column n. The kernel keeps an MR x NR tile of C in AVX-512 registers
+ * and runs over k in blocks of KC (a block of a panel stays in L1); between blocks the
+ * tile goes through C unchanged, so every C element is one FMA chain over k in order
+ * (starting from C with `acc`, from 0 without). That chain does not depend on m or on
+ * which rows share a call: splitting a batch into micro-batches gives the same bits.
+ *
+ * Only on x86-64 CPUs with AVX-512F (checked at run time); elsewhere
+ * pml_cpu_gemm_packed_available() is 0 and callers use pml_cpu_gemm_f32. */
+#include "gemm.h"
+
+#include <string.h>
+
+enum { NR = 32, MR = 8, KC = 256 };
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_KERNEL 1
+#define AVX512 __attribute__((target("avx512f")))
+#else
+#define HAVE_KERNEL 0
+#endif
+
+int pml_cpu_gemm_packed_available(void)
+{
+#if HAVE_KERNEL
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+size_t pml_cpu_gemm_packed_floats(int64_t k, int64_t n) { return (size_t)((n + NR - 1) / NR) * NR * (size_t)k; }
+
+void pml_cpu_gemm_pack_b(int tb, int64_t k, int64_t n, const float *b, int64_t ldb, float *packed)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += NR) {
+        float *panel = packed + j0 * k; /* panels are k x NR: panel j starts at j NR k */
+        int64_t w = n - j0 < NR ? n - j0 : NR;
+        if (w < NR) memset(panel, 0, sizeof(float) * NR * (size_t)k);
+        if (tb) /* op(B)[p][j] = b[j][p]: a transpose, in blocks of 16 rows of the panel */
+            for (int64_t p0 = 0; p0 < k; p0 += 16)
+                for (int64_t c = 0; c < w; c++)
+                    for (int64_t p = p0; p < p0 + 16 && p < k; p++) panel[p * NR + c] = b[(j0 + c) * ldb + p];
+        else
+            for (int64_t p = 0; p < k; p++) memcpy(panel + p * NR, b + p * ldb + j0, sizeof(float) * (size_t)w);
+    }
+}
+
+#if HAVE_KERNEL
+/* Rows [0, mr) (mr a constant after inlining) of a C tile of w <= NR columns, over k
+ * rows [p0, p1) of the panel: starts from 0 when `fresh`, else from C. */
+AVX512 static inline __attribute__((always_inline)) void tile(int mr, int64_t p0, int64_t p1, const float *a,
+                                                              int64_t lda, const float *panel, float *c, int64_t ldc,
+                                                              int64_t w, int fresh)
+{
+    __mmask16 m0 = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
+    __mmask16 m1 = w >= 32 ? 0xFFFF : w > 16 ? (__mmask16)((1u << (w - 16)) - 1) : 0;
+    __m512 c0[MR], c1[MR]; /* registers once the loops over i are unrolled */
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        c0[i] = fresh ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m0, c + i * ldc);
+        c1[i] = fresh ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
+    }
+    for (int64_t p = p0; p < p1; p++) {
+        __m512 b0 = _mm512_loadu_ps(panel + p * NR), b1 = _mm512_loadu_ps(panel + p * NR + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            __m512 x = _mm512_set1_ps(a[i * lda + p]);
+            c0[i] = _mm512_fmadd_ps(x, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(x, b1, c1[i]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
+        _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
+    }
+}
+
+AVX512 static void gemm_packed(int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                               const float *packed, float *c, int64_t ldc)
+{
+    for (int64_t p0 = 0; p0 < k; p0 += KC) {
+        int64_t p1 = p0 + KC < k ? p0 + KC : k;
+        int fresh = p0 == 0 && !acc;
+        for (int64_t j0 = 0; j0 < n; j0 += NR) {
+            const float *panel = packed + j0 * k;
+            int64_t w = n - j0 < NR ? n - j0 : NR;
+            int64_t i = 0;
+            for (; i + MR <= m; i += MR) tile(MR, p0, p1, a + i * lda, lda, panel, c + i * ldc + j0, ldc, w, fresh);
+            for (; i + 4 <= m; i += 4) tile(4, p0, p1, a + i * lda, lda, panel, c + i * ldc + j0, ldc, w, fresh);
+            for (; i < m; i++) tile(1, p0, p1, a + i * lda, lda, panel, c + i * ldc + j0, ldc, w, fresh);
+        }
+    }
+}
+#endif
+
+void pml_cpu_gemm_packed_f32(int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                             const float *packed, float *c, int64_t ldc)
+{
+#if HAVE_KERNEL
+    if (k == 0) {
+        for (int64_t i = 0; !acc && i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+        return;
+    }
+    gemm_packed(acc, m, n, k, a, lda, packed, c, ldc);
+#else
+    (void)acc, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)packed, (void)c, (void)ldc;
+#endif
+}
