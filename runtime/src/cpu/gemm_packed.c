@@ -48,8 +48,14 @@ void pml_cpu_gemm_pack_b(int tb, int64_t k, int64_t n, const float *b, int64_t l
         if (w < NR) memset(panel, 0, sizeof(float) * NR * (size_t)k);
         if (tb) /* op(B)[p][j] = b[j][p]: a transpose, in blocks of 16 rows of the panel */
             for (int64_t p0 = 0; p0 < k; p0 += 16)
-                for (int64_t c = 0; c < w; c++)
-                    for (int64_t p = p0; p < p0 + 16 && p < k; p++) panel[p * NR + c] = b[(j0 + c) * ldb + p];
+                for (int64_t c = 0; c < w; c++) {
+                    const float *src = b + (j0 + c) * ldb + p0;
+                    float *dst = panel + p0 * NR + c;
+                    if (p0 + 16 <= k) /* a fixed count the compiler unrolls */
+                        for (int q = 0; q < 16; q++) dst[q * NR] = src[q];
+                    else
+                        for (int64_t q = 0; q < k - p0; q++) dst[q * NR] = src[q];
+                }
         else
             for (int64_t p = 0; p < k; p++) memcpy(panel + p * NR, b + p * ldb + j0, sizeof(float) * (size_t)w);
     }
