@@ -48,8 +48,10 @@ static int outlives_pass(const pml_plan_node *src, const pml_plan_node *user)
     return src->stage != user->stage || (src->pass == 0 && user->pass != 0);
 }
 
-/* Which of the plan's element-wise kernels run fused: those the tiled group runner
- * takes (cpu/group.c) whose nodes all run after lowering. Needs the lowering. */
+/* Which of the plan's element-wise and row kernels run fused: those the tiled group
+ * runner takes (cpu/group.c) whose nodes all run after lowering. Needs the lowering. */
+static int fusable_kind(uint8_t kind) { return kind == PML_PLAN_KERNEL_ELEMWISE || kind == PML_PLAN_KERNEL_ROW; }
+
 static pml_status choose_fused(pml_cpu_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -57,7 +59,7 @@ static pml_status choose_fused(pml_cpu_ctx *p, pml_err *err)
     if (!p->fused) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     int longest = 0;
     for (int k = 0; k < pl->n_kernels; k++)
-        if (pl->kernels[k].kind == PML_PLAN_KERNEL_ELEMWISE && pl->kernels[k].n_nodes > longest)
+        if (fusable_kind(pl->kernels[k].kind) && pl->kernels[k].n_nodes > longest)
             longest = pl->kernels[k].n_nodes;
     if (p->conf.unfused || longest < 2) return PML_OK;
     if (longest > PML_GROUP_MAX_OPS) longest = PML_GROUP_MAX_OPS;
@@ -67,7 +69,7 @@ static pml_status choose_fused(pml_cpu_ctx *p, pml_err *err)
     pml_status st = probe.gops && probe.gin ? PML_OK : pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int k = 0; !st && k < pl->n_kernels; k++) {
         const pml_plan_kernel *K = &pl->kernels[k];
-        if (K->kind != PML_PLAN_KERNEL_ELEMWISE || K->n_nodes < 2 || K->n_nodes > longest) continue;
+        if (!fusable_kind(K->kind) || K->n_nodes < 2 || K->n_nodes > longest) continue;
         int ok = 1;
         for (int i = 0; i < K->n_nodes; i++) ok &= p->low[K->nodes[i]].run;
         for (int i = 0; ok && i < K->n_nodes; i++) { /* at most PML_GROUP_MAX_IN inputs each */

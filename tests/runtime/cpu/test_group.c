@@ -95,6 +95,79 @@ void test_fused_group_equals_op_by_op(void)
     TCHECK(bad == 0, "%d elements differ", bad);
 }
 
+/* A row group (layernorm, then a log-softmax of its result) against the same ops one
+ * by one: reductions over the last axis keep it, values of shape [..., 1] broadcast
+ * back, some values stay in scratch; bit for bit, over one tile and many. */
+void test_fused_row_group_equals_op_by_op(void)
+{
+    int bad = 0;
+    for (int trial = 0; trial < 20; trial++) {
+        pml_dtype t = t_float_types[trial % 2];
+        int rank = t_int(2, 3);
+        int64_t full[3], red[3];
+        t_rand_dims(rank, full, 1, 5);
+        full[0] = t_int(1, 70);
+        full[rank - 1] = t_int(1, 1500);
+        memcpy(red, full, sizeof full);
+        red[rank - 1] = 1;
+        int64_t last[2] = {rank - 1, 1}, zero[1] = {0};
+        pml_view x = t_new(t, rank, full), eps = t_new(t, 0, zero);
+        t_fill_rand(&x, -3, 3);
+        t_fill_rand(&eps, 1e-5, 1e-5);
+        /* op, inputs (>= 0: an earlier op; -1: x; -2: eps; n_in of them), output [..., 1]?
+         * the last: log-softmax = shifted - log(sum exp) */
+        static const struct {
+            pml_opcode op;
+            int a, b, n_in, narrow;
+        } chain[] = {{PML_OP_MEAN, -1, 0, 1, 1}, {PML_OP_SUB, -1, 0, 2, 0},  {PML_OP_MUL, 1, 1, 2, 0},
+                     {PML_OP_MEAN, 2, 0, 1, 1},  {PML_OP_ADD, 3, -2, 2, 1},  {PML_OP_RSQRT, 4, 0, 1, 1},
+                     {PML_OP_MUL, 1, 5, 2, 0},   {PML_OP_MAX, 6, 0, 1, 1},   {PML_OP_SUB, 6, 7, 2, 0},
+                     {PML_OP_EXP, 8, 0, 1, 0},   {PML_OP_SUM, 9, 0, 1, 1},   {PML_OP_LOG, 10, 0, 1, 1},
+                     {PML_OP_SUB, 8, 11, 2, 0}};
+        enum { N = sizeof chain / sizeof chain[0] };
+        pml_cpu_group_op ops[N];
+        pml_view ref[N], got[N], rin[N][2], gin[N][2];
+        int n = N;
+        for (int i = 0; i < n; i++) {
+            pml_opcode op = chain[i].op;
+            int reduction = op == PML_OP_MEAN || op == PML_OP_MAX || op == PML_OP_SUM, src[2] = {chain[i].a, chain[i].b};
+            ref[i] = t_new(t, rank, chain[i].narrow ? red : full);
+            got[i] = t_new(t, rank, chain[i].narrow ? red : full);
+            memset(&ops[i], 0, sizeof ops[i]);
+            for (int k = 0; k < chain[i].n_in; k++) {
+                rin[i][k] = src[k] >= 0 ? ref[src[k]] : src[k] == -1 ? x : eps;
+                gin[i][k] = src[k] >= 0 ? got[src[k]] : src[k] == -1 ? x : eps;
+                ops[i].from[k] = (int16_t)(src[k] >= 0 ? src[k] : -1);
+            }
+            t_run_ok(op, rin[i], chain[i].n_in, &ref[i], reduction ? last : NULL, reduction ? 2 : 0, 0);
+            ops[i].call = (pml_op_call){.op = op, .attr = reduction ? last : NULL, .n_attr = reduction ? 2 : 0,
+                                        .n_in = chain[i].n_in, .in = gin[i], .out = got[i], .threads = 1};
+            if (i % 3 == 2 && i != n - 1) ops[i].call.out.data = NULL; /* some live in scratch only */
+        }
+        TCHECK(pml_cpu_group_tileable(ops, n), "layernorm and log-softmax over %s form a row group",
+               t_dims_str(rank, full));
+        size_t bytes = pml_cpu_group_scratch(ops, n);
+        void *scratch = malloc(bytes + 1);
+        pml_err err = {0};
+        TCHECK(pml_cpu_run_group(ops, n, scratch, bytes, &err) == PML_OK, "run_group: %s", err.msg);
+        for (int i = 0; i < n; i++) {
+            if (!ops[i].call.out.data) continue;
+            int64_t m = t_numel(&ref[i]);
+            double *want = malloc(sizeof(double) * (size_t)(m + 1));
+            for (int64_t j = 0; j < m; j++) want[j] = t_get(&ref[i], j);
+            char what[96];
+            snprintf(what, sizeof what, "row group op %d (%s) over %s", i, pml_op_name(ops[i].call.op),
+                     t_dims_str(rank, full));
+            bad += t_compare(what, &got[i], want, 0, 0);
+            free(want);
+        }
+        free(scratch);
+        for (int i = 0; i < n; i++) t_free(&ref[i]), t_free(&got[i]);
+        t_free(&x), t_free(&eps);
+    }
+    TCHECK(bad == 0, "%d elements differ", bad);
+}
+
 /* Groups the runner cannot take are refused with a status, not run wrongly. */
 void test_fused_group_refuses_what_it_cannot_tile(void)
 {
@@ -109,6 +182,11 @@ void test_fused_group_refuses_what_it_cannot_tile(void)
     pml_err err = {0};
     TCHECK(pml_cpu_run_group(ops, 2, NULL, 0, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "element-wise"),
            "refused with a message: '%s'", err.msg);
+    int64_t first[2] = {0, 1}, e1[2] = {1, 8};
+    pml_view w = t_new(PML_F32, 2, e1);
+    ops[1].call = (pml_op_call){.op = PML_OP_SUM, .attr = first, .n_attr = 2, .n_in = 1, .in = &y, .out = w};
+    TCHECK(!pml_cpu_group_tileable(ops, 2), "a sum over the first axis, which tiles cut: not tileable");
+    t_free(&w);
     ops[1].call = (pml_op_call){.op = PML_OP_NEG, .n_in = 1, .in = &x, .out = y};
     TCHECK(pml_cpu_group_tileable(ops, 2), "tanh then neg is tileable");
     TCHECK(pml_cpu_run_group(ops, 2, NULL, 0, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "scratch"),
