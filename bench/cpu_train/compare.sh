@@ -12,6 +12,7 @@
 # step and takes the median step time of the rest; the table gives the median of those
 # medians over the repetitions, and PML / PyTorch (full batch): below 1 means PML is faster.
 # PyTorch runs under /usr/bin/python3 (Debian's python3-torch); PML_BENCH_PYTHON overrides.
+# PML_BENCH_MODELS (default "mlp gpt") and PML_BENCH_THREADS (default "1 2") narrow the runs.
 # It runs with OMP_WAIT_POLICY=PASSIVE unless OMP_WAIT_POLICY is set: PyTorch's OpenMP
 # threads otherwise spin at every barrier, and on a machine shared with other work (more
 # runnable threads than cores) that made 2-thread PyTorch steps 10-30x slower here.
@@ -29,7 +30,10 @@ trap 'rm -rf "$tmp"' EXIT
 "$py" -c 'import torch' 2>/dev/null || { echo "compare.sh: $py has no torch (apt install python3-torch)" >&2; exit 1; }
 
 # name|file|micro-batches
-configs="mlp|examples/mlp.pml|8;gpt|examples/gpt.pml|8"
+configs=""
+for name in ${PML_BENCH_MODELS:-mlp gpt}; do
+    configs+="${configs:+;}$name|examples/$name.pml|8"
+done
 IFS=';' read -ra cfgs <<<"$configs"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); PyTorch OMP_WAIT_POLICY=$omp" >&2
 for ((r = 1; r <= reps; r++)); do
