@@ -150,6 +150,7 @@ static pml_status cpu_begin(pml_backend_ctx *b, int64_t step, int train, pml_err
     const pml_plan *pl = p->plan;
     p->version++; /* parameters may have changed: invariants are recomputed */
     p->step = step;
+    for (int s = 0; s < p->S; s++) p->stages[s].fwd_done = p->stages[s].bwd_done = p->stages[s].wgrad_from = 0;
     if (train) pml_phase_begin(&p->phase, pl, step, p->acc); /* a freeze from this step removes backward work */
     if (train)
         for (int q = 0; q < pl->n_params; q++)
@@ -185,6 +186,38 @@ static pml_status cpu_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend
         pml_status r = run_unit(p, st, u, mb, err);
         if (r) return r;
     }
+    if (mode == PML_BACKEND_FWD_TRAIN) st->fwd_done++;
+    return PML_OK;
+}
+
+/* Frozen in this step (a scheduled or automatic freeze; set by begin). */
+static int frozen_now(const pml_cpu_ctx *p, int q) { return p->phase.frozen[q]; }
+
+/* A deferred weight gradient over micro-batches [from, to): one GEMM over their rows,
+ * added to the accumulator. Its operands' per-micro-batch copies lie end to end. */
+static pml_status run_deferred(pml_cpu_ctx *p, int q, int64_t from, int64_t to, pml_err *err)
+{
+    pml_view in[2];
+    pml_op_call c;
+    pml_status st = make_call(p, p->plan->params[q].grad, from, &c, in, 2, err);
+    if (st) return st;
+    in[0].dims[0] *= to - from;
+    in[1].dims[0] *= to - from;
+    return pml_cpu_run(&c, err);
+}
+
+/* The stage's deferred weight gradients over the micro-batches not yet in them whose
+ * backward pass has run: [wgrad_from, bwd_done). */
+static pml_status run_deferred_upto(pml_cpu_ctx *p, pml_cpu_stage *st, pml_err *err)
+{
+    if (st->bwd_done == st->wgrad_from) return PML_OK;
+    for (int k = 0; k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->deferred[q] || frozen_now(p, q)) continue;
+        pml_status r = run_deferred(p, q, st->wgrad_from, st->bwd_done, err);
+        if (r) return r;
+    }
+    st->wgrad_from = st->bwd_done;
     return PML_OK;
 }
 
@@ -203,23 +236,12 @@ static pml_status cpu_backward(pml_backend_ctx *b, int s, int64_t mb, pml_err *e
         float *acc = p->acc[q];
         for (int64_t i = 0; i < pl->nodes[pl->params[q].node].numel; i++) acc[i] += g[i];
     }
+    /* Backward passes are counted while they come in micro-batch order (1F1B and GPipe);
+     * the early weight gradients (stage.h) wait for every forward pass. */
+    if (!status && mb == st->bwd_done) st->bwd_done++;
+    if (!status && st->wgrad_early && st->bwd_done == st->wgrad_early && st->fwd_done == p->M)
+        status = run_deferred_upto(p, st, err);
     return status;
-}
-
-/* Frozen in this step (a scheduled or automatic freeze; set by begin). */
-static int frozen_now(const pml_cpu_ctx *p, int q) { return p->phase.frozen[q]; }
-
-/* A deferred weight gradient: one GEMM over every micro-batch's rows, added to the
- * accumulator. Its operands' per-micro-batch copies lie end to end from micro-batch 0. */
-static pml_status run_deferred(pml_cpu_ctx *p, int q, pml_err *err)
-{
-    pml_view in[2];
-    pml_op_call c;
-    pml_status st = make_call(p, p->plan->params[q].grad, 0, &c, in, 2, err);
-    if (st) return st;
-    in[0].dims[0] *= p->M;
-    in[1].dims[0] *= p->M;
-    return pml_cpu_run(&c, err);
 }
 
 static pml_status cpu_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *err)
@@ -227,12 +249,9 @@ static pml_status cpu_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *e
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     const pml_plan *pl = p->plan;
     pml_cpu_stage *st = &p->stages[s];
-    for (int k = 0; k < st->n_params; k++) {
-        int q = st->params[k];
-        if (!p->deferred[q] || frozen_now(p, q)) continue;
-        pml_status r = run_deferred(p, q, err);
-        if (r) return r;
-    }
+    st->bwd_done = p->M; /* every backward pass has run */
+    pml_status r = run_deferred_upto(p, st, err);
+    if (r) return r;
     /* acc holds sums over micro-batches: the mean is acc / M, applied in the update */
     double inv_m = 1.0 / (double)p->M, sq = 0;
     for (int k = 0; k < st->n_params; k++) {

@@ -7,7 +7,8 @@
  * other kernels run node by node. A weight gradient made by a matmul is added to its
  * accumulator by the GEMM; when it is x^T dy of values kept for every micro-batch, that
  * GEMM is deferred to the step's end (grad_sq) and runs once over all micro-batches'
- * rows (the plan tags it weight-gradient work, which nothing waits on). A matmul by a
+ * rows (the plan tags it weight-gradient work, which nothing waits on); on stage 0
+ * most of it runs while the stage waits for its last gradient. A matmul by a
  * weight reads the weight packed once per step (cpu/gemm.h, gemm_packed.c) where the
  * CPU has AVX-512, instead of the BLAS re-packing it for every micro-batch.
  *
@@ -42,6 +43,12 @@ typedef struct pml_cpu_stage {
     void *scratch; /* where a fused group keeps its intermediates, one tile at a time */
     size_t scratch_bytes;
     int *params, n_params;
+    /* This step's forward passes, and backward passes done in micro-batch order; the
+     * first micro-batch not yet in the deferred weight-gradient GEMMs. Stage 0 of
+     * several sends no gradients, so once its forward passes are all done its deferred
+     * GEMMs over the first wgrad_early micro-batches run while it waits for the last
+     * gradient, instead of after it (0: all at the step's end). */
+    int64_t fwd_done, bwd_done, wgrad_from, wgrad_early;
     /* The values this stage sends: roots of nodes another stage reads, per message kind */
     int *sends[2], n_sends[2];
 } pml_cpu_stage;

@@ -265,6 +265,19 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
     return PML_OK;
 }
 
+/* Stage 0's early deferred weight gradients (stage.h): with several stages, every
+ * micro-batch's but the last's, once its forward passes are done. Stage 0 otherwise
+ * idles while the next stage runs its last forward and backward passes, then runs the
+ * whole weight-gradient GEMM after them: the step's tail after the last backward pass
+ * of the MLP's stage 1 went from 5.5-6.4 to 3.1-5.1 ms (load 4, docs/perf.md). */
+static void choose_wgrad_early(pml_cpu_ctx *p)
+{
+    const pml_plan *pl = p->plan;
+    if (p->S < 2 || p->M < 2) return;
+    for (int q = 0; q < pl->n_params; q++)
+        if (p->deferred[q] && pl->nodes[pl->params[q].node].stage == 0) p->stages[0].wgrad_early = p->M - 1;
+}
+
 /* The values each stage sends (backend boundary): the buffers of nodes of stage s that
  * a node of stage s + 1 (activations) or s - 1 (gradients) reads, each once. */
 static pml_status find_sends(pml_cpu_ctx *p, pml_err *err)
@@ -338,6 +351,7 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     pml_status st = plan_memory(p, err);
     if (!st) st = build_stages(p, err);
     if (!st) st = find_sends(p, err);
+    if (!st) choose_wgrad_early(p);
     if (!st) st = make_params(p, err);
     if (!st) st = pml_phase_init(&p->phase, plan, err);
     /* Constants and ranges never change: computed once. */
