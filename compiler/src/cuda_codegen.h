@@ -13,7 +13,8 @@
  *
  * Launch contract (what the runtime must do): kernel k runs func[k.func] with one
  * pointer per arg in order (inputs are the buffers of the named nodes; a reshape's
- * buffer is its source's), then `unsigned long long seed` when uses_seed, then
+ * buffer is its source's), then `unsigned long long seed` when uses_seed (all ones: dropout
+ * off, for evaluation and serving; a training seed is never all ones), then
  * `unsigned int *err` (a device flag, nonzero after an out-of-range index) when
  * checks_index; blockDim = block, gridDim = any count >= 1 (all kernels are
  * grid-stride), at most ceil(work / rows_per_block); zero_output: memset the output

@@ -216,8 +216,11 @@ const char *cg_node_expr(cg *c, int32_t n, const char *idx)
          * with k the top 24 bits: exactly when k >= ceil(p·2^24). */
         double kmin = ceil(x->fval * 16777216.0);
         c->uses_seed = 1;
-        return pmlc_arena_printf(A, "((pml_rng_u64(seed, %lluull, (pml_u64)(%s)) >> 40) >= %lluull ? %s * %s : 0.0f)",
-                                 (unsigned long long)x->attr[0], idx, (unsigned long long)kmin, a,
+        /* The all-ones seed turns dropout off (evaluation and serving run the same code). */
+        return pmlc_arena_printf(A,
+                                 "(seed == ~0ull ? %s : (pml_rng_u64(seed, %lluull, (pml_u64)(%s)) >> 40) >= %lluull ? "
+                                 "%s * %s : 0.0f)",
+                                 a, (unsigned long long)x->attr[0], idx, (unsigned long long)kmin, a,
                                  cg_float_lit(c, (double)(float)(1.0 / (1.0 - x->fval))));
     }
     case OP_CAUSAL_MASK: {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "formats/atomic_file.h"
 #include "cli_util.h"
 #include "nvrtc.h"
@@ -22,8 +23,9 @@ static int compile_bytes(const char *file, const pmlc_options *opt, int gpu, con
     if (!s) return pmlc_cli_fail("out of memory", NULL);
     char summary[512] = "";
     int rc = pmlc_session_check_file(s, file) ? 1 : 0;
-    if (!rc) rc = gpu ? pmlc_session_plan_bytes_gpu(s, archs, bytes, len, summary, sizeof summary)
-                      : pmlc_session_plan_bytes(s, bytes, len);
+    if (!rc)
+        rc = gpu ? pmlc_session_plan_bytes_gpu(s, archs, bytes, len, summary, sizeof summary)
+                 : pmlc_session_plan_bytes(s, bytes, len);
     if (pmlc_session_errors(s))
         fprintf(stderr, "%d error%s generated.\n", pmlc_session_errors(s), pmlc_session_errors(s) == 1 ? "" : "s");
     else if (gpu)
@@ -48,14 +50,29 @@ int pmlc_is_plan_file(const char *file)
     return yes;
 }
 
-int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_plan **out)
+/* The GPU target to compile a program for when it will run on backend `want`, or 0
+ * when it will not run on a GPU (auto without NVRTC: the CPU runs it). */
+static int run_arch(pml_backend want, char *arch, size_t cap)
+{
+    if (want == PML_BACKEND_CPU || pml_backend_cuda_arch(arch, cap)) return 0;
+    if (want == PML_BACKEND_CUDA) return 1; /* NVRTC missing is then an error, from the compiler */
+    char why[256];
+    pmlc_nvrtc *nv = pmlc_nvrtc_open(why, sizeof why);
+    if (!nv) return 0;
+    pmlc_nvrtc_close(nv);
+    return 1;
+}
+
+int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out)
 {
     *out = NULL;
     pml_err err = {0};
     if (pmlc_is_plan_file(file)) return pml_plan_load(file, out, &err) ? pmlc_cli_fail("cannot load the plan", &err) : 0;
     unsigned char *bytes = NULL;
     size_t len = 0;
-    if (compile_bytes(file, opt, 0, NULL, &bytes, &len)) return 1;
+    char arch[16];
+    int gpu = run_arch(want, arch, sizeof arch);
+    if (compile_bytes(file, opt, gpu, gpu ? arch : NULL, &bytes, &len)) return 1;
     int rc = pml_plan_read(bytes, len, file, out, &err) ? pmlc_cli_fail("the compiled plan does not load", &err) : 0;
     free(bytes);
     return rc;

@@ -3,6 +3,8 @@
 #ifndef PMLC_BUILD_CMD_H
 #define PMLC_BUILD_CMD_H
 
+#include "pml.h"
+
 #include "plan/plan.h"
 #include "pmlc.h"
 
@@ -18,8 +20,9 @@ int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out, 
  * anything else is compiled as a program and read back from the plan-file bytes, so
  * both give what `pmlc build` would write. Reports errors to stderr (diagnostics to
  * opt->diag_out) and returns nonzero on failure; *out is then NULL. The caller frees
- * the plan with pml_plan_free. */
-int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_plan **out);
+ * the plan with pml_plan_free. A program compiled for the backend `want` gets GPU code
+ * for this machine's GPU when it will run there (cuda; auto with a device and NVRTC). */
+int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out);
 /* Whether `file` starts with the plan file's magic bytes. */
 int pmlc_is_plan_file(const char *file);
 

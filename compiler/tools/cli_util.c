@@ -11,9 +11,10 @@ int pmlc_cli_fail(const char *what, const pml_err *err)
     return 1;
 }
 
-int pmlc_cli_backend(pml_backend want, pml_backend *got)
+int pmlc_cli_backend(pml_backend want, const pml_plan *plan, pml_backend *got, const pml_backend_ops **ops)
 {
     pml_err err = {0};
-    if (pml_backend_select(want, got, &err)) return pmlc_cli_fail("--backend cuda", &err);
+    if (pml_backend_select(want, plan, got, &err)) return pmlc_cli_fail("--backend cuda", &err);
+    *ops = pml_backend_ops_of(*got);
     return 0;
 }

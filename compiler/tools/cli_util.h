@@ -4,13 +4,15 @@
 #ifndef PMLC_CLI_UTIL_H
 #define PMLC_CLI_UTIL_H
 
+#include "backend_ops.h"
 #include "error.h"
+#include "pml.h"
 
 /* Prints "pmlc: error: WHAT[: the error's message]" to stderr; returns 1 (the exit status). */
 int pmlc_cli_fail(const char *what, const pml_err *err);
 
-/* Resolves --backend (`want`) to the backend that will run; prints why not and returns
- * 1 when the request cannot be met, else 0. */
-int pmlc_cli_backend(pml_backend want, pml_backend *got);
+/* Resolves --backend (`want`) to the backend that will run `plan` and its table;
+ * prints why not and returns 1 when the request cannot be met, else 0. */
+int pmlc_cli_backend(pml_backend want, const pml_plan *plan, pml_backend *got, const pml_backend_ops **ops);
 
 #endif

@@ -120,7 +120,7 @@ static int pass(pml_pipeline *pipe, const pml_npy_array *x, pml_dtype to, int64_
 int pmlc_infer_main(const pmlc_infer_args *a)
 {
     pml_plan *pl = NULL;
-    if (pmlc_plan_from_file(a->file, &a->compile, &pl)) return 1;
+    if (pmlc_plan_from_file(a->file, &a->compile, a->backend, &pl)) return 1;
     int rc = 1;
     pml_pipeline *pipe = NULL;
     pml_npy_array x = {0};
@@ -142,11 +142,13 @@ int pmlc_infer_main(const pmlc_infer_args *a)
         goto out;
     }
     pml_backend backend;
-    if (pmlc_cli_backend(a->backend, &backend)) goto out;
+    const pml_backend_ops *ops;
+    if (pmlc_cli_backend(a->backend, pl, &backend, &ops)) goto out;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = a->threads > 0 ? a->threads : (int)(cpus > 0 ? cpus : 1);
     /* The stages run one after another here, so each gets every thread. */
-    pml_pipeline_opts opts = {.seed = (uint64_t)pl->conf.seed, .threads = threads * (int)pl->conf.stages};
+    pml_pipeline_opts opts = {
+        .seed = (uint64_t)pl->conf.seed, .threads = threads * (int)pl->conf.stages, .backend = ops};
     if (pml_pipeline_create(pl, &opts, &pipe, &err)) {
         pmlc_cli_fail("cannot set up the model", &err);
         goto out;

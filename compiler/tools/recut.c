@@ -67,7 +67,9 @@ int pmlc_recut_switch(pmlc_recut *r, int64_t step, const pml_pipeline_opts *opts
     pml_plan *np = NULL;
     pml_pipeline *npipe = NULL;
     pml_err err = {0};
-    if (pmlc_plan_from_file(r->file, &opt, &np)) return 1;
+    /* The phase runs where the first one did: compiled for the GPU when that was CUDA. */
+    pml_backend where = opts->backend && !strcmp(opts->backend->name, "cuda") ? PML_BACKEND_CUDA : PML_BACKEND_CPU;
+    if (pmlc_plan_from_file(r->file, &opt, where, &np)) return 1;
     r->plans[r->n_plans++] = np;
     if (pml_pipeline_create(np, opts, &npipe, &err)) return pmlc_cli_fail("cannot set up the phase's pipeline", &err);
     if (move_state(*pl, *pipe, np, npipe)) {

@@ -122,10 +122,11 @@ static int evaluate(const pmlc_train_args *a, const pml_plan *pl, pml_pipeline *
     if (!isnan(acc)) fprintf(stderr, ", accuracy %.2f%%", 100 * acc);
     fputc('\n', stderr);
     if (metrics) {
-        char accuracy[32] = "null";
+        char accuracy[32] = "null", held[32] = "null"; /* JSON has no NaN */
         if (!isnan(acc)) snprintf(accuracy, sizeof accuracy, "%.9g", acc);
-        fprintf(metrics, "{\"eval_samples\": %lld, \"eval_loss\": %.9g, \"eval_accuracy\": %s}\n",
-                (long long)(a->eval * pl->conf.batch), loss, accuracy);
+        if (isfinite(loss)) snprintf(held, sizeof held, "%.9g", loss);
+        fprintf(metrics, "{\"eval_samples\": %lld, \"eval_loss\": %s, \"eval_accuracy\": %s}\n",
+                (long long)(a->eval * pl->conf.batch), held, accuracy);
     }
     return 0;
 }
@@ -133,7 +134,7 @@ static int evaluate(const pmlc_train_args *a, const pml_plan *pl, pml_pipeline *
 int pmlc_train_main(const pmlc_train_args *a)
 {
     pml_plan *pl = NULL;
-    if (pmlc_plan_from_file(a->file, &a->compile, &pl)) return 1;
+    if (pmlc_plan_from_file(a->file, &a->compile, a->backend, &pl)) return 1;
     pml_plan *pl0 = pl; /* the feed's; later phases' plans are the recut's */
     pmlc_recut recut;
     pmlc_recut_init(&recut, a->file, &a->compile, pl);
@@ -148,7 +149,8 @@ int pmlc_train_main(const pmlc_train_args *a)
         goto out;
     }
     pml_backend backend;
-    if (pmlc_cli_backend(a->backend, &backend)) goto out;
+    const pml_backend_ops *ops;
+    if (pmlc_cli_backend(a->backend, pl, &backend, &ops)) goto out;
     if (pml_feed_create(pl, &feed, &err)) {
         pmlc_cli_fail("the training data", &err);
         goto out;
@@ -158,6 +160,7 @@ int pmlc_train_main(const pmlc_train_args *a)
                               .threads = a->threads > 0 ? a->threads : (int)(cpus > 0 ? cpus : 1),
                               .feed = pml_feed_fill,
                               .feed_ctx = feed,
+                              .backend = ops,
                               .trace = a->trace != NULL};
     pml_ckpt_info resume = {0, 0};
     if (a->resume) {
@@ -200,9 +203,9 @@ int pmlc_train_main(const pmlc_train_args *a)
     int tty = isatty(STDERR_FILENO);
     if (!a->quiet) {
         double best = pml_feed_best_loss(feed);
-        fprintf(stderr, "training %s: %d stage%s, %lld micro-batches of %lld, %lld steps", a->file,
-                (int)pl->conf.stages, pl->conf.stages == 1 ? "" : "s", (long long)pl->conf.microbatches,
-                (long long)pl->conf.microbatch, (long long)steps);
+        fprintf(stderr, "training %s on the %s: %d stage%s, %lld micro-batches of %lld, %lld steps", a->file,
+                backend == PML_BACKEND_CUDA ? "GPU" : "CPU", (int)pl->conf.stages, pl->conf.stages == 1 ? "" : "s",
+                (long long)pl->conf.microbatches, (long long)pl->conf.microbatch, (long long)steps);
         if (!isnan(best)) fprintf(stderr, "; the data's entropy, the best possible loss, is %.4f", best);
         fputc('\n', stderr);
     }

@@ -88,10 +88,11 @@ int64_t pml_plan_param_numel(const pml_plan *plan, int i);
 typedef enum pml_backend { PML_BACKEND_CPU, PML_BACKEND_CUDA, PML_BACKEND_AUTO } pml_backend;
 
 /* A plan made ready to train: parameters initialised from `seed`, data source opened.
- * PML_BACKEND_AUTO picks CUDA when a GPU can run the plan, else the CPU, and never
- * fails for want of a GPU; PML_BACKEND_CUDA without one is PML_ERR_UNSUPPORTED with the
- * reason in pml_context_error (this release has no CUDA executor yet: always). The plan
- * must outlive the session. */
+ * PML_BACKEND_AUTO picks CUDA when there is a GPU and the plan has GPU code (pmlc
+ * build puts it in where NVRTC is installed), else the CPU, and never fails for want of
+ * a GPU; PML_BACKEND_CUDA without one is PML_ERR_UNSUPPORTED with the reason in
+ * pml_context_error, and with a plan lacking code for the GPU it names the `pmlc build
+ * --arch` that makes it. The plan must outlive the session. */
 typedef struct pml_session pml_session;
 
 pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, uint64_t seed,

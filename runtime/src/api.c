@@ -72,14 +72,14 @@ pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backen
     pml_err err = {0};
     *out = NULL;
     pml_backend got;
-    if (pml_backend_select(backend, &got, &err)) return record(ctx, err.code, &err);
+    if (pml_backend_select(backend, plan, &got, &err)) return record(ctx, err.code, &err);
     pml_session *s = calloc(1, sizeof *s);
     if (!s) return record(ctx, pml_err_set(&err, PML_ERR_NOMEM, "out of memory"), &err);
     s->ctx = ctx;
     s->plan = plan;
     pml_status st = pml_feed_create(plan, &s->feed, &err);
     if (!st) {
-        pml_pipeline_opts opts = {.seed = seed, .feed = pml_feed_fill, .feed_ctx = s->feed};
+        pml_pipeline_opts opts = {.seed = seed, .feed = pml_feed_fill, .feed_ctx = s->feed, .backend = pml_backend_ops_of(got)};
         st = pml_pipeline_create(plan, &opts, &s->pipe, &err);
     }
     if (st) {
@@ -131,7 +131,7 @@ static pml_status find_param(pml_session *s, const char *name, int64_t count, in
 pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_t count)
 {
     pml_err err = {0};
-    int q;
+    int q = -1; /* set by find_param on success; -O3 cannot see that */
     pml_status st = find_param(s, name, count, &q, &err);
     if (!st) memcpy(dst, pml_pipeline_param(s->pipe, q), sizeof(float) * (size_t)count);
     return record(s->ctx, st, &err);
@@ -140,7 +140,7 @@ pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_
 pml_status pml_session_write(pml_session *s, const char *name, const float *src, int64_t count)
 {
     pml_err err = {0};
-    int q;
+    int q = -1; /* set by find_param on success; -O3 cannot see that */
     pml_status st = find_param(s, name, count, &q, &err);
     if (!st) memcpy(pml_pipeline_param(s->pipe, q), src, sizeof(float) * (size_t)count);
     return record(s->ctx, st, &err);

@@ -1,11 +1,15 @@
 /* backend.c — choosing the backend (see backend.h). */
 #include "backend.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "cpu/stage.h"
 #include "cuda/device.h"
+#include "cuda/stage.h"
 
-static const char *const names[] = {[PML_BACKEND_CPU] = "cpu", [PML_BACKEND_CUDA] = "cuda", [PML_BACKEND_AUTO] = "auto"};
+static const char *const names[] = {
+    [PML_BACKEND_CPU] = "cpu", [PML_BACKEND_CUDA] = "cuda", [PML_BACKEND_AUTO] = "auto"};
 
 int pml_backend_parse(const char *name, pml_backend *out)
 {
@@ -14,21 +18,16 @@ int pml_backend_parse(const char *name, pml_backend *out)
     return -1;
 }
 
-/* Whether the CUDA backend can take a plan here; if not, why, in err. A machine
- * without a usable GPU says so first (the driver's own reason); with one, this
- * release still has no CUDA executor — its kernels compile (pmlc build) but plans run
- * on the CPU — and says that. */
+/* Whether the CUDA backend can run here; if not, why, in err (the driver's own reason). */
 static pml_status cuda_usable(pml_err *err)
 {
     char why[256];
     if (pml_cuda_device_count(why, sizeof why) == 0)
         return pml_err_set(err, PML_ERR_UNSUPPORTED, "no GPU: %s; use the CPU backend (--backend cpu)", why);
-    return pml_err_set(err, PML_ERR_UNSUPPORTED,
-                       "the CUDA backend cannot run plans in this build of libpml yet; use the CPU backend "
-                       "(--backend cpu)");
+    return PML_OK;
 }
 
-pml_status pml_backend_select(pml_backend want, pml_backend *got, pml_err *err)
+pml_status pml_backend_select(pml_backend want, const pml_plan *plan, pml_backend *got, pml_err *err)
 {
     switch (want) {
     case PML_BACKEND_CPU:
@@ -40,8 +39,21 @@ pml_status pml_backend_select(pml_backend want, pml_backend *got, pml_err *err)
         return st;
     }
     case PML_BACKEND_AUTO:
-        *got = cuda_usable(NULL) == PML_OK ? PML_BACKEND_CUDA : PML_BACKEND_CPU;
+        *got = cuda_usable(NULL) == PML_OK && (!plan || plan->n_gpu_images > 0) ? PML_BACKEND_CUDA : PML_BACKEND_CPU;
         return PML_OK;
     }
     return pml_err_set(err, PML_ERR_INVALID_ARG, "unknown backend %d", (int)want);
+}
+
+const pml_backend_ops *pml_backend_ops_of(pml_backend b)
+{
+    return b == PML_BACKEND_CUDA ? &pml_cuda_backend_ops : &pml_cpu_backend_ops;
+}
+
+int pml_backend_cuda_arch(char *buf, size_t cap)
+{
+    pml_cuda_device_info info;
+    if (pml_cuda_device_count(NULL, 0) == 0 || pml_cuda_device_info_get(0, &info, NULL)) return -1;
+    snprintf(buf, cap, "sm_%d%d", info.cc_major, info.cc_minor);
+    return 0;
 }

@@ -2,11 +2,15 @@
  * pml_backend (cpu, cuda, auto) into the one that will run, or a clear reason why the
  * request cannot be met. Used by pml_session_create and by `pmlc train/infer --backend`.
  *
- * CPU is always available. CUDA needs this build's CUDA support and a usable device;
- * AUTO takes CUDA when CUDA would be accepted and the CPU otherwise, and never fails. */
+ * CPU is always available. CUDA needs a usable device (the driver is dlopened, so every
+ * build has the backend); AUTO takes CUDA when it would be accepted and the CPU
+ * otherwise, and never fails. */
 #ifndef PML_BACKEND_H
 #define PML_BACKEND_H
 
+#include <stddef.h>
+
+#include "backend_ops.h"
 #include "error.h"
 #include "pml.h"
 
@@ -14,8 +18,17 @@
  * sets *out, or -1 for an unknown name. */
 int pml_backend_parse(const char *name, pml_backend *out);
 
-/* Resolves `want` into *got (PML_BACKEND_CPU or PML_BACKEND_CUDA); on failure returns
- * PML_ERR_UNSUPPORTED with the reason in err. */
-pml_status pml_backend_select(pml_backend want, pml_backend *got, pml_err *err);
+/* Resolves `want` into *got (PML_BACKEND_CPU or PML_BACKEND_CUDA) for running `plan`
+ * (NULL: any plan); on failure returns PML_ERR_UNSUPPORTED with the reason in err.
+ * CUDA needs a device; AUTO takes it when the plan also has GPU code (a plan built
+ * with --arch none runs on the CPU). */
+pml_status pml_backend_select(pml_backend want, const pml_plan *plan, pml_backend *got, pml_err *err);
+
+/* The table that runs a resolved backend (CPU or CUDA). */
+const pml_backend_ops *pml_backend_ops_of(pml_backend b);
+
+/* The GPU target of device 0 ("sm_90"), for compiling a model's kernels for it; returns
+ * 0, or -1 when there is no usable device. */
+int pml_backend_cuda_arch(char *buf, size_t cap);
 
 #endif

@@ -24,10 +24,14 @@
  * Asynchrony and blocking. forward, backward and update may return before their work
  * is done (a CUDA backend queues it on the stage's stream). The executor calls `sync`
  * for a stage before it tells another stage, through the transport, that the stage's
- * values for a micro-batch are complete, and before the gradient-norm barrier; that
- * is the only slot that waits for device work. `download` makes a value's host copy
- * current and may wait too. No slot waits for another stage: cross-stage waiting is
- * the transport's and the executor's.
+ * values for a micro-batch are complete, and before the gradient-norm barrier. After
+ * sync, the stage's values are complete for every reader the backend serves itself
+ * (the other stages' passes): the CPU's are already; the CUDA backend records an event
+ * that the reading pass's stream waits on, so the host does not wait. grad_sq returns
+ * with the stage's work done. `download` makes a value's host copy current and waits.
+ * No slot waits for another stage on the host: cross-stage waiting is the transport's
+ * and the executor's. (A transport that moves device bytes between processes will need
+ * the bytes complete first; none does yet.)
  *
  * Values the executor touches. Inputs and labels are written, and the loss and output
  * read, through host memory the backend owns (host_value). A backend whose values live
@@ -113,8 +117,8 @@ typedef struct pml_backend_ops {
     pml_status (*grad_sq)(pml_backend_ctx *b, int stage, double *sq, pml_err *err);
     pml_status (*update)(pml_backend_ctx *b, int stage, double lr, double clip, pml_err *err);
 
-    /* Optional: waits until the work queued for `stage` is done (NULL: every call is
-     * synchronous). */
+    /* Optional: makes the values of the stage's last pass complete for the other stages'
+     * later passes (above); NULL: every call is synchronous. */
     pml_status (*sync)(pml_backend_ctx *b, int stage, pml_err *err);
 
     /* Host memory of a value of micro-batch mb: the executor writes inputs and labels

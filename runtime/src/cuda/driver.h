@@ -22,10 +22,21 @@ typedef struct pml_cu_mod_s *pml_cu_module;
 typedef struct pml_cu_func_s *pml_cu_function;
 typedef struct pml_cu_stream_s *pml_cu_stream;
 typedef struct pml_cu_event_s *pml_cu_event;
+typedef struct pml_cu_graph_s *pml_cu_graph;
+typedef struct pml_cu_graph_exec_s *pml_cu_graph_exec;
 typedef uint64_t pml_cu_ptr;
 
 /* CUdevice_attribute values used here. */
 enum { PML_CU_ATTR_SM_COUNT = 16, PML_CU_ATTR_CC_MAJOR = 75, PML_CU_ATTR_CC_MINOR = 76 };
+
+/* cuStreamCreate flags: a stream that does not wait for (or block) the legacy default stream. */
+enum { PML_CU_STREAM_NON_BLOCKING = 1 };
+
+/* CUstreamCaptureMode: only the capturing thread is kept from unsafe calls. */
+enum { PML_CU_CAPTURE_THREAD_LOCAL = 1 };
+
+/* cuEventCreate flags: an event only for ordering, cheaper to record. */
+enum { PML_CU_EVENT_DISABLE_TIMING = 2 };
 
 typedef struct pml_cuda_driver {
     pml_cu_result (*Init)(unsigned);
@@ -46,10 +57,27 @@ typedef struct pml_cuda_driver {
     pml_cu_result (*MemFree)(pml_cu_ptr);
     pml_cu_result (*MemcpyHtoD)(pml_cu_ptr, const void *, size_t);
     pml_cu_result (*MemcpyDtoH)(void *, pml_cu_ptr, size_t);
+    pml_cu_result (*MemcpyHtoDAsync)(pml_cu_ptr, const void *, size_t, pml_cu_stream);
+    pml_cu_result (*MemcpyDtoHAsync)(void *, pml_cu_ptr, size_t, pml_cu_stream);
+    pml_cu_result (*MemAllocHost)(void **, size_t);
+    pml_cu_result (*MemFreeHost)(void *);
     pml_cu_result (*MemsetD8Async)(pml_cu_ptr, unsigned char, size_t, pml_cu_stream);
     pml_cu_result (*StreamCreate)(pml_cu_stream *, unsigned);
     pml_cu_result (*StreamDestroy)(pml_cu_stream);
     pml_cu_result (*StreamSynchronize)(pml_cu_stream);
+    pml_cu_result (*EventCreate)(pml_cu_event *, unsigned);
+    pml_cu_result (*EventDestroy)(pml_cu_event);
+    pml_cu_result (*EventRecord)(pml_cu_event, pml_cu_stream);
+    pml_cu_result (*EventSynchronize)(pml_cu_event);
+    pml_cu_result (*EventElapsedTime)(float *, pml_cu_event, pml_cu_event);
+    pml_cu_result (*StreamWaitEvent)(pml_cu_stream, pml_cu_event, unsigned);
+    pml_cu_result (*MemcpyDtoD)(pml_cu_ptr, pml_cu_ptr, size_t);
+    pml_cu_result (*StreamBeginCapture)(pml_cu_stream, int);
+    pml_cu_result (*StreamEndCapture)(pml_cu_stream, pml_cu_graph *);
+    pml_cu_result (*GraphInstantiate)(pml_cu_graph_exec *, pml_cu_graph, unsigned long long);
+    pml_cu_result (*GraphLaunch)(pml_cu_graph_exec, pml_cu_stream);
+    pml_cu_result (*GraphExecDestroy)(pml_cu_graph_exec);
+    pml_cu_result (*GraphDestroy)(pml_cu_graph);
     pml_cu_result (*GetErrorName)(pml_cu_result, const char **);
     pml_cu_result (*GetErrorString)(pml_cu_result, const char **);
 } pml_cuda_driver;
@@ -63,10 +91,10 @@ pml_status pml_cuda_fail(const pml_cuda_driver *d, pml_cu_result r, const char *
                          pml_err *err);
 
 /* Evaluates a driver call; on failure records it and returns PML_ERR_DEVICE. */
-#define PML_CHECK_CU(d, call, err)                                                           \
-    do {                                                                                     \
-        pml_cu_result r_ = (d)->call;                                                        \
-        if (r_) return pml_cuda_fail((d), r_, #call, __FILE__, __LINE__, (err));             \
+#define PML_CHECK_CU(d, call, err)                                               \
+    do {                                                                         \
+        pml_cu_result r_ = (d)->call;                                            \
+        if (r_) return pml_cuda_fail((d), r_, #call, __FILE__, __LINE__, (err)); \
     } while (0)
 
 #endif

@@ -1,0 +1,401 @@
+/* stage.c — the CUDA backend at work (see cuda/stage.h): a stage's passes as launches
+ * and GEMMs queued on its stream, gradient accumulation, the norm, the optimizer
+ * update, copies between host and device, and the backend table. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/stage.h"
+#include "rng.h"
+#include "train/transport.h"
+
+enum { OPT_SGD, OPT_ADAMW }; /* pml_plan_config.optimizer, as train/optim.c */
+
+pml_cu_ptr pml_cuda_ctx_data(const pml_cuda_ctx *p, int n, int64_t mb)
+{
+    int r = p->root[n];
+    if (!p->dbuf[r]) return 0;
+    return p->dbuf[r] + (p->per_mb[r] ? (pml_cu_ptr)mb * p->bytes[r] : 0);
+}
+
+/* The calling thread (a stage's worker, or the driving thread) works in our context. */
+static pml_status current(const pml_cuda_ctx *p, pml_err *err)
+{
+    PML_CHECK_CU(p->d, CtxSetCurrent(p->cu), err);
+    return PML_OK;
+}
+
+/* Blocks for a launch of `work` threads: enough to fill the GPU, the rest grid-strides. */
+static unsigned grid_for(const pml_cuda_ctx *p, int64_t work, unsigned block)
+{
+    int64_t blocks = (work + block - 1) / block, most = (int64_t)p->sms * 32;
+    return (unsigned)(blocks < 1 ? 1 : blocks > most ? most : blocks);
+}
+
+static pml_status run_gemm(pml_cuda_ctx *p, pml_cuda_stage *st, int l, int64_t mb, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const pml_cuda_gemm_shape *g = &p->gemm[l];
+    int o = pl->gpu_launches[l].matmul;
+    pml_cu_ptr A = pml_cuda_ctx_data(p, pl->nodes[o].in[0], mb), B = pml_cuda_ctx_data(p, pl->nodes[o].in[1], mb);
+    pml_cu_ptr C = p->acc_into[o] ? p->acc_into[o] : pml_cuda_ctx_data(p, o, mb);
+    int add = p->acc_into[o] != 0;
+    if (g->calls == 1)
+        return pml_cuda_gemm(st->blas, PML_F32, g->batch, g->m, g->n, g->k, A, g->sa, B, g->sb, C, g->sc, add, 0, err);
+    for (int64_t c = 0; c < g->calls; c++) { /* partial broadcast: one GEMM per output matrix */
+        int64_t rest = c, oa = 0, ob = 0;
+        for (int d = g->rank - 1; d >= 0; d--) {
+            int64_t i = rest % g->dims[d];
+            rest /= g->dims[d];
+            oa += i * g->st_a[d], ob += i * g->st_b[d];
+        }
+        pml_status s =
+            pml_cuda_gemm(st->blas, PML_F32, 1, g->m, g->n, g->k, A + (pml_cu_ptr)(oa * g->m * g->k) * 4, 0,
+                          B + (pml_cu_ptr)(ob * g->k * g->n) * 4, 0, C + (pml_cu_ptr)(c * g->sc) * 4, 0, add, 0, err);
+        if (s) return s;
+    }
+    return PML_OK;
+}
+
+/* Launch l for micro-batch mb (the codegen's launch contract, cuda_codegen.h). */
+static pml_status run_launch(pml_cuda_ctx *p, pml_cuda_stage *st, int l, int64_t mb, unsigned long long seed,
+                             pml_err *err)
+{
+    const pml_plan_gpu_launch *L = &p->plan->gpu_launches[l];
+    if (L->func < 0) return run_gemm(p, st, l, mb, err);
+    enum { CAP = 64 };
+    pml_cu_ptr vals_s[CAP];
+    void *params_s[CAP + 2];
+    pml_cu_ptr *vals = L->n_args <= CAP ? vals_s : malloc(sizeof *vals * (size_t)L->n_args);
+    void **params = L->n_args <= CAP ? params_s : malloc(sizeof *params * (size_t)(L->n_args + 2));
+    pml_status s = vals && params ? PML_OK : pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    int np = 0;
+    for (int a = 0; !s && a < L->n_args; a++) {
+        int n = L->args[a].node;
+        vals[a] = pml_cuda_ctx_data(p, n, mb);
+        params[np++] = &vals[a];
+        if (L->args[a].out && (L->flags & PML_PLAN_GPU_ZERO_OUTPUT) &&
+            p->d->MemsetD8Async(vals[a], 0, p->bytes[p->root[n]], st->stream))
+            s = pml_err_set(err, PML_ERR_DEVICE, "cuMemsetD8Async failed");
+    }
+    if (L->flags & PML_PLAN_GPU_SEED) params[np++] = &seed;
+    if (L->flags & PML_PLAN_GPU_INDEX_CHECK) params[np++] = &st->flag;
+    if (!s)
+        s = pml_cuda_launch(&p->mod, p->fn_of[L->func], grid_for(p, L->work, L->block), L->block, params, st->stream,
+                            err);
+    if (vals != vals_s) free(vals);
+    if (params != params_s) free(params);
+    return s;
+}
+
+/* Whether a forward launch computes anything the output depends on. */
+static int serves(const pml_cuda_ctx *p, int l)
+{
+    const pml_plan_kernel *K = &p->plan->kernels[p->plan->gpu_launches[l].kernel];
+    for (int i = 0; i < K->n_nodes; i++)
+        if (p->serves[K->nodes[i]]) return 1;
+    return 0;
+}
+
+/* Frozen from this step on (a scheduled `freeze ... after N steps`). */
+static int frozen_now(const pml_cuda_ctx *p, int q)
+{
+    int64_t from = p->plan->params[q].frozen_from;
+    return from >= 0 && p->step >= from;
+}
+
+static int node_of(const pml_plan *pl, pml_backend_value what, int k)
+{
+    return what == PML_BACKEND_VAL_INPUT    ? (k >= 0 && k < pl->n_inputs ? pl->input_nodes[k] : -1)
+           : what == PML_BACKEND_VAL_LABELS ? pl->labels
+           : what == PML_BACKEND_VAL_LOSS   ? pl->loss
+           : what == PML_BACKEND_VAL_OUTPUT ? pl->output
+                                            : -1;
+}
+
+/* ---- the table ---------------------------------------------------------------------- */
+
+static pml_status cuda_begin(pml_backend_ctx *b, int64_t step, int train, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    const pml_plan *pl = p->plan;
+    pml_status s = current(p, err);
+    p->step = step;
+    p->train_mode = train;
+    for (int q = 0; !s && train && q < pl->n_params; q++) {
+        if (!p->acc[q]) continue;
+        const pml_plan_node *n = &pl->nodes[pl->params[q].node];
+        PML_CHECK_CU(p->d, MemsetD8Async(p->acc[q], 0, sizeof(float) * (size_t)n->numel, p->stages[n->stage].stream),
+                     err);
+    }
+    return s;
+}
+
+/* Training seeds dropout per (seed, step, micro-batch), as the CPU backend; all ones
+ * means "dropout off" to the kernels, so a training seed never is. */
+static unsigned long long dropout_seed(const pml_cuda_ctx *p, int64_t mb, pml_backend_fwd_mode mode)
+{
+    if (mode != PML_BACKEND_FWD_TRAIN) return ~0ull;
+    unsigned long long s = pml_rng_u64(p->conf.seed, (uint64_t)p->step, (uint64_t)mb);
+    return s == ~0ull ? s - 1 : s;
+}
+
+/* The launches of one pass of stage s on micro-batch mb (backward: then the gradient
+ * sums). */
+static pml_status run_pass(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_backend_fwd_mode mode, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    pml_cuda_stage *st = &p->stages[s];
+    unsigned long long seed = dropout_seed(p, mb, mode);
+    int n = pass ? st->n_bwd : st->n_fwd, *list = pass ? st->bwd : st->fwd;
+    pml_status r = PML_OK;
+    for (int k = 0; !r && k < n; k++)
+        if (mode != PML_BACKEND_FWD_SERVE || serves(p, list[k])) r = run_launch(p, st, list[k], mb, seed, err);
+    for (int k = 0; !r && pass && k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->acc[q] || p->direct[q] || frozen_now(p, q)) continue;
+        r = pml_cuda_axpy(st->blas, pl->nodes[pl->params[q].node].numel, pml_cuda_ctx_data(p, pl->params[q].grad, mb),
+                          p->acc[q], err);
+    }
+    return r;
+}
+
+/* A training pass: replayed from its graph, captured the first time (stage.h). */
+static pml_status run_training_pass(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_err *err)
+{
+    pml_cuda_stage *st = &p->stages[s];
+    if (!p->graphs || st->seeded) return run_pass(p, s, mb, pass, PML_BACKEND_FWD_TRAIN, err);
+    pml_cu_graph_exec *exec = &st->graph[pass][mb];
+    if (!*exec) {
+        pml_cu_graph g = NULL;
+        PML_CHECK_CU(p->d, StreamBeginCapture(st->stream, PML_CU_CAPTURE_THREAD_LOCAL), err);
+        pml_status r = run_pass(p, s, mb, pass, PML_BACKEND_FWD_TRAIN, err);
+        pml_cu_result e = p->d->StreamEndCapture(st->stream, &g); /* always ends the capture */
+        if (!r && e) r = pml_cuda_fail(p->d, e, "cuStreamEndCapture", __FILE__, __LINE__, err);
+        if (!r && (e = p->d->GraphInstantiate(exec, g, 0)))
+            r = pml_cuda_fail(p->d, e, "cuGraphInstantiate", __FILE__, __LINE__, err);
+        if (g) p->d->GraphDestroy(g);
+        if (r) return r;
+    }
+    PML_CHECK_CU(p->d, GraphLaunch(*exec, st->stream), err);
+    return PML_OK;
+}
+
+/* Before a pass of stage s on mb: its stream waits for the other stages' passes on mb
+ * whose values it reads (their events, recorded by sync before they sent). */
+static pml_status wait_for_inputs(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_err *err)
+{
+    pml_cuda_stage *st = &p->stages[s];
+    for (int k = 0; k < st->n_deps[pass]; k++) {
+        int dep = st->deps[pass][k];
+        PML_CHECK_CU(p->d, StreamWaitEvent(st->stream, p->stages[dep / 2].done[dep % 2][mb], 0), err);
+    }
+    st->last_pass = pass, st->last_mb = mb, st->pending = 1;
+    return PML_OK;
+}
+
+static pml_status cuda_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend_fwd_mode mode, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    pml_status r = current(p, err);
+    if (!r) r = wait_for_inputs(p, s, mb, 0, err);
+    if (r) return r;
+    return mode == PML_BACKEND_FWD_TRAIN ? run_training_pass(p, s, mb, 0, err) : run_pass(p, s, mb, 0, mode, err);
+}
+
+static pml_status cuda_backward(pml_backend_ctx *b, int s, int64_t mb, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    pml_status r = current(p, err);
+    if (!r) r = wait_for_inputs(p, s, mb, 1, err);
+    return r ? r : run_training_pass(p, s, mb, 1, err);
+}
+
+/* Publishes the stage's last pass to the other stages (stage.h): no host wait. */
+static pml_status cuda_sync(pml_backend_ctx *b, int s, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    pml_cuda_stage *st = &p->stages[s];
+    pml_status r = current(p, err);
+    if (r || !st->pending) return r;
+    st->pending = 0;
+    PML_CHECK_CU(p->d, EventRecord(st->done[st->last_pass][st->last_mb], st->stream), err);
+    return PML_OK;
+}
+
+/* The index-error flags of every stage, read once the work that could set them is done. */
+static pml_status check_indices(pml_cuda_ctx *p, pml_err *err)
+{
+    for (int s = 0; s < p->S; s++) {
+        unsigned flag = 0;
+        if (!p->stages[s].checks_index) continue;
+        PML_CHECK_CU(p->d, MemcpyDtoH(&flag, p->stages[s].flag, sizeof flag), err);
+        if (flag)
+            return pml_err_set(err, PML_ERR_INVALID_ARG,
+                               "stage %d: an index was out of range on the GPU (an embedding or gather got an index "
+                               "outside its table; check the data's labels and token ids)",
+                               s);
+    }
+    return PML_OK;
+}
+
+static pml_status cuda_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    const pml_plan *pl = p->plan;
+    pml_cuda_stage *st = &p->stages[s];
+    pml_status r = current(p, err);
+    double sq = 0;
+    for (int k = 0; !r && k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->acc[q] || frozen_now(p, q)) continue;
+        double part = 0;
+        r = pml_cuda_sum_squares(st->blas, pl->nodes[pl->params[q].node].numel, p->acc[q], &part, err);
+        sq += part;
+    }
+    double inv_m = 1.0 / (double)p->M; /* acc holds sums over micro-batches */
+    *out = sq * inv_m * inv_m;
+    if (!r && p->d->StreamSynchronize(st->stream)) /* the step's work is done: see stage.h */
+        r = pml_err_set(err, PML_ERR_DEVICE, "stage %d: the GPU failed during the step", s);
+    return r ? r : check_indices(p, err);
+}
+
+static pml_status cuda_update(pml_backend_ctx *b, int s, double lr, double clip, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    const pml_plan *pl = p->plan;
+    const pml_plan_config *c = &pl->conf;
+    pml_cuda_stage *st = &p->stages[s];
+    pml_status r = current(p, err);
+    double t = (double)(p->step + 1), gscale = clip / (double)p->M;
+    double c1 = 1 - pow(c->beta1, t), c2 = 1 - pow(c->beta2, t), decay = 1 - lr * c->weight_decay;
+    double b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay, mom = c->momentum;
+    int nesterov = (int)c->nesterov, first = p->step == 0;
+    for (int k = 0; !r && k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->acc[q] || frozen_now(p, q)) continue;
+        long long n = (long long)pl->nodes[pl->params[q].node].numel;
+        pml_cu_ptr w = pml_cuda_ctx_data(p, pl->params[q].node, 0);
+        unsigned grid = grid_for(p, n, 256);
+        if (c->optimizer == OPT_ADAMW) {
+            void *args[] = {&w, &p->acc[q], &p->m[q], &p->v[q], &n, &lr, &b1, &b2, &c1, &c2, &eps, &decay, &gscale};
+            r = pml_cuda_launch(&p->mod, p->fn_adamw, grid, 256, args, st->stream, err);
+        } else {
+            void *args[] = {&w, &p->acc[q], &p->m[q], &n, &lr, &wd, &mom, &nesterov, &first, &gscale};
+            r = pml_cuda_launch(&p->mod, p->fn_sgd, grid, 256, args, st->stream, err);
+        }
+    }
+    return r;
+}
+
+static void *cuda_host_value(pml_backend_ctx *b, pml_backend_value what, int k, int64_t mb)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    int n = node_of(p->plan, what, k);
+    if (n < 0 || mb < 0 || mb >= p->M || !p->host[n]) return NULL;
+    return (unsigned char *)p->host[n] + (size_t)mb * p->bytes[n];
+}
+
+static pml_status copy_value(pml_cuda_ctx *p, pml_backend_value what, int k, int64_t mb, int up, pml_err *err)
+{
+    int n = node_of(p->plan, what, k);
+    void *h = cuda_host_value((pml_backend_ctx *)p, what, k, mb);
+    if (!h)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "no value %d/%d for micro-batch %lld", (int)what, k,
+                           (long long)mb);
+    pml_cuda_stage *st = &p->stages[p->plan->nodes[n].stage];
+    pml_cu_ptr dv = pml_cuda_ctx_data(p, n, mb);
+    pml_status r = current(p, err);
+    if (r) return r;
+    if (up) {
+        PML_CHECK_CU(p->d, MemcpyHtoDAsync(dv, h, p->bytes[n], st->stream), err);
+        return PML_OK;
+    }
+    PML_CHECK_CU(p->d, MemcpyDtoHAsync(h, dv, p->bytes[n], st->stream), err);
+    PML_CHECK_CU(p->d, StreamSynchronize(st->stream), err);
+    return check_indices(p, err); /* the value read depends on all the work before it */
+}
+
+static pml_status cuda_upload(pml_backend_ctx *b, pml_backend_value what, int k, int64_t mb, pml_err *err)
+{
+    return copy_value((pml_cuda_ctx *)b, what, k, mb, 1, err);
+}
+
+static pml_status cuda_download(pml_backend_ctx *b, pml_backend_value what, int k, int64_t mb, pml_err *err)
+{
+    return copy_value((pml_cuda_ctx *)b, what, k, mb, 0, err);
+}
+
+static float *cuda_host_param(pml_backend_ctx *b, int q, int which)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    if (q < 0 || q >= p->plan->n_params) return NULL;
+    return which == -1 ? p->h_param[q] : which == 0 ? p->h_m[q] : which == 1 ? p->h_v[q] : NULL;
+}
+
+/* Parameters and optimizer state between their host copies and the device, with every
+ * stage's stream idle (the copies go through the default stream, which does not wait
+ * for ours). */
+static pml_status copy_params(pml_cuda_ctx *p, int up, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    pml_status r = current(p, err);
+    for (int s = 0; !r && s < p->S; s++) PML_CHECK_CU(p->d, StreamSynchronize(p->stages[s].stream), err);
+    for (int q = 0; !r && q < pl->n_params; q++) {
+        size_t bytes = sizeof(float) * (size_t)pl->nodes[pl->params[q].node].numel;
+        pml_cu_ptr dev[3] = {pml_cuda_ctx_data(p, pl->params[q].node, 0), p->m[q], p->v[q]};
+        float *host[3] = {p->h_param[q], p->h_m[q], p->h_v[q]};
+        for (int k = 0; k < 3; k++) {
+            if (!dev[k] || !host[k]) continue;
+            if (up)
+                PML_CHECK_CU(p->d, MemcpyHtoD(dev[k], host[k], bytes), err);
+            else
+                PML_CHECK_CU(p->d, MemcpyDtoH(host[k], dev[k], bytes), err);
+        }
+    }
+    return r;
+}
+
+static pml_status cuda_params_download(pml_backend_ctx *b, pml_err *err)
+{
+    return copy_params((pml_cuda_ctx *)b, 0, err);
+}
+static pml_status cuda_params_upload(pml_backend_ctx *b, pml_err *err)
+{
+    return copy_params((pml_cuda_ctx *)b, 1, err);
+}
+
+static pml_status cuda_boundary(pml_backend_ctx *b, int s, int kind, int64_t mb, pml_backend_buf *out, int cap, int *n,
+                                pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    if (s < 0 || s >= p->S || (kind != PML_MSG_ACT && kind != PML_MSG_GRAD) || mb < 0 || mb >= p->M)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "no message of kind %d from stage %d for micro-batch %lld", kind,
+                           s, (long long)mb);
+    const pml_cuda_stage *st = &p->stages[s];
+    *n = st->n_sends[kind];
+    for (int i = 0; i < *n && i < cap; i++) {
+        int v = st->sends[kind][i];
+        out[i] = (pml_backend_buf){(void *)(uintptr_t)pml_cuda_ctx_data(p, v, mb), p->bytes[v], PML_DEVICE_CUDA};
+    }
+    return PML_OK;
+}
+
+const pml_backend_ops pml_cuda_backend_ops = {
+    .name = "cuda",
+    .create = pml_cuda_ctx_create,
+    .destroy = pml_cuda_ctx_destroy,
+    .begin = cuda_begin,
+    .forward = cuda_forward,
+    .backward = cuda_backward,
+    .grad_sq = cuda_grad_sq,
+    .update = cuda_update,
+    .sync = cuda_sync,
+    .host_value = cuda_host_value,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .host_param = cuda_host_param,
+    .params_download = cuda_params_download,
+    .params_upload = cuda_params_upload,
+    .boundary = cuda_boundary,
+};

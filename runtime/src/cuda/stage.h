@@ -1,0 +1,116 @@
+/* stage.h — the CUDA backend: the backend table (backend_ops.h) over a plan's GPU code
+ * (its CUBN section), so the pipeline executor runs a plan's stages on a GPU.
+ *
+ * What runs: for each stage, the plan's kernels of that stage in running order — a
+ * fused kernel as one launch of its compiled function (the launch contract of
+ * compiler/src/cuda_codegen.h), a matmul as one cuBLAS GEMM (strided-batched when its
+ * batch axes allow, else one per output matrix). Gradients are summed over
+ * micro-batches on the device (a weight gradient's GEMM adds its product to the
+ * accumulator; other gradients are added by cuBLAS axpy), the squared norm comes from cuBLAS, and
+ * the optimizer is the plan's own update kernel (pml_adamw_f32 / pml_sgd_f32), in the
+ * same arithmetic as train/optim.c. Values are f32 (and i32), as the graph's nodes
+ * are; a plan's `precision` changes nothing here yet.
+ *
+ * Streams and order: each stage has its own non-blocking stream and cuBLAS handle;
+ * forward, backward, update and the copies of inputs and labels only queue work on it,
+ * so stages overlap on the device as their threads overlap on the host, and nothing
+ * inside a step waits on the host but the gradient norm. `sync`, which the executor
+ * calls before a send, records an event after the stage's last pass; a pass of another
+ * stage that reads those values (in place, in the same device memory) first makes its
+ * stream wait for that event. The send happens after the record on the host, so the
+ * wait always finds the event of this step. grad_sq drains the stage's stream, so after
+ * the norm barrier every stream is idle and a new step may overwrite any value.
+ *
+ * Graphs: a training pass of a stage on a micro-batch is the same work with the same
+ * pointers at every step, so it is captured once into a CUDA graph and replayed (one
+ * launch instead of dozens: the many small kernels of a micro-batch were bound by
+ * launch cost). Not for a stage whose kernels take the dropout seed (it changes every
+ * step), nor for plans with a scheduled freeze (the work changes at the boundary), nor
+ * with PML_CUDA_GRAPHS=0.
+ *
+ * Memory: every tensor lives in device memory; one buffer per micro-batch for a value
+ * that outlives its pass (read by the backward pass or by another stage, or read and
+ * written by the executor), one reused buffer otherwise — the stream's order makes the
+ * reuse safe. Inputs, labels, loss and output have pinned host copies per micro-batch;
+ * parameters and optimizer state have host copies made current by params_download.
+ *
+ * Devices: every stage runs on device 0 (correct for any stage -> device map, since
+ * each stage reads the others' values in one device's memory); spreading stages over
+ * several GPUs needs the peer/NCCL transport (issue 4, not built yet).
+ *
+ * The context's layout is private to cuda/stage*.c. */
+#ifndef PML_CUDA_STAGE_H
+#define PML_CUDA_STAGE_H
+
+#include "backend_ops.h"
+#include "cuda/blas.h"
+#include "cuda/module.h"
+
+extern const pml_backend_ops pml_cuda_backend_ops;
+
+/* ---- private to cuda/stage*.c ----------------------------------------------------- */
+
+/* How a matmul launch maps onto cuBLAS: `calls` GEMMs of `batch` matrices each. */
+typedef struct pml_cuda_gemm_shape {
+    int64_t m, n, k, batch;
+    int64_t sa, sb, sc; /* batch strides in elements (0: broadcast) */
+    int64_t calls;      /* > 1 when the batch axes broadcast partially: one call per output matrix */
+    int rank;           /* of the output's batch axes, for the per-matrix offsets */
+    int64_t dims[PML_PLAN_MAX_RANK], st_a[PML_PLAN_MAX_RANK], st_b[PML_PLAN_MAX_RANK];
+} pml_cuda_gemm_shape;
+
+typedef struct pml_cuda_stage {
+    pml_cu_stream stream;
+    pml_cuda_blas *blas;
+    int *fwd, n_fwd; /* launch indices (plan gpu_launches) of the forward pass, in order */
+    int *bwd, n_bwd; /* ... of the backward passes (input and weight gradients) */
+    int *params, n_params;
+    int *sends[2], n_sends[2];   /* roots of the values this stage sends, per message kind */
+    pml_cu_ptr flag;             /* the index-error flag of its launches that check indices */
+    int checks_index, seeded;    /* some launch checks indices / takes the dropout seed */
+    pml_cu_graph_exec *graph[2]; /* per pass (0 forward, 1 backward) and micro-batch: captured work */
+    pml_cu_event *done[2];       /* per pass and micro-batch: recorded by sync after that pass */
+    int last_pass, pending;      /* the pass sync records (pending: one ran since the last sync) */
+    int64_t last_mb;
+    int *deps[2], n_deps[2]; /* per pass: the other stages' passes it reads, as stage * 2 + pass */
+} pml_cuda_stage;
+
+typedef struct pml_cuda_ctx {
+    const pml_plan *plan;
+    pml_backend_conf conf;
+    const pml_cuda_driver *d;
+    pml_cu_device dev;
+    pml_cu_context cu;
+    int sms;
+    int S;
+    int64_t M;
+    int64_t step;
+    int train_mode; /* begin's `train`: dropout on */
+    int graphs;     /* capture training passes (see above) */
+    pml_cuda_module mod;
+    int fn_adamw, fn_sgd;      /* module function indices of the optimizer kernels */
+    int *fn_of;                /* per plan gpu function: its module function index */
+    pml_cuda_gemm_shape *gemm; /* per launch (matmuls only) */
+    int32_t *root;             /* per node: the node whose buffer holds its value (a reshape's source) */
+    pml_cu_ptr *dbuf;          /* per root node: device buffer, per-micro-batch copies end to end */
+    uint8_t *per_mb;
+    size_t *bytes;   /* per node: one copy's size */
+    void **host;     /* per node the executor reads or writes: pinned host copies, end to end */
+    uint8_t *serves; /* per node: the output depends on it (FWD_SERVE) */
+    pml_cu_ptr *acc, *m, *v;
+    /* Per node: the accumulator its GEMM adds to (C += A B) instead of writing its own
+     * buffer, for a weight gradient nothing else reads; such a parameter is `direct`. */
+    pml_cu_ptr *acc_into;
+    uint8_t *direct;
+    float **h_param, **h_m, **h_v; /* host copies (host_param) */
+    pml_cuda_stage *stages;
+} pml_cuda_ctx;
+
+/* stage_build.c */
+pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *conf, pml_backend_ctx **out, pml_err *err);
+void pml_cuda_ctx_destroy(pml_backend_ctx *b);
+
+/* Device address of node n's value for micro-batch mb. */
+pml_cu_ptr pml_cuda_ctx_data(const pml_cuda_ctx *p, int n, int64_t mb);
+
+#endif

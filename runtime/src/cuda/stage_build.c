@@ -1,0 +1,421 @@
+/* stage_build.c — making the CUDA backend's context (see cuda/stage.h): the device and
+ * its module (the plan's image for this GPU), how each matmul maps onto cuBLAS, which
+ * values need a buffer per micro-batch, device memory, each stage's launch lists,
+ * parameters (initialised on the host exactly as the CPU backend does, then copied),
+ * optimizer state and constants. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/kernels.h" /* pml_opcode, the runtime's one list of ops */
+#include "cuda/stage.h"
+#include "train/optim.h"
+#include "train/transport.h"
+
+#define NOMEM(err) pml_err_set((err), PML_ERR_NOMEM, "out of memory")
+
+static int constant_node(uint16_t op) { return op == PML_OP_CONST || op == PML_OP_ARANGE; }
+static int source_node(uint16_t op) { return op == PML_OP_PARAM || op == PML_OP_INPUT || constant_node(op); }
+
+/* The plan's image for a device of compute capability major.minor: its own CUBIN, or
+ * else the newest PTX the driver can compile for it. */
+static const pml_plan_gpu_image *pick_image(const pml_plan *pl, int major, int minor)
+{
+    char want[16];
+    snprintf(want, sizeof want, "sm_%d%d", major, minor);
+    const pml_plan_gpu_image *best = NULL;
+    int best_cc = -1;
+    for (int i = 0; i < pl->n_gpu_images; i++) {
+        const pml_plan_gpu_image *im = &pl->gpu_images[i];
+        if (!strcmp(im->target, want)) return im;
+        int cc;
+        if (sscanf(im->target, "compute_%d", &cc) == 1 && cc <= major * 10 + minor && cc > best_cc)
+            best = im, best_cc = cc;
+    }
+    return best;
+}
+
+static pml_status open_device(pml_cuda_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    if (!(p->d = pml_cuda_driver_get(err))) return err ? err->code : PML_ERR_DEVICE;
+    int major = 0, minor = 0;
+    PML_CHECK_CU(p->d, DeviceGet(&p->dev, 0), err);
+    PML_CHECK_CU(p->d, DeviceGetAttribute(&major, PML_CU_ATTR_CC_MAJOR, p->dev), err);
+    PML_CHECK_CU(p->d, DeviceGetAttribute(&minor, PML_CU_ATTR_CC_MINOR, p->dev), err);
+    PML_CHECK_CU(p->d, DeviceGetAttribute(&p->sms, PML_CU_ATTR_SM_COUNT, p->dev), err);
+    PML_CHECK_CU(p->d, DevicePrimaryCtxRetain(&p->cu, p->dev), err);
+    PML_CHECK_CU(p->d, CtxSetCurrent(p->cu), err);
+    if (!pl->n_gpu_images || !pl->n_gpu_launches)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED,
+                           "the plan has no GPU code: build it with `pmlc build --arch sm_%d%d` (or train the .pml "
+                           "file with --backend cuda)",
+                           major, minor);
+    const pml_plan_gpu_image *im = pick_image(pl, major, minor);
+    if (!im) {
+        char have[256] = "";
+        for (int i = 0; i < pl->n_gpu_images; i++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", i ? ", " : "", pl->gpu_images[i].target);
+        return pml_err_set(err, PML_ERR_UNSUPPORTED,
+                           "the plan's GPU code (%s) does not run on this GPU (sm_%d%d): rebuild it with `pmlc build "
+                           "--arch sm_%d%d`",
+                           have, major, minor, major, minor);
+    }
+    /* Function 0 of the plan stands for the optimizer source; its kernels are named. */
+    int n = pl->n_gpu_funcs;
+    const char **names = calloc((size_t)n + 1, sizeof *names);
+    p->fn_of = calloc((size_t)n + 1, sizeof *p->fn_of);
+    if (!names || !p->fn_of) return free(names), NOMEM(err);
+    for (int f = 0; f < n; f++) names[f] = pl->gpu_funcs[f], p->fn_of[f] = f;
+    names[0] = "pml_adamw_f32";
+    names[n] = "pml_sgd_f32";
+    p->fn_adamw = 0, p->fn_sgd = n;
+    pml_status st = pml_cuda_module_load(&p->mod, im->data, names, n + 1, err);
+    free(names);
+    return st;
+}
+
+/* How matmul launch l maps onto cuBLAS: a[..., m, k] x b[..., k, n] -> out[..., m, n]
+ * with NumPy broadcasting of the batch axes (inputs are stored row-major: transposes
+ * are kernels of their own in the plan). One strided-batched call when each input's
+ * batch is either whole or broadcast as a block; else one call per output matrix. */
+static pml_status plan_gemm(pml_cuda_ctx *p, int l, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_node *o = &pl->nodes[pl->gpu_launches[l].matmul];
+    const pml_plan_node *a = &pl->nodes[o->in[0]], *b = &pl->nodes[o->in[1]];
+    pml_cuda_gemm_shape *g = &p->gemm[l];
+    int R = o->rank, B = R - 2;
+    if (R < 2 || a->rank < 2 || b->rank < 2 || a->rank > R || b->rank > R || o->dtype != PML_F32)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "matmul %d on CUDA: ranks %d x %d -> %d (%s)",
+                           pl->gpu_launches[l].matmul, a->rank, b->rank, R, pml_dtype_name((pml_dtype)o->dtype));
+    g->m = a->dims[a->rank - 2], g->k = a->dims[a->rank - 1], g->n = b->dims[b->rank - 1];
+    if (b->dims[b->rank - 2] != g->k || o->dims[R - 2] != g->m || o->dims[R - 1] != g->n)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "matmul %d: shapes do not fit", pl->gpu_launches[l].matmul);
+    int64_t batches = 1, sa = 1, sb = 1;
+    int a_full = 1, b_full = 1, a_none = 1, b_none = 1;
+    g->rank = B;
+    for (int d = B - 1; d >= 0; d--) {
+        int da = d - (R - a->rank), db = d - (R - b->rank);
+        int64_t na = da >= 0 ? a->dims[da] : 1, nb = db >= 0 ? b->dims[db] : 1, no = o->dims[d];
+        if ((na != no && na != 1) || (nb != no && nb != 1))
+            return pml_err_set(err, PML_ERR_INVALID_ARG, "matmul %d: batch axes do not broadcast",
+                               pl->gpu_launches[l].matmul);
+        g->dims[d] = no;
+        g->st_a[d] = na == 1 ? 0 : sa;
+        g->st_b[d] = nb == 1 ? 0 : sb;
+        sa *= na, sb *= nb, batches *= no;
+        a_full &= na == no, b_full &= nb == no, a_none &= na == 1, b_none &= nb == 1;
+    }
+    g->sc = g->m * g->n;
+    if ((a_full || a_none) && (b_full || b_none)) {
+        g->calls = 1, g->batch = batches;
+        g->sa = a_none ? 0 : g->m * g->k;
+        g->sb = b_none ? 0 : g->k * g->n;
+        if (b_none && a_full) { /* a linear layer: the batch folds into m, one larger GEMM */
+            g->m *= batches, g->batch = 1, g->sa = g->sc = 0;
+        }
+    } else {
+        g->calls = batches, g->batch = 1, g->sa = g->sb = 0;
+    }
+    return PML_OK;
+}
+
+/* Which values need a buffer per micro-batch, and each node's buffer owner. */
+static pml_status plan_buffers(pml_cuda_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    int N = pl->n_nodes;
+    p->root = malloc(sizeof *p->root * (size_t)(N + 1));
+    p->per_mb = calloc((size_t)N + 1, 1);
+    p->bytes = calloc((size_t)N + 1, sizeof *p->bytes);
+    p->dbuf = calloc((size_t)N + 1, sizeof *p->dbuf);
+    p->host = calloc((size_t)N + 1, sizeof *p->host);
+    if (!p->root || !p->per_mb || !p->bytes || !p->dbuf || !p->host) return NOMEM(err);
+    for (int i = 0; i < N; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        p->root[i] = n->op == PML_OP_RESHAPE ? p->root[n->in[0]] : i;
+        p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4; /* f32 and i32 alike */
+    }
+    /* A launch's input outlives its pass when the launch is on another stage, or is
+     * backward work reading a forward value. */
+    for (int l = 0; l < pl->n_gpu_launches; l++) {
+        const pml_plan_gpu_launch *L = &pl->gpu_launches[l];
+        const pml_plan_kernel *K = &pl->kernels[L->kernel];
+        for (int a = 0; a < L->n_args; a++) {
+            int r = p->root[L->args[a].node];
+            const pml_plan_node *src = &pl->nodes[r];
+            if (L->args[a].out || src->op == PML_OP_PARAM || constant_node(src->op)) continue;
+            if (src->stage != K->stage || (src->pass == 0 && K->pass != 0)) p->per_mb[r] = 1;
+        }
+    }
+    int32_t io[3] = {pl->loss, pl->output, pl->labels};
+    for (int k = 0; k < 3; k++)
+        if (io[k] >= 0) p->per_mb[p->root[io[k]]] = 1;
+    for (int k = 0; k < pl->n_inputs; k++) p->per_mb[pl->input_nodes[k]] = 1;
+    for (int q = 0; q < pl->n_params; q++) {
+        int g = pl->params[q].grad;
+        if (g >= 0 && !pl->materialised[g] && pl->nodes[g].op != PML_OP_RESHAPE)
+            return pml_err_set(err, PML_ERR_INVALID_ARG, "parameter %s: its gradient is not materialised",
+                               pl->params[q].name);
+    }
+    /* Device memory for every value some launch or the executor touches. */
+    for (int i = 0; i < N; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        if (p->root[i] != i || (!pl->materialised[i] && !source_node(n->op))) continue;
+        size_t total = p->bytes[i] * (p->per_mb[i] ? (size_t)p->M : 1);
+        pml_cu_result r = p->d->MemAlloc(&p->dbuf[i], total);
+        if (r) return pml_cuda_fail(p->d, r, "cuMemAlloc (values)", __FILE__, __LINE__, err);
+    }
+    /* Pinned host copies of what the executor writes and reads. */
+    for (int k = 0; k < 3 + pl->n_inputs; k++) {
+        int n = k < 3 ? io[k] : pl->input_nodes[k - 3];
+        if (n < 0 || p->host[n]) continue;
+        if (!p->dbuf[p->root[n]])
+            return pml_err_set(err, PML_ERR_INVALID_ARG, "node %d (loss, output, labels or input) has no buffer", n);
+        pml_cu_result r = p->d->MemAllocHost(&p->host[n], p->bytes[n] * (size_t)p->M);
+        if (r) return pml_cuda_fail(p->d, r, "cuMemAllocHost", __FILE__, __LINE__, err);
+        memset(p->host[n], 0, p->bytes[n] * (size_t)p->M);
+    }
+    return PML_OK;
+}
+
+static pml_status push(int **v, int *n, int x, int cap, pml_err *err)
+{
+    if (!*v && !(*v = malloc(sizeof(int) * (size_t)(cap + 1)))) return NOMEM(err);
+    (*v)[(*n)++] = x;
+    return PML_OK;
+}
+
+/* Each stage's stream, cuBLAS handle, launch lists, parameters and sent values. */
+static pml_status build_stages(pml_cuda_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    p->stages = calloc((size_t)p->S, sizeof *p->stages);
+    p->gemm = calloc((size_t)pl->n_gpu_launches + 1, sizeof *p->gemm);
+    if (!p->stages || !p->gemm) return NOMEM(err);
+    for (int s = 0; s < p->S; s++) {
+        pml_cuda_stage *st = &p->stages[s];
+        for (int k = 0; k < 2; k++) {
+            st->graph[k] = calloc((size_t)p->M, sizeof *st->graph[k]);
+            st->done[k] = calloc((size_t)p->M, sizeof *st->done[k]);
+            if (!st->graph[k] || !st->done[k]) return NOMEM(err);
+            for (int64_t mb = 0; mb < p->M; mb++)
+                PML_CHECK_CU(p->d, EventCreate(&st->done[k][mb], PML_CU_EVENT_DISABLE_TIMING), err);
+        }
+        PML_CHECK_CU(p->d, StreamCreate(&st->stream, PML_CU_STREAM_NON_BLOCKING), err);
+        pml_status r = pml_cuda_blas_create(&st->blas, st->stream, err);
+        if (r) return r;
+        PML_CHECK_CU(p->d, MemAlloc(&st->flag, 4), err);
+        PML_CHECK_CU(p->d, MemsetD8Async(st->flag, 0, 4, st->stream), err);
+    }
+    for (int l = 0; l < pl->n_gpu_launches; l++) {
+        const pml_plan_gpu_launch *L = &pl->gpu_launches[l];
+        const pml_plan_kernel *K = &pl->kernels[L->kernel];
+        pml_cuda_stage *st = &p->stages[K->stage];
+        pml_status r = L->func < 0 ? plan_gemm(p, l, err) : PML_OK;
+        if (!r && L->func >= 0 && (L->func == 0 || L->func >= pl->n_gpu_funcs))
+            r = pml_err_set(err, PML_ERR_INVALID_ARG, "launch %d names function %d", l, L->func);
+        if (!r)
+            r = K->pass == 0 ? push(&st->fwd, &st->n_fwd, l, pl->n_gpu_launches, err)
+                             : push(&st->bwd, &st->n_bwd, l, pl->n_gpu_launches, err);
+        if (r) return r;
+        st->checks_index |= (L->flags & PML_PLAN_GPU_INDEX_CHECK) != 0;
+        st->seeded |= (L->flags & PML_PLAN_GPU_SEED) != 0;
+    }
+    for (int q = 0; q < pl->n_params; q++) {
+        pml_cuda_stage *st = &p->stages[pl->nodes[pl->params[q].node].stage];
+        pml_status r = push(&st->params, &st->n_params, q, pl->n_params, err);
+        if (r) return r;
+    }
+    /* The forward nodes the output depends on: inputs come before their users. */
+    p->serves = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!p->serves) return NOMEM(err);
+    if (pl->output >= 0) p->serves[pl->output] = 1;
+    for (int i = pl->n_nodes - 1; i >= 0; i--)
+        for (int k = 0; p->serves[i] && k < pl->nodes[i].n_in; k++)
+            if (pl->nodes[pl->nodes[i].in[k]].pass == 0) p->serves[pl->nodes[i].in[k]] = 1;
+    /* Each pass's dependencies on other stages' passes (stage.h: events). */
+    for (int l = 0; l < pl->n_gpu_launches; l++) {
+        const pml_plan_gpu_launch *L = &pl->gpu_launches[l];
+        const pml_plan_kernel *K = &pl->kernels[L->kernel];
+        pml_cuda_stage *st = &p->stages[K->stage];
+        int pass = K->pass != 0;
+        for (int a = 0; a < L->n_args; a++) {
+            const pml_plan_node *src = &pl->nodes[p->root[L->args[a].node]];
+            if (L->args[a].out || src->stage == K->stage || src->op == PML_OP_PARAM || constant_node(src->op)) continue;
+            int dep = src->stage * 2 + (src->pass != 0), known = 0;
+            for (int k = 0; k < st->n_deps[pass]; k++) known |= st->deps[pass][k] == dep;
+            if (known) continue;
+            pml_status r = push(&st->deps[pass], &st->n_deps[pass], dep, 2 * p->S, err);
+            if (r) return r;
+        }
+    }
+    /* Sent values: roots read by a launch of another stage, each once. */
+    uint8_t *seen = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!seen) return NOMEM(err);
+    pml_status r = PML_OK;
+    for (int l = 0; l < pl->n_gpu_launches && !r; l++) {
+        const pml_plan_gpu_launch *L = &pl->gpu_launches[l];
+        int to = pl->kernels[L->kernel].stage;
+        for (int a = 0; a < L->n_args && !r; a++) {
+            int root = p->root[L->args[a].node], from = pl->nodes[root].stage;
+            if (L->args[a].out || from == to || seen[root] || !p->per_mb[root]) continue;
+            seen[root] = 1;
+            int kind = to > from ? PML_MSG_ACT : PML_MSG_GRAD;
+            pml_cuda_stage *st = &p->stages[from];
+            r = push(&st->sends[kind], &st->n_sends[kind], root, pl->n_nodes, err);
+        }
+    }
+    free(seen);
+    return r;
+}
+
+/* Parameters (initialised on the host from the seed, as the CPU backend does, so both
+ * start from the same weights; a teacher's are loaded later), accumulators, optimizer
+ * state, and the constants, all copied to the device once. */
+static pml_status make_params(pml_cuda_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    int state = pml_optim_state_per_elem(&pl->conf);
+    int Q = pl->n_params;
+    p->acc = calloc((size_t)Q + 1, sizeof *p->acc);
+    p->m = calloc((size_t)Q + 1, sizeof *p->m);
+    p->v = calloc((size_t)Q + 1, sizeof *p->v);
+    p->h_param = calloc((size_t)Q + 1, sizeof *p->h_param);
+    p->h_m = calloc((size_t)Q + 1, sizeof *p->h_m);
+    p->h_v = calloc((size_t)Q + 1, sizeof *p->h_v);
+    if (!p->acc || !p->m || !p->v || !p->h_param || !p->h_m || !p->h_v) return NOMEM(err);
+    for (int q = 0; q < Q; q++) {
+        const pml_plan_param *prm = &pl->params[q];
+        const pml_plan_node *n = &pl->nodes[prm->node];
+        size_t bytes = sizeof(float) * (size_t)(n->numel ? n->numel : 1);
+        if (!(p->h_param[q] = calloc(1, bytes))) return NOMEM(err);
+        if (!prm->teacher) pml_param_init(prm, n->rank, n->dims, n->numel, p->conf.seed, p->h_param[q]);
+        if (prm->grad < 0) continue;
+        PML_CHECK_CU(p->d, MemAlloc(&p->acc[q], bytes), err);
+        pml_cu_ptr *dev[2] = {&p->m[q], &p->v[q]};
+        float **host[2] = {&p->h_m[q], &p->h_v[q]};
+        for (int k = 0; k < state && k < 2; k++) {
+            PML_CHECK_CU(p->d, MemAlloc(dev[k], bytes), err);
+            if (!(*host[k] = calloc(1, bytes))) return NOMEM(err);
+        }
+    }
+    for (int i = 0; i < pl->n_nodes; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        if (!constant_node(n->op)) continue;
+        void *h = malloc(p->bytes[i]);
+        if (!h) return NOMEM(err);
+        for (int64_t e = 0; e < n->numel; e++) {
+            double x = n->op == PML_OP_CONST ? n->fval : (double)e;
+            if (n->dtype == PML_I32)
+                ((int32_t *)h)[e] = (int32_t)x;
+            else
+                ((float *)h)[e] = (float)x;
+        }
+        pml_cu_result r = p->d->MemcpyHtoD(p->dbuf[i], h, p->bytes[i]);
+        free(h);
+        if (r) return pml_cuda_fail(p->d, r, "cuMemcpyHtoD (constants)", __FILE__, __LINE__, err);
+    }
+    return pml_cuda_backend_ops.params_upload((pml_backend_ctx *)p, err);
+}
+
+/* Which weight gradients the GEMM adds straight to the accumulator: those made by a
+ * matmul launch whose value no other launch reads, of one parameter only. */
+static pml_status choose_direct(pml_cuda_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    p->acc_into = calloc((size_t)pl->n_nodes + 1, sizeof *p->acc_into);
+    p->direct = calloc((size_t)pl->n_params + 1, 1);
+    int *readers = calloc((size_t)pl->n_nodes + 1, sizeof *readers),
+        *owners = calloc((size_t)pl->n_nodes + 1, sizeof(int));
+    uint8_t *by_gemm = calloc((size_t)pl->n_nodes + 1, 1);
+    pml_status st = p->acc_into && p->direct && readers && owners && by_gemm ? PML_OK : NOMEM(err);
+    for (int l = 0; !st && l < pl->n_gpu_launches; l++) {
+        const pml_plan_gpu_launch *L = &pl->gpu_launches[l];
+        if (L->func < 0) by_gemm[L->matmul] = 1;
+        for (int a = 0; a < L->n_args; a++)
+            if (!L->args[a].out) readers[p->root[L->args[a].node]]++;
+    }
+    for (int q = 0; !st && q < pl->n_params; q++)
+        if (pl->params[q].grad >= 0) owners[pl->params[q].grad]++;
+    for (int q = 0; !st && q < pl->n_params; q++) {
+        int g = pl->params[q].grad;
+        if (g < 0 || !p->acc[q] || !by_gemm[g] || readers[g] || owners[g] != 1 || p->root[g] != g) continue;
+        p->direct[q] = 1;
+        p->acc_into[g] = p->acc[q];
+    }
+    free(readers), free(owners), free(by_gemm);
+    return st;
+}
+
+pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *conf, pml_backend_ctx **out, pml_err *err)
+{
+    *out = NULL;
+    pml_cuda_ctx *p = calloc(1, sizeof *p);
+    if (!p) return NOMEM(err);
+    p->plan = plan;
+    p->conf = *conf;
+    p->S = (int)plan->conf.stages;
+    p->M = plan->conf.microbatches;
+    const char *g = getenv("PML_CUDA_GRAPHS");
+    p->graphs = !(g && !strcmp(g, "0"));
+    for (int q = 0; q < plan->n_params; q++) p->graphs &= plan->params[q].frozen_from < 0;
+    pml_status st = p->S >= 1 && p->M >= 1 && plan->materialised
+                        ? PML_OK
+                        : pml_err_set(err, PML_ERR_INVALID_ARG, "the plan has no timetable or no kernels to run");
+    if (!st) st = open_device(p, err);
+    if (!st) st = plan_buffers(p, err);
+    if (!st) st = build_stages(p, err);
+    if (!st) st = make_params(p, err);
+    if (!st) st = choose_direct(p, err);
+    if (!st && p->d->StreamSynchronize(p->stages[0].stream))
+        st = pml_err_set(err, PML_ERR_DEVICE, "the GPU failed while setting up");
+    if (st) {
+        pml_cuda_ctx_destroy((pml_backend_ctx *)p);
+        return st;
+    }
+    *out = (pml_backend_ctx *)p;
+    return PML_OK;
+}
+
+void pml_cuda_ctx_destroy(pml_backend_ctx *b)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    if (!p) return;
+    const pml_plan *pl = p->plan;
+    if (p->d) p->d->CtxSetCurrent(p->cu);
+    for (int s = 0; p->stages && s < p->S; s++) {
+        pml_cuda_stage *st = &p->stages[s];
+        if (st->stream) p->d->StreamSynchronize(st->stream);
+        pml_cuda_blas_destroy(st->blas);
+        if (st->stream) p->d->StreamDestroy(st->stream);
+        if (st->flag) p->d->MemFree(st->flag);
+        for (int k = 0; k < 2; k++) {
+            for (int64_t mb = 0; mb < p->M; mb++) {
+                if (st->graph[k] && st->graph[k][mb]) p->d->GraphExecDestroy(st->graph[k][mb]);
+                if (st->done[k] && st->done[k][mb]) p->d->EventDestroy(st->done[k][mb]);
+            }
+            free(st->graph[k]), free(st->done[k]), free(st->deps[k]);
+        }
+        free(st->fwd), free(st->bwd), free(st->params), free(st->sends[0]), free(st->sends[1]);
+    }
+    for (int i = 0; i < pl->n_nodes; i++) {
+        if (p->dbuf && p->dbuf[i]) p->d->MemFree(p->dbuf[i]);
+        if (p->host && p->host[i]) p->d->MemFreeHost(p->host[i]);
+    }
+    for (int q = 0; q < pl->n_params; q++) {
+        pml_cu_ptr dev[3] = {p->acc ? p->acc[q] : 0, p->m ? p->m[q] : 0, p->v ? p->v[q] : 0};
+        for (int k = 0; k < 3; k++)
+            if (dev[k]) p->d->MemFree(dev[k]);
+        if (p->h_param) free(p->h_param[q]);
+        if (p->h_m) free(p->h_m[q]);
+        if (p->h_v) free(p->h_v[q]);
+    }
+    pml_cuda_module_free(&p->mod);
+    if (p->cu) p->d->DevicePrimaryCtxRelease(p->dev);
+    free(p->fn_of), free(p->gemm), free(p->acc_into), free(p->direct), free(p->root), free(p->dbuf), free(p->per_mb),
+        free(p->bytes), free(p->host), free(p->serves), free(p->acc), free(p->m), free(p->v), free(p->h_param),
+        free(p->h_m), free(p->h_v), free(p->stages);
+    free(p);
+}
