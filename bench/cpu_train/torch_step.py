@@ -7,12 +7,15 @@ MODEL is mlp (examples/mlp.pml: 784 -> 512 -> 512 -> layernorm -> 10, tanh GELU,
 batch 256, AdamW lr 3e-4 wd 0.01) or gpt (examples/gpt.pml: vocab 65, width 128,
 4 heads, 4 layers, T 64, no dropout, batch 64, AdamW lr 5e-3 wd 0.1, warmup-cosine,
 grad clip 1.0), in f32 like PML's CPU runtime. torch.set_num_threads(THREADS).
+gpt2s is bench/gpu/gpt2s.pml (GPT-2 small's body on characters, T 1024, batch 8);
+PML_BENCH_DEVICE=cuda runs on the GPU, PML_BENCH_COMPILE=1 under torch.compile.
 MICROBATCHES (default 1) splits each step's batch and accumulates gradients, as PML's
 pipeline does; 1 is PyTorch's natural full-batch step. Random data of the same shapes
 (time only). Prints one JSON line: model, threads, steps timed, median step_ms
 (the first step, warm-up, is skipped, as in run.sh)."""
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -22,6 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 name, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# PML_BENCH_DEVICE=cuda runs the same step on the GPU (bench/gpu/run.sh), in f32 without
+# TF32, as PML's CUDA backend; each step ends with the device idle, as PML's.
+device = os.environ.get("PML_BENCH_DEVICE", "cpu")
+torch.backends.cuda.matmul.allow_tf32 = False
 mbs = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 torch.set_num_threads(threads)
 torch.manual_seed(0)
@@ -42,7 +49,7 @@ class Attn(nn.Module):
         hd = C // self.heads
         q, k, v = (t.reshape(B, T, self.heads, hd).permute(0, 2, 1, 3) for t in self.qkv(x).split(C, dim=2))
         s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
-        s = s.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+        s = s.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=x.device).tril(), float("-inf"))
         y = (self.drop(torch.softmax(s, dim=-1)) @ v).permute(0, 2, 1, 3).reshape(B, T, C)
         return self.drop(self.proj(y))
 
@@ -66,7 +73,7 @@ class GPT(nn.Module):
         self.ln_f, self.lm_head = nn.LayerNorm(c), nn.Linear(c, vocab, bias=False)
 
     def forward(self, idx):
-        h = self.drop(self.wte(idx) + self.wpe(torch.arange(idx.shape[1])))
+        h = self.drop(self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device)))
         for b in self.blocks:
             h = b(h)
         return self.lm_head(self.ln_f(h))
@@ -77,16 +84,26 @@ if name == "mlp":
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
     x, y = torch.randn(256, 784), torch.randint(0, 10, (256,))
     sched, clip = None, None
-elif name == "gpt":
+elif name in ("gpt", "gpt256"):  # gpt256: the same at T = 256 (bench/gpu)
+    T = 256 if name == "gpt256" else 64
     model = GPT()
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.1)
-    x, y = torch.randint(0, 65, (64, 64)), torch.randint(0, 65, (64, 64))
+    x, y = torch.randint(0, 65, (64, T)), torch.randint(0, 65, (64, T))
     # warmup_cosine(warmup = 30, min_lr = 1e-4) over 300 steps
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / 30 if s < 30 else
                                               (1e-4 + 0.5 * (3e-3 - 1e-4) * (1 + math.cos(math.pi * (s - 30) / 270))) / 3e-3)
     clip = 1.0
+elif name == "gpt2s":  # bench/gpu/gpt2s.pml: 12 layers, 768 wide, T 1024, batch 8
+    model = GPT(c=768, heads=12, layers=12, context=1024)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+    x, y = torch.randint(0, 65, (8, 1024)), torch.randint(0, 65, (8, 1024))
+    sched, clip = None, 1.0
 else:
     sys.exit(f"unknown model {name}")
+if os.environ.get("PML_BENCH_COMPILE") == "1":  # torch.compile (bench/gpu)
+    model = torch.compile(model)
+model = model.to(device)
+x, y = x.to(device), y.to(device)
 model.train()
 
 times = []
@@ -104,7 +121,9 @@ for s in range(steps):
     opt.step()
     if sched:
         sched.step()
+    if device != "cpu":
+        torch.cuda.synchronize()
     times.append((time.perf_counter() - t0) * 1e3)
 rest = times[1:] if len(times) > 1 else times
-print(json.dumps({"model": name, "threads": threads, "microbatches": mbs, "steps": len(rest),
+print(json.dumps({"model": name, "device": device, "threads": threads, "microbatches": mbs, "steps": len(rest),
                   "step_ms": round(statistics.median(rest), 2), "loss": round(total, 4)}))

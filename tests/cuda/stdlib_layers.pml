@@ -16,7 +16,7 @@ model layers(idx: i32[B, T]) -> f32[B, T, 32] {
 train layers {
     data = markov(vocab = 32, order = 1, seed = 3)
     loss = cross_entropy
-    optimizer = sgd(lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 0.01)
+    optimizer = sgd(lr = 0.01, momentum = 0.9, nesterov = true, weight_decay = 0.01)
     batch = 4, microbatches = 2
     T = 16
     steps = 1

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# bench/gpu/run.sh — PML's CUDA backend against PyTorch on the same GPU: median training
+# step time of examples/mlp.pml, examples/gpt.pml (also at T = 256) and bench/gpu/gpt2s.pml
+# (GPT-2 small's body, T = 1024), same shapes, f32 without TF32 on both sides; then the
+# fused kernels' bandwidth against a device-to-device copy (gpu_kernels --bench).
+#
+#   bench/gpu/run.sh [BUILD_DIR] [STEPS]
+#
+# PML runs with its CUDA graphs (the default) and without (PML_CUDA_GRAPHS=0); each run
+# trains STEPS steps (default 30) and takes the median step_ms after the first 5 (module
+# load, cuBLAS start-up and graph capture stay out). PyTorch (bench/cpu_train/torch_step.py
+# with PML_BENCH_DEVICE=cuda) runs the whole batch in one step, eagerly and (gpt2s) under
+# torch.compile, and for the small models also accumulating over PML's micro-batches.
+# PML / torch below 1 means PML is faster. Needs a GPU and python3 with torch.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${1:-$root/build}
+pmlc=$build/compiler/pmlc
+steps=${2:-30}
+py=${PML_BENCH_PYTHON:-python3}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+median_ms() { # metrics.jsonl -> median step_ms after the first 5 steps
+  "$py" - "$1" <<'PY'
+import json, statistics, sys
+ms = [json.loads(l)["step_ms"] for l in open(sys.argv[1]) if '"step_ms"' in l][5:]
+print(f"{statistics.median(ms):.2f}")
+PY
+}
+torch_ms() { # MODEL MICROBATCHES [COMPILE] -> median step ms of PyTorch on the GPU
+  PML_BENCH_DEVICE=cuda PML_BENCH_COMPILE=${3:-0} "$py" "$root/bench/cpu_train/torch_step.py" "$1" 1 "$steps" "$2" |
+    "$py" -c 'import json, sys; print(json.load(sys.stdin)["step_ms"])'
+}
+
+printf "%-9s %9s %10s %9s %9s %9s %9s\n" model "PML ms" "no graphs" "torch" "compile" "torch+mb" "PML/best"
+for spec in "mlp:examples/mlp.pml::mlp:8" "gpt:examples/gpt.pml::gpt:8" \
+            "gpt_T256:examples/gpt.pml:--set T=256:gpt256:8" "gpt2s:bench/gpu/gpt2s.pml::gpt2s:0"; do
+  IFS=: read -r label model set tmodel mbs <<< "$spec"
+  # shellcheck disable=SC2086
+  "$pmlc" train "$root/$model" --backend cuda --steps "$steps" --quiet --out "$tmp/out" --metrics "$tmp/m.jsonl" $set
+  pml=$(median_ms "$tmp/m.jsonl")
+  # shellcheck disable=SC2086
+  PML_CUDA_GRAPHS=0 "$pmlc" train "$root/$model" --backend cuda --steps "$steps" --quiet --out "$tmp/out" \
+    --metrics "$tmp/m.jsonl" $set
+  nog=$(median_ms "$tmp/m.jsonl")
+  eager=$(torch_ms "$tmodel" 1)
+  compiled=-; permb=-
+  if [ "$mbs" = 0 ]; then compiled=$(torch_ms "$tmodel" 1 1); else permb=$(torch_ms "$tmodel" "$mbs"); fi
+  best=$("$py" -c "print(min(x for x in ($eager, ${compiled/-/1e9}) ))")
+  printf "%-9s %9s %10s %9s %9s %9s %9.2f\n" "$label" "$pml" "$nog" "$eager" "$compiled" "$permb" \
+    "$("$py" -c "print($pml / $best)")"
+done
+echo
+"$build/tests/cuda/gpu_kernels" --bench "$root/bench/gpu/gpt2s.pml"
