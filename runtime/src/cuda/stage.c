@@ -41,7 +41,8 @@ static pml_status run_gemm(pml_cuda_ctx *p, pml_cuda_stage *st, int l, int64_t m
     pml_cu_ptr C = p->acc_into[o] ? p->acc_into[o] : pml_cuda_ctx_data(p, o, mb);
     int add = p->acc_into[o] != 0;
     if (g->calls == 1)
-        return pml_cuda_gemm(st->blas, PML_F32, g->batch, g->m, g->n, g->k, A, g->sa, B, g->sb, C, g->sc, add, 0, err);
+        return pml_cuda_gemm(st->blas, PML_F32, g->batch, g->m, g->n, g->k, A, g->sa, B, g->sb, C, g->sc, add, p->tf32,
+                             err);
     for (int64_t c = 0; c < g->calls; c++) { /* partial broadcast: one GEMM per output matrix */
         int64_t rest = c, oa = 0, ob = 0;
         for (int d = g->rank - 1; d >= 0; d--) {
@@ -49,9 +50,9 @@ static pml_status run_gemm(pml_cuda_ctx *p, pml_cuda_stage *st, int l, int64_t m
             rest /= g->dims[d];
             oa += i * g->st_a[d], ob += i * g->st_b[d];
         }
-        pml_status s =
-            pml_cuda_gemm(st->blas, PML_F32, 1, g->m, g->n, g->k, A + (pml_cu_ptr)(oa * g->m * g->k) * 4, 0,
-                          B + (pml_cu_ptr)(ob * g->k * g->n) * 4, 0, C + (pml_cu_ptr)(c * g->sc) * 4, 0, add, 0, err);
+        pml_status s = pml_cuda_gemm(st->blas, PML_F32, 1, g->m, g->n, g->k, A + (pml_cu_ptr)(oa * g->m * g->k) * 4, 0,
+                                     B + (pml_cu_ptr)(ob * g->k * g->n) * 4, 0, C + (pml_cu_ptr)(c * g->sc) * 4, 0, add,
+                                     p->tf32, err);
         if (s) return s;
     }
     return PML_OK;
@@ -97,12 +98,8 @@ static int serves(const pml_cuda_ctx *p, int l)
     return 0;
 }
 
-/* Frozen from this step on (a scheduled `freeze ... after N steps`). */
-static int frozen_now(const pml_cuda_ctx *p, int q)
-{
-    int64_t from = p->plan->params[q].frozen_from;
-    return from >= 0 && p->step >= from;
-}
+/* Frozen this step (static, scheduled or automatic freeze: plan/phase.h). */
+static int frozen_now(const pml_cuda_ctx *p, int q) { return p->phase.frozen[q]; }
 
 static int node_of(const pml_plan *pl, pml_backend_value what, int k)
 {
@@ -115,6 +112,35 @@ static int node_of(const pml_plan *pl, pml_backend_value what, int k)
 
 /* ---- the table ---------------------------------------------------------------------- */
 
+/* plan/phase.h's pml_phase_begin with the gradient norms taken on the device: the
+ * automatic freeze's check when due, then this step's frozen set. When the set changes,
+ * the backward graphs no longer match the work and are dropped. */
+static pml_status phase_begin(pml_cuda_ctx *p, int64_t step, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    pml_phase *ph = &p->phase;
+    if (pml_phase_auto_due(ph, pl, step)) {
+        double m2 = (double)p->M * (double)p->M; /* acc / M is the mean */
+        for (int q = 0; q < pl->n_params; q++) {
+            const pml_plan_node *n = &pl->nodes[pl->params[q].node];
+            double sq = 0;
+            pml_status r =
+                p->acc[q] ? pml_cuda_sum_squares(p->stages[n->stage].blas, n->numel, p->acc[q], &sq, err) : PML_OK;
+            if (r) return r;
+            ph->sq[q] = sq / m2;
+        }
+        pml_phase_auto(ph, pl);
+    }
+    if (!pml_phase_at(ph, pl, step)) return PML_OK;
+    for (int s = 0; s < p->S; s++) {
+        pml_cuda_stage *st = &p->stages[s];
+        PML_CHECK_CU(p->d, StreamSynchronize(st->stream), err);
+        for (int64_t mb = 0; mb < p->M; mb++)
+            if (st->graph[1][mb]) p->d->GraphExecDestroy(st->graph[1][mb]), st->graph[1][mb] = NULL;
+    }
+    return PML_OK;
+}
+
 static pml_status cuda_begin(pml_backend_ctx *b, int64_t step, int train, pml_err *err)
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
@@ -122,6 +148,7 @@ static pml_status cuda_begin(pml_backend_ctx *b, int64_t step, int train, pml_er
     pml_status s = current(p, err);
     p->step = step;
     p->train_mode = train;
+    if (!s && train) s = phase_begin(p, step, err);
     for (int q = 0; !s && train && q < pl->n_params; q++) {
         if (!p->acc[q]) continue;
         const pml_plan_node *n = &pl->nodes[pl->params[q].node];
@@ -149,8 +176,10 @@ static pml_status run_pass(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_bac
     unsigned long long seed = dropout_seed(p, mb, mode);
     int n = pass ? st->n_bwd : st->n_fwd, *list = pass ? st->bwd : st->fwd;
     pml_status r = PML_OK;
-    for (int k = 0; !r && k < n; k++)
+    for (int k = 0; !r && k < n; k++) {
+        if (pass && !pml_phase_runs(&p->phase, pl, -(pl->gpu_launches[list[k]].kernel + 1))) continue; /* frozen */
         if (mode != PML_BACKEND_FWD_SERVE || serves(p, list[k])) r = run_launch(p, st, list[k], mb, seed, err);
+    }
     for (int k = 0; !r && pass && k < st->n_params; k++) {
         int q = st->params[k];
         if (!p->acc[q] || p->direct[q] || frozen_now(p, q)) continue;

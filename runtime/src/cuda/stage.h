@@ -8,7 +8,8 @@
  * micro-batches on the device (a weight gradient's GEMM adds its product to the
  * accumulator; other gradients are added by cuBLAS axpy), the squared norm comes from cuBLAS, and
  * the optimizer is the plan's own update kernel (pml_adamw_f32 / pml_sgd_f32), in the
- * same arithmetic as train/optim.c. Values are f32 (and i32), as the graph's nodes
+ * same arithmetic as train/optim.c (TF32 GEMMs only when PML_CUDA_TF32=1). Values are
+ * f32 (and i32), as the graph's nodes
  * are; a plan's `precision` changes nothing here yet.
  *
  * Streams and order: each stage has its own non-blocking stream and cuBLAS handle;
@@ -25,8 +26,8 @@
  * pointers at every step, so it is captured once into a CUDA graph and replayed (one
  * launch instead of dozens: the many small kernels of a micro-batch were bound by
  * launch cost). Not for a stage whose kernels take the dropout seed (it changes every
- * step), nor for plans with a scheduled freeze (the work changes at the boundary), nor
- * with PML_CUDA_GRAPHS=0.
+ * step), nor with PML_CUDA_GRAPHS=0. A freeze (scheduled or automatic: plan/phase.h)
+ * removes backward work from its step on; the backward graphs are then captured anew.
  *
  * Memory: every tensor lives in device memory; one buffer per micro-batch for a value
  * that outlives its pass (read by the backward pass or by another stage, or read and
@@ -45,6 +46,7 @@
 #include "backend_ops.h"
 #include "cuda/blas.h"
 #include "cuda/module.h"
+#include "plan/phase.h"
 
 extern const pml_backend_ops pml_cuda_backend_ops;
 
@@ -87,6 +89,7 @@ typedef struct pml_cuda_ctx {
     int64_t step;
     int train_mode; /* begin's `train`: dropout on */
     int graphs;     /* capture training passes (see above) */
+    int tf32;       /* PML_CUDA_TF32=1: f32 GEMMs on the tensor cores in TF32 (opt-in: ~1e-3 relative) */
     pml_cuda_module mod;
     int fn_adamw, fn_sgd;      /* module function indices of the optimizer kernels */
     int *fn_of;                /* per plan gpu function: its module function index */
@@ -104,6 +107,7 @@ typedef struct pml_cuda_ctx {
     uint8_t *direct;
     float **h_param, **h_m, **h_v; /* host copies (host_param) */
     pml_cuda_stage *stages;
+    pml_phase phase; /* what is frozen this step, and which backward work runs (plan/phase.h) */
 } pml_cuda_ctx;
 
 /* stage_build.c */

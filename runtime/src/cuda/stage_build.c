@@ -360,7 +360,8 @@ pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *con
     p->M = plan->conf.microbatches;
     const char *g = getenv("PML_CUDA_GRAPHS");
     p->graphs = !(g && !strcmp(g, "0"));
-    for (int q = 0; q < plan->n_params; q++) p->graphs &= plan->params[q].frozen_from < 0;
+    const char *t = getenv("PML_CUDA_TF32");
+    p->tf32 = t && !strcmp(t, "1");
     pml_status st = p->S >= 1 && p->M >= 1 && plan->materialised
                         ? PML_OK
                         : pml_err_set(err, PML_ERR_INVALID_ARG, "the plan has no timetable or no kernels to run");
@@ -369,6 +370,7 @@ pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *con
     if (!st) st = build_stages(p, err);
     if (!st) st = make_params(p, err);
     if (!st) st = choose_direct(p, err);
+    if (!st) st = pml_phase_init(&p->phase, plan, err);
     if (!st && p->d->StreamSynchronize(p->stages[0].stream))
         st = pml_err_set(err, PML_ERR_DEVICE, "the GPU failed while setting up");
     if (st) {
@@ -412,6 +414,7 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
         if (p->h_m) free(p->h_m[q]);
         if (p->h_v) free(p->h_v[q]);
     }
+    pml_phase_free(&p->phase);
     pml_cuda_module_free(&p->mod);
     if (p->cu) p->d->DevicePrimaryCtxRelease(p->dev);
     free(p->fn_of), free(p->gemm), free(p->acc_into), free(p->direct), free(p->root), free(p->dbuf), free(p->per_mb),
