@@ -26,9 +26,10 @@ from torch import nn
 
 name, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 # PML_BENCH_DEVICE=cuda runs the same step on the GPU (bench/gpu/run.sh), in f32 without
-# TF32, as PML's CUDA backend; each step ends with the device idle, as PML's.
+# TF32 (PML_BENCH_TF32=1: with, as PML_CUDA_TF32=1), as PML's CUDA backend; each step
+# ends with the device idle, as PML's.
 device = os.environ.get("PML_BENCH_DEVICE", "cpu")
-torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = os.environ.get("PML_BENCH_TF32") == "1"
 mbs = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 torch.set_num_threads(threads)
 torch.manual_seed(0)
