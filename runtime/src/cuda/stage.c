@@ -7,9 +7,8 @@
 
 #include "cuda/stage.h"
 #include "rng.h"
+#include "train/optim.h"
 #include "train/transport.h"
-
-enum { OPT_SGD, OPT_ADAMW }; /* pml_plan_config.optimizer, as train/optim.c */
 
 pml_cu_ptr pml_cuda_ctx_data(const pml_cuda_ctx *p, int n, int64_t mb)
 {
@@ -306,7 +305,7 @@ static pml_status cuda_update(pml_backend_ctx *b, int s, double lr, double clip,
         long long n = (long long)pl->nodes[pl->params[q].node].numel;
         pml_cu_ptr w = pml_cuda_ctx_data(p, pl->params[q].node, 0);
         unsigned grid = grid_for(p, n, 256);
-        if (c->optimizer == OPT_ADAMW) {
+        if (c->optimizer == PML_OPT_ADAMW) {
             void *args[] = {&w, &p->acc[q], &p->m[q], &p->v[q], &n, &lr, &b1, &b2, &c1, &c2, &eps, &decay, &gscale};
             r = pml_cuda_launch(&p->mod, p->fn_adamw, grid, 256, args, st->stream, err);
         } else {

@@ -13,7 +13,6 @@
 #include "rng.h"
 
 enum { INIT_ZEROS, INIT_ONES, INIT_NORMAL, INIT_UNIFORM, INIT_KAIMING, INIT_XAVIER };
-enum { OPT_SGD, OPT_ADAMW };
 
 /* The stream of a parameter: FNV-1a of its name, so names, not positions, decide. */
 static uint64_t name_stream(const char *s)
@@ -67,7 +66,7 @@ double pml_lr_at(const pml_plan_config *c, int64_t step)
 
 int pml_optim_state_per_elem(const pml_plan_config *c)
 {
-    if (c->optimizer == OPT_ADAMW) return 2;
+    if (c->optimizer == PML_OPT_ADAMW) return 2;
     return c->momentum > 0 ? 1 : 0;
 }
 
@@ -87,7 +86,7 @@ PML_VECTOR_CLONES double pml_optim_sum_squares(const float *g, size_t n)
 PML_VECTOR_CLONES void pml_optim_update(const pml_plan_config *c, double lr, int64_t t, float *param,
                                         const float *grad, double gscale, float *m, float *v, size_t n)
 {
-    if (c->optimizer == OPT_ADAMW) { /* in f32 and in PyTorch's order of operations */
+    if (c->optimizer == PML_OPT_ADAMW) { /* in f32 and in PyTorch's order of operations */
         float b1 = (float)c->beta1, b2 = (float)c->beta2, decay = (float)(1 - lr * c->weight_decay);
         float step = (float)(lr / (1 - pow(c->beta1, (double)t)));
         float inv_sqrt_c2 = (float)(1 / sqrt(1 - pow(c->beta2, (double)t))), eps = (float)c->eps, gs = (float)gscale;

@@ -13,6 +13,9 @@
 
 #include "plan/plan.h"
 
+/* pml_plan_config.optimizer (the compiler's PMLC_OPT_* order). */
+enum { PML_OPT_SGD, PML_OPT_ADAMW };
+
 /* Fills a parameter's `numel` values according to its initializer. fan_in and
  * fan_out are computed from `dims` as torch.nn.init does: dims[1..] × receptive field
  * and dims[0] × receptive field. kaiming_uniform is U(±sqrt(6 / fan_in)) (gain √2),
