@@ -13,54 +13,12 @@ freeze step is the first step from which its weights never change again. Checked
   - the same run twice gives the same weights (the criterion is deterministic).
 Usage: auto_test.py PMLC WORK"""
 import os
-import shutil
-import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from parity_lib import load_safetensors  # noqa: E402  (exits 77 without numpy/torch)
-import numpy as np  # noqa: E402
+import numpy as np
+from freeze_lib import check, finish, load_safetensors, model, pmlc, run, work
 
-pmlc, work = sys.argv[1:3]
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-failures = []
 K, N = 2, 12
 LAYERS = ["stem"] + [f"layers.{i}" for i in range(5)] + ["norm", "head"]
-
-MODEL = """\
-import "nn"
-fn residual(x, hidden) {{ return x + mlp(layernorm(x) as norm, hidden) as mlp }}
-model deep(x: f32[B, 32]) -> f32[B, 4] {{
-    place = auto(stages = {stages})
-    h = gelu(linear(x, 48) as stem)
-    repeat 5 {{ h = residual(h, 96) as layers }}
-    return linear(layernorm(h) as norm, 4) as head
-}}
-train deep {{
-    data = classes(features = 32, classes = 4)
-    loss = cross_entropy
-    optimizer = sgd(lr = 0.05, momentum = 0.9)
-    batch = 64, microbatches = 4
-    steps = {steps}
-    checkpoint_every = 1
-    freeze auto(every = {every}, threshold = {threshold})
-}}
-"""
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args):
-    r = subprocess.run(list(args), capture_output=True, text=True, timeout=300)
-    if r.returncode:
-        sys.exit(f"{' '.join(args)} failed:\n{r.stderr}")
-    return r.stdout
-
 
 def layer_of(name):
     return next(l for l in LAYERS if name == l or name.startswith(l + "."))
@@ -69,9 +27,8 @@ def layer_of(name):
 def freeze_steps(threshold, stages=1, tag=""):
     """Per layer, the first step from which its weights no longer change (N: trained to the end)."""
     name = f"t{threshold}-s{stages}{tag}"
-    src = os.path.join(work, name + ".pml")
-    with open(src, "w") as f:
-        f.write(MODEL.format(stages=stages, steps=N, every=K, threshold=threshold))
+    src = model(name, stages, N, "sgd(lr = 0.05, momentum = 0.9)", "checkpoint_every = 1",
+                f"freeze auto(every = {K}, threshold = {threshold})", layers=5)
     out = os.path.join(work, name)
     run(pmlc, "train", src, "--quiet", "--seed", "7", "--out", out)
     ws = [load_safetensors(os.path.join(out, f"step-{s:06d}", "model.safetensors")) for s in range(1, N + 1)]
@@ -108,5 +65,4 @@ check(any(s < N for s in progressive[1].values()) and progressive[1]["layers.4"]
       "threshold 0.2 should freeze part of the model, not all or nothing")
 check(progressive[1] == progressive[3], "1 and 3 stages freeze differently")
 
-print(f"freeze auto: {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish("freeze auto")

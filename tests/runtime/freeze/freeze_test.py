@@ -9,58 +9,15 @@ momentum, no weight decay), on 1 and 3 stages:
 Usage: freeze_test.py PMLC WORK"""
 import json
 import os
-import shutil
-import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from parity_lib import load_safetensors  # noqa: E402  (exits 77 without numpy/torch)
-import numpy as np  # noqa: E402
+import numpy as np
+from freeze_lib import check, finish, load_safetensors, model, pmlc, run, work
 
-pmlc, work = sys.argv[1:3]
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-failures = []
-
-MODEL = """\
-import "nn"
-fn residual(x, hidden) {{ return x + mlp(layernorm(x) as norm, hidden) as mlp }}
-model deep(x: f32[B, 32]) -> f32[B, 4] {{
-    place = auto(stages = {stages})
-    h = gelu(linear(x, 48) as stem)
-    repeat 4 {{ h = residual(h, 96) as layers }}
-    return linear(layernorm(h) as norm, 4) as head
-}}
-train deep {{
-    data = classes(features = 32, classes = 4)
-    loss = cross_entropy
-    optimizer = sgd(lr = 0.1)
-    batch = 64, microbatches = 4
-    steps = 5
-    {freeze}
-}}
-"""
 FROZEN = ("stem.", "layers.0.", "layers.1.")
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args):
-    r = subprocess.run(list(args), capture_output=True, text=True, timeout=300)
-    if r.returncode:
-        sys.exit(f"{' '.join(args)} failed:\n{r.stderr}")
-    return r.stdout
-
 
 def train(stages, freeze, steps, init):
     name = f"s{stages}-{'frozen' if freeze else 'all'}-{steps}"
-    src = os.path.join(work, name + ".pml")
-    with open(src, "w") as f:
-        f.write(MODEL.format(stages=stages, freeze="freeze stem, layers.[0-1].*" if freeze else ""))
+    src = model(name, stages, 5, "sgd(lr = 0.1)", "freeze stem, layers.[0-1].*" if freeze else "")
     out = os.path.join(work, name)
     args = [pmlc, "train", src, "--steps", str(steps), "--quiet", "--out", out]
     if init:
@@ -95,5 +52,4 @@ for stages in (1, 3):
     b_frozen = sum(s["bwd_flops"] for s in plan_frozen["stages"])
     check(b_frozen < b_all, f"{stages} stages: backward work {b_frozen} is not below {b_all}")
 
-print(f"freeze: {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish("freeze")

@@ -13,63 +13,18 @@ and re-initialises nothing); A resumed from its step-5 checkpoint starts in the
 re-cut phase and ends with the same weights. Usage: recut_test.py PMLC WORK"""
 import json
 import os
-import shutil
-import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from parity_lib import load_safetensors  # noqa: E402  (exits 77 without numpy/torch)
-import numpy as np  # noqa: E402
-
-pmlc, work = sys.argv[1:3]
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-failures = []
-
-MODEL = """\
-import "nn"
-fn residual(x, hidden) { return x + mlp(layernorm(x) as norm, hidden) as mlp }
-model deep(x: f32[B, 32]) -> f32[B, 4] {
-    place = auto(stages = 3)
-    h = gelu(linear(x, 48) as stem)
-    repeat 4 { h = residual(h, 96) as layers }
-    return linear(layernorm(h) as norm, 4) as head
-}
-train deep {
-    data = classes(features = 32, classes = 4)
-    loss = cross_entropy
-    optimizer = adamw(lr = 0.01)
-    batch = 64, microbatches = 4
-    steps = 7
-    checkpoint_every = 5
-    freeze stem, layers.[0-1].* after 3 steps
-}
-"""
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args):
-    r = subprocess.run(list(args), capture_output=True, text=True, timeout=300)
-    if r.returncode:
-        sys.exit(f"{' '.join(args)} failed:\n{r.stderr}")
-    return r.stdout + r.stderr
-
+import numpy as np
+from freeze_lib import check, finish, load_safetensors, model, pmlc, run, work
 
 def train(what, out, *extra):
     metrics = out + ".jsonl"
-    log = run(pmlc, "train", what, "--out", out, "--metrics", metrics, *extra)
+    log = run(pmlc, "train", what, "--out", out, "--metrics", metrics, *extra, stderr=True)
     records = [json.loads(line) for line in open(metrics)]
     return load_safetensors(os.path.join(out, "model.safetensors")), records, log
 
 
-src = os.path.join(work, "deep.pml")
-with open(src, "w") as f:
-    f.write(MODEL)
+src = model("deep", 3, 7, "adamw(lr = 0.01)", "checkpoint_every = 5", "freeze stem, layers.[0-1].* after 3 steps")
 plan_file = os.path.join(work, "deep.plan")
 run(pmlc, "build", src, "-o", plan_file, "--arch", "none")
 run(pmlc, "train", src, "--steps", "0", "--quiet", "--out", os.path.join(work, "w0"))
@@ -106,5 +61,4 @@ c, rec_c, _ = train(src, os.path.join(work, "c"), "--resume", os.path.join(work,
 check([r.get("recut_at_step") for r in rec_c if "recut_at_step" in r] == [5], "a resume past the freeze did not re-cut")
 check(all(np.array_equal(a[n], c[n]) for n in a), "resuming in the re-cut phase changed the result")
 
-print(f"freeze recut: {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish("freeze recut")

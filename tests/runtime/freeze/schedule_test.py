@@ -15,60 +15,16 @@ of (seed, step), so B continues what A does; the resumed run ignores the frozen
 parameters' momentum (checkpoint.h). Usage: schedule_test.py PMLC WORK"""
 import json
 import os
-import shutil
-import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
-from parity_lib import load_safetensors  # noqa: E402  (exits 77 without numpy/torch)
-import numpy as np  # noqa: E402
+import numpy as np
+from freeze_lib import check, finish, load_safetensors, model, pmlc, run, work
 
-pmlc, work = sys.argv[1:3]
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-failures = []
 K, N = 3, 7
-
-MODEL = """\
-import "nn"
-fn residual(x, hidden) {{ return x + mlp(layernorm(x) as norm, hidden) as mlp }}
-model deep(x: f32[B, 32]) -> f32[B, 4] {{
-    place = auto(stages = {stages})
-    h = gelu(linear(x, 48) as stem)
-    repeat 4 {{ h = residual(h, 96) as layers }}
-    return linear(layernorm(h) as norm, 4) as head
-}}
-train deep {{
-    data = classes(features = 32, classes = 4)
-    loss = cross_entropy
-    optimizer = sgd(lr = 0.05, momentum = 0.9)
-    batch = 64, microbatches = 4
-    steps = {steps}
-    {freeze}
-}}
-"""
 FROZEN = ("stem.", "layers.0.", "layers.1.")
 
 
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args):
-    r = subprocess.run(list(args), capture_output=True, text=True, timeout=300)
-    if r.returncode:
-        sys.exit(f"{' '.join(args)} failed:\n{r.stderr}")
-    return r.stdout
-
-
 def source(name, stages, freeze):
-    path = os.path.join(work, name + ".pml")
-    with open(path, "w") as f:
-        f.write(MODEL.format(stages=stages, steps=N, freeze=freeze))
-    return path
-
+    return model(name, stages, N, "sgd(lr = 0.05, momentum = 0.9)", freeze)
 
 def losses(path):
     with open(path) as f:
@@ -110,5 +66,4 @@ for stages in (1, 3):
     print(f"{tag}: losses of steps {K + 1}..{N}: largest difference {gap:.2e} (relative)")
     check(gap <= 1e-6, f"{tag}: losses after the freeze differ by {gap:.2e}")
 
-print(f"freeze schedule: {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish("freeze schedule")
