@@ -32,18 +32,27 @@ void pml_cpu_gemm_ref_f32(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, c
 void pml_cpu_gemm_ref_f64(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const double *a, int64_t lda,
                           const double *b, int64_t ldb, double *c, int64_t ldc, int threads);
 
-/* ---- products with a packed B (gemm_packed.c) --------------------------------------
+/* ---- products with B in panels (gemm_packed.c) ------------------------------------
  * For an operand used in many products before it changes (a weight, once per step):
- * op(B) (k x n, stored as for pml_cpu_gemm_f32) is packed once into
- * pml_cpu_gemm_packed_floats(k, n) floats, then C = A op(B) (A m x k, not transposed;
- * C += with `acc`) reads the packing. Each C element is one FMA chain over k in order,
- * whatever m is. Only where pml_cpu_gemm_packed_available() (AVX-512F); the caller owns
- * the packed buffer. */
+ * C = A op(B) (A m x k, not transposed; C += with `acc`) reading op(B) (k x n) as
+ * panels of 32 columns: element [p][j] at data[(j / 32) panel_stride + p row_stride +
+ * j % 32]. A transposed B is packed into that layout once (pml_cpu_gemm_pack_b into
+ * pml_cpu_gemm_packed_floats(k, n) floats, owned by the caller); a B that is not
+ * transposed already has it (row_stride ldb, panel_stride 32) and is read in place.
+ * Each C element is one FMA chain over k in order, whatever m is. Only where
+ * pml_cpu_gemm_packed_available() (AVX-512F). */
+typedef struct pml_cpu_gemm_panels {
+    const float *data; /* NULL: none */
+    int64_t row_stride, panel_stride;
+} pml_cpu_gemm_panels;
+
 int pml_cpu_gemm_packed_available(void);
 size_t pml_cpu_gemm_packed_floats(int64_t k, int64_t n);
 void pml_cpu_gemm_pack_b(int tb, int64_t k, int64_t n, const float *b, int64_t ldb, float *packed);
+pml_cpu_gemm_panels pml_cpu_gemm_packed(const float *packed, int64_t k);
+pml_cpu_gemm_panels pml_cpu_gemm_in_place(const float *b, int64_t ldb);
 void pml_cpu_gemm_packed_f32(int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                             const float *packed, float *c, int64_t ldc);
+                             pml_cpu_gemm_panels b, float *c, int64_t ldc);
 
 /* Before a run whose GEMMs use `threads` each: sets the library's thread count now
  * and, with one thread, stops OpenBLAS's idle helper threads from polling for work

@@ -7,7 +7,10 @@
  * executor packs it once per step and every micro-batch's product reads the panels.
  *
  * Layout: panel j holds columns [j NR, j NR + NR) of op(B) as k rows of NR floats,
- * zero beyond column n. The kernel keeps an MR x NR tile of C in AVX-512 registers
+ * zero beyond column n. A B that is not transposed is already panels (rows ldb apart,
+ * panels NR floats apart) and is read in place, which saves the packing pass: on the
+ * MLP's stage 1 that pass over a cold 512 x 512 weight took 0.26-0.48 ms a step. The
+ * kernel keeps an MR x NR tile of C in AVX-512 registers
  * and runs over k in blocks of KC (a block of a panel stays in L1); between blocks the
  * tile goes through C unchanged, so every C element is one FMA chain over k in order
  * (starting from C with `acc`, from 0 without). That chain does not depend on m or on
@@ -38,6 +41,13 @@ int pml_cpu_gemm_packed_available(void)
 #endif
 }
 
+pml_cpu_gemm_panels pml_cpu_gemm_packed(const float *packed, int64_t k)
+{
+    return (pml_cpu_gemm_panels){packed, NR, NR * k};
+}
+
+pml_cpu_gemm_panels pml_cpu_gemm_in_place(const float *b, int64_t ldb) { return (pml_cpu_gemm_panels){b, ldb, NR}; }
+
 size_t pml_cpu_gemm_packed_floats(int64_t k, int64_t n) { return (size_t)((n + NR - 1) / NR) * NR * (size_t)k; }
 
 void pml_cpu_gemm_pack_b(int tb, int64_t k, int64_t n, const float *b, int64_t ldb, float *packed)
@@ -62,11 +72,13 @@ void pml_cpu_gemm_pack_b(int tb, int64_t k, int64_t n, const float *b, int64_t l
 }
 
 #if HAVE_KERNEL
-/* Rows [0, mr) (mr a constant after inlining) of a C tile of w <= NR columns, over k
- * rows [p0, p1) of the panel: starts from 0 when `fresh`, else from C. */
-AVX512 static inline __attribute__((always_inline)) void tile(int mr, int64_t p0, int64_t p1, const float *a,
-                                                              int64_t lda, const float *panel, float *c, int64_t ldc,
-                                                              int64_t w, int fresh)
+/* Rows [0, mr) of a C tile of w <= NR columns, over k rows [p0, p1) of the panel
+ * (rows rs floats apart): starts from 0 when `fresh`, else from C. mr and `full`
+ * (w == NR) are constants after inlining: a partial panel is read with masked loads,
+ * which do not read past column w (an in-place B's last row ends there) but cost ~10%. */
+AVX512 static inline __attribute__((always_inline)) void tile(int mr, int full, int64_t p0, int64_t p1,
+                                                              const float *a, int64_t lda, const float *panel,
+                                                              int64_t rs, float *c, int64_t ldc, int64_t w, int fresh)
 {
     __mmask16 m0 = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
     __mmask16 m1 = w >= 32 ? 0xFFFF : w > 16 ? (__mmask16)((1u << (w - 16)) - 1) : 0;
@@ -77,7 +89,8 @@ AVX512 static inline __attribute__((always_inline)) void tile(int mr, int64_t p0
         c1[i] = fresh ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
     }
     for (int64_t p = p0; p < p1; p++) {
-        __m512 b0 = _mm512_loadu_ps(panel + p * NR), b1 = _mm512_loadu_ps(panel + p * NR + 16);
+        __m512 b0 = full ? _mm512_loadu_ps(panel + p * rs) : _mm512_maskz_loadu_ps(m0, panel + p * rs);
+        __m512 b1 = full ? _mm512_loadu_ps(panel + p * rs + 16) : _mm512_maskz_loadu_ps(m1, panel + p * rs + 16);
 #pragma GCC unroll 8
         for (int i = 0; i < mr; i++) {
             __m512 x = _mm512_set1_ps(a[i * lda + p]);
@@ -92,34 +105,46 @@ AVX512 static inline __attribute__((always_inline)) void tile(int mr, int64_t p0
     }
 }
 
+/* Every row of C against one panel: tiles of MR rows, then 4, then 1. */
+AVX512 static inline __attribute__((always_inline)) void rows_of(int full, int64_t m, int64_t p0, int64_t p1,
+                                                                 const float *a, int64_t lda, const float *panel,
+                                                                 int64_t rs, float *c, int64_t ldc, int64_t w,
+                                                                 int fresh)
+{
+    int64_t i = 0;
+    for (; i + MR <= m; i += MR) tile(MR, full, p0, p1, a + i * lda, lda, panel, rs, c + i * ldc, ldc, w, fresh);
+    for (; i + 4 <= m; i += 4) tile(4, full, p0, p1, a + i * lda, lda, panel, rs, c + i * ldc, ldc, w, fresh);
+    for (; i < m; i++) tile(1, full, p0, p1, a + i * lda, lda, panel, rs, c + i * ldc, ldc, w, fresh);
+}
+
 AVX512 static void gemm_packed(int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                               const float *packed, float *c, int64_t ldc)
+                               pml_cpu_gemm_panels b, float *c, int64_t ldc)
 {
     for (int64_t p0 = 0; p0 < k; p0 += KC) {
         int64_t p1 = p0 + KC < k ? p0 + KC : k;
         int fresh = p0 == 0 && !acc;
         for (int64_t j0 = 0; j0 < n; j0 += NR) {
-            const float *panel = packed + j0 * k;
-            int64_t w = n - j0 < NR ? n - j0 : NR;
-            int64_t i = 0;
-            for (; i + MR <= m; i += MR) tile(MR, p0, p1, a + i * lda, lda, panel, c + i * ldc + j0, ldc, w, fresh);
-            for (; i + 4 <= m; i += 4) tile(4, p0, p1, a + i * lda, lda, panel, c + i * ldc + j0, ldc, w, fresh);
-            for (; i < m; i++) tile(1, p0, p1, a + i * lda, lda, panel, c + i * ldc + j0, ldc, w, fresh);
+            const float *panel = b.data + j0 / NR * b.panel_stride;
+            int64_t w = n - j0 < NR ? n - j0 : NR, rs = b.row_stride;
+            if (w == NR)
+                rows_of(1, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh);
+            else
+                rows_of(0, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh);
         }
     }
 }
 #endif
 
 void pml_cpu_gemm_packed_f32(int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                             const float *packed, float *c, int64_t ldc)
+                             pml_cpu_gemm_panels b, float *c, int64_t ldc)
 {
 #if HAVE_KERNEL
     if (k == 0) {
         for (int64_t i = 0; !acc && i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
         return;
     }
-    gemm_packed(acc, m, n, k, a, lda, packed, c, ldc);
+    gemm_packed(acc, m, n, k, a, lda, b, c, ldc);
 #else
-    (void)acc, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)packed, (void)c, (void)ldc;
+    (void)acc, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)c, (void)ldc;
 #endif
 }

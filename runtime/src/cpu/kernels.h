@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "gemm.h"
 
 /* Opcodes in plan order: PML_OP_ADD, ... */
 typedef enum pml_opcode {
@@ -67,9 +68,9 @@ typedef struct pml_op_call {
     int threads;   /* how many threads the kernel may use; 0 or 1: the calling thread only */
     uint8_t trans[2];   /* matmul: input i has its last two axes swapped */
     uint8_t accumulate; /* matmul: add to out instead of overwriting it */
-    /* matmul with a 2-D b and a not transposed: op(b) as pml_cpu_gemm_pack_b packed it
-     * (cpu/gemm.h), read instead of b; NULL: read b */
-    const float *packed_b;
+    /* matmul with a 2-D b and a not transposed: op(b) as panels (cpu/gemm.h), packed or
+     * b in place, for the panel GEMM; data NULL: the BLAS reads b */
+    pml_cpu_gemm_panels panels_b;
 } pml_op_call;
 
 /* Runs one op. Returns PML_OK, or an error with a message in `err`. */

@@ -3,7 +3,7 @@
  * two axes (c->trans) and the product possibly added to out (c->accumulate). One GEMM
  * per output matrix, a and b found through broadcast batch strides; when b has no
  * batch (a linear layer, [B, T, C] x [C, D]) and a is not transposed, the batch folds
- * into m and it is one GEMM, which reads c->packed_b when the caller packed b. */
+ * into m and it is one GEMM, the panel GEMM when the caller gives b as panels. */
 #include "cpu.h"
 #include "gemm.h"
 
@@ -63,8 +63,8 @@ pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
                              bc, (double *)o->data + (C), n, c->threads);                                       \
     } while (0)
     if (batch_b == 1 && batch_a == batches && !ta) { /* b is one matrix: fold the batch into m */
-        if (c->packed_b && t == PML_F32)
-            pml_cpu_gemm_packed_f32(op.acc, batches * m, n, k, a->data, ac, c->packed_b, o->data, n);
+        if (c->panels_b.data && t == PML_F32)
+            pml_cpu_gemm_packed_f32(op.acc, batches * m, n, k, a->data, ac, c->panels_b, o->data, n);
         else
             GEMM(batches * m, 0, 0, 0);
         return PML_OK;

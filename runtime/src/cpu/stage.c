@@ -61,19 +61,20 @@ static pml_status make_call(const pml_cpu_ctx *p, int n, int64_t mb, pml_op_call
     return PML_OK;
 }
 
-/* Node n's packed right operand (cpu/gemm.h), packed again when the parameters have
- * changed since; NULL when n does not read one. Only n's stage runs n, so no lock. */
-static const float *packed_operand(pml_cpu_ctx *p, int n, const pml_op_call *c)
+/* Node n's right operand as panels for the panel GEMM (cpu/gemm.h): read in place when
+ * not transposed, else packed, again when the parameters have changed since; none
+ * (data NULL) when n does not use that GEMM. Only n's stage runs n, so no lock. */
+static pml_cpu_gemm_panels panels_operand(pml_cpu_ctx *p, int n, const pml_op_call *c)
 {
-    if (!p->packed[n]) return NULL;
+    const pml_view *b = &c->in[1];
+    int64_t rows = b->dims[0], cols = b->dims[1];
+    if (!p->panels[n]) return (pml_cpu_gemm_panels){0};
+    if (!c->trans[1]) return pml_cpu_gemm_in_place(b->data, cols);
     if (p->packed_at[n] != p->version) {
-        const pml_view *b = &c->in[1];
-        int tb = c->trans[1] != 0;
-        int64_t rows = b->dims[0], cols = b->dims[1];
-        pml_cpu_gemm_pack_b(tb, tb ? cols : rows, tb ? rows : cols, b->data, cols, p->packed[n]);
+        pml_cpu_gemm_pack_b(1, cols, rows, b->data, cols, p->packed[n]);
         p->packed_at[n] = p->version;
     }
-    return p->packed[n];
+    return pml_cpu_gemm_packed(p->packed[n], cols);
 }
 
 pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
@@ -81,7 +82,7 @@ pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
     pml_view in[64];
     pml_op_call c;
     pml_status st = make_call(p, n, mb, &c, in, 64, err);
-    if (!st) c.packed_b = packed_operand(p, n, &c);
+    if (!st) c.panels_b = panels_operand(p, n, &c);
     return st ? st : pml_cpu_run(&c, err);
 }
 

@@ -9,7 +9,7 @@
  * GEMM is deferred to the step's end (grad_sq) and runs once over all micro-batches'
  * rows (the plan tags it weight-gradient work, which nothing waits on); on stage 0
  * most of it runs while the stage waits for its last gradient. A matmul by a
- * weight reads the weight packed once per step (cpu/gemm.h, gemm_packed.c) where the
+ * weight reads it as panels, packed once per step when transposed (cpu/gemm.h, gemm_packed.c) where the
  * CPU has AVX-512, instead of the BLAS re-packing it for every micro-batch.
  *
  * Memory: a tensor gets one buffer per micro-batch only when it must outlive the
@@ -79,9 +79,10 @@ typedef struct pml_cpu_ctx {
      * step (or per evaluation), when computed_at[n] falls behind `version`. */
     uint8_t *invariant;
     int64_t *computed_at, version;
-    /* Per matmul node whose right operand is invariant (a weight): that operand packed
-     * for the small-row GEMM (cpu/gemm.h), repacked when packed_at falls behind
-     * `version`; NULL for other nodes. */
+    /* Per matmul node whose right operand is invariant (a weight): it runs on the panel
+     * GEMM (cpu/gemm.h), reading that operand in place or, when transposed, packed into
+     * packed[n], repacked when packed_at falls behind `version`. */
+    uint8_t *panels;
     float **packed;
     int64_t *packed_at;
     uint8_t *serves;       /* per node: a forward node the output depends on (FWD_SERVE) */

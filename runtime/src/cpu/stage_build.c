@@ -127,7 +127,7 @@ static pml_status choose_direct(pml_cpu_ctx *p, pml_err *err)
     return PML_OK;
 }
 
-/* Which matmuls read their right operand packed (cpu/gemm.h): f32 products by a 2-D
+/* Which matmuls run on the panel GEMM (cpu/gemm.h): f32 products by a 2-D
  * invariant operand (a weight) with a not transposed, run per micro-batch, at least
  * PACK_MIN_N columns wide (narrower ones waste most of a packed panel: a 10-column head
  * ran at a third of OpenBLAS's speed). Needs the lowering and invariance. */
@@ -136,9 +136,10 @@ enum { PACK_MIN_N = 128 };
 static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
+    p->panels = calloc((size_t)pl->n_nodes + 1, 1);
     p->packed = calloc((size_t)pl->n_nodes + 1, sizeof *p->packed);
     p->packed_at = calloc((size_t)pl->n_nodes + 1, sizeof *p->packed_at);
-    if (!p->packed || !p->packed_at) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!p->panels || !p->packed || !p->packed_at) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     if (!pml_cpu_gemm_packed_available()) return PML_OK;
     for (int i = 0; i < pl->n_nodes; i++) {
         const pml_cpu_node *l = &p->low[i];
@@ -148,6 +149,8 @@ static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
         if (!p->invariant[l->in[1]] || b->rank != 2 || b->dtype == PML_I32) continue;
         int64_t k = l->trans[1] ? b->dims[1] : b->dims[0], n = l->trans[1] ? b->dims[0] : b->dims[1];
         if (n < PACK_MIN_N) continue;
+        p->panels[i] = 1;
+        if (!l->trans[1]) continue; /* read in place */
         p->packed[i] = alloc_touched(sizeof(float) * pml_cpu_gemm_packed_floats(k, n));
         if (!p->packed[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for a packed weight");
     }
@@ -382,7 +385,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         free(st->gops), free(st->gin), free(st->scratch);
     }
     free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
-        free(p->deferred), free(p->deferred_node), free(p->packed), free(p->packed_at);
+        free(p->deferred), free(p->deferred_node), free(p->panels), free(p->packed), free(p->packed_at);
     pml_phase_free(&p->phase);
     free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
         free(p->stages);
