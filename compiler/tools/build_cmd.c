@@ -3,6 +3,7 @@
  * run a plan the same plan from a .plan file or from a .pml program. */
 #include "build_cmd.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,19 +64,52 @@ static int run_arch(pml_backend want, char *arch, size_t cap)
     return 1;
 }
 
-int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out)
+/* FNV-1a, 64 bits, continued from `h` over `len` bytes. */
+static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * UINT64_C(1099511628211);
+    return h;
+}
+
+#define FNV_SEED UINT64_C(14695981039346656037)
+
+/* The hash of a plan file's bytes; 0 when it cannot be read (the load reports why). */
+static uint64_t hash_file(const char *file)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) return 0;
+    unsigned char buf[1 << 16];
+    uint64_t h = FNV_SEED;
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = fnv1a(h, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? 0 : h;
+}
+
+int pmlc_plan_from_file_hash(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out,
+                             uint64_t *hash)
 {
     *out = NULL;
     pml_err err = {0};
-    if (pmlc_is_plan_file(file)) return pml_plan_load(file, out, &err) ? pmlc_cli_fail("cannot load the plan", &err) : 0;
+    if (pmlc_is_plan_file(file)) {
+        if (hash) *hash = hash_file(file);
+        return pml_plan_load(file, out, &err) ? pmlc_cli_fail("cannot load the plan", &err) : 0;
+    }
     unsigned char *bytes = NULL;
     size_t len = 0;
     char arch[16];
     int gpu = run_arch(want, arch, sizeof arch);
     if (compile_bytes(file, opt, gpu, gpu ? arch : NULL, &bytes, &len)) return 1;
+    if (hash) *hash = fnv1a(FNV_SEED, bytes, len);
     int rc = pml_plan_read(bytes, len, file, out, &err) ? pmlc_cli_fail("the compiled plan does not load", &err) : 0;
     free(bytes);
     return rc;
+}
+
+int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out)
+{
+    return pmlc_plan_from_file_hash(file, opt, want, out, NULL);
 }
 
 /* Whether to put GPU code in the plan: --arch none says no; no --arch asks for the

@@ -3,8 +3,9 @@
 #ifndef PMLC_BUILD_CMD_H
 #define PMLC_BUILD_CMD_H
 
-#include "pml.h"
+#include <stdint.h>
 
+#include "pml.h"
 #include "plan/plan.h"
 #include "pmlc.h"
 
@@ -25,5 +26,9 @@ int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out, 
 int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out);
 /* Whether `file` starts with the plan file's magic bytes. */
 int pmlc_is_plan_file(const char *file);
+/* The same, and a 64-bit hash (FNV-1a) of the plan-file bytes in *hash: what ranks
+ * compare at start-up to know that they run one plan. */
+int pmlc_plan_from_file_hash(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out,
+                             uint64_t *hash);
 
 #endif

@@ -58,6 +58,9 @@ static const char usage_text[] =
     "  --eval N            after training, evaluate on N held-out batches: loss, and accuracy for classes\n"
     "  --trace FILE        a timeline of every stage (Chrome trace JSON, opens in Perfetto) and the measured bubble\n"
     "  --quiet             no progress lines\n"
+    "  --rank R --world N  this process is rank R of N (default: from mpirun, srun, or RANK/WORLD_SIZE); each\n"
+    "                      rank runs its share of the stages: mpirun -np 4 pmlc train FILE (built with MPI)\n"
+    "  --peer-timeout S    seconds a rank may stay silent before the others give up naming it (default 60)\n"
     "\n"
     "infer options:\n"
     "  --weights W         the weights: a model.safetensors, or a checkpoint folder (train --out)\n"
@@ -115,6 +118,8 @@ typedef struct args {
     pmlc_plan_format fmt;
     int64_t steps, seed, eval;
     int threads, quiet;
+    int rank, world;     /* train's --rank, --world (-1: from the launcher) */
+    double peer_timeout; /* train's --peer-timeout */
     pml_backend backend; /* train/run/infer --backend */
     const char *out, *metrics, *trace;
     const char *init, *resume;               /* train's --init W.safetensors, --resume DIR */
@@ -188,6 +193,18 @@ static int parse_args(int argc, char **argv, args *a)
             int64_t n = count_value(option_value(argc, argv, &i, "--threads"));
             if (n < 1 || n > 4096) return usage_error("%s needs a number of threads from 1", s);
             a->threads = (int)n;
+        } else if (!strncmp(s, "--rank", 6) && (s[6] == 0 || s[6] == '=')) {
+            int64_t n = count_value(option_value(argc, argv, &i, "--rank"));
+            if (n < 0 || n >= (1 << 20)) return usage_error("%s needs a rank number from 0", s);
+            a->rank = (int)n;
+        } else if (!strncmp(s, "--world", 7) && (s[7] == 0 || s[7] == '=')) {
+            int64_t n = count_value(option_value(argc, argv, &i, "--world"));
+            if (n < 1 || n > (1 << 20)) return usage_error("%s needs a number of processes from 1", s);
+            a->world = (int)n;
+        } else if (!strncmp(s, "--peer-timeout", 14) && (s[14] == 0 || s[14] == '=')) {
+            int64_t n = count_value(option_value(argc, argv, &i, "--peer-timeout"));
+            if (n < 1 || n > 86400) return usage_error("%s needs a number of seconds from 1", s);
+            a->peer_timeout = (double)n;
         } else if (!strncmp(s, "--out", 5) && (s[5] == 0 || s[5] == '=')) {
             if (!(a->out = option_value(argc, argv, &i, "--out")) || !*a->out)
                 return usage_error("%s needs a folder", s);
@@ -315,7 +332,11 @@ static int run(const args *a)
                              .eval = a->eval,
                              .init = a->init,
                              .resume = a->resume,
-                             .quiet = a->quiet};
+                             .quiet = a->quiet,
+                             .rank = a->rank,
+                             .world = a->world,
+                             .peer_timeout = a->peer_timeout};
+        if ((t.rank >= 0) != (t.world > 0)) return usage_error("%s and --world go together", "--rank");
         return pmlc_train_main(&t);
     }
     int failed = 0;
@@ -342,6 +363,7 @@ int main(int argc, char **argv)
     a.color = "auto";
     a.fmt = PMLC_PLAN_TEXT;
     a.steps = a.seed = -1;
+    a.rank = -1;
     a.backend = PML_BACKEND_AUTO;
     a.files = calloc((size_t)argc + 1, sizeof *a.files);
     a.includes = calloc((size_t)argc + 1, sizeof *a.includes);

@@ -11,7 +11,12 @@
  * The compiled plan goes through the plan-file bytes even in one process, so what is
  * trained is exactly what `pmlc build` would write. Progress is one line per report:
  * redrawn in place with a bar on a terminal, plain lines otherwise; --metrics writes
- * one JSON record per step. */
+ * one JSON record per step.
+ *
+ * Ranks (train_ranks.h): launched as N processes (`mpirun -np N pmlc train ...`), each
+ * runs its share of the stages; rank 0 alone prints, writes metrics, the timeline (of
+ * its own stages) and checkpoints (the model gathered onto it first), evaluates (on the
+ * gathered model) and reads --init and --resume (then sends each rank its part). */
 #define _DEFAULT_SOURCE /* isatty, mkdir */
 #include "train_cmd.h"
 
@@ -33,6 +38,7 @@
 #include "train/pipeline.h"
 #include "cli_util.h"
 #include "recut.h"
+#include "train_ranks.h"
 
 static int make_dir(const char *dir)
 {
@@ -46,6 +52,24 @@ static int save(const pml_plan *pl, pml_pipeline *pipe, uint64_t seed, const cha
 {
     pml_err err = {0};
     return pml_ckpt_save(pl, pipe, seed, dir, &err) ? pmlc_cli_fail("cannot write the checkpoint", &err) : 0;
+}
+
+/* Whether rank 0 succeeded at something only it does (rc is its exit status), told to
+ * every rank so that all go on or all stop: 0 to go on. */
+static int agree(pmlc_ranks *r, int rc)
+{
+    int32_t failed = rc != 0;
+    return pmlc_ranks_share(r, &failed, sizeof failed) || failed;
+}
+
+/* A checkpoint of the whole model in `dir`, written by rank 0 (make_parent: create
+ * `parent` first). */
+static int save_all(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe, uint64_t seed, const char *parent,
+                    const char *dir)
+{
+    if (pmlc_ranks_gather(r, pl, pipe)) return 1;
+    int rc = r->rank == 0 ? (parent && make_dir(parent)) || save(pl, pipe, seed, dir) : 0;
+    return agree(r, rc);
 }
 
 static void progress(const pml_step_stats *st, int64_t total, int64_t samples, int tty, double elapsed)
@@ -131,10 +155,33 @@ static int evaluate(const pmlc_train_args *a, const pml_plan *pl, pml_pipeline *
     return 0;
 }
 
+/* Where a checkpoint resumes: read and checked by rank 0, then told to every rank. */
+static int resume_info(const pmlc_train_args *a, const pml_plan *pl, pmlc_ranks *r, int64_t steps,
+                       pml_ckpt_info *info)
+{
+    int rc = 0;
+    pml_err err = {0};
+    if (r->rank == 0) {
+        if (pml_ckpt_read_info(pl, a->resume, info, &err)) {
+            rc = pmlc_cli_fail("cannot resume", &err);
+        } else if (a->seed >= 0 && (uint64_t)a->seed != info->seed) {
+            fprintf(stderr, "pmlc: error: cannot resume: %s was trained with seed %llu, not %lld\n", a->resume,
+                    (unsigned long long)info->seed, (long long)a->seed);
+            rc = 1;
+        } else if (info->step > steps) {
+            fprintf(stderr, "pmlc: error: cannot resume: %s is at step %lld, past the %lld steps asked for\n",
+                    a->resume, (long long)info->step, (long long)steps);
+            rc = 1;
+        }
+    }
+    return agree(r, rc) || pmlc_ranks_share(r, info, sizeof *info);
+}
+
 int pmlc_train_main(const pmlc_train_args *a)
 {
     pml_plan *pl = NULL;
-    if (pmlc_plan_from_file(a->file, &a->compile, a->backend, &pl)) return 1;
+    uint64_t plan_hash = 0;
+    if (pmlc_plan_from_file_hash(a->file, &a->compile, a->backend, &pl, &plan_hash)) return 1;
     pml_plan *pl0 = pl; /* the feed's; later phases' plans are the recut's */
     pmlc_recut recut;
     pmlc_recut_init(&recut, a->file, &a->compile, pl);
@@ -144,6 +191,7 @@ int pmlc_train_main(const pmlc_train_args *a)
     pml_pipeline *pipe = NULL;
     FILE *metrics = NULL;
     pml_err err = {0};
+    pmlc_ranks ranks = {0, 1, NULL};
     if (steps < 0) {
         pmlc_cli_fail("the train block gives no 'steps': set it there or with --steps N", NULL);
         goto out;
@@ -155,57 +203,54 @@ int pmlc_train_main(const pmlc_train_args *a)
         pmlc_cli_fail("the training data", &err);
         goto out;
     }
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (pmlc_ranks_open(a, pl, plan_hash, &ranks)) goto out;
+    /* Ranks keep the step-0 cut: a re-cut would move stages between processes. The
+     * freezes still happen, in place (plan/phase.h). */
+    if (ranks.world > 1) recut.enabled = 0;
+    if (ranks.world > 1 && backend == PML_BACKEND_CUDA) { /* NCCL between GPUs is not written yet */
+        fprintf(stderr, "pmlc: error: ranks run on the CPU backend only (the MPI transport moves host memory): "
+                        "pass --backend cpu\n");
+        goto out;
+    }
+    int lead = ranks.rank == 0, quiet = a->quiet || !lead;
     pml_pipeline_opts opts = {.seed = a->seed >= 0 ? (uint64_t)a->seed : (uint64_t)pl->conf.seed,
-                              .threads = a->threads > 0 ? a->threads : (int)(cpus > 0 ? cpus : 1),
+                              .threads = a->threads > 0 ? a->threads : pmlc_ranks_default_threads(),
                               .feed = pml_feed_fill,
                               .feed_ctx = feed,
                               .backend = ops,
-                              .trace = a->trace != NULL};
+                              .trace = a->trace != NULL && lead,
+                              .dist = ranks.dist};
     pml_ckpt_info resume = {0, 0};
-    if (a->resume) {
-        if (pml_ckpt_read_info(pl, a->resume, &resume, &err)) {
-            pmlc_cli_fail("cannot resume", &err);
-            goto out;
-        }
-        if (a->seed >= 0 && (uint64_t)a->seed != resume.seed) {
-            fprintf(stderr, "pmlc: error: cannot resume: %s was trained with seed %llu, not %lld\n", a->resume,
-                    (unsigned long long)resume.seed, (long long)a->seed);
-            goto out;
-        }
-        if (resume.step > steps) {
-            fprintf(stderr, "pmlc: error: cannot resume: %s is at step %lld, past the %lld steps asked for\n",
-                    a->resume, (long long)resume.step, (long long)steps);
-            goto out;
-        }
-        opts.seed = resume.seed;
-        if (pl->conf.freeze_every > 0 && !a->quiet)
-            fprintf(stderr, "pmlc: note: 'freeze auto' starts its checks afresh after a resume: the layers it froze "
-                            "before train again until a check freezes them\n");
-    }
+    if (a->resume && resume_info(a, pl, &ranks, steps, &resume)) goto out;
+    if (a->resume) opts.seed = resume.seed;
+    if (a->resume && pl->conf.freeze_every > 0 && !quiet)
+        fprintf(stderr, "pmlc: note: 'freeze auto' starts its checks afresh after a resume: the layers it froze "
+                        "before train again until a check freezes them\n");
     if (pml_pipeline_create(pl, &opts, &pipe, &err)) {
         pmlc_cli_fail("cannot set up training", &err);
         goto out;
     }
-    if (a->init && pml_ckpt_load_weights(pl, pipe, a->init, &err)) {
-        pmlc_cli_fail("cannot load the initial weights", &err);
-        goto out;
-    }
-    if (a->resume && pml_ckpt_restore(pl, pipe, a->resume, &err)) {
-        pmlc_cli_fail("cannot resume", &err);
-        goto out;
+    if (a->init || a->resume) {
+        int loaded = 0;
+        if (lead && a->init && pml_ckpt_load_weights(pl, pipe, a->init, &err))
+            loaded = pmlc_cli_fail("cannot load the initial weights", &err);
+        if (lead && a->resume && pml_ckpt_restore(pl, pipe, a->resume, &err))
+            loaded = pmlc_cli_fail("cannot resume", &err);
+        if (agree(&ranks, loaded) || pmlc_ranks_scatter(&ranks, pl, pipe)) goto out;
+        if (a->resume) pml_pipeline_set_step(pipe, resume.step);
     }
     int64_t first = pml_pipeline_steps_done(pipe);
-    if (a->metrics && !(metrics = fopen(a->metrics, "w"))) {
+    if (lead && a->metrics && !(metrics = fopen(a->metrics, "w"))) {
         fprintf(stderr, "pmlc: error: cannot write '%s': %s\n", a->metrics, strerror(errno));
         goto out;
     }
     int tty = isatty(STDERR_FILENO);
-    if (!a->quiet) {
+    if (!quiet) {
         double best = pml_feed_best_loss(feed);
         fprintf(stderr, "training %s on the %s: %d stage%s, %lld micro-batches of %lld, %lld steps", a->file,
                 backend == PML_BACKEND_CUDA ? "GPU" : "CPU", (int)pl->conf.stages, pl->conf.stages == 1 ? "" : "s",
                 (long long)pl->conf.microbatches, (long long)pl->conf.microbatch, (long long)steps);
+        if (ranks.world > 1) fprintf(stderr, ", on %d ranks", ranks.world);
         if (!isnan(best)) fprintf(stderr, "; the data's entropy, the best possible loss, is %.4f", best);
         fputc('\n', stderr);
     }
@@ -218,8 +263,10 @@ int pmlc_train_main(const pmlc_train_args *a)
             if (pmlc_recut_switch(&recut, s, &opts, &pl, &pipe, metrics, a->quiet)) goto out;
         }
         if (pml_pipeline_step(pipe, &st, &err)) {
-            if (tty && !a->quiet) fputc('\n', stderr);
-            pmlc_cli_fail("training failed", &err);
+            if (tty && !quiet) fputc('\n', stderr);
+            char what[64];
+            snprintf(what, sizeof what, ranks.world > 1 ? "training failed on rank %d" : "training failed", ranks.rank);
+            pmlc_cli_fail(what, &err);
             goto out;
         }
         elapsed += st.seconds;       /* progress's ETA counts from step 0: close enough on a resume */
@@ -227,7 +274,8 @@ int pmlc_train_main(const pmlc_train_args *a)
             bubble_sum += pml_pipeline_last_bubble(pipe);
             bubble_steps++;
         }
-        if (!isfinite(st.loss)) {
+        if (!isfinite(st.loss)) { /* every rank has the loss: all stop here */
+            if (!lead) goto out;
             fprintf(stderr, "%spmlc: error: the loss is %g at step %lld: training diverged (lower the learning rate)\n",
                     tty ? "\n" : "", st.loss, (long long)s + 1);
             goto out;
@@ -238,16 +286,16 @@ int pmlc_train_main(const pmlc_train_args *a)
                     "\"step_ms\": %.6g}\n",
                     (long long)s + 1, st.loss, st.lr, st.grad_norm,
                     st.seconds > 0 ? (double)pl->conf.batch / st.seconds : 0, 1e3 * st.seconds);
-        if (!a->quiet && (tty || (s + 1) % every == 0 || s + 1 == steps))
+        if (!quiet && (tty || (s + 1) % every == 0 || s + 1 == steps))
             progress(&st, steps, pl->conf.batch, tty, elapsed);
         if (a->out && pl->conf.checkpoint_every > 0 && (s + 1) % pl->conf.checkpoint_every == 0) {
             char dir[4096];
             snprintf(dir, sizeof dir, "%s/step-%06lld", a->out, (long long)s + 1);
-            if (make_dir(a->out) || save(pl, pipe, opts.seed, dir)) goto out;
+            if (save_all(&ranks, pl, pipe, opts.seed, a->out, dir)) goto out;
         }
     }
-    if (tty && !a->quiet && steps > first) fputc('\n', stderr);
-    if (a->trace) {
+    if (tty && !quiet && steps > first) fputc('\n', stderr);
+    if (a->trace && lead) {
         double measured = bubble_steps ? bubble_sum / (double)bubble_steps : pml_pipeline_last_bubble(pipe);
         double S = (double)pl->conf.stages, M = (double)pl->conf.microbatches, analytic = (S - 1) / (M + S - 1);
         if (!a->quiet)
@@ -255,11 +303,18 @@ int pmlc_train_main(const pmlc_train_args *a)
                     100 * measured, (long long)(bubble_steps ? bubble_steps : 1), 100 * analytic, a->trace);
         if (write_trace(pl, pipe, a->trace, measured, analytic)) goto out;
     }
+    /* Rank 0 evaluates and writes on the whole model, gathered from the others. */
+    if ((a->eval > 0 || a->out) && pmlc_ranks_gather(&ranks, pl, pipe)) goto out;
+    if (!lead) {
+        rc = 0;
+        goto out;
+    }
     if (a->eval > 0 && evaluate(a, pl, pipe, feed, metrics)) goto out;
     rc = a->out ? save(pl, pipe, opts.seed, a->out) : 0;
 out:
     if (metrics && fclose(metrics)) rc = pmlc_cli_fail("cannot finish the metrics file", NULL);
     pml_pipeline_destroy(pipe);
+    pmlc_ranks_close(&ranks);
     pml_feed_destroy(feed);
     pml_plan_free(pl0);
     pmlc_recut_free(&recut);

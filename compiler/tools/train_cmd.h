@@ -21,6 +21,8 @@ typedef struct pmlc_train_args {
     const char *init;     /* weights to start from (safetensors), or NULL */
     const char *resume;   /* checkpoint folder to continue from, or NULL */
     int quiet;
+    int rank, world;     /* --rank, --world (-1: the launcher's environment; see train_ranks.h) */
+    double peer_timeout; /* --peer-timeout: seconds of silence before a rank counts as gone (0: 60) */
 } pmlc_train_args;
 
 /* Returns the exit status: 0 trained (and wrote what was asked), 1 otherwise. */

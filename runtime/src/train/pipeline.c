@@ -12,6 +12,7 @@
 
 #include "checkpoint.h"
 #include "cpu/stage.h"
+#include "dist.h"
 #include "optim.h"
 #include "transport.h"
 
@@ -19,7 +20,6 @@ enum { I_LOAD, I_RECV_ACT, I_FWD, I_SEND_ACT, I_RECV_GRAD, I_BWD, I_SEND_GRAD, I
 
 typedef struct stage {
     double loss;         /* summed over this step's micro-batches (last stage) */
-    double sq;           /* the squared global gradient norm */
     pml_trace_event *ev; /* the timeline, with opts.trace */
     int n_ev, cap_ev;
     double busy; /* compute time in the last step, with opts.trace */
@@ -33,6 +33,7 @@ struct pml_pipeline {
     double last_bubble;
     pml_pipeline_opts opts;
     int S;
+    int first, last; /* the stages this process runs: all, or its rank's (opts.dist) */
     int64_t M;
     pml_backend_inst be;
     /* Host copies of the parameters: behind the device after a step (host_stale), or
@@ -45,7 +46,8 @@ struct pml_pipeline {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int arrived, generation, aborted;
-    double sq_total;
+    double sq_total;   /* the step's squared gradient norm, over every stage of every rank */
+    double loss_total; /* the step's loss summed over micro-batches, likewise */
 };
 
 pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err)
@@ -63,13 +65,25 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     if (p->opts.threads < 1) p->opts.threads = 1;
     p->S = (int)plan->conf.stages;
     p->M = plan->conf.microbatches;
+    p->first = 0;
+    p->last = p->S;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    pml_backend_conf conf = {.seed = p->opts.seed, .threads = p->opts.threads, .unfused = p->opts.unfused};
-    pml_status st = pml_backend_create(opts->backend ? opts->backend : &pml_cpu_backend_ops, plan, &conf, &p->be, err);
+    pml_dist *d = opts->dist;
+    pml_status st = PML_OK;
+    if (d && (d->first < 0 || d->last > p->S || d->first >= d->last))
+        st = pml_err_set(err, PML_ERR_INVALID_ARG, "rank %d is given stages %d to %d of a %d-stage plan", d->rank,
+                         d->first, d->last - 1, p->S);
+    if (d && !st) p->first = d->first, p->last = d->last;
+    /* The backend shares `threads` among all the plan's stages; a rank runs only its
+     * own, so they get its threads. */
+    int threads = d ? (int)((int64_t)p->opts.threads * p->S / (p->last - p->first)) : p->opts.threads;
+    pml_backend_conf conf = {.seed = p->opts.seed, .threads = threads, .unfused = p->opts.unfused};
+    if (!st) st = pml_backend_create(opts->backend ? opts->backend : &pml_cpu_backend_ops, plan, &conf, &p->be, err);
     if (!st && !(p->stages = calloc((size_t)p->S, sizeof *p->stages)))
         st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    if (!st) st = pml_transport_local_create(p->S, p->M, &p->tr, err);
+    if (!st) st = d ? d->transport_create(d, &p->be, p->S, p->M, &p->tr, err)
+                    : pml_transport_local_create(p->S, p->M, &p->tr, err);
     if (!st) st = pml_ckpt_load_teacher(plan, p, err); /* a distillation teacher's weights */
     if (st) {
         pml_pipeline_destroy(p);
@@ -134,13 +148,26 @@ static void abort_all(pml_pipeline *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Adds this stage's squared gradient norm and waits for every stage's. */
-static pml_status sync_norm(pml_pipeline *p, double sq, double *total, pml_err *err)
+/* Adds this stage's squared gradient norm and loss, and waits for every stage's. With
+ * ranks, the last of this process's stages to arrive sums the process's totals over
+ * every rank (outside the lock: it waits for other processes) before it releases the
+ * others, which is also how the loss reaches every rank. */
+static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *total, pml_err *err)
 {
     pthread_mutex_lock(&p->mu);
     p->sq_total += sq;
+    p->loss_total += loss;
     int gen = p->generation;
-    if (++p->arrived == p->S) {
+    pml_status st = PML_OK;
+    if (++p->arrived == p->last - p->first) {
+        if (p->opts.dist) {
+            double x[2] = {p->sq_total, p->loss_total};
+            pthread_mutex_unlock(&p->mu);
+            st = p->opts.dist->sum(p->opts.dist, x, 2, err);
+            pthread_mutex_lock(&p->mu);
+            p->sq_total = x[0];
+            p->loss_total = x[1];
+        }
         p->arrived = 0;
         p->generation++;
         pthread_cond_broadcast(&p->cv);
@@ -149,6 +176,7 @@ static pml_status sync_norm(pml_pipeline *p, double sq, double *total, pml_err *
     *total = p->sq_total;
     int aborted = p->aborted && gen == p->generation;
     pthread_mutex_unlock(&p->mu);
+    if (st) return st;
     return aborted ? pml_err_set(err, PML_ERR_INTERNAL, "stopped: another stage failed") : PML_OK;
 }
 
@@ -160,13 +188,12 @@ static pml_status stage_update(pml_pipeline *p, int s, pml_err *err)
     double sq, total;
     pml_status status = pml_backend_grad_sq(&p->be, s, &sq, err);
     if (!status) status = pml_backend_sync(&p->be, s, err);
-    if (!status) status = sync_norm(p, sq, &total, err);
+    if (!status) status = sync_norm(p, sq, p->stages[s].loss, &total, err);
     if (status) return status;
     double norm = sqrt(total), scale = 1;
     if (pl->conf.grad_clip > 0 && norm > pl->conf.grad_clip) scale = pl->conf.grad_clip / norm;
     status = pml_backend_update(&p->be, s, pml_lr_at(&pl->conf, p->step), scale, err);
     if (!status) status = pml_backend_sync(&p->be, s, err);
-    p->stages[s].sq = total;
     return status;
 }
 
@@ -295,13 +322,16 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     const pml_plan *pl = p->plan;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* The transport first: a cross-process one finishes the last step's sends, whose
+     * buffers begin may rewrite. */
+    p->tr->reset(p->tr);
     pml_status status = params_ready(p, err);
     if (!status) status = pml_backend_begin(&p->be, p->step, 1, err);
     if (status) return status;
-    p->tr->reset(p->tr);
     p->aborted = 0;
     p->arrived = 0;
     p->sq_total = 0;
+    p->loss_total = 0;
     worker *ws = calloc((size_t)p->S, sizeof *ws);
     pthread_t *tid = calloc((size_t)p->S, sizeof *tid);
     if (!ws || !tid) {
@@ -315,7 +345,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
         p->stages[s].status = PML_OK;
         ws[s] = (worker){p, s};
     }
-    for (int s = 0; s < p->S; s++) {
+    for (int s = p->first; s < p->last; s++) {
         if (pthread_create(&tid[s], NULL, stage_main, &ws[s])) {
             p->stages[s].status =
                 pml_err_set(&p->stages[s].err, PML_ERR_INTERNAL, "cannot start a thread for stage %d", s);
@@ -324,26 +354,26 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
         }
         started++;
     }
-    for (int s = 0; s < started; s++) pthread_join(tid[s], NULL);
+    for (int s = p->first; s < p->first + started; s++) pthread_join(tid[s], NULL);
     free(ws), free(tid);
     p->host_stale = 1; /* the backend updated its parameters */
     /* The first failure, by stage order, is the one to report. */
-    for (int s = 0; s < p->S; s++) {
+    for (int s = p->first; s < p->last; s++) {
         if (!p->stages[s].status) continue;
         if (err) *err = p->stages[s].err;
-        for (int r = 0; r < p->S; r++) /* prefer a real cause over "another stage failed" */
+        for (int r = p->first; r < p->last; r++) /* prefer a real cause over "another stage failed" */
             if (p->stages[r].status && !strstr(p->stages[r].err.msg, "another stage failed") && err)
                 *err = p->stages[r].err;
         return err ? err->code : p->stages[s].status;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double wall = 1e6 * ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)), busy = 0;
-    for (int s = 0; s < p->S; s++) busy += p->stages[s].busy;
-    p->last_bubble = p->opts.trace && wall > 0 ? 1 - busy / (p->S * wall) : 0;
+    for (int s = p->first; s < p->last; s++) busy += p->stages[s].busy;
+    p->last_bubble = p->opts.trace && wall > 0 ? 1 - busy / ((p->last - p->first) * wall) : 0;
     if (stats) {
         stats->step = p->step;
-        stats->loss = p->stages[pl->nodes[pl->loss].stage].loss / (double)p->M;
-        stats->grad_norm = sqrt(p->stages[0].sq);
+        stats->loss = p->loss_total / (double)p->M;
+        stats->grad_norm = sqrt(p->sq_total);
         stats->lr = pml_lr_at(&pl->conf, p->step);
         stats->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     }

@@ -12,6 +12,9 @@
  * Data comes from a callback, so the executor does not know about files or
  * generators: it asks for input k (or the labels) of micro-batch mb of step s.
  *
+ * With opts.dist the pipeline is one rank's part of a multi-process run: the same
+ * step, with the stages of other ranks run by those ranks.
+ *
  * Thread safety: one pml_pipeline is driven by one thread at a time (its stage
  * threads are internal). The library never prints. */
 #ifndef PML_TRAIN_PIPELINE_H
@@ -19,6 +22,8 @@
 
 #include "backend_ops.h"
 #include "plan/plan.h"
+
+typedef struct pml_dist pml_dist;
 
 /* Fills `dst` (the input's numel elements of its dtype, f32 or i32) with input `input`
  * of micro-batch `mb` of step `step`; `input` is -1 for the labels. */
@@ -32,6 +37,12 @@ typedef struct pml_pipeline_opts {
     int trace;   /* record a timeline of every instruction (pml_pipeline_trace) */
     int unfused; /* run every node on its own, ignoring the plan's fused kernels (tests, comparisons) */
     const pml_backend_ops *backend; /* what runs each stage's work; NULL: the CPU backend */
+    /* The other processes of a multi-process run (dist.h): this process then runs only
+     * stages [dist->first, dist->last), and the gradient norm and the loss are summed
+     * over every rank. NULL: one process runs every stage. Not owned. Evaluation,
+     * inference and the parameter accessors stay local: they see this process's
+     * copies, current only for its own stages (pml_dist_params_gather brings the rest). */
+    pml_dist *dist;
 } pml_pipeline_opts;
 
 /* One span of a stage's timeline, in microseconds since the pipeline was created. */

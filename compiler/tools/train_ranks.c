@@ -1,0 +1,97 @@
+/* train_ranks.c — ranks for `pmlc train` (see train_ranks.h). Without MPI in the build
+ * a multi-process launch is refused with a message rather than trained as N copies. */
+#include "train_ranks.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cli_util.h"
+#include "train/dist_params.h"
+#include "train/ranks.h"
+#ifdef PML_HAVE_MPI
+#include "train/mpi/dist_mpi.h"
+#endif
+
+int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, pmlc_ranks *out)
+{
+    *out = (pmlc_ranks){0, 1, NULL};
+    pml_ranks env;
+    pml_err err = {0};
+    if (pml_ranks_from_env(&env, &err)) return pmlc_cli_fail("cannot tell this process's rank", &err);
+    int rank = a->rank >= 0 ? a->rank : env.rank, world = a->world > 0 ? a->world : env.world;
+    if (rank >= world) {
+        fprintf(stderr, "pmlc: error: rank %d does not exist in a world of %d\n", rank, world);
+        return 1;
+    }
+    out->rank = rank;
+    out->world = world;
+    if (world == 1) return 0;
+    int first, last;
+    if (pml_ranks_stages((int)pl->conf.stages, world, rank, &first, &last, &err))
+        return pmlc_cli_fail("cannot place the stages on the ranks", &err);
+#ifdef PML_HAVE_MPI
+    pml_dist_mpi_conf conf = {.stages = (int)pl->conf.stages,
+                              .rank = rank,
+                              .world = world,
+                              .plan_hash = plan_hash,
+                              .version = pml_version(),
+                              .timeout_s = a->peer_timeout};
+    if (pml_dist_mpi_create(&conf, &out->dist, &err)) {
+        char what[64];
+        snprintf(what, sizeof what, "rank %d cannot join the run", rank);
+        return pmlc_cli_fail(what, &err);
+    }
+    return 0;
+#else
+    (void)plan_hash;
+    fprintf(stderr,
+            "pmlc: error: this is rank %d of %d (from %s), but this pmlc was built without MPI: "
+            "install libopenmpi-dev and rebuild, or run one process\n",
+            rank, world, a->world > 0 ? "--world" : env.source);
+    return 1;
+#endif
+}
+
+void pmlc_ranks_close(pmlc_ranks *r)
+{
+    pml_dist_destroy(r->dist);
+    r->dist = NULL;
+}
+
+int pmlc_ranks_default_threads(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"};
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN), local = 1;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0] && local == 1; i++) {
+        const char *v = getenv(vars[i]);
+        long n = v ? strtol(v, NULL, 10) : 0;
+        if (n > 1) local = n;
+    }
+    long t = (cpus > 0 ? cpus : 1) / local;
+    return t > 0 ? (int)t : 1;
+}
+
+int pmlc_ranks_gather(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe)
+{
+    pml_err err = {0};
+    if (r->dist && pml_dist_params_gather(r->dist, pl, pipe, 0, &err))
+        return pmlc_cli_fail("cannot gather the model on rank 0", &err);
+    return 0;
+}
+
+int pmlc_ranks_scatter(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe)
+{
+    pml_err err = {0};
+    if (r->dist && pml_dist_params_scatter(r->dist, pl, pipe, 0, &err))
+        return pmlc_cli_fail("cannot send the model from rank 0 to the other ranks", &err);
+    return 0;
+}
+
+int pmlc_ranks_share(pmlc_ranks *r, void *buf, size_t bytes)
+{
+    pml_err err = {0};
+    for (int to = 1; r->dist && to < r->world; to++)
+        if (r->dist->move(r->dist, 0, to, buf, bytes, &err)) return pmlc_cli_fail("cannot reach the other ranks", &err);
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* train_ranks.h — the ranks of `pmlc train` (train_ranks.c): whether this process is
+ * one of several (launcher environment, or --rank/--world), the MPI group when it is,
+ * and moving the model between rank 0 and the others around checkpoints. With one
+ * process every function is a no-op that succeeds. Errors are printed (this is the
+ * tool); each function returns the exit status, 0 or 1. */
+#ifndef PMLC_TRAIN_RANKS_H
+#define PMLC_TRAIN_RANKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "train/dist.h"
+#include "train/pipeline.h"
+#include "train_cmd.h"
+
+typedef struct pmlc_ranks {
+    int rank, world;
+    pml_dist *dist; /* NULL with one process */
+} pmlc_ranks;
+
+/* Rank and world from the flags in `a` (>= 0) or the environment; with more than one
+ * process, joins the others (MPI) and checks that all run the plan hashed `plan_hash`. */
+int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, pmlc_ranks *out);
+void pmlc_ranks_close(pmlc_ranks *r);
+
+/* CPU threads for this process by default: the machine's, shared by the ranks on it. */
+int pmlc_ranks_default_threads(void);
+
+/* The whole model (weights and optimizer state) onto rank 0, or from rank 0 to the
+ * ranks that own each part. */
+int pmlc_ranks_gather(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe);
+int pmlc_ranks_scatter(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe);
+/* Rank 0's `bytes` at `buf` into every rank's `buf`. */
+int pmlc_ranks_share(pmlc_ranks *r, void *buf, size_t bytes);
+
+#endif

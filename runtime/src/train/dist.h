@@ -1,0 +1,44 @@
+/* dist.h — what the pipeline executor needs from the other processes of a run: the
+ * interface a multi-process runtime implements (the MPI one is train/mpi/dist_mpi.h,
+ * built only when MPI is found). libpml itself never links a communication library;
+ * a program that wants ranks creates a pml_dist and passes it in pml_pipeline_opts.
+ *
+ * A rank runs the stages [first, last) (ranks.h says which). Every call that waits
+ * for another rank gives up after the implementation's deadline with a status and a
+ * message naming the rank that did not answer: nothing here blocks forever.
+ *
+ * Threading: transport calls come from the stage threads, concurrently; sum and move
+ * come from one thread at a time (sum from the stage thread that closes a step's
+ * barrier, move from the thread driving the pipeline between steps). */
+#ifndef PML_TRAIN_DIST_H
+#define PML_TRAIN_DIST_H
+
+#include <stddef.h>
+
+#include "backend_ops.h"
+#include "transport.h"
+
+typedef struct pml_dist pml_dist;
+struct pml_dist {
+    int rank, world;
+    int first, last; /* this rank's stages */
+
+    /* The transport for this rank's stages: a message between two of its own stages
+     * stays in the process, one to another rank's stage carries the bytes of the
+     * backend's boundary buffers (pml_backend_boundary) to the same buffers there. */
+    pml_status (*transport_create)(pml_dist *d, pml_backend_inst *be, int stages, int64_t microbatches,
+                                   pml_transport **out, pml_err *err);
+    /* Sums x[0..n) over every rank, each rank receiving the sums. */
+    pml_status (*sum)(pml_dist *d, double *x, int n, pml_err *err);
+    /* Moves `bytes` from rank `from`'s `buf` into rank `to`'s `buf`; called by every
+     * rank in the same order, a no-op on the others. */
+    pml_status (*move)(pml_dist *d, int from, int to, void *buf, size_t bytes, pml_err *err);
+    void (*destroy)(pml_dist *d); /* NULL-safe through pml_dist_destroy */
+};
+
+static inline void pml_dist_destroy(pml_dist *d)
+{
+    if (d) d->destroy(d);
+}
+
+#endif

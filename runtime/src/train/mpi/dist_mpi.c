@@ -1,0 +1,313 @@
+/* dist_mpi.c — pml_dist over MPI (see dist_mpi.h): start-up and the plan check, the
+ * heartbeat, sums and moves between ranks, and the polled wait everything uses. Sums
+ * go through rank 0 point to point rather than MPI_Allreduce so that every wait has a
+ * known peer and a deadline, and every rank adds the same numbers in rank order. */
+
+#include "mpi_impl.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "train/ranks.h"
+
+double pml_mpi_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&t, NULL);
+}
+
+pml_status pml_mpi_fail(pml_mpi *m, int rc, int peer, const char *what, pml_err *err)
+{
+    char msg[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    atomic_store(&m->failed, 1);
+    if (peer >= 0)
+        return pml_err_set(err, PML_ERR_IO, "rank %d: MPI failed while %s (rank %d): %s", m->base.rank, what, peer,
+                           msg);
+    return pml_err_set(err, PML_ERR_IO, "rank %d: MPI failed while %s: %s", m->base.rank, what, msg);
+}
+
+/* The first rank silent for longer than the timeout, or -1. */
+static int silent_rank(pml_mpi *m, double *secs)
+{
+    double now = pml_mpi_now();
+    int found = -1;
+    pthread_mutex_lock(&m->mu);
+    for (int r = 0; r < m->base.world && found < 0; r++)
+        if (r != m->base.rank && now - m->last_seen[r] > m->timeout) {
+            found = r;
+            *secs = now - m->last_seen[r];
+        }
+    pthread_mutex_unlock(&m->mu);
+    return found;
+}
+
+pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const atomic_int *aborted, const char *what,
+                        pml_err *err)
+{
+    /* Spin briefly (a neighbour's message is often about to land), then yield, then
+     * sleep: the stage threads of this and other processes need the cores. */
+    for (long spin = 0;; spin++) {
+        int done = 0;
+        PML_MPI_CHECK(m, MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE), peer, what, err);
+        if (done) return PML_OK;
+        if (aborted && atomic_load(aborted))
+            return pml_err_set(err, PML_ERR_INTERNAL, "rank %d stopped: another stage failed", m->base.rank);
+        if (spin % 64 == 63) {
+            double secs = 0;
+            int r = silent_rank(m, &secs);
+            if (r >= 0) {
+                atomic_store(&m->failed, 1);
+                return pml_err_set(err, PML_ERR_IO,
+                                   "rank %d has not answered for %.0f s (stopped or dead); rank %d gave up %s",
+                                   r, secs, m->base.rank, what);
+            }
+        }
+        if (spin < 256)
+            continue;
+        else if (spin < 4096)
+            sched_yield();
+        else
+            sleep_s(50e-6);
+    }
+}
+
+/* ---- heartbeat ------------------------------------------------------------------------ */
+
+static void *beat_main(void *arg)
+{
+    pml_mpi *m = arg;
+    static const int token = 0; /* sends read it; never written */
+    int got = 0;
+    double period = m->timeout / 10 < 0.5 ? m->timeout / 10 : 0.5, next = 0;
+    MPI_Request rq;
+    if (MPI_Irecv(&got, 1, MPI_INT, MPI_ANY_SOURCE, PML_MPI_TAG_BEAT, m->beat, &rq) != MPI_SUCCESS) {
+        atomic_store(&m->failed, 1);
+        return NULL;
+    }
+    while (!atomic_load(&m->stop)) {
+        double now = pml_mpi_now();
+        if (now >= next) {
+            for (int r = 0; r < m->base.world; r++) {
+                if (r == m->base.rank) continue;
+                MPI_Request sr;
+                /* Freed at once: a beat to a dead peer must not hold anything up. */
+                if (MPI_Isend(&token, 1, MPI_INT, r, PML_MPI_TAG_BEAT, m->beat, &sr) == MPI_SUCCESS)
+                    MPI_Request_free(&sr);
+            }
+            next = now + period;
+        }
+        for (;;) {
+            int flag = 0;
+            MPI_Status s;
+            if (MPI_Test(&rq, &flag, &s) != MPI_SUCCESS || !flag) break;
+            pthread_mutex_lock(&m->mu);
+            if (s.MPI_SOURCE >= 0 && s.MPI_SOURCE < m->base.world) m->last_seen[s.MPI_SOURCE] = pml_mpi_now();
+            pthread_mutex_unlock(&m->mu);
+            if (MPI_Irecv(&got, 1, MPI_INT, MPI_ANY_SOURCE, PML_MPI_TAG_BEAT, m->beat, &rq) != MPI_SUCCESS) {
+                rq = MPI_REQUEST_NULL;
+                break;
+            }
+        }
+        if (rq == MPI_REQUEST_NULL) break;
+        sleep_s(period / 10);
+    }
+    if (rq != MPI_REQUEST_NULL) {
+        MPI_Cancel(&rq);
+        MPI_Wait(&rq, MPI_STATUS_IGNORE);
+    }
+    return NULL;
+}
+
+/* ---- collectives, point to point through rank 0 ------------------------------------- */
+
+/* Every rank's `bytes` of `mine` into all[rank·bytes], on every rank. */
+static pml_status all_gather(pml_mpi *m, const void *mine, void *all, int bytes, const char *what, pml_err *err)
+{
+    int me = m->base.rank, W = m->base.world;
+    memcpy((char *)all + (size_t)me * (size_t)bytes, mine, (size_t)bytes);
+    if (me == 0) {
+        for (int r = 1; r < W; r++) { /* one at a time, so a silent rank is named */
+            MPI_Request rq;
+            PML_MPI_CHECK(m, MPI_Irecv((char *)all + (size_t)r * (size_t)bytes, bytes, MPI_BYTE, r, PML_MPI_TAG_GATHER,
+                                       m->ctl, &rq),
+                          r, what, err);
+            pml_status st = pml_mpi_wait(m, &rq, 1, r, NULL, what, err);
+            if (st) return st;
+        }
+        for (int r = 1; r < W; r++) {
+            MPI_Request rq;
+            PML_MPI_CHECK(m, MPI_Isend(all, bytes * W, MPI_BYTE, r, PML_MPI_TAG_BCAST, m->ctl, &rq), r, what, err);
+            pml_status st = pml_mpi_wait(m, &rq, 1, r, NULL, what, err);
+            if (st) return st;
+        }
+        return PML_OK;
+    }
+    MPI_Request rq[2];
+    PML_MPI_CHECK(m, MPI_Isend(mine, bytes, MPI_BYTE, 0, PML_MPI_TAG_GATHER, m->ctl, &rq[0]), 0, what, err);
+    PML_MPI_CHECK(m, MPI_Irecv(all, bytes * W, MPI_BYTE, 0, PML_MPI_TAG_BCAST, m->ctl, &rq[1]), 0, what, err);
+    return pml_mpi_wait(m, rq, 2, 0, NULL, what, err);
+}
+
+static pml_status mpi_sum(pml_dist *d, double *x, int n, pml_err *err)
+{
+    pml_mpi *m = (pml_mpi *)d;
+    double *all = malloc(sizeof(double) * (size_t)n * (size_t)d->world);
+    if (!all) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    pml_status st = all_gather(m, x, all, (int)(sizeof(double) * (size_t)n), "summing the gradient norm", err);
+    for (int i = 0; i < n && !st; i++) {
+        x[i] = 0;
+        for (int r = 0; r < d->world; r++) x[i] += all[(size_t)r * (size_t)n + (size_t)i];
+    }
+    free(all);
+    return st;
+}
+
+static pml_status mpi_move(pml_dist *d, int from, int to, void *buf, size_t bytes, pml_err *err)
+{
+    pml_mpi *m = (pml_mpi *)d;
+    if (from == to || (d->rank != from && d->rank != to)) return PML_OK;
+    int peer = d->rank == from ? to : from;
+    for (size_t off = 0; off < bytes; off += PML_MPI_CHUNK) {
+        int len = (int)(bytes - off < PML_MPI_CHUNK ? bytes - off : PML_MPI_CHUNK);
+        MPI_Request rq;
+        if (d->rank == from)
+            PML_MPI_CHECK(m, MPI_Isend((char *)buf + off, len, MPI_BYTE, to, PML_MPI_TAG_MOVE, m->ctl, &rq), to,
+                          "sending parameters", err);
+        else
+            PML_MPI_CHECK(m, MPI_Irecv((char *)buf + off, len, MPI_BYTE, from, PML_MPI_TAG_MOVE, m->ctl, &rq), from,
+                          "receiving parameters", err);
+        pml_status st = pml_mpi_wait(m, &rq, 1, peer, NULL, "moving parameters", err);
+        if (st) return st;
+    }
+    return PML_OK;
+}
+
+/* ---- start-up and shutdown --------------------------------------------------------------- */
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* Every rank's plan hash and version hash against rank 0's. */
+static pml_status check_plans(pml_mpi *m, const pml_dist_mpi_conf *c, pml_err *err)
+{
+    uint64_t mine[2] = {c->plan_hash, fnv1a(c->version ? c->version : "")};
+    uint64_t *all = malloc(sizeof mine * (size_t)m->base.world);
+    if (!all) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    pml_status st = all_gather(m, mine, all, (int)sizeof mine, "comparing plans at start-up", err);
+    char list[256] = "";
+    int bad = 0, first = -1, version = 0;
+    for (int r = 1; r < m->base.world && !st; r++) {
+        if (all[2 * r] == all[0] && all[2 * r + 1] == all[1]) continue;
+        if (first < 0) first = r, version = all[2 * r + 1] != all[1];
+        size_t len = strlen(list);
+        if (bad++ < 8) snprintf(list + len, sizeof list - len, "%s%d", len ? ", " : "", r);
+    }
+    free(all);
+    if (st || !bad) return st;
+    return pml_err_set(err, PML_ERR_INVALID_ARG,
+                       "rank%s %s%s ha%s a different %s from rank 0's (plan hash or library version): every rank "
+                       "must run the same plan with the same pmlc",
+                       bad == 1 ? "" : "s", list, bad > 8 ? ", ..." : "", bad == 1 ? "s" : "ve",
+                       version ? "library version" : "plan");
+}
+
+static void mpi_destroy(pml_dist *d)
+{
+    pml_mpi *m = (pml_mpi *)d;
+    if (!m) return;
+    if (m->beating) {
+        atomic_store(&m->stop, 1);
+        pthread_join(m->beat_thread, NULL);
+    }
+    /* After a failure a peer may be gone: freeing communicators or finalizing would
+     * wait for it. The process is about to exit; mpirun ends the job. */
+    if (!atomic_load(&m->failed)) {
+        if (m->data != MPI_COMM_NULL) MPI_Comm_free(&m->data);
+        if (m->ctl != MPI_COMM_NULL) MPI_Comm_free(&m->ctl);
+        if (m->beat != MPI_COMM_NULL) MPI_Comm_free(&m->beat);
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (m->we_initialised && !finalized) MPI_Finalize();
+    }
+    pthread_mutex_destroy(&m->mu);
+    free(m->last_seen);
+    free(m);
+}
+
+static pml_status start(pml_mpi *m, const pml_dist_mpi_conf *c, pml_err *err)
+{
+    int inited = 0, provided = 0, rank, world;
+    MPI_Initialized(&inited);
+    if (!inited) {
+        PML_MPI_CHECK(m, MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided), -1, "starting MPI", err);
+        m->we_initialised = 1;
+    } else {
+        MPI_Query_thread(&provided);
+    }
+    if (provided < MPI_THREAD_MULTIPLE)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED,
+                           "this MPI library does not support MPI_THREAD_MULTIPLE, which the pipeline's stage "
+                           "threads need");
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    PML_MPI_CHECK(m, MPI_Comm_rank(MPI_COMM_WORLD, &rank), -1, "asking for the rank", err);
+    PML_MPI_CHECK(m, MPI_Comm_size(MPI_COMM_WORLD, &world), -1, "asking for the world size", err);
+    if (rank != c->rank || world != c->world)
+        return pml_err_set(err, PML_ERR_INVALID_ARG,
+                           "MPI says this is rank %d of %d, but the environment or flags say rank %d of %d", rank,
+                           world, c->rank, c->world);
+    m->base.rank = rank;
+    m->base.world = world;
+    pml_status st = pml_ranks_stages(c->stages, world, rank, &m->base.first, &m->base.last, err);
+    if (st) return st;
+    PML_MPI_CHECK(m, MPI_Comm_dup(MPI_COMM_WORLD, &m->data), -1, "creating communicators", err);
+    PML_MPI_CHECK(m, MPI_Comm_dup(MPI_COMM_WORLD, &m->ctl), -1, "creating communicators", err);
+    PML_MPI_CHECK(m, MPI_Comm_dup(MPI_COMM_WORLD, &m->beat), -1, "creating communicators", err);
+    int *ub = NULL, flag = 0;
+    MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag);
+    m->tag_ub = flag && ub ? *ub : 32767;
+    m->last_seen = malloc(sizeof(double) * (size_t)world);
+    if (!m->last_seen) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < world; r++) m->last_seen[r] = pml_mpi_now();
+    if (pthread_create(&m->beat_thread, NULL, beat_main, m))
+        return pml_err_set(err, PML_ERR_INTERNAL, "cannot start the heartbeat thread");
+    m->beating = 1;
+    return check_plans(m, c, err);
+}
+
+pml_status pml_dist_mpi_create(const pml_dist_mpi_conf *conf, pml_dist **out, pml_err *err)
+{
+    *out = NULL;
+    pml_mpi *m = calloc(1, sizeof *m);
+    if (!m) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    m->data = m->ctl = m->beat = MPI_COMM_NULL;
+    m->stages = conf->stages;
+    m->timeout = conf->timeout_s > 0 ? conf->timeout_s : 60;
+    pthread_mutex_init(&m->mu, NULL);
+    m->base.transport_create = pml_mpi_transport_create;
+    m->base.sum = mpi_sum;
+    m->base.move = mpi_move;
+    m->base.destroy = mpi_destroy;
+    pml_status st = start(m, conf, err);
+    if (st) {
+        mpi_destroy(&m->base);
+        return st;
+    }
+    *out = &m->base;
+    return PML_OK;
+}
