@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Ranks: `pmlc train` as N processes under mpirun, each running its share of the
+stages, trains the same weights as one process; a rank that stops answering or dies
+ends the run with a non-zero exit within the peer timeout, naming it; ranks with
+different plans refuse to start; a checkpoint written by N ranks resumes on M.
+
+usage: ranks_test.py PMLC EXAMPLES MPIRUN|none WORK BEHAVIOUR
+Behaviours that need mpirun exit 77 (skipped) with a message when there is none or
+pmlc was built without MPI."""
+import array
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+pmlc, examples, mpirun, work, behaviour = sys.argv[1:6]
+MLP = os.path.join(examples, "mlp.pml")
+GPT = os.path.join(examples, "gpt.pml")
+# The GPT example made small enough for a shared 2-core machine.
+SMALL_GPT = ["--set", "batch=16", "--set", "T=16", "--set", "microbatches=4"]
+SKIP = 77
+
+
+def need_mpirun():
+    if mpirun == "none" or not shutil.which(mpirun):
+        print("SKIP: no mpirun (install openmpi-bin and libopenmpi-dev and rebuild with MPI)")
+        sys.exit(SKIP)
+
+
+def mpi_env():
+    env = dict(os.environ)
+    # CI runs as root in a container; Open MPI refuses root unless told twice.
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    # Open MPI keeps its own allocations to exit; a leak report would fail the
+    # sanitizer build for memory that is not PML's.
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+    return env
+
+
+def mpi_cmd(n, *args):
+    cmd = [mpirun, "--oversubscribe", "-np", str(n)]
+    if os.geteuid() == 0:
+        cmd.append("--allow-run-as-root")
+    return cmd + [pmlc, "train", *args]
+
+
+def run_mpi(n, *args, timeout=300):
+    return subprocess.run(mpi_cmd(n, *args), capture_output=True, text=True, timeout=timeout, env=mpi_env())
+
+
+def run_one(*args):
+    return subprocess.run([pmlc, "train", *args], capture_output=True, text=True, timeout=300)
+
+
+def tensors(path):
+    """name -> array of f32 values of a safetensors file (F32 only, as PML writes)."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        a = array.array("f")
+        start, end = t["data_offsets"]
+        a.frombytes(blob[8 + n + start:8 + n + end])
+        out[name] = a
+    return out
+
+
+def rel_diff(a_path, b_path):
+    """The largest |a - b| / max |a| over the tensors of two files, which must name the same tensors."""
+    a, b = tensors(a_path), tensors(b_path)
+    if sorted(a) != sorted(b):
+        return float("inf")
+    worst = 0.0
+    for k in a:
+        scale = max((abs(x) for x in a[k]), default=0.0) or 1.0
+        worst = max(worst, max((abs(x - y) for x, y in zip(a[k], b[k])), default=0.0) / scale)
+    return worst
+
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def same_weights(name, ref, got):
+    for f in ("model.safetensors", "optimizer.safetensors"):
+        d = rel_diff(os.path.join(ref, f), os.path.join(got, f))
+        print(f"{name}: {f} relative difference {d:.3g}")
+        check(d <= 1e-5, f"{name}: {f} within 1e-5 of one process (got {d:.3g})")
+
+
+def train_like_one_process(model, extra, counts, steps=10):
+    ref = os.path.join(work, "one")
+    r = run_one(model, *extra, "--steps", str(steps), "--out", ref, "--quiet")
+    check(r.returncode == 0, f"one process trains: {r.stderr}")
+    for n in counts:
+        out = os.path.join(work, f"ranks{n}")
+        r = run_mpi(n, model, *extra, "--steps", str(steps), "--out", out)
+        check(r.returncode == 0, f"{n} ranks train: {r.stderr[-2000:]}")
+        if r.returncode:
+            continue
+        check(r.stderr.count("training ") == 1 and f"on {n} ranks" in r.stderr,
+              f"{n} ranks: only rank 0 prints the progress: {r.stderr[-2000:]}")
+        same_weights(f"{n} ranks", ref, out)
+
+
+def rank_pids(marker, rank):
+    """The pids of processes whose command line holds `marker` and whose rank is `rank`."""
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                if marker.encode() not in f.read() or int(p) == os.getpid():
+                    continue
+            with open(f"/proc/{p}/environ", "rb") as f:
+                if f"OMPI_COMM_WORLD_RANK={rank}".encode() in f.read().split(b"\0"):
+                    pids.append(int(p))
+        except OSError:
+            continue
+    return pids
+
+
+def lose_a_rank(sig, n, victim, timeout):
+    """Starts a long run on n ranks, sends `sig` to rank `victim` once training is under
+    way, and returns (exit status, seconds from the signal to the end, output)."""
+    metrics = os.path.join(work, "metrics.jsonl")
+    args = [GPT, *SMALL_GPT, "--steps", "1000000", "--peer-timeout", str(timeout), "--metrics", metrics]
+    proc = subprocess.Popen(mpi_cmd(n, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=mpi_env())
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and (not os.path.exists(metrics) or os.path.getsize(metrics) == 0):
+            time.sleep(0.2)
+        pids = rank_pids(metrics, victim)
+        check(len(pids) == 1, f"rank {victim}'s process is found (got {pids})")
+        t0 = time.time()
+        for pid in pids:
+            os.kill(pid, sig)
+        out, _ = proc.communicate(timeout=timeout + 60)
+        return proc.returncode, time.time() - t0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in rank_pids(metrics, victim):  # a stopped process outlives mpirun
+            os.kill(pid, signal.SIGKILL)
+
+
+os.makedirs(work, exist_ok=True)
+shutil.rmtree(work)
+os.makedirs(work)
+
+if behaviour == "mlp_two_ranks":
+    need_mpirun()
+    train_like_one_process(MLP, [], [2])
+elif behaviour == "gpt_two_three_four_ranks":
+    need_mpirun()
+    train_like_one_process(GPT, SMALL_GPT, [2, 3, 4])
+elif behaviour == "resume_on_other_rank_counts":
+    need_mpirun()
+    ref, half = os.path.join(work, "one"), os.path.join(work, "half")
+    check(run_one(GPT, *SMALL_GPT, "--steps", "10", "--out", ref, "--quiet").returncode == 0, "one process trains")
+    r = run_mpi(4, GPT, *SMALL_GPT, "--steps", "5", "--out", half)
+    check(r.returncode == 0, f"4 ranks write a checkpoint at step 5: {r.stderr[-2000:]}")
+    r = run_mpi(2, GPT, *SMALL_GPT, "--steps", "10", "--resume", half, "--out", os.path.join(work, "two"))
+    check(r.returncode == 0, f"2 ranks resume it: {r.stderr[-2000:]}")
+    if r.returncode == 0:
+        same_weights("4 ranks, then 2", ref, os.path.join(work, "two"))
+    r = run_one(GPT, *SMALL_GPT, "--steps", "10", "--resume", half, "--out", os.path.join(work, "single"), "--quiet")
+    check(r.returncode == 0, f"one process resumes it: {r.stderr}")
+    if r.returncode == 0:
+        same_weights("4 ranks, then 1", ref, os.path.join(work, "single"))
+elif behaviour == "stopped_rank_is_named":
+    need_mpirun()
+    code, secs, out = lose_a_rank(signal.SIGSTOP, 4, 2, 3)
+    print(out[-3000:])
+    check(code != 0, "the run exits non-zero")
+    check(secs < 3 + 30, f"within the timeout and a margin (took {secs:.1f} s)")
+    named = [line for line in out.splitlines() if "rank 2 has not answered" in line]
+    check(len(named) >= 1, "the other ranks name rank 2")
+    check(all("rank 0 has not" not in l and "rank 1 has not" not in l and "rank 3 has not" not in l
+              for l in out.splitlines()), "no live rank is blamed")
+elif behaviour == "killed_rank_is_named":
+    need_mpirun()
+    code, secs, out = lose_a_rank(signal.SIGKILL, 2, 1, 5)
+    print(out[-3000:])
+    check(code != 0, "the run exits non-zero")
+    check(secs < 5 + 30, f"within the timeout and a margin (took {secs:.1f} s)")
+    check("rank 1" in out, "the output names rank 1")
+elif behaviour == "different_plans_refuse_to_start":
+    need_mpirun()
+    cmd = [mpirun, "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    cmd += ["-np", "1", pmlc, "train", MLP, "--steps", "2", ":",
+            "-np", "1", pmlc, "train", MLP, "--steps", "2", "--set", "batch=128"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=mpi_env())
+    print(r.stderr[-3000:])
+    check(r.returncode != 0, "the run exits non-zero")
+    check("rank 0 cannot join" in r.stderr and "rank 1 cannot join" in r.stderr, "both ranks refuse")
+    check("rank 1 has a different plan" in r.stderr, "the message names rank 1")
+elif behaviour == "more_ranks_than_stages_is_an_error":
+    need_mpirun()
+    r = run_mpi(3, MLP, "--steps", "1", timeout=120)
+    check(r.returncode != 0, "the run exits non-zero")
+    check("3 ranks but the plan has 2 stages" in r.stderr, f"the message says why: {r.stderr[-2000:]}")
+elif behaviour == "rank_without_its_launcher_is_an_error":
+    env = dict(os.environ, RANK="1", WORLD_SIZE="2")
+    for k in ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS"):
+        env.pop(k, None)
+    r = subprocess.run([pmlc, "train", MLP, "--steps", "1"], capture_output=True, text=True, timeout=120, env=env)
+    print(r.stderr)
+    check(r.returncode == 1, "exit status 1")
+    check("rank 1" in r.stderr and "pmlc: error:" in r.stderr, "the message names the rank")
+    r = subprocess.run([pmlc, "train", MLP, "--steps", "1"], capture_output=True, text=True, timeout=120,
+                       env=dict(env, RANK="2"))
+    check(r.returncode == 1 and "RANK is 2, not below WORLD_SIZE (2)" in r.stderr, f"a rank past the world: {r.stderr}")
+    r = subprocess.run([pmlc, "train", MLP, "--steps", "1", "--rank", "0"], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 2, f"--rank without --world is a usage error: {r.stderr}")
+else:
+    print("unknown behaviour", behaviour)
+    sys.exit(2)
+
+sys.exit(1 if failures else 0)
