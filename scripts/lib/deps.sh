@@ -9,9 +9,10 @@
 # Python 3 for the test runners, clang (with its sanitizer and libFuzzer runtimes) for
 # the sanitizer/fuzzing build, OpenBLAS (and BLIS, to compare) for the CPU backend's
 # matrix products, Debian's numpy, which tests use to check files PML writes, and
-# Debian's PyTorch, which the parity tests train the same models with.
+# Debian's PyTorch, which the parity tests train the same models with; Open MPI, which
+# runs (and the rank tests launch) several processes (the build works without it).
 PML_DEPS_REQUIRED=(build-essential cmake ninja-build flex bison python3 clang libopenblas-dev libblis-dev
-    python3-numpy python3-torch pkg-config)
+    python3-numpy python3-torch pkg-config libopenmpi-dev openmpi-bin)
 
 # Prints the given packages that dpkg does not report as installed.
 pml_deps_missing() {

@@ -1,6 +1,6 @@
 /* transport.h — how stages hand tensors to each other: the interface every transport
- * implements (in-process now; CUDA peer copies, NCCL and MPI later), and the
- * in-process one.
+ * implements (in-process here; between processes over MPI in train/mpi/, made through
+ * dist.h; CUDA peer copies and NCCL later), and the in-process one.
  *
  * A message is named by (from stage, to stage, kind, micro-batch); kind is
  * PML_MSG_ACT (activations, forward) or PML_MSG_GRAD (gradients, backward). send never

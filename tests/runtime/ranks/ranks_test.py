@@ -168,6 +168,13 @@ os.makedirs(work)
 if behaviour == "mlp_two_ranks":
     need_mpirun()
     train_like_one_process(MLP, [], [2])
+    # Rank 0 evaluates the gathered model: the same held-out loss and accuracy.
+    one = run_one(MLP, "--steps", "3", "--eval", "2", "--quiet")
+    two = run_mpi(2, MLP, "--steps", "3", "--eval", "2", "--quiet")
+    evals = [[l for l in r.stderr.splitlines() if l.startswith("eval:")] for r in (one, two)]
+    print(evals)
+    check(one.returncode == 0 and two.returncode == 0 and len(evals[0]) == 1 and evals[0] == evals[1],
+          f"2 ranks evaluate like one process: {evals}")
 elif behaviour == "gpt_two_three_four_ranks":
     need_mpirun()
     train_like_one_process(GPT, SMALL_GPT, [2, 3, 4])

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bench/ranks/run.sh — training throughput of one model as 1, 2 and 4 processes
+# (pipeline only: each rank runs a contiguous share of the stages), against the
+# single-process run, and the share of rank 0's stage time spent waiting for messages.
+#
+#   bench/ranks/run.sh [PMLC] [STEPS]
+#
+# PMLC defaults to build/compiler/pmlc (built with MPI), STEPS to 12. The model is
+# examples/gpt.pml (4 stages) unless PML_BENCH_MODEL names another; PML_BENCH_SET adds
+# --set options (e.g. "--set batch=32"); PML_BENCH_RANKS lists the rank counts (default
+# "1 2 4"). Each run is `pmlc train --steps STEPS --quiet --metrics M --trace T`, under
+# `mpirun --oversubscribe -np N` for N > 1, with the machine's CPUs shared among the
+# ranks (pmlc's default). The first two steps are warm-up and skipped; the table
+# gives the median step time, the samples/s it implies, and the share of rank 0's
+# stage time spent in transport waits (receives), from the trace.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+pmlc=${1:-$root/build/compiler/pmlc}
+steps=${2:-12}
+model=${PML_BENCH_MODEL:-$root/examples/gpt.pml}
+read -ra extra <<<"${PML_BENCH_SET:-}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mpirun=(mpirun --oversubscribe)
+[ "$(id -u)" -eq 0 ] && mpirun+=(--allow-run-as-root)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+printf '%-6s %8s %12s %12s %10s\n' ranks steps median_ms samples/s wait%
+for n in ${PML_BENCH_RANKS:-1 2 4}; do
+    m="$tmp/m$n.jsonl" t="$tmp/t$n.json"
+    cmd=("$pmlc" train "$model" "${extra[@]}" --set place=cpu --steps "$steps" --quiet --metrics "$m" --trace "$t")
+    if [ "$n" -eq 1 ]; then "${cmd[@]}" >/dev/null; else "${mpirun[@]}" -np "$n" "${cmd[@]}" >/dev/null; fi
+    python3 - "$m" "$t" "$n" <<'PY'
+import json, statistics, sys
+metrics, trace, n = sys.argv[1:4]
+recs = [json.loads(l) for l in open(metrics) if l.strip()]
+rest = recs[2:] if len(recs) > 2 else recs
+med = statistics.median(r["step_ms"] for r in rest)
+sps = statistics.median(r["samples_per_s"] for r in rest)
+first = rest[0]["step"]
+busy = wait = 0.0
+for e in json.load(open(trace))["traceEvents"]:
+    if e.get("ph") != "X" or e["args"]["step"] < first:
+        continue
+    busy += e["dur"]
+    if e["cat"] in ("recv_act", "recv_grad"):
+        wait += e["dur"]
+print(f"{n:<6} {len(rest):>8} {med:>12.1f} {sps:>12.1f} {100 * wait / busy if busy else 0:>9.1f}%")
+PY
+done
