@@ -313,6 +313,7 @@ int pmlc_train_main(const pmlc_train_args *a)
     rc = a->out ? save(pl, pipe, opts.seed, a->out) : 0;
 out:
     if (metrics && fclose(metrics)) rc = pmlc_cli_fail("cannot finish the metrics file", NULL);
+    if (rc) pmlc_ranks_abandon(&ranks);
     pml_pipeline_destroy(pipe);
     pmlc_ranks_close(&ranks);
     pml_feed_destroy(feed);

@@ -34,13 +34,16 @@ int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_
     pml_dist_mpi_conf conf = {.stages = (int)pl->conf.stages,
                               .rank = rank,
                               .world = world,
-                              .plan_hash = plan_hash,
-                              .version = pml_version(),
                               .timeout_s = a->peer_timeout};
-    if (pml_dist_mpi_create(&conf, &out->dist, &err)) {
-        char what[64];
-        snprintf(what, sizeof what, "rank %d cannot join the run", rank);
-        return pmlc_cli_fail(what, &err);
+    char what[64];
+    snprintf(what, sizeof what, "rank %d cannot join the run", rank);
+    if (pml_dist_mpi_create(&conf, &out->dist, &err)) return pmlc_cli_fail(what, &err);
+    if (pml_dist_mpi_check_plan(out->dist, plan_hash, pml_version(), &err)) {
+        pmlc_cli_fail(what, &err);
+        double met = 0; /* every rank has said why before any exits */
+        out->dist->sum(out->dist, &met, 1, &err);
+        pmlc_ranks_close(out);
+        return 1;
     }
     return 0;
 #else
@@ -51,6 +54,11 @@ int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_
             rank, world, a->world > 0 ? "--world" : env.source);
     return 1;
 #endif
+}
+
+void pmlc_ranks_abandon(pmlc_ranks *r)
+{
+    if (r->dist) r->dist->abandon(r->dist);
 }
 
 void pmlc_ranks_close(pmlc_ranks *r)

@@ -21,6 +21,10 @@ typedef struct pmlc_ranks {
 /* Rank and world from the flags in `a` (>= 0) or the environment; with more than one
  * process, joins the others (MPI) and checks that all run the plan hashed `plan_hash`. */
 int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, pmlc_ranks *out);
+/* Leaves the run: MPI is finalized with the other ranks, unless pmlc_ranks_abandon
+ * said this process failed: then nothing waits for them (mpirun ends them). Call
+ * abandon before destroying the pipeline, whose transport would finish its sends. */
+void pmlc_ranks_abandon(pmlc_ranks *r);
 void pmlc_ranks_close(pmlc_ranks *r);
 
 /* CPU threads for this process by default: the machine's, shared by the ranks on it. */

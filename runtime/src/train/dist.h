@@ -33,6 +33,9 @@ struct pml_dist {
     /* Moves `bytes` from rank `from`'s `buf` into rank `to`'s `buf`; called by every
      * rank in the same order, a no-op on the others. */
     pml_status (*move)(pml_dist *d, int from, int to, void *buf, size_t bytes, pml_err *err);
+    /* The run failed on this rank: destroy must not wait for the other ranks (they may
+     * be waiting for this one, or gone). */
+    void (*abandon)(pml_dist *d);
     void (*destroy)(pml_dist *d); /* NULL-safe through pml_dist_destroy */
 };
 

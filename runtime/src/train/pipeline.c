@@ -169,7 +169,10 @@ static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *tot
             p->loss_total = x[1];
         }
         p->arrived = 0;
-        p->generation++;
+        if (st)
+            p->aborted = 1; /* the others must not update with a partial norm */
+        else
+            p->generation++;
         pthread_cond_broadcast(&p->cv);
     }
     while (gen == p->generation && !p->aborted) pthread_cond_wait(&p->cv, &p->mu);

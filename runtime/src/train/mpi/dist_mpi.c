@@ -203,29 +203,31 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* Every rank's plan hash and version hash against rank 0's. */
-static pml_status check_plans(pml_mpi *m, const pml_dist_mpi_conf *c, pml_err *err)
+pml_status pml_dist_mpi_check_plan(pml_dist *d, uint64_t plan_hash, const char *version, pml_err *err)
 {
-    uint64_t mine[2] = {c->plan_hash, fnv1a(c->version ? c->version : "")};
+    pml_mpi *m = (pml_mpi *)d;
+    uint64_t mine[2] = {plan_hash, fnv1a(version ? version : "")};
     uint64_t *all = malloc(sizeof mine * (size_t)m->base.world);
     if (!all) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     pml_status st = all_gather(m, mine, all, (int)sizeof mine, "comparing plans at start-up", err);
     char list[256] = "";
-    int bad = 0, first = -1, version = 0;
+    int bad = 0, first = -1, other_version = 0;
     for (int r = 1; r < m->base.world && !st; r++) {
         if (all[2 * r] == all[0] && all[2 * r + 1] == all[1]) continue;
-        if (first < 0) first = r, version = all[2 * r + 1] != all[1];
+        if (first < 0) first = r, other_version = all[2 * r + 1] != all[1];
         size_t len = strlen(list);
         if (bad++ < 8) snprintf(list + len, sizeof list - len, "%s%d", len ? ", " : "", r);
     }
     free(all);
     if (st || !bad) return st;
     return pml_err_set(err, PML_ERR_INVALID_ARG,
-                       "rank%s %s%s ha%s a different %s from rank 0's (plan hash or library version): every rank "
-                       "must run the same plan with the same pmlc",
+                       "rank%s %s%s ha%s a different %s from rank 0's: every rank must run the same plan with "
+                       "the same pmlc",
                        bad == 1 ? "" : "s", list, bad > 8 ? ", ..." : "", bad == 1 ? "s" : "ve",
-                       version ? "library version" : "plan");
+                       other_version ? "library version" : "plan");
 }
+
+static void mpi_abandon(pml_dist *d) { atomic_store(&((pml_mpi *)d)->failed, 1); }
 
 static void mpi_destroy(pml_dist *d)
 {
@@ -287,7 +289,7 @@ static pml_status start(pml_mpi *m, const pml_dist_mpi_conf *c, pml_err *err)
     if (pthread_create(&m->beat_thread, NULL, beat_main, m))
         return pml_err_set(err, PML_ERR_INTERNAL, "cannot start the heartbeat thread");
     m->beating = 1;
-    return check_plans(m, c, err);
+    return PML_OK;
 }
 
 pml_status pml_dist_mpi_create(const pml_dist_mpi_conf *conf, pml_dist **out, pml_err *err)
@@ -302,6 +304,7 @@ pml_status pml_dist_mpi_create(const pml_dist_mpi_conf *conf, pml_dist **out, pm
     m->base.transport_create = pml_mpi_transport_create;
     m->base.sum = mpi_sum;
     m->base.move = mpi_move;
+    m->base.abandon = mpi_abandon;
     m->base.destroy = mpi_destroy;
     pml_status st = start(m, conf, err);
     if (st) {

@@ -7,9 +7,9 @@
  * program that embeds it without ranks needs none installed. pmlc links it.
  *
  * Start-up: MPI is initialised with MPI_THREAD_MULTIPLE (stage threads send and
- * receive concurrently) unless the program did so already, and the ranks exchange a
- * hash of the plan bytes and the library version: a mismatch fails create on every
- * rank with a message naming the ranks that differ from rank 0.
+ * receive concurrently) unless the program did so already; then the ranks compare a
+ * hash of the plan bytes and the library version (pml_dist_mpi_check_plan), which fails
+ * on every rank alike with a message naming the ranks that differ from rank 0.
  *
  * Failure: every rank sends a small heartbeat to every other rank several times per
  * timeout period from a thread of its own. Any wait on another rank fails, naming it,
@@ -28,11 +28,15 @@
 typedef struct pml_dist_mpi_conf {
     int stages;          /* of the plan */
     int rank, world;     /* what the launcher's environment said (ranks.h); MPI must agree */
-    uint64_t plan_hash;  /* of the plan bytes, compared between ranks at start-up */
-    const char *version; /* of the library, likewise */
     double timeout_s;    /* silence after which a rank counts as gone; <= 0: 60 */
 } pml_dist_mpi_conf;
 
 pml_status pml_dist_mpi_create(const pml_dist_mpi_conf *conf, pml_dist **out, pml_err *err);
+
+/* Called by every rank after create: compares each rank's plan hash and library
+ * version with rank 0's. The ranks are all alive and agree on the outcome, so after a
+ * mismatch each can report it and meet the others once more (pml_dist.sum) before any
+ * exits, and mpirun does not end a rank before it has said why. */
+pml_status pml_dist_mpi_check_plan(pml_dist *d, uint64_t plan_hash, const char *version, pml_err *err);
 
 #endif

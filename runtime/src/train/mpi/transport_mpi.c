@@ -73,6 +73,10 @@ static pml_status tmpi_send(pml_transport *tr, int from, int to, int kind, int64
     tmpi *t = (tmpi *)tr;
     int peer = to >= 0 && to < t->S ? owner(t, to) : t->m->base.rank;
     if (peer == t->m->base.rank) return t->local->send(t->local, from, to, kind, mb, err);
+    if (t->deferred.code) {
+        if (err) *err = t->deferred;
+        return t->deferred.code;
+    }
     int tag = 0, n = 0;
     pml_backend_buf stack[BUFS_ON_STACK], *bufs = stack, *heap = NULL;
     pml_status st = check_tag(t, kind, mb, &tag, err);
