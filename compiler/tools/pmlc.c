@@ -60,6 +60,7 @@ static const char usage_text[] =
     "  --quiet             no progress lines\n"
     "  --rank R --world N  this process is rank R of N (default: from mpirun, srun, or RANK/WORLD_SIZE); each\n"
     "                      rank runs its share of the stages: mpirun -np 4 pmlc train FILE (built with MPI)\n"
+    "  --replicas R        data parallel: the ranks form R pipelines, each training on its share of every batch\n"
     "  --peer-timeout S    seconds a rank may stay silent before the others give up naming it (default 60)\n"
     "\n"
     "infer options:\n"
@@ -120,6 +121,7 @@ typedef struct args {
     int threads, quiet;
     int rank, world;     /* train's --rank, --world (-1: from the launcher) */
     double peer_timeout; /* train's --peer-timeout */
+    int replicas;        /* train's --replicas */
     pml_backend backend; /* train/run/infer --backend */
     const char *out, *metrics, *trace;
     const char *init, *resume;               /* train's --init W.safetensors, --resume DIR */
@@ -201,6 +203,10 @@ static int parse_args(int argc, char **argv, args *a)
             int64_t n = count_value(option_value(argc, argv, &i, "--world"));
             if (n < 1 || n > (1 << 20)) return usage_error("%s needs a number of processes from 1", s);
             a->world = (int)n;
+        } else if (!strncmp(s, "--replicas", 10) && (s[10] == 0 || s[10] == '=')) {
+            int64_t n = count_value(option_value(argc, argv, &i, "--replicas"));
+            if (n < 1 || n > (1 << 20)) return usage_error("%s needs a number of pipelines from 1", s);
+            a->replicas = (int)n;
         } else if (!strncmp(s, "--peer-timeout", 14) && (s[14] == 0 || s[14] == '=')) {
             int64_t n = count_value(option_value(argc, argv, &i, "--peer-timeout"));
             if (n < 1 || n > 86400) return usage_error("%s needs a number of seconds from 1", s);
@@ -335,7 +341,8 @@ static int run(const args *a)
                              .quiet = a->quiet,
                              .rank = a->rank,
                              .world = a->world,
-                             .peer_timeout = a->peer_timeout};
+                             .peer_timeout = a->peer_timeout,
+                             .replicas = a->replicas};
         if ((t.rank >= 0) != (t.world > 0)) return usage_error("%s and --world go together", "--rank");
         return pmlc_train_main(&t);
     }

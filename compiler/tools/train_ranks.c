@@ -26,14 +26,15 @@ int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_
     }
     out->rank = rank;
     out->world = world;
-    if (world == 1) return 0;
-    int first, last;
-    if (pml_ranks_stages((int)pl->conf.stages, world, rank, &first, &last, &err))
+    pml_rank_place place;
+    if (pml_ranks_place((int)pl->conf.stages, world, a->replicas > 1 ? a->replicas : 1, rank, &place, &err))
         return pmlc_cli_fail("cannot place the stages on the ranks", &err);
+    if (world == 1) return 0;
 #ifdef PML_HAVE_MPI
     pml_dist_mpi_conf conf = {.stages = (int)pl->conf.stages,
                               .rank = rank,
                               .world = world,
+                              .replicas = a->replicas,
                               .timeout_s = a->peer_timeout};
     char what[64];
     snprintf(what, sizeof what, "rank %d cannot join the run", rank);

@@ -89,3 +89,11 @@ pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_
         return pml_err_set(err, PML_ERR_UNSUPPORTED, "backend '%s' cannot list a message's tensors", b->ops->name);
     return b->ops->boundary(b->ctx, stage, kind, mb, out, cap, n, err);
 }
+
+pml_status pml_backend_grads(pml_backend_inst *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err)
+{
+    *n = 0;
+    if (!b->ops->grads)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "backend '%s' cannot list its gradients", b->ops->name);
+    return b->ops->grads(b->ctx, stage, out, cap, n, err);
+}

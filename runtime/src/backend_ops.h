@@ -62,6 +62,9 @@ typedef struct pml_backend_conf {
     uint64_t seed; /* parameter initialisation and dropout */
     int threads;   /* host threads for each stage's kernels (CPU) */
     int unfused;   /* run every node on its own, ignoring the plan's fused kernels */
+    /* The micro-batches this process runs, for work done over all of them at once (a
+     * data-parallel replica runs only its share); mb_count 0: all of them. */
+    int64_t mb_first, mb_count;
 } pml_backend_conf;
 
 /* How forward runs a micro-batch. */
@@ -143,6 +146,11 @@ typedef struct pml_backend_ops {
      * `out`, their number in *n (it may exceed cap: call again with more room). */
     pml_status (*boundary)(pml_backend_ctx *b, int stage, int kind, int64_t mb, pml_backend_buf *out, int cap, int *n,
                            pml_err *err);
+
+    /* Optional: the gradient sums of the parameters `stage` updates at this step (f32,
+     * summed over micro-batches), complete once grad_sq returned; data-parallel
+     * replicas add theirs together here before the update. Listed like boundary. */
+    pml_status (*grads)(pml_backend_ctx *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err);
 } pml_backend_ops;
 
 /* A backend at work: its table and its context. */
@@ -171,5 +179,7 @@ pml_status pml_backend_params_upload(pml_backend_inst *b, pml_err *err);
 /* Without the slot: PML_ERR_UNSUPPORTED (a transport that moves bytes cannot work). */
 pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_t mb, pml_backend_buf *out, int cap,
                                 int *n, pml_err *err);
+/* Without the slot: PML_ERR_UNSUPPORTED (replicas cannot sum gradients). */
+pml_status pml_backend_grads(pml_backend_inst *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err);
 
 #endif

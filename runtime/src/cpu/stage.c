@@ -151,7 +151,12 @@ static pml_status cpu_begin(pml_backend_ctx *b, int64_t step, int train, pml_err
     const pml_plan *pl = p->plan;
     p->version++; /* parameters may have changed: invariants are recomputed */
     p->step = step;
-    for (int s = 0; s < p->S; s++) p->stages[s].fwd_done = p->stages[s].bwd_done = p->stages[s].wgrad_from = 0;
+    /* A data-parallel replica runs micro-batches from conf.mb_first on. */
+    int64_t first = p->conf.mb_count ? p->conf.mb_first : 0;
+    for (int s = 0; s < p->S; s++) {
+        p->stages[s].fwd_done = 0;
+        p->stages[s].bwd_done = p->stages[s].wgrad_from = first;
+    }
     if (train) pml_phase_begin(&p->phase, pl, step, p->acc); /* a freeze from this step removes backward work */
     if (train)
         for (int q = 0; q < pl->n_params; q++)
@@ -250,7 +255,8 @@ static pml_status cpu_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *e
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     const pml_plan *pl = p->plan;
     pml_cpu_stage *st = &p->stages[s];
-    st->bwd_done = p->M; /* every backward pass has run */
+    /* every backward pass has run (of this replica's micro-batches, conf.mb_count) */
+    st->bwd_done = p->conf.mb_count ? p->conf.mb_first + p->conf.mb_count : p->M;
     pml_status r = run_deferred_upto(p, st, err);
     if (r) return r;
     /* acc holds sums over micro-batches: the mean is acc / M, applied in the update */
@@ -316,6 +322,22 @@ static pml_status cpu_boundary(pml_backend_ctx *b, int s, int kind, int64_t mb, 
     return PML_OK;
 }
 
+static pml_status cpu_grads(pml_backend_ctx *b, int s, pml_backend_buf *out, int cap, int *n, pml_err *err)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    if (s < 0 || s >= p->S) return pml_err_set(err, PML_ERR_INVALID_ARG, "no stage %d", s);
+    const pml_cpu_stage *st = &p->stages[s];
+    *n = 0;
+    for (int k = 0; k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->acc[q] || frozen_now(p, q)) continue; /* as grad_sq and update skip them */
+        size_t bytes = (size_t)p->plan->nodes[p->plan->params[q].node].numel * sizeof(float);
+        if (*n < cap) out[*n] = (pml_backend_buf){p->acc[q], bytes, PML_DEVICE_HOST};
+        ++*n;
+    }
+    return PML_OK;
+}
+
 /* Host memory is the only memory: no sync, upload, download or parameter copies. */
 const pml_backend_ops pml_cpu_backend_ops = {
     .name = "cpu",
@@ -329,4 +351,5 @@ const pml_backend_ops pml_cpu_backend_ops = {
     .host_value = cpu_host_value,
     .host_param = cpu_host_param,
     .boundary = cpu_boundary,
+    .grads = cpu_grads,
 };

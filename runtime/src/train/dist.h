@@ -16,12 +16,14 @@
 #include <stddef.h>
 
 #include "backend_ops.h"
+#include "ranks.h"
 #include "transport.h"
 
 typedef struct pml_dist pml_dist;
 struct pml_dist {
     int rank, world;
-    int first, last; /* this rank's stages */
+    int first, last;       /* this rank's stages */
+    int replica, replicas; /* data parallelism: this rank's pipeline, of how many (ranks.h) */
 
     /* The transport for this rank's stages: a message between two of its own stages
      * stays in the process, one to another rank's stage carries the bytes of the
@@ -30,6 +32,10 @@ struct pml_dist {
                                    pml_transport **out, pml_err *err);
     /* Sums x[0..n) over every rank, each rank receiving the sums. */
     pml_status (*sum)(pml_dist *d, double *x, int n, pml_err *err);
+    /* Sums x[0..n) over the ranks running `stage` in every replica (in replica order,
+     * so every replica gets the same bits), each receiving the sums; called from the
+     * stage's thread, concurrently for different stages. */
+    pml_status (*sum_replicas)(pml_dist *d, int stage, float *x, size_t n, pml_err *err);
     /* Moves `bytes` from rank `from`'s `buf` into rank `to`'s `buf`; called by every
      * rank in the same order, a no-op on the others. */
     pml_status (*move)(pml_dist *d, int from, int to, void *buf, size_t bytes, pml_err *err);
@@ -38,6 +44,13 @@ struct pml_dist {
     void (*abandon)(pml_dist *d);
     void (*destroy)(pml_dist *d); /* NULL-safe through pml_dist_destroy */
 };
+
+/* The rank that runs `stage` (of `stages`) in replica `replica`. */
+static inline int pml_dist_owner(const pml_dist *d, int stages, int replica, int stage)
+{
+    int per = d->world / d->replicas;
+    return replica * per + pml_ranks_owner(stages, per, stage);
+}
 
 static inline void pml_dist_destroy(pml_dist *d)
 {

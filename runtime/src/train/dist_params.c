@@ -2,25 +2,27 @@
  * parameter buffer, in plan order, which every rank walks identically. */
 #include "dist_params.h"
 
-#include "ranks.h"
 
 static pml_status move_params(pml_dist *d, const pml_plan *plan, pml_pipeline *p, int root, int gather, pml_err *err)
 {
     int S = (int)plan->conf.stages;
-    for (int q = 0; q < plan->n_params; q++) {
-        if (plan->params[q].teacher) continue;
-        int owner = pml_ranks_owner(S, d->world, plan->nodes[plan->params[q].node].stage);
-        if (owner == root) continue;
-        size_t bytes = (size_t)plan->nodes[plan->params[q].node].numel * sizeof(float);
-        for (int which = -1; which <= 1; which++) {
-            float *x = which < 0 ? pml_pipeline_param(p, q) : pml_pipeline_optim_state(p, q, which);
-            if (!x && which < 0)
-                return pml_err_set(err, PML_ERR_INTERNAL, "no host copy of parameter '%s'", plan->params[q].name);
-            if (!x) continue; /* the same on every rank: one plan, one optimizer */
-            pml_status st = gather ? d->move(d, owner, root, x, bytes, err) : d->move(d, root, owner, x, bytes, err);
-            if (st) return st;
+    /* Replicas hold the same parameters: gather from the first, scatter to all. */
+    for (int k = 0; k < (gather ? 1 : d->replicas); k++)
+        for (int q = 0; q < plan->n_params; q++) {
+            if (plan->params[q].teacher) continue;
+            int owner = pml_dist_owner(d, S, k, plan->nodes[plan->params[q].node].stage);
+            if (owner == root) continue;
+            size_t bytes = (size_t)plan->nodes[plan->params[q].node].numel * sizeof(float);
+            for (int which = -1; which <= 1; which++) {
+                float *x = which < 0 ? pml_pipeline_param(p, q) : pml_pipeline_optim_state(p, q, which);
+                if (!x && which < 0)
+                    return pml_err_set(err, PML_ERR_INTERNAL, "no host copy of parameter '%s'", plan->params[q].name);
+                if (!x) continue; /* the same on every rank: one plan, one optimizer */
+                pml_status st =
+                    gather ? d->move(d, owner, root, x, bytes, err) : d->move(d, root, owner, x, bytes, err);
+                if (st) return st;
+            }
         }
-    }
     return PML_OK;
 }
 

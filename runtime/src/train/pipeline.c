@@ -35,6 +35,7 @@ struct pml_pipeline {
     int S;
     int first, last; /* the stages this process runs: all, or its rank's (opts.dist) */
     int64_t M;
+    int64_t mb_lo, mb_hi; /* the micro-batches it runs: all, or its replica's share */
     pml_backend_inst be;
     /* Host copies of the parameters: behind the device after a step (host_stale), or
      * ahead of it once handed out for writing (host_dirty). */
@@ -75,10 +76,24 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
         st = pml_err_set(err, PML_ERR_INVALID_ARG, "rank %d is given stages %d to %d of a %d-stage plan", d->rank,
                          d->first, d->last - 1, p->S);
     if (d && !st) p->first = d->first, p->last = d->last;
+    p->mb_lo = 0;
+    p->mb_hi = p->M;
+    if (d && !st && d->replicas > 1) { /* replica k runs the k-th share of the micro-batches */
+        if (p->M % d->replicas)
+            st = pml_err_set(err, PML_ERR_INVALID_ARG,
+                             "%lld micro-batches do not divide among %d replicas (set microbatches to a multiple)",
+                             (long long)p->M, d->replicas);
+        p->mb_lo = p->M / d->replicas * d->replica;
+        p->mb_hi = p->mb_lo + p->M / d->replicas;
+    }
     /* The backend shares `threads` among all the plan's stages; a rank runs only its
      * own, so they get its threads. */
     int threads = d ? (int)((int64_t)p->opts.threads * p->S / (p->last - p->first)) : p->opts.threads;
-    pml_backend_conf conf = {.seed = p->opts.seed, .threads = threads, .unfused = p->opts.unfused};
+    pml_backend_conf conf = {.seed = p->opts.seed,
+                             .threads = threads,
+                             .unfused = p->opts.unfused,
+                             .mb_first = p->mb_lo,
+                             .mb_count = p->mb_hi - p->mb_lo == p->M ? 0 : p->mb_hi - p->mb_lo};
     if (!st) st = pml_backend_create(opts->backend ? opts->backend : &pml_cpu_backend_ops, plan, &conf, &p->be, err);
     if (!st && !(p->stages = calloc((size_t)p->S, sizeof *p->stages)))
         st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
@@ -183,14 +198,46 @@ static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *tot
     return aborted ? pml_err_set(err, PML_ERR_INTERNAL, "stopped: another stage failed") : PML_OK;
 }
 
+/* With replicas: stage s's gradient sums added over every replica's copy of the stage,
+ * and the stage's squared norm of their mean, as grad_sq computes it. */
+static pml_status sum_replicas(pml_pipeline *p, int s, double *sq, pml_err *err)
+{
+    pml_backend_buf stack[64], *bufs = stack;
+    int n = 0;
+    pml_status st = pml_backend_grads(&p->be, s, stack, 64, &n, err);
+    if (!st && n > 64) {
+        if (!(bufs = malloc(sizeof *bufs * (size_t)n))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        st = pml_backend_grads(&p->be, s, bufs, n, &n, err);
+    }
+    double total = 0, inv_m = 1.0 / (double)p->M;
+    for (int i = 0; i < n && !st; i++) {
+        if (bufs[i].device != PML_DEVICE_HOST) {
+            st = pml_err_set(err, PML_ERR_UNSUPPORTED, "replicas sum gradients in host memory only");
+            break;
+        }
+        size_t count = bufs[i].bytes / sizeof(float);
+        st = p->opts.dist->sum_replicas(p->opts.dist, s, bufs[i].data, count, err);
+        if (!st) total += pml_optim_sum_squares(bufs[i].data, count);
+    }
+    if (bufs != stack) free(bufs);
+    *sq = total * inv_m * inv_m;
+    return st;
+}
+
 /* The step's end on one stage: its share of the squared gradient norm, the barrier
- * that sums every stage's, then the update with the clipped, scheduled rate. */
+ * that sums every stage's, then the update with the clipped, scheduled rate. With
+ * replicas, each stage's gradients are first summed over the replicas (every replica
+ * then holds the whole batch's); only the first replica's ranks count them in the
+ * norm, while every replica adds the loss of its own micro-batches. */
 static pml_status stage_update(pml_pipeline *p, int s, pml_err *err)
 {
     const pml_plan *pl = p->plan;
+    const pml_dist *d = p->opts.dist;
     double sq, total;
     pml_status status = pml_backend_grad_sq(&p->be, s, &sq, err);
     if (!status) status = pml_backend_sync(&p->be, s, err);
+    if (!status && d && d->replicas > 1) status = sum_replicas(p, s, &sq, err);
+    if (d && d->replica > 0) sq = 0;
     if (!status) status = sync_norm(p, sq, p->stages[s].loss, &total, err);
     if (status) return status;
     double norm = sqrt(total), scale = 1;
@@ -309,6 +356,8 @@ static void *stage_main(void *arg)
     pml_pipeline *p = w->p;
     stage *st = &p->stages[w->s];
     for (int i = 0; i < p->plan->n_instr[w->s]; i++) {
+        const pml_plan_instr *in = &p->plan->instr[w->s][i];
+        if (in->kind != I_STEP && (in->mb < p->mb_lo || in->mb >= p->mb_hi)) continue; /* another replica's */
         double t0 = p->opts.trace ? now_us(p) : 0;
         st->status = run_instr(p, w->s, &p->plan->instr[w->s][i], &st->err);
         if (p->opts.trace && !st->status) record_span(p, st, &p->plan->instr[w->s][i], t0, now_us(p));

@@ -69,3 +69,15 @@ int pml_ranks_owner(int stages, int world, int stage)
     while (r + 1 < world && (int64_t)(r + 1) * stages / world <= stage) r++;
     return r;
 }
+
+pml_status pml_ranks_place(int stages, int world, int replicas, int rank, pml_rank_place *out, pml_err *err)
+{
+    if (replicas < 1 || world % replicas)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%d ranks cannot form %d equal pipeline replicas", world,
+                           replicas);
+    int per = world / replicas;
+    if (rank < 0 || rank >= world)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "rank %d of %d does not exist", rank, world);
+    *out = (pml_rank_place){rank / per, replicas, per, 0, 0};
+    return pml_ranks_stages(stages, per, rank % per, &out->first, &out->last, err);
+}

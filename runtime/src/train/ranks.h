@@ -12,8 +12,13 @@
  * owning stages [floor(r·S/W), floor((r+1)·S/W)). The planner already balanced the
  * stages by cost, so equal counts are balanced work; contiguity keeps every boundary
  * between two ranks a single pair of neighbours. A world larger than the number of
- * stages is an error (a rank with no stage would have nothing to do until data
- * parallelism exists). */
+ * stages is an error (a rank with no stage would have nothing to do).
+ *
+ * Data-parallel replicas: with R replicas the world is R pipelines of P = world / R
+ * ranks, replica-major: rank r is position r mod P of replica r / P, and runs that
+ * position's stages. Neighbouring ranks are then in one pipeline, so a launcher that
+ * fills nodes in rank order keeps the per-micro-batch traffic inside a node and only
+ * the once-per-step gradient sums between nodes. */
 #ifndef PML_TRAIN_RANKS_H
 #define PML_TRAIN_RANKS_H
 
@@ -35,5 +40,14 @@ pml_status pml_ranks_stages(int stages, int world, int rank, int *first, int *la
 
 /* The rank that owns `stage` (the inverse of pml_ranks_stages). */
 int pml_ranks_owner(int stages, int world, int stage);
+
+/* Where rank `rank` of `world` stands with `replicas` pipelines (see above). */
+typedef struct pml_rank_place {
+    int replica, replicas; /* which pipeline, of how many */
+    int per_replica;       /* ranks in each pipeline */
+    int first, last;       /* the stages it runs */
+} pml_rank_place;
+
+pml_status pml_ranks_place(int stages, int world, int replicas, int rank, pml_rank_place *out, pml_err *err);
 
 #endif

@@ -74,15 +74,21 @@ def tensors(path):
     return out
 
 
-def rel_diff(a_path, b_path):
-    """The largest |a - b| / max |a| over the tensors of two files, which must name the same tensors."""
+def rel_diff(a_path, b_path, norm="max"):
+    """The largest relative difference of a tensor between two files, which must name the
+    same tensors: max |a - b| / max |a| ("max"), or ||a - b|| / ||a|| ("l2")."""
     a, b = tensors(a_path), tensors(b_path)
     if sorted(a) != sorted(b):
         return float("inf")
     worst = 0.0
     for k in a:
-        scale = max((abs(x) for x in a[k]), default=0.0) or 1.0
-        worst = max(worst, max((abs(x - y) for x, y in zip(a[k], b[k])), default=0.0) / scale)
+        if norm == "max":
+            scale = max((abs(x) for x in a[k]), default=0.0) or 1.0
+            d = max((abs(x - y) for x, y in zip(a[k], b[k])), default=0.0)
+        else:
+            scale = sum(x * x for x in a[k]) ** 0.5 or 1.0
+            d = sum((x - y) ** 2 for x, y in zip(a[k], b[k])) ** 0.5
+        worst = max(worst, d / scale)
     return worst
 
 
@@ -95,26 +101,26 @@ def check(cond, what):
         print("FAIL:", what)
 
 
-def same_weights(name, ref, got):
+def same_weights(name, ref, got, norm="max"):
     for f in ("model.safetensors", "optimizer.safetensors"):
-        d = rel_diff(os.path.join(ref, f), os.path.join(got, f))
-        print(f"{name}: {f} relative difference {d:.3g}")
+        d = rel_diff(os.path.join(ref, f), os.path.join(got, f), norm)
+        print(f"{name}: {f} relative difference ({norm}) {d:.3g}")
         check(d <= 1e-5, f"{name}: {f} within 1e-5 of one process (got {d:.3g})")
 
 
-def train_like_one_process(model, extra, counts, steps=10):
+def train_like_one_process(model, extra, counts, steps=10, replicas=1, norm="max"):
     ref = os.path.join(work, "one")
     r = run_one(model, *extra, "--steps", str(steps), "--out", ref, "--quiet")
     check(r.returncode == 0, f"one process trains: {r.stderr}")
     for n in counts:
         out = os.path.join(work, f"ranks{n}")
-        r = run_mpi(n, model, *extra, "--steps", str(steps), "--out", out)
+        r = run_mpi(n, model, *extra, "--steps", str(steps), "--out", out, "--replicas", str(replicas))
         check(r.returncode == 0, f"{n} ranks train: {r.stderr[-2000:]}")
         if r.returncode:
             continue
         check(r.stderr.count("training ") == 1 and f"on {n} ranks" in r.stderr,
               f"{n} ranks: only rank 0 prints the progress: {r.stderr[-2000:]}")
-        same_weights(f"{n} ranks", ref, out)
+        same_weights(f"{n} ranks, {replicas} replica(s)", ref, out, norm)
 
 
 def rank_pids(marker, rank):
@@ -178,6 +184,25 @@ if behaviour == "mlp_two_ranks":
 elif behaviour == "gpt_two_three_four_ranks":
     need_mpirun()
     train_like_one_process(GPT, SMALL_GPT, [2, 3, 4])
+elif behaviour == "mlp_two_replicas":
+    need_mpirun()
+    # Replicas add their gradient sums in another order than one process: AdamW turns
+    # the rounding of a near-zero gradient into a full step of either sign for a few
+    # single weights, so the MLP (AdamW) is compared tensor by tensor in L2 norm.
+    train_like_one_process(MLP, [], [2], replicas=2, norm="l2")
+elif behaviour == "gpt_replicas":
+    need_mpirun()
+    # The GPT's key bias has an exactly zero gradient (softmax ignores a constant added
+    # to every score), all rounding noise, which AdamW would amplify: SGD here, and
+    # every weight within 1e-5 of the largest in its tensor.
+    sgd = ["--set", "optimizer=sgd(lr = 0.05, momentum = 0.9)"]
+    train_like_one_process(GPT, SMALL_GPT + sgd, [4], replicas=2)   # 2 pipelines of 2 ranks
+    train_like_one_process(GPT, SMALL_GPT + sgd, [4], replicas=4)   # 4 ranks, each the whole pipeline
+elif behaviour == "replicas_must_divide_the_microbatches":
+    need_mpirun()
+    r = run_mpi(3, GPT, *SMALL_GPT, "--steps", "1", "--replicas", "3", timeout=120)
+    check(r.returncode != 0, "the run exits non-zero")
+    check("4 micro-batches do not divide among 3 replicas" in r.stderr, f"the message says why: {r.stderr[-2000:]}")
 elif behaviour == "resume_on_other_rank_counts":
     need_mpirun()
     ref, half = os.path.join(work, "one"), os.path.join(work, "half")
@@ -237,6 +262,10 @@ elif behaviour == "rank_without_its_launcher_is_an_error":
     check(r.returncode == 1 and "RANK is 2, not below WORLD_SIZE (2)" in r.stderr, f"a rank past the world: {r.stderr}")
     r = subprocess.run([pmlc, "train", MLP, "--steps", "1", "--rank", "0"], capture_output=True, text=True, timeout=60)
     check(r.returncode == 2, f"--rank without --world is a usage error: {r.stderr}")
+    r = subprocess.run([pmlc, "train", MLP, "--steps", "1", "--rank", "0", "--world", "3", "--replicas", "2"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "3 ranks cannot form 2 equal pipeline replicas" in r.stderr,
+          f"replicas must divide the world: {r.stderr}")
 else:
     print("unknown behaviour", behaviour)
     sys.exit(2)

@@ -174,6 +174,54 @@ static pml_status mpi_sum(pml_dist *d, double *x, int n, pml_err *err)
     return st;
 }
 
+/* Replica 0's rank of the stage adds the others' sums in replica order and returns the
+ * result, one piece at a time. */
+static pml_status mpi_sum_replicas(pml_dist *d, int stage, float *x, size_t n, pml_err *err)
+{
+    pml_mpi *m = (pml_mpi *)d;
+    int root = pml_dist_owner(d, m->stages, 0, stage), tag = PML_MPI_TAG_REPLICAS + stage;
+    const size_t piece = PML_MPI_CHUNK / sizeof(float);
+    if (tag > m->tag_ub) return pml_err_set(err, PML_ERR_UNSUPPORTED, "too many stages for this MPI's tags");
+    if (d->rank != root) {
+        for (size_t off = 0; off < n; off += piece) {
+            int len = (int)(n - off < piece ? n - off : piece);
+            MPI_Request rq;
+            PML_MPI_CHECK(m, MPI_Isend(x + off, len, MPI_FLOAT, root, tag, m->ctl, &rq), root, "summing gradients",
+                          err);
+            pml_status st = pml_mpi_wait(m, &rq, 1, root, NULL, "summing gradients over replicas", err);
+            if (st) return st;
+            PML_MPI_CHECK(m, MPI_Irecv(x + off, len, MPI_FLOAT, root, tag, m->ctl, &rq), root, "summing gradients",
+                          err);
+            st = pml_mpi_wait(m, &rq, 1, root, NULL, "summing gradients over replicas", err);
+            if (st) return st;
+        }
+        return PML_OK;
+    }
+    float *tmp = malloc(sizeof(float) * (n < piece ? n : piece) + 1);
+    if (!tmp) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    pml_status st = PML_OK;
+    for (size_t off = 0; off < n && !st; off += piece) {
+        int len = (int)(n - off < piece ? n - off : piece);
+        for (int k = 1; k < d->replicas && !st; k++) {
+            int peer = pml_dist_owner(d, m->stages, k, stage);
+            MPI_Request rq;
+            int rc = MPI_Irecv(tmp, len, MPI_FLOAT, peer, tag, m->ctl, &rq);
+            st = rc != MPI_SUCCESS ? pml_mpi_fail(m, rc, peer, "summing gradients", err)
+                                   : pml_mpi_wait(m, &rq, 1, peer, NULL, "summing gradients over replicas", err);
+            for (int i = 0; i < len && !st; i++) x[off + (size_t)i] += tmp[i];
+        }
+        for (int k = 1; k < d->replicas && !st; k++) {
+            int peer = pml_dist_owner(d, m->stages, k, stage);
+            MPI_Request rq;
+            int rc = MPI_Isend(x + off, len, MPI_FLOAT, peer, tag, m->ctl, &rq);
+            st = rc != MPI_SUCCESS ? pml_mpi_fail(m, rc, peer, "summing gradients", err)
+                                   : pml_mpi_wait(m, &rq, 1, peer, NULL, "summing gradients over replicas", err);
+        }
+    }
+    free(tmp);
+    return st;
+}
+
 static pml_status mpi_move(pml_dist *d, int from, int to, void *buf, size_t bytes, pml_err *err)
 {
     pml_mpi *m = (pml_mpi *)d;
@@ -275,8 +323,13 @@ static pml_status start(pml_mpi *m, const pml_dist_mpi_conf *c, pml_err *err)
                            world, c->rank, c->world);
     m->base.rank = rank;
     m->base.world = world;
-    pml_status st = pml_ranks_stages(c->stages, world, rank, &m->base.first, &m->base.last, err);
+    pml_rank_place place;
+    pml_status st = pml_ranks_place(c->stages, world, c->replicas > 1 ? c->replicas : 1, rank, &place, err);
     if (st) return st;
+    m->base.first = place.first;
+    m->base.last = place.last;
+    m->base.replica = place.replica;
+    m->base.replicas = place.replicas;
     PML_MPI_CHECK(m, MPI_Comm_dup(MPI_COMM_WORLD, &m->data), -1, "creating communicators", err);
     PML_MPI_CHECK(m, MPI_Comm_dup(MPI_COMM_WORLD, &m->ctl), -1, "creating communicators", err);
     PML_MPI_CHECK(m, MPI_Comm_dup(MPI_COMM_WORLD, &m->beat), -1, "creating communicators", err);
@@ -303,6 +356,7 @@ pml_status pml_dist_mpi_create(const pml_dist_mpi_conf *conf, pml_dist **out, pm
     pthread_mutex_init(&m->mu, NULL);
     m->base.transport_create = pml_mpi_transport_create;
     m->base.sum = mpi_sum;
+    m->base.sum_replicas = mpi_sum_replicas;
     m->base.move = mpi_move;
     m->base.abandon = mpi_abandon;
     m->base.destroy = mpi_destroy;

@@ -28,6 +28,7 @@
 typedef struct pml_dist_mpi_conf {
     int stages;          /* of the plan */
     int rank, world;     /* what the launcher's environment said (ranks.h); MPI must agree */
+    int replicas;        /* data-parallel pipelines the world forms (ranks.h); 0 or 1: one */
     double timeout_s;    /* silence after which a rank counts as gone; <= 0: 60 */
 } pml_dist_mpi_conf;
 

@@ -12,6 +12,8 @@
 
 /* Tags on the control communicator; the data one uses kind·M + mb. */
 enum { PML_MPI_TAG_GATHER = 1, PML_MPI_TAG_BCAST = 2, PML_MPI_TAG_MOVE = 3, PML_MPI_TAG_BEAT = 4 };
+/* Gradient sums between replicas: one tag per stage, from this one up. */
+enum { PML_MPI_TAG_REPLICAS = 16 };
 
 typedef struct pml_mpi {
     pml_dist base;

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 
 #include "mpi_impl.h"
-#include "train/ranks.h"
 
 enum { BUFS_ON_STACK = 32 };
 
@@ -34,7 +33,8 @@ typedef struct tmpi {
     pml_err deferred; /* a failure completing sends in reset, reported by the next call */
 } tmpi;
 
-static int owner(const tmpi *t, int stage) { return pml_ranks_owner(t->S, t->m->base.world, stage); }
+/* The rank running `stage` in this rank's replica. */
+static int owner(const tmpi *t, int stage) { return pml_dist_owner(&t->m->base, t->S, t->m->base.replica, stage); }
 
 /* The boundary buffers of stage `from`'s message: in `stack` when they fit, else in a
  * malloc'ed array the caller frees (*heap). */
