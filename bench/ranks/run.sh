@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # bench/ranks/run.sh — training throughput of one model as 1, 2 and 4 processes
-# (pipeline only: each rank runs a contiguous share of the stages), against the
-# single-process run, and the share of rank 0's stage time spent waiting for messages.
+# (pipeline only: each rank runs a contiguous share of the stages; and 2 replicas of
+# 2-rank pipelines), against the single-process run, and the share of rank 0's stage
+# time spent waiting for messages.
 #
 #   bench/ranks/run.sh [PMLC] [STEPS]
 #
 # PMLC defaults to build/compiler/pmlc (built with MPI), STEPS to 12. The model is
 # examples/gpt.pml (4 stages) unless PML_BENCH_MODEL names another; PML_BENCH_SET adds
-# --set options (e.g. "--set batch=32"); PML_BENCH_RANKS lists the rank counts (default
-# "1 2 4"). Each run is `pmlc train --steps STEPS --quiet --metrics M --trace T`, under
+# --set options (e.g. "--set batch=32"); PML_BENCH_RANKS lists the runs (default
+# "1 2 4 4x2"): N ranks of one pipeline, or NxR for N ranks as R data-parallel
+# replicas. Each run is `pmlc train --steps STEPS --quiet --metrics M --trace T`, under
 # `mpirun --oversubscribe -np N` for N > 1, with the machine's CPUs shared among the
 # ranks (pmlc's default). The first two steps are warm-up and skipped; the table
 # gives the median step time, the samples/s it implies, and the share of rank 0's
@@ -27,11 +29,14 @@ mpirun=(mpirun --oversubscribe)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 printf '%-6s %8s %12s %12s %10s\n' ranks steps median_ms samples/s wait%
-for n in ${PML_BENCH_RANKS:-1 2 4}; do
-    m="$tmp/m$n.jsonl" t="$tmp/t$n.json"
-    cmd=("$pmlc" train "$model" "${extra[@]}" --set place=cpu --steps "$steps" --quiet --metrics "$m" --trace "$t")
+for run in ${PML_BENCH_RANKS:-1 2 4 4x2}; do
+    n=${run%x*} r=1
+    [ "$run" != "$n" ] && r=${run#*x}
+    m="$tmp/m$run.jsonl" t="$tmp/t$run.json"
+    cmd=("$pmlc" train "$model" "${extra[@]}" --set place=cpu --steps "$steps" --quiet --metrics "$m" --trace "$t"
+        --replicas "$r")
     if [ "$n" -eq 1 ]; then "${cmd[@]}" >/dev/null; else "${mpirun[@]}" -np "$n" "${cmd[@]}" >/dev/null; fi
-    python3 - "$m" "$t" "$n" <<'PY'
+    python3 - "$m" "$t" "$run" <<'PY'
 import json, statistics, sys
 metrics, trace, n = sys.argv[1:4]
 recs = [json.loads(l) for l in open(metrics) if l.strip()]

@@ -7,9 +7,9 @@
  * for another rank gives up after the implementation's deadline with a status and a
  * message naming the rank that did not answer: nothing here blocks forever.
  *
- * Threading: transport calls come from the stage threads, concurrently; sum and move
- * come from one thread at a time (sum from the stage thread that closes a step's
- * barrier, move from the thread driving the pipeline between steps). */
+ * Threading: transport calls and sum_replicas come from the stage threads,
+ * concurrently; sum and move from one thread at a time (sum from the stage thread that
+ * closes a step's barrier, move from the thread driving the pipeline between steps). */
 #ifndef PML_TRAIN_DIST_H
 #define PML_TRAIN_DIST_H
 

@@ -13,7 +13,10 @@
  * generators: it asks for input k (or the labels) of micro-batch mb of step s.
  *
  * With opts.dist the pipeline is one rank's part of a multi-process run: the same
- * step, with the stages of other ranks run by those ranks.
+ * step, with the stages of other ranks run by those ranks; with data-parallel replicas
+ * (dist->replicas > 1) this rank's pipeline runs only its replica's share of the
+ * micro-batches, and each stage's gradients are summed over the replicas before the
+ * update.
  *
  * Thread safety: one pml_pipeline is driven by one thread at a time (its stage
  * threads are internal). The library never prints. */
