@@ -2,6 +2,8 @@
  * place that knows which slots are optional and what their absence means. */
 #include "backend_ops.h"
 
+#include "train/transport.h" /* PML_MSG_ACT, PML_MSG_GRAD */
+
 pml_status pml_backend_create(const pml_backend_ops *ops, const pml_plan *plan, const pml_backend_conf *conf,
                               pml_backend_inst *out, pml_err *err)
 {
@@ -11,7 +13,7 @@ pml_status pml_backend_create(const pml_backend_ops *ops, const pml_plan *plan, 
         return pml_err_set(err, PML_ERR_INVALID_ARG, "backend '%s' lacks a required operation",
                            ops && ops->name ? ops->name : "?");
     pml_status st = ops->create(plan, conf, &out->ctx, err);
-    if (!st) out->ops = ops;
+    if (!st) out->ops = ops, out->plan = plan;
     return st;
 }
 
@@ -87,6 +89,10 @@ pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_
     *n = 0;
     if (!b->ops->boundary)
         return pml_err_set(err, PML_ERR_UNSUPPORTED, "backend '%s' cannot list a message's tensors", b->ops->name);
+    if (stage < 0 || stage >= b->plan->conf.stages || (kind != PML_MSG_ACT && kind != PML_MSG_GRAD) || mb < 0 ||
+        mb >= b->plan->conf.microbatches)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "no message of kind %d from stage %d for micro-batch %lld", kind,
+                           stage, (long long)mb);
     return b->ops->boundary(b->ctx, stage, kind, mb, out, cap, n, err);
 }
 

@@ -157,6 +157,7 @@ typedef struct pml_backend_ops {
 typedef struct pml_backend_inst {
     const pml_backend_ops *ops;
     pml_backend_ctx *ctx;
+    const pml_plan *plan; /* the wrappers check stage and micro-batch arguments against it */
 } pml_backend_inst;
 
 /* Checks that every required slot is set, then creates the context. */
@@ -176,7 +177,9 @@ pml_status pml_backend_download(pml_backend_inst *b, pml_backend_value what, int
 float *pml_backend_host_param(pml_backend_inst *b, int param, int which);
 pml_status pml_backend_params_download(pml_backend_inst *b, pml_err *err);
 pml_status pml_backend_params_upload(pml_backend_inst *b, pml_err *err);
-/* Without the slot: PML_ERR_UNSUPPORTED (a transport that moves bytes cannot work). */
+/* Without the slot: PML_ERR_UNSUPPORTED (a transport that moves bytes cannot work). A
+ * stage, kind or micro-batch outside the plan is PML_ERR_INVALID_ARG here, so the
+ * backends' slots need not check them. */
 pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_t mb, pml_backend_buf *out, int cap,
                                 int *n, pml_err *err);
 /* Without the slot: PML_ERR_UNSUPPORTED (replicas cannot sum gradients). */

@@ -310,9 +310,6 @@ static pml_status cpu_boundary(pml_backend_ctx *b, int s, int kind, int64_t mb, 
                                pml_err *err)
 {
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
-    if (s < 0 || s >= p->S || (kind != PML_MSG_ACT && kind != PML_MSG_GRAD) || mb < 0 || mb >= p->M)
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "no message of kind %d from stage %d for micro-batch %lld", kind,
-                           s, (long long)mb);
     const pml_cpu_stage *st = &p->stages[s];
     *n = st->n_sends[kind];
     for (int i = 0; i < *n && i < cap; i++) {
