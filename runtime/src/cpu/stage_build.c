@@ -254,13 +254,7 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
         st->scratch = st->scratch_bytes ? alloc_touched(st->scratch_bytes) : NULL;
         if (st->scratch_bytes && !st->scratch) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     }
-    /* The forward nodes the output depends on: inputs come before their users. */
-    p->serves = calloc((size_t)pl->n_nodes + 1, 1);
-    if (!p->serves) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    if (pl->output >= 0) p->serves[pl->output] = 1;
-    for (int i = pl->n_nodes - 1; i >= 0; i--)
-        for (int k = 0; p->serves[i] && k < pl->nodes[i].n_in; k++)
-            if (pl->nodes[pl->nodes[i].in[k]].pass == 0) p->serves[pl->nodes[i].in[k]] = 1;
+    if (!(p->serves = pml_phase_serving(pl))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int q = 0; q < pl->n_params; q++) {
         pml_cpu_stage *st = &p->stages[pl->nodes[pl->params[q].node].stage];
         st->params[st->n_params++] = q;

@@ -228,13 +228,7 @@ static pml_status build_stages(pml_cuda_ctx *p, pml_err *err)
         pml_status r = push(&st->params, &st->n_params, q, pl->n_params, err);
         if (r) return r;
     }
-    /* The forward nodes the output depends on: inputs come before their users. */
-    p->serves = calloc((size_t)pl->n_nodes + 1, 1);
-    if (!p->serves) return NOMEM(err);
-    if (pl->output >= 0) p->serves[pl->output] = 1;
-    for (int i = pl->n_nodes - 1; i >= 0; i--)
-        for (int k = 0; p->serves[i] && k < pl->nodes[i].n_in; k++)
-            if (pl->nodes[pl->nodes[i].in[k]].pass == 0) p->serves[pl->nodes[i].in[k]] = 1;
+    if (!(p->serves = pml_phase_serving(pl))) return NOMEM(err);
     /* Each pass's dependencies on other stages' passes (stage.h: events). */
     for (int l = 0; l < pl->n_gpu_launches; l++) {
         const pml_plan_gpu_launch *L = &pl->gpu_launches[l];

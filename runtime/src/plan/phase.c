@@ -141,3 +141,14 @@ int pml_phase_auto(pml_phase *ph, const pml_plan *pl)
     ph->n_auto += frozen;
     return frozen;
 }
+
+uint8_t *pml_phase_serving(const pml_plan *pl)
+{
+    uint8_t *serves = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!serves) return NULL;
+    if (pl->output >= 0) serves[pl->output] = 1;
+    for (int i = pl->n_nodes - 1; i >= 0; i--) /* inputs come before their users */
+        for (int k = 0; serves[i] && k < pl->nodes[i].n_in; k++)
+            if (pl->nodes[pl->nodes[i].in[k]].pass == 0) serves[pl->nodes[i].in[k]] = 1;
+    return serves;
+}

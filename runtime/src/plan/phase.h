@@ -75,6 +75,10 @@ int pml_phase_auto(pml_phase *ph, const pml_plan *pl);
  * before's gradients: the automatic freeze's check when due, then pml_phase_at. */
 void pml_phase_begin(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc);
 
+/* Serving (FWD_SERVE) runs only the forward nodes the output depends on: per node, 1
+ * for those. Malloc'ed (the caller frees it); NULL when out of memory. */
+uint8_t *pml_phase_serving(const pml_plan *pl);
+
 /* Whether a unit of work runs: node n (n >= 0) or plan kernel -(n + 1). */
 static inline int pml_phase_runs(const pml_phase *ph, const pml_plan *pl, int n)
 {
