@@ -38,17 +38,11 @@ pml_status pml_mpi_fail(pml_mpi *m, int rc, int peer, const char *what, pml_err 
     return pml_err_set(err, PML_ERR_IO, "rank %d: MPI failed while %s: %s", m->base.rank, what, msg);
 }
 
-/* The first rank silent for longer than the timeout, or -1. */
+/* The first rank silent for the timeout (liveness.h), or -1. */
 static int silent_rank(pml_mpi *m, double *secs)
 {
-    double now = pml_mpi_now();
-    int found = -1;
     pthread_mutex_lock(&m->mu);
-    for (int r = 0; r < m->base.world && found < 0; r++)
-        if (r != m->base.rank && now - m->last_seen[r] > m->timeout) {
-            found = r;
-            *secs = now - m->last_seen[r];
-        }
+    int found = pml_live_silent(&m->live, pml_mpi_now(), secs);
     pthread_mutex_unlock(&m->mu);
     return found;
 }
@@ -85,12 +79,16 @@ pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const at
 
 /* ---- heartbeat ------------------------------------------------------------------------ */
 
+/* Beats go out several times per timeout, and a listener turn ten times per beat; a
+ * stretch of one beat period between two turns still counts in full (liveness.h). */
+static double beat_period(const pml_mpi *m) { return m->timeout / 10 < 0.5 ? m->timeout / 10 : 0.5; }
+
 static void *beat_main(void *arg)
 {
     pml_mpi *m = arg;
     static const int token = 0; /* sends read it; never written */
     int got = 0;
-    double period = m->timeout / 10 < 0.5 ? m->timeout / 10 : 0.5, next = 0;
+    double period = beat_period(m), next = 0;
     MPI_Request rq;
     if (MPI_Irecv(&got, 1, MPI_INT, MPI_ANY_SOURCE, PML_MPI_TAG_BEAT, m->beat, &rq) != MPI_SUCCESS) {
         atomic_store(&m->failed, 1);
@@ -113,7 +111,7 @@ static void *beat_main(void *arg)
             MPI_Status s;
             if (MPI_Test(&rq, &flag, &s) != MPI_SUCCESS || !flag) break;
             pthread_mutex_lock(&m->mu);
-            if (s.MPI_SOURCE >= 0 && s.MPI_SOURCE < m->base.world) m->last_seen[s.MPI_SOURCE] = pml_mpi_now();
+            pml_live_heard(&m->live, s.MPI_SOURCE, pml_mpi_now());
             pthread_mutex_unlock(&m->mu);
             if (MPI_Irecv(&got, 1, MPI_INT, MPI_ANY_SOURCE, PML_MPI_TAG_BEAT, m->beat, &rq) != MPI_SUCCESS) {
                 rq = MPI_REQUEST_NULL;
@@ -121,6 +119,10 @@ static void *beat_main(void *arg)
             }
         }
         if (rq == MPI_REQUEST_NULL) break;
+        /* Every beat that had arrived is in: this turn observed the peers. */
+        pthread_mutex_lock(&m->mu);
+        pml_live_look(&m->live, pml_mpi_now());
+        pthread_mutex_unlock(&m->mu);
         sleep_s(period / 10);
     }
     if (rq != MPI_REQUEST_NULL) {
@@ -296,7 +298,7 @@ static void mpi_destroy(pml_dist *d)
         if (m->we_initialised && !finalized) MPI_Finalize();
     }
     pthread_mutex_destroy(&m->mu);
-    free(m->last_seen);
+    pml_live_free(&m->live);
     free(m);
 }
 
@@ -336,9 +338,8 @@ static pml_status start(pml_mpi *m, const pml_dist_mpi_conf *c, pml_err *err)
     int *ub = NULL, flag = 0;
     MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag);
     m->tag_ub = flag && ub ? *ub : 32767;
-    m->last_seen = malloc(sizeof(double) * (size_t)world);
-    if (!m->last_seen) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    for (int r = 0; r < world; r++) m->last_seen[r] = pml_mpi_now();
+    st = pml_live_init(&m->live, world, rank, m->timeout, beat_period(m), pml_mpi_now(), err);
+    if (st) return st;
     if (pthread_create(&m->beat_thread, NULL, beat_main, m))
         return pml_err_set(err, PML_ERR_INTERNAL, "cannot start the heartbeat thread");
     m->beating = 1;

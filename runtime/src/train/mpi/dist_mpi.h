@@ -15,7 +15,9 @@
  * timeout period from a thread of its own. Any wait on another rank fails, naming it,
  * once a rank has been silent for `timeout_s` (a process that is stopped or has died),
  * while a peer that is merely busy (a long stage, a checkpoint being written) keeps
- * beating and is waited for. After such a failure destroy does not call MPI_Finalize,
+ * beating and is waited for. Silence is counted only while this rank's own heartbeat
+ * thread was running to hear it (train/liveness.h), so a rank starved of CPU does not
+ * blame a live peer for its own stall. After such a failure destroy does not call MPI_Finalize,
  * which would wait for the missing rank; the program exits, and mpirun ends the rest
  * of the job. */
 #ifndef PML_TRAIN_DIST_MPI_H

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "dist_mpi.h"
+#include "train/liveness.h"
 
 /* Tags on the control communicator; the data one uses kind·M + mb. */
 enum { PML_MPI_TAG_GATHER = 1, PML_MPI_TAG_BCAST = 2, PML_MPI_TAG_MOVE = 3, PML_MPI_TAG_BEAT = 4 };
@@ -27,7 +28,7 @@ typedef struct pml_mpi {
     pthread_t beat_thread;
     int beating;
     pthread_mutex_t mu;
-    double *last_seen; /* per rank, pml_mpi_now() of its last heartbeat */
+    pml_live live;      /* who was heard when, under mu (train/liveness.h) */
 } pml_mpi;
 
 /* Seconds on a monotonic clock. */
