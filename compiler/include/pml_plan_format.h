@@ -13,7 +13,9 @@
  *   CONF  training configuration: the fields of pml_plan_config in order, each an
  *         i64 or f64 as its type says (see plan.h in the runtime); freeze_every and
  *         freeze_threshold are `freeze auto(every, threshold)`'s (every 0: none, and
- *         then threshold 0), the criterion the runtime applies (runtime/src/plan/phase.h)
+ *         then threshold 0), the criterion the runtime applies (runtime/src/plan/phase.h);
+ *         replicas is `place = auto(..., replicas = R)`'s R (1 when not given), and
+ *         divides microbatches
  *   NODE  the graph, forward then backward, in execution order:
  *         u32 count, then per node: u16 op (pml_ops.def order), u8 dtype, u8 rank,
  *         u8 pass, u8 pad, u16 n_in, i32 stage, i32 label (string or -1),
@@ -79,7 +81,7 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 5u
+#define PML_PLAN_VERSION 6u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
 #define PML_PLAN_STRS PML_PLAN_TAG('S', 'T', 'R', 'S')
@@ -127,6 +129,6 @@ typedef enum pml_plan_buffer_role {
         F(beta1) F(beta2) F(eps) F(weight_decay) I(lr_schedule) I(warmup) F(min_lr) F(grad_clip) I(steps) I(epochs) \
             I(seed) I(checkpoint_every) I(recompute) I(data) I(data_path) I(labels_path) I(features) I(classes)     \
                 I(vocab) I(order) I(data_seed) I(seq_len) I(teacher_path) I(freeze_every)        \
-                    F(freeze_threshold)
+                    F(freeze_threshold) I(replicas)
 
 #endif

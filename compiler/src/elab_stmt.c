@@ -203,27 +203,38 @@ static int exec_place(E_t *E, pmlc_frame *F, const ast *st)
         return 1;
     }
     if (v->kind != AST_CALL || strcmp(v->name, "auto") || v->label) {
-        pmlc_error(&E->P->diag, v->loc, "a model's placement is 'auto(stages = N)' (or write stage blocks)");
+        pmlc_error(&E->P->diag, v->loc,
+                   "a model's placement is 'auto(stages = N)' or 'auto(stages = N, replicas = R)' (or write stage "
+                   "blocks)");
         return 1;
     }
-    static const char *const names[] = {"stages"};
-    pmlc_value val;
-    pmlc_loc l;
-    int given;
-    if (pmlc_bind_args(E, F, v, "auto", names, 1, &val, &l, &given)) return 1;
-    int64_t n;
-    if (!given) {
+    /* replicas: how many copies of the pipeline train on shares of each batch (data
+     * parallelism over ranks); the runtime's --replicas overrides it. */
+    static const char *const names[] = {"stages", "replicas"};
+    pmlc_value val[2];
+    pmlc_loc l[2];
+    int given[2];
+    if (pmlc_bind_args(E, F, v, "auto", names, 2, val, l, given)) return 1;
+    int64_t n, r = 1;
+    if (!given[0]) {
         pmlc_error(&E->P->diag, v->loc, "missing argument 'stages' of 'auto'");
         return 1;
     }
-    if (pmlc_want_int(E, val, l, "the number of stages", &n)) return 1;
+    if (pmlc_want_int(E, val[0], l[0], "the number of stages", &n)) return 1;
     if (n < 1 || n > 1024) {
-        pmlc_error(&E->P->diag, l, "the number of stages must be between 1 and 1024, not %lld", (long long)n);
+        pmlc_error(&E->P->diag, l[0], "the number of stages must be between 1 and 1024, not %lld", (long long)n);
+        return 1;
+    }
+    if (given[1] && pmlc_want_int(E, val[1], l[1], "the number of replicas", &r)) return 1;
+    if (r < 1 || r > 1024) {
+        pmlc_error(&E->P->diag, l[1], "the number of replicas must be between 1 and 1024, not %lld", (long long)r);
         return 1;
     }
     g->auto_place = 1;
     g->n_stages = (int)n;
     g->place_loc = st->loc;
+    g->replicas = given[1] ? (int)r : 0;
+    g->replicas_loc = given[1] ? l[1] : PMLC_NOLOC;
     return 0;
 }
 

@@ -77,6 +77,8 @@ typedef struct pmlc_graph {
     int n_stages;   /* written or requested by place = auto(...); 1 otherwise */
     int auto_place; /* place = auto(stages = N) */
     pmlc_loc place_loc;
+    int replicas;          /* data-parallel pipelines, from place = auto(..., replicas = R); 0: not given (1) */
+    pmlc_loc replicas_loc; /* where R was given */
     int batch_sym;       /* symbol of the batch dimension, -1 when the first input has none */
     int n_forward;       /* nodes before autodiff appended the backward pass (0: none yet) */
     int32_t *param_grad; /* after autodiff: per parameter, the node of d loss / d param, or -1 */

@@ -431,6 +431,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     pl->schedule = t ? t->schedule : PMLC_SCHED_1F1B;
     pl->precision = t ? t->precision : PMLC_F32;
     pl->n_stages = g->n_stages;
+    pl->replicas = g->replicas > 0 ? g->replicas : 1;
     if (bind_symbols(P, pl, lenient)) return NULL;
 
     coster c = {P, g, NULL, pl->precision, NULL, NULL, NULL, NULL, NULL, NULL};

@@ -64,6 +64,7 @@ typedef struct pmlc_plan {
     double teacher_fwd;    /* FLOPs per micro-batch, all stages */
     int64_t teacher_params;
     int n_stages;
+    int replicas; /* data-parallel pipelines (place = auto(..., replicas = R)); 1 when not given */
     pmlc_stage_plan *stages;
     int64_t binding[PMLC_MAX_SYMS];
     int64_t microbatch, microbatches, batch;

@@ -135,6 +135,9 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     fprintf(out, "plan for model '%s'\n", g->name);
     fprintf(out, "  placement      %d stage%s (%s)", pl->n_stages, pl->n_stages == 1 ? "" : "s", placement_str(pl));
     if (pl->n_stages > 1) fprintf(out, ", imbalance %.1f%% (slowest stage vs mean)", 100 * pl->imbalance);
+    if (pl->replicas > 1)
+        fprintf(out, "\n  replicas       %d pipelines, each on %" PRId64 " of the %" PRId64 " micro-batches",
+                pl->replicas, pl->microbatches / pl->replicas, pl->microbatches);
     fprintf(out, "\n  schedule       %s, %" PRId64 " micro-batch%s of %" PRId64 " (batch %" PRId64 ")\n",
             pmlc_schedule_name(pl->schedule), pl->microbatches, pl->microbatches == 1 ? "" : "es", pl->microbatch,
             pl->batch);
@@ -270,11 +273,11 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     char buf[256];
     fprintf(out, "{\n  \"pml_plan_version\": %d,\n  \"model\": ", PMLC_PLAN_JSON_VERSION);
     json_str(out, g->name);
-    fprintf(out, ",\n  \"placement\": \"%s\",\n  \"stages_count\": %d,\n  \"imbalance\": %.6f,\n",
+    fprintf(out, ",\n  \"placement\": \"%s\",\n  \"stages_count\": %d,\n  \"replicas\": %d,\n  \"imbalance\": %.6f,\n",
             pl->g->auto_place ? "auto"
             : g->staged       ? "manual"
                               : "single",
-            pl->n_stages, pl->imbalance);
+            pl->n_stages, pl->replicas, pl->imbalance);
     fprintf(out, "  \"schedule\": \"%s\",\n  \"schedule_runnable\": %s,\n  \"bubble_fraction\": %.6f,\n",
             pmlc_schedule_name(pl->schedule), pmlc_schedule_runnable(pl->schedule) ? "true" : "false", pl->bubble);
     if (pl->timetable)

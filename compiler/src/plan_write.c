@@ -105,6 +105,7 @@ static void write_conf(buf *b, const pmlc_plan *pl, strtab *st)
     for (int i = 0; t && i < t->freezes.n; i++)
         if (t->freezes.v[i].is_auto) af = &t->freezes.v[i];
     V_I(af ? af->every : 0) V_F(af ? af->threshold : 0);
+    V_I(pl->replicas);
 #undef V_I
 #undef V_F
 }

@@ -664,6 +664,11 @@ int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
     bind_dims(P, t, g);
     bind_data(P, t, g);
     bind_freezes(P, t, g);
+    if (g->replicas > 1 && t->microbatches % g->replicas)
+        pmlc_error(DIAG, g->replicas_loc,
+                   "%d replicas cannot share microbatches = %lld: each replica runs an equal share of the "
+                   "micro-batches",
+                   g->replicas, (long long)t->microbatches);
     if (t->n_devices && t->n_devices != g->n_stages) {
         pmlc_error(DIAG, t->place_loc, "'place' lists %d device%s but model '%s' has %d stage%s", t->n_devices,
                    t->n_devices == 1 ? "" : "s", g->name, g->n_stages, g->n_stages == 1 ? "" : "s");

@@ -61,6 +61,7 @@ static const char usage_text[] =
     "  --rank R --world N  this process is rank R of N (default: from mpirun, srun, or RANK/WORLD_SIZE); each\n"
     "                      rank runs its share of the stages: mpirun -np 4 pmlc train FILE (built with MPI)\n"
     "  --replicas R        data parallel: the ranks form R pipelines, each training on its share of every batch\n"
+    "                      (overrides the model's place = auto(..., replicas = R))\n"
     "  --peer-timeout S    seconds a rank may stay silent before the others give up naming it (default 60)\n"
     "\n"
     "infer options:\n"

@@ -251,6 +251,8 @@ int pmlc_train_main(const pmlc_train_args *a)
                 backend == PML_BACKEND_CUDA ? "GPU" : "CPU", (int)pl->conf.stages, pl->conf.stages == 1 ? "" : "s",
                 (long long)pl->conf.microbatches, (long long)pl->conf.microbatch, (long long)steps);
         if (ranks.world > 1) fprintf(stderr, ", on %d ranks", ranks.world);
+        if (ranks.dist && ranks.dist->replicas > 1)
+            fprintf(stderr, " as %d replicas of %d", ranks.dist->replicas, ranks.world / ranks.dist->replicas);
         if (!isnan(best)) fprintf(stderr, "; the data's entropy, the best possible loss, is %.4f", best);
         fputc('\n', stderr);
     }

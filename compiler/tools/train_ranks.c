@@ -26,15 +26,22 @@ int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_
     }
     out->rank = rank;
     out->world = world;
+    /* --replicas overrides the plan's `replicas = R`; one process is one pipeline
+     * whatever the plan says (it trains the same weights, see design.md). */
+    int from_plan = a->replicas <= 0 && world > 1 && pl->conf.replicas > 1;
+    int replicas = a->replicas > 0 ? a->replicas : world > 1 ? (int)pl->conf.replicas : 1;
     pml_rank_place place;
-    if (pml_ranks_place((int)pl->conf.stages, world, a->replicas > 1 ? a->replicas : 1, rank, &place, &err))
-        return pmlc_cli_fail("cannot place the stages on the ranks", &err);
+    if (pml_ranks_place((int)pl->conf.stages, world, replicas, rank, &place, &err))
+        return pmlc_cli_fail(from_plan ? "cannot place the stages on the ranks (replicas = R comes from the model's "
+                                         "place; --replicas overrides it)"
+                                       : "cannot place the stages on the ranks",
+                             &err);
     if (world == 1) return 0;
 #ifdef PML_HAVE_MPI
     pml_dist_mpi_conf conf = {.stages = (int)pl->conf.stages,
                               .rank = rank,
                               .world = world,
-                              .replicas = a->replicas,
+                              .replicas = replicas,
                               .timeout_s = a->peer_timeout};
     char what[64];
     snprintf(what, sizeof what, "rank %d cannot join the run", rank);

@@ -19,7 +19,8 @@ typedef struct pmlc_ranks {
 } pmlc_ranks;
 
 /* Rank and world from the flags in `a` (>= 0) or the environment; with more than one
- * process, joins the others (MPI) and checks that all run the plan hashed `plan_hash`. */
+ * process, joins the others (MPI) as the plan's replicas (place = auto(..., replicas
+ * = R); --replicas overrides it) and checks that all run the plan hashed `plan_hash`. */
 int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, pmlc_ranks *out);
 /* Leaves the run: MPI is finalized with the other ranks, unless pmlc_ranks_abandon
  * said this process failed: then nothing waits for them (mpirun ends them). Call

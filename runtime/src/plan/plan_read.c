@@ -142,6 +142,8 @@ static void read_conf(rd *r, pml_plan *pl)
     else if (c->freeze_every < 0 || !(c->freeze_threshold >= 0 && c->freeze_threshold <= 1e9) ||
              (c->freeze_every == 0 && c->freeze_threshold != 0))
         fail(r, PML_ERR_FORMAT, "the automatic freeze's settings are out of range");
+    else if (c->replicas < 1 || c->replicas > 1024 || c->microbatches % c->replicas)
+        fail(r, PML_ERR_FORMAT, "the replica count is out of range or does not divide the micro-batches");
 }
 
 static void read_nodes(rd *r, pml_plan *pl, owner *o)

@@ -23,6 +23,7 @@ GPT = os.path.join(examples, "gpt.pml")
 # The GPT example made small enough for a shared 2-core machine.
 SMALL_GPT = ["--set", "batch=16", "--set", "T=16", "--set", "microbatches=4"]
 SKIP = 77
+SOURCE_REPLICAS = 2  # what the replicas_from_the_source behaviour writes into the GPT's place
 
 
 def need_mpirun():
@@ -109,18 +110,23 @@ def same_weights(name, ref, got, norm="max"):
 
 
 def train_like_one_process(model, extra, counts, steps=10, replicas=1, norm="max"):
+    """replicas None: no --replicas flag (the plan's place says)."""
     ref = os.path.join(work, "one")
     r = run_one(model, *extra, "--steps", str(steps), "--out", ref, "--quiet")
     check(r.returncode == 0, f"one process trains: {r.stderr}")
     for n in counts:
         out = os.path.join(work, f"ranks{n}")
-        r = run_mpi(n, model, *extra, "--steps", str(steps), "--out", out, "--replicas", str(replicas))
+        flag = [] if replicas is None else ["--replicas", str(replicas)]
+        r = run_mpi(n, model, *extra, "--steps", str(steps), "--out", out, *flag)
         check(r.returncode == 0, f"{n} ranks train: {r.stderr[-2000:]}")
         if r.returncode:
             continue
         check(r.stderr.count("training ") == 1 and f"on {n} ranks" in r.stderr,
               f"{n} ranks: only rank 0 prints the progress: {r.stderr[-2000:]}")
-        same_weights(f"{n} ranks, {replicas} replica(s)", ref, out, norm)
+        if replicas != 1:
+            want = f"as {replicas or SOURCE_REPLICAS} replicas of"
+            check(want in r.stderr, f"{n} ranks: the progress line says '{want}': {r.stderr[-2000:]}")
+        same_weights(f"{n} ranks, {replicas or 'the source'} replica(s)", ref, out, norm)
 
 
 def rank_pids(marker, rank):
@@ -198,6 +204,25 @@ elif behaviour == "gpt_replicas":
     sgd = ["--set", "optimizer=sgd(lr = 0.05, momentum = 0.9)"]
     train_like_one_process(GPT, SMALL_GPT + sgd, [4], replicas=2)   # 2 pipelines of 2 ranks
     train_like_one_process(GPT, SMALL_GPT + sgd, [4], replicas=4)   # 4 ranks, each the whole pipeline
+elif behaviour == "replicas_from_the_source":
+    need_mpirun()
+    # `place = auto(stages = 4, replicas = 2)` in the model: 4 ranks form 2 pipelines
+    # of 2 ranks without any flag, and train one process's weights (one process is one
+    # pipeline whatever the plan says); --replicas overrides the source.
+    with open(GPT) as f:
+        src = f.read()
+    check("place = auto(stages = 4)" in src, "the GPT example places itself on 4 stages")
+    model = os.path.join(work, "gpt_replicas.pml")
+    with open(model, "w") as f:
+        f.write(src.replace("place = auto(stages = 4)", f"place = auto(stages = 4, replicas = {SOURCE_REPLICAS})"))
+    sgd = ["--set", "optimizer=sgd(lr = 0.05, momentum = 0.9)"]
+    p = subprocess.run([pmlc, "plan", model, *SMALL_GPT, "--json"], capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0 and json.loads(p.stdout)["replicas"] == 2, f"the plan carries the replicas: {p.stderr}")
+    train_like_one_process(model, SMALL_GPT + sgd, [4], replicas=None)  # 2 pipelines of 2 ranks
+    train_like_one_process(model, SMALL_GPT + sgd, [4], replicas=4)     # the flag wins: 4 whole pipelines
+    r = run_mpi(3, model, *SMALL_GPT, "--steps", "1", timeout=120)
+    check(r.returncode != 0 and "3 ranks cannot form 2 equal pipeline replicas" in r.stderr
+          and "--replicas overrides it" in r.stderr, f"3 ranks cannot form the source's 2 replicas: {r.stderr[-2000:]}")
 elif behaviour == "replicas_must_divide_the_microbatches":
     need_mpirun()
     r = run_mpi(3, GPT, *SMALL_GPT, "--steps", "1", "--replicas", "3", timeout=120)
