@@ -44,18 +44,15 @@ static int by_value(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Loads W: a safetensors file, or a checkpoint folder's model.safetensors after its
- * trainer.json has been checked against the plan. */
+/* Loads W: a safetensors file or shard index, or a checkpoint folder (one file or
+ * shards) after its trainer.json has been checked against the plan. */
 static int load_weights(const pml_plan *pl, pml_pipeline *pipe, const char *w)
 {
     pml_err err = {0};
     struct stat sb;
-    char path[4096];
     if (stat(w, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         pml_ckpt_info info;
         if (pml_ckpt_read_info(pl, w, &info, &err)) return pmlc_cli_fail("cannot load the weights", &err);
-        snprintf(path, sizeof path, "%s/model.safetensors", w);
-        w = path;
     }
     return pml_ckpt_load_weights(pl, pipe, w, &err) ? pmlc_cli_fail("cannot load the weights", &err) : 0;
 }

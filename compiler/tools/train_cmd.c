@@ -14,9 +14,10 @@
  * one JSON record per step.
  *
  * Ranks (train_ranks.h): launched as N processes (`mpirun -np N pmlc train ...`), each
- * runs its share of the stages; rank 0 alone prints, writes metrics, the timeline (of
- * its own stages) and checkpoints (the model gathered onto it first), evaluates (on the
- * gathered model) and reads --init and --resume (then sends each rank its part). */
+ * runs its share of the stages; rank 0 alone prints, writes metrics and the timeline
+ * (of its own stages), evaluates (on the model gathered onto it) and reads --init and
+ * --resume (then sends each rank its part). Checkpoints are sharded: each rank of
+ * the first replica writes the stages it runs, and rank 0 commits (save_all). */
 #define _DEFAULT_SOURCE /* isatty, mkdir */
 #include "train_cmd.h"
 
@@ -62,13 +63,33 @@ static int agree(pmlc_ranks *r, int rc)
     return pmlc_ranks_share(r, &failed, sizeof failed) || failed;
 }
 
-/* A checkpoint of the whole model in `dir`, written by rank 0 (make_parent: create
- * `parent` first). */
+/* A checkpoint of the whole model in `dir` (`parent`, when not NULL, created first).
+ * One process writes one file of each kind; ranks write shards (checkpoint.h): rank 0
+ * uncommits the folder, each rank of replica 0 writes the stages it runs, every rank
+ * learns whether all did, and only then rank 0 commits. */
 static int save_all(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe, uint64_t seed, const char *parent,
                     const char *dir)
 {
-    if (pmlc_ranks_gather(r, pl, pipe)) return 1;
-    int rc = r->rank == 0 ? (parent && make_dir(parent)) || save(pl, pipe, seed, dir) : 0;
+    pml_err err = {0};
+    if (!r->dist) return (parent && make_dir(parent)) || save(pl, pipe, seed, dir);
+    int lead = r->rank == 0, rc = 0;
+    if (lead && ((parent && make_dir(parent)) || pml_ckpt_begin(dir, &err)))
+        rc = err.code ? pmlc_cli_fail("cannot write the checkpoint", &err) : 1;
+    if (agree(r, rc)) return 1;
+    int per = r->world / r->dist->replicas;
+    if (r->dist->replica == 0 && pml_ckpt_save_shard(pl, pipe, dir, r->rank, per, &err)) {
+        char what[64];
+        snprintf(what, sizeof what, "rank %d cannot write its checkpoint shard", r->rank);
+        rc = pmlc_cli_fail(what, &err);
+    }
+    double failed = rc != 0;
+    if (r->dist->sum(r->dist, &failed, 1, &err)) return pmlc_cli_fail("cannot reach the other ranks", &err);
+    if (failed > 0) {
+        if (lead) fprintf(stderr, "pmlc: error: %s was not committed: %.0f rank(s) could not write\n", dir, failed);
+        return 1;
+    }
+    if (lead && pml_ckpt_commit(pl, pipe, seed, dir, per, &err))
+        rc = pmlc_cli_fail("cannot commit the checkpoint", &err);
     return agree(r, rc);
 }
 
@@ -305,14 +326,11 @@ int pmlc_train_main(const pmlc_train_args *a)
                     100 * measured, (long long)(bubble_steps ? bubble_steps : 1), 100 * analytic, a->trace);
         if (write_trace(pl, pipe, a->trace, measured, analytic)) goto out;
     }
-    /* Rank 0 evaluates and writes on the whole model, gathered from the others. */
-    if ((a->eval > 0 || a->out) && pmlc_ranks_gather(&ranks, pl, pipe)) goto out;
-    if (!lead) {
-        rc = 0;
-        goto out;
-    }
-    if (a->eval > 0 && evaluate(a, pl, pipe, feed, metrics)) goto out;
-    rc = a->out ? save(pl, pipe, opts.seed, a->out) : 0;
+    /* Rank 0 evaluates on the whole model, gathered from the others; every rank takes
+     * part in writing the final checkpoint. */
+    if (a->eval > 0 && pmlc_ranks_gather(&ranks, pl, pipe)) goto out;
+    if (agree(&ranks, lead && a->eval > 0 && evaluate(a, pl, pipe, feed, metrics))) goto out;
+    rc = a->out ? save_all(&ranks, pl, pipe, opts.seed, NULL, a->out) : 0;
 out:
     if (metrics && fclose(metrics)) rc = pmlc_cli_fail("cannot finish the metrics file", NULL);
     if (rc) pmlc_ranks_abandon(&ranks);

@@ -74,6 +74,10 @@ const pml_json *pml_json_root(const pml_json_doc *doc);
 /* Frees the document and every node in it. NULL is allowed. */
 void pml_json_free(pml_json_doc *doc);
 
+/* Reads the file at `path` (at most max_bytes: larger is PML_ERR_FORMAT) and parses it
+ * as pml_json_parse does, naming it by its path; PML_ERR_IO when it cannot be read. */
+pml_status pml_json_load(const char *path, size_t max_bytes, pml_json_doc **out, pml_err *err);
+
 /* The value stored under `key` in an object, or NULL when absent (or not an object). */
 const pml_json *pml_json_get(const pml_json *obj, const char *key);
 /* "null", "boolean", "integer", "number", "string", "array" or "object". */

@@ -13,7 +13,9 @@
 #include "formats/atomic_file.h"
 #include "formats/json.h"
 #include "formats/safetensors.h"
+#include "formats/st_shards.h"
 #include "optim.h"
+#include "ranks.h"
 
 #define TRAINER_MAX_BYTES (1 << 20)
 
@@ -123,12 +125,13 @@ static int frozen_state(const pml_plan *plan, const char *name, int64_t step)
 
 /* Every wanted tensor present, F32, with its plan shape; nothing else in the file but
  * the state of parameters frozen by `step` (frozen_state). */
-static pml_status check_tensors(const pml_plan *plan, const pml_st_file *f, const char *path, const want_list *l,
-                                int file, int64_t step, const char *what, pml_err *err)
+static pml_status check_tensors(const pml_plan *plan, const pml_sts *f, const want_list *l, int file, int64_t step,
+                                const char *what, pml_err *err)
 {
+    const char *path = pml_sts_path(f);
     for (int i = 0; i < l->n; i++) {
         const pml_plan_node *n = &plan->nodes[plan->params[l->w[i].param].node];
-        const pml_st_tensor *t = pml_st_find(f, l->w[i].name);
+        const pml_st_tensor *t = pml_sts_find(f, l->w[i].name);
         char want_shape[256], got_shape[256];
         shape_str(want_shape, sizeof want_shape, n->rank, n->dims);
         if (!t)
@@ -136,20 +139,20 @@ static pml_status check_tensors(const pml_plan *plan, const pml_st_file *f, cons
                                l->w[i].name, want_shape);
         if (t->dtype != PML_F32) {
             const char *dt = pml_st_dtype_name(t->dtype);
-            return pml_err_set(err, PML_ERR_FORMAT, "%s: tensor '%s' is %s, expected F32", path, l->w[i].name,
-                               dt ? dt : "?");
+            return pml_err_set(err, PML_ERR_FORMAT, "%s: tensor '%s' is %s, expected F32",
+                               pml_sts_where(f, l->w[i].name), l->w[i].name, dt ? dt : "?");
         }
         shape_str(got_shape, sizeof got_shape, t->rank, t->shape);
         int same = t->rank == n->rank;
         for (int d = 0; same && d < n->rank; d++) same = t->shape[d] == n->dims[d];
         if (!same)
-            return pml_err_set(err, PML_ERR_FORMAT, "%s: tensor '%s' has shape %s, but the plan's is %s", path,
-                               l->w[i].name, got_shape, want_shape);
+            return pml_err_set(err, PML_ERR_FORMAT, "%s: tensor '%s' has shape %s, but the plan's is %s",
+                               pml_sts_where(f, l->w[i].name), l->w[i].name, got_shape, want_shape);
     }
-    if (pml_st_count(f) == (size_t)l->n) return PML_OK;
+    if (pml_sts_count(f) == (size_t)l->n) return PML_OK;
     size_t extra = 0;
-    for (size_t i = 0; i < pml_st_count(f); i++) {
-        const char *name = pml_st_tensor_at(f, i)->name;
+    for (size_t i = 0; i < pml_sts_count(f); i++) {
+        const char *name = pml_sts_tensor_at(f, i)->name;
         int known = 0;
         for (int k = 0; k < l->n && !known; k++) known = !strcmp(name, l->w[k].name);
         if (!known && file == FILE_OPTIMIZER && frozen_state(plan, name, step)) {
@@ -157,41 +160,42 @@ static pml_status check_tensors(const pml_plan *plan, const pml_st_file *f, cons
             continue;
         }
         if (!known)
-            return pml_err_set(err, PML_ERR_FORMAT, "%s: unknown tensor '%s' (not part of this model's %s)", path, name,
-                               what);
+            return pml_err_set(err, PML_ERR_FORMAT, "%s: unknown tensor '%s' (not part of this model's %s)",
+                               pml_sts_where(f, name), name, what);
     }
-    if (pml_st_count(f) == (size_t)l->n + extra) return PML_OK;
+    if (pml_sts_count(f) == (size_t)l->n + extra) return PML_OK;
     return pml_err_set(err, PML_ERR_INTERNAL, "%s: tensor count mismatch", path);
 }
 
+/* Opens `path` (a file, an index or a checkpoint folder: st_shards.h) as `file` and
+ * checks its tensors against the plan. */
 static pml_status open_checked(const pml_plan *plan, pml_pipeline *p, const char *path, int file, int64_t step,
-                               pml_st_file **f, want_list *l, pml_err *err)
+                               pml_sts **f, want_list *l, pml_err *err)
 {
     static const char *const what[] = {"parameters", "optimizer state", "teacher's parameters"};
     *f = NULL;
     pml_status st = wants_build(plan, p, file, step, l, err);
-    if (!st) st = pml_st_open(path, f, err);
-    if (!st) st = check_tensors(plan, *f, path, l, file, step, what[file], err);
+    if (!st) st = pml_sts_open(path, file == FILE_OPTIMIZER ? "optimizer" : "model", f, err);
+    if (!st) st = check_tensors(plan, *f, l, file, step, what[file], err);
     if (st) {
-        pml_st_close(*f);
+        pml_sts_close(*f);
         *f = NULL;
         wants_free(l);
     }
     return st;
 }
 
-static void copy_in(pml_pipeline *p, const pml_st_file *f, const want_list *l)
+static void copy_in(pml_pipeline *p, const pml_sts *f, const want_list *l)
 {
     for (int i = 0; i < l->n; i++) {
-        const pml_st_tensor *t = pml_st_find(f, l->w[i].name);
+        const pml_st_tensor *t = pml_sts_find(f, l->w[i].name);
         memcpy(want_data(p, &l->w[i]), t->data, t->nbytes);
     }
 }
 
 /* A metadata value that must be the decimal `step`. */
-static pml_status check_step_meta(const pml_st_file *f, const char *path, int64_t step, pml_err *err)
+static pml_status check_step_value(const char *v, const char *path, int64_t step, pml_err *err)
 {
-    const char *v = pml_st_metadata(f, "pml_step");
     char expect[32];
     snprintf(expect, sizeof expect, "%" PRId64, step);
     if (!v) return pml_err_set(err, PML_ERR_FORMAT, "%s: no 'pml_step' in the metadata", path);
@@ -199,6 +203,19 @@ static pml_status check_step_meta(const pml_st_file *f, const char *path, int64_
         return pml_err_set(err, PML_ERR_FORMAT, "%s: pml_step is '%.40s' but trainer.json says %" PRId64, path, v,
                            step);
     return PML_OK;
+}
+
+/* The set's step (the index's for shards) and every shard's: a shard left over from a
+ * step that was never committed shows here. */
+static pml_status check_step_meta(const pml_sts *f, int64_t step, pml_err *err)
+{
+    pml_status st = check_step_value(pml_sts_metadata(f, "pml_step"), pml_sts_path(f), step, err);
+    for (size_t i = 0; i < pml_sts_shards(f) && !st; i++) {
+        const char *path;
+        const pml_st_file *shard = pml_sts_shard(f, i, &path);
+        st = check_step_value(pml_st_metadata(shard, "pml_step"), path, step, err);
+    }
+    return st;
 }
 
 void pml_ckpt_fingerprint(const pml_plan *plan, char out[17])
@@ -220,13 +237,36 @@ void pml_ckpt_fingerprint(const pml_plan *plan, char out[17])
 
 /* ---- saving ----------------------------------------------------------------------- */
 
-static pml_status write_st(const pml_plan *plan, pml_pipeline *p, const char *path, int optimizer,
-                           const pml_st_meta *meta, size_t n_meta, pml_err *err)
+/* The shard (of `shards`) that holds parameter `q`: its stage's owner when the stages
+ * are split over `shards` ranks as ranks.h splits them. */
+static int shard_of(const pml_plan *plan, int q, int shards)
+{
+    return pml_ranks_owner((int)plan->conf.stages, shards, plan->nodes[plan->params[q].node].stage);
+}
+
+/* Keeps only the wants of shard `shard` of `shards`. */
+static void wants_keep_shard(const pml_plan *plan, want_list *l, int shard, int shards)
+{
+    int kept = 0;
+    for (int i = 0; i < l->n; i++) {
+        if (shard_of(plan, l->w[i].param, shards) == shard)
+            l->w[kept++] = l->w[i];
+        else
+            free(l->w[i].name);
+    }
+    l->n = kept;
+}
+
+/* model or optimizer tensors (all, or shard `shard` of `shards` when shards > 0) to
+ * `path`, atomically. */
+static pml_status write_st(const pml_plan *plan, pml_pipeline *p, const char *path, int optimizer, int shard,
+                           int shards, const pml_st_meta *meta, size_t n_meta, pml_err *err)
 {
     want_list l = {0};
     pml_status st =
         wants_build(plan, p, optimizer ? FILE_OPTIMIZER : FILE_MODEL, pml_pipeline_steps_done(p), &l, err);
     if (st) return st;
+    if (shards > 0) wants_keep_shard(plan, &l, shard, shards);
     pml_st_tensor *ts = calloc((size_t)l.n + 1, sizeof *ts);
     if (!ts) {
         wants_free(&l);
@@ -269,64 +309,145 @@ static pml_status write_trainer(const pml_plan *plan, pml_pipeline *p, uint64_t 
     return st;
 }
 
-pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, pml_err *err)
+/* DIR/NAME into a fresh string (NULL: out of memory, err set). */
+static char *in_dir(const char *dir, const char *name, pml_err *err)
 {
-    if (seed > INT64_MAX) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: seed %" PRIu64 " is too large", dir, seed);
+    size_t cap = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(cap);
+    if (path)
+        snprintf(path, cap, "%s/%s", dir, name);
+    else
+        pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    return path;
+}
+
+/* What every model and optimizer file (or index) of a checkpoint says about itself. */
+typedef struct ckpt_meta {
+    char step[32], fp[17];
+    pml_st_meta model[3], optimizer[2];
+} ckpt_meta;
+
+static void meta_init(ckpt_meta *m, const pml_plan *plan, pml_pipeline *p)
+{
+    snprintf(m->step, sizeof m->step, "%" PRId64, pml_pipeline_steps_done(p));
+    pml_ckpt_fingerprint(plan, m->fp);
+    m->model[0] = (pml_st_meta){"format", "pt"};
+    m->model[1] = (pml_st_meta){"pml_model", m->fp};
+    m->model[2] = (pml_st_meta){"pml_step", m->step};
+    m->optimizer[0] = (pml_st_meta){"pml_optimizer", optim_name(plan)};
+    m->optimizer[1] = (pml_st_meta){"pml_step", m->step};
+}
+
+pml_status pml_ckpt_begin(const char *dir, pml_err *err)
+{
+    /* Uncommit first: a crash below must not leave an old trainer.json over new
+     * files. Then neither layout's files of an older checkpoint stay to be mistaken
+     * for this one's (a folder's index is read before its single file). */
+    static const char *const files[] = {"trainer.json", "model.safetensors.index.json",
+                                        "optimizer.safetensors.index.json", "model.safetensors",
+                                        "optimizer.safetensors"};
     if (mkdir(dir, 0777) && errno != EEXIST)
         return pml_err_set(err, PML_ERR_IO, "%s: cannot create the checkpoint folder: %s", dir, strerror(errno));
-    size_t cap = strlen(dir) + 32;
-    char *path = malloc(cap);
-    if (!path) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     pml_status st = PML_OK;
-    /* Uncommit first: a crash below must not leave an old trainer.json over new files. */
-    snprintf(path, cap, "%s/trainer.json", dir);
-    if (unlink(path) && errno != ENOENT)
-        st = pml_err_set(err, PML_ERR_IO, "%s: cannot replace it: %s", path, strerror(errno));
-    char step[32], fp[17];
-    snprintf(step, sizeof step, "%" PRId64, pml_pipeline_steps_done(p));
-    pml_ckpt_fingerprint(plan, fp);
-    if (!st) {
-        pml_st_meta meta[3] = {{"format", "pt"}, {"pml_model", fp}, {"pml_step", step}};
-        snprintf(path, cap, "%s/model.safetensors", dir);
-        st = write_st(plan, p, path, 0, meta, 3, err);
+    for (size_t i = 0; i < sizeof files / sizeof *files && !st; i++) {
+        char *path = in_dir(dir, files[i], err);
+        if (!path) return PML_ERR_NOMEM;
+        if (unlink(path) && errno != ENOENT)
+            st = pml_err_set(err, PML_ERR_IO, "%s: cannot replace it: %s", path, strerror(errno));
+        free(path);
     }
-    if (!st) {
-        pml_st_meta meta[2] = {{"pml_optimizer", optim_name(plan)}, {"pml_step", step}};
-        snprintf(path, cap, "%s/optimizer.safetensors", dir);
-        st = write_st(plan, p, path, 1, meta, 2, err);
+    return st;
+}
+
+pml_status pml_ckpt_save_shard(const pml_plan *plan, pml_pipeline *p, const char *dir, int shard, int shards,
+                               pml_err *err)
+{
+    if (shard < 0 || shard >= shards || shards > (int)plan->conf.stages)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: shard %d of %d (the plan has %d stages)", dir, shard,
+                           shards, (int)plan->conf.stages);
+    ckpt_meta m;
+    meta_init(&m, plan, p);
+    char name[64];
+    pml_status st = PML_OK;
+    for (int optimizer = 0; optimizer < 2 && !st; optimizer++) {
+        pml_sts_shard_name(optimizer ? "optimizer" : "model", shard + 1, shards, name, sizeof name);
+        char *path = in_dir(dir, name, err);
+        if (!path) return PML_ERR_NOMEM;
+        st = write_st(plan, p, path, optimizer, shard, shards, optimizer ? m.optimizer : m.model, optimizer ? 2 : 3,
+                      err);
+        free(path);
     }
-    if (!st) {
-        snprintf(path, cap, "%s/trainer.json", dir);
-        st = write_trainer(plan, p, seed, path, err);
+    return st;
+}
+
+/* BASE.safetensors.index.json for `shards` shards. */
+static pml_status write_index(const pml_plan *plan, pml_pipeline *p, const char *dir, int optimizer, int shards,
+                              const ckpt_meta *m, pml_err *err)
+{
+    const char *base = optimizer ? "optimizer" : "model";
+    want_list l = {0};
+    pml_status st =
+        wants_build(plan, p, optimizer ? FILE_OPTIMIZER : FILE_MODEL, pml_pipeline_steps_done(p), &l, err);
+    if (st) return st;
+    const char **names = calloc((size_t)l.n + 1, sizeof *names), **files = calloc((size_t)l.n + 1, sizeof *files);
+    char(*shard_names)[64] = calloc((size_t)shards, sizeof *shard_names);
+    char index[64];
+    snprintf(index, sizeof index, "%s.safetensors.index.json", base);
+    char *path = in_dir(dir, index, err);
+    long long total = 0;
+    if (!names || !files || !shard_names || !path) {
+        st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    } else {
+        for (int k = 0; k < shards; k++) pml_sts_shard_name(base, k + 1, shards, shard_names[k], sizeof shard_names[k]);
+        for (int i = 0; i < l.n; i++) {
+            names[i] = l.w[i].name;
+            files[i] = shard_names[shard_of(plan, l.w[i].param, shards)];
+            total += (long long)plan->nodes[plan->params[l.w[i].param].node].numel * (long long)sizeof(float);
+        }
+        st = pml_sts_write_index(path, optimizer ? m->optimizer : m->model, optimizer ? 2 : 3, total, names, files,
+                                 (size_t)l.n, err);
     }
+    free(path);
+    free(shard_names);
+    free(names);
+    free(files);
+    wants_free(&l);
+    return st;
+}
+
+pml_status pml_ckpt_commit(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, int shards,
+                           pml_err *err)
+{
+    if (seed > INT64_MAX) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: seed %" PRIu64 " is too large", dir, seed);
+    ckpt_meta m;
+    meta_init(&m, plan, p);
+    pml_status st = PML_OK;
+    for (int optimizer = 0; optimizer < 2 && !st && shards > 0; optimizer++)
+        st = write_index(plan, p, dir, optimizer, shards, &m, err);
+    char *path = st ? NULL : in_dir(dir, "trainer.json", err);
+    if (!st && !path) st = PML_ERR_NOMEM;
+    if (!st) st = write_trainer(plan, p, seed, path, err);
     free(path);
     return st;
 }
 
-/* ---- loading ---------------------------------------------------------------------- */
-
-static pml_status read_small(const char *path, char **out, size_t *len, pml_err *err)
+pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, pml_err *err)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return pml_err_set(err, PML_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    char *buf = malloc(TRAINER_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (seed > INT64_MAX) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: seed %" PRIu64 " is too large", dir, seed);
+    pml_status st = pml_ckpt_begin(dir, err);
+    ckpt_meta m;
+    meta_init(&m, plan, p);
+    for (int optimizer = 0; optimizer < 2 && !st; optimizer++) {
+        char *path = in_dir(dir, optimizer ? "optimizer.safetensors" : "model.safetensors", err);
+        if (!path) return PML_ERR_NOMEM;
+        st = write_st(plan, p, path, optimizer, 0, 0, optimizer ? m.optimizer : m.model, optimizer ? 2 : 3, err);
+        free(path);
     }
-    size_t n = fread(buf, 1, TRAINER_MAX_BYTES + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n > TRAINER_MAX_BYTES) {
-        free(buf);
-        return bad ? pml_err_set(err, PML_ERR_IO, "%s: cannot read", path)
-                   : pml_err_set(err, PML_ERR_FORMAT, "%s: larger than %d bytes", path, TRAINER_MAX_BYTES);
-    }
-    *out = buf;
-    *len = n;
-    return PML_OK;
+    if (!st) st = pml_ckpt_commit(plan, p, seed, dir, 0, err);
+    return st;
 }
+
+/* ---- loading ---------------------------------------------------------------------- */
 
 static pml_status get_field(const pml_json *root, const char *path, const char *key, pml_json_kind kind,
                             const pml_json **out, pml_err *err)
@@ -405,14 +526,10 @@ pml_status pml_ckpt_read_info(const pml_plan *plan, const char *dir, pml_ckpt_in
                          "%s: incomplete checkpoint (no trainer.json): the run stopped while "
                          "writing it",
                          dir);
-    char *text = NULL;
-    size_t len = 0;
     pml_json_doc *doc = NULL;
-    if (!st) st = read_small(path, &text, &len, err);
-    if (!st) st = pml_json_parse(text, len, path, 0, &doc, err);
+    if (!st) st = pml_json_load(path, TRAINER_MAX_BYTES, &doc, err);
     if (!st) st = parse_trainer(plan, pml_json_root(doc), path, info, err);
     pml_json_free(doc);
-    free(text);
     free(path);
     return st;
 }
@@ -422,55 +539,46 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
     pml_ckpt_info info;
     pml_status st = pml_ckpt_read_info(plan, dir, &info, err);
     if (st) return st;
-    size_t cap = strlen(dir) + 32;
-    char *mpath = malloc(cap), *opath = malloc(cap);
-    pml_st_file *mf = NULL, *of = NULL;
+    pml_sts *mf = NULL, *of = NULL;
     want_list ml = {0}, ol = {0};
-    if (!mpath || !opath) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    if (!st) {
-        snprintf(mpath, cap, "%s/model.safetensors", dir);
-        snprintf(opath, cap, "%s/optimizer.safetensors", dir);
-        st = open_checked(plan, p, mpath, FILE_MODEL, info.step, &mf, &ml, err);
-    }
-    if (!st) st = check_step_meta(mf, mpath, info.step, err);
+    st = open_checked(plan, p, dir, FILE_MODEL, info.step, &mf, &ml, err);
+    if (!st) st = check_step_meta(mf, info.step, err);
     if (!st) {
         char fp[17];
         pml_ckpt_fingerprint(plan, fp);
-        const char *v = pml_st_metadata(mf, "pml_model");
+        const char *v = pml_sts_metadata(mf, "pml_model");
         if (!v || strcmp(v, fp))
-            st = pml_err_set(err, PML_ERR_FORMAT, "%s: pml_model is '%.32s', this model's fingerprint is %s", mpath,
-                             v ? v : "(none)", fp);
+            st = pml_err_set(err, PML_ERR_FORMAT, "%s: pml_model is '%.32s', this model's fingerprint is %s",
+                             pml_sts_path(mf), v ? v : "(none)", fp);
     }
-    if (!st) st = open_checked(plan, p, opath, FILE_OPTIMIZER, info.step, &of, &ol, err);
-    if (!st) st = check_step_meta(of, opath, info.step, err);
+    if (!st) st = open_checked(plan, p, dir, FILE_OPTIMIZER, info.step, &of, &ol, err);
+    if (!st) st = check_step_meta(of, info.step, err);
     if (!st) {
-        const char *v = pml_st_metadata(of, "pml_optimizer");
+        const char *v = pml_sts_metadata(of, "pml_optimizer");
         if (!v || strcmp(v, optim_name(plan)))
-            st = pml_err_set(err, PML_ERR_FORMAT, "%s: pml_optimizer is '%.32s', this model trains with %s", opath,
-                             v ? v : "(none)", optim_name(plan));
+            st = pml_err_set(err, PML_ERR_FORMAT, "%s: pml_optimizer is '%.32s', this model trains with %s",
+                             pml_sts_path(of), v ? v : "(none)", optim_name(plan));
     }
     if (!st) {
         copy_in(p, mf, &ml);
         copy_in(p, of, &ol);
         pml_pipeline_set_step(p, info.step);
     }
-    pml_st_close(mf);
-    pml_st_close(of);
+    pml_sts_close(mf);
+    pml_sts_close(of);
     wants_free(&ml);
     wants_free(&ol);
-    free(mpath);
-    free(opath);
     return st;
 }
 
 /* Checks `path` as `file` and only then copies its tensors in. */
 static pml_status load_file(const pml_plan *plan, pml_pipeline *p, const char *path, int file, pml_err *err)
 {
-    pml_st_file *f = NULL;
+    pml_sts *f = NULL;
     want_list l = {0};
     pml_status st = open_checked(plan, p, path, file, 0, &f, &l, err);
     if (!st) copy_in(p, f, &l);
-    pml_st_close(f);
+    pml_sts_close(f);
     wants_free(&l);
     return st;
 }

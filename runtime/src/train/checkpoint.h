@@ -1,6 +1,6 @@
 /* checkpoint.h — save a training run to a folder and resume it exactly.
  *
- * A checkpoint is a folder holding three files:
+ * A checkpoint is a folder holding three files (one process writes them):
  *   model.safetensors      every plan parameter under its plan name, F32 master weights,
  *                          but a distillation teacher's (those stay in the teacher's file,
  *                          so a student's checkpoint is an ordinary model file of it);
@@ -16,6 +16,17 @@
  *                          "seed": S, "model": FINGERPRINT, "parameters": P,
  *                          "optimizer": NAME}, written with formats/json.h.
  *
+ * or, written by the ranks of a multi-process run, the same tensors in Hugging Face
+ * shards (formats/st_shards.h): model-0000k-of-0000n.safetensors and
+ * optimizer-0000k-of-0000n.safetensors, shard k holding the parameters of the stages
+ * that rank k-1 of a pipeline of n ranks runs (ranks.h), each with the metadata above,
+ * then model.safetensors.index.json and optimizer.safetensors.index.json (the same
+ * metadata, plus total_size, and the weight map), and trainer.json. Readers take either
+ * layout (a folder's index first), so any number of ranks or one process resumes any
+ * checkpoint; every shard must be listed, present, at the checkpoint's step, and no
+ * tensor may be in two. The folder must be visible to every rank that writes a shard
+ * (a shared file system, as for any sharded checkpoint).
+ *
  * The step is the whole trainer state: the data of micro-batch mb of step s, and the
  * dropout masks, are pure functions of (seed, step, row) (feed.h, pipeline.c), so the
  * seed and the step are the data cursor and the RNG state together; the learning rate
@@ -30,9 +41,12 @@
  * is refused before any tensor is read.
  *
  * Atomicity: every file is written atomically (atomic_file.h). Saving first removes
- * DIR/trainer.json, then writes model.safetensors and optimizer.safetensors, and writes
- * trainer.json LAST: it commits the folder. A folder without trainer.json is an
- * incomplete checkpoint (the run stopped while writing it) and is refused.
+ * DIR/trainer.json (and the indexes and single files of an older checkpoint there),
+ * then writes the tensor files (each rank its shards), and writes the indexes and
+ * trainer.json LAST, on one process (rank 0, once every shard is in): trainer.json
+ * commits the folder. A folder without trainer.json is an incomplete checkpoint (the
+ * run stopped while writing it) and is refused; shards of an uncommitted save are
+ * overwritten by the next, and files no index names are ignored.
  *
  * Loading validates everything before changing the pipeline: the files parse
  * (safetensors.h is strict), every plan parameter is present as F32 with its plan
@@ -65,6 +79,19 @@ typedef struct pml_ckpt_info {
  * when missing; its parent must exist). `seed` is the run's seed (pml_pipeline_opts). */
 pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, pml_err *err);
 
+/* The sharded save, in three calls every writer makes in this order, the next only once
+ * the previous succeeded everywhere: begin (one process: creates `dir` when missing,
+ * uncommits it), save_shard (each of the `shards` writers: shard `shard`, 0-based, of
+ * the weights and optimizer state as they are in `p`), commit (one process: the two
+ * indexes, then trainer.json; the committer's `p` supplies only the step and which
+ * state the optimizer keeps, not tensor data). pml_ckpt_save is begin, one file each,
+ * and commit with shards = 0 (no index). */
+pml_status pml_ckpt_begin(const char *dir, pml_err *err);
+pml_status pml_ckpt_save_shard(const pml_plan *plan, pml_pipeline *p, const char *dir, int shard, int shards,
+                               pml_err *err);
+pml_status pml_ckpt_commit(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, int shards,
+                           pml_err *err);
+
 /* Reads and validates DIR/trainer.json against `plan`: the seed to create the pipeline
  * with, and the step to resume at. */
 pml_status pml_ckpt_read_info(const pml_plan *plan, const char *dir, pml_ckpt_info *info, pml_err *err);
@@ -73,8 +100,9 @@ pml_status pml_ckpt_read_info(const pml_plan *plan, const char *dir, pml_ckpt_in
  * seed pml_ckpt_read_info returned). On failure `p` is unchanged. */
 pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *dir, pml_err *err);
 
-/* Loads weights only from a safetensors file (e.g. --init): every plan parameter, F32,
- * its plan shape, no unknown tensors; metadata is ignored. On failure `p` is unchanged. */
+/* Loads weights only (e.g. --init) from a safetensors file, a shard index, or a folder
+ * holding either (a checkpoint): every plan parameter, F32, its plan shape, no unknown
+ * tensors; metadata is ignored. On failure `p` is unchanged. */
 pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const char *path, pml_err *err);
 
 /* Loads a distillation teacher's parameters (plan.h) from the plan's teacher_path, a

@@ -75,10 +75,38 @@ def tensors(path):
     return out
 
 
-def rel_diff(a_path, b_path, norm="max"):
-    """The largest relative difference of a tensor between two files, which must name the
-    same tensors: max |a - b| / max |a| ("max"), or ||a - b|| / ||a|| ("l2")."""
-    a, b = tensors(a_path), tensors(b_path)
+def checkpoint_tensors(folder, base):
+    """name -> values of a checkpoint's `base` ("model", "optimizer"): one file, or the
+    Hugging Face shards its index names (each tensor in exactly one)."""
+    index = os.path.join(folder, base + ".safetensors.index.json")
+    if not os.path.exists(index):
+        return tensors(os.path.join(folder, base + ".safetensors"))
+    with open(index) as f:
+        weight_map = json.load(f)["weight_map"]
+    out = {}
+    for shard in sorted(set(weight_map.values())):
+        for name, a in tensors(os.path.join(folder, shard)).items():
+            check(name not in out and weight_map.get(name) == shard, f"{index}: '{name}' is listed in {shard} alone")
+            out[name] = a
+    check(sorted(out) == sorted(weight_map), f"{index}: the shards hold what the index lists")
+    return out
+
+
+def sharded(folder, shards):
+    """Whether `folder` is a committed checkpoint of `shards` shards (0: one file each)."""
+    files = set(os.listdir(folder))
+    if not shards:
+        return {"model.safetensors", "optimizer.safetensors", "trainer.json"} <= files and not any(
+            f.endswith(".index.json") for f in files)
+    want = {f"{b}-{k:05d}-of-{shards:05d}.safetensors" for b in ("model", "optimizer") for k in range(1, shards + 1)}
+    return want | {"model.safetensors.index.json", "optimizer.safetensors.index.json", "trainer.json"} <= files and \
+        "model.safetensors" not in files
+
+
+def rel_diff(a_dir, b_dir, base, norm="max"):
+    """The largest relative difference of a tensor between two checkpoints, which must
+    name the same tensors: max |a - b| / max |a| ("max"), or ||a - b|| / ||a|| ("l2")."""
+    a, b = checkpoint_tensors(a_dir, base), checkpoint_tensors(b_dir, base)
     if sorted(a) != sorted(b):
         return float("inf")
     worst = 0.0
@@ -103,8 +131,8 @@ def check(cond, what):
 
 
 def same_weights(name, ref, got, norm="max"):
-    for f in ("model.safetensors", "optimizer.safetensors"):
-        d = rel_diff(os.path.join(ref, f), os.path.join(got, f), norm)
+    for f in ("model", "optimizer"):
+        d = rel_diff(ref, got, f, norm)
         print(f"{name}: {f} relative difference ({norm}) {d:.3g}")
         check(d <= 1e-5, f"{name}: {f} within 1e-5 of one process (got {d:.3g})")
 
@@ -123,6 +151,8 @@ def train_like_one_process(model, extra, counts, steps=10, replicas=1, norm="max
             continue
         check(r.stderr.count("training ") == 1 and f"on {n} ranks" in r.stderr,
               f"{n} ranks: only rank 0 prints the progress: {r.stderr[-2000:]}")
+        per = n // (replicas or SOURCE_REPLICAS)
+        check(sharded(out, per), f"{n} ranks wrote {per} shards of each kind: {sorted(os.listdir(out))}")
         if replicas != 1:
             want = f"as {replicas or SOURCE_REPLICAS} replicas of"
             check(want in r.stderr, f"{n} ranks: the progress line says '{want}': {r.stderr[-2000:]}")
@@ -234,6 +264,7 @@ elif behaviour == "resume_on_other_rank_counts":
     check(run_one(GPT, *SMALL_GPT, "--steps", "10", "--out", ref, "--quiet").returncode == 0, "one process trains")
     r = run_mpi(4, GPT, *SMALL_GPT, "--steps", "5", "--out", half)
     check(r.returncode == 0, f"4 ranks write a checkpoint at step 5: {r.stderr[-2000:]}")
+    check(sharded(half, 4), f"as 4 shards of each kind: {sorted(os.listdir(half))}")
     r = run_mpi(2, GPT, *SMALL_GPT, "--steps", "10", "--resume", half, "--out", os.path.join(work, "two"))
     check(r.returncode == 0, f"2 ranks resume it: {r.stderr[-2000:]}")
     if r.returncode == 0:
@@ -242,6 +273,22 @@ elif behaviour == "resume_on_other_rank_counts":
     check(r.returncode == 0, f"one process resumes it: {r.stderr}")
     if r.returncode == 0:
         same_weights("4 ranks, then 1", ref, os.path.join(work, "single"))
+        check(sharded(os.path.join(work, "single"), 0), "one process writes one file of each kind")
+    # The single-process checkpoint resumes on 4 ranks too, and the shards load as
+    # --init weights (folder or index) and for inference.
+    r = run_one(GPT, *SMALL_GPT, "--steps", "5", "--out", os.path.join(work, "half1"), "--quiet")
+    check(r.returncode == 0, f"one process writes a checkpoint at step 5: {r.stderr}")
+    r = run_mpi(4, GPT, *SMALL_GPT, "--steps", "10", "--resume", os.path.join(work, "half1"), "--out",
+                os.path.join(work, "four"))
+    check(r.returncode == 0, f"4 ranks resume it: {r.stderr[-2000:]}")
+    if r.returncode == 0:
+        same_weights("1 process, then 4 ranks", ref, os.path.join(work, "four"))
+    for w in (half, os.path.join(half, "model.safetensors.index.json")):
+        r = run_one(GPT, *SMALL_GPT, "--steps", "0", "--init", w, "--out", os.path.join(work, "init"), "--quiet")
+        check(r.returncode == 0, f"--init {w}: {r.stderr}")
+        if r.returncode == 0:
+            d = rel_diff(half, os.path.join(work, "init"), "model")
+            check(d == 0, f"--init {w} loads the shards exactly (difference {d:.3g})")
 elif behaviour == "stopped_rank_is_named":
     need_mpirun()
     code, secs, out = lose_a_rank(signal.SIGSTOP, 4, 2, 6)  # 6 s: a loaded sanitizer build stays under it
