@@ -6,7 +6,10 @@ invocation: checkpoint_test.py PMLC TESTDIR BEHAVIOUR.
   init                      --init from a --steps 0 output trains exactly as without it
   periodic                  checkpoint_every = 2 writes OUT/step-000002 ... and each resumes
   refuse_*                  a hostile or mismatched checkpoint: exit 1, the path named
-  failed_write              an unwritable --out: exit 1, no partial files"""
+  failed_write              an unwritable --out: exit 1, no partial files
+  shards_*                  the Hugging Face sharded layout (model-0000k-of-0000n.safetensors and
+                            an index, as ranks write it), made here from a one-process checkpoint:
+                            resumes, loads with --init and infer, and refuses a broken set"""
 import json
 import os
 import shutil
@@ -14,6 +17,9 @@ import struct
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from st_files import read_st, shard, write_st  # noqa: E402
 
 pmlc, here, behaviour = sys.argv[1], sys.argv[2], sys.argv[3]
 SGD, ADAMW, OTHER = (os.path.join(here, f) for f in ("sgd.pml", "adamw.pml", "other.pml"))
@@ -35,33 +41,6 @@ def must_train(*args):
     r = run(*args)
     check(r.returncode == 0, f"pmlc train {' '.join(args)} succeeds: {r.stderr}")
     return r
-
-
-def read_st(path):
-    """(header without metadata, metadata, {name: data bytes})."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    data = {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in header.items()}
-    return header, meta, data
-
-
-def write_st(path, header, meta, data):
-    """A safetensors file from a header (dtype, shape) and data bytes per name."""
-    h, off, blob = {}, 0, b""
-    for name in sorted(header):
-        h[name] = {"dtype": header[name]["dtype"], "shape": header[name]["shape"],
-                   "data_offsets": [off, off + len(data[name])]}
-        off += len(data[name])
-        blob += data[name]
-    if meta:
-        h["__metadata__"] = meta
-    text = json.dumps(h).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + blob)
 
 
 def same_tensors(a, b, what):
@@ -203,6 +182,80 @@ def behaviour_failed_write(tmp):
     check(r.returncode == 1 and "trainer.json" in r.stderr, f"exit 1 naming trainer.json: {r.stderr}")
     check(not [f for f in os.listdir(out) if ".tmp" in f], f"no temporary files: {os.listdir(out)}")
     check(os.path.isdir(os.path.join(out, "trainer.json")), "no trainer.json was committed")
+
+
+def sharded_checkpoint(tmp):
+    ckpt, _ = hostile(tmp)
+    shard(ckpt, "fc1.")
+    return ckpt, os.path.join(ckpt, "model.safetensors.index.json")
+
+
+def behaviour_shards_resume(tmp):
+    must_train(SGD, "--steps", "6", "--out", os.path.join(tmp, "straight"))
+    ckpt, index = sharded_checkpoint(tmp)
+    must_train(SGD, "--steps", "6", "--resume", ckpt, "--out", os.path.join(tmp, "B"))
+    for f in ("model.safetensors", "optimizer.safetensors"):
+        same_tensors(os.path.join(tmp, "straight", f), os.path.join(tmp, "B", f), f"resumed from shards: {f}")
+    # --init from the folder or the index equals --init from the one file it was.
+    must_train(SGD, "--steps", "3", "--out", os.path.join(tmp, "one"))
+    must_train(SGD, "--steps", "4", "--init", os.path.join(tmp, "one", "model.safetensors"), "--out",
+               os.path.join(tmp, "from_file"))
+    for w in (ckpt, index):
+        out = os.path.join(tmp, "from_" + os.path.basename(w))
+        must_train(SGD, "--steps", "4", "--init", w, "--out", out)
+        same_tensors(os.path.join(tmp, "from_file", "model.safetensors"), os.path.join(out, "model.safetensors"),
+                     f"--init {os.path.basename(w)}")
+
+
+def behaviour_shards_refuse_missing_shard(tmp):
+    ckpt, index = sharded_checkpoint(tmp)
+    os.remove(os.path.join(ckpt, "model-00002-of-00002.safetensors"))
+    refused(tmp, ckpt, "shard model-00002-of-00002.safetensors (holding 'head.", index)
+
+
+def behaviour_shards_refuse_a_tensor_in_two_shards(tmp):
+    ckpt, index = sharded_checkpoint(tmp)
+    second = os.path.join(ckpt, "model-00002-of-00002.safetensors")
+    h1, _, d1 = read_st(os.path.join(ckpt, "model-00001-of-00002.safetensors"))
+    h2, meta, d2 = read_st(second)
+    h2["fc1.bias"], d2["fc1.bias"] = h1["fc1.bias"], d1["fc1.bias"]
+    write_st(second, h2, meta, d2)
+    refused(tmp, ckpt, "tensor 'fc1.bias' is in shard model-00002-of-00002.safetensors too, but the index puts it "
+            "in model-00001-of-00002.safetensors", index)
+
+
+def behaviour_shards_refuse_what_the_index_does_not_list(tmp):
+    ckpt, index = sharded_checkpoint(tmp)
+    doc = json.load(open(index))
+    del doc["weight_map"]["head.bias"]
+    json.dump(doc, open(index, "w"))
+    refused(tmp, ckpt, "shard model-00002-of-00002.safetensors holds tensor 'head.bias', which the index does not "
+            "list", index)
+    doc["weight_map"]["head.bias"] = "model-00001-of-00002.safetensors"
+    json.dump(doc, open(index, "w"))
+    refused(tmp, ckpt, "'head.bias' is in shard model-00002-of-00002.safetensors too", index)
+    doc["weight_map"]["head.bias"] = "../model-00002-of-00002.safetensors"
+    json.dump(doc, open(index, "w"))
+    refused(tmp, ckpt, "which is not a file name in the index's folder", index)
+
+
+def behaviour_shards_refuse_a_wrong_shape_naming_the_shard(tmp):
+    ckpt, _ = sharded_checkpoint(tmp)
+    first = os.path.join(ckpt, "model-00001-of-00002.safetensors")
+    header, meta, data = read_st(first)
+    header["fc1.weight"]["shape"] = list(reversed(header["fc1.weight"]["shape"]))
+    write_st(first, header, meta, data)
+    refused(tmp, ckpt, "tensor 'fc1.weight' has shape [16, 32], but the plan's is [32, 16]", first)
+
+
+def behaviour_shards_refuse_a_leftover_shard_of_another_step(tmp):
+    # A shard from a save that was never committed (another step) is not mixed in.
+    ckpt, _ = sharded_checkpoint(tmp)
+    second = os.path.join(ckpt, "optimizer-00002-of-00002.safetensors")
+    header, meta, data = read_st(second)
+    meta["pml_step"] = "5"
+    write_st(second, header, meta, data)
+    refused(tmp, ckpt, "pml_step is '5' but trainer.json says 3", second)
 
 
 with tempfile.TemporaryDirectory() as tmp:

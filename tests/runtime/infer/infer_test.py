@@ -5,6 +5,7 @@ infer_test.py PMLC TESTDIR BEHAVIOUR.
   shape               N rows in, f32 [N, 10] out; N not a multiple of the micro-batch size
   padding_invisible   a row's output does not depend on the rows batched with it
   deterministic       two runs write the same bytes
+  sharded_weights     weights as Hugging Face shards (a folder or its index) give the same bytes
   dropout_off         a model with dropout gives the same outputs twice (a .plan and a folder)
   bench               --bench prints latency (median, p90) and throughput
   run_trains          `pmlc run FILE` trains like `pmlc train FILE`
@@ -19,6 +20,9 @@ import struct
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from st_files import shard  # noqa: E402
 
 pmlc, here, behaviour = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.abspath(os.path.join(here, "..", "..", ".."))
@@ -103,6 +107,15 @@ with tempfile.TemporaryDirectory() as tmp:
         must("infer", MLP, "--weights", D, "--input", X2, "--output", Y2, "--quiet")
         _, y2, _ = read_npy(Y2)
         check(y[64 * 10:] == y2, "the last rows' outputs are the same alone")
+    elif behaviour == "sharded_weights":
+        D = train(tmp, MLP)
+        write_npy(X, (50, 784), rows(50, 784))
+        must("infer", MLP, "--weights", D, "--input", X, "--output", Y, "--quiet")
+        shard(D, "fc1.")  # as ranks write a checkpoint: model-0000k-of-00002.safetensors and an index
+        for i, w in enumerate((D, os.path.join(D, "model.safetensors.index.json"))):
+            Yi = os.path.join(tmp, f"y{i}.npy")
+            must("infer", MLP, "--weights", w, "--input", X, "--output", Yi, "--quiet")
+            check(read_npy(Y)[2] == read_npy(Yi)[2], f"--weights {os.path.basename(w)}: the same outputs")
     elif behaviour == "deterministic":
         D = train(tmp, MLP)
         write_npy(X, (50, 784), rows(50, 784))
