@@ -262,9 +262,11 @@ elif behaviour == "resume_on_other_rank_counts":
     need_mpirun()
     ref, half = os.path.join(work, "one"), os.path.join(work, "half")
     check(run_one(GPT, *SMALL_GPT, "--steps", "10", "--out", ref, "--quiet").returncode == 0, "one process trains")
-    r = run_mpi(4, GPT, *SMALL_GPT, "--steps", "5", "--out", half)
+    r = run_mpi(4, GPT, *SMALL_GPT, "--steps", "5", "--set", "checkpoint_every=5", "--out", half)
     check(r.returncode == 0, f"4 ranks write a checkpoint at step 5: {r.stderr[-2000:]}")
     check(sharded(half, 4), f"as 4 shards of each kind: {sorted(os.listdir(half))}")
+    periodic = os.path.join(half, "step-000005")
+    check(os.path.isdir(periodic) and sharded(periodic, 4), "the periodic checkpoint is sharded too")
     r = run_mpi(2, GPT, *SMALL_GPT, "--steps", "10", "--resume", half, "--out", os.path.join(work, "two"))
     check(r.returncode == 0, f"2 ranks resume it: {r.stderr[-2000:]}")
     if r.returncode == 0:
@@ -289,6 +291,20 @@ elif behaviour == "resume_on_other_rank_counts":
         if r.returncode == 0:
             d = rel_diff(half, os.path.join(work, "init"), "model")
             check(d == 0, f"--init {w} loads the shards exactly (difference {d:.3g})")
+elif behaviour == "unwritable_shard_commits_nothing":
+    need_mpirun()
+    # Rank 2's shard cannot be written (a folder is in its way): every rank learns it,
+    # rank 0 does not commit, and the run fails naming the rank and the folder.
+    out = os.path.join(work, "out")
+    os.makedirs(os.path.join(out, "model-00003-of-00004.safetensors", "blocker"))
+    r = run_mpi(4, GPT, *SMALL_GPT, "--steps", "2", "--out", out, timeout=120)
+    print(r.stderr[-3000:])
+    check(r.returncode != 0, "the run exits non-zero")
+    check("rank 2 cannot write its checkpoint shard" in r.stderr, "rank 2 says why")
+    check(f"{out} was not committed: 1 rank(s) could not write" in r.stderr, "rank 0 says nothing was committed")
+    check(not os.path.exists(os.path.join(out, "trainer.json")), "no trainer.json")
+    check(not [f for f in os.listdir(out) if f.endswith(".index.json") or ".tmp" in f],
+          f"no index and no temporary file: {sorted(os.listdir(out))}")
 elif behaviour == "stopped_rank_is_named":
     need_mpirun()
     code, secs, out = lose_a_rank(signal.SIGSTOP, 4, 2, 6)  # 6 s: a loaded sanitizer build stays under it
