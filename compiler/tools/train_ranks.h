@@ -1,6 +1,7 @@
 /* train_ranks.h — the ranks of `pmlc train` (train_ranks.c): whether this process is
  * one of several (launcher environment, or --rank/--world), the MPI group when it is,
- * and moving the model between rank 0 and the others around checkpoints. With one
+ * and moving the model between rank 0 and the others (onto rank 0 to evaluate, from
+ * it after it read --init or --resume). With one
  * process every function is a no-op that succeeds. Errors are printed (this is the
  * tool); each function returns the exit status, 0 or 1. */
 #ifndef PMLC_TRAIN_RANKS_H
@@ -31,8 +32,8 @@ void pmlc_ranks_close(pmlc_ranks *r);
 /* CPU threads for this process by default: the machine's, shared by the ranks on it. */
 int pmlc_ranks_default_threads(void);
 
-/* The whole model (weights and optimizer state) onto rank 0, or from rank 0 to the
- * ranks that own each part. */
+/* The whole model (weights and optimizer state) onto rank 0 (for --eval), or from
+ * rank 0 to the ranks that own each part (after it loaded weights). */
 int pmlc_ranks_gather(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe);
 int pmlc_ranks_scatter(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe);
 /* Rank 0's `bytes` at `buf` into every rank's `buf`. */

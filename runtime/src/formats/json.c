@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/atomic_file.h"
+
 /* ---- the arena: a list of blocks, freed together -------------------------------- */
 
 typedef struct arena_block {
@@ -574,5 +576,16 @@ pml_status pml_json_load(const char *path, size_t max_bytes, pml_json_doc **out,
                     : n > max_bytes ? pml_err_set(err, PML_ERR_FORMAT, "%s: larger than %zu bytes", path, max_bytes)
                                     : pml_json_parse(buf, n, path, 0, out, err);
     free(buf);
+    return st;
+}
+
+pml_status pml_json_buf_save(pml_json_buf *b, const char *path, pml_err *err)
+{
+    pml_status st = b->failed ? pml_err_set(err, PML_ERR_NOMEM, "out of memory") : PML_OK;
+    pml_atomic_file f;
+    if (!st) st = pml_atomic_open(&f, path, err);
+    if (!st && (st = pml_atomic_write(&f, b->data, b->len, err))) pml_atomic_abort(&f);
+    if (!st) st = pml_atomic_commit(&f, err);
+    pml_json_buf_free(b);
     return st;
 }

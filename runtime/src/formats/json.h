@@ -101,5 +101,8 @@ void pml_json_buf_printf(pml_json_buf *b, const char *fmt, ...) __attribute__((f
  * escaped; other bytes (UTF-8) pass through. The caller checks UTF-8 validity first. */
 void pml_json_buf_string(pml_json_buf *b, const char *s, size_t len);
 void pml_json_buf_free(pml_json_buf *b);
+/* Writes the buffer to `path` atomically (atomic_file.h) and frees it, whatever the
+ * outcome; a buffer whose appends failed is PML_ERR_NOMEM and writes nothing. */
+pml_status pml_json_buf_save(pml_json_buf *b, const char *path, pml_err *err);
 
 #endif

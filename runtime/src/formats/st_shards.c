@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "formats/atomic_file.h"
 #include "formats/json.h"
 
 #define INDEX_MAX_BYTES ((size_t)64 << 20)
@@ -276,14 +275,5 @@ pml_status pml_sts_write_index(const char *path, const pml_st_meta *meta, size_t
         pml_json_buf_string(&b, files[i], strlen(files[i]));
     }
     pml_json_buf_puts(&b, n ? "\n  }\n}\n" : "}\n}\n");
-    if (b.failed) {
-        pml_json_buf_free(&b);
-        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    }
-    pml_atomic_file f;
-    pml_status st = pml_atomic_open(&f, path, err);
-    if (!st && (st = pml_atomic_write(&f, b.data, b.len, err))) pml_atomic_abort(&f);
-    if (!st) st = pml_atomic_commit(&f, err);
-    pml_json_buf_free(&b);
-    return st;
+    return pml_json_buf_save(&b, path, err);
 }

@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "formats/atomic_file.h"
 #include "formats/json.h"
 #include "formats/safetensors.h"
 #include "formats/st_shards.h"
@@ -297,16 +296,7 @@ static pml_status write_trainer(const pml_plan *plan, pml_pipeline *p, uint64_t 
                         ",\n  \"seed\": %" PRIu64 ",\n  \"model\": \"%s\",\n  \"parameters\": %d,\n"
                         "  \"optimizer\": \"%s\"\n}\n",
                         PML_CKPT_VERSION, pml_pipeline_steps_done(p), seed, fp, saved_params(plan), optim_name(plan));
-    if (b.failed) {
-        pml_json_buf_free(&b);
-        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    }
-    pml_atomic_file f;
-    pml_status st = pml_atomic_open(&f, path, err);
-    if (!st && (st = pml_atomic_write(&f, b.data, b.len, err))) pml_atomic_abort(&f);
-    if (!st) st = pml_atomic_commit(&f, err);
-    pml_json_buf_free(&b);
-    return st;
+    return pml_json_buf_save(&b, path, err);
 }
 
 /* DIR/NAME into a fresh string (NULL: out of memory, err set). */

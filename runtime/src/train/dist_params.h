@@ -1,7 +1,7 @@
 /* dist_params.h — parameters and optimizer state between the ranks of a run (dist.h):
- * gathered to one rank (which then holds the whole model, to write a checkpoint or to
- * evaluate on its own), or scattered from one rank to the ranks that own them (after
- * it loaded a checkpoint). This relies on every rank's backend holding host copies of
+ * gathered to one rank (which then holds the whole model, to evaluate on its own;
+ * checkpoints are written in shards by their owners instead, train/checkpoint.h), or
+ * scattered from one rank to the ranks that own them (after it loaded a checkpoint). This relies on every rank's backend holding host copies of
  * every parameter, which the CPU backend does (it allocates every stage in every
  * process); only the owners' copies are current between gathers.
  *

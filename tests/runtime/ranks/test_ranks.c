@@ -1,12 +1,15 @@
-/* test_ranks.c — ranks.h without any process of its own: the stage split is
- * contiguous, covers every stage once and pml_ranks_owner inverts it; rank and world
- * come from the first launcher's variables present, and bad values are errors naming
- * the variable. */
+/* test_ranks.c — ranks.h and liveness.h without any process of their own: the stage
+ * split is contiguous, covers every stage once and pml_ranks_owner inverts it; rank
+ * and world come from the first launcher's variables present, and bad values are
+ * errors naming the variable; the heartbeat's blame rule on made-up timelines names a
+ * peer that stops after the timeout, and an observer whose own listener stalled (not
+ * scheduled, the process held up) blames nobody for the stall. */
 #define _DEFAULT_SOURCE /* setenv */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/liveness.h"
 #include "train/ranks.h"
 
 static int failures;
@@ -81,15 +84,122 @@ static void env(void)
     clear();
 }
 
+/* ---- the blame rule (liveness.h) ------------------------------------------------------ */
+
+enum { WORLD = 4, SELF = 0, STOPPED = 2 };
+static const double TIMEOUT = 6, GAP = 0.5, TURN = 0.05; /* as the MPI dist with --peer-timeout 6 */
+
+/* The listener turns every TURN seconds over [from, to), hearing every peer but
+ * `quiet` (-1: none) at each turn. */
+static void listen(pml_live *l, double from, double to, int quiet)
+{
+    for (double t = from; t < to; t += TURN) {
+        for (int r = 0; r < WORLD; r++)
+            if (r != SELF && r != quiet) pml_live_heard(l, r, t);
+        pml_live_look(l, t);
+    }
+}
+
+static void start(pml_live *l)
+{
+    pml_err err = {0};
+    CHECK(!pml_live_init(l, WORLD, SELF, TIMEOUT, GAP, 0, &err), "init: %s", err.msg);
+}
+
+/* The observer stops hearing rank 2 at t = 1: nobody is gone before t = 1 + timeout,
+ * and rank 2, only rank 2, is gone after it. */
+static void a_silent_peer_is_named_after_the_timeout(void)
+{
+    pml_live l;
+    double secs = 0;
+    start(&l);
+    listen(&l, 0, 1, -1);
+    listen(&l, 1, 1 + TIMEOUT - 0.2, STOPPED);
+    CHECK(pml_live_silent(&l, 1 + TIMEOUT - 0.2, &secs) < 0, "nobody is gone before the timeout");
+    listen(&l, 1 + TIMEOUT - 0.2, 1 + TIMEOUT + 0.2, STOPPED);
+    int r = pml_live_silent(&l, 1 + TIMEOUT + 0.2, &secs);
+    CHECK(r == STOPPED && secs > TIMEOUT && secs < TIMEOUT + 0.5, "rank 2 is gone after %.2f s (got rank %d)", secs,
+          r);
+    pml_live_free(&l);
+}
+
+/* The observer's listener is not scheduled from t = 1 to t = 20 while every peer keeps
+ * beating: a stage thread that checks at t = 20, before the listener takes the beats
+ * in, blames nobody, and nobody once it has. */
+static void a_stalled_observer_blames_nobody_for_its_own_stall(void)
+{
+    pml_live l;
+    double secs = 0;
+    start(&l);
+    listen(&l, 0, 1, -1);
+    int r = pml_live_silent(&l, 20, &secs);
+    CHECK(r < 0, "a 19 s stall of the observer is not rank %d's silence (%.1f s)", r, secs);
+    listen(&l, 20, 21, -1);
+    CHECK(pml_live_silent(&l, 21, &secs) < 0, "every peer is heard again");
+    pml_live_free(&l);
+}
+
+/* Rank 2 stops at t = 1, the observer stalls from t = 3 to t = 30: the stall counts
+ * one gap, so rank 2 is gone a timeout of observed time later — still rank 2 alone,
+ * never a live peer whose beats waited in the stall. */
+static void a_stalled_observer_still_names_the_stopped_peer_and_only_it(void)
+{
+    pml_live l;
+    double secs = 0;
+    start(&l);
+    listen(&l, 0, 1, -1);
+    listen(&l, 1, 3, STOPPED);
+    int r = pml_live_silent(&l, 30, &secs);
+    CHECK(r < 0, "2 s of silence and a stall are not yet the timeout (rank %d, %.1f s)", r, secs);
+    /* The listener wakes and takes in the live peers' beats one by one: rank 2 is not
+     * gone between two of them, nor are the peers still waiting to be taken in. */
+    pml_live_heard(&l, 1, 30);
+    CHECK(pml_live_silent(&l, 30, &secs) < 0, "no blame halfway through taking the beats in");
+    pml_live_heard(&l, 3, 30);
+    double gone_at = 30 + TIMEOUT - (2 + GAP);
+    listen(&l, 30, gone_at - 0.2, STOPPED);
+    CHECK(pml_live_silent(&l, gone_at - 0.2, &secs) < 0, "not before the observed timeout");
+    listen(&l, gone_at - 0.2, gone_at + 0.2, STOPPED);
+    r = pml_live_silent(&l, gone_at + 0.2, &secs);
+    CHECK(r == STOPPED, "rank 2 is named once observed for the timeout (got %d)", r);
+    pml_live_free(&l);
+}
+
+/* A loaded listener that turns every 0.4 s (under the gap) loses no time: a silent peer
+ * is still named after the timeout in wall time. */
+static void a_slow_but_running_listener_keeps_wall_time(void)
+{
+    pml_live l;
+    double secs = 0, t = 0;
+    start(&l);
+    for (; t < TIMEOUT + 0.5; t += 0.4) {
+        pml_live_heard(&l, 1, t), pml_live_heard(&l, 3, t);
+        pml_live_look(&l, t);
+    }
+    int r = pml_live_silent(&l, t, &secs);
+    CHECK(r == STOPPED && secs > TIMEOUT, "rank 2 is gone after %.1f s of wall time (got %d, %.2f s)", t, r, secs);
+    pml_live_free(&l);
+}
+
 int main(int argc, char **argv)
 {
-    const char *what = argc > 1 ? argv[1] : "";
-    if (!strcmp(what, "split"))
-        split();
-    else if (!strcmp(what, "env"))
-        env();
-    else
-        return printf("usage: test_ranks split|env\n"), 2;
-    if (!failures) printf("ok\n");
-    return failures != 0;
+    static const struct {
+        const char *name;
+        void (*run)(void);
+    } tests[] = {
+        {"split", split},
+        {"env", env},
+        {"silent_peer", a_silent_peer_is_named_after_the_timeout},
+        {"stalled_observer", a_stalled_observer_blames_nobody_for_its_own_stall},
+        {"stalled_observer_and_stopped_peer", a_stalled_observer_still_names_the_stopped_peer_and_only_it},
+        {"slow_listener", a_slow_but_running_listener_keeps_wall_time},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+        if (argc > 1 && !strcmp(argv[1], tests[i].name)) {
+            tests[i].run();
+            if (!failures) printf("ok\n");
+            return failures != 0;
+        }
+    printf("usage: test_ranks NAME\n");
+    return 2;
 }
