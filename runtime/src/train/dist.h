@@ -32,10 +32,12 @@ struct pml_dist {
                                    pml_transport **out, pml_err *err);
     /* Sums x[0..n) over every rank, each rank receiving the sums. */
     pml_status (*sum)(pml_dist *d, double *x, int n, pml_err *err);
-    /* Sums x[0..n) over the ranks running `stage` in every replica (in replica order,
-     * so every replica gets the same bits), each receiving the sums; called from the
-     * stage's thread, concurrently for different stages. */
-    pml_status (*sum_replicas)(pml_dist *d, int stage, float *x, size_t n, pml_err *err);
+    /* Sums each of the n buffers x[i][0..len[i]) over the ranks running `stage` in
+     * every replica (in replica order, so every replica gets the same bits), each
+     * receiving the sums; all of a stage's buffers in one call, so their messages are
+     * in flight together rather than one round trip each. Called from the stage's
+     * thread, concurrently for different stages. */
+    pml_status (*sum_replicas)(pml_dist *d, int stage, float *const *x, const size_t *len, int n, pml_err *err);
     /* Moves `bytes` from rank `from`'s `buf` into rank `to`'s `buf`; called by every
      * rank in the same order, a no-op on the others. */
     pml_status (*move)(pml_dist *d, int from, int to, void *buf, size_t bytes, pml_err *err);

@@ -210,15 +210,19 @@ static pml_status sum_replicas(pml_pipeline *p, int s, double *sq, pml_err *err)
         st = pml_backend_grads(&p->be, s, bufs, n, &n, err);
     }
     double total = 0, inv_m = 1.0 / (double)p->M;
+    float **x = st ? NULL : malloc(sizeof *x * (size_t)(n + 1));
+    size_t *len = st ? NULL : malloc(sizeof *len * (size_t)(n + 1));
+    if (!st && (!x || !len)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n && !st; i++) {
-        if (bufs[i].device != PML_DEVICE_HOST) {
+        if (bufs[i].device != PML_DEVICE_HOST)
             st = pml_err_set(err, PML_ERR_UNSUPPORTED, "replicas sum gradients in host memory only");
-            break;
-        }
-        size_t count = bufs[i].bytes / sizeof(float);
-        st = p->opts.dist->sum_replicas(p->opts.dist, s, bufs[i].data, count, err);
-        if (!st) total += pml_optim_sum_squares(bufs[i].data, count);
+        x[i] = bufs[i].data;
+        len[i] = bufs[i].bytes / sizeof(float);
     }
+    if (!st) st = p->opts.dist->sum_replicas(p->opts.dist, s, x, len, n, err);
+    for (int i = 0; i < n && !st; i++) total += pml_optim_sum_squares(x[i], len[i]);
+    free(x);
+    free(len);
     if (bufs != stack) free(bufs);
     *sq = total * inv_m * inv_m;
     return st;

@@ -5,6 +5,7 @@
 
 #include "mpi_impl.h"
 
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,51 +177,79 @@ static pml_status mpi_sum(pml_dist *d, double *x, int n, pml_err *err)
     return st;
 }
 
-/* Replica 0's rank of the stage adds the others' sums in replica order and returns the
- * result, one piece at a time. */
-static pml_status mpi_sum_replicas(pml_dist *d, int stage, float *x, size_t n, pml_err *err)
+/* A stage's buffers cut into the pieces one MPI call moves (counts are ints). */
+typedef struct piece {
+    float *x;
+    int len;
+} piece;
+
+static pml_status cut_pieces(float *const *x, const size_t *len, int n, piece **out, int *count, pml_err *err)
+{
+    const size_t most = PML_MPI_CHUNK / sizeof(float);
+    size_t k = 0;
+    for (int i = 0; i < n; i++) k += (len[i] + most - 1) / most;
+    piece *p = malloc(sizeof *p * (k + 1));
+    if (!p || k >= INT_MAX) {
+        free(p);
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    k = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t off = 0; off < len[i]; off += most)
+            p[k++] = (piece){x[i] + off, (int)(len[i] - off < most ? len[i] - off : most)};
+    *out = p;
+    *count = (int)k;
+    return PML_OK;
+}
+
+/* Sends (or receives, `recv`) every piece to (from) `peer` at once, and waits for all. */
+static pml_status move_pieces(pml_mpi *m, const piece *p, int n, int peer, int tag, int recv, MPI_Request *rq,
+                              pml_err *err)
+{
+    for (int i = 0; i < n; i++) {
+        int rc = recv ? MPI_Irecv(p[i].x, p[i].len, MPI_FLOAT, peer, tag, m->ctl, &rq[i])
+                      : MPI_Isend(p[i].x, p[i].len, MPI_FLOAT, peer, tag, m->ctl, &rq[i]);
+        if (rc != MPI_SUCCESS) return pml_mpi_fail(m, rc, peer, "summing gradients", err); /* the run ends */
+    }
+    return pml_mpi_wait(m, rq, n, peer, NULL, "summing gradients over replicas", err);
+}
+
+/* Replica 0's rank of the stage receives every other replica's buffers whole, adds them
+ * in replica order and sends the sums back; messages of one pair on one tag arrive in
+ * the order they were posted, so pieces match pieces. */
+static pml_status mpi_sum_replicas(pml_dist *d, int stage, float *const *x, const size_t *len, int n, pml_err *err)
 {
     pml_mpi *m = (pml_mpi *)d;
-    int root = pml_dist_owner(d, m->stages, 0, stage), tag = PML_MPI_TAG_REPLICAS + stage;
-    const size_t piece = PML_MPI_CHUNK / sizeof(float);
+    int root = pml_dist_owner(d, m->stages, 0, stage), tag = PML_MPI_TAG_REPLICAS + stage, count = 0;
     if (tag > m->tag_ub) return pml_err_set(err, PML_ERR_UNSUPPORTED, "too many stages for this MPI's tags");
-    if (d->rank != root) {
-        for (size_t off = 0; off < n; off += piece) {
-            int len = (int)(n - off < piece ? n - off : piece);
-            MPI_Request rq;
-            PML_MPI_CHECK(m, MPI_Isend(x + off, len, MPI_FLOAT, root, tag, m->ctl, &rq), root, "summing gradients",
-                          err);
-            pml_status st = pml_mpi_wait(m, &rq, 1, root, NULL, "summing gradients over replicas", err);
-            if (st) return st;
-            PML_MPI_CHECK(m, MPI_Irecv(x + off, len, MPI_FLOAT, root, tag, m->ctl, &rq), root, "summing gradients",
-                          err);
-            st = pml_mpi_wait(m, &rq, 1, root, NULL, "summing gradients over replicas", err);
-            if (st) return st;
-        }
-        return PML_OK;
-    }
-    float *tmp = malloc(sizeof(float) * (n < piece ? n : piece) + 1);
-    if (!tmp) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    pml_status st = PML_OK;
-    for (size_t off = 0; off < n && !st; off += piece) {
-        int len = (int)(n - off < piece ? n - off : piece);
+    piece *mine = NULL, *tmp_pieces = NULL;
+    pml_status st = cut_pieces(x, len, n, &mine, &count, err);
+    if (st) return st;
+    MPI_Request *rq = malloc(sizeof *rq * (size_t)(count + 1));
+    if (!rq) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!st && d->rank != root) {
+        st = move_pieces(m, mine, count, root, tag, 0, rq, err);
+        if (!st) st = move_pieces(m, mine, count, root, tag, 1, rq, err);
+    } else if (!st) {
+        size_t total = 0, at = 0;
+        for (int i = 0; i < n; i++) total += len[i];
+        float *tmp = malloc(sizeof(float) * total + 1), **tx = malloc(sizeof *tx * (size_t)(n + 1));
+        if (!tmp || !tx) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < n && !st; i++) tx[i] = tmp + at, at += len[i];
+        if (!st) st = cut_pieces(tx, len, n, &tmp_pieces, &count, err);
         for (int k = 1; k < d->replicas && !st; k++) {
-            int peer = pml_dist_owner(d, m->stages, k, stage);
-            MPI_Request rq;
-            int rc = MPI_Irecv(tmp, len, MPI_FLOAT, peer, tag, m->ctl, &rq);
-            st = rc != MPI_SUCCESS ? pml_mpi_fail(m, rc, peer, "summing gradients", err)
-                                   : pml_mpi_wait(m, &rq, 1, peer, NULL, "summing gradients over replicas", err);
-            for (int i = 0; i < len && !st; i++) x[off + (size_t)i] += tmp[i];
+            st = move_pieces(m, tmp_pieces, count, pml_dist_owner(d, m->stages, k, stage), tag, 1, rq, err);
+            for (int i = 0; i < n && !st; i++)
+                for (size_t j = 0; j < len[i]; j++) x[i][j] += tx[i][j];
         }
-        for (int k = 1; k < d->replicas && !st; k++) {
-            int peer = pml_dist_owner(d, m->stages, k, stage);
-            MPI_Request rq;
-            int rc = MPI_Isend(x + off, len, MPI_FLOAT, peer, tag, m->ctl, &rq);
-            st = rc != MPI_SUCCESS ? pml_mpi_fail(m, rc, peer, "summing gradients", err)
-                                   : pml_mpi_wait(m, &rq, 1, peer, NULL, "summing gradients over replicas", err);
-        }
+        for (int k = 1; k < d->replicas && !st; k++)
+            st = move_pieces(m, mine, count, pml_dist_owner(d, m->stages, k, stage), tag, 0, rq, err);
+        free(tmp);
+        free(tx);
     }
-    free(tmp);
+    free(rq);
+    free(mine);
+    free(tmp_pieces);
     return st;
 }
 
