@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -328,11 +329,50 @@ static void meta_init(ckpt_meta *m, const pml_plan *plan, pml_pipeline *p)
     m->optimizer[1] = (pml_st_meta){"pml_step", m->step};
 }
 
+/* Whether `name` is a shard this module writes: BASE-ddddd-of-ddddd.safetensors. */
+static int is_shard_name(const char *name)
+{
+    static const char *const bases[] = {"model-", "optimizer-"};
+    for (size_t b = 0; b < sizeof bases / sizeof *bases; b++) {
+        size_t n = strlen(bases[b]);
+        if (strncmp(name, bases[b], n)) continue;
+        const char *r = name + n;
+        int ok = strlen(r) == strlen("00001-of-00004.safetensors") && !strcmp(r + 14, ".safetensors") &&
+                 !strncmp(r + 5, "-of-", 4);
+        for (int i = 0; ok && i < 5; i++) ok = r[i] >= '0' && r[i] <= '9' && r[9 + i] >= '0' && r[9 + i] <= '9';
+        if (ok) return 1;
+    }
+    return 0;
+}
+
+/* Removes the shards an older checkpoint left in `dir` (another layout's count, or
+ * an uncommitted save's): readers ignore them, but a folder should hold one checkpoint. */
+static pml_status remove_shards(const char *dir, pml_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) return pml_err_set(err, PML_ERR_IO, "%s: cannot list the checkpoint folder: %s", dir, strerror(errno));
+    pml_status st = PML_OK;
+    for (struct dirent *e; !st && (e = readdir(d));) {
+        if (!is_shard_name(e->d_name)) continue;
+        char *path = in_dir(dir, e->d_name, err);
+        struct stat sb;
+        if (!path)
+            st = PML_ERR_NOMEM;
+        else if (lstat(path, &sb) || !S_ISREG(sb.st_mode)) /* not a file this module wrote */
+            ;
+        else if (unlink(path) && errno != ENOENT)
+            st = pml_err_set(err, PML_ERR_IO, "%s: cannot remove an old shard: %s", path, strerror(errno));
+        free(path);
+    }
+    closedir(d);
+    return st;
+}
+
 pml_status pml_ckpt_begin(const char *dir, pml_err *err)
 {
     /* Uncommit first: a crash below must not leave an old trainer.json over new
-     * files. Then neither layout's files of an older checkpoint stay to be mistaken
-     * for this one's (a folder's index is read before its single file). */
+     * files. Then no file of an older checkpoint, of either layout, stays to be
+     * mistaken for this one's (a folder's index is read before its single file). */
     static const char *const files[] = {"trainer.json", "model.safetensors.index.json",
                                         "optimizer.safetensors.index.json", "model.safetensors",
                                         "optimizer.safetensors"};
@@ -346,7 +386,7 @@ pml_status pml_ckpt_begin(const char *dir, pml_err *err)
             st = pml_err_set(err, PML_ERR_IO, "%s: cannot replace it: %s", path, strerror(errno));
         free(path);
     }
-    return st;
+    return st ? st : remove_shards(dir, err);
 }
 
 pml_status pml_ckpt_save_shard(const pml_plan *plan, pml_pipeline *p, const char *dir, int shard, int shards,

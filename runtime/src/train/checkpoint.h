@@ -41,12 +41,13 @@
  * is refused before any tensor is read.
  *
  * Atomicity: every file is written atomically (atomic_file.h). Saving first removes
- * DIR/trainer.json (and the indexes and single files of an older checkpoint there),
+ * DIR/trainer.json (and the indexes, single files and shards of an older checkpoint
+ * there),
  * then writes the tensor files (each rank its shards), and writes the indexes and
  * trainer.json LAST, on one process (rank 0, once every shard is in): trainer.json
  * commits the folder. A folder without trainer.json is an incomplete checkpoint (the
  * run stopped while writing it) and is refused; shards of an uncommitted save are
- * overwritten by the next, and files no index names are ignored.
+ * removed by the next, and readers ignore files no index names.
  *
  * Loading validates everything before changing the pipeline: the files parse
  * (safetensors.h is strict), every plan parameter is present as F32 with its plan
@@ -82,7 +83,8 @@ pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, c
 /* The sharded save, in three calls every writer makes in this order, the next only once
  * the previous succeeded everywhere: begin (one process: creates `dir` when missing,
  * uncommits it), save_shard (each of the `shards` writers: shard `shard`, 0-based, of
- * the weights and optimizer state as they are in `p`), commit (one process: the two
+ * the weights and optimizer state as they are in `p`; `dir` may hold no other shards:
+ * begin removed them), commit (one process: the two
  * indexes, then trainer.json; the committer's `p` supplies only the step and which
  * state the optimizer keeps, not tensor data). pml_ckpt_save is begin, one file each,
  * and commit with shards = 0 (no index). */

@@ -239,6 +239,21 @@ def behaviour_shards_refuse_what_the_index_does_not_list(tmp):
     refused(tmp, ckpt, "which is not a file name in the index's folder", index)
 
 
+def behaviour_shards_refuse_a_malformed_index(tmp):
+    ckpt, index = sharded_checkpoint(tmp)
+    doc = json.load(open(index))
+    for bad, expect in (([1, 2], "not a JSON object"),
+                        ({"metadata": {}}, 'no "weight_map" object'),
+                        (dict(doc, metadata=[]), '"metadata" is not an object'),
+                        (dict(doc, weight_map=dict(doc["weight_map"], **{"head.bias": 7})),
+                         "the weight map's entry for 'head.bias' is not a file name")):
+        json.dump(bad, open(index, "w"))
+        refused(tmp, ckpt, expect, index)
+    with open(index, "w") as f:
+        f.write('{"weight_map": {')
+    refused(tmp, ckpt, "", index)
+
+
 def behaviour_shards_refuse_a_wrong_shape_naming_the_shard(tmp):
     ckpt, _ = sharded_checkpoint(tmp)
     first = os.path.join(ckpt, "model-00001-of-00002.safetensors")

@@ -271,10 +271,15 @@ elif behaviour == "resume_on_other_rank_counts":
     check(r.returncode == 0, f"2 ranks resume it: {r.stderr[-2000:]}")
     if r.returncode == 0:
         same_weights("4 ranks, then 2", ref, os.path.join(work, "two"))
+    # 2 ranks resume it into the same folder: the 4-rank shards are replaced, not kept.
+    r = run_mpi(2, GPT, *SMALL_GPT, "--steps", "6", "--resume", half, "--out", half)
+    check(r.returncode == 0, f"2 ranks resume it into its own folder: {r.stderr[-2000:]}")
+    check(sharded(half, 2) and not [f for f in os.listdir(half) if "-of-00004" in f],
+          f"the folder holds the 2-rank checkpoint alone: {sorted(os.listdir(half))}")
     r = run_one(GPT, *SMALL_GPT, "--steps", "10", "--resume", half, "--out", os.path.join(work, "single"), "--quiet")
     check(r.returncode == 0, f"one process resumes it: {r.stderr}")
     if r.returncode == 0:
-        same_weights("4 ranks, then 1", ref, os.path.join(work, "single"))
+        same_weights("4 ranks, then 2 (to step 6), then 1", ref, os.path.join(work, "single"))
         check(sharded(os.path.join(work, "single"), 0), "one process writes one file of each kind")
     # The single-process checkpoint resumes on 4 ranks too, and the shards load as
     # --init weights (folder or index) and for inference.
