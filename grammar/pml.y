@@ -215,6 +215,8 @@ item
     | FREEZE IDENT '(' args_opt ')'
         { $$ = node(P, AST_FREEZE, @$); $$->b = $4; $$->b->kind = AST_CALL; $$->b->loc = L(@$);
           $$->b->name = $2->name; $$->b->name_loc = $2->loc; }
+    | IDENT '(' args_opt ')'    /* match(...) of a distill block */
+        { $$ = $3; $$->kind = AST_CALL; $$->loc = L(@$); $$->name = $1->name; $$->name_loc = $1->loc; }
     | error                     { $$ = NULL; }
     ;
 

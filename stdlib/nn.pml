@@ -129,6 +129,24 @@ fn kl_div(student_logits, teacher_logits, temperature = 1.0) {
     return mean(kl) * (temperature * temperature)
 }
 
+# a, b [..., D] -> []: mean over positions of 1 - cos(a, b) along the last axis, with
+# cos = a·b / sqrt(max(|a|²·|b|², eps²)) (PyTorch's cosine_similarity).
+fn cosine_distance(a, b, eps = 1e-8) {
+    ab = sum(a * b, -1)
+    norms = sum(a * a, -1) * sum(b * b, -1)
+    return mean(1.0 - ab * rsqrt(maximum(norms, eps * eps)))
+}
+
+# loss [], student, teacher [..., D] -> []: loss plus one hidden-state term of a
+# distill block's match(...): weight · mse(student, teacher), or with cosine
+# weight · cosine_distance(student, teacher).
+fn hidden_match(loss, student, teacher, weight = 1.0, cosine = false) {
+    if cosine {
+        return loss + weight * cosine_distance(student, teacher)
+    }
+    return loss + weight * mse(student, teacher)
+}
+
 # student_logits, teacher_logits [..., V], hard_loss [] -> []: the loss `distill`
 # trains a student with (docs/language.md):
 #   alpha · kl_div(student, teacher, temperature) + (1 - alpha) · hard_loss,

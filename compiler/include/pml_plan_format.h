@@ -25,8 +25,10 @@
  *         i64 frozen from step (-1: never). teacher is 1 for a distillation teacher's
  *         parameter (named "teacher." and its name in the teacher's own model): it has no
  *         gradient node, is frozen from step 0, and is loaded from CONF's teacher_path,
- *         never initialised, updated or saved with the student; otherwise 0. A plan has
- *         teacher parameters exactly when teacher_path is a string
+ *         never initialised, updated or saved with the student; 2 for a parameter trained
+ *         with the model but saved apart from its model file (a distillation's match
+ *         projection, "distill.matchI.proj.*"); otherwise 0. A plan has teacher
+ *         parameters exactly when teacher_path is a string, and apart ones only then
  *   INPT  model inputs: u32 count, then per input i32 name, i32 node; then i32 output
  *         node, i32 labels node, i32 loss node (-1 when absent)
  *   TIME  timetable: u32 stage count, then per stage: u32 instruction count and per

@@ -274,6 +274,11 @@ static pmlc_value call_fn(E_t *E, pmlc_frame *F, const ast *call, const ast *fn)
     E->call_depth--;
     pmlc_strmap_put(E->A, &E->active, fn->name, NULL);
     if (E->aborted) return pmlc_v_err;
+    if (call->label && callee.returned && callee.ret.k == PMLC_V_TENSOR) { /* a hidden state to match */
+        int32_t *t = pmlc_arena_alloc(E->A, sizeof *t);
+        *t = callee.ret.t;
+        pmlc_strmap_put(E->A, &E->named, S->path, t);
+    }
     return callee.returned ? callee.ret : pmlc_v_none;
 }
 
@@ -329,10 +334,8 @@ static int same_type(E_t *E, int32_t t, pmlc_dtype dt, const pmlc_shape *sh)
     return 1;
 }
 
-/* Calls `fn` as `fn(args...) as label`, written at `loc`; the arguments are names of
- * variables of F. */
-static pmlc_value call_at(E_t *E, pmlc_frame *F, const ast *fn, pmlc_loc loc, const char *label,
-                          const char *const *args, int n)
+pmlc_value pmlc_call_at(E_t *E, pmlc_frame *F, const ast *fn, pmlc_loc loc, const char *label, const char *const *args,
+                        int n)
 {
     ast *call = ast_new(E->A, AST_CALL, loc);
     call->name = fn->name;
@@ -362,7 +365,7 @@ static pmlc_value distill_loss(E_t *E, pmlc_frame *F, const pmlc_distill *d, int
     pmlc_set_var(E, F, "temperature", pmlc_v_float(d->temperature));
     pmlc_set_var(E, F, "alpha", pmlc_v_float(d->alpha));
     static const char *const args[] = {"output", "teacher output", "hard loss", "temperature", "alpha"};
-    return call_at(E, F, kd, d->decl->loc, "kd_loss", args, 5);
+    return pmlc_call_at(E, F, kd, d->decl->loc, "kd_loss", args, 5);
 }
 
 /* Adds labels and the loss after the model output, on the last stage; with a
@@ -396,7 +399,7 @@ static int add_loss(E_t *E, pmlc_frame *F, const ast *loss_fn, pmlc_loc loss_loc
     pmlc_set_var(E, F, "output", pmlc_v_tensor(g->output));
     /* Call it as `loss(output, labels)` written at the train block's loss field. */
     static const char *const args[] = {"output", "labels"};
-    pmlc_value v = call_at(E, F, loss_fn, loss_loc, "loss", args, 2);
+    pmlc_value v = pmlc_call_at(E, F, loss_fn, loss_loc, "loss", args, 2);
     if (v.k == PMLC_V_ERR) return 1;
     if (v.k != PMLC_V_TENSOR || g->nodes.v[v.t].rank != 0 || !pmlc_dtype_is_float(g->nodes.v[v.t].dtype)) {
         pmlc_error(&P->diag, loss_loc, "the loss '%s' must return a scalar (shape []), but it returns %s",
@@ -406,6 +409,7 @@ static int add_loss(E_t *E, pmlc_frame *F, const ast *loss_fn, pmlc_loc loss_loc
     if (d) {
         g->nodes.v[v.t].label = "hard_loss";
         v = distill_loss(E, F, d, teacher_out, v);
+        if (v.k != PMLC_V_ERR) v = pmlc_elab_matches(E, F, d, v);
         if (v.k == PMLC_V_ERR) return 1;
     }
     g->loss = v.t;

@@ -43,6 +43,8 @@ typedef struct pmlc_elab {
     pmlc_strmap active;                    /* functions being called → 1, to refuse recursion */
     int teacher; /* running a distillation teacher's body inside the student's graph (elab.c):
                   * its stage blocks and placement are ignored, its names get "teacher." */
+    pmlc_strmap named; /* scope path of each call named with `as` → int32_t* its tensor result: the
+                        * hidden states a distillation's match(...) may name */
 } pmlc_elab;
 
 typedef pmlc_elab E_t;
@@ -71,6 +73,14 @@ pmlc_value pmlc_v_float(double f);
 pmlc_value pmlc_v_bool(int b);
 pmlc_value pmlc_v_tensor(int32_t t);
 extern const pmlc_value pmlc_v_err, pmlc_v_none;
+
+/* Calls `fn` as `fn(args...) as label` (label NULL: named automatically), written at
+ * `loc`; the arguments are names of variables of F. */
+pmlc_value pmlc_call_at(E_t *E, pmlc_frame *F, const ast *fn, pmlc_loc loc, const char *label, const char *const *args,
+                        int n);
+
+/* The loss plus the distillation's hidden-state match terms (elab_match.c). */
+pmlc_value pmlc_elab_matches(E_t *E, pmlc_frame *F, const struct pmlc_distill *d, pmlc_value loss);
 
 /* Binds a call's arguments to `names`: positional first, then by keyword. Values of
  * arguments not given are PMLC_V_NONE with given[i] = 0. Returns 0 on success. */

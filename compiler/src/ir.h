@@ -55,6 +55,8 @@ typedef struct ir_param {
     pmlc_loc loc;
     int frozen_from; /* step from which it is frozen; -1: trained throughout */
     int teacher;     /* a distillation teacher's: frozen from step 0, loaded from its file, never saved */
+    int apart;       /* trained with the model but saved apart from its model file: a distillation's
+                      * match projection (distill.matchI.proj.*), which the student does not own */
 } ir_param;
 
 typedef struct ir_input {

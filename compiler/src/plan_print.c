@@ -9,6 +9,16 @@
 #include "plan.h"
 #include "schedule.h"
 
+/* The projection of match i (elab_match.c names it distill.matchI.proj), or NULL. */
+static const ir_param *match_projection(const pmlc_graph *g, int i)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "distill.match%d.proj.", i);
+    for (int p = 0; p < g->params.n; p++)
+        if (g->params.v[p].apart && !strncmp(g->params.v[p].name, prefix, strlen(prefix))) return &g->params.v[p];
+    return NULL;
+}
+
 static const char *fmt_bytes(int64_t b, char *buf, size_t cap)
 {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -234,6 +244,19 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
                 pmlc_dtype_name(dd->teacher_precision));
         fprintf(out, "  loss           %g * T^2 * KL(teacher/T || student/T) + %g * %s, T = %g\n", dd->alpha,
                 1 - dd->alpha, pl->train ? pl->train->loss_fn->name : "loss", dd->temperature);
+        for (int i = 0; i < dd->matches.n; i++) {
+            const pmlc_match *m = &dd->matches.v[i];
+            const ir_param *proj = match_projection(pl->g, i);
+            char sname[300];
+            snprintf(sname, sizeof sname, proj ? "proj(%s)" : "%s", m->student);
+            fprintf(out, "  %-14s + %g * %s(%s, teacher.%s)", i ? "" : "match", m->weight,
+                    m->cosine ? "cosine_distance" : "mse", sname, m->teacher);
+            if (proj)
+                fprintf(out, ", proj = %s [%" PRId64 ", %" PRId64 "], trained, saved in distill.safetensors\n",
+                        proj->name, proj->dims[0], proj->dims[1]);
+            else
+                fputc('\n', out);
+        }
     }
 }
 
@@ -416,9 +439,25 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         json_str(out, pl->distill->weights);
         fprintf(out,
                 ", \"temperature\": %.17g, \"alpha\": %.17g, \"teacher_fwd_flops\": %.17g, \"teacher_params\": %" PRId64
-                ", \"teacher_precision\": \"%s\"}",
+                ", \"teacher_precision\": \"%s\", \"matches\": [",
                 pl->distill->temperature, pl->distill->alpha, pl->teacher_fwd, pl->teacher_params,
                 pmlc_dtype_name(pl->distill->teacher_precision));
+        for (int i = 0; i < pl->distill->matches.n; i++) {
+            const pmlc_match *m = &pl->distill->matches.v[i];
+            const ir_param *proj = match_projection(pl->g, i);
+            fputs(i ? ", {\"student\": " : "{\"student\": ", out);
+            json_str(out, m->student);
+            fputs(", \"teacher\": ", out);
+            json_str(out, m->teacher);
+            fprintf(out, ", \"loss\": \"%s\", \"weight\": %.17g, \"projection\": ", m->cosine ? "cosine" : "mse",
+                    m->weight);
+            if (proj)
+                json_str(out, proj->name);
+            else
+                fputs("null", out);
+            fputc('}', out);
+        }
+        fputs("]}", out);
     }
     fputs("\n}\n", out);
 }

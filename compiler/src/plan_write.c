@@ -215,7 +215,10 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gp
     for (int p = 0; p < g->params.n; p++) {
         const ir_param *prm = &g->params.v[p];
         i32(&parms, str(&st, prm->name)), i32(&parms, str(&st, prm->layer)), i32(&parms, prm->node);
-        i32(&parms, g->param_grad ? g->param_grad[p] : -1), i32(&parms, (int32_t)prm->init), i32(&parms, prm->teacher);
+        i32(&parms, g->param_grad ? g->param_grad[p] : -1), i32(&parms, (int32_t)prm->init),
+            i32(&parms, prm->teacher ? 1
+                        : prm->apart ? 2
+                                     : 0);
         f64(&parms, prm->init_a), f64(&parms, prm->init_b), i64(&parms, prm->frozen_from);
     }
     u32(&inpt, (uint32_t)g->inputs.n);

@@ -502,6 +502,12 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
             read_freeze(P, t, it);
             continue;
         }
+        if (it->kind == AST_CALL) {
+            pmlc_error(DIAG, it->name_loc, "'%s(...)' is not a train block field%s", it->name,
+                       strcmp(it->name, "match") ? " (fields are written name = value)"
+                                                 : ": it belongs in a distill block");
+            continue;
+        }
         int which = field_index(it->name);
         if (which < 0) { /* perhaps a symbolic dimension: decided once the model is known */
             PMLC_PUSH(&P->arena, t->dim_fields, (ast *)it);
@@ -678,6 +684,62 @@ int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
 
 /* ---- distill ------------------------------------------------------------------------ */
 
+/* The name of a hidden state: a quoted scope path such as "blocks.3". */
+static int get_layer_name(pmlc_program *P, call_args *a, int i, const char *what, const char **out)
+{
+    char d[200];
+    if (!a->given[i]) return 0;
+    if (a->v[i].k != PMLC_V_STR || !*a->v[i].s) {
+        pmlc_error(DIAG, a->l[i],
+                   "%s must be the name of a call in quotes, such as \"fc1\" for "
+                   "`linear(x, 48) as fc1`, not %s",
+                   what, pmlc_value_desc(P, NULL, a->v[i], d, sizeof d));
+        return 1;
+    }
+    *out = a->v[i].s;
+    return 0;
+}
+
+/* match(student = "NAME", teacher = "NAME", loss = mse | cosine, weight = w). `loss`
+ * names a kind (read from the syntax, like a precision), so it is taken out of the call
+ * before the other arguments are evaluated, and is keyword-only. */
+static void read_match(pmlc_program *P, pmlc_distill *d, const ast *call)
+{
+    static const char *const names[] = {"student", "teacher", "weight"};
+    static const char *const kinds[] = {"mse", "cosine"};
+    pmlc_match m = {0};
+    m.loc = call->loc;
+    m.weight = 1.0;
+    ast rest = *call;
+    rest.list = (ast_list){0};
+    int bad = 0, pos = 0;
+    for (int i = 0; i < call->list.n; i++) {
+        const ast *arg = call->list.v[i];
+        int kw = arg->kind == AST_KWARG;
+        const ast *x = kw ? arg->a : arg;
+        int names_state = kw ? !strcmp(arg->name, "student") || !strcmp(arg->name, "teacher") : pos++ < 2;
+        if (names_state && x->kind == AST_NAME) { /* a bare name would be looked up as a constant */
+            pmlc_error(DIAG, x->loc, "a matched state is named in quotes: \"%s\"", x->name);
+            bad = 1;
+        } else if (kw && !strcmp(arg->name, "loss")) {
+            int k;
+            if (pick_name(P, arg->a, "match loss", kinds, 2, &k))
+                bad = 1;
+            else
+                m.cosine = k;
+        } else {
+            PMLC_PUSH(&P->arena, rest.list, (ast *)arg);
+        }
+    }
+    call_args a;
+    if (bad || read_call(P, &rest, "match", names, 3, 2, &a) || get_layer_name(P, &a, 0, "'student'", &m.student) ||
+        get_layer_name(P, &a, 1, "'teacher'", &m.teacher) || arg_num(P, &a, 2, "'weight'", 0, 1e6, 1, 1.0, &m.weight))
+        return;
+    m.student_loc = a.l[0];
+    m.teacher_loc = a.l[1];
+    PMLC_PUSH(&P->arena, d->matches, m);
+}
+
 pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
 {
     pmlc_distill *d = pmlc_arena_alloc(&P->arena, sizeof *d);
@@ -696,9 +758,19 @@ pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
         get_string(P, decl->list2.v[0], "the teacher's weights", &d->weights);
     }
     static const char *const dfields[] = {"temperature", "alpha", "teacher_precision"};
+    static const char *const calls[] = {"match"};
     pmlc_loc seen[3] = {PMLC_NOLOC, PMLC_NOLOC, PMLC_NOLOC};
     for (int i = 0; i < decl->list.n; i++) {
         const ast *f = decl->list.v[i];
+        if (f->kind == AST_CALL && !strcmp(f->name, "match")) {
+            read_match(P, d, f);
+            continue;
+        }
+        if (f->kind == AST_CALL) {
+            pmlc_error_unknown(DIAG, f->name_loc, f->name, calls, 1, " (use match(student = \"NAME\", ...))",
+                               "unknown distill item '%s(...)'", f->name);
+            continue;
+        }
         if (f->kind != AST_FIELD) {
             pmlc_error(DIAG, f->loc, "'freeze' belongs in a train block");
             continue;

@@ -72,12 +72,22 @@ typedef struct pmlc_train {
     int bad;                /* errors were reported while reading */
 } pmlc_train;
 
+/* One `match(student = "NAME", teacher = "NAME", loss = mse | cosine, weight = w)`:
+ * the outputs of two named calls (`... as NAME`) whose distance joins the loss. */
+typedef struct pmlc_match {
+    const char *student, *teacher; /* scope paths as written: "fc1", "blocks.3" */
+    pmlc_loc student_loc, teacher_loc, loc;
+    int cosine; /* 0: mean squared error */
+    double weight;
+} pmlc_match;
+
 typedef struct pmlc_distill {
     const ast *decl;
     const ast *student, *teacher;
     const char *weights;
     double temperature, alpha;
     pmlc_dtype teacher_precision;
+    PMLC_VEC(pmlc_match) matches;
     int bad; /* errors were reported while reading */
 } pmlc_distill;
 

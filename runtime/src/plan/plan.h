@@ -49,6 +49,8 @@ typedef struct pml_plan_param {
     double init_a, init_b;
     int64_t frozen_from; /* -1: trained throughout */
     int32_t teacher;     /* 1: a distillation teacher's (conf.teacher_path): loaded, never trained or saved */
+    int32_t apart;       /* 1: trained, but saved apart from the model file (checkpoint.h): a distillation's
+                          * match projection; PARM's teacher field 2 */
 } pml_plan_param;
 
 typedef struct pml_plan_instr {

@@ -208,7 +208,9 @@ static void read_params(rd *r, pml_plan *pl, owner *o)
         p->node = i32(r);
         p->grad = i32(r);
         p->init = i32(r);
-        p->teacher = i32(r);
+        int32_t kind = i32(r); /* 0: the model's, 1: a teacher's, 2: apart */
+        p->teacher = kind == 1;
+        p->apart = kind == 2;
         p->init_a = f64(r);
         p->init_b = f64(r);
         p->frozen_from = i64(r);
@@ -219,8 +221,9 @@ static void read_params(rd *r, pml_plan *pl, owner *o)
         if (!node_ok(pl, p->node, 0) || pl->nodes[p->node].op != PML_OP_PARAM || !node_ok(pl, p->grad, 1) ||
             p->init < 0 || p->init > 5)
             return (void)fail(r, PML_ERR_FORMAT, "a parameter's node, gradient or initializer is invalid");
-        if (p->teacher != 0 && p->teacher != 1)
-            return (void)fail(r, PML_ERR_FORMAT, "a parameter's teacher flag is neither 0 nor 1");
+        if (kind < 0 || kind > 2) return (void)fail(r, PML_ERR_FORMAT, "a parameter's teacher flag is not 0, 1 or 2");
+        if (p->apart && pl->conf.teacher_path == -1)
+            return (void)fail(r, PML_ERR_FORMAT, "a parameter saved apart, but the plan distills from no teacher");
         if (p->teacher && (p->grad != -1 || p->frozen_from != 0))
             return (void)fail(r, PML_ERR_FORMAT, "a teacher's parameter has a gradient or is trained");
         if (p->teacher && strncmp(p->name, "teacher.", 8))

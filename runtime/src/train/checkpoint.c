@@ -46,16 +46,32 @@ static const char *optim_name(const pml_plan *plan)
 }
 
 /* Which file a want list describes. A teacher's parameters (plan.h) belong to the
- * teacher's own file, under their names without "teacher.", and to no checkpoint. */
-enum { FILE_MODEL, FILE_OPTIMIZER, FILE_TEACHER };
+ * teacher's own file, under their names without "teacher.", and to no checkpoint;
+ * parameters saved apart (match projections) to distill.safetensors, not the model's. */
+enum { FILE_MODEL, FILE_OPTIMIZER, FILE_TEACHER, FILE_APART };
 #define TEACHER_PREFIX "teacher."
+#define APART_BASE "distill"
+
+static int in_file(const pml_plan_param *prm, int file)
+{
+    if (file == FILE_TEACHER) return prm->teacher;
+    if (file == FILE_APART) return prm->apart;
+    return !prm->teacher && (file == FILE_OPTIMIZER || !prm->apart);
+}
+
+static int has_apart(const pml_plan *plan)
+{
+    for (int q = 0; q < plan->n_params; q++)
+        if (plan->params[q].apart) return 1;
+    return 0;
+}
 
 /* Frozen at step `step` (for good: a freeze never ends), so its optimizer state is never
  * read again: a checkpoint at that step neither saves nor needs it. */
 static int frozen_by(const pml_plan_param *prm, int64_t step) { return prm->frozen_from >= 0 && prm->frozen_from <= step; }
 
-/* The tensors of model.safetensors, optimizer.safetensors (at step `step`) or the
- * teacher's file. */
+/* The tensors of model.safetensors, optimizer.safetensors (at step `step`),
+ * distill.safetensors or the teacher's file. */
 static pml_status wants_build(const pml_plan *plan, pml_pipeline *p, int file, int64_t step, want_list *l,
                               pml_err *err)
 {
@@ -66,7 +82,7 @@ static pml_status wants_build(const pml_plan *plan, pml_pipeline *p, int file, i
     l->w = calloc((size_t)plan->n_params * 2 + 1, sizeof *l->w);
     if (!l->w) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int q = 0; q < plan->n_params; q++) {
-        if ((file == FILE_TEACHER) != (plan->params[q].teacher != 0)) continue;
+        if (!in_file(&plan->params[q], file)) continue;
         if (optimizer && frozen_by(&plan->params[q], step)) continue;
         const char *name = plan->params[q].name + (file == FILE_TEACHER ? strlen(TEACHER_PREFIX) : 0);
         int k0 = optimizer ? 0 : -1, k1 = optimizer ? state : 0;
@@ -86,11 +102,11 @@ static pml_status wants_build(const pml_plan *plan, pml_pipeline *p, int file, i
     return PML_OK;
 }
 
-/* Parameters a checkpoint holds: all but a teacher's. */
+/* Parameters of the model a checkpoint holds: all but a teacher's and those saved apart. */
 static int saved_params(const pml_plan *plan)
 {
     int n = 0;
-    for (int q = 0; q < plan->n_params; q++) n += !plan->params[q].teacher;
+    for (int q = 0; q < plan->n_params; q++) n += in_file(&plan->params[q], FILE_MODEL);
     return n;
 }
 
@@ -172,10 +188,12 @@ static pml_status check_tensors(const pml_plan *plan, const pml_sts *f, const wa
 static pml_status open_checked(const pml_plan *plan, pml_pipeline *p, const char *path, int file, int64_t step,
                                pml_sts **f, want_list *l, pml_err *err)
 {
-    static const char *const what[] = {"parameters", "optimizer state", "teacher's parameters"};
+    static const char *const what[] = {"parameters", "optimizer state", "teacher's parameters",
+                                       "distillation's match projections"};
+    static const char *const base[] = {"model", "optimizer", "model", APART_BASE};
     *f = NULL;
     pml_status st = wants_build(plan, p, file, step, l, err);
-    if (!st) st = pml_sts_open(path, file == FILE_OPTIMIZER ? "optimizer" : "model", f, err);
+    if (!st) st = pml_sts_open(path, base[file], f, err);
     if (!st) st = check_tensors(plan, *f, l, file, step, what[file], err);
     if (st) {
         pml_sts_close(*f);
@@ -224,7 +242,7 @@ void pml_ckpt_fingerprint(const pml_plan *plan, char out[17])
 #define MIX(byte) (h = (h ^ (uint8_t)(byte)) * 1099511628211ull)
     for (int q = 0; q < plan->n_params; q++) {
         const pml_plan_node *n = &plan->nodes[plan->params[q].node];
-        if (plan->params[q].teacher) continue; /* not part of the student's checkpoint */
+        if (!in_file(&plan->params[q], FILE_MODEL)) continue; /* not part of the student */
         for (const char *s = plan->params[q].name; *s; s++) MIX(*s);
         MIX(0);
         MIX(n->rank);
@@ -257,14 +275,13 @@ static void wants_keep_shard(const pml_plan *plan, want_list *l, int shard, int 
     l->n = kept;
 }
 
-/* model or optimizer tensors (all, or shard `shard` of `shards` when shards > 0) to
- * `path`, atomically. */
-static pml_status write_st(const pml_plan *plan, pml_pipeline *p, const char *path, int optimizer, int shard,
-                           int shards, const pml_st_meta *meta, size_t n_meta, pml_err *err)
+/* The tensors of `file` (all, or shard `shard` of `shards` when shards > 0) to `path`,
+ * atomically. */
+static pml_status write_st(const pml_plan *plan, pml_pipeline *p, const char *path, int file, int shard, int shards,
+                           const pml_st_meta *meta, size_t n_meta, pml_err *err)
 {
     want_list l = {0};
-    pml_status st =
-        wants_build(plan, p, optimizer ? FILE_OPTIMIZER : FILE_MODEL, pml_pipeline_steps_done(p), &l, err);
+    pml_status st = wants_build(plan, p, file, pml_pipeline_steps_done(p), &l, err);
     if (st) return st;
     if (shards > 0) wants_keep_shard(plan, &l, shard, shards);
     pml_st_tensor *ts = calloc((size_t)l.n + 1, sizeof *ts);
@@ -375,7 +392,7 @@ pml_status pml_ckpt_begin(const char *dir, pml_err *err)
      * mistaken for this one's (a folder's index is read before its single file). */
     static const char *const files[] = {"trainer.json", "model.safetensors.index.json",
                                         "optimizer.safetensors.index.json", "model.safetensors",
-                                        "optimizer.safetensors"};
+                                        "optimizer.safetensors", APART_BASE ".safetensors"};
     if (mkdir(dir, 0777) && errno != EEXIST)
         return pml_err_set(err, PML_ERR_IO, "%s: cannot create the checkpoint folder: %s", dir, strerror(errno));
     pml_status st = PML_OK;
@@ -387,6 +404,26 @@ pml_status pml_ckpt_begin(const char *dir, pml_err *err)
         free(path);
     }
     return st ? st : remove_shards(dir, err);
+}
+
+/* The shard that writes distill.safetensors: the one holding its parameters, which
+ * all sit on the loss's stage (-1: the plan has none). */
+static int apart_shard(const pml_plan *plan, int shards)
+{
+    for (int q = 0; q < plan->n_params; q++)
+        if (plan->params[q].apart) return shards > 0 ? shard_of(plan, q, shards) : 0;
+    return -1;
+}
+
+/* distill.safetensors, whole, with the model's metadata but its format. */
+static pml_status write_apart(const pml_plan *plan, pml_pipeline *p, const char *dir, const ckpt_meta *m,
+                              pml_err *err)
+{
+    char *path = in_dir(dir, APART_BASE ".safetensors", err);
+    if (!path) return PML_ERR_NOMEM;
+    pml_status st = write_st(plan, p, path, FILE_APART, 0, 0, m->model + 1, 2, err);
+    free(path);
+    return st;
 }
 
 pml_status pml_ckpt_save_shard(const pml_plan *plan, pml_pipeline *p, const char *dir, int shard, int shards,
@@ -403,10 +440,11 @@ pml_status pml_ckpt_save_shard(const pml_plan *plan, pml_pipeline *p, const char
         pml_sts_shard_name(optimizer ? "optimizer" : "model", shard + 1, shards, name, sizeof name);
         char *path = in_dir(dir, name, err);
         if (!path) return PML_ERR_NOMEM;
-        st = write_st(plan, p, path, optimizer, shard, shards, optimizer ? m.optimizer : m.model, optimizer ? 2 : 3,
-                      err);
+        st = write_st(plan, p, path, optimizer ? FILE_OPTIMIZER : FILE_MODEL, shard, shards,
+                      optimizer ? m.optimizer : m.model, optimizer ? 2 : 3, err);
         free(path);
     }
+    if (!st && apart_shard(plan, shards) == shard) st = write_apart(plan, p, dir, &m, err);
     return st;
 }
 
@@ -470,9 +508,11 @@ pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, c
     for (int optimizer = 0; optimizer < 2 && !st; optimizer++) {
         char *path = in_dir(dir, optimizer ? "optimizer.safetensors" : "model.safetensors", err);
         if (!path) return PML_ERR_NOMEM;
-        st = write_st(plan, p, path, optimizer, 0, 0, optimizer ? m.optimizer : m.model, optimizer ? 2 : 3, err);
+        st = write_st(plan, p, path, optimizer ? FILE_OPTIMIZER : FILE_MODEL, 0, 0, optimizer ? m.optimizer : m.model,
+                      optimizer ? 2 : 3, err);
         free(path);
     }
+    if (!st && has_apart(plan)) st = write_apart(plan, p, dir, &m, err);
     if (!st) st = pml_ckpt_commit(plan, p, seed, dir, 0, err);
     return st;
 }
@@ -569,8 +609,8 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
     pml_ckpt_info info;
     pml_status st = pml_ckpt_read_info(plan, dir, &info, err);
     if (st) return st;
-    pml_sts *mf = NULL, *of = NULL;
-    want_list ml = {0}, ol = {0};
+    pml_sts *mf = NULL, *of = NULL, *af = NULL;
+    want_list ml = {0}, ol = {0}, al = {0};
     st = open_checked(plan, p, dir, FILE_MODEL, info.step, &mf, &ml, err);
     if (!st) st = check_step_meta(mf, info.step, err);
     if (!st) {
@@ -589,15 +629,20 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
             st = pml_err_set(err, PML_ERR_FORMAT, "%s: pml_optimizer is '%.32s', this model trains with %s",
                              pml_sts_path(of), v ? v : "(none)", optim_name(plan));
     }
+    if (!st && has_apart(plan)) st = open_checked(plan, p, dir, FILE_APART, info.step, &af, &al, err);
+    if (!st && af) st = check_step_meta(af, info.step, err);
     if (!st) {
         copy_in(p, mf, &ml);
         copy_in(p, of, &ol);
+        if (af) copy_in(p, af, &al);
         pml_pipeline_set_step(p, info.step);
     }
     pml_sts_close(mf);
     pml_sts_close(of);
+    pml_sts_close(af);
     wants_free(&ml);
     wants_free(&ol);
+    wants_free(&al);
     return st;
 }
 

@@ -1,9 +1,11 @@
 /* checkpoint.h — save a training run to a folder and resume it exactly.
  *
- * A checkpoint is a folder holding three files (one process writes them):
+ * A checkpoint is a folder holding three files (one process writes them), four in a
+ * distillation with match projections:
  *   model.safetensors      every plan parameter under its plan name, F32 master weights,
- *                          but a distillation teacher's (those stay in the teacher's file,
- *                          so a student's checkpoint is an ordinary model file of it);
+ *                          but a distillation teacher's (those stay in the teacher's file)
+ *                          and parameters saved apart (below), so a student's checkpoint
+ *                          is an ordinary model file of it;
  *                          metadata: format "pt", pml_step (steps taken), pml_model (the
  *                          plan's fingerprint, below).
  *   optimizer.safetensors  the optimizer state, F32: per parameter NAME trained at the
@@ -12,6 +14,12 @@
  *                          "NAME.momentum_buffer" for SGD with momentum (plain SGD keeps
  *                          none and the file holds no tensors); metadata: pml_optimizer
  *                          ("adamw", "sgd_momentum" or "sgd") and pml_step.
+ *   distill.safetensors    only for a plan with parameters saved apart (plan.h: a
+ *                          distillation's match projections, distill.matchI.proj.*):
+ *                          their F32 weights, which are trained but are not part of the
+ *                          student; their optimizer state is in optimizer.safetensors;
+ *                          metadata: pml_model, pml_step. Sharded checkpoints keep it
+ *                          whole, written by the rank that holds the loss's stage.
  *   trainer.json           {"format": "pml-checkpoint", "version": 1, "step": N,
  *                          "seed": S, "model": FINGERPRINT, "parameters": P,
  *                          "optimizer": NAME}, written with formats/json.h.
@@ -36,8 +44,9 @@
  * froze, the gradient norms of its last check; plan/phase.h) is not saved yet, so a
  * resumed run starts its checks afresh.
  *
- * The fingerprint is FNV-1a (64 bits, 16 hex digits) over every saved parameter's name,
- * rank and dims in plan order: a checkpoint of another model (or another shape of this one)
+ * The fingerprint is FNV-1a (64 bits, 16 hex digits) over the name, rank and dims of
+ * every parameter of model.safetensors in plan order (so a distilled student's
+ * checkpoint is also one of the student alone, for `pmlc infer` and --init): a checkpoint of another model (or another shape of this one)
  * is refused before any tensor is read.
  *
  * Atomicity: every file is written atomically (atomic_file.h). Saving first removes

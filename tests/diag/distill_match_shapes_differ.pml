@@ -1,0 +1,26 @@
+import "nn"
+
+fn heads(x, n) {
+    return reshape(linear(x, 32), [dim(x, 0), n, 32 / n])
+}
+
+model teacher(x: f32[B, 16]) -> f32[B, 4] {
+    h = heads(x, 4) as split
+    return linear(reshape(h, [dim(x, 0), 32]), 4) as head
+}
+model student(x: f32[B, 16]) -> f32[B, 4] {
+    h = relu(linear(x, 8) as hidden)
+    return linear(h, 4) as head
+}
+
+train student {
+    data = classes(features = 16, classes = 4)
+    loss = cross_entropy
+    optimizer = sgd(lr = 0.1)
+    batch = 8
+    steps = 10
+}
+
+distill student from teacher("teacher.safetensors") {
+    match(student = "hidden", teacher = "split", loss = mse)
+}
