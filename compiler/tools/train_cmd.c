@@ -241,12 +241,12 @@ int pmlc_train_main(const pmlc_train_args *a)
                               .backend = ops,
                               .trace = a->trace != NULL && lead,
                               .dist = ranks.dist};
-    pml_ckpt_info resume = {0, 0};
+    pml_ckpt_info resume = {0};
     if (a->resume && resume_info(a, pl, &ranks, steps, &resume)) goto out;
     if (a->resume) opts.seed = resume.seed;
-    if (a->resume && pl->conf.freeze_every > 0 && !quiet)
-        fprintf(stderr, "pmlc: note: 'freeze auto' starts its checks afresh after a resume: the layers it froze "
-                        "before train again until a check freezes them\n");
+    if (a->resume && resume.freeze_afresh && !quiet)
+        fprintf(stderr, "pmlc: note: the checkpoint predates saved 'freeze auto' state, so its checks start afresh: "
+                        "the layers it froze before train again until a check freezes them\n");
     if (pml_pipeline_create(pl, &opts, &pipe, &err)) {
         pmlc_cli_fail("cannot set up training", &err);
         goto out;

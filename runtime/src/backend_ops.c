@@ -103,3 +103,11 @@ pml_status pml_backend_grads(pml_backend_inst *b, int stage, pml_backend_buf *ou
         return pml_err_set(err, PML_ERR_UNSUPPORTED, "backend '%s' cannot list its gradients", b->ops->name);
     return b->ops->grads(b->ctx, stage, out, cap, n, err);
 }
+
+pml_status pml_backend_phase(pml_backend_inst *b, int64_t step, struct pml_phase **out, pml_err *err)
+{
+    *out = NULL;
+    if (!b->ops->phase)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "backend '%s' cannot give its freeze state", b->ops->name);
+    return b->ops->phase(b->ctx, step, out, err);
+}

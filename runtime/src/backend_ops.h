@@ -56,6 +56,7 @@
 #include "plan/plan.h"
 
 typedef struct pml_backend_ctx pml_backend_ctx;
+struct pml_phase; /* plan/phase.h */
 
 /* What create needs besides the plan. */
 typedef struct pml_backend_conf {
@@ -151,6 +152,11 @@ typedef struct pml_backend_ops {
      * summed over micro-batches), complete once grad_sq returned; data-parallel
      * replicas add theirs together here before the update. Listed like boundary. */
     pml_status (*grads)(pml_backend_ctx *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err);
+
+    /* Optional: the context's phase (plan/phase.h), after running the automatic
+     * freeze's check due before `step` (the next step) if it has not run, so that the
+     * phase holds all the state a checkpoint must save; a restore writes it back. */
+    pml_status (*phase)(pml_backend_ctx *b, int64_t step, struct pml_phase **out, pml_err *err);
 } pml_backend_ops;
 
 /* A backend at work: its table and its context. */
@@ -184,5 +190,7 @@ pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_
                                 int *n, pml_err *err);
 /* Without the slot: PML_ERR_UNSUPPORTED (replicas cannot sum gradients). */
 pml_status pml_backend_grads(pml_backend_inst *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err);
+/* Without the slot: PML_ERR_UNSUPPORTED (the automatic freeze's state cannot be saved). */
+pml_status pml_backend_phase(pml_backend_inst *b, int64_t step, struct pml_phase **out, pml_err *err);
 
 #endif

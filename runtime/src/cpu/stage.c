@@ -335,6 +335,15 @@ static pml_status cpu_grads(pml_backend_ctx *b, int s, pml_backend_buf *out, int
     return PML_OK;
 }
 
+static pml_status cpu_phase(pml_backend_ctx *b, int64_t step, pml_phase **out, pml_err *err)
+{
+    (void)err;
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    pml_phase_auto_check(&p->phase, p->plan, step, p->acc);
+    *out = &p->phase;
+    return PML_OK;
+}
+
 /* Host memory is the only memory: no sync, upload, download or parameter copies. */
 const pml_backend_ops pml_cpu_backend_ops = {
     .name = "cpu",
@@ -349,4 +358,5 @@ const pml_backend_ops pml_cpu_backend_ops = {
     .host_param = cpu_host_param,
     .boundary = cpu_boundary,
     .grads = cpu_grads,
+    .phase = cpu_phase,
 };

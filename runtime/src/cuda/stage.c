@@ -111,25 +111,34 @@ static int node_of(const pml_plan *pl, pml_backend_value what, int k)
 
 /* ---- the table ---------------------------------------------------------------------- */
 
-/* plan/phase.h's pml_phase_begin with the gradient norms taken on the device: the
- * automatic freeze's check when due, then this step's frozen set. When the set changes,
- * the backward graphs no longer match the work and are dropped. */
+/* plan/phase.h's pml_phase_auto_check with the gradient norms taken on the device. */
+static pml_status auto_check(pml_cuda_ctx *p, int64_t step, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    pml_phase *ph = &p->phase;
+    if (!pml_phase_auto_due(ph, pl, step)) return PML_OK;
+    double m2 = (double)p->M * (double)p->M; /* acc / M is the mean */
+    for (int q = 0; q < pl->n_params; q++) {
+        const pml_plan_node *n = &pl->nodes[pl->params[q].node];
+        double sq = 0;
+        pml_status r =
+            p->acc[q] ? pml_cuda_sum_squares(p->stages[n->stage].blas, n->numel, p->acc[q], &sq, err) : PML_OK;
+        if (r) return r;
+        ph->sq[q] = sq / m2;
+    }
+    pml_phase_auto(ph, pl, step);
+    return PML_OK;
+}
+
+/* plan/phase.h's pml_phase_begin: the automatic freeze's check when due, then this
+ * step's frozen set. When the set changes, the backward graphs no longer match the work
+ * and are dropped. */
 static pml_status phase_begin(pml_cuda_ctx *p, int64_t step, pml_err *err)
 {
     const pml_plan *pl = p->plan;
     pml_phase *ph = &p->phase;
-    if (pml_phase_auto_due(ph, pl, step)) {
-        double m2 = (double)p->M * (double)p->M; /* acc / M is the mean */
-        for (int q = 0; q < pl->n_params; q++) {
-            const pml_plan_node *n = &pl->nodes[pl->params[q].node];
-            double sq = 0;
-            pml_status r =
-                p->acc[q] ? pml_cuda_sum_squares(p->stages[n->stage].blas, n->numel, p->acc[q], &sq, err) : PML_OK;
-            if (r) return r;
-            ph->sq[q] = sq / m2;
-        }
-        pml_phase_auto(ph, pl);
-    }
+    pml_status r = auto_check(p, step, err);
+    if (r) return r;
     if (!pml_phase_at(ph, pl, step)) return PML_OK;
     for (int s = 0; s < p->S; s++) {
         pml_cuda_stage *st = &p->stages[s];
@@ -406,6 +415,14 @@ static pml_status cuda_boundary(pml_backend_ctx *b, int s, int kind, int64_t mb,
     return PML_OK;
 }
 
+static pml_status cuda_phase(pml_backend_ctx *b, int64_t step, pml_phase **out, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    *out = &p->phase;
+    pml_status s = current(p, err);
+    return s ? s : auto_check(p, step, err);
+}
+
 const pml_backend_ops pml_cuda_backend_ops = {
     .name = "cuda",
     .create = pml_cuda_ctx_create,
@@ -423,4 +440,5 @@ const pml_backend_ops pml_cuda_backend_ops = {
     .params_download = cuda_params_download,
     .params_upload = cuda_params_upload,
     .boundary = cuda_boundary,
+    .phase = cuda_phase,
 };

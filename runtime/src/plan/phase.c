@@ -36,6 +36,7 @@ pml_status pml_phase_init(pml_phase *ph, const pml_plan *pl, pml_err *err)
         ph->layer[q] = l;
     }
     for (int l = 0; l < ph->n_layers; l++) ph->norm[l] = -1;
+    ph->checked = -1;
     memset(ph->frozen, 2, np); /* no phase yet: differs from every real one */
     pml_phase_at(ph, pl, 0);
     ph->last = -1;
@@ -94,29 +95,46 @@ int pml_phase_at(pml_phase *ph, const pml_plan *pl, int64_t step)
     return changed;
 }
 
+void pml_phase_auto_check(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc)
+{
+    if (!pml_phase_auto_due(ph, pl, step)) return;
+    double m2 = (double)pl->conf.microbatches * (double)pl->conf.microbatches; /* acc / M is the mean */
+    for (int q = 0; q < pl->n_params; q++) {
+        double sq = 0;
+        for (int64_t i = 0; acc[q] && i < pl->nodes[pl->params[q].node].numel; i++)
+            sq += (double)acc[q][i] * acc[q][i];
+        ph->sq[q] = sq / m2;
+    }
+    pml_phase_auto(ph, pl, step);
+}
+
 void pml_phase_begin(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc)
 {
-    if (pml_phase_auto_due(ph, pl, step)) {
-        double m2 = (double)pl->conf.microbatches * (double)pl->conf.microbatches; /* acc / M is the mean */
-        for (int q = 0; q < pl->n_params; q++) {
-            double sq = 0;
-            for (int64_t i = 0; acc[q] && i < pl->nodes[pl->params[q].node].numel; i++)
-                sq += (double)acc[q][i] * acc[q][i];
-            ph->sq[q] = sq / m2;
-        }
-        pml_phase_auto(ph, pl);
-    }
+    pml_phase_auto_check(ph, pl, step, acc);
     pml_phase_at(ph, pl, step);
 }
 
 int pml_phase_auto_due(const pml_phase *ph, const pml_plan *pl, int64_t step)
 {
     int64_t k = pl->conf.freeze_every;
-    return k > 0 && step > 0 && step % k == 0 && ph->last == step - 1;
+    return k > 0 && step > 0 && step % k == 0 && ph->last == step - 1 && ph->checked != step;
 }
 
-int pml_phase_auto(pml_phase *ph, const pml_plan *pl)
+void pml_phase_auto_restore(pml_phase *ph, const pml_plan *pl, const uint8_t *frozen, const double *norm,
+                            int64_t checked)
 {
+    ph->n_auto = 0;
+    for (int l = 0; l < ph->n_layers; l++) {
+        ph->norm[l] = norm[l];
+        ph->n_auto += frozen[l] != 0;
+    }
+    for (int q = 0; q < pl->n_params; q++) ph->extra[q] = frozen[ph->layer[q]] != 0;
+    ph->checked = checked;
+}
+
+int pml_phase_auto(pml_phase *ph, const pml_plan *pl, int64_t step)
+{
+    ph->checked = step;
     uint8_t *trained = ph->trained;
     int L = ph->n_layers, last = -1, frozen = 0;
     memset(trained, 0, (size_t)L);

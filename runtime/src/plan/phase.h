@@ -19,8 +19,13 @@
  * passed over, and each trained layer whose change is below t is frozen, up to the
  * first that is not: the frozen prefix grows, and no layer behind a trained one is
  * frozen, so freezing always removes input-gradient work. The last trained layer is
- * never frozen (training goes on), nor is anything at the first check after the start
- * or a resume, which only records norms. Frozen by a check is frozen for good.
+ * never frozen (training goes on), nor is anything at the first check after the start,
+ * which only records norms. Frozen by a check is frozen for good. A checkpoint saves
+ * this state (the layers it froze, the norms of the last check, the step checked last;
+ * train/checkpoint.h) and a resume restores it, so a resumed run checks as the
+ * uninterrupted one would. Because a check reads the gradients of the step before, a
+ * checkpoint taken where one is due runs it first (pml_phase_auto_check): it gives the
+ * same result then as at the next begin, which then does not repeat it.
  *
  * Runnable sets are closed: a running node's backward inputs run, and a fused kernel
  * runs whole or not at all, so nothing that runs reads a value that did not. The
@@ -52,6 +57,7 @@ typedef struct pml_phase {
     int32_t *first;   /* per layer: its first parameter */
     uint8_t *trained; /* per layer: scratch, a parameter of it still trains */
     int64_t n_auto;   /* layers the automatic freeze has frozen */
+    int64_t checked;  /* the step whose check has run, -1 none */
 } pml_phase;
 
 /* Allocates the sets and sets them for step 0. */
@@ -63,16 +69,24 @@ void pml_phase_free(pml_phase *ph); /* NULL-safe, and safe on a zeroed one */
 int pml_phase_at(pml_phase *ph, const pml_plan *pl, int64_t step);
 
 /* Whether the automatic freeze checks before step `step`: the plan has one, `step` is a
- * multiple of its period, and the step before was trained by this context, so the
- * backend's gradients are that step's. Call before pml_phase_at(step). */
+ * multiple of its period, the step before was trained by this context, so the
+ * backend's gradients are that step's, and the check has not run yet. Call before
+ * pml_phase_at(step). */
 int pml_phase_auto_due(const pml_phase *ph, const pml_plan *pl, int64_t step);
-/* The check, with ph->sq filled: freezes layers (in `extra`; pml_phase_at(step) then
- * applies them). Returns the number of layers it froze. */
-int pml_phase_auto(pml_phase *ph, const pml_plan *pl);
+/* The check before step `step`, with ph->sq filled: freezes layers (in `extra`;
+ * pml_phase_at(step) then applies them). Returns the number of layers it froze. */
+int pml_phase_auto(pml_phase *ph, const pml_plan *pl, int64_t step);
+/* The check before `step` when it is due, its norms taken from `acc` (per parameter,
+ * NULL or its gradient summed over the micro-batches, in host memory). */
+void pml_phase_auto_check(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc);
+/* Sets the automatic freeze's state as a checkpoint saved it: per layer (model order)
+ * whether a check froze it and its norm at the last check (-1 none), and the step
+ * checked last. */
+void pml_phase_auto_restore(pml_phase *ph, const pml_plan *pl, const uint8_t *frozen, const double *norm,
+                            int64_t checked);
 
-/* What a backend's begin calls before a training step, while `acc` (per parameter, NULL
- * or its gradient summed over the micro-batches, in host memory) still holds the step
- * before's gradients: the automatic freeze's check when due, then pml_phase_at. */
+/* What a backend's begin calls before a training step, while `acc` still holds the step
+ * before's gradients: pml_phase_auto_check, then pml_phase_at. */
 void pml_phase_begin(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc);
 
 /* Serving (FWD_SERVE) runs only the forward nodes the output depends on: per node, 1

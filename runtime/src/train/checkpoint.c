@@ -15,6 +15,7 @@
 #include "formats/safetensors.h"
 #include "formats/st_shards.h"
 #include "optim.h"
+#include "train/ckpt_freeze.h"
 #include "ranks.h"
 
 #define TRAINER_MAX_BYTES (1 << 20)
@@ -312,8 +313,14 @@ static pml_status write_trainer(const pml_plan *plan, pml_pipeline *p, uint64_t 
     pml_json_buf_printf(&b,
                         "{\n  \"format\": \"pml-checkpoint\",\n  \"version\": %d,\n  \"step\": %" PRId64
                         ",\n  \"seed\": %" PRIu64 ",\n  \"model\": \"%s\",\n  \"parameters\": %d,\n"
-                        "  \"optimizer\": \"%s\"\n}\n",
+                        "  \"optimizer\": \"%s\"",
                         PML_CKPT_VERSION, pml_pipeline_steps_done(p), seed, fp, saved_params(plan), optim_name(plan));
+    pml_status st = pml_ckpt_freeze_write(plan, p, &b, err);
+    pml_json_buf_puts(&b, "\n}\n");
+    if (st) {
+        pml_json_buf_free(&b);
+        return st;
+    }
     return pml_json_buf_save(&b, path, err);
 }
 
@@ -536,7 +543,8 @@ static pml_status get_field(const pml_json *root, const char *path, const char *
 static pml_status parse_trainer(const pml_plan *plan, const pml_json *root, const char *path, pml_ckpt_info *info,
                                 pml_err *err)
 {
-    static const char *const keys[] = {"format", "version", "step", "seed", "model", "parameters", "optimizer"};
+    static const char *const keys[] = {"format",     "version",   "step",       "seed",
+                                       "model",      "parameters", "optimizer", "auto_freeze"};
     if (root->kind != PML_JSON_OBJECT) return pml_err_set(err, PML_ERR_FORMAT, "%s: not a JSON object", path);
     for (size_t i = 0; i < root->u.obj.n; i++) {
         int known = 0;
@@ -550,10 +558,10 @@ static pml_status parse_trainer(const pml_plan *plan, const pml_json *root, cons
     if (!st && strcmp(format->u.str.s, "pml-checkpoint"))
         st = pml_err_set(err, PML_ERR_FORMAT, "%s: format is \"%.64s\", not \"pml-checkpoint\"", path, format->u.str.s);
     if (!st) st = get_field(root, path, "version", PML_JSON_INT, &version, err);
-    if (!st && version->u.i != PML_CKPT_VERSION)
+    if (!st && (version->u.i < 1 || version->u.i > PML_CKPT_VERSION))
         st = pml_err_set(err, PML_ERR_FORMAT,
-                         "%s: checkpoint version %" PRId64 ", this PML reads version %d (save it again with the PML "
-                         "that wrote it, or retrain)",
+                         "%s: checkpoint version %" PRId64 ", this PML reads versions 1 to %d (save it again with the "
+                         "PML that wrote it, or retrain)",
                          path, version->u.i, PML_CKPT_VERSION);
     if (!st) st = get_field(root, path, "step", PML_JSON_INT, &step, err);
     if (!st && step->u.i < 0)
@@ -578,10 +586,13 @@ static pml_status parse_trainer(const pml_plan *plan, const pml_json *root, cons
                            optim->u.str.s, optim_name(plan));
     info->step = step->u.i;
     info->seed = (uint64_t)seed->u.i;
+    info->freeze_afresh = version->u.i < 2 && plan->conf.freeze_every > 0;
     return PML_OK;
 }
 
-pml_status pml_ckpt_read_info(const pml_plan *plan, const char *dir, pml_ckpt_info *info, pml_err *err)
+/* Reads and checks DIR/trainer.json; with `keep`, hands over the parsed document. */
+static pml_status read_trainer(const pml_plan *plan, const char *dir, pml_ckpt_info *info, pml_json_doc **keep,
+                               pml_err *err)
 {
     struct stat sb;
     if (stat(dir, &sb)) return pml_err_set(err, PML_ERR_IO, "%s: no checkpoint here: %s", dir, strerror(errno));
@@ -599,19 +610,32 @@ pml_status pml_ckpt_read_info(const pml_plan *plan, const char *dir, pml_ckpt_in
     pml_json_doc *doc = NULL;
     if (!st) st = pml_json_load(path, TRAINER_MAX_BYTES, &doc, err);
     if (!st) st = parse_trainer(plan, pml_json_root(doc), path, info, err);
+    if (!st && keep) {
+        *keep = doc;
+        doc = NULL;
+    }
     pml_json_free(doc);
     free(path);
     return st;
 }
 
+pml_status pml_ckpt_read_info(const pml_plan *plan, const char *dir, pml_ckpt_info *info, pml_err *err)
+{
+    return read_trainer(plan, dir, info, NULL, err);
+}
+
 pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *dir, pml_err *err)
 {
     pml_ckpt_info info;
-    pml_status st = pml_ckpt_read_info(plan, dir, &info, err);
+    pml_json_doc *doc = NULL;
+    pml_status st = read_trainer(plan, dir, &info, &doc, err);
     if (st) return st;
+    const pml_json *freeze = pml_json_get(pml_json_root(doc), "auto_freeze");
+    char *tpath = in_dir(dir, "trainer.json", err);
+    if (!tpath) st = PML_ERR_NOMEM;
     pml_sts *mf = NULL, *of = NULL, *af = NULL;
     want_list ml = {0}, ol = {0}, al = {0};
-    st = open_checked(plan, p, dir, FILE_MODEL, info.step, &mf, &ml, err);
+    if (!st) st = open_checked(plan, p, dir, FILE_MODEL, info.step, &mf, &ml, err);
     if (!st) st = check_step_meta(mf, info.step, err);
     if (!st) {
         char fp[17];
@@ -631,7 +655,9 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
     }
     if (!st && has_apart(plan)) st = open_checked(plan, p, dir, FILE_APART, info.step, &af, &al, err);
     if (!st && af) st = check_step_meta(af, info.step, err);
+    if (!st) st = pml_ckpt_freeze_read(plan, p, freeze, tpath, info.freeze_afresh, 0, err);
     if (!st) {
+        pml_ckpt_freeze_read(plan, p, freeze, tpath, info.freeze_afresh, 1, err); /* checked above */
         copy_in(p, mf, &ml);
         copy_in(p, of, &ol);
         if (af) copy_in(p, af, &al);
@@ -643,6 +669,8 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
     wants_free(&ml);
     wants_free(&ol);
     wants_free(&al);
+    free(tpath);
+    pml_json_free(doc);
     return st;
 }
 

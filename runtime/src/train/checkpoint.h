@@ -20,9 +20,11 @@
  *                          student; their optimizer state is in optimizer.safetensors;
  *                          metadata: pml_model, pml_step. Sharded checkpoints keep it
  *                          whole, written by the rank that holds the loss's stage.
- *   trainer.json           {"format": "pml-checkpoint", "version": 1, "step": N,
+ *   trainer.json           {"format": "pml-checkpoint", "version": 2, "step": N,
  *                          "seed": S, "model": FINGERPRINT, "parameters": P,
- *                          "optimizer": NAME}, written with formats/json.h.
+ *                          "optimizer": NAME} and, for a model with `freeze auto`,
+ *                          "auto_freeze": its state (ckpt_freeze.h), written with
+ *                          formats/json.h. Version 1 (without auto_freeze) still loads.
  *
  * or, written by the ranks of a multi-process run, the same tensors in Hugging Face
  * shards (formats/st_shards.h): model-0000k-of-0000n.safetensors and
@@ -40,9 +42,9 @@
  * seed and the step are the data cursor and the RNG state together; the learning rate
  * and the optimizer's step count (AdamW's bias correction) follow from the step too.
  * Resuming at step N with the same plan and seed therefore continues bit for bit as the
- * uninterrupted run would have, with one exception: `freeze auto`'s state (the layers it
- * froze, the gradient norms of its last check; plan/phase.h) is not saved yet, so a
- * resumed run starts its checks afresh.
+ * uninterrupted run would have; `freeze auto`'s state (the layers it froze, the gradient
+ * norms of its last check; plan/phase.h) is in trainer.json, so its checks continue
+ * too (a version-1 checkpoint has none: its checks start afresh).
  *
  * The fingerprint is FNV-1a (64 bits, 16 hex digits) over the name, rank and dims of
  * every parameter of model.safetensors in plan order (so a distilled student's
@@ -77,12 +79,14 @@
 #include "plan/plan.h"
 #include "train/pipeline.h"
 
-#define PML_CKPT_VERSION 1
+#define PML_CKPT_VERSION 2 /* 2: auto_freeze state (ckpt_freeze.h); 1 still loads */
 
 /* What trainer.json records. */
 typedef struct pml_ckpt_info {
     int64_t step;  /* steps taken */
     uint64_t seed; /* initialisation and dropout seed of the run */
+    int freeze_afresh; /* a version-1 checkpoint of a model with `freeze auto`: no saved state, so the
+                        * resumed run's checks start afresh */
 } pml_ckpt_info;
 
 /* Writes the pipeline's weights, optimizer state and step to folder `dir` (created

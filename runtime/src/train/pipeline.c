@@ -152,6 +152,11 @@ float *pml_pipeline_optim_state(pml_pipeline *p, int param, int which)
 
 void pml_pipeline_set_step(pml_pipeline *p, int64_t step) { p->step = step; }
 
+pml_status pml_pipeline_phase(pml_pipeline *p, struct pml_phase **out, pml_err *err)
+{
+    return pml_backend_phase(&p->be, p->step, out, err);
+}
+
 /* ---- one step --------------------------------------------------------------------- */
 
 static void abort_all(pml_pipeline *p)

@@ -105,6 +105,10 @@ int64_t pml_pipeline_steps_done(const pml_pipeline *p);
  * exp_avg), 1 the second (AdamW's exp_avg_sq). NULL when the optimizer keeps no such
  * buffer or the parameter is not trained (frozen from the start or unused). */
 float *pml_pipeline_optim_state(pml_pipeline *p, int param, int which);
+
+/* The backend's phase (plan/phase.h) with the automatic freeze's check due before the
+ * next step run, for a checkpoint to save or restore the freeze's state; between steps. */
+pml_status pml_pipeline_phase(pml_pipeline *p, struct pml_phase **out, pml_err *err);
 /* Sets the number of steps taken, so the next step is step `step` (0-based): its data,
  * dropout, learning rate and optimizer step count follow. Only between steps. */
 void pml_pipeline_set_step(pml_pipeline *p, int64_t step);

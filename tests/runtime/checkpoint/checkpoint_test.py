@@ -57,7 +57,15 @@ def resume_equals_straight(tmp, pml):
     for f in ("model.safetensors", "optimizer.safetensors"):
         same_tensors(os.path.join(tmp, "straight", f), os.path.join(tmp, "B", f), f"{os.path.basename(pml)} {f}")
     t = json.load(open(os.path.join(tmp, "B", "trainer.json")))
-    check(t["step"] == 6 and t["version"] == 1, "the resumed run's trainer.json says step 6")
+    check(t["step"] == 6 and t["version"] == 2, "the resumed run's trainer.json says step 6, version 2")
+    # A version-1 trainer.json (before `freeze auto` state was saved) still resumes.
+    path = os.path.join(tmp, "A", "trainer.json")
+    t = json.load(open(path))
+    t["version"] = 1
+    json.dump(t, open(path, "w"))
+    must_train(pml, "--steps", "6", "--resume", os.path.join(tmp, "A"), "--out", os.path.join(tmp, "C"))
+    same_tensors(os.path.join(tmp, "straight", "model.safetensors"), os.path.join(tmp, "C", "model.safetensors"),
+                 f"{os.path.basename(pml)} resumed from a version-1 checkpoint")
 
 
 def behaviour_init(tmp):
