@@ -22,11 +22,12 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
 from parity_lib import load_safetensors, np, pml_run, run, torch  # noqa: E402  (exits 77 without torch)
+from distill_lib import (STUDENT_TRAIN, TEACHER_TRAIN, F, check_infer, fail, finish, kd_loss,  # noqa: E402
+                         torch_train, worst_differences, write)
 
 pmlc, dump, unchanged = sys.argv[1], sys.argv[2], sys.argv[3]
 STEPS = 8
 torch.set_num_threads(1)
-F = torch.nn.functional
 
 MODELS = """import "nn"
 model teacher(x: f32[B, 16]) -> f32[B, 5] {{
@@ -40,23 +41,6 @@ model student(x: f32[B, 16]) -> f32[B, 5] {{
     return linear(h, 5) as head
 }}
 """
-TEACHER_TRAIN = """train teacher {
-    data = classes(features = 16, classes = 5, seed = 3)
-    loss = cross_entropy
-    optimizer = adamw(lr = 1e-2)
-    batch = 64
-    steps = 40
-}
-"""
-STUDENT_TRAIN = """train student {{
-    data = classes(features = 16, classes = 5, seed = 3)
-    loss = cross_entropy
-    optimizer = {opt}
-    batch = 32, microbatches = 4
-    schedule = 1f1b
-    steps = {steps}
-}}
-"""
 DISTILL = """distill student from teacher("{weights}") {{ temperature = {T}, alpha = {alpha} }}
 """
 CASES = [  # temperature, alpha, optimizer (plain SGD makes the weights a sum of gradients)
@@ -65,18 +49,6 @@ CASES = [  # temperature, alpha, optimizer (plain SGD makes the weights a sum of
     (4.0, 1.0, "sgd(lr = 0.5)"),
     (0.5, 0.2, "adamw(lr = 1e-2)"),
 ]
-failures = 0
-
-
-def fail(msg):
-    global failures
-    failures += 1
-    print("FAIL:", msg)
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def torch_student(p, x):
@@ -88,18 +60,6 @@ def torch_student(p, x):
 def torch_teacher(t, x):
     h = F.gelu(x @ t["fc1.weight"].T + t["fc1.bias"], approximate="tanh")
     return h @ t["head.weight"].T + t["head.bias"]
-
-
-def kd_loss(s, t, y, T, alpha):
-    kl = F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), log_target=True, reduction="batchmean")
-    return alpha * T * T * kl + (1 - alpha) * F.cross_entropy(s, y)
-
-
-def torch_optimizer(spec, params):
-    if spec.startswith("sgd"):
-        return torch.optim.SGD(params, lr=0.5)
-    wd = 0.0 if "weight_decay = 0.0" in spec else 0.01
-    return torch.optim.AdamW(params, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd)
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -116,22 +76,14 @@ with tempfile.TemporaryDirectory() as tmp:
         init, final, pml_losses, data = pml_run(pmlc, dump, prog, STEPS, f"{tmp}/run{i}")
         if any(k.startswith("teacher") for k in list(init) + list(final)):
             fail(f"case {i}: the student's checkpoint holds teacher tensors: {sorted(final)}")
-        params = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in init.items()}
-        opt = torch_optimizer(opt_spec, params.values())
-        torch_losses = []
-        for s in range(STEPS):
-            x = torch.tensor(np.load(f"{data}/x_{s}.npy"))
-            y = torch.tensor(np.load(f"{data}/y_{s}.npy")).long()
+
+        def loss_of(params, x, y, T=T, alpha=alpha):
             with torch.no_grad():
                 t_logits = torch_teacher(teacher, x)
-            loss = kd_loss(torch_student(params, x), t_logits, y, T, alpha)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            torch_losses.append(loss.item())
-        worst_l = max(abs(a - b) / abs(b) for a, b in zip(pml_losses, torch_losses))
-        worst_w = max(float(np.linalg.norm(final[n] - p.detach().numpy()) / np.linalg.norm(p.detach().numpy()))
-                      for n, p in params.items())
+            return kd_loss(torch_student(params, x), t_logits, y, T, alpha)
+
+        params, torch_losses = torch_train(init, opt_spec, data, STEPS, loss_of)
+        worst_l, worst_w = worst_differences(pml_losses, torch_losses, final, params)
         print(f"T={T} alpha={alpha} {opt_spec}: loss {pml_losses[0]:.6f} -> {pml_losses[-1]:.6f}; "
               f"largest relative difference: losses {worst_l:.2e}, weights {worst_w:.2e}")
         if worst_l > 1e-4 or worst_w > 1e-4:
@@ -146,16 +98,8 @@ with tempfile.TemporaryDirectory() as tmp:
                                                                      "rb").read():
         fail("a resumed distillation differs from the uninterrupted one")
     write(f"{tmp}/alone.pml", MODELS.format(tw=32) + STUDENT_TRAIN.format(opt="sgd(lr = 0.5)", steps=STEPS))
-    x = np.load(f"{tmp}/run0/data/x_0.npy")
-    np.save(f"{tmp}/x.npy", x)
-    run(pmlc, "infer", f"{tmp}/alone.pml", "--weights", f"{tmp}/run0/final", "--input", f"{tmp}/x.npy", "--output",
-        f"{tmp}/y.npy")
-    student0 = {k: torch.tensor(v) for k, v in load_safetensors(f"{tmp}/run0/final/model.safetensors").items()}
-    with torch.no_grad():
-        want = torch_student(student0, torch.tensor(x)).numpy()
-    got = np.load(f"{tmp}/y.npy")
-    if got.shape != want.shape or np.abs(got - want).max() > 1e-4 * (1 + np.abs(want).max()):
-        fail(f"pmlc infer of the distilled student: largest difference {np.abs(got - want).max():.2e}")
+    np.save(f"{tmp}/x.npy", np.load(f"{tmp}/run0/data/x_0.npy"))
+    check_infer(pmlc, f"{tmp}/alone.pml", f"{tmp}/run0/final", f"{tmp}/x.npy", f"{tmp}/y.npy", torch_student)
 
     # The teacher stays as loaded, bit for bit, while the student trains.
     r = subprocess.run([unchanged, f"{tmp}/student0.pml", weights, "5"], capture_output=True, text=True)
@@ -195,5 +139,4 @@ with tempfile.TemporaryDirectory() as tmp:
         if os.path.exists(f"{tmp}/bad_out{k}"):
             fail(f"teacher file {path}: the run wrote {tmp}/bad_out{k}")
 
-print(f"distill: {failures} failed")
-sys.exit(1 if failures else 0)
+finish("distill")

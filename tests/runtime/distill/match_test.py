@@ -21,11 +21,12 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
 from parity_lib import load_safetensors, np, pml_run, run, torch  # noqa: E402  (exits 77 without torch)
+from distill_lib import (STUDENT_TRAIN, TEACHER_TRAIN, F, check_infer, fail, finish, kd_loss,  # noqa: E402
+                         torch_train, worst_differences, write)
 
 pmlc, dump = sys.argv[1], sys.argv[2]
 STEPS = 8
 torch.set_num_threads(1)
-F = torch.nn.functional
 
 MODELS = """import "nn"
 model teacher(x: f32[B, 16]) -> f32[B, 5] {
@@ -40,23 +41,7 @@ model student(x: f32[B, 16]) -> f32[B, 5] {
     return linear(h, 5) as head
 }
 """
-TEACHER_TRAIN = """train teacher {
-    data = classes(features = 16, classes = 5, seed = 3)
-    loss = cross_entropy
-    optimizer = adamw(lr = 1e-2)
-    batch = 64
-    steps = 40
-}
-"""
-STUDENT_TRAIN = """train student {{
-    data = classes(features = 16, classes = 5, seed = 3)
-    loss = cross_entropy
-    optimizer = {opt}
-    batch = 32, microbatches = 4
-    schedule = 1f1b
-    steps = {steps}
-}}
-distill student from teacher("{weights}") {{ temperature = 2.0, alpha = 0.5
+DISTILL = """distill student from teacher("{weights}") {{ temperature = 2.0, alpha = 0.5
 {matches}
 }}
 """
@@ -68,18 +53,6 @@ CASES = [
     ("adamw(lr = 1e-2)", [("fc1", "mid", "mse", 2.0)]),                   # equal widths
 ]
 WIDTH = {"fc1": 32, "mid": 16}
-failures = 0
-
-
-def fail(msg):
-    global failures
-    failures += 1
-    print("FAIL:", msg)
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def torch_student(p, x):
@@ -100,9 +73,7 @@ def loss_of(p, t, x, y, matches):
     s_out, s_states = torch_student(p, x)
     with torch.no_grad():
         t_out, t_states = torch_teacher(t, x)
-    T, alpha = 2.0, 0.5
-    kl = F.kl_div(F.log_softmax(s_out / T, -1), F.log_softmax(t_out / T, -1), log_target=True, reduction="batchmean")
-    loss = alpha * T * T * kl + (1 - alpha) * F.cross_entropy(s_out, y)
+    loss = kd_loss(s_out, t_out, y, 2.0, 0.5)
     for i, (sn, tn, kind, w) in enumerate(matches):
         h = s_states[sn]
         if f"distill.match{i}.proj.weight" in p:
@@ -111,13 +82,6 @@ def loss_of(p, t, x, y, matches):
         d = F.mse_loss(h, target) if kind == "mse" else (1 - F.cosine_similarity(h, target, dim=-1)).mean()
         loss = loss + w * d
     return loss
-
-
-def torch_optimizer(spec, params):
-    if spec.startswith("sgd"):
-        return torch.optim.SGD(params, lr=0.5)
-    wd = 0.0 if "weight_decay = 0.0" in spec else 0.01
-    return torch.optim.AdamW(params, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd)
 
 
 def match_text(matches):
@@ -137,8 +101,8 @@ with tempfile.TemporaryDirectory() as tmp:
 
     for i, (opt_spec, matches) in enumerate(CASES):
         prog = f"{tmp}/student{i}.pml"
-        write(prog, MODELS + STUDENT_TRAIN.format(opt=opt_spec, steps=STEPS, weights=weights,
-                                                  matches=match_text(matches)))
+        write(prog, MODELS + STUDENT_TRAIN.format(opt=opt_spec, steps=STEPS) +
+              DISTILL.format(weights=weights, matches=match_text(matches)))
         os.makedirs(f"{tmp}/run{i}")
         init, final, pml_losses, data = pml_run(pmlc, dump, prog, STEPS, f"{tmp}/run{i}")
         projected = [k for k, (s, t, _, _) in enumerate(matches) if WIDTH[t] != 16]
@@ -153,20 +117,9 @@ with tempfile.TemporaryDirectory() as tmp:
                 fail(f"case {i}: distill.safetensors holds {sorted(final)}, expected {want}")
         elif os.path.exists(apart):
             fail(f"case {i}: a distillation without projections wrote {apart}")
-        params = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in init.items()}
-        opt = torch_optimizer(opt_spec, params.values())
-        torch_losses = []
-        for s in range(STEPS):
-            x = torch.tensor(np.load(f"{data}/x_{s}.npy"))
-            y = torch.tensor(np.load(f"{data}/y_{s}.npy")).long()
-            loss = loss_of(params, teacher, x, y, matches)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            torch_losses.append(loss.item())
-        worst_l = max(abs(a - b) / abs(b) for a, b in zip(pml_losses, torch_losses))
-        worst_w = max(float(np.linalg.norm(final[n] - p.detach().numpy()) / np.linalg.norm(p.detach().numpy()))
-                      for n, p in params.items())
+        params, torch_losses = torch_train(init, opt_spec, data, STEPS,
+                                           lambda p, x, y, m=matches: loss_of(p, teacher, x, y, m))
+        worst_l, worst_w = worst_differences(pml_losses, torch_losses, final, params)
         moved = max(float(np.abs(final[n] - init[n]).max()) for n in init if n.startswith("distill")) \
             if projected else 1.0
         print(f"{opt_spec} {matches}: loss {pml_losses[0]:.6f} -> {pml_losses[-1]:.6f}; "
@@ -185,17 +138,10 @@ with tempfile.TemporaryDirectory() as tmp:
             fail(f"a resumed distillation's {f} differs from the uninterrupted one's")
 
     # The student's checkpoint serves a program that defines the student alone.
-    alone = MODELS + STUDENT_TRAIN.split("distill")[0].format(opt="sgd(lr = 0.5)", steps=STEPS)
-    write(f"{tmp}/alone.pml", alone)
+    write(f"{tmp}/alone.pml", MODELS + STUDENT_TRAIN.format(opt="sgd(lr = 0.5)", steps=STEPS))
     np.save(f"{tmp}/x.npy", np.load(f"{tmp}/run0/data/x_0.npy"))
-    run(pmlc, "infer", f"{tmp}/alone.pml", "--weights", f"{tmp}/run0/final", "--input", f"{tmp}/x.npy", "--output",
-        f"{tmp}/y.npy")
-    student0 = {k: torch.tensor(v) for k, v in load_safetensors(f"{tmp}/run0/final/model.safetensors").items()}
-    with torch.no_grad():
-        want = torch_student(student0, torch.tensor(np.load(f"{tmp}/x.npy")))[0].numpy()
-    got = np.load(f"{tmp}/y.npy")
-    if got.shape != want.shape or np.abs(got - want).max() > 1e-4 * (1 + np.abs(want).max()):
-        fail(f"pmlc infer of the distilled student: largest difference {np.abs(got - want).max():.2e}")
+    check_infer(pmlc, f"{tmp}/alone.pml", f"{tmp}/run0/final", f"{tmp}/x.npy", f"{tmp}/y.npy",
+                lambda w, x: torch_student(w, x)[0])
 
     # The plan: the match terms, their projections; still no teacher backward or optimizer work.
     plan = json.loads(run(pmlc, "plan", "--json", f"{tmp}/student2.pml"))
@@ -216,5 +162,4 @@ with tempfile.TemporaryDirectory() as tmp:
         if line not in text:
             fail(f"pmlc plan does not show {line!r}:\n{text}")
 
-print(f"distill match: {failures} failed")
-sys.exit(1 if failures else 0)
+finish("distill match")
