@@ -347,7 +347,9 @@ pmlc_value pmlc_call_at(E_t *E, pmlc_frame *F, const ast *fn, pmlc_loc loc, cons
         a->name = args[i];
         PMLC_PUSH(E->A, call->list, a);
     }
-    return call_fn(E, F, call, fn);
+    pmlc_value v = call_fn(E, F, call, fn);
+    if (label) pmlc_strmap_put(E->A, &E->named, label, NULL); /* the compiler's calls are no states to match */
+    return v;
 }
 
 /* The distillation loss, kd_loss of the standard library (stdlib/nn.pml), around the

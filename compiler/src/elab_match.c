@@ -26,7 +26,7 @@ static int named_list(E_t *E, int teacher, const char **out, int cap)
         const char *k = E->named.keys[i];
         if (!k || !E->named.vals[i]) continue;
         int is_teacher = !strncmp(k, TEACHER_PREFIX, strlen(TEACHER_PREFIX));
-        if (is_teacher == teacher && strncmp(k, "distill.", 8)) out[n++] = teacher ? k + strlen(TEACHER_PREFIX) : k;
+        if (is_teacher == teacher) out[n++] = teacher ? k + strlen(TEACHER_PREFIX) : k;
     }
     return n;
 }
