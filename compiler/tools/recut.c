@@ -6,6 +6,7 @@
 
 #include "build_cmd.h"
 #include "cli_util.h"
+#include "plan/phase.h"
 
 void pmlc_recut_init(pmlc_recut *r, const char *file, const pmlc_options *opt, const pml_plan *pl)
 {
@@ -44,6 +45,22 @@ static int move_state(const pml_plan *a, pml_pipeline *from, const pml_plan *b, 
     return 0;
 }
 
+/* The automatic freeze's state (plan/phase.h), which the new pipeline would otherwise
+ * start without: the layers it froze would train again. Taking the old phase runs a
+ * check due at this step first, on the gradients of the step before, as a checkpoint
+ * does (train/ckpt_freeze.h). */
+static int move_freeze(const pml_plan *b, pml_pipeline *from, pml_pipeline *to)
+{
+    pml_phase *old, *now;
+    pml_err err = {0};
+    if (b->conf.freeze_every <= 0) return 0;
+    if (pml_pipeline_phase(from, &old, &err) || pml_pipeline_phase(to, &now, &err))
+        return pmlc_cli_fail("cannot carry the automatic freeze's state", &err);
+    if (old->n_layers != now->n_layers) return pmlc_cli_fail("the phase's plan has other layers", NULL);
+    pml_phase_auto_copy(now, old, b);
+    return 0;
+}
+
 /* Where each layer's parameters are: "stage 0: stem..layers.3, stage 1: ...". */
 static void describe(const pml_plan *pl, FILE *out)
 {
@@ -72,7 +89,7 @@ int pmlc_recut_switch(pmlc_recut *r, int64_t step, const pml_pipeline_opts *opts
     if (pmlc_plan_from_file(r->file, &opt, where, &np)) return 1;
     r->plans[r->n_plans++] = np;
     if (pml_pipeline_create(np, opts, &npipe, &err)) return pmlc_cli_fail("cannot set up the phase's pipeline", &err);
-    if (move_state(*pl, *pipe, np, npipe)) {
+    if (move_state(*pl, *pipe, np, npipe) || move_freeze(np, *pipe, npipe)) {
         pml_pipeline_destroy(npipe);
         return 1;
     }

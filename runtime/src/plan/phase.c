@@ -132,6 +132,14 @@ void pml_phase_auto_restore(pml_phase *ph, const pml_plan *pl, const uint8_t *fr
     ph->checked = checked;
 }
 
+void pml_phase_auto_copy(pml_phase *to, const pml_phase *from, const pml_plan *pl)
+{
+    memcpy(to->extra, from->extra, (size_t)pl->n_params);
+    memcpy(to->norm, from->norm, sizeof *to->norm * (size_t)from->n_layers);
+    to->n_auto = from->n_auto;
+    to->checked = from->checked;
+}
+
 int pml_phase_auto(pml_phase *ph, const pml_plan *pl, int64_t step)
 {
     ph->checked = step;

@@ -10,7 +10,9 @@ Checked: A logged a re-cut at step 3 that moved at least one layer to another st
 and matches `pmlc plan`'s phase ("re-cut", `recut_flops`); A and B have bit-for-bit
 the same final weights and the same loss at every step (so the switch loses nothing
 and re-initialises nothing); A resumed from its step-5 checkpoint starts in the
-re-cut phase and ends with the same weights. Usage: recut_test.py PMLC WORK"""
+re-cut phase and ends with the same weights. With `freeze auto` as well, the re-cut
+run still equals the in-place one (the automatic freeze's state moves to the new
+pipeline), re-cut at a check's step or between checks. Usage: recut_test.py PMLC WORK"""
 import json
 import os
 
@@ -60,5 +62,19 @@ check(loss_a == loss_b and len(loss_a) == 7, f"loss trajectories differ:\n{loss_
 c, rec_c, _ = train(src, os.path.join(work, "c"), "--resume", os.path.join(work, "a", "step-000005"))
 check([r.get("recut_at_step") for r in rec_c if "recut_at_step" in r] == [5], "a resume past the freeze did not re-cut")
 check(all(np.array_equal(a[n], c[n]) for n in a), "resuming in the re-cut phase changed the result")
+
+# With `freeze auto` too, the re-cut pipeline carries the automatic freeze's state (the
+# layers it froze stay frozen), also when a check is due at the re-cut's step (10).
+for at in (9, 10):
+    mixed = model(f"mixed{at}", 3, 12, "sgd(lr = 0.05, momentum = 0.9)", "freeze auto(every = 2, threshold = 0.2)",
+                  f"freeze norm after {at} steps", layers=5)
+    mixed_plan = os.path.join(work, f"mixed{at}.plan")
+    run(pmlc, "build", mixed, "-o", mixed_plan, "--arch", "none")
+    ma, rec_ma, log_ma = train(mixed, os.path.join(work, f"ma{at}"), "--seed", "7")
+    mb, _, _ = train(mixed_plan, os.path.join(work, f"mb{at}"), "--seed", "7", "--quiet")
+    frozen = json.load(open(os.path.join(work, f"ma{at}", "trainer.json")))["auto_freeze"]["frozen"]
+    print(f"freeze auto and a re-cut at step {at}: frozen automatically {frozen}")
+    check("stages re-cut" in log_ma and frozen, f"{at}: no re-cut, or nothing frozen automatically to carry")
+    check(all(np.array_equal(ma[n], mb[n]) for n in ma), f"{at}: with freeze auto, re-cut and in place differ")
 
 finish("freeze recut")
