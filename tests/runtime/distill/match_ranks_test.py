@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 
+from distill_programs import STUDENT_MODEL
+
 pmlc, mpirun, work = sys.argv[1:4]
 if mpirun == "none" or not shutil.which(mpirun):
     print("SKIP: no mpirun (install openmpi-bin and libopenmpi-dev and rebuild with MPI)")
@@ -23,13 +25,7 @@ model teacher(x: f32[B, 16]) -> f32[B, 5] {
     h = gelu(linear(x, 32) as fc1)
     return linear(h, 5) as head
 }
-model student(x: f32[B, 16]) -> f32[B, 5] {
-    place = auto(stages = 2)
-    h = gelu(linear(x, 16) as fc1)
-    h = layernorm(h) as norm
-    return linear(h, 5) as head
-}
-"""
+""" + STUDENT_MODEL
 TRAIN = """train {model} {{
     data = classes(features = 16, classes = 5, seed = 3)
     loss = cross_entropy

@@ -21,6 +21,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
 from parity_lib import load_safetensors, np, pml_run, run, torch  # noqa: E402  (exits 77 without torch)
+from distill_programs import STUDENT_MODEL  # noqa: E402
 from distill_lib import (STUDENT_TRAIN, TEACHER_TRAIN, F, check_infer, fail, finish, kd_loss,  # noqa: E402
                          torch_train, worst_differences, write)
 
@@ -34,13 +35,7 @@ model teacher(x: f32[B, 16]) -> f32[B, 5] {
     h = gelu(linear(h, 16) as mid)
     return linear(h, 5) as head
 }
-model student(x: f32[B, 16]) -> f32[B, 5] {
-    place = auto(stages = 2)
-    h = gelu(linear(x, 16) as fc1)
-    h = layernorm(h) as norm
-    return linear(h, 5) as head
-}
-"""
+""" + STUDENT_MODEL
 DISTILL = """distill student from teacher("{weights}") {{ temperature = 2.0, alpha = 0.5
 {matches}
 }}
