@@ -283,6 +283,10 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
         int32_t in[2] = {dy, n.in[1]};
         return emit(A, OP_UNPICK, 2, in, NULL, 0, &sh, 0);
     }
+    case OP_XENT: { /* to the logits only: labels are indices */
+        int32_t in[4] = {n.in[0], n.in[1], y, dy};
+        return k == 0 ? emit(A, OP_XENT_GRAD, 4, in, NULL, 0, NULL, 0) : -1;
+    }
     case OP_MATMUL:
         return matmul_grad(A, &n, k, dy);
     default:

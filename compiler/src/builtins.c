@@ -363,6 +363,7 @@ static const builtin builtins[] = {
     {"concat", {"xs", "axis"}, 2, 1, b_concat, OP_CONCAT, NULL},
     {"gather", {"table", "idx"}, 2, 2, b_pair, OP_GATHER, NULL},
     {"pick", {"x", "idx"}, 2, 2, b_pair, OP_PICK, NULL},
+    {"xent", {"logits", "labels"}, 2, 2, b_pair, OP_XENT, NULL},
     {"matmul", {"a", "b"}, 2, 2, b_pair, OP_MATMUL, NULL},
     {"arange", {"n"}, 1, 1, b_arange, OP_ARANGE, NULL},
     {"dim", {"x", "axis"}, 2, 2, b_dim, OP_COUNT, NULL},

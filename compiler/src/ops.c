@@ -247,6 +247,37 @@ static int rule_pick(pmlc_infer *a)
     return 0;
 }
 
+/* xent(logits[..., V], labels[...]) -> [...]: the labels are shaped like pick's indices. */
+static int rule_xent(pmlc_infer *a)
+{
+    char tb[2][160];
+    const pmlc_shape *x = a->in[0], *i = a->in[1];
+    if (need_float(a, 0)) return 1;
+    if (a->dt[1] != PMLC_I32) FAIL(1, "'%s' needs i32 labels, but this is %s", a->opname, TA(1));
+    int ok = x->rank >= 1 && i->rank == x->rank - 1;
+    for (int k = 0; ok && k < i->rank; k++) ok = pmlc_size_eq(x->d[k], i->d[k]);
+    if (!ok) FAIL(1, "'%s' needs labels shaped like the logits without their last axis: %s and %s", a->opname, TA(0), TB(1));
+    a->out = *i;
+    a->out_dt = a->dt[0];
+    return 0;
+}
+
+/* xent_grad(logits, labels, loss, dloss) -> logits' shape: loss and dloss are per row. */
+static int rule_xent_grad(pmlc_infer *a)
+{
+    char tb[2][160];
+    if (rule_xent(a)) return 1;
+    for (int k = 2; k < 4; k++) {
+        if (same_dtype(a, 0, k)) return 1;
+        if (a->in[k]->rank != a->out.rank) FAIL(k, "'%s' needs one value per row, but this is %s", a->opname, TA(k));
+        for (int q = 0; q < a->out.rank; q++)
+            if (!pmlc_size_eq(a->in[k]->d[q], a->out.d[q]))
+                FAIL(k, "'%s' needs one value per row, but this is %s", a->opname, TA(k));
+    }
+    a->out = *a->in[0];
+    return 0;
+}
+
 static int rule_matmul(pmlc_infer *a)
 {
     char tb[2][160], s1[64], s2[64];
@@ -397,6 +428,10 @@ const pmlc_op_info pmlc_ops[OP_COUNT] = {
                         NULL, NULL, NULL, NULL},
     [OP_UNPICK] = {"unpick", PMLC_OPC_GATHER, 2, 2, rule_target, 0, 2, 1, "values into zeros of the last axis at indices",
                    NULL, NULL, NULL, NULL},
+    [OP_XENT] = {"xent", PMLC_OPC_ROWLOSS, 2, 2, rule_xent, 4, 1 | 2 | OUT, 1,
+                  "softmax cross-entropy per row: logsumexp(logits) - logits[label]", NULL, NULL, NULL, NULL},
+    [OP_XENT_GRAD] = {"xent_grad", PMLC_OPC_ROWLOSS, 4, 4, rule_xent_grad, 3, 0, 0,
+                       "(softmax(logits) - onehot(label)) * dloss, the softmax recomputed", NULL, NULL, NULL, NULL},
     [OP_MATMUL] = {"matmul", PMLC_OPC_MATMUL, 2, 2, rule_matmul, 2, 3, 1, "batched matrix product", NULL, NULL, NULL,
                    NULL},
 };
@@ -429,6 +464,10 @@ void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cs
         break;
     case PMLC_OPC_GATHER:
         bwd[0] = n_out; /* scatter-add into the table or the picked positions */
+        break;
+    case PMLC_OPC_ROWLOSS: /* max, exp and sum per element; the backward exp, scale and store */
+        *fwd = (double)pmlc_cshape_numel(&in[0]) * info->flops_per_elem;
+        if (info->differentiable) bwd[0] = (double)pmlc_cshape_numel(&in[0]) * 3;
         break;
     case PMLC_OPC_MATMUL: {
         double k = (double)in[0].d[in[0].rank - 1];

@@ -24,7 +24,8 @@ typedef enum pmlc_op_class {
     PMLC_OPC_REDUCE,   /* along one axis */
     PMLC_OPC_MOVEMENT, /* data layout only */
     PMLC_OPC_GATHER,   /* indexed reads */
-    PMLC_OPC_MATMUL
+    PMLC_OPC_MATMUL,
+    PMLC_OPC_ROWLOSS   /* a loss per row of logits at i32 labels (xent and its backward) */
 } pmlc_op_class;
 
 /* Arguments and results of a shape rule. On failure the rule sets `bad` (the operand

@@ -71,7 +71,8 @@ typedef enum pml_cpu_family_kind {
     PML_CPU_REDUCE,
     PML_CPU_MOVEMENT,
     PML_CPU_INDEX,
-    PML_CPU_MATMUL
+    PML_CPU_MATMUL,
+    PML_CPU_XENT
 } pml_cpu_family_kind;
 pml_cpu_family_kind pml_cpu_family(pml_opcode op);
 
@@ -81,5 +82,12 @@ pml_status pml_cpu_reduce(const pml_op_call *c, pml_err *err);      /* sum max m
 pml_status pml_cpu_movement(const pml_op_call *c, pml_err *err);    /* reshape permute slice concat expand pad */
 pml_status pml_cpu_index(const pml_op_call *c, pml_err *err);       /* gather pick scatter_add unpick */
 pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err);
+pml_status pml_cpu_xent(const pml_op_call *c, pml_err *err); /* xent xent_grad */
+
+/* PML_ERR_INVALID_ARG naming op `name`, the index and the range when an index of
+ * idx[n] is outside [0, range) (index.c); PML_OK otherwise. */
+pml_status pml_cpu_check_indices(const char *name, const int32_t *idx, int64_t n, int64_t range, pml_err *err);
+/* Whether `a` without its last axis is `b` (the shapes of pick's values and indices). */
+int pml_cpu_is_rows_of(const pml_view *a, const pml_view *b);
 
 #endif

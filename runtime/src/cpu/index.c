@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-static pml_status check_indices(const char *name, const int32_t *idx, int64_t n, int64_t range, pml_err *err)
+pml_status pml_cpu_check_indices(const char *name, const int32_t *idx, int64_t n, int64_t range, pml_err *err)
 {
     for (int64_t i = 0; i < n; i++)
         if (idx[i] < 0 || idx[i] >= range)
@@ -16,8 +16,7 @@ static pml_status check_indices(const char *name, const int32_t *idx, int64_t n,
     return PML_OK;
 }
 
-/* Whether `a` without its last axis is `b` (pick's and unpick's shapes). */
-static int is_rows_of(const pml_view *a, const pml_view *b)
+int pml_cpu_is_rows_of(const pml_view *a, const pml_view *b)
 {
     if (a->rank != b->rank + 1) return 0;
     for (int k = 0; k < b->rank; k++)
@@ -53,16 +52,16 @@ pml_status pml_cpu_index(const pml_op_call *c, pml_err *err)
     int shapes_ok = 0;
     switch (c->op) {
     case PML_OP_GATHER: /* table[N, C], idx[...] -> out[..., C] */
-        shapes_ok = v->rank == 2 && is_rows_of(o, iv) && o->dims[o->rank - 1] == v->dims[1];
+        shapes_ok = v->rank == 2 && pml_cpu_is_rows_of(o, iv) && o->dims[o->rank - 1] == v->dims[1];
         break;
     case PML_OP_PICK: /* x[..., V], idx[...] -> out[...] */
-        shapes_ok = is_rows_of(v, iv) && pml_cpu_same_shape(o, iv);
+        shapes_ok = pml_cpu_is_rows_of(v, iv) && pml_cpu_same_shape(o, iv);
         break;
     case PML_OP_SCATTER_ADD: /* dy[..., C], idx[...] -> out[N, C] */
-        shapes_ok = o->rank == 2 && is_rows_of(v, iv) && v->dims[v->rank - 1] == o->dims[1];
+        shapes_ok = o->rank == 2 && pml_cpu_is_rows_of(v, iv) && v->dims[v->rank - 1] == o->dims[1];
         break;
     default: /* unpick: dy[...], idx[...] -> out[..., V] */
-        shapes_ok = is_rows_of(o, iv) && pml_cpu_same_shape(v, iv);
+        shapes_ok = pml_cpu_is_rows_of(o, iv) && pml_cpu_same_shape(v, iv);
         break;
     }
     if (!shapes_ok)
@@ -73,7 +72,7 @@ pml_status pml_cpu_index(const pml_op_call *c, pml_err *err)
     case PML_OP_GATHER: {
         int64_t N = v->dims[0];
         size_t row = (size_t)v->dims[1] * es;
-        if (check_indices(name, idx, rows, N, err)) return err ? err->code : PML_ERR_INVALID_ARG;
+        if (pml_cpu_check_indices(name, idx, rows, N, err)) return err ? err->code : PML_ERR_INVALID_ARG;
         for (int64_t r = 0; r < rows; r++)
             memcpy((char *)o->data + (size_t)r * row, (const char *)v->data + (size_t)idx[r] * row, row);
         return PML_OK;
@@ -82,7 +81,7 @@ pml_status pml_cpu_index(const pml_op_call *c, pml_err *err)
     case PML_OP_UNPICK: {
         int pick = c->op == PML_OP_PICK;
         int64_t V = pick ? v->dims[v->rank - 1] : o->dims[o->rank - 1];
-        if (check_indices(name, idx, rows, V, err)) return err ? err->code : PML_ERR_INVALID_ARG;
+        if (pml_cpu_check_indices(name, idx, rows, V, err)) return err ? err->code : PML_ERR_INVALID_ARG;
         char *od = o->data;
         const char *vd = v->data;
         if (!pick) memset(od, 0, (size_t)pml_cpu_numel(o) * es);
@@ -98,7 +97,7 @@ pml_status pml_cpu_index(const pml_op_call *c, pml_err *err)
     default: { /* scatter_add */
         int64_t N = o->dims[0], C = o->dims[1];
         if (t != PML_F32 && t != PML_F64) return pml_cpu_unsupported(c, t, err);
-        if (check_indices(name, idx, rows, N, err)) return err ? err->code : PML_ERR_INVALID_ARG;
+        if (pml_cpu_check_indices(name, idx, rows, N, err)) return err ? err->code : PML_ERR_INVALID_ARG;
         if (t == PML_F32)
             SCATTER_ADD(float);
         else

@@ -38,10 +38,14 @@ static void arity(pml_opcode op, int *lo, int *hi)
     case PML_OP_MATMUL:
     case PML_OP_SCATTER_ADD:
     case PML_OP_UNPICK:
+    case PML_OP_XENT:
         *lo = *hi = 2;
         break;
     case PML_OP_WHERE:
         *lo = *hi = 3;
+        break;
+    case PML_OP_XENT_GRAD:
+        *lo = *hi = 4;
         break;
     case PML_OP_CONCAT:
         *hi = -1;
@@ -76,6 +80,9 @@ pml_cpu_family_kind pml_cpu_family(pml_opcode op)
         return PML_CPU_INDEX;
     case PML_OP_MATMUL:
         return PML_CPU_MATMUL;
+    case PML_OP_XENT:
+    case PML_OP_XENT_GRAD:
+        return PML_CPU_XENT;
     default:
         return PML_CPU_ELEMENTWISE;
     }
@@ -116,6 +123,8 @@ pml_status pml_cpu_run(const pml_op_call *c, pml_err *err)
         return pml_cpu_index(c, err);
     case PML_CPU_MATMUL:
         return pml_cpu_matmul(c, err);
+    case PML_CPU_XENT:
+        return pml_cpu_xent(c, err);
     default:
         return pml_cpu_elementwise(c, err);
     }
