@@ -74,6 +74,10 @@ const char *cg_float_lit(cg *c, double v);
  * the threads it wants. */
 int64_t cg_single(cg *c, int32_t n);
 
+/* xent and xent_grad, a team of threads per row (cuda_xent.c). Writes the body;
+ * returns the threads it wants (blocks of 256). */
+int64_t cg_xent(cg *c, int32_t n);
+
 /* The register number of node n in the kernel being rendered. */
 static inline int cg_v(const cg *c, int32_t n) { return c->local[n]; }
 

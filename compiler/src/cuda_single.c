@@ -234,6 +234,7 @@ int64_t cg_single(cg *c, int32_t n)
     case PMLC_OPC_REDUCE: return x->op == OP_SUM_TO ? sum_to(c, n, x) : reduce(c, n, x);
     case PMLC_OPC_MOVEMENT: return movement(c, n, x);
     case PMLC_OPC_GATHER: return indexed(c, n, x);
+    case PMLC_OPC_ROWLOSS: return cg_xent(c, n);
     default:
         pmlc_error(&c->P->diag, x->loc, "the CUDA backend has no kernel for %s", pmlc_ops[x->op].name);
         c->errors++;
