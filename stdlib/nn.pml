@@ -108,8 +108,10 @@ fn block(x, heads, dropout_p = 0.0) {
 # --- losses (each returns an f32[] scalar) -----------------------------------
 
 # logits[..., V], i32 labels[...] -> []: mean over positions of -log softmax(logits)[label].
+# xent is that per position, fused: its backward recomputes the softmax from the logits,
+# so no [..., V] probabilities are kept between the passes.
 fn cross_entropy(logits, labels: i32) {
-    return -mean(pick(log_softmax(logits), labels))
+    return mean(xent(logits, labels))
 }
 
 # pred, target of one shape -> []: mean of (pred - target)².
