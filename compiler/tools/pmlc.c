@@ -92,7 +92,8 @@ static int usage_error(const char *fmt, const char *arg)
 
 static void print_ops(void)
 {
-    static const char *const classes[] = {"source", "elementwise", "reduce", "movement", "gather", "matmul"};
+    static const char *const classes[] = {"source", "elementwise", "reduce", "movement", "gather", "matmul", "row loss"};
+    _Static_assert(sizeof classes / sizeof *classes == PMLC_OPC_ROWLOSS + 1, "a name for every op class");
     printf("%-12s %-12s %-6s %s\n", "op", "class", "inputs", "meaning");
     for (int i = 0; i < OP_COUNT; i++) {
         const pmlc_op_info *o = &pmlc_ops[i];

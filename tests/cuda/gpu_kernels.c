@@ -8,9 +8,9 @@
  * Values are checked end to end against the CPU backend by gpu_train_test.py.
  *
  * `gpu_kernels --bench MODEL.pml` (bench/gpu/run.sh) also times every element-wise and
- * row kernel (CUDA events, median of 21 launches) and prints its bandwidth counting
- * each argument once (inputs read, outputs written: the fewest bytes it can move),
- * against a device-to-device copy measured in the same run. */
+ * row kernel and the fused cross-entropy's (CUDA events, median of 21 launches) and
+ * prints its bandwidth counting each argument once (inputs read, outputs written: the
+ * fewest bytes it can move) against a device-to-device copy measured in the same run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +37,7 @@ static int64_t numel(const pmlc_graph *g, const pmlc_plan *pl, int32_t node)
 
 typedef struct timing {
     const char *name;
-    int kind;
+    const char *kind; /* "elemwise", "row", "xent" */
     double bytes, us;
 } timing;
 
@@ -51,6 +51,18 @@ static int by_value(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
     return x < y ? -1 : x > y;
+}
+
+/* What --bench times: element-wise and row kernels, and the fused cross-entropy's
+ * (single kernels that write an xent or xent_grad); NULL for the rest. */
+static const char *timed_kind(const pmlc_graph *g, const pmlc_cuda_kernel *kn)
+{
+    if (kn->zero_output) return NULL;
+    if (kn->kind == PMLC_KERNEL_ELEMWISE) return "elemwise";
+    if (kn->kind == PMLC_KERNEL_ROW) return "row";
+    for (int a = 0; a < kn->n_args; a++)
+        if (kn->args[a].out && pmlc_ops[g->nodes.v[kn->args[a].node].op].cls == PMLC_OPC_ROWLOSS) return "xent";
+    return NULL;
 }
 
 /* Median microseconds of 21 runs of launch(ctx), timed with events on the default stream. */
@@ -114,7 +126,7 @@ static void report(const pml_cuda_driver *d, timing *t, int n)
         double gbs = t[i].bytes / t[i].us / 1e3;
         if (i < 15)
             printf("%-24.24s %-8s %10.1f %10.1f %8.0f %6.0f%%\n", t[i].name,
-                   t[i].kind == PMLC_KERNEL_ROW ? "row" : "elemwise", t[i].bytes / 1e6, t[i].us, gbs,
+                   t[i].kind, t[i].bytes / 1e6, t[i].us, gbs,
                    100 * gbs / copy_gbs);
         if (t[i].bytes >= 16e6) big_bytes += t[i].bytes, big_us += t[i].us;
     }
@@ -202,10 +214,10 @@ int main(int argc, char **argv)
             break;
         }
         ran++;
-        if (bench && timed && !kn->zero_output && (kn->kind == PMLC_KERNEL_ELEMWISE || kn->kind == PMLC_KERNEL_ROW)) {
+        if (bench && timed && timed_kind(g, kn)) {
             launch_ctx lc = {&mod, kn->func, grid, kn->block, params};
             timing *t = &timed[n_timed++];
-            t->name = names[kn->func], t->kind = kn->kind, t->us = time_us(d, run_kernel, &lc);
+            t->name = names[kn->func], t->kind = timed_kind(g, kn), t->us = time_us(d, run_kernel, &lc);
             for (int a = 0; a < kn->n_args; a++) t->bytes += (double)bytes[a];
             if (t->us <= 0) n_timed--;
         }
