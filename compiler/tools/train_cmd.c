@@ -73,6 +73,11 @@ static int save_all(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe, uint6
     pml_err err = {0};
     if (!r->dist) return (parent && make_dir(parent)) || save(pl, pipe, seed, dir);
     int lead = r->rank == 0, rc = 0;
+    /* An automatic freeze check due now runs before rank 0 writes its state, and on
+     * every rank at once: it sums the layers' norms over the ranks (plan/phase.h). */
+    struct pml_phase *ph;
+    if (pl->conf.freeze_every > 0 && pml_pipeline_phase(pipe, &ph, &err))
+        return pmlc_cli_fail("cannot run the automatic freeze's check", &err);
     if (lead && ((parent && make_dir(parent)) || pml_ckpt_begin(dir, &err)))
         rc = err.code ? pmlc_cli_fail("cannot write the checkpoint", &err) : 1;
     if (agree(r, rc)) return 1;

@@ -146,7 +146,6 @@ static pml_status run_unit(pml_cpu_ctx *p, pml_cpu_stage *st, int u, int64_t mb,
 
 static pml_status cpu_begin(pml_backend_ctx *b, int64_t step, int train, pml_err *err)
 {
-    (void)err;
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     const pml_plan *pl = p->plan;
     p->version++; /* parameters may have changed: invariants are recomputed */
@@ -157,9 +156,10 @@ static pml_status cpu_begin(pml_backend_ctx *b, int64_t step, int train, pml_err
         p->stages[s].fwd_done = 0;
         p->stages[s].bwd_done = p->stages[s].wgrad_from = first;
     }
-    if (train) pml_phase_begin(&p->phase, pl, step, p->acc); /* a freeze from this step removes backward work */
-    if (train)
-        for (int q = 0; q < pl->n_params; q++)
+    if (!train) return PML_OK;
+    pml_status st = pml_phase_begin(&p->phase, pl, step, p->acc, err); /* a freeze from this step removes work */
+    if (st) return st;
+    for (int q = 0; q < pl->n_params; q++)
             if (p->acc[q]) memset(p->acc[q], 0, sizeof(float) * (size_t)pl->nodes[pl->params[q].node].numel);
     return PML_OK;
 }
@@ -337,11 +337,9 @@ static pml_status cpu_grads(pml_backend_ctx *b, int s, pml_backend_buf *out, int
 
 static pml_status cpu_phase(pml_backend_ctx *b, int64_t step, pml_phase **out, pml_err *err)
 {
-    (void)err;
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
-    pml_phase_auto_check(&p->phase, p->plan, step, p->acc);
     *out = &p->phase;
-    return PML_OK;
+    return pml_phase_auto_check(&p->phase, p->plan, step, p->acc, err);
 }
 
 /* Host memory is the only memory: no sync, upload, download or parameter copies. */

@@ -126,8 +126,7 @@ static pml_status auto_check(pml_cuda_ctx *p, int64_t step, pml_err *err)
         if (r) return r;
         ph->sq[q] = sq / m2;
     }
-    pml_phase_auto(ph, pl, step);
-    return PML_OK;
+    return pml_phase_auto(ph, pl, step, err);
 }
 
 /* plan/phase.h's pml_phase_begin: the automatic freeze's check when due, then this

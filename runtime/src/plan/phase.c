@@ -95,9 +95,9 @@ int pml_phase_at(pml_phase *ph, const pml_plan *pl, int64_t step)
     return changed;
 }
 
-void pml_phase_auto_check(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc)
+pml_status pml_phase_auto_check(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc, pml_err *err)
 {
-    if (!pml_phase_auto_due(ph, pl, step)) return;
+    if (!pml_phase_auto_due(ph, pl, step)) return PML_OK;
     double m2 = (double)pl->conf.microbatches * (double)pl->conf.microbatches; /* acc / M is the mean */
     for (int q = 0; q < pl->n_params; q++) {
         double sq = 0;
@@ -105,13 +105,14 @@ void pml_phase_auto_check(pml_phase *ph, const pml_plan *pl, int64_t step, float
             sq += (double)acc[q][i] * acc[q][i];
         ph->sq[q] = sq / m2;
     }
-    pml_phase_auto(ph, pl, step);
+    return pml_phase_auto(ph, pl, step, err);
 }
 
-void pml_phase_begin(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc)
+pml_status pml_phase_begin(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc, pml_err *err)
 {
-    pml_phase_auto_check(ph, pl, step, acc);
-    pml_phase_at(ph, pl, step);
+    pml_status st = pml_phase_auto_check(ph, pl, step, acc, err);
+    if (!st) pml_phase_at(ph, pl, step);
+    return st;
 }
 
 int pml_phase_auto_due(const pml_phase *ph, const pml_plan *pl, int64_t step)
@@ -140,8 +141,12 @@ void pml_phase_auto_copy(pml_phase *to, const pml_phase *from, const pml_plan *p
     to->checked = from->checked;
 }
 
-int pml_phase_auto(pml_phase *ph, const pml_plan *pl, int64_t step)
+pml_status pml_phase_auto(pml_phase *ph, const pml_plan *pl, int64_t step, pml_err *err)
 {
+    if (ph->sum_sq) {
+        pml_status st = ph->sum_sq(ph->sum_sq_ctx, ph->sq, pl->n_params, err);
+        if (st) return st;
+    }
     ph->checked = step;
     uint8_t *trained = ph->trained;
     int L = ph->n_layers, last = -1, frozen = 0;
@@ -165,7 +170,7 @@ int pml_phase_auto(pml_phase *ph, const pml_plan *pl, int64_t step)
     }
     for (int l = 0; l < L; l++) ph->norm[l] = trained[l] ? sqrt(ph->now[l]) : -1;
     ph->n_auto += frozen;
-    return frozen;
+    return PML_OK;
 }
 
 uint8_t *pml_phase_serving(const pml_plan *pl)

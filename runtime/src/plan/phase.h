@@ -58,6 +58,13 @@ typedef struct pml_phase {
     uint8_t *trained; /* per layer: scratch, a parameter of it still trains */
     int64_t n_auto;   /* layers the automatic freeze has frozen */
     int64_t checked;  /* the step whose check has run, -1 none */
+    /* With several processes each holds only its own stages' gradients: sum_sq adds
+     * sq[0..n) over them before a check decides, so that every process decides on the
+     * whole model's norms, and alike. NULL in one process. Set by the pipeline
+     * (train/pipeline.c) when it is given other ranks; called from begin, which every
+     * rank runs for the same steps. */
+    pml_status (*sum_sq)(void *ctx, double *sq, int n, pml_err *err);
+    void *sum_sq_ctx;
 } pml_phase;
 
 /* Allocates the sets and sets them for step 0. */
@@ -73,12 +80,13 @@ int pml_phase_at(pml_phase *ph, const pml_plan *pl, int64_t step);
  * backend's gradients are that step's, and the check has not run yet. Call before
  * pml_phase_at(step). */
 int pml_phase_auto_due(const pml_phase *ph, const pml_plan *pl, int64_t step);
-/* The check before step `step`, with ph->sq filled: freezes layers (in `extra`;
- * pml_phase_at(step) then applies them). Returns the number of layers it froze. */
-int pml_phase_auto(pml_phase *ph, const pml_plan *pl, int64_t step);
+/* The check before step `step`, with ph->sq filled by this process (summed over the
+ * processes first through sum_sq): freezes layers (in `extra`; pml_phase_at(step) then
+ * applies them). Fails only when sum_sq does. */
+pml_status pml_phase_auto(pml_phase *ph, const pml_plan *pl, int64_t step, pml_err *err);
 /* The check before `step` when it is due, its norms taken from `acc` (per parameter,
  * NULL or its gradient summed over the micro-batches, in host memory). */
-void pml_phase_auto_check(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc);
+pml_status pml_phase_auto_check(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc, pml_err *err);
 /* Sets the automatic freeze's state as a checkpoint saved it: per layer (model order)
  * whether a check froze it and its norm at the last check (-1 none), and the step
  * checked last. */
@@ -91,7 +99,7 @@ void pml_phase_auto_copy(pml_phase *to, const pml_phase *from, const pml_plan *p
 
 /* What a backend's begin calls before a training step, while `acc` still holds the step
  * before's gradients: pml_phase_auto_check, then pml_phase_at. */
-void pml_phase_begin(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc);
+pml_status pml_phase_begin(pml_phase *ph, const pml_plan *pl, int64_t step, float *const *acc, pml_err *err);
 
 /* Serving (FWD_SERVE) runs only the forward nodes the output depends on: per node, 1
  * for those. Malloc'ed (the caller frees it); NULL when out of memory. */

@@ -14,6 +14,7 @@
 #include "cpu/stage.h"
 #include "dist.h"
 #include "optim.h"
+#include "plan/phase.h"
 #include "transport.h"
 
 enum { I_LOAD, I_RECV_ACT, I_FWD, I_SEND_ACT, I_RECV_GRAD, I_BWD, I_SEND_GRAD, I_STEP };
@@ -50,6 +51,29 @@ struct pml_pipeline {
     double sq_total;   /* the step's squared gradient norm, over every stage of every rank */
     double loss_total; /* the step's loss summed over micro-batches, likewise */
 };
+
+/* plan/phase.h's sum_sq: the automatic freeze's per-parameter squared norms summed
+ * over the ranks. Each rank has its own stages' gradients (zeros elsewhere), and every
+ * replica holds the same sums after sum_replicas, so only the first replica's ranks
+ * add theirs, as for the gradient norm. */
+static pml_status sum_freeze_norms(void *ctx, double *sq, int n, pml_err *err)
+{
+    pml_dist *d = ctx;
+    if (d->replica != 0)
+        for (int i = 0; i < n; i++) sq[i] = 0;
+    return d->sum(d, sq, n, err);
+}
+
+/* Makes the backend's automatic freeze decide on the whole model's gradients. */
+static pml_status share_freeze_norms(pml_pipeline *p, pml_err *err)
+{
+    struct pml_phase *ph;
+    pml_status st = pml_backend_phase(&p->be, p->step, &ph, err); /* step 0: no check is due */
+    if (st) return st;
+    ph->sum_sq = sum_freeze_norms;
+    ph->sum_sq_ctx = p->opts.dist;
+    return PML_OK;
+}
 
 pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err)
 {
@@ -100,6 +124,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     if (!st) st = d ? d->transport_create(d, &p->be, p->S, p->M, &p->tr, err)
                     : pml_transport_local_create(p->S, p->M, &p->tr, err);
     if (!st) st = pml_ckpt_load_teacher(plan, p, err); /* a distillation teacher's weights */
+    if (!st && d && plan->conf.freeze_every > 0) st = share_freeze_norms(p, err);
     if (st) {
         pml_pipeline_destroy(p);
         return st;

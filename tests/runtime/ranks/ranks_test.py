@@ -253,6 +253,47 @@ elif behaviour == "replicas_from_the_source":
     r = run_mpi(3, model, *SMALL_GPT, "--steps", "1", timeout=120)
     check(r.returncode != 0 and "3 ranks cannot form 2 equal pipeline replicas" in r.stderr
           and "--replicas overrides it" in r.stderr, f"3 ranks cannot form the source's 2 replicas: {r.stderr[-2000:]}")
+elif behaviour == "freeze_auto_like_one_process":
+    need_mpirun()
+    # `freeze auto` judges every layer by its gradient norm, but a rank holds only its
+    # own stages' gradients: the ranks must decide on the norms of the whole model, as
+    # one process does, or each freezes its own prefix. A residual MLP over 4 stages
+    # (the freeze tests' model: with this seed the stem and layers 0-2 freeze at steps
+    # 8 and 10), SGD, compared with one process for 2 and 4 ranks and 2 replicas of 2.
+    model = os.path.join(work, "deep_auto.pml")
+    with open(model, "w") as f:
+        f.write("""import "nn"
+fn residual(x, hidden) { return x + mlp(layernorm(x) as norm, hidden) as mlp }
+model deep(x: f32[B, 32]) -> f32[B, 4] {
+    place = auto(stages = 4)
+    h = gelu(linear(x, 48) as stem)
+    repeat 5 { h = residual(h, 96) as layers }
+    return linear(layernorm(h) as norm, 4) as head
+}
+train deep {
+    data = classes(features = 32, classes = 4)
+    loss = cross_entropy
+    optimizer = sgd(lr = 0.05, momentum = 0.9)
+    batch = 64, microbatches = 4
+    freeze auto(every = 2, threshold = 0.2)
+}
+""")
+
+    def frozen(folder):
+        with open(os.path.join(folder, "trainer.json")) as f:
+            return json.load(f)["auto_freeze"]["frozen"]
+
+    seed = ["--seed", "7"]
+    train_like_one_process(model, seed, [2, 4], steps=12)
+    want = frozen(os.path.join(work, "one"))
+    print("one process froze", want)
+    check(len(want) >= 2, f"the one-process run freezes a prefix of layers (the test needs one): {want}")
+    for n in (2, 4):
+        got = frozen(os.path.join(work, f"ranks{n}"))
+        check(got == want, f"{n} ranks freeze the layers one process does: {got}, want {want}")
+    train_like_one_process(model, seed, [4], steps=12, replicas=2)
+    got = frozen(os.path.join(work, "ranks4"))
+    check(got == want, f"2 replicas of 2 ranks freeze the layers one process does: {got}, want {want}")
 elif behaviour == "replicas_must_divide_the_microbatches":
     need_mpirun()
     r = run_mpi(3, GPT, *SMALL_GPT, "--steps", "1", "--replicas", "3", timeout=120)
