@@ -15,8 +15,8 @@
  *
  * Ranks (train_ranks.h): launched as N processes (`mpirun -np N pmlc train ...`), each
  * runs its share of the stages; rank 0 alone prints, writes metrics and the timeline
- * (of its own stages), evaluates (on the model gathered onto it) and reads --init and
- * --resume (then sends each rank its part). Checkpoints are sharded: each rank of
+ * (of every rank's stages, gathered: train_trace.h), evaluates (on the model gathered
+ * onto it) and reads --init and --resume (then sends each rank its part). Checkpoints are sharded: each rank of
  * the first replica writes the stages it runs, and rank 0 commits (save_all). */
 #define _DEFAULT_SOURCE /* isatty, mkdir */
 #include "train_cmd.h"
@@ -31,8 +31,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "formats/atomic_file.h"
-#include "formats/json.h"
 #include "plan/plan.h"
 #include "train/checkpoint.h"
 #include "train/feed.h"
@@ -40,6 +38,7 @@
 #include "cli_util.h"
 #include "recut.h"
 #include "train_ranks.h"
+#include "train_trace.h"
 
 static int make_dir(const char *dir)
 {
@@ -53,14 +52,6 @@ static int save(const pml_plan *pl, pml_pipeline *pipe, uint64_t seed, const cha
 {
     pml_err err = {0};
     return pml_ckpt_save(pl, pipe, seed, dir, &err) ? pmlc_cli_fail("cannot write the checkpoint", &err) : 0;
-}
-
-/* Whether rank 0 succeeded at something only it does (rc is its exit status), told to
- * every rank so that all go on or all stop: 0 to go on. */
-static int agree(pmlc_ranks *r, int rc)
-{
-    int32_t failed = rc != 0;
-    return pmlc_ranks_share(r, &failed, sizeof failed) || failed;
 }
 
 /* A checkpoint of the whole model in `dir` (`parent`, when not NULL, created first).
@@ -80,7 +71,7 @@ static int save_all(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe, uint6
         return pmlc_cli_fail("cannot run the automatic freeze's check", &err);
     if (lead && ((parent && make_dir(parent)) || pml_ckpt_begin(dir, &err)))
         rc = err.code ? pmlc_cli_fail("cannot write the checkpoint", &err) : 1;
-    if (agree(r, rc)) return 1;
+    if (pmlc_ranks_agree(r, rc)) return 1;
     int per = r->world / r->dist->replicas;
     if (r->dist->replica == 0 && pml_ckpt_save_shard(pl, pipe, dir, r->rank, per, &err)) {
         char what[64];
@@ -95,7 +86,7 @@ static int save_all(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe, uint6
     }
     if (lead && pml_ckpt_commit(pl, pipe, seed, dir, per, &err))
         rc = pmlc_cli_fail("cannot commit the checkpoint", &err);
-    return agree(r, rc);
+    return pmlc_ranks_agree(r, rc);
 }
 
 static void progress(const pml_step_stats *st, int64_t total, int64_t samples, int tty, double elapsed)
@@ -111,51 +102,6 @@ static void progress(const pml_step_stats *st, int64_t total, int64_t samples, i
     fprintf(stderr, "%s%s%sstep %lld/%lld  loss %.4f  lr %.2e  |g| %.3g  %.0f samples/s  %.1f ms/step  ETA %d:%02d%s",
             tty ? "\r" : "", tty ? bar : "", tty ? " " : "", (long long)st->step + 1, (long long)total, st->loss,
             st->lr, st->grad_norm, rate, 1e3 * st->seconds, (int)eta / 60, (int)eta % 60, tty ? "   " : "\n");
-}
-
-/* The timeline as Chrome trace JSON (chrome://tracing, Perfetto): one track per stage,
- * a span per load, wait, forward, backward and update, named F3 / B3 for micro-batch 3. */
-static int write_trace(const pml_plan *pl, const pml_pipeline *pipe, const char *path, double measured, double analytic)
-{
-    static const char *const kinds[] = {"load", "recv_act", "fwd", "send_act", "recv_grad", "bwd", "send_grad", "step"};
-    pml_json_buf b = {0};
-    pml_json_buf_puts(&b, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
-    int first = 1;
-    for (int s = 0; s < (int)pl->conf.stages; s++) {
-        pml_json_buf_printf(&b,
-                            "%s{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": %d, "
-                            "\"args\": {\"name\": \"stage %d\"}}",
-                            first ? "" : ",\n", s, s);
-        first = 0;
-        int n = 0;
-        const pml_trace_event *ev = pml_pipeline_trace(pipe, s, &n);
-        for (int i = 0; i < n; i++) {
-            const pml_trace_event *e = &ev[i];
-            char name[32];
-            if (e->kind == 2 || e->kind == 5)
-                snprintf(name, sizeof name, "%c%d", e->kind == 2 ? 'F' : 'B', e->mb);
-            else if (e->kind == 1 || e->kind == 4)
-                snprintf(name, sizeof name, "wait %s %d", e->kind == 1 ? "act" : "grad", e->mb);
-            else
-                snprintf(name, sizeof name, "%s", kinds[e->kind < 8 ? e->kind : 7]);
-            pml_json_buf_printf(&b,
-                                ",\n{\"name\": \"%s\", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": 1, \"tid\": %d, "
-                                "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d}}",
-                                name, kinds[e->kind < 8 ? e->kind : 7], s, e->t0, e->t1 - e->t0, (long long)e->step + 1,
-                                e->mb);
-        }
-    }
-    pml_json_buf_printf(&b, "\n], \"otherData\": {\"measured_bubble\": %.6f, \"analytic_bubble\": %.6f}}\n", measured,
-                        analytic);
-    pml_atomic_file f;
-    pml_err err = {0};
-    int rc =
-        b.failed ? pmlc_cli_fail("out of memory for the timeline", NULL)
-        : pml_atomic_open(&f, path, &err) || pml_atomic_write(&f, b.data, b.len, &err) || pml_atomic_commit(&f, &err)
-            ? pmlc_cli_fail("cannot write the timeline", &err)
-            : 0;
-    pml_json_buf_free(&b);
-    return rc;
 }
 
 /* Held-out evaluation after training: loss (with the loss floor of the data, when
@@ -200,7 +146,7 @@ static int resume_info(const pmlc_train_args *a, const pml_plan *pl, pmlc_ranks 
             rc = 1;
         }
     }
-    return agree(r, rc) || pmlc_ranks_share(r, info, sizeof *info);
+    return pmlc_ranks_agree(r, rc) || pmlc_ranks_share(r, info, sizeof *info);
 }
 
 int pmlc_train_main(const pmlc_train_args *a)
@@ -218,6 +164,7 @@ int pmlc_train_main(const pmlc_train_args *a)
     FILE *metrics = NULL;
     pml_err err = {0};
     pmlc_ranks ranks = {0, 1, NULL};
+    pmlc_trace trace = {0};
     if (steps < 0) {
         pmlc_cli_fail("the train block gives no 'steps': set it there or with --steps N", NULL);
         goto out;
@@ -229,7 +176,7 @@ int pmlc_train_main(const pmlc_train_args *a)
         pmlc_cli_fail("the training data", &err);
         goto out;
     }
-    if (pmlc_ranks_open(a, pl, plan_hash, &ranks)) goto out;
+    if (pmlc_ranks_open(a, pl, plan_hash, &ranks) || pmlc_trace_begin(&trace, a->trace, &ranks)) goto out;
     /* Ranks keep the step-0 cut: a re-cut would move stages between processes. The
      * freezes still happen, in place (plan/phase.h). */
     if (ranks.world > 1) recut.enabled = 0;
@@ -244,7 +191,7 @@ int pmlc_train_main(const pmlc_train_args *a)
                               .feed = pml_feed_fill,
                               .feed_ctx = feed,
                               .backend = ops,
-                              .trace = a->trace != NULL && lead,
+                              .trace = a->trace != NULL,
                               .dist = ranks.dist};
     pml_ckpt_info resume = {0};
     if (a->resume && resume_info(a, pl, &ranks, steps, &resume)) goto out;
@@ -262,7 +209,7 @@ int pmlc_train_main(const pmlc_train_args *a)
             loaded = pmlc_cli_fail("cannot load the initial weights", &err);
         if (lead && a->resume && pml_ckpt_restore(pl, pipe, a->resume, &err))
             loaded = pmlc_cli_fail("cannot resume", &err);
-        if (agree(&ranks, loaded) || pmlc_ranks_scatter(&ranks, pl, pipe)) goto out;
+        if (pmlc_ranks_agree(&ranks, loaded) || pmlc_ranks_scatter(&ranks, pl, pipe)) goto out;
         if (a->resume) pml_pipeline_set_step(pipe, resume.step);
     }
     int64_t first = pml_pipeline_steps_done(pipe);
@@ -282,8 +229,8 @@ int pmlc_train_main(const pmlc_train_args *a)
         if (!isnan(best)) fprintf(stderr, "; the data's entropy, the best possible loss, is %.4f", best);
         fputc('\n', stderr);
     }
-    double elapsed = 0, bubble_sum = 0;
-    int64_t every = steps >= 20 ? steps / 20 : 1, bubble_steps = 0;
+    double elapsed = 0;
+    int64_t every = steps >= 20 ? steps / 20 : 1;
     for (int64_t s = first; s < steps; s++) {
         pml_step_stats st = {0};
         if (pmlc_recut_due(&recut, pl, s)) { /* a freeze starts: re-plan the stages (recut.h) */
@@ -297,11 +244,8 @@ int pmlc_train_main(const pmlc_train_args *a)
             pmlc_cli_fail(what, &err);
             goto out;
         }
-        elapsed += st.seconds;       /* progress's ETA counts from step 0: close enough on a resume */
-        if (a->trace && s > first) { /* the first step warms caches and allocators */
-            bubble_sum += pml_pipeline_last_bubble(pipe);
-            bubble_steps++;
-        }
+        elapsed += st.seconds;                  /* progress's ETA counts from step 0: close enough on a resume */
+        pmlc_trace_step(&trace, pipe, s > first); /* the first step warms caches and allocators */
         if (!isfinite(st.loss)) { /* every rank has the loss: all stop here */
             if (!lead) goto out;
             fprintf(stderr, "%spmlc: error: the loss is %g at step %lld: training diverged (lower the learning rate)\n",
@@ -323,24 +267,19 @@ int pmlc_train_main(const pmlc_train_args *a)
         }
     }
     if (tty && !quiet && steps > first) fputc('\n', stderr);
-    if (a->trace && lead) {
-        double measured = bubble_steps ? bubble_sum / (double)bubble_steps : pml_pipeline_last_bubble(pipe);
-        double S = (double)pl->conf.stages, M = (double)pl->conf.microbatches, analytic = (S - 1) / (M + S - 1);
-        if (!a->quiet)
-            fprintf(stderr, "bubble: %.1f%% measured (mean of %lld steps), %.1f%% analytic; timeline in %s\n",
-                    100 * measured, (long long)(bubble_steps ? bubble_steps : 1), 100 * analytic, a->trace);
-        if (write_trace(pl, pipe, a->trace, measured, analytic)) goto out;
-    }
+    /* A timeline that cannot be written still leaves the checkpoint written. */
+    int trace_rc = pmlc_trace_finish(&trace, &ranks, pl, pipe, a->quiet);
     /* Rank 0 evaluates on the whole model, gathered from the others; every rank takes
      * part in writing the final checkpoint. */
     if (a->eval > 0 && pmlc_ranks_gather(&ranks, pl, pipe)) goto out;
-    if (agree(&ranks, lead && a->eval > 0 && evaluate(a, pl, pipe, feed, metrics))) goto out;
-    rc = a->out ? save_all(&ranks, pl, pipe, opts.seed, NULL, a->out) : 0;
+    if (pmlc_ranks_agree(&ranks, lead && a->eval > 0 && evaluate(a, pl, pipe, feed, metrics))) goto out;
+    rc = (a->out ? save_all(&ranks, pl, pipe, opts.seed, NULL, a->out) : 0) || trace_rc;
 out:
     if (metrics && fclose(metrics)) rc = pmlc_cli_fail("cannot finish the metrics file", NULL);
     if (rc) pmlc_ranks_abandon(&ranks);
     pml_pipeline_destroy(pipe);
     pmlc_ranks_close(&ranks);
+    pmlc_trace_free(&trace);
     pml_feed_destroy(feed);
     pml_plan_free(pl0);
     pmlc_recut_free(&recut);

@@ -111,3 +111,9 @@ int pmlc_ranks_share(pmlc_ranks *r, void *buf, size_t bytes)
         if (r->dist->move(r->dist, 0, to, buf, bytes, &err)) return pmlc_cli_fail("cannot reach the other ranks", &err);
     return 0;
 }
+
+int pmlc_ranks_agree(pmlc_ranks *r, int rc)
+{
+    int32_t failed = rc != 0;
+    return pmlc_ranks_share(r, &failed, sizeof failed) || failed;
+}

@@ -38,5 +38,8 @@ int pmlc_ranks_gather(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe);
 int pmlc_ranks_scatter(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe);
 /* Rank 0's `bytes` at `buf` into every rank's `buf`. */
 int pmlc_ranks_share(pmlc_ranks *r, void *buf, size_t bytes);
+/* Whether rank 0 succeeded at something only it does (rc is its exit status), told to
+ * every rank so that all go on or all stop: 0 to go on. */
+int pmlc_ranks_agree(pmlc_ranks *r, int rc);
 
 #endif

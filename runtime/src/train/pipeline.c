@@ -24,6 +24,7 @@ typedef struct stage {
     pml_trace_event *ev; /* the timeline, with opts.trace */
     int n_ev, cap_ev;
     double busy; /* compute time in the last step, with opts.trace */
+    double wait; /* time blocked in receives in the last step, with opts.trace */
     pml_err err;
     pml_status status;
 } stage;
@@ -31,7 +32,7 @@ typedef struct stage {
 struct pml_pipeline {
     const pml_plan *plan;
     struct timespec epoch; /* the timeline's zero */
-    double last_bubble;
+    double last_bubble, last_wait;
     pml_pipeline_opts opts;
     int S;
     int first, last; /* the stages this process runs: all, or its rank's (opts.dist) */
@@ -374,6 +375,7 @@ static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, do
 {
     if (in->kind == I_SEND_ACT || in->kind == I_SEND_GRAD) return;
     if (in->kind == I_FWD || in->kind == I_BWD || in->kind == I_STEP) st->busy += t1 - t0;
+    if (in->kind == I_RECV_ACT || in->kind == I_RECV_GRAD) st->wait += t1 - t0;
     if (st->n_ev == st->cap_ev) {
         int cap = st->cap_ev ? st->cap_ev * 2 : 256;
         pml_trace_event *ev = realloc(st->ev, sizeof *ev * (size_t)cap);
@@ -427,6 +429,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     int started = 0;
     for (int s = 0; s < p->S; s++) {
         p->stages[s].busy = 0;
+        p->stages[s].wait = 0;
         p->stages[s].loss = 0;
         p->stages[s].status = PML_OK;
         ws[s] = (worker){p, s};
@@ -453,9 +456,11 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
         return err ? err->code : p->stages[s].status;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double wall = 1e6 * ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)), busy = 0;
-    for (int s = p->first; s < p->last; s++) busy += p->stages[s].busy;
+    double wall = 1e6 * ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)), busy = 0,
+           wait = 0;
+    for (int s = p->first; s < p->last; s++) busy += p->stages[s].busy, wait += p->stages[s].wait;
     p->last_bubble = p->opts.trace && wall > 0 ? 1 - busy / ((p->last - p->first) * wall) : 0;
+    p->last_wait = p->opts.trace && wall > 0 ? wait / ((p->last - p->first) * wall) : 0;
     if (stats) {
         stats->step = p->step;
         stats->loss = p->loss_total / (double)p->M;
@@ -474,6 +479,13 @@ const pml_trace_event *pml_pipeline_trace(const pml_pipeline *p, int s, int *n)
 }
 
 double pml_pipeline_last_bubble(const pml_pipeline *p) { return p->last_bubble; }
+
+double pml_pipeline_last_wait(const pml_pipeline *p) { return p->last_wait; }
+
+double pml_pipeline_trace_epoch(const pml_pipeline *p)
+{
+    return (double)p->epoch.tv_sec + 1e-9 * (double)p->epoch.tv_nsec;
+}
 
 /* ---- evaluation -------------------------------------------------------------------- */
 

@@ -94,10 +94,15 @@ pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss,
  * between steps; a pipeline created with no feed serves inference only. */
 pml_status pml_pipeline_forward(pml_pipeline *p, const void *const *inputs, void *output, pml_err *err);
 
-/* With opts.trace: stage `s`'s spans recorded so far (all steps), and the measured
- * bubble of the last step: 1 − (time stages spent computing) / (stages × step time). */
+/* With opts.trace: stage `s`'s spans recorded so far (all steps), and, over the stages
+ * this process runs, the last step's measured bubble: 1 − (time stages spent
+ * computing) / (stages × step time), and its transport wait: (time stages spent
+ * blocked in receives, the wait for the sender's work included) / (stages × step
+ * time). The spans' zero is pml_pipeline_trace_epoch, in CLOCK_MONOTONIC seconds. */
 const pml_trace_event *pml_pipeline_trace(const pml_pipeline *p, int s, int *n);
 double pml_pipeline_last_bubble(const pml_pipeline *p);
+double pml_pipeline_last_wait(const pml_pipeline *p);
+double pml_pipeline_trace_epoch(const pml_pipeline *p);
 int64_t pml_pipeline_steps_done(const pml_pipeline *p);
 
 /* For checkpoints (checkpoint.h). A parameter's optimizer state, numel f32 values
