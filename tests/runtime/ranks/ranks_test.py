@@ -2,7 +2,8 @@
 """Ranks: `pmlc train` as N processes under mpirun, each running its share of the
 stages, trains the same weights as one process; a rank that stops answering or dies
 ends the run with a non-zero exit within the peer timeout, naming it; ranks with
-different plans refuse to start; a checkpoint written by N ranks resumes on M.
+different plans refuse to start; a checkpoint written by N ranks resumes on M;
+--trace writes one timeline of every rank.
 
 usage: ranks_test.py PMLC EXAMPLES MPIRUN|none WORK BEHAVIOUR
 Behaviours that need mpirun exit 77 (skipped) with a message when there is none or
@@ -158,6 +159,71 @@ def train_like_one_process(model, extra, counts, steps=10, replicas=1, norm="max
             check(want in r.stderr, f"{n} ranks: the progress line says '{want}': {r.stderr[-2000:]}")
         same_weights(f"{n} ranks, {replicas or 'the source'} replica(s)", ref, out, norm)
 
+
+def check_timeline(name, path, n, replicas, stages, mbs, steps, stderr):
+    """`pmlc train --trace` under n ranks wrote one Chrome trace of every rank: a process
+    per rank, a thread per stage it runs, a forward and a backward span per step and
+    micro-batch of its replica, no overlap within a stage, and every receive ending
+    after the send it waited for began on the sender's side (its work producing the
+    message ended), once clocks are corrected, within the recorded uncertainties."""
+    with open(path) as f:
+        t = json.load(f)  # parses
+    other = t["otherData"]
+    ranks = other["ranks"]
+    check([k["rank"] for k in ranks] == list(range(n)), f"{name}: otherData lists every rank: {ranks}")
+    names = {e["pid"]: e["args"]["name"] for e in t["traceEvents"] if e["name"] == "process_name"}
+    want = {k + 1: f"rank {k} (replica {k // (n // replicas)})" for k in range(n)}
+    check(names == want, f"{name}: one process per rank, named for it and its replica: {names}")
+    check(sorted(s for k in ranks if k["replica"] == 0 for s in k["stages"]) == list(range(stages)),
+          f"{name}: replica 0's ranks run every stage once: {ranks}")
+    slack = 0.002  # microseconds: ts and dur are printed to 0.001
+    for k in ranks:
+        check(abs(k["clock_offset_us"]) <= k["clock_uncertainty_us"] + slack,
+              f"{name}: rank {k['rank']} shares rank 0's clock on one host, so its offset is within its "
+              f"uncertainty: {k}")
+        check(0 <= k["transport_wait"] < 1, f"{name}: rank {k['rank']}'s transport wait is a share: {k}")
+        check(f"rank {k['rank']} {100 * k['transport_wait']:.1f}%" in stderr,
+              f"{name}: the summary line gives rank {k['rank']}'s wait: {stderr[-1500:]}")
+    check(0 <= other["measured_bubble"] < 1 and "over the %d stages of replica 0" % stages in stderr,
+          f"{name}: the bubble is replica 0's: {other} {stderr[-1500:]}")
+    spans = {}  # (pid, stage) -> spans sorted by start
+    for e in t["traceEvents"]:
+        if e["ph"] == "X":
+            spans.setdefault((e["pid"], e["tid"]), []).append(e)
+    owner = {}  # (replica, stage) -> rank
+    per_mb = mbs // replicas
+    for k in ranks:
+        mine = range(k["replica"] * per_mb, (k["replica"] + 1) * per_mb)
+        for s in k["stages"]:
+            owner[(k["replica"], s)] = k["rank"]
+            ev = sorted(spans.get((k["rank"] + 1, s), []), key=lambda e: e["ts"])
+            for cat in ("fwd", "bwd"):
+                got = sorted((e["args"]["step"], e["args"]["microbatch"]) for e in ev if e["cat"] == cat)
+                check(got == [(st, mb) for st in range(1, steps + 1) for mb in mine],
+                      f"{name}: rank {k['rank']} stage {s} has one {cat} span per step and micro-batch of its "
+                      f"replica: {got}")
+            for a, b in zip(ev, ev[1:]):
+                check(a["ts"] + a["dur"] <= b["ts"] + slack,
+                      f"{name}: rank {k['rank']} stage {s}: {a['name']} overlaps {b['name']}")
+    unc = {k["rank"]: k["clock_uncertainty_us"] for k in ranks}
+    matched = 0
+    for k in ranks:
+        for s in k["stages"]:
+            for e in spans.get((k["rank"] + 1, s), []):
+                if e["cat"] not in ("recv_act", "recv_grad"):
+                    continue
+                src, made = (s - 1, "fwd") if e["cat"] == "recv_act" else (s + 1, "bwd")
+                peer = owner[(k["replica"], src)]
+                sent = [x for x in spans.get((peer + 1, src), []) if x["cat"] == made and
+                        (x["args"]["step"], x["args"]["microbatch"]) == (e["args"]["step"], e["args"]["microbatch"])]
+                check(len(sent) == 1, f"{name}: {e['name']} of step {e['args']['step']} has its sender's span")
+                if len(sent) == 1:
+                    matched += 1
+                    # The send starts after the work that produced the message ends.
+                    check(e["ts"] + e["dur"] >= sent[0]["ts"] + sent[0]["dur"] - unc[k["rank"]] - unc[peer] - slack,
+                          f"{name}: rank {k['rank']}'s {e['name']} (step {e['args']['step']}) ends before rank "
+                          f"{peer} sent it")
+    check(matched >= 2 * (stages - 1) * mbs * steps, f"{name}: every receive was matched ({matched})")
 
 def rank_pids(marker, rank):
     """The pids of processes whose command line holds `marker` and whose rank is `rank`."""
@@ -378,6 +444,27 @@ elif behaviour == "different_plans_refuse_to_start":
     check(r.returncode != 0, "the run exits non-zero")
     check("rank 0 cannot join" in r.stderr and "rank 1 cannot join" in r.stderr, "both ranks refuse")
     check("rank 1 has a different plan" in r.stderr, "the message names rank 1")
+elif behaviour == "trace_covers_every_rank":
+    need_mpirun()
+    steps = 3
+    for name, n, model, extra, replicas, stages, mbs in (
+            ("2 ranks", 2, MLP, [], 1, 2, 8),
+            ("4 ranks", 4, GPT, SMALL_GPT, 1, 4, 4),
+            ("2 replicas x 2 stages", 4, MLP, [], 2, 2, 8)):
+        path = os.path.join(work, f"trace{n}x{replicas}.json")
+        r = run_mpi(n, model, *extra, "--steps", str(steps), "--trace", path, "--replicas", str(replicas))
+        check(r.returncode == 0, f"{name}: trains with --trace: {r.stderr[-2000:]}")
+        if r.returncode == 0:
+            check_timeline(name, path, n, replicas, stages, mbs, steps, r.stderr)
+elif behaviour == "bad_trace_path_fails_before_training":
+    need_mpirun()
+    bad = os.path.join(work, "no-such-folder", "t.json")
+    r = run_mpi(2, MLP, "--steps", "2", "--trace", bad, "--out", os.path.join(work, "out"), timeout=120)
+    check(r.returncode != 0, "the run exits non-zero")
+    check(bad in r.stderr and "No such file or directory" in r.stderr and "timeline" in r.stderr,
+          f"rank 0 names the path and why: {r.stderr[-2000:]}")
+    check("step 1/" not in r.stderr and not os.path.exists(os.path.join(work, "out")),
+          f"before training: {r.stderr[-2000:]}")
 elif behaviour == "more_ranks_than_stages_is_an_error":
     need_mpirun()
     r = run_mpi(3, MLP, "--steps", "1", timeout=120)

@@ -3,12 +3,16 @@
  * and world come from the first launcher's variables present, and bad values are
  * errors naming the variable; the heartbeat's blame rule on made-up timelines names a
  * peer that stops after the timeout, and an observer whose own listener stalled (not
- * scheduled, the process held up) blames nobody for the stall. */
+ * scheduled, the process held up) blames nobody for the stall; a clock offset estimated
+ * from ping-pongs with uneven delays holds the true offset within its bound, and the
+ * shortest round trip gives it. */
 #define _DEFAULT_SOURCE /* setenv */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/dist_clock.h"
 #include "train/liveness.h"
 #include "train/ranks.h"
 
@@ -181,6 +185,32 @@ static void a_slow_but_running_listener_keeps_wall_time(void)
     pml_live_free(&l);
 }
 
+/* A peer whose clock reads rank 0's + 1234.5 s, behind one-way delays that differ
+ * each way and each round (as a busy machine's do): the estimate comes from the round
+ * with the shortest trip, and the true offset lies within its bound. */
+static void clock_offset_within_its_bound(void)
+{
+    const double skew = 1234.5;
+    static const double out[] = {3e-3, 40e-6, 700e-6, 12e-6, 90e-6}, back[] = {1e-3, 300e-6, 5e-6, 80e-6, 2e-3};
+    pml_clock_sample s[5];
+    double t = 100;
+    for (int i = 0; i < 5; i++) {
+        s[i].sent = t;
+        s[i].peer = t + out[i] + skew; /* when the ping arrived, on the peer's clock */
+        s[i].back = t + out[i] + back[i];
+        t += 0.01;
+    }
+    double offset, bound;
+    pml_clock_best(s, 5, &offset, &bound);
+    CHECK(fabs(bound - 0.5 * (12e-6 + 80e-6)) < 1e-12, "the bound is half the shortest round trip: %g", bound);
+    CHECK(offset - bound <= skew && skew <= offset + bound, "%.9f +- %g holds %.9f", offset, bound, skew);
+    for (int n = 1; n <= 5; n++) { /* whichever rounds it has, the bound holds */
+        pml_clock_best(s, n, &offset, &bound);
+        CHECK(offset - bound <= skew + 1e-9 && skew <= offset + bound + 1e-9, "%d rounds: %.9f +- %g", n, offset,
+              bound);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -193,6 +223,7 @@ int main(int argc, char **argv)
         {"stalled_observer", a_stalled_observer_blames_nobody_for_its_own_stall},
         {"stalled_observer_and_stopped_peer", a_stalled_observer_still_names_the_stopped_peer_and_only_it},
         {"slow_listener", a_slow_but_running_listener_keeps_wall_time},
+        {"clock_offset", clock_offset_within_its_bound},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
         if (argc > 1 && !strcmp(argv[1], tests[i].name)) {
