@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/ranks/run.sh — training throughput of one model as 1, 2 and 4 processes
 # (pipeline only: each rank runs a contiguous share of the stages; and 2 replicas of
-# 2-rank pipelines), against the single-process run, and the share of rank 0's stage
-# time spent waiting for messages.
+# 2-rank pipelines), against the single-process run, and the share of each rank's
+# step time spent waiting in transport.
 #
 #   bench/ranks/run.sh [PMLC] [STEPS]
 #
@@ -13,8 +13,9 @@
 # replicas. Each run is `pmlc train --steps STEPS --quiet --metrics M --trace T`, under
 # `mpirun --oversubscribe -np N` for N > 1, with the machine's CPUs shared among the
 # ranks (pmlc's default). The first two steps are warm-up and skipped; the table
-# gives the median step time, the samples/s it implies, and the share of rank 0's
-# stage time spent in transport waits (receives), from the trace.
+# gives the median step time, the samples/s it implies, and each rank's transport
+# wait as the trace's otherData reports it (time its stages spent blocked in receives
+# over stages × step time, the mean of every step but the first; rank 0 first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -28,7 +29,7 @@ mpirun=(mpirun --oversubscribe)
 [ "$(id -u)" -eq 0 ] && mpirun+=(--allow-run-as-root)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-printf '%-6s %8s %12s %12s %10s\n' ranks steps median_ms samples/s wait%
+printf '%-6s %8s %12s %12s  %s\n' ranks steps median_ms samples/s 'wait% per rank'
 for run in ${PML_BENCH_RANKS:-1 2 4 4x2}; do
     n=${run%x*} r=1
     [ "$run" != "$n" ] && r=${run#*x}
@@ -43,14 +44,7 @@ recs = [json.loads(l) for l in open(metrics) if l.strip()]
 rest = recs[2:] if len(recs) > 2 else recs
 med = statistics.median(r["step_ms"] for r in rest)
 sps = statistics.median(r["samples_per_s"] for r in rest)
-first = rest[0]["step"]
-busy = wait = 0.0
-for e in json.load(open(trace))["traceEvents"]:
-    if e.get("ph") != "X" or e["args"]["step"] < first:
-        continue
-    busy += e["dur"]
-    if e["cat"] in ("recv_act", "recv_grad"):
-        wait += e["dur"]
-print(f"{n:<6} {len(rest):>8} {med:>12.1f} {sps:>12.1f} {100 * wait / busy if busy else 0:>9.1f}%")
+wait = "/".join(f"{100 * r['transport_wait']:.0f}" for r in json.load(open(trace))["otherData"]["ranks"])
+print(f"{n:<6} {len(rest):>8} {med:>12.1f} {sps:>12.1f}  {wait}")
 PY
 done

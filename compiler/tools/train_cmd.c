@@ -244,8 +244,9 @@ int pmlc_train_main(const pmlc_train_args *a)
             pmlc_cli_fail(what, &err);
             goto out;
         }
-        elapsed += st.seconds;                  /* progress's ETA counts from step 0: close enough on a resume */
-        pmlc_trace_step(&trace, pipe, s > first); /* the first step warms caches and allocators */
+        elapsed += st.seconds; /* progress's ETA counts from step 0: close enough on a resume */
+        /* The first step warms caches and allocators: the means leave it out. */
+        pmlc_trace_step(&trace, pipe, s > first);
         if (!isfinite(st.loss)) { /* every rank has the loss: all stop here */
             if (!lead) goto out;
             fprintf(stderr, "%spmlc: error: the loss is %g at step %lld: training diverged (lower the learning rate)\n",
@@ -269,6 +270,7 @@ int pmlc_train_main(const pmlc_train_args *a)
     if (tty && !quiet && steps > first) fputc('\n', stderr);
     /* A timeline that cannot be written still leaves the checkpoint written. */
     int trace_rc = pmlc_trace_finish(&trace, &ranks, pl, pipe, a->quiet);
+    if (trace_rc == 2) goto out;
     /* Rank 0 evaluates on the whole model, gathered from the others; every rank takes
      * part in writing the final checkpoint. */
     if (a->eval > 0 && pmlc_ranks_gather(&ranks, pl, pipe)) goto out;

@@ -59,8 +59,7 @@ void pmlc_trace_step(pmlc_trace *t, const pml_pipeline *pipe, int counted)
 }
 
 /* This rank's head and spans, malloc'ed. */
-static char *pack(const pmlc_trace *t, const pmlc_ranks *r, const pml_plan *pl, const pml_pipeline *pipe,
-                  size_t *len)
+static char *pack(const pmlc_trace *t, const pmlc_ranks *r, const pml_plan *pl, const pml_pipeline *pipe, size_t *len)
 {
     rank_head h = {.rank = r->rank,
                    .replica = r->dist ? r->dist->replica : 0,
@@ -130,8 +129,8 @@ static void put_spans(pml_json_buf *b, const rank_head *h, double shift, int *fi
 }
 
 /* Rank 0: the summary line and the file, from every rank's bytes. */
-static int write_all(const pmlc_trace *t, const pmlc_ranks *r, const pml_plan *pl, const char *all,
-                     const size_t *lens, int quiet)
+static int write_all(const pmlc_trace *t, const pmlc_ranks *r, const pml_plan *pl, const char *all, const size_t *lens,
+                     int quiet)
 {
     int W = r->world, S = (int)pl->conf.stages, R = r->dist ? r->dist->replicas : 1;
     const rank_head **h = calloc((size_t)W, sizeof *h);
@@ -167,7 +166,8 @@ static int write_all(const pmlc_trace *t, const pmlc_ranks *r, const pml_plan *p
     for (int k = 0; k < W; k++) {
         pml_json_buf_printf(&b, "%s{\"rank\": %d, \"replica\": %d, \"stages\": [", k ? ", " : "", k, h[k]->replica);
         for (int s = h[k]->first; s < h[k]->last; s++) pml_json_buf_printf(&b, "%s%d", s > h[k]->first ? ", " : "", s);
-        pml_json_buf_printf(&b, "], \"transport_wait\": %.6f, \"clock_offset_us\": %.3f, \"clock_uncertainty_us\": %.3f}",
+        pml_json_buf_printf(&b,
+                            "], \"transport_wait\": %.6f, \"clock_offset_us\": %.3f, \"clock_uncertainty_us\": %.3f}",
                             h[k]->wait, 1e6 * t->offset[k], 1e6 * t->uncertainty[k]);
     }
     pml_json_buf_puts(&b, "]}}\n");
@@ -190,15 +190,15 @@ int pmlc_trace_finish(pmlc_trace *t, pmlc_ranks *r, const pml_plan *pl, const pm
     if (!t->path) return 0;
     size_t len = 0, one = 0;
     char *mine = pack(t, r, pl, pipe, &len);
-    if (!mine) return pmlc_cli_fail("out of memory for the timeline", NULL);
+    if (!mine) return 2 * pmlc_cli_fail("out of memory for the timeline", NULL); /* rank 0 waits for it */
     void *all = mine;
     size_t *lens = r->dist ? calloc((size_t)r->world, sizeof *lens) : &one;
     pml_err err = {0};
     int rc = 0;
     if (!lens)
-        rc = pmlc_cli_fail("out of memory for the timeline", NULL);
+        rc = 2 * pmlc_cli_fail("out of memory for the timeline", NULL);
     else if (r->dist && pml_dist_gather_bytes(r->dist, 0, mine, len, &all, lens, &err))
-        rc = pmlc_cli_fail("cannot gather the timeline on rank 0", &err);
+        rc = 2 * pmlc_cli_fail("cannot gather the timeline on rank 0", &err);
     one = len;
     if (!rc && r->rank == 0) rc = write_all(t, r, pl, all, lens, quiet);
     if (all != mine) free(all);

@@ -20,7 +20,7 @@
 #include "train_ranks.h"
 
 typedef struct pmlc_trace {
-    const char *path;            /* NULL: no --trace, and every function is a no-op */
+    const char *path;             /* NULL: no --trace, and every function is a no-op */
     double *offset, *uncertainty; /* rank 0: each rank's clock minus rank 0's, and its bound (s) */
     double bubble_sum, wait_sum;  /* this rank's, over the counted steps */
     int64_t steps;
@@ -32,7 +32,8 @@ int pmlc_trace_begin(pmlc_trace *t, const char *path, pmlc_ranks *r);
 /* After each step: `counted` steps enter the means (the first warms caches). */
 void pmlc_trace_step(pmlc_trace *t, const pml_pipeline *pipe, int counted);
 /* After training, on every rank: the summary line on stderr (unless `quiet`) and the
- * trace file, on rank 0. */
+ * trace file, on rank 0. 1 when rank 0 could not write the file (the run's results
+ * can still be saved), 2 when the ranks could not gather (the run cannot go on). */
 int pmlc_trace_finish(pmlc_trace *t, pmlc_ranks *r, const pml_plan *pl, const pml_pipeline *pipe, int quiet);
 void pmlc_trace_free(pmlc_trace *t);
 
