@@ -40,7 +40,11 @@ void pml_cpu_gemm_ref_f64(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, c
  * pml_cpu_gemm_packed_floats(k, n) floats, owned by the caller); a B that is not
  * transposed already has it (row_stride ldb, panel_stride 32) and is read in place.
  * Each C element is one FMA chain over k in order, whatever m is. Only where
- * pml_cpu_gemm_packed_available() (AVX-512F). */
+ * pml_cpu_gemm_packed_available() (AVX-512F). Panels are PML_CPU_GEMM_NR columns wide:
+ * packing columns [j0, j0 + w) of op(B) alone (j0 a multiple of it: pass b at column j0
+ * and packed + j0 k) writes just their panels, so a weight can be packed in pieces. */
+enum { PML_CPU_GEMM_NR = 32 };
+
 typedef struct pml_cpu_gemm_panels {
     const float *data; /* NULL: none */
     int64_t row_stride, panel_stride;

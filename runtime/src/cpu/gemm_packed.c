@@ -22,7 +22,7 @@
 
 #include <string.h>
 
-enum { NR = 32, MR = 8, KC = 256 };
+enum { NR = PML_CPU_GEMM_NR, MR = 8, KC = 256 };
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>

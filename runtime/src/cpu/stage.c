@@ -61,18 +61,25 @@ static pml_status make_call(const pml_cpu_ctx *p, int n, int64_t mb, pml_op_call
     return PML_OK;
 }
 
+/* The version of node n's packed operand's values (stage.h): its parameter's, or the
+ * step's for an invariant computed from parameters. */
+static int64_t *operand_version(pml_cpu_ctx *p, int n)
+{
+    return p->pack_param[n] >= 0 ? &p->values_at[p->pack_param[n]] : &p->version;
+}
+
 /* Node n's right operand as panels for the panel GEMM (cpu/gemm.h): read in place when
- * not transposed, else packed, again when the parameters have changed since; none
- * (data NULL) when n does not use that GEMM. Only n's stage runs n, so no lock. */
+ * not transposed, else packed, again when its values have changed since; none (data
+ * NULL) when n does not use that GEMM. Only n's stage runs n, so no lock. */
 static pml_cpu_gemm_panels panels_operand(pml_cpu_ctx *p, int n, const pml_op_call *c)
 {
     const pml_view *b = &c->in[1];
     int64_t rows = b->dims[0], cols = b->dims[1];
     if (!p->panels[n]) return (pml_cpu_gemm_panels){0};
     if (!c->trans[1]) return pml_cpu_gemm_in_place(b->data, cols);
-    if (p->packed_at[n] != p->version) {
+    if (p->packed_at[n] != *operand_version(p, n)) {
         pml_cpu_gemm_pack_b(1, cols, rows, b->data, cols, p->packed[n]);
-        p->packed_at[n] = p->version;
+        p->packed_at[n] = *operand_version(p, n);
     }
     return pml_cpu_gemm_packed(p->packed[n], cols);
 }
@@ -270,20 +277,53 @@ static pml_status cpu_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *e
     return PML_OK;
 }
 
+/* Parameter q's optimizer update with gradient scale `gscale`. When matmuls read it
+ * transposed as packed panels (stage.h), the update runs one panel's rows at a time
+ * and packs them right after, while they are in cache: packing the whole weight in
+ * the next forward pass read it cold (0.44-0.98 ms a step for the MLP's 512 x 512
+ * fc2, docs/perf.md). The update is element-wise, so the pieces give the same bits. */
+static void update_param(pml_cpu_ctx *p, int q, double lr, double gscale)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_node *w = &pl->nodes[pl->params[q].node];
+    float *x = (float *)p->buf[pl->params[q].node], *g = p->acc[q], *m = p->m[q], *v = p->v[q];
+    int64_t t = p->step + 1;
+    p->values_at[q]++;
+    if (p->pack_first[q] < 0) {
+        pml_optim_update(&pl->conf, lr, t, x, g, gscale, m, v, (size_t)w->numel);
+        return;
+    }
+    int64_t rows = w->dims[0], cols = w->dims[1]; /* op(B) = x^T: its columns are x's rows */
+    for (int64_t r0 = 0; r0 < rows; r0 += PML_CPU_GEMM_NR) {
+        int64_t h = rows - r0 < PML_CPU_GEMM_NR ? rows - r0 : PML_CPU_GEMM_NR, at = r0 * cols;
+        pml_optim_update(&pl->conf, lr, t, x + at, g + at, gscale, m ? m + at : NULL, v ? v + at : NULL,
+                         (size_t)(h * cols));
+        for (int n = p->pack_first[q]; n >= 0; n = p->pack_next[n])
+            pml_cpu_gemm_pack_b(1, cols, h, x + at, cols, p->packed[n] + at);
+    }
+    for (int n = p->pack_first[q]; n >= 0; n = p->pack_next[n]) p->packed_at[n] = p->values_at[q];
+}
+
 static pml_status cpu_update(pml_backend_ctx *b, int s, double lr, double clip, pml_err *err)
 {
     (void)err;
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
-    const pml_plan *pl = p->plan;
     pml_cpu_stage *st = &p->stages[s];
     double inv_m = 1.0 / (double)p->M;
     for (int k = 0; k < st->n_params; k++) {
         int q = st->params[k];
         if (!p->acc[q] || frozen_now(p, q)) continue;
-        int64_t n = pl->nodes[pl->params[q].node].numel;
-        pml_optim_update(&pl->conf, lr, p->step + 1, (float *)p->buf[pl->params[q].node], p->acc[q], inv_m * clip,
-                         p->m[q], p->v[q], (size_t)n);
+        update_param(p, q, lr, inv_m * clip);
     }
+    return PML_OK;
+}
+
+/* The host may have written any parameter (stage.h): their packed copies are stale. */
+static pml_status cpu_params_upload(pml_backend_ctx *b, pml_err *err)
+{
+    (void)err;
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    for (int q = 0; q < p->plan->n_params; q++) p->values_at[q]++;
     return PML_OK;
 }
 
@@ -342,7 +382,8 @@ static pml_status cpu_phase(pml_backend_ctx *b, int64_t step, pml_phase **out, p
     return pml_phase_auto_check(&p->phase, p->plan, step, p->acc, err);
 }
 
-/* Host memory is the only memory: no sync, upload, download or parameter copies. */
+/* Host memory is the only memory: no sync, upload or download; params_upload only marks
+ * the packed weights stale. */
 const pml_backend_ops pml_cpu_backend_ops = {
     .name = "cpu",
     .create = pml_cpu_ctx_create,
@@ -354,6 +395,7 @@ const pml_backend_ops pml_cpu_backend_ops = {
     .update = cpu_update,
     .host_value = cpu_host_value,
     .host_param = cpu_host_param,
+    .params_upload = cpu_params_upload,
     .boundary = cpu_boundary,
     .grads = cpu_grads,
     .phase = cpu_phase,

@@ -16,7 +16,8 @@
  * micro-batch's pass on its stage (read by the backward pass or by another stage);
  * every other tensor has one buffer reused by each micro-batch. Buffers are allocated
  * once, by create. All stages share the host's memory, so every value is its own host
- * copy: the table has no upload, download, sync or parameter copies.
+ * copy: the table has no upload, download or sync. Its one derived parameter copy is
+ * a transposed weight's packed panels; params_upload marks them stale after host edits.
  *
  * The context's layout is private to cpu/stage*.c: stage_build.c makes it (lowering,
  * fusion, memory), stage.c runs it. */
@@ -81,10 +82,16 @@ typedef struct pml_cpu_ctx {
     int64_t *computed_at, version;
     /* Per matmul node whose right operand is invariant (a weight): it runs on the panel
      * GEMM (cpu/gemm.h), reading that operand in place or, when transposed, packed into
-     * packed[n], repacked when packed_at falls behind `version`. */
+     * packed[n], repacked when packed_at falls behind the operand's version: `version`,
+     * or, when the operand is parameter q's own buffer on n's stage (pack_param[n] = q),
+     * values_at[q]. The values of such a parameter change only in its update, which
+     * repacks them panel by panel while they are in cache (the nodes pack_first[q],
+     * pack_next[..] list), and by host edits (params_upload), which bump values_at. */
     uint8_t *panels;
     float **packed;
     int64_t *packed_at;
+    int *pack_param, *pack_next, *pack_first;
+    int64_t *values_at;
     uint8_t *serves;       /* per node: a forward node the output depends on (FWD_SERVE) */
     size_t *bytes;         /* per node: one copy's size */
     float **acc, **m, **v; /* per parameter: summed gradient, optimizer state */

@@ -127,6 +127,20 @@ static pml_status choose_direct(pml_cpu_ctx *p, pml_err *err)
     return PML_OK;
 }
 
+/* The parameter whose own buffer, in its own shape, node n's packed operand is, when
+ * n runs on the parameter's stage (so its update, on the same thread, may repack it);
+ * else -1. */
+static int packed_param(const pml_cpu_ctx *p, int n)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_node *b = &pl->nodes[p->low[n].in[1]], *w = &pl->nodes[p->low[p->low[n].in[1]].alias];
+    if (w->rank != 2 || w->dims[0] != b->dims[0] || w->dims[1] != b->dims[1] || w->stage != pl->nodes[n].stage)
+        return -1;
+    for (int q = 0; q < pl->n_params; q++)
+        if (&pl->nodes[pl->params[q].node] == w) return q;
+    return -1;
+}
+
 /* Which matmuls run on the panel GEMM (cpu/gemm.h): f32 products by a 2-D
  * invariant operand (a weight) with a not transposed, run per micro-batch, at least
  * PACK_MIN_N columns wide (narrower ones waste most of a packed panel: a 10-column head
@@ -139,7 +153,15 @@ static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
     p->panels = calloc((size_t)pl->n_nodes + 1, 1);
     p->packed = calloc((size_t)pl->n_nodes + 1, sizeof *p->packed);
     p->packed_at = calloc((size_t)pl->n_nodes + 1, sizeof *p->packed_at);
-    if (!p->panels || !p->packed || !p->packed_at) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    p->pack_param = malloc(sizeof(int) * ((size_t)pl->n_nodes + 1));
+    p->pack_next = malloc(sizeof(int) * ((size_t)pl->n_nodes + 1));
+    p->pack_first = malloc(sizeof(int) * ((size_t)pl->n_params + 1));
+    p->values_at = calloc((size_t)pl->n_params + 1, sizeof *p->values_at);
+    if (!p->panels || !p->packed || !p->packed_at || !p->pack_param || !p->pack_next || !p->pack_first ||
+        !p->values_at)
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < pl->n_nodes; i++) p->pack_param[i] = p->pack_next[i] = -1;
+    for (int q = 0; q < pl->n_params; q++) p->pack_first[q] = -1;
     if (!pml_cpu_gemm_packed_available()) return PML_OK;
     for (int i = 0; i < pl->n_nodes; i++) {
         const pml_cpu_node *l = &p->low[i];
@@ -153,6 +175,11 @@ static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
         if (!l->trans[1]) continue; /* read in place */
         p->packed[i] = alloc_touched(sizeof(float) * pml_cpu_gemm_packed_floats(k, n));
         if (!p->packed[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for a packed weight");
+        int q = packed_param(p, i);
+        if (q < 0) continue;
+        p->pack_param[i] = q;
+        p->pack_next[i] = p->pack_first[q];
+        p->pack_first[q] = i;
     }
     return PML_OK;
 }
@@ -380,6 +407,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
     }
     free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
         free(p->deferred), free(p->deferred_node), free(p->panels), free(p->packed), free(p->packed_at);
+    free(p->pack_param), free(p->pack_next), free(p->pack_first), free(p->values_at);
     pml_phase_free(&p->phase);
     free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
         free(p->stages);
