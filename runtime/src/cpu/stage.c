@@ -15,7 +15,7 @@ void *pml_cpu_ctx_data(const pml_cpu_ctx *p, int n, int64_t mb)
 {
     n = p->low[n].alias;
     if (!p->buf[n]) return NULL; /* folded away, or an intermediate of a fused group */
-    return p->buf[n] + (p->per_mb[n] ? (size_t)mb * p->bytes[n] : 0);
+    return p->buf[n] + (size_t)(mb % p->copies[n]) * p->bytes[n];
 }
 
 /* Node n's tensor for micro-batch mb; with mb < 0 its shape only (data NULL). */

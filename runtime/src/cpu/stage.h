@@ -64,6 +64,14 @@ typedef struct pml_cpu_ctx {
     unsigned char **buf; /* per node that owns one (low[n].alias == n): its buffer (per micro-batch
                             copies laid end to end when per_mb) */
     uint8_t *per_mb;
+    /* Per node: how many copies its buffer holds; micro-batch mb uses copy mb % copies.
+     * A value kept only from a micro-batch's forward pass to its backward pass on its
+     * stage needs a copy per micro-batch the timetable has in flight there (1F1B: S - s
+     * on stage s), not per micro-batch of the step: the ring stays in cache between the
+     * two passes where M copies went cold (docs/perf.md). Values another stage or the
+     * executor reads, and the deferred GEMMs' operands (all_mb), keep all M. */
+    int64_t *copies;
+    uint8_t *all_mb;
     /* Per node: the parameter gradient accumulator its matmul adds its product to, instead
      * of writing a buffer that is then added (the parameter's `direct` is set). */
     float **acc_into;

@@ -123,6 +123,7 @@ static pml_status choose_direct(pml_cpu_ctx *p, pml_err *err)
         p->deferred[q] = 1;
         p->deferred_node[g] = 1;
         p->per_mb[ra] = p->per_mb[rb] = 1;
+        p->all_mb[ra] = p->all_mb[rb] = 1; /* read end to end, all micro-batches at once */
     }
     return PML_OK;
 }
@@ -184,6 +185,28 @@ static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
     return PML_OK;
 }
 
+/* The most micro-batches stage s has between their forward and backward passes at
+ * once, by its timetable (at least 1). */
+static int64_t in_flight(const pml_plan *pl, int s)
+{
+    int64_t now = 0, most = 1;
+    for (int i = 0; i < pl->n_instr[s]; i++) {
+        now += pl->instr[s][i].kind == PML_PLAN_I_FWD ? 1 : pl->instr[s][i].kind == PML_PLAN_I_BWD ? -1 : 0;
+        if (now > most) most = now;
+    }
+    return most;
+}
+
+/* How many copies node i's buffer holds (stage.h: copies). Needs per_mb and all_mb. */
+static int64_t copies_of(const pml_cpu_ctx *p, int i)
+{
+    const pml_plan *pl = p->plan;
+    if (!p->per_mb[i]) return 1;
+    if (p->all_mb[i]) return p->M;
+    int64_t ring = in_flight(pl, pl->nodes[i].stage);
+    return ring < p->M ? ring : p->M;
+}
+
 static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -194,7 +217,10 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
     p->invariant = calloc((size_t)N, 1);
     p->computed_at = calloc((size_t)N, sizeof *p->computed_at);
     p->acc_into = calloc((size_t)N, sizeof *p->acc_into);
-    if (!p->buf || !p->per_mb || !p->bytes || !p->invariant || !p->computed_at || !p->acc_into)
+    p->copies = calloc((size_t)N, sizeof *p->copies);
+    p->all_mb = calloc((size_t)N, 1);
+    if (!p->buf || !p->per_mb || !p->bytes || !p->invariant || !p->computed_at || !p->acc_into || !p->copies ||
+        !p->all_mb)
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     pml_status st = lower_graph(p, err);
     if (!st) st = choose_fused(p, err);
@@ -217,23 +243,34 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
      * reads itself count as read where they stand. */
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
-        if (low[i].alias != i && outlives_pass(&pl->nodes[low[i].alias], n)) p->per_mb[low[i].alias] = 1;
+        if (low[i].alias != i && outlives_pass(&pl->nodes[low[i].alias], n)) {
+            p->per_mb[low[i].alias] = 1;
+            p->all_mb[low[i].alias] |= pl->nodes[low[i].alias].stage != n->stage;
+        }
         if (n->op == PML_OP_INPUT) p->per_mb[i] = 1;
         if (!low[i].run) continue;
         int n_in;
         const int32_t *in = pml_cpu_node_inputs(pl, low, i, &n_in);
         for (int k = 0; k < n_in; k++) {
             int root = low[in[k]].alias;
-            if (outlives_pass(&pl->nodes[root], n)) p->per_mb[root] = 1;
+            if (!outlives_pass(&pl->nodes[root], n)) continue;
+            p->per_mb[root] = 1;
+            p->all_mb[root] |= pl->nodes[root].stage != n->stage; /* another stage reads it on its own time */
         }
     }
     for (int i = 0; i < N; i++)
         if (p->invariant[i]) p->per_mb[i] = 0; /* one value serves every micro-batch */
+    /* the executor writes the inputs and reads the loss and output of any micro-batch */
+    int32_t seen[3] = {pl->loss, pl->output, pl->labels};
+    for (int k = 0; k < 3; k++)
+        if (seen[k] >= 0) p->all_mb[low[seen[k]].alias] = 1;
+    for (int k = 0; k < pl->n_inputs; k++) p->all_mb[low[pl->input_nodes[k]].alias] = 1;
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
-        p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4;                      /* f32 and i32 alike */
+        p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4; /* f32 and i32 alike */
+        p->copies[i] = copies_of(p, i);
         if (low[i].alias != i || !low[i].run || lives_in_scratch(p, i)) continue; /* no buffer of its own */
-        size_t total = p->bytes[i] * (p->per_mb[i] ? (size_t)p->M : 1);
+        size_t total = p->bytes[i] * (size_t)p->copies[i];
         p->buf[i] = alloc_touched(total);
         if (!p->buf[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the activations (%zu bytes)", total);
     }
@@ -409,7 +446,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         free(p->deferred), free(p->deferred_node), free(p->panels), free(p->packed), free(p->packed_at);
     free(p->pack_param), free(p->pack_next), free(p->pack_first), free(p->values_at);
     pml_phase_free(&p->phase);
-    free(p->buf), free(p->per_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
+    free(p->buf), free(p->per_mb), free(p->copies), free(p->all_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
         free(p->stages);
     free(p);
 }

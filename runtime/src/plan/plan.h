@@ -53,8 +53,20 @@ typedef struct pml_plan_param {
                           * match projection; PARM's teacher field 2 */
 } pml_plan_param;
 
+/* A timetable instruction's kind, in the plan file's numbering. */
+enum {
+    PML_PLAN_I_LOAD,
+    PML_PLAN_I_RECV_ACT,
+    PML_PLAN_I_FWD,
+    PML_PLAN_I_SEND_ACT,
+    PML_PLAN_I_RECV_GRAD,
+    PML_PLAN_I_BWD,
+    PML_PLAN_I_SEND_GRAD,
+    PML_PLAN_I_STEP
+};
+
 typedef struct pml_plan_instr {
-    uint8_t kind; /* load, recv_act, fwd, send_act, recv_grad, bwd, send_grad, step */
+    uint8_t kind; /* PML_PLAN_I_* */
     int32_t mb;
 } pml_plan_instr;
 

@@ -17,7 +17,16 @@
 #include "plan/phase.h"
 #include "transport.h"
 
-enum { I_LOAD, I_RECV_ACT, I_FWD, I_SEND_ACT, I_RECV_GRAD, I_BWD, I_SEND_GRAD, I_STEP };
+enum {
+    I_LOAD = PML_PLAN_I_LOAD,
+    I_RECV_ACT = PML_PLAN_I_RECV_ACT,
+    I_FWD = PML_PLAN_I_FWD,
+    I_SEND_ACT = PML_PLAN_I_SEND_ACT,
+    I_RECV_GRAD = PML_PLAN_I_RECV_GRAD,
+    I_BWD = PML_PLAN_I_BWD,
+    I_SEND_GRAD = PML_PLAN_I_SEND_GRAD,
+    I_STEP = PML_PLAN_I_STEP
+};
 
 typedef struct stage {
     double loss;         /* summed over this step's micro-batches (last stage) */
