@@ -1,0 +1,180 @@
+/* test_cpu_memory.c — how the CPU backend keeps values between uses (cpu/stage.h):
+ *   host_write_between_steps_is_seen: after a step (whose update repacked the
+ *     transposed weights) the host rewrites every parameter through
+ *     pml_pipeline_param; the next forward pass gives the same bits as a fresh
+ *     pipeline given those values, so the stale panels the update made were not used.
+ *     The layers are 128 wide, so their forward matmuls use packed panels where the
+ *     CPU has AVX-512 (elsewhere the test still checks the values);
+ *   kept_values_have_a_copy_per_micro_batch_in_flight: a value kept from a
+ *     micro-batch's forward pass to its backward pass on its stage has as many copies
+ *     as the stage's timetable has micro-batches in flight (1F1B: S - s; GPipe: M),
+ *     while values another stage reads keep one per micro-batch. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../core/check.h"
+#include "compile_plan.h"
+#include "backend_ops.h"
+#include "cpu/gemm.h"
+#include "cpu/stage.h"
+#include "train/feed.h"
+#include "train/pipeline.h"
+
+enum { MB_ROWS = 4, FEATURES = 16, CLASSES = 4 };
+
+/* The model, trained with `schedule` (1f1b or gpipe). */
+static const char model_fmt[] = "import \"nn\"\n"
+                                "model m(x: f32[B, 16]) -> f32[B, 4] {\n"
+                                "    stage 0 { h = gelu(linear(x, 128) as l0) }\n"
+                                "    stage 1 {\n"
+                                "        h = gelu(linear(h, 128) as l1)\n"
+                                "        return linear(h, 4) as head\n"
+                                "    }\n"
+                                "}\n"
+                                "train m {\n"
+                                "    data = classes(features = 16, classes = 4, seed = 3)\n"
+                                "    loss = cross_entropy\n"
+                                "    optimizer = adamw(lr = 0.01)\n"
+                                "    batch = 16, microbatches = 4, schedule = %s\n"
+                                "    place = [cpu, cpu]\n"
+                                "    steps = 3, seed = 5\n"
+                                "}\n";
+enum { MBS = 4, STAGES = 2 };
+
+static pml_plan *compile_with(const char *schedule)
+{
+    char text[1024];
+    snprintf(text, sizeof text, model_fmt, schedule);
+    pml_err err = {0};
+    pml_plan *pl = test_compile_plan("memory.pml", text, NULL, &err);
+    if (!pl) fprintf(stderr, "cannot make the plan: %s\n", err.msg);
+    return pl;
+}
+
+typedef struct run {
+    pml_feed *feed;
+    pml_pipeline *pipe;
+} run;
+
+static int run_open(const pml_plan *pl, run *r, pml_err *err)
+{
+    *r = (run){0};
+    if (pml_feed_create(pl, &r->feed, err)) return 0;
+    pml_pipeline_opts opts = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = r->feed};
+    return pml_pipeline_create(pl, &opts, &r->pipe, err) == PML_OK;
+}
+
+static void run_close(run *r)
+{
+    pml_pipeline_destroy(r->pipe);
+    pml_feed_destroy(r->feed);
+}
+
+/* One micro-batch's output for a fixed input. */
+static int forward(run *r, float *y, pml_err *err)
+{
+    float x[MB_ROWS * FEATURES];
+    for (int i = 0; i < MB_ROWS * FEATURES; i++) x[i] = (float)((i * 7) % 11) / 11.0f - 0.5f;
+    const void *in[1] = {x};
+    return pml_pipeline_forward(r->pipe, in, y, err) == PML_OK;
+}
+
+static int host_write_between_steps_is_seen(const pml_plan *pl)
+{
+    if (!pml_cpu_gemm_packed_available()) printf("note: no AVX-512F here, so no packed panels to go stale\n");
+    pml_err err = {0};
+    run a = {0}, b = {0};
+    int opened = run_open(pl, &a, &err) && run_open(pl, &b, &err);
+    CHECK(opened);
+    pml_step_stats st;
+    if (!opened || pml_pipeline_step(a.pipe, &st, &err)) {
+        CHECK(!"one training step");
+        goto done;
+    }
+    /* rewrite every parameter of a (scaled and shifted: a different matrix, not a
+     * reordering), then give b the same values */
+    for (int q = 0; q < pl->n_params; q++) {
+        float *wa = pml_pipeline_param(a.pipe, q), *wb = pml_pipeline_param(b.pipe, q);
+        CHECK(wa && wb);
+        if (!wa || !wb) break;
+        int64_t n = pl->nodes[pl->params[q].node].numel;
+        for (int64_t i = 0; i < n; i++) wa[i] = 0.75f * wa[i] + 0.01f * (float)sin((double)i);
+        memcpy(wb, wa, sizeof(float) * (size_t)n);
+    }
+    float ya[MB_ROWS * CLASSES] = {0}, yb[MB_ROWS * CLASSES] = {1};
+    CHECK(forward(&a, ya, &err) && forward(&b, yb, &err));
+    CHECK(memcmp(ya, yb, sizeof ya) == 0);
+done:
+    if (err.msg[0]) fprintf(stderr, "%s\n", err.msg);
+    run_close(&a), run_close(&b);
+    return check_summary("a host write between steps is seen by the packed weights");
+}
+
+/* Every value kept per micro-batch on stage s: checks its copies; counts those kept
+ * only for s's own backward pass (ring) and those another stage reads (all). */
+static void count_copies(const pml_cpu_ctx *c, int s, int64_t ring_want, int *ring, int *all)
+{
+    const pml_plan *pl = c->plan;
+    for (int i = 0; i < pl->n_nodes; i++) {
+        if (pl->nodes[i].stage != s || !c->per_mb[i] || !c->buf[i]) continue;
+        if (c->all_mb[i]) {
+            CHECK(c->copies[i] == MBS);
+            ++*all;
+        } else {
+            CHECK(c->copies[i] == ring_want);
+            ++*ring;
+        }
+    }
+}
+
+static int kept_values_have_a_copy_per_micro_batch_in_flight(const pml_plan *unused)
+{
+    (void)unused;
+    const char *schedules[2] = {"1f1b", "gpipe"};
+    for (int k = 0; k < 2; k++) {
+        pml_plan *pl = compile_with(schedules[k]);
+        CHECK(pl != NULL);
+        if (!pl) continue;
+        pml_backend_inst b;
+        pml_backend_conf conf = {.seed = 5, .threads = 2};
+        pml_err err = {0};
+        CHECK(pml_backend_create(&pml_cpu_backend_ops, pl, &conf, &b, &err) == PML_OK);
+        if (b.ctx) {
+            const pml_cpu_ctx *c = (const pml_cpu_ctx *)b.ctx;
+            for (int s = 0; s < STAGES; s++) {
+                int ring = 0, all = 0;
+                count_copies(c, s, k == 0 ? STAGES - s : MBS, &ring, &all);
+                CHECK(ring > 0); /* gelu's and the layers' values for their backward passes */
+                if (s == 0) CHECK(all > 0); /* h, read by stage 1 */
+            }
+        }
+        pml_backend_destroy(&b);
+        pml_plan_free(pl);
+    }
+    return check_summary("kept values have a copy per micro-batch in flight");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(const pml_plan *);
+    } tests[] = {
+        {"host_write_between_steps_is_seen", host_write_between_steps_is_seen},
+        {"kept_values_have_a_copy_per_micro_batch_in_flight", kept_values_have_a_copy_per_micro_batch_in_flight},
+    };
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s TEST\n", argv[0]);
+        return 2;
+    }
+    pml_plan *pl = compile_with("1f1b");
+    if (!pl) return 1;
+    int rc = -1;
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+        if (!strcmp(argv[1], tests[i].name)) rc = tests[i].fn(pl);
+    if (rc < 0) fprintf(stderr, "unknown test %s\n", argv[1]);
+    pml_plan_free(pl);
+    return rc < 0 ? 2 : rc;
+}
