@@ -3,8 +3,9 @@
  *
  * Why: a BLAS packs both operands on every call. For a micro-batch of 32 rows times a
  * 784 x 512 weight, OpenBLAS re-packed the whole weight for 32 rows of work, a third
- * of those GEMMs' time (docs/perf.md). A weight changes only at the update, so the
- * executor packs it once per step and every micro-batch's product reads the panels.
+ * of those GEMMs' time (docs/perf.md). A weight changes only at the update, so it is
+ * packed once per step (by the update itself, cpu/stage.h) and every micro-batch's
+ * product reads the panels.
  *
  * Layout: panel j holds columns [j NR, j NR + NR) of op(B) as k rows of NR floats,
  * zero beyond column n. A B that is not transposed is already panels (rows ldb apart,

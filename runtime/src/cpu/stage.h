@@ -9,13 +9,15 @@
  * GEMM is deferred to the step's end (grad_sq) and runs once over all micro-batches'
  * rows (the plan tags it weight-gradient work, which nothing waits on); on stage 0
  * most of it runs while the stage waits for its last gradient. A matmul by a
- * weight reads it as panels, packed once per step when transposed (cpu/gemm.h, gemm_packed.c) where the
- * CPU has AVX-512, instead of the BLAS re-packing it for every micro-batch.
+ * weight reads it as panels (cpu/gemm.h, gemm_packed.c) where the CPU has AVX-512,
+ * instead of the BLAS re-packing it for every micro-batch: in place, or, when
+ * transposed, packed by the weight's own update (packed_at below).
  *
- * Memory: a tensor gets one buffer per micro-batch only when it must outlive the
- * micro-batch's pass on its stage (read by the backward pass or by another stage);
- * every other tensor has one buffer reused by each micro-batch. Buffers are allocated
- * once, by create. All stages share the host's memory, so every value is its own host
+ * Memory: a tensor gets its own buffer per micro-batch only when it must outlive the
+ * micro-batch's pass on its stage (read by the backward pass or by another stage), in
+ * a ring of as many copies as the stage has micro-batches in flight when only its own
+ * backward pass reads it (copies below); every other tensor has one buffer reused by
+ * each micro-batch. Buffers are allocated once, by create. All stages share the host's memory, so every value is its own host
  * copy: the table has no upload, download or sync. Its one derived parameter copy is
  * a transposed weight's packed panels; params_upload marks them stale after host edits.
  *
