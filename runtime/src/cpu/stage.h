@@ -17,9 +17,10 @@
  * micro-batch's pass on its stage (read by the backward pass or by another stage), in
  * a ring of as many copies as the stage has micro-batches in flight when only its own
  * backward pass reads it (copies below); every other tensor has one buffer reused by
- * each micro-batch. Buffers are allocated once, by create. All stages share the host's memory, so every value is its own host
- * copy: the table has no upload, download or sync. Its one derived parameter copy is
- * a transposed weight's packed panels; params_upload marks them stale after host edits.
+ * each micro-batch. Buffers are allocated once, by create. All stages share the host's
+ * memory, so every value is its own host copy: the table has no upload, download or
+ * sync. Its one derived parameter copy is a transposed weight's packed panels;
+ * params_upload marks them stale after host edits.
  *
  * The context's layout is private to cpu/stage*.c: stage_build.c makes it (lowering,
  * fusion, memory), stage.c runs it. */

@@ -158,8 +158,7 @@ static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
     p->pack_next = malloc(sizeof(int) * ((size_t)pl->n_nodes + 1));
     p->pack_first = malloc(sizeof(int) * ((size_t)pl->n_params + 1));
     p->values_at = calloc((size_t)pl->n_params + 1, sizeof *p->values_at);
-    if (!p->panels || !p->packed || !p->packed_at || !p->pack_param || !p->pack_next || !p->pack_first ||
-        !p->values_at)
+    if (!p->panels || !p->packed || !p->packed_at || !p->pack_param || !p->pack_next || !p->pack_first || !p->values_at)
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int i = 0; i < pl->n_nodes; i++) p->pack_param[i] = p->pack_next[i] = -1;
     for (int q = 0; q < pl->n_params; q++) p->pack_first[q] = -1;
@@ -446,7 +445,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         free(p->deferred), free(p->deferred_node), free(p->panels), free(p->packed), free(p->packed_at);
     free(p->pack_param), free(p->pack_next), free(p->pack_first), free(p->values_at);
     pml_phase_free(&p->phase);
-    free(p->buf), free(p->per_mb), free(p->copies), free(p->all_mb), free(p->serves), free(p->bytes), free(p->acc), free(p->m), free(p->v),
-        free(p->stages);
+    free(p->buf), free(p->per_mb), free(p->copies), free(p->all_mb), free(p->serves), free(p->bytes), free(p->acc),
+        free(p->m), free(p->v), free(p->stages);
     free(p);
 }
