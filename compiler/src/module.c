@@ -7,7 +7,9 @@
  * cycle, reported with the chain. */
 #define _DEFAULT_SOURCE /* realpath, strtok_r */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,42 +31,58 @@ int pmlc_symbol(pmlc_program *P, const char *name)
 }
 
 /* Reads a whole file — a regular file, or a pipe such as <(generate) read to its end —
- * up to PMLC_MAX_SOURCE_BYTES; on failure returns NULL with a reason in `why`. */
+ * up to PMLC_MAX_SOURCE_BYTES; on failure returns NULL with a reason in `why`.
+ * Nothing here waits on a fifo nobody writes to: the open does not block (O_NONBLOCK),
+ * and a read finds such a fifo at its end at once; only a pipe whose writer is still
+ * there is waited for (poll), as `pmlc check <(generate)` needs. The runtime refuses
+ * every non-regular input (runtime/src/formats/input_file.h); a program may come from
+ * a pipe, and this is the compiler's own reader because pmlc_core does not link libpml. */
 static char *read_file(pmlc_program *P, const char *path, size_t *len, const char **why)
 {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     struct stat st;
-    if (stat(path, &st) != 0) {
+    if (fd < 0 || fstat(fd, &st) != 0) {
         *why = strerror(errno);
+        if (fd >= 0) close(fd);
         return NULL;
     }
-    if (S_ISDIR(st.st_mode)) {
-        *why = "it is a directory";
-        return NULL;
-    }
-    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > PMLC_MAX_SOURCE_BYTES) {
-        *why = "larger than 64 MiB";
-        return NULL;
-    }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *why = strerror(errno);
+    const char *bad = S_ISDIR(st.st_mode)                                                   ? "it is a directory"
+                      : S_ISREG(st.st_mode) && (uint64_t)st.st_size > PMLC_MAX_SOURCE_BYTES ? "larger than 64 MiB"
+                      : S_ISBLK(st.st_mode) || S_ISSOCK(st.st_mode) ? "it is a device or socket, not a file"
+                                                                    : NULL;
+    if (bad) {
+        close(fd);
+        *why = bad;
         return NULL;
     }
     size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 64 * 1024, n = 0;
     char *buf = malloc(cap + 1);
-    for (;;) {
-        if (!buf) break;
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap || ferror(f) || n > PMLC_MAX_SOURCE_BYTES) break;
-        char *grown = realloc(buf, cap * 2 + 1); /* the file grew, or it is a pipe */
-        if (!grown) break;
-        buf = grown;
-        cap *= 2;
+    int err = 0;
+    while (buf && !err && n <= PMLC_MAX_SOURCE_BYTES) {
+        if (n == cap) {
+            char *grown = realloc(buf, cap * 2 + 1); /* the file grew, or it is a pipe */
+            if (!grown) break;
+            buf = grown;
+            cap *= 2;
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got > 0) {
+            n += (size_t)got;
+        } else if (got == 0) {
+            break;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) { /* a pipe whose writer is not done */
+            struct pollfd p = {fd, POLLIN, 0};
+            if (poll(&p, 1, -1) < 0 && errno != EINTR) err = errno;
+        } else if (errno != EINTR) {
+            err = errno;
+        }
     }
-    int err = !buf || ferror(f);
-    fclose(f);
-    if (err || n > PMLC_MAX_SOURCE_BYTES) {
-        *why = err ? (buf ? "read error" : "out of memory") : "larger than 64 MiB";
+    close(fd);
+    if (!buf || err || n > PMLC_MAX_SOURCE_BYTES || (n == 0 && S_ISFIFO(st.st_mode))) {
+        *why = !buf                        ? "out of memory"
+               : err                       ? strerror(err)
+               : n > PMLC_MAX_SOURCE_BYTES ? "larger than 64 MiB"
+                                           : "it is a fifo or pipe that nobody writes to";
         free(buf);
         return NULL;
     }

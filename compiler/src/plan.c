@@ -436,6 +436,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
 
     coster c = {P, g, NULL, pl->precision, NULL, NULL, NULL, NULL, NULL, NULL};
     if (bind_shapes(P, g, pl->binding, &c.shape)) return NULL;
+    if (t && pmlc_train_check_rows(P, t, g, c.shape)) return NULL;
     size_t nn = (size_t)(g->nodes.n ? g->nodes.n : 1);
     c.fwd = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
     c.bwd_b = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);

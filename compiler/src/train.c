@@ -682,6 +682,37 @@ int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
     return P->diag.errors > before;
 }
 
+/* The data feed writes a micro-batch of batch / microbatches rows into each model input
+ * and into the labels, so each must have exactly that many rows (its first dimension,
+ * `sh` being every node's shape with the symbols bound). A batch dimension spelled B is
+ * bound to the micro-batch and always agrees; a constant one (x: f32[4, 784]) must
+ * match it. The plan reader checks the same again for plan files (plan_read.c). */
+int pmlc_train_check_rows(pmlc_program *P, const pmlc_train *t, const pmlc_graph *g, const pmlc_cshape *sh)
+{
+    int64_t mb = t->batch / t->microbatches;
+    int which = t->field_loc[F_MICROBATCHES].file >= 0 ? F_MICROBATCHES : F_BATCH;
+    for (int k = 0; k <= g->inputs.n; k++) {
+        int node = k < g->inputs.n ? g->inputs.v[k].node : g->labels;
+        if (node < 0) continue;
+        int64_t rows = sh[node].rank ? sh[node].d[0] : 0;
+        if (rows == mb) continue;
+        if (k < g->inputs.n)
+            pmlc_error(DIAG, g->inputs.v[k].loc,
+                       "input '%s' has %lld rows per micro-batch (its first dimension), but batch = %lld and "
+                       "microbatches = %lld give micro-batches of %lld rows",
+                       g->inputs.v[k].name, (long long)rows, (long long)t->batch, (long long)t->microbatches,
+                       (long long)mb);
+        else
+            pmlc_error(DIAG, t->loss_loc,
+                       "the labels of this loss have %lld rows per micro-batch (their first dimension), but batch = "
+                       "%lld and microbatches = %lld give micro-batches of %lld rows",
+                       (long long)rows, (long long)t->batch, (long long)t->microbatches, (long long)mb);
+        pmlc_note(DIAG, t->field_loc[which], "the micro-batch size is set here");
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- distill ------------------------------------------------------------------------ */
 
 /* The name of a hidden state: a quoted scope path such as "blocks.3". */

@@ -97,6 +97,9 @@ typedef struct pmlc_distill {
 pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl);
 /* Checks the train block against its elaborated model; marks frozen parameters. */
 int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g);
+/* Checks that every model input and the labels have one micro-batch of rows once the
+ * symbols are bound (`sh`: each node's bound shape), as the data feed fills them. */
+int pmlc_train_check_rows(pmlc_program *P, const pmlc_train *t, const pmlc_graph *g, const pmlc_cshape *sh);
 /* Reads a distill block; like pmlc_train_read, errors leave `bad` set. */
 pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl);
 

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "formats/atomic_file.h"
+#include "formats/input_file.h"
 #include "cli_util.h"
 #include "nvrtc.h"
 
@@ -39,15 +41,19 @@ static int compile_bytes(const char *file, const pmlc_options *opt, int gpu, con
     return rc;
 }
 
-/* Whether `file` starts with the plan-file magic. A file that cannot be opened is not
- * a plan: compiling it reports why. */
+/* Whether `file` starts with the plan-file magic. Only a regular file can be a plan
+ * (input_file.h); anything else, or a file that cannot be opened, is not one:
+ * compiling it reports why. */
 int pmlc_is_plan_file(const char *file)
 {
-    FILE *f = fopen(file, "rb");
-    if (!f) return 0;
+    int fd;
+    size_t len;
+    pml_err err = {0};
+    if (pml_input_open(file, &fd, &len, &err)) return 0;
     char head[sizeof PML_PLAN_MAGIC];
-    int yes = fread(head, 1, sizeof head, f) == sizeof head && !memcmp(head, PML_PLAN_MAGIC, sizeof head);
-    fclose(f);
+    int yes = len >= sizeof head && read(fd, head, sizeof head) == (ssize_t)sizeof head &&
+              !memcmp(head, PML_PLAN_MAGIC, sizeof head);
+    close(fd);
     return yes;
 }
 
@@ -73,31 +79,20 @@ static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t len)
 
 #define FNV_SEED UINT64_C(14695981039346656037)
 
-/* The hash of a plan file's bytes; 0 when it cannot be read (the load reports why). */
-static uint64_t hash_file(const char *file)
-{
-    FILE *f = fopen(file, "rb");
-    if (!f) return 0;
-    unsigned char buf[1 << 16];
-    uint64_t h = FNV_SEED;
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = fnv1a(h, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    return bad ? 0 : h;
-}
-
 int pmlc_plan_from_file_hash(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out,
                              uint64_t *hash)
 {
     *out = NULL;
     pml_err err = {0};
-    if (pmlc_is_plan_file(file)) {
-        if (hash) *hash = hash_file(file);
-        return pml_plan_load(file, out, &err) ? pmlc_cli_fail("cannot load the plan", &err) : 0;
-    }
     unsigned char *bytes = NULL;
     size_t len = 0;
+    if (pmlc_is_plan_file(file)) { /* read once: the plan, then its hash, from one mapping */
+        pml_mapped_file m;
+        int rc = pml_plan_map(file, &m, &err) || pml_plan_read(m.data, m.len, file, out, &err);
+        if (!rc && hash) *hash = fnv1a(FNV_SEED, m.data, m.len);
+        pml_unmap_file(&m);
+        return rc ? pmlc_cli_fail("cannot load the plan", &err) : 0;
+    }
     char arch[16];
     int gpu = run_arch(want, arch, sizeof arch);
     if (compile_bytes(file, opt, gpu, gpu ? arch : NULL, &bytes, &len)) return 1;

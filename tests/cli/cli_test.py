@@ -329,6 +329,53 @@ def import_cycle_is_reported_with_the_chain(c):
         c.expect(name in res.stderr, f"the chain does not show {name}")
 
 
+DISTILLED = TRAINED.replace("import \"nn\"\n", "import \"nn\"\nmodel t(x: f32[B, 4]) -> f32[B, 2] {\n"
+                            "    return linear(x, 2) as head\n}\n") + \
+    'distill m from t("FIFO") { temperature = 2.0, alpha = 0.5 }\n'
+
+
+@test
+def a_fifo_as_any_input_is_refused_at_once(c):
+    """Every file pmlc reads, given as a fifo nobody writes to: refused with its path
+    (pmlc_run's timeout makes a hang a failure), never waited on."""
+    c.write("t.pml", TRAINED)
+    res = c.pmlc_run("train", "t.pml", "--steps", "1", "--quiet", "--out", "ck")
+    c.expect(res.code == 0, f"the checkpoint to damage trains: {res.stderr}")
+    os.mkfifo(os.path.join(c.work, "f"))
+    for name in ("trainer.json", "model.safetensors", "optimizer.safetensors"):
+        bad = os.path.join(c.work, "ck-" + name)
+        shutil.copytree(os.path.join(c.work, "ck"), bad)
+        os.remove(os.path.join(bad, name))
+        os.mkfifo(os.path.join(bad, name))
+    os.makedirs(os.path.join(c.work, "init"))
+    os.mkfifo(os.path.join(c.work, "init", "model.safetensors"))
+    c.write("npy.pml", TRAINED.replace("classes(features = 4, classes = 2)", '"f"\n    labels = "f"'))
+    c.write("distill.pml", DISTILLED.replace("FIFO", "f"))
+    c.write("app.pml", IMPORTER)
+    runs = [
+        (("check", "f"), "f"),
+        (("check", "-I", "f", "app.pml"), "helper"),
+        (("train", "f", "--steps", "1"), "f"),
+        (("infer", "f", "--weights", "ck", "--input", "f", "--output", "y.npy"), "f"),
+        (("train", "t.pml", "--steps", "1", "--init", "f"), "f"),
+        (("train", "t.pml", "--steps", "1", "--init", "init"), "init/model.safetensors"),
+        (("train", "t.pml", "--steps", "2", "--resume", "ck-trainer.json"), "ck-trainer.json/trainer.json"),
+        (("train", "t.pml", "--steps", "2", "--resume", "ck-model.safetensors"), "ck-model.safetensors/model"),
+        (("train", "t.pml", "--steps", "2", "--resume", "ck-optimizer.safetensors"), "ck-optimizer.safetensors/"),
+        (("infer", "t.pml", "--weights", "f", "--input", "f", "--output", "y.npy"), "f"),
+        (("infer", "t.pml", "--weights", "ck", "--input", "f", "--output", "y.npy"), "f"),
+        (("train", "npy.pml", "--steps", "1"), "f"),
+        (("train", "distill.pml", "--steps", "1"), "f"),
+    ]
+    for args, named in runs:
+        res = c.pmlc_run(*args, "--quiet")
+        what = "pmlc " + " ".join(args)
+        c.expect(res.code == 1, f"{what}: exit {res.code}, expected 1: {res.stderr}")
+        c.expect(named in res.stderr, f"{what}: the message does not name {named}: {res.stderr}")
+        if named != "helper":
+            c.expect("fifo" in res.stderr, f"{what}: the message does not say it is a fifo: {res.stderr}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--list", action="store_true")

@@ -78,6 +78,12 @@ CASES = {
     "long_sum_expression": lambda: model(
         b"    h = " + b" + ".join([b"x"] * 10000) + b" + undefined_name"),
     "long_line_of_errors": lambda: b"const = = = = \n" * 20000,
+    # Valid on its own, but the feed would write 16 rows per micro-batch into an input
+    # of 4: refused by the check, naming both sizes (never a write past the buffer).
+    "a_constant_batch_dim_that_contradicts_microbatches_is_refused": lambda: (
+        b'import "nn"\nmodel m(x: f32[4, 16]) -> f32[4, 2] {\n    return linear(x, 2) as head\n}\n'
+        b'train m {\n    data = "x.npy"\n    labels = "y.npy"\n    loss = cross_entropy\n'
+        b"    optimizer = sgd(lr = 0.1)\n    batch = 32, microbatches = 2\n}\n"),
 }
 
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "formats/atomic_file.h"
+#include "formats/input_file.h"
 
 /* ---- the arena: a list of blocks, freed together -------------------------------- */
 
@@ -562,19 +563,10 @@ void pml_json_buf_free(pml_json_buf *b)
 pml_status pml_json_load(const char *path, size_t max_bytes, pml_json_doc **out, pml_err *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return pml_err_set(err, PML_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    char *buf = malloc(max_bytes + 1);
-    if (!buf) {
-        fclose(f);
-        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    }
-    size_t n = fread(buf, 1, max_bytes + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    pml_status st = bad              ? pml_err_set(err, PML_ERR_IO, "%s: cannot read", path)
-                    : n > max_bytes ? pml_err_set(err, PML_ERR_FORMAT, "%s: larger than %zu bytes", path, max_bytes)
-                                    : pml_json_parse(buf, n, path, 0, out, err);
+    unsigned char *buf;
+    size_t n;
+    pml_status st = pml_input_read(path, max_bytes, &buf, &n, err);
+    if (!st) st = pml_json_parse((const char *)buf, n, path, 0, out, err);
     free(buf);
     return st;
 }

@@ -1,6 +1,7 @@
 /* mapped_file.h — a file mapped read-only into memory, the way the readers of data
- * files (npy.c, safetensors.c) open what they read: one place for the checks (it must
- * be a regular file) and the messages ("PATH: cannot open: ..."). */
+ * files (npy.c, safetensors.c) open what they read. It is opened by input_file.h's
+ * policy (a regular file, or refused at once with what it is); the readers then check
+ * every size their headers claim against the mapped length. */
 #ifndef PML_FORMATS_MAPPED_FILE_H
 #define PML_FORMATS_MAPPED_FILE_H
 

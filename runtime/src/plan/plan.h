@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "formats/mapped_file.h"
 #include "pml_plan_format.h"
 
 #define PML_PLAN_MAX_RANK 8
@@ -158,9 +159,22 @@ typedef struct pml_plan {
     void *block;          /* owns everything above */
 } pml_plan;
 
+/* A plan holds a graph, its timetable and GPU code, never weights: a file larger than
+ * this is not a plan, and is refused before it is read. */
+#define PML_PLAN_MAX_BYTES ((size_t)1 << 30)
+/* The bounds the compiler puts on a train block's batch and micro-batch count. */
+#define PML_PLAN_MAX_BATCH (INT64_C(1) << 30)
+#define PML_PLAN_MAX_MICROBATCHES (INT64_C(1) << 20)
+
 /* Reads a plan from memory; `name` (a path) prefixes every error message. */
 pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_plan **out, pml_err *err);
-/* Reads a plan file. */
+/* Maps a plan file read-only (formats/mapped_file.h: a regular file, or refused at
+ * once), refusing one larger than PML_PLAN_MAX_BYTES before a byte is read. Mapped, not
+ * read: pml_plan_read touches only the pages it gets to, so a huge file that is not a
+ * plan fails at its first section without being read, and a caller that also hashes
+ * the bytes (pmlc) reads the file once. Unmap with pml_unmap_file. */
+pml_status pml_plan_map(const char *path, pml_mapped_file *m, pml_err *err);
+/* Reads a plan file: pml_plan_map, then pml_plan_read. */
 pml_status pml_plan_load(const char *path, pml_plan **out, pml_err *err);
 void pml_plan_free(pml_plan *p);
 /* The index of the buffer of `role` for `node` on `stage`, or -1. */

@@ -130,8 +130,8 @@ static void read_conf(rd *r, pml_plan *pl)
     if (r->bad) return;
     if (c->stages < 1 || c->stages > 1024)
         fail(r, PML_ERR_FORMAT, "the stage count is out of range");
-    else if (c->microbatches < 1 || c->batch < 1 || c->batch % c->microbatches ||
-             c->microbatch != c->batch / c->microbatches)
+    else if (c->microbatches < 1 || c->microbatches > PML_PLAN_MAX_MICROBATCHES || c->batch < 1 ||
+             c->batch > PML_PLAN_MAX_BATCH || c->batch % c->microbatches || c->microbatch != c->batch / c->microbatches)
         fail(r, PML_ERR_FORMAT, "batch, micro-batches and micro-batch size disagree");
     else if (c->precision < 0 || c->precision > PML_F16 || c->schedule < 0 || c->schedule > 3)
         fail(r, PML_ERR_FORMAT, "an enumerated setting is out of range");
@@ -275,6 +275,45 @@ static void read_timetable(rd *r, pml_plan *pl, owner *o)
             in->mb = i32(r);
             if (!r->bad && (in->kind > PML_PLAN_I_STEP || in->mb < -1 || in->mb >= pl->conf.microbatches))
                 return (void)fail(r, PML_ERR_FORMAT, "a timetable instruction is invalid");
+        }
+    }
+}
+
+/* The sizes the data feed takes from the configuration, against the graph's shapes.
+ * Each micro-batch writes conf.microbatch rows into the model's input and labels
+ * (feed.c), so each must have exactly that many rows (its first dimension), and, from
+ * a generator, rows of exactly the generator's width. A data file's rows are checked
+ * against the node when the feed opens the file. This is the only check: the feed
+ * trusts these sizes. */
+static void check_data_sizes(rd *r, const pml_plan *pl)
+{
+    const pml_plan_config *c = &pl->conf;
+    if (c->data == 0) return; /* no data source: nothing is fed (a plan to serve) */
+    if (c->data < 0 || c->data > 3) return (void)fail(r, PML_ERR_FORMAT, "the data source is unknown");
+    char msg[400];
+    for (int i = 0; i <= pl->n_inputs && !r->bad; i++) {
+        int32_t id = i < pl->n_inputs ? pl->input_nodes[i] : pl->labels;
+        if (id < 0) continue;
+        const pml_plan_node *n = &pl->nodes[id];
+        char what[160];
+        if (i < pl->n_inputs)
+            snprintf(what, sizeof what, "input '%s'", pl->input_names[i]);
+        else
+            snprintf(what, sizeof what, "the labels");
+        int64_t rows = n->rank ? n->dims[0] : 0;
+        if (rows != c->microbatch) {
+            snprintf(msg, sizeof msg,
+                     "micro-batches of %lld rows (batch %lld / %lld micro-batches), but %s has %lld rows (its first "
+                     "dimension)",
+                     (long long)c->microbatch, (long long)c->batch, (long long)c->microbatches, what, (long long)rows);
+            return (void)fail(r, PML_ERR_FORMAT, msg);
+        }
+        if (c->data == 1) continue;
+        int64_t width = n->numel / rows, want = c->data == 2 ? (i < pl->n_inputs ? c->features : 1) : c->seq_len;
+        if (width != want) {
+            snprintf(msg, sizeof msg, "the data generator gives rows of %lld values, but %s has rows of %lld",
+                     (long long)want, what, (long long)width);
+            return (void)fail(r, PML_ERR_FORMAT, msg);
         }
     }
 }
@@ -598,6 +637,8 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
         r.at += (size_t)size;
     }
     if (!r.bad && r.at != r.n) fail(&r, PML_ERR_FORMAT, "trailing bytes after the last section");
+    r.section = "configuration";
+    if (!r.bad) check_data_sizes(&r, pl);
     if (r.bad) {
         owner_free(&o);
         return err ? err->code : PML_ERR_FORMAT;
@@ -613,28 +654,24 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
     return PML_OK;
 }
 
+pml_status pml_plan_map(const char *path, pml_mapped_file *m, pml_err *err)
+{
+    pml_status st = pml_map_file(path, m, err);
+    if (!st && m->len > PML_PLAN_MAX_BYTES) {
+        st = pml_err_set(err, PML_ERR_FORMAT, "%s: is %zu bytes, larger than any plan (at most %zu)", path, m->len,
+                         PML_PLAN_MAX_BYTES);
+        pml_unmap_file(m);
+    }
+    return st;
+}
+
 pml_status pml_plan_load(const char *path, pml_plan **out, pml_err *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return pml_err_set(err, PML_ERR_IO, "%s: cannot open", path);
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) break;
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap || ferror(f)) break;
-        if (cap >= ((size_t)1 << 34)) break; /* 16 GiB: far past any plan */
-        unsigned char *nb = realloc(buf, cap * 2);
-        if (!nb) break;
-        buf = nb;
-        cap *= 2;
-    }
-    int io = !buf || ferror(f) || n == cap;
-    fclose(f);
-    pml_status st = io ? pml_err_set(err, buf ? PML_ERR_IO : PML_ERR_NOMEM, "%s: cannot read", path)
-                       : pml_plan_read(buf, n, path, out, err);
-    free(buf);
+    pml_mapped_file m;
+    pml_status st = pml_plan_map(path, &m, err);
+    if (!st) st = pml_plan_read(m.data ? m.data : "", m.len, path, out, err);
+    pml_unmap_file(&m);
     return st;
 }
 

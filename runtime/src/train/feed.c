@@ -161,11 +161,14 @@ static pml_status file_create(pml_feed *f, pml_err *err)
     return PML_OK;
 }
 
-/* The generator feed: the model's input and labels must be exactly one generator batch. */
+/* The generator feed. Its sizes were checked against the model's input and labels when
+ * the plan was read (plan_read.c: rows of conf.microbatch, of the generator's width). */
 static pml_status synth_create(pml_feed *f, pml_err *err)
 {
     const pml_plan *plan = f->plan;
     const pml_plan_config *c = &plan->conf;
+    if (plan->n_inputs != 1 || plan->labels < 0)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "a data generator feeds a model of exactly one input and labels");
     pml_synth_params sp = {0};
     sp.features = c->features;
     sp.classes = c->classes;
@@ -173,18 +176,7 @@ static pml_status synth_create(pml_feed *f, pml_err *err)
     sp.order = c->order;
     sp.length = c->seq_len;
     sp.seed = (uint64_t)c->data_seed;
-    pml_status st =
-        pml_synth_create(&f->synth, c->data == DATA_CLASSES ? PML_SYNTH_CLASSES : PML_SYNTH_MARKOV, &sp, err);
-    if (st) return st;
-    pml_synth_shape in, lab;
-    pml_synth_shapes(f->synth, &in, &lab);
-    int64_t want_in = c->microbatch * (in.rank ? in.dims[0] : 1),
-            want_lab = c->microbatch * (lab.rank ? lab.dims[0] : 1);
-    if (plan->n_inputs != 1 || plan->nodes[plan->input_nodes[0]].numel != want_in || plan->labels < 0 ||
-        plan->nodes[plan->labels].numel != want_lab)
-        return pml_err_set(err, PML_ERR_INVALID_ARG,
-                           "the data generator's samples do not fit the model's input and labels");
-    return PML_OK;
+    return pml_synth_create(&f->synth, c->data == DATA_CLASSES ? PML_SYNTH_CLASSES : PML_SYNTH_MARKOV, &sp, err);
 }
 
 pml_status pml_feed_create(const pml_plan *plan, pml_feed **out, pml_err *err)

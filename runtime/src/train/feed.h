@@ -9,6 +9,11 @@
  * files, with the plan's training seed (conf.seed), so every epoch is a fresh
  * permutation and each row appears exactly once per epoch.
  *
+ * Sizes: a micro-batch is conf.microbatch rows, written into the model's input and
+ * labels. That they have exactly that many rows (and, from a generator, rows of its
+ * width) is checked once, when the plan is read (plan_read.c); a file's row shape is
+ * checked against the node here, when the feed opens it. So no fill writes past a node.
+ *
  * .npy datasets (data = "x.npy", labels = "y.npy"):
  *   - Paths are used as the plan stores them, i.e. as written in the program: a
  *     relative path is resolved against the current working directory of the process

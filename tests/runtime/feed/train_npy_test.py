@@ -72,5 +72,20 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 1 and "x.npy" in r.stderr and "(64, 3)" in r.stderr,
           f"a file of the wrong shape is an error naming it: {r.stderr}")
 
+    # A constant batch dimension: trains when the micro-batch matches it (8 / 2 = 4), and
+    # is refused before a step, naming both sizes, when it does not (32 / 2 = 16).
+    write_npy(os.path.join(tmp, "x.npy"), "<f8", "d", (64, 2), xs)
+    fixed = PROGRAM.replace("f32[B, 2]", "f32[4, 2]").replace("steps = 40", "steps = 2")
+    for batch, ok in (("batch = 8, microbatches = 2", True), ("batch = 32, microbatches = 2", False)):
+        with open(os.path.join(tmp, "m.pml"), "w") as f:
+            f.write(fixed.replace("batch = 16, microbatches = 2", batch))
+        r = subprocess.run([pmlc, "train", "m.pml", "--quiet"], cwd=tmp, capture_output=True, text=True, timeout=300)
+        if ok:
+            check(r.returncode == 0, f"a constant batch dimension equal to the micro-batch trains: {r.stderr}")
+        else:
+            check(r.returncode == 1 and "4 rows" in r.stderr and "16 rows" in r.stderr,
+                  f"a constant batch dimension the micro-batches contradict is refused naming both sizes "
+                  f"(exit {r.returncode}): {r.stderr}")
+
 print(f"train npy: {len(failures)} failed")
 sys.exit(1 if failures else 0)
