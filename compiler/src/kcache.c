@@ -84,8 +84,13 @@ int pmlc_kcache_get(pmlc_kcache *kc, const char *key, unsigned char **data, size
     if (!kc->enabled) return 0;
     char path[4200];
     pmlc_kcache_path(kc, key, path, sizeof path);
-    FILE *f = fopen(path, "rb");
+    /* Without blocking, and only a regular file: anything else planted in the cache
+     * folder (a fifo) is a miss, never a wait. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    FILE *f = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? fdopen(fd, "rb") : NULL;
     if (!f) {
+        if (fd >= 0) close(fd);
         kc->misses++;
         return 0;
     }

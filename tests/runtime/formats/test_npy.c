@@ -129,6 +129,18 @@ static void npy_refuses_bad_magic(void)
     CHECK_ERR(pml_npy_open("absent.npy", &a, &err), err, PML_ERR_IO, "absent.npy: cannot open");
 }
 
+/* input_file.h's policy, as every reader of a user's file meets it: a fifo nobody
+ * writes to is refused at once (a blocking open would wait forever), and so is a folder. */
+static void npy_a_fifo_or_folder_is_refused_before_it_is_read(void)
+{
+    pml_npy_array a;
+    pml_err err = {0};
+    CHECK(mkfifo("fifo.npy", 0600) == 0);
+    CHECK_ERR(pml_npy_open("fifo.npy", &a, &err), err, PML_ERR_IO, "fifo.npy: is a fifo, not a regular file");
+    CHECK(mkdir("dir.npy", 0700) == 0);
+    CHECK_ERR(pml_npy_open("dir.npy", &a, &err), err, PML_ERR_IO, "dir.npy: is a folder, not a file");
+}
+
 static void npy_refuses_unsupported_versions(void)
 {
     refused(4, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 4, PML_ERR_UNSUPPORTED,
@@ -234,6 +246,7 @@ static const test_case cases[] = {
     T(npy_reads_versions_2_and_3_and_python2_headers),
     T(npy_misaligned_data_is_copied),
     T(npy_refuses_bad_magic),
+    T(npy_a_fifo_or_folder_is_refused_before_it_is_read),
     T(npy_refuses_unsupported_versions),
     T(npy_refuses_fortran_order),
     T(npy_refuses_big_endian),
