@@ -5,11 +5,16 @@
 
 #include "backend.h"
 
+static char last_error[1200];
+
 int pmlc_cli_fail(const char *what, const pml_err *err)
 {
-    fprintf(stderr, "pmlc: error: %s%s%s\n", what, err ? ": " : "", err ? err->msg : "");
+    snprintf(last_error, sizeof last_error, "%s%s%s", what, err ? ": " : "", err ? err->msg : "");
+    fprintf(stderr, "pmlc: error: %s\n", last_error);
     return 1;
 }
+
+const char *pmlc_cli_last_error(void) { return last_error; }
 
 int pmlc_cli_backend(pml_backend want, const pml_plan *plan, pml_backend *got, const pml_backend_ops **ops)
 {

@@ -176,7 +176,7 @@ int pmlc_train_main(const pmlc_train_args *a)
         pmlc_cli_fail("the training data", &err);
         goto out;
     }
-    if (pmlc_ranks_open(a, pl, plan_hash, &ranks) || pmlc_trace_begin(&trace, a->trace, &ranks)) goto out;
+    if (pmlc_ranks_open(a, pl, plan_hash, steps, backend, &ranks) || pmlc_trace_begin(&trace, a->trace, &ranks)) goto out;
     /* Ranks keep the step-0 cut: a re-cut would move stages between processes. The
      * freezes still happen, in place (plan/phase.h). */
     if (ranks.world > 1) recut.enabled = 0;

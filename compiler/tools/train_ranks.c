@@ -7,13 +7,15 @@
 #include <unistd.h>
 
 #include "cli_util.h"
+#include "train_agree.h"
 #include "train/dist_params.h"
 #include "train/ranks.h"
 #ifdef PML_HAVE_MPI
 #include "train/mpi/dist_mpi.h"
 #endif
 
-int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, pmlc_ranks *out)
+int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, int64_t steps,
+                    pml_backend backend, pmlc_ranks *out)
 {
     *out = (pmlc_ranks){0, 1, NULL};
     pml_ranks env;
@@ -46,8 +48,8 @@ int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_
     char what[64];
     snprintf(what, sizeof what, "rank %d cannot join the run", rank);
     if (pml_dist_mpi_create(&conf, &out->dist, &err)) return pmlc_cli_fail(what, &err);
-    if (pml_dist_mpi_check_plan(out->dist, plan_hash, pml_version(), &err)) {
-        pmlc_cli_fail(what, &err);
+    pmlc_agree_run run = {pl, plan_hash, steps, backend, replicas};
+    if (pmlc_agree(a, &run, out->dist)) {
         double met = 0; /* every rank has said why before any exits */
         out->dist->sum(out->dist, &met, 1, &err);
         pmlc_ranks_close(out);
@@ -55,7 +57,7 @@ int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_
     }
     return 0;
 #else
-    (void)plan_hash;
+    (void)plan_hash, (void)steps, (void)backend;
     fprintf(stderr,
             "pmlc: error: this is rank %d of %d (from %s), but this pmlc was built without MPI: "
             "install libopenmpi-dev and rebuild, or run one process\n",
@@ -66,7 +68,7 @@ int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_
 
 void pmlc_ranks_abandon(pmlc_ranks *r)
 {
-    if (r->dist) r->dist->abandon(r->dist);
+    if (r->dist) r->dist->abandon(r->dist, pmlc_cli_last_error());
 }
 
 void pmlc_ranks_close(pmlc_ranks *r)

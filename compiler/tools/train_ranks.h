@@ -21,11 +21,16 @@ typedef struct pmlc_ranks {
 
 /* Rank and world from the flags in `a` (>= 0) or the environment; with more than one
  * process, joins the others (MPI) as the plan's replicas (place = auto(..., replicas
- * = R); --replicas overrides it) and checks that all run the plan hashed `plan_hash`. */
-int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, pmlc_ranks *out);
-/* Leaves the run: MPI is finalized with the other ranks, unless pmlc_ranks_abandon
- * said this process failed: then nothing waits for them (mpirun ends them). Call
- * abandon before destroying the pipeline, whose transport would finish its sends. */
+ * = R); --replicas overrides it) and checks that all were started alike: the plan
+ * hashed `plan_hash`, `steps` and `backend` as this rank runs them, the options and
+ * the --out folder (train_agree.h). */
+int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, int64_t steps,
+                    pml_backend backend, pmlc_ranks *out);
+/* Leaves the run: the other ranks are told (the last error printed is the reason
+ * abandon gives them, train/dist.h) and MPI is finalized with them, unless
+ * pmlc_ranks_abandon said this process failed: then nothing waits for them (mpirun
+ * ends them). Call abandon before destroying the pipeline, whose transport would
+ * finish its sends. */
 void pmlc_ranks_abandon(pmlc_ranks *r);
 void pmlc_ranks_close(pmlc_ranks *r);
 

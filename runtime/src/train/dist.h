@@ -41,10 +41,14 @@ struct pml_dist {
     /* Moves `bytes` from rank `from`'s `buf` into rank `to`'s `buf`; called by every
      * rank in the same order, a no-op on the others. */
     pml_status (*move)(pml_dist *d, int from, int to, void *buf, size_t bytes, pml_err *err);
-    /* The run failed on this rank: destroy must not wait for the other ranks (they may
-     * be waiting for this one, or gone). */
-    void (*abandon)(pml_dist *d);
-    void (*destroy)(pml_dist *d); /* NULL-safe through pml_dist_destroy */
+    /* The run failed on this rank, for reason `why` (a message, or NULL): the other
+     * ranks are told (liveness.h: they stop naming this rank and its reason instead of
+     * waiting for it to answer), and destroy must not wait for them (they may be waiting
+     * for this one, or gone). */
+    void (*abandon)(pml_dist *d, const char *why);
+    /* NULL-safe through pml_dist_destroy. Without abandon, this rank ended its run: the
+     * others are told so before it leaves, and do not take its silence for death. */
+    void (*destroy)(pml_dist *d);
 };
 
 /* The rank that runs `stage` (of `stages`) in replica `replica`. */

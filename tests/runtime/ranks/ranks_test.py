@@ -55,6 +55,23 @@ def run_mpi(n, *args, timeout=300):
     return subprocess.run(mpi_cmd(n, *args), capture_output=True, text=True, timeout=timeout, env=mpi_env())
 
 
+def run_mpmd(*per_rank, timeout=120, cwd=None):
+    """One process per argument list, rank k running `pmlc train *per_rank[k]`."""
+    cmd = [mpirun, "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    for k, args in enumerate(per_rank):
+        cmd += ([":"] if k else []) + ["-np", "1", pmlc, "train", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mpi_env(), cwd=cwd)
+
+
+def refused(name, r, message):
+    """Every rank refuses to start with `message`, before step 1."""
+    print(r.stderr[-3000:])
+    check(r.returncode != 0, f"{name}: the run exits non-zero")
+    for k in (0, 1):
+        check(f"rank {k} cannot join the run: {message}" in r.stderr, f"{name}: rank {k} says '{message}'")
+    check("step 1/" not in r.stderr, f"{name}: before step 1")
+
+
 def run_one(*args):
     return subprocess.run([pmlc, "train", *args], capture_output=True, text=True, timeout=300)
 
@@ -443,7 +460,98 @@ elif behaviour == "different_plans_refuse_to_start":
     print(r.stderr[-3000:])
     check(r.returncode != 0, "the run exits non-zero")
     check("rank 0 cannot join" in r.stderr and "rank 1 cannot join" in r.stderr, "both ranks refuse")
-    check("rank 1 has a different plan" in r.stderr, "the message names rank 1")
+    check("rank 1 was started with --set batch=128, rank 0 without --set batch" in r.stderr,
+          "the message names rank 1 and the option")
+    # The same options, but rank 1's program is another (a copy with another learning
+    # rate, at another path: paths are not compared, what they hold is).
+    other = os.path.join(work, "mlp_other.pml")
+    with open(MLP) as f:
+        src = f.read()
+    check("lr = 3e-4" in src, "the MLP example's learning rate is 3e-4")
+    with open(other, "w") as f:
+        f.write(src.replace("lr = 3e-4", "lr = 1e-3"))
+    r = run_mpmd([MLP, "--steps", "2"], [other, "--steps", "2"])
+    refused("another program", r, f"rank 1 was started with the plan of '{other}'")
+    check(f"rank 0 with the plan of '{MLP}'" in r.stderr and "every rank must run the same plan" in r.stderr,
+          f"the message names both plans and why: {r.stderr[-2000:]}")
+elif behaviour == "different_seeds_refuse_to_start":
+    need_mpirun()
+    r = run_mpmd([MLP, "--steps", "2", "--seed", "3"], [MLP, "--steps", "2", "--seed", "7"])
+    refused("--seed 3 and 7", r, "rank 1 was started with --seed 7, rank 0 with --seed 3")
+    # The train block's seed is the seed a rank without --seed uses: named as such.
+    r = run_mpmd([MLP, "--steps", "2"], [MLP, "--steps", "2", "--seed", "7"])
+    refused("no --seed and 7", r, "rank 1 was started with --seed 7, rank 0 with --seed 0 (the train block's)")
+    # ... and a --seed equal to it is the same run.
+    r = run_mpmd([MLP, "--steps", "1", "--quiet"], [MLP, "--steps", "1", "--seed", "0", "--quiet"])
+    check(r.returncode == 0, f"--seed 0 is the train block's seed: the ranks train: {r.stderr[-2000:]}")
+elif behaviour == "different_steps_refuse_to_start":
+    need_mpirun()
+    # Before, the rank with fewer steps finished and the other waited for it until the
+    # timeout ("rank 0 has not answered"): now neither starts.
+    t0 = time.time()
+    r = run_mpmd([MLP, "--steps", "2", "--peer-timeout", "20"], [MLP, "--steps", "3", "--peer-timeout", "20"])
+    refused("--steps 2 and 3", r, "rank 1 was started with --steps 3, rank 0 with --steps 2")
+    check(time.time() - t0 < 20, f"at once, not after the peer timeout ({time.time() - t0:.1f} s)")
+    check("has not answered" not in r.stderr, "no rank is called dead")
+elif behaviour == "different_sets_refuse_to_start":
+    need_mpirun()
+    sgd = "optimizer=sgd(lr = 0.05, momentum = 0.9)"
+    r = run_mpmd([MLP, "--steps", "1", "--set", "batch=128", "--set", sgd],
+                 [MLP, "--steps", "1", "--set", sgd, "--set", "batch=64"])
+    refused("batch 128 and 64", r, "rank 1 was started with --set batch=64, rank 0 with --set batch=128")
+    # The order of the --set options does not matter, and the last of a key wins, as
+    # in the compiler: these two ranks ask for the same run.
+    r = run_mpmd([MLP, "--steps", "1", "--set", "batch=64", "--set", sgd, "--quiet"],
+                 [MLP, "--steps", "1", "--set", sgd, "--set", "batch=128", "--set", "batch=64", "--quiet"])
+    check(r.returncode == 0, f"the same --set in another order trains: {r.stderr[-2000:]}")
+    # Options rank 0 alone uses are compared as given: another rank's would be ignored.
+    r = run_mpmd([MLP, "--steps", "1", "--metrics", os.path.join(work, "m0.jsonl")], [MLP, "--steps", "1"])
+    refused("--metrics on rank 0 alone", r, "rank 1 was started without --metrics, rank 0 with --metrics")
+    check("rank 0 alone writes it" in r.stderr, "and says why")
+    r = run_mpmd([MLP, "--steps", "1", "--eval", "2"], [MLP, "--steps", "1", "--eval", "3"])
+    refused("--eval 2 and 3", r, "rank 1 was started with --eval 3, rank 0 with --eval 2")
+elif behaviour == "different_out_folders_refuse_to_start":
+    need_mpirun()
+    a, b = os.path.join(work, "a"), os.path.join(work, "b")
+    r = run_mpmd([MLP, "--steps", "1", "--out", a], [MLP, "--steps", "1", "--out", b])
+    refused("two folders", r, f"rank 1 was started with --out '{b}', rank 0 with --out '{a}'")
+    check("must be one folder that every rank reaches" in r.stderr, f"and says why: {r.stderr[-2000:]}")
+    check(not os.path.exists(a) and not os.path.exists(b), "no folder is left behind")
+    # One command line, as on two hosts that do not share the folder: each rank's
+    # relative --out is a folder of its own (a wrapper runs each in its own folder).
+    wrapper = os.path.join(work, "per_rank.sh")
+    with open(wrapper, "w") as f:
+        f.write('#!/bin/sh\nmkdir -p "host$OMPI_COMM_WORLD_RANK" && cd "host$OMPI_COMM_WORLD_RANK" && exec "$@"\n')
+    os.chmod(wrapper, 0o755)
+    cmd = [mpirun, "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    cmd += ["-np", "2", wrapper, pmlc, "train", MLP, "--steps", "1", "--out", "out"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=mpi_env(), cwd=work)
+    refused("one spelling, two folders", r, "rank 1 was started with --out 'out', rank 0 with --out 'out'")
+    for k in (0, 1):
+        out = os.path.join(work, f"host{k}", "out")
+        check(not os.path.exists(out) or not os.listdir(out), f"nothing is written to host {k}'s folder")
+elif behaviour == "one_out_folder_leaves_no_token":
+    need_mpirun()
+    # Two spellings of one folder are one folder: the ranks train, and the token rank 0
+    # wrote for them is gone from the checkpoint.
+    out = os.path.join(work, "out")
+    r = run_mpmd([MLP, "--steps", "2", "--out", out, "--quiet"],
+                 [MLP, "--steps", "2", "--out", os.path.join(work, ".", "out") + "/", "--quiet"], cwd=work)
+    check(r.returncode == 0, f"the ranks train into one folder: {r.stderr[-2000:]}")
+    check(sharded(out, 2), f"a committed checkpoint: {sorted(os.listdir(out)) if os.path.isdir(out) else None}")
+    check(not [f for f in os.listdir(out) if "token" in f], f"no token left: {sorted(os.listdir(out))}")
+    # A token a killed start-up left (or a link in its place) is replaced, not followed.
+    target = os.path.join(work, "not-yours")
+    with open(target, "w") as f:
+        f.write("keep")
+    os.symlink(target, os.path.join(out, ".pml-ranks-token"))
+    r = run_mpi(2, MLP, "--steps", "2", "--out", out, "--quiet", timeout=120)
+    check(r.returncode == 0, f"the ranks train over a stale token: {r.stderr[-2000:]}")
+    with open(target) as f:
+        check(f.read() == "keep", "the link's target is untouched")
+    check(not [f for f in os.listdir(out) if "token" in f], f"no token left: {sorted(os.listdir(out))}")
+    r = run_one(MLP, "--steps", "3", "--resume", out, "--out", os.path.join(work, "resumed"), "--quiet")
+    check(r.returncode == 0, f"the checkpoint resumes: {r.stderr}")
 elif behaviour == "trace_covers_every_rank":
     need_mpirun()
     steps = 3

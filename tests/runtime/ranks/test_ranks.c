@@ -5,7 +5,9 @@
  * peer that stops after the timeout, and an observer whose own listener stalled (not
  * scheduled, the process held up) blames nobody for the stall; a clock offset estimated
  * from ping-pongs with uneven delays holds the true offset within its bound, and the
- * shortest round trip gives it. */
+ * shortest round trip gives it; a peer that said goodbye is never taken for dead: one
+ * that ended its run is blamed by no wait on another, one that failed ends every wait
+ * at once with its reason. */
 #define _DEFAULT_SOURCE /* setenv */
 #include <math.h>
 #include <stdio.h>
@@ -185,6 +187,50 @@ static void a_slow_but_running_listener_keeps_wall_time(void)
     pml_live_free(&l);
 }
 
+/* Rank 2 says it ended its run at t = 1 and goes silent: no wait on another peer ever
+ * gives up for it, however long; a wait on rank 2 (or on no peer in particular) gives
+ * up a timeout after the goodbye, with rank 2's reason, never as "silent". */
+static void a_peer_that_ended_is_never_taken_for_dead(void)
+{
+    pml_live l;
+    double secs = 0;
+    start(&l);
+    listen(&l, 0, 1, -1);
+    pml_live_left(&l, STOPPED, 0, "it ended its run", 1);
+    listen(&l, 1, 1 + 3 * TIMEOUT, STOPPED);
+    double t = 1 + 3 * TIMEOUT;
+    CHECK(pml_live_silent(&l, t, &secs) < 0, "an ended peer is not silent");
+    CHECK(pml_live_gone(&l, 1, t, &secs) < 0, "a wait on rank 1 does not give up for rank 2");
+    int r = pml_live_gone(&l, STOPPED, t, &secs);
+    CHECK(r == STOPPED && l.state[r] == PML_LIVE_ENDED && !strcmp(l.why[r], "it ended its run"),
+          "a wait on rank 2 gives up naming why it left (got %d)", r);
+    CHECK(pml_live_gone(&l, -1, t, &secs) == STOPPED, "so does a wait on no peer in particular");
+    pml_live_free(&l);
+    start(&l);
+    listen(&l, 0, 1, -1);
+    pml_live_left(&l, STOPPED, 0, "it ended its run", 1);
+    listen(&l, 1, 1 + TIMEOUT - 0.2, STOPPED);
+    CHECK(pml_live_gone(&l, STOPPED, 1 + TIMEOUT - 0.2, &secs) < 0, "not before a timeout after the goodbye");
+    pml_live_free(&l);
+}
+
+/* Rank 2 says it failed at t = 1: every wait gives up at once, naming its reason. */
+static void a_peer_that_failed_is_gone_at_once_with_its_reason(void)
+{
+    pml_live l;
+    double secs = 1;
+    start(&l);
+    listen(&l, 0, 1, -1);
+    pml_live_left(&l, STOPPED, 1, "training failed on rank 2: disk full", 1);
+    int r = pml_live_gone(&l, 1, 1.01, &secs);
+    CHECK(r == STOPPED && secs == 0 && l.state[r] == PML_LIVE_FAILED &&
+              !strcmp(l.why[r], "training failed on rank 2: disk full"),
+          "a wait on rank 1 gives up for failed rank 2 at once (got %d, '%s')", r, r >= 0 ? l.why[r] : "");
+    pml_live_left(&l, SELF, 1, "not a peer", 1); /* a goodbye from itself changes nothing */
+    CHECK(l.state[SELF] == PML_LIVE_HERE, "this rank's own state stays");
+    pml_live_free(&l);
+}
+
 /* A peer whose clock reads rank 0's + 1234.5 s, behind one-way delays that differ
  * each way and each round (as a busy machine's do): the estimate comes from the round
  * with the shortest trip, and the true offset lies within its bound. */
@@ -224,6 +270,8 @@ int main(int argc, char **argv)
         {"stalled_observer_and_stopped_peer", a_stalled_observer_still_names_the_stopped_peer_and_only_it},
         {"slow_listener", a_slow_but_running_listener_keeps_wall_time},
         {"clock_offset", clock_offset_within_its_bound},
+        {"ended_peer", a_peer_that_ended_is_never_taken_for_dead},
+        {"failed_peer", a_peer_that_failed_is_gone_at_once_with_its_reason},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
         if (argc > 1 && !strcmp(argv[1], tests[i].name)) {

@@ -1,5 +1,5 @@
-/* dist_mpi.c — pml_dist over MPI (see dist_mpi.h): start-up and the plan check, the
- * heartbeat, sums and moves between ranks, and the polled wait everything uses. Sums
+/* dist_mpi.c — pml_dist over MPI (see dist_mpi.h): start-up, the heartbeat and goodbyes,
+ * sums and moves between ranks, and the polled wait everything uses. Sums
  * go through rank 0 point to point rather than MPI_Allreduce so that every wait has a
  * known peer and a deadline, and every rank adds the same numbers in rank order. */
 
@@ -39,13 +39,28 @@ pml_status pml_mpi_fail(pml_mpi *m, int rc, int peer, const char *what, pml_err 
     return pml_err_set(err, PML_ERR_IO, "rank %d: MPI failed while %s: %s", m->base.rank, what, msg);
 }
 
-/* The first rank silent for the timeout (liveness.h), or -1. */
-static int silent_rank(pml_mpi *m, double *secs)
+/* Whether a wait on `peer` (-1: none in particular) must give up (liveness.h): then the
+ * status, naming the rank and what it said when it left, if it did. */
+static pml_status gone(pml_mpi *m, int peer, const char *what, pml_err *err)
 {
+    double secs = 0;
     pthread_mutex_lock(&m->mu);
-    int found = pml_live_silent(&m->live, pml_mpi_now(), secs);
+    int r = pml_live_gone(&m->live, peer, pml_mpi_now(), &secs);
+    pml_live_state state = r >= 0 ? m->live.state[r] : PML_LIVE_HERE;
+    char why[PML_LIVE_WHY] = "";
+    if (r >= 0) memcpy(why, m->live.why[r], sizeof why);
     pthread_mutex_unlock(&m->mu);
-    return found;
+    if (r < 0) return PML_OK;
+    atomic_store(&m->failed, 1);
+    if (state == PML_LIVE_FAILED)
+        return pml_err_set(err, PML_ERR_IO, "rank %d stopped: %s (rank %d gave up %s)", r, why, m->base.rank, what);
+    if (state == PML_LIVE_ENDED)
+        return pml_err_set(err, PML_ERR_IO,
+                           "rank %d stopped: %s, %.0f s ago, while rank %d was still %s (the ranks disagree about "
+                           "the run)",
+                           r, why, secs, m->base.rank, what);
+    return pml_err_set(err, PML_ERR_IO, "rank %d has not answered for %.0f s (stopped or dead); rank %d gave up %s", r,
+                       secs, m->base.rank, what);
 }
 
 pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const atomic_int *aborted, const char *what,
@@ -60,14 +75,8 @@ pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const at
         if (aborted && atomic_load(aborted))
             return pml_err_set(err, PML_ERR_INTERNAL, "rank %d stopped: another stage failed", m->base.rank);
         if (spin % 64 == 63) {
-            double secs = 0;
-            int r = silent_rank(m, &secs);
-            if (r >= 0) {
-                atomic_store(&m->failed, 1);
-                return pml_err_set(err, PML_ERR_IO,
-                                   "rank %d has not answered for %.0f s (stopped or dead); rank %d gave up %s",
-                                   r, secs, m->base.rank, what);
-            }
+            pml_status st = gone(m, peer, what, err);
+            if (st) return st;
         }
         if (spin < 256)
             continue;
@@ -84,14 +93,40 @@ pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const at
  * stretch of one beat period between two turns still counts in full (liveness.h). */
 static double beat_period(const pml_mpi *m) { return m->timeout / 10 < 0.5 ? m->timeout / 10 : 0.5; }
 
+/* Takes in the goodbyes that have arrived (liveness.h); 0, or -1 when MPI failed. */
+static int take_goodbyes(pml_mpi *m, MPI_Request *rq, char *bye)
+{
+    for (;;) {
+        int flag = 0;
+        MPI_Status s;
+        if (MPI_Test(rq, &flag, &s) != MPI_SUCCESS) return -1;
+        if (!flag) return 0;
+        bye[PML_LIVE_WHY - 1] = 0;
+        pthread_mutex_lock(&m->mu);
+        pml_live_left(&m->live, s.MPI_SOURCE, bye[0] == '1', bye + 1, pml_mpi_now());
+        pthread_mutex_unlock(&m->mu);
+        if (MPI_Irecv(bye, PML_LIVE_WHY, MPI_CHAR, MPI_ANY_SOURCE, PML_MPI_TAG_BYE, m->beat, rq) != MPI_SUCCESS)
+            return -1;
+    }
+}
+
+static void cancel(MPI_Request *rq)
+{
+    if (*rq == MPI_REQUEST_NULL) return;
+    MPI_Cancel(rq);
+    MPI_Wait(rq, MPI_STATUS_IGNORE);
+}
+
 static void *beat_main(void *arg)
 {
     pml_mpi *m = arg;
     static const int token = 0; /* sends read it; never written */
     int got = 0;
+    char bye[PML_LIVE_WHY];
     double period = beat_period(m), next = 0;
-    MPI_Request rq;
-    if (MPI_Irecv(&got, 1, MPI_INT, MPI_ANY_SOURCE, PML_MPI_TAG_BEAT, m->beat, &rq) != MPI_SUCCESS) {
+    MPI_Request rq, bye_rq = MPI_REQUEST_NULL;
+    if (MPI_Irecv(&got, 1, MPI_INT, MPI_ANY_SOURCE, PML_MPI_TAG_BEAT, m->beat, &rq) != MPI_SUCCESS ||
+        MPI_Irecv(bye, PML_LIVE_WHY, MPI_CHAR, MPI_ANY_SOURCE, PML_MPI_TAG_BYE, m->beat, &bye_rq) != MPI_SUCCESS) {
         atomic_store(&m->failed, 1);
         return NULL;
     }
@@ -120,17 +155,52 @@ static void *beat_main(void *arg)
             }
         }
         if (rq == MPI_REQUEST_NULL) break;
+        /* After the beats: a peer's last beat must not count after its goodbye. */
+        if (take_goodbyes(m, &bye_rq, bye)) {
+            bye_rq = MPI_REQUEST_NULL;
+            break;
+        }
         /* Every beat that had arrived is in: this turn observed the peers. */
         pthread_mutex_lock(&m->mu);
         pml_live_look(&m->live, pml_mpi_now());
         pthread_mutex_unlock(&m->mu);
         sleep_s(period / 10);
     }
-    if (rq != MPI_REQUEST_NULL) {
-        MPI_Cancel(&rq);
-        MPI_Wait(&rq, MPI_STATUS_IGNORE);
-    }
+    cancel(&rq);
+    cancel(&bye_rq);
     return NULL;
+}
+
+/* Tells every peer still here that this rank leaves (failed, or ended its run) and why,
+ * waiting at most a second for the sends: a goodbye is small and goes out at once, and a
+ * peer that does not take it still has the heartbeat's timeout. The text lives as long
+ * as the process, since a send that did not complete may still read it. */
+static void say_goodbye(pml_mpi *m, int failed, const char *why)
+{
+    static char bye[PML_LIVE_WHY];
+    int W = m->base.world, n = 0;
+    MPI_Request *rq = calloc((size_t)W, sizeof *rq);
+    if (!rq || m->beat == MPI_COMM_NULL) {
+        free(rq);
+        return;
+    }
+    snprintf(bye, sizeof bye, "%c%s", failed ? '1' : '0', why ? why : "");
+    for (int r = 0; r < W; r++) {
+        pthread_mutex_lock(&m->mu);
+        int here = m->live.state && m->live.state[r] == PML_LIVE_HERE;
+        pthread_mutex_unlock(&m->mu);
+        if (r != m->base.rank && here &&
+            MPI_Isend(bye, PML_LIVE_WHY, MPI_CHAR, r, PML_MPI_TAG_BYE, m->beat, &rq[n]) == MPI_SUCCESS)
+            n++;
+    }
+    int done = 0;
+    for (double until = pml_mpi_now() + 1; n && !done && pml_mpi_now() < until;) {
+        if (MPI_Testall(n, rq, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS) break;
+        if (!done) sleep_s(1e-3);
+    }
+    for (int i = 0; i < n && !done; i++)
+        if (rq[i] != MPI_REQUEST_NULL) MPI_Request_free(&rq[i]);
+    free(rq);
 }
 
 /* ---- collectives, point to point through rank 0 ------------------------------------- */
@@ -275,43 +345,19 @@ static pml_status mpi_move(pml_dist *d, int from, int to, void *buf, size_t byte
 
 /* ---- start-up and shutdown --------------------------------------------------------------- */
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return h;
-}
-
-pml_status pml_dist_mpi_check_plan(pml_dist *d, uint64_t plan_hash, const char *version, pml_err *err)
+static void mpi_abandon(pml_dist *d, const char *why)
 {
     pml_mpi *m = (pml_mpi *)d;
-    uint64_t mine[2] = {plan_hash, fnv1a(version ? version : "")};
-    uint64_t *all = malloc(sizeof mine * (size_t)m->base.world);
-    if (!all) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    pml_status st = all_gather(m, mine, all, (int)sizeof mine, "comparing plans at start-up", err);
-    char list[256] = "";
-    int bad = 0, first = -1, other_version = 0;
-    for (int r = 1; r < m->base.world && !st; r++) {
-        if (all[2 * r] == all[0] && all[2 * r + 1] == all[1]) continue;
-        if (first < 0) first = r, other_version = all[2 * r + 1] != all[1];
-        size_t len = strlen(list);
-        if (bad++ < 8) snprintf(list + len, sizeof list - len, "%s%d", len ? ", " : "", r);
-    }
-    free(all);
-    if (st || !bad) return st;
-    return pml_err_set(err, PML_ERR_INVALID_ARG,
-                       "rank%s %s%s ha%s a different %s from rank 0's: every rank must run the same plan with "
-                       "the same pmlc",
-                       bad == 1 ? "" : "s", list, bad > 8 ? ", ..." : "", bad == 1 ? "s" : "ve",
-                       other_version ? "library version" : "plan");
+    if (!atomic_exchange(&m->said_goodbye, 1)) say_goodbye(m, 1, why);
+    atomic_store(&m->failed, 1);
 }
-
-static void mpi_abandon(pml_dist *d) { atomic_store(&((pml_mpi *)d)->failed, 1); }
 
 static void mpi_destroy(pml_dist *d)
 {
     pml_mpi *m = (pml_mpi *)d;
     if (!m) return;
+    if (m->beating && !atomic_load(&m->failed) && !atomic_exchange(&m->said_goodbye, 1))
+        say_goodbye(m, 0, "it ended its run");
     if (m->beating) {
         atomic_store(&m->stop, 1);
         pthread_join(m->beat_thread, NULL);

@@ -7,9 +7,9 @@
  * program that embeds it without ranks needs none installed. pmlc links it.
  *
  * Start-up: MPI is initialised with MPI_THREAD_MULTIPLE (stage threads send and
- * receive concurrently) unless the program did so already; then the ranks compare a
- * hash of the plan bytes and the library version (pml_dist_mpi_check_plan), which fails
- * on every rank alike with a message naming the ranks that differ from rank 0.
+ * receive concurrently) unless the program did so already. What the ranks compare
+ * before step 1 (plan, options, output folder) is the program's, over any pml_dist
+ * (train/dist_agree.h).
  *
  * Failure: every rank sends a small heartbeat to every other rank several times per
  * timeout period from a thread of its own. Any wait on another rank fails, naming it,
@@ -17,7 +17,10 @@
  * while a peer that is merely busy (a long stage, a checkpoint being written) keeps
  * beating and is waited for. Silence is counted only while this rank's own heartbeat
  * thread was running to hear it (train/liveness.h), so a rank starved of CPU does not
- * blame a live peer for its own stall. After such a failure destroy does not call MPI_Finalize,
+ * blame a live peer for its own stall. A rank that leaves says goodbye first, on the
+ * heartbeat's communicator: "failed: why" from abandon, "ended its run" from destroy,
+ * so the others name its reason instead of waiting for it, and do not take the silence
+ * of a rank that ended for death (liveness.h). After a failure destroy does not call MPI_Finalize,
  * which would wait for the missing rank; the program exits, and mpirun ends the rest
  * of the job. */
 #ifndef PML_TRAIN_DIST_MPI_H
@@ -35,11 +38,5 @@ typedef struct pml_dist_mpi_conf {
 } pml_dist_mpi_conf;
 
 pml_status pml_dist_mpi_create(const pml_dist_mpi_conf *conf, pml_dist **out, pml_err *err);
-
-/* Called by every rank after create: compares each rank's plan hash and library
- * version with rank 0's. The ranks are all alive and agree on the outcome, so after a
- * mismatch each can report it and meet the others once more (pml_dist.sum) before any
- * exits, and mpirun does not end a rank before it has said why. */
-pml_status pml_dist_mpi_check_plan(pml_dist *d, uint64_t plan_hash, const char *version, pml_err *err);
 
 #endif

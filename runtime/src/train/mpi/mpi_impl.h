@@ -12,7 +12,10 @@
 #include "train/liveness.h"
 
 /* Tags on the control communicator; the data one uses kind·M + mb. */
-enum { PML_MPI_TAG_GATHER = 1, PML_MPI_TAG_BCAST = 2, PML_MPI_TAG_MOVE = 3, PML_MPI_TAG_BEAT = 4 };
+enum { PML_MPI_TAG_GATHER = 1, PML_MPI_TAG_BCAST = 2, PML_MPI_TAG_MOVE = 3 };
+/* Tags on the heartbeat communicator: a beat, and a goodbye (a byte '1' failed or '0'
+ * ended, then the reason: PML_LIVE_WHY bytes in all). */
+enum { PML_MPI_TAG_BEAT = 4, PML_MPI_TAG_BYE = 5 };
 /* Gradient sums between replicas: one tag per stage, from this one up. */
 enum { PML_MPI_TAG_REPLICAS = 16 };
 
@@ -25,6 +28,7 @@ typedef struct pml_mpi {
     int we_initialised; /* MPI_Init was ours, so MPI_Finalize is too */
     atomic_int failed;  /* a peer went silent or MPI failed: do not finalize */
     atomic_int stop;    /* the heartbeat thread's cue */
+    atomic_int said_goodbye; /* to the other ranks (liveness.h), once */
     pthread_t beat_thread;
     int beating;
     pthread_mutex_t mu;
