@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Ranks: `pmlc train` as N processes under mpirun, each running its share of the
 stages, trains the same weights as one process; a rank that stops answering or dies
-ends the run with a non-zero exit within the peer timeout, naming it; ranks with
-different plans refuse to start; a checkpoint written by N ranks resumes on M;
---trace writes one timeline of every rank.
+ends the run with a non-zero exit within the peer timeout, naming it; ranks started
+differently (plan, --seed, --steps, --set, paths rank 0 alone uses, --out folders that
+are not one folder) refuse to start naming the difference; a checkpoint written by N
+ranks resumes on M; --trace writes one timeline of every rank; a rank that leaves says
+goodbye (the goodbye_* behaviours run test_goodbye in place of pmlc).
 
 usage: ranks_test.py PMLC EXAMPLES MPIRUN|none WORK BEHAVIOUR
 Behaviours that need mpirun exit 77 (skipped) with a message when there is none or
@@ -552,6 +554,15 @@ elif behaviour == "one_out_folder_leaves_no_token":
     check(not [f for f in os.listdir(out) if "token" in f], f"no token left: {sorted(os.listdir(out))}")
     r = run_one(MLP, "--steps", "3", "--resume", out, "--out", os.path.join(work, "resumed"), "--quiet")
     check(r.returncode == 0, f"the checkpoint resumes: {r.stderr}")
+elif behaviour in ("goodbye_ended", "goodbye_failed"):
+    need_mpirun()
+    # Here the first argument is test_goodbye, not pmlc (test_goodbye.c says what it does).
+    cmd = [mpirun, "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    cmd += ["-np", "3", pmlc, behaviour.split("_")[1]]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=100, env=mpi_env())
+    print(r.stdout[-3000:], r.stderr[-3000:])
+    results = [line for line in r.stdout.splitlines() if line.startswith("RESULT")]
+    check(results and results[0].startswith("RESULT ok"), f"rank 0 judged: {results}")
 elif behaviour == "trace_covers_every_rank":
     need_mpirun()
     steps = 3
