@@ -532,6 +532,67 @@ elif behaviour == "different_out_folders_refuse_to_start":
     for k in (0, 1):
         out = os.path.join(work, f"host{k}", "out")
         check(not os.path.exists(out) or not os.listdir(out), f"nothing is written to host {k}'s folder")
+elif behaviour == "two_hosts_out_not_shared":
+    need_mpirun()
+    # Two hosts: network namespaces joined by a veth pair, each with its own host name,
+    # and Open MPI's rsh agent starting the second host's daemon in its namespace. With
+    # one folder seen by both the ranks train over TCP; when the second host sees a
+    # folder of its own at the same path (a private tmpfs over it, as a node without the
+    # shared file system), the run is refused before step 1.
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("unshare"):
+        print("SKIP: needs root, ip and unshare to make two hosts")
+        sys.exit(SKIP)
+    tag = f"pml{os.getpid() % 100000}"
+    ns, veth, ips = [tag + "a", tag + "b"], [tag + "va", tag + "vb"], ["10.77.0.1", "10.77.0.2"]
+    setup = [["ip", "netns", "add", ns[0]], ["ip", "netns", "add", ns[1]],
+             ["ip", "link", "add", veth[0], "type", "veth", "peer", "name", veth[1]]]
+    for k in (0, 1):
+        setup += [["ip", "link", "set", veth[k], "netns", ns[k]],
+                  ["ip", "-n", ns[k], "addr", "add", ips[k] + "/24", "dev", veth[k]],
+                  ["ip", "-n", ns[k], "link", "set", veth[k], "up"], ["ip", "-n", ns[k], "link", "set", "lo", "up"]]
+    try:
+        for c in setup:
+            p = subprocess.run(c, capture_output=True, text=True)
+            if p.returncode:
+                print(f"SKIP: cannot make two hosts here ({' '.join(c)}: {p.stderr.strip()})")
+                sys.exit(SKIP)
+        shared = os.path.join(work, "shared")
+        os.makedirs(shared)
+        agent = os.path.join(work, "agent.sh")
+        with open(agent, "w") as f:
+            f.write(f"""#!/bin/sh
+# Open MPI's rsh agent: "agent HOST COMMAND..." runs COMMAND on HOST, a namespace.
+host=$1; shift
+case "$host" in {ips[0]}) ns={ns[0]}; name=hosta;; {ips[1]}) ns={ns[1]}; name=hostb;; *) exit 1;; esac
+mount=""
+[ "$ns" = {ns[1]} ] && [ -f {work}/private ] && mount="mount -t tmpfs tmpfs {shared} &&"
+exec ip netns exec $ns unshare -m -u sh -c "hostname $name && $mount $*"
+""")
+        os.chmod(agent, 0o755)
+        net = f"{ips[0][:-1]}0/24"
+
+        def two_hosts(out):
+            mpi = [mpirun, "--allow-run-as-root", "--host", f"{ips[0]}:1,{ips[1]}:1", "-np", "2",
+                   "--mca", "plm_rsh_agent", agent, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", net,
+                   "--mca", "oob_tcp_if_include", net, "-x", "ASAN_OPTIONS",
+                   pmlc, "train", MLP, "--steps", "2", "--out", out]
+            return subprocess.run(["ip", "netns", "exec", ns[0], "unshare", "-u", "sh", "-c",
+                                   'hostname hosta && exec "$@"', "sh", *mpi],
+                                  capture_output=True, text=True, timeout=120, env=mpi_env())
+
+        out = os.path.join(shared, "out")
+        r = two_hosts(out)
+        check(r.returncode == 0, f"two hosts sharing the folder train over TCP: {r.stderr[-2000:]}")
+        check(os.path.isdir(out) and sharded(out, 2), "and commit the checkpoint")
+        open(os.path.join(work, "private"), "w").close()
+        out = os.path.join(shared, "out2")
+        r = two_hosts(out)
+        refused("a folder host b does not share", r,
+                f"rank 1 was started with --out '{out}', rank 0 with --out '{out}': the ranks' --out must be one "
+                "folder that every rank reaches")
+    finally:
+        for k in (0, 1):
+            subprocess.run(["ip", "netns", "del", ns[k]], capture_output=True)
 elif behaviour == "one_out_folder_leaves_no_token":
     need_mpirun()
     # Two spellings of one folder are one folder: the ranks train, and the token rank 0
