@@ -15,7 +15,11 @@
  *         freeze_threshold are `freeze auto(every, threshold)`'s (every 0: none, and
  *         then threshold 0), the criterion the runtime applies (runtime/src/plan/phase.h);
  *         replicas is `place = auto(..., replicas = R)`'s R (1 when not given), and
- *         divides microbatches
+ *         divides microbatches; eval_data_path and eval_labels_path are the held-out
+ *         set's files (strings, -1: none; a token source has no labels file), holdout the
+ *         fraction of a file source's rows (or of a token file's tokens) kept out of
+ *         training (0: none, else in (0, 1), and never with an eval file), eval_every the
+ *         steps between evaluations during training (0: none)
  *   NODE  the graph, forward then backward, in execution order:
  *         u32 count, then per node: u16 op (pml_ops.def order), u8 dtype, u8 rank,
  *         u8 pass, u8 pad, u16 n_in, i32 stage, i32 label (string or -1),
@@ -71,7 +75,7 @@
  * Enumerations are stored as integers: dtype as in pml_dtype (f32 0, bf16 1, f16 2,
  * i32 3); schedule gpipe 0, 1f1b 1, interleaved_1f1b 2, zero_bubble 3; optimizer sgd 0,
  * adamw 1; lr_schedule constant 0, warmup_cosine 1; data none 0, file 1, classes 2,
- * markov 3; init zeros 0, ones 1, normal 2, uniform 3, kaiming_uniform 4,
+ * markov 3, tokens 4; init zeros 0, ones 1, normal 2, uniform 3, kaiming_uniform 4,
  * xavier_uniform 5; pass forward 0, input-gradient 1, weight-gradient 2; timetable
  * kinds load 0, recv_act 1, fwd 2, send_act 3, recv_grad 4, bwd 5, send_grad 6, step 7;
  * kernel kinds as in pml_plan_kernel_kind.
@@ -83,7 +87,7 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 8u
+#define PML_PLAN_VERSION 9u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
 #define PML_PLAN_STRS PML_PLAN_TAG('S', 'T', 'R', 'S')
@@ -131,6 +135,7 @@ typedef enum pml_plan_buffer_role {
         F(beta1) F(beta2) F(eps) F(weight_decay) I(lr_schedule) I(warmup) F(min_lr) F(grad_clip) I(steps) I(epochs) \
             I(seed) I(checkpoint_every) I(recompute) I(data) I(data_path) I(labels_path) I(features) I(classes)     \
                 I(vocab) I(order) I(data_seed) I(seq_len) I(teacher_path) I(freeze_every)        \
-                    F(freeze_threshold) I(replicas)
+                    F(freeze_threshold) I(replicas) I(eval_data_path) I(eval_labels_path) F(holdout)     \
+                        I(eval_every)
 
 #endif

@@ -124,6 +124,31 @@ static int has_auto_freeze(const pmlc_train *t)
     return 0;
 }
 
+/* Where evaluation draws from (pmlc train --eval, eval_every): a held-out file, a
+ * held-out fraction, a generator's fresh samples, or, for a file with none of them, the
+ * training rows, said as such. Shown for file and token data, and whenever a held-out
+ * field is given. */
+static void print_evaluation(const pmlc_plan *pl, FILE *out)
+{
+    const pmlc_train *t = pl->train;
+    int file = t && (t->data == PMLC_DATA_FILE || t->data == PMLC_DATA_TOKENS);
+    if (!t || (!file && !t->eval_every)) return;
+    fputs("  evaluation     ", out);
+    if (t->eval_data_path && t->eval_labels_path)
+        fprintf(out, "held-out files %s, %s", t->eval_data_path, t->eval_labels_path);
+    else if (t->eval_data_path)
+        fprintf(out, "held-out token file %s", t->eval_data_path);
+    else if (t->holdout > 0)
+        fprintf(out, "held out: the last %g%% of %s, never trained on", 100 * t->holdout,
+                t->data == PMLC_DATA_TOKENS ? "the tokens" : "the rows (in a fixed random order)");
+    else if (file)
+        fputs("training rows (no eval_data or holdout: nothing is held out)", out);
+    else
+        fputs("fresh samples of the generator", out);
+    if (t->eval_every) fprintf(out, ", every %" PRId64 " steps", t->eval_every);
+    fputc('\n', out);
+}
+
 static void print_freezes(const pmlc_plan *pl, FILE *out)
 {
     const pmlc_train *t = pl->train;
@@ -172,6 +197,7 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     if (any) fputc('\n', out);
     fprintf(out, "  parameters     %s (%s)\n", fmt_count(pl->total_params, a, sizeof a),
             fmt_bytes(pl->total_params * 4, b, sizeof b));
+    print_evaluation(pl, out);
     print_freezes(pl, out);
     for (int s = 0; s < pl->n_stages; s++) {
         const pmlc_stage_plan *st = &pl->stages[s];
@@ -419,8 +445,18 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     if (!t) {
         fputs("null", out);
     } else {
-        static const char *const data_kinds[] = {"none", "file", "classes", "markov"};
-        fprintf(out, "{\"data\": \"%s\", \"loss\": ", data_kinds[t->data]);
+        static const char *const data_kinds[] = {"none", "file", "classes", "markov", "tokens"};
+        fprintf(out, "{\"data\": \"%s\", \"eval_data\": ", data_kinds[t->data]);
+        if (t->eval_data_path)
+            json_str(out, t->eval_data_path);
+        else
+            fputs("null", out);
+        fputs(", \"eval_labels\": ", out);
+        if (t->eval_labels_path)
+            json_str(out, t->eval_labels_path);
+        else
+            fputs("null", out);
+        fprintf(out, ", \"holdout\": %.17g, \"eval_every\": %" PRId64 ", \"loss\": ", t->holdout, t->eval_every);
         json_str(out, t->loss_fn->name);
         fprintf(out,
                 ", \"optimizer\": \"%s\", \"lr\": %.17g, \"weight_decay\": %.17g, \"lr_schedule\": \"%s\", "

@@ -106,6 +106,8 @@ static void write_conf(buf *b, const pmlc_plan *pl, strtab *st)
         if (t->freezes.v[i].is_auto) af = &t->freezes.v[i];
     V_I(af ? af->every : 0) V_F(af ? af->threshold : 0);
     V_I(pl->replicas);
+    V_I(str(st, t ? t->eval_data_path : NULL)) V_I(str(st, t ? t->eval_labels_path : NULL));
+    V_F(t ? t->holdout : 0) V_I(t ? t->eval_every : 0);
 #undef V_I
 #undef V_F
 }

@@ -31,12 +31,16 @@ enum {
     F_SEED,
     F_CHECKPOINT_EVERY,
     F_RECOMPUTE,
+    F_EVAL_DATA,
+    F_EVAL_LABELS,
+    F_HOLDOUT,
+    F_EVAL_EVERY,
     F_COUNT
 };
 static const char *const fields[F_COUNT] = {"data",      "labels", "loss",         "optimizer", "lr_schedule",
                                             "grad_clip", "batch",  "microbatches", "schedule",  "precision",
                                             "place",     "steps",  "epochs",       "seed",      "checkpoint_every",
-                                            "recompute"};
+                                            "recompute", "eval_data", "eval_labels", "holdout",   "eval_every"};
 
 static const char *const schedules[PMLC_SCHED_COUNT] = {"gpipe", "1f1b", "interleaved_1f1b", "zero_bubble"};
 
@@ -196,19 +200,41 @@ static int arg_num(pmlc_program *P, call_args *a, int i, const char *what, doubl
     return a->given[i] ? check_num(P, a->v[i], a->l[i], what, lo, hi, lo_open, out) : 0;
 }
 
+/* tokens("train.bin"): the path of a token file (runtime/src/data/tokens.h). */
+static int read_tokens(pmlc_program *P, const ast *e, const char *what, const char **out)
+{
+    static const char *const names[] = {"path"};
+    call_args a;
+    char d[200];
+    if (read_call(P, e, "tokens", names, 1, 1, &a)) return 1;
+    if (a.v[0].k != PMLC_V_STR || !*a.v[0].s) {
+        pmlc_error(DIAG, a.l[0], "%s: tokens(...) takes a token file's path in quotes, not %s", what,
+                   pmlc_value_desc(P, NULL, a.v[0], d, sizeof d));
+        return 1;
+    }
+    *out = a.v[0].s;
+    return 0;
+}
+
 static int read_data(pmlc_program *P, pmlc_train *t, const ast *e)
 {
     if (e->kind == AST_STRING) {
         t->data = PMLC_DATA_FILE;
         return get_string(P, e, "'data'", &t->data_path);
     }
-    static const char *const gens[] = {"classes", "markov"};
+    static const char *const gens[] = {"classes", "markov", "tokens"};
     int which;
     if (e->kind != AST_CALL && e->kind != AST_NAME) {
-        pmlc_error(DIAG, e->loc, "'data' is a .npy path or a generator: classes(features, classes) or markov(vocab)");
+        pmlc_error(DIAG, e->loc,
+                   "'data' is a .npy path, a token file tokens(\"train.bin\") or a generator: "
+                   "classes(features, classes) or markov(vocab)");
         return 1;
     }
-    if (pick_name(P, e, "data generator", gens, 2, &which)) return 1;
+    if (pick_name(P, e, "data source", gens, 3, &which)) return 1;
+    if (which == 2) {
+        t->data = PMLC_DATA_TOKENS;
+        return read_tokens(P, e, "'data'", &t->data_path);
+    }
     call_args a;
     if (which == 0) {
         static const char *const names[] = {"features", "classes", "seed"};
@@ -439,8 +465,66 @@ static int read_field(pmlc_program *P, pmlc_train *t, const ast *f, int which)
         if (get_bool(P, v, "'recompute'", &b)) return 1;
         t->recompute = b;
         return 0;
+    case F_EVAL_DATA:
+        if (v->kind == AST_CALL && !strcmp(v->name, "tokens")) {
+            t->eval_tokens = 1;
+            return read_tokens(P, v, "'eval_data'", &t->eval_data_path);
+        }
+        if (v->kind != AST_STRING) {
+            pmlc_error(DIAG, v->loc, "'eval_data' is a .npy path in quotes, or a token file tokens(\"val.bin\")");
+            return 1;
+        }
+        return get_string(P, v, "'eval_data'", &t->eval_data_path);
+    case F_EVAL_LABELS:
+        return get_string(P, v, "'eval_labels'", &t->eval_labels_path);
+    case F_HOLDOUT:
+        if (get_num(P, v, "'holdout'", 0, 1, 1, &t->holdout)) return 1;
+        if (t->holdout >= 1) {
+            pmlc_error(DIAG, v->loc, "'holdout' is the fraction of the data kept out of training: below 1, not %g",
+                       t->holdout);
+            return 1;
+        }
+        return 0;
+    case F_EVAL_EVERY:
+        return get_int(P, v, "'eval_every'", 0, INT64_MAX / 2, &t->eval_every); /* 0: off */
     }
     return 1;
+}
+
+/* The held-out fields against the data source: .npy data takes eval_data and
+ * eval_labels files (both), a token file tokens(...) as eval_data (no labels), and
+ * either takes a holdout fraction instead; a generator draws fresh samples and takes
+ * none of them. */
+static void check_held_out(pmlc_program *P, pmlc_train *t)
+{
+    pmlc_loc ed = t->field_loc[F_EVAL_DATA], el = t->field_loc[F_EVAL_LABELS], ho = t->field_loc[F_HOLDOUT];
+    int generator = t->data == PMLC_DATA_CLASSES || t->data == PMLC_DATA_MARKOV;
+    if (generator && (ed.file >= 0 || el.file >= 0 || ho.file >= 0)) {
+        pmlc_loc at = ed.file >= 0 ? ed : el.file >= 0 ? el : ho;
+        pmlc_error(DIAG, at, "a data generator evaluates on fresh samples it never trained on: remove '%s'",
+                   ed.file >= 0 ? "eval_data" : el.file >= 0 ? "eval_labels" : "holdout");
+        return;
+    }
+    if (el.file >= 0 && ed.file < 0) {
+        pmlc_error(DIAG, el, "'eval_labels' needs 'eval_data': the held-out inputs they label");
+        return;
+    }
+    if (ho.file >= 0 && ed.file >= 0) {
+        pmlc_error(DIAG, ho, "give 'eval_data' or 'holdout', not both");
+        pmlc_note(DIAG, ed, "'eval_data' is given here");
+        return;
+    }
+    if (ed.file < 0 || !t->eval_data_path) return;
+    if (t->data == PMLC_DATA_TOKENS && !t->eval_tokens)
+        pmlc_error(DIAG, ed, "the data is a token file: its held-out set is one too, eval_data = tokens(\"%s\")",
+                   t->eval_data_path);
+    else if (t->data == PMLC_DATA_FILE && t->eval_tokens)
+        pmlc_error(DIAG, ed, "the data is a .npy file: its held-out set is too, eval_data = \"x_val.npy\" "
+                             "with eval_labels = \"y_val.npy\"");
+    else if (t->data == PMLC_DATA_FILE && el.file < 0)
+        pmlc_error(DIAG, ed, "'eval_data' from a .npy file needs 'eval_labels' from a file too");
+    else if (t->data == PMLC_DATA_TOKENS && el.file >= 0)
+        pmlc_error(DIAG, el, "a token file makes its own labels (the next tokens): remove 'eval_labels'");
 }
 
 static int field_index(const char *name)
@@ -529,7 +613,9 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
     if (t->data == PMLC_DATA_FILE && !t->labels_path)
         pmlc_error(DIAG, t->field_loc[F_DATA], "'data' from a file needs 'labels' from a file too");
     if (t->data != PMLC_DATA_FILE && t->data != PMLC_DATA_NONE && t->labels_path)
-        pmlc_error(DIAG, t->field_loc[F_LABELS], "a data generator makes its own labels: remove 'labels'");
+        pmlc_error(DIAG, t->field_loc[F_LABELS], "a %s makes its own labels: remove 'labels'",
+                   t->data == PMLC_DATA_TOKENS ? "token file" : "data generator");
+    check_held_out(P, t);
     if (t->field_loc[F_STEPS].file >= 0 && t->field_loc[F_EPOCHS].file >= 0)
         pmlc_error(DIAG, t->field_loc[F_EPOCHS], "give 'steps' or 'epochs', not both");
     if (t->batch > 0 && t->microbatches > 0 && t->batch % t->microbatches)
@@ -555,11 +641,12 @@ static int type_is(const pmlc_graph *g, int node, pmlc_dtype dt, int rank)
  * i32[B]; markov gives i32[B, T] tokens and next tokens. */
 static int bind_data(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
 {
-    if (t->data != PMLC_DATA_CLASSES && t->data != PMLC_DATA_MARKOV) return 0;
+    if (t->data != PMLC_DATA_CLASSES && t->data != PMLC_DATA_MARKOV && t->data != PMLC_DATA_TOKENS) return 0;
     pmlc_loc where = t->field_loc[F_DATA];
     const ir_node *out = &g->nodes.v[g->output];
     if (g->inputs.n != 1) {
-        pmlc_error(DIAG, where, "this data generator feeds one input, but model '%s' has %d", g->name, g->inputs.n);
+        pmlc_error(DIAG, where, "this data %s feeds one input, but model '%s' has %d",
+                   t->data == PMLC_DATA_TOKENS ? "file" : "generator", g->name, g->inputs.n);
         return 1;
     }
     int in = g->inputs.v[0].node;
@@ -575,6 +662,17 @@ static int bind_data(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
             pmlc_error(DIAG, where, "classes(classes = %lld) needs a model output shaped [B, %lld]",
                        (long long)t->classes, (long long)t->classes);
             pmlc_note(DIAG, g->decl->a->loc, "the output type is declared here");
+            return 1;
+        }
+    } else if (t->data == PMLC_DATA_TOKENS) {
+        /* The vocabulary is the output's last axis; the file's tokens are checked
+         * against it when training opens the file. */
+        if (!type_is(g, in, PMLC_I32, 2) || out->rank != 3) {
+            pmlc_error(DIAG, where,
+                       "tokens(...) gives windows of token ids i32[B, T] and their next tokens as labels: input "
+                       "'%s' must be i32[B, T] and the output [B, T, vocab]",
+                       g->inputs.v[0].name);
+            pmlc_note(DIAG, g->inputs.v[0].loc, "the input is declared here");
             return 1;
         }
     } else {
@@ -593,7 +691,7 @@ static int bind_data(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
     }
     if (g->labels >= 0 && g->nodes.v[g->labels].dtype != PMLC_I32) {
         pmlc_error(DIAG, t->loss_loc,
-                   "this data generator gives class labels (i32), but the loss '%s' expects labels "
+                   "this data source gives class labels (i32), but the loss '%s' expects labels "
                    "like the output; annotate its labels parameter as i32",
                    t->loss_fn->name);
         return 1;

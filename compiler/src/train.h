@@ -18,7 +18,13 @@ typedef enum pmlc_schedule {
     PMLC_SCHED_ZERO_BUBBLE,
     PMLC_SCHED_COUNT
 } pmlc_schedule;
-typedef enum pmlc_data_kind { PMLC_DATA_NONE, PMLC_DATA_FILE, PMLC_DATA_CLASSES, PMLC_DATA_MARKOV } pmlc_data_kind;
+typedef enum pmlc_data_kind {
+    PMLC_DATA_NONE,
+    PMLC_DATA_FILE,
+    PMLC_DATA_CLASSES,
+    PMLC_DATA_MARKOV,
+    PMLC_DATA_TOKENS /* tokens("train.bin"): windows of a token file (runtime/src/data/tokens.h) */
+} pmlc_data_kind;
 typedef enum pmlc_opt_kind { PMLC_OPT_SGD, PMLC_OPT_ADAMW } pmlc_opt_kind;
 typedef enum pmlc_lr_kind { PMLC_LR_CONSTANT, PMLC_LR_WARMUP_COSINE } pmlc_lr_kind;
 
@@ -45,6 +51,12 @@ typedef struct pmlc_train {
     const ast *model;
     pmlc_data_kind data;
     const char *data_path, *labels_path;
+    /* Held-out data: eval_data (and eval_labels for .npy data), or a holdout fraction of
+     * the training file; eval_every: steps between evaluations during training (0: none). */
+    const char *eval_data_path, *eval_labels_path;
+    int eval_tokens; /* eval_data = tokens(...) */
+    double holdout;
+    int64_t eval_every;
     int64_t features, classes, vocab, order, data_seed;
     const ast *loss_fn;
     pmlc_loc loss_loc;

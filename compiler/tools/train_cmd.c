@@ -104,27 +104,61 @@ static void progress(const pml_step_stats *st, int64_t total, int64_t samples, i
             st->lr, st->grad_norm, rate, 1e3 * st->seconds, (int)eta / 60, (int)eta % 60, tty ? "   " : "\n");
 }
 
-/* Held-out evaluation after training: loss (with the loss floor of the data, when
- * known) and accuracy for classification; also one "eval" record in the metrics. */
-static int evaluate(const pmlc_train_args *a, const pml_plan *pl, pml_pipeline *pipe, const pml_feed *feed,
-                    FILE *metrics)
+/* An evaluation of `batches` batches (pipeline.h's PML_EVAL_STEP0 on): loss (with the
+ * data's loss floor, when known) and accuracy for classification, said with what it
+ * was drawn from — held-out data, or training rows when nothing is held out (never
+ * called held-out then) — and one record in the metrics: "eval_at_step" during
+ * training (at_step >= 0), the final one without it. */
+static int evaluate(const pml_plan *pl, pml_pipeline *pipe, const pml_feed *feed, int64_t batches, int64_t at_step,
+                    int quiet, FILE *metrics)
 {
     double loss, acc;
     pml_err err = {0};
-    if (pml_pipeline_evaluate(pipe, a->eval, &loss, &acc, &err)) return pmlc_cli_fail("evaluation failed", &err);
-    double best = pml_feed_best_loss(feed);
-    fprintf(stderr, "eval: %lld held-out samples, loss %.4f", (long long)(a->eval * pl->conf.batch), loss);
-    if (!isnan(best)) fprintf(stderr, " (the data's entropy is %.4f: %.1f%% above it)", best, 100 * (loss / best - 1));
-    if (!isnan(acc)) fprintf(stderr, ", accuracy %.2f%%", 100 * acc);
-    fputc('\n', stderr);
+    if (pml_pipeline_evaluate(pipe, batches, &loss, &acc, &err)) return pmlc_cli_fail("evaluation failed", &err);
+    int64_t rows = 0, samples = batches * pl->conf.batch;
+    const char *path = NULL;
+    pml_feed_eval src = pml_feed_eval_source(feed, &rows, &path);
+    static const char *const source_names[] = {"fresh", "held_out", "held_out", "training"};
+    if (!quiet) {
+        double best = pml_feed_best_loss(feed);
+        if (at_step >= 0) fprintf(stderr, "eval at step %lld: ", (long long)at_step);
+        else fputs("eval: ", stderr);
+        if (src == PML_FEED_EVAL_TRAINING)
+            fprintf(stderr, "%lld samples of the training %s (nothing is held out: give eval_data or holdout)",
+                    (long long)samples, rows ? "rows" : "tokens");
+        else if (src == PML_FEED_EVAL_FRESH)
+            fprintf(stderr, "%lld held-out samples (fresh from the generator)", (long long)samples);
+        else if (rows)
+            fprintf(stderr, "%lld held-out samples (%lld rows %s %s)", (long long)samples, (long long)rows,
+                    src == PML_FEED_EVAL_FILES ? "of" : "held out of", path);
+        else
+            fprintf(stderr, "%lld held-out windows (%s %s)", (long long)samples,
+                    src == PML_FEED_EVAL_FILES ? "of" : "the tokens held out of", path);
+        fprintf(stderr, ", loss %.4f", loss);
+        if (!isnan(best))
+            fprintf(stderr, " (the data's entropy is %.4f: %.1f%% above it)", best, 100 * (loss / best - 1));
+        if (!isnan(acc)) fprintf(stderr, ", accuracy %.2f%%", 100 * acc);
+        fputc('\n', stderr);
+    }
     if (metrics) {
-        char accuracy[32] = "null", held[32] = "null"; /* JSON has no NaN */
+        char accuracy[32] = "null", held[32] = "null", at[48] = ""; /* JSON has no NaN */
         if (!isnan(acc)) snprintf(accuracy, sizeof accuracy, "%.9g", acc);
         if (isfinite(loss)) snprintf(held, sizeof held, "%.9g", loss);
-        fprintf(metrics, "{\"eval_samples\": %lld, \"eval_loss\": %s, \"eval_accuracy\": %s}\n",
-                (long long)(a->eval * pl->conf.batch), held, accuracy);
+        if (at_step >= 0) snprintf(at, sizeof at, "\"eval_at_step\": %lld, ", (long long)at_step);
+        fprintf(metrics, "{%s\"eval_samples\": %lld, \"eval_loss\": %s, \"eval_accuracy\": %s, \"eval_source\": \"%s\"}\n",
+                at, (long long)samples, held, accuracy, source_names[src]);
     }
     return 0;
+}
+
+/* Batches per evaluation during training: --eval N when given, else enough to cover a
+ * held-out set of rows once, else one. */
+static int64_t eval_every_batches(const pmlc_train_args *a, const pml_plan *pl, const pml_feed *feed)
+{
+    int64_t rows = 0;
+    pml_feed_eval_source(feed, &rows, NULL);
+    if (a->eval > 0) return a->eval;
+    return rows > 0 ? (rows + pl->conf.batch - 1) / pl->conf.batch : 1;
 }
 
 /* Where a checkpoint resumes: read and checked by rank 0, then told to every rank. */
@@ -180,6 +214,13 @@ int pmlc_train_main(const pmlc_train_args *a)
     /* Ranks keep the step-0 cut: a re-cut would move stages between processes. The
      * freezes still happen, in place (plan/phase.h). */
     if (ranks.world > 1) recut.enabled = 0;
+    if (ranks.world > 1 && pl->conf.eval_every > 0) { /* evaluation needs the whole model on one process */
+        if (ranks.rank == 0)
+            fprintf(stderr, "pmlc: error: eval_every = %lld evaluates during training in one process; with ranks, "
+                            "evaluate at the end with --eval N (--set eval_every=0 turns it off)\n",
+                    (long long)pl->conf.eval_every);
+        goto out;
+    }
     if (ranks.world > 1 && backend == PML_BACKEND_CUDA) { /* NCCL between GPUs is not written yet */
         fprintf(stderr, "pmlc: error: ranks run on the CPU backend only (the MPI transport moves host memory): "
                         "pass --backend cpu\n");
@@ -261,6 +302,10 @@ int pmlc_train_main(const pmlc_train_args *a)
                     st.seconds > 0 ? (double)pl->conf.batch / st.seconds : 0, 1e3 * st.seconds);
         if (!quiet && (tty || (s + 1) % every == 0 || s + 1 == steps))
             progress(&st, steps, pl->conf.batch, tty, elapsed);
+        if (pl->conf.eval_every > 0 && (s + 1) % pl->conf.eval_every == 0) {
+            if (tty && !quiet) fputc('\n', stderr);
+            if (evaluate(pl, pipe, feed, eval_every_batches(a, pl, feed), s + 1, quiet, metrics)) goto out;
+        }
         if (a->out && pl->conf.checkpoint_every > 0 && (s + 1) % pl->conf.checkpoint_every == 0) {
             char dir[4096];
             snprintf(dir, sizeof dir, "%s/step-%06lld", a->out, (long long)s + 1);
@@ -274,7 +319,7 @@ int pmlc_train_main(const pmlc_train_args *a)
     /* Rank 0 evaluates on the whole model, gathered from the others; every rank takes
      * part in writing the final checkpoint. */
     if (a->eval > 0 && pmlc_ranks_gather(&ranks, pl, pipe)) goto out;
-    if (pmlc_ranks_agree(&ranks, lead && a->eval > 0 && evaluate(a, pl, pipe, feed, metrics))) goto out;
+    if (pmlc_ranks_agree(&ranks, lead && a->eval > 0 && evaluate(pl, pipe, feed, a->eval, -1, 0, metrics))) goto out;
     rc = (a->out ? save_all(&ranks, pl, pipe, opts.seed, NULL, a->out) : 0) || trace_rc;
 out:
     if (metrics && fclose(metrics)) rc = pmlc_cli_fail("cannot finish the metrics file", NULL);

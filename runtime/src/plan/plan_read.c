@@ -137,8 +137,13 @@ static void read_conf(rd *r, pml_plan *pl)
         fail(r, PML_ERR_FORMAT, "an enumerated setting is out of range");
     else if ((c->data_path != -1 && (c->data_path < 0 || c->data_path >= pl->n_strings)) ||
              (c->labels_path != -1 && (c->labels_path < 0 || c->labels_path >= pl->n_strings)) ||
-             (c->teacher_path != -1 && (c->teacher_path < 0 || c->teacher_path >= pl->n_strings)))
+             (c->teacher_path != -1 && (c->teacher_path < 0 || c->teacher_path >= pl->n_strings)) ||
+             (c->eval_data_path != -1 && (c->eval_data_path < 0 || c->eval_data_path >= pl->n_strings)) ||
+             (c->eval_labels_path != -1 && (c->eval_labels_path < 0 || c->eval_labels_path >= pl->n_strings)))
         fail(r, PML_ERR_FORMAT, "a data or teacher path index is out of range");
+    else if (c->data < 0 || c->data > 4 || !(c->holdout >= 0 && c->holdout < 1) || c->eval_every < 0 ||
+             (c->holdout > 0 && c->eval_data_path != -1) || (c->eval_labels_path != -1 && c->eval_data_path == -1))
+        fail(r, PML_ERR_FORMAT, "the data source or its held-out settings are out of range");
     else if (c->freeze_every < 0 || !(c->freeze_threshold >= 0 && c->freeze_threshold <= 1e9) ||
              (c->freeze_every == 0 && c->freeze_threshold != 0))
         fail(r, PML_ERR_FORMAT, "the automatic freeze's settings are out of range");

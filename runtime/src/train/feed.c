@@ -9,9 +9,20 @@
 
 #include "data/shuffle.h"
 #include "data/synth.h"
+#include "data/tokens.h"
 #include "formats/npy.h"
+#include "rng.h"
+#include "train/pipeline.h"
 
-enum { DATA_NONE, DATA_FILE, DATA_CLASSES, DATA_MARKOV };
+enum { DATA_NONE, DATA_FILE, DATA_CLASSES, DATA_MARKOV, DATA_TOKENS };
+
+/* The key of the fixed permutation that splits a .npy dataset into training and
+ * held-out rows: not the training seed, so a run with another seed holds out the same
+ * rows and never trains on the others' test set. */
+#define HOLDOUT_KEY 0x686f6c646f75742eull /* "holdout." */
+/* rng.h streams of a token feed's window starts: training and evaluation. */
+#define STREAM_WINDOW 0x746f6b2d77696e64ull      /* "tok-wind" */
+#define STREAM_EVAL_WINDOW 0x746f6b2d6576616cull /* "tok-eval" */
 
 /* One .npy file bound to one model node. */
 typedef struct feed_file {
@@ -21,11 +32,23 @@ typedef struct feed_file {
     size_t row_elems; /* elements per row, in the file and in the node alike */
 } feed_file;
 
+/* A token feed's tokens: windows start in [lo, hi - T - 1] of `file`. */
+typedef struct token_span {
+    const pml_tokens *file;
+    uint64_t lo, hi;
+} token_span;
+
 struct pml_feed {
     const pml_plan *plan;
     pml_synth *synth;
-    feed_file x, y; /* the inputs and the labels of a file feed */
-    int64_t rows;   /* N: rows per epoch of a file feed, 0 for a generator */
+    feed_file x, y;   /* the inputs and the labels of a file feed */
+    feed_file ex, ey; /* its held-out files (eval_data, eval_labels), when given */
+    pml_tokens tok, eval_tok;
+    token_span train_span, eval_span; /* a token feed's */
+    int64_t rows;                     /* rows per epoch of a file feed (those not held out), 0 otherwise */
+    int64_t held;                     /* rows held out by `holdout` (the last of the fixed split permutation) */
+    int64_t eval_rows;                /* distinct rows evaluation draws from (0: endless) */
+    pml_feed_eval eval;
 };
 
 /* "(28, 28)" — a shape as numpy prints it; with `rows`, "(N, 28, 28)" for rows of dims. */
@@ -54,9 +77,16 @@ static pml_status file_open(feed_file *f, const char *path, const pml_plan_node 
     pml_status st = pml_npy_open(path, &f->arr, err);
     if (st) return st;
     const pml_npy_array *a = &f->arr;
-    if (!pml_feed_converts(a->dtype, (pml_dtype)node->dtype))
-        return pml_err_set(err, PML_ERR_UNSUPPORTED, "%s: holds %s, which cannot feed the model's %s of type %s", path,
-                           pml_dtype_name(a->dtype), what, pml_dtype_name((pml_dtype)node->dtype));
+    if (!pml_feed_converts(a->dtype, (pml_dtype)node->dtype)) {
+        /* Float class labels (NaN, 2.5, or whole numbers alike) are refused as a type, as
+         * PyTorch's cross-entropy refuses float targets: a rounding rule would hide bad labels. */
+        int float_ids = node->dtype == PML_I32 && (a->dtype == PML_F32 || a->dtype == PML_F64);
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "%s: holds %s, which cannot feed the model's %s of type %s%s",
+                           path, pml_dtype_name(a->dtype), what, pml_dtype_name((pml_dtype)node->dtype),
+                           float_ids ? " (class labels and token ids are whole numbers: save them as integers, "
+                                       "e.g. y.astype(numpy.int64))"
+                                     : "");
+    }
     if (a->rank < 1)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: holds a scalar; a dataset needs rows (a first dimension)",
                            path);
@@ -71,16 +101,20 @@ static pml_status file_open(feed_file *f, const char *path, const pml_plan_node 
     }
     f->row_elems = 1;
     for (int k = 1; k < a->rank; k++) f->row_elems *= (size_t)a->shape[k];
-    /* i64 into i32: every value must fit, checked once here rather than per step. */
-    if (a->dtype == PML_I64 && node->dtype == PML_I32) {
-        const int64_t *v = a->data;
-        size_t n = a->nbytes / sizeof *v;
-        for (size_t i = 0; i < n; i++)
-            if (v[i] < INT32_MIN || v[i] > INT32_MAX)
-                return pml_err_set(err, PML_ERR_INVALID_ARG,
-                                   "%s: element %zu (row %zu) is %lld, which does not fit the model's i32 %s", path, i,
-                                   f->row_elems ? i / f->row_elems : 0, (long long)v[i], what);
-    }
+    return PML_OK;
+}
+
+/* i64 into i32: every value must fit, checked once at load rather than per step. */
+static pml_status fits_i32(const feed_file *f, const char *what, pml_err *err)
+{
+    if (f->arr.dtype != PML_I64 || f->node->dtype != PML_I32) return PML_OK;
+    const int64_t *v = f->arr.data;
+    size_t n = f->arr.nbytes / sizeof *v;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < INT32_MIN || v[i] > INT32_MAX)
+            return pml_err_set(err, PML_ERR_INVALID_ARG,
+                               "%s: element %zu (row %zu) is %lld, which does not fit the model's i32 %s", f->path, i,
+                               f->row_elems ? i / f->row_elems : 0, (long long)v[i], what);
     return PML_OK;
 }
 
@@ -137,27 +171,168 @@ static const char *plan_string(const pml_plan *plan, int64_t idx)
     return idx >= 0 && idx < plan->n_strings ? plan->strings[idx] : NULL;
 }
 
+/* V, the size of the output's class axis when the labels are class indices (i32 labels
+ * with one axis fewer than the output, as the loss and pml_pipeline_evaluate read them);
+ * 0 when they are not. */
+static int64_t class_count(const pml_plan *plan)
+{
+    if (plan->labels < 0 || plan->output < 0) return 0;
+    const pml_plan_node *out = &plan->nodes[plan->output], *lab = &plan->nodes[plan->labels];
+    return lab->dtype == PML_I32 && out->rank >= 1 && out->rank == lab->rank + 1 ? out->dims[out->rank - 1] : 0;
+}
+
+/* The first element of v[0, n) outside [0, classes), or n. A value read as unsigned
+ * 64 bits is below `classes` exactly when it lies in [0, classes) (negatives wrap high).
+ * Blocks are screened by their maximum first (a loop compilers vectorise), so a good
+ * file is one pass. */
+#define FIRST_OUTSIDE(T)                                                                \
+    static size_t first_outside_##T(const T *v, size_t n, int64_t classes)              \
+    {                                                                                   \
+        enum { BLOCK = 4096 };                                                          \
+        for (size_t at = 0; at < n; at += BLOCK) {                                      \
+            size_t end = n - at < BLOCK ? n : at + BLOCK;                               \
+            uint64_t hi = 0;                                                            \
+            for (size_t i = at; i < end; i++) {                                         \
+                uint64_t u = (uint64_t)(int64_t)v[i];                                   \
+                hi = u > hi ? u : hi;                                                   \
+            }                                                                           \
+            if (hi < (uint64_t)classes) continue;                                       \
+            for (size_t i = at; i < end; i++)                                           \
+                if ((uint64_t)(int64_t)v[i] >= (uint64_t)classes) return i;             \
+        }                                                                               \
+        return n;                                                                       \
+    }
+FIRST_OUTSIDE(uint8_t)
+FIRST_OUTSIDE(int32_t)
+FIRST_OUTSIDE(int64_t)
+
+/* Class labels: every one in [0, classes), checked once at load so a bad label is named
+ * by file, row and value, never found when its row is drawn. (Labels in files of other
+ * dtypes cannot feed i32 labels: file_open refuses them.) */
+static pml_status labels_check(const feed_file *f, int64_t classes, pml_err *err)
+{
+    const pml_npy_array *a = &f->arr;
+    size_t n = a->nbytes / pml_dtype_size(a->dtype), bad = n;
+    int64_t v = 0;
+    if (a->dtype == PML_U8) {
+        bad = first_outside_uint8_t(a->data, n, classes);
+        if (bad < n) v = ((const uint8_t *)a->data)[bad];
+    } else if (a->dtype == PML_I32) {
+        bad = first_outside_int32_t(a->data, n, classes);
+        if (bad < n) v = ((const int32_t *)a->data)[bad];
+    } else if (a->dtype == PML_I64) {
+        bad = first_outside_int64_t(a->data, n, classes);
+        if (bad < n) v = ((const int64_t *)a->data)[bad];
+    }
+    if (bad == n) return PML_OK;
+    size_t row = f->row_elems ? bad / f->row_elems : 0;
+    if (f->row_elems > 1)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: row %zu, element %zu: label %lld is outside [0, %lld)",
+                           f->path, row, bad % f->row_elems, (long long)v, (long long)classes);
+    return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: row %zu: label %lld is outside [0, %lld)", f->path, row,
+                       (long long)v, (long long)classes);
+}
+
+/* Opens a data file and its labels file for the plan's one input and labels, checks
+ * they have the same rows N >= 1, and checks the class labels. */
+static pml_status pair_open(const pml_plan *plan, feed_file *x, feed_file *y, const char *xp, const char *yp,
+                            pml_err *err)
+{
+    char what[160];
+    snprintf(what, sizeof what, "input '%s'", plan->input_names[0]);
+    pml_status st = file_open(x, xp, &plan->nodes[plan->input_nodes[0]], what, err);
+    if (!st) st = fits_i32(x, what, err);
+    if (!st) st = file_open(y, yp, &plan->nodes[plan->labels], "labels", err);
+    if (st) return st;
+    int64_t nx = x->arr.shape[0], ny = y->arr.shape[0], classes = class_count(plan);
+    if (nx < 1) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: has no rows", xp);
+    if (nx != ny)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: has %lld rows, but the data %s has %lld", yp, (long long)ny,
+                           xp, (long long)nx);
+    /* Class labels in range fit in i32 (V < 2^31): that check names the label. */
+    return classes > 0 ? labels_check(y, classes, err) : fits_i32(y, "labels", err);
+}
+
 static pml_status file_create(pml_feed *f, pml_err *err)
 {
     const pml_plan *plan = f->plan;
-    const char *xp = plan_string(plan, plan->conf.data_path), *yp = plan_string(plan, plan->conf.labels_path);
+    const pml_plan_config *c = &plan->conf;
+    const char *xp = plan_string(plan, c->data_path), *yp = plan_string(plan, c->labels_path);
     if (!xp || !yp) return pml_err_set(err, PML_ERR_INVALID_ARG, "the plan names no data or labels file");
     if (plan->n_inputs != 1 || plan->labels < 0)
         return pml_err_set(
             err, PML_ERR_UNSUPPORTED,
             "%s: a .npy dataset feeds a model of exactly one input and labels (this one has %d input%s%s)", xp,
             plan->n_inputs, plan->n_inputs == 1 ? "" : "s", plan->labels < 0 ? " and no labels" : "");
-    char what[160];
-    snprintf(what, sizeof what, "input '%s'", plan->input_names[0]);
-    pml_status st = file_open(&f->x, xp, &plan->nodes[plan->input_nodes[0]], what, err);
-    if (!st) st = file_open(&f->y, yp, &plan->nodes[plan->labels], "labels", err);
+    pml_status st = pair_open(plan, &f->x, &f->y, xp, yp, err);
     if (st) return st;
-    int64_t nx = f->x.arr.shape[0], ny = f->y.arr.shape[0];
-    if (nx < 1) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: has no rows", xp);
-    if (nx != ny)
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: has %lld rows, but the data %s has %lld", yp, (long long)ny,
-                           xp, (long long)nx);
-    f->rows = nx;
+    int64_t n = f->x.arr.shape[0];
+    f->rows = n;
+    f->eval = PML_FEED_EVAL_TRAINING;
+    f->eval_rows = n;
+    const char *exp = plan_string(plan, c->eval_data_path), *eyp = plan_string(plan, c->eval_labels_path);
+    if (exp) {
+        if (!eyp) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: held-out data without held-out labels", exp);
+        if ((st = pair_open(plan, &f->ex, &f->ey, exp, eyp, err))) return st;
+        f->eval = PML_FEED_EVAL_FILES;
+        f->eval_rows = f->ex.arr.shape[0];
+    } else if (c->holdout > 0) {
+        /* At least one row on each side: a fraction that rounds to none is refused. */
+        int64_t held = (int64_t)floor(c->holdout * (double)n);
+        if (held < 1 || held >= n)
+            return pml_err_set(err, PML_ERR_INVALID_ARG,
+                               "%s: holdout = %g of its %lld rows is %lld rows: training and evaluation need at least "
+                               "one row each",
+                               xp, c->holdout, (long long)n, (long long)held);
+        f->held = held;
+        f->rows = n - held;
+        f->eval = PML_FEED_EVAL_HOLDOUT;
+        f->eval_rows = held;
+    }
+    return PML_OK;
+}
+
+/* The token feed: input i32[mb, T] gets a window's first T tokens, the labels its last T. */
+static pml_status tokens_create(pml_feed *f, pml_err *err)
+{
+    const pml_plan *plan = f->plan;
+    const pml_plan_config *c = &plan->conf;
+    const char *path = plan_string(plan, c->data_path), *eval_path = plan_string(plan, c->eval_data_path);
+    if (!path) return pml_err_set(err, PML_ERR_INVALID_ARG, "the plan names no token file");
+    const pml_plan_node *in = plan->n_inputs == 1 ? &plan->nodes[plan->input_nodes[0]] : NULL,
+                        *out = plan->output >= 0 ? &plan->nodes[plan->output] : NULL;
+    if (!in || in->dtype != PML_I32 || in->rank != 2 || !out || out->rank != 3 || plan->labels < 0 ||
+        plan->nodes[plan->labels].numel != in->numel)
+        return pml_err_set(err, PML_ERR_INVALID_ARG,
+                           "%s: a token file feeds a model of one input i32[B, T] with labels like it and an output "
+                           "[B, T, vocab]",
+                           path);
+    int64_t T = in->dims[1], vocab = out->dims[2];
+    pml_status st = pml_tokens_open(path, vocab, &f->tok, err);
+    if (!st && eval_path) st = pml_tokens_open(eval_path, vocab, &f->eval_tok, err);
+    if (st) return st;
+    uint64_t n = f->tok.n, need = (uint64_t)T + 1;
+    f->train_span = (token_span){&f->tok, 0, n};
+    f->eval_span = f->train_span;
+    f->eval = PML_FEED_EVAL_TRAINING;
+    if (eval_path) {
+        f->eval_span = (token_span){&f->eval_tok, 0, f->eval_tok.n};
+        f->eval = PML_FEED_EVAL_FILES;
+    } else if (c->holdout > 0) { /* the file's last tokens, as nanoGPT splits a corpus */
+        uint64_t split = n - (uint64_t)ceil(c->holdout * (double)n);
+        f->train_span.hi = split;
+        f->eval_span = (token_span){&f->tok, split, n};
+        f->eval = PML_FEED_EVAL_HOLDOUT;
+    }
+    const token_span *sp[2] = {&f->train_span, &f->eval_span};
+    for (int k = 0; k < 2; k++)
+        if (sp[k]->hi - sp[k]->lo < need)
+            return pml_err_set(err, PML_ERR_INVALID_ARG,
+                               "%s: %s %llu tokens, but one window of T = %lld takes %llu (T + 1)", sp[k]->file->path,
+                               k && f->eval == PML_FEED_EVAL_HOLDOUT ? "holdout leaves evaluation"
+                               : !k && f->eval == PML_FEED_EVAL_HOLDOUT ? "holdout leaves training"
+                                                                          : "holds",
+                               (unsigned long long)(sp[k]->hi - sp[k]->lo), (long long)T, (unsigned long long)need);
     return PML_OK;
 }
 
@@ -183,12 +358,14 @@ pml_status pml_feed_create(const pml_plan *plan, pml_feed **out, pml_err *err)
 {
     *out = NULL;
     int64_t data = plan->conf.data;
-    if (data != DATA_FILE && data != DATA_CLASSES && data != DATA_MARKOV)
+    if (data != DATA_FILE && data != DATA_CLASSES && data != DATA_MARKOV && data != DATA_TOKENS)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "the plan has no data source to train on");
     pml_feed *f = calloc(1, sizeof *f);
     if (!f) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     f->plan = plan;
-    pml_status st = data == DATA_FILE ? file_create(f, err) : synth_create(f, err);
+    f->eval = PML_FEED_EVAL_FRESH;
+    pml_status st = data == DATA_FILE ? file_create(f, err) : data == DATA_TOKENS ? tokens_create(f, err)
+                                                                                 : synth_create(f, err);
     if (st) {
         pml_feed_destroy(f);
         return st;
@@ -203,7 +380,63 @@ void pml_feed_destroy(pml_feed *f)
     pml_synth_destroy(f->synth);
     pml_npy_close(&f->x.arr);
     pml_npy_close(&f->y.arr);
+    pml_npy_close(&f->ex.arr);
+    pml_npy_close(&f->ey.arr);
+    pml_tokens_close(&f->tok);
+    pml_tokens_close(&f->eval_tok);
     free(f);
+}
+
+/* The file row of the training sample at global row r: epoch r / N, position r % N of
+ * that epoch's permutation of the N training rows. With a holdout, the training rows
+ * are the first N of the fixed split permutation of all rows and the held-out rows its
+ * last ones, so no epoch ever draws a held-out row. */
+static int64_t train_row(const pml_feed *f, uint64_t seed, uint64_t r)
+{
+    uint64_t n = (uint64_t)f->rows, k = pml_shuffle_index(seed, r / n, n, r % n);
+    return (int64_t)(f->held ? pml_shuffle_index(HOLDOUT_KEY, 0, n + (uint64_t)f->held, k) : k);
+}
+
+/* Evaluation sample e: row e % H of the held-out rows, in order. */
+static int64_t held_out_row(const pml_feed *f, uint64_t e)
+{
+    uint64_t k = e % (uint64_t)f->eval_rows;
+    return (int64_t)(f->eval == PML_FEED_EVAL_HOLDOUT
+                         ? pml_shuffle_index(HOLDOUT_KEY, 0, (uint64_t)(f->rows + f->held), (uint64_t)f->rows + k)
+                         : k);
+}
+
+static void file_fill(const pml_feed *f, int64_t step, int64_t first, int input, void *dst)
+{
+    const pml_plan_config *c = &f->plan->conf;
+    int files = step >= PML_EVAL_STEP0 && f->eval == PML_FEED_EVAL_FILES;
+    const feed_file *ff = input >= 0 ? (files ? &f->ex : &f->x) : (files ? &f->ey : &f->y);
+    size_t row_bytes = ff->row_elems * (ff->node->dtype == PML_F32 ? sizeof(float) : sizeof(int32_t));
+    /* Evaluation samples count from 0 at PML_EVAL_STEP0; without held-out data they are
+     * training rows, drawn as the training steps are. */
+    uint64_t e0 = (uint64_t)(first - PML_EVAL_STEP0 * c->batch);
+    int held_out = step >= PML_EVAL_STEP0 && f->eval != PML_FEED_EVAL_TRAINING;
+    for (int64_t j = 0; j < c->microbatch; j++) {
+        int64_t row = held_out ? held_out_row(f, e0 + (uint64_t)j) : train_row(f, (uint64_t)c->seed, (uint64_t)(first + j));
+        file_row(ff, row, (char *)dst + (size_t)j * row_bytes);
+    }
+}
+
+/* Window j of a token feed: T + 1 tokens from a start drawn from (seed, sample index),
+ * so any step can be filled alone (a resume is bit-exact). */
+static void tokens_fill(const pml_feed *f, int64_t step, int64_t first, int input, int32_t *dst)
+{
+    const pml_plan_config *c = &f->plan->conf;
+    const pml_plan_node *in = &f->plan->nodes[f->plan->input_nodes[0]];
+    int64_t T = in->dims[1];
+    int eval = step >= PML_EVAL_STEP0;
+    const token_span *sp = eval ? &f->eval_span : &f->train_span;
+    uint64_t starts = sp->hi - sp->lo - (uint64_t)T, stream = eval ? STREAM_EVAL_WINDOW : STREAM_WINDOW;
+    uint64_t base = eval ? (uint64_t)(first - PML_EVAL_STEP0 * c->batch) : (uint64_t)first;
+    for (int64_t j = 0; j < c->microbatch; j++) {
+        uint64_t at = sp->lo + pml_rng_u64((uint64_t)c->seed, stream, base + (uint64_t)j) % starts;
+        pml_tokens_copy(sp->file, at + (input >= 0 ? 0 : 1), T, dst + j * T);
+    }
 }
 
 pml_status pml_feed_fill(void *ctx, int64_t step, int64_t mb, int input, void *dst, pml_err *err)
@@ -212,15 +445,11 @@ pml_status pml_feed_fill(void *ctx, int64_t step, int64_t mb, int input, void *d
     const pml_plan_config *c = &f->plan->conf;
     int64_t first = step * c->batch + mb * c->microbatch;
     if (f->rows) {
-        /* Global row r: epoch r / N, position r % N of that epoch's permutation. */
-        const feed_file *ff = input >= 0 ? &f->x : &f->y;
-        size_t row_bytes = ff->row_elems * (ff->node->dtype == PML_F32 ? sizeof(float) : sizeof(int32_t));
-        uint64_t n = (uint64_t)f->rows;
-        for (int64_t j = 0; j < c->microbatch; j++) {
-            uint64_t r = (uint64_t)(first + j);
-            uint64_t idx = pml_shuffle_index((uint64_t)c->seed, r / n, n, r % n);
-            file_row(ff, (int64_t)idx, (char *)dst + (size_t)j * row_bytes);
-        }
+        file_fill(f, step, first, input, dst);
+        return PML_OK;
+    }
+    if (f->tok.n) {
+        tokens_fill(f, step, first, input, dst);
         return PML_OK;
     }
     /* Each stage's thread fills its own tensors, so the index list is local to the call. */
@@ -231,6 +460,16 @@ pml_status pml_feed_fill(void *ctx, int64_t step, int64_t mb, int input, void *d
     pml_synth_batch(f->synth, rows, (size_t)c->microbatch, input >= 0 ? dst : NULL, input >= 0 ? NULL : dst);
     if (rows != local_rows) free(rows);
     return PML_OK;
+}
+
+pml_feed_eval pml_feed_eval_source(const pml_feed *f, int64_t *rows, const char **path)
+{
+    if (rows) *rows = f->eval == PML_FEED_EVAL_FILES || f->eval == PML_FEED_EVAL_HOLDOUT || f->rows ? f->eval_rows : 0;
+    if (path)
+        *path = f->eval == PML_FEED_EVAL_FILES ? (f->rows ? f->ex.path : f->eval_tok.path)
+                : f->rows                      ? f->x.path
+                                               : f->tok.path;
+    return f->eval;
 }
 
 int64_t pml_feed_rows(const pml_feed *f) { return f->rows; }

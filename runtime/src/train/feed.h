@@ -7,7 +7,8 @@
  * dataset read in that order; a .npy dataset of N rows is read in a new random order
  * every epoch: global row r is row pml_shuffle_index(seed, r / N, N, r % N) of the
  * files, with the plan's training seed (conf.seed), so every epoch is a fresh
- * permutation and each row appears exactly once per epoch.
+ * permutation and each row appears exactly once per epoch (with a holdout, of the
+ * training rows: see below).
  *
  * Sizes: a micro-batch is conf.microbatch rows, written into the model's input and
  * labels. That they have exactly that many rows (and, from a generator, rows of its
@@ -24,9 +25,29 @@
  *   - The model has exactly one input. Element types are converted to the model's:
  *     f32 from f32, f64, u8, i32, i64 (u8 as plain values 0..255, no scaling to
  *     [0, 1]); i32 from i32, i64, u8 (i64 values must fit in i32, checked when the
- *     feed is created). A class label outside [0, V) is left for the loss kernel to
- *     refuse. Other combinations are PML_ERR_UNSUPPORTED.
+ *     feed is created). Other combinations are PML_ERR_UNSUPPORTED.
+ *   - Class labels (i32 labels with one axis fewer than the output) are checked when
+ *     the feed is created: every one must lie in [0, V), V the output's last axis; the
+ *     first that does not is named with its file, row and value ("y.npy: row 1234:
+ *     label 10 is outside [0, 10)"). Labels of a float dtype cannot feed i32 labels.
  *   - Every error message starts with the path of the file at fault.
+ *
+ * Held-out data (evaluation draws "steps" PML_EVAL_STEP0 + b, pipeline.h):
+ *   - eval_data/eval_labels files: checked like the training pair; evaluation sample e
+ *     is their row e % H (H their rows), in order.
+ *   - holdout = f: a fixed permutation of the N rows (keyed by a constant, not the
+ *     seed, so every seed holds out the same rows) puts H = floor(f·N) rows last; those
+ *     are the evaluation rows and the first N - H the training rows. An epoch is N - H
+ *     rows (pml_feed_rows), and no training step ever draws a held-out row.
+ *   - neither: evaluation draws training rows, and pml_feed_eval_source says so.
+ *
+ * Token files (data = tokens("train.bin"), data/tokens.h): the model's one input is
+ * i32[B, T], the labels like it, the output [B, T, V]. Sample i is a window of T + 1
+ * tokens starting at a position drawn from (seed, i) (rng.h), uniform over the file's
+ * starts: the input gets its first T tokens, the labels its last T. Every token must
+ * be below V (checked when the file is opened). Held out: eval_data = tokens(...) (a
+ * second file, windows drawn likewise from another stream), or holdout = f, the last
+ * ceil(f·n) tokens of the file (nanoGPT's split), which training windows never reach.
  *
  * Ownership: the feed keeps `plan` (which must outlive it) and owns the mappings.
  * Thread safety: after pml_feed_create the feed is read-only; pml_feed_fill is
@@ -46,8 +67,21 @@ void pml_feed_destroy(pml_feed *f);
  * input `input`, -1 the labels; dst holds the node's elements in the node's dtype. */
 pml_status pml_feed_fill(void *ctx, int64_t step, int64_t mb, int input, void *dst, pml_err *err);
 
-/* How many samples one epoch holds: N rows of a .npy dataset, 0 for a generator. */
+/* How many samples one epoch holds: the N training rows of a .npy dataset (those not
+ * held out), 0 for a generator or a token file. */
 int64_t pml_feed_rows(const pml_feed *f);
+
+/* What evaluation (PML_EVAL_STEP0 on) draws from. */
+typedef enum pml_feed_eval {
+    PML_FEED_EVAL_FRESH,   /* a generator's samples past every training step: never trained on */
+    PML_FEED_EVAL_FILES,   /* eval_data (and eval_labels) */
+    PML_FEED_EVAL_HOLDOUT, /* the rows or tokens held out of the training file */
+    PML_FEED_EVAL_TRAINING /* nothing is held out: training rows (or windows of the training tokens) */
+} pml_feed_eval;
+
+/* The evaluation source; *rows (when not NULL) gets the distinct rows it draws from
+ * (0: endless or windows), *path the file it reads (NULL for a generator). */
+pml_feed_eval pml_feed_eval_source(const pml_feed *f, int64_t *rows, const char **path);
 
 /* What a model can achieve at best on a generator: the entropy rate of a markov source
  * in nats per token (a loss floor), or NaN when unknown. */

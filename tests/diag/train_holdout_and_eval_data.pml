@@ -1,0 +1,13 @@
+# One held-out source: a file or a fraction, not both.
+import "nn"
+model m(x: f32[B, 4]) -> f32[B, 2] { return linear(x, 2) }
+train m {
+    data = "x.npy"
+    labels = "y.npy"
+    eval_data = "x_val.npy"
+    eval_labels = "y_val.npy"
+    holdout = 0.1
+    loss = cross_entropy
+    optimizer = sgd(lr = 0.1)
+    batch = 8
+}

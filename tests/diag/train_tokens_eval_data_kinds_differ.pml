@@ -1,0 +1,11 @@
+# A token file's held-out set is a token file too; the labels are the next tokens.
+import "nn"
+model m(idx: i32[B, T]) -> f32[B, T, 16] { return linear(embedding(idx, 16, 8), 16) }
+train m {
+    data = tokens("train.bin")
+    eval_data = "val.npy"
+    loss = cross_entropy
+    optimizer = sgd(lr = 0.1)
+    batch = 8
+    T = 4
+}
