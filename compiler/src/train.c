@@ -478,7 +478,7 @@ static int read_field(pmlc_program *P, pmlc_train *t, const ast *f, int which)
     case F_EVAL_LABELS:
         return get_string(P, v, "'eval_labels'", &t->eval_labels_path);
     case F_HOLDOUT:
-        if (get_num(P, v, "'holdout'", 0, 1, 1, &t->holdout)) return 1;
+        if (get_num(P, v, "'holdout'", 0, INFINITY, 1, &t->holdout)) return 1;
         if (t->holdout >= 1) {
             pmlc_error(DIAG, v->loc, "'holdout' is the fraction of the data kept out of training: below 1, not %g",
                        t->holdout);

@@ -13,6 +13,10 @@
  * redrawn in place with a bar on a terminal, plain lines otherwise; --metrics writes
  * one JSON record per step.
  *
+ * Evaluation (--eval N at the end, eval_every = K during training) draws what the feed
+ * calls held-out (feed.h: eval files, a holdout, a generator's fresh samples) and, when
+ * nothing is held out, training rows, which it says; one metrics record each.
+ *
  * Ranks (train_ranks.h): launched as N processes (`mpirun -np N pmlc train ...`), each
  * runs its share of the stages; rank 0 alone prints, writes metrics and the timeline
  * (of every rank's stages, gathered: train_trace.h), evaluates (on the model gathered

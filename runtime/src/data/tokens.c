@@ -3,25 +3,7 @@
 
 #include <string.h>
 
-/* The first token at or above `vocab`, or n when there is none. The maximum of each
- * block is taken first (a loop compilers vectorise); only a block holding a bad token
- * is searched. */
-#define FIRST_BAD(T)                                                                  \
-    static uint64_t first_bad_##T(const T *v, uint64_t n, uint64_t vocab)             \
-    {                                                                                 \
-        enum { BLOCK = 4096 };                                                        \
-        for (uint64_t at = 0; at < n; at += BLOCK) {                                  \
-            uint64_t end = n - at < BLOCK ? n : at + BLOCK;                           \
-            T hi = 0;                                                                 \
-            for (uint64_t i = at; i < end; i++) hi = v[i] > hi ? v[i] : hi;           \
-            if (hi < vocab) continue;                                                 \
-            for (uint64_t i = at; i < end; i++)                                       \
-                if (v[i] >= vocab) return i;                                          \
-        }                                                                             \
-        return n;                                                                     \
-    }
-FIRST_BAD(uint16_t)
-FIRST_BAD(uint32_t)
+#include "data/bounds.h"
 
 /* The layout: llm.c's header when the magic is there, else flat uint16. */
 static pml_status read_layout(pml_tokens *t, pml_err *err)
@@ -72,8 +54,8 @@ pml_status pml_tokens_open(const char *path, int64_t vocab, pml_tokens *t, pml_e
     st = read_layout(t, err);
     if (!st && !t->n) st = pml_err_set(err, PML_ERR_INVALID_ARG, "%s: holds no tokens", path);
     if (!st) {
-        uint64_t bad = t->width == 2 ? first_bad_uint16_t(t->tok, t->n, (uint64_t)vocab)
-                                     : first_bad_uint32_t(t->tok, t->n, (uint64_t)vocab);
+        uint64_t bad = t->width == 2 ? pml_first_outside_u16(t->tok, t->n, (uint64_t)vocab)
+                                     : pml_first_outside_u32(t->tok, t->n, (uint64_t)vocab);
         if (bad < t->n) {
             uint64_t v = t->width == 2 ? ((const uint16_t *)t->tok)[bad] : ((const uint32_t *)t->tok)[bad];
             st = pml_err_set(err, PML_ERR_INVALID_ARG,

@@ -1,5 +1,7 @@
 /* feed.c — see feed.h. A generator feed asks data/synth.h for rows; a file feed maps
- * two .npy files and copies (converting) the rows the shuffle picks. */
+ * two .npy files (and a held-out pair) and copies (converting) the rows the shuffle
+ * picks; a token feed copies windows of a token file (data/tokens.h). Evaluation steps
+ * (PML_EVAL_STEP0 on) are mapped to held-out data here, and only here. */
 #include "feed.h"
 
 #include <math.h>
@@ -7,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/bounds.h"
 #include "data/shuffle.h"
 #include "data/synth.h"
 #include "data/tokens.h"
@@ -181,31 +184,6 @@ static int64_t class_count(const pml_plan *plan)
     return lab->dtype == PML_I32 && out->rank >= 1 && out->rank == lab->rank + 1 ? out->dims[out->rank - 1] : 0;
 }
 
-/* The first element of v[0, n) outside [0, classes), or n. A value read as unsigned
- * 64 bits is below `classes` exactly when it lies in [0, classes) (negatives wrap high).
- * Blocks are screened by their maximum first (a loop compilers vectorise), so a good
- * file is one pass. */
-#define FIRST_OUTSIDE(T)                                                                \
-    static size_t first_outside_##T(const T *v, size_t n, int64_t classes)              \
-    {                                                                                   \
-        enum { BLOCK = 4096 };                                                          \
-        for (size_t at = 0; at < n; at += BLOCK) {                                      \
-            size_t end = n - at < BLOCK ? n : at + BLOCK;                               \
-            uint64_t hi = 0;                                                            \
-            for (size_t i = at; i < end; i++) {                                         \
-                uint64_t u = (uint64_t)(int64_t)v[i];                                   \
-                hi = u > hi ? u : hi;                                                   \
-            }                                                                           \
-            if (hi < (uint64_t)classes) continue;                                       \
-            for (size_t i = at; i < end; i++)                                           \
-                if ((uint64_t)(int64_t)v[i] >= (uint64_t)classes) return i;             \
-        }                                                                               \
-        return n;                                                                       \
-    }
-FIRST_OUTSIDE(uint8_t)
-FIRST_OUTSIDE(int32_t)
-FIRST_OUTSIDE(int64_t)
-
 /* Class labels: every one in [0, classes), checked once at load so a bad label is named
  * by file, row and value, never found when its row is drawn. (Labels in files of other
  * dtypes cannot feed i32 labels: file_open refuses them.) */
@@ -215,13 +193,13 @@ static pml_status labels_check(const feed_file *f, int64_t classes, pml_err *err
     size_t n = a->nbytes / pml_dtype_size(a->dtype), bad = n;
     int64_t v = 0;
     if (a->dtype == PML_U8) {
-        bad = first_outside_uint8_t(a->data, n, classes);
+        bad = pml_first_outside_u8(a->data, n, (uint64_t)classes);
         if (bad < n) v = ((const uint8_t *)a->data)[bad];
     } else if (a->dtype == PML_I32) {
-        bad = first_outside_int32_t(a->data, n, classes);
+        bad = pml_first_outside_i32(a->data, n, (uint64_t)classes);
         if (bad < n) v = ((const int32_t *)a->data)[bad];
     } else if (a->dtype == PML_I64) {
-        bad = first_outside_int64_t(a->data, n, classes);
+        bad = pml_first_outside_i64(a->data, n, (uint64_t)classes);
         if (bad < n) v = ((const int64_t *)a->data)[bad];
     }
     if (bad == n) return PML_OK;
