@@ -129,13 +129,13 @@ typedef enum pml_plan_buffer_role {
 
 /* The CONF section: one entry per line, in order, i = i64 and f = f64. Adding an entry
  * at the end bumps PML_PLAN_VERSION. */
-#define PML_PLAN_CONF_FIELDS(I, F)                                                                                  \
-    I(stages)                                                                                                       \
-    I(batch) I(microbatches) I(microbatch) I(schedule) I(precision) I(optimizer) F(lr) F(momentum) I(nesterov)      \
-        F(beta1) F(beta2) F(eps) F(weight_decay) I(lr_schedule) I(warmup) F(min_lr) F(grad_clip) I(steps) I(epochs) \
-            I(seed) I(checkpoint_every) I(recompute) I(data) I(data_path) I(labels_path) I(features) I(classes)     \
-                I(vocab) I(order) I(data_seed) I(seq_len) I(teacher_path) I(freeze_every)        \
-                    F(freeze_threshold) I(replicas) I(eval_data_path) I(eval_labels_path) F(holdout)     \
-                        I(eval_every)
+#define PML_PLAN_CONF_FIELDS(I, F)                                                                                 \
+    I(stages)                                                                                                      \
+    I(batch)                                                                                                       \
+    I(microbatches) I(microbatch) I(schedule) I(precision) I(optimizer) F(lr) F(momentum) I(nesterov) F(beta1)     \
+        F(beta2) F(eps) F(weight_decay) I(lr_schedule) I(warmup) F(min_lr) F(grad_clip) I(steps) I(epochs) I(seed) \
+            I(checkpoint_every) I(recompute) I(data) I(data_path) I(labels_path) I(features) I(classes) I(vocab)   \
+                I(order) I(data_seed) I(seq_len) I(teacher_path) I(freeze_every) F(freeze_threshold) I(replicas)   \
+                    I(eval_data_path) I(eval_labels_path) F(holdout) I(eval_every)
 
 #endif

@@ -37,10 +37,10 @@ enum {
     F_EVAL_EVERY,
     F_COUNT
 };
-static const char *const fields[F_COUNT] = {"data",      "labels", "loss",         "optimizer", "lr_schedule",
-                                            "grad_clip", "batch",  "microbatches", "schedule",  "precision",
-                                            "place",     "steps",  "epochs",       "seed",      "checkpoint_every",
-                                            "recompute", "eval_data", "eval_labels", "holdout",   "eval_every"};
+static const char *const fields[F_COUNT] = {"data",      "labels",    "loss",         "optimizer", "lr_schedule",
+                                            "grad_clip", "batch",     "microbatches", "schedule",  "precision",
+                                            "place",     "steps",     "epochs",       "seed",      "checkpoint_every",
+                                            "recompute", "eval_data", "eval_labels",  "holdout",   "eval_every"};
 
 static const char *const schedules[PMLC_SCHED_COUNT] = {"gpipe", "1f1b", "interleaved_1f1b", "zero_bubble"};
 
@@ -502,7 +502,9 @@ static void check_held_out(pmlc_program *P, pmlc_train *t)
     if (generator && (ed.file >= 0 || el.file >= 0 || ho.file >= 0)) {
         pmlc_loc at = ed.file >= 0 ? ed : el.file >= 0 ? el : ho;
         pmlc_error(DIAG, at, "a data generator evaluates on fresh samples it never trained on: remove '%s'",
-                   ed.file >= 0 ? "eval_data" : el.file >= 0 ? "eval_labels" : "holdout");
+                   ed.file >= 0   ? "eval_data"
+                   : el.file >= 0 ? "eval_labels"
+                                  : "holdout");
         return;
     }
     if (el.file >= 0 && ed.file < 0) {
@@ -519,8 +521,9 @@ static void check_held_out(pmlc_program *P, pmlc_train *t)
         pmlc_error(DIAG, ed, "the data is a token file: its held-out set is one too, eval_data = tokens(\"%s\")",
                    t->eval_data_path);
     else if (t->data == PMLC_DATA_FILE && t->eval_tokens)
-        pmlc_error(DIAG, ed, "the data is a .npy file: its held-out set is too, eval_data = \"x_val.npy\" "
-                             "with eval_labels = \"y_val.npy\"");
+        pmlc_error(DIAG, ed,
+                   "the data is a .npy file: its held-out set is too, eval_data = \"x_val.npy\" "
+                   "with eval_labels = \"y_val.npy\"");
     else if (t->data == PMLC_DATA_FILE && el.file < 0)
         pmlc_error(DIAG, ed, "'eval_data' from a .npy file needs 'eval_labels' from a file too");
     else if (t->data == PMLC_DATA_TOKENS && el.file >= 0)

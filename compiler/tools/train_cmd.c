@@ -125,8 +125,10 @@ static int evaluate(const pml_plan *pl, pml_pipeline *pipe, const pml_feed *feed
     static const char *const source_names[] = {"fresh", "held_out", "held_out", "training"};
     if (!quiet) {
         double best = pml_feed_best_loss(feed);
-        if (at_step >= 0) fprintf(stderr, "eval at step %lld: ", (long long)at_step);
-        else fputs("eval: ", stderr);
+        if (at_step >= 0)
+            fprintf(stderr, "eval at step %lld: ", (long long)at_step);
+        else
+            fputs("eval: ", stderr);
         if (src == PML_FEED_EVAL_TRAINING)
             fprintf(stderr, "%lld samples of the training %s (nothing is held out: give eval_data or holdout)",
                     (long long)samples, rows ? "rows" : "tokens");
@@ -149,8 +151,9 @@ static int evaluate(const pml_plan *pl, pml_pipeline *pipe, const pml_feed *feed
         if (!isnan(acc)) snprintf(accuracy, sizeof accuracy, "%.9g", acc);
         if (isfinite(loss)) snprintf(held, sizeof held, "%.9g", loss);
         if (at_step >= 0) snprintf(at, sizeof at, "\"eval_at_step\": %lld, ", (long long)at_step);
-        fprintf(metrics, "{%s\"eval_samples\": %lld, \"eval_loss\": %s, \"eval_accuracy\": %s, \"eval_source\": \"%s\"}\n",
-                at, (long long)samples, held, accuracy, source_names[src]);
+        fprintf(metrics,
+                "{%s\"eval_samples\": %lld, \"eval_loss\": %s, \"eval_accuracy\": %s, \"eval_source\": \"%s\"}\n", at,
+                (long long)samples, held, accuracy, source_names[src]);
     }
     return 0;
 }
@@ -220,8 +223,9 @@ int pmlc_train_main(const pmlc_train_args *a)
     if (ranks.world > 1) recut.enabled = 0;
     if (ranks.world > 1 && pl->conf.eval_every > 0) { /* evaluation needs the whole model on one process */
         if (ranks.rank == 0)
-            fprintf(stderr, "pmlc: error: eval_every = %lld evaluates during training in one process; with ranks, "
-                            "evaluate at the end with --eval N (--set eval_every=0 turns it off)\n",
+            fprintf(stderr,
+                    "pmlc: error: eval_every = %lld evaluates during training in one process; with ranks, "
+                    "evaluate at the end with --eval N (--set eval_every=0 turns it off)\n",
                     (long long)pl->conf.eval_every);
         goto out;
     }

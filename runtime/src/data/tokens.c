@@ -27,8 +27,8 @@ static pml_status read_layout(pml_tokens *t, pml_err *err)
     int want_version = h[0] == PML_TOKENS_MAGIC_U16 ? 1 : 7;
     if (len < PML_TOKENS_HEADER_BYTES)
         return pml_err_set(err, PML_ERR_FORMAT,
-                           "%s: has llm.c's magic %d but only %zu bytes: the header alone is %d bytes", path, h[0],
-                           len, PML_TOKENS_HEADER_BYTES);
+                           "%s: has llm.c's magic %d but only %zu bytes: the header alone is %d bytes", path, h[0], len,
+                           PML_TOKENS_HEADER_BYTES);
     if (h[1] != want_version)
         return pml_err_set(err, PML_ERR_UNSUPPORTED,
                            "%s: llm.c token file of version %d; magic %d goes with version %d (%s tokens)", path, h[1],
@@ -58,12 +58,12 @@ pml_status pml_tokens_open(const char *path, int64_t vocab, pml_tokens *t, pml_e
                                      : pml_first_outside_u32(t->tok, t->n, (uint64_t)vocab);
         if (bad < t->n) {
             uint64_t v = t->width == 2 ? ((const uint16_t *)t->tok)[bad] : ((const uint32_t *)t->tok)[bad];
-            st = pml_err_set(err, PML_ERR_INVALID_ARG,
-                             "%s: token %llu (at byte offset %llu) is %llu, outside the model's vocabulary [0, %lld)",
-                             path, (unsigned long long)bad,
-                             (unsigned long long)(bad * (uint64_t)t->width +
-                                                  (t->headered ? PML_TOKENS_HEADER_BYTES : 0)),
-                             (unsigned long long)v, (long long)vocab);
+            st = pml_err_set(
+                err, PML_ERR_INVALID_ARG,
+                "%s: token %llu (at byte offset %llu) is %llu, outside the model's vocabulary [0, %lld)", path,
+                (unsigned long long)bad,
+                (unsigned long long)(bad * (uint64_t)t->width + (t->headered ? PML_TOKENS_HEADER_BYTES : 0)),
+                (unsigned long long)v, (long long)vocab);
         }
     }
     if (st) pml_tokens_close(t);

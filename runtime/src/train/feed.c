@@ -280,7 +280,7 @@ static pml_status tokens_create(pml_feed *f, pml_err *err)
     const pml_plan_node *in = plan->n_inputs == 1 ? &plan->nodes[plan->input_nodes[0]] : NULL,
                         *out = plan->output >= 0 ? &plan->nodes[plan->output] : NULL;
     if (!in || in->dtype != PML_I32 || in->rank != 2 || !out || out->rank != 3 || plan->labels < 0 ||
-        plan->nodes[plan->labels].numel != in->numel)
+        plan->nodes[plan->labels].dtype != PML_I32 || plan->nodes[plan->labels].numel != in->numel)
         return pml_err_set(err, PML_ERR_INVALID_ARG,
                            "%s: a token file feeds a model of one input i32[B, T] with labels like it and an output "
                            "[B, T, vocab]",
@@ -307,9 +307,9 @@ static pml_status tokens_create(pml_feed *f, pml_err *err)
         if (sp[k]->hi - sp[k]->lo < need)
             return pml_err_set(err, PML_ERR_INVALID_ARG,
                                "%s: %s %llu tokens, but one window of T = %lld takes %llu (T + 1)", sp[k]->file->path,
-                               k && f->eval == PML_FEED_EVAL_HOLDOUT ? "holdout leaves evaluation"
+                               k && f->eval == PML_FEED_EVAL_HOLDOUT    ? "holdout leaves evaluation"
                                : !k && f->eval == PML_FEED_EVAL_HOLDOUT ? "holdout leaves training"
-                                                                          : "holds",
+                                                                        : "holds",
                                (unsigned long long)(sp[k]->hi - sp[k]->lo), (long long)T, (unsigned long long)need);
     return PML_OK;
 }
@@ -342,8 +342,9 @@ pml_status pml_feed_create(const pml_plan *plan, pml_feed **out, pml_err *err)
     if (!f) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     f->plan = plan;
     f->eval = PML_FEED_EVAL_FRESH;
-    pml_status st = data == DATA_FILE ? file_create(f, err) : data == DATA_TOKENS ? tokens_create(f, err)
-                                                                                 : synth_create(f, err);
+    pml_status st = data == DATA_FILE     ? file_create(f, err)
+                    : data == DATA_TOKENS ? tokens_create(f, err)
+                                          : synth_create(f, err);
     if (st) {
         pml_feed_destroy(f);
         return st;
@@ -395,7 +396,8 @@ static void file_fill(const pml_feed *f, int64_t step, int64_t first, int input,
     uint64_t e0 = (uint64_t)(first - PML_EVAL_STEP0 * c->batch);
     int held_out = step >= PML_EVAL_STEP0 && f->eval != PML_FEED_EVAL_TRAINING;
     for (int64_t j = 0; j < c->microbatch; j++) {
-        int64_t row = held_out ? held_out_row(f, e0 + (uint64_t)j) : train_row(f, (uint64_t)c->seed, (uint64_t)(first + j));
+        int64_t row =
+            held_out ? held_out_row(f, e0 + (uint64_t)j) : train_row(f, (uint64_t)c->seed, (uint64_t)(first + j));
         file_row(ff, row, (char *)dst + (size_t)j * row_bytes);
     }
 }
@@ -442,11 +444,11 @@ pml_status pml_feed_fill(void *ctx, int64_t step, int64_t mb, int input, void *d
 
 pml_feed_eval pml_feed_eval_source(const pml_feed *f, int64_t *rows, const char **path)
 {
-    if (rows) *rows = f->eval == PML_FEED_EVAL_FILES || f->eval == PML_FEED_EVAL_HOLDOUT || f->rows ? f->eval_rows : 0;
+    if (rows) *rows = f->eval_rows;
     if (path)
-        *path = f->eval == PML_FEED_EVAL_FILES ? (f->rows ? f->ex.path : f->eval_tok.path)
-                : f->rows                      ? f->x.path
-                                               : f->tok.path;
+        *path = f->eval != PML_FEED_EVAL_FILES ? (f->rows ? f->x.path : f->tok.path)
+                : f->rows                      ? f->ex.path
+                                               : f->eval_tok.path;
     return f->eval;
 }
 

@@ -576,8 +576,8 @@ static void token_files_give_windows_and_next_tokens(void)
 {
     enter_temp_dir();
     write_token_program("    eval_data = tokens(\"v.bin\")\n");
-    write_tokens("t.bin", 100, 0, NULL, 0);                                     /* flat, nanoGPT's */
-    write_tokens("v.bin", 30, 5, (const int32_t[]){20240520, 1, 30}, 0);       /* llm.c's header */
+    write_tokens("t.bin", 100, 0, NULL, 0);                              /* flat, nanoGPT's */
+    write_tokens("v.bin", 30, 5, (const int32_t[]){20240520, 1, 30}, 0); /* llm.c's header */
     pml_plan *pl = compile(NULL);
     pml_feed *feed = NULL;
     pml_err err = {0};
