@@ -4,6 +4,10 @@
 #   pmlc plan  examples/gpt.pml              # T = 64 comes from the train block
 #   pmlc plan  examples/gpt.pml --set T=128  # ... or from the command line
 #   pmlc train examples/gpt.pml --eval 4     # trains on the CPU, then held-out loss
+#   pmlc train examples/gpt.pml --set 'data=tokens("train.bin")' \
+#       --set 'eval_data=tokens("val.bin")' --set eval_every=100 --eval 4
+#                                            # on your text: nanoGPT's or llm.c's token
+#                                            # files (README, "Training a language model")
 #
 # Its text comes from an order-2 Markov source whose entropy, 2.233 nats per
 # character, is the best loss any model can reach (log 65 = 4.17 is guessing, and a
