@@ -141,9 +141,9 @@ static void read_conf(rd *r, pml_plan *pl)
              (c->eval_data_path != -1 && (c->eval_data_path < 0 || c->eval_data_path >= pl->n_strings)) ||
              (c->eval_labels_path != -1 && (c->eval_labels_path < 0 || c->eval_labels_path >= pl->n_strings)))
         fail(r, PML_ERR_FORMAT, "a data or teacher path index is out of range");
-    else if (c->data < 0 || c->data > 4 || !(c->holdout >= 0 && c->holdout < 1) || c->eval_every < 0 ||
+    else if (!(c->holdout >= 0 && c->holdout < 1) || c->eval_every < 0 ||
              (c->holdout > 0 && c->eval_data_path != -1) || (c->eval_labels_path != -1 && c->eval_data_path == -1))
-        fail(r, PML_ERR_FORMAT, "the data source or its held-out settings are out of range");
+        fail(r, PML_ERR_FORMAT, "the held-out settings (holdout, eval files, eval_every) are out of range");
     else if (c->freeze_every < 0 || !(c->freeze_threshold >= 0 && c->freeze_threshold <= 1e9) ||
              (c->freeze_every == 0 && c->freeze_threshold != 0))
         fail(r, PML_ERR_FORMAT, "the automatic freeze's settings are out of range");
@@ -294,7 +294,7 @@ static void check_data_sizes(rd *r, const pml_plan *pl)
 {
     const pml_plan_config *c = &pl->conf;
     if (c->data == 0) return; /* no data source: nothing is fed (a plan to serve) */
-    if (c->data < 0 || c->data > 3) return (void)fail(r, PML_ERR_FORMAT, "the data source is unknown");
+    if (c->data < 0 || c->data > 4) return (void)fail(r, PML_ERR_FORMAT, "the data source is unknown");
     char msg[400];
     for (int i = 0; i <= pl->n_inputs && !r->bad; i++) {
         int32_t id = i < pl->n_inputs ? pl->input_nodes[i] : pl->labels;
@@ -314,7 +314,11 @@ static void check_data_sizes(rd *r, const pml_plan *pl)
             return (void)fail(r, PML_ERR_FORMAT, msg);
         }
         if (c->data == 1) continue;
-        int64_t width = n->numel / rows, want = c->data == 2 ? (i < pl->n_inputs ? c->features : 1) : c->seq_len;
+        /* A token file's windows are the input's T wide, its labels the same (feed.h). */
+        int64_t width = n->numel / rows,
+                want = c->data == 2   ? (i < pl->n_inputs ? c->features : 1)
+                       : c->data == 4 ? (pl->n_inputs ? pl->nodes[pl->input_nodes[0]].numel / rows : 0)
+                                      : c->seq_len;
         if (width != want) {
             snprintf(msg, sizeof msg, "the data generator gives rows of %lld values, but %s has rows of %lld",
                      (long long)want, what, (long long)width);
