@@ -67,6 +67,12 @@ int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len)
 int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, unsigned char **bytes, size_t *len, char *summary,
                                 size_t cap);
 
+/* After a plan was made (pmlc_session_plan_bytes): where node `node` of its plan file
+ * (pml_plan_format.h's node order) was made in the source, as "path:line:col", into
+ * `buf` (cap bytes). A gradient node has the location of the forward expression it
+ * differentiates. Returns 0; 1 (buf "") when the node has none; -1 past the last node. */
+int pmlc_session_node_where(pmlc_session *s, int node, char *buf, size_t cap);
+
 /* Number of errors reported so far. */
 int pmlc_session_errors(const pmlc_session *s);
 

@@ -271,6 +271,21 @@ pmlc_graph *pmlc_session_graph(pmlc_session *s, const pmlc_plan **plan)
 
 pmlc_program *pmlc_session_program(pmlc_session *s) { return &s->P; }
 
+int pmlc_session_node_where(pmlc_session *s, int node, char *buf, size_t cap)
+{
+    pmlc_program *P = &s->P;
+    const pmlc_plan *pl = NULL;
+    if (cap) buf[0] = 0;
+    if (!pmlc_session_graph(s, &pl) || node < 0 || node >= pl->g->nodes.n) return -1;
+    pmlc_loc loc = pl->g->nodes.v[node].loc;
+    if (loc.file < 0 || loc.file >= P->sources.files.n) return 1;
+    pmlc_source *src = &P->sources.files.v[loc.file];
+    int line, col;
+    pmlc_source_linecol(&P->arena, src, loc.begin, &line, &col);
+    snprintf(buf, cap, "%s:%d:%d", src->path, line, col);
+    return 0;
+}
+
 int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len)
 {
     pmlc_program *P = &s->P;

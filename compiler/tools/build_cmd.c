@@ -15,10 +15,36 @@
 #include "cli_util.h"
 #include "nvrtc.h"
 
+void pmlc_where_free(char **where)
+{
+    for (int i = 0; where && where[i]; i++) free(where[i]);
+    free(where);
+}
+
+/* Each plan node's source location from a session that made the plan, NULL-terminated
+ * ("" for a node without one); NULL when out of memory. */
+static char **node_where(pmlc_session *s)
+{
+    char at[1024];
+    int n = 0;
+    while (pmlc_session_node_where(s, n, at, sizeof at) >= 0) n++;
+    char **where = calloc((size_t)n + 1, sizeof *where);
+    for (int i = 0; where && i < n; i++) {
+        pmlc_session_node_where(s, i, at, sizeof at);
+        if ((where[i] = malloc(strlen(at) + 1))) memcpy(where[i], at, strlen(at) + 1);
+        if (!where[i]) {
+            pmlc_where_free(where);
+            return NULL;
+        }
+    }
+    return where;
+}
+
 /* Compiles `file` into plan-file bytes (malloc'ed, the caller frees them). `gpu`
- * says whether to put GPU code in: 0 no, 1 for `archs` (NULL: the default targets). */
+ * says whether to put GPU code in: 0 no, 1 for `archs` (NULL: the default targets).
+ * With `where`, also the source location of each of the plan's `n_nodes` nodes. */
 static int compile_bytes(const char *file, const pmlc_options *opt, int gpu, const char *archs, unsigned char **bytes,
-                         size_t *len)
+                         size_t *len, char ***where)
 {
     *bytes = NULL;
     *len = 0;
@@ -29,6 +55,7 @@ static int compile_bytes(const char *file, const pmlc_options *opt, int gpu, con
     if (!rc)
         rc = gpu ? pmlc_session_plan_bytes_gpu(s, archs, bytes, len, summary, sizeof summary)
                  : pmlc_session_plan_bytes(s, bytes, len);
+    if (!rc && where && !(*where = node_where(s))) rc = pmlc_cli_fail("out of memory", NULL);
     if (pmlc_session_errors(s))
         fprintf(stderr, "%d error%s generated.\n", pmlc_session_errors(s), pmlc_session_errors(s) == 1 ? "" : "s");
     else if (gpu)
@@ -79,10 +106,11 @@ static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t len)
 
 #define FNV_SEED UINT64_C(14695981039346656037)
 
-int pmlc_plan_from_file_hash(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out,
-                             uint64_t *hash)
+int pmlc_plan_from_file_where(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out,
+                              uint64_t *hash, char ***where)
 {
     *out = NULL;
+    if (where) *where = NULL;
     pml_err err = {0};
     unsigned char *bytes = NULL;
     size_t len = 0;
@@ -95,11 +123,21 @@ int pmlc_plan_from_file_hash(const char *file, const pmlc_options *opt, pml_back
     }
     char arch[16];
     int gpu = run_arch(want, arch, sizeof arch);
-    if (compile_bytes(file, opt, gpu, gpu ? arch : NULL, &bytes, &len)) return 1;
+    if (compile_bytes(file, opt, gpu, gpu ? arch : NULL, &bytes, &len, where)) return 1;
     if (hash) *hash = fnv1a(FNV_SEED, bytes, len);
     int rc = pml_plan_read(bytes, len, file, out, &err) ? pmlc_cli_fail("the compiled plan does not load", &err) : 0;
     free(bytes);
+    if (rc && where) {
+        pmlc_where_free(*where);
+        *where = NULL;
+    }
     return rc;
+}
+
+int pmlc_plan_from_file_hash(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out,
+                             uint64_t *hash)
+{
+    return pmlc_plan_from_file_where(file, opt, want, out, hash, NULL);
 }
 
 int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out)
@@ -127,7 +165,7 @@ int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out, 
 {
     unsigned char *bytes = NULL;
     size_t len = 0;
-    if (compile_bytes(file, opt, want_gpu(arch), arch, &bytes, &len)) return 1;
+    if (compile_bytes(file, opt, want_gpu(arch), arch, &bytes, &len, NULL)) return 1;
     /* Check the bytes load before writing them: a plan file libpml refuses is a bug. */
     pml_err err = {0};
     pml_plan *check = NULL;

@@ -30,5 +30,11 @@ int pmlc_is_plan_file(const char *file);
  * compare at start-up to know that they run one plan. */
 int pmlc_plan_from_file_hash(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out,
                              uint64_t *hash);
+/* The same, and, when `file` is compiled (not a plan file: *where NULL), where each
+ * node of the plan was made in the source: (*where)[n] is "path:line:col" or "", a
+ * NULL-terminated array for pml_pipeline_opts.node_where, freed by pmlc_where_free. */
+int pmlc_plan_from_file_where(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out,
+                              uint64_t *hash, char ***where);
+void pmlc_where_free(char **where);
 
 #endif

@@ -159,6 +159,10 @@ int pmlc_infer_main(const pmlc_infer_args *a)
     if (check_input(&x, a->input, inode, pl->input_names[0], to)) goto out;
     int64_t n = x.shape[0], batches = (n + mbs - 1) / mbs;
     size_t in_row = (size_t)(inode->numel / mbs), out_row = (size_t)(onode->numel / mbs);
+    if (pml_feed_check_finite(&x, a->input, in_row, &err)) {
+        pmlc_cli_fail("cannot read the input", &err);
+        goto out;
+    }
     in = malloc((size_t)inode->numel * 4 + 4);
     out = malloc((size_t)onode->numel * 4 + 4);
     y = malloc((size_t)n * out_row * sizeof(float) + 4);

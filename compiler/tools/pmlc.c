@@ -63,6 +63,8 @@ static const char usage_text[] =
     "                      rows, and said so; also the batches of each eval_every evaluation\n"
     "  --trace FILE        a timeline of every stage (Chrome trace JSON, opens in Perfetto) and the measured bubble\n"
     "  --quiet             no progress lines\n"
+    "  --check-numerics    check every op's output, forward and backward, and stop at the first NaN or inf,\n"
+    "                      naming the op, its .pml line, stage, micro-batch and step (CPU backend; slower)\n"
     "  --rank R --world N  this process is rank R of N (default: from mpirun, srun, or RANK/WORLD_SIZE); each\n"
     "                      rank runs its share of the stages: mpirun -np 4 pmlc train FILE (built with MPI)\n"
     "  --replicas R        data parallel: the ranks form R pipelines, each training on its share of every batch\n"
@@ -129,6 +131,7 @@ typedef struct args {
     int rank, world;     /* train's --rank, --world (-1: from the launcher) */
     double peer_timeout; /* train's --peer-timeout */
     int replicas;        /* train's --replicas */
+    int check_numerics;  /* train's --check-numerics */
     pml_backend backend; /* train/run/infer --backend */
     const char *out, *metrics, *trace;
     const char *init, *resume;               /* train's --init W.safetensors, --resume DIR */
@@ -258,6 +261,8 @@ static int parse_args(int argc, char **argv, args *a)
                 return usage_error("%s needs a file", s);
         } else if (!strcmp(s, "--quiet")) {
             a->quiet = 1;
+        } else if (!strcmp(s, "--check-numerics")) {
+            a->check_numerics = 1;
         } else if (!strcmp(s, "--color")) {
             a->color = "always";
         } else if (!strncmp(s, "--color=", 8)) {
@@ -292,6 +297,8 @@ static int parse_args(int argc, char **argv, args *a)
     int infer = !strcmp(a->cmd, "infer");
     if (!infer && (a->weights || a->input || a->infer_out || a->bench))
         return usage_error("--weights, --input, --output and --bench are for 'infer', not '%s'", a->cmd);
+    if (a->check_numerics && strcmp(a->cmd, "train") && strcmp(a->cmd, "run"))
+        return usage_error("--check-numerics is for 'train', not '%s'", a->cmd);
     if (infer && !a->weights)
         return usage_error("'%s' needs --weights W (a safetensors file or checkpoint folder)", a->cmd);
     if (infer && !a->input) return usage_error("'%s' needs --input X.npy", a->cmd);
@@ -349,7 +356,8 @@ static int run(const args *a)
                              .rank = a->rank,
                              .world = a->world,
                              .peer_timeout = a->peer_timeout,
-                             .replicas = a->replicas};
+                             .replicas = a->replicas,
+                             .check_numerics = a->check_numerics};
         if ((t.rank >= 0) != (t.world > 0)) return usage_error("%s and --world go together", "--rank");
         return pmlc_train_main(&t);
     }

@@ -86,9 +86,14 @@ int pmlc_recut_switch(pmlc_recut *r, int64_t step, const pml_pipeline_opts *opts
     pml_err err = {0};
     /* The phase runs where the first one did: compiled for the GPU when that was CUDA. */
     pml_backend where = opts->backend && !strcmp(opts->backend->name, "cuda") ? PML_BACKEND_CUDA : PML_BACKEND_CPU;
-    if (pmlc_plan_from_file(r->file, &opt, where, &np)) return 1;
+    char **at = NULL; /* the phase's plan numbers its nodes anew */
+    if (pmlc_plan_from_file_where(r->file, &opt, where, &np, NULL, opts->node_where ? &at : NULL)) return 1;
+    r->where[r->n_plans] = at;
     r->plans[r->n_plans++] = np;
-    if (pml_pipeline_create(np, opts, &npipe, &err)) return pmlc_cli_fail("cannot set up the phase's pipeline", &err);
+    pml_pipeline_opts phase_opts = *opts;
+    phase_opts.node_where = (const char *const *)at;
+    if (pml_pipeline_create(np, &phase_opts, &npipe, &err))
+        return pmlc_cli_fail("cannot set up the phase's pipeline", &err);
     if (move_state(*pl, *pipe, np, npipe) || move_freeze(np, *pipe, npipe)) {
         pml_pipeline_destroy(npipe);
         return 1;
@@ -113,6 +118,6 @@ int pmlc_recut_switch(pmlc_recut *r, int64_t step, const pml_pipeline_opts *opts
 
 void pmlc_recut_free(pmlc_recut *r)
 {
-    for (int i = 0; i < r->n_plans; i++) pml_plan_free(r->plans[i]);
+    for (int i = 0; i < r->n_plans; i++) pml_plan_free(r->plans[i]), pmlc_where_free(r->where[i]);
     r->n_plans = 0;
 }

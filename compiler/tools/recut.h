@@ -27,6 +27,7 @@ typedef struct pmlc_recut {
     pmlc_options opt;
     int enabled; /* a program on more than one stage */
     pml_plan *plans[256];
+    char **where[256]; /* with --check-numerics (opts.node_where): each plan's node locations */
     int n_plans;
 } pmlc_recut;
 

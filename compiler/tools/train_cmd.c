@@ -73,10 +73,14 @@ static int save_all(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe, uint6
     struct pml_phase *ph;
     if (pl->conf.freeze_every > 0 && pml_pipeline_phase(pipe, &ph, &err))
         return pmlc_cli_fail("cannot run the automatic freeze's check", &err);
+    int per = r->world / r->dist->replicas;
+    /* Every shard is finite before rank 0 uncommits anything (checkpoint.h). */
+    if (r->dist->replica == 0 && pml_ckpt_check_finite(pl, pipe, dir, r->rank, per, &err))
+        rc = pmlc_cli_fail("cannot write the checkpoint", &err);
+    if (pmlc_ranks_agree(r, rc)) return 1;
     if (lead && ((parent && make_dir(parent)) || pml_ckpt_begin(dir, &err)))
         rc = err.code ? pmlc_cli_fail("cannot write the checkpoint", &err) : 1;
     if (pmlc_ranks_agree(r, rc)) return 1;
-    int per = r->world / r->dist->replicas;
     if (r->dist->replica == 0 && pml_ckpt_save_shard(pl, pipe, dir, r->rank, per, &err)) {
         char what[64];
         snprintf(what, sizeof what, "rank %d cannot write its checkpoint shard", r->rank);
@@ -194,7 +198,15 @@ int pmlc_train_main(const pmlc_train_args *a)
 {
     pml_plan *pl = NULL;
     uint64_t plan_hash = 0;
-    if (pmlc_plan_from_file_hash(a->file, &a->compile, a->backend, &pl, &plan_hash)) return 1;
+    char **where = NULL; /* --check-numerics names each op's source line */
+    /* --check-numerics runs on the CPU: auto picks it; cuda is refused (as its backend does: backend_ops.h) */
+    if (a->check_numerics && a->backend == PML_BACKEND_CUDA)
+        return pmlc_cli_fail("--check-numerics checks each op's output on the CPU backend only: run with --backend "
+                             "cpu (or auto)",
+                             NULL);
+    pml_backend want = a->check_numerics && a->backend == PML_BACKEND_AUTO ? PML_BACKEND_CPU : a->backend;
+    if (pmlc_plan_from_file_where(a->file, &a->compile, want, &pl, &plan_hash, a->check_numerics ? &where : NULL))
+        return 1;
     pml_plan *pl0 = pl; /* the feed's; later phases' plans are the recut's */
     pmlc_recut recut;
     pmlc_recut_init(&recut, a->file, &a->compile, pl);
@@ -212,7 +224,7 @@ int pmlc_train_main(const pmlc_train_args *a)
     }
     pml_backend backend;
     const pml_backend_ops *ops;
-    if (pmlc_cli_backend(a->backend, pl, &backend, &ops)) goto out;
+    if (pmlc_cli_backend(want, pl, &backend, &ops)) goto out;
     if (pml_feed_create(pl, &feed, &err)) {
         pmlc_cli_fail("the training data", &err);
         goto out;
@@ -241,7 +253,9 @@ int pmlc_train_main(const pmlc_train_args *a)
                               .feed_ctx = feed,
                               .backend = ops,
                               .trace = a->trace != NULL,
-                              .dist = ranks.dist};
+                              .dist = ranks.dist,
+                              .check_numerics = a->check_numerics,
+                              .node_where = (const char *const *)where};
     pml_ckpt_info resume = {0};
     if (a->resume && resume_info(a, pl, &ranks, steps, &resume)) goto out;
     if (a->resume) opts.seed = resume.seed;
@@ -291,17 +305,17 @@ int pmlc_train_main(const pmlc_train_args *a)
             char what[64];
             snprintf(what, sizeof what, ranks.world > 1 ? "training failed on rank %d" : "training failed", ranks.rank);
             pmlc_cli_fail(what, &err);
+            /* The step updated nothing (pipeline.h); the files were checked at load. */
+            if (err.code == PML_ERR_NONFINITE && !quiet)
+                fprintf(stderr, "pmlc: note: the step was not applied and no checkpoint of it was written%s\n",
+                        a->check_numerics ? ""
+                                          : "; a diverging run needs a lower learning rate, and --check-numerics "
+                                            "names the op that first makes a non-finite value");
             goto out;
         }
         elapsed += st.seconds; /* progress's ETA counts from step 0: close enough on a resume */
         /* The first step warms caches and allocators: the means leave it out. */
         pmlc_trace_step(&trace, pipe, s > first);
-        if (!isfinite(st.loss)) { /* every rank has the loss: all stop here */
-            if (!lead) goto out;
-            fprintf(stderr, "%spmlc: error: the loss is %g at step %lld: training diverged (lower the learning rate)\n",
-                    tty ? "\n" : "", st.loss, (long long)s + 1);
-            goto out;
-        }
         if (metrics)
             fprintf(metrics,
                     "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"samples_per_s\": %.6g, "
@@ -338,5 +352,6 @@ out:
     pml_feed_destroy(feed);
     pml_plan_free(pl0);
     pmlc_recut_free(&recut);
+    pmlc_where_free(where);
     return rc;
 }

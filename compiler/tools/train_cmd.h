@@ -24,6 +24,7 @@ typedef struct pmlc_train_args {
     int rank, world;     /* --rank, --world (-1: the launcher's environment; see train_ranks.h) */
     double peer_timeout; /* --peer-timeout: seconds of silence before a rank counts as gone (0: 60) */
     int replicas;        /* --replicas: data-parallel pipelines the ranks form (0: 1) */
+    int check_numerics;  /* --check-numerics: every op's output checked (CPU backend) */
 } pmlc_train_args;
 
 /* Returns the exit status: 0 trained (and wrote what was asked), 1 otherwise. */

@@ -45,7 +45,8 @@ typedef enum pml_status {
     PML_ERR_NOMEM,       /* an allocation failed */
     PML_ERR_UNSUPPORTED, /* valid, but not supported by this build or backend */
     PML_ERR_DEVICE,      /* a device failed or is missing */
-    PML_ERR_INTERNAL     /* a bug in PML */
+    PML_ERR_INTERNAL,    /* a bug in PML */
+    PML_ERR_NONFINITE    /* a value is NaN or infinite: computed (a diverging run) or read from a file */
 } pml_status;
 
 /* A short constant name for a status: "ok", "invalid argument", ... */

@@ -66,6 +66,13 @@ typedef struct pml_backend_conf {
     /* The micro-batches this process runs, for work done over all of them at once (a
      * data-parallel replica runs only its share); mb_count 0: all of them. */
     int64_t mb_first, mb_count;
+    /* Check every op's output, forward and backward, and fail the pass at the first
+     * non-finite value (PML_ERR_NONFINITE naming the op, its node, stage, micro-batch,
+     * step and node_where[node]); a backend that cannot check refuses it at create.
+     * node_where: per plan node, where the source made it ("path:line:col"; NULL or ""
+     * when unknown: a plan file carries no locations); may be NULL; not owned. */
+    int check_numerics;
+    const char *const *node_where;
 } pml_backend_conf;
 
 /* How forward runs a micro-batch. */
@@ -92,6 +99,7 @@ typedef struct pml_backend_buf {
     void *data;
     size_t bytes;
     pml_device_kind device;
+    int32_t param; /* grads: the plan parameter whose gradient sums these are; boundary: -1 */
 } pml_backend_buf;
 
 typedef struct pml_backend_ops {

@@ -6,7 +6,8 @@ const char *pml_version(void) { return PML_VERSION_STRING; }
 const char *pml_status_name(pml_status s)
 {
     static const char *const names[] = {"ok",           "invalid argument", "I/O error", "malformed input",
-                                        "out of memory", "unsupported",      "device error", "internal error"};
+                                        "out of memory", "unsupported",      "device error", "internal error",
+                                        "non-finite value"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown status";
 }
 

@@ -1,10 +1,12 @@
 /* stage.c — the CPU backend at work (see cpu/stage.h): a stage's forward and backward
  * passes as kernel calls over the context's buffers, gradient accumulation, the
  * deferred weight-gradient GEMMs and the optimizer update, and the backend table. */
+#include <stdio.h>
 #include <string.h>
 
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
+#include "finite.h"
 #include "rng.h"
 #include "train/optim.h"
 #include "train/transport.h"
@@ -132,6 +134,35 @@ static pml_status run_group(pml_cpu_ctx *p, pml_cpu_stage *st, int k, int64_t mb
     return s ? s : pml_cpu_run_group(st->gops, K->n_nodes, st->scratch, st->scratch_bytes, err);
 }
 
+/* With conf.check_numerics (backend_ops.h): node n's output for micro-batch mb (for a
+ * gradient added into its accumulator, the accumulator: its earlier sums were checked
+ * too), or PML_ERR_NONFINITE naming the op and where the source made it. `mbs` > 1: a
+ * deferred weight gradient over micro-batches mb..mb + mbs - 1. Runs unfused, so every
+ * op's output is in memory; views (reshapes, transposes read in place) are their
+ * source's values and are not looked at again. */
+static pml_status check_output(const pml_cpu_ctx *p, int n, int64_t mb, int64_t mbs, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_node *node = &pl->nodes[n];
+    if (!p->conf.check_numerics || !is_float(node->dtype) || p->low[n].alias != n) return PML_OK;
+    const float *x = p->acc_into[n] ? p->acc_into[n] : pml_cpu_ctx_data(p, n, mb);
+    size_t len = (size_t)node->numel, k = x ? pml_finite_scan_f32(x, len) : len;
+    if (k == len) return PML_OK;
+    static const char *const passes[] = {"forward", "backward (input gradient)", "backward (weight gradient)"};
+    const char *where = p->conf.node_where && p->conf.node_where[n] && p->conf.node_where[n][0]
+                            ? p->conf.node_where[n]
+                            : "no source location (a plan file carries none: train the .pml to see it)";
+    char mbs_str[64];
+    snprintf(mbs_str, sizeof mbs_str, mbs > 1 ? "micro-batches %lld-%lld" : "micro-batch %lld", (long long)mb,
+             (long long)(mb + mbs - 1));
+    return pml_err_set(err, PML_ERR_NONFINITE,
+                       "--check-numerics: op '%s' (node %d%s%s%s) made %s at element %zu: step %lld, stage %d, %s, %s "
+                       "pass; made at %s",
+                       pml_op_name((pml_opcode)node->op), n, node->label ? ", '" : "", node->label ? node->label : "",
+                       node->label ? "'" : "", pml_finite_name(x[k]), k, (long long)p->step + 1, (int)node->stage,
+                       mbs_str, passes[node->pass < 3 ? node->pass : 0], where);
+}
+
 /* Runs node n for micro-batch mb, or not at all when it is invariant and already
  * computed in this step (or evaluation). */
 static pml_status run_or_reuse(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
@@ -140,7 +171,8 @@ static pml_status run_or_reuse(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
         if (p->computed_at[n] == p->version) return PML_OK;
         p->computed_at[n] = p->version;
     }
-    return pml_cpu_ctx_run_node(p, n, mb, err);
+    pml_status st = pml_cpu_ctx_run_node(p, n, mb, err);
+    return st ? st : check_output(p, n, mb, 1, err);
 }
 
 /* Runs one entry of a stage's fwd or bwd list. */
@@ -216,7 +248,8 @@ static pml_status run_deferred(pml_cpu_ctx *p, int q, int64_t from, int64_t to, 
     if (st) return st;
     in[0].dims[0] *= to - from;
     in[1].dims[0] *= to - from;
-    return pml_cpu_run(&c, err);
+    st = pml_cpu_run(&c, err);
+    return st ? st : check_output(p, p->plan->params[q].grad, from, to - from, err);
 }
 
 /* The stage's deferred weight gradients over the micro-batches not yet in them whose
@@ -354,7 +387,7 @@ static pml_status cpu_boundary(pml_backend_ctx *b, int s, int kind, int64_t mb, 
     *n = st->n_sends[kind];
     for (int i = 0; i < *n && i < cap; i++) {
         int v = st->sends[kind][i];
-        out[i] = (pml_backend_buf){pml_cpu_ctx_data(p, v, mb), p->bytes[v], PML_DEVICE_HOST};
+        out[i] = (pml_backend_buf){pml_cpu_ctx_data(p, v, mb), p->bytes[v], PML_DEVICE_HOST, -1};
     }
     return PML_OK;
 }
@@ -369,7 +402,7 @@ static pml_status cpu_grads(pml_backend_ctx *b, int s, pml_backend_buf *out, int
         int q = st->params[k];
         if (!p->acc[q] || frozen_now(p, q)) continue; /* as grad_sq and update skip them */
         size_t bytes = (size_t)p->plan->nodes[p->plan->params[q].node].numel * sizeof(float);
-        if (*n < cap) out[*n] = (pml_backend_buf){p->acc[q], bytes, PML_DEVICE_HOST};
+        if (*n < cap) out[*n] = (pml_backend_buf){p->acc[q], bytes, PML_DEVICE_HOST, q};
         ++*n;
     }
     return PML_OK;

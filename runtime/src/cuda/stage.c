@@ -409,7 +409,7 @@ static pml_status cuda_boundary(pml_backend_ctx *b, int s, int kind, int64_t mb,
     *n = st->n_sends[kind];
     for (int i = 0; i < *n && i < cap; i++) {
         int v = st->sends[kind][i];
-        out[i] = (pml_backend_buf){(void *)(uintptr_t)pml_cuda_ctx_data(p, v, mb), p->bytes[v], PML_DEVICE_CUDA};
+        out[i] = (pml_backend_buf){(void *)(uintptr_t)pml_cuda_ctx_data(p, v, mb), p->bytes[v], PML_DEVICE_CUDA, -1};
     }
     return PML_OK;
 }

@@ -346,6 +346,9 @@ static pml_status choose_direct(pml_cuda_ctx *p, pml_err *err)
 pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *conf, pml_backend_ctx **out, pml_err *err)
 {
     *out = NULL;
+    if (conf->check_numerics) /* refused, not ignored: the kernels are fused and asynchronous */
+        return pml_err_set(err, PML_ERR_UNSUPPORTED,
+                           "--check-numerics checks each op's output on the CPU backend only: run with --backend cpu");
     pml_cuda_ctx *p = calloc(1, sizeof *p);
     if (!p) return NOMEM(err);
     p->plan = plan;

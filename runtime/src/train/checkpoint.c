@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "finite.h"
 #include "formats/json.h"
 #include "formats/safetensors.h"
 #include "formats/st_shards.h"
@@ -196,6 +197,14 @@ static pml_status open_checked(const pml_plan *plan, pml_pipeline *p, const char
     pml_status st = wants_build(plan, p, file, step, l, err);
     if (!st) st = pml_sts_open(path, base[file], f, err);
     if (!st) st = check_tensors(plan, *f, l, file, step, what[file], err);
+    for (int i = 0; i < l->n && !st; i++) { /* a NaN read in would pass for a diverged run */
+        const pml_st_tensor *t = pml_sts_find(*f, l->w[i].name);
+        size_t n = t->nbytes / sizeof(float), k = pml_finite_scan_f32(t->data, n);
+        if (k < n)
+            st = pml_err_set(err, PML_ERR_NONFINITE, "%s: tensor '%s' is %s at element %zu (%s must be finite)",
+                             pml_sts_where(*f, l->w[i].name), l->w[i].name, pml_finite_name_f32(t->data, k), k,
+                             what[file]);
+    }
     if (st) {
         pml_sts_close(*f);
         *f = NULL;
@@ -274,6 +283,40 @@ static void wants_keep_shard(const pml_plan *plan, want_list *l, int shard, int 
             free(l->w[i].name);
     }
     l->n = kept;
+}
+
+/* The gate of every save: each tensor of `file` (all, or shard `shard` of `shards` when
+ * shards > 0) is finite, or PML_ERR_NONFINITE names the first that is not, before
+ * anything of the save is written. */
+static pml_status check_finite(const pml_plan *plan, pml_pipeline *p, const char *dir, int file, int shard, int shards,
+                               pml_err *err)
+{
+    want_list l = {0};
+    int64_t step = pml_pipeline_steps_done(p);
+    pml_status st = wants_build(plan, p, file, step, &l, err);
+    if (st) return st;
+    if (shards > 0) wants_keep_shard(plan, &l, shard, shards);
+    for (int i = 0; i < l.n && !st; i++) {
+        const float *x = want_data(p, &l.w[i]);
+        size_t n = (size_t)plan->nodes[plan->params[l.w[i].param].node].numel, k = x ? pml_finite_scan_f32(x, n) : n;
+        if (k < n)
+            st = pml_err_set(err, PML_ERR_NONFINITE,
+                             "%s: not written: tensor '%s' is %s at element %zu after step %lld (a checkpoint never "
+                             "holds a non-finite value; the previous one stays)",
+                             dir, l.w[i].name, pml_finite_name(x[k]), k, (long long)step);
+    }
+    wants_free(&l);
+    return st;
+}
+
+pml_status pml_ckpt_check_finite(const pml_plan *plan, pml_pipeline *p, const char *dir, int shard, int shards,
+                                 pml_err *err)
+{
+    static const int files[] = {FILE_MODEL, FILE_OPTIMIZER, FILE_APART};
+    pml_status st = PML_OK;
+    for (size_t i = 0; i < sizeof files / sizeof *files && !st; i++)
+        st = check_finite(plan, p, dir, files[i], shard, shards, err);
+    return st;
 }
 
 /* The tensors of `file` (all, or shard `shard` of `shards` when shards > 0) to `path`,
@@ -442,7 +485,7 @@ pml_status pml_ckpt_save_shard(const pml_plan *plan, pml_pipeline *p, const char
     ckpt_meta m;
     meta_init(&m, plan, p);
     char name[64];
-    pml_status st = PML_OK;
+    pml_status st = pml_ckpt_check_finite(plan, p, dir, shard, shards, err);
     for (int optimizer = 0; optimizer < 2 && !st; optimizer++) {
         pml_sts_shard_name(optimizer ? "optimizer" : "model", shard + 1, shards, name, sizeof name);
         char *path = in_dir(dir, name, err);
@@ -509,7 +552,8 @@ pml_status pml_ckpt_commit(const pml_plan *plan, pml_pipeline *p, uint64_t seed,
 pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, pml_err *err)
 {
     if (seed > INT64_MAX) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: seed %" PRIu64 " is too large", dir, seed);
-    pml_status st = pml_ckpt_begin(dir, err);
+    pml_status st = pml_ckpt_check_finite(plan, p, dir, 0, 0, err);
+    if (!st) st = pml_ckpt_begin(dir, err);
     ckpt_meta m;
     meta_init(&m, plan, p);
     for (int optimizer = 0; optimizer < 2 && !st; optimizer++) {

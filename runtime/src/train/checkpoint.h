@@ -60,6 +60,13 @@
  * run stopped while writing it) and is refused; shards of an uncommitted save are
  * removed by the next, and readers ignore files no index names.
  *
+ * Non-finite values: no save writes a tensor holding NaN or inf. pml_ckpt_save and
+ * pml_ckpt_save_shard check every tensor they would write first (pml_ckpt_check_finite)
+ * and, on one that is not finite, fail with PML_ERR_NONFINITE naming it before
+ * touching the folder, so a checkpoint already there stays committed and loadable.
+ * Loading refuses a non-finite tensor likewise (PML_ERR_NONFINITE, "PATH: tensor 'X' is
+ * NaN at element i"), for --init, --resume and a teacher's weights alike.
+ *
  * Loading validates everything before changing the pipeline: the files parse
  * (safetensors.h is strict), every plan parameter is present as F32 with its plan
  * shape (a mismatch names the tensor and both shapes), no tensor is unknown (the first
@@ -102,6 +109,11 @@ pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, c
  * state the optimizer keeps, not tensor data). pml_ckpt_save is begin, one file each,
  * and commit with shards = 0 (no index). */
 pml_status pml_ckpt_begin(const char *dir, pml_err *err);
+/* The gate every save applies first: the tensors of shard `shard` of `shards` (all with
+ * shards = 0) are finite, or PML_ERR_NONFINITE names the first that is not ("DIR: not
+ * written: ..."). Ranks call it before begin, so a refused save uncommits nothing. */
+pml_status pml_ckpt_check_finite(const pml_plan *plan, pml_pipeline *p, const char *dir, int shard, int shards,
+                                 pml_err *err);
 pml_status pml_ckpt_save_shard(const pml_plan *plan, pml_pipeline *p, const char *dir, int shard, int shards,
                                pml_err *err);
 pml_status pml_ckpt_commit(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, int shards,

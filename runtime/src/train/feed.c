@@ -4,6 +4,7 @@
  * (PML_EVAL_STEP0 on) are mapped to held-out data here, and only here. */
 #include "feed.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "data/shuffle.h"
 #include "data/synth.h"
 #include "data/tokens.h"
+#include "finite.h"
 #include "formats/npy.h"
 #include "rng.h"
 #include "train/pipeline.h"
@@ -104,7 +106,9 @@ static pml_status file_open(feed_file *f, const char *path, const pml_plan_node 
     }
     f->row_elems = 1;
     for (int k = 1; k < a->rank; k++) f->row_elems *= (size_t)a->shape[k];
-    return PML_OK;
+    /* NaN or inf in the data is named here, once (at memory speed: docs/reliability.md),
+     * rather than found as a diverged loss steps later. */
+    return pml_feed_check_finite(a, path, f->row_elems, err);
 }
 
 /* i64 into i32: every value must fit, checked once at load rather than per step. */
@@ -119,6 +123,22 @@ static pml_status fits_i32(const feed_file *f, const char *what, pml_err *err)
                                "%s: element %zu (row %zu) is %lld, which does not fit the model's i32 %s", f->path, i,
                                f->row_elems ? i / f->row_elems : 0, (long long)v[i], what);
     return PML_OK;
+}
+
+pml_status pml_feed_check_finite(const pml_npy_array *a, const char *path, size_t row_elems, pml_err *err)
+{
+    size_t n = a->nbytes / pml_dtype_size(a->dtype), k = n;
+    double v = 0;
+    if (a->dtype == PML_F32 && (k = pml_finite_scan_f32(a->data, n)) < n) v = ((const float *)a->data)[k];
+    if (a->dtype == PML_F64) { /* finite, and within f32's range, into which it converts */
+        const double *x = a->data;
+        for (k = 0; k < n && fabs(x[k]) <= FLT_MAX; k++) continue;
+        if (k < n) v = x[k];
+    }
+    if (k == n) return PML_OK;
+    return pml_err_set(err, PML_ERR_NONFINITE, "%s: row %zu (element %zu) is %s%s: the data must be finite", path,
+                       row_elems ? k / row_elems : 0, k, isfinite(v) ? "beyond f32's range: " : "",
+                       isfinite(v) ? "" : pml_finite_name(v));
 }
 
 void pml_feed_convert(void *dst, pml_dtype to, const void *src, pml_dtype from, size_t at, size_t n)

@@ -30,6 +30,8 @@
  *     the feed is created: every one must lie in [0, V), V the output's last axis; the
  *     first that does not is named with its file, row and value ("y.npy: row 1234:
  *     label 10 is outside [0, 10)"). Labels of a float dtype cannot feed i32 labels.
+ *   - A NaN or infinite value (or an f64 one beyond f32's range) is refused when the
+ *     feed is created, naming the file, its row and element (PML_ERR_NONFINITE).
  *   - Every error message starts with the path of the file at fault.
  *
  * Held-out data (evaluation draws "steps" PML_EVAL_STEP0 + b, pipeline.h):
@@ -55,6 +57,7 @@
 #ifndef PML_TRAIN_FEED_H
 #define PML_TRAIN_FEED_H
 
+#include "formats/npy.h"
 #include "plan/plan.h"
 
 typedef struct pml_feed pml_feed;
@@ -91,6 +94,10 @@ double pml_feed_best_loss(const pml_feed *f);
  * dtype `from` converts into a node of dtype `to` (f32 or i32), and the conversion of
  * n elements of `src` from element `at` on into dst (i64 values must fit in i32). */
 int pml_feed_converts(pml_dtype from, pml_dtype to);
+/* Every value of `a` (f32 or f64; integers always pass) is finite, and an f64 one also
+ * within f32's range, or PML_ERR_NONFINITE names `path`, the row (of row_elems
+ * elements) and the element: checked once when a file is opened. */
+pml_status pml_feed_check_finite(const pml_npy_array *a, const char *path, size_t row_elems, pml_err *err);
 void pml_feed_convert(void *dst, pml_dtype to, const void *src, pml_dtype from, size_t at, size_t n);
 
 #endif

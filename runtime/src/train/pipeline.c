@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include "checkpoint.h"
 #include "cpu/stage.h"
 #include "dist.h"
+#include "finite.h"
 #include "optim.h"
 #include "plan/phase.h"
 #include "transport.h"
@@ -30,6 +32,8 @@ enum {
 
 typedef struct stage {
     double loss;         /* summed over this step's micro-batches (last stage) */
+    int64_t bad_mb;      /* the first micro-batch of the step whose loss is not finite, or -1 */
+    double bad_loss;     /* its loss */
     pml_trace_event *ev; /* the timeline, with opts.trace */
     int n_ev, cap_ev;
     double busy; /* compute time in the last step, with opts.trace */
@@ -126,6 +130,8 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     pml_backend_conf conf = {.seed = p->opts.seed,
                              .threads = threads,
                              .unfused = p->opts.unfused,
+                             .check_numerics = p->opts.check_numerics,
+                             .node_where = p->opts.node_where,
                              .mb_first = p->mb_lo,
                              .mb_count = p->mb_hi - p->mb_lo == p->M ? 0 : p->mb_hi - p->mb_lo};
     if (!st) st = pml_backend_create(opts->backend ? opts->backend : &pml_cpu_backend_ops, plan, &conf, &p->be, err);
@@ -207,7 +213,8 @@ static void abort_all(pml_pipeline *p)
  * ranks, the last of this process's stages to arrive sums the process's totals over
  * every rank (outside the lock: it waits for other processes) before it releases the
  * others, which is also how the loss reaches every rank. */
-static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *total, pml_err *err)
+static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *total, double *loss_total,
+                            pml_err *err)
 {
     pthread_mutex_lock(&p->mu);
     p->sq_total += sq;
@@ -232,23 +239,37 @@ static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *tot
     }
     while (gen == p->generation && !p->aborted) pthread_cond_wait(&p->cv, &p->mu);
     *total = p->sq_total;
+    *loss_total = p->loss_total;
     int aborted = p->aborted && gen == p->generation;
     pthread_mutex_unlock(&p->mu);
     if (st) return st;
     return aborted ? pml_err_set(err, PML_ERR_INTERNAL, "stopped: another stage failed") : PML_OK;
 }
 
+/* Stage s's gradient sums (backend_ops.h's grads) into *bufs: `stack` (room for 64)
+ * or, for more, an allocation the caller frees when it is not `stack`. */
+static pml_status list_grads(pml_pipeline *p, int s, pml_backend_buf *stack, pml_backend_buf **bufs, int *n,
+                             pml_err *err)
+{
+    *bufs = stack;
+    pml_status st = pml_backend_grads(&p->be, s, stack, 64, n, err);
+    if (!st && *n > 64) {
+        if (!(*bufs = malloc(sizeof **bufs * (size_t)*n))) {
+            *bufs = stack;
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        }
+        st = pml_backend_grads(&p->be, s, *bufs, *n, n, err);
+    }
+    return st;
+}
+
 /* With replicas: stage s's gradient sums added over every replica's copy of the stage,
  * and the stage's squared norm of their mean, as grad_sq computes it. */
 static pml_status sum_replicas(pml_pipeline *p, int s, double *sq, pml_err *err)
 {
-    pml_backend_buf stack[64], *bufs = stack;
+    pml_backend_buf stack[64], *bufs;
     int n = 0;
-    pml_status st = pml_backend_grads(&p->be, s, stack, 64, &n, err);
-    if (!st && n > 64) {
-        if (!(bufs = malloc(sizeof *bufs * (size_t)n))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-        st = pml_backend_grads(&p->be, s, bufs, n, &n, err);
-    }
+    pml_status st = list_grads(p, s, stack, &bufs, &n, err);
     double total = 0, inv_m = 1.0 / (double)p->M;
     float **x = st ? NULL : malloc(sizeof *x * (size_t)(n + 1));
     size_t *len = st ? NULL : malloc(sizeof *len * (size_t)(n + 1));
@@ -268,8 +289,49 @@ static pml_status sum_replicas(pml_pipeline *p, int s, double *sq, pml_err *err)
     return st;
 }
 
+/* Why stage s stops a step whose loss or gradient norm is not finite: the loss of its
+ * first such micro-batch, else the gradient of its parameter nearest the loss (backward
+ * reaches it first, so the others' may only have inherited the value) holding a
+ * non-finite value, else another stage's fault. Runs only when the check fires. */
+static pml_status nonfinite_step(pml_pipeline *p, int s, double sq, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const stage *st = &p->stages[s];
+    long long step = (long long)p->step + 1;
+    if (st->bad_mb >= 0)
+        return pml_err_set(err, PML_ERR_NONFINITE, "step %lld: the loss of micro-batch %lld is %s (stage %d, node '%s')",
+                           step, (long long)st->bad_mb, pml_finite_name(st->bad_loss), s,
+                           pl->nodes[pl->loss].label ? pl->nodes[pl->loss].label : "loss");
+    if (isfinite(sq))
+        return pml_err_set(err, PML_ERR_NONFINITE,
+                           "stopped: another stage failed (the step's loss or gradient norm is not finite there)");
+    pml_backend_buf stack[64], *bufs;
+    int n = 0, bad = 0, named = -1;
+    size_t at = 0;
+    double v = sq;
+    if (list_grads(p, s, stack, &bufs, &n, NULL)) n = 0; /* a backend that cannot list them: the stage only */
+    for (int i = 0; i < n; i++) {
+        size_t len = bufs[i].bytes / sizeof(float), k;
+        if (bufs[i].device != PML_DEVICE_HOST || (k = pml_finite_scan_f32(bufs[i].data, len)) == len) continue;
+        bad++;
+        if (named < 0 || bufs[i].param > named) named = bufs[i].param, at = k, v = ((const float *)bufs[i].data)[k];
+    }
+    if (bufs != stack) free(bufs);
+    if (named < 0)
+        return pml_err_set(err, PML_ERR_NONFINITE, "step %lld: stage %d's gradient norm is %s", step, s,
+                           pml_finite_name(sq));
+    return pml_err_set(err, PML_ERR_NONFINITE,
+                       "step %lld: the gradient of parameter '%s' is %s at element %zu (stage %d, summed over the "
+                       "micro-batches; %d of the stage's parameters have a non-finite gradient, this one nearest "
+                       "the loss)",
+                       step, pl->params[named].name, pml_finite_name(v), at, s, bad);
+}
+
 /* The step's end on one stage: its share of the squared gradient norm, the barrier
- * that sums every stage's, then the update with the clipped, scheduled rate. With
+ * that sums every stage's, then the update with the clipped, scheduled rate. A step
+ * whose loss or norm is not finite updates nothing, on any stage (every stage sees the
+ * same sums): the weights stay those of the last good step, and the step fails
+ * (nonfinite_step). Two sums already computed are checked: the cost is nil. With
  * replicas, each stage's gradients are first summed over the replicas (every replica
  * then holds the whole batch's); only the first replica's ranks count them in the
  * norm, while every replica adds the loss of its own micro-batches. */
@@ -277,13 +339,14 @@ static pml_status stage_update(pml_pipeline *p, int s, pml_err *err)
 {
     const pml_plan *pl = p->plan;
     const pml_dist *d = p->opts.dist;
-    double sq, total;
+    double sq, total, loss;
     pml_status status = pml_backend_grad_sq(&p->be, s, &sq, err);
     if (!status) status = pml_backend_sync(&p->be, s, err);
     if (!status && d && d->replicas > 1) status = sum_replicas(p, s, &sq, err);
     if (d && d->replica > 0) sq = 0;
-    if (!status) status = sync_norm(p, sq, p->stages[s].loss, &total, err);
+    if (!status) status = sync_norm(p, sq, p->stages[s].loss, &total, &loss, err);
     if (status) return status;
+    if (!isfinite(total) || !isfinite(loss)) return nonfinite_step(p, s, sq, err);
     double norm = sqrt(total), scale = 1;
     if (pl->conf.grad_clip > 0 && norm > pl->conf.grad_clip) scale = pl->conf.grad_clip / norm;
     status = pml_backend_update(&p->be, s, pml_lr_at(&pl->conf, p->step), scale, err);
@@ -355,6 +418,7 @@ static pml_status run_instr(pml_pipeline *p, int s, const pml_plan_instr *in, pm
             const float *loss = read_value(p, PML_BACKEND_VAL_LOSS, in->mb, err);
             if (!loss) return err ? err->code : PML_ERR_INTERNAL;
             st->loss += *loss;
+            if (!isfinite(*loss) && st->bad_mb < 0) st->bad_mb = in->mb, st->bad_loss = *loss;
         }
         return status;
     case I_BWD:
@@ -414,6 +478,27 @@ static void *stage_main(void *arg)
     return NULL;
 }
 
+/* After a step stopped on a non-finite value: a weight of this process's stages that
+ * is not finite is the likelier cause (the last update overflowed, or the weights were
+ * set so through pml_pipeline_param), so it is named before the step's own finding. */
+static void name_bad_weight(pml_pipeline *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    for (int q = 0; q < pl->n_params && err; q++) {
+        int on = pl->nodes[pl->params[q].node].stage;
+        if (on < p->first || on >= p->last) continue;
+        const float *w = pml_pipeline_param(p, q);
+        size_t n = (size_t)pl->nodes[pl->params[q].node].numel, k = w ? pml_finite_scan_f32(w, n) : n;
+        if (k == n) continue;
+        char was[sizeof err->msg];
+        snprintf(was, sizeof was, "%s", err->msg);
+        pml_err_set(err, PML_ERR_NONFINITE, "step %lld: parameter '%s' is %s at element %zu before the step (the "
+                    "previous update overflowed: lower the learning rate); then %s", (long long)p->step + 1,
+                    pl->params[q].name, pml_finite_name(w[k]), k, was);
+        return;
+    }
+}
+
 pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -440,6 +525,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
         p->stages[s].busy = 0;
         p->stages[s].wait = 0;
         p->stages[s].loss = 0;
+        p->stages[s].bad_mb = -1;
         p->stages[s].status = PML_OK;
         ws[s] = (worker){p, s};
     }
@@ -462,6 +548,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
         for (int r = p->first; r < p->last; r++) /* prefer a real cause over "another stage failed" */
             if (p->stages[r].status && !strstr(p->stages[r].err.msg, "another stage failed") && err)
                 *err = p->stages[r].err;
+        if (p->stages[s].status == PML_ERR_NONFINITE) name_bad_weight(p, err);
         return err ? err->code : p->stages[s].status;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);

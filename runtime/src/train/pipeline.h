@@ -9,6 +9,13 @@
  * parameters. Stages hand tensors over through a pml_transport. What runs on a stage,
  * where its tensors live and how the optimizer is applied are the backend's.
  *
+ * Non-finite values: a step whose loss or global gradient norm is not finite (two sums
+ * the step computes anyway) updates nothing on any stage, so the weights stay those of
+ * the last good step, and fails with PML_ERR_NONFINITE naming the step, the stage and
+ * the culprit: the loss of the first such micro-batch, else the parameter whose
+ * gradient is not finite nearest the loss, and, first, a weight that already was not
+ * finite (an overflowing update). opts.check_numerics checks every op instead.
+ *
  * Data comes from a callback, so the executor does not know about files or
  * generators: it asks for input k (or the labels) of micro-batch mb of step s.
  *
@@ -46,6 +53,11 @@ typedef struct pml_pipeline_opts {
      * inference and the parameter accessors stay local: they see this process's
      * copies, current only for its own stages (pml_dist_params_gather brings the rest). */
     pml_dist *dist;
+    /* Check every op's output and stop at the first non-finite value, naming the op and
+     * node_where[node] (backend_ops.h's pml_backend_conf; the CPU backend checks, others
+     * refuse). node_where: per plan node, its source location, or NULL; not owned. */
+    int check_numerics;
+    const char *const *node_where;
 } pml_pipeline_opts;
 
 /* One span of a stage's timeline, in microseconds since the pipeline was created. */
