@@ -89,3 +89,35 @@ void test_xent_refuses_labels_out_of_range_and_writes_nothing(void)
         }
     t_free(&x), t_free(&lab), t_free(&loss), t_free(&dl), t_free(&g);
 }
+
+/* A diverged run's logits (NaN, ±inf) go through xent and xent_grad with no undefined
+ * behaviour (the f32 exp once converted NaN to int: the sanitizer build reports that)
+ * and come out NaN where the row is not finite: never a finite value that hides them.
+ * Rows: a NaN logit, +inf, -inf as a non-label logit (finite: e^-inf adds about 0), all finite. */
+void test_xent_keeps_nan_and_inf_logits_non_finite_without_undefined_behaviour(void)
+{
+    for (int ti = 0; ti < 2; ti++) {
+        pml_dtype t = t_float_types[ti];
+        int64_t dr[1] = {4}, dx[2] = {4, 33};
+        pml_view x = t_new(t, 2, dx), lab = t_new(PML_I32, 1, dr), loss = t_new(t, 1, dr), dl = t_new(t, 1, dr),
+                 g = t_new(t, 2, dx);
+        t_fill_rand(&x, -3, 3);
+        t_fill_rand(&dl, 0.5, 1);
+        for (int r = 0; r < 4; r++) t_set(&lab, r, 2);
+        t_set(&x, 0 * 33 + 17, NAN);
+        t_set(&x, 1 * 33 + 30, INFINITY);
+        t_set(&x, 2 * 33 + 5, -INFINITY);
+        pml_view fin[2] = {x, lab}, bin[4] = {x, lab, loss, dl};
+        if (t_run_ok(PML_OP_XENT, fin, 2, &loss, NULL, 0, 0) && t_run_ok(PML_OP_XENT_GRAD, bin, 4, &g, NULL, 0, 0)) {
+            TCHECK(isnan(t_get(&loss, 0)) && isnan(t_get(&g, 0)) && isnan(t_get(&g, 17)),
+                   "%s: a NaN logit gives loss %g, gradients %g, %g", pml_dtype_name(t), t_get(&loss, 0), t_get(&g, 0),
+                   t_get(&g, 17));
+            TCHECK(!isfinite(t_get(&loss, 1)) && !isfinite(t_get(&g, 33 + 30)), "%s: an inf logit gives loss %g",
+                   pml_dtype_name(t), t_get(&loss, 1));
+            TCHECK(isfinite(t_get(&loss, 2)) && fabs(t_get(&g, 2 * 33 + 5)) < 1e-30, "%s: a -inf logit gives loss %g, grad %g",
+                   pml_dtype_name(t), t_get(&loss, 2), t_get(&g, 2 * 33 + 5));
+            TCHECK(isfinite(t_get(&loss, 3)), "%s: a finite row stays finite", pml_dtype_name(t));
+        }
+        t_free(&x), t_free(&lab), t_free(&loss), t_free(&dl), t_free(&g);
+    }
+}
