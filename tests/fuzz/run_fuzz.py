@@ -6,7 +6,8 @@ leak, timeout or sanitizer error; the offending input is left in the work folder
 named in the output.
 
     run_fuzz.py [--name TEST] --fuzzer BIN --corpus DIR [--corpus DIR...] [--pattern GLOB]
-                [--dict FILE] --work DIR --runs N --max-total-time S
+                [--dict FILE] [--seeds KIND --pmlc PMLC [--source F.pml...] [--model F.pml]]
+                [--max-len BYTES] --work DIR --runs N --max-total-time S
 """
 import argparse
 import glob
@@ -14,6 +15,8 @@ import os
 import shutil
 import subprocess
 import sys
+
+import make_seeds
 
 
 def main():
@@ -23,6 +26,11 @@ def main():
     ap.add_argument("--corpus", action="append", default=[])
     ap.add_argument("--pattern", default="*.pml", help="which files of each corpus folder are seeds")
     ap.add_argument("--dict", help="libFuzzer dictionary")
+    ap.add_argument("--seeds", choices=["plan", "checkpoint", "shards"], help="make_seeds.py's seeds too")
+    ap.add_argument("--pmlc", help="the pmlc that makes the seeds")
+    ap.add_argument("--source", action="append", default=[], help="plan seeds: the programs to build")
+    ap.add_argument("--model", help="checkpoint and shard seeds: the program to train")
+    ap.add_argument("--max-len", type=int, default=4096, help="the largest input libFuzzer makes")
     ap.add_argument("--work", required=True)
     ap.add_argument("--runs", type=int, default=20000)
     ap.add_argument("--max-total-time", type=int, default=60)
@@ -39,11 +47,13 @@ def main():
         for path in sorted(glob.glob(os.path.join(src, args.pattern))):
             shutil.copy(path, os.path.join(corpus, f"{seeds:03d}_{os.path.basename(path)}"))
             seeds += 1
+    if args.seeds:
+        seeds += make_seeds.write(args.seeds, corpus, args.pmlc, args.source, args.model)
     print(f"{args.name}: {seeds} seed files, {args.runs} runs or {args.max_total_time} s")
 
     argv = [os.path.abspath(args.fuzzer), corpus,
             f"-runs={args.runs}", f"-max_total_time={args.max_total_time}",
-            "-max_len=4096", "-timeout=10", "-rss_limit_mb=2048", "-seed=1",
+            f"-max_len={args.max_len}", "-timeout=10", "-rss_limit_mb=2048", "-seed=1",
             "-print_final_stats=1", f"-artifact_prefix={artifacts}"]
     if args.dict:
         argv.append(f"-dict={os.path.abspath(args.dict)}")
