@@ -78,6 +78,9 @@ pml_status pml_cpu_run(const pml_op_call *call, pml_err *err);
 
 /* The op's name, for messages ("matmul"); "?" for an unknown opcode. */
 const char *pml_op_name(pml_opcode op);
+/* How many inputs the op takes: from *lo to *hi (-1: any number). pml_cpu_run refuses
+ * another count, and the plan reader a node with another (a plan file is user input). */
+void pml_op_arity(pml_opcode op, int *lo, int *hi);
 
 /* ---- fused element-wise groups (a plan's KERN kernels of kind elemwise) -------------
  * A group is ops over one iteration space, the last op's output shape, which every op

@@ -11,11 +11,12 @@ static const char *const op_names[PML_OP_COUNT] = {
 
 const char *pml_op_name(pml_opcode op) { return (unsigned)op < PML_OP_COUNT ? op_names[op] : "?"; }
 
-/* Inputs each op takes: min and max (-1: any number). */
-static void arity(pml_opcode op, int *lo, int *hi)
+void pml_op_arity(pml_opcode op, int *lo, int *hi)
 {
     *lo = *hi = 1;
     switch (op) {
+    case PML_OP_INPUT:
+    case PML_OP_PARAM:
     case PML_OP_CONST:
     case PML_OP_ARANGE:
         *lo = *hi = 0;
@@ -96,7 +97,7 @@ pml_status pml_cpu_run(const pml_op_call *c, pml_err *err)
                            pml_dtype_name(c->out.dtype));
     const char *name = pml_op_name(c->op);
     int lo, hi;
-    arity(c->op, &lo, &hi);
+    pml_op_arity(c->op, &lo, &hi);
     if (c->n_in < lo || (hi >= 0 && c->n_in > hi))
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: takes %d inputs, got %d", name, lo, c->n_in);
     if (c->n_in > 0 && !c->in) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: no inputs given", name);

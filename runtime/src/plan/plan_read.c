@@ -173,6 +173,10 @@ static void read_nodes(rd *r, pml_plan *pl, owner *o)
             return (void)fail(r, PML_ERR_FORMAT, "a node has an unknown op, dtype, rank or pass");
         if (n->stage < 0 || n->stage >= pl->conf.stages)
             return (void)fail(r, PML_ERR_FORMAT, "a node's stage is out of range");
+        int lo, hi; /* what follows (a reshape's buffer is its input's, say) reads in[] by the op's arity */
+        pml_op_arity((pml_opcode)n->op, &lo, &hi);
+        if (n->n_in < lo || (hi >= 0 && n->n_in > hi))
+            return (void)fail(r, PML_ERR_FORMAT, "a node has the wrong number of inputs for its op");
         n->label = string_at(r, pl, label, 1);
         n->numel = 1;
         for (int k = 0; k < n->rank; k++) {
