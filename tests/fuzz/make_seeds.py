@@ -7,7 +7,8 @@ written by the pmlc under test, so the seeds follow the formats as they change:
                 reshape without its input)
     checkpoint  checkpoint folders of `pmlc train --out` of --model, packed in
                 fuzz_files.h's format: the final one, a periodic one (step-NNNNNN), a
-                version-1 trainer.json, and the same tensors as Hugging Face shards
+                version-1 trainer.json, and the same tensors as Hugging Face shards;
+                regressions: the final one at step 2^63 - 1
     shards      tensor sets for st_shards.h: one model.safetensors, and two shards with
                 their index, packed likewise
 
@@ -132,6 +133,21 @@ def seeds_plan(pmlc, sources, tmp):
             yield "reshape_without_input_" + name, hostile
 
 
+def with_step(files, step):
+    """A checkpoint's files saying `step` everywhere (trainer.json and each pml_step)."""
+    out = []
+    for name, data in files:
+        if name == "trainer.json":
+            trainer = json.loads(data)
+            trainer["step"] = step
+            data = json.dumps(trainer).encode()
+        elif name.endswith(".safetensors"):
+            tensors, meta = read_st(data)
+            data = write_st(tensors, dict(meta, pml_step=str(step)))
+        out.append((name, data))
+    return out
+
+
 def seeds_checkpoint(pmlc, model, tmp):
     ckpt = train(pmlc, model, tmp)
     final = read_folder(ckpt)
@@ -143,6 +159,9 @@ def seeds_checkpoint(pmlc, model, tmp):
     trainer["version"] = 1
     yield "version1", pack([(n, d) for n, d in final if n != "trainer.json"] +
                            [("trainer.json", json.dumps(trainer).encode())])
+    # Found by fuzz.checkpoint: a step this large was restored, and the next step's row
+    # index overflowed in the feed.
+    yield "huge_step", pack(with_step(final, 2**63 - 1))
     sharded = [(n, d) for n, d in final if not n.endswith(".safetensors")]
     for base in ("model", "optimizer"):
         sharded += shard(final, base)

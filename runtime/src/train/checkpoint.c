@@ -610,6 +610,11 @@ static pml_status parse_trainer(const pml_plan *plan, const pml_json *root, cons
     if (!st) st = get_field(root, path, "step", PML_JSON_INT, &step, err);
     if (!st && step->u.i < 0)
         st = pml_err_set(err, PML_ERR_FORMAT, "%s: step %" PRId64 " is negative", path, step->u.i);
+    /* Training steps stay below the held-out evaluation's (pipeline.h), which also keeps
+     * every row index the feed computes from a step within int64. */
+    if (!st && step->u.i >= PML_EVAL_STEP0)
+        st = pml_err_set(err, PML_ERR_FORMAT, "%s: step %" PRId64 " is beyond the last a run can take (%" PRId64 ")",
+                         path, step->u.i, PML_EVAL_STEP0 - 1);
     if (!st) st = get_field(root, path, "seed", PML_JSON_INT, &seed, err);
     if (!st && seed->u.i < 0)
         st = pml_err_set(err, PML_ERR_FORMAT, "%s: seed %" PRId64 " is negative", path, seed->u.i);
