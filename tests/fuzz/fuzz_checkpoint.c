@@ -12,7 +12,8 @@
  *   - a restored pipeline takes one training step, as a resumed run does next (at the
  *     restored step, with the restored freeze state): it may fail, but cleanly;
  *   - pml_ckpt_load_weights(DIR), with the same promise on refusal.
- * Every refusal is PML_ERR_FORMAT, _IO or _UNSUPPORTED with a message naming the folder.
+ * Every refusal is PML_ERR_FORMAT, _IO, _UNSUPPORTED or _NONFINITE (a NaN weight, say)
+ * with a message naming the folder.
  * Seeds: checkpoints saved by `pmlc train` of ckpt_model.pml, whole and as shards
  * (make_seeds.py). */
 #include <stdint.h>
@@ -52,7 +53,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void refused(pml_status st, const pml_err *err, const char *dir)
 {
-    if ((st != PML_ERR_FORMAT && st != PML_ERR_IO && st != PML_ERR_UNSUPPORTED) || !strstr(err->msg, dir)) {
+    if ((st != PML_ERR_FORMAT && st != PML_ERR_IO && st != PML_ERR_UNSUPPORTED && st != PML_ERR_NONFINITE) ||
+        !strstr(err->msg, dir)) {
         fprintf(stderr, "fuzz_checkpoint: refused with status %d: %s\n", st, err->msg);
         abort();
     }
