@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "formats/atomic_file.h"
 #include "formats/input_file.h"
+#include "formats/out_path.h"
 #include "cli_util.h"
 #include "nvrtc.h"
 
@@ -165,9 +166,10 @@ int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out, 
 {
     unsigned char *bytes = NULL;
     size_t len = 0;
+    pml_err err = {0};
+    if (pml_out_check(out, &err)) return pmlc_cli_fail("-o", &err); /* before compiling */
     if (compile_bytes(file, opt, want_gpu(arch), arch, &bytes, &len, NULL)) return 1;
     /* Check the bytes load before writing them: a plan file libpml refuses is a bug. */
-    pml_err err = {0};
     pml_plan *check = NULL;
     int rc = 1;
     if (pml_plan_read(bytes, len, file, &check, &err)) {

@@ -6,13 +6,15 @@
  * micro-batch size; the last partial one is padded with zeros and its extra outputs
  * dropped. Each row must have the model input's shape without its batch dimension;
  * element types convert as the training feed converts them (feed.h). Y is f32
- * [N, output dims...], written atomically. W is a model.safetensors (every parameter,
- * by plan name) or a checkpoint folder (its trainer.json is checked against the model
- * first). --bench times repeated passes over X (at least one, and at least 1 s) and
+ * [N, output dims...], written atomically (or in place to a device or fifo:
+ * formats/out_path.h), its path checked before any work. W is whatever --init takes
+ * (pml_ckpt_load_weights, the one reader of both): a model.safetensors (every parameter,
+ * by plan name), a shard index, or a folder holding either (a checkpoint, or plain
+ * weights). --bench times repeated passes over X (at least one, and at least 1 s) and
  * prints the latency per micro-batch (median, p90) and the throughput in rows/s.
  *
  * Only models with one input for now. */
-#define _DEFAULT_SOURCE /* clock_gettime, stat */
+#define _DEFAULT_SOURCE /* clock_gettime */
 #include "infer_cmd.h"
 
 #include "build_cmd.h"
@@ -20,11 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "formats/npy.h"
+#include "formats/out_path.h"
 #include "plan/plan.h"
 #include "train/checkpoint.h"
 #include "train/feed.h"
@@ -42,19 +44,6 @@ static int by_value(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-/* Loads W: a safetensors file or shard index, or a checkpoint folder (one file or
- * shards) after its trainer.json has been checked against the plan. */
-static int load_weights(const pml_plan *pl, pml_pipeline *pipe, const char *w)
-{
-    pml_err err = {0};
-    struct stat sb;
-    if (stat(w, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        pml_ckpt_info info;
-        if (pml_ckpt_read_info(pl, w, &info, &err)) return pmlc_cli_fail("cannot load the weights", &err);
-    }
-    return pml_ckpt_load_weights(pl, pipe, w, &err) ? pmlc_cli_fail("cannot load the weights", &err) : 0;
 }
 
 /* Checks X against the model input `node`; returns 0 when it fits. */
@@ -125,6 +114,10 @@ int pmlc_infer_main(const pmlc_infer_args *a)
     float *y = NULL;
     double *lat = NULL;
     pml_err err = {0};
+    if (a->output && pml_out_check(a->output, &err)) { /* before the work, not after it */
+        pmlc_cli_fail("--output", &err);
+        goto out;
+    }
     if (pl->n_inputs != 1) {
         fprintf(stderr, "pmlc: error: %s: the model has %d inputs; pmlc infer supports models with one input for now\n",
                 a->file, pl->n_inputs);
@@ -150,7 +143,10 @@ int pmlc_infer_main(const pmlc_infer_args *a)
         pmlc_cli_fail("cannot set up the model", &err);
         goto out;
     }
-    if (load_weights(pl, pipe, a->weights)) goto out;
+    if (pml_ckpt_load_weights(pl, pipe, a->weights, &err)) { /* the reader --init uses */
+        pmlc_cli_fail("cannot load the weights", &err);
+        goto out;
+    }
     if (pml_npy_open(a->input, &x, &err)) {
         pmlc_cli_fail("cannot read the input", &err);
         goto out;

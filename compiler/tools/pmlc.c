@@ -5,6 +5,7 @@
  * to stdout; diagnostics to stderr. */
 #define _DEFAULT_SOURCE /* isatty */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +388,9 @@ int main(int argc, char **argv)
     a.steps = a.seed = -1;
     a.rank = -1;
     a.backend = PML_BACKEND_AUTO;
+    /* An output that is a pipe or fifo whose reader quit is a write error to report
+     * (and, for --metrics, to outlive: training goes on), not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
     a.files = calloc((size_t)argc + 1, sizeof *a.files);
     a.includes = calloc((size_t)argc + 1, sizeof *a.includes);
     a.sets = calloc((size_t)argc + 1, sizeof *a.sets);

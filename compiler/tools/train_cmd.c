@@ -22,7 +22,7 @@
  * (of every rank's stages, gathered: train_trace.h), evaluates (on the model gathered
  * onto it) and reads --init and --resume (then sends each rank its part). Checkpoints are sharded: each rank of
  * the first replica writes the stages it runs, and rank 0 commits (save_all). */
-#define _DEFAULT_SOURCE /* isatty, mkdir */
+#define _DEFAULT_SOURCE /* isatty, fdopen */
 #include "train_cmd.h"
 
 #include "build_cmd.h"
@@ -32,9 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "formats/out_path.h"
 #include "plan/plan.h"
 #include "train/checkpoint.h"
 #include "train/feed.h"
@@ -44,29 +44,16 @@
 #include "train_ranks.h"
 #include "train_trace.h"
 
-static int make_dir(const char *dir)
-{
-    if (mkdir(dir, 0777) == 0 || errno == EEXIST) return 0;
-    fprintf(stderr, "pmlc: error: cannot create '%s': %s\n", dir, strerror(errno));
-    return 1;
-}
-
-/* A checkpoint in `dir` (its parent must exist). */
-static int save(const pml_plan *pl, pml_pipeline *pipe, uint64_t seed, const char *dir)
+/* A checkpoint of the whole model in `dir` (train/checkpoint.h: written beside the
+ * one there, then committed at once). One process writes one file of each kind; ranks
+ * write shards: rank 0 begins the save and tells every rank its stage folder, each rank
+ * of replica 0 writes the stages it runs into it, every rank learns whether all did,
+ * and only then rank 0 commits. */
+static int save_all(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe, uint64_t seed, const char *dir)
 {
     pml_err err = {0};
-    return pml_ckpt_save(pl, pipe, seed, dir, &err) ? pmlc_cli_fail("cannot write the checkpoint", &err) : 0;
-}
-
-/* A checkpoint of the whole model in `dir` (`parent`, when not NULL, created first).
- * One process writes one file of each kind; ranks write shards (checkpoint.h): rank 0
- * uncommits the folder, each rank of replica 0 writes the stages it runs, every rank
- * learns whether all did, and only then rank 0 commits. */
-static int save_all(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe, uint64_t seed, const char *parent,
-                    const char *dir)
-{
-    pml_err err = {0};
-    if (!r->dist) return (parent && make_dir(parent)) || save(pl, pipe, seed, dir);
+    if (!r->dist)
+        return pml_ckpt_save(pl, pipe, seed, dir, &err) ? pmlc_cli_fail("cannot write the checkpoint", &err) : 0;
     int lead = r->rank == 0, rc = 0;
     /* An automatic freeze check due now runs before rank 0 writes its state, and on
      * every rank at once: it sums the layers' norms over the ranks (plan/phase.h). */
@@ -74,14 +61,14 @@ static int save_all(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe, uint6
     if (pl->conf.freeze_every > 0 && pml_pipeline_phase(pipe, &ph, &err))
         return pmlc_cli_fail("cannot run the automatic freeze's check", &err);
     int per = r->world / r->dist->replicas;
-    /* Every shard is finite before rank 0 uncommits anything (checkpoint.h). */
+    /* Every shard is finite before rank 0 begins anything (checkpoint.h). */
     if (r->dist->replica == 0 && pml_ckpt_check_finite(pl, pipe, dir, r->rank, per, &err))
         rc = pmlc_cli_fail("cannot write the checkpoint", &err);
     if (pmlc_ranks_agree(r, rc)) return 1;
-    if (lead && ((parent && make_dir(parent)) || pml_ckpt_begin(dir, &err)))
-        rc = err.code ? pmlc_cli_fail("cannot write the checkpoint", &err) : 1;
-    if (pmlc_ranks_agree(r, rc)) return 1;
-    if (r->dist->replica == 0 && pml_ckpt_save_shard(pl, pipe, dir, r->rank, per, &err)) {
+    char stage[4096] = "";
+    if (lead && pml_ckpt_begin(dir, stage, sizeof stage, &err)) rc = pmlc_cli_fail("cannot write the checkpoint", &err);
+    if (pmlc_ranks_agree(r, rc) || pmlc_ranks_share(r, stage, sizeof stage)) return 1;
+    if (r->dist->replica == 0 && pml_ckpt_save_shard(pl, pipe, stage, r->rank, per, &err)) {
         char what[64];
         snprintf(what, sizeof what, "rank %d cannot write its checkpoint shard", r->rank);
         rc = pmlc_cli_fail(what, &err);
@@ -90,11 +77,41 @@ static int save_all(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe, uint6
     if (r->dist->sum(r->dist, &failed, 1, &err)) return pmlc_cli_fail("cannot reach the other ranks", &err);
     if (failed > 0) {
         if (lead) fprintf(stderr, "pmlc: error: %s was not committed: %.0f rank(s) could not write\n", dir, failed);
+        if (lead) pml_out_remove_folder(stage);
         return 1;
     }
-    if (lead && pml_ckpt_commit(pl, pipe, seed, dir, per, &err))
+    if (lead && pml_ckpt_commit(pl, pipe, seed, dir, stage, per, &err))
         rc = pmlc_cli_fail("cannot commit the checkpoint", &err);
     return pmlc_ranks_agree(r, rc);
+}
+
+/* Every output is checked before the first step (formats/out_path.h), on rank 0, which
+ * writes them: a path that cannot be written fails now, with the path and why, rather
+ * than after the run. --out is created here (as mkdir -p), after the inputs were found
+ * good, so a refused input leaves nothing behind. --trace is checked by
+ * pmlc_trace_begin. */
+static int check_outputs(const pmlc_train_args *a, pmlc_ranks *r)
+{
+    pml_err err = {0};
+    int rc = 0;
+    if (r->rank == 0 && a->out && pml_ckpt_check_folder(a->out, &err)) rc = pmlc_cli_fail("--out", &err);
+    if (r->rank == 0 && !rc && a->metrics && pml_out_check(a->metrics, &err)) rc = pmlc_cli_fail("--metrics", &err);
+    return pmlc_ranks_agree(r, rc);
+}
+
+/* --metrics: a log written as training goes, so in place (out_path.h's rule for streams). */
+static FILE *open_metrics(const char *path)
+{
+    pml_err err = {0};
+    int fd;
+    FILE *f = NULL;
+    if (pml_out_open_stream(path, &fd, &err)) {
+        pmlc_cli_fail("--metrics", &err);
+    } else if (!(f = fdopen(fd, "w"))) {
+        fprintf(stderr, "pmlc: error: --metrics: %s: %s\n", path, strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
 static void progress(const pml_step_stats *st, int64_t total, int64_t samples, int tty, double elapsed)
@@ -275,11 +292,9 @@ int pmlc_train_main(const pmlc_train_args *a)
         if (pmlc_ranks_agree(&ranks, loaded) || pmlc_ranks_scatter(&ranks, pl, pipe)) goto out;
         if (a->resume) pml_pipeline_set_step(pipe, resume.step);
     }
+    if (check_outputs(a, &ranks)) goto out; /* the inputs are good: now the outputs, still before step 1 */
     int64_t first = pml_pipeline_steps_done(pipe);
-    if (lead && a->metrics && !(metrics = fopen(a->metrics, "w"))) {
-        fprintf(stderr, "pmlc: error: cannot write '%s': %s\n", a->metrics, strerror(errno));
-        goto out;
-    }
+    if (lead && a->metrics && !(metrics = open_metrics(a->metrics))) goto out;
     int tty = isatty(STDERR_FILENO);
     if (!quiet) {
         double best = pml_feed_best_loss(feed);
@@ -331,7 +346,7 @@ int pmlc_train_main(const pmlc_train_args *a)
         if (a->out && pl->conf.checkpoint_every > 0 && (s + 1) % pl->conf.checkpoint_every == 0) {
             char dir[4096];
             snprintf(dir, sizeof dir, "%s/step-%06lld", a->out, (long long)s + 1);
-            if (save_all(&ranks, pl, pipe, opts.seed, a->out, dir)) goto out;
+            if (save_all(&ranks, pl, pipe, opts.seed, dir)) goto out;
         }
     }
     if (tty && !quiet && steps > first) fputc('\n', stderr);
@@ -342,7 +357,7 @@ int pmlc_train_main(const pmlc_train_args *a)
      * part in writing the final checkpoint. */
     if (a->eval > 0 && pmlc_ranks_gather(&ranks, pl, pipe)) goto out;
     if (pmlc_ranks_agree(&ranks, lead && a->eval > 0 && evaluate(pl, pipe, feed, a->eval, -1, 0, metrics))) goto out;
-    rc = (a->out ? save_all(&ranks, pl, pipe, opts.seed, NULL, a->out) : 0) || trace_rc;
+    rc = (a->out ? save_all(&ranks, pl, pipe, opts.seed, a->out) : 0) || trace_rc;
 out:
     if (metrics && fclose(metrics)) rc = pmlc_cli_fail("cannot finish the metrics file", NULL);
     if (rc) pmlc_ranks_abandon(&ranks);

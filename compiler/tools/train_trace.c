@@ -11,6 +11,7 @@
 #include "cli_util.h"
 #include "formats/atomic_file.h"
 #include "formats/json.h"
+#include "formats/out_path.h"
 #include "train/dist_clock.h"
 #include "train/dist_gather.h"
 
@@ -36,11 +37,8 @@ int pmlc_trace_begin(pmlc_trace *t, const char *path, pmlc_ranks *r)
     if (!path) return 0;
     int rc = 0;
     pml_err err = {0};
-    if (r->rank == 0) { /* fail before training, not after it */
-        pml_atomic_file f;
-        if (pml_atomic_open(&f, path, &err)) rc = pmlc_cli_fail("cannot write the timeline", &err);
-        pml_atomic_abort(&f);
-    }
+    if (r->rank == 0 && pml_out_check(path, &err)) /* fail before training, not after it */
+        rc = pmlc_cli_fail("cannot write the timeline", &err);
     if (pmlc_ranks_agree(r, rc)) return 1;
     t->offset = calloc((size_t)r->world, sizeof *t->offset);
     t->uncertainty = calloc((size_t)r->world, sizeof *t->uncertainty);

@@ -1,4 +1,4 @@
-/* atomic_file.c — see atomic_file.h. POSIX only: open/write/fsync/rename. */
+/* atomic_file.c — see atomic_file.h. POSIX only: open/write/fsync/rename/link. */
 #include "formats/atomic_file.h"
 
 #include <errno.h>
@@ -9,11 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "formats/out_path.h"
+
 static void release(pml_atomic_file *f)
 {
     free(f->path);
+    free(f->target);
     free(f->tmp_path);
-    f->path = f->tmp_path = NULL;
+    f->path = f->target = f->tmp_path = NULL;
     f->fd = -1;
 }
 
@@ -25,35 +28,41 @@ void pml_atomic_abort(pml_atomic_file *f)
     release(f);
 }
 
-pml_status pml_atomic_open(pml_atomic_file *f, const char *path, pml_err *err)
+/* The temporary file beside f->target, created exclusively (O_EXCL: never written
+ * through a planted symlink); sets f->fd and f->tmp_path, or err. */
+static pml_status create_tmp(pml_atomic_file *f, pml_err *err)
 {
-    f->fd = -1;
-    f->path = f->tmp_path = NULL;
-    if (!path || !*path) return pml_err_set(err, PML_ERR_INVALID_ARG, "atomic write: empty destination path");
-    size_t n = strlen(path) + 32;
-    f->path = strdup(path);
-    f->tmp_path = malloc(n);
-    if (!f->path || !f->tmp_path) {
-        release(f);
-        return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory", path);
-    }
-    snprintf(f->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
-    /* O_EXCL: never write through a planted symlink. A stale temporary file of ours
-     * (a crashed earlier run with the same pid) is removed and the open retried once. */
+    if (!(f->tmp_path = pml_out_tmp_name(f->target))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    /* Temporary files of this target that killed writers left go first. Ours, with
+     * this pid, can only be a dead earlier process's: removed and the open retried. */
+    const char *slash = strrchr(f->target, '/');
+    char *dir = slash ? strndup(f->target, slash == f->target ? 1 : (size_t)(slash - f->target)) : strdup(".");
+    if (dir) pml_out_clean_stale(dir, slash ? slash + 1 : f->target, NULL);
+    free(dir);
     for (int attempt = 0; attempt < 2; attempt++) {
         f->fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (f->fd >= 0 || errno != EEXIST || attempt) break;
         unlink(f->tmp_path);
     }
-    if (f->fd < 0) {
-        int e = errno;
-        pml_err_set(err, PML_ERR_IO, "%s: cannot create the temporary file %s: %s", path, f->tmp_path, strerror(e));
-        free(f->tmp_path); /* not ours: must not be removed */
-        f->tmp_path = NULL;
-        release(f);
-        return PML_ERR_IO;
-    }
-    return PML_OK;
+    if (f->fd >= 0) return PML_OK;
+    int e = errno;
+    pml_err_set(err, PML_ERR_IO, "%s: cannot create the temporary file %s: %s", f->path, f->tmp_path, strerror(e));
+    free(f->tmp_path); /* not ours: must not be removed */
+    f->tmp_path = NULL;
+    return PML_ERR_IO;
+}
+
+pml_status pml_atomic_open(pml_atomic_file *f, const char *path, pml_err *err)
+{
+    f->fd = -1;
+    f->path = f->target = f->tmp_path = NULL;
+    if (!path || !*path) return pml_err_set(err, PML_ERR_INVALID_ARG, "atomic write: empty destination path");
+    if (!(f->path = strdup(path))) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory", path);
+    pml_out_kind kind;
+    pml_status st = pml_out_resolve(path, &kind, &f->target, err);
+    if (!st) st = kind == PML_OUT_IN_PLACE ? pml_out_open_in_place(path, &f->fd, err) : create_tmp(f, err);
+    if (st) release(f);
+    return st;
 }
 
 pml_status pml_atomic_write(pml_atomic_file *f, const void *data, size_t n, pml_err *err)
@@ -91,12 +100,23 @@ static int sync_folder(const char *path)
 pml_status pml_atomic_commit(pml_atomic_file *f, pml_err *err)
 {
     if (f->fd < 0) return pml_err_set(err, PML_ERR_INVALID_ARG, "atomic write: the file is not open");
+    if (!f->target) { /* in place: nothing to sync or rename; a device's close errors are its own */
+        int e = close(f->fd) != 0 && errno != EINTR ? errno : 0;
+        f->fd = -1;
+        if (e) {
+            pml_err_set(err, PML_ERR_IO, "%s: close failed: %s", f->path, strerror(e));
+            release(f);
+            return PML_ERR_IO;
+        }
+        release(f);
+        return PML_OK;
+    }
     const char *what = NULL;
     int e = 0;
     if (fsync(f->fd) != 0) what = "fsync failed", e = errno;
     if (close(f->fd) != 0 && !what) what = "close failed", e = errno;
     f->fd = -1;
-    if (!what && rename(f->tmp_path, f->path) != 0) what = "cannot replace it", e = errno;
+    if (!what && rename(f->tmp_path, f->target) != 0) what = "cannot replace it", e = errno;
     if (what) {
         pml_err_set(err, PML_ERR_IO, "%s: %s: %s", f->path, what, strerror(e));
         pml_atomic_abort(f);
@@ -104,11 +124,62 @@ pml_status pml_atomic_commit(pml_atomic_file *f, pml_err *err)
     }
     free(f->tmp_path); /* renamed: nothing left to remove */
     f->tmp_path = NULL;
-    if ((e = sync_folder(f->path))) {
+    if ((e = sync_folder(f->target))) {
         pml_err_set(err, PML_ERR_IO, "%s: written, but syncing its folder failed: %s", f->path, strerror(e));
         release(f);
         return PML_ERR_IO;
     }
     release(f);
     return PML_OK;
+}
+
+/* dst written atomically with a copy of src's bytes. */
+static pml_status copy_file(const char *src, const char *dst, pml_err *err)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return pml_err_set(err, PML_ERR_IO, "%s: cannot read: %s", src, strerror(errno));
+    pml_atomic_file f = {.fd = -1, .path = strdup(dst), .target = strdup(dst)};
+    pml_status st = f.path && f.target ? create_tmp(&f, err) : pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    char buf[1 << 16];
+    for (ssize_t n; !st && (n = read(in, buf, sizeof buf)) != 0;) {
+        if (n < 0 && errno == EINTR) continue;
+        st = n < 0 ? pml_err_set(err, PML_ERR_IO, "%s: cannot read: %s", src, strerror(errno))
+                   : pml_atomic_write(&f, buf, (size_t)n, err);
+    }
+    close(in);
+    if (st) {
+        pml_atomic_abort(&f);
+        return st;
+    }
+    return pml_atomic_commit(&f, err);
+}
+
+pml_status pml_atomic_link(const char *src, const char *dst, pml_err *err)
+{
+    char *tmp = pml_out_tmp_name(dst);
+    if (!tmp) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    unlink(tmp); /* ours, so a dead earlier process's */
+    pml_status st = PML_OK;
+    if (link(src, tmp) != 0) {
+        int e = errno;
+        st = e == EPERM || e == EXDEV || e == EMLINK || e == ENOTSUP || e == EOPNOTSUPP
+                 ? copy_file(src, dst, err)
+                 : pml_err_set(err, PML_ERR_IO, "%s: cannot link it to %s: %s", dst, src, strerror(e));
+    } else if (rename(tmp, dst) != 0) {
+        st = pml_err_set(err, PML_ERR_IO, "%s: cannot replace it: %s", dst, strerror(errno));
+        unlink(tmp);
+    } else if (sync_folder(dst)) {
+        st = pml_err_set(err, PML_ERR_IO, "%s: linked, but syncing its folder failed", dst);
+    }
+    free(tmp);
+    return st;
+}
+
+pml_status pml_atomic_remove(const char *path, pml_err *err)
+{
+    if (unlink(path) != 0 && errno != ENOENT)
+        return pml_err_set(err, PML_ERR_IO, "%s: cannot remove it: %s", path, strerror(errno));
+    int e = sync_folder(path);
+    return e ? pml_err_set(err, PML_ERR_IO, "%s: removed, but syncing its folder failed: %s", path, strerror(e))
+             : PML_OK;
 }

@@ -1,5 +1,5 @@
 /* checkpoint.c — checkpoint folders: save, validate, restore (see checkpoint.h). */
-#define _POSIX_C_SOURCE 200809L /* mkdir, unlink */
+#define _POSIX_C_SOURCE 200809L /* mkdir, unlink, nanosleep */
 #include "checkpoint.h"
 
 #include <errno.h>
@@ -9,10 +9,13 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "finite.h"
+#include "formats/atomic_file.h"
 #include "formats/json.h"
+#include "formats/out_path.h"
 #include "formats/safetensors.h"
 #include "formats/st_shards.h"
 #include "optim.h"
@@ -20,6 +23,8 @@
 #include "ranks.h"
 
 #define TRAINER_MAX_BYTES (1 << 20)
+#define STAGE_BASE "ckpt" /* DIR/ckpt.tmp.HOST.PID/: a save in progress (checkpoint.h) */
+#define POINTER "latest"  /* DIR/latest: the commit of a save whose files are being installed */
 
 /* One tensor a file must hold: the buffer `which` (-1: the weights, 0/1: optimizer
  * state) of parameter `param`, named `name`. */
@@ -412,48 +417,173 @@ static int is_shard_name(const char *name)
     return 0;
 }
 
-/* Removes the shards an older checkpoint left in `dir` (another layout's count, or
- * an uncommitted save's): readers ignore them, but a folder should hold one checkpoint. */
-static pml_status remove_shards(const char *dir, pml_err *err)
+/* Whether `name` is one of the files a checkpoint folder holds (either layout). */
+static int is_ckpt_file(const char *name)
 {
-    DIR *d = opendir(dir);
-    if (!d) return pml_err_set(err, PML_ERR_IO, "%s: cannot list the checkpoint folder: %s", dir, strerror(errno));
+    static const char *const files[] = {"trainer.json", "model.safetensors.index.json",
+                                        "optimizer.safetensors.index.json", "model.safetensors",
+                                        "optimizer.safetensors", APART_BASE ".safetensors"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if (!strcmp(name, files[i])) return 1;
+    return is_shard_name(name);
+}
+
+/* Test hook (checkpoint.h): PML_TEST_CKPT_PAUSE_MS=N sleeps N ms between the phases of
+ * a save, so that a test's kills land in each of them. */
+static void pause_phase(void)
+{
+    const char *v = getenv("PML_TEST_CKPT_PAUSE_MS");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    if (ms > 0 && ms < 10000) nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* Reads DIR/latest: the name of the sub-folder holding the committed checkpoint while
+ * DIR's own files are being replaced. *name is NULL when there is none. */
+static pml_status read_pointer(const char *dir, char **name, pml_err *err)
+{
+    *name = NULL;
+    char *path = in_dir(dir, POINTER, err);
+    if (!path) return PML_ERR_NOMEM;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        free(path);
+        return e == ENOENT || e == ENOTDIR ? PML_OK
+                                           : pml_err_set(err, PML_ERR_IO, "%s/%s: cannot read: %s", dir, POINTER, strerror(e));
+    }
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
     pml_status st = PML_OK;
-    for (struct dirent *e; !st && (e = readdir(d));) {
-        if (!is_shard_name(e->d_name)) continue;
+    if (!n || strchr(buf, '/') || !strcmp(buf, ".") || !strcmp(buf, "..") || strlen(buf) != n)
+        st = pml_err_set(err, PML_ERR_FORMAT, "%s: does not name a folder beside it", path);
+    else if (!(*name = strdup(buf)))
+        st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    free(path);
+    return st;
+}
+
+/* The folder whose files are the checkpoint in DIR: DIR/NAME while DIR/latest names
+ * NAME (a commit in progress), else DIR itself; malloc'ed. */
+static pml_status resolve(const char *dir, char **out, pml_err *err)
+{
+    char *name;
+    *out = NULL;
+    pml_status st = read_pointer(dir, &name, err);
+    if (st) return st;
+    if (!name) {
+        *out = strdup(dir);
+        return *out ? PML_OK : pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    *out = in_dir(dir, name, err);
+    struct stat sb;
+    if (*out && (stat(*out, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
+        st = pml_err_set(err, PML_ERR_FORMAT, "%s/%s names %s, which is not a folder there (a damaged checkpoint)",
+                         dir, POINTER, name);
+        free(*out);
+        *out = NULL;
+    } else if (!*out) {
+        st = PML_ERR_NOMEM;
+    }
+    free(name);
+    return st;
+}
+
+pml_status pml_ckpt_check_folder(const char *dir, pml_err *err)
+{
+    pml_status st = pml_out_make_dir(dir, err);
+    DIR *d = st ? NULL : opendir(dir);
+    if (!st && !d) return pml_err_set(err, PML_ERR_IO, "%s: cannot list the folder: %s", dir, strerror(errno));
+    for (struct dirent *e; !st && d && (e = readdir(d));) {
+        if (!is_ckpt_file(e->d_name) && strcmp(e->d_name, POINTER)) continue;
         char *path = in_dir(dir, e->d_name, err);
         struct stat sb;
         if (!path)
             st = PML_ERR_NOMEM;
-        else if (lstat(path, &sb) || !S_ISREG(sb.st_mode)) /* not a file this module wrote */
-            ;
-        else if (unlink(path) && errno != ENOENT)
-            st = pml_err_set(err, PML_ERR_IO, "%s: cannot remove an old shard: %s", path, strerror(errno));
+        else if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+            st = pml_err_set(err, PML_ERR_IO, "%s: is %s, not a checkpoint file (move it away)", path,
+                             S_ISDIR(sb.st_mode) ? "a folder" : "a special file");
         free(path);
     }
-    closedir(d);
+    if (d) closedir(d);
     return st;
 }
 
-pml_status pml_ckpt_begin(const char *dir, pml_err *err)
+/* Makes the checkpoint in DIR/NAME (complete, named by DIR/latest) DIR's own: each of
+ * its files linked over DIR's (trainer.json last), DIR's checkpoint files it lacks
+ * removed (another layout's), then DIR/latest removed, then DIR/NAME. Every step is
+ * durable before the next; a crash anywhere leaves DIR/latest naming a complete set,
+ * or DIR's own files complete. */
+static pml_status install(const char *dir, const char *name, pml_err *err)
 {
-    /* Uncommit first: a crash below must not leave an old trainer.json over new
-     * files. Then no file of an older checkpoint, of either layout, stays to be
-     * mistaken for this one's (a folder's index is read before its single file). */
-    static const char *const files[] = {"trainer.json", "model.safetensors.index.json",
-                                        "optimizer.safetensors.index.json", "model.safetensors",
-                                        "optimizer.safetensors", APART_BASE ".safetensors"};
-    if (mkdir(dir, 0777) && errno != EEXIST)
-        return pml_err_set(err, PML_ERR_IO, "%s: cannot create the checkpoint folder: %s", dir, strerror(errno));
+    char *stage = in_dir(dir, name, err), *src = NULL, *dst = NULL;
+    if (!stage) return PML_ERR_NOMEM;
     pml_status st = PML_OK;
-    for (size_t i = 0; i < sizeof files / sizeof *files && !st; i++) {
-        char *path = in_dir(dir, files[i], err);
-        if (!path) return PML_ERR_NOMEM;
-        if (unlink(path) && errno != ENOENT)
-            st = pml_err_set(err, PML_ERR_IO, "%s: cannot replace it: %s", path, strerror(errno));
-        free(path);
+    for (int pass = 0; pass < 3 && !st; pass++) { /* 0: the tensors, 1: trainer.json, 2: DIR's leftovers */
+        DIR *d = opendir(pass < 2 ? stage : dir);
+        if (!d) {
+            st = pml_err_set(err, PML_ERR_IO, "%s: cannot list the folder: %s", pass < 2 ? stage : dir,
+                             strerror(errno));
+            break;
+        }
+        for (struct dirent *e; !st && (e = readdir(d));) {
+            if (!is_ckpt_file(e->d_name) || (pass < 2 && !strcmp(e->d_name, "trainer.json") == (pass == 0))) continue;
+            src = in_dir(stage, e->d_name, err);
+            dst = in_dir(dir, e->d_name, err);
+            struct stat sb;
+            if (!src || !dst)
+                st = PML_ERR_NOMEM;
+            else if (pass < 2)
+                st = pml_atomic_link(src, dst, err);
+            else if (lstat(src, &sb) != 0 && errno == ENOENT)
+                st = pml_atomic_remove(dst, err);
+            free(src);
+            free(dst);
+            src = dst = NULL;
+            if (pass == 0) pause_phase();
+        }
+        closedir(d);
     }
-    return st ? st : remove_shards(dir, err);
+    char *pointer = st ? NULL : in_dir(dir, POINTER, err);
+    if (!st && !pointer) st = PML_ERR_NOMEM;
+    if (!st) st = pml_atomic_remove(pointer, err);
+    if (!st) {
+        pause_phase();
+        pml_out_remove_folder(stage);
+    }
+    free(pointer);
+    free(stage);
+    return st;
+}
+
+pml_status pml_ckpt_begin(const char *dir, char *stage, size_t cap, pml_err *err)
+{
+    /* DIR keeps its checkpoint untouched: the new one is written into a sub-folder of
+     * its own, committed by pml_ckpt_commit. A commit a crash interrupted is finished
+     * first, so that DIR's own files are whole again before anything else moves. */
+    char *name = NULL, *base = NULL, *path = NULL;
+    pml_status st = pml_ckpt_check_folder(dir, err);
+    if (!st) st = read_pointer(dir, &name, err);
+    if (!st && name) st = install(dir, name, err);
+    free(name);
+    if (st) return st;
+    pml_out_clean_stale(dir, STAGE_BASE, NULL);
+    if (!(base = in_dir(dir, STAGE_BASE, err))) return PML_ERR_NOMEM;
+    path = pml_out_tmp_name(base);
+    free(base);
+    if (!path) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    pml_out_remove_folder(path); /* ours: an earlier save of this process that failed */
+    if (strlen(path) >= cap)
+        st = pml_err_set(err, PML_ERR_INVALID_ARG, "%s: the path is too long", path);
+    else if (mkdir(path, 0777) != 0)
+        st = pml_err_set(err, PML_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
+    else
+        snprintf(stage, cap, "%s", path);
+    free(path);
+    if (!st) pause_phase();
+    return st;
 }
 
 /* The shard that writes distill.safetensors: the one holding its parameters, which
@@ -533,38 +663,67 @@ static pml_status write_index(const pml_plan *plan, pml_pipeline *p, const char 
     return st;
 }
 
-pml_status pml_ckpt_commit(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, int shards,
-                           pml_err *err)
+pml_status pml_ckpt_commit(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, const char *stage,
+                           int shards, pml_err *err)
 {
     if (seed > INT64_MAX) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: seed %" PRIu64 " is too large", dir, seed);
     ckpt_meta m;
     meta_init(&m, plan, p);
     pml_status st = PML_OK;
     for (int optimizer = 0; optimizer < 2 && !st && shards > 0; optimizer++)
-        st = write_index(plan, p, dir, optimizer, shards, &m, err);
-    char *path = st ? NULL : in_dir(dir, "trainer.json", err);
+        st = write_index(plan, p, stage, optimizer, shards, &m, err);
+    char *path = st ? NULL : in_dir(stage, "trainer.json", err);
     if (!st && !path) st = PML_ERR_NOMEM;
     if (!st) st = write_trainer(plan, p, seed, path, err);
     free(path);
-    return st;
+    if (!st) pause_phase();
+    /* The commit: DIR/latest names the complete set in `stage` (one atomic rename). */
+    const char *slash = strrchr(stage, '/');
+    const char *name = slash ? slash + 1 : stage;
+    char *pointer = st ? NULL : in_dir(dir, POINTER, err);
+    if (!st && !pointer) st = PML_ERR_NOMEM;
+    pml_atomic_file f;
+    if (!st && !(st = pml_atomic_open(&f, pointer, err))) {
+        st = pml_atomic_write(&f, name, strlen(name), err);
+        if (!st) st = pml_atomic_write(&f, "\n", 1, err);
+        st = st ? (pml_atomic_abort(&f), st) : pml_atomic_commit(&f, err);
+    }
+    free(pointer);
+    if (st) {
+        char *named = NULL;
+        pml_err ignored;
+        read_pointer(dir, &named, &ignored);
+        if (!named || strcmp(named, name)) pml_out_remove_folder(stage); /* uncommitted: DIR is as it was */
+        free(named);
+        return st;
+    }
+    pause_phase();
+    return install(dir, name, err);
 }
 
 pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, pml_err *err)
 {
     if (seed > INT64_MAX) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: seed %" PRIu64 " is too large", dir, seed);
+    char stage[4096];
     pml_status st = pml_ckpt_check_finite(plan, p, dir, 0, 0, err);
-    if (!st) st = pml_ckpt_begin(dir, err);
+    if (!st) st = pml_ckpt_begin(dir, stage, sizeof stage, err);
+    if (st) return st;
     ckpt_meta m;
     meta_init(&m, plan, p);
     for (int optimizer = 0; optimizer < 2 && !st; optimizer++) {
-        char *path = in_dir(dir, optimizer ? "optimizer.safetensors" : "model.safetensors", err);
-        if (!path) return PML_ERR_NOMEM;
+        char *path = in_dir(stage, optimizer ? "optimizer.safetensors" : "model.safetensors", err);
+        if (!path) {
+            st = PML_ERR_NOMEM;
+            break;
+        }
         st = write_st(plan, p, path, optimizer ? FILE_OPTIMIZER : FILE_MODEL, 0, 0, optimizer ? m.optimizer : m.model,
                       optimizer ? 2 : 3, err);
         free(path);
+        pause_phase();
     }
-    if (!st && has_apart(plan)) st = write_apart(plan, p, dir, &m, err);
-    if (!st) st = pml_ckpt_commit(plan, p, seed, dir, 0, err);
+    if (!st && has_apart(plan)) st = write_apart(plan, p, stage, &m, err);
+    if (!st) return pml_ckpt_commit(plan, p, seed, dir, stage, 0, err);
+    pml_out_remove_folder(stage);
     return st;
 }
 
@@ -670,10 +829,14 @@ static pml_status read_trainer(const pml_plan *plan, const char *dir, pml_ckpt_i
 
 pml_status pml_ckpt_read_info(const pml_plan *plan, const char *dir, pml_ckpt_info *info, pml_err *err)
 {
-    return read_trainer(plan, dir, info, NULL, err);
+    char *at;
+    pml_status st = resolve(dir, &at, err);
+    if (!st) st = read_trainer(plan, at, info, NULL, err);
+    free(at);
+    return st;
 }
 
-pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *dir, pml_err *err)
+static pml_status restore(const pml_plan *plan, pml_pipeline *p, const char *dir, pml_err *err)
 {
     pml_ckpt_info info;
     pml_json_doc *doc = NULL;
@@ -723,6 +886,15 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
     return st;
 }
 
+pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *dir, pml_err *err)
+{
+    char *at;
+    pml_status st = resolve(dir, &at, err);
+    if (!st) st = restore(plan, p, at, err);
+    free(at);
+    return st;
+}
+
 /* Checks `path` as `file` and only then copies its tensors in. */
 static pml_status load_file(const pml_plan *plan, pml_pipeline *p, const char *path, int file, pml_err *err)
 {
@@ -737,7 +909,13 @@ static pml_status load_file(const pml_plan *plan, pml_pipeline *p, const char *p
 
 pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const char *path, pml_err *err)
 {
-    return load_file(plan, p, path, FILE_MODEL, err);
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return load_file(plan, p, path, FILE_MODEL, err);
+    char *at; /* a folder: a checkpoint's, maybe mid-commit, or plain weights */
+    pml_status st = resolve(path, &at, err);
+    if (!st) st = load_file(plan, p, at, FILE_MODEL, err);
+    free(at);
+    return st;
 }
 
 pml_status pml_ckpt_load_teacher(const pml_plan *plan, pml_pipeline *p, pml_err *err)

@@ -51,14 +51,35 @@
  * checkpoint is also one of the student alone, for `pmlc infer` and --init): a checkpoint of another model (or another shape of this one)
  * is refused before any tensor is read.
  *
- * Atomicity: every file is written atomically (atomic_file.h). Saving first removes
- * DIR/trainer.json (and the indexes, single files and shards of an older checkpoint
- * there),
- * then writes the tensor files (each rank its shards), and writes the indexes and
- * trainer.json LAST, on one process (rank 0, once every shard is in): trainer.json
- * commits the folder. A folder without trainer.json is an incomplete checkpoint (the
- * run stopped while writing it) and is refused; shards of an uncommitted save are
- * removed by the next, and readers ignore files no index names.
+ * Commit protocol: at every instant DIR holds one complete checkpoint — the one before
+ * the save, or the new one — so a kill or a full disk at any moment, even in a save into
+ * the folder the run resumed from, loses nothing. Every file is written atomically
+ * (atomic_file.h) and the save goes, in this order:
+ *   1. begin (one process): DIR is created (as mkdir -p) and must take a write; a
+ *      commit that a crash interrupted (DIR/latest exists) is finished (step 4);
+ *      stage folders of dead writers (DIR/ckpt.tmp.HOST.PID, out_path.h) are removed;
+ *      a fresh stage folder DIR/ckpt.tmp.HOST.PID is made. DIR's files are untouched.
+ *   2. every writer (each rank its shards) writes its tensor files into the stage.
+ *   3. commit (one process, once every writer succeeded): the indexes and trainer.json
+ *      into the stage — it is now a complete checkpoint — then DIR/latest, a one-line
+ *      file naming the stage, written atomically: THE COMMIT. Before it readers load
+ *      DIR's own (old) files; from it on, the stage.
+ *   4. install: each file of the stage is hard-linked over DIR's file of that name (a
+ *      copy where the file system cannot link), trainer.json last; DIR's checkpoint
+ *      files the new set lacks (another layout's shards or indexes) are removed; then
+ *      DIR/latest is removed — from here readers load DIR's own (new) files — and the
+ *      stage last. Each step is made durable (fsync of the folder) before the next.
+ * A save that fails before the commit removes its stage: DIR is as it was. Readers
+ * (pml_ckpt_read_info, pml_ckpt_restore, and pml_ckpt_load_weights given a folder) look
+ * at DIR/latest first, so a folder in any state a crash leaves loads; a folder without
+ * DIR/latest is the older layout, read as before. A folder without trainer.json (nor
+ * DIR/latest) was never committed and is refused. When nothing crashed, DIR holds
+ * exactly the files listed above and nothing else of PML's. Names in DIR that are
+ * checkpoint files must be regular files (or links, which are replaced, not followed);
+ * anything else there is refused before a save starts (pml_ckpt_check_folder).
+ * Periodic checkpoints (DIR/step-NNNNNN) are saved the same way into their own folder.
+ * Test hook: PML_TEST_CKPT_PAUSE_MS=N sleeps N ms between the phases of a save, so a
+ * crash test's kills land in each (tests/runtime/checkpoint).
  *
  * Non-finite values: no save writes a tensor holding NaN or inf. pml_ckpt_save and
  * pml_ckpt_save_shard check every tensor they would write first (pml_ckpt_check_finite)
@@ -81,6 +102,7 @@
 #ifndef PML_TRAIN_CHECKPOINT_H
 #define PML_TRAIN_CHECKPOINT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "plan/plan.h"
@@ -96,28 +118,36 @@ typedef struct pml_ckpt_info {
                         * resumed run's checks start afresh */
 } pml_ckpt_info;
 
-/* Writes the pipeline's weights, optimizer state and step to folder `dir` (created
- * when missing; its parent must exist). `seed` is the run's seed (pml_pipeline_opts). */
+/* Writes the pipeline's weights, optimizer state and step to folder `dir` (created as
+ * mkdir -p when missing) by the commit protocol above. `seed` is the run's seed
+ * (pml_pipeline_opts). */
 pml_status pml_ckpt_save(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, pml_err *err);
 
 /* The sharded save, in three calls every writer makes in this order, the next only once
- * the previous succeeded everywhere: begin (one process: creates `dir` when missing,
- * uncommits it), save_shard (each of the `shards` writers: shard `shard`, 0-based, of
- * the weights and optimizer state as they are in `p`; `dir` may hold no other shards:
- * begin removed them), commit (one process: the two
- * indexes, then trainer.json; the committer's `p` supplies only the step and which
- * state the optimizer keeps, not tensor data). pml_ckpt_save is begin, one file each,
- * and commit with shards = 0 (no index). */
-pml_status pml_ckpt_begin(const char *dir, pml_err *err);
+ * the previous succeeded everywhere (the commit protocol above): begin (one process:
+ * prepares `dir` and makes the stage folder, whose path goes into stage[cap], which
+ * every writer must be told), save_shard (each of the `shards` writers: shard `shard`,
+ * 0-based, of the weights and optimizer state as they are in `p`, into the stage),
+ * commit (one process: the two indexes and trainer.json into the stage, then the commit
+ * and the install into `dir`; the committer's `p` supplies only the step and which state
+ * the optimizer keeps, not tensor data; on failure before the commit the stage is
+ * removed). pml_ckpt_save is begin, one file each, and commit with shards = 0 (no
+ * index). */
+pml_status pml_ckpt_begin(const char *dir, char *stage, size_t cap, pml_err *err);
 /* The gate every save applies first: the tensors of shard `shard` of `shards` (all with
  * shards = 0) are finite, or PML_ERR_NONFINITE names the first that is not ("DIR: not
- * written: ..."). Ranks call it before begin, so a refused save uncommits nothing. */
+ * written: ..."). Ranks call it before begin, so a refused save begins nothing. */
 pml_status pml_ckpt_check_finite(const pml_plan *plan, pml_pipeline *p, const char *dir, int shard, int shards,
                                  pml_err *err);
-pml_status pml_ckpt_save_shard(const pml_plan *plan, pml_pipeline *p, const char *dir, int shard, int shards,
+pml_status pml_ckpt_save_shard(const pml_plan *plan, pml_pipeline *p, const char *stage, int shard, int shards,
                                pml_err *err);
-pml_status pml_ckpt_commit(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, int shards,
-                           pml_err *err);
+pml_status pml_ckpt_commit(const pml_plan *plan, pml_pipeline *p, uint64_t seed, const char *dir, const char *stage,
+                           int shards, pml_err *err);
+
+/* The early check of an output folder for checkpoints, before a run's first step:
+ * creates `dir` as mkdir -p, checks it takes a write (a probe file), and that no
+ * checkpoint file name in it is a folder or a special file. */
+pml_status pml_ckpt_check_folder(const char *dir, pml_err *err);
 
 /* Reads and validates DIR/trainer.json against `plan`: the seed to create the pipeline
  * with, and the step to resume at. */
@@ -127,9 +157,12 @@ pml_status pml_ckpt_read_info(const pml_plan *plan, const char *dir, pml_ckpt_in
  * seed pml_ckpt_read_info returned). On failure `p` is unchanged. */
 pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *dir, pml_err *err);
 
-/* Loads weights only (e.g. --init) from a safetensors file, a shard index, or a folder
- * holding either (a checkpoint): every plan parameter, F32, its plan shape, no unknown
- * tensors; metadata is ignored. On failure `p` is unchanged. */
+/* Loads weights only (--init, pmlc infer --weights: both call this) from a safetensors
+ * file, a shard index, or a folder holding either — a checkpoint (in any state a crash
+ * leaves: DIR/latest is followed) or plain weights such as a Hugging Face folder, with
+ * or without trainer.json: every plan parameter, F32, its plan shape, no unknown
+ * tensors; metadata and trainer.json are not needed (the tensors' names and shapes are
+ * what the fingerprint covers). On failure `p` is unchanged. */
 pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const char *path, pml_err *err);
 
 /* Loads a distillation teacher's parameters (plan.h) from the plan's teacher_path, a

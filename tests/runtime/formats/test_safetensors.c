@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "formats/atomic_file.h"
+#include "formats/out_path.h"
 #include "formats/safetensors.h"
 #include "harness.h"
 
@@ -338,9 +339,10 @@ static int old_file_intact(const char *path)
 
 static int temp_files_left(const char *path)
 {
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    return file_exists(tmp);
+    char *tmp = pml_out_tmp_name(path);
+    int yes = file_exists(tmp);
+    free(tmp);
+    return yes;
 }
 
 static void st_failed_write_leaves_old_file_and_no_temp(void)
@@ -355,10 +357,10 @@ static void st_failed_write_leaves_old_file_and_no_temp(void)
               "no/such/folder/m.safetensors: cannot create the temporary file");
     CHECK(!file_exists("no"));
 
-    /* the destination is a folder: the rename fails and the folder stays */
+    /* the destination is a folder: refused, and the folder stays */
     CHECK(mkdir("dest.safetensors", 0777) == 0);
     CHECK_ERR(pml_st_write("dest.safetensors", &t, 1, NULL, 0, &err), err, PML_ERR_IO,
-              "dest.safetensors: cannot replace it");
+              "dest.safetensors: is a folder");
     CHECK(!temp_files_left("dest.safetensors"));
     struct stat sb;
     CHECK(stat("dest.safetensors", &sb) == 0 && S_ISDIR(sb.st_mode));
@@ -400,9 +402,9 @@ static void atomic_abort_keeps_old_file(void)
     CHECK(old_file_intact("a.bin") && !temp_files_left("a.bin"));
 
     /* a stale temporary file of an earlier crash with our pid does not block a write */
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, "a.bin.tmp.%ld", (long)getpid());
+    char *tmp = pml_out_tmp_name("a.bin");
     CHECK(write_bytes(tmp, "stale", 5) == 0);
+    free(tmp);
     CHECK(pml_atomic_open(&f, "a.bin", &err) == PML_OK);
     CHECK(pml_atomic_write(&f, "new", 3, &err) == PML_OK);
     CHECK(pml_atomic_commit(&f, &err) == PML_OK);
