@@ -9,14 +9,27 @@ invocation: checkpoint_test.py PMLC TESTDIR BEHAVIOUR.
   failed_write              an unwritable --out: exit 1, no partial files
   shards_*                  the Hugging Face sharded layout (model-0000k-of-0000n.safetensors and
                             an index, as ranks write it), made here from a one-process checkpoint:
-                            resumes, loads with --init and infer, and refuses a broken set"""
+                            resumes, loads with --init and infer, and refuses a broken set
+  kills                     the commit protocol: runs that save into the folder they resumed from
+                            are killed (SIGKILL) at random moments and in each phase of the save;
+                            after each kill the folder loads and resumes bit for bit
+  kill_after_commit         killed between the commit and the install: the new checkpoint loads,
+                            and the next save finishes the install (a plain folder again)
+  full_disk                 a save that runs out of space (a file size limit) keeps the old
+                            checkpoint whole and names the file
+  stale_stage               a dead writer's stage folder is removed by the next save, a live one's kept"""
 import json
 import os
+import random
+import resource
 import shutil
+import signal
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 from st_files import read_st, shard, write_st  # noqa: E402
@@ -279,6 +292,158 @@ def behaviour_shards_refuse_a_leftover_shard_of_another_step(tmp):
     meta["pml_step"] = "5"
     write_st(second, header, meta, data)
     refused(tmp, ckpt, "pml_step is '5' but trainer.json says 3", second)
+
+
+def same_run(a, b, what):
+    """Checkpoints a and b hold the same model and optimizer state, bit for bit."""
+    for f in ("model.safetensors", "optimizer.safetensors"):
+        same_tensors(os.path.join(a, f), os.path.join(b, f), f"{what}: {f}")
+
+
+def train_cmd(*args):
+    return [pmlc, "train", *args, "--quiet", "--threads", "2"]
+
+
+def loads_and_resumes(tmp, d, straight, steps, what):
+    """`d` loads, and resuming it to `steps` equals the uninterrupted run `straight`."""
+    again = os.path.join(tmp, "again")
+    shutil.rmtree(again, ignore_errors=True)
+    r = run(ADAMW, "--steps", str(steps), "--resume", d, "--out", again)
+    check(r.returncode == 0, f"{what}: {d} loads and resumes: {r.stderr}")
+    if r.returncode == 0:
+        same_run(straight, again, what)
+    return r.returncode == 0
+
+
+def behaviour_kills(tmp):
+    """The crash-consistency test: within a bounded time, runs that resume D and save
+    into it (and into D/step-NNNNNN every step) are killed, some at random moments,
+    most at a random delay after D's own save starts (a change among D's files); after
+    each kill D must load and resume to the uninterrupted run's bytes."""
+    steps, budget = 8, 8.0
+    straight, base, d = (os.path.join(tmp, n) for n in ("straight", "base", "D"))
+    must_train(ADAMW, "--steps", str(steps), "--out", straight)
+    must_train(ADAMW, "--steps", "2", "--out", base)
+    shutil.copytree(base, d)
+    env = dict(os.environ, PML_TEST_CKPT_PAUSE_MS="3")
+    cmd = train_cmd(ADAMW, "--steps", str(steps), "--set", "checkpoint_every=1", "--resume", d, "--out", d)
+    t0 = time.monotonic()
+    subprocess.run(cmd, env=env, capture_output=True, timeout=60)
+    full = time.monotonic() - t0  # an uninterrupted run, to place the random kills
+    shutil.rmtree(d)
+    shutil.copytree(base, d)
+    rng = random.Random(12)
+    kills = in_save = lost = 0
+    start = time.monotonic()
+    while time.monotonic() - start < budget or in_save < 3:
+        if time.monotonic() - start > 3 * budget:
+            break
+        if json.load(open(os.path.join(d, "trainer.json")))["step"] == steps and not os.path.exists(
+                os.path.join(d, "latest")):
+            shutil.rmtree(d)  # finished: start over from step 2
+            shutil.copytree(base, d)
+        names = sorted(n for n in os.listdir(d) if not n.startswith("step-"))
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t = time.monotonic()
+        if rng.random() < 0.3:  # anywhere in the run
+            deadline = t + rng.uniform(0, full)
+            while p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+        else:  # in D's own save: after its first change, at a random phase
+            while p.poll() is None and time.monotonic() - t < 2 * full + 1:
+                if sorted(n for n in os.listdir(d) if not n.startswith("step-")) != names:
+                    break
+                time.sleep(0.0005)
+            time.sleep(rng.uniform(0, 0.04))
+        if p.poll() is not None:
+            continue  # finished before the kill: nothing to test this round
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        kills += 1
+        mid = sorted(n for n in os.listdir(d) if not n.startswith("step-")) != names
+        in_save += mid
+        if not loads_and_resumes(tmp, d, straight, steps, f"after kill {kills} ({'in' if mid else 'outside'} "
+                                 f"D's save)"):
+            lost += 1
+    print(f"kills: {kills}, {in_save} of them during the save into the resumed folder; checkpoints lost: {lost}")
+    check(in_save >= 3, f"at least 3 kills landed in the save into D ({in_save} of {kills})")
+    # A run left to finish after all those kills ends as the uninterrupted one.
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, f"a last run finishes: {r.stderr}")
+    same_run(straight, d, "the run finished after the kills")
+    check(not [n for n in os.listdir(d) if ".tmp." in n or n == "latest"], f"D is a plain folder: {os.listdir(d)}")
+
+
+def behaviour_kill_after_commit(tmp):
+    straight, d = os.path.join(tmp, "straight"), os.path.join(tmp, "D")
+    must_train(ADAMW, "--steps", "4", "--out", straight)
+    must_train(ADAMW, "--steps", "2", "--out", d)
+    env = dict(os.environ, PML_TEST_CKPT_PAUSE_MS="300")
+    p = subprocess.Popen(train_cmd(ADAMW, "--steps", "4", "--set", "checkpoint_every=100", "--resume", d, "--out", d),
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t = time.monotonic()
+    while not os.path.exists(os.path.join(d, "latest")) and p.poll() is None and time.monotonic() - t < 30:
+        time.sleep(0.001)
+    check(p.poll() is None, "the run was still saving when the commit appeared")
+    p.kill()
+    p.wait()
+    check(os.path.exists(os.path.join(d, "latest")), "killed between the commit and the install")
+    check(json.load(open(os.path.join(d, "trainer.json")))["step"] == 2, "D's own trainer.json is still step 2's")
+    loads_and_resumes(tmp, d, straight, 4, "a folder whose install was interrupted")
+    # The next save into D finishes the install first, then saves: a plain folder again.
+    must_train(ADAMW, "--steps", "4", "--resume", d, "--out", d)
+    same_run(straight, d, "saved again after the interrupted install")
+    left = sorted(f for f in os.listdir(d) if not f.startswith("step-"))
+    check(left == ["model.safetensors", "optimizer.safetensors", "trainer.json"],
+          f"only the checkpoint's files are left: {left}")
+
+
+def behaviour_full_disk(tmp):
+    straight, d = os.path.join(tmp, "straight"), os.path.join(tmp, "D")
+    must_train(ADAMW, "--steps", "4", "--out", straight)
+    must_train(ADAMW, "--steps", "2", "--out", d)
+
+    def files():
+        return {f: open(os.path.join(d, f), "rb").read() for f in os.listdir(d) if not f.startswith("step-")}
+
+    before = files()
+    limit = os.path.getsize(os.path.join(d, "model.safetensors")) + 512  # the optimizer's file does not fit
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    r = subprocess.run(train_cmd(ADAMW, "--steps", "4", "--set", "checkpoint_every=100", "--resume", d, "--out", d),
+                       capture_output=True, text=True, timeout=120, preexec_fn=small_disk)
+    check(r.returncode == 1, f"the save fails: exit 1 (got {r.returncode}: {r.stderr})")
+    check("optimizer.safetensors" in r.stderr and "File too large" in r.stderr,
+          f"the message names the file and why: {r.stderr}")
+    check(files() == before,
+          f"the old checkpoint is untouched, nothing else is left: {sorted(os.listdir(d))}")
+    loads_and_resumes(tmp, d, straight, 4, "after a full disk")
+
+
+def behaviour_stale_stage(tmp):
+    d = os.path.join(tmp, "D")
+    must_train(ADAMW, "--steps", "2", "--out", d)
+    host = socket.gethostname().replace(".", "_").replace("/", "_").replace(" ", "_") or "host"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is free now, and no process of ours reuses it this soon
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        stale, alive = (os.path.join(d, f"ckpt.tmp.{host}.{pid}") for pid in (dead.pid, live.pid))
+        other = os.path.join(d, f"ckpt.tmp.otherhost.{dead.pid}")
+        for s in (stale, alive, other):
+            os.makedirs(s)
+            open(os.path.join(s, "model.safetensors"), "wb").write(b"partial")
+        must_train(ADAMW, "--steps", "3", "--resume", d, "--out", d)
+        check(not os.path.exists(stale), "a dead writer's stage folder is removed")
+        check(os.path.isdir(alive), "a live writer's stage folder is kept")
+        check(os.path.isdir(other), "another machine's stage folder is kept (its writer may be alive there)")
+        check(json.load(open(os.path.join(d, "trainer.json")))["step"] == 3, "the save went through")
+    finally:
+        live.kill()
+        live.wait()
 
 
 with tempfile.TemporaryDirectory() as tmp:
