@@ -111,7 +111,7 @@ pml_status pml_out_resolve(const char *path, pml_out_kind *kind, char **target, 
     const char *what = S_ISBLK(sb.st_mode)    ? "a block device (a disk is never written over)"
                        : S_ISSOCK(sb.st_mode) ? "a socket"
                        : S_ISDIR(sb.st_mode)  ? "a folder"
-                       : NULL;
+                                              : NULL;
     if (S_ISREG(sb.st_mode)) {
         *target = cur;
         return PML_OK;
@@ -163,7 +163,8 @@ pml_status pml_out_open_stream(const char *path, int *fd, pml_err *err)
 static pml_status probe(const char *dir, const char *path, pml_err *err)
 {
     struct stat sb;
-    if (stat(dir, &sb) != 0) return pml_err_set(err, PML_ERR_IO, "%s: cannot write there: %s: %s", path, dir, strerror(errno));
+    if (stat(dir, &sb) != 0)
+        return pml_err_set(err, PML_ERR_IO, "%s: cannot write there: %s: %s", path, dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) return pml_err_set(err, PML_ERR_IO, "%s: %s is not a folder", path, dir);
     size_t cap = strlen(dir) + 16;
     char *base = malloc(cap), *name = NULL;

@@ -420,9 +420,9 @@ static int is_shard_name(const char *name)
 /* Whether `name` is one of the files a checkpoint folder holds (either layout). */
 static int is_ckpt_file(const char *name)
 {
-    static const char *const files[] = {"trainer.json", "model.safetensors.index.json",
-                                        "optimizer.safetensors.index.json", "model.safetensors",
-                                        "optimizer.safetensors", APART_BASE ".safetensors"};
+    static const char *const files[] = {
+        "trainer.json",      "model.safetensors.index.json", "optimizer.safetensors.index.json",
+        "model.safetensors", "optimizer.safetensors",        APART_BASE ".safetensors"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
         if (!strcmp(name, files[i])) return 1;
     return is_shard_name(name);
@@ -448,8 +448,9 @@ static pml_status read_pointer(const char *dir, char **name, pml_err *err)
     if (!f) {
         int e = errno;
         free(path);
-        return e == ENOENT || e == ENOTDIR ? PML_OK
-                                           : pml_err_set(err, PML_ERR_IO, "%s/%s: cannot read: %s", dir, POINTER, strerror(e));
+        return e == ENOENT || e == ENOTDIR
+                   ? PML_OK
+                   : pml_err_set(err, PML_ERR_IO, "%s/%s: cannot read: %s", dir, POINTER, strerror(e));
     }
     char buf[256];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -480,8 +481,8 @@ static pml_status resolve(const char *dir, char **out, pml_err *err)
     *out = in_dir(dir, name, err);
     struct stat sb;
     if (*out && (stat(*out, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
-        st = pml_err_set(err, PML_ERR_FORMAT, "%s/%s names %s, which is not a folder there (a damaged checkpoint)",
-                         dir, POINTER, name);
+        st = pml_err_set(err, PML_ERR_FORMAT, "%s/%s names %s, which is not a folder there (a damaged checkpoint)", dir,
+                         POINTER, name);
         free(*out);
         *out = NULL;
     } else if (!*out) {
@@ -524,8 +525,8 @@ static pml_status install(const char *dir, const char *name, pml_err *err)
     for (int pass = 0; pass < 3 && !st; pass++) { /* 0: the tensors, 1: trainer.json, 2: DIR's leftovers */
         DIR *d = opendir(pass < 2 ? stage : dir);
         if (!d) {
-            st = pml_err_set(err, PML_ERR_IO, "%s: cannot list the folder: %s", pass < 2 ? stage : dir,
-                             strerror(errno));
+            st =
+                pml_err_set(err, PML_ERR_IO, "%s: cannot list the folder: %s", pass < 2 ? stage : dir, strerror(errno));
             break;
         }
         for (struct dirent *e; !st && (e = readdir(d));) {

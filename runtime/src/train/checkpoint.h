@@ -48,8 +48,8 @@
  *
  * The fingerprint is FNV-1a (64 bits, 16 hex digits) over the name, rank and dims of
  * every parameter of model.safetensors in plan order (so a distilled student's
- * checkpoint is also one of the student alone, for `pmlc infer` and --init): a checkpoint of another model (or another shape of this one)
- * is refused before any tensor is read.
+ * checkpoint is also one of the student alone, for `pmlc infer` and --init): a checkpoint of another model (or another
+ * shape of this one) is refused before any tensor is read.
  *
  * Commit protocol: at every instant DIR holds one complete checkpoint — the one before
  * the save, or the new one — so a kill or a full disk at any moment, even in a save into

@@ -359,8 +359,7 @@ static void st_failed_write_leaves_old_file_and_no_temp(void)
 
     /* the destination is a folder: refused, and the folder stays */
     CHECK(mkdir("dest.safetensors", 0777) == 0);
-    CHECK_ERR(pml_st_write("dest.safetensors", &t, 1, NULL, 0, &err), err, PML_ERR_IO,
-              "dest.safetensors: is a folder");
+    CHECK_ERR(pml_st_write("dest.safetensors", &t, 1, NULL, 0, &err), err, PML_ERR_IO, "dest.safetensors: is a folder");
     CHECK(!temp_files_left("dest.safetensors"));
     struct stat sb;
     CHECK(stat("dest.safetensors", &sb) == 0 && S_ISDIR(sb.st_mode));

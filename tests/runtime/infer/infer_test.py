@@ -6,6 +6,8 @@ infer_test.py PMLC TESTDIR BEHAVIOUR.
   padding_invisible   a row's output does not depend on the rows batched with it
   deterministic       two runs write the same bytes
   sharded_weights     weights as Hugging Face shards (a folder or its index) give the same bytes
+  weights_forms       --weights takes every form --init takes: a folder of a plain model.safetensors
+                      or of shards and their index, without trainer.json, gives the same bytes
   dropout_off         a model with dropout gives the same outputs twice (a .plan and a folder)
   bench               --bench prints latency (median, p90) and throughput
   run_trains          `pmlc run FILE` trains like `pmlc train FILE`
@@ -16,6 +18,7 @@ infer_test.py PMLC TESTDIR BEHAVIOUR.
 import ast
 import os
 import random
+import shutil
 import struct
 import subprocess
 import sys
@@ -116,6 +119,23 @@ with tempfile.TemporaryDirectory() as tmp:
             Yi = os.path.join(tmp, f"y{i}.npy")
             must("infer", MLP, "--weights", w, "--input", X, "--output", Yi, "--quiet")
             check(read_npy(Y)[2] == read_npy(Yi)[2], f"--weights {os.path.basename(w)}: the same outputs")
+    elif behaviour == "weights_forms":
+        D = train(tmp, MLP)
+        write_npy(X, (50, 784), rows(50, 784))
+        must("infer", MLP, "--weights", D, "--input", X, "--output", Y, "--quiet")
+        plain, hf = os.path.join(tmp, "plain"), os.path.join(tmp, "hf")
+        os.makedirs(plain)
+        shutil.copy(os.path.join(D, "model.safetensors"), plain)  # weights alone: no trainer.json
+        shutil.copytree(D, hf)
+        shard(hf, "fc1.")
+        for f in ("trainer.json", "optimizer.safetensors.index.json"):
+            os.remove(os.path.join(hf, f))
+        for w in (plain, hf):
+            Yw = os.path.join(tmp, os.path.basename(w) + ".npy")
+            must("infer", MLP, "--weights", w, "--input", X, "--output", Yw, "--quiet")
+            check(os.path.exists(Yw) and read_npy(Y)[2] == read_npy(Yw)[2],
+                  f"--weights {os.path.basename(w)}/: the same outputs as the checkpoint")
+            must("train", MLP, "--steps", "1", "--init", w, "--quiet", "--threads", "2")  # and --init takes it too
     elif behaviour == "deterministic":
         D = train(tmp, MLP)
         write_npy(X, (50, 784), rows(50, 784))
