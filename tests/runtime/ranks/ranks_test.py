@@ -424,11 +424,14 @@ elif behaviour == "resume_on_other_rank_counts":
             check(d == 0, f"--init {w} loads the shards exactly (difference {d:.3g})")
 elif behaviour == "unwritable_shard_commits_nothing":
     need_mpirun()
-    # Rank 2's shard cannot be written (a folder is in its way): every rank learns it,
-    # rank 0 does not commit, and the run fails naming the rank and the folder.
+    # Rank 2's shard cannot be written (its disk is "full": a file size limit on rank 2
+    # alone, SIGXFSZ ignored so the write fails with EFBIG): every rank learns it, rank 0
+    # does not commit, and the run fails naming the rank and the folder.
     out = os.path.join(work, "out")
-    os.makedirs(os.path.join(out, "model-00003-of-00004.safetensors", "blocker"))
-    r = run_mpi(4, GPT, *SMALL_GPT, "--steps", "2", "--out", out, timeout=120)
+    cmd = mpi_cmd(4, GPT, *SMALL_GPT, "--steps", "2", "--out", out)
+    at = cmd.index(pmlc)
+    cmd[at:at] = ["sh", "-c", 'trap "" XFSZ; [ "$OMPI_COMM_WORLD_RANK" = 2 ] && ulimit -f 1; exec "$0" "$@"']
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=mpi_env())
     print(r.stderr[-3000:])
     check(r.returncode != 0, "the run exits non-zero")
     check("rank 2 cannot write its checkpoint shard" in r.stderr, "rank 2 says why")
