@@ -28,6 +28,15 @@ void pml_atomic_abort(pml_atomic_file *f)
     release(f);
 }
 
+/* Removes the temporary files of `target` that killed writers left beside it. */
+static void clean_stale_beside(const char *target)
+{
+    const char *slash = strrchr(target, '/');
+    char *dir = slash ? strndup(target, slash == target ? 1 : (size_t)(slash - target)) : strdup(".");
+    if (dir) pml_out_clean_stale(dir, slash ? slash + 1 : target, NULL);
+    free(dir);
+}
+
 /* The temporary file beside f->target, created exclusively (O_EXCL: never written
  * through a planted symlink); sets f->fd and f->tmp_path, or err. */
 static pml_status create_tmp(pml_atomic_file *f, pml_err *err)
@@ -35,10 +44,7 @@ static pml_status create_tmp(pml_atomic_file *f, pml_err *err)
     if (!(f->tmp_path = pml_out_tmp_name(f->target))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     /* Temporary files of this target that killed writers left go first. Ours, with
      * this pid, can only be a dead earlier process's: removed and the open retried. */
-    const char *slash = strrchr(f->target, '/');
-    char *dir = slash ? strndup(f->target, slash == f->target ? 1 : (size_t)(slash - f->target)) : strdup(".");
-    if (dir) pml_out_clean_stale(dir, slash ? slash + 1 : f->target, NULL);
-    free(dir);
+    clean_stale_beside(f->target);
     for (int attempt = 0; attempt < 2; attempt++) {
         f->fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (f->fd >= 0 || errno != EEXIST || attempt) break;
@@ -158,7 +164,8 @@ pml_status pml_atomic_link(const char *src, const char *dst, pml_err *err)
 {
     char *tmp = pml_out_tmp_name(dst);
     if (!tmp) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    unlink(tmp); /* ours, so a dead earlier process's */
+    clean_stale_beside(dst); /* a link a killed writer made and never renamed */
+    unlink(tmp);             /* ours, so a dead earlier process's */
     pml_status st = PML_OK;
     if (link(src, tmp) != 0) {
         int e = errno;

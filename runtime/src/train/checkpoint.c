@@ -559,6 +559,21 @@ static pml_status install(const char *dir, const char *name, pml_err *err)
     return st;
 }
 
+/* Removes the temporary files killed saves left in DIR: of its checkpoint files and
+ * its pointer (a link or write never renamed), and whole stage folders. */
+static void clean_stale_temps(const char *dir)
+{
+    pml_out_clean_stale(dir, STAGE_BASE, NULL);
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *tmp = strstr(e->d_name, ".tmp.");
+        char *base = tmp ? strndup(e->d_name, (size_t)(tmp - e->d_name)) : NULL;
+        if (base && (is_ckpt_file(base) || !strcmp(base, POINTER))) pml_out_clean_stale(dir, base, NULL);
+        free(base);
+    }
+    if (d) closedir(d);
+}
+
 pml_status pml_ckpt_begin(const char *dir, char *stage, size_t cap, pml_err *err)
 {
     /* DIR keeps its checkpoint untouched: the new one is written into a sub-folder of
@@ -570,7 +585,7 @@ pml_status pml_ckpt_begin(const char *dir, char *stage, size_t cap, pml_err *err
     if (!st && name) st = install(dir, name, err);
     free(name);
     if (st) return st;
-    pml_out_clean_stale(dir, STAGE_BASE, NULL);
+    clean_stale_temps(dir);
     if (!(base = in_dir(dir, STAGE_BASE, err))) return PML_ERR_NOMEM;
     path = pml_out_tmp_name(base);
     free(base);

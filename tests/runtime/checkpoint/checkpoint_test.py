@@ -17,7 +17,7 @@ invocation: checkpoint_test.py PMLC TESTDIR BEHAVIOUR.
                             and the next save finishes the install (a plain folder again)
   full_disk                 a save that runs out of space (a file size limit) keeps the old
                             checkpoint whole and names the file
-  stale_stage               a dead writer's stage folder is removed by the next save, a live one's kept"""
+  stale_stage               a dead writer's stage folder and temporary files are removed by the next save, a live one's kept"""
 import json
 import os
 import random
@@ -436,8 +436,18 @@ def behaviour_stale_stage(tmp):
         for s in (stale, alive, other):
             os.makedirs(s)
             open(os.path.join(s, "model.safetensors"), "wb").write(b"partial")
+        # A killed install leaves links or writes never renamed: of the checkpoint's files,
+        # of its pointer, of a file another layout had.
+        temps = [os.path.join(d, f"{n}.tmp.{host}.{dead.pid}") for n in
+                 ("optimizer.safetensors", "latest", "model-00002-of-00002.safetensors")]
+        for t in temps:
+            open(t, "wb").write(b"partial")
+        kept = os.path.join(d, f"model.safetensors.tmp.{host}.{live.pid}")
+        open(kept, "wb").write(b"partial")
         must_train(ADAMW, "--steps", "3", "--resume", d, "--out", d)
         check(not os.path.exists(stale), "a dead writer's stage folder is removed")
+        check(not [t for t in temps if os.path.exists(t)], "a dead writer's temporary files are removed")
+        check(os.path.exists(kept), "a live writer's temporary file is kept")
         check(os.path.isdir(alive), "a live writer's stage folder is kept")
         check(os.path.isdir(other), "another machine's stage folder is kept (its writer may be alive there)")
         check(json.load(open(os.path.join(d, "trainer.json")))["step"] == 3, "the save went through")
