@@ -21,6 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import pmltest  # noqa: E402
+from npy_files import write_npy  # noqa: E402
 
 # f32 on both sides, in different summation orders (cuBLAS vs BLAS, warp reductions vs
 # row loops): losses agree to ~1e-6 (measured on an H100: 6e-7 over 10 GPT steps).
@@ -58,15 +59,6 @@ def read_npy_f32(path):
     return struct.unpack(f"<{len(body) // 4}f", body)
 
 
-def write_npy(path, fmt, shape, values):
-    """A C-order .npy of little-endian f32 ('f') or i32 ('i') values."""
-    descr = "<f4" if fmt == "f" else "<i4"
-    head = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, "".join(f"{d}, " for d in shape))
-    head += " " * (63 - (10 + len(head)) % 64) + "\n"
-    with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head.encode())
-        f.write(struct.pack(f"<{len(values)}{fmt}", *values))
-
 
 def infer_input(work, spec):
     """Rows for `pmlc infer` from SPEC: f32:ROWSxCOLS (normal values) or
@@ -77,9 +69,9 @@ def infer_input(work, spec):
     rows, cols = (int(d) for d in shape.split("x"))
     path = os.path.join(work, "x.npy")
     if kind == "i32":
-        write_npy(path, "i", (rows, cols), [rng.randrange(int(rest[0])) for _ in range(rows * cols)])
+        write_npy(path, (rows, cols), [rng.randrange(int(rest[0])) for _ in range(rows * cols)], "i")
     else:
-        write_npy(path, "f", (rows, cols), [rng.gauss(0, 1) for _ in range(rows * cols)])
+        write_npy(path, (rows, cols), [rng.gauss(0, 1) for _ in range(rows * cols)])
     return path
 
 

@@ -16,6 +16,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from npy_files import write_npy  # noqa: E402
+
 pmlc, examples, behaviour = sys.argv[1], sys.argv[2], sys.argv[3]
 failures = []
 
@@ -25,16 +28,6 @@ def check(cond, what):
         failures.append(what)
         print("FAIL:", what)
 
-
-def write_npy(path, descr, fmt, shape, values):
-    """A version 1.0 .npy file of C-order `values` packed with struct code `fmt`."""
-    dims = "(" + "".join(f"{d}, " for d in shape)[:-2] + ("," if len(shape) == 1 else "") + ")"
-    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {dims}, }}"
-    pad = 64 - (10 + len(header) + 1) % 64
-    header += " " * (pad % 64) + "\n"
-    with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
-        f.write(struct.pack("<" + fmt * len(values), *values))
 
 
 def train(cwd, *args):
@@ -64,8 +57,8 @@ train m {
 
 def random_dataset(tmp, rng, x, y, rows):
     """Inputs and labels drawn independently: nothing to learn but the rows by heart."""
-    write_npy(os.path.join(tmp, x), "<f4", "f", (rows, 16), [rng.gauss(0, 1) for _ in range(rows * 16)])
-    write_npy(os.path.join(tmp, y), "<i8", "q", (rows,), [rng.randrange(4) for _ in range(rows)])
+    write_npy(os.path.join(tmp, x), (rows, 16), [rng.gauss(0, 1) for _ in range(rows * 16)])
+    write_npy(os.path.join(tmp, y), (rows,), [rng.randrange(4) for _ in range(rows)], "q")
 
 
 def eval_line(stderr):

@@ -4,10 +4,12 @@ the loss falls on a learnable problem, and a file that does not fit the model is
 error (exit 1) naming the file. The .npy files are written by hand (no numpy)."""
 import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from npy_files import write_npy  # noqa: E402
 
 pmlc = sys.argv[1]
 failures = []
@@ -18,16 +20,6 @@ def check(cond, what):
         failures.append(what)
         print("FAIL:", what)
 
-
-def write_npy(path, descr, fmt, shape, values):
-    """A version 1.0 .npy file of C-order `values` packed with struct code `fmt`."""
-    dims = "(" + "".join(f"{d}, " for d in shape)[:-2] + ("," if len(shape) == 1 else "") + ")"
-    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {dims}, }}"
-    pad = 64 - (10 + len(header) + 1) % 64
-    header += " " * (pad % 64) + "\n"
-    with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
-        f.write(struct.pack("<" + fmt * len(values), *values))
 
 
 PROGRAM = """import "nn"
@@ -53,8 +45,8 @@ with tempfile.TemporaryDirectory() as tmp:
         a, r = 2 * math.pi * i / 64 * 7, 0.4 + 1.2 * (i % 2)
         xs += [r * math.cos(a), r * math.sin(a)]
         ys.append(i % 2)
-    write_npy(os.path.join(tmp, "x.npy"), "<f8", "d", (64, 2), xs)
-    write_npy(os.path.join(tmp, "y.npy"), "<i8", "q", (64,), ys)
+    write_npy(os.path.join(tmp, "x.npy"), (64, 2), xs, "d")
+    write_npy(os.path.join(tmp, "y.npy"), (64,), ys, "q")
     metrics = os.path.join(tmp, "m.jsonl")
     r = subprocess.run([pmlc, "train", "m.pml", "--metrics", metrics, "--quiet", "--threads", "2"],
                        cwd=tmp, capture_output=True, text=True, timeout=300)
@@ -67,14 +59,14 @@ with tempfile.TemporaryDirectory() as tmp:
         last = sum(x["loss"] for x in recs[-4:]) / 4
         check(last < first, f"the loss falls ({first:.3f} -> {last:.3f})")
 
-    write_npy(os.path.join(tmp, "x.npy"), "<f4", "f", (64, 3), [0.0] * 192)
+    write_npy(os.path.join(tmp, "x.npy"), (64, 3), [0.0] * 192, "f")
     r = subprocess.run([pmlc, "train", "m.pml", "--quiet"], cwd=tmp, capture_output=True, text=True, timeout=300)
     check(r.returncode == 1 and "x.npy" in r.stderr and "(64, 3)" in r.stderr,
           f"a file of the wrong shape is an error naming it: {r.stderr}")
 
     # A constant batch dimension: trains when the micro-batch matches it (8 / 2 = 4), and
     # is refused before a step, naming both sizes, when it does not (32 / 2 = 16).
-    write_npy(os.path.join(tmp, "x.npy"), "<f8", "d", (64, 2), xs)
+    write_npy(os.path.join(tmp, "x.npy"), (64, 2), xs, "d")
     fixed = PROGRAM.replace("f32[B, 2]", "f32[4, 2]").replace("steps = 40", "steps = 2")
     for batch, ok in (("batch = 8, microbatches = 2", True), ("batch = 32, microbatches = 2", False)):
         with open(os.path.join(tmp, "m.pml"), "w") as f:

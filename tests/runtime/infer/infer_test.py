@@ -26,6 +26,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 from st_files import shard  # noqa: E402
+from npy_files import write_npy  # noqa: E402
 
 pmlc, here, behaviour = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.abspath(os.path.join(here, "..", "..", ".."))
@@ -49,15 +50,6 @@ def must(*args):
     check(r.returncode == 0, f"pmlc {' '.join(args)} succeeds: {r.stderr}")
     return r
 
-
-def write_npy(path, shape, values, fmt="f"):
-    descr = {"f": "<f4", "d": "<f8", "i": "<i4"}[fmt]
-    dims = "(" + "".join(f"{d}, " for d in shape)[:-2] + ("," if len(shape) == 1 else "") + ")"
-    header = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, dims)
-    header += " " * (-(len(header) + 11) % 64) + "\n"
-    with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
-        f.write(struct.pack(f"<{len(values)}{fmt}", *values))
 
 
 def read_npy(path):

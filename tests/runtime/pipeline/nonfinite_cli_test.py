@@ -15,7 +15,6 @@ feed.h), one behaviour per invocation: nonfinite_cli_test.py PMLC EXAMPLES BEHAV
                          refused at load naming the file and the row
 Every refusal exits 1 with no crash and writes nothing. The .npy files are written by
 hand (no numpy)."""
-import json
 import math
 import os
 import struct
@@ -25,6 +24,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 from st_files import read_st, write_st  # noqa: E402
+from npy_files import write_npy  # noqa: E402
 
 pmlc, examples, behaviour = sys.argv[1], sys.argv[2], sys.argv[3]
 failures = []
@@ -84,14 +84,6 @@ def finite_tensors(path):
             return name
     return None
 
-
-def write_npy(path, shape, values, descr="<f4", fmt="f"):
-    dims = "(" + "".join(f"{d}, " for d in shape)[:-2] + ("," if len(shape) == 1 else "") + ")"
-    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {dims}, }}"
-    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
-    with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
-        f.write(struct.pack("<" + fmt * len(values), *values))
 
 
 def poison(path, tensor, element, value=float("nan")):
@@ -182,11 +174,11 @@ def behaviour_npy_data(tmp):
     xs = [math.sin(i) for i in range(64 * 8)]
     xs[37 * 8 + 2] = float("nan")
     write_npy(os.path.join(tmp, "x.npy"), (64, 8), xs)
-    write_npy(os.path.join(tmp, "y.npy"), (64,), [i % 4 for i in range(64)], "<i4", "i")
+    write_npy(os.path.join(tmp, "y.npy"), (64,), [i % 4 for i in range(64)], "i")
     r = pmlc_run("train", program(tmp, data='"x.npy"\n    labels = "y.npy"'), "--quiet", cwd=tmp)
     refused(r, "x.npy: row 37 (element 298) is NaN: the data must be finite")
     xs[37 * 8 + 2] = 1e300  # f64 beyond f32's range would become inf
-    write_npy(os.path.join(tmp, "x.npy"), (64, 8), xs, "<f8", "d")
+    write_npy(os.path.join(tmp, "x.npy"), (64, 8), xs, "d")
     r = pmlc_run("train", program(tmp, data='"x.npy"\n    labels = "y.npy"'), "--quiet", cwd=tmp)
     refused(r, "x.npy: row 37 (element 298) is beyond f32's range")
 

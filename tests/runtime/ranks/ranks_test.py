@@ -623,9 +623,14 @@ elif behaviour in ("goodbye_ended", "goodbye_failed"):
     # Here the first argument is test_goodbye, not pmlc (test_goodbye.c says what it does).
     cmd = [mpirun, "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
     cmd += ["-np", "3", pmlc, behaviour.split("_")[1]]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=100, env=mpi_env())
-    print(r.stdout[-3000:], r.stderr[-3000:])
-    results = [line for line in r.stdout.splitlines() if line.startswith("RESULT")]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=mpi_env())
+        out, err = r.stdout, r.stderr
+    except subprocess.TimeoutExpired as e:  # what the ranks said before the hang, to see where
+        out, err = (x.decode(errors="replace") if isinstance(x, bytes) else x or "" for x in (e.stdout, e.stderr))
+        check(False, f"the job ended within 60 s (the test takes about 8)\n{out[-3000:]}\n{err[-3000:]}")
+    print(out[-3000:], err[-3000:])
+    results = [line for line in out.splitlines() if line.startswith("RESULT")]
     check(results and results[0].startswith("RESULT ok"), f"rank 0 judged: {results}")
 elif behaviour == "trace_covers_every_rank":
     need_mpirun()
