@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -759,6 +760,72 @@ static pml_status get_field(const pml_json *root, const char *path, const char *
     return PML_OK;
 }
 
+#define DIFFS_SHOWN 6 /* differences written out in a refusal; the rest are counted */
+
+/* Appends one difference to `out` (`*n` bytes used; `*count` found so far): the first
+ * few are written out, the rest only counted. */
+static void add_difference(char *out, size_t cap, size_t *n, int *count, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void add_difference(char *out, size_t cap, size_t *n, int *count, const char *fmt, ...)
+{
+    if ((*count)++ >= DIFFS_SHOWN || *n >= cap) return;
+    if (*n) *n += (size_t)snprintf(out + *n, cap - *n, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    if (*n < cap) *n += (size_t)vsnprintf(out + *n, cap - *n, fmt, ap);
+    va_end(ap);
+}
+
+/* What differs between the model file beside `trainer` (DIR/trainer.json) and this
+ * plan's parameters — each name, shape and dtype with both sides — into `out`; "" when
+ * that file cannot be read or nothing differs. A resume into a changed model then names
+ * what changed instead of two fingerprints. */
+static void model_differences(const pml_plan *plan, const char *trainer, char *out, size_t cap)
+{
+    out[0] = 0;
+    const char *slash = strrchr(trainer, '/');
+    char *dir = slash ? strndup(trainer, (size_t)(slash - trainer)) : strdup(".");
+    pml_sts *f = NULL;
+    pml_err ignored;
+    if (!dir || pml_sts_open(dir, "model", &f, &ignored)) {
+        free(dir);
+        return;
+    }
+    size_t n = 0;
+    int count = 0;
+    char a[128], b[128];
+    for (int q = 0; q < plan->n_params; q++) {
+        if (!in_file(&plan->params[q], FILE_MODEL)) continue;
+        const pml_plan_node *node = &plan->nodes[plan->params[q].node];
+        const pml_st_tensor *t = pml_sts_find(f, plan->params[q].name);
+        shape_str(a, sizeof a, node->rank, node->dims);
+        if (!t) {
+            add_difference(out, cap, &n, &count, "'%s' %s of this model is not in the checkpoint",
+                           plan->params[q].name, a);
+            continue;
+        }
+        shape_str(b, sizeof b, t->rank, t->shape);
+        if (strcmp(a, b))
+            add_difference(out, cap, &n, &count, "'%s' is %s in the checkpoint, %s in this model",
+                           plan->params[q].name, b, a);
+        else if (t->dtype != PML_F32)
+            add_difference(out, cap, &n, &count, "'%s' is %s in the checkpoint, F32 in this model",
+                           plan->params[q].name, pml_st_dtype_name(t->dtype) ? pml_st_dtype_name(t->dtype) : "?");
+    }
+    for (size_t i = 0; i < pml_sts_count(f); i++) {
+        const pml_st_tensor *t = pml_sts_tensor_at(f, i);
+        int known = 0;
+        for (int q = 0; q < plan->n_params && !known; q++)
+            known = in_file(&plan->params[q], FILE_MODEL) && !strcmp(plan->params[q].name, t->name);
+        shape_str(b, sizeof b, t->rank, t->shape);
+        if (!known)
+            add_difference(out, cap, &n, &count, "'%s' %s of the checkpoint is not in this model", t->name, b);
+    }
+    if (count > DIFFS_SHOWN && n < cap) snprintf(out + n, cap - n, "; and %d more", count - DIFFS_SHOWN);
+    pml_sts_close(f);
+    free(dir);
+}
+
 static pml_status parse_trainer(const pml_plan *plan, const pml_json *root, const char *path, pml_ckpt_info *info,
                                 pml_err *err)
 {
@@ -799,11 +866,15 @@ static pml_status parse_trainer(const pml_plan *plan, const pml_json *root, cons
     if (st) return st;
     char fp[17];
     pml_ckpt_fingerprint(plan, fp);
-    if (strcmp(model->u.str.s, fp) || params->u.i != saved_params(plan))
+    if (strcmp(model->u.str.s, fp) || params->u.i != saved_params(plan)) {
+        char diff[768];
+        model_differences(plan, path, diff, sizeof diff);
+        if (diff[0]) return pml_err_set(err, PML_ERR_FORMAT, "%s: a checkpoint of another model: %s", path, diff);
         return pml_err_set(err, PML_ERR_FORMAT,
                            "%s: a checkpoint of another model (fingerprint %.32s with %" PRId64
                            " parameters; this model's is %s with %d)",
                            path, model->u.str.s, params->u.i, fp, saved_params(plan));
+    }
     if (strcmp(optim->u.str.s, optim_name(plan)))
         return pml_err_set(err, PML_ERR_FORMAT,
                            "%s: the checkpoint's optimizer is \"%.32s\", this model trains with %s", path,

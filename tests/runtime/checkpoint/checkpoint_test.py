@@ -164,7 +164,17 @@ def behaviour_refuse_unknown_tensor(tmp):
 def behaviour_refuse_other_model(tmp):
     ckpt = os.path.join(tmp, "ckpt")
     must_train(OTHER, "--steps", "3", "--out", ckpt)
-    refused(tmp, ckpt, "a checkpoint of another model", pml=ADAMW)
+    # The refusal names each parameter that differs, with both sides.
+    refused(tmp, ckpt, "a checkpoint of another model: 'fc1.weight' is [24, 16] in the checkpoint, [32, 16] in "
+            "this model; 'fc1.bias' is [24] in the checkpoint, [32] in this model; 'head.weight' is [4, 24] in the "
+            "checkpoint, [4, 32] in this model", pml=ADAMW)
+    # A parameter renamed: one side's name is missing from the other.
+    renamed = os.path.join(tmp, "renamed.pml")
+    open(renamed, "w").write(open(ADAMW).read().replace("as head", "as out"))
+    refused(tmp, os.path.join(tmp, "ckpt"), "'out.weight' [4, 32] of this model is not in the checkpoint", pml=renamed)
+    check("'head.weight' [4, 24] of the checkpoint is not in this model" in run(
+        renamed, "--steps", "6", "--resume", ckpt, "--out", os.path.join(tmp, "never")).stderr,
+        "the checkpoint's own name is named too")
     r = run(ADAMW, "--init", os.path.join(ckpt, "model.safetensors"))
     check(r.returncode == 1 and "has shape" in r.stderr, f"--init refuses another model's weights: {r.stderr}")
 
