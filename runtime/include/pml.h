@@ -115,6 +115,55 @@ pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics);
 pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_t count);
 pml_status pml_session_write(pml_session *s, const char *name, const float *src, int64_t count);
 
+
+/* ---- checkpoints ---------------------------------------------------------------------
+ * The files `pmlc train --out DIR` writes and --init / --resume read: a folder holding
+ * model.safetensors (the weights, by plan name), optimizer.safetensors (the optimizer's
+ * state) and trainer.json (step, seed, the model's fingerprint), or the same tensors as
+ * Hugging Face shards with their indexes (what ranks write). Every reader takes either
+ * layout. A save follows the commit protocol of docs/design.md: at every instant the
+ * folder holds one complete checkpoint, the one before the save or the new one, so a
+ * kill or a full disk at any moment, even in a save into the folder resumed from, loses
+ * nothing. Resuming at step N with the same plan and seed continues bit for bit as the
+ * run that never stopped: the seed and the step are the data cursor and the RNG state.
+ *
+ * Resume in three calls: pml_checkpoint_read_info for the seed, pml_session_create with
+ * it, pml_session_resume. Errors name the path and what is wrong ("DIR/model.safetensors:
+ * tensor 'fc1.weight' has shape [4, 8], the plan's is [8, 8]"). */
+
+typedef struct pml_checkpoint_info {
+    int64_t step;      /* steps taken */
+    uint64_t seed;     /* the run's seed: the session that resumes it is created with it */
+    int freeze_afresh; /* 1: a checkpoint from before `freeze auto` state was saved; its checks start afresh */
+} pml_checkpoint_info;
+
+/* Reads and checks DIR/trainer.json against `plan` (a checkpoint of another model is
+ * refused before any tensor is read). */
+pml_status pml_checkpoint_read_info(pml_context *ctx, const pml_plan *plan, const char *dir,
+                                    pml_checkpoint_info *info);
+/* The early check of a folder that will receive checkpoints, before a run's first step:
+ * creates `dir` as mkdir -p, checks that it takes a write and that no checkpoint file
+ * name in it is a folder or a special file. */
+pml_status pml_checkpoint_check_folder(pml_context *ctx, const char *dir);
+
+/* Writes the session's weights, optimizer state, seed and step to `dir` (created as
+ * mkdir -p) by the commit protocol. A tensor that is not finite is refused
+ * (PML_ERR_NONFINITE, naming it) before the folder is touched. */
+pml_status pml_session_save(pml_session *s, const char *dir);
+/* Continues the checkpoint in `dir`: weights, optimizer state and step. The session
+ * must have been created with the checkpoint's seed (pml_checkpoint_read_info), else
+ * PML_ERR_INVALID_ARG says both. On failure the session is unchanged. */
+pml_status pml_session_resume(pml_session *s, const char *dir);
+/* Replaces the initial weights with those of `path` (pmlc's --init and infer --weights):
+ * a .safetensors file, a shard index (.safetensors.index.json) or a folder holding
+ * either (a checkpoint, or plain weights); every parameter present by plan name, f32,
+ * its plan shape, no tensor the plan lacks. On failure the session is unchanged. */
+pml_status pml_session_load_weights(pml_session *s, const char *path);
+/* Steps taken: 0 for a new session, the checkpoint's step after a resume. */
+int64_t pml_session_steps_done(const pml_session *s);
+/* The train block's seed: what pmlc trains with when --seed is not given. */
+uint64_t pml_plan_seed(const pml_plan *plan);
+
 #ifdef __cplusplus
 }
 #endif

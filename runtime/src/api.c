@@ -1,27 +1,14 @@
 /* api.c — the public API of pml.h over the internal modules: plans (plan/), the
- * pipeline executor and its data feed (train/). Each public call records its error
- * message in the context it belongs to. */
+ * pipeline executor and its data feed (train/); checkpoints are api_checkpoint.c's.
+ * Each public call records its error message in the context it belongs to. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_impl.h"
 #include "backend.h"
-#include "pml.h"
 #include "plan/plan.h"
-#include "train/feed.h"
-#include "train/pipeline.h"
 
-struct pml_context {
-    pml_err last;
-};
-
-struct pml_session {
-    pml_context *ctx;
-    const pml_plan *plan;
-    pml_feed *feed;
-    pml_pipeline *pipe;
-};
-
-static pml_status record(pml_context *ctx, pml_status st, const pml_err *err)
+pml_status pml_api_record(pml_context *ctx, pml_status st, const pml_err *err)
 {
     if (ctx) {
         if (st)
@@ -44,13 +31,13 @@ const char *pml_context_error(const pml_context *ctx) { return ctx ? ctx->last.m
 pml_status pml_plan_open(pml_context *ctx, const char *path, pml_plan **out)
 {
     pml_err err = {0};
-    return record(ctx, pml_plan_load(path, out, &err), &err);
+    return pml_api_record(ctx, pml_plan_load(path, out, &err), &err);
 }
 
 pml_status pml_plan_open_memory(pml_context *ctx, const void *bytes, size_t len, const char *name, pml_plan **out)
 {
     pml_err err = {0};
-    return record(ctx, pml_plan_read(bytes, len, name, out, &err), &err);
+    return pml_api_record(ctx, pml_plan_read(bytes, len, name, out, &err), &err);
 }
 
 void pml_plan_close(pml_plan *plan) { pml_plan_free(plan); }
@@ -72,11 +59,12 @@ pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backen
     pml_err err = {0};
     *out = NULL;
     pml_backend got;
-    if (pml_backend_select(backend, plan, &got, &err)) return record(ctx, err.code, &err);
+    if (pml_backend_select(backend, plan, &got, &err)) return pml_api_record(ctx, err.code, &err);
     pml_session *s = calloc(1, sizeof *s);
-    if (!s) return record(ctx, pml_err_set(&err, PML_ERR_NOMEM, "out of memory"), &err);
+    if (!s) return pml_api_record(ctx, pml_err_set(&err, PML_ERR_NOMEM, "out of memory"), &err);
     s->ctx = ctx;
     s->plan = plan;
+    s->seed = seed;
     pml_status st = pml_feed_create(plan, &s->feed, &err);
     if (!st) {
         pml_pipeline_opts opts = {.seed = seed, .feed = pml_feed_fill, .feed_ctx = s->feed, .backend = pml_backend_ops_of(got)};
@@ -84,10 +72,10 @@ pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backen
     }
     if (st) {
         pml_session_destroy(s);
-        return record(ctx, st, &err);
+        return pml_api_record(ctx, st, &err);
     }
     *out = s;
-    return record(ctx, PML_OK, &err);
+    return pml_api_record(ctx, PML_OK, &err);
 }
 
 void pml_session_destroy(pml_session *s)
@@ -110,7 +98,7 @@ pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics)
         metrics->lr = st.lr;
         metrics->seconds = st.seconds;
     }
-    return record(s->ctx, status, &err);
+    return pml_api_record(s->ctx, status, &err);
 }
 
 /* The parameter called `name` whose size is `count`, or an error. */
@@ -134,7 +122,7 @@ pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_
     int q = -1; /* set by find_param on success; -O3 cannot see that */
     pml_status st = find_param(s, name, count, &q, &err);
     if (!st) memcpy(dst, pml_pipeline_param(s->pipe, q), sizeof(float) * (size_t)count);
-    return record(s->ctx, st, &err);
+    return pml_api_record(s->ctx, st, &err);
 }
 
 pml_status pml_session_write(pml_session *s, const char *name, const float *src, int64_t count)
@@ -143,5 +131,5 @@ pml_status pml_session_write(pml_session *s, const char *name, const float *src,
     int q = -1; /* set by find_param on success; -O3 cannot see that */
     pml_status st = find_param(s, name, count, &q, &err);
     if (!st) memcpy(pml_pipeline_param(s->pipe, q), src, sizeof(float) * (size_t)count);
-    return record(s->ctx, st, &err);
+    return pml_api_record(s->ctx, st, &err);
 }

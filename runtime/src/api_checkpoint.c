@@ -1,0 +1,63 @@
+/* api_checkpoint.c — pml.h's checkpoints over train/checkpoint.h: the same files and
+ * the same commit protocol as `pmlc train --out/--init/--resume`, for one process.
+ * Each call records its outcome in the session's (or the given) context. */
+#include "api_impl.h"
+#include "plan/plan.h"
+#include "train/checkpoint.h"
+
+pml_status pml_checkpoint_read_info(pml_context *ctx, const pml_plan *plan, const char *dir,
+                                    pml_checkpoint_info *info)
+{
+    pml_err err = {0};
+    pml_ckpt_info got = {0};
+    pml_status st = !plan || !dir || !info ? pml_err_set(&err, PML_ERR_INVALID_ARG,
+                                                         "pml_checkpoint_read_info needs a plan, a folder and an info")
+                                           : pml_ckpt_read_info(plan, dir, &got, &err);
+    if (!st) *info = (pml_checkpoint_info){got.step, got.seed, got.freeze_afresh};
+    return pml_api_record(ctx, st, &err);
+}
+
+pml_status pml_checkpoint_check_folder(pml_context *ctx, const char *dir)
+{
+    pml_err err = {0};
+    pml_status st = !dir || !*dir ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_checkpoint_check_folder needs a folder")
+                                  : pml_ckpt_check_folder(dir, &err);
+    return pml_api_record(ctx, st, &err);
+}
+
+pml_status pml_session_save(pml_session *s, const char *dir)
+{
+    pml_err err = {0};
+    pml_status st = !dir || !*dir ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_save needs a folder")
+                                  : pml_ckpt_save(s->plan, s->pipe, s->seed, dir, &err);
+    return pml_api_record(s->ctx, st, &err);
+}
+
+pml_status pml_session_resume(pml_session *s, const char *dir)
+{
+    pml_err err = {0};
+    pml_ckpt_info info;
+    pml_status st = !dir || !*dir ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_resume needs a folder")
+                                  : pml_ckpt_read_info(s->plan, dir, &info, &err);
+    /* The seed is half of the run's state (with the step): another one would draw other
+     * data and dropout masks from here on, and no longer continue the run. */
+    if (!st && info.seed != s->seed)
+        st = pml_err_set(&err, PML_ERR_INVALID_ARG,
+                         "%s was trained with seed %llu, but the session was created with seed %llu "
+                         "(create it with pml_checkpoint_read_info's seed)",
+                         dir, (unsigned long long)info.seed, (unsigned long long)s->seed);
+    if (!st) st = pml_ckpt_restore(s->plan, s->pipe, dir, &err);
+    return pml_api_record(s->ctx, st, &err);
+}
+
+pml_status pml_session_load_weights(pml_session *s, const char *path)
+{
+    pml_err err = {0};
+    pml_status st = !path || !*path
+                        ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_load_weights needs a file or folder")
+                        : pml_ckpt_load_weights(s->plan, s->pipe, path, &err);
+    return pml_api_record(s->ctx, st, &err);
+}
+
+int64_t pml_session_steps_done(const pml_session *s) { return pml_pipeline_steps_done(s->pipe); }
+uint64_t pml_plan_seed(const pml_plan *plan) { return (uint64_t)plan->conf.seed; }
