@@ -1,5 +1,5 @@
 /* pml.y — the PML grammar (bison). A pure, reentrant parser with locations that only
- * builds the AST; every semantic rule lives in compiler/src/elab.c. Syntax errors are
+ * builds the AST; every semantic rule lives in compiler/src/sema/elab.c. Syntax errors are
  * reported with what was expected, and recovery resumes at the next statement, field
  * or declaration so one run reports several errors. The language reference is
  * docs/language.md. */
@@ -16,7 +16,7 @@
 %parse-param {void *scanner} {pmlc_parser *P}
 
 %code requires {
-#include "parse.h"
+#include "front/parse.h"
 }
 
 %code top {

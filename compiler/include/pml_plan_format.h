@@ -1,6 +1,6 @@
 /* pml_plan_format.h — the plan file: what `pmlc build` writes and libpml loads.
  *
- * Shared by the writer (compiler/src/plan_write.c) and the reader
+ * Shared by the writer (compiler/src/plan/write.c) and the reader
  * (runtime/src/plan/plan_read.c); this comment is the format's specification.
  * All integers are little-endian; floats are IEEE-754 binary64.
  *
@@ -37,7 +37,7 @@
  *         node, i32 labels node, i32 loss node (-1 when absent)
  *   TIME  timetable: u32 stage count, then per stage: u32 instruction count and per
  *         instruction u8 kind, u8 pad[3], i32 micro-batch
- *   KERN  fusion (compiler/src/fuse.h): u32 kernel count, then per kernel, in the order
+ *   KERN  fusion (compiler/src/ir/fuse.h): u32 kernel count, then per kernel, in the order
  *         they run: u8 kind, u8 pass, u16 pad, i32 stage, u32 node count, i32 nodes[count]
  *         ascending; then u32 node count (as NODE's) and per node u8 flags, bit 0 set when
  *         its value is materialised (written to memory: read by another kernel, the
@@ -46,7 +46,7 @@
  *         kind none holds exactly one source (input, param, const, arange) or reshape, and
  *         every source and reshape is in one. Kernels run in file order, which is also the
  *         order of their last nodes, and no kernel reads a kernel after it.
- *   MEMO  memory layout (compiler/src/memplan.h): u32 stage count (0 without a timetable,
+ *   MEMO  memory layout (compiler/src/plan/memplan.h): u32 stage count (0 without a timetable,
  *         else the plan's), u32 float bytes (the size every floating-point value but a
  *         parameter is planned at: the training precision's); per stage i64 arena bytes,
  *         i64 state bytes, i64 activation bytes at most, i64 temporary bytes at most,
@@ -61,7 +61,7 @@
  *         state name their parameter's node. Every materialised value but a reshape's
  *         has a value buffer.
  *
- *   CUBN  GPU code (compiler/src/cuda_codegen.h; counts 0 for a plan built without it):
+ *   CUBN  GPU code (compiler/src/gpu/cuda_codegen.h; counts 0 for a plan built without it):
  *         u32 image count, per image i32 target (string: "sm_NN" a CUBIN, "compute_NN" PTX),
  *         u32 pad, i64 size, the bytes, zero padding to a multiple of 8; u32 function
  *         count, per function i32 name (string); u32 launch count, per launch (ascending

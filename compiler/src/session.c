@@ -1,15 +1,28 @@
 /* session.c — the compiler library's public face (pmlc.h): one session checks one
  * program (the main file, its imports, --set overrides), elaborates every model of the
- * main file, reads its train and distill blocks, and builds the stage plans. */
+ * main file, reads its train and distill blocks, and builds the stage plans.
+ *
+ * The passes, in the order a compile runs them (one folder each under compiler/src):
+ *   front/  source text -> AST: the lexer and parser (grammar/), imports (module.c),
+ *           locations and diagnostics, the arena everything lives in
+ *   sema/   AST -> checked program: train/distill blocks read (train_blocks.c), each
+ *           model elaborated into the graph IR (elab*.c, builtins.c)
+ *   ir/     the graph IR itself: the op table (ops.c), types and sizes, and the two
+ *           graph-to-graph passes autodiff.c and fuse.c
+ *   plan/   graph -> stage plan: placement and cost (placement.c, which also runs
+ *           autodiff and fusion on the placed graph), the timetable (schedule.c), the
+ *           memory plan (memplan.c); then the plan file (write.c) or a view (print.c)
+ *   gpu/    plan -> CUDA kernels: render (cuda_codegen.c), compile with NVRTC, cache
+ * check_program and plan_model below call them in this order. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda_build.h"
-#include "elab.h"
-#include "parse.h"
-#include "plan.h"
-#include "plan_write.h"
+#include "front/parse.h"
+#include "gpu/cuda_build.h"
+#include "plan/placement.h"
+#include "plan/write.h"
+#include "sema/elab.h"
 #include "session_int.h"
 
 struct pmlc_session {

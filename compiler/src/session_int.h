@@ -3,7 +3,7 @@
 #ifndef PMLC_SESSION_INT_H
 #define PMLC_SESSION_INT_H
 
-#include "plan.h"
+#include "plan/placement.h"
 
 /* The graph and plan of the model pmlc_session_plan would print (after a successful
  * check), or NULL after reporting why. Owned by the session. */

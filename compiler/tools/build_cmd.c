@@ -10,11 +10,11 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cli_util.h"
 #include "formats/atomic_file.h"
 #include "formats/input_file.h"
 #include "formats/out_path.h"
-#include "cli_util.h"
-#include "nvrtc.h"
+#include "gpu/nvrtc.h"
 
 void pmlc_where_free(char **where)
 {

@@ -11,10 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/ops.h"
 #include "backend.h"
 #include "build_cmd.h"
 #include "infer_cmd.h"
+#include "ir/ops.h"
 #include "pmlc.h"
 #include "train_cmd.h"
 

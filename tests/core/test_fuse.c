@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "fuse.h"
+#include "ir/fuse.h"
 #include "session_int.h"
 
 static const char program[] =

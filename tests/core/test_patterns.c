@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "diag.h"
-#include "train.h"
+#include "front/diag.h"
+#include "sema/train_blocks.h"
 
 static void patterns_match_segments_and_prefixes(void)
 {

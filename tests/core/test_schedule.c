@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "schedule.h"
+#include "plan/schedule.h"
 
 /* A plan with S equal stages (forward cost 1, backward 2) and M micro-batches. */
 static pmlc_plan *equal_plan(pmlc_program *P, pmlc_graph *g, int S, int M, pmlc_schedule sched)

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "ops.h"
-#include "types.h"
+#include "ir/ops.h"
+#include "ir/types.h"
 
 static pmlc_symtab syms = {{"B", "T"}, 2};
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cuda_build.h"
+#include "gpu/cuda_build.h"
 #include "session_int.h"
 
 static double now_ms(void)

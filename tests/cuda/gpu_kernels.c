@@ -17,7 +17,7 @@
 
 #include "cuda/device.h"
 #include "cuda/module.h"
-#include "cuda_build.h"
+#include "gpu/cuda_build.h"
 #include "session_int.h"
 
 static int fail(const char *what, const char *msg)

@@ -73,7 +73,7 @@ void pml_cuda_blas_destroy(pml_cuda_blas *b)
     if (!b) return;
     if (b->handle) b->Destroy(b->handle);
     if (b->workspace) b->d->MemFree(b->workspace);
-    free(b); /* the library stays loaded, as NVRTC (compiler/src/nvrtc.c) and for the same reason */
+    free(b); /* the library stays loaded, as NVRTC (compiler/src/gpu/nvrtc.c) and for the same reason */
 }
 
 pml_status pml_cuda_gemm(pml_cuda_blas *b, pml_dtype t, int64_t batch, int64_t m, int64_t n, int64_t k, pml_cu_ptr A,

@@ -3,7 +3,7 @@
  *
  * What runs: for each stage, the plan's kernels of that stage in running order — a
  * fused kernel as one launch of its compiled function (the launch contract of
- * compiler/src/cuda_codegen.h), a matmul as one cuBLAS GEMM (strided-batched when its
+ * compiler/src/gpu/cuda_codegen.h), a matmul as one cuBLAS GEMM (strided-batched when its
  * batch axes allow, else one per output matrix). Gradients are summed over
  * micro-batches on the device (a weight gradient's GEMM adds its product to the
  * accumulator; other gradients are added by cuBLAS axpy), the squared norm comes from cuBLAS, and

@@ -81,7 +81,7 @@ typedef struct pml_plan_kernel {
 } pml_plan_kernel;
 
 /* GPU code (CUBN section): compiled images, their functions, and how to launch each
- * kernel that has code (the contract of compiler/src/cuda_codegen.h). */
+ * kernel that has code (the contract of compiler/src/gpu/cuda_codegen.h). */
 typedef struct pml_plan_gpu_image {
     const char *target; /* "sm_90": a CUBIN; "compute_90": PTX */
     const unsigned char *data;

@@ -11,8 +11,8 @@
 
 #include "../../core/check.h"
 #include "plan/plan.h"
-#include "plan_write.h"
-#include "schedule.h"
+#include "plan/schedule.h"
+#include "plan/write.h"
 #include "session_int.h"
 
 static void round_trip_keeps_everything(const char *path, const unsigned char *bytes, size_t len, pmlc_graph *g,

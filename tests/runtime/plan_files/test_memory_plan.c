@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "../../core/check.h"
-#include "memplan.h"
+#include "plan/memplan.h"
 #include "plan/plan.h"
-#include "plan_write.h"
+#include "plan/write.h"
 #include "session_int.h"
 
 enum { LOAD, RECV_ACT, FWD, SEND_ACT, RECV_GRAD, BWD, SEND_GRAD, STEP };

@@ -1,0 +1,358 @@
+/* autodiff.c — reverse-mode differentiation of the graph IR (see autodiff.h).
+ *
+ * The backward rule of every op is written here in terms of primitive ops, so the
+ * backward pass is an ordinary graph that fusion, placement, costing and the backends
+ * treat like the forward one. Each backward node sits on the stage of the forward op it
+ * differentiates, and is tagged input-gradient (B) or weight-gradient (W) work by what
+ * the gradient flows to: an activation, or something computed from weights alone. */
+#include "ir/autodiff.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct ad {
+    pmlc_program *P;
+    pmlc_graph *g;
+    const int64_t *binding;
+    int32_t *grad; /* per forward node: its accumulated gradient, or -1 */
+    uint8_t *rg;   /* per forward node: needs a gradient */
+    uint8_t *act;  /* per forward node: depends on the batch */
+    int stage, unit, pass;
+    pmlc_loc loc;
+    int failed;
+} ad;
+
+static void shape_of(const ad *A, int32_t n, pmlc_shape *out)
+{
+    const ir_node *x = &A->g->nodes.v[n];
+    out->rank = x->rank;
+    memcpy(out->d, x->shape, sizeof(pmlc_size) * (size_t)x->rank);
+}
+
+static int same_shape(const ad *A, int32_t a, const pmlc_shape *sh)
+{
+    pmlc_shape s;
+    shape_of(A, a, &s);
+    if (s.rank != sh->rank) return 0;
+    for (int k = 0; k < s.rank; k++)
+        if (!pmlc_size_eq(s.d[k], sh->d[k])) return 0;
+    return 1;
+}
+
+/* Appends a node on the stage and pass being differentiated. */
+static int32_t push(ad *A, pmlc_opcode op, pmlc_dtype dt, const pmlc_shape *sh, int n_in, const int32_t *in,
+                    const int64_t *attr, int n_attr, double fval)
+{
+    ir_node n = {0};
+    n.op = op;
+    n.dtype = dt;
+    n.n_in = n_in;
+    n.n_attr = n_attr;
+    n.fval = fval;
+    n.stage = A->stage;
+    n.unit = A->unit;
+    n.param = -1;
+    n.loc = A->loc;
+    n.pass = A->pass;
+    return pmlc_graph_push(&A->P->arena, A->g, &n, sh, in, attr);
+}
+
+/* Appends one op after running its shape rule; a failure here is a bug in a rule. */
+static int32_t emit(ad *A, pmlc_opcode op, int n_in, const int32_t *in, const int64_t *attr, int n_attr,
+                    const pmlc_shape *target, double fval)
+{
+    if (A->failed) return -1;
+    pmlc_shape scratch[4];
+    pmlc_infer inf;
+    if (pmlc_graph_infer(A->g, op, n_in, in, attr, n_attr, target, &A->P->syms, pmlc_ops[op].name, scratch, &inf) ||
+        A->g->nodes.n >= 4 * PMLC_MAX_NODES_AD) {
+        pmlc_error(&A->P->diag, A->loc, "internal error: the backward pass of this operation is ill-formed (%s)",
+                   inf.msg[0] ? inf.msg : "too many operations");
+        A->failed = 1;
+        return -1;
+    }
+    return push(A, op, inf.out_dt, &inf.out, n_in, in, attr, n_attr, fval);
+}
+
+static int32_t un(ad *A, pmlc_opcode op, int32_t x) { return emit(A, op, 1, &x, NULL, 0, NULL, 0); }
+
+static int32_t bin(ad *A, pmlc_opcode op, int32_t x, int32_t y)
+{
+    int32_t in[2] = {x, y};
+    return emit(A, op, 2, in, NULL, 0, NULL, 0);
+}
+
+static int32_t cst(ad *A, double v, pmlc_dtype dt)
+{
+    pmlc_shape scalar = {0, {{0}}};
+    return A->failed ? -1 : push(A, OP_CONST, dt, &scalar, 0, NULL, NULL, 0, v);
+}
+
+static int32_t with_shape(ad *A, pmlc_opcode op, int32_t x, const pmlc_shape *sh)
+{
+    return emit(A, op, 1, &x, NULL, 0, sh, 0);
+}
+
+/* dy summed down to x's shape: the gradient of a broadcast operand. */
+static int32_t sum_to(ad *A, int32_t dy, int32_t x)
+{
+    pmlc_shape sh;
+    shape_of(A, x, &sh);
+    return same_shape(A, dy, &sh) ? dy : with_shape(A, OP_SUM_TO, dy, &sh);
+}
+
+static int32_t expand_to(ad *A, int32_t y, int32_t x)
+{
+    pmlc_shape sh;
+    shape_of(A, x, &sh);
+    return same_shape(A, y, &sh) ? y : with_shape(A, OP_EXPAND, y, &sh);
+}
+
+static int32_t swap_last(ad *A, int32_t x)
+{
+    int rank = A->g->nodes.v[x].rank;
+    int64_t perm[PMLC_MAX_RANK];
+    for (int k = 0; k < rank; k++) perm[k] = k;
+    perm[rank - 2] = rank - 1;
+    perm[rank - 1] = rank - 2;
+    return emit(A, OP_PERMUTE, 1, &x, perm, rank, NULL, 0);
+}
+
+/* A reduction's output reshaped so it broadcasts against its input (keepdim form). */
+static int32_t keepdim_form(ad *A, int32_t y, int32_t x, int64_t axis)
+{
+    pmlc_shape sh;
+    shape_of(A, x, &sh);
+    for (int k = 0; k < sh.rank; k++)
+        if (axis < 0 || k == axis) sh.d[k] = pmlc_size_int(1);
+    return same_shape(A, y, &sh) ? y : with_shape(A, OP_RESHAPE, y, &sh);
+}
+
+static double reduced_count(const ad *A, int32_t x, int64_t axis)
+{
+    const ir_node *n = &A->g->nodes.v[x];
+    double count = 1;
+    for (int k = 0; k < n->rank; k++) {
+        int64_t v = 1;
+        if (axis < 0 || k == axis) pmlc_size_eval(n->shape[k], A->binding, &v);
+        count *= (double)v;
+    }
+    return count;
+}
+
+static int32_t matmul_grad(ad *A, const ir_node *n, int k, int32_t dy)
+{
+    int32_t a = n->in[0], b = n->in[1];
+    if (k == 0) return sum_to(A, bin(A, OP_MATMUL, dy, swap_last(A, b)), a);
+    /* The weight of a linear layer: fold the batch axes of a and dy into one, so the
+     * gradient is one [k, M] @ [M, n] product instead of a batch of them summed. */
+    int ra = A->g->nodes.v[a].rank, rb = A->g->nodes.v[b].rank;
+    if (rb == 2 && ra > 2) {
+        pmlc_shape sa, sd, a2 = {2, {{0}}}, d2 = {2, {{0}}};
+        shape_of(A, a, &sa);
+        shape_of(A, dy, &sd);
+        pmlc_size m = pmlc_size_int(1);
+        for (int q = 0; q < ra - 1; q++) pmlc_size_mul(m, sa.d[q], &m);
+        a2.d[0] = d2.d[0] = m;
+        a2.d[1] = sa.d[ra - 1];
+        d2.d[1] = sd.d[ra - 1];
+        int32_t af = with_shape(A, OP_RESHAPE, a, &a2), df = with_shape(A, OP_RESHAPE, dy, &d2);
+        return bin(A, OP_MATMUL, swap_last(A, af), df);
+    }
+    return sum_to(A, bin(A, OP_MATMUL, swap_last(A, a), dy), b);
+}
+
+/* The gradient flowing to input k of node i, given dy = d loss / d node i. */
+static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
+{
+    const ir_node n = A->g->nodes.v[i]; /* a copy: emitting may move the array */
+    int32_t x = n.in[k], y = i;
+    pmlc_dtype dt = n.dtype;
+    switch (n.op) {
+    case OP_NEG:
+        return un(A, OP_NEG, dy);
+    case OP_EXP:
+        return bin(A, OP_MUL, dy, y);
+    case OP_LOG:
+        return bin(A, OP_DIV, dy, x);
+    case OP_SQRT:
+        return bin(A, OP_DIV, dy, bin(A, OP_MUL, y, cst(A, 2, dt)));
+    case OP_RSQRT: /* d x^-1/2 = -1/2 x^-3/2 = -1/2 y^3 */
+        return bin(A, OP_MUL, dy, bin(A, OP_MUL, cst(A, -0.5, dt), bin(A, OP_MUL, y, bin(A, OP_MUL, y, y))));
+    case OP_TANH:
+        return bin(A, OP_MUL, dy, bin(A, OP_SUB, cst(A, 1, dt), bin(A, OP_MUL, y, y)));
+    case OP_SIGMOID:
+        return bin(A, OP_MUL, dy, bin(A, OP_MUL, y, bin(A, OP_SUB, cst(A, 1, dt), y)));
+    case OP_RELU:
+        return bin(A, OP_MUL, dy, bin(A, OP_GT, y, cst(A, 0, dt)));
+    case OP_ERF: /* 2/sqrt(pi) e^(-x^2) */
+        return bin(A, OP_MUL, dy,
+                   bin(A, OP_MUL, cst(A, 1.1283791670955126, dt), un(A, OP_EXP, un(A, OP_NEG, bin(A, OP_MUL, x, x)))));
+    case OP_RECIP:
+        return un(A, OP_NEG, bin(A, OP_MUL, dy, bin(A, OP_MUL, y, y)));
+    case OP_ABS:
+        return bin(A, OP_MUL, dy, bin(A, OP_SUB, bin(A, OP_GT, x, cst(A, 0, dt)), bin(A, OP_LT, x, cst(A, 0, dt))));
+    case OP_ADD:
+        return sum_to(A, dy, x);
+    case OP_SUB:
+        return sum_to(A, k == 0 ? dy : un(A, OP_NEG, dy), x);
+    case OP_MUL:
+        return sum_to(A, bin(A, OP_MUL, dy, n.in[1 - k]), x);
+    case OP_DIV:
+        if (k == 0) return sum_to(A, bin(A, OP_DIV, dy, n.in[1]), x);
+        return sum_to(A, un(A, OP_NEG, bin(A, OP_DIV, bin(A, OP_MUL, dy, y), n.in[1])), x);
+    case OP_MAXIMUM: /* ties go to the first operand */
+        return sum_to(A, bin(A, OP_MUL, dy, bin(A, k == 0 ? OP_GE : OP_LT, n.in[0], n.in[1])), x);
+    case OP_MINIMUM:
+        return sum_to(A, bin(A, OP_MUL, dy, bin(A, k == 0 ? OP_LE : OP_GT, n.in[0], n.in[1])), x);
+    case OP_POW:
+        if (k == 0) /* b a^(b-1) */
+            return sum_to(A,
+                          bin(A, OP_MUL, dy,
+                              bin(A, OP_MUL, n.in[1], bin(A, OP_POW, n.in[0], bin(A, OP_SUB, n.in[1], cst(A, 1, dt))))),
+                          x);
+        return sum_to(A, bin(A, OP_MUL, dy, bin(A, OP_MUL, y, un(A, OP_LOG, n.in[0]))), x);
+    case OP_WHERE: {
+        int32_t zero = cst(A, 0, dt), in[3] = {n.in[0], k == 1 ? dy : zero, k == 1 ? zero : dy};
+        return sum_to(A, emit(A, OP_WHERE, 3, in, NULL, 0, NULL, 0), x);
+    }
+    case OP_CAST: {
+        int64_t to = A->g->nodes.v[x].dtype;
+        return emit(A, OP_CAST, 1, &dy, &to, 1, NULL, 0);
+    }
+    case OP_DROPOUT:
+        return emit(A, OP_DROPOUT, 1, &dy, n.attr, n.n_attr, NULL, n.fval); /* the same mask */
+    case OP_CAUSAL_MASK:
+        return emit(A, OP_CAUSAL_MASK, 1, &dy, NULL, 0, NULL, 0.0);
+    case OP_SUM:
+        return expand_to(A, keepdim_form(A, dy, x, n.attr[0]), x);
+    case OP_MEAN:
+        return bin(A, OP_MUL, expand_to(A, keepdim_form(A, dy, x, n.attr[0]), x),
+                   cst(A, 1.0 / reduced_count(A, x, n.attr[0]), dt));
+    case OP_MAX: /* to every element equal to the maximum */
+        return bin(A, OP_MUL, expand_to(A, keepdim_form(A, dy, x, n.attr[0]), x),
+                   bin(A, OP_EQ, x, expand_to(A, keepdim_form(A, y, x, n.attr[0]), x)));
+    case OP_RESHAPE:
+    case OP_EXPAND: {
+        pmlc_shape sh;
+        shape_of(A, x, &sh);
+        return n.op == OP_RESHAPE ? with_shape(A, OP_RESHAPE, dy, &sh) : sum_to(A, dy, x);
+    }
+    case OP_SUM_TO:
+        return expand_to(A, dy, x);
+    case OP_PERMUTE: {
+        int64_t inv[PMLC_MAX_RANK];
+        for (int q = 0; q < n.n_attr; q++) inv[n.attr[q]] = q;
+        return emit(A, OP_PERMUTE, 1, &dy, inv, n.n_attr, NULL, 0);
+    }
+    case OP_SLICE: {
+        pmlc_shape sh;
+        shape_of(A, x, &sh);
+        return emit(A, OP_PAD, 1, &dy, n.attr, n.n_attr, &sh, 0);
+    }
+    case OP_PAD:
+        return emit(A, OP_SLICE, 1, &dy, n.attr, n.n_attr, NULL, 0);
+    case OP_CONCAT: {
+        int axis = (int)n.attr[0];
+        int64_t start = 0;
+        for (int q = 0; q < k; q++) {
+            int64_t v;
+            pmlc_size_eval(A->g->nodes.v[n.in[q]].shape[axis], A->binding, &v);
+            start += v;
+        }
+        int64_t len;
+        pmlc_size d = A->g->nodes.v[x].shape[axis];
+        if (!pmlc_size_is_const(d) || !pmlc_size_is_const(A->g->nodes.v[i].shape[axis])) {
+            pmlc_error(&A->P->diag, A->loc, "the gradient of 'concat' along a symbolic axis is not supported yet");
+            A->failed = 1;
+            return -1;
+        }
+        len = d.coef;
+        int64_t attr[4] = {axis, start, start + len, 1};
+        return emit(A, OP_SLICE, 1, &dy, attr, 4, NULL, 0);
+    }
+    case OP_GATHER: {
+        pmlc_shape sh;
+        shape_of(A, x, &sh);
+        int32_t in[2] = {dy, n.in[1]};
+        return emit(A, OP_SCATTER_ADD, 2, in, NULL, 0, &sh, 0);
+    }
+    case OP_PICK: {
+        pmlc_shape sh;
+        shape_of(A, x, &sh);
+        int32_t in[2] = {dy, n.in[1]};
+        return emit(A, OP_UNPICK, 2, in, NULL, 0, &sh, 0);
+    }
+    case OP_XENT: { /* to the logits only: labels are indices */
+        int32_t in[4] = {n.in[0], n.in[1], y, dy};
+        return k == 0 ? emit(A, OP_XENT_GRAD, 4, in, NULL, 0, NULL, 0) : -1;
+    }
+    case OP_MATMUL:
+        return matmul_grad(A, &n, k, dy);
+    default:
+        pmlc_error(&A->P->diag, A->loc, "internal error: no gradient rule for '%s'", pmlc_ops[n.op].name);
+        A->failed = 1;
+        return -1;
+    }
+}
+
+static void accumulate(ad *A, int32_t x, int32_t dx)
+{
+    if (dx < 0) return;
+    A->grad[x] = A->grad[x] < 0 ? dx : bin(A, OP_ADD, A->grad[x], dx);
+}
+
+int pmlc_autodiff(pmlc_program *P, pmlc_graph *g, const int64_t *binding, const uint8_t *frozen)
+{
+    if (g->loss < 0 || g->n_forward) return 0;
+    int nf = g->nodes.n;
+    ad A = {0};
+    A.P = P;
+    A.g = g;
+    A.binding = binding;
+    A.grad = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)nf);
+    A.rg = pmlc_arena_alloc(&P->arena, (size_t)nf);
+    A.act = pmlc_arena_alloc(&P->arena, (size_t)nf);
+    for (int i = 0; i < nf; i++) {
+        const ir_node *n = &g->nodes.v[i];
+        const pmlc_op_info *info = &pmlc_ops[n->op];
+        uint8_t rg = n->op == OP_PARAM && !frozen[n->param], act = n->op == OP_INPUT;
+        for (int k = 0; k < n->n_in; k++) {
+            rg |= info->differentiable && A.rg[n->in[k]];
+            act |= A.act[n->in[k]];
+        }
+        A.rg[i] = rg;
+        A.act[i] = act;
+        A.grad[i] = -1;
+    }
+    g->n_forward = nf;
+    g->param_grad = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)(g->params.n ? g->params.n : 1));
+    for (int p = 0; p < g->params.n; p++) g->param_grad[p] = -1;
+    if (!A.rg[g->loss]) return 0; /* everything is frozen */
+
+    /* d loss / d loss = 1, on the loss's stage. */
+    const ir_node *loss = &g->nodes.v[g->loss];
+    A.stage = loss->stage;
+    A.unit = loss->unit;
+    A.loc = loss->loc;
+    A.pass = PMLC_PASS_BWD_INPUT;
+    A.grad[g->loss] = cst(&A, 1.0, loss->dtype);
+
+    for (int32_t i = nf - 1; i >= 0 && !A.failed; i--) {
+        if (A.grad[i] < 0 || !A.rg[i]) continue;
+        const ir_node *n = &g->nodes.v[i];
+        A.stage = n->stage;
+        A.unit = n->unit;
+        A.loc = n->loc;
+        int n_in = n->n_in;
+        for (int k = 0; k < n_in && !A.failed; k++) {
+            int32_t x = g->nodes.v[i].in[k];
+            if (!A.rg[x]) continue;
+            A.pass = A.act[x] ? PMLC_PASS_BWD_INPUT : PMLC_PASS_BWD_WEIGHT;
+            accumulate(&A, x, rule(&A, i, k, A.grad[i]));
+        }
+    }
+    if (A.failed) return 1;
+    for (int p = 0; p < g->params.n; p++) g->param_grad[p] = A.grad[g->params.v[p].node];
+    return 0;
+}

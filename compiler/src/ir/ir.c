@@ -1,0 +1,51 @@
+/* ir.c — building the graph IR: the two steps every pass that adds an op takes
+ * (elaboration and autodiff alike), written once. */
+#include "ir/ir.h"
+
+#include <string.h>
+
+int pmlc_graph_infer(const pmlc_graph *g, pmlc_opcode op, int n_in, const int32_t *in, const int64_t *attr, int n_attr,
+                     const pmlc_shape *target, const pmlc_symtab *syms, const char *opname, pmlc_shape *scratch,
+                     pmlc_infer *a)
+{
+    const pmlc_shape *ptrs[PMLC_GRAPH_MAX_IN];
+    pmlc_dtype dts[PMLC_GRAPH_MAX_IN];
+    for (int i = 0; i < n_in; i++) {
+        const ir_node *x = &g->nodes.v[in[i]];
+        scratch[i].rank = x->rank;
+        memcpy(scratch[i].d, x->shape, sizeof(pmlc_size) * (size_t)x->rank);
+        ptrs[i] = &scratch[i];
+        dts[i] = x->dtype;
+    }
+    memset(a, 0, sizeof *a);
+    a->n_in = n_in;
+    a->in = ptrs;
+    a->dt = dts;
+    a->attr = attr;
+    a->n_attr = n_attr;
+    a->target = target;
+    a->syms = syms;
+    a->opname = opname;
+    int bad = pmlc_ops[op].infer(a);
+    a->in = NULL; /* the pointers were local */
+    a->dt = NULL;
+    return bad;
+}
+
+int32_t pmlc_graph_push(pmlc_arena *A, pmlc_graph *g, const ir_node *proto, const pmlc_shape *shape, const int32_t *in,
+                        const int64_t *attr)
+{
+    ir_node n = *proto;
+    n.rank = shape->rank;
+    n.shape = pmlc_arena_alloc(A, sizeof(pmlc_size) * (size_t)(n.rank ? n.rank : 1));
+    memcpy(n.shape, shape->d, sizeof(pmlc_size) * (size_t)n.rank);
+    n.in = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)(n.n_in ? n.n_in : 1));
+    if (n.n_in) memcpy(n.in, in, sizeof(int32_t) * (size_t)n.n_in);
+    n.attr = NULL;
+    if (n.n_attr) {
+        n.attr = pmlc_arena_alloc(A, sizeof(int64_t) * (size_t)n.n_attr);
+        memcpy(n.attr, attr, sizeof(int64_t) * (size_t)n.n_attr);
+    }
+    PMLC_PUSH(A, g->nodes, n);
+    return g->nodes.n - 1;
+}

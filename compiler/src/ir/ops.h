@@ -1,0 +1,86 @@
+/* ops.h — the primitive operations: the one table every pass reads.
+ *
+ * Each row names an op and gives its class, arity, shape rule, cost per element,
+ * which tensors its backward pass needs (so activation memory can be counted before
+ * autodiff exists), and slots that later passes fill (backward rule, C and CUDA
+ * kernel templates). Adding an op means adding a row here and nothing else in the
+ * front end except, if users call it by name, a line in builtins.c. */
+#ifndef PMLC_OPS_H
+#define PMLC_OPS_H
+
+#include "ir/types.h"
+
+typedef enum pmlc_opcode {
+#define PML_OP(e, name) OP_##e,
+#include "pml_ops.def"
+#undef PML_OP
+    OP_COUNT
+} pmlc_opcode;
+
+
+typedef enum pmlc_op_class {
+    PMLC_OPC_SOURCE,   /* inputs, parameters, constants: no work */
+    PMLC_OPC_ELEMWISE, /* one output element from the same position of each input */
+    PMLC_OPC_REDUCE,   /* along one axis */
+    PMLC_OPC_MOVEMENT, /* data layout only */
+    PMLC_OPC_GATHER,   /* indexed reads */
+    PMLC_OPC_MATMUL,
+    PMLC_OPC_ROWLOSS   /* a loss per row of logits at i32 labels (xent and its backward) */
+} pmlc_op_class;
+
+/* Arguments and results of a shape rule. On failure the rule sets `bad` (the operand
+ * at fault, -1 for the call as a whole) and `msg`; the caller points the diagnostic
+ * at that operand. */
+typedef struct pmlc_infer {
+    int n_in;
+    const pmlc_shape *const *in;
+    const pmlc_dtype *dt;
+    const int64_t *attr;
+    int n_attr;
+    const pmlc_shape *target; /* reshape's requested shape */
+    const pmlc_symtab *syms;  /* to print shapes in messages */
+    const char *opname;       /* how the user wrote it: "+", "matmul" */
+    pmlc_shape out;
+    pmlc_dtype out_dt;
+    int bad;
+    char msg[400];
+} pmlc_infer;
+
+enum { PMLC_SAVES_OUT = 0x80 };
+
+typedef struct pmlc_op_info {
+    const char *name;
+    pmlc_op_class cls;
+    int min_in, max_in;         /* max_in < 0: any number */
+    int (*infer)(pmlc_infer *); /* 0 on success; NULL for sources (the front end sets their shape) */
+    float flops_per_elem;
+    uint8_t saves;          /* bit i: input i is needed by the backward pass; PMLC_SAVES_OUT: the output */
+    uint8_t differentiable; /* 0: no gradient flows through (comparisons, indices) */
+    const char *doc;
+    const char *attrs; /* the node's attributes (ir_node.attr, .fval), NULL when none */
+    /* Slots for later passes. */
+    const void *backward;
+    const char *c_template;
+    const char *cuda_template;
+} pmlc_op_info;
+
+extern const pmlc_op_info pmlc_ops[OP_COUNT];
+
+/* Concrete shape, with every symbol bound, for costing. */
+typedef struct pmlc_cshape {
+    int rank;
+    int64_t d[PMLC_MAX_RANK];
+} pmlc_cshape;
+
+int64_t pmlc_cshape_numel(const pmlc_cshape *s);
+
+/* Forward FLOPs, and backward FLOPs spent on the gradient of each input. */
+void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cshape *out, double *fwd,
+                  double *bwd_per_input);
+
+/* Bytes the forward op reads and writes, given each tensor's element size: what a
+ * memory-bound kernel costs. A gather reads only the rows it returns. */
+double pmlc_op_bytes(pmlc_opcode op, int n_in, const pmlc_cshape *in, const int *in_elem, const pmlc_cshape *out,
+                     int out_elem);
+
+#endif

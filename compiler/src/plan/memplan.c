@@ -1,0 +1,445 @@
+/* memplan.c — liveness over each stage's timetable and the arena placement (see
+ * memplan.h).
+ *
+ * A buffer's lifetime is the same for every micro-batch up to where its instructions
+ * sit in the timetable, so it is kept as "written by instruction kind K at kernel k,
+ * last read by instruction kind K' at kernel k'" and turned into ticks per micro-batch
+ * through the table of where each (kind, micro-batch) instruction starts. Slots follow
+ * from those intervals: when micro-batches start and end in order (GPipe and 1F1B) the
+ * ones alive at once are consecutive, so m % slots never puts two of them together. */
+#include "plan/memplan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan/schedule.h"
+
+/* Work limits. Past the first two (millions of micro-batches) memory is not planned;
+ * past the third (thousands) slots are stacked without reuse. */
+#define MAX_TICKS (1 << 24)
+#define MAX_CELLS ((int64_t)1 << 26) /* micro-batches x (nodes + kernels) */
+#define MAX_PLACED_PAIRS ((int64_t)1 << 28)
+
+typedef struct ival {
+    int32_t a, b; /* ticks, inclusive */
+} ival;
+
+/* A buffer being planned: where it is written and last read, per instruction kind. */
+typedef struct pbuf {
+    pmlc_buffer out;
+    pmlc_instr_kind def_kind;
+    int32_t def_pos;
+    int32_t last[PMLC_I_COUNT]; /* per kind: the last kernel position that reads it, -1 none */
+    ival *live;                 /* per micro-batch */
+} pbuf;
+
+typedef struct planner {
+    pmlc_arena *A;
+    const pmlc_plan *pl;
+    const pmlc_graph *g;
+    int S, float_bytes;
+    int64_t M;
+    int32_t *root;          /* per node: whose memory it is (a reshape is its input's) */
+    uint8_t *invariant;     /* per node: computed from parameters and constants alone */
+    int32_t *pos;           /* per kernel: its place within its instruction */
+    int32_t *n_fwd, *n_bwd; /* per stage: kernels of one forward / backward instruction */
+    int32_t **at;           /* per stage: [kind * M + mb] the instruction's first tick, -1 none */
+    int32_t **instr_of;     /* per stage, per tick: the instruction */
+    int32_t *n_ticks;
+    int32_t *value; /* per node: its value buffer, -1 none */
+    int32_t *recv;  /* per stage * node: the received copy, -1 none */
+    PMLC_VEC(pbuf) bufs;
+} planner;
+
+static int is_view(const ir_node *n) { return n->op == OP_RESHAPE; }
+
+static int64_t numel_of(const planner *p, int i)
+{
+    const ir_node *n = &p->g->nodes.v[i];
+    int64_t e = 1;
+    for (int k = 0; k < n->rank; k++) {
+        int64_t d = 0;
+        pmlc_size_eval(n->shape[k], p->pl->binding, &d);
+        e *= d;
+    }
+    return e;
+}
+
+static int64_t value_bytes(const planner *p, int i)
+{
+    const ir_node *n = &p->g->nodes.v[i];
+    int eb = n->op == OP_PARAM || !pmlc_dtype_is_float(n->dtype) ? pmlc_dtype_bytes(n->dtype) : p->float_bytes;
+    return numel_of(p, i) * eb;
+}
+
+static int64_t align_up(int64_t v) { return (v + PMLC_MEM_ALIGN - 1) / PMLC_MEM_ALIGN * PMLC_MEM_ALIGN; }
+
+/* The same rule as the runtime's: parameters, constants, and what only they feed. */
+static void mark_invariant(planner *p)
+{
+    for (int i = 0; i < p->g->nodes.n; i++) {
+        const ir_node *n = &p->g->nodes.v[i];
+        int inv = n->op == OP_PARAM || n->op == OP_CONST || n->op == OP_ARANGE ||
+                  (n->op != OP_INPUT && n->op != OP_DROPOUT && n->n_in > 0);
+        for (int k = 0; inv && n->op != OP_PARAM && k < n->n_in; k++) inv = p->invariant[n->in[k]];
+        p->invariant[i] = (uint8_t)inv;
+        p->root[i] = is_view(n) ? p->root[n->in[0]] : i;
+    }
+}
+
+/* Ticks of one instruction: a forward or backward one runs its stage's kernels of that
+ * pass one per tick; anything else is one tick. */
+static int32_t instr_ticks(const planner *p, int s, pmlc_instr_kind kind)
+{
+    int32_t k = kind == PMLC_I_FWD ? p->n_fwd[s] : kind == PMLC_I_BWD ? p->n_bwd[s] : 1;
+    return k ? k : 1;
+}
+
+/* Kernel positions within their instruction, and where each instruction starts. */
+static int lay_out_time(planner *p)
+{
+    const pmlc_fusion *fu = &p->pl->fusion;
+    int K = fu->n_groups;
+    /* A node of each kernel tells its stage and pass. */
+    int32_t *seen = pmlc_arena_alloc(p->A, sizeof(int32_t) * (size_t)(K ? K : 1));
+    for (int k = 0; k < K; k++) seen[k] = -1;
+    for (int i = 0; i < p->g->nodes.n; i++) seen[fu->group[i]] = i;
+    for (int k = 0; k < K; k++) {
+        const ir_node *n = &p->g->nodes.v[seen[k]];
+        if (fu->kind[k] == PMLC_KERNEL_NONE) continue;
+        p->pos[k] = n->pass == PMLC_PASS_FORWARD ? p->n_fwd[n->stage]++ : p->n_bwd[n->stage]++;
+    }
+    const pmlc_timetable *tt = p->pl->timetable;
+    for (int s = 0; s < p->S; s++) {
+        p->at[s] = pmlc_arena_alloc(p->A, sizeof(int32_t) * (size_t)(PMLC_I_COUNT * p->M));
+        for (int64_t c = 0; c < PMLC_I_COUNT * p->M; c++) p->at[s][c] = -1;
+        int64_t t = 0;
+        for (int k = 0; k < tt->stages[s].instr.n; k++) {
+            pmlc_instr in = tt->stages[s].instr.v[k];
+            if (in.mb >= 0) p->at[s][in.kind * p->M + in.mb] = (int32_t)t;
+            t += instr_ticks(p, s, in.kind);
+            if (t > MAX_TICKS) return 1;
+        }
+        p->n_ticks[s] = (int32_t)t;
+        p->instr_of[s] = pmlc_arena_alloc(p->A, sizeof(int32_t) * (size_t)(t ? t : 1));
+        for (int k = 0, u = 0; k < tt->stages[s].instr.n; k++) {
+            pmlc_instr in = tt->stages[s].instr.v[k];
+            for (int j = instr_ticks(p, s, in.kind); j > 0; j--) p->instr_of[s][u++] = k;
+        }
+    }
+    return 0;
+}
+
+static int add_buffer(planner *p, int stage, int node, pmlc_buf_role role, int per_step, int64_t bytes)
+{
+    pbuf b;
+    memset(&b, 0, sizeof b);
+    b.out.stage = stage;
+    b.out.node = node;
+    b.out.role = role;
+    b.out.per_step = per_step;
+    b.out.slots = 1;
+    b.out.bytes = bytes;
+    for (int k = 0; k < PMLC_I_COUNT; k++) b.last[k] = -1;
+    PMLC_PUSH(p->A, p->bufs, b);
+    return p->bufs.n - 1;
+}
+
+static void use(planner *p, int b, pmlc_instr_kind kind, int32_t pos)
+{
+    if (b >= 0 && p->bufs.v[b].last[kind] < pos) p->bufs.v[b].last[kind] = pos;
+}
+
+static pmlc_instr_kind pass_instr(const ir_node *n) { return n->pass == PMLC_PASS_FORWARD ? PMLC_I_FWD : PMLC_I_BWD; }
+
+/* Every buffer, where it is written, and its reads. */
+static void find_buffers(planner *p)
+{
+    const pmlc_graph *g = p->g;
+    const pmlc_fusion *fu = &p->pl->fusion;
+    for (int i = 0; i < g->nodes.n; i++) {
+        const ir_node *n = &g->nodes.v[i];
+        p->value[i] = -1;
+        if (is_view(n) || !(fu->materialized[i] || n->op == OP_PARAM || n->op == OP_INPUT)) continue;
+        int b = p->value[i] = add_buffer(p, n->stage, i, PMLC_BUF_VALUE, p->invariant[i], value_bytes(p, i));
+        p->bufs.v[b].def_kind = n->op == OP_INPUT ? PMLC_I_LOAD : pass_instr(n);
+        p->bufs.v[b].def_pos = n->op == OP_INPUT ? 0 : p->pos[fu->group[i]];
+    }
+    for (int i = 0; i < g->nodes.n; i++) {
+        const ir_node *r = &g->nodes.v[i];
+        if (is_view(r)) continue;
+        for (int j = 0; j < r->n_in; j++) {
+            int x = p->root[r->in[j]];
+            const ir_node *xn = &g->nodes.v[x];
+            int32_t at = p->pos[fu->group[i]];
+            if (xn->stage == r->stage) {
+                use(p, p->value[x], pass_instr(r), at);
+                continue;
+            }
+            /* Sent by x's stage, received by r's, read there. */
+            use(p, p->value[x], xn->pass == PMLC_PASS_FORWARD ? PMLC_I_SEND_ACT : PMLC_I_SEND_GRAD, 0);
+            int32_t *rb = &p->recv[(size_t)r->stage * (size_t)g->nodes.n + (size_t)x];
+            if (*rb < 0) {
+                *rb = add_buffer(p, r->stage, x, PMLC_BUF_RECV, p->invariant[x], value_bytes(p, x));
+                p->bufs.v[*rb].def_kind = xn->pass == PMLC_PASS_FORWARD ? PMLC_I_RECV_ACT : PMLC_I_RECV_GRAD;
+            }
+            use(p, *rb, pass_instr(r), at);
+        }
+    }
+    /* Read at the end of their instruction: the loss and output (reported), and the
+     * gradients (summed into their accumulators). */
+    int ends[2] = {g->output, g->loss};
+    for (int k = 0; k < 2; k++)
+        if (ends[k] >= 0 && p->value[ends[k]] >= 0)
+            use(p, p->value[ends[k]], PMLC_I_FWD, p->n_fwd[g->nodes.v[ends[k]].stage] - 1);
+    int state = 0;
+    if (p->pl->train && p->pl->train->opt == PMLC_OPT_ADAMW)
+        state = 2;
+    else if (p->pl->train && p->pl->train->momentum > 0)
+        state = 1;
+    for (int q = 0; q < g->params.n; q++) {
+        const ir_param *prm = &g->params.v[q];
+        int s = g->nodes.v[prm->node].stage, grad = g->param_grad ? g->param_grad[q] : -1;
+        if (grad >= 0) {
+            use(p, p->value[grad], PMLC_I_BWD, p->n_bwd[s] - 1);
+            add_buffer(p, s, prm->node, PMLC_BUF_GRAD_ACC, 1, prm->numel * 4);
+        }
+        if (prm->frozen_from == 0) continue;
+        for (int k = 0; k < state; k++) add_buffer(p, s, prm->node, PMLC_BUF_OPT_M + k, 1, prm->numel * 4);
+    }
+}
+
+/* The interval of buffer b for micro-batch m; a = -1 when it has none. */
+static ival interval(const planner *p, const pbuf *b, int64_t m)
+{
+    const int32_t *at = p->at[b->out.stage];
+    ival v = {-1, -1};
+    int32_t def = at[b->def_kind * p->M + m];
+    if (def >= 0) v.a = v.b = def + b->def_pos;
+    for (int k = 0; k < PMLC_I_COUNT; k++) {
+        int32_t t = b->last[k] >= 0 ? at[k * p->M + m] : -1;
+        if (t < 0) continue;
+        t += b->last[k];
+        if (v.a < 0 || t < v.a) v.a = t; /* written by an instruction this stage lacks */
+        if (t > v.b) v.b = t;
+    }
+    return v;
+}
+
+/* Per-micro-batch lifetimes and the slots they need. */
+static void count_slots(planner *p, pbuf *b)
+{
+    int64_t M = p->M;
+    b->live = pmlc_arena_alloc(p->A, sizeof(ival) * (size_t)M);
+    int ordered = 1;
+    for (int64_t m = 0; m < M; m++) {
+        b->live[m] = interval(p, b, m);
+        if (m > 0 && (b->live[m].a <= b->live[m - 1].a || b->live[m].b <= b->live[m - 1].b)) ordered = 0;
+    }
+    if (b->live[0].a < 0) return; /* never alive (every micro-batch runs the same instructions) */
+    if (!ordered) {
+        b->out.slots = (int)M;
+        return;
+    }
+    int64_t most = 1;
+    for (int64_t m = 0, last = 0; m < M; m++) { /* last: the latest micro-batch started before m ends */
+        if (last < m) last = m;
+        while (last + 1 < M && b->live[last + 1].a <= b->live[m].b) last++;
+        if (last - m + 1 > most) most = last - m + 1;
+    }
+    b->out.slots = (int)most;
+}
+
+/* A slot: a buffer's micro-batches m = first, first + step, ... (sorted, disjoint). */
+typedef struct item {
+    pbuf *b;
+    int slot;
+    int64_t size;
+    ival span;
+} item;
+
+static int items_meet(const planner *p, const item *x, const item *y)
+{
+    if (x->span.b < y->span.a || y->span.b < x->span.a) return 0;
+    int64_t i = x->slot, j = y->slot, sx = x->b->out.slots, sy = y->b->out.slots;
+    while (i < p->M && j < p->M) {
+        ival u = x->b->live[i], v = y->b->live[j];
+        if (u.b < v.a)
+            i += sx;
+        else if (v.b < u.a)
+            j += sy;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+static int by_size(const void *a, const void *b)
+{
+    const item *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return (x->span.a > y->span.a) - (x->span.a < y->span.a);
+}
+
+typedef struct range {
+    int64_t lo, hi;
+} range;
+
+static int by_lo(const void *a, const void *b)
+{
+    const range *x = a, *y = b;
+    return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* Best fit above `base` among the ranges taken at the same times; returns the offset. */
+static int64_t best_fit(range *taken, int n, int64_t base, int64_t size)
+{
+    qsort(taken, (size_t)n, sizeof *taken, by_lo);
+    int64_t at = base, best = -1, best_gap = 0;
+    for (int k = 0; k < n; k++) {
+        if (taken[k].lo - at >= size && (best < 0 || taken[k].lo - at < best_gap))
+            best = at, best_gap = taken[k].lo - at;
+        if (taken[k].hi > at) at = taken[k].hi;
+    }
+    return best >= 0 ? best : at;
+}
+
+/* Places stage s's per-micro-batch slots above `base`; returns the arena's end. */
+static int64_t place(planner *p, int s, int64_t base)
+{
+    int n = 0;
+    for (int k = 0; k < p->bufs.n; k++)
+        if (p->bufs.v[k].out.stage == s && !p->bufs.v[k].out.per_step) n += p->bufs.v[k].out.slots;
+    item *it = calloc((size_t)n + 1, sizeof *it);
+    range *taken = calloc((size_t)n + 1, sizeof *taken);
+    int64_t end = base;
+    if (!it || !taken) {
+        free(it), free(taken);
+        return -1;
+    }
+    n = 0;
+    for (int k = 0; k < p->bufs.n; k++) {
+        pbuf *b = &p->bufs.v[k];
+        if (b->out.stage != s || b->out.per_step) continue;
+        b->out.offset = pmlc_arena_alloc(p->A, sizeof(int64_t) * (size_t)b->out.slots);
+        for (int j = 0; j < b->out.slots; j++) {
+            item x = {b, j, align_up(b->out.bytes > 0 ? b->out.bytes : 1), {INT32_MAX, -1}};
+            for (int64_t m = j; m < p->M; m += b->out.slots) {
+                if (b->live[m].a < x.span.a) x.span.a = b->live[m].a;
+                if (b->live[m].b > x.span.b) x.span.b = b->live[m].b;
+            }
+            it[n++] = x;
+        }
+    }
+    qsort(it, (size_t)n, sizeof *it, by_size);
+    int reuse = (int64_t)n * n <= MAX_PLACED_PAIRS;
+    for (int k = 0; k < n; k++) {
+        int t = 0;
+        for (int j = 0; reuse && j < k; j++)
+            if (items_meet(p, &it[k], &it[j])) {
+                taken[t].lo = it[j].b->out.offset[it[j].slot];
+                taken[t].hi = taken[t].lo + it[j].size;
+                t++;
+            }
+        int64_t off = reuse ? best_fit(taken, t, base, it[k].size) : end;
+        it[k].b->out.offset[it[k].slot] = off;
+        if (off + it[k].size > end) end = off + it[k].size;
+    }
+    free(it), free(taken);
+    return end;
+}
+
+/* Peaks over the stage's ticks: values outliving their instruction, values within one,
+ * and micro-batches with values outliving their instruction. */
+static void measure(const planner *p, int s, pmlc_stage_memory *mem)
+{
+    int32_t T = p->n_ticks[s];
+    int64_t *act = calloc((size_t)T + 1, sizeof *act), *tmp = calloc((size_t)T + 1, sizeof *tmp);
+    int32_t *flight = calloc((size_t)T + 1, sizeof *flight);
+    ival *mb = malloc(sizeof(ival) * (size_t)p->M);
+    if (!act || !tmp || !flight || !mb) goto done;
+    for (int64_t m = 0; m < p->M; m++) mb[m].a = INT32_MAX, mb[m].b = -1;
+    for (int k = 0; k < p->bufs.n; k++) {
+        const pbuf *b = &p->bufs.v[k];
+        if (b->out.stage != s || b->out.per_step) continue;
+        for (int64_t m = 0; m < p->M; m++) {
+            ival v = b->live[m];
+            if (v.a < 0) continue;
+            int crosses = p->instr_of[s][v.a] != p->instr_of[s][v.b];
+            int64_t *d = crosses ? act : tmp;
+            d[v.a] += b->out.bytes;
+            d[v.b + 1] -= b->out.bytes;
+            if (crosses && v.a < mb[m].a) mb[m].a = v.a;
+            if (crosses && v.b > mb[m].b) mb[m].b = v.b;
+        }
+    }
+    for (int64_t m = 0; m < p->M; m++)
+        if (mb[m].b >= 0) flight[mb[m].a]++, flight[mb[m].b + 1]--;
+    int64_t a = 0, t = 0;
+    int32_t f = 0;
+    for (int32_t k = 0; k < T; k++) {
+        a += act[k], t += tmp[k], f += flight[k];
+        if (a > mem->activations) mem->activations = a;
+        if (t > mem->temporaries) mem->temporaries = t;
+        if (a + t > mem->peak) mem->peak = a + t;
+        if (f > mem->in_flight) mem->in_flight = f;
+    }
+done:
+    free(act), free(tmp), free(flight), free(mb);
+}
+
+static int by_key(const void *a, const void *b)
+{
+    const pmlc_buffer *x = &((const pbuf *)a)->out, *y = &((const pbuf *)b)->out;
+    if (x->stage != y->stage) return x->stage < y->stage ? -1 : 1;
+    if (x->node != y->node) return x->node < y->node ? -1 : 1;
+    return (x->role > y->role) - (x->role < y->role);
+}
+
+pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl, int float_bytes)
+{
+    if (!pl->timetable || pl->timetable->n_mb * (pl->g->nodes.n + pl->fusion.n_groups) > MAX_CELLS) return NULL;
+    planner p;
+    memset(&p, 0, sizeof p);
+    p.A = A, p.pl = pl, p.g = pl->g, p.S = pl->n_stages, p.M = pl->timetable->n_mb, p.float_bytes = float_bytes;
+    size_t N = (size_t)(p.g->nodes.n ? p.g->nodes.n : 1), K = (size_t)(pl->fusion.n_groups ? pl->fusion.n_groups : 1);
+    p.root = pmlc_arena_alloc(A, sizeof(int32_t) * N);
+    p.invariant = pmlc_arena_alloc(A, N);
+    p.pos = pmlc_arena_alloc(A, sizeof(int32_t) * K);
+    p.value = pmlc_arena_alloc(A, sizeof(int32_t) * N);
+    p.recv = pmlc_arena_alloc(A, sizeof(int32_t) * N * (size_t)p.S);
+    for (size_t i = 0; i < N * (size_t)p.S; i++) p.recv[i] = -1;
+    p.n_fwd = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
+    p.n_bwd = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
+    p.n_ticks = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
+    p.at = pmlc_arena_alloc(A, sizeof(int32_t *) * (size_t)p.S);
+    p.instr_of = pmlc_arena_alloc(A, sizeof(int32_t *) * (size_t)p.S);
+    mark_invariant(&p);
+    if (lay_out_time(&p)) return NULL;
+    find_buffers(&p);
+    for (int k = 0; k < p.bufs.n; k++)
+        if (!p.bufs.v[k].out.per_step) count_slots(&p, &p.bufs.v[k]);
+    qsort(p.bufs.v, (size_t)p.bufs.n, sizeof *p.bufs.v, by_key);
+
+    pmlc_memplan *mp = pmlc_arena_alloc(A, sizeof *mp);
+    mp->n_stages = p.S;
+    mp->float_bytes = float_bytes;
+    mp->stages = pmlc_arena_alloc(A, sizeof(pmlc_stage_memory) * (size_t)p.S);
+    for (int s = 0; s < p.S; s++) {
+        pmlc_stage_memory *mem = &mp->stages[s];
+        for (int k = 0; k < p.bufs.n; k++) {
+            pmlc_buffer *b = &p.bufs.v[k].out;
+            if (b->stage != s || !b->per_step) continue;
+            b->offset = pmlc_arena_alloc(A, sizeof(int64_t));
+            b->offset[0] = mem->state;
+            mem->state += align_up(b->bytes > 0 ? b->bytes : 1);
+        }
+        mem->arena = place(&p, s, mem->state);
+        if (mem->arena < 0) return NULL;
+        measure(&p, s, mem);
+    }
+    mp->n_buffers = p.bufs.n;
+    mp->buffers = pmlc_arena_alloc(A, sizeof(pmlc_buffer) * (size_t)(p.bufs.n ? p.bufs.n : 1));
+    for (int k = 0; k < p.bufs.n; k++) mp->buffers[k] = p.bufs.v[k].out;
+    return mp;
+}
