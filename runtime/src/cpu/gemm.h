@@ -3,19 +3,23 @@
  * between stored rows). op(X) is X, or X transposed when its flag (ta, tb) is set: then
  * A is stored k x m (lda >= m) and B n x k (ldb >= k). The flags let a matmul whose
  * operand is a transpose read it in place (see lower.h), and `acc` lets a weight
- * gradient be summed over micro-batches inside the GEMM. pml_cpu_gemm_* goes through the BLAS the
- * build chose (PML_BLAS: OpenBLAS or BLIS, via CBLAS) and falls back to the portable
- * blocked C GEMM, pml_cpu_gemm_ref_*, when there is none or the sizes do not fit a
- * BLAS int. The reference is always built: it is the tests' oracle for the BLAS path.
+ * gradient be summed over micro-batches inside the GEMM. pml_cpu_gemm_* goes through the
+ * provider the build chose (PML_BLAS: oneDNN, or OpenBLAS or BLIS via CBLAS) and falls
+ * back to the portable blocked C GEMM, pml_cpu_gemm_ref_*, when there is none, the sizes
+ * do not fit a BLAS int, or (oneDNN) the product is f64. The reference is always built:
+ * it is the tests' oracle for the provider's path.
  *
- * Threads: `threads` (<= 1: one) is passed to the BLAS library's thread setting, which
- * for OpenBLAS and BLIS is process-wide, not per call; the reference splits rows of C
- * over that many pthreads when the product is large enough to repay starting them. */
+ * Threads: `threads` (<= 1: one) is passed to the provider's thread setting, which
+ * for OpenBLAS and BLIS is process-wide, not per call, and for oneDNN is the calling
+ * thread's OpenMP setting; the reference splits rows of C over that many pthreads when
+ * the product is large enough to repay starting them. */
 #ifndef PML_CPU_GEMM_H
 #define PML_CPU_GEMM_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "isa.h"
 
 /* How a product is laid out: the transpose flags and whether C accumulates. */
 typedef struct pml_cpu_gemm_op {
@@ -64,7 +68,13 @@ void pml_cpu_gemm_packed_f32(int acc, int64_t m, int64_t n, int64_t k, const flo
  * with more threads per GEMM in the same process restarts them. */
 void pml_cpu_gemm_setup(int threads);
 
-/* "openblas", "blis" or "none": the library pml_cpu_gemm_* uses. */
+/* "onednn", "openblas", "blis" or "none": the library pml_cpu_gemm_* uses. */
 const char *pml_cpu_blas_name(void);
+
+/* The instruction-set level of the kernels pml_cpu_gemm_f32 runs on this CPU, as the
+ * provider reports it (see gemm_blas.c): the widest one pml_cpu_isa_offered() names
+ * unless the provider falls back (OpenBLAS on a CPU model it does not know, or a
+ * limit such as ONEDNN_MAX_CPU_ISA). The reference GEMM counts as the baseline. */
+pml_cpu_isa pml_cpu_gemm_isa(void);
 
 #endif

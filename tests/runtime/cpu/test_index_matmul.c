@@ -384,3 +384,55 @@ void test_unknown_ops_and_dtypes_are_unsupported(void)
            "op names");
     t_free(&x), t_free(&y);
 }
+
+/* The widest of PML's instruction-set levels (cpu/isa.h) that /proc/cpuinfo's flags
+ * line offers: read here from the kernel's view, not through the runtime's CPUID code,
+ * so a mistake in either shows. -1: no flags line (not Linux on x86). */
+static int cpuinfo_widest_isa(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return -1;
+    char line[8192];
+    int level = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "flags", 5) == 0) {
+            char *flags = strchr(line, ':');
+            if (!flags) break;
+            static const char *const need[][4] = {
+                {"sse4_1"}, {"avx2", "fma"}, {"avx512f", "avx512bw", "avx512dq", "avx512vl"}, {"avx512_vnni"}, {"avx512_bf16"}};
+            level = PML_ISA_SSE2;
+            for (size_t l = 0; l < sizeof need / sizeof need[0]; l++) {
+                int all = 1;
+                for (int i = 0; i < 4 && need[l][i]; i++) {
+                    char word[32];
+                    snprintf(word, sizeof word, " %s", need[l][i]); /* a whole word: the next char is a space or \n */
+                    const char *at = strstr(flags, word);
+                    while (at && at[strlen(word)] != ' ' && at[strlen(word)] != '\n') at = strstr(at + 1, word);
+                    all &= at != NULL;
+                }
+                if (!all) break;
+                level = (int)l + PML_ISA_SSE41;
+            }
+            break;
+        }
+    fclose(f);
+    return level;
+}
+
+/* The GEMM provider's kernels use the widest instruction set this CPU offers among
+ * those PML knows: a provider that falls back to narrower kernels (OpenBLAS's SSE3
+ * "Prescott" core on a CPU model it does not know, issue 14) fails here. The same test
+ * with the kernels narrowed on purpose is registered to fail (tests/runtime/cpu). */
+void test_gemm_uses_the_widest_instruction_set_the_cpu_offers(void)
+{
+    int offered = cpuinfo_widest_isa();
+    pml_cpu_isa used = pml_cpu_gemm_isa();
+    printf("GEMM: %s, kernels %s; the CPU offers %s (/proc/cpuinfo), %s (CPUID)\n", pml_cpu_blas_name(),
+           pml_cpu_isa_name(used), offered >= 0 ? pml_cpu_isa_name((pml_cpu_isa)offered) : "unknown",
+           pml_cpu_isa_name(pml_cpu_isa_offered()));
+    if (offered < 0) return; /* nothing to compare with */
+    TCHECK((int)pml_cpu_isa_offered() == offered, "CPUID says %s, /proc/cpuinfo %s", pml_cpu_isa_name(pml_cpu_isa_offered()),
+           pml_cpu_isa_name((pml_cpu_isa)offered));
+    TCHECK((int)used >= offered, "the GEMM (%s) runs %s kernels on a CPU that offers %s", pml_cpu_blas_name(),
+           pml_cpu_isa_name(used), pml_cpu_isa_name((pml_cpu_isa)offered));
+}
