@@ -7,11 +7,11 @@
 
 # Packages every build needs: a C toolchain, CMake + Ninja, flex/bison for the grammar,
 # Python 3 for the test runners, clang (with its sanitizer and libFuzzer runtimes) for
-# the sanitizer/fuzzing build, OpenBLAS (and BLIS, to compare) for the CPU backend's
-# matrix products, Debian's numpy, which tests use to check files PML writes, and
+# the sanitizer/fuzzing build, oneDNN for the CPU backend's matrix products (OpenBLAS
+# and BLIS, to compare and as the other choices of PML_BLAS), Debian's numpy, which tests use to check files PML writes, and
 # Debian's PyTorch, which the parity tests train the same models with; Open MPI, which
 # runs (and the rank tests launch) several processes (the build works without it).
-PML_DEPS_REQUIRED=(build-essential cmake ninja-build flex bison python3 clang libopenblas-dev libblis-dev
+PML_DEPS_REQUIRED=(build-essential cmake ninja-build flex bison python3 clang libdnnl-dev libopenblas-dev libblis-dev
     python3-numpy python3-torch pkg-config libopenmpi-dev openmpi-bin)
 
 # Prints the given packages that dpkg does not report as installed.
