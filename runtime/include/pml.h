@@ -100,21 +100,144 @@ pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backen
                               pml_session **out);
 void pml_session_destroy(pml_session *s);
 
+/* What one step did. It grows only at its end (ABI policy: a field is never moved or
+ * removed; before 1.0 a minor version may append fields, and a program that allocates
+ * one is rebuilt against the pml.h of the library it runs with). */
 typedef struct pml_step_metrics {
     int64_t step;     /* steps done after this one */
     double loss;      /* mean over the global batch */
     double grad_norm; /* before clipping */
     double lr;
-    double seconds;
+    double seconds;      /* wall time of the step's pipeline work (forward, backward, update) */
+    double feed_seconds; /* wall time getting the batch: the feeder, checking and converting caller rows */
+    int64_t samples;     /* rows in the global batch */
 } pml_step_metrics;
 
-/* One optimizer step on the next global batch of the plan's data source. */
+/* One optimizer step on the next global batch: from the feeder when one is set
+ * (pml_session_set_feeder), else from the plan's data source (PML_ERR_INVALID_ARG when
+ * the plan names none). */
 pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics);
 /* Copies parameter `name`'s f32 values out of / into the session (count must equal its
  * element count). */
 pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_t count);
 pml_status pml_session_write(pml_session *s, const char *name, const float *src, int64_t count);
 
+/* ---- caller data: tensors, training and evaluation on caller buffers ----------------
+ *
+ * Thread safety: as their session's (one thread at a time); callbacks run on the thread
+ * that made the call, never on the session's stage threads, and must not call back into
+ * the same session. */
+
+#define PML_MAX_RANK 8
+
+/* A tensor of the model: its name, element type and shape. */
+typedef struct pml_tensor_info {
+    const char *name; /* owned by the plan ("x", "labels", "fc1.weight") */
+    pml_dtype dtype;
+    int rank;
+    int64_t dims[PML_MAX_RANK];
+} pml_tensor_info;
+
+/* Rows the caller owns: dims[0] rows of dims[1..], packed row-major, of `dtype`. The
+ * library reads `data` during the call only. A model's f32 input takes f32, f64, i32,
+ * i64 or u8 rows, an i32 input (and class labels) i32, i64 (each value within i32) or
+ * u8, as `pmlc train` converts .npy files; values must be finite and class labels lie
+ * in [0, classes). */
+typedef struct pml_buffer {
+    const void *data;
+    pml_dtype dtype;
+    int rank;
+    int64_t dims[PML_MAX_RANK];
+    const char *source; /* where the rows come from (a file's path), starting messages about them; NULL: the call */
+} pml_buffer;
+
+/* The global batch a step takes and the micro-batch it is cut into (rows). */
+void pml_plan_batch(const pml_plan *plan, int64_t *batch, int64_t *microbatch);
+int pml_plan_input_count(const pml_plan *plan);
+/* Model input `i`, the labels, the output: dims[0] is the global batch (what a train
+ * step takes; inference takes any number of rows of dims[1..]); the dtype is the one
+ * the model computes in (f32 or i32), which the feeder writes. PML_ERR_INVALID_ARG for
+ * an index out of range, PML_ERR_UNSUPPORTED for a model without labels. */
+pml_status pml_plan_input_info(const pml_plan *plan, int i, pml_tensor_info *out);
+pml_status pml_plan_labels_info(const pml_plan *plan, pml_tensor_info *out);
+pml_status pml_plan_output_info(const pml_plan *plan, pml_tensor_info *out);
+/* Parameter `i`: its name, its shape, and f32 (the master weights pml_session_read and
+ * pml_session_write copy). pml_plan_param_find: its index by name, -1 when none. */
+pml_status pml_plan_param_info(const pml_plan *plan, int i, pml_tensor_info *out);
+int pml_plan_param_find(const pml_plan *plan, const char *name);
+
+/* One optimizer step on the caller's global batch: inputs[k] is model input k (all
+ * pml_plan_input_count of them), with dims[0] the global batch and dims[1..] the
+ * input's; labels likewise. Micro-batch m gets rows m·microbatch.. in order, the cut
+ * `pmlc train` makes of the rows it draws for a step, so a step on the rows
+ * pml_session_batch gives equals pml_session_train_step's, bit for bit. A buffer that
+ * does not fit is PML_ERR_INVALID_ARG (a dtype that cannot convert:
+ * PML_ERR_UNSUPPORTED, a NaN: PML_ERR_NONFINITE) naming the input and both shapes;
+ * nothing is trained then. */
+pml_status pml_session_train_batch(pml_session *s, const pml_buffer *inputs, int n_inputs, const pml_buffer *labels,
+                                   pml_step_metrics *metrics);
+
+/* The library asks for each step's batch: called by pml_session_train_step (and
+ * pml_session_train) with the step's 0-based number; it fills inputs[k] (pml_plan_input_info's
+ * shape and dtype, the global batch) and labels likewise, in buffers the session owns.
+ * Returns 0, or non-zero to fail the step (PML_ERR_INVALID_ARG naming the step and the
+ * value; nothing is trained). The rows are checked as pml_session_train_batch's. */
+typedef int (*pml_feeder_fn)(void *user, int64_t step, void *const *inputs, void *labels);
+/* Sets the feeder (NULL: back to the plan's data source). */
+pml_status pml_session_set_feeder(pml_session *s, pml_feeder_fn fn, void *user);
+
+/* Called after every step taken (train_step, train_batch, train) with its metrics,
+ * owned by the library for the call. A non-zero return stops pml_session_train after
+ * this step; other calls ignore it. NULL: none. */
+typedef int (*pml_metrics_fn)(void *user, const pml_step_metrics *m);
+pml_status pml_session_set_metrics(pml_session *s, pml_metrics_fn fn, void *user);
+
+/* Up to `steps` steps as pml_session_train_step, stopping early when the metrics
+ * callback asks; *done (may be NULL) receives the steps taken, also on failure. */
+pml_status pml_session_train(pml_session *s, int64_t steps, int64_t *done);
+
+/* The rows of the plan's data source that step `step` trains on (what
+ * pml_session_train_step feeds it), into caller buffers laid out as the feeder's. */
+pml_status pml_session_batch(pml_session *s, int64_t step, void *const *inputs, void *labels);
+
+/* Evaluation of the current weights on caller rows, as `pmlc train`'s eval records: the
+ * model forward with dropout off, the loss averaged over micro-batches, and for class
+ * labels the share of rows whose largest output is the label (NaN otherwise). The rows
+ * (dims[0], the same in every buffer) are a whole number of global batches, cut as
+ * pml_session_train_batch cuts one. Weights, optimizer state and step are unchanged. */
+typedef struct pml_eval_result {
+    int64_t rows;
+    double loss;
+    double accuracy;
+} pml_eval_result;
+pml_status pml_session_evaluate(pml_session *s, const pml_buffer *inputs, int n_inputs, const pml_buffer *labels,
+                                pml_eval_result *out);
+
+/* ---- inference: the model forward on caller rows ------------------------------------
+ *
+ * A pml_infer holds a model's weights and buffers for one micro-batch; each run cuts the
+ * caller's N rows (any N >= 0) into micro-batches of the plan's size, pads the last with
+ * zeros and drops its extra outputs, as `pmlc infer` does (which calls it). Dropout is
+ * off; only the nodes the output needs run. Thread safety: one thread at a time per
+ * pml_infer (its context too); separate ones, also of one plan, are independent. */
+typedef struct pml_infer pml_infer;
+
+/* `weights`: whatever `pmlc infer --weights` takes (a model.safetensors, a shard index,
+ * a checkpoint folder or a folder of plain weights); NULL: the plan's initialisers from
+ * its seed. threads: CPU threads per stage, 0 every CPU. The plan must outlive it. */
+pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, int threads,
+                            const char *weights, pml_infer **out);
+/* With a training session's current weights, copied (later steps do not change them),
+ * on the session's backend and context. */
+pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer **out);
+void pml_infer_destroy(pml_infer *inf);
+/* The output of `rows` rows: dims[0] = rows, then the model output's; f32 for a float
+ * output, i32 for an i32 one. */
+pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_info *out);
+/* The model forward on inputs[k]'s rows (dims[0] = N in every buffer, dims[1..] the
+ * input's): the N output rows into `out`, which holds out_bytes (at least the
+ * pml_infer_output size). Buffers are checked as pml_session_train_batch's. */
+pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs, void *out, size_t out_bytes);
 
 /* ---- checkpoints ---------------------------------------------------------------------
  * The files `pmlc train --out DIR` writes and --init / --resume read: a folder holding

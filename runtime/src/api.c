@@ -1,6 +1,7 @@
-/* api.c — the public API of pml.h over the internal modules: plans (plan/), the
- * pipeline executor and its data feed (train/); checkpoints are api_checkpoint.c's.
- * Each public call records its error message in the context it belongs to. */
+/* api.c — the public API of pml.h over the internal modules: contexts, plans (plan/)
+ * and sessions (the pipeline executor and its data feed, train/). Checkpoints are
+ * api_checkpoint.c's, training and evaluation on caller data api_data.c's, inference
+ * api_infer.c's. Each public call records its error message in the context it belongs to. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,9 +66,11 @@ pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backen
     s->ctx = ctx;
     s->plan = plan;
     s->seed = seed;
-    pml_status st = pml_feed_create(plan, &s->feed, &err);
+    s->backend = got;
+    /* A plan without a data source trains on caller data only (api_data.c). */
+    pml_status st = pml_feed_has_source(plan) ? pml_feed_create(plan, &s->feed, &err) : PML_OK;
     if (!st) {
-        pml_pipeline_opts opts = {.seed = seed, .feed = pml_feed_fill, .feed_ctx = s->feed, .backend = pml_backend_ops_of(got)};
+        pml_pipeline_opts opts = {.seed = seed, .feed = pml_api_fill, .feed_ctx = s, .backend = pml_backend_ops_of(got)};
         st = pml_pipeline_create(plan, &opts, &s->pipe, &err);
     }
     if (st) {
@@ -83,27 +86,15 @@ void pml_session_destroy(pml_session *s)
     if (!s) return;
     pml_pipeline_destroy(s->pipe);
     pml_feed_destroy(s->feed);
+    pml_api_data_free(s);
     free(s);
 }
 
-pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics)
-{
-    pml_err err = {0};
-    pml_step_stats st = {0};
-    pml_status status = pml_pipeline_step(s->pipe, &st, &err);
-    if (!status && metrics) {
-        metrics->step = st.step + 1;
-        metrics->loss = st.loss;
-        metrics->grad_norm = st.grad_norm;
-        metrics->lr = st.lr;
-        metrics->seconds = st.seconds;
-    }
-    return pml_api_record(s->ctx, status, &err);
-}
-
 /* The parameter called `name` whose size is `count`, or an error. */
-static pml_status find_param(pml_session *s, const char *name, int64_t count, int *out, pml_err *err)
+static pml_status find_param(pml_session *s, const char *name, const void *values, int64_t count, int *out,
+                             pml_err *err)
 {
+    if (!name || !values) return pml_err_set(err, PML_ERR_INVALID_ARG, "no parameter name or no values (NULL)");
     for (int q = 0; q < s->plan->n_params; q++) {
         if (strcmp(s->plan->params[q].name, name)) continue;
         int64_t n = s->plan->nodes[s->plan->params[q].node].numel;
@@ -118,18 +109,20 @@ static pml_status find_param(pml_session *s, const char *name, int64_t count, in
 
 pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_t count)
 {
+    if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
     int q = -1; /* set by find_param on success; -O3 cannot see that */
-    pml_status st = find_param(s, name, count, &q, &err);
+    pml_status st = find_param(s, name, dst, count, &q, &err);
     if (!st) memcpy(dst, pml_pipeline_param(s->pipe, q), sizeof(float) * (size_t)count);
     return pml_api_record(s->ctx, st, &err);
 }
 
 pml_status pml_session_write(pml_session *s, const char *name, const float *src, int64_t count)
 {
+    if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
     int q = -1; /* set by find_param on success; -O3 cannot see that */
-    pml_status st = find_param(s, name, count, &q, &err);
+    pml_status st = find_param(s, name, src, count, &q, &err);
     if (!st) memcpy(pml_pipeline_param(s->pipe, q), src, sizeof(float) * (size_t)count);
     return pml_api_record(s->ctx, st, &err);
 }

@@ -1,6 +1,6 @@
 /* api_impl.h — what the files behind pml.h share (api.c: contexts, plans, sessions;
- * api_checkpoint.c: checkpoints): the objects' insides and how a call records its
- * error in its context. Private to libpml. */
+ * api_checkpoint.c: checkpoints; api_data.c: caller data; api_infer.c: inference): the
+ * objects' insides and how a call records its error in its context. Private to libpml. */
 #ifndef PML_API_IMPL_H
 #define PML_API_IMPL_H
 
@@ -15,15 +15,46 @@ struct pml_context {
     pml_err last;
 };
 
+/* Rows of one model input (or the labels) that the session's feed serves from memory
+ * (api_data.c): a caller's buffer, or the feeder's. */
+typedef struct pml_api_rows {
+    const void *data;
+    pml_dtype dtype, to; /* the rows' type and the node's (f32 or i32) */
+    size_t row_elems;
+} pml_api_rows;
+
 struct pml_session {
     pml_context *ctx;
     const pml_plan *plan;
-    uint64_t seed; /* the pipeline's: a checkpoint records it */
-    pml_feed *feed;
+    uint64_t seed;       /* the pipeline's: a checkpoint records it */
+    pml_backend backend; /* the one that runs it (CPU or CUDA) */
+    pml_feed *feed;      /* the plan's data source; NULL when it names none */
     pml_pipeline *pipe;
+    /* api_data.c: while a step or an evaluation runs on rows in memory, one per model
+     * input and the labels last (NULL: the plan's data source feeds it). */
+    const pml_api_rows *rows;
+    pml_feeder_fn feeder;
+    void *feeder_user;
+    void **feeder_bufs; /* the feeder's global batch: per input, then the labels */
+    pml_metrics_fn on_metrics;
+    void *metrics_user;
 };
 
 /* Records `st` (and, when it failed, err's message) as ctx's last outcome; returns st. */
 pml_status pml_api_record(pml_context *ctx, pml_status st, const pml_err *err);
+
+/* The pml_feed_fn of every session (ctx: the pml_session): its rows in memory when
+ * set, else its feed. */
+pml_status pml_api_fill(void *ctx, int64_t step, int64_t mb, int input, void *dst, pml_err *err);
+
+/* Checks caller buffers against the plan's inputs (and, with want_labels, its labels)
+ * and binds them into out[0..n_inputs] (labels last), as `call` was handed them. Every
+ * buffer has `rows` rows (-1: as many as the first; the count to *n when not NULL). */
+pml_status pml_api_bind(const pml_plan *plan, const char *call, const pml_buffer *inputs, int n_inputs,
+                        const pml_buffer *labels, int want_labels, int64_t rows, pml_api_rows *out, int64_t *n,
+                        pml_err *err);
+
+/* Frees what api_data.c keeps in a session. */
+void pml_api_data_free(pml_session *s);
 
 #endif

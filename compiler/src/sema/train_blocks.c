@@ -609,7 +609,9 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
         read_field(P, t, it, which);
     }
 
-    static const int required[] = {F_DATA, F_LOSS, F_OPTIMIZER, F_BATCH};
+    /* 'data' may be left out: such a plan trains on rows an embedding program hands
+     * libpml (pml.h's pml_session_train_batch or feeder); `pmlc train` refuses it. */
+    static const int required[] = {F_LOSS, F_OPTIMIZER, F_BATCH};
     for (size_t i = 0; i < sizeof required / sizeof *required; i++)
         if (t->field_loc[required[i]].file < 0)
             pmlc_error(DIAG, decl->name_loc, "train block for '%s' needs '%s'", decl->name, fields[required[i]]);

@@ -74,14 +74,11 @@ int pml_feed_converts(pml_dtype from, pml_dtype to)
     return 0;
 }
 
-/* Opens `path` for `node` (what: "input 'x'" or "labels") and checks dtype and row shape. */
-static pml_status file_open(feed_file *f, const char *path, const pml_plan_node *node, const char *what, pml_err *err)
+/* Checks `a` (rows for `node`; what: "input 'x'" or "labels") in dtype, rank and row
+ * shape, and that its values are finite; sets *row_elems. */
+static pml_status rows_fit(const pml_npy_array *a, const char *path, const pml_plan_node *node, const char *what,
+                           size_t *row_elems, pml_err *err)
 {
-    f->path = path;
-    f->node = node;
-    pml_status st = pml_npy_open(path, &f->arr, err);
-    if (st) return st;
-    const pml_npy_array *a = &f->arr;
     if (!pml_feed_converts(a->dtype, (pml_dtype)node->dtype)) {
         /* Float class labels (NaN, 2.5, or whole numbers alike) are refused as a type, as
          * PyTorch's cross-entropy refuses float targets: a rounding rule would hide bad labels. */
@@ -104,24 +101,25 @@ static pml_status file_open(feed_file *f, const char *path, const pml_plan_node 
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: has shape %s, but the model's %s needs shape %s", path, got,
                            what, want);
     }
-    f->row_elems = 1;
-    for (int k = 1; k < a->rank; k++) f->row_elems *= (size_t)a->shape[k];
+    *row_elems = 1;
+    for (int k = 1; k < a->rank; k++) *row_elems *= (size_t)a->shape[k];
     /* NaN or inf in the data is named here, once (at memory speed: docs/reliability.md),
      * rather than found as a diverged loss steps later. */
-    return pml_feed_check_finite(a, path, f->row_elems, err);
+    return pml_feed_check_finite(a, path, *row_elems, err);
 }
 
 /* i64 into i32: every value must fit, checked once at load rather than per step. */
-static pml_status fits_i32(const feed_file *f, const char *what, pml_err *err)
+static pml_status fits_i32(const pml_npy_array *a, const char *path, const pml_plan_node *node, size_t row_elems,
+                           const char *what, pml_err *err)
 {
-    if (f->arr.dtype != PML_I64 || f->node->dtype != PML_I32) return PML_OK;
-    const int64_t *v = f->arr.data;
-    size_t n = f->arr.nbytes / sizeof *v;
+    if (a->dtype != PML_I64 || node->dtype != PML_I32) return PML_OK;
+    const int64_t *v = a->data;
+    size_t n = a->nbytes / sizeof *v;
     for (size_t i = 0; i < n; i++)
         if (v[i] < INT32_MIN || v[i] > INT32_MAX)
             return pml_err_set(err, PML_ERR_INVALID_ARG,
-                               "%s: element %zu (row %zu) is %lld, which does not fit the model's i32 %s", f->path, i,
-                               f->row_elems ? i / f->row_elems : 0, (long long)v[i], what);
+                               "%s: element %zu (row %zu) is %lld, which does not fit the model's i32 %s", path, i,
+                               row_elems ? i / row_elems : 0, (long long)v[i], what);
     return PML_OK;
 }
 
@@ -206,10 +204,10 @@ static int64_t class_count(const pml_plan *plan)
 
 /* Class labels: every one in [0, classes), checked once at load so a bad label is named
  * by file, row and value, never found when its row is drawn. (Labels in files of other
- * dtypes cannot feed i32 labels: file_open refuses them.) */
-static pml_status labels_check(const feed_file *f, int64_t classes, pml_err *err)
+ * dtypes cannot feed i32 labels: rows_fit refuses them.) */
+static pml_status labels_check(const pml_npy_array *a, const char *path, size_t row_elems, int64_t classes,
+                               pml_err *err)
 {
-    const pml_npy_array *a = &f->arr;
     size_t n = a->nbytes / pml_dtype_size(a->dtype), bad = n;
     int64_t v = 0;
     if (a->dtype == PML_U8) {
@@ -223,32 +221,54 @@ static pml_status labels_check(const feed_file *f, int64_t classes, pml_err *err
         if (bad < n) v = ((const int64_t *)a->data)[bad];
     }
     if (bad == n) return PML_OK;
-    size_t row = f->row_elems ? bad / f->row_elems : 0;
-    if (f->row_elems > 1)
+    size_t row = row_elems ? bad / row_elems : 0;
+    if (row_elems > 1)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: row %zu, element %zu: label %lld is outside [0, %lld)",
-                           f->path, row, bad % f->row_elems, (long long)v, (long long)classes);
-    return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: row %zu: label %lld is outside [0, %lld)", f->path, row,
+                           path, row, bad % row_elems, (long long)v, (long long)classes);
+    return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: row %zu: label %lld is outside [0, %lld)", path, row,
                        (long long)v, (long long)classes);
 }
 
+pml_status pml_feed_check_rows(const pml_npy_array *a, const char *path, const pml_plan *plan, int input,
+                               pml_err *err)
+{
+    char what[160] = "labels";
+    const pml_plan_node *node = &plan->nodes[input >= 0 ? plan->input_nodes[input] : plan->labels];
+    if (input >= 0) snprintf(what, sizeof what, "input '%s'", plan->input_names[input]);
+    size_t row_elems = 0;
+    pml_status st = rows_fit(a, path, node, what, &row_elems, err);
+    int64_t classes = input < 0 ? class_count(plan) : 0;
+    /* Class labels in range fit in i32 (V < 2^31): that check names the label. */
+    if (!st) st = classes > 0 ? labels_check(a, path, row_elems, classes, err) : fits_i32(a, path, node, row_elems, what, err);
+    return st;
+}
+
+/* Opens `path` for model input `input` (-1: the labels) and checks its rows. */
+static pml_status file_open(feed_file *f, const char *path, const pml_plan *plan, int input, pml_err *err)
+{
+    f->path = path;
+    f->node = &plan->nodes[input >= 0 ? plan->input_nodes[input] : plan->labels];
+    pml_status st = pml_npy_open(path, &f->arr, err);
+    if (!st) st = pml_feed_check_rows(&f->arr, path, plan, input, err);
+    f->row_elems = 1;
+    for (int k = 1; !st && k < f->arr.rank; k++) f->row_elems *= (size_t)f->arr.shape[k];
+    return st;
+}
+
 /* Opens a data file and its labels file for the plan's one input and labels, checks
- * they have the same rows N >= 1, and checks the class labels. */
+ * each (pml_feed_check_rows) and that they have the same rows N >= 1. */
 static pml_status pair_open(const pml_plan *plan, feed_file *x, feed_file *y, const char *xp, const char *yp,
                             pml_err *err)
 {
-    char what[160];
-    snprintf(what, sizeof what, "input '%s'", plan->input_names[0]);
-    pml_status st = file_open(x, xp, &plan->nodes[plan->input_nodes[0]], what, err);
-    if (!st) st = fits_i32(x, what, err);
-    if (!st) st = file_open(y, yp, &plan->nodes[plan->labels], "labels", err);
+    pml_status st = file_open(x, xp, plan, 0, err);
+    if (!st) st = file_open(y, yp, plan, -1, err);
     if (st) return st;
-    int64_t nx = x->arr.shape[0], ny = y->arr.shape[0], classes = class_count(plan);
+    int64_t nx = x->arr.shape[0], ny = y->arr.shape[0];
     if (nx < 1) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: has no rows", xp);
     if (nx != ny)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: has %lld rows, but the data %s has %lld", yp, (long long)ny,
                            xp, (long long)nx);
-    /* Class labels in range fit in i32 (V < 2^31): that check names the label. */
-    return classes > 0 ? labels_check(y, classes, err) : fits_i32(y, "labels", err);
+    return PML_OK;
 }
 
 static pml_status file_create(pml_feed *f, pml_err *err)
@@ -352,12 +372,15 @@ static pml_status synth_create(pml_feed *f, pml_err *err)
     return pml_synth_create(&f->synth, c->data == DATA_CLASSES ? PML_SYNTH_CLASSES : PML_SYNTH_MARKOV, &sp, err);
 }
 
+int pml_feed_has_source(const pml_plan *plan) { return plan->conf.data != DATA_NONE; }
+
 pml_status pml_feed_create(const pml_plan *plan, pml_feed **out, pml_err *err)
 {
     *out = NULL;
     int64_t data = plan->conf.data;
     if (data != DATA_FILE && data != DATA_CLASSES && data != DATA_MARKOV && data != DATA_TOKENS)
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "the plan has no data source to train on");
+        return pml_err_set(err, PML_ERR_INVALID_ARG,
+                           "the train block names no data to train on: give 'data' (or --set data=...)");
     pml_feed *f = calloc(1, sizeof *f);
     if (!f) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     f->plan = plan;

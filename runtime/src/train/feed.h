@@ -62,6 +62,9 @@
 
 typedef struct pml_feed pml_feed;
 
+/* Whether the plan's train block names a data source (a file, tokens or a generator). */
+int pml_feed_has_source(const pml_plan *plan);
+
 /* Opens the plan's data source and checks it fits the model's inputs and labels. */
 pml_status pml_feed_create(const pml_plan *plan, pml_feed **out, pml_err *err);
 void pml_feed_destroy(pml_feed *f);
@@ -99,5 +102,12 @@ int pml_feed_converts(pml_dtype from, pml_dtype to);
  * elements) and the element: checked once when a file is opened. */
 pml_status pml_feed_check_finite(const pml_npy_array *a, const char *path, size_t row_elems, pml_err *err);
 void pml_feed_convert(void *dst, pml_dtype to, const void *src, pml_dtype from, size_t at, size_t n);
+/* Every check a .npy file's rows get before they feed model input `input` (-1: the
+ * labels), for rows from anywhere (the API's caller buffers too): the dtype converts,
+ * the rank and row shape are the node's, the values are finite, i64 values fit an i32
+ * node, and class labels lie in [0, V). Messages start with `path` (a file, or the API
+ * call that was handed the rows); the row count is the caller's to check. */
+pml_status pml_feed_check_rows(const pml_npy_array *a, const char *path, const pml_plan *plan, int input,
+                               pml_err *err);
 
 #endif

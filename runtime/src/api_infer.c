@@ -1,0 +1,169 @@
+/* api_infer.c — pml.h's inference sessions: the model forward on caller rows, the
+ * mechanism of `pmlc infer`.
+ *
+ * A pml_infer owns a pipeline made for inference only (no feed) and one micro-batch of
+ * each input and of the output. A run cuts the caller's N rows into micro-batches of the
+ * plan's size in order; the last partial one is padded with zeros and its extra outputs
+ * dropped, so a row's output never depends on N or on its neighbours' padding. The
+ * stages run one after another (pml_pipeline_forward), so each gets every thread. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api_impl.h"
+#include "backend.h"
+#include "train/checkpoint.h"
+
+struct pml_infer {
+    pml_context *ctx;
+    const pml_plan *plan;
+    pml_pipeline *pipe;
+    void **in; /* per input: one micro-batch in the node's type (f32 or i32) */
+    void *out; /* one micro-batch of output */
+    size_t out_row; /* output elements per row */
+};
+
+void pml_infer_destroy(pml_infer *inf)
+{
+    if (!inf) return;
+    for (int k = 0; inf->in && k < inf->plan->n_inputs; k++) free(inf->in[k]);
+    free(inf->in);
+    free(inf->out);
+    pml_pipeline_destroy(inf->pipe);
+    free(inf);
+}
+
+/* A pml_infer of `plan` on resolved backend `got`, its weights the initialisers'. */
+static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, int threads, pml_infer **out,
+                       pml_err *err)
+{
+    const pml_plan_node *onode = plan->output >= 0 ? &plan->nodes[plan->output] : NULL;
+    int64_t mbs = plan->conf.microbatch;
+    int batched = plan->n_inputs >= 1 && onode && onode->rank >= 1 && onode->dims[0] == mbs;
+    for (int k = 0; batched && k < plan->n_inputs; k++) {
+        const pml_plan_node *in = &plan->nodes[plan->input_nodes[k]];
+        batched = in->rank >= 1 && in->dims[0] == mbs;
+    }
+    if (!batched)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED,
+                           "the model's inputs and output need a batch dimension (their first) for inference");
+    if (threads < 0) return pml_err_set(err, PML_ERR_INVALID_ARG, "%d threads", threads);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads == 0) threads = (int)(cpus > 0 ? cpus : 1);
+    pml_infer *inf = calloc(1, sizeof *inf);
+    if (!inf) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    inf->ctx = ctx;
+    inf->plan = plan;
+    inf->out_row = (size_t)(onode->numel / mbs);
+    pml_status st = PML_OK;
+    if (!(inf->in = calloc((size_t)plan->n_inputs, sizeof *inf->in)) || !(inf->out = malloc((size_t)onode->numel * 4)))
+        st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < plan->n_inputs && !st; k++)
+        if (!(inf->in[k] = malloc((size_t)plan->nodes[plan->input_nodes[k]].numel * 4)))
+            st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    /* The stages run one after another here, so each gets every thread. */
+    pml_pipeline_opts opts = {.seed = (uint64_t)plan->conf.seed,
+                              .threads = threads * (int)(plan->conf.stages > 0 ? plan->conf.stages : 1),
+                              .backend = pml_backend_ops_of(got)};
+    if (!st) st = pml_pipeline_create(plan, &opts, &inf->pipe, err);
+    if (st) {
+        pml_infer_destroy(inf);
+        return st;
+    }
+    *out = inf;
+    return PML_OK;
+}
+
+pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, int threads,
+                            const char *weights, pml_infer **out)
+{
+    pml_err err = {0};
+    pml_backend got;
+    if (out) *out = NULL;
+    pml_status st = !plan || !out ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_create: no plan or no result (NULL)")
+                                  : pml_backend_select(backend, plan, &got, &err);
+    pml_infer *inf = NULL;
+    if (!st) st = make(ctx, plan, got, threads, &inf, &err);
+    if (!st && weights) st = pml_ckpt_load_weights(plan, inf->pipe, weights, &err); /* the reader --init uses */
+    if (st) {
+        pml_infer_destroy(inf);
+        return pml_api_record(ctx, st, &err);
+    }
+    *out = inf;
+    return pml_api_record(ctx, PML_OK, &err);
+}
+
+pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer **out)
+{
+    if (!s) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    pml_infer *inf = NULL;
+    pml_status st = out ? make(s->ctx, s->plan, s->backend, threads, &inf, &err)
+                        : pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_create_from_session: no result (NULL)");
+    for (int q = 0; !st && q < s->plan->n_params; q++) {
+        const float *from = pml_pipeline_param(s->pipe, q);
+        float *to = pml_pipeline_param(inf->pipe, q);
+        if (!from || !to)
+            st = pml_err_set(&err, PML_ERR_DEVICE, "cannot copy parameter '%s' out of the session",
+                             s->plan->params[q].name);
+        else
+            memcpy(to, from, sizeof(float) * (size_t)s->plan->nodes[s->plan->params[q].node].numel);
+    }
+    if (st) {
+        pml_infer_destroy(inf);
+        return pml_api_record(s->ctx, st, &err);
+    }
+    *out = inf;
+    return pml_api_record(s->ctx, PML_OK, &err);
+}
+
+pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_info *out)
+{
+    if (!inf) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    pml_status st = PML_OK;
+    if (!out)
+        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_output: no result (NULL)");
+    else if (rows < 0)
+        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_output: %lld rows", (long long)rows);
+    if (!st) {
+        pml_plan_output_info(inf->plan, out);
+        out->dims[0] = rows;
+        out->dtype = out->dtype == PML_I32 ? PML_I32 : PML_F32;
+    }
+    return pml_api_record(inf->ctx, st, &err);
+}
+
+pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs, void *out, size_t out_bytes)
+{
+    if (!inf) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    const pml_plan *plan = inf->plan;
+    int n_in = plan->n_inputs;
+    int64_t n = 0, mbs = plan->conf.microbatch;
+    pml_api_rows *rows = calloc((size_t)n_in + 1, sizeof *rows);
+    pml_status st = rows ? PML_OK : pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
+    if (!st) st = pml_api_bind(plan, "pml_infer_run", inputs, n_inputs, NULL, 0, -1, rows, &n, &err);
+    size_t row_bytes = inf->out_row * 4;
+    if (!st && (size_t)n > out_bytes / (row_bytes ? row_bytes : 1))
+        st = pml_err_set(&err, PML_ERR_INVALID_ARG,
+                         "pml_infer_run: the output buffer holds %zu bytes, but %lld rows of output take %zu", out_bytes,
+                         (long long)n, (size_t)n * row_bytes);
+    else if (!st && n > 0 && !out)
+        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_run: no output buffer (NULL)");
+    for (int64_t r0 = 0; r0 < n && !st; r0 += mbs) {
+        int64_t take = n - r0 < mbs ? n - r0 : mbs;
+        for (int k = 0; k < n_in; k++) {
+            const pml_api_rows *r = &rows[k];
+            pml_feed_convert(inf->in[k], r->to, r->data, r->dtype, (size_t)r0 * r->row_elems,
+                             (size_t)take * r->row_elems);
+            if (take < mbs)
+                memset((char *)inf->in[k] + (size_t)take * r->row_elems * 4, 0,
+                       (size_t)(mbs - take) * r->row_elems * 4);
+        }
+        st = pml_pipeline_forward(inf->pipe, (const void *const *)inf->in, inf->out, &err);
+        if (!st) memcpy((char *)out + (size_t)r0 * row_bytes, inf->out, (size_t)take * row_bytes);
+    }
+    free(rows);
+    return pml_api_record(inf->ctx, st, &err);
+}
