@@ -73,6 +73,18 @@ int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, unsigned cha
  * differentiates. Returns 0; 1 (buf "") when the node has none; -1 past the last node. */
 int pmlc_session_node_where(pmlc_session *s, int node, char *buf, size_t cap);
 
+/* The primitive operations, as `pmlc ops` lists them: op `i` (0, 1, ... in plan order). */
+typedef struct pmlc_op_desc {
+    const char *name;
+    const char *op_class; /* "source", "elementwise", "reduce", "movement", "gather", "matmul", "row loss" */
+    int min_inputs;
+    int max_inputs; /* < 0: any number */
+    const char *doc; /* what it computes, one line */
+} pmlc_op_desc;
+
+/* Fills *out for op `i`; returns 0, or -1 past the last op (*out untouched). */
+int pmlc_op_describe(int i, pmlc_op_desc *out);
+
 /* Number of errors reported so far. */
 int pmlc_session_errors(const pmlc_session *s);
 

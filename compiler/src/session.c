@@ -20,6 +20,7 @@
 
 #include "front/parse.h"
 #include "gpu/cuda_build.h"
+#include "ir/ops.h"
 #include "plan/placement.h"
 #include "plan/write.h"
 #include "sema/elab.h"
@@ -36,6 +37,16 @@ struct pmlc_session {
 };
 
 const char *pmlc_version(void) { return PMLC_VERSION; }
+
+int pmlc_op_describe(int i, pmlc_op_desc *out)
+{
+    static const char *const classes[] = {"source", "elementwise", "reduce", "movement", "gather", "matmul", "row loss"};
+    _Static_assert(sizeof classes / sizeof *classes == PMLC_OPC_ROWLOSS + 1, "a name for every op class");
+    if (i < 0 || i >= OP_COUNT) return -1;
+    const pmlc_op_info *o = &pmlc_ops[i];
+    *out = (pmlc_op_desc){o->name, classes[o->cls], o->min_in, o->max_in, o->doc};
+    return 0;
+}
 
 pmlc_session *pmlc_session_create(const pmlc_options *opt)
 {

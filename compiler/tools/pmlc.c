@@ -11,10 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend.h"
 #include "build_cmd.h"
 #include "infer_cmd.h"
-#include "ir/ops.h"
+#include "pml.h"
 #include "pmlc.h"
 #include "train_cmd.h"
 
@@ -98,17 +97,15 @@ static int usage_error(const char *fmt, const char *arg)
 
 static void print_ops(void)
 {
-    static const char *const classes[] = {"source", "elementwise", "reduce", "movement", "gather", "matmul", "row loss"};
-    _Static_assert(sizeof classes / sizeof *classes == PMLC_OPC_ROWLOSS + 1, "a name for every op class");
     printf("%-12s %-12s %-6s %s\n", "op", "class", "inputs", "meaning");
-    for (int i = 0; i < OP_COUNT; i++) {
-        const pmlc_op_info *o = &pmlc_ops[i];
+    pmlc_op_desc o;
+    for (int i = 0; !pmlc_op_describe(i, &o); i++) {
         char arity[16];
-        if (o->max_in < 0)
-            snprintf(arity, sizeof arity, "%d+", o->min_in);
+        if (o.max_inputs < 0)
+            snprintf(arity, sizeof arity, "%d+", o.min_inputs);
         else
-            snprintf(arity, sizeof arity, "%d", o->min_in);
-        printf("%-12s %-12s %-6s %s\n", o->name, classes[o->cls], arity, o->doc);
+            snprintf(arity, sizeof arity, "%d", o.min_inputs);
+        printf("%-12s %-12s %-6s %s\n", o.name, o.op_class, arity, o.doc);
     }
 }
 

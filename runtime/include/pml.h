@@ -88,6 +88,10 @@ int64_t pml_plan_param_numel(const pml_plan *plan, int i);
 
 typedef enum pml_backend { PML_BACKEND_CPU, PML_BACKEND_CUDA, PML_BACKEND_AUTO } pml_backend;
 
+/* A backend by the name pmlc's --backend takes ("cpu", "cuda", "auto"): PML_OK and *out
+ * set, or PML_ERR_INVALID_ARG for another name (*out untouched). */
+pml_status pml_backend_parse(const char *name, pml_backend *out);
+
 /* A plan made ready to train: parameters initialised from `seed`, data source opened.
  * PML_BACKEND_AUTO picks CUDA when there is a GPU and the plan has GPU code (pmlc
  * build puts it in where NVRTC is installed), else the CPU, and never fails for want of

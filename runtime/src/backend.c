@@ -11,11 +11,11 @@
 static const char *const names[] = {
     [PML_BACKEND_CPU] = "cpu", [PML_BACKEND_CUDA] = "cuda", [PML_BACKEND_AUTO] = "auto"};
 
-int pml_backend_parse(const char *name, pml_backend *out)
+pml_status pml_backend_parse(const char *name, pml_backend *out)
 {
-    for (int b = PML_BACKEND_CPU; b <= PML_BACKEND_AUTO; b++)
-        if (!strcmp(name, names[b])) return *out = (pml_backend)b, 0;
-    return -1;
+    for (int b = PML_BACKEND_CPU; b <= PML_BACKEND_AUTO && name; b++)
+        if (!strcmp(name, names[b])) return *out = (pml_backend)b, PML_OK;
+    return PML_ERR_INVALID_ARG;
 }
 
 /* Whether the CUDA backend can run here; if not, why, in err (the driver's own reason). */

@@ -14,9 +14,7 @@
 #include "error.h"
 #include "pml.h"
 
-/* Parses a name as the command line spells it ("cpu", "cuda", "auto"); returns 0 and
- * sets *out, or -1 for an unknown name. */
-int pml_backend_parse(const char *name, pml_backend *out);
+/* pml_backend_parse (the names "cpu", "cuda", "auto") is public: pml.h. */
 
 /* Resolves `want` into *got (PML_BACKEND_CPU or PML_BACKEND_CUDA) for running `plan`
  * (NULL: any plan); on failure returns PML_ERR_UNSUPPORTED with the reason in err.

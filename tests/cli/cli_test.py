@@ -290,6 +290,20 @@ def backend_cuda_that_cannot_run_fails_clearly(c):
 
 
 @test
+def ops_lists_every_primitive_op_with_its_class_and_arity(c):
+    res = c.pmlc_run("ops")
+    c.expect(res.code == 0 and res.stderr == "", f"exit {res.code}: {res.stderr}")
+    rows = [line.split(None, 3) for line in res.stdout.splitlines()]
+    c.expect(rows and rows[0][:3] == ["op", "class", "inputs"], "no header line")
+    by_name = {r[0]: r for r in rows[1:] if len(r) == 4}
+    c.expect(len(by_name) == len(rows) - 1 and len(by_name) > 30, f"{len(rows) - 1} rows, each op once with a meaning")
+    c.expect(by_name.get("matmul", [None] * 3)[1:3] == ["matmul", "2"], f"matmul: {by_name.get('matmul')}")
+    c.expect(by_name.get("add", [None] * 3)[1] == "elementwise", f"add: {by_name.get('add')}")
+    c.expect(all(r[1] in ("source", "elementwise", "reduce", "movement", "gather", "matmul", "row")
+                 for r in by_name.values()), "an op with an unknown class")
+
+
+@test
 def unknown_backend_is_usage_error(c):
     c.write("t.pml", TRAINED)
     res = c.pmlc_run("train", "t.pml", "--backend", "tpu")
