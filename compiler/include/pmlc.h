@@ -67,6 +67,10 @@ int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len)
 int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, unsigned char **bytes, size_t *len, char *summary,
                                 size_t cap);
 
+/* Whether GPU code can be compiled here: 1 when NVRTC loads, else 0 with the reason in
+ * `why` (cap bytes; "NVRTC not found: ..."). pmlc build asks before choosing targets. */
+int pmlc_gpu_available(char *why, size_t cap);
+
 /* After a plan was made (pmlc_session_plan_bytes): where node `node` of its plan file
  * (pml_plan_format.h's node order) was made in the source, as "path:line:col", into
  * `buf` (cap bytes). A gradient node has the location of the forward expression it

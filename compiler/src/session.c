@@ -20,6 +20,7 @@
 
 #include "front/parse.h"
 #include "gpu/cuda_build.h"
+#include "gpu/nvrtc.h"
 #include "ir/ops.h"
 #include "plan/placement.h"
 #include "plan/write.h"
@@ -37,6 +38,14 @@ struct pmlc_session {
 };
 
 const char *pmlc_version(void) { return PMLC_VERSION; }
+
+int pmlc_gpu_available(char *why, size_t cap)
+{
+    pmlc_nvrtc *nv = pmlc_nvrtc_open(why, cap);
+    int found = nv != NULL;
+    pmlc_nvrtc_close(nv);
+    return found;
+}
 
 int pmlc_op_describe(int i, pmlc_op_desc *out)
 {

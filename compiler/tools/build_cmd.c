@@ -14,7 +14,6 @@
 #include "formats/atomic_file.h"
 #include "formats/input_file.h"
 #include "formats/out_path.h"
-#include "gpu/nvrtc.h"
 
 void pmlc_where_free(char **where)
 {
@@ -92,10 +91,7 @@ static int run_arch(pml_backend want, char *arch, size_t cap)
     if (want == PML_BACKEND_CPU || pml_backend_cuda_arch(arch, cap)) return 0;
     if (want == PML_BACKEND_CUDA) return 1; /* NVRTC missing is then an error, from the compiler */
     char why[256];
-    pmlc_nvrtc *nv = pmlc_nvrtc_open(why, sizeof why);
-    if (!nv) return 0;
-    pmlc_nvrtc_close(nv);
-    return 1;
+    return pmlc_gpu_available(why, sizeof why);
 }
 
 /* FNV-1a, 64 bits, continued from `h` over `len` bytes. */
@@ -153,13 +149,9 @@ static int want_gpu(const char *arch)
 {
     if (arch) return strcmp(arch, "none") != 0;
     char why[256];
-    pmlc_nvrtc *nv = pmlc_nvrtc_open(why, sizeof why);
-    if (!nv) {
-        fprintf(stderr, "pmlc: note: the plan has no GPU code: %s (pass --arch to require it)\n", why);
-        return 0;
-    }
-    pmlc_nvrtc_close(nv);
-    return 1;
+    if (pmlc_gpu_available(why, sizeof why)) return 1;
+    fprintf(stderr, "pmlc: note: the plan has no GPU code: %s (pass --arch to require it)\n", why);
+    return 0;
 }
 
 int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out, const char *arch)
