@@ -3,7 +3,12 @@
  * A pmlc_session owns everything it makes (sources, AST, IR, plan) and frees it in
  * pmlc_session_destroy. Diagnostics go to the FILE* given in the options (NULL
  * discards them); the library never exits. A session is not thread-safe; separate
- * sessions may be used from separate threads. */
+ * sessions may be used from separate threads.
+ *
+ * Exports: libpmlc is built with hidden visibility; a function is part of libpmlc.so's
+ * interface only when its declaration here starts with PMLC_API, and every function
+ * declared here carries it (install.the_shared_libraries_export_exactly_the_public_api
+ * checks the dynamic symbol table against this header). */
 #ifndef PMLC_H
 #define PMLC_H
 
@@ -13,6 +18,13 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Marks a function exported from libpmlc.so (see "Exports" above). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PMLC_API __attribute__((visibility("default")))
+#else
+#define PMLC_API
 #endif
 
 typedef struct pmlc_session pmlc_session;
@@ -34,28 +46,28 @@ typedef struct pmlc_options {
 /* Output formats of pmlc_session_plan. */
 typedef enum pmlc_plan_format { PMLC_PLAN_TEXT, PMLC_PLAN_JSON, PMLC_PLAN_DOT } pmlc_plan_format;
 
-const char *pmlc_version(void);
+PMLC_API const char *pmlc_version(void);
 
-pmlc_session *pmlc_session_create(const pmlc_options *opt);
-void pmlc_session_destroy(pmlc_session *s);
+PMLC_API pmlc_session *pmlc_session_create(const pmlc_options *opt);
+PMLC_API void pmlc_session_destroy(pmlc_session *s);
 
 /* Loads, parses and checks the file at `path` (and its imports). Returns the number of
  * errors reported (0: the program is valid). */
-int pmlc_session_check_file(pmlc_session *s, const char *path);
+PMLC_API int pmlc_session_check_file(pmlc_session *s, const char *path);
 
 /* Same, for source text held in memory and named `path` in diagnostics (imports are
  * resolved against the folder of `path`). `text` need not be NUL-terminated. */
-int pmlc_session_check_text(pmlc_session *s, const char *path, const char *text, size_t len);
+PMLC_API int pmlc_session_check_text(pmlc_session *s, const char *path, const char *text, size_t len);
 
 /* After a successful check: partitions, costs and prints the stage plan to `out`.
  * Returns the number of errors reported while planning (0: printed). */
-int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out);
+PMLC_API int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out);
 
 /* After a successful check: the plan-file bytes (pml_plan_format.h) of the model
  * pmlc_session_plan would print, in a malloc'ed buffer the caller frees. Hand them to
  * libpml's pml_plan_open_memory to train in the same process. Returns the number of
  * errors reported while planning (0: *bytes is set). */
-int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len);
+PMLC_API int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len);
 
 /* Same, with the model's GPU kernels in the plan: rendered as CUDA C and compiled by
  * NVRTC (loaded when needed) for each of `archs`, comma-separated NVRTC targets
@@ -64,8 +76,8 @@ int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len)
  * whether it came from the cache or how long it compiled. Errors (no NVRTC, a bad
  * target, a kernel NVRTC refuses, shown at its .pml source) are reported like any
  * diagnostic; returns their number (0: *bytes is set). */
-int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, unsigned char **bytes, size_t *len, char *summary,
-                                size_t cap);
+PMLC_API int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, unsigned char **bytes, size_t *len,
+                                         char *summary, size_t cap);
 
 /* Whether GPU code can be compiled here: 1 when NVRTC loads, else 0 with the reason in
  * `why` (cap bytes; "NVRTC not found: ..."). pmlc build asks before choosing targets. */
@@ -75,7 +87,7 @@ int pmlc_gpu_available(char *why, size_t cap);
  * (pml_plan_format.h's node order) was made in the source, as "path:line:col", into
  * `buf` (cap bytes). A gradient node has the location of the forward expression it
  * differentiates. Returns 0; 1 (buf "") when the node has none; -1 past the last node. */
-int pmlc_session_node_where(pmlc_session *s, int node, char *buf, size_t cap);
+PMLC_API int pmlc_session_node_where(pmlc_session *s, int node, char *buf, size_t cap);
 
 /* The primitive operations, as `pmlc ops` lists them: op `i` (0, 1, ... in plan order). */
 typedef struct pmlc_op_desc {
@@ -90,7 +102,7 @@ typedef struct pmlc_op_desc {
 int pmlc_op_describe(int i, pmlc_op_desc *out);
 
 /* Number of errors reported so far. */
-int pmlc_session_errors(const pmlc_session *s);
+PMLC_API int pmlc_session_errors(const pmlc_session *s);
 
 #ifdef __cplusplus
 }

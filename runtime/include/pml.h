@@ -19,7 +19,13 @@
  *   pml_session *s;    pml_session_create(ctx, plan, PML_BACKEND_CPU, seed, &s);
  *   for (...)          pml_session_train_step(s, &metrics);
  *                      pml_session_read(s, "fc1.weight", buf, n);
- *   pml_session_destroy(s); pml_plan_close(plan); pml_context_destroy(ctx); */
+ *   pml_session_destroy(s); pml_plan_close(plan); pml_context_destroy(ctx);
+ *
+ * Exports: libpml is built with hidden visibility, so a function is part of libpml.so's
+ * interface only when its declaration here starts with PML_API. Every function this
+ * header declares must carry it, and nothing else is exported: the test
+ * install.the_shared_libraries_export_exactly_the_public_api compares libpml.so's
+ * dynamic symbol table with the functions declared here. */
 #ifndef PML_H
 #define PML_H
 
@@ -30,12 +36,19 @@
 extern "C" {
 #endif
 
+/* Marks a function exported from libpml.so (see "Exports" above). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PML_API __attribute__((visibility("default")))
+#else
+#define PML_API
+#endif
+
 #define PML_VERSION_MAJOR 0
 #define PML_VERSION_MINOR 1
 #define PML_VERSION_PATCH 0
 
 /* The version of the library linked, as "MAJOR.MINOR.PATCH". */
-const char *pml_version(void);
+PML_API const char *pml_version(void);
 
 typedef enum pml_status {
     PML_OK = 0,
@@ -50,39 +63,40 @@ typedef enum pml_status {
 } pml_status;
 
 /* A short constant name for a status: "ok", "invalid argument", ... */
-const char *pml_status_name(pml_status s);
+PML_API const char *pml_status_name(pml_status s);
 
 /* Element types. The first four are the ones PML computes in; the others appear in
  * data files (.npy) and are converted on load. */
 typedef enum pml_dtype { PML_F32, PML_BF16, PML_F16, PML_I32, PML_F64, PML_I64, PML_U8, PML_DTYPE_COUNT } pml_dtype;
 
 /* Bytes per element, 0 for an unknown dtype. */
-size_t pml_dtype_size(pml_dtype t);
+PML_API size_t pml_dtype_size(pml_dtype t);
 /* "f32", "bf16", ...; "?" for an unknown dtype. */
-const char *pml_dtype_name(pml_dtype t);
+PML_API const char *pml_dtype_name(pml_dtype t);
 
 /* ---- contexts ------------------------------------------------------------------ */
 
 typedef struct pml_context pml_context;
 
-pml_status pml_context_create(pml_context **out);
-void pml_context_destroy(pml_context *ctx);
+PML_API pml_status pml_context_create(pml_context **out);
+PML_API void pml_context_destroy(pml_context *ctx);
 /* The message of the last call on `ctx` that failed ("" when none); owned by ctx. */
-const char *pml_context_error(const pml_context *ctx);
+PML_API const char *pml_context_error(const pml_context *ctx);
 
 /* ---- plans ------------------------------------------------------------------------ */
 
 /* A compiled model: what `pmlc build` writes. Immutable once opened. */
 typedef struct pml_plan pml_plan;
 
-pml_status pml_plan_open(pml_context *ctx, const char *path, pml_plan **out);
+PML_API pml_status pml_plan_open(pml_context *ctx, const char *path, pml_plan **out);
 /* From plan-file bytes in memory (copied; `name` labels messages). */
-pml_status pml_plan_open_memory(pml_context *ctx, const void *bytes, size_t len, const char *name, pml_plan **out);
-void pml_plan_close(pml_plan *plan);
-int pml_plan_param_count(const pml_plan *plan);
+PML_API pml_status pml_plan_open_memory(pml_context *ctx, const void *bytes, size_t len, const char *name,
+                                        pml_plan **out);
+PML_API void pml_plan_close(pml_plan *plan);
+PML_API int pml_plan_param_count(const pml_plan *plan);
 /* Parameter `i`'s name (as in checkpoints: "blocks.3.attn.qkv.weight") and element count. */
-const char *pml_plan_param_name(const pml_plan *plan, int i);
-int64_t pml_plan_param_numel(const pml_plan *plan, int i);
+PML_API const char *pml_plan_param_name(const pml_plan *plan, int i);
+PML_API int64_t pml_plan_param_numel(const pml_plan *plan, int i);
 
 /* ---- sessions ----------------------------------------------------------------------- */
 
@@ -90,7 +104,7 @@ typedef enum pml_backend { PML_BACKEND_CPU, PML_BACKEND_CUDA, PML_BACKEND_AUTO }
 
 /* A backend by the name pmlc's --backend takes ("cpu", "cuda", "auto"): PML_OK and *out
  * set, or PML_ERR_INVALID_ARG for another name (*out untouched). */
-pml_status pml_backend_parse(const char *name, pml_backend *out);
+PML_API pml_status pml_backend_parse(const char *name, pml_backend *out);
 
 /* A plan made ready to train: parameters initialised from `seed`, data source opened.
  * PML_BACKEND_AUTO picks CUDA when there is a GPU and the plan has GPU code (pmlc
@@ -100,9 +114,9 @@ pml_status pml_backend_parse(const char *name, pml_backend *out);
  * --arch` that makes it. The plan must outlive the session. */
 typedef struct pml_session pml_session;
 
-pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, uint64_t seed,
-                              pml_session **out);
-void pml_session_destroy(pml_session *s);
+PML_API pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, uint64_t seed,
+                                      pml_session **out);
+PML_API void pml_session_destroy(pml_session *s);
 
 /* What one step did. It grows only at its end (ABI policy: a field is never moved or
  * removed; before 1.0 a minor version may append fields, and a program that allocates
@@ -120,11 +134,11 @@ typedef struct pml_step_metrics {
 /* One optimizer step on the next global batch: from the feeder when one is set
  * (pml_session_set_feeder), else from the plan's data source (PML_ERR_INVALID_ARG when
  * the plan names none). */
-pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics);
+PML_API pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics);
 /* Copies parameter `name`'s f32 values out of / into the session (count must equal its
  * element count). */
-pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_t count);
-pml_status pml_session_write(pml_session *s, const char *name, const float *src, int64_t count);
+PML_API pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_t count);
+PML_API pml_status pml_session_write(pml_session *s, const char *name, const float *src, int64_t count);
 
 /* ---- caller data: tensors, training and evaluation on caller buffers ----------------
  *
@@ -156,19 +170,19 @@ typedef struct pml_buffer {
 } pml_buffer;
 
 /* The global batch a step takes and the micro-batch it is cut into (rows). */
-void pml_plan_batch(const pml_plan *plan, int64_t *batch, int64_t *microbatch);
-int pml_plan_input_count(const pml_plan *plan);
+PML_API void pml_plan_batch(const pml_plan *plan, int64_t *batch, int64_t *microbatch);
+PML_API int pml_plan_input_count(const pml_plan *plan);
 /* Model input `i`, the labels, the output: dims[0] is the global batch (what a train
  * step takes; inference takes any number of rows of dims[1..]); the dtype is the one
  * the model computes in (f32 or i32), which the feeder writes. PML_ERR_INVALID_ARG for
  * an index out of range, PML_ERR_UNSUPPORTED for a model without labels. */
-pml_status pml_plan_input_info(const pml_plan *plan, int i, pml_tensor_info *out);
-pml_status pml_plan_labels_info(const pml_plan *plan, pml_tensor_info *out);
-pml_status pml_plan_output_info(const pml_plan *plan, pml_tensor_info *out);
+PML_API pml_status pml_plan_input_info(const pml_plan *plan, int i, pml_tensor_info *out);
+PML_API pml_status pml_plan_labels_info(const pml_plan *plan, pml_tensor_info *out);
+PML_API pml_status pml_plan_output_info(const pml_plan *plan, pml_tensor_info *out);
 /* Parameter `i`: its name, its shape, and f32 (the master weights pml_session_read and
  * pml_session_write copy). pml_plan_param_find: its index by name, -1 when none. */
-pml_status pml_plan_param_info(const pml_plan *plan, int i, pml_tensor_info *out);
-int pml_plan_param_find(const pml_plan *plan, const char *name);
+PML_API pml_status pml_plan_param_info(const pml_plan *plan, int i, pml_tensor_info *out);
+PML_API int pml_plan_param_find(const pml_plan *plan, const char *name);
 
 /* One optimizer step on the caller's global batch: inputs[k] is model input k (all
  * pml_plan_input_count of them), with dims[0] the global batch and dims[1..] the
@@ -178,8 +192,8 @@ int pml_plan_param_find(const pml_plan *plan, const char *name);
  * does not fit is PML_ERR_INVALID_ARG (a dtype that cannot convert:
  * PML_ERR_UNSUPPORTED, a NaN: PML_ERR_NONFINITE) naming the input and both shapes;
  * nothing is trained then. */
-pml_status pml_session_train_batch(pml_session *s, const pml_buffer *inputs, int n_inputs, const pml_buffer *labels,
-                                   pml_step_metrics *metrics);
+PML_API pml_status pml_session_train_batch(pml_session *s, const pml_buffer *inputs, int n_inputs,
+                                           const pml_buffer *labels, pml_step_metrics *metrics);
 
 /* The library asks for each step's batch: called by pml_session_train_step (and
  * pml_session_train) with the step's 0-based number; it fills inputs[k] (pml_plan_input_info's
@@ -188,21 +202,21 @@ pml_status pml_session_train_batch(pml_session *s, const pml_buffer *inputs, int
  * value; nothing is trained). The rows are checked as pml_session_train_batch's. */
 typedef int (*pml_feeder_fn)(void *user, int64_t step, void *const *inputs, void *labels);
 /* Sets the feeder (NULL: back to the plan's data source). */
-pml_status pml_session_set_feeder(pml_session *s, pml_feeder_fn fn, void *user);
+PML_API pml_status pml_session_set_feeder(pml_session *s, pml_feeder_fn fn, void *user);
 
 /* Called after every step taken (train_step, train_batch, train) with its metrics,
  * owned by the library for the call. A non-zero return stops pml_session_train after
  * this step; other calls ignore it. NULL: none. */
 typedef int (*pml_metrics_fn)(void *user, const pml_step_metrics *m);
-pml_status pml_session_set_metrics(pml_session *s, pml_metrics_fn fn, void *user);
+PML_API pml_status pml_session_set_metrics(pml_session *s, pml_metrics_fn fn, void *user);
 
 /* Up to `steps` steps as pml_session_train_step, stopping early when the metrics
  * callback asks; *done (may be NULL) receives the steps taken, also on failure. */
-pml_status pml_session_train(pml_session *s, int64_t steps, int64_t *done);
+PML_API pml_status pml_session_train(pml_session *s, int64_t steps, int64_t *done);
 
 /* The rows of the plan's data source that step `step` trains on (what
  * pml_session_train_step feeds it), into caller buffers laid out as the feeder's. */
-pml_status pml_session_batch(pml_session *s, int64_t step, void *const *inputs, void *labels);
+PML_API pml_status pml_session_batch(pml_session *s, int64_t step, void *const *inputs, void *labels);
 
 /* Evaluation of the current weights on caller rows, as `pmlc train`'s eval records: the
  * model forward with dropout off, the loss averaged over micro-batches, and for class
@@ -214,8 +228,8 @@ typedef struct pml_eval_result {
     double loss;
     double accuracy;
 } pml_eval_result;
-pml_status pml_session_evaluate(pml_session *s, const pml_buffer *inputs, int n_inputs, const pml_buffer *labels,
-                                pml_eval_result *out);
+PML_API pml_status pml_session_evaluate(pml_session *s, const pml_buffer *inputs, int n_inputs,
+                                        const pml_buffer *labels, pml_eval_result *out);
 
 /* ---- inference: the model forward on caller rows ------------------------------------
  *
@@ -229,19 +243,19 @@ typedef struct pml_infer pml_infer;
 /* `weights`: whatever `pmlc infer --weights` takes (a model.safetensors, a shard index,
  * a checkpoint folder or a folder of plain weights); NULL: the plan's initialisers from
  * its seed. threads: CPU threads per stage, 0 every CPU. The plan must outlive it. */
-pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, int threads,
-                            const char *weights, pml_infer **out);
+PML_API pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, int threads,
+                                    const char *weights, pml_infer **out);
 /* With a training session's current weights, copied (later steps do not change them),
  * on the session's backend and context. */
-pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer **out);
-void pml_infer_destroy(pml_infer *inf);
+PML_API pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer **out);
+PML_API void pml_infer_destroy(pml_infer *inf);
 /* The output of `rows` rows: dims[0] = rows, then the model output's; f32 for a float
  * output, i32 for an i32 one. */
-pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_info *out);
+PML_API pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_info *out);
 /* The model forward on inputs[k]'s rows (dims[0] = N in every buffer, dims[1..] the
  * input's): the N output rows into `out`, which holds out_bytes (at least the
  * pml_infer_output size). Buffers are checked as pml_session_train_batch's. */
-pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs, void *out, size_t out_bytes);
+PML_API pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs, void *out, size_t out_bytes);
 
 /* ---- checkpoints ---------------------------------------------------------------------
  * The files `pmlc train --out DIR` writes and --init / --resume read: a folder holding
@@ -266,30 +280,30 @@ typedef struct pml_checkpoint_info {
 
 /* Reads and checks DIR/trainer.json against `plan` (a checkpoint of another model is
  * refused before any tensor is read). */
-pml_status pml_checkpoint_read_info(pml_context *ctx, const pml_plan *plan, const char *dir,
-                                    pml_checkpoint_info *info);
+PML_API pml_status pml_checkpoint_read_info(pml_context *ctx, const pml_plan *plan, const char *dir,
+                                            pml_checkpoint_info *info);
 /* The early check of a folder that will receive checkpoints, before a run's first step:
  * creates `dir` as mkdir -p, checks that it takes a write and that no checkpoint file
  * name in it is a folder or a special file. */
-pml_status pml_checkpoint_check_folder(pml_context *ctx, const char *dir);
+PML_API pml_status pml_checkpoint_check_folder(pml_context *ctx, const char *dir);
 
 /* Writes the session's weights, optimizer state, seed and step to `dir` (created as
  * mkdir -p) by the commit protocol. A tensor that is not finite is refused
  * (PML_ERR_NONFINITE, naming it) before the folder is touched. */
-pml_status pml_session_save(pml_session *s, const char *dir);
+PML_API pml_status pml_session_save(pml_session *s, const char *dir);
 /* Continues the checkpoint in `dir`: weights, optimizer state and step. The session
  * must have been created with the checkpoint's seed (pml_checkpoint_read_info), else
  * PML_ERR_INVALID_ARG says both. On failure the session is unchanged. */
-pml_status pml_session_resume(pml_session *s, const char *dir);
+PML_API pml_status pml_session_resume(pml_session *s, const char *dir);
 /* Replaces the initial weights with those of `path` (pmlc's --init and infer --weights):
  * a .safetensors file, a shard index (.safetensors.index.json) or a folder holding
  * either (a checkpoint, or plain weights); every parameter present by plan name, f32,
  * its plan shape, no tensor the plan lacks. On failure the session is unchanged. */
-pml_status pml_session_load_weights(pml_session *s, const char *path);
+PML_API pml_status pml_session_load_weights(pml_session *s, const char *path);
 /* Steps taken: 0 for a new session, the checkpoint's step after a resume. */
-int64_t pml_session_steps_done(const pml_session *s);
+PML_API int64_t pml_session_steps_done(const pml_session *s);
 /* The train block's seed: what pmlc trains with when --seed is not given. */
-uint64_t pml_plan_seed(const pml_plan *plan);
+PML_API uint64_t pml_plan_seed(const pml_plan *plan);
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,9 @@
     }                                                                                                                 \
     return n
 
-PML_VECTOR_CLONES size_t pml_finite_scan_f32(const float *x, size_t n) { SCAN(float, uint32_t, 0x7f800000u); }
+/* Static behind a plain function, as vector clones must be (cpu/vectorize.h). */
+PML_VECTOR_CLONES static size_t scan_f32(const float *x, size_t n) { SCAN(float, uint32_t, 0x7f800000u); }
+size_t pml_finite_scan_f32(const float *x, size_t n) { return scan_f32(x, n); }
 
 const char *pml_finite_name(double v)
 {

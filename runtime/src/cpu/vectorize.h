@@ -9,7 +9,12 @@
  *
  * The build targets baseline x86-64 (SSE2), so a hot loop marked PML_VECTOR_CLONES is
  * also compiled for x86-64-v3 (AVX2, FMA) and v4 (AVX-512), and the loader picks the
- * best the CPU runs (GCC's target_clones, an ifunc). Elsewhere it is empty. */
+ * best the CPU runs (GCC's target_clones, an ifunc). Elsewhere it is empty.
+ *
+ * Mark static functions only: GCC gives the ifunc of a clone with external linkage
+ * default visibility whatever -fvisibility or a visibility attribute says, so it would
+ * leak into libpml.so's exports (install.the_shared_libraries_export_exactly_the_public_api).
+ * A function other files call is a plain one that calls its static clone. */
 #ifndef PML_CPU_VECTORIZE_H
 #define PML_CPU_VECTORIZE_H
 

@@ -70,7 +70,8 @@ int pml_optim_state_per_elem(const pml_plan_config *c)
     return c->momentum > 0 ? 1 : 0;
 }
 
-PML_VECTOR_CLONES double pml_optim_sum_squares(const float *g, size_t n)
+/* The vector clones are static, each behind a plain function (vectorize.h says why). */
+PML_VECTOR_CLONES static double sum_squares(const float *g, size_t n)
 {
     enum { LANES = 8 }; /* independent partial sums, so the loop vectorises */
     double part[LANES] = {0};
@@ -83,8 +84,10 @@ PML_VECTOR_CLONES double pml_optim_sum_squares(const float *g, size_t n)
     return s;
 }
 
-PML_VECTOR_CLONES void pml_optim_update(const pml_plan_config *c, double lr, int64_t t, float *param,
-                                        const float *grad, double gscale, float *m, float *v, size_t n)
+double pml_optim_sum_squares(const float *g, size_t n) { return sum_squares(g, n); }
+
+PML_VECTOR_CLONES static void update(const pml_plan_config *c, double lr, int64_t t, float *param, const float *grad,
+                                     double gscale, float *m, float *v, size_t n)
 {
     if (c->optimizer == PML_OPT_ADAMW) { /* in f32 and in PyTorch's order of operations */
         float b1 = (float)c->beta1, b2 = (float)c->beta2, decay = (float)(1 - lr * c->weight_decay);
@@ -106,4 +109,10 @@ PML_VECTOR_CLONES void pml_optim_update(const pml_plan_config *c, double lr, int
         }
         param[i] = (float)(param[i] - lr * g);
     }
+}
+
+void pml_optim_update(const pml_plan_config *c, double lr, int64_t t, float *param, const float *grad, double gscale,
+                      float *m, float *v, size_t n)
+{
+    update(c, lr, t, param, grad, gscale, m, v, n);
 }
