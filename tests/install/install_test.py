@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""install_test.py STEP [options] — the installed package as a user meets it. One install to
+a temporary prefix (STEP `install`, the ctest fixture every other step requires), then:
+
+  files     the libraries with their SONAME links, headers, pml.pc/pmlc.pc, the CMake
+            package and the stdlib are in place; the installed pmlc finds its stdlib
+  headers   pml.h and pmlc.h compile alone as C99 with -pedantic-errors
+  embed     one examples/embed*/ program builds against the installed package by one route
+            (pkg-config: `cc ... $(pkg-config --cflags --libs pml pmlc)`; cmake:
+            find_package(pml) with CMAKE_PREFIX_PATH; static: pkg-config --static with the
+            archives) and runs, linked to the installed libraries only
+  api       builds the API conformance program (tests/api/*.c) by pkg-config
+
+How each examples/embed*/ program is run is EMBED_RUNS below: a new examples/embed*/ folder
+gets its install tests from CMake's glob, and needs one entry here (the test says so)."""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+# folder name: (arguments, a regex its standard output must match). In the arguments,
+# {examples} is the examples/ folder, {work} the test's own scratch folder, {pmlc} the
+# installed pmlc.
+EMBED_RUNS = {
+    "embed": (["{examples}/mlp.pml", "2"], r"(?m)^step 2 loss .*\n(?s:.*)values, sum "),
+}
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def run(cmd, env=None, cwd=None, log=None):
+    """Runs cmd; on failure prints the command and its output and fails the test."""
+    p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    if log:
+        with open(log, "w") as f:
+            f.write(p.stdout + p.stderr)
+    if p.returncode:
+        print("$", " ".join(cmd))
+        print(p.stdout + p.stderr)
+        fail(f"{os.path.basename(cmd[0])} exited with {p.returncode}")
+    return p.stdout
+
+
+def pkg_config(args, prefix, *flags):
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
+    return run([args.pkg_config, *flags, "pml", "pmlc"], env=env).split()
+
+
+def installed_env(prefix):
+    """The environment a run of a program built against the prefix gets: the installed
+    libraries found through LD_LIBRARY_PATH, nothing of the build tree."""
+    return dict(os.environ, LD_LIBRARY_PATH=os.path.join(prefix, "lib"))
+
+
+def step_install(args):
+    shutil.rmtree(args.prefix, ignore_errors=True)
+    run(["cmake", "--install", args.build, "--prefix", args.prefix])
+    print(f"installed to {args.prefix}")
+
+
+def step_files(args):
+    p = args.prefix
+    for f in ["bin/pmlc", "include/pml.h", "include/pmlc.h", "lib/libpml.a", "lib/libpmlc.a",
+              "lib/pkgconfig/pml.pc", "lib/pkgconfig/pmlc.pc", "lib/cmake/pml/pmlConfig.cmake",
+              "lib/cmake/pml/pmlConfigVersion.cmake", "share/pml/stdlib/nn.pml"]:
+        if not os.path.exists(os.path.join(p, f)):
+            fail(f"{f} was not installed")
+    major = args.version.split(".")[0]
+    for lib in ["libpml", "libpmlc"]:
+        # libX.so -> libX.so.MAJOR -> libX.so.MAJOR.MINOR.PATCH, whose SONAME is libX.so.MAJOR
+        chain = [f"{lib}.so", f"{lib}.so.{major}", f"{lib}.so.{args.version}"]
+        for link, target in zip(chain, chain[1:]):
+            path = os.path.join(p, "lib", link)
+            if not os.path.islink(path) or os.readlink(path) != target:
+                fail(f"lib/{link} should be a link to {target}")
+        real = os.path.join(p, "lib", chain[-1])
+        dyn = run(["readelf", "-d", real])
+        m = re.search(r"\(SONAME\)\s+Library soname: \[(.*)\]", dyn)
+        if not m or m.group(1) != chain[1]:
+            fail(f"lib/{chain[-1]} has SONAME {m.group(1) if m else 'none'}, not {chain[1]}")
+        print(f"lib/{chain[-1]}: SONAME {chain[1]}")
+    out = run([os.path.join(p, "bin", "pmlc"), "check", os.path.join(args.examples, "gpt.pml")])
+    print(out.strip() or "pmlc check: ok (the installed pmlc found its stdlib)")
+
+
+def step_headers(args):
+    os.makedirs(args.work, exist_ok=True)
+    for header in ["pml.h", "pmlc.h"]:
+        src = os.path.join(args.work, header.replace(".", "_") + ".c")
+        with open(src, "w") as f:
+            f.write(f"#include <{header}>\nint main(void) {{ return 0; }}\n")
+        run([args.cc, "-std=c99", "-pedantic-errors", "-Wall", "-Wextra", "-Werror", "-Wstrict-prototypes",
+             "-fsyntax-only", "-I", os.path.join(args.prefix, "include"), src])
+        print(f"{header}: compiles alone as C99")
+
+
+def build_by_pkg_config(args, sources, exe, static=False):
+    cflags = pkg_config(args, args.prefix, "--cflags")
+    if not static:
+        libs = pkg_config(args, args.prefix, "--libs")
+    else:
+        # The archives by path, then what --static says they need (without -lpml -lpmlc,
+        # which would pick the shared libraries again).
+        lib = os.path.join(args.prefix, "lib")
+        libs = [os.path.join(lib, "libpmlc.a"), os.path.join(lib, "libpml.a")]
+        libs += [f for f in pkg_config(args, args.prefix, "--static", "--libs") if f not in ("-lpml", "-lpmlc")]
+    run([args.cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-o", exe, *sources, *cflags, *libs])
+
+
+def step_embed(args):
+    name = os.path.basename(os.path.normpath(args.example))
+    if name not in EMBED_RUNS:
+        fail(f"examples/{name} has no entry in EMBED_RUNS ({__file__}): say how the install tests run it")
+    sources = sorted(os.path.join(args.example, f) for f in os.listdir(args.example) if f.endswith(".c"))
+    shutil.rmtree(args.work, ignore_errors=True)
+    os.makedirs(args.work)
+    exe = os.path.join(args.work, name)
+    if args.route == "cmake":
+        b = os.path.join(args.work, "b")
+        run(["cmake", "-S", args.project, "-B", b, "-G", "Ninja", f"-DCMAKE_PREFIX_PATH={args.prefix}",
+             f"-DCMAKE_C_COMPILER={args.cc}", f"-DEMBED_NAME={name}", f"-DEMBED_SOURCES={';'.join(sources)}"])
+        run(["cmake", "--build", b])
+        exe = os.path.join(b, name)
+    else:
+        build_by_pkg_config(args, sources, exe, static=args.route == "static")
+    deps = run(["ldd", exe], env=installed_env(args.prefix))
+    for lib in ["libpml.so", "libpmlc.so"]:
+        linked = [line for line in deps.splitlines() if lib + "." in line]
+        if args.route == "static" and linked:
+            fail(f"the static build still needs {linked[0].strip()}")
+        if args.route != "static" and not any(os.path.join(args.prefix, "lib") in line for line in linked):
+            fail(f"{name} does not load the installed {lib}: {linked or 'not linked'}")
+    argv, expect = EMBED_RUNS[name]
+    subst = {"examples": args.examples, "work": args.work, "pmlc": os.path.join(args.prefix, "bin", "pmlc")}
+    out = run([exe, *(a.format(**subst) for a in argv)], env=installed_env(args.prefix))
+    print(out, end="")
+    if not re.search(expect, out):
+        fail(f"{name}'s output does not match {expect!r}")
+    print(f"{name}: built by {args.route} against the installed package, ran")
+
+
+def step_api(args):
+    sources = sorted(os.path.join(args.api, f) for f in os.listdir(args.api) if f.endswith(".c"))
+    os.makedirs(os.path.dirname(args.exe), exist_ok=True)
+    build_by_pkg_config(args, sources, args.exe)
+    print(f"{args.exe}: built from {len(sources)} files against the installed package")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("step", choices=["install", "files", "headers", "embed", "api"])
+    ap.add_argument("--build", help="the build folder to install")
+    ap.add_argument("--prefix", required=True)
+    ap.add_argument("--work")
+    ap.add_argument("--cc", default="cc")
+    ap.add_argument("--pkg-config", default="pkg-config")
+    ap.add_argument("--version", help="the project's MAJOR.MINOR.PATCH")
+    ap.add_argument("--examples", help="the examples/ folder")
+    ap.add_argument("--example", help="one examples/embed*/ folder")
+    ap.add_argument("--route", choices=["pkg-config", "cmake", "static"])
+    ap.add_argument("--project", help="the CMake project that builds an example (tests/install/project)")
+    ap.add_argument("--api", help="the folder of the API conformance sources")
+    ap.add_argument("--exe", help="where the API conformance program goes")
+    args = ap.parse_args()
+    {"install": step_install, "files": step_files, "headers": step_headers, "embed": step_embed,
+     "api": step_api}[args.step](args)
+    print("install: 0 failed")
+
+
+if __name__ == "__main__":
+    main()
