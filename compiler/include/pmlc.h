@@ -81,7 +81,7 @@ PMLC_API int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, uns
 
 /* Whether GPU code can be compiled here: 1 when NVRTC loads, else 0 with the reason in
  * `why` (cap bytes; "NVRTC not found: ..."). pmlc build asks before choosing targets. */
-int pmlc_gpu_available(char *why, size_t cap);
+PMLC_API int pmlc_gpu_available(char *why, size_t cap);
 
 /* After a plan was made (pmlc_session_plan_bytes): where node `node` of its plan file
  * (pml_plan_format.h's node order) was made in the source, as "path:line:col", into
@@ -99,7 +99,7 @@ typedef struct pmlc_op_desc {
 } pmlc_op_desc;
 
 /* Fills *out for op `i`; returns 0, or -1 past the last op (*out untouched). */
-int pmlc_op_describe(int i, pmlc_op_desc *out);
+PMLC_API int pmlc_op_describe(int i, pmlc_op_desc *out);
 
 /* Number of errors reported so far. */
 PMLC_API int pmlc_session_errors(const pmlc_session *s);

@@ -25,6 +25,7 @@ import sys
 # installed pmlc.
 EMBED_RUNS = {
     "embed": (["{examples}/mlp.pml", "2"], r"(?m)^step 2 loss .*\n(?s:.*)values, sum "),
+    "embed_serve": (["{examples}/mlp.pml"], r"(?m)^25 of 25 rows predicted as made$"),
 }
 
 
@@ -109,7 +110,7 @@ def build_by_pkg_config(args, sources, exe, static=False):
         lib = os.path.join(args.prefix, "lib")
         libs = [os.path.join(lib, "libpmlc.a"), os.path.join(lib, "libpml.a")]
         libs += [f for f in pkg_config(args, args.prefix, "--static", "--libs") if f not in ("-lpml", "-lpmlc")]
-    run([args.cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-o", exe, *sources, *cflags, *libs])
+    run([args.cc, "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", "-o", exe, *sources, *cflags, *libs, "-lm"])  # -lm: the programs' own math
 
 
 def step_embed(args):
