@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "exec/backend.h"
 #include "cli_util.h"
 #include "formats/atomic_file.h"
 #include "formats/input_file.h"

@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-#include "backend.h"
+#include "exec/backend.h"
 
 static char last_error[1200];
 

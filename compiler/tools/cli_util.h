@@ -5,7 +5,7 @@
 #define PMLC_CLI_UTIL_H
 
 #include "backend_ops.h"
-#include "error.h"
+#include "core/error.h"
 #include "pml.h"
 
 /* Prints "pmlc: error: WHAT[: the error's message]" to stderr; returns 1 (the exit status). */

@@ -48,7 +48,7 @@ static int move_state(const pml_plan *a, pml_pipeline *from, const pml_plan *b, 
 /* The automatic freeze's state (plan/phase.h), which the new pipeline would otherwise
  * start without: the layers it froze would train again. Taking the old phase runs a
  * check due at this step first, on the gradients of the step before, as a checkpoint
- * does (train/ckpt_freeze.h). */
+ * does (ckpt/freeze.h). */
 static int move_freeze(const pml_plan *b, pml_pipeline *from, pml_pipeline *to)
 {
     pml_phase *old, *now;

@@ -20,7 +20,7 @@
 
 #include "pmlc.h"
 #include "plan/plan.h"
-#include "train/pipeline.h"
+#include "exec/pipeline.h"
 
 typedef struct pmlc_recut {
     const char *file;

@@ -1,6 +1,6 @@
 /* train_agree.c — the facts the ranks of `pmlc train` compare before step 1 (see
  * train_agree.h for the table of options) and the token that proves --out is one
- * folder; the comparison itself is the runtime's (train/dist_agree.h). */
+ * folder; the comparison itself is the runtime's (exec/dist_agree.h). */
 #define _GNU_SOURCE /* asprintf, O_NOFOLLOW, nanosleep */
 #include "train_agree.h"
 
@@ -17,7 +17,7 @@
 
 #include "cli_util.h"
 #include "plan/plan.h"
-#include "train/dist_agree.h"
+#include "exec/dist_agree.h"
 
 enum { TOKEN_HEX = 32, TOKEN_LOOK_MS = 3000 };
 

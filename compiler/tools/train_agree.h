@@ -35,7 +35,7 @@
 
 #include <stdint.h>
 
-#include "train/dist.h"
+#include "exec/dist.h"
 #include "train_cmd.h"
 
 #define PMLC_AGREE_TOKEN_NAME ".pml-ranks-token"

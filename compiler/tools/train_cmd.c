@@ -1,7 +1,7 @@
 /* train_cmd.c — `pmlc train`: compile a program (or load a plan file), train it on the CPU as a micro-batch
  * pipeline, and write the final weights.
  *
- * Checkpoints (train/checkpoint.h): --out DIR receives the final checkpoint
+ * Checkpoints (ckpt/checkpoint.h): --out DIR receives the final checkpoint
  * (model.safetensors, optimizer.safetensors, trainer.json) and, every checkpoint_every
  * steps of the train block, one in DIR/step-NNNNNN/. --init W.safetensors starts from
  * those weights instead of the initialisers; --resume DIR restores weights, optimizer
@@ -36,15 +36,15 @@
 
 #include "formats/out_path.h"
 #include "plan/plan.h"
-#include "train/checkpoint.h"
-#include "train/feed.h"
-#include "train/pipeline.h"
+#include "ckpt/checkpoint.h"
+#include "exec/feed.h"
+#include "exec/pipeline.h"
 #include "cli_util.h"
 #include "recut.h"
 #include "train_ranks.h"
 #include "train_trace.h"
 
-/* A checkpoint of the whole model in `dir` (train/checkpoint.h: written beside the
+/* A checkpoint of the whole model in `dir` (ckpt/checkpoint.h: written beside the
  * one there, then committed at once). One process writes one file of each kind; ranks
  * write shards: rank 0 begins the save and tells every rank its stage folder, each rank
  * of replica 0 writes the stages it runs into it, every rank learns whether all did,

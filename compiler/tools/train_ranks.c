@@ -8,10 +8,10 @@
 
 #include "cli_util.h"
 #include "train_agree.h"
-#include "train/dist_params.h"
-#include "train/ranks.h"
+#include "exec/dist_params.h"
+#include "exec/ranks.h"
 #ifdef PML_HAVE_MPI
-#include "train/mpi/dist_mpi.h"
+#include "exec/mpi/dist_mpi.h"
 #endif
 
 int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, int64_t steps,

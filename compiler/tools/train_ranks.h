@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "train/dist.h"
-#include "train/pipeline.h"
+#include "exec/dist.h"
+#include "exec/pipeline.h"
 #include "train_cmd.h"
 
 typedef struct pmlc_ranks {
@@ -27,7 +27,7 @@ typedef struct pmlc_ranks {
 int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, int64_t steps,
                     pml_backend backend, pmlc_ranks *out);
 /* Leaves the run: the other ranks are told (the last error printed is the reason
- * abandon gives them, train/dist.h) and MPI is finalized with them, unless
+ * abandon gives them, exec/dist.h) and MPI is finalized with them, unless
  * pmlc_ranks_abandon said this process failed: then nothing waits for them (mpirun
  * ends them). Call abandon before destroying the pipeline, whose transport would
  * finish its sends. */

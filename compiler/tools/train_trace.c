@@ -12,8 +12,8 @@
 #include "formats/atomic_file.h"
 #include "formats/json.h"
 #include "formats/out_path.h"
-#include "train/dist_clock.h"
-#include "train/dist_gather.h"
+#include "exec/dist_clock.h"
+#include "exec/dist_gather.h"
 
 enum { CLOCK_ROUNDS = 8 }; /* ping-pongs per rank; the shortest round trip counts */
 

@@ -3,8 +3,8 @@
  * the share of step time spent waiting in transport.
  *
  * With ranks (train_ranks.h) every rank records its own stages; at start-up rank 0
- * estimates each rank's clock offset to its own (train/dist_clock.h), and at the end
- * it gathers every rank's spans and measurements (train/dist_gather.h) and writes one
+ * estimates each rank's clock offset to its own (exec/dist_clock.h), and at the end
+ * it gathers every rank's spans and measurements (exec/dist_gather.h) and writes one
  * trace: a process per rank, "rank r (replica k)", a thread per stage. Offsets and
  * their uncertainties are in the trace's otherData. One process writes what it always
  * wrote, with otherData.ranks added.
@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "train/pipeline.h"
+#include "exec/pipeline.h"
 #include "train_ranks.h"
 
 typedef struct pmlc_trace {

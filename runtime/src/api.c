@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "api_impl.h"
-#include "backend.h"
+#include "exec/backend.h"
 #include "plan/plan.h"
 
 pml_status pml_api_record(pml_context *ctx, pml_status st, const pml_err *err)

@@ -1,9 +1,9 @@
-/* api_checkpoint.c — pml.h's checkpoints over train/checkpoint.h: the same files and
+/* api_checkpoint.c — pml.h's checkpoints over ckpt/checkpoint.h: the same files and
  * the same commit protocol as `pmlc train --out/--init/--resume`, for one process.
  * Each call records its outcome in the session's (or the given) context. */
 #include "api_impl.h"
 #include "plan/plan.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 
 pml_status pml_checkpoint_read_info(pml_context *ctx, const pml_plan *plan, const char *dir,
                                     pml_checkpoint_info *info)

@@ -6,10 +6,10 @@
 
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "pml.h"
-#include "train/feed.h"
-#include "train/pipeline.h"
+#include "exec/feed.h"
+#include "exec/pipeline.h"
 
 struct pml_context {
     pml_err last;

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "api_impl.h"
-#include "backend.h"
-#include "train/checkpoint.h"
+#include "exec/backend.h"
+#include "ckpt/checkpoint.h"
 
 struct pml_infer {
     pml_context *ctx;

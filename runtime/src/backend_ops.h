@@ -4,7 +4,7 @@
  * runs; this is how the chosen one is driven. The CPU backend (cpu/stage.h) is always
  * built; a CUDA one plugs into the same table.
  *
- * The seam: the executor (train/pipeline.c) owns everything about *when* — the stage
+ * The seam: the executor (exec/pipeline.c) owns everything about *when* — the stage
  * threads, the timetable, the transport, the gradient-norm barrier, the learning rate
  * and clipping, metrics and the trace. A backend owns everything about *where and how*
  * — a stage's memory, the forward and backward work of one micro-batch on one stage,
@@ -52,7 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "plan/plan.h"
 
 typedef struct pml_backend_ctx pml_backend_ctx;

@@ -1,5 +1,5 @@
 /* fuzz_checkpoint.c — libFuzzer target for the checkpoint folder reader
- * (runtime/src/train/checkpoint.c): trainer.json, model.safetensors,
+ * (runtime/src/ckpt/checkpoint.c): trainer.json, model.safetensors,
  * optimizer.safetensors and their shard indexes, read against one fixed small plan.
  *
  * The plan is compiled once, through the compiler library, from ckpt_model.pml (beside
@@ -23,9 +23,9 @@
 
 #include "../core/compile_plan.h"
 #include "fuzz_files.h"
-#include "train/checkpoint.h"
-#include "train/feed.h"
-#include "train/pipeline.h"
+#include "ckpt/checkpoint.h"
+#include "exec/feed.h"
+#include "exec/pipeline.h"
 
 #ifndef PML_FUZZ_CKPT_MODEL
 #error "PML_FUZZ_CKPT_MODEL: the path of ckpt_model.pml (CMake defines it)"

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "plan/plan.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,7 +3,7 @@
  * shape bound (the plan's binding), so sizes are constants the compiler folds.
  *
  * The text uses no #include (NVRTC compiles it fast): the prelude (cuda_prelude.c)
- * defines bf16/f16 conversions, the counter RNG of runtime/src/rng.h and the warp and
+ * defines bf16/f16 conversions, the counter RNG of runtime/src/core/rng.h and the warp and
  * block reductions. Matmuls are cuBLAS calls, not generated; their kernels have
  * func = -1. Identical kernels (same code, e.g. the same layer repeated) share one
  * function, so a 12-layer model compiles each distinct kernel once.
@@ -74,7 +74,7 @@ int pmlc_cuda_codegen(pmlc_program *P, const pmlc_graph *g, const pmlc_plan *pl,
  *             int nesterov, int first, double gscale)
  *     g' = g * gscale + wd p; with momentum: m = first ? g' : mom m + g',
  *     g' = nesterov ? g' + mom m : m; p -= lr g'
- * exactly as runtime/src/train/optim.c, in double. */
+ * exactly as runtime/src/core/optim.c, in double. */
 extern const char pmlc_cuda_prelude[];
 extern const char pmlc_cuda_optim_src[];
 

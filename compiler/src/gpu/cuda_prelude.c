@@ -2,7 +2,7 @@
  * kernels (see cuda_codegen.h). No #include: NVRTC provides the math functions and
  * intrinsics; everything else (bf16/f16 bits, the RNG) is spelled out here.
  *
- * The RNG is runtime/src/rng.h's pml_rng_u64 word for word, so dropout keeps the
+ * The RNG is runtime/src/core/rng.h's pml_rng_u64 word for word, so dropout keeps the
  * same elements on the GPU as on the CPU. */
 #include "gpu/cuda_codegen.h"
 
@@ -111,5 +111,5 @@ const char pmlc_cuda_prelude[] =
 #define T_bf16 "unsigned short"
 #define T_f16 "unsigned short"
 
-const char pmlc_cuda_optim_src[] = "// PML optimizer updates (runtime/src/train/optim.c on the GPU)\n" OPTIM(
+const char pmlc_cuda_optim_src[] = "// PML optimizer updates (runtime/src/core/optim.c on the GPU)\n" OPTIM(
     f32, "g[i]") OPTIM(bf16, "pml_bf2f(g[i])") OPTIM(f16, "pml_h2f(g[i])");

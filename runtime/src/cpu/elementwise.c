@@ -1,14 +1,14 @@
 /* elementwise.c — const, arange, the unary and binary math ops, comparisons, where,
  * cast, dropout and causal_mask. Each kernel is written once in elementwise_tmpl.h and
  * instantiated here for f32, f64 and (where the op allows) i32. */
-#include "vectorize.h"
+#include "core/vectorize.h"
 
 #include "cpu.h"
 
 #include <math.h>
 #include <stdint.h>
 
-#include "rng.h"
+#include "core/rng.h"
 
 #define WRAP32(op, x, y) ((int32_t)((uint32_t)(x)op(uint32_t)(y)))
 

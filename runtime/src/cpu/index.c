@@ -1,7 +1,7 @@
 /* index.c — gather, pick and their inverses scatter_add and unpick. Every index is
  * checked before anything is written; one out of range fails the call with
  * PML_ERR_INVALID_ARG naming the op, the index and the range. */
-#include "vectorize.h"
+#include "core/vectorize.h"
 
 #include "cpu.h"
 

@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "gemm.h"
 
 /* Opcodes in plan order: PML_OP_ADD, ... */

@@ -2,7 +2,7 @@
  * elements, so they work for any element type by its size (f32, f64, i32, ...). Rows
  * that are contiguous on both sides are memcpy'd; a permute that moves the last axis is
  * copied in tiles; the rest go through the iterator. */
-#include "vectorize.h"
+#include "core/vectorize.h"
 
 #include "cpu.h"
 

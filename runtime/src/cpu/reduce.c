@@ -1,6 +1,6 @@
 /* reduce.c — sum, max and mean over one axis or all of them (with or without keepdim),
  * and sum_to, expand's inverse. Single-threaded. */
-#include "vectorize.h"
+#include "core/vectorize.h"
 
 #include "cpu.h"
 

@@ -6,10 +6,10 @@
 
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
-#include "finite.h"
-#include "rng.h"
-#include "train/optim.h"
-#include "train/transport.h"
+#include "core/finite.h"
+#include "core/rng.h"
+#include "core/optim.h"
+#include "exec/transport.h"
 
 static int is_float(uint8_t dt) { return dt != PML_I32; }
 

@@ -3,7 +3,7 @@
  * before anything is written, with pick's message. f32 uses an exp written without
  * branches or libm calls, so the row loops vectorise; f64 (the gradient checks) uses
  * libm's exp. Single-threaded, like the other row kernels. */
-#include "vectorize.h"
+#include "core/vectorize.h"
 
 #include "cpu.h"
 

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "error.h"
+#include "core/error.h"
 
 typedef struct pml_cuda_device_info {
     char name[128];

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 
 typedef int pml_cu_result; /* CUDA_SUCCESS = 0 */
 typedef int pml_cu_device;

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "cuda/stage.h"
-#include "rng.h"
-#include "train/optim.h"
-#include "train/transport.h"
+#include "core/rng.h"
+#include "core/optim.h"
+#include "exec/transport.h"
 
 pml_cu_ptr pml_cuda_ctx_data(const pml_cuda_ctx *p, int n, int64_t mb)
 {

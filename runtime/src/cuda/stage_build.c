@@ -9,8 +9,8 @@
 
 #include "cpu/kernels.h" /* pml_opcode, the runtime's one list of ops */
 #include "cuda/stage.h"
-#include "train/optim.h"
-#include "train/transport.h"
+#include "core/optim.h"
+#include "exec/transport.h"
 
 #define NOMEM(err) pml_err_set((err), PML_ERR_NOMEM, "out of memory")
 

@@ -1,5 +1,5 @@
 /* bounds.h — the first element of an integer array outside [0, limit): how class labels
- * (train/feed.c) and token files (data/tokens.c) are checked once, whole, at load.
+ * (exec/feed.c) and token files (data/tokens.c) are checked once, whole, at load.
  *
  * Each value is read as unsigned 64 bits, so a negative one wraps high and one compare
  * says "outside". The array is screened in blocks by their maximum (a loop compilers

@@ -20,13 +20,13 @@
  *    The Bayes-optimal accuracy is then about 98.5% for any number of classes and
  *    features; pml_synth_bayes_accuracy measures it honestly by Monte Carlo.
  * The embedding is one-to-one, so the Bayes classifier for x is the one for z. */
-#include "cpu/vectorize.h" /* first: it sets how the file is compiled */
+#include "core/vectorize.h" /* first: it sets how the file is compiled */
 #include "data/synth_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#include "rng.h"
+#include "core/rng.h"
 
 #define TARGET_ERROR 0.015
 #define NEAREST 8             /* rival modes per mode in the union bound */

@@ -35,7 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
+#include "core/rng.h"
 
 #define CONCENTRATION 2.0 /* vocab * alpha: about this many favoured next tokens */
 #define FLOOR 0.02        /* the mass spread uniformly over all next tokens */

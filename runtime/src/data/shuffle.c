@@ -7,7 +7,7 @@
  * round function mix well enough for a data order. */
 #include "data/shuffle.h"
 
-#include "rng.h"
+#include "core/rng.h"
 
 #define HALF_ROUNDS 8
 #define STREAM_SHUFFLE 0x73687566666c6521ull /* "shuffle!" */

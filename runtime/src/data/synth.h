@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "pml.h"
 
 typedef enum pml_synth_kind { PML_SYNTH_CLASSES, PML_SYNTH_MARKOV } pml_synth_kind;

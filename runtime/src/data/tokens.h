@@ -25,7 +25,7 @@
 
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "formats/mapped_file.h"
 
 #define PML_TOKENS_MAGIC_U16 20240520 /* llm.c's GPT-2 token files, version 1 */

@@ -28,7 +28,7 @@
 
 #include <stddef.h>
 
-#include "error.h"
+#include "core/error.h"
 
 typedef struct pml_atomic_file {
     int fd;         /* -1 once closed */

@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-#include "error.h"
+#include "core/error.h"
 
 /* Opens `path` read-only as a regular file; on success *fd is open (the caller closes
  * it) and *len is its size. On failure nothing is left open. */

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 
 #define PML_JSON_MAX_DEPTH 64
 #define PML_JSON_MAX_INPUT ((size_t)100 * 1000 * 1000)

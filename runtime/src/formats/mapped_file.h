@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "error.h"
+#include "core/error.h"
 
 typedef struct pml_mapped_file {
     void *data; /* NULL for an empty file */

@@ -35,7 +35,7 @@
 #ifndef PML_FORMATS_OUT_PATH_H
 #define PML_FORMATS_OUT_PATH_H
 
-#include "error.h"
+#include "core/error.h"
 
 #define PML_OUT_FIFO_WAIT_MS 2000
 

@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 
 #define PML_ST_MAX_RANK 8
 #define PML_ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000)

@@ -2,7 +2,7 @@
  * Hugging Face shards: BASE-0000k-of-0000n.safetensors files beside an index,
  * BASE.safetensors.index.json = {"metadata": {...}, "weight_map": {tensor: file}}, the
  * layout transformers and safetensors users already read. Multi-rank checkpoints are
- * written this way (train/checkpoint.h), and every reader of weights accepts either.
+ * written this way (ckpt/checkpoint.h), and every reader of weights accepts either.
  *
  * Opening a path: a folder means its BASE.safetensors.index.json when there is one,
  * else its BASE.safetensors; a path ending in ".json" is an index; anything else is a

@@ -22,7 +22,7 @@
  * never frozen (training goes on), nor is anything at the first check after the start,
  * which only records norms. Frozen by a check is frozen for good. A checkpoint saves
  * this state (the layers it froze, the norms of the last check, the step checked last;
- * train/checkpoint.h) and a resume restores it, so a resumed run checks as the
+ * ckpt/checkpoint.h) and a resume restores it, so a resumed run checks as the
  * uninterrupted one would. Because a check reads the gradients of the step before, a
  * checkpoint taken where one is due runs it first (pml_phase_auto_check): it gives the
  * same result then as at the next begin, which then does not repeat it.
@@ -61,7 +61,7 @@ typedef struct pml_phase {
     /* With several processes each holds only its own stages' gradients: sum_sq adds
      * sq[0..n) over them before a check decides, so that every process decides on the
      * whole model's norms, and alike. NULL in one process. Set by the pipeline
-     * (train/pipeline.c) when it is given other ranks; called from begin, which every
+     * (exec/pipeline.c) when it is given other ranks; called from begin, which every
      * rank runs for the same steps. */
     pml_status (*sum_sq)(void *ctx, double *sq, int n, pml_err *err);
     void *sum_sq_ctx;

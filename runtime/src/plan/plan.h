@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "formats/mapped_file.h"
 #include "pml_plan_format.h"
 

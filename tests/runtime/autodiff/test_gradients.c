@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cpu/kernels.h"
-#include "rng.h"
+#include "core/rng.h"
 #include "session_int.h"
 
 _Static_assert((int)OP_COUNT == (int)PML_OP_COUNT, "compiler and runtime op lists differ");

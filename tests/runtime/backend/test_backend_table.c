@@ -19,9 +19,9 @@
 #include "cpu/stage.h"
 #include "plan/plan.h"
 #include "pmlc.h"
-#include "train/feed.h"
-#include "train/pipeline.h"
-#include "train/transport.h"
+#include "exec/feed.h"
+#include "exec/pipeline.h"
+#include "exec/transport.h"
 #include "compile_plan.h"
 
 enum { STAGES = 2, MBS = 4, STEPS = 3, EVAL_BATCHES = 2 };

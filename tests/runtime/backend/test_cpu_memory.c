@@ -19,8 +19,8 @@
 #include "backend_ops.h"
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
-#include "train/feed.h"
-#include "train/pipeline.h"
+#include "exec/feed.h"
+#include "exec/pipeline.h"
 
 enum { MB_ROWS = 4, FEATURES = 16, CLASSES = 4 };
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checkpoints of `pmlc train` (runtime/src/train/checkpoint.h), one behaviour per
+"""Checkpoints of `pmlc train` (runtime/src/ckpt/checkpoint.h), one behaviour per
 invocation: checkpoint_test.py PMLC TESTDIR BEHAVIOUR.
 
   resume_sgd, resume_adamw  3 steps, then --resume to 6, equals 6 straight, bit for bit

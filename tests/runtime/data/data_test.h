@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "error.h"
+#include "core/error.h"
 
 typedef struct data_test {
     const char *name;

@@ -8,7 +8,7 @@
 
 #include "data/synth.h"
 #include "data_test.h"
-#include "rng.h"
+#include "core/rng.h"
 
 static pml_synth *make(int64_t features, int64_t classes, uint64_t seed)
 {

@@ -9,8 +9,8 @@
 #include "formats/safetensors.h"
 #include "plan/plan.h"
 #include "pmlc.h"
-#include "train/feed.h"
-#include "train/pipeline.h"
+#include "exec/feed.h"
+#include "exec/pipeline.h"
 #include "compile_plan.h"
 
 /* Teacher parameters that differ from the file (-1: a tensor is missing). */

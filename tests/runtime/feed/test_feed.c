@@ -1,4 +1,4 @@
-/* test_feed.c — training data from .npy files (runtime/src/train/feed.h): each epoch
+/* test_feed.c — training data from .npy files (runtime/src/exec/feed.h): each epoch
  * visits every row exactly once, in an order fixed by the seed and not by the
  * micro-batching; element types convert into the model's; files that do not fit the
  * model are refused with their path. Each test writes its files and a small program
@@ -16,8 +16,8 @@
 #include "formats/npy.h"
 #include "plan/plan.h"
 #include "pmlc.h"
-#include "train/feed.h"
-#include "train/pipeline.h"
+#include "exec/feed.h"
+#include "exec/pipeline.h"
 #include "compile_plan.h"
 
 enum { ROWS = 12, FEATURES = 3 };

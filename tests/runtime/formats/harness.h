@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "../../core/check.h"
-#include "error.h"
+#include "core/error.h"
 
 typedef struct test_case {
     const char *name;

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A run with `freeze auto` resumed from a checkpoint equals the uninterrupted run bit
 for bit: the checkpoint's trainer.json holds the automatic freeze's state (the layers
-it froze, the norms of its last check, the step checked last; runtime/src/train/
-ckpt_freeze.h). The residual MLP of auto_test.py (K = 2, threshold 0.2: the stem
+it froze, the norms of its last check, the step checked last; runtime/src/ckpt/
+freeze.h). The residual MLP of auto_test.py (K = 2, threshold 0.2: the stem
 freezes at step 8 and layers 0-2 at step 10) trains 12 steps with a checkpoint after
 every step (the same weights as without those checkpoints); resumed from steps 5 (norms recorded, nothing frozen), 8 (a check due
 before the next step: the checkpoint ran it first) and 9 (the stem frozen), it must

@@ -22,9 +22,9 @@
 #include "../../core/check.h"
 #include "plan/plan.h"
 #include "pmlc.h"
-#include "train/checkpoint.h"
-#include "train/feed.h"
-#include "train/pipeline.h"
+#include "ckpt/checkpoint.h"
+#include "exec/feed.h"
+#include "exec/pipeline.h"
 #include "compile_plan.h"
 
 static const char model_text[] = "import \"nn\"\n"

@@ -1,4 +1,4 @@
-/* test_goodbye.c — goodbyes between real MPI ranks (train/mpi/dist_mpi.h, liveness.h),
+/* test_goodbye.c — goodbyes between real MPI ranks (exec/mpi/dist_mpi.h, liveness.h),
  * launched by ranks_test.py under mpirun with 3 processes and a short peer timeout:
  *
  *   ended   rank 1 ends its run at once. Rank 2 answers rank 0 only after three
@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "train/mpi/dist_mpi.h"
-#include "train/ranks.h"
+#include "exec/mpi/dist_mpi.h"
+#include "exec/ranks.h"
 
 static double now(void)
 {

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/dist_clock.h"
-#include "train/liveness.h"
-#include "train/ranks.h"
+#include "exec/dist_clock.h"
+#include "exec/liveness.h"
+#include "exec/ranks.h"
 
 static int failures;
 

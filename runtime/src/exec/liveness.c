@@ -1,0 +1,84 @@
+/* liveness.c — observed-time silence (see liveness.h). */
+#include "exec/liveness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Observed seconds at `now`: the stretch since the last look, capped at the gap. */
+static double observed_at(const pml_live *l, double now)
+{
+    double since = now - l->last_look;
+    if (since < 0) since = 0;
+    return l->observed + (since < l->gap ? since : l->gap);
+}
+
+pml_status pml_live_init(pml_live *l, int world, int self, double timeout, double gap, double now, pml_err *err)
+{
+    *l = (pml_live){.world = world, .self = self, .timeout = timeout, .gap = gap, .last_look = now};
+    size_t n = (size_t)(world > 0 ? world : 1);
+    l->heard = calloc(n, sizeof *l->heard);
+    l->state = calloc(n, sizeof *l->state);
+    l->why = calloc(n, sizeof *l->why);
+    if (!l->heard || !l->state || !l->why) {
+        pml_live_free(l);
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    return PML_OK;
+}
+
+void pml_live_free(pml_live *l)
+{
+    if (!l) return;
+    free(l->heard);
+    free(l->state);
+    free(l->why);
+    l->heard = NULL;
+    l->state = NULL;
+    l->why = NULL;
+}
+
+void pml_live_look(pml_live *l, double now)
+{
+    l->observed = observed_at(l, now);
+    if (now > l->last_look) l->last_look = now;
+}
+
+void pml_live_heard(pml_live *l, int rank, double now)
+{
+    pml_live_look(l, now);
+    if (rank >= 0 && rank < l->world) l->heard[rank] = l->observed;
+}
+
+void pml_live_left(pml_live *l, int rank, int failed, const char *why, double now)
+{
+    if (rank < 0 || rank >= l->world || rank == l->self) return;
+    /* Heard now: an ended peer's timeout counts from its goodbye. */
+    pml_live_heard(l, rank, now);
+    l->state[rank] = failed ? PML_LIVE_FAILED : PML_LIVE_ENDED;
+    snprintf(l->why[rank], sizeof l->why[rank], "%s", why && *why ? why : failed ? "it failed" : "it ended its run");
+}
+
+/* The first peer in `want` state (and `peer`, when >= 0) silent for the timeout. */
+static int silent_in(const pml_live *l, pml_live_state want, int peer, double now, double *secs)
+{
+    double t = observed_at(l, now);
+    for (int r = 0; r < l->world; r++)
+        if (r != l->self && (peer < 0 || r == peer) && l->state[r] == want && t - l->heard[r] > l->timeout) {
+            *secs = t - l->heard[r];
+            return r;
+        }
+    return -1;
+}
+
+int pml_live_silent(const pml_live *l, double now, double *secs) { return silent_in(l, PML_LIVE_HERE, -1, now, secs); }
+
+int pml_live_gone(const pml_live *l, int peer, double now, double *secs)
+{
+    for (int r = 0; r < l->world; r++)
+        if (r != l->self && l->state[r] == PML_LIVE_FAILED) {
+            *secs = 0;
+            return r;
+        }
+    int r = pml_live_silent(l, now, secs);
+    return r >= 0 ? r : silent_in(l, PML_LIVE_ENDED, peer, now, secs);
+}

@@ -1,0 +1,215 @@
+/* transport_mpi.c — the transport between ranks (see transport.h, dist_mpi.h). A
+ * message between two stages of this rank goes through the in-process transport; one
+ * to or from another rank's stage moves the bytes of the backend's boundary buffers
+ * (pml_backend_boundary). Every process's backend allocates every stage (the CPU's
+ * does), so the receiver asks its own backend for the *sender's* boundary buffers of
+ * that message and receives straight into them: the receiving stage then reads them
+ * exactly as it would in one process.
+ *
+ * A message is one MPI message per buffer, tagged kind·M + mb on the data
+ * communicator; the ordering MPI keeps between one sender and one receiver on one tag
+ * matches buffers to buffers. Sends are nonblocking and never waited for in send (two
+ * neighbours each sending before receiving would otherwise deadlock); they are
+ * completed in reset, before the next step's work can rewrite their buffers, and in
+ * destroy. Receives are polled (pml_mpi_wait), so abort and a silent peer end them. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "exec/mpi/mpi_impl.h"
+
+enum { BUFS_ON_STACK = 32 };
+
+typedef struct tmpi {
+    pml_transport base;
+    pml_mpi *m;
+    pml_transport *local;
+    pml_backend_inst *be;
+    int S;
+    int64_t M;
+    atomic_int aborted;
+    pthread_mutex_t mu; /* guards the pending sends */
+    MPI_Request *pending;
+    int n_pending, cap_pending;
+    pml_err deferred; /* a failure completing sends in reset, reported by the next call */
+} tmpi;
+
+/* The rank running `stage` in this rank's replica. */
+static int owner(const tmpi *t, int stage) { return pml_dist_owner(&t->m->base, t->S, t->m->base.replica, stage); }
+
+/* The boundary buffers of stage `from`'s message: in `stack` when they fit, else in a
+ * malloc'ed array the caller frees (*heap). */
+static pml_status buffers(tmpi *t, int from, int kind, int64_t mb, pml_backend_buf *stack, pml_backend_buf **bufs,
+                          pml_backend_buf **heap, int *n, pml_err *err)
+{
+    *heap = NULL;
+    *bufs = stack;
+    pml_status st = pml_backend_boundary(t->be, from, kind, mb, stack, BUFS_ON_STACK, n, err);
+    if (st || *n <= BUFS_ON_STACK) goto check;
+    if (!(*heap = malloc(sizeof **heap * (size_t)*n))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    *bufs = *heap;
+    int again;
+    st = pml_backend_boundary(t->be, from, kind, mb, *heap, *n, &again, err);
+check:
+    for (int i = 0; !st && i < *n; i++)
+        if ((*bufs)[i].device != PML_DEVICE_HOST)
+            st = pml_err_set(err, PML_ERR_UNSUPPORTED,
+                             "the MPI transport moves host memory only; this backend's boundary buffers are on a "
+                             "device");
+    return st;
+}
+
+static pml_status check_tag(tmpi *t, int kind, int64_t mb, int *tag, pml_err *err)
+{
+    int64_t v = (int64_t)kind * t->M + mb;
+    if (v > t->m->tag_ub)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "too many micro-batches (%lld) for this MPI's tags (at most %d)",
+                           (long long)t->M, t->m->tag_ub / 2);
+    *tag = (int)v;
+    return PML_OK;
+}
+
+static pml_status tmpi_send(pml_transport *tr, int from, int to, int kind, int64_t mb, pml_err *err)
+{
+    tmpi *t = (tmpi *)tr;
+    int peer = to >= 0 && to < t->S ? owner(t, to) : t->m->base.rank;
+    if (peer == t->m->base.rank) return t->local->send(t->local, from, to, kind, mb, err);
+    if (t->deferred.code) {
+        if (err) *err = t->deferred;
+        return t->deferred.code;
+    }
+    int tag = 0, n = 0;
+    pml_backend_buf stack[BUFS_ON_STACK], *bufs = stack, *heap = NULL;
+    pml_status st = check_tag(t, kind, mb, &tag, err);
+    if (!st) st = buffers(t, from, kind, mb, stack, &bufs, &heap, &n, err);
+    pthread_mutex_lock(&t->mu);
+    for (int i = 0; i < n && !st; i++) {
+        for (size_t off = 0; off < bufs[i].bytes || (off == 0 && bufs[i].bytes == 0); off += PML_MPI_CHUNK) {
+            if (t->n_pending == t->cap_pending) {
+                int cap = t->cap_pending ? 2 * t->cap_pending : 64;
+                MPI_Request *p = realloc(t->pending, sizeof *p * (size_t)cap);
+                if (!p) {
+                    st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                t->pending = p;
+                t->cap_pending = cap;
+            }
+            size_t left = bufs[i].bytes - off;
+            int len = (int)(left < PML_MPI_CHUNK ? left : PML_MPI_CHUNK);
+            int rc = MPI_Isend((char *)bufs[i].data + off, len, MPI_BYTE, peer, tag, t->m->data,
+                               &t->pending[t->n_pending]);
+            if (rc != MPI_SUCCESS) {
+                st = pml_mpi_fail(t->m, rc, peer, "sending a boundary message", err);
+                break;
+            }
+            t->n_pending++;
+            if (bufs[i].bytes == 0) break;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    free(heap);
+    return st;
+}
+
+static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64_t mb, pml_err *err)
+{
+    tmpi *t = (tmpi *)tr;
+    int peer = from >= 0 && from < t->S ? owner(t, from) : t->m->base.rank;
+    if (peer == t->m->base.rank) return t->local->recv(t->local, from, to, kind, mb, err);
+    if (t->deferred.code) {
+        if (err) *err = t->deferred;
+        return t->deferred.code;
+    }
+    int tag = 0, n = 0, k = 0;
+    pml_backend_buf stack[BUFS_ON_STACK], *bufs = stack, *heap = NULL;
+    pml_status st = check_tag(t, kind, mb, &tag, err);
+    if (!st) st = buffers(t, from, kind, mb, stack, &bufs, &heap, &n, err);
+    size_t reqs = 0;
+    for (int i = 0; i < n && !st; i++) reqs += bufs[i].bytes / PML_MPI_CHUNK + 1;
+    MPI_Request *rq = st ? NULL : malloc(sizeof *rq * (reqs ? reqs : 1));
+    if (!st && !rq) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n && !st; i++) {
+        for (size_t off = 0; off < bufs[i].bytes || (off == 0 && bufs[i].bytes == 0); off += PML_MPI_CHUNK) {
+            size_t left = bufs[i].bytes - off;
+            int len = (int)(left < PML_MPI_CHUNK ? left : PML_MPI_CHUNK);
+            int rc = MPI_Irecv((char *)bufs[i].data + off, len, MPI_BYTE, peer, tag, t->m->data, &rq[k]);
+            if (rc != MPI_SUCCESS) {
+                st = pml_mpi_fail(t->m, rc, peer, "receiving a boundary message", err);
+                break;
+            }
+            k++;
+            if (bufs[i].bytes == 0) break;
+        }
+    }
+    if (!st) {
+        char what[96];
+        snprintf(what, sizeof what, "waiting for stage %d's %s of micro-batch %lld", from,
+                 kind == PML_MSG_ACT ? "activations" : "gradients", (long long)mb);
+        st = pml_mpi_wait(t->m, rq, k, peer, &t->aborted, what, err);
+    }
+    free(rq);
+    free(heap);
+    return st;
+}
+
+/* Completes the sends of the step that ended: their buffers are about to be reused. */
+static void tmpi_reset(pml_transport *tr)
+{
+    tmpi *t = (tmpi *)tr;
+    t->local->reset(t->local);
+    pthread_mutex_lock(&t->mu);
+    if (t->n_pending && !t->deferred.code)
+        pml_mpi_wait(t->m, t->pending, t->n_pending, -1, NULL, "finishing the last step's sends", &t->deferred);
+    t->n_pending = 0;
+    pthread_mutex_unlock(&t->mu);
+    atomic_store(&t->aborted, 0);
+}
+
+static void tmpi_abort(pml_transport *tr)
+{
+    tmpi *t = (tmpi *)tr;
+    atomic_store(&t->aborted, 1);
+    t->local->abort(t->local);
+}
+
+static void tmpi_destroy(pml_transport *tr)
+{
+    tmpi *t = (tmpi *)tr;
+    if (!t) return;
+    if (t->n_pending && !atomic_load(&t->m->failed)) {
+        pml_err ignored = {0};
+        pml_mpi_wait(t->m, t->pending, t->n_pending, -1, NULL, "finishing sends", &ignored);
+    }
+    if (t->local) t->local->destroy(t->local);
+    pthread_mutex_destroy(&t->mu);
+    free(t->pending);
+    free(t);
+}
+
+pml_status pml_mpi_transport_create(pml_dist *d, pml_backend_inst *be, int stages, int64_t microbatches,
+                                    pml_transport **out, pml_err *err)
+{
+    *out = NULL;
+    tmpi *t = calloc(1, sizeof *t);
+    if (!t) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    t->m = (pml_mpi *)d;
+    t->be = be;
+    t->S = stages;
+    t->M = microbatches;
+    pthread_mutex_init(&t->mu, NULL);
+    t->base.send = tmpi_send;
+    t->base.recv = tmpi_recv;
+    t->base.reset = tmpi_reset;
+    t->base.abort = tmpi_abort;
+    t->base.destroy = tmpi_destroy;
+    pml_status st = pml_transport_local_create(stages, microbatches, &t->local, err);
+    if (!st && 2 * microbatches - 1 > t->m->tag_ub)
+        st = pml_err_set(err, PML_ERR_UNSUPPORTED, "too many micro-batches (%lld) for this MPI's tags (at most %d)",
+                         (long long)microbatches, t->m->tag_ub / 2);
+    if (st) {
+        tmpi_destroy(&t->base);
+        return st;
+    }
+    *out = &t->base;
+    return PML_OK;
+}

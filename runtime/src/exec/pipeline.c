@@ -1,0 +1,669 @@
+/* pipeline.c — the pipeline executor (see pipeline.h): stage threads interpreting
+ * their timetables, the transport between them, the gradient-norm barrier, metrics and
+ * the trace. What a device does is the backend's (backend_ops.h); this file calls
+ * nothing else of it. */
+#include "exec/pipeline.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ckpt/checkpoint.h"
+#include "cpu/stage.h"
+#include "exec/dist.h"
+#include "core/finite.h"
+#include "core/optim.h"
+#include "plan/phase.h"
+#include "exec/transport.h"
+
+enum {
+    I_LOAD = PML_PLAN_I_LOAD,
+    I_RECV_ACT = PML_PLAN_I_RECV_ACT,
+    I_FWD = PML_PLAN_I_FWD,
+    I_SEND_ACT = PML_PLAN_I_SEND_ACT,
+    I_RECV_GRAD = PML_PLAN_I_RECV_GRAD,
+    I_BWD = PML_PLAN_I_BWD,
+    I_SEND_GRAD = PML_PLAN_I_SEND_GRAD,
+    I_STEP = PML_PLAN_I_STEP
+};
+
+typedef struct stage {
+    double loss;         /* summed over this step's micro-batches (last stage) */
+    int64_t bad_mb;      /* the first micro-batch of the step whose loss is not finite, or -1 */
+    double bad_loss;     /* its loss */
+    pml_trace_event *ev; /* the timeline, with opts.trace */
+    int n_ev, cap_ev;
+    double busy; /* compute time in the last step, with opts.trace */
+    double wait; /* time blocked in receives in the last step, with opts.trace */
+    pml_err err;
+    pml_status status;
+} stage;
+
+struct pml_pipeline {
+    const pml_plan *plan;
+    struct timespec epoch; /* the timeline's zero */
+    double last_bubble, last_wait;
+    pml_pipeline_opts opts;
+    int S;
+    int first, last; /* the stages this process runs: all, or its rank's (opts.dist) */
+    int64_t M;
+    int64_t mb_lo, mb_hi; /* the micro-batches it runs: all, or its replica's share */
+    pml_backend_inst be;
+    /* Host copies of the parameters: behind the device after a step (host_stale), or
+     * ahead of it once handed out for writing (host_dirty). */
+    int host_stale, host_dirty;
+    stage *stages;
+    pml_transport *tr;
+    int64_t step;
+    /* The synchronisation before the update, which any stage's failure releases. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int arrived, generation, aborted;
+    double sq_total;   /* the step's squared gradient norm, over every stage of every rank */
+    double loss_total; /* the step's loss summed over micro-batches, likewise */
+};
+
+/* plan/phase.h's sum_sq: the automatic freeze's per-parameter squared norms summed
+ * over the ranks. Each rank has its own stages' gradients (zeros elsewhere), and every
+ * replica holds the same sums after sum_replicas, so only the first replica's ranks
+ * add theirs, as for the gradient norm. */
+static pml_status sum_freeze_norms(void *ctx, double *sq, int n, pml_err *err)
+{
+    pml_dist *d = ctx;
+    if (d->replica != 0)
+        for (int i = 0; i < n; i++) sq[i] = 0;
+    return d->sum(d, sq, n, err);
+}
+
+/* Makes the backend's automatic freeze decide on the whole model's gradients. */
+static pml_status share_freeze_norms(pml_pipeline *p, pml_err *err)
+{
+    struct pml_phase *ph;
+    pml_status st = pml_backend_phase(&p->be, p->step, &ph, err); /* step 0: no check is due */
+    if (st) return st;
+    ph->sum_sq = sum_freeze_norms;
+    ph->sum_sq_ctx = p->opts.dist;
+    return PML_OK;
+}
+
+pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err)
+{
+    *out = NULL;
+    if (plan->n_stages == 0 || plan->loss < 0)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED,
+                           "this plan has no timetable to train with (a schedule the runtime "
+                           "does not run yet, or no loss)");
+    pml_pipeline *p = calloc(1, sizeof *p);
+    if (!p) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    p->plan = plan;
+    p->opts = *opts;
+    clock_gettime(CLOCK_MONOTONIC, &p->epoch);
+    if (p->opts.threads < 1) p->opts.threads = 1;
+    p->S = (int)plan->conf.stages;
+    p->M = plan->conf.microbatches;
+    p->first = 0;
+    p->last = p->S;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    pml_dist *d = opts->dist;
+    pml_status st = PML_OK;
+    if (d && (d->first < 0 || d->last > p->S || d->first >= d->last))
+        st = pml_err_set(err, PML_ERR_INVALID_ARG, "rank %d is given stages %d to %d of a %d-stage plan", d->rank,
+                         d->first, d->last - 1, p->S);
+    if (d && !st) p->first = d->first, p->last = d->last;
+    p->mb_lo = 0;
+    p->mb_hi = p->M;
+    if (d && !st && d->replicas > 1) { /* replica k runs the k-th share of the micro-batches */
+        if (p->M % d->replicas)
+            st = pml_err_set(err, PML_ERR_INVALID_ARG,
+                             "%lld micro-batches do not divide among %d replicas (set microbatches to a multiple)",
+                             (long long)p->M, d->replicas);
+        p->mb_lo = p->M / d->replicas * d->replica;
+        p->mb_hi = p->mb_lo + p->M / d->replicas;
+    }
+    /* The backend shares `threads` among all the plan's stages; a rank runs only its
+     * own, so they get its threads. */
+    int threads = d ? (int)((int64_t)p->opts.threads * p->S / (p->last - p->first)) : p->opts.threads;
+    pml_backend_conf conf = {.seed = p->opts.seed,
+                             .threads = threads,
+                             .unfused = p->opts.unfused,
+                             .check_numerics = p->opts.check_numerics,
+                             .node_where = p->opts.node_where,
+                             .mb_first = p->mb_lo,
+                             .mb_count = p->mb_hi - p->mb_lo == p->M ? 0 : p->mb_hi - p->mb_lo};
+    if (!st) st = pml_backend_create(opts->backend ? opts->backend : &pml_cpu_backend_ops, plan, &conf, &p->be, err);
+    if (!st && !(p->stages = calloc((size_t)p->S, sizeof *p->stages)))
+        st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!st) st = d ? d->transport_create(d, &p->be, p->S, p->M, &p->tr, err)
+                    : pml_transport_local_create(p->S, p->M, &p->tr, err);
+    if (!st) st = pml_ckpt_load_teacher(plan, p, err); /* a distillation teacher's weights */
+    if (!st && d && plan->conf.freeze_every > 0) st = share_freeze_norms(p, err);
+    if (st) {
+        pml_pipeline_destroy(p);
+        return st;
+    }
+    *out = p;
+    return PML_OK;
+}
+
+void pml_pipeline_destroy(pml_pipeline *p)
+{
+    if (!p) return;
+    for (int s = 0; p->stages && s < p->S; s++) free(p->stages[s].ev);
+    if (p->tr) p->tr->destroy(p->tr);
+    pml_backend_destroy(&p->be);
+    free(p->stages);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
+
+/* A host copy the caller may read or write: current first, sent back before the
+ * backend next runs (params_ready). */
+static float *host_param(pml_pipeline *p, int param, int which)
+{
+    if (p->host_stale) {
+        if (pml_backend_params_download(&p->be, NULL)) return NULL;
+        p->host_stale = 0;
+    }
+    float *x = pml_backend_host_param(&p->be, param, which);
+    if (x) p->host_dirty = 1;
+    return x;
+}
+
+/* Before the backend runs: parameters edited on the host go back to it. */
+static pml_status params_ready(pml_pipeline *p, pml_err *err)
+{
+    if (!p->host_dirty) return PML_OK;
+    pml_status st = pml_backend_params_upload(&p->be, err);
+    if (!st) p->host_dirty = 0;
+    return st;
+}
+
+float *pml_pipeline_param(pml_pipeline *p, int param) { return host_param(p, param, -1); }
+int64_t pml_pipeline_steps_done(const pml_pipeline *p) { return p->step; }
+
+float *pml_pipeline_optim_state(pml_pipeline *p, int param, int which)
+{
+    return which == 0 || which == 1 ? host_param(p, param, which) : NULL;
+}
+
+void pml_pipeline_set_step(pml_pipeline *p, int64_t step) { p->step = step; }
+
+pml_status pml_pipeline_phase(pml_pipeline *p, struct pml_phase **out, pml_err *err)
+{
+    return pml_backend_phase(&p->be, p->step, out, err);
+}
+
+/* ---- one step --------------------------------------------------------------------- */
+
+static void abort_all(pml_pipeline *p)
+{
+    p->tr->abort(p->tr);
+    pthread_mutex_lock(&p->mu);
+    p->aborted = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Adds this stage's squared gradient norm and loss, and waits for every stage's. With
+ * ranks, the last of this process's stages to arrive sums the process's totals over
+ * every rank (outside the lock: it waits for other processes) before it releases the
+ * others, which is also how the loss reaches every rank. */
+static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *total, double *loss_total,
+                            pml_err *err)
+{
+    pthread_mutex_lock(&p->mu);
+    p->sq_total += sq;
+    p->loss_total += loss;
+    int gen = p->generation;
+    pml_status st = PML_OK;
+    if (++p->arrived == p->last - p->first) {
+        if (p->opts.dist) {
+            double x[2] = {p->sq_total, p->loss_total};
+            pthread_mutex_unlock(&p->mu);
+            st = p->opts.dist->sum(p->opts.dist, x, 2, err);
+            pthread_mutex_lock(&p->mu);
+            p->sq_total = x[0];
+            p->loss_total = x[1];
+        }
+        p->arrived = 0;
+        if (st)
+            p->aborted = 1; /* the others must not update with a partial norm */
+        else
+            p->generation++;
+        pthread_cond_broadcast(&p->cv);
+    }
+    while (gen == p->generation && !p->aborted) pthread_cond_wait(&p->cv, &p->mu);
+    *total = p->sq_total;
+    *loss_total = p->loss_total;
+    int aborted = p->aborted && gen == p->generation;
+    pthread_mutex_unlock(&p->mu);
+    if (st) return st;
+    return aborted ? pml_err_set(err, PML_ERR_INTERNAL, "stopped: another stage failed") : PML_OK;
+}
+
+/* Stage s's gradient sums (backend_ops.h's grads) into *bufs: `stack` (room for 64)
+ * or, for more, an allocation the caller frees when it is not `stack`. */
+static pml_status list_grads(pml_pipeline *p, int s, pml_backend_buf *stack, pml_backend_buf **bufs, int *n,
+                             pml_err *err)
+{
+    *bufs = stack;
+    pml_status st = pml_backend_grads(&p->be, s, stack, 64, n, err);
+    if (!st && *n > 64) {
+        if (!(*bufs = malloc(sizeof **bufs * (size_t)*n))) {
+            *bufs = stack;
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        }
+        st = pml_backend_grads(&p->be, s, *bufs, *n, n, err);
+    }
+    return st;
+}
+
+/* With replicas: stage s's gradient sums added over every replica's copy of the stage,
+ * and the stage's squared norm of their mean, as grad_sq computes it. */
+static pml_status sum_replicas(pml_pipeline *p, int s, double *sq, pml_err *err)
+{
+    pml_backend_buf stack[64], *bufs;
+    int n = 0;
+    pml_status st = list_grads(p, s, stack, &bufs, &n, err);
+    double total = 0, inv_m = 1.0 / (double)p->M;
+    float **x = st ? NULL : malloc(sizeof *x * (size_t)(n + 1));
+    size_t *len = st ? NULL : malloc(sizeof *len * (size_t)(n + 1));
+    if (!st && (!x || !len)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n && !st; i++) {
+        if (bufs[i].device != PML_DEVICE_HOST)
+            st = pml_err_set(err, PML_ERR_UNSUPPORTED, "replicas sum gradients in host memory only");
+        x[i] = bufs[i].data;
+        len[i] = bufs[i].bytes / sizeof(float);
+    }
+    if (!st) st = p->opts.dist->sum_replicas(p->opts.dist, s, x, len, n, err);
+    for (int i = 0; i < n && !st; i++) total += pml_optim_sum_squares(x[i], len[i]);
+    free(x);
+    free(len);
+    if (bufs != stack) free(bufs);
+    *sq = total * inv_m * inv_m;
+    return st;
+}
+
+/* Why stage s stops a step whose loss or gradient norm is not finite: the loss of its
+ * first such micro-batch, else the gradient of its parameter nearest the loss (backward
+ * reaches it first, so the others' may only have inherited the value) holding a
+ * non-finite value, else another stage's fault. Runs only when the check fires. */
+static pml_status nonfinite_step(pml_pipeline *p, int s, double sq, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const stage *st = &p->stages[s];
+    long long step = (long long)p->step + 1;
+    if (st->bad_mb >= 0)
+        return pml_err_set(err, PML_ERR_NONFINITE, "step %lld: the loss of micro-batch %lld is %s (stage %d, node '%s')",
+                           step, (long long)st->bad_mb, pml_finite_name(st->bad_loss), s,
+                           pl->nodes[pl->loss].label ? pl->nodes[pl->loss].label : "loss");
+    if (isfinite(sq))
+        return pml_err_set(err, PML_ERR_NONFINITE,
+                           "stopped: another stage failed (the step's loss or gradient norm is not finite there)");
+    pml_backend_buf stack[64], *bufs;
+    int n = 0, bad = 0, named = -1;
+    size_t at = 0;
+    double v = sq;
+    if (list_grads(p, s, stack, &bufs, &n, NULL)) n = 0; /* a backend that cannot list them: the stage only */
+    for (int i = 0; i < n; i++) {
+        size_t len = bufs[i].bytes / sizeof(float), k;
+        if (bufs[i].device != PML_DEVICE_HOST || (k = pml_finite_scan_f32(bufs[i].data, len)) == len) continue;
+        bad++;
+        if (named < 0 || bufs[i].param > named) named = bufs[i].param, at = k, v = ((const float *)bufs[i].data)[k];
+    }
+    if (bufs != stack) free(bufs);
+    if (named < 0)
+        return pml_err_set(err, PML_ERR_NONFINITE, "step %lld: stage %d's gradient norm is %s", step, s,
+                           pml_finite_name(sq));
+    return pml_err_set(err, PML_ERR_NONFINITE,
+                       "step %lld: the gradient of parameter '%s' is %s at element %zu (stage %d, summed over the "
+                       "micro-batches; %d of the stage's parameters have a non-finite gradient, this one nearest "
+                       "the loss)",
+                       step, pl->params[named].name, pml_finite_name(v), at, s, bad);
+}
+
+/* The step's end on one stage: its share of the squared gradient norm, the barrier
+ * that sums every stage's, then the update with the clipped, scheduled rate. A step
+ * whose loss or norm is not finite updates nothing, on any stage (every stage sees the
+ * same sums): the weights stay those of the last good step, and the step fails
+ * (nonfinite_step). Two sums already computed are checked: the cost is nil. With
+ * replicas, each stage's gradients are first summed over the replicas (every replica
+ * then holds the whole batch's); only the first replica's ranks count them in the
+ * norm, while every replica adds the loss of its own micro-batches. */
+static pml_status stage_update(pml_pipeline *p, int s, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const pml_dist *d = p->opts.dist;
+    double sq, total, loss;
+    pml_status status = pml_backend_grad_sq(&p->be, s, &sq, err);
+    if (!status) status = pml_backend_sync(&p->be, s, err);
+    if (!status && d && d->replicas > 1) status = sum_replicas(p, s, &sq, err);
+    if (d && d->replica > 0) sq = 0;
+    if (!status) status = sync_norm(p, sq, p->stages[s].loss, &total, &loss, err);
+    if (status) return status;
+    if (!isfinite(total) || !isfinite(loss)) return nonfinite_step(p, s, sq, err);
+    double norm = sqrt(total), scale = 1;
+    if (pl->conf.grad_clip > 0 && norm > pl->conf.grad_clip) scale = pl->conf.grad_clip / norm;
+    status = pml_backend_update(&p->be, s, pml_lr_at(&pl->conf, p->step), scale, err);
+    if (!status) status = pml_backend_sync(&p->be, s, err);
+    return status;
+}
+
+/* Stage s's model inputs (and labels, with `labels`) of micro-batch mb: from the
+ * caller's `inputs` (one per model input), or else from the feed at step `step`,
+ * written into the backend's host copy and handed to the device. */
+static pml_status load_inputs(pml_pipeline *p, int s, int64_t step, int64_t mb, const void *const *inputs, int labels,
+                              pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    pml_status st = PML_OK;
+    for (int k = 0; k < pl->n_inputs && !st; k++) {
+        int n = pl->input_nodes[k];
+        if (pl->nodes[n].stage != s) continue;
+        void *dst = pml_backend_host_value(&p->be, PML_BACKEND_VAL_INPUT, k, mb);
+        if (inputs)
+            memcpy(dst, inputs[k], (size_t)pl->nodes[n].numel * 4);
+        else
+            st = p->opts.feed(p->opts.feed_ctx, step, mb, k, dst, err);
+        if (!st) st = pml_backend_upload(&p->be, PML_BACKEND_VAL_INPUT, k, mb, err);
+    }
+    if (!st && labels && pl->labels >= 0 && pl->nodes[pl->labels].stage == s) {
+        st = p->opts.feed(p->opts.feed_ctx, step, mb, -1, pml_backend_host_value(&p->be, PML_BACKEND_VAL_LABELS, 0, mb),
+                          err);
+        if (!st) st = pml_backend_upload(&p->be, PML_BACKEND_VAL_LABELS, 0, mb, err);
+    }
+    return st;
+}
+
+/* The host copy of an f32 scalar or tensor value the executor reads (loss, output). */
+static const float *read_value(pml_pipeline *p, pml_backend_value what, int64_t mb, pml_err *err)
+{
+    if (pml_backend_download(&p->be, what, 0, mb, err)) return NULL;
+    const float *x = pml_backend_host_value(&p->be, what, 0, mb);
+    if (!x) pml_err_set(err, PML_ERR_INTERNAL, "the backend has no host copy of value %d", (int)what);
+    return x;
+}
+
+/* A send tells the receiver the values are complete: the device work comes first. */
+static pml_status send(pml_pipeline *p, int from, int to, int kind, int64_t mb, pml_err *err)
+{
+    pml_status st = pml_backend_sync(&p->be, from, err);
+    return st ? st : p->tr->send(p->tr, from, to, kind, mb, err);
+}
+
+static pml_status run_instr(pml_pipeline *p, int s, const pml_plan_instr *in, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    stage *st = &p->stages[s];
+    pml_status status;
+    switch (in->kind) {
+    case I_LOAD:
+        return load_inputs(p, s, p->step, in->mb, NULL, 1, err);
+    case I_RECV_ACT:
+        return p->tr->recv(p->tr, s - 1, s, PML_MSG_ACT, in->mb, err);
+    case I_SEND_ACT:
+        return send(p, s, s + 1, PML_MSG_ACT, in->mb, err);
+    case I_RECV_GRAD:
+        return p->tr->recv(p->tr, s + 1, s, PML_MSG_GRAD, in->mb, err);
+    case I_SEND_GRAD:
+        return send(p, s, s - 1, PML_MSG_GRAD, in->mb, err);
+    case I_FWD:
+        status = pml_backend_forward(&p->be, s, in->mb, PML_BACKEND_FWD_TRAIN, err);
+        if (!status && pl->nodes[pl->loss].stage == s) {
+            const float *loss = read_value(p, PML_BACKEND_VAL_LOSS, in->mb, err);
+            if (!loss) return err ? err->code : PML_ERR_INTERNAL;
+            st->loss += *loss;
+            if (!isfinite(*loss) && st->bad_mb < 0) st->bad_mb = in->mb, st->bad_loss = *loss;
+        }
+        return status;
+    case I_BWD:
+        return pml_backend_backward(&p->be, s, in->mb, err);
+    case I_STEP:
+        return stage_update(p, s, err);
+    default:
+        return pml_err_set(err, PML_ERR_INTERNAL, "unknown timetable instruction %d", in->kind);
+    }
+}
+
+typedef struct worker {
+    pml_pipeline *p;
+    int s;
+} worker;
+
+static double now_us(const pml_pipeline *p)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return ((double)(t.tv_sec - p->epoch.tv_sec) * 1e6) + (double)(t.tv_nsec - p->epoch.tv_nsec) * 1e-3;
+}
+
+/* Appends a span; sends are instants and not recorded. Memory failures drop spans
+ * rather than fail the step: a timeline is an observation, not the work. */
+static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, double t0, double t1)
+{
+    if (in->kind == I_SEND_ACT || in->kind == I_SEND_GRAD) return;
+    if (in->kind == I_FWD || in->kind == I_BWD || in->kind == I_STEP) st->busy += t1 - t0;
+    if (in->kind == I_RECV_ACT || in->kind == I_RECV_GRAD) st->wait += t1 - t0;
+    if (st->n_ev == st->cap_ev) {
+        int cap = st->cap_ev ? st->cap_ev * 2 : 256;
+        pml_trace_event *ev = realloc(st->ev, sizeof *ev * (size_t)cap);
+        if (!ev) return;
+        st->ev = ev;
+        st->cap_ev = cap;
+    }
+    st->ev[st->n_ev++] = (pml_trace_event){in->kind, in->mb, p->step, t0, t1};
+}
+
+static void *stage_main(void *arg)
+{
+    worker *w = arg;
+    pml_pipeline *p = w->p;
+    stage *st = &p->stages[w->s];
+    for (int i = 0; i < p->plan->n_instr[w->s]; i++) {
+        const pml_plan_instr *in = &p->plan->instr[w->s][i];
+        if (in->kind != I_STEP && (in->mb < p->mb_lo || in->mb >= p->mb_hi)) continue; /* another replica's */
+        double t0 = p->opts.trace ? now_us(p) : 0;
+        st->status = run_instr(p, w->s, &p->plan->instr[w->s][i], &st->err);
+        if (p->opts.trace && !st->status) record_span(p, st, &p->plan->instr[w->s][i], t0, now_us(p));
+        if (st->status) {
+            abort_all(p);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* After a step stopped on a non-finite value: a weight of this process's stages that
+ * is not finite is the likelier cause (the last update overflowed, or the weights were
+ * set so through pml_pipeline_param), so it is named before the step's own finding. */
+static void name_bad_weight(pml_pipeline *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    for (int q = 0; q < pl->n_params && err; q++) {
+        int on = pl->nodes[pl->params[q].node].stage;
+        if (on < p->first || on >= p->last) continue;
+        const float *w = pml_pipeline_param(p, q);
+        size_t n = (size_t)pl->nodes[pl->params[q].node].numel, k = w ? pml_finite_scan_f32(w, n) : n;
+        if (k == n) continue;
+        char was[sizeof err->msg];
+        snprintf(was, sizeof was, "%s", err->msg);
+        pml_err_set(err, PML_ERR_NONFINITE, "step %lld: parameter '%s' is %s at element %zu before the step (the "
+                    "previous update overflowed: lower the learning rate); then %s", (long long)p->step + 1,
+                    pl->params[q].name, pml_finite_name(w[k]), k, was);
+        return;
+    }
+}
+
+pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* The transport first: a cross-process one finishes the last step's sends, whose
+     * buffers begin may rewrite. */
+    p->tr->reset(p->tr);
+    pml_status status = params_ready(p, err);
+    if (!status) status = pml_backend_begin(&p->be, p->step, 1, err);
+    if (status) return status;
+    p->aborted = 0;
+    p->arrived = 0;
+    p->sq_total = 0;
+    p->loss_total = 0;
+    worker *ws = calloc((size_t)p->S, sizeof *ws);
+    pthread_t *tid = calloc((size_t)p->S, sizeof *tid);
+    if (!ws || !tid) {
+        free(ws), free(tid);
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    }
+    int started = 0;
+    for (int s = 0; s < p->S; s++) {
+        p->stages[s].busy = 0;
+        p->stages[s].wait = 0;
+        p->stages[s].loss = 0;
+        p->stages[s].bad_mb = -1;
+        p->stages[s].status = PML_OK;
+        ws[s] = (worker){p, s};
+    }
+    for (int s = p->first; s < p->last; s++) {
+        if (pthread_create(&tid[s], NULL, stage_main, &ws[s])) {
+            p->stages[s].status =
+                pml_err_set(&p->stages[s].err, PML_ERR_INTERNAL, "cannot start a thread for stage %d", s);
+            abort_all(p);
+            break;
+        }
+        started++;
+    }
+    for (int s = p->first; s < p->first + started; s++) pthread_join(tid[s], NULL);
+    free(ws), free(tid);
+    p->host_stale = 1; /* the backend updated its parameters */
+    /* The first failure, by stage order, is the one to report. */
+    for (int s = p->first; s < p->last; s++) {
+        if (!p->stages[s].status) continue;
+        if (err) *err = p->stages[s].err;
+        for (int r = p->first; r < p->last; r++) /* prefer a real cause over "another stage failed" */
+            if (p->stages[r].status && !strstr(p->stages[r].err.msg, "another stage failed") && err)
+                *err = p->stages[r].err;
+        if (p->stages[s].status == PML_ERR_NONFINITE) name_bad_weight(p, err);
+        return err ? err->code : p->stages[s].status;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double wall = 1e6 * ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)), busy = 0,
+           wait = 0;
+    for (int s = p->first; s < p->last; s++) busy += p->stages[s].busy, wait += p->stages[s].wait;
+    p->last_bubble = p->opts.trace && wall > 0 ? 1 - busy / ((p->last - p->first) * wall) : 0;
+    p->last_wait = p->opts.trace && wall > 0 ? wait / ((p->last - p->first) * wall) : 0;
+    if (stats) {
+        stats->step = p->step;
+        stats->loss = p->loss_total / (double)p->M;
+        stats->grad_norm = sqrt(p->sq_total);
+        stats->lr = pml_lr_at(&pl->conf, p->step);
+        stats->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    }
+    p->step++;
+    return PML_OK;
+}
+
+const pml_trace_event *pml_pipeline_trace(const pml_pipeline *p, int s, int *n)
+{
+    *n = s >= 0 && s < p->S ? p->stages[s].n_ev : 0;
+    return *n ? p->stages[s].ev : NULL;
+}
+
+double pml_pipeline_last_bubble(const pml_pipeline *p) { return p->last_bubble; }
+
+double pml_pipeline_last_wait(const pml_pipeline *p) { return p->last_wait; }
+
+double pml_pipeline_trace_epoch(const pml_pipeline *p)
+{
+    return (double)p->epoch.tv_sec + 1e-9 * (double)p->epoch.tv_nsec;
+}
+
+/* ---- evaluation -------------------------------------------------------------------- */
+
+/* Rows of micro-batch `mb` whose largest output is their label. */
+static pml_status correct_rows(pml_pipeline *p, int64_t mb, int64_t *hits, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_node *out = &pl->nodes[pl->output];
+    int64_t classes = out->dims[out->rank - 1], rows = out->numel / (classes ? classes : 1);
+    const float *y = read_value(p, PML_BACKEND_VAL_OUTPUT, mb, err);
+    const int32_t *label = pml_backend_host_value(&p->be, PML_BACKEND_VAL_LABELS, 0, mb); /* written by load_inputs */
+    if (!y) return err ? err->code : PML_ERR_INTERNAL;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t best = 0;
+        for (int64_t c = 1; c < classes; c++)
+            if (y[r * classes + c] > y[r * classes + best]) best = c;
+        *hits += best == label[r];
+    }
+    return PML_OK;
+}
+
+/* One micro-batch's forward pass over every stage in order, with dropout off: what each
+ * stage's load and forward would do. With `inputs` (the caller's, one per model input)
+ * no labels are loaded and only the nodes the output depends on run (not the loss);
+ * without, inputs and labels come from the feed at step `step` and every forward node
+ * runs. */
+static pml_status forward_mb(pml_pipeline *p, int64_t step, int64_t mb, const void *const *inputs, pml_err *err)
+{
+    pml_backend_fwd_mode mode = inputs ? PML_BACKEND_FWD_SERVE : PML_BACKEND_FWD_EVAL;
+    for (int s = 0; s < p->S; s++) {
+        pml_status st = load_inputs(p, s, step, mb, inputs, !inputs, err);
+        if (!st) st = pml_backend_forward(&p->be, s, mb, mode, err);
+        if (!st) st = pml_backend_sync(&p->be, s, err); /* the next stage reads its values */
+        if (st) return st;
+    }
+    return PML_OK;
+}
+
+/* Before an evaluation or inference: host edits go to the backend, which recomputes
+ * what depends on parameters only; dropout is off, so the step only names the run. */
+static pml_status begin_forward(pml_pipeline *p, pml_err *err)
+{
+    pml_status st = params_ready(p, err);
+    return st ? st : pml_backend_begin(&p->be, p->step, 0, err);
+}
+
+pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss, double *accuracy, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_node *out = &pl->nodes[pl->output], *lab = &pl->nodes[pl->labels];
+    int classify = lab->dtype == PML_I32 && out->rank == lab->rank + 1 && out->rank >= 1;
+    double loss_sum = 0;
+    int64_t hits = 0, rows = 0;
+    pml_status st = begin_forward(p, err);
+    if (st) return st;
+    for (int64_t b = 0; b < batches; b++) {
+        for (int64_t mb = 0; mb < p->M; mb++) {
+            st = forward_mb(p, PML_EVAL_STEP0 + b, mb, NULL, err);
+            const float *l = st ? NULL : read_value(p, PML_BACKEND_VAL_LOSS, mb, err);
+            if (!l) return st ? st : err ? err->code : PML_ERR_INTERNAL;
+            loss_sum += *l;
+            if (classify) {
+                st = correct_rows(p, mb, &hits, err);
+                if (st) return st;
+                rows += lab->numel;
+            }
+        }
+    }
+    *loss = batches ? loss_sum / (double)(batches * p->M) : NAN;
+    *accuracy = classify && rows ? (double)hits / (double)rows : NAN;
+    return PML_OK;
+}
+
+pml_status pml_pipeline_forward(pml_pipeline *p, const void *const *inputs, void *output, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    if (pl->output < 0) return pml_err_set(err, PML_ERR_UNSUPPORTED, "the plan has no output");
+    pml_status st = begin_forward(p, err);
+    if (!st) st = forward_mb(p, 0, 0, inputs, err);
+    if (st) return st;
+    const float *y = read_value(p, PML_BACKEND_VAL_OUTPUT, 0, err);
+    if (!y) return err ? err->code : PML_ERR_INTERNAL;
+    memcpy(output, y, (size_t)pl->nodes[pl->output].numel * 4);
+    return PML_OK;
+}
