@@ -357,3 +357,18 @@ int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, unsigned cha
     pmlc_cuda_images_free(im, n);
     return rc ? P->diag.errors - before : 0;
 }
+
+int pmlc_session_cuda_build(pmlc_session *s, const char *archs, pmlc_cuda_module *m, pmlc_cuda_image **images,
+                            int *n_images)
+{
+    *images = NULL, *n_images = 0;
+    const pmlc_plan *pl = NULL;
+    pmlc_graph *g = pmlc_session_graph(s, &pl);
+    pmlc_program *P = pmlc_session_program(s);
+    if (!g) return P->diag.errors ? P->diag.errors : 1;
+    int errors = pmlc_cuda_codegen(P, g, pl, m);
+    if (errors) return errors;
+    pmlc_kcache kc;
+    pmlc_kcache_init(&kc);
+    return pmlc_cuda_build(P, m, archs, NULL, &kc, images, n_images);
+}

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "exec/backend.h"
 #include "cli_util.h"
+#include "exec/backend.h"
 #include "formats/atomic_file.h"
 #include "formats/input_file.h"
 #include "formats/out_path.h"

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "build_cmd.h"
+#include "exec/backend.h"
 #include "infer_cmd.h"
 #include "pml.h"
 #include "pmlc.h"

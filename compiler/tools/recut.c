@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "build_cmd.h"
+#include "ckpt/checkpoint.h"
 #include "cli_util.h"
 #include "plan/phase.h"
 
@@ -94,6 +95,10 @@ int pmlc_recut_switch(pmlc_recut *r, int64_t step, const pml_pipeline_opts *opts
     phase_opts.node_where = (const char *const *)at;
     if (pml_pipeline_create(np, &phase_opts, &npipe, &err))
         return pmlc_cli_fail("cannot set up the phase's pipeline", &err);
+    if (pml_ckpt_load_teacher(np, npipe, &err)) {
+        pml_pipeline_destroy(npipe);
+        return pmlc_cli_fail("cannot set up the phase's pipeline", &err);
+    }
     if (move_state(*pl, *pipe, np, npipe) || move_freeze(np, *pipe, npipe)) {
         pml_pipeline_destroy(npipe);
         return 1;

@@ -18,9 +18,9 @@
 
 #include <stdio.h>
 
-#include "pmlc.h"
-#include "plan/plan.h"
 #include "exec/pipeline.h"
+#include "plan/plan.h"
+#include "pmlc.h"
 
 typedef struct pmlc_recut {
     const char *file;

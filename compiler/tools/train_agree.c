@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "cli_util.h"
-#include "plan/plan.h"
 #include "exec/dist_agree.h"
+#include "plan/plan.h"
 
 enum { TOKEN_HEX = 32, TOKEN_LOOK_MS = 3000 };
 

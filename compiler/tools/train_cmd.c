@@ -34,12 +34,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "formats/out_path.h"
-#include "plan/plan.h"
 #include "ckpt/checkpoint.h"
+#include "cli_util.h"
 #include "exec/feed.h"
 #include "exec/pipeline.h"
-#include "cli_util.h"
+#include "formats/out_path.h"
+#include "plan/plan.h"
 #include "recut.h"
 #include "train_ranks.h"
 #include "train_trace.h"
@@ -279,7 +279,7 @@ int pmlc_train_main(const pmlc_train_args *a)
     if (a->resume && resume.freeze_afresh && !quiet)
         fprintf(stderr, "pmlc: note: the checkpoint predates saved 'freeze auto' state, so its checks start afresh: "
                         "the layers it froze before train again until a check freezes them\n");
-    if (pml_pipeline_create(pl, &opts, &pipe, &err)) {
+    if (pml_pipeline_create(pl, &opts, &pipe, &err) || pml_ckpt_load_teacher(pl, pipe, &err)) {
         pmlc_cli_fail("cannot set up training", &err);
         goto out;
     }

@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include "cli_util.h"
-#include "train_agree.h"
 #include "exec/dist_params.h"
 #include "exec/ranks.h"
+#include "train_agree.h"
 #ifdef PML_HAVE_MPI
 #include "exec/mpi/dist_mpi.h"
 #endif

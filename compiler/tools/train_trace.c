@@ -9,11 +9,11 @@
 #include <string.h>
 
 #include "cli_util.h"
+#include "exec/dist_clock.h"
+#include "exec/dist_gather.h"
 #include "formats/atomic_file.h"
 #include "formats/json.h"
 #include "formats/out_path.h"
-#include "exec/dist_clock.h"
-#include "exec/dist_gather.h"
 
 enum { CLOCK_ROUNDS = 8 }; /* ping-pongs per rank; the shortest round trip counts */
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api_impl.h"
+#include "ckpt/checkpoint.h"
 #include "exec/backend.h"
 #include "plan/plan.h"
 
@@ -73,6 +74,7 @@ pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backen
         pml_pipeline_opts opts = {.seed = seed, .feed = pml_api_fill, .feed_ctx = s, .backend = pml_backend_ops_of(got)};
         st = pml_pipeline_create(plan, &opts, &s->pipe, &err);
     }
+    if (!st) st = pml_ckpt_load_teacher(plan, s->pipe, &err); /* a distillation teacher's weights */
     if (st) {
         pml_session_destroy(s);
         return pml_api_record(ctx, st, &err);

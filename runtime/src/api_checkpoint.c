@@ -2,8 +2,8 @@
  * the same commit protocol as `pmlc train --out/--init/--resume`, for one process.
  * Each call records its outcome in the session's (or the given) context. */
 #include "api_impl.h"
-#include "plan/plan.h"
 #include "ckpt/checkpoint.h"
+#include "plan/plan.h"
 
 pml_status pml_checkpoint_read_info(pml_context *ctx, const pml_plan *plan, const char *dir,
                                     pml_checkpoint_info *info)

@@ -7,9 +7,9 @@
 #include <stdint.h>
 
 #include "core/error.h"
-#include "pml.h"
 #include "exec/feed.h"
 #include "exec/pipeline.h"
+#include "pml.h"
 
 struct pml_context {
     pml_err last;

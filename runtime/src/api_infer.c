@@ -66,6 +66,7 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
                               .threads = threads * (int)(plan->conf.stages > 0 ? plan->conf.stages : 1),
                               .backend = pml_backend_ops_of(got)};
     if (!st) st = pml_pipeline_create(plan, &opts, &inf->pipe, err);
+    if (!st) st = pml_ckpt_load_teacher(plan, inf->pipe, err); /* a distillation teacher's weights */
     if (st) {
         pml_infer_destroy(inf);
         return st;

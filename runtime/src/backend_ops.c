@@ -2,7 +2,6 @@
  * place that knows which slots are optional and what their absence means. */
 #include "backend_ops.h"
 
-#include "exec/transport.h" /* PML_MSG_ACT, PML_MSG_GRAD */
 
 pml_status pml_backend_create(const pml_backend_ops *ops, const pml_plan *plan, const pml_backend_conf *conf,
                               pml_backend_inst *out, pml_err *err)

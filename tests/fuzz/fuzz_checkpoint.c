@@ -22,10 +22,10 @@
 #include <string.h>
 
 #include "../core/compile_plan.h"
-#include "fuzz_files.h"
 #include "ckpt/checkpoint.h"
 #include "exec/feed.h"
 #include "exec/pipeline.h"
+#include "fuzz_files.h"
 
 #ifndef PML_FUZZ_CKPT_MODEL
 #error "PML_FUZZ_CKPT_MODEL: the path of ckpt_model.pml (CMake defines it)"

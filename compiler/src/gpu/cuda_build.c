@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include "front/program.h"
-#include "session_int.h"
 
 char *pmlc_cuda_source(const pmlc_cuda_module *m, int func)
 {
@@ -144,19 +143,4 @@ int pmlc_cuda_build(pmlc_program *P, const pmlc_cuda_module *m, const char *arch
     }
     *images = im, *n_images = k;
     return 0;
-}
-
-int pmlc_session_cuda_build(pmlc_session *s, const char *archs, pmlc_cuda_module *m, pmlc_cuda_image **images,
-                            int *n_images)
-{
-    *images = NULL, *n_images = 0;
-    const pmlc_plan *pl = NULL;
-    pmlc_graph *g = pmlc_session_graph(s, &pl);
-    pmlc_program *P = pmlc_session_program(s);
-    if (!g) return P->diag.errors ? P->diag.errors : 1;
-    int errors = pmlc_cuda_codegen(P, g, pl, m);
-    if (errors) return errors;
-    pmlc_kcache kc;
-    pmlc_kcache_init(&kc);
-    return pmlc_cuda_build(P, m, archs, NULL, &kc, images, n_images);
 }

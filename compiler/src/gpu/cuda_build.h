@@ -42,12 +42,4 @@ int pmlc_cuda_build(pmlc_program *P, const pmlc_cuda_module *m, const char *arch
 
 void pmlc_cuda_images_free(pmlc_cuda_image *images, int n);
 
-/* What `pmlc build --arch` runs, after a successful check of `s`: renders the kernels
- * of the model pmlc_session_plan would print into *m (owned by the session) and
- * compiles them for `archs` (NULL: the default) through the kernel cache the
- * environment names (PML_CACHE_DIR, PML_CACHE=0). Returns the number of errors
- * reported to the session's diagnostics (0: *images is set). */
-int pmlc_session_cuda_build(pmlc_session *s, const char *archs, pmlc_cuda_module *m, pmlc_cuda_image **images,
-                            int *n_images);
-
 #endif

@@ -13,15 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckpt/freeze.h"
 #include "core/finite.h"
+#include "core/optim.h"
+#include "exec/ranks.h"
 #include "formats/atomic_file.h"
 #include "formats/json.h"
 #include "formats/out_path.h"
 #include "formats/safetensors.h"
 #include "formats/st_shards.h"
-#include "core/optim.h"
-#include "ckpt/freeze.h"
-#include "exec/ranks.h"
 
 #define TRAINER_MAX_BYTES (1 << 20)
 #define STAGE_BASE "ckpt" /* DIR/ckpt.tmp.HOST.PID/: a save in progress (checkpoint.h) */
@@ -1009,6 +1009,7 @@ pml_status pml_ckpt_load_teacher(const pml_plan *plan, pml_pipeline *p, pml_err 
 {
     if (plan->conf.teacher_path < 0) return PML_OK;
     pml_status st = load_file(plan, p, plan->strings[plan->conf.teacher_path], FILE_TEACHER, err);
+    if (!st) pml_pipeline_teacher_loaded(p);
     if (st && err) { /* say whose weights these are: the path alone does not */
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);

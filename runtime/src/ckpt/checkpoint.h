@@ -105,8 +105,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "plan/plan.h"
 #include "exec/pipeline.h"
+#include "plan/plan.h"
 
 #define PML_CKPT_VERSION 2 /* 2: auto_freeze state (ckpt_freeze.h); 1 still loads */
 
@@ -170,7 +170,8 @@ pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const ch
  * teacher parameter present under its name in the teacher's own model (without
  * "teacher."), F32, with its plan shape, and no other tensor; a mismatch names the
  * file, the tensor and both shapes. Does nothing for a plan without a teacher.
- * pml_pipeline_create calls it: a teacher is never initialised randomly. */
+ * Every creator of a pipeline calls it after pml_pipeline_create; the pipeline refuses
+ * to run a teacher that was not loaded, so a teacher is never initialised randomly. */
 pml_status pml_ckpt_load_teacher(const pml_plan *plan, pml_pipeline *p, pml_err *err);
 
 /* The plan's fingerprint as 16 hex digits and a NUL. */

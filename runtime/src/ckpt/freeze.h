@@ -18,9 +18,9 @@
 #ifndef PML_TRAIN_CKPT_FREEZE_H
 #define PML_TRAIN_CKPT_FREEZE_H
 
+#include "exec/pipeline.h"
 #include "formats/json.h"
 #include "plan/plan.h"
-#include "exec/pipeline.h"
 
 /* Appends `,\n  "auto_freeze": {...}` to `b`; nothing for a plan without `freeze auto`. */
 pml_status pml_ckpt_freeze_write(const pml_plan *plan, pml_pipeline *p, pml_json_buf *b, pml_err *err);

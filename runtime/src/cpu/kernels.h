@@ -37,14 +37,8 @@
 
 #include "core/error.h"
 #include "gemm.h"
+#include "plan/ops.h"
 
-/* Opcodes in plan order: PML_OP_ADD, ... */
-typedef enum pml_opcode {
-#define PML_OP(e, name) PML_OP_##e,
-#include "pml_ops.def"
-#undef PML_OP
-    PML_OP_COUNT
-} pml_opcode;
 
 #define PML_MAX_RANK 8
 
@@ -76,11 +70,6 @@ typedef struct pml_op_call {
 /* Runs one op. Returns PML_OK, or an error with a message in `err`. */
 pml_status pml_cpu_run(const pml_op_call *call, pml_err *err);
 
-/* The op's name, for messages ("matmul"); "?" for an unknown opcode. */
-const char *pml_op_name(pml_opcode op);
-/* How many inputs the op takes: from *lo to *hi (-1: any number). pml_cpu_run refuses
- * another count, and the plan reader a node with another (a plan file is user input). */
-void pml_op_arity(pml_opcode op, int *lo, int *hi);
 
 /* ---- fused element-wise groups (a plan's KERN kernels of kind elemwise) -------------
  * A group is ops over one iteration space, the last op's output shape, which every op

@@ -4,12 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/finite.h"
+#include "core/optim.h"
+#include "core/rng.h"
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
-#include "core/finite.h"
-#include "core/rng.h"
-#include "core/optim.h"
-#include "exec/transport.h"
 
 static int is_float(uint8_t dt) { return dt != PML_I32; }
 

@@ -7,10 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/kernels.h" /* pml_opcode, the runtime's one list of ops */
-#include "cuda/stage.h"
 #include "core/optim.h"
-#include "exec/transport.h"
+#include "cuda/stage.h"
+#include "plan/ops.h" /* pml_opcode, the runtime's one list of ops */
 
 #define NOMEM(err) pml_err_set((err), PML_ERR_NOMEM, "out of memory")
 

@@ -21,7 +21,7 @@
  *    features; pml_synth_bayes_accuracy measures it honestly by Monte Carlo.
  * The embedding is one-to-one, so the Bayes classifier for x is the one for z. */
 #include "core/vectorize.h" /* first: it sets how the file is compiled */
-#include "data/synth_impl.h"
+#include "data/classes.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -93,7 +93,8 @@ static void orthogonal(float *a, int64_t rows, int n, double norm, uint64_t seed
     }
 }
 
-pml_status pml_synth_classes_init(pml_synth *g, const pml_synth_params *p, pml_err *err)
+pml_status pml_classes_init(pml_synth_classes *c, const pml_synth_params *p, pml_synth_shape *input,
+                            pml_synth_shape *label, pml_err *err)
 {
     if (p->features < 1)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "classes: features must be at least 1, got %lld",
@@ -111,7 +112,6 @@ pml_status pml_synth_classes_init(pml_synth *g, const pml_synth_params *p, pml_e
                            (long long)p->features, (long long)p->classes,
                            (unsigned long long)(PML_SYNTH_MAX_BYTES >> 20));
 
-    pml_synth_classes *c = &g->cls;
     c->features = p->features;
     c->classes = p->classes;
     c->latent = k;
@@ -123,24 +123,24 @@ pml_status pml_synth_classes_init(pml_synth *g, const pml_synth_params *p, pml_e
         free(col);
         return pml_err_set(err, PML_ERR_NOMEM, "classes: out of memory for the embedding and cluster centres");
     }
-    orthogonal(c->embed, p->features, k, sqrt((double)features / k), g->seed, col);
+    orthogonal(c->embed, p->features, k, sqrt((double)features / k), p->seed, col);
     free(col);
     for (int64_t q = 0; q < modes * k; q++)
-        c->centres[q] = (float)pml_rng_normal(g->seed, PML_SYNTH_STREAM_CENTRES, (uint64_t)q);
+        c->centres[q] = (float)pml_rng_normal(p->seed, PML_SYNTH_STREAM_CENTRES, (uint64_t)q);
     pml_status s = PML_OK;
     double r = calibrate(c->centres, modes, k, err, &s);
     if (s != PML_OK) return s;
     for (int64_t q = 0; q < modes * k; q++) c->centres[q] = (float)(r * c->centres[q]);
 
-    g->input = (pml_synth_shape){PML_F32, 1, {p->features}};
-    g->label = (pml_synth_shape){PML_I32, 0, {0}};
+    *input = (pml_synth_shape){PML_F32, 1, {p->features}};
+    *label = (pml_synth_shape){PML_I32, 0, {0}};
     return PML_OK;
 }
 
-void pml_synth_classes_free(pml_synth *g)
+void pml_classes_free(pml_synth_classes *c)
 {
-    free(g->cls.centres);
-    free(g->cls.embed);
+    free(c->centres);
+    free(c->embed);
 }
 
 /* Sample i in latent space: its class, and z (latent values). */
@@ -175,15 +175,14 @@ PML_VECTOR_CLONES static void embed_latent(const float *a, int64_t features, int
     }
 }
 
-void pml_synth_classes_sample(const pml_synth *g, uint64_t i, float *input, int32_t *label)
+void pml_classes_sample(const pml_synth_classes *c, uint64_t seed, uint64_t i, float *input, int32_t *label)
 {
-    const pml_synth_classes *c = &g->cls;
     if (!input) {
-        if (label) *label = (int32_t)pml_rng_below(g->seed, PML_SYNTH_STREAM_CLASS, i, (uint64_t)c->classes);
+        if (label) *label = (int32_t)pml_rng_below(seed, PML_SYNTH_STREAM_CLASS, i, (uint64_t)c->classes);
         return;
     }
     double z[PML_SYNTH_LATENT];
-    int32_t cls = latent_sample(c, g->seed, i, z);
+    int32_t cls = latent_sample(c, seed, i, z);
     if (label) *label = cls;
     embed_latent(c->embed, c->features, c->latent, z, input);
 }
@@ -211,17 +210,15 @@ static int32_t bayes_class(const pml_synth_classes *c, const double *z)
     return best;
 }
 
-pml_status pml_synth_bayes_accuracy(const pml_synth *g, uint64_t samples, double *accuracy, pml_err *err)
+pml_status pml_classes_bayes_accuracy(const pml_synth_classes *c, uint64_t seed, uint64_t samples, double *accuracy,
+                                      pml_err *err)
 {
-    if (g->kind != PML_SYNTH_CLASSES)
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: the Bayes accuracy is defined for classes() only",
-                           pml_synth_kind_name(g->kind));
     if (samples == 0) return pml_err_set(err, PML_ERR_INVALID_ARG, "classes: the Bayes accuracy needs samples >= 1");
     double z[PML_SYNTH_LATENT];
     uint64_t right = 0;
     for (uint64_t k = 0; k < samples; k++) {
-        int32_t label = latent_sample(&g->cls, g->seed, (1ull << 63) + k, z); /* far from training's indices */
-        right += bayes_class(&g->cls, z) == label;
+        int32_t label = latent_sample(c, seed, (1ull << 63) + k, z); /* far from training's indices */
+        right += bayes_class(c, z) == label;
     }
     *accuracy = (double)right / (double)samples;
     return PML_OK;

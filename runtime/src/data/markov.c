@@ -29,7 +29,7 @@
  * (seed, i)) and is the sequence's first `order` tokens; the chain then generates the
  * rest, token t using counter t of a key drawn for (seed, i). The T+1 tokens are a
  * stationary sequence; input = tokens[0..T), label = tokens[1..T]. */
-#include "data/synth_impl.h"
+#include "data/markov.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -150,7 +150,8 @@ static pml_status solve(pml_synth_markov *m, pml_err *err)
     return PML_OK;
 }
 
-pml_status pml_synth_markov_init(pml_synth *g, const pml_synth_params *p, pml_err *err)
+pml_status pml_markov_init(pml_synth_markov *m, const pml_synth_params *p, pml_synth_shape *input,
+                           pml_synth_shape *label, pml_err *err)
 {
     if (p->vocab < 2)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "markov: vocab must be at least 2, got %lld", (long long)p->vocab);
@@ -177,7 +178,6 @@ pml_status pml_synth_markov_init(pml_synth *g, const pml_synth_params *p, pml_er
                            (unsigned long long)((bytes + (1 << 20) - 1) >> 20),
                            (unsigned long long)(PML_SYNTH_MAX_BYTES >> 20));
 
-    pml_synth_markov *m = &g->mkv;
     m->vocab = p->vocab;
     m->order = p->order;
     m->length = p->length;
@@ -191,19 +191,19 @@ pml_status pml_synth_markov_init(pml_synth *g, const pml_synth_params *p, pml_er
         return pml_err_set(err, PML_ERR_NOMEM, "markov: out of memory for the transition table");
     }
     for (uint64_t c = 0; c < n; c++) {
-        draw_row(g->seed, c, m->vocab, m->order, row, row + m->vocab);
+        draw_row(p->seed, c, m->vocab, m->order, row, row + m->vocab);
         quantise_row(m->table + c * (uint64_t)m->vocab, row, m->vocab);
     }
     free(row);
-    g->input = (pml_synth_shape){PML_I32, 1, {p->length}};
-    g->label = (pml_synth_shape){PML_I32, 1, {p->length}};
+    *input = (pml_synth_shape){PML_I32, 1, {p->length}};
+    *label = (pml_synth_shape){PML_I32, 1, {p->length}};
     return solve(m, err);
 }
 
-void pml_synth_markov_free(pml_synth *g)
+void pml_markov_free(pml_synth_markov *m)
 {
-    free(g->mkv.table);
-    free(g->mkv.cdf);
+    free(m->table);
+    free(m->cdf);
 }
 
 /* The first index whose entry is above u (sorted entries; the last is above any u). */
@@ -234,12 +234,11 @@ static int64_t token_at(const uint32_t *row, int64_t vocab, uint32_t u)
     return lo;
 }
 
-void pml_synth_markov_sample(const pml_synth *g, uint64_t i, int32_t *input, int32_t *label)
+void pml_markov_sample(const pml_synth_markov *m, uint64_t seed, uint64_t i, int32_t *input, int32_t *label)
 {
-    const pml_synth_markov *m = &g->mkv;
     uint64_t v = (uint64_t)m->vocab, len = (uint64_t)m->length, order = (uint64_t)m->order;
-    uint64_t ctx = first_above_f64(m->cdf, m->contexts, pml_rng_uniform(g->seed, PML_SYNTH_STREAM_START, i));
-    uint64_t key = pml_rng_u64(g->seed, PML_SYNTH_STREAM_STEP, i), place = m->tail;
+    uint64_t ctx = first_above_f64(m->cdf, m->contexts, pml_rng_uniform(seed, PML_SYNTH_STREAM_START, i));
+    uint64_t key = pml_rng_u64(seed, PML_SYNTH_STREAM_STEP, i), place = m->tail;
     for (uint64_t t = 0; t <= len; t++) {
         uint64_t x;
         if (t < order) { /* the starting context, oldest token first */
@@ -255,28 +254,20 @@ void pml_synth_markov_sample(const pml_synth *g, uint64_t i, int32_t *input, int
     }
 }
 
-uint64_t pml_synth_markov_contexts(const pml_synth *g) { return g->kind == PML_SYNTH_MARKOV ? g->mkv.contexts : 0; }
-
-double pml_synth_markov_prob(const pml_synth *g, uint64_t ctx, int32_t next)
+double pml_markov_prob(const pml_synth_markov *m, uint64_t ctx, int32_t next)
 {
-    const pml_synth_markov *m = &g->mkv;
-    if (g->kind != PML_SYNTH_MARKOV || ctx >= m->contexts || next < 0 || next >= m->vocab) return NAN;
+    if (ctx >= m->contexts || next < 0 || next >= m->vocab) return NAN;
     return (double)weight(m->table + ctx * (uint64_t)m->vocab, m->vocab, next) / ONE;
 }
 
-double pml_synth_markov_stationary(const pml_synth *g, uint64_t ctx)
+double pml_markov_stationary(const pml_synth_markov *m, uint64_t ctx)
 {
-    const pml_synth_markov *m = &g->mkv;
-    if (g->kind != PML_SYNTH_MARKOV || ctx >= m->contexts) return NAN;
+    if (ctx >= m->contexts) return NAN;
     return m->cdf[ctx] - (ctx ? m->cdf[ctx - 1] : 0.0);
 }
 
-pml_status pml_synth_markov_set_table(pml_synth *g, const double *probs, pml_err *err)
+pml_status pml_markov_set_table(pml_synth_markov *m, const double *probs, pml_err *err)
 {
-    pml_synth_markov *m = &g->mkv;
-    if (g->kind != PML_SYNTH_MARKOV)
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: only a markov source has a transition table",
-                           pml_synth_kind_name(g->kind));
     uint64_t v = (uint64_t)m->vocab;
     for (uint64_t c = 0; c < m->contexts; c++) {
         double sum = 0;

@@ -1,10 +1,21 @@
 /* synth.c — the generator interface of synth.h: creation, shapes and sample filling,
  * dispatching to one file per kind (classes.c, markov.c). */
-#include "data/synth_impl.h"
+#include "data/synth.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "data/classes.h"
+#include "data/markov.h"
+
+struct pml_synth {
+    pml_synth_kind kind;
+    uint64_t seed;
+    pml_synth_shape input, label;
+    pml_synth_classes cls;
+    pml_synth_markov mkv;
+};
 
 static const char *const kind_names[] = {"classes", "markov"};
 
@@ -36,7 +47,8 @@ pml_status pml_synth_create(pml_synth **out, pml_synth_kind kind, const pml_synt
     g->kind = kind;
     g->seed = params->seed;
     pml_status s =
-        kind == PML_SYNTH_CLASSES ? pml_synth_classes_init(g, params, err) : pml_synth_markov_init(g, params, err);
+        kind == PML_SYNTH_CLASSES ? pml_classes_init(&g->cls, params, &g->input, &g->label, err)
+                                  : pml_markov_init(&g->mkv, params, &g->input, &g->label, err);
     if (s != PML_OK) {
         pml_synth_destroy(g);
         return s;
@@ -48,8 +60,8 @@ pml_status pml_synth_create(pml_synth **out, pml_synth_kind kind, const pml_synt
 void pml_synth_destroy(pml_synth *g)
 {
     if (!g) return;
-    pml_synth_classes_free(g);
-    pml_synth_markov_free(g);
+    pml_classes_free(&g->cls);
+    pml_markov_free(&g->mkv);
     free(g);
 }
 
@@ -74,9 +86,9 @@ size_t pml_synth_label_bytes(const pml_synth *g) { return shape_bytes(&g->label)
 void pml_synth_sample(const pml_synth *g, uint64_t i, void *input, void *label)
 {
     if (g->kind == PML_SYNTH_CLASSES)
-        pml_synth_classes_sample(g, i, input, label);
+        pml_classes_sample(&g->cls, g->seed, i, input, label);
     else
-        pml_synth_markov_sample(g, i, input, label);
+        pml_markov_sample(&g->mkv, g->seed, i, input, label);
 }
 
 void pml_synth_batch(const pml_synth *g, const uint64_t *indices, size_t n, void *input, void *label)
@@ -88,3 +100,31 @@ void pml_synth_batch(const pml_synth *g, const uint64_t *indices, size_t n, void
 }
 
 double pml_synth_entropy(const pml_synth *g) { return g->kind == PML_SYNTH_MARKOV ? g->mkv.entropy : NAN; }
+
+pml_status pml_synth_bayes_accuracy(const pml_synth *g, uint64_t samples, double *accuracy, pml_err *err)
+{
+    if (g->kind != PML_SYNTH_CLASSES)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: the Bayes accuracy is defined for classes() only",
+                           pml_synth_kind_name(g->kind));
+    return pml_classes_bayes_accuracy(&g->cls, g->seed, samples, accuracy, err);
+}
+
+uint64_t pml_synth_markov_contexts(const pml_synth *g) { return g->kind == PML_SYNTH_MARKOV ? g->mkv.contexts : 0; }
+
+double pml_synth_markov_prob(const pml_synth *g, uint64_t ctx, int32_t next)
+{
+    return g->kind == PML_SYNTH_MARKOV ? pml_markov_prob(&g->mkv, ctx, next) : NAN;
+}
+
+double pml_synth_markov_stationary(const pml_synth *g, uint64_t ctx)
+{
+    return g->kind == PML_SYNTH_MARKOV ? pml_markov_stationary(&g->mkv, ctx) : NAN;
+}
+
+pml_status pml_synth_markov_set_table(pml_synth *g, const double *probs, pml_err *err)
+{
+    if (g->kind != PML_SYNTH_MARKOV)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: only a markov source has a transition table",
+                           pml_synth_kind_name(g->kind));
+    return pml_markov_set_table(&g->mkv, probs, err);
+}

@@ -30,31 +30,12 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "data/generator.h"
 #include "pml.h"
 
 typedef enum pml_synth_kind { PML_SYNTH_CLASSES, PML_SYNTH_MARKOV } pml_synth_kind;
 
-/* The parameters, named as in the language. A kind reads only its own fields. */
-typedef struct pml_synth_params {
-    int64_t features, classes;    /* classes(features, classes): features >= 1, classes >= 2 */
-    int64_t vocab, order, length; /* markov(vocab, order) with length T: vocab >= 2, order >= 1, T >= 1 */
-    uint64_t seed;
-} pml_synth_params;
-
-/* One sample's input or label: dtype and dims, rank 0 (a scalar) or 1. */
-typedef struct pml_synth_shape {
-    pml_dtype dtype;
-    int rank;
-    int64_t dims[1];
-} pml_synth_shape;
-
 typedef struct pml_synth pml_synth;
-
-/* Limits: a generator's tables take at most PML_SYNTH_MAX_BYTES, and a markov source has
- * at most PML_SYNTH_MAX_CONTEXTS = vocab^order contexts; larger configurations are
- * refused with PML_ERR_INVALID_ARG and a message giving the size. */
-#define PML_SYNTH_MAX_BYTES ((uint64_t)512 << 20)
-#define PML_SYNTH_MAX_CONTEXTS ((uint64_t)1 << 24)
 
 /* "classes" or "markov" to a kind; PML_ERR_INVALID_ARG (with a message) for other names. */
 pml_status pml_synth_kind_parse(const char *name, pml_synth_kind *kind, pml_err *err);

@@ -10,14 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/finite.h"
+#include "core/rng.h"
 #include "data/bounds.h"
 #include "data/shuffle.h"
 #include "data/synth.h"
 #include "data/tokens.h"
-#include "core/finite.h"
-#include "formats/npy.h"
-#include "core/rng.h"
 #include "exec/pipeline.h"
+#include "formats/npy.h"
 
 enum { DATA_NONE, DATA_FILE, DATA_CLASSES, DATA_MARKOV, DATA_TOKENS };
 

@@ -11,13 +11,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "ckpt/checkpoint.h"
-#include "cpu/stage.h"
-#include "exec/dist.h"
 #include "core/finite.h"
 #include "core/optim.h"
-#include "plan/phase.h"
+#include "cpu/stage.h"
+#include "exec/dist.h"
 #include "exec/transport.h"
+#include "plan/phase.h"
 
 enum {
     I_LOAD = PML_PLAN_I_LOAD,
@@ -44,6 +43,7 @@ typedef struct stage {
 
 struct pml_pipeline {
     const pml_plan *plan;
+    int teacher_ready; /* no teacher, or its weights were loaded (pml_pipeline_teacher_loaded) */
     struct timespec epoch; /* the timeline's zero */
     double last_bubble, last_wait;
     pml_pipeline_opts opts;
@@ -99,6 +99,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     pml_pipeline *p = calloc(1, sizeof *p);
     if (!p) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     p->plan = plan;
+    p->teacher_ready = plan->conf.teacher_path < 0;
     p->opts = *opts;
     clock_gettime(CLOCK_MONOTONIC, &p->epoch);
     if (p->opts.threads < 1) p->opts.threads = 1;
@@ -139,7 +140,6 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
         st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     if (!st) st = d ? d->transport_create(d, &p->be, p->S, p->M, &p->tr, err)
                     : pml_transport_local_create(p->S, p->M, &p->tr, err);
-    if (!st) st = pml_ckpt_load_teacher(plan, p, err); /* a distillation teacher's weights */
     if (!st && d && plan->conf.freeze_every > 0) st = share_freeze_norms(p, err);
     if (st) {
         pml_pipeline_destroy(p);
@@ -499,9 +499,22 @@ static void name_bad_weight(pml_pipeline *p, pml_err *err)
     }
 }
 
+/* A distillation's teacher is never run on random weights: its loader (the checkpoint
+ * layer, above this one) must have filled it first. */
+static pml_status teacher_check(const pml_pipeline *p, pml_err *err)
+{
+    if (p->teacher_ready) return PML_OK;
+    return pml_err_set(err, PML_ERR_INVALID_ARG,
+                       "the distillation teacher's weights were not loaded (pml_ckpt_load_teacher)");
+}
+
+void pml_pipeline_teacher_loaded(pml_pipeline *p) { p->teacher_ready = 1; }
+
 pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *err)
 {
     const pml_plan *pl = p->plan;
+    pml_status ts = teacher_check(p, err);
+    if (ts) return ts;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* The transport first: a cross-process one finishes the last step's sends, whose
@@ -630,6 +643,8 @@ static pml_status begin_forward(pml_pipeline *p, pml_err *err)
 
 pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss, double *accuracy, pml_err *err)
 {
+    pml_status ts = teacher_check(p, err);
+    if (ts) return ts;
     const pml_plan *pl = p->plan;
     const pml_plan_node *out = &pl->nodes[pl->output], *lab = &pl->nodes[pl->labels];
     int classify = lab->dtype == PML_I32 && out->rank == lab->rank + 1 && out->rank >= 1;
@@ -657,6 +672,8 @@ pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss,
 
 pml_status pml_pipeline_forward(pml_pipeline *p, const void *const *inputs, void *output, pml_err *err)
 {
+    pml_status ts = teacher_check(p, err);
+    if (ts) return ts;
     const pml_plan *pl = p->plan;
     if (pl->output < 0) return pml_err_set(err, PML_ERR_UNSUPPORTED, "the plan has no output");
     pml_status st = begin_forward(p, err);

@@ -78,8 +78,13 @@ typedef struct pml_step_stats {
 
 typedef struct pml_pipeline pml_pipeline;
 
+/* A distillation plan's teacher weights come from a file, which is the checkpoint
+ * layer's to read: after create, the caller runs pml_ckpt_load_teacher (ckpt/checkpoint.h),
+ * which calls pml_pipeline_teacher_loaded. Until then step, evaluate and forward refuse
+ * to run, so a teacher never runs on random weights. */
 pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err);
 void pml_pipeline_destroy(pml_pipeline *p);
+void pml_pipeline_teacher_loaded(pml_pipeline *p);
 
 /* One training step of the global batch. */
 pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *err);

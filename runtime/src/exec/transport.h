@@ -13,9 +13,8 @@
 
 #include <stdint.h>
 
+#include "backend_ops.h" /* PML_MSG_ACT, PML_MSG_GRAD */
 #include "core/error.h"
-
-enum { PML_MSG_ACT = 0, PML_MSG_GRAD = 1 };
 
 typedef struct pml_transport pml_transport;
 struct pml_transport {

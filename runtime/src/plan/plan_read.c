@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/kernels.h"
-#include "plan.h"
+#include "plan/ops.h"
+#include "plan/plan.h"
 
 typedef struct rd {
     const unsigned char *p;

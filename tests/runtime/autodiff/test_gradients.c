@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/kernels.h"
 #include "core/rng.h"
+#include "cpu/kernels.h"
 #include "session_int.h"
 
 _Static_assert((int)OP_COUNT == (int)PML_OP_COUNT, "compiler and runtime op lists differ");

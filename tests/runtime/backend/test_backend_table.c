@@ -16,13 +16,13 @@
 
 #include "../../core/check.h"
 #include "backend_ops.h"
+#include "compile_plan.h"
 #include "cpu/stage.h"
-#include "plan/plan.h"
-#include "pmlc.h"
 #include "exec/feed.h"
 #include "exec/pipeline.h"
 #include "exec/transport.h"
-#include "compile_plan.h"
+#include "plan/plan.h"
+#include "pmlc.h"
 
 enum { STAGES = 2, MBS = 4, STEPS = 3, EVAL_BATCHES = 2 };
 

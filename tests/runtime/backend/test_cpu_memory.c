@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "../../core/check.h"
-#include "compile_plan.h"
 #include "backend_ops.h"
+#include "compile_plan.h"
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
 #include "exec/feed.h"

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "cpu_test.h"
 #include "cpu_tests.h"
-#include "core/rng.h"
 
 static const pml_opcode unary_ops[] = {PML_OP_NEG,     PML_OP_EXP,  PML_OP_LOG, PML_OP_SQRT,  PML_OP_RSQRT, PML_OP_TANH,
                                        PML_OP_SIGMOID, PML_OP_RELU, PML_OP_ERF, PML_OP_RECIP, PML_OP_ABS};

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "data/synth.h"
 #include "data_test.h"
-#include "core/rng.h"
 
 static pml_synth *make(int64_t features, int64_t classes, uint64_t seed)
 {

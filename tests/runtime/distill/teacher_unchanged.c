@@ -1,17 +1,19 @@
 /* teacher_unchanged.c — trains a distillation student for STEPS steps through the
  * library and checks that every teacher parameter in the pipeline still equals, bit for
  * bit, its tensor in the teacher's file, and that the student was trained (some student
- * parameter changed). Usage: teacher_unchanged PROGRAM.pml TEACHER.safetensors STEPS */
+ * parameter changed); first, that a pipeline whose teacher was not loaded refuses to
+ * train. Usage: teacher_unchanged PROGRAM.pml TEACHER.safetensors STEPS */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt/checkpoint.h"
+#include "compile_plan.h"
+#include "exec/feed.h"
+#include "exec/pipeline.h"
 #include "formats/safetensors.h"
 #include "plan/plan.h"
 #include "pmlc.h"
-#include "exec/feed.h"
-#include "exec/pipeline.h"
-#include "compile_plan.h"
 
 /* Teacher parameters that differ from the file (-1: a tensor is missing). */
 static int teacher_diffs(const pml_plan *pl, pml_pipeline *pipe, const pml_st_file *f, int *n_teacher)
@@ -46,7 +48,20 @@ int main(int argc, char **argv)
         goto out;
     }
     pml_pipeline_opts po = {.seed = 1, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed};
+    /* A pipeline whose teacher was not loaded refuses to train rather than distil from
+     * random weights. */
     if (pml_pipeline_create(pl, &po, &pipe, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        goto out;
+    }
+    if (pml_pipeline_step(pipe, NULL, &err) != PML_ERR_INVALID_ARG || !strstr(err.msg, "teacher")) {
+        fprintf(stderr, "a step with the teacher not loaded was not refused (%s)\n", err.msg);
+        goto out;
+    }
+    pml_pipeline_destroy(pipe);
+    pipe = NULL;
+    err = (pml_err){0};
+    if (pml_pipeline_create(pl, &po, &pipe, &err) || pml_ckpt_load_teacher(pl, pipe, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         goto out;
     }

@@ -13,12 +13,12 @@
 #include <unistd.h>
 
 #include "../data/data_test.h"
+#include "compile_plan.h"
+#include "exec/feed.h"
+#include "exec/pipeline.h"
 #include "formats/npy.h"
 #include "plan/plan.h"
 #include "pmlc.h"
-#include "exec/feed.h"
-#include "exec/pipeline.h"
-#include "compile_plan.h"
 
 enum { ROWS = 12, FEATURES = 3 };
 

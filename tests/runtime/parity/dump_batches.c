@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "compile_plan.h"
+#include "exec/feed.h"
 #include "formats/npy.h"
 #include "plan/plan.h"
 #include "pmlc.h"
-#include "exec/feed.h"
-#include "compile_plan.h"
 
 static int dump(const pml_plan *pl, pml_feed *feed, int64_t step, int which, const char *out)
 {

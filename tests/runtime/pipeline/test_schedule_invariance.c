@@ -14,11 +14,11 @@
 #include <string.h>
 
 #include "../../core/check.h"
-#include "plan/plan.h"
-#include "pmlc.h"
+#include "compile_plan.h"
 #include "exec/feed.h"
 #include "exec/pipeline.h"
-#include "compile_plan.h"
+#include "plan/plan.h"
+#include "pmlc.h"
 
 static const char model_text[] = "import \"nn\"\n"
                                  "model m(x: f32[B, 16]) -> f32[B, 4] {\n"

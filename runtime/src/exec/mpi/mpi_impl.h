@@ -8,8 +8,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "exec/mpi/dist_mpi.h"
 #include "exec/liveness.h"
+#include "exec/mpi/dist_mpi.h"
 
 /* Tags on the control communicator; the data one uses kind·M + mb. */
 enum { PML_MPI_TAG_GATHER = 1, PML_MPI_TAG_BCAST = 2, PML_MPI_TAG_MOVE = 3 };
