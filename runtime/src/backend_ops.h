@@ -11,9 +11,12 @@
  * gradient accumulation, the optimizer update, parameters and optimizer state.
  *
  * One context serves a whole pipeline (all stages): the CPU shares one address space
- * between stages, and a CUDA context keeps one stream, one arena (the plan's MEMO
- * offsets) and its launches (CUBN) per stage. Calls that take `stage` touch only that
- * stage's memory.
+ * between stages, and a CUDA context keeps one stream and its launches (CUBN) per stage.
+ * Each backend decides its own memory at create: the CPU one a buffer per value it
+ * keeps after lowering (a ring of micro-batch copies where a value outlives its pass),
+ * the CUDA one a device allocation per materialised value. Neither reads the plan's
+ * memory plan (MEMO): docs/design.md, "One memory plan", says why and what replaces it.
+ * Calls that take `stage` touch only that stage's memory.
  *
  * Threading. During a step each stage's worker thread calls the per-stage slots
  * (forward, backward, grad_sq, update, sync, upload/download of that stage's values)
@@ -57,6 +60,11 @@
 
 typedef struct pml_backend_ctx pml_backend_ctx;
 struct pml_phase; /* plan/phase.h */
+
+/* The kinds of message between stages: activations go forward to stage + 1, gradients
+ * back to stage - 1. Backends name their boundary tensors by kind, transports carry
+ * messages by kind (exec/transport.h). */
+enum { PML_MSG_ACT = 0, PML_MSG_GRAD = 1 };
 
 /* What create needs besides the plan. */
 typedef struct pml_backend_conf {
