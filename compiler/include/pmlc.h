@@ -63,7 +63,7 @@ PMLC_API int pmlc_session_check_text(pmlc_session *s, const char *path, const ch
  * Returns the number of errors reported while planning (0: printed). */
 PMLC_API int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out);
 
-/* After a successful check: the plan-file bytes (pml_plan_format.h) of the model
+/* After a successful check: the plan-file bytes (pml/plan_format.h) of the model
  * pmlc_session_plan would print, in a malloc'ed buffer the caller frees. Hand them to
  * libpml's pml_plan_open_memory to train in the same process. Returns the number of
  * errors reported while planning (0: *bytes is set). */
@@ -84,7 +84,7 @@ PMLC_API int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, uns
 PMLC_API int pmlc_gpu_available(char *why, size_t cap);
 
 /* After a plan was made (pmlc_session_plan_bytes): where node `node` of its plan file
- * (pml_plan_format.h's node order) was made in the source, as "path:line:col", into
+ * (pml/plan_format.h's node order) was made in the source, as "path:line:col", into
  * `buf` (cap bytes). A gradient node has the location of the forward expression it
  * differentiates. Returns 0; 1 (buf "") when the node has none; -1 past the last node. */
 PMLC_API int pmlc_session_node_where(pmlc_session *s, int node, char *buf, size_t cap);

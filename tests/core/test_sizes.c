@@ -68,13 +68,13 @@ static void types_print_as_written(void)
     CHECK(pmlc_dtype_bytes(PMLC_BF16) == 2 && pmlc_dtype_bytes(PMLC_F32) == 4);
 }
 
-/* The op table and the shared op list (pml_ops.def) agree row by row, and every row
+/* The op table and the shared op list (pml/ops.def) agree row by row, and every row
  * has a shape rule unless it is a source. */
 static void op_table_matches_shared_list(void)
 {
     static const char *const names[] = {
 #define PML_OP(e, name) name,
-#include "pml_ops.def"
+#include "pml/ops.def"
 #undef PML_OP
     };
     CHECK(sizeof names / sizeof *names == OP_COUNT);

@@ -1,5 +1,5 @@
 /* fuzz_plan.c — libFuzzer target for the plan file reader (runtime/src/plan/plan_read.c,
- * format: compiler/include/pml_plan_format.h), from memory: pml_plan_read, which
+ * format: include/pml/plan_format.h), from memory: pml_plan_read, which
  * pml_plan_load calls on a file's bytes.
  *
  * A refusal must be PML_ERR_FORMAT naming the input. An accepted plan is then walked as

@@ -84,11 +84,11 @@ def train(pmlc, model, tmp):
     return out
 
 
-PLAN_OP_RESHAPE = 35  # compiler/include/pml_ops.def order
+PLAN_OP_RESHAPE = 35  # include/pml/ops.def order
 
 
 def plan_sections(data):
-    """A plan file's header and its [tag, payload] sections (pml_plan_format.h)."""
+    """A plan file's header and its [tag, payload] sections (pml/plan_format.h)."""
     at, sections = 16, []
     while at < len(data):
         tag, _, size = struct.unpack_from("<IIQ", data, at)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pml/hash.h"
+
 struct pmlc_arena_block {
     pmlc_arena_block *next;
     size_t size, used;
@@ -76,17 +78,10 @@ void pmlc_arena_free(pmlc_arena *a)
     a->used_total = 0;
 }
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 void *pmlc_strmap_get(const pmlc_strmap *m, const char *key)
 {
     if (!m->cap) return NULL;
-    for (uint64_t i = hash_str(key) & (uint64_t)(m->cap - 1);; i = (i + 1) & (uint64_t)(m->cap - 1)) {
+    for (uint64_t i = pml_fnv1a_str(PML_FNV1A_SEED, key) & (uint64_t)(m->cap - 1);; i = (i + 1) & (uint64_t)(m->cap - 1)) {
         if (!m->keys[i]) return NULL;
         if (!strcmp(m->keys[i], key)) return m->vals[i];
     }
@@ -103,7 +98,7 @@ void *pmlc_strmap_put(pmlc_arena *a, pmlc_strmap *m, const char *key, void *val)
         for (int i = 0; i < old.cap; i++)
             if (old.keys[i]) pmlc_strmap_put(a, m, old.keys[i], old.vals[i]);
     }
-    for (uint64_t i = hash_str(key) & (uint64_t)(m->cap - 1);; i = (i + 1) & (uint64_t)(m->cap - 1)) {
+    for (uint64_t i = pml_fnv1a_str(PML_FNV1A_SEED, key) & (uint64_t)(m->cap - 1);; i = (i + 1) & (uint64_t)(m->cap - 1)) {
         if (!m->keys[i]) {
             m->keys[i] = key;
             m->vals[i] = val;

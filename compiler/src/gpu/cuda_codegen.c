@@ -16,14 +16,7 @@
 #include <stdlib.h>
 
 #include "gpu/cuda_int.h"
-
-/* FNV-1a, 64 bits: names functions by their code. */
-static uint64_t hash_text(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
+#include "pml/hash.h"
 
 static void text_append(cg *c, const cg_text *src)
 {
@@ -313,7 +306,7 @@ static int add_func(cg *c, func_vec *funcs, code_vec *codes, const cg_text *line
                     int n_nodes)
 {
     const char *code = lines->s;
-    uint64_t h = hash_text(code, lines->len);
+    uint64_t h = pml_fnv1a(PML_FNV1A_SEED, code, lines->len); /* names a function by its code */
     char name[32];
     snprintf(name, sizeof name, "pml_%016llx", (unsigned long long)h);
     for (int f = 0, again = 0; f < funcs->n; f++) {

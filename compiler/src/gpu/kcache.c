@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pml/hash.h"
+
 static const char magic[8] = {'P', 'M', 'L', 'K', 'C', 'A', 'C', 'H'};
 
 typedef struct header {
@@ -22,13 +24,6 @@ typedef struct header {
     uint32_t version, zero;
     uint64_t key_len, data_len, sum;
 } header;
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ull;
-    return h;
-}
 
 static int mkdirs(char *path)
 {
@@ -72,7 +67,8 @@ char *pmlc_kcache_key(const char *nvrtc_version, const char *arch, const char *o
 void pmlc_kcache_path(const pmlc_kcache *kc, const char *key, char *buf, size_t cap)
 {
     size_t n = strlen(key);
-    uint64_t a = fnv(1469598103934665603ull, key, n), b = fnv(0x84222325cbf29ce4ull, key, n);
+    /* 128 bits: two FNV-1a hashes from different starts. */
+    uint64_t a = pml_fnv1a(PML_FNV1A_SEED, key, n), b = pml_fnv1a(0x84222325cbf29ce4ull, key, n);
     snprintf(buf, cap, "%s/%016llx%016llx.bin", kc->dir, (unsigned long long)a, (unsigned long long)b);
 }
 
@@ -102,7 +98,7 @@ int pmlc_kcache_get(pmlc_kcache *kc, const char *key, unsigned char **data, size
              h.key_len == klen && h.data_len < ((uint64_t)1 << 34);
     ok = ok && (stored = malloc(klen + 1)) && (d = malloc(h.data_len ? h.data_len : 1));
     ok = ok && read_all(f, stored, klen) && read_all(f, d, h.data_len) && fgetc(f) == EOF;
-    ok = ok && !memcmp(stored, key, klen) && fnv(fnv(1469598103934665603ull, stored, klen), d, h.data_len) == h.sum;
+    ok = ok && !memcmp(stored, key, klen) && pml_fnv1a(pml_fnv1a(PML_FNV1A_SEED, stored, klen), d, h.data_len) == h.sum;
     fclose(f);
     free(stored);
     if (!ok) {
@@ -143,7 +139,7 @@ int pmlc_kcache_put(pmlc_kcache *kc, const char *key, const unsigned char *data,
     header h;
     memcpy(h.magic, magic, 8);
     h.version = PMLC_KCACHE_VERSION, h.zero = 0, h.key_len = klen, h.data_len = size;
-    h.sum = fnv(fnv(1469598103934665603ull, key, klen), data, size);
+    h.sum = pml_fnv1a(pml_fnv1a(PML_FNV1A_SEED, key, klen), data, size);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     int bad = fd < 0 || write_all(fd, &h, sizeof h) || write_all(fd, key, klen) || write_all(fd, data, size) ||
               fsync(fd);

@@ -21,9 +21,9 @@
 #define PMLC_FUSE_H
 
 #include "ir/ir.h"
-#include "pml_plan_format.h"
+#include "pml/plan_format.h"
 
-/* The plan file's values (pml_plan_format.h). */
+/* The plan file's values (pml/plan_format.h). */
 typedef enum pmlc_kernel_kind {
     PMLC_KERNEL_NONE = PML_PLAN_KERNEL_NONE, /* sources and views: no code runs */
     PMLC_KERNEL_ELEMWISE = PML_PLAN_KERNEL_ELEMWISE,

@@ -12,7 +12,7 @@
 
 typedef enum pmlc_opcode {
 #define PML_OP(e, name) OP_##e,
-#include "pml_ops.def"
+#include "pml/ops.def"
 #undef PML_OP
     OP_COUNT
 } pmlc_opcode;

@@ -23,7 +23,7 @@
 
 #define PMLC_MEM_ALIGN PML_PLAN_MEM_ALIGN
 
-/* The plan file's values (pml_plan_format.h, MEMO). */
+/* The plan file's values (pml/plan_format.h, MEMO). */
 typedef enum pmlc_buf_role {
     PMLC_BUF_VALUE = PML_PLAN_BUF_VALUE,       /* the node's value on its own stage */
     PMLC_BUF_RECV = PML_PLAN_BUF_RECV,         /* a copy of another stage's value received here */

@@ -1,4 +1,4 @@
-/* write.c — serialising a plan into the plan-file format (pml_plan_format.h).
+/* write.c — serialising a plan into the plan-file format (pml/plan_format.h).
  *
  * The graph is written with every dimension made concrete by the plan's binding, so
  * the runtime never sees a symbolic size. The bytes are built in memory; writing them
@@ -10,7 +10,7 @@
 
 #include "plan/memplan.h"
 #include "plan/schedule.h"
-#include "pml_plan_format.h"
+#include "pml/plan_format.h"
 
 typedef struct buf {
     unsigned char *p;

@@ -1,4 +1,4 @@
-/* write.h — a plan as the bytes of a plan file (pml_plan_format.h). */
+/* write.h — a plan as the bytes of a plan file (pml/plan_format.h). */
 #ifndef PMLC_PLAN_WRITE_H
 #define PMLC_PLAN_WRITE_H
 

@@ -22,6 +22,7 @@
 #include "formats/out_path.h"
 #include "formats/safetensors.h"
 #include "formats/st_shards.h"
+#include "pml/hash.h"
 
 #define TRAINER_MAX_BYTES (1 << 20)
 #define STAGE_BASE "ckpt" /* DIR/ckpt.tmp.HOST.PID/: a save in progress (checkpoint.h) */
@@ -254,8 +255,8 @@ static pml_status check_step_meta(const pml_sts *f, int64_t step, pml_err *err)
 
 void pml_ckpt_fingerprint(const pml_plan *plan, char out[17])
 {
-    uint64_t h = 1469598103934665603ull;
-#define MIX(byte) (h = (h ^ (uint8_t)(byte)) * 1099511628211ull)
+    uint64_t h = PML_FNV1A_SEED;
+#define MIX(byte) (h = pml_fnv1a_byte(h, (uint8_t)(byte)))
     for (int q = 0; q < plan->n_params; q++) {
         const pml_plan_node *n = &plan->nodes[plan->params[q].node];
         if (!in_file(&plan->params[q], FILE_MODEL)) continue; /* not part of the student */

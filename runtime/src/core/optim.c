@@ -11,16 +11,12 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "pml/hash.h"
 
 enum { INIT_ZEROS, INIT_ONES, INIT_NORMAL, INIT_UNIFORM, INIT_KAIMING, INIT_XAVIER };
 
 /* The stream of a parameter: FNV-1a of its name, so names, not positions, decide. */
-static uint64_t name_stream(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
+static uint64_t name_stream(const char *s) { return pml_fnv1a_str(PML_FNV1A_SEED, s); }
 
 void pml_param_init(const pml_plan_param *p, int rank, const int64_t *dims, int64_t numel, uint64_t seed, float *out)
 {

@@ -1,5 +1,5 @@
 /* kernels.h — the CPU backend's kernels: one entry point that runs any primitive op
- * (compiler/include/pml_ops.def) on contiguous row-major tensors.
+ * (include/pml/ops.def) on contiguous row-major tensors.
  *
  * This is the contract between the executor and the kernels. Semantics of each op
  * (shapes are already checked by the compiler; kernels re-check only what the data

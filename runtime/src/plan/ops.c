@@ -3,7 +3,7 @@
 
 static const char *const op_names[PML_OP_COUNT] = {
 #define PML_OP(e, name) [PML_OP_##e] = name,
-#include "pml_ops.def"
+#include "pml/ops.def"
 #undef PML_OP
 };
 

@@ -1,5 +1,5 @@
 /* ops.h — what the runtime knows of each primitive op apart from running it: its
- * opcode (in plan order, from pml_ops.def), its name for messages and how many inputs
+ * opcode (in plan order, from pml/ops.def), its name for messages and how many inputs
  * it takes. The plan reader checks nodes against it and every backend names ops with
  * it, so it sits in the plan layer, below the backends. */
 #ifndef PML_PLAN_OPS_H
@@ -8,7 +8,7 @@
 /* Opcodes in plan order: PML_OP_ADD, ... */
 typedef enum pml_opcode {
 #define PML_OP(e, name) PML_OP_##e,
-#include "pml_ops.def"
+#include "pml/ops.def"
 #undef PML_OP
     PML_OP_COUNT
 } pml_opcode;

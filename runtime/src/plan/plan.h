@@ -1,5 +1,5 @@
 /* plan.h — a loaded plan: everything the runtime needs to train or serve a model,
- * as read from a plan file (format: compiler/include/pml_plan_format.h).
+ * as read from a plan file (format: include/pml/plan_format.h).
  *
  * Every index in a pml_plan has been validated by the reader: node inputs come before
  * their users, stages are below `stages`, strings and parameter nodes exist, every
@@ -16,7 +16,7 @@
 
 #include "core/error.h"
 #include "formats/mapped_file.h"
-#include "pml_plan_format.h"
+#include "pml/plan_format.h"
 
 #define PML_PLAN_MAX_RANK 8
 
@@ -29,7 +29,7 @@ typedef struct pml_plan_config {
 } pml_plan_config;
 
 typedef struct pml_plan_node {
-    uint16_t op;   /* pml_ops.def order */
+    uint16_t op;   /* pml/ops.def order */
     uint8_t dtype; /* pml_dtype: f32, bf16, f16 or i32 */
     uint8_t rank;
     uint8_t pass; /* 0 forward, 1 input-gradient, 2 weight-gradient */
@@ -116,7 +116,7 @@ typedef struct pml_plan_buffer {
 
 /* One stage's arena (MEMO section): allocate `arena` bytes once, place every buffer by offset. */
 typedef struct pml_plan_memory {
-    int64_t arena, state, activations, temporaries, peak; /* bytes; see pml_plan_format.h */
+    int64_t arena, state, activations, temporaries, peak; /* bytes; see pml/plan_format.h */
     int32_t in_flight;
 } pml_plan_memory;
 

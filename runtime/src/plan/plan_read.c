@@ -1,5 +1,5 @@
 /* plan_read.c — reading and validating plan files (see plan.h and
- * pml_plan_format.h). A plan file is trusted no more than any other input: every
+ * pml/plan_format.h). A plan file is trusted no more than any other input: every
  * count is checked against the bytes left before anything is allocated, and every
  * index against what it points to. */
 #include <stdio.h>

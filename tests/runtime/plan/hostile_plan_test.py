@@ -103,7 +103,7 @@ with tempfile.TemporaryDirectory() as tmp:
         names = ["stages", "batch", "microbatches", "microbatch", "schedule", "precision", "optimizer", "lr",
                  "momentum", "nesterov", "beta1", "beta2", "eps", "weight_decay", "lr_schedule", "warmup", "min_lr",
                  "grad_clip", "steps", "epochs", "seed", "checkpoint_every", "recompute", "data", "data_path",
-                 "labels_path", "features"]  # pml_plan_format.h's PML_PLAN_CONF_FIELDS, in order
+                 "labels_path", "features"]  # pml/plan_format.h's PML_PLAN_CONF_FIELDS, in order
         struct.pack_into("<q", plan, conf_offset(plan) + 8 * names.index("features"), 16)
         with open(os.path.join(tmp, "edited.plan"), "wb") as f:
             f.write(plan)

@@ -1,4 +1,4 @@
-/* pml_plan_format.h — the plan file: what `pmlc build` writes and libpml loads.
+/* pml/plan_format.h — the plan file: what `pmlc build` writes and libpml loads.
  *
  * Shared by the writer (compiler/src/plan/write.c) and the reader
  * (runtime/src/plan/plan_read.c); this comment is the format's specification.
@@ -21,7 +21,7 @@
  *         training (0: none, else in (0, 1), and never with an eval file), eval_every the
  *         steps between evaluations during training (0: none)
  *   NODE  the graph, forward then backward, in execution order:
- *         u32 count, then per node: u16 op (pml_ops.def order), u8 dtype, u8 rank,
+ *         u32 count, then per node: u16 op (pml/ops.def order), u8 dtype, u8 rank,
  *         u8 pass, u8 pad, u16 n_in, i32 stage, i32 label (string or -1),
  *         u16 n_attr, u16 pad, i64 dims[rank], i32 in[n_in], i64 attr[n_attr], f64 fval
  *   PARM  parameters: u32 count, then per parameter: i32 name, i32 layer, i32 node,
