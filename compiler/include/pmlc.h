@@ -5,6 +5,14 @@
  * discards them); the library never exits. A session is not thread-safe; separate
  * sessions may be used from separate threads.
  *
+ * Arguments: every function checks its arguments and refuses a bad one without a
+ * crash: a NULL session, pointer or out-pointer (unless its comment calls it optional), a
+ * negative count, an enum value outside its enum, or a call in the wrong order (planning
+ * before a program was checked). Functions that return an int then return -1, and say
+ * why as an error diagnostic of the session ("pmlc: error: pmlc_session_plan: out is
+ * NULL") when there is one; pmlc_session_create returns NULL (the reason goes to the
+ * options' diag_out). pmlc_session_destroy accepts NULL.
+ *
  * Exports: libpmlc is built with hidden visibility; a function is part of libpmlc.so's
  * interface only when its declaration here starts with PMLC_API, and every function
  * declared here carries it (install.the_shared_libraries_export_exactly_the_public_api
@@ -48,6 +56,7 @@ typedef enum pmlc_plan_format { PMLC_PLAN_TEXT, PMLC_PLAN_JSON, PMLC_PLAN_DOT } 
 
 PMLC_API const char *pmlc_version(void);
 
+/* `opt` is optional (NULL: every option its default). */
 PMLC_API pmlc_session *pmlc_session_create(const pmlc_options *opt);
 PMLC_API void pmlc_session_destroy(pmlc_session *s);
 
@@ -86,7 +95,8 @@ PMLC_API int pmlc_gpu_available(char *why, size_t cap);
 /* After a plan was made (pmlc_session_plan_bytes): where node `node` of its plan file
  * (pml/plan_format.h's node order) was made in the source, as "path:line:col", into
  * `buf` (cap bytes). A gradient node has the location of the forward expression it
- * differentiates. Returns 0; 1 (buf "") when the node has none; -1 past the last node. */
+ * differentiates. Returns 0; 1 (buf "") when the node has none; -1 past the last node
+ * (or for a bad argument). */
 PMLC_API int pmlc_session_node_where(pmlc_session *s, int node, char *buf, size_t cap);
 
 /* The primitive operations, as `pmlc ops` lists them: op `i` (0, 1, ... in plan order). */
@@ -101,7 +111,7 @@ typedef struct pmlc_op_desc {
 /* Fills *out for op `i`; returns 0, or -1 past the last op (*out untouched). */
 PMLC_API int pmlc_op_describe(int i, pmlc_op_desc *out);
 
-/* Number of errors reported so far. */
+/* Number of errors reported so far (-1 for NULL). */
 PMLC_API int pmlc_session_errors(const pmlc_session *s);
 
 #ifdef __cplusplus

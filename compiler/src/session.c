@@ -39,8 +39,18 @@ struct pmlc_session {
 
 const char *pmlc_version(void) { return PMLC_VERSION; }
 
+/* pmlc.h's argument policy: a call refuses a bad argument by returning -1 (NULL for
+ * pmlc_session_create), after reporting "CALL: what is wrong" as an error diagnostic
+ * of the session when there is one. */
+static int refuse(pmlc_session *s, const char *call, const char *what)
+{
+    if (s) pmlc_error(&s->P.diag, PMLC_NOLOC, "%s: %s", call, what);
+    return -1;
+}
+
 int pmlc_gpu_available(char *why, size_t cap)
 {
+    if (!why && cap) return -1;
     pmlc_nvrtc *nv = pmlc_nvrtc_open(why, cap);
     int found = nv != NULL;
     pmlc_nvrtc_close(nv);
@@ -51,14 +61,35 @@ int pmlc_op_describe(int i, pmlc_op_desc *out)
 {
     static const char *const classes[] = {"source", "elementwise", "reduce", "movement", "gather", "matmul", "row loss"};
     _Static_assert(sizeof classes / sizeof *classes == PMLC_OPC_ROWLOSS + 1, "a name for every op class");
-    if (i < 0 || i >= OP_COUNT) return -1;
+    if (i < 0 || i >= OP_COUNT || !out) return -1;
     const pmlc_op_info *o = &pmlc_ops[i];
     *out = (pmlc_op_desc){o->name, classes[o->cls], o->min_in, o->max_in, o->doc};
     return 0;
 }
 
+/* What is wrong with `opt`, or NULL. */
+static const char *bad_options(const pmlc_options *opt)
+{
+    if (opt->n_include_dirs < 0) return "n_include_dirs is below 0";
+    if (opt->n_include_dirs && !opt->include_dirs) return "include_dirs is NULL";
+    for (int i = 0; i < opt->n_include_dirs; i++)
+        if (!opt->include_dirs[i]) return "an entry of include_dirs is NULL";
+    if (opt->n_sets < 0) return "n_sets is below 0";
+    if (opt->n_sets && !opt->sets) return "sets is NULL";
+    for (int i = 0; i < opt->n_sets; i++)
+        if (!opt->sets[i]) return "an entry of sets is NULL";
+    if (opt->max_errors < 0) return "max_errors is below 0";
+    if (opt->freeze_from < 0) return "freeze_from is below 0";
+    return NULL;
+}
+
 pmlc_session *pmlc_session_create(const pmlc_options *opt)
 {
+    const char *bad = opt ? bad_options(opt) : NULL;
+    if (bad) {
+        if (opt->diag_out) fprintf(opt->diag_out, "pmlc: error: pmlc_session_create: %s\n", bad);
+        return NULL;
+    }
     pmlc_session *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     pmlc_program *P = &s->P;
@@ -80,7 +111,7 @@ void pmlc_session_destroy(pmlc_session *s)
     free(s);
 }
 
-int pmlc_session_errors(const pmlc_session *s) { return s->P.diag.errors; }
+int pmlc_session_errors(const pmlc_session *s) { return s ? s->P.diag.errors : -1; }
 
 /* --set key=value: each becomes a one-field source of its own, named "--set". */
 static void parse_sets(pmlc_program *P)
@@ -224,11 +255,25 @@ static int run_check(pmlc_session *s, const char *path, const char *text, size_t
     return P->diag.errors;
 }
 
-int pmlc_session_check_file(pmlc_session *s, const char *path) { return run_check(s, path, NULL, 0); }
+int pmlc_session_check_file(pmlc_session *s, const char *path)
+{
+    if (!s || !path) return refuse(s, __func__, "path is NULL");
+    return run_check(s, path, NULL, 0);
+}
 
 int pmlc_session_check_text(pmlc_session *s, const char *path, const char *text, size_t len)
 {
-    return run_check(s, path, text ? text : "", text ? len : 0);
+    if (!s || !path) return refuse(s, __func__, "path is NULL");
+    if (!text && len) return refuse(s, __func__, "text is NULL with a length above 0");
+    return run_check(s, path, text ? text : "", len);
+}
+
+/* The checks every call after a check makes: the session was given a program. */
+static int unchecked(pmlc_session *s, const char *call)
+{
+    if (!s) return -1;
+    if (!s->used) return refuse(s, call, "no program was checked (pmlc_session_check_file or _text comes first)");
+    return 0;
 }
 
 /* The model `pmlc plan` shows: --model, else the one trained (or distilled), else the
@@ -271,6 +316,10 @@ static int choose_model(pmlc_session *s)
 
 int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out)
 {
+    if (unchecked(s, __func__)) return -1;
+    if (fmt != PMLC_PLAN_TEXT && fmt != PMLC_PLAN_JSON && fmt != PMLC_PLAN_DOT)
+        return refuse(s, __func__, "fmt is no pmlc_plan_format");
+    if (!out) return refuse(s, __func__, "out is NULL");
     pmlc_program *P = &s->P;
     if (!P->checked) return P->diag.errors ? P->diag.errors : 1;
     int before = P->diag.errors;
@@ -306,6 +355,8 @@ pmlc_program *pmlc_session_program(pmlc_session *s) { return &s->P; }
 
 int pmlc_session_node_where(pmlc_session *s, int node, char *buf, size_t cap)
 {
+    if (!buf && cap) return refuse(s, __func__, "buf is NULL with cap above 0");
+    if (unchecked(s, __func__)) return -1;
     pmlc_program *P = &s->P;
     const pmlc_plan *pl = NULL;
     if (cap) buf[0] = 0;
@@ -321,6 +372,9 @@ int pmlc_session_node_where(pmlc_session *s, int node, char *buf, size_t cap)
 
 int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len)
 {
+    if (bytes) *bytes = NULL;
+    if (!bytes || !len) return refuse(s, __func__, bytes ? "len is NULL" : "bytes is NULL");
+    if (unchecked(s, __func__)) return -1;
     pmlc_program *P = &s->P;
     int before = P->diag.errors;
     const pmlc_plan *pl = NULL;
@@ -333,6 +387,10 @@ int pmlc_session_plan_bytes(pmlc_session *s, unsigned char **bytes, size_t *len)
 int pmlc_session_plan_bytes_gpu(pmlc_session *s, const char *archs, unsigned char **bytes, size_t *len, char *summary,
                                 size_t cap)
 {
+    if (bytes) *bytes = NULL;
+    if (!bytes || !len) return refuse(s, __func__, bytes ? "len is NULL" : "bytes is NULL");
+    if (!summary && cap) return refuse(s, __func__, "summary is NULL with cap above 0");
+    if (unchecked(s, __func__)) return -1;
     pmlc_program *P = &s->P;
     int before = P->diag.errors;
     const pmlc_plan *pl = NULL;

@@ -8,6 +8,20 @@
  * never prints and never exits; a failing call that takes a context leaves a message
  * in it (pml_context_error).
  *
+ * Arguments: every function checks its arguments and refuses a bad one with
+ * PML_ERR_INVALID_ARG, never a crash: a NULL handle, pointer or out-pointer (unless its
+ * comment calls it optional, as the metrics of pml_session_train_step), a negative count
+ * or size, an index out of range, a buffer of the wrong size, a dtype or backend outside
+ * its enum, or a call in the wrong order (a session's call from inside its own feeder or
+ * metrics callback). The message, in the context of the handle when there is one, names
+ * the call and the argument ("pml_session_read: dst is NULL"); a NULL context or handle
+ * has no context to hold one. A handle's out-pointer is set to NULL on every failure, so
+ * a call after a failed create is refused, not run on garbage. Functions that return a
+ * pointer return NULL for a bad argument, those that return a count or an index -1 (the
+ * sole exception, pml_plan_seed, returns 0); destroy and close functions accept NULL.
+ * Other failures leave the object usable and as it was unless their comment says
+ * otherwise.
+ *
  * Thread safety: pml_version, pml_status_name, pml_dtype_size and pml_dtype_name may be
  * called from any thread. A context, and the plans and sessions made with it, are used
  * by one thread at a time; separate contexts are independent. A session runs its
@@ -93,8 +107,10 @@ PML_API pml_status pml_plan_open(pml_context *ctx, const char *path, pml_plan **
 PML_API pml_status pml_plan_open_memory(pml_context *ctx, const void *bytes, size_t len, const char *name,
                                         pml_plan **out);
 PML_API void pml_plan_close(pml_plan *plan);
+/* -1 for a NULL plan. */
 PML_API int pml_plan_param_count(const pml_plan *plan);
-/* Parameter `i`'s name (as in checkpoints: "blocks.3.attn.qkv.weight") and element count. */
+/* Parameter `i`'s name (as in checkpoints: "blocks.3.attn.qkv.weight") and element count;
+ * NULL and -1 for an index out of range. */
 PML_API const char *pml_plan_param_name(const pml_plan *plan, int i);
 PML_API int64_t pml_plan_param_numel(const pml_plan *plan, int i);
 
@@ -133,7 +149,7 @@ typedef struct pml_step_metrics {
 
 /* One optimizer step on the next global batch: from the feeder when one is set
  * (pml_session_set_feeder), else from the plan's data source (PML_ERR_INVALID_ARG when
- * the plan names none). */
+ * the plan names none). `metrics` is optional. */
 PML_API pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics);
 /* Copies parameter `name`'s f32 values out of / into the session (count must equal its
  * element count). */
@@ -169,8 +185,10 @@ typedef struct pml_buffer {
     const char *source; /* where the rows come from (a file's path), starting messages about them; NULL: the call */
 } pml_buffer;
 
-/* The global batch a step takes and the micro-batch it is cut into (rows). */
+/* The global batch a step takes and the micro-batch it is cut into (rows); either
+ * out-pointer is optional, and a NULL plan gives 0 and 0. */
 PML_API void pml_plan_batch(const pml_plan *plan, int64_t *batch, int64_t *microbatch);
+/* -1 for a NULL plan. */
 PML_API int pml_plan_input_count(const pml_plan *plan);
 /* Model input `i`, the labels, the output: dims[0] is the global batch (what a train
  * step takes; inference takes any number of rows of dims[1..]); the dtype is the one
@@ -201,7 +219,7 @@ PML_API pml_status pml_session_train_batch(pml_session *s, const pml_buffer *inp
  * Returns 0, or non-zero to fail the step (PML_ERR_INVALID_ARG naming the step and the
  * value; nothing is trained). The rows are checked as pml_session_train_batch's. */
 typedef int (*pml_feeder_fn)(void *user, int64_t step, void *const *inputs, void *labels);
-/* Sets the feeder (NULL: back to the plan's data source). */
+/* Sets the feeder (NULL: back to the plan's data source; `user` is the caller's, any value). */
 PML_API pml_status pml_session_set_feeder(pml_session *s, pml_feeder_fn fn, void *user);
 
 /* Called after every step taken (train_step, train_batch, train) with its metrics,
@@ -300,9 +318,9 @@ PML_API pml_status pml_session_resume(pml_session *s, const char *dir);
  * either (a checkpoint, or plain weights); every parameter present by plan name, f32,
  * its plan shape, no tensor the plan lacks. On failure the session is unchanged. */
 PML_API pml_status pml_session_load_weights(pml_session *s, const char *path);
-/* Steps taken: 0 for a new session, the checkpoint's step after a resume. */
+/* Steps taken: 0 for a new session, the checkpoint's step after a resume; -1 for NULL. */
 PML_API int64_t pml_session_steps_done(const pml_session *s);
-/* The train block's seed: what pmlc trains with when --seed is not given. */
+/* The train block's seed: what pmlc trains with when --seed is not given (0 for NULL). */
 PML_API uint64_t pml_plan_seed(const pml_plan *plan);
 
 #ifdef __cplusplus

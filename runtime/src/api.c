@@ -2,6 +2,8 @@
  * and sessions (the pipeline executor and its data feed, train/). Checkpoints are
  * api_checkpoint.c's, training and evaluation on caller data api_data.c's, inference
  * api_infer.c's. Each public call records its error message in the context it belongs to. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,8 +23,20 @@ pml_status pml_api_record(pml_context *ctx, pml_status st, const pml_err *err)
     return st;
 }
 
+pml_status pml_api_check(pml_err *err, int ok, const char *call, const char *fmt, ...)
+{
+    if (err->code || ok) return err->code;
+    int n = snprintf(err->msg, sizeof err->msg, "%s: ", call);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + n, sizeof err->msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    return err->code = PML_ERR_INVALID_ARG;
+}
+
 pml_status pml_context_create(pml_context **out)
 {
+    if (!out) return PML_ERR_INVALID_ARG;
     *out = calloc(1, sizeof **out);
     return *out ? PML_OK : PML_ERR_NOMEM;
 }
@@ -32,34 +46,46 @@ const char *pml_context_error(const pml_context *ctx) { return ctx ? ctx->last.m
 
 pml_status pml_plan_open(pml_context *ctx, const char *path, pml_plan **out)
 {
+    if (out) *out = NULL;
+    if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
+    PML_CHECK_NONNULL(&err, path);
+    if (PML_CHECK_NONNULL(&err, out)) return pml_api_record(ctx, err.code, &err);
     return pml_api_record(ctx, pml_plan_load(path, out, &err), &err);
 }
 
 pml_status pml_plan_open_memory(pml_context *ctx, const void *bytes, size_t len, const char *name, pml_plan **out)
 {
+    if (out) *out = NULL;
+    if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    return pml_api_record(ctx, pml_plan_read(bytes, len, name, out, &err), &err);
+    pml_api_check(&err, bytes || !len, __func__, "bytes is NULL, with len %zu", len);
+    PML_CHECK_NONNULL(&err, name);
+    if (PML_CHECK_NONNULL(&err, out)) return pml_api_record(ctx, err.code, &err);
+    return pml_api_record(ctx, pml_plan_read(bytes ? bytes : "", len, name, out, &err), &err);
 }
 
 void pml_plan_close(pml_plan *plan) { pml_plan_free(plan); }
-int pml_plan_param_count(const pml_plan *plan) { return plan->n_params; }
+int pml_plan_param_count(const pml_plan *plan) { return plan ? plan->n_params : -1; }
 
 const char *pml_plan_param_name(const pml_plan *plan, int i)
 {
-    return i >= 0 && i < plan->n_params ? plan->params[i].name : NULL;
+    return plan && i >= 0 && i < plan->n_params ? plan->params[i].name : NULL;
 }
 
 int64_t pml_plan_param_numel(const pml_plan *plan, int i)
 {
-    return i >= 0 && i < plan->n_params ? plan->nodes[plan->params[i].node].numel : -1;
+    return plan && i >= 0 && i < plan->n_params ? plan->nodes[plan->params[i].node].numel : -1;
 }
 
 pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, uint64_t seed,
                               pml_session **out)
 {
+    if (out) *out = NULL;
+    if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    *out = NULL;
+    PML_CHECK_NONNULL(&err, plan);
+    if (PML_CHECK_NONNULL(&err, out)) return pml_api_record(ctx, err.code, &err);
     pml_backend got;
     if (pml_backend_select(backend, plan, &got, &err)) return pml_api_record(ctx, err.code, &err);
     pml_session *s = calloc(1, sizeof *s);
@@ -92,29 +118,32 @@ void pml_session_destroy(pml_session *s)
     free(s);
 }
 
-/* The parameter called `name` whose size is `count`, or an error. */
-static pml_status find_param(pml_session *s, const char *name, const void *values, int64_t count, int *out,
+/* The parameter called `name` whose size is `count`, or an error naming `call`. */
+static pml_status find_param(pml_session *s, const char *call, const char *name, int64_t count, int *out,
                              pml_err *err)
 {
-    if (!name || !values) return pml_err_set(err, PML_ERR_INVALID_ARG, "no parameter name or no values (NULL)");
     for (int q = 0; q < s->plan->n_params; q++) {
         if (strcmp(s->plan->params[q].name, name)) continue;
         int64_t n = s->plan->nodes[s->plan->params[q].node].numel;
         if (n != count)
-            return pml_err_set(err, PML_ERR_INVALID_ARG, "parameter '%s' has %lld elements, not %lld", name,
-                               (long long)n, (long long)count);
+            return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: parameter '%s' has %lld elements, not %lld", call,
+                               name, (long long)n, (long long)count);
         *out = q;
         return PML_OK;
     }
-    return pml_err_set(err, PML_ERR_INVALID_ARG, "the model has no parameter '%s'", name);
+    return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: the model has no parameter '%s'", call, name);
 }
 
 pml_status pml_session_read(pml_session *s, const char *name, float *dst, int64_t count)
 {
     if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
+    PML_CHECK_IDLE(&err, s);
+    PML_CHECK_NONNULL(&err, name);
+    PML_CHECK_NONNULL(&err, dst);
+    PML_CHECK_NONNEG(&err, count);
     int q = -1; /* set by find_param on success; -O3 cannot see that */
-    pml_status st = find_param(s, name, dst, count, &q, &err);
+    pml_status st = err.code ? err.code : find_param(s, __func__, name, count, &q, &err);
     if (!st) memcpy(dst, pml_pipeline_param(s->pipe, q), sizeof(float) * (size_t)count);
     return pml_api_record(s->ctx, st, &err);
 }
@@ -123,8 +152,12 @@ pml_status pml_session_write(pml_session *s, const char *name, const float *src,
 {
     if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
+    PML_CHECK_IDLE(&err, s);
+    PML_CHECK_NONNULL(&err, name);
+    PML_CHECK_NONNULL(&err, src);
+    PML_CHECK_NONNEG(&err, count);
     int q = -1; /* set by find_param on success; -O3 cannot see that */
-    pml_status st = find_param(s, name, src, count, &q, &err);
+    pml_status st = err.code ? err.code : find_param(s, __func__, name, count, &q, &err);
     if (!st) memcpy(pml_pipeline_param(s->pipe, q), src, sizeof(float) * (size_t)count);
     return pml_api_record(s->ctx, st, &err);
 }

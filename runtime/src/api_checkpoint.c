@@ -8,37 +8,47 @@
 pml_status pml_checkpoint_read_info(pml_context *ctx, const pml_plan *plan, const char *dir,
                                     pml_checkpoint_info *info)
 {
+    if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
     pml_ckpt_info got = {0};
-    pml_status st = !plan || !dir || !info ? pml_err_set(&err, PML_ERR_INVALID_ARG,
-                                                         "pml_checkpoint_read_info needs a plan, a folder and an info")
-                                           : pml_ckpt_read_info(plan, dir, &got, &err);
+    PML_CHECK_NONNULL(&err, plan);
+    PML_CHECK_NONNULL(&err, dir);
+    pml_status st = PML_CHECK_NONNULL(&err, info);
+    if (!st) st = pml_ckpt_read_info(plan, dir, &got, &err);
     if (!st) *info = (pml_checkpoint_info){got.step, got.seed, got.freeze_afresh};
     return pml_api_record(ctx, st, &err);
 }
 
+/* A folder or file argument: neither NULL nor "". */
+#define CHECK_PATH(err, p) pml_api_check((err), (p) && *(p), __func__, "%s is %s", #p, (p) ? "\"\"" : "NULL")
+
 pml_status pml_checkpoint_check_folder(pml_context *ctx, const char *dir)
 {
+    if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    pml_status st = !dir || !*dir ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_checkpoint_check_folder needs a folder")
-                                  : pml_ckpt_check_folder(dir, &err);
+    pml_status st = CHECK_PATH(&err, dir);
+    if (!st) st = pml_ckpt_check_folder(dir, &err);
     return pml_api_record(ctx, st, &err);
 }
 
 pml_status pml_session_save(pml_session *s, const char *dir)
 {
+    if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    pml_status st = !dir || !*dir ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_save needs a folder")
-                                  : pml_ckpt_save(s->plan, s->pipe, s->seed, dir, &err);
+    PML_CHECK_IDLE(&err, s);
+    pml_status st = CHECK_PATH(&err, dir);
+    if (!st) st = pml_ckpt_save(s->plan, s->pipe, s->seed, dir, &err);
     return pml_api_record(s->ctx, st, &err);
 }
 
 pml_status pml_session_resume(pml_session *s, const char *dir)
 {
+    if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
     pml_ckpt_info info;
-    pml_status st = !dir || !*dir ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_resume needs a folder")
-                                  : pml_ckpt_read_info(s->plan, dir, &info, &err);
+    PML_CHECK_IDLE(&err, s);
+    pml_status st = CHECK_PATH(&err, dir);
+    if (!st) st = pml_ckpt_read_info(s->plan, dir, &info, &err);
     /* The seed is half of the run's state (with the step): another one would draw other
      * data and dropout masks from here on, and no longer continue the run. */
     if (!st && info.seed != s->seed)
@@ -52,12 +62,13 @@ pml_status pml_session_resume(pml_session *s, const char *dir)
 
 pml_status pml_session_load_weights(pml_session *s, const char *path)
 {
+    if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    pml_status st = !path || !*path
-                        ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_load_weights needs a file or folder")
-                        : pml_ckpt_load_weights(s->plan, s->pipe, path, &err);
+    PML_CHECK_IDLE(&err, s);
+    pml_status st = CHECK_PATH(&err, path);
+    if (!st) st = pml_ckpt_load_weights(s->plan, s->pipe, path, &err);
     return pml_api_record(s->ctx, st, &err);
 }
 
-int64_t pml_session_steps_done(const pml_session *s) { return pml_pipeline_steps_done(s->pipe); }
-uint64_t pml_plan_seed(const pml_plan *plan) { return (uint64_t)plan->conf.seed; }
+int64_t pml_session_steps_done(const pml_session *s) { return s ? pml_pipeline_steps_done(s->pipe) : -1; }
+uint64_t pml_plan_seed(const pml_plan *plan) { return plan ? (uint64_t)plan->conf.seed : 0; }

@@ -42,7 +42,7 @@ void pml_plan_batch(const pml_plan *plan, int64_t *batch, int64_t *microbatch)
     if (microbatch) *microbatch = plan ? plan->conf.microbatch : 0;
 }
 
-int pml_plan_input_count(const pml_plan *plan) { return plan ? plan->n_inputs : 0; }
+int pml_plan_input_count(const pml_plan *plan) { return plan ? plan->n_inputs : -1; }
 
 pml_status pml_plan_input_info(const pml_plan *plan, int i, pml_tensor_info *out)
 {
@@ -103,7 +103,7 @@ static pml_status bind_one(const pml_plan *plan, const char *call, const pml_buf
 {
     char what[160];
     input_name(plan, input, what, sizeof what);
-    if (!b) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: no buffer for the %s (NULL)", call, what);
+    if (!b) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: labels is NULL", call);
     if ((unsigned)b->dtype >= PML_DTYPE_COUNT)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: the %s's buffer has no valid dtype (%d)", call, what,
                            (int)b->dtype);
@@ -139,7 +139,7 @@ pml_status pml_api_bind(const pml_plan *plan, const char *call, const pml_buffer
     if (n_inputs != plan->n_inputs)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: %d input buffers, but the model has %d input%s", call,
                            n_inputs, plan->n_inputs, plan->n_inputs == 1 ? "" : "s");
-    if (!inputs && n_inputs > 0) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: no input buffers (NULL)", call);
+    if (!inputs && n_inputs > 0) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: inputs is NULL", call);
     if (want_labels && plan->labels < 0)
         return pml_err_set(err, PML_ERR_UNSUPPORTED, "%s: the model has no labels (its train block gives no loss)",
                            call);
@@ -192,7 +192,9 @@ static pml_status take_step(pml_session *s, const pml_api_rows *rows, double fee
                             .feed_seconds = feed_seconds,
                             .samples = s->plan->conf.batch};
     if (m) *m = out;
+    s->busy = 1;
     if (s->on_metrics && s->on_metrics(s->metrics_user, &out) && stop) *stop = 1;
+    s->busy = 0;
     return PML_OK;
 }
 
@@ -210,7 +212,8 @@ pml_status pml_session_train_batch(pml_session *s, const pml_buffer *inputs, int
     pml_err err = {0};
     double t0 = now();
     pml_api_rows *rows = calloc((size_t)s->plan->n_inputs + 1, sizeof *rows);
-    pml_status st = rows ? PML_OK : pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
+    pml_status st = PML_CHECK_IDLE(&err, s);
+    if (!st && !rows) st = pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
     if (!st)
         st = pml_api_bind(s->plan, "pml_session_train_batch", inputs, n_inputs, labels, 1, s->plan->conf.batch, rows,
                           NULL, &err);
@@ -245,7 +248,9 @@ static pml_status feeder_step(pml_session *s, pml_step_metrics *m, int *stop, pm
     pml_status st = feeder_bufs(s, err);
     if (st) return st;
     int64_t step = pml_pipeline_steps_done(s->pipe);
+    s->busy = 1;
     int rc = s->feeder(s->feeder_user, step, s->feeder_bufs, s->feeder_bufs[n]);
+    s->busy = 0;
     if (rc)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "the feeder returned %d at step %lld: no step was taken", rc,
                            (long long)step);
@@ -283,6 +288,7 @@ pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics)
 {
     if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
+    if (PML_CHECK_IDLE(&err, s)) return pml_api_record(s->ctx, err.code, &err);
     return pml_api_record(s->ctx, next_step(s, metrics, NULL, &err), &err);
 }
 
@@ -291,8 +297,8 @@ pml_status pml_session_train(pml_session *s, int64_t steps, int64_t *done)
     if (done) *done = 0;
     if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    pml_status st = steps < 0 ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_train: %lld steps", (long long)steps)
-                              : PML_OK;
+    PML_CHECK_IDLE(&err, s);
+    pml_status st = PML_CHECK_NONNEG(&err, steps);
     int stop = 0;
     for (int64_t i = 0; i < steps && !st && !stop; i++) {
         st = next_step(s, NULL, &stop, &err);
@@ -304,6 +310,8 @@ pml_status pml_session_train(pml_session *s, int64_t steps, int64_t *done)
 pml_status pml_session_set_feeder(pml_session *s, pml_feeder_fn fn, void *user)
 {
     if (!s) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    if (PML_CHECK_IDLE(&err, s)) return pml_api_record(s->ctx, err.code, &err);
     s->feeder = fn;
     s->feeder_user = user;
     return pml_api_record(s->ctx, PML_OK, NULL);
@@ -312,6 +320,8 @@ pml_status pml_session_set_feeder(pml_session *s, pml_feeder_fn fn, void *user)
 pml_status pml_session_set_metrics(pml_session *s, pml_metrics_fn fn, void *user)
 {
     if (!s) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    if (PML_CHECK_IDLE(&err, s)) return pml_api_record(s->ctx, err.code, &err);
     s->on_metrics = fn;
     s->metrics_user = user;
     return pml_api_record(s->ctx, PML_OK, NULL);
@@ -324,21 +334,15 @@ pml_status pml_session_batch(pml_session *s, int64_t step, void *const *inputs, 
     const pml_plan *plan = s->plan;
     int n = plan->n_inputs;
     int64_t M = plan->conf.batch / plan->conf.microbatch;
-    pml_status st = PML_OK;
-    if (!s->feed)
-        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_batch: the plan names no data source");
-    else if (step < 0 || step >= PML_EVAL_STEP0)
-        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_batch: step %lld is not a training step",
-                         (long long)step);
-    else if (!inputs && n > 0)
-        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_batch: no input buffers (NULL)");
-    for (int k = -1; k < n && !st; k++) {
-        if (k < 0 && plan->labels < 0) continue;
-        char what[160];
-        if (!(k >= 0 ? inputs[k] : labels))
-            st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_batch: no buffer for the %s (NULL)",
-                             input_name(plan, k, what, sizeof what));
-    }
+    PML_CHECK_IDLE(&err, s);
+    pml_api_check(&err, s->feed != NULL, __func__, "the plan names no data source");
+    pml_api_check(&err, step >= 0 && step < PML_EVAL_STEP0, __func__, "step %lld is not a training step",
+                  (long long)step);
+    pml_api_check(&err, inputs || !n, __func__, "inputs is NULL");
+    pml_api_check(&err, labels || plan->labels < 0, __func__, "labels is NULL");
+    for (int k = 0; k < n && !err.code; k++)
+        pml_api_check(&err, inputs[k] != NULL, __func__, "inputs[%d] (the input '%s') is NULL", k, plan->input_names[k]);
+    pml_status st = err.code;
     for (int k = -1; k < n && !st; k++) {
         if (k < 0 && plan->labels < 0) continue;
         char *dst = k >= 0 ? inputs[k] : labels;
@@ -356,8 +360,9 @@ pml_status pml_session_evaluate(pml_session *s, const pml_buffer *inputs, int n_
     const pml_plan *plan = s->plan;
     int64_t rows = 0, batch = plan->conf.batch;
     pml_api_rows *bound = calloc((size_t)plan->n_inputs + 1, sizeof *bound);
-    pml_status st = bound ? PML_OK : pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
-    if (!st && !out) st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_session_evaluate: no result (NULL)");
+    PML_CHECK_IDLE(&err, s);
+    pml_status st = PML_CHECK_NONNULL(&err, out);
+    if (!st && !bound) st = pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
     if (!st && (plan->output < 0 || plan->loss < 0))
         st = pml_err_set(&err, PML_ERR_UNSUPPORTED, "pml_session_evaluate: the model has no loss to evaluate");
     if (!st)

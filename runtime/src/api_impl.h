@@ -38,7 +38,26 @@ struct pml_session {
     void **feeder_bufs; /* the feeder's global batch: per input, then the labels */
     pml_metrics_fn on_metrics;
     void *metrics_user;
+    /* 1 while a call trains or evaluates, callbacks included: a call the feeder or the
+     * metrics callback makes back into the session is refused (pml_api_enter), not run
+     * on a pipeline in the middle of a step. */
+    int busy;
 };
+
+/* The argument checks of pml.h's policy: when `ok` is false, PML_ERR_INVALID_ARG with
+ * the message "CALL: <fmt...>". A check does nothing when err already holds a failure
+ * (the first one wins) and returns err's code, so a call lists its checks one after
+ * another and tests the code once. */
+pml_status pml_api_check(pml_err *err, int ok, const char *call, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define PML_CHECK_NONNULL(err, p) pml_api_check((err), (p) != NULL, __func__, "%s is NULL", #p)
+#define PML_CHECK_NONNEG(err, n) pml_api_check((err), (n) >= 0, __func__, "%s is %lld, below 0", #n, (long long)(n))
+
+/* The first check of a call on a session, after `s` itself (NULL: PML_ERR_INVALID_ARG
+ * with no message, as there is no context to hold one): refuses a call made from inside
+ * the session's own callbacks. */
+#define PML_CHECK_IDLE(err, s)                                                                                        \
+    pml_api_check((err), !(s)->busy, __func__, "called from inside the session's feeder or metrics callback")
 
 /* Records `st` (and, when it failed, err's message) as ctx's last outcome; returns st. */
 pml_status pml_api_record(pml_context *ctx, pml_status st, const pml_err *err);

@@ -47,7 +47,6 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
     if (!batched)
         return pml_err_set(err, PML_ERR_UNSUPPORTED,
                            "the model's inputs and output need a batch dimension (their first) for inference");
-    if (threads < 0) return pml_err_set(err, PML_ERR_INVALID_ARG, "%d threads", threads);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (threads == 0) threads = (int)(cpus > 0 ? cpus : 1);
     pml_infer *inf = calloc(1, sizeof *inf);
@@ -78,11 +77,14 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
 pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, int threads,
                             const char *weights, pml_infer **out)
 {
+    if (out) *out = NULL;
+    if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
     pml_backend got;
-    if (out) *out = NULL;
-    pml_status st = !plan || !out ? pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_create: no plan or no result (NULL)")
-                                  : pml_backend_select(backend, plan, &got, &err);
+    PML_CHECK_NONNULL(&err, plan);
+    PML_CHECK_NONNEG(&err, threads);
+    pml_status st = PML_CHECK_NONNULL(&err, out);
+    if (!st) st = pml_backend_select(backend, plan, &got, &err);
     pml_infer *inf = NULL;
     if (!st) st = make(ctx, plan, got, threads, &inf, &err);
     if (!st && weights) st = pml_ckpt_load_weights(plan, inf->pipe, weights, &err); /* the reader --init uses */
@@ -96,11 +98,14 @@ pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend 
 
 pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer **out)
 {
+    if (out) *out = NULL;
     if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
     pml_infer *inf = NULL;
-    pml_status st = out ? make(s->ctx, s->plan, s->backend, threads, &inf, &err)
-                        : pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_create_from_session: no result (NULL)");
+    PML_CHECK_IDLE(&err, s);
+    PML_CHECK_NONNEG(&err, threads);
+    pml_status st = PML_CHECK_NONNULL(&err, out);
+    if (!st) st = make(s->ctx, s->plan, s->backend, threads, &inf, &err);
     for (int q = 0; !st && q < s->plan->n_params; q++) {
         const float *from = pml_pipeline_param(s->pipe, q);
         float *to = pml_pipeline_param(inf->pipe, q);
@@ -122,11 +127,8 @@ pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_info *out)
 {
     if (!inf) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    pml_status st = PML_OK;
-    if (!out)
-        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_output: no result (NULL)");
-    else if (rows < 0)
-        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_output: %lld rows", (long long)rows);
+    PML_CHECK_NONNEG(&err, rows);
+    pml_status st = PML_CHECK_NONNULL(&err, out);
     if (!st) {
         pml_plan_output_info(inf->plan, out);
         out->dims[0] = rows;
@@ -151,7 +153,7 @@ pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs,
                          "pml_infer_run: the output buffer holds %zu bytes, but %lld rows of output take %zu", out_bytes,
                          (long long)n, (size_t)n * row_bytes);
     else if (!st && n > 0 && !out)
-        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_run: no output buffer (NULL)");
+        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_run: out is NULL");
     for (int64_t r0 = 0; r0 < n && !st; r0 += mbs) {
         int64_t take = n - r0 < mbs ? n - r0 : mbs;
         for (int k = 0; k < n_in; k++) {

@@ -53,6 +53,25 @@ int api_compile_example(const char *name, unsigned char **bytes, size_t *len)
     return errors;
 }
 
+int api_open_mlp(pml_context **ctx, pml_plan **plan, pml_session **s)
+{
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    CHECK(api_compile_example("mlp.pml", &bytes, &len) == 0);
+    CHECK_STATUS(pml_context_create(ctx), PML_OK);
+    CHECK_STATUS(pml_plan_open_memory(*ctx, bytes, len, "mlp.pml", plan), PML_OK);
+    free(bytes);
+    CHECK_STATUS(pml_session_create(*ctx, *plan, PML_BACKEND_CPU, 1234, s), PML_OK);
+    return 0;
+}
+
+void api_close_mlp(pml_context *ctx, pml_plan *plan, pml_session *s)
+{
+    pml_session_destroy(s);
+    pml_plan_close(plan);
+    pml_context_destroy(ctx);
+}
+
 void api_failed(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;

@@ -31,6 +31,10 @@ const char *api_work_path(const char *name);
  * frees *bytes. Returns 0 on success. */
 int api_compile_example(const char *name, unsigned char **bytes, size_t *len);
 void api_failed(const char *file, int line, const char *fmt, ...);
+/* A context, examples/mlp.pml's plan and a CPU session on it (seed 1234); returns 0 on
+ * success. api_close_mlp frees the three. */
+int api_open_mlp(pml_context **ctx, pml_plan **plan, pml_session **s);
+void api_close_mlp(pml_context *ctx, pml_plan *plan, pml_session *s);
 
 #define API_CASE(name)                                                                                                \
     static int name(void);                                                                                            \

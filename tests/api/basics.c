@@ -128,32 +128,12 @@ API_CASE(a_plan_lists_its_parameters)
     return 0;
 }
 
-/* A context, the MLP's plan and a CPU session on it. */
-static int open_mlp(pml_context **ctx, pml_plan **plan, pml_session **s)
-{
-    unsigned char *bytes = NULL;
-    size_t len = 0;
-    CHECK(api_compile_example("mlp.pml", &bytes, &len) == 0);
-    CHECK_STATUS(pml_context_create(ctx), PML_OK);
-    CHECK_STATUS(pml_plan_open_memory(*ctx, bytes, len, "mlp.pml", plan), PML_OK);
-    free(bytes);
-    CHECK_STATUS(pml_session_create(*ctx, *plan, PML_BACKEND_CPU, 1234, s), PML_OK);
-    return 0;
-}
-
-static void close_mlp(pml_context *ctx, pml_plan *plan, pml_session *s)
-{
-    pml_session_destroy(s);
-    pml_plan_close(plan);
-    pml_context_destroy(ctx);
-}
-
 API_CASE(a_session_trains_and_reports_each_step)
 {
     pml_context *ctx;
     pml_plan *plan;
     pml_session *s;
-    CHECK(open_mlp(&ctx, &plan, &s) == 0);
+    CHECK(api_open_mlp(&ctx, &plan, &s) == 0);
     pml_step_metrics m = {0};
     for (int i = 1; i <= 3; i++) {
         CHECK_STATUS(pml_session_train_step(s, &m), PML_OK);
@@ -161,7 +141,7 @@ API_CASE(a_session_trains_and_reports_each_step)
     }
     CHECK_STATUS(pml_session_train_step(s, NULL), PML_OK); /* metrics are optional */
     CHECK(!strcmp(pml_context_error(ctx), ""));
-    close_mlp(ctx, plan, s);
+    api_close_mlp(ctx, plan, s);
     pml_session_destroy(NULL);
     return 0;
 }
@@ -171,10 +151,10 @@ API_CASE(pml_session_create_refuses_an_unknown_backend)
     pml_context *ctx;
     pml_plan *plan;
     pml_session *s, *bad = NULL;
-    CHECK(open_mlp(&ctx, &plan, &s) == 0);
+    CHECK(api_open_mlp(&ctx, &plan, &s) == 0);
     CHECK(pml_session_create(ctx, plan, (pml_backend)42, 1, &bad) != PML_OK);
     CHECK(bad == NULL && pml_context_error(ctx)[0]);
-    close_mlp(ctx, plan, s);
+    api_close_mlp(ctx, plan, s);
     return 0;
 }
 
@@ -183,7 +163,7 @@ API_CASE(pml_session_read_and_write_check_the_name_and_count)
     pml_context *ctx;
     pml_plan *plan;
     pml_session *s;
-    CHECK(open_mlp(&ctx, &plan, &s) == 0);
+    CHECK(api_open_mlp(&ctx, &plan, &s) == 0);
     const char *name = pml_plan_param_name(plan, 0);
     int64_t n = pml_plan_param_numel(plan, 0);
     float *w = malloc(sizeof(float) * (size_t)(n + 1)), *back = malloc(sizeof(float) * (size_t)(n + 1));
@@ -204,7 +184,7 @@ API_CASE(pml_session_read_and_write_check_the_name_and_count)
     CHECK(!memcmp(w, back, sizeof(float) * (size_t)n));
     free(w);
     free(back);
-    close_mlp(ctx, plan, s);
+    api_close_mlp(ctx, plan, s);
     return 0;
 }
 

@@ -13,7 +13,7 @@ static const char *const names[] = {
 
 pml_status pml_backend_parse(const char *name, pml_backend *out)
 {
-    for (int b = PML_BACKEND_CPU; b <= PML_BACKEND_AUTO && name; b++)
+    for (int b = PML_BACKEND_CPU; b <= PML_BACKEND_AUTO && name && out; b++)
         if (!strcmp(name, names[b])) return *out = (pml_backend)b, PML_OK;
     return PML_ERR_INVALID_ARG;
 }

@@ -224,8 +224,8 @@ static void train_batch_refuses_what_does_not_fit(void)
     pml_step_metrics m = {0};
     CHECK(pml_session_train_batch(s, &bx, 0, &by, &m) == PML_ERR_INVALID_ARG && says("0 input buffers") &&
           says("has 1 input"));
-    CHECK(pml_session_train_batch(s, NULL, 1, &by, &m) == PML_ERR_INVALID_ARG && says("no input buffers"));
-    CHECK(pml_session_train_batch(s, &bx, 1, NULL, &m) == PML_ERR_INVALID_ARG && says("no buffer for the labels"));
+    CHECK(pml_session_train_batch(s, NULL, 1, &by, &m) == PML_ERR_INVALID_ARG && says("inputs is NULL"));
+    CHECK(pml_session_train_batch(s, &bx, 1, NULL, &m) == PML_ERR_INVALID_ARG && says("labels is NULL"));
     CHECK(pml_session_train_batch(NULL, &bx, 1, &by, &m) == PML_ERR_INVALID_ARG);
     t = rows(x, PML_F32, 2, B - 1, F);
     CHECK(pml_session_train_batch(s, &t, 1, &by, &m) == PML_ERR_INVALID_ARG && says("input 'x'") &&
@@ -325,10 +325,10 @@ static void feeder_and_metrics_callbacks(void)
     CHECK(pml_session_train_step(NULL, &m) == PML_ERR_INVALID_ARG);
     void *in[1] = {reader_x};
     CHECK(pml_session_batch(s, -1, in, reader_labels) == PML_ERR_INVALID_ARG && says("not a training step"));
-    CHECK(pml_session_batch(s, 0, NULL, reader_labels) == PML_ERR_INVALID_ARG && says("no input buffers"));
-    CHECK(pml_session_batch(s, 0, in, NULL) == PML_ERR_INVALID_ARG && says("no buffer for the labels"));
+    CHECK(pml_session_batch(s, 0, NULL, reader_labels) == PML_ERR_INVALID_ARG && says("inputs is NULL"));
+    CHECK(pml_session_batch(s, 0, in, NULL) == PML_ERR_INVALID_ARG && says("labels is NULL"));
     in[0] = NULL;
-    CHECK(pml_session_batch(s, 0, in, reader_labels) == PML_ERR_INVALID_ARG && says("no buffer for the input 'x'"));
+    CHECK(pml_session_batch(s, 0, in, reader_labels) == PML_ERR_INVALID_ARG && says("inputs[0] (the input 'x') is NULL"));
     CHECK(pml_session_batch(NULL, 0, in, reader_labels) == PML_ERR_INVALID_ARG);
     pml_session_destroy(s);
     pml_session_destroy(fresh);
@@ -411,8 +411,8 @@ static void evaluation_on_caller_rows(void)
     ty = rows(y, PML_I32, 1, B, 0);
     CHECK(pml_session_evaluate(s, &bx, 1, &ty, &r) == PML_ERR_INVALID_ARG && says("labels") &&
           says("has 8 rows, but the call takes 16"));
-    CHECK(pml_session_evaluate(s, &bx, 1, NULL, &r) == PML_ERR_INVALID_ARG && says("no buffer for the labels"));
-    CHECK(pml_session_evaluate(s, &bx, 1, &by, NULL) == PML_ERR_INVALID_ARG && says("no result"));
+    CHECK(pml_session_evaluate(s, &bx, 1, NULL, &r) == PML_ERR_INVALID_ARG && says("labels is NULL"));
+    CHECK(pml_session_evaluate(s, &bx, 1, &by, NULL) == PML_ERR_INVALID_ARG && says("out is NULL"));
     CHECK(pml_session_evaluate(NULL, &bx, 1, &by, &r) == PML_ERR_INVALID_ARG);
     pml_infer_destroy(inf);
     pml_session_destroy(s);
@@ -456,19 +456,19 @@ static void inference_on_any_number_of_rows(void)
     /* Errors. */
     CHECK(pml_infer_run(inf, &bx, 1, all, sizeof all - 1) == PML_ERR_INVALID_ARG && says("holds 155 bytes") &&
           says("13 rows of output take 156"));
-    CHECK(pml_infer_run(inf, &bx, 1, NULL, sizeof all) == PML_ERR_INVALID_ARG && says("no output buffer"));
+    CHECK(pml_infer_run(inf, &bx, 1, NULL, sizeof all) == PML_ERR_INVALID_ARG && says("pml_infer_run: out is NULL"));
     b = rows(x, PML_F32, 2, N, F + 1);
     CHECK(pml_infer_run(inf, &b, 1, all, sizeof all) == PML_ERR_INVALID_ARG && says("pml_infer_run: has shape (13, 9)"));
     CHECK(pml_infer_run(inf, &bx, 2, all, sizeof all) == PML_ERR_INVALID_ARG && says("2 input buffers"));
-    CHECK(pml_infer_run(inf, NULL, 1, all, sizeof all) == PML_ERR_INVALID_ARG && says("no input buffers"));
+    CHECK(pml_infer_run(inf, NULL, 1, all, sizeof all) == PML_ERR_INVALID_ARG && says("inputs is NULL"));
     CHECK(pml_infer_run(NULL, &bx, 1, all, sizeof all) == PML_ERR_INVALID_ARG);
-    CHECK(pml_infer_output(inf, -1, &t) == PML_ERR_INVALID_ARG && says("-1 rows"));
+    CHECK(pml_infer_output(inf, -1, &t) == PML_ERR_INVALID_ARG && says("rows is -1"));
     CHECK(pml_infer_output(inf, 1, NULL) == PML_ERR_INVALID_ARG);
     CHECK(pml_infer_output(NULL, 1, &t) == PML_ERR_INVALID_ARG);
     pml_infer *bad = (pml_infer *)1;
     CHECK(pml_infer_create(ctx, plan, PML_BACKEND_CPU, 1, "/nonexistent/w.safetensors", &bad) && bad == NULL &&
           says("/nonexistent/w.safetensors"));
-    CHECK(pml_infer_create(ctx, plan, PML_BACKEND_CPU, -2, NULL, &bad) == PML_ERR_INVALID_ARG && says("-2 threads"));
+    CHECK(pml_infer_create(ctx, plan, PML_BACKEND_CPU, -2, NULL, &bad) == PML_ERR_INVALID_ARG && says("threads is -2"));
     CHECK(pml_infer_create(ctx, NULL, PML_BACKEND_CPU, 1, NULL, &bad) == PML_ERR_INVALID_ARG);
     CHECK(pml_infer_create(ctx, plan, PML_BACKEND_CPU, 1, NULL, NULL) == PML_ERR_INVALID_ARG);
     CHECK(pml_infer_create_from_session(s, 1, NULL) == PML_ERR_INVALID_ARG);

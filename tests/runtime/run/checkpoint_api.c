@@ -71,15 +71,15 @@ static int refusals(pml_context *ctx, const pml_plan *plan, const char *other, c
     if (pml_session_create(ctx, plan, PML_BACKEND_CPU, pml_plan_seed(plan) + 1, &s)) return fail("no session", ctx);
     bad |= refused(ctx, pml_checkpoint_read_info(ctx, plan, other, &info), PML_ERR_FORMAT, other,
                    "another model's checkpoint");
-    bad |= refused(ctx, pml_checkpoint_read_info(ctx, plan, NULL, &info), PML_ERR_INVALID_ARG, "needs",
+    bad |= refused(ctx, pml_checkpoint_read_info(ctx, plan, NULL, &info), PML_ERR_INVALID_ARG, "dir is NULL",
                    "read_info without a folder");
     bad |= refused(ctx, pml_session_resume(s, ckpt), PML_ERR_INVALID_ARG, "was trained with seed",
                    "a resume with another seed");
     bad |= refused(ctx, pml_session_resume(s, "/nonexistent/pml-ckpt"), PML_ERR_IO, "/nonexistent/pml-ckpt",
                    "a resume from a missing folder");
     bad |= refused(ctx, pml_session_load_weights(s, other), PML_ERR_FORMAT, other, "another model's weights");
-    bad |= refused(ctx, pml_session_load_weights(s, ""), PML_ERR_INVALID_ARG, "needs", "weights without a path");
-    bad |= refused(ctx, pml_session_save(s, NULL), PML_ERR_INVALID_ARG, "needs", "a save without a folder");
+    bad |= refused(ctx, pml_session_load_weights(s, ""), PML_ERR_INVALID_ARG, "path is \"\"", "weights without a path");
+    bad |= refused(ctx, pml_session_save(s, NULL), PML_ERR_INVALID_ARG, "dir is NULL", "a save without a folder");
     bad |= refused(ctx, pml_checkpoint_check_folder(ctx, "/proc/pml-no-such-folder"), PML_ERR_IO,
                    "/proc/pml-no-such-folder", "an output folder that cannot be made");
     if (pml_session_steps_done(s) != 0) bad |= fail("a refusal moved the step", NULL);
