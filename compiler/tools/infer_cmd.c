@@ -14,6 +14,9 @@
  * weights). --bench times repeated passes over X (at least one, and at least 1 s) and
  * prints the latency per micro-batch (median, p90) and the throughput in rows/s.
  *
+ * SIGINT, SIGTERM and SIGUSR1 end it at once with 128 + the signal's number, leaving
+ * no partial output (cli_signal.h).
+ *
  * Only models with one input for now. */
 #define _DEFAULT_SOURCE /* clock_gettime */
 #include "infer_cmd.h"
@@ -29,6 +32,7 @@
 #include "formats/npy.h"
 #include "formats/out_path.h"
 #include "plan/plan.h"
+#include "cli_signal.h"
 #include "cli_util.h"
 
 static double now(void)
@@ -64,6 +68,7 @@ static int infer_fail(const char *what, const pml_context *ctx)
 
 int pmlc_infer_main(const pmlc_infer_args *a)
 {
+    if (pmlc_signal_end_at_once()) return pmlc_cli_fail("cannot handle signals", NULL);
     pml_plan *pl = NULL;
     if (pmlc_plan_from_file(a->file, &a->compile, a->backend, &pl)) return 1;
     int rc = 1;

@@ -22,8 +22,8 @@
  * Other failures leave the object usable and as it was unless their comment says
  * otherwise.
  *
- * Thread safety: pml_version, pml_status_name, pml_dtype_size and pml_dtype_name may be
- * called from any thread. A context, and the plans and sessions made with it, are used
+ * Thread safety: pml_version, pml_status_name, pml_dtype_size, pml_dtype_name and
+ * pml_remove_partial_files may be called from any thread. A context, and the plans and sessions made with it, are used
  * by one thread at a time; separate contexts are independent. A session runs its
  * pipeline's stages on threads of its own inside each call.
  *
@@ -322,6 +322,16 @@ PML_API pml_status pml_session_load_weights(pml_session *s, const char *path);
 PML_API int64_t pml_session_steps_done(const pml_session *s);
 /* The train block's seed: what pmlc trains with when --seed is not given (0 for NULL). */
 PML_API uint64_t pml_plan_seed(const pml_plan *plan);
+
+/* ---- ending the process on a signal --------------------------------------------------
+ * Every file libpml replaces (outputs, checkpoint files, plans) is written to a temporary
+ * file beside it, "PATH.tmp.HOST.PID", and renamed over PATH when complete.
+ * pml_remove_partial_files removes the temporary files of the writes in progress in
+ * this process, so that a signal handler that then ends the process with _exit leaves
+ * every such PATH as it was or complete, and no temporary file. Async-signal-safe, takes
+ * no lock, any thread (`pmlc infer` calls it on SIGINT, SIGTERM and SIGUSR1). A
+ * checkpoint save's staging folder is not removed: the next save into that folder does. */
+PML_API void pml_remove_partial_files(void);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #include "api_impl.h"
 #include "ckpt/checkpoint.h"
 #include "exec/backend.h"
+#include "formats/pending.h"
 #include "plan/plan.h"
 
 pml_status pml_api_record(pml_context *ctx, pml_status st, const pml_err *err)
@@ -42,6 +43,7 @@ pml_status pml_context_create(pml_context **out)
 }
 
 void pml_context_destroy(pml_context *ctx) { free(ctx); }
+void pml_remove_partial_files(void) { pml_pending_remove_all(); }
 const char *pml_context_error(const pml_context *ctx) { return ctx ? ctx->last.msg : ""; }
 
 pml_status pml_plan_open(pml_context *ctx, const char *path, pml_plan **out)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "formats/out_path.h"
+#include "formats/pending.h"
 
 static void release(pml_atomic_file *f)
 {
@@ -18,6 +19,8 @@ static void release(pml_atomic_file *f)
     free(f->tmp_path);
     f->path = f->target = f->tmp_path = NULL;
     f->fd = -1;
+    pml_pending_drop(f->pending);
+    f->pending = 0;
 }
 
 void pml_atomic_abort(pml_atomic_file *f)
@@ -45,6 +48,7 @@ static pml_status create_tmp(pml_atomic_file *f, pml_err *err)
     /* Temporary files of this target that killed writers left go first. Ours, with
      * this pid, can only be a dead earlier process's: removed and the open retried. */
     clean_stale_beside(f->target);
+    f->pending = pml_pending_add(f->tmp_path); /* before it exists: a signal handler removes it */
     for (int attempt = 0; attempt < 2; attempt++) {
         f->fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (f->fd >= 0 || errno != EEXIST || attempt) break;
@@ -53,7 +57,9 @@ static pml_status create_tmp(pml_atomic_file *f, pml_err *err)
     if (f->fd >= 0) return PML_OK;
     int e = errno;
     pml_err_set(err, PML_ERR_IO, "%s: cannot create the temporary file %s: %s", f->path, f->tmp_path, strerror(e));
-    free(f->tmp_path); /* not ours: must not be removed */
+    pml_pending_drop(f->pending); /* not ours: must not be removed */
+    f->pending = 0;
+    free(f->tmp_path);
     f->tmp_path = NULL;
     return PML_ERR_IO;
 }
@@ -62,6 +68,7 @@ pml_status pml_atomic_open(pml_atomic_file *f, const char *path, pml_err *err)
 {
     f->fd = -1;
     f->path = f->target = f->tmp_path = NULL;
+    f->pending = 0;
     if (!path || !*path) return pml_err_set(err, PML_ERR_INVALID_ARG, "atomic write: empty destination path");
     if (!(f->path = strdup(path))) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory", path);
     pml_out_kind kind;
@@ -128,7 +135,9 @@ pml_status pml_atomic_commit(pml_atomic_file *f, pml_err *err)
         pml_atomic_abort(f);
         return PML_ERR_IO;
     }
-    free(f->tmp_path); /* renamed: nothing left to remove */
+    pml_pending_drop(f->pending); /* renamed: nothing left to remove */
+    f->pending = 0;
+    free(f->tmp_path);
     f->tmp_path = NULL;
     if ((e = sync_folder(f->target))) {
         pml_err_set(err, PML_ERR_IO, "%s: written, but syncing its folder failed: %s", f->path, strerror(e));
@@ -166,6 +175,7 @@ pml_status pml_atomic_link(const char *src, const char *dst, pml_err *err)
     if (!tmp) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     clean_stale_beside(dst); /* a link a killed writer made and never renamed */
     unlink(tmp);             /* ours, so a dead earlier process's */
+    int pending = pml_pending_add(tmp);
     pml_status st = PML_OK;
     if (link(src, tmp) != 0) {
         int e = errno;
@@ -178,6 +188,7 @@ pml_status pml_atomic_link(const char *src, const char *dst, pml_err *err)
     } else if (sync_folder(dst)) {
         st = pml_err_set(err, PML_ERR_IO, "%s: linked, but syncing its folder failed", dst);
     }
+    pml_pending_drop(pending);
     free(tmp);
     return st;
 }

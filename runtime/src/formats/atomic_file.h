@@ -4,7 +4,9 @@
  * How: data goes to "PATH.tmp.HOST.PID" in the same folder (so rename stays within one
  * file system), which is flushed to disk with fsync, renamed over PATH, and then the
  * folder is fsynced so the rename itself is durable. On any failure the temporary file
- * is removed and an existing PATH is left exactly as it was.
+ * is removed and an existing PATH is left exactly as it was. The temporary file is
+ * registered (pending.h) while it exists, so a process ending on a signal removes it
+ * (pml_remove_partial_files) and leaves PATH as it was or complete.
  *
  * What PATH is decides how it is written, by the one rule of out_path.h: a symbolic
  * link is followed and its regular target replaced (the link stays); a character
@@ -35,6 +37,7 @@ typedef struct pml_atomic_file {
     char *path;     /* the destination as named, for messages */
     char *target;   /* the file renamed over: path, or its links' final target */
     char *tmp_path; /* the temporary file, NULL once renamed or removed, and in place */
+    int pending;    /* tmp_path's ticket in pending.h's table (0: none) */
 } pml_atomic_file;
 
 /* Creates the temporary file for `path`. On failure nothing is left behind and `f`

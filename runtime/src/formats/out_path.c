@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "formats/pending.h"
+
 #define MAX_LINKS 40 /* as the kernel's ELOOP limit */
 
 /* This machine's name for temporary file names: '.' and '/' made '_' so that the PID
@@ -173,11 +175,13 @@ static pml_status probe(const char *dir, const char *path, pml_err *err)
         free(base);
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     }
+    int pending = pml_pending_add(name); /* a signal handler removes it (pending.h) */
     int e = 0, fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) e = errno;
     if (fd >= 0 && write(fd, "", 1) != 1) e = errno ? errno : EIO;
     if (fd >= 0 && close(fd) != 0 && !e) e = errno;
     if (fd >= 0) unlink(name);
+    pml_pending_drop(pending);
     free(name);
     free(base);
     if (e) return pml_err_set(err, PML_ERR_IO, "%s: cannot write in the folder %s: %s", path, dir, strerror(e));

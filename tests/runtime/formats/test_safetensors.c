@@ -1,13 +1,16 @@
 /* test_safetensors.c — safetensors reading, writing and refusing hostile files
  * (runtime/src/formats/safetensors.h), and atomic replacement (atomic_file.h). */
+#include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "formats/atomic_file.h"
 #include "formats/out_path.h"
 #include "formats/safetensors.h"
 #include "harness.h"
+#include "pml.h"
 
 /* GCC 12 at -O3 (Release) clones make() for the callers' small buffers without
  * seeing that n fits them, and -Werror would stop the build: a false positive. */
@@ -414,6 +417,51 @@ static void atomic_abort_keeps_old_file(void)
     CHECK(!temp_files_left("a.bin"));
 }
 
+/* Whether the current folder holds a temporary file of `base` of any process. */
+static int any_temp_left(const char *base)
+{
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    DIR *d = opendir(".");
+    int found = 0;
+    for (struct dirent *e; d && (e = readdir(d));) found |= !strncmp(e->d_name, prefix, strlen(prefix));
+    if (d) closedir(d);
+    return found;
+}
+
+/* A handler as `pmlc infer`'s (cli_signal.c): the temporary files go, then the process. */
+static void remove_and_end(int sig)
+{
+    pml_remove_partial_files();
+    _exit(128 + sig);
+}
+
+/* A process ending on a signal in the middle of atomic writes leaves no temporary file
+ * and every old file as it was: pml_remove_partial_files removes what the writes in
+ * progress had made (formats/pending.h); without it both temporary files stay. */
+static void atomic_signal_mid_write_leaves_old_file_and_no_temp(void)
+{
+    CHECK(write_bytes("a.bin", old_bytes, sizeof old_bytes) == 0);
+    CHECK(write_bytes("b.bin", old_bytes, sizeof old_bytes) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        signal(SIGTERM, remove_and_end);
+        pml_atomic_file a, b;
+        pml_err err = {0};
+        if (pml_atomic_open(&a, "a.bin", &err) || pml_atomic_write(&a, "new", 3, &err) ||
+            pml_atomic_open(&b, "b.bin", &err) || pml_atomic_write(&b, "half", 4, &err))
+            _exit(3);
+        if (!temp_files_left("a.bin") || !temp_files_left("b.bin")) _exit(4);
+        raise(SIGTERM);
+        _exit(5); /* not reached: the handler ends the process */
+    }
+    int status = 0;
+    CHECK(child > 0 && waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGTERM);
+    CHECK(old_file_intact("a.bin") && !any_temp_left("a.bin"));
+    CHECK(old_file_intact("b.bin") && !any_temp_left("b.bin"));
+}
+
 #define T(fn)   \
     {           \
 #fn, fn \
@@ -439,6 +487,7 @@ static const test_case cases[] = {
     T(st_open_reports_missing_files_and_folders),
     T(st_failed_write_leaves_old_file_and_no_temp),
     T(atomic_abort_keeps_old_file),
+    T(atomic_signal_mid_write_leaves_old_file_and_no_temp),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases, sizeof cases / sizeof *cases); }

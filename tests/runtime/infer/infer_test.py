@@ -14,15 +14,19 @@ infer_test.py PMLC TESTDIR BEHAVIOUR.
   wrong_row_shape, missing_weights, other_model
                       exit 1, the path at fault in the message
   missing_input       no --input: exit 2
+  signal              SIGINT, SIGTERM or SIGUSR1 mid-run ends it at once with 128 + the signal's
+                      number, the old output untouched (or none made) and no temporary file left
 .npy files are written and read by hand (no numpy)."""
 import ast
 import os
 import random
 import shutil
 import struct
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 from st_files import shard  # noqa: E402
@@ -32,6 +36,21 @@ pmlc, here, behaviour = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.abspath(os.path.join(here, "..", "..", ".."))
 MLP = os.path.join(ROOT, "examples", "mlp.pml")
 DROP = os.path.join(ROOT, "tests", "runtime", "checkpoint", "sgd.pml")
+# Wide layers on narrow rows: a long run from a small input file.
+WIDE = """import "nn"
+model wide(x: f32[B, 16]) -> f32[B, 10] {
+    h = gelu(linear(x, 2048) as a)
+    h = gelu(linear(h, 2048) as b)
+    return linear(h, 10) as out
+}
+train wide {
+    data = classes(features = 16, classes = 10, seed = 1)
+    loss = cross_entropy
+    optimizer = sgd(lr = 0.1)
+    batch = 64, microbatches = 2
+    steps = 1
+}
+"""
 failures = []
 
 
@@ -182,6 +201,41 @@ with tempfile.TemporaryDirectory() as tmp:
             check(r.returncode == 1, f"{w}: exit 1: {r.returncode}")
             check(D in r.stderr, f"{w}: names the path: {r.stderr}")
         check(not os.path.exists(Y), "no output written")
+    elif behaviour == "signal":
+        wide = os.path.join(tmp, "wide.pml")
+        open(wide, "w").write(WIDE)
+        D = train(tmp, wide, steps="0")
+        write_npy(X, (60000, 16), rows(60000, 16))  # about 20 s of work on one thread of a 2020 laptop
+        old = b"the output of an earlier run"
+        for sig, had_output in ((signal.SIGINT, True), (signal.SIGINT, False), (signal.SIGTERM, True),
+                                (signal.SIGUSR1, True)):
+            if had_output:
+                open(Y, "wb").write(old)
+            elif os.path.exists(Y):
+                os.remove(Y)
+            p = subprocess.Popen([pmlc, "infer", wide, "--weights", D, "--input", X, "--output", Y,
+                                  "--threads", "1", "--quiet"], stderr=subprocess.PIPE)
+            time.sleep(1.0)  # past the start: loading weights, reading rows, inferring
+            running = p.poll() is None
+            check(running, f"{sig.name}: the run is still going after 1 s (make the input bigger)")
+            start = time.monotonic()
+            p.send_signal(sig)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            took = time.monotonic() - start
+            what = f"{sig.name}, {'an' if had_output else 'no'} earlier output"
+            said = p.stderr.read().decode(errors="replace")
+            check(p.returncode == 128 + sig, f"{what}: exit {128 + sig}, not {p.returncode}: {said}")
+            check(took < 5, f"{what}: ends within 5 s, not {took:.1f} s")
+            left = [f for f in os.listdir(tmp) if f.startswith("y.npy.tmp.")]
+            check(not left, f"{what}: no temporary file left: {left}")
+            if had_output:
+                check(open(Y, "rb").read() == old, f"{what}: the earlier output is untouched")
+            else:
+                check(not os.path.exists(Y), f"{what}: no output made")
     elif behaviour == "missing_input":
         r = pmlc_run("infer", DROP, "--weights", "w.safetensors", "--output", Y)
         check(r.returncode == 2, f"exit 2: {r.returncode}")
