@@ -258,9 +258,13 @@ PML_API pml_status pml_session_evaluate(pml_session *s, const pml_buffer *inputs
  * pml_infer (its context too); separate ones, also of one plan, are independent. */
 typedef struct pml_infer pml_infer;
 
+/* The most CPU threads a call takes (more is PML_ERR_INVALID_ARG). */
+#define PML_MAX_THREADS 4096
+
 /* `weights`: whatever `pmlc infer --weights` takes (a model.safetensors, a shard index,
  * a checkpoint folder or a folder of plain weights); NULL: the plan's initialisers from
- * its seed. threads: CPU threads per stage, 0 every CPU. The plan must outlive it. */
+ * its seed. threads: CPU threads per stage, 0 every CPU, at most PML_MAX_THREADS. The
+ * plan must outlive it. */
 PML_API pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, int threads,
                                     const char *weights, pml_infer **out);
 /* With a training session's current weights, copied (later steps do not change them),

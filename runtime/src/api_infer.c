@@ -82,7 +82,7 @@ pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend 
     pml_err err = {0};
     pml_backend got;
     PML_CHECK_NONNULL(&err, plan);
-    PML_CHECK_NONNEG(&err, threads);
+    PML_CHECK_THREADS(&err, threads);
     pml_status st = PML_CHECK_NONNULL(&err, out);
     if (!st) st = pml_backend_select(backend, plan, &got, &err);
     pml_infer *inf = NULL;
@@ -103,7 +103,7 @@ pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer 
     pml_err err = {0};
     pml_infer *inf = NULL;
     PML_CHECK_IDLE(&err, s);
-    PML_CHECK_NONNEG(&err, threads);
+    PML_CHECK_THREADS(&err, threads);
     pml_status st = PML_CHECK_NONNULL(&err, out);
     if (!st) st = make(s->ctx, s->plan, s->backend, threads, &inf, &err);
     for (int q = 0; !st && q < s->plan->n_params; q++) {

@@ -284,6 +284,8 @@ API_CASE(inference_calls_refuse_bad_arguments)
     CHECK(inf == NULL);
     CHECK_REFUSED(ctx, pml_infer_create(ctx, NULL, PML_BACKEND_CPU, 1, NULL, &inf), "pml_infer_create: plan is NULL");
     CHECK_REFUSED(ctx, pml_infer_create(ctx, plan, PML_BACKEND_CPU, -1, NULL, &inf), "pml_infer_create: threads is -1");
+    CHECK_REFUSED(ctx, pml_infer_create(ctx, plan, PML_BACKEND_CPU, PML_MAX_THREADS + 1, NULL, &inf),
+                  "pml_infer_create: threads is 4097, not 0 (every CPU) to 4096");
     CHECK_REFUSED(ctx, pml_infer_create(ctx, plan, PML_BACKEND_CPU, 1, NULL, NULL), "pml_infer_create: out is NULL");
     CHECK_STATUS(pml_infer_create(ctx, plan, (pml_backend)7, 1, NULL, &inf), PML_ERR_INVALID_ARG);
     CHECK(inf == NULL);
