@@ -3,11 +3,8 @@
 #include "train_ranks.h"
 
 #include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include "cli_util.h"
-#include "exec/dist_params.h"
 #include "exec/ranks.h"
 #include "train_agree.h"
 #ifdef PML_HAVE_MPI
@@ -66,56 +63,8 @@ int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_
 #endif
 }
 
-void pmlc_ranks_abandon(pmlc_ranks *r)
-{
-    if (r->dist) r->dist->abandon(r->dist, pmlc_cli_last_error());
-}
-
 void pmlc_ranks_close(pmlc_ranks *r)
 {
     pml_dist_destroy(r->dist);
     r->dist = NULL;
-}
-
-int pmlc_ranks_default_threads(void)
-{
-    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"};
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN), local = 1;
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0] && local == 1; i++) {
-        const char *v = getenv(vars[i]);
-        long n = v ? strtol(v, NULL, 10) : 0;
-        if (n > 1) local = n;
-    }
-    long t = (cpus > 0 ? cpus : 1) / local;
-    return t > 0 ? (int)t : 1;
-}
-
-int pmlc_ranks_gather(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe)
-{
-    pml_err err = {0};
-    if (r->dist && pml_dist_params_gather(r->dist, pl, pipe, 0, &err))
-        return pmlc_cli_fail("cannot gather the model on rank 0", &err);
-    return 0;
-}
-
-int pmlc_ranks_scatter(pmlc_ranks *r, const pml_plan *pl, pml_pipeline *pipe)
-{
-    pml_err err = {0};
-    if (r->dist && pml_dist_params_scatter(r->dist, pl, pipe, 0, &err))
-        return pmlc_cli_fail("cannot send the model from rank 0 to the other ranks", &err);
-    return 0;
-}
-
-int pmlc_ranks_share(pmlc_ranks *r, void *buf, size_t bytes)
-{
-    pml_err err = {0};
-    for (int to = 1; r->dist && to < r->world; to++)
-        if (r->dist->move(r->dist, 0, to, buf, bytes, &err)) return pmlc_cli_fail("cannot reach the other ranks", &err);
-    return 0;
-}
-
-int pmlc_ranks_agree(pmlc_ranks *r, int rc)
-{
-    int32_t failed = rc != 0;
-    return pmlc_ranks_share(r, &failed, sizeof failed) || failed;
 }

@@ -73,7 +73,8 @@ typedef enum pml_status {
     PML_ERR_UNSUPPORTED, /* valid, but not supported by this build or backend */
     PML_ERR_DEVICE,      /* a device failed or is missing */
     PML_ERR_INTERNAL,    /* a bug in PML */
-    PML_ERR_NONFINITE    /* a value is NaN or infinite: computed (a diverging run) or read from a file */
+    PML_ERR_NONFINITE,   /* a value is NaN or infinite: computed (a diverging run) or read from a file */
+    PML_ERR_PEER         /* another rank of the run failed and said why there (the message repeats it) */
 } pml_status;
 
 /* A short constant name for a status: "ok", "invalid argument", ... */
@@ -336,6 +337,130 @@ PML_API uint64_t pml_plan_seed(const pml_plan *plan);
  * no lock, any thread (`pmlc infer` calls it on SIGINT, SIGTERM and SIGUSR1). A
  * checkpoint save's staging folder is not removed: the next save into that folder does. */
 PML_API void pml_remove_partial_files(void);
+
+/* ---- the training driver: what `pmlc train` runs ---------------------------------------
+ * A run is `pmlc train` as a call: steps on the session's data (the plan's source or the
+ * feeder), checkpoints every checkpoint_every steps and at the end, evaluation every
+ * eval_every steps and at the end, a JSONL metrics log, a Chrome trace, a re-cut of the
+ * stages at each scheduled freeze, ranks. `pmlc train` is this call and a printer of its
+ * events, so a program gets the same checkpoint files bit for bit.
+ *
+ * Set-up in two calls: pml_session_open (what is fixed when the pipeline is made:
+ * backend, seed, threads, ranks, the weights it starts from, a resume) and
+ * pml_session_run (what the run does). The library never prints: what `pmlc train`
+ * prints arrives as events (pml_run_event), errors as the status and the context's
+ * message. Thread safety: as the session's; callbacks run on the calling thread. */
+
+/* The other processes of a multi-process run (ranks). libpml links no communication
+ * library: a handle comes from one that does (the pml_mpi library, pml_mpi.h), is
+ * passed in pml_session_options.dist, and stays the caller's. Every rank makes the
+ * same calls with the same options; rank 0 alone reads --init/--resume files (and
+ * sends each rank its part), writes the metrics and the trace, evaluates, and gets the
+ * events other than PML_RUN_ERROR. After a failed open or run the ranks were told to
+ * stop (the handle can only be destroyed). */
+typedef struct pml_dist pml_dist;
+
+/* A session as pml_session_create makes it, with more said. Zero-initialise, set seed
+ * (-1 for the train block's), then what differs. Grows only at its end. */
+typedef struct pml_session_options {
+    pml_backend backend; /* as pml_session_create's (0: PML_BACKEND_CPU) */
+    int64_t seed;        /* -1: the train block's, or with `resume` the checkpoint's (another is refused) */
+    int threads;         /* CPU threads in all; 0: the machine's, shared by the ranks on it */
+    int trace;           /* record every stage's timeline (pml_run_options.trace needs it) */
+    int check_numerics;  /* check every op's output and stop at the first non-finite (CPU backend) */
+    /* With check_numerics: where each plan node was made ("file:line:col", as
+     * pmlc_session_node_where gives), NULL-terminated; copied. NULL: none. */
+    const char *const *node_where;
+    pml_dist *dist;     /* ranks (see above); NULL: one process */
+    const char *init;   /* weights to start from (as pml_session_load_weights), or NULL */
+    const char *resume; /* a checkpoint folder to continue (weights, optimizer state, step, seed), or NULL */
+} pml_session_options;
+
+/* A session made as `opts` says (NULL: all defaults). Errors name what failed ("cannot
+ * resume: DIR/trainer.json: ..."). */
+PML_API pml_status pml_session_open(pml_context *ctx, const pml_plan *plan, const pml_session_options *opts,
+                                    pml_session **out);
+
+/* The train block's steps (-1 when it gives none). */
+PML_API int64_t pml_plan_steps(const pml_plan *plan);
+
+/* What a run tells its caller, in the order it happens. */
+typedef enum pml_run_event_kind {
+    PML_RUN_START, /* before the first step: what will run (start below) */
+    PML_RUN_STEP,  /* after each step: metrics, elapsed */
+    PML_RUN_EVAL,  /* an evaluation: at_step (-1: the one after training) and eval below */
+    PML_RUN_RECUT, /* at_step a freeze started and the stages were re-cut; text: "stage 0: a..b, stage 1: ..." */
+    PML_RUN_NOTE,  /* text: something worth knowing that is not an error */
+    PML_RUN_TRACE, /* text: the timeline's summary (measured and analytic bubble, the file) */
+    PML_RUN_ERROR  /* text: an error said where it happened while the run goes on or the ranks decide; on every rank */
+} pml_run_event_kind;
+
+/* What an evaluation drew from. */
+typedef enum pml_eval_source {
+    PML_EVAL_FRESH,    /* a generator's samples past every training step */
+    PML_EVAL_FILES,    /* eval_data (and eval_labels) */
+    PML_EVAL_HOLDOUT,  /* the rows or tokens held out of the training file */
+    PML_EVAL_TRAINING, /* nothing is held out: training rows (or windows of the training tokens) */
+    PML_EVAL_CALLER    /* the session has no data source of its own (a feeder) */
+} pml_eval_source;
+
+typedef struct pml_run_event {
+    pml_run_event_kind kind;
+    int64_t steps;   /* the run's last step (its total) */
+    int64_t at_step; /* STEP: steps done; EVAL: after which step (-1: after training); RECUT: the step */
+    const char *text;
+    const pml_step_metrics *metrics; /* STEP */
+    double elapsed;                  /* STEP: seconds of step work in this run so far */
+    struct {                         /* START */
+        pml_backend backend;
+        int stages, world, replicas;
+        int64_t microbatches, microbatch, first_step;
+        double best_loss; /* the data's entropy, the best loss possible; NaN when unknown */
+    } start;
+    struct { /* EVAL */
+        pml_eval_result result;
+        pml_eval_source source;
+        int64_t source_rows;     /* distinct rows it draws from (0: endless, or token windows) */
+        const char *source_path; /* the file it reads, NULL for a generator */
+        double best_loss;        /* as start's */
+    } eval;
+} pml_run_event;
+typedef void (*pml_run_event_fn)(void *user, const pml_run_event *ev);
+
+/* Asked when a scheduled freeze starts at `step` in a run of more than one stage on one
+ * process: the model planned again as that phase (pmlc_options.freeze_from = step, for
+ * `backend`), so that the stages balance the work left. *plan (the session owns it from
+ * then on) and, with check_numerics, *node_where (copied) as pml_session_options';
+ * return non-zero to fail the run (having said why). Not set: the cut of step 0 stays. */
+typedef int (*pml_replan_fn)(void *user, int64_t step, pml_backend backend, pml_plan **plan,
+                             const char *const **node_where);
+
+typedef struct pml_run_options {
+    int64_t steps;       /* the step to train to, counted from 0 (a resume continues to it); -1: the train block's */
+    const char *out;     /* the final checkpoint, and every checkpoint_every steps OUT/step-NNNNNN; NULL: none */
+    int64_t eval;        /* batches evaluated after training (0: none), and by each eval_every evaluation (0: enough
+                          * to cover the held-out rows once, else 1) */
+    const char *metrics; /* a JSONL file: one record per step, evaluation and re-cut; NULL: none */
+    const char *trace;   /* a Chrome trace of every stage (and rank) on one clock; NULL: none */
+    pml_run_event_fn on_event;
+    void *event_user;
+    pml_replan_fn replan;
+    void *replan_user;
+} pml_run_options;
+
+typedef struct pml_run_result {
+    int64_t steps_done;
+    int failed_in_step; /* the failure was a training step's: nothing of that step was applied or saved */
+    int reported;       /* the failure was already said (a PML_RUN_ERROR event, or another rank said it) */
+    int log_incomplete; /* a log (the trace, the metrics) could not be written: said by a PML_RUN_ERROR event; the
+                         * run itself went on */
+} pml_run_result;
+
+/* Trains the session to opts->steps as `pmlc train` does, checking every output path
+ * before the first step. Every output is written as a whole or not at all (checkpoints
+ * by their commit protocol); a failure leaves the last checkpoint written intact.
+ * result may be NULL. */
+PML_API pml_status pml_session_run(pml_session *s, const pml_run_options *opts, pml_run_result *result);
 
 #ifdef __cplusplus
 }

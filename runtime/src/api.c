@@ -1,5 +1,5 @@
 /* api.c — the public API of pml.h over the internal modules: contexts, plans (plan/)
- * and sessions (the pipeline executor and its data feed, train/). Checkpoints are
+ * and sessions (made by api_run.c). Checkpoints are
  * api_checkpoint.c's, training and evaluation on caller data api_data.c's, inference
  * api_infer.c's. Each public call records its error message in the context it belongs to. */
 #include <stdarg.h>
@@ -8,8 +8,6 @@
 #include <string.h>
 
 #include "api_impl.h"
-#include "ckpt/checkpoint.h"
-#include "exec/backend.h"
 #include "formats/pending.h"
 #include "plan/plan.h"
 
@@ -88,27 +86,7 @@ pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backen
     pml_err err = {0};
     PML_CHECK_NONNULL(&err, plan);
     if (PML_CHECK_NONNULL(&err, out)) return pml_api_record(ctx, err.code, &err);
-    pml_backend got;
-    if (pml_backend_select(backend, plan, &got, &err)) return pml_api_record(ctx, err.code, &err);
-    pml_session *s = calloc(1, sizeof *s);
-    if (!s) return pml_api_record(ctx, pml_err_set(&err, PML_ERR_NOMEM, "out of memory"), &err);
-    s->ctx = ctx;
-    s->plan = plan;
-    s->seed = seed;
-    s->backend = got;
-    /* A plan without a data source trains on caller data only (api_data.c). */
-    pml_status st = pml_feed_has_source(plan) ? pml_feed_create(plan, &s->feed, &err) : PML_OK;
-    if (!st) {
-        pml_pipeline_opts opts = {.seed = seed, .feed = pml_api_fill, .feed_ctx = s, .backend = pml_backend_ops_of(got)};
-        st = pml_pipeline_create(plan, &opts, &s->pipe, &err);
-    }
-    if (!st) st = pml_ckpt_load_teacher(plan, s->pipe, &err); /* a distillation teacher's weights */
-    if (st) {
-        pml_session_destroy(s);
-        return pml_api_record(ctx, st, &err);
-    }
-    *out = s;
-    return pml_api_record(ctx, PML_OK, &err);
+    return pml_api_session_make(ctx, plan, &(pml_session_options){.backend = backend, .seed = -1}, seed, out);
 }
 
 void pml_session_destroy(pml_session *s)
@@ -117,6 +95,9 @@ void pml_session_destroy(pml_session *s)
     pml_pipeline_destroy(s->pipe);
     pml_feed_destroy(s->feed);
     pml_api_data_free(s);
+    pml_run_phases_free(&s->phases);
+    pml_run_where_free(s->own_where);
+    free(s->resumed_from);
     free(s);
 }
 

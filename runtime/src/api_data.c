@@ -284,6 +284,11 @@ static pml_status next_step(pml_session *s, pml_step_metrics *m, int *stop, pml_
     return take_step(s, NULL, 0, m, stop, err);
 }
 
+pml_status pml_api_next_step(pml_session *s, pml_step_metrics *m, pml_err *err)
+{
+    return next_step(s, m, NULL, err);
+}
+
 pml_status pml_session_train_step(pml_session *s, pml_step_metrics *metrics)
 {
     if (!s) return PML_ERR_INVALID_ARG;

@@ -1,5 +1,6 @@
 /* api_impl.h — what the files behind pml.h share (api.c: contexts, plans, sessions;
- * api_checkpoint.c: checkpoints; api_data.c: caller data; api_infer.c: inference): the
+ * api_checkpoint.c: checkpoints; api_data.c: caller data; api_infer.c: inference;
+ * api_run.c: opening a session for a run, and the run): the
  * objects' insides and how a call records its error in its context. Private to libpml. */
 #ifndef PML_API_IMPL_H
 #define PML_API_IMPL_H
@@ -10,6 +11,7 @@
 #include "exec/feed.h"
 #include "exec/pipeline.h"
 #include "pml.h"
+#include "run/recut.h"
 
 struct pml_context {
     pml_err last;
@@ -25,11 +27,19 @@ typedef struct pml_api_rows {
 
 struct pml_session {
     pml_context *ctx;
-    const pml_plan *plan;
-    uint64_t seed;       /* the pipeline's: a checkpoint records it */
-    pml_backend backend; /* the one that runs it (CPU or CUDA) */
-    pml_feed *feed;      /* the plan's data source; NULL when it names none */
+    const pml_plan *plan; /* the caller's, or after a run's re-cut the phase's (in phases) */
+    uint64_t seed;        /* the pipeline's: a checkpoint records it */
+    pml_backend backend;  /* the one that runs it (CPU or CUDA) */
+    pml_feed *feed;       /* the plan's data source; NULL when it names none */
     pml_pipeline *pipe;
+    pml_pipeline_opts opts; /* how pipe was made (a re-cut makes the phase's alike) */
+    char **where;           /* opts.node_where: the session's copy, or a phase's */
+    char **own_where;       /* the copy of pml_session_options.node_where */
+    pml_run_phases phases;  /* the plans of a run's re-cuts */
+    pml_dist *dist;         /* the caller's ranks; NULL: one process */
+    int64_t resumed_at;     /* the step pml_session_options.resume continued (-1: none) */
+    char *resumed_from;     /* its folder (owned) */
+    int freeze_afresh; /* the resumed checkpoint predates saved 'freeze auto' state */
     /* api_data.c: while a step or an evaluation runs on rows in memory, one per model
      * input and the labels last (NULL: the plan's data source feeds it). */
     const pml_api_rows *rows;
@@ -79,5 +89,14 @@ pml_status pml_api_bind(const pml_plan *plan, const char *call, const pml_buffer
 
 /* Frees what api_data.c keeps in a session. */
 void pml_api_data_free(pml_session *s);
+
+/* A session of `plan` as `opts` says, with `seed` when opts->seed is -1 and nothing is
+ * resumed (api_run.c; pml_session_create and pml_session_open). */
+pml_status pml_api_session_make(pml_context *ctx, const pml_plan *plan, const pml_session_options *opts,
+                                uint64_t seed, pml_session **out);
+
+/* One training step of the session (its feeder's batch, or its data source's), as
+ * pml_session_train_step without recording the outcome: the run's step (api_run.c). */
+pml_status pml_api_next_step(pml_session *s, pml_step_metrics *m, pml_err *err);
 
 #endif

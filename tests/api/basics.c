@@ -18,7 +18,8 @@ API_CASE(pml_version_is_the_header_version)
 API_CASE(every_status_has_its_own_name)
 {
     pml_status all[] = {PML_OK,          PML_ERR_INVALID_ARG, PML_ERR_IO,       PML_ERR_FORMAT,  PML_ERR_NOMEM,
-                        PML_ERR_UNSUPPORTED, PML_ERR_DEVICE,  PML_ERR_INTERNAL, PML_ERR_NONFINITE};
+                        PML_ERR_UNSUPPORTED, PML_ERR_DEVICE,  PML_ERR_INTERNAL, PML_ERR_NONFINITE,
+                        PML_ERR_PEER};
     int n = (int)(sizeof all / sizeof all[0]);
     CHECK(!strcmp(pml_status_name(PML_OK), "ok"));
     for (int i = 0; i < n; i++) {

@@ -7,7 +7,7 @@ const char *pml_status_name(pml_status s)
 {
     static const char *const names[] = {"ok",           "invalid argument", "I/O error", "malformed input",
                                         "out of memory", "unsupported",      "device error", "internal error",
-                                        "non-finite value"};
+                                        "non-finite value", "another rank failed"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown status";
 }
 

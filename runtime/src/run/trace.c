@@ -1,19 +1,19 @@
-/* train_trace.c — the timeline of `pmlc train` over every rank (see train_trace.h).
- * Each rank packs its measurements and spans into bytes (the same pmlc on every rank,
- * checked at start-up, so the structs below mean the same everywhere); rank 0 places
- * every rank's spans on its own clock and writes the JSON. */
-#include "train_trace.h"
+/* trace.c — a run's timeline over every rank (see trace.h). Each rank packs its
+ * measurements and spans into bytes (the same library on every rank, checked at
+ * start-up, so the structs below mean the same everywhere); rank 0 places every rank's
+ * spans on its own clock and writes the JSON. */
+#include "run/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_util.h"
 #include "exec/dist_clock.h"
 #include "exec/dist_gather.h"
 #include "formats/atomic_file.h"
 #include "formats/json.h"
 #include "formats/out_path.h"
+#include "run/ranks.h"
 
 enum { CLOCK_ROUNDS = 8 }; /* ping-pongs per rank; the shortest round trip counts */
 
@@ -31,24 +31,25 @@ typedef struct wire_span {
     int32_t mb, stage, kind, pad;
 } wire_span;
 
-int pmlc_trace_begin(pmlc_trace *t, const char *path, pmlc_ranks *r)
+pml_status pml_run_trace_begin(pml_run_trace *t, const char *path, pml_dist *d, pml_err *err)
 {
-    *t = (pmlc_trace){.path = path};
-    if (!path) return 0;
-    int rc = 0;
-    pml_err err = {0};
-    if (r->rank == 0 && pml_out_check(path, &err)) /* fail before training, not after it */
-        rc = pmlc_cli_fail("cannot write the timeline", &err);
-    if (pmlc_ranks_agree(r, rc)) return 1;
-    t->offset = calloc((size_t)r->world, sizeof *t->offset);
-    t->uncertainty = calloc((size_t)r->world, sizeof *t->uncertainty);
-    if (!t->offset || !t->uncertainty) return pmlc_cli_fail("out of memory for the timeline", NULL);
-    if (r->dist && pml_dist_clock_offsets(r->dist, CLOCK_ROUNDS, t->offset, t->uncertainty, &err))
-        return pmlc_cli_fail("cannot compare the ranks' clocks", &err);
-    return 0;
+    *t = (pml_run_trace){.path = path};
+    if (!path) return PML_OK;
+    int world = d ? d->world : 1;
+    pml_err why = {0};
+    pml_status st = PML_OK;
+    if ((!d || d->rank == 0) && pml_out_check(path, &why)) /* fail before training, not after it */
+        st = pml_err_set(err, why.code, "cannot write the timeline: %s", why.msg);
+    if ((st = pml_run_agree(d, st, err))) return st;
+    t->offset = calloc((size_t)world, sizeof *t->offset);
+    t->uncertainty = calloc((size_t)world, sizeof *t->uncertainty);
+    if (!t->offset || !t->uncertainty) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the timeline");
+    if (d && pml_dist_clock_offsets(d, CLOCK_ROUNDS, t->offset, t->uncertainty, &why))
+        return pml_err_set(err, why.code, "cannot compare the ranks' clocks: %s", why.msg);
+    return PML_OK;
 }
 
-void pmlc_trace_step(pmlc_trace *t, const pml_pipeline *pipe, int counted)
+void pml_run_trace_step(pml_run_trace *t, const pml_pipeline *pipe, int counted)
 {
     if (!t->path || !counted) return;
     t->bubble_sum += pml_pipeline_last_bubble(pipe);
@@ -57,12 +58,13 @@ void pmlc_trace_step(pmlc_trace *t, const pml_pipeline *pipe, int counted)
 }
 
 /* This rank's head and spans, malloc'ed. */
-static char *pack(const pmlc_trace *t, const pmlc_ranks *r, const pml_plan *pl, const pml_pipeline *pipe, size_t *len)
+static char *pack(const pml_run_trace *t, const pml_dist *d, const pml_plan *pl, const pml_pipeline *pipe,
+                  size_t *len)
 {
-    rank_head h = {.rank = r->rank,
-                   .replica = r->dist ? r->dist->replica : 0,
-                   .first = r->dist ? r->dist->first : 0,
-                   .last = r->dist ? r->dist->last : (int32_t)pl->conf.stages,
+    rank_head h = {.rank = d ? d->rank : 0,
+                   .replica = d ? d->replica : 0,
+                   .first = d ? d->first : 0,
+                   .last = d ? d->last : (int32_t)pl->conf.stages,
                    .epoch = pml_pipeline_trace_epoch(pipe),
                    /* one step only: that step, warm-up or not */
                    .bubble = t->steps ? t->bubble_sum / (double)t->steps : pml_pipeline_last_bubble(pipe),
@@ -126,19 +128,18 @@ static void put_spans(pml_json_buf *b, const rank_head *h, double shift, int *fi
     }
 }
 
-/* Rank 0: the summary line and the file, from every rank's bytes. */
-static int write_all(const pmlc_trace *t, const pmlc_ranks *r, const pml_plan *pl, const char *all, const size_t *lens,
-                     int quiet)
+/* Rank 0: the summary line (into *summary) and the file, from every rank's bytes. */
+static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml_plan *pl, const char *all,
+                            const size_t *lens, char **summary, pml_err *err)
 {
-    int W = r->world, S = (int)pl->conf.stages, R = r->dist ? r->dist->replicas : 1;
+    int W = d ? d->world : 1, S = (int)pl->conf.stages, R = d ? d->replicas : 1;
     const rank_head **h = calloc((size_t)W, sizeof *h);
-    if (!h) return pmlc_cli_fail("out of memory for the timeline", NULL);
+    if (!h) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the timeline");
     double zero = 0, measured = 0;
     for (int k = 0; k < W; k++) {
         if (!(h[k] = head_of(all, lens, k)) || h[k]->rank != k) {
-            fprintf(stderr, "pmlc: error: rank %d sent a malformed timeline\n", k);
             free(h);
-            return 1;
+            return pml_err_set(err, PML_ERR_FORMAT, "rank %d sent a malformed timeline", k);
         }
         double at = h[k]->epoch - t->offset[k]; /* its zero on rank 0's clock */
         if (k == 0 || at < zero) zero = at;
@@ -169,43 +170,53 @@ static int write_all(const pmlc_trace *t, const pmlc_ranks *r, const pml_plan *p
                             h[k]->wait, 1e6 * t->offset[k], 1e6 * t->uncertainty[k]);
     }
     pml_json_buf_puts(&b, "]}}\n");
-    if (!quiet) {
-        fprintf(stderr, "bubble: %.1f%% measured ", 100 * measured);
-        if (W > 1) fprintf(stderr, "over the %d stages of replica 0 ", S);
-        fprintf(stderr, "(mean of %lld steps), %.1f%% analytic; ", (long long)h[0]->steps, 100 * analytic);
-        for (int k = 0; k < W && W > 1; k++)
-            fprintf(stderr, "%s rank %d %.1f%%%s", k ? "," : "waiting in transport:", k, 100 * h[k]->wait,
-                    k + 1 == W ? "; " : "");
-        fprintf(stderr, "timeline in %s\n", t->path);
-    }
+    pml_json_buf line = {0};
+    pml_json_buf_printf(&line, "bubble: %.1f%% measured ", 100 * measured);
+    if (W > 1) pml_json_buf_printf(&line, "over the %d stages of replica 0 ", S);
+    pml_json_buf_printf(&line, "(mean of %lld steps), %.1f%% analytic; ", (long long)h[0]->steps, 100 * analytic);
+    for (int k = 0; k < W && W > 1; k++)
+        pml_json_buf_printf(&line, "%s rank %d %.1f%%%s", k ? "," : "waiting in transport:", k, 100 * h[k]->wait,
+                            k + 1 == W ? "; " : "");
+    pml_json_buf_printf(&line, "timeline in %s", t->path);
+    if (line.failed) pml_json_buf_free(&line);
+    *summary = line.failed ? NULL : line.data;
     free(h);
-    pml_err err = {0};
-    return pml_json_buf_save(&b, t->path, &err) ? pmlc_cli_fail("cannot write the timeline", &err) : 0;
+    pml_err why = {0};
+    if (pml_json_buf_save(&b, t->path, &why))
+        return pml_err_set(err, why.code, "cannot write the timeline: %s", why.msg);
+    return PML_OK;
 }
 
-int pmlc_trace_finish(pmlc_trace *t, pmlc_ranks *r, const pml_plan *pl, const pml_pipeline *pipe, int quiet)
+pml_status pml_run_trace_finish(pml_run_trace *t, pml_dist *d, const pml_plan *pl, const pml_pipeline *pipe,
+                                char **summary, int *fatal, pml_err *err)
 {
-    if (!t->path) return 0;
+    *summary = NULL;
+    *fatal = 0;
+    if (!t->path) return PML_OK;
     size_t len = 0, one = 0;
-    char *mine = pack(t, r, pl, pipe, &len);
-    if (!mine) return 2 * pmlc_cli_fail("out of memory for the timeline", NULL); /* rank 0 waits for it */
+    char *mine = pack(t, d, pl, pipe, &len);
+    *fatal = 1; /* until the bytes are on rank 0: rank 0 waits for them */
+    if (!mine) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the timeline");
     void *all = mine;
-    size_t *lens = r->dist ? calloc((size_t)r->world, sizeof *lens) : &one;
-    pml_err err = {0};
-    int rc = 0;
+    size_t *lens = d ? calloc((size_t)d->world, sizeof *lens) : &one;
+    pml_err why = {0};
+    pml_status st = PML_OK;
     if (!lens)
-        rc = 2 * pmlc_cli_fail("out of memory for the timeline", NULL);
-    else if (r->dist && pml_dist_gather_bytes(r->dist, 0, mine, len, &all, lens, &err))
-        rc = 2 * pmlc_cli_fail("cannot gather the timeline on rank 0", &err);
+        st = pml_err_set(err, PML_ERR_NOMEM, "out of memory for the timeline");
+    else if (d && pml_dist_gather_bytes(d, 0, mine, len, &all, lens, &why))
+        st = pml_err_set(err, why.code, "cannot gather the timeline on rank 0: %s", why.msg);
     one = len;
-    if (!rc && r->rank == 0) rc = write_all(t, r, pl, all, lens, quiet);
+    if (!st) {
+        *fatal = 0;
+        if (!d || d->rank == 0) st = write_all(t, d, pl, all, lens, summary, err);
+    }
     if (all != mine) free(all);
     if (lens != &one) free(lens);
     free(mine);
-    return rc;
+    return st;
 }
 
-void pmlc_trace_free(pmlc_trace *t)
+void pml_run_trace_free(pml_run_trace *t)
 {
     free(t->offset);
     free(t->uncertainty);
