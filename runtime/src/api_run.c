@@ -128,7 +128,17 @@ pml_status pml_session_open(pml_context *ctx, const pml_plan *plan, const pml_se
     if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
     PML_CHECK_NONNULL(&err, plan);
-    if (PML_CHECK_NONNULL(&err, out)) return pml_api_record(ctx, err.code, &err);
+    PML_CHECK_NONNULL(&err, out);
+    if (opts) {
+        PML_CHECK_THREADS(&err, opts->threads);
+        pml_api_check(&err, opts->seed >= -1, __func__, "opts->seed is %lld: -1 (the train block's) or a seed",
+                      (long long)opts->seed);
+        pml_api_check(&err, (unsigned)opts->backend <= PML_BACKEND_AUTO, __func__, "opts->backend is %d, no backend",
+                      (int)opts->backend);
+        pml_api_check(&err, !(opts->init && opts->resume), __func__,
+                      "opts->init and opts->resume are both set: a resume brings its own weights");
+    }
+    if (err.code) return pml_api_record(ctx, err.code, &err);
     return pml_api_session_make(ctx, plan, opts, (uint64_t)plan->conf.seed, out);
 }
 
@@ -142,7 +152,14 @@ pml_status pml_session_run(pml_session *s, const pml_run_options *opts, pml_run_
     pml_run_result res = {0};
     if (result) *result = res;
     if (!s) return PML_ERR_INVALID_ARG;
-    if (!opts) return pml_api_record(s->ctx, pml_err_set(&err, PML_ERR_INVALID_ARG, "no pml_run_options (NULL)"), &err);
+    PML_CHECK_IDLE(&err, s);
+    PML_CHECK_NONNULL(&err, opts);
+    if (opts) {
+        pml_api_check(&err, opts->steps >= -1, __func__, "opts->steps is %lld: -1 (the train block's) or a step",
+                      (long long)opts->steps);
+        PML_CHECK_NONNEG(&err, opts->eval);
+    }
+    if (err.code) return pml_api_record(s->ctx, err.code, &err);
     pml_run_env env = {.plan = &s->plan,
                        .pipe = &s->pipe,
                        .opts = &s->opts,

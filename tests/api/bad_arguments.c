@@ -410,3 +410,37 @@ API_CASE(pmlc_calls_refuse_bad_arguments_and_calls_out_of_order)
     free(diag);
     return 0;
 }
+
+/* The training driver (pml_session_open, pml_session_run, pml_plan_steps). */
+API_CASE(the_run_calls_refuse_bad_arguments_and_leave_no_session)
+{
+    pml_context *ctx;
+    pml_plan *plan;
+    pml_session *s;
+    CHECK(api_open_mlp(&ctx, &plan, &s) == 0);
+    CHECK(pml_plan_steps(NULL) == -1);
+    pml_session *bad = s; /* not NULL: a refusal must set it to NULL */
+    pml_session_options so = {.seed = -1};
+    CHECK_STATUS(pml_session_open(NULL, plan, &so, &bad), PML_ERR_INVALID_ARG);
+    CHECK(bad == NULL);
+    CHECK_REFUSED(ctx, pml_session_open(ctx, NULL, &so, &bad), "pml_session_open: plan is NULL");
+    CHECK_REFUSED(ctx, pml_session_open(ctx, plan, &so, NULL), "pml_session_open: out is NULL");
+    so.threads = -1;
+    CHECK_REFUSED(ctx, pml_session_open(ctx, plan, &so, &bad), "opts->threads is -1");
+    so = (pml_session_options){.seed = -2};
+    CHECK_REFUSED(ctx, pml_session_open(ctx, plan, &so, &bad), "opts->seed is -2");
+    so = (pml_session_options){.seed = -1, .backend = (pml_backend)7};
+    CHECK_REFUSED(ctx, pml_session_open(ctx, plan, &so, &bad), "opts->backend is 7");
+    so = (pml_session_options){.seed = -1, .init = "w", .resume = "r"};
+    CHECK_REFUSED(ctx, pml_session_open(ctx, plan, &so, &bad), "both set");
+    CHECK(bad == NULL);
+    pml_run_result result = {.steps_done = 9};
+    CHECK_STATUS(pml_session_run(NULL, &(pml_run_options){.steps = 1}, &result), PML_ERR_INVALID_ARG);
+    CHECK(result.steps_done == 0);
+    CHECK_REFUSED(ctx, pml_session_run(s, NULL, NULL), "pml_session_run: opts is NULL");
+    CHECK_REFUSED(ctx, pml_session_run(s, &(pml_run_options){.steps = -5}, NULL), "opts->steps is -5");
+    CHECK_REFUSED(ctx, pml_session_run(s, &(pml_run_options){.steps = 1, .eval = -1}, NULL), "opts->eval is -1");
+    CHECK(pml_session_steps_done(s) == 0);
+    api_close_mlp(ctx, plan, s);
+    return 0;
+}

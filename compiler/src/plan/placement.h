@@ -53,7 +53,7 @@ typedef struct pmlc_phase {
     int64_t frozen; /* parameters (elements) frozen */
     pmlc_stage_cost *stages; /* with the stages cut for step 0 */
     /* With automatic placement, after step 0: the stages cut again for this phase's
-     * costs, as `pmlc train` re-cuts them (compiler/tools/recut.h); NULL otherwise. */
+     * costs, as `pmlc train` re-cuts them (runtime/src/run/recut.h); NULL otherwise. */
     pmlc_stage_cost *recut;
 } pmlc_phase;
 

@@ -94,7 +94,7 @@ void pml_phase_auto_restore(pml_phase *ph, const pml_plan *pl, const uint8_t *fr
                             int64_t checked);
 
 /* Copies the automatic freeze's state from `from`, a phase of a plan with the same
- * parameters (a re-planned phase: compiler/tools/recut.h), into `to`. */
+ * parameters (a re-planned phase: runtime/src/run/recut.h), into `to`. */
 void pml_phase_auto_copy(pml_phase *to, const pml_phase *from, const pml_plan *pl);
 
 /* What a backend's begin calls before a training step, while `acc` still holds the step

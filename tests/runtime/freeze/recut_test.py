@@ -3,7 +3,7 @@
 trajectory. A residual MLP on 3 automatically placed stages, with `freeze stem,
 layers.[0-1].* after 3 steps`, trains 7 steps from weights W0 twice:
   A  `pmlc train FILE`: at step 3 the program is planned again for the phase and the
-     stages re-cut (compiler/tools/recut.h);
+     stages re-cut (runtime/src/run/recut.h);
   B  `pmlc train PLAN` of the plan file: the stages keep the step-0 cut and the
      runtime only stops the frozen work (runtime/src/plan/phase.h).
 Checked: A logged a re-cut at step 3 that moved at least one layer to another stage,
