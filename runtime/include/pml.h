@@ -451,7 +451,6 @@ typedef struct pml_run_options {
 typedef struct pml_run_result {
     int64_t steps_done;
     int failed_in_step; /* the failure was a training step's: nothing of that step was applied or saved */
-    int reported;       /* the failure was already said (a PML_RUN_ERROR event, or another rank said it) */
     int log_incomplete; /* a log (the trace, the metrics) could not be written: said by a PML_RUN_ERROR event; the
                          * run itself went on */
 } pml_run_result;
