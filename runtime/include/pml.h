@@ -365,7 +365,8 @@ typedef struct pml_dist pml_dist;
 typedef struct pml_session_options {
     pml_backend backend; /* as pml_session_create's (0: PML_BACKEND_CPU) */
     int64_t seed;        /* -1: the train block's, or with `resume` the checkpoint's (another is refused) */
-    int threads;         /* CPU threads in all; 0: the machine's, shared by the ranks on it */
+    int threads;         /* CPU threads in all, shared by the stages; 0: the machine's, shared by the ranks on
+                          * it; at most PML_MAX_THREADS (pmlc train --threads) */
     int trace;           /* record every stage's timeline (pml_run_options.trace needs it) */
     int check_numerics;  /* check every op's output and stop at the first non-finite (CPU backend) */
     /* With check_numerics: where each plan node was made ("file:line:col", as

@@ -68,6 +68,42 @@ static int infer_passes(void *arg)
     return 0;
 }
 
+static int train_steps(void *arg) { return pml_session_train(arg, 3, NULL) != PML_OK; }
+
+API_CASE(pml_session_open_trains_on_the_threads_asked)
+{
+    pml_context *ctx;
+    pml_plan *plan;
+    pml_session *s;
+    CHECK(api_open_mlp(&ctx, &plan, &s) == 0); /* two stages */
+    int peak[2] = {0, 0}, threads[2] = {2, 8}; /* 1 and 4 per stage */
+    for (int k = 0; k < 2; k++) { /* one thread first: a provider's pool, once started, stays */
+        pml_session_options o = {.backend = PML_BACKEND_CPU, .seed = -1, .threads = threads[k]};
+        pml_session *t = NULL;
+        CHECK_STATUS(pml_session_open(ctx, plan, &o, &t), PML_OK);
+        peak[k] = peak_threads(train_steps, t);
+        pml_session_destroy(t);
+        CHECK(peak[k] > 0);
+    }
+    if (peak[1] <= peak[0])
+        api_failed(__FILE__, __LINE__, "training on %d threads peaked at %d threads of the process, on %d at %d",
+                   threads[0], peak[0], threads[1], peak[1]);
+    CHECK(peak[1] > peak[0]);
+    pml_session_options bad = {.seed = -1, .threads = -1};
+    pml_session *none = s;
+    CHECK_STATUS(pml_session_open(ctx, plan, &bad, &none), PML_ERR_INVALID_ARG);
+    CHECK(none == NULL);
+    CHECK_ERROR_SAYS(ctx, "pml_session_open: opts->threads is -1, not 0 (every CPU) to 4096");
+    bad.threads = PML_MAX_THREADS + 1;
+    CHECK_STATUS(pml_session_open(ctx, plan, &bad, &none), PML_ERR_INVALID_ARG);
+    CHECK_ERROR_SAYS(ctx, "opts->threads is 4097");
+    bad.threads = 0, bad.seed = -2;
+    CHECK_STATUS(pml_session_open(ctx, plan, &bad, &none), PML_ERR_INVALID_ARG);
+    CHECK_ERROR_SAYS(ctx, "pml_session_open: opts->seed is -2");
+    api_close_mlp(ctx, plan, s);
+    return 0;
+}
+
 API_CASE(pml_infer_create_runs_its_kernels_on_the_threads_asked)
 {
     pml_context *ctx;
