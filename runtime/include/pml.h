@@ -128,7 +128,9 @@ PML_API pml_status pml_backend_parse(const char *name, pml_backend *out);
  * build puts it in where NVRTC is installed), else the CPU, and never fails for want of
  * a GPU; PML_BACKEND_CUDA without one is PML_ERR_UNSUPPORTED with the reason in
  * pml_context_error, and with a plan lacking code for the GPU it names the `pmlc build
- * --arch` that makes it. The plan must outlive the session. */
+ * --arch` that makes it. The CPU kernels share the machine's CPUs among the stages,
+ * as pml_session_open's `threads` 0 does (which sets another count). The plan must
+ * outlive the session. */
 typedef struct pml_session pml_session;
 
 PML_API pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, uint64_t seed,
