@@ -73,7 +73,7 @@ static void types_print_as_written(void)
 static void op_table_matches_shared_list(void)
 {
     static const char *const names[] = {
-#define PML_OP(e, name) name,
+#define PML_OP(e, name, ...) name,
 #include "pml/ops.def"
 #undef PML_OP
     };

@@ -171,7 +171,7 @@ const char *cg_node_expr(cg *c, int32_t n, const char *idx)
     const char *b = x->n_in > 1 ? cg_operand(c, n, 1, idx) : NULL;
     int is_int = x->n_in > 0 && c->g->nodes.v[x->in[0]].dtype == PMLC_I32;
     const char *one = x->dtype == PMLC_I32 ? "1" : "1.0f", *zero = x->dtype == PMLC_I32 ? "0" : "0.0f";
-    if (is_int && x->op >= OP_NEG && x->op <= OP_ABS) goto unsupported;
+    if (is_int && (pmlc_ops[x->op].flags & PML_OPF_FLOAT)) goto unsupported;
     switch (x->op) {
     case OP_NEG: return pmlc_arena_printf(A, "(-%s)", a);
     case OP_EXP: return pmlc_arena_printf(A, "expf(%s)", a);
@@ -187,12 +187,8 @@ const char *cg_node_expr(cg *c, int32_t n, const char *idx)
     case OP_ADD: return is_int ? wrap(c, '+', a, b) : pmlc_arena_printf(A, "(%s + %s)", a, b);
     case OP_SUB: return is_int ? wrap(c, '-', a, b) : pmlc_arena_printf(A, "(%s - %s)", a, b);
     case OP_MUL: return is_int ? wrap(c, '*', a, b) : pmlc_arena_printf(A, "(%s * %s)", a, b);
-    case OP_DIV:
-        if (is_int) goto unsupported;
-        return pmlc_arena_printf(A, "(%s / %s)", a, b);
-    case OP_POW:
-        if (is_int) goto unsupported;
-        return pmlc_arena_printf(A, "powf(%s, %s)", a, b);
+    case OP_DIV: return pmlc_arena_printf(A, "(%s / %s)", a, b);
+    case OP_POW: return pmlc_arena_printf(A, "powf(%s, %s)", a, b);
     /* NaN wins, as in NumPy and the CPU backend. */
     case OP_MAXIMUM: return pmlc_arena_printf(A, "(%s > %s || %s != %s ? %s : %s)", a, b, a, a, a, b);
     case OP_MINIMUM: return pmlc_arena_printf(A, "(%s < %s || %s != %s ? %s : %s)", a, b, a, a, a, b);
@@ -211,7 +207,7 @@ const char *cg_node_expr(cg *c, int32_t n, const char *idx)
         if (x->dtype == PMLC_F16) return pmlc_arena_printf(A, "pml_h2f(pml_f2h(%s))", a);
         return a;
     case OP_DROPOUT: {
-        if (is_int || x->n_attr < 1 || !(x->fval >= 0 && x->fval <= 1)) goto unsupported;
+        if (x->n_attr < 1 || !(x->fval >= 0 && x->fval <= 1)) goto unsupported;
         /* Kept when pml_rng_uniform_f32(seed, key, j) >= p, where the float is k·2^-24
          * with k the top 24 bits: exactly when k >= ceil(p·2^24). */
         double kmin = ceil(x->fval * 16777216.0);
@@ -225,12 +221,17 @@ const char *cg_node_expr(cg *c, int32_t n, const char *idx)
     }
     case OP_CAUSAL_MASK: {
         const pmlc_cshape *s = &c->shape[n];
-        if (is_int || s->rank < 2) goto unsupported;
+        if (s->rank < 2) goto unsupported;
         long long rows = (long long)s->d[s->rank - 2], cols = (long long)s->d[s->rank - 1];
         return pmlc_arena_printf(A, "(%s %% %lld <= (%s / %lld) %% %lld ? %s : %s)", idx, cols, idx, cols, rows, a,
                                  cg_float_lit(c, x->fval));
     }
-    default: break;
+#define PML_CASE(e) case OP_##e:
+#define PML_OWN_UNARY
+#define PML_OWN_BINARY
+#define PML_OWN_ELEMWISE
+#include "pml/op_cases.h"
+        break;
     }
 unsupported:
     pmlc_error(&c->P->diag, x->loc, "the CUDA backend has no kernel for %s on %s", pmlc_ops[x->op].name,

@@ -198,7 +198,7 @@ static int64_t indexed(cg *c, int32_t n, const ir_node *x)
         c->checks_index = 1;
         put(c, n, "i", pmlc_arena_printf(A, "v == t ? %s : 0", load(c, x->in[0], "r")));
         break;
-    default: { /* scatter_add: dy[..., C], idx[...] -> out[N, C], zeroed by the runtime */
+    case OP_SCATTER_ADD: { /* dy[..., C], idx[...] -> out[N, C], zeroed by the runtime */
         c->zero_output = 1;
         cg_emit(c, "    const pml_ix col = i %% %lld;\n    const int t = %s;\n", last0, load(c, x->in[1], pmlc_arena_printf(A, "i / %lld", last0)));
         check_index(c, "t", os->d[0]);
@@ -214,7 +214,12 @@ static int64_t indexed(cg *c, int32_t n, const ir_node *x)
             pmlc_error(&c->P->diag, x->loc, "the CUDA backend has no kernel for scatter_add on %s", pmlc_dtype_name(t));
             c->errors++;
         }
+        break;
     }
+#define PML_CASE(e) case OP_##e:
+#define PML_OWN_GATHER
+#include "pml/op_cases.h"
+        break; /* cg_single sends only GATHER ops here */
     }
     cg_emit(c, "  }\n");
     return N;
@@ -235,9 +240,12 @@ int64_t cg_single(cg *c, int32_t n)
     case PMLC_OPC_MOVEMENT: return movement(c, n, x);
     case PMLC_OPC_GATHER: return indexed(c, n, x);
     case PMLC_OPC_ROWLOSS: return cg_xent(c, n);
-    default:
-        pmlc_error(&c->P->diag, x->loc, "the CUDA backend has no kernel for %s", pmlc_ops[x->op].name);
-        c->errors++;
-        return 0;
+    case PMLC_OPC_SOURCE:
+    case PMLC_OPC_ELEMWISE:
+    case PMLC_OPC_MATMUL:
+        break;
     }
+    pmlc_error(&c->P->diag, x->loc, "the CUDA backend has no kernel for %s", pmlc_ops[x->op].name);
+    c->errors++;
+    return 0;
 }

@@ -289,11 +289,26 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     }
     case OP_MATMUL:
         return matmul_grad(A, &n, k, dy);
-    default:
-        pmlc_error(&A->P->diag, A->loc, "internal error: no gradient rule for '%s'", pmlc_ops[n.op].name);
-        A->failed = 1;
-        return -1;
+    /* Sources, comparisons and the ops autodiff itself makes have no rule. */
+    case OP_INPUT:
+    case OP_PARAM:
+    case OP_CONST:
+    case OP_ARANGE:
+    case OP_LT:
+    case OP_LE:
+    case OP_GT:
+    case OP_GE:
+    case OP_EQ:
+    case OP_NE:
+    case OP_SCATTER_ADD:
+    case OP_UNPICK:
+    case OP_XENT_GRAD:
+    case OP_COUNT:
+        break;
     }
+    pmlc_error(&A->P->diag, A->loc, "internal error: no gradient rule for '%s'", pmlc_ops[n.op].name);
+    A->failed = 1;
+    return -1;
 }
 
 static void accumulate(ad *A, int32_t x, int32_t dx)

@@ -348,93 +348,47 @@ static int rule_target(pmlc_infer *a)
     return check_numel(a);
 }
 
-#define SRC(n, d, at)                                                    \
-    {                                                                    \
-        n, PMLC_OPC_SOURCE, 0, 0, NULL, 0, 0, 0, d, at, NULL, NULL, NULL \
-    }
-#define UN(n, f, s, d)                                                                   \
-    {                                                                                    \
-        n, PMLC_OPC_ELEMWISE, 1, 1, rule_unary_float, f, s, 1, d, NULL, NULL, NULL, NULL \
-    }
-#define BIN(n, r, f, s, g, d)                                             \
-    {                                                                     \
-        n, PMLC_OPC_ELEMWISE, 2, 2, r, f, s, g, d, NULL, NULL, NULL, NULL \
-    }
-#define OUT PMLC_SAVES_OUT
+/* The shape rule of each class; a class whose ops differ names each op's rule. */
+#define RULE_OF_LEAF(e, flags) NULL
+#define RULE_OF_FILL(e, flags) NULL
+#define RULE_OF_UNARY(e, flags) rule_unary_float
+#define RULE_OF_BINARY(e, flags) ((flags) & PML_OPF_FLOAT ? rule_binary_float : rule_binary)
+#define RULE_OF_ELEMWISE(e, flags) RULE_##e
+#define RULE_OF_REDUCE(e, flags) RULE_##e
+#define RULE_OF_MOVEMENT(e, flags) RULE_##e
+#define RULE_OF_GATHER(e, flags) RULE_##e
+#define RULE_OF_MATMUL(e, flags) RULE_##e
+#define RULE_OF_ROWLOSS(e, flags) RULE_##e
+#define RULE_WHERE rule_where
+#define RULE_CAST rule_cast
+#define RULE_DROPOUT rule_unary_float
+#define RULE_CAUSAL_MASK rule_causal_mask
+#define RULE_SUM rule_reduce
+#define RULE_MAX rule_reduce
+#define RULE_MEAN rule_reduce
+#define RULE_SUM_TO rule_sum_to
+#define RULE_RESHAPE rule_reshape
+#define RULE_PERMUTE rule_permute
+#define RULE_SLICE rule_slice
+#define RULE_CONCAT rule_concat
+#define RULE_EXPAND rule_expand
+#define RULE_PAD rule_target
+#define RULE_GATHER rule_gather
+#define RULE_PICK rule_pick
+#define RULE_SCATTER_ADD rule_target
+#define RULE_UNPICK rule_target
+#define RULE_MATMUL rule_matmul
+#define RULE_XENT rule_xent
+#define RULE_XENT_GRAD rule_xent_grad
 
-const pmlc_op_info pmlc_ops[OP_COUNT] = {
-    [OP_INPUT] = SRC("input", "a model input, one micro-batch", NULL),
-    [OP_PARAM] = SRC("param", "a trainable parameter", NULL),
-    [OP_CONST] = SRC("const", "a scalar constant, broadcast", "fval = value"),
-    [OP_ARANGE] = SRC("arange", "0, 1, ..., n-1 as i32", NULL),
-    [OP_NEG] = UN("neg", 1, 0, "-x"),
-    [OP_EXP] = UN("exp", 1, OUT, "e^x"),
-    [OP_LOG] = UN("log", 1, 1, "natural logarithm"),
-    [OP_SQRT] = UN("sqrt", 1, OUT, "square root"),
-    [OP_RSQRT] = UN("rsqrt", 1, OUT, "1/sqrt(x)"),
-    [OP_TANH] = UN("tanh", 1, OUT, "hyperbolic tangent"),
-    [OP_SIGMOID] = UN("sigmoid", 1, OUT, "1/(1+e^-x)"),
-    [OP_RELU] = UN("relu", 1, OUT, "max(x, 0)"),
-    [OP_ERF] = UN("erf", 1, 1, "error function"),
-    [OP_RECIP] = UN("recip", 1, OUT, "1/x"),
-    [OP_ABS] = UN("abs", 1, 1, "|x|"),
-    [OP_ADD] = BIN("add", rule_binary, 1, 0, 1, "a + b, broadcast"),
-    [OP_SUB] = BIN("sub", rule_binary, 1, 0, 1, "a - b, broadcast"),
-    [OP_MUL] = BIN("mul", rule_binary, 1, 3, 1, "a * b, broadcast"),
-    [OP_DIV] = BIN("div", rule_binary_float, 1, 2 | OUT, 1, "a / b, broadcast"),
-    [OP_MAXIMUM] = BIN("maximum", rule_binary, 1, 3, 1, "element-wise max"),
-    [OP_MINIMUM] = BIN("minimum", rule_binary, 1, 3, 1, "element-wise min"),
-    [OP_POW] = BIN("pow", rule_binary_float, 1, 3 | OUT, 1, "a^b"),
-    [OP_LT] = BIN("lt", rule_binary, 1, 0, 0, "a < b as 1/0"),
-    [OP_LE] = BIN("le", rule_binary, 1, 0, 0, "a <= b as 1/0"),
-    [OP_GT] = BIN("gt", rule_binary, 1, 0, 0, "a > b as 1/0"),
-    [OP_GE] = BIN("ge", rule_binary, 1, 0, 0, "a >= b as 1/0"),
-    [OP_EQ] = BIN("eq", rule_binary, 1, 0, 0, "a == b as 1/0"),
-    [OP_NE] = BIN("ne", rule_binary, 1, 0, 0, "a != b as 1/0"),
-    [OP_WHERE] = {"where", PMLC_OPC_ELEMWISE, 3, 3, rule_where, 1, 1, 1, "c ? a : b", NULL, NULL, NULL, NULL},
-    [OP_CAST] = {"cast", PMLC_OPC_ELEMWISE, 1, 1, rule_cast, 0, 0, 1, "convert element type", "attr = [dtype]", NULL,
-                 NULL, NULL},
-    [OP_DROPOUT] = {"dropout", PMLC_OPC_ELEMWISE, 1, 1, rule_unary_float, 2, 0, 1,
-                    "zero with probability p, scale by 1/(1-p); counter-based RNG",
-                    "fval = p, attr = [key: the RNG stream]", NULL, NULL, NULL},
-    [OP_CAUSAL_MASK] = {"causal_mask", PMLC_OPC_ELEMWISE, 1, 1, rule_causal_mask, 1, 0, 1,
-                        "fval above the diagonal of the last two axes (-inf; 0 in the backward pass)",
-                        "fval = the fill value", NULL, NULL, NULL},
-    [OP_SUM] = {"sum", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 0, 1, "sum over an axis",
-                "attr = [axis or -1 for all, keepdim]", NULL, NULL, NULL},
-    [OP_MAX] = {"max", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 1 | OUT, 1, "max over an axis",
-                "attr = [axis or -1 for all, keepdim]", NULL, NULL, NULL},
-    [OP_MEAN] = {"mean", PMLC_OPC_REDUCE, 1, 1, rule_reduce, 1, 0, 1, "mean over an axis",
-                 "attr = [axis or -1 for all, keepdim]", NULL, NULL, NULL},
-    [OP_RESHAPE] = {"reshape", PMLC_OPC_MOVEMENT, 1, 1, rule_reshape, 0, 0, 1, "same elements, new shape", NULL, NULL,
-                    NULL, NULL},
-    [OP_PERMUTE] = {"permute", PMLC_OPC_MOVEMENT, 1, 1, rule_permute, 0, 0, 1, "reorder axes", "attr = perm[rank]",
-                    NULL, NULL, NULL},
-    [OP_SLICE] = {"slice", PMLC_OPC_MOVEMENT, 1, 1, rule_slice, 0, 0, 1, "start:stop:step along one axis",
-                  "attr = [axis, start, stop, step]", NULL, NULL, NULL},
-    [OP_CONCAT] = {"concat", PMLC_OPC_MOVEMENT, 1, -1, rule_concat, 0, 0, 1, "join along an axis", "attr = [axis]",
-                   NULL, NULL, NULL},
-    [OP_GATHER] = {"gather", PMLC_OPC_GATHER, 2, 2, rule_gather, 0, 2, 1, "rows of a table at i32 indices", NULL, NULL,
-                   NULL, NULL},
-    [OP_PICK] = {"pick", PMLC_OPC_GATHER, 2, 2, rule_pick, 0, 2, 1, "one element of the last axis per row", NULL, NULL,
-                 NULL, NULL},
-    [OP_EXPAND] = {"expand", PMLC_OPC_MOVEMENT, 1, 1, rule_expand, 0, 0, 1, "broadcast to the output shape", NULL, NULL,
-                   NULL, NULL},
-    [OP_SUM_TO] = {"sum_to", PMLC_OPC_REDUCE, 1, 1, rule_sum_to, 1, 0, 1, "sum down to the output shape", NULL, NULL,
-                   NULL, NULL},
-    [OP_PAD] = {"pad", PMLC_OPC_MOVEMENT, 1, 1, rule_target, 0, 0, 1, "into zeros at axis start:stop:step",
-                "attr = [axis, start, stop, step]", NULL, NULL, NULL},
-    [OP_SCATTER_ADD] = {"scatter_add", PMLC_OPC_GATHER, 2, 2, rule_target, 0, 2, 1, "rows added into zeros at i32 indices",
-                        NULL, NULL, NULL, NULL},
-    [OP_UNPICK] = {"unpick", PMLC_OPC_GATHER, 2, 2, rule_target, 0, 2, 1, "values into zeros of the last axis at indices",
-                   NULL, NULL, NULL, NULL},
-    [OP_XENT] = {"xent", PMLC_OPC_ROWLOSS, 2, 2, rule_xent, 4, 1 | 2 | OUT, 1,
-                  "softmax cross-entropy per row: logsumexp(logits) - logits[label]", NULL, NULL, NULL, NULL},
-    [OP_XENT_GRAD] = {"xent_grad", PMLC_OPC_ROWLOSS, 4, 4, rule_xent_grad, 3, 0, 0,
-                       "(softmax(logits) - onehot(label)) * dloss, the softmax recomputed", NULL, NULL, NULL, NULL},
-    [OP_MATMUL] = {"matmul", PMLC_OPC_MATMUL, 2, 2, rule_matmul, 2, 3, 1, "batched matrix product", NULL, NULL, NULL,
-                   NULL},
+const pmlc_op_info pmlc_ops[] = {
+#define PML_OP(e, name, cls, min_in, max_in, flags, flops, saves, doc, attrs)                     \
+    [OP_##e] = {name,  PMLC_OPC_OF_##cls, min_in, max_in, RULE_OF_##cls(e, flags), flops, saves, \
+                !((flags) & PML_OPF_NOGRAD), flags, doc, attrs},
+#include "pml/ops.def"
+#undef PML_OP
 };
+_Static_assert(sizeof pmlc_ops / sizeof *pmlc_ops == OP_COUNT, "one row per op of pml/ops.def");
 
 int64_t pmlc_cshape_numel(const pmlc_cshape *s)
 {

@@ -1,22 +1,22 @@
 /* ops.h — the primitive operations: the one table every pass reads.
  *
- * Each row names an op and gives its class, arity, shape rule, cost per element,
- * which tensors its backward pass needs (so activation memory can be counted before
- * autodiff exists), and slots that later passes fill (backward rule, C and CUDA
- * kernel templates). Adding an op means adding a row here and nothing else in the
- * front end except, if users call it by name, a line in builtins.c. */
+ * Each row names an op and gives its class, arity, flags, shape rule, cost per element
+ * and which tensors its backward pass needs (so activation memory can be counted before
+ * autodiff exists). All but the shape rule come from the op's row in pml/ops.def, and
+ * so does the rule of a unary or binary op; an op of another class names its rule in
+ * ops.c. */
 #ifndef PMLC_OPS_H
 #define PMLC_OPS_H
 
 #include "ir/types.h"
+#include "pml/ops.h"
 
 typedef enum pmlc_opcode {
-#define PML_OP(e, name) OP_##e,
+#define PML_OP(e, ...) OP_##e,
 #include "pml/ops.def"
 #undef PML_OP
     OP_COUNT
 } pmlc_opcode;
-
 
 typedef enum pmlc_op_class {
     PMLC_OPC_SOURCE,   /* inputs, parameters, constants: no work */
@@ -27,6 +27,19 @@ typedef enum pmlc_op_class {
     PMLC_OPC_MATMUL,
     PMLC_OPC_ROWLOSS   /* a loss per row of logits at i32 labels (xent and its backward) */
 } pmlc_op_class;
+
+/* pml/ops.def's classes as the compiler sees them: every element-wise kind is one class
+ * to fusion and costing, and every source one. */
+#define PMLC_OPC_OF_LEAF PMLC_OPC_SOURCE
+#define PMLC_OPC_OF_FILL PMLC_OPC_SOURCE
+#define PMLC_OPC_OF_UNARY PMLC_OPC_ELEMWISE
+#define PMLC_OPC_OF_BINARY PMLC_OPC_ELEMWISE
+#define PMLC_OPC_OF_ELEMWISE PMLC_OPC_ELEMWISE
+#define PMLC_OPC_OF_REDUCE PMLC_OPC_REDUCE
+#define PMLC_OPC_OF_MOVEMENT PMLC_OPC_MOVEMENT
+#define PMLC_OPC_OF_GATHER PMLC_OPC_GATHER
+#define PMLC_OPC_OF_MATMUL PMLC_OPC_MATMUL
+#define PMLC_OPC_OF_ROWLOSS PMLC_OPC_ROWLOSS
 
 /* Arguments and results of a shape rule. On failure the rule sets `bad` (the operand
  * at fault, -1 for the call as a whole) and `msg`; the caller points the diagnostic
@@ -46,7 +59,7 @@ typedef struct pmlc_infer {
     char msg[400];
 } pmlc_infer;
 
-enum { PMLC_SAVES_OUT = 0x80 };
+enum { PMLC_SAVES_OUT = PML_SAVES_OUT };
 
 typedef struct pmlc_op_info {
     const char *name;
@@ -55,13 +68,10 @@ typedef struct pmlc_op_info {
     int (*infer)(pmlc_infer *); /* 0 on success; NULL for sources (the front end sets their shape) */
     float flops_per_elem;
     uint8_t saves;          /* bit i: input i is needed by the backward pass; PMLC_SAVES_OUT: the output */
-    uint8_t differentiable; /* 0: no gradient flows through (comparisons, indices) */
+    uint8_t differentiable; /* 0: no gradient flows through (PML_OPF_NOGRAD) */
+    uint8_t flags;          /* PML_OPF_* */
     const char *doc;
     const char *attrs; /* the node's attributes (ir_node.attr, .fval), NULL when none */
-    /* Slots for later passes. */
-    const void *backward;
-    const char *c_template;
-    const char *cuda_template;
 } pmlc_op_info;
 
 extern const pmlc_op_info pmlc_ops[OP_COUNT];

@@ -63,26 +63,17 @@ int pml_cpu_same_shape(const pml_view *a, const pml_view *b);
 const char *pml_cpu_shape_str(const pml_view *v, char *buf, size_t cap);
 /* The standard refusal: "<op>: <dtype> tensors are not supported on the CPU". */
 pml_status pml_cpu_unsupported(const pml_op_call *c, pml_dtype t, pml_err *err);
+/* The refusal of a kernel family given an op of another class (run.c routes by class,
+ * so only a direct caller sees it): "<op>: not implemented on the CPU (dtype <t>)". */
+pml_status pml_cpu_other_family(const pml_op_call *c, pml_err *err);
 
-/* Which kernel family runs an op (run.c). */
-typedef enum pml_cpu_family_kind {
-    PML_CPU_SOURCE, /* input, param: filled by the executor */
-    PML_CPU_ELEMENTWISE,
-    PML_CPU_REDUCE,
-    PML_CPU_MOVEMENT,
-    PML_CPU_INDEX,
-    PML_CPU_MATMUL,
-    PML_CPU_XENT
-} pml_cpu_family_kind;
-pml_cpu_family_kind pml_cpu_family(pml_opcode op);
-
-/* Kernel families; each handles the ops run.c routes to it. */
-pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err); /* const .. causal_mask */
-pml_status pml_cpu_reduce(const pml_op_call *c, pml_err *err);      /* sum max mean sum_to */
-pml_status pml_cpu_movement(const pml_op_call *c, pml_err *err);    /* reshape permute slice concat expand pad */
-pml_status pml_cpu_index(const pml_op_call *c, pml_err *err);       /* gather pick scatter_add unpick */
-pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err);
-pml_status pml_cpu_xent(const pml_op_call *c, pml_err *err); /* xent xent_grad */
+/* Kernel families; each handles the ops of the classes run.c routes to it. */
+pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err); /* FILL UNARY BINARY ELEMWISE */
+pml_status pml_cpu_reduce(const pml_op_call *c, pml_err *err);      /* REDUCE */
+pml_status pml_cpu_movement(const pml_op_call *c, pml_err *err);    /* MOVEMENT */
+pml_status pml_cpu_index(const pml_op_call *c, pml_err *err);       /* GATHER */
+pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err);      /* MATMUL */
+pml_status pml_cpu_xent(const pml_op_call *c, pml_err *err);        /* ROWLOSS */
 
 /* PML_ERR_INVALID_ARG naming op `name`, the index and the range when an index of
  * idx[n] is outside [0, range) (index.c); PML_OK otherwise. */

@@ -190,7 +190,8 @@ static pml_status same_shape_float(const pml_op_call *c, pml_err *err)
     return s == PML_OK ? s : pml_cpu_unsupported(c, t, err);
 }
 
-pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err)
+/* const and arange: no input. */
+static pml_status fill(const pml_op_call *c, pml_err *err)
 {
     pml_dtype t = c->out.dtype;
     int64_t n = pml_cpu_numel(&c->out);
@@ -217,42 +218,53 @@ pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err)
         else
             return pml_cpu_unsupported(c, t, err);
         return PML_OK;
+#define PML_CASE(e) case PML_OP_##e:
+#define PML_OWN_FILL
+#include "pml/op_cases.h"
+        break;
+    }
+    return pml_cpu_other_family(c, err);
+}
+
+/* where, cast, dropout, causal_mask: each a rule of its own. */
+static pml_status elementwise_other(const pml_op_call *c, pml_err *err)
+{
+    switch (c->op) {
     case PML_OP_CAST:
         if (!pml_cpu_same_shape(&c->in[0], &c->out))
             return pml_err_set(err, PML_ERR_INVALID_ARG, "cast: input and output differ in shape");
         return cast(c, err);
     case PML_OP_WHERE:
         return where(c, err);
-    case PML_OP_ADD:
-    case PML_OP_SUB:
-    case PML_OP_MUL:
-    case PML_OP_DIV:
-    case PML_OP_MAXIMUM:
-    case PML_OP_MINIMUM:
-    case PML_OP_POW:
-    case PML_OP_LT:
-    case PML_OP_LE:
-    case PML_OP_GT:
-    case PML_OP_GE:
-    case PML_OP_EQ:
-    case PML_OP_NE:
-        return binary(c, err);
-    case PML_OP_NEG:
-    case PML_OP_EXP:
-    case PML_OP_LOG:
-    case PML_OP_SQRT:
-    case PML_OP_RSQRT:
-    case PML_OP_TANH:
-    case PML_OP_SIGMOID:
-    case PML_OP_RELU:
-    case PML_OP_ERF:
-    case PML_OP_RECIP:
-    case PML_OP_ABS:
     case PML_OP_DROPOUT:
     case PML_OP_CAUSAL_MASK:
         return same_shape_float(c, err);
-    default:
-        return pml_err_set(err, PML_ERR_UNSUPPORTED, "%s: not implemented on the CPU (dtype %s)", pml_op_name(c->op),
-                           pml_dtype_name(t));
+#define PML_CASE(e) case PML_OP_##e:
+#define PML_OWN_ELEMWISE
+#include "pml/op_cases.h"
+        break;
     }
+    return pml_cpu_other_family(c, err);
+}
+
+pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err)
+{
+    switch (pml_op_class_of(c->op)) {
+    case PML_OPC_FILL:
+        return fill(c, err);
+    case PML_OPC_UNARY:
+        return same_shape_float(c, err);
+    case PML_OPC_BINARY:
+        return binary(c, err);
+    case PML_OPC_ELEMWISE:
+        return elementwise_other(c, err);
+    case PML_OPC_LEAF:
+    case PML_OPC_REDUCE:
+    case PML_OPC_MOVEMENT:
+    case PML_OPC_GATHER:
+    case PML_OPC_MATMUL:
+    case PML_OPC_ROWLOSS:
+        break;
+    }
+    return pml_cpu_other_family(c, err);
 }

@@ -50,9 +50,12 @@ PML_VECTOR_CLONES static pml_status F(unary)(pml_opcode op, T *o, const T *x, in
         UNARY((T)1 / v);
     case PML_OP_ABS:
         UNARY(M(fabs)(v));
-    default:
-        return PML_ERR_UNSUPPORTED;
+#define PML_CASE(e) case PML_OP_##e:
+#define PML_OWN_UNARY
+#include "pml/op_cases.h"
+        break;
     }
+    return PML_ERR_UNSUPPORTED;
 #undef UNARY
 }
 
@@ -154,7 +157,13 @@ PML_VECTOR_CLONES static pml_status F(binary)(pml_opcode op, pml_cpu_iter *it, T
         case PML_OP_NE:
             BIN_ROW((T)(x != y));
             break;
-        default:
+#if !T_FLOAT
+        case PML_OP_DIV: /* PML_OPF_FLOAT */
+        case PML_OP_POW:
+#endif
+#define PML_CASE(e) case PML_OP_##e:
+#define PML_OWN_BINARY
+#include "pml/op_cases.h"
             return PML_ERR_UNSUPPORTED;
         }
     }

@@ -29,10 +29,11 @@ static int tileable_op(const pml_op_call *c)
     if ((unsigned)op >= PML_OP_COUNT) return 0;
     if (op == PML_OP_SUM || op == PML_OP_MAX || op == PML_OP_MEAN)
         return c->n_attr >= 2 && c->attr[0] >= 1 && c->attr[0] < c->in[0].rank && c->attr[1] != 0;
-    if (pml_cpu_family(op) != PML_CPU_ELEMENTWISE) return 0;
-    /* const and arange are sources; dropout's mask is keyed by the element's index in
-     * the tensor; causal_mask depends on the row and column */
-    return op != PML_OP_CONST && op != PML_OP_ARANGE && op != PML_OP_DROPOUT && op != PML_OP_CAUSAL_MASK;
+    pml_op_class cls = pml_op_class_of(op);
+    if (cls == PML_OPC_UNARY || cls == PML_OPC_BINARY) return 1;
+    /* not const and arange (FILL: sources); dropout's mask is keyed by the element's
+     * index in the tensor; causal_mask depends on the row and column */
+    return op == PML_OP_WHERE || op == PML_OP_CAST;
 }
 
 /* The group's first axis (`rows`) and the elements per index of it of its widest op. */

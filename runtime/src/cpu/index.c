@@ -60,9 +60,13 @@ pml_status pml_cpu_index(const pml_op_call *c, pml_err *err)
     case PML_OP_SCATTER_ADD: /* dy[..., C], idx[...] -> out[N, C] */
         shapes_ok = o->rank == 2 && pml_cpu_is_rows_of(v, iv) && v->dims[v->rank - 1] == o->dims[1];
         break;
-    default: /* unpick: dy[...], idx[...] -> out[..., V] */
+    case PML_OP_UNPICK: /* dy[...], idx[...] -> out[..., V] */
         shapes_ok = pml_cpu_is_rows_of(o, iv) && pml_cpu_same_shape(v, iv);
         break;
+#define PML_CASE(e) case PML_OP_##e:
+#define PML_OWN_GATHER
+#include "pml/op_cases.h"
+        return pml_cpu_other_family(c, err);
     }
     if (!shapes_ok)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: shapes %s, %s -> %s do not fit", name,
@@ -94,7 +98,7 @@ pml_status pml_cpu_index(const pml_op_call *c, pml_err *err)
         }
         return PML_OK;
     }
-    default: { /* scatter_add */
+    case PML_OP_SCATTER_ADD: {
         int64_t N = o->dims[0], C = o->dims[1];
         if (t != PML_F32 && t != PML_F64) return pml_cpu_unsupported(c, t, err);
         if (pml_cpu_check_indices(name, idx, rows, N, err)) return err ? err->code : PML_ERR_INVALID_ARG;
@@ -104,5 +108,10 @@ pml_status pml_cpu_index(const pml_op_call *c, pml_err *err)
             SCATTER_ADD(double);
         return PML_OK;
     }
+#define PML_CASE(e) case PML_OP_##e:
+#define PML_OWN_GATHER
+#include "pml/op_cases.h"
+        break;
     }
+    return pml_cpu_other_family(c, err);
 }

@@ -34,6 +34,12 @@ pml_status pml_cpu_unsupported(const pml_op_call *c, pml_dtype t, pml_err *err)
                        pml_dtype_name(t));
 }
 
+pml_status pml_cpu_other_family(const pml_op_call *c, pml_err *err)
+{
+    return pml_err_set(err, PML_ERR_UNSUPPORTED, "%s: not implemented on the CPU (dtype %s)", pml_op_name(c->op),
+                       pml_dtype_name(c->out.dtype));
+}
+
 int pml_cpu_iter_init(pml_cpu_iter *it, const pml_view *shape, int n_in, const pml_view *const *in, const char *opname,
                       pml_err *err)
 {

@@ -5,7 +5,7 @@
  * (shapes are already checked by the compiler; kernels re-check only what the data
  * can break, such as indices):
  *   const: out = fval.  arange: out[i] = i (i32).  input, param: never run.
- *   neg exp log sqrt rsqrt tanh sigmoid relu erf recip abs: element-wise.
+ *   the UNARY class of pml/ops.def (neg, exp, ..., abs): element-wise, f32 and f64.
  *   add sub mul div maximum minimum pow: NumPy broadcasting of both inputs to out.
  *   lt le gt ge eq ne: 1 or 0 in out's dtype, broadcasting.
  *   where(c, a, b): c != 0 ? a : b, broadcasting all three.

@@ -219,12 +219,17 @@ pml_status pml_cpu_movement(const pml_op_call *c, pml_err *err)
         return slice_or_pad(c, es, err);
     case PML_OP_CONCAT:
         return concat(c, es, err);
-    default: { /* expand */
+    case PML_OP_EXPAND: {
         const pml_view *x = &c->in[0];
         pml_cpu_iter it;
         if (pml_cpu_iter_init(&it, &c->out, 1, &x, name, err)) return err ? err->code : PML_ERR_INVALID_ARG;
         strided_copy(&it, c->out.data, x->data, es);
         return PML_OK;
     }
+#define PML_CASE(e) case PML_OP_##e:
+#define PML_OWN_MOVEMENT
+#include "pml/op_cases.h"
+        break;
     }
+    return pml_cpu_other_family(c, err);
 }

@@ -1,40 +1,7 @@
 /* run.c — pml_cpu_run: checks what every op needs (a known opcode, its inputs) and
- * routes the call to its kernel family (pml_cpu_family, the one place that says which
- * family runs an op). */
+ * routes the call to the kernel family of its class (pml/ops.def), the one place that
+ * says which family runs an op. */
 #include "cpu.h"
-
-pml_cpu_family_kind pml_cpu_family(pml_opcode op)
-{
-    switch (op) {
-    case PML_OP_INPUT:
-    case PML_OP_PARAM:
-        return PML_CPU_SOURCE;
-    case PML_OP_SUM:
-    case PML_OP_MAX:
-    case PML_OP_MEAN:
-    case PML_OP_SUM_TO:
-        return PML_CPU_REDUCE;
-    case PML_OP_RESHAPE:
-    case PML_OP_PERMUTE:
-    case PML_OP_SLICE:
-    case PML_OP_CONCAT:
-    case PML_OP_EXPAND:
-    case PML_OP_PAD:
-        return PML_CPU_MOVEMENT;
-    case PML_OP_GATHER:
-    case PML_OP_PICK:
-    case PML_OP_SCATTER_ADD:
-    case PML_OP_UNPICK:
-        return PML_CPU_INDEX;
-    case PML_OP_MATMUL:
-        return PML_CPU_MATMUL;
-    case PML_OP_XENT:
-    case PML_OP_XENT_GRAD:
-        return PML_CPU_XENT;
-    default:
-        return PML_CPU_ELEMENTWISE;
-    }
-}
 
 pml_status pml_cpu_run(const pml_op_call *c, pml_err *err)
 {
@@ -60,20 +27,24 @@ pml_status pml_cpu_run(const pml_op_call *c, pml_err *err)
             return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: %s %d has no data", name, i < 0 ? "output" : "input",
                                i < 0 ? 0 : i);
     }
-    switch (pml_cpu_family(c->op)) {
-    case PML_CPU_SOURCE:
+    switch (pml_op_class_of(c->op)) {
+    case PML_OPC_LEAF:
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: source nodes are filled by the executor, not run", name);
-    case PML_CPU_REDUCE:
-        return pml_cpu_reduce(c, err);
-    case PML_CPU_MOVEMENT:
-        return pml_cpu_movement(c, err);
-    case PML_CPU_INDEX:
-        return pml_cpu_index(c, err);
-    case PML_CPU_MATMUL:
-        return pml_cpu_matmul(c, err);
-    case PML_CPU_XENT:
-        return pml_cpu_xent(c, err);
-    default:
+    case PML_OPC_FILL:
+    case PML_OPC_UNARY:
+    case PML_OPC_BINARY:
+    case PML_OPC_ELEMWISE:
         return pml_cpu_elementwise(c, err);
+    case PML_OPC_REDUCE:
+        return pml_cpu_reduce(c, err);
+    case PML_OPC_MOVEMENT:
+        return pml_cpu_movement(c, err);
+    case PML_OPC_GATHER:
+        return pml_cpu_index(c, err);
+    case PML_OPC_MATMUL:
+        return pml_cpu_matmul(c, err);
+    case PML_OPC_ROWLOSS:
+        return pml_cpu_xent(c, err);
     }
+    return pml_err_set(err, PML_ERR_UNSUPPORTED, "%s: no CPU kernel family", name); /* not reached */
 }
