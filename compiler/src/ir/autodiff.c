@@ -169,29 +169,20 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     int32_t x = n.in[k], y = i;
     pmlc_dtype dt = n.dtype;
     switch (n.op) {
-    case OP_NEG:
-        return un(A, OP_NEG, dy);
-    case OP_EXP:
-        return bin(A, OP_MUL, dy, y);
-    case OP_LOG:
-        return bin(A, OP_DIV, dy, x);
-    case OP_SQRT:
-        return bin(A, OP_DIV, dy, bin(A, OP_MUL, y, cst(A, 2, dt)));
-    case OP_RSQRT: /* d x^-1/2 = -1/2 x^-3/2 = -1/2 y^3 */
-        return bin(A, OP_MUL, dy, bin(A, OP_MUL, cst(A, -0.5, dt), bin(A, OP_MUL, y, bin(A, OP_MUL, y, y))));
-    case OP_TANH:
-        return bin(A, OP_MUL, dy, bin(A, OP_SUB, cst(A, 1, dt), bin(A, OP_MUL, y, y)));
-    case OP_SIGMOID:
-        return bin(A, OP_MUL, dy, bin(A, OP_MUL, y, bin(A, OP_SUB, cst(A, 1, dt), y)));
-    case OP_RELU:
-        return bin(A, OP_MUL, dy, bin(A, OP_GT, y, cst(A, 0, dt)));
-    case OP_ERF: /* 2/sqrt(pi) e^(-x^2) */
-        return bin(A, OP_MUL, dy,
-                   bin(A, OP_MUL, cst(A, 1.1283791670955126, dt), un(A, OP_EXP, un(A, OP_NEG, bin(A, OP_MUL, x, x)))));
-    case OP_RECIP:
-        return un(A, OP_NEG, bin(A, OP_MUL, dy, bin(A, OP_MUL, y, y)));
-    case OP_ABS:
-        return bin(A, OP_MUL, dy, bin(A, OP_SUB, bin(A, OP_GT, x, cst(A, 0, dt)), bin(A, OP_LT, x, cst(A, 0, dt))));
+/* Each unary op's rule, from its row in pml/ops.def. */
+#define UN(op, a) un(A, OP_##op, a)
+#define BIN(op, a, b) bin(A, OP_##op, a, b)
+#define CST(v) cst(A, v, dt)
+#define PML_OP(...)
+#define PML_UNARY(e, name, flops, saves, doc, fold, grad) \
+    case OP_##e:                                          \
+        return grad;
+#include "pml/ops.def"
+#undef PML_UNARY
+#undef PML_OP
+#undef UN
+#undef BIN
+#undef CST
     case OP_ADD:
         return sum_to(A, dy, x);
     case OP_SUB:

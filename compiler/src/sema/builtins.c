@@ -45,11 +45,13 @@ static pmlc_value b_unary(E_t *E, const ast *call, const builtin *b, pmlc_value 
     return emit1(E, call, b->op, t, l[0], NULL, 0, 0, b->name);
 }
 
-static double d_neg(double x) { return -x; }
-static double d_relu(double x) { return x > 0 ? x : 0; }
-static double d_sigmoid(double x) { return 1 / (1 + exp(-x)); }
-static double d_rsqrt(double x) { return 1 / sqrt(x); }
-static double d_recip(double x) { return 1 / x; }
+/* Each unary op's value on a number, from its row in pml/ops.def: fold_NEG, ... */
+#define PML_OP(...)
+#define PML_UNARY(e, name, flops, saves, doc, fold, grad) \
+    static double fold_##e(double x) { return fold; }
+#include "pml/ops.def"
+#undef PML_UNARY
+#undef PML_OP
 
 static pmlc_value b_binary(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)
 {
@@ -326,27 +328,18 @@ static pmlc_value b_int(E_t *E, const ast *call, const builtin *b, pmlc_value *v
     return pmlc_v_int((int64_t)x);
 }
 
-#define UNARY(n, o, m)                \
-    {                                 \
-        n, {"x"}, 1, 1, b_unary, o, m \
-    }
 #define BINARY(n, o)                           \
     {                                          \
         n, {"a", "b"}, 2, 2, b_binary, o, NULL \
     }
 
 static const builtin builtins[] = {
-    UNARY("neg", OP_NEG, d_neg),
-    UNARY("exp", OP_EXP, exp),
-    UNARY("log", OP_LOG, log),
-    UNARY("sqrt", OP_SQRT, sqrt),
-    UNARY("rsqrt", OP_RSQRT, d_rsqrt),
-    UNARY("tanh", OP_TANH, tanh),
-    UNARY("sigmoid", OP_SIGMOID, d_sigmoid),
-    UNARY("relu", OP_RELU, d_relu),
-    UNARY("erf", OP_ERF, erf),
-    UNARY("recip", OP_RECIP, d_recip),
-    UNARY("abs", OP_ABS, fabs),
+/* every unary op of pml/ops.def, by its name */
+#define PML_OP(...)
+#define PML_UNARY(e, name, flops, saves, doc, fold, grad) {name, {"x"}, 1, 1, b_unary, OP_##e, fold_##e},
+#include "pml/ops.def"
+#undef PML_UNARY
+#undef PML_OP
     BINARY("maximum", OP_MAXIMUM),
     BINARY("minimum", OP_MINIMUM),
     BINARY("pow", OP_POW),
