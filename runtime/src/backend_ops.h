@@ -112,6 +112,11 @@ typedef struct pml_backend_buf {
 
 typedef struct pml_backend_ops {
     const char *name;
+    /* Where its kernels run. PML_DEVICE_HOST: on the calling stage thread (and the
+     * helper threads it is given), so a stage thread that computes occupies a core and
+     * the executor lets no more of them compute at once than the threads it was given;
+     * a device backend's stage threads only launch work, and are not counted. */
+    pml_device_kind device;
 
     /* Lowers the plan, allocates every stage's memory, initialises the parameters
      * (from conf->seed; a teacher's are loaded afterwards through host_param) and the

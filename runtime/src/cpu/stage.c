@@ -418,6 +418,7 @@ static pml_status cpu_phase(pml_backend_ctx *b, int64_t step, pml_phase **out, p
  * the packed weights stale. */
 const pml_backend_ops pml_cpu_backend_ops = {
     .name = "cpu",
+    .device = PML_DEVICE_HOST,
     .create = pml_cpu_ctx_create,
     .destroy = pml_cpu_ctx_destroy,
     .begin = cpu_begin,

@@ -423,6 +423,7 @@ static pml_status cuda_phase(pml_backend_ctx *b, int64_t step, pml_phase **out, 
 
 const pml_backend_ops pml_cuda_backend_ops = {
     .name = "cuda",
+    .device = PML_DEVICE_CUDA,
     .create = pml_cuda_ctx_create,
     .destroy = pml_cuda_ctx_destroy,
     .begin = cuda_begin,

@@ -62,6 +62,11 @@ struct pml_pipeline {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int arrived, generation, aborted;
+    /* The cores: with a host backend and fewer threads than this process's stages, at
+     * most `cores` stage threads compute at once (gate_take); 0: no limit. */
+    int cores, computing;
+    pthread_mutex_t core_mu;
+    pthread_cond_t core_cv;
     double sq_total;   /* the step's squared gradient norm, over every stage of every rank */
     double loss_total; /* the step's loss summed over micro-batches, likewise */
 };
@@ -109,6 +114,8 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     p->last = p->S;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_mutex_init(&p->core_mu, NULL);
+    pthread_cond_init(&p->core_cv, NULL);
     pml_dist *d = opts->dist;
     pml_status st = PML_OK;
     if (d && (d->first < 0 || d->last > p->S || d->first >= d->last))
@@ -135,7 +142,11 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                              .node_where = p->opts.node_where,
                              .mb_first = p->mb_lo,
                              .mb_count = p->mb_hi - p->mb_lo == p->M ? 0 : p->mb_hi - p->mb_lo};
-    if (!st) st = pml_backend_create(opts->backend ? opts->backend : &pml_cpu_backend_ops, plan, &conf, &p->be, err);
+    const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
+    if (!st) st = pml_backend_create(ops, plan, &conf, &p->be, err);
+    /* `threads` is what the caller lets this process use; a pipeline's stage threads are
+     * one each, so with fewer threads than stages they take turns (gate_take). */
+    if (ops->device == PML_DEVICE_HOST && p->opts.threads < p->last - p->first) p->cores = p->opts.threads;
     if (!st && !(p->stages = calloc((size_t)p->S, sizeof *p->stages)))
         st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     if (!st) st = d ? d->transport_create(d, &p->be, p->S, p->M, &p->tr, err)
@@ -158,6 +169,8 @@ void pml_pipeline_destroy(pml_pipeline *p)
     free(p->stages);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->core_mu);
+    pthread_cond_destroy(&p->core_cv);
     free(p);
 }
 
@@ -207,6 +220,27 @@ static void abort_all(pml_pipeline *p)
     p->aborted = 1;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* A core to compute on, and giving it back (p->cores). Held only around a backend's
+ * work, never across a receive or a barrier: a stage holding it while it waited for
+ * another stage that needs it would wait forever. */
+static void gate_take(pml_pipeline *p)
+{
+    if (!p->cores) return;
+    pthread_mutex_lock(&p->core_mu);
+    while (p->computing >= p->cores) pthread_cond_wait(&p->core_cv, &p->core_mu);
+    p->computing++;
+    pthread_mutex_unlock(&p->core_mu);
+}
+
+static void gate_give(pml_pipeline *p)
+{
+    if (!p->cores) return;
+    pthread_mutex_lock(&p->core_mu);
+    p->computing--;
+    pthread_cond_signal(&p->core_cv);
+    pthread_mutex_unlock(&p->core_mu);
 }
 
 /* Adds this stage's squared gradient norm and loss, and waits for every stage's. With
@@ -340,8 +374,10 @@ static pml_status stage_update(pml_pipeline *p, int s, pml_err *err)
     const pml_plan *pl = p->plan;
     const pml_dist *d = p->opts.dist;
     double sq, total, loss;
+    gate_take(p);
     pml_status status = pml_backend_grad_sq(&p->be, s, &sq, err);
     if (!status) status = pml_backend_sync(&p->be, s, err);
+    gate_give(p);
     if (!status && d && d->replicas > 1) status = sum_replicas(p, s, &sq, err);
     if (d && d->replica > 0) sq = 0;
     if (!status) status = sync_norm(p, sq, p->stages[s].loss, &total, &loss, err);
@@ -349,8 +385,10 @@ static pml_status stage_update(pml_pipeline *p, int s, pml_err *err)
     if (!isfinite(total) || !isfinite(loss)) return nonfinite_step(p, s, sq, err);
     double norm = sqrt(total), scale = 1;
     if (pl->conf.grad_clip > 0 && norm > pl->conf.grad_clip) scale = pl->conf.grad_clip / norm;
+    gate_take(p);
     status = pml_backend_update(&p->be, s, pml_lr_at(&pl->conf, p->step), scale, err);
     if (!status) status = pml_backend_sync(&p->be, s, err);
+    gate_give(p);
     return status;
 }
 
@@ -467,9 +505,13 @@ static void *stage_main(void *arg)
     for (int i = 0; i < p->plan->n_instr[w->s]; i++) {
         const pml_plan_instr *in = &p->plan->instr[w->s][i];
         if (in->kind != I_STEP && (in->mb < p->mb_lo || in->mb >= p->mb_hi)) continue; /* another replica's */
+        /* The step's own work on a core (gate_take); its end takes one inside. */
+        int computes = in->kind == I_LOAD || in->kind == I_FWD || in->kind == I_BWD;
+        if (computes) gate_take(p);
         double t0 = p->opts.trace ? now_us(p) : 0;
         st->status = run_instr(p, w->s, &p->plan->instr[w->s][i], &st->err);
         if (p->opts.trace && !st->status) record_span(p, st, &p->plan->instr[w->s][i], t0, now_us(p));
+        if (computes) gate_give(p);
         if (st->status) {
             abort_all(p);
             break;

@@ -41,7 +41,8 @@ typedef pml_status (*pml_feed_fn)(void *ctx, int64_t step, int64_t mb, int input
 
 typedef struct pml_pipeline_opts {
     uint64_t seed; /* parameter initialisation and dropout */
-    int threads;   /* CPU threads in all; each stage's kernels get threads / stages (at least 1) */
+    int threads;   /* CPU threads in all; each stage's kernels get threads / stages (at least 1), and
+                    * with a host backend and fewer threads than stages, the stages take turns */
     pml_feed_fn feed;
     void *feed_ctx;
     int trace;   /* record a timeline of every instruction (pml_pipeline_trace) */
