@@ -9,9 +9,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${1:-build}"
-pmlc="$(cd "$build" 2>/dev/null && pwd)/compiler/pmlc" || true
+pmlc="$(cd "$build" 2>/dev/null && pwd)/tools/pmlc/pmlc" || true
 if [ ! -x "$pmlc" ]; then
-    echo "run.sh: no compiler at $build/compiler/pmlc; build first (scripts/quickstart)" >&2
+    echo "run.sh: no compiler at $build/tools/pmlc/pmlc; build first (scripts/quickstart)" >&2
     exit 2
 fi
 sizes="${PML_BENCH_SIZES:-100 1000 10000}"

@@ -5,7 +5,7 @@
 #
 #   bench/cpu_train/compare.sh [PMLC] [STEPS] [REPS]
 #
-# PMLC defaults to build/compiler/pmlc, STEPS to 8, REPS to 3.
+# PMLC defaults to build/tools/pmlc/pmlc, STEPS to 8, REPS to 3.
 #
 # The anchor is today's PyTorch: a 2.x release from PyPI (MKL and oneDNN 3.x inside),
 # installed once into a virtual environment this script creates (about 5 GB with its
@@ -31,7 +31,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-pmlc=${1:-$root/build/compiler/pmlc}
+pmlc=${1:-$root/build/tools/pmlc/pmlc}
 steps=${2:-8}
 reps=${3:-3}
 venv=${PML_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/pml/torch2}

@@ -4,7 +4,7 @@
 #
 #   bench/cpu_train/run.sh [PMLC] [STEPS]
 #
-# PMLC defaults to build/compiler/pmlc, STEPS to 10. Each run is
+# PMLC defaults to build/tools/pmlc/pmlc, STEPS to 10. Each run is
 # `pmlc train --set place=cpu --steps STEPS --threads N --quiet --metrics M.jsonl`;
 # the first step is warm-up and skipped; the table gives the median step_ms of the rest
 # and the samples/s that implies (batch / median step). Extra configurations can be
@@ -12,7 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-pmlc=${1:-$root/build/compiler/pmlc}
+pmlc=${1:-$root/build/tools/pmlc/pmlc}
 steps=${2:-10}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -9,14 +9,14 @@
 #
 #   bench/freeze/run.sh [PMLC] [STEPS] [REPS]
 #
-# PMLC defaults to build/compiler/pmlc, STEPS to 10, REPS to 5. Static runs are
+# PMLC defaults to build/tools/pmlc/pmlc, STEPS to 10, REPS to 5. Static runs are
 # interleaved (every repetition runs all four fractions in turn) so load from other
 # processes hits them alike; each run skips its first step and takes the median of the
 # rest; the table gives the median over repetitions. Threads: PML_BENCH_THREADS (2).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-pmlc=${1:-$root/build/compiler/pmlc}
+pmlc=${1:-$root/build/tools/pmlc/pmlc}
 steps=${2:-10}
 reps=${3:-5}
 threads=${PML_BENCH_THREADS:-2}

@@ -16,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build}
-pmlc=$build/compiler/pmlc
+pmlc=$build/tools/pmlc/pmlc
 steps=${2:-30}
 py=${PML_BENCH_PYTHON:-python3}
 tmp=$(mktemp -d)

@@ -6,7 +6,7 @@
 #
 #   bench/ranks/run.sh [PMLC] [STEPS]
 #
-# PMLC defaults to build/compiler/pmlc (built with MPI), STEPS to 12. The model is
+# PMLC defaults to build/tools/pmlc/pmlc (built with MPI), STEPS to 12. The model is
 # examples/gpt.pml (4 stages) unless PML_BENCH_MODEL names another; PML_BENCH_SET adds
 # --set options (e.g. "--set batch=32"); PML_BENCH_RANKS lists the runs (default
 # "1 2 4 4x2"): N ranks of one pipeline, or NxR for N ranks as R data-parallel
@@ -19,7 +19,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-pmlc=${1:-$root/build/compiler/pmlc}
+pmlc=${1:-$root/build/tools/pmlc/pmlc}
 steps=${2:-12}
 model=${PML_BENCH_MODEL:-$root/examples/gpt.pml}
 read -ra extra <<<"${PML_BENCH_SET:-}"

@@ -9,7 +9,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 build="${1:-build}"
 shift || true
-pmlc="$build/compiler/pmlc"
+pmlc="$build/tools/pmlc/pmlc"
 if [ ! -x "$pmlc" ]; then
     echo "update.sh: no compiler at $pmlc; build first or pass the build folder" >&2
     exit 2

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`pmlc infer` (compiler/tools/infer_cmd.c), one behaviour per invocation:
+"""`pmlc infer` (tools/pmlc/infer_cmd.c), one behaviour per invocation:
 infer_test.py PMLC TESTDIR BEHAVIOUR.
 
   shape               N rows in, f32 [N, 10] out; N not a multiple of the micro-batch size
