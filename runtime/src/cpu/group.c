@@ -36,18 +36,6 @@ static int tileable_op(const pml_op_call *c)
     return op == PML_OP_WHERE || op == PML_OP_CAST;
 }
 
-/* The group's first axis (`rows`) and the elements per index of it of its widest op. */
-static void space_rows(const pml_cpu_group_op *ops, int n, int64_t *rows, int64_t *row)
-{
-    const pml_view *s = &ops[n - 1].call.out;
-    *rows = s->rank > 0 ? s->dims[0] : 1;
-    *row = 0;
-    for (int i = 0; i < n && *rows > 0; i++) {
-        int64_t r = pml_cpu_numel(&ops[i].call.out) / *rows;
-        if (r > *row) *row = r;
-    }
-}
-
 int pml_cpu_group_tileable(const pml_cpu_group_op *ops, int n)
 {
     if (n < 1) return 0;
@@ -69,13 +57,91 @@ int pml_cpu_group_tileable(const pml_cpu_group_op *ops, int n)
     return 1;
 }
 
+/* How a group is cut into tiles. Its first `lead` axes, over which every op spans the
+ * whole space, are read as one axis of `rows` indexes (their product) of `row` elements
+ * each, the widest op's: a [B, T, C] group whose every op spans B and T tiles over B·T
+ * rows of C, not over B rows of T·C, which for a long T left no tile small enough to
+ * stay in cache. An outside input is then either cut with the op (it spans those axes
+ * too) or read whole by every tile (it spans none of them: a bias, a leading 1); one
+ * that spans some but not others (a [T, C] position table) keeps the axes apart, so
+ * `lead` is the largest count that keeps every input one or the other. */
+typedef struct group_space {
+    int lead;
+    int64_t rows, row;
+} group_space;
+
+enum { CUT = 1, WHOLE = 2 };
+
+/* Input x's form against the first `lead` axes of a space of rank R and extents ext
+ * (broadcasting aligns shapes at their last axes): CUT, WHOLE, or 0 for neither. */
+static int input_form(const pml_view *x, int R, const int64_t *ext, int lead)
+{
+    int cut = x->rank == R, whole = 1;
+    for (int d = 0; d < lead; d++) {
+        int64_t have = d >= R - x->rank ? x->dims[d - (R - x->rank)] : -1; /* -1: x lacks axis d */
+        if (have != ext[d]) cut = 0;
+        if (have != 1 && have != -1) whole = 0;
+    }
+    return cut ? CUT : whole ? WHOLE : 0;
+}
+
+static group_space space_of(const pml_cpu_group_op *ops, int n)
+{
+    const pml_view *s = &ops[n - 1].call.out;
+    int R = s->rank;
+    int64_t ext[PML_MAX_RANK];
+    for (int d = 0; d < R; d++) {
+        ext[d] = 0;
+        for (int i = 0; i < n; i++)
+            if (ops[i].call.out.dims[d] > ext[d]) ext[d] = ops[i].call.out.dims[d];
+    }
+    int lead = R > 0 ? 1 : 0; /* the first axis always works (pml_cpu_group_tileable) */
+    for (int k = 2; k <= R; k++) {
+        int ok = 1;
+        for (int i = 0; i < n && ok; i++) {
+            const pml_op_call *c = &ops[i].call;
+            if (c->out.dims[k - 1] != ext[k - 1]) ok = 0;
+            if (c->n_attr >= 1 && pml_op_class_of(c->op) == PML_OPC_REDUCE && c->attr[0] < k) ok = 0;
+            for (int j = 0; j < c->n_in && ok; j++)
+                if (ops[i].from[j] < 0 && !input_form(&c->in[j], R, ext, k)) ok = 0;
+        }
+        if (!ok) break;
+        lead = k;
+    }
+    group_space g = {lead, 1, 0};
+    for (int d = 0; d < lead; d++) g.rows *= ext[d];
+    for (int i = 0; i < n && g.rows > 0; i++) {
+        int64_t r = pml_cpu_numel(&ops[i].call.out) / g.rows;
+        if (r > g.row) g.row = r;
+    }
+    return g;
+}
+
+/* Rows of the space per tile. */
+static int64_t tile_rows(group_space g) { return g.row > 0 && g.row < TILE_ELEMS ? TILE_ELEMS / g.row : 1; }
+
+/* v with its first `lead` axes as one (a CUT value), or without them (a WHOLE one). */
+static pml_view flat_view(const pml_view *v, int R, int lead, int form)
+{
+    pml_view f = *v;
+    int skip = form == CUT ? lead : lead - (R - v->rank); /* axes of v among the first `lead` */
+    if (skip < 0) skip = 0;
+    f.rank = v->rank - skip + (form == CUT ? 1 : 0);
+    int at = 0;
+    if (form == CUT) {
+        f.dims[at] = 1;
+        for (int d = 0; d < lead; d++) f.dims[at] *= v->dims[d];
+        at++;
+    }
+    for (int d = skip; d < v->rank; d++) f.dims[at++] = v->dims[d];
+    return f;
+}
+
 size_t pml_cpu_group_scratch(const pml_cpu_group_op *ops, int n)
 {
     if (n < 1) return 0;
-    int64_t rows, row;
-    space_rows(ops, n, &rows, &row);
-    int64_t per = row > 0 && row < TILE_ELEMS ? TILE_ELEMS / row : 1;
-    return (size_t)n * (size_t)(per * row) * 8;
+    group_space g = space_of(ops, n);
+    return (size_t)n * (size_t)(tile_rows(g) * g.row) * 8;
 }
 
 pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, void *scratch, size_t scratch_bytes, pml_err *err)
@@ -86,23 +152,46 @@ pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, void *scratch, 
     if (scratch_bytes < pml_cpu_group_scratch(ops, n))
         return pml_err_set(err, PML_ERR_INVALID_ARG, "fused group: %zu bytes of scratch, %zu needed", scratch_bytes,
                            pml_cpu_group_scratch(ops, n));
-    int64_t rows, row;
-    space_rows(ops, n, &rows, &row);
-    int64_t per = row > 0 && row < TILE_ELEMS ? TILE_ELEMS / row : 1;
-    size_t slot = (size_t)(per * row) * 8;
-    pml_view tile_out[PML_GROUP_MAX_OPS];
     if (n > PML_GROUP_MAX_OPS) return pml_err_set(err, PML_ERR_UNSUPPORTED, "fused group of %d ops is too long", n);
+    group_space g = space_of(ops, n);
+    int R = ops[n - 1].call.out.rank;
+    int64_t ext[PML_MAX_RANK], rows = g.rows, per = tile_rows(g);
+    for (int d = 0; d < g.lead; d++) ext[d] = ops[n - 1].call.out.dims[d]; /* every op spans these */
+    size_t slot = (size_t)(per * g.row) * 8;
+    /* Every op's call over the flattened space, made once: its output and its outside
+     * inputs (CUT ones are sliced per tile below); a reduction's axis moves with them. */
+    pml_op_call flat[PML_GROUP_MAX_OPS];
+    pml_view flat_in[PML_GROUP_MAX_OPS][PML_GROUP_MAX_IN];
+    uint8_t cut[PML_GROUP_MAX_OPS][PML_GROUP_MAX_IN];
+    int64_t axis_attr[PML_GROUP_MAX_OPS][2];
+    for (int i = 0; i < n; i++) {
+        const pml_op_call *c = &ops[i].call;
+        flat[i] = *c;
+        flat[i].out = g.lead ? flat_view(&c->out, R, g.lead, CUT) : c->out;
+        for (int k = 0; k < c->n_in; k++) {
+            int form = ops[i].from[k] >= 0 || !g.lead ? 0 : input_form(&c->in[k], R, ext, g.lead);
+            cut[i][k] = form == CUT && rows > 1;
+            flat_in[i][k] = form ? flat_view(&c->in[k], R, g.lead, form) : c->in[k];
+        }
+        if (c->n_attr >= 2 && pml_op_class_of(c->op) == PML_OPC_REDUCE) {
+            axis_attr[i][0] = c->attr[0] - (g.lead - 1);
+            axis_attr[i][1] = c->attr[1];
+            flat[i].attr = axis_attr[i];
+            flat[i].n_attr = 2;
+        }
+    }
+    pml_view tile_out[PML_GROUP_MAX_OPS];
     for (int64_t r0 = 0; r0 < rows; r0 += per) {
         int64_t t = r0 + per < rows ? per : rows - r0;
         for (int i = 0; i < n; i++) {
-            pml_op_call c = ops[i].call;
+            pml_op_call c = flat[i];
             pml_view in[PML_GROUP_MAX_IN];
             for (int k = 0; k < c.n_in; k++) {
-                const pml_view *x = &ops[i].call.in[k];
+                const pml_view *x = &flat_in[i][k];
                 if (ops[i].from[k] >= 0)
                     in[k] = tile_out[ops[i].from[k]];
-                else if (x->rank == c.out.rank && x->rank > 0 && x->dims[0] == rows && rows > 1) {
-                    in[k] = *x; /* this tile's rows of an input of the space's first axis */
+                else if (cut[i][k]) {
+                    in[k] = *x; /* this tile's rows of an input that spans the space's first axes */
                     in[k].dims[0] = t;
                     in[k].data = (char *)x->data + (size_t)(r0 * (pml_cpu_numel(x) / rows)) * elem_size(x->dtype);
                 } else
@@ -110,7 +199,7 @@ pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, void *scratch, 
             }
             c.in = in;
             if (c.out.rank > 0) c.out.dims[0] = t;
-            int64_t own = rows > 0 ? pml_cpu_numel(&ops[i].call.out) / rows : 0; /* this op's elements per row */
+            int64_t own = rows > 0 ? pml_cpu_numel(&flat[i].out) / rows : 0; /* this op's elements per row */
             c.out.data = c.out.data ? (char *)c.out.data + (size_t)(r0 * own) * elem_size(c.out.dtype)
                                     : (char *)scratch + (size_t)i * slot;
             tile_out[i] = c.out;

@@ -1,15 +1,16 @@
 /* test_group.c — fused element-wise groups (pml_cpu_run_group) against running the same
  * ops one by one on whole tensors: random chains over random shapes, with inputs from
  * earlier ops and from outside values of every broadcasting form (whole, a row, a
- * column, a leading 1, a scalar), random materialised values, spaces of one tile and
- * of many. Every materialised value must equal the op-by-op result. */
+ * column, a leading 1, a scalar, all but the last axis, all but the first), random
+ * materialised values, spaces of one tile and of many. Every materialised value must
+ * equal the op-by-op result. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu_test.h"
 #include "cpu_tests.h"
 
-enum { N_EXT = 5, MAX_OPS = 12 };
+enum { N_EXT = 7, MAX_OPS = 12 };
 
 static const pml_opcode unary_ops[] = {PML_OP_NEG, PML_OP_TANH, PML_OP_SIGMOID, PML_OP_RELU, PML_OP_ABS, PML_OP_EXP};
 static const pml_opcode binary_ops[] = {PML_OP_ADD,     PML_OP_SUB,     PML_OP_MUL, PML_OP_MAXIMUM,
@@ -19,13 +20,17 @@ static const pml_opcode binary_ops[] = {PML_OP_ADD,     PML_OP_SUB,     PML_OP_M
 static int check_group(pml_dtype t, int rank, const int64_t *space)
 {
     int n = t_int(2, MAX_OPS);
-    /* the outside values: whole, last axis only, first axis only, leading 1, scalar */
+    /* the outside values: whole, last axis only, first axis only, leading 1, scalar,
+     * all but the last axis ([B, T, 1]: cut with the rows), all but the first ([T, C]: a
+     * position table, which keeps B and T apart) */
     int64_t dims[N_EXT][8];
-    int ranks[N_EXT] = {rank, 1, rank, rank, 0};
+    int ranks[N_EXT] = {rank, 1, rank, rank, 0, rank, rank - 1};
     for (int e = 0; e < N_EXT; e++) memcpy(dims[e], space, sizeof(int64_t) * (size_t)rank);
     dims[1][0] = space[rank - 1];
     for (int d = 1; d < rank; d++) dims[2][d] = 1;
     dims[3][0] = 1;
+    dims[5][rank - 1] = 1;
+    for (int d = 1; d < rank; d++) dims[6][d - 1] = space[d];
     pml_view ext[N_EXT], ref[MAX_OPS], got[MAX_OPS];
     for (int e = 0; e < N_EXT; e++) {
         ext[e] = t_new(t, ranks[e], dims[e]);
@@ -166,6 +171,42 @@ void test_fused_row_group_equals_op_by_op(void)
         t_free(&x), t_free(&eps);
     }
     TCHECK(bad == 0, "%d elements differ", bad);
+}
+
+/* A [B, T, C] group whose every op and input spans B and T (or none of them, as a bias)
+ * tiles over B·T rows of C: a tile is a few rows, not a whole [T, C] slab per op, which
+ * for a long T did not stay in cache. A [T, C] input keeps B and T apart (tiles of one
+ * b), and both give the op-by-op values. */
+void test_fused_group_tiles_over_every_leading_axis(void)
+{
+    int64_t sp[3] = {8, 64, 512}, tc[2] = {64, 512}, c1[1] = {512};
+    pml_view x = t_new(PML_F32, 3, sp), bias = t_new(PML_F32, 1, c1), pos = t_new(PML_F32, 2, tc);
+    pml_view y = t_new(PML_F32, 3, sp), ref = t_new(PML_F32, 3, sp), tmp = t_new(PML_F32, 3, sp);
+    t_fill_rand(&x, -2, 2), t_fill_rand(&bias, -1, 1), t_fill_rand(&pos, -1, 1);
+    for (int with_pos = 0; with_pos < 2; with_pos++) {
+        pml_view add_in[2] = {x, with_pos ? pos : bias}, tanh_in[1] = {tmp};
+        t_run_ok(PML_OP_ADD, add_in, 2, &tmp, NULL, 0, 0);
+        t_run_ok(PML_OP_TANH, tanh_in, 1, &ref, NULL, 0, 0);
+        pml_view g_add[2] = {x, with_pos ? pos : bias};
+        pml_cpu_group_op ops[2] = {
+            {.call = {.op = PML_OP_ADD, .n_in = 2, .in = g_add, .out = {NULL, PML_F32, 3, {8, 64, 512}}, .threads = 1},
+             .from = {-1, -1}},
+            {.call = {.op = PML_OP_TANH, .n_in = 1, .in = tanh_in, .out = y, .threads = 1}, .from = {0}}};
+        size_t bytes = pml_cpu_group_scratch(ops, 2), slab = 2 * 64 * 512 * 8;
+        if (with_pos)
+            TCHECK(bytes >= slab, "a [T, C] input keeps B and T apart: a tile is a whole [T, C] (%zu bytes)", bytes);
+        else
+            TCHECK(bytes < slab / 4, "a bias lets B and T be one axis: %zu bytes of scratch, not %zu", bytes, slab);
+        void *scratch = malloc(bytes + 1);
+        pml_err err = {0};
+        TCHECK(pml_cpu_run_group(ops, 2, scratch, bytes, &err) == PML_OK, "run_group: %s", err.msg);
+        int64_t m = t_numel(&ref);
+        double *want = malloc(sizeof(double) * (size_t)m);
+        for (int64_t j = 0; j < m; j++) want[j] = t_get(&ref, j);
+        TCHECK(t_compare(with_pos ? "tanh(x + pos)" : "tanh(x + bias)", &y, want, 0, 0) == 0, "op-by-op values");
+        free(want), free(scratch);
+    }
+    t_free(&x), t_free(&bias), t_free(&pos), t_free(&y), t_free(&ref), t_free(&tmp);
 }
 
 /* Groups the runner cannot take are refused with a status, not run wrongly. */
