@@ -66,6 +66,9 @@ struct pml_phase; /* plan/phase.h */
  * messages by kind (exec/transport.h). */
 enum { PML_MSG_ACT = 0, PML_MSG_GRAD = 1 };
 
+/* on_work's `op` (below) for a fused kernel, and for a stage's optimizer update. */
+enum { PML_WORK_FUSED = -1, PML_WORK_UPDATE = -2 };
+
 /* What create needs besides the plan. */
 typedef struct pml_backend_conf {
     uint64_t seed; /* parameter initialisation and dropout */
@@ -81,6 +84,15 @@ typedef struct pml_backend_conf {
      * when unknown: a plan file carries no locations); may be NULL; not owned. */
     int check_numerics;
     const char *const *node_where;
+    /* Optional: told of each unit of work a stage ran, on the stage's thread, with its
+     * start and end (CLOCK_MONOTONIC, seconds): `unit` is a plan node n (>= 0) or a
+     * plan kernel k as -k - 1 (-1 for a stage's whole update); `op` the op the backend
+     * ran for it (pml_opcode: a node's own, or what it became, such as the matmul a
+     * weight gradient's transpose folds into) or PML_WORK_FUSED / PML_WORK_UPDATE; mb
+     * its micro-batch, or the first of a deferred weight gradient's. NULL: nothing is
+     * timed (a backend that cannot time leaves it unused). */
+    void (*on_work)(void *ctx, int stage, int64_t mb, int unit, int op, double t0, double t1);
+    void *on_work_ctx;
 } pml_backend_conf;
 
 /* How forward runs a micro-batch. */

@@ -3,6 +3,7 @@
  * deferred weight-gradient GEMMs and the optimizer update, and the backend table. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/finite.h"
 #include "core/optim.h"
@@ -174,10 +175,22 @@ static pml_status run_or_reuse(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
     return st ? st : check_output(p, n, mb, 1, err);
 }
 
-/* Runs one entry of a stage's fwd or bwd list. */
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Runs one entry of a stage's fwd or bwd list, timed for conf.on_work. */
 static pml_status run_unit(pml_cpu_ctx *p, pml_cpu_stage *st, int u, int64_t mb, pml_err *err)
 {
-    return u >= 0 ? run_or_reuse(p, u, mb, err) : run_group(p, st, -u - 1, mb, err);
+    double t0 = p->conf.on_work ? now_s() : 0;
+    pml_status s = u >= 0 ? run_or_reuse(p, u, mb, err) : run_group(p, st, -u - 1, mb, err);
+    if (p->conf.on_work && !s)
+        p->conf.on_work(p->conf.on_work_ctx, (int)(st - p->stages), mb, u, u >= 0 ? p->low[u].op : PML_WORK_FUSED, t0,
+                        now_s());
+    return s;
 }
 
 /* ---- the table ---------------------------------------------------------------------- */
@@ -243,12 +256,16 @@ static pml_status run_deferred(pml_cpu_ctx *p, int q, int64_t from, int64_t to, 
 {
     pml_view in[2];
     pml_op_call c;
-    pml_status st = make_call(p, p->plan->params[q].grad, from, &c, in, 2, err);
+    int n = p->plan->params[q].grad;
+    double t0 = p->conf.on_work ? now_s() : 0;
+    pml_status st = make_call(p, n, from, &c, in, 2, err);
     if (st) return st;
     in[0].dims[0] *= to - from;
     in[1].dims[0] *= to - from;
     st = pml_cpu_run(&c, err);
-    return st ? st : check_output(p, p->plan->params[q].grad, from, to - from, err);
+    if (p->conf.on_work && !st)
+        p->conf.on_work(p->conf.on_work_ctx, p->plan->nodes[n].stage, from, n, c.op, t0, now_s());
+    return st ? st : check_output(p, n, from, to - from, err);
 }
 
 /* The stage's deferred weight gradients over the micro-batches not yet in them whose
@@ -341,12 +358,13 @@ static pml_status cpu_update(pml_backend_ctx *b, int s, double lr, double clip, 
     (void)err;
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     pml_cpu_stage *st = &p->stages[s];
-    double inv_m = 1.0 / (double)p->M;
+    double inv_m = 1.0 / (double)p->M, t0 = p->conf.on_work ? now_s() : 0;
     for (int k = 0; k < st->n_params; k++) {
         int q = st->params[k];
         if (!p->acc[q] || frozen_now(p, q)) continue;
         update_param(p, q, lr, inv_m * clip);
     }
+    if (p->conf.on_work) p->conf.on_work(p->conf.on_work_ctx, s, 0, -1, PML_WORK_UPDATE, t0, now_s());
     return PML_OK;
 }
 

@@ -65,6 +65,8 @@ struct pml_pipeline {
     /* The cores: with a host backend and fewer threads than this process's stages, at
      * most `cores` stage threads compute at once (gate_take); 0: no limit. */
     int cores, computing;
+    int64_t steps_taken; /* by this pipeline, since it was made */
+    int time_ops;        /* in a step whose units are traced (PML_TRACE_OP) */
     pthread_mutex_t core_mu;
     pthread_cond_t core_cv;
     double sq_total;   /* the step's squared gradient norm, over every stage of every rank */
@@ -93,6 +95,8 @@ static pml_status share_freeze_norms(pml_pipeline *p, pml_err *err)
     ph->sum_sq_ctx = p->opts.dist;
     return PML_OK;
 }
+
+static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, double t1);
 
 pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err)
 {
@@ -142,6 +146,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                              .node_where = p->opts.node_where,
                              .mb_first = p->mb_lo,
                              .mb_count = p->mb_hi - p->mb_lo == p->M ? 0 : p->mb_hi - p->mb_lo};
+    if (p->opts.trace) conf.on_work = op_span, conf.on_work_ctx = p;
     const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
     if (!st) st = pml_backend_create(ops, plan, &conf, &p->be, err);
     /* `threads` is what the caller lets this process use; a pipeline's stage threads are
@@ -480,13 +485,10 @@ static double now_us(const pml_pipeline *p)
     return ((double)(t.tv_sec - p->epoch.tv_sec) * 1e6) + (double)(t.tv_nsec - p->epoch.tv_nsec) * 1e-3;
 }
 
-/* Appends a span; sends are instants and not recorded. Memory failures drop spans
- * rather than fail the step: a timeline is an observation, not the work. */
-static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, double t0, double t1)
+/* Appends an event to the stage's timeline. Memory failures drop spans rather than
+ * fail the step: a timeline is an observation, not the work. */
+static void append_event(stage *st, pml_trace_event e)
 {
-    if (in->kind == I_SEND_ACT || in->kind == I_SEND_GRAD) return;
-    if (in->kind == I_FWD || in->kind == I_BWD || in->kind == I_STEP) st->busy += t1 - t0;
-    if (in->kind == I_RECV_ACT || in->kind == I_RECV_GRAD) st->wait += t1 - t0;
     if (st->n_ev == st->cap_ev) {
         int cap = st->cap_ev ? st->cap_ev * 2 : 256;
         pml_trace_event *ev = realloc(st->ev, sizeof *ev * (size_t)cap);
@@ -494,7 +496,26 @@ static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, do
         st->ev = ev;
         st->cap_ev = cap;
     }
-    st->ev[st->n_ev++] = (pml_trace_event){in->kind, in->mb, p->step, t0, t1};
+    st->ev[st->n_ev++] = e;
+}
+
+/* Appends an instruction's span; sends are instants and not recorded. */
+static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, double t0, double t1)
+{
+    if (in->kind == I_SEND_ACT || in->kind == I_SEND_GRAD) return;
+    if (in->kind == I_FWD || in->kind == I_BWD || in->kind == I_STEP) st->busy += t1 - t0;
+    if (in->kind == I_RECV_ACT || in->kind == I_RECV_GRAD) st->wait += t1 - t0;
+    append_event(st, (pml_trace_event){in->kind, in->mb, 0, 0, p->step, t0, t1});
+}
+
+/* backend_ops.h's on_work: a unit of a stage's work, on the stage's own thread. */
+static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, double t1)
+{
+    pml_pipeline *p = ctx;
+    if (!p->time_ops || s < p->first || s >= p->last) return;
+    double zero = (double)p->epoch.tv_sec + 1e-9 * (double)p->epoch.tv_nsec;
+    append_event(&p->stages[s],
+                 (pml_trace_event){PML_TRACE_OP, (int32_t)mb, unit, op, p->step, (t0 - zero) * 1e6, (t1 - zero) * 1e6});
 }
 
 static void *stage_main(void *arg)
@@ -567,6 +588,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     if (status) return status;
     p->aborted = 0;
     p->arrived = 0;
+    p->time_ops = p->opts.trace && p->steps_taken >= 1 && p->steps_taken <= PML_TRACE_OP_STEPS;
     p->sq_total = 0;
     p->loss_total = 0;
     worker *ws = calloc((size_t)p->S, sizeof *ws);
@@ -595,6 +617,8 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     }
     for (int s = p->first; s < p->first + started; s++) pthread_join(tid[s], NULL);
     free(ws), free(tid);
+    p->time_ops = 0;
+    p->steps_taken++;
     p->host_stale = 1; /* the backend updated its parameters */
     /* The first failure, by stage order, is the one to report. */
     for (int s = p->first; s < p->last; s++) {

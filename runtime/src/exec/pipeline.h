@@ -63,11 +63,19 @@ typedef struct pml_pipeline_opts {
 
 /* One span of a stage's timeline, in microseconds since the pipeline was created. */
 typedef struct pml_trace_event {
-    uint8_t kind; /* the timetable instruction: load, recv_act, fwd, ..., step */
+    uint8_t kind; /* the timetable instruction: load, recv_act, fwd, ..., step; or PML_TRACE_OP */
     int32_t mb;
+    int32_t unit; /* PML_TRACE_OP: the plan node (>= 0) or kernel k (-k - 1) that ran */
+    int32_t op;   /* PML_TRACE_OP: the op run, or PML_WORK_FUSED / PML_WORK_UPDATE (backend_ops.h) */
     int64_t step;
     double t0, t1;
 } pml_trace_event;
+
+/* A span of one unit of a backend's work (a node or fused kernel of the plan, a
+ * deferred weight gradient, a stage's update) inside a forward, backward or update span: recorded, where
+ * the backend times its work, for the pipeline's steps 2 to PML_TRACE_OP_STEPS + 1 (the
+ * first is warm-up), so that a long run's timeline stays small. */
+enum { PML_TRACE_OP = 8, PML_TRACE_OP_STEPS = 4 };
 
 typedef struct pml_step_stats {
     int64_t step;     /* the step just taken, 0-based */
@@ -112,7 +120,8 @@ pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss,
  * between steps; a pipeline created with no feed serves inference only. */
 pml_status pml_pipeline_forward(pml_pipeline *p, const void *const *inputs, void *output, pml_err *err);
 
-/* With opts.trace: stage `s`'s spans recorded so far (all steps), and, over the stages
+/* With opts.trace: stage `s`'s spans recorded so far (all steps; PML_TRACE_OP ones
+ * for the steps it says), and, over the stages
  * this process runs, the last step's measured bubble: 1 − (time stages spent
  * computing) / (stages × step time), and its transport wait: (time stages spent
  * blocked in receives, the wait for the sender's work included) / (stages × step

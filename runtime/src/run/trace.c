@@ -13,6 +13,7 @@
 #include "formats/atomic_file.h"
 #include "formats/json.h"
 #include "formats/out_path.h"
+#include "plan/ops.h"
 #include "run/ranks.h"
 
 enum { CLOCK_ROUNDS = 8 }; /* ping-pongs per rank; the shortest round trip counts */
@@ -28,7 +29,8 @@ typedef struct rank_head {
 typedef struct wire_span {
     double t0, t1; /* microseconds since the rank's epoch */
     int64_t step;
-    int32_t mb, stage, kind, pad;
+    int32_t mb, stage, kind;
+    int32_t unit, op, pad; /* PML_TRACE_OP's (pipeline.h) */
 } wire_span;
 
 pml_status pml_run_trace_begin(pml_run_trace *t, const char *path, pml_dist *d, pml_err *err)
@@ -83,7 +85,8 @@ static char *pack(const pml_run_trace *t, const pml_dist *d, const pml_plan *pl,
     for (int s = h.first; s < h.last; s++) {
         int n = 0;
         const pml_trace_event *ev = pml_pipeline_trace(pipe, s, &n);
-        for (int i = 0; i < n; i++) *w++ = (wire_span){ev[i].t0, ev[i].t1, ev[i].step, ev[i].mb, s, ev[i].kind, 0};
+        for (int i = 0; i < n; i++)
+            *w++ = (wire_span){ev[i].t0, ev[i].t1, ev[i].step, ev[i].mb, s, ev[i].kind, ev[i].unit, ev[i].op, 0};
     }
     return buf;
 }
@@ -98,9 +101,43 @@ static const rank_head *head_of(const char *all, const size_t *lens, int r)
     return h;
 }
 
+/* A unit's span (PML_TRACE_OP): named by the op the backend ran (a fused kernel by its
+ * size) and the name the source gave its node, with the node's pass and shape, so that
+ * a breakdown (bench/cpu_train/ops.py) can sum by any of them. */
+static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int pid, double shift)
+{
+    static const char *const passes[] = {"forward", "input gradient", "weight gradient"};
+    char name[48], shape[160] = "", unit[32] = "";
+    int pass = -1;
+    const pml_plan_node *node = NULL;
+    if (w->op == PML_WORK_UPDATE)
+        snprintf(name, sizeof name, "update");
+    else {
+        int k = w->unit < 0 ? -w->unit - 1 : -1;
+        if ((k < 0 && w->unit >= pl->n_nodes) || k >= pl->n_kernels || (k >= 0 && pl->kernels[k].n_nodes < 1)) return;
+        node = &pl->nodes[k >= 0 ? pl->kernels[k].nodes[pl->kernels[k].n_nodes - 1] : w->unit];
+        pass = node->pass < 3 ? node->pass : 0;
+        if (k >= 0)
+            snprintf(name, sizeof name, "fused %d ops", pl->kernels[k].n_nodes);
+        else
+            snprintf(name, sizeof name, "%s",
+                     w->op >= 0 && w->op < PML_OP_COUNT ? pml_op_name((pml_opcode)w->op) : "unknown");
+        snprintf(unit, sizeof unit, "\"%s\": %d, ", k >= 0 ? "kernel" : "node", k >= 0 ? k : w->unit);
+        for (int d = 0, at = 0; d < node->rank && at < (int)sizeof shape - 24; d++)
+            at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%lld", d ? ", " : "", (long long)node->dims[d]);
+    }
+    pml_json_buf_printf(b,
+                        ",\n{\"name\": \"%s%s%s\", \"cat\": \"op\", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, "
+                        "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d, %s"
+                        "\"pass\": \"%s\", \"shape\": [%s]}}",
+                        name, node && node->label ? " " : "", node && node->label ? node->label : "", pid, w->stage,
+                        w->t0 + shift, w->t1 - w->t0, (long long)w->step + 1, w->mb, unit,
+                        pass >= 0 ? passes[pass] : "update", shape);
+}
+
 /* Rank h's thread names and spans, `shift` microseconds later on the shared clock;
  * every event after the first starts with a comma (*first says which comes first). */
-static void put_spans(pml_json_buf *b, const rank_head *h, double shift, int *first)
+static void put_spans(pml_json_buf *b, const pml_plan *pl, const rank_head *h, double shift, int *first)
 {
     static const char *const kinds[] = {"load", "recv_act", "fwd", "send_act", "recv_grad", "bwd", "send_grad", "step"};
     const wire_span *w = (const wire_span *)(h + 1);
@@ -112,6 +149,10 @@ static void put_spans(pml_json_buf *b, const rank_head *h, double shift, int *fi
                             *first ? "" : ",\n", pid, s, s);
         *first = 0;
         for (; w < (const wire_span *)(h + 1) + h->spans && w->stage == s; w++) {
+            if (w->kind == PML_TRACE_OP) {
+                put_op(b, pl, w, pid, shift);
+                continue;
+            }
             int k = w->kind >= 0 && w->kind < 8 ? w->kind : 7;
             char name[32];
             if (k == 2 || k == 5)
@@ -158,7 +199,7 @@ static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml
                                 "\"args\": {\"name\": \"rank %d (replica %d)\"}}",
                                 first ? "" : ",\n", k + 1, k, h[k]->replica);
         first = first && W == 1;
-        put_spans(&b, h[k], 1e6 * (h[k]->epoch - t->offset[k] - zero), &first);
+        put_spans(&b, pl, h[k], 1e6 * (h[k]->epoch - t->offset[k] - zero), &first);
     }
     pml_json_buf_printf(&b, "\n], \"otherData\": {\"measured_bubble\": %.6f, \"analytic_bubble\": %.6f, \"ranks\": [",
                         measured, analytic);

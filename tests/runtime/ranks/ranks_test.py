@@ -205,9 +205,9 @@ def check_timeline(name, path, n, replicas, stages, mbs, steps, stderr):
               f"{name}: the summary line gives rank {k['rank']}'s wait: {stderr[-1500:]}")
     check(0 <= other["measured_bubble"] < 1 and "over the %d stages of replica 0" % stages in stderr,
           f"{name}: the bubble is replica 0's: {other} {stderr[-1500:]}")
-    spans = {}  # (pid, stage) -> spans sorted by start
+    spans = {}  # (pid, stage) -> the timetable's spans (op spans nest inside them)
     for e in t["traceEvents"]:
-        if e["ph"] == "X":
+        if e["ph"] == "X" and e["cat"] != "op":
             spans.setdefault((e["pid"], e["tid"]), []).append(e)
     owner = {}  # (replica, stage) -> rank
     per_mb = mbs // replicas
