@@ -58,10 +58,17 @@ PML_VECTOR_CLONES static void F(sum_to)(pml_cpu_iter *it, T *out, int64_t n_out,
         T *o = out + it->off[1];
         if (so == 1) {
             for (int64_t i = 0; i < len; i++) o[i] += xr[i];
-        } else if (so == 0) {
-            double s = 0;
-            for (int64_t i = 0; i < len; i++) s += xr[i];
-            o[0] += (T)s;
+        } else if (so == 0) { /* a row into one sum: four accumulators break the add chain, as reduce's */
+            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            int64_t i = 0;
+            for (; i + 4 <= len; i += 4) {
+                s0 += xr[i];
+                s1 += xr[i + 1];
+                s2 += xr[i + 2];
+                s3 += xr[i + 3];
+            }
+            for (; i < len; i++) s0 += xr[i];
+            o[0] += (T)((s0 + s1) + (s2 + s3));
         } else {
             for (int64_t i = 0; i < len; i++) o[i * so] += xr[i];
         }
