@@ -9,8 +9,10 @@ and backward spans, and the units run outside them: deferred weight gradients an
 optimizer updates; not the waits at the step's barrier), then the time of each kind of
 op (the op the backend ran, "fused kernel" for a fused kernel of the plan, "update"
 for the optimizer) and the TOP (default 15) costliest units by op, pass and shape,
-each with its share of the stages' work. Times are wall-clock spans: on a machine
-shared with other work they include time the stage thread was not running."""
+each with its wall-clock time, its CPU time (the stage thread's; helper threads of a
+multi-threaded GEMM are not counted) and its share of the ops' CPU time. On a machine
+shared with other work the wall-clock spans include time the stage thread was not
+running; the CPU times do not."""
 import bisect
 import collections
 import json
@@ -41,19 +43,33 @@ def inside(e):
 
 
 work = (sum(b - a for v in spans.values() for a, b in v) + sum(e["dur"] for e in ops if not inside(e))) / len(steps)
-by_kind, by_unit = collections.Counter(), collections.Counter()
+has_cpu = all("cpu_us" in e["args"] for e in ops)
+wall_by, cpu_by = collections.defaultdict(collections.Counter), collections.defaultdict(collections.Counter)
 for e in ops:
     kind = "fused kernel" if e["name"].startswith("fused") else e["name"].split(" ")[0]
-    by_kind[kind] += e["dur"] / len(steps)
     shape = "x".join(str(d) for d in e["args"].get("shape", []))
-    by_unit[(e["name"], e["args"]["pass"], shape)] += e["dur"] / len(steps)
-in_ops = sum(by_kind.values())
-print(f"{path}: steps {steps[0]}-{steps[-1]}; the stages' work per step {work / 1e3:.2f} ms "
-      f"(in ops {in_ops / 1e3:.2f} ms; the rest, {100 * (1 - in_ops / work):.1f}%, is bookkeeping: loss reads, "
-      f"accumulating gradients into their sums, the executor)")
-print(f"{'op kind':<28} {'ms/step':>9} {'share':>7}")
-for kind, us in by_kind.most_common():
-    print(f"{kind:<28} {us / 1e3:9.2f} {100 * us / work:6.1f}%")
-print(f"\n{'unit (op, pass, shape)':<58} {'ms/step':>9} {'share':>7}")
-for (name, pss, shape), us in by_unit.most_common(top):
-    print(f"{(name + ', ' + pss + ', ' + shape)[:58]:<58} {us / 1e3:9.2f} {100 * us / work:6.1f}%")
+    for key, table in (("kind", kind), ("unit", (e["name"], e["args"]["pass"], shape))):
+        wall_by[key][table] += e["dur"] / len(steps)
+        cpu_by[key][table] += e["args"].get("cpu_us", 0) / len(steps)
+in_ops = sum(wall_by["kind"].values())
+cpu_total = sum(cpu_by["kind"].values())
+print(f"{path}: steps {steps[0]}-{steps[-1]}; the stages' work per step {work / 1e3:.2f} ms wall "
+      f"({100 * in_ops / work:.1f}% of it in ops; the rest is loss reads, gradient sums, the executor)"
+      + (f"; the ops' CPU time {cpu_total / 1e3:.2f} ms" if has_cpu else ""))
+# Shares are of the ops' CPU time when the trace has it (robust on a shared machine),
+# else of the stages' wall-clock work.
+by = cpu_by if has_cpu else wall_by
+total = cpu_total if has_cpu else work
+share = "CPU share" if has_cpu else "share"
+
+
+def table(key, title, n):
+    print(f"\n{title:<58} {'wall ms':>9} {'CPU ms':>9} {share:>10}")
+    for k, us in by[key].most_common(n):
+        label = k if isinstance(k, str) else f"{k[0]}, {k[1]}, {k[2]}"
+        cpu = f"{cpu_by[key][k] / 1e3:9.2f}" if has_cpu else f"{'-':>9}"
+        print(f"{label[:58]:<58} {wall_by[key][k] / 1e3:9.2f} {cpu} {100 * us / total:9.1f}%")
+
+
+table("kind", "op kind (per step)", None)
+table("unit", "unit: op, pass, shape (per step)", top)

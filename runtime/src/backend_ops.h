@@ -89,9 +89,10 @@ typedef struct pml_backend_conf {
      * plan kernel k as -k - 1 (-1 for a stage's whole update); `op` the op the backend
      * ran for it (pml_opcode: a node's own, or what it became, such as the matmul a
      * weight gradient's transpose folds into) or PML_WORK_FUSED / PML_WORK_UPDATE; mb
-     * its micro-batch, or the first of a deferred weight gradient's. NULL: nothing is
-     * timed (a backend that cannot time leaves it unused). */
-    void (*on_work)(void *ctx, int stage, int64_t mb, int unit, int op, double t0, double t1);
+     * its micro-batch, or the first of a deferred weight gradient's; cpu the CPU time
+     * the calling thread spent in it (seconds; helper threads not counted), or -1 when
+     * not measured. NULL: nothing is timed (a backend that cannot time leaves it unused). */
+    void (*on_work)(void *ctx, int stage, int64_t mb, int unit, int op, double t0, double t1, double cpu);
     void *on_work_ctx;
 } pml_backend_conf;
 

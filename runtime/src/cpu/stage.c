@@ -175,21 +175,37 @@ static pml_status run_or_reuse(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
     return st ? st : check_output(p, n, mb, 1, err);
 }
 
-static double now_s(void)
+/* A unit's start for conf.on_work: the wall clock and the thread's CPU clock (the CPU
+ * time is what a breakdown can trust on a machine shared with other work). */
+typedef struct work_clock {
+    double wall, cpu;
+} work_clock;
+
+static double seconds(clockid_t id)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static work_clock work_start(const pml_cpu_ctx *p)
+{
+    return p->conf.on_work ? (work_clock){seconds(CLOCK_MONOTONIC), seconds(CLOCK_THREAD_CPUTIME_ID)} : (work_clock){0};
+}
+
+static void work_done(const pml_cpu_ctx *p, int stage, int64_t mb, int unit, int op, work_clock t0)
+{
+    if (!p->conf.on_work) return;
+    double cpu = seconds(CLOCK_THREAD_CPUTIME_ID);
+    p->conf.on_work(p->conf.on_work_ctx, stage, mb, unit, op, t0.wall, seconds(CLOCK_MONOTONIC), cpu - t0.cpu);
 }
 
 /* Runs one entry of a stage's fwd or bwd list, timed for conf.on_work. */
 static pml_status run_unit(pml_cpu_ctx *p, pml_cpu_stage *st, int u, int64_t mb, pml_err *err)
 {
-    double t0 = p->conf.on_work ? now_s() : 0;
+    work_clock t0 = work_start(p);
     pml_status s = u >= 0 ? run_or_reuse(p, u, mb, err) : run_group(p, st, -u - 1, mb, err);
-    if (p->conf.on_work && !s)
-        p->conf.on_work(p->conf.on_work_ctx, (int)(st - p->stages), mb, u, u >= 0 ? p->low[u].op : PML_WORK_FUSED, t0,
-                        now_s());
+    if (!s) work_done(p, (int)(st - p->stages), mb, u, u >= 0 ? p->low[u].op : PML_WORK_FUSED, t0);
     return s;
 }
 
@@ -257,14 +273,13 @@ static pml_status run_deferred(pml_cpu_ctx *p, int q, int64_t from, int64_t to, 
     pml_view in[2];
     pml_op_call c;
     int n = p->plan->params[q].grad;
-    double t0 = p->conf.on_work ? now_s() : 0;
+    work_clock t0 = work_start(p);
     pml_status st = make_call(p, n, from, &c, in, 2, err);
     if (st) return st;
     in[0].dims[0] *= to - from;
     in[1].dims[0] *= to - from;
     st = pml_cpu_run(&c, err);
-    if (p->conf.on_work && !st)
-        p->conf.on_work(p->conf.on_work_ctx, p->plan->nodes[n].stage, from, n, c.op, t0, now_s());
+    if (!st) work_done(p, p->plan->nodes[n].stage, from, n, c.op, t0);
     return st ? st : check_output(p, n, from, to - from, err);
 }
 
@@ -358,13 +373,14 @@ static pml_status cpu_update(pml_backend_ctx *b, int s, double lr, double clip, 
     (void)err;
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     pml_cpu_stage *st = &p->stages[s];
-    double inv_m = 1.0 / (double)p->M, t0 = p->conf.on_work ? now_s() : 0;
+    double inv_m = 1.0 / (double)p->M;
+    work_clock t0 = work_start(p);
     for (int k = 0; k < st->n_params; k++) {
         int q = st->params[k];
         if (!p->acc[q] || frozen_now(p, q)) continue;
         update_param(p, q, lr, inv_m * clip);
     }
-    if (p->conf.on_work) p->conf.on_work(p->conf.on_work_ctx, s, 0, -1, PML_WORK_UPDATE, t0, now_s());
+    work_done(p, s, 0, -1, PML_WORK_UPDATE, t0);
     return PML_OK;
 }
 

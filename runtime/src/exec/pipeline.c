@@ -96,7 +96,7 @@ static pml_status share_freeze_norms(pml_pipeline *p, pml_err *err)
     return PML_OK;
 }
 
-static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, double t1);
+static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, double t1, double cpu);
 
 pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err)
 {
@@ -505,17 +505,18 @@ static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, do
     if (in->kind == I_SEND_ACT || in->kind == I_SEND_GRAD) return;
     if (in->kind == I_FWD || in->kind == I_BWD || in->kind == I_STEP) st->busy += t1 - t0;
     if (in->kind == I_RECV_ACT || in->kind == I_RECV_GRAD) st->wait += t1 - t0;
-    append_event(st, (pml_trace_event){in->kind, in->mb, 0, 0, p->step, t0, t1});
+    append_event(st, (pml_trace_event){in->kind, in->mb, 0, 0, p->step, t0, t1, -1});
 }
 
 /* backend_ops.h's on_work: a unit of a stage's work, on the stage's own thread. */
-static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, double t1)
+static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, double t1, double cpu)
 {
     pml_pipeline *p = ctx;
     if (!p->time_ops || s < p->first || s >= p->last) return;
     double zero = (double)p->epoch.tv_sec + 1e-9 * (double)p->epoch.tv_nsec;
     append_event(&p->stages[s],
-                 (pml_trace_event){PML_TRACE_OP, (int32_t)mb, unit, op, p->step, (t0 - zero) * 1e6, (t1 - zero) * 1e6});
+                 (pml_trace_event){PML_TRACE_OP, (int32_t)mb, unit, op, p->step, (t0 - zero) * 1e6, (t1 - zero) * 1e6,
+                                   cpu >= 0 ? cpu * 1e6 : -1});
 }
 
 static void *stage_main(void *arg)

@@ -69,6 +69,7 @@ typedef struct pml_trace_event {
     int32_t op;   /* PML_TRACE_OP: the op run, or PML_WORK_FUSED / PML_WORK_UPDATE (backend_ops.h) */
     int64_t step;
     double t0, t1;
+    double cpu; /* PML_TRACE_OP: the stage thread's CPU time in it (microseconds), or -1 */
 } pml_trace_event;
 
 /* A span of one unit of a backend's work (a node or fused kernel of the plan, a

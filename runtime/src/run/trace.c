@@ -28,6 +28,7 @@ typedef struct rank_head {
 
 typedef struct wire_span {
     double t0, t1; /* microseconds since the rank's epoch */
+    double cpu;    /* PML_TRACE_OP's CPU time (microseconds), or -1 */
     int64_t step;
     int32_t mb, stage, kind;
     int32_t unit, op, pad; /* PML_TRACE_OP's (pipeline.h) */
@@ -86,7 +87,8 @@ static char *pack(const pml_run_trace *t, const pml_dist *d, const pml_plan *pl,
         int n = 0;
         const pml_trace_event *ev = pml_pipeline_trace(pipe, s, &n);
         for (int i = 0; i < n; i++)
-            *w++ = (wire_span){ev[i].t0, ev[i].t1, ev[i].step, ev[i].mb, s, ev[i].kind, ev[i].unit, ev[i].op, 0};
+            *w++ = (wire_span){ev[i].t0,   ev[i].t1,   ev[i].cpu, ev[i].step, ev[i].mb,
+                               s,          ev[i].kind, ev[i].unit, ev[i].op,  0};
     }
     return buf;
 }
@@ -107,7 +109,8 @@ static const rank_head *head_of(const char *all, const size_t *lens, int r)
 static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int pid, double shift)
 {
     static const char *const passes[] = {"forward", "input gradient", "weight gradient"};
-    char name[48], shape[160] = "", unit[32] = "";
+    char name[48], shape[160] = "", unit[32] = "", cpu[40] = "";
+    if (w->cpu >= 0) snprintf(cpu, sizeof cpu, ", \"cpu_us\": %.3f", w->cpu);
     int pass = -1;
     const pml_plan_node *node = NULL;
     if (w->op == PML_WORK_UPDATE)
@@ -129,10 +132,10 @@ static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int 
     pml_json_buf_printf(b,
                         ",\n{\"name\": \"%s%s%s\", \"cat\": \"op\", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, "
                         "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d, %s"
-                        "\"pass\": \"%s\", \"shape\": [%s]}}",
+                        "\"pass\": \"%s\", \"shape\": [%s]%s}}",
                         name, node && node->label ? " " : "", node && node->label ? node->label : "", pid, w->stage,
                         w->t0 + shift, w->t1 - w->t0, (long long)w->step + 1, w->mb, unit,
-                        pass >= 0 ? passes[pass] : "update", shape);
+                        pass >= 0 ? passes[pass] : "update", shape, cpu);
 }
 
 /* Rank h's thread names and spans, `shift` microseconds later on the shared clock;

@@ -50,6 +50,8 @@ with tempfile.TemporaryDirectory() as tmp:
     check(len(set(per_mb.values())) == 2, f"each micro-batch runs the same forward units on its stage: {per_mb}")
     updates = collections.Counter((e["tid"], e["args"]["step"]) for e in ops if e["name"] == "update")
     check(len(updates) == 2 * 4 and set(updates.values()) == {1}, f"one update span per stage and step: {updates}")
+    check(all(0 <= e["args"]["cpu_us"] <= e["dur"] + 50 for e in ops),
+          "each op span gives the CPU time its stage thread spent in it, at most its wall time")
     names = {e["name"].split(" ")[0] for e in ops}
     check({"matmul", "fused", "update"} <= names, f"matmuls, fused kernels and updates are named: {names}")
     wg = [e for e in ops if e["args"]["pass"] == "weight gradient"]
