@@ -11,7 +11,8 @@
  *           graph-to-graph passes autodiff.c and fuse.c
  *   plan/   graph -> stage plan: placement and cost (placement.c, which also runs
  *           autodiff and fusion on the placed graph), the timetable (schedule.c), the
- *           memory plan (memplan.c); then the plan file (write.c) or a view (print.c)
+ *           memory estimate `pmlc plan` reports (memplan.c); then the plan file
+ *           (write.c) or a view (print.c)
  *   gpu/    plan -> CUDA kernels: render (cuda_codegen.c), compile with NVRTC, cache
  * check_program and plan_model below call them in this order. */
 #include <stdio.h>

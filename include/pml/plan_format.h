@@ -46,21 +46,9 @@
  *         kind none holds exactly one source (input, param, const, arange) or reshape, and
  *         every source and reshape is in one. Kernels run in file order, which is also the
  *         order of their last nodes, and no kernel reads a kernel after it.
- *   MEMO  memory layout (compiler/src/plan/memplan.h): u32 stage count (0 without a timetable,
- *         else the plan's), u32 float bytes (the size every floating-point value but a
- *         parameter is planned at: the training precision's); per stage i64 arena bytes,
- *         i64 state bytes, i64 activation bytes at most, i64 temporary bytes at most,
- *         i64 per-micro-batch bytes at most, i32 micro-batches in flight, i32 pad; then
- *         u32 buffer count and per buffer, ordered by (stage, node, role): i32 stage,
- *         i32 node, u8 role, u8 per step (1: one value for the whole step), u16 pad,
- *         u32 slots, i64 bytes (one slot: elements x element size; f32 for accumulators
- *         and optimizer state), i64 offset[slots] (64-byte aligned, within the stage's
- *         arena). Micro-batch m's value is in slot m % slots. A value buffer is the node's
- *         own on its stage (a reshape has none: its memory is its input's); a received
- *         buffer holds another stage's value on this one; accumulators and optimizer
- *         state name their parameter's node. Every materialised value but a reshape's
- *         has a value buffer.
- *
+ *   (MEMO  version 9 had a memory layout here, the compiler's, which no backend used:
+ *         each backend places its own values with the runtime's planner,
+ *         runtime/src/plan/memplan.h. A version-9 file is still read, its MEMO skipped.)
  *   CUBN  GPU code (compiler/src/gpu/cuda_codegen.h; counts 0 for a plan built without it):
  *         u32 image count, per image i32 target (string: "sm_NN" a CUBIN, "compute_NN" PTX),
  *         u32 pad, i64 size, the bytes, zero padding to a multiple of 8; u32 function
@@ -87,7 +75,9 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 9u
+#define PML_PLAN_VERSION 10u
+/* The oldest version still read: 9, the same sections with MEMO, which is skipped. */
+#define PML_PLAN_VERSION_OLDEST 9u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
 #define PML_PLAN_STRS PML_PLAN_TAG('S', 'T', 'R', 'S')
@@ -106,23 +96,13 @@ typedef enum pml_plan_kernel_kind {
     PML_PLAN_KERNEL_SINGLE    /* one op: matmul, gather, permute, other reductions, ... */
 } pml_plan_kernel_kind;
 
-/* What a buffer of the MEMO section holds. */
-typedef enum pml_plan_buffer_role {
-    PML_PLAN_BUF_VALUE,    /* the node's value on its own stage */
-    PML_PLAN_BUF_RECV,     /* another stage's value received on this one */
-    PML_PLAN_BUF_GRAD_ACC, /* a parameter's gradient summed over micro-batches */
-    PML_PLAN_BUF_OPT_M,    /* momentum or AdamW's first moment */
-    PML_PLAN_BUF_OPT_V     /* AdamW's second moment */
-} pml_plan_buffer_role;
-
-#define PML_PLAN_MEMO PML_PLAN_TAG('M', 'E', 'M', 'O')
+#define PML_PLAN_MEMO PML_PLAN_TAG('M', 'E', 'M', 'O') /* version 9 only */
 #define PML_PLAN_CUBN PML_PLAN_TAG('C', 'U', 'B', 'N')
 
 /* CUBN launch flags. */
 #define PML_PLAN_GPU_SEED 1u
 #define PML_PLAN_GPU_INDEX_CHECK 2u
 #define PML_PLAN_GPU_ZERO_OUTPUT 4u
-#define PML_PLAN_MEM_ALIGN 64
 
 /* KERN's per-node flags. */
 #define PML_PLAN_MATERIALISED 1u

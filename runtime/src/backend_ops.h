@@ -12,11 +12,13 @@
  *
  * One context serves a whole pipeline (all stages): the CPU shares one address space
  * between stages, and a CUDA context keeps one stream and its launches (CUBN) per stage.
- * Each backend decides its own memory at create: the CPU one a buffer per value it
- * keeps after lowering (a ring of micro-batch copies where a value outlives its pass),
- * the CUDA one a device allocation per materialised value. Neither reads the plan's
- * memory plan (MEMO): docs/design.md, "One memory plan", says why and what replaces it.
- * Calls that take `stage` touch only that stage's memory.
+ * Each backend decides at create which values it keeps (the CPU one after its lowering,
+ * with a ring of micro-batch copies where a value outlives its pass; the CUDA one each
+ * materialised value, a copy per micro-batch where it outlives its pass), and places
+ * them with the runtime's one memory planner (plan/memplan.h): one arena per stage, in
+ * one allocation, values never alive together sharing bytes. A plan file carries no
+ * memory layout: docs/design.md, "One memory plan", says why. Calls that take `stage`
+ * touch only that stage's memory.
  *
  * Threading. During a step each stage's worker thread calls the per-stage slots
  * (forward, backward, grad_sq, update, sync, upload/download of that stage's values)

@@ -1,5 +1,10 @@
-/* memplan.h — the memory plan: how long every buffer of a stage lives over that stage's
- * timetable, and where it sits in the stage's one arena.
+/* memplan.h — the compiler's memory estimate: how long every buffer of a stage lives over
+ * that stage's timetable, and where it would sit in the stage's one arena. `pmlc plan`
+ * reports its sizes (print.c); it is not written to the plan file. The memory a backend
+ * allocates is the runtime's to plan (runtime/src/plan/memplan.h), over the values the
+ * backend keeps after its own lowering, which the compiler does not know (docs/design.md,
+ * "One memory plan"): this estimate counts the plan's materialised values at the
+ * training precision, per micro-batch of the timetable.
  *
  * Time is the stage's timetable with each forward and backward instruction split into
  * its kernels (fuse.h), in running order. A buffer is
@@ -21,15 +26,15 @@
 
 #include "plan/placement.h"
 
-#define PMLC_MEM_ALIGN PML_PLAN_MEM_ALIGN
+#define PMLC_MEM_ALIGN 64
 
-/* The plan file's values (pml/plan_format.h, MEMO). */
+/* What a buffer holds. */
 typedef enum pmlc_buf_role {
-    PMLC_BUF_VALUE = PML_PLAN_BUF_VALUE,       /* the node's value on its own stage */
-    PMLC_BUF_RECV = PML_PLAN_BUF_RECV,         /* a copy of another stage's value received here */
-    PMLC_BUF_GRAD_ACC = PML_PLAN_BUF_GRAD_ACC, /* a parameter's gradient summed over micro-batches (f32) */
-    PMLC_BUF_OPT_M = PML_PLAN_BUF_OPT_M,       /* optimizer state: momentum, or AdamW's first moment (f32) */
-    PMLC_BUF_OPT_V = PML_PLAN_BUF_OPT_V        /* AdamW's second moment (f32) */
+    PMLC_BUF_VALUE,    /* the node's value on its own stage */
+    PMLC_BUF_RECV,     /* a copy of another stage's value received here */
+    PMLC_BUF_GRAD_ACC, /* a parameter's gradient summed over micro-batches (f32) */
+    PMLC_BUF_OPT_M,    /* optimizer state: momentum, or AdamW's first moment (f32) */
+    PMLC_BUF_OPT_V     /* AdamW's second moment (f32) */
 } pmlc_buf_role;
 
 typedef struct pmlc_buffer {

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plan/memplan.h"
 #include "plan/schedule.h"
 #include "pml/plan_format.h"
 
@@ -139,25 +138,6 @@ static void write_kernels(buf *b, const pmlc_plan *pl)
     free(size), free(first), free(members), free(fill);
 }
 
-/* MEMO: the memory plan as memplan.c left it (buffers already in file order). */
-static void write_memory(buf *b, const pmlc_memplan *mp)
-{
-    u32(b, mp ? (uint32_t)mp->n_stages : 0);
-    u32(b, mp ? (uint32_t)mp->float_bytes : 0);
-    for (int s = 0; mp && s < mp->n_stages; s++) {
-        const pmlc_stage_memory *m = &mp->stages[s];
-        i64(b, m->arena), i64(b, m->state), i64(b, m->activations), i64(b, m->temporaries), i64(b, m->peak);
-        i32(b, m->in_flight), i32(b, 0);
-    }
-    u32(b, mp ? (uint32_t)mp->n_buffers : 0);
-    for (int k = 0; mp && k < mp->n_buffers; k++) {
-        const pmlc_buffer *x = &mp->buffers[k];
-        i32(b, x->stage), i32(b, x->node), u8(b, (unsigned)x->role), u8(b, (unsigned)x->per_step), u16(b, 0);
-        u32(b, (uint32_t)x->slots), i64(b, x->bytes);
-        for (int j = 0; j < x->slots; j++) i64(b, x->offset[j]);
-    }
-}
-
 /* CUBN: the images, the function names, and one launch per kernel that has code. */
 static void write_gpu(buf *b, const pmlc_plan_gpu *gpu, strtab *st)
 {
@@ -235,9 +215,8 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gp
             i32(&time, tt->stages[s].instr.v[k].mb);
         }
     }
-    buf kern = {0}, memo = {0}, cubn = {0};
+    buf kern = {0}, cubn = {0};
     write_kernels(&kern, pl);
-    write_memory(&memo, pl->memory);
     write_gpu(&cubn, gpu, &st);
     buf strs = {0};
     u32(&strs, st.count);
@@ -245,7 +224,7 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gp
 
     put(&file, PML_PLAN_MAGIC, 8);
     u32(&file, PML_PLAN_VERSION);
-    u32(&file, 9);
+    u32(&file, 8);
     section(&file, PML_PLAN_STRS, &strs);
     section(&file, PML_PLAN_CONF, &conf);
     section(&file, PML_PLAN_NODE, &nodes);
@@ -253,11 +232,10 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gp
     section(&file, PML_PLAN_INPT, &inpt);
     section(&file, PML_PLAN_TIME, &time);
     section(&file, PML_PLAN_KERN, &kern);
-    section(&file, PML_PLAN_MEMO, &memo);
     section(&file, PML_PLAN_CUBN, &cubn);
     int oom = file.oom || strs.oom || conf.oom || nodes.oom || parms.oom || inpt.oom || time.oom || kern.oom ||
-              memo.oom || cubn.oom || st.data.oom;
-    free(strs.p), free(conf.p), free(nodes.p), free(parms.p), free(inpt.p), free(time.p), free(kern.p), free(memo.p);
+              cubn.oom || st.data.oom;
+    free(strs.p), free(conf.p), free(nodes.p), free(parms.p), free(inpt.p), free(time.p), free(kern.p);
     free(cubn.p);
     free(st.data.p);
     if (oom) {

@@ -17,9 +17,12 @@
  * micro-batch's pass on its stage (read by the backward pass or by another stage), in
  * a ring of as many copies as the stage has micro-batches in flight when only its own
  * backward pass reads it (copies below); every other tensor has one buffer reused by
- * each micro-batch. Buffers are allocated once, by create. All stages share the host's
- * memory, so every value is its own host copy: the table has no upload, download or
- * sync. Its one derived parameter copy is a transposed weight's packed panels;
+ * each micro-batch. Where the buffers lie is the runtime's memory planner's
+ * (plan/memplan.h): a value made and read within one pass lives from the unit that
+ * writes it to the last that reads it, and values that are never alive together share
+ * bytes; one allocation at create holds every stage's arena. All stages share the
+ * host's memory, so every value is its own host copy: the table has no upload, download
+ * or sync. Its one derived parameter copy is a transposed weight's packed panels;
  * params_upload marks them stale after host edits.
  *
  * The context's layout is private to cpu/stage*.c: stage_build.c makes it (lowering,
@@ -33,6 +36,9 @@
 #include "plan/phase.h"
 
 extern const pml_backend_ops pml_cpu_backend_ops;
+
+/* Every buffer starts on a cache line (and an AVX-512 vector). */
+#define PML_CPU_MEM_ALIGN 64
 
 /* ---- private to cpu/stage*.c ------------------------------------------------------ */
 
@@ -65,7 +71,9 @@ typedef struct pml_cpu_ctx {
     int64_t step;        /* from begin: dropout seeds, freezing, the optimizer's step count */
     pml_cpu_node *low;   /* per node: what runs for it (cpu/lower.h) */
     unsigned char **buf; /* per node that owns one (low[n].alias == n): its buffer (per micro-batch
-                            copies laid end to end when per_mb) */
+                            copies laid end to end when per_mb), inside `arena` */
+    unsigned char *arena; /* every stage's arena, one after another (PML_CPU_MEM_ALIGN-aligned) */
+    size_t arena_bytes;
     uint8_t *per_mb;
     /* Per node: how many copies its buffer holds; micro-batch mb uses copy mb % copies.
      * A value kept only from a micro-batch's forward pass to its backward pass on its

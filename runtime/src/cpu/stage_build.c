@@ -7,6 +7,7 @@
 #include "core/optim.h"
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
+#include "plan/memplan.h"
 
 /* Memory a step reads or writes: zeroed now, so that its pages are faulted in at create
  * and not one by one in the first step (m and v, calloc's untouched zero pages, also
@@ -183,28 +184,24 @@ static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
     return PML_OK;
 }
 
-/* The most micro-batches stage s has between their forward and backward passes at
- * once, by its timetable (at least 1). */
-static int64_t in_flight(const pml_plan *pl, int s)
-{
-    int64_t now = 0, most = 1;
-    for (int i = 0; i < pl->n_instr[s]; i++) {
-        now += pl->instr[s][i].kind == PML_PLAN_I_FWD ? 1 : pl->instr[s][i].kind == PML_PLAN_I_BWD ? -1 : 0;
-        if (now > most) most = now;
-    }
-    return most;
-}
-
 /* How many copies node i's buffer holds (stage.h: copies). Needs per_mb and all_mb. */
 static int64_t copies_of(const pml_cpu_ctx *p, int i)
 {
     const pml_plan *pl = p->plan;
     if (!p->per_mb[i]) return 1;
     if (p->all_mb[i]) return p->M;
-    int64_t ring = in_flight(pl, pl->nodes[i].stage);
-    return ring < p->M ? ring : p->M;
+    return pml_mem_in_flight(pl, pl->nodes[i].stage);
 }
 
+/* Whether node i has a buffer of its own: it runs, is no alias, and is no intermediate
+ * of a fused group. */
+static int owns_buffer(const pml_cpu_ctx *p, int i)
+{
+    return p->low[i].alias == i && p->low[i].run && !lives_in_scratch(p, i);
+}
+
+/* Which values exist, and how many copies each keeps: lowering, fusion, invariance,
+ * direct and deferred gradients, packed weights. Where they lie is place_buffers'. */
 static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -267,12 +264,93 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
         const pml_plan_node *n = &pl->nodes[i];
         p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4; /* f32 and i32 alike */
         p->copies[i] = copies_of(p, i);
-        if (low[i].alias != i || !low[i].run || lives_in_scratch(p, i)) continue; /* no buffer of its own */
-        size_t total = p->bytes[i] * (size_t)p->copies[i];
-        p->buf[i] = alloc_touched(total);
-        if (!p->buf[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the activations (%zu bytes)", total);
     }
     return PML_OK;
+}
+
+/* Whether node i's value must live throughout (plan/memplan.h): it is kept across
+ * passes or micro-batches (parameters, constants, invariants, the ring and all-micro-batch
+ * copies), or the executor or another stage reads or writes it on its own time. */
+static int lives_throughout(const pml_cpu_ctx *p, int i)
+{
+    const pml_plan *pl = p->plan;
+    uint16_t op = pl->nodes[i].op;
+    if (p->invariant[i] || p->per_mb[i] || p->all_mb[i] || op == PML_OP_PARAM || op == PML_OP_INPUT ||
+        constant_node(op))
+        return 1;
+    int32_t io[3] = {pl->loss, pl->output, pl->labels};
+    for (int k = 0; k < 3; k++)
+        if (io[k] >= 0 && p->low[io[k]].alias == i) return 1;
+    return 0;
+}
+
+/* Node i (running at `tick` of stage s) reads or writes node x's buffer. */
+static void buffer_used(const pml_cpu_ctx *p, pml_mem_value *val, int s, int x, int32_t tick)
+{
+    int r = p->low[x].alias;
+    if (p->plan->nodes[r].stage == s)
+        pml_mem_live(&val[r], tick);
+    else /* another stage's time: kept for all micro-batches anyway (plan_memory) */
+        pml_mem_always(&val[r]);
+}
+
+/* Where each buffer lies: every stage's values placed by the runtime's planner
+ * (plan/memplan.h) over that stage's ticks (its forward list's units, then its
+ * backward list's), in one allocation that holds every stage's arena. Needs the
+ * stages' lists. */
+static pml_status place_buffers(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    int N = pl->n_nodes;
+    pml_mem_value *val = malloc(sizeof *val * ((size_t)N + 1));
+    int32_t *tick = malloc(sizeof *tick * ((size_t)N + 1)); /* per node: its unit's tick, -1 none */
+    size_t *base = calloc((size_t)p->S + 1, sizeof *base);
+    int32_t *pass_end = malloc(sizeof *pass_end * ((size_t)p->S + 1));
+    pml_status st = val && tick && base && pass_end ? PML_OK : pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int i = 0; !st && i < N; i++) {
+        val[i] = pml_mem_value_init(owns_buffer(p, i) ? p->bytes[i] * (size_t)p->copies[i] : 0, PML_CPU_MEM_ALIGN);
+        tick[i] = -1;
+        if (lives_throughout(p, i)) pml_mem_always(&val[i]);
+    }
+    for (int s = 0; !st && s < p->S; s++) {
+        const pml_cpu_stage *ss = &p->stages[s];
+        for (int t = 0; t < ss->n_fwd + ss->n_bwd; t++) {
+            int u = t < ss->n_fwd ? ss->fwd[t] : ss->bwd[t - ss->n_fwd];
+            if (u >= 0) {
+                tick[u] = t;
+                continue;
+            }
+            const pml_plan_kernel *K = &pl->kernels[-u - 1];
+            for (int k = 0; k < K->n_nodes; k++) tick[K->nodes[k]] = t;
+        }
+    }
+    for (int i = 0; !st && i < N; i++) {
+        if (tick[i] < 0) continue;
+        int s = pl->nodes[i].stage, n_in;
+        buffer_used(p, val, s, i, tick[i]);
+        const int32_t *in = pml_cpu_node_inputs(pl, p->low, i, &n_in);
+        for (int k = 0; k < n_in; k++) buffer_used(p, val, s, in[k], tick[i]);
+    }
+    /* A parameter's gradient is added to its accumulator at the end of the backward pass. */
+    for (int q = 0; !st && q < pl->n_params; q++) {
+        int g = pl->params[q].grad, s = g >= 0 ? pl->nodes[g].stage : 0;
+        if (g >= 0) buffer_used(p, val, s, g, p->stages[s].n_fwd + p->stages[s].n_bwd - 1);
+    }
+    size_t total = 0;
+    for (int s = 0; !st && s < p->S; s++) pass_end[s] = p->stages[s].n_fwd;
+    if (!st) st = pml_mem_plan_stages(pl, val, pass_end, PML_CPU_MEM_ALIGN, base, &total, err);
+    if (!st) {
+        p->arena_bytes = total;
+        p->arena = aligned_alloc(PML_CPU_MEM_ALIGN, total + PML_CPU_MEM_ALIGN);
+        if (!p->arena)
+            st = pml_err_set(err, PML_ERR_NOMEM, "out of memory for the activations (%zu bytes)", total);
+        else /* touched now: see alloc_touched */
+            memset(p->arena, 0, total + PML_CPU_MEM_ALIGN);
+    }
+    for (int i = 0; !st && i < N; i++)
+        if (val[i].bytes) p->buf[i] = p->arena + base[pl->nodes[i].stage] + val[i].offset;
+    free(val), free(tick), free(base), free(pass_end);
+    return st;
 }
 
 static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
@@ -410,6 +488,7 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     pml_cpu_gemm_setup(p->threads);
     pml_status st = plan_memory(p, err);
     if (!st) st = build_stages(p, err);
+    if (!st) st = place_buffers(p, err);
     if (!st) st = find_sends(p, err);
     if (!st) choose_wgrad_early(p);
     if (!st) st = make_params(p, err);
@@ -429,7 +508,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
 {
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     if (!p) return;
-    for (int i = 0; p->buf && i < p->plan->n_nodes; i++) free(p->buf[i]);
+    free(p->arena);
     for (int i = 0; p->packed && i < p->plan->n_nodes; i++) free(p->packed[i]);
     for (int q = 0; q < p->plan->n_params; q++) {
         if (p->acc) free(p->acc[q]);

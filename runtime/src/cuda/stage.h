@@ -32,8 +32,13 @@
  * Memory: every tensor lives in device memory; one buffer per micro-batch for a value
  * that outlives its pass (read by the backward pass or by another stage, or read and
  * written by the executor), one reused buffer otherwise — the stream's order makes the
- * reuse safe. Inputs, labels, loss and output have pinned host copies per micro-batch;
- * parameters and optimizer state have host copies made current by params_download.
+ * reuse safe. All of them lie in one device allocation, every stage's arena in it,
+ * each value where the runtime's memory planner puts it (plan/memplan.h): a value made
+ * and read within one pass shares bytes with values of its stage that are never alive
+ * with it, which the stream's order makes safe as well. Accumulators and optimizer
+ * state are allocations of their own. Inputs, labels, loss and output have pinned host
+ * copies per micro-batch; parameters and optimizer state have host copies made current
+ * by params_download.
  *
  * Devices: every stage runs on device 0 (correct for any stage -> device map, since
  * each stage reads the others' values in one device's memory); spreading stages over
@@ -49,6 +54,9 @@
 #include "plan/phase.h"
 
 extern const pml_backend_ops pml_cuda_backend_ops;
+
+/* Every value starts where cuMemAlloc started each one before the arena (256 bytes). */
+#define PML_CUDA_MEM_ALIGN 256
 
 /* ---- private to cuda/stage*.c ----------------------------------------------------- */
 
@@ -96,6 +104,8 @@ typedef struct pml_cuda_ctx {
     pml_cuda_gemm_shape *gemm; /* per launch (matmuls only) */
     int32_t *root;             /* per node: the node whose buffer holds its value (a reshape's source) */
     pml_cu_ptr *dbuf;          /* per root node: device buffer, per-micro-batch copies end to end */
+    pml_cu_ptr arena;          /* the one allocation every dbuf lies in */
+    size_t arena_bytes;
     uint8_t *per_mb;
     size_t *bytes;   /* per node: one copy's size */
     void **host;     /* per node the executor reads or writes: pinned host copies, end to end */

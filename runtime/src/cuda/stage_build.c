@@ -1,6 +1,6 @@
 /* stage_build.c — making the CUDA backend's context (see cuda/stage.h): the device and
  * its module (the plan's image for this GPU), how each matmul maps onto cuBLAS, which
- * values need a buffer per micro-batch, device memory, each stage's launch lists,
+ * values need a buffer per micro-batch, each stage's launch lists, device memory,
  * parameters (initialised on the host exactly as the CPU backend does, then copied),
  * optimizer state and constants. */
 #include <stdio.h>
@@ -9,6 +9,7 @@
 
 #include "core/optim.h"
 #include "cuda/stage.h"
+#include "plan/memplan.h"
 #include "plan/ops.h" /* pml_opcode, the runtime's one list of ops */
 
 #define NOMEM(err) pml_err_set((err), PML_ERR_NOMEM, "out of memory")
@@ -158,22 +159,73 @@ static pml_status plan_buffers(pml_cuda_ctx *p, pml_err *err)
             return pml_err_set(err, PML_ERR_INVALID_ARG, "parameter %s: its gradient is not materialised",
                                pl->params[q].name);
     }
-    /* Device memory for every value some launch or the executor touches. */
+    return PML_OK;
+}
+
+/* A launch of stage s, at `tick`, reads or writes node x's memory (plan/memplan.h). */
+static void value_used(const pml_cuda_ctx *p, pml_mem_value *val, int s, int x, int32_t tick)
+{
+    int r = p->root[x];
+    if (p->plan->nodes[r].stage == s)
+        pml_mem_live(&val[r], tick);
+    else /* read on another stream's time: kept per micro-batch anyway (plan_buffers) */
+        pml_mem_always(&val[r]);
+}
+
+/* Device memory for every value some launch or the executor touches: one allocation,
+ * every stage's arena in it, each value where the runtime's planner puts it
+ * (plan/memplan.h) over its stage's ticks, the launches of its forward list and then
+ * of its backward list (one stream runs them in that order). Values kept per
+ * micro-batch, sources, and what the executor reads live throughout. Then the pinned
+ * host copies. Needs the stages' launch lists. */
+static pml_status place_buffers(pml_cuda_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    int N = pl->n_nodes;
+    pml_mem_value *val = malloc(sizeof *val * ((size_t)N + 1));
+    int32_t *pass_end = malloc(sizeof *pass_end * ((size_t)p->S + 1));
+    size_t *base = calloc((size_t)p->S + 1, sizeof *base), total = 0;
+    if (!val || !pass_end || !base) return free(val), free(pass_end), free(base), NOMEM(err);
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
-        if (p->root[i] != i || (!pl->materialised[i] && !source_node(n->op))) continue;
-        size_t total = p->bytes[i] * (p->per_mb[i] ? (size_t)p->M : 1);
-        pml_cu_result r = p->d->MemAlloc(&p->dbuf[i], total);
-        if (r) return pml_cuda_fail(p->d, r, "cuMemAlloc (values)", __FILE__, __LINE__, err);
+        int owns = p->root[i] == i && (pl->materialised[i] || source_node(n->op));
+        val[i] = pml_mem_value_init(owns ? p->bytes[i] * (p->per_mb[i] ? (size_t)p->M : 1) : 0, PML_CUDA_MEM_ALIGN);
+        if (p->per_mb[i] || source_node(n->op)) pml_mem_always(&val[i]);
     }
+    for (int s = 0; s < p->S; s++) {
+        const pml_cuda_stage *st = &p->stages[s];
+        for (int t = 0; t < st->n_fwd + st->n_bwd; t++) {
+            const pml_plan_gpu_launch *L = &pl->gpu_launches[t < st->n_fwd ? st->fwd[t] : st->bwd[t - st->n_fwd]];
+            for (int a = 0; a < L->n_args; a++) value_used(p, val, s, L->args[a].node, t);
+            if (L->func < 0) { /* a GEMM: its operands and product, as run_gemm reads them */
+                const pml_plan_node *o = &pl->nodes[L->matmul];
+                value_used(p, val, s, o->in[0], t), value_used(p, val, s, o->in[1], t);
+                value_used(p, val, s, L->matmul, t);
+            }
+        }
+    }
+    for (int q = 0; q < pl->n_params; q++) { /* summed into the accumulator after the backward pass */
+        int g = pl->params[q].grad, s = g >= 0 ? pl->nodes[g].stage : 0;
+        if (g >= 0) value_used(p, val, s, g, p->stages[s].n_fwd + p->stages[s].n_bwd - 1);
+    }
+    for (int s = 0; s < p->S; s++) pass_end[s] = p->stages[s].n_fwd;
+    pml_status st = pml_mem_plan_stages(pl, val, pass_end, PML_CUDA_MEM_ALIGN, base, &total, err);
+    pml_cu_result r = st ? 0 : p->d->MemAlloc(&p->arena, total ? total : PML_CUDA_MEM_ALIGN);
+    if (r) st = pml_cuda_fail(p->d, r, "cuMemAlloc (values)", __FILE__, __LINE__, err);
+    for (int i = 0; !st && i < N; i++)
+        if (val[i].bytes) p->dbuf[i] = p->arena + base[pl->nodes[i].stage] + val[i].offset;
+    p->arena_bytes = total;
+    free(val), free(pass_end), free(base);
+    if (st) return st;
     /* Pinned host copies of what the executor writes and reads. */
+    int32_t io[3] = {pl->loss, pl->output, pl->labels};
     for (int k = 0; k < 3 + pl->n_inputs; k++) {
         int n = k < 3 ? io[k] : pl->input_nodes[k - 3];
         if (n < 0 || p->host[n]) continue;
         if (!p->dbuf[p->root[n]])
             return pml_err_set(err, PML_ERR_INVALID_ARG, "node %d (loss, output, labels or input) has no buffer", n);
-        pml_cu_result r = p->d->MemAllocHost(&p->host[n], p->bytes[n] * (size_t)p->M);
-        if (r) return pml_cuda_fail(p->d, r, "cuMemAllocHost", __FILE__, __LINE__, err);
+        pml_cu_result e = p->d->MemAllocHost(&p->host[n], p->bytes[n] * (size_t)p->M);
+        if (e) return pml_cuda_fail(p->d, e, "cuMemAllocHost", __FILE__, __LINE__, err);
         memset(p->host[n], 0, p->bytes[n] * (size_t)p->M);
     }
     return PML_OK;
@@ -364,6 +416,7 @@ pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *con
     if (!st) st = open_device(p, err);
     if (!st) st = plan_buffers(p, err);
     if (!st) st = build_stages(p, err);
+    if (!st) st = place_buffers(p, err);
     if (!st) st = make_params(p, err);
     if (!st) st = choose_direct(p, err);
     if (!st) st = pml_phase_init(&p->phase, plan, err);
@@ -398,10 +451,9 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
         }
         free(st->fwd), free(st->bwd), free(st->params), free(st->sends[0]), free(st->sends[1]);
     }
-    for (int i = 0; i < pl->n_nodes; i++) {
-        if (p->dbuf && p->dbuf[i]) p->d->MemFree(p->dbuf[i]);
-        if (p->host && p->host[i]) p->d->MemFreeHost(p->host[i]);
-    }
+    if (p->arena) p->d->MemFree(p->arena);
+    for (int i = 0; p->host && i < pl->n_nodes; i++)
+        if (p->host[i]) p->d->MemFreeHost(p->host[i]);
     for (int q = 0; q < pl->n_params; q++) {
         pml_cu_ptr dev[3] = {p->acc ? p->acc[q] : 0, p->m ? p->m[q] : 0, p->v ? p->v[q] : 0};
         for (int k = 0; k < 3; k++)

@@ -4,9 +4,8 @@
  * Every index in a pml_plan has been validated by the reader: node inputs come before
  * their users, stages are below `stages`, strings and parameter nodes exist, every
  * shape's element count fits in 2^48, the kernels partition the nodes as the format
- * says (each value read by another kernel is marked materialised), and every buffer
- * lies aligned inside its stage's arena with its node's size (that live buffers do
- * not overlap is the compiler's promise, checked by tests/runtime/plan_files). One
+ * says (each value read by another kernel is marked materialised). A plan carries no
+ * memory layout: each backend places the values it keeps with plan/memplan.h. One
  * allocation owns it all; pml_plan_free releases it. A plan is immutable once loaded
  * and may be shared between threads. */
 #ifndef PML_PLAN_H
@@ -104,22 +103,6 @@ typedef struct pml_plan_gpu_launch {
     const pml_plan_gpu_arg *args;
 } pml_plan_gpu_launch;
 
-/* A buffer of a stage's arena (MEMO section). */
-typedef struct pml_plan_buffer {
-    int32_t stage, node;   /* node: the value's; for accumulators and optimizer state the parameter's */
-    uint8_t role;          /* pml_plan_buffer_role: value, received copy, grad accumulator, opt m, opt v */
-    uint8_t per_step;      /* one value for the whole step (slots is 1) */
-    int32_t slots;         /* micro-batch m uses slot m % slots */
-    int64_t bytes;         /* of one slot */
-    const int64_t *offset; /* per slot: 64-byte aligned, offset + bytes within the stage's arena */
-} pml_plan_buffer;
-
-/* One stage's arena (MEMO section): allocate `arena` bytes once, place every buffer by offset. */
-typedef struct pml_plan_memory {
-    int64_t arena, state, activations, temporaries, peak; /* bytes; see pml/plan_format.h */
-    int32_t in_flight;
-} pml_plan_memory;
-
 typedef struct pml_plan {
     pml_plan_config conf;
     int n_strings;
@@ -142,13 +125,6 @@ typedef struct pml_plan {
     pml_plan_kernel *kernels;
     int32_t *node_kernel;  /* per node: its kernel */
     uint8_t *materialised; /* per node: 1 when its value must be in memory after its kernel */
-    /* The memory plan: per stage of the timetable (none when n_stages is 0). Buffers are
-     * ordered by (stage, node, role); pml_plan_buffer_find looks one up. */
-    int mem_float_bytes;     /* the size floating-point values (but parameters) are planned at */
-    pml_plan_memory *memory; /* per stage */
-    int n_buffers;
-    pml_plan_buffer *buffers;
-    int32_t *node_buffer; /* per node: its value buffer (a reshape: its input's), -1 none */
     /* GPU code: none when the plan was built without it (pmlc build --arch none). */
     int n_gpu_images;
     pml_plan_gpu_image *gpu_images;
@@ -177,7 +153,5 @@ pml_status pml_plan_map(const char *path, pml_mapped_file *m, pml_err *err);
 /* Reads a plan file: pml_plan_map, then pml_plan_read. */
 pml_status pml_plan_load(const char *path, pml_plan **out, pml_err *err);
 void pml_plan_free(pml_plan *p);
-/* The index of the buffer of `role` for `node` on `stage`, or -1. */
-int32_t pml_plan_buffer_find(const pml_plan *pl, int32_t stage, int32_t node, int role);
 
 #endif

@@ -401,98 +401,6 @@ static void read_kernels(rd *r, pml_plan *pl, owner *o)
         fail(r, PML_ERR_FORMAT, "a value read outside its kernel, or an output, is not materialised");
 }
 
-static int elem_size(const pml_plan *pl, const pml_plan_node *n, int float_bytes)
-{
-    if (n->dtype == PML_I32) return 4;
-    if (n->op == PML_OP_PARAM) return n->dtype == PML_F32 ? 4 : 2;
-    return float_bytes;
-}
-
-static int key_before(const pml_plan_buffer *a, const pml_plan_buffer *b)
-{
-    if (a->stage != b->stage) return a->stage < b->stage;
-    if (a->node != b->node) return a->node < b->node;
-    return a->role < b->role;
-}
-
-/* Whether buffer b (its counts already read) may be trusted: the right node, size and place. */
-static const char *buffer_problem(const pml_plan *pl, const pml_plan_buffer *b)
-{
-    if (b->stage < 0 || b->stage >= pl->n_stages || b->node < 0 || b->node >= pl->n_nodes ||
-        b->role > PML_PLAN_BUF_OPT_V || b->per_step > 1)
-        return "a buffer's stage, node or role is out of range";
-    const pml_plan_node *n = &pl->nodes[b->node];
-    int holds_value = b->role == PML_PLAN_BUF_VALUE || b->role == PML_PLAN_BUF_RECV;
-    if ((b->role == PML_PLAN_BUF_VALUE && (n->stage != b->stage || n->op == PML_OP_RESHAPE)) ||
-        (b->role == PML_PLAN_BUF_RECV && n->stage == b->stage) || (!holds_value && n->op != PML_OP_PARAM))
-        return "a buffer holds a node of the wrong stage or kind";
-    int64_t want = n->numel * (holds_value ? elem_size(pl, n, pl->mem_float_bytes) : 4);
-    if (b->bytes != want) return "a buffer's size is not its node's";
-    if (b->slots < 1 || b->slots > pl->conf.microbatches || (b->per_step && b->slots != 1))
-        return "a buffer's slot count is out of range";
-    int64_t arena = pl->memory[b->stage].arena;
-    for (int j = 0; j < b->slots; j++)
-        if (b->offset[j] < 0 || b->offset[j] % PML_PLAN_MEM_ALIGN || b->offset[j] > arena - b->bytes)
-            return "a buffer lies outside its arena or is misaligned";
-    return NULL;
-}
-
-/* MEMO: every buffer inside its stage's arena, of its node's size; every materialised
- * value with a buffer. */
-static void read_memory(rd *r, pml_plan *pl, owner *o)
-{
-    uint32_t S = u32(r);
-    uint32_t fb = u32(r);
-    if (r->bad) return;
-    if (S != (uint32_t)pl->n_stages || (S && fb != 2 && fb != 4))
-        return (void)fail(r, PML_ERR_FORMAT, "the stage count or float size differs from the plan's");
-    if ((size_t)S > (r->n - r->at) / 48) return (void)fail(r, PML_ERR_FORMAT, "the file is truncated");
-    pl->mem_float_bytes = (int)fb;
-    pl->memory = own(o, sizeof(pml_plan_memory) * S);
-    pl->node_buffer = own(o, sizeof(int32_t) * (size_t)pl->n_nodes);
-    if (!pl->memory || !pl->node_buffer) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
-    for (uint32_t s = 0; s < S; s++) {
-        pml_plan_memory *m = &pl->memory[s];
-        m->arena = i64(r), m->state = i64(r), m->activations = i64(r), m->temporaries = i64(r), m->peak = i64(r);
-        m->in_flight = i32(r);
-        i32(r);
-        if (!r->bad && (m->arena < 0 || m->state < 0 || m->state > m->arena || m->activations < 0 ||
-                        m->temporaries < 0 || m->peak < 0 || m->in_flight < 0))
-            return (void)fail(r, PML_ERR_FORMAT, "a stage's memory sizes are invalid");
-    }
-    uint32_t c = count(r, 24, "buffers");
-    pl->n_buffers = (int)c;
-    pl->buffers = own(o, sizeof(pml_plan_buffer) * c);
-    if (!pl->buffers) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < pl->n_nodes; i++) pl->node_buffer[i] = -1;
-    for (uint32_t k = 0; k < c && !r->bad; k++) {
-        pml_plan_buffer *b = &pl->buffers[k];
-        b->stage = i32(r), b->node = i32(r);
-        b->role = (uint8_t)get(r, 1), b->per_step = (uint8_t)get(r, 1);
-        get(r, 2);
-        uint32_t slots = count(r, 8, "slots");
-        b->bytes = i64(r);
-        if (r->bad) return;
-        b->slots = (int32_t)slots;
-        int64_t *off = own(o, sizeof(int64_t) * slots);
-        if (!off) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
-        for (uint32_t j = 0; j < slots; j++) off[j] = i64(r);
-        b->offset = off;
-        if (r->bad) return;
-        const char *problem = buffer_problem(pl, b);
-        if (!problem && k > 0 && !key_before(&pl->buffers[k - 1], b)) problem = "buffers are out of order";
-        if (problem) return (void)fail(r, PML_ERR_FORMAT, problem);
-        if (b->role == PML_PLAN_BUF_VALUE) pl->node_buffer[b->node] = (int32_t)k;
-    }
-    for (int i = 0; i < pl->n_nodes && S && !r->bad; i++) {
-        const pml_plan_node *n = &pl->nodes[i];
-        if (n->op == PML_OP_RESHAPE)
-            pl->node_buffer[i] = pl->node_buffer[n->in[0]];
-        else if (pl->materialised[i] && pl->node_buffer[i] < 0)
-            fail(r, PML_ERR_FORMAT, "a materialised value has no buffer");
-    }
-}
-
 /* CUBN: images of a known target kind, function names, and launches that name real
  * kernels with code, functions in range and materialised arguments. */
 static void read_gpu(rd *r, pml_plan *pl, owner *o)
@@ -560,21 +468,6 @@ static void read_gpu(rd *r, pml_plan *pl, owner *o)
     }
 }
 
-int32_t pml_plan_buffer_find(const pml_plan *pl, int32_t stage, int32_t node, int role)
-{
-    pml_plan_buffer key = {stage, node, (uint8_t)role, 0, 0, 0, NULL};
-    int lo = 0, hi = pl->n_buffers; /* the first buffer not before key */
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (key_before(&pl->buffers[mid], &key))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    const pml_plan_buffer *b = lo < pl->n_buffers ? &pl->buffers[lo] : NULL;
-    return b && b->stage == stage && b->node == node && b->role == role ? lo : -1;
-}
-
 pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_plan **out, pml_err *err)
 {
     *out = NULL;
@@ -583,24 +476,28 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
         return pml_err_set(err, PML_ERR_FORMAT, "%s: not a PML plan file (build one with `pmlc build`)", r.name);
     r.at = 8;
     uint32_t version = u32(&r), sections = u32(&r);
-    if (version != PML_PLAN_VERSION)
+    if (version < PML_PLAN_VERSION_OLDEST || version > PML_PLAN_VERSION)
         return pml_err_set(err, PML_ERR_FORMAT,
-                           "%s: plan format version %u, but this libpml reads version %u: rebuild the plan with the "
-                           "pmlc of this release (pmlc build)",
-                           r.name, version, PML_PLAN_VERSION);
-    static const uint32_t tags[] = {PML_PLAN_STRS, PML_PLAN_CONF, PML_PLAN_NODE, PML_PLAN_PARM,
-                                    PML_PLAN_INPT, PML_PLAN_TIME, PML_PLAN_KERN, PML_PLAN_MEMO,
-                                    PML_PLAN_CUBN};
-    static const char *const names[] = {"strings", "configuration", "nodes",   "parameters",
-                                        "inputs",  "timetable",     "kernels", "memory",
-                                        "GPU code"};
-    enum { n_sections = sizeof tags / sizeof *tags };
-    if (sections != n_sections)
+                           "%s: plan format version %u, but this libpml reads versions %u to %u: rebuild the plan with "
+                           "the pmlc of this release (pmlc build)",
+                           r.name, version, PML_PLAN_VERSION_OLDEST, PML_PLAN_VERSION);
+    /* Version 9 has a MEMO section before CUBN, the compiler's memory layout, which no
+     * backend reads (plan/memplan.h plans the memory): skipped, so that plans built
+     * before it left the file still run. */
+    int old = version == 9;
+    static const uint32_t tags[] = {PML_PLAN_STRS, PML_PLAN_CONF, PML_PLAN_NODE, PML_PLAN_PARM, PML_PLAN_INPT,
+                                    PML_PLAN_TIME, PML_PLAN_KERN, PML_PLAN_MEMO, PML_PLAN_CUBN};
+    static const char *const names[] = {"strings", "configuration", "nodes",  "parameters", "inputs",
+                                        "timetable", "kernels",     "memory", "GPU code"};
+    enum { all_sections = sizeof tags / sizeof *tags };
+    int n_sections = all_sections - !old;
+    if (sections != (uint32_t)n_sections)
         return pml_err_set(err, PML_ERR_FORMAT, "%s: expected %d sections, found %u", r.name, n_sections, sections);
     owner o = {0};
     pml_plan *pl = own(&o, sizeof *pl);
     if (!pl) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory", r.name);
-    for (int k = 0; k < n_sections && !r.bad; k++) {
+    for (int k = 0; k < all_sections && !r.bad; k++) {
+        if (k == 7 && !old) continue; /* no MEMO */
         uint32_t tag = u32(&r);
         u32(&r);
         uint64_t size = (uint64_t)i64(&r);
@@ -638,8 +535,8 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
         case 6:
             read_kernels(&sub, pl, &o);
             break;
-        case 7:
-            read_memory(&sub, pl, &o);
+        case 7: /* version 9's MEMO: not read */
+            sub.at = sub.n;
             break;
         case 8:
             read_gpu(&sub, pl, &o);

@@ -8,7 +8,13 @@
  *   kept_values_have_a_copy_per_micro_batch_in_flight: a value kept from a
  *     micro-batch's forward pass to its backward pass on its stage has as many copies
  *     as the stage's timetable has micro-batches in flight (1F1B: S - s; GPipe: M),
- *     while values another stage reads keep one per micro-batch. */
+ *     while values another stage reads keep one per micro-batch;
+ *   buffers_share_bytes_only_when_never_alive_together: every buffer lies in the
+ *     context's one arena; two that share a byte are both made and read within one
+ *     pass (never a parameter, input, loss, output, labels, an invariant or a value kept
+ *     per micro-batch), at ticks of the stage's forward-then-backward lists that never
+ *     meet (a gradient read at the backward pass's end, where it is summed); and some
+ *     do share, so the arena is smaller than the buffers laid end to end. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +164,95 @@ static int kept_values_have_a_copy_per_micro_batch_in_flight(const pml_plan *unu
     return check_summary("kept values have a copy per micro-batch in flight");
 }
 
+/* Node i's buffer, as [lo, hi) bytes from the arena's start (hi = lo: none). */
+static void byte_range(const pml_cpu_ctx *c, int i, size_t *lo, size_t *hi)
+{
+    *lo = *hi = 0;
+    if (!c->buf[i]) return;
+    *lo = (size_t)(c->buf[i] - c->arena);
+    *hi = *lo + c->bytes[i] * (size_t)c->copies[i];
+}
+
+static void widen(int32_t *a, int32_t *b, int i, int32_t t)
+{
+    if (a[i] < 0 || t < a[i]) a[i] = t;
+    if (t > b[i]) b[i] = t;
+}
+
+static int buffers_share_bytes_only_when_never_alive_together(const pml_plan *pl)
+{
+    pml_backend_inst b;
+    pml_backend_conf conf = {.seed = 5, .threads = 2};
+    pml_err err = {0};
+    CHECK(pml_backend_create(&pml_cpu_backend_ops, pl, &conf, &b, &err) == PML_OK);
+    if (!b.ctx) return check_summary("buffers share bytes only when never alive together");
+    const pml_cpu_ctx *c = (const pml_cpu_ctx *)b.ctx;
+    int N = pl->n_nodes;
+    int32_t *first = malloc(sizeof(int32_t) * (size_t)N), *last = malloc(sizeof(int32_t) * (size_t)N);
+    uint8_t *pinned = calloc((size_t)N, 1); /* alive throughout */
+    for (int i = 0; i < N; i++) first[i] = last[i] = -1;
+    int32_t io[3] = {pl->loss, pl->output, pl->labels};
+    for (int k = 0; k < 3; k++)
+        if (io[k] >= 0) pinned[c->low[io[k]].alias] = 1;
+    for (int i = 0; i < N; i++) {
+        uint16_t op = pl->nodes[i].op;
+        pinned[i] |= op == PML_OP_PARAM || op == PML_OP_INPUT || op == PML_OP_CONST || op == PML_OP_ARANGE ||
+                     c->invariant[i] || c->per_mb[i] || c->all_mb[i];
+    }
+    /* Ticks: each stage's forward units, then its backward units; every node of a unit
+     * reads its inputs and writes itself there. */
+    for (int s = 0; s < c->S; s++) {
+        const pml_cpu_stage *st = &c->stages[s];
+        for (int t = 0; t < st->n_fwd + st->n_bwd; t++) {
+            int u = t < st->n_fwd ? st->fwd[t] : st->bwd[t - st->n_fwd];
+            const int32_t *nodes = u >= 0 ? &u : pl->kernels[-u - 1].nodes;
+            int n_nodes = u >= 0 ? 1 : pl->kernels[-u - 1].n_nodes;
+            for (int j = 0; j < n_nodes; j++) {
+                int n = nodes[j], n_in;
+                widen(first, last, c->low[n].alias, t);
+                const int32_t *in = pml_cpu_node_inputs(pl, c->low, n, &n_in);
+                for (int k = 0; k < n_in; k++) {
+                    int r = c->low[in[k]].alias;
+                    if (pl->nodes[r].stage != s) pinned[r] = 1;
+                    widen(first, last, r, t);
+                }
+            }
+        }
+        for (int q = 0; q < pl->n_params; q++) {
+            int g = pl->params[q].grad;
+            if (g >= 0 && pl->nodes[g].stage == s) widen(first, last, c->low[g].alias, st->n_fwd + st->n_bwd - 1);
+        }
+    }
+    size_t end_to_end = 0;
+    int shared = 0;
+    for (int i = 0; i < N; i++) {
+        size_t lo, hi;
+        byte_range(c, i, &lo, &hi);
+        if (hi == lo) continue;
+        end_to_end += hi - lo;
+        CHECK(hi <= c->arena_bytes && lo % PML_CPU_MEM_ALIGN == 0);
+        int fwd_i = c->stages[pl->nodes[i].stage].n_fwd;
+        for (int j = 0; j < i; j++) {
+            size_t lo2, hi2;
+            byte_range(c, j, &lo2, &hi2);
+            if (hi2 == lo2 || pl->nodes[i].stage != pl->nodes[j].stage || hi <= lo2 || hi2 <= lo) continue;
+            shared++;
+            int ok = !pinned[i] && !pinned[j] && first[i] >= 0 && first[j] >= 0 &&
+                     (last[i] < first[j] || last[j] < first[i]) && (last[i] < fwd_i || first[i] >= fwd_i) &&
+                     (last[j] < fwd_i || first[j] >= fwd_i);
+            if (!ok)
+                fprintf(stderr, "nodes %d [%d, %d] and %d [%d, %d] share bytes\n", i, first[i], last[i], j, first[j],
+                        last[j]);
+            CHECK(ok);
+        }
+    }
+    CHECK(shared > 0 && c->arena_bytes < end_to_end);
+    printf("CPU arena %zu bytes; the same buffers end to end %zu bytes\n", c->arena_bytes, end_to_end);
+    free(first), free(last), free(pinned);
+    pml_backend_destroy(&b);
+    return check_summary("buffers share bytes only when never alive together");
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -166,6 +261,7 @@ int main(int argc, char **argv)
     } tests[] = {
         {"host_write_between_steps_is_seen", host_write_between_steps_is_seen},
         {"kept_values_have_a_copy_per_micro_batch_in_flight", kept_values_have_a_copy_per_micro_batch_in_flight},
+        {"buffers_share_bytes_only_when_never_alive_together", buffers_share_bytes_only_when_never_alive_together},
     };
     if (argc != 2) {
         fprintf(stderr, "usage: %s TEST\n", argv[0]);

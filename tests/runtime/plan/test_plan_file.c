@@ -1,7 +1,7 @@
 /* test_plan_file.c — the plan file carries a plan intact from pmlc to libpml, and
  * libpml refuses anything else: each example round-trips (graph, parameters, inputs,
- * timetable, configuration, kernels); kernels or buffers an executor could not trust are
- * refused;
+ * timetable, configuration, kernels); kernels an executor could not trust are refused;
+ * a version-9 file (with the memory section since dropped) still reads;
  * every truncation and a flipped byte anywhere are refused
  * or read safely (never a crash: the sanitizer build runs this); a version mismatch
  * says to rebuild. Usage: test_plan_file EXAMPLE.pml... */
@@ -106,19 +106,55 @@ static void inconsistent_kernels_are_refused(const unsigned char *bytes, size_t 
         CHECK(pml_plan_read(copy, len, "order.plan", &rt, &err) == PML_ERR_FORMAT);
         CHECK(strstr(err.msg, "order") != NULL);
     }
-    /* A buffer moved off its 64-byte alignment. */
-    memcpy(copy, bytes, len);
-    unsigned char *memo = section_of(copy, len, PML_PLAN_MEMO, &size);
-    uint32_t stages = 0, buffers = 0;
-    if (memo) memcpy(&stages, memo, 4);
-    if (memo && stages) memcpy(&buffers, memo + 8 + 48 * (size_t)stages, 4);
-    if (buffers) {
-        unsigned char *first_offset = memo + 8 + 48 * (size_t)stages + 4 + 24;
-        first_offset[0] ^= 8;
-        CHECK(pml_plan_read(copy, len, "memo.plan", &rt, &err) == PML_ERR_FORMAT);
-        CHECK(strstr(err.msg, "misaligned") != NULL);
-    }
     free(copy);
+}
+
+/* A version-9 plan file (a MEMO section, the compiler's memory layout, before CUBN)
+ * still reads, its MEMO skipped: the same plan as the current file's. Older versions
+ * are refused naming the versions read, and a version-9 file without MEMO is refused. */
+static void a_version_9_plan_reads_without_its_memory_section(const unsigned char *bytes, size_t len)
+{
+    size_t at = 16, cubn = 0;
+    while (at + 16 <= len && !cubn) {
+        uint32_t t;
+        uint64_t n;
+        memcpy(&t, bytes + at, 4);
+        memcpy(&n, bytes + at + 8, 8);
+        if (t == PML_PLAN_CUBN) cubn = at;
+        at += 16 + (size_t)n;
+    }
+    CHECK(cubn > 0);
+    if (!cubn) return;
+    /* MEMO: whatever it holds is not read (here, a stage count no plan has). */
+    unsigned char memo[16 + 8] = {0};
+    uint32_t tag = PML_PLAN_MEMO, version = 9, sections = 9, junk = 0xffffffffu;
+    uint64_t size = 8;
+    memcpy(memo, &tag, 4), memcpy(memo + 8, &size, 8), memcpy(memo + 16, &junk, 4);
+    size_t n9 = len + sizeof memo;
+    unsigned char *v9 = malloc(n9);
+    memcpy(v9, bytes, cubn), memcpy(v9 + cubn, memo, sizeof memo), memcpy(v9 + cubn + sizeof memo, bytes + cubn, len - cubn);
+    memcpy(v9 + 8, &version, 4), memcpy(v9 + 12, &sections, 4);
+    pml_plan *a = NULL, *b = NULL;
+    pml_err err = {0};
+    CHECK(pml_plan_read(v9, n9, "v9.plan", &a, &err) == PML_OK);
+    CHECK(pml_plan_read(bytes, len, "v10.plan", &b, &err) == PML_OK);
+    if (a && b) {
+        CHECK(a->n_nodes == b->n_nodes && a->n_kernels == b->n_kernels && a->n_stages == b->n_stages);
+        CHECK(a->n_gpu_launches == b->n_gpu_launches && a->n_params == b->n_params);
+        CHECK(!memcmp(&a->conf, &b->conf, sizeof a->conf));
+    }
+    pml_plan_free(a), pml_plan_free(b);
+    /* Version 9 with version 10's sections: a section is missing. */
+    memcpy(v9, bytes, len);
+    memcpy(v9 + 8, &version, 4);
+    CHECK(pml_plan_read(v9, len, "v9short.plan", &a, &err) == PML_ERR_FORMAT);
+    /* Version 8: refused, naming what this libpml reads. */
+    version = 8;
+    memcpy(v9 + 8, &version, 4);
+    CHECK(pml_plan_read(v9, len, "v8.plan", &a, &err) == PML_ERR_FORMAT);
+    CHECK(strstr(err.msg, "v8.plan") && strstr(err.msg, "version 8") && strstr(err.msg, "versions 9 to 10") &&
+          strstr(err.msg, "rebuild"));
+    free(v9);
 }
 
 static void damaged_files_are_refused_safely(const unsigned char *bytes, size_t len)
@@ -182,6 +218,7 @@ int main(int argc, char **argv)
             }
             damaged_files_are_refused_safely(bytes, len);
             inconsistent_kernels_are_refused(bytes, len, pl);
+            a_version_9_plan_reads_without_its_memory_section(bytes, len);
         }
         free(bytes);
         pmlc_session_destroy(s);
