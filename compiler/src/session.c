@@ -425,7 +425,7 @@ int pmlc_session_cuda_build(pmlc_session *s, const char *archs, pmlc_cuda_module
     pmlc_graph *g = pmlc_session_graph(s, &pl);
     pmlc_program *P = pmlc_session_program(s);
     if (!g) return P->diag.errors ? P->diag.errors : 1;
-    int errors = pmlc_cuda_codegen(P, g, pl, m);
+    int errors = pmlc_cuda_codegen(P, pl, m);
     if (errors) return errors;
     pmlc_kcache kc;
     pmlc_kcache_init(&kc);

@@ -95,7 +95,7 @@ int main(int argc, char **argv)
         pmlc_graph *g = pmlc_session_check_file(s, argv[i]) ? NULL : pmlc_session_graph(s, &pl);
         pmlc_program *P = pmlc_session_program(s);
         pmlc_cuda_module m;
-        if (!g || pmlc_cuda_codegen(P, g, pl, &m)) {
+        if (!g || pmlc_cuda_codegen(P, pl, &m)) {
             bad = 1;
             pmlc_session_destroy(s);
             continue;

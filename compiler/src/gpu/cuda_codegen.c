@@ -10,8 +10,10 @@
  * softmax, layernorm, rmsnorm, log-softmax and their backward are 2-3 passes and write
  * only their outputs. A final pass computes and writes the row's outputs.
  * Kernels are rendered to text first, then named by a hash of that text: identical
- * kernels become one function. The kernel list keeps fusion's numbering, an order
- * the kernels can run in. */
+ * kernels become one function. The groups are the plan's own fusion (pl->fusion, what
+ * the plan file's KERN section carries), never fused again here, so the GPU code and
+ * the kernels a backend reads from the plan are one partition; the kernel list keeps
+ * its numbering, an order the kernels can run in. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -358,11 +360,11 @@ static int count_lines(const char *s)
     return n;
 }
 
-int pmlc_cuda_codegen(pmlc_program *P, const pmlc_graph *g, const pmlc_plan *pl, pmlc_cuda_module *out)
+int pmlc_cuda_codegen(pmlc_program *P, const pmlc_plan *pl, pmlc_cuda_module *out)
 {
     memset(out, 0, sizeof *out);
-    pmlc_fusion *fu = pmlc_arena_alloc(&P->arena, sizeof *fu);
-    pmlc_fuse(&P->arena, g, fu);
+    const pmlc_graph *g = pl->g;
+    const pmlc_fusion *fu = &pl->fusion; /* the kernels the plan file's KERN section carries */
     int N = g->nodes.n;
     cg c;
     memset(&c, 0, sizeof c);

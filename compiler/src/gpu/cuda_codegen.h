@@ -59,10 +59,11 @@ typedef struct pmlc_cuda_module {
     pmlc_cuda_kernel *kernels; /* in fusion's numbering: an order they can run in */
 } pmlc_cuda_module;
 
-/* Renders every fused group of the planned graph `g` (after autodiff, when it has a
- * loss) as CUDA C, into the program's arena. Returns 0, or the number of errors
- * reported (an op or dtype the CUDA backend does not support, pointing at the op). */
-int pmlc_cuda_codegen(pmlc_program *P, const pmlc_graph *g, const pmlc_plan *pl, pmlc_cuda_module *out);
+/* Renders every kernel of the plan's fusion (pl->fusion, over its graph pl->g: after
+ * autodiff, when it has a loss) as CUDA C, into the program's arena. Returns 0, or the
+ * number of errors reported (an op or dtype the CUDA backend does not support,
+ * pointing at the op). */
+int pmlc_cuda_codegen(pmlc_program *P, const pmlc_plan *pl, pmlc_cuda_module *out);
 
 /* The prelude and the optimizer kernels, whatever the model (cuda_prelude.c).
  * Optimizer kernels, per gradient type T in f32, bf16, f16:
