@@ -24,8 +24,10 @@
  *
  * Thread safety: pml_version, pml_status_name, pml_dtype_size, pml_dtype_name and
  * pml_remove_partial_files may be called from any thread. A context, and the plans and sessions made with it, are used
- * by one thread at a time; separate contexts are independent. A session runs its
- * pipeline's stages on threads of its own inside each call.
+ * by one thread at a time; separate contexts are independent, and the one exception is
+ * pml_session_request_stop, which any thread or signal handler may call on a live
+ * session while another thread runs it. A session runs its pipeline's stages on threads
+ * of its own inside each call.
  *
  * Use:
  *   pml_context *ctx;  pml_context_create(&ctx);
@@ -351,7 +353,12 @@ PML_API void pml_remove_partial_files(void);
  * backend, seed, threads, ranks, the weights it starts from, a resume) and
  * pml_session_run (what the run does). The library never prints: what `pmlc train`
  * prints arrives as events (pml_run_event), errors as the status and the context's
- * message. Thread safety: as the session's; callbacks run on the calling thread. */
+ * message. Thread safety: as the session's; callbacks run on the calling thread.
+ *
+ * Signals: libpml installs no handler and changes no disposition. A log written in
+ * place to a pipe whose reader has left (metrics to /dev/stdout) fails with EPIPE, said
+ * as any failed write, only where the program ignores SIGPIPE, as pmlc does; SIGPIPE's
+ * default action ends the process. Stopping on a signal: pml_session_request_stop. */
 
 /* The other processes of a multi-process run (ranks). libpml links no communication
  * library: a handle comes from one that does (the pml_mpi library, pml_mpi.h), is
@@ -395,7 +402,9 @@ typedef enum pml_run_event_kind {
     PML_RUN_RECUT, /* at_step a freeze started and the stages were re-cut; text: "stage 0: a..b, stage 1: ..." */
     PML_RUN_NOTE,  /* text: something worth knowing that is not an error */
     PML_RUN_TRACE, /* text: the timeline's summary (measured and analytic bubble, the file) */
-    PML_RUN_ERROR  /* text: an error said where it happened while the run goes on or the ranks decide; on every rank */
+    PML_RUN_ERROR, /* text: an error said where it happened while the run goes on or the ranks decide; on every rank */
+    PML_RUN_STOP   /* a stop request is acted on: at_step the step the run stops at, text the out folder its
+                    * checkpoint is being written to (NULL: none); pml_run_result says the rest */
 } pml_run_event_kind;
 
 /* What an evaluation drew from. */
@@ -451,18 +460,56 @@ typedef struct pml_run_options {
     void *replan_user;
 } pml_run_options;
 
+/* How a run ended. It grows only at its end (as pml_step_metrics). */
 typedef struct pml_run_result {
-    int64_t steps_done;
+    int64_t steps_done; /* in this run */
     int failed_in_step; /* the failure was a training step's: nothing of that step was applied or saved */
-    int log_incomplete; /* a log (the trace, the metrics) could not be written: said by a PML_RUN_ERROR event; the
-                         * run itself went on */
+    int log_incomplete; /* a log (the metrics, the trace) could not be written whole: said at once by a PML_RUN_ERROR
+                         * event naming the file and the system's reason; the run itself went on */
+    /* A stop request (pml_session_request_stop) ended the run before its last step: */
+    int stopped;        /* 1: it stopped at stop_step (the status says whether its checkpoint was written) */
+    int64_t stop_step;  /* steps taken in all (counting a resume's), the step the checkpoint holds */
+    int stop_signal;    /* the request's signo (0: a request without a signal) */
+    int stop_rank;      /* the rank whose request it was (the lowest when several asked; 0 for one process) */
+    int stop_saved;     /* 1: the checkpoint of stop_step is in opts->out; 0: the run has no out folder, nothing was
+                         * saved */
 } pml_run_result;
 
 /* Trains the session to opts->steps as `pmlc train` does, checking every output path
  * before the first step. Every output is written as a whole or not at all (checkpoints
  * by their commit protocol); a failure leaves the last checkpoint written intact.
- * result may be NULL. */
+ * result may be NULL. A stop request ends it early with PML_OK (see below). */
 PML_API pml_status pml_session_run(pml_session *s, const pml_run_options *opts, pml_run_result *result);
+
+/* Asks the session's run to stop: what a program's SIGINT, SIGTERM or SIGUSR1 handler
+ * calls (`signo` the signal, kept for pml_run_result.stop_signal; 0 for a request
+ * without one). Async-signal-safe (one lock-free atomic store, no lock, no allocation,
+ * no message), callable from any thread, from a signal handler and from the run's own
+ * callbacks; PML_ERR_INVALID_ARG for a NULL session or a negative signo, recorded
+ * nowhere. The first request's signo is kept; a request stays until a run acts on it,
+ * so one made before pml_session_run stops that run before its first step. Only
+ * pml_session_run acts on it (pml_session_train stops through its metrics callback).
+ *
+ * What pml_session_run then does: at the next step boundary (the step in progress
+ * finishes; none is cut short) it stops, writes the checkpoint of the last completed
+ * step into opts->out by the commit protocol of every save (periodic checkpoints
+ * already in OUT/step-NNNNNN stay), writes the trace, skips the final evaluation, and
+ * returns PML_OK with result->stopped, stop_step, stop_signal, stop_rank and
+ * stop_saved (0 when opts->out is NULL). Resuming opts->out then continues bit for bit
+ * as if the run had never stopped. A request that arrives after the last step changes
+ * nothing; a run ends with no request pending.
+ *
+ * Ranks: a request made on any rank stops every rank at one agreed step, and the
+ * checkpoint is one sharded save, as periodic ones are. The request travels with the
+ * gradient-norm sum every step already makes (no exchange of its own), so the ranks
+ * stop after the step in which the request reached that sum: the step in progress, or
+ * the one after it.
+ *
+ * Time bound: one process stops within the rest of the step in progress plus one
+ * checkpoint write (and the trace's); ranks within one more step. A step that cannot
+ * finish because a peer is dead fails after the peer timeout (pml_dist), which bounds
+ * the wait: the run then returns that failure, and nothing is saved. */
+PML_API pml_status pml_session_request_stop(pml_session *s, int signo);
 
 #ifdef __cplusplus
 }

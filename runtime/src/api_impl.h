@@ -5,6 +5,7 @@
 #ifndef PML_API_IMPL_H
 #define PML_API_IMPL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -52,6 +53,10 @@ struct pml_session {
      * metrics callback makes back into the session is refused (pml_api_enter), not run
      * on a pipeline in the middle of a step. */
     int busy;
+    /* pml_session_request_stop's request: 0 none, else the signo + 1; set from any
+     * thread or signal handler, read by the run (and with ranks by each step's exchange:
+     * pipeline.h's opts.stop). Lock-free, so async-signal-safe. */
+    atomic_int stop;
 };
 
 /* The argument checks of pml.h's policy: when `ok` is false, PML_ERR_INVALID_ARG with

@@ -1,11 +1,13 @@
 /* api_run.c — pml.h's training driver: pml_session_open (a session as a run needs it:
  * threads, timeline, numerics checks, ranks, the weights it starts from, a resume) and
- * pml_session_run over run/driver.h. pml_session_create is pml_session_open with its
- * defaults, so every session is made in one place.
+ * pml_session_run over run/driver.h, and pml_session_request_stop (an atomic store the
+ * driver, and with ranks each step's exchange, reads). pml_session_create is
+ * pml_session_open with its defaults, so every session is made in one place.
  *
  * Ranks: rank 0 alone reads the --init weights and the checkpoint resumed, checks them,
  * tells every rank the outcome (and the resume's seed and step), and sends each rank
  * its part of the model. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,9 @@
 #include "plan/plan.h"
 #include "run/driver.h"
 #include "run/ranks.h"
+
+/* pml_session_request_stop is called from signal handlers: its store must not take a lock. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "pml_session_request_stop needs a lock-free atomic int");
 
 /* Where a checkpoint resumes: read and checked by rank 0, then told to every rank. */
 static pml_status resume_info(const pml_session_options *o, const pml_plan *plan, pml_ckpt_info *info, pml_err *err)
@@ -88,7 +93,8 @@ static pml_status make(pml_session *s, const pml_session_options *o, uint64_t se
                                   .trace = o->trace,
                                   .dist = d,
                                   .check_numerics = o->check_numerics,
-                                  .node_where = (const char *const *)s->where};
+                                  .node_where = (const char *const *)s->where,
+                                  .stop = &s->stop};
     if (pml_pipeline_create(plan, &s->opts, &s->pipe, &why) || pml_ckpt_load_teacher(plan, s->pipe, &why))
         return pml_err_set(err, why.code, "cannot set up training: %s", why.msg);
     return o->init || o->resume ? load(s, o, info.step, err) : PML_OK;
@@ -176,13 +182,24 @@ pml_status pml_session_run(pml_session *s, const pml_run_options *opts, pml_run_
                                                   "start afresh: the layers it froze before train again until a check "
                                                   "freezes them"
                                                 : NULL,
+                       .stop = &s->stop,
                        .step = run_step,
                        .step_ctx = s};
     s->resumed_at = -1; /* said and checked by the first run */
     s->freeze_afresh = 0;
     pml_status st = pml_run_drive(&env, opts, &res, &err);
+    atomic_store(&s->stop, 0); /* acted on, or it came after the last step: the next run starts afresh */
     /* The other ranks are told, and nothing waits for them (exec/dist.h). */
     if (st && s->dist) s->dist->abandon(s->dist, st == PML_ERR_PEER ? NULL : err.msg);
     if (result) *result = res;
     return pml_api_record(s->ctx, st, &err);
+}
+
+pml_status pml_session_request_stop(pml_session *s, int signo)
+{
+    /* No message: a signal handler may be the caller, and the context is not its to touch. */
+    if (!s || signo < 0 || signo == INT_MAX) return PML_ERR_INVALID_ARG;
+    int none = 0;
+    atomic_compare_exchange_strong(&s->stop, &none, signo + 1); /* the first request's reason stays */
+    return PML_OK;
 }

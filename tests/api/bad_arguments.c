@@ -441,6 +441,9 @@ API_CASE(the_run_calls_refuse_bad_arguments_and_leave_no_session)
     CHECK_REFUSED(ctx, pml_session_run(s, &(pml_run_options){.steps = -5}, NULL), "opts->steps is -5");
     CHECK_REFUSED(ctx, pml_session_run(s, &(pml_run_options){.steps = 1, .eval = -1}, NULL), "opts->eval is -1");
     CHECK(pml_session_steps_done(s) == 0);
+    /* A stop request records no message: a signal handler may be its caller. */
+    CHECK_STATUS(pml_session_request_stop(NULL, 15), PML_ERR_INVALID_ARG);
+    CHECK_STATUS(pml_session_request_stop(s, -1), PML_ERR_INVALID_ARG);
     api_close_mlp(ctx, plan, s);
     return 0;
 }

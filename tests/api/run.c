@@ -214,6 +214,95 @@ API_CASE(a_resumed_run_equals_pmlc_train_resume_bit_for_bit)
     return 0;
 }
 
+/* An event callback that asks its session to stop after step `at`, and what it saw. */
+typedef struct stopper {
+    pml_session *s;
+    int64_t at;
+    int stop_events;
+    int64_t stopped_at;
+    const char *saving_to;
+} stopper;
+
+static void stop_after(void *user, const pml_run_event *ev)
+{
+    stopper *st = user;
+    if (ev->kind == PML_RUN_STEP && ev->at_step == st->at) pml_session_request_stop(st->s, 10);
+    if (ev->kind == PML_RUN_STOP) st->stop_events++, st->stopped_at = ev->at_step, st->saving_to = ev->text;
+}
+
+/* Whether two checkpoints hold the same weights and optimizer state, bit for bit. */
+static int same_state(const char *a, const char *b)
+{
+    char fa[4096], fb[4096];
+    int same = 1;
+    for (int k = 0; k < 2; k++) {
+        const char *f = k ? "optimizer.safetensors" : "model.safetensors";
+        snprintf(fa, sizeof fa, "%s/%s", a, f);
+        snprintf(fb, sizeof fb, "%s/%s", b, f);
+        same = same && same_file(fa, fb);
+    }
+    return same;
+}
+
+API_CASE(a_stop_request_from_an_event_callback_saves_that_step_and_resumes_bit_for_bit)
+{
+    const char *file = model_file();
+    CHECK(file);
+    char args[8192], cli[4096], api[4096];
+    snprintf(cli, sizeof cli, "%s", api_work_path("cli"));
+    snprintf(api, sizeof api, "%s", api_work_path("api"));
+    snprintf(args, sizeof args, "--out '%s'", cli);
+    CHECK(pmlc_train(file, args) == 0); /* the 6 steps without a stop */
+
+    pml_context *ctx;
+    CHECK_STATUS(pml_context_create(&ctx), PML_OK);
+    pml_plan *plan = compile(ctx, file);
+    CHECK(plan);
+    pml_session *s;
+    pml_session_options so = {.seed = -1, .threads = 2};
+    CHECK_STATUS(pml_session_open(ctx, plan, &so, &s), PML_OK);
+    stopper st = {.s = s, .at = 3};
+    pml_run_options ro = {.steps = -1, .out = api, .on_event = stop_after, .event_user = &st};
+    pml_run_result result;
+    CHECK_STATUS(pml_session_run(s, &ro, &result), PML_OK);
+    CHECK(result.stopped && result.stop_step == 3 && result.steps_done == 3 && result.stop_signal == 10 &&
+          result.stop_rank == 0 && result.stop_saved && !result.failed_in_step);
+    CHECK(st.stop_events == 1 && st.stopped_at == 3 && st.saving_to && !strcmp(st.saving_to, api));
+    CHECK(pml_session_steps_done(s) == 3);
+    pml_checkpoint_info info;
+    CHECK_STATUS(pml_checkpoint_read_info(ctx, plan, api, &info), PML_OK);
+    CHECK(info.step == 3);
+    pml_session_destroy(s);
+
+    /* A request made before the run stops it before its first step; the run consumes
+     * it, so the next run on the session goes to the end: the uninterrupted run's
+     * state, bit for bit. */
+    so.resume = api;
+    CHECK_STATUS(pml_session_open(ctx, plan, &so, &s), PML_OK);
+    CHECK_STATUS(pml_session_request_stop(s, 0), PML_OK);
+    ro = (pml_run_options){.steps = -1, .out = api_work_path("api_before")};
+    CHECK_STATUS(pml_session_run(s, &ro, &result), PML_OK);
+    CHECK(result.stopped && result.stop_step == 3 && result.steps_done == 0 && result.stop_signal == 0 &&
+          result.stop_saved);
+    ro.out = api_work_path("api_end");
+    CHECK_STATUS(pml_session_run(s, &ro, &result), PML_OK);
+    CHECK(!result.stopped && result.steps_done == 3 && pml_session_steps_done(s) == 6);
+    CHECK(same_state(cli, api_work_path("api_end")));
+    pml_session_destroy(s);
+
+    /* Without an out folder the result says that nothing was saved. */
+    so.resume = NULL;
+    CHECK_STATUS(pml_session_open(ctx, plan, &so, &s), PML_OK);
+    st = (stopper){.s = s, .at = 1};
+    ro = (pml_run_options){.steps = -1, .on_event = stop_after, .event_user = &st};
+    CHECK_STATUS(pml_session_run(s, &ro, &result), PML_OK);
+    CHECK(result.stopped && result.stop_step == 1 && !result.stop_saved && st.saving_to == NULL);
+    pml_session_destroy(s);
+    pml_plan_close(plan);
+    pml_context_destroy(ctx);
+    return 0;
+}
+
 API_CASE(pml_session_run_refuses_what_it_cannot_do_before_the_first_step)
 {
     const char *file = model_file();

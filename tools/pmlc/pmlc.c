@@ -138,6 +138,8 @@ typedef struct args {
     const char *arch;                        /* build's --arch (NULL: the default) */
     const char *weights, *input, *infer_out; /* infer's --weights, --input, --output */
     int bench;                               /* infer's --bench */
+    int argc;                                /* the command line as typed (train's resume line repeats it) */
+    char *const *argv;
 } args;
 
 /* A non-negative integer option value; -1 when it is not one. */
@@ -356,7 +358,9 @@ static int run(const args *a)
                              .world = a->world,
                              .peer_timeout = a->peer_timeout,
                              .replicas = a->replicas,
-                             .check_numerics = a->check_numerics};
+                             .check_numerics = a->check_numerics,
+                             .argc = a->argc,
+                             .argv = a->argv};
         if ((t.rank >= 0) != (t.world > 0)) return usage_error("%s and --world go together", "--rank");
         return pmlc_train_main(&t);
     }
@@ -386,6 +390,8 @@ int main(int argc, char **argv)
     a.steps = a.seed = -1;
     a.rank = -1;
     a.backend = PML_BACKEND_AUTO;
+    a.argc = argc;
+    a.argv = argv;
     /* An output that is a pipe or fifo whose reader quit is a write error to report
      * (and, for --metrics, to outlive: training goes on), not a silent death. */
     signal(SIGPIPE, SIG_IGN);

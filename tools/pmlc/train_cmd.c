@@ -22,7 +22,11 @@
  * pmlc_options.freeze_from (a plan file keeps its cut).
  *
  * Ranks (train_ranks.h): launched as N processes (`mpirun -np N pmlc train ...`), each
- * runs its share of the stages; rank 0 alone prints, and the driver does the rest. */
+ * runs its share of the stages; rank 0 alone prints, and the driver does the rest.
+ *
+ * Signals (cli_signal.h): SIGINT, SIGTERM and SIGUSR1 stop the run at the next step
+ * boundary with its step saved into --out; pmlc then says how to resume and exits
+ * with 128 + the signal's number. A second one ends at once. */
 #define _DEFAULT_SOURCE /* isatty */
 #include "train_cmd.h"
 
@@ -34,6 +38,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_signal.h"
 #include "cli_util.h"
 #include "train_ranks.h"
 
@@ -145,6 +150,12 @@ static void on_event(void *user, const pml_run_event *ev)
         end_line(p);
         fprintf(stderr, "pmlc: error: %s\n", ev->text);
         break;
+    case PML_RUN_STOP:
+        end_line(p);
+        if (!p->quiet && ev->text)
+            fprintf(stderr, "pmlc: stopping at step %lld: saving it to %s (a second signal ends at once, keeping the "
+                    "checkpoint before it)\n", (long long)ev->at_step, ev->text);
+        break;
     }
 }
 
@@ -177,6 +188,8 @@ int pmlc_train_main(const pmlc_train_args *a)
         return pmlc_cli_fail("--check-numerics checks each op's output on the CPU backend only: run with --backend "
                              "cpu (or auto)",
                              NULL);
+    /* Until the session is open a signal ends pmlc at once; then it stops the run. */
+    if (pmlc_signal_end_at_once()) return pmlc_cli_fail("cannot handle signals", NULL);
     pml_backend want = a->check_numerics && a->backend == PML_BACKEND_AUTO ? PML_BACKEND_CPU : a->backend;
     if (pmlc_plan_from_file_where(a->file, &a->compile, want, &pl, &plan_hash, a->check_numerics ? &where : NULL))
         return 1;
@@ -224,7 +237,9 @@ int pmlc_train_main(const pmlc_train_args *a)
                           .replan = pmlc_is_plan_file(a->file) ? NULL : replan,
                           .replan_user = &re};
     pml_run_result result;
+    pmlc_signal_watch(s);
     pml_status st = pml_session_run(s, &ro, &result);
+    pmlc_signal_watch(NULL);
     if (st && result.failed_in_step) {
         if (p.tty && !p.quiet) fputc('\n', stderr);
         p.midline = 0;
@@ -237,7 +252,10 @@ int pmlc_train_main(const pmlc_train_args *a)
                 a->check_numerics ? ""
                                   : "; a diverging run needs a lower learning rate, and --check-numerics "
                                     "names the op that first makes a non-finite value");
-    rc = st || result.log_incomplete;
+    if (!st && result.stopped && ranks.rank == 0) pmlc_signal_say_stopped(&result, a->argc, a->argv, a->out, ranks.world);
+    /* Progress that could not reach stderr (a closed pipe) is a log lost too; it cannot be said. */
+    int lost = result.log_incomplete || ferror(stderr);
+    rc = st ? 1 : result.stopped ? 128 + result.stop_signal : lost ? 3 : 0;
 out:
     pml_session_destroy(s);
     pmlc_ranks_close(&ranks);

@@ -25,9 +25,14 @@ typedef struct pmlc_train_args {
     double peer_timeout; /* --peer-timeout: seconds of silence before a rank counts as gone (0: 60) */
     int replicas;        /* --replicas: data-parallel pipelines the ranks form (0: 1) */
     int check_numerics;  /* --check-numerics: every op's output checked (CPU backend) */
+    int argc;            /* the command line as typed: a stopped run's resume line repeats it */
+    char *const *argv;
 } pmlc_train_args;
 
-/* Returns the exit status: 0 trained (and wrote what was asked), 1 otherwise. */
+/* Returns the exit status: 0 trained (and wrote what was asked); 128 + the signal's
+ * number when SIGINT, SIGTERM or SIGUSR1 stopped the run (its step saved into --out,
+ * cli_signal.h); 3 trained and saved, but a log (--metrics, --trace, the progress on
+ * stderr) could not be written whole (said when it happened); 1 otherwise. */
 int pmlc_train_main(const pmlc_train_args *a);
 
 #endif

@@ -71,6 +71,7 @@ struct pml_pipeline {
     pthread_cond_t core_cv;
     double sq_total;   /* the step's squared gradient norm, over every stage of every rank */
     double loss_total; /* the step's loss summed over micro-batches, likewise */
+    int stop_asked;    /* the ranks with a stop request in the last step's sum (opts.stop) */
 };
 
 /* plan/phase.h's sum_sq: the automatic freeze's per-parameter squared norms summed
@@ -203,6 +204,7 @@ static pml_status params_ready(pml_pipeline *p, pml_err *err)
 
 float *pml_pipeline_param(pml_pipeline *p, int param) { return host_param(p, param, -1); }
 int64_t pml_pipeline_steps_done(const pml_pipeline *p) { return p->step; }
+int pml_pipeline_stop_asked(const pml_pipeline *p) { return p->stop_asked; }
 
 float *pml_pipeline_optim_state(pml_pipeline *p, int param, int which)
 {
@@ -251,7 +253,8 @@ static void gate_give(pml_pipeline *p)
 /* Adds this stage's squared gradient norm and loss, and waits for every stage's. With
  * ranks, the last of this process's stages to arrive sums the process's totals over
  * every rank (outside the lock: it waits for other processes) before it releases the
- * others, which is also how the loss reaches every rank. */
+ * others, which is also how the loss and the stop requests (opts.stop) reach every
+ * rank. */
 static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *total, double *loss_total,
                             pml_err *err)
 {
@@ -262,12 +265,13 @@ static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *tot
     pml_status st = PML_OK;
     if (++p->arrived == p->last - p->first) {
         if (p->opts.dist) {
-            double x[2] = {p->sq_total, p->loss_total};
+            double x[3] = {p->sq_total, p->loss_total, p->opts.stop && atomic_load(p->opts.stop) ? 1 : 0};
             pthread_mutex_unlock(&p->mu);
-            st = p->opts.dist->sum(p->opts.dist, x, 2, err);
+            st = p->opts.dist->sum(p->opts.dist, x, 3, err);
             pthread_mutex_lock(&p->mu);
             p->sq_total = x[0];
             p->loss_total = x[1];
+            p->stop_asked = !st && x[2] > 0;
         }
         p->arrived = 0;
         if (st)
@@ -592,6 +596,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     p->time_ops = p->opts.trace && p->steps_taken >= 1 && p->steps_taken <= PML_TRACE_OP_STEPS;
     p->sq_total = 0;
     p->loss_total = 0;
+    p->stop_asked = 0;
     worker *ws = calloc((size_t)p->S, sizeof *ws);
     pthread_t *tid = calloc((size_t)p->S, sizeof *tid);
     if (!ws || !tid) {

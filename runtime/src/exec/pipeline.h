@@ -30,6 +30,8 @@
 #ifndef PML_TRAIN_PIPELINE_H
 #define PML_TRAIN_PIPELINE_H
 
+#include <stdatomic.h>
+
 #include "backend_ops.h"
 #include "plan/plan.h"
 
@@ -59,6 +61,12 @@ typedef struct pml_pipeline_opts {
      * refuse). node_where: per plan node, its source location, or NULL; not owned. */
     int check_numerics;
     const char *const *node_where;
+    /* With dist: this rank's stop request (non-zero: asked; the session's, pml.h's
+     * pml_session_request_stop), added to the sum over the ranks that every step makes
+     * for the gradient norm, so that all ranks learn in the same step whether any asked
+     * (pml_pipeline_stop_asked) at the cost of one more number in a message already
+     * sent. NULL: none. Not owned. */
+    const atomic_int *stop;
 } pml_pipeline_opts;
 
 /* One span of a stage's timeline, in microseconds since the pipeline was created. */
@@ -132,6 +140,9 @@ double pml_pipeline_last_bubble(const pml_pipeline *p);
 double pml_pipeline_last_wait(const pml_pipeline *p);
 double pml_pipeline_trace_epoch(const pml_pipeline *p);
 int64_t pml_pipeline_steps_done(const pml_pipeline *p);
+/* With opts.dist and opts.stop: whether any rank had a stop request when the last
+ * step summed its gradient norm; the same answer on every rank. 0 otherwise. */
+int pml_pipeline_stop_asked(const pml_pipeline *p);
 
 /* For checkpoints (checkpoint.h). A parameter's optimizer state, numel f32 values
  * (writable between steps): `which` 0 is the first buffer (SGD's momentum, AdamW's

@@ -45,7 +45,10 @@ static void say_error(run *r, const pml_err *err)
 }
 
 /* One line of the metrics log; a failed write is said once (naming the file and the
- * system's reason) and the log marked incomplete, and training goes on. */
+ * system's reason) and the log marked incomplete, and training goes on. Each line is
+ * flushed as it is written, so that a failure (a full disk, a pipe whose reader left)
+ * is said when it happens, not at the end of the run, and a reader following the log
+ * sees every step: one write per record, nothing beside a step's work. */
 static void log_line(run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void log_line(run *r, const char *fmt, ...)
 {
@@ -54,7 +57,7 @@ static void log_line(run *r, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vfprintf(r->metrics, fmt, ap);
     va_end(ap);
-    if (n >= 0) return;
+    if (n >= 0 && fflush(r->metrics) == 0) return;
     pml_err err = {0};
     pml_err_set(&err, PML_ERR_IO, "cannot write the metrics file %s: %s", r->o->metrics, strerror(errno));
     r->metrics_error = 1;
@@ -286,7 +289,48 @@ static pml_status begin(run *r, int64_t steps, pml_run_trace *trace, pml_err *er
     return PML_OK;
 }
 
-/* The steps, from where the pipeline is to `steps`. */
+/* A stop request due at this step boundary: *why 0, or the request (signo + 1) and
+ * *by the rank that made it. One process reads its own. Ranks must stop at the same
+ * boundary, so they act only on what they agreed: the requests summed by the step just
+ * taken (pipeline.h's opts.stop), or before the first step a sum of their own. Once
+ * one is due, every rank's request goes into one more sum, a slot per rank, so that
+ * all name the same one: the lowest rank's. */
+static pml_status stop_due(run *r, int before_first, int *why, int *by, pml_err *err)
+{
+    pml_dist *d = r->dist;
+    *why = *by = 0;
+    if (!d) {
+        *why = r->env->stop ? atomic_load(r->env->stop) : 0;
+        return PML_OK;
+    }
+    if (!before_first && !pml_pipeline_stop_asked(*r->env->pipe)) return PML_OK;
+    double *x = calloc((size_t)d->world, sizeof *x);
+    if (!x) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    x[d->rank] = r->env->stop ? atomic_load(r->env->stop) : 0;
+    pml_err e = {0};
+    pml_status st = d->sum(d, x, d->world, &e);
+    if (st) st = pml_err_set(err, e.code, "cannot reach the other ranks to agree on stopping: %s", e.msg);
+    for (int k = 0; k < d->world && !st && !*why; k++)
+        if (x[k] > 0) *why = (int)x[k], *by = k;
+    free(x);
+    return st;
+}
+
+/* The run stops before step `s` (it has taken s steps) at request `why` of rank `by`. */
+static void stop_at(run *r, int64_t s, int64_t steps, int why, int by)
+{
+    pml_run_result *res = r->result;
+    res->stopped = 1;
+    res->stop_step = s;
+    res->stop_signal = why - 1;
+    res->stop_rank = by;
+    if (r->lead) {
+        pml_run_event ev = {.kind = PML_RUN_STOP, .steps = steps, .at_step = s, .text = r->o->out};
+        event(r, &ev);
+    }
+}
+
+/* The steps, from where the pipeline is to `steps`, or to a stop request. */
 static pml_status loop(run *r, int64_t steps, pml_run_trace *trace, pml_err *err)
 {
     pml_run_env *e = r->env;
@@ -297,6 +341,12 @@ static pml_status loop(run *r, int64_t steps, pml_run_trace *trace, pml_err *err
     double elapsed = 0;
     pml_status st;
     for (int64_t s = first; s < steps; s++) {
+        int asked, by;
+        if ((st = stop_due(r, s == first, &asked, &by, err))) return st;
+        if (asked) {
+            stop_at(r, s, steps, asked, by);
+            return PML_OK;
+        }
         if (recuts && pml_run_recut_due(e->phases, *e->plan, s) && (st = recut(r, s, steps, err))) return st;
         pml_step_metrics m = {0};
         pml_err why = {0};
@@ -334,7 +384,9 @@ static pml_status loop(run *r, int64_t steps, pml_run_trace *trace, pml_err *err
 
 /* After the last step: the trace, the final evaluation (rank 0, on the whole model
  * gathered from the others), the final checkpoint (every rank takes part). A trace
- * that cannot be written still leaves the checkpoint written. */
+ * that cannot be written still leaves the checkpoint written. After a stop request the
+ * evaluation is skipped (the time after a SIGTERM is the batch system's grace period:
+ * it goes to the checkpoint), and the checkpoint is the stopped step's. */
 static pml_status end(run *r, int64_t steps, pml_run_trace *trace, pml_err *err)
 {
     pml_run_env *e = r->env;
@@ -351,10 +403,13 @@ static pml_status end(run *r, int64_t steps, pml_run_trace *trace, pml_err *err)
         say_error(r, err);
         r->result->log_incomplete = 1;
     }
-    if (r->o->eval > 0 && (st = pml_run_gather(r->dist, *e->plan, *e->pipe, err))) return st;
-    st = r->lead && r->o->eval > 0 ? evaluate(r, r->o->eval, -1, steps, err) : PML_OK;
+    int eval = r->result->stopped ? 0 : r->o->eval > 0;
+    if (eval && (st = pml_run_gather(r->dist, *e->plan, *e->pipe, err))) return st;
+    st = r->lead && eval ? evaluate(r, r->o->eval, -1, steps, err) : PML_OK;
     if ((st = pml_run_agree(r->dist, st, err))) return st;
-    return r->o->out ? save(r, r->o->out, err) : PML_OK;
+    if (r->o->out && (st = save(r, r->o->out, err))) return st;
+    r->result->stop_saved = r->result->stopped && r->o->out;
+    return PML_OK;
 }
 
 pml_status pml_run_drive(pml_run_env *env, const pml_run_options *o, pml_run_result *result, pml_err *err)
@@ -368,7 +423,7 @@ pml_status pml_run_drive(pml_run_env *env, const pml_run_options *o, pml_run_res
     pml_status st = begin(&r, steps, &trace, err);
     if (!st) st = loop(&r, steps, &trace, err);
     if (!st) st = end(&r, steps, &trace, err);
-    if (r.metrics && fclose(r.metrics)) {
+    if (r.metrics && fclose(r.metrics) && !r.metrics_error) { /* a failure already said is not said again */
         pml_err why = {0};
         pml_err_set(&why, PML_ERR_IO, "cannot finish the metrics file %s: %s", o->metrics, strerror(errno));
         say_error(&r, &why);

@@ -7,10 +7,15 @@
  *
  * The loop is one step per iteration, and everything a step boundary does (re-cut,
  * step, metrics, evaluation, checkpoint) is in that order inside it, so a request to
- * stop is one check at the top of an iteration. */
+ * stop (pml.h's pml_session_request_stop) is one check at the top of an iteration:
+ * then the run saves the last completed step into its out folder as the final save
+ * does, and ends with PML_OK and pml_run_result's stop fields. With ranks the check
+ * acts only on what every rank agreed (driver.c's stop_due), never on this rank's own
+ * flag, so all stop at the same step. */
 #ifndef PML_RUN_DRIVER_H
 #define PML_RUN_DRIVER_H
 
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "exec/dist.h"
@@ -33,6 +38,7 @@ typedef struct pml_run_env {
     int64_t resumed_at;            /* the resume's step (-1: not resumed) */
     const char *resumed_from;
     const char *note;              /* said once the run starts (NULL: nothing) */
+    const atomic_int *stop;        /* the session's stop request: 0 none, else signo + 1 */
     /* One step: the session's (its feeder or its data source). */
     pml_status (*step)(void *ctx, pml_step_metrics *m, pml_err *err);
     void *step_ctx;

@@ -5,7 +5,8 @@ ends the run with a non-zero exit within the peer timeout, naming it; ranks star
 differently (plan, --seed, --steps, --set, paths rank 0 alone uses, --out folders that
 are not one folder) refuse to start naming the difference; a checkpoint written by N
 ranks resumes on M; --trace writes one timeline of every rank; a rank that leaves says
-goodbye (the goodbye_* behaviours run test_goodbye in place of pmlc).
+goodbye (the goodbye_* behaviours run test_goodbye in place of pmlc); a stop signal to
+mpirun or to one rank stops every rank at one step, saved as one resumable checkpoint.
 
 usage: ranks_test.py PMLC EXAMPLES MPIRUN|none WORK BEHAVIOUR
 Behaviours that need mpirun exit 77 (skipped) with a message when there is none or
@@ -13,6 +14,7 @@ pmlc was built without MPI."""
 import array
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -286,6 +288,63 @@ def lose_a_rank(sig, n, victim, timeout):
             proc.wait()
         for pid in rank_pids(metrics, victim):  # a stopped process outlives mpirun
             os.kill(pid, signal.SIGKILL)
+
+
+def stop_ranks(sig, to_mpirun):
+    """A long run on 2 ranks checkpointing every 5 steps into work/D, and `sig` sent to
+    mpirun (which passes SIGUSR1 on to every rank; SIGTERM it turns into a kill, README)
+    or to rank 1 alone once training is under way: every rank must stop at one step,
+    rank 0 saying which, with one sharded checkpoint of it that resumes bit for bit as
+    the run that never stopped."""
+    d, metrics = os.path.join(work, "D"), os.path.join(work, "metrics.jsonl")
+    args = [MLP, "--steps", "1000000", "--set", "checkpoint_every=5", "--out", d, "--metrics", metrics,
+            "--peer-timeout", "30"]
+    cmd = mpi_cmd(2, *args)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=mpi_env())
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and (not os.path.exists(metrics) or
+                                          open(metrics).read().count("\n") < 8):
+            time.sleep(0.1)
+        pids = [proc.pid] if to_mpirun else rank_pids(metrics, 1)
+        check(len(pids) == 1, f"the process to signal is found (got {pids})")
+        t0 = time.time()
+        for pid in pids:
+            os.kill(pid, sig)
+        out, _ = proc.communicate(timeout=120)
+        took = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print(out[-3000:])
+    by = 0 if to_mpirun else 1  # mpirun signals every rank: the lowest rank's request names it
+    m = re.search(rf"stopped at step (\d+) by {sig.name} on rank {by} \(all 2 ranks stopped there\); resume with: "
+                  rf"(.*) \(under the launcher", out)
+    check(m is not None, f"rank 0 says where every rank stopped, why, and how to resume")
+    check(proc.returncode == 128 + sig, f"exit {128 + sig}, not {proc.returncode}")
+    check(took < 30, f"the ranks stop within a few steps and a save, not {took:.1f} s")
+    if not m:
+        return
+    step = int(m.group(1))
+    check(m.group(2).endswith(f"--resume {d}"), f"the command resumes D: {m.group(2)}")
+    check(sharded(d, 2) and json.load(open(os.path.join(d, "trainer.json")))["step"] == step,
+          f"D is one sharded checkpoint of step {step}: {sorted(os.listdir(d))}")
+    check(not [n for n in os.listdir(d) if ".tmp." in n or n == "latest"], f"D is committed: {sorted(os.listdir(d))}")
+    # It resumes on 2 ranks to the weights of the run that never stopped, bit for bit,
+    # and loads in one process as any checkpoint does.
+    to = str(step + 3)
+    straight, resumed = os.path.join(work, "straight"), os.path.join(work, "resumed")
+    a = run_mpi(2, MLP, "--steps", to, "--out", straight, "--quiet")
+    b = run_mpi(2, MLP, "--steps", to, "--resume", d, "--out", resumed, "--quiet")
+    check(a.returncode == 0 and b.returncode == 0, f"both runs to step {to} finish: {a.stderr[-1000:]}{b.stderr[-1000:]}")
+    if a.returncode == 0 and b.returncode == 0:
+        for base in ("model", "optimizer"):
+            x, y = checkpoint_tensors(straight, base), checkpoint_tensors(resumed, base)
+            check(x.keys() == y.keys() and all(x[k].tobytes() == y[k].tobytes() for k in x),
+                  f"resumed {base} state equals the uninterrupted run's bit for bit")
+    r = run_one(MLP, "--steps", str(step + 1), "--resume", d, "--quiet")
+    check(r.returncode == 0, f"one process resumes it: {r.stderr[-1000:]}")
 
 
 os.makedirs(work, exist_ok=True)
@@ -653,6 +712,12 @@ elif behaviour == "bad_trace_path_fails_before_training":
           f"rank 0 names the path and why: {r.stderr[-2000:]}")
     check("step 1/" not in r.stderr and not os.path.exists(os.path.join(work, "out")),
           f"before training: {r.stderr[-2000:]}")
+elif behaviour == "signal_to_mpirun":
+    need_mpirun()
+    stop_ranks(signal.SIGUSR1, to_mpirun=True)
+elif behaviour == "signal_to_one_rank":
+    need_mpirun()
+    stop_ranks(signal.SIGTERM, to_mpirun=False)
 elif behaviour == "more_ranks_than_stages_is_an_error":
     need_mpirun()
     r = run_mpi(3, MLP, "--steps", "1", timeout=120)
