@@ -125,6 +125,14 @@ typedef enum pml_backend { PML_BACKEND_CPU, PML_BACKEND_CUDA, PML_BACKEND_AUTO }
  * set, or PML_ERR_INVALID_ARG for another name (*out untouched). */
 PML_API pml_status pml_backend_parse(const char *name, pml_backend *out);
 
+/* The backend that runs `plan` when `want` is asked for, as pml_session_create resolves
+ * it (PML_BACKEND_CPU or PML_BACKEND_CUDA into *got): AUTO never fails, CUDA without a
+ * usable device or GPU code for it is PML_ERR_UNSUPPORTED with the reason. */
+PML_API pml_status pml_backend_choose(pml_context *ctx, const pml_plan *plan, pml_backend want, pml_backend *got);
+/* The GPU target of this machine's device 0 ("sm_90" into buf, cap bytes), for compiling
+ * a model's kernels for it (pmlc.h); PML_ERR_DEVICE when there is no usable device. */
+PML_API pml_status pml_gpu_arch(char *buf, size_t cap);
+
 /* A plan made ready to train: parameters initialised from `seed`, data source opened.
  * PML_BACKEND_AUTO picks CUDA when there is a GPU and the plan has GPU code (pmlc
  * build puts it in where NVRTC is installed), else the CPU, and never fails for want of
@@ -332,6 +340,35 @@ PML_API int64_t pml_session_steps_done(const pml_session *s);
 /* The train block's seed: what pmlc trains with when --seed is not given (0 for NULL). */
 PML_API uint64_t pml_plan_seed(const pml_plan *plan);
 
+/* ---- output files and .npy arrays: what pmlc build and pmlc infer write and read -------
+ * Every output libpml writes follows one rule, by what PATH is: missing or a regular
+ * file is replaced atomically (written to "PATH.tmp.HOST.PID" beside it, renamed over
+ * PATH: readers see the old file or the whole new one, and pml_remove_partial_files
+ * removes the temporary file); a symbolic link is followed to its target; a character
+ * device, a fifo or a descriptor (/dev/stdout) is written in place; a block device, a
+ * socket, a folder or a dangling link is refused. Messages start with the path. */
+
+/* The early check of an output: its kind is one the rule accepts and, when it is to be
+ * replaced, its folder exists and takes a write (tested by writing a probe file). Writes
+ * nothing to `path`; a command calls it before its long work, not after. */
+PML_API pml_status pml_output_check(pml_context *ctx, const char *path);
+/* Writes `len` bytes as the whole of `path` by the rule above (a plan file, say). */
+PML_API pml_status pml_output_write(pml_context *ctx, const char *path, const void *bytes, size_t len);
+
+/* A NumPy .npy file opened for reading: its rows as a pml_buffer (dims[0] rows; f32,
+ * f64, i32, i64 or u8; source: `path` itself, so messages about the rows name the
+ * file), mapped read-only, valid until pml_array_close. Malformed files are PML_ERR_FORMAT, valid ones PML does not read
+ * (big-endian, Fortran order, other dtypes, more than PML_MAX_RANK dimensions)
+ * PML_ERR_UNSUPPORTED. Thread safety: an open array is read-only; any thread may read
+ * its rows. */
+typedef struct pml_array pml_array;
+
+PML_API pml_status pml_array_open(pml_context *ctx, const char *path, pml_buffer *rows, pml_array **out);
+PML_API void pml_array_close(pml_array *a);
+/* Writes `rows` (f32, f64, i32, i64 or u8; rank at most PML_MAX_RANK) as a version 1.0
+ * .npy file laid out as numpy writes it, by the output rule above. */
+PML_API pml_status pml_array_save(pml_context *ctx, const char *path, const pml_buffer *rows);
+
 /* ---- ending the process on a signal --------------------------------------------------
  * Every file libpml replaces (outputs, checkpoint files, plans) is written to a temporary
  * file beside it, "PATH.tmp.HOST.PID", and renamed over PATH when complete.
@@ -510,6 +547,60 @@ PML_API pml_status pml_session_run(pml_session *s, const pml_run_options *opts, 
  * finish because a peer is dead fails after the peer timeout (pml_dist), which bounds
  * the wait: the run then returns that failure, and nothing is saved. */
 PML_API pml_status pml_session_request_stop(pml_session *s, int signo);
+
+/* ---- ranks: the processes of a multi-process run --------------------------------------
+ * The layout of a run (who this process is, how many pipelines the ranks form, which
+ * stages each runs) is decided before any communication, the same way on every rank;
+ * the handle comes from a communication library (pml_mpi.h). What a program compares
+ * across ranks before step 1 (its options, the plan it built) goes through
+ * pml_ranks_agree, so that ranks started differently are refused with the difference
+ * named. Every rank makes the same calls in the same order; each call that waits for
+ * another rank gives up after the handle's peer timeout, naming it. Thread safety: a
+ * pml_dist is used by one thread at a time outside a session's calls. */
+
+typedef struct pml_ranks_layout {
+    int rank, world;    /* this process, of how many */
+    int replicas;       /* data-parallel pipelines the ranks form (1: one pipeline) */
+    const char *source; /* where rank and world came from: "the caller", the launcher's variables
+                         * ("OMPI_COMM_WORLD_*", "SLURM_*", "RANK/WORLD_SIZE"), or "default" (one process);
+                         * a constant */
+} pml_ranks_layout;
+
+/* The layout of a run of `plan`. rank and world: the caller's (both given: 0 <= rank <
+ * world), or -1 and 0 for the launcher's environment (Open MPI's mpirun, Slurm's srun,
+ * RANK/WORLD_SIZE; else one process). replicas: the caller's, or 0 for the plan's
+ * place = auto(..., replicas = R) with more than one process, 1 with one. Refused
+ * (PML_ERR_INVALID_ARG, saying why) when a variable is not a number in range, the rank
+ * is outside the world, or the stages cannot be placed on the ranks (the world is not
+ * a multiple of the replicas, or a pipeline has more ranks than stages). */
+PML_API pml_status pml_ranks_resolve(pml_context *ctx, const pml_plan *plan, int rank, int world, int replicas,
+                                     pml_ranks_layout *out);
+
+/* Rank 0's `bytes` at `buf` into every rank's `buf`. */
+PML_API pml_status pml_ranks_share(pml_context *ctx, pml_dist *d, void *buf, size_t bytes);
+/* Returns once every rank has called it. */
+PML_API pml_status pml_ranks_barrier(pml_context *ctx, pml_dist *d);
+
+/* A fact a rank states about how it was started: `value` is compared byte for byte
+ * (NULL: not given); `shown` is how a message writes it ("--seed 7"; NULL: the key and
+ * the value, or "without KEY"); `hint`, or NULL, is added to a message after this fact
+ * differs (why the two must agree). */
+typedef struct pml_rank_fact {
+    const char *key; /* unique within a rank's facts, e.g. "--seed" */
+    const char *value;
+    const char *shown;
+    const char *hint;
+} pml_rank_fact;
+
+/* PML_OK when every rank's facts equal rank 0's; else PML_ERR_INVALID_ARG on every rank,
+ * each with the same message naming the first difference in rank 0's order ("rank 1 was
+ * started with --seed 7, rank 0 with --seed 3", and how many other ranks differ). Keys
+ * are looked up, not matched by position; a key a rank lacks is its absent value. */
+PML_API pml_status pml_ranks_agree(pml_context *ctx, pml_dist *d, const pml_rank_fact *facts, int n);
+
+/* Leaves the run: the other ranks are told (unless a failed open or run already told
+ * them this rank failed: then nothing waits for them). NULL-safe. */
+PML_API void pml_dist_destroy(pml_dist *d);
 
 #ifdef __cplusplus
 }

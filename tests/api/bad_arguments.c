@@ -447,3 +447,79 @@ API_CASE(the_run_calls_refuse_bad_arguments_and_leave_no_session)
     api_close_mlp(ctx, plan, s);
     return 0;
 }
+
+/* Backends, outputs and .npy arrays (pml_backend_choose ... pml_array_save). */
+API_CASE(file_and_backend_calls_refuse_bad_arguments)
+{
+    pml_context *ctx;
+    pml_plan *plan;
+    pml_session *s;
+    CHECK(api_open_mlp(&ctx, &plan, &s) == 0);
+    pml_backend got = PML_BACKEND_AUTO;
+    CHECK_STATUS(pml_backend_choose(NULL, plan, PML_BACKEND_CPU, &got), PML_ERR_INVALID_ARG);
+    CHECK_REFUSED(ctx, pml_backend_choose(ctx, NULL, PML_BACKEND_CPU, &got), "pml_backend_choose: plan is NULL");
+    CHECK_REFUSED(ctx, pml_backend_choose(ctx, plan, (pml_backend)9, &got), "pml_backend_choose: want is 9");
+    CHECK_REFUSED(ctx, pml_backend_choose(ctx, plan, PML_BACKEND_CPU, NULL), "pml_backend_choose: got is NULL");
+    CHECK(got == PML_BACKEND_AUTO); /* untouched by a refusal */
+    char arch[16];
+    CHECK_STATUS(pml_gpu_arch(NULL, sizeof arch), PML_ERR_INVALID_ARG);
+    CHECK_STATUS(pml_gpu_arch(arch, 2), PML_ERR_INVALID_ARG);
+    CHECK_STATUS(pml_output_check(NULL, "y.npy"), PML_ERR_INVALID_ARG);
+    CHECK_REFUSED(ctx, pml_output_check(ctx, NULL), "pml_output_check: path is NULL");
+    CHECK_REFUSED(ctx, pml_output_check(ctx, ""), "pml_output_check: path is \"\"");
+    CHECK_STATUS(pml_output_write(NULL, "y", "", 0), PML_ERR_INVALID_ARG);
+    CHECK_REFUSED(ctx, pml_output_write(ctx, NULL, "", 0), "pml_output_write: path is NULL");
+    CHECK_REFUSED(ctx, pml_output_write(ctx, api_work_path("w"), NULL, 4), "pml_output_write: bytes is NULL");
+    pml_buffer rows = {0};
+    pml_array *a = (pml_array *)&a; /* not NULL: a refusal must set it to NULL */
+    CHECK_STATUS(pml_array_open(NULL, "x.npy", &rows, &a), PML_ERR_INVALID_ARG);
+    CHECK(a == NULL);
+    CHECK_REFUSED(ctx, pml_array_open(ctx, NULL, &rows, &a), "pml_array_open: path is NULL");
+    CHECK_REFUSED(ctx, pml_array_open(ctx, "x.npy", NULL, &a), "pml_array_open: rows is NULL");
+    CHECK_REFUSED(ctx, pml_array_open(ctx, "x.npy", &rows, NULL), "pml_array_open: out is NULL");
+    pml_array_close(NULL);
+    float v[2] = {1, 2};
+    pml_buffer b = {v, PML_F32, 1, {2}, NULL};
+    CHECK_STATUS(pml_array_save(NULL, "y.npy", &b), PML_ERR_INVALID_ARG);
+    CHECK_REFUSED(ctx, pml_array_save(ctx, NULL, &b), "pml_array_save: path is NULL");
+    CHECK_REFUSED(ctx, pml_array_save(ctx, "y.npy", NULL), "pml_array_save: rows is NULL");
+    b.rank = PML_MAX_RANK + 1;
+    CHECK_REFUSED(ctx, pml_array_save(ctx, "y.npy", &b), "pml_array_save: rows->rank is 9");
+    b = (pml_buffer){v, (pml_dtype)-1, 1, {2}, NULL};
+    CHECK_REFUSED(ctx, pml_array_save(ctx, "y.npy", &b), "pml_array_save: rows->dtype is -1");
+    b = (pml_buffer){v, PML_F32, 1, {-2}, NULL};
+    CHECK_REFUSED(ctx, pml_array_save(ctx, "y.npy", &b), "pml_array_save: rows->dims[0] is -2");
+    b = (pml_buffer){NULL, PML_F32, 1, {2}, NULL};
+    CHECK_REFUSED(ctx, pml_array_save(ctx, "y.npy", &b), "pml_array_save: rows->data is NULL");
+    api_close_mlp(ctx, plan, s);
+    return 0;
+}
+
+/* Ranks (pml_ranks_resolve ... pml_dist_destroy): a handle comes only from a communication
+ * library (pml_mpi.h), so here every call that takes one is given NULL. */
+API_CASE(rank_calls_refuse_bad_arguments)
+{
+    pml_context *ctx;
+    pml_plan *plan;
+    pml_session *s;
+    CHECK(api_open_mlp(&ctx, &plan, &s) == 0);
+    pml_ranks_layout lay = {7, 7, 7, "untouched"};
+    CHECK_STATUS(pml_ranks_resolve(NULL, plan, -1, 0, 0, &lay), PML_ERR_INVALID_ARG);
+    CHECK_REFUSED(ctx, pml_ranks_resolve(ctx, NULL, -1, 0, 0, &lay), "pml_ranks_resolve: plan is NULL");
+    CHECK_REFUSED(ctx, pml_ranks_resolve(ctx, plan, 0, 0, 0, &lay), "pml_ranks_resolve: rank is 0 and world 0");
+    CHECK_REFUSED(ctx, pml_ranks_resolve(ctx, plan, -1, 2, 0, &lay), "pml_ranks_resolve: rank is -1 and world 2");
+    CHECK_REFUSED(ctx, pml_ranks_resolve(ctx, plan, 0, 1, -1, &lay), "pml_ranks_resolve: replicas is -1");
+    CHECK_REFUSED(ctx, pml_ranks_resolve(ctx, plan, 0, 1, 0, NULL), "pml_ranks_resolve: out is NULL");
+    CHECK(lay.rank == 7 && !strcmp(lay.source, "untouched"));
+    int x = 0;
+    CHECK_STATUS(pml_ranks_share(NULL, NULL, &x, sizeof x), PML_ERR_INVALID_ARG);
+    CHECK_REFUSED(ctx, pml_ranks_share(ctx, NULL, &x, sizeof x), "pml_ranks_share: d is NULL");
+    CHECK_STATUS(pml_ranks_barrier(NULL, NULL), PML_ERR_INVALID_ARG);
+    CHECK_REFUSED(ctx, pml_ranks_barrier(ctx, NULL), "pml_ranks_barrier: d is NULL");
+    pml_rank_fact f = {"--seed", "1", NULL, NULL};
+    CHECK_STATUS(pml_ranks_agree(NULL, NULL, &f, 1), PML_ERR_INVALID_ARG);
+    CHECK_REFUSED(ctx, pml_ranks_agree(ctx, NULL, &f, 1), "pml_ranks_agree: d is NULL");
+    pml_dist_destroy(NULL);
+    api_close_mlp(ctx, plan, s);
+    return 0;
+}

@@ -1,19 +1,22 @@
 /* build_cmd.c — `pmlc build`: compile a program into the plan file libpml loads
- * (format: pml_plan_format.h), and pmlc_plan_from_file, which gives the commands that
- * run a plan the same plan from a .plan file or from a .pml program. */
+ * (format: include/pml/plan_format.h), and pmlc_plan_from_file, which gives the commands
+ * that run a plan the same plan from a .plan file or from a .pml program. */
+#define _DEFAULT_SOURCE /* O_CLOEXEC */
 #include "build_cmd.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli_util.h"
-#include "exec/backend.h"
-#include "formats/atomic_file.h"
-#include "formats/input_file.h"
-#include "formats/out_path.h"
+#include "pml/hash.h"
+#include "pml/plan_format.h"
 
 void pmlc_where_free(char **where)
 {
@@ -68,15 +71,30 @@ static int compile_bytes(const char *file, const pmlc_options *opt, int gpu, con
     return rc;
 }
 
-/* Whether `file` starts with the plan-file magic. Only a regular file can be a plan
- * (input_file.h); anything else, or a file that cannot be opened, is not one:
- * compiling it reports why. */
+/* Opens `file` read-only when it is a regular file, without blocking on a fifo (as
+ * libpml opens what it reads), its size in *len; -1 with errno set otherwise. */
+static int open_regular(const char *file, size_t *len)
+{
+    int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0) return -1;
+    int e = fstat(fd, &sb) ? errno : S_ISREG(sb.st_mode) ? 0 : EINVAL;
+    if (e) {
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    *len = (size_t)sb.st_size;
+    return fd;
+}
+
+/* Whether `file` starts with the plan-file magic. Only a regular file can be a plan;
+ * anything else, or a file that cannot be opened, is not one: compiling it reports why. */
 int pmlc_is_plan_file(const char *file)
 {
-    int fd;
-    size_t len;
-    pml_err err = {0};
-    if (pml_input_open(file, &fd, &len, &err)) return 0;
+    size_t len = 0;
+    int fd = open_regular(file, &len);
+    if (fd < 0) return 0;
     char head[sizeof PML_PLAN_MAGIC];
     int yes = len >= sizeof head && read(fd, head, sizeof head) == (ssize_t)sizeof head &&
               !memcmp(head, PML_PLAN_MAGIC, sizeof head);
@@ -84,45 +102,57 @@ int pmlc_is_plan_file(const char *file)
     return yes;
 }
 
+/* Maps the plan file `file` read-only (*len bytes at *bytes, for munmap): mapped, not
+ * read, because the plan reader touches only the pages it gets to, so a huge file that
+ * is not a plan fails at its first section without being read; and the hash, taken
+ * once the plan has loaded, reads the same bytes. Prints why not and returns 1. */
+static int map_plan_file(const char *file, void **bytes, size_t *len)
+{
+    int fd = open_regular(file, len);
+    *bytes = fd < 0 ? MAP_FAILED : mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
+    const char *why = *bytes == MAP_FAILED ? strerror(errno) : NULL;
+    if (fd >= 0) close(fd);
+    if (!why) return 0;
+    fprintf(stderr, "pmlc: error: cannot load the plan: %s: %s\n", file, why);
+    return 1;
+}
+
 /* The GPU target to compile a program for when it will run on backend `want`, or 0
  * when it will not run on a GPU (auto without NVRTC: the CPU runs it). */
 static int run_arch(pml_backend want, char *arch, size_t cap)
 {
-    if (want == PML_BACKEND_CPU || pml_backend_cuda_arch(arch, cap)) return 0;
+    if (want == PML_BACKEND_CPU || pml_gpu_arch(arch, cap)) return 0;
     if (want == PML_BACKEND_CUDA) return 1; /* NVRTC missing is then an error, from the compiler */
     char why[256];
     return pmlc_gpu_available(why, sizeof why);
 }
 
-/* FNV-1a, 64 bits, continued from `h` over `len` bytes. */
-static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t len)
-{
-    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * UINT64_C(1099511628211);
-    return h;
-}
-
-#define FNV_SEED UINT64_C(14695981039346656037)
-
-int pmlc_plan_from_file_where(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out,
-                              uint64_t *hash, char ***where)
+int pmlc_plan_from_file_where(pml_context *ctx, const char *file, const pmlc_options *opt, pml_backend want,
+                              pml_plan **out, uint64_t *hash, char ***where)
 {
     *out = NULL;
     if (where) *where = NULL;
-    pml_err err = {0};
+    if (pmlc_is_plan_file(file)) {
+        void *map;
+        size_t len;
+        if (map_plan_file(file, &map, &len)) return 1;
+        int rc = pml_plan_open_memory(ctx, map, len, file, out);
+        if (rc)
+            pmlc_cli_fail("cannot load the plan", pml_context_error(ctx));
+        else if (hash)
+            *hash = pml_fnv1a(PML_FNV1A_OFFSET_BASIS, map, len);
+        munmap(map, len);
+        return rc != 0;
+    }
     unsigned char *bytes = NULL;
     size_t len = 0;
-    if (pmlc_is_plan_file(file)) { /* read once: the plan, then its hash, from one mapping */
-        pml_mapped_file m;
-        int rc = pml_plan_map(file, &m, &err) || pml_plan_read(m.data, m.len, file, out, &err);
-        if (!rc && hash) *hash = fnv1a(FNV_SEED, m.data, m.len);
-        pml_unmap_file(&m);
-        return rc ? pmlc_cli_fail("cannot load the plan", &err) : 0;
-    }
     char arch[16];
     int gpu = run_arch(want, arch, sizeof arch);
     if (compile_bytes(file, opt, gpu, gpu ? arch : NULL, &bytes, &len, where)) return 1;
-    if (hash) *hash = fnv1a(FNV_SEED, bytes, len);
-    int rc = pml_plan_read(bytes, len, file, out, &err) ? pmlc_cli_fail("the compiled plan does not load", &err) : 0;
+    if (hash) *hash = pml_fnv1a(PML_FNV1A_OFFSET_BASIS, bytes, len);
+    int rc = 0;
+    if (pml_plan_open_memory(ctx, bytes, len, file, out))
+        rc = pmlc_cli_fail("the compiled plan does not load", pml_context_error(ctx));
     free(bytes);
     if (rc && where) {
         pmlc_where_free(*where);
@@ -131,15 +161,16 @@ int pmlc_plan_from_file_where(const char *file, const pmlc_options *opt, pml_bac
     return rc;
 }
 
-int pmlc_plan_from_file_hash(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out,
-                             uint64_t *hash)
+int pmlc_plan_from_file_hash(pml_context *ctx, const char *file, const pmlc_options *opt, pml_backend want,
+                             pml_plan **out, uint64_t *hash)
 {
-    return pmlc_plan_from_file_where(file, opt, want, out, hash, NULL);
+    return pmlc_plan_from_file_where(ctx, file, opt, want, out, hash, NULL);
 }
 
-int pmlc_plan_from_file(const char *file, const pmlc_options *opt, pml_backend want, pml_plan **out)
+int pmlc_plan_from_file(pml_context *ctx, const char *file, const pmlc_options *opt, pml_backend want,
+                        pml_plan **out)
 {
-    return pmlc_plan_from_file_hash(file, opt, want, out, NULL);
+    return pmlc_plan_from_file_hash(ctx, file, opt, want, out, NULL);
 }
 
 /* Whether to put GPU code in the plan: --arch none says no; no --arch asks for the
@@ -158,27 +189,23 @@ int pmlc_build_main(const char *file, const pmlc_options *opt, const char *out, 
 {
     unsigned char *bytes = NULL;
     size_t len = 0;
-    pml_err err = {0};
-    if (pml_out_check(out, &err)) return pmlc_cli_fail("-o", &err); /* before compiling */
-    if (compile_bytes(file, opt, want_gpu(arch), arch, &bytes, &len, NULL)) return 1;
-    /* Check the bytes load before writing them: a plan file libpml refuses is a bug. */
+    pml_context *ctx = NULL;
     pml_plan *check = NULL;
     int rc = 1;
-    if (pml_plan_read(bytes, len, file, &check, &err)) {
-        pmlc_cli_fail("the compiled plan does not load", &err);
-    } else {
-        pml_atomic_file f;
-        if (pml_atomic_open(&f, out, &err))
-            pmlc_cli_fail("cannot write the plan", &err);
-        else if (pml_atomic_write(&f, bytes, len, &err)) {
-            pml_atomic_abort(&f);
-            pmlc_cli_fail("cannot write the plan", &err);
-        } else if (pml_atomic_commit(&f, &err))
-            pmlc_cli_fail("cannot write the plan", &err);
-        else
-            rc = 0;
-    }
-    pml_plan_free(check);
+    if (pml_context_create(&ctx))
+        pmlc_cli_fail("out of memory", NULL);
+    else if (pml_output_check(ctx, out)) /* before compiling */
+        pmlc_cli_fail("-o", pml_context_error(ctx));
+    else if (compile_bytes(file, opt, want_gpu(arch), arch, &bytes, &len, NULL))
+        ; /* said why */
+    else if (pml_plan_open_memory(ctx, bytes, len, file, &check)) /* a plan file libpml refuses is a bug */
+        pmlc_cli_fail("the compiled plan does not load", pml_context_error(ctx));
+    else if (pml_output_write(ctx, out, bytes, len))
+        pmlc_cli_fail("cannot write the plan", pml_context_error(ctx));
+    else
+        rc = 0;
+    pml_plan_close(check);
+    pml_context_destroy(ctx);
     free(bytes);
     return rc;
 }

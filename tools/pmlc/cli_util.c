@@ -3,23 +3,14 @@
 
 #include <stdio.h>
 
-#include "exec/backend.h"
-
-static char last_error[1200];
-
-int pmlc_cli_fail(const char *what, const pml_err *err)
+int pmlc_cli_fail(const char *what, const char *why)
 {
-    snprintf(last_error, sizeof last_error, "%s%s%s", what, err ? ": " : "", err ? err->msg : "");
-    fprintf(stderr, "pmlc: error: %s\n", last_error);
+    fprintf(stderr, "pmlc: error: %s%s%s\n", what, why ? ": " : "", why ? why : "");
     return 1;
 }
 
-const char *pmlc_cli_last_error(void) { return last_error; }
-
-int pmlc_cli_backend(pml_backend want, const pml_plan *plan, pml_backend *got, const pml_backend_ops **ops)
+int pmlc_cli_backend(pml_context *ctx, pml_backend want, const pml_plan *plan, pml_backend *got)
 {
-    pml_err err = {0};
-    if (pml_backend_select(want, plan, got, &err)) return pmlc_cli_fail("--backend cuda", &err);
-    *ops = pml_backend_ops_of(*got);
+    if (pml_backend_choose(ctx, plan, want, got)) return pmlc_cli_fail("--backend cuda", pml_context_error(ctx));
     return 0;
 }

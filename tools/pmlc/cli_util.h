@@ -1,21 +1,17 @@
-/* cli_util.h — what the pmlc commands that run plans share: reporting a runtime error
- * and choosing the backend (--backend). Both print to stderr; this is the tool, not the
+/* cli_util.h — what the pmlc commands that run plans share: reporting an error and
+ * choosing the backend (--backend). Both print to stderr; this is the tool, not the
  * library. */
 #ifndef PMLC_CLI_UTIL_H
 #define PMLC_CLI_UTIL_H
 
-#include "backend_ops.h"
-#include "core/error.h"
 #include "pml.h"
 
-/* Prints "pmlc: error: WHAT[: the error's message]" to stderr; returns 1 (the exit status). */
-int pmlc_cli_fail(const char *what, const pml_err *err);
-/* The last message pmlc_cli_fail printed, without "pmlc: error: " ("" before any): the
- * reason a failing rank gives the others as it leaves (train_ranks.h). */
-const char *pmlc_cli_last_error(void);
+/* Prints "pmlc: error: WHAT[: WHY]" to stderr (WHY: a library message, or NULL);
+ * returns 1 (the exit status). */
+int pmlc_cli_fail(const char *what, const char *why);
 
-/* Resolves --backend (`want`) to the backend that will run `plan` and its table;
+/* Resolves --backend (`want`) to the backend that will run `plan` (pml_backend_choose);
  * prints why not and returns 1 when the request cannot be met, else 0. */
-int pmlc_cli_backend(pml_backend want, const pml_plan *plan, pml_backend *got, const pml_backend_ops **ops);
+int pmlc_cli_backend(pml_context *ctx, pml_backend want, const pml_plan *plan, pml_backend *got);
 
 #endif

@@ -6,12 +6,12 @@
  * The N rows of X (its first dimension) are cut into micro-batches of the plan's
  * micro-batch size; the last partial one is padded with zeros and its extra outputs
  * dropped. Each row must have the model input's shape without its batch dimension;
- * element types convert as the training feed converts them (feed.h). Y is f32
- * [N, output dims...], written atomically (or in place to a device or fifo:
- * formats/out_path.h), its path checked before any work. W is whatever --init takes
- * (pml_ckpt_load_weights, the one reader of both): a model.safetensors (every parameter,
- * by plan name), a shard index, or a folder holding either (a checkpoint, or plain
- * weights). --bench times repeated passes over X (at least one, and at least 1 s) and
+ * element types convert as the training feed converts them (pml_buffer). Y is f32
+ * [N, output dims...], written by libpml's output rule (pml_array_save: atomically, or
+ * in place to a device or fifo), its path checked before any work. W is whatever
+ * --init takes (pml_infer_create reads it as pml_session_load_weights does): a
+ * model.safetensors (every parameter, by plan name), a shard index, or a folder holding
+ * either (a checkpoint, or plain weights). --bench times repeated passes over X (at least one, and at least 1 s) and
  * prints the latency per micro-batch (median, p90) and the throughput in rows/s.
  *
  * SIGINT, SIGTERM and SIGUSR1 end it at once with 128 + the signal's number, leaving
@@ -29,9 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "formats/npy.h"
-#include "formats/out_path.h"
-#include "plan/plan.h"
 #include "cli_signal.h"
 #include "cli_util.h"
 
@@ -48,13 +45,13 @@ static int by_value(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The rows [r0, r0 + rows) of X as a buffer pml_infer_run reads in place. */
-static pml_buffer rows_of(const pml_npy_array *x, const char *path, int64_t r0, int64_t rows)
+/* The rows [r0, r0 + rows) of X, a buffer pml_infer_run reads in place. */
+static pml_buffer rows_of(const pml_buffer *x, int64_t r0, int64_t rows)
 {
-    pml_buffer b = {NULL, x->dtype, x->rank, {0}, path};
-    size_t row_bytes = x->shape[0] ? x->nbytes / (size_t)x->shape[0] : 0;
+    pml_buffer b = *x;
+    size_t row_bytes = pml_dtype_size(x->dtype);
+    for (int k = 1; k < x->rank; k++) row_bytes *= (size_t)x->dims[k];
     b.data = x->data ? (const char *)x->data + (size_t)r0 * row_bytes : NULL;
-    for (int k = 0; k < x->rank && k < PML_MAX_RANK; k++) b.dims[k] = x->shape[k];
     b.dims[0] = rows;
     return b;
 }
@@ -69,31 +66,27 @@ static int infer_fail(const char *what, const pml_context *ctx)
 int pmlc_infer_main(const pmlc_infer_args *a)
 {
     if (pmlc_signal_end_at_once()) return pmlc_cli_fail("cannot handle signals", NULL);
-    pml_plan *pl = NULL;
-    if (pmlc_plan_from_file(a->file, &a->compile, a->backend, &pl)) return 1;
-    int rc = 1;
     pml_context *ctx = NULL;
+    if (pml_context_create(&ctx)) return pmlc_cli_fail("out of memory", NULL);
+    pml_plan *pl = NULL;
+    int rc = 1;
     pml_infer *inf = NULL;
-    pml_npy_array x = {0};
+    pml_array *xa = NULL;
+    pml_buffer x = {0};
     void *y = NULL;
     double *lat = NULL;
-    pml_err err = {0};
-    if (a->output && pml_out_check(a->output, &err)) { /* before the work, not after it */
-        pmlc_cli_fail("--output", &err);
+    if (pmlc_plan_from_file(ctx, a->file, &a->compile, a->backend, &pl)) goto out;
+    if (a->output && pml_output_check(ctx, a->output)) { /* before the work, not after it */
+        pmlc_cli_fail("--output", pml_context_error(ctx));
         goto out;
     }
-    if (pl->n_inputs != 1) {
+    if (pml_plan_input_count(pl) != 1) {
         fprintf(stderr, "pmlc: error: %s: the model has %d inputs; pmlc infer supports models with one input for now\n",
-                a->file, pl->n_inputs);
+                a->file, pml_plan_input_count(pl));
         goto out;
     }
     pml_backend backend;
-    const pml_backend_ops *ops;
-    if (pmlc_cli_backend(a->backend, pl, &backend, &ops)) goto out;
-    if (pml_context_create(&ctx)) {
-        pmlc_cli_fail("out of memory", NULL);
-        goto out;
-    }
+    if (pmlc_cli_backend(ctx, a->backend, pl, &backend)) goto out;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = a->threads > 0 ? a->threads : (int)(cpus > 0 ? cpus : 1);
     pml_status st = pml_infer_create(ctx, pl, backend, threads, a->weights, &inf);
@@ -101,11 +94,13 @@ int pmlc_infer_main(const pmlc_infer_args *a)
         infer_fail(st == PML_ERR_UNSUPPORTED ? a->file : "cannot load the weights", ctx);
         goto out;
     }
-    if (pml_npy_open(a->input, &x, &err)) {
-        pmlc_cli_fail("cannot read the input", &err);
+    if (pml_array_open(ctx, a->input, &x, &xa)) {
+        pmlc_cli_fail("cannot read the input", pml_context_error(ctx));
         goto out;
     }
-    int64_t n = x.rank >= 1 ? x.shape[0] : 0, mbs = pl->conf.microbatch, batches = (n + mbs - 1) / mbs;
+    int64_t n = x.rank >= 1 ? x.dims[0] : 0, mbs;
+    pml_plan_batch(pl, NULL, &mbs);
+    int64_t batches = (n + mbs - 1) / mbs;
     pml_tensor_info yi;
     pml_infer_output(inf, n, &yi);
     size_t out_row = 1;
@@ -116,7 +111,7 @@ int pmlc_infer_main(const pmlc_infer_args *a)
         goto out;
     }
     double t0 = now();
-    pml_buffer all = rows_of(&x, a->input, 0, n);
+    pml_buffer all = rows_of(&x, 0, n);
     if (pml_infer_run(inf, &all, 1, y, y_bytes)) {
         infer_fail("cannot read the input", ctx);
         goto out;
@@ -124,10 +119,10 @@ int pmlc_infer_main(const pmlc_infer_args *a)
     if (yi.dtype == PML_I32) /* Y is f32 */
         for (size_t i = 0; i < (size_t)n * out_row; i++) ((float *)y)[i] = (float)((const int32_t *)y)[i];
     if (a->output) {
-        int64_t shape[PML_NPY_MAX_RANK] = {n};
-        for (int k = 1; k < yi.rank && k < PML_NPY_MAX_RANK; k++) shape[k] = yi.dims[k];
-        if (pml_npy_write(a->output, PML_F32, yi.rank, shape, y, &err)) {
-            pmlc_cli_fail("cannot write the output", &err);
+        pml_buffer yb = {y, PML_F32, yi.rank, {n}, NULL};
+        for (int k = 1; k < yi.rank && k < PML_MAX_RANK; k++) yb.dims[k] = yi.dims[k];
+        if (pml_array_save(ctx, a->output, &yb)) {
+            pmlc_cli_fail("cannot write the output", pml_context_error(ctx));
             goto out;
         }
     }
@@ -154,7 +149,7 @@ int pmlc_infer_main(const pmlc_infer_args *a)
             /* One run per micro-batch of rows: its latency. */
             for (int64_t r0 = 0; r0 < n; r0 += mbs) {
                 int64_t rows = n - r0 < mbs ? n - r0 : mbs;
-                pml_buffer part = rows_of(&x, a->input, r0, rows);
+                pml_buffer part = rows_of(&x, r0, rows);
                 double tb = now();
                 if (pml_infer_run(inf, &part, 1, y, y_bytes)) {
                     infer_fail("inference failed", ctx);
@@ -176,9 +171,9 @@ int pmlc_infer_main(const pmlc_infer_args *a)
 out:
     free(lat);
     free(y);
-    pml_npy_close(&x);
+    pml_array_close(xa);
     pml_infer_destroy(inf);
+    pml_plan_close(pl);
     pml_context_destroy(ctx);
-    pml_plan_free(pl);
     return rc;
 }

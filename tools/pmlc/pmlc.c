@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "build_cmd.h"
-#include "exec/backend.h"
 #include "infer_cmd.h"
 #include "pml.h"
 #include "pmlc.h"

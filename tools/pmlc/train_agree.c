@@ -1,6 +1,6 @@
 /* train_agree.c — the facts the ranks of `pmlc train` compare before step 1 (see
  * train_agree.h for the table of options) and the token that proves --out is one
- * folder; the comparison itself is the runtime's (exec/dist_agree.h). */
+ * folder; the comparison itself is the runtime's (pml_ranks_agree). */
 #define _GNU_SOURCE /* asprintf, O_NOFOLLOW, nanosleep */
 #include "train_agree.h"
 
@@ -16,14 +16,12 @@
 #include <unistd.h>
 
 #include "cli_util.h"
-#include "exec/dist_agree.h"
-#include "plan/plan.h"
 
 enum { TOKEN_HEX = 32, TOKEN_LOOK_MS = 3000 };
 
 /* The facts and the strings they point to (freed together). */
 typedef struct facts {
-    pml_dist_fact *v;
+    pml_rank_fact *v;
     int n, cap;
     char **owned;
     int n_owned, cap_owned;
@@ -45,7 +43,7 @@ static const char *own(facts *f, const char *fmt, ...)
 
 static void add(facts *f, const char *key, const char *value, const char *shown, const char *hint)
 {
-    if (key && f->v && f->n < f->cap) f->v[f->n++] = (pml_dist_fact){key, value, shown, hint};
+    if (key && f->v && f->n < f->cap) f->v[f->n++] = (pml_rank_fact){key, value, shown, hint};
 }
 
 /* "--set KEY" of a --set KEY=VALUE (whitespace around KEY and VALUE left out). */
@@ -129,14 +127,14 @@ static void token_read(const char *out, const char *want, char got[TOKEN_HEX + 1
 
 /* ---- the comparison ---------------------------------------------------------------- */
 
-int pmlc_agree(const pmlc_train_args *a, const pmlc_agree_run *run, pml_dist *d)
+int pmlc_agree(pml_context *ctx, const pmlc_train_args *a, const pmlc_agree_run *run, int rank, pml_dist *d)
 {
-    const int lead = d->rank == 0, n_sets = a->compile.n_sets;
+    const int lead = rank == 0, n_sets = a->compile.n_sets;
     facts f = {calloc((size_t)n_sets + 16, sizeof *f.v), 0, n_sets + 16,
                calloc(2 * (size_t)n_sets + 32, sizeof(char *)), 0, 2 * n_sets + 32};
     const char **keys = calloc((size_t)n_sets + 1, sizeof *keys), **values = calloc((size_t)n_sets + 1, sizeof *values);
     char what[64], token[TOKEN_HEX + 1] = "", found[TOKEN_HEX + 1] = "";
-    snprintf(what, sizeof what, "rank %d cannot join the run", d->rank);
+    snprintf(what, sizeof what, "rank %d cannot join the run", rank);
     int rc = !f.v || !f.owned || !keys || !values;
     if (rc) fprintf(stderr, "pmlc: error: out of memory\n");
 
@@ -145,18 +143,15 @@ int pmlc_agree(const pmlc_train_args *a, const pmlc_agree_run *run, pml_dist *d)
     int32_t wrote = 0;
     int made = 0;
     if (!rc && lead && a->out) wrote = token_write(a->out, token, &made) ? -1 : 1;
-    for (int r = 1; r < d->world && !rc; r++) {
-        pml_err err = {0};
-        if (d->move(d, 0, r, &wrote, sizeof wrote, &err) || d->move(d, 0, r, token, sizeof token, &err))
-            rc = pmlc_cli_fail(what, &err);
-    }
+    if (!rc && (pml_ranks_share(ctx, d, &wrote, sizeof wrote) || pml_ranks_share(ctx, d, token, sizeof token)))
+        rc = pmlc_cli_fail(what, pml_context_error(ctx));
     if (!rc && wrote < 0) rc = 1; /* rank 0 said why */
     if (!rc && !lead && a->out) token_read(a->out, token, found);
 
     const char *all_same = "every rank must run the same plan", *rank0_reads =
         "rank 0 alone reads it and sends each rank its part, so every rank must be given the same",
                *rank0_writes = "rank 0 alone writes it, so every rank must be given the same";
-    int64_t seed = a->seed >= 0 ? a->seed : (int64_t)run->plan->conf.seed;
+    int64_t seed = a->seed >= 0 ? a->seed : (int64_t)pml_plan_seed(run->plan);
     add(&f, "pmlc", pml_version(), own(&f, "pmlc %s", pml_version()), "every rank must run the same pmlc");
     add(&f, "--model", a->compile.model, NULL, NULL);
     for (int i = 0; i < n_sets && !rc; i++) keys[i] = set_key(&f, a->compile.sets[i], &values[i]);
@@ -183,8 +178,7 @@ int pmlc_agree(const pmlc_train_args *a, const pmlc_agree_run *run, pml_dist *d)
     add(&f, "plan", own(&f, "%016llx", (unsigned long long)run->plan_hash),
         own(&f, "the plan of '%s' (hash %016llx)", a->file, (unsigned long long)run->plan_hash), all_same);
 
-    pml_err err = {0};
-    if (!rc && pml_dist_agree(d, f.v, f.n, &err)) rc = pmlc_cli_fail(what, &err);
+    if (!rc && pml_ranks_agree(ctx, d, f.v, f.n)) rc = pmlc_cli_fail(what, pml_context_error(ctx));
     /* Every rank has read the token (the comparison needed all of them): it goes, and
      * leaves nothing behind. */
     if (lead && wrote > 0) {

@@ -35,7 +35,7 @@
 
 #include <stdint.h>
 
-#include "exec/dist.h"
+#include "pml.h"
 #include "train_cmd.h"
 
 #define PMLC_AGREE_TOKEN_NAME ".pml-ranks-token"
@@ -49,8 +49,9 @@ typedef struct pmlc_agree_run {
     int replicas;
 } pmlc_agree_run;
 
-/* Every rank calls it after joining (d): 0 when every rank's facts are rank 0's, else
- * 1 on every rank, each having printed "rank R cannot join the run: <difference>". */
-int pmlc_agree(const pmlc_train_args *a, const pmlc_agree_run *run, pml_dist *d);
+/* Every rank (`rank` of the run) calls it after joining (d): 0 when every rank's facts
+ * are rank 0's (pml_ranks_agree), else 1 on every rank, each having printed "rank R
+ * cannot join the run: <difference>". */
+int pmlc_agree(pml_context *ctx, const pmlc_train_args *a, const pmlc_agree_run *run, int rank, pml_dist *d);
 
 #endif

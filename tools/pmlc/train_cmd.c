@@ -161,6 +161,7 @@ static void on_event(void *user, const pml_run_event *ev)
 
 /* The re-cut's phase plans: the program planned again from the freeze's step on. */
 typedef struct replanner {
+    pml_context *ctx;
     const pmlc_train_args *a;
     char **where; /* the last phase's node locations, until the next (the driver copies them) */
 } replanner;
@@ -172,7 +173,7 @@ static int replan(void *user, int64_t step, pml_backend backend, pml_plan **plan
     opt.freeze_from = step;
     pmlc_where_free(r->where);
     r->where = NULL;
-    if (pmlc_plan_from_file_where(r->a->file, &opt, backend, plan, NULL, r->a->check_numerics ? &r->where : NULL))
+    if (pmlc_plan_from_file_where(r->ctx, r->a->file, &opt, backend, plan, NULL, r->a->check_numerics ? &r->where : NULL))
         return 1;
     *where = (const char *const *)r->where;
     return 0;
@@ -191,26 +192,21 @@ int pmlc_train_main(const pmlc_train_args *a)
     /* Until the session is open a signal ends pmlc at once; then it stops the run. */
     if (pmlc_signal_end_at_once()) return pmlc_cli_fail("cannot handle signals", NULL);
     pml_backend want = a->check_numerics && a->backend == PML_BACKEND_AUTO ? PML_BACKEND_CPU : a->backend;
-    if (pmlc_plan_from_file_where(a->file, &a->compile, want, &pl, &plan_hash, a->check_numerics ? &where : NULL))
-        return 1;
-    int64_t steps = a->steps >= 0 ? a->steps : pml_plan_steps(pl);
-    int rc = 1;
     pml_context *ctx = NULL;
+    if (pml_context_create(&ctx)) return pmlc_cli_fail("out of memory", NULL);
+    int rc = 1;
     pml_session *s = NULL;
     pmlc_ranks ranks = {0, 1, NULL};
-    replanner re = {a, NULL};
+    replanner re = {ctx, a, NULL};
     pml_backend backend;
-    const pml_backend_ops *ops;
+    if (pmlc_plan_from_file_where(ctx, a->file, &a->compile, want, &pl, &plan_hash, a->check_numerics ? &where : NULL))
+        goto out;
+    int64_t steps = a->steps >= 0 ? a->steps : pml_plan_steps(pl);
     if (steps < 0) {
         pmlc_cli_fail("the train block gives no 'steps': set it there or with --steps N", NULL);
         goto out;
     }
-    if (pml_context_create(&ctx)) {
-        pmlc_cli_fail("out of memory", NULL);
-        goto out;
-    }
-    if (pmlc_cli_backend(want, pl, &backend, &ops) ||
-        pmlc_ranks_open(a, pl, plan_hash, steps, backend, &ranks))
+    if (pmlc_cli_backend(ctx, want, pl, &backend) || pmlc_ranks_open(ctx, a, pl, plan_hash, steps, backend, &ranks))
         goto out;
     pml_session_options so = {.backend = backend,
                               .seed = a->seed,
@@ -259,8 +255,8 @@ int pmlc_train_main(const pmlc_train_args *a)
 out:
     pml_session_destroy(s);
     pmlc_ranks_close(&ranks);
+    pml_plan_close(pl);
     pml_context_destroy(ctx);
-    pml_plan_free(pl);
     pmlc_where_free(re.where);
     pmlc_where_free(where);
     return rc;

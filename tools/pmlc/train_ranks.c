@@ -5,50 +5,34 @@
 #include <stdio.h>
 
 #include "cli_util.h"
-#include "exec/ranks.h"
 #include "train_agree.h"
 #ifdef PML_HAVE_MPI
-#include "exec/mpi/dist_mpi.h"
+#include "pml_mpi.h"
 #endif
 
-int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash, int64_t steps,
-                    pml_backend backend, pmlc_ranks *out)
+int pmlc_ranks_open(pml_context *ctx, const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash,
+                    int64_t steps, pml_backend backend, pmlc_ranks *out)
 {
     *out = (pmlc_ranks){0, 1, NULL};
-    pml_ranks env;
-    pml_err err = {0};
-    if (pml_ranks_from_env(&env, &err)) return pmlc_cli_fail("cannot tell this process's rank", &err);
-    int rank = a->rank >= 0 ? a->rank : env.rank, world = a->world > 0 ? a->world : env.world;
-    if (rank >= world) {
-        fprintf(stderr, "pmlc: error: rank %d does not exist in a world of %d\n", rank, world);
+    pml_ranks_layout lay;
+    if (pml_ranks_resolve(ctx, pl, a->rank, a->world, a->replicas, &lay)) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", pml_context_error(ctx));
+        /* The model's replicas failed where one pipeline would not: say how to choose. */
+        int hint = a->replicas <= 0 && !pml_ranks_resolve(ctx, pl, a->rank, a->world, 1, &lay);
+        fprintf(stderr, "pmlc: error: %s%s\n", why, hint ? "; --replicas overrides it" : "");
         return 1;
     }
-    out->rank = rank;
-    out->world = world;
-    /* --replicas overrides the plan's `replicas = R`; one process is one pipeline
-     * whatever the plan says (it trains the same weights, see design.md). */
-    int from_plan = a->replicas <= 0 && world > 1 && pl->conf.replicas > 1;
-    int replicas = a->replicas > 0 ? a->replicas : world > 1 ? (int)pl->conf.replicas : 1;
-    pml_rank_place place;
-    if (pml_ranks_place((int)pl->conf.stages, world, replicas, rank, &place, &err))
-        return pmlc_cli_fail(from_plan ? "cannot place the stages on the ranks (replicas = R comes from the model's "
-                                         "place; --replicas overrides it)"
-                                       : "cannot place the stages on the ranks",
-                             &err);
-    if (world == 1) return 0;
+    out->rank = lay.rank;
+    out->world = lay.world;
+    if (lay.world == 1) return 0;
 #ifdef PML_HAVE_MPI
-    pml_dist_mpi_conf conf = {.stages = (int)pl->conf.stages,
-                              .rank = rank,
-                              .world = world,
-                              .replicas = replicas,
-                              .timeout_s = a->peer_timeout};
     char what[64];
-    snprintf(what, sizeof what, "rank %d cannot join the run", rank);
-    if (pml_dist_mpi_create(&conf, &out->dist, &err)) return pmlc_cli_fail(what, &err);
-    pmlc_agree_run run = {pl, plan_hash, steps, backend, replicas};
-    if (pmlc_agree(a, &run, out->dist)) {
-        double met = 0; /* every rank has said why before any exits */
-        out->dist->sum(out->dist, &met, 1, &err);
+    snprintf(what, sizeof what, "rank %d cannot join the run", lay.rank);
+    if (pml_mpi_create(ctx, pl, &lay, a->peer_timeout, &out->dist)) return pmlc_cli_fail(what, pml_context_error(ctx));
+    pmlc_agree_run run = {pl, plan_hash, steps, backend, lay.replicas};
+    if (pmlc_agree(ctx, a, &run, lay.rank, out->dist)) {
+        pml_ranks_barrier(ctx, out->dist); /* every rank has said why before any exits */
         pmlc_ranks_close(out);
         return 1;
     }
@@ -58,7 +42,7 @@ int pmlc_ranks_open(const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_
     fprintf(stderr,
             "pmlc: error: this is rank %d of %d (from %s), but this pmlc was built without MPI: "
             "install libopenmpi-dev and rebuild, or run one process\n",
-            rank, world, a->world > 0 ? "--world" : env.source);
+            lay.rank, lay.world, a->world > 0 ? "--world" : lay.source);
     return 1;
 #endif
 }

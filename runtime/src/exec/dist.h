@@ -58,9 +58,6 @@ static inline int pml_dist_owner(const pml_dist *d, int stages, int replica, int
     return replica * per + pml_ranks_owner(stages, per, stage);
 }
 
-static inline void pml_dist_destroy(pml_dist *d)
-{
-    if (d) d->destroy(d);
-}
+/* pml_dist_destroy (d->destroy, NULL-safe) is public: pml.h. */
 
 #endif

@@ -18,13 +18,9 @@
 
 #include "exec/dist.h"
 
-typedef struct pml_dist_fact {
-    const char *key;   /* what is compared, e.g. "--seed" (unique within a rank's facts) */
-    const char *value; /* compared byte for byte; NULL: not given */
-    const char *shown; /* in messages, after "with": e.g. "--seed 7"; NULL: the key and the value
-                        * (an absent value shows as "without KEY") */
-    const char *hint;  /* added to a message after this fact differs, or NULL */
-} pml_dist_fact;
+/* pml.h's pml_rank_fact (key, value, shown, hint): the program states its facts in the
+ * public type, and this module compares them. */
+typedef pml_rank_fact pml_dist_fact;
 
 /* PML_OK when every rank's facts equal rank 0's; else PML_ERR_INVALID_ARG on every rank
  * with the message above. */

@@ -1,0 +1,26 @@
+/* api_mpi.c — pml_mpi.h over exec/mpi/dist_mpi.h: the public way to a pml_dist over MPI.
+ * Part of the pml_mpi library, not of libpml (runtime/CMakeLists.txt). */
+#include "api_impl.h"
+#include "exec/mpi/dist_mpi.h"
+#include "plan/plan.h"
+#include "pml_mpi.h"
+
+pml_status pml_mpi_create(pml_context *ctx, const pml_plan *plan, const pml_ranks_layout *layout, double timeout_s,
+                          pml_dist **out)
+{
+    if (out) *out = NULL;
+    if (!ctx) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    PML_CHECK_NONNULL(&err, plan);
+    PML_CHECK_NONNULL(&err, layout);
+    pml_status st = PML_CHECK_NONNULL(&err, out);
+    if (!st) {
+        pml_dist_mpi_conf conf = {.stages = (int)plan->conf.stages,
+                                  .rank = layout->rank,
+                                  .world = layout->world,
+                                  .replicas = layout->replicas,
+                                  .timeout_s = timeout_s};
+        st = pml_dist_mpi_create(&conf, out, &err);
+    }
+    return pml_api_record(ctx, st, &err);
+}
