@@ -29,6 +29,15 @@
  * session while another thread runs it. A session runs its pipeline's stages on threads
  * of its own inside each call.
  *
+ * Lifetimes: a session or inference handle holds the context and the plan it was made
+ * with (a pml_infer made from a session, the session's plan and context) until it is
+ * destroyed, so pml_plan_close and pml_context_destroy may come before or after the
+ * handles made from them: each releases the caller's hold, and the object is freed
+ * when the last holder goes. What a caller has closed it must not use again, but a
+ * handle made from it stays usable (with its context destroyed, its statuses are all
+ * there is to read: the messages go to a context the caller no longer has). Holds are
+ * counted atomically: handles of one plan may be destroyed on different threads.
+ *
  * Use:
  *   pml_context *ctx;  pml_context_create(&ctx);
  *   pml_plan *plan;    pml_plan_open(ctx, "model.plan", &plan);   (or pml_plan_open_memory)
@@ -139,8 +148,8 @@ PML_API pml_status pml_gpu_arch(char *buf, size_t cap);
  * a GPU; PML_BACKEND_CUDA without one is PML_ERR_UNSUPPORTED with the reason in
  * pml_context_error, and with a plan lacking code for the GPU it names the `pmlc build
  * --arch` that makes it. The CPU kernels share the machine's CPUs among the stages,
- * as pml_session_open's `threads` 0 does (which sets another count). The plan must
- * outlive the session. */
+ * as pml_session_open's `threads` 0 does (which sets another count). The session
+ * holds its plan and context (see "Lifetimes" above). */
 typedef struct pml_session pml_session;
 
 PML_API pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, uint64_t seed,
@@ -276,8 +285,8 @@ typedef struct pml_infer pml_infer;
 
 /* `weights`: whatever `pmlc infer --weights` takes (a model.safetensors, a shard index,
  * a checkpoint folder or a folder of plain weights); NULL: the plan's initialisers from
- * its seed. threads: CPU threads per stage, 0 every CPU, at most PML_MAX_THREADS. The
- * plan must outlive it. */
+ * its seed. threads: CPU threads per stage, 0 every CPU, at most PML_MAX_THREADS. It
+ * holds its plan and context (see "Lifetimes" above). */
 PML_API pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, int threads,
                                     const char *weights, pml_infer **out);
 /* With a training session's current weights, copied (later steps do not change them),

@@ -40,7 +40,14 @@ pml_status pml_context_create(pml_context **out)
     return *out ? PML_OK : PML_ERR_NOMEM;
 }
 
-void pml_context_destroy(pml_context *ctx) { free(ctx); }
+void pml_api_hold(pml_context *ctx) { __atomic_fetch_add(&ctx->holders, 1, __ATOMIC_RELAXED); }
+
+void pml_api_release(pml_context *ctx)
+{
+    if (ctx && __atomic_fetch_sub(&ctx->holders, 1, __ATOMIC_ACQ_REL) == 0) free(ctx);
+}
+
+void pml_context_destroy(pml_context *ctx) { pml_api_release(ctx); }
 void pml_remove_partial_files(void) { pml_pending_remove_all(); }
 const char *pml_context_error(const pml_context *ctx) { return ctx ? ctx->last.msg : ""; }
 
@@ -98,6 +105,8 @@ void pml_session_destroy(pml_session *s)
     pml_run_phases_free(&s->phases);
     pml_run_where_free(s->own_where);
     free(s->resumed_from);
+    pml_plan_free((pml_plan *)s->held);
+    pml_api_release(s->ctx);
     free(s);
 }
 

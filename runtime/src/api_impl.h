@@ -14,9 +14,18 @@
 #include "pml.h"
 #include "run/recut.h"
 
+/* Lifetimes (pml.h): a session or inference handle holds its context and its plan until
+ * it is destroyed, so the caller may destroy and close them in any order; each is freed
+ * by the last release (pml_api_release, pml_plan_free). */
 struct pml_context {
     pml_err last;
+    int holders; /* handles made with it that are alive; atomic, as pml_plan's */
 };
+
+/* A hold on ctx, or its release: the caller's pml_context_destroy is a release too, and
+ * the one that finds no holder left frees it. */
+void pml_api_hold(pml_context *ctx);
+void pml_api_release(pml_context *ctx);
 
 /* Rows of one model input (or the labels) that the session's feed serves from memory
  * (api_data.c): a caller's buffer, or the feeder's. */
@@ -27,7 +36,8 @@ typedef struct pml_api_rows {
 } pml_api_rows;
 
 struct pml_session {
-    pml_context *ctx;
+    pml_context *ctx;     /* held */
+    const pml_plan *held; /* the caller's plan, held until the session is destroyed */
     const pml_plan *plan; /* the caller's, or after a run's re-cut the phase's (in phases) */
     uint64_t seed;        /* the pipeline's: a checkpoint records it */
     pml_backend backend;  /* the one that runs it (CPU or CUDA) */

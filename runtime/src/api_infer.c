@@ -15,8 +15,8 @@
 #include "ckpt/checkpoint.h"
 
 struct pml_infer {
-    pml_context *ctx;
-    const pml_plan *plan;
+    pml_context *ctx;     /* held */
+    const pml_plan *plan; /* held */
     pml_pipeline *pipe;
     void **in; /* per input: one micro-batch in the node's type (f32 or i32) */
     void *out; /* one micro-batch of output */
@@ -30,6 +30,8 @@ void pml_infer_destroy(pml_infer *inf)
     free(inf->in);
     free(inf->out);
     pml_pipeline_destroy(inf->pipe);
+    pml_plan_free((pml_plan *)inf->plan);
+    pml_api_release(inf->ctx);
     free(inf);
 }
 
@@ -51,8 +53,8 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
     if (threads == 0) threads = (int)(cpus > 0 ? cpus : 1);
     pml_infer *inf = calloc(1, sizeof *inf);
     if (!inf) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    inf->ctx = ctx;
-    inf->plan = plan;
+    pml_api_hold(inf->ctx = ctx);
+    pml_plan_hold(inf->plan = plan);
     inf->out_row = (size_t)(onode->numel / mbs);
     pml_status st = PML_OK;
     if (!(inf->in = calloc((size_t)plan->n_inputs, sizeof *inf->in)) || !(inf->out = malloc((size_t)onode->numel * 4)))

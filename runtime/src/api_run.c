@@ -112,8 +112,8 @@ pml_status pml_api_session_make(pml_context *ctx, const pml_plan *plan, const pm
     pml_session *s = calloc(1, sizeof *s);
     pml_status st = s ? PML_OK : pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
     if (s) {
-        s->ctx = ctx;
-        s->plan = plan;
+        pml_api_hold(s->ctx = ctx);
+        pml_plan_hold(s->held = s->plan = plan);
         s->resumed_at = -1;
         st = make(s, o, seed, &err);
     }

@@ -6,8 +6,8 @@
  * shape's element count fits in 2^48, the kernels partition the nodes as the format
  * says (each value read by another kernel is marked materialised). A plan carries no
  * memory layout: each backend places the values it keeps with plan/memplan.h. One
- * allocation owns it all; pml_plan_free releases it. A plan is immutable once loaded
- * and may be shared between threads. */
+ * allocation owns it all; pml_plan_free releases it (once every hold is released). A
+ * plan is immutable once loaded and may be shared between threads. */
 #ifndef PML_PLAN_H
 #define PML_PLAN_H
 
@@ -133,6 +133,7 @@ typedef struct pml_plan {
     int n_gpu_launches;
     pml_plan_gpu_launch *gpu_launches; /* by ascending kernel */
     void *block;          /* owns everything above */
+    int holders;          /* handles that hold it besides its owner (pml_plan_hold); atomic */
 } pml_plan;
 
 /* A plan holds a graph, its timetable and GPU code, never weights: a file larger than
@@ -152,6 +153,11 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
 pml_status pml_plan_map(const char *path, pml_mapped_file *m, pml_err *err);
 /* Reads a plan file: pml_plan_map, then pml_plan_read. */
 pml_status pml_plan_load(const char *path, pml_plan **out, pml_err *err);
+/* Releases the owner's hold: the plan is freed now, or by the last pml_plan_free of a
+ * handle that holds it (pml_plan_hold), whichever comes last. Any thread. */
 void pml_plan_free(pml_plan *p);
+/* Another hold on `p` (a session or inference handle made from it: pml.h's lifetimes),
+ * released by pml_plan_free. Immutable as the plan is otherwise, so const. Any thread. */
+void pml_plan_hold(const pml_plan *p);
 
 #endif

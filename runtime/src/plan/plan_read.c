@@ -585,9 +585,12 @@ pml_status pml_plan_load(const char *path, pml_plan **out, pml_err *err)
     return st;
 }
 
+void pml_plan_hold(const pml_plan *p) { __atomic_fetch_add(&((pml_plan *)p)->holders, 1, __ATOMIC_RELAXED); }
+
 void pml_plan_free(pml_plan *p)
 {
-    if (!p) return;
+    /* holders counts the holds besides the owner's: the release that finds none frees. */
+    if (!p || __atomic_fetch_sub(&p->holders, 1, __ATOMIC_ACQ_REL) > 0) return;
     owner *o = p->block;
     owner copy = *o;
     owner_free(&copy); /* frees p and o too: both are in the list */
