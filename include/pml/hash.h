@@ -1,7 +1,7 @@
 /* pml/hash.h — FNV-1a, 64 bits: the one hash the compiler and the runtime share.
  *
  * Its values are part of files and results, so they never change: a parameter's random
- * stream is the hash of its name (runtime/src/core/optim.c), a checkpoint's fingerprint
+ * stream is the hash of its name (runtime/src/plan/optim.c), a checkpoint's fingerprint
  * the hash of the parameter names and shapes (runtime/src/ckpt/checkpoint.c), generated
  * CUDA functions are named by the hash of their code, kernel-cache entries are keyed and
  * checked by it (compiler/src/gpu/), and ranks agree on a plan by the hash of its bytes.

@@ -75,7 +75,7 @@ int pmlc_cuda_codegen(pmlc_program *P, const pmlc_plan *pl, pmlc_cuda_module *ou
  *             int nesterov, int first, double gscale)
  *     g' = g * gscale + wd p; with momentum: m = first ? g' : mom m + g',
  *     g' = nesterov ? g' + mom m : m; p -= lr g'
- * exactly as runtime/src/core/optim.c, in double. */
+ * exactly as runtime/src/plan/optim.c, in double. */
 extern const char pmlc_cuda_prelude[];
 extern const char pmlc_cuda_optim_src[];
 

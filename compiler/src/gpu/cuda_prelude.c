@@ -111,5 +111,5 @@ const char pmlc_cuda_prelude[] =
 #define T_bf16 "unsigned short"
 #define T_f16 "unsigned short"
 
-const char pmlc_cuda_optim_src[] = "// PML optimizer updates (runtime/src/core/optim.c on the GPU)\n" OPTIM(
+const char pmlc_cuda_optim_src[] = "// PML optimizer updates (runtime/src/plan/optim.c on the GPU)\n" OPTIM(
     f32, "g[i]") OPTIM(bf16, "pml_bf2f(g[i])") OPTIM(f16, "pml_h2f(g[i])");

@@ -15,7 +15,7 @@
 
 #include "ckpt/freeze.h"
 #include "core/finite.h"
-#include "core/optim.h"
+#include "plan/optim.h"
 #include "exec/ranks.h"
 #include "formats/atomic_file.h"
 #include "formats/json.h"

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "core/finite.h"
-#include "core/optim.h"
+#include "plan/optim.h"
 #include "core/rng.h"
 #include "cpu/gemm.h"
 #include "cpu/stage.h"

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/optim.h"
+#include "plan/optim.h"
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
 #include "plan/memplan.h"

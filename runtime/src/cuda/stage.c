@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/optim.h"
+#include "plan/optim.h"
 #include "core/rng.h"
 #include "cuda/stage.h"
 

@@ -8,7 +8,7 @@
  * micro-batches on the device (a weight gradient's GEMM adds its product to the
  * accumulator; other gradients are added by cuBLAS axpy), the squared norm comes from cuBLAS, and
  * the optimizer is the plan's own update kernel (pml_adamw_f32 / pml_sgd_f32), in the
- * same arithmetic as core/optim.c (TF32 GEMMs only when PML_CUDA_TF32=1). Values are
+ * same arithmetic as plan/optim.c (TF32 GEMMs only when PML_CUDA_TF32=1). Values are
  * f32 (and i32), as the graph's nodes
  * are; a plan's `precision` changes nothing here yet.
  *

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/optim.h"
+#include "plan/optim.h"
 #include "cuda/stage.h"
 #include "plan/memplan.h"
 #include "plan/ops.h" /* pml_opcode, the runtime's one list of ops */

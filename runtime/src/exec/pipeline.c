@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "core/finite.h"
-#include "core/optim.h"
+#include "plan/optim.h"
 #include "cpu/stage.h"
 #include "exec/dist.h"
 #include "exec/transport.h"

@@ -1,4 +1,5 @@
-/* optim.h — parameter initialisation and the optimizers, on f32 master weights.
+/* optim.h — parameter initialisation, the learning-rate schedule and the optimizers the
+ * plan's train block defines, on f32 master weights.
  *
  * Initialisation is a pure function of (seed, parameter name, element), so a
  * parameter's initial values do not depend on how the model is cut into stages or in

@@ -5,7 +5,7 @@
  * update was 17% of an MLP step while it ran one double at a time. */
 #include "core/vectorize.h"
 
-#include "core/optim.h"
+#include "plan/optim.h"
 
 #include <math.h>
 #include <string.h>
