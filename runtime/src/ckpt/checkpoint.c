@@ -15,13 +15,13 @@
 
 #include "ckpt/freeze.h"
 #include "core/finite.h"
-#include "plan/optim.h"
 #include "exec/ranks.h"
 #include "formats/atomic_file.h"
 #include "formats/json.h"
 #include "formats/out_path.h"
 #include "formats/safetensors.h"
 #include "formats/st_shards.h"
+#include "plan/optim.h"
 #include "pml/hash.h"
 
 #define TRAINER_MAX_BYTES (1 << 20)

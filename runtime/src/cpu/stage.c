@@ -6,10 +6,10 @@
 #include <time.h>
 
 #include "core/finite.h"
-#include "plan/optim.h"
 #include "core/rng.h"
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
+#include "plan/optim.h"
 
 static int is_float(uint8_t dt) { return dt != PML_I32; }
 

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plan/optim.h"
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
 #include "plan/memplan.h"
+#include "plan/optim.h"
 
 /* Memory a step reads or writes: zeroed now, so that its pages are faulted in at create
  * and not one by one in the first step (m and v, calloc's untouched zero pages, also

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plan/optim.h"
 #include "core/rng.h"
 #include "cuda/stage.h"
+#include "plan/optim.h"
 
 pml_cu_ptr pml_cuda_ctx_data(const pml_cuda_ctx *p, int n, int64_t mb)
 {

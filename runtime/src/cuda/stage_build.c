@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plan/optim.h"
 #include "cuda/stage.h"
 #include "plan/memplan.h"
 #include "plan/ops.h" /* pml_opcode, the runtime's one list of ops */
+#include "plan/optim.h"
 
 #define NOMEM(err) pml_err_set((err), PML_ERR_NOMEM, "out of memory")
 

@@ -12,10 +12,10 @@
 #include <time.h>
 
 #include "core/finite.h"
-#include "plan/optim.h"
 #include "cpu/stage.h"
 #include "exec/dist.h"
 #include "exec/transport.h"
+#include "plan/optim.h"
 #include "plan/phase.h"
 
 enum {
