@@ -66,11 +66,18 @@ int pml_cpu_group_tileable(const pml_cpu_group_op *ops, int n)
  * that spans some but not others (a [T, C] position table) keeps the axes apart, so
  * `lead` is the largest count that keeps every input one or the other. */
 typedef struct group_space {
-    int lead;
+    int rank, lead;
+    int64_t ext[PML_MAX_RANK]; /* the space's extent on each axis: its widest op's */
     int64_t rows, row;
 } group_space;
 
 enum { CUT = 1, WHOLE = 2 };
+
+/* A reduction's axis (pml_cpu_group_tileable allows only those with one), else -1. */
+static int64_t reduced_axis(const pml_op_call *c)
+{
+    return c->n_attr >= 2 && pml_op_class_of(c->op) == PML_OPC_REDUCE ? c->attr[0] : -1;
+}
 
 /* Input x's form against the first `lead` axes of a space of rank R and extents ext
  * (broadcasting aligns shapes at their last axes): CUT, WHOLE, or 0 for neither. */
@@ -87,29 +94,25 @@ static int input_form(const pml_view *x, int R, const int64_t *ext, int lead)
 
 static group_space space_of(const pml_cpu_group_op *ops, int n)
 {
-    const pml_view *s = &ops[n - 1].call.out;
-    int R = s->rank;
-    int64_t ext[PML_MAX_RANK];
-    for (int d = 0; d < R; d++) {
-        ext[d] = 0;
+    group_space g = {.rank = ops[n - 1].call.out.rank, .rows = 1};
+    int R = g.rank;
+    for (int d = 0; d < R; d++)
         for (int i = 0; i < n; i++)
-            if (ops[i].call.out.dims[d] > ext[d]) ext[d] = ops[i].call.out.dims[d];
-    }
-    int lead = R > 0 ? 1 : 0; /* the first axis always works (pml_cpu_group_tileable) */
+            if (ops[i].call.out.dims[d] > g.ext[d]) g.ext[d] = ops[i].call.out.dims[d];
+    g.lead = R > 0 ? 1 : 0; /* the first axis always works (pml_cpu_group_tileable) */
     for (int k = 2; k <= R; k++) {
         int ok = 1;
         for (int i = 0; i < n && ok; i++) {
             const pml_op_call *c = &ops[i].call;
-            if (c->out.dims[k - 1] != ext[k - 1]) ok = 0;
-            if (c->n_attr >= 1 && pml_op_class_of(c->op) == PML_OPC_REDUCE && c->attr[0] < k) ok = 0;
+            int64_t axis = reduced_axis(c);
+            if (c->out.dims[k - 1] != g.ext[k - 1] || (axis >= 0 && axis < k)) ok = 0;
             for (int j = 0; j < c->n_in && ok; j++)
-                if (ops[i].from[j] < 0 && !input_form(&c->in[j], R, ext, k)) ok = 0;
+                if (ops[i].from[j] < 0 && !input_form(&c->in[j], R, g.ext, k)) ok = 0;
         }
         if (!ok) break;
-        lead = k;
+        g.lead = k;
     }
-    group_space g = {lead, 1, 0};
-    for (int d = 0; d < lead; d++) g.rows *= ext[d];
+    for (int d = 0; d < g.lead; d++) g.rows *= g.ext[d];
     for (int i = 0; i < n && g.rows > 0; i++) {
         int64_t r = pml_cpu_numel(&ops[i].call.out) / g.rows;
         if (r > g.row) g.row = r;
@@ -117,8 +120,11 @@ static group_space space_of(const pml_cpu_group_op *ops, int n)
     return g;
 }
 
-/* Rows of the space per tile. */
-static int64_t tile_rows(group_space g) { return g.row > 0 && g.row < TILE_ELEMS ? TILE_ELEMS / g.row : 1; }
+/* Rows of the space per tile, and the scratch a group of n ops needs: a tile-sized slot
+ * per op, of the widest element type. */
+static int64_t tile_rows(const group_space *g) { return g->row > 0 && g->row < TILE_ELEMS ? TILE_ELEMS / g->row : 1; }
+
+static size_t scratch_of(const group_space *g, int n) { return (size_t)n * (size_t)(tile_rows(g) * g->row) * 8; }
 
 /* v with its first `lead` axes as one (a CUT value), or without them (a WHOLE one). */
 static pml_view flat_view(const pml_view *v, int R, int lead, int form)
@@ -141,7 +147,7 @@ size_t pml_cpu_group_scratch(const pml_cpu_group_op *ops, int n)
 {
     if (n < 1) return 0;
     group_space g = space_of(ops, n);
-    return (size_t)n * (size_t)(tile_rows(g) * g.row) * 8;
+    return scratch_of(&g, n);
 }
 
 pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, void *scratch, size_t scratch_bytes, pml_err *err)
@@ -149,14 +155,13 @@ pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, void *scratch, 
     if (!pml_cpu_group_tileable(ops, n))
         return pml_err_set(err, PML_ERR_INVALID_ARG,
                            "fused group of %d ops: not element-wise and row ops over one first axis", n);
-    if (scratch_bytes < pml_cpu_group_scratch(ops, n))
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "fused group: %zu bytes of scratch, %zu needed", scratch_bytes,
-                           pml_cpu_group_scratch(ops, n));
-    if (n > PML_GROUP_MAX_OPS) return pml_err_set(err, PML_ERR_UNSUPPORTED, "fused group of %d ops is too long", n);
     group_space g = space_of(ops, n);
-    int R = ops[n - 1].call.out.rank;
-    int64_t ext[PML_MAX_RANK], rows = g.rows, per = tile_rows(g);
-    for (int d = 0; d < g.lead; d++) ext[d] = ops[n - 1].call.out.dims[d]; /* every op spans these */
+    if (scratch_bytes < scratch_of(&g, n))
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "fused group: %zu bytes of scratch, %zu needed", scratch_bytes,
+                           scratch_of(&g, n));
+    if (n > PML_GROUP_MAX_OPS) return pml_err_set(err, PML_ERR_UNSUPPORTED, "fused group of %d ops is too long", n);
+    int R = g.rank;
+    int64_t rows = g.rows, per = tile_rows(&g);
     size_t slot = (size_t)(per * g.row) * 8;
     /* Every op's call over the flattened space, made once: its output and its outside
      * inputs (CUT ones are sliced per tile below); a reduction's axis moves with them. */
@@ -169,12 +174,12 @@ pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, void *scratch, 
         flat[i] = *c;
         flat[i].out = g.lead ? flat_view(&c->out, R, g.lead, CUT) : c->out;
         for (int k = 0; k < c->n_in; k++) {
-            int form = ops[i].from[k] >= 0 || !g.lead ? 0 : input_form(&c->in[k], R, ext, g.lead);
+            int form = ops[i].from[k] >= 0 || !g.lead ? 0 : input_form(&c->in[k], R, g.ext, g.lead);
             cut[i][k] = form == CUT && rows > 1;
             flat_in[i][k] = form ? flat_view(&c->in[k], R, g.lead, form) : c->in[k];
         }
-        if (c->n_attr >= 2 && pml_op_class_of(c->op) == PML_OPC_REDUCE) {
-            axis_attr[i][0] = c->attr[0] - (g.lead - 1);
+        if (reduced_axis(c) >= 0) {
+            axis_attr[i][0] = reduced_axis(c) - (g.lead - 1);
             axis_attr[i][1] = c->attr[1];
             flat[i].attr = axis_attr[i];
             flat[i].n_attr = 2;

@@ -1,10 +1,26 @@
 /* reduce_tmpl.h — sum, max, mean and sum_to for one element type; included by reduce.c
  * once per type with T and F(name) defined. No include guard. */
 
+/* The sum of a contiguous row in f64, with four accumulators to break the add chain
+ * (the order every row sum of reduce and sum_to uses). */
+static inline double F(row_sum)(const T *r, int64_t n)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        s0 += r[k];
+        s1 += r[k + 1];
+        s2 += r[k + 2];
+        s3 += r[k + 3];
+    }
+    for (; k < n; k++) s0 += r[k];
+    return (s0 + s1) + (s2 + s3);
+}
+
 /* Reduces x viewed as [outer, n, inner] over its middle axis into o[outer, inner]. */
 PML_VECTOR_CLONES static void F(reduce)(pml_opcode op, T *o, const T *x, int64_t outer, int64_t n, int64_t inner)
 {
-    if (inner == 1) { /* contiguous rows: four accumulators break the add chain */
+    if (inner == 1) { /* contiguous rows */
         for (int64_t p = 0; p < outer; p++) {
             const T *r = x + p * n;
             if (op == PML_OP_MAX) {
@@ -13,16 +29,7 @@ PML_VECTOR_CLONES static void F(reduce)(pml_opcode op, T *o, const T *x, int64_t
                 o[p] = m;
                 continue;
             }
-            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            int64_t k = 0;
-            for (; k + 4 <= n; k += 4) {
-                s0 += r[k];
-                s1 += r[k + 1];
-                s2 += r[k + 2];
-                s3 += r[k + 3];
-            }
-            for (; k < n; k++) s0 += r[k];
-            double s = (s0 + s1) + (s2 + s3);
+            double s = F(row_sum)(r, n);
             o[p] = (T)(op == PML_OP_MEAN ? s / (double)n : s);
         }
         return;
@@ -58,17 +65,8 @@ PML_VECTOR_CLONES static void F(sum_to)(pml_cpu_iter *it, T *out, int64_t n_out,
         T *o = out + it->off[1];
         if (so == 1) {
             for (int64_t i = 0; i < len; i++) o[i] += xr[i];
-        } else if (so == 0) { /* a row into one sum: four accumulators break the add chain, as reduce's */
-            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            int64_t i = 0;
-            for (; i + 4 <= len; i += 4) {
-                s0 += xr[i];
-                s1 += xr[i + 1];
-                s2 += xr[i + 2];
-                s3 += xr[i + 3];
-            }
-            for (; i < len; i++) s0 += xr[i];
-            o[0] += (T)((s0 + s1) + (s2 + s3));
+        } else if (so == 0) { /* a row into one sum */
+            o[0] += (T)F(row_sum)(xr, len);
         } else {
             for (int64_t i = 0; i < len; i++) o[i * so] += xr[i];
         }
