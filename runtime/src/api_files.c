@@ -47,13 +47,7 @@ pml_status pml_output_write(pml_context *ctx, const char *path, const void *byte
     pml_err err = {0};
     CHECK_PATH(&err, path);
     pml_status st = pml_api_check(&err, bytes || !len, __func__, "bytes is NULL, with len %zu", len);
-    pml_atomic_file f;
-    if (!st && !(st = pml_atomic_open(&f, path, &err))) {
-        if ((st = pml_atomic_write(&f, bytes ? bytes : "", len, &err)))
-            pml_atomic_abort(&f);
-        else
-            st = pml_atomic_commit(&f, &err); /* aborts by itself when it fails */
-    }
+    if (!st) st = pml_atomic_write_file(path, bytes ? bytes : "", len, &err);
     return pml_api_record(ctx, st, &err);
 }
 

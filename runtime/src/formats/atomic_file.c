@@ -31,6 +31,14 @@ void pml_atomic_abort(pml_atomic_file *f)
     release(f);
 }
 
+pml_status pml_atomic_write_file(const char *path, const void *data, size_t n, pml_err *err)
+{
+    pml_atomic_file f;
+    pml_status st = pml_atomic_open(&f, path, err);
+    if (!st && (st = pml_atomic_write(&f, data, n, err))) pml_atomic_abort(&f);
+    return st ? st : pml_atomic_commit(&f, err); /* commit releases f whatever its outcome */
+}
+
 /* Removes the temporary files of `target` that killed writers left beside it. */
 static void clean_stale_beside(const char *target)
 {

@@ -50,6 +50,9 @@ pml_status pml_atomic_write(pml_atomic_file *f, const void *data, size_t n, pml_
 pml_status pml_atomic_commit(pml_atomic_file *f, pml_err *err);
 /* Closes and removes the temporary file and releases `f`. */
 void pml_atomic_abort(pml_atomic_file *f);
+/* The three above for a file whose n bytes are all in hand: `path` holds them, or is
+ * as it was. */
+pml_status pml_atomic_write_file(const char *path, const void *data, size_t n, pml_err *err);
 
 /* Makes `dst` another name of the existing file `src` (same file system), atomically:
  * a hard link under dst's temporary name renamed over dst, or, where the file system

@@ -574,10 +574,7 @@ pml_status pml_json_load(const char *path, size_t max_bytes, pml_json_doc **out,
 pml_status pml_json_buf_save(pml_json_buf *b, const char *path, pml_err *err)
 {
     pml_status st = b->failed ? pml_err_set(err, PML_ERR_NOMEM, "out of memory") : PML_OK;
-    pml_atomic_file f;
-    if (!st) st = pml_atomic_open(&f, path, err);
-    if (!st && (st = pml_atomic_write(&f, b->data, b->len, err))) pml_atomic_abort(&f);
-    if (!st) st = pml_atomic_commit(&f, err);
+    if (!st) st = pml_atomic_write_file(path, b->data, b->len, err);
     pml_json_buf_free(b);
     return st;
 }
