@@ -65,7 +65,11 @@
  * adamw 1; lr_schedule constant 0, warmup_cosine 1; data none 0, file 1, classes 2,
  * markov 3, tokens 4; init zeros 0, ones 1, normal 2, uniform 3, kaiming_uniform 4,
  * xavier_uniform 5; pass forward 0, input-gradient 1, weight-gradient 2; timetable
- * kinds load 0, recv_act 1, fwd 2, send_act 3, recv_grad 4, bwd 5, send_grad 6, step 7;
+ * kinds load 0, recv_act 1, fwd 2, send_act 3, recv_grad 4, bwd 5, send_grad 6, step 7,
+ * bwd_input 8, bwd_weight 9 (a backward's input-gradient and weight-gradient halves,
+ * version 11 on: the nodes of pass input-gradient run in the first, weight-gradient in
+ * the second, except weight-gradient work that input-gradient work or another stage
+ * reads, which runs in the first);
  * kernel kinds as in pml_plan_kernel_kind.
  *
  * Every index is checked by the reader (strings, nodes before their users, stages
@@ -75,8 +79,9 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 10u
-/* The oldest version still read: 9, the same sections with MEMO, which is skipped. */
+#define PML_PLAN_VERSION 11u
+/* The oldest version still read: 9, the same sections with MEMO, which is skipped (10
+ * lacks the split backward kinds only). */
 #define PML_PLAN_VERSION_OLDEST 9u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)

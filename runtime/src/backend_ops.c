@@ -11,6 +11,14 @@ pml_status pml_backend_create(const pml_backend_ops *ops, const pml_plan *plan, 
         !ops->update || !ops->host_value || !ops->host_param)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "backend '%s' lacks a required operation",
                            ops && ops->name ? ops->name : "?");
+    for (int s = 0; s < plan->n_stages && !ops->backward_half; s++)
+        for (int i = 0; i < plan->n_instr[s]; i++)
+            if (plan->instr[s][i].kind == PML_PLAN_I_BWD_INPUT || plan->instr[s][i].kind == PML_PLAN_I_BWD_WEIGHT)
+                return pml_err_set(err, PML_ERR_UNSUPPORTED,
+                                   "the %s backend runs whole backward passes only, and this plan's timetable splits "
+                                   "them into input- and weight-gradient halves (schedule = zero_bubble): train it "
+                                   "with --backend cpu, or choose schedule = 1f1b",
+                                   ops->name ? ops->name : "?");
     pml_status st = ops->create(plan, conf, &out->ctx, err);
     if (!st) out->ops = ops, out->plan = plan;
     return st;
@@ -35,6 +43,15 @@ pml_status pml_backend_forward(pml_backend_inst *b, int stage, int64_t mb, pml_b
 pml_status pml_backend_backward(pml_backend_inst *b, int stage, int64_t mb, pml_err *err)
 {
     return b->ops->backward(b->ctx, stage, mb, err);
+}
+
+pml_status pml_backend_backward_half(pml_backend_inst *b, int stage, int64_t mb, pml_backend_bwd_half half,
+                                     pml_err *err)
+{
+    if (!b->ops->backward_half)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "the %s backend runs whole backward passes only",
+                           b->ops->name ? b->ops->name : "?");
+    return b->ops->backward_half(b->ctx, stage, mb, half, err);
 }
 
 pml_status pml_backend_grad_sq(pml_backend_inst *b, int stage, double *sq, pml_err *err)

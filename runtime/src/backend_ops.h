@@ -68,6 +68,9 @@ struct pml_phase; /* plan/phase.h */
  * messages by kind (exec/transport.h). */
 enum { PML_MSG_ACT = 0, PML_MSG_GRAD = 1 };
 
+/* backward_half's halves of a backward pass. */
+typedef enum pml_backend_bwd_half { PML_BACKEND_BWD_INPUT, PML_BACKEND_BWD_WEIGHT } pml_backend_bwd_half;
+
 /* on_work's `op` (below) for a fused kernel, and for a stage's optimizer update. */
 enum { PML_WORK_FUSED = -1, PML_WORK_UPDATE = -2 };
 
@@ -149,6 +152,12 @@ typedef struct pml_backend_ops {
      * micro-batch's gradients to the stage's accumulators. */
     pml_status (*forward)(pml_backend_ctx *b, int stage, int64_t mb, pml_backend_fwd_mode mode, pml_err *err);
     pml_status (*backward)(pml_backend_ctx *b, int stage, int64_t mb, pml_err *err);
+    /* Optional: one half of micro-batch mb's backward on `stage` (the timetable's
+     * bwd_input and bwd_weight): its input gradients, which the previous stage is sent,
+     * then, later, its weight gradients, added to the accumulators; the two together do
+     * what backward does. NULL: the backend runs whole backwards only, and create
+     * refuses a plan whose timetable splits them (schedule = zero_bubble). */
+    pml_status (*backward_half)(pml_backend_ctx *b, int stage, int64_t mb, pml_backend_bwd_half half, pml_err *err);
 
     /* The stage's share of the squared global gradient norm: the squared L2 norm of its
      * trained parameters' mean gradient (accumulator / micro-batches), after any work
@@ -202,7 +211,8 @@ typedef struct pml_backend_inst {
     const pml_plan *plan; /* the wrappers check stage and micro-batch arguments against it */
 } pml_backend_inst;
 
-/* Checks that every required slot is set, then creates the context. */
+/* Checks that every required slot is set, and that the backend runs what the plan's
+ * timetable asks (split backwards need backward_half), then creates the context. */
 pml_status pml_backend_create(const pml_backend_ops *ops, const pml_plan *plan, const pml_backend_conf *conf,
                               pml_backend_inst *out, pml_err *err);
 void pml_backend_destroy(pml_backend_inst *b);
@@ -210,6 +220,8 @@ void pml_backend_destroy(pml_backend_inst *b);
 pml_status pml_backend_begin(pml_backend_inst *b, int64_t step, int train, pml_err *err);
 pml_status pml_backend_forward(pml_backend_inst *b, int stage, int64_t mb, pml_backend_fwd_mode mode, pml_err *err);
 pml_status pml_backend_backward(pml_backend_inst *b, int stage, int64_t mb, pml_err *err);
+pml_status pml_backend_backward_half(pml_backend_inst *b, int stage, int64_t mb, pml_backend_bwd_half half,
+                                     pml_err *err);
 pml_status pml_backend_grad_sq(pml_backend_inst *b, int stage, double *sq, pml_err *err);
 pml_status pml_backend_update(pml_backend_inst *b, int stage, double lr, double clip, pml_err *err);
 pml_status pml_backend_sync(pml_backend_inst *b, int stage, pml_err *err);

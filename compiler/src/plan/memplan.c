@@ -43,6 +43,8 @@ typedef struct planner {
     uint8_t *invariant;     /* per node: computed from parameters and constants alone */
     int32_t *pos;           /* per kernel: its place within its instruction */
     int32_t *n_fwd, *n_bwd; /* per stage: kernels of one forward / backward instruction */
+    int32_t *n_bww;         /* per stage, with `split`: kernels of one weight-gradient half (n_bwd: the input half) */
+    int split;              /* the timetable splits backwards into input and weight halves (schedule.h) */
     int32_t **at;           /* per stage: [kind * M + mb] the instruction's first tick, -1 none */
     int32_t **instr_of;     /* per stage, per tick: the instruction */
     int32_t *n_ticks;
@@ -91,7 +93,10 @@ static void mark_invariant(planner *p)
  * pass one per tick; anything else is one tick. */
 static int32_t instr_ticks(const planner *p, int s, pmlc_instr_kind kind)
 {
-    int32_t k = kind == PMLC_I_FWD ? p->n_fwd[s] : kind == PMLC_I_BWD ? p->n_bwd[s] : 1;
+    int32_t k = kind == PMLC_I_FWD                                 ? p->n_fwd[s]
+                : kind == PMLC_I_BWD || kind == PMLC_I_BWD_INPUT ? p->n_bwd[s]
+                : kind == PMLC_I_BWD_WEIGHT                      ? p->n_bww[s]
+                                                                 : 1;
     return k ? k : 1;
 }
 
@@ -107,7 +112,9 @@ static int lay_out_time(planner *p)
     for (int k = 0; k < K; k++) {
         const ir_node *n = &p->g->nodes.v[seen[k]];
         if (fu->kind[k] == PMLC_KERNEL_NONE) continue;
-        p->pos[k] = n->pass == PMLC_PASS_FORWARD ? p->n_fwd[n->stage]++ : p->n_bwd[n->stage]++;
+        p->pos[k] = n->pass == PMLC_PASS_FORWARD                  ? p->n_fwd[n->stage]++
+                    : p->split && n->pass == PMLC_PASS_BWD_WEIGHT ? p->n_bww[n->stage]++
+                                                                  : p->n_bwd[n->stage]++;
     }
     const pmlc_timetable *tt = p->pl->timetable;
     for (int s = 0; s < p->S; s++) {
@@ -150,7 +157,13 @@ static void use(planner *p, int b, pmlc_instr_kind kind, int32_t pos)
     if (b >= 0 && p->bufs.v[b].last[kind] < pos) p->bufs.v[b].last[kind] = pos;
 }
 
-static pmlc_instr_kind pass_instr(const ir_node *n) { return n->pass == PMLC_PASS_FORWARD ? PMLC_I_FWD : PMLC_I_BWD; }
+/* The instruction that runs node n: its pass's, or its half's when backwards are split. */
+static pmlc_instr_kind pass_instr(const planner *p, const ir_node *n)
+{
+    if (n->pass == PMLC_PASS_FORWARD) return PMLC_I_FWD;
+    if (!p->split) return PMLC_I_BWD;
+    return n->pass == PMLC_PASS_BWD_WEIGHT ? PMLC_I_BWD_WEIGHT : PMLC_I_BWD_INPUT;
+}
 
 /* Every buffer, where it is written, and its reads. */
 static void find_buffers(planner *p)
@@ -162,7 +175,7 @@ static void find_buffers(planner *p)
         p->value[i] = -1;
         if (is_view(n) || !(fu->materialized[i] || n->op == OP_PARAM || n->op == OP_INPUT)) continue;
         int b = p->value[i] = add_buffer(p, n->stage, i, PMLC_BUF_VALUE, p->invariant[i], value_bytes(p, i));
-        p->bufs.v[b].def_kind = n->op == OP_INPUT ? PMLC_I_LOAD : pass_instr(n);
+        p->bufs.v[b].def_kind = n->op == OP_INPUT ? PMLC_I_LOAD : pass_instr(p, n);
         p->bufs.v[b].def_pos = n->op == OP_INPUT ? 0 : p->pos[fu->group[i]];
     }
     for (int i = 0; i < g->nodes.n; i++) {
@@ -173,7 +186,7 @@ static void find_buffers(planner *p)
             const ir_node *xn = &g->nodes.v[x];
             int32_t at = p->pos[fu->group[i]];
             if (xn->stage == r->stage) {
-                use(p, p->value[x], pass_instr(r), at);
+                use(p, p->value[x], pass_instr(p, r), at);
                 continue;
             }
             /* Sent by x's stage, received by r's, read there. */
@@ -183,7 +196,7 @@ static void find_buffers(planner *p)
                 *rb = add_buffer(p, r->stage, x, PMLC_BUF_RECV, p->invariant[x], value_bytes(p, x));
                 p->bufs.v[*rb].def_kind = xn->pass == PMLC_PASS_FORWARD ? PMLC_I_RECV_ACT : PMLC_I_RECV_GRAD;
             }
-            use(p, *rb, pass_instr(r), at);
+            use(p, *rb, pass_instr(p, r), at);
         }
     }
     /* Read at the end of their instruction: the loss and output (reported), and the
@@ -201,7 +214,10 @@ static void find_buffers(planner *p)
         const ir_param *prm = &g->params.v[q];
         int s = g->nodes.v[prm->node].stage, grad = g->param_grad ? g->param_grad[q] : -1;
         if (grad >= 0) {
-            use(p, p->value[grad], PMLC_I_BWD, p->n_bwd[s] - 1);
+            if (p->split)
+                use(p, p->value[grad], PMLC_I_BWD_WEIGHT, p->n_bww[s] - 1);
+            else
+                use(p, p->value[grad], PMLC_I_BWD, p->n_bwd[s] - 1);
             add_buffer(p, s, prm->node, PMLC_BUF_GRAD_ACC, 1, prm->numel * 4);
         }
         if (prm->frozen_from == 0) continue;
@@ -411,6 +427,10 @@ pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl, int float_b
     for (size_t i = 0; i < N * (size_t)p.S; i++) p.recv[i] = -1;
     p.n_fwd = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
     p.n_bwd = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
+    p.n_bww = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
+    for (int s = 0; s < p.S; s++)
+        for (int k = 0; k < pl->timetable->stages[s].instr.n; k++)
+            p.split |= pl->timetable->stages[s].instr.v[k].kind == PMLC_I_BWD_WEIGHT;
     p.n_ticks = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
     p.at = pmlc_arena_alloc(A, sizeof(int32_t *) * (size_t)p.S);
     p.instr_of = pmlc_arena_alloc(A, sizeof(int32_t *) * (size_t)p.S);

@@ -96,7 +96,8 @@ static const char *init_str(const ir_param *p, char *buf, size_t cap)
     return buf;
 }
 
-/* The stage's compute order, F3 for the forward of micro-batch 3, B3 for its backward. */
+/* The stage's compute order, F3 for the forward of micro-batch 3, B3 for its backward
+ * (or its input-gradient half), W3 for its weight-gradient half. */
 static void print_order(const pmlc_stage_timetable *st, FILE *out)
 {
     enum { SHOWN = 24 };
@@ -104,14 +105,16 @@ static void print_order(const pmlc_stage_timetable *st, FILE *out)
     fputs("  order         ", out);
     for (int i = 0; i < st->instr.n; i++) {
         pmlc_instr in = st->instr.v[i];
-        if (in.kind != PMLC_I_FWD && in.kind != PMLC_I_BWD && in.kind != PMLC_I_STEP) continue;
+        if (in.kind != PMLC_I_FWD && in.kind != PMLC_I_BWD && in.kind != PMLC_I_BWD_INPUT &&
+            in.kind != PMLC_I_BWD_WEIGHT && in.kind != PMLC_I_STEP)
+            continue;
         total++;
         if (shown == SHOWN) continue;
         shown++;
         if (in.kind == PMLC_I_STEP)
             fputs(" step", out);
         else
-            fprintf(out, " %c%d", in.kind == PMLC_I_FWD ? 'F' : 'B', in.mb);
+            fprintf(out, " %c%d", in.kind == PMLC_I_FWD ? 'F' : in.kind == PMLC_I_BWD_WEIGHT ? 'W' : 'B', in.mb);
     }
     if (total > shown) fprintf(out, " ... (%d more)", total - shown);
     fputc('\n', out);
@@ -180,7 +183,7 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     if (pl->timetable)
         fprintf(out, ", %.1f%% simulated with these stage costs\n", 100 * pl->timetable->bubble);
     else
-        fputs(" (planned only: the runtime runs gpipe and 1f1b)\n", out);
+        fputs(" (planned only: the runtime runs gpipe, 1f1b and zero_bubble)\n", out);
     fprintf(out, "  precision      %s\n", pmlc_dtype_name(pl->precision));
     int any = 0;
     for (int s = 0; s < P->syms.n; s++) {

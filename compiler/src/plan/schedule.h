@@ -2,25 +2,35 @@
  * interprets (load a micro-batch, receive/send activations and gradients, run the
  * forward or backward of a micro-batch, apply the optimizer step).
  *
- * The policy lives here; the runtime only interprets. Before a timetable is accepted
- * it is simulated for all stages together with this plan's stage costs: every send
- * must meet its receive and no stage may wait forever, or the plan is refused with a
- * diagnostic instead of hanging at run time. The simulation also measures the bubble
- * and how many micro-batches' activations each stage holds at once. */
+ * The policy lives here; the runtime only interprets. A backward pass is one
+ * instruction (BWD) or, in zero-bubble schedules, two: its input-gradient half
+ * (BWD_INPUT, what the previous stage waits for) and its weight-gradient half
+ * (BWD_WEIGHT, which nothing waits for, so it can fill a bubble).
+ *
+ * Every timetable is checked before it is accepted (pmlc_timetable_check): it is
+ * simulated for all stages together with this plan's stage costs, and the plan is
+ * refused with a diagnostic, instead of hanging or running out of memory at run
+ * time, unless every send meets its receive, no stage waits forever, and no stage
+ * holds more micro-batches' activations at once than its memory is planned for. The
+ * simulation also measures the bubble and when each instruction starts (the
+ * timeline picture, timeline.h). */
 #ifndef PMLC_SCHEDULE_H
 #define PMLC_SCHEDULE_H
 
 #include "plan/placement.h"
 
+/* Plan-file numbering (pml/plan_format.h): new kinds go at the end. */
 typedef enum pmlc_instr_kind {
     PMLC_I_LOAD,     /* read this micro-batch's inputs (first stage) or labels (last) */
     PMLC_I_RECV_ACT, /* activations from the previous stage */
     PMLC_I_FWD,
-    PMLC_I_SEND_ACT,  /* activations to the next stage */
-    PMLC_I_RECV_GRAD, /* gradients from the next stage */
-    PMLC_I_BWD,       /* input and weight gradients of the micro-batch */
-    PMLC_I_SEND_GRAD, /* gradients to the previous stage */
-    PMLC_I_STEP,      /* the optimizer update, after the last backward */
+    PMLC_I_SEND_ACT,   /* activations to the next stage */
+    PMLC_I_RECV_GRAD,  /* gradients from the next stage */
+    PMLC_I_BWD,        /* input and weight gradients of the micro-batch */
+    PMLC_I_SEND_GRAD,  /* gradients to the previous stage */
+    PMLC_I_STEP,       /* the optimizer update, after the last backward */
+    PMLC_I_BWD_INPUT,  /* B: the input gradients only (then SEND_GRAD may follow) */
+    PMLC_I_BWD_WEIGHT, /* W: the weight gradients of a micro-batch whose B has run */
     PMLC_I_COUNT
 } pmlc_instr_kind;
 
@@ -31,8 +41,17 @@ typedef struct pmlc_instr {
 
 typedef struct pmlc_stage_timetable {
     PMLC_VEC(pmlc_instr) instr;
-    int peak_in_flight; /* most micro-batches between their forward and backward at once */
-    double busy;        /* simulated compute time (cost units) */
+    /* What the check charges (cost units): a forward, an input-gradient and a
+     * weight-gradient half (a whole BWD costs b + w); others cost nothing. */
+    double f, b, w;
+    /* The memory the stage is planned for: micro-batches between their forward and
+     * their last backward instruction at once (a value kept for the backward pass has
+     * this many copies). 0: not limited. */
+    int max_in_flight;
+    /* Set by the check: */
+    double *start;      /* per instruction: simulated start time */
+    int peak_in_flight; /* most micro-batches between their forward and last backward at once */
+    double busy;        /* simulated compute time */
 } pmlc_stage_timetable;
 
 typedef struct pmlc_timetable {
@@ -48,9 +67,20 @@ typedef struct pmlc_timetable {
 
 const char *pmlc_instr_name(pmlc_instr_kind k);
 
-/* Builds and simulates the timetable of `pl`'s schedule. Forward and backward costs
- * per stage come from the plan. Schedules the runtime cannot run yet are planned
- * analytically only: NULL without an error (check P->diag.errors to tell apart). */
+/* Builds and checks the timetable of `pl`'s schedule. Forward and backward costs per
+ * stage come from the plan. Schedules the runtime cannot run yet are planned
+ * analytically only: NULL without an error (check P->diag.errors to tell apart); a
+ * timetable that fails its check is reported as an error and NULL returned. */
 pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl);
+
+/* The gate every timetable passes (schedule_check.c): simulates all stages together,
+ * sends buffered and receives waiting for their message, and fills each stage's
+ * start, peak_in_flight and busy and the timetable's makespan and bubble. Returns 0,
+ * or 1 with what is wrong in why[cap]: an instruction out of place (a micro-batch out
+ * of range, a send or receive past the pipeline's ends, a backward before its
+ * forward, work done twice or not at all, the step not last and once), a send never
+ * received or a receive never sent, a cycle of waits, or a stage holding more
+ * micro-batches than its max_in_flight. Scratch memory from `A`. */
+int pmlc_timetable_check(pmlc_arena *A, pmlc_timetable *tt, char *why, size_t cap);
 
 #endif

@@ -45,7 +45,10 @@ static const char *const fields[F_COUNT] = {"data",      "labels",    "loss",   
 static const char *const schedules[PMLC_SCHED_COUNT] = {"gpipe", "1f1b", "interleaved_1f1b", "zero_bubble"};
 
 const char *pmlc_schedule_name(pmlc_schedule s) { return (unsigned)s < PMLC_SCHED_COUNT ? schedules[s] : "?"; }
-int pmlc_schedule_runnable(pmlc_schedule s) { return s == PMLC_SCHED_GPIPE || s == PMLC_SCHED_1F1B; }
+int pmlc_schedule_runnable(pmlc_schedule s)
+{
+    return s == PMLC_SCHED_GPIPE || s == PMLC_SCHED_1F1B || s == PMLC_SCHED_ZERO_BUBBLE;
+}
 
 static int pick_name(pmlc_program *P, const ast *v, const char *what, const char *const *names, int n, int *out)
 {

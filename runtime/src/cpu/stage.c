@@ -298,27 +298,54 @@ static pml_status run_deferred_upto(pml_cpu_ctx *p, pml_cpu_stage *st, pml_err *
     return PML_OK;
 }
 
-static pml_status cpu_backward(pml_backend_ctx *b, int s, int64_t mb, pml_err *err)
+/* Units `list[0..n)` of micro-batch mb's backward on stage s, then the gradients they
+ * make (of the parameters whose gradient node runs in `half`) added to the
+ * accumulators; the GEMM adds direct ones itself. */
+static pml_status run_backward(pml_cpu_ctx *p, pml_cpu_stage *st, const int *list, int n, int half, int64_t mb,
+                               pml_err *err)
 {
-    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     const pml_plan *pl = p->plan;
-    pml_cpu_stage *st = &p->stages[s];
     pml_status status = PML_OK;
-    for (int k = 0; k < st->n_bwd && !status; k++)
-        if (pml_phase_runs(&p->phase, pl, st->bwd[k])) status = run_unit(p, st, st->bwd[k], mb, err);
+    for (int k = 0; k < n && !status; k++)
+        if (pml_phase_runs(&p->phase, pl, list[k])) status = run_unit(p, st, list[k], mb, err);
     for (int k = 0; k < st->n_params && !status; k++) {
         int q = st->params[k];
-        if (!p->acc[q] || p->direct[q] || p->phase.frozen[q]) continue;
+        if (!p->acc[q] || p->direct[q] || p->phase.frozen[q] || p->half[pl->params[q].grad] != half) continue;
         const float *g = pml_cpu_ctx_data(p, pl->params[q].grad, mb);
         float *acc = p->acc[q];
         for (int64_t i = 0; i < pl->nodes[pl->params[q].node].numel; i++) acc[i] += g[i];
     }
-    /* Backward passes are counted while they come in micro-batch order (1F1B and GPipe);
-     * the early weight gradients (stage.h) wait for every forward pass. */
-    if (!status && mb == st->bwd_done) st->bwd_done++;
-    if (!status && st->wgrad_early && st->bwd_done == st->wgrad_early && st->fwd_done == p->M)
-        status = run_deferred_upto(p, st, err);
     return status;
+}
+
+/* The end of micro-batch mb's backward (its weight half, when split): backward passes
+ * are counted while they come in micro-batch order (every timetable's), and the
+ * deferred GEMMs follow, in the weight halves at once, else early on stage 0
+ * (stage.h's wgrad_early, waiting for every forward pass) or at the step's end. */
+static pml_status backward_done(pml_cpu_ctx *p, pml_cpu_stage *st, int64_t mb, pml_err *err)
+{
+    if (mb == st->bwd_done) st->bwd_done++;
+    if (p->split || (st->wgrad_early && st->bwd_done == st->wgrad_early && st->fwd_done == p->M))
+        return run_deferred_upto(p, st, err);
+    return PML_OK;
+}
+
+static pml_status cpu_backward(pml_backend_ctx *b, int s, int64_t mb, pml_err *err)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    pml_cpu_stage *st = &p->stages[s];
+    pml_status status = run_backward(p, st, st->bwd, st->n_bwd, 1, mb, err);
+    if (!status) status = run_backward(p, st, st->wgt, st->n_wgt, 2, mb, err);
+    return status ? status : backward_done(p, st, mb, err);
+}
+
+static pml_status cpu_backward_half(pml_backend_ctx *b, int s, int64_t mb, pml_backend_bwd_half half, pml_err *err)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    pml_cpu_stage *st = &p->stages[s];
+    if (half == PML_BACKEND_BWD_INPUT) return run_backward(p, st, st->bwd, st->n_bwd, 1, mb, err);
+    pml_status status = run_backward(p, st, st->wgt, st->n_wgt, 2, mb, err);
+    return status ? status : backward_done(p, st, mb, err);
 }
 
 static pml_status cpu_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *err)
@@ -458,6 +485,7 @@ const pml_backend_ops pml_cpu_backend_ops = {
     .begin = cpu_begin,
     .forward = cpu_forward,
     .backward = cpu_backward,
+    .backward_half = cpu_backward_half,
     .grad_sq = cpu_grad_sq,
     .update = cpu_update,
     .host_value = cpu_host_value,

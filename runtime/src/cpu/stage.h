@@ -47,13 +47,15 @@ typedef struct pml_cpu_stage {
      * group, the plan's kernel k, as -(k + 1), run when node order reaches its last node
      * (valid, as plan.h says). */
     int *fwd, n_fwd;
-    int *bwd, n_bwd;
+    int *bwd, n_bwd; /* the whole backward pass, or, with `split`, its input half */
+    int *wgt, n_wgt; /* with `split`: the weight half (empty otherwise) */
     pml_cpu_group_op *gops; /* a fused group's calls, and their input views */
     pml_view *gin;
     void *scratch; /* where a fused group keeps its intermediates, one tile at a time */
     size_t scratch_bytes;
     int *params, n_params;
-    /* This step's forward passes, and backward passes done in micro-batch order; the
+    /* This step's forward passes, and backward passes (with split: weight halves) done
+     * in micro-batch order; the
      * first micro-batch not yet in the deferred weight-gradient GEMMs. Stage 0 of
      * several sends no gradients, so once its forward passes are all done its deferred
      * GEMMs over the first wgrad_early micro-batches run while it waits for the last
@@ -92,6 +94,13 @@ typedef struct pml_cpu_ctx {
      * [A_1; ..; A_M]^T [B_1; ..; B_M]), with M times the depth of the per-micro-batch
      * GEMMs; its node is then not run in the backward pass (deferred_node). */
     uint8_t *deferred, *deferred_node;
+    /* The timetable splits each backward pass into an input half (bwd_input) and a
+     * weight half (bwd_weight). Per node: the part of a micro-batch's work that runs it:
+     * 0 forward, 1 backward (its input half), 2 the weight half (stage_build.c's
+     * choose_halves). A weight half runs its units, adds its gradients, and its
+     * micro-batch's share of the deferred GEMMs, in micro-batch order. */
+    int split;
+    uint8_t *half;
     uint8_t *fused; /* per plan kernel: run as a tiled group (cpu/kernels.h), not node by node */
     int max_group;  /* nodes of the largest fused group */
     /* Per node: its value depends on parameters and constants only, so it is the same for

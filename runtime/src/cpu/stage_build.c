@@ -40,12 +40,45 @@ static pml_status lower_graph(pml_cpu_ctx *p, pml_err *err)
     return st;
 }
 
-/* Whether a value made at node `src` must outlive its micro-batch's pass because node
- * `user` reads it: on another stage, or in the backward pass of a forward value. */
-static int outlives_pass(const pml_plan_node *src, const pml_plan_node *user)
+/* Which part of a micro-batch's work runs each node (stage.h: half): its pass's, except,
+ * when the timetable splits backwards, weight-gradient work that input-gradient work or
+ * another stage reads (so it must be done when the input half is sent), which runs in
+ * the input half, with everything of its kernel and the weight-gradient work it reads. */
+static pml_status choose_halves(pml_cpu_ctx *p, pml_err *err)
 {
-    if (src->op == PML_OP_PARAM || constant_node(src->op)) return 0;
-    return src->stage != user->stage || (src->pass == 0 && user->pass != 0);
+    const pml_plan *pl = p->plan;
+    int N = pl->n_nodes;
+    p->half = calloc((size_t)N + 1, 1);
+    if (!p->half) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int s = 0; s < p->S; s++)
+        for (int i = 0; i < pl->n_instr[s]; i++) p->split |= pl->instr[s][i].kind == PML_PLAN_I_BWD_WEIGHT;
+    for (int i = 0; i < N; i++)
+        p->half[i] = pl->nodes[i].pass == 0 ? 0 : p->split && pl->nodes[i].pass == 2 ? 2 : 1;
+    for (int changed = p->split; changed;) {
+        changed = 0;
+        for (int i = N - 1; i >= 0; i--) { /* users before their inputs */
+            const pml_plan_node *n = &pl->nodes[i];
+            int k = pl->node_kernel ? pl->node_kernel[i] : -1;
+            for (int j = 0; p->half[i] == 2 && k >= 0 && j < pl->kernels[k].n_nodes; j++)
+                if (p->half[pl->kernels[k].nodes[j]] == 1) p->half[i] = 1, changed = 1;
+            for (int j = 0; j < n->n_in; j++) {
+                int x = n->in[j];
+                if (p->half[x] == 2 && (p->half[i] == 1 || pl->nodes[x].stage != n->stage)) p->half[x] = 1, changed = 1;
+            }
+        }
+    }
+    return PML_OK;
+}
+
+/* Whether a value made at node `src` must outlive its micro-batch's pass because node
+ * `user` reads it: on another stage, or in a later part of the micro-batch's work (the
+ * backward pass, or its weight half, reading a forward value; the weight half reading
+ * the input half's). */
+static int outlives_pass(const pml_cpu_ctx *p, int src, int user)
+{
+    const pml_plan_node *a = &p->plan->nodes[src], *b = &p->plan->nodes[user];
+    if (a->op == PML_OP_PARAM || constant_node(a->op)) return 0;
+    return a->stage != b->stage || p->half[src] < p->half[user];
 }
 
 /* Which of the plan's element-wise and row kernels run fused: those the tiled group
@@ -219,6 +252,7 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     pml_status st = lower_graph(p, err);
     if (!st) st = choose_fused(p, err);
+    if (!st) st = choose_halves(p, err);
     if (st) return st;
     const pml_cpu_node *low = p->low;
     for (int i = 0; i < N; i++) { /* nodes come after their inputs */
@@ -238,7 +272,7 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
      * reads itself count as read where they stand. */
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
-        if (low[i].alias != i && outlives_pass(&pl->nodes[low[i].alias], n)) {
+        if (low[i].alias != i && outlives_pass(p, low[i].alias, i)) {
             p->per_mb[low[i].alias] = 1;
             p->all_mb[low[i].alias] |= pl->nodes[low[i].alias].stage != n->stage;
         }
@@ -248,7 +282,7 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
         const int32_t *in = pml_cpu_node_inputs(pl, low, i, &n_in);
         for (int k = 0; k < n_in; k++) {
             int root = low[in[k]].alias;
-            if (!outlives_pass(&pl->nodes[root], n)) continue;
+            if (!outlives_pass(p, root, i)) continue;
             p->per_mb[root] = 1;
             p->all_mb[root] |= pl->nodes[root].stage != n->stage; /* another stage reads it on its own time */
         }
@@ -314,8 +348,9 @@ static pml_status place_buffers(pml_cpu_ctx *p, pml_err *err)
     }
     for (int s = 0; !st && s < p->S; s++) {
         const pml_cpu_stage *ss = &p->stages[s];
-        for (int t = 0; t < ss->n_fwd + ss->n_bwd; t++) {
-            int u = t < ss->n_fwd ? ss->fwd[t] : ss->bwd[t - ss->n_fwd];
+        for (int t = 0; t < ss->n_fwd + ss->n_bwd + ss->n_wgt; t++) {
+            int u = t < ss->n_fwd ? ss->fwd[t] : t < ss->n_fwd + ss->n_bwd ? ss->bwd[t - ss->n_fwd]
+                                                                         : ss->wgt[t - ss->n_fwd - ss->n_bwd];
             if (u >= 0) {
                 tick[u] = t;
                 continue;
@@ -331,10 +366,12 @@ static pml_status place_buffers(pml_cpu_ctx *p, pml_err *err)
         const int32_t *in = pml_cpu_node_inputs(pl, p->low, i, &n_in);
         for (int k = 0; k < n_in; k++) buffer_used(p, val, s, in[k], tick[i]);
     }
-    /* A parameter's gradient is added to its accumulator at the end of the backward pass. */
+    /* A parameter's gradient is added to its accumulator at the end of the backward pass
+     * (of its half, counted here as the end of both). */
     for (int q = 0; !st && q < pl->n_params; q++) {
         int g = pl->params[q].grad, s = g >= 0 ? pl->nodes[g].stage : 0;
-        if (g >= 0) buffer_used(p, val, s, g, p->stages[s].n_fwd + p->stages[s].n_bwd - 1);
+        const pml_cpu_stage *ss = &p->stages[s];
+        if (g >= 0) buffer_used(p, val, s, g, ss->n_fwd + ss->n_bwd + ss->n_wgt - 1);
     }
     size_t total = 0;
     for (int s = 0; !st && s < p->S; s++) pass_end[s] = p->stages[s].n_fwd;
@@ -362,10 +399,11 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
         pml_cpu_stage *st = &p->stages[s];
         st->fwd = malloc(sizeof(int) * (size_t)(pl->n_nodes + 1));
         st->bwd = malloc(sizeof(int) * (size_t)(pl->n_nodes + 1));
+        st->wgt = malloc(sizeof(int) * (size_t)(pl->n_nodes + 1));
         st->params = malloc(sizeof(int) * (size_t)(pl->n_params + 1));
         st->gops = calloc((size_t)p->max_group + 1, sizeof *st->gops);
         st->gin = calloc(((size_t)p->max_group + 1) * PML_GROUP_MAX_IN, sizeof *st->gin);
-        if (!st->fwd || !st->bwd || !st->params || !st->gops || !st->gin)
+        if (!st->fwd || !st->bwd || !st->wgt || !st->params || !st->gops || !st->gin)
             return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < pl->n_nodes; i++) {
@@ -384,10 +422,12 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
             size_t need = pml_cpu_group_scratch(st->gops, K->n_nodes);
             if (need > st->scratch_bytes) st->scratch_bytes = need;
         }
-        if (n->pass == 0)
+        if (p->half[i] == 0)
             st->fwd[st->n_fwd++] = unit;
-        else
+        else if (p->half[i] == 1)
             st->bwd[st->n_bwd++] = unit;
+        else
+            st->wgt[st->n_wgt++] = unit;
     }
     for (int s = 0; s < p->S; s++) {
         pml_cpu_stage *st = &p->stages[s];
@@ -410,7 +450,7 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
 static void choose_wgrad_early(pml_cpu_ctx *p)
 {
     const pml_plan *pl = p->plan;
-    if (p->S < 2 || p->M < 2) return;
+    if (p->S < 2 || p->M < 2 || p->split) return; /* split: the weight halves place this work */
     for (int q = 0; q < pl->n_params; q++)
         if (p->deferred[q] && pl->nodes[pl->params[q].node].stage == 0) p->stages[0].wgrad_early = p->M - 1;
 }
@@ -517,10 +557,10 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
     }
     for (int s = 0; p->stages && s < p->S; s++) {
         pml_cpu_stage *st = &p->stages[s];
-        free(st->fwd), free(st->bwd), free(st->params), free(st->sends[0]), free(st->sends[1]);
+        free(st->fwd), free(st->bwd), free(st->wgt), free(st->params), free(st->sends[0]), free(st->sends[1]);
         free(st->gops), free(st->gin), free(st->scratch);
     }
-    free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
+    free(p->half), free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
         free(p->deferred), free(p->deferred_node), free(p->panels), free(p->packed), free(p->packed_at);
     free(p->pack_param), free(p->pack_next), free(p->pack_first), free(p->values_at);
     pml_phase_free(&p->phase);

@@ -26,8 +26,16 @@ enum {
     I_RECV_GRAD = PML_PLAN_I_RECV_GRAD,
     I_BWD = PML_PLAN_I_BWD,
     I_SEND_GRAD = PML_PLAN_I_SEND_GRAD,
-    I_STEP = PML_PLAN_I_STEP
+    I_STEP = PML_PLAN_I_STEP,
+    I_BWD_INPUT = PML_PLAN_I_BWD_INPUT,
+    I_BWD_WEIGHT = PML_PLAN_I_BWD_WEIGHT
 };
+
+/* Whether an instruction is a stage's own work (not a message or the step's end). */
+static int is_work(int kind)
+{
+    return kind == I_LOAD || kind == I_FWD || kind == I_BWD || kind == I_BWD_INPUT || kind == I_BWD_WEIGHT;
+}
 
 typedef struct stage {
     double loss;         /* summed over this step's micro-batches (last stage) */
@@ -470,6 +478,10 @@ static pml_status run_instr(pml_pipeline *p, int s, const pml_plan_instr *in, pm
         return status;
     case I_BWD:
         return pml_backend_backward(&p->be, s, in->mb, err);
+    case I_BWD_INPUT:
+        return pml_backend_backward_half(&p->be, s, in->mb, PML_BACKEND_BWD_INPUT, err);
+    case I_BWD_WEIGHT:
+        return pml_backend_backward_half(&p->be, s, in->mb, PML_BACKEND_BWD_WEIGHT, err);
     case I_STEP:
         return stage_update(p, s, err);
     default:
@@ -507,7 +519,7 @@ static void append_event(stage *st, pml_trace_event e)
 static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, double t0, double t1)
 {
     if (in->kind == I_SEND_ACT || in->kind == I_SEND_GRAD) return;
-    if (in->kind == I_FWD || in->kind == I_BWD || in->kind == I_STEP) st->busy += t1 - t0;
+    if ((is_work(in->kind) && in->kind != I_LOAD) || in->kind == I_STEP) st->busy += t1 - t0;
     if (in->kind == I_RECV_ACT || in->kind == I_RECV_GRAD) st->wait += t1 - t0;
     append_event(st, (pml_trace_event){in->kind, in->mb, 0, 0, p->step, t0, t1, -1});
 }
@@ -532,7 +544,7 @@ static void *stage_main(void *arg)
         const pml_plan_instr *in = &p->plan->instr[w->s][i];
         if (in->kind != I_STEP && (in->mb < p->mb_lo || in->mb >= p->mb_hi)) continue; /* another replica's */
         /* The step's own work on a core (gate_take); its end takes one inside. */
-        int computes = in->kind == I_LOAD || in->kind == I_FWD || in->kind == I_BWD;
+        int computes = is_work(in->kind);
         if (computes) gate_take(p);
         double t0 = p->opts.trace ? now_us(p) : 0;
         st->status = run_instr(p, w->s, &p->plan->instr[w->s][i], &st->err);

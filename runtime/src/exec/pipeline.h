@@ -84,7 +84,7 @@ typedef struct pml_trace_event {
  * deferred weight gradient, a stage's update) inside a forward, backward or update span: recorded, where
  * the backend times its work, for the pipeline's steps 2 to PML_TRACE_OP_STEPS + 1 (the
  * first is warm-up), so that a long run's timeline stays small. */
-enum { PML_TRACE_OP = 8, PML_TRACE_OP_STEPS = 4 };
+enum { PML_TRACE_OP = 64, PML_TRACE_OP_STEPS = 4 }; /* past every timetable kind */
 
 typedef struct pml_step_stats {
     int64_t step;     /* the step just taken, 0-based */

@@ -140,7 +140,8 @@ int64_t pml_mem_in_flight(const pml_plan *pl, int s)
 {
     int64_t now = 0, most = 1;
     for (int i = 0; i < pl->n_instr[s]; i++) {
-        now += pl->instr[s][i].kind == PML_PLAN_I_FWD ? 1 : pl->instr[s][i].kind == PML_PLAN_I_BWD ? -1 : 0;
+        int k = pl->instr[s][i].kind; /* a micro-batch's last backward instruction frees it */
+        now += k == PML_PLAN_I_FWD ? 1 : k == PML_PLAN_I_BWD || k == PML_PLAN_I_BWD_WEIGHT ? -1 : 0;
         if (now > most) most = now;
     }
     return most < pl->conf.microbatches ? most : pl->conf.microbatches;

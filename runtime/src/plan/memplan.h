@@ -64,9 +64,10 @@ pml_status pml_mem_plan(pml_mem_value *v, int n, int32_t pass_end, size_t *arena
 pml_status pml_mem_plan_stages(const pml_plan *pl, pml_mem_value *val, const int32_t *pass_end, size_t align,
                                size_t *base, size_t *total, pml_err *err);
 
-/* The most micro-batches stage s holds between their forward and backward passes at
- * once, by its timetable (at least 1, at most the step's micro-batches): the slots a
- * value kept for the backward pass needs. */
+/* The most micro-batches stage s holds between their forward and last backward
+ * instruction (bwd, or bwd_weight where backwards are split) at once, by its timetable
+ * (at least 1, at most the step's micro-batches): the slots a value kept for the
+ * backward pass needs. */
 int64_t pml_mem_in_flight(const pml_plan *pl, int s);
 
 #endif

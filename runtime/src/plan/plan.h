@@ -62,7 +62,9 @@ enum {
     PML_PLAN_I_RECV_GRAD,
     PML_PLAN_I_BWD,
     PML_PLAN_I_SEND_GRAD,
-    PML_PLAN_I_STEP
+    PML_PLAN_I_STEP,
+    PML_PLAN_I_BWD_INPUT, /* a backward's input-gradient half (what the previous stage waits for) */
+    PML_PLAN_I_BWD_WEIGHT /* its weight-gradient half, after the input half */
 };
 
 typedef struct pml_plan_instr {

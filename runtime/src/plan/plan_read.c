@@ -282,7 +282,7 @@ static void read_timetable(rd *r, pml_plan *pl, owner *o)
             in->kind = (uint8_t)get(r, 1);
             get(r, 3);
             in->mb = i32(r);
-            if (!r->bad && (in->kind > PML_PLAN_I_STEP || in->mb < -1 || in->mb >= pl->conf.microbatches))
+            if (!r->bad && (in->kind > PML_PLAN_I_BWD_WEIGHT || in->mb < -1 || in->mb >= pl->conf.microbatches))
                 return (void)fail(r, PML_ERR_FORMAT, "a timetable instruction is invalid");
         }
     }

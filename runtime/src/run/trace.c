@@ -142,7 +142,9 @@ static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int 
  * every event after the first starts with a comma (*first says which comes first). */
 static void put_spans(pml_json_buf *b, const pml_plan *pl, const rank_head *h, double shift, int *first)
 {
-    static const char *const kinds[] = {"load", "recv_act", "fwd", "send_act", "recv_grad", "bwd", "send_grad", "step"};
+    static const char *const kinds[] = {"load",      "recv_act", "fwd",       "send_act",  "recv_grad",
+                                        "bwd",       "send_grad", "step",     "bwd_input", "bwd_weight"};
+    enum { N_KINDS = sizeof kinds / sizeof *kinds };
     const wire_span *w = (const wire_span *)(h + 1);
     int pid = h->rank + 1;
     for (int s = h->first; s < h->last; s++) {
@@ -156,10 +158,10 @@ static void put_spans(pml_json_buf *b, const pml_plan *pl, const rank_head *h, d
                 put_op(b, pl, w, pid, shift);
                 continue;
             }
-            int k = w->kind >= 0 && w->kind < 8 ? w->kind : 7;
+            int k = w->kind >= 0 && w->kind < N_KINDS ? w->kind : 7;
             char name[32];
-            if (k == 2 || k == 5)
-                snprintf(name, sizeof name, "%c%d", k == 2 ? 'F' : 'B', w->mb);
+            if (k == 2 || k == 5 || k == 8 || k == 9)
+                snprintf(name, sizeof name, "%c%d", k == 2 ? 'F' : k == 9 ? 'W' : 'B', w->mb);
             else if (k == 1 || k == 4)
                 snprintf(name, sizeof name, "wait %s %d", k == 1 ? "act" : "grad", w->mb);
             else
@@ -190,8 +192,10 @@ static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml
         if (h[k]->replica == 0) measured += (h[k]->last - h[k]->first) * h[k]->bubble;
     }
     measured /= S;
-    /* Each replica's pipeline runs M / R micro-batches. */
-    double M = (double)pl->conf.microbatches / R, analytic = (S - 1) / (M + S - 1);
+    /* Each replica's pipeline runs M / R micro-batches. ZB-H1 (schedule 3, zero_bubble:
+     * pml/plan_format.h) leaves about a third of 1F1B's bubble (equal F, B and W). */
+    double M = (double)pl->conf.microbatches / R, zb = pl->conf.schedule == 3 ? 3 : 1;
+    double analytic = (S - 1) / (zb * M + S - 1);
     pml_json_buf b = {0};
     pml_json_buf_puts(&b, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
     int first = 1;

@@ -1,5 +1,6 @@
 /* test_schedule_invariance.c — pipelining is only a schedule: training a model for 10
- * steps with 1, 2 or 4 stages, 1, 2, 4 or 8 micro-batches, under GPipe and 1F1B, gives
+ * steps with 1, 2 or 4 stages, 1, 2, 4 or 8 micro-batches, under GPipe, 1F1B and ZB-H1
+ * (zero_bubble: backwards split into input and weight halves, the weight halves late), gives
  * the same weights as 1 stage and 1 micro-batch on the same global batches (relative
  * difference of every parameter <= 1e-5). Also: a failing stage stops every stage
  * with its error instead of hanging.
@@ -105,10 +106,10 @@ int main(int argc, char **argv)
     float *ref = train(1, 1, "gpipe", 0, &n_ref);
     CHECK(ref != NULL);
     if (!ref) return check_summary("schedule invariance");
-    static const char *const scheds[] = {"gpipe", "1f1b"};
+    static const char *const scheds[] = {"gpipe", "1f1b", "zero_bubble"};
     static const int stages[] = {1, 2, 4}, mbs[] = {1, 2, 4, 8};
     double worst = 0;
-    for (int a = 0; a < 2; a++)
+    for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
             for (int c = 0; c < 4; c++) {
                 float *w = train(stages[b], mbs[c], scheds[a], 0, &n);

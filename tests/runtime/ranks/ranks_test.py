@@ -378,6 +378,15 @@ elif behaviour == "gpt_replicas":
     sgd = ["--set", "optimizer=sgd(lr = 0.05, momentum = 0.9)"]
     train_like_one_process(GPT, SMALL_GPT + sgd, [4], replicas=2)   # 2 pipelines of 2 ranks
     train_like_one_process(GPT, SMALL_GPT + sgd, [4], replicas=4)   # 4 ranks, each the whole pipeline
+elif behaviour == "zero_bubble_ranks_and_replicas":
+    need_mpirun()
+    # ZB-H1 (split backwards, weight halves late) across processes: the MLP's 2 stages on
+    # 2 ranks, and the small GPT's 4 stages as 2 replicas of 2 ranks, train the weights
+    # of one process running the same timetable.
+    zb = ["--set", "schedule=zero_bubble"]
+    train_like_one_process(MLP, zb, [2])
+    sgd = ["--set", "optimizer=sgd(lr = 0.05, momentum = 0.9)"]
+    train_like_one_process(GPT, SMALL_GPT + sgd + zb, [4], replicas=2)
 elif behaviour == "replicas_from_the_source":
     need_mpirun()
     # `place = auto(stages = 4, replicas = 2)` in the model: 4 ranks form 2 pipelines

@@ -1,0 +1,146 @@
+/* test_timetable_check.c — the check every timetable passes before a plan is accepted
+ * (schedule.h: pmlc_timetable_check) refuses broken ones, each with its reason: a
+ * receive without its send and a send without its receive, a cycle of waits, a stage
+ * holding more micro-batches than its memory is planned for, work done twice or not at
+ * all, a backward before its forward, a weight half before its input half, the step
+ * not last, a micro-batch the step does not have, a send past the pipeline's end. The
+ * timetables are the planner's own, each broken by hand in one place; unbroken, they
+ * pass. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "plan/schedule.h"
+
+typedef struct fixture {
+    pmlc_program P;
+    pmlc_graph g;
+    ast decl;
+} fixture;
+
+/* The planner's timetable of `sched` for S equal stages and M micro-batches. */
+static pmlc_timetable *make(fixture *fx, int S, int M, pmlc_schedule sched)
+{
+    memset(fx, 0, sizeof *fx);
+    fx->P.diag.arena = &fx->P.arena;
+    fx->P.diag.sources = &fx->P.sources;
+    fx->g.decl = &fx->decl;
+    pmlc_plan *pl = pmlc_arena_alloc(&fx->P.arena, sizeof *pl);
+    pl->g = &fx->g;
+    pl->n_stages = S;
+    pl->microbatches = M;
+    pl->schedule = sched;
+    pl->stages = pmlc_arena_alloc(&fx->P.arena, sizeof(pmlc_stage_plan) * (size_t)S);
+    for (int s = 0; s < S; s++) pl->stages[s].cost = (pmlc_stage_cost){.fwd = 1, .bwd_b = 1, .bwd_w = 1};
+    pmlc_timetable *tt = pmlc_schedule_build(&fx->P, pl);
+    CHECK(tt != NULL);
+    return tt;
+}
+
+/* Where stage s has instruction (kind, mb), or -1. */
+static int find(const pmlc_timetable *tt, int s, pmlc_instr_kind kind, int mb)
+{
+    const pmlc_stage_timetable *st = &tt->stages[s];
+    for (int i = 0; i < st->instr.n; i++)
+        if (st->instr.v[i].kind == kind && st->instr.v[i].mb == mb) return i;
+    return -1;
+}
+
+static void drop(pmlc_timetable *tt, int s, int i)
+{
+    pmlc_stage_timetable *st = &tt->stages[s];
+    memmove(&st->instr.v[i], &st->instr.v[i + 1], sizeof *st->instr.v * (size_t)(st->instr.n - i - 1));
+    st->instr.n--;
+}
+
+/* Moves stage s's instruction at `from` to position `to` (after the others shift). */
+static void move(pmlc_timetable *tt, int s, int from, int to)
+{
+    pmlc_stage_timetable *st = &tt->stages[s];
+    pmlc_instr x = st->instr.v[from];
+    drop(tt, s, from);
+    memmove(&st->instr.v[to + 1], &st->instr.v[to], sizeof *st->instr.v * (size_t)(st->instr.n - to));
+    st->instr.v[to] = x;
+    st->instr.n++;
+}
+
+/* The check refuses `tt`, saying `reason`. */
+static void refused(fixture *fx, pmlc_timetable *tt, const char *reason)
+{
+    char why[256] = "";
+    int bad = pmlc_timetable_check(&fx->P.arena, tt, why, sizeof why);
+    CHECK(bad == 1);
+    if (!strstr(why, reason)) fprintf(stderr, "expected \"%s\", got \"%s\"\n", reason, why);
+    CHECK(strstr(why, reason) != NULL);
+    pmlc_arena_free(&fx->P.arena);
+}
+
+int main(void)
+{
+    fixture fx;
+    pmlc_timetable *tt;
+    char why[256];
+
+    /* Unbroken, every schedule's timetable passes. */
+    static const pmlc_schedule scheds[] = {PMLC_SCHED_GPIPE, PMLC_SCHED_1F1B, PMLC_SCHED_ZERO_BUBBLE};
+    for (int k = 0; k < 3; k++) {
+        tt = make(&fx, 3, 4, scheds[k]);
+        CHECK(tt && pmlc_timetable_check(&fx.P.arena, tt, why, sizeof why) == 0);
+        pmlc_arena_free(&fx.P.arena);
+    }
+
+    /* A send without its receive: stage 1 never takes micro-batch 2's activations. */
+    tt = make(&fx, 3, 4, PMLC_SCHED_1F1B);
+    drop(tt, 1, find(tt, 1, PMLC_I_RECV_ACT, 2));
+    refused(&fx, tt, "stage 1 runs the forward of micro-batch 2 without receiving its activations");
+
+    /* A receive without its send: stage 2 never sends micro-batch 1's gradients back. */
+    tt = make(&fx, 3, 4, PMLC_SCHED_1F1B);
+    drop(tt, 2, find(tt, 2, PMLC_I_SEND_GRAD, 1));
+    refused(&fx, tt, "stage 2 does not send the gradients of micro-batch 1");
+
+    /* A cycle of waits: stage 0 waits for micro-batch 0's gradients before it sends the
+     * activations that make them. Each stage's list alone is in order. */
+    tt = make(&fx, 3, 4, PMLC_SCHED_1F1B);
+    move(tt, 0, find(tt, 0, PMLC_I_SEND_ACT, 0), find(tt, 0, PMLC_I_BWD, 0));
+    refused(&fx, tt, "wait for each other in a cycle: stage 0 waits forever at recv_grad of micro-batch 0");
+
+    /* Memory: GPipe's stage 0 holds all 4 micro-batches; planned for 2, it does not fit. */
+    tt = make(&fx, 3, 4, PMLC_SCHED_GPIPE);
+    tt->stages[0].max_in_flight = 2;
+    refused(&fx, tt, "stage 0 holds 4 micro-batches of activations at once, more than the 2");
+
+    /* ZB-H1 keeps its W's late; planned for 1F1B's memory on the last stage, it does not fit. */
+    tt = make(&fx, 4, 8, PMLC_SCHED_ZERO_BUBBLE);
+    tt->stages[3].max_in_flight = 1;
+    refused(&fx, tt, "stage 3 holds 4 micro-batches of activations at once, more than the 1");
+
+    /* Work done twice, and not at all. */
+    tt = make(&fx, 2, 4, PMLC_SCHED_1F1B);
+    tt->stages[1].instr.v[find(tt, 1, PMLC_I_FWD, 3)].mb = 2;
+    refused(&fx, tt, "stage 1 runs fwd of micro-batch 2 twice");
+    tt = make(&fx, 2, 4, PMLC_SCHED_ZERO_BUBBLE);
+    drop(tt, 0, find(tt, 0, PMLC_I_BWD_WEIGHT, 3));
+    refused(&fx, tt, "stage 0: micro-batch 3 needs one backward");
+
+    /* Out of order: a backward before its forward, a weight half before its input half. */
+    tt = make(&fx, 1, 2, PMLC_SCHED_GPIPE);
+    move(tt, 0, find(tt, 0, PMLC_I_BWD, 1), 0);
+    refused(&fx, tt, "stage 0 runs a backward of micro-batch 1 before its forward");
+    tt = make(&fx, 2, 4, PMLC_SCHED_ZERO_BUBBLE);
+    move(tt, 1, find(tt, 1, PMLC_I_BWD_WEIGHT, 2), find(tt, 1, PMLC_I_BWD_INPUT, 2));
+    refused(&fx, tt, "stage 1 runs a backward of micro-batch 2 before its input half");
+
+    /* The step not last; a micro-batch the step does not have; past the pipeline's end. */
+    tt = make(&fx, 2, 2, PMLC_SCHED_1F1B);
+    move(tt, 1, tt->stages[1].instr.n - 1, 0);
+    refused(&fx, tt, "stage 1: the step must come once, last");
+    tt = make(&fx, 2, 2, PMLC_SCHED_1F1B);
+    tt->stages[0].instr.v[0].mb = 7;
+    refused(&fx, tt, "of micro-batch 7, which the step does not have");
+    tt = make(&fx, 2, 2, PMLC_SCHED_1F1B);
+    tt->stages[0].instr.v[find(tt, 0, PMLC_I_FWD, 0)].kind = PMLC_I_RECV_ACT;
+    refused(&fx, tt, "stage 0: recv_act of micro-batch 0 goes past the pipeline's end");
+
+    return check_summary("timetable check");
+}
