@@ -51,8 +51,9 @@ typedef struct pmlc_options {
     int64_t freeze_from;
 } pmlc_options;
 
-/* Output formats of pmlc_session_plan. */
-typedef enum pmlc_plan_format { PMLC_PLAN_TEXT, PMLC_PLAN_JSON, PMLC_PLAN_DOT } pmlc_plan_format;
+/* Output formats of pmlc_session_plan. TIMELINE: the simulated timetable as an SVG
+ * picture (one row per stage; a schedule planned only has none, which is an error). */
+typedef enum pmlc_plan_format { PMLC_PLAN_TEXT, PMLC_PLAN_JSON, PMLC_PLAN_DOT, PMLC_PLAN_TIMELINE } pmlc_plan_format;
 
 PMLC_API const char *pmlc_version(void);
 

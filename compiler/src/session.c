@@ -24,6 +24,7 @@
 #include "gpu/nvrtc.h"
 #include "ir/ops.h"
 #include "plan/placement.h"
+#include "plan/timeline.h"
 #include "plan/write.h"
 #include "sema/elab.h"
 #include "session_int.h"
@@ -318,7 +319,7 @@ static int choose_model(pmlc_session *s)
 int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out)
 {
     if (unchecked(s, __func__)) return -1;
-    if (fmt != PMLC_PLAN_TEXT && fmt != PMLC_PLAN_JSON && fmt != PMLC_PLAN_DOT)
+    if (fmt != PMLC_PLAN_TEXT && fmt != PMLC_PLAN_JSON && fmt != PMLC_PLAN_DOT && fmt != PMLC_PLAN_TIMELINE)
         return refuse(s, __func__, "fmt is no pmlc_plan_format");
     if (!out) return refuse(s, __func__, "out is NULL");
     pmlc_program *P = &s->P;
@@ -337,6 +338,15 @@ int pmlc_session_plan(pmlc_session *s, pmlc_plan_format fmt, FILE *out)
         break;
     case PMLC_PLAN_DOT:
         pmlc_plan_print_dot(P, pl, out);
+        break;
+    case PMLC_PLAN_TIMELINE:
+        if (!pl->timetable) {
+            pmlc_error(&P->diag, pl->train ? pl->train->decl->name_loc : pl->g->decl->name_loc,
+                       "schedule %s is planned only: there is no timetable to draw",
+                       pmlc_schedule_name(pl->schedule));
+            return P->diag.errors - before;
+        }
+        pmlc_plan_print_timeline(pl, out);
         break;
     }
     return 0;

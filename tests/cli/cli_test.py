@@ -390,6 +390,78 @@ def a_fifo_as_any_input_is_refused_at_once(c):
             c.expect("fifo" in res.stderr, f"{what}: the message does not say it is a fifo: {res.stderr}")
 
 
+# Three stages, four micro-batches, ZB-H1: the timeline's rows and boxes are countable.
+PIPELINED = """\
+import "nn"
+model m(x: f32[B, 4]) -> f32[B, 2] {
+    place = auto(stages = 3)
+    h = tanh(linear(x, 8) as a)
+    h = tanh(linear(h, 8) as b)
+    return linear(h, 2) as head
+}
+train m {
+    data = classes(features = 4, classes = 2)
+    loss = cross_entropy
+    optimizer = sgd(lr = 0.1)
+    batch = 16, microbatches = 4, schedule = zero_bubble
+    steps = 1
+}
+"""
+
+
+@test
+def plan_timeline_draws_a_row_per_stage_with_its_boxes_and_both_bubbles(c):
+    import xml.etree.ElementTree as ET
+    src = c.write("zb.pml", PIPELINED)
+    svg = os.path.join(c.work, "zb.svg")
+    res = c.pmlc_run("plan", src, "--timeline", svg)
+    c.expect(res.code == 0, f"exit {res.code}: {res.stderr}")
+    c.expect("schedule       zero_bubble" in res.stdout, "the plan is still printed")
+    if res.code:
+        return
+    root = ET.parse(svg).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text or "" for t in root.iter(ns + "text")]
+    titles = [t.text or "" for t in root.iter(ns + "title")]
+    c.expect([t for t in texts if t.startswith("stage ")] == ["stage 0", "stage 1", "stage 2"], f"rows: {texts}")
+    for s in range(3):
+        for kind in ("fwd", "bwd_input", "bwd_weight"):
+            got = sorted(t for t in titles if t.startswith(f"stage {s}: {kind} of"))
+            want = sorted(f"stage {s}: {kind} of micro-batch {m}" for m in range(4))
+            c.expect(got == want, f"stage {s} {kind} boxes: {got}")
+    caption = [t for t in texts if "analytic" in t]
+    c.expect(len(caption) == 1 and "simulated" in caption[0], f"the caption gives both bubbles: {texts}")
+    c.expect(any(t.startswith("W") for t in texts), "the weight halves are labelled W and their micro-batch")
+
+
+@test
+def plan_timeline_refuses_a_folder_before_planning(c):
+    src = c.write("zb.pml", PIPELINED)
+    folder = os.path.join(c.work, "pictures")
+    os.makedirs(folder)
+    res = c.pmlc_run("plan", src, "--timeline", folder)
+    c.expect(res.code == 1, f"exit {res.code}, expected 1")
+    c.expect("--timeline" in res.stderr and folder in res.stderr, f"the message names the path: {res.stderr}")
+    c.expect(res.stdout == "", "nothing was planned")
+    c.expect(os.listdir(folder) == [], "the folder is untouched")
+
+
+@test
+def plan_timeline_of_a_schedule_planned_only_is_an_error(c):
+    src = c.write("il.pml", PIPELINED.replace("zero_bubble", "interleaved_1f1b"))
+    svg = os.path.join(c.work, "il.svg")
+    res = c.pmlc_run("plan", src, "--timeline", svg)
+    c.expect(res.code == 1, f"exit {res.code}, expected 1")
+    c.expect("interleaved_1f1b is planned only" in res.stderr, f"the message says why: {res.stderr}")
+    c.expect(not os.path.exists(svg), "no picture was written")
+
+
+@test
+def timeline_is_for_plan_only(c):
+    src = c.write("zb.pml", PIPELINED)
+    expect_usage_error(c, c.pmlc_run("check", src, "--timeline", os.path.join(c.work, "x.svg")))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--list", action="store_true")

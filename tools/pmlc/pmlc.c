@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "build_cmd.h"
+#include "cli_util.h"
 #include "infer_cmd.h"
 #include "pml.h"
 #include "pmlc.h"
@@ -38,6 +39,7 @@ static const char usage_text[] =
     "  --model NAME        the model to plan (default: the trained one)\n"
     "  --json              plan as JSON (format: docs/plan-json.md)\n"
     "  --dot               plan as a Graphviz drawing\n"
+    "  --timeline FILE     plan: also draw the simulated timetable (one row per stage) as SVG into FILE\n"
     "  --color=WHEN        colour diagnostics: auto (default), always, never; NO_COLOR is honoured\n"
     "  --max-errors N      stop after N errors (default 20)\n"
     "  -o FILE             build: the plan file to write (replaced atomically)\n"
@@ -132,6 +134,7 @@ typedef struct args {
     int check_numerics;  /* train's --check-numerics */
     pml_backend backend; /* train/run/infer --backend */
     const char *out, *metrics, *trace;
+    const char *timeline;                    /* plan's --timeline FILE.svg */
     const char *init, *resume;               /* train's --init W.safetensors, --resume DIR */
     const char *output;                      /* build's -o */
     const char *arch;                        /* build's --arch (NULL: the default) */
@@ -256,6 +259,9 @@ static int parse_args(int argc, char **argv, args *a)
         } else if (!strncmp(s, "--eval", 6) && (s[6] == 0 || s[6] == '=')) {
             if ((a->eval = count_value(option_value(argc, argv, &i, "--eval"))) < 1 || a->eval > 1000000)
                 return usage_error("%s needs a number of batches from 1", s);
+        } else if (!strncmp(s, "--timeline", 10) && (s[10] == 0 || s[10] == '=')) {
+            if (!(a->timeline = option_value(argc, argv, &i, "--timeline")) || !*a->timeline)
+                return usage_error("%s needs a file", s);
         } else if (!strncmp(s, "--trace", 7) && (s[7] == 0 || s[7] == '=')) {
             if (!(a->trace = option_value(argc, argv, &i, "--trace")) || !*a->trace)
                 return usage_error("%s needs a file", s);
@@ -294,6 +300,7 @@ static int parse_args(int argc, char **argv, args *a)
     if (strcmp(a->cmd, "build") && a->output) return usage_error("-o is for 'build', not '%s'", a->cmd);
     if (strcmp(a->cmd, "build") && a->arch) return usage_error("--arch is for 'build', not '%s'", a->cmd);
     if (strcmp(a->cmd, "check") && a->n_files > 1) return usage_error("'%s' takes one file", a->cmd);
+    if (strcmp(a->cmd, "plan") && a->timeline) return usage_error("--timeline is for 'plan', not '%s'", a->cmd);
     int infer = !strcmp(a->cmd, "infer");
     if (!infer && (a->weights || a->input || a->infer_out || a->bench))
         return usage_error("--weights, --input, --output and --bench are for 'infer', not '%s'", a->cmd);
@@ -316,6 +323,26 @@ static void print_summary(int errors, int max_errors)
                 errors == 1 ? "" : "s", limit);
     else
         fprintf(stderr, "%d error%s generated.\n", errors, errors == 1 ? "" : "s");
+}
+
+/* `plan --timeline PATH`: the timetable's picture, written whole or not at all by the
+ * one rule every output follows (pml.h: pml_output_write; a folder is refused). */
+static int write_timeline(pmlc_session *s, pml_context *ctx, const char *path)
+{
+    char *svg = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&svg, &len);
+    int failed = 1;
+    if (!mem)
+        pmlc_cli_fail("out of memory", NULL);
+    else if (pmlc_session_plan(s, PMLC_PLAN_TIMELINE, mem))
+        fclose(mem); /* the session said why */
+    else if (fclose(mem) || pml_output_write(ctx, path, svg, len))
+        pmlc_cli_fail("cannot write the timeline", pml_context_error(ctx));
+    else
+        failed = 0;
+    free(svg);
+    return failed;
 }
 
 /* Checks (and plans) each file in a session of its own; returns the exit status. */
@@ -364,13 +391,21 @@ static int run(const args *a)
         return pmlc_train_main(&t);
     }
     int failed = 0;
+    pml_context *ctx = NULL; /* --timeline's output, checked before any planning */
+    if (a->timeline && (pml_context_create(&ctx) || pml_output_check(ctx, a->timeline))) {
+        pmlc_cli_fail("--timeline", ctx ? pml_context_error(ctx) : "out of memory");
+        pml_context_destroy(ctx);
+        return 1;
+    }
     for (int f = 0; f < a->n_files; f++) {
         pmlc_session *s = pmlc_session_create(&opt);
         if (!s) {
             fputs("pmlc: out of memory\n", stderr);
             return 1;
         }
-        if (!pmlc_session_check_file(s, a->files[f]) && !strcmp(a->cmd, "plan")) pmlc_session_plan(s, a->fmt, stdout);
+        if (!pmlc_session_check_file(s, a->files[f]) && !strcmp(a->cmd, "plan") && !pmlc_session_plan(s, a->fmt, stdout) &&
+            a->timeline && write_timeline(s, ctx, a->timeline))
+            failed = 1;
         int errors = pmlc_session_errors(s);
         if (errors) {
             print_summary(errors, a->max_errors);
@@ -378,6 +413,7 @@ static int run(const args *a)
         }
         pmlc_session_destroy(s);
     }
+    pml_context_destroy(ctx);
     return failed;
 }
 
