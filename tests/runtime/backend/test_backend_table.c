@@ -9,7 +9,10 @@
  *   null_optional_slots_mean_nothing_to_do: the wrappers treat NULL optional slots as
  *     no-ops (boundary: unsupported), and a backend leaving them NULL trains;
  *   cpu_boundary_lists_what_crosses_stages: the CPU backend's boundary slot lists, per
- *     stage and direction, the host buffers another stage reads. */
+ *     stage and direction, the host buffers another stage reads;
+ *   split_backwards_need_backward_half: a zero_bubble plan (backwards in input and
+ *     weight halves) is refused at create, naming the schedule, by a backend without
+ *     backward_half (CUDA's, today), and trained by the CPU's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +293,33 @@ static int cpu_boundary_lists_what_crosses_stages(const pml_plan *pl)
     return check_summary("the CPU backend lists what crosses stages");
 }
 
+static int split_backwards_need_backward_half(const pml_plan *pl)
+{
+    (void)pl;
+    char text[sizeof model_text + 16];
+    const char *at = strstr(model_text, "schedule = 1f1b");
+    snprintf(text, sizeof text, "%.*sschedule = zero_bubble%s", (int)(at - model_text), model_text,
+             at + strlen("schedule = 1f1b"));
+    pml_err err = {0};
+    pml_plan *zb = test_compile_plan("zb.pml", text, NULL, &err);
+    CHECK(zb != NULL);
+    if (!zb) return check_summary("split backwards need backward_half");
+    pml_backend_ops whole = pml_cpu_backend_ops;
+    whole.name = "whole";
+    whole.backward_half = NULL;
+    pml_backend_inst b;
+    pml_backend_conf conf = {.seed = 5, .threads = 1};
+    CHECK(pml_backend_create(&whole, zb, &conf, &b, &err) == PML_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "the whole backend runs whole backward passes only") && strstr(err.msg, "zero_bubble"));
+    CHECK(pml_backend_create(&whole, pl, &conf, &b, &err) == PML_OK); /* 1F1B's whole backwards: fine */
+    pml_backend_destroy(&b);
+    outcome o = run(zb, NULL);
+    CHECK(o.ok);
+    free(o.w);
+    pml_plan_free(zb);
+    return check_summary("split backwards need backward_half");
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -300,6 +330,7 @@ int main(int argc, char **argv)
         {"missing_required_slot_is_an_error", missing_required_slot_is_an_error},
         {"null_optional_slots_mean_nothing_to_do", null_optional_slots_mean_nothing_to_do},
         {"cpu_boundary_lists_what_crosses_stages", cpu_boundary_lists_what_crosses_stages},
+        {"split_backwards_need_backward_half", split_backwards_need_backward_half},
     };
     if (argc != 2) return fprintf(stderr, "usage: test_backend_table NAME\n"), 2;
     pml_plan *pl = compile_plan();
