@@ -179,9 +179,10 @@ static void damaged_files_are_refused_safely(const unsigned char *bytes, size_t 
         copy[at] ^= 0x5a;
         if (pml_plan_read(copy, len, "flip.plan", &rt, &err) == PML_OK) pml_plan_free(rt);
     }
-    /* Another format version names the fix. */
+    /* Another format version (a newer one than this libpml reads) names the fix. */
     memcpy(copy, bytes, len);
-    copy[8] ^= 1;
+    uint32_t newer = PML_PLAN_VERSION + 1;
+    memcpy(copy + 8, &newer, 4);
     CHECK(pml_plan_read(copy, len, "old.plan", &rt, &err) == PML_ERR_FORMAT);
     CHECK(strstr(err.msg, "old.plan") && strstr(err.msg, "rebuild"));
     CHECK(pml_plan_read("not a plan at all", 17, "x.txt", &rt, &err) == PML_ERR_FORMAT);
