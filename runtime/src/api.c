@@ -1,37 +1,14 @@
 /* api.c — the public API of pml.h over the internal modules: contexts, plans (plan/)
  * and sessions (made by api_run.c). Checkpoints are
  * api_checkpoint.c's, training and evaluation on caller data api_data.c's, inference
- * api_infer.c's. Each public call records its error message in the context it belongs to. */
-#include <stdarg.h>
-#include <stdio.h>
+ * api_infer.c's. Each public call records its error message in the context it belongs to
+ * (api_record.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_impl.h"
 #include "formats/pending.h"
 #include "plan/plan.h"
-
-pml_status pml_api_record(pml_context *ctx, pml_status st, const pml_err *err)
-{
-    if (ctx) {
-        if (st)
-            ctx->last = *err;
-        else
-            ctx->last.msg[0] = 0, ctx->last.code = PML_OK;
-    }
-    return st;
-}
-
-pml_status pml_api_check(pml_err *err, int ok, const char *call, const char *fmt, ...)
-{
-    if (err->code || ok) return err->code;
-    int n = snprintf(err->msg, sizeof err->msg, "%s: ", call);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg + n, sizeof err->msg - (size_t)n, fmt, ap);
-    va_end(ap);
-    return err->code = PML_ERR_INVALID_ARG;
-}
 
 pml_status pml_context_create(pml_context **out)
 {

@@ -1,7 +1,9 @@
 /* api_impl.h — what the files behind pml.h share (api.c: contexts, plans, sessions;
  * api_checkpoint.c: checkpoints; api_data.c: caller data; api_infer.c: inference;
- * api_run.c: opening a session for a run, and the run): the
- * objects' insides and how a call records its error in its context. Private to libpml. */
+ * api_run.c: opening a session for a run, and the run; api_record.c: argument checks and
+ * outcomes): the objects' insides and how a call records its error in its context.
+ * Private to libpml and to the pml_mpi library built beside it from the same tree
+ * (api_mpi.c), which reads these insides and so runs with its own version's libpml only. */
 #ifndef PML_API_IMPL_H
 #define PML_API_IMPL_H
 
