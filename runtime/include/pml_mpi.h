@@ -1,7 +1,7 @@
 /* pml_mpi.h — ranks over MPI: the pml_dist handle (pml.h, "ranks") of the pml_mpi
  * library, built only where CMake finds MPI (PML_MPI), so that libpml itself never
  * needs an MPI installation; a program that runs ranks links pml_mpi and, with it,
- * libmpi (`mpirun -np N pmlc train ...` is such a program).
+ * libmpi (`mpirun -np N pmlc train ...` is such a program, and examples/embed_ranks).
  *
  * Start-up: MPI is initialised with MPI_THREAD_MULTIPLE (the stage threads send and
  * receive concurrently) unless the program did so already; MPI's rank and world must be
@@ -13,6 +13,11 @@
  * instead of waiting for it. After a failure pml_dist_destroy does not call
  * MPI_Finalize, which would wait for the missing rank: the program exits, and mpirun
  * ends the rest of the job.
+ *
+ * Linking: pkg-config pml_mpi, or find_package(pml COMPONENTS mpi) and pml::pml_mpi
+ * (README, "Embedding"); both exist only in a PML built with MPI. libpml_mpi shares
+ * libpml's private structures, so it runs with the libpml of its own version only:
+ * with another, pml_mpi_create returns PML_ERR_UNSUPPORTED and leaves ctx untouched.
  *
  * Errors and thread safety: as pml.h's; the handle is the caller's, destroyed with
  * pml_dist_destroy. */

@@ -1,5 +1,7 @@
 /* api_mpi.c — pml_mpi.h over exec/mpi/dist_mpi.h: the public way to a pml_dist over MPI.
  * Part of the pml_mpi library, not of libpml (runtime/CMakeLists.txt). */
+#include <string.h>
+
 #include "api_impl.h"
 #include "exec/mpi/dist_mpi.h"
 #include "plan/plan.h"
@@ -10,6 +12,9 @@ pml_status pml_mpi_create(pml_context *ctx, const pml_plan *plan, const pml_rank
 {
     if (out) *out = NULL;
     if (!ctx) return PML_ERR_INVALID_ARG;
+    /* This library reads libpml's objects from the inside (api_impl.h): with a libpml of
+     * another version even writing ctx's message could corrupt it, so nothing is touched. */
+    if (strcmp(pml_version(), PML_VERSION_STRING) != 0) return PML_ERR_UNSUPPORTED;
     pml_err err = {0};
     PML_CHECK_NONNULL(&err, plan);
     PML_CHECK_NONNULL(&err, layout);

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """exports_test.py --nm NM LIB.so HEADER.h [LIB.so HEADER.h ...] — each shared library exports
 exactly the functions its public header declares, and each of those declarations carries
-the header's export macro (PML_API in pml.h, PMLC_API in pmlc.h).
+the header's export macro (PML_API in pml.h and pml_mpi.h, PMLC_API in pmlc.h).
 
 The declarations are read from the header itself, so a new public function needs no edit
 here; an internal function that leaks into the dynamic symbol table, a public one left
 hidden, or a declaration without the macro fails with its name."""
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -39,11 +40,26 @@ def top_level_statements(text):
     return statements
 
 
+def export_macros(header, text):
+    """The NAME_API macros the header defines; for a header that defines none, those of the
+    headers it includes from its own folder (pml_mpi.h marks its functions with pml.h's
+    PML_API)."""
+    macros = set(re.findall(r"#\s*define\s+(\w+_API)\b", text))
+    if macros:
+        return macros
+    folder = os.path.dirname(header)
+    for inc in re.findall(r'#\s*include\s+"([^"]+)"', text):
+        path = os.path.join(folder, inc)
+        if os.path.exists(path):
+            macros |= set(re.findall(r"#\s*define\s+(\w+_API)\b", open(path, encoding="utf-8").read()))
+    return macros
+
+
 def declared_functions(header):
     """{name: has_macro} for every function the header declares; the macro is the header's
-    NAME_API (PML_API, PMLC_API)."""
+    NAME_API (PML_API, PMLC_API), or the one of the header it includes."""
     text = strip_comments(open(header, encoding="utf-8").read())
-    macros = set(re.findall(r"#\s*define\s+(\w+_API)\b", text))
+    macros = export_macros(header, text)
     if len(macros) != 1:
         sys.exit(f"FAIL: {header} should define one export macro (NAME_API), found {sorted(macros) or 'none'}")
     macro = macros.pop()

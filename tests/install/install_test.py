@@ -3,12 +3,16 @@
 a temporary prefix (STEP `install`, the ctest fixture every other step requires), then:
 
   files     the libraries with their SONAME links, headers, pml.pc/pmlc.pc, the CMake
-            package and the stdlib are in place; the installed pmlc finds its stdlib
-  headers   pml.h and pmlc.h compile alone as C99 with -pedantic-errors
+            package and the stdlib are in place (with --mpi, libpml_mpi, pml_mpi.h and
+            pml_mpi.pc too); the installed pmlc finds its stdlib
+  headers   pml.h and pmlc.h (with --mpi, pml_mpi.h) compile alone as C99 with -pedantic-errors
   embed     one examples/embed*/ program builds against the installed package by one route
             (pkg-config: `cc ... $(pkg-config --cflags --libs pml pmlc)`; cmake:
             find_package(pml) with CMAKE_PREFIX_PATH; static: pkg-config --static with the
-            archives) and runs, linked to the installed libraries only
+            archives) and runs, linked to the installed libraries only. A program that
+            includes pml_mpi.h links pml_mpi too (pkg-config pml_mpi, find_package(pml
+            COMPONENTS mpi) and pml::pml_mpi, libpml_mpi.a) and runs twice: alone, then as
+            EMBED_RANKS ranks under mpirun, every rank printing the lone run's lines
   api       builds the API conformance program (tests/api/*.c) by pkg-config
 
 How each examples/embed*/ program is run is EMBED_RUNS below: a new examples/embed*/ folder
@@ -26,7 +30,11 @@ import sys
 EMBED_RUNS = {
     "embed": (["{examples}/mlp.pml", "2"], r"(?m)^step 2 loss .*\n(?s:.*)values, sum "),
     "embed_serve": (["{examples}/mlp.pml"], r"(?m)^25 of 25 rows predicted as made$"),
+    "embed_ranks": (["{examples}/mlp.pml", "3"], r"(?m)^rank 1 of 2: step 3 loss "),
 }
+# How many ranks mpirun starts for a program that includes pml_mpi.h.
+EMBED_RANKS = 2
+SKIP = 77
 
 
 def fail(msg):
@@ -34,9 +42,9 @@ def fail(msg):
     sys.exit(1)
 
 
-def run(cmd, env=None, cwd=None, log=None):
+def run(cmd, env=None, cwd=None, log=None, timeout=None):
     """Runs cmd; on failure prints the command and its output and fails the test."""
-    p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if log:
         with open(log, "w") as f:
             f.write(p.stdout + p.stderr)
@@ -47,9 +55,9 @@ def run(cmd, env=None, cwd=None, log=None):
     return p.stdout
 
 
-def pkg_config(args, prefix, *flags):
+def pkg_config(args, prefix, *flags, packages=("pml", "pmlc")):
     env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
-    return run([args.pkg_config, *flags, "pml", "pmlc"], env=env).split()
+    return run([args.pkg_config, *flags, *packages], env=env).split()
 
 
 def installed_env(prefix):
@@ -66,13 +74,15 @@ def step_install(args):
 
 def step_files(args):
     p = args.prefix
-    for f in ["bin/pmlc", "include/pml.h", "include/pmlc.h", "lib/libpml.a", "lib/libpmlc.a",
-              "lib/pkgconfig/pml.pc", "lib/pkgconfig/pmlc.pc", "lib/cmake/pml/pmlConfig.cmake",
-              "lib/cmake/pml/pmlConfigVersion.cmake", "share/pml/stdlib/nn.pml"]:
-        if not os.path.exists(os.path.join(p, f)):
-            fail(f"{f} was not installed")
+    files = ["bin/pmlc", "include/pml.h", "include/pmlc.h", "lib/libpml.a", "lib/libpmlc.a",
+             "lib/pkgconfig/pml.pc", "lib/pkgconfig/pmlc.pc", "lib/cmake/pml/pmlConfig.cmake",
+             "lib/cmake/pml/pmlConfigVersion.cmake", "share/pml/stdlib/nn.pml"]
+    mpi_files = ["include/pml_mpi.h", "lib/libpml_mpi.a", "lib/pkgconfig/pml_mpi.pc"]
+    for f in files + mpi_files:
+        if os.path.exists(os.path.join(p, f)) != (f in files or args.mpi):
+            fail(f"{f} was not installed" if f in files or args.mpi else f"{f} was installed without MPI")
     major = args.version.split(".")[0]
-    for lib in ["libpml", "libpmlc"]:
+    for lib in ["libpml", "libpmlc"] + (["libpml_mpi"] if args.mpi else []):
         # libX.so -> libX.so.MAJOR -> libX.so.MAJOR.MINOR.PATCH, whose SONAME is libX.so.MAJOR
         chain = [f"{lib}.so", f"{lib}.so.{major}", f"{lib}.so.{args.version}"]
         for link, target in zip(chain, chain[1:]):
@@ -91,7 +101,7 @@ def step_files(args):
 
 def step_headers(args):
     os.makedirs(args.work, exist_ok=True)
-    for header in ["pml.h", "pmlc.h"]:
+    for header in ["pml.h", "pmlc.h"] + (["pml_mpi.h"] if args.mpi else []):
         src = os.path.join(args.work, header.replace(".", "_") + ".c")
         with open(src, "w") as f:
             f.write(f"#include <{header}>\nint main(void) {{ return 0; }}\n")
@@ -100,17 +110,46 @@ def step_headers(args):
         print(f"{header}: compiles alone as C99")
 
 
-def build_by_pkg_config(args, sources, exe, static=False):
-    cflags = pkg_config(args, args.prefix, "--cflags")
+def build_by_pkg_config(args, sources, exe, static=False, mpi=False):
+    packages = ("pml", "pmlc") + (("pml_mpi",) if mpi else ())
+    cflags = pkg_config(args, args.prefix, "--cflags", packages=packages)
     if not static:
-        libs = pkg_config(args, args.prefix, "--libs")
+        libs = pkg_config(args, args.prefix, "--libs", packages=packages)
     else:
-        # The archives by path, then what --static says they need (without -lpml -lpmlc,
-        # which would pick the shared libraries again).
+        # The archives by path, then what --static says they need (without -lpml -lpmlc
+        # -lpml_mpi, which would pick the shared libraries again).
         lib = os.path.join(args.prefix, "lib")
-        libs = [os.path.join(lib, "libpmlc.a"), os.path.join(lib, "libpml.a")]
-        libs += [f for f in pkg_config(args, args.prefix, "--static", "--libs") if f not in ("-lpml", "-lpmlc")]
+        libs = [os.path.join(lib, f"lib{p}.a") for p in reversed(packages)]
+        libs += [f for f in pkg_config(args, args.prefix, "--static", "--libs", packages=packages)
+                 if f not in ("-lpml", "-lpmlc", "-lpml_mpi")]
     run([args.cc, "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", "-o", exe, *sources, *cflags, *libs, "-lm"])  # -lm: the programs' own math
+
+
+def mpi_env(prefix):
+    env = installed_env(prefix)
+    # CI runs as root in a container; Open MPI refuses root unless told twice.
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    return env
+
+
+def run_as_ranks(args, argv, lone):
+    """Runs argv as EMBED_RANKS ranks under mpirun; every rank must print the lines of the
+    lone run (`lone`, one process: "rank 0 of 1: ..."), as its own ("rank R of N: ...")."""
+    cmd = [args.mpirun, "--oversubscribe", "-np", str(EMBED_RANKS)]
+    if os.geteuid() == 0:
+        cmd.append("--allow-run-as-root")
+    out = run(cmd + argv, env=mpi_env(args.prefix), timeout=120)
+    lone_lines = [line.split(": ", 1)[1] for line in lone.splitlines() if line.startswith("rank 0 of 1: ")]
+    if not lone_lines:
+        fail(f"the lone run printed no 'rank 0 of 1: ' line:\n{lone}")
+    for r in range(EMBED_RANKS):
+        mine = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith(f"rank {r} of {EMBED_RANKS}: ")]
+        if mine != lone_lines:
+            fail(f"rank {r} of {EMBED_RANKS} printed {mine}, the lone run {lone_lines}")
+    print(f"{EMBED_RANKS} ranks under {os.path.basename(args.mpirun)}: each printed the lone run's "
+          f"{len(lone_lines)} lines")
+    return out
 
 
 def step_embed(args):
@@ -118,19 +157,24 @@ def step_embed(args):
     if name not in EMBED_RUNS:
         fail(f"examples/{name} has no entry in EMBED_RUNS ({__file__}): say how the install tests run it")
     sources = sorted(os.path.join(args.example, f) for f in os.listdir(args.example) if f.endswith(".c"))
+    mpi = any('#include "pml_mpi.h"' in open(f, encoding="utf-8").read() for f in sources)
+    if mpi and (not args.mpirun or not shutil.which(args.mpirun)):
+        print(f"SKIP: {name} runs as ranks and there is no mpirun (install openmpi-bin)")
+        sys.exit(SKIP)
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     exe = os.path.join(args.work, name)
     if args.route == "cmake":
         b = os.path.join(args.work, "b")
         run(["cmake", "-S", args.project, "-B", b, "-G", "Ninja", f"-DCMAKE_PREFIX_PATH={args.prefix}",
-             f"-DCMAKE_C_COMPILER={args.cc}", f"-DEMBED_NAME={name}", f"-DEMBED_SOURCES={';'.join(sources)}"])
+             f"-DCMAKE_C_COMPILER={args.cc}", f"-DEMBED_NAME={name}", f"-DEMBED_SOURCES={';'.join(sources)}",
+             f"-DEMBED_MPI={'ON' if mpi else 'OFF'}"])
         run(["cmake", "--build", b])
         exe = os.path.join(b, name)
     else:
-        build_by_pkg_config(args, sources, exe, static=args.route == "static")
+        build_by_pkg_config(args, sources, exe, static=args.route == "static", mpi=mpi)
     deps = run(["ldd", exe], env=installed_env(args.prefix))
-    for lib in ["libpml.so", "libpmlc.so"]:
+    for lib in ["libpml.so", "libpmlc.so"] + (["libpml_mpi.so"] if mpi else []):
         linked = [line for line in deps.splitlines() if lib + "." in line]
         if args.route == "static" and linked:
             fail(f"the static build still needs {linked[0].strip()}")
@@ -138,7 +182,10 @@ def step_embed(args):
             fail(f"{name} does not load the installed {lib}: {linked or 'not linked'}")
     argv, expect = EMBED_RUNS[name]
     subst = {"examples": args.examples, "work": args.work, "pmlc": os.path.join(args.prefix, "bin", "pmlc")}
-    out = run([exe, *(a.format(**subst) for a in argv)], env=installed_env(args.prefix))
+    argv = [exe, *(a.format(**subst) for a in argv)]
+    out = run(argv, env=installed_env(args.prefix), timeout=120)
+    if mpi:
+        out = run_as_ranks(args, argv, out)
     print(out, end="")
     if not re.search(expect, out):
         fail(f"{name}'s output does not match {expect!r}")
@@ -166,6 +213,8 @@ def main():
     ap.add_argument("--route", choices=["pkg-config", "cmake", "static"])
     ap.add_argument("--project", help="the CMake project that builds an example (tests/install/project)")
     ap.add_argument("--api", help="the folder of the API conformance sources")
+    ap.add_argument("--mpi", action="store_true", help="PML was built with MPI: pml_mpi is installed")
+    ap.add_argument("--mpirun", help="the launcher of programs that run as ranks")
     ap.add_argument("--exe", help="where the API conformance program goes")
     args = ap.parse_args()
     {"install": step_install, "files": step_files, "headers": step_headers, "embed": step_embed,
