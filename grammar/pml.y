@@ -58,7 +58,7 @@ static ast *with(pmlc_parser *P, ast *list, ast *item);
 %token DISTILL "'distill'" FROM "'from'" PARAM "'param'" RETURN "'return'" IF "'if'"
 %token ELSE "'else'" REPEAT "'repeat'" FOR "'for'" IN "'in'" AS "'as'" STAGE "'stage'"
 %token PLACE "'place'" FREEZE "'freeze'" AFTER "'after'" ASSERT "'assert'" TRUE "'true'"
-%token FALSE "'false'" AND "'and'" OR "'or'" NOT "'not'"
+%token FALSE "'false'" AND "'and'" OR "'or'" NOT "'not'" RECOMPUTE "'recompute'"
 %token ARROW "'->'" DOTDOT "'..'" LE "'<='" GE "'>='" EQ "'=='" NE "'!='"
 %token NL "end of line" PCOMMA "','"
 
@@ -212,6 +212,7 @@ item
     | FREEZE patterns           { $$ = $2; $$->loc = L(@$); }
     | FREEZE patterns AFTER expr IDENT
         { $$ = $2; $$->loc = L(@$); $$->a = $4; $$->name = $5->name; $$->name_loc = $5->loc; }
+    | RECOMPUTE patterns        { $$ = $2; $$->kind = AST_RECOMPUTE; $$->loc = L(@$); }
     | FREEZE IDENT '(' args_opt ')'
         { $$ = node(P, AST_FREEZE, @$); $$->b = $4; $$->b->kind = AST_CALL; $$->b->loc = L(@$);
           $$->b->name = $2->name; $$->b->name_loc = $2->loc; }
@@ -223,6 +224,7 @@ item
 field
     : IDENT '=' expr            { $$ = node(P, AST_FIELD, @$); $$->name = $1->name; $$->name_loc = $1->loc; $$->a = $3; }
     | PLACE '=' expr            { $$ = node(P, AST_FIELD, @$); $$->name = "place"; $$->name_loc = L(@1); $$->a = $3; }
+    | RECOMPUTE '=' expr        { $$ = node(P, AST_FIELD, @$); $$->name = "recompute"; $$->name_loc = L(@1); $$->a = $3; }
     ;
 
 patterns

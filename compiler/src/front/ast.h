@@ -37,6 +37,7 @@ typedef enum ast_kind {
     AST_ASSERT,    /* a = cond, b = message? */
     AST_FIELD,     /* name = key (name_loc), a = value — in train/distill blocks */
     AST_FREEZE,    /* list = patterns (AST_STRING), a = after-steps?, b = auto call? */
+    AST_RECOMPUTE, /* list = patterns (AST_STRING): calls whose forward the backward pass recomputes */
     /* declarations */
     AST_FILE,   /* list = declarations */
     AST_IMPORT, /* name = module (name_loc) */
@@ -44,7 +45,7 @@ typedef enum ast_kind {
     AST_FN,     /* name (name_loc), list = AST_FPARAM, b = body */
     AST_FPARAM, /* name (name_loc), a = AST_TYPE?, b = default? */
     AST_MODEL,  /* name (name_loc), list = inputs (AST_FPARAM with type), a = output type, b = body */
-    AST_TRAIN,  /* name = model (name_loc), list = AST_FIELD / AST_FREEZE */
+    AST_TRAIN,  /* name = model (name_loc), list = AST_FIELD / AST_FREEZE / AST_RECOMPUTE */
     AST_DISTILL /* name = student (name_loc), label = teacher (label_loc), list2 = teacher args, list = fields */
 } ast_kind;
 

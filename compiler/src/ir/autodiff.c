@@ -4,7 +4,17 @@
  * backward pass is an ordinary graph that fusion, placement, costing and the backends
  * treat like the forward one. Each backward node sits on the stage of the forward op it
  * differentiates, and is tagged input-gradient (B) or weight-gradient (W) work by what
- * the gradient flows to: an activation, or something computed from weights alone. */
+ * the gradient flows to: an activation, or something computed from weights alone.
+ *
+ * Recomputation lives here too, as graph: a rule reads the forward values its op's
+ * SAVES names (pml/ops.def) through value(), and when the op lies in a recomputed
+ * segment (g->segment) and the value was made in the same segment, value() gives a
+ * copy made in the backward pass instead — the copy of that value and of what it is
+ * computed from in the segment, down to the segment's inputs, made once, the first time
+ * the backward pass needs it (so just before). The forward values then read by the
+ * backward pass are the segments' inputs, and every backend and memory plan sees that
+ * without knowing about recomputation (docs/design.md, "Recomputation"). A copy of a
+ * dropout keeps its key, so it draws the forward pass's mask. */
 #include "ir/autodiff.h"
 
 #include <math.h>
@@ -17,6 +27,10 @@ typedef struct ad {
     int32_t *grad; /* per forward node: its accumulated gradient, or -1 */
     uint8_t *rg;   /* per forward node: needs a gradient */
     uint8_t *act;  /* per forward node: depends on the batch */
+    uint8_t *varies; /* per forward node: differs between micro-batches (an input or a dropout is behind it) */
+    int32_t *copy;   /* per forward node: its recomputed copy, or -1 */
+    int32_t *stack;  /* recompute()'s work list */
+    int seg;         /* the segment of the node being differentiated, -1 none */
     int stage, unit, pass;
     pmlc_loc loc;
     int failed;
@@ -88,6 +102,53 @@ static int32_t cst(ad *A, double v, pmlc_dtype dt)
     return A->failed ? -1 : push(A, OP_CONST, dt, &scalar, 0, NULL, NULL, 0, v);
 }
 
+/* Whether forward node x is recomputed for the node being differentiated: made in its
+ * segment, on its stage, by an op that runs (not a source) and differs between
+ * micro-batches (what only parameters and constants feed is computed once per step). */
+static int recomputed(const ad *A, int32_t x)
+{
+    const pmlc_graph *g = A->g;
+    if (A->seg < 0 || x >= g->n_forward || g->segment[x] != A->seg) return 0;
+    const ir_node *n = &g->nodes.v[x];
+    return n->stage == A->stage && A->varies[x] && pmlc_ops[n->op].cls != PMLC_OPC_SOURCE;
+}
+
+/* The copy of forward node x made in the backward pass, with the copies of its inputs
+ * that are recomputed before it (a work list: segments may be long chains). */
+static int32_t recompute(ad *A, int32_t x)
+{
+    pmlc_graph *g = A->g;
+    int top = 0;
+    if (A->copy[x] < 0) A->stack[top++] = x;
+    while (top > 0 && !A->failed) {
+        int32_t z = A->stack[top - 1];
+        const ir_node *n = &g->nodes.v[z];
+        int pushed = 0;
+        for (int k = 0; k < n->n_in && !pushed; k++)
+            if (recomputed(A, n->in[k]) && A->copy[n->in[k]] < 0) A->stack[top++] = n->in[k], pushed = 1;
+        if (pushed) continue; /* a DAG: what is pushed is not on the stack already */
+        top--;
+        ir_node c = *n; /* a copy: pushing may move the array */
+        int32_t in[PMLC_GRAPH_MAX_IN];
+        for (int k = 0; k < c.n_in; k++) in[k] = A->copy[c.in[k]] >= 0 && recomputed(A, c.in[k]) ? A->copy[c.in[k]] : c.in[k];
+        pmlc_shape sh;
+        shape_of(A, z, &sh);
+        c.pass = PMLC_PASS_BWD_INPUT; /* before any work of its segment, B or W, that reads it */
+        c.label = NULL;
+        c.param = -1;
+        if (g->nodes.n >= 4 * PMLC_MAX_NODES_AD) {
+            pmlc_error(&A->P->diag, c.loc, "internal error: the backward pass is too large (too many operations)");
+            A->failed = 1;
+            return -1;
+        }
+        A->copy[z] = pmlc_graph_push(&A->P->arena, g, &c, &sh, in, c.attr);
+    }
+    return A->copy[x];
+}
+
+/* Forward value x as a rule reads it: its copy when it is recomputed. */
+static int32_t value(ad *A, int32_t x) { return recomputed(A, x) ? recompute(A, x) : x; }
+
 static int32_t with_shape(ad *A, pmlc_opcode op, int32_t x, const pmlc_shape *sh)
 {
     return emit(A, op, 1, &x, NULL, 0, sh, 0);
@@ -143,7 +204,8 @@ static double reduced_count(const ad *A, int32_t x, int64_t axis)
 static int32_t matmul_grad(ad *A, const ir_node *n, int k, int32_t dy)
 {
     int32_t a = n->in[0], b = n->in[1];
-    if (k == 0) return sum_to(A, bin(A, OP_MATMUL, dy, swap_last(A, b)), a);
+    if (k == 0) return sum_to(A, bin(A, OP_MATMUL, dy, swap_last(A, value(A, b))), a);
+    a = value(A, a);
     /* The weight of a linear layer: fold the batch axes of a and dy into one, so the
      * gradient is one [k, M] @ [M, n] product instead of a batch of them summed. */
     int ra = A->g->nodes.v[a].rank, rb = A->g->nodes.v[b].rank;
@@ -162,7 +224,9 @@ static int32_t matmul_grad(ad *A, const ir_node *n, int k, int32_t dy)
     return sum_to(A, bin(A, OP_MATMUL, swap_last(A, a), dy), b);
 }
 
-/* The gradient flowing to input k of node i, given dy = d loss / d node i. */
+/* The gradient flowing to input k of node i, given dy = d loss / d node i. A value it
+ * reads (an input of node i, or y, its output) goes through value(); one it only takes
+ * the shape of needs not. */
 static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
 {
     const ir_node n = A->g->nodes.v[i]; /* a copy: emitting may move the array */
@@ -176,6 +240,8 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
 #define PML_OP(...)
 #define PML_UNARY(e, name, flops, saves, doc, fold, grad) \
     case OP_##e:                                          \
+        if ((saves) & PML_SAVES_IN(0)) x = value(A, x);   \
+        if ((saves) & PML_SAVES_OUT) y = value(A, y);     \
         return grad;
 #include "pml/ops.def"
 #undef PML_UNARY
@@ -188,23 +254,31 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     case OP_SUB:
         return sum_to(A, k == 0 ? dy : un(A, OP_NEG, dy), x);
     case OP_MUL:
-        return sum_to(A, bin(A, OP_MUL, dy, n.in[1 - k]), x);
-    case OP_DIV:
-        if (k == 0) return sum_to(A, bin(A, OP_DIV, dy, n.in[1]), x);
-        return sum_to(A, un(A, OP_NEG, bin(A, OP_DIV, bin(A, OP_MUL, dy, y), n.in[1])), x);
+        return sum_to(A, bin(A, OP_MUL, dy, value(A, n.in[1 - k])), x);
+    case OP_DIV: {
+        int32_t b = value(A, n.in[1]);
+        if (k == 0) return sum_to(A, bin(A, OP_DIV, dy, b), x);
+        y = value(A, y);
+        return sum_to(A, un(A, OP_NEG, bin(A, OP_DIV, bin(A, OP_MUL, dy, y), b)), x);
+    }
     case OP_MAXIMUM: /* ties go to the first operand */
-        return sum_to(A, bin(A, OP_MUL, dy, bin(A, k == 0 ? OP_GE : OP_LT, n.in[0], n.in[1])), x);
-    case OP_MINIMUM:
-        return sum_to(A, bin(A, OP_MUL, dy, bin(A, k == 0 ? OP_LE : OP_GT, n.in[0], n.in[1])), x);
-    case OP_POW:
-        if (k == 0) /* b a^(b-1) */
-            return sum_to(A,
-                          bin(A, OP_MUL, dy,
-                              bin(A, OP_MUL, n.in[1], bin(A, OP_POW, n.in[0], bin(A, OP_SUB, n.in[1], cst(A, 1, dt))))),
+    case OP_MINIMUM: {
+        int32_t a = value(A, n.in[0]), b = value(A, n.in[1]);
+        pmlc_opcode pick = n.op == OP_MAXIMUM ? (k == 0 ? OP_GE : OP_LT) : (k == 0 ? OP_LE : OP_GT);
+        return sum_to(A, bin(A, OP_MUL, dy, bin(A, pick, a, b)), x);
+    }
+    case OP_POW: {
+        int32_t a = value(A, n.in[0]);
+        if (k == 0) { /* b a^(b-1) */
+            int32_t b = value(A, n.in[1]);
+            return sum_to(A, bin(A, OP_MUL, dy, bin(A, OP_MUL, b, bin(A, OP_POW, a, bin(A, OP_SUB, b, cst(A, 1, dt))))),
                           x);
-        return sum_to(A, bin(A, OP_MUL, dy, bin(A, OP_MUL, y, un(A, OP_LOG, n.in[0]))), x);
+        }
+        y = value(A, y);
+        return sum_to(A, bin(A, OP_MUL, dy, bin(A, OP_MUL, y, un(A, OP_LOG, a))), x);
+    }
     case OP_WHERE: {
-        int32_t zero = cst(A, 0, dt), in[3] = {n.in[0], k == 1 ? dy : zero, k == 1 ? zero : dy};
+        int32_t zero = cst(A, 0, dt), in[3] = {value(A, n.in[0]), k == 1 ? dy : zero, k == 1 ? zero : dy};
         return sum_to(A, emit(A, OP_WHERE, 3, in, NULL, 0, NULL, 0), x);
     }
     case OP_CAST: {
@@ -220,9 +294,11 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     case OP_MEAN:
         return bin(A, OP_MUL, expand_to(A, keepdim_form(A, dy, x, n.attr[0]), x),
                    cst(A, 1.0 / reduced_count(A, x, n.attr[0]), dt));
-    case OP_MAX: /* to every element equal to the maximum */
+    case OP_MAX: { /* to every element equal to the maximum */
+        int32_t xv = value(A, x), yv = value(A, y);
         return bin(A, OP_MUL, expand_to(A, keepdim_form(A, dy, x, n.attr[0]), x),
-                   bin(A, OP_EQ, x, expand_to(A, keepdim_form(A, y, x, n.attr[0]), x)));
+                   bin(A, OP_EQ, xv, expand_to(A, keepdim_form(A, yv, x, n.attr[0]), x)));
+    }
     case OP_RESHAPE:
     case OP_EXPAND: {
         pmlc_shape sh;
@@ -265,18 +341,19 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     case OP_GATHER: {
         pmlc_shape sh;
         shape_of(A, x, &sh);
-        int32_t in[2] = {dy, n.in[1]};
+        int32_t in[2] = {dy, value(A, n.in[1])};
         return emit(A, OP_SCATTER_ADD, 2, in, NULL, 0, &sh, 0);
     }
     case OP_PICK: {
         pmlc_shape sh;
         shape_of(A, x, &sh);
-        int32_t in[2] = {dy, n.in[1]};
+        int32_t in[2] = {dy, value(A, n.in[1])};
         return emit(A, OP_UNPICK, 2, in, NULL, 0, &sh, 0);
     }
     case OP_XENT: { /* to the logits only: labels are indices */
-        int32_t in[4] = {n.in[0], n.in[1], y, dy};
-        return k == 0 ? emit(A, OP_XENT_GRAD, 4, in, NULL, 0, NULL, 0) : -1;
+        if (k != 0) return -1;
+        int32_t in[4] = {value(A, n.in[0]), value(A, n.in[1]), value(A, y), dy};
+        return emit(A, OP_XENT_GRAD, 4, in, NULL, 0, NULL, 0);
     }
     case OP_MATMUL:
         return matmul_grad(A, &n, k, dy);
@@ -319,17 +396,25 @@ int pmlc_autodiff(pmlc_program *P, pmlc_graph *g, const int64_t *binding, const 
     A.grad = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)nf);
     A.rg = pmlc_arena_alloc(&P->arena, (size_t)nf);
     A.act = pmlc_arena_alloc(&P->arena, (size_t)nf);
+    A.varies = pmlc_arena_alloc(&P->arena, (size_t)nf);
+    A.copy = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)nf);
+    A.stack = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)nf);
+    A.seg = -1;
     for (int i = 0; i < nf; i++) {
         const ir_node *n = &g->nodes.v[i];
         const pmlc_op_info *info = &pmlc_ops[n->op];
         uint8_t rg = n->op == OP_PARAM && !frozen[n->param], act = n->op == OP_INPUT;
+        uint8_t varies = n->op == OP_INPUT || n->op == OP_DROPOUT;
         for (int k = 0; k < n->n_in; k++) {
             rg |= info->differentiable && A.rg[n->in[k]];
             act |= A.act[n->in[k]];
+            varies |= A.varies[n->in[k]];
         }
         A.rg[i] = rg;
         A.act[i] = act;
+        A.varies[i] = varies;
         A.grad[i] = -1;
+        A.copy[i] = -1;
     }
     g->n_forward = nf;
     g->param_grad = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)(g->params.n ? g->params.n : 1));
@@ -350,6 +435,7 @@ int pmlc_autodiff(pmlc_program *P, pmlc_graph *g, const int64_t *binding, const 
         A.stage = n->stage;
         A.unit = n->unit;
         A.loc = n->loc;
+        A.seg = g->segment ? g->segment[i] : -1;
         int n_in = n->n_in;
         for (int k = 0; k < n_in && !A.failed; k++) {
             int32_t x = g->nodes.v[i].in[k];
@@ -360,5 +446,10 @@ int pmlc_autodiff(pmlc_program *P, pmlc_graph *g, const int64_t *binding, const 
     }
     if (A.failed) return 1;
     for (int p = 0; p < g->params.n; p++) g->param_grad[p] = A.grad[g->params.v[p].node];
+    if (!g->segment) return 0;
+    g->copy_of = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)g->nodes.n);
+    for (int i = 0; i < g->nodes.n; i++) g->copy_of[i] = -1;
+    for (int i = 0; i < nf; i++)
+        if (A.copy[i] >= 0) g->copy_of[A.copy[i]] = i;
     return 0;
 }

@@ -65,6 +65,14 @@ typedef struct ir_input {
     pmlc_loc loc;
 } ir_input;
 
+/* One function call: its scope path and the nodes it made, [begin, end) in creation
+ * order (a call's body runs whole, so they are contiguous; nested calls lie inside). */
+typedef struct ir_scope {
+    const char *path; /* blocks.3.attn */
+    pmlc_loc loc;     /* the call */
+    int32_t begin, end;
+} ir_scope;
+
 typedef struct pmlc_graph {
     const char *name;
     const ast *decl;
@@ -85,6 +93,12 @@ typedef struct pmlc_graph {
     int n_forward;       /* nodes before autodiff appended the backward pass (0: none yet) */
     int32_t *param_grad; /* after autodiff: per parameter, the node of d loss / d param, or -1 */
     int teacher_begin, teacher_end; /* forward nodes [begin, end) run the distillation teacher; 0, 0: none */
+    PMLC_VEC(ir_scope) scopes;      /* every call of the model's own (not the teacher's), in the order they end */
+    /* Recomputation (autodiff.h): per forward node, the segment whose forward pass the
+     * backward pass recomputes, or -1 (NULL: none); set by pmlc_train_bind. After
+     * autodiff, per node: the forward node it recomputes, or -1 (NULL: nothing is). */
+    int32_t *segment;
+    int32_t *copy_of;
 } pmlc_graph;
 
 const char *pmlc_init_name(pmlc_init i);

@@ -270,8 +270,13 @@ static pmlc_value call_fn(E_t *E, pmlc_frame *F, const ast *call, const ast *fn)
     }
     pmlc_strmap_put(E->A, &E->active, fn->name, (void *)fn);
     E->calls[E->call_depth++] = call;
+    int32_t begin = E->g ? E->g->nodes.n : 0;
     pmlc_exec_block(E, &callee, fn->b);
     E->call_depth--;
+    if (E->g && !E->teacher) { /* what `recompute PATTERN` may name (train_blocks.h) */
+        ir_scope rec = {S->path, call->loc, begin, E->g->nodes.n};
+        PMLC_PUSH(E->A, E->g->scopes, rec);
+    }
     pmlc_strmap_put(E->A, &E->active, fn->name, NULL);
     if (E->aborted) return pmlc_v_err;
     if (call->label && callee.returned && callee.ret.k == PMLC_V_TENSOR) { /* a hidden state to match */

@@ -592,6 +592,10 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
             read_freeze(P, t, it);
             continue;
         }
+        if (it->kind == AST_RECOMPUTE) {
+            PMLC_PUSH(&P->arena, t->recomputes, it);
+            continue;
+        }
         if (it->kind == AST_CALL) {
             pmlc_error(DIAG, it->name_loc, "'%s(...)' is not a train block field%s", it->name,
                        strcmp(it->name, "match") ? " (fields are written name = value)"
@@ -770,12 +774,68 @@ static void bind_freezes(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
     }
 }
 
+/* A segment per model-level statement, but the loss's (its backward pass follows its
+ * forward pass at once) and the distillation teacher's (it takes no gradient). */
+static void segment_statements(pmlc_graph *g)
+{
+    int loss_unit = g->loss >= 0 ? g->nodes.v[g->loss].unit : -1;
+    for (int i = 0; i < g->nodes.n; i++) {
+        int u = g->nodes.v[i].unit;
+        g->segment[i] = u == loss_unit || (i >= g->teacher_begin && i < g->teacher_end) ? -1 : u;
+    }
+}
+
+/* A segment per call that a pattern matches, outer calls first: an outer call ends
+ * after its inner ones, so walking the calls from the last to end finds it first. */
+static void segment_calls(pmlc_program *P, const pmlc_train *t, pmlc_graph *g)
+{
+    for (int r = 0; r < t->recomputes.n; r++) {
+        const ast *st = t->recomputes.v[r];
+        for (int k = 0; k < st->list.n; k++) {
+            const ast *pat = st->list.v[k];
+            int hits = 0;
+            for (int c = g->scopes.n - 1; c >= 0; c--) {
+                const ir_scope *sc = &g->scopes.v[c];
+                if (!pmlc_pattern_match(pat->name, sc->path)) continue;
+                hits++;
+                for (int32_t i = sc->begin; i < sc->end; i++)
+                    if (g->segment[i] < 0) g->segment[i] = c;
+            }
+            if (hits) continue;
+            const char **cands = pmlc_arena_alloc(&P->arena, sizeof(char *) * (size_t)(g->scopes.n + 1));
+            for (int c = 0; c < g->scopes.n; c++) cands[c] = g->scopes.v[c].path;
+            pmlc_error_unknown(DIAG, pat->loc, pat->name, cands, g->scopes.n,
+                               " (a pattern names calls by their scope path, such as blocks.*.attn)",
+                               "'%s' matches no call of '%s'", pat->name, g->name);
+        }
+    }
+}
+
+static void bind_recompute(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
+{
+    if (!t->recompute && !t->recomputes.n) return;
+    if (t->recompute && t->recomputes.n) {
+        pmlc_error(DIAG, t->recomputes.v[0]->loc,
+                   "'recompute = true' recomputes every model-level statement already: give it or patterns, "
+                   "not both");
+        pmlc_note(DIAG, t->field_loc[F_RECOMPUTE], "'recompute = true' is here");
+        return;
+    }
+    g->segment = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)(g->nodes.n ? g->nodes.n : 1));
+    for (int i = 0; i < g->nodes.n; i++) g->segment[i] = -1;
+    if (t->recompute)
+        segment_statements(g);
+    else
+        segment_calls(P, t, g);
+}
+
 int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
 {
     int before = P->diag.errors;
     bind_dims(P, t, g);
     bind_data(P, t, g);
     bind_freezes(P, t, g);
+    bind_recompute(P, t, g);
     if (g->replicas > 1 && t->microbatches % g->replicas)
         pmlc_error(DIAG, g->replicas_loc,
                    "%d replicas cannot share microbatches = %lld: each replica runs an equal share of the "
@@ -909,7 +969,7 @@ pmlc_distill *pmlc_distill_read(pmlc_program *P, const ast *decl)
             continue;
         }
         if (f->kind != AST_FIELD) {
-            pmlc_error(DIAG, f->loc, "'freeze' belongs in a train block");
+            pmlc_error(DIAG, f->loc, "'%s' belongs in a train block", f->kind == AST_RECOMPUTE ? "recompute" : "freeze");
             continue;
         }
         int which = -1;

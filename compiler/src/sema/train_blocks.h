@@ -3,7 +3,8 @@
  * Checking happens in two steps because some fields can only be judged against the
  * elaborated model: pmlc_train_read reads and validates every field on its own (and
  * applies --set overrides), pmlc_train_bind then checks the fields against the graph
- * (stage count vs devices, data vs inputs, symbolic dimensions, freeze patterns). A
+ * (stage count vs devices, data vs inputs, symbolic dimensions, freeze and recompute
+ * patterns). A
  * distill block is read before its student is elaborated, because the student's graph
  * holds the teacher (elab.h checks that their inputs and outputs agree). */
 #ifndef PMLC_TRAIN_H
@@ -75,7 +76,8 @@ typedef struct pmlc_train {
     pmlc_device devices[1024];
     pmlc_loc place_loc;
     int64_t steps, epochs, seed, checkpoint_every;
-    int recompute;
+    int recompute;                   /* recompute = true: every model-level statement (ir.h, segment) */
+    PMLC_VEC(const ast *) recomputes; /* `recompute PATTERN, ...` statements (AST_RECOMPUTE) */
     ast_list dim_fields; /* fields naming symbolic dimensions, bound later */
     int64_t dims[PMLC_MAX_SYMS];
     int dim_set[PMLC_MAX_SYMS];
@@ -107,7 +109,11 @@ typedef struct pmlc_distill {
  * reported and leave `bad` set; the result still says what could be read, so the
  * model is checked too and every mistake shows in one run. */
 pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl);
-/* Checks the train block against its elaborated model; marks frozen parameters. */
+/* Checks the train block against its elaborated model; marks frozen parameters and the
+ * recomputed segments (g->segment): with recompute = true each model-level statement
+ * but the loss's, with `recompute PATTERN, ...` each call whose scope path a pattern
+ * matches (as freeze patterns match names; a call inside a matched call belongs to the
+ * outer one). A pattern that matches no call is an error. */
 int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g);
 /* Checks that every model input and the labels have one micro-batch of rows once the
  * symbols are bound (`sh`: each node's bound shape), as the data feed fills them. */
