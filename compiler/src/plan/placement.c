@@ -109,8 +109,6 @@ static void stage_costs(coster *c, int n_stages, pmlc_stage_cost *out, const uin
 {
     pmlc_graph *g = c->g;
     memset(out, 0, sizeof *out * (size_t)n_stages);
-    int *counted = pmlc_arena_alloc(&c->P->arena, sizeof(int) * (size_t)(g->nodes.n ? g->nodes.n : 1));
-    for (int i = 0; i < g->nodes.n; i++) counted[i] = -1;
     for (int i = 0; i < g->nodes.n; i++) {
         const ir_node *n = &g->nodes.v[i];
         pmlc_stage_cost *s = &out[n->stage];
@@ -119,24 +117,70 @@ static void stage_costs(coster *c, int n_stages, pmlc_stage_cost *out, const uin
         s->bwd_b += c->bwd_b[i];
         s->bwd_w += c->bwd_w[i];
         if (n->op == OP_PARAM && !frozen[n->param]) s->trainable += g->params.v[n->param].numel;
-        if (!c->rg[i] || n->op == OP_PARAM) continue;
-        /* Tensors this op's backward pass reads stay alive from forward to backward. */
-        uint8_t saves = pmlc_ops[n->op].saves;
-        for (int k = 0; k < n->n_in && k < 7; k++) {
-            int src = n->in[k];
-            const ir_node *sn = &g->nodes.v[src];
-            if (!(saves & (1u << k)) || sn->op == OP_PARAM || is_source_free(sn) || counted[src] == n->stage) continue;
-            counted[src] = n->stage;
-            s->act_bytes += node_bytes(c, src);
-        }
-        if ((saves & PMLC_SAVES_OUT) && counted[i] != n->stage) {
-            counted[i] = n->stage;
-            s->act_bytes += node_bytes(c, i);
-        }
     }
 }
 
 static double total(const pmlc_stage_cost *s) { return s->fwd + s->bwd_b + s->bwd_w; }
+
+/* A forward value that, read by the backward pass, stays in memory from a micro-batch's
+ * forward pass to its backward pass: one that differs between micro-batches (not a
+ * parameter, a constant, or what only they feed, which is one value per step). */
+static int kept_value(const coster *c, int x) { return x < c->g->n_forward && c->act[x]; }
+
+/* After autodiff, for every phase: the bytes each stage keeps between a micro-batch's
+ * passes (act_bytes), read off the backward graph as it runs in the phase (the nodes a
+ * still-trained parameter's gradient needs, as runtime/src/plan/phase.h runs them): the
+ * forward values those nodes read, on the reader's stage. For the first phase also
+ * what the stages would keep without recomputation (the values the gradient rules
+ * read, recomputed copies taken back to their originals) and the FLOPs recomputing
+ * costs them. */
+static void kept_bytes(coster *c, pmlc_plan *pl)
+{
+    pmlc_graph *g = c->g;
+    int nf = g->n_forward, N = g->nodes.n, S = pl->n_stages;
+    pmlc_arena *A = &c->P->arena;
+    size_t cells = (size_t)nf * (size_t)S + 1;
+    uint8_t *runs = pmlc_arena_alloc(A, (size_t)N + 1);
+    uint8_t *with = pmlc_arena_alloc(A, cells), *plain = pmlc_arena_alloc(A, cells);
+    int32_t *stack = pmlc_arena_alloc(A, sizeof(int32_t) * ((size_t)N + 1));
+    for (int i = 0; i < pl->phases.n; i++) {
+        pmlc_phase *ph = &pl->phases.v[i];
+        memset(runs, 0, (size_t)N + 1);
+        memset(with, 0, cells);
+        memset(plain, 0, cells);
+        int top = 0;
+        for (int p = 0; p < g->params.n; p++) {
+            int64_t from = g->params.v[p].frozen_from;
+            int gr = g->param_grad[p];
+            if (gr >= 0 && !(from >= 0 && from <= ph->step) && !runs[gr]) runs[gr] = 1, stack[top++] = gr;
+        }
+        while (top > 0) {
+            const ir_node *n = &g->nodes.v[stack[--top]];
+            for (int k = 0; k < n->n_in; k++)
+                if (n->in[k] >= nf && !runs[n->in[k]]) runs[n->in[k]] = 1, stack[top++] = n->in[k];
+        }
+        for (int s = 0; s < S; s++) ph->stages[s].act_bytes = 0;
+        for (int b = nf; b < N; b++) {
+            const ir_node *n = &g->nodes.v[b];
+            if (!runs[b]) continue;
+            int copy = g->copy_of && g->copy_of[b] >= 0;
+            size_t at = (size_t)n->stage * (size_t)nf;
+            if (copy && i == 0) pl->stages[n->stage].recompute_flops += c->fwd[g->copy_of[b]];
+            for (int k = 0; k < n->n_in; k++) {
+                int x = n->in[k], orig = x < nf ? x : g->copy_of ? g->copy_of[x] : -1;
+                if (kept_value(c, x) && !with[at + (size_t)x]) {
+                    with[at + (size_t)x] = 1;
+                    ph->stages[n->stage].act_bytes += node_bytes(c, x);
+                }
+                if (i == 0 && !copy && orig >= 0 && kept_value(c, orig) && !plain[at + (size_t)orig]) {
+                    plain[at + (size_t)orig] = 1;
+                    pl->stages[n->stage].act_bytes_plain += node_bytes(c, orig);
+                }
+            }
+        }
+    }
+    for (int s = 0; s < S; s++) pl->stages[s].cost.act_bytes = pl->phases.v[0].stages[s].act_bytes;
+}
 
 /* Fewest stages holding the units with no stage above `limit`. */
 static int stages_needed(const double *cost, int n, double limit)
@@ -503,6 +547,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         for (int p = 0; p < g->params.n; p++) frozen[p] = g->params.v[p].frozen_from == 0;
         if (pmlc_autodiff(P, g, pl->binding, frozen)) return NULL;
         for (int i = g->n_forward; i < g->nodes.n; i++) pl->stages[g->nodes.v[i].stage].n_bwd_ops++;
+        kept_bytes(&c, pl);
         for (int p = 0; p < g->params.n; p++)
             if (g->params.v[p].teacher && g->param_grad[p] >= 0)
                 pl->stages[g->nodes.v[g->params.v[p].node].stage].teacher_grads += g->params.v[p].numel;

@@ -45,6 +45,11 @@ typedef struct pmlc_stage_plan {
     double teacher_fwd, teacher_bwd; /* FLOPs per micro-batch; bwd is what the cost model gives its nodes */
     int64_t teacher_params, teacher_grads, teacher_opt_bytes; /* grads: teacher parameters autodiff reached */
     PMLC_VEC(pmlc_send) sends;                /* to the next stage */
+    /* With recomputation (g->copy_of): the bytes per micro-batch the backward pass would
+     * keep without it (cost.act_bytes is what it keeps with it), and the FLOPs per
+     * micro-batch its backward pass spends recomputing. */
+    int64_t act_bytes_plain;
+    double recompute_flops;
 } pmlc_stage_plan;
 
 /* A training phase: from `step`, the parameters frozen by then stay frozen. */

@@ -34,6 +34,8 @@ static const char *fmt_bytes(int64_t b, char *buf, size_t cap)
 
 /* Three significant digits, zeros kept, so columns of costs compare at a glance:
  * 54.0 K, 28.2 K, 1.13 M, 224 M. */
+static double total_flops(const pmlc_stage_cost *c) { return c->fwd + c->bwd_b + c->bwd_w; }
+
 static const char *fmt_flops(double f, char *buf, size_t cap)
 {
     static const char *const units[] = {"", "K", "M", "G", "T", "P", "E"};
@@ -220,6 +222,14 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         fprintf(out, "  activations    %s per micro-batch, %d in flight: %s\n",
                 fmt_bytes(st->cost.act_bytes, a, sizeof a), st->in_flight,
                 fmt_bytes(st->cost.act_bytes * st->in_flight, b, sizeof b));
+        if (g->copy_of && !st->recompute_flops) {
+            fputs("  recompute      nothing on this stage\n", out);
+        } else if (g->copy_of) {
+            double work = total_flops(&st->cost);
+            fprintf(out, "  recompute      keeps %s per micro-batch instead of %s; recomputing adds %s flops/mb (+%.1f%%)\n",
+                    fmt_bytes(st->cost.act_bytes, a, sizeof a), fmt_bytes(st->act_bytes_plain, b, sizeof b),
+                    fmt_flops(st->recompute_flops, c, sizeof c), work > 0 ? 100 * st->recompute_flops / work : 0.0);
+        }
         if (pl->memory) {
             const pmlc_stage_memory *m = &pl->memory->stages[s];
             fprintf(out, "  memory         arena %s: state %s, activations %s at most (%d micro-batch%s), ",
@@ -384,6 +394,12 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
                 ", \"grads\": %" PRId64 ", \"optimizer_state_bytes\": %" PRId64 "}",
                 st->n_teacher_ops, st->teacher_fwd, st->teacher_bwd, st->teacher_params, st->teacher_grads,
                 st->teacher_opt_bytes);
+        fputs(", \"recompute\": ", out);
+        if (pl->g->copy_of)
+            fprintf(out, "{\"activation_bytes_without\": %" PRId64 ", \"flops\": %.17g}", st->act_bytes_plain,
+                    st->recompute_flops);
+        else
+            fputs("null", out);
         fprintf(out, ", \"in_flight\": %d,\n     \"memory\": ", st->in_flight);
         if (pl->memory) {
             const pmlc_stage_memory *m = &pl->memory->stages[s];

@@ -15,11 +15,9 @@
 #include <string.h>
 
 #include "../../core/check.h"
-#include "compile_plan.h"
-#include "exec/feed.h"
-#include "exec/pipeline.h"
 #include "plan/plan.h"
 #include "pmlc.h"
+#include "train_weights.h"
 
 static const char model_text[] = "import \"nn\"\n"
                                  "model m(x: f32[B, 16]) -> f32[B, 4] {\n"
@@ -42,30 +40,8 @@ static float *train(int stages, int mbs, const char *sched, int unfused, size_t 
 {
     char text[2048];
     snprintf(text, sizeof text, model_text, stages, mbs, sched);
-    float *all = NULL;
-    size_t n = 0;
-    pml_plan *pl = NULL;
-    pml_feed *feed = NULL;
-    pml_pipeline *pipe = NULL;
-    pml_err err = {0};
-    if (!(pl = test_compile_plan("invariance.pml", text, NULL, &err)) || pml_feed_create(pl, &feed, &err)) goto out;
-    pml_pipeline_opts o = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed, .unfused = unfused};
-    if (pml_pipeline_create(pl, &o, &pipe, &err)) goto out;
-    for (int k = 0; k < 10; k++)
-        if (pml_pipeline_step(pipe, NULL, &err)) goto out;
-    for (int q = 0; q < pl->n_params; q++) n += (size_t)pl->nodes[pl->params[q].node].numel;
-    all = malloc(sizeof(float) * n);
-    for (int q = 0, at = 0; q < pl->n_params; q++) {
-        int64_t c = pl->nodes[pl->params[q].node].numel;
-        memcpy(all + at, pml_pipeline_param(pipe, q), sizeof(float) * (size_t)c);
-        at += (int)c;
-    }
-    *n_out = n;
-out:
-    if (!all) fprintf(stderr, "stages %d, micro-batches %d, %s: %s\n", stages, mbs, sched, err.msg);
-    pml_pipeline_destroy(pipe);
-    pml_feed_destroy(feed);
-    pml_plan_free(pl);
+    float *all = test_train_weights("invariance.pml", text, 10, unfused, n_out);
+    if (!all) fprintf(stderr, "stages %d, micro-batches %d, %s\n", stages, mbs, sched);
     return all;
 }
 
