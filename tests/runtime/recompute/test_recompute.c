@@ -1,6 +1,7 @@
 /* test_recompute.c — recomputation (autodiff.h, docs/design.md "Recomputation") changes
  * where the backward pass gets its forward values, never what it computes:
- *   weights_are_bit_identical_with_and_without_recompute SCHEDULE: a small transformer
+ *   weights_are_bit_identical_with_and_without_recompute SCHEDULE (gpipe, 1f1b,
+ *     zero_bubble): a small transformer
  *     with dropout trained 3 steps on 1 and 2 stages, 1 and 4 micro-batches, with
  *     `recompute = true` and with `recompute blocks.*.attn` (attention only), ends with
  *     the same bits as without recomputation; and the backward pass did recompute
