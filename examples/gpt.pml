@@ -45,7 +45,7 @@ train gpt {
     grad_clip = 1.0
     batch = 64, microbatches = 8
     schedule = 1f1b
-    precision = bf16
+    precision = f32                 # or bf16 / f16 on the CPU (docs/language.md, "Precision")
     place = [cuda:0, cuda:1, cuda:2, cuda:3]   # or `cpu`
     steps = 300
     T = 64

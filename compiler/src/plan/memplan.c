@@ -37,7 +37,7 @@ typedef struct planner {
     pmlc_arena *A;
     const pmlc_plan *pl;
     const pmlc_graph *g;
-    int S, float_bytes;
+    int S;
     int64_t M;
     int32_t *root;          /* per node: whose memory it is (a reshape is its input's) */
     uint8_t *invariant;     /* per node: computed from parameters and constants alone */
@@ -70,8 +70,7 @@ static int64_t numel_of(const planner *p, int i)
 static int64_t value_bytes(const planner *p, int i)
 {
     const ir_node *n = &p->g->nodes.v[i];
-    int eb = n->op == OP_PARAM || !pmlc_dtype_is_float(n->dtype) ? pmlc_dtype_bytes(n->dtype) : p->float_bytes;
-    return numel_of(p, i) * eb;
+    return numel_of(p, i) * pmlc_dtype_bytes(n->dtype); /* as stored (ir/precision.h) */
 }
 
 static int64_t align_up(int64_t v) { return (v + PMLC_MEM_ALIGN - 1) / PMLC_MEM_ALIGN * PMLC_MEM_ALIGN; }
@@ -412,12 +411,12 @@ static int by_key(const void *a, const void *b)
     return (x->role > y->role) - (x->role < y->role);
 }
 
-pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl, int float_bytes)
+pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl)
 {
     if (!pl->timetable || pl->timetable->n_mb * (pl->g->nodes.n + pl->fusion.n_groups) > MAX_CELLS) return NULL;
     planner p;
     memset(&p, 0, sizeof p);
-    p.A = A, p.pl = pl, p.g = pl->g, p.S = pl->n_stages, p.M = pl->timetable->n_mb, p.float_bytes = float_bytes;
+    p.A = A, p.pl = pl, p.g = pl->g, p.S = pl->n_stages, p.M = pl->timetable->n_mb;
     size_t N = (size_t)(p.g->nodes.n ? p.g->nodes.n : 1), K = (size_t)(pl->fusion.n_groups ? pl->fusion.n_groups : 1);
     p.root = pmlc_arena_alloc(A, sizeof(int32_t) * N);
     p.invariant = pmlc_arena_alloc(A, N);
@@ -443,7 +442,6 @@ pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl, int float_b
 
     pmlc_memplan *mp = pmlc_arena_alloc(A, sizeof *mp);
     mp->n_stages = p.S;
-    mp->float_bytes = float_bytes;
     mp->stages = pmlc_arena_alloc(A, sizeof(pmlc_stage_memory) * (size_t)p.S);
     for (int s = 0; s < p.S; s++) {
         pmlc_stage_memory *mem = &mp->stages[s];

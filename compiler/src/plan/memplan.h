@@ -4,7 +4,7 @@
  * allocates is the runtime's to plan (runtime/src/plan/memplan.h), over the values the
  * backend keeps after its own lowering, which the compiler does not know (docs/design.md,
  * "One memory plan"): this estimate counts the plan's materialised values at the
- * training precision, per micro-batch of the timetable.
+ * dtype each value is stored in (ir/precision.h), per micro-batch of the timetable.
  *
  * Time is the stage's timetable with each forward and backward instruction split into
  * its kernels (fuse.h), in running order. A buffer is
@@ -57,15 +57,14 @@ typedef struct pmlc_stage_memory {
 
 typedef struct pmlc_memplan {
     int n_stages;
-    int float_bytes; /* element size assumed for floating-point values (not parameters) */
     pmlc_stage_memory *stages;
     int n_buffers;
     pmlc_buffer *buffers; /* ordered by stage, node, role */
 } pmlc_memplan;
 
-/* Plans the memory of `pl`; floating-point values are `float_bytes` wide (the training
- * precision's size). Allocates in `A`. NULL when `pl` has no timetable or one too large
+/* Plans the memory of `pl`; every value is as wide as its node's dtype, which the
+ * precision pass made its storage dtype (ir/precision.h). Allocates in `A`. NULL when `pl` has no timetable or one too large
  * to plan (millions of micro-batches). */
-pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl, int float_bytes);
+pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl);
 
 #endif

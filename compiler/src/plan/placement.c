@@ -7,6 +7,7 @@
 
 #include "ir/autodiff.h"
 #include "ir/fuse.h"
+#include "ir/precision.h"
 #include "plan/memplan.h"
 #include "plan/schedule.h"
 #include "sema/elab.h"
@@ -22,16 +23,18 @@ typedef struct coster {
     pmlc_graph *g;
     pmlc_cshape *shape; /* concrete shape per node */
     pmlc_dtype precision;
+    int stored; /* node dtypes are storage dtypes (ir/precision.h has run) */
     double *fwd, *bwd_b, *bwd_w, *bytes;
     uint8_t *rg;  /* requires a gradient */
     uint8_t *act; /* depends on the batch: an activation, not a weight */
 } coster;
 
-/* Element size of a node as stored: floating-point tensors in the training precision. */
+/* Element size of a node as stored: its dtype once the precision pass has given it its
+ * storage dtype; before, floating-point tensors in the training precision. */
 static int elem_bytes(const coster *c, int n)
 {
     pmlc_dtype dt = c->g->nodes.v[n].dtype;
-    return pmlc_dtype_is_float(dt) ? pmlc_dtype_bytes(c->precision) : pmlc_dtype_bytes(dt);
+    return pmlc_dtype_is_float(dt) && !c->stored ? pmlc_dtype_bytes(c->precision) : pmlc_dtype_bytes(dt);
 }
 
 static int64_t node_bytes(const coster *c, int n) { return pmlc_cshape_numel(&c->shape[n]) * elem_bytes(c, n); }
@@ -478,7 +481,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     pl->replicas = g->replicas > 0 ? g->replicas : 1;
     if (bind_symbols(P, pl, lenient)) return NULL;
 
-    coster c = {P, g, NULL, pl->precision, NULL, NULL, NULL, NULL, NULL, NULL};
+    coster c = {P, g, NULL, pl->precision, 0, NULL, NULL, NULL, NULL, NULL, NULL};
     if (bind_shapes(P, g, pl->binding, &c.shape)) return NULL;
     if (t && pmlc_train_check_rows(P, t, g, c.shape)) return NULL;
     size_t nn = (size_t)(g->nodes.n ? g->nodes.n : 1);
@@ -526,7 +529,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         const ir_param *prm = &g->params.v[p];
         pmlc_stage_plan *st = &pl->stages[g->nodes.v[prm->node].stage];
         st->params += prm->numel;
-        st->param_bytes += prm->numel * pmlc_dtype_bytes(prm->dtype);
+        st->param_bytes += prm->numel * 4; /* f32 masters, whatever the declared dtype (ir/precision.h) */
         int64_t opt = prm->frozen_from != 0 ? prm->numel * 4 * state : 0;
         st->opt_bytes += opt;
         pl->total_params += prm->numel;
@@ -553,6 +556,19 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
                 pl->stages[g->nodes.v[g->params.v[p].node].stage].teacher_grads += g->params.v[p].numel;
     }
 
+    /* Storage dtypes and 16-bit copies (ir/precision.h); the sends carry what is stored. */
+    int32_t *to = NULL;
+    pl->casts = pmlc_precision_apply(P, g, pl->precision, d ? d->teacher_precision : PMLC_F32, &to);
+    if (bind_shapes(P, g, pl->binding, &c.shape)) return NULL;
+    c.stored = 1;
+    for (int s = 0; s < S; s++)
+        for (int k = 0; k < pl->stages[s].sends.n; k++) {
+            pmlc_send *snd = &pl->stages[s].sends.v[k];
+            snd->node = to[snd->node];
+            snd->dtype = g->nodes.v[snd->node].dtype;
+            snd->bytes = node_bytes(&c, snd->node);
+        }
+
     /* Kernels after fusion, and what the forward pass still writes to memory. */
     pmlc_fusion fu;
     pmlc_fuse(&P->arena, g, &fu);
@@ -573,7 +589,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         st->fwd_written_unfused += node_bytes(&c, i);
         if (fu.materialized[i]) st->fwd_written += node_bytes(&c, i);
     }
-    pl->memory = pmlc_memplan_build(&P->arena, pl, pmlc_dtype_bytes(pl->precision));
+    pl->memory = pmlc_memplan_build(&P->arena, pl);
 
     return pl;
 }

@@ -75,6 +75,7 @@ typedef struct pmlc_plan {
     int64_t microbatch, microbatches, batch;
     pmlc_schedule schedule;
     pmlc_dtype precision;
+    int casts; /* 16-bit copies the precision pass inserted (ir/precision.h) */
     double bubble;
     double imbalance; /* slowest stage over the mean, minus 1 */
     int64_t total_params;

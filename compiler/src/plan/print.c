@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ir/precision.h"
 #include "plan/memplan.h"
 #include "plan/placement.h"
 #include "plan/schedule.h"
@@ -80,6 +81,32 @@ static const char *device_str(const pmlc_plan *pl, int s, char *buf, size_t cap)
     else
         snprintf(buf, cap, "cpu:%d", pl->stages[s].device.index);
     return buf;
+}
+
+/* The precision and, when anything is stored in 16 bits, the op table that says what
+ * (ir/precision.h): one line per storage rule. */
+static void print_precision(const pmlc_plan *pl, FILE *out)
+{
+    pmlc_dtype h = pl->precision;
+    if (pl->distill && pl->distill->teacher_precision != PMLC_F32) h = pl->distill->teacher_precision;
+    fprintf(out, "  precision      %s", pmlc_dtype_name(pl->precision));
+    if (h != pl->precision) fprintf(out, " (the teacher's forward pass in %s)", pmlc_dtype_name(h));
+    if (h == PMLC_F32 && !pl->casts) {
+        fputc('\n', out);
+        return;
+    }
+    fprintf(out, ": f32 master weights and optimizer state, %d cast%s to 16 bits (weight copies, matmul operands)\n",
+            pl->casts, pl->casts == 1 ? "" : "s");
+    for (int r = PMLC_PREC_HALF; r <= PMLC_PREC_DECLARED; r++) {
+        int col = fprintf(out, "    %-13s", r == PMLC_PREC_HALF ? (h == PMLC_F16 ? "f16" : "bf16") : pmlc_precision_rule_name((pmlc_prec_rule)r));
+        for (int op = 0; op < OP_COUNT; op++) {
+            if ((int)pmlc_precision_rule((pmlc_opcode)op) != r) continue;
+            if (col > 84) col = fprintf(out, "\n%17s", "") - 1;
+            col += fprintf(out, " %s", pmlc_ops[op].name);
+        }
+        if (r == PMLC_PREC_F32) fputs(", and the inputs, output, loss and parameter gradients", out);
+        fputc('\n', out);
+    }
 }
 
 static const char *placement_str(const pmlc_plan *pl)
@@ -186,7 +213,7 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         fprintf(out, ", %.1f%% simulated with these stage costs\n", 100 * pl->timetable->bubble);
     else
         fputs(" (planned only: the runtime runs gpipe, 1f1b and zero_bubble)\n", out);
-    fprintf(out, "  precision      %s\n", pmlc_dtype_name(pl->precision));
+    print_precision(pl, out);
     int any = 0;
     for (int s = 0; s < P->syms.n; s++) {
         int used = 0;

@@ -67,6 +67,11 @@ pml_status pml_cpu_unsupported(const pml_op_call *c, pml_dtype t, pml_err *err);
  * so only a direct caller sees it): "<op>: not implemented on the CPU (dtype <t>)". */
 pml_status pml_cpu_other_family(const pml_op_call *c, pml_err *err);
 
+/* The kernel family of c's class, with no 16-bit operand (run.c); and any op with one:
+ * 16-bit storage, f32 math (half.c). pml_cpu_run picks between them. */
+pml_status pml_cpu_run_family(const pml_op_call *c, pml_err *err);
+pml_status pml_cpu_run_half(const pml_op_call *c, pml_err *err);
+
 /* Kernel families; each handles the ops of the classes run.c routes to it. */
 pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err); /* FILL UNARY BINARY ELEMWISE */
 pml_status pml_cpu_reduce(const pml_op_call *c, pml_err *err);      /* REDUCE */

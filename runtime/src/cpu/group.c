@@ -19,7 +19,7 @@
 
 enum { TILE_ELEMS = 4096 };
 
-static size_t elem_size(pml_dtype t) { return t == PML_F64 ? 8 : 4; }
+static size_t elem_size(pml_dtype t) { return pml_dtype_size(t); }
 
 /* Ops a tile can run: element-wise, with no dependence on an element's position, and
  * sum, max and mean over one axis other than the first, keeping it. */

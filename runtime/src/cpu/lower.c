@@ -41,14 +41,14 @@ pml_status pml_cpu_lower(const pml_plan *pl, const uint8_t *keep, pml_cpu_node *
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
         l[i] = (pml_cpu_node){.run = 1, .op = n->op, .alias = i};
-        if (n->op == PML_OP_RESHAPE && n->n_in == 1) {
+        if (n->op == PML_OP_RESHAPE && n->n_in == 1 && pl->nodes[n->in[0]].dtype == n->dtype) {
             l[i].run = 0;
             l[i].alias = l[n->in[0]].alias;
         }
         if (n->op != PML_OP_MATMUL || n->n_in != 2) continue;
         for (int k = 0; k < 2; k++) {
             int src = n->in[k], t = 0;
-            while (swaps_last_two(&pl->nodes[src])) {
+            while (swaps_last_two(&pl->nodes[src]) && pl->nodes[pl->nodes[src].in[0]].dtype == pl->nodes[src].dtype) {
                 t ^= 1;
                 src = pl->nodes[src].in[0];
             }

@@ -1,7 +1,33 @@
-/* run.c — pml_cpu_run: checks what every op needs (a known opcode, its inputs) and
- * routes the call to the kernel family of its class (pml/ops.def), the one place that
- * says which family runs an op. */
+/* run.c — pml_cpu_run: checks what every op needs (a known opcode, its inputs), sends
+ * a call with 16-bit operands to cpu/half.c, and routes the others to the kernel family
+ * of their class (pml/ops.def), the one place that says which family runs an op. */
 #include "cpu.h"
+#include "convert.h"
+
+pml_status pml_cpu_run_family(const pml_op_call *c, pml_err *err)
+{
+    const char *name = pml_op_name(c->op);
+    switch (pml_op_class_of(c->op)) {
+    case PML_OPC_LEAF:
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: source nodes are filled by the executor, not run", name);
+    case PML_OPC_FILL:
+    case PML_OPC_UNARY:
+    case PML_OPC_BINARY:
+    case PML_OPC_ELEMWISE:
+        return pml_cpu_elementwise(c, err);
+    case PML_OPC_REDUCE:
+        return pml_cpu_reduce(c, err);
+    case PML_OPC_MOVEMENT:
+        return pml_cpu_movement(c, err);
+    case PML_OPC_GATHER:
+        return pml_cpu_index(c, err);
+    case PML_OPC_MATMUL:
+        return pml_cpu_matmul(c, err);
+    case PML_OPC_ROWLOSS:
+        return pml_cpu_xent(c, err);
+    }
+    return pml_err_set(err, PML_ERR_UNSUPPORTED, "%s: no CPU kernel family", name); /* not reached */
+}
 
 pml_status pml_cpu_run(const pml_op_call *c, pml_err *err)
 {
@@ -27,24 +53,8 @@ pml_status pml_cpu_run(const pml_op_call *c, pml_err *err)
             return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: %s %d has no data", name, i < 0 ? "output" : "input",
                                i < 0 ? 0 : i);
     }
-    switch (pml_op_class_of(c->op)) {
-    case PML_OPC_LEAF:
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: source nodes are filled by the executor, not run", name);
-    case PML_OPC_FILL:
-    case PML_OPC_UNARY:
-    case PML_OPC_BINARY:
-    case PML_OPC_ELEMWISE:
-        return pml_cpu_elementwise(c, err);
-    case PML_OPC_REDUCE:
-        return pml_cpu_reduce(c, err);
-    case PML_OPC_MOVEMENT:
-        return pml_cpu_movement(c, err);
-    case PML_OPC_GATHER:
-        return pml_cpu_index(c, err);
-    case PML_OPC_MATMUL:
-        return pml_cpu_matmul(c, err);
-    case PML_OPC_ROWLOSS:
-        return pml_cpu_xent(c, err);
-    }
-    return pml_err_set(err, PML_ERR_UNSUPPORTED, "%s: no CPU kernel family", name); /* not reached */
+    if (pml_cpu_is_half(c->out.dtype)) return pml_cpu_run_half(c, err);
+    for (int k = 0; k < c->n_in; k++)
+        if (pml_cpu_is_half(c->in[k].dtype)) return pml_cpu_run_half(c, err);
+    return pml_cpu_run_family(c, err);
 }

@@ -7,6 +7,7 @@
 
 #include "core/finite.h"
 #include "core/rng.h"
+#include "cpu/convert.h"
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
 #include "plan/optim.h"
@@ -26,7 +27,7 @@ static pml_view view_of(const pml_cpu_ctx *p, int n, int64_t mb)
     const pml_plan_node *node = &p->plan->nodes[n];
     pml_view v = {0};
     v.data = mb >= 0 ? pml_cpu_ctx_data(p, n, mb) : NULL;
-    v.dtype = is_float(node->dtype) ? PML_F32 : PML_I32; /* the CPU computes floats in f32 */
+    v.dtype = (pml_dtype)node->dtype; /* as stored: f32, bf16, f16 (cpu/half.c) or i32 */
     v.rank = node->rank;
     memcpy(v.dims, node->dims, sizeof(int64_t) * node->rank);
     return v;
@@ -37,7 +38,6 @@ static pml_view view_of(const pml_cpu_ctx *p, int n, int64_t mb)
 static pml_status make_call(const pml_cpu_ctx *p, int n, int64_t mb, pml_op_call *c, pml_view *in, int cap,
                             pml_err *err)
 {
-    static const int64_t f32 = PML_F32;
     const pml_plan_node *node = &p->plan->nodes[n];
     const pml_cpu_node *low = &p->low[n];
     int n_in;
@@ -49,7 +49,6 @@ static pml_status make_call(const pml_cpu_ctx *p, int n, int64_t mb, pml_op_call
     c->trans[0] = low->trans[0], c->trans[1] = low->trans[1];
     c->attr = node->attr;
     c->n_attr = node->n_attr;
-    if (node->op == PML_OP_CAST && is_float((uint8_t)node->attr[0])) c->attr = &f32;
     c->fval = node->fval;
     c->n_in = n_in;
     c->in = in;
@@ -145,8 +144,9 @@ static pml_status check_output(const pml_cpu_ctx *p, int n, int64_t mb, int64_t 
     const pml_plan *pl = p->plan;
     const pml_plan_node *node = &pl->nodes[n];
     if (!p->conf.check_numerics || !is_float(node->dtype) || p->low[n].alias != n) return PML_OK;
-    const float *x = p->acc_into[n] ? p->acc_into[n] : pml_cpu_ctx_data(p, n, mb);
-    size_t len = (size_t)node->numel, k = x ? pml_finite_scan_f32(x, len) : len;
+    pml_dtype t = p->acc_into[n] ? PML_F32 : (pml_dtype)node->dtype;
+    const void *x = p->acc_into[n] ? p->acc_into[n] : pml_cpu_ctx_data(p, n, mb);
+    size_t len = (size_t)node->numel, k = x ? pml_cpu_scan_finite(x, t, len) : len;
     if (k == len) return PML_OK;
     static const char *const passes[] = {"forward", "backward (input gradient)", "backward (weight gradient)"};
     const char *where = p->conf.node_where && p->conf.node_where[n] && p->conf.node_where[n][0]
@@ -159,7 +159,7 @@ static pml_status check_output(const pml_cpu_ctx *p, int n, int64_t mb, int64_t 
                        "--check-numerics: op '%s' (node %d%s%s%s) made %s at element %zu: step %lld, stage %d, %s, %s "
                        "pass; made at %s",
                        pml_op_name((pml_opcode)node->op), n, node->label ? ", '" : "", node->label ? node->label : "",
-                       node->label ? "'" : "", pml_finite_name(x[k]), k, (long long)p->step + 1, (int)node->stage,
+                       node->label ? "'" : "", pml_finite_name(pml_cpu_element(x, t, k)), k, (long long)p->step + 1, (int)node->stage,
                        mbs_str, passes[node->pass < 3 ? node->pass : 0], where);
 }
 
@@ -252,7 +252,7 @@ static pml_status cpu_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend
             } else if (mode == PML_BACKEND_FWD_SERVE && !p->serves[n])
                 continue;
             if (u >= 0 && node->op == PML_OP_DROPOUT) {
-                memcpy(pml_cpu_ctx_data(p, n, mb), pml_cpu_ctx_data(p, node->in[0], mb), (size_t)node->numel * 4);
+                memcpy(pml_cpu_ctx_data(p, n, mb), pml_cpu_ctx_data(p, node->in[0], mb), p->bytes[n]);
                 continue;
             }
         }

@@ -201,7 +201,7 @@ static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
         p->packed_at[i] = -1;
         if (!l->run || l->op != PML_OP_MATMUL || l->trans[0] || p->invariant[i] || p->deferred_node[i]) continue;
         const pml_plan_node *b = &pl->nodes[l->in[1]];
-        if (!p->invariant[l->in[1]] || b->rank != 2 || b->dtype == PML_I32) continue;
+        if (!p->invariant[l->in[1]] || b->rank != 2 || b->dtype != PML_F32) continue; /* panels are f32 */
         int64_t k = l->trans[1] ? b->dims[1] : b->dims[0], n = l->trans[1] ? b->dims[0] : b->dims[1];
         if (n < PACK_MIN_N) continue;
         p->panels[i] = 1;
@@ -296,7 +296,7 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
     for (int k = 0; k < pl->n_inputs; k++) p->all_mb[low[pl->input_nodes[k]].alias] = 1;
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
-        p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4; /* f32 and i32 alike */
+        p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * pml_dtype_size((pml_dtype)n->dtype); /* as stored */
         p->copies[i] = copies_of(p, i);
     }
     return PML_OK;

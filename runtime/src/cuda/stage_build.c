@@ -400,6 +400,16 @@ pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *con
     if (conf->check_numerics) /* refused, not ignored: the kernels are fused and asynchronous */
         return pml_err_set(err, PML_ERR_UNSUPPORTED,
                            "--check-numerics checks each op's output on the CPU backend only: run with --backend cpu");
+    /* Refused, not run as f32: mixed precision (its 16-bit weight copies, casts of a
+     * parameter) runs on the CPU backend only (compiler/src/ir/precision.h). */
+    int copies = 0;
+    for (int i = 0; i < plan->n_nodes; i++)
+        copies += plan->nodes[i].op == PML_OP_CAST && plan->nodes[plan->nodes[i].in[0]].op == PML_OP_PARAM;
+    if (plan->conf.precision != PML_F32 || copies)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED,
+                           "the CUDA backend does not run mixed precision yet (precision %s, %d 16-bit weight "
+                           "copies): run it with --backend cpu, or build it with precision = f32",
+                           pml_dtype_name((pml_dtype)plan->conf.precision), copies);
     pml_cuda_ctx *p = calloc(1, sizeof *p);
     if (!p) return NOMEM(err);
     p->plan = plan;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "cpu_tests.h"
 
 int t_failures, t_checks;
@@ -60,6 +61,10 @@ double t_get(const pml_view *v, int64_t i)
         return ((const float *)v->data)[i];
     case PML_F64:
         return ((const double *)v->data)[i];
+    case PML_BF16:
+        return pml_bf16_to_f32(((const uint16_t *)v->data)[i]);
+    case PML_F16:
+        return pml_f16_to_f32(((const uint16_t *)v->data)[i]);
     default:
         return ((const int32_t *)v->data)[i];
     }
@@ -73,6 +78,12 @@ void t_set(pml_view *v, int64_t i, double x)
         break;
     case PML_F64:
         ((double *)v->data)[i] = x;
+        break;
+    case PML_BF16:
+        ((uint16_t *)v->data)[i] = pml_f32_to_bf16((float)x);
+        break;
+    case PML_F16:
+        ((uint16_t *)v->data)[i] = pml_f32_to_f16((float)x);
         break;
     default:
         ((int32_t *)v->data)[i] = x != x ? INT32_MIN + 7 : (int32_t)x;

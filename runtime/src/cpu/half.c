@@ -1,0 +1,140 @@
+/* half.c — pml_cpu_run_half: any op whose operands include 16-bit storage (bf16, f16;
+ * docs/design.md, "Mixed precision is storage"). Every op computes in f32 from its
+ * operands as stored and rounds its output to its own dtype when it stores it, so the
+ * f32 kernels are the arithmetic and this file is the loads and stores around them:
+ *   - layout and indexed reads (reshape ... pad, gather, pick, unpick) whose input and
+ *     output have the same dtype move bytes and convert nothing: their kernels take
+ *     any element size;
+ *   - a cast converts in cache-sized chunks;
+ *   - an element-wise or row op that a tile can run (unary, binary, where, and sum, max
+ *     and mean over an axis past the first) runs as a one-op fused group
+ *     (pml_cpu_run_group), whose tiles come back here small: each tile's 16-bit
+ *     operands are widened into f32 scratch that stays in cache, the f32 kernel runs,
+ *     and its output is rounded into place. The conversion is part of the tile loop,
+ *     never a whole f32 copy of a tensor;
+ *   - the rest (matrix products, reductions over the first axis or all axes, the row
+ *     loss, scatter_add, dropout, causal_mask, concat) widen their 16-bit operands into
+ *     temporary f32 arrays for the call and round the result back: the f32 GEMM on
+ *     f32 panels of 16-bit operands is the fallback of cpu/matmul.c's 16-bit products.
+ * Temporaries are the call's own (malloc'd and freed in it): nothing outlives it. */
+#include "cpu.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert.h"
+
+/* A tile of a one-op group is at most this many elements of its widest operand, so a
+ * call this small widens directly (and a group's tiles never recurse). */
+enum { DIRECT_ELEMS = 1 << 14, CHUNK = 1024 };
+
+static int has_half(const pml_op_call *c)
+{
+    if (pml_cpu_is_half(c->out.dtype)) return 1;
+    for (int k = 0; k < c->n_in; k++)
+        if (pml_cpu_is_half(c->in[k].dtype)) return 1;
+    return 0;
+}
+
+static int is_floating(pml_dtype t) { return t == PML_F32 || pml_cpu_is_half(t); }
+
+/* Layout ops and indexed reads over one element type. */
+static int moves_bytes(const pml_op_call *c)
+{
+    pml_op_class cls = pml_op_class_of(c->op);
+    if (cls != PML_OPC_MOVEMENT && !(cls == PML_OPC_GATHER && c->op != PML_OP_SCATTER_ADD)) return 0;
+    int n = cls == PML_OPC_GATHER ? 1 : c->n_in; /* a gather's second input is its i32 indices */
+    for (int k = 0; k < n; k++)
+        if (c->in[k].dtype != c->out.dtype) return 0;
+    return 1;
+}
+
+static pml_status cast_half(const pml_op_call *c, pml_err *err)
+{
+    const pml_view *x = &c->in[0];
+    if (!is_floating(x->dtype) || !is_floating(c->out.dtype))
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "cast: %s to %s is not supported on the CPU",
+                           pml_dtype_name(x->dtype), pml_dtype_name(c->out.dtype));
+    if (!pml_cpu_same_shape(x, &c->out)) return pml_err_set(err, PML_ERR_INVALID_ARG, "cast: shapes differ");
+    size_t n = (size_t)pml_cpu_numel(x), si = pml_dtype_size(x->dtype), so = pml_dtype_size(c->out.dtype);
+    float buf[CHUNK];
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t m = n - i < CHUNK ? n - i : CHUNK;
+        pml_cpu_widen(buf, (const char *)x->data + i * si, x->dtype, m);
+        pml_cpu_narrow((char *)c->out.data + i * so, c->out.dtype, buf, m);
+    }
+    return PML_OK;
+}
+
+/* The ops a tile of a fused group runs (group.c's rule, for one op). */
+static int tileable(const pml_op_call *c)
+{
+    pml_cpu_group_op g = {.call = *c, .from = {-1, -1, -1}};
+    return c->out.rank >= 1 && c->n_in <= PML_GROUP_MAX_IN && pml_cpu_group_tileable(&g, 1);
+}
+
+/* Set while a one-op group runs on this thread: its tiles widen directly, even a tile
+ * of one row longer than DIRECT_ELEMS. */
+static _Thread_local int in_group;
+
+static pml_status as_group(const pml_op_call *c, pml_err *err)
+{
+    pml_cpu_group_op g = {.call = *c, .from = {-1, -1, -1}};
+    size_t bytes = pml_cpu_group_scratch(&g, 1);
+    void *scratch = malloc(bytes ? bytes : 1);
+    if (!scratch) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory for a tile", pml_op_name(c->op));
+    in_group = 1;
+    pml_status s = pml_cpu_run_group(&g, 1, scratch, bytes, err);
+    in_group = 0;
+    free(scratch);
+    return s;
+}
+
+/* Widens the 16-bit operands into f32 temporaries, runs the f32 kernel and rounds its
+ * output into place (an accumulating product first widens what it adds to). */
+static pml_status widened(const pml_op_call *c, pml_err *err)
+{
+    enum { MAX_IN = 64 };
+    if (c->n_in > MAX_IN) return pml_err_set(err, PML_ERR_UNSUPPORTED, "an op with more than %d inputs", MAX_IN);
+    pml_view in[MAX_IN];
+    void *tmp[MAX_IN + 1] = {0};
+    pml_op_call w = *c;
+    w.in = in;
+    pml_status s = PML_OK;
+    for (int k = 0; k < c->n_in && !s; k++) {
+        in[k] = c->in[k];
+        if (!pml_cpu_is_half(in[k].dtype)) continue;
+        size_t n = (size_t)pml_cpu_numel(&in[k]);
+        tmp[k] = malloc(n ? n * sizeof(float) : 1);
+        if (!tmp[k]) {
+            s = pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory widening an operand", pml_op_name(c->op));
+            break;
+        }
+        pml_cpu_widen(tmp[k], in[k].data, in[k].dtype, n);
+        in[k].data = tmp[k], in[k].dtype = PML_F32;
+    }
+    size_t no = (size_t)pml_cpu_numel(&c->out);
+    if (!s && pml_cpu_is_half(c->out.dtype)) {
+        tmp[c->n_in] = malloc(no ? no * sizeof(float) : 1);
+        if (!tmp[c->n_in])
+            s = pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory for the f32 result", pml_op_name(c->op));
+        else if (c->accumulate)
+            pml_cpu_widen(tmp[c->n_in], c->out.data, c->out.dtype, no);
+        w.out.data = tmp[c->n_in], w.out.dtype = PML_F32;
+    }
+    /* a product's right operand as panels is f32 only; the widened one is read in place */
+    w.panels_b = (pml_cpu_gemm_panels){0};
+    if (!s) s = pml_cpu_run(&w, err);
+    if (!s && tmp[c->n_in]) pml_cpu_narrow(c->out.data, c->out.dtype, tmp[c->n_in], no);
+    for (int k = 0; k <= c->n_in; k++) free(tmp[k]);
+    return s;
+}
+
+pml_status pml_cpu_run_half(const pml_op_call *c, pml_err *err)
+{
+    if (!has_half(c)) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: no 16-bit operand", pml_op_name(c->op));
+    if (moves_bytes(c)) return pml_cpu_run_family(c, err);
+    if (c->op == PML_OP_CAST) return cast_half(c, err);
+    if (!in_group && pml_cpu_numel(&c->out) > DIRECT_ELEMS && tileable(c)) return as_group(c, err);
+    return widened(c, err);
+}

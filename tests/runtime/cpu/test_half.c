@@ -1,0 +1,293 @@
+/* test_half.c — 16-bit storage (bf16, f16): the conversions round to nearest even
+ * (and F16C agrees with the scalar code), and every kind of kernel reading and writing
+ * 16-bit storage computes what an f64 reference computes from the same stored inputs,
+ * rounded once to the output's dtype: element-wise ops with broadcasting (small calls,
+ * and calls large enough to run as one-op tiled groups), reductions (over the last axis
+ * in tiles, over the first axis widened), products of odd shapes (transposed, and
+ * accumulating into f32), the row loss, casts, layout ops, and a fused group with
+ * 16-bit intermediates, which must equal its ops run one by one. Outputs are poisoned
+ * first. The tolerance is one unit in the last place of the output's dtype: the f32
+ * arithmetic may land on the other side of a rounding tie than f64. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/half.h"
+#include "cpu/convert.h"
+#include "cpu_test.h"
+#include "cpu_tests.h"
+
+static const pml_dtype halves[2] = {PML_BF16, PML_F16};
+
+/* Relative size of one unit in the last place. */
+static double ulp(pml_dtype t) { return t == PML_BF16 ? 0x1p-7 : t == PML_F16 ? 0x1p-10 : 0x1p-22; }
+
+/* x as the dtype stores it (f32 math: the reference rounds through f32, as kernels do). */
+static double stored(pml_dtype t, double x)
+{
+    float f = (float)x;
+    return t == PML_BF16 ? pml_bf16_to_f32(pml_f32_to_bf16(f)) : t == PML_F16 ? pml_f16_to_f32(pml_f32_to_f16(f)) : f;
+}
+
+static int compare_stored(const char *what, const pml_view *out, double *ref)
+{
+    for (int64_t i = 0; i < t_numel(out); i++) ref[i] = stored(out->dtype, ref[i]);
+    return t_compare(what, out, ref, 1e-6, 2 * ulp(out->dtype));
+}
+
+void test_half_conversions_round_to_nearest_even(void)
+{
+    /* bf16: 8 bits of precision, f16: 11 and a 5-bit exponent */
+    struct { float x; uint16_t bf16, f16; } cases[] = {
+        {1.0f, 0x3f80, 0x3c00},
+        {1.0f + 0x1p-8f, 0x3f80, 0x3c04},       /* bf16 tie: to even (down); f16 exact */
+        {1.0f + 3 * 0x1p-8f, 0x3f82, 0x3c0c},   /* bf16 tie: to even (up); f16 exact */
+        {1.0f + 0x1p-11f, 0x3f80, 0x3c00},      /* f16 tie: to even (down) */
+        {1.0f + 3 * 0x1p-11f, 0x3f80, 0x3c02},  /* f16 tie: to even (up) */
+        {-2.5f, 0xc020, 0xc100},
+        {65504.0f, 0x4780, 0x7bff},              /* f16's largest */
+        {65519.0f, 0x4780, 0x7bff},
+        {65520.0f, 0x4780, 0x7c00},              /* ties to infinity */
+        {0x1p-24f, 0x3380, 0x0001},              /* f16's smallest subnormal */
+        {0x1p-25f, 0x3300, 0x0000},              /* tie: to even, zero */
+        {3 * 0x1p-25f, 0x33c0, 0x0002},          /* tie: to even, two units */
+        {0x1p-14f, 0x3880, 0x0400},              /* f16's smallest normal */
+        {INFINITY, 0x7f80, 0x7c00},
+        {-INFINITY, 0xff80, 0xfc00},
+        {3.4028235e38f, 0x7f80, 0x7c00},         /* f32's largest rounds up to infinity in bf16 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint16_t b = pml_f32_to_bf16(cases[i].x), h = pml_f32_to_f16(cases[i].x);
+        TCHECK(b == cases[i].bf16, "bf16(%g) = %04x, want %04x", (double)cases[i].x, b, cases[i].bf16);
+        TCHECK(h == cases[i].f16, "f16(%g) = %04x, want %04x", (double)cases[i].x, h, cases[i].f16);
+    }
+    TCHECK(isnan(pml_bf16_to_f32(pml_f32_to_bf16(NAN))) && isnan(pml_f16_to_f32(pml_f32_to_f16(NAN))), "NaN stays");
+    /* Every 16-bit pattern widens exactly and narrows back to itself (NaNs to a NaN). */
+    for (uint32_t u = 0; u < 65536; u++) {
+        float b = pml_bf16_to_f32((uint16_t)u), h = pml_f16_to_f32((uint16_t)u);
+        if (b == b) TCHECK(pml_f32_to_bf16(b) == u, "bf16 %04x round trip", u);
+        if (h == h) TCHECK(pml_f32_to_f16(h) == u, "f16 %04x round trip", u);
+    }
+    /* Random f32 bit patterns: the bulk paths (F16C where the CPU has it) give the
+     * scalar code's bits, and the result is one of the two neighbours, the nearer. */
+    enum { N = 1 << 16 };
+    float *x = malloc(N * sizeof *x), *back = malloc(N * sizeof *back);
+    uint16_t *h = malloc(N * sizeof *h);
+    for (int k = 0; k < 2; k++) {
+        pml_dtype t = halves[k];
+        for (int i = 0; i < N; i++) x[i] = pml_f32_from_bits((uint32_t)t_u64());
+        pml_cpu_narrow(h, t, x, N);
+        pml_cpu_widen(back, h, t, N);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            uint16_t s = t == PML_BF16 ? pml_f32_to_bf16(x[i]) : pml_f32_to_f16(x[i]);
+            if (x[i] != x[i]) {
+                bad += back[i] == back[i];
+                continue;
+            }
+            bad += h[i] != s;
+            double err = fabs((double)back[i] - (double)x[i]);
+            /* the other neighbour is at least as far */
+            uint16_t other = (uint16_t)(h[i] + ((double)back[i] < (double)x[i] ? 1 : -1) * ((h[i] & 0x8000) ? -1 : 1));
+            float o = t == PML_BF16 ? pml_bf16_to_f32(other) : pml_f16_to_f32(other);
+            if (!isinf(back[i]) && (other & 0x7fff) != 0x7fff && o == o && fabs((double)o - (double)x[i]) < err) bad++;
+        }
+        TCHECK(bad == 0, "%s: %d of %d random values converted wrongly (F16C: %d)", pml_dtype_name(t), bad, N,
+               pml_cpu_convert_f16c());
+    }
+    free(x), free(back), free(h);
+}
+
+/* out = op(a, b) with a and b of dtypes ta, tb broadcast (b is a row), out of dtype t. */
+static void check_binary(pml_opcode op, pml_dtype t, pml_dtype ta, pml_dtype tb, int64_t rows, int64_t cols)
+{
+    int64_t da[2] = {rows, cols}, db[1] = {cols};
+    pml_view a = t_new(ta, 2, da), b = t_new(tb, 1, db), o = t_new(t, 2, da);
+    t_fill_rand(&a, -3, 3);
+    t_fill_rand(&b, 0.5, 2);
+    pml_view in[2] = {a, b};
+    if (t_run_ok(op, in, 2, &o, NULL, 0, 0)) {
+        double *ref = malloc(sizeof(double) * (size_t)(rows * cols));
+        for (int64_t i = 0; i < rows * cols; i++) {
+            double x = t_get(&a, i), y = t_get(&b, i % cols);
+            ref[i] = op == PML_OP_ADD ? x + y : op == PML_OP_MUL ? x * y : x / y;
+        }
+        char what[96];
+        snprintf(what, sizeof what, "%s %s=%s,%s %s", pml_op_name(op), pml_dtype_name(t), pml_dtype_name(ta),
+                 pml_dtype_name(tb), t_dims_str(2, da));
+        TCHECK(compare_stored(what, &o, ref) == 0, "%s", what);
+        free(ref);
+    }
+    t_free(&a), t_free(&b), t_free(&o);
+}
+
+static void check_unary(pml_dtype t, int64_t n)
+{
+    int64_t d[2] = {n / 7, 7};
+    pml_view x = t_new(t, 2, d), o = t_new(t, 2, d);
+    t_fill_rand(&x, -3, 3);
+    if (t_run_ok(PML_OP_TANH, &x, 1, &o, NULL, 0, 0)) {
+        double *ref = malloc(sizeof(double) * (size_t)t_numel(&x));
+        for (int64_t i = 0; i < t_numel(&x); i++) ref[i] = tanh(t_get(&x, i));
+        TCHECK(compare_stored("tanh", &o, ref) == 0, "tanh %s over %lld elements", pml_dtype_name(t), (long long)n);
+        free(ref);
+    }
+    t_free(&x), t_free(&o);
+}
+
+/* sum over `axis` of a 16-bit [R, C] into f32 (the precision table's reductions). */
+static void check_sum(pml_dtype t, int64_t R, int64_t C, int axis)
+{
+    int64_t d[2] = {R, C}, od[2] = {axis ? R : 1, axis ? 1 : C};
+    pml_view x = t_new(t, 2, d), o = t_new(PML_F32, 2, od);
+    t_fill_rand(&x, -1, 1);
+    int64_t attr[2] = {axis, 1};
+    if (t_run_ok(PML_OP_SUM, &x, 1, &o, attr, 2, 0)) {
+        double *ref = calloc((size_t)(axis ? R : C), sizeof(double));
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t c = 0; c < C; c++) ref[axis ? r : c] += t_get(&x, r * C + c);
+        TCHECK(t_compare("sum", &o, ref, 1e-4, 1e-5) == 0, "sum of %s %s over axis %d", pml_dtype_name(t),
+               t_dims_str(2, d), axis);
+        free(ref);
+    }
+    t_free(&x), t_free(&o);
+}
+
+/* out[M, N] (+)= op(a) op(b), 16-bit operands, f32 accumulation. */
+static void check_matmul(pml_dtype t, pml_dtype to, int64_t M, int64_t K, int64_t N, int ta, int tb, int acc)
+{
+    int64_t da[2] = {ta ? K : M, ta ? M : K}, db[2] = {tb ? N : K, tb ? K : N}, dc[2] = {M, N};
+    pml_view a = t_new(t, 2, da), b = t_new(t, 2, db), c = t_new(to, 2, dc);
+    t_fill_rand(&a, -1, 1);
+    t_fill_rand(&b, -1, 1);
+    double *ref = malloc(sizeof(double) * (size_t)(M * N));
+    if (acc) t_fill_rand(&c, -1, 1);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = acc ? t_get(&c, i * N + j) : 0;
+            for (int64_t k = 0; k < K; k++)
+                s += t_get(&a, ta ? k * M + i : i * K + k) * t_get(&b, tb ? j * K + k : k * N + j);
+            ref[i * N + j] = s;
+        }
+    pml_view in[2] = {a, b};
+    pml_op_call call = {.op = PML_OP_MATMUL, .n_in = 2, .in = in, .out = c, .trans = {(uint8_t)ta, (uint8_t)tb},
+                        .accumulate = (uint8_t)acc, .threads = 1};
+    pml_err err = {0};
+    pml_status s = pml_cpu_run(&call, &err);
+    TCHECK(s == PML_OK, "matmul: %s", err.msg);
+    char what[96];
+    snprintf(what, sizeof what, "matmul %s x %s -> %s%s%s%s", pml_dtype_name(t), t_dims_str(2, da),
+             pml_dtype_name(to), ta ? " a^T" : "", tb ? " b^T" : "", acc ? " +=" : "");
+    if (!s) TCHECK(compare_stored(what, &c, ref) == 0, "%s", what);
+    free(ref);
+    t_free(&a), t_free(&b), t_free(&c);
+}
+
+static void check_xent(pml_dtype t, int64_t rows, int64_t V)
+{
+    int64_t dl[2] = {rows, V}, dr[1] = {rows};
+    pml_view x = t_new(t, 2, dl), lab = t_new(PML_I32, 1, dr), o = t_new(PML_F32, 1, dr);
+    t_fill_rand(&x, -4, 4);
+    t_fill_rand(&lab, 0, (double)V - 1);
+    pml_view in[2] = {x, lab};
+    if (t_run_ok(PML_OP_XENT, in, 2, &o, NULL, 0, 0)) {
+        double *ref = malloc(sizeof(double) * (size_t)rows);
+        for (int64_t r = 0; r < rows; r++) {
+            double m = -INFINITY, s = 0;
+            for (int64_t v = 0; v < V; v++) m = fmax(m, t_get(&x, r * V + v));
+            for (int64_t v = 0; v < V; v++) s += exp(t_get(&x, r * V + v) - m);
+            ref[r] = m + log(s) - t_get(&x, r * V + (int64_t)t_get(&lab, r));
+        }
+        TCHECK(t_compare("xent", &o, ref, 1e-5, 1e-5) == 0, "xent of %s logits %s", pml_dtype_name(t),
+               t_dims_str(2, dl));
+        free(ref);
+    }
+    t_free(&x), t_free(&lab), t_free(&o);
+}
+
+/* cast f32 -> 16 bits -> f32, and a permute of 16-bit values moving bytes only. */
+static void check_cast_and_permute(pml_dtype t)
+{
+    int64_t d[2] = {13, 11}, dt[2] = {11, 13};
+    pml_view x = t_new(PML_F32, 2, d), h = t_new(t, 2, d), back = t_new(PML_F32, 2, d), p = t_new(t, 2, dt);
+    t_fill_rand(&x, -100, 100);
+    int64_t to = t, to32 = PML_F32, perm[2] = {1, 0};
+    double ref[13 * 11], pref[13 * 11];
+    for (int i = 0; i < 13 * 11; i++) ref[i] = t_get(&x, i);
+    if (t_run_ok(PML_OP_CAST, &x, 1, &h, &to, 1, 0)) TCHECK(compare_stored("cast to 16", &h, ref) == 0, "cast");
+    for (int i = 0; i < 13 * 11; i++) ref[i] = t_get(&h, i);
+    if (t_run_ok(PML_OP_CAST, &h, 1, &back, &to32, 1, 0))
+        TCHECK(t_compare("cast back", &back, ref, 0, 0) == 0, "widening is exact");
+    for (int i = 0; i < 11; i++)
+        for (int j = 0; j < 13; j++) pref[i * 13 + j] = t_get(&h, j * 11 + i);
+    if (t_run_ok(PML_OP_PERMUTE, &h, 1, &p, perm, 2, 0))
+        TCHECK(t_compare("permute", &p, pref, 0, 0) == 0, "permute moves 16-bit elements");
+    t_free(&x), t_free(&h), t_free(&back), t_free(&p);
+}
+
+void test_half_storage_kernels_match_the_f64_reference(void)
+{
+    t_seed(21);
+    for (int k = 0; k < 2; k++) {
+        pml_dtype t = halves[k];
+        check_binary(PML_OP_ADD, t, t, t, 37, 19);
+        check_binary(PML_OP_MUL, t, PML_F32, t, 5, 3);   /* an f32 operand beside a 16-bit one */
+        check_binary(PML_OP_DIV, PML_F32, t, t, 203, 129); /* 16-bit in, f32 out, as one-op tiles */
+        check_unary(t, 7 * 13);
+        check_unary(t, 7 * 5003); /* past the direct size: a one-op tiled group */
+        check_sum(t, 37, 23, 1);
+        check_sum(t, 300, 129, 1);
+        check_sum(t, 41, 17, 0);
+        check_matmul(t, t, 37, 53, 29, 0, 0, 0);
+        check_matmul(t, t, 1, 67, 3, 1, 0, 0);
+        check_matmul(t, t, 33, 17, 65, 0, 1, 0);
+        check_matmul(t, PML_F32, 19, 31, 23, 1, 1, 1); /* a weight gradient into an f32 accumulator */
+        check_xent(t, 9, 37);
+        check_cast_and_permute(t);
+    }
+}
+
+/* A chain with 16-bit intermediates run as a fused group gives the bits of its ops run
+ * one by one on whole tensors: rounding happens where an op stores, fused or not. */
+void test_half_fused_group_rounds_as_op_by_op(void)
+{
+    t_seed(22);
+    for (int k = 0; k < 2; k++) {
+        pml_dtype t = halves[k];
+        int64_t d[2] = {301, 37}, dr[1] = {37};
+        pml_view x = t_new(t, 2, d), b = t_new(PML_F32, 1, dr), ref[3], got[3];
+        t_fill_rand(&x, -2, 2);
+        t_fill_rand(&b, -1, 1);
+        pml_opcode ops[3] = {PML_OP_MUL, PML_OP_TANH, PML_OP_ADD};
+        pml_dtype dts[3] = {t, t, PML_F32};
+        pml_view rin[3][2], gin[3][2];
+        pml_cpu_group_op g[3];
+        memset(g, 0, sizeof g);
+        for (int i = 0; i < 3; i++) {
+            ref[i] = t_new(dts[i], 2, d);
+            got[i] = t_new(dts[i], 2, d);
+        }
+        rin[0][0] = x, rin[0][1] = x; /* x * x */
+        rin[1][0] = ref[0];           /* tanh */
+        rin[2][0] = ref[1], rin[2][1] = b;
+        gin[0][0] = x, gin[0][1] = x;
+        gin[2][1] = b;
+        int n_in[3] = {2, 1, 2};
+        int16_t from[3][3] = {{-1, -1, -1}, {0, -1, -1}, {1, -1, -1}};
+        for (int i = 0; i < 3; i++) {
+            t_run_ok(ops[i], rin[i], n_in[i], &ref[i], NULL, 0, 0);
+            g[i].call = (pml_op_call){.op = ops[i], .n_in = n_in[i], .in = gin[i], .out = got[i], .threads = 1};
+            memcpy(g[i].from, from[i], sizeof from[i]);
+        }
+        g[0].call.out.data = g[1].call.out.data = NULL; /* intermediates */
+        size_t bytes = pml_cpu_group_scratch(g, 3);
+        void *scratch = malloc(bytes);
+        pml_err err = {0};
+        TCHECK(pml_cpu_run_group(g, 3, scratch, bytes, &err) == PML_OK, "group: %s", err.msg);
+        TCHECK(memcmp(ref[2].data, got[2].data, (size_t)t_numel(&ref[2]) * 4) == 0, "%s: fused differs from op by op",
+               pml_dtype_name(t));
+        free(scratch);
+        t_free(&x), t_free(&b);
+        for (int i = 0; i < 3; i++) t_free(&ref[i]), t_free(&got[i]);
+    }
+}

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Mixed-precision training on the CPU (docs/language.md, "Precision"), one behaviour
+per run: precision_test.py PMLC DUMP_BATCHES HERE BEHAVIOUR, on mixed.pml.
+
+  twin_bf16, twin_f16  PML trains like a PyTorch twin that makes the same casts (the op
+                       table of compiler/src/ir/precision.c: every op computes in f32 from
+                       its operands as stored and rounds its output to its storage dtype;
+                       products read 16-bit copies of the weights and of f32 operands).
+                       Step 1's loss (a forward pass from the same weights) agrees to 1e-5
+                       relative: the same casts give the same values up to f32 summation
+                       order, while the f32 twin is 1e-4 or more away, so the casts are
+                       really made. Later steps agree to 1e-2 relative and the final weights
+                       to 3e-2 (relative norm): autodiff rounds each backward op's output
+                       where the twin's casts round each value's summed gradient, and a
+                       weight that an update leaves on the other side of a 16-bit rounding
+                       tie moves by one unit in the last place (2^-8 for bf16) in every
+                       forward pass after; such flips accumulate over the 20 steps.
+  differs_from_f32     precision = bf16 and f32 train different weights (they once gave the
+                       same bits: the setting was ignored)
+  pipelining           in bf16, 2 stages of 4 micro-batches train like 1 stage of 1 (losses
+                       to 1e-4, weights to 1e-3: a micro-batch's rows round exactly as the
+                       whole batch's, only f32 sums reorder, and a power-of-two micro-batch
+                       count scales gradients exactly)
+  resume               a bf16 run resumed from a checkpoint equals the straight run, bit for
+                       bit (the 16-bit copies are remade from the f32 masters it saves)
+  plan_memory          `pmlc plan`: bf16 halves each stage's activation memory (to at most
+                       0.55 of f32's: norms' statistics and the loss stay f32) and the bytes
+                       sent between stages
+  cuda_refuses         building bf16 for CUDA is refused with a message, not run as f32"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+pmlc, dump, here, behaviour = sys.argv[1:5]
+sys.path.insert(0, os.path.join(here, "..", "..", "lib"))
+from st_files import read_st  # noqa: E402
+
+MODEL = os.path.join(here, "mixed.pml")
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def pmlc_run(*args, ok=True):
+    r = subprocess.run([pmlc, *args], capture_output=True, text=True, timeout=300)
+    if ok and r.returncode:
+        sys.exit(f"pmlc {' '.join(args)} failed:\n{r.stderr}")
+    return r
+
+
+def train(tmp, name, *sets, steps=20, program=MODEL, extra=()):
+    out = os.path.join(tmp, name)
+    args = ["train", program, "--steps", str(steps), "--out", out, "--metrics", out + ".jsonl", "--quiet",
+            *extra]
+    for s in sets:
+        args += ["--set", s]
+    pmlc_run(*args)
+    losses = [json.loads(line)["loss"] for line in open(out + ".jsonl")]
+    return losses, out
+
+
+def weights(out):
+    import numpy as np
+    h, _, data = read_st(os.path.join(out, "model.safetensors"))
+    return {k: np.frombuffer(data[k], dtype=np.float32).reshape(h[k]["shape"]) for k in h}
+
+
+def twin(half):
+    sys.path.insert(0, os.path.join(here, "..", "parity"))
+    from parity_lib import np, pml_run, torch  # noqa: E402  (exits 77 without torch)
+    torch.set_num_threads(1)
+    steps = 20
+    with tempfile.TemporaryDirectory() as tmp:
+        model = os.path.join(tmp, "mixed.pml")
+        with open(MODEL) as f:
+            text = f.read().replace("precision = bf16", f"precision = {half}")
+        with open(model, "w") as f:
+            f.write(text)
+        init, final, pml_losses, data = pml_run(pmlc, dump, model, steps, tmp)
+        runs = {}
+        for dt in (half, "f32"):
+            runs[dt] = twin_train(np, torch, init, data, steps, dt)
+    (t16, w16), (t32, _) = runs[half], runs["f32"]
+    print("step  PML            twin           f32 twin")
+    for s in range(steps):
+        print(f"{s + 1:4d}  {pml_losses[s]:.9f}  {t16[s]:.9f}  {t32[s]:.9f}")
+    rel = [abs(a - b) / abs(b) for a, b in zip(pml_losses, t16)]
+    check(rel[0] <= 1e-5, f"step 1: PML's {half} loss is the twin's to 1e-5 (relative difference {rel[0]:.2e})")
+    far = abs(pml_losses[0] - t32[0]) / abs(t32[0])
+    check(far >= 1e-4, f"step 1: PML's {half} loss differs from the f32 twin's by 1e-4 or more ({far:.2e})")
+    worst = max(rel)
+    check(worst <= 1e-2, f"every step's loss within 1e-2 of the twin's (worst {worst:.2e})")
+    for name, w in w16.items():
+        d = float(np.linalg.norm(final[name] - w) / np.linalg.norm(w))
+        check(d <= 3e-2, f"{name}: final weights within 3e-2 of the twin's (relative norm {d:.2e})")
+    print(f"largest relative loss difference {worst:.2e}; step 1 {rel[0]:.2e} (f32 twin: {far:.2e})")
+
+
+def twin_train(np, torch, init, data, steps, half):
+    """mixed.pml in PyTorch with PML's casts: R() is a round trip through the 16-bit
+    dtype (its backward rounds the gradient too), after each op the table stores in 16
+    bits, on each weight (its copy) and each product's f32 operand."""
+    dt = {"bf16": torch.bfloat16, "f16": torch.float16}.get(half)
+    R = (lambda v: v.to(dt).to(torch.float32)) if dt else (lambda v: v)
+    p = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in init.items()}
+
+    def linear(h, n, out=False):
+        y = R(R(h) @ R(p[f"{n}.weight"]).T)  # products: 16-bit operands, f32 sums, 16-bit result
+        y = y + R(p[f"{n}.bias"])
+        return y if out else R(y)  # the model's output stays f32
+
+    def gelu(x):  # stdlib's tanh form, op by op as it elaborates; constants stay f32
+        x3 = R(R(R(0.044715 * x) * x) * x)
+        return R(R(0.5 * x) * R(1.0 + R(torch.tanh(R(0.7978845608028654 * R(x + x3))))))
+
+    def layernorm(x, n):  # the means are reductions: f32
+        xc = R(x - x.mean(-1, keepdim=True))
+        var = R(xc * xc).mean(-1, keepdim=True)
+        y = R(xc * R(torch.rsqrt(R(var + 1e-5))))
+        return R(R(y * R(p[f"{n}.weight"])) + R(p[f"{n}.bias"]))
+
+    def model(x):
+        h = gelu(linear(x, "fc1"))
+        h = layernorm(gelu(linear(h, "fc2")), "norm")
+        return linear(h, "head", out=True)
+
+    opt = torch.optim.AdamW(p.values(), lr=3e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    losses = []
+    for s in range(steps):
+        x = torch.tensor(np.load(f"{data}/x_{s}.npy"))
+        y = torch.tensor(np.load(f"{data}/y_{s}.npy")).long()
+        loss = torch.nn.functional.cross_entropy(model(x), y)  # xent and its mean: f32
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, {k: v.detach().numpy() for k, v in p.items()}
+
+
+def differs_from_f32(tmp):
+    _, a = train(tmp, "bf16", steps=5)
+    _, b = train(tmp, "f32", "precision=f32", steps=5)
+    check(read_st(os.path.join(a, "model.safetensors"))[2] != read_st(os.path.join(b, "model.safetensors"))[2],
+          "bf16 and f32 train different weights")
+
+
+def pipelining(tmp):
+    import numpy as np
+    one = os.path.join(tmp, "one.pml")
+    with open(MODEL) as f, open(one, "w") as g:
+        g.write(f.read().replace("stages = 2", "stages = 1"))
+    la, a = train(tmp, "piped", steps=10)
+    lb, b = train(tmp, "whole", "microbatches=1", steps=10, program=one)
+    worst = max(abs(x - y) / abs(y) for x, y in zip(la, lb))
+    check(worst <= 1e-4, f"losses of 2x4 and 1x1 within 1e-4 (worst {worst:.2e})")
+    wa, wb = weights(a), weights(b)
+    for k in wb:
+        d = float(np.linalg.norm(wa[k] - wb[k]) / np.linalg.norm(wb[k]))
+        print(f"{k}: relative difference {d:.2e}")
+        check(d <= 1e-3, f"{k}: 2x4 and 1x1 weights within 1e-3 (relative norm {d:.2e})")
+    print(f"largest relative loss difference {worst:.2e}")
+
+
+def resume(tmp):
+    _, straight = train(tmp, "straight", steps=6)
+    _, a = train(tmp, "A", steps=3)
+    _, b = train(tmp, "B", steps=6, extra=("--resume", a))
+    for f in ("model.safetensors", "optimizer.safetensors"):
+        check(read_st(os.path.join(straight, f))[2] == read_st(os.path.join(b, f))[2],
+              f"{f}: the resumed bf16 run equals the straight one bit for bit")
+
+
+def plan_memory(tmp):
+    plans = {}
+    for prec in ("f32", "bf16"):
+        r = pmlc_run("plan", "--json", MODEL, "--set", f"precision={prec}")
+        plans[prec] = json.loads(r.stdout)
+    for s32, s16 in zip(plans["f32"]["stages"], plans["bf16"]["stages"]):
+        a32, a16 = s32["memory"]["activation_bytes"], s16["memory"]["activation_bytes"]
+        check(a16 <= 0.55 * a32, f"stage {s32['index']}: bf16 activations {a16} B at most 0.55 of f32's {a32} B")
+        for x, y in zip(s32["sends"], s16["sends"]):
+            check(y["dtype"] == "bf16" and 2 * y["bytes"] == x["bytes"], f"send {y['name']} is bf16 at half the bytes")
+    text = pmlc_run("plan", MODEL).stdout
+    check("bf16: f32 master weights" in text and "matmul" in text, "`pmlc plan` shows the op table:\n" + text)
+
+
+def cuda_refuses(tmp):
+    r = pmlc_run("build", MODEL, "--arch", "sm_80", "-o", os.path.join(tmp, "p.plan"), ok=False)
+    if "NVRTC" in r.stderr and "mixed precision" not in r.stderr:
+        print("SKIP: no NVRTC to reach the CUDA code generator")
+        sys.exit(77)
+    check(r.returncode != 0 and "does not run mixed precision" in r.stderr,
+          f"pmlc build --arch refuses bf16 with a message: exit {r.returncode}, {r.stderr}")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    if behaviour.startswith("twin_"):
+        twin(behaviour[5:])
+    else:
+        globals()[behaviour](tmp)
+print(f"precision {behaviour}: {len(failures)} failed")
+sys.exit(1 if failures else 0)
