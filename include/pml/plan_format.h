@@ -79,9 +79,9 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 11u
+#define PML_PLAN_VERSION 12u
 /* The oldest version still read: 9, the same sections with MEMO, which is skipped (10
- * lacks the split backward kinds only). */
+ * lacks the split backward kinds, 10 and 11 the loss-scale settings). */
 #define PML_PLAN_VERSION_OLDEST 9u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
@@ -122,5 +122,8 @@ typedef enum pml_plan_kernel_kind {
             I(checkpoint_every) I(recompute) I(data) I(data_path) I(labels_path) I(features) I(classes) I(vocab)   \
                 I(order) I(data_seed) I(seq_len) I(teacher_path) I(freeze_every) F(freeze_threshold) I(replicas)   \
                     I(eval_data_path) I(eval_labels_path) F(holdout) I(eval_every)
+/* Then, version 12 on: f16's dynamic loss scaling (a version 9-11 file has no f16
+ * training to scale; the reader gives these the train block's defaults). */
+#define PML_PLAN_CONF_FIELDS_12(I, F) F(loss_scale) I(loss_scale_interval) F(loss_scale_backoff)
 
 #endif

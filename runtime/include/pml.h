@@ -167,6 +167,11 @@ typedef struct pml_step_metrics {
     double seconds;      /* wall time of the step's pipeline work (forward, backward, update) */
     double feed_seconds; /* wall time getting the batch: the feeder, checking and converting caller rows */
     int64_t samples;     /* rows in the global batch */
+    /* precision = f16's dynamic loss scaling (1 and 0 otherwise): the scale the step ran
+     * with, and whether its gradients overflowed so that it updated nothing (its
+     * grad_norm is then not finite, and the scale backs off for the next step) */
+    double loss_scale;
+    int skipped;
 } pml_step_metrics;
 
 /* One optimizer step on the next global batch: from the feeder when one is set
@@ -474,6 +479,7 @@ typedef struct pml_run_event {
         int stages, world, replicas;
         int64_t microbatches, microbatch, first_step;
         double best_loss; /* the data's entropy, the best loss possible; NaN when unknown */
+        const char *precision; /* how the backend runs 16-bit (mixed-precision) work; NULL: the run has none */
     } start;
     struct { /* EVAL */
         pml_eval_result result;

@@ -190,7 +190,9 @@ static pml_status take_step(pml_session *s, const pml_api_rows *rows, double fee
                             .lr = st.lr,
                             .seconds = st.seconds,
                             .feed_seconds = feed_seconds,
-                            .samples = s->plan->conf.batch};
+                            .samples = s->plan->conf.batch,
+                            .loss_scale = st.loss_scale,
+                            .skipped = st.skipped};
     if (m) *m = out;
     s->busy = 1;
     if (s->on_metrics && s->on_metrics(s->metrics_user, &out) && stop) *stop = 1;

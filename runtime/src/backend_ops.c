@@ -127,3 +127,16 @@ pml_status pml_backend_phase(pml_backend_inst *b, int64_t step, struct pml_phase
         return pml_err_set(err, PML_ERR_UNSUPPORTED, "backend '%s' cannot give its freeze state", b->ops->name);
     return b->ops->phase(b->ctx, step, out, err);
 }
+
+pml_status pml_backend_loss_scale(pml_backend_inst *b, double scale, pml_err *err)
+{
+    if (b->ops->loss_scale) return b->ops->loss_scale(b->ctx, scale, err);
+    if (scale == 1) return PML_OK;
+    return pml_err_set(err, PML_ERR_UNSUPPORTED, "backend '%s' cannot scale the loss (precision = f16 needs it)",
+                       b->ops->name);
+}
+
+const char *pml_backend_precision_note(pml_backend_inst *b)
+{
+    return b->ops->precision_note ? b->ops->precision_note(b->ctx) : NULL;
+}

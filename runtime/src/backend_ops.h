@@ -202,6 +202,17 @@ typedef struct pml_backend_ops {
      * freeze's check due before `step` (the next step) if it has not run, so that the
      * phase holds all the state a checkpoint must save; a restore writes it back. */
     pml_status (*phase)(pml_backend_ctx *b, int64_t step, struct pml_phase **out, pml_err *err);
+
+    /* Optional, required for a plan of precision f16: the factor the loss's gradient
+     * starts every backward pass with from the next begin on (dynamic loss scaling;
+     * 1 until set). Every gradient, gradient sum and grad_sq is then that many times
+     * (squared for grad_sq) the loss's own; the executor passes update a `clip` that
+     * undoes it. */
+    pml_status (*loss_scale)(pml_backend_ctx *b, double scale, pml_err *err);
+
+    /* Optional: how this backend runs the plan's 16-bit work, one line for `pmlc
+     * train`'s first (NULL: the plan has none, or nothing to say). */
+    const char *(*precision_note)(pml_backend_ctx *b);
 } pml_backend_ops;
 
 /* A backend at work: its table and its context. */
@@ -240,5 +251,8 @@ pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_
 pml_status pml_backend_grads(pml_backend_inst *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err);
 /* Without the slot: PML_ERR_UNSUPPORTED (the automatic freeze's state cannot be saved). */
 pml_status pml_backend_phase(pml_backend_inst *b, int64_t step, struct pml_phase **out, pml_err *err);
+/* Without the slot: PML_ERR_UNSUPPORTED unless scale is 1. */
+pml_status pml_backend_loss_scale(pml_backend_inst *b, double scale, pml_err *err);
+const char *pml_backend_precision_note(pml_backend_inst *b); /* NULL without the slot */
 
 #endif

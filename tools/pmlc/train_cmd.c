@@ -69,6 +69,7 @@ static void start(printer *p, const pml_run_event *ev)
         fprintf(stderr, " as %d replicas of %d", ev->start.replicas, ev->start.world / ev->start.replicas);
     if (!isnan(ev->start.best_loss))
         fprintf(stderr, "; the data's entropy, the best possible loss, is %.4f", ev->start.best_loss);
+    if (ev->start.precision) fprintf(stderr, "; %s", ev->start.precision);
     fputc('\n', stderr);
 }
 
@@ -86,9 +87,12 @@ static void progress(printer *p, const pml_run_event *ev)
         for (int i = 0; i < 20; i++) bar[i] = i < filled ? '#' : '.';
         bar[20] = 0;
     }
-    fprintf(stderr, "%s%s%sstep %lld/%lld  loss %.4f  lr %.2e  |g| %.3g  %.0f samples/s  %.1f ms/step  ETA %d:%02d%s",
+    char skipped[80] = ""; /* f16's loss scaling skipped the step */
+    if (st->skipped) snprintf(skipped, sizeof skipped, "  skipped (gradients overflow at loss scale %g)", st->loss_scale);
+    fprintf(stderr, "%s%s%sstep %lld/%lld  loss %.4f  lr %.2e  |g| %.3g%s  %.0f samples/s  %.1f ms/step  ETA %d:%02d%s",
             p->tty ? "\r" : "", p->tty ? bar : "", p->tty ? " " : "", (long long)step + 1, (long long)total, st->loss,
-            st->lr, st->grad_norm, rate, 1e3 * st->seconds, (int)eta / 60, (int)eta % 60, p->tty ? "   " : "\n");
+            st->lr, st->grad_norm, skipped, rate, 1e3 * st->seconds, (int)eta / 60, (int)eta % 60,
+            p->tty ? "   " : "\n");
     p->midline = p->tty;
 }
 

@@ -7,12 +7,17 @@
 #include <string.h>
 
 /* The table: where each op's output is stored under a 16-bit precision. Element-wise
- * work and products keep activations and their gradients in 16 bits; what sums many
- * values (reductions, scatter_add's row sums, the loss) keeps its result in f32, so a
- * norm's statistics, a softmax's denominator and a bias gradient are not rounded;
- * constants stay exact (an epsilon of 1e-5 is not a bf16 number). */
-pmlc_prec_rule pmlc_precision_rule(pmlc_opcode op)
+ * work and products keep activations in 16 bits, and products the gradients between
+ * layers; what sums many values (reductions, scatter_add's row sums, the loss) keeps
+ * its result in f32, so a norm's statistics, a softmax's denominator and a bias
+ * gradient are not rounded; constants stay exact (an epsilon of 1e-5 is not a bf16
+ * number). A backward rule's element-wise work stays f32: it is never kept, and its
+ * intermediates overflow f16 where the values they make do not (layernorm's rsqrt
+ * gradient multiplies by y^3, which passes 65504 at y = 41). */
+pmlc_prec_rule pmlc_precision_rule(pmlc_opcode op, int backward)
 {
+    if (backward && op != OP_MATMUL && op != OP_XENT_GRAD && pmlc_precision_rule(op, 0) == PMLC_PREC_HALF)
+        return PMLC_PREC_F32; /* a backward rule's element-wise work: transient, and f16 overflows in it */
     switch (op) {
     case OP_INPUT:
     case OP_PARAM:
@@ -120,7 +125,7 @@ static void decide(prec *p, int i)
         p->dt[i] = n->dtype;
         return;
     }
-    switch (pmlc_precision_rule(n->op)) {
+    switch (pmlc_precision_rule(n->op, n->pass != PMLC_PASS_FORWARD)) {
     case PMLC_PREC_HALF:
         p->dt[i] = h;
         break;

@@ -5,9 +5,10 @@
  * declared dtype (f32 unless a program wrote bf16/f16). Under `precision = bf16|f16`
  * (or `teacher_precision` for the teacher's nodes) this pass then gives every node the
  * dtype its output is *stored* in, by one table (pmlc_precision_rule, in precision.c):
- * element-wise ops, matrix products and what their backward passes make are stored in
- * 16 bits; reductions, the row loss, scatter_add and constants in f32; layout ops as
- * their operand. Every op computes in f32 from its operands as stored and rounds
+ * element-wise ops and matrix products are stored in 16 bits, reductions, the row loss,
+ * scatter_add and constants in f32, layout ops as their operand; in the backward pass,
+ * element-wise ops store f32 (a gradient rule's intermediates, such as rsqrt's y^3,
+ * overflow f16 and are never kept) and products store the gradients in 16 bits. Every op computes in f32 from its operands as stored and rounds
  * (to nearest even) only when it stores. Whatever the table says, the model's inputs,
  * output and loss and every parameter gradient stay f32, and a parameter stays f32
  * (the master weights the optimizer updates).
@@ -35,7 +36,8 @@ typedef enum pmlc_prec_rule {
     PMLC_PREC_DECLARED /* as elaborated: inputs (fed as declared), parameters (f32 masters), casts */
 } pmlc_prec_rule;
 
-pmlc_prec_rule pmlc_precision_rule(pmlc_opcode op);
+/* The table: op's rule in the forward pass (backward = 0) or the backward pass. */
+pmlc_prec_rule pmlc_precision_rule(pmlc_opcode op, int backward);
 const char *pmlc_precision_rule_name(pmlc_prec_rule r);
 
 /* Applies `precision` (and `teacher_precision` to nodes [teacher_begin, teacher_end))

@@ -100,11 +100,12 @@ static void print_precision(const pmlc_plan *pl, FILE *out)
     for (int r = PMLC_PREC_HALF; r <= PMLC_PREC_DECLARED; r++) {
         int col = fprintf(out, "    %-13s", r == PMLC_PREC_HALF ? (h == PMLC_F16 ? "f16" : "bf16") : pmlc_precision_rule_name((pmlc_prec_rule)r));
         for (int op = 0; op < OP_COUNT; op++) {
-            if ((int)pmlc_precision_rule((pmlc_opcode)op) != r) continue;
+            if ((int)pmlc_precision_rule((pmlc_opcode)op, 0) != r) continue;
             if (col > 84) col = fprintf(out, "\n%17s", "") - 1;
             col += fprintf(out, " %s", pmlc_ops[op].name);
         }
-        if (r == PMLC_PREC_F32) fputs(", and the inputs, output, loss and parameter gradients", out);
+        if (r == PMLC_PREC_F32)
+            fputs(", and the inputs, output, loss and parameter gradients; in the backward pass, element-wise ops", out);
         fputc('\n', out);
     }
 }

@@ -107,6 +107,7 @@ static void write_conf(buf *b, const pmlc_plan *pl, strtab *st)
     V_I(pl->replicas);
     V_I(str(st, t ? t->eval_data_path : NULL)) V_I(str(st, t ? t->eval_labels_path : NULL));
     V_F(t ? t->holdout : 0) V_I(t ? t->eval_every : 0);
+    V_F(t ? t->loss_scale : 65536) V_I(t ? t->loss_scale_interval : 2000) V_F(t ? t->loss_scale_backoff : 0.5);
 #undef V_I
 #undef V_F
 }

@@ -35,12 +35,16 @@ enum {
     F_EVAL_LABELS,
     F_HOLDOUT,
     F_EVAL_EVERY,
+    F_LOSS_SCALE,
+    F_LOSS_SCALE_GROWTH_INTERVAL,
+    F_LOSS_SCALE_BACKOFF,
     F_COUNT
 };
 static const char *const fields[F_COUNT] = {"data",      "labels",    "loss",         "optimizer", "lr_schedule",
                                             "grad_clip", "batch",     "microbatches", "schedule",  "precision",
                                             "place",     "steps",     "epochs",       "seed",      "checkpoint_every",
-                                            "recompute", "eval_data", "eval_labels",  "holdout",   "eval_every"};
+                                            "recompute", "eval_data", "eval_labels",  "holdout",   "eval_every",
+                                            "loss_scale", "loss_scale_growth_interval", "loss_scale_backoff"};
 
 static const char *const schedules[PMLC_SCHED_COUNT] = {"gpipe", "1f1b", "interleaved_1f1b", "zero_bubble"};
 
@@ -490,6 +494,18 @@ static int read_field(pmlc_program *P, pmlc_train *t, const ast *f, int which)
         return 0;
     case F_EVAL_EVERY:
         return get_int(P, v, "'eval_every'", 0, INT64_MAX / 2, &t->eval_every); /* 0: off */
+    case F_LOSS_SCALE: /* f16's dynamic loss scaling (docs/language.md, "Precision") */
+        return get_num(P, v, "'loss_scale'", 0, 0x1p100, 1, &t->loss_scale);
+    case F_LOSS_SCALE_GROWTH_INTERVAL:
+        return get_int(P, v, "'loss_scale_growth_interval'", 1, INT64_MAX / 2, &t->loss_scale_interval);
+    case F_LOSS_SCALE_BACKOFF:
+        if (get_num(P, v, "'loss_scale_backoff'", 0, 1, 1, &t->loss_scale_backoff)) return 1;
+        if (t->loss_scale_backoff >= 1) {
+            pmlc_error(DIAG, v->loc, "'loss_scale_backoff' multiplies the scale after an overflow: below 1, not %g",
+                       t->loss_scale_backoff);
+            return 1;
+        }
+        return 0;
     }
     return 1;
 }
@@ -559,6 +575,9 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
     t->microbatches = 1;
     t->schedule = PMLC_SCHED_1F1B;
     t->precision = PMLC_F32;
+    t->loss_scale = 65536; /* 2^16, PyTorch's GradScaler's defaults */
+    t->loss_scale_interval = 2000;
+    t->loss_scale_backoff = 0.5;
     t->steps = -1;
     for (int i = 0; i < F_COUNT; i++) t->field_loc[i] = PMLC_NOLOC;
     t->model = find_model(P, decl->name, decl->name_loc);
@@ -628,6 +647,14 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
         pmlc_error(DIAG, t->field_loc[F_LABELS], "a %s makes its own labels: remove 'labels'",
                    t->data == PMLC_DATA_TOKENS ? "token file" : "data generator");
     check_held_out(P, t);
+    for (int f = F_LOSS_SCALE; f <= F_LOSS_SCALE_BACKOFF; f++) /* applied or refused: f16 only */
+        if (t->field_loc[f].file >= 0 && t->precision != PMLC_F16) {
+            pmlc_error(DIAG, t->field_loc[f],
+                       "'%s' is for precision = f16, whose small range needs the loss scaled; this train block's "
+                       "precision is %s, which needs no scaling",
+                       fields[f], pmlc_dtype_name(t->precision));
+            break;
+        }
     if (t->field_loc[F_STEPS].file >= 0 && t->field_loc[F_EPOCHS].file >= 0)
         pmlc_error(DIAG, t->field_loc[F_EPOCHS], "give 'steps' or 'epochs', not both");
     if (t->batch > 0 && t->microbatches > 0 && t->batch % t->microbatches)

@@ -71,6 +71,11 @@ typedef struct pmlc_train {
     int64_t batch, microbatches;
     pmlc_schedule schedule;
     pmlc_dtype precision;
+    /* f16's dynamic loss scaling: the first scale, the good steps after which it doubles,
+     * and what multiplies it after a step whose gradients overflow */
+    double loss_scale;
+    int64_t loss_scale_interval;
+    double loss_scale_backoff;
     int n_devices; /* 0: not given (every stage on the CPU) */
     int all_cpu;   /* place = cpu */
     pmlc_device devices[1024];

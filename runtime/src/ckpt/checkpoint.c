@@ -366,6 +366,12 @@ static pml_status write_trainer(const pml_plan *plan, pml_pipeline *p, uint64_t 
                         "  \"optimizer\": \"%s\"",
                         PML_CKPT_VERSION, pml_pipeline_steps_done(p), seed, fp, saved_params(plan), optim_name(plan));
     pml_status st = pml_ckpt_freeze_write(plan, p, &b, err);
+    if (plan->conf.precision == PML_F16) { /* f16's loss scaling: a resume continues it */
+        double scale;
+        int64_t good;
+        pml_pipeline_loss_scale(p, &scale, &good);
+        pml_json_buf_printf(&b, ",\n  \"loss_scale\": {\"scale\": %.17g, \"good_steps\": %" PRId64 "}", scale, good);
+    }
     pml_json_buf_puts(&b, "\n}\n");
     if (st) {
         pml_json_buf_free(&b);
@@ -830,8 +836,8 @@ static void model_differences(const pml_plan *plan, const char *trainer, char *o
 static pml_status parse_trainer(const pml_plan *plan, const pml_json *root, const char *path, pml_ckpt_info *info,
                                 pml_err *err)
 {
-    static const char *const keys[] = {"format",     "version",   "step",       "seed",
-                                       "model",      "parameters", "optimizer", "auto_freeze"};
+    static const char *const keys[] = {"format",     "version",   "step",        "seed",      "model",
+                                       "parameters", "optimizer", "auto_freeze", "loss_scale"};
     if (root->kind != PML_JSON_OBJECT) return pml_err_set(err, PML_ERR_FORMAT, "%s: not a JSON object", path);
     for (size_t i = 0; i < root->u.obj.n; i++) {
         int known = 0;
@@ -883,6 +889,37 @@ static pml_status parse_trainer(const pml_plan *plan, const pml_json *root, cons
     info->step = step->u.i;
     info->seed = (uint64_t)seed->u.i;
     info->freeze_afresh = version->u.i < 2 && plan->conf.freeze_every > 0;
+    return PML_OK;
+}
+
+/* f16's loss-scale state (trainer.json's "loss_scale") into *scale and *good; *scale
+ * stays 0 when there is none to restore: a run not in f16 ignores it, and an f16 run
+ * from a checkpoint without it starts from the train block's scale. */
+static pml_status read_loss_scale(const pml_plan *plan, pml_pipeline *p, const pml_json *ls, const char *path,
+                                  double *scale, int64_t *good, pml_err *err)
+{
+    if (!ls || plan->conf.precision != PML_F16) return PML_OK;
+    const pml_json *sv = NULL, *gv = NULL;
+    pml_status st = ls->kind == PML_JSON_OBJECT
+                        ? PML_OK
+                        : pml_err_set(err, PML_ERR_FORMAT, "%s: \"loss_scale\" is not an object", path);
+    if (!st) {
+        sv = pml_json_get(ls, "scale");
+        gv = pml_json_get(ls, "good_steps");
+        if (!sv || (sv->kind != PML_JSON_INT && sv->kind != PML_JSON_DOUBLE) || !gv || gv->kind != PML_JSON_INT)
+            st = pml_err_set(err, PML_ERR_FORMAT, "%s: \"loss_scale\" needs a number \"scale\" and an integer "
+                             "\"good_steps\"", path);
+    }
+    if (st) return st;
+    *scale = sv->kind == PML_JSON_INT ? (double)sv->u.i : sv->u.d;
+    *good = gv->u.i;
+    pml_err why = {0};
+    double was;
+    int64_t was_good;
+    pml_pipeline_loss_scale(p, &was, &was_good);
+    if (pml_pipeline_set_loss_scale(p, *scale, *good, &why)) /* only to check it: restored once all is read */
+        return pml_err_set(err, PML_ERR_FORMAT, "%s: %s", path, why.msg);
+    pml_pipeline_set_loss_scale(p, was, was_good, NULL);
     return PML_OK;
 }
 
@@ -956,7 +993,11 @@ static pml_status restore(const pml_plan *plan, pml_pipeline *p, const char *dir
     if (!st && has_apart(plan)) st = open_checked(plan, p, dir, FILE_APART, info.step, &af, &al, err);
     if (!st && af) st = check_step_meta(af, info.step, err);
     if (!st) st = pml_ckpt_freeze_read(plan, p, freeze, tpath, info.freeze_afresh, 0, err);
+    double scale = 0;
+    int64_t good = 0;
+    if (!st) st = read_loss_scale(plan, p, pml_json_get(pml_json_root(doc), "loss_scale"), tpath, &scale, &good, err);
     if (!st) {
+        if (scale > 0) pml_pipeline_set_loss_scale(p, scale, good, NULL); /* checked above */
         pml_ckpt_freeze_read(plan, p, freeze, tpath, info.freeze_afresh, 1, err); /* checked above */
         copy_in(p, mf, &ml);
         copy_in(p, of, &ol);

@@ -1,6 +1,7 @@
 /* stage.c — the CPU backend at work (see cpu/stage.h): a stage's forward and backward
  * passes as kernel calls over the context's buffers, gradient accumulation, the
  * deferred weight-gradient GEMMs and the optimizer update, and the backend table. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -49,7 +50,7 @@ static pml_status make_call(const pml_cpu_ctx *p, int n, int64_t mb, pml_op_call
     c->trans[0] = low->trans[0], c->trans[1] = low->trans[1];
     c->attr = node->attr;
     c->n_attr = node->n_attr;
-    c->fval = node->fval;
+    c->fval = n == p->seed ? node->fval * p->loss_scale : node->fval;
     c->n_in = n_in;
     c->in = in;
     c->out = view_of(p, n, mb);
@@ -475,6 +476,24 @@ static pml_status cpu_phase(pml_backend_ctx *b, int64_t step, pml_phase **out, p
     return pml_phase_auto_check(&p->phase, p->plan, step, p->acc, err);
 }
 
+/* f16's loss scale: the seed constant is computed once (stage_build.c), so again now. */
+static pml_status cpu_loss_scale(pml_backend_ctx *b, double scale, pml_err *err)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    if (!(scale > 0) || !isfinite(scale))
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "loss scale %g is not a positive number", scale);
+    if (scale == p->loss_scale) return PML_OK;
+    if (p->seed < 0) return pml_err_set(err, PML_ERR_UNSUPPORTED, "the plan has no loss gradient to scale");
+    p->loss_scale = scale;
+    return pml_cpu_ctx_run_node(p, p->seed, 0, err);
+}
+
+static const char *cpu_precision_note(pml_backend_ctx *b)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    return p->note[0] ? p->note : NULL;
+}
+
 /* Host memory is the only memory: no sync, upload or download; params_upload only marks
  * the packed weights stale. */
 const pml_backend_ops pml_cpu_backend_ops = {
@@ -494,4 +513,6 @@ const pml_backend_ops pml_cpu_backend_ops = {
     .boundary = cpu_boundary,
     .grads = cpu_grads,
     .phase = cpu_phase,
+    .loss_scale = cpu_loss_scale,
+    .precision_note = cpu_precision_note,
 };

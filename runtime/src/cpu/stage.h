@@ -124,6 +124,12 @@ typedef struct pml_cpu_ctx {
     size_t *bytes;         /* per node: one copy's size */
     float **acc, **m, **v; /* per parameter: summed gradient, optimizer state */
     pml_phase phase;       /* what is frozen this step, and which backward work runs (plan/phase.h) */
+    /* The loss's gradient, the constant 1 every backward pass starts from (autodiff's
+     * first backward node; -1 without one), written as loss_scale instead (f16's loss
+     * scaling, backend_ops.h); and precision_note's line ("" for an f32 plan). */
+    int seed;
+    double loss_scale;
+    char note[192];
     pml_cpu_stage *stages;
 } pml_cpu_ctx;
 

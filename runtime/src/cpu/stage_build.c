@@ -1,6 +1,7 @@
 /* stage_build.c — making the CPU backend's context (see cpu/stage.h): lowering, which
  * kernels run fused, which gradients the GEMM adds directly or defers, buffers, each
  * stage's forward and backward lists, parameters and optimizer state. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -513,6 +514,27 @@ static pml_status make_params(pml_cpu_ctx *p, pml_err *err)
     return PML_OK;
 }
 
+/* The loss's gradient: autodiff's first backward node, the constant 1 on the loss's
+ * stage (compiler/src/ir/autodiff.c); and what precision_note says. */
+static void find_seed(pml_cpu_ctx *p)
+{
+    const pml_plan *pl = p->plan;
+    p->seed = -1;
+    p->loss_scale = 1;
+    for (int i = 0; i < pl->n_nodes && p->seed < 0; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        if (n->pass == 0) continue;
+        if (n->op == PML_OP_CONST && n->fval == 1 && pl->loss >= 0 && n->stage == pl->nodes[pl->loss].stage) p->seed = i;
+        break;
+    }
+    pml_dtype half = PML_F32;
+    for (int i = 0; i < pl->n_nodes && half == PML_F32; i++)
+        if (pl->nodes[i].dtype == PML_BF16 || pl->nodes[i].dtype == PML_F16) half = (pml_dtype)pl->nodes[i].dtype;
+    if (half != PML_F32)
+        snprintf(p->note, sizeof p->note, "%s storage, f32 math; products: f32 GEMMs of the 16-bit operands widened",
+                 pml_dtype_name(half));
+}
+
 pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf, pml_backend_ctx **out, pml_err *err)
 {
     *out = NULL;
@@ -533,7 +555,8 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     if (!st) choose_wgrad_early(p);
     if (!st) st = make_params(p, err);
     if (!st) st = pml_phase_init(&p->phase, plan, err);
-    /* Constants and ranges never change: computed once. */
+    if (!st) find_seed(p);
+    /* Constants and ranges never change (but for the loss scale's seed): computed once. */
     for (int i = 0; !st && i < plan->n_nodes; i++)
         if (constant_node(plan->nodes[i].op)) st = pml_cpu_ctx_run_node(p, i, 0, err);
     if (st) {

@@ -18,6 +18,11 @@
 #include "plan/optim.h"
 #include "plan/phase.h"
 
+/* The smallest loss scale backing off may reach: below it an overflow is not the
+ * scale's doing (the gradients are NaN or infinite at any scale), and the step fails
+ * as an f32 one would. */
+#define MIN_SCALE 0x1p-24
+
 enum {
     I_LOAD = PML_PLAN_I_LOAD,
     I_RECV_ACT = PML_PLAN_I_RECV_ACT,
@@ -80,6 +85,10 @@ struct pml_pipeline {
     double sq_total;   /* the step's squared gradient norm, over every stage of every rank */
     double loss_total; /* the step's loss summed over micro-batches, likewise */
     int stop_asked;    /* the ranks with a stop request in the last step's sum (opts.stop) */
+    /* f16's dynamic loss scaling: the scale (1: none) and the steps since it changed */
+    int scaling;
+    double scale;
+    int64_t scale_good;
 };
 
 /* plan/phase.h's sum_sq: the automatic freeze's per-parameter squared norms summed
@@ -158,6 +167,12 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     if (p->opts.trace) conf.on_work = op_span, conf.on_work_ctx = p;
     const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
     if (!st) st = pml_backend_create(ops, plan, &conf, &p->be, err);
+    p->scaling = plan->conf.precision == PML_F16;
+    p->scale = p->scaling ? plan->conf.loss_scale : 1;
+    if (!st && p->scaling && !ops->loss_scale)
+        st = pml_err_set(err, PML_ERR_UNSUPPORTED,
+                         "precision = f16 scales the loss, which backend '%s' cannot: use bf16, or the CPU backend",
+                         ops->name);
     /* `threads` is what the caller lets this process use; a pipeline's stage threads are
      * one each, so with fewer threads than stages they take turns (gate_take). */
     if (ops->device == PML_DEVICE_HOST && p->opts.threads < p->last - p->first) p->cores = p->opts.threads;
@@ -220,6 +235,25 @@ float *pml_pipeline_optim_state(pml_pipeline *p, int param, int which)
 }
 
 void pml_pipeline_set_step(pml_pipeline *p, int64_t step) { p->step = step; }
+
+void pml_pipeline_loss_scale(const pml_pipeline *p, double *scale, int64_t *good)
+{
+    *scale = p->scale;
+    *good = p->scale_good;
+}
+
+pml_status pml_pipeline_set_loss_scale(pml_pipeline *p, double scale, int64_t good, pml_err *err)
+{
+    if (!p->scaling) return pml_err_set(err, PML_ERR_INVALID_ARG, "only precision = f16 scales the loss");
+    if (!(scale >= MIN_SCALE && scale <= 0x1p100) || good < 0 || good >= p->plan->conf.loss_scale_interval)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "loss scale %g after %lld good steps is out of range", scale,
+                           (long long)good);
+    p->scale = scale;
+    p->scale_good = good;
+    return PML_OK;
+}
+
+const char *pml_pipeline_precision_note(pml_pipeline *p) { return pml_backend_precision_note(&p->be); }
 
 pml_status pml_pipeline_phase(pml_pipeline *p, struct pml_phase **out, pml_err *err)
 {
@@ -399,11 +433,15 @@ static pml_status stage_update(pml_pipeline *p, int s, pml_err *err)
     if (d && d->replica > 0) sq = 0;
     if (!status) status = sync_norm(p, sq, p->stages[s].loss, &total, &loss, err);
     if (status) return status;
+    /* f16: gradients that overflowed (an infinite or NaN norm, a finite loss) skip the
+     * step on every stage, which all see the same sums; the scale backs off after it. */
+    if (p->scaling && !isfinite(total) && isfinite(loss) && p->scale * pl->conf.loss_scale_backoff >= MIN_SCALE)
+        return PML_OK;
     if (!isfinite(total) || !isfinite(loss)) return nonfinite_step(p, s, sq, err);
-    double norm = sqrt(total), scale = 1;
+    double norm = sqrt(total) / p->scale, scale = 1;
     if (pl->conf.grad_clip > 0 && norm > pl->conf.grad_clip) scale = pl->conf.grad_clip / norm;
     gate_take(p);
-    status = pml_backend_update(&p->be, s, pml_lr_at(&pl->conf, p->step), scale, err);
+    status = pml_backend_update(&p->be, s, pml_lr_at(&pl->conf, p->step), scale / p->scale, err);
     if (!status) status = pml_backend_sync(&p->be, s, err);
     gate_give(p);
     return status;
@@ -601,6 +639,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
      * buffers begin may rewrite. */
     p->tr->reset(p->tr);
     pml_status status = params_ready(p, err);
+    if (!status && p->scaling) status = pml_backend_loss_scale(&p->be, p->scale, err);
     if (!status) status = pml_backend_begin(&p->be, p->step, 1, err);
     if (status) return status;
     p->aborted = 0;
@@ -654,12 +693,23 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     for (int s = p->first; s < p->last; s++) busy += p->stages[s].busy, wait += p->stages[s].wait;
     p->last_bubble = p->opts.trace && wall > 0 ? 1 - busy / ((p->last - p->first) * wall) : 0;
     p->last_wait = p->opts.trace && wall > 0 ? wait / ((p->last - p->first) * wall) : 0;
+    double used = p->scale;
+    int skipped = p->scaling && !isfinite(p->sq_total);
+    if (skipped) { /* backed off (stage_update updated nothing) */
+        p->scale *= pl->conf.loss_scale_backoff;
+        p->scale_good = 0;
+    } else if (p->scaling && ++p->scale_good == pl->conf.loss_scale_interval) {
+        p->scale = fmin(p->scale * 2, 0x1p100); /* growth: 2, as PyTorch's GradScaler */
+        p->scale_good = 0;
+    }
     if (stats) {
         stats->step = p->step;
         stats->loss = p->loss_total / (double)p->M;
-        stats->grad_norm = sqrt(p->sq_total);
+        stats->grad_norm = sqrt(p->sq_total) / used;
         stats->lr = pml_lr_at(&pl->conf, p->step);
         stats->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        stats->loss_scale = p->scaling ? used : 1;
+        stats->skipped = skipped;
     }
     p->step++;
     return PML_OK;

@@ -92,6 +92,10 @@ typedef struct pml_step_stats {
     double grad_norm; /* global L2 norm of the gradient, before clipping */
     double lr;
     double seconds; /* wall time of the step */
+    /* f16's dynamic loss scaling (1 and 0 otherwise): the scale the step ran with, and
+     * whether its gradients overflowed, so that it updated nothing */
+    double loss_scale;
+    int skipped;
 } pml_step_stats;
 
 typedef struct pml_pipeline pml_pipeline;
@@ -153,6 +157,13 @@ float *pml_pipeline_optim_state(pml_pipeline *p, int param, int which);
 /* The backend's phase (plan/phase.h) with the automatic freeze's check due before the
  * next step run, for a checkpoint to save or restore the freeze's state; between steps. */
 pml_status pml_pipeline_phase(pml_pipeline *p, struct pml_phase **out, pml_err *err);
+/* f16's dynamic loss scaling (docs/language.md, "Precision"): the scale the next step
+ * runs with and the good steps since it last changed, for checkpoints; set only between
+ * steps. Without f16 the scale is 1 and setting it is refused. */
+void pml_pipeline_loss_scale(const pml_pipeline *p, double *scale, int64_t *good);
+pml_status pml_pipeline_set_loss_scale(pml_pipeline *p, double scale, int64_t good, pml_err *err);
+/* How the backend runs the plan's 16-bit work (backend_ops.h's precision_note), or NULL. */
+const char *pml_pipeline_precision_note(pml_pipeline *p);
 /* Sets the number of steps taken, so the next step is step `step` (0-based): its data,
  * dropout, learning rate and optimizer step count follow. Only between steps. */
 void pml_pipeline_set_step(pml_pipeline *p, int64_t step);

@@ -23,6 +23,7 @@ typedef struct pml_plan_config {
 #define PML_CONF_I(name) int64_t name;
 #define PML_CONF_F(name) double name;
     PML_PLAN_CONF_FIELDS(PML_CONF_I, PML_CONF_F)
+    PML_PLAN_CONF_FIELDS_12(PML_CONF_I, PML_CONF_F)
 #undef PML_CONF_I
 #undef PML_CONF_F
 } pml_plan_config;

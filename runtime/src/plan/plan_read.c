@@ -119,12 +119,16 @@ static void read_strings(rd *r, pml_plan *pl, owner *o)
     }
 }
 
-static void read_conf(rd *r, pml_plan *pl)
+static void read_conf(rd *r, pml_plan *pl, uint32_t version)
 {
     pml_plan_config *c = &pl->conf;
 #define PML_CONF_I(name) c->name = i64(r);
 #define PML_CONF_F(name) c->name = f64(r);
     PML_PLAN_CONF_FIELDS(PML_CONF_I, PML_CONF_F)
+    c->loss_scale = 65536, c->loss_scale_interval = 2000, c->loss_scale_backoff = 0.5;
+    if (version >= 12) {
+        PML_PLAN_CONF_FIELDS_12(PML_CONF_I, PML_CONF_F)
+    }
 #undef PML_CONF_I
 #undef PML_CONF_F
     if (r->bad) return;
@@ -135,6 +139,9 @@ static void read_conf(rd *r, pml_plan *pl)
         fail(r, PML_ERR_FORMAT, "batch, micro-batches and micro-batch size disagree");
     else if (c->precision < 0 || c->precision > PML_F16 || c->schedule < 0 || c->schedule > 3)
         fail(r, PML_ERR_FORMAT, "an enumerated setting is out of range");
+    else if (!(c->loss_scale > 0 && c->loss_scale <= 0x1p100) || c->loss_scale_interval < 1 ||
+             !(c->loss_scale_backoff > 0 && c->loss_scale_backoff < 1))
+        fail(r, PML_ERR_FORMAT, "the loss-scale settings are out of range");
     else if ((c->data_path != -1 && (c->data_path < 0 || c->data_path >= pl->n_strings)) ||
              (c->labels_path != -1 && (c->labels_path < 0 || c->labels_path >= pl->n_strings)) ||
              (c->teacher_path != -1 && (c->teacher_path < 0 || c->teacher_path >= pl->n_strings)) ||
@@ -518,7 +525,7 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
             read_strings(&sub, pl, &o);
             break;
         case 1:
-            read_conf(&sub, pl);
+            read_conf(&sub, pl, version);
             break;
         case 2:
             read_nodes(&sub, pl, &o);

@@ -284,6 +284,7 @@ static pml_status begin(run *r, int64_t steps, pml_run_trace *trace, pml_err *er
         ev.start.microbatch = pl->conf.microbatch;
         ev.start.first_step = pml_pipeline_steps_done(*e->pipe);
         ev.start.best_loss = e->feed ? pml_feed_best_loss(e->feed) : NAN;
+        ev.start.precision = pml_pipeline_precision_note(*e->pipe);
         event(r, &ev);
     }
     return PML_OK;
@@ -360,11 +361,17 @@ static pml_status loop(run *r, int64_t steps, pml_run_trace *trace, pml_err *err
         elapsed += m.seconds;
         /* The first step warms caches and allocators: the means leave it out. */
         pml_run_trace_step(trace, *e->pipe, s > first);
+        /* f16 reports its loss scaling; a skipped step's norm is not finite: null in JSON */
+        char norm[40], scaling[80] = "";
+        snprintf(norm, sizeof norm, isfinite(m.grad_norm) ? "%.9g" : "null", m.grad_norm);
+        if ((*e->plan)->conf.precision == PML_F16)
+            snprintf(scaling, sizeof scaling, ", \"loss_scale\": %.9g, \"skipped\": %s", m.loss_scale,
+                     m.skipped ? "true" : "false");
         log_line(r,
-                 "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"samples_per_s\": %.6g, "
-                 "\"step_ms\": %.6g}\n",
-                 (long long)m.step, m.loss, m.lr, m.grad_norm, m.seconds > 0 ? (double)m.samples / m.seconds : 0,
-                 1e3 * m.seconds);
+                 "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %s, \"samples_per_s\": %.6g, "
+                 "\"step_ms\": %.6g%s}\n",
+                 (long long)m.step, m.loss, m.lr, norm, m.seconds > 0 ? (double)m.samples / m.seconds : 0,
+                 1e3 * m.seconds, scaling);
         if (r->lead) {
             pml_run_event ev = {.kind = PML_RUN_STEP, .steps = steps, .at_step = s + 1, .metrics = &m, .elapsed = elapsed};
             event(r, &ev);

@@ -112,8 +112,29 @@ static void inconsistent_kernels_are_refused(const unsigned char *bytes, size_t 
 /* A version-9 plan file (a MEMO section, the compiler's memory layout, before CUBN)
  * still reads, its MEMO skipped: the same plan as the current file's. Older versions
  * are refused naming the versions read, and a version-9 file without MEMO is refused. */
-static void a_version_9_plan_reads_without_its_memory_section(const unsigned char *bytes, size_t len)
+/* `bytes` as version 11 wrote it: CONF without version 12's loss-scale fields (three
+ * 8-byte entries at its end). Returns the new length; `out` has room for len bytes. */
+static size_t without_conf_12(const unsigned char *bytes, size_t len, unsigned char *out)
 {
+    size_t at = 16, o = 16;
+    memcpy(out, bytes, 16);
+    while (at + 16 <= len) {
+        uint32_t t;
+        uint64_t n;
+        memcpy(&t, bytes + at, 4);
+        memcpy(&n, bytes + at + 8, 8);
+        uint64_t keep = t == PML_PLAN_CONF ? n - 24 : n;
+        memcpy(out + o, bytes + at, 16), memcpy(out + o + 8, &keep, 8);
+        memcpy(out + o + 16, bytes + at + 16, (size_t)keep);
+        at += 16 + (size_t)n, o += 16 + (size_t)keep;
+    }
+    return o;
+}
+
+static void a_version_9_plan_reads_without_its_memory_section(const unsigned char *cur, size_t cur_len)
+{
+    unsigned char *bytes = malloc(cur_len);
+    size_t len = without_conf_12(cur, cur_len, bytes);
     size_t at = 16, cubn = 0;
     while (at + 16 <= len && !cubn) {
         uint32_t t;
@@ -124,7 +145,10 @@ static void a_version_9_plan_reads_without_its_memory_section(const unsigned cha
         at += 16 + (size_t)n;
     }
     CHECK(cubn > 0);
-    if (!cubn) return;
+    if (!cubn) {
+        free(bytes);
+        return;
+    }
     /* MEMO: whatever it holds is not read (here, a stage count no plan has). */
     unsigned char memo[16 + 8] = {0};
     uint32_t tag = PML_PLAN_MEMO, version = 9, sections = 9, junk = 0xffffffffu;
@@ -137,7 +161,7 @@ static void a_version_9_plan_reads_without_its_memory_section(const unsigned cha
     pml_plan *a = NULL, *b = NULL;
     pml_err err = {0};
     CHECK(pml_plan_read(v9, n9, "v9.plan", &a, &err) == PML_OK);
-    CHECK(pml_plan_read(bytes, len, "current.plan", &b, &err) == PML_OK);
+    CHECK(pml_plan_read(cur, cur_len, "current.plan", &b, &err) == PML_OK);
     if (a && b) {
         CHECK(a->n_nodes == b->n_nodes && a->n_kernels == b->n_kernels && a->n_stages == b->n_stages);
         CHECK(a->n_gpu_launches == b->n_gpu_launches && a->n_params == b->n_params);
@@ -152,9 +176,10 @@ static void a_version_9_plan_reads_without_its_memory_section(const unsigned cha
     version = 8;
     memcpy(v9 + 8, &version, 4);
     CHECK(pml_plan_read(v9, len, "v8.plan", &a, &err) == PML_ERR_FORMAT);
-    CHECK(strstr(err.msg, "v8.plan") && strstr(err.msg, "version 8") && strstr(err.msg, "versions 9 to 11") &&
+    CHECK(strstr(err.msg, "v8.plan") && strstr(err.msg, "version 8") && strstr(err.msg, "versions 9 to 12") &&
           strstr(err.msg, "rebuild"));
     free(v9);
+    free(bytes);
 }
 
 static void damaged_files_are_refused_safely(const unsigned char *bytes, size_t len)
