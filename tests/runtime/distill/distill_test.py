@@ -10,7 +10,8 @@ and must give the same losses (relative difference <= 1e-4) and final weights: t
 loss and its gradient agree. Also: the student's checkpoint holds no teacher tensor; the
 teacher's weights are bit for bit those of its file after training (teacher_unchanged);
 the plan gives the teacher no backward, gradient or optimizer work; a resumed
-distillation equals the uninterrupted one; `pmlc infer` serves the student's
+distillation equals the uninterrupted one; ZB-H1 (schedule = zero_bubble) distils the
+student 1F1B does; `pmlc infer` serves the student's
 checkpoint with a program defining the student alone; a missing or mismatched
 teacher file is an error naming it, exit 1, nothing written.
 Needs Debian's python3-torch; skips (exit 77) without it."""
@@ -97,6 +98,14 @@ with tempfile.TemporaryDirectory() as tmp:
     if open(f"{tmp}/resumed/model.safetensors", "rb").read() != open(f"{tmp}/run0/final/model.safetensors",
                                                                      "rb").read():
         fail("a resumed distillation differs from the uninterrupted one")
+    # ZB-H1 (backwards split into input and weight halves, the weight halves late; the
+    # teacher only runs forward) distils the student 1F1B does, within 1e-5.
+    run(pmlc, "train", f"{tmp}/student0.pml", "--set", "schedule=zero_bubble", "--out", f"{tmp}/zb", "--quiet")
+    zb, fb = load_safetensors(f"{tmp}/zb/model.safetensors"), load_safetensors(f"{tmp}/run0/final/model.safetensors")
+    worst = max(float(np.linalg.norm(zb[k] - fb[k]) / np.linalg.norm(fb[k])) for k in fb)
+    print(f"zero_bubble vs 1f1b distillation: largest relative difference {worst:.2e}")
+    if zb.keys() != fb.keys() or worst > 1e-5:
+        fail(f"zero_bubble distils another student: {worst:.2e}")
     write(f"{tmp}/alone.pml", MODELS.format(tw=32) + STUDENT_TRAIN.format(opt="sgd(lr = 0.5)", steps=STEPS))
     np.save(f"{tmp}/x.npy", np.load(f"{tmp}/run0/data/x_0.npy"))
     check_infer(pmlc, f"{tmp}/alone.pml", f"{tmp}/run0/final", f"{tmp}/x.npy", f"{tmp}/y.npy", torch_student)
