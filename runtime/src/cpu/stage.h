@@ -81,10 +81,14 @@ typedef struct pml_cpu_ctx {
      * A value kept only from a micro-batch's forward pass to its backward pass on its
      * stage needs a copy per micro-batch the timetable has in flight there (1F1B: S - s
      * on stage s), not per micro-batch of the step: the ring stays in cache between the
-     * two passes where M copies went cold (docs/perf.md). Values another stage or the
+     * two passes where M copies went cold (docs/perf.md); with split backwards, up to
+     * the input half, or the weight half for a value it reads. Values another stage or the
      * executor reads, and the deferred GEMMs' operands (all_mb), keep all M. */
     int64_t *copies;
     uint8_t *all_mb;
+    /* Per node kept per micro-batch: a weight half (split backwards) reads it, so its
+     * ring counts micro-batches up to their weight half, not their input half. */
+    uint8_t *weight_read;
     /* Per node: the parameter gradient accumulator its matmul adds its product to, instead
      * of writing a buffer that is then added (the parameter's `direct` is set). */
     float **acc_into;

@@ -224,7 +224,8 @@ static int64_t copies_of(const pml_cpu_ctx *p, int i)
     const pml_plan *pl = p->plan;
     if (!p->per_mb[i]) return 1;
     if (p->all_mb[i]) return p->M;
-    return pml_mem_in_flight(pl, pl->nodes[i].stage);
+    int s = pl->nodes[i].stage; /* a value no weight half reads is free after the input half */
+    return p->weight_read[i] ? pml_mem_in_flight(pl, s) : pml_mem_in_flight_input(pl, s);
 }
 
 /* Whether node i has a buffer of its own: it runs, is no alias, and is no intermediate
@@ -248,7 +249,8 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
     p->acc_into = calloc((size_t)N, sizeof *p->acc_into);
     p->copies = calloc((size_t)N, sizeof *p->copies);
     p->all_mb = calloc((size_t)N, 1);
-    if (!p->buf || !p->per_mb || !p->bytes || !p->invariant || !p->computed_at || !p->acc_into || !p->copies ||
+    p->weight_read = calloc((size_t)N, 1);
+    if (!p->weight_read || !p->buf || !p->per_mb || !p->bytes || !p->invariant || !p->computed_at || !p->acc_into || !p->copies ||
         !p->all_mb)
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     pml_status st = lower_graph(p, err);
@@ -275,6 +277,7 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
         const pml_plan_node *n = &pl->nodes[i];
         if (low[i].alias != i && outlives_pass(p, low[i].alias, i)) {
             p->per_mb[low[i].alias] = 1;
+            p->weight_read[low[i].alias] |= p->half[i] == 2;
             p->all_mb[low[i].alias] |= pl->nodes[low[i].alias].stage != n->stage;
         }
         if (n->op == PML_OP_INPUT) p->per_mb[i] = 1;
@@ -285,6 +288,7 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
             int root = low[in[k]].alias;
             if (!outlives_pass(p, root, i)) continue;
             p->per_mb[root] = 1;
+            p->weight_read[root] |= p->half[i] == 2;
             p->all_mb[root] |= pl->nodes[root].stage != n->stage; /* another stage reads it on its own time */
         }
     }
@@ -587,7 +591,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         free(p->deferred), free(p->deferred_node), free(p->panels), free(p->packed), free(p->packed_at);
     free(p->pack_param), free(p->pack_next), free(p->pack_first), free(p->values_at);
     pml_phase_free(&p->phase);
-    free(p->buf), free(p->per_mb), free(p->copies), free(p->all_mb), free(p->serves), free(p->bytes), free(p->acc),
+    free(p->buf), free(p->per_mb), free(p->copies), free(p->all_mb), free(p->weight_read), free(p->serves), free(p->bytes), free(p->acc),
         free(p->m), free(p->v), free(p->stages);
     free(p);
 }

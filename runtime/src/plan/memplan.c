@@ -136,13 +136,21 @@ pml_status pml_mem_plan_stages(const pml_plan *pl, pml_mem_value *val, const int
     return st;
 }
 
-int64_t pml_mem_in_flight(const pml_plan *pl, int s)
+/* Micro-batches between their forward and the instruction that frees them at once: the
+ * last backward one (bwd, or bwd_weight), or with `input` the one making the input
+ * gradients (bwd, or bwd_input). */
+static int64_t in_flight_until(const pml_plan *pl, int s, int input)
 {
     int64_t now = 0, most = 1;
     for (int i = 0; i < pl->n_instr[s]; i++) {
-        int k = pl->instr[s][i].kind; /* a micro-batch's last backward instruction frees it */
-        now += k == PML_PLAN_I_FWD ? 1 : k == PML_PLAN_I_BWD || k == PML_PLAN_I_BWD_WEIGHT ? -1 : 0;
+        int k = pl->instr[s][i].kind;
+        int frees = k == PML_PLAN_I_BWD || k == (input ? PML_PLAN_I_BWD_INPUT : PML_PLAN_I_BWD_WEIGHT);
+        now += k == PML_PLAN_I_FWD ? 1 : frees ? -1 : 0;
         if (now > most) most = now;
     }
     return most < pl->conf.microbatches ? most : pl->conf.microbatches;
 }
+
+int64_t pml_mem_in_flight(const pml_plan *pl, int s) { return in_flight_until(pl, s, 0); }
+
+int64_t pml_mem_in_flight_input(const pml_plan *pl, int s) { return in_flight_until(pl, s, 1); }

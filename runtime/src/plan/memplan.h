@@ -69,5 +69,9 @@ pml_status pml_mem_plan_stages(const pml_plan *pl, pml_mem_value *val, const int
  * (at least 1, at most the step's micro-batches): the slots a value kept for the
  * backward pass needs. */
 int64_t pml_mem_in_flight(const pml_plan *pl, int s);
+/* The same until their input-gradient half (bwd, or bwd_input): the slots of a value
+ * kept for the backward pass that the weight half (bwd_weight) never reads. Equal to
+ * pml_mem_in_flight where backwards are whole. */
+int64_t pml_mem_in_flight_input(const pml_plan *pl, int s);
 
 #endif

@@ -9,6 +9,10 @@
  *     micro-batch's forward pass to its backward pass on its stage has as many copies
  *     as the stage's timetable has micro-batches in flight (1F1B: S - s; GPipe: M),
  *     while values another stage reads keep one per micro-batch;
+ *   zero_bubble_keeps_only_what_the_weight_half_reads_longer: with backwards split
+ *     (ZB-H1), a kept value that a weight half reads has a copy per micro-batch
+ *     between its forward and its weight half (min(M, S) on every stage), every other
+ *     one only up to its input half, as 1F1B keeps it (S - s on stage s);
  *   buffers_share_bytes_only_when_never_alive_together: every buffer lies in the
  *     context's one arena; two that share a byte are both made and read within one
  *     pass (never a parameter, input, loss, output, labels, an invariant or a value kept
@@ -164,6 +168,30 @@ static int kept_values_have_a_copy_per_micro_batch_in_flight(const pml_plan *unu
     return check_summary("kept values have a copy per micro-batch in flight");
 }
 
+static int zero_bubble_keeps_only_what_the_weight_half_reads_longer(const pml_plan *unused)
+{
+    (void)unused;
+    pml_plan *pl = compile_with("zero_bubble");
+    CHECK(pl != NULL);
+    if (!pl) return check_summary("zero bubble keeps only what the weight half reads longer");
+    pml_backend_inst b;
+    pml_backend_conf conf = {.seed = 5, .threads = 2};
+    pml_err err = {0};
+    CHECK(pml_backend_create(&pml_cpu_backend_ops, pl, &conf, &b, &err) == PML_OK);
+    const pml_cpu_ctx *c = (const pml_cpu_ctx *)b.ctx;
+    int short_lived = 0;
+    for (int i = 0; c && i < pl->n_nodes; i++) {
+        int s = pl->nodes[i].stage;
+        if (!c->per_mb[i] || !c->buf[i] || c->all_mb[i]) continue;
+        CHECK(c->copies[i] == (c->weight_read[i] ? (MBS < STAGES ? MBS : STAGES) : STAGES - s));
+        short_lived += s == STAGES - 1 && c->copies[i] == 1;
+    }
+    CHECK(short_lived > 0); /* the last stage keeps values for its input half alone */
+    pml_backend_destroy(&b);
+    pml_plan_free(pl);
+    return check_summary("zero bubble keeps only what the weight half reads longer");
+}
+
 /* Node i's buffer, as [lo, hi) bytes from the arena's start (hi = lo: none). */
 static void byte_range(const pml_cpu_ctx *c, int i, size_t *lo, size_t *hi)
 {
@@ -199,12 +227,15 @@ static int buffers_share_bytes_only_when_never_alive_together(const pml_plan *pl
         pinned[i] |= op == PML_OP_PARAM || op == PML_OP_INPUT || op == PML_OP_CONST || op == PML_OP_ARANGE ||
                      c->invariant[i] || c->per_mb[i] || c->all_mb[i];
     }
-    /* Ticks: each stage's forward units, then its backward units; every node of a unit
-     * reads its inputs and writes itself there. */
+    /* Ticks: each stage's forward units, then its backward units (with split backwards:
+     * the input half's, then the weight half's); every node of a unit reads its inputs
+     * and writes itself there. */
     for (int s = 0; s < c->S; s++) {
         const pml_cpu_stage *st = &c->stages[s];
-        for (int t = 0; t < st->n_fwd + st->n_bwd; t++) {
-            int u = t < st->n_fwd ? st->fwd[t] : st->bwd[t - st->n_fwd];
+        int n_units = st->n_fwd + st->n_bwd + st->n_wgt;
+        for (int t = 0; t < n_units; t++) {
+            int u = t < st->n_fwd ? st->fwd[t] : t < st->n_fwd + st->n_bwd ? st->bwd[t - st->n_fwd]
+                                                                          : st->wgt[t - st->n_fwd - st->n_bwd];
             const int32_t *nodes = u >= 0 ? &u : pl->kernels[-u - 1].nodes;
             int n_nodes = u >= 0 ? 1 : pl->kernels[-u - 1].n_nodes;
             for (int j = 0; j < n_nodes; j++) {
@@ -220,7 +251,7 @@ static int buffers_share_bytes_only_when_never_alive_together(const pml_plan *pl
         }
         for (int q = 0; q < pl->n_params; q++) {
             int g = pl->params[q].grad;
-            if (g >= 0 && pl->nodes[g].stage == s) widen(first, last, c->low[g].alias, st->n_fwd + st->n_bwd - 1);
+            if (g >= 0 && pl->nodes[g].stage == s) widen(first, last, c->low[g].alias, n_units - 1);
         }
     }
     size_t end_to_end = 0;
@@ -262,12 +293,16 @@ int main(int argc, char **argv)
         {"host_write_between_steps_is_seen", host_write_between_steps_is_seen},
         {"kept_values_have_a_copy_per_micro_batch_in_flight", kept_values_have_a_copy_per_micro_batch_in_flight},
         {"buffers_share_bytes_only_when_never_alive_together", buffers_share_bytes_only_when_never_alive_together},
+        {"zero_bubble_keeps_only_what_the_weight_half_reads_longer",
+         zero_bubble_keeps_only_what_the_weight_half_reads_longer},
+        {"zero_bubble_buffers_share_bytes_only_when_never_alive_together",
+         buffers_share_bytes_only_when_never_alive_together},
     };
     if (argc != 2) {
         fprintf(stderr, "usage: %s TEST\n", argv[0]);
         return 2;
     }
-    pml_plan *pl = compile_with("1f1b");
+    pml_plan *pl = compile_with(strncmp(argv[1], "zero_bubble", 11) ? "1f1b" : "zero_bubble");
     if (!pl) return 1;
     int rc = -1;
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
