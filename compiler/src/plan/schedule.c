@@ -20,8 +20,10 @@
 
 #include <string.h>
 
-static const char *const instr_names[PMLC_I_COUNT] = {"load",      "recv_act",  "fwd",       "send_act",  "recv_grad",
-                                                      "bwd",       "send_grad", "step",      "bwd_input", "bwd_weight"};
+static const char *const instr_names[] = {"load", "recv_act",  "fwd",  "send_act",  "recv_grad",
+                                          "bwd",  "send_grad", "step", "bwd_input", "bwd_weight"};
+
+_Static_assert(sizeof instr_names / sizeof *instr_names == PMLC_I_COUNT, "a name for every instruction kind");
 
 const char *pmlc_instr_name(pmlc_instr_kind k) { return (unsigned)k < PMLC_I_COUNT ? instr_names[k] : "?"; }
 

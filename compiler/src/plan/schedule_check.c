@@ -72,16 +72,19 @@ static int check_stage(const pmlc_timetable *tt, int s, seen *sv, char *why, siz
         if (b < f || (bw >= 0 && bw < bi))
             return fail(why, cap, "stage %d runs a backward of micro-batch %d before %s", s, (int)m,
                         b < f ? "its forward" : "its input half");
-        if (v->at[PMLC_I_LOAD] > f)
-            return fail(why, cap, "stage %d loads micro-batch %d after its forward", s, (int)m);
+        if (v->at[PMLC_I_LOAD] > f) return fail(why, cap, "stage %d loads micro-batch %d after its forward", s, (int)m);
         if (s > 0 && !(v->at[PMLC_I_RECV_ACT] >= 0 && v->at[PMLC_I_RECV_ACT] < f))
-            return fail(why, cap, "stage %d runs the forward of micro-batch %d without receiving its activations", s, (int)m);
+            return fail(why, cap, "stage %d runs the forward of micro-batch %d without receiving its activations", s,
+                        (int)m);
         if (s < S - 1 && !(v->at[PMLC_I_RECV_GRAD] >= 0 && v->at[PMLC_I_RECV_GRAD] < b))
-            return fail(why, cap, "stage %d runs the backward of micro-batch %d without receiving its gradients", s, (int)m);
+            return fail(why, cap, "stage %d runs the backward of micro-batch %d without receiving its gradients", s,
+                        (int)m);
         if (s < S - 1 && !(v->at[PMLC_I_SEND_ACT] > f))
-            return fail(why, cap, "stage %d does not send the activations of micro-batch %d after its forward", s, (int)m);
+            return fail(why, cap, "stage %d does not send the activations of micro-batch %d after its forward", s,
+                        (int)m);
         if (s > 0 && !(v->at[PMLC_I_SEND_GRAD] > b))
-            return fail(why, cap, "stage %d does not send the gradients of micro-batch %d after its backward", s, (int)m);
+            return fail(why, cap, "stage %d does not send the gradients of micro-batch %d after its backward", s,
+                        (int)m);
     }
     return 0;
 }
@@ -144,8 +147,8 @@ static int simulate(pmlc_arena *A, pmlc_timetable *tt, char *why, size_t cap)
         if (pc[s] < st->instr.n) {
             pmlc_instr in = st->instr.v[pc[s]];
             snprintf(why, cap,
-                     "the stages wait for each other in a cycle: stage %d waits forever at %s of micro-batch %d",
-                     s, pmlc_instr_name(in.kind), in.mb);
+                     "the stages wait for each other in a cycle: stage %d waits forever at %s of micro-batch %d", s,
+                     pmlc_instr_name(in.kind), in.mb);
             return 1;
         }
         if (st->max_in_flight > 0 && st->peak_in_flight > st->max_in_flight) {
@@ -171,8 +174,7 @@ int pmlc_timetable_check(pmlc_arena *A, pmlc_timetable *tt, char *why, size_t ca
     int S = tt->n_stages;
     int64_t M = tt->n_mb;
     if (S < 1 || M < 1) {
-        snprintf(why, cap, "%d stages and %lld micro-batches: a timetable needs at least one of each", S,
-                 (long long)M);
+        snprintf(why, cap, "%d stages and %lld micro-batches: a timetable needs at least one of each", S, (long long)M);
         return 1;
     }
     seen *sv = pmlc_arena_alloc(A, sizeof(seen) * (size_t)S * (size_t)M);

@@ -30,8 +30,9 @@ static double cost_of(const pmlc_stage_timetable *st, pmlc_instr_kind k)
 
 static void legend(FILE *out, double x, double y, int hue, const char *what)
 {
-    fprintf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"14\" fill=\"hsl(%d,60%%,55%%)\" stroke=\"#333\"/>\n",
-            x, y - 11, hue);
+    fprintf(out,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"14\" fill=\"hsl(%d,60%%,55%%)\" stroke=\"#333\"/>\n", x,
+            y - 11, hue);
     fprintf(out, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", x + 19, y, what);
 }
 
@@ -47,8 +48,9 @@ void pmlc_plan_print_timeline(const pmlc_plan *pl, FILE *out)
             "font-family=\"sans-serif\" font-size=\"12\">\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
             width, height, width, height);
-    fprintf(out, "<text x=\"%d\" y=\"22\" font-size=\"15\" font-weight=\"bold\">model '%s': %s, %d stage%s, %lld "
-                 "micro-batch%s</text>\n",
+    fprintf(out,
+            "<text x=\"%d\" y=\"22\" font-size=\"15\" font-weight=\"bold\">model '%s': %s, %d stage%s, %lld "
+            "micro-batch%s</text>\n",
             LEFT, pl->g->name, pmlc_schedule_name(pl->schedule), S, S == 1 ? "" : "s", (long long)tt->n_mb,
             tt->n_mb == 1 ? "" : "es");
     for (int s = 0; s < S; s++) {
@@ -56,8 +58,7 @@ void pmlc_plan_print_timeline(const pmlc_plan *pl, FILE *out)
         double y = TOP + s * (ROW + GAP);
         /* The row's background is idle time: the bubble shows wherever no box covers it. */
         fprintf(out, "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%d\" fill=\"#eeeeee\"/>\n", LEFT, y, PLOT, ROW);
-        fprintf(out, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">stage %d</text>\n", LEFT - 10, y + ROW / 2 + 4,
-                s);
+        fprintf(out, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">stage %d</text>\n", LEFT - 10, y + ROW / 2 + 4, s);
         for (int i = 0; i < st->instr.n; i++) {
             pmlc_instr in = st->instr.v[i];
             int hue;
