@@ -130,13 +130,14 @@ static double total(const pmlc_stage_cost *s) { return s->fwd + s->bwd_b + s->bw
  * parameter, a constant, or what only they feed, which is one value per step). */
 static int kept_value(const coster *c, int x) { return x < c->g->n_forward && c->act[x]; }
 
-/* After autodiff, for every phase: the bytes each stage keeps between a micro-batch's
+/* After autodiff, before the stages take their costs from the first phase, for every
+ * phase: the bytes each stage keeps between a micro-batch's
  * passes (act_bytes), read off the backward graph as it runs in the phase (the nodes a
  * still-trained parameter's gradient needs, as runtime/src/plan/phase.h runs them): the
  * forward values those nodes read, on the reader's stage. For the first phase also
  * what the stages would keep without recomputation (the values the gradient rules
  * read, recomputed copies taken back to their originals) and the FLOPs recomputing
- * costs them. */
+ * costs them, which count as the phase's input-gradient work. */
 static void kept_bytes(coster *c, pmlc_plan *pl)
 {
     pmlc_graph *g = c->g;
@@ -168,6 +169,7 @@ static void kept_bytes(coster *c, pmlc_plan *pl)
             if (!runs[b]) continue;
             int copy = g->copy_of && g->copy_of[b] >= 0;
             size_t at = (size_t)n->stage * (size_t)nf;
+            if (copy) ph->stages[n->stage].bwd_b += c->fwd[g->copy_of[b]]; /* before what reads it */
             if (copy && i == 0) pl->stages[n->stage].recompute_flops += c->fwd[g->copy_of[b]];
             for (int k = 0; k < n->n_in; k++) {
                 int x = n->in[k], orig = x < nf ? x : g->copy_of ? g->copy_of[x] : -1;
@@ -182,7 +184,6 @@ static void kept_bytes(coster *c, pmlc_plan *pl)
             }
         }
     }
-    for (int s = 0; s < S; s++) pl->stages[s].cost.act_bytes = pl->phases.v[0].stages[s].act_bytes;
 }
 
 /* Fewest stages holding the units with no stage above `limit`. */
@@ -316,12 +317,13 @@ static const char *tensor_name(pmlc_program *P, const pmlc_graph *g, int n)
     return node->label ? node->label : pmlc_arena_printf(&P->arena, "%s#%d", pmlc_ops[node->op].name, n);
 }
 
-static void find_sends(pmlc_program *P, coster *c, pmlc_plan *pl)
+/* What the forward graph (nodes [0, nf)) sends to later stages. */
+static void find_sends(pmlc_program *P, coster *c, pmlc_plan *pl, int nf)
 {
     pmlc_graph *g = c->g;
-    int *sent = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)(g->nodes.n ? g->nodes.n : 1));
-    for (int i = 0; i < g->nodes.n; i++) sent[i] = g->nodes.v[i].stage - 1;
-    for (int i = 0; i < g->nodes.n; i++) {
+    int *sent = pmlc_arena_alloc(&P->arena, sizeof(int) * (size_t)(nf ? nf : 1));
+    for (int i = 0; i < nf; i++) sent[i] = g->nodes.v[i].stage - 1;
+    for (int i = 0; i < nf; i++) {
         const ir_node *n = &g->nodes.v[i];
         for (int k = 0; k < n->n_in; k++) {
             int src = n->in[k];
@@ -502,6 +504,18 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     pl->stages = pmlc_arena_alloc(&P->arena, sizeof(pmlc_stage_plan) * (size_t)S);
     teacher_costs(&c, pl);
     add_phases(P, &c, pl, frozen);
+    /* The backward pass, for the parameters trained from step 0: before the timetable,
+     * which simulates the phases' costs with what it keeps and recomputes. */
+    if (t && g->loss >= 0) {
+        for (int p = 0; p < g->params.n; p++) frozen[p] = g->params.v[p].frozen_from == 0;
+        if (pmlc_autodiff(P, g, pl->binding, frozen)) return NULL;
+        for (int i = g->n_forward; i < g->nodes.n; i++) pl->stages[g->nodes.v[i].stage].n_bwd_ops++;
+        kept_bytes(&c, pl);
+        for (int p = 0; p < g->params.n; p++)
+            if (g->params.v[p].teacher && g->param_grad[p] >= 0)
+                pl->stages[g->nodes.v[g->params.v[p].node].stage].teacher_grads += g->params.v[p].numel;
+    }
+    int nf = g->n_forward ? g->n_forward : g->nodes.n; /* the forward graph */
     double sum = 0, max = 0;
     for (int s = 0; s < S; s++) {
         pmlc_stage_plan *st = &pl->stages[s];
@@ -541,20 +555,9 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         if (!st->layers.n || strcmp(st->layers.v[st->layers.n - 1], prm->layer))
             PMLC_PUSH(&P->arena, st->layers, prm->layer);
     }
-    for (int i = 0; i < g->nodes.n; i++)
+    for (int i = 0; i < nf; i++)
         if (pmlc_ops[g->nodes.v[i].op].cls != PMLC_OPC_SOURCE) pl->stages[g->nodes.v[i].stage].n_ops++;
-    find_sends(P, &c, pl);
-
-    /* The backward pass, for the parameters trained from step 0. */
-    if (t && g->loss >= 0) {
-        for (int p = 0; p < g->params.n; p++) frozen[p] = g->params.v[p].frozen_from == 0;
-        if (pmlc_autodiff(P, g, pl->binding, frozen)) return NULL;
-        for (int i = g->n_forward; i < g->nodes.n; i++) pl->stages[g->nodes.v[i].stage].n_bwd_ops++;
-        kept_bytes(&c, pl);
-        for (int p = 0; p < g->params.n; p++)
-            if (g->params.v[p].teacher && g->param_grad[p] >= 0)
-                pl->stages[g->nodes.v[g->params.v[p].node].stage].teacher_grads += g->params.v[p].numel;
-    }
+    find_sends(P, &c, pl, nf);
 
     /* Storage dtypes and 16-bit copies (ir/precision.h); the sends carry what is stored. */
     int32_t *to = NULL;

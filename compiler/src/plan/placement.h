@@ -23,7 +23,7 @@ typedef struct pmlc_send {
 } pmlc_send;
 
 typedef struct pmlc_stage_cost {
-    double fwd, bwd_b, bwd_w; /* FLOPs per micro-batch */
+    double fwd, bwd_b, bwd_w; /* FLOPs per micro-batch (bwd_b with recomputation's) */
     double fwd_bytes;         /* bytes the forward ops read and write, per micro-batch */
     int64_t act_bytes;        /* saved for backward, per micro-batch */
     int64_t trainable;        /* parameters updated in this phase */

@@ -253,7 +253,7 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         if (g->copy_of && !st->recompute_flops) {
             fputs("  recompute      nothing on this stage\n", out);
         } else if (g->copy_of) {
-            double work = total_flops(&st->cost);
+            double work = total_flops(&st->cost) - st->recompute_flops; /* the stage's work without it */
             fprintf(out, "  recompute      keeps %s per micro-batch instead of %s; recomputing adds %s flops/mb (+%.1f%%)\n",
                     fmt_bytes(st->cost.act_bytes, a, sizeof a), fmt_bytes(st->act_bytes_plain, b, sizeof b),
                     fmt_flops(st->recompute_flops, c, sizeof c), work > 0 ? 100 * st->recompute_flops / work : 0.0);
