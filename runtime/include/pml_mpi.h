@@ -31,7 +31,11 @@ extern "C" {
 #endif
 
 /* Joins the other ranks of a run of `plan` laid out as `layout` (pml_ranks_resolve),
- * with `timeout_s` seconds of silence after which a rank counts as gone (<= 0: 60). */
+ * with `timeout_s` seconds of silence after which a rank counts as gone (<= 0: 60).
+ * Refused before MPI starts (PML_ERR_INVALID_ARG, the message naming the argument): a
+ * NULL argument, a timeout that is not a finite number, and a layout pml_ranks_resolve
+ * would not make (a rank outside the world, replicas below 0 or not dividing it, more
+ * ranks in a pipeline than the plan has stages). */
 PML_API pml_status pml_mpi_create(pml_context *ctx, const pml_plan *plan, const pml_ranks_layout *layout,
                                   double timeout_s, pml_dist **out);
 

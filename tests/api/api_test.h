@@ -1,6 +1,8 @@
 /* api_test.h — the API conformance harness: a program built only against the installed
  * package (pml.h, pmlc.h, libpml, libpmlc; tests/install/install_test.py builds it by
- * pkg-config), whose cases each become one ctest test, api.NAME.
+ * pkg-config), whose cases each become one ctest test, api.NAME. The files named
+ * *_mpi.c use pml_mpi.h too: they are built, with libpml_mpi, only when PML was built
+ * with MPI.
  *
  * A case is written in any .c file of tests/api as
  *     API_CASE(pml_plan_open_names_a_missing_file) { ... CHECK(...); return 0; }
@@ -68,6 +70,13 @@ void api_close_mlp(pml_context *ctx, pml_plan *plan, pml_session *s);
             api_failed(__FILE__, __LINE__, "the error '%s' does not say '%s'", msg_, (text));                         \
             return 1;                                                                                                 \
         }                                                                                                             \
+    } while (0)
+
+/* `expr` is refused as PML_ERR_INVALID_ARG with a message in ctx saying `text`. */
+#define CHECK_REFUSED(ctx, expr, text)                                                                                \
+    do {                                                                                                              \
+        CHECK_STATUS(expr, PML_ERR_INVALID_ARG);                                                                      \
+        CHECK_ERROR_SAYS(ctx, text);                                                                                  \
     } while (0)
 
 #endif

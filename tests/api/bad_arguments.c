@@ -6,18 +6,11 @@
  * argument; never a crash or a sanitizer report. The sanitizer build runs these cases
  * against its instrumented libraries (tests/api/CMakeLists.txt), and
  * api.every_public_function_has_a_bad_argument_case checks that each function of the
- * two headers is called here. */
+ * two headers is called here (pml_mpi.h's: bad_arguments_mpi.c). */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <stdlib.h>
 
 #include "api_test.h"
-
-/* `expr` is refused as PML_ERR_INVALID_ARG with a message in ctx saying `text`. */
-#define CHECK_REFUSED(ctx, expr, text)                                                                                \
-    do {                                                                                                              \
-        CHECK_STATUS(expr, PML_ERR_INVALID_ARG);                                                                      \
-        CHECK_ERROR_SAYS(ctx, text);                                                                                  \
-    } while (0)
 
 API_CASE(queries_without_a_handle_answer_a_constant)
 {

@@ -13,7 +13,8 @@ a temporary prefix (STEP `install`, the ctest fixture every other step requires)
             includes pml_mpi.h links pml_mpi too (pkg-config pml_mpi, find_package(pml
             COMPONENTS mpi) and pml::pml_mpi, libpml_mpi.a) and runs twice: alone, then as
             EMBED_RANKS ranks under mpirun, every rank printing the lone run's lines
-  api       builds the API conformance program (tests/api/*.c) by pkg-config
+  api       builds the API conformance program (tests/api/*.c; *_mpi.c with --mpi, and
+            pml_mpi) by pkg-config
 
 How each examples/embed*/ program is run is EMBED_RUNS below: a new examples/embed*/ folder
 gets its install tests from CMake's glob, and needs one entry here (the test says so)."""
@@ -193,9 +194,11 @@ def step_embed(args):
 
 
 def step_api(args):
-    sources = sorted(os.path.join(args.api, f) for f in os.listdir(args.api) if f.endswith(".c"))
+    # The *_mpi.c cases use pml_mpi.h: only in a package built with MPI (tests/api/CMakeLists.txt).
+    sources = sorted(os.path.join(args.api, f) for f in os.listdir(args.api)
+                     if f.endswith(".c") and (args.mpi or not f.endswith("_mpi.c")))
     os.makedirs(os.path.dirname(args.exe), exist_ok=True)
-    build_by_pkg_config(args, sources, args.exe)
+    build_by_pkg_config(args, sources, args.exe, mpi=args.mpi)
     print(f"{args.exe}: built from {len(sources)} files against the installed package")
 
 
