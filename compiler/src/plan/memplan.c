@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "plan/schedule.h"
+#include "pml/best_fit.h"
 
 /* Work limits. Past the first two (millions of micro-batches) memory is not planned;
  * past the third (thousands) slots are stacked without reuse. */
@@ -296,29 +297,6 @@ static int by_size(const void *a, const void *b)
     return (x->span.a > y->span.a) - (x->span.a < y->span.a);
 }
 
-typedef struct range {
-    int64_t lo, hi;
-} range;
-
-static int by_lo(const void *a, const void *b)
-{
-    const range *x = a, *y = b;
-    return (x->lo > y->lo) - (x->lo < y->lo);
-}
-
-/* Best fit above `base` among the ranges taken at the same times; returns the offset. */
-static int64_t best_fit(range *taken, int n, int64_t base, int64_t size)
-{
-    qsort(taken, (size_t)n, sizeof *taken, by_lo);
-    int64_t at = base, best = -1, best_gap = 0;
-    for (int k = 0; k < n; k++) {
-        if (taken[k].lo - at >= size && (best < 0 || taken[k].lo - at < best_gap))
-            best = at, best_gap = taken[k].lo - at;
-        if (taken[k].hi > at) at = taken[k].hi;
-    }
-    return best >= 0 ? best : at;
-}
-
 /* Places stage s's per-micro-batch slots above `base`; returns the arena's end. */
 static int64_t place(planner *p, int s, int64_t base)
 {
@@ -326,7 +304,7 @@ static int64_t place(planner *p, int s, int64_t base)
     for (int k = 0; k < p->bufs.n; k++)
         if (p->bufs.v[k].out.stage == s && !p->bufs.v[k].out.per_step) n += p->bufs.v[k].out.slots;
     item *it = calloc((size_t)n + 1, sizeof *it);
-    range *taken = calloc((size_t)n + 1, sizeof *taken);
+    pml_fit_range *taken = calloc((size_t)n + 1, sizeof *taken);
     int64_t end = base;
     if (!it || !taken) {
         free(it), free(taken);
@@ -356,7 +334,7 @@ static int64_t place(planner *p, int s, int64_t base)
                 taken[t].hi = taken[t].lo + it[j].size;
                 t++;
             }
-        int64_t off = reuse ? best_fit(taken, t, base, it[k].size) : end;
+        int64_t off = reuse ? pml_best_fit(taken, t, base, it[k].size, 1) : end;
         it[k].b->out.offset[it[k].slot] = off;
         if (off + it[k].size > end) end = off + it[k].size;
     }

@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include "pml/best_fit.h"
+
 /* Past this many pairs of values to compare, values are stacked without reuse. */
 #define MAX_PAIRS ((int64_t)1 << 28)
 
@@ -29,33 +31,6 @@ int pml_mem_lives_throughout(const pml_mem_value *v, int32_t pass_end)
 }
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
-
-typedef struct range {
-    size_t lo, hi;
-} range;
-
-static int by_lo(const void *a, const void *b)
-{
-    const range *x = a, *y = b;
-    return (x->lo > y->lo) - (x->lo < y->lo);
-}
-
-/* The best-fitting offset at or above `base` for `size` bytes aligned to `align`,
- * among the ranges taken at the same time: the start of the smallest gap it fits,
- * else the first free byte above them all. */
-static size_t best_fit(range *taken, int n, size_t base, size_t size, size_t align)
-{
-    qsort(taken, (size_t)n, sizeof *taken, by_lo);
-    size_t at = base, best = 0, best_gap = 0;
-    int found = 0;
-    for (int k = 0; k < n; k++) {
-        size_t start = align_up(at, align);
-        if (taken[k].lo >= start && taken[k].lo - start >= size && (!found || taken[k].lo - start < best_gap))
-            best = start, best_gap = taken[k].lo - start, found = 1;
-        if (taken[k].hi > at) at = taken[k].hi;
-    }
-    return found ? best : align_up(at, align);
-}
 
 /* A value to place by liveness, with what orders it. */
 typedef struct item {
@@ -87,7 +62,7 @@ pml_status pml_mem_plan(pml_mem_value *v, int n, int32_t pass_end, size_t *arena
     }
     size_t base = end;
     item *order = malloc(sizeof(item) * ((size_t)n + 1));
-    range *taken = malloc(sizeof(range) * ((size_t)n + 1));
+    pml_fit_range *taken = malloc(sizeof *taken * ((size_t)n + 1));
     if (!order || !taken) {
         free(order), free(taken);
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory planning the memory");
@@ -104,9 +79,10 @@ pml_status pml_mem_plan(pml_mem_value *v, int n, int32_t pass_end, size_t *arena
         int t = 0;
         for (int j = 0; reuse && j < i; j++) {
             const pml_mem_value *y = &v[order[j].index];
-            if (meet(x, y)) taken[t++] = (range){y->offset, y->offset + y->bytes};
+            if (meet(x, y)) taken[t++] = (pml_fit_range){(int64_t)y->offset, (int64_t)(y->offset + y->bytes)};
         }
-        x->offset = reuse ? best_fit(taken, t, base, x->bytes, x->align) : align_up(end, x->align);
+        x->offset = reuse ? (size_t)pml_best_fit(taken, t, (int64_t)base, (int64_t)x->bytes, (int64_t)x->align)
+                          : align_up(end, x->align);
         if (x->offset + x->bytes > end) end = x->offset + x->bytes;
     }
     free(order), free(taken);
