@@ -305,6 +305,13 @@ PML_API pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_inf
  * input's): the N output rows into `out`, which holds out_bytes (at least the
  * pml_infer_output size). Buffers are checked as pml_session_train_batch's. */
 PML_API pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs, void *out, size_t out_bytes);
+/* The model the handle serves, with its weights, as an ONNX model file at `path` (the
+ * output rule below: atomically replaced), for ONNX Runtime, TensorRT or a browser:
+ * ONNX IR 8, opset 17; the inputs under the plan's input names, the output as `output`
+ * (f32, or i32 for an i32 output, as pml_infer_run gives it); dropout is off. Shapes are
+ * the plan's, so the batch dimension is its micro-batch size. An op with no ONNX form is
+ * PML_ERR_UNSUPPORTED naming it, as is a model past protobuf's 2 GiB. */
+PML_API pml_status pml_infer_export_onnx(pml_infer *inf, const char *path);
 
 /* ---- checkpoints ---------------------------------------------------------------------
  * The files `pmlc train --out DIR` writes and --init / --resume read: a folder holding

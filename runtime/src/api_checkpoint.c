@@ -20,13 +20,12 @@ pml_status pml_checkpoint_read_info(pml_context *ctx, const pml_plan *plan, cons
 }
 
 /* A folder or file argument: neither NULL nor "". */
-#define CHECK_PATH(err, p) pml_api_check((err), (p) && *(p), __func__, "%s is %s", #p, (p) ? "\"\"" : "NULL")
 
 pml_status pml_checkpoint_check_folder(pml_context *ctx, const char *dir)
 {
     if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    pml_status st = CHECK_PATH(&err, dir);
+    pml_status st = PML_CHECK_PATH(&err, dir);
     if (!st) st = pml_ckpt_check_folder(dir, &err);
     return pml_api_record(ctx, st, &err);
 }
@@ -36,7 +35,7 @@ pml_status pml_session_save(pml_session *s, const char *dir)
     if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
     PML_CHECK_IDLE(&err, s);
-    pml_status st = CHECK_PATH(&err, dir);
+    pml_status st = PML_CHECK_PATH(&err, dir);
     if (!st) st = pml_ckpt_save(s->plan, s->pipe, s->seed, dir, &err);
     return pml_api_record(s->ctx, st, &err);
 }
@@ -47,7 +46,7 @@ pml_status pml_session_resume(pml_session *s, const char *dir)
     pml_err err = {0};
     pml_ckpt_info info;
     PML_CHECK_IDLE(&err, s);
-    pml_status st = CHECK_PATH(&err, dir);
+    pml_status st = PML_CHECK_PATH(&err, dir);
     if (!st) st = pml_ckpt_read_info(s->plan, dir, &info, &err);
     /* The seed is half of the run's state (with the step): another one would draw other
      * data and dropout masks from here on, and no longer continue the run. */
@@ -65,7 +64,7 @@ pml_status pml_session_load_weights(pml_session *s, const char *path)
     if (!s) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
     PML_CHECK_IDLE(&err, s);
-    pml_status st = CHECK_PATH(&err, path);
+    pml_status st = PML_CHECK_PATH(&err, path);
     if (!st) st = pml_ckpt_load_weights(s->plan, s->pipe, path, &err);
     return pml_api_record(s->ctx, st, &err);
 }

@@ -13,7 +13,6 @@
 #include "formats/out_path.h"
 
 /* A file argument: neither NULL nor "". */
-#define CHECK_PATH(err, p) pml_api_check((err), (p) && *(p), __func__, "%s is %s", #p, (p) ? "\"\"" : "NULL")
 
 pml_status pml_backend_choose(pml_context *ctx, const pml_plan *plan, pml_backend want, pml_backend *got)
 {
@@ -36,7 +35,7 @@ pml_status pml_output_check(pml_context *ctx, const char *path)
 {
     if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    pml_status st = CHECK_PATH(&err, path);
+    pml_status st = PML_CHECK_PATH(&err, path);
     if (!st) st = pml_out_check(path, &err);
     return pml_api_record(ctx, st, &err);
 }
@@ -45,7 +44,7 @@ pml_status pml_output_write(pml_context *ctx, const char *path, const void *byte
 {
     if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    CHECK_PATH(&err, path);
+    PML_CHECK_PATH(&err, path);
     pml_status st = pml_api_check(&err, bytes || !len, __func__, "bytes is NULL, with len %zu", len);
     if (!st) st = pml_atomic_write_file(path, bytes ? bytes : "", len, &err);
     return pml_api_record(ctx, st, &err);
@@ -67,7 +66,7 @@ pml_status pml_array_open(pml_context *ctx, const char *path, pml_buffer *rows, 
     if (out) *out = NULL;
     if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    CHECK_PATH(&err, path);
+    PML_CHECK_PATH(&err, path);
     PML_CHECK_NONNULL(&err, rows);
     pml_status st = PML_CHECK_NONNULL(&err, out);
     pml_array *a = st ? NULL : calloc(1, sizeof *a);
@@ -89,7 +88,7 @@ pml_status pml_array_save(pml_context *ctx, const char *path, const pml_buffer *
 {
     if (!ctx) return PML_ERR_INVALID_ARG;
     pml_err err = {0};
-    CHECK_PATH(&err, path);
+    PML_CHECK_PATH(&err, path);
     pml_status st = PML_CHECK_NONNULL(&err, rows);
     if (!st) {
         pml_api_check(&err, rows->rank >= 0 && rows->rank <= PML_MAX_RANK, __func__, "rows->rank is %d, not 0 to %d",

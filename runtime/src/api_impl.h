@@ -79,6 +79,8 @@ pml_status pml_api_check(pml_err *err, int ok, const char *call, const char *fmt
     __attribute__((format(printf, 4, 5)));
 #define PML_CHECK_NONNULL(err, p) pml_api_check((err), (p) != NULL, __func__, "%s is NULL", #p)
 #define PML_CHECK_NONNEG(err, n) pml_api_check((err), (n) >= 0, __func__, "%s is %lld, below 0", #n, (long long)(n))
+/* A path: not NULL and not empty. */
+#define PML_CHECK_PATH(err, p) pml_api_check((err), (p) && *(p), __func__, "%s is %s", #p, (p) ? "\"\"" : "NULL")
 /* A thread count: 0 (the default) to PML_MAX_THREADS. */
 #define PML_CHECK_THREADS(err, n)                                                                                     \
     pml_api_check((err), (n) >= 0 && (n) <= PML_MAX_THREADS, __func__, "%s is %d, not 0 (every CPU) to %d", #n, (n), \

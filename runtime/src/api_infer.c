@@ -13,6 +13,8 @@
 #include "api_impl.h"
 #include "exec/backend.h"
 #include "ckpt/checkpoint.h"
+#include "formats/atomic_file.h"
+#include "plan/onnx.h"
 
 struct pml_infer {
     pml_context *ctx;     /* held */
@@ -170,5 +172,25 @@ pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs,
         if (!st) memcpy((char *)out + (size_t)r0 * row_bytes, inf->out, (size_t)take * row_bytes);
     }
     free(rows);
+    return pml_api_record(inf->ctx, st, &err);
+}
+
+pml_status pml_infer_export_onnx(pml_infer *inf, const char *path)
+{
+    if (!inf) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    const pml_plan *plan = inf->plan;
+    pml_pb model = {0};
+    const float **params = calloc((size_t)plan->n_params + 1, sizeof *params);
+    pml_status st = PML_CHECK_PATH(&err, path);
+    if (!st && !params) st = pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
+    for (int q = 0; !st && q < plan->n_params; q++)
+        if (!(params[q] = pml_pipeline_param(inf->pipe, q)))
+            st = pml_err_set(&err, PML_ERR_DEVICE, "cannot read parameter '%s' out of the inference session",
+                             plan->params[q].name);
+    if (!st) st = pml_onnx_model(plan, params, &model, &err);
+    if (!st) st = pml_atomic_write_file(path, model.bytes, model.len, &err);
+    pml_pb_free(&model);
+    free(params);
     return pml_api_record(inf->ctx, st, &err);
 }

@@ -290,6 +290,7 @@ API_CASE(inference_calls_refuse_bad_arguments)
     pml_buffer bx = {x, PML_F32, 2, {1, 784}, NULL};
     CHECK_STATUS(pml_infer_output(inf, 1, &t), PML_ERR_INVALID_ARG);
     CHECK_STATUS(pml_infer_run(inf, &bx, 1, y, sizeof y), PML_ERR_INVALID_ARG);
+    CHECK_STATUS(pml_infer_export_onnx(inf, "m.onnx"), PML_ERR_INVALID_ARG);
     pml_infer_destroy(NULL);
 
     memset(x, 0, sizeof x);
@@ -301,6 +302,8 @@ API_CASE(inference_calls_refuse_bad_arguments)
     CHECK_REFUSED(ctx, pml_infer_run(inf, &bx, 1, NULL, sizeof y), "pml_infer_run: out is NULL");
     CHECK_REFUSED(ctx, pml_infer_run(inf, &bx, 1, y, sizeof y - 1), "holds 39 bytes"); /* the wrong size */
     CHECK_STATUS(pml_infer_run(inf, &bx, 1, y, sizeof y), PML_OK);
+    CHECK_REFUSED(ctx, pml_infer_export_onnx(inf, NULL), "pml_infer_export_onnx: path is NULL");
+    CHECK_REFUSED(ctx, pml_infer_export_onnx(inf, ""), "pml_infer_export_onnx: path is \"\"");
     pml_infer_destroy(inf);
     api_close_mlp(ctx, plan, s);
     return 0;

@@ -13,6 +13,7 @@
 
 #include "build_cmd.h"
 #include "cli_util.h"
+#include "export_cmd.h"
 #include "infer_cmd.h"
 #include "pml.h"
 #include "pmlc.h"
@@ -29,6 +30,9 @@ static const char usage_text[] =
     "  run FILE          build and train in one go: the same as 'train FILE' (same options)\n"
     "  infer FILE|PLAN --weights W --input X.npy --output Y.npy\n"
     "                    run the model forward (dropout off) over the rows of X; write its outputs to Y\n"
+    "  export FILE|PLAN --weights W -o MODEL.onnx\n"
+    "                    write the model forward with its weights as an ONNX model (opset 17), for ONNX\n"
+    "                    Runtime, TensorRT or a browser; the batch dimension is the plan's micro-batch\n"
     "  ops               list the primitive operations\n"
     "  version           print the version\n"
     "  help              print this help\n"
@@ -42,7 +46,7 @@ static const char usage_text[] =
     "  --timeline FILE     plan: also draw the simulated timetable (one row per stage) as SVG into FILE\n"
     "  --color=WHEN        colour diagnostics: auto (default), always, never; NO_COLOR is honoured\n"
     "  --max-errors N      stop after N errors (default 20)\n"
-    "  -o FILE             build: the plan file to write (replaced atomically)\n"
+    "  -o FILE             build: the plan file to write; export: the ONNX file (both replaced atomically)\n"
     "  --arch LIST         build: GPU targets for the kernels, e.g. sm_80,sm_90,compute_90 (the default when\n"
     "                      NVRTC is found), or none; compiled kernels are cached (PML_CACHE_DIR, PML_CACHE=0)\n"
     "\n"
@@ -134,6 +138,7 @@ typedef struct args {
     int replicas;        /* train's --replicas */
     int check_numerics;  /* train's --check-numerics */
     pml_backend backend; /* train/run/infer --backend */
+    int backend_given;
     const char *out, *metrics, *trace;
     const char *timeline;                    /* plan's --timeline FILE.svg */
     const char *init, *resume;               /* train's --init W.safetensors, --resume DIR */
@@ -205,6 +210,7 @@ static int parse_args(int argc, char **argv, args *a)
         } else if (!strncmp(s, "--backend", 9) && (s[9] == 0 || s[9] == '=')) {
             if (!(v = option_value(argc, argv, &i, "--backend")) || pml_backend_parse(v, &a->backend))
                 return usage_error("--backend takes cpu, cuda or auto, not '%s'", v ? v : "");
+            a->backend_given = 1;
         } else if (!strncmp(s, "--threads", 9) && (s[9] == 0 || s[9] == '=')) {
             int64_t n = count_value(option_value(argc, argv, &i, "--threads"));
             if (n < 1 || n > 4096) return usage_error("%s needs a number of threads from 1", s);
@@ -294,19 +300,52 @@ static int parse_args(int argc, char **argv, args *a)
         return 0;
     }
     if (strcmp(a->cmd, "plan") && strcmp(a->cmd, "check") && strcmp(a->cmd, "train") && strcmp(a->cmd, "build") &&
-        strcmp(a->cmd, "run") && strcmp(a->cmd, "infer"))
+        strcmp(a->cmd, "run") && strcmp(a->cmd, "infer") && strcmp(a->cmd, "export"))
         return usage_error("unknown command '%s'", a->cmd);
     if (a->n_files == 0) return usage_error("'%s' needs a file", a->cmd);
     if (!strcmp(a->cmd, "build") && !a->output) return usage_error("'%s' needs -o OUT.plan", a->cmd);
-    if (strcmp(a->cmd, "build") && a->output) return usage_error("-o is for 'build', not '%s'", a->cmd);
+    int export = !strcmp(a->cmd, "export");
+    if (export && !a->output) return usage_error("'%s' needs -o MODEL.onnx", a->cmd);
+    if (strcmp(a->cmd, "build") && !export && a->output)
+        return usage_error("-o is for 'build' and 'export', not '%s'", a->cmd);
     if (strcmp(a->cmd, "build") && a->arch) return usage_error("--arch is for 'build', not '%s'", a->cmd);
     if (strcmp(a->cmd, "check") && a->n_files > 1) return usage_error("'%s' takes one file", a->cmd);
-    if (strcmp(a->cmd, "plan") && a->timeline) return usage_error("--timeline is for 'plan', not '%s'", a->cmd);
-    int infer = !strcmp(a->cmd, "infer");
-    if (!infer && (a->weights || a->input || a->infer_out || a->bench))
-        return usage_error("--weights, --input, --output and --bench are for 'infer', not '%s'", a->cmd);
-    if (a->check_numerics && strcmp(a->cmd, "train") && strcmp(a->cmd, "run"))
-        return usage_error("--check-numerics is for 'train', not '%s'", a->cmd);
+    int infer = !strcmp(a->cmd, "infer"), train = !strcmp(a->cmd, "train") || !strcmp(a->cmd, "run");
+    /* Every option is used by the command given or refused: none is accepted and ignored. */
+    const struct {
+        const char *name;
+        int given, taken;
+    } only[] = {
+        {"--steps", a->steps >= 0, train},
+        {"--seed", a->seed >= 0, train},
+        {"--rank", a->rank >= 0, train},
+        {"--world", a->world > 0, train},
+        {"--replicas", a->replicas > 0, train},
+        {"--peer-timeout", a->peer_timeout > 0, train},
+        {"--out", a->out != NULL, train},
+        {"--init", a->init != NULL, train},
+        {"--resume", a->resume != NULL, train},
+        {"--metrics", a->metrics != NULL, train},
+        {"--trace", a->trace != NULL, train},
+        {"--eval", a->eval > 0, train},
+        {"--check-numerics", a->check_numerics, train},
+        {"--threads", a->threads > 0, train || infer},
+        {"--backend", a->backend_given, train || infer},
+        {"--input", a->input != NULL, infer},
+        {"--output", a->infer_out != NULL, infer},
+        {"--bench", a->bench, infer},
+        {"--weights", a->weights != NULL, infer || export},
+        {"--json", a->fmt == PMLC_PLAN_JSON, !strcmp(a->cmd, "plan")},
+        {"--dot", a->fmt == PMLC_PLAN_DOT, !strcmp(a->cmd, "plan")},
+        {"--timeline", a->timeline != NULL, !strcmp(a->cmd, "plan")},
+    };
+    for (size_t k = 0; k < sizeof only / sizeof only[0]; k++)
+        if (only[k].given && !only[k].taken) {
+            fprintf(stderr, "pmlc: '%s' takes no %s (see pmlc help)\n", a->cmd, only[k].name);
+            return usage_error("%s", "an option the command does not use");
+        }
+    if (export && !a->weights)
+        return usage_error("'%s' needs --weights W (a safetensors file or checkpoint folder)", a->cmd);
     if (infer && !a->weights)
         return usage_error("'%s' needs --weights W (a safetensors file or checkpoint folder)", a->cmd);
     if (infer && !a->input) return usage_error("'%s' needs --input X.npy", a->cmd);
@@ -354,6 +393,7 @@ static int run(const args *a)
         !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
     pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model, 0};
     if (!strcmp(a->cmd, "build")) return pmlc_build_main(a->files[0], &opt, a->output, a->arch);
+    if (!strcmp(a->cmd, "export")) return pmlc_export_main(a->files[0], &opt, a->weights, a->output, a->quiet);
     if (!strcmp(a->cmd, "infer")) {
         pmlc_infer_args t = {.file = a->files[0],
                              .compile = opt,
