@@ -23,6 +23,7 @@ struct pml_infer {
     void **in; /* per input: one micro-batch in the node's type (f32 or i32) */
     void *out; /* one micro-batch of output */
     size_t out_row; /* output elements per row */
+    pml_api_rows *rows; /* per input (and one more): a call's bound buffers, kept so a call allocates nothing */
 };
 
 void pml_infer_destroy(pml_infer *inf)
@@ -31,6 +32,7 @@ void pml_infer_destroy(pml_infer *inf)
     for (int k = 0; inf->in && k < inf->plan->n_inputs; k++) free(inf->in[k]);
     free(inf->in);
     free(inf->out);
+    free(inf->rows);
     pml_pipeline_destroy(inf->pipe);
     pml_plan_free((pml_plan *)inf->plan);
     pml_api_release(inf->ctx);
@@ -59,7 +61,8 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
     pml_plan_hold(inf->plan = plan);
     inf->out_row = (size_t)(onode->numel / mbs);
     pml_status st = PML_OK;
-    if (!(inf->in = calloc((size_t)plan->n_inputs, sizeof *inf->in)) || !(inf->out = malloc((size_t)onode->numel * 4)))
+    if (!(inf->in = calloc((size_t)plan->n_inputs, sizeof *inf->in)) || !(inf->out = malloc((size_t)onode->numel * 4)) ||
+        !(inf->rows = calloc((size_t)plan->n_inputs + 1, sizeof *inf->rows)))
         st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int k = 0; k < plan->n_inputs && !st; k++)
         if (!(inf->in[k] = malloc((size_t)plan->nodes[plan->input_nodes[k]].numel * 4)))
@@ -148,9 +151,8 @@ pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs,
     const pml_plan *plan = inf->plan;
     int n_in = plan->n_inputs;
     int64_t n = 0, mbs = plan->conf.microbatch;
-    pml_api_rows *rows = calloc((size_t)n_in + 1, sizeof *rows);
-    pml_status st = rows ? PML_OK : pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
-    if (!st) st = pml_api_bind(plan, "pml_infer_run", inputs, n_inputs, NULL, 0, -1, rows, &n, &err);
+    pml_api_rows *rows = inf->rows;
+    pml_status st = pml_api_bind(plan, "pml_infer_run", inputs, n_inputs, NULL, 0, -1, rows, &n, &err);
     size_t row_bytes = inf->out_row * 4;
     if (!st && (size_t)n > out_bytes / (row_bytes ? row_bytes : 1))
         st = pml_err_set(&err, PML_ERR_INVALID_ARG,
@@ -171,7 +173,6 @@ pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs,
         st = pml_pipeline_forward(inf->pipe, (const void *const *)inf->in, inf->out, &err);
         if (!st) memcpy((char *)out + (size_t)r0 * row_bytes, inf->out, (size_t)take * row_bytes);
     }
-    free(rows);
     return pml_api_record(inf->ctx, st, &err);
 }
 

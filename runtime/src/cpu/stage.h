@@ -112,6 +112,7 @@ typedef struct pml_cpu_ctx {
      * step (or per evaluation), when computed_at[n] falls behind `version`. */
     uint8_t *invariant;
     int64_t *computed_at, version;
+    int params_changed, last_train; /* since the last begin; the last begin's train flag (stage.c) */
     /* Per matmul node whose right operand is invariant (a weight): it runs on the panel
      * GEMM (cpu/gemm.h), reading that operand in place or, when transposed, packed into
      * packed[n], repacked when packed_at falls behind the operand's version: `version`,

@@ -1,0 +1,167 @@
+/* test_infer_calls.c — what a serving loop needs of pml_infer_run, through pml.h:
+ *
+ *   no_allocation   after two warm-up calls, a call allocates nothing in PML's code:
+ *                   malloc and its kin are wrapped (below) and counted around 20
+ *                   calls, at 1 and 2 threads
+ *   threads_agree   the outputs at 2 and 3 threads are those at 1 within 1e-6 of their
+ *                   largest magnitude (the GEMM provider may split a sum differently)
+ *
+ * Usage: test_infer_calls BEHAVIOUR. Not built with sanitizers, which own malloc. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pml.h"
+#include "pmlc.h"
+
+/* ---- counting allocator ------------------------------------------------------------
+ * The link wraps malloc and its kin (-Wl,--wrap, tests/runtime/infer/CMakeLists.txt) in
+ * this program and the static libpml and compiler linked into it: PML's own calls are
+ * counted, not those of the shared libraries it calls (oneDNN's sgemm takes a 16 KiB
+ * packing buffer per call inside the library; docs/design.md says why that stays). */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t k);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t align, size_t n);
+int __real_posix_memalign(void **out, size_t align, size_t n);
+
+static atomic_long allocations;
+volatile int pml_test_counting; /* 1 around the counted calls: a breakpoint condition for finding an allocation */
+
+void *__wrap_malloc(size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t k)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_calloc(n, k);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_realloc(p, n);
+}
+
+void *__wrap_aligned_alloc(size_t align, size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_aligned_alloc(align, n);
+}
+
+int __wrap_posix_memalign(void **out, size_t align, size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_posix_memalign(out, align, n);
+}
+
+/* ---- the model: one stage, wide enough that GEMMs take threads --------------------- */
+static const char MODEL[] = "import \"nn\"\n"
+                            "model wide(x: f32[B, 64]) -> f32[B, 16] {\n"
+                            "    h = gelu(linear(x, 256) as fc1)\n"
+                            "    h = layernorm(h) as norm\n"
+                            "    h = gelu(linear(h, 256) as fc2)\n"
+                            "    return linear(h, 16) as head\n"
+                            "}\n"
+                            "train wide {\n"
+                            "    data = classes(features = 64, classes = 16, seed = 1)\n"
+                            "    loss = cross_entropy\n"
+                            "    optimizer = sgd(lr = 0.1)\n"
+                            "    batch = 32, microbatches = 1\n"
+                            "    steps = 1\n"
+                            "}\n";
+enum { ROWS = 32, F = 64, C = 16 };
+
+static pml_context *ctx;
+static int failures;
+
+#define CHECK(cond)                                                                                                   \
+    do {                                                                                                              \
+        if (!(cond)) {                                                                                                \
+            fprintf(stderr, "%s:%d: FAIL: %s (%s)\n", __FILE__, __LINE__, #cond, pml_context_error(ctx));            \
+            failures++;                                                                                               \
+        }                                                                                                             \
+    } while (0)
+
+static pml_plan *compile(void)
+{
+    pmlc_options opt = {0};
+    opt.diag_out = stderr;
+    pmlc_session *cs = pmlc_session_create(&opt);
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    pml_plan *plan = NULL;
+    if (!pmlc_session_check_text(cs, "wide.pml", MODEL, strlen(MODEL)) && !pmlc_session_plan_bytes(cs, &bytes, &len))
+        pml_plan_open_memory(ctx, bytes, len, "wide.pml", &plan);
+    pmlc_session_destroy(cs);
+    free(bytes);
+    return plan;
+}
+
+/* The outputs of the model's initial weights on fixed rows at `threads`; returns the
+ * allocations made by 20 calls after two warm-up calls in *allocs. */
+static int run(const pml_plan *plan, int threads, float *y, long *allocs)
+{
+    static float x[ROWS * F];
+    for (int i = 0; i < ROWS * F; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    pml_buffer bx = {x, PML_F32, 2, {ROWS, F}, NULL};
+    pml_infer *inf = NULL;
+    if (pml_infer_create(ctx, plan, PML_BACKEND_CPU, threads, NULL, &inf)) return 1;
+    int bad = 0;
+    for (int i = 0; i < 2; i++) bad |= pml_infer_run(inf, &bx, 1, y, sizeof(float) * ROWS * C) != PML_OK;
+    long before = atomic_load(&allocations);
+    pml_test_counting = 1;
+    for (int i = 0; i < 20; i++) bad |= pml_infer_run(inf, &bx, 1, y, sizeof(float) * ROWS * C) != PML_OK;
+    pml_test_counting = 0;
+    *allocs = atomic_load(&allocations) - before;
+    pml_infer_destroy(inf);
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_infer_calls no_allocation|threads_agree\n");
+        return 2;
+    }
+    if (pml_context_create(&ctx)) return 1;
+    pml_plan *plan = compile();
+    CHECK(plan != NULL);
+    if (plan && !strcmp(argv[1], "no_allocation")) {
+        static float y[ROWS * C];
+        for (int threads = 1; threads <= 2; threads++) {
+            long allocs = -1;
+            CHECK(!run(plan, threads, y, &allocs));
+            printf("%d thread(s): %ld allocations in 20 calls\n", threads, allocs);
+            CHECK(allocs == 0);
+        }
+    } else if (plan && !strcmp(argv[1], "threads_agree")) {
+        static float y1[ROWS * C], yt[ROWS * C];
+        long allocs;
+        CHECK(!run(plan, 1, y1, &allocs));
+        for (int threads = 2; threads <= 3; threads++) {
+            CHECK(!run(plan, threads, yt, &allocs));
+            double worst = 0, scale = 1;
+            for (int i = 0; i < ROWS * C; i++) {
+                double d = fabs((double)y1[i] - (double)yt[i]), a = fabs((double)y1[i]);
+                worst = d > worst ? d : worst;
+                scale = a > scale ? a : scale;
+            }
+            printf("%d threads: largest difference from 1 thread %.3g (outputs up to %.3g)\n", threads, worst, scale);
+            CHECK(worst <= 1e-6 * scale);
+        }
+    } else if (plan) {
+        fprintf(stderr, "test_infer_calls: no behaviour '%s'\n", argv[1]);
+        failures++;
+    }
+    pml_plan_close(plan);
+    pml_context_destroy(ctx);
+    if (failures) return 1;
+    printf("ok\n");
+    return 0;
+}
