@@ -12,10 +12,14 @@
  * to the tile's rows when it has the op's rank and the first axis; otherwise (smaller
  * rank, or a first axis of 1) it broadcasts over that axis and every tile reads all of
  * it. Each element goes through the same scalar expression, and each row through the
- * same reduction order, as unfused, so results do not change. */
+ * same reduction order, as unfused, so results do not change. Tiles are independent:
+ * a stage's pool (pool.h) runs them on its threads, each worker with scratch of its
+ * own, and the bits are the same at any thread count. */
 #include "cpu.h"
 
 #include <string.h>
+
+#include "pool.h"
 
 enum { TILE_ELEMS = 4096 };
 
@@ -143,74 +147,134 @@ static pml_view flat_view(const pml_view *v, int R, int lead, int form)
     return f;
 }
 
-size_t pml_cpu_group_scratch(const pml_cpu_group_op *ops, int n)
+static size_t run_bytes(int n);
+
+size_t pml_cpu_group_scratch(const pml_cpu_group_op *ops, int n, int threads)
 {
     if (n < 1) return 0;
     group_space g = space_of(ops, n);
-    return scratch_of(&g, n);
+    return run_bytes(n) + scratch_of(&g, n) * (size_t)(threads > 1 ? threads : 1);
 }
 
-pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, void *scratch, size_t scratch_bytes, pml_err *err)
+/* One run of a group: everything its tiles share, made once (group_task reads it). It
+ * lives at the start of the caller's scratch, its arrays after it (carve), so a run
+ * allocates nothing; the workers' slots follow. */
+typedef struct group_run {
+    const pml_cpu_group_op *ops;
+    int n;
+    int64_t rows, per; /* rows of the space; rows a tile */
+    size_t slot;       /* bytes of one op's tile in scratch */
+    char *scratch;     /* per worker: n slots, worker_bytes apart */
+    size_t worker_bytes;
+    /* Every op's call over the flattened space: its output and its outside inputs (CUT
+     * ones are sliced per tile); a reduction's axis moves with them. */
+    pml_op_call *flat;
+    pml_view (*flat_in)[PML_GROUP_MAX_IN];
+    uint8_t (*cut)[PML_GROUP_MAX_IN];
+    int64_t (*axis_attr)[2];
+} group_run;
+
+static size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+/* Bytes of a group_run of n ops and its arrays, a multiple of 64. */
+static size_t run_bytes(int n)
+{
+    size_t k = (size_t)n;
+    return round64(sizeof(group_run)) + round64(k * sizeof(pml_op_call)) +
+           round64(k * sizeof(pml_view[PML_GROUP_MAX_IN])) + round64(k * PML_GROUP_MAX_IN) +
+           round64(k * sizeof(int64_t[2]));
+}
+
+/* The group_run at `at` with its arrays laid out after it. */
+static group_run *carve(char *at, int n)
+{
+    size_t k = (size_t)n;
+    group_run *G = (group_run *)at;
+    at += round64(sizeof(group_run));
+    G->flat = (pml_op_call *)at;
+    at += round64(k * sizeof(pml_op_call));
+    G->flat_in = (pml_view(*)[PML_GROUP_MAX_IN])at;
+    at += round64(k * sizeof(pml_view[PML_GROUP_MAX_IN]));
+    G->cut = (uint8_t(*)[PML_GROUP_MAX_IN])at;
+    at += round64(k * PML_GROUP_MAX_IN);
+    G->axis_attr = (int64_t(*)[2])at;
+    return G;
+}
+
+/* Tile `task` (rows task * per on) on `worker`'s scratch: every op of the group in order. */
+static pml_status group_task(void *ctx, int64_t task, int worker, pml_err *err)
+{
+    const group_run *G = ctx;
+    const pml_cpu_group_op *ops = G->ops;
+    int64_t rows = G->rows, r0 = task * G->per, t = r0 + G->per < rows ? G->per : rows - r0;
+    char *scratch = G->scratch + (size_t)worker * G->worker_bytes;
+    pml_view tile_out[PML_GROUP_MAX_OPS];
+    for (int i = 0; i < G->n; i++) {
+        pml_op_call c = G->flat[i];
+        pml_view in[PML_GROUP_MAX_IN];
+        for (int k = 0; k < c.n_in; k++) {
+            const pml_view *x = &G->flat_in[i][k];
+            if (ops[i].from[k] >= 0)
+                in[k] = tile_out[ops[i].from[k]];
+            else if (G->cut[i][k]) {
+                in[k] = *x; /* this tile's rows of an input that spans the space's first axes */
+                in[k].dims[0] = t;
+                in[k].data = (char *)x->data + (size_t)(r0 * (pml_cpu_numel(x) / rows)) * elem_size(x->dtype);
+            } else
+                in[k] = *x;
+        }
+        c.in = in;
+        if (c.out.rank > 0) c.out.dims[0] = t;
+        int64_t own = rows > 0 ? pml_cpu_numel(&G->flat[i].out) / rows : 0; /* this op's elements per row */
+        c.out.data = c.out.data ? (char *)c.out.data + (size_t)(r0 * own) * elem_size(c.out.dtype)
+                                : scratch + (size_t)i * G->slot;
+        tile_out[i] = c.out;
+        pml_status st = pml_cpu_run(&c, err);
+        if (st) return st;
+    }
+    return PML_OK;
+}
+
+pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, pml_cpu_pool *pool, void *scratch,
+                             size_t scratch_bytes, pml_err *err)
 {
     if (!pml_cpu_group_tileable(ops, n))
         return pml_err_set(err, PML_ERR_INVALID_ARG,
                            "fused group of %d ops: not element-wise and row ops over one first axis", n);
     group_space g = space_of(ops, n);
-    if (scratch_bytes < scratch_of(&g, n))
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "fused group: %zu bytes of scratch, %zu needed", scratch_bytes,
-                           scratch_of(&g, n));
+    int threads = pml_cpu_pool_threads(pool);
     if (n > PML_GROUP_MAX_OPS) return pml_err_set(err, PML_ERR_UNSUPPORTED, "fused group of %d ops is too long", n);
+    size_t worker_bytes = scratch_of(&g, n), need = run_bytes(n) + worker_bytes * (size_t)threads;
+    if (!scratch || scratch_bytes < need)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "fused group: %zu bytes of scratch, %zu needed for %d threads",
+                           scratch_bytes, need, threads);
+    if ((uintptr_t)scratch % 64)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "fused group: scratch is not 64-byte aligned");
     int R = g.rank;
-    int64_t rows = g.rows, per = tile_rows(&g);
-    size_t slot = (size_t)(per * g.row) * 8;
-    /* Every op's call over the flattened space, made once: its output and its outside
-     * inputs (CUT ones are sliced per tile below); a reduction's axis moves with them. */
-    pml_op_call flat[PML_GROUP_MAX_OPS];
-    pml_view flat_in[PML_GROUP_MAX_OPS][PML_GROUP_MAX_IN];
-    uint8_t cut[PML_GROUP_MAX_OPS][PML_GROUP_MAX_IN];
-    int64_t axis_attr[PML_GROUP_MAX_OPS][2];
+    group_run *G = carve(scratch, n);
+    G->ops = ops;
+    G->n = n;
+    G->rows = g.rows;
+    G->per = tile_rows(&g);
+    G->slot = (size_t)(G->per * g.row) * 8;
+    G->scratch = (char *)scratch + run_bytes(n);
+    G->worker_bytes = worker_bytes;
     for (int i = 0; i < n; i++) {
         const pml_op_call *c = &ops[i].call;
-        flat[i] = *c;
-        flat[i].out = g.lead ? flat_view(&c->out, R, g.lead, CUT) : c->out;
+        G->flat[i] = *c;
+        G->flat[i].out = g.lead ? flat_view(&c->out, R, g.lead, CUT) : c->out;
         for (int k = 0; k < c->n_in; k++) {
             int form = ops[i].from[k] >= 0 || !g.lead ? 0 : input_form(&c->in[k], R, g.ext, g.lead);
-            cut[i][k] = form == CUT && rows > 1;
-            flat_in[i][k] = form ? flat_view(&c->in[k], R, g.lead, form) : c->in[k];
+            G->cut[i][k] = form == CUT && g.rows > 1;
+            G->flat_in[i][k] = form ? flat_view(&c->in[k], R, g.lead, form) : c->in[k];
         }
         if (reduced_axis(c) >= 0) {
-            axis_attr[i][0] = reduced_axis(c) - (g.lead - 1);
-            axis_attr[i][1] = c->attr[1];
-            flat[i].attr = axis_attr[i];
-            flat[i].n_attr = 2;
+            G->axis_attr[i][0] = reduced_axis(c) - (g.lead - 1);
+            G->axis_attr[i][1] = c->attr[1];
+            G->flat[i].attr = G->axis_attr[i];
+            G->flat[i].n_attr = 2;
         }
     }
-    pml_view tile_out[PML_GROUP_MAX_OPS];
-    for (int64_t r0 = 0; r0 < rows; r0 += per) {
-        int64_t t = r0 + per < rows ? per : rows - r0;
-        for (int i = 0; i < n; i++) {
-            pml_op_call c = flat[i];
-            pml_view in[PML_GROUP_MAX_IN];
-            for (int k = 0; k < c.n_in; k++) {
-                const pml_view *x = &flat_in[i][k];
-                if (ops[i].from[k] >= 0)
-                    in[k] = tile_out[ops[i].from[k]];
-                else if (cut[i][k]) {
-                    in[k] = *x; /* this tile's rows of an input that spans the space's first axes */
-                    in[k].dims[0] = t;
-                    in[k].data = (char *)x->data + (size_t)(r0 * (pml_cpu_numel(x) / rows)) * elem_size(x->dtype);
-                } else
-                    in[k] = *x;
-            }
-            c.in = in;
-            if (c.out.rank > 0) c.out.dims[0] = t;
-            int64_t own = rows > 0 ? pml_cpu_numel(&flat[i].out) / rows : 0; /* this op's elements per row */
-            c.out.data = c.out.data ? (char *)c.out.data + (size_t)(r0 * own) * elem_size(c.out.dtype)
-                                    : (char *)scratch + (size_t)i * slot;
-            tile_out[i] = c.out;
-            pml_status st = pml_cpu_run(&c, err);
-            if (st) return st;
-        }
-    }
-    return PML_OK;
+    int64_t tiles = G->per > 0 ? (G->rows + G->per - 1) / G->per : 0;
+    return pml_cpu_pool_run(pool, tiles, group_task, G, err);
 }

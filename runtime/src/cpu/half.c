@@ -80,11 +80,11 @@ static _Thread_local int in_group;
 static pml_status as_group(const pml_op_call *c, pml_err *err)
 {
     pml_cpu_group_op g = {.call = *c, .from = {-1, -1, -1}};
-    size_t bytes = pml_cpu_group_scratch(&g, 1);
-    void *scratch = malloc(bytes ? bytes : 1);
+    size_t bytes = pml_cpu_group_scratch(&g, 1, 1);
+    void *scratch = aligned_alloc(64, (bytes + 64) & ~(size_t)63);
     if (!scratch) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory for a tile", pml_op_name(c->op));
     in_group = 1;
-    pml_status s = pml_cpu_run_group(&g, 1, scratch, bytes, err);
+    pml_status s = pml_cpu_run_group(&g, 1, NULL, scratch, bytes, err);
     in_group = 0;
     free(scratch);
     return s;

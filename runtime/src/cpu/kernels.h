@@ -89,8 +89,13 @@ typedef struct pml_cpu_group_op {
  * dependence on an element's position (not dropout or causal_mask), each of the
  * space's shape, at most PML_GROUP_MAX_IN inputs, reading only earlier ops. */
 int pml_cpu_group_tileable(const pml_cpu_group_op *ops, int n);
-/* Bytes of scratch pml_cpu_run_group needs for these ops. */
-size_t pml_cpu_group_scratch(const pml_cpu_group_op *ops, int n);
-pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, void *scratch, size_t scratch_bytes, pml_err *err);
+/* Bytes of scratch (64-byte aligned) pml_cpu_run_group needs for these ops on a pool
+ * of `threads`: what the tiles share, and each thread's tile slots. */
+size_t pml_cpu_group_scratch(const pml_cpu_group_op *ops, int n, int threads);
+/* Runs the group's tiles over `pool`'s threads (NULL: the caller's alone) in `scratch`
+ * of scratch_bytes, at least pml_cpu_group_scratch for the pool's thread count. */
+struct pml_cpu_pool;
+pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, struct pml_cpu_pool *pool, void *scratch,
+                             size_t scratch_bytes, pml_err *err);
 
 #endif

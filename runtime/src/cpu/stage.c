@@ -131,7 +131,7 @@ static pml_status run_group(pml_cpu_ctx *p, pml_cpu_stage *st, int k, int64_t mb
         for (int i = 0; i < K->n_nodes; i++) p->computed_at[K->nodes[i]] = p->version;
     }
     pml_status s = pml_cpu_ctx_group_calls(p, st, k, mb, err);
-    return s ? s : pml_cpu_run_group(st->gops, K->n_nodes, st->scratch, st->scratch_bytes, err);
+    return s ? s : pml_cpu_run_group(st->gops, K->n_nodes, st->pool, st->scratch, st->scratch_bytes, err);
 }
 
 /* With conf.check_numerics (backend_ops.h): node n's output for micro-batch mb (for a

@@ -51,8 +51,9 @@ typedef struct pml_cpu_stage {
     int *wgt, n_wgt; /* with `split`: the weight half (empty otherwise) */
     pml_cpu_group_op *gops; /* a fused group's calls, and their input views */
     pml_view *gin;
-    void *scratch; /* where a fused group keeps its intermediates, one tile at a time */
+    void *scratch; /* where a fused group keeps its intermediates, one tile at a time per thread */
     size_t scratch_bytes;
+    struct pml_cpu_pool *pool; /* the stage's threads for a group's tiles (cpu/pool.h); NULL: one thread */
     int *params, n_params;
     /* This step's forward passes, and backward passes (with split: weight halves) done
      * in micro-batch order; the

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cpu/gemm.h"
+#include "cpu/pool.h"
 #include "cpu/stage.h"
 #include "plan/memplan.h"
 #include "plan/optim.h"
@@ -424,7 +425,7 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
             unit = -k - 1;
             pml_status s = pml_cpu_ctx_group_calls(p, st, k, -1, err);
             if (s) return s;
-            size_t need = pml_cpu_group_scratch(st->gops, K->n_nodes);
+            size_t need = pml_cpu_group_scratch(st->gops, K->n_nodes, p->threads);
             if (need > st->scratch_bytes) st->scratch_bytes = need;
         }
         if (p->half[i] == 0)
@@ -436,8 +437,14 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
     }
     for (int s = 0; s < p->S; s++) {
         pml_cpu_stage *st = &p->stages[s];
-        st->scratch = st->scratch_bytes ? alloc_touched(st->scratch_bytes) : NULL;
-        if (st->scratch_bytes && !st->scratch) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        if (st->scratch_bytes && !(st->scratch = aligned_alloc(64, (st->scratch_bytes + 63) & ~(size_t)63)))
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        if (st->scratch) memset(st->scratch, 0, st->scratch_bytes);
+        /* A stage of several threads splits its fused groups' tiles over them (cpu/pool.h). */
+        if (p->threads > 1 && st->scratch) {
+            pml_status ps = pml_cpu_pool_create(p->threads, &st->pool, err);
+            if (ps) return ps;
+        }
     }
     if (!(p->serves = pml_phase_serving(pl))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int q = 0; q < pl->n_params; q++) {
@@ -587,6 +594,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         pml_cpu_stage *st = &p->stages[s];
         free(st->fwd), free(st->bwd), free(st->wgt), free(st->params), free(st->sends[0]), free(st->sends[1]);
         free(st->gops), free(st->gin), free(st->scratch);
+        pml_cpu_pool_destroy(st->pool);
     }
     free(p->half), free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
         free(p->deferred), free(p->deferred_node), free(p->panels), free(p->packed), free(p->packed_at);

@@ -9,6 +9,7 @@
 
 #include "cpu_test.h"
 #include "cpu_tests.h"
+#include "cpu/pool.h"
 
 enum { N_EXT = 7, MAX_OPS = 12 };
 
@@ -62,11 +63,11 @@ static int check_group(pml_dtype t, int rank, const int64_t *space)
         if (!keep[i]) c.out.data = NULL;
         ops[i].call = c;
     }
-    size_t bytes = pml_cpu_group_scratch(ops, n);
-    void *scratch = malloc(bytes + 1);
+    size_t bytes = pml_cpu_group_scratch(ops, n, 1);
+    void *scratch = aligned_alloc(64, (bytes + 64) & ~(size_t)63);
     pml_err err = {0};
     TCHECK(pml_cpu_group_tileable(ops, n), "a chain of element-wise ops of one shape is tileable");
-    pml_status s = pml_cpu_run_group(ops, n, scratch, bytes, &err);
+    pml_status s = pml_cpu_run_group(ops, n, NULL, scratch, bytes, &err);
     TCHECK(s == PML_OK, "run_group: %s", err.msg);
     int bad = 0;
     for (int i = 0; i < n && s == PML_OK; i++) {
@@ -81,6 +82,27 @@ static int check_group(pml_dtype t, int rank, const int64_t *space)
         free(want);
     }
     free(scratch);
+    /* The same group on a pool of 3 threads: the same bits in every kept output (ref
+     * holds the one-thread bits now; got is poisoned with NaN first). */
+    pml_cpu_pool *pool = NULL;
+    TCHECK(pml_cpu_pool_create(3, &pool, &err) == PML_OK, "pool: %s", err.msg);
+    for (int i = 0; i < n; i++) {
+        if (!keep[i]) continue;
+        size_t sz = (size_t)t_numel(&got[i]) * pml_dtype_size(t);
+        memcpy(ref[i].data, got[i].data, sz);
+        memset(got[i].data, 0xff, sz);
+    }
+    bytes = pml_cpu_group_scratch(ops, n, 3);
+    scratch = aligned_alloc(64, (bytes + 64) & ~(size_t)63);
+    s = pml_cpu_run_group(ops, n, pool, scratch, bytes, &err);
+    TCHECK(s == PML_OK, "run_group on 3 threads: %s", err.msg);
+    for (int i = 0; i < n && s == PML_OK; i++)
+        if (keep[i] && memcmp(ref[i].data, got[i].data, (size_t)t_numel(&got[i]) * pml_dtype_size(t))) {
+            TCHECK(0, "group op %d of %d: other bits on 3 threads", i, n);
+            bad++;
+        }
+    free(scratch);
+    pml_cpu_pool_destroy(pool);
     for (int i = 0; i < n; i++) t_free(&ref[i]), t_free(&got[i]);
     for (int e = 0; e < N_EXT; e++) t_free(&ext[e]);
     return bad;
@@ -151,10 +173,10 @@ void test_fused_row_group_equals_op_by_op(void)
         }
         TCHECK(pml_cpu_group_tileable(ops, n), "layernorm and log-softmax over %s form a row group",
                t_dims_str(rank, full));
-        size_t bytes = pml_cpu_group_scratch(ops, n);
-        void *scratch = malloc(bytes + 1);
+        size_t bytes = pml_cpu_group_scratch(ops, n, 1);
+        void *scratch = aligned_alloc(64, (bytes + 64) & ~(size_t)63);
         pml_err err = {0};
-        TCHECK(pml_cpu_run_group(ops, n, scratch, bytes, &err) == PML_OK, "run_group: %s", err.msg);
+        TCHECK(pml_cpu_run_group(ops, n, NULL, scratch, bytes, &err) == PML_OK, "run_group: %s", err.msg);
         for (int i = 0; i < n; i++) {
             if (!ops[i].call.out.data) continue;
             int64_t m = t_numel(&ref[i]);
@@ -192,14 +214,14 @@ void test_fused_group_tiles_over_every_leading_axis(void)
             {.call = {.op = PML_OP_ADD, .n_in = 2, .in = g_add, .out = {NULL, PML_F32, 3, {8, 64, 512}}, .threads = 1},
              .from = {-1, -1}},
             {.call = {.op = PML_OP_TANH, .n_in = 1, .in = tanh_in, .out = y, .threads = 1}, .from = {0}}};
-        size_t bytes = pml_cpu_group_scratch(ops, 2), slab = 2 * 64 * 512 * 8;
+        size_t bytes = pml_cpu_group_scratch(ops, 2, 1), slab = 2 * 64 * 512 * 8;
         if (with_pos)
             TCHECK(bytes >= slab, "a [T, C] input keeps B and T apart: a tile is a whole [T, C] (%zu bytes)", bytes);
         else
             TCHECK(bytes < slab / 4, "a bias lets B and T be one axis: %zu bytes of scratch, not %zu", bytes, slab);
-        void *scratch = malloc(bytes + 1);
+        void *scratch = aligned_alloc(64, (bytes + 64) & ~(size_t)63);
         pml_err err = {0};
-        TCHECK(pml_cpu_run_group(ops, 2, scratch, bytes, &err) == PML_OK, "run_group: %s", err.msg);
+        TCHECK(pml_cpu_run_group(ops, 2, NULL, scratch, bytes, &err) == PML_OK, "run_group: %s", err.msg);
         int64_t m = t_numel(&ref);
         double *want = malloc(sizeof(double) * (size_t)m);
         for (int64_t j = 0; j < m; j++) want[j] = t_get(&ref, j);
@@ -221,7 +243,7 @@ void test_fused_group_refuses_what_it_cannot_tile(void)
     ops[1].call = (pml_op_call){.op = PML_OP_NEG, .n_in = 1, .in = &x, .out = z};
     TCHECK(!pml_cpu_group_tileable(ops, 2), "ops of different shapes: not tileable");
     pml_err err = {0};
-    TCHECK(pml_cpu_run_group(ops, 2, NULL, 0, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "element-wise"),
+    TCHECK(pml_cpu_run_group(ops, 2, NULL, NULL, 0, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "element-wise"),
            "refused with a message: '%s'", err.msg);
     int64_t first[2] = {0, 1}, e1[2] = {1, 8};
     pml_view w = t_new(PML_F32, 2, e1);
@@ -230,7 +252,7 @@ void test_fused_group_refuses_what_it_cannot_tile(void)
     t_free(&w);
     ops[1].call = (pml_op_call){.op = PML_OP_NEG, .n_in = 1, .in = &x, .out = y};
     TCHECK(pml_cpu_group_tileable(ops, 2), "tanh then neg is tileable");
-    TCHECK(pml_cpu_run_group(ops, 2, NULL, 0, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "scratch"),
+    TCHECK(pml_cpu_run_group(ops, 2, NULL, NULL, 0, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "scratch"),
            "too little scratch is refused: '%s'", err.msg);
     t_free(&x), t_free(&y), t_free(&z);
 }

@@ -280,10 +280,10 @@ void test_half_fused_group_rounds_as_op_by_op(void)
             memcpy(g[i].from, from[i], sizeof from[i]);
         }
         g[0].call.out.data = g[1].call.out.data = NULL; /* intermediates */
-        size_t bytes = pml_cpu_group_scratch(g, 3);
-        void *scratch = malloc(bytes);
+        size_t bytes = pml_cpu_group_scratch(g, 3, 1);
+        void *scratch = aligned_alloc(64, (bytes + 64) & ~(size_t)63);
         pml_err err = {0};
-        TCHECK(pml_cpu_run_group(g, 3, scratch, bytes, &err) == PML_OK, "group: %s", err.msg);
+        TCHECK(pml_cpu_run_group(g, 3, NULL, scratch, bytes, &err) == PML_OK, "group: %s", err.msg);
         TCHECK(memcmp(ref[2].data, got[2].data, (size_t)t_numel(&ref[2]) * 4) == 0, "%s: fused differs from op by op",
                pml_dtype_name(t));
         free(scratch);

@@ -1,0 +1,35 @@
+/* pool.h — the threads one CPU stage splits an op's independent pieces over (a fused
+ * group's tiles, cpu/group.c), so that a stage given several threads uses them beyond
+ * its GEMMs (which the GEMM provider threads itself).
+ *
+ * A pool of T threads is the caller and T - 1 workers made at create. pml_cpu_pool_run
+ * hands out tasks 0..n-1 one at a time from a shared counter (the caller takes its share
+ * too) and returns when all have run; which thread runs which task is not fixed, so a
+ * task writes only its own part of the output and, for scratch, the part of `worker`
+ * (0..T-1) — then the result is the same bits at any T. Idle workers spin briefly (a
+ * serving loop's next call, a stage's next op, is usually microseconds away) and then
+ * sleep on a condition variable, so a pool costs nothing while the stage runs a GEMM on
+ * the provider's own threads or waits for a neighbour stage.
+ *
+ * Errors: the first failing task's status and message are returned; the other tasks
+ * still run (they are independent) and their failures are dropped. One run at a time
+ * per pool, from the thread that made it; create and destroy are not thread-safe. */
+#ifndef PML_CPU_POOL_H
+#define PML_CPU_POOL_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct pml_cpu_pool pml_cpu_pool;
+typedef pml_status (*pml_cpu_task_fn)(void *ctx, int64_t task, int worker, pml_err *err);
+
+/* A pool of `threads` (>= 2; the caller is one of them). */
+pml_status pml_cpu_pool_create(int threads, pml_cpu_pool **out, pml_err *err);
+void pml_cpu_pool_destroy(pml_cpu_pool *p);
+/* Its thread count; 1 for NULL (no pool: the caller alone). */
+int pml_cpu_pool_threads(const pml_cpu_pool *p);
+/* Runs fn(ctx, t, worker, err) for t in 0..tasks-1 over the pool (NULL: on the caller). */
+pml_status pml_cpu_pool_run(pml_cpu_pool *p, int64_t tasks, pml_cpu_task_fn fn, void *ctx, pml_err *err);
+
+#endif
