@@ -5,12 +5,22 @@
  * so a value converted here and by the fast paths has the same bits. NaN stays NaN
  * (quiet), infinities stay, and f16 overflows to infinity past 65504 and keeps its
  * subnormals. 16 bits -> f32 is exact. The bulk loops over arrays are the CPU
- * backend's (cpu/convert.h). */
+ * backend's (cpu/convert.h). Also the one rule for a float to i32 (pml_i32_of), which
+ * the CPU cast and the ONNX export both follow. */
 #ifndef PML_CORE_HALF_H
 #define PML_CORE_HALF_H
 
 #include <stdint.h>
 #include <string.h>
+
+/* A float as PML's cast to i32 makes it: toward zero, saturated, NaN 0. */
+static inline int32_t pml_i32_of(double x)
+{
+    if (x != x) return 0;
+    if (x >= 2147483647.0) return INT32_MAX;
+    if (x <= -2147483648.0) return INT32_MIN;
+    return (int32_t)x;
+}
 
 static inline uint32_t pml_f32_bits(float f)
 {

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "core/half.h"
 #include "core/rng.h"
 
 #define WRAP32(op, x, y) ((int32_t)((uint32_t)(x)op(uint32_t)(y)))
@@ -78,15 +79,6 @@ static inline float fast_tanhf(float x)
 #undef T_SUB
 #undef T_MUL
 
-/* A float to i32: truncation toward zero, saturating; NaN is 0. */
-static inline int32_t to_i32(double x)
-{
-    if (x != x) return 0;
-    if (x >= 2147483647.0) return INT32_MAX;
-    if (x <= -2147483648.0) return INT32_MIN;
-    return (int32_t)x;
-}
-
 static pml_status cast(const pml_op_call *c, pml_err *err)
 {
     int64_t n = pml_cpu_numel(&c->out);
@@ -103,10 +95,10 @@ static pml_status cast(const pml_op_call *c, pml_err *err)
 #define PLAIN(v) (v)
     if (ti == PML_F32 && to == PML_F32) CAST(float, float, PLAIN);
     if (ti == PML_F32 && to == PML_F64) CAST(float, double, PLAIN);
-    if (ti == PML_F32 && to == PML_I32) CAST(float, int32_t, to_i32);
+    if (ti == PML_F32 && to == PML_I32) CAST(float, int32_t, pml_i32_of);
     if (ti == PML_F64 && to == PML_F32) CAST(double, float, (float));
     if (ti == PML_F64 && to == PML_F64) CAST(double, double, PLAIN);
-    if (ti == PML_F64 && to == PML_I32) CAST(double, int32_t, to_i32);
+    if (ti == PML_F64 && to == PML_I32) CAST(double, int32_t, pml_i32_of);
     if (ti == PML_I32 && to == PML_F32) CAST(int32_t, float, (float));
     if (ti == PML_I32 && to == PML_F64) CAST(int32_t, double, PLAIN);
     if (ti == PML_I32 && to == PML_I32) CAST(int32_t, int32_t, PLAIN);
@@ -202,7 +194,7 @@ static pml_status fill(const pml_op_call *c, pml_err *err)
         else if (t == PML_F64)
             fill_f64(c->out.data, n, c->fval);
         else if (t == PML_I32)
-            fill_i32(c->out.data, n, to_i32(c->fval));
+            fill_i32(c->out.data, n, pml_i32_of(c->fval));
         else
             return pml_cpu_unsupported(c, t, err);
         return PML_OK;

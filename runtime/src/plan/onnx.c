@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "plan/ops.h"
 
 enum { ONNX_IR_VERSION = 8, ONNX_OPSET = 17 };
@@ -166,8 +167,7 @@ static const char *dims_of(onnx_writer *w, const pml_plan_node *n, char buf[24])
 
 static void put_f32(unsigned char *raw, float f)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
+    uint32_t u = pml_f32_bits(f);
     for (int b = 0; b < 4; b++) raw[b] = (unsigned char)(u >> (8 * b));
 }
 
@@ -176,14 +176,6 @@ static void put_i32(unsigned char *raw, int32_t v)
     for (int b = 0; b < 4; b++) raw[b] = (unsigned char)((uint32_t)v >> (8 * b));
 }
 
-/* i32 as the CPU backend's cast makes it: toward zero, saturated, NaN 0. */
-static int32_t to_i32(double x)
-{
-    if (x != x) return 0;
-    if (x >= 2147483647.0) return INT32_MAX;
-    if (x <= -2147483648.0) return INT32_MIN;
-    return (int32_t)x;
-}
 
 /* `v` in dtype `dt` as a scalar (rank 0) or, with `shape`, filled to a plan node's
  * shape, into the value `out`. 16-bit types are an f32 constant cast. */
@@ -192,7 +184,7 @@ static void constant(onnx_writer *w, const char *out, uint8_t dt, double v, cons
     unsigned char raw[4];
     int i32 = dt == PML_I32, type = i32 ? DT_INT32 : DT_FLOAT, narrow = !i32 && dt != PML_F32;
     if (i32)
-        put_i32(raw, to_i32(v));
+        put_i32(raw, pml_i32_of(v));
     else
         put_f32(raw, (float)v);
     char mid[24], sh[24];
