@@ -35,8 +35,13 @@
  *         parameters exactly when teacher_path is a string, and apart ones only then
  *   INPT  model inputs: u32 count, then per input i32 name, i32 node; then i32 output
  *         node, i32 labels node, i32 loss node (-1 when absent)
- *   TIME  timetable: u32 stage count, then per stage: u32 instruction count and per
- *         instruction u8 kind, u8 pad[3], i32 micro-batch
+ *   TIME  timetable: u32 stage count (the stage devices: CONF's stages / chunks), then per
+ *         stage: u32 instruction count and per instruction u8 kind, u8 pad, u16 chunk,
+ *         i32 micro-batch. The chunk is the model stage (NODE's stage) the instruction
+ *         runs: the list's own index except under interleaved 1F1B (chunks > 1), where
+ *         list d runs chunks d, d + D, d + 2D, ... of D lists; a step's chunk is its
+ *         list's index. Before version 13 the chunk bytes are padding and the chunk is
+ *         the list's index
  *   KERN  fusion (compiler/src/ir/fuse.h): u32 kernel count, then per kernel, in the order
  *         they run: u8 kind, u8 pass, u16 pad, i32 stage, u32 node count, i32 nodes[count]
  *         ascending; then u32 node count (as NODE's) and per node u8 flags, bit 0 set when
@@ -79,9 +84,9 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 12u
+#define PML_PLAN_VERSION 13u
 /* The oldest version still read: 9, the same sections with MEMO, which is skipped (10
- * lacks the split backward kinds, 10 and 11 the loss-scale settings). */
+ * lacks the split backward kinds, 10 and 11 the loss-scale settings, 9 to 12 the chunks). */
 #define PML_PLAN_VERSION_OLDEST 9u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
@@ -125,5 +130,8 @@ typedef enum pml_plan_kernel_kind {
 /* Then, version 12 on: f16's dynamic loss scaling (a version 9-11 file has no f16
  * training to scale; the reader gives these the train block's defaults). */
 #define PML_PLAN_CONF_FIELDS_12(I, F) F(loss_scale) I(loss_scale_interval) F(loss_scale_backoff)
+/* Then, version 13 on: model chunks per stage device (place = auto(..., chunks = V)),
+ * which divide `stages` (NODE's stages are the chunks); 1 before. */
+#define PML_PLAN_CONF_FIELDS_13(I, F) I(chunks)
 
 #endif

@@ -5,7 +5,14 @@
  * all, a backward before its forward, a weight half before its input half, the step
  * not last, a micro-batch the step does not have, a send past the pipeline's end. The
  * timetables are the planner's own, each broken by hand in one place; unbroken, they
- * pass. */
+ * pass.
+ *
+ * With the argument `interleaved`: interleaved 1F1B's timetables (S stages of V chunks,
+ * M micro-batches, M a multiple of S) pass the check, hold at most the micro-batches
+ * their devices are planned for, and with equal chunks the simulated bubble is the
+ * analytic one: idle over work (S − 1)/(V·M), i.e. (S − 1)/(V·M + S − 1) of the step;
+ * broken by hand, they are refused. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +25,9 @@ typedef struct fixture {
     ast decl;
 } fixture;
 
-/* The planner's timetable of `sched` for S equal stages and M micro-batches. */
-static pmlc_timetable *make(fixture *fx, int S, int M, pmlc_schedule sched)
+/* The planner's timetable of `sched` for S stage devices of V equal chunks each and M
+ * micro-batches. */
+static pmlc_timetable *make_chunks(fixture *fx, int S, int V, int M, pmlc_schedule sched)
 {
     memset(fx, 0, sizeof *fx);
     fx->P.diag.arena = &fx->P.arena;
@@ -27,15 +35,19 @@ static pmlc_timetable *make(fixture *fx, int S, int M, pmlc_schedule sched)
     fx->g.decl = &fx->decl;
     pmlc_plan *pl = pmlc_arena_alloc(&fx->P.arena, sizeof *pl);
     pl->g = &fx->g;
-    pl->n_stages = S;
+    pl->n_stages = S * V;
+    pl->chunks = V;
     pl->microbatches = M;
     pl->schedule = sched;
-    pl->stages = pmlc_arena_alloc(&fx->P.arena, sizeof(pmlc_stage_plan) * (size_t)S);
-    for (int s = 0; s < S; s++) pl->stages[s].cost = (pmlc_stage_cost){.fwd = 1, .bwd_b = 1, .bwd_w = 1};
+    pl->stages = pmlc_arena_alloc(&fx->P.arena, sizeof(pmlc_stage_plan) * (size_t)(S * V));
+    for (int s = 0; s < S * V; s++) pl->stages[s].cost = (pmlc_stage_cost){.fwd = 1, .bwd_b = 1, .bwd_w = 1};
     pmlc_timetable *tt = pmlc_schedule_build(&fx->P, pl);
     CHECK(tt != NULL);
     return tt;
 }
+
+/* The planner's timetable of `sched` for S equal stages and M micro-batches. */
+static pmlc_timetable *make(fixture *fx, int S, int M, pmlc_schedule sched) { return make_chunks(fx, S, 1, M, sched); }
 
 /* Where stage s has instruction (kind, mb), or -1. */
 static int find(const pmlc_timetable *tt, int s, pmlc_instr_kind kind, int mb)
@@ -75,8 +87,62 @@ static void refused(fixture *fx, pmlc_timetable *tt, const char *reason)
     pmlc_arena_free(&fx->P.arena);
 }
 
-int main(void)
+/* Where stage s has instruction (kind, chunk, mb), or -1. */
+static int find_chunk(const pmlc_timetable *tt, int s, pmlc_instr_kind kind, int chunk, int mb)
 {
+    const pmlc_stage_timetable *st = &tt->stages[s];
+    for (int i = 0; i < st->instr.n; i++)
+        if (st->instr.v[i].kind == kind && st->instr.v[i].chunk == chunk && st->instr.v[i].mb == mb) return i;
+    return -1;
+}
+
+static int interleaved(void)
+{
+    fixture fx;
+    pmlc_timetable *tt;
+    static const int Ss[] = {1, 2, 3, 4, 8}, Vs[] = {2, 3, 4}, groups[] = {1, 2, 4};
+    double worst = 0;
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 3; b++)
+            for (int c = 0; c < 3; c++) {
+                int S = Ss[a], V = Vs[b], M = S * groups[c];
+                tt = make_chunks(&fx, S, V, M, PMLC_SCHED_INTERLEAVED_1F1B);
+                if (!tt) {
+                    fprintf(stderr, "S %d, V %d, M %d: refused\n", S, V, M);
+                    pmlc_arena_free(&fx.P.arena);
+                    continue;
+                }
+                CHECK(tt->n_stages == S && tt->n_chunks == S * V);
+                /* Idle over work, every device busy 3·V·M (F 1, whole backward 2, per chunk). */
+                double ratio = tt->bubble / (1 - tt->bubble), want = (double)(S - 1) / (V * M);
+                if (fabs(ratio - want) > worst) worst = fabs(ratio - want);
+                if (!(fabs(ratio - want) < 1e-9))
+                    fprintf(stderr, "S %d, V %d, M %d: simulated idle/work %.6f, analytic %.6f\n", S, V, M, ratio,
+                            want);
+                CHECK(fabs(ratio - want) < 1e-9);
+                for (int s = 0; s < S; s++) CHECK(tt->stages[s].peak_in_flight <= tt->stages[s].max_in_flight);
+                pmlc_arena_free(&fx.P.arena);
+            }
+    printf("interleaved 1F1B: simulated idle/work within %.3g of (S-1)/(V*M)\n", worst);
+
+    /* Broken by hand: a chunk's activations never sent on to the next chunk, which is on
+     * the next device; a chunk's work on a device that does not run it. */
+    tt = make_chunks(&fx, 2, 2, 4, PMLC_SCHED_INTERLEAVED_1F1B);
+    drop(tt, 1, find_chunk(tt, 1, PMLC_I_SEND_ACT, 1, 3));
+    refused(&fx, tt, "stage 1 (chunk 1) does not send the activations of micro-batch 3");
+    tt = make_chunks(&fx, 2, 2, 4, PMLC_SCHED_INTERLEAVED_1F1B);
+    tt->stages[0].instr.v[find_chunk(tt, 0, PMLC_I_FWD, 2, 0)].chunk = 3;
+    refused(&fx, tt, "stage 0: fwd of micro-batch 0 names chunk 3, which it does not run");
+    /* Its devices hold more than 1F1B's: planned for 1F1B's S − s, device 0 does not fit. */
+    tt = make_chunks(&fx, 4, 2, 8, PMLC_SCHED_INTERLEAVED_1F1B);
+    tt->stages[0].max_in_flight = 4;
+    refused(&fx, tt, "stage 0 holds 11 micro-batches of activations at once, more than the 4");
+    return check_summary("interleaved timetables");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "interleaved") == 0) return interleaved();
     fixture fx;
     pmlc_timetable *tt;
     char why[256];

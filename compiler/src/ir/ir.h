@@ -67,6 +67,9 @@ typedef struct ir_input {
 
 /* One function call: its scope path and the nodes it made, [begin, end) in creation
  * order (a call's body runs whole, so they are contiguous; nested calls lie inside). */
+/* Most model chunks per stage device (place = auto(..., chunks = V)). */
+#define PMLC_MAX_CHUNKS 64
+
 typedef struct ir_scope {
     const char *path; /* blocks.3.attn */
     pmlc_loc loc;     /* the call */
@@ -84,7 +87,9 @@ typedef struct pmlc_graph {
     int loss;   /* scalar loss node, or -1 */
     int n_units;
     int staged;     /* stage blocks were written */
-    int n_stages;   /* written or requested by place = auto(...); 1 otherwise */
+    int n_stages;   /* written or requested by place = auto(...) (stages x chunks); 1 otherwise */
+    int chunks;     /* model chunks per stage device, place = auto(..., chunks = V); 0 or 1: one */
+    pmlc_loc chunks_loc;
     int auto_place; /* place = auto(stages = N) */
     pmlc_loc place_loc;
     int replicas;          /* data-parallel pipelines, from place = auto(..., replicas = R); 0: not given (1) */

@@ -45,6 +45,7 @@ typedef struct planner {
     int32_t *pos;           /* per kernel: its place within its instruction */
     int32_t *n_fwd, *n_bwd; /* per stage: kernels of one forward / backward instruction */
     int32_t *n_bww;         /* per stage, with `split`: kernels of one weight-gradient half (n_bwd: the input half) */
+    const pmlc_timetable *tt; /* one list per stage (per chunk under interleaved 1F1B) */
     int split;              /* the timetable splits backwards into input and weight halves (schedule.h) */
     int32_t **at;           /* per stage: [kind * M + mb] the instruction's first tick, -1 none */
     int32_t **instr_of;     /* per stage, per tick: the instruction */
@@ -116,7 +117,7 @@ static int lay_out_time(planner *p)
                     : p->split && n->pass == PMLC_PASS_BWD_WEIGHT ? p->n_bww[n->stage]++
                                                                   : p->n_bwd[n->stage]++;
     }
-    const pmlc_timetable *tt = p->pl->timetable;
+    const pmlc_timetable *tt = p->tt;
     for (int s = 0; s < p->S; s++) {
         p->at[s] = pmlc_arena_alloc(p->A, sizeof(int32_t) * (size_t)(PMLC_I_COUNT * p->M));
         for (int64_t c = 0; c < PMLC_I_COUNT * p->M; c++) p->at[s][c] = -1;
@@ -395,6 +396,7 @@ pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl)
     planner p;
     memset(&p, 0, sizeof p);
     p.A = A, p.pl = pl, p.g = pl->g, p.S = pl->n_stages, p.M = pl->timetable->n_mb;
+    p.tt = pl->by_chunk;
     size_t N = (size_t)(p.g->nodes.n ? p.g->nodes.n : 1), K = (size_t)(pl->fusion.n_groups ? pl->fusion.n_groups : 1);
     p.root = pmlc_arena_alloc(A, sizeof(int32_t) * N);
     p.invariant = pmlc_arena_alloc(A, N);
@@ -406,8 +408,7 @@ pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl)
     p.n_bwd = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
     p.n_bww = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
     for (int s = 0; s < p.S; s++)
-        for (int k = 0; k < pl->timetable->stages[s].instr.n; k++)
-            p.split |= pl->timetable->stages[s].instr.v[k].kind == PMLC_I_BWD_WEIGHT;
+        for (int k = 0; k < p.tt->stages[s].instr.n; k++) p.split |= p.tt->stages[s].instr.v[k].kind == PMLC_I_BWD_WEIGHT;
     p.n_ticks = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
     p.at = pmlc_arena_alloc(A, sizeof(int32_t *) * (size_t)p.S);
     p.instr_of = pmlc_arena_alloc(A, sizeof(int32_t *) * (size_t)p.S);

@@ -339,13 +339,14 @@ static void find_sends(pmlc_program *P, coster *c, pmlc_plan *pl, int nf)
     }
 }
 
-static double bubble_fraction(pmlc_schedule s, int S, int64_t M)
+/* Idle time over the step's time, S stage devices each running V chunks. */
+static double bubble_fraction(pmlc_schedule s, int S, int V, int64_t M)
 {
     if (S <= 1) return 0;
     double p = S - 1, m = (double)M;
     switch (s) {
     case PMLC_SCHED_INTERLEAVED_1F1B:
-        return p / (2 * m + p); /* two model chunks per device */
+        return p / (V * m + p); /* idle over work (S − 1)/(V·M) */
     case PMLC_SCHED_ZERO_BUBBLE:
         return p / (3 * m + p); /* ZB-H1: about a third of 1F1B's */
     default:
@@ -480,6 +481,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     pl->schedule = t ? t->schedule : PMLC_SCHED_1F1B;
     pl->precision = t ? t->precision : PMLC_F32;
     pl->n_stages = g->n_stages;
+    pl->chunks = g->chunks > 1 ? g->chunks : 1;
     pl->replicas = g->replicas > 0 ? g->replicas : 1;
     if (bind_symbols(P, pl, lenient)) return NULL;
 
@@ -521,18 +523,19 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         pmlc_stage_plan *st = &pl->stages[s];
         st->index = s;
         st->cost = pl->phases.v[0].stages[s];
-        if (t && t->n_devices) st->device = t->devices[s];
+        if (t && t->n_devices) st->device = t->devices[s % (S / pl->chunks)];
         st->in_flight = pl->schedule == PMLC_SCHED_GPIPE ? (int)pl->microbatches
                                                          : (int)(pl->microbatches < S - s ? pl->microbatches : S - s);
         sum += total(&st->cost);
         if (total(&st->cost) > max) max = total(&st->cost);
     }
     pl->imbalance = sum > 0 ? max / (sum / S) - 1 : 0;
-    pl->bubble = bubble_fraction(pl->schedule, S, pl->microbatches);
+    pl->bubble = bubble_fraction(pl->schedule, S / pl->chunks, pl->chunks, pl->microbatches);
     int before = P->diag.errors;
     pl->timetable = pmlc_schedule_build(P, pl);
     if (P->diag.errors > before) return NULL;
-    for (int s = 0; pl->timetable && s < S; s++) pl->stages[s].in_flight = pl->timetable->stages[s].peak_in_flight;
+    pl->by_chunk = pmlc_timetable_by_chunk(&P->arena, pl->timetable);
+    for (int s = 0; pl->timetable && s < S; s++) pl->stages[s].in_flight = pl->timetable->chunks[s].peak_in_flight;
 
     int state = 0;
     if (t && t->opt == PMLC_OPT_ADAMW)

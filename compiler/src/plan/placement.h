@@ -68,7 +68,8 @@ typedef struct pmlc_plan {
     pmlc_distill *distill; /* this model is a distillation student; g holds the teacher */
     double teacher_fwd;    /* FLOPs per micro-batch, all stages */
     int64_t teacher_params;
-    int n_stages;
+    int n_stages; /* model stages; under interleaved 1F1B the chunks, chunk c on device c mod (n_stages / chunks) */
+    int chunks;   /* model chunks per stage device (place = auto(..., chunks = V)); 1 when not given */
     int replicas; /* data-parallel pipelines (place = auto(..., replicas = R)); 1 when not given */
     pmlc_stage_plan *stages;
     int64_t binding[PMLC_MAX_SYMS];
@@ -81,6 +82,7 @@ typedef struct pmlc_plan {
     int64_t total_params;
     PMLC_VEC(pmlc_phase) phases;
     struct pmlc_timetable *timetable; /* NULL for schedules planned analytically only */
+    const struct pmlc_timetable *by_chunk; /* the timetable per model stage (schedule.h: pmlc_timetable_by_chunk) */
     pmlc_fusion fusion;               /* of every node of g, forward and backward */
     struct pmlc_memplan *memory;      /* memplan.h; NULL without a timetable */
 } pmlc_plan;

@@ -127,8 +127,9 @@ static const char *init_str(const ir_param *p, char *buf, size_t cap)
 }
 
 /* The stage's compute order, F3 for the forward of micro-batch 3, B3 for its backward
- * (or its input-gradient half), W3 for its weight-gradient half. */
-static void print_order(const pmlc_stage_timetable *st, FILE *out)
+ * (or its input-gradient half), W3 for its weight-gradient half; with chunks, F3/1 for
+ * the forward of micro-batch 3 on the device's chunk 1. */
+static void print_order(const pmlc_timetable *tt, const pmlc_stage_timetable *st, FILE *out)
 {
     enum { SHOWN = 24 };
     int shown = 0, total = 0;
@@ -145,6 +146,7 @@ static void print_order(const pmlc_stage_timetable *st, FILE *out)
             fputs(" step", out);
         else
             fprintf(out, " %c%d", in.kind == PMLC_I_FWD ? 'F' : in.kind == PMLC_I_BWD_WEIGHT ? 'W' : 'B', in.mb);
+        if (in.kind != PMLC_I_STEP && tt->n_chunks > tt->n_stages) fprintf(out, "/%d", in.chunk / tt->n_stages);
     }
     if (total > shown) fprintf(out, " ... (%d more)", total - shown);
     fputc('\n', out);
@@ -201,14 +203,20 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     const pmlc_graph *g = pl->g;
     char a[64], b[64], c[64], d[64], e[256];
     fprintf(out, "plan for model '%s'\n", g->name);
-    fprintf(out, "  placement      %d stage%s (%s)", pl->n_stages, pl->n_stages == 1 ? "" : "s", placement_str(pl));
-    if (pl->n_stages > 1) fprintf(out, ", imbalance %.1f%% (slowest stage vs mean)", 100 * pl->imbalance);
+    int D = pl->n_stages / pl->chunks; /* stage devices */
+    fprintf(out, "  placement      %d stage%s (%s)", D, D == 1 ? "" : "s", placement_str(pl));
+    if (pl->chunks > 1)
+        fprintf(out, ", %d chunks each: the model in %d chunks, chunk c on stage c mod %d", pl->chunks, pl->n_stages, D);
+    if (pl->n_stages > 1)
+        fprintf(out, ", imbalance %.1f%% (slowest %s vs mean)", 100 * pl->imbalance, pl->chunks > 1 ? "chunk" : "stage");
     if (pl->replicas > 1)
         fprintf(out, "\n  replicas       %d pipelines, each on %" PRId64 " of the %" PRId64 " micro-batches",
                 pl->replicas, pl->microbatches / pl->replicas, pl->microbatches);
     fprintf(out, "\n  schedule       %s, %" PRId64 " micro-batch%s of %" PRId64 " (batch %" PRId64 ")\n",
             pmlc_schedule_name(pl->schedule), pl->microbatches, pl->microbatches == 1 ? "" : "es", pl->microbatch,
             pl->batch);
+    if (pl->chunks > 1)
+        fprintf(out, "  chunks         %d per stage; micro-batches run in groups of %d through each chunk\n", pl->chunks, D);
     fprintf(out, "  bubble         %.1f%% analytic", 100 * pl->bubble);
     if (pl->timetable)
         fprintf(out, ", %.1f%% simulated with these stage costs\n", 100 * pl->timetable->bubble);
@@ -234,7 +242,10 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     print_freezes(pl, out);
     for (int s = 0; s < pl->n_stages; s++) {
         const pmlc_stage_plan *st = &pl->stages[s];
-        fprintf(out, "\nstage %d on %s\n", s, device_str(pl, s, a, sizeof a));
+        if (pl->chunks > 1)
+            fprintf(out, "\nchunk %d (stage %d's chunk %d) on %s\n", s, s % D, s / D, device_str(pl, s, a, sizeof a));
+        else
+            fprintf(out, "\nstage %d on %s\n", s, device_str(pl, s, a, sizeof a));
         fputs("  layers         ", out);
         if (!st->layers.n) fputs("(no parameters)", out);
         for (int i = 0; i < st->layers.n; i++) fprintf(out, "%s%s", i ? ", " : "", st->layers.v[i]);
@@ -270,12 +281,18 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
                     st->n_teacher_ops, fmt_flops(st->teacher_fwd, a, sizeof a), fmt_flops(st->teacher_bwd, b, sizeof b),
                     fmt_count(st->teacher_params, c, sizeof c), fmt_count(st->teacher_grads, d, sizeof d),
                     fmt_bytes(st->teacher_opt_bytes, e, sizeof e));
-        if (pl->timetable) print_order(&pl->timetable->stages[s], out);
+        if (pl->timetable && pl->chunks == 1) print_order(pl->timetable, &pl->timetable->stages[s], out);
         for (int i = 0; i < st->sends.n; i++) {
             const pmlc_send *sd = &st->sends.v[i];
             fprintf(out, "  %-14s %s  %s  %s\n", i ? "" : "sends", sd->name,
                     fmt_cshape(sd->dtype, &sd->shape, e, sizeof e), fmt_bytes(sd->bytes, a, sizeof a));
         }
+    }
+    for (int r = 0; pl->timetable && pl->chunks > 1 && r < D; r++) {
+        fprintf(out, "%sstage %d (chunks", r ? "" : "\n", r);
+        for (int v = 0; v < pl->chunks; v++) fprintf(out, " %d", v * D + r);
+        fprintf(out, "), holds %d micro-batch-chunks at most\n", pl->timetable->stages[r].peak_in_flight);
+        print_order(pl->timetable, &pl->timetable->stages[r], out);
     }
     if (pl->phases.n > 1) {
         fputs("\nphases (freezing removes work)\n", out);
@@ -368,6 +385,7 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
             : g->staged       ? "manual"
                               : "single",
             pl->n_stages, pl->replicas, pl->imbalance);
+    fprintf(out, "  \"chunks\": %d,\n", pl->chunks);
     fprintf(out, "  \"schedule\": \"%s\",\n  \"schedule_runnable\": %s,\n  \"bubble_fraction\": %.6f,\n",
             pmlc_schedule_name(pl->schedule), pmlc_schedule_runnable(pl->schedule) ? "true" : "false", pl->bubble);
     if (pl->timetable)
@@ -439,8 +457,8 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
             fputs("null", out);
         }
         fputs(",\n     \"timetable\": [", out);
-        for (int i = 0; pl->timetable && i < pl->timetable->stages[s].instr.n; i++) {
-            pmlc_instr in = pl->timetable->stages[s].instr.v[i];
+        for (int i = 0; pl->by_chunk && i < pl->by_chunk->stages[s].instr.n; i++) {
+            pmlc_instr in = pl->by_chunk->stages[s].instr.v[i];
             fprintf(out, "%s[\"%s\", %d]", i ? ", " : "", pmlc_instr_name(in.kind), in.mb);
         }
         fputs("],\n     \"sends\": [", out);

@@ -13,9 +13,10 @@
  * its owed W's, and every stage's cool-down fills the gaps between B's with W's: the
  * bubble drops from (S − 1)(F + B + W) to about (S − 1)(F + B − W). A micro-batch's
  * activations live until its W, so every stage holds up to S of them — stage 0's 1F1B
- * peak, the pipeline's peak memory is unchanged. Every schedule ends with one
- * optimizer step, which is what makes pipelining a schedule and not a change of the
- * model. */
+ * peak, the pipeline's peak memory is unchanged. Interleaved 1F1B (Narayanan et al.,
+ * "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM",
+ * 2021) is emit_interleaved's comment. Every schedule ends with one optimizer step,
+ * which is what makes pipelining a schedule and not a change of the model. */
 #include "plan/schedule.h"
 
 #include <string.h>
@@ -27,39 +28,40 @@ _Static_assert(sizeof instr_names / sizeof *instr_names == PMLC_I_COUNT, "a name
 
 const char *pmlc_instr_name(pmlc_instr_kind k) { return (unsigned)k < PMLC_I_COUNT ? instr_names[k] : "?"; }
 
-static void push(pmlc_program *P, pmlc_stage_timetable *st, pmlc_instr_kind k, int64_t mb)
+static void push(pmlc_program *P, pmlc_stage_timetable *st, pmlc_instr_kind k, int c, int64_t mb)
 {
-    pmlc_instr in = {k, (int32_t)mb};
+    pmlc_instr in = {k, c, (int32_t)mb};
     PMLC_PUSH(&P->arena, st->instr, in);
 }
 
-static void forward(pmlc_program *P, pmlc_stage_timetable *st, int s, int S, int64_t mb, int loads)
+/* A chunk loads data when it holds inputs (the first) or labels (the last). */
+static int chunk_loads(int c, int C) { return c == 0 || c == C - 1; }
+
+/* Chunk c's forward of a micro-batch, of C chunks in all. */
+static void forward(pmlc_program *P, pmlc_stage_timetable *st, int c, int C, int64_t mb)
 {
-    if (loads) push(P, st, PMLC_I_LOAD, mb);
-    if (s > 0) push(P, st, PMLC_I_RECV_ACT, mb);
-    push(P, st, PMLC_I_FWD, mb);
-    if (s < S - 1) push(P, st, PMLC_I_SEND_ACT, mb);
+    if (chunk_loads(c, C)) push(P, st, PMLC_I_LOAD, c, mb);
+    if (c > 0) push(P, st, PMLC_I_RECV_ACT, c, mb);
+    push(P, st, PMLC_I_FWD, c, mb);
+    if (c < C - 1) push(P, st, PMLC_I_SEND_ACT, c, mb);
 }
 
 /* A micro-batch's backward: whole (BWD) or its input-gradient half (BWD_INPUT). */
-static void backward(pmlc_program *P, pmlc_stage_timetable *st, int s, int S, int64_t mb, pmlc_instr_kind kind)
+static void backward(pmlc_program *P, pmlc_stage_timetable *st, int c, int C, int64_t mb, pmlc_instr_kind kind)
 {
-    if (s < S - 1) push(P, st, PMLC_I_RECV_GRAD, mb);
-    push(P, st, kind, mb);
-    if (s > 0) push(P, st, PMLC_I_SEND_GRAD, mb);
+    if (c < C - 1) push(P, st, PMLC_I_RECV_GRAD, c, mb);
+    push(P, st, kind, c, mb);
+    if (c > 0) push(P, st, PMLC_I_SEND_GRAD, c, mb);
 }
-
-/* A stage loads data when it holds inputs (the first) or labels (the last). */
-static int stage_loads(int s, int S) { return s == 0 || s == S - 1; }
 
 static void emit_gpipe(pmlc_program *P, pmlc_timetable *tt)
 {
     int S = tt->n_stages;
     for (int s = 0; s < S; s++) {
         pmlc_stage_timetable *st = &tt->stages[s];
-        for (int64_t m = 0; m < tt->n_mb; m++) forward(P, st, s, S, m, stage_loads(s, S));
+        for (int64_t m = 0; m < tt->n_mb; m++) forward(P, st, s, S, m);
         for (int64_t m = 0; m < tt->n_mb; m++) backward(P, st, s, S, m, PMLC_I_BWD);
-        push(P, st, PMLC_I_STEP, -1);
+        push(P, st, PMLC_I_STEP, s, -1);
         st->max_in_flight = (int)tt->n_mb;
     }
 }
@@ -73,16 +75,54 @@ static void emit_1f1b(pmlc_program *P, pmlc_timetable *tt, int split)
     for (int s = 0; s < S; s++) {
         pmlc_stage_timetable *st = &tt->stages[s];
         int64_t warmup = S - s - 1 < M ? S - s - 1 : M, f = 0, b = 0, w = 0;
-        while (f < warmup) forward(P, st, s, S, f++, stage_loads(s, S));
+        while (f < warmup) forward(P, st, s, S, f++);
         while (f < M || b < M) {
-            if (f < M) forward(P, st, s, S, f++, stage_loads(s, S));
+            if (f < M) forward(P, st, s, S, f++);
             backward(P, st, s, S, b++, bwd);
-            if (split && b > s) push(P, st, PMLC_I_BWD_WEIGHT, w++);
+            if (split && b > s) push(P, st, PMLC_I_BWD_WEIGHT, s, w++);
         }
-        while (split && w < M) push(P, st, PMLC_I_BWD_WEIGHT, w++);
-        push(P, st, PMLC_I_STEP, -1);
+        while (split && w < M) push(P, st, PMLC_I_BWD_WEIGHT, s, w++);
+        push(P, st, PMLC_I_STEP, s, -1);
         int64_t held = split ? S : S - s;
         st->max_in_flight = (int)(held < M ? held : M);
+    }
+}
+
+/* Interleaved 1F1B: device d runs chunks d, d + S, ..., d + (V − 1)S of the S·V, so a
+ * micro-batch crosses every device V times. A device's work is M·V forward units and
+ * as many backward ones; its k-th forward unit is of micro-batch (k / SV)·S + k mod S
+ * on its (k mod SV) / S-th chunk — S micro-batches through its first chunk, the same S
+ * through its second, and so on, the next group of S after the last chunk — and its
+ * k-th backward unit the same with the chunks taken from the last. Device d warms up
+ * with (V − 1)·S + 2·(S − 1 − d) forward units (the later chunks' inputs arrive only
+ * after the earlier chunks have run on every device; the 2 per device below the last
+ * keep one forward and one backward unit apart as in 1F1B), then alternates one forward
+ * and one backward unit, then drains. Each device's idle time is (S − 1)·(f + b) / V
+ * of a stage's whole-model cost, V times less than 1F1B's: bubble over work
+ * (S − 1)/(V·M) with equal chunks, which the check's simulation measures. The price is
+ * V times more messages and up to (V − 1)·S + 2(S − 1 − d) + 1 micro-batch-chunks held
+ * (device 0: about (1 + (V − 1)/(2V))× 1F1B's activation memory with chunks a V-th of
+ * a stage). */
+static void emit_interleaved(pmlc_program *P, pmlc_timetable *tt)
+{
+    int S = tt->n_stages, C = tt->n_chunks, V = C / S;
+    int64_t M = tt->n_mb, N = M * V, SV = (int64_t)S * V;
+    for (int d = 0; d < S; d++) {
+        pmlc_stage_timetable *st = &tt->stages[d];
+        int64_t warmup = (int64_t)(V - 1) * S + 2 * (S - 1 - d);
+        if (warmup > N) warmup = N;
+#define UNIT_MB(k) ((k) / SV * S + (k) % S)
+#define UNIT_CHUNK(k, back) (((back) ? V - 1 - (int)((k) % SV / S) : (int)((k) % SV / S)) * S + d)
+        int64_t f = 0, b = 0;
+        while (f < warmup) f++, forward(P, st, UNIT_CHUNK(f - 1, 0), C, UNIT_MB(f - 1));
+        while (b < N) {
+            if (f < N) f++, forward(P, st, UNIT_CHUNK(f - 1, 0), C, UNIT_MB(f - 1));
+            b++, backward(P, st, UNIT_CHUNK(b - 1, 1), C, UNIT_MB(b - 1), PMLC_I_BWD);
+        }
+#undef UNIT_MB
+#undef UNIT_CHUNK
+        push(P, st, PMLC_I_STEP, d, -1);
+        st->max_in_flight = (int)(warmup + 1 < N ? warmup + 1 : N);
     }
 }
 
@@ -95,20 +135,32 @@ pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl)
                    (long long)pl->microbatches, PMLC_MAX_SCHEDULE_CELLS);
         return NULL;
     }
+    int V = pl->chunks > 1 ? pl->chunks : 1;
+    if (pl->n_stages % V || (V > 1) != (pl->schedule == PMLC_SCHED_INTERLEAVED_1F1B) ||
+        (V > 1 && pl->microbatches % (pl->n_stages / V))) {
+        pmlc_error(&P->diag, pl->train ? pl->train->decl->name_loc : pl->g->decl->name_loc,
+                   "internal error: %d chunks of %d stages do not fit schedule %s with %lld micro-batches", V,
+                   pl->n_stages, pmlc_schedule_name(pl->schedule), (long long)pl->microbatches);
+        return NULL;
+    }
     pmlc_timetable *tt = pmlc_arena_alloc(&P->arena, sizeof *tt);
-    tt->n_stages = pl->n_stages;
+    tt->n_stages = pl->n_stages / V;
+    tt->n_chunks = pl->n_stages;
     tt->n_mb = pl->microbatches;
-    tt->stages = pmlc_arena_alloc(&P->arena, sizeof(pmlc_stage_timetable) * (size_t)pl->n_stages);
-    for (int s = 0; s < pl->n_stages; s++) {
+    tt->stages = pmlc_arena_alloc(&P->arena, sizeof(pmlc_stage_timetable) * (size_t)tt->n_stages);
+    tt->chunks = pmlc_arena_alloc(&P->arena, sizeof(pmlc_chunk_timetable) * (size_t)tt->n_chunks);
+    for (int s = 0; s < tt->n_chunks; s++) {
         /* Unit costs when the plan has none, so an empty model still schedules. */
         const pmlc_stage_cost *c = &pl->stages[s].cost;
-        pmlc_stage_timetable *st = &tt->stages[s];
-        st->f = c->fwd > 0 ? c->fwd : 1;
-        st->b = c->bwd_b + c->bwd_w > 0 ? c->bwd_b : 1;
-        st->w = c->bwd_b + c->bwd_w > 0 ? c->bwd_w : 1;
+        pmlc_chunk_timetable *ch = &tt->chunks[s];
+        ch->f = c->fwd > 0 ? c->fwd : 1;
+        ch->b = c->bwd_b + c->bwd_w > 0 ? c->bwd_b : 1;
+        ch->w = c->bwd_b + c->bwd_w > 0 ? c->bwd_w : 1;
     }
     if (pl->schedule == PMLC_SCHED_GPIPE)
         emit_gpipe(P, tt);
+    else if (pl->schedule == PMLC_SCHED_INTERLEAVED_1F1B)
+        emit_interleaved(P, tt);
     else
         emit_1f1b(P, tt, pl->schedule == PMLC_SCHED_ZERO_BUBBLE);
     char why[256];
@@ -116,4 +168,24 @@ pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl)
     pmlc_error(&P->diag, pl->train ? pl->train->decl->name_loc : pl->g->decl->name_loc,
                "internal error: the %s timetable fails its check: %s", pmlc_schedule_name(pl->schedule), why);
     return NULL;
+}
+
+const pmlc_timetable *pmlc_timetable_by_chunk(pmlc_arena *A, const pmlc_timetable *tt)
+{
+    if (!tt || tt->n_chunks == tt->n_stages) return tt;
+    pmlc_timetable *ct = pmlc_arena_alloc(A, sizeof *ct);
+    *ct = *tt;
+    ct->n_stages = tt->n_chunks;
+    ct->stages = pmlc_arena_alloc(A, sizeof(pmlc_stage_timetable) * (size_t)tt->n_chunks);
+    for (int c = 0; c < tt->n_chunks; c++) {
+        const pmlc_stage_timetable *dev = &tt->stages[c % tt->n_stages];
+        pmlc_stage_timetable *st = &ct->stages[c];
+        for (int i = 0; i < dev->instr.n; i++)
+            if (dev->instr.v[i].chunk == c && dev->instr.v[i].kind != PMLC_I_STEP) PMLC_PUSH(A, st->instr, dev->instr.v[i]);
+        pmlc_instr step = {PMLC_I_STEP, c, -1};
+        PMLC_PUSH(A, st->instr, step);
+        st->peak_in_flight = tt->chunks[c].peak_in_flight;
+        st->max_in_flight = st->peak_in_flight;
+    }
+    return ct;
 }

@@ -13,7 +13,11 @@
  * time, unless every send meets its receive, no stage waits forever, and no stage
  * holds more micro-batches' activations at once than its memory is planned for. The
  * simulation also measures the bubble and when each instruction starts (the
- * timeline picture, timeline.h). */
+ * timeline picture, timeline.h).
+ *
+ * Under interleaved 1F1B each stage device runs several model chunks (the plan's
+ * stages are the chunks): a device's list names the chunk of each instruction, a
+ * chunk's messages go to the chunks before and after it, wherever they run. */
 #ifndef PMLC_SCHEDULE_H
 #define PMLC_SCHEDULE_H
 
@@ -34,19 +38,21 @@ typedef enum pmlc_instr_kind {
     PMLC_I_COUNT
 } pmlc_instr_kind;
 
+/* An instruction of a stage device's list. `chunk` is the model piece it runs, one of
+ * the plan's stages (pl->stages): the list's own index except under interleaved 1F1B,
+ * where device d runs chunks d, d + S, d + 2S, ... (S devices); the step is the
+ * device's, its chunk the device's index. */
 typedef struct pmlc_instr {
     pmlc_instr_kind kind;
+    int32_t chunk;
     int32_t mb; /* micro-batch, -1 for STEP */
 } pmlc_instr;
 
 typedef struct pmlc_stage_timetable {
     PMLC_VEC(pmlc_instr) instr;
-    /* What the check charges (cost units): a forward, an input-gradient and a
-     * weight-gradient half (a whole BWD costs b + w); others cost nothing. */
-    double f, b, w;
-    /* The memory the stage is planned for: micro-batches between their forward and
-     * their last backward instruction at once (a value kept for the backward pass has
-     * this many copies). 0: not limited. */
+    /* The memory the device is planned for: micro-batches between their forward and
+     * their last backward instruction at once, over all its chunks (a value kept for
+     * the backward pass has this many copies). 0: not limited. */
     int max_in_flight;
     /* Set by the check: */
     double *start;      /* per instruction: simulated start time */
@@ -54,10 +60,20 @@ typedef struct pmlc_stage_timetable {
     double busy;        /* simulated compute time */
 } pmlc_stage_timetable;
 
+/* A model chunk (one of the plan's stages) as the check sees it. */
+typedef struct pmlc_chunk_timetable {
+    /* What the check charges (cost units): a forward, an input-gradient and a
+     * weight-gradient half (a whole BWD costs b + w); others cost nothing. */
+    double f, b, w;
+    int peak_in_flight; /* set by the check: the chunk's own micro-batches alive at once */
+} pmlc_chunk_timetable;
+
 typedef struct pmlc_timetable {
-    int n_stages;
+    int n_stages; /* stage devices, one instruction list each */
+    int n_chunks; /* model chunks: a multiple of n_stages, chunk c on device c mod n_stages */
     int64_t n_mb;
     pmlc_stage_timetable *stages;
+    pmlc_chunk_timetable *chunks;
     double makespan; /* simulated time of one step */
     double bubble;   /* 1 − busy / (stages × makespan) */
 } pmlc_timetable;
@@ -82,5 +98,10 @@ pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl);
  * received or a receive never sent, a cycle of waits, or a stage holding more
  * micro-batches than its max_in_flight. Scratch memory from `A`. */
 int pmlc_timetable_check(pmlc_arena *A, pmlc_timetable *tt, char *why, size_t cap);
+
+/* The timetable seen per chunk: one list per chunk, its instructions in its device's
+ * order, each list ending with a step. `tt` itself when every device runs one chunk.
+ * For what looks at one model stage's work alone (the memory plan, the JSON). */
+const pmlc_timetable *pmlc_timetable_by_chunk(pmlc_arena *A, const pmlc_timetable *tt);
 
 #endif

@@ -108,6 +108,7 @@ static void write_conf(buf *b, const pmlc_plan *pl, strtab *st)
     V_I(str(st, t ? t->eval_data_path : NULL)) V_I(str(st, t ? t->eval_labels_path : NULL));
     V_F(t ? t->holdout : 0) V_I(t ? t->eval_every : 0);
     V_F(t ? t->loss_scale : 65536) V_I(t ? t->loss_scale_interval : 2000) V_F(t ? t->loss_scale_backoff : 0.5);
+    V_I(pl->chunks);
 #undef V_I
 #undef V_F
 }
@@ -212,8 +213,8 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gp
     for (int s = 0; tt && s < tt->n_stages; s++) {
         u32(&time, (uint32_t)tt->stages[s].instr.n);
         for (int k = 0; k < tt->stages[s].instr.n; k++) {
-            u8(&time, (unsigned)tt->stages[s].instr.v[k].kind), u8(&time, 0), u8(&time, 0), u8(&time, 0);
-            i32(&time, tt->stages[s].instr.v[k].mb);
+            pmlc_instr in = tt->stages[s].instr.v[k];
+            u8(&time, (unsigned)in.kind), u8(&time, 0), u16(&time, (unsigned)in.chunk), i32(&time, in.mb);
         }
     }
     buf kern = {0}, cubn = {0};

@@ -204,18 +204,20 @@ static int exec_place(E_t *E, pmlc_frame *F, const ast *st)
     }
     if (v->kind != AST_CALL || strcmp(v->name, "auto") || v->label) {
         pmlc_error(&E->P->diag, v->loc,
-                   "a model's placement is 'auto(stages = N)' or 'auto(stages = N, replicas = R)' (or write stage "
-                   "blocks)");
+                   "a model's placement is 'auto(stages = N)', with 'replicas = R' or 'chunks = V' optionally (or "
+                   "write stage blocks)");
         return 1;
     }
     /* replicas: how many copies of the pipeline train on shares of each batch (data
-     * parallelism over ranks); the runtime's --replicas overrides it. */
-    static const char *const names[] = {"stages", "replicas"};
-    pmlc_value val[2];
-    pmlc_loc l[2];
-    int given[2];
-    if (pmlc_bind_args(E, F, v, "auto", names, 2, val, l, given)) return 1;
-    int64_t n, r = 1;
+     * parallelism over ranks); the runtime's --replicas overrides it. chunks: how many
+     * model chunks each stage's device runs (interleaved 1F1B): the model is cut into
+     * stages x chunks pieces, and piece c runs on device c mod stages. */
+    static const char *const names[] = {"stages", "replicas", "chunks"};
+    pmlc_value val[3];
+    pmlc_loc l[3];
+    int given[3];
+    if (pmlc_bind_args(E, F, v, "auto", names, 3, val, l, given)) return 1;
+    int64_t n, r = 1, V = 1;
     if (!given[0]) {
         pmlc_error(&E->P->diag, v->loc, "missing argument 'stages' of 'auto'");
         return 1;
@@ -230,8 +232,17 @@ static int exec_place(E_t *E, pmlc_frame *F, const ast *st)
         pmlc_error(&E->P->diag, l[1], "the number of replicas must be between 1 and 1024, not %lld", (long long)r);
         return 1;
     }
+    if (given[2] && pmlc_want_int(E, val[2], l[2], "the number of chunks", &V)) return 1;
+    if (V < 1 || V > PMLC_MAX_CHUNKS || n * V > 1024) {
+        pmlc_error(&E->P->diag, l[2],
+                   "the number of chunks must be between 1 and %d, with at most 1024 chunks in all, not %lld",
+                   PMLC_MAX_CHUNKS, (long long)V);
+        return 1;
+    }
     g->auto_place = 1;
-    g->n_stages = (int)n;
+    g->n_stages = (int)(n * V);
+    g->chunks = (int)V;
+    g->chunks_loc = given[2] ? l[2] : PMLC_NOLOC;
     g->place_loc = st->loc;
     g->replicas = given[1] ? (int)r : 0;
     g->replicas_loc = given[1] ? l[1] : PMLC_NOLOC;

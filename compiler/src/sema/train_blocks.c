@@ -51,7 +51,7 @@ static const char *const schedules[PMLC_SCHED_COUNT] = {"gpipe", "1f1b", "interl
 const char *pmlc_schedule_name(pmlc_schedule s) { return (unsigned)s < PMLC_SCHED_COUNT ? schedules[s] : "?"; }
 int pmlc_schedule_runnable(pmlc_schedule s)
 {
-    return s == PMLC_SCHED_GPIPE || s == PMLC_SCHED_1F1B || s == PMLC_SCHED_ZERO_BUBBLE;
+    return (unsigned)s < PMLC_SCHED_COUNT;
 }
 
 static int pick_name(pmlc_program *P, const ast *v, const char *what, const char *const *names, int n, int *out)
@@ -856,6 +856,39 @@ static void bind_recompute(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
         segment_calls(P, t, g);
 }
 
+/* Model chunks (place = auto(..., chunks = V)) are what interleaved 1F1B runs, and it
+ * runs nothing else: each needs the other. Its timetable walks the micro-batches in
+ * groups of S (schedule.c), so their number must be a multiple of S. */
+static void bind_chunks(pmlc_program *P, pmlc_train *t, pmlc_graph *g, int S, int V)
+{
+    pmlc_loc sched = t->field_loc[F_SCHEDULE].file >= 0 ? t->field_loc[F_SCHEDULE] : t->decl->name_loc;
+    if (t->schedule != PMLC_SCHED_INTERLEAVED_1F1B) {
+        if (V > 1)
+            pmlc_error(DIAG, g->chunks_loc,
+                       "chunks = %d interleaves model chunks on each stage, which only schedule = interleaved_1f1b "
+                       "runs (this train block's schedule is %s)",
+                       V, pmlc_schedule_name(t->schedule));
+        return;
+    }
+    if (V < 2) {
+        pmlc_error(DIAG, sched,
+                   "schedule = interleaved_1f1b runs several model chunks on each stage: give them in the model "
+                   "with place = auto(stages = S, chunks = V), V at least 2");
+        return;
+    }
+    if (t->microbatches % S) {
+        pmlc_error(DIAG, sched,
+                   "schedule = interleaved_1f1b runs micro-batches in groups of one per stage: microbatches = %lld "
+                   "is not a multiple of the %d stages",
+                   (long long)t->microbatches, S);
+        pmlc_note(DIAG, g->place_loc, "the stages are placed here");
+    }
+    if (g->replicas > 1)
+        pmlc_error(DIAG, g->replicas_loc,
+                   "replicas run on ranks, and the interleaved schedule runs in one process only yet: drop "
+                   "replicas or chunks");
+}
+
 int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
 {
     int before = P->diag.errors;
@@ -868,10 +901,12 @@ int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
                    "%d replicas cannot share microbatches = %lld: each replica runs an equal share of the "
                    "micro-batches",
                    g->replicas, (long long)t->microbatches);
-    if (t->n_devices && t->n_devices != g->n_stages) {
+    int V = g->chunks > 1 ? g->chunks : 1, S = g->n_stages / V;
+    if (t->n_devices && t->n_devices != S) {
         pmlc_error(DIAG, t->place_loc, "'place' lists %d device%s but model '%s' has %d stage%s", t->n_devices,
-                   t->n_devices == 1 ? "" : "s", g->name, g->n_stages, g->n_stages == 1 ? "" : "s");
+                   t->n_devices == 1 ? "" : "s", g->name, S, S == 1 ? "" : "s");
     }
+    bind_chunks(P, t, g, S, V);
     return P->diag.errors > before;
 }
 

@@ -52,7 +52,7 @@ static pml_status choose_halves(pml_cpu_ctx *p, pml_err *err)
     int N = pl->n_nodes;
     p->half = calloc((size_t)N + 1, 1);
     if (!p->half) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    for (int s = 0; s < p->S; s++)
+    for (int s = 0; s < pl->n_stages; s++) /* the timetable's lists: stage devices, each of conf.chunks stages */
         for (int i = 0; i < pl->n_instr[s]; i++) p->split |= pl->instr[s][i].kind == PML_PLAN_I_BWD_WEIGHT;
     for (int i = 0; i < N; i++)
         p->half[i] = pl->nodes[i].pass == 0 ? 0 : p->split && pl->nodes[i].pass == 2 ? 2 : 1;

@@ -1,7 +1,13 @@
 /* pipeline.c — the pipeline executor (see pipeline.h): stage threads interpreting
  * their timetables, the transport between them, the gradient-norm barrier, metrics and
  * the trace. What a device does is the backend's (backend_ops.h); this file calls
- * nothing else of it. */
+ * nothing else of it.
+ *
+ * A thread runs one timetable list, a stage device's. Under interleaved 1F1B a device
+ * runs several model chunks (the plan's stages; conf.chunks of them, chunk c on list
+ * c mod D): each instruction names its chunk, messages go between neighbouring chunks,
+ * and the device's one step updates all its chunks after one barrier. Elsewhere list s
+ * runs stage s alone. */
 #include "exec/pipeline.h"
 
 #include <math.h>
@@ -60,8 +66,10 @@ struct pml_pipeline {
     struct timespec epoch; /* the timeline's zero */
     double last_bubble, last_wait;
     pml_pipeline_opts opts;
-    int S;
+    int S; /* model stages (chunks): the backend's stages */
+    int D; /* stage devices: timetable lists, one thread each; S unless chunks > 1 */
     int first, last; /* the stages this process runs: all, or its rank's (opts.dist) */
+    int w_first, w_last; /* the lists it runs: all, or its rank's */
     int64_t M;
     int64_t mb_lo, mb_hi; /* the micro-batches it runs: all, or its replica's share */
     pml_backend_inst be;
@@ -131,6 +139,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     clock_gettime(CLOCK_MONOTONIC, &p->epoch);
     if (p->opts.threads < 1) p->opts.threads = 1;
     p->S = (int)plan->conf.stages;
+    p->D = plan->n_stages;
     p->M = plan->conf.microbatches;
     p->first = 0;
     p->last = p->S;
@@ -143,7 +152,20 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     if (d && (d->first < 0 || d->last > p->S || d->first >= d->last))
         st = pml_err_set(err, PML_ERR_INVALID_ARG, "rank %d is given stages %d to %d of a %d-stage plan", d->rank,
                          d->first, d->last - 1, p->S);
+    if (!st && plan->conf.chunks > 1 && d)
+        st = pml_err_set(err, PML_ERR_UNSUPPORTED,
+                         "this plan runs %lld model chunks on each stage (schedule = interleaved_1f1b), which runs in "
+                         "one process only yet, not over ranks: train it without --ranks or MPI, or drop chunks",
+                         (long long)plan->conf.chunks);
+    const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
+    if (!st && plan->conf.chunks > 1 && ops->device != PML_DEVICE_HOST)
+        st = pml_err_set(err, PML_ERR_UNSUPPORTED,
+                         "this plan runs %lld model chunks on each stage (schedule = interleaved_1f1b), which the %s "
+                         "backend does not run yet: train it with --backend cpu, or drop chunks",
+                         (long long)plan->conf.chunks, ops->name ? ops->name : "?");
     if (d && !st) p->first = d->first, p->last = d->last;
+    p->w_first = p->first, p->w_last = p->last;
+    if (!d) p->w_last = p->D; /* chunks > 1 only here: D lists for S stages */
     p->mb_lo = 0;
     p->mb_hi = p->M;
     if (d && !st && d->replicas > 1) { /* replica k runs the k-th share of the micro-batches */
@@ -165,7 +187,6 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                              .mb_first = p->mb_lo,
                              .mb_count = p->mb_hi - p->mb_lo == p->M ? 0 : p->mb_hi - p->mb_lo};
     if (p->opts.trace) conf.on_work = op_span, conf.on_work_ctx = p;
-    const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
     if (!st) st = pml_backend_create(ops, plan, &conf, &p->be, err);
     p->scaling = plan->conf.precision == PML_F16;
     p->scale = p->scaling ? plan->conf.loss_scale : 1;
@@ -175,7 +196,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                          ops->name);
     /* `threads` is what the caller lets this process use; a pipeline's stage threads are
      * one each, so with fewer threads than stages they take turns (gate_take). */
-    if (ops->device == PML_DEVICE_HOST && p->opts.threads < p->last - p->first) p->cores = p->opts.threads;
+    if (ops->device == PML_DEVICE_HOST && p->opts.threads < p->w_last - p->w_first) p->cores = p->opts.threads;
     if (!st && !(p->stages = calloc((size_t)p->S, sizeof *p->stages)))
         st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     if (!st) st = d ? d->transport_create(d, &p->be, p->S, p->M, &p->tr, err)
@@ -305,7 +326,7 @@ static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *tot
     p->loss_total += loss;
     int gen = p->generation;
     pml_status st = PML_OK;
-    if (++p->arrived == p->last - p->first) {
+    if (++p->arrived == p->w_last - p->w_first) {
         if (p->opts.dist) {
             double x[3] = {p->sq_total, p->loss_total, p->opts.stop && atomic_load(p->opts.stop) ? 1 : 0};
             pthread_mutex_unlock(&p->mu);
@@ -420,29 +441,43 @@ static pml_status nonfinite_step(pml_pipeline *p, int s, double sq, pml_err *err
  * replicas, each stage's gradients are first summed over the replicas (every replica
  * then holds the whole batch's); only the first replica's ranks count them in the
  * norm, while every replica adds the loss of its own micro-batches. */
-static pml_status stage_update(pml_pipeline *p, int s, pml_err *err)
+static pml_status stage_update(pml_pipeline *p, int dev, pml_err *err)
 {
     const pml_plan *pl = p->plan;
     const pml_dist *d = p->opts.dist;
-    double sq, total, loss;
+    double sq = 0, sq_c[PML_PLAN_MAX_CHUNKS], total, loss = 0, own = 0;
+    int n = 0, chunk[PML_PLAN_MAX_CHUNKS];
+    for (int s = dev; s < p->S && n < PML_PLAN_MAX_CHUNKS; s += p->D) chunk[n++] = s; /* the device's chunks */
+    pml_status status = PML_OK;
     gate_take(p);
-    pml_status status = pml_backend_grad_sq(&p->be, s, &sq, err);
-    if (!status) status = pml_backend_sync(&p->be, s, err);
+    for (int k = 0; k < n && !status; k++) {
+        status = pml_backend_grad_sq(&p->be, chunk[k], &sq_c[k], err);
+        if (!status) status = pml_backend_sync(&p->be, chunk[k], err);
+        sq += status ? 0 : sq_c[k];
+        own += p->stages[chunk[k]].loss;
+    }
     gate_give(p);
-    if (!status && d && d->replicas > 1) status = sum_replicas(p, s, &sq, err);
+    if (!status && d && d->replicas > 1) status = sum_replicas(p, dev, &sq, err); /* one chunk: no ranks with more */
     if (d && d->replica > 0) sq = 0;
-    if (!status) status = sync_norm(p, sq, p->stages[s].loss, &total, &loss, err);
+    if (n == 1) sq_c[0] = sq;
+    if (!status) status = sync_norm(p, sq, own, &total, &loss, err);
     if (status) return status;
     /* f16: gradients that overflowed (an infinite or NaN norm, a finite loss) skip the
      * step on every stage, which all see the same sums; the scale backs off after it. */
     if (p->scaling && !isfinite(total) && isfinite(loss) && p->scale * pl->conf.loss_scale_backoff >= MIN_SCALE)
         return PML_OK;
-    if (!isfinite(total) || !isfinite(loss)) return nonfinite_step(p, s, sq, err);
+    if (!isfinite(total) || !isfinite(loss)) { /* the chunk that saw it, else the first: another stage's */
+        for (int k = 0; k < n; k++)
+            if (p->stages[chunk[k]].bad_mb >= 0 || !isfinite(sq_c[k])) return nonfinite_step(p, chunk[k], sq_c[k], err);
+        return nonfinite_step(p, chunk[0], sq_c[0], err);
+    }
     double norm = sqrt(total) / p->scale, scale = 1;
     if (pl->conf.grad_clip > 0 && norm > pl->conf.grad_clip) scale = pl->conf.grad_clip / norm;
     gate_take(p);
-    status = pml_backend_update(&p->be, s, pml_lr_at(&pl->conf, p->step), scale / p->scale, err);
-    if (!status) status = pml_backend_sync(&p->be, s, err);
+    for (int k = 0; k < n && !status; k++) {
+        status = pml_backend_update(&p->be, chunk[k], pml_lr_at(&pl->conf, p->step), scale / p->scale, err);
+        if (!status) status = pml_backend_sync(&p->be, chunk[k], err);
+    }
     gate_give(p);
     return status;
 }
@@ -489,9 +524,11 @@ static pml_status send(pml_pipeline *p, int from, int to, int kind, int64_t mb, 
     return st ? st : p->tr->send(p->tr, from, to, kind, mb, err);
 }
 
-static pml_status run_instr(pml_pipeline *p, int s, const pml_plan_instr *in, pml_err *err)
+/* Instruction `in` of list `dev`, on its chunk. */
+static pml_status run_instr(pml_pipeline *p, int dev, const pml_plan_instr *in, pml_err *err)
 {
     const pml_plan *pl = p->plan;
+    int s = in->chunk;
     stage *st = &p->stages[s];
     pml_status status;
     switch (in->kind) {
@@ -521,7 +558,7 @@ static pml_status run_instr(pml_pipeline *p, int s, const pml_plan_instr *in, pm
     case I_BWD_WEIGHT:
         return pml_backend_backward_half(&p->be, s, in->mb, PML_BACKEND_BWD_WEIGHT, err);
     case I_STEP:
-        return stage_update(p, s, err);
+        return stage_update(p, dev, err);
     default:
         return pml_err_set(err, PML_ERR_INTERNAL, "unknown timetable instruction %d", in->kind);
     }
@@ -559,7 +596,7 @@ static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, do
     if (in->kind == I_SEND_ACT || in->kind == I_SEND_GRAD) return;
     if ((is_work(in->kind) && in->kind != I_LOAD) || in->kind == I_STEP) st->busy += t1 - t0;
     if (in->kind == I_RECV_ACT || in->kind == I_RECV_GRAD) st->wait += t1 - t0;
-    append_event(st, (pml_trace_event){in->kind, in->mb, 0, 0, p->step, t0, t1, -1});
+    append_event(st, (pml_trace_event){in->kind, in->mb, in->chunk, 0, p->step, t0, t1, -1});
 }
 
 /* backend_ops.h's on_work: a unit of a stage's work, on the stage's own thread. */
@@ -568,7 +605,7 @@ static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, d
     pml_pipeline *p = ctx;
     if (!p->time_ops || s < p->first || s >= p->last) return;
     double zero = (double)p->epoch.tv_sec + 1e-9 * (double)p->epoch.tv_nsec;
-    append_event(&p->stages[s],
+    append_event(&p->stages[s % p->D], /* the device's thread, which runs chunk s */
                  (pml_trace_event){PML_TRACE_OP, (int32_t)mb, unit, op, p->step, (t0 - zero) * 1e6, (t1 - zero) * 1e6,
                                    cpu >= 0 ? cpu * 1e6 : -1});
 }
@@ -663,7 +700,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
         p->stages[s].status = PML_OK;
         ws[s] = (worker){p, s};
     }
-    for (int s = p->first; s < p->last; s++) {
+    for (int s = p->w_first; s < p->w_last; s++) {
         if (pthread_create(&tid[s], NULL, stage_main, &ws[s])) {
             p->stages[s].status =
                 pml_err_set(&p->stages[s].err, PML_ERR_INTERNAL, "cannot start a thread for stage %d", s);
@@ -672,7 +709,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
         }
         started++;
     }
-    for (int s = p->first; s < p->first + started; s++) pthread_join(tid[s], NULL);
+    for (int s = p->w_first; s < p->w_first + started; s++) pthread_join(tid[s], NULL);
     free(ws), free(tid);
     p->time_ops = 0;
     p->steps_taken++;
@@ -690,9 +727,9 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double wall = 1e6 * ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)), busy = 0,
            wait = 0;
-    for (int s = p->first; s < p->last; s++) busy += p->stages[s].busy, wait += p->stages[s].wait;
-    p->last_bubble = p->opts.trace && wall > 0 ? 1 - busy / ((p->last - p->first) * wall) : 0;
-    p->last_wait = p->opts.trace && wall > 0 ? wait / ((p->last - p->first) * wall) : 0;
+    for (int s = p->w_first; s < p->w_last; s++) busy += p->stages[s].busy, wait += p->stages[s].wait;
+    p->last_bubble = p->opts.trace && wall > 0 ? 1 - busy / ((p->w_last - p->w_first) * wall) : 0;
+    p->last_wait = p->opts.trace && wall > 0 ? wait / ((p->w_last - p->w_first) * wall) : 0;
     double used = p->scale;
     int skipped = p->scaling && !isfinite(p->sq_total);
     if (skipped) { /* backed off (stage_update updated nothing) */

@@ -73,7 +73,9 @@ typedef struct pml_pipeline_opts {
 typedef struct pml_trace_event {
     uint8_t kind; /* the timetable instruction: load, recv_act, fwd, ..., step; or PML_TRACE_OP */
     int32_t mb;
-    int32_t unit; /* PML_TRACE_OP: the plan node (>= 0) or kernel k (-k - 1) that ran */
+    int32_t unit; /* PML_TRACE_OP: the plan node (>= 0) or kernel k (-k - 1) that ran; else the
+                   * instruction's chunk (plan stage), which differs from the list's own
+                   * stage under interleaved 1F1B */
     int32_t op;   /* PML_TRACE_OP: the op run, or PML_WORK_FUSED / PML_WORK_UPDATE (backend_ops.h) */
     int64_t step;
     double t0, t1;

@@ -114,12 +114,15 @@ pml_status pml_mem_plan_stages(const pml_plan *pl, pml_mem_value *val, const int
 
 /* Micro-batches between their forward and the instruction that frees them at once: the
  * last backward one (bwd, or bwd_weight), or with `input` the one making the input
- * gradients (bwd, or bwd_input). */
+ * gradients (bwd, or bwd_input). Model stage s's own: under interleaved 1F1B its
+ * device's list holds other chunks' instructions too, which have their own slots. */
 static int64_t in_flight_until(const pml_plan *pl, int s, int input)
 {
     int64_t now = 0, most = 1;
-    for (int i = 0; i < pl->n_instr[s]; i++) {
-        int k = pl->instr[s][i].kind;
+    int d = pl->n_stages ? s % pl->n_stages : 0; /* the list that runs chunk s */
+    for (int i = 0; pl->n_stages && i < pl->n_instr[d]; i++) {
+        if (pl->instr[d][i].chunk != s) continue;
+        int k = pl->instr[d][i].kind;
         int frees = k == PML_PLAN_I_BWD || k == (input ? PML_PLAN_I_BWD_INPUT : PML_PLAN_I_BWD_WEIGHT);
         now += k == PML_PLAN_I_FWD ? 1 : frees ? -1 : 0;
         if (now > most) most = now;

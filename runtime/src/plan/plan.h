@@ -18,12 +18,14 @@
 #include "pml/plan_format.h"
 
 #define PML_PLAN_MAX_RANK 8
+#define PML_PLAN_MAX_CHUNKS 64 /* model chunks per stage device (conf.chunks) */
 
 typedef struct pml_plan_config {
 #define PML_CONF_I(name) int64_t name;
 #define PML_CONF_F(name) double name;
     PML_PLAN_CONF_FIELDS(PML_CONF_I, PML_CONF_F)
     PML_PLAN_CONF_FIELDS_12(PML_CONF_I, PML_CONF_F)
+    PML_PLAN_CONF_FIELDS_13(PML_CONF_I, PML_CONF_F)
 #undef PML_CONF_I
 #undef PML_CONF_F
 } pml_plan_config;
@@ -69,7 +71,8 @@ enum {
 };
 
 typedef struct pml_plan_instr {
-    uint8_t kind; /* PML_PLAN_I_* */
+    uint8_t kind;  /* PML_PLAN_I_* */
+    uint16_t chunk; /* the model stage it runs (plan_format.h's TIME): its list's index unless chunks > 1 */
     int32_t mb;
 } pml_plan_instr;
 
@@ -118,7 +121,7 @@ typedef struct pml_plan {
     const char **input_names;
     int32_t *input_nodes;
     int32_t output, labels, loss; /* -1 when absent */
-    int n_stages;                 /* of the timetable: 0 for schedules planned only */
+    int n_stages;                 /* of the timetable (stage devices, conf.stages / conf.chunks); 0: none */
     int *n_instr;
     pml_plan_instr **instr;
     /* Fusion. Kernels are in running order: each reads only kernels before it (and its

@@ -129,11 +129,18 @@ static void read_conf(rd *r, pml_plan *pl, uint32_t version)
     if (version >= 12) {
         PML_PLAN_CONF_FIELDS_12(PML_CONF_I, PML_CONF_F)
     }
+    c->chunks = 1;
+    if (version >= 13) {
+        PML_PLAN_CONF_FIELDS_13(PML_CONF_I, PML_CONF_F)
+    }
 #undef PML_CONF_I
 #undef PML_CONF_F
     if (r->bad) return;
     if (c->stages < 1 || c->stages > 1024)
         fail(r, PML_ERR_FORMAT, "the stage count is out of range");
+    else if (c->chunks < 1 || c->chunks > PML_PLAN_MAX_CHUNKS || c->stages % c->chunks ||
+             (c->chunks > 1 && (c->schedule != 2 || c->microbatches % (c->stages / c->chunks))))
+        fail(r, PML_ERR_FORMAT, "the chunks per stage do not divide the stages, or do not fit the schedule");
     else if (c->microbatches < 1 || c->microbatches > PML_PLAN_MAX_MICROBATCHES || c->batch < 1 ||
              c->batch > PML_PLAN_MAX_BATCH || c->batch % c->microbatches || c->microbatch != c->batch / c->microbatches)
         fail(r, PML_ERR_FORMAT, "batch, micro-batches and micro-batch size disagree");
@@ -272,10 +279,10 @@ static void read_inputs(rd *r, pml_plan *pl, owner *o)
         fail(r, PML_ERR_FORMAT, "the output, labels or loss node is invalid");
 }
 
-static void read_timetable(rd *r, pml_plan *pl, owner *o)
+static void read_timetable(rd *r, pml_plan *pl, owner *o, uint32_t version)
 {
     uint32_t c = count(r, 4, "stages");
-    if (!r->bad && c != 0 && c != (uint32_t)pl->conf.stages)
+    if (!r->bad && c != 0 && c != (uint32_t)(pl->conf.stages / pl->conf.chunks))
         return (void)fail(r, PML_ERR_FORMAT, "the timetable's stage count differs from the plan's");
     pl->n_stages = (int)c;
     pl->n_instr = own(o, sizeof(int) * c);
@@ -287,9 +294,12 @@ static void read_timetable(rd *r, pml_plan *pl, owner *o)
         for (uint32_t i = 0; i < k && !r->bad; i++) {
             pml_plan_instr *in = &pl->instr[s][i];
             in->kind = (uint8_t)get(r, 1);
-            get(r, 3);
+            get(r, 1);
+            uint32_t chunk = (uint32_t)get(r, 2);
+            in->chunk = (uint16_t)(version >= 13 ? chunk : s);
             in->mb = i32(r);
-            if (!r->bad && (in->kind > PML_PLAN_I_BWD_WEIGHT || in->mb < -1 || in->mb >= pl->conf.microbatches))
+            if (!r->bad && (in->kind > PML_PLAN_I_BWD_WEIGHT || in->mb < -1 || in->mb >= pl->conf.microbatches ||
+                            in->chunk >= pl->conf.stages || in->chunk % c != s))
                 return (void)fail(r, PML_ERR_FORMAT, "a timetable instruction is invalid");
         }
     }
@@ -537,7 +547,7 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
             read_inputs(&sub, pl, &o);
             break;
         case 5:
-            read_timetable(&sub, pl, &o);
+            read_timetable(&sub, pl, &o, version);
             break;
         case 6:
             read_kernels(&sub, pl, &o);

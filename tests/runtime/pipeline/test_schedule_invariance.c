@@ -1,9 +1,12 @@
 /* test_schedule_invariance.c — pipelining is only a schedule: training a model for 10
  * steps with 1, 2 or 4 stages, 1, 2, 4 or 8 micro-batches, under GPipe, 1F1B and ZB-H1
- * (zero_bubble: backwards split into input and weight halves, the weight halves late), gives
- * the same weights as 1 stage and 1 micro-batch on the same global batches (relative
- * difference of every parameter <= 1e-5). Also: a failing stage stops every stage
- * with its error instead of hanging.
+ * (zero_bubble: backwards split into input and weight halves, the weight halves late), and
+ * under interleaved 1F1B with 2 or 4 stages of 2 chunks each and 4 or 8 micro-batches,
+ * gives the same weights as 1 stage and 1 micro-batch on the same global batches
+ * (relative difference of every parameter <= 1e-5); interleaved 1F1B gives exactly the
+ * weights of 1F1B over as many stages as it has chunks (the same sums in the same
+ * order, only on fewer threads). Also: a failing stage stops every stage with its
+ * error instead of hanging.
  *
  * With the argument `fused`: running the plan's fused element-wise kernels as tiled
  * groups trains like running every node on its own (opts.unfused), on every stage
@@ -21,9 +24,13 @@
 
 static const char model_text[] = "import \"nn\"\n"
                                  "model m(x: f32[B, 16]) -> f32[B, 4] {\n"
-                                 "    place = auto(stages = %d)\n"
+                                 "    place = auto(stages = %d, chunks = %d)\n"
                                  "    h = tanh(linear(x, 32) as l0)\n"
                                  "    h = tanh(linear(h, 32) as l1)\n"
+                                 "    h = tanh(linear(h, 32) as l3)\n"
+                                 "    h = tanh(linear(h, 32) as l4)\n"
+                                 "    h = tanh(linear(h, 32) as l5)\n"
+                                 "    h = tanh(linear(h, 32) as l6)\n"
                                  "    h = gelu(layernorm(linear(h, 32) as l2) as n2)\n"
                                  "    return linear(h, 4) as head\n"
                                  "}\n"
@@ -35,14 +42,20 @@ static const char model_text[] = "import \"nn\"\n"
                                  "    steps = 10, seed = 5\n"
                                  "}\n";
 
-/* Trains the model for 10 steps; returns its parameters concatenated (malloc'ed). */
-static float *train(int stages, int mbs, const char *sched, int unfused, size_t *n_out)
+/* Trains the model for 10 steps on `stages` stages of `chunks` chunks each; returns its
+ * parameters concatenated (malloc'ed). */
+static float *train_chunks(int stages, int chunks, int mbs, const char *sched, int unfused, size_t *n_out)
 {
     char text[2048];
-    snprintf(text, sizeof text, model_text, stages, mbs, sched);
+    snprintf(text, sizeof text, model_text, stages, chunks, mbs, sched);
     float *all = test_train_weights("invariance.pml", text, 10, unfused, n_out);
-    if (!all) fprintf(stderr, "stages %d, micro-batches %d, %s\n", stages, mbs, sched);
+    if (!all) fprintf(stderr, "stages %d of %d chunks, micro-batches %d, %s\n", stages, chunks, mbs, sched);
     return all;
+}
+
+static float *train(int stages, int mbs, const char *sched, int unfused, size_t *n_out)
+{
+    return train_chunks(stages, 1, mbs, sched, unfused, n_out);
 }
 
 static double rel_diff(const float *w, const float *ref, size_t n)
@@ -99,6 +112,27 @@ int main(int argc, char **argv)
                 CHECK(rel <= 1e-5);
                 free(w);
             }
+    static const int il_stages[] = {2, 4}, il_mbs[] = {4, 8};
+    for (int b = 0; b < 2; b++)
+        for (int c = 0; c < 2; c++) {
+            size_t n_flat = 0;
+            float *w = train_chunks(il_stages[b], 2, il_mbs[c], "interleaved_1f1b", 0, &n);
+            float *flat = train(il_stages[b] * 2, il_mbs[c], "1f1b", 0, &n_flat);
+            CHECK(w && flat && n == n_ref && n_flat == n_ref);
+            if (w && flat && n == n_ref && n_flat == n_ref) {
+                double rel = rel_diff(w, ref, n);
+                if (rel > worst) worst = rel;
+                if (!(rel <= 1e-5))
+                    fprintf(stderr, "interleaved_1f1b, %d stages x 2 chunks, %d micro-batches: relative difference %.3g\n",
+                            il_stages[b], il_mbs[c], rel);
+                CHECK(rel <= 1e-5);
+                if (memcmp(w, flat, n * sizeof *w))
+                    fprintf(stderr, "interleaved_1f1b, %d stages x 2 chunks, %d micro-batches: not the bits of 1f1b on %d stages\n",
+                            il_stages[b], il_mbs[c], 2 * il_stages[b]);
+                CHECK(memcmp(w, flat, n * sizeof *w) == 0);
+            }
+            free(w), free(flat);
+        }
     printf("largest relative difference from 1 stage x 1 micro-batch: %.3g\n", worst);
     free(ref);
     return check_summary("schedule invariance");

@@ -120,9 +120,10 @@ static void what_lives_throughout_is_never_shared(void)
 static void slots_are_the_micro_batches_in_flight(void)
 {
     enum { F = PML_PLAN_I_FWD, B = PML_PLAN_I_BWD, L = PML_PLAN_I_LOAD };
-    pml_plan_instr gpipe[] = {{L, 0}, {F, 0}, {L, 1}, {F, 1}, {L, 2}, {F, 2}, {L, 3}, {F, 3},
-                              {B, 3}, {B, 2}, {B, 1}, {B, 0}};
-    pml_plan_instr one_f_one_b[] = {{F, 0}, {F, 1}, {B, 0}, {F, 2}, {B, 1}, {F, 3}, {B, 2}, {B, 3}};
+    pml_plan_instr gpipe[] = {{L, 0, 0}, {F, 0, 0}, {L, 0, 1}, {F, 0, 1}, {L, 0, 2}, {F, 0, 2},
+                              {L, 0, 3}, {F, 0, 3}, {B, 0, 3}, {B, 0, 2}, {B, 0, 1}, {B, 0, 0}};
+    pml_plan_instr one_f_one_b[] = {{F, 1, 0}, {F, 1, 1}, {B, 1, 0}, {F, 1, 2},
+                                    {B, 1, 1}, {F, 1, 3}, {B, 1, 2}, {B, 1, 3}};
     pml_plan_instr *instr[2] = {gpipe, one_f_one_b};
     int n_instr[2] = {12, 8};
     pml_plan pl;
