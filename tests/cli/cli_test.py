@@ -446,14 +446,89 @@ def plan_timeline_refuses_a_folder_before_planning(c):
     c.expect(os.listdir(folder) == [], "the folder is untouched")
 
 
+INTERLEAVED = """\
+import "nn"
+model m(x: f32[B, 4]) -> f32[B, 2] {
+    place = auto(stages = 2, chunks = 2)
+    h = tanh(linear(x, 8) as a)
+    h = tanh(linear(h, 8) as b)
+    h = tanh(linear(h, 8) as c)
+    return linear(h, 2) as head
+}
+train m {
+    data = classes(features = 4, classes = 2)
+    loss = cross_entropy
+    optimizer = sgd(lr = 0.1)
+    batch = 16, microbatches = 4, schedule = interleaved_1f1b
+    steps = 1
+}
+"""
+
+
 @test
-def plan_timeline_of_a_schedule_planned_only_is_an_error(c):
-    src = c.write("il.pml", PIPELINED.replace("zero_bubble", "interleaved_1f1b"))
+def plan_prints_the_interleaved_schedule_its_chunks_and_bubble(c):
+    src = c.write("il.pml", INTERLEAVED)
+    res = c.pmlc_run("plan", src)
+    c.expect(res.code == 0, f"exit {res.code}: {res.stderr}")
+    out = res.stdout
+    c.expect("2 stages (auto), 2 chunks each" in out, f"the placement names the chunks: {out}")
+    c.expect("schedule       interleaved_1f1b" in out, "the schedule is named")
+    c.expect("chunks         2 per stage" in out, "the chunks have their line")
+    # (S - 1)/(V M + S - 1) = 1/9 of the step: idle over work (S - 1)/(V M) = 1/8.
+    c.expect("bubble         11.1% analytic" in out, f"the analytic bubble: {out}")
+    c.expect("chunk 2 (stage 0's chunk 1) on cpu" in out, "each chunk says which stage runs it")
+    c.expect("stage 0 (chunks 0 2)" in out and " F0/1 " in out, "each stage's order names the chunk of each unit")
+
+
+@test
+def plan_timeline_draws_each_stages_chunks_apart(c):
+    import xml.etree.ElementTree as ET
+    src = c.write("il.pml", INTERLEAVED)
     svg = os.path.join(c.work, "il.svg")
     res = c.pmlc_run("plan", src, "--timeline", svg)
+    c.expect(res.code == 0, f"exit {res.code}: {res.stderr}")
+    if res.code:
+        return
+    root = ET.parse(svg).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text or "" for t in root.iter(ns + "text")]
+    c.expect([t for t in texts if t.startswith("stage ")] == ["stage 0", "stage 1"], f"a row per stage: {texts}")
+    titles = [t.text or "" for t in root.iter(ns + "title")]
+    for s in range(2):
+        for v in range(2):
+            got = sorted(t for t in titles if t.startswith(f"stage {s}: fwd of") and t.endswith(f"chunk {v})"))
+            want = sorted(f"stage {s}: fwd of micro-batch {m} on chunk {2 * v + s} (the stage's chunk {v})"
+                          for m in range(4))
+            c.expect(got == want, f"stage {s}'s chunk {v} forward boxes: {got}")
+    rects = [r for r in root.iter(ns + "rect") if r.find(ns + "title") is not None]
+    dashed = {r.find(ns + "title").text.endswith("chunk 1)") for r in rects if r.get("stroke-dasharray")}
+    c.expect(dashed == {True}, "exactly the later chunks' boxes are dashed")
+    fills = {r.find(ns + "title").text.endswith("chunk 1)"): r.get("fill") for r in rects
+             if " fwd " in r.find(ns + "title").text}
+    c.expect(len(set(fills.values())) == 2, f"the two chunks are shaded apart: {fills}")
+    c.expect(any("of 2 chunks each" in t for t in texts), "the title names the chunks")
+
+
+@test
+def interleaved_refuses_microbatches_not_a_multiple_of_the_stages(c):
+    src = c.write("il.pml", INTERLEAVED.replace("batch = 16, microbatches = 4", "batch = 12, microbatches = 3"))
+    res = c.pmlc_run("plan", src)
     c.expect(res.code == 1, f"exit {res.code}, expected 1")
-    c.expect("interleaved_1f1b is planned only" in res.stderr, f"the message says why: {res.stderr}")
-    c.expect(not os.path.exists(svg), "no picture was written")
+    c.expect("il.pml:13:" in res.stderr and "microbatches = 3 is not a multiple of the 2 stages" in res.stderr,
+             f"the message is at the schedule's line and says why: {res.stderr}")
+    c.expect(res.stdout == "", "nothing was planned")
+
+
+@test
+def chunks_and_interleaved_1f1b_need_each_other(c):
+    src = c.write("il.pml", INTERLEAVED.replace("interleaved_1f1b", "1f1b"))
+    res = c.pmlc_run("plan", src)
+    c.expect(res.code == 1 and "il.pml:3:" in res.stderr and "only schedule = interleaved_1f1b runs" in res.stderr,
+             f"chunks under 1f1b: exit {res.code}: {res.stderr}")
+    src = c.write("il2.pml", INTERLEAVED.replace(", chunks = 2", ""))
+    res = c.pmlc_run("plan", src)
+    c.expect(res.code == 1 and "il2.pml:13:" in res.stderr and "chunks = V" in res.stderr,
+             f"interleaved_1f1b without chunks: exit {res.code}: {res.stderr}")
 
 
 @test

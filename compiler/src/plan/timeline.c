@@ -76,7 +76,7 @@ void pmlc_plan_print_timeline(const pmlc_plan *pl, FILE *out)
                     pmlc_instr_name(in.kind), in.mb);
             if (V > 1) fprintf(out, " on chunk %d (the stage's chunk %d)", in.chunk, v);
             fputs("</title></rect>\n", out);
-            if (w >= 16 && V > 1)
+            if (w >= 22 && V > 1)
                 fprintf(out, "<text x=\"%.2f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"%d\">%c%d/%d</text>\n",
                         x + w / 2, y + ROW / 2 + 4, w >= 34 ? 12 : 9, letter, in.mb, v);
             else if (w >= 16)
@@ -93,9 +93,9 @@ void pmlc_plan_print_timeline(const pmlc_plan *pl, FILE *out)
     if (split) legend(out, LEFT + 290, y, 32, "W weight-gradient half");
     if (V > 1)
         fprintf(out,
-                "<text x=\"%d\" y=\"%.1f\">grey: idle (the bubble); F3/1: micro-batch 3 on the stage's chunk 1 "
-                "(model chunk 1·%d + stage; darker and solid: chunk 0, lighter and dashed: later chunks)</text>\n",
-                LEFT + (split ? 480 : 290), y, S);
+                "<text x=\"%d\" y=\"%.1f\">grey: idle; F3/1: micro-batch 3 on the stage's chunk 1 (dark, solid: "
+                "chunk 0; light, dashed: later chunks)</text>\n",
+                LEFT + (split ? 480 : 290), y);
     else
         fprintf(out, "<text x=\"%d\" y=\"%.1f\">grey: idle (the bubble); the number is the micro-batch</text>\n",
                 LEFT + (split ? 480 : 290), y);

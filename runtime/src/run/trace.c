@@ -168,8 +168,10 @@ static void put_spans(pml_json_buf *b, const pml_plan *pl, const rank_head *h, d
                 snprintf(name, sizeof name, "%s", kinds[k]);
             pml_json_buf_printf(b,
                                 ",\n{\"name\": \"%s\", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, "
-                                "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d}}",
-                                name, kinds[k], pid, s, w->t0 + shift, w->t1 - w->t0, (long long)w->step + 1, w->mb);
+                                "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d, "
+                                "\"chunk\": %d}}",
+                                name, kinds[k], pid, s, w->t0 + shift, w->t1 - w->t0, (long long)w->step + 1, w->mb,
+                                w->unit);
         }
     }
 }

@@ -12,7 +12,10 @@
  *     stage and direction, the host buffers another stage reads;
  *   split_backwards_need_backward_half: a zero_bubble plan (backwards in input and
  *     weight halves) is refused at create, naming the schedule, by a backend without
- *     backward_half (CUDA's, today), and trained by the CPU's. */
+ *     backward_half (CUDA's, today), and trained by the CPU's;
+ *   chunks_run_on_the_cpu_backend_only: an interleaved 1F1B plan (2 stages of 2 chunks)
+ *     trains on the CPU backend, and is refused at create, naming the schedule, by a
+ *     device backend (CUDA's, today) and over ranks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include "backend_ops.h"
 #include "compile_plan.h"
 #include "cpu/stage.h"
+#include "exec/dist.h"
 #include "exec/feed.h"
 #include "exec/pipeline.h"
 #include "exec/transport.h"
@@ -320,6 +324,38 @@ static int split_backwards_need_backward_half(const pml_plan *pl)
     return check_summary("split backwards need backward_half");
 }
 
+static int chunks_run_on_the_cpu_backend_only(const pml_plan *pl)
+{
+    (void)pl;
+    char text[sizeof model_text + 64];
+    const char *place = strstr(model_text, "auto(stages = 2)"), *sched = strstr(model_text, "schedule = 1f1b");
+    snprintf(text, sizeof text, "%.*sauto(stages = 2, chunks = 2)%.*sschedule = interleaved_1f1b%s",
+             (int)(place - model_text), model_text, (int)(sched - place - strlen("auto(stages = 2)")),
+             place + strlen("auto(stages = 2)"), sched + strlen("schedule = 1f1b"));
+    pml_err err = {0};
+    pml_plan *il = test_compile_plan("il.pml", text, NULL, &err);
+    CHECK(il != NULL);
+    if (!il) return fprintf(stderr, "%s\n", err.msg), check_summary("chunks run on the CPU backend only");
+    CHECK(il->conf.chunks == 2 && il->conf.stages == 4 && il->n_stages == 2);
+    outcome o = run(il, NULL);
+    CHECK(o.ok);
+    free(o.w);
+    pml_backend_ops dev = pml_cpu_backend_ops;
+    dev.name = "cuda";
+    dev.device = PML_DEVICE_CUDA;
+    pml_pipeline_opts opts = {.seed = 5, .threads = 2, .backend = &dev};
+    pml_pipeline *pipe = NULL;
+    CHECK(pml_pipeline_create(il, &opts, &pipe, &err) == PML_ERR_UNSUPPORTED && !pipe);
+    CHECK(strstr(err.msg, "interleaved_1f1b") && strstr(err.msg, "the cuda backend does not run"));
+    pml_dist d = {.rank = 0, .world = 2, .first = 0, .last = 4, .replica = 0, .replicas = 1};
+    opts.backend = NULL;
+    opts.dist = &d;
+    CHECK(pml_pipeline_create(il, &opts, &pipe, &err) == PML_ERR_UNSUPPORTED && !pipe);
+    CHECK(strstr(err.msg, "interleaved_1f1b") && strstr(err.msg, "not over ranks"));
+    pml_plan_free(il);
+    return check_summary("chunks run on the CPU backend only");
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -331,6 +367,7 @@ int main(int argc, char **argv)
         {"null_optional_slots_mean_nothing_to_do", null_optional_slots_mean_nothing_to_do},
         {"cpu_boundary_lists_what_crosses_stages", cpu_boundary_lists_what_crosses_stages},
         {"split_backwards_need_backward_half", split_backwards_need_backward_half},
+        {"chunks_run_on_the_cpu_backend_only", chunks_run_on_the_cpu_backend_only},
     };
     if (argc != 2) return fprintf(stderr, "usage: test_backend_table NAME\n"), 2;
     pml_plan *pl = compile_plan();
