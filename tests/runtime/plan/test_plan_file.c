@@ -112,8 +112,9 @@ static void inconsistent_kernels_are_refused(const unsigned char *bytes, size_t 
 /* A version-9 plan file (a MEMO section, the compiler's memory layout, before CUBN)
  * still reads, its MEMO skipped: the same plan as the current file's. Older versions
  * are refused naming the versions read, and a version-9 file without MEMO is refused. */
-/* `bytes` as version 11 wrote it: CONF without version 12's loss-scale fields (three
- * 8-byte entries at its end). Returns the new length; `out` has room for len bytes. */
+/* `bytes` as version 11 wrote it: CONF without version 12's loss-scale fields and
+ * version 13's chunks (four 8-byte entries at its end). Returns the new length; `out`
+ * has room for len bytes. */
 static size_t without_conf_12(const unsigned char *bytes, size_t len, unsigned char *out)
 {
     size_t at = 16, o = 16;
@@ -123,7 +124,7 @@ static size_t without_conf_12(const unsigned char *bytes, size_t len, unsigned c
         uint64_t n;
         memcpy(&t, bytes + at, 4);
         memcpy(&n, bytes + at + 8, 8);
-        uint64_t keep = t == PML_PLAN_CONF ? n - 24 : n;
+        uint64_t keep = t == PML_PLAN_CONF ? n - 32 : n;
         memcpy(out + o, bytes + at, 16), memcpy(out + o + 8, &keep, 8);
         memcpy(out + o + 16, bytes + at + 16, (size_t)keep);
         at += 16 + (size_t)n, o += 16 + (size_t)keep;
@@ -176,7 +177,7 @@ static void a_version_9_plan_reads_without_its_memory_section(const unsigned cha
     version = 8;
     memcpy(v9 + 8, &version, 4);
     CHECK(pml_plan_read(v9, len, "v8.plan", &a, &err) == PML_ERR_FORMAT);
-    CHECK(strstr(err.msg, "v8.plan") && strstr(err.msg, "version 8") && strstr(err.msg, "versions 9 to 12") &&
+    CHECK(strstr(err.msg, "v8.plan") && strstr(err.msg, "version 8") && strstr(err.msg, "versions 9 to 13") &&
           strstr(err.msg, "rebuild"));
     free(v9);
     free(bytes);
