@@ -483,7 +483,7 @@ typedef struct pml_run_event {
     double elapsed;                  /* STEP: seconds of step work in this run so far */
     struct {                         /* START */
         pml_backend backend;
-        int stages, world, replicas;
+        int stages, world, replicas; /* stages: stage devices (under interleaved 1F1B each runs several chunks) */
         int64_t microbatches, microbatch, first_step;
         double best_loss; /* the data's entropy, the best loss possible; NaN when unknown */
         const char *precision; /* how the backend runs 16-bit (mixed-precision) work; NULL: the run has none */

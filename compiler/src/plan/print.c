@@ -221,7 +221,7 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     if (pl->timetable)
         fprintf(out, ", %.1f%% simulated with these stage costs\n", 100 * pl->timetable->bubble);
     else
-        fputs(" (planned only: the runtime runs gpipe, 1f1b and zero_bubble)\n", out);
+        fputs(" (planned only: there is no timetable)\n", out);
     print_precision(pl, out);
     int any = 0;
     for (int s = 0; s < P->syms.n; s++) {

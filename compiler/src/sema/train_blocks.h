@@ -30,7 +30,8 @@ typedef enum pmlc_opt_kind { PMLC_OPT_SGD, PMLC_OPT_ADAMW } pmlc_opt_kind;
 typedef enum pmlc_lr_kind { PMLC_LR_CONSTANT, PMLC_LR_WARMUP_COSINE } pmlc_lr_kind;
 
 const char *pmlc_schedule_name(pmlc_schedule s);
-/* Whether the runtime executes the schedule yet (the others are planned only). */
+/* Whether the runtime executes the schedule: every one since interleaved 1F1B runs
+ * (plan JSON's schedule_runnable); a schedule added later may be planned only. */
 int pmlc_schedule_runnable(pmlc_schedule s);
 
 typedef struct pmlc_device {
