@@ -101,8 +101,8 @@ static void emit_1f1b(pmlc_program *P, pmlc_timetable *tt, int split)
  * of a stage's whole-model cost, V times less than 1F1B's: bubble over work
  * (S − 1)/(V·M) with equal chunks, which the check's simulation measures. The price is
  * V times more messages and up to (V − 1)·S + 2(S − 1 − d) + 1 micro-batch-chunks held
- * (device 0: about (1 + (V − 1)/(2V))× 1F1B's activation memory with chunks a V-th of
- * a stage). */
+ * (device 0, with chunks a V-th of a stage: ((V + 1)·S − 1)/(V·S) times 1F1B's
+ * activation memory, about 1 + 1/V). */
 static void emit_interleaved(pmlc_program *P, pmlc_timetable *tt)
 {
     int S = tt->n_stages, C = tt->n_chunks, V = C / S;
