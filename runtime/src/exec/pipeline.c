@@ -155,7 +155,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     if (!st && plan->conf.chunks > 1 && d)
         st = pml_err_set(err, PML_ERR_UNSUPPORTED,
                          "this plan runs %lld model chunks on each stage (schedule = interleaved_1f1b), which runs in "
-                         "one process only yet, not over ranks: train it without --ranks or MPI, or drop chunks",
+                         "one process only yet, not over MPI ranks: train it as one process, or drop chunks",
                          (long long)plan->conf.chunks);
     const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
     if (!st && plan->conf.chunks > 1 && ops->device != PML_DEVICE_HOST)

@@ -351,7 +351,7 @@ static int chunks_run_on_the_cpu_backend_only(const pml_plan *pl)
     opts.backend = NULL;
     opts.dist = &d;
     CHECK(pml_pipeline_create(il, &opts, &pipe, &err) == PML_ERR_UNSUPPORTED && !pipe);
-    CHECK(strstr(err.msg, "interleaved_1f1b") && strstr(err.msg, "not over ranks"));
+    CHECK(strstr(err.msg, "interleaved_1f1b") && strstr(err.msg, "not over MPI ranks"));
     pml_plan_free(il);
     return check_summary("chunks run on the CPU backend only");
 }
