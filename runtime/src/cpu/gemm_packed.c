@@ -141,10 +141,15 @@ AVX512 static void gemm_packed(int acc, int64_t m, int64_t n, int64_t k, const f
         for (int64_t j0 = 0; j0 < n; j0 += NR) {
             const float *panel = b.data + j0 / NR * b.panel_stride, *bj = last && bias ? bias + j0 : NULL;
             int64_t w = n - j0 < NR ? n - j0 : NR, rs = b.row_stride;
-            if (w == NR)
+            /* bias NULL as a constant: the products without one run the kernel as before */
+            if (w == NR && bj)
                 rows_of(1, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, bj);
-            else
+            else if (w == NR)
+                rows_of(1, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, NULL);
+            else if (bj)
                 rows_of(0, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, bj);
+            else
+                rows_of(0, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, NULL);
         }
     }
 }
