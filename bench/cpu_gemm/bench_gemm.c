@@ -162,7 +162,7 @@ static int run(const provider *p, const shape *s, operands *o)
     else if (p->panel) {
         if (!o->packed) return 0;
         pml_cpu_gemm_packed_f32(s->acc, s->m, s->n, s->k, o->a, o->lda, pml_cpu_gemm_packed(o->packed, s->k), o->c,
-                                s->n);
+                                s->n, NULL);
     } else if (p->xsmm) {
 #ifdef PML_BENCH_LIBXSMM
         if (!o->xsmm) return 0;

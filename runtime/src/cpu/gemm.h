@@ -46,7 +46,10 @@ void pml_cpu_gemm_ref_f64(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, c
  * Each C element is one FMA chain over k in order, whatever m is. Only where
  * pml_cpu_gemm_packed_available() (AVX-512F). Panels are PML_CPU_GEMM_NR columns wide:
  * packing columns [j0, j0 + w) of op(B) alone (j0 a multiple of it: pass b at column j0
- * and packed + j0 k) writes just their panels, so a weight can be packed in pieces. */
+ * and packed + j0 k) writes just their panels, so a weight can be packed in pieces.
+ * With `bias` (n floats; NULL: none), bias[j] is added to every row's column j after
+ * the product, in registers before the store (cpu/lower.h: a GEMM epilogue), giving
+ * the bits of the product followed by pml_cpu_add_bias_f32. */
 enum { PML_CPU_GEMM_NR = 32 };
 
 typedef struct pml_cpu_gemm_panels {
@@ -60,7 +63,11 @@ void pml_cpu_gemm_pack_b(int tb, int64_t k, int64_t n, const float *b, int64_t l
 pml_cpu_gemm_panels pml_cpu_gemm_packed(const float *packed, int64_t k);
 pml_cpu_gemm_panels pml_cpu_gemm_in_place(const float *b, int64_t ldb);
 void pml_cpu_gemm_packed_f32(int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                             pml_cpu_gemm_panels b, float *c, int64_t ldc);
+                             pml_cpu_gemm_panels b, float *c, int64_t ldc, const float *bias);
+
+/* c[i][j] += bias[j] for m rows of n columns (rows ldc apart): a product's bias after a
+ * GEMM that has no epilogue of its own (the BLAS's), while the rows are in cache. */
+void pml_cpu_add_bias_f32(int64_t m, int64_t n, const float *bias, float *c, int64_t ldc);
 
 /* Before a run whose GEMMs use `threads` each: sets the library's thread count now
  * and, with one thread, stops OpenBLAS's idle helper threads from polling for work

@@ -16,9 +16,13 @@
  * tile goes through C unchanged, so every C element is one FMA chain over k in order
  * (starting from C with `acc`, from 0 without). That chain does not depend on m or on
  * which rows share a call: splitting a batch into micro-batches gives the same bits.
+ * A bias (one value per column) is added to the tile in registers after the last
+ * block, before the store: each element is then its chain + bias, rounded once more,
+ * as a separate add would compute it, without that add's pass over C.
  *
  * Only on x86-64 CPUs with AVX-512F (checked at run time); elsewhere
  * pml_cpu_gemm_packed_available() is 0 and callers use pml_cpu_gemm_f32. */
+#include "core/vectorize.h" /* first: the bias loop below */
 #include "gemm.h"
 
 #include <string.h>
@@ -74,12 +78,14 @@ void pml_cpu_gemm_pack_b(int tb, int64_t k, int64_t n, const float *b, int64_t l
 
 #if HAVE_KERNEL
 /* Rows [0, mr) of a C tile of w <= NR columns, over k rows [p0, p1) of the panel
- * (rows rs floats apart): starts from 0 when `fresh`, else from C. mr and `full`
+ * (rows rs floats apart): starts from 0 when `fresh`, else from C; adds bias[0, w) to
+ * each row before storing when bias is not NULL. mr and `full`
  * (w == NR) are constants after inlining: a partial panel is read with masked loads,
  * which do not read past column w (an in-place B's last row ends there) but cost ~10%. */
 AVX512 static inline __attribute__((always_inline)) void tile(int mr, int full, int64_t p0, int64_t p1,
                                                               const float *a, int64_t lda, const float *panel,
-                                                              int64_t rs, float *c, int64_t ldc, int64_t w, int fresh)
+                                                              int64_t rs, float *c, int64_t ldc, int64_t w, int fresh,
+                                                              const float *bias)
 {
     __mmask16 m0 = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
     __mmask16 m1 = w >= 32 ? 0xFFFF : w > 16 ? (__mmask16)((1u << (w - 16)) - 1) : 0;
@@ -99,6 +105,14 @@ AVX512 static inline __attribute__((always_inline)) void tile(int mr, int full, 
             c1[i] = _mm512_fmadd_ps(x, b1, c1[i]);
         }
     }
+    if (bias) {
+        __m512 v0 = _mm512_maskz_loadu_ps(m0, bias), v1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            c0[i] = _mm512_add_ps(c0[i], v0);
+            c1[i] = _mm512_add_ps(c1[i], v1);
+        }
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++) {
         _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
@@ -110,42 +124,60 @@ AVX512 static inline __attribute__((always_inline)) void tile(int mr, int full, 
 AVX512 static inline __attribute__((always_inline)) void rows_of(int full, int64_t m, int64_t p0, int64_t p1,
                                                                  const float *a, int64_t lda, const float *panel,
                                                                  int64_t rs, float *c, int64_t ldc, int64_t w,
-                                                                 int fresh)
+                                                                 int fresh, const float *bias)
 {
     int64_t i = 0;
-    for (; i + MR <= m; i += MR) tile(MR, full, p0, p1, a + i * lda, lda, panel, rs, c + i * ldc, ldc, w, fresh);
-    for (; i + 4 <= m; i += 4) tile(4, full, p0, p1, a + i * lda, lda, panel, rs, c + i * ldc, ldc, w, fresh);
-    for (; i < m; i++) tile(1, full, p0, p1, a + i * lda, lda, panel, rs, c + i * ldc, ldc, w, fresh);
+    for (; i + MR <= m; i += MR) tile(MR, full, p0, p1, a + i * lda, lda, panel, rs, c + i * ldc, ldc, w, fresh, bias);
+    for (; i + 4 <= m; i += 4) tile(4, full, p0, p1, a + i * lda, lda, panel, rs, c + i * ldc, ldc, w, fresh, bias);
+    for (; i < m; i++) tile(1, full, p0, p1, a + i * lda, lda, panel, rs, c + i * ldc, ldc, w, fresh, bias);
 }
 
 AVX512 static void gemm_packed(int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                               pml_cpu_gemm_panels b, float *c, int64_t ldc)
+                               pml_cpu_gemm_panels b, float *c, int64_t ldc, const float *bias)
 {
     for (int64_t p0 = 0; p0 < k; p0 += KC) {
         int64_t p1 = p0 + KC < k ? p0 + KC : k;
-        int fresh = p0 == 0 && !acc;
+        int fresh = p0 == 0 && !acc, last = p1 == k;
         for (int64_t j0 = 0; j0 < n; j0 += NR) {
-            const float *panel = b.data + j0 / NR * b.panel_stride;
+            const float *panel = b.data + j0 / NR * b.panel_stride, *bj = last && bias ? bias + j0 : NULL;
             int64_t w = n - j0 < NR ? n - j0 : NR, rs = b.row_stride;
-            if (w == NR)
-                rows_of(1, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh);
+            /* bias NULL as a constant: the products without one run the kernel as before */
+            if (w == NR && bj)
+                rows_of(1, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, bj);
+            else if (w == NR)
+                rows_of(1, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, NULL);
+            else if (bj)
+                rows_of(0, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, bj);
             else
-                rows_of(0, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh);
+                rows_of(0, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, NULL);
         }
     }
 }
 #endif
 
 void pml_cpu_gemm_packed_f32(int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                             pml_cpu_gemm_panels b, float *c, int64_t ldc)
+                             pml_cpu_gemm_panels b, float *c, int64_t ldc, const float *bias)
 {
 #if HAVE_KERNEL
     if (k == 0) {
         for (int64_t i = 0; !acc && i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+        if (bias) pml_cpu_add_bias_f32(m, n, bias, c, ldc);
         return;
     }
-    gemm_packed(acc, m, n, k, a, lda, b, c, ldc);
+    gemm_packed(acc, m, n, k, a, lda, b, c, ldc, bias);
 #else
-    (void)acc, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)c, (void)ldc;
+    (void)acc, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)c, (void)ldc, (void)bias;
 #endif
+}
+
+PML_VECTOR_CLONES static void add_bias(int64_t m, int64_t n, const float *restrict bias, float *restrict c,
+                                       int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) c[i * ldc + j] += bias[j];
+}
+
+void pml_cpu_add_bias_f32(int64_t m, int64_t n, const float *bias, float *c, int64_t ldc)
+{
+    add_bias(m, n, bias, c, ldc);
 }

@@ -20,8 +20,9 @@
  *   pick(x[..., V], idx[...]): out[...] = x[..., idx[...]].
  *   matmul(a[..., m, k], b[..., k, n]): batched; batch axes broadcast. With trans[i]
  *            set, input i is given with its last two axes swapped (a[..., k, m] or
- *            b[..., n, k]) and read in place; with accumulate, out += a b. Only the
- *            lowering (lower.h) sets these; a plan's matmul has neither.
+ *            b[..., n, k]) and read in place; with accumulate, out += a b; a third
+ *            input (f32, n values) is a bias added to every row of the product. Only
+ *            the lowering (lower.h) sets these; a plan's matmul has none of them.
  *   expand: broadcast x to out's shape.  sum_to: sum x down to out's shape (expand's inverse).
  *   pad: attr = [axis, start, stop, step]; out is zero except the slice, which holds x.
  *   scatter_add(dy[..., C], idx[...]): out[N, C] = 0, then out[idx[...], c] += dy[..., c].

@@ -3,7 +3,10 @@
  * two axes (c->trans) and the product possibly added to out (c->accumulate). One GEMM
  * per output matrix, a and b found through broadcast batch strides; when b has no
  * batch (a linear layer, [B, T, C] x [C, D]) and a is not transposed, the batch folds
- * into m and it is one GEMM, the panel GEMM when the caller gives b as panels. */
+ * into m and it is one GEMM, the panel GEMM when the caller gives b as panels.
+ * A third input (f32 only) is a bias, one value per column of the product, added to
+ * every row after the product (cpu/lower.h: the epilogue of a bias add): by the panel
+ * GEMM before it stores a tile, else over the rows the BLAS just wrote. */
 #include "cpu.h"
 #include "gemm.h"
 
@@ -45,11 +48,18 @@ pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "matmul: shapes %s%s x %s%s -> %s do not fit",
                            pml_cpu_shape_str(a, s1, sizeof s1), ta ? "^T" : "", pml_cpu_shape_str(b, s2, sizeof s2),
                            tb ? "^T" : "", pml_cpu_shape_str(o, s3, sizeof s3));
+    const pml_view *bias = c->n_in >= 3 ? &c->in[2] : NULL;
+    const float *bv = bias ? bias->data : NULL;
+    if (bias && (t != PML_F32 || bias->dtype != PML_F32 || pml_cpu_numel(bias) != n))
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "matmul: a bias %s %s for a %s product of %lld columns",
+                           pml_dtype_name(bias->dtype), pml_cpu_shape_str(bias, s1, sizeof s1), pml_dtype_name(t),
+                           (long long)n);
     int64_t batches = pml_cpu_numel(o) ? pml_cpu_numel(o) / (m * n) : 0;
     if (batches == 0) return PML_OK;
     size_t es = t == PML_F32 ? sizeof(float) : sizeof(double);
     if (k == 0) { /* an empty sum: zeros, or nothing to add */
         if (!c->accumulate) memset(o->data, 0, (size_t)(batches * m * n) * es);
+        if (bv) pml_cpu_add_bias_f32(batches * m, n, bv, o->data, n);
         return PML_OK;
     }
     pml_cpu_gemm_op op = {ta, tb, c->accumulate != 0};
@@ -63,10 +73,12 @@ pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
                              bc, (double *)o->data + (C), n, c->threads);                                       \
     } while (0)
     if (batch_b == 1 && batch_a == batches && !ta) { /* b is one matrix: fold the batch into m */
-        if (c->panels_b.data && t == PML_F32)
-            pml_cpu_gemm_packed_f32(op.acc, batches * m, n, k, a->data, ac, c->panels_b, o->data, n);
-        else
-            GEMM(batches * m, 0, 0, 0);
+        if (c->panels_b.data && t == PML_F32) {
+            pml_cpu_gemm_packed_f32(op.acc, batches * m, n, k, a->data, ac, c->panels_b, o->data, n, bv);
+            return PML_OK;
+        }
+        GEMM(batches * m, 0, 0, 0);
+        if (bv) pml_cpu_add_bias_f32(batches * m, n, bv, o->data, n);
         return PML_OK;
     }
     pml_cpu_iter it;
@@ -77,5 +89,6 @@ pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
         for (int64_t i = 0; i < len; i++)
             GEMM(m, (it.off[1] + i * ia) * m * k, (it.off[2] + i * ib) * k * n, (it.off[0] + i) * m * n);
 #undef GEMM
+    if (bv) pml_cpu_add_bias_f32(batches * m, n, bv, o->data, n);
     return PML_OK;
 }

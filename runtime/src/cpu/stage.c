@@ -96,27 +96,35 @@ pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
 }
 
 /* Fills st->gops with the calls of plan kernel k for micro-batch mb (mb < 0: shapes
- * only): inputs from the kernel's own nodes by position, values it does not
- * materialise left without a buffer. */
-pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *p, pml_cpu_stage *st, int k, int64_t mb, pml_err *err)
+ * only), *n_ops of them: inputs from the kernel's own nodes by position, values it does
+ * not materialise left without a buffer. A bias add folded into its product (lower.h)
+ * is no op of the group: its readers read the product's buffer, which holds its value. */
+pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *p, pml_cpu_stage *st, int k, int64_t mb, int *n_ops, pml_err *err)
 {
     const pml_plan *pl = p->plan;
     const pml_plan_kernel *K = &pl->kernels[k];
+    int ops = 0;
     for (int i = 0; i < K->n_nodes; i++) {
         int n = K->nodes[i];
-        pml_cpu_group_op *g = &st->gops[i];
-        pml_status s = make_call(p, n, mb, &g->call, &st->gin[i * PML_GROUP_MAX_IN], PML_GROUP_MAX_IN, err);
+        if (p->low[n].folded) continue;
+        pml_cpu_group_op *g = &st->gops[ops];
+        pml_status s = make_call(p, n, mb, &g->call, &st->gin[ops * PML_GROUP_MAX_IN], PML_GROUP_MAX_IN, err);
         if (s) return s;
         int n_in;
         const int32_t *ins = pml_cpu_node_inputs(pl, p->low, n, &n_in);
         for (int j = 0; j < n_in; j++) {
             int at = -1;
-            for (int q = 0; q < i && pl->node_kernel[ins[j]] == k; q++)
-                if (K->nodes[q] == ins[j]) at = q;
+            for (int q = 0, o = 0; q < i && pl->node_kernel[ins[j]] == k; q++) {
+                if (p->low[K->nodes[q]].folded) continue;
+                if (K->nodes[q] == ins[j]) at = o;
+                o++;
+            }
             g->from[j] = (int16_t)at;
         }
         if (!pl->materialised[n]) g->call.out.data = NULL;
+        ops++;
     }
+    *n_ops = ops;
     return PML_OK;
 }
 
@@ -130,8 +138,9 @@ static pml_status run_group(pml_cpu_ctx *p, pml_cpu_stage *st, int k, int64_t mb
         if (p->computed_at[last] == p->version) return PML_OK;
         for (int i = 0; i < K->n_nodes; i++) p->computed_at[K->nodes[i]] = p->version;
     }
-    pml_status s = pml_cpu_ctx_group_calls(p, st, k, mb, err);
-    return s ? s : pml_cpu_run_group(st->gops, K->n_nodes, st->pool, st->scratch, st->scratch_bytes, err);
+    int n_ops;
+    pml_status s = pml_cpu_ctx_group_calls(p, st, k, mb, &n_ops, err);
+    return s ? s : pml_cpu_run_group(st->gops, n_ops, st->pool, st->scratch, st->scratch_bytes, err);
 }
 
 /* With conf.check_numerics (backend_ops.h): node n's output for micro-batch mb (for a

@@ -145,9 +145,10 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b);
 
 /* stage.c: node n's data for micro-batch mb (NULL when it has no buffer); node n run
  * for micro-batch mb; plan kernel k's calls for micro-batch mb (mb < 0: shapes only)
- * into `st`'s gops. */
+ * into `st`'s gops, *n_ops of them (its nodes but folded bias adds, cpu/lower.h). */
 void *pml_cpu_ctx_data(const pml_cpu_ctx *c, int n, int64_t mb);
 pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *c, int n, int64_t mb, pml_err *err);
-pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *c, pml_cpu_stage *st, int k, int64_t mb, pml_err *err);
+pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *c, pml_cpu_stage *st, int k, int64_t mb, int *n_ops,
+                                   pml_err *err);
 
 #endif

@@ -37,7 +37,7 @@ static pml_status lower_graph(pml_cpu_ctx *p, pml_err *err)
         keep[pl->params[q].node] = 1;
         if (pl->params[q].grad >= 0) keep[pl->params[q].grad] = 1;
     }
-    pml_status st = pml_cpu_lower(pl, keep, &p->low, err);
+    pml_status st = pml_cpu_lower(pl, keep, !p->conf.unfused, &p->low, err);
     free(keep);
     return st;
 }
@@ -84,7 +84,9 @@ static int outlives_pass(const pml_cpu_ctx *p, int src, int user)
 }
 
 /* Which of the plan's element-wise and row kernels run fused: those the tiled group
- * runner takes (cpu/group.c) whose nodes all run after lowering. Needs the lowering. */
+ * runner takes (cpu/group.c) whose nodes all run after lowering, but for bias adds
+ * folded into their products, which the group reads instead (not its last node, where
+ * the group runs). Needs the lowering. */
 static int fusable_kind(uint8_t kind) { return kind == PML_PLAN_KERNEL_ELEMWISE || kind == PML_PLAN_KERNEL_ROW; }
 
 static pml_status choose_fused(pml_cpu_ctx *p, pml_err *err)
@@ -106,15 +108,17 @@ static pml_status choose_fused(pml_cpu_ctx *p, pml_err *err)
         const pml_plan_kernel *K = &pl->kernels[k];
         if (!fusable_kind(K->kind) || K->n_nodes < 2 || K->n_nodes > longest) continue;
         int ok = 1;
-        for (int i = 0; i < K->n_nodes; i++) ok &= p->low[K->nodes[i]].run;
+        for (int i = 0; i < K->n_nodes; i++) ok &= p->low[K->nodes[i]].run || p->low[K->nodes[i]].folded;
+        ok &= p->low[K->nodes[K->n_nodes - 1]].run;
         for (int i = 0; ok && i < K->n_nodes; i++) { /* at most PML_GROUP_MAX_IN inputs each */
             int n_in;
             pml_cpu_node_inputs(pl, p->low, K->nodes[i], &n_in);
             ok = n_in <= PML_GROUP_MAX_IN;
         }
         if (!ok) continue;
-        st = pml_cpu_ctx_group_calls(p, &probe, k, -1, err);
-        if (!st && pml_cpu_group_tileable(probe.gops, K->n_nodes)) {
+        int n_ops;
+        st = pml_cpu_ctx_group_calls(p, &probe, k, -1, &n_ops, err);
+        if (!st && pml_cpu_group_tileable(probe.gops, n_ops)) {
             p->fused[k] = 1;
             if (K->n_nodes > p->max_group) p->max_group = K->n_nodes;
         }
@@ -423,9 +427,10 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
             const pml_plan_kernel *K = &pl->kernels[k];
             if (K->nodes[K->n_nodes - 1] != i) continue; /* the group runs at its last node */
             unit = -k - 1;
-            pml_status s = pml_cpu_ctx_group_calls(p, st, k, -1, err);
+            int n_ops;
+            pml_status s = pml_cpu_ctx_group_calls(p, st, k, -1, &n_ops, err);
             if (s) return s;
-            size_t need = pml_cpu_group_scratch(st->gops, K->n_nodes, p->threads);
+            size_t need = pml_cpu_group_scratch(st->gops, n_ops, p->threads);
             if (need > st->scratch_bytes) st->scratch_bytes = need;
         }
         if (p->half[i] == 0)

@@ -18,7 +18,12 @@
  *     pass (never a parameter, input, loss, output, labels, an invariant or a value kept
  *     per micro-batch), at ticks of the stage's forward-then-backward lists that never
  *     meet (a gradient read at the backward pass's end, where it is summed); and some
- *     do share, so the arena is smaller than the buffers laid end to end. */
+ *     do share, so the arena is smaller than the buffers laid end to end;
+ *   bias_adds_fold_into_their_products: every linear layer's bias add (x W^T + b) is
+ *     folded into its matmul's epilogue (cpu/lower.h) on both stages, and none when
+ *     every node runs on its own (unfused); a micro-batch's output and the weights
+ *     after 3 steps equal the unfused run's to 1e-6 relative (the fused groups may
+ *     move a loop's vector/scalar split; the epilogue itself rounds as the add did). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +289,81 @@ static int buffers_share_bytes_only_when_never_alive_together(const pml_plan *pl
     return check_summary("buffers share bytes only when never alive together");
 }
 
+/* How many bias adds the CPU backend folded into products for `pl` (-1: no backend). */
+static int count_folded(const pml_plan *pl, int unfused)
+{
+    pml_backend_inst b = {0};
+    pml_backend_conf conf = {.seed = 5, .threads = 2, .unfused = unfused};
+    pml_err err = {0};
+    if (pml_backend_create(&pml_cpu_backend_ops, pl, &conf, &b, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    const pml_cpu_ctx *c = (const pml_cpu_ctx *)b.ctx;
+    int folded = 0;
+    for (int i = 0; i < pl->n_nodes; i++)
+        if (c->low[i].folded) {
+            int j = c->low[i].alias;
+            CHECK(c->low[j].op == PML_OP_MATMUL && c->low[j].run && c->low[j].bias >= 0 && !c->low[i].run);
+            folded++;
+        }
+    pml_backend_destroy(&b);
+    return folded;
+}
+
+/* The weights after `steps` steps and one micro-batch's output, fused or not. */
+static int train_and_forward(const pml_plan *pl, int unfused, int steps, float *w, float *y, pml_err *err)
+{
+    pml_feed *feed = NULL;
+    pml_pipeline *pipe = NULL;
+    int ok = pml_feed_create(pl, &feed, err) == PML_OK;
+    pml_pipeline_opts o = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed, .unfused = unfused};
+    ok = ok && pml_pipeline_create(pl, &o, &pipe, err) == PML_OK;
+    for (int k = 0; ok && k < steps; k++) ok = pml_pipeline_step(pipe, NULL, err) == PML_OK;
+    for (int q = 0, at = 0; ok && q < pl->n_params; q++) {
+        int64_t c = pl->nodes[pl->params[q].node].numel;
+        memcpy(w + at, pml_pipeline_param(pipe, q), sizeof(float) * (size_t)c);
+        at += (int)c;
+    }
+    if (ok) {
+        run r = {feed, pipe};
+        ok = forward(&r, y, err);
+    }
+    pml_pipeline_destroy(pipe);
+    pml_feed_destroy(feed);
+    return ok;
+}
+
+static double rel_diff(const float *a, const float *ref, size_t n)
+{
+    double d = 0, norm = 0;
+    for (size_t i = 0; i < n; i++) d += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]), norm += (double)ref[i] * ref[i];
+    return norm > 0 ? sqrt(d / norm) : sqrt(d);
+}
+
+static int bias_adds_fold_into_their_products(const pml_plan *pl)
+{
+    int folded = count_folded(pl, 0);
+    printf("bias adds folded: %d\n", folded);
+    CHECK(folded == 2); /* l0 and l1; not the head, whose sum is the output the executor reads */
+    CHECK(count_folded(pl, 1) == 0);
+    size_t n = 0;
+    for (int q = 0; q < pl->n_params; q++) n += (size_t)pl->nodes[pl->params[q].node].numel;
+    float *w[2] = {malloc(sizeof(float) * n), malloc(sizeof(float) * n)};
+    float y[2][MB_ROWS * CLASSES];
+    pml_err err = {0};
+    int ok = w[0] && w[1] && train_and_forward(pl, 0, 3, w[0], y[0], &err) && train_and_forward(pl, 1, 3, w[1], y[1], &err);
+    CHECK(ok);
+    if (ok) {
+        double dw = rel_diff(w[0], w[1], n), dy = rel_diff(y[0], y[1], MB_ROWS * CLASSES);
+        printf("folded against unfused: weights differ by %.3g, outputs by %.3g (relative)\n", dw, dy);
+        CHECK(dw <= 1e-6 && dy <= 1e-6);
+    } else
+        fprintf(stderr, "%s\n", err.msg);
+    free(w[0]), free(w[1]);
+    return check_summary("bias adds fold into their products");
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -297,6 +377,7 @@ int main(int argc, char **argv)
          zero_bubble_keeps_only_what_the_weight_half_reads_longer},
         {"zero_bubble_buffers_share_bytes_only_when_never_alive_together",
          buffers_share_bytes_only_when_never_alive_together},
+        {"bias_adds_fold_into_their_products", bias_adds_fold_into_their_products},
     };
     if (argc != 2) {
         fprintf(stderr, "usage: %s TEST\n", argv[0]);

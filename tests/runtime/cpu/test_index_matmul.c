@@ -233,14 +233,14 @@ void test_matmul_packed_matches_c_gemm(void)
             pml_cpu_gemm_pack_b(op.tb, k, n, b, ldb, packed);
             pml_cpu_gemm_panels panels = pml_cpu_gemm_packed(packed, k);
             if (!op.tb && s % 2 == 0) panels = pml_cpu_gemm_in_place(b, ldb); /* read in place, or packed */
-            pml_cpu_gemm_packed_f32(op.acc, m, n, k, a, lda, panels, c1, n);
+            pml_cpu_gemm_packed_f32(op.acc, m, n, k, a, lda, panels, c1, n, NULL);
             pml_cpu_gemm_ref_f32(op, m, n, k, a, lda, b, ldb, c2, n, 1);
             int64_t bad = 0;
             for (int64_t i = 0; i < m * n; i++)
                 if (!(fabs((double)c1[i] - c2[i]) <= 1e-5 * (double)k + 1e-5 * fabs((double)c2[i]))) bad++;
             if (!op.acc && m > 1) { /* the last row alone: the same bits as among the others */
                 float *row = malloc(sizeof(float) * (size_t)n);
-                pml_cpu_gemm_packed_f32(0, 1, n, k, a + (m - 1) * lda, lda, panels, row, n);
+                pml_cpu_gemm_packed_f32(0, 1, n, k, a + (m - 1) * lda, lda, panels, row, n, NULL);
                 bad += memcmp(row, c1 + (m - 1) * n, sizeof(float) * (size_t)n) != 0;
                 free(row);
             }
