@@ -12,7 +12,9 @@
  *     operands are widened into f32 scratch that stays in cache, the f32 kernel runs,
  *     and its output is rounded into place. The conversion is part of the tile loop,
  *     never a whole f32 copy of a tensor;
- *   - the rest (matrix products, reductions over the first axis or all axes, the row
+ *   - a matrix product of bf16 operands runs on the bf16 GEMM (gemm.h: oneDNN on
+ *     AVX512_BF16), which reads them as stored and writes the output's dtype;
+ *   - the rest (matrix products that GEMM declines or of f16 operands, reductions over the first axis or all axes, the row
  *     loss, scatter_add, dropout, causal_mask, concat) widen their 16-bit operands into
  *     temporary f32 arrays for the call and round the result back: the f32 GEMM on
  *     f32 panels of 16-bit operands is the fallback of cpu/matmul.c's 16-bit products.
@@ -135,6 +137,11 @@ pml_status pml_cpu_run_half(const pml_op_call *c, pml_err *err)
     if (!has_half(c)) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: no 16-bit operand", pml_op_name(c->op));
     if (moves_bytes(c)) return pml_cpu_run_family(c, err);
     if (c->op == PML_OP_CAST) return cast_half(c, err);
+    if (c->op == PML_OP_MATMUL) {
+        int declined = 0;
+        pml_status s = pml_cpu_matmul_bf16(c, &declined, err);
+        if (s || !declined) return s;
+    }
     if (!in_group && pml_cpu_numel(&c->out) > DIRECT_ELEMS && tileable(c)) return as_group(c, err);
     return widened(c, err);
 }
