@@ -75,8 +75,9 @@ static dnnl_status_t md_of(dnnl_memory_desc_t *md, int64_t r, int64_t c, int64_t
     return dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides);
 }
 
-/* A primitive for `k` and the name of the kernel oneDNN chose (impl, when not NULL). */
-static dnnl_status_t build(const key *k, entry *e, const char **impl)
+/* A primitive for `k`, and the name of the kernel oneDNN chose copied into impl[cap]
+ * (when impl is not NULL: the name belongs to the descriptor, destroyed here). */
+static dnnl_status_t build(const key *k, entry *e, char *impl, size_t cap)
 {
     dnnl_memory_desc_t a, b, c;
     dnnl_status_t s = md_of(&a, k->m, k->k, k->lda, k->ta, dnnl_bf16);
@@ -97,7 +98,11 @@ static dnnl_status_t build(const key *k, entry *e, const char **impl)
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success) return s;
-    if (impl && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, impl) != dnnl_success) *impl = "?";
+    const char *name = NULL;
+    if (impl)
+        snprintf(impl, cap, "%s",
+                 dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success && name ? name
+                                                                                                           : "?");
     memset(e, 0, sizeof *e);
     s = dnnl_primitive_create(&e->prim, pd);
     if (s == dnnl_success) s = dnnl_memory_create(&e->a, &a, engine, DNNL_MEMORY_NONE);
@@ -138,14 +143,14 @@ static void init(void)
     }
     key k = {.m = 7, .n = 33, .k = 65, .lda = 65, .ldb = 33, .ldc = 33, .threads = 1};
     entry e;
-    const char *impl = NULL;
-    dnnl_status_t s = build(&k, &e, &impl);
+    char impl[64];
+    dnnl_status_t s = build(&k, &e, impl, sizeof impl);
     if (s != dnnl_success) {
         snprintf(status_line, sizeof status_line,
                  "f32 products of the widened bf16 operands: oneDNN has no bf16 matmul here (status %d)", (int)s);
         return;
     }
-    snprintf(status_line, sizeof status_line, "bf16 products: oneDNN %s", impl ? impl : "?");
+    snprintf(status_line, sizeof status_line, "bf16 products: oneDNN %s", impl);
     drop(&e);
     ready = 1;
 }
@@ -183,7 +188,7 @@ int pml_cpu_gemm_bf16(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const
             C->next = (C->next + 1) % CACHE;
             drop(e);
         }
-        if (build(&want, e, NULL) != dnnl_success) return 0;
+        if (build(&want, e, NULL, 0) != dnnl_success) return 0;
         e->k = want;
     }
     dnnl_memory_set_data_handle(e->a, (void *)a);
