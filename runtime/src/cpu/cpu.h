@@ -78,6 +78,9 @@ pml_status pml_cpu_reduce(const pml_op_call *c, pml_err *err);      /* REDUCE */
 pml_status pml_cpu_movement(const pml_op_call *c, pml_err *err);    /* MOVEMENT */
 pml_status pml_cpu_index(const pml_op_call *c, pml_err *err);       /* GATHER */
 pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err);      /* MATMUL */
+/* A matmul of bf16 operands through the bf16 GEMM (gemm.h); *declined, with nothing
+ * written, where that GEMM is not ready or refuses the shape (matmul.c). */
+pml_status pml_cpu_matmul_bf16(const pml_op_call *c, int *declined, pml_err *err);
 pml_status pml_cpu_xent(const pml_op_call *c, pml_err *err);        /* ROWLOSS */
 
 /* PML_ERR_INVALID_ARG naming op `name`, the index and the range when an index of

@@ -84,4 +84,18 @@ const char *pml_cpu_blas_name(void);
  * limit such as ONEDNN_MAX_CPU_ISA). The reference GEMM counts as the baseline. */
 pml_cpu_isa pml_cpu_gemm_isa(void);
 
+/* ---- bf16 products (gemm_bf16.c) ---------------------------------------------------
+ * C = op(A) op(B) (C += with op.acc), A and B bf16 (the bits, as core/half.h stores
+ * them), C f32 or (c_bf16) bf16, products summed in f32 and C rounded once. Only where
+ * pml_cpu_gemm_bf16_ready(): oneDNN's kernels for AVX512_BF16 on a CPU that has it.
+ * Returns 1 when C is written, 0 when not (not ready, sizes out of range, or oneDNN
+ * refused the shape): then C is untouched and the caller computes the product in f32
+ * from the widened operands. pml_cpu_gemm_bf16_status() says which, as the end of a
+ * line: "bf16 products: oneDNN <kernel>" or "f32 products of the widened bf16
+ * operands: <why not bf16>". */
+int pml_cpu_gemm_bf16(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t lda,
+                      const uint16_t *b, int64_t ldb, void *c, int c_bf16, int64_t ldc, int threads);
+int pml_cpu_gemm_bf16_ready(void);
+const char *pml_cpu_gemm_bf16_status(void);
+
 #endif

@@ -12,13 +12,21 @@
  *     operands are widened into f32 scratch that stays in cache, the f32 kernel runs,
  *     and its output is rounded into place. The conversion is part of the tile loop,
  *     never a whole f32 copy of a tensor;
- *   - the rest (matrix products, reductions over the first axis or all axes, the row
+ *   - a matrix product of bf16 operands runs on the bf16 GEMM (gemm.h: oneDNN on
+ *     AVX512_BF16), which reads them as stored and writes the output's dtype;
+ *   - the rest (matrix products that GEMM declines or of f16 operands, reductions over the first axis or all axes, the row
  *     loss, scatter_add, dropout, causal_mask, concat) widen their 16-bit operands into
  *     temporary f32 arrays for the call and round the result back: the f32 GEMM on
  *     f32 panels of 16-bit operands is the fallback of cpu/matmul.c's 16-bit products.
- * Temporaries are the call's own (malloc'd and freed in it): nothing outlives it. */
+ * Temporaries live in two buffers per thread (the one-op group's scratch and the widened
+ * operands: a group's tiles widen while its scratch is in use), grown to the largest call
+ * the thread has made and kept until it ends, so steady-state steps allocate nothing
+ * here. They are not in the plan's memory figure: at most the largest call's
+ * temporaries per stage thread, as when they were malloc'd per call. */
 #include "cpu.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +81,40 @@ static int tileable(const pml_op_call *c)
     return c->out.rank >= 1 && c->n_in <= PML_GROUP_MAX_IN && pml_cpu_group_tileable(&g, 1);
 }
 
+enum { GROUP_BUF, WIDE_BUF, N_BUF };
+
+typedef struct thread_bufs {
+    void *p[N_BUF];
+    size_t bytes[N_BUF];
+} thread_bufs;
+
+static _Thread_local thread_bufs bufs;
+static pthread_key_t bufs_key;
+static pthread_once_t bufs_once = PTHREAD_ONCE_INIT;
+
+static void bufs_free(void *v)
+{
+    thread_bufs *b = v;
+    for (int i = 0; i < N_BUF; i++) free(b->p[i]), b->p[i] = NULL, b->bytes[i] = 0;
+}
+
+static void bufs_init(void) { (void)pthread_key_create(&bufs_key, bufs_free); }
+
+/* This thread's buffer `which`, at least `bytes` long and 64-byte aligned; NULL when
+ * out of memory. */
+static void *thread_buf(int which, size_t bytes)
+{
+    bytes = (bytes + 64) & ~(size_t)63;
+    if (bufs.bytes[which] >= bytes) return bufs.p[which];
+    pthread_once(&bufs_once, bufs_init);
+    void *p = aligned_alloc(64, bytes);
+    if (!p) return NULL;
+    free(bufs.p[which]);
+    bufs.p[which] = p, bufs.bytes[which] = bytes;
+    (void)pthread_setspecific(bufs_key, &bufs); /* frees both when the thread ends */
+    return p;
+}
+
 /* Set while a one-op group runs on this thread: its tiles widen directly, even a tile
  * of one row longer than DIRECT_ELEMS. */
 static _Thread_local int in_group;
@@ -81,12 +123,11 @@ static pml_status as_group(const pml_op_call *c, pml_err *err)
 {
     pml_cpu_group_op g = {.call = *c, .from = {-1, -1, -1}};
     size_t bytes = pml_cpu_group_scratch(&g, 1, 1);
-    void *scratch = aligned_alloc(64, (bytes + 64) & ~(size_t)63);
+    void *scratch = thread_buf(GROUP_BUF, bytes);
     if (!scratch) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory for a tile", pml_op_name(c->op));
     in_group = 1;
     pml_status s = pml_cpu_run_group(&g, 1, NULL, scratch, bytes, err);
     in_group = 0;
-    free(scratch);
     return s;
 }
 
@@ -97,36 +138,34 @@ static pml_status widened(const pml_op_call *c, pml_err *err)
     enum { MAX_IN = 64 };
     if (c->n_in > MAX_IN) return pml_err_set(err, PML_ERR_UNSUPPORTED, "an op with more than %d inputs", MAX_IN);
     pml_view in[MAX_IN];
-    void *tmp[MAX_IN + 1] = {0};
+    size_t off[MAX_IN + 1], total = 0, no = (size_t)pml_cpu_numel(&c->out);
+    /* offsets of the f32 copies in this thread's buffer, each 64-byte aligned */
+    for (int k = 0; k <= c->n_in; k++) {
+        int half = k < c->n_in ? pml_cpu_is_half(c->in[k].dtype) : pml_cpu_is_half(c->out.dtype);
+        size_t n = k < c->n_in ? (size_t)pml_cpu_numel(&c->in[k]) : no;
+        off[k] = half ? total : SIZE_MAX;
+        if (half) total += (n * sizeof(float) + 63) & ~(size_t)63;
+    }
+    static float empty; /* where empty copies point (total 0): nothing is read or written there */
+    char *buf = total ? thread_buf(WIDE_BUF, total) : (char *)&empty;
+    if (!buf) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory widening its operands", pml_op_name(c->op));
     pml_op_call w = *c;
     w.in = in;
-    pml_status s = PML_OK;
-    for (int k = 0; k < c->n_in && !s; k++) {
+    for (int k = 0; k < c->n_in; k++) {
         in[k] = c->in[k];
-        if (!pml_cpu_is_half(in[k].dtype)) continue;
-        size_t n = (size_t)pml_cpu_numel(&in[k]);
-        tmp[k] = malloc(n ? n * sizeof(float) : 1);
-        if (!tmp[k]) {
-            s = pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory widening an operand", pml_op_name(c->op));
-            break;
-        }
-        pml_cpu_widen(tmp[k], in[k].data, in[k].dtype, n);
-        in[k].data = tmp[k], in[k].dtype = PML_F32;
+        if (off[k] == SIZE_MAX) continue;
+        pml_cpu_widen((float *)(buf + off[k]), in[k].data, in[k].dtype, (size_t)pml_cpu_numel(&in[k]));
+        in[k].data = buf + off[k], in[k].dtype = PML_F32;
     }
-    size_t no = (size_t)pml_cpu_numel(&c->out);
-    if (!s && pml_cpu_is_half(c->out.dtype)) {
-        tmp[c->n_in] = malloc(no ? no * sizeof(float) : 1);
-        if (!tmp[c->n_in])
-            s = pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory for the f32 result", pml_op_name(c->op));
-        else if (c->accumulate)
-            pml_cpu_widen(tmp[c->n_in], c->out.data, c->out.dtype, no);
-        w.out.data = tmp[c->n_in], w.out.dtype = PML_F32;
+    float *out = off[c->n_in] == SIZE_MAX ? NULL : (float *)(buf + off[c->n_in]);
+    if (out) {
+        if (c->accumulate) pml_cpu_widen(out, c->out.data, c->out.dtype, no);
+        w.out.data = out, w.out.dtype = PML_F32;
     }
     /* a product's right operand as panels is f32 only; the widened one is read in place */
     w.panels_b = (pml_cpu_gemm_panels){0};
-    if (!s) s = pml_cpu_run(&w, err);
-    if (!s && tmp[c->n_in]) pml_cpu_narrow(c->out.data, c->out.dtype, tmp[c->n_in], no);
-    for (int k = 0; k <= c->n_in; k++) free(tmp[k]);
+    pml_status s = pml_cpu_run(&w, err);
+    if (!s && out) pml_cpu_narrow(c->out.data, c->out.dtype, out, no);
     return s;
 }
 
@@ -135,6 +174,11 @@ pml_status pml_cpu_run_half(const pml_op_call *c, pml_err *err)
     if (!has_half(c)) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: no 16-bit operand", pml_op_name(c->op));
     if (moves_bytes(c)) return pml_cpu_run_family(c, err);
     if (c->op == PML_OP_CAST) return cast_half(c, err);
+    if (c->op == PML_OP_MATMUL) {
+        int declined = 0;
+        pml_status s = pml_cpu_matmul_bf16(c, &declined, err);
+        if (s || !declined) return s;
+    }
     if (!in_group && pml_cpu_numel(&c->out) > DIRECT_ELEMS && tileable(c)) return as_group(c, err);
     return widened(c, err);
 }

@@ -44,7 +44,8 @@ static int bias_add(const pml_plan *pl, const uint8_t *keep, const pml_cpu_node 
         int j = n->in[k], b = n->in[1 - k], root = l[b].alias;
         const pml_plan_node *m = &pl->nodes[j], *bn = &pl->nodes[b];
         if (l[j].op != PML_OP_MATMUL || !l[j].run || l[j].alias != j || l[j].bias >= 0 || l[j].readers != 1 ||
-            (keep && keep[j]) || m->dtype != PML_F32 || bn->dtype != PML_F32 || m->rank != n->rank || m->rank < 2)
+            (keep && keep[j]) || m->dtype != PML_F32 || bn->dtype != PML_F32 || m->rank != n->rank || m->rank < 2 ||
+            pl->nodes[m->in[0]].dtype != PML_F32 || pl->nodes[m->in[1]].dtype != PML_F32) /* not a 16-bit product */
             continue;
         int same = 1; /* the product already has the sum's shape: the bias broadcasts into it */
         for (int d = 0; d < m->rank; d++) same &= m->dims[d] == n->dims[d];

@@ -4,23 +4,45 @@
  * per output matrix, a and b found through broadcast batch strides; when b has no
  * batch (a linear layer, [B, T, C] x [C, D]) and a is not transposed, the batch folds
  * into m and it is one GEMM, the panel GEMM when the caller gives b as panels.
- * A third input (f32 only) is a bias, one value per column of the product, added to
- * every row after the product (cpu/lower.h: the epilogue of a bias add): by the panel
- * GEMM before it stores a tile, else over the rows the BLAS just wrote. */
+ * A third input (f32 products only) is a bias, one value per column of the product,
+ * added to every row after the product (cpu/lower.h: the epilogue of a bias add): by
+ * the panel GEMM before it stores a tile, else over the rows the BLAS just wrote.
+ *
+ * Element types: f32 or f64 throughout, or (pml_cpu_matmul_bf16) bf16 operands into a
+ * bf16 or f32 output through the bf16 GEMM (gemm.h), for cpu/half.c, which computes
+ * the product in f32 from widened operands where that GEMM declines. */
 #include "cpu.h"
 #include "gemm.h"
 
 #include <string.h>
 
-pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
+/* One GEMM of the call's element types, at element offsets A, B and C; 0 where the
+ * bf16 GEMM declined (nothing written). */
+static int gemm(const pml_op_call *c, pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, int64_t A, int64_t B,
+                int64_t C)
+{
+    const pml_view *a = &c->in[0], *b = &c->in[1], *o = &c->out;
+    int64_t ac = a->dims[a->rank - 1], bc = b->dims[b->rank - 1];
+    if (o->dtype == PML_F32 && a->dtype == PML_F32)
+        pml_cpu_gemm_f32(op, m, n, k, (const float *)a->data + A, ac, (const float *)b->data + B, bc,
+                         (float *)o->data + C, n, c->threads);
+    else if (o->dtype == PML_F64)
+        pml_cpu_gemm_f64(op, m, n, k, (const double *)a->data + A, ac, (const double *)b->data + B, bc,
+                         (double *)o->data + C, n, c->threads);
+    else
+        return pml_cpu_gemm_bf16(op, m, n, k, (const uint16_t *)a->data + A, ac, (const uint16_t *)b->data + B, bc,
+                                 (char *)o->data + (size_t)C * pml_dtype_size(o->dtype), o->dtype == PML_BF16, n,
+                                 c->threads);
+    return 1;
+}
+
+/* The product for either entry point; *declined set where the bf16 GEMM declined its
+ * first GEMM (every GEMM of a call has one shape, so it declines the first or none). */
+static pml_status matmul(const pml_op_call *c, int *declined, pml_err *err)
 {
     const pml_view *a = &c->in[0], *b = &c->in[1], *o = &c->out;
     pml_dtype t = o->dtype;
     char s1[160], s2[160], s3[160];
-    if (t != PML_F32 && t != PML_F64) return pml_cpu_unsupported(c, t, err);
-    if (a->dtype != t || b->dtype != t)
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "matmul: inputs %s and %s, output %s: element types must match",
-                           pml_dtype_name(a->dtype), pml_dtype_name(b->dtype), pml_dtype_name(t));
     int R = o->rank, B = R - 2;
     int ok = a->rank >= 2 && b->rank >= 2 && R >= 2 && a->rank <= R && b->rank <= R;
     int ta = c->trans[0] != 0, tb = c->trans[1] != 0;
@@ -50,35 +72,29 @@ pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
                            tb ? "^T" : "", pml_cpu_shape_str(o, s3, sizeof s3));
     const pml_view *bias = c->n_in >= 3 ? &c->in[2] : NULL;
     const float *bv = bias ? bias->data : NULL;
-    if (bias && (t != PML_F32 || bias->dtype != PML_F32 || pml_cpu_numel(bias) != n))
+    if (bias && (t != PML_F32 || a->dtype != PML_F32 || b->dtype != PML_F32 || bias->dtype != PML_F32 ||
+                 pml_cpu_numel(bias) != n))
         return pml_err_set(err, PML_ERR_INVALID_ARG, "matmul: a bias %s %s for a %s product of %lld columns",
                            pml_dtype_name(bias->dtype), pml_cpu_shape_str(bias, s1, sizeof s1), pml_dtype_name(t),
                            (long long)n);
     int64_t batches = pml_cpu_numel(o) ? pml_cpu_numel(o) / (m * n) : 0;
     if (batches == 0) return PML_OK;
-    size_t es = t == PML_F32 ? sizeof(float) : sizeof(double);
+    size_t es = pml_dtype_size(t);
     if (k == 0) { /* an empty sum: zeros, or nothing to add */
         if (!c->accumulate) memset(o->data, 0, (size_t)(batches * m * n) * es);
         if (bv) pml_cpu_add_bias_f32(batches * m, n, bv, o->data, n);
         return PML_OK;
     }
     pml_cpu_gemm_op op = {ta, tb, c->accumulate != 0};
-#define GEMM(M, A, B, C)                                                                                        \
-    do {                                                                                                        \
-        if (t == PML_F32)                                                                                       \
-            pml_cpu_gemm_f32(op, (M), n, k, (const float *)a->data + (A), ac, (const float *)b->data + (B), bc, \
-                             (float *)o->data + (C), n, c->threads);                                            \
-        else                                                                                                    \
-            pml_cpu_gemm_f64(op, (M), n, k, (const double *)a->data + (A), ac, (const double *)b->data + (B),   \
-                             bc, (double *)o->data + (C), n, c->threads);                                       \
-    } while (0)
     if (batch_b == 1 && batch_a == batches && !ta) { /* b is one matrix: fold the batch into m */
-        if (c->panels_b.data && t == PML_F32) {
+        if (c->panels_b.data && t == PML_F32 && a->dtype == PML_F32) {
             pml_cpu_gemm_packed_f32(op.acc, batches * m, n, k, a->data, ac, c->panels_b, o->data, n, bv);
             return PML_OK;
         }
-        GEMM(batches * m, 0, 0, 0);
-        if (bv) pml_cpu_add_bias_f32(batches * m, n, bv, o->data, n);
+        if (!gemm(c, op, batches * m, n, k, 0, 0, 0))
+            *declined = 1;
+        else if (bv)
+            pml_cpu_add_bias_f32(batches * m, n, bv, o->data, n);
         return PML_OK;
     }
     pml_cpu_iter it;
@@ -87,8 +103,36 @@ pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
     int64_t ia = it.st[1][it.rank - 1], ib = it.st[2][it.rank - 1];
     for (int64_t r = 0; r < rows; r++, pml_cpu_iter_next(&it))
         for (int64_t i = 0; i < len; i++)
-            GEMM(m, (it.off[1] + i * ia) * m * k, (it.off[2] + i * ib) * k * n, (it.off[0] + i) * m * n);
-#undef GEMM
+            if (!gemm(c, op, m, n, k, (it.off[1] + i * ia) * m * k, (it.off[2] + i * ib) * k * n,
+                      (it.off[0] + i) * m * n)) {
+                if (r == 0 && i == 0) {
+                    *declined = 1;
+                    return PML_OK;
+                }
+                return pml_err_set(err, PML_ERR_INTERNAL, "matmul: oneDNN's bf16 product failed part-way");
+            }
     if (bv) pml_cpu_add_bias_f32(batches * m, n, bv, o->data, n);
     return PML_OK;
+}
+
+pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)
+{
+    pml_dtype t = c->out.dtype;
+    if (t != PML_F32 && t != PML_F64) return pml_cpu_unsupported(c, t, err);
+    if (c->in[0].dtype != t || c->in[1].dtype != t)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "matmul: inputs %s and %s, output %s: element types must match",
+                           pml_dtype_name(c->in[0].dtype), pml_dtype_name(c->in[1].dtype), pml_dtype_name(t));
+    int declined = 0;
+    return matmul(c, &declined, err);
+}
+
+pml_status pml_cpu_matmul_bf16(const pml_op_call *c, int *declined, pml_err *err)
+{
+    *declined = 0;
+    if (c->in[0].dtype != PML_BF16 || c->in[1].dtype != PML_BF16 ||
+        (c->out.dtype != PML_BF16 && c->out.dtype != PML_F32) || !pml_cpu_gemm_bf16_ready()) {
+        *declined = 1;
+        return PML_OK;
+    }
+    return matmul(c, declined, err);
 }

@@ -546,8 +546,14 @@ static void find_seed(pml_cpu_ctx *p)
     pml_dtype half = PML_F32;
     for (int i = 0; i < pl->n_nodes && half == PML_F32; i++)
         if (pl->nodes[i].dtype == PML_BF16 || pl->nodes[i].dtype == PML_F16) half = (pml_dtype)pl->nodes[i].dtype;
-    if (half != PML_F32)
-        snprintf(p->note, sizeof p->note, "%s storage, f32 math; products: f32 GEMMs of the 16-bit operands widened",
+    /* The first line of a training run says how its products are computed: bf16 ones
+     * on oneDNN's AVX512_BF16 kernels, or in f32 from the widened 16-bit operands (f16
+     * always: oneDNN 2.6 has no f16 product on a CPU), and why. */
+    if (half == PML_BF16)
+        snprintf(p->note, sizeof p->note, "bf16 storage, f32 math; %s", pml_cpu_gemm_bf16_status());
+    else if (half != PML_F32)
+        snprintf(p->note, sizeof p->note,
+                 "%s storage, f32 math; f32 products of the widened operands: oneDNN 2.6 has no f16 product on a CPU",
                  pml_dtype_name(half));
 }
 

@@ -291,3 +291,101 @@ void test_half_fused_group_rounds_as_op_by_op(void)
         for (int i = 0; i < 3; i++) t_free(&ref[i]), t_free(&got[i]);
     }
 }
+
+/* ---- the bf16 GEMM (cpu/gemm_bf16.c) ------------------------------------------------
+ * C (f32 or bf16) (+)= op(A) op(B) on bf16 A, B, against an f64 reference from the same
+ * stored values, on odd shapes (1, 7, 33, 65, 127: none a multiple of a kernel's
+ * block), transposed operands, leading dimensions past the row and accumulation. C is
+ * poisoned with NaN first (but for accumulation), and the padding past each row of C
+ * must keep its poison. Tolerance: a product of two bf16 numbers (8 significant bits
+ * each) is exact in f32 (24), so the only error is the f32 sum's order and rounding:
+ * |c - ref| <= k 2^-24 (sum |a b| + |c0|) (the classic bound for a recursive sum,
+ * without its second-order term), doubled for slack, and, for a bf16 C, one rounding
+ * to bf16: 2^-8 |ref| (half an ulp is 2^-9 relative; oneDNN may round the f32 sum once
+ * more, so a whole ulp). */
+static void check_gemm_bf16(int64_t m, int64_t n, int64_t k, int ta, int tb, int acc, int c_bf16, int *ran)
+{
+    int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2;
+    int64_t ar = ta ? k : m, br = tb ? n : k;
+    uint16_t *a = malloc(sizeof *a * (size_t)(ar * lda)), *b = malloc(sizeof *b * (size_t)(br * ldb));
+    size_t es = c_bf16 ? 2 : 4;
+    char *c = malloc(es * (size_t)(m * ldc));
+    double *ref = malloc(sizeof *ref * (size_t)(m * n)), *mag = malloc(sizeof *mag * (size_t)(m * n));
+    for (int64_t i = 0; i < ar * lda; i++) a[i] = pml_f32_to_bf16((float)(2 * t_unit() - 1));
+    for (int64_t i = 0; i < br * ldb; i++) b[i] = pml_f32_to_bf16((float)(2 * t_unit() - 1));
+    for (int64_t i = 0; i < m * ldc; i++) {
+        float v = acc && i % ldc < n ? (float)(2 * t_unit() - 1) : NAN;
+        if (c_bf16)
+            ((uint16_t *)c)[i] = pml_f32_to_bf16(v);
+        else
+            ((float *)c)[i] = v;
+    }
+#define CGET(i) (c_bf16 ? (double)pml_bf16_to_f32(((uint16_t *)c)[i]) : (double)((float *)c)[i])
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = acc ? CGET(i * ldc + j) : 0, g = fabs(s);
+            for (int64_t p = 0; p < k; p++) {
+                double x = pml_bf16_to_f32(a[ta ? p * lda + i : i * lda + p]) *
+                           (double)pml_bf16_to_f32(b[tb ? j * ldb + p : p * ldb + j]);
+                s += x, g += fabs(x);
+            }
+            ref[i * n + j] = s, mag[i * n + j] = g;
+        }
+    int done = pml_cpu_gemm_bf16((pml_cpu_gemm_op){ta, tb, acc}, m, n, k, a, lda, b, ldb, c, c_bf16, ldc, 1);
+    TCHECK(done == pml_cpu_gemm_bf16_ready(), "bf16 GEMM %lldx%lldx%lld: %s, but ready says %d", (long long)m,
+           (long long)n, (long long)k, done ? "ran" : "declined", pml_cpu_gemm_bf16_ready());
+    *ran += done;
+    int bad = 0;
+    for (int64_t i = 0; done && i < m; i++)
+        for (int64_t j = 0; j < ldc; j++) {
+            double got = CGET(i * ldc + j);
+            if (j >= n) { /* padding: untouched */
+                if (!isnan(got) && bad++ < 3)
+                    TCHECK(0, "C[%lld][%lld] past n = %lld was written", (long long)i, (long long)j, (long long)n);
+                continue;
+            }
+            double r = ref[i * n + j], tol = 2 * (double)k * 0x1p-24 * mag[i * n + j] + (c_bf16 ? 0x1p-8 * fabs(r) : 0);
+            if (!(fabs(got - r) <= tol) && bad++ < 3)
+                TCHECK(0, "bf16 GEMM %lldx%lldx%lld%s%s%s -> %s: C[%lld][%lld] = %.9g, f64 %.9g (tolerance %.3g)",
+                       (long long)m, (long long)n, (long long)k, ta ? " A^T" : "", tb ? " B^T" : "", acc ? " +=" : "",
+                       c_bf16 ? "bf16" : "f32", (long long)i, (long long)j, got, r, tol);
+        }
+#undef CGET
+    t_checks++;
+    free(a), free(b), free(c), free(ref), free(mag);
+}
+
+void test_bf16_gemm_matches_the_f64_reference_on_odd_shapes(void)
+{
+    static const int64_t sizes[] = {1, 7, 33, 65, 127};
+    int ran = 0, calls = 0;
+    printf("%s\n", pml_cpu_gemm_bf16_status());
+    for (int mi = 0; mi < 5; mi++)
+        for (int ni = 0; ni < 5; ni++) {
+            int64_t m = sizes[mi], n = sizes[ni], k = sizes[(mi + 2 * ni) % 5];
+            int v = (mi * 5 + ni) % 8; /* every combination of ta, tb, acc over the shapes */
+            check_gemm_bf16(m, n, k, v & 1, (v >> 1) & 1, (v >> 2) & 1, (mi + ni) % 2, &ran);
+            calls++;
+        }
+    check_gemm_bf16(127, 65, 1000, 1, 0, 1, 0, &ran); /* a long sum: the bound grows with k */
+    calls++;
+    TCHECK(ran == 0 || ran == calls, "the bf16 GEMM ran %d of %d products", ran, calls);
+}
+
+/* Where oneDNN's kernels reach AVX512_BF16 the bf16 GEMM is used; below (a CPU without
+ * it, or ONEDNN_MAX_CPU_ISA=AVX512_CORE: a ctest of its own runs this test so) it is
+ * not, and its status line says why. */
+void test_bf16_gemm_is_used_exactly_where_onednn_has_avx512_bf16(void)
+{
+    const char *st = pml_cpu_gemm_bf16_status();
+    int want = strcmp(pml_cpu_blas_name(), "onednn") == 0 && pml_cpu_gemm_isa() >= PML_ISA_AVX512_BF16;
+    printf("oneDNN ISA %s; %s\n", pml_cpu_isa_name(pml_cpu_gemm_isa()), st);
+    TCHECK(pml_cpu_gemm_bf16_ready() == want, "bf16 GEMM ready %d, expected %d (%s)", pml_cpu_gemm_bf16_ready(), want,
+           st);
+    TCHECK(strncmp(st, want ? "bf16 products: oneDNN " : "f32 products of the widened bf16 operands: ",
+                   want ? 22 : 43) == 0,
+           "status line: %s", st);
+    const char *env = getenv("PML_TEST_EXPECT_BF16_GEMM");
+    if (env)
+        TCHECK(atoi(env) == want, "PML_TEST_EXPECT_BF16_GEMM=%s, but the bf16 GEMM is %sused", env, want ? "" : "not ");
+}
