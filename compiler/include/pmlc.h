@@ -56,6 +56,9 @@ typedef struct pmlc_options {
 typedef enum pmlc_plan_format { PMLC_PLAN_TEXT, PMLC_PLAN_JSON, PMLC_PLAN_DOT, PMLC_PLAN_TIMELINE } pmlc_plan_format;
 
 PMLC_API const char *pmlc_version(void);
+/* Whether a freeze-style name pattern (docs/language.md: `freeze`) selects the dotted
+ * parameter name: 1 or 0. For tools that select parameters as `freeze` does. */
+PMLC_API int pmlc_name_match(const char *pattern, const char *name);
 
 /* `opt` is optional (NULL: every option its default). */
 PMLC_API pmlc_session *pmlc_session_create(const pmlc_options *opt);

@@ -93,7 +93,7 @@ PML_API const char *pml_status_name(pml_status s);
 
 /* Element types. The first four are the ones PML computes in; the others appear in
  * data files (.npy) and are converted on load. */
-typedef enum pml_dtype { PML_F32, PML_BF16, PML_F16, PML_I32, PML_F64, PML_I64, PML_U8, PML_DTYPE_COUNT } pml_dtype;
+typedef enum pml_dtype { PML_F32, PML_BF16, PML_F16, PML_I32, PML_F64, PML_I64, PML_U8, PML_I8, PML_DTYPE_COUNT } pml_dtype;
 
 /* Bytes per element, 0 for an unknown dtype. */
 PML_API size_t pml_dtype_size(pml_dtype t);
@@ -298,6 +298,9 @@ PML_API pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_
  * on the session's backend and context. */
 PML_API pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer **out);
 PML_API void pml_infer_destroy(pml_infer *inf);
+/* How many weights the handle read as int8 (a `pmlc quantize` file): they are served in
+ * f32, dequantized (q * scale) once at load; int8 matrix products are not wired in yet. */
+PML_API int pml_infer_int8_weights(const pml_infer *inf);
 /* The output of `rows` rows: dims[0] = rows, then the model output's; f32 for a float
  * output, i32 for an i32 one. */
 PML_API pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_info *out);
@@ -312,6 +315,18 @@ PML_API pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n
  * the plan's, so the batch dimension is its micro-batch size. An op with no ONNX form is
  * PML_ERR_UNSUPPORTED naming it, as is a model past protobuf's 2 GiB. */
 PML_API pml_status pml_infer_export_onnx(pml_infer *inf, const char *path);
+
+/* ---- post-training int8 weights (`pmlc quantize`; the file: docs/language.md) --------
+ * Writes `out` (atomically) from `weights` (what pml_infer_create takes): the linear
+ * layers' weights (rank 2, read transposed by a matmul) that a pattern selects as int8
+ * with one f32 scale per output channel, everything else copied as is. `match(pattern,
+ * name)` decides whether a pattern selects a parameter (pmlc passes pmlc_name_match,
+ * freeze's rule); n_patterns 0: every linear weight. A pattern that selects no linear
+ * weight is PML_ERR_INVALID_ARG naming it. *n_quantized (may be NULL): how many. */
+typedef int (*pml_name_match_fn)(const char *pattern, const char *name);
+PML_API pml_status pml_quantize_weights(pml_context *ctx, const pml_plan *plan, const char *weights,
+                                        const char *const *patterns, int n_patterns, pml_name_match_fn match,
+                                        const char *out, int *n_quantized);
 
 /* ---- checkpoints ---------------------------------------------------------------------
  * The files `pmlc train --out DIR` writes and --init / --resume read: a folder holding

@@ -15,6 +15,7 @@
 #include "ckpt/checkpoint.h"
 #include "formats/atomic_file.h"
 #include "plan/onnx.h"
+#include "quant/int8.h"
 
 struct pml_infer {
     pml_context *ctx;     /* held */
@@ -24,6 +25,7 @@ struct pml_infer {
     void *out; /* one micro-batch of output */
     size_t out_row; /* output elements per row */
     pml_api_rows *rows; /* per input (and one more): a call's bound buffers, kept so a call allocates nothing */
+    int int8_weights;   /* how many weights came from an int8 file (quant/int8.h), dequantized */
 };
 
 void pml_infer_destroy(pml_infer *inf)
@@ -94,7 +96,10 @@ pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend 
     if (!st) st = pml_backend_select(backend, plan, &got, &err);
     pml_infer *inf = NULL;
     if (!st) st = make(ctx, plan, got, threads, &inf, &err);
-    if (!st && weights) st = pml_ckpt_load_weights(plan, inf->pipe, weights, &err); /* the reader --init uses */
+    if (!st && weights && pml_quant_is_quantized(weights)) /* `pmlc quantize`'s file */
+        st = pml_quant_load(plan, inf->pipe, weights, &inf->int8_weights, &err);
+    else if (!st && weights)
+        st = pml_ckpt_load_weights(plan, inf->pipe, weights, &err); /* the reader --init uses */
     if (st) {
         pml_infer_destroy(inf);
         return pml_api_record(ctx, st, &err);
@@ -129,6 +134,8 @@ pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer 
     *out = inf;
     return pml_api_record(s->ctx, PML_OK, &err);
 }
+
+int pml_infer_int8_weights(const pml_infer *inf) { return inf ? inf->int8_weights : 0; }
 
 pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_info *out)
 {

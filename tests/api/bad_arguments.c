@@ -292,6 +292,21 @@ API_CASE(inference_calls_refuse_bad_arguments)
     CHECK_STATUS(pml_infer_run(inf, &bx, 1, y, sizeof y), PML_ERR_INVALID_ARG);
     CHECK_STATUS(pml_infer_export_onnx(inf, "m.onnx"), PML_ERR_INVALID_ARG);
     pml_infer_destroy(NULL);
+    CHECK(pml_infer_int8_weights(NULL) == 0);
+    const char *pat[] = {"fc1"};
+    int nq = -1;
+    CHECK_STATUS(pml_quantize_weights(NULL, plan, "w.safetensors", NULL, 0, NULL, "q.safetensors", &nq),
+                 PML_ERR_INVALID_ARG);
+    CHECK(nq == 0);
+    CHECK_REFUSED(ctx, pml_quantize_weights(ctx, NULL, "w.safetensors", NULL, 0, NULL, "q.safetensors", NULL),
+                  "pml_quantize_weights: plan is NULL");
+    CHECK_REFUSED(ctx, pml_quantize_weights(ctx, plan, NULL, NULL, 0, NULL, "q.safetensors", NULL),
+                  "pml_quantize_weights: weights is NULL");
+    CHECK_REFUSED(ctx, pml_quantize_weights(ctx, plan, "w.safetensors", NULL, 0, NULL, "", NULL),
+                  "pml_quantize_weights: out is \"\"");
+    CHECK_REFUSED(ctx, pml_quantize_weights(ctx, plan, "w.safetensors", pat, 1, NULL, "q.safetensors", NULL),
+                  "patterns need a match function");
+    CHECK(pmlc_name_match("", "fc1.weight") == 0 && pmlc_name_match("fc1", "fc1.weight") == 1);
 
     memset(x, 0, sizeof x);
     CHECK_STATUS(pml_infer_create_from_session(s, 1, &inf), PML_OK);

@@ -37,7 +37,7 @@ API_CASE(dtypes_have_sizes_and_names)
         size_t size;
         const char *name;
     } want[] = {{PML_F32, 4, "f32"}, {PML_BF16, 2, "bf16"}, {PML_F16, 2, "f16"}, {PML_I32, 4, "i32"},
-                {PML_F64, 8, "f64"}, {PML_I64, 8, "i64"},   {PML_U8, 1, "u8"}};
+                {PML_F64, 8, "f64"}, {PML_I64, 8, "i64"},   {PML_U8, 1, "u8"},     {PML_I8, 1, "i8"}};
     CHECK(sizeof want / sizeof want[0] == PML_DTYPE_COUNT);
     for (int i = 0; i < PML_DTYPE_COUNT; i++) {
         CHECK(pml_dtype_size(want[i].t) == want[i].size);

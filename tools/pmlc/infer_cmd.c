@@ -95,6 +95,9 @@ int pmlc_infer_main(const pmlc_infer_args *a)
         infer_fail(st == PML_ERR_UNSUPPORTED ? a->file : "cannot load the weights", ctx);
         goto out;
     }
+    if (pml_infer_int8_weights(inf) && !a->quiet)
+        fprintf(stderr, "%d int8 weights from %s, served in f32 dequantized (int8 matrix products: not yet)\n",
+                pml_infer_int8_weights(inf), a->weights);
     if (pml_array_open(ctx, a->input, &x, &xa)) {
         pmlc_cli_fail("cannot read the input", pml_context_error(ctx));
         goto out;

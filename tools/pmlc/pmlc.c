@@ -17,6 +17,7 @@
 #include "infer_cmd.h"
 #include "pml.h"
 #include "pmlc.h"
+#include "quantize_cmd.h"
 #include "train_cmd.h"
 
 static const char usage_text[] =
@@ -33,6 +34,9 @@ static const char usage_text[] =
     "  export FILE|PLAN --weights W -o MODEL.onnx\n"
     "                    write the model forward with its weights as an ONNX model (opset 17), for ONNX\n"
     "                    Runtime, TensorRT or a browser; the batch dimension is the plan's micro-batch\n"
+    "  quantize FILE|PLAN --weights W [--layers P,...] -o Q.safetensors\n"
+    "                    int8 weights (symmetric, one f32 scale per output channel) of the linear layers\n"
+    "                    that freeze-style patterns select (default: all); the rest copied as is\n"
     "  ops               list the primitive operations\n"
     "  version           print the version\n"
     "  help              print this help\n"
@@ -46,7 +50,8 @@ static const char usage_text[] =
     "  --timeline FILE     plan: also draw the simulated timetable (one row per stage) as SVG into FILE\n"
     "  --color=WHEN        colour diagnostics: auto (default), always, never; NO_COLOR is honoured\n"
     "  --max-errors N      stop after N errors (default 20)\n"
-    "  -o FILE             build: the plan file to write; export: the ONNX file (both replaced atomically)\n"
+    "  -o FILE             build: the plan file; export: the ONNX file; quantize: the weights (each replaced\n"
+    "                      atomically)\n"
     "  --arch LIST         build: GPU targets for the kernels, e.g. sm_80,sm_90,compute_90 (the default when\n"
     "                      NVRTC is found), or none; compiled kernels are cached (PML_CACHE_DIR, PML_CACHE=0)\n"
     "\n"
@@ -84,6 +89,7 @@ static const char usage_text[] =
     "                      size, the last one padded; types convert as the training data's do\n"
     "  --output Y.npy      write the outputs, f32 [N, output dims...] (replaced atomically)\n"
     "  --bench             also time passes over X (at least 1 s): latency per micro-batch, rows/s\n"
+    "                      (--weights may be a `pmlc quantize` file: served in f32 from its dequantized weights)\n"
     "  --backend B         cpu, cuda or auto, as for train\n"
     "  --threads N         CPU threads (default: every CPU)\n"
     "  -h, --help          print this help\n"
@@ -145,6 +151,7 @@ typedef struct args {
     const char *output;                      /* build's -o */
     const char *arch;                        /* build's --arch (NULL: the default) */
     const char *weights, *input, *infer_out; /* infer's --weights, --input, --output */
+    const char *layers, *calibrate;          /* quantize's --layers, --calibrate (refused) */
     int bench;                               /* infer's --bench */
     int argc;                                /* the command line as typed (train's resume line repeats it) */
     char *const *argv;
@@ -255,6 +262,13 @@ static int parse_args(int argc, char **argv, args *a)
         } else if (!strncmp(s, "--arch", 6) && (s[6] == 0 || s[6] == '=')) {
             if (!(a->arch = option_value(argc, argv, &i, "--arch")) || !*a->arch)
                 return usage_error("%s needs GPU targets (sm_80,sm_90,...) or none", s);
+        } else if (!strncmp(s, "--layers", 8) && (s[8] == 0 || s[8] == '=')) {
+            if (!(v = option_value(argc, argv, &i, "--layers")) || !*v) return usage_error("%s needs name patterns", s);
+            if (a->layers) return usage_error("%s", "--layers given twice: list the patterns comma-separated");
+            a->layers = v;
+        } else if (!strncmp(s, "--calibrate", 11) && (s[11] == 0 || s[11] == '=')) {
+            if (!(a->calibrate = option_value(argc, argv, &i, "--calibrate")) || !*a->calibrate)
+                return usage_error("%s needs a .npy file", s);
         } else if (!strcmp(s, "--bench")) {
             a->bench = 1;
         } else if (!strncmp(s, "-o", 2)) {
@@ -300,14 +314,15 @@ static int parse_args(int argc, char **argv, args *a)
         return 0;
     }
     if (strcmp(a->cmd, "plan") && strcmp(a->cmd, "check") && strcmp(a->cmd, "train") && strcmp(a->cmd, "build") &&
-        strcmp(a->cmd, "run") && strcmp(a->cmd, "infer") && strcmp(a->cmd, "export"))
+        strcmp(a->cmd, "run") && strcmp(a->cmd, "infer") && strcmp(a->cmd, "export") && strcmp(a->cmd, "quantize"))
         return usage_error("unknown command '%s'", a->cmd);
     if (a->n_files == 0) return usage_error("'%s' needs a file", a->cmd);
     if (!strcmp(a->cmd, "build") && !a->output) return usage_error("'%s' needs -o OUT.plan", a->cmd);
-    int export = !strcmp(a->cmd, "export");
+    int export = !strcmp(a->cmd, "export"), quantize = !strcmp(a->cmd, "quantize");
     if (export && !a->output) return usage_error("'%s' needs -o MODEL.onnx", a->cmd);
-    if (strcmp(a->cmd, "build") && !export && a->output)
-        return usage_error("-o is for 'build' and 'export', not '%s'", a->cmd);
+    if (quantize && !a->output) return usage_error("'%s' needs -o Q.safetensors", a->cmd);
+    if (strcmp(a->cmd, "build") && !export && !quantize && a->output)
+        return usage_error("-o is for 'build', 'export' and 'quantize', not '%s'", a->cmd);
     if (strcmp(a->cmd, "build") && a->arch) return usage_error("--arch is for 'build', not '%s'", a->cmd);
     if (strcmp(a->cmd, "check") && a->n_files > 1) return usage_error("'%s' takes one file", a->cmd);
     int infer = !strcmp(a->cmd, "infer"), train = !strcmp(a->cmd, "train") || !strcmp(a->cmd, "run");
@@ -334,7 +349,9 @@ static int parse_args(int argc, char **argv, args *a)
         {"--input", a->input != NULL, infer},
         {"--output", a->infer_out != NULL, infer},
         {"--bench", a->bench, infer},
-        {"--weights", a->weights != NULL, infer || export},
+        {"--weights", a->weights != NULL, infer || export || quantize},
+        {"--layers", a->layers != NULL, quantize},
+        {"--calibrate", a->calibrate != NULL, quantize},
         {"--json", a->fmt == PMLC_PLAN_JSON, !strcmp(a->cmd, "plan")},
         {"--dot", a->fmt == PMLC_PLAN_DOT, !strcmp(a->cmd, "plan")},
         {"--timeline", a->timeline != NULL, !strcmp(a->cmd, "plan")},
@@ -344,7 +361,13 @@ static int parse_args(int argc, char **argv, args *a)
             fprintf(stderr, "pmlc: '%s' takes no %s (see pmlc help)\n", a->cmd, only[k].name);
             return usage_error("%s", "an option the command does not use");
         }
-    if (export && !a->weights)
+    if (quantize && a->calibrate) {
+        fputs("pmlc: error: --calibrate: static activation calibration is not supported yet (int8 weights are "
+              "served dequantized; no activation is quantized), so leave it out\n",
+              stderr);
+        return 2;
+    }
+    if ((export || quantize) && !a->weights)
         return usage_error("'%s' needs --weights W (a safetensors file or checkpoint folder)", a->cmd);
     if (infer && !a->weights)
         return usage_error("'%s' needs --weights W (a safetensors file or checkpoint folder)", a->cmd);
@@ -393,6 +416,8 @@ static int run(const args *a)
         !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
     pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model, 0};
     if (!strcmp(a->cmd, "build")) return pmlc_build_main(a->files[0], &opt, a->output, a->arch);
+    if (!strcmp(a->cmd, "quantize"))
+        return pmlc_quantize_main(a->files[0], &opt, a->weights, a->layers, a->output, a->quiet);
     if (!strcmp(a->cmd, "export")) return pmlc_export_main(a->files[0], &opt, a->weights, a->output, a->quiet);
     if (!strcmp(a->cmd, "infer")) {
         pmlc_infer_args t = {.file = a->files[0],

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pmlc.h"
 #include "sema/train_blocks.h"
 
 /* One segment: '*' any run of characters, '?' one, "[a-b]" an integer in a..b. */
@@ -65,3 +66,5 @@ static int match_from(const char *p, const char *s, int depth)
 }
 
 int pmlc_pattern_match(const char *pattern, const char *name) { return *pattern && match_from(pattern, name, 0); }
+
+int pmlc_name_match(const char *pattern, const char *name) { return pattern && name && pmlc_pattern_match(pattern, name); }

@@ -23,6 +23,7 @@
 #include "formats/st_shards.h"
 #include "plan/optim.h"
 #include "pml/hash.h"
+#include "quant/int8.h"
 
 #define TRAINER_MAX_BYTES (1 << 20)
 #define STAGE_BASE "ckpt" /* DIR/ckpt.tmp.HOST.PID/: a save in progress (checkpoint.h) */
@@ -1039,6 +1040,8 @@ static pml_status load_file(const pml_plan *plan, pml_pipeline *p, const char *p
 pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const char *path, pml_err *err)
 {
     struct stat sb;
+    int n_int8;
+    if (pml_quant_is_quantized(path)) return pml_quant_load(plan, p, path, &n_int8, err); /* `pmlc quantize`'s */
     if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return load_file(plan, p, path, FILE_MODEL, err);
     char *at; /* a folder: a checkpoint's, maybe mid-commit, or plain weights */
     pml_status st = resolve(path, &at, err);

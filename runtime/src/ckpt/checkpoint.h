@@ -162,7 +162,8 @@ pml_status pml_ckpt_restore(const pml_plan *plan, pml_pipeline *p, const char *d
  * leaves: DIR/latest is followed) or plain weights such as a Hugging Face folder, with
  * or without trainer.json: every plan parameter, F32, its plan shape, no unknown
  * tensors; metadata and trainer.json are not needed (the tensors' names and shapes are
- * what the fingerprint covers). On failure `p` is unchanged. */
+ * what the fingerprint covers). A `pmlc quantize` file is read by quant/int8.h's rules
+ * (its int8 weights dequantized). On failure `p` is unchanged. */
 pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const char *path, pml_err *err);
 
 /* Loads a distillation teacher's parameters (plan.h) from the plan's teacher_path, a

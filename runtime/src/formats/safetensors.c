@@ -28,7 +28,7 @@ struct pml_st_file {
     size_t n_meta;
 };
 
-static const char *const st_names[PML_DTYPE_COUNT] = {"F32", "BF16", "F16", "I32", "F64", "I64", "U8"};
+static const char *const st_names[PML_DTYPE_COUNT] = {"F32", "BF16", "F16", "I32", "F64", "I64", "U8", "I8"};
 
 const char *pml_st_dtype_name(pml_dtype t) { return (unsigned)t < PML_DTYPE_COUNT ? st_names[t] : NULL; }
 

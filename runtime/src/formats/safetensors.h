@@ -8,7 +8,7 @@
  *
  * Reading: pml_st_open memory-maps the file read-only and validates everything before
  * returning: N fits the file and is <= 100 MB, the header is strict JSON, each entry has
- * exactly those three keys with the right types, dtype is one PML reads (F32 BF16 F16
+ * exactly those three keys with the right types, dtype is one PML reads (F32 BF16 F16 I8
  * I32 F64 I64 U8), dims are >= 0, product(shape) * dtype size == end - begin (with
  * overflow checks), and the ranges sorted by begin tile the data section exactly (no
  * overlap, no gap, nothing past the end). Names are unique, non-empty and NUL-free;

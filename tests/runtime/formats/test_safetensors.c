@@ -52,7 +52,7 @@ static void st_write_then_read_gives_every_dtype_back(void)
     static unsigned char bufs[PML_DTYPE_COUNT][6 * 8];
     pml_st_tensor ts[PML_DTYPE_COUNT];
     const int64_t shape[] = {2, 3};
-    static const char *const names[] = {"f32", "bf16", "f16", "i32", "f64", "i64", "u8"};
+    static const char *const names[] = {"f32", "bf16", "f16", "i32", "f64", "i64", "u8", "i8"};
     for (int d = 0; d < PML_DTYPE_COUNT; d++) ts[d] = make(names[d], (pml_dtype)d, 2, shape, bufs[d], (unsigned)d);
     pml_err err = {0};
     CHECK(pml_st_write("all.safetensors", ts, PML_DTYPE_COUNT, NULL, 0, &err) == PML_OK);

@@ -1,0 +1,61 @@
+/* bench_linear_i8.c — see CMakeLists.txt. For each shape, rounds of: one f32 call
+ * (pml_cpu_gemm_f32, x W^T, then the bias) and one int8 call (pml_cpu_linear_i8),
+ * alternating, each timed in thread CPU time; prints the medians and their ratio. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpu/gemm.h"
+#include "cpu/gemm_int8.h"
+#include "quant/int8.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    int reps = argc == 3 && !strcmp(argv[1], "--reps") ? atoi(argv[2]) : 2000;
+    if (reps < 1) return 2;
+    static const int64_t shapes[][3] = {{1, 512, 784}, {1, 512, 512}, {32, 512, 784}, {32, 512, 512}};
+    double *tf = malloc(sizeof(double) * reps), *tq = malloc(sizeof(double) * reps);
+    printf("%-16s %12s %12s %8s   (%s, thread CPU time, median of %d interleaved)\n", "m x n x k", "f32 us",
+           "int8 us", "f32/int8", pml_cpu_gemm_s8_provider(), reps);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *x = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k), *b = calloc(n, sizeof(float));
+        float *y = malloc(sizeof(float) * m * n), *ws = malloc(sizeof(float) * n);
+        int8_t *wq = malloc((size_t)(n * k));
+        void *scratch = malloc(pml_cpu_linear_i8_scratch(m, n, k));
+        for (int64_t i = 0; i < m * k; i++) x[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
+        for (int64_t i = 0; i < n * k; i++) w[i] = (float)((i * 104729) % 2001 - 1000) / 30000.0f;
+        pml_quant_rows_i8(w, n, k, wq, ws);
+        for (int r = 0; r < reps; r++) {
+            double t0 = now();
+            pml_cpu_gemm_f32((pml_cpu_gemm_op){0, 1, 0}, m, n, k, x, k, w, k, y, n, 1);
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) y[i * n + j] += b[j];
+            double t1 = now();
+            pml_cpu_linear_i8(m, n, k, x, wq, ws, b, y, scratch);
+            tq[r] = now() - t1;
+            tf[r] = t1 - t0;
+        }
+        qsort(tf, reps, sizeof *tf, cmp);
+        qsort(tq, reps, sizeof *tq, cmp);
+        printf("%3lld x %3lld x %3lld  %12.2f %12.2f %8.2f\n", (long long)m, (long long)n, (long long)k,
+               tf[reps / 2] * 1e6, tq[reps / 2] * 1e6, tf[reps / 2] / tq[reps / 2]);
+        free(x), free(w), free(b), free(y), free(ws), free(wq), free(scratch);
+    }
+    free(tf), free(tq);
+    return 0;
+}

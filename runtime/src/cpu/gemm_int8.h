@@ -1,0 +1,33 @@
+/* gemm_int8.h — the CPU backend's int8 matrix products, for int8 inference (quant/int8.h):
+ *
+ *   pml_cpu_gemm_s8s32: C[m, n] = A[m, k] B[n, k]^T exactly in int32 (A, B int8, row-major
+ *   with leading dimensions lda, ldb >= k, ldc >= n). Through oneDNN's dnnl_gemm_s8s8s32
+ *   (AVX512_VNNI where the CPU has it) when the build chose oneDNN, else a portable loop.
+ *   Exact while k * 127 * 128 fits an int32 (k < 132,000): larger k is refused (-1).
+ *
+ *   pml_cpu_linear_i8: y[m, n] = x[m, k] W^T (+ bias) for a linear layer whose weight is
+ *   int8 per output channel (W[j, :] ~= wq[j, :] * ws[j]): each row of x is quantized on
+ *   the fly, symmetric, s_i = max|x_i| / 127 (a zero row: all zeros), then the int32
+ *   product is dequantized, y[i, j] = acc[i, j] * s_i * ws[j] + bias[j], in f32. Scratch
+ *   the caller owns: xq m * k bytes, xs m floats, acc m * n int32s (pml_cpu_linear_i8_scratch
+ *   bytes in all, one buffer).
+ *
+ * Both return 0, or -1 when the sizes are out of range (nothing written). Single-threaded
+ * callers only for now (oneDNN's own OpenMP threads are what the provider uses). */
+#ifndef PML_CPU_GEMM_INT8_H
+#define PML_CPU_GEMM_INT8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int pml_cpu_gemm_s8s32(int64_t m, int64_t n, int64_t k, const int8_t *a, int64_t lda, const int8_t *b, int64_t ldb,
+                       int32_t *c, int64_t ldc);
+
+size_t pml_cpu_linear_i8_scratch(int64_t m, int64_t n, int64_t k);
+int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, const int8_t *wq, const float *ws,
+                      const float *bias, float *y, void *scratch);
+
+/* "onednn" or "reference": what pml_cpu_gemm_s8s32 runs on. */
+const char *pml_cpu_gemm_s8_provider(void);
+
+#endif

@@ -1,0 +1,58 @@
+/* int8.h — post-training int8 weights: symmetric per-output-channel quantization of a
+ * model's linear-layer weights, the file that holds them, and reading it back.
+ *
+ * The file (docs/language.md, "pmlc quantize"): a safetensors file whose metadata has
+ * PML_QUANT_KEY = PML_QUANT_FORMAT. A quantized weight W [out, in] is stored as
+ *   <name>        I8  [out, in]  q = round_half_even(W / s) clamped to [-127, 127]
+ *   <name>.scale  F32 [out]      s[o] = max_i |W[o, i]| / 127 (1 for an all-zero row)
+ * so W[o, i] ~= q[o, i] * s[o], off by at most s[o] / 2. Every other tensor is as in a
+ * weights file (F32, the parameter's shape). -128 is never written, so the range is
+ * symmetric and -q never overflows.
+ *
+ * Which weights: a parameter is a linear layer's weight when it is rank 2 and a
+ * forward matmul reads it transposed as its right operand (x @ transpose(W), the
+ * stdlib's `linear`): its rows are the output channels. Embeddings (gathered), norms and
+ * biases (rank 1) are never linear weights.
+ *
+ * Reading (pml_quant_load) checks the whole file before it writes any parameter: the
+ * format key, every model parameter present, each I8 one a linear weight with its
+ * shape and a .scale of [out] F32 values that are finite and > 0, each F32 one finite
+ * with its shape, nothing else in the file. Errors are PML_ERR_FORMAT "PATH: tensor
+ * 'x': what is wrong". */
+#ifndef PML_QUANT_INT8_H
+#define PML_QUANT_INT8_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "exec/pipeline.h"
+#include "plan/plan.h"
+
+#define PML_QUANT_KEY "pml_quantization"
+#define PML_QUANT_FORMAT "int8-symmetric-per-output-channel"
+#define PML_QUANT_SCALE_SUFFIX ".scale"
+
+/* Rows of w [rows, cols] to q (int8, same shape) and scale [rows], as the file above. */
+void pml_quant_rows_i8(const float *w, int64_t rows, int64_t cols, int8_t *q, float *scale);
+/* q * scale back to floats. */
+void pml_quant_dequant_rows_i8(const int8_t *q, const float *scale, int64_t rows, int64_t cols, float *w);
+
+/* is_linear[q] for every plan parameter (n_params entries): as defined above. */
+void pml_quant_linear_weights(const pml_plan *plan, uint8_t *is_linear);
+
+/* Whether the safetensors file at `path` (a file, not a folder) says it holds int8
+ * weights; 0 for anything else, unreadable included (the ordinary reader then says
+ * what is wrong with it). */
+int pml_quant_is_quantized(const char *path);
+
+/* Checks the quantized file at `path` against `plan` and, only when all is well, writes
+ * every model parameter of `p` (dequantized). *n_int8: how many weights were int8. */
+pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *path, int *n_int8, pml_err *err);
+
+/* Writes `out` from the weights at `weights` (what `pmlc infer --weights` takes): the
+ * parameters select[] marks (linear weights only: others are PML_ERR_INVALID_ARG) as
+ * int8, every other tensor copied as is; atomically. *n_done: how many were quantized. */
+pml_status pml_quant_write(const pml_plan *plan, const char *weights, const uint8_t *select, const char *out,
+                           int *n_done, pml_err *err);
+
+#endif

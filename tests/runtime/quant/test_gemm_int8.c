@@ -1,0 +1,113 @@
+/* test_gemm_int8.c — cpu/gemm_int8.h against references computed here:
+ *   exact   pml_cpu_gemm_s8s32 equals a plain int32 loop bit for bit on odd shapes
+ *           (1x1x1 up to 33x67x785, padded leading dimensions, the int8 extremes),
+ *           every output element poisoned first and the padding left alone
+ *   linear  pml_cpu_linear_i8 equals the same per-row quantization done here, dequantized
+ *           in double (to 1e-6 of |product| + |bias|: f32 rounding), and stays within 2% of the f32 product */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/gemm_int8.h"
+
+static int fails;
+#define CHECK(c)                                                        \
+    do {                                                                \
+        if (!(c)) {                                                     \
+            fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #c); \
+            fails++;                                                    \
+        }                                                               \
+    } while (0)
+
+static uint64_t rng = 88172645463325252ull;
+static int next(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (int)(rng >> 33);
+}
+
+static void exact(void)
+{
+    static const int64_t shapes[][3] = {{1, 1, 1}, {1, 10, 784}, {7, 13, 33}, {33, 67, 785}, {5, 1, 64}, {2, 3, 0}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], lda = k + 3, ldb = k + 5, ldc = n + 2;
+        int8_t *a = malloc((size_t)(m * lda) + 1), *b = malloc((size_t)(n * ldb) + 1);
+        int32_t *c = malloc(sizeof(int32_t) * (size_t)(m * ldc));
+        for (int64_t i = 0; i < m * lda; i++) a[i] = (int8_t)(s == 4 ? -127 : next() % 255 - 127);
+        for (int64_t i = 0; i < n * ldb; i++) b[i] = (int8_t)(s == 4 ? -127 : next() % 255 - 127);
+        memset(c, 0x7f, sizeof(int32_t) * (size_t)(m * ldc)); /* poison: a missed element shows */
+        CHECK(pml_cpu_gemm_s8s32(m, n, k, a, lda, b, ldb, c, ldc) == 0);
+        int bad = 0;
+        for (int64_t i = 0; i < m; i++) {
+            for (int64_t j = 0; j < n; j++) {
+                int32_t want = 0;
+                for (int64_t p = 0; p < k; p++) want += (int32_t)a[i * lda + p] * b[j * ldb + p];
+                bad += c[i * ldc + j] != want;
+            }
+            for (int64_t j = n; j < ldc; j++) bad += c[i * ldc + j] != 0x7f7f7f7f; /* padding untouched */
+        }
+        if (bad) fprintf(stderr, "%lldx%lldx%lld: %d wrong elements\n", (long long)m, (long long)n, (long long)k, bad);
+        CHECK(bad == 0);
+        free(a), free(b), free(c);
+    }
+    int32_t c1;
+    int8_t one = 1;
+    CHECK(pml_cpu_gemm_s8s32(1, 1, 200000, &one, 200000, &one, 200000, &c1, 1) == -1); /* could overflow */
+    fprintf(stderr, "int8 GEMM provider: %s\n", pml_cpu_gemm_s8_provider());
+}
+
+static void linear(void)
+{
+    const int64_t m = 9, n = 37, k = 301;
+    float *x = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k), *ws = malloc(sizeof(float) * n);
+    float *b = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * m * n);
+    int8_t *wq = malloc((size_t)(n * k));
+    void *scratch = malloc(pml_cpu_linear_i8_scratch(m, n, k));
+    for (int64_t i = 0; i < m * k; i++) x[i] = (float)(next() % 2001 - 1000) / 700.0f * (i / k == 3 ? 0 : 1);
+    for (int64_t i = 0; i < n * k; i++) w[i] = (float)(next() % 2001 - 1000) / 9000.0f;
+    for (int64_t j = 0; j < n; j++) b[j] = (float)j / 10 - 1;
+    for (int64_t j = 0; j < n; j++) { /* per-channel weights, as quant/int8.c makes them */
+        float mx = 0;
+        for (int64_t p = 0; p < k; p++) mx = fmaxf(mx, fabsf(w[j * k + p]));
+        ws[j] = mx / 127;
+        for (int64_t p = 0; p < k; p++) wq[j * k + p] = (int8_t)nearbyintf(w[j * k + p] / ws[j]);
+    }
+    for (int64_t i = 0; i < m * n; i++) y[i] = NAN; /* poison */
+    CHECK(pml_cpu_linear_i8(m, n, k, x, wq, ws, b, y, scratch) == 0);
+    double worst_q = 0, worst_f = 0, big = 0;
+    for (int64_t i = 0; i < m; i++) {
+        float mx = 0;
+        for (int64_t p = 0; p < k; p++) mx = fmaxf(mx, fabsf(x[i * k + p]));
+        float s = mx > 0 ? mx / 127.0f : 0, inv = mx > 0 ? 127.0f / mx : 0;
+        for (int64_t j = 0; j < n; j++) {
+            long acc = 0;
+            double f = b[j];
+            for (int64_t p = 0; p < k; p++) {
+                acc += (long)nearbyintf(x[i * k + p] * inv) * wq[j * k + p];
+                f += (double)x[i * k + p] * w[j * k + p];
+            }
+            double want = (double)acc * s * ws[j] + b[j], got = y[i * n + j];
+            worst_q = fmax(worst_q, fabs(got - want) / (fabs((double)acc * s * ws[j]) + fabs(b[j]) + 1e-30));
+            worst_f = fmax(worst_f, fabs(got - f));
+            big = fmax(big, fabs(f));
+            CHECK(isfinite(got));
+        }
+    }
+    fprintf(stderr, "vs the same quantization: %.2e relative; vs f32: %.4f of max |y| %.3f\n", worst_q, worst_f, big);
+    CHECK(worst_q < 1e-6);
+    CHECK(worst_f < 0.02 * big);
+    for (int64_t j = 0; j < n; j++) CHECK(y[3 * n + j] == b[j]); /* a zero row: the bias alone */
+    free(x), free(w), free(ws), free(b), free(y), free(wq), free(scratch);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) return 2;
+    if (!strcmp(argv[1], "exact")) exact();
+    else if (!strcmp(argv[1], "linear")) linear();
+    else return 2;
+    if (fails) fprintf(stderr, "%d failure(s)\n", fails);
+    return fails != 0;
+}
