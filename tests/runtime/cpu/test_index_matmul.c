@@ -1,5 +1,6 @@
 /* test_index_matmul.c — gather, pick, scatter_add and unpick, index errors, batched
  * matmul against a naive product, BLAS against the C GEMM, and refusals. */
+#include <cpuid.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,5 +435,36 @@ void test_gemm_uses_the_widest_instruction_set_the_cpu_offers(void)
     TCHECK((int)pml_cpu_isa_offered() == offered, "CPUID says %s, /proc/cpuinfo %s", pml_cpu_isa_name(pml_cpu_isa_offered()),
            pml_cpu_isa_name((pml_cpu_isa)offered));
     TCHECK((int)used >= offered, "the GEMM (%s) runs %s kernels on a CPU that offers %s", pml_cpu_blas_name(),
+           pml_cpu_isa_name(used), pml_cpu_isa_name((pml_cpu_isa)offered));
+}
+
+/* BLIS run through PML's GEMM wrapper (the test_cpu_blis binary, when BLIS is not
+ * libpml's provider) uses the widest kernels BLIS 0.9 has for this CPU: its sub-
+ * configurations reach AVX-512 only on Intel (skx); on AMD the widest is zen3 (AVX2),
+ * Zen 4 included, and Debian's 0.9.0 aborts when BLIS_ARCH_TYPE forces another. So a
+ * BLIS that fell back to a narrower sub-configuration (generic, sandybridge) fails
+ * here, and an AMD AVX-512 CPU is the one case where BLIS cannot be PML's provider at
+ * full width (docs/design.md, "The GEMM provider"). */
+void test_gemm_uses_the_widest_kernels_its_provider_has_for_the_cpu(void)
+{
+    int offered = cpuinfo_widest_isa();
+    pml_cpu_isa used = pml_cpu_gemm_isa();
+    unsigned a, b, c, d;
+    char vendor[13] = {0};
+    if (__get_cpuid(0, &a, &b, &c, &d)) {
+        memcpy(vendor, &b, 4);
+        memcpy(vendor + 4, &d, 4);
+        memcpy(vendor + 8, &c, 4);
+    }
+    int amd = strcmp(vendor, "AuthenticAMD") == 0;
+    int best = strcmp(pml_cpu_blas_name(), "blis") == 0 && amd ? PML_ISA_AVX2 : PML_ISA_AVX512;
+    int expect = offered < best ? offered : best;
+    printf("GEMM: %s, kernels %s; the CPU (%s) offers %s; the widest this provider has for it: %s\n",
+           pml_cpu_blas_name(), pml_cpu_isa_name(used), vendor, offered >= 0 ? pml_cpu_isa_name((pml_cpu_isa)offered) : "unknown",
+           expect >= 0 ? pml_cpu_isa_name((pml_cpu_isa)expect) : "unknown");
+    if (offered < 0) return; /* nothing to compare with */
+    TCHECK((int)used >= expect, "the GEMM (%s) runs %s kernels where it has %s ones for this CPU", pml_cpu_blas_name(),
+           pml_cpu_isa_name(used), pml_cpu_isa_name((pml_cpu_isa)expect));
+    TCHECK((int)used <= offered, "the GEMM (%s) says it runs %s kernels on a CPU that offers only %s", pml_cpu_blas_name(),
            pml_cpu_isa_name(used), pml_cpu_isa_name((pml_cpu_isa)offered));
 }
