@@ -61,6 +61,9 @@ typedef struct pml_op_call {
     pml_view out;  /* allocated by the caller with the right shape and dtype */
     uint64_t seed; /* this step's seed, for dropout */
     int threads;   /* how many threads the kernel may use; 0 or 1: the calling thread only */
+    /* the stage's pool (cpu/pool.h; NULL: none), which a panel GEMM splits its columns
+     * or rows over: the GEMMs a provider runs use `threads` of its own instead */
+    struct pml_cpu_pool *pool;
     uint8_t trans[2];   /* matmul: input i has its last two axes swapped */
     uint8_t accumulate; /* matmul: add to out instead of overwriting it */
     /* matmul with a 2-D b and a not transposed: op(b) as panels (cpu/gemm.h), packed or

@@ -13,8 +13,59 @@
  * the product in f32 from widened operands where that GEMM declines. */
 #include "cpu.h"
 #include "gemm.h"
+#include "pool.h"
 
 #include <string.h>
+
+/* The panel GEMM over a stage's pool: columns in blocks of whole panels, or, for a
+ * product too narrow for one block per thread (a classifier head), rows in blocks of
+ * MR multiples. Every element is the same FMA chain whichever block computes it
+ * (gemm.h), so the bits do not depend on the split. Below SPLIT_MACS multiply-adds a
+ * product stays on the caller: waking the workers costs microseconds. */
+enum { SPLIT_MACS = 1 << 18, ROW_BLOCK = 16 };
+
+typedef struct {
+    int acc;
+    int64_t m, n, k, lda, ldc, cols, rows; /* cols/rows: a task's block, one of them 0 */
+    const float *a, *bias;
+    pml_cpu_gemm_panels b;
+    float *c;
+} split_gemm;
+
+static pml_status split_task(void *ctx, int64_t t, int worker, pml_err *err)
+{
+    (void)worker, (void)err;
+    const split_gemm *g = ctx;
+    if (g->cols) {
+        int64_t j0 = t * g->cols, w = g->n - j0 < g->cols ? g->n - j0 : g->cols;
+        pml_cpu_gemm_panels b = {g->b.data + j0 / PML_CPU_GEMM_NR * g->b.panel_stride, g->b.row_stride,
+                                 g->b.panel_stride};
+        pml_cpu_gemm_packed_f32(g->acc, g->m, w, g->k, g->a, g->lda, b, g->c + j0, g->ldc, g->bias ? g->bias + j0 : NULL);
+    } else {
+        int64_t i0 = t * g->rows, h = g->m - i0 < g->rows ? g->m - i0 : g->rows;
+        pml_cpu_gemm_packed_f32(g->acc, h, g->n, g->k, g->a + i0 * g->lda, g->lda, g->b, g->c + i0 * g->ldc, g->ldc,
+                                g->bias);
+    }
+    return PML_OK;
+}
+
+static pml_status packed_gemm(pml_cpu_pool *pool, int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                              pml_cpu_gemm_panels b, float *c, int64_t ldc, const float *bias, pml_err *err)
+{
+    int T = pml_cpu_pool_threads(pool);
+    if (T < 2 || m * n * k < SPLIT_MACS) {
+        pml_cpu_gemm_packed_f32(acc, m, n, k, a, lda, b, c, ldc, bias);
+        return PML_OK;
+    }
+    split_gemm g = {acc, m, n, k, lda, ldc, 0, 0, a, bias, b, c};
+    int64_t panels = (n + PML_CPU_GEMM_NR - 1) / PML_CPU_GEMM_NR;
+    if (panels >= T) /* columns: each task whole panels, as even as they divide */
+        g.cols = (panels + T - 1) / T * PML_CPU_GEMM_NR;
+    else /* rows */
+        g.rows = ((m + T - 1) / T + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
+    int64_t tasks = g.cols ? (n + g.cols - 1) / g.cols : (m + g.rows - 1) / g.rows;
+    return pml_cpu_pool_run(pool, tasks, split_task, &g, err);
+}
 
 /* One GEMM of the call's element types, at element offsets A, B and C; 0 where the
  * bf16 GEMM declined (nothing written). */
@@ -88,8 +139,7 @@ static pml_status matmul(const pml_op_call *c, int *declined, pml_err *err)
     pml_cpu_gemm_op op = {ta, tb, c->accumulate != 0};
     if (batch_b == 1 && batch_a == batches && !ta) { /* b is one matrix: fold the batch into m */
         if (c->panels_b.data && t == PML_F32 && a->dtype == PML_F32) {
-            pml_cpu_gemm_packed_f32(op.acc, batches * m, n, k, a->data, ac, c->panels_b, o->data, n, bv);
-            return PML_OK;
+            return packed_gemm(c->pool, op.acc, batches * m, n, k, a->data, ac, c->panels_b, o->data, n, bv, err);
         }
         if (!gemm(c, op, batches * m, n, k, 0, 0, 0))
             *declined = 1;

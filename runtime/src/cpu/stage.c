@@ -91,7 +91,10 @@ pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
     pml_view in[64];
     pml_op_call c;
     pml_status st = make_call(p, n, mb, &c, in, 64, err);
-    if (!st) c.panels_b = panels_operand(p, n, &c);
+    if (!st) {
+        c.panels_b = panels_operand(p, n, &c);
+        c.pool = p->stages[p->plan->nodes[n].stage].pool; /* for the panel GEMM's split */
+    }
     return st ? st : pml_cpu_run(&c, err);
 }
 

@@ -445,8 +445,9 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
         if (st->scratch_bytes && !(st->scratch = aligned_alloc(64, (st->scratch_bytes + 63) & ~(size_t)63)))
             return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
         if (st->scratch) memset(st->scratch, 0, st->scratch_bytes);
-        /* A stage of several threads splits its fused groups' tiles over them (cpu/pool.h). */
-        if (p->threads > 1 && st->scratch) {
+        /* A stage of several threads splits its fused groups' tiles and its panel GEMMs
+         * over them (cpu/pool.h). */
+        if (p->threads > 1) {
             pml_status ps = pml_cpu_pool_create(p->threads, &st->pool, err);
             if (ps) return ps;
         }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cpu/gemm.h"
+#include "cpu/pool.h"
 #include "cpu_test.h"
 #include "cpu_tests.h"
 
@@ -90,4 +91,52 @@ void test_matmul_bias_of_the_wrong_width_is_refused(void)
     pml_status s = t_run(PML_OP_MATMUL, in, 3, &out, NULL, 0, 0, &err);
     TCHECK(s == PML_ERR_INVALID_ARG && strstr(err.msg, "bias"), "wrong-width bias: status %d, %s", (int)s, err.msg);
     t_free(&a), t_free(&b), t_free(&bias), t_free(&out);
+}
+
+/* The panel GEMM split over a stage's pool (by panels of columns, or by rows for a
+ * product narrower than a panel per thread) gives the bits of the same product on
+ * the calling thread alone, with and without a bias, accumulating or not, at 2 and 3
+ * threads: every element is one FMA chain whichever thread computes it. */
+void test_panel_gemm_split_over_a_pool_gives_the_same_bits(void)
+{
+    if (!pml_cpu_gemm_packed_available()) {
+        printf("note: no AVX-512F here, so no panel GEMM to split\n");
+        return;
+    }
+    /* m, k, n: a wide layer (column blocks), a head of 16 columns (row blocks), odd sizes */
+    static const int64_t shapes[][3] = {{64, 256, 1024}, {512, 128, 16}, {33, 300, 130}, {1, 1024, 1024}};
+    for (int threads = 2; threads <= 3; threads++) {
+        pml_cpu_pool *pool = NULL;
+        pml_err err = {0};
+        TCHECK(pml_cpu_pool_create(threads, &pool, &err) == PML_OK, "pool: %s", err.msg);
+        if (!pool) return;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int variant = 0; variant < 4; variant++) { /* bit 0: bias; bit 1: accumulate */
+                int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+                int64_t da[2] = {m, k}, db[2] = {n, k}, dout[2] = {m, n}, dbias[1] = {n};
+                pml_view a = t_new(PML_F32, 2, da), b = t_new(PML_F32, 2, db), bias = t_new(PML_F32, 1, dbias);
+                pml_view one = t_new(PML_F32, 2, dout), split = t_new(PML_F32, 2, dout);
+                t_fill_rand(&a, -1, 1), t_fill_rand(&b, -1, 1), t_fill_rand(&bias, -2, 2), t_fill_rand(&one, -1, 1);
+                memcpy(split.data, one.data, sizeof(float) * (size_t)t_numel(&one));
+                float *packed = malloc(sizeof(float) * pml_cpu_gemm_packed_floats(k, n));
+                pml_cpu_gemm_pack_b(1, k, n, b.data, k, packed);
+                pml_view in[3] = {a, b, bias};
+                pml_op_call c = {.op = PML_OP_MATMUL, .n_in = variant & 1 ? 3 : 2, .in = in, .threads = 1,
+                                 .accumulate = (uint8_t)(variant >> 1), .panels_b = pml_cpu_gemm_packed(packed, k)};
+                c.trans[1] = 1;
+                c.out = one;
+                int ok = pml_cpu_run(&c, &err) == PML_OK;
+                c.out = split;
+                c.pool = pool;
+                ok = ok && pml_cpu_run(&c, &err) == PML_OK;
+                TCHECK(ok, "matmul failed: %s", err.msg);
+                if (ok)
+                    TCHECK(memcmp(one.data, split.data, sizeof(float) * (size_t)t_numel(&one)) == 0,
+                           "%lld x %lld x %lld (bias %d, accumulate %d) over %d threads: other bits than on one",
+                           (long long)m, (long long)k, (long long)n, variant & 1, variant >> 1, threads);
+                free(packed);
+                t_free(&a), t_free(&b), t_free(&bias), t_free(&one), t_free(&split);
+            }
+        pml_cpu_pool_destroy(pool);
+    }
 }
