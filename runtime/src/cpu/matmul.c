@@ -15,76 +15,132 @@
 #include "gemm.h"
 #include "pool.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
-/* The panel GEMM over a stage's pool: columns in blocks of whole panels, or, for a
- * product too narrow for one block per thread (a classifier head), rows in blocks of
- * MR multiples. Every element is the same FMA chain whichever block computes it
- * (gemm.h), so the bits do not depend on the split. Below SPLIT_MACS multiply-adds a
- * product stays on the caller: waking the workers costs microseconds. */
-enum { SPLIT_MACS = 1 << 18, ROW_BLOCK = 16 };
+/* A call's products run as tasks over the stage's pool (c->pool; none: in order on the
+ * caller): each product, or a block of one product's columns or rows, is a task, and the
+ * GEMM provider is then asked for one thread (its own OpenMP threads would compete with
+ * the pool's for the same cores; docs/design.md, "Threads within a stage"). A block of
+ * columns or rows is the same sums in the same order as the whole product in the panel
+ * GEMM (gemm.h), so its bits do not depend on the thread count; a provider may block k
+ * by shape. Below SPLIT_MACS multiply-adds a call stays on the caller: waking the
+ * workers costs microseconds. */
+enum { SPLIT_MACS = 1 << 18, COL_ALIGN = 16, ROW_ALIGN = 16 };
 
 typedef struct {
-    int acc;
-    int64_t m, n, k, lda, ldc, cols, rows; /* cols/rows: a task's block, one of them 0 */
-    const float *a, *bias;
-    pml_cpu_gemm_panels b;
-    float *c;
-} split_gemm;
+    const pml_op_call *c;
+    pml_cpu_gemm_op op;
+    int64_t rows, n, k;        /* one product's shape: op(a) rows x k times k x n */
+    int64_t block, blocks;     /* each product in `blocks` blocks of `block` columns (by_rows: rows) */
+    int by_rows, folded;       /* folded: one product, the batch folded into its rows */
+    int B, threads;            /* batch axes; the provider's threads per GEMM */
+    const int64_t *dims;       /* the output's batch dims */
+    const int64_t (*st)[PML_MAX_RANK]; /* batch strides in matrices: out, a, b */
+    atomic_int declined, wrote;
+} job;
 
-static pml_status split_task(void *ctx, int64_t t, int worker, pml_err *err)
+/* Whether the call's product is the panel GEMM's (the caller gave b as panels, gemm.h),
+ * which adds the bias itself. */
+static int panel_gemm(const job *j)
 {
-    (void)worker, (void)err;
-    const split_gemm *g = ctx;
-    if (g->cols) {
-        int64_t j0 = t * g->cols, w = g->n - j0 < g->cols ? g->n - j0 : g->cols;
-        pml_cpu_gemm_panels b = {g->b.data + j0 / PML_CPU_GEMM_NR * g->b.panel_stride, g->b.row_stride,
-                                 g->b.panel_stride};
-        pml_cpu_gemm_packed_f32(g->acc, g->m, w, g->k, g->a, g->lda, b, g->c + j0, g->ldc, g->bias ? g->bias + j0 : NULL);
-    } else {
-        int64_t i0 = t * g->rows, h = g->m - i0 < g->rows ? g->m - i0 : g->rows;
-        pml_cpu_gemm_packed_f32(g->acc, h, g->n, g->k, g->a + i0 * g->lda, g->lda, g->b, g->c + i0 * g->ldc, g->ldc,
-                                g->bias);
+    const pml_op_call *c = j->c;
+    return j->folded && c->panels_b.data && c->out.dtype == PML_F32 && c->in[0].dtype == PML_F32;
+}
+
+/* One GEMM of the call's element types: op(a) (m x k at element offset A) times op(b)
+ * (at B; its columns from col0 on) into m x n at C with rows ldc apart; 0 where the
+ * bf16 GEMM declined (nothing written). */
+static int gemm(const job *j, int64_t m, int64_t n, int64_t A, int64_t B, int64_t col0, int64_t C)
+{
+    const pml_op_call *c = j->c;
+    const pml_view *a = &c->in[0], *b = &c->in[1], *o = &c->out;
+    int64_t ac = a->dims[a->rank - 1], bc = b->dims[b->rank - 1], k = j->k, ldc = j->n;
+    if (panel_gemm(j)) { /* col0 is a whole number of panels (run_products) */
+        const pml_cpu_gemm_panels *p = &c->panels_b;
+        pml_cpu_gemm_panels at = {p->data + col0 / PML_CPU_GEMM_NR * p->panel_stride, p->row_stride, p->panel_stride};
+        const float *bias = c->n_in >= 3 ? (const float *)c->in[2].data + col0 : NULL;
+        pml_cpu_gemm_packed_f32(j->op.acc, m, n, k, (const float *)a->data + A, ac, at, (float *)o->data + C, ldc, bias);
+        return 1;
     }
+    if (o->dtype == PML_F32 && a->dtype == PML_F32)
+        pml_cpu_gemm_f32(j->op, m, n, k, (const float *)a->data + A, ac, (const float *)b->data + B, bc,
+                         (float *)o->data + C, ldc, j->threads);
+    else if (o->dtype == PML_F64)
+        pml_cpu_gemm_f64(j->op, m, n, k, (const double *)a->data + A, ac, (const double *)b->data + B, bc,
+                         (double *)o->data + C, ldc, j->threads);
+    else
+        return pml_cpu_gemm_bf16(j->op, m, n, k, (const uint16_t *)a->data + A, ac, (const uint16_t *)b->data + B, bc,
+                                 (char *)o->data + (size_t)C * pml_dtype_size(o->dtype), o->dtype == PML_BF16, ldc,
+                                 j->threads);
+    return 1;
+}
+
+/* Task t: block t % blocks of product t / blocks. */
+static pml_status product_task(void *ctx, int64_t t, int worker, pml_err *err)
+{
+    (void)worker;
+    job *j = ctx;
+    const pml_op_call *c = j->c;
+    int64_t q = t / j->blocks, lo = t % j->blocks * j->block, m = j->rows, n = j->n, k = j->k;
+    int64_t A = 0, B = 0, C = q * m * n; /* product q's matrices: q over the batch dims, row-major */
+    int64_t r = q;
+    for (int d = j->B - 1; d >= 0 && !j->folded; d--) {
+        int64_t i = r % j->dims[d];
+        r /= j->dims[d];
+        A += i * j->st[1][d] * m * k;
+        B += i * j->st[2][d] * k * n;
+    }
+    int64_t ac = c->in[0].dims[c->in[0].rank - 1], bc = c->in[1].dims[c->in[1].rank - 1];
+    int64_t h = m, w = n;
+    if (j->by_rows) {
+        h = m - lo < j->block ? m - lo : j->block;
+        A += j->op.ta ? lo : lo * ac;
+        C += lo * n;
+    } else {
+        w = n - lo < j->block ? n - lo : j->block;
+        B += j->op.tb ? lo * bc : lo;
+        C += lo;
+    }
+    if (!gemm(j, h, w, A, B, j->by_rows ? 0 : lo, C)) {
+        atomic_store(&j->declined, 1);
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "matmul: the bf16 GEMM declined");
+    }
+    atomic_store(&j->wrote, 1);
+    const float *bias = c->n_in >= 3 ? c->in[2].data : NULL;
+    if (bias && !panel_gemm(j)) pml_cpu_add_bias_f32(h, w, bias + (j->by_rows ? 0 : lo), (float *)c->out.data + C, n);
     return PML_OK;
 }
 
-static pml_status packed_gemm(pml_cpu_pool *pool, int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                              pml_cpu_gemm_panels b, float *c, int64_t ldc, const float *bias, pml_err *err)
+/* Runs the products of a call (products of rows x n x k each) as the header says. */
+static pml_status run_products(job *j, int64_t products, int *declined, pml_err *err)
 {
-    int T = pml_cpu_pool_threads(pool);
-    if (T < 2 || m * n * k < SPLIT_MACS) {
-        pml_cpu_gemm_packed_f32(acc, m, n, k, a, lda, b, c, ldc, bias);
+    const pml_op_call *c = j->c;
+    int T = pml_cpu_pool_threads(c->pool);
+    pml_cpu_pool *pool = T >= 2 && products * j->rows * j->n * j->k >= SPLIT_MACS ? c->pool : NULL;
+    j->threads = c->pool ? 1 : c->threads;
+    j->block = j->n, j->blocks = 1;
+    if (pool && products < 2 * T) { /* too few products to share: split each */
+        int64_t panel = panel_gemm(j) ? PML_CPU_GEMM_NR : COL_ALIGN;
+        if (j->n >= T * panel) {
+            j->block = ((j->n + T - 1) / T + panel - 1) / panel * panel;
+            j->blocks = (j->n + j->block - 1) / j->block;
+        } else if (j->rows >= 2 * ROW_ALIGN) {
+            j->by_rows = 1;
+            j->block = ((j->rows + T - 1) / T + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+            j->blocks = (j->rows + j->block - 1) / j->block;
+        }
+    }
+    pml_status st = pml_cpu_pool_run(pool, products * j->blocks, product_task, j, err);
+    if (atomic_load(&j->declined)) {
+        /* all or nothing on one machine; half.c then computes the whole output in f32,
+         * which only an accumulating product that has begun cannot take back */
+        if (j->op.acc && atomic_load(&j->wrote))
+            return pml_err_set(err, PML_ERR_INTERNAL, "matmul: oneDNN's bf16 product failed part-way");
+        *declined = 1;
         return PML_OK;
     }
-    split_gemm g = {acc, m, n, k, lda, ldc, 0, 0, a, bias, b, c};
-    int64_t panels = (n + PML_CPU_GEMM_NR - 1) / PML_CPU_GEMM_NR;
-    if (panels >= T) /* columns: each task whole panels, as even as they divide */
-        g.cols = (panels + T - 1) / T * PML_CPU_GEMM_NR;
-    else /* rows */
-        g.rows = ((m + T - 1) / T + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
-    int64_t tasks = g.cols ? (n + g.cols - 1) / g.cols : (m + g.rows - 1) / g.rows;
-    return pml_cpu_pool_run(pool, tasks, split_task, &g, err);
-}
-
-/* One GEMM of the call's element types, at element offsets A, B and C; 0 where the
- * bf16 GEMM declined (nothing written). */
-static int gemm(const pml_op_call *c, pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, int64_t A, int64_t B,
-                int64_t C)
-{
-    const pml_view *a = &c->in[0], *b = &c->in[1], *o = &c->out;
-    int64_t ac = a->dims[a->rank - 1], bc = b->dims[b->rank - 1];
-    if (o->dtype == PML_F32 && a->dtype == PML_F32)
-        pml_cpu_gemm_f32(op, m, n, k, (const float *)a->data + A, ac, (const float *)b->data + B, bc,
-                         (float *)o->data + C, n, c->threads);
-    else if (o->dtype == PML_F64)
-        pml_cpu_gemm_f64(op, m, n, k, (const double *)a->data + A, ac, (const double *)b->data + B, bc,
-                         (double *)o->data + C, n, c->threads);
-    else
-        return pml_cpu_gemm_bf16(op, m, n, k, (const uint16_t *)a->data + A, ac, (const uint16_t *)b->data + B, bc,
-                                 (char *)o->data + (size_t)C * pml_dtype_size(o->dtype), o->dtype == PML_BF16, n,
-                                 c->threads);
-    return 1;
+    return st;
 }
 
 /* The product for either entry point; *declined set where the bf16 GEMM declined its
@@ -136,33 +192,14 @@ static pml_status matmul(const pml_op_call *c, int *declined, pml_err *err)
         if (bv) pml_cpu_add_bias_f32(batches * m, n, bv, o->data, n);
         return PML_OK;
     }
-    pml_cpu_gemm_op op = {ta, tb, c->accumulate != 0};
-    if (batch_b == 1 && batch_a == batches && !ta) { /* b is one matrix: fold the batch into m */
-        if (c->panels_b.data && t == PML_F32 && a->dtype == PML_F32) {
-            return packed_gemm(c->pool, op.acc, batches * m, n, k, a->data, ac, c->panels_b, o->data, n, bv, err);
-        }
-        if (!gemm(c, op, batches * m, n, k, 0, 0, 0))
-            *declined = 1;
-        else if (bv)
-            pml_cpu_add_bias_f32(batches * m, n, bv, o->data, n);
-        return PML_OK;
+    job jb = {.c = c, .op = {ta, tb, c->accumulate != 0}, .rows = m, .n = n, .k = k, .B = B, .dims = o->dims,
+              .st = (const int64_t(*)[PML_MAX_RANK])st};
+    if (batch_b == 1 && batch_a == batches && !ta) { /* b is one matrix: fold the batch into the rows */
+        jb.folded = 1;
+        jb.rows = batches * m;
+        return run_products(&jb, 1, declined, err);
     }
-    pml_cpu_iter it;
-    pml_cpu_iter_setup(&it, B, o->dims, 3, st);
-    int64_t rows = pml_cpu_iter_rows(&it), len = it.dims[it.rank - 1];
-    int64_t ia = it.st[1][it.rank - 1], ib = it.st[2][it.rank - 1];
-    for (int64_t r = 0; r < rows; r++, pml_cpu_iter_next(&it))
-        for (int64_t i = 0; i < len; i++)
-            if (!gemm(c, op, m, n, k, (it.off[1] + i * ia) * m * k, (it.off[2] + i * ib) * k * n,
-                      (it.off[0] + i) * m * n)) {
-                if (r == 0 && i == 0) {
-                    *declined = 1;
-                    return PML_OK;
-                }
-                return pml_err_set(err, PML_ERR_INTERNAL, "matmul: oneDNN's bf16 product failed part-way");
-            }
-    if (bv) pml_cpu_add_bias_f32(batches * m, n, bv, o->data, n);
-    return PML_OK;
+    return run_products(&jb, batches, declined, err);
 }
 
 pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err)

@@ -60,6 +60,7 @@ static pml_status make_call(const pml_cpu_ctx *p, int n, int64_t mb, pml_op_call
     }
     c->seed = pml_rng_u64(p->conf.seed, (uint64_t)p->step, (uint64_t)(mb >= 0 ? mb : 0));
     c->threads = p->threads;
+    c->pool = p->stages ? p->stages[node->stage].pool : NULL; /* none yet while the memory is planned */
     return PML_OK;
 }
 
@@ -91,10 +92,7 @@ pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
     pml_view in[64];
     pml_op_call c;
     pml_status st = make_call(p, n, mb, &c, in, 64, err);
-    if (!st) {
-        c.panels_b = panels_operand(p, n, &c);
-        c.pool = p->stages[p->plan->nodes[n].stage].pool; /* for the panel GEMM's split */
-    }
+    if (!st) c.panels_b = panels_operand(p, n, &c);
     return st ? st : pml_cpu_run(&c, err);
 }
 
@@ -125,6 +123,7 @@ pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *p, pml_cpu_stage *st, int 
             g->from[j] = (int16_t)at;
         }
         if (!pl->materialised[n]) g->call.out.data = NULL;
+        g->call.pool = NULL; /* a group's ops run inside the pool's tasks */
         ops++;
     }
     *n_ops = ops;

@@ -140,3 +140,47 @@ void test_panel_gemm_split_over_a_pool_gives_the_same_bits(void)
         pml_cpu_pool_destroy(pool);
     }
 }
+
+/* The provider's products split over a pool — a weight gradient's one large product
+ * (a transposed), a product with no panels, a batch of small ones (attention's) — equal
+ * the same call on the caller alone within 1e-6 of their scale: a provider may block a
+ * sum by shape, so bits are not promised. */
+void test_provider_products_split_over_a_pool_agree_with_one_thread(void)
+{
+    /* batch, m, k, n, ta, tb */
+    static const int64_t cases[][6] = {{1, 512, 512, 512, 1, 0}, {1, 300, 200, 700, 0, 1}, {32, 64, 32, 64, 0, 1},
+                                       {3, 40, 100, 24, 0, 0}, {1, 1000, 64, 16, 0, 0}};
+    pml_cpu_pool *pool = NULL;
+    pml_err err = {0};
+    TCHECK(pml_cpu_pool_create(2, &pool, &err) == PML_OK, "pool: %s", err.msg);
+    if (!pool) return;
+    for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+        int64_t bt = cases[s][0], m = cases[s][1], k = cases[s][2], n = cases[s][3];
+        int ta = (int)cases[s][4], tb = (int)cases[s][5];
+        int64_t da[3] = {bt, ta ? k : m, ta ? m : k}, db[3] = {bt, tb ? n : k, tb ? k : n}, dout[3] = {bt, m, n};
+        pml_view a = t_new(PML_F32, 3, da), b = t_new(PML_F32, 3, db);
+        pml_view one = t_new(PML_F32, 3, dout), split = t_new(PML_F32, 3, dout);
+        t_fill_rand(&a, -1, 1), t_fill_rand(&b, -1, 1);
+        poison(&one), poison(&split);
+        pml_view in[2] = {a, b};
+        pml_op_call c = {.op = PML_OP_MATMUL, .n_in = 2, .in = in, .threads = 1, .out = one};
+        c.trans[0] = (uint8_t)ta, c.trans[1] = (uint8_t)tb;
+        int ok = pml_cpu_run(&c, &err) == PML_OK;
+        c.out = split;
+        c.pool = pool;
+        ok = ok && pml_cpu_run(&c, &err) == PML_OK;
+        TCHECK(ok, "matmul failed: %s", err.msg);
+        double worst = 0, scale = 0;
+        for (int64_t i = 0; ok && i < t_numel(&one); i++) {
+            double x = ((float *)one.data)[i], y = ((float *)split.data)[i];
+            if (fabs(x) > scale) scale = fabs(x);
+            if (!(fabs(x - y) <= worst)) worst = isnan(y) ? INFINITY : fabs(x - y);
+        }
+        if (ok)
+            TCHECK(worst <= 1e-6 * scale, "%lld x [%lld x %lld]%s x [%lld x %lld]%s over 2 threads: off by %g of %g",
+                   (long long)bt, (long long)m, (long long)k, ta ? "^T" : "", (long long)k, (long long)n,
+                   tb ? "^T" : "", worst, scale);
+        t_free(&a), t_free(&b), t_free(&one), t_free(&split);
+    }
+    pml_cpu_pool_destroy(pool);
+}
