@@ -64,6 +64,8 @@ typedef struct pml_cpu_stage {
     int64_t fwd_done, bwd_done, wgrad_from, wgrad_early;
     /* The values this stage sends: roots of nodes another stage reads, per message kind */
     int *sends[2], n_sends[2];
+    void *i8_scratch; /* its int8 products' quantized rows and int32 sums (stage_int8.c); NULL: none */
+    size_t i8_scratch_bytes;
 } pml_cpu_stage;
 
 typedef struct pml_cpu_ctx {
@@ -137,6 +139,12 @@ typedef struct pml_cpu_ctx {
     double loss_scale;
     char note[192];
     pml_cpu_stage *stages;
+    /* int8 serving (stage_int8.c; NULL until param_int8): per parameter its int8 weight
+     * [out, in] and scales [out] (NULL: f32 only); per node, the parameter whose int8
+     * copy its matmul computes with (-1: it runs as lowered). */
+    int8_t **i8;
+    float **i8_scale;
+    int *i8_param;
 } pml_cpu_ctx;
 
 /* stage_build.c */
@@ -150,5 +158,13 @@ void *pml_cpu_ctx_data(const pml_cpu_ctx *c, int n, int64_t mb);
 pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *c, int n, int64_t mb, pml_err *err);
 pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *c, pml_cpu_stage *st, int k, int64_t mb, int *n_ops,
                                    pml_err *err);
+
+/* stage_int8.c: backend_ops.h's param_int8; the parameter whose int8 weights node n's
+ * product computes with (-1: none); that product of call c; freeing it all. */
+pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, const float *scale, int *served,
+                                  pml_err *err);
+int pml_cpu_ctx_int8_node(const pml_cpu_ctx *p, int n);
+pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, const pml_op_call *c, pml_err *err);
+void pml_cpu_ctx_free_int8(pml_cpu_ctx *p);
 
 #endif
