@@ -35,7 +35,7 @@ printf '%-5s %5s %7s  %12s %12s %7s  %12s %12s %7s\n' model rows threads "f32 wa
        "f32 cpu ms" "int8 cpu ms" ratio
 for m in mlp wide; do
     "$pmlc" train "${src[$m]}" --steps 20 --out "$tmp/$m" --quiet
-    "$pmlc" quantize "${src[$m]}" --weights "$tmp/$m" -o "$tmp/$m.q.safetensors" >/dev/null
+    "$pmlc" quantize "${src[$m]}" --weights "$tmp/$m" -o "$tmp/$m.q.safetensors" >/dev/null 2>&1
     for rows in $rows_list; do
         python3 -c "
 import random, sys
