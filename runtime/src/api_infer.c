@@ -97,7 +97,8 @@ static void int8_note(pml_infer *inf, pml_backend got, const char *weights)
     len = snprintf(inf->int8_note, sizeof inf->int8_note, "%d int8 weights from %s", n, weights);
     if (k && len > 0 && (size_t)len < sizeof inf->int8_note)
         len += snprintf(inf->int8_note + len, sizeof inf->int8_note - (size_t)len,
-                        ": int8 products (%s, int32 sums, per-row int8 activations) for %d layers", gemm, k);
+                        ": int8 products (%s, int32 sums, per-row int8 activations) for %d layer%s", gemm, k,
+                        k == 1 ? "" : "s");
     if (k < n && len > 0 && (size_t)len < sizeof inf->int8_note)
         snprintf(inf->int8_note + len, sizeof inf->int8_note - (size_t)len, "%s%d served in f32, dequantized (%s)",
                  k ? "; " : ": ", n - k,

@@ -175,7 +175,9 @@ int pmlc_infer_main(const pmlc_infer_args *a)
         qsort(cpu, (size_t)done, sizeof *cpu, by_value);
         printf("bench: %lld passes over %lld rows, micro-batches of %lld, %d threads", (long long)passes, (long long)n,
                (long long)mbs, threads);
-        if (pml_infer_int8_served(inf)) printf(", int8 products for %d layers", pml_infer_int8_served(inf));
+        if (pml_infer_int8_served(inf))
+            printf(", int8 products for %d layer%s", pml_infer_int8_served(inf),
+                   pml_infer_int8_served(inf) == 1 ? "" : "s");
         printf("\nlatency per micro-batch: median %.3f ms, p90 %.3f ms, p99 %.3f ms (wall); cpu median %.3f ms\n",
                1e3 * lat[done / 2], 1e3 * lat[(size_t)((double)(done - 1) * 0.9)],
                1e3 * lat[(size_t)((double)(done - 1) * 0.99)], 1e3 * cpu[done / 2]);

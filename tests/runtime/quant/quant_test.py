@@ -172,7 +172,7 @@ def lin_files(tmp):
     x = os.path.join(tmp, "x.npy")
     write_npy(x, [len(rows), K], [v for r in rows for v in r])
     r = must("infer", LIN, "--weights", q, "--input", x, "--output", os.path.join(tmp, "i.npy"))
-    check("int8 products" in r.stderr and "for 1 layers" in r.stderr, f"the layer is int8: {r.stderr}")
+    check("int8 products" in r.stderr and "for 1 layer\n" in r.stderr, f"the layer is int8: {r.stderr}")
     must("infer", LIN, "--weights", ck, "--input", x, "--output", os.path.join(tmp, "f.npy"))
     return ck, q, rows, read_npy_f32(os.path.join(tmp, "i.npy")), read_npy_f32(os.path.join(tmp, "f.npy"))
 
