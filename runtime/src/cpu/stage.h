@@ -11,7 +11,9 @@
  * most of it runs while the stage waits for its last gradient. A matmul by a
  * weight reads it as panels (cpu/gemm.h, gemm_packed.c) where the CPU has AVX-512,
  * instead of the BLAS re-packing it for every micro-batch: in place, or, when
- * transposed, packed by the weight's own update (packed_at below).
+ * transposed, packed by the weight's own update (packed_at below). A serving context
+ * given int8 weights (param_int8) runs the forward linear products on them in int8
+ * instead (stage_int8.c).
  *
  * Memory: a tensor gets its own buffer per micro-batch only when it must outlive the
  * micro-batch's pass on its stage (read by the backward pass or by another stage), in
