@@ -298,9 +298,16 @@ PML_API pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_
  * on the session's backend and context. */
 PML_API pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer **out);
 PML_API void pml_infer_destroy(pml_infer *inf);
-/* How many weights the handle read as int8 (a `pmlc quantize` file): they are served in
- * f32, dequantized (q * scale) once at load; int8 matrix products are not wired in yet. */
+/* How many weights the handle read as int8 (a `pmlc quantize` file), and how many of
+ * those it computes with in int8: each forward linear product (x @ W^T of f32 x) on such
+ * a weight quantizes x's rows on the fly (symmetric, max|row| / 127), sums in int32
+ * (oneDNN's gemm_s8s8s32, VNNI where the CPU has it) and scales back, on the CPU
+ * backend. The rest (another backend's, or weights no f32 linear product reads) are
+ * served in f32, dequantized (q * scale) once at load. pml_infer_int8_note: one line
+ * saying so (NULL without int8 weights), owned by the handle. */
 PML_API int pml_infer_int8_weights(const pml_infer *inf);
+PML_API int pml_infer_int8_served(const pml_infer *inf);
+PML_API const char *pml_infer_int8_note(const pml_infer *inf);
 /* The output of `rows` rows: dims[0] = rows, then the model output's; f32 for a float
  * output, i32 for an i32 one. */
 PML_API pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_info *out);

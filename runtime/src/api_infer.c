@@ -6,6 +6,7 @@
  * plan's size in order; the last partial one is padded with zeros and its extra outputs
  * dropped, so a row's output never depends on N or on its neighbours' padding. The
  * stages run one after another (pml_pipeline_forward), so each gets every thread. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "exec/backend.h"
 #include "ckpt/checkpoint.h"
 #include "formats/atomic_file.h"
+#include "cpu/gemm_int8.h"
 #include "plan/onnx.h"
 #include "quant/int8.h"
 
@@ -25,7 +27,9 @@ struct pml_infer {
     void *out; /* one micro-batch of output */
     size_t out_row; /* output elements per row */
     pml_api_rows *rows; /* per input (and one more): a call's bound buffers, kept so a call allocates nothing */
-    int int8_weights;   /* how many weights came from an int8 file (quant/int8.h), dequantized */
+    int int8_weights;   /* how many weights came from an int8 file (quant/int8.h) */
+    int int8_served;    /* how many of those the backend computes with in int8 (the rest: f32, dequantized) */
+    char int8_note[320];
 };
 
 void pml_infer_destroy(pml_infer *inf)
@@ -83,6 +87,25 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
     return PML_OK;
 }
 
+/* The line pml_infer_int8_note returns: how the int8 weights are served, and why any
+ * are not served in int8. */
+static void int8_note(pml_infer *inf, pml_backend got, const char *weights)
+{
+    int n = inf->int8_weights, k = inf->int8_served, len;
+    const char *gemm = strcmp(pml_cpu_gemm_s8_provider(), "onednn") ? "reference loop" : "oneDNN gemm_s8s8s32";
+    if (!n) return;
+    len = snprintf(inf->int8_note, sizeof inf->int8_note, "%d int8 weights from %s", n, weights);
+    if (k && len > 0 && (size_t)len < sizeof inf->int8_note)
+        len += snprintf(inf->int8_note + len, sizeof inf->int8_note - (size_t)len,
+                        ": int8 products (%s, int32 sums, per-row int8 activations) for %d layer%s", gemm, k,
+                        k == 1 ? "" : "s");
+    if (k < n && len > 0 && (size_t)len < sizeof inf->int8_note)
+        snprintf(inf->int8_note + len, sizeof inf->int8_note - (size_t)len, "%s%d served in f32, dequantized (%s)",
+                 k ? "; " : ": ", n - k,
+                 got != PML_BACKEND_CPU ? "this backend has no int8 products"
+                                        : "no f32 linear product reads them: int8 products only replace those");
+}
+
 pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, int threads,
                             const char *weights, pml_infer **out)
 {
@@ -96,9 +119,10 @@ pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend 
     if (!st) st = pml_backend_select(backend, plan, &got, &err);
     pml_infer *inf = NULL;
     if (!st) st = make(ctx, plan, got, threads, &inf, &err);
-    if (!st && weights && pml_quant_is_quantized(weights)) /* `pmlc quantize`'s file */
-        st = pml_quant_load(plan, inf->pipe, weights, &inf->int8_weights, &err);
-    else if (!st && weights)
+    if (!st && weights && pml_quant_is_quantized(weights)) { /* `pmlc quantize`'s file */
+        st = pml_quant_load(plan, inf->pipe, weights, 1, &inf->int8_weights, &inf->int8_served, &err);
+        if (!st) int8_note(inf, got, weights);
+    } else if (!st && weights)
         st = pml_ckpt_load_weights(plan, inf->pipe, weights, &err); /* the reader --init uses */
     if (st) {
         pml_infer_destroy(inf);
@@ -136,6 +160,8 @@ pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer 
 }
 
 int pml_infer_int8_weights(const pml_infer *inf) { return inf ? inf->int8_weights : 0; }
+int pml_infer_int8_served(const pml_infer *inf) { return inf ? inf->int8_served : 0; }
+const char *pml_infer_int8_note(const pml_infer *inf) { return inf && inf->int8_weights ? inf->int8_note : NULL; }
 
 pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_info *out)
 {

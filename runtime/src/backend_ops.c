@@ -140,3 +140,11 @@ const char *pml_backend_precision_note(pml_backend_inst *b)
 {
     return b->ops->precision_note ? b->ops->precision_note(b->ctx) : NULL;
 }
+
+pml_status pml_backend_param_int8(pml_backend_inst *b, int param, const int8_t *q, const float *scale, int *served,
+                                  pml_err *err)
+{
+    *served = 0;
+    if (param < 0 || param >= b->plan->n_params) return pml_err_set(err, PML_ERR_INVALID_ARG, "no parameter %d", param);
+    return b->ops->param_int8 ? b->ops->param_int8(b->ctx, param, q, scale, served, err) : PML_OK;
+}

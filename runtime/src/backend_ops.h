@@ -213,6 +213,18 @@ typedef struct pml_backend_ops {
     /* Optional: how this backend runs the plan's 16-bit work, one line for `pmlc
      * train`'s first (NULL: the plan has none, or nothing to say). */
     const char *(*precision_note)(pml_backend_ctx *b);
+
+    /* Optional: serve parameter `param`'s products in int8 (quant/int8.h): q [rows,
+     * cols] and scale [rows] (W ~= q * scale per row), copied. The forward matmuls that
+     * read the parameter transposed as their right operand (a linear layer, x @ W^T)
+     * then compute in int8, accumulating in int32; *served says how many there are (0:
+     * none fits, and the f32 weights serve it). The f32 weights (host_param) are left as
+     * the caller wrote them (dequantized) and serve everything else. A context given
+     * int8 weights serves only: begin with train refuses. Called between steps by the
+     * driving thread; may allocate (once per parameter), so a call does not. NULL: the
+     * backend has no int8 products (the wrapper says *served 0). */
+    pml_status (*param_int8)(pml_backend_ctx *b, int param, const int8_t *q, const float *scale, int *served,
+                             pml_err *err);
 } pml_backend_ops;
 
 /* A backend at work: its table and its context. */
@@ -254,5 +266,8 @@ pml_status pml_backend_phase(pml_backend_inst *b, int64_t step, struct pml_phase
 /* Without the slot: PML_ERR_UNSUPPORTED unless scale is 1. */
 pml_status pml_backend_loss_scale(pml_backend_inst *b, double scale, pml_err *err);
 const char *pml_backend_precision_note(pml_backend_inst *b); /* NULL without the slot */
+/* Without the slot: PML_OK, *served 0 (the f32 weights serve). */
+pml_status pml_backend_param_int8(pml_backend_inst *b, int param, const int8_t *q, const float *scale, int *served,
+                                  pml_err *err);
 
 #endif

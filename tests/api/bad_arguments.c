@@ -293,6 +293,8 @@ API_CASE(inference_calls_refuse_bad_arguments)
     CHECK_STATUS(pml_infer_export_onnx(inf, "m.onnx"), PML_ERR_INVALID_ARG);
     pml_infer_destroy(NULL);
     CHECK(pml_infer_int8_weights(NULL) == 0);
+    CHECK(pml_infer_int8_served(NULL) == 0);
+    CHECK(pml_infer_int8_note(NULL) == NULL);
     const char *pat[] = {"fc1"};
     int nq = -1;
     CHECK_STATUS(pml_quantize_weights(NULL, plan, "w.safetensors", NULL, 0, NULL, "q.safetensors", &nq),

@@ -11,9 +11,13 @@
  * in place to a device or fifo), its path checked before any work. W is whatever
  * --init takes (pml_infer_create reads it as pml_session_load_weights does): a
  * model.safetensors (every parameter, by plan name), a shard index, or a folder holding
- * either (a checkpoint, or plain weights). --bench times repeated passes over X (at least one, and at least 1 s) and
- * prints the latency per micro-batch (median, p90, p99) and the throughput in rows/s. The
- * run that writes Y comes first and warms up (weights paged in, buffers touched).
+ * either (a checkpoint, or plain weights), or a `pmlc quantize` file (int8 products: the
+ * first line says for how many layers). --bench times repeated passes over X (at least
+ * one, and at least 1 s) and prints the latency per micro-batch (wall: median, p90, p99;
+ * and the process's CPU time, median, which a machine shared with other work does not
+ * inflate) and the throughput in rows/s; running it with f32 weights and with their
+ * int8 file compares the two. The run that writes Y comes first and warms up (weights
+ * paged in, buffers touched).
  *
  * SIGINT, SIGTERM and SIGUSR1 end it at once with 128 + the signal's number, leaving
  * no partial output (cli_signal.h).
@@ -33,12 +37,14 @@
 #include "cli_signal.h"
 #include "cli_util.h"
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
+
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
 static int by_value(const void *a, const void *b)
 {
@@ -75,7 +81,7 @@ int pmlc_infer_main(const pmlc_infer_args *a)
     pml_array *xa = NULL;
     pml_buffer x = {0};
     void *y = NULL;
-    double *lat = NULL;
+    double *lat = NULL, *cpu = NULL;
     if (pmlc_plan_from_file(ctx, a->file, &a->compile, a->backend, &pl)) goto out;
     if (a->output && pml_output_check(ctx, a->output)) { /* before the work, not after it */
         pmlc_cli_fail("--output", pml_context_error(ctx));
@@ -95,9 +101,7 @@ int pmlc_infer_main(const pmlc_infer_args *a)
         infer_fail(st == PML_ERR_UNSUPPORTED ? a->file : "cannot load the weights", ctx);
         goto out;
     }
-    if (pml_infer_int8_weights(inf) && !a->quiet)
-        fprintf(stderr, "%d int8 weights from %s, served in f32 dequantized (int8 matrix products: not yet)\n",
-                pml_infer_int8_weights(inf), a->weights);
+    if (pml_infer_int8_note(inf) && !a->quiet) fprintf(stderr, "%s\n", pml_infer_int8_note(inf));
     if (pml_array_open(ctx, a->input, &x, &xa)) {
         pmlc_cli_fail("cannot read the input", pml_context_error(ctx));
         goto out;
@@ -143,37 +147,46 @@ int pmlc_infer_main(const pmlc_infer_args *a)
         while (passes < 1 || now() - start < 1.0) {
             if (done + batches > cap) {
                 cap = 2 * (done + batches);
-                double *grown = realloc(lat, (size_t)cap * sizeof *lat);
-                if (!grown) {
+                double *grown = realloc(lat, (size_t)cap * sizeof *lat),
+                       *grown_cpu = grown ? realloc(cpu, (size_t)cap * sizeof *cpu) : NULL;
+                if (grown) lat = grown;
+                if (grown_cpu) cpu = grown_cpu;
+                if (!grown || !grown_cpu) {
                     pmlc_cli_fail("out of memory for the timings", NULL);
                     goto out;
                 }
-                lat = grown;
             }
             /* One run per micro-batch of rows: its latency. */
             for (int64_t r0 = 0; r0 < n; r0 += mbs) {
                 int64_t rows = n - r0 < mbs ? n - r0 : mbs;
                 pml_buffer part = rows_of(&x, r0, rows);
-                double tb = now();
+                double tb = now(), cb = clock_s(CLOCK_PROCESS_CPUTIME_ID);
                 if (pml_infer_run(inf, &part, 1, y, y_bytes)) {
                     infer_fail("inference failed", ctx);
                     goto out;
                 }
-                lat[done++] = now() - tb;
+                lat[done] = now() - tb;
+                cpu[done++] = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cb;
             }
             passes++;
         }
         double total = now() - start;
         qsort(lat, (size_t)done, sizeof *lat, by_value);
-        printf("bench: %lld passes over %lld rows, micro-batches of %lld, %d threads\n", (long long)passes,
-               (long long)n, (long long)mbs, threads);
-        printf("latency per micro-batch: median %.3f ms, p90 %.3f ms, p99 %.3f ms\n", 1e3 * lat[done / 2],
-               1e3 * lat[(size_t)((double)(done - 1) * 0.9)], 1e3 * lat[(size_t)((double)(done - 1) * 0.99)]);
+        qsort(cpu, (size_t)done, sizeof *cpu, by_value);
+        printf("bench: %lld passes over %lld rows, micro-batches of %lld, %d threads", (long long)passes, (long long)n,
+               (long long)mbs, threads);
+        if (pml_infer_int8_served(inf))
+            printf(", int8 products for %d layer%s", pml_infer_int8_served(inf),
+                   pml_infer_int8_served(inf) == 1 ? "" : "s");
+        printf("\nlatency per micro-batch: median %.3f ms, p90 %.3f ms, p99 %.3f ms (wall); cpu median %.3f ms\n",
+               1e3 * lat[done / 2], 1e3 * lat[(size_t)((double)(done - 1) * 0.9)],
+               1e3 * lat[(size_t)((double)(done - 1) * 0.99)], 1e3 * cpu[done / 2]);
         printf("throughput: %.1f rows/s\n", (double)(passes * n) / total);
     }
     rc = 0;
 out:
     free(lat);
+    free(cpu);
     free(y);
     pml_array_close(xa);
     pml_infer_destroy(inf);

@@ -20,6 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest k the int32 sums hold exactly (k * 127 * 128 < 2^31). */
+#define PML_CPU_GEMM_S8_MAX_K 132000
+
 int pml_cpu_gemm_s8s32(int64_t m, int64_t n, int64_t k, const int8_t *a, int64_t lda, const int8_t *b, int64_t ldb,
                        int32_t *c, int64_t ldc);
 

@@ -92,6 +92,7 @@ pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
     pml_view in[64];
     pml_op_call c;
     pml_status st = make_call(p, n, mb, &c, in, 64, err);
+    if (!st && pml_cpu_ctx_int8_node(p, n) >= 0) return pml_cpu_ctx_run_int8(p, n, &c, err);
     if (!st) c.panels_b = panels_operand(p, n, &c);
     return st ? st : pml_cpu_run(&c, err);
 }
@@ -227,6 +228,8 @@ static pml_status cpu_begin(pml_backend_ctx *b, int64_t step, int train, pml_err
 {
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     const pml_plan *pl = p->plan;
+    if (train && p->i8_param) /* backend_ops.h: int8 products have no gradient */
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "a context serving int8 weights cannot train");
     /* Invariants are recomputed when parameters may have changed (an update or a host
      * edit since the last begin) and around training steps, whose dropout differs from
      * evaluation's; back-to-back inference calls reuse them (transposed weights, say). */
@@ -533,4 +536,5 @@ const pml_backend_ops pml_cpu_backend_ops = {
     .phase = cpu_phase,
     .loss_scale = cpu_loss_scale,
     .precision_note = cpu_precision_note,
+    .param_int8 = pml_cpu_ctx_param_int8,
 };

@@ -11,7 +11,9 @@
  * most of it runs while the stage waits for its last gradient. A matmul by a
  * weight reads it as panels (cpu/gemm.h, gemm_packed.c) where the CPU has AVX-512,
  * instead of the BLAS re-packing it for every micro-batch: in place, or, when
- * transposed, packed by the weight's own update (packed_at below).
+ * transposed, packed by the weight's own update (packed_at below). A serving context
+ * given int8 weights (param_int8) runs the forward linear products on them in int8
+ * instead (stage_int8.c).
  *
  * Memory: a tensor gets its own buffer per micro-batch only when it must outlive the
  * micro-batch's pass on its stage (read by the backward pass or by another stage), in
@@ -64,6 +66,8 @@ typedef struct pml_cpu_stage {
     int64_t fwd_done, bwd_done, wgrad_from, wgrad_early;
     /* The values this stage sends: roots of nodes another stage reads, per message kind */
     int *sends[2], n_sends[2];
+    void *i8_scratch; /* its int8 products' quantized rows and int32 sums (stage_int8.c); NULL: none */
+    size_t i8_scratch_bytes;
 } pml_cpu_stage;
 
 typedef struct pml_cpu_ctx {
@@ -137,6 +141,12 @@ typedef struct pml_cpu_ctx {
     double loss_scale;
     char note[192];
     pml_cpu_stage *stages;
+    /* int8 serving (stage_int8.c; NULL until param_int8): per parameter its int8 weight
+     * [out, in] and scales [out] (NULL: f32 only); per node, the parameter whose int8
+     * copy its matmul computes with (-1: it runs as lowered). */
+    int8_t **i8;
+    float **i8_scale;
+    int *i8_param;
 } pml_cpu_ctx;
 
 /* stage_build.c */
@@ -150,5 +160,13 @@ void *pml_cpu_ctx_data(const pml_cpu_ctx *c, int n, int64_t mb);
 pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *c, int n, int64_t mb, pml_err *err);
 pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *c, pml_cpu_stage *st, int k, int64_t mb, int *n_ops,
                                    pml_err *err);
+
+/* stage_int8.c: backend_ops.h's param_int8; the parameter whose int8 weights node n's
+ * product computes with (-1: none); that product of call c; freeing it all. */
+pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, const float *scale, int *served,
+                                  pml_err *err);
+int pml_cpu_ctx_int8_node(const pml_cpu_ctx *p, int n);
+pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, const pml_op_call *c, pml_err *err);
+void pml_cpu_ctx_free_int8(pml_cpu_ctx *p);
 
 #endif

@@ -595,6 +595,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
 {
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     if (!p) return;
+    pml_cpu_ctx_free_int8(p);
     free(p->arena);
     for (int i = 0; p->packed && i < p->plan->n_nodes; i++) free(p->packed[i]);
     for (int q = 0; q < p->plan->n_params; q++) {

@@ -118,6 +118,13 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
  * runs. NULL for an index out of range or when the backend cannot copy. */
 float *pml_pipeline_param(pml_pipeline *p, int param);
 
+/* Serve parameter `param`'s linear products in int8 from q and scale (backend_ops.h's
+ * param_int8: copied); *served: how many products will (0 where the backend has no
+ * int8 products or none fits). The f32 weights stay what the caller wrote. Such a
+ * pipeline serves only (step refuses). */
+pml_status pml_pipeline_param_int8(pml_pipeline *p, int param, const int8_t *q, const float *scale, int *served,
+                                   pml_err *err);
+
 /* Feed steps of held-out evaluation: a generator's rows from here on are never
  * trained on (a file dataset has no held-out rows: its evaluation reads training rows). */
 #define PML_EVAL_STEP0 (INT64_C(1) << 32)

@@ -118,10 +118,12 @@ static pml_status check_param(const pml_plan *plan, const pml_st_file *f, const 
     return PML_OK;
 }
 
-pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *path, int *n_int8, pml_err *err)
+pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *path, int serve_int8, int *n_int8,
+                          int *n_served, pml_err *err)
 {
     pml_st_file *f = NULL;
     *n_int8 = 0;
+    if (n_served) *n_served = 0;
     pml_status st = pml_st_open(path, &f, err);
     if (st) return st;
     const char *fmt = pml_st_metadata(f, PML_QUANT_KEY);
@@ -172,8 +174,11 @@ pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *pat
         }
         memcpy(s, scales[q]->data, sizeof(float) * (size_t)n->dims[0]);
         pml_quant_dequant_rows_i8(t->data, s, n->dims[0], n->dims[1], to);
+        int served = 0;
+        if (serve_int8) st = pml_pipeline_param_int8(p, q, t->data, s, &served, err);
         free(s);
         ++*n_int8;
+        if (n_served && served > 0) ++*n_served;
     }
     free(linear);
     free(scales);

@@ -46,8 +46,13 @@ void pml_quant_linear_weights(const pml_plan *plan, uint8_t *is_linear);
 int pml_quant_is_quantized(const char *path);
 
 /* Checks the quantized file at `path` against `plan` and, only when all is well, writes
- * every model parameter of `p` (dequantized). *n_int8: how many weights were int8. */
-pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *path, int *n_int8, pml_err *err);
+ * every model parameter of `p` (dequantized: what training and --init start from).
+ * *n_int8: how many weights were int8. With `serve_int8` (an inference session), each
+ * int8 weight is also handed to the backend to compute its products in int8
+ * (pml_pipeline_param_int8), and *n_served (may be NULL) counts those it took: the
+ * others are served in f32 from the dequantized values. */
+pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *path, int serve_int8, int *n_int8,
+                          int *n_served, pml_err *err);
 
 /* Writes `out` from the weights at `weights` (what `pmlc infer --weights` takes): the
  * parameters select[] marks (linear weights only: others are PML_ERR_INVALID_ARG) as

@@ -5,13 +5,20 @@
  *                   calls, at 1 and 2 threads
  *   threads_agree   the outputs at 2 and 3 threads are those at 1 within 1e-6 of their
  *                   largest magnitude (the GEMM provider may split a sum differently)
+ *   int8_no_allocation  the same as no_allocation with int8 weights (pml_quantize_weights
+ *                   of the initial weights): its 3 layers compute with int8 products, whose
+ *                   scratch is the stage's, not a call's
  *
  * Usage: test_infer_calls BEHAVIOUR. Not built with sanitizers, which own malloc. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#define _DEFAULT_SOURCE   /* mkdtemp */
+#include <ftw.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pml.h"
 #include "pmlc.h"
@@ -105,13 +112,19 @@ static pml_plan *compile(void)
 
 /* The outputs of the model's initial weights on fixed rows at `threads`; returns the
  * allocations made by 20 calls after two warm-up calls in *allocs. */
-static int run(const pml_plan *plan, int threads, float *y, long *allocs)
+static int run(const pml_plan *plan, int threads, const char *weights, float *y, long *allocs)
 {
     static float x[ROWS * F];
     for (int i = 0; i < ROWS * F; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
     pml_buffer bx = {x, PML_F32, 2, {ROWS, F}, NULL};
     pml_infer *inf = NULL;
-    if (pml_infer_create(ctx, plan, PML_BACKEND_CPU, threads, NULL, &inf)) return 1;
+    if (pml_infer_create(ctx, plan, PML_BACKEND_CPU, threads, weights, &inf)) return 1;
+    if (weights && pml_infer_int8_served(inf) != 3) {
+        fprintf(stderr, "FAIL: %d of %d int8 weights compute in int8: %s\n", pml_infer_int8_served(inf),
+                pml_infer_int8_weights(inf), pml_infer_int8_note(inf));
+        pml_infer_destroy(inf);
+        return 1;
+    }
     int bad = 0;
     for (int i = 0; i < 2; i++) bad |= pml_infer_run(inf, &bx, 1, y, sizeof(float) * ROWS * C) != PML_OK;
     long before = atomic_load(&allocations);
@@ -123,29 +136,54 @@ static int run(const pml_plan *plan, int threads, float *y, long *allocs)
     return bad;
 }
 
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* An int8 file of the model's initial weights in a fresh folder under /tmp (its path in
+ * q, the folder in dir, which the caller removes). */
+static int int8_weights(const pml_plan *plan, char *dir, char *q, size_t cap)
+{
+    pml_session *s = NULL;
+    char ck[512];
+    if (!mkdtemp(dir)) return 1;
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(q, cap, "%s/q.safetensors", dir);
+    int n = 0, bad = pml_session_create(ctx, plan, PML_BACKEND_CPU, 7, &s) || pml_session_save(s, ck) ||
+                     pml_quantize_weights(ctx, plan, ck, NULL, 0, NULL, q, &n) || n != 3;
+    pml_session_destroy(s);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: test_infer_calls no_allocation|threads_agree\n");
+        fprintf(stderr, "usage: test_infer_calls no_allocation|int8_no_allocation|threads_agree\n");
         return 2;
     }
     if (pml_context_create(&ctx)) return 1;
     pml_plan *plan = compile();
     CHECK(plan != NULL);
-    if (plan && !strcmp(argv[1], "no_allocation")) {
+    if (plan && (!strcmp(argv[1], "no_allocation") || !strcmp(argv[1], "int8_no_allocation"))) {
         static float y[ROWS * C];
+        char dir[] = "/tmp/pml_infer_int8_XXXXXX", q[600];
+        int int8 = !strcmp(argv[1], "int8_no_allocation");
+        CHECK(!int8 || !int8_weights(plan, dir, q, sizeof q));
         for (int threads = 1; threads <= 2; threads++) {
             long allocs = -1;
-            CHECK(!run(plan, threads, y, &allocs));
-            printf("%d thread(s): %ld allocations in 20 calls\n", threads, allocs);
+            CHECK(!run(plan, threads, int8 ? q : NULL, y, &allocs));
+            printf("%d thread(s)%s: %ld allocations in 20 calls\n", threads, int8 ? ", int8" : "", allocs);
             CHECK(allocs == 0);
         }
+        if (int8) nftw(dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
     } else if (plan && !strcmp(argv[1], "threads_agree")) {
         static float y1[ROWS * C], yt[ROWS * C];
         long allocs;
-        CHECK(!run(plan, 1, y1, &allocs));
+        CHECK(!run(plan, 1, NULL, y1, &allocs));
         for (int threads = 2; threads <= 3; threads++) {
-            CHECK(!run(plan, threads, yt, &allocs));
+            CHECK(!run(plan, threads, NULL, yt, &allocs));
             double worst = 0, scale = 1;
             for (int i = 0; i < ROWS * C; i++) {
                 double d = fabs((double)y1[i] - (double)yt[i]), a = fabs((double)y1[i]);

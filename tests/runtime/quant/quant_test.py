@@ -5,8 +5,22 @@ per invocation: quant_test.py PMLC TESTDIR BEHAVIOUR.
   round_trip     every linear weight of the MLP: I8 [out, in] + F32 .scale [out], |w - q s| <= s/2
                  per channel, |q| <= 127 with 127 reached in every nonzero row; the rest byte-equal
   layers         --layers fc1,head quantizes those weights only
-  infer_close    `pmlc infer` of the int8 file within 2% of the f32 outputs' largest magnitude
-                 (max over 300 rows), and says the weights were int8
+  infer_close    `pmlc infer` of the int8 file within 3% of the f32 outputs' largest magnitude
+                 (max over 300 rows), and says its 3 layers compute with int8 products. Why 3%:
+                 each layer now quantizes its input rows too (half a step of max|row| / 127 per
+                 element, beside the weights' half a step of max|channel| / 127); measured on
+                 these rows (3 seeds, 100 steps): weights alone 0.8-1.0%, int8 products 2.0-2.2%
+  linear_exact   one linear layer (tests/runtime/quant/linear.pml, k 100, n 37, with bias): the
+                 int8 outputs are the int8 arithmetic done here in emulated f32 (per-row scale
+                 max|x| / 127, round half even, int32 sums, acc * s_row * s_col + bias) to 1e-6 of
+                 |acc * s_row * s_col| + |bias|; and they are not the f32 product of the
+                 dequantized weights to that precision (the test tells int8 products from f32)
+  linear_bound   the same layer, int8 file vs the f32 weights it came from: every output within
+                 the quantization's bound |x.w - x~.w~| <= ||x||_1 s_col / 2 + s_row / 2 ||w~||_1
+                 (w~ = q s_col, x~ its int8 row times s_row; plus f32 rounding), rows of scales
+                 from 1e-3 to 1e3 and an all-zero row (its output: the bias)
+  same_bits      the MLP (two stages) from its int8 file: the same output bits at --threads 1
+                 and 2 and at 2, 8 and 32 micro-batches (rows are quantized one by one)
   accuracy       held-out accuracy (pmlc train --init W --steps 0 --eval 40: 10240 fresh rows)
                  of the int8 weights within 0.5 points of f32's
   hostile        an int8 file with a wrong dtype, a scale count mismatch, a NaN or zero scale,
@@ -116,13 +130,123 @@ def infer_close(tmp):
     write_npy(x, [300, 784], [rnd.gauss(0, 1) for _ in range(300 * 784)])
     must("infer", MLP, "--weights", ck, "--input", x, "--output", os.path.join(tmp, "f.npy"))
     r = must("infer", MLP, "--weights", q, "--input", x, "--output", os.path.join(tmp, "i.npy"))
-    check("3 int8 weights" in r.stderr, f"infer says the weights were int8: {r.stderr}")
+    check(re.search(r"3 int8 weights from .*: int8 products \((oneDNN gemm_s8s8s32|reference loop), int32 sums"
+                    r".* for 3 layers$", r.stderr.splitlines()[0] if r.stderr else ""),
+          f"infer says the 3 layers compute with int8 products: {r.stderr}")
+    check("f32" not in r.stderr.splitlines()[0], f"no weight served in f32: {r.stderr}")
     f, i = read_npy_f32(os.path.join(tmp, "f.npy")), read_npy_f32(os.path.join(tmp, "i.npy"))
     big = max(abs(v) for v in f)
     diff = max(abs(a - b) for a, b in zip(f, i))
     print(f"max |y_int8 - y_f32| = {diff:.5f}, max |y_f32| = {big:.3f} ({100 * diff / big:.3f}%)")
-    check(diff <= 0.02 * big, "int8 outputs within 2% of the f32 outputs' largest magnitude")
+    check(diff <= 0.03 * big, "int8 outputs within 3% of the f32 outputs' largest magnitude")
     check(f != i, "the int8 weights are not the f32 ones (the test can tell them apart)")
+
+
+LIN = os.path.join(here, "linear.pml")
+K, N = 100, 37
+
+
+def f32(v):
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
+def lin_rows():
+    """Rows of many scales (1e-3 .. 1e3), one all zeros, one a single spike; f32 values."""
+    rnd = random.Random(11)
+    rows = []
+    for r in range(40):
+        scale = 10 ** (-3 + 6 * r / 39)
+        rows.append([f32(rnd.gauss(0, 1) * scale) for _ in range(K)])
+    rows.append([0.0] * K)
+    rows.append([0.0] * (K - 1) + [f32(-2.5)])
+    return rows
+
+
+def lin_files(tmp):
+    """(f32 weights dir, int8 file, rows, int8 outputs, f32 outputs): `pmlc infer` of both."""
+    ck = os.path.join(tmp, "ck")
+    must("train", LIN, "--out", ck, "--quiet")
+    q = os.path.join(tmp, "q.safetensors")
+    must("quantize", LIN, "--weights", ck, "-o", q)
+    rows = lin_rows()
+    x = os.path.join(tmp, "x.npy")
+    write_npy(x, [len(rows), K], [v for r in rows for v in r])
+    r = must("infer", LIN, "--weights", q, "--input", x, "--output", os.path.join(tmp, "i.npy"))
+    check("int8 products" in r.stderr and "for 1 layer\n" in r.stderr, f"the layer is int8: {r.stderr}")
+    must("infer", LIN, "--weights", ck, "--input", x, "--output", os.path.join(tmp, "f.npy"))
+    return ck, q, rows, read_npy_f32(os.path.join(tmp, "i.npy")), read_npy_f32(os.path.join(tmp, "f.npy"))
+
+
+def int8_file(q):
+    _, _, d = read_st(q)
+    return (struct.unpack(f"<{N * K}b", d["fc.weight"]), floats(d["fc.weight.scale"]), floats(d["fc.bias"]))
+
+
+def quantize_row(x):
+    """gemm_int8.h's per-row quantization in emulated f32: (q, s_row)."""
+    mx = max(abs(v) for v in x)
+    if mx == 0:
+        return [0] * len(x), 0.0
+    inv = f32(127.0 / mx)  # f32 division, correctly rounded (a double's 53 bits >= 2 * 24 + 2)
+    return [max(-127, min(127, round(f32(v * inv)))) for v in x], f32(mx / 127.0)
+
+
+def linear_exact(tmp):
+    _, q, rows, y8, _ = lin_files(tmp)
+    wq, ws, b = int8_file(q)
+    worst, apart = 0.0, 0.0
+    for i, x in enumerate(rows):
+        xq, s = quantize_row(x)
+        for j in range(N):
+            acc = sum(xq[p] * wq[j * K + p] for p in range(K))
+            t = f32(f32(f32(float(acc)) * s) * ws[j])
+            want = f32(t + b[j])
+            tol = 1e-6 * (abs(t) + abs(b[j])) + 1e-30
+            worst = max(worst, abs(y8[i * N + j] - want) / tol)
+            deq = sum(x[p] * wq[j * K + p] * ws[j] for p in range(K)) + b[j]  # f32 on dequantized weights
+            apart = max(apart, abs(y8[i * N + j] - deq) / tol)
+    print(f"int8 outputs vs the int8 arithmetic: worst {worst:.3f} of the 1e-6 tolerance; "
+          f"vs f32 products of the dequantized weights: {apart:.1f} of it")
+    check(worst <= 1, "int8 outputs are the int8 arithmetic to 1e-6")
+    check(apart > 100, "the int8 outputs are not f32 products of the dequantized weights")
+
+
+def linear_bound(tmp):
+    _, q, rows, y8, y32 = lin_files(tmp)
+    wq, ws, b = int8_file(q)
+    worst, zero_ok = 0.0, True
+    for i, x in enumerate(rows):
+        _, s = quantize_row(x)
+        l1x = sum(abs(v) for v in x)
+        for j in range(N):
+            l1w = sum(abs(wq[j * K + p]) for p in range(K)) * ws[j]
+            bound = l1x * ws[j] / 2 + s / 2 * l1w
+            slack = 1e-5 * (l1x * 128 * ws[j] + abs(b[j]) + abs(y32[i * N + j]))  # f32 rounding of both sums
+            err = abs(y8[i * N + j] - y32[i * N + j])
+            worst = max(worst, err / (bound + slack))
+            if not any(x):
+                zero_ok &= y8[i * N + j] == f32(b[j])
+    print(f"|y_int8 - y_f32| / bound: worst {worst:.3f}")
+    check(worst <= 1, "every int8 output within the quantization bound of the f32 one")
+    check(zero_ok, "an all-zero row gives the bias exactly")
+    check(y8 != y32, "int8 outputs differ from f32 (the test can tell them apart)")
+
+
+def same_bits(tmp):
+    q = quantized(tmp, trained(tmp, 20))
+    rnd = random.Random(3)
+    x = os.path.join(tmp, "x.npy")
+    write_npy(x, [300, 784], [rnd.gauss(0, 1) for _ in range(300 * 784)])
+    runs = [("--threads", "1"), ("--threads", "2"), ("--threads", "1", "--set", "microbatches=2"),
+            ("--threads", "2", "--set", "microbatches=32")]
+    outs = []
+    for k, extra in enumerate(runs):
+        y = os.path.join(tmp, f"y{k}.npy")
+        r = must("infer", MLP, "--weights", q, "--input", x, "--output", y, *extra)
+        check("int8 products" in r.stderr, f"{extra}: int8 products: {r.stderr}")
+        outs.append(read_npy_f32(y))
+    for k in range(1, len(runs)):
+        check(outs[k] == outs[0], f"{' '.join(runs[k])}: the same bits as {' '.join(runs[0])}")
 
 
 def accuracy_of(w):

@@ -1,0 +1,115 @@
+/* stage_int8.c — the CPU backend's int8 serving (backend_ops.h's param_int8): which
+ * products of a context compute in int8, the int8 weights and scratch they read, and
+ * running one. The one place that decides and dispatches int8 products; the kernel is
+ * cpu/gemm_int8.h's pml_cpu_linear_i8.
+ *
+ * A matmul node computes in int8 when it is a forward linear layer on parameter q that
+ * was given int8 weights: it runs (after cpu/lower.h's lowering), reads q's own buffer
+ * (or an alias of it) transposed as its right operand, [rows, cols] = [out, in], and a
+ * not transposed f32 left operand whose leading axes fold into the GEMM's m (x [..., in]
+ * -> y [..., out], f32), adds into no accumulator, and k fits the int32 sum. A bias add
+ * the lowering folded into it (in[2]) is passed on: y = acc * s_row * s_col + bias.
+ * Everything else (a 16-bit plan's products, whose operands are casts, say) keeps
+ * reading the f32 weights, which param_int8 leaves dequantized, and is not counted.
+ *
+ * Memory: param_int8 copies q's int8 values and scales (one allocation each) and grows
+ * each stage's scratch (int8.h's pml_cpu_linear_i8_scratch for its largest int8
+ * product over one micro-batch); a run allocates nothing. Per stage, since stage
+ * threads may run at once; a stage runs its nodes one after another. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "cpu/gemm_int8.h"
+#include "cpu/stage.h"
+
+/* The node whose buffer node i reads (its alias root). */
+static int root(const pml_cpu_ctx *p, int i) { return p->low[i].alias; }
+
+/* Whether matmul node n can compute in int8 on parameter q (above); *m: its rows per
+ * micro-batch. */
+static int fits(const pml_cpu_ctx *p, int n, int q, int64_t *m)
+{
+    const pml_plan *pl = p->plan;
+    const pml_cpu_node *l = &p->low[n];
+    const pml_plan_node *node = &pl->nodes[n], *w = &pl->nodes[pl->params[q].node];
+    if (!l->run || l->op != PML_OP_MATMUL || node->pass != 0 || l->trans[0] || !l->trans[1] || p->acc_into[n] ||
+        root(p, l->in[1]) != pl->params[q].node || w->rank != 2 || w->dtype != PML_F32)
+        return 0;
+    const pml_plan_node *a = &pl->nodes[l->in[0]];
+    int64_t out = w->dims[0], k = w->dims[1];
+    if (a->dtype != PML_F32 || node->dtype != PML_F32 || a->rank < 2 || node->rank < 2 || k > PML_CPU_GEMM_S8_MAX_K ||
+        a->dims[a->rank - 1] != k || node->dims[node->rank - 1] != out || a->numel / k != node->numel / out)
+        return 0;
+    *m = node->numel / out;
+    return 1;
+}
+
+/* The per-node map, allocated at the first int8 weight (a training context never has one). */
+static pml_status ensure_map(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    if (p->i8_param) return PML_OK;
+    p->i8_param = malloc(sizeof(int) * ((size_t)pl->n_nodes + 1));
+    p->i8 = calloc((size_t)pl->n_params + 1, sizeof *p->i8);
+    p->i8_scale = calloc((size_t)pl->n_params + 1, sizeof *p->i8_scale);
+    if (!p->i8_param || !p->i8 || !p->i8_scale) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < pl->n_nodes; i++) p->i8_param[i] = -1;
+    return PML_OK;
+}
+
+pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, const float *scale, int *served,
+                                  pml_err *err)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    const pml_plan *pl = p->plan;
+    const pml_plan_node *w = &pl->nodes[pl->params[q].node];
+    *served = 0;
+    if (w->rank != 2) return PML_OK; /* only a matrix is a linear layer's weight */
+    pml_status st = ensure_map(p, err);
+    if (st) return st;
+    size_t rows = (size_t)w->dims[0], cols = (size_t)w->dims[1];
+    if (!p->i8[q] && (!(p->i8[q] = malloc(rows * cols + 1)) || !(p->i8_scale[q] = malloc(sizeof(float) * rows + 1))))
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory for int8 weight '%s'", pl->params[q].name);
+    memcpy(p->i8[q], wq, rows * cols);
+    memcpy(p->i8_scale[q], scale, sizeof(float) * rows);
+    for (int n = 0; n < pl->n_nodes; n++) {
+        int64_t m;
+        if (!fits(p, n, q, &m)) continue;
+        pml_cpu_stage *s = &p->stages[pl->nodes[n].stage];
+        size_t need = pml_cpu_linear_i8_scratch(m, w->dims[0], w->dims[1]);
+        if (need > s->i8_scratch_bytes) {
+            void *grown = aligned_alloc(PML_CPU_MEM_ALIGN,
+                                        (need + PML_CPU_MEM_ALIGN - 1) / PML_CPU_MEM_ALIGN * PML_CPU_MEM_ALIGN);
+            if (!grown) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for int8 scratch");
+            free(s->i8_scratch);
+            s->i8_scratch = grown;
+            s->i8_scratch_bytes = need;
+        }
+        p->i8_param[n] = q;
+        ++*served;
+    }
+    return PML_OK;
+}
+
+int pml_cpu_ctx_int8_node(const pml_cpu_ctx *p, int n) { return p->i8_param ? p->i8_param[n] : -1; }
+
+pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, const pml_op_call *c, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    int q = p->i8_param[n];
+    const pml_plan_node *w = &pl->nodes[pl->params[q].node];
+    int64_t out = w->dims[0], k = w->dims[1], m = pml_cpu_numel(&c->out) / out;
+    const float *bias = c->n_in >= 3 ? c->in[2].data : NULL;
+    if (pml_cpu_linear_i8(m, out, k, c->in[0].data, p->i8[q], p->i8_scale[q], bias, c->out.data,
+                          p->stages[pl->nodes[n].stage].i8_scratch))
+        return pml_err_set(err, PML_ERR_INTERNAL, "int8 product of '%s': sizes out of range", pl->params[q].name);
+    return PML_OK;
+}
+
+void pml_cpu_ctx_free_int8(pml_cpu_ctx *p)
+{
+    for (int q = 0; p->i8 && q < p->plan->n_params; q++) free(p->i8[q]), free(p->i8_scale[q]);
+    for (int s = 0; p->stages && s < p->S; s++) free(p->stages[s].i8_scratch);
+    free(p->i8), free(p->i8_scale), free(p->i8_param);
+}
