@@ -73,9 +73,12 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
     for (int k = 0; k < plan->n_inputs && !st; k++)
         if (!(inf->in[k] = malloc((size_t)plan->nodes[plan->input_nodes[k]].numel * 4)))
             st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    /* The stages run one after another here, so each gets every thread. */
+    /* The stages run one after another here, so each gets every thread, and the CPU
+     * backend gives them one pool: a pool per stage would leave the last stage's
+     * workers polling while the next stage's want the same cores. */
     pml_pipeline_opts opts = {.seed = (uint64_t)plan->conf.seed,
                               .threads = threads * (int)(plan->conf.stages > 0 ? plan->conf.stages : 1),
+                              .stages_in_turn = 1,
                               .backend = pml_backend_ops_of(got)};
     if (!st) st = pml_pipeline_create(plan, &opts, &inf->pipe, err);
     if (!st) st = pml_ckpt_load_teacher(plan, inf->pipe, err); /* a distillation teacher's weights */

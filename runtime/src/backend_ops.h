@@ -79,6 +79,7 @@ typedef struct pml_backend_conf {
     uint64_t seed; /* parameter initialisation and dropout */
     int threads;   /* host threads for each stage's kernels (CPU) */
     int unfused;   /* run every node on its own, ignoring the plan's fused kernels */
+    int stages_in_turn; /* no two stages ever run at once (pml_pipeline_opts): they may share threads */
     /* The micro-batches this process runs, for work done over all of them at once (a
      * data-parallel replica runs only its share); mb_count 0: all of them. */
     int64_t mb_first, mb_count;

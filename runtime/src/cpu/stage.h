@@ -55,7 +55,8 @@ typedef struct pml_cpu_stage {
     pml_view *gin;
     void *scratch; /* where a fused group keeps its intermediates, one tile at a time per thread */
     size_t scratch_bytes;
-    struct pml_cpu_pool *pool; /* the stage's threads for a group's tiles (cpu/pool.h); NULL: one thread */
+    struct pml_cpu_pool *pool; /* the stage's threads for its tiles and products (cpu/pool.h), one for all
+                                * stages when they run in turn (conf.stages_in_turn); NULL: one thread */
     int *params, n_params;
     /* This step's forward passes, and backward passes (with split: weight halves) done
      * in micro-batch order; the

@@ -445,9 +445,11 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
         if (st->scratch_bytes && !(st->scratch = aligned_alloc(64, (st->scratch_bytes + 63) & ~(size_t)63)))
             return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
         if (st->scratch) memset(st->scratch, 0, st->scratch_bytes);
-        /* A stage of several threads splits its fused groups' tiles and its panel GEMMs
-         * over them (cpu/pool.h). */
-        if (p->threads > 1) {
+        /* A stage of several threads splits its fused groups' tiles and its products
+         * over them (cpu/pool.h); stages that never run at once share one pool. */
+        if (p->threads > 1 && s > 0 && p->conf.stages_in_turn) {
+            st->pool = p->stages[0].pool;
+        } else if (p->threads > 1) {
             pml_status ps = pml_cpu_pool_create(p->threads, &st->pool, err);
             if (ps) return ps;
         }
@@ -607,7 +609,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         pml_cpu_stage *st = &p->stages[s];
         free(st->fwd), free(st->bwd), free(st->wgt), free(st->params), free(st->sends[0]), free(st->sends[1]);
         free(st->gops), free(st->gin), free(st->scratch);
-        pml_cpu_pool_destroy(st->pool);
+        if (s == 0 || st->pool != p->stages[0].pool) pml_cpu_pool_destroy(st->pool); /* shared: once */
     }
     free(p->half), free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
         free(p->deferred), free(p->deferred_node), free(p->panels), free(p->packed), free(p->packed_at);

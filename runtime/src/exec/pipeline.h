@@ -49,6 +49,9 @@ typedef struct pml_pipeline_opts {
     void *feed_ctx;
     int trace;   /* record a timeline of every instruction (pml_pipeline_trace) */
     int unfused; /* run every node on its own, ignoring the plan's fused kernels (tests, comparisons) */
+    /* The caller runs the stages one after another (pml_pipeline_forward only: an
+     * inference session), never at once: the backend may let them share its threads. */
+    int stages_in_turn;
     const pml_backend_ops *backend; /* what runs each stage's work; NULL: the CPU backend */
     /* The other processes of a multi-process run (dist.h): this process then runs only
      * stages [dist->first, dist->last), and the gradient norm and the loss are summed

@@ -5,6 +5,8 @@
  *                   calls, at 1 and 2 threads
  *   threads_agree   the outputs at 2 and 3 threads are those at 1 within 1e-6 of their
  *                   largest magnitude (the GEMM provider may split a sum differently)
+ *   threads_agree_two_stages  the same for the model cut into two stages, which share
+ *                   one pool of threads (they run in turn)
  *   int8_no_allocation  the same as no_allocation with int8 weights (pml_quantize_weights
  *                   of the initial weights): its 3 layers compute with int8 products, whose
  *                   scratch is the stage's, not a call's
@@ -67,21 +69,31 @@ int __wrap_posix_memalign(void **out, size_t align, size_t n)
     return __real_posix_memalign(out, align, n);
 }
 
-/* ---- the model: one stage, wide enough that GEMMs take threads --------------------- */
+/* ---- the model: one stage, wide enough that GEMMs take threads; and the same model
+ * cut into two stages, which an inference session runs in turn on one pool ---------- */
+#define TRAIN                                                                                                         \
+    "train wide {\n"                                                                                                  \
+    "    data = classes(features = 64, classes = 16, seed = 1)\n"                                                     \
+    "    loss = cross_entropy\n"                                                                                      \
+    "    optimizer = sgd(lr = 0.1)\n"                                                                                 \
+    "    batch = 32, microbatches = 1\n"                                                                              \
+    "    steps = 1\n"                                                                                                 \
+    "}\n"
 static const char MODEL[] = "import \"nn\"\n"
                             "model wide(x: f32[B, 64]) -> f32[B, 16] {\n"
                             "    h = gelu(linear(x, 256) as fc1)\n"
                             "    h = layernorm(h) as norm\n"
                             "    h = gelu(linear(h, 256) as fc2)\n"
                             "    return linear(h, 16) as head\n"
-                            "}\n"
-                            "train wide {\n"
-                            "    data = classes(features = 64, classes = 16, seed = 1)\n"
-                            "    loss = cross_entropy\n"
-                            "    optimizer = sgd(lr = 0.1)\n"
-                            "    batch = 32, microbatches = 1\n"
-                            "    steps = 1\n"
-                            "}\n";
+                            "}\n" TRAIN;
+static const char MODEL_TWO_STAGES[] = "import \"nn\"\n"
+                                       "model wide(x: f32[B, 64]) -> f32[B, 16] {\n"
+                                       "    stage 0 { h = layernorm(gelu(linear(x, 256) as fc1)) as norm }\n"
+                                       "    stage 1 {\n"
+                                       "        h = gelu(linear(h, 256) as fc2)\n"
+                                       "        return linear(h, 16) as head\n"
+                                       "    }\n"
+                                       "}\n" TRAIN;
 enum { ROWS = 32, F = 64, C = 16 };
 
 static pml_context *ctx;
@@ -95,7 +107,7 @@ static int failures;
         }                                                                                                             \
     } while (0)
 
-static pml_plan *compile(void)
+static pml_plan *compile(const char *model)
 {
     pmlc_options opt = {0};
     opt.diag_out = stderr;
@@ -103,7 +115,7 @@ static pml_plan *compile(void)
     unsigned char *bytes = NULL;
     size_t len = 0;
     pml_plan *plan = NULL;
-    if (!pmlc_session_check_text(cs, "wide.pml", MODEL, strlen(MODEL)) && !pmlc_session_plan_bytes(cs, &bytes, &len))
+    if (!pmlc_session_check_text(cs, "wide.pml", model, strlen(model)) && !pmlc_session_plan_bytes(cs, &bytes, &len))
         pml_plan_open_memory(ctx, bytes, len, "wide.pml", &plan);
     pmlc_session_destroy(cs);
     free(bytes);
@@ -160,11 +172,12 @@ static int int8_weights(const pml_plan *plan, char *dir, char *q, size_t cap)
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: test_infer_calls no_allocation|int8_no_allocation|threads_agree\n");
+        fprintf(stderr, "usage: test_infer_calls no_allocation|int8_no_allocation|threads_agree|threads_agree_two_stages\n");
         return 2;
     }
     if (pml_context_create(&ctx)) return 1;
-    pml_plan *plan = compile();
+    int two = !strcmp(argv[1], "threads_agree_two_stages");
+    pml_plan *plan = compile(two ? MODEL_TWO_STAGES : MODEL);
     CHECK(plan != NULL);
     if (plan && (!strcmp(argv[1], "no_allocation") || !strcmp(argv[1], "int8_no_allocation"))) {
         static float y[ROWS * C];
@@ -178,7 +191,7 @@ int main(int argc, char **argv)
             CHECK(allocs == 0);
         }
         if (int8) nftw(dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
-    } else if (plan && !strcmp(argv[1], "threads_agree")) {
+    } else if (plan && (!strcmp(argv[1], "threads_agree") || two)) {
         static float y1[ROWS * C], yt[ROWS * C];
         long allocs;
         CHECK(!run(plan, 1, NULL, y1, &allocs));
