@@ -63,7 +63,7 @@ static void check_params_and_inputs(const pml_plan *pl)
     for (int s = 0; s < pl->n_strings; s++) touch(pl->strings[s]);
     for (int s = 0; s < pl->n_stages; s++)
         for (int k = 0; k < pl->n_instr[s]; k++)
-            if (pl->instr[s][k].kind > PML_PLAN_I_STEP) abort();
+            if (pl->instr[s][k].kind > PML_PLAN_I_BWD_WEIGHT) abort(); /* the last kind (plan.h) */
 }
 
 static void check_kernels(const pml_plan *pl)
