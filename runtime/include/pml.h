@@ -320,7 +320,8 @@ PML_API pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n
  * ONNX IR 8, opset 17; the inputs under the plan's input names, the output as `output`
  * (f32, or i32 for an i32 output, as pml_infer_run gives it); dropout is off. Shapes are
  * the plan's, so the batch dimension is its micro-batch size. An op with no ONNX form is
- * PML_ERR_UNSUPPORTED naming it, as is a model past protobuf's 2 GiB. */
+ * PML_ERR_UNSUPPORTED naming it, as is a model past protobuf's 2 GiB, and a handle
+ * serving int8 weights (`pmlc quantize`): the export has no int8 form yet. */
 PML_API pml_status pml_infer_export_onnx(pml_infer *inf, const char *path);
 
 /* ---- post-training int8 weights (`pmlc quantize`; the file: docs/language.md) --------

@@ -221,6 +221,13 @@ pml_status pml_infer_export_onnx(pml_infer *inf, const char *path)
     const float **params = calloc((size_t)plan->n_params + 1, sizeof *params);
     pml_status st = PML_CHECK_PATH(&err, path);
     if (!st && !params) st = pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
+    /* Exporting the dequantized f32 weights would pass off another model's arithmetic
+     * as the int8 one this handle serves. */
+    if (!st && inf->int8_weights)
+        st = pml_err_set(&err, PML_ERR_UNSUPPORTED,
+                         "%d of the weights are int8 (pmlc quantize), and the ONNX export writes f32 graphs only "
+                         "(no QDQ or MatMulInteger form yet): export the f32 weights the quantized file was made from",
+                         inf->int8_weights);
     for (int q = 0; !st && q < plan->n_params; q++)
         if (!(params[q] = pml_pipeline_param(inf->pipe, q)))
             st = pml_err_set(&err, PML_ERR_DEVICE, "cannot read parameter '%s' out of the inference session",
