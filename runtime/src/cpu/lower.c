@@ -102,6 +102,9 @@ pml_status pml_cpu_lower(const pml_plan *pl, const uint8_t *keep, int fold_bias,
         l[j].bias = l[j].in[2] = b;
         l[i].run = 0, l[i].folded = 1, l[i].alias = j;
     }
+    /* A reshape of a folded sum aliased the sum before the sum became an alias itself:
+     * every alias names the buffer's owner (inputs come first, so one pass in order). */
+    for (int i = 0; i < N; i++) l[i].alias = l[l[i].alias].alias;
     count_readers(pl, keep, l);
     *out = l;
     return PML_OK;
