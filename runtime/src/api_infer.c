@@ -29,6 +29,7 @@ struct pml_infer {
     pml_api_rows *rows; /* per input (and one more): a call's bound buffers, kept so a call allocates nothing */
     int int8_weights;   /* how many weights came from an int8 file (quant/int8.h) */
     int int8_served;    /* how many of those the backend computes with in int8 (the rest: f32, dequantized) */
+    pml_quant_i8 int8;  /* their int8 values and scales as read: what the ONNX export writes */
     char int8_note[320];
 };
 
@@ -41,6 +42,7 @@ void pml_infer_destroy(pml_infer *inf)
     free(inf->rows);
     pml_pipeline_destroy(inf->pipe);
     pml_plan_free((pml_plan *)inf->plan);
+    pml_quant_i8_free(&inf->int8);
     pml_api_release(inf->ctx);
     free(inf);
 }
@@ -123,7 +125,7 @@ pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend 
     pml_infer *inf = NULL;
     if (!st) st = make(ctx, plan, got, threads, &inf, &err);
     if (!st && weights && pml_quant_is_quantized(weights)) { /* `pmlc quantize`'s file */
-        st = pml_quant_load(plan, inf->pipe, weights, 1, &inf->int8_weights, &inf->int8_served, &err);
+        st = pml_quant_load(plan, inf->pipe, weights, 1, &inf->int8, &inf->int8_weights, &inf->int8_served, &err);
         if (!st) int8_note(inf, got, weights);
     } else if (!st && weights)
         st = pml_ckpt_load_weights(plan, inf->pipe, weights, &err); /* the reader --init uses */
