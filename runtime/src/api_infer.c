@@ -223,18 +223,20 @@ pml_status pml_infer_export_onnx(pml_infer *inf, const char *path)
     const float **params = calloc((size_t)plan->n_params + 1, sizeof *params);
     pml_status st = PML_CHECK_PATH(&err, path);
     if (!st && !params) st = pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
-    /* Exporting the dequantized f32 weights would pass off another model's arithmetic
-     * as the int8 one this handle serves. */
-    if (!st && inf->int8_weights)
+    /* The int8 weights export as int8 products (plan/onnx.h); one this handle serves in
+     * f32 (dequantized) would export arithmetic it does not compute. */
+    if (!st && inf->int8_served < inf->int8_weights)
         st = pml_err_set(&err, PML_ERR_UNSUPPORTED,
-                         "%d of the weights are int8 (pmlc quantize), and the ONNX export writes f32 graphs only "
-                         "(no QDQ or MatMulInteger form yet): export the f32 weights the quantized file was made from",
-                         inf->int8_weights);
+                         "%d of the %d int8 weights are served in f32 here (dequantized), and the ONNX export writes "
+                         "int8 products for int8 weights: export the f32 weights the quantized file was made from",
+                         inf->int8_weights - inf->int8_served, inf->int8_weights);
     for (int q = 0; !st && q < plan->n_params; q++)
         if (!(params[q] = pml_pipeline_param(inf->pipe, q)))
             st = pml_err_set(&err, PML_ERR_DEVICE, "cannot read parameter '%s' out of the inference session",
                              plan->params[q].name);
-    if (!st) st = pml_onnx_model(plan, params, &model, &err);
+    if (!st)
+        st = pml_onnx_model(plan, params, inf->int8_weights ? (const int8_t *const *)inf->int8.q : NULL,
+                            inf->int8_weights ? (const float *const *)inf->int8.scale : NULL, &model, &err);
     if (!st) st = pml_atomic_write_file(path, model.bytes, model.len, &err);
     pml_pb_free(&model);
     free(params);
