@@ -320,8 +320,11 @@ PML_API pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n
  * ONNX IR 8, opset 17; the inputs under the plan's input names, the output as `output`
  * (f32, or i32 for an i32 output, as pml_infer_run gives it); dropout is off. Shapes are
  * the plan's, so the batch dimension is its micro-batch size. An op with no ONNX form is
- * PML_ERR_UNSUPPORTED naming it, as is a model past protobuf's 2 GiB, and a handle
- * serving int8 weights (`pmlc quantize`): the export has no int8 form yet. */
+ * PML_ERR_UNSUPPORTED naming it, as is a model past protobuf's 2 GiB. A handle serving
+ * int8 weights (`pmlc quantize`) exports them as INT8 initializers with their scales and
+ * each linear product as the int8 arithmetic it computes (per-row int8 activations,
+ * MatMulInteger, the two scales); PML_ERR_UNSUPPORTED, naming the weight, where an int8
+ * weight is read other than as x @ transpose(W), or served in f32 by this handle. */
 PML_API pml_status pml_infer_export_onnx(pml_infer *inf, const char *path);
 
 /* ---- post-training int8 weights (`pmlc quantize`; the file: docs/language.md) --------

@@ -29,6 +29,7 @@ struct pml_infer {
     pml_api_rows *rows; /* per input (and one more): a call's bound buffers, kept so a call allocates nothing */
     int int8_weights;   /* how many weights came from an int8 file (quant/int8.h) */
     int int8_served;    /* how many of those the backend computes with in int8 (the rest: f32, dequantized) */
+    pml_quant_i8 int8;  /* their int8 values and scales as read: what the ONNX export writes */
     char int8_note[320];
 };
 
@@ -41,6 +42,7 @@ void pml_infer_destroy(pml_infer *inf)
     free(inf->rows);
     pml_pipeline_destroy(inf->pipe);
     pml_plan_free((pml_plan *)inf->plan);
+    pml_quant_i8_free(&inf->int8);
     pml_api_release(inf->ctx);
     free(inf);
 }
@@ -123,7 +125,7 @@ pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend 
     pml_infer *inf = NULL;
     if (!st) st = make(ctx, plan, got, threads, &inf, &err);
     if (!st && weights && pml_quant_is_quantized(weights)) { /* `pmlc quantize`'s file */
-        st = pml_quant_load(plan, inf->pipe, weights, 1, &inf->int8_weights, &inf->int8_served, &err);
+        st = pml_quant_load(plan, inf->pipe, weights, 1, &inf->int8, &inf->int8_weights, &inf->int8_served, &err);
         if (!st) int8_note(inf, got, weights);
     } else if (!st && weights)
         st = pml_ckpt_load_weights(plan, inf->pipe, weights, &err); /* the reader --init uses */
@@ -221,18 +223,20 @@ pml_status pml_infer_export_onnx(pml_infer *inf, const char *path)
     const float **params = calloc((size_t)plan->n_params + 1, sizeof *params);
     pml_status st = PML_CHECK_PATH(&err, path);
     if (!st && !params) st = pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
-    /* Exporting the dequantized f32 weights would pass off another model's arithmetic
-     * as the int8 one this handle serves. */
-    if (!st && inf->int8_weights)
+    /* The int8 weights export as int8 products (plan/onnx.h); one this handle serves in
+     * f32 (dequantized) would export arithmetic it does not compute. */
+    if (!st && inf->int8_served < inf->int8_weights)
         st = pml_err_set(&err, PML_ERR_UNSUPPORTED,
-                         "%d of the weights are int8 (pmlc quantize), and the ONNX export writes f32 graphs only "
-                         "(no QDQ or MatMulInteger form yet): export the f32 weights the quantized file was made from",
-                         inf->int8_weights);
+                         "%d of the %d int8 weights are served in f32 here (dequantized), and the ONNX export writes "
+                         "int8 products for int8 weights: export the f32 weights the quantized file was made from",
+                         inf->int8_weights - inf->int8_served, inf->int8_weights);
     for (int q = 0; !st && q < plan->n_params; q++)
         if (!(params[q] = pml_pipeline_param(inf->pipe, q)))
             st = pml_err_set(&err, PML_ERR_DEVICE, "cannot read parameter '%s' out of the inference session",
                              plan->params[q].name);
-    if (!st) st = pml_onnx_model(plan, params, &model, &err);
+    if (!st)
+        st = pml_onnx_model(plan, params, inf->int8_weights ? (const int8_t *const *)inf->int8.q : NULL,
+                            inf->int8_weights ? (const float *const *)inf->int8.scale : NULL, &model, &err);
     if (!st) st = pml_atomic_write_file(path, model.bytes, model.len, &err);
     pml_pb_free(&model);
     free(params);

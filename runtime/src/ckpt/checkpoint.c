@@ -1041,7 +1041,7 @@ pml_status pml_ckpt_load_weights(const pml_plan *plan, pml_pipeline *p, const ch
 {
     struct stat sb;
     int n_int8;
-    if (pml_quant_is_quantized(path)) return pml_quant_load(plan, p, path, 0, &n_int8, NULL, err); /* `pmlc quantize`'s */
+    if (pml_quant_is_quantized(path)) return pml_quant_load(plan, p, path, 0, NULL, &n_int8, NULL, err); /* `pmlc quantize`'s */
     if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return load_file(plan, p, path, FILE_MODEL, err);
     char *at; /* a folder: a checkpoint's, maybe mid-commit, or plain weights */
     pml_status st = resolve(path, &at, err);

@@ -25,7 +25,7 @@ enum { ATTR_TYPE_FLOAT = 1, ATTR_TYPE_INT = 2, ATTR_TYPE_STRING = 3, ATTR_TYPE_T
 enum { TENSOR_DIMS = 1, TENSOR_TYPE = 2, TENSOR_NAME = 8, TENSOR_RAW = 9 };
 enum { VALUE_NAME = 1, VALUE_TYPE = 2, TYPE_TENSOR = 1, TT_ELEM = 1, TT_SHAPE = 2, SHAPE_DIM = 1, DIM_VALUE = 1 };
 /* TensorProto.DataType */
-enum { DT_FLOAT = 1, DT_INT32 = 6, DT_INT64 = 7, DT_BOOL = 9, DT_FLOAT16 = 10, DT_BFLOAT16 = 16 };
+enum { DT_FLOAT = 1, DT_INT8 = 3, DT_INT32 = 6, DT_INT64 = 7, DT_BOOL = 9, DT_FLOAT16 = 10, DT_BFLOAT16 = 16 };
 
 /* Protobuf's hard limit on one message. */
 #define ONNX_MAX_BYTES ((size_t)INT32_MAX)
@@ -35,6 +35,8 @@ typedef struct onnx_writer {
     pml_pb graph, node, scratch; /* node: the NodeProto being written */
     char **name;                 /* per plan node, its value's name (NULL: not needed) */
     int tmp;                     /* helper values made */
+    const int8_t *const *q8;     /* per parameter: its int8 values, or NULL (f32) */
+    const float *const *q8s;     /* and its per-output-channel scales */
     pml_err *err;
 } onnx_writer;
 
@@ -267,6 +269,100 @@ static pml_status refuse(onnx_writer *w, int i, const char *why)
                        n->label ? "'" : "", why ? ": " : "", why ? why : "");
 }
 
+/* ---- int8 weights ---------------------------------------------------------------------
+ * A linear layer's int8 weight W [out, in] (quant/int8.h) is read by one transpose whose
+ * readers are forward f32 matmuls x @ transpose(W); each of those becomes the CPU
+ * backend's int8 product (cpu/gemm_int8.h's pml_cpu_linear_i8), op for op in f32:
+ *   mx = ReduceMax(|x|, last axis); inv = mx > 0 ? 127 / mx : 0; s = mx > 0 ? mx / 127 : 0
+ *   xq = int8(Clip(Round(x * inv), -127, 127))       (Round: ties to even, as nearbyintf)
+ *   y = (float(MatMulInteger(xq, transpose(Wq))) * s) * scale[j]
+ * and the bias add after it is the plan's own Add, as the kernel's epilogue adds it.
+ * The divisors are where(mx > 0, mx, 1) so that no inf is ever made. */
+
+/* The parameter index of node i when it is an int8 weight, else -1. */
+static int int8_param(const onnx_writer *w, int i)
+{
+    const pml_plan *pl = w->plan;
+    if (!w->q8 || pl->nodes[i].op != PML_OP_PARAM) return -1;
+    for (int q = 0; q < pl->n_params; q++)
+        if (pl->params[q].node == i) return w->q8[q] ? q : -1;
+    return -1;
+}
+
+/* Node i: a 2-D transpose of an int8 weight (its parameter index), else -1. */
+static int int8_transpose(const onnx_writer *w, int i)
+{
+    const pml_plan_node *n = &w->plan->nodes[i];
+    if (n->op != PML_OP_PERMUTE || n->rank != 2 || n->n_in != 1 || n->n_attr != 2 || n->attr[0] != 1 || n->attr[1] != 0)
+        return -1;
+    return int8_param(w, n->in[0]);
+}
+
+/* Every reader the output needs of an int8 weight is that pattern, else refused naming it. */
+static pml_status int8_readers(onnx_writer *w, const unsigned char *need)
+{
+    const pml_plan *pl = w->plan;
+    for (int i = 0; i <= pl->output; i++) {
+        if (!need[i]) continue;
+        const pml_plan_node *n = &pl->nodes[i];
+        for (int k = 0; k < n->n_in; k++) {
+            int q = int8_param(w, n->in[k]), t = int8_transpose(w, n->in[k]);
+            const char *why = NULL;
+            if (q >= 0 && int8_transpose(w, i) < 0)
+                why = "it is read other than transposed";
+            else if (q >= 0 && pl->nodes[n->in[k]].dtype != PML_F32)
+                why = "it is stored in 16 bits";
+            else if (t >= 0 && (n->op != PML_OP_MATMUL || k != 1 || n->n_in != 2 || n->pass != 0))
+                why = "its transpose is read by something other than a matmul's right operand";
+            else if (t >= 0 && (n->dtype != PML_F32 || pl->nodes[n->in[0]].dtype != PML_F32))
+                why = "its matmul is not an f32 one";
+            if (why)
+                return pml_err_set(w->err, PML_ERR_UNSUPPORTED,
+                                   "int8 weight '%s' has no ONNX form: %s (node %d, op '%s'), and only a linear "
+                                   "layer's x @ transpose(W) exports as int8 products",
+                                   pl->params[q >= 0 ? q : t].name, why, i, pml_op_name((pml_opcode)n->op));
+        }
+    }
+    return PML_OK;
+}
+
+/* Node i, a matmul x @ transpose(W) with W parameter q int8: the sequence above. */
+static void int8_matmul(onnx_writer *w, int i, int q)
+{
+    const pml_plan_node *n = &w->plan->nodes[i];
+    const char *x = w->name[n->in[0]], *wt = w->name[n->in[1]];
+    char mx[24], pos[24], d[24], inv[24], s[24], t[6][24], c0[24], c1[24], c127[24], cm[24], scale[1100];
+    int64_t last = -1;
+    snprintf(scale, sizeof scale, "%s.scale", w->plan->params[q].name);
+    constant(w, fresh(w, 'c', c0), PML_F32, 0, NULL);
+    constant(w, fresh(w, 'c', c1), PML_F32, 1, NULL);
+    constant(w, fresh(w, 'c', c127), PML_F32, 127, NULL);
+    constant(w, fresh(w, 'c', cm), PML_F32, -127, NULL);
+    unary(w, "Abs", fresh(w, 't', t[0]), x);
+    begin(w, "ReduceMax", fresh(w, 't', mx), 1, (const char *[]){t[0]});
+    attr_ints(w, "axes", &last, 1);
+    attr_int(w, "keepdims", 1);
+    end(w);
+    binary(w, "Greater", fresh(w, 't', pos), mx, c0);
+    begin(w, "Where", fresh(w, 't', d), 3, (const char *[]){pos, mx, c1});
+    end(w);
+    binary(w, "Div", fresh(w, 't', t[1]), c127, d);
+    begin(w, "Where", fresh(w, 't', inv), 3, (const char *[]){pos, t[1], c0});
+    end(w);
+    binary(w, "Div", fresh(w, 't', t[2]), d, c127);
+    begin(w, "Where", fresh(w, 't', s), 3, (const char *[]){pos, t[2], c0});
+    end(w);
+    binary(w, "Mul", fresh(w, 't', t[3]), x, inv);
+    unary(w, "Round", fresh(w, 't', t[4]), t[3]);
+    begin(w, "Clip", fresh(w, 't', t[5]), 3, (const char *[]){t[4], cm, c127});
+    end(w);
+    cast(w, fresh(w, 't', t[0]), t[5], DT_INT8);
+    binary(w, "MatMulInteger", fresh(w, 't', t[1]), t[0], wt);
+    cast(w, fresh(w, 't', t[2]), t[1], DT_FLOAT);
+    binary(w, "Mul", fresh(w, 't', t[3]), t[2], s);
+    binary(w, "Mul", w->name[i], t[3], scale);
+}
+
 /* The ONNX nodes that make plan node i's value. */
 static pml_status emit(onnx_writer *w, int i)
 {
@@ -450,7 +546,10 @@ static pml_status emit(onnx_writer *w, int i)
         return PML_OK;
     }
     case PML_OP_MATMUL:
-        binary(w, "MatMul", out, a, b);
+        if (n->n_in == 2 && int8_transpose(w, n->in[1]) >= 0)
+            int8_matmul(w, i, int8_transpose(w, n->in[1]));
+        else
+            binary(w, "MatMul", out, a, b);
         return PML_OK;
     case PML_OP_XENT:
     case PML_OP_XENT_GRAD:
@@ -496,6 +595,8 @@ static pml_status graph(onnx_writer *w, const float *const *params, const unsign
 {
     const pml_plan *pl = w->plan;
     char buf[24];
+    pml_status st8 = int8_readers(w, need);
+    if (st8) return st8;
     for (int k = 0; k < pl->n_inputs; k++) {
         int i = pl->input_nodes[k];
         if (!need[i]) continue;
@@ -509,6 +610,14 @@ static pml_status graph(onnx_writer *w, const float *const *params, const unsign
         int i = pl->params[q].node;
         const pml_plan_node *n = &pl->nodes[i];
         if (!need[i]) continue;
+        if (w->q8 && w->q8[q]) { /* int8 [out, in] and its scales [out] */
+            char scale[1100];
+            snprintf(scale, sizeof scale, "%s.scale", pl->params[q].name);
+            if (!(w->name[i] = strdup(pl->params[q].name))) continue;
+            initializer(w, w->name[i], DT_INT8, n->dims, 2, w->q8[q], (size_t)n->numel);
+            initializer(w, scale, DT_FLOAT, n->dims, 1, w->q8s[q], (size_t)n->dims[0] * 4);
+            continue;
+        }
         if (!params[q])
             return pml_err_set(w->err, PML_ERR_INVALID_ARG, "parameter '%s' has no values", pl->params[q].name);
         /* The stored values are f32 little-endian, as the x86-64 and ARM hosts PML runs on hold them. */
@@ -540,11 +649,12 @@ static pml_status graph(onnx_writer *w, const float *const *params, const unsign
     return PML_OK;
 }
 
-pml_status pml_onnx_model(const pml_plan *plan, const float *const *params, pml_pb *out, pml_err *err)
+pml_status pml_onnx_model(const pml_plan *plan, const float *const *params, const int8_t *const *q8,
+                          const float *const *q8_scale, pml_pb *out, pml_err *err)
 {
     if (plan->output < 0)
         return pml_err_set(err, PML_ERR_UNSUPPORTED, "the plan has no model output to export");
-    onnx_writer w = {.plan = plan, .err = err};
+    onnx_writer w = {.plan = plan, .q8 = q8, .q8s = q8_scale, .err = err};
     unsigned char *need = needed(plan);
     w.name = calloc((size_t)plan->n_nodes + 1, sizeof *w.name);
     pml_status st = need && w.name ? graph(&w, params, need) : pml_err_set(err, PML_ERR_NOMEM, "out of memory");

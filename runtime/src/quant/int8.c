@@ -118,14 +118,36 @@ static pml_status check_param(const pml_plan *plan, const pml_st_file *f, const 
     return PML_OK;
 }
 
-pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *path, int serve_int8, int *n_int8,
-                          int *n_served, pml_err *err)
+void pml_quant_i8_free(pml_quant_i8 *k)
+{
+    for (int q = 0; q < k->n; q++) {
+        if (k->q) free(k->q[q]);
+        if (k->scale) free(k->scale[q]);
+    }
+    free(k->q), free(k->scale);
+    *k = (pml_quant_i8){0};
+}
+
+pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *path, int serve_int8, pml_quant_i8 *keep,
+                          int *n_int8, int *n_served, pml_err *err)
 {
     pml_st_file *f = NULL;
     *n_int8 = 0;
     if (n_served) *n_served = 0;
+    if (keep) {
+        *keep = (pml_quant_i8){.n = plan->n_params};
+        keep->q = calloc((size_t)plan->n_params + 1, sizeof *keep->q);
+        keep->scale = calloc((size_t)plan->n_params + 1, sizeof *keep->scale);
+        if (!keep->q || !keep->scale) {
+            pml_quant_i8_free(keep);
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        }
+    }
     pml_status st = pml_st_open(path, &f, err);
-    if (st) return st;
+    if (st) {
+        if (keep) pml_quant_i8_free(keep);
+        return st;
+    }
     const char *fmt = pml_st_metadata(f, PML_QUANT_KEY);
     uint8_t *linear = malloc((size_t)plan->n_params + 1);
     const pml_st_tensor **scales = calloc((size_t)plan->n_params + 1, sizeof *scales);
@@ -176,6 +198,15 @@ pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *pat
         pml_quant_dequant_rows_i8(t->data, s, n->dims[0], n->dims[1], to);
         int served = 0;
         if (serve_int8) st = pml_pipeline_param_int8(p, q, t->data, s, &served, err);
+        if (!st && keep) { /* the scales' allocation moves into `keep` */
+            if (!(keep->q[q] = malloc(t->nbytes + 1))) {
+                st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+            } else {
+                memcpy(keep->q[q], t->data, t->nbytes);
+                keep->scale[q] = s;
+                s = NULL;
+            }
+        }
         free(s);
         ++*n_int8;
         if (n_served && served > 0) ++*n_served;
@@ -183,6 +214,7 @@ pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *pat
     free(linear);
     free(scales);
     pml_st_close(f);
+    if (st && keep) pml_quant_i8_free(keep);
     return st;
 }
 

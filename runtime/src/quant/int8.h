@@ -45,14 +45,27 @@ void pml_quant_linear_weights(const pml_plan *plan, uint8_t *is_linear);
  * what is wrong with it). */
 int pml_quant_is_quantized(const char *path);
 
+/* A quantized file's int8 weights as read, per plan parameter (n entries): q[k] [out, in]
+ * and scale[k] [out], each its own allocation, both NULL where parameter k is not int8.
+ * What an inference session keeps for its ONNX export (plan/onnx.h). */
+typedef struct pml_quant_i8 {
+    int n;
+    int8_t **q;
+    float **scale;
+} pml_quant_i8;
+
+/* Frees what `k` holds and zeroes it (a zeroed one is fine). */
+void pml_quant_i8_free(pml_quant_i8 *k);
+
 /* Checks the quantized file at `path` against `plan` and, only when all is well, writes
  * every model parameter of `p` (dequantized: what training and --init start from).
  * *n_int8: how many weights were int8. With `serve_int8` (an inference session), each
  * int8 weight is also handed to the backend to compute its products in int8
  * (pml_pipeline_param_int8), and *n_served (may be NULL) counts those it took: the
- * others are served in f32 from the dequantized values. */
-pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *path, int serve_int8, int *n_int8,
-                          int *n_served, pml_err *err);
+ * others are served in f32 from the dequantized values. With `keep` (may be NULL; zeroed
+ * on entry), the int8 weights are also copied into it; on failure it is left empty. */
+pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *path, int serve_int8, pml_quant_i8 *keep,
+                          int *n_int8, int *n_served, pml_err *err);
 
 /* Writes `out` from the weights at `weights` (what `pmlc infer --weights` takes): the
  * parameters select[] marks (linear weights only: others are PML_ERR_INVALID_ARG) as
