@@ -6,6 +6,7 @@
  *   T_ADD, T_SUB, T_MUL   arithmetic (wrapping for i32, so overflow is defined)
  *   M(fn)     the libm function for T (expf for float)
  *   T_TANH(x) tanh for T (a vectorisable rational function for float)
+ *   T_EXP(x)  e^x for T (a vectorisable one for float, elementwise.c)
  * No include guard: it is meant to be included more than once. */
 
 static void F(fill)(T *o, int64_t n, T v)
@@ -31,7 +32,7 @@ PML_VECTOR_CLONES static pml_status F(unary)(pml_opcode op, T *o, const T *x, in
     case PML_OP_NEG:
         UNARY(-v);
     case PML_OP_EXP:
-        UNARY(M(exp)(v));
+        UNARY(T_EXP(v));
     case PML_OP_LOG:
         UNARY(M(log)(v));
     case PML_OP_SQRT:
@@ -41,7 +42,7 @@ PML_VECTOR_CLONES static pml_status F(unary)(pml_opcode op, T *o, const T *x, in
     case PML_OP_TANH:
         UNARY(T_TANH(v));
     case PML_OP_SIGMOID:
-        UNARY((T)1 / ((T)1 + M(exp)(-v)));
+        UNARY((T)1 / ((T)1 + T_EXP(-v)));
     case PML_OP_RELU:
         UNARY(v < 0 ? (T)0 : v);
     case PML_OP_ERF:

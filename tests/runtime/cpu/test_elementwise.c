@@ -373,3 +373,58 @@ void test_causal_mask_fills_above_the_diagonal(void)
             t_free(&x), t_free(&y);
         }
 }
+
+/* f32 exp is elementwise.c's own (no libm call): within one ulp of the correctly rounded
+ * e^x on a sweep of every 4099th f32 bit pattern, both signs, every length's tail (n
+ * from 1 to 40 exercises the vector loop's masked end), outputs poisoned first; and the
+ * edges as expf has them: e^0 = 1, e^-inf = 0, e^inf = inf, NaN stays NaN, 0 below
+ * -103.98 and inf above 88.73, denormal results between. Sigmoid, 1 / (1 + e^-x), is
+ * built on it: within 2 ulp where e^-x does not overflow. */
+void test_f32_exp_is_within_one_ulp_of_the_correctly_rounded_value(void)
+{
+    enum { N = 1 << 20 };
+    float *x = malloc(sizeof(float) * N);
+    int64_t dims[1] = {0};
+    long checked = 0, off = 0, soff = 0;
+    for (uint64_t u0 = 0; x && u0 < (1ull << 32); u0 += (uint64_t)4099 * N) {
+        int64_t n = 0;
+        for (uint64_t u = u0; u < (1ull << 32) && n < N; u += 4099) memcpy(&x[n++], &(uint32_t){(uint32_t)u}, 4);
+        dims[0] = n;
+        pml_view in = t_new(PML_F32, 1, dims), y = t_new(PML_F32, 1, dims), s = t_new(PML_F32, 1, dims);
+        memcpy(in.data, x, sizeof(float) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) ((float *)y.data)[i] = ((float *)s.data)[i] = NAN;
+        if (!t_run_ok(PML_OP_EXP, &in, 1, &y, NULL, 0, 0) || !t_run_ok(PML_OP_SIGMOID, &in, 1, &s, NULL, 0, 0)) break;
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i], e = ((float *)y.data)[i], sg = ((float *)s.data)[i];
+            if (isnan(v)) {
+                off += !isnan(e), soff += !isnan(sg);
+                continue;
+            }
+            float want = (float)exp((double)v), swant = (float)(1.0 / (1.0 + exp(-(double)v)));
+            checked++;
+            off += e != want && nextafterf(want, e) != e;
+            if (-v < 88.7f) soff += !(fabsf(sg - swant) <= 2 * (nextafterf(swant, INFINITY) - swant));
+        }
+        t_free(&in), t_free(&y), t_free(&s);
+    }
+    printf("exp: %ld values, %ld more than one ulp off; sigmoid: %ld more than 2 ulp off\n", checked, off, soff);
+    TCHECK(checked > 1000000 && off == 0 && soff == 0, "exp: %ld of %ld off by more than one ulp, sigmoid %ld",
+           off, checked, soff);
+    /* edges, at every tail length */
+    static const float edge[] = {0.0f, -0.0f, -INFINITY, INFINITY, NAN, -104.0f, -103.98f, -103.9f, -100.0f, -87.5f,
+                                 88.72f, 88.73f, 89.0f, 1e-30f, -1e-30f, 1.0f, -1.0f, 20.5f, -20.5f, 1e30f, -1e30f};
+    enum { E = sizeof edge / sizeof edge[0] };
+    for (int64_t n = 1; n <= 40; n++) {
+        dims[0] = n;
+        pml_view in = t_new(PML_F32, 1, dims), y = t_new(PML_F32, 1, dims);
+        for (int64_t i = 0; i < n; i++) ((float *)in.data)[i] = edge[i % E], ((float *)y.data)[i] = 12345.0f;
+        if (t_run_ok(PML_OP_EXP, &in, 1, &y, NULL, 0, 0))
+            for (int64_t i = 0; i < n; i++) {
+                float v = edge[i % E], e = ((float *)y.data)[i], want = (float)exp((double)v);
+                int ok = isnan(v) ? isnan(e) : e == want || nextafterf(want, e) == e;
+                TCHECK(ok, "exp(%g) at length %lld: %g, want %g", v, (long long)n, e, want);
+            }
+        t_free(&in), t_free(&y);
+    }
+    free(x);
+}
