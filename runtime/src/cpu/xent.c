@@ -45,17 +45,21 @@ static inline float xent_expf(float x0)
 #define T float
 #define F(name) name##_f32
 #define EXP(v) xent_expf(v)
+#define EXPM1(v) expm1f(v)
 #include "xent_tmpl.h"
 #undef T
 #undef F
 #undef EXP
+#undef EXPM1
 #define T double
 #define F(name) name##_f64
 #define EXP(v) exp(v)
+#define EXPM1(v) expm1(v)
 #include "xent_tmpl.h"
 #undef T
 #undef F
 #undef EXP
+#undef EXPM1
 
 pml_status pml_cpu_xent(const pml_op_call *c, pml_err *err)
 {
