@@ -99,6 +99,15 @@ static int better(const candidate *a, const candidate *b)
     return a->need < b->need;
 }
 
+/* Whether `place` names a CUDA device: the CUDA backend runs whole backward passes only
+ * (runtime/src/backend_ops.c refuses split ones), so zero_bubble is no candidate there. */
+static int on_cuda(const pmlc_train *t)
+{
+    for (int i = 0; i < t->n_devices; i++)
+        if (t->devices[i].cuda) return 1;
+    return 0;
+}
+
 pmlc_plan *pmlc_plan_auto(pmlc_program *P, const pmlc_graph *g0, pmlc_train *t, pmlc_distill *d)
 {
     pmlc_loc where = t->schedule_loc.file >= 0 ? t->schedule_loc : t->decl->name_loc;
@@ -109,7 +118,8 @@ pmlc_plan *pmlc_plan_auto(pmlc_program *P, const pmlc_graph *g0, pmlc_train *t, 
     if (V > 1)
         scheds[n_sched++] = PMLC_SCHED_INTERLEAVED_1F1B; /* chunks run under interleaving only (train_blocks.c) */
     else
-        for (int i = 0; i < 3; i++) scheds[n_sched++] = plain[i];
+        for (int i = 0; i < 3; i++)
+            if (plain[i] != PMLC_SCHED_ZERO_BUBBLE || !on_cuda(t)) scheds[n_sched++] = plain[i];
     int64_t mbs[64];
     int n_mb = 0;
     if (t->microbatches_loc.file >= 0)
@@ -176,13 +186,17 @@ pmlc_plan *pmlc_plan_auto(pmlc_program *P, const pmlc_graph *g0, pmlc_train *t, 
     if (len < (int)cap && strcmp(sep, ",") == 0) len += snprintf(line + len, cap - (size_t)len, ")");
     if (len < (int)cap) {
         if (t->memory)
-            snprintf(line + len, cap - (size_t)len, "; needs %s of %s on stage %d, %d of %d plans fit",
-                     pmlc_fmt_bytes(best->need, a, sizeof a), pmlc_fmt_bytes(t->memory, b, sizeof b), best->device,
-                     fitting, planned);
+            len += snprintf(line + len, cap - (size_t)len, "; needs %s of %s on stage %d, %d of %d plans fit",
+                            pmlc_fmt_bytes(best->need, a, sizeof a), pmlc_fmt_bytes(t->memory, b, sizeof b),
+                            best->device, fitting, planned);
         else
-            snprintf(line + len, cap - (size_t)len, "; needs %s on stage %d, no memory limit, %d plans",
-                     pmlc_fmt_bytes(best->need, a, sizeof a), best->device, planned);
+            len += snprintf(line + len, cap - (size_t)len, "; needs %s on stage %d, no memory limit, %d plans",
+                            pmlc_fmt_bytes(best->need, a, sizeof a), best->device, planned);
     }
+    if (V == 1 && on_cuda(t) && len < (int)cap)
+        snprintf(line + len, cap - (size_t)len,
+                 "; zero_bubble left out: place names CUDA devices, whose backend runs "
+                 "whole backward passes only");
     t->schedule = best->schedule;
     t->microbatches = best->mb;
     t->recompute = best->recompute;

@@ -7,7 +7,8 @@
  * refused at plan time, whatever chose its schedule.
  *
  * `schedule = auto` plans every candidate and keeps the fastest that fits: schedules
- * gpipe, 1f1b, zero_bubble, and interleaved_1f1b when the placement has chunks; the
+ * gpipe, 1f1b, zero_bubble (not when `place` names CUDA devices, whose backend runs
+ * whole backward passes only), or interleaved_1f1b alone when the placement has chunks; the
  * micro-batch counts dividing the batch up to 4 per stage device, unless `microbatches`
  * is given (then only it); recompute off and on (the whole model), unless `recompute`
  * is given in any form (then only it). Each candidate is a fresh elaboration of the
