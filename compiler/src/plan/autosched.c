@@ -111,7 +111,7 @@ static int on_cuda(const pmlc_train *t)
 pmlc_plan *pmlc_plan_auto(pmlc_program *P, const pmlc_graph *g0, pmlc_train *t, pmlc_distill *d)
 {
     pmlc_loc where = t->schedule_loc.file >= 0 ? t->schedule_loc : t->decl->name_loc;
-    int V = g0->chunks > 1 ? g0->chunks : 1, D = g0->n_stages / V;
+    int V = g0->chunks > 1 ? g0->chunks : 1, D = g0->n_stages / V, R = g0->replicas > 1 ? g0->replicas : 1;
     static const pmlc_schedule plain[] = {PMLC_SCHED_GPIPE, PMLC_SCHED_1F1B, PMLC_SCHED_ZERO_BUBBLE};
     pmlc_schedule scheds[3];
     int n_sched = 0;
@@ -125,7 +125,7 @@ pmlc_plan *pmlc_plan_auto(pmlc_program *P, const pmlc_graph *g0, pmlc_train *t, 
     if (t->microbatches_loc.file >= 0)
         mbs[n_mb++] = t->microbatches;
     else
-        for (int64_t m = 1; m <= t->batch && m <= 4 * (int64_t)D && n_mb < 64; m++)
+        for (int64_t m = 1; m <= t->batch && m <= 4 * (int64_t)D * R && n_mb < 64; m++)
             if (t->batch % m == 0) mbs[n_mb++] = m;
     int rc_free = t->recompute_loc.file < 0 && !t->recomputes.n, n_rc = rc_free ? 2 : 1;
     int n = n_sched * n_mb * n_rc, k = 0;
@@ -137,7 +137,7 @@ pmlc_plan *pmlc_plan_auto(pmlc_program *P, const pmlc_graph *g0, pmlc_train *t, 
                 candidate *c = &cs[k++];
                 c->schedule = scheds[s];
                 c->mb = mbs[i];
-                c->recompute = rc_free ? r : user_rc;
+                c->recompute = rc_free ? r : user_rc || t->recomputes.n; /* patterns: as given */
                 plan_candidate(P, g0, t, d, c);
             }
     const candidate *best = NULL, *smallest = NULL;
