@@ -43,7 +43,7 @@ int pmlc_plan_check_memory(pmlc_program *P, const pmlc_plan *pl)
                pmlc_fmt_bytes(need, a, sizeof a), pmlc_schedule_name(pl->schedule), (long long)pl->microbatches,
                t->recompute || t->recomputes.n ? " and recompute" : "", pmlc_fmt_bytes(t->memory, b, sizeof b));
     if (t->schedule_loc.file >= 0)
-        pmlc_note(DIAG, t->schedule_loc, "the schedule is set here; schedule = auto picks one that fits");
+        pmlc_note(DIAG, t->schedule_loc, "the schedule is set here; schedule = auto searches for one that fits");
     return 1;
 }
 
