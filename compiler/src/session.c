@@ -23,6 +23,7 @@
 #include "gpu/cuda_build.h"
 #include "gpu/nvrtc.h"
 #include "ir/ops.h"
+#include "plan/autosched.h"
 #include "plan/placement.h"
 #include "plan/timeline.h"
 #include "plan/write.h"
@@ -234,7 +235,16 @@ static pmlc_plan *plan_model(pmlc_session *s, int m, int lenient)
     if (s->plans[m]) return s->plans[m];
     if (!s->graphs[m]) s->graphs[m] = pmlc_elab_model(P, P->models.v[m], NULL, PMLC_NOLOC, NULL);
     if (!s->graphs[m]) return NULL;
-    pmlc_plan *pl = pmlc_plan_build(P, s->graphs[m], s->trains[m], s->distills[m], lenient);
+    pmlc_train *t = s->trains[m];
+    pmlc_plan *pl;
+    if (t && t->schedule == PMLC_SCHED_AUTO && !lenient) {
+        /* The search plans fresh graphs; the chosen plan's becomes the model's. */
+        pl = pmlc_plan_auto(P, s->graphs[m], t, s->distills[m]);
+        if (pl) s->graphs[m] = pl->g;
+    } else {
+        pl = pmlc_plan_build(P, s->graphs[m], t, s->distills[m], lenient);
+        if (pl && !lenient && pmlc_plan_check_memory(P, pl)) pl = NULL;
+    }
     if (!lenient) s->plans[m] = pl; /* a lenient plan's costs are placeholders: never shown */
     return pl;
 }

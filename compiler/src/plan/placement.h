@@ -85,6 +85,7 @@ typedef struct pmlc_plan {
     const struct pmlc_timetable *by_chunk; /* the timetable per model stage (schedule.h: pmlc_timetable_by_chunk) */
     pmlc_fusion fusion;               /* of every node of g, forward and backward */
     struct pmlc_memplan *memory;      /* memplan.h; NULL without a timetable */
+    const char *auto_choice;          /* schedule = auto: what the search chose and why, one line (autosched.h) */
 } pmlc_plan;
 
 /* Places, costs and checks the plan of `g` (with its train block and distill, when
@@ -92,6 +93,9 @@ typedef struct pmlc_plan {
  * reporting them: checking a model needs its placement, not its true costs.
  * Returns NULL after reporting errors. */
 pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_distill *d, int lenient);
+
+/* "1.5 GiB", "512 B": a size as `pmlc plan` shows it. */
+const char *pmlc_fmt_bytes(int64_t b, char *buf, size_t cap);
 
 void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out);
 void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out);

@@ -20,7 +20,7 @@ static const ir_param *match_projection(const pmlc_graph *g, int i)
     return NULL;
 }
 
-static const char *fmt_bytes(int64_t b, char *buf, size_t cap)
+const char *pmlc_fmt_bytes(int64_t b, char *buf, size_t cap)
 {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
     double v = (double)b;
@@ -215,6 +215,7 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     fprintf(out, "\n  schedule       %s, %" PRId64 " micro-batch%s of %" PRId64 " (batch %" PRId64 ")\n",
             pmlc_schedule_name(pl->schedule), pl->microbatches, pl->microbatches == 1 ? "" : "es", pl->microbatch,
             pl->batch);
+    if (pl->auto_choice) fprintf(out, "  schedule auto  %s\n", pl->auto_choice);
     if (pl->chunks > 1)
         fprintf(out, "  chunks         %d per stage; micro-batches run in groups of %d through each chunk\n", pl->chunks, D);
     fprintf(out, "  bubble         %.1f%% analytic", 100 * pl->bubble);
@@ -237,7 +238,7 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     }
     if (any) fputc('\n', out);
     fprintf(out, "  parameters     %s (%s)\n", fmt_count(pl->total_params, a, sizeof a),
-            fmt_bytes(pl->total_params * 4, b, sizeof b));
+            pmlc_fmt_bytes(pl->total_params * 4, b, sizeof b));
     print_evaluation(pl, out);
     print_freezes(pl, out);
     for (int s = 0; s < pl->n_stages; s++) {
@@ -250,42 +251,45 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         if (!st->layers.n) fputs("(no parameters)", out);
         for (int i = 0; i < st->layers.n; i++) fprintf(out, "%s%s", i ? ", " : "", st->layers.v[i]);
         fprintf(out, "\n  parameters     %s (%s), optimizer state %s\n", fmt_count(st->params, a, sizeof a),
-                fmt_bytes(st->param_bytes, b, sizeof b), fmt_bytes(st->opt_bytes, c, sizeof c));
+                pmlc_fmt_bytes(st->param_bytes, b, sizeof b), pmlc_fmt_bytes(st->opt_bytes, c, sizeof c));
         fprintf(out, "  flops/mb       forward %s, backward %s (input %s, weight %s)\n",
                 fmt_flops(st->cost.fwd, a, sizeof a), fmt_flops(st->cost.bwd_b + st->cost.bwd_w, b, sizeof b),
                 fmt_flops(st->cost.bwd_b, c, sizeof c), fmt_flops(st->cost.bwd_w, d, sizeof d));
         fprintf(out, "  kernels        forward %d from %d ops", st->n_kernels, st->n_ops);
         if (st->n_bwd_ops) fprintf(out, ", backward %d from %d ops", st->n_bwd_kernels, st->n_bwd_ops);
-        fprintf(out, "; the forward pass writes %s, %s unfused\n", fmt_bytes(st->fwd_written, a, sizeof a),
-                fmt_bytes(st->fwd_written_unfused, b, sizeof b));
+        fprintf(out, "; the forward pass writes %s, %s unfused\n", pmlc_fmt_bytes(st->fwd_written, a, sizeof a),
+                pmlc_fmt_bytes(st->fwd_written_unfused, b, sizeof b));
         fprintf(out, "  activations    %s per micro-batch, %d in flight: %s\n",
-                fmt_bytes(st->cost.act_bytes, a, sizeof a), st->in_flight,
-                fmt_bytes(st->cost.act_bytes * st->in_flight, b, sizeof b));
+                pmlc_fmt_bytes(st->cost.act_bytes, a, sizeof a), st->in_flight,
+                pmlc_fmt_bytes(st->cost.act_bytes * st->in_flight, b, sizeof b));
         if (g->copy_of && !st->recompute_flops) {
             fputs("  recompute      nothing on this stage\n", out);
         } else if (g->copy_of) {
             double work = total_flops(&st->cost) - st->recompute_flops; /* the stage's work without it */
-            fprintf(out, "  recompute      keeps %s per micro-batch instead of %s; recomputing adds %s flops/mb (+%.1f%%)\n",
-                    fmt_bytes(st->cost.act_bytes, a, sizeof a), fmt_bytes(st->act_bytes_plain, b, sizeof b),
+            fprintf(out,
+                    "  recompute      keeps %s per micro-batch instead of %s; recomputing adds %s flops/mb (+%.1f%%)\n",
+                    pmlc_fmt_bytes(st->cost.act_bytes, a, sizeof a), pmlc_fmt_bytes(st->act_bytes_plain, b, sizeof b),
                     fmt_flops(st->recompute_flops, c, sizeof c), work > 0 ? 100 * st->recompute_flops / work : 0.0);
         }
         if (pl->memory) {
             const pmlc_stage_memory *m = &pl->memory->stages[s];
             fprintf(out, "  memory         arena %s: state %s, activations %s at most (%d micro-batch%s), ",
-                    fmt_bytes(m->arena, a, sizeof a), fmt_bytes(m->state, b, sizeof b),
-                    fmt_bytes(m->activations, c, sizeof c), m->in_flight, m->in_flight == 1 ? "" : "es");
-            fprintf(out, "temporaries %s at most\n", fmt_bytes(m->temporaries, a, sizeof a));
+                    pmlc_fmt_bytes(m->arena, a, sizeof a), pmlc_fmt_bytes(m->state, b, sizeof b),
+                    pmlc_fmt_bytes(m->activations, c, sizeof c), m->in_flight, m->in_flight == 1 ? "" : "es");
+            fprintf(out, "temporaries %s at most\n", pmlc_fmt_bytes(m->temporaries, a, sizeof a));
         }
         if (st->n_teacher_ops)
-            fprintf(out, "  teacher        %d ops, forward %s/mb, backward %s, %s parameters, %s gradients, %s optimizer state\n",
+            fprintf(out,
+                    "  teacher        %d ops, forward %s/mb, backward %s, %s parameters, %s gradients, %s optimizer "
+                    "state\n",
                     st->n_teacher_ops, fmt_flops(st->teacher_fwd, a, sizeof a), fmt_flops(st->teacher_bwd, b, sizeof b),
                     fmt_count(st->teacher_params, c, sizeof c), fmt_count(st->teacher_grads, d, sizeof d),
-                    fmt_bytes(st->teacher_opt_bytes, e, sizeof e));
+                    pmlc_fmt_bytes(st->teacher_opt_bytes, e, sizeof e));
         if (pl->timetable && pl->chunks == 1) print_order(pl->timetable, &pl->timetable->stages[s], out);
         for (int i = 0; i < st->sends.n; i++) {
             const pmlc_send *sd = &st->sends.v[i];
             fprintf(out, "  %-14s %s  %s  %s\n", i ? "" : "sends", sd->name,
-                    fmt_cshape(sd->dtype, &sd->shape, e, sizeof e), fmt_bytes(sd->bytes, a, sizeof a));
+                    fmt_cshape(sd->dtype, &sd->shape, e, sizeof e), pmlc_fmt_bytes(sd->bytes, a, sizeof a));
         }
     }
     for (int r = 0; pl->timetable && pl->chunks > 1 && r < D; r++) {
@@ -389,9 +393,16 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     fprintf(out, "  \"schedule\": \"%s\",\n  \"schedule_runnable\": %s,\n  \"bubble_fraction\": %.6f,\n",
             pmlc_schedule_name(pl->schedule), pmlc_schedule_runnable(pl->schedule) ? "true" : "false", pl->bubble);
     if (pl->timetable)
-        fprintf(out, "  \"simulated_bubble_fraction\": %.6f,\n", pl->timetable->bubble);
+        fprintf(out, "  \"simulated_bubble_fraction\": %.6f,\n  \"simulated_step\": %.17g,\n", pl->timetable->bubble,
+                pl->timetable->makespan);
     else
-        fputs("  \"simulated_bubble_fraction\": null,\n", out);
+        fputs("  \"simulated_bubble_fraction\": null,\n  \"simulated_step\": null,\n", out);
+    fputs("  \"schedule_auto\": ", out);
+    if (pl->auto_choice)
+        json_str(out, pl->auto_choice);
+    else
+        fputs("null", out);
+    fputs(",\n", out);
     fprintf(out,
             "  \"precision\": \"%s\",\n  \"batch\": %" PRId64 ",\n  \"microbatches\": %" PRId64
             ",\n  \"microbatch_size\": %" PRId64 ",\n  \"dimensions\": {",
@@ -590,7 +601,8 @@ void pmlc_plan_print_dot(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         if (st->layers.n > 6) fprintf(out, "... (%d layers)", st->layers.n);
         fprintf(out, "\\n%s parameters\\nforward %sFLOP, backward %sFLOP\\nactivations %s per micro-batch\"];\n",
                 fmt_count(st->params, a, sizeof a), fmt_flops(st->cost.fwd, b, sizeof b),
-                fmt_flops(st->cost.bwd_b + st->cost.bwd_w, c, sizeof c), fmt_bytes(st->cost.act_bytes, e, sizeof e));
+                fmt_flops(st->cost.bwd_b + st->cost.bwd_w, c, sizeof c),
+                pmlc_fmt_bytes(st->cost.act_bytes, e, sizeof e));
     }
     for (int s = 0; s + 1 < pl->n_stages; s++) {
         const pmlc_stage_plan *st = &pl->stages[s];

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sema/elab.h"
@@ -38,21 +39,20 @@ enum {
     F_LOSS_SCALE,
     F_LOSS_SCALE_GROWTH_INTERVAL,
     F_LOSS_SCALE_BACKOFF,
+    F_MEMORY,
     F_COUNT
 };
 static const char *const fields[F_COUNT] = {"data",      "labels",    "loss",         "optimizer", "lr_schedule",
                                             "grad_clip", "batch",     "microbatches", "schedule",  "precision",
                                             "place",     "steps",     "epochs",       "seed",      "checkpoint_every",
                                             "recompute", "eval_data", "eval_labels",  "holdout",   "eval_every",
-                                            "loss_scale", "loss_scale_growth_interval", "loss_scale_backoff"};
+                                            "loss_scale", "loss_scale_growth_interval", "loss_scale_backoff", "memory"};
 
-static const char *const schedules[PMLC_SCHED_COUNT] = {"gpipe", "1f1b", "interleaved_1f1b", "zero_bubble"};
+static const char *const schedules[PMLC_SCHED_COUNT] = {"gpipe", "1f1b", "interleaved_1f1b", "zero_bubble", "auto"};
+_Static_assert(F_COUNT <= (int)(sizeof((pmlc_train *)0)->field_loc / sizeof(pmlc_loc)), "a location per field");
 
 const char *pmlc_schedule_name(pmlc_schedule s) { return (unsigned)s < PMLC_SCHED_COUNT ? schedules[s] : "?"; }
-int pmlc_schedule_runnable(pmlc_schedule s)
-{
-    return (unsigned)s < PMLC_SCHED_COUNT;
-}
+int pmlc_schedule_runnable(pmlc_schedule s) { return (unsigned)s < PMLC_SCHED_COUNT && s != PMLC_SCHED_AUTO; }
 
 static int pick_name(pmlc_program *P, const ast *v, const char *what, const char *const *names, int n, int *out)
 {
@@ -424,6 +424,40 @@ static int read_freeze(pmlc_program *P, pmlc_train *t, const ast *it)
     return 0;
 }
 
+/* memory = 8GiB: an integer and a unit, binary (KiB, MiB, GiB, TiB) or decimal (kB, MB,
+ * GB, TB), or B — read from the syntax like `1f1b`, an identifier that starts with a
+ * digit; "1.5GiB" in quotes for a fraction; or an integer number of bytes. */
+static int read_memory(pmlc_program *P, pmlc_train *t, const ast *v)
+{
+    int text = v->kind == AST_STRING || (v->kind == AST_NAME && v->name[0] >= '0' && v->name[0] <= '9');
+    if (!text) {
+        int64_t b;
+        if (get_int(P, v, "'memory'", 1, INT64_MAX / 2, &b)) return 1;
+        t->memory = b;
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        double scale;
+    } units[] = {{"B", 1},    {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
+                 {"kB", 1e3}, {"MB", 1e6},     {"GB", 1e9},        {"TB", 1e12}};
+    char *end;
+    double x = strtod(v->name, &end);
+    while (*end == ' ') end++;
+    double scale = 0;
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+        if (!strcmp(end, units[i].name)) scale = units[i].scale;
+    if (end == v->name || !scale || !(x > 0) || x * scale >= 9.2e18 || x * scale < 1) {
+        pmlc_error(DIAG, v->loc,
+                   "'memory' must be a size such as 8GiB, 512MiB or \"1.5GiB\" (units B, KiB, MiB, GiB, TiB, kB, MB, "
+                   "GB, TB), not %s%s%s",
+                   v->kind == AST_STRING ? "\"" : "'", v->name, v->kind == AST_STRING ? "\"" : "'");
+        return 1;
+    }
+    t->memory = (int64_t)(x * scale);
+    return 0;
+}
+
 static int read_field(pmlc_program *P, pmlc_train *t, const ast *f, int which)
 {
     const ast *v = f->a;
@@ -468,6 +502,8 @@ static int read_field(pmlc_program *P, pmlc_train *t, const ast *f, int which)
         return get_int(P, v, "'seed'", 0, INT64_MAX, &t->seed);
     case F_CHECKPOINT_EVERY:
         return get_int(P, v, "'checkpoint_every'", 1, INT64_MAX / 2, &t->checkpoint_every);
+    case F_MEMORY:
+        return read_memory(P, t, v);
     case F_RECOMPUTE:
         if (get_bool(P, v, "'recompute'", &b)) return 1;
         t->recompute = b;
@@ -667,6 +703,10 @@ pmlc_train *pmlc_train_read(pmlc_program *P, const ast *decl)
     if (t->lr_kind == PMLC_LR_WARMUP_COSINE && t->steps >= 0 && t->warmup > t->steps)
         pmlc_error(DIAG, t->field_loc[F_LR_SCHEDULE], "the warmup (%lld steps) is longer than training (%lld steps)",
                    (long long)t->warmup, (long long)t->steps);
+    t->schedule_loc = t->field_loc[F_SCHEDULE];
+    t->microbatches_loc = t->field_loc[F_MICROBATCHES];
+    t->memory_loc = t->field_loc[F_MEMORY];
+    t->recompute_loc = t->field_loc[F_RECOMPUTE];
     t->bad = P->diag.errors > before;
     return t;
 }
@@ -740,6 +780,8 @@ static int bind_data(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
 
 static void bind_dims(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
 {
+    /* From scratch: schedule = auto binds the block to each candidate's graph. */
+    memset(t->dim_set, 0, sizeof t->dim_set);
     for (int i = 0; i < t->dim_fields.n; i++) {
         const ast *f = t->dim_fields.v[i];
         int sym = -1;
@@ -862,6 +904,7 @@ static void bind_recompute(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
 static void bind_chunks(pmlc_program *P, pmlc_train *t, pmlc_graph *g, int S, int V)
 {
     pmlc_loc sched = t->field_loc[F_SCHEDULE].file >= 0 ? t->field_loc[F_SCHEDULE] : t->decl->name_loc;
+    if (t->schedule == PMLC_SCHED_AUTO) return; /* each candidate is bound on its own (plan/autosched.c) */
     if (t->schedule != PMLC_SCHED_INTERLEAVED_1F1B) {
         if (V > 1)
             pmlc_error(DIAG, g->chunks_loc,
@@ -896,7 +939,9 @@ int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
     bind_data(P, t, g);
     bind_freezes(P, t, g);
     bind_recompute(P, t, g);
-    if (g->replicas > 1 && t->microbatches % g->replicas)
+    /* Under schedule = auto without microbatches the search tries only multiples. */
+    int mb_free = t->schedule == PMLC_SCHED_AUTO && t->field_loc[F_MICROBATCHES].file < 0;
+    if (g->replicas > 1 && t->microbatches % g->replicas && !mb_free)
         pmlc_error(DIAG, g->replicas_loc,
                    "%d replicas cannot share microbatches = %lld: each replica runs an equal share of the "
                    "micro-batches",

@@ -17,6 +17,7 @@ typedef enum pmlc_schedule {
     PMLC_SCHED_1F1B,
     PMLC_SCHED_INTERLEAVED_1F1B,
     PMLC_SCHED_ZERO_BUBBLE,
+    PMLC_SCHED_AUTO, /* schedule = auto: the planner picks (plan/autosched.h); never in a plan */
     PMLC_SCHED_COUNT
 } pmlc_schedule;
 typedef enum pmlc_data_kind {
@@ -31,7 +32,8 @@ typedef enum pmlc_lr_kind { PMLC_LR_CONSTANT, PMLC_LR_WARMUP_COSINE } pmlc_lr_ki
 
 const char *pmlc_schedule_name(pmlc_schedule s);
 /* Whether the runtime executes the schedule: every one since interleaved 1F1B runs
- * (plan JSON's schedule_runnable); a schedule added later may be planned only. */
+ * (plan JSON's schedule_runnable); a schedule added later may be planned only. `auto`
+ * is not a schedule a plan runs: the planner replaces it with the one it picks. */
 int pmlc_schedule_runnable(pmlc_schedule s);
 
 typedef struct pmlc_device {
@@ -83,12 +85,18 @@ typedef struct pmlc_train {
     pmlc_loc place_loc;
     int64_t steps, epochs, seed, checkpoint_every;
     int recompute;                   /* recompute = true: every model-level statement (ir.h, segment) */
+    /* memory = "8GiB": bytes a stage device may hold (the compiler's estimate, memplan.h);
+     * 0: no limit. */
+    int64_t memory;
+    /* Where schedule, microbatches, memory and recompute were given (file -1: not given);
+     * schedule = auto searches only what the user left out (plan/autosched.h). */
+    pmlc_loc schedule_loc, microbatches_loc, memory_loc, recompute_loc;
     PMLC_VEC(const ast *) recomputes; /* `recompute PATTERN, ...` statements (AST_RECOMPUTE) */
     ast_list dim_fields; /* fields naming symbolic dimensions, bound later */
     int64_t dims[PMLC_MAX_SYMS];
     int dim_set[PMLC_MAX_SYMS];
     PMLC_VEC(pmlc_freeze) freezes;
-    pmlc_loc field_loc[24]; /* where each known field was given (file -1: not given) */
+    pmlc_loc field_loc[32]; /* where each known field was given (file -1: not given) */
     int bad;                /* errors were reported while reading */
 } pmlc_train;
 
