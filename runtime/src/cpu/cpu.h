@@ -71,6 +71,9 @@ pml_status pml_cpu_other_family(const pml_op_call *c, pml_err *err);
  * 16-bit storage, f32 math (half.c). pml_cpu_run picks between them. */
 pml_status pml_cpu_run_family(const pml_op_call *c, pml_err *err);
 pml_status pml_cpu_run_half(const pml_op_call *c, pml_err *err);
+/* A binary op (the binary class) whose inputs and output are bf16 and f32, converting
+ * in registers (elementwise_half.c); half.c routes those calls here. */
+pml_status pml_cpu_binary_bf16(const pml_op_call *c, pml_err *err);
 
 /* Kernel families; each handles the ops of the classes run.c routes to it. */
 pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err); /* FILL UNARY BINARY ELEMWISE */

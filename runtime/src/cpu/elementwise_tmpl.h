@@ -7,7 +7,23 @@
  *   M(fn)     the libm function for T (expf for float)
  *   T_TANH(x) tanh for T (a vectorisable rational function for float)
  *   T_EXP(x)  e^x for T (a vectorisable one for float, elementwise.c)
+ * and, for 16-bit storage with f32 math (elementwise_half.c), where only the binary
+ * kernel is made:
+ *   SA, SB, SO        the stored element types of its inputs and output
+ *   LDA(v), LDB(v)    an input element to T; ST(v) T to an output element
+ *   BINARY_ONLY       defined: the binary kernel only
+ * (T's own elements where SO is not defined; the six are undefined at the end).
  * No include guard: it is meant to be included more than once. */
+#ifndef SO
+#define SA T
+#define SB T
+#define SO T
+#define LDA(v) (v)
+#define LDB(v) (v)
+#define ST(v) (v)
+#endif
+
+#ifndef BINARY_ONLY
 
 static void F(fill)(T *o, int64_t n, T v)
 {
@@ -79,6 +95,7 @@ static void F(causal_mask)(T *o, const T *x, int64_t mats, int64_t rows, int64_t
         }
 }
 #endif
+#endif /* BINARY_ONLY */
 
 /* One row of a binary op: o[i] = EXPR(x = a[i * sa], y = b[i * sb]), specialised for the
  * strides that broadcasting makes common (both 1, one of them 0). */
@@ -86,35 +103,37 @@ static void F(causal_mask)(T *o, const T *x, int64_t mats, int64_t rows, int64_t
     do {                                        \
         if (sa == 1 && sb == 1)                 \
             for (int64_t i = 0; i < len; i++) { \
-                T x = a[i], y = b[i];           \
-                o[i] = (EXPR);                  \
+                T x = LDA(a[i]), y = LDB(b[i]); \
+                o[i] = ST(EXPR);                \
             }                                   \
         else if (sa == 0 && sb == 1) {          \
-            T x = a[0];                         \
+            T x = LDA(a[0]);                    \
             for (int64_t i = 0; i < len; i++) { \
-                T y = b[i];                     \
-                o[i] = (EXPR);                  \
+                T y = LDB(b[i]);                \
+                o[i] = ST(EXPR);                \
             }                                   \
         } else if (sa == 1 && sb == 0) {        \
-            T y = b[0];                         \
+            T y = LDB(b[0]);                    \
             for (int64_t i = 0; i < len; i++) { \
-                T x = a[i];                     \
-                o[i] = (EXPR);                  \
+                T x = LDA(a[i]);                \
+                o[i] = ST(EXPR);                \
             }                                   \
         } else                                  \
             for (int64_t i = 0; i < len; i++) { \
-                T x = a[i * sa], y = b[i * sb]; \
-                o[i] = (EXPR);                  \
+                T x = LDA(a[i * sa]);           \
+                T y = LDB(b[i * sb]);           \
+                o[i] = ST(EXPR);                \
             }                                   \
     } while (0)
 
-PML_VECTOR_CLONES static pml_status F(binary)(pml_opcode op, pml_cpu_iter *it, T *out, const T *in_a, const T *in_b)
+PML_VECTOR_CLONES static pml_status F(binary)(pml_opcode op, pml_cpu_iter *it, SO *out, const SA *in_a, const SB *in_b)
 {
     int64_t rows = pml_cpu_iter_rows(it), len = it->dims[it->rank - 1];
     int64_t sa = it->st[1][it->rank - 1], sb = it->st[2][it->rank - 1];
     for (int64_t r = 0; r < rows; r++, pml_cpu_iter_next(it)) {
-        T *o = out + it->off[0];
-        const T *a = in_a + it->off[1], *b = in_b + it->off[2];
+        SO *o = out + it->off[0];
+        const SA *a = in_a + it->off[1];
+        const SB *b = in_b + it->off[2];
         switch (op) {
         case PML_OP_ADD:
             BIN_ROW(T_ADD(x, y));
@@ -172,6 +191,8 @@ PML_VECTOR_CLONES static pml_status F(binary)(pml_opcode op, pml_cpu_iter *it, T
 }
 #undef BIN_ROW
 
+#ifndef BINARY_ONLY
+
 /* where(c, a, b) with a condition of element type CT. */
 #define WHERE_ROWS(CT)                                                                       \
     do {                                                                                     \
@@ -196,3 +217,11 @@ static void F(where)(pml_cpu_iter *it, T *out, pml_dtype ct, const void *cv, con
         WHERE_ROWS(int32_t);
 }
 #undef WHERE_ROWS
+#endif /* BINARY_ONLY */
+
+#undef SA
+#undef SB
+#undef SO
+#undef LDA
+#undef LDB
+#undef ST

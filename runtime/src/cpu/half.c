@@ -6,6 +6,8 @@
  *     output have the same dtype move bytes and convert nothing: their kernels take
  *     any element size;
  *   - a cast converts in cache-sized chunks;
+ *   - a binary op whose operands and output are bf16 and f32 converts in registers
+ *     (elementwise_half.c), at any size;
  *   - an element-wise or row op that a tile can run (unary, binary, where, and sum, max
  *     and mean over an axis past the first) runs as a one-op fused group
  *     (pml_cpu_run_group), whose tiles come back here small: each tile's 16-bit
@@ -42,6 +44,14 @@ static int has_half(const pml_op_call *c)
     for (int k = 0; k < c->n_in; k++)
         if (pml_cpu_is_half(c->in[k].dtype)) return 1;
     return 0;
+}
+
+/* Whether every operand is bf16 or f32 (has_half: one at least is bf16). */
+static int bf16_and_f32(const pml_op_call *c)
+{
+    for (int k = 0; k < c->n_in; k++)
+        if (c->in[k].dtype != PML_BF16 && c->in[k].dtype != PML_F32) return 0;
+    return c->out.dtype == PML_BF16 || c->out.dtype == PML_F32;
 }
 
 static int is_floating(pml_dtype t) { return t == PML_F32 || pml_cpu_is_half(t); }
@@ -174,6 +184,8 @@ pml_status pml_cpu_run_half(const pml_op_call *c, pml_err *err)
     if (!has_half(c)) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: no 16-bit operand", pml_op_name(c->op));
     if (moves_bytes(c)) return pml_cpu_run_family(c, err);
     if (c->op == PML_OP_CAST) return cast_half(c, err);
+    if (bf16_and_f32(c) && pml_op_class_of(c->op) == PML_OPC_BINARY && c->n_in == 2 && !c->accumulate)
+        return pml_cpu_binary_bf16(c, err);
     if (c->op == PML_OP_MATMUL) {
         int declined = 0;
         pml_status s = pml_cpu_matmul_bf16(c, &declined, err);

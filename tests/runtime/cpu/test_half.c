@@ -16,6 +16,7 @@
 #include "cpu/convert.h"
 #include "cpu_test.h"
 #include "cpu_tests.h"
+#include "cpu/pool.h"
 
 static const pml_dtype halves[2] = {PML_BF16, PML_F16};
 
@@ -388,4 +389,143 @@ void test_bf16_gemm_is_used_exactly_where_onednn_has_avx512_bf16(void)
     const char *env = getenv("PML_TEST_EXPECT_BF16_GEMM");
     if (env)
         TCHECK(atoi(env) == want, "PML_TEST_EXPECT_BF16_GEMM=%s, but the bf16 GEMM is %sused", env, want ? "" : "not ");
+}
+
+/* A row group with 16-bit inputs, intermediates and outputs (layernorm with a 16-bit
+ * scale row, then log-softmax) gives the bits of its ops run one by one on whole
+ * tensors, at one thread and at two: an intermediate kept in scratch holds f32 rounded
+ * to its dtype (cpu/group.c), which must be what storing it and widening it again
+ * reads. Odd shapes, several tiles, every output poisoned first; some outputs are
+ * materialised and read by later ops, the others live in scratch only. */
+void test_half_row_group_with_16_bit_inputs_and_outputs_equals_op_by_op(void)
+{
+    t_seed(23);
+    pml_cpu_pool *pool = NULL;
+    pml_err err = {0};
+    TCHECK(pml_cpu_pool_create(2, &pool, &err) == PML_OK, "pool: %s", err.msg);
+    for (int k = 0; k < 2; k++) {
+        pml_dtype t = halves[k];
+        for (int s = 0; s < 2; s++) {
+            int64_t full[3] = {s ? 5 : 3, s ? 131 : 67, s ? 45 : 301}, red[3] = {full[0], full[1], 1},
+                    row[1] = {full[2]}, last[2] = {2, 1}, zero[1] = {0};
+            pml_view x = t_new(t, 3, full), g = t_new(t, 1, row), eps = t_new(PML_F32, 0, zero);
+            t_fill_rand(&x, -3, 3);
+            t_fill_rand(&g, 0.5, 2);
+            t_fill_rand(&eps, 1e-5, 1e-5);
+            /* op, inputs (>= 0: an earlier op; -1: x; -2: eps; -3: g), reduced output? */
+            static const struct {
+                pml_opcode op;
+                int a, b, n_in, narrow;
+            } chain[] = {{PML_OP_MEAN, -1, 0, 1, 1}, {PML_OP_SUB, -1, 0, 2, 0},  {PML_OP_MUL, 1, 1, 2, 0},
+                         {PML_OP_MEAN, 2, 0, 1, 1},  {PML_OP_ADD, 3, -2, 2, 1},  {PML_OP_RSQRT, 4, 0, 1, 1},
+                         {PML_OP_MUL, 1, 5, 2, 0},   {PML_OP_MUL, 6, -3, 2, 0},  {PML_OP_MAX, 7, 0, 1, 1},
+                         {PML_OP_SUB, 7, 8, 2, 0},   {PML_OP_EXP, 9, 0, 1, 0},   {PML_OP_SUM, 10, 0, 1, 1},
+                         {PML_OP_LOG, 11, 0, 1, 1},  {PML_OP_SUB, 9, 12, 2, 0}};
+            enum { N = sizeof chain / sizeof chain[0] };
+            pml_cpu_group_op ops[N];
+            pml_view ref[N], got[N], rin[N][2], gin[N][2];
+            for (int i = 0; i < N; i++) {
+                pml_opcode op = chain[i].op;
+                int reduction = op == PML_OP_MEAN || op == PML_OP_MAX || op == PML_OP_SUM;
+                int src[2] = {chain[i].a, chain[i].b};
+                ref[i] = t_new(t, 3, chain[i].narrow ? red : full);
+                got[i] = t_new(t, 3, chain[i].narrow ? red : full);
+                memset(&ops[i], 0, sizeof ops[i]);
+                for (int j = 0; j < chain[i].n_in; j++) {
+                    const pml_view *outside = src[j] == -1 ? &x : src[j] == -2 ? &eps : &g;
+                    rin[i][j] = src[j] >= 0 ? ref[src[j]] : *outside;
+                    gin[i][j] = src[j] >= 0 ? got[src[j]] : *outside;
+                    ops[i].from[j] = (int16_t)(src[j] >= 0 ? src[j] : -1);
+                }
+                t_run_ok(op, rin[i], chain[i].n_in, &ref[i], reduction ? last : NULL, reduction ? 2 : 0, 0);
+                ops[i].call = (pml_op_call){.op = op, .attr = reduction ? last : NULL, .n_attr = reduction ? 2 : 0,
+                                            .n_in = chain[i].n_in, .in = gin[i], .out = got[i], .threads = 1};
+                if (i % 3 != 1 && i != N - 1) ops[i].call.out.data = NULL; /* most live in scratch only */
+            }
+            TCHECK(pml_cpu_group_tileable(ops, N), "the chain forms a row group");
+            for (int threads = 1; threads <= 2; threads++) {
+                pml_cpu_pool *p = threads > 1 ? pool : NULL;
+                size_t bytes = pml_cpu_group_scratch(ops, N, threads);
+                void *scratch = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+                for (int i = 0; i < N; i++) /* poison again: the previous run wrote them */
+                    for (int64_t e = 0; ops[i].call.out.data && e < t_numel(&got[i]); e++) t_set(&got[i], e, NAN);
+                TCHECK(pml_cpu_run_group(ops, N, p, scratch, bytes, &err) == PML_OK, "group: %s", err.msg);
+                for (int i = 0; i < N; i++)
+                    if (ops[i].call.out.data)
+                        TCHECK(memcmp(ref[i].data, got[i].data, (size_t)t_numel(&ref[i]) * 2) == 0,
+                               "%s, %s, %d thread(s): op %d (%s) fused differs from op by op", pml_dtype_name(t),
+                               t_dims_str(3, full), threads, i, pml_op_name(chain[i].op));
+                free(scratch);
+            }
+            t_free(&x), t_free(&g), t_free(&eps);
+            for (int i = 0; i < N; i++) t_free(&ref[i]), t_free(&got[i]);
+        }
+    }
+    pml_cpu_pool_destroy(pool);
+}
+
+/* Random bit patterns in every element of v (bf16 or f32). */
+static void random_bits(pml_view *v)
+{
+    for (int64_t i = 0; i < t_numel(v); i++)
+        if (v->dtype == PML_BF16)
+            ((uint16_t *)v->data)[i] = (uint16_t)t_u64();
+        else
+            ((uint32_t *)v->data)[i] = (uint32_t)t_u64();
+}
+
+/* A binary op whose operands and output are bf16 and f32 (every mix) converts in
+ * registers (cpu/elementwise_half.c) and must give the bits of widening its operands,
+ * running the f32 kernel and rounding the output (the path every other 16-bit op
+ * takes): every binary op, random bit patterns (NaNs, infinities, subnormals and ties
+ * included; where both operands are NaN the result may carry either one's payload, as
+ * the compiler orders a commutative op's operands), odd shapes, the broadcasts (a row,
+ * a column, a scalar, both sides), calls small and large, outputs poisoned first. (f16 keeps the widening path: F16C's conversions
+ * keep a NaN's payload where core/half.h's make one NaN, so only that path gives
+ * today's f16 bits on a CPU with F16C.) */
+void test_half_bf16_binary_ops_convert_in_registers_with_the_widened_bits(void)
+{
+    t_seed(24);
+    static const pml_opcode ops[] = {PML_OP_ADD, PML_OP_SUB,     PML_OP_MUL,     PML_OP_DIV, PML_OP_POW,
+                                     PML_OP_MAXIMUM, PML_OP_MINIMUM, PML_OP_LT, PML_OP_LE, PML_OP_GT,
+                                     PML_OP_GE,  PML_OP_EQ,      PML_OP_NE};
+    /* shapes of a and b against an output of {rows, cols} */
+    static const struct { int ra, rb; int64_t a[2], b[2]; } forms[] = {
+        {2, 2, {-1, -1}, {-1, -1}}, {2, 1, {-1, -1}, {-1, 0}}, {1, 2, {-1, 0}, {-1, -1}},
+        {2, 2, {-1, -1}, {-2, 1}},  {2, 0, {-1, -1}, {0, 0}},  {2, 2, {-2, 1}, {1, -1}},
+    };
+    static const int64_t sizes[][2] = {{7, 37}, {301, 67}};
+    for (int mix = 1; mix < 8; mix++) { /* bit 2: a is bf16, bit 1: b, bit 0: the output */
+        pml_dtype ta = mix & 4 ? PML_BF16 : PML_F32, tb = mix & 2 ? PML_BF16 : PML_F32, t = mix & 1 ? PML_BF16 : PML_F32;
+        for (size_t o = 0; o < sizeof ops / sizeof *ops; o++)
+            for (size_t f = 0; f < sizeof forms / sizeof *forms; f++)
+                for (int z = 0; z < 2; z++) {
+                    int64_t dout[2] = {sizes[z][0], sizes[z][1]}, da[2], db[2];
+                    for (int d = 0; d < 2; d++) { /* -1: cols; -2: rows (a column's first axis) */
+                        int64_t x = forms[f].a[d], y = forms[f].b[d];
+                        da[d] = x == -1 ? dout[forms[f].ra == 1 ? 1 : d] : x == -2 ? dout[0] : x;
+                        db[d] = y == -1 ? dout[forms[f].rb == 1 ? 1 : d] : y == -2 ? dout[0] : y;
+                    }
+                    pml_view a = t_new(ta, forms[f].ra, da), b = t_new(tb, forms[f].rb, db), got = t_new(t, 2, dout);
+                    pml_view wa = t_new(PML_F32, a.rank, da), wb = t_new(PML_F32, b.rank, db),
+                             wo = t_new(PML_F32, 2, dout), want = t_new(t, 2, dout);
+                    random_bits(&a), random_bits(&b);
+                    pml_cpu_widen(wa.data, a.data, ta, (size_t)t_numel(&a));
+                    pml_cpu_widen(wb.data, b.data, tb, (size_t)t_numel(&b));
+                    pml_view win[2] = {wa, wb}, in[2] = {a, b};
+                    t_run_ok(ops[o], win, 2, &wo, NULL, 0, 0);
+                    pml_cpu_narrow(want.data, t, wo.data, (size_t)t_numel(&wo));
+                    t_run_ok(ops[o], in, 2, &got, NULL, 0, 0);
+                    int64_t bad = 0;
+                    for (int64_t i = 0; i < t_numel(&got); i++) {
+                        int nan = t_get(&got, i) != t_get(&got, i) && t_get(&want, i) != t_get(&want, i);
+                        bad += !nan && memcmp((char *)got.data + i * (int64_t)pml_dtype_size(t),
+                                              (char *)want.data + i * (int64_t)pml_dtype_size(t), pml_dtype_size(t));
+                    }
+                    TCHECK(bad == 0, "%s %s %s to %s over %s (form %zu): %lld differ from widen, f32 op, round",
+                           pml_op_name(ops[o]), pml_dtype_name(ta), pml_dtype_name(tb), pml_dtype_name(t),
+                           t_dims_str(2, dout), f, (long long)bad);
+                    t_free(&a), t_free(&b), t_free(&got), t_free(&wa), t_free(&wb), t_free(&wo), t_free(&want);
+                }
+    }
 }
