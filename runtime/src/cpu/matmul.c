@@ -21,7 +21,7 @@
 /* A call's products run as tasks over the stage's pool (c->pool; none: in order on the
  * caller): each product, or a block of one product's columns or rows, is a task, and the
  * GEMM provider is then asked for one thread (its own OpenMP threads would compete with
- * the pool's for the same cores; docs/design.md, "Threads within a stage"). A block of
+ * the pool's for the same cores; docs/design.md, "One set of threads per stage"). A block of
  * columns or rows is the same sums in the same order as the whole product in the panel
  * GEMM (gemm.h), so its bits do not depend on the thread count; a provider may block k
  * by shape. Below SPLIT_MACS multiply-adds a call stays on the caller: waking the
@@ -138,13 +138,14 @@ static pml_status run_products(job *j, int64_t products, int *declined, pml_err 
         if (j->op.acc && atomic_load(&j->wrote))
             return pml_err_set(err, PML_ERR_INTERNAL, "matmul: oneDNN's bf16 product failed part-way");
         *declined = 1;
+        if (err) *err = (pml_err){0}; /* the tasks' "declined" is no error of the call */
         return PML_OK;
     }
     return st;
 }
 
-/* The product for either entry point; *declined set where the bf16 GEMM declined its
- * first GEMM (every GEMM of a call has one shape, so it declines the first or none). */
+/* The product for either entry point; *declined set where the bf16 GEMM declined
+ * (run_products says when that is no error). */
 static pml_status matmul(const pml_op_call *c, int *declined, pml_err *err)
 {
     const pml_view *a = &c->in[0], *b = &c->in[1], *o = &c->out;
