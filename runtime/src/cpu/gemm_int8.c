@@ -144,9 +144,9 @@ static int has_avx512(void) { return 0; }
 #endif
 
 int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, const int8_t *wq, const float *ws,
-                      const float *bias, float *y, void *scratch)
+                      const float *bias, float *y, int64_t ldy, void *scratch)
 {
-    if (m < 0 || n < 0 || k < 0 || k > MAX_K) return -1;
+    if (m < 0 || n < 0 || k < 0 || k > MAX_K || ldy < n) return -1;
     int32_t *acc = scratch; /* the int32s first: the buffer's alignment suits them */
     float *xs = (float *)(acc + m * n);
     int8_t *xq = (int8_t *)(xs + m);
@@ -164,8 +164,8 @@ int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, const int
     if (pml_cpu_gemm_s8s32(m, n, k, xq, k, wq, k, acc, n)) return -1;
     for (int64_t i = 0; i < m; i++)
         if (wide)
-            dequant_row_avx512(acc + i * n, n, xs[i], ws, bias, y + i * n);
+            dequant_row_avx512(acc + i * n, n, xs[i], ws, bias, y + i * ldy);
         else
-            dequant_row(acc + i * n, n, xs[i], ws, bias, y + i * n);
+            dequant_row(acc + i * n, n, xs[i], ws, bias, y + i * ldy);
     return 0;
 }

@@ -5,7 +5,8 @@
  *   (AVX512_VNNI where the CPU has it) when the build chose oneDNN, else a portable loop.
  *   Exact while k * 127 * 128 fits an int32 (k < 132,000): larger k is refused (-1).
  *
- *   pml_cpu_linear_i8: y[m, n] = x[m, k] W^T (+ bias) for a linear layer whose weight is
+ *   pml_cpu_linear_i8: y[m, n] = x[m, k] W^T (+ bias), y's rows ldy >= n apart (a block of
+ *   a wider output's columns), for a linear layer whose weight is
  *   int8 per output channel (W[j, :] ~= wq[j, :] * ws[j]): each row of x is quantized on
  *   the fly, symmetric, s_i = max|x_i| / 127 (a zero row: all zeros), then the int32
  *   product is dequantized, y[i, j] = acc[i, j] * s_i * ws[j] + bias[j], in f32. Scratch
@@ -28,7 +29,7 @@ int pml_cpu_gemm_s8s32(int64_t m, int64_t n, int64_t k, const int8_t *a, int64_t
 
 size_t pml_cpu_linear_i8_scratch(int64_t m, int64_t n, int64_t k);
 int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, const int8_t *wq, const float *ws,
-                      const float *bias, float *y, void *scratch);
+                      const float *bias, float *y, int64_t ldy, void *scratch);
 
 /* "onednn" or "reference": what pml_cpu_gemm_s8s32 runs on. */
 const char *pml_cpu_gemm_s8_provider(void);

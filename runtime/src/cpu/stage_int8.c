@@ -12,16 +12,49 @@
  * Everything else (a 16-bit plan's products, whose operands are casts, say) keeps
  * reading the f32 weights, which param_int8 leaves dequantized, and is not counted.
  *
+ * Threads: a stage with a pool (cpu/pool.h) splits a product into one task per thread,
+ * by blocks of columns (each task quantizes the rows the same way and reads only its
+ * columns' weights, which oneDNN's s8 GEMM packs on every call), or, for a product too
+ * narrow for that, by rows (each row is quantized and summed alone): the bits do not
+ * change. Products under SPLIT_MACS multiply-adds stay on the caller.
+ *
  * Memory: param_int8 copies q's int8 values and scales (one allocation each) and grows
- * each stage's scratch (int8.h's pml_cpu_linear_i8_scratch for its largest int8
- * product over one micro-batch); a run allocates nothing. Per stage, since stage
- * threads may run at once; a stage runs its nodes one after another. */
+ * each stage's scratch to a slot per pool thread (int8.h's pml_cpu_linear_i8_scratch
+ * for the largest block of its largest int8 product over one micro-batch); a run
+ * allocates nothing. Per stage, since stage threads may run at once; a stage runs its
+ * nodes one after another. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu/cpu.h"
+#include "cpu/gemm.h"
 #include "cpu/gemm_int8.h"
+#include "cpu/pool.h"
 #include "cpu/stage.h"
+
+enum { SPLIT_MACS = 1 << 18 };
+
+/* How a product of m rows and n columns splits over T threads: *cols per task (n for
+ * a row split or none), *rows per task (m for a column split or none); returns the
+ * task count. */
+static int64_t split(int64_t m, int64_t n, int64_t k, int T, int64_t *rows, int64_t *cols)
+{
+    *rows = m, *cols = n;
+    if (T < 2 || m * n * k < SPLIT_MACS) return 1;
+    if (n >= 16 * T) { /* columns in blocks of 16 */
+        *cols = ((n + T - 1) / T + 15) / 16 * 16;
+        return (n + *cols - 1) / *cols;
+    }
+    if (m < 2) return 1;
+    *rows = (m + T - 1) / T;
+    return (m + *rows - 1) / *rows;
+}
+
+/* One scratch slot of a product's task, 64-byte aligned. */
+static size_t slot_bytes(int64_t rows, int64_t cols, int64_t k)
+{
+    return (pml_cpu_linear_i8_scratch(rows, cols, k) + PML_CPU_MEM_ALIGN - 1) / PML_CPU_MEM_ALIGN * PML_CPU_MEM_ALIGN;
+}
 
 /* The node whose buffer node i reads (its alias root). */
 static int root(const pml_cpu_ctx *p, int i) { return p->low[i].alias; }
@@ -77,7 +110,8 @@ pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, c
         int64_t m;
         if (!fits(p, n, q, &m)) continue;
         pml_cpu_stage *s = &p->stages[pl->nodes[n].stage];
-        size_t need = pml_cpu_linear_i8_scratch(m, w->dims[0], w->dims[1]);
+        int64_t br, bc, tasks = split(m, w->dims[0], w->dims[1], pml_cpu_pool_threads(s->pool), &br, &bc);
+        size_t need = (size_t)tasks * slot_bytes(br, bc, w->dims[1]);
         if (need > s->i8_scratch_bytes) {
             void *grown = aligned_alloc(PML_CPU_MEM_ALIGN,
                                         (need + PML_CPU_MEM_ALIGN - 1) / PML_CPU_MEM_ALIGN * PML_CPU_MEM_ALIGN);
@@ -94,17 +128,43 @@ pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, c
 
 int pml_cpu_ctx_int8_node(const pml_cpu_ctx *p, int n) { return p->i8_param ? p->i8_param[n] : -1; }
 
+typedef struct {
+    int64_t m, n, k, rows, cols;
+    const float *x, *ws, *bias;
+    const int8_t *wq;
+    float *y;
+    char *scratch;
+    size_t slot;
+    const char *name;
+} int8_job;
+
+/* Task t: columns [t cols, ...) of every row, or rows [t rows, ...) of every column, in
+ * scratch slot t. */
+static pml_status int8_task(void *ctx, int64_t t, int worker, pml_err *err)
+{
+    (void)worker;
+    const int8_job *j = ctx;
+    int64_t i0 = j->rows < j->m ? t * j->rows : 0, j0 = j->cols < j->n ? t * j->cols : 0;
+    int64_t h = j->m - i0 < j->rows ? j->m - i0 : j->rows, w = j->n - j0 < j->cols ? j->n - j0 : j->cols;
+    pml_cpu_gemm_setup(1); /* oneDNN's s8 GEMM on this thread alone: the pool is the stage's threads */
+    if (pml_cpu_linear_i8(h, w, j->k, j->x + i0 * j->k, j->wq + j0 * j->k, j->ws + j0, j->bias ? j->bias + j0 : NULL,
+                          j->y + i0 * j->n + j0, j->n, j->scratch + (size_t)t * j->slot))
+        return pml_err_set(err, PML_ERR_INTERNAL, "int8 product of '%s': sizes out of range", j->name);
+    return PML_OK;
+}
+
 pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, const pml_op_call *c, pml_err *err)
 {
     const pml_plan *pl = p->plan;
     int q = p->i8_param[n];
     const pml_plan_node *w = &pl->nodes[pl->params[q].node];
-    int64_t out = w->dims[0], k = w->dims[1], m = pml_cpu_numel(&c->out) / out;
-    const float *bias = c->n_in >= 3 ? c->in[2].data : NULL;
-    if (pml_cpu_linear_i8(m, out, k, c->in[0].data, p->i8[q], p->i8_scale[q], bias, c->out.data,
-                          p->stages[pl->nodes[n].stage].i8_scratch))
-        return pml_err_set(err, PML_ERR_INTERNAL, "int8 product of '%s': sizes out of range", pl->params[q].name);
-    return PML_OK;
+    const pml_cpu_stage *s = &p->stages[pl->nodes[n].stage];
+    int8_job j = {.m = pml_cpu_numel(&c->out) / w->dims[0], .n = w->dims[0], .k = w->dims[1], .x = c->in[0].data,
+                  .ws = p->i8_scale[q], .bias = c->n_in >= 3 ? c->in[2].data : NULL, .wq = p->i8[q],
+                  .y = c->out.data, .scratch = s->i8_scratch, .name = pl->params[q].name};
+    int64_t tasks = split(j.m, j.n, j.k, pml_cpu_pool_threads(s->pool), &j.rows, &j.cols);
+    j.slot = slot_bytes(j.rows, j.cols, j.k);
+    return pml_cpu_pool_run(tasks > 1 ? s->pool : NULL, tasks, int8_task, &j, err);
 }
 
 void pml_cpu_ctx_free_int8(pml_cpu_ctx *p)

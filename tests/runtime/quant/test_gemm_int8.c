@@ -75,7 +75,7 @@ static void linear(void)
         for (int64_t p = 0; p < k; p++) wq[j * k + p] = (int8_t)nearbyintf(w[j * k + p] / ws[j]);
     }
     for (int64_t i = 0; i < m * n; i++) y[i] = NAN; /* poison */
-    CHECK(pml_cpu_linear_i8(m, n, k, x, wq, ws, b, y, scratch) == 0);
+    CHECK(pml_cpu_linear_i8(m, n, k, x, wq, ws, b, y, n, scratch) == 0);
     double worst_q = 0, worst_f = 0, big = 0;
     for (int64_t i = 0; i < m; i++) {
         float mx = 0;
