@@ -13,8 +13,9 @@
  *   the caller owns: xq m * k bytes, xs m floats, acc m * n int32s (pml_cpu_linear_i8_scratch
  *   bytes in all, one buffer).
  *
- * Both return 0, or -1 when the sizes are out of range (nothing written). Single-threaded
- * callers only for now (oneDNN's own OpenMP threads are what the provider uses). */
+ * Both return 0, or -1 when the sizes are out of range (nothing written). Each runs on
+ * the calling thread and oneDNN's OpenMP setting for it; cpu/stage_int8.c splits a
+ * product over a stage's pool, with one OpenMP thread per task. */
 #ifndef PML_CPU_GEMM_INT8_H
 #define PML_CPU_GEMM_INT8_H
 
