@@ -24,9 +24,8 @@
  * the pool's for the same cores; docs/design.md, "One set of threads per stage"). A block of
  * columns or rows is the same sums in the same order as the whole product in the panel
  * GEMM (gemm.h), so its bits do not depend on the thread count; a provider may block k
- * by shape. Below SPLIT_MACS multiply-adds a call stays on the caller: waking the
- * workers costs microseconds. */
-enum { SPLIT_MACS = 1 << 18, COL_ALIGN = 16, ROW_ALIGN = 16 };
+ * by shape. Below PML_CPU_POOL_SPLIT_MACS multiply-adds a call stays on the caller. */
+enum { COL_ALIGN = 16, ROW_ALIGN = 16 };
 
 typedef struct {
     const pml_op_call *c;
@@ -117,7 +116,7 @@ static pml_status run_products(job *j, int64_t products, int *declined, pml_err 
 {
     const pml_op_call *c = j->c;
     int T = pml_cpu_pool_threads(c->pool);
-    pml_cpu_pool *pool = T >= 2 && products * j->rows * j->n * j->k >= SPLIT_MACS ? c->pool : NULL;
+    pml_cpu_pool *pool = T >= 2 && products * j->rows * j->n * j->k >= PML_CPU_POOL_SPLIT_MACS ? c->pool : NULL;
     j->threads = c->pool ? 1 : c->threads;
     j->block = j->n, j->blocks = 1;
     if (pool && products < 2 * T) { /* too few products to share: split each */

@@ -21,6 +21,11 @@
 
 #include "core/error.h"
 
+/* The least work, in multiply-adds, that a matrix product splits over a pool for
+ * (cpu/matmul.c, cpu/stage_int8.c): below it, waking the workers (microseconds) costs
+ * more than the share they would take. */
+enum { PML_CPU_POOL_SPLIT_MACS = 1 << 18 };
+
 typedef struct pml_cpu_pool pml_cpu_pool;
 typedef pml_status (*pml_cpu_task_fn)(void *ctx, int64_t task, int worker, pml_err *err);
 

@@ -16,7 +16,7 @@
  * by blocks of columns (each task quantizes the rows the same way and reads only its
  * columns' weights, which oneDNN's s8 GEMM packs on every call), or, for a product too
  * narrow for that, by rows (each row is quantized and summed alone): the bits do not
- * change. Products under SPLIT_MACS multiply-adds stay on the caller.
+ * change. Products under PML_CPU_POOL_SPLIT_MACS multiply-adds stay on the caller.
  *
  * Memory: param_int8 copies q's int8 values and scales (one allocation each) and grows
  * each stage's scratch to a slot per pool thread (int8.h's pml_cpu_linear_i8_scratch
@@ -32,15 +32,13 @@
 #include "cpu/pool.h"
 #include "cpu/stage.h"
 
-enum { SPLIT_MACS = 1 << 18 };
-
 /* How a product of m rows and n columns splits over T threads: *cols per task (n for
  * a row split or none), *rows per task (m for a column split or none); returns the
  * task count. */
 static int64_t split(int64_t m, int64_t n, int64_t k, int T, int64_t *rows, int64_t *cols)
 {
     *rows = m, *cols = n;
-    if (T < 2 || m * n * k < SPLIT_MACS) return 1;
+    if (T < 2 || m * n * k < PML_CPU_POOL_SPLIT_MACS) return 1;
     if (n >= 16 * T) { /* columns in blocks of 16 */
         *cols = ((n + T - 1) / T + 15) / 16 * 16;
         return (n + *cols - 1) / *cols;
