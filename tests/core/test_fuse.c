@@ -85,6 +85,24 @@ int main(void)
             if (g->nodes.v[i].in[j] == exp_at && f.group[i] != sm) read_outside = 1;
     CHECK(f.materialized[exp_at] == read_outside);
     CHECK(f.materialized[g->output] && f.materialized[g->loss]);
+    /* GELU keeps nothing for the backward pass but its input: the backward pass
+     * recomputes tanh and the products around it (autodiff.c, mark_cheap) inside its own
+     * kernel, so the forward kernel writes only GELU's input (the bias add, which it
+     * fuses) and output, and the backward one is a single kernel that writes only the
+     * gradient. */
+    int fwd_written = 0, bwd_tanh = -1, bwd_written = 0, bwd_tanhs = 0;
+    for (int i = 0; i < g->n_forward; i++)
+        if (f.group[i] == gelu && f.materialized[i]) {
+            fwd_written++;
+            CHECK(g->nodes.v[i].op == OP_ADD || i == mul_at);
+        }
+    CHECK(fwd_written == 2);
+    for (int i = g->n_forward; i < g->nodes.n; i++)
+        if (g->nodes.v[i].op == OP_TANH) bwd_tanh = i, bwd_tanhs++;
+    CHECK(bwd_tanhs == 1 && f.kind[f.group[bwd_tanh]] == PMLC_KERNEL_ELEMWISE);
+    for (int i = g->n_forward; i < g->nodes.n && bwd_tanh >= 0; i++)
+        bwd_written += f.group[i] == f.group[bwd_tanh] && f.materialized[i];
+    CHECK(bwd_written == 1);
     pmlc_session_destroy(s);
     return check_summary("fuse");
 }

@@ -14,7 +14,15 @@
  * the backward pass needs it (so just before). The forward values then read by the
  * backward pass are the segments' inputs, and every backend and memory plan sees that
  * without knowing about recomputation (docs/design.md, "Recomputation"). A copy of a
- * dropout keeps its key, so it draws the forward pass's mask. */
+ * dropout keeps its key, so it draws the forward pass's mask.
+ *
+ * The same machinery recomputes cheap values whatever the recompute setting
+ * (mark_cheap): an element-wise value that only element-wise ops of its stage read is
+ * an intermediate of a fused kernel, never written to memory for the forward pass, so
+ * keeping it for the backward pass would cost a write and a read of the whole tensor
+ * (GELU's tanh kept five tensors of the hidden layer's size). Its backward copy is made
+ * from the values it was made from, which fuse into the backward kernel; the bits are
+ * the same, as the same ops run on the same inputs. */
 #include "ir/autodiff.h"
 
 #include <math.h>
@@ -28,6 +36,8 @@ typedef struct ad {
     uint8_t *rg;   /* per forward node: needs a gradient */
     uint8_t *act;  /* per forward node: depends on the batch */
     uint8_t *varies; /* per forward node: differs between micro-batches (an input or a dropout is behind it) */
+    uint8_t *cheap;  /* per forward node: recomputed in the backward pass in any case (mark_cheap) */
+    uint8_t *from_param; /* per forward node: a parameter, or computed from one */
     int32_t *copy;   /* per forward node: its recomputed copy, or -1 */
     int32_t *stack;  /* recompute()'s work list */
     int seg;         /* the segment of the node being differentiated, -1 none */
@@ -108,6 +118,7 @@ static int32_t cst(ad *A, double v, pmlc_dtype dt)
 static int recomputed(const ad *A, int32_t x)
 {
     const pmlc_graph *g = A->g;
+    if (x < g->n_forward && A->cheap[x] && g->nodes.v[x].stage == A->stage) return 1;
     if (A->seg < 0 || x >= g->n_forward || g->segment[x] != A->seg) return 0;
     const ir_node *n = &g->nodes.v[x];
     return n->stage == A->stage && A->varies[x] && pmlc_ops[n->op].cls != PMLC_OPC_SOURCE;
@@ -379,6 +390,67 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     return -1;
 }
 
+static int same_numel(const ir_node *a, const ir_node *b)
+{
+    pmlc_shape sa = {a->rank, {{0}}}, sb = {b->rank, {{0}}};
+    memcpy(sa.d, a->shape, sizeof(pmlc_size) * (size_t)a->rank);
+    memcpy(sb.d, b->shape, sizeof(pmlc_size) * (size_t)b->rank);
+    pmlc_size na = pmlc_size_int(1), nb = pmlc_size_int(1);
+    pmlc_shape_numel(&sa, &na);
+    pmlc_shape_numel(&sb, &nb);
+    return pmlc_size_eq(na, nb);
+}
+
+/* Marks the forward values of the first nf nodes that the backward pass recomputes
+ * rather than keeps: element-wise (not dropout, whose mask costs a hash per element),
+ * differing between micro-batches, read only by element-wise ops on their own stage
+ * (so no forward kernel writes them out), not the loss or the output, not the
+ * teacher's, not a product's bias add (folded into the product's epilogue, its sum is
+ * the product's output), not an operand or result of an op with a parameter's value as
+ * an operand (layernorm's x̂ · weight: a weight-gradient rule reads it, and a copy made
+ * for both gradients would tie input-gradient work to the weight's, which a freeze
+ * must be able to drop alone), and made, through other such values, from at most one
+ * value of their own size: the backward pass keeps that value instead, so memory never
+ * grows; smaller ones (a row's mean) are kept as well. */
+static void mark_cheap(ad *A, int nf)
+{
+    const pmlc_graph *g = A->g;
+    uint8_t *only_ew = A->cheap; /* first: read only by element-wise ops of the same stage */
+    int32_t *lead = A->stack;    /* then: the one value of its size a cheap value is made from, or -1 */
+    for (int i = 0; i < nf; i++) only_ew[i] = 1;
+    for (int j = 0; j < nf; j++) {
+        const ir_node *n = &g->nodes.v[j];
+        int ew = pmlc_ops[n->op].cls == PMLC_OPC_ELEMWISE, with_weight = 0;
+        for (int k = 0; k < n->n_in; k++) {
+            if (!ew || g->nodes.v[n->in[k]].stage != n->stage) only_ew[n->in[k]] = 0;
+            with_weight |= A->from_param[n->in[k]] && !A->act[n->in[k]];
+        }
+        if (with_weight) {
+            only_ew[j] = 0;
+            for (int k = 0; k < n->n_in; k++) only_ew[n->in[k]] = 0;
+        }
+    }
+    if (g->loss >= 0) only_ew[g->loss] = 0;
+    if (g->output >= 0 && g->output < nf) only_ew[g->output] = 0;
+    for (int i = 0; i < nf; i++) {
+        const ir_node *n = &g->nodes.v[i];
+        int ok = only_ew[i] && A->varies[i] && pmlc_ops[n->op].cls == PMLC_OPC_ELEMWISE && n->op != OP_DROPOUT &&
+                 n->n_in > 0 && !(i >= g->teacher_begin && i < g->teacher_end);
+        int32_t full = -1;
+        for (int k = 0; k < n->n_in && ok; k++) {
+            int32_t x = n->in[k];
+            if (pmlc_ops[g->nodes.v[x].op].cls == PMLC_OPC_MATMUL) ok = 0;
+            if (!A->varies[x]) continue;
+            int32_t leaf = A->cheap[x] && x < i ? lead[x] : x;
+            if (leaf < 0 || !same_numel(&g->nodes.v[leaf], n)) continue;
+            if (full >= 0 && full != leaf) ok = 0;
+            full = leaf;
+        }
+        A->cheap[i] = (uint8_t)ok;
+        lead[i] = ok ? full : -1;
+    }
+}
+
 static void accumulate(ad *A, int32_t x, int32_t dx)
 {
     if (dx < 0) return;
@@ -399,13 +471,16 @@ int pmlc_autodiff(pmlc_program *P, pmlc_graph *g, const int64_t *binding, const 
     A.varies = pmlc_arena_alloc(&P->arena, (size_t)nf);
     A.copy = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)nf);
     A.stack = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)nf);
+    A.cheap = pmlc_arena_alloc(&P->arena, (size_t)nf);
+    A.from_param = pmlc_arena_alloc(&P->arena, (size_t)nf);
     A.seg = -1;
     for (int i = 0; i < nf; i++) {
         const ir_node *n = &g->nodes.v[i];
         const pmlc_op_info *info = &pmlc_ops[n->op];
         uint8_t rg = n->op == OP_PARAM && !frozen[n->param], act = n->op == OP_INPUT;
-        uint8_t varies = n->op == OP_INPUT || n->op == OP_DROPOUT;
+        uint8_t varies = n->op == OP_INPUT || n->op == OP_DROPOUT, from_param = n->op == OP_PARAM;
         for (int k = 0; k < n->n_in; k++) {
+            from_param |= A.from_param[n->in[k]];
             rg |= info->differentiable && A.rg[n->in[k]];
             act |= A.act[n->in[k]];
             varies |= A.varies[n->in[k]];
@@ -413,10 +488,12 @@ int pmlc_autodiff(pmlc_program *P, pmlc_graph *g, const int64_t *binding, const 
         A.rg[i] = rg;
         A.act[i] = act;
         A.varies[i] = varies;
+        A.from_param[i] = from_param;
         A.grad[i] = -1;
         A.copy[i] = -1;
     }
     g->n_forward = nf;
+    mark_cheap(&A, nf);
     g->param_grad = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)(g->params.n ? g->params.n : 1));
     for (int p = 0; p < g->params.n; p++) g->param_grad[p] = -1;
     if (!A.rg[g->loss]) return 0; /* everything is frozen */
@@ -449,7 +526,7 @@ int pmlc_autodiff(pmlc_program *P, pmlc_graph *g, const int64_t *binding, const 
     if (!g->segment) return 0;
     g->copy_of = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)g->nodes.n);
     for (int i = 0; i < g->nodes.n; i++) g->copy_of[i] = -1;
-    for (int i = 0; i < nf; i++)
-        if (A.copy[i] >= 0) g->copy_of[A.copy[i]] = i;
+    for (int i = 0; i < nf; i++) /* a segment's copies: the cheap ones are the backward pass's own work */
+        if (A.copy[i] >= 0 && g->segment[i] >= 0) g->copy_of[A.copy[i]] = i;
     return 0;
 }

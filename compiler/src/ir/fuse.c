@@ -6,7 +6,12 @@
  * row) and the kernel is still open; otherwise it starts a kernel. A kernel closes
  * once another kernel reads one of its values: were it to grow after that, the reader
  * would need the kernel finished and the kernel would need what it joined after the
- * reader, a cycle. Closed this way, running kernels in the order of their last nodes
+ * reader, a cycle. An op that reads values of several open kernels of its kind and
+ * space joins them into one: none has a reader outside itself yet, so the union can
+ * run where the op is (the backward pass recomputes a value just before the op that
+ * reads it, and without this the copy of 0.5·x in GELU's backward started a kernel of
+ * its own, and the op that combined the two had to read four tensors the other kernel
+ * wrote). Closed this way, running kernels in the order of their last nodes
  * gives every kernel its inputs, so kernels are numbered in that order. Then a value
  * is materialised when any reader is in another kernel, or when it is the output,
  * the loss or a parameter's gradient. */
@@ -90,7 +95,7 @@ static void renumber(pmlc_arena *A, const group_info *gi, int n_groups, int N, p
             out->kind[next++] = gi[out->group[i]].kind;
         }
     for (int i = 0; i < N; i++) out->group[i] = order[out->group[i]];
-    out->n_groups = n_groups;
+    out->n_groups = next; /* kernels joined into others hold no node */
 }
 
 void pmlc_fuse(pmlc_arena *A, const pmlc_graph *g, pmlc_fusion *out)
@@ -106,6 +111,16 @@ void pmlc_fuse(pmlc_arena *A, const pmlc_graph *g, pmlc_fusion *out)
         for (int j = 0; k != PMLC_KERNEL_SINGLE && k != PMLC_KERNEL_NONE && j < n->n_in && joined < 0; j++) {
             group_info *gp = &groups.v[out->group[n->in[j]]];
             if (!gp->closed && fits(g, gp, n, k)) joined = out->group[n->in[j]];
+        }
+        for (int j = 0; joined >= 0 && j < n->n_in; j++) { /* other open kernels it reads join it */
+            int other = out->group[n->in[j]];
+            group_info *go = &groups.v[other], *gj = &groups.v[joined];
+            if (other == joined || go->closed || go->kind != gj->kind || !fits(g, go, n, k) ||
+                (gj->kind == PMLC_KERNEL_ELEMWISE && !pmlc_size_eq(go->space, gj->space)) ||
+                (gj->kind == PMLC_KERNEL_ROW && !(pmlc_size_eq(go->rows, gj->rows) && pmlc_size_eq(go->width, gj->width))))
+                continue;
+            for (int m = 0; m < i; m++)
+                if (out->group[m] == other) out->group[m] = joined;
         }
         if (joined < 0) {
             group_info gi = {PMLC_KERNEL_NONE, n->stage, n->pass, {0, {0}}, {0, {0}}, {0, {0}}, 0, i};
