@@ -78,6 +78,12 @@ pml_status pml_cpu_binary_bf16(const pml_op_call *c, pml_err *err);
 /* Kernel families; each handles the ops of the classes run.c routes to it. */
 pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err); /* FILL UNARY BINARY ELEMWISE */
 pml_status pml_cpu_reduce(const pml_op_call *c, pml_err *err);      /* REDUCE */
+/* n elements of an f32 op of the unary or binary class straight from pointers, with no
+ * shape checks: o[i] = op(a[i * sa], b[i * sb]), sa and sb 0 or 1 (b unread for a unary
+ * op, whose sa is 1); the same bits as pml_cpu_elementwise on those elements. For fused
+ * groups (group.c), which run a strip of every op in turn. */
+pml_status pml_cpu_f32_strip(pml_opcode op, float *o, const float *a, int64_t sa, const float *b, int64_t sb,
+                             int64_t n);
 pml_status pml_cpu_movement(const pml_op_call *c, pml_err *err);    /* MOVEMENT */
 pml_status pml_cpu_index(const pml_op_call *c, pml_err *err);       /* GATHER */
 pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err);      /* MATMUL */

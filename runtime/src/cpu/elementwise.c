@@ -317,6 +317,24 @@ static pml_status elementwise_other(const pml_op_call *c, pml_err *err)
     return pml_cpu_other_family(c, err);
 }
 
+PML_VECTOR_CLONES static pml_status binary_strip_f32(pml_opcode op, float *o, const float *a, int64_t sa,
+                                                     const float *b, int64_t sb, int64_t n)
+{
+    return binary_row_f32(op, o, a, sa, b, sb, n);
+}
+
+pml_status pml_cpu_f32_strip(pml_opcode op, float *o, const float *a, int64_t sa, const float *b, int64_t sb, int64_t n)
+{
+    if (pml_op_class_of(op) == PML_OPC_BINARY) return binary_strip_f32(op, o, a, sa, b, sb, n);
+#ifdef EXP_AVX512
+    if ((op == PML_OP_EXP || op == PML_OP_SIGMOID) && have_exp_avx512()) {
+        exp_avx512(o, a, n, op == PML_OP_SIGMOID);
+        return PML_OK;
+    }
+#endif
+    return unary_f32(op, o, a, n);
+}
+
 pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err)
 {
     switch (pml_op_class_of(c->op)) {

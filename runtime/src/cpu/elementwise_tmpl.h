@@ -126,66 +126,73 @@ static void F(causal_mask)(T *o, const T *x, int64_t mats, int64_t rows, int64_t
             }                                   \
     } while (0)
 
+/* One row of a binary op, o[i] = op(a[i * sa], b[i * sb]) for i < len; inlined into
+ * each caller, so it is compiled for the caller's vector clone. */
+static inline __attribute__((always_inline)) pml_status F(binary_row)(pml_opcode op, SO *o, const SA *a, int64_t sa,
+                                                                      const SB *b, int64_t sb, int64_t len)
+{
+    switch (op) {
+    case PML_OP_ADD:
+        BIN_ROW(T_ADD(x, y));
+        break;
+    case PML_OP_SUB:
+        BIN_ROW(T_SUB(x, y));
+        break;
+    case PML_OP_MUL:
+        BIN_ROW(T_MUL(x, y));
+        break;
+    /* NaN wins, as in NumPy: x != x only for a NaN x; a NaN y fails x > y. */
+    case PML_OP_MAXIMUM:
+        BIN_ROW(x > y || x != x ? x : y);
+        break;
+    case PML_OP_MINIMUM:
+        BIN_ROW(x < y || x != x ? x : y);
+        break;
+#if T_FLOAT
+    case PML_OP_DIV:
+        BIN_ROW(x / y);
+        break;
+    case PML_OP_POW:
+        BIN_ROW(M(pow)(x, y));
+        break;
+#endif
+    case PML_OP_LT:
+        BIN_ROW((T)(x < y));
+        break;
+    case PML_OP_LE:
+        BIN_ROW((T)(x <= y));
+        break;
+    case PML_OP_GT:
+        BIN_ROW((T)(x > y));
+        break;
+    case PML_OP_GE:
+        BIN_ROW((T)(x >= y));
+        break;
+    case PML_OP_EQ:
+        BIN_ROW((T)(x == y));
+        break;
+    case PML_OP_NE:
+        BIN_ROW((T)(x != y));
+        break;
+#if !T_FLOAT
+    case PML_OP_DIV: /* PML_OPF_FLOAT */
+    case PML_OP_POW:
+#endif
+#define PML_CASE(e) case PML_OP_##e:
+#define PML_OWN_BINARY
+#include "pml/op_cases.h"
+        return PML_ERR_UNSUPPORTED;
+    }
+    return PML_OK;
+}
+
 PML_VECTOR_CLONES static pml_status F(binary)(pml_opcode op, pml_cpu_iter *it, SO *out, const SA *in_a, const SB *in_b)
 {
     int64_t rows = pml_cpu_iter_rows(it), len = it->dims[it->rank - 1];
     int64_t sa = it->st[1][it->rank - 1], sb = it->st[2][it->rank - 1];
     for (int64_t r = 0; r < rows; r++, pml_cpu_iter_next(it)) {
-        SO *o = out + it->off[0];
-        const SA *a = in_a + it->off[1];
-        const SB *b = in_b + it->off[2];
-        switch (op) {
-        case PML_OP_ADD:
-            BIN_ROW(T_ADD(x, y));
-            break;
-        case PML_OP_SUB:
-            BIN_ROW(T_SUB(x, y));
-            break;
-        case PML_OP_MUL:
-            BIN_ROW(T_MUL(x, y));
-            break;
-        /* NaN wins, as in NumPy: x != x only for a NaN x; a NaN y fails x > y. */
-        case PML_OP_MAXIMUM:
-            BIN_ROW(x > y || x != x ? x : y);
-            break;
-        case PML_OP_MINIMUM:
-            BIN_ROW(x < y || x != x ? x : y);
-            break;
-#if T_FLOAT
-        case PML_OP_DIV:
-            BIN_ROW(x / y);
-            break;
-        case PML_OP_POW:
-            BIN_ROW(M(pow)(x, y));
-            break;
-#endif
-        case PML_OP_LT:
-            BIN_ROW((T)(x < y));
-            break;
-        case PML_OP_LE:
-            BIN_ROW((T)(x <= y));
-            break;
-        case PML_OP_GT:
-            BIN_ROW((T)(x > y));
-            break;
-        case PML_OP_GE:
-            BIN_ROW((T)(x >= y));
-            break;
-        case PML_OP_EQ:
-            BIN_ROW((T)(x == y));
-            break;
-        case PML_OP_NE:
-            BIN_ROW((T)(x != y));
-            break;
-#if !T_FLOAT
-        case PML_OP_DIV: /* PML_OPF_FLOAT */
-        case PML_OP_POW:
-#endif
-#define PML_CASE(e) case PML_OP_##e:
-#define PML_OWN_BINARY
-#include "pml/op_cases.h"
-            return PML_ERR_UNSUPPORTED;
-        }
+        pml_status s = F(binary_row)(op, out + it->off[0], in_a + it->off[1], sa, in_b + it->off[2], sb, len);
+        if (s) return s;
     }
     return PML_OK;
 }

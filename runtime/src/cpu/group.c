@@ -11,14 +11,18 @@
  * and reduces each as the whole tensor would. An input from outside the group is cut
  * to the tile's rows when it has the op's rank and the first axis; otherwise (smaller
  * rank, or a first axis of 1) it broadcasts over that axis and every tile reads all of
- * it. Each element goes through the same scalar expression, and each row through the
- * same reduction order, as unfused, so results do not change. Tiles are independent:
+ * it. A group of unary and binary ops (f32 or 16-bit storage) whose outside inputs are
+ * whole or scalars (GELU and its backward) runs a tile a strip at a time instead: every
+ * op on a strip of a few hundred elements, through the f32 kernels' row loops directly,
+ * so a value passes from op to op in L1 (strip_task). Each element goes through the same scalar expression, and each
+ * row through the same reduction order, as unfused, so results do not change. Tiles are independent:
  * a stage's pool (pool.h) runs them on its threads, each worker with scratch of its
  * own, and the bits are the same at any thread count. */
 #include "cpu.h"
 
 #include <string.h>
 
+#include "convert.h"
 #include "pool.h"
 
 enum { TILE_ELEMS = 4096 };
@@ -124,11 +128,30 @@ static group_space space_of(const pml_cpu_group_op *ops, int n)
     return g;
 }
 
-/* Rows of the space per tile, and the scratch a group of n ops needs: a tile-sized slot
- * per op, of the widest element type. */
+/* Rows of the space per tile. */
 static int64_t tile_rows(const group_space *g) { return g->row > 0 && g->row < TILE_ELEMS ? TILE_ELEMS / g->row : 1; }
 
-static size_t scratch_of(const group_space *g, int n) { return (size_t)n * (size_t)(tile_rows(g) * g->row) * 8; }
+/* strip_task runs a tile STRIP elements at a time, its ops' strips STRIP_STRIDE floats
+ * apart where the tile's slots are: 512 floats of each op stay in L1 through most of a
+ * group, and the odd count of lines between two spreads them over L1's sets. */
+enum { STRIP = 512, STRIP_STRIDE = STRIP + 16 };
+
+/* Bytes from one op's slot to the next: a tile of the widest element type, and five
+ * 64-byte lines more, so that slots do not start at addresses 4 KiB apart (loads from
+ * one and stores to another then falsely wait on each other: 22% of the GPT example's
+ * fused-group time), and room for a strip. */
+static size_t slot_of(const group_space *g)
+{
+    size_t tile = (size_t)(tile_rows(g) * g->row) * 8 + 320, strip = STRIP_STRIDE * sizeof(float);
+    return tile > strip ? tile : strip;
+}
+
+/* The scratch a group of n ops needs per thread: a slot per op, and three strips more
+ * (strip_task's widened inputs and a rounded output). */
+static size_t scratch_of(const group_space *g, int n)
+{
+    return (size_t)n * slot_of(g) + 3 * STRIP_STRIDE * sizeof(float);
+}
 
 /* v with its first `lead` axes as one (a CUT value), or without them (a WHOLE one). */
 static pml_view flat_view(const pml_view *v, int R, int lead, int form)
@@ -172,7 +195,23 @@ typedef struct group_run {
     pml_view (*flat_in)[PML_GROUP_MAX_IN];
     uint8_t (*cut)[PML_GROUP_MAX_IN];
     int64_t (*axis_attr)[2];
+    int64_t row;          /* elements of the space per row */
+    int strips;           /* every op f32, unary or binary, of the space's size: strip_task runs it */
+    struct strip_op *sop; /* then: each op as strip_task reads it */
 } group_run;
+
+/* An op as strip_task runs it: input k is op from[k]'s strip, or in[k] + the strip's
+ * first element times st[k] (0: a scalar) of dtype in_t[k]; its output, NULL for an
+ * intermediate, of dtype out_t. */
+typedef struct strip_op {
+    pml_opcode op;
+    int n_in;
+    int16_t from[2];
+    pml_dtype in_t[2], out_t;
+    const void *in[2];
+    int64_t st[2];
+    void *out;
+} strip_op;
 
 static size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
 
@@ -182,7 +221,7 @@ static size_t run_bytes(int n)
     size_t k = (size_t)n;
     return round64(sizeof(group_run)) + round64(k * sizeof(pml_op_call)) +
            round64(k * sizeof(pml_view[PML_GROUP_MAX_IN])) + round64(k * PML_GROUP_MAX_IN) +
-           round64(k * sizeof(int64_t[2]));
+           round64(k * sizeof(int64_t[2])) + round64(k * sizeof(strip_op));
 }
 
 /* The group_run at `at` with its arrays laid out after it. */
@@ -198,7 +237,81 @@ static group_run *carve(char *at, int n)
     G->cut = (uint8_t(*)[PML_GROUP_MAX_IN])at;
     at += round64(k * PML_GROUP_MAX_IN);
     G->axis_attr = (int64_t(*)[2])at;
+    at += round64(k * sizeof(int64_t[2]));
+    G->sop = (strip_op *)at;
     return G;
+}
+
+static int strip_dtype(pml_dtype t) { return t == PML_F32 || pml_cpu_is_half(t); }
+
+/* Whether every op is a unary or binary op over the whole space, f32 or 16-bit, each
+ * outside input a scalar or the op's size: then a tile is a flat run of elements, and
+ * G->sop says how strip_task reads each op. */
+static int runs_in_strips(group_run *G, int64_t space)
+{
+    for (int i = 0; i < G->n; i++) {
+        const pml_op_call *c = &G->ops[i].call;
+        pml_op_class cls = pml_op_class_of(c->op);
+        if ((cls != PML_OPC_UNARY && cls != PML_OPC_BINARY) || !strip_dtype(c->out.dtype) || c->n_in > 2 ||
+            pml_cpu_numel(&c->out) != space)
+            return 0;
+        strip_op *o = &G->sop[i];
+        *o = (strip_op){
+            .op = c->op, .n_in = c->n_in, .from = {-1, -1}, .st = {1, 1}, .out = c->out.data, .out_t = c->out.dtype};
+        for (int k = 0; k < c->n_in; k++) {
+            int64_t e = G->ops[i].from[k] >= 0 ? space : pml_cpu_numel(&c->in[k]);
+            if (!strip_dtype(c->in[k].dtype) || (e != 1 && e != space)) return 0;
+            o->from[k] = G->ops[i].from[k];
+            o->in[k] = c->in[k].data;
+            o->in_t[k] = c->in[k].dtype;
+            o->st[k] = e == 1 ? 0 : 1;
+        }
+    }
+    return 1;
+}
+
+/* Tile `task` a strip at a time: every op of the group runs on a strip of STRIP
+ * elements, in order, before the next strip, so what one op writes the next reads
+ * from L1 (a tile of every op in turn, as group_task does, keeps them in L2). Values
+ * pass between ops in f32: a 16-bit input from outside is widened into a strip of
+ * scratch, and a 16-bit result is rounded to its dtype (into its output, if it has
+ * one) and widened back, so the next op reads what it would read from storage. Each
+ * element sees the same ops and roundings as unfused, so the bits are the same. */
+static pml_status strip_task(const group_run *G, int64_t r0, int64_t t, int worker, pml_err *err)
+{
+    float *scratch = (float *)(G->scratch + (size_t)worker * G->worker_bytes);
+    float *widened[2] = {scratch + (size_t)G->n * STRIP_STRIDE, scratch + (size_t)(G->n + 1) * STRIP_STRIDE};
+    uint16_t *rounded = (uint16_t *)(scratch + (size_t)(G->n + 2) * STRIP_STRIDE);
+    float *at[PML_GROUP_MAX_OPS]; /* each op's strip: in scratch, or in its f32 output */
+    int64_t e1 = (r0 + t) * G->row;
+    for (int64_t e = r0 * G->row; e < e1; e += STRIP) {
+        int64_t len = e1 - e < STRIP ? e1 - e : STRIP;
+        for (int i = 0; i < G->n; i++) {
+            const strip_op *o = &G->sop[i];
+            const float *in[2] = {NULL, NULL};
+            for (int k = 0; k < o->n_in; k++) {
+                if (o->from[k] >= 0)
+                    in[k] = at[o->from[k]];
+                else if (o->in_t[k] == PML_F32)
+                    in[k] = (const float *)o->in[k] + e * o->st[k];
+                else {
+                    const char *x = (const char *)o->in[k] + (size_t)(e * o->st[k]) * 2;
+                    pml_cpu_widen(widened[k], x, o->in_t[k], (size_t)(o->st[k] ? len : 1));
+                    in[k] = widened[k];
+                }
+            }
+            int direct = o->out_t == PML_F32 && o->out;
+            at[i] = direct ? (float *)o->out + e : scratch + (size_t)i * STRIP_STRIDE;
+            if (pml_cpu_f32_strip(o->op, at[i], in[0], o->st[0], in[1], o->st[1], len))
+                return pml_err_set(err, PML_ERR_UNSUPPORTED, "fused group: %s has no strip kernel", pml_op_name(o->op));
+            if (o->out_t != PML_F32) {
+                uint16_t *to = o->out ? (uint16_t *)o->out + e : rounded;
+                pml_cpu_narrow(to, o->out_t, at[i], (size_t)len);
+                pml_cpu_widen(at[i], to, o->out_t, (size_t)len);
+            }
+        }
+    }
+    return PML_OK;
 }
 
 /* Tile `task` (rows task * per on) on `worker`'s scratch: every op of the group in order. */
@@ -207,6 +320,7 @@ static pml_status group_task(void *ctx, int64_t task, int worker, pml_err *err)
     const group_run *G = ctx;
     const pml_cpu_group_op *ops = G->ops;
     int64_t rows = G->rows, r0 = task * G->per, t = r0 + G->per < rows ? G->per : rows - r0;
+    if (G->strips) return strip_task(G, r0, t, worker, err);
     char *scratch = G->scratch + (size_t)worker * G->worker_bytes;
     pml_view tile_out[PML_GROUP_MAX_OPS];
     for (int i = 0; i < G->n; i++) {
@@ -256,9 +370,11 @@ pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, pml_cpu_pool *p
     G->n = n;
     G->rows = g.rows;
     G->per = tile_rows(&g);
-    G->slot = (size_t)(G->per * g.row) * 8;
+    G->slot = slot_of(&g);
     G->scratch = (char *)scratch + run_bytes(n);
     G->worker_bytes = worker_bytes;
+    G->row = g.row;
+    G->strips = runs_in_strips(G, g.rows * g.row);
     for (int i = 0; i < n; i++) {
         const pml_op_call *c = &ops[i].call;
         G->flat[i] = *c;

@@ -17,8 +17,10 @@ static const pml_opcode unary_ops[] = {PML_OP_NEG, PML_OP_TANH, PML_OP_SIGMOID, 
 static const pml_opcode binary_ops[] = {PML_OP_ADD,     PML_OP_SUB,     PML_OP_MUL, PML_OP_MAXIMUM,
                                         PML_OP_MINIMUM, PML_OP_DIV,     PML_OP_LT,  PML_OP_GE};
 
-/* One random group over `space`; returns the number of mismatching elements. */
-static int check_group(pml_dtype t, int rank, const int64_t *space)
+/* One random group over `space`; returns the number of mismatching elements. With
+ * `flat`, its outside inputs are whole or scalars only (the form group.c runs a strip
+ * of every op at a time). */
+static int check_group(pml_dtype t, int rank, const int64_t *space, int flat)
 {
     int n = t_int(2, MAX_OPS);
     /* the outside values: whole, last axis only, first axis only, leading 1, scalar,
@@ -51,7 +53,7 @@ static int check_group(pml_dtype t, int rank, const int64_t *space)
         for (int k = 0; k < n_in; k++) {
             /* an earlier op, or an outside value (a unary op needs the whole shape) */
             int from = i > 0 && t_int(0, 1) ? t_int(0, i - 1) : -1;
-            int e = unary ? 0 : t_int(0, N_EXT - 1);
+            int e = unary ? 0 : flat ? (t_int(0, 1) ? 0 : 4) : t_int(0, N_EXT - 1);
             ref_in[i][k] = from >= 0 ? ref[from] : ext[e];
             grp_in[i][k] = from >= 0 ? got[from] : ext[e];
             ops[i].from[k] = (int16_t)from;
@@ -108,17 +110,36 @@ static int check_group(pml_dtype t, int rank, const int64_t *space)
     return bad;
 }
 
-void test_fused_group_equals_op_by_op(void)
+/* `trials` random groups (check_group) over random spaces of rank 1 to 3, from one tile
+ * to many and from rows of a few elements to rows past a tile; f32 and f64 in turn, or
+ * (flat) three f32 groups, which run in strips, to one f64. */
+static int random_groups(int trials, int flat)
 {
     int bad = 0;
-    for (int trial = 0; trial < 60; trial++) {
+    for (int trial = 0; trial < trials; trial++) {
         int rank = t_int(1, 3);
         int64_t space[3];
         t_rand_dims(rank, space, 1, 9);
-        space[0] = t_int(1, 70);          /* from one tile to many */
-        space[rank - 1] = t_int(1, 1500); /* rows of a few elements to rows past a tile */
-        bad += check_group(t_float_types[trial % 2], rank, space);
+        space[0] = t_int(1, 70);
+        space[rank - 1] = t_int(1, 1500);
+        pml_dtype t = flat ? (trial % 4 ? PML_F32 : PML_F64) : t_float_types[trial % 2];
+        bad += check_group(t, rank, space, flat);
     }
+    return bad;
+}
+
+void test_fused_group_equals_op_by_op(void)
+{
+    int bad = random_groups(60, 0);
+    TCHECK(bad == 0, "%d elements differ", bad);
+}
+
+/* Chains whose outside inputs are whole tensors and scalars (GELU and its backward):
+ * f32 ones run a strip of every op at a time; the same bits as op by op, over spaces
+ * of one strip, of a few and a partial one, and of many tiles. */
+void test_fused_flat_group_runs_in_strips_with_op_by_op_bits(void)
+{
+    int bad = random_groups(40, 1);
     TCHECK(bad == 0, "%d elements differ", bad);
 }
 

@@ -293,6 +293,64 @@ void test_half_fused_group_rounds_as_op_by_op(void)
     }
 }
 
+/* A flat chain (whole tensors and scalars only, as GELU's) with 16-bit and f32 values
+ * mixed runs a strip of every op at a time (cpu/group.c): the same bits as its ops run
+ * one by one, each widening its 16-bit operands and rounding its output (calls this
+ * small widen whole tensors, not through a group), on one thread and on three. */
+void test_half_flat_group_runs_in_strips_with_op_by_op_bits(void)
+{
+    t_seed(23);
+    enum { N = 8 };
+    for (int k = 0; k < 2; k++) {
+        pml_dtype t = halves[k];
+        int64_t d[2] = {3, 1001}, none[1] = {0};
+        pml_view x = t_new(t, 2, d), y = t_new(PML_F32, 2, d), c = t_new(t, 0, none), e = t_new(PML_F32, 0, none);
+        t_fill_rand(&x, -2, 2), t_fill_rand(&y, -1, 1), t_fill_rand(&c, 0.5, 1.5), t_fill_rand(&e, -1, 1);
+        /* op, output dtype, inputs (>= 0: an earlier op; -1 x, -2 y, -3 c, -4 e), kept */
+        static const struct {
+            pml_opcode op;
+            int half_out, a, b, n_in, kept;
+        } chain[N] = {{PML_OP_MUL, 1, -1, -1, 2, 0}, {PML_OP_TANH, 1, 0, 0, 1, 0}, {PML_OP_ADD, 0, 1, -2, 2, 0},
+                      {PML_OP_MUL, 1, 2, -3, 2, 1},  {PML_OP_SUB, 0, -4, 3, 2, 0}, {PML_OP_SIGMOID, 1, 4, 0, 1, 0},
+                      {PML_OP_MUL, 0, 5, -1, 2, 1},  {PML_OP_DIV, 1, 6, 0, 2, 1}};
+        pml_view outside[4] = {x, y, c, e}, ref[N], got[N], rin[N][2], gin[N][2];
+        pml_cpu_group_op g[N];
+        memset(g, 0, sizeof g);
+        for (int i = 0; i < N; i++) {
+            pml_dtype dt = chain[i].half_out ? t : PML_F32;
+            ref[i] = t_new(dt, 2, d), got[i] = t_new(dt, 2, d);
+            memset(got[i].data, 0xff, (size_t)t_numel(&got[i]) * pml_dtype_size(dt)); /* poisoned */
+            int src[2] = {chain[i].a, chain[i].b};
+            for (int q = 0; q < chain[i].n_in; q++) {
+                rin[i][q] = src[q] >= 0 ? ref[src[q]] : outside[-src[q] - 1];
+                gin[i][q] = src[q] >= 0 ? got[src[q]] : outside[-src[q] - 1];
+                g[i].from[q] = (int16_t)(src[q] >= 0 ? src[q] : -1);
+            }
+            t_run_ok(chain[i].op, rin[i], chain[i].n_in, &ref[i], NULL, 0, 0);
+            g[i].call =
+                (pml_op_call){.op = chain[i].op, .n_in = chain[i].n_in, .in = gin[i], .out = got[i], .threads = 1};
+            if (!chain[i].kept) g[i].call.out.data = NULL;
+        }
+        for (int threads = 1; threads <= 3; threads += 2) {
+            pml_cpu_pool *pool = NULL;
+            pml_err err = {0};
+            if (threads > 1) TCHECK(pml_cpu_pool_create(threads, &pool, &err) == PML_OK, "pool: %s", err.msg);
+            size_t bytes = pml_cpu_group_scratch(g, N, threads);
+            void *scratch = aligned_alloc(64, (bytes + 64) & ~(size_t)63);
+            TCHECK(pml_cpu_run_group(g, N, pool, scratch, bytes, &err) == PML_OK, "group: %s", err.msg);
+            for (int i = 0; i < N; i++)
+                if (chain[i].kept)
+                    TCHECK(!memcmp(ref[i].data, got[i].data, (size_t)t_numel(&got[i]) * pml_dtype_size(got[i].dtype)),
+                           "%s chain, op %d (%s) on %d thread(s): strips differ from op by op", pml_dtype_name(t), i,
+                           pml_op_name(chain[i].op), threads);
+            free(scratch);
+            pml_cpu_pool_destroy(pool);
+        }
+        for (int i = 0; i < N; i++) t_free(&ref[i]), t_free(&got[i]);
+        for (int q = 0; q < 4; q++) t_free(&outside[q]);
+    }
+}
+
 /* ---- the bf16 GEMM (cpu/gemm_bf16.c) ------------------------------------------------
  * C (f32 or bf16) (+)= op(A) op(B) on bf16 A, B, against an f64 reference from the same
  * stored values, on odd shapes (1, 7, 33, 65, 127: none a multiple of a kernel's
