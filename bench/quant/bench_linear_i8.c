@@ -46,7 +46,7 @@ int main(int argc, char **argv)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t j = 0; j < n; j++) y[i * n + j] += b[j];
             double t1 = now();
-            pml_cpu_linear_i8(m, n, k, x, wq, ws, b, y, n, scratch);
+            pml_cpu_linear_i8(m, n, k, x, 0.0f, wq, ws, b, y, n, scratch);
             tq[r] = now() - t1;
             tf[r] = t1 - t0;
         }

@@ -300,7 +300,8 @@ PML_API pml_status pml_infer_create_from_session(pml_session *s, int threads, pm
 PML_API void pml_infer_destroy(pml_infer *inf);
 /* How many weights the handle read as int8 (a `pmlc quantize` file), and how many of
  * those it computes with in int8: each forward linear product (x @ W^T of f32 x) on such
- * a weight quantizes x's rows on the fly (symmetric, max|row| / 127), sums in int32
+ * a weight quantizes x's rows on the fly (symmetric, max|row| / 127; or, from a
+ * calibrated file, with its static scale, clamped to +-127), sums in int32
  * (oneDNN's gemm_s8s8s32, VNNI where the CPU has it) and scales back, on the CPU
  * backend. The rest (another backend's, or weights no f32 linear product reads) are
  * served in f32, dequantized (q * scale) once at load. pml_infer_int8_note: one line
@@ -338,6 +339,20 @@ typedef int (*pml_name_match_fn)(const char *pattern, const char *name);
 PML_API pml_status pml_quantize_weights(pml_context *ctx, const pml_plan *plan, const char *weights,
                                         const char *const *patterns, int n_patterns, pml_name_match_fn match,
                                         const char *out, int *n_quantized);
+/* The same with static activation scales from calibration rows: the f32 model (`weights`,
+ * on the CPU backend, dropout off) runs forward over every row of the .npy file
+ * `calibrate`, whose shape past its first dimension and whose dtype are the model input's
+ * (one input; at least one row; finite), and each selected weight's products record the
+ * largest |x| of their input; that / 127 is stored as `<name>.input_scale` (F32 [1]), and
+ * serving the file quantizes those inputs with it (clamped to +-127) instead of per row.
+ * A partial last micro-batch is filled with copies of calibration rows, never zeros, so
+ * only the data sets the scales. Refused naming the file: a wrong shape, dtype, no rows,
+ * a non-finite value; naming the weight: an input that is zero on every row, or not
+ * finite, or a weight no f32 linear product reads. calibrate NULL: pml_quantize_weights. */
+PML_API pml_status pml_quantize_weights_calibrated(pml_context *ctx, const pml_plan *plan, const char *weights,
+                                                   const char *const *patterns, int n_patterns,
+                                                   pml_name_match_fn match, const char *calibrate, const char *out,
+                                                   int *n_quantized);
 
 /* ---- checkpoints ---------------------------------------------------------------------
  * The files `pmlc train --out DIR` writes and --init / --resume read: a folder holding

@@ -95,6 +95,9 @@ pml_status pml_api_check(pml_err *err, int ok, const char *call, const char *fmt
 /* Records `st` (and, when it failed, err's message) as ctx's last outcome; returns st. */
 pml_status pml_api_record(pml_context *ctx, pml_status st, const pml_err *err);
 
+/* An inference session's pipeline (api_infer.c), for calibration (api_quant.c). */
+pml_pipeline *pml_api_infer_pipeline(pml_infer *inf);
+
 /* The pml_feed_fn of every session (ctx: the pml_session): its rows in memory when
  * set, else its feed. */
 pml_status pml_api_fill(void *ctx, int64_t step, int64_t mb, int input, void *dst, pml_err *err);

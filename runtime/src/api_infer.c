@@ -96,14 +96,15 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
  * are not served in int8. */
 static void int8_note(pml_infer *inf, pml_backend got, const char *weights)
 {
-    int n = inf->int8_weights, k = inf->int8_served, len;
+    int n = inf->int8_weights, k = inf->int8_served, len, calibrated = 0;
+    for (int q = 0; inf->int8.in_scale && q < inf->int8.n; q++) calibrated |= inf->int8.in_scale[q] > 0;
     const char *gemm = strcmp(pml_cpu_gemm_s8_provider(), "onednn") ? "reference loop" : "oneDNN gemm_s8s8s32";
     if (!n) return;
     len = snprintf(inf->int8_note, sizeof inf->int8_note, "%d int8 weights from %s", n, weights);
     if (k && len > 0 && (size_t)len < sizeof inf->int8_note)
         len += snprintf(inf->int8_note + len, sizeof inf->int8_note - (size_t)len,
-                        ": int8 products (%s, int32 sums, per-row int8 activations) for %d layer%s", gemm, k,
-                        k == 1 ? "" : "s");
+                        ": int8 products (%s, int32 sums, %s int8 activations) for %d layer%s", gemm,
+                        calibrated ? "static calibrated" : "per-row", k, k == 1 ? "" : "s");
     if (k < n && len > 0 && (size_t)len < sizeof inf->int8_note)
         snprintf(inf->int8_note + len, sizeof inf->int8_note - (size_t)len, "%s%d served in f32, dequantized (%s)",
                  k ? "; " : ": ", n - k,
@@ -163,6 +164,8 @@ pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer 
     *out = inf;
     return pml_api_record(s->ctx, PML_OK, &err);
 }
+
+pml_pipeline *pml_api_infer_pipeline(pml_infer *inf) { return inf->pipe; }
 
 int pml_infer_int8_weights(const pml_infer *inf) { return inf ? inf->int8_weights : 0; }
 int pml_infer_int8_served(const pml_infer *inf) { return inf ? inf->int8_served : 0; }
@@ -236,7 +239,8 @@ pml_status pml_infer_export_onnx(pml_infer *inf, const char *path)
                              plan->params[q].name);
     if (!st)
         st = pml_onnx_model(plan, params, inf->int8_weights ? (const int8_t *const *)inf->int8.q : NULL,
-                            inf->int8_weights ? (const float *const *)inf->int8.scale : NULL, &model, &err);
+                            inf->int8_weights ? (const float *const *)inf->int8.scale : NULL,
+                            inf->int8_weights ? inf->int8.in_scale : NULL, &model, &err);
     if (!st) st = pml_atomic_write_file(path, model.bytes, model.len, &err);
     pml_pb_free(&model);
     free(params);

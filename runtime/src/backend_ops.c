@@ -141,10 +141,26 @@ const char *pml_backend_precision_note(pml_backend_inst *b)
     return b->ops->precision_note ? b->ops->precision_note(b->ctx) : NULL;
 }
 
-pml_status pml_backend_param_int8(pml_backend_inst *b, int param, const int8_t *q, const float *scale, int *served,
-                                  pml_err *err)
+pml_status pml_backend_param_int8(pml_backend_inst *b, int param, const int8_t *q, const float *scale, float in_scale,
+                                  int *served, pml_err *err)
 {
     *served = 0;
     if (param < 0 || param >= b->plan->n_params) return pml_err_set(err, PML_ERR_INVALID_ARG, "no parameter %d", param);
-    return b->ops->param_int8 ? b->ops->param_int8(b->ctx, param, q, scale, served, err) : PML_OK;
+    return b->ops->param_int8 ? b->ops->param_int8(b->ctx, param, q, scale, in_scale, served, err) : PML_OK;
+}
+
+pml_status pml_backend_observe_linear(pml_backend_inst *b, int param, int *observed, pml_err *err)
+{
+    *observed = 0;
+    if (param < 0 || param >= b->plan->n_params) return pml_err_set(err, PML_ERR_INVALID_ARG, "no parameter %d", param);
+    return b->ops->observe_linear ? b->ops->observe_linear(b->ctx, param, observed, err) : PML_OK;
+}
+
+pml_status pml_backend_observed_absmax(pml_backend_inst *b, int param, float *absmax, pml_err *err)
+{
+    *absmax = 0;
+    if (param < 0 || param >= b->plan->n_params) return pml_err_set(err, PML_ERR_INVALID_ARG, "no parameter %d", param);
+    if (!b->ops->observed_absmax)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "this backend cannot observe activations");
+    return b->ops->observed_absmax(b->ctx, param, absmax, err);
 }

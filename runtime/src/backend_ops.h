@@ -223,9 +223,19 @@ typedef struct pml_backend_ops {
      * the caller wrote them (dequantized) and serve everything else. A context given
      * int8 weights serves only: begin with train refuses. Called between steps by the
      * driving thread; may allocate (once per parameter), so a call does not. NULL: the
-     * backend has no int8 products (the wrapper says *served 0). */
-    pml_status (*param_int8)(pml_backend_ctx *b, int param, const int8_t *q, const float *scale, int *served,
-                             pml_err *err);
+     * backend has no int8 products (the wrapper says *served 0). in_scale > 0: the
+     * products' activations use that static scale (a calibrated file) instead of each
+     * row's max|x| / 127. */
+    pml_status (*param_int8)(pml_backend_ctx *b, int param, const int8_t *q, const float *scale, float in_scale,
+                             int *served, pml_err *err);
+
+    /* Optional, both or neither (calibration, `pmlc quantize --calibrate`): from now on
+     * every forward run of the products param_int8 would serve for `param` (still in
+     * f32) records the largest |x| of its left operand; *observed: how many products
+     * (0: none fits). observed_absmax: that maximum over them since, NaN where a
+     * non-finite x was seen, 0 where none ran. */
+    pml_status (*observe_linear)(pml_backend_ctx *b, int param, int *observed, pml_err *err);
+    pml_status (*observed_absmax)(pml_backend_ctx *b, int param, float *absmax, pml_err *err);
 } pml_backend_ops;
 
 /* A backend at work: its table and its context. */
@@ -268,7 +278,10 @@ pml_status pml_backend_phase(pml_backend_inst *b, int64_t step, struct pml_phase
 pml_status pml_backend_loss_scale(pml_backend_inst *b, double scale, pml_err *err);
 const char *pml_backend_precision_note(pml_backend_inst *b); /* NULL without the slot */
 /* Without the slot: PML_OK, *served 0 (the f32 weights serve). */
-pml_status pml_backend_param_int8(pml_backend_inst *b, int param, const int8_t *q, const float *scale, int *served,
-                                  pml_err *err);
+pml_status pml_backend_param_int8(pml_backend_inst *b, int param, const int8_t *q, const float *scale, float in_scale,
+                                  int *served, pml_err *err);
+/* Without the slots: PML_OK, *observed 0; observed_absmax then PML_ERR_UNSUPPORTED. */
+pml_status pml_backend_observe_linear(pml_backend_inst *b, int param, int *observed, pml_err *err);
+pml_status pml_backend_observed_absmax(pml_backend_inst *b, int param, float *absmax, pml_err *err);
 
 #endif

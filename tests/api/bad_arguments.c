@@ -308,6 +308,16 @@ API_CASE(inference_calls_refuse_bad_arguments)
                   "pml_quantize_weights: out is \"\"");
     CHECK_REFUSED(ctx, pml_quantize_weights(ctx, plan, "w.safetensors", pat, 1, NULL, "q.safetensors", NULL),
                   "patterns need a match function");
+    CHECK_STATUS(pml_quantize_weights_calibrated(NULL, plan, "w.safetensors", NULL, 0, NULL, "c.npy", "q.safetensors",
+                                                 &nq),
+                 PML_ERR_INVALID_ARG);
+    CHECK_REFUSED(ctx,
+                  pml_quantize_weights_calibrated(ctx, plan, "w.safetensors", NULL, 0, NULL, "", "q.safetensors", NULL),
+                  "pml_quantize_weights_calibrated: calibrate is \"\"");
+    CHECK_REFUSED(ctx,
+                  pml_quantize_weights_calibrated(ctx, NULL, "w.safetensors", NULL, 0, NULL, "c.npy", "q.safetensors",
+                                                  NULL),
+                  "pml_quantize_weights_calibrated: plan is NULL");
     CHECK(pmlc_name_match("", "fc1.weight") == 0 && pmlc_name_match("fc1", "fc1.weight") == 1);
 
     memset(x, 0, sizeof x);

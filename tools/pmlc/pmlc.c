@@ -34,9 +34,11 @@ static const char usage_text[] =
     "  export FILE|PLAN --weights W -o MODEL.onnx\n"
     "                    write the model forward with its weights as an ONNX model (opset 17), for ONNX\n"
     "                    Runtime, TensorRT or a browser; the batch dimension is the plan's micro-batch\n"
-    "  quantize FILE|PLAN --weights W [--layers P,...] -o Q.safetensors\n"
+    "  quantize FILE|PLAN --weights W [--layers P,...] [--calibrate X.npy] -o Q.safetensors\n"
     "                    int8 weights (symmetric, one f32 scale per output channel) of the linear layers\n"
-    "                    that freeze-style patterns select (default: all); the rest copied as is\n"
+    "                    that freeze-style patterns select (default: all); the rest copied as is;\n"
+    "                    --calibrate X.npy: static activation scales (max |x| / 127 of each layer's input\n"
+    "                    over the f32 forward of X's rows) instead of per-row dynamic ones\n"
     "  ops               list the primitive operations\n"
     "  version           print the version\n"
     "  help              print this help\n"
@@ -152,7 +154,7 @@ typedef struct args {
     const char *output;                      /* build's -o */
     const char *arch;                        /* build's --arch (NULL: the default) */
     const char *weights, *input, *infer_out; /* infer's --weights, --input, --output */
-    const char *layers, *calibrate;          /* quantize's --layers, --calibrate (refused) */
+    const char *layers, *calibrate;          /* quantize's --layers, --calibrate */
     int bench;                               /* infer's --bench */
     int argc;                                /* the command line as typed (train's resume line repeats it) */
     char *const *argv;
@@ -362,12 +364,6 @@ static int parse_args(int argc, char **argv, args *a)
             fprintf(stderr, "pmlc: '%s' takes no %s (see pmlc help)\n", a->cmd, only[k].name);
             return usage_error("%s", "an option the command does not use");
         }
-    if (quantize && a->calibrate) {
-        fputs("pmlc: error: --calibrate: static activation calibration is not supported yet (int8 weights are "
-              "served dequantized; no activation is quantized), so leave it out\n",
-              stderr);
-        return 2;
-    }
     if ((export || quantize) && !a->weights)
         return usage_error("'%s' needs --weights W (a safetensors file or checkpoint folder)", a->cmd);
     if (infer && !a->weights)
@@ -418,7 +414,7 @@ static int run(const args *a)
     pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model, 0};
     if (!strcmp(a->cmd, "build")) return pmlc_build_main(a->files[0], &opt, a->output, a->arch);
     if (!strcmp(a->cmd, "quantize"))
-        return pmlc_quantize_main(a->files[0], &opt, a->weights, a->layers, a->output, a->quiet);
+        return pmlc_quantize_main(a->files[0], &opt, a->weights, a->layers, a->calibrate, a->output, a->quiet);
     if (!strcmp(a->cmd, "export")) return pmlc_export_main(a->files[0], &opt, a->weights, a->output, a->quiet);
     if (!strcmp(a->cmd, "infer")) {
         pmlc_infer_args t = {.file = a->files[0],

@@ -1,7 +1,8 @@
 /* quantize_cmd.c — `pmlc quantize`: post-training int8 weights (pml.h's
  * pml_quantize_weights; the file is described in docs/language.md). --layers takes
- * freeze's patterns, comma-separated and repeatable; the output is checked before the
- * work and replaced atomically. */
+ * freeze's patterns, comma-separated and repeatable; --calibrate X.npy runs the f32 model
+ * over X's rows for static activation scales; the output is checked before the work and
+ * replaced atomically. */
 #define _DEFAULT_SOURCE /* strdup, strtok_r */
 #include "quantize_cmd.h"
 
@@ -14,7 +15,7 @@
 #include "cli_util.h"
 
 int pmlc_quantize_main(const char *file, const pmlc_options *opt, const char *weights, const char *layers,
-                       const char *out, int quiet)
+                       const char *calibrate, const char *out, int quiet)
 {
     if (pmlc_signal_end_at_once()) return pmlc_cli_fail("cannot handle signals", NULL);
     pml_context *ctx = NULL;
@@ -38,13 +39,14 @@ int pmlc_quantize_main(const char *file, const pmlc_options *opt, const char *we
         goto end;
     }
     if (pmlc_plan_from_file(ctx, file, opt, PML_BACKEND_CPU, &pl)) goto end;
-    if (pml_quantize_weights(ctx, pl, weights, pats, n_pats, pmlc_name_match, out, &done)) {
+    if (pml_quantize_weights_calibrated(ctx, pl, weights, pats, n_pats, pmlc_name_match, calibrate, out, &done)) {
         fprintf(stderr, "pmlc: error: %s: %s\n", file, pml_context_error(ctx));
         goto end;
     }
     if (!quiet)
-        fprintf(stderr, "quantized %d linear weight%s of %s to int8 (per output channel) into %s\n", done,
-                done == 1 ? "" : "s", file, out);
+        fprintf(stderr, "quantized %d linear weight%s of %s to int8 (per output channel) into %s%s%s\n", done,
+                done == 1 ? "" : "s", file, out, calibrate ? ", static activation scales from " : "",
+                calibrate ? calibrate : "");
     rc = 0;
 end:
     pml_plan_close(pl);

@@ -143,8 +143,8 @@ static int has_avx512(void) { return 0; }
 #define dequant_row_avx512 dequant_row
 #endif
 
-int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, const int8_t *wq, const float *ws,
-                      const float *bias, float *y, int64_t ldy, void *scratch)
+int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, float xs_static, const int8_t *wq,
+                      const float *ws, const float *bias, float *y, int64_t ldy, void *scratch)
 {
     if (m < 0 || n < 0 || k < 0 || k > MAX_K || ldy < n) return -1;
     int32_t *acc = scratch; /* the int32s first: the buffer's alignment suits them */
@@ -153,9 +153,9 @@ int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, const int
     int wide = has_avx512();
     for (int64_t i = 0; i < m; i++) {
         const float *r = x + i * k;
-        float mx = wide ? row_max_abs_avx512(r, k) : row_max_abs(r, k);
-        float inv = mx > 0 ? 127.0f / mx : 0.0f;
-        xs[i] = mx > 0 ? mx / 127.0f : 0.0f;
+        float mx = xs_static > 0 ? 0.0f : wide ? row_max_abs_avx512(r, k) : row_max_abs(r, k);
+        float inv = xs_static > 0 ? 1.0f / xs_static : mx > 0 ? 127.0f / mx : 0.0f;
+        xs[i] = xs_static > 0 ? xs_static : mx > 0 ? mx / 127.0f : 0.0f;
         if (wide)
             quantize_row_avx512(r, k, inv, xq + i * k);
         else

@@ -8,8 +8,10 @@
  *   pml_cpu_linear_i8: y[m, n] = x[m, k] W^T (+ bias), y's rows ldy >= n apart (a block of
  *   a wider output's columns), for a linear layer whose weight is
  *   int8 per output channel (W[j, :] ~= wq[j, :] * ws[j]): each row of x is quantized on
- *   the fly, symmetric, s_i = max|x_i| / 127 (a zero row: all zeros), then the int32
- *   product is dequantized, y[i, j] = acc[i, j] * s_i * ws[j] + bias[j], in f32. Scratch
+ *   the fly, symmetric, s_i = max|x_i| / 127 (a zero row: all zeros), or, with a static
+ *   activation scale xs_static > 0 (a calibrated file, quant/int8.h), s_i = xs_static for
+ *   every row, x * (1 / xs_static) clamped to +-127; then the int32 product is
+ *   dequantized, y[i, j] = acc[i, j] * s_i * ws[j] + bias[j], in f32. Scratch
  *   the caller owns: xq m * k bytes, xs m floats, acc m * n int32s (pml_cpu_linear_i8_scratch
  *   bytes in all, one buffer).
  *
@@ -29,8 +31,8 @@ int pml_cpu_gemm_s8s32(int64_t m, int64_t n, int64_t k, const int8_t *a, int64_t
                        int32_t *c, int64_t ldc);
 
 size_t pml_cpu_linear_i8_scratch(int64_t m, int64_t n, int64_t k);
-int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, const int8_t *wq, const float *ws,
-                      const float *bias, float *y, int64_t ldy, void *scratch);
+int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, float xs_static, const int8_t *wq,
+                      const float *ws, const float *bias, float *y, int64_t ldy, void *scratch);
 
 /* "onednn" or "reference": what pml_cpu_gemm_s8s32 runs on. */
 const char *pml_cpu_gemm_s8_provider(void);

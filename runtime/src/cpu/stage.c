@@ -93,6 +93,7 @@ pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
     pml_op_call c;
     pml_status st = make_call(p, n, mb, &c, in, 64, err);
     if (!st && pml_cpu_ctx_int8_node(p, n) >= 0) return pml_cpu_ctx_run_int8(p, n, &c, err);
+    if (!st && p->obs_param && p->obs_param[n] >= 0) pml_cpu_ctx_observe(p, n, &c);
     if (!st) c.panels_b = panels_operand(p, n, &c);
     return st ? st : pml_cpu_run(&c, err);
 }
@@ -537,4 +538,6 @@ const pml_backend_ops pml_cpu_backend_ops = {
     .loss_scale = cpu_loss_scale,
     .precision_note = cpu_precision_note,
     .param_int8 = pml_cpu_ctx_param_int8,
+    .observe_linear = pml_cpu_ctx_observe_linear,
+    .observed_absmax = pml_cpu_ctx_observed_absmax,
 };

@@ -147,7 +147,13 @@ typedef struct pml_cpu_ctx {
      * copy its matmul computes with (-1: it runs as lowered). */
     int8_t **i8;
     float **i8_scale;
+    float *i8_in_scale; /* per parameter: its static activation scale (0: per-row dynamic) */
     int *i8_param;
+    /* calibration (stage_int8.c; NULL until observe_linear): per node, the parameter whose
+     * linear product's input it observes (-1: none) and the largest |x| seen (NaN once a
+     * non-finite x was). Per node, so stages running at once never share one. */
+    int *obs_param;
+    float *obs_absmax;
 } pml_cpu_ctx;
 
 /* stage_build.c */
@@ -164,8 +170,13 @@ pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *c, pml_cpu_stage *st, int 
 
 /* stage_int8.c: backend_ops.h's param_int8; the parameter whose int8 weights node n's
  * product computes with (-1: none); that product of call c; freeing it all. */
-pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, const float *scale, int *served,
-                                  pml_err *err);
+pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, const float *scale, float in_scale,
+                                  int *served, pml_err *err);
+/* backend_ops.h's observe_linear and observed_absmax; folding call c's left operand into
+ * node n's observation, where n is observed (before its f32 product runs). */
+pml_status pml_cpu_ctx_observe_linear(pml_backend_ctx *b, int q, int *observed, pml_err *err);
+pml_status pml_cpu_ctx_observed_absmax(pml_backend_ctx *b, int q, float *absmax, pml_err *err);
+void pml_cpu_ctx_observe(pml_cpu_ctx *p, int n, const pml_op_call *c);
 int pml_cpu_ctx_int8_node(const pml_cpu_ctx *p, int n);
 pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, const pml_op_call *c, pml_err *err);
 void pml_cpu_ctx_free_int8(pml_cpu_ctx *p);

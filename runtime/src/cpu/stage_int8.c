@@ -18,11 +18,18 @@
  * narrow for that, by rows (each row is quantized and summed alone): the bits do not
  * change. Products under PML_CPU_POOL_SPLIT_MACS multiply-adds stay on the caller.
  *
+ * Static activation scales (a calibrated file, quant/int8.h): param_int8's in_scale > 0
+ * replaces every row's max|x| / 127 for q's products (the kernel's xs_static).
+ * Calibration (observe_linear): the same products, run in f32 as lowered, first fold
+ * max|x| of their left operand into a per-node maximum, which observed_absmax reduces
+ * per parameter; so a calibrated scale is read where it will be used, by definition.
+ *
  * Memory: param_int8 copies q's int8 values and scales (one allocation each) and grows
  * each stage's scratch to a slot per pool thread (int8.h's pml_cpu_linear_i8_scratch
  * for the largest block of its largest int8 product over one micro-batch); a run
  * allocates nothing. Per stage, since stage threads may run at once; a stage runs its
  * nodes one after another. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,13 +91,15 @@ static pml_status ensure_map(pml_cpu_ctx *p, pml_err *err)
     p->i8_param = malloc(sizeof(int) * ((size_t)pl->n_nodes + 1));
     p->i8 = calloc((size_t)pl->n_params + 1, sizeof *p->i8);
     p->i8_scale = calloc((size_t)pl->n_params + 1, sizeof *p->i8_scale);
-    if (!p->i8_param || !p->i8 || !p->i8_scale) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    p->i8_in_scale = calloc((size_t)pl->n_params + 1, sizeof *p->i8_in_scale);
+    if (!p->i8_param || !p->i8 || !p->i8_scale || !p->i8_in_scale)
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int i = 0; i < pl->n_nodes; i++) p->i8_param[i] = -1;
     return PML_OK;
 }
 
-pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, const float *scale, int *served,
-                                  pml_err *err)
+pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, const float *scale, float in_scale,
+                                  int *served, pml_err *err)
 {
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     const pml_plan *pl = p->plan;
@@ -104,6 +113,7 @@ pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, c
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory for int8 weight '%s'", pl->params[q].name);
     memcpy(p->i8[q], wq, rows * cols);
     memcpy(p->i8_scale[q], scale, sizeof(float) * rows);
+    p->i8_in_scale[q] = in_scale > 0 ? in_scale : 0.0f;
     for (int n = 0; n < pl->n_nodes; n++) {
         int64_t m;
         if (!fits(p, n, q, &m)) continue;
@@ -129,6 +139,7 @@ int pml_cpu_ctx_int8_node(const pml_cpu_ctx *p, int n) { return p->i8_param ? p-
 typedef struct {
     int64_t m, n, k, rows, cols;
     const float *x, *ws, *bias;
+    float xs_static;
     const int8_t *wq;
     float *y;
     char *scratch;
@@ -145,8 +156,8 @@ static pml_status int8_task(void *ctx, int64_t t, int worker, pml_err *err)
     int64_t i0 = j->rows < j->m ? t * j->rows : 0, j0 = j->cols < j->n ? t * j->cols : 0;
     int64_t h = j->m - i0 < j->rows ? j->m - i0 : j->rows, w = j->n - j0 < j->cols ? j->n - j0 : j->cols;
     pml_cpu_gemm_setup(1); /* oneDNN's s8 GEMM on this thread alone: the pool is the stage's threads */
-    if (pml_cpu_linear_i8(h, w, j->k, j->x + i0 * j->k, j->wq + j0 * j->k, j->ws + j0, j->bias ? j->bias + j0 : NULL,
-                          j->y + i0 * j->n + j0, j->n, j->scratch + (size_t)t * j->slot))
+    if (pml_cpu_linear_i8(h, w, j->k, j->x + i0 * j->k, j->xs_static, j->wq + j0 * j->k, j->ws + j0,
+                          j->bias ? j->bias + j0 : NULL, j->y + i0 * j->n + j0, j->n, j->scratch + (size_t)t * j->slot))
         return pml_err_set(err, PML_ERR_INTERNAL, "int8 product of '%s': sizes out of range", j->name);
     return PML_OK;
 }
@@ -158,16 +169,62 @@ pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, const pml_op_call *c, pml
     const pml_plan_node *w = &pl->nodes[pl->params[q].node];
     const pml_cpu_stage *s = &p->stages[pl->nodes[n].stage];
     int8_job j = {.m = pml_cpu_numel(&c->out) / w->dims[0], .n = w->dims[0], .k = w->dims[1], .x = c->in[0].data,
-                  .ws = p->i8_scale[q], .bias = c->n_in >= 3 ? c->in[2].data : NULL, .wq = p->i8[q],
+                  .xs_static = p->i8_in_scale[q], .ws = p->i8_scale[q], .bias = c->n_in >= 3 ? c->in[2].data : NULL, .wq = p->i8[q],
                   .y = c->out.data, .scratch = s->i8_scratch, .name = pl->params[q].name};
     int64_t tasks = split(j.m, j.n, j.k, pml_cpu_pool_threads(s->pool), &j.rows, &j.cols);
     j.slot = slot_bytes(j.rows, j.cols, j.k);
     return pml_cpu_pool_run(tasks > 1 ? s->pool : NULL, tasks, int8_task, &j, err);
 }
 
+pml_status pml_cpu_ctx_observe_linear(pml_backend_ctx *b, int q, int *observed, pml_err *err)
+{
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    const pml_plan *pl = p->plan;
+    *observed = 0;
+    if (!p->obs_param) {
+        p->obs_param = malloc(sizeof(int) * ((size_t)pl->n_nodes + 1));
+        p->obs_absmax = calloc((size_t)pl->n_nodes + 1, sizeof *p->obs_absmax);
+        if (!p->obs_param || !p->obs_absmax) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < pl->n_nodes; i++) p->obs_param[i] = -1;
+    }
+    for (int n = 0; n < pl->n_nodes; n++) {
+        int64_t m;
+        if (!fits(p, n, q, &m)) continue;
+        p->obs_param[n] = q;
+        p->obs_absmax[n] = 0;
+        ++*observed;
+    }
+    return PML_OK;
+}
+
+pml_status pml_cpu_ctx_observed_absmax(pml_backend_ctx *b, int q, float *absmax, pml_err *err)
+{
+    (void)err;
+    pml_cpu_ctx *p = (pml_cpu_ctx *)b;
+    float mx = 0;
+    for (int n = 0; p->obs_param && n < p->plan->n_nodes; n++)
+        if (p->obs_param[n] == q) mx = isnan(p->obs_absmax[n]) || isnan(mx) ? NAN : fmaxf(mx, p->obs_absmax[n]);
+    *absmax = mx;
+    return PML_OK;
+}
+
+void pml_cpu_ctx_observe(pml_cpu_ctx *p, int n, const pml_op_call *c)
+{
+    const float *x = c->in[0].data;
+    size_t len = (size_t)pml_cpu_numel(&c->in[0]);
+    float mx = 0;
+    int finite = 1;
+    for (size_t i = 0; i < len; i++) {
+        finite &= isfinite(x[i]) != 0;
+        mx = fmaxf(mx, fabsf(x[i]));
+    }
+    if (!isnan(p->obs_absmax[n])) p->obs_absmax[n] = finite ? fmaxf(p->obs_absmax[n], mx) : NAN;
+}
+
 void pml_cpu_ctx_free_int8(pml_cpu_ctx *p)
 {
     for (int q = 0; p->i8 && q < p->plan->n_params; q++) free(p->i8[q]), free(p->i8_scale[q]);
     for (int s = 0; p->stages && s < p->S; s++) free(p->stages[s].i8_scratch);
-    free(p->i8), free(p->i8_scale), free(p->i8_param);
+    free(p->i8), free(p->i8_scale), free(p->i8_in_scale), free(p->i8_param);
+    free(p->obs_param), free(p->obs_absmax);
 }

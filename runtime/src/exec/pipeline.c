@@ -249,10 +249,20 @@ static pml_status params_ready(pml_pipeline *p, pml_err *err)
 
 float *pml_pipeline_param(pml_pipeline *p, int param) { return host_param(p, param, -1); }
 
-pml_status pml_pipeline_param_int8(pml_pipeline *p, int param, const int8_t *q, const float *scale, int *served,
-                                   pml_err *err)
+pml_status pml_pipeline_param_int8(pml_pipeline *p, int param, const int8_t *q, const float *scale, float in_scale,
+                                   int *served, pml_err *err)
 {
-    return pml_backend_param_int8(&p->be, param, q, scale, served, err);
+    return pml_backend_param_int8(&p->be, param, q, scale, in_scale, served, err);
+}
+
+pml_status pml_pipeline_observe_linear(pml_pipeline *p, int param, int *observed, pml_err *err)
+{
+    return pml_backend_observe_linear(&p->be, param, observed, err);
+}
+
+pml_status pml_pipeline_observed_absmax(pml_pipeline *p, int param, float *absmax, pml_err *err)
+{
+    return pml_backend_observed_absmax(&p->be, param, absmax, err);
 }
 int64_t pml_pipeline_steps_done(const pml_pipeline *p) { return p->step; }
 int pml_pipeline_stop_asked(const pml_pipeline *p) { return p->stop_asked; }

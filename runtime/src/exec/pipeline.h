@@ -125,8 +125,12 @@ float *pml_pipeline_param(pml_pipeline *p, int param);
  * param_int8: copied); *served: how many products will (0 where the backend has no
  * int8 products or none fits). The f32 weights stay what the caller wrote. Such a
  * pipeline serves only (step refuses). */
-pml_status pml_pipeline_param_int8(pml_pipeline *p, int param, const int8_t *q, const float *scale, int *served,
-                                   pml_err *err);
+pml_status pml_pipeline_param_int8(pml_pipeline *p, int param, const int8_t *q, const float *scale, float in_scale,
+                                   int *served, pml_err *err);
+/* Calibration (backend_ops.h's observe_linear, observed_absmax): record the largest |x|
+ * param's linear products read from now on; that maximum. */
+pml_status pml_pipeline_observe_linear(pml_pipeline *p, int param, int *observed, pml_err *err);
+pml_status pml_pipeline_observed_absmax(pml_pipeline *p, int param, float *absmax, pml_err *err);
 
 /* Feed steps of held-out evaluation: a generator's rows from here on are never
  * trained on (a file dataset has no held-out rows: its evaluation reads training rows). */

@@ -37,6 +37,7 @@ typedef struct onnx_writer {
     int tmp;                     /* helper values made */
     const int8_t *const *q8;     /* per parameter: its int8 values, or NULL (f32) */
     const float *const *q8s;     /* and its per-output-channel scales */
+    const float *q8a;            /* per parameter: its static activation scale, 0 (or q8a NULL): dynamic */
     pml_err *err;
 } onnx_writer;
 
@@ -277,7 +278,9 @@ static pml_status refuse(onnx_writer *w, int i, const char *why)
  *   xq = int8(Clip(Round(x * inv), -127, 127))       (Round: ties to even, as nearbyintf)
  *   y = (float(MatMulInteger(xq, transpose(Wq))) * s) * scale[j]
  * and the bias add after it is the plan's own Add, as the kernel's epilogue adds it.
- * The divisors are where(mx > 0, mx, 1) so that no inf is ever made. */
+ * The divisors are where(mx > 0, mx, 1) so that no inf is ever made. A weight with a
+ * static activation scale a (a calibrated file) has an initializer <name>.input_scale
+ * [1] instead of the row maxima: inv = 1 / a (Div, as the kernel's 1.0f / a) and s = a. */
 
 /* The parameter index of node i when it is an int8 weight, else -1. */
 static int int8_param(const onnx_writer *w, int i)
@@ -334,24 +337,31 @@ static void int8_matmul(onnx_writer *w, int i, int q)
     char mx[24], pos[24], d[24], inv[24], s[24], t[6][24], c0[24], c1[24], c127[24], cm[24], scale[1100];
     int64_t last = -1;
     snprintf(scale, sizeof scale, "%s.scale", w->plan->params[q].name);
-    constant(w, fresh(w, 'c', c0), PML_F32, 0, NULL);
     constant(w, fresh(w, 'c', c1), PML_F32, 1, NULL);
     constant(w, fresh(w, 'c', c127), PML_F32, 127, NULL);
     constant(w, fresh(w, 'c', cm), PML_F32, -127, NULL);
-    unary(w, "Abs", fresh(w, 't', t[0]), x);
-    begin(w, "ReduceMax", fresh(w, 't', mx), 1, (const char *[]){t[0]});
-    attr_ints(w, "axes", &last, 1);
-    attr_int(w, "keepdims", 1);
-    end(w);
-    binary(w, "Greater", fresh(w, 't', pos), mx, c0);
-    begin(w, "Where", fresh(w, 't', d), 3, (const char *[]){pos, mx, c1});
-    end(w);
-    binary(w, "Div", fresh(w, 't', t[1]), c127, d);
-    begin(w, "Where", fresh(w, 't', inv), 3, (const char *[]){pos, t[1], c0});
-    end(w);
-    binary(w, "Div", fresh(w, 't', t[2]), d, c127);
-    begin(w, "Where", fresh(w, 't', s), 3, (const char *[]){pos, t[2], c0});
-    end(w);
+    if (w->q8a && w->q8a[q] > 0) { /* static: the file's scale */
+        char a[1100];
+        snprintf(a, sizeof a, "%s%s", w->plan->params[q].name, ".input_scale");
+        binary(w, "Div", fresh(w, 't', inv), c1, a);
+        unary(w, "Identity", fresh(w, 't', s), a);
+    } else {
+        constant(w, fresh(w, 'c', c0), PML_F32, 0, NULL);
+        unary(w, "Abs", fresh(w, 't', t[0]), x);
+        begin(w, "ReduceMax", fresh(w, 't', mx), 1, (const char *[]){t[0]});
+        attr_ints(w, "axes", &last, 1);
+        attr_int(w, "keepdims", 1);
+        end(w);
+        binary(w, "Greater", fresh(w, 't', pos), mx, c0);
+        begin(w, "Where", fresh(w, 't', d), 3, (const char *[]){pos, mx, c1});
+        end(w);
+        binary(w, "Div", fresh(w, 't', t[1]), c127, d);
+        begin(w, "Where", fresh(w, 't', inv), 3, (const char *[]){pos, t[1], c0});
+        end(w);
+        binary(w, "Div", fresh(w, 't', t[2]), d, c127);
+        begin(w, "Where", fresh(w, 't', s), 3, (const char *[]){pos, t[2], c0});
+        end(w);
+    }
     binary(w, "Mul", fresh(w, 't', t[3]), x, inv);
     unary(w, "Round", fresh(w, 't', t[4]), t[3]);
     begin(w, "Clip", fresh(w, 't', t[5]), 3, (const char *[]){t[4], cm, c127});
@@ -616,6 +626,11 @@ static pml_status graph(onnx_writer *w, const float *const *params, const unsign
             if (!(w->name[i] = strdup(pl->params[q].name))) continue;
             initializer(w, w->name[i], DT_INT8, n->dims, 2, w->q8[q], (size_t)n->numel);
             initializer(w, scale, DT_FLOAT, n->dims, 1, w->q8s[q], (size_t)n->dims[0] * 4);
+            if (w->q8a && w->q8a[q] > 0) { /* the static activation scale, [1] */
+                static const int64_t one = 1;
+                snprintf(scale, sizeof scale, "%s.input_scale", pl->params[q].name);
+                initializer(w, scale, DT_FLOAT, &one, 1, &w->q8a[q], 4);
+            }
             continue;
         }
         if (!params[q])
@@ -650,11 +665,11 @@ static pml_status graph(onnx_writer *w, const float *const *params, const unsign
 }
 
 pml_status pml_onnx_model(const pml_plan *plan, const float *const *params, const int8_t *const *q8,
-                          const float *const *q8_scale, pml_pb *out, pml_err *err)
+                          const float *const *q8_scale, const float *q8_in_scale, pml_pb *out, pml_err *err)
 {
     if (plan->output < 0)
         return pml_err_set(err, PML_ERR_UNSUPPORTED, "the plan has no model output to export");
-    onnx_writer w = {.plan = plan, .q8 = q8, .q8s = q8_scale, .err = err};
+    onnx_writer w = {.plan = plan, .q8 = q8, .q8s = q8_scale, .q8a = q8_in_scale, .err = err};
     unsigned char *need = needed(plan);
     w.name = calloc((size_t)plan->n_nodes + 1, sizeof *w.name);
     pml_status st = need && w.name ? graph(&w, params, need) : pml_err_set(err, PML_ERR_NOMEM, "out of memory");

@@ -30,8 +30,9 @@
 /* Writes the model into `out` (empty, owned by the caller). params[q] holds plan
  * parameter q's values, f32 in its shape. q8 and q8_scale (both NULL for an f32 model):
  * where q8[q] is not NULL, parameter q is an int8 linear weight (quant/int8.h: q8[q]
- * [out, in], q8_scale[q] [out]) and params[q] is not read; see onnx.c's "int8 weights". */
+ * [out, in], q8_scale[q] [out]) and params[q] is not read; q8_in_scale (may be NULL) its
+ * static activation scale, 0 where dynamic; see onnx.c's "int8 weights". */
 pml_status pml_onnx_model(const pml_plan *plan, const float *const *params, const int8_t *const *q8,
-                          const float *const *q8_scale, pml_pb *out, pml_err *err);
+                          const float *const *q8_scale, const float *q8_in_scale, pml_pb *out, pml_err *err);
 
 #endif

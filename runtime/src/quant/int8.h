@@ -7,7 +7,12 @@
  *   <name>.scale  F32 [out]      s[o] = max_i |W[o, i]| / 127 (1 for an all-zero row)
  * so W[o, i] ~= q[o, i] * s[o], off by at most s[o] / 2. Every other tensor is as in a
  * weights file (F32, the parameter's shape). -128 is never written, so the range is
- * symmetric and -q never overflows.
+ * symmetric and -q never overflows. A calibrated file (`pmlc quantize --calibrate`) also
+ * holds, for every int8 weight, and has metadata PML_QUANT_ACT_KEY = PML_QUANT_ACT_STATIC,
+ *   <name>.input_scale  F32 [1]  a = max |x| / 127 over every input x of the layer's
+ *                                products in the f32 forward of the calibration rows
+ * and its products quantize their input with that static scale, q(x) = round(x / a)
+ * clamped to [-127, 127], instead of each row's own max|x_row| / 127.
  *
  * Which weights: a parameter is a linear layer's weight when it is rank 2 and a
  * forward matmul reads it transposed as its right operand (x @ transpose(W), the
@@ -17,7 +22,8 @@
  * Reading (pml_quant_load) checks the whole file before it writes any parameter: the
  * format key, every model parameter present, each I8 one a linear weight with its
  * shape and a .scale of [out] F32 values that are finite and > 0, each F32 one finite
- * with its shape, nothing else in the file. Errors are PML_ERR_FORMAT "PATH: tensor
+ * with its shape; either no .input_scale or one for every I8 weight, each F32 [1],
+ * finite and > 0, and none for a weight that is not I8; nothing else in the file. Errors are PML_ERR_FORMAT "PATH: tensor
  * 'x': what is wrong". */
 #ifndef PML_QUANT_INT8_H
 #define PML_QUANT_INT8_H
@@ -31,6 +37,10 @@
 #define PML_QUANT_KEY "pml_quantization"
 #define PML_QUANT_FORMAT "int8-symmetric-per-output-channel"
 #define PML_QUANT_SCALE_SUFFIX ".scale"
+#define PML_QUANT_INPUT_SCALE_SUFFIX ".input_scale"
+#define PML_QUANT_ACT_KEY "pml_activation_quantization"
+#define PML_QUANT_ACT_STATIC "static-per-tensor-absmax"
+#define PML_QUANT_ACT_DYNAMIC "dynamic-per-row-absmax"
 
 /* Rows of w [rows, cols] to q (int8, same shape) and scale [rows], as the file above. */
 void pml_quant_rows_i8(const float *w, int64_t rows, int64_t cols, int8_t *q, float *scale);
@@ -52,6 +62,7 @@ typedef struct pml_quant_i8 {
     int n;
     int8_t **q;
     float **scale;
+    float *in_scale; /* n entries: the static activation scale, 0 where dynamic */
 } pml_quant_i8;
 
 /* Frees what `k` holds and zeroes it (a zeroed one is fine). */
@@ -69,8 +80,10 @@ pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *pat
 
 /* Writes `out` from the weights at `weights` (what `pmlc infer --weights` takes): the
  * parameters select[] marks (linear weights only: others are PML_ERR_INVALID_ARG) as
- * int8, every other tensor copied as is; atomically. *n_done: how many were quantized. */
-pml_status pml_quant_write(const pml_plan *plan, const char *weights, const uint8_t *select, const char *out,
-                           int *n_done, pml_err *err);
+ * int8, every other tensor copied as is; atomically. in_scale (NULL: dynamic
+ * activations): per parameter, the static activation scale of each selected one (finite,
+ * > 0), written as its .input_scale. *n_done: how many were quantized. */
+pml_status pml_quant_write(const pml_plan *plan, const char *weights, const uint8_t *select, const float *in_scale,
+                           const char *out, int *n_done, pml_err *err);
 
 #endif

@@ -14,6 +14,10 @@ invocation: export_test.py PMLC TESTDIR ORT_PYTHON BEHAVIOUR.
                 MLP example within 1e-6 (its f32 GELU and layernorm round differently in
                 ONNX Runtime, as in the f32 export); a weight also read otherwise is refused
                 naming it, and no file is written
+  int8_calibrated  the same three models quantized with --calibrate (static activation
+                scales): the ONNX model carries each scale as a constant initializer
+                <name>.input_scale (no per-row ReduceMax), and ONNX Runtime gives `pmlc
+                infer`'s outputs of the calibrated file, bit for bit on the linear layers
   refusals      no -o or no --weights: exit 2; weights of another model, an -o in a
                 missing folder: exit 1 naming the path, and an existing -o left as it was;
                 an option the command does not use (export --threads, plan --steps): exit 2
@@ -106,21 +110,27 @@ def rows(path, n, features):
         write_npy(path, [n, features], [rng.gauss(0, 1) for _ in range(n * features)])
 
 
-def compare(work, cases, steps=1, quantize=False, tolerance=None):
+def compare(work, cases, steps=1, quantize=False, tolerance=None, calibrate=None):
     """cases: name -> (program, extra pmlc args, input .npy). Trains each `steps` steps
-    (and quantizes the weights to int8), exports, infers with pmlc and with ONNX Runtime,
-    and compares: within tolerance[name] (default 1e-5) of the outputs' scale."""
+    (and quantizes the weights to int8, with calibrate[name]'s rows when given), exports,
+    infers with pmlc and with ONNX Runtime, and compares: within tolerance[name] (default
+    1e-5) of the outputs' scale."""
     jobs = []
     for name, (program, extra, x) in cases.items():
         w, model, y = (os.path.join(work, f"{name}.{s}") for s in ("weights", "onnx", "pmlc.npy"))
         p = run("train", program, *extra, "--steps", str(steps), "--backend", "cpu", "--quiet", "--out", w)
         check(p.returncode == 0, f"{name}: train exits 0 ({p.stderr.strip()})")
         if quantize:
-            p = run("quantize", program, *extra, "--weights", w, "-o", w + ".int8")
+            cal = ("--calibrate", calibrate[name]) if calibrate and name in calibrate else ()
+            p = run("quantize", program, *extra, *cal, "--weights", w, "-o", w + ".int8")
             check(p.returncode == 0, f"{name}: quantize exits 0 ({p.stderr.strip()})")
             w += ".int8"
         p = run("export", program, *extra, "--weights", w, "-o", model)
         check(p.returncode == 0 and os.path.getsize(model) > 0, f"{name}: export exits 0 ({p.stderr.strip()})")
+        if calibrate and name in calibrate and not p.returncode:
+            raw = open(model, "rb").read()
+            check(b".input_scale" in raw and b"ReduceMax" not in raw,
+                  f"{name}: the export carries the static scales as constants and computes no row maxima")
         p = run("infer", program, *extra, "--weights", w, "--input", x, "--output", y, "--backend", "cpu")
         check(p.returncode == 0, f"{name}: infer exits 0 ({p.stderr.strip()})")
         jobs.append({"name": name, "model": model, "input": x, "want": y})
@@ -170,12 +180,17 @@ with tempfile.TemporaryDirectory() as work:
         rows(x, 3, 784)
         compare(work, {"mlp_one_row": (os.path.join(ROOT, "examples", "mlp.pml"),
                                        ["--set", "batch=1", "--set", "microbatches=1"], x)})
-    elif behaviour == "int8":
+    elif behaviour in ("int8", "int8_calibrated"):
         need_ort()
+        calibrated = behaviour == "int8_calibrated"
         x, tokens = os.path.join(work, "x.npy"), os.path.join(work, "tokens.npy")
+        cal_x, cal_tokens = os.path.join(work, "cal_x.npy"), os.path.join(work, "cal_tokens.npy")
         rng = random.Random(5)
-        write_npy(x, [37, 784], [0.0 if r == 3 else rng.gauss(0, 1) for r in range(37) for _ in range(784)])
+        sd = 1.5 if calibrated else 1  # beyond the calibration rows' range: some inputs clamp
+        write_npy(x, [37, 784], [0.0 if r == 3 else rng.gauss(0, sd) for r in range(37) for _ in range(784)])
         write_npy(tokens, [7, 8], [rng.randrange(16) for _ in range(56)], "i")
+        write_npy(cal_x, [11, 784], [rng.gauss(0, 1) for _ in range(11 * 784)])
+        write_npy(cal_tokens, [9, 8], [rng.randrange(16) for _ in range(72)], "i")
         lone = os.path.join(work, "lone.pml")
         with open(lone, "w") as f:
             f.write(LONE_LINEAR)
@@ -184,18 +199,21 @@ with tempfile.TemporaryDirectory() as work:
             f.write(SEQ_MODEL.format(layer="h"))
         compare(work, {"lone_linear": (lone, [], x), "batched_linear": (program, [], tokens),
                        "mlp": (os.path.join(ROOT, "examples", "mlp.pml"), [], x)},
-                steps=2, quantize=True, tolerance={"lone_linear": 0.0, "batched_linear": 0.0, "mlp": 1e-6})
-        tied = os.path.join(work, "tied.pml")
-        with open(tied, "w") as f:
-            f.write(LONE_LINEAR.replace("return linear(x, 10) as head",
-                                        "param w: [10, 784] = kaiming_uniform\n    return x @ transpose(w) + mean(w)"))
-        w, model = os.path.join(work, "tied.weights"), os.path.join(work, "tied.onnx")
-        check(run("train", tied, "--steps", "1", "--quiet", "--out", w).returncode == 0, "tied weights made")
-        check(run("quantize", tied, "--weights", w, "-o", w + ".int8").returncode == 0, "tied weights quantized")
-        p = run("export", tied, "--weights", w + ".int8", "-o", model)
-        check(p.returncode == 1 and "int8 weight 'w'" in p.stderr and "mean" in p.stderr,
-              f"an int8 weight read other than as x @ transpose(W) is refused naming it ({p.stderr.strip()})")
-        check(not os.path.exists(model), "and no ONNX file is written")
+                steps=2, quantize=True, tolerance={"lone_linear": 0.0, "batched_linear": 0.0, "mlp": 1e-6},
+                calibrate={"lone_linear": cal_x, "batched_linear": cal_tokens, "mlp": cal_x} if calibrated else None)
+        if not calibrated:  # an int8 weight read otherwise: refused
+            tied = os.path.join(work, "tied.pml")
+            with open(tied, "w") as f:
+                f.write(LONE_LINEAR.replace("return linear(x, 10) as head",
+                                            "param w: [10, 784] = kaiming_uniform\n"
+                                            "    return x @ transpose(w) + mean(w)"))
+            w, model = os.path.join(work, "tied.weights"), os.path.join(work, "tied.onnx")
+            check(run("train", tied, "--steps", "1", "--quiet", "--out", w).returncode == 0, "tied weights made")
+            check(run("quantize", tied, "--weights", w, "-o", w + ".int8").returncode == 0, "tied weights quantized")
+            p = run("export", tied, "--weights", w + ".int8", "-o", model)
+            check(p.returncode == 1 and "int8 weight 'w'" in p.stderr and "mean" in p.stderr,
+                  f"an int8 weight read other than as x @ transpose(W) is refused naming it ({p.stderr.strip()})")
+            check(not os.path.exists(model), "and no ONNX file is written")
     elif behaviour == "refusals":
         mlp, gpt = (os.path.join(ROOT, "examples", f"{n}.pml") for n in ("mlp", "gpt"))
         w = os.path.join(work, "w")

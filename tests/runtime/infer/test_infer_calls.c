@@ -10,6 +10,9 @@
  *   int8_no_allocation  the same as no_allocation with int8 weights (pml_quantize_weights
  *                   of the initial weights): its 3 layers compute with int8 products, whose
  *                   scratch is the stage's, not a call's
+ *   int8_calibrated_no_allocation  the same with static activation scales
+ *                   (pml_quantize_weights_calibrated over 45 rows: a partial micro-batch),
+ *                   the session's note saying so, on the model cut into two stages
  *
  * Usage: test_infer_calls BEHAVIOUR. Not built with sanitizers, which own malloc. */
 #define _XOPEN_SOURCE 700 /* nftw */
@@ -98,6 +101,7 @@ enum { ROWS = 32, F = 64, C = 16 };
 
 static pml_context *ctx;
 static int failures;
+static int want_static; /* the int8 file has static activation scales */
 
 #define CHECK(cond)                                                                                                   \
     do {                                                                                                              \
@@ -131,7 +135,8 @@ static int run(const pml_plan *plan, int threads, const char *weights, float *y,
     pml_buffer bx = {x, PML_F32, 2, {ROWS, F}, NULL};
     pml_infer *inf = NULL;
     if (pml_infer_create(ctx, plan, PML_BACKEND_CPU, threads, weights, &inf)) return 1;
-    if (weights && pml_infer_int8_served(inf) != 3) {
+    if (weights && (pml_infer_int8_served(inf) != 3 ||
+                    !strstr(pml_infer_int8_note(inf), want_static ? "static calibrated" : "per-row"))) {
         fprintf(stderr, "FAIL: %d of %d int8 weights compute in int8: %s\n", pml_infer_int8_served(inf),
                 pml_infer_int8_weights(inf), pml_infer_int8_note(inf));
         pml_infer_destroy(inf);
@@ -155,16 +160,23 @@ static int remove_one(const char *path, const struct stat *sb, int flag, struct 
 }
 
 /* An int8 file of the model's initial weights in a fresh folder under /tmp (its path in
- * q, the folder in dir, which the caller removes). */
-static int int8_weights(const pml_plan *plan, char *dir, char *q, size_t cap)
+ * q, the folder in dir, which the caller removes); calibrated: with static activation
+ * scales from 45 rows. */
+static int int8_weights(const pml_plan *plan, int calibrated, char *dir, char *q, size_t cap)
 {
+    static float rows[45 * F];
     pml_session *s = NULL;
-    char ck[512];
+    char ck[512], cal[512];
     if (!mkdtemp(dir)) return 1;
     snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(cal, sizeof cal, "%s/cal.npy", dir);
     snprintf(q, cap, "%s/q.safetensors", dir);
+    for (int i = 0; i < 45 * F; i++) rows[i] = (float)((i * 53) % 97) / 40.0f - 1.2f;
+    pml_buffer b = {rows, PML_F32, 2, {45, F}, NULL};
     int n = 0, bad = pml_session_create(ctx, plan, PML_BACKEND_CPU, 7, &s) || pml_session_save(s, ck) ||
-                     pml_quantize_weights(ctx, plan, ck, NULL, 0, NULL, q, &n) || n != 3;
+                     pml_array_save(ctx, cal, &b) ||
+                     pml_quantize_weights_calibrated(ctx, plan, ck, NULL, 0, NULL, calibrated ? cal : NULL, q, &n) ||
+                     n != 3;
     pml_session_destroy(s);
     return bad;
 }
@@ -172,18 +184,20 @@ static int int8_weights(const pml_plan *plan, char *dir, char *q, size_t cap)
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: test_infer_calls no_allocation|int8_no_allocation|threads_agree|threads_agree_two_stages\n");
+        fprintf(stderr, "usage: test_infer_calls no_allocation|int8_no_allocation|int8_calibrated_no_allocation|"
+                        "threads_agree|threads_agree_two_stages\n");
         return 2;
     }
     if (pml_context_create(&ctx)) return 1;
-    int two = !strcmp(argv[1], "threads_agree_two_stages");
+    int calibrated = want_static = !strcmp(argv[1], "int8_calibrated_no_allocation");
+    int two = !strcmp(argv[1], "threads_agree_two_stages") || calibrated;
     pml_plan *plan = compile(two ? MODEL_TWO_STAGES : MODEL);
     CHECK(plan != NULL);
-    if (plan && (!strcmp(argv[1], "no_allocation") || !strcmp(argv[1], "int8_no_allocation"))) {
+    if (plan && (!strcmp(argv[1], "no_allocation") || !strcmp(argv[1], "int8_no_allocation") || calibrated)) {
         static float y[ROWS * C];
         char dir[] = "/tmp/pml_infer_int8_XXXXXX", q[600];
-        int int8 = !strcmp(argv[1], "int8_no_allocation");
-        CHECK(!int8 || !int8_weights(plan, dir, q, sizeof q));
+        int int8 = !strcmp(argv[1], "int8_no_allocation") || calibrated;
+        CHECK(!int8 || !int8_weights(plan, calibrated, dir, q, sizeof q));
         for (int threads = 1; threads <= 2; threads++) {
             long allocs = -1;
             CHECK(!run(plan, threads, int8 ? q : NULL, y, &allocs));
@@ -191,7 +205,7 @@ int main(int argc, char **argv)
             CHECK(allocs == 0);
         }
         if (int8) nftw(dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
-    } else if (plan && (!strcmp(argv[1], "threads_agree") || two)) {
+    } else if (plan && (!strcmp(argv[1], "threads_agree") || two)) { /* two: threads_agree_two_stages here */
         static float y1[ROWS * C], yt[ROWS * C];
         long allocs;
         CHECK(!run(plan, 1, NULL, y1, &allocs));

@@ -3,7 +3,10 @@
  *           (1x1x1 up to 33x67x785, padded leading dimensions, the int8 extremes),
  *           every output element poisoned first and the padding left alone
  *   linear  pml_cpu_linear_i8 equals the same per-row quantization done here, dequantized
- *           in double (to 1e-6 of |product| + |bias|: f32 rounding), and stays within 2% of the f32 product */
+ *           in double (to 1e-6 of |product| + |bias|: f32 rounding), and stays within 2% of the f32 product
+ *   linear_static  the same with a static activation scale (one for every row, 1 / a,
+ *           clamped to +-127), at the rows' own max|x| / 127 (within 3% of f32: the small
+ *           rows get a coarser step) and at half of it (some inputs clamp; within 20%) */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,7 +61,9 @@ static void exact(void)
     fprintf(stderr, "int8 GEMM provider: %s\n", pml_cpu_gemm_s8_provider());
 }
 
-static void linear(void)
+/* fixed > 0: a static activation scale of `fixed` times the largest |x| / 127 (below 1:
+ * the largest values clamp to +-127); 0: per-row dynamic scales. */
+static void linear(float fixed)
 {
     const int64_t m = 9, n = 37, k = 301;
     float *x = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k), *ws = malloc(sizeof(float) * n);
@@ -75,17 +80,24 @@ static void linear(void)
         for (int64_t p = 0; p < k; p++) wq[j * k + p] = (int8_t)nearbyintf(w[j * k + p] / ws[j]);
     }
     for (int64_t i = 0; i < m * n; i++) y[i] = NAN; /* poison */
-    CHECK(pml_cpu_linear_i8(m, n, k, x, wq, ws, b, y, n, scratch) == 0);
+    float all = 0;
+    for (int64_t i = 0; i < m * k; i++) all = fmaxf(all, fabsf(x[i]));
+    float a = fixed > 0 ? fixed * all / 127.0f : 0.0f;
+    CHECK(pml_cpu_linear_i8(m, n, k, x, a, wq, ws, b, y, n, scratch) == 0);
+    long clamped = 0;
     double worst_q = 0, worst_f = 0, big = 0;
     for (int64_t i = 0; i < m; i++) {
         float mx = 0;
         for (int64_t p = 0; p < k; p++) mx = fmaxf(mx, fabsf(x[i * k + p]));
         float s = mx > 0 ? mx / 127.0f : 0, inv = mx > 0 ? 127.0f / mx : 0;
+        if (a > 0) s = a, inv = 1.0f / a;
         for (int64_t j = 0; j < n; j++) {
             long acc = 0;
             double f = b[j];
             for (int64_t p = 0; p < k; p++) {
-                acc += (long)nearbyintf(x[i * k + p] * inv) * wq[j * k + p];
+                float v = nearbyintf(x[i * k + p] * inv);
+                clamped += j == 0 && fabsf(v) > 127;
+                acc += (long)fmaxf(-127.0f, fminf(127.0f, v)) * wq[j * k + p];
                 f += (double)x[i * k + p] * w[j * k + p];
             }
             double want = (double)acc * s * ws[j] + b[j], got = y[i * n + j];
@@ -95,9 +107,11 @@ static void linear(void)
             CHECK(isfinite(got));
         }
     }
-    fprintf(stderr, "vs the same quantization: %.2e relative; vs f32: %.4f of max |y| %.3f\n", worst_q, worst_f, big);
+    fprintf(stderr, "static scale %g (%ld inputs clamped): vs the same quantization: %.2e relative; vs f32: %.4f of "
+            "max |y| %.3f\n", (double)a, clamped, worst_q, worst_f, big);
     CHECK(worst_q < 1e-6);
-    CHECK(worst_f < 0.02 * big);
+    CHECK(fixed > 0 && fixed < 1 ? clamped > 0 : clamped == 0); /* the clamp is exercised where it should be */
+    CHECK(worst_f < (fixed > 0 && fixed < 1 ? 0.2 : fixed > 0 ? 0.03 : 0.02) * big);
     for (int64_t j = 0; j < n; j++) CHECK(y[3 * n + j] == b[j]); /* a zero row: the bias alone */
     free(x), free(w), free(ws), free(b), free(y), free(wq), free(scratch);
 }
@@ -106,7 +120,11 @@ int main(int argc, char **argv)
 {
     if (argc != 2) return 2;
     if (!strcmp(argv[1], "exact")) exact();
-    else if (!strcmp(argv[1], "linear")) linear();
+    else if (!strcmp(argv[1], "linear")) linear(0);
+    else if (!strcmp(argv[1], "linear_static")) {
+        linear(1.0f);  /* the scale calibration gives on these very rows: nothing clamps */
+        linear(0.5f);  /* half of it: the largest inputs clamp to +-127 */
+    }
     else return 2;
     if (fails) fprintf(stderr, "%d failure(s)\n", fails);
     return fails != 0;
