@@ -323,8 +323,8 @@ PML_API pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n
  * the plan's, so the batch dimension is its micro-batch size. An op with no ONNX form is
  * PML_ERR_UNSUPPORTED naming it, as is a model past protobuf's 2 GiB. A handle serving
  * int8 weights (`pmlc quantize`) exports them as INT8 initializers with their scales and
- * each linear product as the int8 arithmetic it computes (per-row int8 activations,
- * MatMulInteger, the two scales); PML_ERR_UNSUPPORTED, naming the weight, where an int8
+ * each linear product as the int8 arithmetic it computes (per-row int8 activations, or a
+ * calibrated file's static scales as initializers, MatMulInteger, the two scales); PML_ERR_UNSUPPORTED, naming the weight, where an int8
  * weight is read other than as x @ transpose(W), or served in f32 by this handle. */
 PML_API pml_status pml_infer_export_onnx(pml_infer *inf, const char *path);
 
