@@ -324,11 +324,12 @@ PML_API pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n
  * PML_ERR_UNSUPPORTED naming it, as is a model past protobuf's 2 GiB. A handle serving
  * int8 weights (`pmlc quantize`) exports them as INT8 initializers with their scales and
  * each linear product as the int8 arithmetic it computes (per-row int8 activations, or a
- * calibrated file's static scales as initializers, MatMulInteger, the two scales); PML_ERR_UNSUPPORTED, naming the weight, where an int8
- * weight is read other than as x @ transpose(W), or served in f32 by this handle. */
+ * calibrated file's static scales as initializers, MatMulInteger, the two scales);
+ * PML_ERR_UNSUPPORTED, naming the weight, where an int8 weight is read other than as
+ * x @ transpose(W), or served in f32 by this handle. */
 PML_API pml_status pml_infer_export_onnx(pml_infer *inf, const char *path);
 
-/* ---- post-training int8 weights (`pmlc quantize`; the file: docs/language.md) --------
+/* ---- post-training int8 weights (`pmlc quantize`; the file: README.md) --------
  * Writes `out` (atomically) from `weights` (what pml_infer_create takes): the linear
  * layers' weights (rank 2, read transposed by a matmul) that a pattern selects as int8
  * with one f32 scale per output channel, everything else copied as is. `match(pattern,

@@ -46,7 +46,8 @@ static pml_status check_rows(const pml_plan *plan, const char *path, const pml_n
                            "the input's shape and dtype)",
                            path, pml_dtype_name(a->dtype), got, plan->input_names[0], pml_dtype_name(want), need);
     }
-    if (a->shape[0] == 0) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: holds no rows (calibration needs one)", path);
+    if (a->shape[0] == 0)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: holds no rows (calibration needs one)", path);
     return pml_feed_check_finite(a, path, *row_elems, err);
 }
 

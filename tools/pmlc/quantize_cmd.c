@@ -1,5 +1,5 @@
 /* quantize_cmd.c — `pmlc quantize`: post-training int8 weights (pml.h's
- * pml_quantize_weights; the file is described in docs/language.md). --layers takes
+ * pml_quantize_weights; the file is described in README.md, "pmlc quantize"). --layers takes
  * freeze's patterns, comma-separated and repeatable; --calibrate X.npy runs the f32 model
  * over X's rows for static activation scales; the output is checked before the work and
  * replaced atomically. */

@@ -169,8 +169,8 @@ pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, const pml_op_call *c, pml
     const pml_plan_node *w = &pl->nodes[pl->params[q].node];
     const pml_cpu_stage *s = &p->stages[pl->nodes[n].stage];
     int8_job j = {.m = pml_cpu_numel(&c->out) / w->dims[0], .n = w->dims[0], .k = w->dims[1], .x = c->in[0].data,
-                  .xs_static = p->i8_in_scale[q], .ws = p->i8_scale[q], .bias = c->n_in >= 3 ? c->in[2].data : NULL, .wq = p->i8[q],
-                  .y = c->out.data, .scratch = s->i8_scratch, .name = pl->params[q].name};
+                  .xs_static = p->i8_in_scale[q], .ws = p->i8_scale[q], .bias = c->n_in >= 3 ? c->in[2].data : NULL,
+                  .wq = p->i8[q], .y = c->out.data, .scratch = s->i8_scratch, .name = pl->params[q].name};
     int64_t tasks = split(j.m, j.n, j.k, pml_cpu_pool_threads(s->pool), &j.rows, &j.cols);
     j.slot = slot_bytes(j.rows, j.cols, j.k);
     return pml_cpu_pool_run(tasks > 1 ? s->pool : NULL, tasks, int8_task, &j, err);

@@ -75,8 +75,7 @@ static int same_shape(const pml_st_tensor *t, const pml_plan_node *n)
 }
 
 /* A tensor of positive finite F32 scales, `count` of them (rank 1), or what is wrong. */
-static pml_status check_scales(const pml_st_tensor *s, const char *path, int64_t count, const char *what,
-                               pml_err *err)
+static pml_status check_scales(const pml_st_tensor *s, const char *path, int64_t count, const char *what, pml_err *err)
 {
     if (s->dtype != PML_F32 || s->rank != 1 || s->shape[0] != count)
         return pml_err_set(err, PML_ERR_FORMAT, "%s: tensor '%s' must be F32 [%lld] (%s)", path, s->name,
@@ -85,8 +84,9 @@ static pml_status check_scales(const pml_st_tensor *s, const char *path, int64_t
         float v;
         memcpy(&v, (const float *)s->data + r, sizeof v); /* the file aligns data as it likes */
         if (!isfinite(v) || !(v > 0))
-            return pml_err_set(err, PML_ERR_FORMAT, "%s: tensor '%s' element %lld is %g (scales must be finite and > 0)",
-                               path, s->name, (long long)r, (double)v);
+            return pml_err_set(err, PML_ERR_FORMAT,
+                               "%s: tensor '%s' element %lld is %g (scales must be finite and > 0)", path, s->name,
+                               (long long)r, (double)v);
     }
     return PML_OK;
 }
@@ -200,8 +200,8 @@ pml_status pml_quant_load(const pml_plan *plan, pml_pipeline *p, const char *pat
     const char *act_want = with >= 0 ? PML_QUANT_ACT_STATIC : PML_QUANT_ACT_DYNAMIC;
     if (!st && (with >= 0 || act) && (!act || strcmp(act, act_want)))
         st = pml_err_set(err, PML_ERR_FORMAT, "%s: metadata %s is '%.60s', but the file's int8 weights %s, so '%s'",
-                         path, PML_QUANT_ACT_KEY, act ? act : "", with >= 0 ? "have static activation scales" :
-                         "have none", act_want);
+                         path, PML_QUANT_ACT_KEY, act ? act : "",
+                         with >= 0 ? "have static activation scales" : "have none", act_want);
     if (!st && known != pml_st_count(f)) /* something the model does not have */
         for (size_t i = 0; i < pml_st_count(f) && !st; i++) {
             const char *name = pml_st_tensor_at(f, i)->name;
@@ -322,7 +322,8 @@ pml_status pml_quant_write(const pml_plan *plan, const char *weights, const uint
         pml_quant_rows_i8(w, rows, cols, qv, s);
         free(w);
         snprintf(sname, len, "%s%s", t->name, PML_QUANT_SCALE_SUFFIX);
-        if (aname) snprintf(aname, len + sizeof PML_QUANT_INPUT_SCALE_SUFFIX, "%s%s", t->name, PML_QUANT_INPUT_SCALE_SUFFIX);
+        if (aname)
+            snprintf(aname, len + sizeof PML_QUANT_INPUT_SCALE_SUFFIX, "%s%s", t->name, PML_QUANT_INPUT_SCALE_SUFFIX);
         const char *clash = pml_sts_find(f, sname) ? sname : aname && pml_sts_find(f, aname) ? aname : NULL;
         if (clash) {
             st = pml_err_set(err, PML_ERR_FORMAT, "%s: already holds a tensor '%s'", pml_sts_path(f), clash);

@@ -1,7 +1,7 @@
 /* int8.h — post-training int8 weights: symmetric per-output-channel quantization of a
  * model's linear-layer weights, the file that holds them, and reading it back.
  *
- * The file (docs/language.md, "pmlc quantize"): a safetensors file whose metadata has
+ * The file (README.md, "pmlc quantize"): a safetensors file whose metadata has
  * PML_QUANT_KEY = PML_QUANT_FORMAT. A quantized weight W [out, in] is stored as
  *   <name>        I8  [out, in]  q = round_half_even(W / s) clamped to [-127, 127]
  *   <name>.scale  F32 [out]      s[o] = max_i |W[o, i]| / 127 (1 for an all-zero row)
@@ -11,8 +11,10 @@
  * holds, for every int8 weight, and has metadata PML_QUANT_ACT_KEY = PML_QUANT_ACT_STATIC,
  *   <name>.input_scale  F32 [1]  a = max |x| / 127 over every input x of the layer's
  *                                products in the f32 forward of the calibration rows
- * and its products quantize their input with that static scale, q(x) = round(x / a)
- * clamped to [-127, 127], instead of each row's own max|x_row| / 127.
+ * and its products quantize their input with that static scale, q(x) = round(x * (1 / a))
+ * clamped to [-127, 127], instead of each row's own max|x_row| / 127 (written without
+ * calibration: PML_QUANT_ACT_KEY = PML_QUANT_ACT_DYNAMIC; a file without the key, as
+ * older writers made, is dynamic too).
  *
  * Which weights: a parameter is a linear layer's weight when it is rank 2 and a
  * forward matmul reads it transposed as its right operand (x @ transpose(W), the
@@ -23,8 +25,9 @@
  * format key, every model parameter present, each I8 one a linear weight with its
  * shape and a .scale of [out] F32 values that are finite and > 0, each F32 one finite
  * with its shape; either no .input_scale or one for every I8 weight, each F32 [1],
- * finite and > 0, and none for a weight that is not I8; nothing else in the file. Errors are PML_ERR_FORMAT "PATH: tensor
- * 'x': what is wrong". */
+ * finite and > 0, and none for a weight that is not I8; PML_QUANT_ACT_KEY absent or
+ * matching what the file holds; nothing else in the file.
+ * Errors are PML_ERR_FORMAT "PATH: tensor 'x': what is wrong". */
 #ifndef PML_QUANT_INT8_H
 #define PML_QUANT_INT8_H
 

@@ -548,7 +548,8 @@ def calib_bad_data(tmp):
     inf[9, 0] = -np.inf
     bad = os.path.join(tmp, "bad.npy")
     open(bad, "wb").write(b"\x93NUMPY\x01\x00garbage")
-    cases = [("narrow.npy", np_rows(1, 10, 783), "holds f32 \\[10, 783\\], but the model's input 'x' takes f32 \\[N, 784\\]"),
+    cases = [("narrow.npy", np_rows(1, 10, 783),
+              "holds f32 \\[10, 783\\], but the model's input 'x' takes f32 \\[N, 784\\]"),
              ("rank1.npy", np_rows(1, 1, 784)[0], "holds f32 \\[784\\], but .* takes f32 \\[N, 784\\]"),
              ("f64.npy", np_rows(1, 10, 784).astype(np.float64), "holds f64 \\[10, 784\\]"),
              ("i32.npy", np.zeros((10, 784), np.int32), "holds i32 \\[10, 784\\]"),
@@ -561,7 +562,8 @@ def calib_bad_data(tmp):
         check(r.returncode == 1 and path in r.stderr and re.search(why, r.stderr),
               f"{name}: refused with the path and /{why}/: rc {r.returncode} {r.stderr.strip()}")
         check(open(out).read() == "old", f"{name}: the old output is kept")
-    for path, why in ((os.path.join(tmp, "nosuch.npy"), "No such file|cannot open|not found"), (bad, "npy|header|magic")):
+    for path, why in ((os.path.join(tmp, "nosuch.npy"), "No such file|cannot open|not found"),
+                      (bad, "npy|header|magic")):
         r = run("quantize", MLP, "--weights", ck, "--calibrate", path, "-o", out)
         check(r.returncode == 1 and path in r.stderr and re.search(why, r.stderr, re.I),
               f"{os.path.basename(path)}: refused naming it: rc {r.returncode} {r.stderr.strip()}")
