@@ -32,6 +32,10 @@ per invocation: quant_test.py PMLC TESTDIR BEHAVIOUR.
                  weight gets <name>.input_scale F32 [1] and the metadata says static; fc1's is
                  max|X| / 127 in f32 bit for bit, fc2's and head's within 1e-5 of numpy's f64
                  forward of the f32 weights (gelu, layernorm) over exactly X's rows
+  calib_padding  two stacked linear layers, weights set by hand so that the calibration rows
+                 give the second layer an input of max 0.5 while a zero row would give 10:
+                 3 rows in micro-batches of 4, and the scale is 0.5 / 127 (the partial
+                 micro-batch is filled with calibration rows, never zeros)
   calib_close    calibrated int8 inference of the MLP (calibrated on 300 rows, served 300
                  others of the same distribution) within 5% of f32's largest output, its first
                  line saying static calibrated activations; the same bits at 1 and 2 threads,
@@ -425,6 +429,42 @@ def calib_scales(tmp):
         rel = abs(float(got[name]) - want[name]) / want[name]
         print(f"{name}.input_scale {float(got[name]):.7g}, numpy {want[name]:.7g} (relative {rel:.1e})")
         check(rel <= 1e-5, f"{name}: the calibrated scale is numpy's max|input| / 127 within 1e-5")
+
+
+TWO = """import "nn"
+model two(x: f32[B, 3]) -> f32[B, 2] {
+    return linear(linear(x, 5) as a, 2) as b
+}
+train two {
+    data = classes(features = 3, classes = 2, seed = 1)
+    loss = cross_entropy
+    optimizer = sgd(lr = 0.1)
+    batch = 4, microbatches = 1
+}
+"""
+
+
+def calib_padding(tmp):
+    import numpy as np
+    prog = os.path.join(tmp, "two.pml")
+    open(prog, "w").write(TWO)
+    ck = os.path.join(tmp, "ck")
+    must("train", prog, "--steps", "0", "--out", ck, "--quiet")
+    header, meta, data = read_st(os.path.join(ck, "model.safetensors"))
+    w = np.zeros((5, 3), np.float32)
+    w[0, 0] = w[1, 1] = w[2, 2] = 1
+    values = {"a.weight": w, "a.bias": np.array([10, 10, 10, 0.5, 0.5], np.float32),
+              "b.weight": np.ones((2, 5), np.float32), "b.bias": np.zeros(2, np.float32)}
+    plain = os.path.join(tmp, "w.safetensors")
+    write_st(plain, {k: {"dtype": "F32", "shape": list(v.shape)} for k, v in values.items()}, {},
+             {k: v.tobytes() for k, v in values.items()})
+    rows = np.full((3, 3), -10, np.float32)  # a(x) = [0, 0, 0, 0.5, 0.5]; a(0) = [10, 10, 10, 0.5, 0.5]
+    q = calibrated(tmp, prog, plain, save(os.path.join(tmp, "cal.npy"), rows))
+    _, _, d = read_st(q)
+    got = f32_of(d, "b.weight.input_scale", [1])[0]
+    want = np.float32(0.5) / np.float32(127)
+    print(f"b.weight.input_scale {got!r}, the rows alone give {want!r}, a zero row would give {np.float32(10) / 127!r}")
+    check(got == want, "the second layer's scale is the calibration rows' max / 127, not a padding row's")
 
 
 def calib_close(tmp):
