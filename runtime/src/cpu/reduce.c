@@ -5,6 +5,7 @@
 #include "cpu.h"
 
 #include <math.h>
+#include <string.h>
 
 #define T float
 #define F(name) name##_f32

@@ -66,6 +66,41 @@ void test_reductions_over_every_axis_with_and_without_keepdim(void)
             }
 }
 
+/* Sums and means of contiguous rows run four rows at a time (reduce_tmpl.h, row_sum4);
+ * each row must get the bits it gets alone, whose order every row sum uses (so fused
+ * and unfused layernorms and sum_to agree), over row lengths around the four lanes. */
+void test_row_reductions_four_rows_at_a_time_keep_the_one_row_bits(void)
+{
+    static const int64_t lens[] = {1, 3, 4, 5, 63, 64, 129, 700};
+    int bad = 0;
+    for (int ti = 0; ti < 2; ti++)
+        for (int li = 0; li < 8; li++)
+            for (int oi = 0; oi < 2; oi++) {
+                pml_opcode op = oi ? PML_OP_MEAN : PML_OP_SUM;
+                pml_dtype t = t_float_types[ti];
+                int64_t d[2] = {t_int(4, 11), lens[li]}, od[2] = {d[0], 1}, one[2] = {1, lens[li]};
+                int64_t attr[2] = {1, 1};
+                pml_view x = t_new(t, 2, d), y = t_new(t, 2, od), row = t_new(t, 2, one), r1 = t_new(t, 2, od);
+                t_fill_rand(&x, -1e3, 1e3);
+                t_run_ok(op, &x, 1, &y, attr, 2, 0);
+                size_t es = pml_dtype_size(t);
+                for (int64_t p = 0; p < d[0]; p++) {
+                    memcpy(row.data, (char *)x.data + (size_t)(p * d[1]) * es, (size_t)d[1] * es);
+                    pml_view one_out = r1;
+                    one_out.dims[0] = 1;
+                    one_out.data = (char *)r1.data + (size_t)p * es;
+                    t_run_ok(op, &row, 1, &one_out, attr, 2, 0);
+                }
+                if (memcmp(y.data, r1.data, (size_t)d[0] * es)) {
+                    bad++;
+                    TCHECK(0, "%s %s over [%lld, %lld]: rows four at a time differ from one at a time", pml_op_name(op),
+                           pml_dtype_name(t), (long long)d[0], (long long)d[1]);
+                }
+                t_free(&x), t_free(&y), t_free(&row), t_free(&r1);
+            }
+    TCHECK(bad == 0, "%d reductions differ", bad);
+}
+
 /* A random shape `big` and one `small` that broadcasts to it. */
 static void broadcast_pair(int *rb, int64_t *big, int *rs, int64_t *small, int trial)
 {
