@@ -38,11 +38,13 @@ fn rmsnorm(x, eps = 1e-6) {
     return x * rsqrt(mean(x * x, -1, keepdim = true) + eps) * weight
 }
 
-# --- activations (relu, sigmoid, tanh and dropout are primitives) ------------
+# --- activations (relu, sigmoid, tanh, gelu_tanh and dropout are primitives) --
 
 # x -> same shape: GELU, tanh approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+# A primitive: one pass over x forward and one backward, where the same formula in
+# element-wise ops kept its intermediates; it gives that formula's bits, op for op.
 fn gelu(x) {
-    return 0.5 * x * (1.0 + tanh(sqrt(2.0 / 3.141592653589793) * (x + 0.044715 * x * x * x)))
+    return gelu_tanh(x)
 }
 
 # x -> same shape: GELU, exact form 0.5·x·(1 + erf(x/√2)).

@@ -184,6 +184,8 @@ const char *cg_node_expr(cg *c, int32_t n, const char *idx)
     case OP_ERF: return pmlc_arena_printf(A, "erff(%s)", a);
     case OP_RECIP: return pmlc_arena_printf(A, "(1.0f / %s)", a);
     case OP_ABS: return pmlc_arena_printf(A, "fabsf(%s)", a);
+    case OP_GELU_TANH: return pmlc_arena_printf(A, "pml_gelu_tanh(%s)", a);
+    case OP_GELU_TANH_GRAD: return pmlc_arena_printf(A, "pml_gelu_tanh_grad(%s, %s)", a, b);
     case OP_ADD: return is_int ? wrap(c, '+', a, b) : pmlc_arena_printf(A, "(%s + %s)", a, b);
     case OP_SUB: return is_int ? wrap(c, '-', a, b) : pmlc_arena_printf(A, "(%s - %s)", a, b);
     case OP_MUL: return is_int ? wrap(c, '*', a, b) : pmlc_arena_printf(A, "(%s * %s)", a, b);

@@ -382,6 +382,7 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     case OP_SCATTER_ADD:
     case OP_UNPICK:
     case OP_XENT_GRAD:
+    case OP_GELU_TANH_GRAD:
     case OP_COUNT:
         break;
     }

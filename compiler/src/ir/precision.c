@@ -65,6 +65,7 @@ pmlc_prec_rule pmlc_precision_rule(pmlc_opcode op, int backward)
     case OP_CAUSAL_MASK:
     case OP_MATMUL:
     case OP_XENT_GRAD:
+    case OP_GELU_TANH_GRAD: /* made only in the backward pass: f32 there (above) */
         return PMLC_PREC_HALF;
     case OP_COUNT:
         break;

@@ -11,32 +11,9 @@
 
 #include "core/half.h"
 #include "core/rng.h"
+#include "math_f32.h"
 
 #define WRAP32(op, x, y) ((int32_t)((uint32_t)(x)op(uint32_t)(y)))
-
-/* tanh for f32 as a rational function (Eigen's generic_fast_tanh_float): no branch and no
- * libm call, so the loop vectorises. Error is within a few ulp on the clamped range; past
- * +-7.9 tanhf is +-1 in f32 anyway, and below 4e-4 tanh(x) rounds to x. glibc's tanhf
- * (through expm1f) was 13% of a GPT step, in GELU. */
-static inline float fast_tanhf(float x)
-{
-    const float clamp = 7.90531110763549805f;
-    float c = x > clamp ? clamp : x < -clamp ? -clamp : x, x2 = c * c;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    p = p * c;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    float ax = x < 0 ? -x : x;
-    return ax < 0.0004f ? x : p / q;
-}
 
 /* e^x for f32 (exp and sigmoid), the same steps in scalar code and in AVX-512: in
  * double, z = x log2(e) split as k + r by the 1.5 * 2^52 rounding trick (|r| <= 1/2),
@@ -107,8 +84,10 @@ static int have_exp_avx512(void) { return __builtin_cpu_supports("avx512f") && _
 
 #define T float
 #define F(name) name##_f32
-#define T_TANH(x) fast_tanhf(x)
+#define T_TANH(x) pml_tanhf(x)
 #define T_EXP(x) fast_expf(x)
+#define T_GELU(x) pml_gelu_tanhf(x)
+#define T_GELU_GRAD(x, dy) pml_gelu_tanh_gradf(x, dy)
 #define T_FLOAT 1
 #define T_ADD(x, y) ((x) + (y))
 #define T_SUB(x, y) ((x) - (y))
@@ -120,11 +99,15 @@ static int have_exp_avx512(void) { return __builtin_cpu_supports("avx512f") && _
 #undef M
 #undef T_TANH
 #undef T_EXP
+#undef T_GELU
+#undef T_GELU_GRAD
 
 #define T double
 #define F(name) name##_f64
 #define T_TANH(x) tanh(x)
 #define T_EXP(x) exp(x)
+#define T_GELU(x) pml_gelu_tanh(x)
+#define T_GELU_GRAD(x, dy) pml_gelu_tanh_grad(x, dy)
 #define M(fn) fn
 #include "elementwise_tmpl.h"
 #undef T
@@ -132,6 +115,8 @@ static int have_exp_avx512(void) { return __builtin_cpu_supports("avx512f") && _
 #undef M
 #undef T_TANH
 #undef T_EXP
+#undef T_GELU
+#undef T_GELU_GRAD
 #undef T_FLOAT
 #undef T_ADD
 #undef T_SUB

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "core/half.h"
+#include "math_f32.h"
 
 /* the f32 kernel's arithmetic (elementwise.c's f32 instantiation) */
 #define T float
@@ -23,6 +24,7 @@
 #define T_SUB(x, y) ((x) - (y))
 #define T_MUL(x, y) ((x) * (y))
 #define M(fn) fn##f
+#define T_GELU_GRAD(x, dy) pml_gelu_tanh_gradf(x, dy)
 #define BINARY_ONLY
 
 /* One binary kernel per mix of bf16 (b) and f32 (f) for a, b and the output, in that

@@ -7,6 +7,7 @@
  *   M(fn)     the libm function for T (expf for float)
  *   T_TANH(x) tanh for T (a vectorisable rational function for float)
  *   T_EXP(x)  e^x for T (a vectorisable one for float, elementwise.c)
+ *   T_GELU(x), T_GELU_GRAD(x, dy)  gelu_tanh and its gradient for T (math_f32.h)
  * and, for 16-bit storage with f32 math (elementwise_half.c), where only the binary
  * kernel is made:
  *   SA, SB, SO        the stored element types of its inputs and output
@@ -67,6 +68,8 @@ PML_VECTOR_CLONES static pml_status F(unary)(pml_opcode op, T *o, const T *x, in
         UNARY((T)1 / v);
     case PML_OP_ABS:
         UNARY(M(fabs)(v));
+    case PML_OP_GELU_TANH:
+        UNARY(T_GELU(v));
 #define PML_CASE(e) case PML_OP_##e:
 #define PML_OWN_UNARY
 #include "pml/op_cases.h"
@@ -155,6 +158,9 @@ static inline __attribute__((always_inline)) pml_status F(binary_row)(pml_opcode
     case PML_OP_POW:
         BIN_ROW(M(pow)(x, y));
         break;
+    case PML_OP_GELU_TANH_GRAD:
+        BIN_ROW(T_GELU_GRAD(x, y));
+        break;
 #endif
     case PML_OP_LT:
         BIN_ROW((T)(x < y));
@@ -177,6 +183,7 @@ static inline __attribute__((always_inline)) pml_status F(binary_row)(pml_opcode
 #if !T_FLOAT
     case PML_OP_DIV: /* PML_OPF_FLOAT */
     case PML_OP_POW:
+    case PML_OP_GELU_TANH_GRAD:
 #endif
 #define PML_CASE(e) case PML_OP_##e:
 #define PML_OWN_BINARY

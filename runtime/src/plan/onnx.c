@@ -561,9 +561,28 @@ static pml_status emit(onnx_writer *w, int i)
         else
             binary(w, "MatMul", out, a, b);
         return PML_OK;
+    case PML_OP_GELU_TANH: { /* as the CPU kernel computes it (cpu/math_f32.h), node for node */
+        char v[8][24], k[4][24];
+        constant(w, fresh(w, 'c', k[0]), n->dtype, 0.5, NULL);
+        constant(w, fresh(w, 'c', k[1]), n->dtype, 0.044715, NULL);
+        constant(w, fresh(w, 'c', k[2]), n->dtype, 0.7978845608028654, NULL); /* sqrt(2 / pi) */
+        constant(w, fresh(w, 'c', k[3]), n->dtype, 1.0, NULL);
+        binary(w, "Mul", fresh(w, 't', v[0]), k[0], a);    /* h = 0.5 x */
+        binary(w, "Mul", fresh(w, 't', v[1]), k[1], a);    /* 0.044715 x */
+        binary(w, "Mul", fresh(w, 't', v[2]), v[1], a);    /* ... x */
+        binary(w, "Mul", fresh(w, 't', v[3]), v[2], a);    /* ... x */
+        binary(w, "Add", fresh(w, 't', v[4]), a, v[3]);    /* x + 0.044715 x^3 */
+        binary(w, "Mul", fresh(w, 't', v[5]), k[2], v[4]); /* k (...) */
+        unary(w, "Tanh", fresh(w, 't', v[6]), v[5]);
+        binary(w, "Add", fresh(w, 't', v[7]), k[3], v[6]); /* 1 + tanh(...) */
+        binary(w, "Mul", out, v[0], v[7]);
+        return PML_OK;
+    }
     case PML_OP_XENT:
     case PML_OP_XENT_GRAD:
         return refuse(w, i, "a loss is training's, not the model's");
+    case PML_OP_GELU_TANH_GRAD:
+        return refuse(w, i, "a gradient is training's, not the model's");
     case PML_OP_COUNT:
         break;
     }

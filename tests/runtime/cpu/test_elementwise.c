@@ -42,6 +42,8 @@ static double ref_unary(pml_opcode op, double x)
         return 1 / x;
     case PML_OP_ABS:
         return fabs(x);
+    case PML_OP_GELU_TANH:
+        return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
 #define PML_CASE(e) case PML_OP_##e:
 #define PML_OWN_UNARY
 #include "pml/op_cases.h"
@@ -73,6 +75,77 @@ void test_unary_ops_match_libm_in_double(void)
                 t_free(&x);
                 t_free(&y);
             }
+}
+
+/* gelu_tanh and gelu_tanh_grad are the stdlib's former GELU in primitives and the
+ * backward pass autodiff made of it, fused: each must give the bits of those ops run
+ * one by one in f32 (the nodes, in autodiff's order, are written out below), and the
+ * gradient must be the derivative (against the f64 formula). */
+enum { G_X = -1, G_DY = -2 };
+typedef struct gstep {
+    pml_opcode op;
+    int a, b;  /* an earlier step, G_X, G_DY, or (b only, for a constant) -10 - k */
+} gstep;
+
+static const double gelu_consts[] = {0.5, 0.044715, 0.7978845608028654, 1.0};
+
+/* Runs steps over x and dy (f32, n elements); returns the last step's values in `out`. */
+static void run_steps(const gstep *st, int n_steps, const pml_view *x, const pml_view *dy, pml_view *out)
+{
+    pml_view v[32], k[4];
+    int64_t none[1] = {0};
+    for (int c = 0; c < 4; c++) {
+        k[c] = t_new(PML_F32, 0, none);
+        t_set(&k[c], 0, (float)gelu_consts[c]);
+    }
+    for (int i = 0; i < n_steps; i++) {
+        pml_view in[2];
+        int src[2] = {st[i].a, st[i].b};
+        for (int q = 0; q < 2; q++)
+            in[q] = src[q] >= 0 ? v[src[q]] : src[q] == G_X ? *x : src[q] == G_DY ? *dy : k[-10 - src[q]];
+        v[i] = t_new(PML_F32, x->rank, x->dims);
+        t_run_ok(st[i].op, in, pml_op_class_of(st[i].op) == PML_OPC_UNARY ? 1 : 2, &v[i], NULL, 0, 0);
+    }
+    memcpy(out->data, v[n_steps - 1].data, (size_t)t_numel(out) * 4);
+    for (int i = 0; i < n_steps; i++) t_free(&v[i]);
+    for (int c = 0; c < 4; c++) t_free(&k[c]);
+}
+
+void test_gelu_tanh_gives_the_bits_of_its_definition_in_primitives(void)
+{
+    /* forward: 0.5 * x * (1 + tanh(k * (x + 0.044715 * x * x * x))) */
+    static const gstep fwd[] = {{PML_OP_MUL, G_X, -10}, {PML_OP_MUL, G_X, -11}, {PML_OP_MUL, 1, G_X},
+                                {PML_OP_MUL, 2, G_X},   {PML_OP_ADD, G_X, 3},   {PML_OP_MUL, 4, -12},
+                                {PML_OP_TANH, 5, 0},    {PML_OP_ADD, 6, -13},   {PML_OP_MUL, 0, 7}};
+    /* backward, the nodes autodiff made of it (copies of the forward values first) */
+    static const gstep bwd[] = {
+        {PML_OP_MUL, G_X, -11}, {PML_OP_MUL, 0, G_X},   {PML_OP_MUL, 1, G_X},   {PML_OP_ADD, G_X, 2},
+        {PML_OP_MUL, 3, -12},   {PML_OP_TANH, 4, 0},    {PML_OP_ADD, 5, -13},   {PML_OP_MUL, G_DY, 6},
+        {PML_OP_MUL, G_X, -10}, {PML_OP_MUL, G_DY, 8},  {PML_OP_MUL, 5, 5},     {PML_OP_SUB, -13, 10},
+        {PML_OP_MUL, 9, 11},    {PML_OP_MUL, 12, -12},  {PML_OP_MUL, 13, G_X},  {PML_OP_MUL, 13, 1},
+        {PML_OP_ADD, 13, 15},   {PML_OP_MUL, 14, G_X},  {PML_OP_MUL, 14, 0},    {PML_OP_ADD, 16, 18},
+        {PML_OP_MUL, 17, -11},  {PML_OP_ADD, 19, 20},   {PML_OP_MUL, 7, -10},   {PML_OP_ADD, 21, 22}};
+    int64_t d[1] = {4099};
+    pml_view x = t_new(PML_F32, 1, d), dy = t_new(PML_F32, 1, d), want = t_new(PML_F32, 1, d),
+             got = t_new(PML_F32, 1, d);
+    t_fill_rand(&x, -9, 9);
+    t_fill_rand(&dy, -2, 2);
+    t_set(&x, 0, 0), t_set(&x, 1, 1e-4), t_set(&x, 2, -20), t_set(&x, 3, 20);
+    run_steps(fwd, sizeof fwd / sizeof *fwd, &x, &dy, &want);
+    t_run_ok(PML_OP_GELU_TANH, &x, 1, &got, NULL, 0, 0);
+    TCHECK(!memcmp(want.data, got.data, (size_t)d[0] * 4), "gelu_tanh: other bits than its nine primitives");
+    run_steps(bwd, sizeof bwd / sizeof *bwd, &x, &dy, &want);
+    pml_view in[2] = {x, dy};
+    t_run_ok(PML_OP_GELU_TANH_GRAD, in, 2, &got, NULL, 0, 0);
+    TCHECK(!memcmp(want.data, got.data, (size_t)d[0] * 4), "gelu_tanh_grad: other bits than autodiff's 24 nodes");
+    double *ref = malloc(sizeof(double) * (size_t)d[0]);
+    for (int64_t i = 0; i < d[0]; i++) {
+        double v = t_get(&x, i), k = sqrt(2 / M_PI), t = tanh(k * (v + 0.044715 * v * v * v));
+        ref[i] = t_get(&dy, i) * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * k * (1 + 3 * 0.044715 * v * v));
+    }
+    t_compare_default("gelu_tanh_grad against the derivative", &got, ref);
+    free(ref);
+    t_free(&x), t_free(&dy), t_free(&want), t_free(&got);
 }
 
 static double ref_binary(pml_opcode op, double a, double b)

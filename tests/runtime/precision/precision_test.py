@@ -135,9 +135,33 @@ def twin_train(np, torch, init, data, steps, half):
         y = y + R(p[f"{n}.bias"])
         return y if out else R(y)  # the model's output stays f32
 
-    def gelu(x):  # stdlib's tanh form, op by op as it elaborates; constants stay f32
-        x3 = R(R(R(0.044715 * x) * x) * x)
-        return R(R(0.5 * x) * R(1.0 + R(torch.tanh(R(0.7978845608028654 * R(x + x3))))))
+    class PmlTanh(torch.autograd.Function):
+        """PML's f32 tanh (runtime/src/cpu/math_f32.h: a rational function), op for op, so
+        that a GELU rounded once to 16 bits rounds the same value; its gradient 1 - t^2,
+        as gelu_tanh_grad takes it."""
+        @staticmethod
+        def forward(ctx, u):
+            c = u.clamp(-7.90531110763549805, 7.90531110763549805)
+            x2 = c * c
+            pc = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+                  1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03)
+            qc = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
+            p_, q_ = torch.full_like(x2, pc[0]), torch.full_like(x2, qc[0])
+            for k in pc[1:]:
+                p_ = p_ * x2 + k
+            for k in qc[1:]:
+                q_ = q_ * x2 + k
+            t = torch.where(u.abs() < 0.0004, u, (p_ * c) / q_)
+            ctx.save_for_backward(t)
+            return t
+
+        @staticmethod
+        def backward(ctx, g):
+            (t,) = ctx.saved_tensors
+            return g * (1.0 - t * t)
+
+    def gelu(x):  # stdlib's gelu is one op (gelu_tanh): f32 inside, its result stored in 16 bits
+        return R(0.5 * x * (1.0 + PmlTanh.apply(0.7978845608028654 * (x + 0.044715 * x * x * x))))
 
     def layernorm(x, n):  # the means are reductions: f32
         xc = R(x - x.mean(-1, keepdim=True))
