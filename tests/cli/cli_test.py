@@ -523,12 +523,43 @@ def interleaved_refuses_microbatches_not_a_multiple_of_the_stages(c):
 def chunks_and_interleaved_1f1b_need_each_other(c):
     src = c.write("il.pml", INTERLEAVED.replace("interleaved_1f1b", "1f1b"))
     res = c.pmlc_run("plan", src)
-    c.expect(res.code == 1 and "il.pml:3:" in res.stderr and "only schedule = interleaved_1f1b runs" in res.stderr,
+    c.expect(res.code == 1 and "il.pml:3:" in res.stderr and "only schedule = interleaved_1f1b or zero_bubble_v runs"
+             in res.stderr,
              f"chunks under 1f1b: exit {res.code}: {res.stderr}")
     src = c.write("il2.pml", INTERLEAVED.replace(", chunks = 2", ""))
     res = c.pmlc_run("plan", src)
     c.expect(res.code == 1 and "il2.pml:13:" in res.stderr and "chunks = V" in res.stderr,
              f"interleaved_1f1b without chunks: exit {res.code}: {res.stderr}")
+
+
+@test
+def plan_prints_the_zbv_schedule_its_v_and_bubble(c):
+    src = c.write("zbv.pml", INTERLEAVED.replace("interleaved_1f1b", "zero_bubble_v"))
+    res = c.pmlc_run("plan", src)
+    c.expect(res.code == 0, f"exit {res.code}: {res.stderr}")
+    out = res.stdout
+    c.expect("in a V: stage s runs chunks s and 3 - s" in out, f"the placement names the V: {out}")
+    c.expect("schedule       zero_bubble_v" in out, "the schedule is named")
+    # 2 stages, 4 micro-batches: 1 - 6M / max(6M + S - 1, 4M + 4S - 2) = 1 - 24/25.
+    c.expect("bubble         4.0% analytic" in out, f"the analytic bubble: {out}")
+    c.expect("chunk 3 (stage 0's chunk 1) on cpu" in out and "chunk 2 (stage 1's chunk 1) on cpu" in out,
+             "each chunk says which stage runs it, in a V")
+    c.expect("stage 0 (chunks 0 3)" in out and "stage 1 (chunks 1 2)" in out, "each stage's chunks")
+    c.expect(" B0/1 W0/1 " in out, "each stage's order has split backwards on the chunks")
+
+
+@test
+def zbv_refuses_other_than_two_chunks(c):
+    three = INTERLEAVED.replace("interleaved_1f1b", "zero_bubble_v").replace("stages = 2, chunks = 2",
+                                                                              "stages = 1, chunks = 3")
+    res = c.pmlc_run("plan", c.write("z3.pml", three))
+    c.expect(res.code == 1 and "z3.pml:3:" in res.stderr and "exactly two model chunks" in res.stderr,
+             f"chunks = 3: exit {res.code}: {res.stderr}")
+    res = c.pmlc_run("plan", c.write("z1.pml", INTERLEAVED.replace("interleaved_1f1b", "zero_bubble_v")
+                                     .replace(", chunks = 2", "")))
+    c.expect(res.code == 1 and "z1.pml:13:" in res.stderr and "chunks = 2" in res.stderr,
+             f"no chunks: exit {res.code}: {res.stderr}")
+    c.expect(res.stdout == "", "nothing was planned")
 
 
 @test

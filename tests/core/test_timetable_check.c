@@ -11,13 +11,20 @@
  * M micro-batches, M a multiple of S) pass the check, hold at most the micro-batches
  * their devices are planned for, and with equal chunks the simulated bubble is the
  * analytic one: idle over work (S − 1)/(V·M), i.e. (S − 1)/(V·M + S − 1) of the step;
- * broken by hand, they are refused. */
+ * broken by hand, they are refused.
+ *
+ * With the argument `zbv`: ZB-V's timetables (S stages of 2 chunks in a V, any M)
+ * pass the check, each device holding at most 2·min(S, M) micro-batch-chunks (1F1B's
+ * stage-0 peak), and with equal F, B and W the simulated bubble is the analytic one
+ * (pml/bubble.h); broken by hand (a receive dropped, a cycle of waits, a chunk on
+ * the device the interleaved placement would give it), they are refused. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "plan/schedule.h"
+#include "pml/bubble.h"
 
 typedef struct fixture {
     pmlc_program P;
@@ -140,9 +147,59 @@ static int interleaved(void)
     return check_summary("interleaved timetables");
 }
 
+static int zbv(void)
+{
+    fixture fx;
+    pmlc_timetable *tt;
+    static const int Ss[] = {1, 2, 3, 4, 8}, Ms[] = {1, 2, 3, 4, 7, 8, 15, 16, 32};
+    double worst = 0;
+    for (int a = 0; a < 5; a++)
+        for (int c = 0; c < 9; c++) {
+            int S = Ss[a], M = Ms[c];
+            tt = make_chunks(&fx, S, 2, M, PMLC_SCHED_ZERO_BUBBLE_V);
+            if (!tt) {
+                fprintf(stderr, "S %d, M %d: refused\n", S, M);
+                pmlc_arena_free(&fx.P.arena);
+                continue;
+            }
+            CHECK(tt->n_stages == S && tt->n_chunks == 2 * S);
+            double want = pml_analytic_bubble(PML_PLAN_SCHEDULE_ZERO_BUBBLE_V, S, 2, M);
+            if (fabs(tt->bubble - want) > worst) worst = fabs(tt->bubble - want);
+            if (!(fabs(tt->bubble - want) < 1e-9))
+                fprintf(stderr, "S %d, M %d: simulated bubble %.6f, analytic %.6f\n", S, M, tt->bubble, want);
+            CHECK(fabs(tt->bubble - want) < 1e-9);
+            for (int s = 0; s < S; s++) {
+                CHECK(tt->stages[s].peak_in_flight <= 2 * (M < S ? M : S));
+                CHECK(tt->stages[s].peak_in_flight <= tt->stages[s].max_in_flight);
+            }
+            pmlc_arena_free(&fx.P.arena);
+        }
+    printf("ZB-V: simulated bubble within %.3g of the analytic\n", worst);
+
+    /* Broken by hand: the last device's second chunk never receives what its first
+     * chunk sent it (the V's turn); device 0 sends micro-batch 0's activations only
+     * after it waits for their gradients (each list alone is in order); a chunk on
+     * the device interleaving would put it on (chunk 2 on device 0 of 2), not its V's. */
+    tt = make_chunks(&fx, 4, 2, 8, PMLC_SCHED_ZERO_BUBBLE_V);
+    drop(tt, 3, find_chunk(tt, 3, PMLC_I_RECV_ACT, 4, 5));
+    refused(&fx, tt, "stage 3 (chunk 4) runs the forward of micro-batch 5 without receiving its activations");
+    tt = make_chunks(&fx, 4, 2, 8, PMLC_SCHED_ZERO_BUBBLE_V);
+    move(tt, 0, find_chunk(tt, 0, PMLC_I_SEND_ACT, 0, 0), find_chunk(tt, 0, PMLC_I_RECV_GRAD, 0, 0));
+    refused(&fx, tt, "wait for each other in a cycle");
+    tt = make_chunks(&fx, 2, 2, 4, PMLC_SCHED_ZERO_BUBBLE_V);
+    tt->stages[0].instr.v[find_chunk(tt, 0, PMLC_I_FWD, 3, 0)].chunk = 2;
+    refused(&fx, tt, "stage 0: fwd of micro-batch 0 names chunk 2, which it does not run");
+    /* Planned for 1F1B's last stage (one micro-batch), device 3 holds more. */
+    tt = make_chunks(&fx, 4, 2, 8, PMLC_SCHED_ZERO_BUBBLE_V);
+    tt->stages[3].max_in_flight = 1;
+    refused(&fx, tt, "stage 3 holds 8 micro-batches of activations at once, more than the 1");
+    return check_summary("ZB-V timetables");
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "interleaved") == 0) return interleaved();
+    if (argc > 1 && strcmp(argv[1], "zbv") == 0) return zbv();
     fixture fx;
     pmlc_timetable *tt;
     char why[256];

@@ -18,7 +18,8 @@ int64_t pmlc_plan_device_need(const pmlc_plan *pl, int *device)
     int64_t best = -1;
     for (int dev = 0; dev < D; dev++) {
         int64_t need = 0;
-        for (int c = dev; c < pl->n_stages; c += D) need += pl->memory->stages[c].arena;
+        for (int c = 0; c < pl->n_stages; c++)
+            if (pmlc_plan_device_of(pl, c) == dev) need += pl->memory->stages[c].arena;
         if (need > best) best = need, *device = dev;
     }
     return best;
@@ -115,9 +116,10 @@ pmlc_plan *pmlc_plan_auto(pmlc_program *P, const pmlc_graph *g0, pmlc_train *t, 
     static const pmlc_schedule plain[] = {PMLC_SCHED_GPIPE, PMLC_SCHED_1F1B, PMLC_SCHED_ZERO_BUBBLE};
     pmlc_schedule scheds[3];
     int n_sched = 0;
-    if (V > 1)
-        scheds[n_sched++] = PMLC_SCHED_INTERLEAVED_1F1B; /* chunks run under interleaving only (train_blocks.c) */
-    else
+    if (V > 1) { /* chunks run under interleaving and ZB-V only (train_blocks.c) */
+        scheds[n_sched++] = PMLC_SCHED_INTERLEAVED_1F1B;
+        if (V == 2 && !on_cuda(t)) scheds[n_sched++] = PMLC_SCHED_ZERO_BUBBLE_V;
+    } else
         for (int i = 0; i < 3; i++)
             if (plain[i] != PMLC_SCHED_ZERO_BUBBLE || !on_cuda(t)) scheds[n_sched++] = plain[i];
     int64_t mbs[64];
@@ -193,10 +195,10 @@ pmlc_plan *pmlc_plan_auto(pmlc_program *P, const pmlc_graph *g0, pmlc_train *t, 
             len += snprintf(line + len, cap - (size_t)len, "; needs %s on stage %d, no memory limit, %d plans",
                             pmlc_fmt_bytes(best->need, a, sizeof a), best->device, planned);
     }
-    if (V == 1 && on_cuda(t) && len < (int)cap)
+    if ((V == 1 || V == 2) && on_cuda(t) && len < (int)cap)
         snprintf(line + len, cap - (size_t)len,
-                 "; zero_bubble left out: place names CUDA devices, whose backend runs "
-                 "whole backward passes only");
+                 "; %s left out: place names CUDA devices, whose backend runs whole backward passes only",
+                 V == 1 ? "zero_bubble" : "zero_bubble_v");
     t->schedule = best->schedule;
     t->microbatches = best->mb;
     t->recompute = best->recompute;

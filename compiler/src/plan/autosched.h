@@ -2,13 +2,14 @@
  *
  * A stage device's need is the compiler's memory estimate (memplan.h): the arena of
  * every model chunk it runs, summed (one chunk per device except under interleaved
- * 1F1B), parameters, gradients, optimizer state and the activations its timetable keeps
+ * 1F1B and ZB-V), parameters, gradients, optimizer state and the activations its timetable keeps
  * alive at once included. With `memory` given, a plan whose device needs more is
  * refused at plan time, whatever chose its schedule.
  *
  * `schedule = auto` plans every candidate and keeps the fastest that fits: schedules
  * gpipe, 1f1b, zero_bubble (not when `place` names CUDA devices, whose backend runs
- * whole backward passes only), or interleaved_1f1b alone when the placement has chunks; the
+ * whole backward passes only), or with chunks interleaved_1f1b and (two chunks, not on
+ * CUDA) zero_bubble_v; the
  * micro-batch counts dividing the batch up to 4 per stage device and replica, unless `microbatches`
  * is given (then only it); recompute off and on (the whole model), unless `recompute`
  * is given in any form (then only it). Each candidate is a fresh elaboration of the

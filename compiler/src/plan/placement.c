@@ -10,6 +10,7 @@
 #include "ir/precision.h"
 #include "plan/memplan.h"
 #include "plan/schedule.h"
+#include "pml/bubble.h"
 #include "sema/elab.h"
 
 #include <math.h>
@@ -339,21 +340,6 @@ static void find_sends(pmlc_program *P, coster *c, pmlc_plan *pl, int nf)
     }
 }
 
-/* Idle time over the step's time, S stage devices each running V chunks. */
-static double bubble_fraction(pmlc_schedule s, int S, int V, int64_t M)
-{
-    if (S <= 1) return 0;
-    double p = S - 1, m = (double)M;
-    switch (s) {
-    case PMLC_SCHED_INTERLEAVED_1F1B:
-        return p / (V * m + p); /* idle over work (S − 1)/(V·M) */
-    case PMLC_SCHED_ZERO_BUBBLE:
-        return p / (3 * m + p); /* ZB-H1: about a third of 1F1B's */
-    default:
-        return p / (m + p);
-    }
-}
-
 /* Where a symbolic dimension is first written in the model's input types. */
 static pmlc_loc symbol_loc(const pmlc_graph *g, const char *name)
 {
@@ -523,14 +509,14 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         pmlc_stage_plan *st = &pl->stages[s];
         st->index = s;
         st->cost = pl->phases.v[0].stages[s];
-        if (t && t->n_devices) st->device = t->devices[s % (S / pl->chunks)];
+        if (t && t->n_devices) st->device = t->devices[pmlc_plan_device_of(pl, s)];
         st->in_flight = pl->schedule == PMLC_SCHED_GPIPE ? (int)pl->microbatches
                                                          : (int)(pl->microbatches < S - s ? pl->microbatches : S - s);
         sum += total(&st->cost);
         if (total(&st->cost) > max) max = total(&st->cost);
     }
     pl->imbalance = sum > 0 ? max / (sum / S) - 1 : 0;
-    pl->bubble = bubble_fraction(pl->schedule, S / pl->chunks, pl->chunks, pl->microbatches);
+    pl->bubble = pml_analytic_bubble((int)pl->schedule, S / pl->chunks, pl->chunks, pl->microbatches);
     int before = P->diag.errors;
     pl->timetable = pmlc_schedule_build(P, pl);
     if (P->diag.errors > before) return NULL;

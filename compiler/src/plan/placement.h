@@ -68,7 +68,7 @@ typedef struct pmlc_plan {
     pmlc_distill *distill; /* this model is a distillation student; g holds the teacher */
     double teacher_fwd;    /* FLOPs per micro-batch, all stages */
     int64_t teacher_params;
-    int n_stages; /* model stages; under interleaved 1F1B the chunks, chunk c on device c mod (n_stages / chunks) */
+    int n_stages; /* model stages; with chunks, the chunks, placed by pmlc_plan_device_of */
     int chunks;   /* model chunks per stage device (place = auto(..., chunks = V)); 1 when not given */
     int replicas; /* data-parallel pipelines (place = auto(..., replicas = R)); 1 when not given */
     pmlc_stage_plan *stages;
@@ -87,6 +87,13 @@ typedef struct pmlc_plan {
     struct pmlc_memplan *memory;      /* memplan.h; NULL without a timetable */
     const char *auto_choice;          /* schedule = auto: what the search chose and why, one line (autosched.h) */
 } pmlc_plan;
+
+/* The stage device that runs the plan's stage (model chunk) s: s itself without chunks;
+ * with them, pml_plan_chunk_device's, the runtime's too. */
+static inline int pmlc_plan_device_of(const pmlc_plan *pl, int s)
+{
+    return pml_plan_chunk_device(s, pl->n_stages / (pl->chunks > 1 ? pl->chunks : 1), (int)pl->schedule);
+}
 
 /* Places, costs and checks the plan of `g` (with its train block and distill, when
  * given; a student's graph already holds its teacher's forward pass). `lenient` sizes symbolic dimensions that have no size as 1 instead of

@@ -205,7 +205,11 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     fprintf(out, "plan for model '%s'\n", g->name);
     int D = pl->n_stages / pl->chunks; /* stage devices */
     fprintf(out, "  placement      %d stage%s (%s)", D, D == 1 ? "" : "s", placement_str(pl));
-    if (pl->chunks > 1)
+    int vee = pl->schedule == PMLC_SCHED_ZERO_BUBBLE_V;
+    if (pl->chunks > 1 && vee)
+        fprintf(out, ", %d chunks each: the model in %d chunks, in a V: stage s runs chunks s and %d - s", pl->chunks,
+                pl->n_stages, pl->n_stages - 1);
+    else if (pl->chunks > 1)
         fprintf(out, ", %d chunks each: the model in %d chunks, chunk c on stage c mod %d", pl->chunks, pl->n_stages, D);
     if (pl->n_stages > 1)
         fprintf(out, ", imbalance %.1f%% (slowest %s vs mean)", 100 * pl->imbalance, pl->chunks > 1 ? "chunk" : "stage");
@@ -216,7 +220,10 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
             pmlc_schedule_name(pl->schedule), pl->microbatches, pl->microbatches == 1 ? "" : "es", pl->microbatch,
             pl->batch);
     if (pl->auto_choice) fprintf(out, "  schedule auto  %s\n", pl->auto_choice);
-    if (pl->chunks > 1)
+    if (pl->chunks > 1 && vee)
+        fprintf(out, "  chunks         %d per stage, in a V; backwards split into input and weight halves\n",
+                pl->chunks);
+    else if (pl->chunks > 1)
         fprintf(out, "  chunks         %d per stage; micro-batches run in groups of %d through each chunk\n", pl->chunks, D);
     fprintf(out, "  bubble         %.1f%% analytic", 100 * pl->bubble);
     if (pl->timetable)
@@ -244,7 +251,8 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     for (int s = 0; s < pl->n_stages; s++) {
         const pmlc_stage_plan *st = &pl->stages[s];
         if (pl->chunks > 1)
-            fprintf(out, "\nchunk %d (stage %d's chunk %d) on %s\n", s, s % D, s / D, device_str(pl, s, a, sizeof a));
+            fprintf(out, "\nchunk %d (stage %d's chunk %d) on %s\n", s, pmlc_plan_device_of(pl, s), s / D,
+                    device_str(pl, s, a, sizeof a));
         else
             fprintf(out, "\nstage %d on %s\n", s, device_str(pl, s, a, sizeof a));
         fputs("  layers         ", out);
@@ -294,7 +302,8 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     }
     for (int r = 0; pl->timetable && pl->chunks > 1 && r < D; r++) {
         fprintf(out, "%sstage %d (chunks", r ? "" : "\n", r);
-        for (int v = 0; v < pl->chunks; v++) fprintf(out, " %d", v * D + r);
+        for (int k = 0; k < pl->n_stages; k++)
+            if (pmlc_plan_device_of(pl, k) == r) fprintf(out, " %d", k);
         fprintf(out, "), holds %d micro-batch-chunks at most\n", pl->timetable->stages[r].peak_in_flight);
         print_order(pl->timetable, &pl->timetable->stages[r], out);
     }

@@ -1,5 +1,5 @@
-/* schedule.c — the GPipe, 1F1B and ZB-H1 timetables (see schedule.h); their check is
- * schedule_check.c's.
+/* schedule.c — the GPipe, 1F1B, ZB-H1, interleaved 1F1B and ZB-V timetables (see
+ * schedule.h); their check is schedule_check.c's.
  *
  * GPipe runs every forward, then every backward. 1F1B (PipeDream-Flush) runs
  * S − s − 1 warm-up forwards on stage s, then alternates one forward and one
@@ -15,7 +15,7 @@
  * activations live until its W, so every stage holds up to S of them — stage 0's 1F1B
  * peak, the pipeline's peak memory is unchanged. Interleaved 1F1B (Narayanan et al.,
  * "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM",
- * 2021) is emit_interleaved's comment. Every schedule ends with one optimizer step,
+ * 2021) is emit_interleaved's comment, ZB-V emit_zbv's. Every schedule ends with one optimizer step,
  * which is what makes pipelining a schedule and not a change of the model. */
 #include "plan/schedule.h"
 
@@ -27,6 +27,8 @@ static const char *const instr_names[] = {"load", "recv_act",  "fwd",  "send_act
 _Static_assert(sizeof instr_names / sizeof *instr_names == PMLC_I_COUNT, "a name for every instruction kind");
 
 const char *pmlc_instr_name(pmlc_instr_kind k) { return (unsigned)k < PMLC_I_COUNT ? instr_names[k] : "?"; }
+
+int pmlc_chunk_device(const pmlc_timetable *tt, int c) { return pml_plan_chunk_device(c, tt->n_stages, tt->schedule); }
 
 static void push(pmlc_program *P, pmlc_stage_timetable *st, pmlc_instr_kind k, int c, int64_t mb)
 {
@@ -126,6 +128,71 @@ static void emit_interleaved(pmlc_program *P, pmlc_timetable *tt)
     }
 }
 
+/* ZB-V (Qi et al., "Zero Bubble Pipeline Parallelism", 2023, section 6; the order is
+ * torch.distributed.pipelining's ScheduleZBVZeroBubble): device d runs chunk d on the
+ * way down and chunk 2S − 1 − d on the way back up, each backward split into B and W.
+ * Its lists are built for N = max(M, 2S − 1) micro-batches, the fewest that fill the
+ * V, and the work of micro-batches past M left out (the order of what stays keeps
+ * every dependency). On device d: 2(S − d) − 1 forwards of the first chunk; d pairs of
+ * (second chunk's, first chunk's) forward; S − d times the second chunk's forward, B
+ * and W; then, while forwards remain, one of each chunk each followed by its B and W;
+ * then d pairs of B of each chunk with their W's owed, S − d B-W pairs of the first
+ * chunk, and the owed W's (second chunk's, then first's). The last device turns each
+ * micro-batch round on itself (its two chunks are neighbours) and the first starts the
+ * backward as soon as the loss is computed, so no device waits the S − 1 forward
+ * steps 1F1B's last stage waits: with F = B = W per chunk each device idles only for
+ * the ramp up and down. A device holds at most 2S micro-batch-chunks (2 per
+ * micro-batch in flight, half a stage each): 1F1B's stage 0 peak of S micro-batches. */
+typedef struct zbv_dev {
+    pmlc_program *P;
+    pmlc_stage_timetable *st;
+    int C;             /* chunks in all: 2S */
+    int chunk[2];      /* the device's: d and 2S − 1 − d */
+    int64_t M;         /* real micro-batches: work past them is left out */
+    int64_t f[2], b[2], w[2]; /* next forward, B and W per chunk */
+} zbv_dev;
+
+static void zbv_f(zbv_dev *z, int k)
+{
+    int64_t m = z->f[k]++;
+    if (m < z->M) forward(z->P, z->st, z->chunk[k], z->C, m);
+}
+
+static void zbv_b(zbv_dev *z, int k)
+{
+    int64_t m = z->b[k]++;
+    if (m < z->M) backward(z->P, z->st, z->chunk[k], z->C, m, PMLC_I_BWD_INPUT);
+}
+
+static void zbv_w(zbv_dev *z, int k)
+{
+    int64_t m = z->w[k]++;
+    if (m < z->M) push(z->P, z->st, PMLC_I_BWD_WEIGHT, z->chunk[k], m);
+}
+
+static void emit_zbv(pmlc_program *P, pmlc_timetable *tt)
+{
+    int S = tt->n_stages;
+    int64_t M = tt->n_mb, N = M > 2 * S - 1 ? M : 2 * S - 1;
+    for (int d = 0; d < S; d++) {
+        zbv_dev z = {P, &tt->stages[d], 2 * S, {d, 2 * S - 1 - d}, M, {0, 0}, {0, 0}, {0, 0}};
+        for (int i = 0; i < 2 * (S - d) - 1; i++) zbv_f(&z, 0);
+        for (int i = 0; i < d; i++) zbv_f(&z, 1), zbv_f(&z, 0);
+        for (int i = 0; i < S - d; i++) zbv_f(&z, 1), zbv_b(&z, 1), zbv_w(&z, 1);
+        while (z.f[1] < z.f[0] || z.f[0] < N) {
+            if (z.f[0] < N) zbv_f(&z, 0);
+            zbv_b(&z, 0), zbv_w(&z, 0);
+            zbv_f(&z, 1), zbv_b(&z, 1), zbv_w(&z, 1);
+        }
+        for (int i = 0; i < d; i++) zbv_b(&z, 0), zbv_b(&z, 1);
+        for (int i = 0; i < S - d; i++) zbv_b(&z, 0), zbv_w(&z, 0);
+        while (z.w[1] < z.b[1]) zbv_w(&z, 1);
+        while (z.w[0] < z.b[0]) zbv_w(&z, 0);
+        push(P, z.st, PMLC_I_STEP, d, -1);
+        z.st->max_in_flight = (int)(2 * (M < S ? M : S));
+    }
+}
+
 pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl)
 {
     if (!pmlc_schedule_runnable(pl->schedule)) return NULL;
@@ -135,9 +202,9 @@ pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl)
                    (long long)pl->microbatches, PMLC_MAX_SCHEDULE_CELLS);
         return NULL;
     }
-    int V = pl->chunks > 1 ? pl->chunks : 1;
-    if (pl->n_stages % V || (V > 1) != (pl->schedule == PMLC_SCHED_INTERLEAVED_1F1B) ||
-        (V > 1 && pl->microbatches % (pl->n_stages / V))) {
+    int V = pl->chunks > 1 ? pl->chunks : 1, zbv = pl->schedule == PMLC_SCHED_ZERO_BUBBLE_V;
+    if (pl->n_stages % V || (V > 1) != (pl->schedule == PMLC_SCHED_INTERLEAVED_1F1B || zbv) || (zbv && V != 2) ||
+        (V > 1 && !zbv && pl->microbatches % (pl->n_stages / V))) {
         pmlc_error(&P->diag, pl->train ? pl->train->decl->name_loc : pl->g->decl->name_loc,
                    "internal error: %d chunks of %d stages do not fit schedule %s with %lld micro-batches", V,
                    pl->n_stages, pmlc_schedule_name(pl->schedule), (long long)pl->microbatches);
@@ -147,6 +214,7 @@ pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl)
     tt->n_stages = pl->n_stages / V;
     tt->n_chunks = pl->n_stages;
     tt->n_mb = pl->microbatches;
+    tt->schedule = pl->schedule;
     tt->stages = pmlc_arena_alloc(&P->arena, sizeof(pmlc_stage_timetable) * (size_t)tt->n_stages);
     tt->chunks = pmlc_arena_alloc(&P->arena, sizeof(pmlc_chunk_timetable) * (size_t)tt->n_chunks);
     for (int s = 0; s < tt->n_chunks; s++) {
@@ -161,6 +229,8 @@ pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl)
         emit_gpipe(P, tt);
     else if (pl->schedule == PMLC_SCHED_INTERLEAVED_1F1B)
         emit_interleaved(P, tt);
+    else if (zbv)
+        emit_zbv(P, tt);
     else
         emit_1f1b(P, tt, pl->schedule == PMLC_SCHED_ZERO_BUBBLE);
     char why[256];
@@ -178,7 +248,7 @@ const pmlc_timetable *pmlc_timetable_by_chunk(pmlc_arena *A, const pmlc_timetabl
     ct->n_stages = tt->n_chunks;
     ct->stages = pmlc_arena_alloc(A, sizeof(pmlc_stage_timetable) * (size_t)tt->n_chunks);
     for (int c = 0; c < tt->n_chunks; c++) {
-        const pmlc_stage_timetable *dev = &tt->stages[c % tt->n_stages];
+        const pmlc_stage_timetable *dev = &tt->stages[pmlc_chunk_device(tt, c)];
         pmlc_stage_timetable *st = &ct->stages[c];
         for (int i = 0; i < dev->instr.n; i++)
             if (dev->instr.v[i].chunk == c && dev->instr.v[i].kind != PMLC_I_STEP) PMLC_PUSH(A, st->instr, dev->instr.v[i]);

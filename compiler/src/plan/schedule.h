@@ -15,9 +15,11 @@
  * simulation also measures the bubble and when each instruction starts (the
  * timeline picture, timeline.h).
  *
- * Under interleaved 1F1B each stage device runs several model chunks (the plan's
- * stages are the chunks): a device's list names the chunk of each instruction, a
- * chunk's messages go to the chunks before and after it, wherever they run. */
+ * Under interleaved 1F1B and ZB-V each stage device runs several model chunks (the
+ * plan's stages are the chunks): a device's list names the chunk of each instruction, a
+ * chunk's messages go to the chunks before and after it, wherever they run (under ZB-V
+ * the chunks make a V, pml_plan_chunk_device, and the last device sends its first
+ * chunk's activations to its own second chunk). */
 #ifndef PMLC_SCHEDULE_H
 #define PMLC_SCHEDULE_H
 
@@ -39,9 +41,10 @@ typedef enum pmlc_instr_kind {
 } pmlc_instr_kind;
 
 /* An instruction of a stage device's list. `chunk` is the model piece it runs, one of
- * the plan's stages (pl->stages): the list's own index except under interleaved 1F1B,
- * where device d runs chunks d, d + S, d + 2S, ... (S devices); the step is the
- * device's, its chunk the device's index. */
+ * the plan's stages (pl->stages): the list's own index except with chunks, where
+ * device d runs the chunks pmlc_chunk_device places on it (interleaved 1F1B: d, d + S,
+ * d + 2S, ... of S devices; ZB-V: d and 2S − 1 − d); the step is the device's, its
+ * chunk the device's index. */
 typedef struct pmlc_instr {
     pmlc_instr_kind kind;
     int32_t chunk;
@@ -70,7 +73,8 @@ typedef struct pmlc_chunk_timetable {
 
 typedef struct pmlc_timetable {
     int n_stages; /* stage devices, one instruction list each */
-    int n_chunks; /* model chunks: a multiple of n_stages, chunk c on device c mod n_stages */
+    int n_chunks; /* model chunks: a multiple of n_stages, placed by pmlc_chunk_device */
+    int schedule; /* the plan's pmlc_schedule, which places the chunks */
     int64_t n_mb;
     pmlc_stage_timetable *stages;
     pmlc_chunk_timetable *chunks;
@@ -82,6 +86,9 @@ typedef struct pmlc_timetable {
 #define PMLC_MAX_SCHEDULE_CELLS (1 << 22)
 
 const char *pmlc_instr_name(pmlc_instr_kind k);
+
+/* The stage device that runs chunk c (pml_plan_chunk_device, the runtime's too). */
+int pmlc_chunk_device(const pmlc_timetable *tt, int c);
 
 /* Builds and checks the timetable of `pl`'s schedule. Forward and backward costs per
  * stage come from the plan. Schedules the runtime cannot run yet are planned

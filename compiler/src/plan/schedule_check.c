@@ -39,7 +39,7 @@ static const char *who(const pmlc_timetable *tt, int c, char *buf, size_t cap)
     if (tt->n_chunks == tt->n_stages)
         snprintf(buf, cap, "stage %d", c);
     else
-        snprintf(buf, cap, "stage %d (chunk %d)", c % tt->n_stages, c);
+        snprintf(buf, cap, "stage %d (chunk %d)", pmlc_chunk_device(tt, c), c);
     return buf;
 }
 
@@ -47,7 +47,7 @@ static const char *who(const pmlc_timetable *tt, int c, char *buf, size_t cap)
 static int check_list(const pmlc_timetable *tt, int s, seen *sv, char *why, size_t cap)
 {
     const pmlc_stage_timetable *st = &tt->stages[s];
-    int S = tt->n_stages, C = tt->n_chunks, steps = 0;
+    int C = tt->n_chunks, steps = 0;
     int64_t M = tt->n_mb;
     char w[48];
     for (int i = 0; i < st->instr.n; i++) {
@@ -60,7 +60,7 @@ static int check_list(const pmlc_timetable *tt, int s, seen *sv, char *why, size
                 return fail(why, cap, "stage %d: the step must come once, last, for no micro-batch", s);
             continue;
         }
-        if (in.chunk < 0 || in.chunk >= C || in.chunk % S != s)
+        if (in.chunk < 0 || in.chunk >= C || pmlc_chunk_device(tt, in.chunk) != s)
             return fail(why, cap, "stage %d: %s of micro-batch %d names chunk %d, which it does not run", s, name,
                         in.mb, in.chunk);
         who(tt, in.chunk, w, sizeof w);

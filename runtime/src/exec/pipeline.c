@@ -3,9 +3,9 @@
  * the trace. What a device does is the backend's (backend_ops.h); this file calls
  * nothing else of it.
  *
- * A thread runs one timetable list, a stage device's. Under interleaved 1F1B a device
- * runs several model chunks (the plan's stages; conf.chunks of them, chunk c on list
- * c mod D): each instruction names its chunk, messages go between neighbouring chunks,
+ * A thread runs one timetable list, a stage device's. Under interleaved 1F1B and ZB-V a
+ * device runs several model chunks (the plan's stages; conf.chunks of them, chunk c on
+ * list pml_plan_chunk_device(c, D, schedule)): each instruction names its chunk, messages go between neighbouring chunks,
  * and the device's one step updates all its chunks after one barrier. Elsewhere list s
  * runs stage s alone. */
 #include "exec/pipeline.h"
@@ -41,6 +41,9 @@ enum {
     I_BWD_INPUT = PML_PLAN_I_BWD_INPUT,
     I_BWD_WEIGHT = PML_PLAN_I_BWD_WEIGHT
 };
+
+/* The stage device (timetable list) that runs model stage (chunk) s. */
+#define device_of(p, s) pml_plan_chunk_device((s), (p)->D, (int)(p)->plan->conf.schedule)
 
 /* Whether an instruction is a stage's own work (not a message or the step's end). */
 static int is_work(int kind)
@@ -124,6 +127,12 @@ static pml_status share_freeze_norms(pml_pipeline *p, pml_err *err)
 
 static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, double t1, double cpu);
 
+/* The schedule that runs chunks, for messages. */
+static const char *chunked_name(const pml_plan *plan)
+{
+    return plan->conf.schedule == PML_PLAN_SCHEDULE_ZERO_BUBBLE_V ? "zero_bubble_v" : "interleaved_1f1b";
+}
+
 pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err)
 {
     *out = NULL;
@@ -154,15 +163,15 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                          d->first, d->last - 1, p->S);
     if (!st && plan->conf.chunks > 1 && d)
         st = pml_err_set(err, PML_ERR_UNSUPPORTED,
-                         "this plan runs %lld model chunks on each stage (schedule = interleaved_1f1b), which runs in "
-                         "one process only yet, not over MPI ranks: train it as one process, or drop chunks",
-                         (long long)plan->conf.chunks);
+                         "this plan runs %lld model chunks on each stage (schedule = %s), which runs in one process "
+                         "only yet, not over MPI ranks: train it as one process, or drop chunks",
+                         (long long)plan->conf.chunks, chunked_name(plan));
     const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
     if (!st && plan->conf.chunks > 1 && ops->device != PML_DEVICE_HOST)
         st = pml_err_set(err, PML_ERR_UNSUPPORTED,
-                         "this plan runs %lld model chunks on each stage (schedule = interleaved_1f1b), which the %s "
-                         "backend does not run yet: train it with --backend cpu, or drop chunks",
-                         (long long)plan->conf.chunks, ops->name ? ops->name : "?");
+                         "this plan runs %lld model chunks on each stage (schedule = %s), which the %s backend does "
+                         "not run yet: train it with --backend cpu, or drop chunks",
+                         (long long)plan->conf.chunks, chunked_name(plan), ops->name ? ops->name : "?");
     if (d && !st) p->first = d->first, p->last = d->last;
     p->w_first = p->first, p->w_last = p->last;
     if (!d) p->w_last = p->D; /* chunks > 1 only here: D lists for S stages */
@@ -464,7 +473,8 @@ static pml_status stage_update(pml_pipeline *p, int dev, pml_err *err)
     const pml_dist *d = p->opts.dist;
     double sq = 0, sq_c[PML_PLAN_MAX_CHUNKS], total, loss = 0, own = 0;
     int n = 0, chunk[PML_PLAN_MAX_CHUNKS];
-    for (int s = dev; s < p->S && n < PML_PLAN_MAX_CHUNKS; s += p->D) chunk[n++] = s; /* the device's chunks */
+    for (int s = 0; s < p->S && n < PML_PLAN_MAX_CHUNKS; s++) /* the device's chunks */
+        if (device_of(p, s) == dev) chunk[n++] = s;
     pml_status status = PML_OK;
     gate_take(p);
     for (int k = 0; k < n && !status; k++) {
@@ -622,7 +632,7 @@ static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, d
     pml_pipeline *p = ctx;
     if (!p->time_ops || s < p->first || s >= p->last) return;
     double zero = (double)p->epoch.tv_sec + 1e-9 * (double)p->epoch.tv_nsec;
-    append_event(&p->stages[s % p->D], /* the device's thread, which runs chunk s */
+    append_event(&p->stages[device_of(p, s)], /* the device's thread, which runs chunk s */
                  (pml_trace_event){PML_TRACE_OP, (int32_t)mb, unit, op, p->step, (t0 - zero) * 1e6, (t1 - zero) * 1e6,
                                    cpu >= 0 ? cpu * 1e6 : -1});
 }

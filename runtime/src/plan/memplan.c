@@ -119,7 +119,7 @@ pml_status pml_mem_plan_stages(const pml_plan *pl, pml_mem_value *val, const int
 static int64_t in_flight_until(const pml_plan *pl, int s, int input)
 {
     int64_t now = 0, most = 1;
-    int d = pl->n_stages ? s % pl->n_stages : 0; /* the list that runs chunk s */
+    int d = pl->n_stages ? pml_plan_chunk_device(s, pl->n_stages, (int)pl->conf.schedule) : 0; /* chunk s's list */
     for (int i = 0; pl->n_stages && i < pl->n_instr[d]; i++) {
         if (pl->instr[d][i].chunk != s) continue;
         int k = pl->instr[d][i].kind;

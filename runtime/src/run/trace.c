@@ -13,6 +13,7 @@
 #include "formats/atomic_file.h"
 #include "formats/json.h"
 #include "formats/out_path.h"
+#include "pml/bubble.h"
 #include "plan/ops.h"
 #include "run/ranks.h"
 
@@ -194,11 +195,10 @@ static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml
         if (h[k]->replica == 0) measured += (h[k]->last - h[k]->first) * h[k]->bubble;
     }
     measured /= S;
-    /* Each replica's pipeline runs M / R micro-batches. ZB-H1 (schedule 3, zero_bubble:
-     * pml/plan_format.h) leaves about a third of 1F1B's bubble (equal F, B and W);
-     * interleaved 1F1B a V-th, over S / V stage devices of V chunks each. */
-    double M = (double)pl->conf.microbatches / R, zb = pl->conf.schedule == 3 ? 3 : 1, V = (double)pl->conf.chunks;
-    double analytic = (S / V - 1) / (zb * V * M + S / V - 1);
+    /* Each replica's pipeline runs M / R micro-batches, over S / V stage devices of V
+     * chunks each. */
+    int V = (int)pl->conf.chunks;
+    double analytic = pml_analytic_bubble((int)pl->conf.schedule, S / V, V, pl->conf.microbatches / R);
     pml_json_buf b = {0};
     pml_json_buf_puts(&b, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
     int first = 1;

@@ -3,12 +3,14 @@
 chunks each (place = auto(stages = S, chunks = 2), schedule = interleaved_1f1b) with 4
 or 8 micro-batches, 3 steps of SGD train every tensor to within 1e-5 (relative, per
 tensor) of 1 stage and 1 micro-batch on the same batches; with the example's AdamW,
-to the bits of 1 stage with as many micro-batches. (AdamW against 1 micro-batch is no
+to the bits of 1 stage with as many micro-batches (ZB-V: of ZB-H1 on 8 stages, whose
+split backwards sum in the same order). (AdamW against 1 micro-batch is no
 test of the schedule: the key half of each attention's qkv bias has a true gradient of
 zero, which AdamW divides by its own rounding noise, so splitting the batch into
 micro-batches moves it by ~3e-3 on 1 stage as on any pipeline.) `pmlc train --trace`
-runs it and the timeline's spans name every chunk. Usage: interleaved_gpt_test.py PMLC
-EXAMPLES"""
+runs it and the timeline's spans name every chunk. With SCHEDULE zero_bubble_v the same
+holds for ZB-V (2 chunks per stage in a V: stage s runs chunks s and 2S - 1 - s). Usage:
+interleaved_gpt_test.py PMLC EXAMPLES [SCHEDULE]"""
 import array
 import json
 import math
@@ -19,6 +21,7 @@ import sys
 import tempfile
 
 pmlc, examples = sys.argv[1], sys.argv[2]
+schedule = sys.argv[3] if len(sys.argv) > 3 else "interleaved_1f1b"
 failures = []
 
 
@@ -64,7 +67,7 @@ with tempfile.TemporaryDirectory() as tmp:
     worst = 0.0
     for S in (2, 4):
         for M in (4, 8):
-            w = train(f"il_{S}_{M}", f"stages = {S}, chunks = 2", M, "interleaved_1f1b", *sgd)
+            w = train(f"il_{S}_{M}", f"stages = {S}, chunks = 2", M, schedule, *sgd)
             if not (ref and w):
                 continue
             check(set(w) == set(ref), f"S {S}, M {M}: the same tensors")
@@ -73,22 +76,26 @@ with tempfile.TemporaryDirectory() as tmp:
                 norm = math.sqrt(sum(y * y for y in ref[n])) or 1e-30
                 worst = max(worst, d / norm)
                 check(d / norm <= 1e-5, f"S {S}, M {M}, {n}: relative difference {d / norm:.3g}")
-    print(f"GPT example, SGD, interleaved 1F1B (2 chunks) vs 1 stage x 1 micro-batch: largest relative difference "
+    print(f"GPT example, SGD, {schedule} (2 chunks) vs 1 stage x 1 micro-batch: largest relative difference "
           f"{worst:.3g}")
     for M in (4, 8):
-        one = train(f"adamw_1_{M}", "stages = 1", M, "gpipe")
-        il = train(f"adamw_il_{M}", "stages = 4, chunks = 2", M, "interleaved_1f1b")
+        # ZB-V's split backwards sum in ZB-H1's order: its bits are ZB-H1's on as many stages.
+        one = train(f"adamw_1_{M}", *(("stages = 8", M, "zero_bubble") if schedule == "zero_bubble_v" else
+                                      ("stages = 1", M, "gpipe")))
+        il = train(f"adamw_il_{M}", "stages = 4, chunks = 2", M, schedule)
         check(one and il and all(one[n].tobytes() == il[n].tobytes() for n in one),
-              f"AdamW, {M} micro-batches: interleaved 1F1B on 4 stages of 2 chunks is not bit-identical to 1 stage")
+              f"AdamW, {M} micro-batches: {schedule} on 4 stages of 2 chunks is not bit-identical to its reference")
 
     trace = os.path.join(tmp, "il.json")
-    train("traced", "stages = 2, chunks = 2", 4, "interleaved_1f1b", "--trace", trace)
+    train("traced", "stages = 2, chunks = 2", 4, schedule, "--trace", trace)
     if os.path.exists(trace):
         with open(trace) as f:
             events = json.load(f)
         events = events["traceEvents"] if isinstance(events, dict) else events
         chunks = {(e["tid"], e["args"].get("chunk")) for e in events if e.get("cat") == "fwd"}
-        check(chunks == {(0, 0), (0, 2), (1, 1), (1, 3)}, f"each stage's forward spans name its chunks: {chunks}")
+        # Interleaved: stage s runs chunks s and s + 2; ZB-V's V: s and 3 - s.
+        want = {(0, 0), (0, 3), (1, 1), (1, 2)} if schedule == "zero_bubble_v" else {(0, 0), (0, 2), (1, 1), (1, 3)}
+        check(chunks == want, f"each stage's forward spans name its chunks: {chunks}")
 
 if failures:
     sys.exit(f"{len(failures)} failure(s)")

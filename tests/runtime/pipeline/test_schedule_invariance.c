@@ -8,6 +8,11 @@
  * order, only on fewer threads). Also: a failing stage stops every stage with its
  * error instead of hanging.
  *
+ * With the argument `zbv`: ZB-V (zero_bubble_v: 2 or 4 stages of 2 chunks in a V, 4 or
+ * 8 micro-batches) gives the 1-stage, 1-micro-batch weights likewise, and exactly
+ * those of ZB-H1 over as many stages as it has chunks (the same split backwards, each
+ * chunk's weight halves in micro-batch order, only on fewer threads).
+ *
  * With the argument `fused`: running the plan's fused element-wise kernels as tiled
  * groups trains like running every node on its own (opts.unfused), on every stage
  * count and schedule, to 1e-6 (the same scalar expression per element; only the
@@ -88,8 +93,43 @@ static int fused_like_unfused(void)
     return check_summary("fused kernels train like unfused nodes");
 }
 
+/* The file's comment, `zbv`. */
+static int zbv(void)
+{
+    size_t n_ref = 0, n = 0;
+    float *ref = train(1, 1, "gpipe", 0, &n_ref);
+    CHECK(ref != NULL);
+    if (!ref) return check_summary("ZB-V invariance");
+    static const int il_stages[] = {2, 4}, il_mbs[] = {4, 8};
+    double worst = 0;
+    for (int b = 0; b < 2; b++)
+        for (int c = 0; c < 2; c++) {
+            size_t n_flat = 0;
+            float *w = train_chunks(il_stages[b], 2, il_mbs[c], "zero_bubble_v", 0, &n);
+            float *flat = train(il_stages[b] * 2, il_mbs[c], "zero_bubble", 0, &n_flat);
+            CHECK(w && flat && n == n_ref && n_flat == n_ref);
+            if (w && flat && n == n_ref && n_flat == n_ref) {
+                double rel = rel_diff(w, ref, n);
+                if (rel > worst) worst = rel;
+                if (!(rel <= 1e-5))
+                    fprintf(stderr, "zero_bubble_v, %d stages x 2 chunks, %d micro-batches: relative difference %.3g\n",
+                            il_stages[b], il_mbs[c], rel);
+                CHECK(rel <= 1e-5);
+                if (memcmp(w, flat, n * sizeof *w))
+                    fprintf(stderr, "zero_bubble_v, %d stages x 2 chunks, %d micro-batches: not the bits of zero_bubble on %d stages\n",
+                            il_stages[b], il_mbs[c], 2 * il_stages[b]);
+                CHECK(memcmp(w, flat, n * sizeof *w) == 0);
+            }
+            free(w), free(flat);
+        }
+    printf("ZB-V: largest relative difference from 1 stage x 1 micro-batch: %.3g\n", worst);
+    free(ref);
+    return check_summary("ZB-V invariance");
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "zbv") == 0) return zbv();
     if (argc > 1 && strcmp(argv[1], "fused") == 0) return fused_like_unfused();
     size_t n_ref = 0, n = 0;
     float *ref = train(1, 1, "gpipe", 0, &n_ref);

@@ -727,6 +727,19 @@ elif behaviour == "signal_to_mpirun":
 elif behaviour == "signal_to_one_rank":
     need_mpirun()
     stop_ranks(signal.SIGTERM, to_mpirun=False)
+elif behaviour == "zbv_over_ranks_is_refused":
+    need_mpirun()
+    with open(GPT) as f:
+        text = f.read()
+    src = os.path.join(work, "zbv.pml")
+    with open(src, "w") as f:
+        f.write(text.replace("place = auto(stages = 4)", "place = auto(stages = 2, chunks = 2)"))
+    r = run_mpi(2, src, *SMALL_GPT, "--steps", "1", "--set", "schedule=zero_bubble_v", "--set", "place=cpu",
+                timeout=120)
+    check(r.returncode != 0, "the run exits non-zero")
+    check("(schedule = zero_bubble_v), which runs in one process only yet, not over MPI ranks" in r.stderr,
+          f"the message says why: {r.stderr[-2000:]}")
+    check("step 1/" not in r.stderr, "before step 1")
 elif behaviour == "more_ranks_than_stages_is_an_error":
     need_mpirun()
     r = run_mpi(3, MLP, "--steps", "1", timeout=120)
