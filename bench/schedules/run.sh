@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# bench/schedules/run.sh — the pipeline schedules side by side on the GPT example with
+# 4 stages (examples/gpt.pml with LAYERS blocks; 8 micro-batches of 8, T = 64, f32, on
+# the CPU): 1F1B, ZB-H1 (zero_bubble), interleaved 1F1B and ZB-V (zero_bubble_v), the
+# last two as `place = auto(stages = 4, chunks = 2)`. Per schedule: the plan's analytic
+# and simulated bubble (`pmlc plan`), then from `pmlc train --trace`: the median step
+# (wall ms, steps after the first), the process's CPU time (user + system, s) and the
+# measured bubble (the trace's otherData.measured_bubble: 1 − busy / (stage devices ×
+# step), mean over the traced steps).
+#
+#   bench/schedules/run.sh [PMLC] [LAYERS] [STEPS] [REPS]
+#
+# PMLC defaults to build/tools/pmlc/pmlc, LAYERS to 8 (the 4-block example cuts into 8
+# chunks unevenly), STEPS to 8, REPS to 3. Runs are interleaved (every repetition runs
+# every schedule in turn) so the machine's load hits them alike; the table gives medians
+# over repetitions and the range. Threads: PML_BENCH_THREADS (default: one per stage
+# device, 4, so that the schedule and not the cores decides who waits).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+pmlc=${1:-$root/build/tools/pmlc/pmlc}
+layers=${2:-8}
+steps=${3:-8}
+reps=${4:-3}
+threads=${PML_BENCH_THREADS:-4}
+py=${PML_BENCH_PYTHON:-/usr/bin/python3}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+scheds="1f1b zero_bubble interleaved_1f1b zero_bubble_v"
+for s in $scheds; do
+    place="place = auto(stages = 4)"
+    case $s in interleaved_1f1b | zero_bubble_v) place="place = auto(stages = 4, chunks = 2)" ;; esac
+    sed -e "s/^const LAYERS = 4$/const LAYERS = $layers/" -e "s/^    place = auto(stages = 4)$/    $place/" \
+        -e "s/^    schedule = 1f1b$/    schedule = $s/" -e 's/^    place = \[cuda.*$/    place = cpu/' \
+        -e 's/^    precision = bf16$/    precision = f32/' "$root/examples/gpt.pml" >"$tmp/$s.pml"
+    "$pmlc" plan "$tmp/$s.pml" | grep '^  bubble' | sed "s/^/$s: /" >"$tmp/$s.plan"
+done
+
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $threads threads; $layers blocks; $steps steps x $reps reps" >&2
+for ((r = 1; r <= reps; r++)); do
+    for s in $scheds; do
+        /usr/bin/time -f "%U %S" -o "$tmp/$s.$r.cpu" "$pmlc" train "$tmp/$s.pml" --steps "$steps" --threads "$threads" \
+            --quiet --metrics "$tmp/$s.$r.jsonl" --trace "$tmp/$s.$r.trace.json" --out "$tmp/out" >/dev/null
+    done
+done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+"$py" - "$tmp" "$reps" "$scheds" <<'PY'
+import json, re, statistics, sys
+tmp, reps, scheds = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+names = {"1f1b": "1F1B", "zero_bubble": "ZB-H1", "interleaved_1f1b": "interleaved, V = 2", "zero_bubble_v": "ZB-V"}
+print("| schedule | analytic | simulated | step (ms, median; range) | CPU s per run (median) | measured bubble (median; range) |")
+print("|---|---:|---:|---:|---:|---:|")
+for s in scheds:
+    plan = open(f"{tmp}/{s}.plan").read()
+    analytic, simulated = re.search(r"([\d.]+)% analytic, ([\d.]+)% simulated", plan).groups()
+    steps, cpus, bubbles = [], [], []
+    for r in range(1, reps + 1):
+        ms = [json.loads(l)["step_ms"] for l in open(f"{tmp}/{s}.{r}.jsonl") if "step_ms" in l]
+        steps.append(statistics.median(ms[1:]))
+        u, k = open(f"{tmp}/{s}.{r}.cpu").read().split()[-2:]
+        cpus.append(float(u) + float(k))
+        bubbles.append(100 * json.load(open(f"{tmp}/{s}.{r}.trace.json"))["otherData"]["measured_bubble"])
+    print(f"| {names[s]} | {analytic}% | {simulated}% | {statistics.median(steps):.0f} ({min(steps):.0f}-{max(steps):.0f}) "
+          f"| {statistics.median(cpus):.2f} | {statistics.median(bubbles):.1f}% ({min(bubbles):.1f}-{max(bubbles):.1f}) |")
+PY
