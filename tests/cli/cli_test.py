@@ -546,6 +546,19 @@ def plan_prints_the_zbv_schedule_its_v_and_bubble(c):
              "each chunk says which stage runs it, in a V")
     c.expect("stage 0 (chunks 0 3)" in out and "stage 1 (chunks 1 2)" in out, "each stage's chunks")
     c.expect(" B0/1 W0/1 " in out, "each stage's order has split backwards on the chunks")
+    import xml.etree.ElementTree as ET
+    svg = os.path.join(c.work, "zbv.svg")
+    res = c.pmlc_run("plan", src, "--timeline", svg)
+    c.expect(res.code == 0, f"--timeline: exit {res.code}: {res.stderr}")
+    if res.code:
+        return
+    titles = [t.text or "" for t in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}title")]
+    for s, chunks in ((0, (0, 3)), (1, (1, 2))):
+        for v, k in enumerate(chunks):
+            got = sorted(t for t in titles if t.startswith(f"stage {s}: bwd_weight of") and f"on chunk {k} " in t)
+            want = sorted(f"stage {s}: bwd_weight of micro-batch {m} on chunk {k} (the stage's chunk {v})"
+                          for m in range(4))
+            c.expect(got == want, f"the picture's stage {s} runs chunk {k}'s weight halves: {got}")
 
 
 @test
