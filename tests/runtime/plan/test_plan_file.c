@@ -4,7 +4,9 @@
  * a version-9 file (with the memory section since dropped) still reads;
  * every truncation and a flipped byte anywhere are refused
  * or read safely (never a crash: the sanitizer build runs this); a version mismatch
- * says to rebuild. Usage: test_plan_file EXAMPLE.pml... */
+ * says to rebuild. A ZB-V plan keeps its V (each list's chunks d and 2D − 1 − d), and is
+ * refused when its schedule is edited to interleaved 1F1B (whose chunks sit elsewhere)
+ * or its version to 13 (before zero_bubble_v). Usage: test_plan_file EXAMPLE.pml... */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +220,65 @@ static void damaged_files_are_refused_safely(const unsigned char *bytes, size_t 
     free(copy);
 }
 
+static const char zbv_text[] = "import \"nn\"\n"
+                               "model m(x: f32[B, 4]) -> f32[B, 2] {\n"
+                               "    place = auto(stages = 2, chunks = 2)\n"
+                               "    h = tanh(linear(x, 8) as a)\n"
+                               "    h = tanh(linear(h, 8) as b)\n"
+                               "    h = tanh(linear(h, 8) as c)\n"
+                               "    return linear(h, 2) as head\n"
+                               "}\n"
+                               "train m {\n"
+                               "    data = classes(features = 4, classes = 2)\n"
+                               "    loss = cross_entropy\n"
+                               "    optimizer = sgd(lr = 0.1)\n"
+                               "    batch = 16, microbatches = 4, schedule = zero_bubble_v\n"
+                               "}\n";
+
+/* The file's comment: a ZB-V plan. */
+static void a_zbv_plan_keeps_its_v(void)
+{
+    pmlc_options opt = {0};
+    opt.diag_out = stderr;
+    pmlc_session *s = pmlc_session_create(&opt);
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    CHECK(!pmlc_session_check_text(s, "zbv.pml", zbv_text, strlen(zbv_text)) &&
+          !pmlc_session_plan_bytes(s, &bytes, &len));
+    pml_plan *rt = NULL;
+    pml_err err = {0};
+    CHECK(bytes && pml_plan_read(bytes, len, "zbv.plan", &rt, &err) == PML_OK);
+    if (rt) {
+        CHECK(rt->conf.schedule == PML_PLAN_SCHEDULE_ZERO_BUBBLE_V && rt->conf.chunks == 2 && rt->n_stages == 2);
+        for (int d = 0; d < rt->n_stages; d++)
+            for (int i = 0; i < rt->n_instr[d]; i++)
+                CHECK(rt->instr[d][i].kind == PML_PLAN_I_STEP || rt->instr[d][i].chunk == d ||
+                      rt->instr[d][i].chunk == 3 - d);
+        pml_plan_free(rt);
+    }
+    size_t conf = 0;
+    for (size_t at = 16; bytes && at + 16 <= len && !conf;) {
+        uint32_t t;
+        uint64_t n;
+        memcpy(&t, bytes + at, 4), memcpy(&n, bytes + at + 8, 8);
+        if (t == PML_PLAN_CONF) conf = at + 16;
+        at += 16 + (size_t)n;
+    }
+    CHECK(conf > 0);
+    if (conf) {
+        int64_t interleaved = 2;
+        uint32_t v13 = 13;
+        unsigned char *copy = malloc(len);
+        memcpy(copy, bytes, len), memcpy(copy + conf + 4 * 8, &interleaved, 8); /* CONF's 5th entry: schedule */
+        CHECK(pml_plan_read(copy, len, "edited.plan", &rt, &err) == PML_ERR_FORMAT);
+        memcpy(copy, bytes, len), memcpy(copy + 8, &v13, 4);
+        CHECK(pml_plan_read(copy, len, "v13.plan", &rt, &err) == PML_ERR_FORMAT);
+        free(copy);
+    }
+    free(bytes);
+    pmlc_session_destroy(s);
+}
+
 /* With --gpu first, the plans carry GPU code for sm_80 (CUBN), built through NVRTC. */
 int main(int argc, char **argv)
 {
@@ -252,5 +313,6 @@ int main(int argc, char **argv)
         free(bytes);
         pmlc_session_destroy(s);
     }
+    if (!gpu) a_zbv_plan_keeps_its_v();
     return check_summary("plan file");
 }
