@@ -562,6 +562,21 @@ def plan_prints_the_zbv_schedule_its_v_and_bubble(c):
 
 
 @test
+def schedule_auto_weighs_zbv_beside_interleaving_with_two_chunks(c):
+    src = c.write("auto.pml", INTERLEAVED.replace("schedule = interleaved_1f1b", "schedule = auto"))
+    res = c.pmlc_run("plan", src)
+    c.expect(res.code == 0, f"exit {res.code}: {res.stderr}")
+    line = next((l for l in res.stdout.splitlines() if l.startswith("  schedule auto")), "")
+    c.expect("zero_bubble_v" in line and "interleaved_1f1b" in line, f"both chunked schedules are weighed: {line}")
+    three = INTERLEAVED.replace("schedule = interleaved_1f1b", "schedule = auto").replace(
+        "stages = 2, chunks = 2", "stages = 1, chunks = 3")
+    res = c.pmlc_run("plan", c.write("auto3.pml", three))
+    line = next((l for l in res.stdout.splitlines() if l.startswith("  schedule auto")), "")
+    c.expect(res.code == 0 and "interleaved_1f1b" in line and "zero_bubble_v" not in line,
+             f"with 3 chunks, interleaving alone: {line} {res.stderr}")
+
+
+@test
 def zbv_refuses_other_than_two_chunks(c):
     three = INTERLEAVED.replace("interleaved_1f1b", "zero_bubble_v").replace("stages = 2, chunks = 2",
                                                                               "stages = 1, chunks = 3")
