@@ -40,8 +40,8 @@
  *         i32 micro-batch. The chunk is the model stage (NODE's stage) the instruction
  *         runs: the list's own index except with chunks > 1, where list d runs the chunks
  *         pml_plan_chunk_device names (interleaved 1F1B: d, d + D, d + 2D, ... of D
- *         lists; zero_bubble_v: d and 2D − 1 − d); a step's chunk is its list's index. Before version 13 the chunk bytes are padding and the chunk is
- *         the list's index
+ *         lists; zero_bubble_v: d and 2D − 1 − d); a step's chunk is its list's index.
+ *         Before version 13 the chunk bytes are padding and the chunk is the list's index
  *   KERN  fusion (compiler/src/ir/fuse.h): u32 kernel count, then per kernel, in the order
  *         they run: u8 kind, u8 pass, u16 pad, i32 stage, u32 node count, i32 nodes[count]
  *         ascending; then u32 node count (as NODE's) and per node u8 flags, bit 0 set when

@@ -15,8 +15,9 @@
  * activations live until its W, so every stage holds up to S of them — stage 0's 1F1B
  * peak, the pipeline's peak memory is unchanged. Interleaved 1F1B (Narayanan et al.,
  * "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM",
- * 2021) is emit_interleaved's comment, ZB-V emit_zbv's. Every schedule ends with one optimizer step,
- * which is what makes pipelining a schedule and not a change of the model. */
+ * 2021) is emit_interleaved's comment, ZB-V emit_zbv's. Every schedule ends with one
+ * optimizer step, which is what makes pipelining a schedule and not a change of the
+ * model. */
 #include "plan/schedule.h"
 
 #include <string.h>
@@ -146,9 +147,9 @@ static void emit_interleaved(pmlc_program *P, pmlc_timetable *tt)
 typedef struct zbv_dev {
     pmlc_program *P;
     pmlc_stage_timetable *st;
-    int C;             /* chunks in all: 2S */
-    int chunk[2];      /* the device's: d and 2S − 1 − d */
-    int64_t M;         /* real micro-batches: work past them is left out */
+    int C;                    /* chunks in all: 2S */
+    int chunk[2];             /* the device's: d and 2S − 1 − d */
+    int64_t M;                /* real micro-batches: work past them is left out */
     int64_t f[2], b[2], w[2]; /* next forward, B and W per chunk */
 } zbv_dev;
 

@@ -5,9 +5,9 @@
  *
  * A thread runs one timetable list, a stage device's. Under interleaved 1F1B and ZB-V a
  * device runs several model chunks (the plan's stages; conf.chunks of them, chunk c on
- * list pml_plan_chunk_device(c, D, schedule)): each instruction names its chunk, messages go between neighbouring chunks,
- * and the device's one step updates all its chunks after one barrier. Elsewhere list s
- * runs stage s alone. */
+ * list pml_plan_chunk_device(c, D, schedule)): each instruction names its chunk,
+ * messages go between neighbouring chunks, and the device's one step updates all its
+ * chunks after one barrier. Elsewhere list s runs stage s alone. */
 #include "exec/pipeline.h"
 
 #include <math.h>
