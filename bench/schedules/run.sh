@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # bench/schedules/run.sh — the pipeline schedules side by side on the GPT example with
 # 4 stages (examples/gpt.pml with LAYERS blocks; 8 micro-batches of 8, T = 64, f32, on
-# the CPU): 1F1B, ZB-H1 (zero_bubble), interleaved 1F1B and ZB-V (zero_bubble_v), the
-# last two as `place = auto(stages = 4, chunks = 2)`. Per schedule: the plan's analytic
-# and simulated bubble (`pmlc plan`), then from `pmlc train --trace`: the median step
-# (wall ms, steps after the first), the process's CPU time (user + system, s) and the
-# measured bubble (the trace's otherData.measured_bubble: 1 − busy / (stage devices ×
-# step), mean over the traced steps).
+# the CPU): 1F1B, ZB-H1 (zero_bubble), interleaved 1F1B, ZB-V (zero_bubble_v) and
+# DualPipeV (dualpipe_v), the last three as `place = auto(stages = 4, chunks = 2)`. Per
+# schedule: the plan's analytic and simulated bubble (`pmlc plan`), then from `pmlc
+# train --trace`: the median step (wall ms, steps after the first), the process's CPU
+# time (user + system, s) and the measured bubble (the trace's
+# otherData.measured_bubble: 1 − busy / (stage devices × step), mean over the traced
+# steps).
 #
 #   bench/schedules/run.sh [PMLC] [LAYERS] [STEPS] [REPS]
 #
@@ -27,10 +28,10 @@ py=${PML_BENCH_PYTHON:-/usr/bin/python3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-scheds="1f1b zero_bubble interleaved_1f1b zero_bubble_v"
+scheds="1f1b zero_bubble interleaved_1f1b zero_bubble_v dualpipe_v"
 for s in $scheds; do
     place="place = auto(stages = 4)"
-    case $s in interleaved_1f1b | zero_bubble_v) place="place = auto(stages = 4, chunks = 2)" ;; esac
+    case $s in interleaved_1f1b | zero_bubble_v | dualpipe_v) place="place = auto(stages = 4, chunks = 2)" ;; esac
     sed -e "s/^const LAYERS = 4$/const LAYERS = $layers/" -e "s/^    place = auto(stages = 4)$/    $place/" \
         -e "s/^    schedule = 1f1b$/    schedule = $s/" -e 's/^    place = \[cuda.*$/    place = cpu/' \
         -e 's/^    precision = bf16$/    precision = f32/' "$root/examples/gpt.pml" >"$tmp/$s.pml"
@@ -49,7 +50,8 @@ echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 "$py" - "$tmp" "$reps" "$scheds" <<'PY'
 import json, re, statistics, sys
 tmp, reps, scheds = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
-names = {"1f1b": "1F1B", "zero_bubble": "ZB-H1", "interleaved_1f1b": "interleaved, V = 2", "zero_bubble_v": "ZB-V"}
+names = {"1f1b": "1F1B", "zero_bubble": "ZB-H1", "interleaved_1f1b": "interleaved, V = 2", "zero_bubble_v": "ZB-V",
+         "dualpipe_v": "DualPipeV"}
 print("| schedule | analytic | simulated | step (ms, median; range) | CPU s per run (median) | measured bubble (median; range) |")
 print("|---|---:|---:|---:|---:|---:|")
 for s in scheds:

@@ -18,7 +18,8 @@
  * micro-batch is 6 units per device): the step takes 6M + D − 1 (the ramp of D − 1
  * forwards down the V) or, when M is too small to fill the V, the round trip of the
  * last micro-batch, 4M + 4D − 2, whichever is longer; the simulation of
- * schedule.c's ZB-V timetable gives exactly this for every D and M. */
+ * schedule.c's ZB-V timetable gives exactly this for every D and M, and of its
+ * DualPipeV timetable (M >= 2D, each overlapped pair run forward then backward) too. */
 static inline double pml_analytic_bubble(int schedule, int D, int V, int64_t M)
 {
     if (D <= 1 || M < 1) return 0;
@@ -28,6 +29,7 @@ static inline double pml_analytic_bubble(int schedule, int D, int V, int64_t M)
         return p / (V * m + p);
     case 3: /* zero_bubble (ZB-H1) */
         return p / (3 * m + p);
+    case PML_PLAN_SCHEDULE_DUALPIPE_V: /* M >= 2D: ZB-V's, its pairs run one after the other */
     case PML_PLAN_SCHEDULE_ZERO_BUBBLE_V: {
         double full = 6 * m + p, trip = 4 * m + 4 * (double)D - 2;
         return 1 - 6 * m / (full > trip ? full : trip);

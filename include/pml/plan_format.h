@@ -40,7 +40,8 @@
  *         i32 micro-batch. The chunk is the model stage (NODE's stage) the instruction
  *         runs: the list's own index except with chunks > 1, where list d runs the chunks
  *         pml_plan_chunk_device names (interleaved 1F1B: d, d + D, d + 2D, ... of D
- *         lists; zero_bubble_v: d and 2D − 1 − d); a step's chunk is its list's index.
+ *         lists; zero_bubble_v and dualpipe_v: d and 2D − 1 − d); a step's chunk is
+ *         its list's index.
  *         Before version 13 the chunk bytes are padding and the chunk is the list's index
  *   KERN  fusion (compiler/src/ir/fuse.h): u32 kernel count, then per kernel, in the order
  *         they run: u8 kind, u8 pass, u16 pad, i32 stage, u32 node count, i32 nodes[count]
@@ -66,8 +67,8 @@
  *         Every image holds every function; the launch contract is cuda_codegen.h's.
  *
  * Enumerations are stored as integers: dtype as in pml_dtype (f32 0, bf16 1, f16 2,
- * i32 3); schedule gpipe 0, 1f1b 1, interleaved_1f1b 2, zero_bubble 3, zero_bubble_v 4 (version
- * 14 on); optimizer sgd 0,
+ * i32 3); schedule gpipe 0, 1f1b 1, interleaved_1f1b 2, zero_bubble 3, zero_bubble_v 4, dualpipe_v 5
+ * (version 14 on); optimizer sgd 0,
  * adamw 1; lr_schedule constant 0, warmup_cosine 1; data none 0, file 1, classes 2,
  * markov 3, tokens 4; init zeros 0, ones 1, normal 2, uniform 3, kaiming_uniform 4,
  * xavier_uniform 5; pass forward 0, input-gradient 1, weight-gradient 2; timetable
@@ -88,7 +89,7 @@
 #define PML_PLAN_VERSION 14u
 /* The oldest version still read: 9, the same sections with MEMO, which is skipped (10
  * lacks the split backward kinds, 10 and 11 the loss-scale settings, 9 to 12 the chunks,
- * 9 to 13 schedule zero_bubble_v). */
+ * 9 to 13 schedules zero_bubble_v and dualpipe_v). */
 #define PML_PLAN_VERSION_OLDEST 9u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
@@ -138,16 +139,23 @@ typedef enum pml_plan_kernel_kind {
 
 /* CONF's schedule numbers that place chunks differently (the enumeration above). */
 #define PML_PLAN_SCHEDULE_ZERO_BUBBLE_V 4
+#define PML_PLAN_SCHEDULE_DUALPIPE_V 5
+
+/* Whether `schedule` places its two chunks per device in a V (ZB-V, DualPipeV). */
+static inline int pml_plan_schedule_vee(int schedule)
+{
+    return schedule == PML_PLAN_SCHEDULE_ZERO_BUBBLE_V || schedule == PML_PLAN_SCHEDULE_DUALPIPE_V;
+}
 
 /* The stage device (timetable list, of D) that runs model chunk c, under `schedule`
  * with chunks > 1; the compiler and the runtime both place chunks with this. Under
  * zero_bubble_v the two chunks of each device make a V: chunk c < D on device c, chunk
  * c >= D on device 2D − 1 − c, so the last device turns a micro-batch round on itself
  * and the first holds the model's first and last chunks (inputs and loss). Otherwise
- * (interleaved 1F1B) chunk c on device c mod D. */
+ * (interleaved 1F1B) chunk c on device c mod D. DualPipeV places its chunks as ZB-V. */
 static inline int pml_plan_chunk_device(int c, int D, int schedule)
 {
-    if (schedule == PML_PLAN_SCHEDULE_ZERO_BUBBLE_V) return c < D ? c : 2 * D - 1 - c;
+    if (pml_plan_schedule_vee(schedule)) return c < D ? c : 2 * D - 1 - c;
     return c % D;
 }
 

@@ -523,7 +523,7 @@ def interleaved_refuses_microbatches_not_a_multiple_of_the_stages(c):
 def chunks_and_interleaved_1f1b_need_each_other(c):
     src = c.write("il.pml", INTERLEAVED.replace("interleaved_1f1b", "1f1b"))
     res = c.pmlc_run("plan", src)
-    c.expect(res.code == 1 and "il.pml:3:" in res.stderr and "only schedule = interleaved_1f1b or zero_bubble_v runs"
+    c.expect(res.code == 1 and "il.pml:3:" in res.stderr and "only schedule = interleaved_1f1b, zero_bubble_v or dualpipe_v runs"
              in res.stderr,
              f"chunks under 1f1b: exit {res.code}: {res.stderr}")
     src = c.write("il2.pml", INTERLEAVED.replace(", chunks = 2", ""))
@@ -562,18 +562,38 @@ def plan_prints_the_zbv_schedule_its_v_and_bubble(c):
 
 
 @test
-def schedule_auto_weighs_zbv_beside_interleaving_with_two_chunks(c):
+def schedule_auto_weighs_zbv_and_dualpipev_beside_interleaving_with_two_chunks(c):
     src = c.write("auto.pml", INTERLEAVED.replace("schedule = interleaved_1f1b", "schedule = auto"))
     res = c.pmlc_run("plan", src)
     c.expect(res.code == 0, f"exit {res.code}: {res.stderr}")
     line = next((l for l in res.stdout.splitlines() if l.startswith("  schedule auto")), "")
-    c.expect("zero_bubble_v" in line and "interleaved_1f1b" in line, f"both chunked schedules are weighed: {line}")
+    c.expect("zero_bubble_v" in line and "interleaved_1f1b" in line and "dualpipe_v" in line,
+             f"every chunked schedule is weighed: {line}")
     three = INTERLEAVED.replace("schedule = interleaved_1f1b", "schedule = auto").replace(
         "stages = 2, chunks = 2", "stages = 1, chunks = 3")
     res = c.pmlc_run("plan", c.write("auto3.pml", three))
     line = next((l for l in res.stdout.splitlines() if l.startswith("  schedule auto")), "")
-    c.expect(res.code == 0 and "interleaved_1f1b" in line and "zero_bubble_v" not in line,
+    c.expect(res.code == 0 and "interleaved_1f1b" in line and "zero_bubble_v" not in line and "dualpipe_v" not in line,
              f"with 3 chunks, interleaving alone: {line} {res.stderr}")
+
+
+@test
+def plan_prints_dualpipev_on_the_v_and_refuses_fewer_microbatches_than_chunks(c):
+    src = c.write("dpv.pml", INTERLEAVED.replace("interleaved_1f1b", "dualpipe_v"))
+    res = c.pmlc_run("plan", src)
+    c.expect(res.code == 0, f"exit {res.code}: {res.stderr}")
+    out = res.stdout
+    c.expect("schedule       dualpipe_v" in out and "in a V: stage s runs chunks s and 3 - s" in out,
+             f"the schedule and its V: {out}")
+    # M = 4 >= 2S: ZB-V's bubble, 1 - 24/25.
+    c.expect("bubble         4.0% analytic" in out, f"the analytic bubble: {out}")
+    c.expect("stage 0 (chunks 0 3)" in out, "each stage's chunks")
+    few = INTERLEAVED.replace("interleaved_1f1b", "dualpipe_v").replace("batch = 16, microbatches = 4",
+                                                                          "batch = 12, microbatches = 3")
+    res = c.pmlc_run("plan", c.write("dpv3.pml", few))
+    c.expect(res.code == 1 and "dpv3.pml:13:" in res.stderr and "microbatches = 3 is fewer than the 4 chunks"
+             in res.stderr, f"3 micro-batches for 4 chunks: exit {res.code}: {res.stderr}")
+    c.expect(res.stdout == "", "nothing was planned")
 
 
 @test

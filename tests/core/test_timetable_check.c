@@ -17,7 +17,8 @@
  * pass the check, each device holding at most 2·min(S, M) micro-batch-chunks (1F1B's
  * stage-0 peak), and with equal F, B and W the simulated bubble is the analytic one
  * (pml/bubble.h); broken by hand (a receive dropped, a cycle of waits, a chunk on
- * the device the interleaved placement would give it), they are refused. */
+ * the device the interleaved placement would give it), they are refused. DualPipeV's
+ * (the same V, M >= 2S) pass with the same analytic bubble, holding at most 2S + 1. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,28 @@ static int zbv(void)
             pmlc_arena_free(&fx.P.arena);
         }
     printf("ZB-V: simulated bubble within %.3g of the analytic\n", worst);
+    /* DualPipeV (M >= 2S) on the same V: the same analytic bubble, one more micro-batch-chunk held. */
+    worst = 0;
+    for (int a = 0; a < 5; a++)
+        for (int c = 0; c < 9; c++) {
+            int S = Ss[a], M = Ms[c];
+            if (M < 2 * S) continue;
+            tt = make_chunks(&fx, S, 2, M, PMLC_SCHED_DUALPIPE_V);
+            if (!tt) {
+                fprintf(stderr, "DualPipeV, S %d, M %d: refused\n", S, M);
+                pmlc_arena_free(&fx.P.arena);
+                continue;
+            }
+            double want = pml_analytic_bubble(PML_PLAN_SCHEDULE_DUALPIPE_V, S, 2, M);
+            if (fabs(tt->bubble - want) > worst) worst = fabs(tt->bubble - want);
+            CHECK(fabs(tt->bubble - want) < 1e-9);
+            for (int s = 0; s < S; s++) CHECK(tt->stages[s].peak_in_flight <= 2 * S + 1);
+            pmlc_arena_free(&fx.P.arena);
+        }
+    printf("DualPipeV: simulated bubble within %.3g of the analytic\n", worst);
+    tt = make_chunks(&fx, 4, 2, 8, PMLC_SCHED_DUALPIPE_V);
+    move(tt, 0, find_chunk(tt, 0, PMLC_I_SEND_ACT, 0, 0), find_chunk(tt, 0, PMLC_I_RECV_GRAD, 0, 0));
+    refused(&fx, tt, "wait for each other in a cycle");
 
     /* Broken by hand: the last device's second chunk never receives what its first
      * chunk sent it (the V's turn); device 0 sends micro-batch 0's activations only

@@ -119,6 +119,7 @@ pmlc_plan *pmlc_plan_auto(pmlc_program *P, const pmlc_graph *g0, pmlc_train *t, 
     if (V > 1) { /* chunks run under interleaving and ZB-V only (train_blocks.c) */
         scheds[n_sched++] = PMLC_SCHED_INTERLEAVED_1F1B;
         if (V == 2 && !on_cuda(t)) scheds[n_sched++] = PMLC_SCHED_ZERO_BUBBLE_V;
+        if (V == 2 && !on_cuda(t)) scheds[n_sched++] = PMLC_SCHED_DUALPIPE_V;
     } else
         for (int i = 0; i < 3; i++)
             if (plain[i] != PMLC_SCHED_ZERO_BUBBLE || !on_cuda(t)) scheds[n_sched++] = plain[i];
@@ -198,7 +199,7 @@ pmlc_plan *pmlc_plan_auto(pmlc_program *P, const pmlc_graph *g0, pmlc_train *t, 
     if ((V == 1 || V == 2) && on_cuda(t) && len < (int)cap)
         snprintf(line + len, cap - (size_t)len,
                  "; %s left out: place names CUDA devices, whose backend runs whole backward passes only",
-                 V == 1 ? "zero_bubble" : "zero_bubble_v");
+                 V == 1 ? "zero_bubble" : "zero_bubble_v and dualpipe_v");
     t->schedule = best->schedule;
     t->microbatches = best->mb;
     t->recompute = best->recompute;

@@ -9,7 +9,7 @@
  * `schedule = auto` plans every candidate and keeps the fastest that fits: schedules
  * gpipe, 1f1b, zero_bubble (not when `place` names CUDA devices, whose backend runs
  * whole backward passes only), or with chunks interleaved_1f1b and (two chunks, not on
- * CUDA) zero_bubble_v; the
+ * CUDA) zero_bubble_v and dualpipe_v; the
  * micro-batch counts dividing the batch up to 4 per stage device and replica, unless `microbatches`
  * is given (then only it); recompute off and on (the whole model), unless `recompute`
  * is given in any form (then only it). Each candidate is a fresh elaboration of the

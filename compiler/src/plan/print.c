@@ -205,7 +205,7 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
     fprintf(out, "plan for model '%s'\n", g->name);
     int D = pl->n_stages / pl->chunks; /* stage devices */
     fprintf(out, "  placement      %d stage%s (%s)", D, D == 1 ? "" : "s", placement_str(pl));
-    int vee = pl->schedule == PMLC_SCHED_ZERO_BUBBLE_V;
+    int vee = pml_plan_schedule_vee((int)pl->schedule);
     if (pl->chunks > 1 && vee)
         fprintf(out, ", %d chunks each: the model in %d chunks, in a V: stage s runs chunks s and %d - s", pl->chunks,
                 pl->n_stages, pl->n_stages - 1);
@@ -221,8 +221,9 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
             pl->batch);
     if (pl->auto_choice) fprintf(out, "  schedule auto  %s\n", pl->auto_choice);
     if (pl->chunks > 1 && vee)
-        fprintf(out, "  chunks         %d per stage, in a V; backwards split into input and weight halves\n",
-                pl->chunks);
+        fprintf(out, "  chunks         %d per stage, in a V%s\n", pl->chunks,
+                pl->schedule == PMLC_SCHED_ZERO_BUBBLE_V ? "; backwards split into input and weight halves"
+                                                         : "; backwards whole, the last ones split");
     else if (pl->chunks > 1)
         fprintf(out, "  chunks         %d per stage; micro-batches run in groups of %d through each chunk\n", pl->chunks, D);
     fprintf(out, "  bubble         %.1f%% analytic", 100 * pl->bubble);

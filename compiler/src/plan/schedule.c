@@ -144,6 +144,10 @@ static void emit_interleaved(pmlc_program *P, pmlc_timetable *tt)
  * steps 1F1B's last stage waits: with F = B = W per chunk each device idles only for
  * the ramp up and down. A device holds at most 2S micro-batch-chunks (2 per
  * micro-batch in flight, half a stage each): 1F1B's stage 0 peak of S micro-batches. */
+/* The W's a DualPipeV device owes at once: at most 2S (its last d + 1 pairs of B's),
+ * S at most 512 (1024 chunks). */
+#define DPV_OWED 1024
+
 typedef struct zbv_dev {
     pmlc_program *P;
     pmlc_stage_timetable *st;
@@ -194,6 +198,74 @@ static void emit_zbv(pmlc_program *P, pmlc_timetable *tt)
     }
 }
 
+/* DualPipeV (DeepSeek-V3's DualPipe cut in half; the order is torch.distributed.
+ * pipelining's ScheduleDualPipeV): the same V as ZB-V, M >= 2S micro-batches. Device d
+ * runs 2(S − d − 1) forwards of its first chunk; d + 1 pairs of forwards (first chunk,
+ * second); S − d − 1 times B of the second chunk, the oldest owed W, the second
+ * chunk's forward; then M − 2S + d + 1 times the main step, "F of the first chunk with
+ * the whole backward of the second, F of the second with the whole backward of the
+ * first" — DualPipe overlaps each such pair's forward with its backward on one device
+ * (two streams, hiding the other's communication); here the pair runs forward then
+ * backward, in the order given; then S − d − 1 times (whole backward of the second
+ * chunk; F of the second with the whole backward of the first); then d + 1 pairs of
+ * backwards (second chunk's, first's), whole until half-way and then split, their W's
+ * owed (the odd devices switch one backward earlier); then S − d − 1 times (an owed W,
+ * a backward of the first chunk); then the d + 1 W's still owed. Run one instruction
+ * at a time, with F = B = W per chunk, its step is ZB-V's, 6M + S − 1 (the ramp), at
+ * 2S + 1 micro-batch-chunks held: what DualPipe adds is the overlap, which needs a
+ * device that runs a forward and a backward at once. */
+typedef struct dpv_dev {
+    zbv_dev z;
+    int wq_chunk[DPV_OWED]; /* the W's owed, oldest first: chunk index k, micro-batch */
+    int64_t wq_mb[DPV_OWED];
+    int wq_head, wq_tail;
+} dpv_dev;
+
+static void dpv_bwd(dpv_dev *v, int k, int split)
+{
+    int64_t m = v->z.b[k]++;
+    backward(v->z.P, v->z.st, v->z.chunk[k], v->z.C, m, split ? PMLC_I_BWD_INPUT : PMLC_I_BWD);
+    if (!split) return;
+    v->wq_chunk[v->wq_tail % (DPV_OWED)] = k;
+    v->wq_mb[v->wq_tail++ % (DPV_OWED)] = m;
+}
+
+static void dpv_w(dpv_dev *v)
+{
+    if (v->wq_head == v->wq_tail) return;
+    int k = v->wq_chunk[v->wq_head % (DPV_OWED)];
+    push(v->z.P, v->z.st, PMLC_I_BWD_WEIGHT, v->z.chunk[k], v->wq_mb[v->wq_head++ % (DPV_OWED)]);
+}
+
+static void emit_dualpipev(pmlc_program *P, pmlc_timetable *tt)
+{
+    int S = tt->n_stages;
+    int64_t M = tt->n_mb;
+    for (int d = 0; d < S; d++) {
+        dpv_dev v = {{P, &tt->stages[d], 2 * S, {d, 2 * S - 1 - d}, M, {0, 0}, {0, 0}, {0, 0}}, {0}, {0}, 0, 0};
+        zbv_dev *z = &v.z;
+        for (int i = 0; i < 2 * (S - d - 1); i++) zbv_f(z, 0);
+        for (int i = 0; i < d + 1; i++) zbv_f(z, 0), zbv_f(z, 1);
+        for (int i = 0; i < S - d - 1; i++) dpv_bwd(&v, 1, 1), dpv_w(&v), zbv_f(z, 1);
+        for (int64_t i = 0; i < M - 2 * S + d + 1; i++) {
+            zbv_f(z, 0), dpv_bwd(&v, 1, 0); /* the last device's first pair is not overlapped in DualPipe */
+            zbv_f(z, 1), dpv_bwd(&v, 0, 0);
+        }
+        for (int i = 0; i < S - d - 1; i++) dpv_bwd(&v, 1, 0), zbv_f(z, 1), dpv_bwd(&v, 0, 0);
+        int split = 0;
+        for (int i = 0; i < d + 1; i++) {
+            if (i == (d + 1) / 2 && d % 2 == 1) split = 1;
+            dpv_bwd(&v, 1, split);
+            if (i == (d + 1) / 2 && d % 2 == 0) split = 1;
+            dpv_bwd(&v, 0, split);
+        }
+        for (int i = 0; i < S - d - 1; i++) dpv_w(&v), dpv_bwd(&v, 0, split);
+        for (int i = 0; i < d + 1 || v.wq_head < v.wq_tail; i++) dpv_w(&v);
+        push(P, z->st, PMLC_I_STEP, d, -1);
+        z->st->max_in_flight = 2 * S + 1; /* one micro-batch-chunk more than ZB-V (the check measures it) */
+    }
+}
+
 pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl)
 {
     if (!pmlc_schedule_runnable(pl->schedule)) return NULL;
@@ -203,9 +275,10 @@ pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl)
                    (long long)pl->microbatches, PMLC_MAX_SCHEDULE_CELLS);
         return NULL;
     }
-    int V = pl->chunks > 1 ? pl->chunks : 1, zbv = pl->schedule == PMLC_SCHED_ZERO_BUBBLE_V;
-    if (pl->n_stages % V || (V > 1) != (pl->schedule == PMLC_SCHED_INTERLEAVED_1F1B || zbv) || (zbv && V != 2) ||
-        (V > 1 && !zbv && pl->microbatches % (pl->n_stages / V))) {
+    int V = pl->chunks > 1 ? pl->chunks : 1, vee = pml_plan_schedule_vee((int)pl->schedule);
+    if (pl->n_stages % V || (V > 1) != (pl->schedule == PMLC_SCHED_INTERLEAVED_1F1B || vee) || (vee && V != 2) ||
+        (V > 1 && !vee && pl->microbatches % (pl->n_stages / V)) ||
+        (pl->schedule == PMLC_SCHED_DUALPIPE_V && pl->microbatches < pl->n_stages)) {
         pmlc_error(&P->diag, pl->train ? pl->train->decl->name_loc : pl->g->decl->name_loc,
                    "internal error: %d chunks of %d stages do not fit schedule %s with %lld micro-batches", V,
                    pl->n_stages, pmlc_schedule_name(pl->schedule), (long long)pl->microbatches);
@@ -230,8 +303,10 @@ pmlc_timetable *pmlc_schedule_build(pmlc_program *P, const pmlc_plan *pl)
         emit_gpipe(P, tt);
     else if (pl->schedule == PMLC_SCHED_INTERLEAVED_1F1B)
         emit_interleaved(P, tt);
-    else if (zbv)
+    else if (pl->schedule == PMLC_SCHED_ZERO_BUBBLE_V)
         emit_zbv(P, tt);
+    else if (pl->schedule == PMLC_SCHED_DUALPIPE_V)
+        emit_dualpipev(P, tt);
     else
         emit_1f1b(P, tt, pl->schedule == PMLC_SCHED_ZERO_BUBBLE);
     char why[256];

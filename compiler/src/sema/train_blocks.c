@@ -49,9 +49,10 @@ static const char *const fields[F_COUNT] = {"data",      "labels",    "loss",   
                                             "recompute", "eval_data", "eval_labels",  "holdout",   "eval_every",
                                             "loss_scale", "loss_scale_growth_interval", "loss_scale_backoff", "memory"};
 
-static const char *const schedules[PMLC_SCHED_COUNT] = {"gpipe",       "1f1b",          "interleaved_1f1b",
-                                                        "zero_bubble", "zero_bubble_v", "auto"};
+static const char *const schedules[PMLC_SCHED_COUNT] = {
+    "gpipe", "1f1b", "interleaved_1f1b", "zero_bubble", "zero_bubble_v", "dualpipe_v", "auto"};
 _Static_assert(PMLC_SCHED_ZERO_BUBBLE_V == PML_PLAN_SCHEDULE_ZERO_BUBBLE_V, "the plan file's number of zero_bubble_v");
+_Static_assert(PMLC_SCHED_DUALPIPE_V == PML_PLAN_SCHEDULE_DUALPIPE_V, "the plan file's number of dualpipe_v");
 _Static_assert(F_COUNT <= (int)(sizeof((pmlc_train *)0)->field_loc / sizeof(pmlc_loc)), "a location per field");
 
 const char *pmlc_schedule_name(pmlc_schedule s) { return (unsigned)s < PMLC_SCHED_COUNT ? schedules[s] : "?"; }
@@ -901,33 +902,36 @@ static void bind_recompute(pmlc_program *P, pmlc_train *t, pmlc_graph *g)
         segment_calls(P, t, g);
 }
 
-/* Model chunks (place = auto(..., chunks = V)) are what interleaved 1F1B and ZB-V run,
- * and they run nothing else: each needs the other. Interleaved 1F1B's timetable walks
- * the micro-batches in groups of S (schedule.c), so their number must be a multiple of
- * S; ZB-V's V is two chunks per stage, and any number of micro-batches. */
+/* Model chunks (place = auto(..., chunks = V)) are what interleaved 1F1B, ZB-V and
+ * DualPipeV run, and they run nothing else: each needs the other. Interleaved 1F1B's
+ * timetable walks the micro-batches in groups of S (schedule.c), so their number must
+ * be a multiple of S; ZB-V's and DualPipeV's V is two chunks per stage, and DualPipeV's
+ * order needs a micro-batch per chunk at least. */
 static void bind_chunks(pmlc_program *P, pmlc_train *t, pmlc_graph *g, int S, int V)
 {
     pmlc_loc sched = t->field_loc[F_SCHEDULE].file >= 0 ? t->field_loc[F_SCHEDULE] : t->decl->name_loc;
     if (t->schedule == PMLC_SCHED_AUTO) return; /* each candidate is bound on its own (plan/autosched.c) */
-    int zbv = t->schedule == PMLC_SCHED_ZERO_BUBBLE_V;
-    if (t->schedule != PMLC_SCHED_INTERLEAVED_1F1B && !zbv) {
+    const char *name = pmlc_schedule_name(t->schedule);
+    int vee = pml_plan_schedule_vee((int)t->schedule);
+    if (t->schedule != PMLC_SCHED_INTERLEAVED_1F1B && !vee) {
         if (V > 1)
             pmlc_error(DIAG, g->chunks_loc,
                        "chunks = %d runs several model chunks on each stage, which only schedule = "
-                       "interleaved_1f1b or zero_bubble_v runs (this train block's schedule is %s)",
-                       V, pmlc_schedule_name(t->schedule));
+                       "interleaved_1f1b, zero_bubble_v or dualpipe_v runs (this train block's schedule is %s)",
+                       V, name);
         return;
     }
-    if (zbv && V != 2) {
+    if (vee && V != 2) {
         if (V < 2)
             pmlc_error(DIAG, sched,
-                       "schedule = zero_bubble_v runs two model chunks on each stage, in a V: give them in the "
-                       "model with place = auto(stages = S, chunks = 2)");
+                       "schedule = %s runs two model chunks on each stage, in a V: give them in the model with "
+                       "place = auto(stages = S, chunks = 2)",
+                       name);
         else
             pmlc_error(DIAG, g->chunks_loc,
-                       "schedule = zero_bubble_v runs exactly two model chunks on each stage (its V), not %d: "
-                       "use chunks = 2, or schedule = interleaved_1f1b for more",
-                       V);
+                       "schedule = %s runs exactly two model chunks on each stage (its V), not %d: use chunks = 2, "
+                       "or schedule = interleaved_1f1b for more",
+                       name, V);
         return;
     }
     if (V < 2) {
@@ -936,17 +940,22 @@ static void bind_chunks(pmlc_program *P, pmlc_train *t, pmlc_graph *g, int S, in
                    "with place = auto(stages = S, chunks = V), V at least 2");
         return;
     }
-    if (!zbv && t->microbatches % S) {
+    if (!vee && t->microbatches % S) {
         pmlc_error(DIAG, sched,
                    "schedule = interleaved_1f1b runs micro-batches in groups of one per stage: microbatches = %lld "
                    "is not a multiple of the %d stages",
                    (long long)t->microbatches, S);
         pmlc_note(DIAG, g->place_loc, "the stages are placed here");
     }
+    if (t->schedule == PMLC_SCHED_DUALPIPE_V && t->microbatches < 2 * S)
+        pmlc_error(DIAG, sched,
+                   "schedule = dualpipe_v needs at least a micro-batch per chunk: microbatches = %lld is fewer than "
+                   "the %d chunks",
+                   (long long)t->microbatches, 2 * S);
     if (g->replicas > 1)
         pmlc_error(DIAG, g->replicas_loc,
                    "replicas run on ranks, and schedule = %s runs in one process only yet: drop replicas or chunks",
-                   pmlc_schedule_name(t->schedule));
+                   name);
 }
 
 int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)

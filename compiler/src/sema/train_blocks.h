@@ -18,6 +18,7 @@ typedef enum pmlc_schedule {
     PMLC_SCHED_INTERLEAVED_1F1B,
     PMLC_SCHED_ZERO_BUBBLE,
     PMLC_SCHED_ZERO_BUBBLE_V, /* ZB-V: two chunks per stage in a V (pml_plan_chunk_device) */
+    PMLC_SCHED_DUALPIPE_V,    /* DualPipeV: the same V, DeepSeek's order (schedule.c) */
     PMLC_SCHED_AUTO,          /* schedule = auto: the planner picks (plan/autosched.h); never in a plan */
     PMLC_SCHED_COUNT
 } pmlc_schedule;

@@ -130,7 +130,9 @@ static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, d
 /* The schedule that runs chunks, for messages. */
 static const char *chunked_name(const pml_plan *plan)
 {
-    return plan->conf.schedule == PML_PLAN_SCHEDULE_ZERO_BUBBLE_V ? "zero_bubble_v" : "interleaved_1f1b";
+    return plan->conf.schedule == PML_PLAN_SCHEDULE_ZERO_BUBBLE_V ? "zero_bubble_v"
+           : plan->conf.schedule == PML_PLAN_SCHEDULE_DUALPIPE_V  ? "dualpipe_v"
+                                                                  : "interleaved_1f1b";
 }
 
 pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err)

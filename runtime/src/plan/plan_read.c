@@ -139,15 +139,16 @@ static void read_conf(rd *r, pml_plan *pl, uint32_t version)
     if (c->stages < 1 || c->stages > 1024)
         fail(r, PML_ERR_FORMAT, "the stage count is out of range");
     else if (c->chunks < 1 || c->chunks > PML_PLAN_MAX_CHUNKS || c->stages % c->chunks ||
-             (c->chunks > 1 && c->schedule != PML_PLAN_SCHEDULE_ZERO_BUBBLE_V &&
+             (c->chunks > 1 && !pml_plan_schedule_vee((int)c->schedule) &&
               (c->schedule != 2 || c->microbatches % (c->stages / c->chunks))) ||
-             (c->schedule == PML_PLAN_SCHEDULE_ZERO_BUBBLE_V && c->chunks != 2))
+             (pml_plan_schedule_vee((int)c->schedule) && c->chunks != 2) ||
+             (c->schedule == PML_PLAN_SCHEDULE_DUALPIPE_V && c->microbatches < c->stages))
         fail(r, PML_ERR_FORMAT, "the chunks per stage do not divide the stages, or do not fit the schedule");
     else if (c->microbatches < 1 || c->microbatches > PML_PLAN_MAX_MICROBATCHES || c->batch < 1 ||
              c->batch > PML_PLAN_MAX_BATCH || c->batch % c->microbatches || c->microbatch != c->batch / c->microbatches)
         fail(r, PML_ERR_FORMAT, "batch, micro-batches and micro-batch size disagree");
     else if (c->precision < 0 || c->precision > PML_F16 || c->schedule < 0 ||
-             c->schedule > (version >= 14 ? PML_PLAN_SCHEDULE_ZERO_BUBBLE_V : 3))
+             c->schedule > (version >= 14 ? PML_PLAN_SCHEDULE_DUALPIPE_V : 3))
         fail(r, PML_ERR_FORMAT, "an enumerated setting is out of range");
     else if (!(c->loss_scale > 0 && c->loss_scale <= 0x1p100) || c->loss_scale_interval < 1 ||
              !(c->loss_scale_backoff > 0 && c->loss_scale_backoff < 1))

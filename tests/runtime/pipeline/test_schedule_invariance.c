@@ -13,6 +13,10 @@
  * those of ZB-H1 over as many stages as it has chunks (the same split backwards, each
  * chunk's weight halves in micro-batch order, only on fewer threads).
  *
+ * With the argument `dualpipev`: DualPipeV (dualpipe_v: the same V, 2 or 4 stages, 8 or
+ * 16 micro-batches, at least one per chunk) gives the 1-stage, 1-micro-batch weights
+ * likewise (its backwards whole, and split for the last ones).
+ *
  * With the argument `fused`: running the plan's fused element-wise kernels as tiled
  * groups trains like running every node on its own (opts.unfused), on every stage
  * count and schedule, to 1e-6 (the same scalar expression per element; only the
@@ -136,8 +140,38 @@ static int zbv(void)
     return check_summary("ZB-V invariance");
 }
 
+/* The file's comment, `dualpipev`. */
+static int dualpipev(void)
+{
+    size_t n_ref = 0;
+    float *ref = train(1, 1, "gpipe", 0, &n_ref);
+    CHECK(ref != NULL);
+    if (!ref) return check_summary("DualPipeV invariance");
+    static const int stages[] = {2, 4}, mbs[] = {8, 16};
+    double dpv = 0;
+    for (int b = 0; b < 2; b++)
+        for (int c = 0; c < 2; c++) {
+            size_t n = 0;
+            float *w = train_chunks(stages[b], 2, mbs[c], "dualpipe_v", 0, &n);
+            CHECK(w && n == n_ref);
+            if (w && n == n_ref) {
+                double rel = rel_diff(w, ref, n);
+                if (rel > dpv) dpv = rel;
+                if (!(rel <= 1e-5))
+                    fprintf(stderr, "dualpipe_v, %d stages x 2 chunks, %d micro-batches: relative difference %.3g\n",
+                            stages[b], mbs[c], rel);
+                CHECK(rel <= 1e-5);
+            }
+            free(w);
+        }
+    printf("DualPipeV: largest relative difference from 1 stage x 1 micro-batch: %.3g\n", dpv);
+    free(ref);
+    return check_summary("DualPipeV invariance");
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "dualpipev") == 0) return dualpipev();
     if (argc > 1 && strcmp(argv[1], "zbv") == 0) return zbv();
     if (argc > 1 && strcmp(argv[1], "fused") == 0) return fused_like_unfused();
     size_t n_ref = 0, n = 0;
