@@ -136,6 +136,9 @@ typedef enum pml_plan_kernel_kind {
 /* Then, version 13 on: model chunks per stage device (place = auto(..., chunks = V)),
  * which divide `stages` (NODE's stages are the chunks); 1 before. */
 #define PML_PLAN_CONF_FIELDS_13(I, F) I(chunks)
+/* Then, version 14 on: the train block's memory limit per stage device in bytes (0:
+ * none), which the run checks what its backend allocates against (0 before). */
+#define PML_PLAN_CONF_FIELDS_14(I, F) I(memory)
 
 /* CONF's schedule numbers that place chunks differently (the enumeration above). */
 #define PML_PLAN_SCHEDULE_ZERO_BUBBLE_V 4

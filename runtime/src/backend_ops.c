@@ -2,6 +2,8 @@
  * place that knows which slots are optional and what their absence means. */
 #include "backend_ops.h"
 
+#include <string.h>
+
 
 pml_status pml_backend_create(const pml_backend_ops *ops, const pml_plan *plan, const pml_backend_conf *conf,
                               pml_backend_inst *out, pml_err *err)
@@ -139,6 +141,19 @@ pml_status pml_backend_loss_scale(pml_backend_inst *b, double scale, pml_err *er
 const char *pml_backend_precision_note(pml_backend_inst *b)
 {
     return b->ops->precision_note ? b->ops->precision_note(b->ctx) : NULL;
+}
+
+size_t pml_backend_memory_total(const pml_backend_memory *m)
+{
+    return m->values + m->grads + m->optimizer + m->derived + m->scratch + m->temporaries;
+}
+
+int pml_backend_memory_of(pml_backend_inst *b, int stage, pml_backend_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!b->ops->memory || stage < 0 || stage >= (int)b->plan->conf.stages) return 0;
+    b->ops->memory(b->ctx, stage, out);
+    return 1;
 }
 
 pml_status pml_backend_param_int8(pml_backend_inst *b, int param, const int8_t *q, const float *scale, float in_scale,

@@ -129,6 +129,22 @@ typedef struct pml_backend_buf {
     int32_t param; /* grads: the plan parameter whose gradient sums these are; boundary: -1 */
 } pml_backend_buf;
 
+/* What one stage holds in the backend's memory, in bytes, by what it is for (memory,
+ * below). Their sum is what the stage holds at its peak: the CPU backend allocates all
+ * of it at create but the thread temporaries, which grow to the largest call a stage's
+ * threads have made and are kept (so after a step, the step's peak). */
+typedef struct pml_backend_memory {
+    size_t values;     /* the stage's arena: parameters, their 16-bit copies, values kept or temporary */
+    size_t grads;      /* gradient accumulators */
+    size_t optimizer;  /* optimizer state */
+    size_t derived;    /* derived weight copies: packed panels, int8 weights */
+    size_t scratch;    /* fused groups' and int8 products' scratch */
+    size_t temporaries; /* thread temporaries (16-bit operands widened for a call) */
+} pml_backend_memory;
+
+/* The sum of every field of m. */
+size_t pml_backend_memory_total(const pml_backend_memory *m);
+
 typedef struct pml_backend_ops {
     const char *name;
     /* Where its kernels run. PML_DEVICE_HOST: on the calling stage thread (and the
@@ -236,6 +252,11 @@ typedef struct pml_backend_ops {
      * non-finite x was seen, 0 where none ran. */
     pml_status (*observe_linear)(pml_backend_ctx *b, int param, int *observed, pml_err *err);
     pml_status (*observed_absmax)(pml_backend_ctx *b, int param, float *absmax, pml_err *err);
+
+    /* Optional: what `stage` holds now (pml_backend_memory), counted by the backend as it
+     * allocates, for comparing with the plan's estimate and the train block's memory
+     * limit. NULL: the backend does not count (the run checks nothing). */
+    void (*memory)(pml_backend_ctx *b, int stage, pml_backend_memory *out);
 } pml_backend_ops;
 
 /* A backend at work: its table and its context. */
@@ -277,6 +298,8 @@ pml_status pml_backend_phase(pml_backend_inst *b, int64_t step, struct pml_phase
 /* Without the slot: PML_ERR_UNSUPPORTED unless scale is 1. */
 pml_status pml_backend_loss_scale(pml_backend_inst *b, double scale, pml_err *err);
 const char *pml_backend_precision_note(pml_backend_inst *b); /* NULL without the slot */
+/* Without the slot: 0, *out zeroed. */
+int pml_backend_memory_of(pml_backend_inst *b, int stage, pml_backend_memory *out);
 /* Without the slot: PML_OK, *served 0 (the f32 weights serve). */
 pml_status pml_backend_param_int8(pml_backend_inst *b, int param, const int8_t *q, const float *scale, float in_scale,
                                   int *served, pml_err *err);

@@ -109,6 +109,7 @@ static void write_conf(buf *b, const pmlc_plan *pl, strtab *st)
     V_F(t ? t->holdout : 0) V_I(t ? t->eval_every : 0);
     V_F(t ? t->loss_scale : 65536) V_I(t ? t->loss_scale_interval : 2000) V_F(t ? t->loss_scale_backoff : 0.5);
     V_I(pl->chunks);
+    V_I(t ? t->memory : 0);
 #undef V_I
 #undef V_F
 }

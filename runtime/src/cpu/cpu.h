@@ -71,6 +71,14 @@ pml_status pml_cpu_other_family(const pml_op_call *c, pml_err *err);
  * 16-bit storage, f32 math (half.c). pml_cpu_run picks between them. */
 pml_status pml_cpu_run_family(const pml_op_call *c, pml_err *err);
 pml_status pml_cpu_run_half(const pml_op_call *c, pml_err *err);
+/* The calling thread's temporaries (half.c) count towards *peak from now on: whenever
+ * they grow, *peak becomes at least the bytes the thread holds (NULL: towards nothing).
+ * A stage's thread sets its stage's before it works, so the backend can say what each
+ * stage holds (backend_ops.h's memory). */
+void pml_cpu_half_charge_to(size_t *peak);
+/* The calling thread now also holds `bytes` of scratch outside half.c's buffers (the
+ * oneDNN scratchpad of gemm_bf16.c), counted with them towards the charged peak. */
+void pml_cpu_charge_scratch(size_t bytes);
 /* A binary op (the binary class) whose inputs and output are bf16 and f32, converting
  * in registers (elementwise_half.c); half.c routes those calls here. */
 pml_status pml_cpu_binary_bf16(const pml_op_call *c, pml_err *err);

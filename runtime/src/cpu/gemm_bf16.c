@@ -19,6 +19,8 @@
  * (cpu/half.c) and pml_cpu_gemm_bf16_status() says why. */
 #include "gemm.h"
 
+#include "cpu.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,12 +40,16 @@ typedef struct entry {
     key k;
     dnnl_primitive_t prim; /* NULL: a free slot */
     dnnl_memory_t a, b, c;
+    dnnl_memory_t sp; /* its scratchpad (NULL: it needs none), on the thread's buffer */
+    size_t sp_bytes;
 } entry;
 
 typedef struct cache {
     dnnl_stream_t stream;
     entry e[CACHE];
-    int next; /* the slot replaced next when all are full (round robin) */
+    int next;       /* the slot replaced next when all are full (round robin) */
+    void *scratch;  /* the scratchpad of every primitive of the thread, grown to the largest */
+    size_t scratch_bytes;
 } cache;
 
 static dnnl_engine_t engine;
@@ -57,6 +63,7 @@ static void drop(entry *e)
     if (!e->prim) return;
     dnnl_primitive_destroy(e->prim);
     dnnl_memory_destroy(e->a), dnnl_memory_destroy(e->b), dnnl_memory_destroy(e->c);
+    if (e->sp) dnnl_memory_destroy(e->sp);
     memset(e, 0, sizeof *e);
 }
 
@@ -65,6 +72,7 @@ static void cache_free(void *v)
     cache *C = v;
     for (int i = 0; i < CACHE; i++) drop(&C->e[i]);
     if (C->stream) dnnl_stream_destroy(C->stream);
+    free(C->scratch);
     free(C);
 }
 
@@ -88,6 +96,10 @@ static dnnl_status_t build(const key *k, entry *e, char *impl, size_t cap)
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     if (s == dnnl_success) s = dnnl_primitive_attr_create(&attr);
+    /* The scratchpad (oneDNN's blocked copies of the operands, proportional to them) on
+     * a buffer of ours, so that the stage counts it (cpu.h, pml_cpu_charge_scratch):
+     * in oneDNN's own it was memory no figure showed (docs/design.md). */
+    if (s == dnnl_success) s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (s == dnnl_success && k->acc) {
         s = dnnl_post_ops_create(&po);
         if (s == dnnl_success) s = dnnl_post_ops_append_sum(po, 1.0f);
@@ -104,15 +116,19 @@ static dnnl_status_t build(const key *k, entry *e, char *impl, size_t cap)
                  dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success && name ? name
                                                                                                            : "?");
     memset(e, 0, sizeof *e);
+    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    e->sp_bytes = sp ? dnnl_memory_desc_get_size(sp) : 0;
     s = dnnl_primitive_create(&e->prim, pd);
     if (s == dnnl_success) s = dnnl_memory_create(&e->a, &a, engine, DNNL_MEMORY_NONE);
     if (s == dnnl_success) s = dnnl_memory_create(&e->b, &b, engine, DNNL_MEMORY_NONE);
     if (s == dnnl_success) s = dnnl_memory_create(&e->c, &c, engine, DNNL_MEMORY_NONE);
+    if (s == dnnl_success && e->sp_bytes) s = dnnl_memory_create(&e->sp, sp, engine, DNNL_MEMORY_NONE);
     dnnl_primitive_desc_destroy(pd);
     if (s != dnnl_success) {
         if (e->prim) dnnl_primitive_destroy(e->prim);
         if (e->a) dnnl_memory_destroy(e->a);
         if (e->b) dnnl_memory_destroy(e->b);
+        if (e->c) dnnl_memory_destroy(e->c);
         memset(e, 0, sizeof *e);
     }
     return s;
@@ -194,8 +210,17 @@ int pml_cpu_gemm_bf16(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, const
     dnnl_memory_set_data_handle(e->a, (void *)a);
     dnnl_memory_set_data_handle(e->b, (void *)b);
     dnnl_memory_set_data_handle(e->c, c);
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-    if (dnnl_primitive_execute(e->prim, C->stream, 3, args) != dnnl_success) return 0;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}, {DNNL_ARG_SCRATCHPAD, e->sp}};
+    if (e->sp_bytes > C->scratch_bytes) {
+        size_t bytes = (e->sp_bytes + 63) & ~(size_t)63;
+        void *grown = aligned_alloc(64, bytes);
+        if (!grown) return 0;
+        free(C->scratch);
+        C->scratch = grown, C->scratch_bytes = bytes;
+        pml_cpu_charge_scratch(bytes);
+    }
+    if (e->sp) dnnl_memory_set_data_handle(e->sp, C->scratch);
+    if (dnnl_primitive_execute(e->prim, C->stream, e->sp ? 4 : 3, args) != dnnl_success) return 0;
     return dnnl_stream_wait(C->stream) == dnnl_success;
 }
 

@@ -23,8 +23,9 @@
  * Temporaries live in two buffers per thread (the one-op group's scratch and the widened
  * operands: a group's tiles widen while its scratch is in use), grown to the largest call
  * the thread has made and kept until it ends, so steady-state steps allocate nothing
- * here. They are not in the plan's memory figure: at most the largest call's
- * temporaries per stage thread, as when they were malloc'd per call. */
+ * here. They are not in the compiler's memory estimate: at most the largest call's
+ * temporaries per stage thread, as when they were malloc'd per call; the backend counts
+ * them per stage (pml_cpu_half_charge_to) and reports them as its stages' temporaries. */
 #include "cpu.h"
 
 #include <pthread.h>
@@ -110,8 +111,29 @@ static void bufs_free(void *v)
 
 static void bufs_init(void) { (void)pthread_key_create(&bufs_key, bufs_free); }
 
+static _Thread_local size_t *charge; /* pml_cpu_half_charge_to's */
+static _Thread_local size_t other;   /* pml_cpu_charge_scratch's */
+
+void pml_cpu_half_charge_to(size_t *peak) { charge = peak; }
+
+/* *charge becomes at least what this thread holds (its stage's threads may race). */
+static void charge_held(void)
+{
+    if (!charge) return;
+    size_t held = other, was = __atomic_load_n(charge, __ATOMIC_RELAXED);
+    for (int i = 0; i < N_BUF; i++) held += bufs.bytes[i];
+    while (held > was && !__atomic_compare_exchange_n(charge, &was, held, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
 /* This thread's buffer `which`, at least `bytes` long and 64-byte aligned; NULL when
  * out of memory. */
+void pml_cpu_charge_scratch(size_t bytes)
+{
+    other = bytes;
+    charge_held();
+}
+
 static void *thread_buf(int which, size_t bytes)
 {
     bytes = (bytes + 64) & ~(size_t)63;
@@ -121,6 +143,7 @@ static void *thread_buf(int which, size_t bytes)
     if (!p) return NULL;
     free(bufs.p[which]);
     bufs.p[which] = p, bufs.bytes[which] = bytes;
+    charge_held();
     (void)pthread_setspecific(bufs_key, &bufs); /* frees both when the thread ends */
     return p;
 }

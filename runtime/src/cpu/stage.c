@@ -9,6 +9,7 @@
 #include "core/finite.h"
 #include "core/rng.h"
 #include "cpu/convert.h"
+#include "cpu/cpu.h"
 #include "cpu/gemm.h"
 #include "cpu/stage.h"
 #include "plan/optim.h"
@@ -80,11 +81,12 @@ static pml_cpu_gemm_panels panels_operand(pml_cpu_ctx *p, int n, const pml_op_ca
     int64_t rows = b->dims[0], cols = b->dims[1];
     if (!p->panels[n]) return (pml_cpu_gemm_panels){0};
     if (!c->trans[1]) return pml_cpu_gemm_in_place(b->data, cols);
-    if (p->packed_at[n] != *operand_version(p, n)) {
-        pml_cpu_gemm_pack_b(1, cols, rows, b->data, cols, p->packed[n]);
-        p->packed_at[n] = *operand_version(p, n);
+    int o = p->pack_owner[n]; /* the panels are its */
+    if (p->packed_at[o] != *operand_version(p, o)) {
+        pml_cpu_gemm_pack_b(1, cols, rows, b->data, cols, p->packed[o]);
+        p->packed_at[o] = *operand_version(p, o);
     }
-    return pml_cpu_gemm_packed(p->packed[n], cols);
+    return pml_cpu_gemm_packed(p->packed[o], cols);
 }
 
 pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
@@ -260,6 +262,7 @@ static pml_status cpu_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     const pml_plan *pl = p->plan;
     pml_cpu_stage *st = &p->stages[s];
+    pml_cpu_half_charge_to(&st->temp_peak);
     for (int k = 0; k < st->n_fwd; k++) {
         int u = st->fwd[k];
         if (mode != PML_BACKEND_FWD_TRAIN) {
@@ -327,6 +330,7 @@ static pml_status run_backward(pml_cpu_ctx *p, pml_cpu_stage *st, const int *lis
 {
     const pml_plan *pl = p->plan;
     pml_status status = PML_OK;
+    pml_cpu_half_charge_to(&st->temp_peak);
     for (int k = 0; k < n && !status; k++)
         if (pml_phase_runs(&p->phase, pl, list[k])) status = run_unit(p, st, list[k], mb, err);
     for (int k = 0; k < st->n_params && !status; k++) {
@@ -374,6 +378,7 @@ static pml_status cpu_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *e
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     const pml_plan *pl = p->plan;
     pml_cpu_stage *st = &p->stages[s];
+    pml_cpu_half_charge_to(&st->temp_peak); /* the deferred GEMMs may widen */
     /* every backward pass has run (of this replica's micro-batches, conf.mb_count) */
     st->bwd_done = p->conf.mb_count ? p->conf.mb_first + p->conf.mb_count : p->M;
     pml_status r = run_deferred_upto(p, st, err);
@@ -540,4 +545,5 @@ const pml_backend_ops pml_cpu_backend_ops = {
     .param_int8 = pml_cpu_ctx_param_int8,
     .observe_linear = pml_cpu_ctx_observe_linear,
     .observed_absmax = pml_cpu_ctx_observed_absmax,
+    .memory = pml_cpu_ctx_memory,
 };

@@ -69,6 +69,8 @@ typedef struct pml_cpu_stage {
     int *sends[2], n_sends[2];
     void *i8_scratch; /* its int8 products' quantized rows and int32 sums (stage_int8.c); NULL: none */
     size_t i8_scratch_bytes;
+    size_t arena_bytes; /* its share of the context's arena */
+    size_t temp_peak;   /* most bytes of thread temporaries its thread has held (cpu.h) */
 } pml_cpu_stage;
 
 typedef struct pml_cpu_ctx {
@@ -104,6 +106,10 @@ typedef struct pml_cpu_ctx {
      * [A_1; ..; A_M]^T [B_1; ..; B_M]), with M times the depth of the per-micro-batch
      * GEMMs; its node is then not run in the backward pass (deferred_node). */
     uint8_t *deferred, *deferred_node;
+    /* Per node: a direct gradient, which its GEMM adds to the accumulator (acc_into), so
+     * it owns no buffer: one would be arena the plan's estimate does not count and no
+     * kernel writes. */
+    uint8_t *into_acc;
     /* The timetable splits each backward pass into an input half (bwd_input) and a
      * weight half (bwd_weight). Per node: the part of a micro-batch's work that runs it:
      * 0 forward, 1 backward (its input half), 2 the weight half (stage_build.c's
@@ -130,6 +136,9 @@ typedef struct pml_cpu_ctx {
     float **packed;
     int64_t *packed_at;
     int *pack_param, *pack_next, *pack_first;
+    /* Per node: the matmul whose packed panels (and packed_at) it reads: itself, or the
+     * stage's first matmul by the same transposed weight, whose copy it shares. */
+    int *pack_owner;
     int64_t *values_at;
     uint8_t *serves;       /* per node: a forward node the output depends on (FWD_SERVE) */
     size_t *bytes;         /* per node: one copy's size */
@@ -159,6 +168,10 @@ typedef struct pml_cpu_ctx {
 /* stage_build.c */
 pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf, pml_backend_ctx **out, pml_err *err);
 void pml_cpu_ctx_destroy(pml_backend_ctx *b);
+/* backend_ops.h's memory: what stage s allocated, by kind, counted from the allocations
+ * themselves (arena share, accumulators, m and v, packed panels and int8 weights,
+ * scratch), and its threads' temporaries at their largest so far. */
+void pml_cpu_ctx_memory(pml_backend_ctx *b, int s, pml_backend_memory *out);
 
 /* stage.c: node n's data for micro-batch mb (NULL when it has no buffer); node n run
  * for micro-batch mb; plan kernel k's calls for micro-batch mb (mb < 0: shapes only)

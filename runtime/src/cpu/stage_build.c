@@ -142,7 +142,8 @@ static pml_status choose_direct(pml_cpu_ctx *p, pml_err *err)
     p->direct = calloc((size_t)pl->n_params + 1, 1);
     p->deferred = calloc((size_t)pl->n_params + 1, 1);
     p->deferred_node = calloc((size_t)pl->n_nodes + 1, 1);
-    if (!p->direct || !p->deferred || !p->deferred_node) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    p->into_acc = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!p->direct || !p->deferred || !p->deferred_node || !p->into_acc) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int q = 0; q < pl->n_params; q++) {
         int g = pl->params[q].grad, shared = 0;
         if (g < 0) continue;
@@ -151,6 +152,7 @@ static pml_status choose_direct(pml_cpu_ctx *p, pml_err *err)
         for (int r = 0; r < pl->n_params; r++) shared |= r != q && pl->params[r].grad == g;
         if (shared) continue;
         p->direct[q] = 1;
+        p->into_acc[g] = 1;
         /* deferred when op(A) = A^T and op(B) = B, both 2-D with the same rows, made per
          * micro-batch (not parameters or constants, which are the same in every one) */
         const pml_plan_node *a = &pl->nodes[l->in[0]], *b = &pl->nodes[l->in[1]];
@@ -187,6 +189,19 @@ static int packed_param(const pml_cpu_ctx *p, int n)
  * ran at a third of OpenBLAS's speed). Needs the lowering and invariance. */
 enum { PACK_MIN_N = 128 };
 
+/* The columns of matmul i's weight operand, and the bytes of its packed panels. */
+static int64_t packed_n(const pml_cpu_ctx *p, int i)
+{
+    const pml_plan_node *b = &p->plan->nodes[p->low[i].in[1]];
+    return p->low[i].trans[1] ? b->dims[0] : b->dims[1];
+}
+
+static size_t packed_bytes(const pml_cpu_ctx *p, int i)
+{
+    const pml_plan_node *b = &p->plan->nodes[p->low[i].in[1]];
+    return sizeof(float) * pml_cpu_gemm_packed_floats(p->low[i].trans[1] ? b->dims[1] : b->dims[0], packed_n(p, i));
+}
+
 static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -197,29 +212,44 @@ static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
     p->pack_next = malloc(sizeof(int) * ((size_t)pl->n_nodes + 1));
     p->pack_first = malloc(sizeof(int) * ((size_t)pl->n_params + 1));
     p->values_at = calloc((size_t)pl->n_params + 1, sizeof *p->values_at);
-    if (!p->panels || !p->packed || !p->packed_at || !p->pack_param || !p->pack_next || !p->pack_first || !p->values_at)
+    p->pack_owner = malloc(sizeof(int) * ((size_t)pl->n_nodes + 1));
+    int *by_operand = malloc(sizeof(int) * ((size_t)pl->n_nodes + 1)); /* the matmul that packed it first */
+    if (!p->panels || !p->packed || !p->packed_at || !p->pack_param || !p->pack_next || !p->pack_first || !p->values_at ||
+        !p->pack_owner || !by_operand) {
+        free(by_operand);
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < pl->n_nodes; i++) p->pack_param[i] = p->pack_next[i] = -1;
+    }
+    for (int i = 0; i < pl->n_nodes; i++) p->pack_param[i] = p->pack_next[i] = by_operand[i] = -1, p->pack_owner[i] = i;
     for (int q = 0; q < pl->n_params; q++) p->pack_first[q] = -1;
-    if (!pml_cpu_gemm_packed_available()) return PML_OK;
-    for (int i = 0; i < pl->n_nodes; i++) {
+    for (int i = 0; pml_cpu_gemm_packed_available() && i < pl->n_nodes; i++) {
         const pml_cpu_node *l = &p->low[i];
         p->packed_at[i] = -1;
         if (!l->run || l->op != PML_OP_MATMUL || l->trans[0] || p->invariant[i] || p->deferred_node[i]) continue;
         const pml_plan_node *b = &pl->nodes[l->in[1]];
         if (!p->invariant[l->in[1]] || b->rank != 2 || b->dtype != PML_F32) continue; /* panels are f32 */
-        int64_t k = l->trans[1] ? b->dims[1] : b->dims[0], n = l->trans[1] ? b->dims[0] : b->dims[1];
-        if (n < PACK_MIN_N) continue;
+        if (packed_n(p, i) < PACK_MIN_N) continue;
         p->panels[i] = 1;
         if (!l->trans[1]) continue; /* read in place */
-        p->packed[i] = alloc_touched(sizeof(float) * pml_cpu_gemm_packed_floats(k, n));
-        if (!p->packed[i]) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for a packed weight");
+        /* A second matmul of the stage by the same weight (a recomputed forward one)
+         * reads the first one's panels: one packed copy per weight and stage. */
+        int j = by_operand[l->in[1]];
+        if (j >= 0 && pl->nodes[j].stage == pl->nodes[i].stage) {
+            p->packed[i] = p->packed[j], p->pack_owner[i] = j;
+            continue;
+        }
+        by_operand[l->in[1]] = i;
+        p->packed[i] = alloc_touched(packed_bytes(p, i));
+        if (!p->packed[i]) {
+            free(by_operand);
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory for a packed weight");
+        }
         int q = packed_param(p, i);
         if (q < 0) continue;
         p->pack_param[i] = q;
         p->pack_next[i] = p->pack_first[q];
         p->pack_first[q] = i;
     }
+    free(by_operand);
     return PML_OK;
 }
 
@@ -237,7 +267,7 @@ static int64_t copies_of(const pml_cpu_ctx *p, int i)
  * of a fused group. */
 static int owns_buffer(const pml_cpu_ctx *p, int i)
 {
-    return p->low[i].alias == i && p->low[i].run && !lives_in_scratch(p, i);
+    return p->low[i].alias == i && p->low[i].run && !lives_in_scratch(p, i) && !p->into_acc[i];
 }
 
 /* Which values exist, and how many copies each keeps: lowering, fusion, invariance,
@@ -396,6 +426,7 @@ static pml_status place_buffers(pml_cpu_ctx *p, pml_err *err)
     }
     for (int i = 0; !st && i < N; i++)
         if (val[i].bytes) p->buf[i] = p->arena + base[pl->nodes[i].stage] + val[i].offset;
+    for (int s = 0; !st && s < p->S; s++) p->stages[s].arena_bytes = (s + 1 < p->S ? base[s + 1] : total) - base[s];
     free(val), free(tick), free(base), free(pass_end);
     return st;
 }
@@ -593,13 +624,35 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     return PML_OK;
 }
 
+void pml_cpu_ctx_memory(pml_backend_ctx *b, int s, pml_backend_memory *out)
+{
+    const pml_cpu_ctx *p = (const pml_cpu_ctx *)b;
+    const pml_plan *pl = p->plan;
+    const pml_cpu_stage *st = &p->stages[s];
+    memset(out, 0, sizeof *out);
+    out->values = st->arena_bytes;
+    for (int k = 0; k < st->n_params; k++) {
+        int q = st->params[k];
+        size_t f32 = ((size_t)pl->nodes[pl->params[q].node].numel + 1) * sizeof(float); /* make_params' */
+        out->grads += p->acc[q] ? f32 : 0;
+        out->optimizer += (p->m[q] ? f32 : 0) + (p->v[q] ? f32 : 0);
+        const pml_plan_node *w = &pl->nodes[pl->params[q].node];
+        if (p->i8 && p->i8[q]) out->derived += (size_t)w->dims[0] * (size_t)w->dims[1] + 1 + sizeof(float) * (size_t)w->dims[0] + 1;
+    }
+    for (int i = 0; i < pl->n_nodes; i++)
+        if (p->packed[i] && p->pack_owner[i] == i && pl->nodes[i].stage == s) out->derived += packed_bytes(p, i);
+    out->scratch = (st->scratch ? (st->scratch_bytes + 63) & ~(size_t)63 : 0) + (st->i8_scratch ? st->i8_scratch_bytes : 0);
+    out->temporaries = __atomic_load_n(&st->temp_peak, __ATOMIC_RELAXED);
+}
+
 void pml_cpu_ctx_destroy(pml_backend_ctx *b)
 {
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     if (!p) return;
     pml_cpu_ctx_free_int8(p);
     free(p->arena);
-    for (int i = 0; p->packed && i < p->plan->n_nodes; i++) free(p->packed[i]);
+    for (int i = 0; p->packed && p->pack_owner && i < p->plan->n_nodes; i++)
+        if (p->pack_owner[i] == i) free(p->packed[i]);
     for (int q = 0; q < p->plan->n_params; q++) {
         if (p->acc) free(p->acc[q]);
         if (p->m) free(p->m[q]);
@@ -612,8 +665,8 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         if (s == 0 || st->pool != p->stages[0].pool) pml_cpu_pool_destroy(st->pool); /* shared: once */
     }
     free(p->half), free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
-        free(p->deferred), free(p->deferred_node), free(p->panels), free(p->packed), free(p->packed_at);
-    free(p->pack_param), free(p->pack_next), free(p->pack_first), free(p->values_at);
+        free(p->deferred), free(p->deferred_node), free(p->into_acc), free(p->panels), free(p->packed), free(p->packed_at);
+    free(p->pack_param), free(p->pack_next), free(p->pack_first), free(p->values_at), free(p->pack_owner);
     pml_phase_free(&p->phase);
     free(p->buf), free(p->per_mb), free(p->copies), free(p->all_mb), free(p->weight_read), free(p->serves), free(p->bytes), free(p->acc),
         free(p->m), free(p->v), free(p->stages);

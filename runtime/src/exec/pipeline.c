@@ -304,6 +304,22 @@ pml_status pml_pipeline_set_loss_scale(pml_pipeline *p, double scale, int64_t go
 
 const char *pml_pipeline_precision_note(pml_pipeline *p) { return pml_backend_precision_note(&p->be); }
 
+void pml_pipeline_devices(const pml_pipeline *p, int *first, int *last) { *first = p->first, *last = p->w_last; }
+
+int pml_pipeline_memory(pml_pipeline *p, int dev, pml_backend_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    int counted = 0;
+    for (int c = dev; c < p->S; c += p->D) { /* its chunks: dev, dev + D, ... */
+        pml_backend_memory m;
+        if (!pml_backend_memory_of(&p->be, c, &m)) return 0;
+        out->values += m.values, out->grads += m.grads, out->optimizer += m.optimizer;
+        out->derived += m.derived, out->scratch += m.scratch, out->temporaries += m.temporaries;
+        counted = 1;
+    }
+    return counted;
+}
+
 pml_status pml_pipeline_phase(pml_pipeline *p, struct pml_phase **out, pml_err *err)
 {
     return pml_backend_phase(&p->be, p->step, out, err);

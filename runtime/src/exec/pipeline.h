@@ -180,6 +180,11 @@ void pml_pipeline_loss_scale(const pml_pipeline *p, double *scale, int64_t *good
 pml_status pml_pipeline_set_loss_scale(pml_pipeline *p, double scale, int64_t good, pml_err *err);
 /* How the backend runs the plan's 16-bit work (backend_ops.h's precision_note), or NULL. */
 const char *pml_pipeline_precision_note(pml_pipeline *p);
+/* The stage devices this process runs, [*first, *last): all, or its rank's. */
+void pml_pipeline_devices(const pml_pipeline *p, int *first, int *last);
+/* What stage device `dev` holds now (backend_ops.h's memory, summed over its chunks);
+ * 0 and *out zeroed when the backend does not count. Between steps. */
+int pml_pipeline_memory(pml_pipeline *p, int dev, pml_backend_memory *out);
 /* Sets the number of steps taken, so the next step is step `step` (0-based): its data,
  * dropout, learning rate and optimizer step count follow. Only between steps. */
 void pml_pipeline_set_step(pml_pipeline *p, int64_t step);

@@ -133,10 +133,16 @@ static void read_conf(rd *r, pml_plan *pl, uint32_t version)
     if (version >= 13) {
         PML_PLAN_CONF_FIELDS_13(PML_CONF_I, PML_CONF_F)
     }
+    c->memory = 0;
+    if (version >= 14) {
+        PML_PLAN_CONF_FIELDS_14(PML_CONF_I, PML_CONF_F)
+    }
 #undef PML_CONF_I
 #undef PML_CONF_F
     if (r->bad) return;
-    if (c->stages < 1 || c->stages > 1024)
+    if (c->memory < 0)
+        fail(r, PML_ERR_FORMAT, "the memory limit is negative");
+    else if (c->stages < 1 || c->stages > 1024)
         fail(r, PML_ERR_FORMAT, "the stage count is out of range");
     else if (c->chunks < 1 || c->chunks > PML_PLAN_MAX_CHUNKS || c->stages % c->chunks ||
              (c->chunks > 1 && !pml_plan_schedule_vee((int)c->schedule) &&

@@ -17,6 +17,7 @@
 
 #include "ckpt/checkpoint.h"
 #include "formats/out_path.h"
+#include "run/memory.h"
 #include "run/ranks.h"
 #include "run/trace.h"
 
@@ -274,6 +275,8 @@ static pml_status begin(run *r, int64_t steps, pml_run_trace *trace, pml_err *er
                            (long long)pl->conf.eval_every);
     if ((st = check_outputs(r, err))) return st; /* the inputs are good: now the outputs, still before step 1 */
     if (r->lead && r->o->metrics && (st = open_metrics(r, err))) return st;
+    st = pml_run_memory_check(*e->pipe, pl, "before step 1", err);
+    if ((st = pml_run_agree(r->dist, st, err))) return st;
     if (r->lead) {
         pml_run_event ev = {.kind = PML_RUN_START, .steps = steps};
         ev.start.backend = e->backend;
@@ -331,6 +334,16 @@ static void stop_at(run *r, int64_t s, int64_t steps, int why, int by)
     }
 }
 
+/* After the run's first step: the memory limit checked again with the temporaries
+ * the step grew (run/memory.h). */
+static pml_status memory_after(run *r, int64_t step, pml_err *err)
+{
+    char when[64];
+    snprintf(when, sizeof when, "after step %lld", (long long)step);
+    pml_status st = pml_run_memory_check(*r->env->pipe, *r->env->plan, when, err);
+    return pml_run_agree(r->dist, st, err);
+}
+
 /* The steps, from where the pipeline is to `steps`, or to a stop request. */
 static pml_status loop(run *r, int64_t steps, pml_run_trace *trace, pml_err *err)
 {
@@ -367,16 +380,23 @@ static pml_status loop(run *r, int64_t steps, pml_run_trace *trace, pml_err *err
         if ((*e->plan)->conf.precision == PML_F16)
             snprintf(scaling, sizeof scaling, ", \"loss_scale\": %.9g, \"skipped\": %s", m.loss_scale,
                      m.skipped ? "true" : "false");
+        /* The run's first step's record also says what its stage devices hold. */
+        char *memory = NULL;
+        size_t cap = 256 * ((size_t)(*e->plan)->conf.stages + 1);
+        if (r->metrics && s == first && (memory = malloc(cap)))
+            pml_run_memory_record(*e->pipe, *e->plan, memory, cap);
         log_line(r,
                  "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %s, \"samples_per_s\": %.6g, "
-                 "\"step_ms\": %.6g%s}\n",
+                 "\"step_ms\": %.6g%s%s%s}\n",
                  (long long)m.step, m.loss, m.lr, norm, m.seconds > 0 ? (double)m.samples / m.seconds : 0,
-                 1e3 * m.seconds, scaling);
+                 1e3 * m.seconds, scaling, memory && memory[0] ? ", \"memory\": " : "", memory ? memory : "");
+        free(memory);
         if (r->lead) {
             pml_run_event ev = {.kind = PML_RUN_STEP, .steps = steps, .at_step = s + 1, .metrics = &m, .elapsed = elapsed};
             event(r, &ev);
         }
         const pml_plan *pl = *e->plan;
+        if (s == first && (st = memory_after(r, s + 1, err))) return st;
         if (pl->conf.eval_every > 0 && (s + 1) % pl->conf.eval_every == 0 &&
             (st = evaluate(r, eval_every_batches(r), s + 1, steps, err)))
             return st;

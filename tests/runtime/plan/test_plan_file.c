@@ -114,8 +114,8 @@ static void inconsistent_kernels_are_refused(const unsigned char *bytes, size_t 
 /* A version-9 plan file (a MEMO section, the compiler's memory layout, before CUBN)
  * still reads, its MEMO skipped: the same plan as the current file's. Older versions
  * are refused naming the versions read, and a version-9 file without MEMO is refused. */
-/* `bytes` as version 11 wrote it: CONF without version 12's loss-scale fields and
- * version 13's chunks (four 8-byte entries at its end). Returns the new length; `out`
+/* `bytes` as version 11 wrote it: CONF without version 12's loss-scale fields,
+ * version 13's chunks and version 14's memory limit (five 8-byte entries at its end). Returns the new length; `out`
  * has room for len bytes. */
 static size_t without_conf_12(const unsigned char *bytes, size_t len, unsigned char *out)
 {
@@ -126,7 +126,7 @@ static size_t without_conf_12(const unsigned char *bytes, size_t len, unsigned c
         uint64_t n;
         memcpy(&t, bytes + at, 4);
         memcpy(&n, bytes + at + 8, 8);
-        uint64_t keep = t == PML_PLAN_CONF ? n - 32 : n;
+        uint64_t keep = t == PML_PLAN_CONF ? n - 40 : n;
         memcpy(out + o, bytes + at, 16), memcpy(out + o + 8, &keep, 8);
         memcpy(out + o + 16, bytes + at + 16, (size_t)keep);
         at += 16 + (size_t)n, o += 16 + (size_t)keep;
