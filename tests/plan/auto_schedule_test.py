@@ -136,10 +136,10 @@ def t_limit(args):
     check(got != key, f"the fastest plan {key} needs {top} bytes, over {limit}, and was still chosen")
     check(got == want[2], f"under {limit} bytes auto chose {got}, the fastest that fits is {want[2]}")
     check(need(p) <= limit, f"the chosen plan needs {need(p)} bytes, over {limit}")
-    for size in ("24MiB", '"0.0234375GiB"'):  # 24 MiB, as an identifier and as a string
+    for size in ("64MiB", '"0.0625GiB"'):  # 64 MiB, as an identifier and as a string
         mib = plan(args, src, f"memory={size}")
-        check(need(mib) <= 24 << 20 and chosen(mib) == best(cands, 24 << 20)[2],
-              f"memory = {size} limits to 24 MiB: {mib['schedule_auto']}")
+        check(need(mib) <= 64 << 20 and chosen(mib) == best(cands, 64 << 20)[2],
+              f"memory = {size} limits to 64 MiB: {mib['schedule_auto']}")
 
 
 def t_nothing_fits(args):

@@ -28,6 +28,7 @@ typedef struct ival {
 /* A buffer being planned: where it is written and last read, per instruction kind. */
 typedef struct pbuf {
     pmlc_buffer out;
+    int pinned;                 /* a CPU stage keeps its slots throughout the step (cpu_rules) */
     pmlc_instr_kind def_kind;
     int32_t def_pos;
     int32_t last[PMLC_I_COUNT]; /* per kind: the last kernel position that reads it, -1 none */
@@ -52,6 +53,9 @@ typedef struct planner {
     int32_t *n_ticks;
     int32_t *value; /* per node: its value buffer, -1 none */
     int32_t *recv;  /* per stage * node: the received copy, -1 none */
+    uint8_t *all_mb; /* per node on a CPU stage: kept for every micro-batch of the step (cpu_rules) */
+    uint8_t *direct; /* per node on a CPU stage: a weight gradient its GEMM adds to the accumulator */
+    uint8_t *elided; /* per node on a CPU stage: a transpose its matmuls read in place */
     PMLC_VEC(pbuf) bufs;
 } planner;
 
@@ -87,6 +91,117 @@ static void mark_invariant(planner *p)
         for (int k = 0; inv && n->op != OP_PARAM && k < n->n_in; k++) inv = p->invariant[n->in[k]];
         p->invariant[i] = (uint8_t)inv;
         p->root[i] = is_view(n) ? p->root[n->in[0]] : i;
+    }
+}
+
+static int on_cpu(const planner *p, int s) { return !p->pl->stages[s].device.cuda; }
+
+static int64_t dim_of(const planner *p, int i, int k)
+{
+    int64_t d = 0;
+    pmlc_size_eval(p->g->nodes.v[i].shape[k], p->pl->binding, &d);
+    return d;
+}
+
+/* Whether node i permutes its input's last two axes (a transpose), keeping the others. */
+static int is_transpose(const ir_node *n)
+{
+    if (n->op != OP_PERMUTE || n->rank < 2 || n->n_attr != n->rank) return 0;
+    for (int k = 0; k < n->rank - 2; k++)
+        if (n->attr[k] != k) return 0;
+    return n->attr[n->rank - 2] == n->rank - 1 && n->attr[n->rank - 1] == n->rank - 2;
+}
+
+/* A lowered weight-gradient product (runtime/src/cpu/lower.h): operand k's root and
+ * whether it is read transposed. */
+typedef struct operand {
+    int node, root, trans; /* node: what the GEMM reads (a reshape of root, say) */
+} operand;
+
+static operand operand_of(const planner *p, int x, int flip)
+{
+    const ir_node *n = &p->g->nodes.v[x];
+    operand o = {x, p->root[x], flip};
+    if (is_transpose(n)) o.node = n->in[0], o.root = p->root[n->in[0]], o.trans = !flip;
+    return o;
+}
+
+/* What the CPU backend keeps that the plan's materialised values alone do not say
+ * (runtime/src/cpu/lower.h and stage_build.c's plan_memory and choose_direct;
+ * docs/design.md, "The memory estimate follows the CPU backend"). On a CPU stage:
+ *   - a transpose of a per-micro-batch value that only matmuls read is read in place
+ *     through the GEMM's transpose flag: no buffer of its own;
+ *   - a value another stage reads, and the inputs, labels, loss and output (which the
+ *     executor reads or writes on its own time), are kept for every micro-batch of the
+ *     step, on the stage that makes them; the reader reads that copy in place (one
+ *     process shares its memory), so no received copy is counted;
+ *   - a parameter's gradient made by a matmul that nothing else reads (or by a
+ *     transpose of one, which the lowering turns into the product with its operands
+ *     exchanged) is added to its accumulator by the GEMM: no buffer; when the product
+ *     is A^T B of two per-micro-batch 2-D values in memory, it is deferred to the
+ *     step's end over every micro-batch's rows, so A and B are kept for every
+ *     micro-batch. */
+static void cpu_rules(planner *p)
+{
+    const pmlc_graph *g = p->g;
+    const pmlc_fusion *fu = &p->pl->fusion;
+    int N = g->nodes.n;
+    int32_t *readers = pmlc_arena_alloc(p->A, sizeof(int32_t) * (size_t)(N ? N : 1));
+    int32_t *by_matmul = pmlc_arena_alloc(p->A, sizeof(int32_t) * (size_t)(N ? N : 1));
+    for (int i = 0; i < N; i++) readers[i] = by_matmul[i] = 0;
+    for (int i = 0; i < N; i++) {
+        const ir_node *r = &g->nodes.v[i];
+        for (int k = 0; k < r->n_in; k++) readers[r->in[k]]++, by_matmul[r->in[k]] += r->op == OP_MATMUL;
+    }
+    int ends[3] = {g->output, g->loss, g->labels};
+    for (int i = 0; i < N; i++) { /* transposes folded into their matmuls are views */
+        const ir_node *n = &g->nodes.v[i];
+        int end = 0;
+        for (int k = 0; k < 3; k++) end |= ends[k] == i;
+        if (on_cpu(p, n->stage) && is_transpose(n) && !p->invariant[i] && readers[i] && readers[i] == by_matmul[i] &&
+            !end)
+            p->elided[i] = 1;
+        p->root[i] = is_view(n) || p->elided[i] ? p->root[n->in[0]] : i;
+    }
+    for (int i = 0; i < N; i++) {
+        const ir_node *r = &g->nodes.v[i];
+        for (int k = 0; k < r->n_in && !is_view(r) && !p->elided[i]; k++) {
+            int x = p->root[r->in[k]];
+            if (g->nodes.v[x].stage != r->stage && on_cpu(p, g->nodes.v[x].stage)) p->all_mb[x] = 1;
+        }
+        if (r->op == OP_INPUT && on_cpu(p, r->stage)) p->all_mb[i] = 1;
+    }
+    for (int k = 0; k < 3; k++)
+        if (ends[k] >= 0 && on_cpu(p, g->nodes.v[ends[k]].stage)) p->all_mb[p->root[ends[k]]] = 1;
+    for (int q = 0; g->param_grad && q < g->params.n; q++) {
+        int gr = g->param_grad[q], shared = 0, inner = -1;
+        if (gr < 0) continue;
+        const ir_node *n = &g->nodes.v[gr];
+        if (!on_cpu(p, n->stage) || readers[gr] || p->invariant[gr]) continue;
+        for (int r = 0; r < g->params.n; r++) shared |= r != q && g->param_grad[r] == gr;
+        operand a, b;
+        if (n->op == OP_MATMUL) {
+            a = operand_of(p, n->in[0], 0), b = operand_of(p, n->in[1], 0);
+        } else if (is_transpose(n) && g->nodes.v[n->in[0]].op == OP_MATMUL && readers[n->in[0]] == 1) {
+            inner = n->in[0]; /* (P Q)^T = Q^T P^T */
+            a = operand_of(p, g->nodes.v[inner].in[1], 1), b = operand_of(p, g->nodes.v[inner].in[0], 1);
+        } else {
+            continue;
+        }
+        if (shared) continue;
+        p->direct[gr] = 1;
+        if (inner >= 0) p->direct[inner] = 1;
+        const ir_node *an = &g->nodes.v[a.node], *bn = &g->nodes.v[b.node];
+        if (!a.trans || b.trans || an->rank != 2 || bn->rank != 2 || n->rank != 2 ||
+            dim_of(p, a.node, 0) != dim_of(p, b.node, 0))
+            continue;
+        int kept = 1;
+        for (int k = 0; k < 2; k++) {
+            int x = k ? b.root : a.root;
+            const ir_node *xn = &g->nodes.v[x];
+            kept &= !p->invariant[x] && xn->op != OP_PARAM && (fu->materialized[x] || xn->op == OP_INPUT);
+        }
+        if (kept) p->all_mb[a.root] = p->all_mb[b.root] = 1;
     }
 }
 
@@ -174,14 +289,15 @@ static void find_buffers(planner *p)
     for (int i = 0; i < g->nodes.n; i++) {
         const ir_node *n = &g->nodes.v[i];
         p->value[i] = -1;
-        if (is_view(n) || !(fu->materialized[i] || n->op == OP_PARAM || n->op == OP_INPUT)) continue;
+        if (is_view(n) || p->elided[i] || !(fu->materialized[i] || n->op == OP_PARAM || n->op == OP_INPUT) || p->direct[i])
+            continue;
         int b = p->value[i] = add_buffer(p, n->stage, i, PMLC_BUF_VALUE, p->invariant[i], value_bytes(p, i));
         p->bufs.v[b].def_kind = n->op == OP_INPUT ? PMLC_I_LOAD : pass_instr(p, n);
         p->bufs.v[b].def_pos = n->op == OP_INPUT ? 0 : p->pos[fu->group[i]];
     }
     for (int i = 0; i < g->nodes.n; i++) {
         const ir_node *r = &g->nodes.v[i];
-        if (is_view(r)) continue;
+        if (is_view(r) || p->elided[i]) continue; /* its readers read its input */
         for (int j = 0; j < r->n_in; j++) {
             int x = p->root[r->in[j]];
             const ir_node *xn = &g->nodes.v[x];
@@ -190,8 +306,9 @@ static void find_buffers(planner *p)
                 use(p, p->value[x], pass_instr(p, r), at);
                 continue;
             }
-            /* Sent by x's stage, received by r's, read there. */
+            /* Sent by x's stage, received by r's, read there (on CPUs: read in place). */
             use(p, p->value[x], xn->pass == PMLC_PASS_FORWARD ? PMLC_I_SEND_ACT : PMLC_I_SEND_GRAD, 0);
+            if (on_cpu(p, xn->stage) && on_cpu(p, r->stage)) continue;
             int32_t *rb = &p->recv[(size_t)r->stage * (size_t)g->nodes.n + (size_t)x];
             if (*rb < 0) {
                 *rb = add_buffer(p, r->stage, x, PMLC_BUF_RECV, p->invariant[x], value_bytes(p, x));
@@ -215,7 +332,9 @@ static void find_buffers(planner *p)
         const ir_param *prm = &g->params.v[q];
         int s = g->nodes.v[prm->node].stage, grad = g->param_grad ? g->param_grad[q] : -1;
         if (grad >= 0) {
-            if (p->split)
+            if (p->value[grad] < 0) /* added to the accumulator by its GEMM */
+                ;
+            else if (p->split)
                 use(p, p->value[grad], PMLC_I_BWD_WEIGHT, p->n_bww[s] - 1);
             else
                 use(p, p->value[grad], PMLC_I_BWD, p->n_bwd[s] - 1);
@@ -254,6 +373,16 @@ static void count_slots(planner *p, pbuf *b)
         if (m > 0 && (b->live[m].a <= b->live[m - 1].a || b->live[m].b <= b->live[m - 1].b)) ordered = 0;
     }
     if (b->live[0].a < 0) return; /* never alive (every micro-batch runs the same instructions) */
+    /* The CPU backend's planner (runtime/src/plan/memplan.h) keeps a value that outlives
+     * its instruction, and its slots, for the whole step. */
+    if (on_cpu(p, b->out.stage)) {
+        const int32_t *of = p->instr_of[b->out.stage];
+        b->pinned = (b->out.role == PMLC_BUF_VALUE && p->all_mb[b->out.node]) || of[b->live[0].a] != of[b->live[0].b];
+        if (b->out.role == PMLC_BUF_VALUE && p->all_mb[b->out.node]) {
+            b->out.slots = (int)M;
+            return;
+        }
+    }
     if (!ordered) {
         b->out.slots = (int)M;
         return;
@@ -303,7 +432,7 @@ static int64_t place(planner *p, int s, int64_t base)
 {
     int n = 0;
     for (int k = 0; k < p->bufs.n; k++)
-        if (p->bufs.v[k].out.stage == s && !p->bufs.v[k].out.per_step) n += p->bufs.v[k].out.slots;
+        if (p->bufs.v[k].out.stage == s && !p->bufs.v[k].out.per_step && !p->bufs.v[k].pinned) n += p->bufs.v[k].out.slots;
     item *it = calloc((size_t)n + 1, sizeof *it);
     pml_fit_range *taken = calloc((size_t)n + 1, sizeof *taken);
     int64_t end = base;
@@ -314,7 +443,7 @@ static int64_t place(planner *p, int s, int64_t base)
     n = 0;
     for (int k = 0; k < p->bufs.n; k++) {
         pbuf *b = &p->bufs.v[k];
-        if (b->out.stage != s || b->out.per_step) continue;
+        if (b->out.stage != s || b->out.per_step || b->pinned) continue;
         b->out.offset = pmlc_arena_alloc(p->A, sizeof(int64_t) * (size_t)b->out.slots);
         for (int j = 0; j < b->out.slots; j++) {
             item x = {b, j, align_up(b->out.bytes > 0 ? b->out.bytes : 1), {INT32_MAX, -1}};
@@ -403,6 +532,10 @@ pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl)
     p.pos = pmlc_arena_alloc(A, sizeof(int32_t) * K);
     p.value = pmlc_arena_alloc(A, sizeof(int32_t) * N);
     p.recv = pmlc_arena_alloc(A, sizeof(int32_t) * N * (size_t)p.S);
+    p.all_mb = pmlc_arena_alloc(A, N);
+    p.direct = pmlc_arena_alloc(A, N);
+    p.elided = pmlc_arena_alloc(A, N);
+    memset(p.all_mb, 0, N), memset(p.direct, 0, N), memset(p.elided, 0, N);
     for (size_t i = 0; i < N * (size_t)p.S; i++) p.recv[i] = -1;
     p.n_fwd = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
     p.n_bwd = pmlc_arena_alloc(A, sizeof(int32_t) * (size_t)p.S);
@@ -414,6 +547,7 @@ pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl)
     p.instr_of = pmlc_arena_alloc(A, sizeof(int32_t *) * (size_t)p.S);
     mark_invariant(&p);
     if (lay_out_time(&p)) return NULL;
+    cpu_rules(&p);
     find_buffers(&p);
     for (int k = 0; k < p.bufs.n; k++)
         if (!p.bufs.v[k].out.per_step) count_slots(&p, &p.bufs.v[k]);
@@ -431,12 +565,20 @@ pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl)
             b->offset[0] = mem->state;
             mem->state += align_up(b->bytes > 0 ? b->bytes : 1);
         }
-        mem->arena = place(&p, s, mem->state);
+        int64_t kept = mem->state; /* then the slots kept throughout, end to end */
+        for (int k = 0; k < p.bufs.n; k++) {
+            pbuf *b = &p.bufs.v[k];
+            if (b->out.stage != s || b->out.per_step || !b->pinned) continue;
+            b->out.offset = pmlc_arena_alloc(A, sizeof(int64_t) * (size_t)b->out.slots);
+            for (int j = 0; j < b->out.slots; j++) b->out.offset[j] = kept, kept += align_up(b->out.bytes > 0 ? b->out.bytes : 1);
+        }
+        mem->arena = place(&p, s, kept);
         if (mem->arena < 0) return NULL;
         measure(&p, s, mem);
     }
     mp->n_buffers = p.bufs.n;
     mp->buffers = pmlc_arena_alloc(A, sizeof(pmlc_buffer) * (size_t)(p.bufs.n ? p.bufs.n : 1));
     for (int k = 0; k < p.bufs.n; k++) mp->buffers[k] = p.bufs.v[k].out;
+    mp->root = p.root, mp->direct = p.direct;
     return mp;
 }

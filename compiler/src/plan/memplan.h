@@ -18,6 +18,16 @@
  *     backward, a temporary within its instruction. Such a buffer gets one slot per
  *     micro-batch alive at once, and micro-batch m uses slot m % slots.
  * Values that stay inside a kernel take no memory, and a reshape is its input's memory.
+ *
+ * A stage on the CPU is planned as the CPU backend keeps it (memplan.c's cpu_rules,
+ * docs/design.md, "The memory estimate follows the CPU backend"): values that outlive
+ * their instruction keep their slots for the whole step, at the bottom of the arena
+ * above the per-step state (the runtime's planner does not reuse them between
+ * micro-batches); values another stage or the executor reads, and the operands of the
+ * deferred weight-gradient GEMMs, have a slot per micro-batch of the step; transposes
+ * read by matmuls, weight gradients added to their accumulators by the GEMM and
+ * received copies take no memory. So on a CPU stage the arena is what the CPU backend
+ * allocates for that stage's values.
  * Slots are placed greedily, largest first, each at the best-fitting gap among the slots
  * alive at any of the same times, 64-byte aligned. A slot's readers and writer of one
  * kernel count as the same time, so no kernel writes over what it reads. */
@@ -60,6 +70,13 @@ typedef struct pmlc_memplan {
     pmlc_stage_memory *stages;
     int n_buffers;
     pmlc_buffer *buffers; /* ordered by stage, node, role */
+    /* What the CPU backend's lowering changes (memplan.c, cpu_rules), per node: whose
+     * buffer holds its value (a reshape's input's; on a CPU stage, a transpose that only
+     * matmuls read is its input's too), and whether it is a weight gradient a CPU
+     * stage's GEMM adds to its accumulator (no buffer). A CPU stage reads another CPU
+     * stage's values in place (no received copy); the maker keeps them all step. */
+    int32_t *root;
+    uint8_t *direct;
 } pmlc_memplan;
 
 /* Plans the memory of `pl`; every value is as wide as its node's dtype, which the

@@ -30,6 +30,7 @@ typedef struct checker {
     const pmlc_memplan *mp;
     int s;
     int32_t *root;
+    const uint8_t *cpu; /* per stage: on the CPU (the estimate follows the CPU backend there) */
     inst *in; /* per buffer * micro-batch */
     int32_t tick;
     int bad;
@@ -53,15 +54,23 @@ static int32_t find_buffer(const pmlc_memplan *mp, int s, int32_t node, pmlc_buf
     return b && b->stage == s && b->node == node && b->role == role ? lo : -1;
 }
 
+/* No buffer to check: a CPU stage's weight gradient added to its accumulator by the
+ * GEMM, or another CPU stage's value read in place (kept there all step). */
+#define UNCHECKED (-2)
+
+static int on_cpu(const checker *c, int s) { return c->cpu[s]; }
+
 static int32_t buffer_of(const checker *c, int32_t node)
 {
     int32_t r = c->root[node];
     int own = c->pl->nodes[r].stage == c->s;
+    if (c->mp->direct[r] || (!own && on_cpu(c, c->s) && on_cpu(c, c->pl->nodes[r].stage))) return UNCHECKED;
     return find_buffer(c->mp, c->s, r, own ? PMLC_BUF_VALUE : PMLC_BUF_RECV);
 }
 
 static inst *instance(checker *c, int32_t b, int32_t mb)
 {
+    if (b == UNCHECKED) return NULL;
     const pmlc_buffer *pb = &c->mp->buffers[b];
     return pb->per_step ? NULL : &c->in[(size_t)b * (size_t)c->pl->conf.microbatches + (size_t)mb];
 }
@@ -69,7 +78,7 @@ static inst *instance(checker *c, int32_t b, int32_t mb)
 static void write(checker *c, int32_t b, int32_t mb)
 {
     inst *x = b >= 0 ? instance(c, b, mb) : NULL;
-    if (b < 0) c->bad = 1;
+    if (b < 0 && b != UNCHECKED) c->bad = 1;
     if (!x) return;
     if (x->a >= 0) c->bad = 1; /* written twice */
     x->a = x->b = c->tick;
@@ -78,7 +87,7 @@ static void write(checker *c, int32_t b, int32_t mb)
 static void read(checker *c, int32_t b, int32_t mb)
 {
     inst *x = b >= 0 ? instance(c, b, mb) : NULL;
-    if (b < 0) c->bad = 1; /* read from no memory */
+    if (b < 0 && b != UNCHECKED) c->bad = 1; /* read from no memory */
     if (!x) return;
     if (x->a < 0) c->bad = 1; /* read before written */
     x->b = c->tick;
@@ -97,8 +106,9 @@ static void run_pass(checker *c, int backward, int32_t mb)
             for (int q = 0; q < n->n_in; q++)
                 if (pl->node_kernel[n->in[q]] != k) read(c, buffer_of(c, n->in[q]), mb);
         }
-        for (int j = 0; j < kn->n_nodes; j++)
-            if (pl->materialised[kn->nodes[j]]) write(c, buffer_of(c, kn->nodes[j]), mb);
+        for (int j = 0; j < kn->n_nodes; j++) /* a transpose read in place writes nothing */
+            if (pl->materialised[kn->nodes[j]] && c->root[kn->nodes[j]] == kn->nodes[j])
+                write(c, buffer_of(c, kn->nodes[j]), mb);
         c->tick++, any = 1;
     }
     if (!any) c->tick++;
@@ -128,7 +138,7 @@ static void transfer(checker *c, int kind, int32_t mb)
             if ((kind == RECV_ACT || kind == RECV_GRAD) && n->stage == c->s) {
                 int32_t b = buffer_of(c, x);
                 inst *y = b >= 0 ? instance(c, b, mb) : NULL;
-                if (b < 0) c->bad = 1;
+                if (b < 0 && b != UNCHECKED) c->bad = 1;
                 if (y && y->a < 0) write(c, b, mb); /* once, however many readers */
             }
         }
@@ -151,10 +161,10 @@ static int disjoint(inst *all, size_t n)
     return 1;
 }
 
-static int stage_layout_is_valid(const pml_plan *pl, const pmlc_memplan *mp, int s, int32_t *root)
+static int stage_layout_is_valid(const pml_plan *pl, const pmlc_memplan *mp, int s, int32_t *root, const uint8_t *cpu)
 {
     int64_t M = pl->conf.microbatches;
-    checker c = {pl, mp, s, root, malloc(sizeof(inst) * (size_t)mp->n_buffers * (size_t)M + 1), 0, 0};
+    checker c = {pl, mp, s, root, cpu, malloc(sizeof(inst) * (size_t)mp->n_buffers * (size_t)M + 1), 0, 0};
     for (size_t k = 0; k < (size_t)mp->n_buffers * (size_t)M; k++) c.in[k].a = c.in[k].b = -1;
     for (int k = 0; k < pl->n_instr[s]; k++) {
         pml_plan_instr in = pl->instr[s][k];
@@ -246,11 +256,13 @@ static int check_config(const char *path, const char *text, int64_t *act, int *i
     if (ok) {
         const pmlc_memplan *mp = pl->memory;
         int32_t *root = malloc(sizeof(int32_t) * (size_t)rt->n_nodes + 1);
-        for (int i = 0; i < rt->n_nodes; i++) root[i] = rt->nodes[i].op == OP_RESHAPE ? root[rt->nodes[i].in[0]] : i;
+        for (int i = 0; i < rt->n_nodes; i++) root[i] = mp->root[i]; /* the plan file keeps the node order */
+        uint8_t cpu[1024]; /* stages: at most 1024 (plan_read.c) */
+        for (int s = 0; s < pl->n_stages && s < (int)sizeof cpu; s++) cpu[s] = !pl->stages[s].device.cuda;
         *act = 0;
         ok = mp->n_stages == rt->n_stages;
         for (int s = 0; ok && s < rt->n_stages; s++) {
-            int valid = stage_layout_is_valid(rt, mp, s, root);
+            int valid = stage_layout_is_valid(rt, mp, s, root, cpu);
             if (!valid) fprintf(stderr, "%s: stage %d: the layout is invalid\n", path, s);
             ok &= valid;
             *act += mp->stages[s].activations;
