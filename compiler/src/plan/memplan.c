@@ -572,6 +572,7 @@ pmlc_memplan *pmlc_memplan_build(pmlc_arena *A, const pmlc_plan *pl)
             b->out.offset = pmlc_arena_alloc(A, sizeof(int64_t) * (size_t)b->out.slots);
             for (int j = 0; j < b->out.slots; j++) b->out.offset[j] = kept, kept += align_up(b->out.bytes > 0 ? b->out.bytes : 1);
         }
+        mem->kept = kept - mem->state;
         mem->arena = place(&p, s, kept);
         if (mem->arena < 0) return NULL;
         measure(&p, s, mem);

@@ -59,6 +59,7 @@ typedef struct pmlc_buffer {
 typedef struct pmlc_stage_memory {
     int64_t arena;       /* bytes the stage allocates once */
     int64_t state;       /* the per-step buffers (aligned) */
+    int64_t kept;        /* on a CPU stage: the slots kept for the whole step, above state (0 elsewhere) */
     int64_t activations; /* most bytes of values that outlive their instruction alive at once */
     int64_t temporaries; /* most bytes of values within one instruction alive at once */
     int64_t peak;        /* most per-micro-batch bytes alive at once: the arena less state is at least this */

@@ -282,9 +282,11 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         }
         if (pl->memory) {
             const pmlc_stage_memory *m = &pl->memory->stages[s];
-            fprintf(out, "  memory         arena %s: state %s, activations %s at most (%d micro-batch%s), ",
-                    pmlc_fmt_bytes(m->arena, a, sizeof a), pmlc_fmt_bytes(m->state, b, sizeof b),
-                    pmlc_fmt_bytes(m->activations, c, sizeof c), m->in_flight, m->in_flight == 1 ? "" : "es");
+            fprintf(out, "  memory         arena %s: state %s, ", pmlc_fmt_bytes(m->arena, a, sizeof a),
+                    pmlc_fmt_bytes(m->state, b, sizeof b));
+            if (m->kept) fprintf(out, "kept all step %s, ", pmlc_fmt_bytes(m->kept, a, sizeof a));
+            fprintf(out, "activations %s at most (%d micro-batch%s), ", pmlc_fmt_bytes(m->activations, c, sizeof c),
+                    m->in_flight, m->in_flight == 1 ? "" : "es");
             fprintf(out, "temporaries %s at most\n", pmlc_fmt_bytes(m->temporaries, a, sizeof a));
         }
         if (st->n_teacher_ops)
@@ -471,9 +473,10 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         if (pl->memory) {
             const pmlc_stage_memory *m = &pl->memory->stages[s];
             fprintf(out,
-                    "{\"arena_bytes\": %" PRId64 ", \"state_bytes\": %" PRId64 ", \"activation_bytes\": %" PRId64
-                    ", \"temporary_bytes\": %" PRId64 ", \"peak_bytes\": %" PRId64 ", \"in_flight\": %d}",
-                    m->arena, m->state, m->activations, m->temporaries, m->peak, m->in_flight);
+                    "{\"arena_bytes\": %" PRId64 ", \"state_bytes\": %" PRId64 ", \"kept_bytes\": %" PRId64
+                    ", \"activation_bytes\": %" PRId64 ", \"temporary_bytes\": %" PRId64 ", \"peak_bytes\": %" PRId64
+                    ", \"in_flight\": %d}",
+                    m->arena, m->state, m->kept, m->activations, m->temporaries, m->peak, m->in_flight);
         } else {
             fputs("null", out);
         }
