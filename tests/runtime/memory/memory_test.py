@@ -3,7 +3,9 @@
 
     memory_test.py PMLC EXAMPLES WORK planned_within_ten_percent
         For the GPT and MLP examples, in f32 and bf16, with and without recompute =
-        true, on one stage and on the examples' own cut (4 and 2 stages): every stage's
+        true, on one stage and on the examples' own cut (4 and 2 stages), and GPT under
+        GPipe, ZB-H1 and interleaved 1F1B (2 stage devices of 2 chunks, the chunks'
+        arenas summed per device, as `memory` sums them): every stage device's
         planned arena (`pmlc plan --json`, memory.arena_bytes: the compiler's estimate,
         which `memory = SIZE` limits) is within 10% of what the run's stage holds after
         step 1 (the "memory" of `pmlc train --metrics`'s first record: the CPU backend's count of its
@@ -72,11 +74,30 @@ def programs():
     return [("gpt, 1 stage", gpt1), ("gpt, 4 stages", gpt4), ("mlp, 1 stage", mlp1), ("mlp, 2 stages", mlp2)]
 
 
-def planned(path, sets):
+def schedules():
+    """(label, file, --set args): GPT on 4 stages under the other schedules, and on 2
+    stage devices of 2 chunks each (interleaved 1F1B), in f32."""
+    with open(os.path.join(examples, "gpt.pml")) as f:
+        gpt = f.read()
+    cpu = [(r"place = \[cuda:0[^\]]*\]", "place = cpu")]
+    gpt4 = variant("gpt4.pml", gpt, cpu)
+    chunks = variant("gpt2x2.pml", gpt, cpu + [(r"\n    place = auto\(stages = 4\)", "\n    place = auto(stages = 2, chunks = 2)")])
+    return [("gpt, gpipe", gpt4, ["--set", "schedule=gpipe"]), ("gpt, zero_bubble", gpt4, ["--set", "schedule=zero_bubble"]),
+            ("gpt, 2x2 chunks", chunks, ["--set", "schedule=interleaved_1f1b"])]
+
+
+def planned(path, sets, devices=0):
+    """Every stage device's planned arena: its chunks' summed (chunk c on device c mod
+    devices; devices 0: one chunk each)."""
     r = run(["plan", path, "--json", *sets])
     if r.returncode != 0:
         return None
-    return [s["memory"]["arena_bytes"] for s in json.loads(r.stdout)["stages"]]
+    arenas = [s["memory"]["arena_bytes"] for s in json.loads(r.stdout)["stages"]]
+    devices = devices or len(arenas)
+    if len(arenas) % devices:
+        failures.append(f"{path}: {len(arenas)} planned stages on {devices} stage devices")
+        return None
+    return [sum(arenas[c] for c in range(d, len(arenas), devices)) for d in range(devices)]
 
 
 def measured(path, sets, tag, extra=()):
@@ -95,24 +116,21 @@ def measured(path, sets, tag, extra=()):
 
 def planned_within_ten_percent():
     rows = []
-    for label, path in programs():
-        for precision in ("f32", "bf16"):
-            for recompute in ("false", "true"):
-                sets = ["--set", f"precision={precision}", "--set", f"recompute={recompute}"]
-                tag = re.sub(r"\W+", "_", f"{label}_{precision}_{recompute}")
-                plan, rec = planned(path, sets), measured(path, sets, tag)
-                if plan is None or rec is None:
-                    continue
-                if len(plan) != len(rec["stages"]):
-                    failures.append(f"{label} {precision} recompute={recompute}: {len(plan)} planned stages, "
-                                    f"{len(rec['stages'])} measured")
-                    continue
-                for s, (p, m) in enumerate(zip(plan, rec["stages"])):
-                    got = m["bytes"]
-                    rows.append(f"{label:14} {precision:4} recompute={recompute:5} stage {s}: planned "
-                                f"{p / 2**20:8.2f} MiB, measured {got / 2**20:8.2f} MiB ({(p - got) / got:+.1%})")
-                    if abs(p - got) > 0.10 * got:
-                        failures.append(rows[-1] + f": off by more than 10% (measured {m})")
+    runs = [(label, path, precision, recompute, ["--set", f"precision={precision}", "--set", f"recompute={recompute}"])
+            for label, path in programs() for precision in ("f32", "bf16") for recompute in ("false", "true")]
+    runs += [(label, path, "f32", "false", sets) for label, path, sets in schedules()]
+    for label, path, precision, recompute, sets in runs:
+        tag = re.sub(r"\W+", "_", f"{label}_{precision}_{recompute}")
+        rec = measured(path, sets, tag)
+        plan = planned(path, sets, len(rec["stages"])) if rec else None
+        if plan is None:
+            continue
+        for s, (p, m) in enumerate(zip(plan, rec["stages"])):
+            got = m["bytes"]
+            rows.append(f"{label:16} {precision:4} recompute={recompute:5} stage {s}: planned "
+                        f"{p / 2**20:8.2f} MiB, measured {got / 2**20:8.2f} MiB ({(p - got) / got:+.1%})")
+            if abs(p - got) > 0.10 * got:
+                failures.append(rows[-1] + f": off by more than 10% (measured {m})")
     print("\n".join(rows))
     if not rows:
         failures.append("nothing was compared")
