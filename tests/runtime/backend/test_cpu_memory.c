@@ -265,7 +265,7 @@ static int buffers_share_bytes_only_when_never_alive_together(const pml_plan *pl
         size_t lo, hi;
         byte_range(c, i, &lo, &hi);
         if (hi == lo) continue;
-        end_to_end += hi - lo;
+        end_to_end += (hi - lo + PML_CPU_MEM_ALIGN - 1) / PML_CPU_MEM_ALIGN * PML_CPU_MEM_ALIGN; /* each aligned, as placed */
         CHECK(hi <= c->arena_bytes && lo % PML_CPU_MEM_ALIGN == 0);
         int fwd_i = c->stages[pl->nodes[i].stage].n_fwd;
         for (int j = 0; j < i; j++) {
