@@ -91,9 +91,16 @@ fn causal_self_attention(x, heads, dropout_p = 0.0) {
     k = permute(reshape(qkv[:, :, C:2 * C], [B, T, heads, hd]), [0, 2, 1, 3])
     v = permute(reshape(qkv[:, :, 2 * C:3 * C], [B, T, heads, hd]), [0, 2, 1, 3])
 
-    scores = (q @ transpose(k)) * (1.0 / sqrt(float(hd)))            # [B, heads, T, T]
-    weights = dropout(softmax(causal_mask(scores)), dropout_p)
-    y = permute(weights @ v, [0, 2, 1, 3])                           # [B, T, heads, hd]
+    if dropout_p > 0.0 {
+        # dropout on the attention weights needs them: the decomposed form
+        scores = (q @ transpose(k)) * (1.0 / sqrt(float(hd)))        # [B, heads, T, T]
+        weights = dropout(softmax(causal_mask(scores)), dropout_p)
+        o = weights @ v
+    } else {
+        # fused: no [B, heads, T, T] value is made (docs/language.md, `attention`)
+        o = attention(q, k, v, scale = 1.0 / sqrt(float(hd)))        # [B, heads, T, hd]
+    }
+    y = permute(o, [0, 2, 1, 3])                                     # [B, T, heads, hd]
     y = linear(reshape(y, [B, T, C]), C) as proj
     return dropout(y, dropout_p)
 }

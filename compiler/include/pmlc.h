@@ -49,6 +49,11 @@ typedef struct pmlc_options {
     /* Plan the training phase from this step: a freeze starting at or before it is
      * planned as static, so automatic placement balances the work left (0: step 0). */
     int64_t freeze_from;
+    /* 1: the plan is for the CUDA backend as well (pmlc_session_plan_bytes_gpu,
+     * pmlc_session_cuda_build), so fused ops it has no kernel for (attention) are planned
+     * as the primitives they fuse, as they are for a train block placed on cuda devices.
+     * 0: the CPU backend's plan. */
+    int gpu_code;
 } pmlc_options;
 
 /* Output formats of pmlc_session_plan. TIMELINE: the simulated timetable as an SVG

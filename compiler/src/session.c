@@ -62,8 +62,9 @@ int pmlc_gpu_available(char *why, size_t cap)
 
 int pmlc_op_describe(int i, pmlc_op_desc *out)
 {
-    static const char *const classes[] = {"source", "elementwise", "reduce", "movement", "gather", "matmul", "row loss"};
-    _Static_assert(sizeof classes / sizeof *classes == PMLC_OPC_ROWLOSS + 1, "a name for every op class");
+    static const char *const classes[] = {"source", "elementwise", "reduce", "movement", "gather", "matmul", "row loss",
+                                          "attention"};
+    _Static_assert(sizeof classes / sizeof *classes == PMLC_OPC_ATTENTION + 1, "a name for every op class");
     if (i < 0 || i >= OP_COUNT || !out) return -1;
     const pmlc_op_info *o = &pmlc_ops[i];
     *out = (pmlc_op_desc){o->name, classes[o->cls], o->min_in, o->max_in, o->doc};

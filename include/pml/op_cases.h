@@ -69,6 +69,12 @@
 #define PML_CASES_ROWLOSS(e) PML_CASE(e)
 #endif
 
+#ifdef PML_OWN_ATTENTION
+#define PML_CASES_ATTENTION(e)
+#else
+#define PML_CASES_ATTENTION(e) PML_CASE(e)
+#endif
+
 #define PML_OP(e, name, cls, ...) PML_CASES_##cls(e)
 #include "pml/ops.def"
 #undef PML_OP
@@ -84,6 +90,7 @@ PML_CASE(COUNT)
 #undef PML_CASES_GATHER
 #undef PML_CASES_MATMUL
 #undef PML_CASES_ROWLOSS
+#undef PML_CASES_ATTENTION
 #undef PML_OWN_LEAF
 #undef PML_OWN_FILL
 #undef PML_OWN_UNARY
@@ -94,4 +101,5 @@ PML_CASE(COUNT)
 #undef PML_OWN_GATHER
 #undef PML_OWN_MATMUL
 #undef PML_OWN_ROWLOSS
+#undef PML_OWN_ATTENTION
 #undef PML_CASE

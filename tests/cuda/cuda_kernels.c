@@ -89,6 +89,7 @@ int main(int argc, char **argv)
             continue;
         }
         pmlc_options opt = {0};
+        opt.gpu_code = 1;
         opt.diag_out = stderr;
         pmlc_session *s = pmlc_session_create(&opt);
         const pmlc_plan *pl = NULL;

@@ -159,6 +159,7 @@ int main(int argc, char **argv)
         return fail("device 0", "cannot make its context current");
 
     pmlc_options opt = {0};
+    opt.gpu_code = 1;
     opt.diag_out = stderr;
     pmlc_session *s = pmlc_session_create(&opt);
     const pmlc_plan *pl = NULL;

@@ -51,7 +51,9 @@ static int compile_bytes(const char *file, const pmlc_options *opt, int gpu, con
 {
     *bytes = NULL;
     *len = 0;
-    pmlc_session *s = pmlc_session_create(opt);
+    pmlc_options o = opt ? *opt : (pmlc_options){0};
+    o.gpu_code = gpu != 0; /* fused ops the CUDA backend has no kernel for are planned as primitives */
+    pmlc_session *s = pmlc_session_create(&o);
     if (!s) return pmlc_cli_fail("out of memory", NULL);
     char summary[512] = "";
     int rc = pmlc_session_check_file(s, file) ? 1 : 0;

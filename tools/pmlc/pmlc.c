@@ -411,7 +411,7 @@ static int run(const args *a)
     const char *no_color = getenv("NO_COLOR");
     int use_color =
         !strcmp(a->color, "always") || (!strcmp(a->color, "auto") && isatty(STDERR_FILENO) && !(no_color && *no_color));
-    pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model, 0};
+    pmlc_options opt = {a->includes, a->n_inc, stderr, use_color, a->max_errors, a->sets, a->n_sets, a->model, 0, 0};
     if (!strcmp(a->cmd, "build")) return pmlc_build_main(a->files[0], &opt, a->output, a->arch);
     if (!strcmp(a->cmd, "quantize"))
         return pmlc_quantize_main(a->files[0], &opt, a->weights, a->layers, a->calibrate, a->output, a->quiet);

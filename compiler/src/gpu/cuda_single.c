@@ -243,7 +243,13 @@ int64_t cg_single(cg *c, int32_t n)
     case PMLC_OPC_SOURCE:
     case PMLC_OPC_ELEMWISE:
     case PMLC_OPC_MATMUL:
-        break;
+    case PMLC_OPC_ATTENTION: /* planned as primitives when the plan is for CUDA (ir/expand.h) */
+        pmlc_error(&c->P->diag, x->loc,
+                   "the CUDA backend has no kernel for %s: this plan was made for the CPU (plan it for CUDA: "
+                   "pmlc_options.gpu_code, or a train block placed on cuda devices)",
+                   pmlc_ops[x->op].name);
+        c->errors++;
+        return 0;
     }
     pmlc_error(&c->P->diag, x->loc, "the CUDA backend has no kernel for %s", pmlc_ops[x->op].name);
     c->errors++;

@@ -44,6 +44,7 @@ typedef struct ad {
     int stage, unit, pass;
     pmlc_loc loc;
     int failed;
+    int32_t attn_of, attn_grad; /* the attention node whose attention_grad was made last, and that node */
 } ad;
 
 static void shape_of(const ad *A, int32_t n, pmlc_shape *out)
@@ -86,7 +87,7 @@ static int32_t emit(ad *A, pmlc_opcode op, int n_in, const int32_t *in, const in
                     const pmlc_shape *target, double fval)
 {
     if (A->failed) return -1;
-    pmlc_shape scratch[4];
+    pmlc_shape scratch[5]; /* the most inputs of an op autodiff makes: attention_grad */
     pmlc_infer inf;
     if (pmlc_graph_infer(A->g, op, n_in, in, attr, n_attr, target, &A->P->syms, pmlc_ops[op].name, scratch, &inf) ||
         A->g->nodes.n >= 4 * PMLC_MAX_NODES_AD) {
@@ -210,6 +211,26 @@ static double reduced_count(const ad *A, int32_t x, int64_t axis)
         count *= (double)v;
     }
     return count;
+}
+
+/* Input k's gradient of attention node i: one attention_grad gives all three, stacked
+ * [3, ...] (made for the first input that needs a gradient, then shared), and each is
+ * its slice, reshaped. */
+static int32_t attention_grad(ad *A, int32_t i, const ir_node *n, int k, int32_t dy)
+{
+    if (A->attn_of != i) {
+        int32_t in[5] = {value(A, n->in[0]), value(A, n->in[1]), value(A, n->in[2]), value(A, i), dy};
+        int saved = A->pass;
+        A->pass = PMLC_PASS_BWD_INPUT; /* q, k and v are activations, or it is W work of all three */
+        A->attn_grad = emit(A, OP_ATTENTION_GRAD, 5, in, n->attr, n->n_attr, NULL, n->fval);
+        A->pass = saved;
+        A->attn_of = i;
+    }
+    pmlc_shape sh;
+    shape_of(A, n->in[k], &sh);
+    int64_t at[4] = {0, k, k + 1, 1};
+    int32_t part = emit(A, OP_SLICE, 1, &A->attn_grad, at, 4, NULL, 0);
+    return with_shape(A, OP_RESHAPE, part, &sh);
 }
 
 static int32_t matmul_grad(ad *A, const ir_node *n, int k, int32_t dy)
@@ -368,6 +389,8 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     }
     case OP_MATMUL:
         return matmul_grad(A, &n, k, dy);
+    case OP_ATTENTION:
+        return attention_grad(A, i, &n, k, dy);
     /* Sources, comparisons and the ops autodiff itself makes have no rule. */
     case OP_INPUT:
     case OP_PARAM:
@@ -383,6 +406,7 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     case OP_UNPICK:
     case OP_XENT_GRAD:
     case OP_GELU_TANH_GRAD:
+    case OP_ATTENTION_GRAD:
     case OP_COUNT:
         break;
     }
@@ -475,6 +499,7 @@ int pmlc_autodiff(pmlc_program *P, pmlc_graph *g, const int64_t *binding, const 
     A.cheap = pmlc_arena_alloc(&P->arena, (size_t)nf);
     A.from_param = pmlc_arena_alloc(&P->arena, (size_t)nf);
     A.seg = -1;
+    A.attn_of = -1;
     for (int i = 0; i < nf; i++) {
         const ir_node *n = &g->nodes.v[i];
         const pmlc_op_info *info = &pmlc_ops[n->op];

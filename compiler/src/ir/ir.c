@@ -49,3 +49,18 @@ int32_t pmlc_graph_push(pmlc_arena *A, pmlc_graph *g, const ir_node *proto, cons
     PMLC_PUSH(A, g->nodes, n);
     return g->nodes.n - 1;
 }
+
+void pmlc_graph_remap(pmlc_graph *g, const int32_t *to, const int32_t *first)
+{
+    for (int q = 0; q < g->params.n; q++) g->params.v[q].node = to[g->params.v[q].node];
+    for (int k = 0; k < g->inputs.n; k++) g->inputs.v[k].node = to[g->inputs.v[k].node];
+    if (g->output >= 0) g->output = to[g->output];
+    if (g->labels >= 0) g->labels = to[g->labels];
+    if (g->loss >= 0) g->loss = to[g->loss];
+    if (g->teacher_end > g->teacher_begin) g->teacher_begin = first[g->teacher_begin], g->teacher_end = first[g->teacher_end];
+    for (int c = 0; c < g->scopes.n; c++)
+        g->scopes.v[c].begin = first[g->scopes.v[c].begin], g->scopes.v[c].end = first[g->scopes.v[c].end];
+    if (g->n_forward) g->n_forward = first[g->n_forward];
+    for (int q = 0; g->param_grad && q < g->params.n; q++)
+        if (g->param_grad[q] >= 0) g->param_grad[q] = to[g->param_grad[q]];
+}

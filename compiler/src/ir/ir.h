@@ -118,6 +118,13 @@ int pmlc_graph_infer(const pmlc_graph *g, pmlc_opcode op, int n_in, const int32_
                      const pmlc_shape *target, const pmlc_symtab *syms, const char *opname, pmlc_shape *scratch,
                      pmlc_infer *a);
 
+/* After a pass rebuilt g's node list: points every index into it (parameters, inputs,
+ * output, labels, loss, the teacher's range, scopes, n_forward, parameter gradients) at
+ * the new list, where old node i's value is node to[i] and the first node made for it
+ * is first[i] (a range [begin, end) becomes [first[begin], first[end])). Both arrays
+ * have an entry per old node and one more, the new node count. */
+void pmlc_graph_remap(pmlc_graph *g, const int32_t *to, const int32_t *first);
+
 /* Appends a node like `proto` (its n_in and n_attr say how many inputs and attributes
  * to copy; shape, inputs and attributes are copied into the arena). Returns its index. */
 int32_t pmlc_graph_push(pmlc_arena *A, pmlc_graph *g, const ir_node *proto, const pmlc_shape *shape, const int32_t *in,

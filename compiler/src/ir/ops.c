@@ -278,6 +278,30 @@ static int rule_xent_grad(pmlc_infer *a)
     return 0;
 }
 
+/* attention(q, k, v) -> q's shape: three tensors of one shape [..., T, d]; its backward
+ * attention_grad(q, k, v, out, dout) -> [3, ..., T, d]. */
+static int rule_attention(pmlc_infer *a)
+{
+    char tb[2][160];
+    const pmlc_shape *q = a->in[0];
+    if (need_float(a, 0)) return 1;
+    if (q->rank < 2) FAIL(0, "'%s' needs q, k and v shaped [..., T, d], but q is %s", a->opname, TA(0));
+    for (int k = 1; k < a->n_in; k++) {
+        if (same_dtype(a, 0, k)) return 1;
+        int ok = a->in[k]->rank == q->rank;
+        for (int d = 0; ok && d < q->rank; d++) ok = pmlc_size_eq(a->in[k]->d[d], q->d[d]);
+        if (!ok) FAIL(k, "'%s' needs q, k and v of one shape: %s and %s", a->opname, TA(0), TB(k));
+    }
+    a->out = *q;
+    a->out_dt = a->dt[0];
+    if (a->n_in == 3) return check_numel(a);
+    if (q->rank + 1 > PMLC_MAX_RANK) FAIL(0, "'%s' of %s would have more than %d dimensions", a->opname, TA(0), PMLC_MAX_RANK);
+    a->out.rank = q->rank + 1;
+    a->out.d[0] = pmlc_size_int(3);
+    for (int d = 0; d < q->rank; d++) a->out.d[d + 1] = q->d[d];
+    return check_numel(a);
+}
+
 static int rule_matmul(pmlc_infer *a)
 {
     char tb[2][160], s1[64], s2[64];
@@ -359,6 +383,7 @@ static int rule_target(pmlc_infer *a)
 #define RULE_OF_GATHER(e, flags) RULE_##e
 #define RULE_OF_MATMUL(e, flags) RULE_##e
 #define RULE_OF_ROWLOSS(e, flags) RULE_##e
+#define RULE_OF_ATTENTION(e, flags) rule_attention
 #define RULE_WHERE rule_where
 #define RULE_CAST rule_cast
 #define RULE_DROPOUT rule_unary_float
@@ -423,6 +448,16 @@ void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cs
         *fwd = (double)pmlc_cshape_numel(&in[0]) * info->flops_per_elem;
         if (info->differentiable) bwd[0] = (double)pmlc_cshape_numel(&in[0]) * 3;
         break;
+    case PMLC_OPC_ATTENTION: { /* q kᵀ and p v: 4 T² d per matrix (half under the mask), the
+                                  softmax ~5 T²; the backward recomputes q kᵀ and makes four more products */
+        const pmlc_cshape *q = &in[0];
+        double T = (double)q->d[q->rank - 2], d = (double)q->d[q->rank - 1];
+        double mats = (double)pmlc_cshape_numel(q) / (T * d > 0 ? T * d : 1);
+        double full = mats * T * T * (4 * d + 5), part = info->differentiable ? full : 0;
+        *fwd = op == OP_ATTENTION ? full : full * 2.5;
+        for (int i = 0; i < n_in && i < 3; i++) bwd[i] = part * 2.5 / 3;
+        break;
+    }
     case PMLC_OPC_MATMUL: {
         double k = (double)in[0].d[in[0].rank - 1];
         *fwd = 2.0 * n_out * k;

@@ -25,7 +25,8 @@ typedef enum pmlc_op_class {
     PMLC_OPC_MOVEMENT, /* data layout only */
     PMLC_OPC_GATHER,   /* indexed reads */
     PMLC_OPC_MATMUL,
-    PMLC_OPC_ROWLOSS   /* a loss per row of logits at i32 labels (xent and its backward) */
+    PMLC_OPC_ROWLOSS,  /* a loss per row of logits at i32 labels (xent and its backward) */
+    PMLC_OPC_ATTENTION /* fused scaled dot-product attention and its backward */
 } pmlc_op_class;
 
 /* pml/ops.def's classes as the compiler sees them: every element-wise kind is one class
@@ -40,6 +41,7 @@ typedef enum pmlc_op_class {
 #define PMLC_OPC_OF_GATHER PMLC_OPC_GATHER
 #define PMLC_OPC_OF_MATMUL PMLC_OPC_MATMUL
 #define PMLC_OPC_OF_ROWLOSS PMLC_OPC_ROWLOSS
+#define PMLC_OPC_OF_ATTENTION PMLC_OPC_ATTENTION
 
 /* Arguments and results of a shape rule. On failure the rule sets `bad` (the operand
  * at fault, -1 for the call as a whole) and `msg`; the caller points the diagnostic

@@ -31,6 +31,7 @@ pmlc_prec_rule pmlc_precision_rule(pmlc_opcode op, int backward)
     case OP_SUM_TO:
     case OP_SCATTER_ADD:
     case OP_XENT:
+    case OP_ATTENTION_GRAD: /* gradients, stacked and sliced: transient, like a rule's element-wise work */
         return PMLC_PREC_F32;
     case OP_RESHAPE:
     case OP_PERMUTE:
@@ -66,6 +67,7 @@ pmlc_prec_rule pmlc_precision_rule(pmlc_opcode op, int backward)
     case OP_MATMUL:
     case OP_XENT_GRAD:
     case OP_GELU_TANH_GRAD: /* made only in the backward pass: f32 there (above) */
+    case OP_ATTENTION: /* f32 math inside (runtime/src/cpu/half.c widens its operands) */
         return PMLC_PREC_HALF;
     case OP_COUNT:
         break;
@@ -204,14 +206,6 @@ int pmlc_precision_apply(pmlc_program *P, pmlc_graph *g, pmlc_dtype precision, p
     to[N] = m;
     g->nodes.v = v;
     g->nodes.n = g->nodes.cap = m;
-    for (int q = 0; q < g->params.n; q++) g->params.v[q].node = to[g->params.v[q].node];
-    for (int k = 0; k < g->inputs.n; k++) g->inputs.v[k].node = to[g->inputs.v[k].node];
-    if (g->output >= 0) g->output = to[g->output];
-    if (g->labels >= 0) g->labels = to[g->labels];
-    if (g->loss >= 0) g->loss = to[g->loss];
-    if (g->teacher_end > g->teacher_begin) g->teacher_begin = to[g->teacher_begin], g->teacher_end = to[g->teacher_end];
-    if (g->n_forward) g->n_forward = to[g->n_forward];
-    for (int q = 0; g->param_grad && q < g->params.n; q++)
-        if (g->param_grad[q] >= 0) g->param_grad[q] = to[g->param_grad[q]];
+    pmlc_graph_remap(g, to, to); /* a copy comes after its value: the value starts its range */
     return copies;
 }

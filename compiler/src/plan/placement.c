@@ -6,6 +6,7 @@
 #include "plan/placement.h"
 
 #include "ir/autodiff.h"
+#include "ir/expand.h"
 #include "ir/fuse.h"
 #include "ir/precision.h"
 #include "plan/memplan.h"
@@ -457,6 +458,10 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         pmlc_error(DIAG, g->decl->name_loc, "internal error: model '%s' is planned twice", g->name);
         return NULL;
     }
+    /* The CUDA backend has no attention kernel: there, attention is the primitives it fuses. */
+    int cuda = P->opt.gpu_code;
+    for (int k = 0; t && k < t->n_devices; k++) cuda |= t->devices[k].cuda;
+    if (cuda && pmlc_expand_attention(P, g) < 0) return NULL;
     pmlc_plan *pl = pmlc_arena_alloc(&P->arena, sizeof *pl);
     pl->g = g;
     pl->train = t;

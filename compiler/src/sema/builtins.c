@@ -13,7 +13,7 @@ typedef pmlc_value (*builtin_fn)(E_t *E, const ast *call, const builtin *b, pmlc
 
 struct builtin {
     const char *name;
-    const char *params[4];
+    const char *params[5];
     int n_params, n_required;
     builtin_fn fn;
     pmlc_opcode op;
@@ -262,6 +262,35 @@ static pmlc_value b_mask(E_t *E, const ast *call, const builtin *b, pmlc_value *
     return emit1(E, call, OP_CAUSAL_MASK, t, l[0], NULL, 0, -INFINITY, "causal_mask");
 }
 
+/* attention(q, k, v, scale = 1/sqrt(d), causal = true): q, k, v [..., T, d]. */
+static pmlc_value b_attention(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)
+{
+    static const char *const what[3] = {"q", "k", "v"};
+    int32_t in[3];
+    for (int i = 0; i < 3; i++)
+        if (pmlc_want_tensor(E, v[i], l[i], what[i], -1, &in[i])) return pmlc_v_err;
+    double scale;
+    int causal = 1;
+    if (given[4] && pmlc_want_bool(E, v[4], l[4], "'causal'", &causal)) return pmlc_v_err;
+    if (given[3]) {
+        if (pmlc_want_number(E, v[3], l[3], "the scale", &scale)) return pmlc_v_err;
+        if (!isfinite(scale)) {
+            pmlc_error(DIAG, l[3], "'attention' needs a finite scale, not %g", scale);
+            return pmlc_v_err;
+        }
+    } else {
+        const ir_node *q = &E->g->nodes.v[in[0]];
+        if (q->rank < 1 || !pmlc_size_is_const(q->shape[q->rank - 1]) || q->shape[q->rank - 1].coef < 1) {
+            pmlc_error(DIAG, l[0], "'attention' takes its default scale 1/sqrt(d) from q's last axis, which is not a "
+                                   "number here: give scale = ...");
+            return pmlc_v_err;
+        }
+        scale = 1.0 / sqrt((double)q->shape[q->rank - 1].coef);
+    }
+    int64_t attr = causal;
+    return pmlc_v_tensor(pmlc_emit(E, OP_ATTENTION, 3, in, l, &attr, 1, NULL, scale, call->loc, "attention"));
+}
+
 static pmlc_value b_arange(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)
 {
     pmlc_shape sh = {1, {{0}}};
@@ -358,6 +387,7 @@ static const builtin builtins[] = {
     {"pick", {"x", "idx"}, 2, 2, b_pair, OP_PICK, NULL},
     {"xent", {"logits", "labels"}, 2, 2, b_pair, OP_XENT, NULL},
     {"matmul", {"a", "b"}, 2, 2, b_pair, OP_MATMUL, NULL},
+    {"attention", {"q", "k", "v", "scale", "causal"}, 5, 3, b_attention, OP_ATTENTION, NULL},
     {"arange", {"n"}, 1, 1, b_arange, OP_ARANGE, NULL},
     {"dim", {"x", "axis"}, 2, 2, b_dim, OP_COUNT, NULL},
     {"rank", {"x"}, 1, 1, b_rank, OP_COUNT, NULL},
@@ -386,9 +416,9 @@ int pmlc_builtin_names(const char **out, int cap)
 pmlc_value pmlc_builtin_call(E_t *E, pmlc_frame *F, const ast *call, int which)
 {
     const builtin *b = &builtins[which];
-    pmlc_value v[4];
-    pmlc_loc l[4];
-    int given[4];
+    pmlc_value v[5];
+    pmlc_loc l[5];
+    int given[5];
     if (pmlc_bind_args(E, F, call, b->name, b->params, b->n_params, v, l, given)) return pmlc_v_err;
     for (int i = 0; i < b->n_required; i++) {
         if (!given[i]) {

@@ -99,6 +99,7 @@ pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err);      /* MATMUL */
  * written, where that GEMM is not ready or refuses the shape (matmul.c). */
 pml_status pml_cpu_matmul_bf16(const pml_op_call *c, int *declined, pml_err *err);
 pml_status pml_cpu_xent(const pml_op_call *c, pml_err *err);        /* ROWLOSS */
+pml_status pml_cpu_attention(const pml_op_call *c, pml_err *err);   /* ATTENTION (attention.c) */
 
 /* PML_ERR_INVALID_ARG naming op `name`, the index and the range when an index of
  * idx[n] is outside [0, range) (index.c); PML_OK otherwise. */

@@ -337,6 +337,7 @@ pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err)
     case PML_OPC_GATHER:
     case PML_OPC_MATMUL:
     case PML_OPC_ROWLOSS:
+    case PML_OPC_ATTENTION:
         break;
     }
     return pml_cpu_other_family(c, err);

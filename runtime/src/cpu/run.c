@@ -25,6 +25,8 @@ pml_status pml_cpu_run_family(const pml_op_call *c, pml_err *err)
         return pml_cpu_matmul(c, err);
     case PML_OPC_ROWLOSS:
         return pml_cpu_xent(c, err);
+    case PML_OPC_ATTENTION:
+        return pml_cpu_attention(c, err);
     }
     return pml_err_set(err, PML_ERR_UNSUPPORTED, "%s: no CPU kernel family", name); /* not reached */
 }

@@ -6,6 +6,7 @@
  * by one or a few ONNX nodes; helper values are `t<k>` and constants `c<k>`. */
 #include "plan/onnx.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,26 @@ static pml_status refuse(onnx_writer *w, int i, const char *why)
                        n->label ? "'" : "", why ? ": " : "", why ? why : "");
 }
 
+/* x with fill above the diagonal of its last two axes [rows, cols]: row r keeps columns
+ * 0..r (the CPU kernel's rule), as a Where over a constant mask. */
+static pml_status causal_mask(onnx_writer *w, const char *out, const char *x, int64_t rows, int64_t cols, uint8_t dtype,
+                              double fill)
+{
+    char c1[24], c2[24];
+    int64_t md[2] = {rows, cols};
+    unsigned char *mask = malloc((size_t)(rows * cols) + 1);
+    if (!mask) return pml_err_set(w->err, PML_ERR_NOMEM, "out of memory");
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) mask[r * cols + c] = c > r;
+    initializer(w, fresh(w, 'c', c1), DT_BOOL, md, 2, mask, (size_t)(rows * cols));
+    free(mask);
+    constant(w, fresh(w, 'c', c2), dtype, fill, NULL);
+    const char *in[3] = {c1, c2, x};
+    begin(w, "Where", out, 3, in);
+    end(w);
+    return PML_OK;
+}
+
 /* ---- int8 weights ---------------------------------------------------------------------
  * A linear layer's int8 weight W [out, in] (quant/int8.h) is read by one transpose whose
  * readers are forward f32 matmuls x @ transpose(W); each of those becomes the CPU
@@ -451,18 +472,28 @@ static pml_status emit(onnx_writer *w, int i)
     case PML_OP_DROPOUT: /* off in inference */
         unary(w, "Identity", out, a);
         return PML_OK;
-    case PML_OP_CAUSAL_MASK: { /* row r keeps columns 0..r (the CPU kernel's rule) */
-        int64_t rows = n->dims[n->rank - 2], cols = n->dims[n->rank - 1], md[2] = {rows, cols};
-        unsigned char *mask = malloc((size_t)(rows * cols) + 1);
-        if (!mask) return pml_err_set(w->err, PML_ERR_NOMEM, "out of memory");
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t c = 0; c < cols; c++) mask[r * cols + c] = c > r;
-        initializer(w, fresh(w, 'c', c1), DT_BOOL, md, 2, mask, (size_t)(rows * cols));
-        free(mask);
-        constant(w, fresh(w, 'c', c2), n->dtype, n->fval, NULL);
-        const char *in[3] = {c1, c2, a};
-        begin(w, "Where", out, 3, in);
+    case PML_OP_CAUSAL_MASK:
+        return causal_mask(w, out, a, n->dims[n->rank - 2], n->dims[n->rank - 1], n->dtype, n->fval);
+    case PML_OP_ATTENTION: { /* opset 17 has no Attention: softmax(q kᵀ · scale, masked) v */
+        int64_t T = n->dims[n->rank - 2], perm[PML_PLAN_MAX_RANK];
+        for (int k = 0; k < n->rank; k++) perm[k] = k;
+        perm[n->rank - 2] = n->rank - 1, perm[n->rank - 1] = n->rank - 2;
+        begin(w, "Transpose", fresh(w, 't', t1), 1, &b);
+        attr_ints(w, "perm", perm, n->rank);
         end(w);
+        binary(w, "MatMul", fresh(w, 't', t2), a, t1);
+        constant(w, fresh(w, 'c', c1), n->dtype, n->fval, NULL);
+        binary(w, "Mul", fresh(w, 't', t3), t2, c1);
+        const char *s = t3;
+        if (n->n_attr >= 1 && n->attr[0]) {
+            pml_status st = causal_mask(w, fresh(w, 't', t1), t3, T, T, n->dtype, -INFINITY);
+            if (st) return st;
+            s = t1;
+        }
+        begin(w, "Softmax", fresh(w, 't', t2), 1, &s);
+        attr_int(w, "axis", -1);
+        end(w);
+        binary(w, "MatMul", out, t2, w->name[n->in[2]]);
         return PML_OK;
     }
     case PML_OP_SUM:
@@ -582,6 +613,7 @@ static pml_status emit(onnx_writer *w, int i)
     case PML_OP_XENT_GRAD:
         return refuse(w, i, "a loss is training's, not the model's");
     case PML_OP_GELU_TANH_GRAD:
+    case PML_OP_ATTENTION_GRAD:
         return refuse(w, i, "a gradient is training's, not the model's");
     case PML_OP_COUNT:
         break;

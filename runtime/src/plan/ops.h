@@ -27,7 +27,8 @@ typedef enum pml_op_class {
     PML_OPC_MOVEMENT,
     PML_OPC_GATHER,
     PML_OPC_MATMUL,
-    PML_OPC_ROWLOSS
+    PML_OPC_ROWLOSS,
+    PML_OPC_ATTENTION
 } pml_op_class;
 
 /* The op's name, for messages ("matmul"); "?" for an unknown opcode. */

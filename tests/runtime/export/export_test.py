@@ -49,6 +49,8 @@ LAYERS = {
     "log_softmax": "log_softmax(h)",
     "mlp_with_dropout": "mlp(h, 48, dropout_p = 0.3) as m",
     "attention_with_dropout": "causal_self_attention(h, 4, dropout_p = 0.2) as a",
+    "attention": "causal_self_attention(h, 4) as a",
+    "attention_not_causal": "attention(h, h * 0.5, h, causal = false, scale = 0.3)",
     "block": "block(h, 4, dropout_p = 0.1) as b",
 }
 SEQ_MODEL = """import "nn"

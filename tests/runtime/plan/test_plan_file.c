@@ -286,6 +286,7 @@ int main(int argc, char **argv)
     for (int i = 1 + gpu; i < argc; i++) {
         pmlc_options opt = {0};
         opt.diag_out = stderr;
+        opt.gpu_code = gpu;
         pmlc_session *s = pmlc_session_create(&opt);
         const pmlc_plan *pl = NULL;
         pmlc_graph *g = pmlc_session_check_file(s, argv[i]) ? NULL : pmlc_session_graph(s, &pl);

@@ -1,0 +1,107 @@
+/* expand.c — attention written out as primitives (see expand.h). */
+#include "ir/expand.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct xp {
+    pmlc_program *P;
+    pmlc_graph *g;
+    ir_node proto; /* the attention node: stage, unit, pass, loc of every node made for it */
+    int failed;
+} xp;
+
+static int32_t op(xp *X, pmlc_opcode o, int n_in, const int32_t *in, const int64_t *attr, int n_attr, double fval)
+{
+    if (X->failed) return -1;
+    pmlc_shape scratch[2];
+    pmlc_infer inf;
+    if (pmlc_graph_infer(X->g, o, n_in, in, attr, n_attr, NULL, &X->P->syms, pmlc_ops[o].name, scratch, &inf)) {
+        pmlc_error(&X->P->diag, X->proto.loc, "internal error: attention written out as primitives is ill-formed (%s)",
+                   inf.msg);
+        X->failed = 1;
+        return -1;
+    }
+    ir_node n = X->proto;
+    n.op = o;
+    n.dtype = inf.out_dt;
+    n.n_in = n_in;
+    n.n_attr = n_attr;
+    n.fval = fval;
+    n.param = -1;
+    n.label = NULL;
+    return pmlc_graph_push(&X->P->arena, X->g, &n, &inf.out, in, attr);
+}
+
+static int32_t constant(xp *X, double v)
+{
+    ir_node n = X->proto;
+    pmlc_shape scalar = {0, {{0}}};
+    n.op = OP_CONST;
+    n.n_in = n.n_attr = 0;
+    n.fval = v;
+    n.param = -1;
+    n.label = NULL;
+    return X->failed ? -1 : pmlc_graph_push(&X->P->arena, X->g, &n, &scalar, NULL, NULL);
+}
+
+/* softmax(q kᵀ · scale, masked) v, as the stdlib wrote it; returns the last node. */
+static int32_t write_out(xp *X, const int32_t *qkv)
+{
+    int rank = X->g->nodes.v[qkv[0]].rank;
+    int64_t perm[PMLC_MAX_RANK], red[2] = {rank - 1, 1};
+    for (int k = 0; k < rank; k++) perm[k] = k;
+    perm[rank - 2] = rank - 1, perm[rank - 1] = rank - 2;
+    int32_t kt = op(X, OP_PERMUTE, 1, &qkv[1], perm, rank, 0);
+    int32_t in[2] = {qkv[0], kt};
+    int32_t s = op(X, OP_MATMUL, 2, in, NULL, 0, 0);
+    in[0] = s, in[1] = constant(X, X->proto.fval);
+    s = op(X, OP_MUL, 2, in, NULL, 0, 0);
+    if (X->proto.attr[0]) s = op(X, OP_CAUSAL_MASK, 1, &s, NULL, 0, -INFINITY);
+    int32_t m = op(X, OP_MAX, 1, &s, red, 2, 0);
+    in[0] = s, in[1] = m;
+    int32_t e = op(X, OP_EXP, 1, (int32_t[]){op(X, OP_SUB, 2, in, NULL, 0, 0)}, NULL, 0, 0);
+    in[0] = e, in[1] = op(X, OP_SUM, 1, &e, red, 2, 0);
+    int32_t w = op(X, OP_DIV, 2, in, NULL, 0, 0);
+    in[0] = w, in[1] = qkv[2];
+    return op(X, OP_MATMUL, 2, in, NULL, 0, 0);
+}
+
+int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g)
+{
+    int N = g->nodes.n, count = 0;
+    for (int i = 0; i < N; i++) count += g->nodes.v[i].op == OP_ATTENTION;
+    if (!count) return 0;
+    size_t nn = (size_t)N + 1;
+    int32_t *to = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * nn);    /* the node that is old node i's value */
+    int32_t *first = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * nn); /* the first node made for old node i */
+    ir_node *old = g->nodes.v;
+    int32_t *old_seg = g->segment;
+    g->nodes.v = NULL;
+    g->nodes.n = g->nodes.cap = 0;
+    xp X = {P, g, {0}, 0};
+    for (int i = 0; i < N && !X.failed; i++) {
+        ir_node n = old[i];
+        int32_t in[PMLC_GRAPH_MAX_IN];
+        for (int k = 0; k < n.n_in; k++) in[k] = to[n.in[k]];
+        pmlc_shape sh = {n.rank, {{0}}};
+        memcpy(sh.d, n.shape, sizeof(pmlc_size) * (size_t)n.rank);
+        first[i] = g->nodes.n;
+        if (n.op != OP_ATTENTION) {
+            to[i] = pmlc_graph_push(&P->arena, g, &n, &sh, in, n.attr);
+            continue;
+        }
+        X.proto = n;
+        to[i] = write_out(&X, in);
+        if (to[i] >= 0) g->nodes.v[to[i]].label = n.label;
+    }
+    if (X.failed) return -1;
+    first[N] = to[N] = g->nodes.n;
+    if (old_seg) {
+        g->segment = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)g->nodes.n);
+        for (int i = 0; i < N; i++)
+            for (int32_t j = first[i]; j <= to[i]; j++) g->segment[j] = old_seg[i];
+    }
+    pmlc_graph_remap(g, to, first);
+    return count;
+}

@@ -1,0 +1,21 @@
+/* expand.h — fused ops written out as the primitives they fuse, for backends that have
+ * no kernel for the fused op (docs/design.md, "Fused attention").
+ *
+ * The CUDA backend has no attention kernel, so a plan placed on CUDA devices gets every
+ * `attention(q, k, v)` node replaced, before autodiff and costing, by the graph the
+ * stdlib wrote before the primitive existed: matmul(q, kᵀ) · scale, causal_mask when
+ * causal, softmax as max/sub/exp/sum/div over the last axis, matmul with v. The new
+ * nodes take the attention node's stage, unit, pass, location and recomputation
+ * segment; the last of them its label. Every index into the node list (parameters,
+ * inputs, output, labels, loss, the teacher's range, scopes, segments) is remapped. */
+#ifndef PMLC_EXPAND_H
+#define PMLC_EXPAND_H
+
+#include "front/program.h"
+#include "ir/ir.h"
+
+/* Replaces g's attention nodes as above (g is not yet differentiated). Returns how many
+ * were replaced, or -1 after reporting an internal error. */
+int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g);
+
+#endif

@@ -1,0 +1,173 @@
+/* test_attention.c — the fused attention (attention) and its backward (attention_grad)
+ * against a naive double reference of the ops it fuses, on odd shapes, with outputs
+ * poisoned first; the same bits at any pool size; operands that do not fit refused. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/pool.h"
+#include "cpu_test.h"
+#include "cpu_tests.h"
+
+/* One [n, d] matrix triple at offset `at`: o = softmax(mask(q kᵀ · scale)) v and, from
+ * do, the gradients dq, dk, dv, with p, dp and ds made whole in double. */
+static void reference(const pml_view *q, const pml_view *k, const pml_view *v, const pml_view *dout, int64_t at,
+                      int64_t n, int64_t d, double scale, int causal, double *o, double *dq, double *dk, double *dv)
+{
+    double *p = calloc((size_t)(n * n), sizeof(double)), *ds = calloc((size_t)(n * n), sizeof(double));
+    for (int64_t r = 0; r < n; r++) {
+        int64_t cols = causal ? r + 1 : n;
+        double m = -INFINITY, sum = 0;
+        for (int64_t c = 0; c < cols; c++) {
+            double s = 0;
+            for (int64_t t = 0; t < d; t++) s += t_get(q, at + r * d + t) * t_get(k, at + c * d + t);
+            p[r * n + c] = s * scale;
+            m = fmax(m, s * scale);
+        }
+        for (int64_t c = 0; c < cols; c++) sum += (p[r * n + c] = exp(p[r * n + c] - m));
+        for (int64_t c = 0; c < cols; c++) p[r * n + c] /= sum;
+        for (int64_t t = 0; t < d; t++) {
+            double y = 0;
+            for (int64_t c = 0; c < cols; c++) y += p[r * n + c] * t_get(v, at + c * d + t);
+            o[r * d + t] = y;
+        }
+        double rs = 0; /* Σ_c p dp */
+        for (int64_t c = 0; c < cols; c++) {
+            double dp = 0;
+            for (int64_t t = 0; t < d; t++) dp += t_get(dout, at + r * d + t) * t_get(v, at + c * d + t);
+            ds[r * n + c] = dp;
+            rs += p[r * n + c] * dp;
+        }
+        for (int64_t c = 0; c < cols; c++) ds[r * n + c] = p[r * n + c] * (ds[r * n + c] - rs);
+    }
+    for (int64_t x = 0; x < n * d; x++) dq[x] = dk[x] = dv[x] = 0;
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t c = 0; c < n; c++)
+            for (int64_t t = 0; t < d; t++) {
+                dq[r * d + t] += ds[r * n + c] * t_get(k, at + c * d + t) * scale;
+                dk[c * d + t] += ds[r * n + c] * t_get(q, at + r * d + t) * scale;
+                dv[c * d + t] += p[r * n + c] * t_get(dout, at + r * d + t);
+            }
+    free(p), free(ds);
+}
+
+static void poison(pml_view *v)
+{
+    for (int64_t i = 0; i < t_numel(v); i++) t_set(v, i, NAN);
+}
+
+void test_attention_and_its_gradient_match_a_double_reference_on_odd_shapes(void)
+{
+    static const int64_t lengths[] = {1, 2, 15, 16, 17, 63, 64, 65, 130};
+    static const int64_t widths[] = {1, 3, 16, 17, 33};
+    for (int ti = 0; ti < 2; ti++)
+        for (int trial = 0; trial < 40; trial++) {
+            pml_dtype t = t_float_types[ti];
+            int64_t n = lengths[trial % 9], d = widths[trial % 5], dims[6], gdims[7];
+            int lead = t_int(0, 2), causal = trial % 4 != 3;
+            t_rand_dims(lead, dims, 1, 3);
+            dims[lead] = n, dims[lead + 1] = d;
+            int rank = lead + 2;
+            gdims[0] = 3;
+            memcpy(gdims + 1, dims, sizeof(int64_t) * (size_t)rank);
+            double scale = trial % 2 ? 1 / sqrt((double)d) : t_unit() * 2;
+            pml_view q = t_new(t, rank, dims), k = t_new(t, rank, dims), v = t_new(t, rank, dims),
+                     dout = t_new(t, rank, dims), o = t_new(t, rank, dims), g = t_new(t, rank + 1, gdims);
+            t_fill_rand(&q, -2, 2), t_fill_rand(&k, -2, 2), t_fill_rand(&v, -1, 1), t_fill_rand(&dout, -1, 1);
+            int64_t all = t_numel(&q), mats = all / (n * d);
+            double *ro = malloc(sizeof(double) * (size_t)all), *rg = malloc(sizeof(double) * (size_t)(3 * all));
+            for (int64_t b = 0; b < mats; b++)
+                reference(&q, &k, &v, &dout, b * n * d, n, d, scale, causal, ro + b * n * d, rg + b * n * d,
+                          rg + all + b * n * d, rg + 2 * all + b * n * d);
+            int64_t attr = causal;
+            poison(&o), poison(&g);
+            pml_view fin[3] = {q, k, v};
+            double tol = t == PML_F32 ? 2e-5 : 1e-12, eps = t == PML_F32 ? 1e-4 : 1e-10;
+            if (t_run_ok(PML_OP_ATTENTION, fin, 3, &o, &attr, 1, scale)) {
+                TCHECK(t_compare("attention", &o, ro, tol, eps) == 0, "attention of %s %s, causal %d",
+                       pml_dtype_name(t), t_dims_str(rank, dims), causal);
+                pml_view bin[5] = {q, k, v, o, dout};
+                if (t_run_ok(PML_OP_ATTENTION_GRAD, bin, 5, &g, &attr, 1, scale))
+                    TCHECK(t_compare("attention_grad", &g, rg, tol, eps) == 0, "attention_grad of %s %s, causal %d",
+                           pml_dtype_name(t), t_dims_str(rank, dims), causal);
+            }
+            free(ro), free(rg);
+            t_free(&q), t_free(&k), t_free(&v), t_free(&dout), t_free(&o), t_free(&g);
+        }
+}
+
+/* Each matrix is one task writing only its own part, so any pool gives the same bits. */
+void test_attention_gives_the_same_bits_on_any_pool_size(void)
+{
+    int64_t dims[4] = {3, 4, 67, 32}, gdims[5] = {3, 3, 4, 67, 32}, attr = 1;
+    pml_view in[5], out[2][4];
+    for (int i = 0; i < 5; i++) in[i] = t_new(PML_F32, 4, dims), t_fill_rand(&in[i], -2, 2);
+    for (int p = 0; p < 4; p++) out[0][p] = t_new(PML_F32, 4, dims), out[1][p] = t_new(PML_F32, 5, gdims);
+    for (int p = 0; p < 4; p++) {
+        pml_cpu_pool *pool = NULL;
+        pml_err err = {0};
+        if (p > 0) TCHECK(pml_cpu_pool_create(p + 1, &pool, &err) == PML_OK, "pool: %s", err.msg);
+        for (int op = 0; op < 2; op++) {
+            pml_op_call c = {0};
+            c.op = op ? PML_OP_ATTENTION_GRAD : PML_OP_ATTENTION;
+            c.attr = &attr, c.n_attr = 1, c.fval = 0.17;
+            c.n_in = op ? 5 : 3, c.in = in;
+            c.out = out[op][p];
+            c.pool = pool;
+            poison(&out[op][p]);
+            TCHECK(pml_cpu_run(&c, &err) == PML_OK, "%s: %s", pml_op_name(c.op), err.msg);
+            size_t bytes = (size_t)t_numel(&out[op][p]) * sizeof(float);
+            if (p > 0)
+                TCHECK(memcmp(out[op][p].data, out[op][0].data, bytes) == 0, "%s on %d threads differs from 1",
+                       pml_op_name(c.op), p + 1);
+        }
+        pml_cpu_pool_destroy(pool);
+    }
+    for (int i = 0; i < 5; i++) t_free(&in[i]);
+    for (int p = 0; p < 4; p++) t_free(&out[0][p]), t_free(&out[1][p]);
+}
+
+void test_attention_refuses_operands_that_do_not_fit(void)
+{
+    int64_t a[3] = {2, 5, 4}, b[3] = {2, 6, 4}, g[4] = {2, 2, 5, 4}, attr = 1, two = 2;
+    pml_view q = t_new(PML_F32, 3, a), k = t_new(PML_F32, 3, b), o = t_new(PML_F32, 3, a), og = t_new(PML_F32, 4, g);
+    t_fill_rand(&q, -1, 1), t_fill_rand(&k, -1, 1);
+    pml_err err = {0};
+    pml_view in[5] = {q, k, q, q, q};
+    TCHECK(t_run(PML_OP_ATTENTION, in, 3, &o, &attr, 1, 1, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "input 1"),
+           "k of another length: %s", err.msg);
+    in[1] = q;
+    TCHECK(t_run(PML_OP_ATTENTION, in, 3, &o, &two, 1, 1, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "causal"),
+           "causal 2: %s", err.msg);
+    TCHECK(t_run(PML_OP_ATTENTION_GRAD, in, 5, &og, &attr, 1, 1, &err) == PML_ERR_INVALID_ARG &&
+               strstr(err.msg, "does not fit"),
+           "a gradient stacked 2 deep: %s", err.msg);
+    t_free(&q), t_free(&k), t_free(&o), t_free(&og);
+}
+
+/* 16-bit operands are widened (cpu/half.c) and the output rounded once: the f32 result
+ * on the same values, to the output's rounding. */
+void test_attention_of_16_bit_operands_is_the_f32_result_rounded(void)
+{
+    static const pml_dtype halves[2] = {PML_BF16, PML_F16};
+    int64_t dims[3] = {3, 21, 17}, attr = 1;
+    for (int h = 0; h < 2; h++) {
+        pml_view in16[3], in32[3], o16 = t_new(halves[h], 3, dims), o32 = t_new(PML_F32, 3, dims);
+        for (int i = 0; i < 3; i++) {
+            in16[i] = t_new(halves[h], 3, dims), in32[i] = t_new(PML_F32, 3, dims);
+            t_fill_rand(&in16[i], -2, 2);
+            for (int64_t x = 0; x < t_numel(&in16[i]); x++) t_set(&in32[i], x, t_get(&in16[i], x));
+        }
+        poison(&o16);
+        if (t_run_ok(PML_OP_ATTENTION, in32, 3, &o32, &attr, 1, 0.3) &&
+            t_run_ok(PML_OP_ATTENTION, in16, 3, &o16, &attr, 1, 0.3)) {
+            double *ref = malloc(sizeof(double) * (size_t)t_numel(&o32));
+            for (int64_t x = 0; x < t_numel(&o32); x++) ref[x] = t_get(&o32, x);
+            double ulp = halves[h] == PML_BF16 ? 1.0 / 256 : 1.0 / 2048;
+            TCHECK(t_compare("attention", &o16, ref, 1e-6, ulp) == 0, "attention of %s", pml_dtype_name(halves[h]));
+            free(ref);
+        }
+        for (int i = 0; i < 3; i++) t_free(&in16[i]), t_free(&in32[i]);
+        t_free(&o16), t_free(&o32);
+    }
+}
