@@ -299,8 +299,9 @@ def ops_lists_every_primitive_op_with_its_class_and_arity(c):
     c.expect(len(by_name) == len(rows) - 1 and len(by_name) > 30, f"{len(rows) - 1} rows, each op once with a meaning")
     c.expect(by_name.get("matmul", [None] * 3)[1:3] == ["matmul", "2"], f"matmul: {by_name.get('matmul')}")
     c.expect(by_name.get("add", [None] * 3)[1] == "elementwise", f"add: {by_name.get('add')}")
-    c.expect(all(r[1] in ("source", "elementwise", "reduce", "movement", "gather", "matmul", "row")
+    c.expect(all(r[1] in ("source", "elementwise", "reduce", "movement", "gather", "matmul", "row", "attention")
                  for r in by_name.values()), "an op with an unknown class")
+    c.expect(by_name.get("attention", [None] * 3)[1:3] == ["attention", "3"], f"attention: {by_name.get('attention')}")
 
 
 @test
