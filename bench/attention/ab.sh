@@ -20,11 +20,13 @@ gpt=$root/examples/gpt.pml
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-python3 - "$tmp" <<'PY'
-import sys, numpy as np
-r = np.random.default_rng(1)
+python3 - "$tmp" "$root/tests/lib" <<'PY'
+import random, sys
+sys.path.insert(0, sys.argv[2])
+from npy_files import write_npy
+r = random.Random(1)
 for n in (1, 8, 32):
-    np.save(f"{sys.argv[1]}/x{n}.npy", r.integers(0, 65, (n, 64)).astype(np.int32))
+    write_npy(f"{sys.argv[1]}/x{n}.npy", (n, 64), [r.randrange(65) for _ in range(n * 64)], "i")
 PY
 for side in a b; do
     exe=${!side}

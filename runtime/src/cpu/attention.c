@@ -14,6 +14,9 @@
  * thread count. The f32 loops are compiled for AVX-512 and AVX2 as well and picked at
  * load (core/vectorize.h); f32 uses expf.h's exp, f64 libm's. */
 #include "core/vectorize.h"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
 
 #include "cpu.h"
 #include "expf.h"
@@ -25,7 +28,7 @@
 
 /* 64 query rows against 64 keys: at d = 64 the key tile and the accumulators are 16 KiB
  * each (L1 holds 32-48 KiB); ATT_BK a multiple of ATT_LANES. */
-enum { ATT_BQ = 64, ATT_BK = 64, ATT_LANES = 16 };
+enum { ATT_BQ = 64, ATT_BK = 64, ATT_LANES = 16, ATT_RB = 8 };
 
 /* The helpers are inlined into each clone of the row loops (core/vectorize.h), so they
  * are compiled for its instruction set: a helper left out of line runs baseline SSE2. */
@@ -55,7 +58,7 @@ typedef struct att_job {
 
 static size_t scratch_elems(int64_t n, int64_t d)
 {
-    return (size_t)(2 * d * ATT_BK + 2 * ATT_BK + 2 * n + 2 * ATT_BQ + ATT_BQ * d);
+    return (size_t)(2 * d * ATT_BK + 2 * ATT_BK + 2 * n + 2 * ATT_BQ + ATT_BQ * d + 2 * ATT_BK * ATT_RB);
 }
 
 #define ATT_TASK(TY, SUF)                                                                                          \
@@ -68,14 +71,14 @@ static size_t scratch_elems(int64_t n, int64_t d)
         const TY *q = (const TY *)c->in[0].data + at, *k = (const TY *)c->in[1].data + at,                         \
                  *v = (const TY *)c->in[2].data + at;                                                              \
         TY *kt = w, *vt = kt + d * ATT_BK, *s = vt + d * ATT_BK, *dp = s + ATT_BK, *lse = dp + ATT_BK,    \
-           *D = lse + n, *m = D + n, *l = m + ATT_BQ, *acc = l + ATT_BQ;                                           \
+           *D = lse + n, *m = D + n, *l = m + ATT_BQ, *acc = l + ATT_BQ, *pt = acc + ATT_BQ * d, *dst = pt + ATT_BK * ATT_RB;                                           \
         if (c->op == PML_OP_ATTENTION) {                                                                           \
             att_fwd_##SUF((TY *)c->out.data + at, NULL, q, k, v, n, d, scale, causal, kt, s, m, l, acc);           \
             return;                                                                                                \
         }                                                                                                          \
         TY *g = (TY *)c->out.data + at;                                                                            \
         att_bwd_##SUF(g, g + all, g + 2 * all, q, k, v, (const TY *)c->in[3].data + at,                            \
-                      (const TY *)c->in[4].data + at, n, d, scale, causal, kt, vt, s, dp, lse, D, m, l);          \
+                      (const TY *)c->in[4].data + at, n, d, scale, causal, kt, vt, s, dp, lse, D, m, l, pt, dst);          \
     }
 ATT_TASK(float, f32)
 ATT_TASK(double, f64)

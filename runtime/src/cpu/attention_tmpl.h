@@ -10,13 +10,6 @@
  * stops at its own position. Every loop runs in one fixed order, so a matrix's results
  * do not depend on which thread runs it. */
 
-/* y += a x over n elements. The operands never overlap (restrict), so the loop
- * vectorises without run-time alias checks: inlined, every multiply-add below is one. */
-static ATT_INLINE void F(att_axpy)(T *restrict y, const T *restrict x, T a, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
-}
-
 /* The key tile transposed, its columns past bk zero: score rows run over whole vectors
  * (att_width) and what they make past a row's own keys is never read. */
 static ATT_INLINE void F(att_transpose)(T *kt, const T *k, int64_t d, int64_t j0, int64_t bk)
@@ -34,17 +27,20 @@ static ATT_INLINE int64_t F(att_width)(int64_t cn)
     return w < ATT_BK ? w : ATT_BK;
 }
 
-/* Σ x[0..n) in ATT_LANES partial sums, added in lane order: the same on every call. */
-static ATT_INLINE T F(att_sum)(const T *x, int64_t n)
+/* Σ x[0..n) in ATT_LANES partial sums, folded in halves: one fixed order on every call.
+ * With `max` set, the largest instead (a NaN is passed over: its exp makes the row NaN). */
+static ATT_INLINE T F(att_fold)(const T *x, int64_t n, int max)
 {
-    T part[ATT_LANES] = {0};
+    T part[ATT_LANES];
+    for (int j = 0; j < ATT_LANES; j++) part[j] = max ? (T)-INFINITY : 0;
     int64_t c = 0;
     for (; c + ATT_LANES <= n; c += ATT_LANES)
-        for (int j = 0; j < ATT_LANES; j++) part[j] += x[c + j];
-    for (int j = 0; c < n; c++, j++) part[j] += x[c];
-    T s = 0;
-    for (int j = 0; j < ATT_LANES; j++) s += part[j];
-    return s;
+        for (int j = 0; j < ATT_LANES; j++)
+            part[j] = max ? (x[c + j] > part[j] ? x[c + j] : part[j]) : part[j] + x[c + j];
+    for (int j = 0; c < n; c++, j++) part[j] = max ? (x[c] > part[j] ? x[c] : part[j]) : part[j] + x[c];
+    for (int h = ATT_LANES / 2; h >= 1; h /= 2)
+        for (int j = 0; j < h; j++) part[j] = max ? (part[j + h] > part[j] ? part[j + h] : part[j]) : part[j] + part[j + h];
+    return part[0];
 }
 
 /* y[j] += Σ_i a[i] x[i·stride + j] for j < m: a vector-matrix product whose ATT_LANES
@@ -117,11 +113,11 @@ PML_VECTOR_CLONES static void F(att_fwd)(T *o, T *lse, const T *q, const T *k, c
                 if (!cn) continue;
                 T *sr = s;
                 F(att_scores)(sr, q + row * d, kt, d, cn, scale);
-                T mx = m[r]; /* a NaN score is not the max, but its exp makes the row NaN */
-                for (int64_t c = 0; c < cn; c++) mx = sr[c] > mx ? sr[c] : mx;
+                T mx = F(att_fold)(sr, cn, 1);
+                mx = mx > m[r] ? mx : m[r];
                 T corr = m[r] == (T)-INFINITY ? 0 : EXP(m[r] - mx);
                 for (int64_t c = 0; c < cn; c++) sr[c] = EXP(sr[c] - mx);
-                l[r] = l[r] * corr + F(att_sum)(sr, cn);
+                l[r] = l[r] * corr + F(att_fold)(sr, cn, 0);
                 m[r] = mx;
                 if (!acc) continue;
                 T *ar = acc + r * d;
@@ -140,11 +136,14 @@ PML_VECTOR_CLONES static void F(att_fwd)(T *o, T *lse, const T *q, const T *k, c
 
 /* dq, dk, dv of one matrix from q, k, v, o and do (flash-attention's backward): the
  * probabilities p = exp(s - lse) recomputed tile by tile, dv += pᵀ do, dp = do vᵀ,
- * ds = p (dp - rowsum(do ∘ o)), dq += ds k · scale, dk += dsᵀ q · scale. Scratch:
- * kt[d·BK], vt[d·BK], s[BK], dp[BK], lse[n], D[n], m[BQ], l[BQ]. */
+ * ds = p (dp - rowsum(do ∘ o)), dq += ds k · scale, dk += dsᵀ q · scale. Query rows go
+ * ATT_RB at a time: their p and ds are kept transposed (pt, dst: [BK][RB], zero past
+ * each row's keys) so each key's dv and dk rows take the block's ATT_RB terms in
+ * registers, one load and store per block rather than per row. Scratch: kt[d·BK],
+ * vt[d·BK], s[BK], dp[BK], lse[n], D[n], m[BQ], l[BQ], pt[BK·RB], dst[BK·RB]. */
 PML_VECTOR_CLONES static void F(att_bwd)(T *dq, T *dk, T *dv, const T *q, const T *k, const T *v, const T *o,
                                           const T *dout, int64_t n, int64_t d, T scale, int causal, T *kt, T *vt,
-                                          T *s, T *dp, T *lse, T *D, T *m, T *l)
+                                          T *s, T *dp, T *lse, T *D, T *m, T *l, T *pt, T *dst)
 {
     F(att_fwd)(NULL, lse, q, k, v, n, d, scale, causal, kt, s, m, l, NULL);
     for (int64_t r = 0; r < n; r++) {
@@ -157,22 +156,30 @@ PML_VECTOR_CLONES static void F(att_bwd)(T *dq, T *dk, T *dv, const T *q, const 
         int64_t bk = n - j0 < ATT_BK ? n - j0 : ATT_BK;
         F(att_transpose)(kt, k, d, j0, bk);
         F(att_transpose)(vt, v, d, j0, bk);
-        for (int64_t row = causal ? j0 : 0; row < n; row++) {
-            int64_t cn = F(att_cols)(causal, row, j0, bk);
-            if (!cn) continue;
-            const T *qr = q + row * d, *dor = dout + row * d;
-            T *p = s, *dqr = dq + row * d;
-            F(att_scores)(p, qr, kt, d, cn, scale);
-            for (int64_t c = 0; c < cn; c++) p[c] = EXP(p[c] - lse[row]);
-            int64_t w = F(att_width)(cn);
-            for (int64_t c = 0; c < w; c++) dp[c] = 0;
-            F(att_gemv)(dp, dor, vt, ATT_BK, d, w);
-            for (int64_t c = 0; c < cn; c++) dp[c] = p[c] * (dp[c] - D[row]) * scale; /* ds · scale */
-            for (int64_t c = 0; c < cn; c++) {
-                F(att_axpy)(dv + (j0 + c) * d, dor, p[c], d);
-                F(att_axpy)(dk + (j0 + c) * d, qr, dp[c], d);
+        for (int64_t r0 = causal ? j0 : 0; r0 < n; r0 += ATT_RB) {
+            int64_t rb = n - r0 < ATT_RB ? n - r0 : ATT_RB, cmax = F(att_cols)(causal, r0 + rb - 1, j0, bk);
+            for (int64_t r = 0; r < rb; r++) {
+                int64_t row = r0 + r, cn = F(att_cols)(causal, row, j0, bk);
+                const T *qr = q + row * d, *dor = dout + row * d;
+                T *p = s;
+                if (cn) {
+                    F(att_scores)(p, qr, kt, d, cn, scale);
+                    for (int64_t c = 0; c < cn; c++) p[c] = EXP(p[c] - lse[row]);
+                    int64_t w = F(att_width)(cn);
+                    for (int64_t c = 0; c < w; c++) dp[c] = 0;
+                    F(att_gemv)(dp, dor, vt, ATT_BK, d, w);
+                    for (int64_t c = 0; c < cn; c++) dp[c] = p[c] * (dp[c] - D[row]) * scale; /* ds · scale */
+                    F(att_gemv)(dq + row * d, dp, k + j0 * d, d, cn, d);
+                }
+                for (int64_t c = 0; c < cmax; c++) {
+                    pt[c * ATT_RB + r] = c < cn ? p[c] : 0;
+                    dst[c * ATT_RB + r] = c < cn ? dp[c] : 0;
+                }
             }
-            F(att_gemv)(dqr, dp, k + j0 * d, d, cn, d);
+            for (int64_t c = 0; c < cmax; c++) {
+                F(att_gemv)(dv + (j0 + c) * d, pt + c * ATT_RB, dout + r0 * d, d, rb, d);
+                F(att_gemv)(dk + (j0 + c) * d, dst + c * ATT_RB, q + r0 * d, d, rb, d);
+            }
         }
     }
 }

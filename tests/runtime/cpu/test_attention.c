@@ -171,3 +171,21 @@ void test_attention_of_16_bit_operands_is_the_f32_result_rounded(void)
         t_free(&o16), t_free(&o32);
     }
 }
+
+/* A NaN in one query row makes that row's output NaN (its scores are NaN: the max passes
+ * over them, their exps do not) and leaves every other row finite. */
+void test_attention_keeps_a_nan_query_row_nan_and_the_others_finite(void)
+{
+    int64_t dims[2] = {37, 5}, attr = 1;
+    pml_view in[3], o = t_new(PML_F32, 2, dims);
+    for (int i = 0; i < 3; i++) in[i] = t_new(PML_F32, 2, dims), t_fill_rand(&in[i], -1, 1);
+    t_set(&in[0], 20 * 5 + 2, NAN);
+    if (t_run_ok(PML_OP_ATTENTION, in, 3, &o, &attr, 1, 0.5))
+        for (int64_t r = 0; r < 37; r++)
+            for (int64_t t = 0; t < 5; t++) {
+                double y = t_get(&o, r * 5 + t);
+                TCHECK(r == 20 ? isnan(y) : isfinite(y), "row %lld, column %lld: %g", (long long)r, (long long)t, y);
+            }
+    for (int i = 0; i < 3; i++) t_free(&in[i]);
+    t_free(&o);
+}
