@@ -14,9 +14,6 @@
  * thread count. The f32 loops are compiled for AVX-512 and AVX2 as well and picked at
  * load (core/vectorize.h); f32 uses expf.h's exp, f64 libm's. */
 #include "core/vectorize.h"
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("fp-contract=fast")
-#endif
 
 #include "cpu.h"
 #include "expf.h"
