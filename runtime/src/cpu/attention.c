@@ -12,7 +12,9 @@
  * op). Matrices (the leading indices: batch, head) are split over the stage's pool, one
  * task each, each writing only its own matrix, so the results are the same at any
  * thread count. The f32 loops are compiled for AVX-512 and AVX2 as well and picked at
- * load (core/vectorize.h); f32 uses expf.h's exp, f64 libm's. */
+ * load (core/vectorize.h); f32 uses expf.h's exp, f64 libm's. The scratch (key tile,
+ * accumulators, per-row state: about 30 KiB per thread at d = 32, T = 64) is allocated
+ * per call, outside the plan's memory figure, as half.c's temporaries are. */
 #include "core/vectorize.h"
 
 #include "cpu.h"
