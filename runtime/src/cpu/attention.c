@@ -11,14 +11,17 @@
  * (recomputed too, by a first pass over the key tiles, as the plan keeps one value per
  * op). Matrices (the leading indices: batch, head) are split over the stage's pool, one
  * task each, each writing only its own matrix, so the results are the same at any
- * thread count. The f32 loops are compiled for AVX-512 and AVX2 as well and picked at
- * load (core/vectorize.h); f32 uses expf.h's exp, f64 libm's. The scratch (key tile,
+ * thread count. f32 runs on 64 x 64 tiles whose products are panel-GEMM calls where the
+ * CPU has AVX-512 (below), else, like f64, on attention_tmpl.h's row-at-a-time products.
+ * The loops are compiled for AVX-512 and AVX2 as well and picked at load
+ * (core/vectorize.h); f32 uses expf.h's exp, f64 libm's. The scratch (key tile,
  * accumulators, per-row state: about 30 KiB per thread at d = 32, T = 64) is allocated
  * per call, outside the plan's memory figure, as half.c's temporaries are. */
 #include "core/vectorize.h"
 
 #include "cpu.h"
 #include "expf.h"
+#include "gemm.h"
 #include "pool.h"
 
 #include <math.h>
@@ -48,6 +51,118 @@ enum { ATT_BQ = 64, ATT_BK = 64, ATT_LANES = 16, ATT_RB = 8 };
 #undef F
 #undef EXP
 
+/* ---- f32 on the panel GEMM ---------------------------------------------------------
+ * Where the panel GEMM runs (gemm.h: AVX-512F), f32 works on tiles of ATT_G query rows
+ * by ATT_G keys, each product of a tile pair one panel-GEMM call: at d = 32 the row-at-a-
+ * time products of attention_tmpl.h (kept for f64 and CPUs without AVX-512) reach a
+ * sixth of the core, these most of it. Forward: s = q kᵀ · scale, an online softmax per
+ * row, acc += p v. Backward: flash-attention's five products per tile pair, p
+ * recomputed from each row's log-sum-exp. A tile's scores are a [G, G] block of
+ * scratch (16 KiB), never the [n, n] matrix; each tile's k and v are packed into panels
+ * once (kᵀ, vᵀ as the B of a product), and pᵀ and dsᵀ transposed once. */
+enum { ATT_G = 64 };
+
+/* Scratch floats of the panel path per worker. */
+static size_t tiles_elems(int64_t n, int64_t d)
+{
+    return 3 * (size_t)(ATT_G * ATT_G) + 2 * pml_cpu_gemm_packed_floats(d, ATT_G) + (size_t)(ATT_G * d) +
+           2 * (size_t)ATT_G + 2 * (size_t)n;
+}
+
+/* t[c][r] = x[r][c] for a bq x bk tile, rows ATT_G apart in both. */
+PML_VECTOR_CLONES static void att_tile_t(float *t, const float *x, int64_t bq, int64_t bk)
+{
+    for (int64_t r = 0; r < bq; r++)
+        for (int64_t c = 0; c < bk; c++) t[c * ATT_G + r] = x[r * ATT_G + c];
+}
+
+/* s[r][c] = scale · q_(i0+r) · k_c of the packed key tile, -inf where the causal mask
+ * hides key j0 + c. */
+PML_VECTOR_CLONES static void att_tile_scores(float *s, const float *q, const float *kp, int64_t d, int64_t i0, int64_t bq, int64_t j0,
+                            int64_t bk, float scale, int causal)
+{
+    pml_cpu_gemm_packed_f32(0, bq, bk, d, q + i0 * d, d, pml_cpu_gemm_packed(kp, d), s, ATT_G, NULL);
+    for (int64_t r = 0; r < bq; r++)
+        for (int64_t c = 0; c < bk; c++) s[r * ATT_G + c] = causal && j0 + c > i0 + r ? -INFINITY : s[r * ATT_G + c] * scale;
+}
+
+/* o = softmax(q kᵀ · scale) v, and lse[r] = log Σ exp(s_r·); o NULL: lse alone. */
+PML_VECTOR_CLONES static void att_fwd_tiles(float *o, float *lse, const float *q, const float *k, const float *v, int64_t n, int64_t d,
+                          float scale, int causal, float *s, float *kp, float *m, float *l, float *acc)
+{
+    for (int64_t i0 = 0; i0 < n; i0 += ATT_G) {
+        int64_t bq = n - i0 < ATT_G ? n - i0 : ATT_G, jend = causal ? i0 + bq : n;
+        for (int64_t r = 0; r < bq; r++) m[r] = -INFINITY, l[r] = 0;
+        if (o) memset(acc, 0, sizeof *acc * (size_t)(bq * d));
+        for (int64_t j0 = 0; j0 < jend; j0 += ATT_G) {
+            int64_t bk = jend - j0 < ATT_G ? jend - j0 : ATT_G;
+            pml_cpu_gemm_pack_b(1, d, bk, k + j0 * d, d, kp);
+            att_tile_scores(s, q, kp, d, i0, bq, j0, bk, scale, causal);
+            for (int64_t r = 0; r < bq; r++) {
+                float *sr = s + r * ATT_G, mx = m[r];
+                for (int64_t c = 0; c < bk; c++) mx = sr[c] > mx ? sr[c] : mx; /* a NaN is passed over */
+                if (mx == -INFINITY) { /* no key seen yet: no weight */
+                    for (int64_t c = 0; c < bk; c++) sr[c] = 0;
+                    continue;
+                }
+                float corr = m[r] == -INFINITY ? 0 : pml_cpu_expf(m[r] - mx), sum = 0;
+                for (int64_t c = 0; c < bk; c++) sum += sr[c] = pml_cpu_expf(sr[c] - mx);
+                l[r] = l[r] * corr + sum;
+                m[r] = mx;
+                if (o)
+                    for (int64_t t = 0; t < d; t++) acc[r * d + t] *= corr;
+            }
+            if (o) pml_cpu_gemm_packed_f32(1, bq, d, bk, s, ATT_G, pml_cpu_gemm_in_place(v + j0 * d, d), acc, d, NULL);
+        }
+        for (int64_t r = 0; r < bq; r++) {
+            lse[i0 + r] = m[r] + logf(l[r]);
+            if (o)
+                for (int64_t t = 0; t < d; t++) o[(i0 + r) * d + t] = acc[r * d + t] / l[r];
+        }
+    }
+}
+
+/* dq, dk, dv of one matrix: per key tile j and query tile i, p = exp(s - lse), dv_j +=
+ * pᵀ do_i, dp = do_i v_jᵀ, ds = p (dp - rowsum(do ∘ o)) · scale, dq_i += ds k_j,
+ * dk_j += dsᵀ q_i. */
+PML_VECTOR_CLONES static void att_bwd_tiles(float *dq, float *dk, float *dv, const float *q, const float *k, const float *v,
+                          const float *o, const float *dout, int64_t n, int64_t d, float scale, int causal, float *s,
+                          float *dp, float *t, float *kp, float *vp, float *lse, float *D, float *m, float *l)
+{
+    att_fwd_tiles(NULL, lse, q, k, v, n, d, scale, causal, s, kp, m, l, NULL);
+    for (int64_t r = 0; r < n; r++) {
+        float sum = 0;
+        for (int64_t x = 0; x < d; x++) sum += dout[r * d + x] * o[r * d + x];
+        D[r] = sum;
+    }
+    memset(dq, 0, sizeof *dq * (size_t)(n * d));
+    memset(dk, 0, sizeof *dk * (size_t)(n * d));
+    memset(dv, 0, sizeof *dv * (size_t)(n * d));
+    for (int64_t j0 = 0; j0 < n; j0 += ATT_G) {
+        int64_t bk = n - j0 < ATT_G ? n - j0 : ATT_G;
+        pml_cpu_gemm_pack_b(1, d, bk, k + j0 * d, d, kp);
+        pml_cpu_gemm_pack_b(1, d, bk, v + j0 * d, d, vp);
+        for (int64_t i0 = causal ? j0 : 0; i0 < n; i0 += ATT_G) {
+            int64_t bq = n - i0 < ATT_G ? n - i0 : ATT_G;
+            att_tile_scores(s, q, kp, d, i0, bq, j0, bk, scale, causal);
+            for (int64_t r = 0; r < bq; r++)
+                for (int64_t c = 0; c < bk; c++) s[r * ATT_G + c] = pml_cpu_expf(s[r * ATT_G + c] - lse[i0 + r]);
+            att_tile_t(t, s, bq, bk);
+            pml_cpu_gemm_packed_f32(1, bk, d, bq, t, ATT_G, pml_cpu_gemm_in_place(dout + i0 * d, d), dv + j0 * d, d,
+                                    NULL);
+            pml_cpu_gemm_packed_f32(0, bq, bk, d, dout + i0 * d, d, pml_cpu_gemm_packed(vp, d), dp, ATT_G, NULL);
+            for (int64_t r = 0; r < bq; r++)
+                for (int64_t c = 0; c < bk; c++)
+                    dp[r * ATT_G + c] = s[r * ATT_G + c] * (dp[r * ATT_G + c] - D[i0 + r]) * scale;
+            pml_cpu_gemm_packed_f32(1, bq, d, bk, dp, ATT_G, pml_cpu_gemm_in_place(k + j0 * d, d), dq + i0 * d, d,
+                                    NULL);
+            att_tile_t(t, dp, bq, bk);
+            pml_cpu_gemm_packed_f32(1, bk, d, bq, t, ATT_G, pml_cpu_gemm_in_place(q + i0 * d, d), dk + j0 * d, d,
+                                    NULL);
+        }
+    }
+}
+
 typedef struct att_job {
     const pml_op_call *c;
     int64_t n, d, mats;
@@ -57,7 +172,9 @@ typedef struct att_job {
 
 static size_t scratch_elems(int64_t n, int64_t d)
 {
-    return (size_t)(2 * d * ATT_BK + 2 * ATT_BK + 2 * n + 2 * ATT_BQ + ATT_BQ * d + 2 * ATT_BK * ATT_RB);
+    size_t rows = (size_t)(2 * d * ATT_BK + 2 * ATT_BK + 2 * n + 2 * ATT_BQ + ATT_BQ * d + 2 * ATT_BK * ATT_RB);
+    size_t tiles = tiles_elems(n, d);
+    return rows > tiles ? rows : tiles;
 }
 
 #define ATT_TASK(TY, SUF)                                                                                          \
@@ -82,11 +199,33 @@ static size_t scratch_elems(int64_t n, int64_t d)
 ATT_TASK(float, f32)
 ATT_TASK(double, f64)
 
+/* Matrix b of an f32 call on the panel GEMM's tiles, with scratch w. */
+static void att_task_tiles(const att_job *j, int64_t b, float *w)
+{
+    const pml_op_call *c = j->c;
+    int64_t n = j->n, d = j->d, at = b * n * d, all = j->mats * n * d;
+    int causal = c->attr[0] != 0;
+    const float *q = (const float *)c->in[0].data + at, *k = (const float *)c->in[1].data + at,
+                *v = (const float *)c->in[2].data + at;
+    size_t pf = pml_cpu_gemm_packed_floats(d, ATT_G);
+    float *s = w, *dp = s + ATT_G * ATT_G, *t = dp + ATT_G * ATT_G, *kp = t + ATT_G * ATT_G, *vp = kp + pf,
+          *acc = vp + pf, *m = acc + ATT_G * d, *l = m + ATT_G, *lse = l + ATT_G, *D = lse + n;
+    if (c->op == PML_OP_ATTENTION) {
+        att_fwd_tiles((float *)c->out.data + at, lse, q, k, v, n, d, (float)c->fval, causal, s, kp, m, l, acc);
+        return;
+    }
+    float *g = (float *)c->out.data + at;
+    att_bwd_tiles(g, g + all, g + 2 * all, q, k, v, (const float *)c->in[3].data + at,
+                  (const float *)c->in[4].data + at, n, d, (float)c->fval, causal, s, dp, t, kp, vp, lse, D, m, l);
+}
+
 static pml_status att_run(void *ctx, int64_t task, int worker, pml_err *err)
 {
     (void)err;
     const att_job *j = ctx;
-    if (j->c->out.dtype == PML_F32)
+    if (j->c->out.dtype == PML_F32 && pml_cpu_gemm_packed_available())
+        att_task_tiles(j, task, (float *)j->scratch + (size_t)worker * j->per_worker);
+    else if (j->c->out.dtype == PML_F32)
         att_task_f32(j, task, (float *)j->scratch + (size_t)worker * j->per_worker);
     else
         att_task_f64(j, task, (double *)j->scratch + (size_t)worker * j->per_worker);
