@@ -691,12 +691,45 @@ elif behaviour in ("goodbye_ended", "goodbye_failed"):
     # Here the first argument is test_goodbye, not pmlc (test_goodbye.c says what it does).
     cmd = [mpirun, "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
     cmd += ["-np", "3", pmlc, behaviour.split("_")[1]]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=mpi_env())
-        out, err = r.stdout, r.stderr
-    except subprocess.TimeoutExpired as e:  # what the ranks said before the hang, to see where
-        out, err = (x.decode(errors="replace") if isinstance(x, bytes) else x or "" for x in (e.stdout, e.stderr))
-        check(False, f"the job ended within 60 s (the test takes about 8)\n{out[-3000:]}\n{err[-3000:]}")
+
+    def ranks_alive():
+        """Processes of the test binary that have not exited (zombies have)."""
+        alive = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv0 = f.read().split(b"\0")[0].decode(errors="replace")
+                with open(f"/proc/{pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if argv0 == pmlc and state != "Z":
+                alive.append(pid)
+        return alive
+
+    # Open MPI 4's mpirun can deadlock in its own PMIx server finalize after ranks that
+    # end without MPI_Finalize (as these do) have all exited (seen in about 1 run of 6
+    # here): the ranks did what the test asks and only the launcher hangs. So the job is
+    # over when it ends, or 10 s after its last rank has; a rank still running after
+    # 60 s is the failure this test exists to catch.
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env())
+    start, seen, gone, launcher_hung = time.monotonic(), False, None, False
+    while p.poll() is None and time.monotonic() - start < 60:
+        time.sleep(0.25)
+        alive = ranks_alive()
+        seen = seen or bool(alive)
+        gone = None if alive or not seen else gone or time.monotonic()
+        if gone and time.monotonic() - gone > 10:
+            launcher_hung = True
+            break
+    alive = ranks_alive() if p.poll() is None else []
+    if p.poll() is None:
+        p.kill()
+    out, err = p.communicate()
+    check(not alive, f"the ranks ended within 60 s (the test takes about 8); still running: {alive}\n"
+          f"{out[-3000:]}\n{err[-3000:]}")
+    if launcher_hung:
+        print("NOTE: every rank had exited; mpirun hung in its own finalize and was killed")
     print(out[-3000:], err[-3000:])
     results = [line for line in out.splitlines() if line.startswith("RESULT")]
     check(results and results[0].startswith("RESULT ok"), f"rank 0 judged: {results}")
