@@ -415,17 +415,6 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     return -1;
 }
 
-static int same_numel(const ir_node *a, const ir_node *b)
-{
-    pmlc_shape sa = {a->rank, {{0}}}, sb = {b->rank, {{0}}};
-    memcpy(sa.d, a->shape, sizeof(pmlc_size) * (size_t)a->rank);
-    memcpy(sb.d, b->shape, sizeof(pmlc_size) * (size_t)b->rank);
-    pmlc_size na = pmlc_size_int(1), nb = pmlc_size_int(1);
-    pmlc_shape_numel(&sa, &na);
-    pmlc_shape_numel(&sb, &nb);
-    return pmlc_size_eq(na, nb);
-}
-
 /* Marks the forward values of the first nf nodes that the backward pass recomputes
  * rather than keeps: element-wise (not dropout, whose mask costs a hash per element),
  * differing between micro-batches, read only by element-wise ops on their own stage
@@ -467,7 +456,7 @@ static void mark_cheap(ad *A, int nf)
             if (pmlc_ops[g->nodes.v[x].op].cls == PMLC_OPC_MATMUL) ok = 0;
             if (!A->varies[x]) continue;
             int32_t leaf = A->cheap[x] && x < i ? lead[x] : x;
-            if (leaf < 0 || !same_numel(&g->nodes.v[leaf], n)) continue;
+            if (leaf < 0 || !pmlc_size_eq(pmlc_node_numel(&g->nodes.v[leaf]), pmlc_node_numel(n))) continue;
             if (full >= 0 && full != leaf) ok = 0;
             full = leaf;
         }

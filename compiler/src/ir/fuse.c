@@ -17,8 +17,6 @@
  * the loss or a parameter's gradient. */
 #include "ir/fuse.h"
 
-#include <string.h>
-
 typedef struct group_info {
     pmlc_kernel_kind kind;
     int stage, pass;
@@ -36,15 +34,6 @@ static int axis_reduction(const ir_node *n)
     return (n->op == OP_SUM || n->op == OP_MAX || n->op == OP_MEAN) && n->n_attr >= 1 && n->attr[0] >= 0;
 }
 
-static pmlc_size numel_of(const ir_node *n)
-{
-    pmlc_shape sh = {n->rank, {{0}}};
-    memcpy(sh.d, n->shape, sizeof(pmlc_size) * (size_t)n->rank);
-    pmlc_size s = pmlc_size_int(1);
-    pmlc_shape_numel(&sh, &s);
-    return s;
-}
-
 static pmlc_kernel_kind kind_of(const pmlc_graph *g, const ir_node *n)
 {
     if (is_view_or_source(n)) return PMLC_KERNEL_NONE;
@@ -59,12 +48,12 @@ static int fits(const pmlc_graph *g, const group_info *gi, const ir_node *n, pml
     if (gi->kind == PMLC_KERNEL_SINGLE || gi->kind == PMLC_KERNEL_NONE || gi->stage != n->stage || gi->pass != n->pass)
         return 0;
     if (k == PMLC_KERNEL_ELEMWISE) {
-        pmlc_size e = numel_of(n), full;
+        pmlc_size e = pmlc_node_numel(n), full;
         if (gi->kind == PMLC_KERNEL_ELEMWISE) return pmlc_size_eq(e, gi->space);
         return !pmlc_size_mul(gi->rows, gi->width, &full) && (pmlc_size_eq(e, full) || pmlc_size_eq(e, gi->rows));
     }
     const ir_node *x = &g->nodes.v[n->in[0]];
-    pmlc_size xe = numel_of(x), width = x->shape[x->rank - 1], rows;
+    pmlc_size xe = pmlc_node_numel(x), width = x->shape[x->rank - 1], rows;
     if (pmlc_size_div(xe, width, &rows)) return 0;
     if (gi->kind == PMLC_KERNEL_ELEMWISE) return pmlc_size_eq(xe, gi->space);
     return pmlc_size_eq(rows, gi->rows) && pmlc_size_eq(width, gi->width);
@@ -76,10 +65,10 @@ static void become(const pmlc_graph *g, group_info *gi, const ir_node *n, pmlc_k
         const ir_node *x = &g->nodes.v[n->in[0]];
         gi->kind = PMLC_KERNEL_ROW;
         gi->width = x->shape[x->rank - 1];
-        pmlc_size_div(numel_of(x), gi->width, &gi->rows);
+        pmlc_size_div(pmlc_node_numel(x), gi->width, &gi->rows);
     } else if (gi->kind == PMLC_KERNEL_NONE) {
         gi->kind = k;
-        gi->space = numel_of(n);
+        gi->space = pmlc_node_numel(n);
     }
 }
 

@@ -32,6 +32,15 @@ int pmlc_graph_infer(const pmlc_graph *g, pmlc_opcode op, int n_in, const int32_
     return bad;
 }
 
+pmlc_size pmlc_node_numel(const ir_node *n)
+{
+    pmlc_shape sh = {n->rank, {{0}}};
+    memcpy(sh.d, n->shape, sizeof(pmlc_size) * (size_t)n->rank);
+    pmlc_size s = pmlc_size_int(1);
+    pmlc_shape_numel(&sh, &s);
+    return s;
+}
+
 int32_t pmlc_graph_push(pmlc_arena *A, pmlc_graph *g, const ir_node *proto, const pmlc_shape *shape, const int32_t *in,
                         const int64_t *attr)
 {

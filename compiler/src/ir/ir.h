@@ -125,6 +125,9 @@ int pmlc_graph_infer(const pmlc_graph *g, pmlc_opcode op, int n_in, const int32_
  * have an entry per old node and one more, the new node count. */
 void pmlc_graph_remap(pmlc_graph *g, const int32_t *to, const int32_t *first);
 
+/* Node n's element count, symbolic (1 when it does not fit: pmlc_shape_numel). */
+pmlc_size pmlc_node_numel(const ir_node *n);
+
 /* Appends a node like `proto` (its n_in and n_attr say how many inputs and attributes
  * to copy; shape, inputs and attributes are copied into the arena). Returns its index. */
 int32_t pmlc_graph_push(pmlc_arena *A, pmlc_graph *g, const ir_node *proto, const pmlc_shape *shape, const int32_t *in,
