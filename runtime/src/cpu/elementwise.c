@@ -200,6 +200,19 @@ static pml_status where(const pml_op_call *c, pml_err *err)
     return PML_OK;
 }
 
+/* An f32 unary op over n elements: exp and sigmoid on the AVX-512 exp where the CPU has
+ * it, the rest (and those elsewhere) on the kernel loop. */
+static pml_status unary_f32_any(pml_opcode op, float *o, const float *x, int64_t n)
+{
+#ifdef EXP_AVX512
+    if ((op == PML_OP_EXP || op == PML_OP_SIGMOID) && have_exp_avx512()) {
+        exp_avx512(o, x, n, op == PML_OP_SIGMOID);
+        return PML_OK;
+    }
+#endif
+    return unary_f32(op, o, x, n);
+}
+
 /* Unary ops, dropout and causal_mask: one input of the output's shape and type. */
 static pml_status same_shape_float(const pml_op_call *c, pml_err *err)
 {
@@ -235,13 +248,7 @@ static pml_status same_shape_float(const pml_op_call *c, pml_err *err)
         if (t == PML_F64) causal_mask_f64(o, x, mats, rows, cols, c->fval);
         return PML_OK;
     }
-#ifdef EXP_AVX512
-    if (t == PML_F32 && (c->op == PML_OP_EXP || c->op == PML_OP_SIGMOID) && have_exp_avx512()) {
-        exp_avx512(o, x, n, c->op == PML_OP_SIGMOID);
-        return PML_OK;
-    }
-#endif
-    pml_status s = t == PML_F32 ? unary_f32(c->op, o, x, n) : unary_f64(c->op, o, x, n);
+    pml_status s = t == PML_F32 ? unary_f32_any(c->op, o, x, n) : unary_f64(c->op, o, x, n);
     return s == PML_OK ? s : pml_cpu_unsupported(c, t, err);
 }
 
@@ -311,13 +318,7 @@ PML_VECTOR_CLONES static pml_status binary_strip_f32(pml_opcode op, float *o, co
 pml_status pml_cpu_f32_strip(pml_opcode op, float *o, const float *a, int64_t sa, const float *b, int64_t sb, int64_t n)
 {
     if (pml_op_class_of(op) == PML_OPC_BINARY) return binary_strip_f32(op, o, a, sa, b, sb, n);
-#ifdef EXP_AVX512
-    if ((op == PML_OP_EXP || op == PML_OP_SIGMOID) && have_exp_avx512()) {
-        exp_avx512(o, a, n, op == PML_OP_SIGMOID);
-        return PML_OK;
-    }
-#endif
-    return unary_f32(op, o, a, n);
+    return unary_f32_any(op, o, a, n);
 }
 
 pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err)
