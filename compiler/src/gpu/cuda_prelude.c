@@ -6,6 +6,8 @@
  * same elements on the GPU as on the CPU. */
 #include "gpu/cuda_codegen.h"
 
+#include "pml/gelu.h"
+
 const char pmlc_cuda_prelude[] =
     "// PML generated CUDA C: prelude\n"
     "typedef unsigned long long pml_u64;\n"
@@ -36,15 +38,17 @@ const char pmlc_cuda_prelude[] =
     "__device__ __forceinline__ pml_u64 pml_rng_u64(pml_u64 seed, pml_u64 stream, pml_u64 counter) {\n"
     "  return pml_mix64(pml_mix64(pml_mix64(seed) ^ stream) ^ counter);\n"
     "}\n"
-    "// GELU's tanh form and its gradient, in the CPU kernel's order (runtime/src/cpu/elementwise.c)\n"
+    "// GELU's tanh form and its gradient, in the CPU kernel's order (runtime/src/cpu/math_f32.h)\n"
+    "#define PML_GELU_K ((float)" PML_GELU_STR(PML_GELU_K) ")\n"
+    "#define PML_GELU_C ((float)" PML_GELU_STR(PML_GELU_C) ")\n"
     "__device__ __forceinline__ float pml_gelu_tanh(float x) {\n"
-    "  float a = ((0.044715f * x) * x) * x;\n"
-    "  return (0.5f * x) * (1.0f + tanhf(0.797884560802865f * (x + a)));\n"
+    "  float a = ((PML_GELU_C * x) * x) * x;\n"
+    "  return (0.5f * x) * (1.0f + tanhf(PML_GELU_K * (x + a)));\n"
     "}\n"
     "__device__ __forceinline__ float pml_gelu_tanh_grad(float x, float dy) {\n"
-    "  float a0 = 0.044715f * x, a1 = a0 * x, t = tanhf(0.797884560802865f * (x + a1 * x));\n"
-    "  float da3 = (dy * (0.5f * x)) * (1.0f - t * t) * 0.797884560802865f, da1 = da3 * x;\n"
-    "  return ((da3 + da3 * a1) + da1 * a0) + (da1 * x) * 0.044715f + (dy * (1.0f + t)) * 0.5f;\n"
+    "  float a0 = PML_GELU_C * x, a1 = a0 * x, t = tanhf(PML_GELU_K * (x + a1 * x));\n"
+    "  float da3 = (dy * (0.5f * x)) * (1.0f - t * t) * PML_GELU_K, da1 = da3 * x;\n"
+    "  return ((da3 + da3 * a1) + da1 * a0) + (da1 * x) * PML_GELU_C + (dy * (1.0f + t)) * 0.5f;\n"
     "}\n"
     "// max that lets a NaN win, as the CPU's reductions\n"
     "__device__ __forceinline__ float pml_maxn(float a, float b) { return b > a || b != b ? b : a; }\n"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pml/gelu.h"
 #include "sema/elab_int.h"
 
 typedef struct builtin builtin;

@@ -6,6 +6,8 @@
 
 #include <math.h>
 
+#include "pml/gelu.h"
+
 /* tanh for f32 as a rational function (Eigen's generic_fast_tanh_float): no branch and no
  * libm call, so the loop vectorises. Error is within a few ulp on the clamped range; past
  * +-7.9 tanhf is +-1 in f32 anyway, and below 4e-4 tanh(x) rounds to x. glibc's tanhf
@@ -35,10 +37,8 @@ static inline float pml_tanhf(float x)
  * x * x * x))), and of the backward pass autodiff made of it: every product and sum
  * is the one that definition's nodes computed, rounded to f32 as each node stored it,
  * so the op gives those nodes' bits (C11 does not fuse a * b + c here: no contraction
- * in ISO mode). The constants are the stdlib's doubles stored as f32, as its nodes did:
- * k = sqrt(2 / pi), folded in double, and c = 0.044715. */
-#define PML_GELU_K 0.7978845608028654
-#define PML_GELU_C 0.044715
+ * in ISO mode). The constants (pml/gelu.h) are the stdlib's doubles stored as f32, as
+ * its nodes did. */
 
 static inline float pml_gelu_tanhf(float x)
 {

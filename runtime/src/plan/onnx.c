@@ -13,6 +13,7 @@
 
 #include "core/half.h"
 #include "plan/ops.h"
+#include "pml/gelu.h"
 
 enum { ONNX_IR_VERSION = 8, ONNX_OPSET = 17 };
 
@@ -595,8 +596,8 @@ static pml_status emit(onnx_writer *w, int i)
     case PML_OP_GELU_TANH: { /* as the CPU kernel computes it (cpu/math_f32.h), node for node */
         char v[8][24], k[4][24];
         constant(w, fresh(w, 'c', k[0]), n->dtype, 0.5, NULL);
-        constant(w, fresh(w, 'c', k[1]), n->dtype, 0.044715, NULL);
-        constant(w, fresh(w, 'c', k[2]), n->dtype, 0.7978845608028654, NULL); /* sqrt(2 / pi) */
+        constant(w, fresh(w, 'c', k[1]), n->dtype, PML_GELU_C, NULL);
+        constant(w, fresh(w, 'c', k[2]), n->dtype, PML_GELU_K, NULL);
         constant(w, fresh(w, 'c', k[3]), n->dtype, 1.0, NULL);
         binary(w, "Mul", fresh(w, 't', v[0]), k[0], a);    /* h = 0.5 x */
         binary(w, "Mul", fresh(w, 't', v[1]), k[1], a);    /* 0.044715 x */
