@@ -98,7 +98,7 @@ static void int8_note(pml_infer *inf, pml_backend got, const char *weights)
 {
     int n = inf->int8_weights, k = inf->int8_served, len, calibrated = 0;
     for (int q = 0; inf->int8.in_scale && q < inf->int8.n; q++) calibrated |= inf->int8.in_scale[q] > 0;
-    const char *gemm = strcmp(pml_cpu_gemm_s8_provider(), "onednn") ? "reference loop" : "oneDNN gemm_s8s8s32";
+    const char *gemm = pml_cpu_linear_i8_kernel();
     if (!n) return;
     len = snprintf(inf->int8_note, sizeof inf->int8_note, "%d int8 weights from %s", n, weights);
     if (k && len > 0 && (size_t)len < sizeof inf->int8_note)

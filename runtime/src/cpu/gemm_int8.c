@@ -1,6 +1,8 @@
 /* gemm_int8.c — int8 matrix products (gemm_int8.h). */
 #include "gemm_int8.h"
 
+#include "isa.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -136,17 +138,151 @@ static int has_avx512(void)
     }
     return known;
 }
+
+/* ---- The packed AVX512-VNNI product -------------------------------------------------
+ * vpdpbusd multiplies unsigned by signed bytes, four at a time into an int32 lane. The
+ * activations are signed, so each is read as x + 128 (its bits with the top one
+ * flipped) and the product corrected by 128 * (sum of the column's weights), which the
+ * packing stores: exact in int32, so the same sums as any other order. A panel is 16
+ * columns: their 16 corrections (one 64-byte line), then for each 4 of k the 16
+ * columns' 4 weights (64 bytes, one vector), zero past n and k. Panels follow each
+ * other, so the columns from any multiple of 16 on are a pointer into the packing. */
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+enum { S8_MR = 4, S8_NP = 4 }; /* rows and panels a block: 16 accumulators */
+
+static size_t panel_bytes(int64_t k) { return 64 * (size_t)(1 + (k + 3) / 4); }
+
+/* y rows [0, mr) x panels [0, np) of a block; `cols` of the block's columns are real. */
+static inline __attribute__((always_inline)) VNNI void s8_block(int mr, int np, int64_t k, const int8_t *a,
+                                                                 int64_t lda, const char *pan, size_t pb,
+                                                                 const float *xs, const float *ws,
+                                                                 const float *bias, float *y, int64_t ldy,
+                                                                 int64_t cols)
+{
+    __m512i acc[S8_MR][S8_NP];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < mr; r++)
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < np; c++) acc[r][c] = _mm512_setzero_si512();
+    const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
+    int64_t quads = (k + 3) / 4;
+    for (int64_t q = 0; q < quads; q++) {
+        __m512i b[S8_NP];
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < np; c++) b[c] = _mm512_load_si512((const void *)(pan + (size_t)c * pb + 64 + (size_t)q * 64));
+        int whole = 4 * q + 4 <= k;
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < mr; r++) {
+            int32_t v = 0; /* past k: any byte, against zero weights */
+            if (whole)
+                memcpy(&v, a + r * lda + 4 * q, 4);
+            else
+                for (int64_t p = 4 * q; p < k; p++) v |= (int32_t)((uint32_t)(uint8_t)a[r * lda + p] << (8 * (p - 4 * q)));
+            __m512i x = _mm512_xor_si512(_mm512_set1_epi32(v), flip);
+            _Pragma("GCC unroll 4")
+            for (int c = 0; c < np; c++) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], x, b[c]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int c = 0; c < np; c++) {
+        int64_t left = cols - 16 * c;
+        __mmask16 t = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512i corr = _mm512_load_si512((const void *)(pan + (size_t)c * pb));
+        __m512 w = _mm512_maskz_loadu_ps(t, ws + 16 * c), bv = _mm512_maskz_loadu_ps(t, bias ? bias + 16 * c : ws);
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < mr; r++) { /* dequant_row's arithmetic: (acc * s_row) * s_col + bias */
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][c], corr)), _mm512_set1_ps(xs[r]));
+            v = _mm512_mul_ps(v, w);
+            if (bias) v = _mm512_add_ps(v, bv);
+            _mm512_mask_storeu_ps(y + r * ldy + 16 * c, t, v);
+        }
+    }
+}
+
+static VNNI void s8_packed(int64_t m, int64_t n, int64_t k, const int8_t *a, const void *packed, const float *xs,
+                           const float *ws, const float *bias, float *y, int64_t ldy)
+{
+    size_t pb = panel_bytes(k);
+    for (int64_t j = 0; j < n; j += 16 * S8_NP) {
+        int64_t cols = n - j < 16 * S8_NP ? n - j : 16 * S8_NP;
+        int np = (int)((cols + 15) / 16);
+        const char *pan = (const char *)packed + (size_t)(j / 16) * pb;
+        const float *bj = bias ? bias + j : NULL;
+        for (int64_t i = 0; i < m; i += S8_MR) {
+            int mr = m - i < S8_MR ? (int)(m - i) : S8_MR;
+            const int8_t *ai = a + i * k;
+            float *yi = y + i * ldy + j;
+#define S8_CASE(R, P)                                                               \
+    case (R) * 8 + (P):                                                             \
+        s8_block(R, P, k, ai, k, pan, pb, xs + i, ws + j, bj, yi, ldy, cols);       \
+        break;
+#define S8_ROW(R) S8_CASE(R, 1) S8_CASE(R, 2) S8_CASE(R, 3) S8_CASE(R, 4)
+            switch (mr * 8 + np) {
+                S8_ROW(1) S8_ROW(2) S8_ROW(3) S8_ROW(4)
+            }
+#undef S8_ROW
+#undef S8_CASE
+        }
+    }
+}
+
+static int has_vnni(void) { return pml_cpu_isa_offered() >= PML_ISA_AVX512_VNNI; }
 #else
 static int has_avx512(void) { return 0; }
+static int has_vnni(void) { return 0; }
 #define row_max_abs_avx512 row_max_abs
 #define quantize_row_avx512 quantize_row
 #define dequant_row_avx512 dequant_row
+static void s8_packed(int64_t m, int64_t n, int64_t k, const int8_t *a, const void *packed, const float *xs,
+                      const float *ws, const float *bias, float *y, int64_t ldy)
+{
+    (void)m, (void)n, (void)k, (void)a, (void)packed, (void)xs, (void)ws, (void)bias, (void)y, (void)ldy;
+}
+static size_t panel_bytes(int64_t k) { return 64 * (size_t)(1 + (k + 3) / 4); }
 #endif
 
-int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, float xs_static, const int8_t *wq,
-                      const float *ws, const float *bias, float *y, int64_t ldy, void *scratch)
+const char *pml_cpu_linear_i8_kernel(void)
 {
-    if (m < 0 || n < 0 || k < 0 || k > MAX_K || ldy < n) return -1;
+    if (has_vnni()) return "AVX512-VNNI on weights packed once";
+    return strcmp(pml_cpu_gemm_s8_provider(), "onednn") ? "reference loop" : "oneDNN gemm_s8s8s32";
+}
+
+size_t pml_cpu_s8_packed_bytes(int64_t n, int64_t k)
+{
+    if (!has_vnni() || n < 1 || k < 1 || k > MAX_K) return 0;
+    return (size_t)((n + 15) / 16) * panel_bytes(k);
+}
+
+void pml_cpu_s8_pack(int64_t n, int64_t k, const int8_t *w, void *packed)
+{
+    size_t pb = panel_bytes(k);
+    int64_t k4 = (k + 3) / 4 * 4;
+    for (int64_t jb = 0; jb < (n + 15) / 16; jb++) {
+        char *pan = (char *)packed + (size_t)jb * pb;
+        int8_t *q = (int8_t *)(pan + 64);
+        for (int c = 0; c < 16; c++) {
+            int64_t j = jb * 16 + c;
+            int32_t sum = 0;
+            for (int64_t p = 0; p < k4; p++) {
+                int8_t v = j < n && p < k ? w[j * k + p] : 0;
+                q[(p / 4) * 64 + c * 4 + p % 4] = v;
+                sum += v;
+            }
+            int32_t corr = 128 * sum;
+            memcpy(pan + 4 * c, &corr, sizeof corr);
+        }
+    }
+}
+
+const void *pml_cpu_s8_packed_cols(const void *packed, int64_t k, int64_t j0)
+{
+    return (const char *)packed + (size_t)(j0 / 16) * panel_bytes(k);
+}
+
+int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, float xs_static, const int8_t *wq,
+                      const void *wp, const float *ws, const float *bias, float *y, int64_t ldy, void *scratch)
+{
+    if (m < 0 || n < 0 || k < 0 || k > MAX_K || ldy < n || !wq == !wp || (wp && (!has_vnni() || k < 1))) return -1;
     int32_t *acc = scratch; /* the int32s first: the buffer's alignment suits them */
     float *xs = (float *)(acc + m * n);
     int8_t *xq = (int8_t *)(xs + m);
@@ -160,6 +296,10 @@ int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, float xs_
             quantize_row_avx512(r, k, inv, xq + i * k);
         else
             quantize_row(r, k, inv, xq + i * k);
+    }
+    if (wp) { /* the product and the dequantization in one pass, no int32 buffer */
+        s8_packed(m, n, k, xq, wp, xs, ws, bias, y, ldy);
+        return 0;
     }
     if (pml_cpu_gemm_s8s32(m, n, k, xq, k, wq, k, acc, n)) return -1;
     for (int64_t i = 0; i < m; i++)

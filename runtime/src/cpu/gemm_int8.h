@@ -5,9 +5,17 @@
  *   (AVX512_VNNI where the CPU has it) when the build chose oneDNN, else a portable loop.
  *   Exact while k * 127 * 128 fits an int32 (k < 132,000): larger k is refused (-1).
  *
+ *   pml_cpu_s8_pack: W [n, k] int8 (row-major, rows k apart) rearranged once for the
+ *   AVX512-VNNI kernel (gemm_int8.c: panels of 16 columns with their sums), into
+ *   pml_cpu_s8_packed_bytes(n, k) bytes, 64-byte aligned; that size is 0 where the CPU
+ *   has no AVX512_VNNI (or k is 0 or too large): then serve wq as it is.
+ *   pml_cpu_s8_packed_cols points at the packing's columns from j0 on (a multiple of 16).
+ *
  *   pml_cpu_linear_i8: y[m, n] = x[m, k] W^T (+ bias), y's rows ldy >= n apart (a block of
  *   a wider output's columns), for a linear layer whose weight is
- *   int8 per output channel (W[j, :] ~= wq[j, :] * ws[j]): each row of x is quantized on
+ *   int8 per output channel (W[j, :] ~= wq[j, :] * ws[j]), given as wq (row-major, rows k
+ *   apart; through pml_cpu_gemm_s8s32) or packed as wp (the other NULL; the product and
+ *   the dequantization then run in one pass): each row of x is quantized on
  *   the fly, symmetric, s_i = max|x_i| / 127 (a zero row: all zeros), or, with a static
  *   activation scale xs_static > 0 (a calibrated file, quant/int8.h), s_i = xs_static for
  *   every row, x * (1 / xs_static) clamped to +-127; then the int32 product is
@@ -31,10 +39,18 @@ int pml_cpu_gemm_s8s32(int64_t m, int64_t n, int64_t k, const int8_t *a, int64_t
                        int32_t *c, int64_t ldc);
 
 size_t pml_cpu_linear_i8_scratch(int64_t m, int64_t n, int64_t k);
+size_t pml_cpu_s8_packed_bytes(int64_t n, int64_t k);
+void pml_cpu_s8_pack(int64_t n, int64_t k, const int8_t *w, void *packed);
+const void *pml_cpu_s8_packed_cols(const void *packed, int64_t k, int64_t j0);
+
 int pml_cpu_linear_i8(int64_t m, int64_t n, int64_t k, const float *x, float xs_static, const int8_t *wq,
-                      const float *ws, const float *bias, float *y, int64_t ldy, void *scratch);
+                      const void *wp, const float *ws, const float *bias, float *y, int64_t ldy, void *scratch);
 
 /* "onednn" or "reference": what pml_cpu_gemm_s8s32 runs on. */
 const char *pml_cpu_gemm_s8_provider(void);
+
+/* What serves an int8 linear layer on this CPU, in words: the packed AVX512-VNNI kernel,
+ * oneDNN's gemm_s8s8s32 or the reference loop (for `pmlc infer`'s first line). */
+const char *pml_cpu_linear_i8_kernel(void);
 
 #endif

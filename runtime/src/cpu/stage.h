@@ -152,9 +152,11 @@ typedef struct pml_cpu_ctx {
     char note[192];
     pml_cpu_stage *stages;
     /* int8 serving (stage_int8.c; NULL until param_int8): per parameter its int8 weight
-     * [out, in] and scales [out] (NULL: f32 only); per node, the parameter whose int8
-     * copy its matmul computes with (-1: it runs as lowered). */
-    int8_t **i8;
+     * and scales [out] (NULL: f32 only), the weight [out, in] as given or, with i8_bytes
+     * > 0, packed for the CPU's int8 kernel (gemm_int8.h) in that many bytes; per node,
+     * the parameter whose int8 copy its matmul computes with (-1: it runs as lowered). */
+    void **i8;
+    size_t *i8_bytes;
     float **i8_scale;
     float *i8_in_scale; /* per parameter: its static activation scale (0: per-row dynamic) */
     int *i8_param;

@@ -637,7 +637,9 @@ void pml_cpu_ctx_memory(pml_backend_ctx *b, int s, pml_backend_memory *out)
         out->grads += p->acc[q] ? f32 : 0;
         out->optimizer += (p->m[q] ? f32 : 0) + (p->v[q] ? f32 : 0);
         const pml_plan_node *w = &pl->nodes[pl->params[q].node];
-        if (p->i8 && p->i8[q]) out->derived += (size_t)w->dims[0] * (size_t)w->dims[1] + 1 + sizeof(float) * (size_t)w->dims[0] + 1;
+        if (p->i8 && p->i8[q])
+            out->derived += (p->i8_bytes[q] ? p->i8_bytes[q] : (size_t)w->dims[0] * (size_t)w->dims[1] + 1) +
+                            sizeof(float) * (size_t)w->dims[0] + 1;
     }
     for (int i = 0; i < pl->n_nodes; i++)
         if (p->packed[i] && p->pack_owner[i] == i && pl->nodes[i].stage == s) out->derived += packed_bytes(p, i);

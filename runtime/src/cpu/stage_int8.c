@@ -12,9 +12,15 @@
  * Everything else (a 16-bit plan's products, whose operands are casts, say) keeps
  * reading the f32 weights, which param_int8 leaves dequantized, and is not counted.
  *
+ * Weights: where the CPU has AVX512_VNNI, param_int8 packs each int8 weight once for
+ * gemm_int8.c's own kernel (panels of 16 columns), which serves it with the
+ * dequantization in the same pass; elsewhere it keeps the weight as given for
+ * oneDNN's s8 GEMM, which packs it on every call. The sums are exact either way, so the
+ * outputs have the same bits.
+ *
  * Threads: a stage with a pool (cpu/pool.h) splits a product into one task per thread,
  * by blocks of columns (each task quantizes the rows the same way and reads only its
- * columns' weights, which oneDNN's s8 GEMM packs on every call), or, for a product too
+ * columns' weights), or, for a product too
  * narrow for that, by rows (each row is quantized and summed alone): the bits do not
  * change. Products under PML_CPU_POOL_SPLIT_MACS multiply-adds stay on the caller.
  *
@@ -90,9 +96,10 @@ static pml_status ensure_map(pml_cpu_ctx *p, pml_err *err)
     if (p->i8_param) return PML_OK;
     p->i8_param = malloc(sizeof(int) * ((size_t)pl->n_nodes + 1));
     p->i8 = calloc((size_t)pl->n_params + 1, sizeof *p->i8);
+    p->i8_bytes = calloc((size_t)pl->n_params + 1, sizeof *p->i8_bytes);
     p->i8_scale = calloc((size_t)pl->n_params + 1, sizeof *p->i8_scale);
     p->i8_in_scale = calloc((size_t)pl->n_params + 1, sizeof *p->i8_in_scale);
-    if (!p->i8_param || !p->i8 || !p->i8_scale || !p->i8_in_scale)
+    if (!p->i8_param || !p->i8 || !p->i8_bytes || !p->i8_scale || !p->i8_in_scale)
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int i = 0; i < pl->n_nodes; i++) p->i8_param[i] = -1;
     return PML_OK;
@@ -109,9 +116,19 @@ pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, c
     pml_status st = ensure_map(p, err);
     if (st) return st;
     size_t rows = (size_t)w->dims[0], cols = (size_t)w->dims[1];
-    if (!p->i8[q] && (!(p->i8[q] = malloc(rows * cols + 1)) || !(p->i8_scale[q] = malloc(sizeof(float) * rows + 1))))
-        return pml_err_set(err, PML_ERR_NOMEM, "out of memory for int8 weight '%s'", pl->params[q].name);
-    memcpy(p->i8[q], wq, rows * cols);
+    size_t packed = pml_cpu_s8_packed_bytes(w->dims[0], w->dims[1]);
+    if (!p->i8[q]) {
+        p->i8[q] = packed ? aligned_alloc(PML_CPU_MEM_ALIGN, (packed + PML_CPU_MEM_ALIGN - 1) / PML_CPU_MEM_ALIGN *
+                                                                 PML_CPU_MEM_ALIGN)
+                          : malloc(rows * cols + 1);
+        p->i8_bytes[q] = packed;
+        if (!p->i8[q] || !(p->i8_scale[q] = malloc(sizeof(float) * rows + 1)))
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory for int8 weight '%s'", pl->params[q].name);
+    }
+    if (packed)
+        pml_cpu_s8_pack(w->dims[0], w->dims[1], wq, p->i8[q]);
+    else
+        memcpy(p->i8[q], wq, rows * cols);
     memcpy(p->i8_scale[q], scale, sizeof(float) * rows);
     p->i8_in_scale[q] = in_scale > 0 ? in_scale : 0.0f;
     for (int n = 0; n < pl->n_nodes; n++) {
@@ -140,7 +157,8 @@ typedef struct {
     int64_t m, n, k, rows, cols;
     const float *x, *ws, *bias;
     float xs_static;
-    const int8_t *wq;
+    const void *w; /* the weight: packed (gemm_int8.h) or as given */
+    int packed;
     float *y;
     char *scratch;
     size_t slot;
@@ -156,8 +174,10 @@ static pml_status int8_task(void *ctx, int64_t t, int worker, pml_err *err)
     int64_t i0 = j->rows < j->m ? t * j->rows : 0, j0 = j->cols < j->n ? t * j->cols : 0;
     int64_t h = j->m - i0 < j->rows ? j->m - i0 : j->rows, w = j->n - j0 < j->cols ? j->n - j0 : j->cols;
     pml_cpu_gemm_setup(1); /* oneDNN's s8 GEMM on this thread alone: the pool is the stage's threads */
-    if (pml_cpu_linear_i8(h, w, j->k, j->x + i0 * j->k, j->xs_static, j->wq + j0 * j->k, j->ws + j0,
-                          j->bias ? j->bias + j0 : NULL, j->y + i0 * j->n + j0, j->n, j->scratch + (size_t)t * j->slot))
+    const int8_t *wq = j->packed ? NULL : (const int8_t *)j->w + j0 * j->k;
+    const void *wp = j->packed ? pml_cpu_s8_packed_cols(j->w, j->k, j0) : NULL;
+    if (pml_cpu_linear_i8(h, w, j->k, j->x + i0 * j->k, j->xs_static, wq, wp, j->ws + j0, j->bias ? j->bias + j0 : NULL,
+                          j->y + i0 * j->n + j0, j->n, j->scratch + (size_t)t * j->slot))
         return pml_err_set(err, PML_ERR_INTERNAL, "int8 product of '%s': sizes out of range", j->name);
     return PML_OK;
 }
@@ -170,7 +190,7 @@ pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, const pml_op_call *c, pml
     const pml_cpu_stage *s = &p->stages[pl->nodes[n].stage];
     int8_job j = {.m = pml_cpu_numel(&c->out) / w->dims[0], .n = w->dims[0], .k = w->dims[1], .x = c->in[0].data,
                   .xs_static = p->i8_in_scale[q], .ws = p->i8_scale[q], .bias = c->n_in >= 3 ? c->in[2].data : NULL,
-                  .wq = p->i8[q], .y = c->out.data, .scratch = s->i8_scratch, .name = pl->params[q].name};
+                  .w = p->i8[q], .packed = p->i8_bytes[q] > 0, .y = c->out.data, .scratch = s->i8_scratch, .name = pl->params[q].name};
     int64_t tasks = split(j.m, j.n, j.k, pml_cpu_pool_threads(s->pool), &j.rows, &j.cols);
     j.slot = slot_bytes(j.rows, j.cols, j.k);
     return pml_cpu_pool_run(tasks > 1 ? s->pool : NULL, tasks, int8_task, &j, err);
@@ -224,6 +244,7 @@ void pml_cpu_ctx_observe(pml_cpu_ctx *p, int n, const pml_op_call *c)
 void pml_cpu_ctx_free_int8(pml_cpu_ctx *p)
 {
     for (int q = 0; p->i8 && q < p->plan->n_params; q++) free(p->i8[q]), free(p->i8_scale[q]);
+    free(p->i8_bytes);
     for (int s = 0; p->stages && s < p->S; s++) free(p->stages[s].i8_scratch);
     free(p->i8), free(p->i8_scale), free(p->i8_in_scale), free(p->i8_param);
     free(p->obs_param), free(p->obs_absmax);

@@ -157,7 +157,7 @@ def infer_close(tmp):
     write_npy(x, [300, 784], [rnd.gauss(0, 1) for _ in range(300 * 784)])
     must("infer", MLP, "--weights", ck, "--input", x, "--output", os.path.join(tmp, "f.npy"))
     r = must("infer", MLP, "--weights", q, "--input", x, "--output", os.path.join(tmp, "i.npy"))
-    check(re.search(r"3 int8 weights from .*: int8 products \((oneDNN gemm_s8s8s32|reference loop), int32 sums"
+    check(re.search(r"3 int8 weights from .*: int8 products \((AVX512-VNNI on weights packed once|oneDNN gemm_s8s8s32|reference loop), int32 sums"
                     r".* for 3 layers$", r.stderr.splitlines()[0] if r.stderr else ""),
           f"infer says the 3 layers compute with int8 products: {r.stderr}")
     check("f32" not in r.stderr.splitlines()[0], f"no weight served in f32: {r.stderr}")

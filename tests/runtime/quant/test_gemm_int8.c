@@ -6,7 +6,9 @@
  *           in double (to 1e-6 of |product| + |bias|: f32 rounding), and stays within 2% of the f32 product
  *   linear_static  the same with a static activation scale (one for every row, 1 / a,
  *           clamped to +-127), at the rows' own max|x| / 127 (within 3% of f32: the small
- *           rows get a coarser step) and at half of it (some inputs clamp; within 20%) */
+ *           rows get a coarser step) and at half of it (some inputs clamp; within 20%)
+ *   packed  the AVX512-VNNI kernel on packed weights equals the weight-as-given path bit
+ *           for bit (skipped, and said, on a CPU without AVX512_VNNI) */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,7 +85,7 @@ static void linear(float fixed)
     float all = 0;
     for (int64_t i = 0; i < m * k; i++) all = fmaxf(all, fabsf(x[i]));
     float a = fixed > 0 ? fixed * all / 127.0f : 0.0f;
-    CHECK(pml_cpu_linear_i8(m, n, k, x, a, wq, ws, b, y, n, scratch) == 0);
+    CHECK(pml_cpu_linear_i8(m, n, k, x, a, wq, NULL, ws, b, y, n, scratch) == 0);
     long clamped = 0;
     double worst_q = 0, worst_f = 0, big = 0;
     for (int64_t i = 0; i < m; i++) {
@@ -116,11 +118,66 @@ static void linear(float fixed)
     free(x), free(w), free(ws), free(b), free(y), free(wq), free(scratch);
 }
 
+/* The packed AVX512-VNNI path against the weight as given, bit for bit: odd shapes (n
+ * not a multiple of 16, k not of 4, row counts around the kernel's 4), with and without
+ * a bias, dynamic and static scales, the int8 extremes, the whole product and column
+ * blocks from a multiple of 16 into a wider output; outputs poisoned, padding kept. */
+static void packed(void)
+{
+    static const int64_t shapes[][3] = {{1, 1, 1},  {1, 10, 784}, {4, 16, 4},    {5, 17, 3},  {9, 37, 301},
+                                        {3, 64, 128}, {7, 100, 257}, {33, 130, 65}, {2, 48, 2}};
+    if (!pml_cpu_s8_packed_bytes(16, 16)) {
+        fprintf(stderr, "skipped: this CPU has no AVX512_VNNI, so int8 weights are served as given\n");
+        int8_t w = 1;
+        float x = 1, ws = 1, y = 0;
+        char scratch[64];
+        CHECK(pml_cpu_linear_i8(1, 1, 1, &x, 0, NULL, &w, &ws, NULL, &y, 1, scratch) == -1); /* refused */
+        return;
+    }
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int variant = 0; variant < 4; variant++) {
+            int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], ldy = n + 3;
+            int extreme = s == 4 && variant == 3;
+            float *x = malloc(sizeof(float) * m * k), *ws = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+            float *want = malloc(sizeof(float) * m * ldy), *got = malloc(sizeof(float) * m * ldy);
+            int8_t *wq = malloc((size_t)(n * k));
+            void *wp = aligned_alloc(64, (pml_cpu_s8_packed_bytes(n, k) + 63) / 64 * 64);
+            void *scratch = malloc(pml_cpu_linear_i8_scratch(m, n, k));
+            for (int64_t i = 0; i < m * k; i++) x[i] = extreme ? -3.0f : (float)(next() % 2001 - 1000) / 300.0f;
+            for (int64_t i = 0; i < n * k; i++) wq[i] = (int8_t)(extreme ? -127 : next() % 255 - 127);
+            for (int64_t j = 0; j < n; j++) ws[j] = (float)(next() % 1000 + 1) / 1e5f, b[j] = (float)j / 7 - 2;
+            pml_cpu_s8_pack(n, k, wq, wp);
+            float xs = variant & 1 ? 2.5f / 127.0f : 0.0f; /* static: some inputs clamp */
+            const float *bias = variant & 2 ? b : NULL;
+            for (int64_t i = 0; i < m * ldy; i++) want[i] = got[i] = NAN;
+            CHECK(pml_cpu_linear_i8(m, n, k, x, xs, wq, NULL, ws, bias, want, ldy, scratch) == 0);
+            /* the whole product, then again in column blocks of 16 and 32 from a multiple of 16 */
+            CHECK(pml_cpu_linear_i8(m, n, k, x, xs, NULL, wp, ws, bias, got, ldy, scratch) == 0);
+            int bad = 0;
+            for (int64_t i = 0; i < m * ldy; i++)
+                bad += i % ldy < n ? memcmp(&want[i], &got[i], 4) != 0 : !isnan(got[i]);
+            for (int64_t i = 0; i < m * ldy; i++) got[i] = NAN;
+            for (int64_t j0 = 0; j0 < n; j0 += 32) {
+                int64_t w = n - j0 < 32 ? n - j0 : 32;
+                CHECK(pml_cpu_linear_i8(m, w, k, x, xs, NULL, pml_cpu_s8_packed_cols(wp, k, j0), ws + j0,
+                                        bias ? bias + j0 : NULL, got + j0, ldy, scratch) == 0);
+            }
+            for (int64_t i = 0; i < m * ldy; i++)
+                bad += i % ldy < n ? memcmp(&want[i], &got[i], 4) != 0 : !isnan(got[i]);
+            if (bad)
+                fprintf(stderr, "%lldx%lldx%lld variant %d: %d elements differ from the unpacked path\n",
+                        (long long)m, (long long)n, (long long)k, variant, bad);
+            CHECK(bad == 0);
+            free(x), free(ws), free(b), free(want), free(got), free(wq), free(wp), free(scratch);
+        }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) return 2;
     if (!strcmp(argv[1], "exact")) exact();
     else if (!strcmp(argv[1], "linear")) linear(0);
+    else if (!strcmp(argv[1], "packed")) packed();
     else if (!strcmp(argv[1], "linear_static")) {
         linear(1.0f);  /* the scale calibration gives on these very rows: nothing clamps */
         linear(0.5f);  /* half of it: the largest inputs clamp to +-127 */
