@@ -13,6 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import pmltest  # noqa: E402
+from npy_files import write_npy  # noqa: E402
 
 VERSION_RE = re.compile(r"\b\d+\.\d+\.\d+\b")
 ANSI = "\x1b["
@@ -287,6 +288,28 @@ def backend_cuda_that_cannot_run_fails_clearly(c):
         c.expect(res.code == 1, f"{cmd}: exit {res.code}, expected 1")
         c.expect("CUDA" in res.stderr and "--backend cpu" in res.stderr, f"{cmd}: unclear error: {res.stderr!r}")
         c.expect(not os.path.exists(out), f"{cmd}: wrote {out} although it could not train")
+
+
+@test
+def pml_cpu_isa_caps_the_kernels_and_a_bad_value_is_refused(c):
+    # A level trains (the paths of a narrower CPU) and says so where it matters; a name
+    # that is no level is an error naming the variable and the levels, exit 1, nothing written.
+    c.write("t.pml", TRAINED)
+    out = os.path.join(c.work, "capped")
+    res = c.pmlc_run("train", "t.pml", "--steps", "1", "--quiet", "--set", "precision=bf16", "--out", out,
+                     env={"PML_CPU_ISA": "avx2"})
+    c.expect(res.code == 0, f"PML_CPU_ISA=avx2: exit {res.code}: {res.stderr}")
+    c.expect(os.path.exists(os.path.join(out, "model.safetensors")), "PML_CPU_ISA=avx2: no weights written")
+    write_npy(os.path.join(c.work, "x.npy"), [3, 4], [0.5] * 12)
+    out = os.path.join(c.work, "bad")
+    for cmd in ("train", "infer"):
+        args = ["--steps", "1", "--out", out] if cmd == "train" else ["--weights", os.path.join(c.work, "capped"),
+                                                                      "--input", "x.npy", "--output", out]
+        res = c.pmlc_run(cmd, "t.pml", *args, env={"PML_CPU_ISA": "avx1024"})
+        c.expect(res.code == 1, f"{cmd} with PML_CPU_ISA=avx1024: exit {res.code}, expected 1")
+        c.expect("PML_CPU_ISA=avx1024" in res.stderr and "avx512_bf16" in res.stderr,
+                 f"{cmd}: unclear error: {res.stderr!r}")
+        c.expect(not os.path.exists(out), f"{cmd}: wrote {out} although PML_CPU_ISA was refused")
 
 
 @test

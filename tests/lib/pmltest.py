@@ -42,7 +42,7 @@ class Result:
 def clean_env(extra=None):
     """The environment for pmlc: the caller's, minus what changes its output."""
     env = dict(os.environ)
-    for key in ("PML_PATH", "NO_COLOR"):
+    for key in ("PML_PATH", "NO_COLOR", "PML_CPU_ISA"):
         env.pop(key, None)
     if extra:
         env.update(extra)

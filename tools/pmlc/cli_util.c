@@ -11,6 +11,6 @@ int pmlc_cli_fail(const char *what, const char *why)
 
 int pmlc_cli_backend(pml_context *ctx, pml_backend want, const pml_plan *plan, pml_backend *got)
 {
-    if (pml_backend_choose(ctx, plan, want, got)) return pmlc_cli_fail("--backend cuda", pml_context_error(ctx));
+    if (pml_backend_choose(ctx, plan, want, got)) return pmlc_cli_fail("the backend", pml_context_error(ctx));
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "core/vectorize.h"
 
 #include "convert.h"
+#include "isa.h"
 
 #include <string.h>
 
@@ -39,7 +40,8 @@ int pml_cpu_convert_f16c(void)
      * __builtin_cpu_supports("f16c"), which clang does not know */
     __builtin_cpu_init();
     unsigned a, b, c, d;
-    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1u);
+    return pml_cpu_isa_offered() >= PML_ISA_AVX2 && __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) &&
+           (c >> 29 & 1u);
 #else
     return 0;
 #endif

@@ -11,6 +11,7 @@
 
 #include "core/half.h"
 #include "core/rng.h"
+#include "isa.h"
 #include "math_f32.h"
 
 #define WRAP32(op, x, y) ((int32_t)((uint32_t)(x)op(uint32_t)(y)))
@@ -79,7 +80,7 @@ EXP_AVX512 static void exp_avx512(float *o, const float *x, int64_t n, int sigmo
     }
 }
 
-static int have_exp_avx512(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"); }
+static int have_exp_avx512(void) { return pml_cpu_isa_offered() >= PML_ISA_AVX512; }
 #endif
 
 #define T float

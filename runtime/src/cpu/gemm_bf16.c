@@ -140,8 +140,8 @@ static void init(void)
 {
     pml_cpu_isa isa = pml_cpu_gemm_isa(), cpu = pml_cpu_isa_offered();
     if (cpu < PML_ISA_AVX512_BF16) {
-        snprintf(status_line, sizeof status_line,
-                 "f32 products of the widened bf16 operands: the CPU lacks AVX512_BF16 (it offers %s)",
+        snprintf(status_line, sizeof status_line, "f32 products of the widened bf16 operands: %s %s",
+                 pml_cpu_isa_capped() ? "PML_CPU_ISA limits PML to" : "the CPU lacks AVX512_BF16: it offers",
                  pml_cpu_isa_name(cpu));
         return;
     }

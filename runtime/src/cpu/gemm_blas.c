@@ -91,6 +91,7 @@ static pml_cpu_isa isa_of_kernel_name(const char *name)
 pml_cpu_isa pml_cpu_gemm_isa(void)
 {
 #if defined(PML_BLAS_ONEDNN)
+    (void)pml_cpu_isa_offered(); /* PML_CPU_ISA caps oneDNN before it is first asked (isa.h) */
     /* oneDNN's ISA values are masks: each level includes the bits of those below. */
     unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
     if ((isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16) return PML_ISA_AVX512_BF16;
@@ -154,6 +155,7 @@ static int fits_dnnl(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, int64_
 /* The calling thread's OpenMP setting, set only when it changes (a thread-local). */
 static void dnnl_threads(int threads)
 {
+    (void)pml_cpu_isa_offered(); /* every oneDNN call comes here first: PML_CPU_ISA caps it (isa.h) */
     static _Thread_local int current;
     int want = threads > 1 ? threads : 1;
     if (current == want) return;

@@ -42,6 +42,7 @@ int pml_cpu_gemm_s8s32(int64_t m, int64_t n, int64_t k, const int8_t *a, int64_t
         return 0;
     }
 #if defined(PML_BLAS_ONEDNN)
+    (void)pml_cpu_isa_offered(); /* PML_CPU_ISA caps oneDNN before its first call (isa.h) */
     /* Row-major, as dnnl_sgemm; B given transposed ([n, k]); no offsets (symmetric). */
     int32_t co = 0;
     if (dnnl_gemm_s8s8s32('N', 'T', 'F', m, n, k, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, &co) == dnnl_success)
@@ -129,15 +130,7 @@ static AVX512 void dequant_row_avx512(const int32_t *acc, int64_t n, float s, co
     }
 }
 
-static int has_avx512(void)
-{
-    static int known = -1; /* a benign race: every thread computes the same answer */
-    if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512f") != 0;
-    }
-    return known;
-}
+static int has_avx512(void) { return pml_cpu_isa_offered() >= PML_ISA_AVX512; }
 
 /* ---- The packed AVX512-VNNI product -------------------------------------------------
  * vpdpbusd multiplies unsigned by signed bytes, four at a time into an int32 lane. The

@@ -40,7 +40,7 @@ enum { NR = PML_CPU_GEMM_NR, MR = 8, KC = 256 };
 int pml_cpu_gemm_packed_available(void)
 {
 #if HAVE_KERNEL
-    return __builtin_cpu_supports("avx512f");
+    return pml_cpu_isa_offered() >= PML_ISA_AVX512;
 #else
     return 0;
 #endif

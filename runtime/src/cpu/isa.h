@@ -10,6 +10,8 @@
 #ifndef PML_CPU_ISA_H
 #define PML_CPU_ISA_H
 
+#include <stddef.h>
+
 typedef enum pml_cpu_isa {
     PML_ISA_SSE2,        /* the x86-64 baseline (and every other architecture) */
     PML_ISA_SSE41,       /* SSE4.1 */
@@ -20,8 +22,18 @@ typedef enum pml_cpu_isa {
     PML_ISA_COUNT
 } pml_cpu_isa;
 
-/* The widest level this CPU (and its OS: the vector registers' state is saved) offers. */
+/* The widest level this CPU (and its OS: the vector registers' state is saved) offers,
+ * at most the PML_CPU_ISA environment variable's level when it names one (read once):
+ * every choice of PML's own kernels by instruction set goes through this, and oneDNN is
+ * capped to the same level, so a machine can run, and test, the paths of a narrower CPU
+ * (the compiler's per-function clones, core/vectorize.h, still pick by the CPU itself).
+ * pml_cpu_isa_detected: the CPU's own level; pml_cpu_isa_capped: 1 when the variable
+ * lowered it. pml_cpu_isa_check: 0, or -1 with a message in why when PML_CPU_ISA is set
+ * to something that is not a level's name (then nothing is capped). */
 pml_cpu_isa pml_cpu_isa_offered(void);
+pml_cpu_isa pml_cpu_isa_detected(void);
+int pml_cpu_isa_capped(void);
+int pml_cpu_isa_check(char *why, size_t cap);
 
 /* "sse2", "sse4.1", "avx2", "avx512", "avx512_vnni", "avx512_bf16"; NULL out of range. */
 const char *pml_cpu_isa_name(pml_cpu_isa isa);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cpu/isa.h"
 #include "cpu/stage.h"
 #include "cuda/device.h"
 #include "cuda/stage.h"
@@ -27,14 +28,24 @@ static pml_status cuda_usable(pml_err *err)
     return PML_OK;
 }
 
+/* The CPU backend's settings from the environment, refused when they name nothing. */
+static pml_status cpu_usable(pml_err *err)
+{
+    char why[200];
+    if (pml_cpu_isa_check(why, sizeof why)) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s", why);
+    return PML_OK;
+}
+
 pml_status pml_backend_select(pml_backend want, const pml_plan *plan, pml_backend *got, pml_err *err)
 {
+    pml_status st = cpu_usable(err); /* the CPU runs parts of every run (data, checks), so always */
+    if (st) return st;
     switch (want) {
     case PML_BACKEND_CPU:
         *got = PML_BACKEND_CPU;
         return PML_OK;
     case PML_BACKEND_CUDA: {
-        pml_status st = cuda_usable(err);
+        st = cuda_usable(err);
         if (!st) *got = PML_BACKEND_CUDA;
         return st;
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cpu/gemm.h"
+#include "cpu/gemm_int8.h"
 #include "cpu_test.h"
 #include "cpu_tests.h"
 
@@ -430,12 +431,50 @@ void test_gemm_uses_the_widest_instruction_set_the_cpu_offers(void)
     pml_cpu_isa used = pml_cpu_gemm_isa();
     printf("GEMM: %s, kernels %s; the CPU offers %s (/proc/cpuinfo), %s (CPUID)\n", pml_cpu_blas_name(),
            pml_cpu_isa_name(used), offered >= 0 ? pml_cpu_isa_name((pml_cpu_isa)offered) : "unknown",
-           pml_cpu_isa_name(pml_cpu_isa_offered()));
+           pml_cpu_isa_name(pml_cpu_isa_detected()));
     if (offered < 0) return; /* nothing to compare with */
-    TCHECK((int)pml_cpu_isa_offered() == offered, "CPUID says %s, /proc/cpuinfo %s", pml_cpu_isa_name(pml_cpu_isa_offered()),
-           pml_cpu_isa_name((pml_cpu_isa)offered));
+    TCHECK((int)pml_cpu_isa_detected() == offered, "CPUID says %s, /proc/cpuinfo %s",
+           pml_cpu_isa_name(pml_cpu_isa_detected()), pml_cpu_isa_name((pml_cpu_isa)offered));
     TCHECK((int)used >= offered, "the GEMM (%s) runs %s kernels on a CPU that offers %s", pml_cpu_blas_name(),
            pml_cpu_isa_name(used), pml_cpu_isa_name((pml_cpu_isa)offered));
+}
+
+/* PML_CPU_ISA caps every choice of kernels by instruction set (cpu/isa.h): registered
+ * with PML_CPU_ISA=avx2 (tests/runtime/cpu), so on an AVX-512 machine the run takes the
+ * paths of an AVX2 one: no panel GEMM (so attention's row products), no packed int8
+ * weights, no vector exp of AVX-512, the bf16 products widened, and oneDNN's kernels
+ * capped too. The numeric tests registered beside it under the same cap check those
+ * paths' values. Without the variable it says so and checks nothing. */
+void test_pml_cpu_isa_caps_every_kernel_choice(void)
+{
+    const char *v = getenv("PML_CPU_ISA");
+    if (!v) {
+        printf("skipped: PML_CPU_ISA is not set (its ctest sets avx2)\n");
+        return;
+    }
+    pml_cpu_isa cap = PML_ISA_COUNT;
+    for (int i = 0; i < PML_ISA_COUNT; i++)
+        if (!strcmp(v, pml_cpu_isa_name((pml_cpu_isa)i))) cap = (pml_cpu_isa)i;
+    TCHECK(cap < PML_ISA_COUNT, "PML_CPU_ISA=%s names a level", v);
+    if (cap == PML_ISA_COUNT) return;
+    pml_cpu_isa cpu = pml_cpu_isa_detected(), want = cpu < cap ? cpu : cap;
+    printf("CPU %s, PML_CPU_ISA %s: offered %s; GEMM kernels %s; bf16 products: %s\n", pml_cpu_isa_name(cpu),
+           pml_cpu_isa_name(cap), pml_cpu_isa_name(pml_cpu_isa_offered()), pml_cpu_isa_name(pml_cpu_gemm_isa()),
+           pml_cpu_gemm_bf16_status());
+    TCHECK(pml_cpu_isa_offered() == want, "offered %s, want %s", pml_cpu_isa_name(pml_cpu_isa_offered()),
+           pml_cpu_isa_name(want));
+    TCHECK(pml_cpu_isa_capped() == (cpu > cap), "capped %d", pml_cpu_isa_capped());
+    TCHECK(pml_cpu_gemm_isa() <= want, "the GEMM runs %s kernels above the cap %s", pml_cpu_isa_name(pml_cpu_gemm_isa()),
+           pml_cpu_isa_name(want));
+    TCHECK(pml_cpu_gemm_packed_available() == (want >= PML_ISA_AVX512), "panel GEMM available: %d",
+           pml_cpu_gemm_packed_available());
+    TCHECK((pml_cpu_s8_packed_bytes(16, 16) > 0) == (want >= PML_ISA_AVX512_VNNI), "packed int8 weights: %zu bytes",
+           pml_cpu_s8_packed_bytes(16, 16));
+    if (want < PML_ISA_AVX512_BF16)
+        TCHECK(strstr(pml_cpu_gemm_bf16_status(), "f32 products") != NULL, "bf16 products widened: %s",
+               pml_cpu_gemm_bf16_status());
+    char why[200];
+    TCHECK(pml_cpu_isa_check(why, sizeof why) == 0, "a level's name is accepted");
 }
 
 /* BLIS run through PML's GEMM wrapper (the test_cpu_blis binary, when BLIS is not
