@@ -8,7 +8,12 @@
  * on x clamped to [-87, 88] (a NaN clamps too), so n always fits the exponent and its
  * conversion to int is defined: a NaN (a diverged logit) made it undefined behaviour.
  * The answer for a NaN or +inf is then chosen by a select, so NaN stays NaN and the
- * loop still vectorises. */
+ * loop still vectorises.
+ *
+ * Not the exp op's: elementwise.c's fast_expf serves the whole f32 range (subnormal
+ * results included) through a double polynomial, at about twice this one's cost. A
+ * softmax row's terms are at most 1 and sum to at least 1, where neither difference
+ * shows, so the row kernels keep this cheaper form. */
 #ifndef PML_CPU_EXPF_H
 #define PML_CPU_EXPF_H
 
