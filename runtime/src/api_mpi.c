@@ -27,12 +27,13 @@ pml_status pml_mpi_create(pml_context *ctx, const pml_plan *plan, const pml_rank
      * rather than by the start-up's comparison with what MPI says. */
     pml_rank_place place;
     pml_err why = {0};
-    if (!err.code && pml_ranks_place((int)plan->conf.stages, layout->world, layout->replicas > 1 ? layout->replicas : 1,
+    if (!err.code && pml_ranks_place(pml_plan_devices(plan), layout->world, layout->replicas > 1 ? layout->replicas : 1,
                                      layout->rank, &place, &why))
         pml_api_check(&err, 0, __func__, "layout: %s", why.msg);
     pml_status st = err.code;
     if (!st) {
-        pml_dist_mpi_conf conf = {.stages = (int)plan->conf.stages,
+        pml_dist_mpi_conf conf = {.devices = pml_plan_devices(plan),
+                                  .schedule = (int)plan->conf.schedule,
                                   .rank = layout->rank,
                                   .world = layout->world,
                                   .replicas = layout->replicas,

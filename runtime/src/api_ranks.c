@@ -30,7 +30,7 @@ pml_status pml_ranks_resolve(pml_context *ctx, const pml_plan *plan, int rank, i
     int from_plan = !st && replicas == 0 && env.world > 1 && plan->conf.replicas > 1;
     int r = replicas > 0 ? replicas : env.world > 1 ? (int)plan->conf.replicas : 1;
     pml_rank_place place;
-    if (!st && (st = pml_ranks_place((int)plan->conf.stages, env.world, r > 0 ? r : 1, env.rank, &place, &why)))
+    if (!st && (st = pml_ranks_place(pml_plan_devices(plan), env.world, r > 0 ? r : 1, env.rank, &place, &why)))
         pml_err_set(&err, st, "cannot place the stages on the ranks%s: %s",
                     from_plan ? " (replicas = R comes from the model's place)" : "", why.msg);
     if (!st) *out = (pml_ranks_layout){env.rank, env.world, r > 0 ? r : 1, env.source};

@@ -274,10 +274,11 @@ void pml_ckpt_fingerprint(const pml_plan *plan, char out[17])
 /* ---- saving ----------------------------------------------------------------------- */
 
 /* The shard (of `shards`) that holds parameter `q`: its stage's owner when the stages
- * are split over `shards` ranks as ranks.h splits them. */
+ * (with chunks, the stage devices) are split over `shards` ranks as ranks.h splits them. */
 static int shard_of(const pml_plan *plan, int q, int shards)
 {
-    return pml_ranks_owner((int)plan->conf.stages, shards, plan->nodes[plan->params[q].node].stage);
+    return pml_ranks_chunk_owner(pml_plan_devices(plan), (int)plan->conf.schedule, shards,
+                                 plan->nodes[plan->params[q].node].stage);
 }
 
 /* Keeps only the wants of shard `shard` of `shards`. */
@@ -634,9 +635,9 @@ static pml_status write_apart(const pml_plan *plan, pml_pipeline *p, const char 
 pml_status pml_ckpt_save_shard(const pml_plan *plan, pml_pipeline *p, const char *dir, int shard, int shards,
                                pml_err *err)
 {
-    if (shard < 0 || shard >= shards || shards > (int)plan->conf.stages)
-        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: shard %d of %d (the plan has %d stages)", dir, shard,
-                           shards, (int)plan->conf.stages);
+    if (shard < 0 || shard >= shards || shards > pml_plan_devices(plan))
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: shard %d of %d (the plan has %d stage devices)", dir, shard,
+                           shards, pml_plan_devices(plan));
     ckpt_meta m;
     meta_init(&m, plan, p);
     char name[64];

@@ -3,7 +3,8 @@
  * built only when MPI is found). libpml itself never links a communication library;
  * a program that wants ranks creates a pml_dist and passes it in pml_pipeline_opts.
  *
- * A rank runs the stages [first, last) (ranks.h says which). Every call that waits
+ * A rank runs the stage devices (timetable lists) [first, last) (ranks.h says which):
+ * without chunks its stages, with chunks every chunk of those devices. Every call that waits
  * for another rank gives up after the implementation's deadline with a status and a
  * message naming the rank that did not answer: nothing here blocks forever.
  *
@@ -22,7 +23,8 @@
 typedef struct pml_dist pml_dist;
 struct pml_dist {
     int rank, world;
-    int first, last;       /* this rank's stages */
+    int first, last;       /* this rank's stage devices (timetable lists): its stages without chunks */
+    int devices, schedule; /* the plan's stage devices and conf.schedule: where each chunk runs */
     int replica, replicas; /* data parallelism: this rank's pipeline, of how many (ranks.h) */
 
     /* The transport for this rank's stages: a message between two of its own stages
@@ -51,11 +53,11 @@ struct pml_dist {
     void (*destroy)(pml_dist *d);
 };
 
-/* The rank that runs `stage` (of `stages`) in replica `replica`. */
-static inline int pml_dist_owner(const pml_dist *d, int stages, int replica, int stage)
+/* The rank that runs model stage (chunk) `stage` in replica `replica`. */
+static inline int pml_dist_owner(const pml_dist *d, int replica, int stage)
 {
     int per = d->world / d->replicas;
-    return replica * per + pml_ranks_owner(stages, per, stage);
+    return replica * per + pml_ranks_chunk_owner(d->devices, d->schedule, per, stage);
 }
 
 /* pml_dist_destroy (d->destroy, NULL-safe) is public: pml.h. */

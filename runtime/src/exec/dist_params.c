@@ -5,12 +5,11 @@
 
 static pml_status move_params(pml_dist *d, const pml_plan *plan, pml_pipeline *p, int root, int gather, pml_err *err)
 {
-    int S = (int)plan->conf.stages;
     /* Replicas hold the same parameters: gather from the first, scatter to all. */
     for (int k = 0; k < (gather ? 1 : d->replicas); k++)
         for (int q = 0; q < plan->n_params; q++) {
             if (plan->params[q].teacher) continue;
-            int owner = pml_dist_owner(d, S, k, plan->nodes[plan->params[q].node].stage);
+            int owner = pml_dist_owner(d, k, plan->nodes[plan->params[q].node].stage);
             if (owner == root) continue;
             size_t bytes = (size_t)plan->nodes[plan->params[q].node].numel * sizeof(float);
             for (int which = -1; which <= 1; which++) {

@@ -7,7 +7,9 @@
  * device runs several model chunks (the plan's stages; conf.chunks of them, chunk c on
  * list pml_plan_chunk_device(c, D, schedule)): each instruction names its chunk,
  * messages go between neighbouring chunks, and the device's one step updates all its
- * chunks after one barrier. Elsewhere list s runs stage s alone. */
+ * chunks after one barrier. Elsewhere list s runs stage s alone. With ranks a process
+ * runs its rank's devices (dist.h), each with all its chunks: a message between two of
+ * them stays in the process, one to another rank's chunk goes over the transport. */
 #include "exec/pipeline.h"
 
 #include <math.h>
@@ -71,8 +73,7 @@ struct pml_pipeline {
     pml_pipeline_opts opts;
     int S; /* model stages (chunks): the backend's stages */
     int D; /* stage devices: timetable lists, one thread each; S unless chunks > 1 */
-    int first, last; /* the stages this process runs: all, or its rank's (opts.dist) */
-    int w_first, w_last; /* the lists it runs: all, or its rank's */
+    int w_first, w_last; /* the lists it runs: all, or its rank's (opts.dist); it runs their chunks (owns) */
     int64_t M;
     int64_t mb_lo, mb_hi; /* the micro-batches it runs: all, or its replica's share */
     pml_backend_inst be;
@@ -101,6 +102,13 @@ struct pml_pipeline {
     double scale;
     int64_t scale_good;
 };
+
+/* Whether this process runs model stage (chunk) s: whether it runs s's device. */
+static int owns(const pml_pipeline *p, int s)
+{
+    int dev = device_of(p, s);
+    return dev >= p->w_first && dev < p->w_last;
+}
 
 /* plan/phase.h's sum_sq: the automatic freeze's per-parameter squared norms summed
  * over the ranks. Each rank has its own stages' gradients (zeros elsewhere), and every
@@ -152,31 +160,26 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     p->S = (int)plan->conf.stages;
     p->D = plan->n_stages;
     p->M = plan->conf.microbatches;
-    p->first = 0;
-    p->last = p->S;
+    p->w_first = 0;
+    p->w_last = p->D;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_mutex_init(&p->core_mu, NULL);
     pthread_cond_init(&p->core_cv, NULL);
     pml_dist *d = opts->dist;
     pml_status st = PML_OK;
-    if (d && (d->first < 0 || d->last > p->S || d->first >= d->last))
-        st = pml_err_set(err, PML_ERR_INVALID_ARG, "rank %d is given stages %d to %d of a %d-stage plan", d->rank,
-                         d->first, d->last - 1, p->S);
-    if (!st && plan->conf.chunks > 1 && d)
-        st = pml_err_set(err, PML_ERR_UNSUPPORTED,
-                         "this plan runs %lld model chunks on each stage (schedule = %s), which runs in one process "
-                         "only yet, not over MPI ranks: train it as one process, or drop chunks",
-                         (long long)plan->conf.chunks, chunked_name(plan));
+    if (d && (d->first < 0 || d->last > p->D || d->first >= d->last || d->devices != p->D ||
+              d->schedule != (int)plan->conf.schedule))
+        st = pml_err_set(err, PML_ERR_INVALID_ARG,
+                         "rank %d is given stage devices %d to %d of %d under schedule %d, for a plan of %d under %d",
+                         d->rank, d->first, d->last - 1, d->devices, d->schedule, p->D, (int)plan->conf.schedule);
     const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
     if (!st && plan->conf.chunks > 1 && ops->device != PML_DEVICE_HOST)
         st = pml_err_set(err, PML_ERR_UNSUPPORTED,
                          "this plan runs %lld model chunks on each stage (schedule = %s), which the %s backend does "
                          "not run yet: train it with --backend cpu, or drop chunks",
                          (long long)plan->conf.chunks, chunked_name(plan), ops->name ? ops->name : "?");
-    if (d && !st) p->first = d->first, p->last = d->last;
-    p->w_first = p->first, p->w_last = p->last;
-    if (!d) p->w_last = p->D; /* chunks > 1 only here: D lists for S stages */
+    if (d && !st) p->w_first = d->first, p->w_last = d->last;
     p->mb_lo = 0;
     p->mb_hi = p->M;
     if (d && !st && d->replicas > 1) { /* replica k runs the k-th share of the micro-batches */
@@ -187,9 +190,9 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
         p->mb_lo = p->M / d->replicas * d->replica;
         p->mb_hi = p->mb_lo + p->M / d->replicas;
     }
-    /* The backend shares `threads` among all the plan's stages; a rank runs only its
+    /* The backend shares `threads` among all the plan's devices; a rank runs only its
      * own, so they get its threads. */
-    int threads = d ? (int)((int64_t)p->opts.threads * p->S / (p->last - p->first)) : p->opts.threads;
+    int threads = d ? (int)((int64_t)p->opts.threads * p->D / (p->w_last - p->w_first)) : p->opts.threads;
     pml_backend_conf conf = {.seed = p->opts.seed,
                              .threads = threads,
                              .unfused = p->opts.unfused,
@@ -304,13 +307,14 @@ pml_status pml_pipeline_set_loss_scale(pml_pipeline *p, double scale, int64_t go
 
 const char *pml_pipeline_precision_note(pml_pipeline *p) { return pml_backend_precision_note(&p->be); }
 
-void pml_pipeline_devices(const pml_pipeline *p, int *first, int *last) { *first = p->first, *last = p->w_last; }
+void pml_pipeline_devices(const pml_pipeline *p, int *first, int *last) { *first = p->w_first, *last = p->w_last; }
 
 int pml_pipeline_memory(pml_pipeline *p, int dev, pml_backend_memory *out)
 {
     memset(out, 0, sizeof *out);
     int counted = 0;
-    for (int c = dev; c < p->S; c += p->D) { /* its chunks: dev, dev + D, ... */
+    for (int c = 0; c < p->S; c++) {
+        if (device_of(p, c) != dev) continue; /* another device's chunk */
         pml_backend_memory m;
         if (!pml_backend_memory_of(&p->be, c, &m)) return 0;
         out->values += m.values, out->grads += m.grads, out->optimizer += m.optimizer;
@@ -502,9 +506,14 @@ static pml_status stage_update(pml_pipeline *p, int dev, pml_err *err)
         own += p->stages[chunk[k]].loss;
     }
     gate_give(p);
-    if (!status && d && d->replicas > 1) status = sum_replicas(p, dev, &sq, err); /* one chunk: no ranks with more */
+    if (d && d->replicas > 1) { /* each chunk's sums, in chunk order as on every replica */
+        sq = 0;
+        for (int k = 0; k < n && !status; k++) {
+            status = sum_replicas(p, chunk[k], &sq_c[k], err);
+            sq += status ? 0 : sq_c[k];
+        }
+    }
     if (d && d->replica > 0) sq = 0;
-    if (n == 1) sq_c[0] = sq;
     if (!status) status = sync_norm(p, sq, own, &total, &loss, err);
     if (status) return status;
     /* f16: gradients that overflowed (an infinite or NaN norm, a finite loss) skip the
@@ -648,7 +657,7 @@ static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, do
 static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, double t1, double cpu)
 {
     pml_pipeline *p = ctx;
-    if (!p->time_ops || s < p->first || s >= p->last) return;
+    if (!p->time_ops || !owns(p, s)) return;
     double zero = (double)p->epoch.tv_sec + 1e-9 * (double)p->epoch.tv_nsec;
     append_event(&p->stages[device_of(p, s)], /* the device's thread, which runs chunk s */
                  (pml_trace_event){PML_TRACE_OP, (int32_t)mb, unit, op, p->step, (t0 - zero) * 1e6, (t1 - zero) * 1e6,
@@ -686,7 +695,7 @@ static void name_bad_weight(pml_pipeline *p, pml_err *err)
     const pml_plan *pl = p->plan;
     for (int q = 0; q < pl->n_params && err; q++) {
         int on = pl->nodes[pl->params[q].node].stage;
-        if (on < p->first || on >= p->last) continue;
+        if (!owns(p, on)) continue;
         const float *w = pml_pipeline_param(p, q);
         size_t n = (size_t)pl->nodes[pl->params[q].node].numel, k = w ? pml_finite_scan_f32(w, n) : n;
         if (k == n) continue;
@@ -760,10 +769,10 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     p->steps_taken++;
     p->host_stale = 1; /* the backend updated its parameters */
     /* The first failure, by stage order, is the one to report. */
-    for (int s = p->first; s < p->last; s++) {
+    for (int s = p->w_first; s < p->w_last; s++) {
         if (!p->stages[s].status) continue;
         if (err) *err = p->stages[s].err;
-        for (int r = p->first; r < p->last; r++) /* prefer a real cause over "another stage failed" */
+        for (int r = p->w_first; r < p->w_last; r++) /* prefer a real cause over "another stage failed" */
             if (p->stages[r].status && !strstr(p->stages[r].err.msg, "another stage failed") && err)
                 *err = p->stages[r].err;
         if (p->stages[s].status == PML_ERR_NONFINITE) name_bad_weight(p, err);

@@ -54,7 +54,8 @@ typedef struct pml_pipeline_opts {
     int stages_in_turn;
     const pml_backend_ops *backend; /* what runs each stage's work; NULL: the CPU backend */
     /* The other processes of a multi-process run (dist.h): this process then runs only
-     * stages [dist->first, dist->last), and the gradient norm and the loss are summed
+     * stage devices [dist->first, dist->last) (its stages, or with chunks every chunk
+     * of those devices), and the gradient norm and the loss are summed
      * over every rank. NULL: one process runs every stage. Not owned. Evaluation,
      * inference and the parameter accessors stay local: they see this process's
      * copies, current only for its own stages (pml_dist_params_gather brings the rest). */

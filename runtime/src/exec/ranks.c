@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "pml/plan_format.h"
+
 enum { RANKS_MAX_WORLD = 1 << 20 };
 
 /* One of the environment variables as an integer in [lo, hi]; *set says whether it is
@@ -68,6 +70,11 @@ int pml_ranks_owner(int stages, int world, int stage)
     while (r > 0 && (int64_t)r * stages / world > stage) r--;
     while (r + 1 < world && (int64_t)(r + 1) * stages / world <= stage) r++;
     return r;
+}
+
+int pml_ranks_chunk_owner(int devices, int schedule, int world, int stage)
+{
+    return pml_ranks_owner(devices, world, pml_plan_chunk_device(stage, devices, schedule));
 }
 
 pml_status pml_ranks_place(int stages, int world, int replicas, int rank, pml_rank_place *out, pml_err *err)

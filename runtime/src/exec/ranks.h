@@ -14,6 +14,11 @@
  * between two ranks a single pair of neighbours. A world larger than the number of
  * stages is an error (a rank with no stage would have nothing to do).
  *
+ * Chunks (interleaved 1F1B, ZB-V, DualPipeV: conf.chunks > 1): what is split over the
+ * ranks is the stage devices (the timetable's lists), not the model stages (chunks);
+ * a rank runs its devices whole, every chunk of each (pml_plan_chunk_device), so the
+ * "stages" of the split below are then devices. Without chunks the two are the same.
+ *
  * Data-parallel replicas: with R replicas the world is R pipelines of P = world / R
  * ranks, replica-major: rank r is position r mod P of replica r / P, and runs that
  * position's stages. Neighbouring ranks are then in one pipeline, so a launcher that
@@ -41,11 +46,15 @@ pml_status pml_ranks_stages(int stages, int world, int rank, int *first, int *la
 /* The rank that owns `stage` (the inverse of pml_ranks_stages). */
 int pml_ranks_owner(int stages, int world, int stage);
 
+/* The rank of `world` that runs model stage (chunk) `stage` of a plan whose timetable
+ * has `devices` lists under `schedule` (the plan's conf.schedule): its device's owner. */
+int pml_ranks_chunk_owner(int devices, int schedule, int world, int stage);
+
 /* Where rank `rank` of `world` stands with `replicas` pipelines (see above). */
 typedef struct pml_rank_place {
     int replica, replicas; /* which pipeline, of how many */
     int per_replica;       /* ranks in each pipeline */
-    int first, last;       /* the stages it runs */
+    int first, last;       /* the stages (with chunks: stage devices) it runs */
 } pml_rank_place;
 
 pml_status pml_ranks_place(int stages, int world, int replicas, int rank, pml_rank_place *out, pml_err *err);

@@ -167,4 +167,9 @@ void pml_plan_free(pml_plan *p);
  * released by pml_plan_free. Immutable as the plan is otherwise, so const. Any thread. */
 void pml_plan_hold(const pml_plan *p);
 
+/* The plan's stage devices: its stages without chunks, each device running conf.chunks
+ * of them with (the timetable's lists, also when the plan has no timetable). What ranks
+ * split (exec/ranks.h). */
+static inline int pml_plan_devices(const pml_plan *p) { return (int)(p->conf.stages / p->conf.chunks); }
+
 #endif

@@ -280,7 +280,7 @@ static pml_status begin(run *r, int64_t steps, pml_run_trace *trace, pml_err *er
     if (r->lead) {
         pml_run_event ev = {.kind = PML_RUN_START, .steps = steps};
         ev.start.backend = e->backend;
-        ev.start.stages = (int)(pl->conf.stages / pl->conf.chunks); /* stage devices, each of conf.chunks chunks */
+        ev.start.stages = pml_plan_devices(pl);
         ev.start.world = r->world;
         ev.start.replicas = r->dist ? r->dist->replicas : 1;
         ev.start.microbatches = pl->conf.microbatches;

@@ -21,7 +21,7 @@ enum { CLOCK_ROUNDS = 8 }; /* ping-pongs per rank; the shortest round trip count
 
 /* What a rank sends rank 0: this, then `spans` wire_spans, its stages in order. */
 typedef struct rank_head {
-    int32_t rank, replica, first, last; /* its stages [first, last) */
+    int32_t rank, replica, first, last; /* its stage devices [first, last): its stages without chunks */
     double epoch;                       /* its spans' zero on its own clock (s) */
     double bubble, wait;                /* means over the counted steps, of its stages */
     int64_t steps, spans;
@@ -68,7 +68,7 @@ static char *pack(const pml_run_trace *t, const pml_dist *d, const pml_plan *pl,
     rank_head h = {.rank = d ? d->rank : 0,
                    .replica = d ? d->replica : 0,
                    .first = d ? d->first : 0,
-                   .last = d ? d->last : (int32_t)pl->conf.stages,
+                   .last = d ? d->last : pml_plan_devices(pl),
                    .epoch = pml_pipeline_trace_epoch(pipe),
                    /* one step only: that step, warm-up or not */
                    .bubble = t->steps ? t->bubble_sum / (double)t->steps : pml_pipeline_last_bubble(pipe),
@@ -181,7 +181,7 @@ static void put_spans(pml_json_buf *b, const pml_plan *pl, const rank_head *h, d
 static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml_plan *pl, const char *all,
                             const size_t *lens, char **summary, pml_err *err)
 {
-    int W = d ? d->world : 1, S = (int)pl->conf.stages, R = d ? d->replicas : 1;
+    int W = d ? d->world : 1, D = pml_plan_devices(pl), R = d ? d->replicas : 1;
     const rank_head **h = calloc((size_t)W, sizeof *h);
     if (!h) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the timeline");
     double zero = 0, measured = 0;
@@ -194,11 +194,10 @@ static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml
         if (k == 0 || at < zero) zero = at;
         if (h[k]->replica == 0) measured += (h[k]->last - h[k]->first) * h[k]->bubble;
     }
-    measured /= S;
-    /* Each replica's pipeline runs M / R micro-batches, over S / V stage devices of V
-     * chunks each. */
-    int V = (int)pl->conf.chunks;
-    double analytic = pml_analytic_bubble((int)pl->conf.schedule, S / V, V, pl->conf.microbatches / R);
+    measured /= D;
+    /* Each replica's pipeline runs M / R micro-batches, over D stage devices of V chunks
+     * each. */
+    double analytic = pml_analytic_bubble((int)pl->conf.schedule, D, (int)pl->conf.chunks, pl->conf.microbatches / R);
     pml_json_buf b = {0};
     pml_json_buf_puts(&b, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
     int first = 1;
@@ -223,7 +222,7 @@ static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml
     pml_json_buf_puts(&b, "]}}\n");
     pml_json_buf line = {0};
     pml_json_buf_printf(&line, "bubble: %.1f%% measured ", 100 * measured);
-    if (W > 1) pml_json_buf_printf(&line, "over the %d stages of replica 0 ", S);
+    if (W > 1) pml_json_buf_printf(&line, "over the %d stages of replica 0 ", D);
     pml_json_buf_printf(&line, "(mean of %lld steps), %.1f%% analytic; ", (long long)h[0]->steps, 100 * analytic);
     for (int k = 0; k < W && W > 1; k++)
         pml_json_buf_printf(&line, "%s rank %d %.1f%%%s", k ? "," : "waiting in transport:", k, 100 * h[k]->wait,

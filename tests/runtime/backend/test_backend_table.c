@@ -347,11 +347,14 @@ static int chunks_run_on_the_cpu_backend_only(const pml_plan *pl)
     pml_pipeline *pipe = NULL;
     CHECK(pml_pipeline_create(il, &opts, &pipe, &err) == PML_ERR_UNSUPPORTED && !pipe);
     CHECK(strstr(err.msg, "interleaved_1f1b") && strstr(err.msg, "the cuda backend does not run"));
-    pml_dist d = {.rank = 0, .world = 2, .first = 0, .last = 4, .replica = 0, .replicas = 1};
+    /* Ranks split the stage devices, not the chunks: a rank given 4 "stages" of this
+     * plan's 2 devices was placed by the wrong rule, and is refused before anything runs. */
+    pml_dist d = {.rank = 0, .world = 2, .first = 0, .last = 4, .replica = 0, .replicas = 1, .devices = 4,
+                  .schedule = (int)il->conf.schedule};
     opts.backend = NULL;
     opts.dist = &d;
-    CHECK(pml_pipeline_create(il, &opts, &pipe, &err) == PML_ERR_UNSUPPORTED && !pipe);
-    CHECK(strstr(err.msg, "interleaved_1f1b") && strstr(err.msg, "not over MPI ranks"));
+    CHECK(pml_pipeline_create(il, &opts, &pipe, &err) == PML_ERR_INVALID_ARG && !pipe);
+    CHECK(strstr(err.msg, "stage devices 0 to 3 of 4") && strstr(err.msg, "for a plan of 2"));
     pml_plan_free(il);
     return check_summary("chunks run on the CPU backend only");
 }

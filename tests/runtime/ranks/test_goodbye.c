@@ -48,7 +48,7 @@ int main(int argc, char **argv)
         printf("RESULT FAIL: run me as 3 MPI ranks (%s)\n", err.msg);
         return 1;
     }
-    pml_dist_mpi_conf conf = {.stages = 3, .rank = env.rank, .world = 3, .replicas = 1, .timeout_s = timeout};
+    pml_dist_mpi_conf conf = {.devices = 3, .rank = env.rank, .world = 3, .replicas = 1, .timeout_s = timeout};
     if (pml_dist_mpi_create(&conf, &d, &err)) {
         printf("RESULT FAIL: rank %d cannot start: %s\n", env.rank, err.msg);
         return 1;

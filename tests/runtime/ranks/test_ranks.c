@@ -1,5 +1,6 @@
 /* test_ranks.c — ranks.h and liveness.h without any process of their own: the stage
- * split is contiguous, covers every stage once and pml_ranks_owner inverts it; rank
+ * split is contiguous, covers every stage once and pml_ranks_owner inverts it; with
+ * chunks every chunk goes to the rank of its stage device; rank
  * and world come from the first launcher's variables present, and bad values are
  * errors naming the variable; the heartbeat's blame rule on made-up timelines names a
  * peer that stops after the timeout, and an observer whose own listener stalled (not
@@ -17,6 +18,7 @@
 #include "exec/dist_clock.h"
 #include "exec/liveness.h"
 #include "exec/ranks.h"
+#include "pml/plan_format.h"
 
 static int failures;
 
@@ -54,6 +56,35 @@ static void split(void)
               strstr(err.msg, "3 ranks but the plan has 2 stages"),
           "more ranks than stages: %s", err.msg);
     CHECK(pml_ranks_stages(4, 2, 2, &first, &last, &err) == PML_ERR_INVALID_ARG, "a rank past the world");
+}
+
+/* With chunks the ranks split the stage devices: every chunk lands on the rank of its
+ * device (pml_plan_chunk_device), so a rank runs whole devices; under the V the first
+ * rank holds the model's first and last chunks (inputs and loss). Without chunks
+ * (devices = stages) the owner is pml_ranks_owner's. */
+static void chunks_follow_their_device(void)
+{
+    static const int schedules[] = {2 /* interleaved 1F1B */, PML_PLAN_SCHEDULE_ZERO_BUBBLE_V,
+                                    PML_PLAN_SCHEDULE_DUALPIPE_V};
+    for (int D = 1; D <= 9; D++)
+        for (int W = 1; W <= D; W++)
+            for (size_t k = 0; k < sizeof schedules / sizeof *schedules; k++) {
+                int sched = schedules[k], V = pml_plan_schedule_vee(sched) ? 2 : 3;
+                for (int c = 0; c < D * V; c++) {
+                    int dev = pml_plan_chunk_device(c, D, sched), r = pml_ranks_chunk_owner(D, sched, W, c), first,
+                        last;
+                    pml_err err = {0};
+                    CHECK(!pml_ranks_stages(D, W, r, &first, &last, &err) && dev >= first && dev < last,
+                          "D=%d W=%d schedule %d: chunk %d of device %d given to rank %d, which runs [%d, %d)", D, W,
+                          sched, c, dev, r, first, last);
+                }
+                if (pml_plan_schedule_vee(sched))
+                    CHECK(pml_ranks_chunk_owner(D, sched, W, 0) == 0 && pml_ranks_chunk_owner(D, sched, W, 2 * D - 1) == 0,
+                          "D=%d W=%d: the V's first and last chunks on rank 0", D, W);
+                for (int s = 0; s < D; s++)
+                    CHECK(pml_ranks_chunk_owner(D, sched, W, s) == pml_ranks_owner(D, W, s),
+                          "D=%d W=%d: device %d's first chunk is stage %d's owner", D, W, s, s);
+            }
 }
 
 static void clear(void)
@@ -264,6 +295,7 @@ int main(int argc, char **argv)
         void (*run)(void);
     } tests[] = {
         {"split", split},
+        {"chunks", chunks_follow_their_device},
         {"env", env},
         {"silent_peer", a_silent_peer_is_named_after_the_timeout},
         {"stalled_observer", a_stalled_observer_blames_nobody_for_its_own_stall},

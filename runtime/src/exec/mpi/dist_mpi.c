@@ -290,7 +290,7 @@ static pml_status move_pieces(pml_mpi *m, const piece *p, int n, int peer, int t
 static pml_status mpi_sum_replicas(pml_dist *d, int stage, float *const *x, const size_t *len, int n, pml_err *err)
 {
     pml_mpi *m = (pml_mpi *)d;
-    int root = pml_dist_owner(d, m->stages, 0, stage), tag = PML_MPI_TAG_REPLICAS + stage, count = 0;
+    int root = pml_dist_owner(d, 0, stage), tag = PML_MPI_TAG_REPLICAS + stage, count = 0;
     if (tag > m->tag_ub) return pml_err_set(err, PML_ERR_UNSUPPORTED, "too many stages for this MPI's tags");
     piece *mine = NULL, *tmp_pieces = NULL;
     pml_status st = cut_pieces(x, len, n, &mine, &count, err);
@@ -308,12 +308,12 @@ static pml_status mpi_sum_replicas(pml_dist *d, int stage, float *const *x, cons
         for (int i = 0; i < n && !st; i++) tx[i] = tmp + at, at += len[i];
         if (!st) st = cut_pieces(tx, len, n, &tmp_pieces, &count, err);
         for (int k = 1; k < d->replicas && !st; k++) {
-            st = move_pieces(m, tmp_pieces, count, pml_dist_owner(d, m->stages, k, stage), tag, 1, rq, err);
+            st = move_pieces(m, tmp_pieces, count, pml_dist_owner(d, k, stage), tag, 1, rq, err);
             for (int i = 0; i < n && !st; i++)
                 for (size_t j = 0; j < len[i]; j++) x[i][j] += tx[i][j];
         }
         for (int k = 1; k < d->replicas && !st; k++)
-            st = move_pieces(m, mine, count, pml_dist_owner(d, m->stages, k, stage), tag, 0, rq, err);
+            st = move_pieces(m, mine, count, pml_dist_owner(d, k, stage), tag, 0, rq, err);
         free(tmp);
         free(tx);
     }
@@ -401,7 +401,7 @@ static pml_status start(pml_mpi *m, const pml_dist_mpi_conf *c, pml_err *err)
     m->base.rank = rank;
     m->base.world = world;
     pml_rank_place place;
-    pml_status st = pml_ranks_place(c->stages, world, c->replicas > 1 ? c->replicas : 1, rank, &place, err);
+    pml_status st = pml_ranks_place(c->devices, world, c->replicas > 1 ? c->replicas : 1, rank, &place, err);
     if (st) return st;
     m->base.first = place.first;
     m->base.last = place.last;
@@ -427,7 +427,8 @@ pml_status pml_dist_mpi_create(const pml_dist_mpi_conf *conf, pml_dist **out, pm
     pml_mpi *m = calloc(1, sizeof *m);
     if (!m) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     m->data = m->ctl = m->beat = MPI_COMM_NULL;
-    m->stages = conf->stages;
+    m->base.devices = conf->devices;
+    m->base.schedule = conf->schedule;
     m->timeout = conf->timeout_s > 0 ? conf->timeout_s : 60;
     pthread_mutex_init(&m->mu, NULL);
     m->base.transport_create = pml_mpi_transport_create;

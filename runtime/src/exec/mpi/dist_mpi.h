@@ -31,7 +31,8 @@
 #include "exec/dist.h"
 
 typedef struct pml_dist_mpi_conf {
-    int stages;          /* of the plan */
+    int devices;         /* the plan's stage devices (timetable lists): its stages without chunks */
+    int schedule;        /* the plan's conf.schedule, which places chunks on devices */
     int rank, world;     /* what the launcher's environment said (ranks.h); MPI must agree */
     int replicas;        /* data-parallel pipelines the world forms (ranks.h); 0 or 1: one */
     double timeout_s;    /* silence after which a rank counts as gone; <= 0: 60 */

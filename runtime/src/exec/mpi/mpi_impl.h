@@ -22,7 +22,6 @@ enum { PML_MPI_TAG_REPLICAS = 16 };
 typedef struct pml_mpi {
     pml_dist base;
     MPI_Comm data, ctl, beat; /* boundary messages; sums, moves and checks; heartbeats */
-    int stages;
     int tag_ub;
     double timeout;
     int we_initialised; /* MPI_Init was ours, so MPI_Finalize is too */

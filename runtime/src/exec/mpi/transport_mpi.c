@@ -1,15 +1,20 @@
 /* transport_mpi.c — the transport between ranks (see transport.h, dist_mpi.h). A
- * message between two stages of this rank goes through the in-process transport; one
- * to or from another rank's stage moves the bytes of the backend's boundary buffers
- * (pml_backend_boundary). Every process's backend allocates every stage (the CPU's
- * does), so the receiver asks its own backend for the *sender's* boundary buffers of
- * that message and receives straight into them: the receiving stage then reads them
- * exactly as it would in one process.
+ * message between two stages of this rank (with chunks: two chunks of its devices)
+ * goes through the in-process transport; one to or from another rank's stage moves
+ * the bytes of the backend's boundary buffers (pml_backend_boundary). Every process's
+ * backend allocates every stage (the CPU's does), so the receiver asks its own backend
+ * for the *sender's* boundary buffers of that message and receives straight into them:
+ * the receiving stage then reads them exactly as it would in one process.
  *
  * A message is one MPI message per buffer, tagged kind·M + mb on the data
  * communicator; the ordering MPI keeps between one sender and one receiver on one tag
- * matches buffers to buffers. Sends are nonblocking and never waited for in send (two
- * neighbours each sending before receiving would otherwise deadlock); they are
+ * matches buffers to buffers. With chunks two ranks may share several boundaries of one
+ * kind (interleaving's chunks 1→2 and 5→6 on 4 devices over 2 ranks), but ranks own
+ * contiguous devices (ranks.h), so each such stream has one sending and one receiving
+ * device, whose timetables order its messages alike (chunk 1's before chunk 5's for a
+ * micro-batch, or the receiver would wait forever): the tag needs no stage. Sends are
+ * nonblocking and never waited for in send (two neighbours each sending before
+ * receiving would otherwise deadlock); they are
  * completed in reset, before the next step's work can rewrite their buffers, and in
  * destroy. Receives are polled (pml_mpi_wait), so abort and a silent peer end them. */
 #include <stdio.h>
@@ -34,7 +39,7 @@ typedef struct tmpi {
 } tmpi;
 
 /* The rank running `stage` in this rank's replica. */
-static int owner(const tmpi *t, int stage) { return pml_dist_owner(&t->m->base, t->S, t->m->base.replica, stage); }
+static int owner(const tmpi *t, int stage) { return pml_dist_owner(&t->m->base, t->m->base.replica, stage); }
 
 /* The boundary buffers of stage `from`'s message: in `stack` when they fit, else in a
  * malloc'ed array the caller frees (*heap). */
