@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Ranks: `pmlc train` as N processes under mpirun, each running its share of the
-stages, trains the same weights as one process; a rank that stops answering or dies
+stages (with chunks: of the stage devices, every chunk of each), trains the same
+weights as one process; a rank that stops answering or dies
 ends the run with a non-zero exit within the peer timeout, naming it; ranks started
 differently (plan, --seed, --steps, --set, paths rank 0 alone uses, --out folders that
 are not one folder) refuse to start naming the difference; a checkpoint written by N
@@ -179,6 +180,76 @@ def train_like_one_process(model, extra, counts, steps=10, replicas=1, norm="max
             want = f"as {replicas or SOURCE_REPLICAS} replicas of"
             check(want in r.stderr, f"{n} ranks: the progress line says '{want}': {r.stderr[-2000:]}")
         same_weights(f"{n} ranks, {replicas or 'the source'} replica(s)", ref, out, norm)
+
+
+def deep_model(name, place, layers, optimizer, *lines):
+    """The freeze tests' residual MLP placed by `place`, with `layers` residual layers
+    and the train block's extra `lines`, written to WORK/NAME.pml: its path."""
+    path = os.path.join(work, name + ".pml")
+    extra = "".join(f"    {line}\n" for line in lines)
+    with open(path, "w") as f:
+        f.write(f"""import "nn"
+fn residual(x, hidden) {{ return x + mlp(layernorm(x) as norm, hidden) as mlp }}
+model deep(x: f32[B, 32]) -> f32[B, 4] {{
+    place = auto({place})
+    h = gelu(linear(x, 48) as stem)
+    repeat {layers} {{ h = residual(h, 96) as layers }}
+    return linear(layernorm(h) as norm, 4) as head
+}}
+train deep {{
+    data = classes(features = 32, classes = 4)
+    loss = cross_entropy
+    optimizer = {optimizer}
+    batch = 64, microbatches = 4
+{extra}}}
+""")
+    return path
+
+
+def chunked_gpt(place):
+    """The GPT example, placed by `place` (`stages = 2, chunks = 2`): its path."""
+    with open(GPT) as f:
+        src = f.read()
+    check("place = auto(stages = 4)" in src, "the GPT example places itself on 4 stages")
+    path = os.path.join(work, "gpt_" + re.sub(r"\W+", "_", place) + ".pml")
+    with open(path, "w") as f:
+        f.write(src.replace("place = auto(stages = 4)", f"place = auto({place})"))
+    return path
+
+
+def bit_identical(a_dir, b_dir):
+    for base in ("model", "optimizer"):
+        a, b = checkpoint_tensors(a_dir, base), checkpoint_tensors(b_dir, base)
+        if sorted(a) != sorted(b) or any(a[k].tobytes() != b[k].tobytes() for k in a):
+            return False
+    return True
+
+
+def chunked_like_one_process(name, model, extra, counts, steps=10, replicas=1, bits=False, one_stage=None):
+    """A chunked plan on each of `counts` ranks writes one shard per rank of a replica
+    and trains one process's weights: its bits (bits), else within 1e-5; and within
+    1e-5 (relative L2) of the run in `one_stage`, when given."""
+    more = ["--steps", str(steps)]
+    ref = os.path.join(work, "one")
+    shutil.rmtree(ref, ignore_errors=True)
+    r = run_one(model, *extra, *more, "--out", ref, "--quiet")
+    check(r.returncode == 0, f"{name}: one process trains: {r.stderr}")
+    for n in counts:
+        out = os.path.join(work, f"ranks{n}")
+        shutil.rmtree(out, ignore_errors=True)
+        r = run_mpi(n, model, *extra, *more, "--out", out, "--replicas", str(replicas), "--quiet")
+        check(r.returncode == 0, f"{name}: {n} ranks train: {r.stderr[-2000:]}")
+        if r.returncode:
+            continue
+        check(sharded(out, n // replicas), f"{name}: {n} ranks wrote {n // replicas} shards: {sorted(os.listdir(out))}")
+        if bits:
+            check(bit_identical(ref, out), f"{name}: {n} ranks train the bits of one process")
+        else:
+            same_weights(f"{name}, {n} ranks", ref, out)
+        if one_stage:
+            d = rel_diff(one_stage, out, "model", "l2")
+            print(f"{name}, {n} ranks: relative difference (l2) from 1 stage x 1 micro-batch {d:.3g}")
+            check(d <= 1e-5, f"{name}, {n} ranks: within 1e-5 of 1 stage x 1 micro-batch (got {d:.3g})")
 
 
 def check_timeline(name, path, n, replicas, stages, mbs, steps, stderr):
@@ -413,24 +484,8 @@ elif behaviour == "freeze_auto_like_one_process":
     # one process does, or each freezes its own prefix. A residual MLP over 4 stages
     # (the freeze tests' model: with this seed the stem and layers 0-2 freeze at steps
     # 8 and 10), SGD, compared with one process for 2 and 4 ranks and 2 replicas of 2.
-    model = os.path.join(work, "deep_auto.pml")
-    with open(model, "w") as f:
-        f.write("""import "nn"
-fn residual(x, hidden) { return x + mlp(layernorm(x) as norm, hidden) as mlp }
-model deep(x: f32[B, 32]) -> f32[B, 4] {
-    place = auto(stages = 4)
-    h = gelu(linear(x, 48) as stem)
-    repeat 5 { h = residual(h, 96) as layers }
-    return linear(layernorm(h) as norm, 4) as head
-}
-train deep {
-    data = classes(features = 32, classes = 4)
-    loss = cross_entropy
-    optimizer = sgd(lr = 0.05, momentum = 0.9)
-    batch = 64, microbatches = 4
-    freeze auto(every = 2, threshold = 0.2)
-}
-""")
+    model = deep_model("deep_auto", "stages = 4", 5, "sgd(lr = 0.05, momentum = 0.9)",
+                       "freeze auto(every = 2, threshold = 0.2)")
 
     def frozen(folder):
         with open(os.path.join(folder, "trainer.json")) as f:
@@ -760,19 +815,81 @@ elif behaviour == "signal_to_mpirun":
 elif behaviour == "signal_to_one_rank":
     need_mpirun()
     stop_ranks(signal.SIGTERM, to_mpirun=False)
-elif behaviour == "zbv_over_ranks_is_refused":
+elif behaviour in ("chunks_interleaved", "chunks_vee"):
     need_mpirun()
-    with open(GPT) as f:
-        text = f.read()
-    src = os.path.join(work, "zbv.pml")
-    with open(src, "w") as f:
-        f.write(text.replace("place = auto(stages = 4)", "place = auto(stages = 2, chunks = 2)"))
-    r = run_mpi(2, src, *SMALL_GPT, "--steps", "1", "--set", "schedule=zero_bubble_v", "--set", "place=cpu",
-                timeout=120)
-    check(r.returncode != 0, "the run exits non-zero")
-    check("(schedule = zero_bubble_v), which runs in one process only yet, not over MPI ranks" in r.stderr,
-          f"the message says why: {r.stderr[-2000:]}")
-    check("step 1/" not in r.stderr, "before step 1")
+    # Chunked schedules over ranks: each rank runs whole stage devices, every chunk of
+    # each, messages between chunks of one rank staying in it. The small GPT cut into 2
+    # and 4 devices of 2 chunks, on as many ranks and (4 devices) on 2 ranks of 2
+    # devices each, whose boundaries share a pair of ranks. With SGD and no clip the
+    # weights do not depend on the norm's sum order, so they are one process's bits; and
+    # within 1e-5 of 1 stage with 1 micro-batch (3 steps, relative L2 per tensor).
+    schedules = ["interleaved_1f1b"] if behaviour == "chunks_interleaved" else ["zero_bubble_v", "dualpipe_v"]
+    plain = ["--set", "batch=16", "--set", "T=16", "--set", "place=cpu", "--set", "optimizer=sgd(lr = 0.1)",
+             "--set", "grad_clip=1e30"]  # a clip that never clips
+    ref = os.path.join(work, "one_stage")
+    r = run_one(chunked_gpt("stages = 1"), *plain, "--set", "microbatches=1", "--set", "schedule=gpipe", "--steps", "3",
+                "--out", ref, "--quiet")
+    check(r.returncode == 0, f"one stage trains: {r.stderr}")
+    for schedule in schedules:
+        for D in (2, 4):
+            mbs = 8 if schedule == "dualpipe_v" and D == 4 else 4  # DualPipeV: at least 2 per device
+            model = chunked_gpt(f"stages = {D}, chunks = 2")
+            extra = [*plain, "--set", f"microbatches={mbs}", "--set", f"schedule={schedule}"]
+            chunked_like_one_process(f"{schedule}, {D} devices", model, extra, [D, 2] if D > 2 else [D], steps=3,
+                                     bits=True, one_stage=ref)
+    if behaviour == "chunks_vee":
+        # A checkpoint of the V on 4 ranks (rank 0 holds the first and last chunks)
+        # resumes on 2 ranks: each parameter goes to the rank of its chunk's device.
+        model = chunked_gpt("stages = 4, chunks = 2")
+        extra = [*plain, "--set", "microbatches=4", "--set", "schedule=zero_bubble_v"]
+        ref, half, two = (os.path.join(work, k) for k in ("one_v", "half_v", "two_v"))
+        r = run_one(model, *extra, "--steps", "3", "--out", ref, "--quiet")
+        check(r.returncode == 0, f"one process trains: {r.stderr}")
+        r = run_mpi(4, model, *extra, "--steps", "2", "--out", half, "--quiet")
+        check(r.returncode == 0 and sharded(half, 4), f"4 ranks write 4 shards: {r.stderr[-2000:]}")
+        r = run_mpi(2, model, *extra, "--steps", "3", "--resume", half, "--out", two, "--quiet")
+        check(r.returncode == 0, f"2 ranks resume it: {r.stderr[-2000:]}")
+        check(r.returncode == 0 and bit_identical(ref, two), "4 ranks, then 2, train the bits of one process")
+    if behaviour == "chunks_interleaved":
+        # The example's AdamW and grad_clip = 1.0, which clips these steps: the norm is
+        # summed over every chunk of every rank before any device updates.
+        model = chunked_gpt("stages = 4, chunks = 2")
+        chunked_like_one_process("interleaved_1f1b, AdamW, clipped", model,
+                                 [*SMALL_GPT, "--set", "place=cpu", "--set", "schedule=interleaved_1f1b"], [4])
+        r = run_mpi(4, chunked_gpt("stages = 2, chunks = 2"), *SMALL_GPT, "--set", "place=cpu", "--set",
+                    "schedule=interleaved_1f1b", "--steps", "1", timeout=120)
+        check(r.returncode != 0 and "4 ranks but the plan has 2 stages" in r.stderr and "step 1/" not in r.stderr,
+              f"ranks split the stage devices, not the chunks: 4 ranks for 2 devices are refused: {r.stderr[-2000:]}")
+elif behaviour == "chunks_replicas":
+    need_mpirun()
+    # Replicas of chunked pipelines: 2 replicas of 2 ranks, each device's chunks summed
+    # over the replicas one by one (interleaved 1F1B and ZB-V, the small GPT on 2 devices
+    # of 2 chunks): one process's weights within 1e-5 (the replicas sum their halves of
+    # the micro-batches, a different order of sums; SGD, as AdamW divides the qkv bias's
+    # zero gradient by its rounding noise, pipeline/interleaved_gpt_test.py).
+    sgd = ["--set", "optimizer=sgd(lr = 0.05, momentum = 0.9)"]
+    for schedule in ("interleaved_1f1b", "zero_bubble_v"):
+        chunked_like_one_process(f"{schedule}, 2 replicas", chunked_gpt("stages = 2, chunks = 2"),
+                                 [*SMALL_GPT, *sgd, "--set", "place=cpu", "--set", f"schedule={schedule}"], [4],
+                                 replicas=2)
+elif behaviour == "chunks_freeze":
+    need_mpirun()
+    # A scheduled freeze under ZB-V over 2 ranks: the residual MLP on 2 devices of 2
+    # chunks with `freeze stem, layers.[0-1].* after 3 steps`. One process re-cuts its
+    # chunks at the freeze, ranks run the plan's phase in place, which trains the same
+    # weights (freeze.zbv_with_a_scheduled_freeze_and_recut_trains_1f1b_weights): within
+    # 1e-5, and the frozen tensors are those of step 3 bit for bit.
+    model = deep_model("deep_zbv", "stages = 2, chunks = 2", 4, "adamw(lr = 0.01)", "schedule = zero_bubble_v",
+                       "freeze stem, layers.[0-1].* after 3 steps")
+    chunked_like_one_process("zero_bubble_v, scheduled freeze", model, [], [2], steps=7)
+    at3 = os.path.join(work, "at3")
+    r = run_mpi(2, model, "--steps", "3", "--out", at3, "--quiet")
+    check(r.returncode == 0, f"2 ranks train 3 steps: {r.stderr[-2000:]}")
+    if r.returncode == 0:
+        a, b = checkpoint_tensors(at3, "model"), checkpoint_tensors(os.path.join(work, "ranks2"), "model")
+        frozen = [n for n in a if n.startswith(("stem.", "layers.0.", "layers.1."))]
+        check(frozen and all(a[n].tobytes() == b[n].tobytes() for n in frozen),
+              f"the frozen tensors stay those of step 3: {frozen}")
 elif behaviour == "more_ranks_than_stages_is_an_error":
     need_mpirun()
     r = run_mpi(3, MLP, "--steps", "1", timeout=120)
