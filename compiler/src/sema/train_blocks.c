@@ -952,10 +952,6 @@ static void bind_chunks(pmlc_program *P, pmlc_train *t, pmlc_graph *g, int S, in
                    "schedule = dualpipe_v needs at least a micro-batch per chunk: microbatches = %lld is fewer than "
                    "the %d chunks",
                    (long long)t->microbatches, 2 * S);
-    if (g->replicas > 1)
-        pmlc_error(DIAG, g->replicas_loc,
-                   "replicas run on ranks, and schedule = %s runs in one process only yet: drop replicas or chunks",
-                   name);
 }
 
 int pmlc_train_bind(pmlc_program *P, pmlc_train *t, pmlc_graph *g)

@@ -228,7 +228,10 @@ def bit_identical(a_dir, b_dir):
 def chunked_like_one_process(name, model, extra, counts, steps=10, replicas=1, bits=False, one_stage=None):
     """A chunked plan on each of `counts` ranks writes one shard per rank of a replica
     and trains one process's weights: its bits (bits), else within 1e-5; and within
-    1e-5 (relative L2) of the run in `one_stage`, when given."""
+    1e-5 (relative L2) of the run in `one_stage`, when given. replicas (R, 2 R ranks a
+    pipeline of 2 ranks) with --replicas, or from the source: ("source", R)."""
+    flag = [] if isinstance(replicas, tuple) else ["--replicas", str(replicas)]
+    replicas = replicas[1] if isinstance(replicas, tuple) else replicas
     more = ["--steps", str(steps)]
     ref = os.path.join(work, "one")
     shutil.rmtree(ref, ignore_errors=True)
@@ -237,7 +240,7 @@ def chunked_like_one_process(name, model, extra, counts, steps=10, replicas=1, b
     for n in counts:
         out = os.path.join(work, f"ranks{n}")
         shutil.rmtree(out, ignore_errors=True)
-        r = run_mpi(n, model, *extra, *more, "--out", out, "--replicas", str(replicas), "--quiet")
+        r = run_mpi(n, model, *extra, *more, "--out", out, *flag, "--quiet")
         check(r.returncode == 0, f"{name}: {n} ranks train: {r.stderr[-2000:]}")
         if r.returncode:
             continue
@@ -856,6 +859,21 @@ elif behaviour in ("chunks_interleaved", "chunks_vee"):
         model = chunked_gpt("stages = 4, chunks = 2")
         chunked_like_one_process("interleaved_1f1b, AdamW, clipped", model,
                                  [*SMALL_GPT, "--set", "place=cpu", "--set", "schedule=interleaved_1f1b"], [4])
+        # --trace: one thread per stage device of each rank, its forward spans naming
+        # the device's chunks (c and c + 4), the bubble over the 4 devices.
+        trace = os.path.join(work, "chunks.json")
+        r = run_mpi(2, model, *SMALL_GPT, "--set", "place=cpu", "--set", "schedule=interleaved_1f1b", "--steps", "2",
+                    "--out", os.path.join(work, "traced"), "--trace", trace, "--quiet")
+        check(r.returncode == 0 and os.path.exists(trace), f"2 ranks write the trace: {r.stderr[-2000:]}")
+        if os.path.exists(trace):
+            with open(trace) as f:
+                t = json.load(f)
+            got = [k["stages"] for k in t["otherData"]["ranks"]]
+            check(got == [[0, 1], [2, 3]], f"each rank lists its stage devices: {got}")
+            spans = {(e["pid"], e["tid"], e["args"].get("chunk")) for e in t["traceEvents"] if e.get("cat") == "fwd"}
+            want = {(1 + d // 2, d, c) for d in range(4) for c in (d, d + 4)}
+            check(spans == want, f"each device's forward spans name its chunks: {sorted(spans)}")
+            check(0 <= t["otherData"]["measured_bubble"] < 1, f"a bubble over the devices: {t['otherData']}")
         r = run_mpi(4, chunked_gpt("stages = 2, chunks = 2"), *SMALL_GPT, "--set", "place=cpu", "--set",
                     "schedule=interleaved_1f1b", "--steps", "1", timeout=120)
         check(r.returncode != 0 and "4 ranks but the plan has 2 stages" in r.stderr and "step 1/" not in r.stderr,
@@ -866,12 +884,16 @@ elif behaviour == "chunks_replicas":
     # over the replicas one by one (interleaved 1F1B and ZB-V, the small GPT on 2 devices
     # of 2 chunks): one process's weights within 1e-5 (the replicas sum their halves of
     # the micro-batches, a different order of sums; SGD, as AdamW divides the qkv bias's
-    # zero gradient by its rounding noise, pipeline/interleaved_gpt_test.py).
+    # zero gradient by its rounding noise, pipeline/interleaved_gpt_test.py). From
+    # --replicas, and (DualPipeV) from the source's place.
     sgd = ["--set", "optimizer=sgd(lr = 0.05, momentum = 0.9)"]
     for schedule in ("interleaved_1f1b", "zero_bubble_v"):
         chunked_like_one_process(f"{schedule}, 2 replicas", chunked_gpt("stages = 2, chunks = 2"),
                                  [*SMALL_GPT, *sgd, "--set", "place=cpu", "--set", f"schedule={schedule}"], [4],
                                  replicas=2)
+    chunked_like_one_process("dualpipe_v, 2 replicas of the source", chunked_gpt("stages = 2, chunks = 2, replicas = 2"),
+                             [*SMALL_GPT, *sgd, "--set", "place=cpu", "--set", "schedule=dualpipe_v"], [4],
+                             replicas=("source", 2))
 elif behaviour == "chunks_freeze":
     need_mpirun()
     # A scheduled freeze under ZB-V over 2 ranks: the residual MLP on 2 devices of 2
