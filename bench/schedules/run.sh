@@ -16,6 +16,12 @@
 # every schedule in turn) so the machine's load hits them alike; the table gives medians
 # over repetitions and the range. Threads: PML_BENCH_THREADS (default: one per stage
 # device, 4, so that the schedule and not the cores decides who waits).
+#
+# PML_BENCH_RANKS=N runs each training as N MPI ranks (mpirun, or PML_BENCH_MPIRUN),
+# each with PML_BENCH_THREADS / N threads, a rank running whole stage devices (with
+# chunks, every chunk of each); the measured bubble is then over replica 0's stage
+# devices on one clock, the CPU time mpirun's children's. PML_BENCH_STAGES (default 4)
+# sets the stage devices and PML_BENCH_SCHEDULES (default all five) which schedules run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -23,25 +29,33 @@ pmlc=${1:-$root/build/tools/pmlc/pmlc}
 layers=${2:-8}
 steps=${3:-8}
 reps=${4:-3}
-threads=${PML_BENCH_THREADS:-4}
+stages=${PML_BENCH_STAGES:-4}
+threads=${PML_BENCH_THREADS:-$stages}
+ranks=${PML_BENCH_RANKS:-0}
+launch=()
+if ((ranks > 0)); then
+    launch=("${PML_BENCH_MPIRUN:-mpirun}" --oversubscribe -np "$ranks")
+    ((EUID == 0)) && launch+=(--allow-run-as-root)
+    threads=$((threads / ranks > 0 ? threads / ranks : 1))
+fi
 py=${PML_BENCH_PYTHON:-/usr/bin/python3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-scheds="1f1b zero_bubble interleaved_1f1b zero_bubble_v dualpipe_v"
+scheds=${PML_BENCH_SCHEDULES:-"1f1b zero_bubble interleaved_1f1b zero_bubble_v dualpipe_v"}
 for s in $scheds; do
-    place="place = auto(stages = 4)"
-    case $s in interleaved_1f1b | zero_bubble_v | dualpipe_v) place="place = auto(stages = 4, chunks = 2)" ;; esac
+    place="place = auto(stages = $stages)"
+    case $s in interleaved_1f1b | zero_bubble_v | dualpipe_v) place="place = auto(stages = $stages, chunks = 2)" ;; esac
     sed -e "s/^const LAYERS = 4$/const LAYERS = $layers/" -e "s/^    place = auto(stages = 4)$/    $place/" \
         -e "s/^    schedule = 1f1b$/    schedule = $s/" -e 's/^    place = \[cuda.*$/    place = cpu/' \
         -e 's/^    precision = bf16$/    precision = f32/' "$root/examples/gpt.pml" >"$tmp/$s.pml"
     "$pmlc" plan "$tmp/$s.pml" | grep '^  bubble' | sed "s/^/$s: /" >"$tmp/$s.plan"
 done
 
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $threads threads; $layers blocks; $steps steps x $reps reps" >&2
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $stages stage devices; $threads threads$( ((ranks > 0)) && echo " per rank, $ranks ranks"); $layers blocks; $steps steps x $reps reps" >&2
 for ((r = 1; r <= reps; r++)); do
     for s in $scheds; do
-        /usr/bin/time -f "%U %S" -o "$tmp/$s.$r.cpu" "$pmlc" train "$tmp/$s.pml" --steps "$steps" --threads "$threads" \
+        /usr/bin/time -f "%U %S" -o "$tmp/$s.$r.cpu" "${launch[@]}" "$pmlc" train "$tmp/$s.pml" --steps "$steps" --threads "$threads" \
             --quiet --metrics "$tmp/$s.$r.jsonl" --trace "$tmp/$s.$r.trace.json" --out "$tmp/out" >/dev/null
     done
 done
