@@ -636,7 +636,8 @@ typedef struct pml_ranks_layout {
  * place = auto(..., replicas = R) with more than one process, 1 with one. Refused
  * (PML_ERR_INVALID_ARG, saying why) when a variable is not a number in range, the rank
  * is outside the world, or the stages cannot be placed on the ranks (the world is not
- * a multiple of the replicas, or a pipeline has more ranks than stages). */
+ * a multiple of the replicas, or a pipeline has more ranks than stages; with chunks,
+ * than stage devices, since a rank runs every chunk of its devices). */
 PML_API pml_status pml_ranks_resolve(pml_context *ctx, const pml_plan *plan, int rank, int world, int replicas,
                                      pml_ranks_layout *out);
 
