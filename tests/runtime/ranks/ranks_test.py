@@ -822,8 +822,8 @@ elif behaviour in ("chunks_interleaved", "chunks_vee"):
     need_mpirun()
     # Chunked schedules over ranks: each rank runs whole stage devices, every chunk of
     # each, messages between chunks of one rank staying in it. The small GPT cut into 2
-    # and 4 devices of 2 chunks, on as many ranks and (4 devices) on 2 ranks of 2
-    # devices each, whose boundaries share a pair of ranks. With SGD and no clip the
+    # and 4 devices of 2 chunks, on as many ranks and (4 devices, interleaving and ZB-V)
+    # on 2 ranks of 2 devices each, whose boundaries share a pair of ranks. With SGD and no clip the
     # weights do not depend on the norm's sum order, so they are one process's bits; and
     # within 1e-5 of 1 stage with 1 micro-batch (3 steps, relative L2 per tensor).
     schedules = ["interleaved_1f1b"] if behaviour == "chunks_interleaved" else ["zero_bubble_v", "dualpipe_v"]
@@ -838,8 +838,10 @@ elif behaviour in ("chunks_interleaved", "chunks_vee"):
             mbs = 8 if schedule == "dualpipe_v" and D == 4 else 4  # DualPipeV: at least 2 per device
             model = chunked_gpt(f"stages = {D}, chunks = 2")
             extra = [*plain, "--set", f"microbatches={mbs}", "--set", f"schedule={schedule}"]
-            chunked_like_one_process(f"{schedule}, {D} devices", model, extra, [D, 2] if D > 2 else [D], steps=3,
-                                     bits=True, one_stage=ref)
+            # 2 devices per rank once per placement: DualPipeV's is ZB-V's
+            counts = [D, 2] if D > 2 and schedule != "dualpipe_v" else [D]
+            chunked_like_one_process(f"{schedule}, {D} devices", model, extra, counts, steps=3, bits=True,
+                                     one_stage=ref)
     if behaviour == "chunks_vee":
         # A checkpoint of the V on 4 ranks (rank 0 holds the first and last chunks)
         # resumes on 2 ranks: each parameter goes to the rank of its chunk's device.
