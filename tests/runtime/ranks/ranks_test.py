@@ -914,6 +914,16 @@ elif behaviour == "chunks_freeze":
         frozen = [n for n in a if n.startswith(("stem.", "layers.0.", "layers.1."))]
         check(frozen and all(a[n].tobytes() == b[n].tobytes() for n in frozen),
               f"the frozen tensors stay those of step 3: {frozen}")
+    # `freeze auto` under interleaving: the layers' norms summed over every chunk of
+    # every rank, so 2 ranks freeze what one process does, to its bits.
+    model = deep_model("deep_auto_il", "stages = 2, chunks = 2", 5, "sgd(lr = 0.05, momentum = 0.9)",
+                       "schedule = interleaved_1f1b", "freeze auto(every = 2, threshold = 0.2)")
+    chunked_like_one_process("interleaved_1f1b, freeze auto", model, ["--seed", "7"], [2], steps=12, bits=True)
+    froze = []
+    for folder in ("one", "ranks2"):
+        with open(os.path.join(work, folder, "trainer.json")) as f:
+            froze.append(json.load(f)["auto_freeze"]["frozen"])
+    check(len(froze[0]) >= 2 and froze[0] == froze[1], f"2 ranks freeze the layers one process does: {froze}")
 elif behaviour == "more_ranks_than_stages_is_an_error":
     need_mpirun()
     r = run_mpi(3, MLP, "--steps", "1", timeout=120)
