@@ -431,6 +431,18 @@ static pml_status place_buffers(pml_cpu_ctx *p, pml_err *err)
     return st;
 }
 
+/* An earlier model chunk on the same stage device as stage s (chunks > 1), or -1. */
+static int chunk_sibling(const pml_cpu_ctx *p, int s)
+{
+    const pml_plan *pl = p->plan;
+    int V = pl->conf.chunks > 1 ? (int)pl->conf.chunks : 1, D = p->S / V;
+    if (V < 2) return -1;
+    int dev = pml_plan_chunk_device(s, D, (int)pl->conf.schedule);
+    for (int e = 0; e < s; e++)
+        if (pml_plan_chunk_device(e, D, (int)pl->conf.schedule) == dev) return e;
+    return -1;
+}
+
 static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -477,9 +489,14 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
             return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
         if (st->scratch) memset(st->scratch, 0, st->scratch_bytes);
         /* A stage of several threads splits its fused groups' tiles and its products
-         * over them (cpu/pool.h); stages that never run at once share one pool. */
+         * over them (cpu/pool.h); stages that never run at once share one pool: all of
+         * them when stages take turns, else the chunks of one stage device (its one
+         * thread runs them one after another). */
+        int sib = chunk_sibling(p, s);
         if (p->threads > 1 && s > 0 && p->conf.stages_in_turn) {
             st->pool = p->stages[0].pool;
+        } else if (p->threads > 1 && sib >= 0) {
+            st->pool = p->stages[sib].pool;
         } else if (p->threads > 1) {
             pml_status ps = pml_cpu_pool_create(p->threads, &st->pool, err);
             if (ps) return ps;
@@ -603,7 +620,10 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     if (p->conf.threads < 1) p->conf.threads = 1;
     p->S = (int)plan->conf.stages;
     p->M = plan->conf.microbatches;
-    p->threads = p->conf.threads / p->S > 1 ? p->conf.threads / p->S : 1;
+    /* conf.threads is for every stage device; a device's chunks run one at a time, so
+     * each chunk gets its device's share, not a share of the chunks. */
+    int devices = p->S / (plan->conf.chunks > 1 ? (int)plan->conf.chunks : 1);
+    p->threads = p->conf.threads / devices > 1 ? p->conf.threads / devices : 1;
     pml_cpu_gemm_setup(p->threads);
     pml_status st = plan_memory(p, err);
     if (!st) st = build_stages(p, err);
@@ -664,7 +684,9 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         pml_cpu_stage *st = &p->stages[s];
         free(st->fwd), free(st->bwd), free(st->wgt), free(st->params), free(st->sends[0]), free(st->sends[1]);
         free(st->gops), free(st->gin), free(st->scratch);
-        if (s == 0 || st->pool != p->stages[0].pool) pml_cpu_pool_destroy(st->pool); /* shared: once */
+        int shared = 0; /* a pool is destroyed with the first stage that has it */
+        for (int e = 0; e < s && !shared; e++) shared = st->pool && p->stages[e].pool == st->pool;
+        if (!shared) pml_cpu_pool_destroy(st->pool);
     }
     free(p->half), free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
         free(p->deferred), free(p->deferred_node), free(p->into_acc), free(p->panels), free(p->packed), free(p->packed_at);
