@@ -4,57 +4,65 @@
  * tiling, masks, online softmax, grid-stride loops and launch order are checked without
  * a GPU (test_attention_emulated.c).
  *
- * The emulation: a block's 256 threads are 256 OS threads; __syncthreads is a barrier
- * of all of them; __shfl_xor_sync is an exchange through memory between two barriers
- * (the kernels call it only where every thread of the block does); __shared__ arrays
- * are statics (blocks run one after another); float4 is four floats (read through a cast,
- * hence -fno-strict-aliasing). Tiles are cuda_attention.h's, as the code
- * generator picks them; the launches are cuda_attention.c's: attention one, attention_grad
- * statistics, dk/dv, dq. Warps do not exist here, so what this cannot see is a race that
- * only lockstep execution would hide, or the GPU's own arithmetic (exp2f, FMA
- * contraction); gpu_attention checks those on a GPU. */
+ * The emulation: a block's 256 threads are 256 fibers (ucontext) on the calling thread,
+ * run round-robin: each runs until its next __syncthreads, then hands over to the next,
+ * so when thread 0 passes a barrier every thread has reached it (the kernels reach
+ * their barriers uniformly, as CUDA requires). A missing barrier therefore shows
+ * deterministically whenever a thread reads what a later-numbered thread writes.
+ * __shfl_xor_sync is an exchange through memory between two barriers (the kernels call
+ * it only where every thread of the block does); __shared__ arrays are statics (blocks
+ * run one after another); float4 is four floats (read through a cast, hence
+ * -fno-strict-aliasing). Tiles are cuda_attention.h's, as the code generator picks
+ * them; the launches are cuda_attention.c's: attention one, attention_grad statistics,
+ * dk/dv, dq. Warps do not exist here, so what this cannot see is a race that only
+ * lockstep execution would hide, or the GPU's own arithmetic (exp2f, FMA contraction);
+ * gpu_attention checks those on a GPU. */
 #include <math.h>
 #include <string.h>
+#include <ucontext.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
+#include <functional>
 #include <vector>
 
 #include "gpu/cuda_attention.h"
 
 namespace {
 const unsigned kThreads = 256;
-
-struct Barrier {
-    std::mutex mu;
-    std::condition_variable cv;
-    unsigned waiting = 0;
-    unsigned long generation = 0;
-    void wait()
-    {
-        std::unique_lock<std::mutex> lock(mu);
-        unsigned long g = generation;
-        if (++waiting == kThreads) {
-            waiting = 0;
-            generation++;
-            cv.notify_all();
-        } else {
-            cv.wait(lock, [&] { return generation != g; });
-        }
-    }
-};
-Barrier block_barrier;
-float exchange[kThreads];
+const size_t kStack = 128 * 1024;
 
 struct Dim {
     unsigned x;
 };
+
+ucontext_t scheduler, fiber[kThreads];
+std::vector<char> stacks(kThreads *kStack);
+const std::function<void()> *block_body;
+float exchange[kThreads];
 } // namespace
 
-static thread_local Dim threadIdx;
-static Dim blockIdx, gridDim;
+static Dim threadIdx, blockIdx, gridDim; /* threadIdx: the fiber running */
+
+/* Hands over to the next thread (after the last, back to the first). */
+static void next_thread()
+{
+    unsigned me = threadIdx.x;
+    threadIdx.x = (me + 1) % kThreads;
+    swapcontext(&fiber[me], &fiber[threadIdx.x]);
+}
+
+/* A thread's life: the body, then the next thread's turn (the last returns to launch). */
+static void thread_main()
+{
+    (*block_body)();
+    unsigned me = threadIdx.x;
+    if (me + 1 == kThreads) {
+        swapcontext(&fiber[me], &scheduler);
+        return;
+    }
+    threadIdx.x = me + 1;
+    swapcontext(&fiber[me], &fiber[me + 1]);
+}
 
 #define __device__
 #define __forceinline__ inline
@@ -63,7 +71,7 @@ static Dim blockIdx, gridDim;
 struct float4 {
     float x, y, z, w;
 };
-static inline void __syncthreads() { block_barrier.wait(); }
+static inline void __syncthreads() { next_thread(); }
 static inline float __int_as_float(int i)
 {
     float f;
@@ -73,9 +81,9 @@ static inline float __int_as_float(int i)
 static inline float __shfl_xor_sync(unsigned, float v, int lane_mask)
 {
     exchange[threadIdx.x] = v;
-    block_barrier.wait();
+    __syncthreads();
     float r = exchange[threadIdx.x ^ (unsigned)lane_mask];
-    block_barrier.wait();
+    __syncthreads();
     return r;
 }
 using std::min;
@@ -85,16 +93,20 @@ using std::min;
 /* Runs body as `grid` blocks of 256 threads, one block at a time. */
 template <class F> static void launch(unsigned grid, const F &body)
 {
+    const std::function<void()> f = body;
+    block_body = &f;
     gridDim.x = grid;
     for (unsigned b = 0; b < grid; b++) {
         blockIdx.x = b;
-        std::vector<std::thread> threads;
-        for (unsigned t = 0; t < kThreads; t++)
-            threads.emplace_back([&body, t] {
-                threadIdx.x = t;
-                body();
-            });
-        for (auto &t : threads) t.join();
+        for (unsigned t = 0; t < kThreads; t++) {
+            getcontext(&fiber[t]);
+            fiber[t].uc_stack.ss_sp = &stacks[t * kStack];
+            fiber[t].uc_stack.ss_size = kStack;
+            fiber[t].uc_link = &scheduler;
+            makecontext(&fiber[t], thread_main, 0);
+        }
+        threadIdx.x = 0;
+        swapcontext(&scheduler, &fiber[0]);
     }
 }
 
