@@ -27,7 +27,8 @@
 
 #include "gpu/cuda_attention.h"
 
-namespace {
+namespace
+{
 const unsigned kThreads = 256;
 const size_t kStack = 128 * 1024;
 
@@ -117,8 +118,8 @@ static unsigned grid_of(int M, int T, int tile, unsigned cap)
 }
 
 template <int D, bool C>
-static void run(int grad, const float *q, const float *k, const float *v, const float *o, const float *dout,
-                float *out, int T, int M, float zscale, float scale, unsigned cap)
+static void run(int grad, const float *q, const float *k, const float *v, const float *o, const float *dout, float *out,
+                int T, int M, float zscale, float scale, unsigned cap)
 {
     constexpr int DP = PMLC_CUDA_ATT_DP(D), BQ = PMLC_CUDA_ATT_FWD_BQ, BK = PMLC_CUDA_ATT_FWD_BK(DP),
                   B = PMLC_CUDA_ATT_BWD_B(DP);
@@ -127,7 +128,8 @@ static void run(int grad, const float *q, const float *k, const float *v, const 
                [&] { pml_att_fwd<D, DP, BQ, BK, C, false>(q, k, v, nullptr, nullptr, out, T, M, zscale); });
         return;
     }
-    launch(grid_of(M, T, BQ, cap), [&] { pml_att_fwd<D, DP, BQ, BK, C, true>(q, k, nullptr, o, dout, out, T, M, zscale); });
+    launch(grid_of(M, T, BQ, cap),
+           [&] { pml_att_fwd<D, DP, BQ, BK, C, true>(q, k, nullptr, o, dout, out, T, M, zscale); });
     launch(grid_of(M, T, B, cap), [&] { pml_att_bwd_kv<D, DP, B, C>(q, k, v, dout, out, T, M, zscale, scale); });
     launch(grid_of(M, T, B, cap), [&] { pml_att_bwd_q<D, DP, B, C>(q, k, v, dout, out, T, M, zscale, scale); });
 }
@@ -141,13 +143,13 @@ extern "C" int pml_emu_attention(int d, int causal, int grad, const float *q, co
 {
     /* as cuda_attention.c writes the constants into the call */
     float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
-#define PML_EMU_CASE(D)                                                                                   \
-    if (d == D) {                                                                                         \
-        if (causal)                                                                                       \
-            run<D, true>(grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap);                     \
-        else                                                                                              \
-            run<D, false>(grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap);                    \
-        return 1;                                                                                         \
+#define PML_EMU_CASE(D)                                                                \
+    if (d == D) {                                                                      \
+        if (causal)                                                                    \
+            run<D, true>(grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap);  \
+        else                                                                           \
+            run<D, false>(grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap); \
+        return 1;                                                                      \
     }
     PML_EMU_DIMS(PML_EMU_CASE)
 #undef PML_EMU_CASE

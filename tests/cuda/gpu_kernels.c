@@ -41,7 +41,6 @@ static int by_bytes(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-
 /* What --bench times: element-wise and row kernels, and the fused cross-entropy's
  * (single kernels that write an xent or xent_grad); NULL for the rest. */
 static const char *timed_kind(const pmlc_graph *g, const pmlc_cuda_kernel *kn)

@@ -59,7 +59,8 @@ const char pmlc_cuda_attention_src[] =
     "// acc[r][c] += a[ty + 16 r] . b[tx + 16 c] over D: a tile of a bᵀ, four columns at a\n"
     "// time (the columns from D to a multiple of 4 are zeros: pml_att_load).\n"
     "template <int D, int DP, int RA, int RB>\n"
-    "__device__ __forceinline__ void pml_att_abt(float (&acc)[RA][RB], const float (*a)[DP + 4], const float (*b)[DP + 4]) {\n"
+    "__device__ __forceinline__ void pml_att_abt(float (&acc)[RA][RB], const float (*a)[DP + 4],\n"
+    "                                            const float (*b)[DP + 4]) {\n"
     "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;\n"
     "#pragma unroll 1\n"
     "  for (int x = 0; x < (D + 3) / 4 * 4; x += 4) {\n"
@@ -83,7 +84,8 @@ const char pmlc_cuda_attention_src[] =
     "// Σ_j p[ty + 16 r][j] b[j][tx + 16 c]: a tile of pᵀ b or p b (then four j of a p row at a\n"
     "// time; J is a multiple of 16).\n"
     "template <int DP, int BP, int J, int RA, bool TRANS>\n"
-    "__device__ __forceinline__ void pml_att_pb(float (&acc)[RA][DP / 16], const float (*p)[BP + 4], const float (*b)[DP + 4]) {\n"
+    "__device__ __forceinline__ void pml_att_pb(float (&acc)[RA][DP / 16], const float (*p)[BP + 4],\n"
+    "                                           const float (*b)[DP + 4]) {\n"
     "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;\n"
     "#pragma unroll 1\n"
     "  for (int j = 0; j < J; j += 4) {\n"
@@ -113,7 +115,9 @@ const char pmlc_cuda_attention_src[] =
     "\n"
     "// Whether key `col` is hidden from query `row` (past the end, or above the diagonal).\n"
     "template <bool CAUSAL>\n"
-    "__device__ __forceinline__ bool pml_att_hidden(int row, int col, int T) { return col >= T || (CAUSAL && col > row); }\n"
+    "__device__ __forceinline__ bool pml_att_hidden(int row, int col, int T) {\n"
+    "  return col >= T || (CAUSAL && col > row);\n"
+    "}\n"
     "\n"
     "// Forward: out = softmax(q kᵀ · scale) v per matrix, one block per BQ query rows (the\n"
     "// last tiles first: under the causal mask they have the most keys). Online softmax over\n"
@@ -123,8 +127,8 @@ const char pmlc_cuda_attention_src[] =
     "template <int D, int DP, int BQ, int BK, bool CAUSAL, bool STATS>\n"
     "__device__ __forceinline__ void pml_att_fwd(const float *__restrict__ q, const float *__restrict__ k,\n"
     "                                            const float *__restrict__ v, const float *__restrict__ o,\n"
-    "                                            const float *__restrict__ dout, float *__restrict__ out, int T, int M,\n"
-    "                                            float zscale) {\n"
+    "                                            const float *__restrict__ dout, float *__restrict__ out, int T,\n"
+    "                                            int M, float zscale) {\n"
     "  __align__(16) __shared__ float qs[BQ][DP + 4];\n"
     "  __align__(16) __shared__ float kv[BK][DP + 4];\n"
     "  __align__(16) __shared__ float ps[BQ][BK + 4];\n"
@@ -230,7 +234,8 @@ const char pmlc_cuda_attention_src[] =
     "#pragma unroll\n"
     "    for (int c = 0; c < R; c++) {\n"
     "      const int row = ty + 16 * r;\n"
-    "      p[r][c] = i0 + row >= T || pml_att_hidden<CAUSAL>(i0 + row, j0 + tx + 16 * c, T) ? 0.0f : exp2f(p[r][c] * zscale - lse[row]);\n"
+    "      const bool hidden = i0 + row >= T || pml_att_hidden<CAUSAL>(i0 + row, j0 + tx + 16 * c, T);\n"
+    "      p[r][c] = hidden ? 0.0f : exp2f(p[r][c] * zscale - lse[row]);\n"
     "      ds[r][c] = p[r][c] * (ds[r][c] - dd[row]) * scale;\n"
     "    }\n"
     "}\n"
@@ -369,7 +374,7 @@ int64_t cg_attention(cg *c, int32_t n, int part)
     const ir_node *x = &c->g->nodes.v[n];
     const pmlc_cshape *qs = &c->shape[x->in[0]];
     int64_t T = qs->rank >= 2 ? qs->d[qs->rank - 2] : 0, D = qs->rank >= 2 ? qs->d[qs->rank - 1] : 0;
-    if (x->dtype != PMLC_F32 || !pmlc_cuda_attention_fits(D) || T > INT32_MAX) {
+    if (x->dtype != PMLC_F32 || !pmlc_cuda_attention_fits(D)) {
         pmlc_error(&c->P->diag, x->loc,
                    "internal error: the CUDA attention kernels take f32 and a head dimension from %d to %d, not %s "
                    "and %lld (such attention is planned as primitives: ir/expand.h)",
@@ -378,13 +383,23 @@ int64_t cg_attention(cg *c, int32_t n, int part)
         return 0;
     }
     int64_t M = T ? c->numel[x->in[0]] / (T * D) : 0;
+    if (T > INT32_MAX || M > INT32_MAX) { /* the kernels count rows and matrices in int */
+        pmlc_error(&c->P->diag, x->loc,
+                   "the CUDA attention kernels take fewer than 2^31 rows and matrices, not T = %lld and %lld "
+                   "matrices",
+                   (long long)T, (long long)M);
+        c->errors++;
+        return 0;
+    }
     int dp = (int)PMLC_CUDA_ATT_DP(D), causal = x->n_attr >= 1 && x->attr[0] != 0;
-    const char *zscale = cg_float_lit(c, (double)(float)(x->fval * 1.4426950408889634) /* log2 e */), *scale = cg_float_lit(c, (double)(float)x->fval);
+    const char *zscale = cg_float_lit(c, (double)(float)(x->fval * 1.4426950408889634)); /* scale · log2 e */
+    const char *scale = cg_float_lit(c, (double)(float)x->fval);
     int aq = cg_arg(c, x->in[0], 0), ak = cg_arg(c, x->in[1], 0);
     const char *cz = causal ? "true" : "false";
     if (x->op == OP_ATTENTION) {
         int av = cg_arg(c, x->in[2], 0), ao = cg_arg(c, n, 1);
-        cg_emit(c, "  pml_att_fwd<%lld, %d, %d, %d, %s, false>(a%d, a%d, a%d, nullptr, nullptr, a%d, %lld, %lld, %s);\n",
+        cg_emit(c,
+                "  pml_att_fwd<%lld, %d, %d, %d, %s, false>(a%d, a%d, a%d, nullptr, nullptr, a%d, %lld, %lld, %s);\n",
                 (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, aq, ak, av, ao, (long long)T, (long long)M, zscale);
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
@@ -396,7 +411,8 @@ int64_t cg_attention(cg *c, int32_t n, int part)
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
     int av = cg_arg(c, x->in[2], 0), ad = cg_arg(c, x->in[4], 0), ag = cg_arg(c, n, 1), b = bwd_b(dp);
-    cg_emit(c, "  pml_att_bwd_%s<%lld, %d, %d, %s>(a%d, a%d, a%d, a%d, a%d, %lld, %lld, %s, %s);\n", part == 1 ? "kv" : "q",
-            (long long)D, dp, b, cz, aq, ak, av, ad, ag, (long long)T, (long long)M, zscale, scale);
+    cg_emit(c, "  pml_att_bwd_%s<%lld, %d, %d, %s>(a%d, a%d, a%d, a%d, a%d, %lld, %lld, %s, %s);\n",
+            part == 1 ? "kv" : "q", (long long)D, dp, b, cz, aq, ak, av, ad, ag, (long long)T, (long long)M, zscale,
+            scale);
     return M * ((T + b - 1) / b) * 256;
 }

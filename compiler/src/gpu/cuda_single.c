@@ -241,7 +241,8 @@ int64_t cg_single(cg *c, int32_t n)
     case PMLC_OPC_MOVEMENT: return movement(c, n, x);
     case PMLC_OPC_GATHER: return indexed(c, n, x);
     case PMLC_OPC_ROWLOSS: return cg_xent(c, n);
-    case PMLC_OPC_ATTENTION: break; /* returned above */
+    case PMLC_OPC_ATTENTION:
+        break; /* returned above */
     case PMLC_OPC_SOURCE:
     case PMLC_OPC_ELEMWISE:
     case PMLC_OPC_MATMUL:
