@@ -2,7 +2,10 @@
 # bench/gpu/run.sh — PML's CUDA backend against PyTorch on the same GPU: median training
 # step time of examples/mlp.pml, examples/gpt.pml (also at T = 256) and bench/gpu/gpt2s.pml
 # (GPT-2 small's body, T = 1024), same shapes, f32 without TF32 on both sides; then the
-# fused kernels' bandwidth against a device-to-device copy (gpu_kernels --bench).
+# fused kernels' bandwidth against a device-to-device copy (gpu_kernels --bench); gpt2s with
+# attention written out (PML_CUDA_ATTENTION=expand) instead of the fused attention kernels;
+# those kernels' TFLOP/s at T 1024/4096, d 64 (gpu_attention --bench) beside PyTorch's SDPA
+# on the same shapes (attention_torch.py).
 #
 #   bench/gpu/run.sh [BUILD_DIR] [STEPS]
 #
@@ -52,5 +55,17 @@ for spec in "mlp:examples/mlp.pml::mlp:8" "gpt:examples/gpt.pml::gpt:8" \
   printf "%-9s %9s %10s %9s %9s %9s %9.2f\n" "$label" "$pml" "$nog" "$eager" "$compiled" "$permb" \
     "$("$py" -c "print($pml / $best)")"
 done
+# GPT-2 small with attention written out as matmuls and a softmax (PML_CUDA_ATTENTION=expand),
+# against the fused attention kernels of the table's gpt2s line.
+if PML_CUDA_ATTENTION=expand "$pmlc" train "$root/bench/gpu/gpt2s.pml" --backend cuda --steps "$steps" --quiet \
+  --out "$tmp/out" --metrics "$tmp/expand.jsonl"; then
+  echo "gpt2s with PML_CUDA_ATTENTION=expand: $(median_ms "$tmp/expand.jsonl") ms a step"
+else
+  echo "gpt2s with PML_CUDA_ATTENTION=expand: failed"
+fi
 echo
 "$build/tests/cuda/gpu_kernels" --bench "$root/bench/gpu/gpt2s.pml"
+# The fused attention kernels' TFLOP/s, and PyTorch's SDPA on the same shapes.
+echo
+"$build/tests/cuda/gpu_attention" --bench "$root/bench/gpu/attention.pml" || echo "gpu_attention --bench failed"
+"$py" "$here/attention_torch.py" || echo "attention_torch.py failed (no torch with CUDA?)"

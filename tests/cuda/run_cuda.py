@@ -121,6 +121,30 @@ def case_error_points_at_source(cache):
         fail("a missing NVRTC should be a clear error")
 
 
+def case_attention_switch(cache):
+    """Attention runs on the fused kernels by default (PML_CUDA_ATTENTION=kernel too),
+    except where they do not fit the head dim (129 in attention_shapes.pml: written out
+    as matmuls and a softmax); PML_CUDA_ATTENTION=expand writes every attention out;
+    another value is an error at the attention."""
+    def kernels(env):
+        dump = os.path.join(ARGS.work, "a.cu")
+        run(["--no-build", "--dump", dump, ARGS.model], env)
+        with open(dump) as f:
+            text = f.read()
+        calls = re.findall(r"^  pml_att_(fwd|bwd_kv|bwd_q)<(\d+),", text, re.M)
+        return len(calls), {int(d) for _, d in calls}
+    n, dims = kernels({})
+    if n == 0 or 129 in dims or dims != {2, 8, 16, 64, 100, 128}:
+        fail("by default every attention but the one of head dim 129 runs on the kernels, not %s" % sorted(dims))
+    if kernels({"PML_CUDA_ATTENTION": "kernel"})[0] != n:
+        fail("PML_CUDA_ATTENTION=kernel is the default")
+    if kernels({"PML_CUDA_ATTENTION": "expand"})[0] != 0:
+        fail("PML_CUDA_ATTENTION=expand leaves no attention kernel")
+    _, err = run(["--no-build", ARGS.model], {"PML_CUDA_ATTENTION": "fused"}, expect_rc=1)
+    if not re.search(r"\.pml:\d+:\d+: error: PML_CUDA_ATTENTION=fused: write 'kernel'", err):
+        fail("a bad PML_CUDA_ATTENTION should be an error at the attention")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("case")

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "gpu/cuda_attention.h"
 #include "gpu/cuda_int.h"
 #include "pml/hash.h"
 
@@ -409,6 +410,7 @@ int pmlc_cuda_codegen(pmlc_program *P, const pmlc_plan *pl, pmlc_cuda_module *ou
     int32_t *first = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)(fu->n_groups ? fu->n_groups : 1));
     for (int gp = 0; gp < fu->n_groups; gp++) first[gp] = -1;
     for (int i = N - 1; i >= 0; i--) first[fu->group[i]] = i;
+    int attention = 0;
     for (int gp = 0; gp < fu->n_groups; gp++) {
         int i = first[gp];
         if (i < 0 || fu->kind[gp] == PMLC_KERNEL_NONE) continue; /* sources and views run no code */
@@ -432,14 +434,22 @@ int pmlc_cuda_codegen(pmlc_program *P, const pmlc_plan *pl, pmlc_cuda_module *ou
             PMLC_PUSH(&P->arena, kernels, k);
             continue;
         }
-        cg_text code = {0};
-        if (!render_group(&c, gp, nodes, n_nodes, &k, &code)) continue;
-        k.func = add_func(&c, &funcs, &codes, &code, nodes, n_nodes);
-        text_free(&code);
-        PMLC_PUSH(&P->arena, kernels, k);
+        /* An attention op is a group of its own, and attention_grad several launches in a row. */
+        int parts = pmlc_ops[g->nodes.v[i].op].cls == PMLC_OPC_ATTENTION ? cg_attention_launches(&c, i) : 1;
+        attention |= parts && pmlc_ops[g->nodes.v[i].op].cls == PMLC_OPC_ATTENTION;
+        for (c.part = 0; c.part < parts; c.part++) {
+            pmlc_cuda_kernel kp = k;
+            cg_text code = {0};
+            if (!render_group(&c, gp, nodes, n_nodes, &kp, &code)) continue;
+            kp.func = add_func(&c, &funcs, &codes, &code, nodes, n_nodes);
+            text_free(&code);
+            PMLC_PUSH(&P->arena, kernels, kp);
+        }
     }
-    out->prelude = pmlc_cuda_prelude;
-    out->prelude_lines = count_lines(pmlc_cuda_prelude);
+    /* The attention kernels' templates only in programs that instantiate them. */
+    out->prelude = attention ? pmlc_arena_printf(&P->arena, "%s%s", pmlc_cuda_prelude, pmlc_cuda_attention_src)
+                             : pmlc_cuda_prelude;
+    out->prelude_lines = count_lines(out->prelude);
     out->n_funcs = funcs.n, out->funcs = funcs.v;
     out->n_kernels = kernels.n, out->kernels = kernels.v;
     return c.errors;

@@ -18,7 +18,9 @@
  * `unsigned int *err` (a device flag, nonzero after an out-of-range index) when
  * checks_index; blockDim = block, gridDim = any count >= 1 (all kernels are
  * grid-stride), at most ceil(work / rows_per_block); zero_output: memset the output
- * to 0 first. Every buffer is 16-byte aligned. */
+ * to 0 first. Every buffer is 16-byte aligned. Kernels run in list order; one group
+ * may have several in a row (attention_grad: cuda_attention.c), each a launch of its own,
+ * each after the one before it. */
 #ifndef PMLC_CUDA_CODEGEN_H
 #define PMLC_CUDA_CODEGEN_H
 
@@ -56,7 +58,7 @@ typedef struct pmlc_cuda_module {
     int n_funcs;
     pmlc_cuda_func *funcs; /* the optimizer kernels first (pml_adamw_f32, ...), then the groups' */
     int n_kernels;
-    pmlc_cuda_kernel *kernels; /* in fusion's numbering: an order they can run in */
+    pmlc_cuda_kernel *kernels; /* in fusion's numbering (a group's several in a row): an order they can run in */
 } pmlc_cuda_module;
 
 /* Renders every kernel of the plan's fusion (pl->fusion, over its graph pl->g: after

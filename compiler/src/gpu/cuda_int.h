@@ -32,6 +32,7 @@ typedef struct cg {
     /* element-wise kernels' vector path: loads of whole vectors replace identity loads */
     int vec;          /* 0: scalar code; else elements per thread */
     uint8_t *vloaded; /* per arg: preloaded as a vector */
+    int part;         /* which of an op's launches is being rendered (cg_attention_launches) */
 } cg;
 
 /* Appends formatted text; each newline records cg->loc as that line's op. */
@@ -77,6 +78,12 @@ int64_t cg_single(cg *c, int32_t n);
 /* xent and xent_grad, a team of threads per row (cuda_xent.c). Writes the body;
  * returns the threads it wants (blocks of 256). */
 int64_t cg_xent(cg *c, int32_t n);
+
+/* attention and attention_grad (cuda_attention.c): how many launches node n takes (one
+ * kernel each, run in order), and launch `part`'s body; returns the threads it wants
+ * (blocks of 256). */
+int cg_attention_launches(const cg *c, int32_t n);
+int64_t cg_attention(cg *c, int32_t n, int part);
 
 /* The register number of node n in the kernel being rendered. */
 static inline int cg_v(const cg *c, int32_t n) { return c->local[n]; }

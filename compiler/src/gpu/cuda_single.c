@@ -232,6 +232,7 @@ int64_t cg_single(cg *c, int32_t n)
     for (int k = 0; k < x->n_in; k++)
         if (c->numel[x->in[k]] > big) big = c->numel[x->in[k]];
     c->loc = x->loc;
+    if (pmlc_ops[x->op].cls == PMLC_OPC_ATTENTION) return cg_attention(c, n, c->part); /* tiles, not a stride */
     cg_emit(c, "  typedef %s pml_ix;\n", big >= INT32_MAX ? "long long" : "int");
     cg_emit(c, "  const pml_ix stride = (pml_ix)gridDim.x * blockDim.x, tid = (pml_ix)blockIdx.x * blockDim.x + "
                "threadIdx.x;\n");
@@ -240,10 +241,11 @@ int64_t cg_single(cg *c, int32_t n)
     case PMLC_OPC_MOVEMENT: return movement(c, n, x);
     case PMLC_OPC_GATHER: return indexed(c, n, x);
     case PMLC_OPC_ROWLOSS: return cg_xent(c, n);
+    case PMLC_OPC_ATTENTION:
+        break; /* returned above */
     case PMLC_OPC_SOURCE:
     case PMLC_OPC_ELEMWISE:
     case PMLC_OPC_MATMUL:
-    case PMLC_OPC_ATTENTION: /* planned as primitives when the plan is for CUDA (ir/expand.h) */
         pmlc_error(&c->P->diag, x->loc,
                    "the CUDA backend has no kernel for %s: this plan was made for the CPU (plan it for CUDA: "
                    "pmlc_options.gpu_code, or a train block placed on cuda devices)",

@@ -2,7 +2,10 @@
 #include "ir/expand.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "gpu/cuda_attention.h"
 
 typedef struct xp {
     pmlc_program *P;
@@ -67,10 +70,32 @@ static int32_t write_out(xp *X, const int32_t *qkv)
     return op(X, OP_MATMUL, 2, in, NULL, 0, 0);
 }
 
+/* Whether attention node n is written out: always under PML_CUDA_ATTENTION=expand, else
+ * when the CUDA kernels do not take it (a head dimension they do not fit, or one not
+ * known before the plan binds its sizes). */
+static int written_out(const ir_node *n, int expand_all)
+{
+    pmlc_size d = n->shape[n->rank - 1];
+    return expand_all || !pmlc_size_is_const(d) || !pmlc_cuda_attention_fits(d.coef);
+}
+
 int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g)
 {
-    int N = g->nodes.n, count = 0;
-    for (int i = 0; i < N; i++) count += g->nodes.v[i].op == OP_ATTENTION;
+    int N = g->nodes.n, count = 0, expand_all = 0;
+    for (int i = 0; i < N; i++) {
+        if (g->nodes.v[i].op != OP_ATTENTION) continue;
+        const char *mode = getenv("PML_CUDA_ATTENTION");
+        if (mode && *mode && strcmp(mode, "kernel") && strcmp(mode, "expand")) {
+            pmlc_error(&P->diag, g->nodes.v[i].loc,
+                       "PML_CUDA_ATTENTION=%s: write 'kernel' (the fused attention kernels, the default) or 'expand' "
+                       "(attention as matmuls and a softmax)",
+                       mode);
+            return -1;
+        }
+        expand_all = mode && !strcmp(mode, "expand");
+        break;
+    }
+    for (int i = 0; i < N; i++) count += g->nodes.v[i].op == OP_ATTENTION && written_out(&g->nodes.v[i], expand_all);
     if (!count) return 0;
     size_t nn = (size_t)N + 1;
     int32_t *to = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * nn);    /* the node that is old node i's value */
@@ -87,7 +112,7 @@ int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g)
         pmlc_shape sh = {n.rank, {{0}}};
         memcpy(sh.d, n.shape, sizeof(pmlc_size) * (size_t)n.rank);
         first[i] = g->nodes.n;
-        if (n.op != OP_ATTENTION) {
+        if (n.op != OP_ATTENTION || !written_out(&n, expand_all)) {
             to[i] = pmlc_graph_push(&P->arena, g, &n, &sh, in, n.attr);
             continue;
         }

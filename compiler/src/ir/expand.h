@@ -1,8 +1,11 @@
 /* expand.h — fused ops written out as the primitives they fuse, for backends that have
  * no kernel for the fused op (docs/design.md, "Fused attention").
  *
- * The CUDA backend has no attention kernel, so a plan placed on CUDA devices gets every
- * `attention(q, k, v)` node replaced, before autodiff and costing, by the graph the
+ * The CUDA backend's attention kernels (gpu/cuda_attention.h) take f32 with a head
+ * dimension from 2 to 128 known when the graph is made. A plan placed on CUDA devices
+ * gets every other `attention(q, k, v)` node — every one under PML_CUDA_ATTENTION=expand,
+ * none but those with another value, which is an error — replaced, before autodiff and
+ * costing, by the graph the
  * stdlib wrote before the primitive existed: matmul(q, kᵀ) · scale, causal_mask when
  * causal, softmax as max/sub/exp/sum/div over the last axis, matmul with v. The new
  * nodes take the attention node's stage, unit, pass, location and recomputation
@@ -15,7 +18,8 @@
 #include "ir/ir.h"
 
 /* Replaces g's attention nodes as above (g is not yet differentiated). Returns how many
- * were replaced, or -1 after reporting an internal error. */
+ * were replaced, or -1 after reporting an error (a bad PML_CUDA_ATTENTION, or an
+ * internal one). */
 int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g);
 
 #endif

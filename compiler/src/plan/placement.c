@@ -458,7 +458,7 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         pmlc_error(DIAG, g->decl->name_loc, "internal error: model '%s' is planned twice", g->name);
         return NULL;
     }
-    /* The CUDA backend has no attention kernel: there, attention is the primitives it fuses. */
+    /* On CUDA, attention the fused kernels do not take is the primitives it fuses (ir/expand.h). */
     int cuda = P->opt.gpu_code;
     for (int k = 0; t && k < t->n_devices; k++) cuda |= t->devices[k].cuda;
     if (cuda && pmlc_expand_attention(P, g) < 0) return NULL;

@@ -138,7 +138,7 @@ typedef struct pml_plan {
     int n_gpu_funcs;
     const char **gpu_funcs;
     int n_gpu_launches;
-    pml_plan_gpu_launch *gpu_launches; /* by ascending kernel */
+    pml_plan_gpu_launch *gpu_launches; /* by ascending kernel (an attention_grad: several in a row) */
     void *block;          /* owns everything above */
     int holders;          /* handles that hold it besides its owner (pml_plan_hold); atomic */
 } pml_plan;

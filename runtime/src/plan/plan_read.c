@@ -472,7 +472,7 @@ static void read_gpu(rd *r, pml_plan *pl, owner *o)
         get(r, 3);
         uint32_t na = count(r, 8, "launch arguments");
         if (r->bad) return;
-        if (l->kernel < 0 || l->kernel >= pl->n_kernels || (k && l->kernel <= pl->gpu_launches[k - 1].kernel) ||
+        if (l->kernel < 0 || l->kernel >= pl->n_kernels || (k && l->kernel < pl->gpu_launches[k - 1].kernel) ||
             pl->kernels[l->kernel].kind == PML_PLAN_KERNEL_NONE)
             return (void)fail(r, PML_ERR_FORMAT, "a GPU launch names no kernel with code, or is out of order");
         if (l->func < -1 || l->func >= (int32_t)nf ||

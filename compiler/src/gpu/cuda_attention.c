@@ -1,0 +1,418 @@
+/* cuda_attention.c — the fused attention kernels of the CUDA backend (cuda_attention.h):
+ * flash-attention's algorithm (FlashAttention-2's loop order) in f32 on the CUDA cores.
+ *
+ * attention is one launch: a block per BQ = 64 query rows of a matrix keeps its q tile
+ * in shared memory and walks the key tiles (BK = 64, 32 or 16 keys as d grows, so the
+ * tiles fit 48 KiB) with an online softmax (running max and sum per row, the
+ * accumulator rescaled when the max grows); under the causal mask the key tiles wholly
+ * above the diagonal are never visited and the tile on it is masked. No [T, T] value
+ * exists anywhere: a tile's scores live in registers and one [BQ, BK] block of shared
+ * memory.
+ *
+ * attention_grad is three launches over one output g = [3, ..., T, d] (dq, dk, dv):
+ *  1. statistics: the forward loop without v, writing each row's log-sum-exp (log2
+ *     domain) and D = Σ dout ∘ o into the first two floats of the row's dq slot (the
+ *     plan keeps one value per op, so the forward pass cannot hand its log-sum-exp over:
+ *     recomputing it costs the forward pass's q kᵀ once more);
+ *  2. dk, dv: a block per B keys walks the query tiles that see them, recomputing the
+ *     probabilities p = exp(s - lse) and dS = p (dP - D) · scale tile by tile:
+ *     dv += pᵀ dout, dk += dSᵀ q;
+ *  3. dq: a block per B queries walks its key tiles: dq += dS k, after reading its rows'
+ *     statistics from the slots it then overwrites.
+ * Splitting dq from dk/dv keeps every output written by one block (no atomics, the same
+ * bits on every run) at the price of recomputing q kᵀ and dout vᵀ in both.
+ *
+ * A tile product is a thread's few rows by few columns in registers (256 threads as a
+ * 16 x 16 grid), its operands read from shared memory 16 bytes at a time where rows are
+ * contiguous. Sizes are constants of the generated call (the plan binds every shape);
+ * the templates are the text below, compiled by NVRTC with the rest of the model (and
+ * for the CPU by tests/cuda/attention_emulated.cpp). Launch contract as cuda_codegen.h:
+ * 256 threads, any grid (the blocks stride over the tiles). */
+#include "gpu/cuda_attention.h"
+#include "gpu/cuda_int.h"
+
+const char pmlc_cuda_attention_src[] =
+    "// ---- fused attention: compiler/src/gpu/cuda_attention.c ----\n"
+    "// Every matrix is [T][D] f32, row-major, M of them end to end. 256 threads as a 16 x 16\n"
+    "// grid (tx = threadIdx.x % 16, ty = threadIdx.x / 16): in a tile product a thread owns\n"
+    "// rows ty + 16 r and columns tx + 16 c, so a row's 16 threads are lanes of one half warp\n"
+    "// and a row's max and sum are shuffles. Shared rows are 16-byte aligned and padded by\n"
+    "// four floats: a row's four consecutive floats are one 16-byte load, and the rows that\n"
+    "// 16 threads read at once fall in different banks. Scores are kept in the log2 domain: z = s * scale * log2 e.\n"
+    "#define PML_ATT_NEG_INF (-__int_as_float(0x7f800000))\n"
+    "__device__ __forceinline__ float pml_att_max16(float v) {\n"
+    "  for (int o = 8; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));\n"
+    "  return v;\n"
+    "}\n"
+    "__device__ __forceinline__ float pml_att_sum16(float v) {\n"
+    "  for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);\n"
+    "  return v;\n"
+    "}\n"
+    "// Rows r0.. of a [T][D] matrix into sh[R][DP + 4], zeros past T and past D.\n"
+    "template <int D, int DP, int R>\n"
+    "__device__ __forceinline__ void pml_att_load(float (*sh)[DP + 4], const float *__restrict__ x, int r0, int T) {\n"
+    "  for (int e = threadIdx.x; e < R * DP; e += 256) {\n"
+    "    const int r = e / DP, c = e % DP;\n"
+    "    sh[r][c] = r0 + r < T && c < D ? x[(long long)(r0 + r) * D + c] : 0.0f;\n"
+    "  }\n"
+    "}\n"
+    "// acc[r][c] += a[ty + 16 r] . b[tx + 16 c] over D: a tile of a bᵀ, four columns at a\n"
+    "// time (the columns from D to a multiple of 4 are zeros: pml_att_load).\n"
+    "template <int D, int DP, int RA, int RB>\n"
+    "__device__ __forceinline__ void pml_att_abt(float (&acc)[RA][RB], const float (*a)[DP + 4],\n"
+    "                                            const float (*b)[DP + 4]) {\n"
+    "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;\n"
+    "#pragma unroll 1\n"
+    "  for (int x = 0; x < (D + 3) / 4 * 4; x += 4) {\n"
+    "    float4 av[RA], bv[RB];\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < RA; r++) av[r] = *reinterpret_cast<const float4 *>(&a[ty + 16 * r][x]);\n"
+    "#pragma unroll\n"
+    "    for (int c = 0; c < RB; c++) bv[c] = *reinterpret_cast<const float4 *>(&b[tx + 16 * c][x]);\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < RA; r++)\n"
+    "#pragma unroll\n"
+    "      for (int c = 0; c < RB; c++) {\n"
+    "        acc[r][c] = fmaf(av[r].x, bv[c].x, acc[r][c]);\n"
+    "        acc[r][c] = fmaf(av[r].y, bv[c].y, acc[r][c]);\n"
+    "        acc[r][c] = fmaf(av[r].z, bv[c].z, acc[r][c]);\n"
+    "        acc[r][c] = fmaf(av[r].w, bv[c].w, acc[r][c]);\n"
+    "      }\n"
+    "  }\n"
+    "}\n"
+    "// acc[r][c] += Σ_j p[j][ty + 16 r] b[j][tx + 16 c] (TRANS: p read as pᵀ) or\n"
+    "// Σ_j p[ty + 16 r][j] b[j][tx + 16 c]: a tile of pᵀ b or p b (then four j of a p row at a\n"
+    "// time; J is a multiple of 16).\n"
+    "template <int DP, int BP, int J, int RA, bool TRANS>\n"
+    "__device__ __forceinline__ void pml_att_pb(float (&acc)[RA][DP / 16], const float (*p)[BP + 4],\n"
+    "                                           const float (*b)[DP + 4]) {\n"
+    "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;\n"
+    "#pragma unroll 1\n"
+    "  for (int j = 0; j < J; j += 4) {\n"
+    "    float av[RA][4], bv[4][DP / 16];\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < RA; r++) {\n"
+    "      if constexpr (TRANS) {\n"
+    "#pragma unroll\n"
+    "        for (int u = 0; u < 4; u++) av[r][u] = p[j + u][ty + 16 * r];\n"
+    "      } else {\n"
+    "        const float4 w = *reinterpret_cast<const float4 *>(&p[ty + 16 * r][j]);\n"
+    "        av[r][0] = w.x, av[r][1] = w.y, av[r][2] = w.z, av[r][3] = w.w;\n"
+    "      }\n"
+    "    }\n"
+    "#pragma unroll\n"
+    "    for (int u = 0; u < 4; u++)\n"
+    "#pragma unroll\n"
+    "      for (int c = 0; c < DP / 16; c++) bv[u][c] = b[j + u][tx + 16 * c];\n"
+    "#pragma unroll\n"
+    "    for (int u = 0; u < 4; u++)\n"
+    "#pragma unroll\n"
+    "      for (int r = 0; r < RA; r++)\n"
+    "#pragma unroll\n"
+    "        for (int c = 0; c < DP / 16; c++) acc[r][c] = fmaf(av[r][u], bv[u][c], acc[r][c]);\n"
+    "  }\n"
+    "}\n"
+    "\n"
+    "// Whether key `col` is hidden from query `row` (past the end, or above the diagonal).\n"
+    "template <bool CAUSAL>\n"
+    "__device__ __forceinline__ bool pml_att_hidden(int row, int col, int T) {\n"
+    "  return col >= T || (CAUSAL && col > row);\n"
+    "}\n"
+    "\n"
+    "// Forward: out = softmax(q kᵀ · scale) v per matrix, one block per BQ query rows (the\n"
+    "// last tiles first: under the causal mask they have the most keys). Online softmax over\n"
+    "// key tiles of BK; under the mask a tile wholly above the diagonal is never visited.\n"
+    "// STATS (the backward pass's first launch): no v, and instead of the output, row r's\n"
+    "// slot out[r][0..1] gets its log2-domain log-sum-exp and D = Σ dout ∘ o.\n"
+    "template <int D, int DP, int BQ, int BK, bool CAUSAL, bool STATS>\n"
+    "__device__ __forceinline__ void pml_att_fwd(const float *__restrict__ q, const float *__restrict__ k,\n"
+    "                                            const float *__restrict__ v, const float *__restrict__ o,\n"
+    "                                            const float *__restrict__ dout, float *__restrict__ out, int T,\n"
+    "                                            int M, float zscale) {\n"
+    "  __align__(16) __shared__ float qs[BQ][DP + 4];\n"
+    "  __align__(16) __shared__ float kv[BK][DP + 4];\n"
+    "  __align__(16) __shared__ float ps[BQ][BK + 4];\n"
+    "  constexpr int RM = BQ / 16, RN = BK / 16, RD = DP / 16;\n"
+    "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, tiles = (T + BQ - 1) / BQ;\n"
+    "  for (long long w = blockIdx.x; w < (long long)M * tiles; w += gridDim.x) {\n"
+    "    const int i0 = (tiles - 1 - (int)(w % tiles)) * BQ;\n"
+    "    const long long base = w / tiles * (long long)T * D;\n"
+    "    __syncthreads(); // the last tile's readers of qs are done\n"
+    "    pml_att_load<D, DP, BQ>(qs, q + base, i0, T);\n"
+    "    float m[RM], l[RM], acc[RM][RD];\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < RM; r++) {\n"
+    "      m[r] = PML_ATT_NEG_INF, l[r] = 0.0f;\n"
+    "#pragma unroll\n"
+    "      for (int c = 0; c < RD; c++) acc[r][c] = 0.0f;\n"
+    "    }\n"
+    "    const int jend = CAUSAL ? min(T, i0 + BQ) : T;\n"
+    "    for (int j0 = 0; j0 < jend; j0 += BK) {\n"
+    "      __syncthreads(); // kv and ps are free\n"
+    "      pml_att_load<D, DP, BK>(kv, k + base, j0, T);\n"
+    "      __syncthreads();\n"
+    "      float s[RM][RN];\n"
+    "#pragma unroll\n"
+    "      for (int r = 0; r < RM; r++)\n"
+    "#pragma unroll\n"
+    "        for (int c = 0; c < RN; c++) s[r][c] = 0.0f;\n"
+    "      pml_att_abt<D, DP, RM, RN>(s, qs, kv);\n"
+    "#pragma unroll\n"
+    "      for (int r = 0; r < RM; r++) {\n"
+    "        const int row = i0 + ty + 16 * r;\n"
+    "        float mx = PML_ATT_NEG_INF;\n"
+    "#pragma unroll\n"
+    "        for (int c = 0; c < RN; c++) {\n"
+    "          s[r][c] = pml_att_hidden<CAUSAL>(row, j0 + tx + 16 * c, T) ? PML_ATT_NEG_INF : s[r][c] * zscale;\n"
+    "          mx = fmaxf(mx, s[r][c]); // a NaN is passed over, as the CPU's\n"
+    "        }\n"
+    "        const float mn = fmaxf(m[r], pml_att_max16(mx));\n"
+    "        const float mu = mn == PML_ATT_NEG_INF ? 0.0f : mn; // no key seen yet: every weight 0\n"
+    "        const float corr = exp2f(m[r] - mu);\n"
+    "        float sum = 0.0f;\n"
+    "#pragma unroll\n"
+    "        for (int c = 0; c < RN; c++) sum += s[r][c] = exp2f(s[r][c] - mu);\n"
+    "        l[r] = l[r] * corr + pml_att_sum16(sum);\n"
+    "        m[r] = mn;\n"
+    "        if constexpr (!STATS) {\n"
+    "#pragma unroll\n"
+    "          for (int c = 0; c < RD; c++) acc[r][c] *= corr;\n"
+    "        }\n"
+    "      }\n"
+    "      if constexpr (!STATS) {\n"
+    "#pragma unroll\n"
+    "        for (int r = 0; r < RM; r++)\n"
+    "#pragma unroll\n"
+    "          for (int c = 0; c < RN; c++) ps[ty + 16 * r][tx + 16 * c] = s[r][c];\n"
+    "        __syncthreads(); // k's readers are done, p is written\n"
+    "        pml_att_load<D, DP, BK>(kv, v + base, j0, T);\n"
+    "        __syncthreads();\n"
+    "        pml_att_pb<DP, BK, BK, RM, false>(acc, ps, kv);\n"
+    "      }\n"
+    "    }\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < RM; r++) {\n"
+    "      const int row = i0 + ty + 16 * r;\n"
+    "      if constexpr (!STATS) {\n"
+    "        const float inv = 1.0f / l[r];\n"
+    "#pragma unroll\n"
+    "        for (int c = 0; c < RD; c++)\n"
+    "          if (row < T && tx + 16 * c < D) out[base + (long long)row * D + tx + 16 * c] = acc[r][c] * inv;\n"
+    "        continue;\n"
+    "      }\n"
+    "      float dd = 0.0f;\n"
+    "      for (int c = tx; c < D && row < T; c += 16)\n"
+    "        dd = fmaf(dout[base + (long long)row * D + c], o[base + (long long)row * D + c], dd);\n"
+    "      dd = pml_att_sum16(dd);\n"
+    "      if (row < T && tx == 0) {\n"
+    "        out[base + (long long)row * D] = m[r] + log2f(l[r]);\n"
+    "        out[base + (long long)row * D + 1] = dd;\n"
+    "      }\n"
+    "    }\n"
+    "  }\n"
+    "}\n"
+    "\n"
+    "// The probabilities and dS = P (dP - D) · scale of a B x B tile (rows i0 + ty + 16 r, keys\n"
+    "// j0 + tx + 16 c) from q, dout (qs, ds) and k, v (ks, vs) in shared memory, and each row's\n"
+    "// log-sum-exp and D (lse, dd).\n"
+    "template <int D, int DP, int B, bool CAUSAL>\n"
+    "__device__ __forceinline__ void pml_att_tile_ds(float (&p)[B / 16][B / 16], float (&ds)[B / 16][B / 16],\n"
+    "                                                const float (*qs)[DP + 4], const float (*dos)[DP + 4],\n"
+    "                                                const float (*ks)[DP + 4], const float (*vs)[DP + 4],\n"
+    "                                                const float *lse, const float *dd, int i0, int j0, int T,\n"
+    "                                                float zscale, float scale) {\n"
+    "  constexpr int R = B / 16;\n"
+    "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;\n"
+    "#pragma unroll\n"
+    "  for (int r = 0; r < R; r++)\n"
+    "#pragma unroll\n"
+    "    for (int c = 0; c < R; c++) p[r][c] = 0.0f, ds[r][c] = 0.0f;\n"
+    "  pml_att_abt<D, DP, R, R>(p, qs, ks);\n"
+    "  pml_att_abt<D, DP, R, R>(ds, dos, vs);\n"
+    "#pragma unroll\n"
+    "  for (int r = 0; r < R; r++)\n"
+    "#pragma unroll\n"
+    "    for (int c = 0; c < R; c++) {\n"
+    "      const int row = ty + 16 * r;\n"
+    "      const bool hidden = i0 + row >= T || pml_att_hidden<CAUSAL>(i0 + row, j0 + tx + 16 * c, T);\n"
+    "      p[r][c] = hidden ? 0.0f : exp2f(p[r][c] * zscale - lse[row]);\n"
+    "      ds[r][c] = p[r][c] * (ds[r][c] - dd[row]) * scale;\n"
+    "    }\n"
+    "}\n"
+    "\n"
+    "// A B x B tile held as v[r][c] (rows ty + 16 r, columns tx + 16 c) into shared memory.\n"
+    "template <int B>\n"
+    "__device__ __forceinline__ void pml_att_put(float (*sh)[B + 4], const float (&v)[B / 16][B / 16]) {\n"
+    "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;\n"
+    "#pragma unroll\n"
+    "  for (int r = 0; r < B / 16; r++)\n"
+    "#pragma unroll\n"
+    "    for (int c = 0; c < B / 16; c++) sh[ty + 16 * r][tx + 16 * c] = v[r][c];\n"
+    "}\n"
+    "\n"
+    "// Row r's log-sum-exp and D from the slot the STATS launch wrote (g's dq part), rows i0..\n"
+    "template <int D, int B>\n"
+    "__device__ __forceinline__ void pml_att_load_stats(float *lse, float *dd, const float *g, int i0, int T) {\n"
+    "  for (int r = threadIdx.x; r < B; r += 256) {\n"
+    "    const bool in = i0 + r < T;\n"
+    "    lse[r] = in ? g[(long long)(i0 + r) * D] : 0.0f;\n"
+    "    dd[r] = in ? g[(long long)(i0 + r) * D + 1] : 0.0f;\n"
+    "  }\n"
+    "}\n"
+    "\n"
+    "// Backward, second launch: dk and dv, one block per B keys, over the query tiles that see\n"
+    "// them; g is [3][M][T][D] (dq, dk, dv), its dq part holding the rows' statistics.\n"
+    "template <int D, int DP, int B, bool CAUSAL>\n"
+    "__device__ __forceinline__ void pml_att_bwd_kv(const float *__restrict__ q, const float *__restrict__ k,\n"
+    "                                               const float *__restrict__ v, const float *__restrict__ dout,\n"
+    "                                               float *__restrict__ g, int T, int M, float zscale, float scale) {\n"
+    "  __align__(16) __shared__ float ks[B][DP + 4];\n"
+    "  __align__(16) __shared__ float vs[B][DP + 4];\n"
+    "  __align__(16) __shared__ float qs[B][DP + 4];\n"
+    "  __align__(16) __shared__ float dos[B][DP + 4];\n"
+    "  __align__(16) __shared__ float ps[B][B + 4];\n"
+    "  __align__(16) __shared__ float dss[B][B + 4];\n"
+    "  __shared__ float lse[B], dd[B];\n"
+    "  constexpr int R = B / 16, RD = DP / 16;\n"
+    "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, tiles = (T + B - 1) / B;\n"
+    "  const long long all = (long long)M * T * D;\n"
+    "  for (long long w = blockIdx.x; w < (long long)M * tiles; w += gridDim.x) {\n"
+    "    const int j0 = (int)(w % tiles) * B; // the first key tiles first: under the mask they see the most queries\n"
+    "    const long long base = w / tiles * (long long)T * D;\n"
+    "    __syncthreads();\n"
+    "    pml_att_load<D, DP, B>(ks, k + base, j0, T);\n"
+    "    pml_att_load<D, DP, B>(vs, v + base, j0, T);\n"
+    "    float dk[R][RD], dv[R][RD];\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < R; r++)\n"
+    "#pragma unroll\n"
+    "      for (int c = 0; c < RD; c++) dk[r][c] = 0.0f, dv[r][c] = 0.0f;\n"
+    "    for (int i0 = CAUSAL ? j0 : 0; i0 < T; i0 += B) {\n"
+    "      __syncthreads(); // qs, dos, ps, dss are free\n"
+    "      pml_att_load<D, DP, B>(qs, q + base, i0, T);\n"
+    "      pml_att_load<D, DP, B>(dos, dout + base, i0, T);\n"
+    "      pml_att_load_stats<D, B>(lse, dd, g + base, i0, T);\n"
+    "      __syncthreads();\n"
+    "      float p[R][R], ds[R][R];\n"
+    "      pml_att_tile_ds<D, DP, B, CAUSAL>(p, ds, qs, dos, ks, vs, lse, dd, i0, j0, T, zscale, scale);\n"
+    "      pml_att_put<B>(ps, p);\n"
+    "      pml_att_put<B>(dss, ds);\n"
+    "      __syncthreads();\n"
+    "      pml_att_pb<DP, B, B, R, true>(dv, ps, dos); // dv += pᵀ dout\n"
+    "      pml_att_pb<DP, B, B, R, true>(dk, dss, qs); // dk += dsᵀ q\n"
+    "    }\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < R; r++)\n"
+    "#pragma unroll\n"
+    "      for (int c = 0; c < RD; c++) {\n"
+    "        const int row = j0 + ty + 16 * r, col = tx + 16 * c;\n"
+    "        if (row < T && col < D) {\n"
+    "          g[all + base + (long long)row * D + col] = dk[r][c];\n"
+    "          g[2 * all + base + (long long)row * D + col] = dv[r][c];\n"
+    "        }\n"
+    "      }\n"
+    "  }\n"
+    "}\n"
+    "\n"
+    "// Backward, third launch: dq, one block per B queries over the key tiles they see; reads\n"
+    "// its rows' statistics from their dq slots before overwriting them.\n"
+    "template <int D, int DP, int B, bool CAUSAL>\n"
+    "__device__ __forceinline__ void pml_att_bwd_q(const float *__restrict__ q, const float *__restrict__ k,\n"
+    "                                              const float *__restrict__ v, const float *__restrict__ dout,\n"
+    "                                              float *__restrict__ g, int T, int M, float zscale, float scale) {\n"
+    "  __align__(16) __shared__ float ks[B][DP + 4];\n"
+    "  __align__(16) __shared__ float vs[B][DP + 4];\n"
+    "  __align__(16) __shared__ float qs[B][DP + 4];\n"
+    "  __align__(16) __shared__ float dos[B][DP + 4];\n"
+    "  __align__(16) __shared__ float dss[B][B + 4];\n"
+    "  __shared__ float lse[B], dd[B];\n"
+    "  constexpr int R = B / 16, RD = DP / 16;\n"
+    "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, tiles = (T + B - 1) / B;\n"
+    "  for (long long w = blockIdx.x; w < (long long)M * tiles; w += gridDim.x) {\n"
+    "    const int i0 = (tiles - 1 - (int)(w % tiles)) * B;\n"
+    "    const long long base = w / tiles * (long long)T * D;\n"
+    "    __syncthreads();\n"
+    "    pml_att_load<D, DP, B>(qs, q + base, i0, T);\n"
+    "    pml_att_load<D, DP, B>(dos, dout + base, i0, T);\n"
+    "    pml_att_load_stats<D, B>(lse, dd, g + base, i0, T);\n"
+    "    float dq[R][RD];\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < R; r++)\n"
+    "#pragma unroll\n"
+    "      for (int c = 0; c < RD; c++) dq[r][c] = 0.0f;\n"
+    "    const int jend = CAUSAL ? min(T, i0 + B) : T;\n"
+    "    for (int j0 = 0; j0 < jend; j0 += B) {\n"
+    "      __syncthreads(); // ks, vs, dss are free (and the statistics are read)\n"
+    "      pml_att_load<D, DP, B>(ks, k + base, j0, T);\n"
+    "      pml_att_load<D, DP, B>(vs, v + base, j0, T);\n"
+    "      __syncthreads();\n"
+    "      float p[R][R], ds[R][R];\n"
+    "      pml_att_tile_ds<D, DP, B, CAUSAL>(p, ds, qs, dos, ks, vs, lse, dd, i0, j0, T, zscale, scale);\n"
+    "      pml_att_put<B>(dss, ds);\n"
+    "      __syncthreads();\n"
+    "      pml_att_pb<DP, B, B, R, false>(dq, dss, ks); // dq += ds k\n"
+    "    }\n"
+    "#pragma unroll\n"
+    "    for (int r = 0; r < R; r++)\n"
+    "#pragma unroll\n"
+    "      for (int c = 0; c < RD; c++) {\n"
+    "        const int row = i0 + ty + 16 * r, col = tx + 16 * c;\n"
+    "        if (row < T && col < D) g[base + (long long)row * D + col] = dq[r][c];\n"
+    "      }\n"
+    "  }\n"
+    "}\n";
+
+/* The tile sizes for a head dimension padded to dp (cuda_attention.h). */
+static int fwd_bk(int dp) { return PMLC_CUDA_ATT_FWD_BK(dp); }
+static int bwd_b(int dp) { return PMLC_CUDA_ATT_BWD_B(dp); }
+enum { FWD_BQ = PMLC_CUDA_ATT_FWD_BQ };
+
+int cg_attention_launches(const cg *c, int32_t n) { return c->g->nodes.v[n].op == OP_ATTENTION_GRAD ? 3 : 1; }
+
+int64_t cg_attention(cg *c, int32_t n, int part)
+{
+    const ir_node *x = &c->g->nodes.v[n];
+    const pmlc_cshape *qs = &c->shape[x->in[0]];
+    int64_t T = qs->rank >= 2 ? qs->d[qs->rank - 2] : 0, D = qs->rank >= 2 ? qs->d[qs->rank - 1] : 0;
+    if (x->dtype != PMLC_F32 || !pmlc_cuda_attention_fits(D)) {
+        pmlc_error(&c->P->diag, x->loc,
+                   "internal error: the CUDA attention kernels take f32 and a head dimension from %d to %d, not %s "
+                   "and %lld (such attention is planned as primitives: ir/expand.h)",
+                   PMLC_CUDA_ATTENTION_MIN_D, PMLC_CUDA_ATTENTION_MAX_D, pmlc_dtype_name(x->dtype), (long long)D);
+        c->errors++;
+        return 0;
+    }
+    int64_t M = T ? c->numel[x->in[0]] / (T * D) : 0;
+    if (T > INT32_MAX || M > INT32_MAX) { /* the kernels count rows and matrices in int */
+        pmlc_error(&c->P->diag, x->loc,
+                   "the CUDA attention kernels take fewer than 2^31 rows and matrices, not T = %lld and %lld "
+                   "matrices",
+                   (long long)T, (long long)M);
+        c->errors++;
+        return 0;
+    }
+    int dp = (int)PMLC_CUDA_ATT_DP(D), causal = x->n_attr >= 1 && x->attr[0] != 0;
+    const char *zscale = cg_float_lit(c, (double)(float)(x->fval * 1.4426950408889634)); /* scale · log2 e */
+    const char *scale = cg_float_lit(c, (double)(float)x->fval);
+    int aq = cg_arg(c, x->in[0], 0), ak = cg_arg(c, x->in[1], 0);
+    const char *cz = causal ? "true" : "false";
+    if (x->op == OP_ATTENTION) {
+        int av = cg_arg(c, x->in[2], 0), ao = cg_arg(c, n, 1);
+        cg_emit(c,
+                "  pml_att_fwd<%lld, %d, %d, %d, %s, false>(a%d, a%d, a%d, nullptr, nullptr, a%d, %lld, %lld, %s);\n",
+                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, aq, ak, av, ao, (long long)T, (long long)M, zscale);
+        return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
+    }
+    /* attention_grad(q, k, v, o, dout) -> g */
+    if (part == 0) {
+        int ao = cg_arg(c, x->in[3], 0), ad = cg_arg(c, x->in[4], 0), ag = cg_arg(c, n, 1);
+        cg_emit(c, "  pml_att_fwd<%lld, %d, %d, %d, %s, true>(a%d, a%d, nullptr, a%d, a%d, a%d, %lld, %lld, %s);\n",
+                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, aq, ak, ao, ad, ag, (long long)T, (long long)M, zscale);
+        return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
+    }
+    int av = cg_arg(c, x->in[2], 0), ad = cg_arg(c, x->in[4], 0), ag = cg_arg(c, n, 1), b = bwd_b(dp);
+    cg_emit(c, "  pml_att_bwd_%s<%lld, %d, %d, %s>(a%d, a%d, a%d, a%d, a%d, %lld, %lld, %s, %s);\n",
+            part == 1 ? "kv" : "q", (long long)D, dp, b, cz, aq, ak, av, ad, ag, (long long)T, (long long)M, zscale,
+            scale);
+    return M * ((T + b - 1) / b) * 256;
+}

@@ -1,0 +1,94 @@
+/* attention_check.h — what the tests of the fused attention kernels share
+ * (gpu_attention.c on a GPU, test_attention_emulated.c on the CPU): operands, the CPU
+ * backend's attention op as the oracle, and the comparison.
+ *
+ * att_case: M matrices [T, D] (shape dims[0..rank)), causal, scale. att_reference fills
+ * in[3] (o) with the CPU's forward output when grad, then ref with the CPU's
+ * attention (grad: attention_grad, [3, ...]). att_compare passes when no output is NaN
+ * (the outputs start poisoned: an element left unwritten shows) and
+ * max |got - ref| <= 1e-4 · max |ref|, and prints one line. */
+#ifndef PML_TESTS_ATTENTION_CHECK_H
+#define PML_TESTS_ATTENTION_CHECK_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cpu/kernels.h"
+
+typedef struct att_case {
+    int rank;
+    int64_t dims[PML_MAX_RANK];
+    int causal;
+    double scale;
+} att_case;
+
+static inline int64_t att_numel(const att_case *c)
+{
+    int64_t n = 1;
+    for (int k = 0; k < c->rank; k++) n *= c->dims[k];
+    return n;
+}
+
+/* Uniform in [-amp, amp], from a fixed sequence. */
+static inline float att_uniform(uint64_t *s, float amp)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return amp * ((float)(*s >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
+}
+
+/* q and k spread wide (peaked rows), v and dout narrower. */
+static inline void att_operands(float **in, int n_in, int64_t ne, uint64_t *s)
+{
+    for (int j = 0; j < n_in; j++)
+        for (int64_t e = 0; e < ne; e++) in[j][e] = att_uniform(s, j < 2 ? 2.0f : 1.0f);
+}
+
+static inline pml_status att_cpu(const att_case *c, int grad, float **in, float *out, pml_err *err)
+{
+    pml_view v[5];
+    for (int j = 0; j < (grad ? 5 : 3); j++) {
+        memset(&v[j], 0, sizeof v[j]);
+        v[j].data = in[j], v[j].dtype = PML_F32, v[j].rank = c->rank;
+        memcpy(v[j].dims, c->dims, sizeof c->dims);
+    }
+    int64_t attr = c->causal;
+    pml_op_call call;
+    memset(&call, 0, sizeof call);
+    call.op = grad ? PML_OP_ATTENTION_GRAD : PML_OP_ATTENTION;
+    call.attr = &attr, call.n_attr = 1, call.fval = c->scale, call.n_in = grad ? 5 : 3, call.in = v;
+    call.out.data = out, call.out.dtype = PML_F32, call.out.rank = c->rank + grad;
+    if (grad) call.out.dims[0] = 3;
+    memcpy(call.out.dims + grad, c->dims, sizeof c->dims[0] * (size_t)c->rank);
+    return pml_cpu_run(&call, err);
+}
+
+static inline pml_status att_reference(const att_case *c, int grad, float **in, float *ref, pml_err *err)
+{
+    pml_status s = grad ? att_cpu(c, 0, in, in[3], err) : PML_OK;
+    return s ? s : att_cpu(c, grad, in, ref, err);
+}
+
+/* Prints "<what> [dims] causal|not causal, <how>: ..." and returns 1 on failure. */
+static inline int att_compare(const char *what, const att_case *c, const char *how, const float *got, const float *ref,
+                              size_t n)
+{
+    size_t nan = 0;
+    double worst = 0, big = 0;
+    for (size_t e = 0; e < n; e++) {
+        if (isnan(got[e])) nan++;
+        double d = fabs((double)got[e] - (double)ref[e]);
+        if (d > worst) worst = d;
+        if (fabs((double)ref[e]) > big) big = fabs((double)ref[e]);
+    }
+    int ok = !nan && worst <= 1e-4 * big;
+    char shape[128] = "";
+    for (int k = 0; k < c->rank; k++)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", k ? ", " : "", (long long)c->dims[k]);
+    printf("%s [%s] %s, %s: max |got - cpu| %.3g of max |cpu| %.3g, %zu NaN: %s\n", what, shape,
+           c->causal ? "causal" : "not causal", how, worst, big, nan, ok ? "ok" : "FAIL");
+    return !ok;
+}
+
+#endif

@@ -1,0 +1,157 @@
+/* attention_emulated.cpp — the fused attention kernels' CUDA C templates
+ * (compiler/src/gpu/cuda_attention.c), the very text NVRTC compiles (dumped at build
+ * time into cuda_attention_src.cuh), compiled for the CPU and run there, so that their
+ * tiling, masks, online softmax, grid-stride loops and launch order are checked without
+ * a GPU (test_attention_emulated.c).
+ *
+ * The emulation: a block's 256 threads are 256 fibers (ucontext) on the calling thread,
+ * run round-robin: each runs until its next __syncthreads, then hands over to the next,
+ * so when thread 0 passes a barrier every thread has reached it (the kernels reach
+ * their barriers uniformly, as CUDA requires). A missing barrier therefore shows
+ * deterministically whenever a thread reads what a later-numbered thread writes.
+ * __shfl_xor_sync is an exchange through memory between two barriers (the kernels call
+ * it only where every thread of the block does); __shared__ arrays are statics (blocks
+ * run one after another); float4 is four floats (read through a cast, hence
+ * -fno-strict-aliasing). Tiles are cuda_attention.h's, as the code generator picks
+ * them; the launches are cuda_attention.c's: attention one, attention_grad statistics,
+ * dk/dv, dq. Warps do not exist here, so what this cannot see is a race that only
+ * lockstep execution would hide, or the GPU's own arithmetic (exp2f, FMA contraction);
+ * gpu_attention checks those on a GPU. */
+#include <math.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <functional>
+#include <vector>
+
+#include "gpu/cuda_attention.h"
+
+namespace
+{
+const unsigned kThreads = 256;
+const size_t kStack = 128 * 1024;
+
+struct Dim {
+    unsigned x;
+};
+
+ucontext_t scheduler, fiber[kThreads];
+std::vector<char> stacks(kThreads *kStack);
+const std::function<void()> *block_body;
+float exchange[kThreads];
+} // namespace
+
+static Dim threadIdx, blockIdx, gridDim; /* threadIdx: the fiber running */
+
+/* Hands over to the next thread (after the last, back to the first). */
+static void next_thread()
+{
+    unsigned me = threadIdx.x;
+    threadIdx.x = (me + 1) % kThreads;
+    swapcontext(&fiber[me], &fiber[threadIdx.x]);
+}
+
+/* A thread's life: the body, then the next thread's turn (the last returns to launch). */
+static void thread_main()
+{
+    (*block_body)();
+    unsigned me = threadIdx.x;
+    if (me + 1 == kThreads) {
+        swapcontext(&fiber[me], &scheduler);
+        return;
+    }
+    threadIdx.x = me + 1;
+    swapcontext(&fiber[me], &fiber[me + 1]);
+}
+
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+#define __align__(n) alignas(n)
+struct float4 {
+    float x, y, z, w;
+};
+static inline void __syncthreads() { next_thread(); }
+static inline float __int_as_float(int i)
+{
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+static inline float __shfl_xor_sync(unsigned, float v, int lane_mask)
+{
+    exchange[threadIdx.x] = v;
+    __syncthreads();
+    float r = exchange[threadIdx.x ^ (unsigned)lane_mask];
+    __syncthreads();
+    return r;
+}
+using std::min;
+
+#include "cuda_attention_src.cuh"
+
+/* Runs body as `grid` blocks of 256 threads, one block at a time. */
+template <class F> static void launch(unsigned grid, const F &body)
+{
+    const std::function<void()> f = body;
+    block_body = &f;
+    gridDim.x = grid;
+    for (unsigned b = 0; b < grid; b++) {
+        blockIdx.x = b;
+        for (unsigned t = 0; t < kThreads; t++) {
+            getcontext(&fiber[t]);
+            fiber[t].uc_stack.ss_sp = &stacks[t * kStack];
+            fiber[t].uc_stack.ss_size = kStack;
+            fiber[t].uc_link = &scheduler;
+            makecontext(&fiber[t], thread_main, 0);
+        }
+        threadIdx.x = 0;
+        swapcontext(&scheduler, &fiber[0]);
+    }
+}
+
+static unsigned grid_of(int M, int T, int tile, unsigned cap)
+{
+    long long blocks = (long long)M * ((T + tile - 1) / tile);
+    return (unsigned)std::max(1LL, std::min<long long>(blocks, cap));
+}
+
+template <int D, bool C>
+static void run(int grad, const float *q, const float *k, const float *v, const float *o, const float *dout, float *out,
+                int T, int M, float zscale, float scale, unsigned cap)
+{
+    constexpr int DP = PMLC_CUDA_ATT_DP(D), BQ = PMLC_CUDA_ATT_FWD_BQ, BK = PMLC_CUDA_ATT_FWD_BK(DP),
+                  B = PMLC_CUDA_ATT_BWD_B(DP);
+    if (!grad) {
+        launch(grid_of(M, T, BQ, cap),
+               [&] { pml_att_fwd<D, DP, BQ, BK, C, false>(q, k, v, nullptr, nullptr, out, T, M, zscale); });
+        return;
+    }
+    launch(grid_of(M, T, BQ, cap),
+           [&] { pml_att_fwd<D, DP, BQ, BK, C, true>(q, k, nullptr, o, dout, out, T, M, zscale); });
+    launch(grid_of(M, T, B, cap), [&] { pml_att_bwd_kv<D, DP, B, C>(q, k, v, dout, out, T, M, zscale, scale); });
+    launch(grid_of(M, T, B, cap), [&] { pml_att_bwd_q<D, DP, B, C>(q, k, v, dout, out, T, M, zscale, scale); });
+}
+
+/* The head dims the test takes (templates need them as constants); 0 if d is not one. */
+#define PML_EMU_DIMS(X) X(2) X(8) X(16) X(64) X(100) X(128)
+
+extern "C" int pml_emu_attention(int d, int causal, int grad, const float *q, const float *k, const float *v,
+                                 const float *o, const float *dout, float *out, int T, int M, double scale_d,
+                                 unsigned grid_cap)
+{
+    /* as cuda_attention.c writes the constants into the call */
+    float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
+#define PML_EMU_CASE(D)                                                                \
+    if (d == D) {                                                                      \
+        if (causal)                                                                    \
+            run<D, true>(grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap);  \
+        else                                                                           \
+            run<D, false>(grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap); \
+        return 1;                                                                      \
+    }
+    PML_EMU_DIMS(PML_EMU_CASE)
+#undef PML_EMU_CASE
+    return 0;
+}

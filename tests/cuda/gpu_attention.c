@@ -1,0 +1,203 @@
+/* gpu_attention.c — on a GPU: the fused attention kernels (compiler/src/gpu/
+ * cuda_attention.c) of a model, compiled by NVRTC for the device, against the CPU
+ * backend's attention op (runtime/src/cpu/attention.c) on the same random operands.
+ * For every attention node its launch, for every attention_grad its three launches in
+ * order, with the outputs poisoned first (all-ones bytes: NaN, so an element left
+ * unwritten shows), once with a block per tile and once with 3 blocks (every block then
+ * strides over many tiles). The backward pass's o is the CPU's forward output. Passes
+ * when no output is NaN and max |gpu - cpu| <= 1e-4 · max |cpu| for every output.
+ *
+ * Without a GPU it prints "SKIP: no GPU: <why>" and exits 77 (CTest: skipped);
+ * PML_REQUIRE_GPU=1 makes that a failure.
+ *
+ * `gpu_attention --bench MODEL.pml` (bench/gpu/run.sh) instead times each op (CUDA
+ * events, median of 11 runs) and prints its TFLOP/s, counting as FlashAttention's
+ * papers do: 4 T² d per matrix forward (q kᵀ and p v), half of it under the causal
+ * mask, and 2.5 times that backward, whatever the kernels recompute. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention_check.h"
+#include "gpu_model.h"
+
+enum { MAX_IN = 5, MAX_ARGS = 8 };
+
+#define fail gpu_model_fail
+
+/* One attention or attention_grad node: its launches m.kernels[first .. first + n). */
+typedef struct att_op {
+    int first, n;
+    int32_t node;
+    att_case c;    /* q's shape, causal, scale */
+    int64_t numel; /* of q */
+} att_op;
+
+typedef struct run_ctx {
+    const pml_cuda_driver *d;
+    const pml_cuda_module *mod;
+    const pmlc_cuda_module *m;
+    const att_op *op;
+    pml_cu_ptr buf[MAX_ARGS * 3]; /* per launch, per argument */
+    unsigned grid_cap;
+} run_ctx;
+
+/* Queues the op's launches in order; 0 on success. */
+static int run_op(void *p)
+{
+    run_ctx *r = p;
+    for (int l = 0; l < r->op->n; l++) {
+        const pmlc_cuda_kernel *kn = &r->m->kernels[r->op->first + l];
+        void *params[MAX_ARGS];
+        for (int a = 0; a < kn->n_args; a++) params[a] = &r->buf[l * MAX_ARGS + a];
+        int64_t blocks = (kn->work + kn->block - 1) / kn->block;
+        unsigned grid = (unsigned)(blocks < 1 ? 1 : blocks > r->grid_cap ? r->grid_cap : blocks);
+        pml_err err = {0};
+        if (pml_cuda_launch(r->mod, kn->func, grid, kn->block, params, NULL, &err)) return fail("launch", err.msg);
+    }
+    return 0;
+}
+
+/* The buffer behind node n, as the code generator names it (a reshape's source). */
+static int32_t root_of(const pmlc_graph *g, int32_t n)
+{
+    while (g->nodes.v[n].op == OP_RESHAPE) n = g->nodes.v[n].in[0];
+    return n;
+}
+
+/* Checks op on the device against the CPU; returns the number of failures. */
+static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const pmlc_cuda_module *m,
+                    const pmlc_graph *g, const att_op *op)
+{
+    static uint64_t seed = 1;
+    const ir_node *x = &g->nodes.v[op->node];
+    int grad = x->op == OP_ATTENTION_GRAD, n_in = grad ? 5 : 3, failures = 0;
+    size_t ne = (size_t)op->numel, out_n = ne * (grad ? 3 : 1);
+    float *in[MAX_IN] = {0}, *ref = malloc(sizeof(float) * (out_n ? out_n : 1)),
+          *got = malloc(sizeof(float) * (out_n ? out_n : 1));
+    pml_err err = {0};
+    for (int j = 0; j < n_in; j++) in[j] = malloc(sizeof(float) * (ne ? ne : 1));
+    att_operands(in, n_in, (int64_t)ne, &seed);
+    /* Inputs that are one buffer in the kernel (the same node twice) get the same data. */
+    for (int j = 0; j < n_in; j++)
+        for (int i = 0; i < j; i++)
+            if (root_of(g, x->in[i]) == root_of(g, x->in[j])) memcpy(in[j], in[i], sizeof(float) * ne);
+    if (att_reference(&op->c, grad, in, ref, &err)) return fail("CPU attention", err.msg);
+    run_ctx r = {d, mod, m, op, {0}, 0};
+    size_t out_bytes = sizeof(float) * out_n;
+    pml_cu_ptr dev_in[MAX_IN] = {0}, dev_out = 0;
+    if (d->MemAlloc(&dev_out, out_bytes ? out_bytes : 16)) return fail("device memory", "cuMemAlloc failed");
+    for (int j = 0; j < n_in; j++)
+        if (d->MemAlloc(&dev_in[j], sizeof(float) * (ne ? ne : 1)) ||
+            d->MemcpyHtoD(dev_in[j], in[j], sizeof(float) * ne))
+            return fail("device memory", "cuMemAlloc/cuMemcpyHtoD failed");
+    for (int l = 0; l < op->n; l++) {
+        const pmlc_cuda_kernel *kn = &m->kernels[op->first + l];
+        for (int a = 0; a < kn->n_args; a++) {
+            int32_t node = kn->args[a].node;
+            pml_cu_ptr *b = &r.buf[l * MAX_ARGS + a];
+            if (kn->args[a].out) *b = dev_out;
+            for (int j = 0; j < n_in && !kn->args[a].out; j++)
+                if (root_of(g, x->in[j]) == node) *b = dev_in[j];
+            if (!*b) failures += fail("launch arguments", "an argument is neither an input nor the output");
+        }
+    }
+    char what[64];
+    snprintf(what, sizeof what, "%s v%d", pmlc_ops[x->op].name, op->node);
+    for (int pass = 0; pass < 2 && !failures; pass++) {
+        r.grid_cap = pass ? 3 : 65535;
+        d->MemsetD8Async(dev_out, 0xFF, out_bytes, NULL);
+        if (run_op(&r) || d->StreamSynchronize(NULL)) {
+            failures += fail(what, "the launches failed");
+            break;
+        }
+        d->MemcpyDtoH(got, dev_out, out_bytes);
+        failures += att_compare(what, &op->c, pass ? "3 blocks" : "a block per tile", got, ref, out_n);
+    }
+    for (int j = 0; j < n_in; j++) d->MemFree(dev_in[j]), free(in[j]);
+    d->MemFree(dev_out);
+    free(ref), free(got);
+    return failures;
+}
+
+/* Times op's launches on uninitialised-but-finite operands and prints its TFLOP/s. */
+static int bench_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const pmlc_cuda_module *m,
+                    const pmlc_graph *g, const att_op *op, double *fwd_ms)
+{ /* fwd_ms: per node, the forward's time (the backward's line adds it) */
+    const ir_node *x = &g->nodes.v[op->node];
+    int grad = x->op == OP_ATTENTION_GRAD;
+    size_t bytes = sizeof(float) * (size_t)op->numel;
+    run_ctx r = {d, mod, m, op, {0}, 65535};
+    pml_cu_ptr in = 0, out = 0;
+    if (d->MemAlloc(&in, bytes) || d->MemAlloc(&out, bytes * 3)) return fail("device memory", "cuMemAlloc failed");
+    float *h = malloc(bytes);
+    uint64_t seed = 7;
+    att_operands(&h, 1, op->numel, &seed);
+    d->MemcpyHtoD(in, h, bytes);
+    d->MemsetD8Async(out, 0, bytes * 3, NULL);
+    free(h);
+    for (int l = 0; l < op->n; l++) { /* every input is the one buffer: timing does not care */
+        const pmlc_cuda_kernel *kn = &m->kernels[op->first + l];
+        for (int a = 0; a < kn->n_args; a++) r.buf[l * MAX_ARGS + a] = kn->args[a].out ? out : in;
+    }
+    double ms = gpu_model_median_ms(d, 11, run_op, &r);
+    d->MemFree(in), d->MemFree(out);
+    if (ms <= 0) return fail(pmlc_ops[x->op].name, "timing failed");
+    int64_t T = op->c.dims[op->c.rank - 2], D = op->c.dims[op->c.rank - 1], M = op->numel / (T * D);
+    double flops = 4.0 * (double)M * (double)T * (double)T * (double)D * (x->attr[0] ? 0.5 : 1.0);
+    double fwd = grad ? fwd_ms[root_of(g, x->in[3])] : 0;
+    if (!grad) {
+        fwd_ms[op->node] = ms;
+        printf("attention M=%lld T=%lld d=%lld %s: forward %.3f ms, %.2f TFLOP/s\n", (long long)M, (long long)T,
+               (long long)D, x->attr[0] ? "causal" : "full", ms, flops / ms / 1e9);
+    } else {
+        printf("attention M=%lld T=%lld d=%lld %s: backward %.3f ms, %.2f TFLOP/s", (long long)M, (long long)T,
+               (long long)D, x->attr[0] ? "causal" : "full", ms, 2.5 * flops / ms / 1e9);
+        if (fwd > 0) printf("; forward+backward %.2f TFLOP/s", 3.5 * flops / (ms + fwd) / 1e9);
+        printf("\n");
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[1], "--bench")))
+        return fprintf(stderr, "usage: gpu_attention [--bench] MODEL.pml\n"), 2;
+    gpu_model X;
+    int bench = argc == 3, rc = gpu_model_open(&X, argv[argc - 1]);
+    if (rc) return rc;
+    const pmlc_graph *g = X.g;
+    const pmlc_cuda_module *m = &X.m;
+
+    int failures = 0, ops = 0;
+    double *fwd_ms = calloc((size_t)g->nodes.n + 1, sizeof *fwd_ms);
+    for (int k = 0; k < m->n_kernels;) {
+        const pmlc_cuda_kernel *kn = &m->kernels[k];
+        const ir_node *x = &g->nodes.v[kn->node];
+        if (kn->func < 0 || (x->op != OP_ATTENTION && x->op != OP_ATTENTION_GRAD)) {
+            k++;
+            continue;
+        }
+        att_op op = {k, 0, kn->node, {0, {0}, x->attr[0] != 0, x->fval}, 1};
+        while (k < m->n_kernels && m->kernels[k].group == kn->group) op.n++, k++;
+        const ir_node *q = &g->nodes.v[x->in[0]];
+        op.c.rank = q->rank;
+        for (int r = 0; r < q->rank; r++) {
+            int64_t v = 0;
+            pmlc_size_eval(q->shape[r], X.pl->binding, &v);
+            op.c.dims[r] = v, op.numel *= v;
+        }
+        if (op.n != (x->op == OP_ATTENTION ? 1 : 3) || kn->n_args > MAX_ARGS) {
+            failures += fail(pmlc_ops[x->op].name, "not the launches cuda_attention.c makes");
+            continue;
+        }
+        ops++;
+        failures += bench ? bench_op(X.d, &X.mod, m, g, &op, fwd_ms) : check_op(X.d, &X.mod, m, g, &op);
+    }
+    if (!ops) failures += fail(argv[argc - 1], "no fused attention kernel in the model");
+    printf("%d attention ops, %d failures\n", ops, failures);
+    gpu_model_close(&X);
+    free(fwd_ms);
+    return failures ? 1 : 0;
+}
