@@ -51,6 +51,9 @@ void pml_cpu_gemm_ref_f64(pml_cpu_gemm_op op, int64_t m, int64_t n, int64_t k, c
  * the product, in registers before the store (cpu/lower.h: a GEMM epilogue), giving
  * the bits of the product followed by pml_cpu_add_bias_f32. */
 enum { PML_CPU_GEMM_NR = 32 };
+/* Rows of A the panel GEMM keeps in L2 while every panel passes them (gemm_packed.c);
+ * also the rows of one task where a pool splits a product by rows (matmul.c). */
+enum { PML_CPU_GEMM_MC = 128 };
 
 typedef struct pml_cpu_gemm_panels {
     const float *data; /* NULL: none */

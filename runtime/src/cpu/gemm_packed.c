@@ -12,7 +12,8 @@
  * panels NR floats apart) and is read in place, which saves the packing pass: on the
  * MLP's stage 1 that pass over a cold 512 x 512 weight took 0.26-0.48 ms a step. The
  * kernel keeps an MR x NR tile of C in AVX-512 registers
- * and runs over k in blocks of KC (a block of a panel stays in L1); between blocks the
+ * and runs over k in blocks of KC (a block of a panel stays in L1) and over rows in
+ * blocks of MC (a block of A stays in L2 for every panel); between k blocks the
  * tile goes through C unchanged, so every C element is one FMA chain over k in order
  * (starting from C with `acc`, from 0 without). That chain does not depend on m or on
  * which rows share a call: splitting a batch into micro-batches gives the same bits.
@@ -27,7 +28,7 @@
 
 #include <string.h>
 
-enum { NR = PML_CPU_GEMM_NR, MR = 8, KC = 256 };
+enum { NR = PML_CPU_GEMM_NR, MR = 8, KC = 256, MC = PML_CPU_GEMM_MC };
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -132,24 +133,34 @@ AVX512 static inline __attribute__((always_inline)) void rows_of(int full, int64
     for (; i < m; i++) tile(1, full, p0, p1, a + i * lda, lda, panel, rs, c + i * ldc, ldc, w, fresh, bias);
 }
 
+/* Over k in blocks of KC, then rows in blocks of MC, then panels: the MC x KC block of
+ * A (128 KiB) stays in L2 while every panel passes it. Panels outside rows (A streamed
+ * once per panel) re-read all of A from L3 for each panel once A outgrew L2: at 16384 x
+ * 128 x 384 (the GPT forward's qkv at 256 rows) 31 GMAC/s against 42-44 with the
+ * blocks (docs/perf.md). Only the order of tiles changes, never a chain over k. */
 AVX512 static void gemm_packed(int acc, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                                pml_cpu_gemm_panels b, float *c, int64_t ldc, const float *bias)
 {
     for (int64_t p0 = 0; p0 < k; p0 += KC) {
         int64_t p1 = p0 + KC < k ? p0 + KC : k;
         int fresh = p0 == 0 && !acc, last = p1 == k;
-        for (int64_t j0 = 0; j0 < n; j0 += NR) {
-            const float *panel = b.data + j0 / NR * b.panel_stride, *bj = last && bias ? bias + j0 : NULL;
-            int64_t w = n - j0 < NR ? n - j0 : NR, rs = b.row_stride;
-            /* bias NULL as a constant: the products without one run the kernel as before */
-            if (w == NR && bj)
-                rows_of(1, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, bj);
-            else if (w == NR)
-                rows_of(1, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, NULL);
-            else if (bj)
-                rows_of(0, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, bj);
-            else
-                rows_of(0, m, p0, p1, a, lda, panel, rs, c + j0, ldc, w, fresh, NULL);
+        for (int64_t i0 = 0; i0 < m; i0 += MC) {
+            int64_t h = m - i0 < MC ? m - i0 : MC;
+            const float *ai = a + i0 * lda;
+            float *ci = c + i0 * ldc;
+            for (int64_t j0 = 0; j0 < n; j0 += NR) {
+                const float *panel = b.data + j0 / NR * b.panel_stride, *bj = last && bias ? bias + j0 : NULL;
+                int64_t w = n - j0 < NR ? n - j0 : NR, rs = b.row_stride;
+                /* bias NULL as a constant: the products without one run the kernel as before */
+                if (w == NR && bj)
+                    rows_of(1, h, p0, p1, ai, lda, panel, rs, ci + j0, ldc, w, fresh, bj);
+                else if (w == NR)
+                    rows_of(1, h, p0, p1, ai, lda, panel, rs, ci + j0, ldc, w, fresh, NULL);
+                else if (bj)
+                    rows_of(0, h, p0, p1, ai, lda, panel, rs, ci + j0, ldc, w, fresh, bj);
+                else
+                    rows_of(0, h, p0, p1, ai, lda, panel, rs, ci + j0, ldc, w, fresh, NULL);
+            }
         }
     }
 }
