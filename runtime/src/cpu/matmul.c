@@ -25,7 +25,7 @@
  * columns or rows is the same sums in the same order as the whole product in the panel
  * GEMM (gemm.h), so its bits do not depend on the thread count; a provider may block k
  * by shape. Below PML_CPU_POOL_SPLIT_MACS multiply-adds a call stays on the caller. */
-enum { COL_ALIGN = 16, ROW_ALIGN = 16 };
+enum { COL_ALIGN = 16, ROW_ALIGN = 16, PANEL_TASKS = 4 };
 
 typedef struct {
     const pml_op_call *c;
@@ -120,9 +120,21 @@ static pml_status run_products(job *j, int64_t products, int *declined, pml_err 
     j->threads = c->pool ? 1 : c->threads;
     j->block = j->n, j->blocks = 1;
     if (pool && products < 2 * T) { /* too few products to share: split each */
-        int64_t panel = panel_gemm(j) ? PML_CPU_GEMM_NR : COL_ALIGN;
-        if (j->n >= T * panel) {
-            j->block = ((j->n + T - 1) / T + panel - 1) / panel * panel;
+        int panels = panel_gemm(j);
+        int64_t panel = panels ? PML_CPU_GEMM_NR : COL_ALIGN;
+        /* The panel GEMM's tasks are small, about PANEL_TASKS a thread, taken as threads
+         * come free: a worker that wakes late, or a core another process holds for a
+         * while, costs the call a task, not half of it. Many rows split by rows, into
+         * the blocks the GEMM keeps in L2 (each reads all of B, which a weight's panels
+         * fit); fewer by panels of columns (each reads all of A, a few rows). */
+        int64_t want = panels ? (int64_t)T * PANEL_TASKS : T;
+        if (panels && j->rows >= want * PML_CPU_GEMM_MC / 2) {
+            j->by_rows = 1;
+            j->block = PML_CPU_GEMM_MC;
+            j->blocks = (j->rows + j->block - 1) / j->block;
+        } else if (j->n >= T * panel) {
+            int64_t n_panels = (j->n + panel - 1) / panel, blocks = n_panels < want ? n_panels : want;
+            j->block = (n_panels + blocks - 1) / blocks * panel;
             j->blocks = (j->n + j->block - 1) / j->block;
         } else if (j->rows >= 2 * ROW_ALIGN) {
             j->by_rows = 1;
