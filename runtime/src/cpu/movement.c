@@ -1,14 +1,36 @@
 /* movement.c — reshape, permute, slice, concat, expand and pad: copies that move whole
  * elements, so they work for any element type by its size (f32, f64, i32, ...). Rows
  * that are contiguous on both sides are memcpy'd; a permute that moves the last axis is
- * copied in tiles; the rest go through the iterator. */
+ * copied in tiles; the rest go through the iterator.
+ *
+ * A large permute or slice is split over the stage's pool (c->pool) by its outermost
+ * axis, each task copying whole rows of it: the copies around attention (the heads cut
+ * out of the qkv product and put back) would otherwise be the one part of a GPT
+ * forward that a second thread leaves alone (docs/perf.md). A copy moves the same
+ * elements wherever it runs, so the bits cannot depend on the thread count. */
 #include "core/vectorize.h"
 
 #include "cpu.h"
+#include "pool.h"
 
 #include <string.h>
 
 #define TILE 32
+
+/* The least bytes a copy splits over a pool for, and about how many a task moves:
+ * below them waking a worker costs more than the share it would take. */
+enum { SPLIT_BYTES = 64 << 10, TASK_BYTES = 16 << 10, TASKS_PER_THREAD = 4 };
+
+/* How many tasks a copy of `bytes` in `outer` independent parts runs as over `pool`
+ * (1: on the caller). */
+static int64_t copy_tasks(const pml_cpu_pool *pool, int64_t outer, size_t bytes)
+{
+    int64_t T = pml_cpu_pool_threads(pool);
+    if (T < 2 || bytes < SPLIT_BYTES || outer < 2) return 1;
+    int64_t n = T * TASKS_PER_THREAD, by_size = (int64_t)(bytes / TASK_BYTES);
+    if (n > by_size) n = by_size;
+    return n < outer ? (n < 2 ? 1 : n) : outer;
+}
 
 /* A copy whose output rows read the input with a stride (a permute that moves the last
  * axis) walks the input one cache line per element. Here axis `k` is the one the input
@@ -104,6 +126,31 @@ static void split_at(const pml_view *v, int axis, int64_t *outer, int64_t *n, in
     *n = v->dims[axis];
 }
 
+/* A permute's copy, its output's first axis cut into `tasks` ranges. */
+typedef struct permute_job {
+    int R;
+    const int64_t *dims;
+    int64_t (*st)[PML_MAX_RANK]; /* element strides: out, in */
+    char *out;
+    const char *in;
+    size_t es;
+    int64_t tasks;
+} permute_job;
+
+static pml_status permute_task(void *ctx, int64_t t, int worker, pml_err *err)
+{
+    (void)worker, (void)err;
+    const permute_job *j = ctx;
+    int64_t n = j->dims[0], lo = n * t / j->tasks, hi = n * (t + 1) / j->tasks;
+    int64_t dims[PML_MAX_RANK];
+    memcpy(dims, j->dims, sizeof(int64_t) * (size_t)j->R);
+    dims[0] = hi - lo;
+    pml_cpu_iter it;
+    pml_cpu_iter_setup(&it, j->R, dims, 2, j->st);
+    strided_copy(&it, j->out + (size_t)(lo * j->st[0][0]) * j->es, j->in + (size_t)(lo * j->st[1][0]) * j->es, j->es);
+    return PML_OK;
+}
+
 static pml_status permute(const pml_op_call *c, size_t es, pml_err *err)
 {
     const pml_view *x = &c->in[0], *o = &c->out;
@@ -122,12 +169,47 @@ static pml_status permute(const pml_op_call *c, size_t es, pml_err *err)
         st[1][k] = in_st[p];
         s *= o->dims[k];
     }
-    pml_cpu_iter it;
-    pml_cpu_iter_setup(&it, R, o->dims, 2, st);
-    strided_copy(&it, o->data, x->data, es);
-    return PML_OK;
+    permute_job j = {.R = R, .dims = o->dims, .st = st, .out = o->data, .in = x->data, .es = es};
+    j.tasks = copy_tasks(c->pool, o->dims[0], (size_t)pml_cpu_numel(o) * es);
+    return pml_cpu_pool_run(j.tasks > 1 ? c->pool : NULL, j.tasks, permute_task, &j, err);
 bad:
     return pml_err_set(err, PML_ERR_INVALID_ARG, "permute: attr is not a permutation taking the input to the output");
+}
+
+/* A slice's or pad's copy between [outer, n, inner] (big) and [outer, m, inner] (small),
+ * rows start + k step of big; outer cut into `tasks` ranges. */
+typedef struct slice_job {
+    int pad;
+    int64_t outer, n, m, start, step;
+    char *bd, *sd;
+    size_t row; /* bytes of one [inner] row */
+    int64_t tasks;
+} slice_job;
+
+static pml_status slice_task(void *ctx, int64_t t, int worker, pml_err *err)
+{
+    (void)worker, (void)err;
+    const slice_job *j = ctx;
+    int64_t n = j->n, m = j->m, start = j->start, step = j->step;
+    size_t row = j->row;
+    for (int64_t p = j->outer * t / j->tasks; p < j->outer * (t + 1) / j->tasks; p++) {
+        if (step == 1) {
+            char *b = j->bd + (size_t)(p * n + start) * row, *s = j->sd + (size_t)(p * m) * row;
+            if (j->pad)
+                memcpy(b, s, row * (size_t)m);
+            else
+                memcpy(s, b, row * (size_t)m);
+            continue;
+        }
+        for (int64_t k = 0; k < m; k++) {
+            char *b = j->bd + (size_t)(p * n + start + k * step) * row, *s = j->sd + (size_t)(p * m + k) * row;
+            if (j->pad)
+                memcpy(b, s, row);
+            else
+                memcpy(s, b, row);
+        }
+    }
+    return PML_OK;
 }
 
 /* slice (x into out) and pad (x into zeros at the slice of out). */
@@ -144,26 +226,9 @@ static pml_status slice_or_pad(const pml_op_call *c, size_t es, pml_err *err)
     split_at(big, axis, &outer, &n, &inner);
     if (step <= 0 || start < 0 || (m > 0 && start + (m - 1) * step >= n)) goto bad;
     if (pad) memset(big->data, 0, (size_t)pml_cpu_numel(big) * es);
-    char *bd = big->data, *sd = small->data;
-    size_t row = (size_t)inner * es;
-    for (int64_t p = 0; p < outer; p++) {
-        if (step == 1) {
-            char *b = bd + (size_t)(p * n + start) * row, *s = sd + (size_t)(p * m) * row;
-            if (pad)
-                memcpy(b, s, row * (size_t)m);
-            else
-                memcpy(s, b, row * (size_t)m);
-            continue;
-        }
-        for (int64_t k = 0; k < m; k++) {
-            char *b = bd + (size_t)(p * n + start + k * step) * row, *s = sd + (size_t)(p * m + k) * row;
-            if (pad)
-                memcpy(b, s, row);
-            else
-                memcpy(s, b, row);
-        }
-    }
-    return PML_OK;
+    slice_job j = {pad, outer, n, m, start, step, big->data, small->data, (size_t)inner * es, 1};
+    if (!pad) j.tasks = copy_tasks(c->pool, outer, (size_t)pml_cpu_numel(small) * es);
+    return pml_cpu_pool_run(j.tasks > 1 ? c->pool : NULL, j.tasks, slice_task, &j, err);
 bad:
     return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: attr [axis, start, stop, step] does not fit the shapes", name);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/pool.h"
 #include "cpu_test.h"
 #include "cpu_tests.h"
 
@@ -252,6 +253,82 @@ void test_slice_and_pad_cover_every_axis_and_step(void)
                 t_free(&x), t_free(&y), t_free(&z);
             }
         }
+}
+
+/* A large permute or slice is split over a stage's pool by its outermost axis
+ * (movement.c): at 2 and 3 threads every element lands where the reference puts it,
+ * into an output poisoned first, for the copies around attention ([B, T, H, D] ->
+ * [B, H, T, D], the heads cut from [B T, 3 C]), a permute that moves the last axis (the
+ * tiled path), a first axis shorter than the task count, steps, and each element size. */
+void test_large_copies_split_over_a_pool_move_every_element(void)
+{
+    static const struct {
+        pml_dtype t;
+        int rank;
+        int64_t d[4], perm[4];
+    } perms[] = {{PML_F32, 4, {32, 64, 4, 32}, {0, 2, 1, 3}}, {PML_F32, 4, {32, 4, 64, 32}, {0, 2, 1, 3}},
+                 {PML_F32, 3, {41, 97, 70}, {0, 2, 1}},       {PML_F64, 3, {3, 50, 700}, {0, 2, 1}},
+                 {PML_F32, 3, {70, 97, 41}, {2, 1, 0}},       {PML_I32, 3, {5, 300, 77}, {1, 0, 2}}};
+    static const struct {
+        pml_dtype t;
+        int64_t d[2], attr[4];
+    } slices[] = {{PML_F32, {2048, 384}, {1, 128, 256, 1}}, {PML_F64, {1001, 90}, {1, 3, 90, 4}},
+                  {PML_I32, {3, 40000}, {1, 7, 39000, 3}},  {PML_F32, {700, 130}, {0, 5, 699, 2}}};
+    for (int threads = 2; threads <= 3; threads++) {
+        pml_cpu_pool *pool = NULL;
+        pml_err err = {0};
+        TCHECK(pml_cpu_pool_create(threads, &pool, &err) == PML_OK, "pool: %s", err.msg);
+        if (!pool) return;
+        for (size_t i = 0; i < sizeof perms / sizeof perms[0]; i++) {
+            int R = perms[i].rank;
+            int64_t od[4], idx[4], xi[4];
+            for (int k = 0; k < R; k++) od[k] = perms[i].d[perms[i].perm[k]];
+            pml_view x = t_new(perms[i].t, R, perms[i].d), y = t_new(perms[i].t, R, od);
+            t_fill_rand(&x, -1000, 1000);
+            int64_t n = t_numel(&y);
+            double *ref = malloc(sizeof(double) * (size_t)n);
+            for (int64_t e = 0; e < n; e++) {
+                t_unravel(e, R, od, idx);
+                for (int k = 0; k < R; k++) xi[perms[i].perm[k]] = idx[k];
+                int64_t off = 0;
+                for (int k = 0; k < R; k++) off = off * perms[i].d[k] + xi[k];
+                ref[e] = t_get(&x, off);
+            }
+            pml_op_call c = {.op = PML_OP_PERMUTE, .n_in = 1, .in = &x, .out = y, .attr = perms[i].perm,
+                             .n_attr = R, .pool = pool};
+            char what[128];
+            snprintf(what, sizeof what, "permute %s by %s on %d threads", t_dims_str(R, perms[i].d),
+                     t_dims_str(R, perms[i].perm), threads);
+            TCHECK(pml_cpu_run(&c, &err) == PML_OK, "%s: %s", what, err.msg);
+            t_compare(what, &y, ref, 0, 0);
+            free(ref);
+            t_free(&x), t_free(&y);
+        }
+        for (size_t i = 0; i < sizeof slices / sizeof slices[0]; i++) {
+            const int64_t *d = slices[i].d, *a = slices[i].attr;
+            int axis = (int)a[0];
+            int64_t sd[2] = {d[0], d[1]}, idx[2];
+            sd[axis] = (a[2] - a[1] + a[3] - 1) / a[3];
+            pml_view x = t_new(slices[i].t, 2, d), y = t_new(slices[i].t, 2, sd);
+            t_fill_rand(&x, -1000, 1000);
+            int64_t n = t_numel(&y);
+            double *ref = malloc(sizeof(double) * (size_t)n);
+            for (int64_t e = 0; e < n; e++) {
+                t_unravel(e, 2, sd, idx);
+                idx[axis] = a[1] + idx[axis] * a[3];
+                ref[e] = t_get(&x, idx[0] * d[1] + idx[1]);
+            }
+            pml_op_call c = {.op = PML_OP_SLICE, .n_in = 1, .in = &x, .out = y, .attr = a, .n_attr = 4, .pool = pool};
+            char what[128];
+            snprintf(what, sizeof what, "slice %s axis %d %lld:%lld:%lld on %d threads", t_dims_str(2, d), axis,
+                     (long long)a[1], (long long)a[2], (long long)a[3], threads);
+            TCHECK(pml_cpu_run(&c, &err) == PML_OK, "%s: %s", what, err.msg);
+            t_compare(what, &y, ref, 0, 0);
+            free(ref);
+            t_free(&x), t_free(&y);
+        }
+        pml_cpu_pool_destroy(pool);
+    }
 }
 
 void test_concat_joins_any_number_of_inputs(void)
