@@ -1,20 +1,27 @@
 /* pool.c — a stage's worker threads (pool.h).
  *
- * A run publishes its job (fn, ctx, tasks) and then bumps `gen` under the mutex, so a
- * worker that sees the new generation (acquire) sees the job, and a worker asleep on
- * `wake` cannot miss it (it checks `gen` under the same mutex before it sleeps). Tasks
- * are taken from `next`; every worker reports back by decrementing `running`, the last
- * one under the mutex to the caller asleep on `done`. The caller waits for all workers,
- * including any that found no task left, so that none is still reading this job when
- * the next is published. */
+ * A run publishes its job (fn, ctx, tasks), opens it (`state`, release) and then bumps
+ * `gen` under the mutex, so a worker asleep on `wake` cannot miss it (it checks `gen`
+ * under the same mutex before it sleeps). A worker that sees a new generation enters
+ * the open job by adding itself to `state` (acquire: it then sees the job), takes tasks
+ * from `next` and leaves; the last to leave a closed job wakes the caller asleep on
+ * `done`. The caller takes tasks too, and when none is left it closes the job and waits
+ * only for the workers inside it, each finishing a task it took: a worker that has not
+ * entered by then never will (it sees the job closed, or enters the next one, whose
+ * fields it reads only after entering), so a run never waits for a thread that another
+ * process holds off the core or that has yet to wake. Before, the caller waited for
+ * every worker to check in, even one with nothing left to do: on a shared machine a
+ * run with all its tasks done still waited for a worker to be scheduled (docs/perf.md,
+ * "Inference threads on a shared machine"). */
 #include "pool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
-/* How long an idle thread polls before it sleeps: about 10-50 microseconds. */
-enum { SPIN = 4000 };
+/* How long an idle thread polls before it sleeps: about 100 microseconds (4000 pauses
+ * took 98 us on the Zen 4 machine). */
+enum { SPIN = 4000, CLOSED = 1 << 30 };
 
 struct pml_cpu_pool {
     int threads;
@@ -29,7 +36,7 @@ struct pml_cpu_pool {
     void *ctx;
     int64_t tasks;
     atomic_llong next;
-    atomic_int running;
+    atomic_int state; /* the workers inside the job, | CLOSED once the caller has closed it */
     pml_status st; /* the first failure, under mu */
     pml_err err;
 };
@@ -66,6 +73,16 @@ static void run_tasks(pml_cpu_pool *p, int worker)
     }
 }
 
+/* Enters the published job unless it is closed; 1 when entered. */
+static int enter(pml_cpu_pool *p)
+{
+    int s = atomic_load_explicit(&p->state, memory_order_relaxed);
+    while (!(s & CLOSED))
+        if (atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acquire, memory_order_relaxed))
+            return 1;
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
     worker_arg *w = arg;
@@ -87,8 +104,9 @@ static void *worker_main(void *arg)
         }
         seen = g;
         if (atomic_load(&p->stop)) return NULL;
+        if (!enter(p)) continue;
         run_tasks(p, id);
-        if (atomic_fetch_sub_explicit(&p->running, 1, memory_order_acq_rel) == 1) {
+        if (atomic_fetch_sub_explicit(&p->state, 1, memory_order_acq_rel) == (CLOSED | 1)) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done);
             pthread_mutex_unlock(&p->mu);
@@ -122,6 +140,7 @@ pml_status pml_cpu_pool_create(int threads, pml_cpu_pool **out, pml_err *err)
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     }
     p->threads = threads;
+    atomic_init(&p->state, CLOSED);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -154,16 +173,21 @@ pml_status pml_cpu_pool_run(pml_cpu_pool *p, int64_t tasks, pml_cpu_task_fn fn, 
     p->ctx = ctx;
     p->tasks = tasks;
     p->st = PML_OK;
-    atomic_store(&p->next, 0);
-    atomic_store(&p->running, p->threads - 1);
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->state, 0, memory_order_release); /* open */
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     run_tasks(p, 0);
-    for (int i = 0; atomic_load_explicit(&p->running, memory_order_acquire) > 0 && i < SPIN; i++) relax();
+    /* No task is left to take: close, then wait for the workers inside. */
+    int inside = atomic_fetch_or_explicit(&p->state, CLOSED, memory_order_acq_rel);
+    for (int i = 0; inside && i < SPIN; i++) {
+        relax();
+        inside = atomic_load_explicit(&p->state, memory_order_acquire) & ~CLOSED;
+    }
     pthread_mutex_lock(&p->mu);
-    while (atomic_load_explicit(&p->running, memory_order_acquire) > 0) pthread_cond_wait(&p->done, &p->mu);
+    while (atomic_load_explicit(&p->state, memory_order_acquire) & ~CLOSED) pthread_cond_wait(&p->done, &p->mu);
     pml_status st = p->st;
     if (st && err) *err = p->err;
     pthread_mutex_unlock(&p->mu);
