@@ -7,6 +7,10 @@
  *                   largest magnitude (the GEMM provider may split a sum differently)
  *   threads_agree_two_stages  the same for the model cut into two stages, which share
  *                   one pool of threads (they run in turn)
+ *   block_threads_agree  a transformer block's outputs (embedding, attention and its
+ *                   copies, products of 1024 rows) at 2 and 3 threads are the bits of
+ *                   those at 1, written over NaN: every op it runs splits without
+ *                   reordering a sum (the panel GEMM, attention, fused groups, copies)
  *   int8_no_allocation  the same as no_allocation with int8 weights (pml_quantize_weights
  *                   of the initial weights): its 3 layers compute with int8 products, whose
  *                   scratch is the stage's, not a call's
@@ -99,6 +103,25 @@ static const char MODEL_TWO_STAGES[] = "import \"nn\"\n"
                                        "}\n" TRAIN;
 enum { ROWS = 32, F = 64, C = 16 };
 
+/* ---- a transformer block: attention and the copies around it (the heads cut from the
+ * qkv product and put back), split over the pool, and products of 16 x 64 = 1024 rows,
+ * which a pool splits by blocks of rows -------------------------------------------- */
+static const char MODEL_BLOCK[] = "import \"nn\"\n"
+                                  "model gpt(idx: i32[B, T]) -> f32[B, T, 16] {\n"
+                                  "    h = embedding(idx, 16, 64) as wte\n"
+                                  "    h = block(h, 4) as b0\n"
+                                  "    return linear(layernorm(h) as ln_f, 16) as head\n"
+                                  "}\n"
+                                  "train gpt {\n"
+                                  "    data = markov(vocab = 16, order = 2, seed = 1)\n"
+                                  "    loss = cross_entropy\n"
+                                  "    optimizer = sgd(lr = 0.1)\n"
+                                  "    batch = 16, microbatches = 1\n"
+                                  "    steps = 1\n"
+                                  "    T = 64\n"
+                                  "}\n";
+enum { SEQS = 16, TOKENS = 64 };
+
 static pml_context *ctx;
 static int failures;
 static int want_static; /* the int8 file has static activation scales */
@@ -153,6 +176,22 @@ static int run(const pml_plan *plan, int threads, const char *weights, float *y,
     return bad;
 }
 
+/* MODEL_BLOCK's outputs on fixed tokens at `threads` into y, poisoned (NaN) first, so a
+ * part no task wrote would show. */
+static int run_block(const pml_plan *plan, int threads, float *y, size_t n)
+{
+    static int32_t idx[SEQS * TOKENS];
+    for (int i = 0; i < SEQS * TOKENS; i++) idx[i] = (i * 7 + i / 5) % 16;
+    for (size_t i = 0; i < n; i++) y[i] = NAN;
+    pml_buffer b = {idx, PML_I32, 2, {SEQS, TOKENS}, NULL};
+    pml_infer *inf = NULL;
+    if (pml_infer_create(ctx, plan, PML_BACKEND_CPU, threads, NULL, &inf)) return 1;
+    int bad = 0;
+    for (int i = 0; i < 2 && !bad; i++) bad = pml_infer_run(inf, &b, 1, y, sizeof(float) * n) != PML_OK;
+    pml_infer_destroy(inf);
+    return bad;
+}
+
 static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;
@@ -185,13 +224,13 @@ int main(int argc, char **argv)
 {
     if (argc != 2) {
         fprintf(stderr, "usage: test_infer_calls no_allocation|int8_no_allocation|int8_calibrated_no_allocation|"
-                        "threads_agree|threads_agree_two_stages\n");
+                        "threads_agree|threads_agree_two_stages|block_threads_agree\n");
         return 2;
     }
     if (pml_context_create(&ctx)) return 1;
     int calibrated = want_static = !strcmp(argv[1], "int8_calibrated_no_allocation");
-    int two = !strcmp(argv[1], "threads_agree_two_stages") || calibrated;
-    pml_plan *plan = compile(two ? MODEL_TWO_STAGES : MODEL);
+    int two = !strcmp(argv[1], "threads_agree_two_stages") || calibrated, block = !strcmp(argv[1], "block_threads_agree");
+    pml_plan *plan = compile(block ? MODEL_BLOCK : two ? MODEL_TWO_STAGES : MODEL);
     CHECK(plan != NULL);
     if (plan && (!strcmp(argv[1], "no_allocation") || !strcmp(argv[1], "int8_no_allocation") || calibrated)) {
         static float y[ROWS * C];
@@ -219,6 +258,20 @@ int main(int argc, char **argv)
             }
             printf("%d threads: largest difference from 1 thread %.3g (outputs up to %.3g)\n", threads, worst, scale);
             CHECK(worst <= 1e-6 * scale);
+        }
+    } else if (plan && block) {
+        enum { N = SEQS * TOKENS * 16 };
+        static float y1[N], yt[N];
+        CHECK(!run_block(plan, 1, y1, N));
+        int finite = 1;
+        for (int i = 0; i < N; i++) finite &= isfinite(y1[i]) != 0;
+        CHECK(finite);
+        for (int threads = 2; threads <= 3; threads++) {
+            CHECK(!run_block(plan, threads, yt, N));
+            int differ = 0;
+            for (int i = 0; i < N; i++) differ += memcmp(&y1[i], &yt[i], sizeof(float)) != 0;
+            printf("%d threads: %d of %d outputs differ from 1 thread's bits\n", threads, differ, N);
+            CHECK(differ == 0);
         }
     } else if (plan) {
         fprintf(stderr, "test_infer_calls: no behaviour '%s'\n", argv[1]);
