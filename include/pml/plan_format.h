@@ -65,6 +65,14 @@
  *         flag, bit 2 zero the output first), u8 pad[3], u32 argument count, per argument
  *         i32 node (a materialised value, never a view), u32 1 when written.
  *         Every image holds every function; the launch contract is cuda_codegen.h's.
+ *   DEVS  (version 15 on) the stage -> device map, the train block's `place` list: u32
+ *         count (the stage devices: CONF's stages / chunks), then per stage device u8
+ *         kind (0 cpu, 1 cuda), u8 pad[3] (zero), i32 index: cuda:N's N (0 to
+ *         PML_PLAN_MAX_GPU_INDEX), cpu:N's N or -1 for a plain `cpu`. Every entry is of
+ *         one kind. A program without a `place` list (no place, `place = cpu`, or
+ *         automatic placement without one) has cpu, -1 for every stage device. Before
+ *         version 15 a plan has no map: its devices are unknown (runtime/src/exec/backend.h
+ *         says what the runtime then chooses).
  *
  * Enumerations are stored as integers: dtype as in pml_dtype (f32 0, bf16 1, f16 2,
  * i32 3); schedule gpipe 0, 1f1b 1, interleaved_1f1b 2, zero_bubble 3, zero_bubble_v 4, dualpipe_v 5
@@ -86,10 +94,10 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 14u
+#define PML_PLAN_VERSION 15u
 /* The oldest version still read: 9, the same sections with MEMO, which is skipped (10
  * lacks the split backward kinds, 10 and 11 the loss-scale settings, 9 to 12 the chunks,
- * 9 to 13 schedules zero_bubble_v and dualpipe_v). */
+ * 9 to 13 schedules zero_bubble_v and dualpipe_v, 9 to 14 the device map, DEVS). */
 #define PML_PLAN_VERSION_OLDEST 9u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)
@@ -111,6 +119,12 @@ typedef enum pml_plan_kernel_kind {
 
 #define PML_PLAN_MEMO PML_PLAN_TAG('M', 'E', 'M', 'O') /* version 9 only */
 #define PML_PLAN_CUBN PML_PLAN_TAG('C', 'U', 'B', 'N')
+#define PML_PLAN_DEVS PML_PLAN_TAG('D', 'E', 'V', 'S') /* version 15 on */
+
+/* DEVS's device kinds, and the largest N of a cuda:N or cpu:N it holds (the compiler's
+ * bound on a `place` list's length; an index is a number, not a count of anything). */
+enum { PML_PLAN_DEVICE_CPU = 0, PML_PLAN_DEVICE_CUDA = 1 };
+#define PML_PLAN_MAX_GPU_INDEX 1023
 
 /* CUBN launch flags. */
 #define PML_PLAN_GPU_SEED 1u

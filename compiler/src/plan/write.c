@@ -168,6 +168,19 @@ static void write_gpu(buf *b, const pmlc_plan_gpu *gpu, strtab *st)
     }
 }
 
+/* DEVS: one entry per stage device, the train block's `place` list, or cpu for each
+ * when it gives none (plan_format.h). */
+static void write_devices(buf *b, const pmlc_plan *pl)
+{
+    const pmlc_train *t = pl->train;
+    int D = pl->n_stages / (pl->chunks > 1 ? pl->chunks : 1);
+    u32(b, (uint32_t)D);
+    for (int d = 0; d < D; d++) {
+        pmlc_device dev = t && t->n_devices == D ? t->devices[d] : (pmlc_device){0, -1};
+        u8(b, dev.cuda ? PML_PLAN_DEVICE_CUDA : PML_PLAN_DEVICE_CPU), u8(b, 0), u16(b, 0), i32(b, dev.index);
+    }
+}
+
 int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gpu *gpu, unsigned char **out,
                         size_t *len)
 {
@@ -218,16 +231,17 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gp
             u8(&time, (unsigned)in.kind), u8(&time, 0), u16(&time, (unsigned)in.chunk), i32(&time, in.mb);
         }
     }
-    buf kern = {0}, cubn = {0};
+    buf kern = {0}, cubn = {0}, devs = {0};
     write_kernels(&kern, pl);
     write_gpu(&cubn, gpu, &st);
+    write_devices(&devs, pl);
     buf strs = {0};
     u32(&strs, st.count);
     put(&strs, st.data.p, st.data.n);
 
     put(&file, PML_PLAN_MAGIC, 8);
     u32(&file, PML_PLAN_VERSION);
-    u32(&file, 8);
+    u32(&file, 9);
     section(&file, PML_PLAN_STRS, &strs);
     section(&file, PML_PLAN_CONF, &conf);
     section(&file, PML_PLAN_NODE, &nodes);
@@ -236,10 +250,11 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gp
     section(&file, PML_PLAN_TIME, &time);
     section(&file, PML_PLAN_KERN, &kern);
     section(&file, PML_PLAN_CUBN, &cubn);
+    section(&file, PML_PLAN_DEVS, &devs);
     int oom = file.oom || strs.oom || conf.oom || nodes.oom || parms.oom || inpt.oom || time.oom || kern.oom ||
-              cubn.oom || st.data.oom;
+              cubn.oom || devs.oom || st.data.oom;
     free(strs.p), free(conf.p), free(nodes.p), free(parms.p), free(inpt.p), free(time.p), free(kern.p);
-    free(cubn.p);
+    free(cubn.p), free(devs.p);
     free(st.data.p);
     if (oom) {
         free(file.p);

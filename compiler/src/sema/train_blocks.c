@@ -356,6 +356,10 @@ static int read_place(pmlc_program *P, pmlc_train *t, const ast *e)
         pmlc_device dev = {0, -1}; /* plain cpu: no index */
         if (d->kind == AST_DEVICE) {
             dev.cuda = !strcmp(d->name, "cuda");
+            if (d->ival > PML_PLAN_MAX_GPU_INDEX) { /* the plan file's bound (pml/plan_format.h, DEVS) */
+                pmlc_error(DIAG, d->loc, "a device number is at most %d", PML_PLAN_MAX_GPU_INDEX);
+                return 1;
+            }
             dev.index = (int)d->ival;
         } else if (!(d->kind == AST_NAME && !strcmp(d->name, "cpu"))) {
             pmlc_error(DIAG, d->loc, "a device is cpu, cpu:N or cuda:N");

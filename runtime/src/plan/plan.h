@@ -110,6 +110,12 @@ typedef struct pml_plan_gpu_launch {
     const pml_plan_gpu_arg *args;
 } pml_plan_gpu_launch;
 
+/* One stage device of the DEVS map (plan_format.h): the train block's `place` entry. */
+typedef struct pml_plan_device {
+    uint8_t kind;  /* PML_PLAN_DEVICE_CPU or PML_PLAN_DEVICE_CUDA, the same for every entry */
+    int32_t index; /* cuda:N's N (0..PML_PLAN_MAX_GPU_INDEX); cpu:N's N, or -1 for a plain cpu */
+} pml_plan_device;
+
 typedef struct pml_plan {
     pml_plan_config conf;
     int n_strings;
@@ -139,6 +145,11 @@ typedef struct pml_plan {
     const char **gpu_funcs;
     int n_gpu_launches;
     pml_plan_gpu_launch *gpu_launches; /* by ascending kernel (an attention_grad: several in a row) */
+    /* The stage -> device map, per stage device (timetable list, conf.stages / conf.chunks
+     * of them); 0 and NULL for a plan older than the map (version < 15), whose devices
+     * are unknown. */
+    int n_devices;
+    pml_plan_device *devices;
     void *block;          /* owns everything above */
     int holders;          /* handles that hold it besides its owner (pml_plan_hold); atomic */
 } pml_plan;

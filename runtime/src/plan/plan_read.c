@@ -496,6 +496,31 @@ static void read_gpu(rd *r, pml_plan *pl, owner *o)
     }
 }
 
+/* DEVS: one device per stage device, of one kind, each a known kind with its index in
+ * range and its padding zero. */
+static void read_devices(rd *r, pml_plan *pl, owner *o)
+{
+    uint32_t c = count(r, 8, "stage devices");
+    if (r->bad) return;
+    if (c != (uint32_t)(pl->conf.stages / pl->conf.chunks))
+        return (void)fail(r, PML_ERR_FORMAT, "the device map's length differs from the stage device count");
+    pl->devices = own(o, sizeof(pml_plan_device) * c);
+    if (!pl->devices) return (void)fail(r, PML_ERR_NOMEM, "out of memory");
+    pl->n_devices = (int)c;
+    for (uint32_t d = 0; d < c && !r->bad; d++) {
+        pml_plan_device *dv = &pl->devices[d];
+        dv->kind = (uint8_t)get(r, 1);
+        uint32_t pad = (uint32_t)get(r, 3);
+        dv->index = i32(r);
+        if (r->bad) return;
+        if (pad || dv->kind > PML_PLAN_DEVICE_CUDA || dv->index > PML_PLAN_MAX_GPU_INDEX ||
+            dv->index < (dv->kind == PML_PLAN_DEVICE_CUDA ? 0 : -1))
+            return (void)fail(r, PML_ERR_FORMAT, "a stage's device has an unknown kind or an index out of range");
+        if (dv->kind != pl->devices[0].kind)
+            return (void)fail(r, PML_ERR_FORMAT, "the device map mixes cpu and cuda devices");
+    }
+}
+
 pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_plan **out, pml_err *err)
 {
     *out = NULL;
@@ -512,20 +537,20 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
     /* Version 9 has a MEMO section before CUBN, the compiler's memory layout, which no
      * backend reads (plan/memplan.h plans the memory): skipped, so that plans built
      * before it left the file still run. */
-    int old = version == 9;
+    int old = version == 9, mapped = version >= 15; /* DEVS: version 15 on */
     static const uint32_t tags[] = {PML_PLAN_STRS, PML_PLAN_CONF, PML_PLAN_NODE, PML_PLAN_PARM, PML_PLAN_INPT,
-                                    PML_PLAN_TIME, PML_PLAN_KERN, PML_PLAN_MEMO, PML_PLAN_CUBN};
-    static const char *const names[] = {"strings", "configuration", "nodes",  "parameters", "inputs",
-                                        "timetable", "kernels",     "memory", "GPU code"};
+                                    PML_PLAN_TIME, PML_PLAN_KERN, PML_PLAN_MEMO, PML_PLAN_CUBN, PML_PLAN_DEVS};
+    static const char *const names[] = {"strings", "configuration", "nodes",    "parameters", "inputs",
+                                        "timetable", "kernels",     "memory",   "GPU code",   "devices"};
     enum { all_sections = sizeof tags / sizeof *tags };
-    int n_sections = all_sections - !old;
+    int n_sections = all_sections - !old - !mapped;
     if (sections != (uint32_t)n_sections)
         return pml_err_set(err, PML_ERR_FORMAT, "%s: expected %d sections, found %u", r.name, n_sections, sections);
     owner o = {0};
     pml_plan *pl = own(&o, sizeof *pl);
     if (!pl) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory", r.name);
     for (int k = 0; k < all_sections && !r.bad; k++) {
-        if (k == 7 && !old) continue; /* no MEMO */
+        if ((k == 7 && !old) || (k == 9 && !mapped)) continue; /* no MEMO, no DEVS */
         uint32_t tag = u32(&r);
         u32(&r);
         uint64_t size = (uint64_t)i64(&r);
@@ -568,6 +593,9 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
             break;
         case 8:
             read_gpu(&sub, pl, &o);
+            break;
+        case 9:
+            read_devices(&sub, pl, &o);
             break;
         }
         if (!sub.bad && sub.at != sub.n) fail(&sub, PML_ERR_FORMAT, "trailing bytes");

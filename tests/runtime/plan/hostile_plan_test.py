@@ -5,6 +5,7 @@ or a long read.
 
     hostile_plan_test.py PMLC edited_config   # a config that contradicts the graph
     hostile_plan_test.py PMLC huge_sparse     # a 3 GB sparse file with a plan's magic
+    hostile_plan_test.py PMLC bad_device      # a device map entry of no known kind
 """
 import os
 import resource
@@ -130,6 +131,31 @@ with tempfile.TemporaryDirectory() as tmp:
             # ru_maxrss is the largest child so far, in KiB: pmlc itself is a few MB.
             check(peak_kb < 200 * 1024 or peak_kb == before,
                   f"{name}: peak memory {peak_kb / 1024:.0f} MiB, expected far below the file's size")
+    elif case == "bad_device":
+        with open(os.path.join(tmp, "d.pml"), "w") as f:
+            f.write(PROGRAM.replace("DATA", "classes(features = 8, classes = 2)"))
+        code, err, _ = run("build", "d.pml", "-o", "d.plan", "--arch", "none", cwd=tmp)
+        check(code == 0, f"builds: {err}")
+        plan = bytearray(open(os.path.join(tmp, "d.plan"), "rb").read())
+        at, devs = 16, None  # the sections: tag, flags, size, payload
+        while at + 16 <= len(plan):
+            tag, _, size = struct.unpack_from("<4sIq", plan, at)
+            if tag == b"DEVS":
+                devs = at + 16
+            at += 16 + size
+        check(devs is not None and struct.unpack_from("<I", plan, devs)[0] == 1, "one stage device in the map")
+        if devs is not None:
+            code, err, _ = run("train", "d.plan", "--quiet", cwd=tmp)
+            check(code == 0, f"the unedited plan trains on the CPU its map names: {err}")
+            plan[devs + 4] = 7  # the kind of the one entry: neither cpu (0) nor cuda (1)
+            with open(os.path.join(tmp, "edited.plan"), "wb") as f:
+                f.write(plan)
+            for cmd in (["train", "edited.plan", "--quiet"], ["train", "edited.plan", "--backend", "cpu"],
+                        ["infer", "edited.plan", "--weights", "w", "--input", "x.npy", "--output", "y.npy"]):
+                code, err, _ = run(*cmd, cwd=tmp)
+                not_a_crash(code, err, f"{cmd[0]}: a device of kind 7")
+                check("edited.plan" in err and "devices" in err and "unknown kind" in err,
+                      f"{cmd[0]}: the message names the file and the device: {err}")
     else:
         sys.exit(f"unknown case {case}")
 

@@ -6,7 +6,8 @@
  * or read safely (never a crash: the sanitizer build runs this); a version mismatch
  * says to rebuild. A ZB-V plan keeps its V (each list's chunks d and 2D − 1 − d), and is
  * refused when its schedule is edited to interleaved 1F1B (whose chunks sit elsewhere)
- * or its version to 13 (before zero_bubble_v). Usage: test_plan_file EXAMPLE.pml... */
+ * or its version to 13 (before zero_bubble_v). The stage -> device map (DEVS) round-trips
+ * and a planted bad entry is refused. Usage: test_plan_file EXAMPLE.pml... */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,23 +115,49 @@ static void inconsistent_kernels_are_refused(const unsigned char *bytes, size_t 
 /* A version-9 plan file (a MEMO section, the compiler's memory layout, before CUBN)
  * still reads, its MEMO skipped: the same plan as the current file's. Older versions
  * are refused naming the versions read, and a version-9 file without MEMO is refused. */
-/* `bytes` as version 11 wrote it: CONF without version 12's loss-scale fields,
- * version 13's chunks and version 14's memory limit (five 8-byte entries at its end). Returns the new length; `out`
- * has room for len bytes. */
-static size_t without_conf_12(const unsigned char *bytes, size_t len, unsigned char *out)
+/* `bytes` without its DEVS section (the device map, version 15 on), the header's
+ * section count one less: the sections a version 13 or 14 file has. Returns the new
+ * length; `out` has room for len bytes. */
+static size_t without_devs(const unsigned char *bytes, size_t len, unsigned char *out)
 {
     size_t at = 16, o = 16;
-    memcpy(out, bytes, 16);
+    uint32_t sections;
+    memcpy(out, bytes, 16), memcpy(&sections, bytes + 12, 4);
     while (at + 16 <= len) {
         uint32_t t;
         uint64_t n;
         memcpy(&t, bytes + at, 4);
         memcpy(&n, bytes + at + 8, 8);
+        if (t == PML_PLAN_DEVS)
+            sections--;
+        else
+            memcpy(out + o, bytes + at, 16 + (size_t)n), o += 16 + (size_t)n;
+        at += 16 + (size_t)n;
+    }
+    memcpy(out + 12, &sections, 4);
+    return o;
+}
+
+/* `bytes` as version 11 wrote it: CONF without version 12's loss-scale fields,
+ * version 13's chunks and version 14's memory limit (five 8-byte entries at its end),
+ * and no DEVS. Returns the new length; `out` has room for len bytes. */
+static size_t without_conf_12(const unsigned char *bytes, size_t len, unsigned char *out)
+{
+    unsigned char *mapless = malloc(len);
+    len = without_devs(bytes, len, mapless);
+    size_t at = 16, o = 16;
+    memcpy(out, mapless, 16);
+    while (at + 16 <= len) {
+        uint32_t t;
+        uint64_t n;
+        memcpy(&t, mapless + at, 4);
+        memcpy(&n, mapless + at + 8, 8);
         uint64_t keep = t == PML_PLAN_CONF ? n - 40 : n;
-        memcpy(out + o, bytes + at, 16), memcpy(out + o + 8, &keep, 8);
-        memcpy(out + o + 16, bytes + at + 16, (size_t)keep);
+        memcpy(out + o, mapless + at, 16), memcpy(out + o + 8, &keep, 8);
+        memcpy(out + o + 16, mapless + at + 16, (size_t)keep);
         at += 16 + (size_t)n, o += 16 + (size_t)keep;
     }
+    free(mapless);
     return o;
 }
 
@@ -271,12 +298,130 @@ static void a_zbv_plan_keeps_its_v(void)
         unsigned char *copy = malloc(len);
         memcpy(copy, bytes, len), memcpy(copy + conf + 4 * 8, &interleaved, 8); /* CONF's 5th entry: schedule */
         CHECK(pml_plan_read(copy, len, "edited.plan", &rt, &err) == PML_ERR_FORMAT);
-        memcpy(copy, bytes, len), memcpy(copy + 8, &v13, 4);
-        CHECK(pml_plan_read(copy, len, "v13.plan", &rt, &err) == PML_ERR_FORMAT);
+        size_t n13 = without_devs(bytes, len, copy); /* version 13's sections, ZB-V's schedule */
+        memcpy(copy + 8, &v13, 4);
+        CHECK(pml_plan_read(copy, n13, "v13.plan", &rt, &err) == PML_ERR_FORMAT);
+        CHECK(strstr(err.msg, "out of range") != NULL); /* the schedule, not the sections */
         free(copy);
     }
     free(bytes);
     pmlc_session_destroy(s);
+}
+
+/* A two-stage program placed by `place` (PLACE below), planned to plan-file bytes. */
+static const char map_text[] = "import \"nn\"\n"
+                               "model m(x: f32[B, 4]) -> f32[B, 2] {\n"
+                               "    stage 0 { h = tanh(linear(x, 8) as a) }\n"
+                               "    stage 1 { return linear(h, 2) as head }\n"
+                               "}\n"
+                               "train m {\n"
+                               "    data = classes(features = 4, classes = 2)\n"
+                               "    loss = cross_entropy\n"
+                               "    optimizer = sgd(lr = 0.1)\n"
+                               "    batch = 16, microbatches = 4\n"
+                               "PLACE}\n";
+
+static unsigned char *map_plan(const char *place, size_t *len)
+{
+    char text[sizeof map_text + 64];
+    const char *at = strstr(map_text, "PLACE");
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(at - map_text), map_text, place, at + 5);
+    pmlc_options opt = {0};
+    opt.diag_out = stderr;
+    pmlc_session *s = pmlc_session_create(&opt);
+    unsigned char *bytes = NULL;
+    *len = 0;
+    CHECK(!pmlc_session_check_text(s, "map.pml", text, strlen(text)) && !pmlc_session_plan_bytes(s, &bytes, len));
+    pmlc_session_destroy(s);
+    return bytes;
+}
+
+/* The stage -> device map (DEVS) carries `place` to the runtime: cuda:N with its N, cpu
+ * and cpu:N, and cpu for every stage device of a program that gives no list; a file of
+ * version 14 (no DEVS) reads with no map (its devices unknown). */
+static void the_device_map_round_trips(void)
+{
+    static const struct {
+        const char *place;
+        int kind, index[2];
+    } cases[] = {{"    place = [cuda:0, cuda:2]\n", PML_PLAN_DEVICE_CUDA, {0, 2}},
+                 {"    place = [cpu, cpu:1]\n", PML_PLAN_DEVICE_CPU, {-1, 1}},
+                 {"    place = cpu\n", PML_PLAN_DEVICE_CPU, {-1, -1}},
+                 {"", PML_PLAN_DEVICE_CPU, {-1, -1}}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        size_t len;
+        unsigned char *bytes = map_plan(cases[c].place, &len);
+        pml_plan *rt = NULL;
+        pml_err err = {0};
+        CHECK(bytes && pml_plan_read(bytes, len, "map.plan", &rt, &err) == PML_OK);
+        if (rt) {
+            CHECK(rt->n_devices == 2);
+            for (int d = 0; d < rt->n_devices && d < 2; d++)
+                CHECK(rt->devices[d].kind == cases[c].kind && rt->devices[d].index == cases[c].index[d]);
+            pml_plan_free(rt);
+        }
+        if (bytes && c == 0) { /* as version 14 wrote it */
+            unsigned char *v14 = malloc(len);
+            size_t n14 = without_devs(bytes, len, v14);
+            uint32_t version = 14;
+            memcpy(v14 + 8, &version, 4);
+            CHECK(pml_plan_read(v14, n14, "v14.plan", &rt, &err) == PML_OK);
+            if (rt) CHECK(rt->n_devices == 0 && rt->devices == NULL);
+            pml_plan_free(rt);
+            free(v14);
+        }
+        free(bytes);
+    }
+}
+
+/* A planted DEVS entry is refused naming the file and what is wrong: an unknown kind, a
+ * cuda device without a number, a number past the largest, non-zero padding, a map that
+ * mixes kinds, and a count that differs from the stage devices. */
+static void a_bad_device_entry_is_refused(void)
+{
+    size_t len, size = 0;
+    unsigned char *bytes = map_plan("    place = [cuda:0, cuda:1]\n", &len);
+    CHECK(bytes != NULL);
+    if (!bytes) return;
+    unsigned char *copy = malloc(len);
+    static const struct {
+        int entry, at; /* entry 0 or 1; at: 0 kind, 1..3 padding, 4 the index's first byte (i32) */
+        int32_t value;
+        const char *why;
+    } edits[] = {{0, 0, 2, "unknown kind"},     {1, 4, -1, "out of range"}, {0, 4, 1024, "out of range"},
+                 {1, 2, 1, "unknown kind"},     {1, 0, 0, "mixes"}};
+    for (size_t e = 0; e < sizeof edits / sizeof *edits; e++) {
+        memcpy(copy, bytes, len);
+        unsigned char *devs = section_of(copy, len, PML_PLAN_DEVS, &size);
+        CHECK(devs != NULL && size == 4 + 2 * 8);
+        if (!devs) break;
+        unsigned char *entry = devs + 4 + 8 * edits[e].entry;
+        if (edits[e].at == 4)
+            memcpy(entry + 4, &edits[e].value, 4);
+        else
+            entry[edits[e].at] = (unsigned char)edits[e].value;
+        pml_plan *rt = NULL;
+        pml_err err = {0};
+        CHECK(pml_plan_read(copy, len, "devs.plan", &rt, &err) == PML_ERR_FORMAT);
+        CHECK(strstr(err.msg, "devs.plan") && strstr(err.msg, "devices") && strstr(err.msg, edits[e].why));
+        if (!strstr(err.msg, edits[e].why)) fprintf(stderr, "edit %zu: %s\n", e, err.msg);
+        pml_plan_free(rt);
+    }
+    /* One entry fewer: the section's count and size say 1, the plan has 2 stage devices. */
+    memcpy(copy, bytes, len);
+    unsigned char *devs = section_of(copy, len, PML_PLAN_DEVS, &size);
+    if (devs) {
+        uint32_t one = 1;
+        uint64_t smaller = size - 8;
+        memcpy(devs, &one, 4), memcpy(devs - 8, &smaller, 8);
+        pml_plan *rt = NULL;
+        pml_err err = {0};
+        CHECK(pml_plan_read(copy, len - 8, "short.plan", &rt, &err) == PML_ERR_FORMAT);
+        CHECK(strstr(err.msg, "short.plan") && strstr(err.msg, "stage device count"));
+        pml_plan_free(rt);
+    }
+    free(copy);
+    free(bytes);
 }
 
 /* With --gpu first, the plans carry GPU code for sm_80 (CUBN), built through NVRTC. */
@@ -314,6 +459,10 @@ int main(int argc, char **argv)
         free(bytes);
         pmlc_session_destroy(s);
     }
-    if (!gpu) a_zbv_plan_keeps_its_v();
+    if (!gpu) {
+        a_zbv_plan_keeps_its_v();
+        the_device_map_round_trips();
+        a_bad_device_entry_is_refused();
+    }
     return check_summary("plan file");
 }
