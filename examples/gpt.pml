@@ -3,7 +3,11 @@
 #   pmlc check examples/gpt.pml
 #   pmlc plan  examples/gpt.pml              # T = 64 comes from the train block
 #   pmlc plan  examples/gpt.pml --set T=128  # ... or from the command line
-#   pmlc train examples/gpt.pml --eval 4     # trains on the CPU, then held-out loss
+#   pmlc train examples/gpt.pml --set place=cpu --eval 4
+#                                            # trains on the CPU, then held-out loss
+#   pmlc train examples/gpt.pml --devices 0,0,0,0
+#                                            # its four GPU stages on one GPU (without
+#                                            # --devices: on GPUs 0 to 3, as `place` says)
 #   pmlc train examples/gpt.pml --set 'data=tokens("train.bin")' \
 #       --set 'eval_data=tokens("val.bin")' --set eval_every=100 --eval 4
 #                                            # on your text: nanoGPT's or llm.c's token
@@ -46,7 +50,8 @@ train gpt {
     batch = 64, microbatches = 8
     schedule = 1f1b
     precision = f32                 # or bf16 / f16 on the CPU (docs/language.md, "Precision")
-    place = [cuda:0, cuda:1, cuda:2, cuda:3]   # or `cpu`
+    place = [cuda:0, cuda:1, cuda:2, cuda:3]   # or `cpu` (--set place=cpu): without a GPU,
+                                               # --backend auto refuses this placement
     steps = 300
     T = 64
 }

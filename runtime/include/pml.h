@@ -135,18 +135,31 @@ typedef enum pml_backend { PML_BACKEND_CPU, PML_BACKEND_CUDA, PML_BACKEND_AUTO }
 PML_API pml_status pml_backend_parse(const char *name, pml_backend *out);
 
 /* The backend that runs `plan` when `want` is asked for, as pml_session_create resolves
- * it (PML_BACKEND_CPU or PML_BACKEND_CUDA into *got): AUTO never fails, CUDA without a
- * usable device or GPU code for it is PML_ERR_UNSUPPORTED with the reason. */
+ * it (PML_BACKEND_CPU or PML_BACKEND_CUDA into *got), with the context's GPU remap
+ * (pml_context_set_devices). CPU runs any plan. AUTO follows the plan's stage -> device
+ * map (the train block's `place`): the CPU for cpu devices, CUDA for cuda devices, never
+ * the CPU instead of a GPU; a plan older than the map (format < 15) gets CUDA when a GPU
+ * is usable and the plan has GPU code, else the CPU. CUDA (asked, or chosen by AUTO)
+ * needs a usable GPU and every GPU the map names (after the remap): otherwise
+ * PML_ERR_UNSUPPORTED naming the map and the reason (and, with no GPU, --backend cpu);
+ * a remap that does not fit the plan or the machine is PML_ERR_INVALID_ARG. */
 PML_API pml_status pml_backend_choose(pml_context *ctx, const pml_plan *plan, pml_backend want, pml_backend *got);
+/* Which of this machine's GPUs a plan's cuda:N devices run on, for every backend choice,
+ * session and inference handle made with `ctx` from now on (`pmlc train/infer
+ * --devices`): cuda:N on GPU gpus[N]. n is one more than the largest N the plan names
+ * (checked, with the machine's GPU count, when the backend is chosen); several may name
+ * one GPU (--devices 0,0,0,0 runs a four-GPU plan on one). n 0 (gpus may be NULL): no
+ * remap, cuda:N on GPU N. PML_ERR_INVALID_ARG for n outside 0..1024 or a negative GPU,
+ * the previous remap kept. */
+PML_API pml_status pml_context_set_devices(pml_context *ctx, const int *gpus, int n);
 /* The GPU target of this machine's device 0 ("sm_90" into buf, cap bytes), for compiling
  * a model's kernels for it (pmlc.h); PML_ERR_DEVICE when there is no usable device. */
 PML_API pml_status pml_gpu_arch(char *buf, size_t cap);
 
 /* A plan made ready to train: parameters initialised from `seed`, data source opened.
- * PML_BACKEND_AUTO picks CUDA when there is a GPU and the plan has GPU code (pmlc
- * build puts it in where NVRTC is installed), else the CPU, and never fails for want of
- * a GPU; PML_BACKEND_CUDA without one is PML_ERR_UNSUPPORTED with the reason in
- * pml_context_error, and with a plan lacking code for the GPU it names the `pmlc build
+ * The backend is resolved as pml_backend_choose says (AUTO follows the plan's `place`
+ * map; a GPU-placed plan without a usable GPU is PML_ERR_UNSUPPORTED with the reason in
+ * pml_context_error); a plan lacking code for the GPU is refused naming the `pmlc build
  * --arch` that makes it. The CPU kernels share the machine's CPUs among the stages,
  * as pml_session_open's `threads` 0 does (which sets another count). The session
  * holds its plan and context (see "Lifetimes" above). */
@@ -537,6 +550,10 @@ typedef struct pml_run_event {
         const char *source_path; /* the file it reads, NULL for a generator */
         double best_loss;        /* as start's */
     } eval;
+    /* START: where the stages run when the plan's `place` map says more than "the CPU":
+     * "stage devices on GPUs 0, 0 (place [cuda:0, cuda:1])", or on the CPU "the CPU as
+     * asked, not the plan's place [cuda:0, cuda:1]"; NULL otherwise. */
+    const char *placed;
 } pml_run_event;
 typedef void (*pml_run_event_fn)(void *user, const pml_run_event *ev);
 

@@ -17,6 +17,22 @@ pml_status pml_context_create(pml_context **out)
     return *out ? PML_OK : PML_ERR_NOMEM;
 }
 
+pml_status pml_context_set_devices(pml_context *ctx, const int *gpus, int n)
+{
+    if (!ctx) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    pml_api_check(&err, n >= 0 && n <= PML_PLAN_MAX_GPU_INDEX + 1, __func__, "n is %d: 0 to %d GPUs", n,
+                  PML_PLAN_MAX_GPU_INDEX + 1);
+    if (!err.code && n) PML_CHECK_NONNULL(&err, gpus);
+    for (int i = 0; !err.code && i < n; i++)
+        pml_api_check(&err, gpus[i] >= 0, __func__, "gpus[%d] is %d: a GPU is numbered from 0", i, gpus[i]);
+    if (!err.code) {
+        ctx->gpus.n = n;
+        for (int i = 0; i < n; i++) ctx->gpus.gpu[i] = gpus[i];
+    }
+    return pml_api_record(ctx, err.code, &err);
+}
+
 void pml_api_hold(pml_context *ctx) { __atomic_fetch_add(&ctx->holders, 1, __ATOMIC_RELAXED); }
 
 void pml_api_release(pml_context *ctx)
@@ -82,6 +98,7 @@ void pml_session_destroy(pml_session *s)
     pml_run_phases_free(&s->phases);
     pml_run_where_free(s->own_where);
     free(s->resumed_from);
+    free(s->stage_gpu);
     pml_plan_free((pml_plan *)s->held);
     pml_api_release(s->ctx);
     free(s);

@@ -21,7 +21,7 @@ pml_status pml_backend_choose(pml_context *ctx, const pml_plan *plan, pml_backen
     PML_CHECK_NONNULL(&err, plan);
     pml_api_check(&err, (unsigned)want <= PML_BACKEND_AUTO, __func__, "want is %d, not a pml_backend", (int)want);
     pml_status st = PML_CHECK_NONNULL(&err, got);
-    if (!st) st = pml_backend_select(want, plan, got, &err);
+    if (!st) st = pml_backend_select(want, plan, &ctx->gpus, got, NULL, &err);
     return pml_api_record(ctx, st, &err);
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "exec/backend.h"
 #include "exec/feed.h"
 #include "exec/pipeline.h"
 #include "pml.h"
@@ -22,6 +23,7 @@
 struct pml_context {
     pml_err last;
     int holders; /* handles made with it that are alive; atomic, as pml_plan's */
+    pml_gpu_map gpus; /* pml_context_set_devices: read when a backend is chosen (exec/backend.h) */
 };
 
 /* A hold on ctx, or its release: the caller's pml_context_destroy is a release too, and
@@ -43,6 +45,7 @@ struct pml_session {
     const pml_plan *plan; /* the caller's, or after a run's re-cut the phase's (in phases) */
     uint64_t seed;        /* the pipeline's: a checkpoint records it */
     pml_backend backend;  /* the one that runs it (CPU or CUDA) */
+    int *stage_gpu;       /* CUDA: each stage device's GPU (exec/backend.h), for opts.stage_gpu; owned */
     pml_feed *feed;       /* the plan's data source; NULL when it names none */
     pml_pipeline *pipe;
     pml_pipeline_opts opts; /* how pipe was made (a re-cut makes the phase's alike) */

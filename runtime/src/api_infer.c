@@ -30,6 +30,7 @@ struct pml_infer {
     int int8_weights;   /* how many weights came from an int8 file (quant/int8.h) */
     int int8_served;    /* how many of those the backend computes with in int8 (the rest: f32, dequantized) */
     pml_quant_i8 int8;  /* their int8 values and scales as read: what the ONNX export writes */
+    int *stage_gpu;     /* CUDA: each stage device's GPU (exec/backend.h) */
     char int8_note[320];
 };
 
@@ -43,13 +44,15 @@ void pml_infer_destroy(pml_infer *inf)
     pml_pipeline_destroy(inf->pipe);
     pml_plan_free((pml_plan *)inf->plan);
     pml_quant_i8_free(&inf->int8);
+    free(inf->stage_gpu);
     pml_api_release(inf->ctx);
     free(inf);
 }
 
-/* A pml_infer of `plan` on resolved backend `got`, its weights the initialisers'. */
-static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, int threads, pml_infer **out,
-                       pml_err *err)
+/* A pml_infer of `plan` on resolved backend `got` (each stage device's GPU in
+ * stage_gpu, copied; NULL: GPU 0), its weights the initialisers'. */
+static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, const int *stage_gpu, int threads,
+                       pml_infer **out, pml_err *err)
 {
     const pml_plan_node *onode = plan->output >= 0 ? &plan->nodes[plan->output] : NULL;
     int64_t mbs = plan->conf.microbatch;
@@ -70,8 +73,10 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
     inf->out_row = (size_t)(onode->numel / mbs);
     pml_status st = PML_OK;
     if (!(inf->in = calloc((size_t)plan->n_inputs, sizeof *inf->in)) || !(inf->out = malloc((size_t)onode->numel * 4)) ||
-        !(inf->rows = calloc((size_t)plan->n_inputs + 1, sizeof *inf->rows)))
+        !(inf->rows = calloc((size_t)plan->n_inputs + 1, sizeof *inf->rows)) ||
+        !(inf->stage_gpu = calloc((size_t)plan->conf.stages, sizeof *inf->stage_gpu)))
         st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int d = 0; !st && stage_gpu && d < plan->conf.stages / plan->conf.chunks; d++) inf->stage_gpu[d] = stage_gpu[d];
     for (int k = 0; k < plan->n_inputs && !st; k++)
         if (!(inf->in[k] = malloc((size_t)plan->nodes[plan->input_nodes[k]].numel * 4)))
             st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
@@ -81,7 +86,8 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
     pml_pipeline_opts opts = {.seed = (uint64_t)plan->conf.seed,
                               .threads = threads * (int)(plan->conf.stages > 0 ? plan->conf.stages : 1),
                               .stages_in_turn = 1,
-                              .backend = pml_backend_ops_of(got)};
+                              .backend = pml_backend_ops_of(got),
+                              .stage_gpu = inf->stage_gpu};
     if (!st) st = pml_pipeline_create(plan, &opts, &inf->pipe, err);
     if (!st) st = pml_ckpt_load_teacher(plan, inf->pipe, err); /* a distillation teacher's weights */
     if (st) {
@@ -122,9 +128,12 @@ pml_status pml_infer_create(pml_context *ctx, const pml_plan *plan, pml_backend 
     PML_CHECK_NONNULL(&err, plan);
     PML_CHECK_THREADS(&err, threads);
     pml_status st = PML_CHECK_NONNULL(&err, out);
-    if (!st) st = pml_backend_select(backend, plan, &got, &err);
+    int *stage_gpu = st ? NULL : calloc((size_t)plan->conf.stages, sizeof *stage_gpu);
+    if (!st && !stage_gpu) st = pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
+    if (!st) st = pml_backend_select(backend, plan, &ctx->gpus, &got, stage_gpu, &err);
     pml_infer *inf = NULL;
-    if (!st) st = make(ctx, plan, got, threads, &inf, &err);
+    if (!st) st = make(ctx, plan, got, stage_gpu, threads, &inf, &err);
+    free(stage_gpu);
     if (!st && weights && pml_quant_is_quantized(weights)) { /* `pmlc quantize`'s file */
         st = pml_quant_load(plan, inf->pipe, weights, 1, &inf->int8, &inf->int8_weights, &inf->int8_served, &err);
         if (!st) int8_note(inf, got, weights);
@@ -147,7 +156,7 @@ pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer 
     PML_CHECK_IDLE(&err, s);
     PML_CHECK_THREADS(&err, threads);
     pml_status st = PML_CHECK_NONNULL(&err, out);
-    if (!st) st = make(s->ctx, s->plan, s->backend, threads, &inf, &err);
+    if (!st) st = make(s->ctx, s->plan, s->backend, s->stage_gpu, threads, &inf, &err);
     for (int q = 0; !st && q < s->plan->n_params; q++) {
         const float *from = pml_pipeline_param(s->pipe, q);
         float *to = pml_pipeline_param(inf->pipe, q);

@@ -61,7 +61,9 @@ static pml_status make(pml_session *s, const pml_session_options *o, uint64_t se
     pml_dist *d = o->dist;
     pml_status st;
     pml_backend got;
-    if ((st = pml_backend_select(o->backend, plan, &got, err))) return st;
+    if (!(s->stage_gpu = calloc((size_t)plan->conf.stages, sizeof *s->stage_gpu)))
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if ((st = pml_backend_select(o->backend, plan, &s->ctx->gpus, &got, s->stage_gpu, err))) return st;
     s->backend = got;
     s->dist = d;
     /* A plan without a data source trains on caller data only (api_data.c). */
@@ -90,6 +92,7 @@ static pml_status make(pml_session *s, const pml_session_options *o, uint64_t se
                                   .feed = pml_api_fill,
                                   .feed_ctx = s,
                                   .backend = pml_backend_ops_of(got),
+                                  .stage_gpu = s->stage_gpu,
                                   .trace = o->trace,
                                   .dist = d,
                                   .check_numerics = o->check_numerics,

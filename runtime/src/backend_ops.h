@@ -80,6 +80,10 @@ typedef struct pml_backend_conf {
     int threads;   /* host threads for each stage's kernels (CPU) */
     int unfused;   /* run every node on its own, ignoring the plan's fused kernels */
     int stages_in_turn; /* no two stages ever run at once (pml_pipeline_opts): they may share threads */
+    /* A device backend's physical device per stage device (timetable list, conf.stages /
+     * conf.chunks of them), as exec/backend.h chose them from the plan's map; NULL: every
+     * stage on device 0. Read at create only. */
+    const int *stage_gpu;
     /* The micro-batches this process runs, for work done over all of them at once (a
      * data-parallel replica runs only its share); mb_count 0: all of them. */
     int64_t mb_first, mb_count;

@@ -471,7 +471,7 @@ API_CASE(the_run_calls_refuse_bad_arguments_and_leave_no_session)
     return 0;
 }
 
-/* Backends, outputs and .npy arrays (pml_backend_choose ... pml_array_save). */
+/* Backends, the GPU remap, outputs and .npy arrays (pml_backend_choose ... pml_array_save). */
 API_CASE(file_and_backend_calls_refuse_bad_arguments)
 {
     pml_context *ctx;
@@ -484,6 +484,11 @@ API_CASE(file_and_backend_calls_refuse_bad_arguments)
     CHECK_REFUSED(ctx, pml_backend_choose(ctx, plan, (pml_backend)9, &got), "pml_backend_choose: want is 9");
     CHECK_REFUSED(ctx, pml_backend_choose(ctx, plan, PML_BACKEND_CPU, NULL), "pml_backend_choose: got is NULL");
     CHECK(got == PML_BACKEND_AUTO); /* untouched by a refusal */
+    int gpus[2] = {0, -2};
+    CHECK_STATUS(pml_context_set_devices(NULL, gpus, 1), PML_ERR_INVALID_ARG);
+    CHECK_REFUSED(ctx, pml_context_set_devices(ctx, NULL, 1), "pml_context_set_devices: gpus is NULL");
+    CHECK_REFUSED(ctx, pml_context_set_devices(ctx, gpus, -1), "pml_context_set_devices: n is -1");
+    CHECK_REFUSED(ctx, pml_context_set_devices(ctx, gpus, 2), "pml_context_set_devices: gpus[1] is -2");
     char arch[16];
     CHECK_STATUS(pml_gpu_arch(NULL, sizeof arch), PML_ERR_INVALID_ARG);
     CHECK_STATUS(pml_gpu_arch(arch, 2), PML_ERR_INVALID_ARG);

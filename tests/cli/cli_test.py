@@ -5,7 +5,6 @@ written by the test into its own work folder.
     cli_test.py --list                          # test names (read by CMake)
     cli_test.py --pmlc PMLC [--version X.Y.Z] --work DIR NAME   # run one test
 """
-import argparse
 import os
 import re
 import shutil
@@ -641,25 +640,7 @@ def timeline_is_for_plan_only(c):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("--pmlc")
-    ap.add_argument("--work")
-    ap.add_argument("--version", help="the version pmlc must report (the project's)")
-    ap.add_argument("name", nargs="?", choices=sorted(TESTS))
-    args = ap.parse_args()
-    if args.list:
-        print("\n".join(TESTS))
-        return
-    if not (args.pmlc and args.work and args.name):
-        ap.error("give --pmlc, --work and a test name")
-    work = os.path.abspath(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    fails = pmltest.Failures(f"cli.{args.name}")
-    ctx = Ctx(os.path.abspath(args.pmlc), work, fails, args.version)
-    TESTS[args.name](ctx)
-    fails.finish(ctx.last if fails.items else None)
+    pmltest.named_tests_main(TESTS, lambda pmlc, work, fails, version: Ctx(pmlc, work, fails, version))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,7 @@ file is made by the test in its own work folder.
 
 Special files are made here (mknod as root, else skipped parts) or reached through links,
 so a failure never touches the machine's own /dev/null."""
-import argparse
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -246,24 +244,7 @@ def stale_temporary_files_of_dead_writers_are_removed(c):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("--pmlc")
-    ap.add_argument("--work")
-    ap.add_argument("--version")
-    ap.add_argument("name", nargs="?", choices=sorted(TESTS))
-    args = ap.parse_args()
-    if args.list:
-        print("\n".join(TESTS))
-        return
-    if not (args.pmlc and args.work and args.name):
-        ap.error("give --pmlc, --work and a test name")
-    work = os.path.abspath(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    fails = pmltest.Failures(f"cli.{args.name}")
-    TESTS[args.name](Ctx(os.path.abspath(args.pmlc), work, fails))
-    fails.finish(None)
+    pmltest.named_tests_main(TESTS, lambda pmlc, work, fails, version: Ctx(pmlc, work, fails))
 
 
 if __name__ == "__main__":

@@ -110,3 +110,32 @@ class Failures:
 
 def tail(text, limit=4000):
     return text if len(text) <= limit else "[...]\n" + text[-limit:]
+
+
+def named_tests_main(tests, make_ctx, prefix="cli"):
+    """The command line of a script of named tests (tests/cli/*_test.py): `--list` prints
+    the names (CMake reads them); `--pmlc PMLC --work DIR [--version V] NAME` runs one in a
+    fresh DIR. make_ctx(pmlc, work, failures, version) makes what each test function takes;
+    a failure also prints the context's `last` result when it has one."""
+    import argparse
+    import shutil
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--pmlc")
+    ap.add_argument("--work")
+    ap.add_argument("--version", help="the version pmlc must report (the project's)")
+    ap.add_argument("name", nargs="?", choices=sorted(tests))
+    args = ap.parse_args()
+    if args.list:
+        print("\n".join(tests))
+        return
+    if not (args.pmlc and args.work and args.name):
+        ap.error("give --pmlc, --work and a test name")
+    work = os.path.abspath(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    fails = Failures(f"{prefix}.{args.name}")
+    ctx = make_ctx(os.path.abspath(args.pmlc), work, fails, args.version)
+    tests[args.name](ctx)
+    fails.finish(getattr(ctx, "last", None) if fails.items else None)

@@ -10,7 +10,8 @@
  * returns 1 (the exit status). */
 int pmlc_cli_fail(const char *what, const char *why);
 
-/* Resolves --backend (`want`) to the backend that will run `plan` (pml_backend_choose);
+/* Resolves --backend (`want`) to the backend that will run `plan` (pml_backend_choose,
+ * with the context's --devices);
  * prints why not and returns 1 when the request cannot be met, else 0. */
 int pmlc_cli_backend(pml_context *ctx, pml_backend want, const pml_plan *plan, pml_backend *got);
 

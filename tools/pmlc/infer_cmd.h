@@ -14,6 +14,8 @@ typedef struct pmlc_infer_args {
     int bench;            /* time repeated passes over the input */
     int threads;          /* 0: every CPU */
     pml_backend backend;  /* --backend (PML_BACKEND_AUTO unless asked) */
+    const int *gpus;      /* --devices, as train's */
+    int n_gpus;
     int quiet;
 } pmlc_infer_args;
 

@@ -67,7 +67,10 @@ static const char usage_text[] =
     "                      a .safetensors file, a shard index (.safetensors.index.json) or a checkpoint folder\n"
     "  --resume DIR        continue the checkpoint in DIR (weights, optimizer state, seed, step) to --steps in all\n"
     "  --seed S            seed for initialisation and dropout (default: the train block's seed)\n"
-    "  --backend B         where to run: cpu, cuda or auto (default: auto, a GPU when one can run the plan)\n"
+    "  --backend B         where to run: cpu, cuda or auto (default: auto, where the train block's `place`\n"
+    "                      says: the CPU for cpu devices, GPUs for cuda:N, an error when there is none)\n"
+    "  --devices LIST      the GPU each of the plan's cuda:0, cuda:1, ... runs on, e.g. 0,0,0,0 runs a plan\n"
+    "                      placed on four GPUs on GPU 0 (default: cuda:N on GPU N)\n"
     "  --threads N         CPU threads in all (default: every CPU)\n"
     "  --metrics FILE      one JSON record per step: step, loss, lr, grad_norm, samples_per_s, step_ms (and with\n"
     "                      f16, loss_scale and skipped); and one per evaluation and re-cut (README: \"Metrics\n"
@@ -94,6 +97,7 @@ static const char usage_text[] =
     "                      (--weights may be a `pmlc quantize` file: its linear layers then compute with int8\n"
     "                      products on the CPU; --bench with each weights file compares f32 and int8)\n"
     "  --backend B         cpu, cuda or auto, as for train\n"
+    "  --devices LIST      the GPUs of the plan's cuda:N, as for train\n"
     "  --threads N         CPU threads (default: every CPU)\n"
     "  -h, --help          print this help\n"
     "  --version           print the version\n"
@@ -148,6 +152,7 @@ typedef struct args {
     int check_numerics;  /* train's --check-numerics */
     pml_backend backend; /* train/run/infer --backend */
     int backend_given;
+    int gpus[1024], n_gpus; /* train/run/infer --devices (n_gpus 0: not given) */
     const char *out, *metrics, *trace;
     const char *timeline;                    /* plan's --timeline FILE.svg */
     const char *init, *resume;               /* train's --init W.safetensors, --resume DIR */
@@ -167,6 +172,23 @@ static int64_t count_value(const char *v)
     errno = 0;
     long long n = v ? strtoll(v, &end, 10) : -1;
     return !v || *end || end == v || n < 0 || errno ? -1 : (int64_t)n;
+}
+
+/* --devices LIST: "0,0,1,1", one GPU number from 0 per entry, 1 to 1024 of them (the
+ * library checks them against the plan and the machine). Returns 0, or 1 when malformed. */
+static int parse_devices(const char *v, args *a)
+{
+    a->n_gpus = 0;
+    if (!v || !*v) return 1;
+    for (const char *p = v;; p++) {
+        char *end;
+        errno = 0;
+        long n = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : -1;
+        if (n < 0 || n > 1 << 16 || errno || a->n_gpus == 1024 || (*end && *end != ',')) return a->n_gpus = 0, 1;
+        a->gpus[a->n_gpus++] = (int)n;
+        if (!*end) return 0;
+        p = end;
+    }
 }
 
 /* Parses argv. Returns -1 to go on, or the exit status when the command line has
@@ -221,6 +243,10 @@ static int parse_args(int argc, char **argv, args *a)
             if (!(v = option_value(argc, argv, &i, "--backend")) || pml_backend_parse(v, &a->backend))
                 return usage_error("--backend takes cpu, cuda or auto, not '%s'", v ? v : "");
             a->backend_given = 1;
+        } else if (!strncmp(s, "--devices", 9) && (s[9] == 0 || s[9] == '=')) {
+            if (parse_devices(v = option_value(argc, argv, &i, "--devices"), a))
+                return usage_error("--devices takes GPU numbers from 0, comma-separated (0,0,1,1), not '%s'",
+                                   v ? v : "");
         } else if (!strncmp(s, "--threads", 9) && (s[9] == 0 || s[9] == '=')) {
             int64_t n = count_value(option_value(argc, argv, &i, "--threads"));
             if (n < 1 || n > 4096) return usage_error("%s needs a number of threads from 1", s);
@@ -349,6 +375,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"--check-numerics", a->check_numerics, train},
         {"--threads", a->threads > 0, train || infer},
         {"--backend", a->backend_given, train || infer},
+        {"--devices", a->n_gpus > 0, train || infer},
         {"--input", a->input != NULL, infer},
         {"--output", a->infer_out != NULL, infer},
         {"--bench", a->bench, infer},
@@ -425,6 +452,8 @@ static int run(const args *a)
                              .bench = a->bench,
                              .threads = a->threads,
                              .backend = a->backend,
+                             .gpus = a->gpus,
+                             .n_gpus = a->n_gpus,
                              .quiet = a->quiet};
         return pmlc_infer_main(&t);
     }
@@ -436,6 +465,8 @@ static int run(const args *a)
                              .seed = a->seed,
                              .threads = a->threads,
                              .backend = a->backend,
+                             .gpus = a->gpus,
+                             .n_gpus = a->n_gpus,
                              .out = a->out,
                              .metrics = a->metrics,
                              .trace = a->trace,

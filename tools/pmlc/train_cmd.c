@@ -70,6 +70,7 @@ static void start(printer *p, const pml_run_event *ev)
     if (!isnan(ev->start.best_loss))
         fprintf(stderr, "; the data's entropy, the best possible loss, is %.4f", ev->start.best_loss);
     if (ev->start.precision) fprintf(stderr, "; %s", ev->start.precision);
+    if (ev->placed) fprintf(stderr, "; %s", ev->placed);
     fputc('\n', stderr);
 }
 
@@ -199,6 +200,11 @@ int pmlc_train_main(const pmlc_train_args *a)
     pml_context *ctx = NULL;
     if (pml_context_create(&ctx)) return pmlc_cli_fail("out of memory", NULL);
     int rc = 1;
+    if (pml_context_set_devices(ctx, a->gpus, a->n_gpus)) { /* parse_devices let only good ones through */
+        pmlc_cli_fail("--devices", pml_context_error(ctx));
+        pml_context_destroy(ctx);
+        return 1;
+    }
     pml_session *s = NULL;
     pmlc_ranks ranks = {0, 1, NULL};
     replanner re = {ctx, a, NULL};

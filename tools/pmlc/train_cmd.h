@@ -14,6 +14,8 @@ typedef struct pmlc_train_args {
     int64_t seed;         /* -1: the train block's */
     int threads;          /* 0: every CPU */
     pml_backend backend;  /* --backend (PML_BACKEND_AUTO unless asked) */
+    const int *gpus;      /* --devices: the GPU of the plan's cuda:N is gpus[N] (pml_context_set_devices) */
+    int n_gpus;           /* 0: not given */
     const char *out;      /* folder for model.safetensors, or NULL */
     const char *metrics;  /* JSONL file, or NULL */
     const char *trace;    /* Chrome trace JSON file, or NULL */

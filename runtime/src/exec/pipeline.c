@@ -197,6 +197,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                              .threads = threads,
                              .unfused = p->opts.unfused,
                              .stages_in_turn = p->opts.stages_in_turn,
+                             .stage_gpu = p->opts.stage_gpu,
                              .check_numerics = p->opts.check_numerics,
                              .node_where = p->opts.node_where,
                              .mb_first = p->mb_lo,

@@ -53,6 +53,7 @@ typedef struct pml_pipeline_opts {
      * inference session), never at once: the backend may let them share its threads. */
     int stages_in_turn;
     const pml_backend_ops *backend; /* what runs each stage's work; NULL: the CPU backend */
+    const int *stage_gpu;           /* the backend's device per stage device (pml_backend_conf); not owned */
     /* The other processes of a multi-process run (dist.h): this process then runs only
      * stage devices [dist->first, dist->last) (its stages, or with chunks every chunk
      * of those devices), and the gradient norm and the loss are summed

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ckpt/checkpoint.h"
+#include "exec/backend.h"
 #include "formats/out_path.h"
 #include "run/memory.h"
 #include "run/ranks.h"
@@ -288,6 +289,8 @@ static pml_status begin(run *r, int64_t steps, pml_run_trace *trace, pml_err *er
         ev.start.first_step = pml_pipeline_steps_done(*e->pipe);
         ev.start.best_loss = e->feed ? pml_feed_best_loss(e->feed) : NAN;
         ev.start.precision = pml_pipeline_precision_note(*e->pipe);
+        char placed[400];
+        ev.placed = pml_backend_placed_text(pl, e->backend, e->opts->stage_gpu, placed, sizeof placed);
         event(r, &ev);
     }
     return PML_OK;

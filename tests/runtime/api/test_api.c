@@ -480,6 +480,54 @@ static void inference_on_any_number_of_rows(void)
     pml_plan_close(plan);
 }
 
+/* The device map through pml.h: pml_context_set_devices refuses a bad remap and keeps
+ * the one before; pml_backend_choose follows the plan's `place` under AUTO (the CPU for
+ * a cpu map; for a cuda map the GPU, or without one an error naming the map), refuses a
+ * remap that does not fit the plan, and a session opens where it chose. */
+static void devices_through_the_api(void)
+{
+    static const char *const cuda_text = "import \"nn\"\n"
+                                         "model m(x: f32[B, 8]) -> f32[B, 3] {\n"
+                                         "    stage 0 { h = gelu(linear(x, 16) as fc1) }\n"
+                                         "    stage 1 { return linear(h, 3) as head }\n"
+                                         "}\n"
+                                         "train m {\n"
+                                         "    data = classes(features = 8, classes = 3, seed = 1)\n"
+                                         "    loss = cross_entropy\n"
+                                         "    optimizer = adamw(lr = 1e-2)\n"
+                                         "    batch = 8, microbatches = 2\n"
+                                         "    place = [cuda:0, cuda:1]\n"
+                                         "}\n";
+    pml_plan *cpu = compile(WITH_DATA), *gpu = compile(cuda_text);
+    CHECK(cpu && gpu);
+    if (!cpu || !gpu) return;
+    int good[2] = {0, 0}, negative[2] = {0, -1};
+    CHECK(pml_context_set_devices(ctx, negative, 2) == PML_ERR_INVALID_ARG && says("gpus[1] is -1"));
+    CHECK(pml_context_set_devices(ctx, NULL, 2) == PML_ERR_INVALID_ARG && says("NULL"));
+    CHECK(pml_context_set_devices(ctx, good, -1) == PML_ERR_INVALID_ARG && says("n is -1"));
+    CHECK(pml_context_set_devices(ctx, good, 1025) == PML_ERR_INVALID_ARG);
+    pml_backend got = PML_BACKEND_AUTO;
+    CHECK(pml_backend_choose(ctx, cpu, PML_BACKEND_AUTO, &got) == PML_OK && got == PML_BACKEND_CPU); /* no remap kept */
+    pml_status on_gpu = pml_backend_choose(ctx, gpu, PML_BACKEND_AUTO, &got);
+    char arch[16];
+    if (pml_gpu_arch(arch, sizeof arch) == PML_OK) /* a machine with a GPU: two of them, or too few */
+        CHECK((on_gpu == PML_OK && got == PML_BACKEND_CUDA) || (on_gpu == PML_ERR_UNSUPPORTED && says("--devices")));
+    else
+        CHECK(on_gpu == PML_ERR_UNSUPPORTED && says("no GPU for the plan's place [cuda:0, cuda:1]") &&
+              says("--backend cpu"));
+    CHECK(pml_backend_choose(ctx, gpu, PML_BACKEND_CPU, &got) == PML_OK && got == PML_BACKEND_CPU);
+    CHECK(pml_context_set_devices(ctx, good, 1) == PML_OK); /* fits no plan of two GPUs */
+    CHECK(pml_backend_choose(ctx, gpu, PML_BACKEND_AUTO, &got) == PML_ERR_INVALID_ARG &&
+          says("--devices gives 1 GPU") && says("cuda:0 to cuda:1"));
+    CHECK(pml_backend_choose(ctx, cpu, PML_BACKEND_AUTO, &got) == PML_ERR_INVALID_ARG && says("leave --devices out"));
+    pml_session *s = NULL;
+    CHECK(pml_session_create(ctx, gpu, PML_BACKEND_AUTO, 7, &s) == PML_ERR_INVALID_ARG && !s && says("--devices"));
+    CHECK(pml_context_set_devices(ctx, NULL, 0) == PML_OK); /* no remap */
+    CHECK(pml_session_create(ctx, cpu, PML_BACKEND_AUTO, 7, &s) == PML_OK && s);
+    pml_session_destroy(s);
+    pml_plan_close(cpu), pml_plan_close(gpu);
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -491,7 +539,8 @@ int main(int argc, char **argv)
                  {"feeder_and_metrics_callbacks", feeder_and_metrics_callbacks},
                  {"a_plan_without_data_trains_on_caller_rows_only", a_plan_without_data_trains_on_caller_rows_only},
                  {"evaluation_on_caller_rows", evaluation_on_caller_rows},
-                 {"inference_on_any_number_of_rows", inference_on_any_number_of_rows}};
+                 {"inference_on_any_number_of_rows", inference_on_any_number_of_rows},
+                 {"devices_through_the_api", devices_through_the_api}};
     if (argc != 2) {
         fprintf(stderr, "usage: test_api BEHAVIOUR\n");
         return 2;
