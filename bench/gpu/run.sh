@@ -38,8 +38,9 @@ torch_ms() { # MODEL MICROBATCHES [COMPILE] -> median step ms of PyTorch on the 
 }
 
 printf "%-9s %9s %10s %9s %9s %9s %9s\n" model "PML ms" "no graphs" "torch" "compile" "torch+mb" "PML/best"
-for spec in "mlp:examples/mlp.pml::mlp:8" "gpt:examples/gpt.pml::gpt:8" \
-            "gpt_T256:examples/gpt.pml:--set T=256:gpt256:8" "gpt2s:bench/gpu/gpt2s.pml::gpt2s:0"; do
+# examples/gpt.pml is placed on cuda:0..3: --devices puts its four stages on GPU 0.
+for spec in "mlp:examples/mlp.pml::mlp:8" "gpt:examples/gpt.pml:--devices 0,0,0,0:gpt:8" \
+            "gpt_T256:examples/gpt.pml:--set T=256 --devices 0,0,0,0:gpt256:8" "gpt2s:bench/gpu/gpt2s.pml::gpt2s:0"; do
   IFS=: read -r label model set tmodel mbs <<< "$spec"
   # shellcheck disable=SC2086
   "$pmlc" train "$root/$model" --backend cuda --steps "$steps" --quiet --out "$tmp/out" --metrics "$tmp/m.jsonl" $set

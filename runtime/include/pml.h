@@ -551,8 +551,9 @@ typedef struct pml_run_event {
         double best_loss;        /* as start's */
     } eval;
     /* START: where the stages run when the plan's `place` map says more than "the CPU":
-     * "stage devices on GPUs 0, 0 (place [cuda:0, cuda:1])", or on the CPU "the CPU as
-     * asked, not the plan's place [cuda:0, cuda:1]"; NULL otherwise. */
+     * "stage devices on GPUs 0, 0 (place [cuda:0, cuda:1])" (and how they hand over when
+     * a test switch forces copies), or on the CPU "the CPU as asked, not the plan's
+     * place [cuda:0, cuda:1]"; NULL otherwise. */
     const char *placed;
 } pml_run_event;
 typedef void (*pml_run_event_fn)(void *user, const pml_run_event *ev);

@@ -4,11 +4,14 @@ the CPU backend does (the CPU is the oracle): the same seed gives the same loss 
 every step, the same final weights, the same held-out loss and the same inference
 output, within what f32 arithmetic in another summation order allows.
 
-usage: gpu_train_test.py PMLC MODEL.pml WORK STEPS INPUT [--rtol R] [--set k=v ...]
+usage: gpu_train_test.py PMLC MODEL.pml WORK STEPS INPUT [--rtol R] [--gpus LIST] [--say TEXT]
+                         [--set k=v ...]
 
 INPUT describes rows for the inference check: f32:ROWSxCOLS or i32:ROWSxCOLS:VOCAB.
 --rtol sets the loss tolerance (training and held-out) for a model whose training is
-chaotic enough to amplify rounding.
+chaotic enough to amplify rounding. --gpus LIST is the CUDA runs' --devices (a model
+placed on cuda:0..3 on a one-GPU machine: 0,0,0,0). --say TEXT: the CUDA training's
+first line must say TEXT (where its stages run, how they hand over).
 
 Without a GPU it prints "SKIP: ..." and exits 77 (CTest: skipped); PML_REQUIRE_GPU=1
 makes that a failure. Needs nothing beyond Python's standard library.
@@ -86,16 +89,24 @@ def main():
     pmlc, model, work, steps, spec = args[:5]
     extra = args[5:]
     global LOSS_RTOL
-    if extra[:1] == ["--rtol"]:
-        LOSS_RTOL, extra = float(extra[1]), extra[2:]
+    gpus, say = [], None
+    while extra[:1] in (["--rtol"], ["--gpus"], ["--say"]):
+        if extra[0] == "--rtol":
+            LOSS_RTOL = float(extra[1])
+        elif extra[0] == "--gpus":
+            gpus = ["--devices", extra[1]]
+        else:
+            say = extra[1]
+        extra = extra[2:]
     os.makedirs(work, exist_ok=True)
     t = pmltest.Failures(f"gpu_train {os.path.basename(model)} {' '.join(extra)}")
     runs = {}
     for backend in ("cuda", "cpu"):  # cuda first: without a GPU, skip at once
         out = os.path.join(work, backend)
         metrics = os.path.join(work, f"{backend}.jsonl")
+        quiet = [] if backend == "cuda" and say else ["--quiet"]
         r = pmltest.run([pmlc, "train", model, "--backend", backend, "--steps", steps, "--out", out, "--metrics",
-                         metrics, "--eval", "2", "--quiet"] + extra, timeout=600)
+                         metrics, "--eval", "2"] + quiet + (gpus if backend == "cuda" else []) + extra, timeout=600)
         if backend == "cuda" and r.code != 0 and "no GPU" in r.stderr:
             print(f"SKIP: {r.stderr.strip()}")
             req = os.environ.get("PML_REQUIRE_GPU", "0")
@@ -103,6 +114,9 @@ def main():
         t.check(r.code == 0, f"{backend} training succeeds:\n{r.describe()}\n{pmltest.tail(r.stderr)}")
         if r.code != 0:
             return t.finish()
+        if backend == "cuda" and say:
+            first = r.stderr.splitlines()[0] if r.stderr else ""
+            t.check(say in first, f"the first line says '{say}': {first}")
         losses = [json.loads(line) for line in open(metrics) if '"step"' in line]
         evals = [json.loads(line) for line in open(metrics) if '"eval_loss"' in line]
         runs[backend] = (losses, evals, read_safetensors(os.path.join(out, "model.safetensors")), r.stderr)
@@ -134,8 +148,8 @@ def main():
     for backend in ("cpu", "cuda"):
         y = os.path.join(work, f"y_{backend}.npy")
         r = pmltest.run([pmlc, "infer", model, "--backend", backend, "--weights",
-                         os.path.join(work, "cpu", "model.safetensors"), "--input", x, "--output", y] + extra,
-                        timeout=600)
+                         os.path.join(work, "cpu", "model.safetensors"), "--input", x, "--output", y] +
+                        (gpus if backend == "cuda" else []) + extra, timeout=600)
         t.check(r.code == 0, f"{backend} inference succeeds:\n{r.describe()}\n{pmltest.tail(r.stderr)}")
         ys[backend] = read_npy_f32(y) if r.code == 0 else None
     if ys["cpu"] and ys["cuda"]:

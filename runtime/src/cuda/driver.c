@@ -60,6 +60,9 @@ static void load(void)
         {(void **)&drv.GraphLaunch, "cuGraphLaunch"},
         {(void **)&drv.GraphExecDestroy, "cuGraphExecDestroy"},
         {(void **)&drv.GraphDestroy, "cuGraphDestroy"},
+        {(void **)&drv.DeviceCanAccessPeer, "cuDeviceCanAccessPeer"},
+        {(void **)&drv.CtxEnablePeerAccess, "cuCtxEnablePeerAccess"},
+        {(void **)&drv.MemcpyPeerAsync, "cuMemcpyPeerAsync"},
         {(void **)&drv.GetErrorName, "cuGetErrorName"},
         {(void **)&drv.GetErrorString, "cuGetErrorString"},
     };

@@ -38,6 +38,9 @@ enum { PML_CU_CAPTURE_THREAD_LOCAL = 1 };
 /* cuEventCreate flags: an event only for ordering, cheaper to record. */
 enum { PML_CU_EVENT_DISABLE_TIMING = 2 };
 
+/* cuCtxEnablePeerAccess's answer when another user of the primary context enabled it. */
+enum { PML_CU_PEER_ACCESS_ALREADY_ENABLED = 704 };
+
 typedef struct pml_cuda_driver {
     pml_cu_result (*Init)(unsigned);
     pml_cu_result (*DriverGetVersion)(int *);
@@ -78,6 +81,9 @@ typedef struct pml_cuda_driver {
     pml_cu_result (*GraphLaunch)(pml_cu_graph_exec, pml_cu_stream);
     pml_cu_result (*GraphExecDestroy)(pml_cu_graph_exec);
     pml_cu_result (*GraphDestroy)(pml_cu_graph);
+    pml_cu_result (*DeviceCanAccessPeer)(int *, pml_cu_device, pml_cu_device);
+    pml_cu_result (*CtxEnablePeerAccess)(pml_cu_context, unsigned);
+    pml_cu_result (*MemcpyPeerAsync)(pml_cu_ptr, pml_cu_context, pml_cu_ptr, pml_cu_context, size_t, pml_cu_stream);
     pml_cu_result (*GetErrorName)(pml_cu_result, const char **);
     pml_cu_result (*GetErrorString)(pml_cu_result, const char **);
 } pml_cuda_driver;

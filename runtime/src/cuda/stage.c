@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "cuda/devices.h"
 #include "cuda/stage.h"
 #include "plan/optim.h"
 
@@ -16,17 +17,14 @@ pml_cu_ptr pml_cuda_ctx_data(const pml_cuda_ctx *p, int n, int64_t mb)
     return p->dbuf[r] + (p->per_mb[r] ? (pml_cu_ptr)mb * p->bytes[r] : 0);
 }
 
-/* The calling thread (a stage's worker, or the driving thread) works in our context. */
-static pml_status current(const pml_cuda_ctx *p, pml_err *err)
-{
-    PML_CHECK_CU(p->d, CtxSetCurrent(p->cu), err);
-    return PML_OK;
-}
+/* Stage s's GPU (devices.h). */
+static const pml_cuda_gpu *gpu_of(const pml_cuda_ctx *p, const pml_cuda_stage *st) { return &p->gpus[st->gpu]; }
 
-/* Blocks for a launch of `work` threads: enough to fill the GPU, the rest grid-strides. */
-static unsigned grid_for(const pml_cuda_ctx *p, int64_t work, unsigned block)
+/* Blocks for a launch of `work` threads on stage st's GPU: enough to fill it, the rest
+ * grid-strides. */
+static unsigned grid_for(const pml_cuda_ctx *p, const pml_cuda_stage *st, int64_t work, unsigned block)
 {
-    int64_t blocks = (work + block - 1) / block, most = (int64_t)p->sms * 32;
+    int64_t blocks = (work + block - 1) / block, most = (int64_t)gpu_of(p, st)->sms * 32;
     return (unsigned)(blocks < 1 ? 1 : blocks > most ? most : blocks);
 }
 
@@ -34,8 +32,9 @@ static pml_status run_gemm(pml_cuda_ctx *p, pml_cuda_stage *st, int l, int64_t m
 {
     const pml_plan *pl = p->plan;
     const pml_cuda_gemm_shape *g = &p->gemm[l];
-    int o = pl->gpu_launches[l].matmul;
-    pml_cu_ptr A = pml_cuda_ctx_data(p, pl->nodes[o].in[0], mb), B = pml_cuda_ctx_data(p, pl->nodes[o].in[1], mb);
+    int o = pl->gpu_launches[l].matmul, at = (int)(st - p->stages); /* operands as this stage reads them */
+    pml_cu_ptr A = pml_cuda_ctx_data_at(p, at, pl->nodes[o].in[0], mb);
+    pml_cu_ptr B = pml_cuda_ctx_data_at(p, at, pl->nodes[o].in[1], mb);
     pml_cu_ptr C = p->acc_into[o] ? p->acc_into[o] : pml_cuda_ctx_data(p, o, mb);
     int add = p->acc_into[o] != 0;
     if (g->calls == 1)
@@ -71,7 +70,7 @@ static pml_status run_launch(pml_cuda_ctx *p, pml_cuda_stage *st, int l, int64_t
     int np = 0;
     for (int a = 0; !s && a < L->n_args; a++) {
         int n = L->args[a].node;
-        vals[a] = pml_cuda_ctx_data(p, n, mb);
+        vals[a] = pml_cuda_ctx_data_at(p, (int)(st - p->stages), n, mb); /* a copy when another GPU's (devices.h) */
         params[np++] = &vals[a];
         if (L->args[a].out && (L->flags & PML_PLAN_GPU_ZERO_OUTPUT) &&
             p->d->MemsetD8Async(vals[a], 0, p->bytes[p->root[n]], st->stream))
@@ -80,8 +79,8 @@ static pml_status run_launch(pml_cuda_ctx *p, pml_cuda_stage *st, int l, int64_t
     if (L->flags & PML_PLAN_GPU_SEED) params[np++] = &seed;
     if (L->flags & PML_PLAN_GPU_INDEX_CHECK) params[np++] = &st->flag;
     if (!s)
-        s = pml_cuda_launch(&p->mod, p->fn_of[L->func], grid_for(p, L->work, L->block), L->block, params, st->stream,
-                            err);
+        s = pml_cuda_launch(&gpu_of(p, st)->mod, p->fn_of[L->func], grid_for(p, st, L->work, L->block), L->block,
+                            params, st->stream, err);
     if (vals != vals_s) free(vals);
     if (params != params_s) free(params);
     return s;
@@ -120,8 +119,8 @@ static pml_status auto_check(pml_cuda_ctx *p, int64_t step, pml_err *err)
     for (int q = 0; q < pl->n_params; q++) {
         const pml_plan_node *n = &pl->nodes[pl->params[q].node];
         double sq = 0;
-        pml_status r =
-            p->acc[q] ? pml_cuda_sum_squares(p->stages[n->stage].blas, n->numel, p->acc[q], &sq, err) : PML_OK;
+        pml_status r = p->acc[q] ? pml_cuda_use(p, n->stage, err) : PML_OK;
+        if (!r && p->acc[q]) r = pml_cuda_sum_squares(p->stages[n->stage].blas, n->numel, p->acc[q], &sq, err);
         if (r) return r;
         ph->sq[q] = sq / m2;
     }
@@ -140,6 +139,7 @@ static pml_status phase_begin(pml_cuda_ctx *p, int64_t step, pml_err *err)
     if (!pml_phase_at(ph, pl, step)) return PML_OK;
     for (int s = 0; s < p->S; s++) {
         pml_cuda_stage *st = &p->stages[s];
+        if ((r = pml_cuda_use(p, s, err))) return r;
         PML_CHECK_CU(p->d, StreamSynchronize(st->stream), err);
         for (int64_t mb = 0; mb < p->M; mb++)
             if (st->graph[1][mb]) p->d->GraphExecDestroy(st->graph[1][mb]), st->graph[1][mb] = NULL;
@@ -151,17 +151,18 @@ static pml_status cuda_begin(pml_backend_ctx *b, int64_t step, int train, pml_er
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
     const pml_plan *pl = p->plan;
-    pml_status s = current(p, err);
+    pml_status s = PML_OK;
     p->step = step;
     p->train_mode = train;
-    if (!s && train) s = phase_begin(p, step, err);
+    if (train) s = phase_begin(p, step, err);
     for (int q = 0; !s && train && q < pl->n_params; q++) {
         if (!p->acc[q]) continue;
         const pml_plan_node *n = &pl->nodes[pl->params[q].node];
+        if ((s = pml_cuda_use(p, n->stage, err))) return s;
         PML_CHECK_CU(p->d, MemsetD8Async(p->acc[q], 0, sizeof(float) * (size_t)n->numel, p->stages[n->stage].stream),
                      err);
     }
-    return s;
+    return s ? s : pml_cuda_pull_statics(p, err); /* other GPUs' parameters, as updated */
 }
 
 /* Training seeds dropout per (seed, step, micro-batch), as the CPU backend; all ones
@@ -226,13 +227,13 @@ static pml_status wait_for_inputs(pml_cuda_ctx *p, int s, int64_t mb, int pass, 
         PML_CHECK_CU(p->d, StreamWaitEvent(st->stream, p->stages[dep / 2].done[dep % 2][mb], 0), err);
     }
     st->last_pass = pass, st->last_mb = mb, st->pending = 1;
-    return PML_OK;
+    return pml_cuda_pull(p, s, pass, mb, err); /* copies of what it reads from other GPUs (devices.h) */
 }
 
 static pml_status cuda_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend_fwd_mode mode, pml_err *err)
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
-    pml_status r = current(p, err);
+    pml_status r = pml_cuda_use(p, s, err);
     if (!r) r = wait_for_inputs(p, s, mb, 0, err);
     if (r) return r;
     return mode == PML_BACKEND_FWD_TRAIN ? run_training_pass(p, s, mb, 0, err) : run_pass(p, s, mb, 0, mode, err);
@@ -241,7 +242,7 @@ static pml_status cuda_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backen
 static pml_status cuda_backward(pml_backend_ctx *b, int s, int64_t mb, pml_err *err)
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
-    pml_status r = current(p, err);
+    pml_status r = pml_cuda_use(p, s, err);
     if (!r) r = wait_for_inputs(p, s, mb, 1, err);
     return r ? r : run_training_pass(p, s, mb, 1, err);
 }
@@ -251,7 +252,7 @@ static pml_status cuda_sync(pml_backend_ctx *b, int s, pml_err *err)
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
     pml_cuda_stage *st = &p->stages[s];
-    pml_status r = current(p, err);
+    pml_status r = pml_cuda_use(p, s, err);
     if (r || !st->pending) return r;
     st->pending = 0;
     PML_CHECK_CU(p->d, EventRecord(st->done[st->last_pass][st->last_mb], st->stream), err);
@@ -264,6 +265,8 @@ static pml_status check_indices(pml_cuda_ctx *p, pml_err *err)
     for (int s = 0; s < p->S; s++) {
         unsigned flag = 0;
         if (!p->stages[s].checks_index) continue;
+        pml_status r = pml_cuda_use(p, s, err);
+        if (r) return r;
         PML_CHECK_CU(p->d, MemcpyDtoH(&flag, p->stages[s].flag, sizeof flag), err);
         if (flag)
             return pml_err_set(err, PML_ERR_INVALID_ARG,
@@ -279,7 +282,7 @@ static pml_status cuda_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
     const pml_plan *pl = p->plan;
     pml_cuda_stage *st = &p->stages[s];
-    pml_status r = current(p, err);
+    pml_status r = pml_cuda_use(p, s, err);
     double sq = 0;
     for (int k = 0; !r && k < st->n_params; k++) {
         int q = st->params[k];
@@ -292,7 +295,8 @@ static pml_status cuda_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *
     *out = sq * inv_m * inv_m;
     if (!r && p->d->StreamSynchronize(st->stream)) /* the step's work is done: see stage.h */
         r = pml_err_set(err, PML_ERR_DEVICE, "stage %d: the GPU failed during the step", s);
-    return r ? r : check_indices(p, err);
+    if (!r) r = check_indices(p, err);
+    return r ? r : pml_cuda_use(p, s, err); /* check_indices visits the other stages' GPUs */
 }
 
 static pml_status cuda_update(pml_backend_ctx *b, int s, double lr, double clip, pml_err *err)
@@ -301,7 +305,7 @@ static pml_status cuda_update(pml_backend_ctx *b, int s, double lr, double clip,
     const pml_plan *pl = p->plan;
     const pml_plan_config *c = &pl->conf;
     pml_cuda_stage *st = &p->stages[s];
-    pml_status r = current(p, err);
+    pml_status r = pml_cuda_use(p, s, err);
     double t = (double)(p->step + 1), gscale = clip / (double)p->M;
     double c1 = 1 - pow(c->beta1, t), c2 = 1 - pow(c->beta2, t), decay = 1 - lr * c->weight_decay;
     double b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay, mom = c->momentum;
@@ -311,13 +315,13 @@ static pml_status cuda_update(pml_backend_ctx *b, int s, double lr, double clip,
         if (!p->acc[q] || frozen_now(p, q)) continue;
         long long n = (long long)pl->nodes[pl->params[q].node].numel;
         pml_cu_ptr w = pml_cuda_ctx_data(p, pl->params[q].node, 0);
-        unsigned grid = grid_for(p, n, 256);
+        unsigned grid = grid_for(p, st, n, 256);
         if (c->optimizer == PML_OPT_ADAMW) {
             void *args[] = {&w, &p->acc[q], &p->m[q], &p->v[q], &n, &lr, &b1, &b2, &c1, &c2, &eps, &decay, &gscale};
-            r = pml_cuda_launch(&p->mod, p->fn_adamw, grid, 256, args, st->stream, err);
+            r = pml_cuda_launch(&gpu_of(p, st)->mod, p->fn_adamw, grid, 256, args, st->stream, err);
         } else {
             void *args[] = {&w, &p->acc[q], &p->m[q], &n, &lr, &wd, &mom, &nesterov, &first, &gscale};
-            r = pml_cuda_launch(&p->mod, p->fn_sgd, grid, 256, args, st->stream, err);
+            r = pml_cuda_launch(&gpu_of(p, st)->mod, p->fn_sgd, grid, 256, args, st->stream, err);
         }
     }
     return r;
@@ -340,7 +344,7 @@ static pml_status copy_value(pml_cuda_ctx *p, pml_backend_value what, int k, int
                            (long long)mb);
     pml_cuda_stage *st = &p->stages[p->plan->nodes[n].stage];
     pml_cu_ptr dv = pml_cuda_ctx_data(p, n, mb);
-    pml_status r = current(p, err);
+    pml_status r = pml_cuda_use(p, p->plan->nodes[n].stage, err);
     if (r) return r;
     if (up) {
         PML_CHECK_CU(p->d, MemcpyHtoDAsync(dv, h, p->bytes[n], st->stream), err);
@@ -348,7 +352,8 @@ static pml_status copy_value(pml_cuda_ctx *p, pml_backend_value what, int k, int
     }
     PML_CHECK_CU(p->d, MemcpyDtoHAsync(h, dv, p->bytes[n], st->stream), err);
     PML_CHECK_CU(p->d, StreamSynchronize(st->stream), err);
-    return check_indices(p, err); /* the value read depends on all the work before it */
+    r = check_indices(p, err); /* the value read depends on all the work before it */
+    return r ? r : pml_cuda_use(p, p->plan->nodes[n].stage, err);
 }
 
 static pml_status cuda_upload(pml_backend_ctx *b, pml_backend_value what, int k, int64_t mb, pml_err *err)
@@ -374,10 +379,14 @@ static float *cuda_host_param(pml_backend_ctx *b, int q, int which)
 static pml_status copy_params(pml_cuda_ctx *p, int up, pml_err *err)
 {
     const pml_plan *pl = p->plan;
-    pml_status r = current(p, err);
-    for (int s = 0; !r && s < p->S; s++) PML_CHECK_CU(p->d, StreamSynchronize(p->stages[s].stream), err);
+    pml_status r = PML_OK;
+    for (int s = 0; !r && s < p->S; s++) {
+        if ((r = pml_cuda_use(p, s, err))) return r;
+        PML_CHECK_CU(p->d, StreamSynchronize(p->stages[s].stream), err);
+    }
     for (int q = 0; !r && q < pl->n_params; q++) {
         size_t bytes = sizeof(float) * (size_t)pl->nodes[pl->params[q].node].numel;
+        if ((r = pml_cuda_use(p, pl->nodes[pl->params[q].node].stage, err))) return r; /* its GPU's context */
         pml_cu_ptr dev[3] = {pml_cuda_ctx_data(p, pl->params[q].node, 0), p->m[q], p->v[q]};
         float *host[3] = {p->h_param[q], p->h_m[q], p->h_v[q]};
         for (int k = 0; k < 3; k++) {
@@ -417,8 +426,7 @@ static pml_status cuda_phase(pml_backend_ctx *b, int64_t step, pml_phase **out, 
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
     *out = &p->phase;
-    pml_status s = current(p, err);
-    return s ? s : auto_check(p, step, err);
+    return auto_check(p, step, err);
 }
 
 const pml_backend_ops pml_cuda_backend_ops = {

@@ -40,9 +40,11 @@
  * copies per micro-batch; parameters and optimizer state have host copies made current
  * by params_download.
  *
- * Devices: every stage runs on device 0 (correct for any stage -> device map, since
- * each stage reads the others' values in one device's memory); spreading stages over
- * several GPUs needs the peer/NCCL transport (issue 4, not built yet).
+ * Devices (cuda/devices.h): each stage runs on the GPU the plan's `place` map (after
+ * --devices) gives it, in that GPU's primary context, its values in that GPU's arena.
+ * Stages on one GPU hand over in place through events, as above; a stage reading a value
+ * of a stage on another GPU reads a copy in its own GPU's memory, made on its stream
+ * (cuMemcpyPeerAsync) after the event. In one process only: GPU ranks are not built yet.
  *
  * The context's layout is private to cuda/stage*.c. */
 #ifndef PML_CUDA_STAGE_H
@@ -70,6 +72,8 @@ typedef struct pml_cuda_gemm_shape {
 } pml_cuda_gemm_shape;
 
 typedef struct pml_cuda_stage {
+    int gpu;   /* its GPU: an index into the context's gpus */
+    int group; /* stages of one group read each other's values in place (devices.h) */
     pml_cu_stream stream;
     pml_cuda_blas *blas;
     int *fwd, n_fwd; /* launch indices (plan gpu_launches) of the forward pass, in order */
@@ -83,29 +87,45 @@ typedef struct pml_cuda_stage {
     int last_pass, pending;      /* the pass sync records (pending: one ran since the last sync) */
     int64_t last_mb;
     int *deps[2], n_deps[2]; /* per pass: the other stages' passes it reads, as stage * 2 + pass */
+    /* devices.h: roots this stage reads from another group, copied before each pass
+     * (pulls, each in the first pass that reads it) or at begin (statics: parameters and
+     * constants); mirror[root] is its copy (0: read in place), NULL when it has none. */
+    int *pulls[2], n_pulls[2];
+    int *statics, n_statics;
+    pml_cu_ptr *mirror;
+    pml_cu_ptr mirrors;     /* the one allocation the mirrors lie in */
+    pml_cu_event published; /* recorded at begin after its update, for other groups' statics */
 } pml_cuda_stage;
+
+/* One GPU of the context (devices.h). */
+typedef struct pml_cuda_gpu {
+    int ordinal; /* the machine's device number */
+    pml_cu_device dev;
+    pml_cu_context cu; /* its primary context, retained */
+    int sms;
+    pml_cuda_module mod; /* the plan's image for it, loaded in cu */
+    pml_cu_ptr arena;    /* the values of its stages */
+    size_t arena_bytes;
+} pml_cuda_gpu;
 
 typedef struct pml_cuda_ctx {
     const pml_plan *plan;
     pml_backend_conf conf;
     const pml_cuda_driver *d;
-    pml_cu_device dev;
-    pml_cu_context cu;
-    int sms;
+    pml_cuda_gpu *gpus; /* the GPUs the stages run on (devices.h) */
+    int n_gpus;
     int S;
     int64_t M;
     int64_t step;
     int train_mode; /* begin's `train`: dropout on */
     int graphs;     /* capture training passes (see above) */
     int tf32;       /* PML_CUDA_TF32=1: f32 GEMMs on the tensor cores in TF32 (opt-in: ~1e-3 relative) */
-    pml_cuda_module mod;
-    int fn_adamw, fn_sgd;      /* module function indices of the optimizer kernels */
+    int fn_adamw, fn_sgd;      /* module function indices of the optimizer kernels (every GPU's module) */
     int *fn_of;                /* per plan gpu function: its module function index */
     pml_cuda_gemm_shape *gemm; /* per launch (matmuls only) */
     int32_t *root;             /* per node: the node whose buffer holds its value (a reshape's source) */
-    pml_cu_ptr *dbuf;          /* per root node: device buffer, per-micro-batch copies end to end */
-    pml_cu_ptr arena;          /* the one allocation every dbuf lies in */
-    size_t arena_bytes;
+    pml_cu_ptr *dbuf;          /* per root node: device buffer (in its stage's GPU's arena), per-micro-batch copies
+                                * end to end */
     uint8_t *per_mb;
     size_t *bytes;   /* per node: one copy's size */
     void **host;     /* per node the executor reads or writes: pinned host copies, end to end */

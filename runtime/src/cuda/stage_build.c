@@ -1,5 +1,5 @@
-/* stage_build.c — making the CUDA backend's context (see cuda/stage.h): the device and
- * its module (the plan's image for this GPU), how each matmul maps onto cuBLAS, which
+/* stage_build.c — making the CUDA backend's context (see cuda/stage.h): the GPUs and
+ * their modules (cuda/devices.h), how each matmul maps onto cuBLAS, which
  * values need a buffer per micro-batch, each stage's launch lists, device memory,
  * parameters (initialised on the host exactly as the CPU backend does, then copied),
  * optimizer state and constants. */
@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda/devices.h"
 #include "cuda/stage.h"
 #include "plan/memplan.h"
 #include "plan/ops.h" /* pml_opcode, the runtime's one list of ops */
@@ -16,64 +17,6 @@
 
 static int constant_node(uint16_t op) { return op == PML_OP_CONST || op == PML_OP_ARANGE; }
 static int source_node(uint16_t op) { return op == PML_OP_PARAM || op == PML_OP_INPUT || constant_node(op); }
-
-/* The plan's image for a device of compute capability major.minor: its own CUBIN, or
- * else the newest PTX the driver can compile for it. */
-static const pml_plan_gpu_image *pick_image(const pml_plan *pl, int major, int minor)
-{
-    char want[16];
-    snprintf(want, sizeof want, "sm_%d%d", major, minor);
-    const pml_plan_gpu_image *best = NULL;
-    int best_cc = -1;
-    for (int i = 0; i < pl->n_gpu_images; i++) {
-        const pml_plan_gpu_image *im = &pl->gpu_images[i];
-        if (!strcmp(im->target, want)) return im;
-        int cc;
-        if (sscanf(im->target, "compute_%d", &cc) == 1 && cc <= major * 10 + minor && cc > best_cc)
-            best = im, best_cc = cc;
-    }
-    return best;
-}
-
-static pml_status open_device(pml_cuda_ctx *p, pml_err *err)
-{
-    const pml_plan *pl = p->plan;
-    if (!(p->d = pml_cuda_driver_get(err))) return err ? err->code : PML_ERR_DEVICE;
-    int major = 0, minor = 0;
-    PML_CHECK_CU(p->d, DeviceGet(&p->dev, 0), err);
-    PML_CHECK_CU(p->d, DeviceGetAttribute(&major, PML_CU_ATTR_CC_MAJOR, p->dev), err);
-    PML_CHECK_CU(p->d, DeviceGetAttribute(&minor, PML_CU_ATTR_CC_MINOR, p->dev), err);
-    PML_CHECK_CU(p->d, DeviceGetAttribute(&p->sms, PML_CU_ATTR_SM_COUNT, p->dev), err);
-    PML_CHECK_CU(p->d, DevicePrimaryCtxRetain(&p->cu, p->dev), err);
-    PML_CHECK_CU(p->d, CtxSetCurrent(p->cu), err);
-    if (!pl->n_gpu_images || !pl->n_gpu_launches)
-        return pml_err_set(err, PML_ERR_UNSUPPORTED,
-                           "the plan has no GPU code: build it with `pmlc build --arch sm_%d%d` (or train the .pml "
-                           "file with --backend cuda)",
-                           major, minor);
-    const pml_plan_gpu_image *im = pick_image(pl, major, minor);
-    if (!im) {
-        char have[256] = "";
-        for (int i = 0; i < pl->n_gpu_images; i++)
-            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", i ? ", " : "", pl->gpu_images[i].target);
-        return pml_err_set(err, PML_ERR_UNSUPPORTED,
-                           "the plan's GPU code (%s) does not run on this GPU (sm_%d%d): rebuild it with `pmlc build "
-                           "--arch sm_%d%d`",
-                           have, major, minor, major, minor);
-    }
-    /* Function 0 of the plan stands for the optimizer source; its kernels are named. */
-    int n = pl->n_gpu_funcs;
-    const char **names = calloc((size_t)n + 1, sizeof *names);
-    p->fn_of = calloc((size_t)n + 1, sizeof *p->fn_of);
-    if (!names || !p->fn_of) return free(names), NOMEM(err);
-    for (int f = 0; f < n; f++) names[f] = pl->gpu_funcs[f], p->fn_of[f] = f;
-    names[0] = "pml_adamw_f32";
-    names[n] = "pml_sgd_f32";
-    p->fn_adamw = 0, p->fn_sgd = n;
-    pml_status st = pml_cuda_module_load(&p->mod, im->data, names, n + 1, err);
-    free(names);
-    return st;
-}
 
 /* How matmul launch l maps onto cuBLAS: a[..., m, k] x b[..., k, n] -> out[..., m, n]
  * with NumPy broadcasting of the batch axes (inputs are stored row-major: transposes
@@ -210,12 +153,26 @@ static pml_status place_buffers(pml_cuda_ctx *p, pml_err *err)
     }
     for (int s = 0; s < p->S; s++) pass_end[s] = p->stages[s].n_fwd;
     pml_status st = pml_mem_plan_stages(pl, val, pass_end, PML_CUDA_MEM_ALIGN, base, &total, err);
-    pml_cu_result r = st ? 0 : p->d->MemAlloc(&p->arena, total ? total : PML_CUDA_MEM_ALIGN);
-    if (r) st = pml_cuda_fail(p->d, r, "cuMemAlloc (values)", __FILE__, __LINE__, err);
-    for (int i = 0; !st && i < N; i++)
-        if (val[i].bytes) p->dbuf[i] = p->arena + base[pl->nodes[i].stage] + val[i].offset;
-    p->arena_bytes = total;
-    free(val), free(pass_end), free(base);
+    /* One arena per GPU holding its stages' arenas one after another (at[s]: where
+     * stage s's starts in it); the planner's bases are aligned, so are these. */
+    size_t *at = st ? NULL : calloc((size_t)p->S + 1, sizeof *at);
+    if (!st && !at) st = NOMEM(err);
+    for (int s = 0; !st && s < p->S; s++) {
+        pml_cuda_gpu *g = &p->gpus[p->stages[s].gpu];
+        at[s] = g->arena_bytes;
+        g->arena_bytes += (s + 1 < p->S ? base[s + 1] : total) - base[s];
+    }
+    for (int g = 0; !st && g < p->n_gpus; g++) {
+        pml_cuda_gpu *gpu = &p->gpus[g];
+        pml_cu_result r = p->d->CtxSetCurrent(gpu->cu);
+        if (!r) r = p->d->MemAlloc(&gpu->arena, gpu->arena_bytes ? gpu->arena_bytes : PML_CUDA_MEM_ALIGN);
+        if (r) st = pml_cuda_fail(p->d, r, "cuMemAlloc (values)", __FILE__, __LINE__, err);
+    }
+    for (int i = 0; !st && i < N; i++) {
+        int s = pl->nodes[i].stage;
+        if (val[i].bytes) p->dbuf[i] = p->gpus[p->stages[s].gpu].arena + at[s] + val[i].offset;
+    }
+    free(val), free(pass_end), free(base), free(at);
     if (st) return st;
     /* Pinned host copies of what the executor writes and reads. */
     int32_t io[3] = {pl->loss, pl->output, pl->labels};
@@ -224,6 +181,7 @@ static pml_status place_buffers(pml_cuda_ctx *p, pml_err *err)
         if (n < 0 || p->host[n]) continue;
         if (!p->dbuf[p->root[n]])
             return pml_err_set(err, PML_ERR_INVALID_ARG, "node %d (loss, output, labels or input) has no buffer", n);
+        if ((st = pml_cuda_use(p, pl->nodes[n].stage, err))) return st; /* pinned for its GPU's copies */
         pml_cu_result e = p->d->MemAllocHost(&p->host[n], p->bytes[n] * (size_t)p->M);
         if (e) return pml_cuda_fail(p->d, e, "cuMemAllocHost", __FILE__, __LINE__, err);
         memset(p->host[n], 0, p->bytes[n] * (size_t)p->M);
@@ -242,11 +200,12 @@ static pml_status push(int **v, int *n, int x, int cap, pml_err *err)
 static pml_status build_stages(pml_cuda_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
-    p->stages = calloc((size_t)p->S, sizeof *p->stages);
     p->gemm = calloc((size_t)pl->n_gpu_launches + 1, sizeof *p->gemm);
-    if (!p->stages || !p->gemm) return NOMEM(err);
+    if (!p->gemm) return NOMEM(err);
     for (int s = 0; s < p->S; s++) {
         pml_cuda_stage *st = &p->stages[s];
+        pml_status used = pml_cuda_use(p, s, err); /* its stream, events and cuBLAS handle live in its GPU's context */
+        if (used) return used;
         for (int k = 0; k < 2; k++) {
             st->graph[k] = calloc((size_t)p->M, sizeof *st->graph[k]);
             st->done[k] = calloc((size_t)p->M, sizeof *st->done[k]);
@@ -338,6 +297,8 @@ static pml_status make_params(pml_cuda_ctx *p, pml_err *err)
         if (!(p->h_param[q] = calloc(1, bytes))) return NOMEM(err);
         if (!prm->teacher) pml_param_init(prm, n->rank, n->dims, n->numel, p->conf.seed, p->h_param[q]);
         if (prm->grad < 0) continue;
+        pml_status used = pml_cuda_use(p, n->stage, err); /* on its stage's GPU, as the update that reads them */
+        if (used) return used;
         PML_CHECK_CU(p->d, MemAlloc(&p->acc[q], bytes), err);
         pml_cu_ptr *dev[2] = {&p->m[q], &p->v[q]};
         float **host[2] = {&p->h_m[q], &p->h_v[q]};
@@ -349,6 +310,8 @@ static pml_status make_params(pml_cuda_ctx *p, pml_err *err)
     for (int i = 0; i < pl->n_nodes; i++) {
         const pml_plan_node *n = &pl->nodes[i];
         if (!constant_node(n->op)) continue;
+        pml_status used = pml_cuda_use(p, n->stage, err);
+        if (used) return used;
         void *h = malloc(p->bytes[i]);
         if (!h) return NOMEM(err);
         for (int64_t e = 0; e < n->numel; e++) {
@@ -423,15 +386,17 @@ pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *con
     pml_status st = p->S >= 1 && p->M >= 1 && plan->materialised
                         ? PML_OK
                         : pml_err_set(err, PML_ERR_INVALID_ARG, "the plan has no timetable or no kernels to run");
-    if (!st) st = open_device(p, err);
+    if (!st) st = pml_cuda_gpus_open(p, err);
     if (!st) st = plan_buffers(p, err);
     if (!st) st = build_stages(p, err);
     if (!st) st = place_buffers(p, err);
     if (!st) st = make_params(p, err);
+    if (!st) st = pml_cuda_mirrors_make(p, err);
     if (!st) st = choose_direct(p, err);
     if (!st) st = pml_phase_init(&p->phase, plan, err);
-    if (!st && p->d->StreamSynchronize(p->stages[0].stream))
-        st = pml_err_set(err, PML_ERR_DEVICE, "the GPU failed while setting up");
+    for (int s = 0; !st && s < p->S; s++)
+        if ((st = pml_cuda_use(p, s, err)) || p->d->StreamSynchronize(p->stages[s].stream))
+            st = pml_err_set(err, PML_ERR_DEVICE, "GPU %d failed while setting up", p->gpus[p->stages[s].gpu].ordinal);
     if (st) {
         pml_cuda_ctx_destroy((pml_backend_ctx *)p);
         return st;
@@ -445,9 +410,9 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
     if (!p) return;
     const pml_plan *pl = p->plan;
-    if (p->d) p->d->CtxSetCurrent(p->cu);
-    for (int s = 0; p->stages && s < p->S; s++) {
+    for (int s = 0; p->stages && p->gpus && s < p->S; s++) {
         pml_cuda_stage *st = &p->stages[s];
+        if (p->gpus[st->gpu].cu) p->d->CtxSetCurrent(p->gpus[st->gpu].cu);
         if (st->stream) p->d->StreamSynchronize(st->stream);
         pml_cuda_blas_destroy(st->blas);
         if (st->stream) p->d->StreamDestroy(st->stream);
@@ -461,11 +426,11 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
         }
         free(st->fwd), free(st->bwd), free(st->params), free(st->sends[0]), free(st->sends[1]);
     }
-    if (p->arena) p->d->MemFree(p->arena);
     for (int i = 0; p->host && i < pl->n_nodes; i++)
         if (p->host[i]) p->d->MemFreeHost(p->host[i]);
     for (int q = 0; q < pl->n_params; q++) {
         pml_cu_ptr dev[3] = {p->acc ? p->acc[q] : 0, p->m ? p->m[q] : 0, p->v ? p->v[q] : 0};
+        if (dev[0]) pml_cuda_use(p, pl->nodes[pl->params[q].node].stage, NULL);
         for (int k = 0; k < 3; k++)
             if (dev[k]) p->d->MemFree(dev[k]);
         if (p->h_param) free(p->h_param[q]);
@@ -473,8 +438,7 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
         if (p->h_v) free(p->h_v[q]);
     }
     pml_phase_free(&p->phase);
-    pml_cuda_module_free(&p->mod);
-    if (p->cu) p->d->DevicePrimaryCtxRelease(p->dev);
+    if (p->d) pml_cuda_gpus_close(p);
     free(p->fn_of), free(p->gemm), free(p->acc_into), free(p->direct), free(p->root), free(p->dbuf), free(p->per_mb),
         free(p->bytes), free(p->host), free(p->serves), free(p->acc), free(p->m), free(p->v), free(p->h_param),
         free(p->h_m), free(p->h_v), free(p->stages);

@@ -7,6 +7,7 @@
 #include "cpu/isa.h"
 #include "cpu/stage.h"
 #include "cuda/device.h"
+#include "cuda/devices.h"
 #include "cuda/stage.h"
 
 static const char *const names[] = {
@@ -176,7 +177,9 @@ const char *pml_backend_placed_text(const pml_plan *plan, pml_backend got, const
         at += snprintf(buf + at, cap - (size_t)at, "%s%d", d ? ", " : " ", stage_gpu ? stage_gpu[d] : 0);
     }
     if (at > 0 && (size_t)at < cap)
-        snprintf(buf + at, cap - (size_t)at, " (place %s)", pml_backend_map_text(plan, where, sizeof where));
+        at += snprintf(buf + at, cap - (size_t)at, " (place %s)", pml_backend_map_text(plan, where, sizeof where));
+    if (pml_cuda_peer_copies_forced() && at > 0 && (size_t)at < cap)
+        snprintf(buf + at, cap - (size_t)at, ", each stage handing over by copies (PML_CUDA_PEER_COPIES=1)");
     return buf;
 }
 
