@@ -89,6 +89,9 @@ static void dequant_row(const int32_t *acc, int64_t n, float s, const float *ws,
     }
 }
 
+/* Bytes of one packed panel of 16 columns over k (gemm_int8.h's packing, below). */
+static size_t panel_bytes(int64_t k) { return 64 * (size_t)(1 + (k + 3) / 4); }
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f")))
@@ -142,8 +145,6 @@ static int has_avx512(void) { return pml_cpu_isa_offered() >= PML_ISA_AVX512; }
  * other, so the columns from any multiple of 16 on are a pointer into the packing. */
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 enum { S8_MR = 4, S8_NP = 4 }; /* rows and panels a block: 16 accumulators */
-
-static size_t panel_bytes(int64_t k) { return 64 * (size_t)(1 + (k + 3) / 4); }
 
 /* y rows [0, mr) x panels [0, np) of a block; `cols` of the block's columns are real. */
 static inline __attribute__((always_inline)) VNNI void s8_block(int mr, int np, int64_t k, const int8_t *a,
@@ -231,7 +232,6 @@ static void s8_packed(int64_t m, int64_t n, int64_t k, const int8_t *a, const vo
 {
     (void)m, (void)n, (void)k, (void)a, (void)packed, (void)xs, (void)ws, (void)bias, (void)y, (void)ldy;
 }
-static size_t panel_bytes(int64_t k) { return 64 * (size_t)(1 + (k + 3) / 4); }
 #endif
 
 const char *pml_cpu_linear_i8_kernel(void)
@@ -261,7 +261,9 @@ void pml_cpu_s8_pack(int64_t n, int64_t k, const int8_t *w, void *packed)
                 q[(p / 4) * 64 + c * 4 + p % 4] = v;
                 sum += v;
             }
-            int32_t corr = 128 * sum;
+            /* modulo 2^32, as vpdpbusd sums: the difference is exact wherever the true sum
+             * fits an int32 (k <= MAX_K) */
+            uint32_t corr = 128u * (uint32_t)sum;
             memcpy(pan + 4 * c, &corr, sizeof corr);
         }
     }
