@@ -142,12 +142,15 @@ static int has_avx512(void) { return pml_cpu_isa_offered() >= PML_ISA_AVX512; }
  * packing stores: exact in int32, so the same sums as any other order. A panel is 16
  * columns: their 16 corrections (one 64-byte line), then for each 4 of k the 16
  * columns' 4 weights (64 bytes, one vector), zero past n and k. Panels follow each
- * other, so the columns from any multiple of 16 on are a pointer into the packing. */
+ * other, so the columns from any multiple of 16 on are a pointer into the packing; three
+ * zero panels after the last let every block read four (one kernel shape per row
+ * count: sixteen made clang's sanitizer build take three minutes on this file). */
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 enum { S8_MR = 4, S8_NP = 4 }; /* rows and panels a block: 16 accumulators */
 
-/* y rows [0, mr) x panels [0, np) of a block; `cols` of the block's columns are real. */
-static inline __attribute__((always_inline)) VNNI void s8_block(int mr, int np, int64_t k, const int8_t *a,
+/* y rows [0, mr) x the block's S8_NP panels; `cols` of its columns are real (<= 64),
+ * the others are read (zero weights) and not stored. */
+static inline __attribute__((always_inline)) VNNI void s8_block(int mr, int64_t k, const int8_t *a,
                                                                  int64_t lda, const char *pan, size_t pb,
                                                                  const float *xs, const float *ws,
                                                                  const float *bias, float *y, int64_t ldy,
@@ -157,13 +160,13 @@ static inline __attribute__((always_inline)) VNNI void s8_block(int mr, int np, 
     _Pragma("GCC unroll 4")
     for (int r = 0; r < mr; r++)
         _Pragma("GCC unroll 4")
-        for (int c = 0; c < np; c++) acc[r][c] = _mm512_setzero_si512();
+        for (int c = 0; c < S8_NP; c++) acc[r][c] = _mm512_setzero_si512();
     const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
     int64_t quads = (k + 3) / 4;
     for (int64_t q = 0; q < quads; q++) {
         __m512i b[S8_NP];
         _Pragma("GCC unroll 4")
-        for (int c = 0; c < np; c++) b[c] = _mm512_load_si512((const void *)(pan + (size_t)c * pb + 64 + (size_t)q * 64));
+        for (int c = 0; c < S8_NP; c++) b[c] = _mm512_load_si512((const void *)(pan + (size_t)c * pb + 64 + (size_t)q * 64));
         int whole = 4 * q + 4 <= k;
         _Pragma("GCC unroll 4")
         for (int r = 0; r < mr; r++) {
@@ -174,12 +177,13 @@ static inline __attribute__((always_inline)) VNNI void s8_block(int mr, int np, 
                 for (int64_t p = 4 * q; p < k; p++) v |= (int32_t)((uint32_t)(uint8_t)a[r * lda + p] << (8 * (p - 4 * q)));
             __m512i x = _mm512_xor_si512(_mm512_set1_epi32(v), flip);
             _Pragma("GCC unroll 4")
-            for (int c = 0; c < np; c++) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], x, b[c]);
+            for (int c = 0; c < S8_NP; c++) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], x, b[c]);
         }
     }
     _Pragma("GCC unroll 4")
-    for (int c = 0; c < np; c++) {
+    for (int c = 0; c < S8_NP; c++) {
         int64_t left = cols - 16 * c;
+        if (left <= 0) continue; /* a zero panel past the block's columns */
         __mmask16 t = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
         __m512i corr = _mm512_load_si512((const void *)(pan + (size_t)c * pb));
         __m512 w = _mm512_maskz_loadu_ps(t, ws + 16 * c), bv = _mm512_maskz_loadu_ps(t, bias ? bias + 16 * c : ws);
@@ -199,23 +203,25 @@ static VNNI void s8_packed(int64_t m, int64_t n, int64_t k, const int8_t *a, con
     size_t pb = panel_bytes(k);
     for (int64_t j = 0; j < n; j += 16 * S8_NP) {
         int64_t cols = n - j < 16 * S8_NP ? n - j : 16 * S8_NP;
-        int np = (int)((cols + 15) / 16);
         const char *pan = (const char *)packed + (size_t)(j / 16) * pb;
         const float *bj = bias ? bias + j : NULL;
         for (int64_t i = 0; i < m; i += S8_MR) {
             int mr = m - i < S8_MR ? (int)(m - i) : S8_MR;
             const int8_t *ai = a + i * k;
             float *yi = y + i * ldy + j;
-#define S8_CASE(R, P)                                                               \
-    case (R) * 8 + (P):                                                             \
-        s8_block(R, P, k, ai, k, pan, pb, xs + i, ws + j, bj, yi, ldy, cols);       \
-        break;
-#define S8_ROW(R) S8_CASE(R, 1) S8_CASE(R, 2) S8_CASE(R, 3) S8_CASE(R, 4)
-            switch (mr * 8 + np) {
-                S8_ROW(1) S8_ROW(2) S8_ROW(3) S8_ROW(4)
+            switch (mr) { /* constant row counts: the accumulators stay in registers */
+            case 1:
+                s8_block(1, k, ai, k, pan, pb, xs + i, ws + j, bj, yi, ldy, cols);
+                break;
+            case 2:
+                s8_block(2, k, ai, k, pan, pb, xs + i, ws + j, bj, yi, ldy, cols);
+                break;
+            case 3:
+                s8_block(3, k, ai, k, pan, pb, xs + i, ws + j, bj, yi, ldy, cols);
+                break;
+            default:
+                s8_block(S8_MR, k, ai, k, pan, pb, xs + i, ws + j, bj, yi, ldy, cols);
             }
-#undef S8_ROW
-#undef S8_CASE
         }
     }
 }
@@ -243,14 +249,14 @@ const char *pml_cpu_linear_i8_kernel(void)
 size_t pml_cpu_s8_packed_bytes(int64_t n, int64_t k)
 {
     if (!has_vnni() || n < 1 || k < 1 || k > MAX_K) return 0;
-    return (size_t)((n + 15) / 16) * panel_bytes(k);
+    return (size_t)((n + 15) / 16 + 3) * panel_bytes(k); /* and three zero panels */
 }
 
 void pml_cpu_s8_pack(int64_t n, int64_t k, const int8_t *w, void *packed)
 {
     size_t pb = panel_bytes(k);
     int64_t k4 = (k + 3) / 4 * 4;
-    for (int64_t jb = 0; jb < (n + 15) / 16; jb++) {
+    for (int64_t jb = 0; jb < (n + 15) / 16 + 3; jb++) {
         char *pan = (char *)packed + (size_t)jb * pb;
         int8_t *q = (int8_t *)(pan + 64);
         for (int c = 0; c < 16; c++) {
