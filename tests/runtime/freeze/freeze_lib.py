@@ -10,39 +10,20 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
 from parity_lib import load_safetensors  # noqa: E402,F401  (re-exported for the tests)
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "lib"))
+import deep_mlp  # noqa: E402
 
 pmlc, work = sys.argv[1:3]
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 failures = []
 
-MODEL = """\
-import "nn"
-fn residual(x, hidden) {{ return x + mlp(layernorm(x) as norm, hidden) as mlp }}
-model deep(x: f32[B, 32]) -> f32[B, 4] {{
-    place = auto(stages = {stages})
-    h = gelu(linear(x, 48) as stem)
-    repeat {layers} {{ h = residual(h, 96) as layers }}
-    return linear(layernorm(h) as norm, 4) as head
-}}
-train deep {{
-    data = classes(features = 32, classes = 4)
-    loss = cross_entropy
-    optimizer = {optimizer}
-    batch = 64, microbatches = 4
-    steps = {steps}
-{extra}}}
-"""
-
 
 def model(name, stages, steps, optimizer, *lines, layers=4):
     """Writes the model with the train block's extra `lines` (freezes, checkpoint_every)
     to WORK/NAME.pml and returns its path."""
-    path = os.path.join(work, name + ".pml")
-    with open(path, "w") as f:
-        f.write(MODEL.format(stages=stages, layers=layers, optimizer=optimizer, steps=steps,
-                             extra="".join(f"    {line}\n" for line in lines if line)))
-    return path
+    return deep_mlp.write(os.path.join(work, name + ".pml"), f"stages = {stages}", layers, optimizer,
+                          [f"steps = {steps}", *lines])
 
 
 def check(cond, what):

@@ -23,6 +23,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+import deep_mlp  # noqa: E402
+
 pmlc, examples, mpirun, work, behaviour = sys.argv[1:6]
 MLP = os.path.join(examples, "mlp.pml")
 GPT = os.path.join(examples, "gpt.pml")
@@ -184,27 +187,10 @@ def train_like_one_process(model, extra, counts, steps=10, replicas=1, norm="max
 
 
 def deep_model(name, place, layers, optimizer, *lines):
-    """The freeze tests' residual MLP placed by `place`, with `layers` residual layers
-    and the train block's extra `lines`, written to WORK/NAME.pml: its path."""
-    path = os.path.join(work, name + ".pml")
-    extra = "".join(f"    {line}\n" for line in lines)
-    with open(path, "w") as f:
-        f.write(f"""import "nn"
-fn residual(x, hidden) {{ return x + mlp(layernorm(x) as norm, hidden) as mlp }}
-model deep(x: f32[B, 32]) -> f32[B, 4] {{
-    place = auto({place})
-    h = gelu(linear(x, 48) as stem)
-    repeat {layers} {{ h = residual(h, 96) as layers }}
-    return linear(layernorm(h) as norm, 4) as head
-}}
-train deep {{
-    data = classes(features = 32, classes = 4)
-    loss = cross_entropy
-    optimizer = {optimizer}
-    batch = 64, microbatches = 4
-{extra}}}
-""")
-    return path
+    """The freeze tests' residual MLP (tests/lib/deep_mlp.py) placed by `place`, with
+    `layers` residual layers and the train block's extra `lines`, written to
+    WORK/NAME.pml: its path."""
+    return deep_mlp.write(os.path.join(work, name + ".pml"), place, layers, optimizer, lines)
 
 
 def chunked_gpt(place):
