@@ -78,35 +78,7 @@ fn helper_double(x) {
 }
 """
 
-TESTS = {}
-
-
-def test(fn):
-    TESTS[fn.__name__] = fn
-    return fn
-
-
-class Ctx:
-    def __init__(self, pmlc, work, fails, version):
-        self.pmlc, self.work, self.fails, self.version = pmlc, work, fails, version
-        self.last = None
-
-    def write(self, rel, text):
-        path = os.path.join(self.work, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        return path
-
-    def pmlc_run(self, *args, cwd=None, env=None):
-        self.last = pmltest.run([self.pmlc, *args], cwd=cwd or self.work,
-                                env=pmltest.clean_env(env))
-        for problem in pmltest.crash_problems(self.last):
-            self.fails.add(problem)
-        return self.last
-
-    def expect(self, cond, message):
-        return self.fails.check(cond, message)
+TESTS, test = pmltest.registry()
 
 
 def expect_usage_error(c, res):
@@ -640,7 +612,7 @@ def timeline_is_for_plan_only(c):
 
 
 def main():
-    pmltest.named_tests_main(TESTS, lambda pmlc, work, fails, version: Ctx(pmlc, work, fails, version))
+    pmltest.named_tests_main(TESTS)
 
 
 if __name__ == "__main__":

@@ -33,34 +33,18 @@ train m {
 """
 GPUS = "[cuda:0, cuda:1]"
 
-TESTS = {}
+TESTS, test = pmltest.registry()
 
 
-def test(fn):
-    TESTS[fn.__name__] = fn
-    return fn
-
-
-class Ctx:
-    def __init__(self, pmlc, work, fails):
-        self.pmlc, self.work, self.fails = pmlc, work, fails
-
-    def path(self, *rel):
-        return os.path.join(self.work, *rel)
+class Ctx(pmltest.WorkCtx):
+    timeout = 120
 
     def program(self, place, name="m.pml"):
-        with open(self.path(name), "w") as f:
-            f.write(PROGRAM.replace("PLACE", place))
+        self.write(name, PROGRAM.replace("PLACE", place))
         return name
 
     def run(self, *args):
-        res = pmltest.run([self.pmlc, *args], cwd=self.work, timeout=120)
-        for problem in pmltest.crash_problems(res):
-            self.fails.add(problem)
-        return res
-
-    def expect(self, cond, message):
-        return self.fails.check(cond, message)
+        return self.pmlc_run(*args)
 
     def first_line(self, res):
         return res.stderr.splitlines()[0] if res.stderr else ""
@@ -154,7 +138,7 @@ def a_devices_remap_that_does_not_fit_the_plan_is_refused(c):
 
 
 def main():
-    pmltest.named_tests_main(TESTS, lambda pmlc, work, fails, version: Ctx(pmlc, work, fails))
+    pmltest.named_tests_main(TESTS, Ctx)
 
 
 if __name__ == "__main__":

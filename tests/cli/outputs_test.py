@@ -22,36 +22,18 @@ from cli_test import TRAINED  # noqa: E402
 
 MODEL = TRAINED  # a small trained model: 10 steps of a linear classifier
 
-TESTS = {}
+TESTS, test = pmltest.registry()
 
 
-def test(fn):
-    TESTS[fn.__name__] = fn
-    return fn
+class Ctx(pmltest.WorkCtx):
+    timeout = 60
 
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.model = self.write("m.pml", MODEL)
 
-class Ctx:
-    def __init__(self, pmlc, work, fails):
-        self.pmlc, self.work, self.fails = pmlc, work, fails
-        self.last = None
-        self.model = self.path("m.pml")
-        with open(self.model, "w") as f:
-            f.write(MODEL)
-
-    def path(self, *rel):
-        return os.path.join(self.work, *rel)
-
-    def pmlc_run(self, *args, timeout=60):
-        self.last = pmltest.run([self.pmlc, *args], cwd=self.work, timeout=timeout)
-        for problem in pmltest.crash_problems(self.last):
-            self.fails.add(problem)
-        return self.last
-
-    def train(self, *args, timeout=60):
+    def train(self, *args, timeout=None):
         return self.pmlc_run("train", self.model, "--quiet", "--threads", "2", *args, timeout=timeout)
-
-    def expect(self, cond, message):
-        return self.fails.check(cond, message)
 
     def ok(self, res, what):
         self.expect(res.code == 0, f"{what}: exit {res.code}: {res.stderr}")
@@ -244,7 +226,7 @@ def stale_temporary_files_of_dead_writers_are_removed(c):
 
 
 def main():
-    pmltest.named_tests_main(TESTS, lambda pmlc, work, fails, version: Ctx(pmlc, work, fails))
+    pmltest.named_tests_main(TESTS, Ctx)
 
 
 if __name__ == "__main__":

@@ -112,10 +112,57 @@ def tail(text, limit=4000):
     return text if len(text) <= limit else "[...]\n" + text[-limit:]
 
 
-def named_tests_main(tests, make_ctx, prefix="cli"):
+def registry():
+    """A script's table of named tests and the decorator that fills it:
+    `TESTS, test = pmltest.registry()`, then `@test` on each test function."""
+    tests = {}
+
+    def test(fn):
+        tests[fn.__name__] = fn
+        return fn
+
+    return tests, test
+
+
+class WorkCtx:
+    """What a named test takes: pmlc, its own work folder and the failures. `pmlc_run`
+    runs pmlc there (the environment cleaned, `timeout` seconds unless told), counts a
+    crash or sanitizer report as a failure, and keeps the result as `last`, which a
+    failing test prints. Scripts subclass it for what their tests share."""
+
+    timeout = DEFAULT_TIMEOUT
+
+    def __init__(self, pmlc, work, fails, version=None):
+        self.pmlc, self.work, self.fails, self.version = pmlc, work, fails, version
+        self.last = None
+
+    def path(self, *rel):
+        return os.path.join(self.work, *rel)
+
+    def write(self, rel, text):
+        """Writes text to rel (its folders made) and returns the full path."""
+        path = self.path(rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def pmlc_run(self, *args, cwd=None, env=None, timeout=None):
+        self.last = run([self.pmlc, *args], cwd=cwd or self.work, env=clean_env(env),
+                        timeout=timeout or self.timeout)
+        for problem in crash_problems(self.last):
+            self.fails.add(problem)
+        return self.last
+
+    def expect(self, cond, message):
+        return self.fails.check(cond, message)
+
+
+def named_tests_main(tests, make_ctx=WorkCtx, prefix="cli"):
     """The command line of a script of named tests (tests/cli/*_test.py): `--list` prints
     the names (CMake reads them); `--pmlc PMLC --work DIR [--version V] NAME` runs one in a
-    fresh DIR. make_ctx(pmlc, work, failures, version) makes what each test function takes;
+    fresh DIR. make_ctx(pmlc, work, failures, version) makes what each test function takes
+    (a WorkCtx unless told);
     a failure also prints the context's `last` result when it has one."""
     import argparse
     import shutil
