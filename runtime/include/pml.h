@@ -592,6 +592,8 @@ typedef struct pml_run_result {
     int stop_rank;      /* the rank whose request it was (the lowest when several asked; 0 for one process) */
     int stop_saved;     /* 1: the checkpoint of stop_step is in opts->out; 0: the run has no out folder, nothing was
                          * saved */
+    int64_t periodic_step; /* the step of the last periodic checkpoint this run committed, opts->out/step-NNNNNN
+                            * (checkpoint_every); 0: none. What a failed run resumes from. */
 } pml_run_result;
 
 /* Trains the session to opts->steps as `pmlc train` does, checking every output path

@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L /* sigaction */
 #include "cli_signal.h"
 
+#include "cli_util.h"
+
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -70,32 +72,6 @@ static void signal_name(int sig, char *buf, size_t cap)
         snprintf(buf, cap, "a stop request");
 }
 
-/* `arg` as one shell word: as is when it holds only characters no shell treats
- * specially, else in single quotes (a ' inside written '\''). */
-static void put_word(FILE *f, const char *arg)
-{
-    static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%";
-    if (*arg && strspn(arg, plain) == strlen(arg)) {
-        fputs(arg, f);
-        return;
-    }
-    fputc('\'', f);
-    for (const char *c = arg; *c; c++)
-        if (*c == '\'')
-            fputs("'\\''", f);
-        else
-            fputc(*c, f);
-    fputc('\'', f);
-}
-
-/* Whether argv[i] is `name` with its value in the next argument, or name=VALUE. */
-static int option_is(const char *arg, const char *name, int *takes_next)
-{
-    size_t n = strlen(name);
-    *takes_next = !strcmp(arg, name);
-    return *takes_next || (!strncmp(arg, name, n) && arg[n] == '=');
-}
-
 void pmlc_signal_say_stopped(const pml_run_result *r, int argc, char *const *argv, const char *out, int world)
 {
     char name[32], where[48] = "";
@@ -106,19 +82,5 @@ void pmlc_signal_say_stopped(const pml_run_result *r, int argc, char *const *arg
         fputs("nothing was saved (no --out)\n", stderr);
         return;
     }
-    fputs("resume with: ", stderr);
-    /* The command as typed, less what a resume replaces: --resume, and --init (a resume
-     * brings its own weights). */
-    for (int i = 0; i < argc; i++) {
-        int next = 0;
-        if (i > 0 && (option_is(argv[i], "--resume", &next) || option_is(argv[i], "--init", &next))) {
-            i += next;
-            continue;
-        }
-        if (i) fputc(' ', stderr);
-        put_word(stderr, argv[i]);
-    }
-    fputs(" --resume ", stderr);
-    put_word(stderr, out);
-    fputs(world > 1 ? " (under the launcher, on any number of ranks)\n" : "\n", stderr);
+    pmlc_cli_say_resume(argc, argv, out, world);
 }

@@ -1,5 +1,5 @@
-/* cli_util.h — what the pmlc commands that run plans share: reporting an error and
- * choosing the backend (--backend). Both print to stderr; this is the tool, not the
+/* cli_util.h — what the pmlc commands that run plans share: reporting an error,
+ * choosing the backend (--backend) and saying how to resume a run. Both print to stderr; this is the tool, not the
  * library. */
 #ifndef PMLC_CLI_UTIL_H
 #define PMLC_CLI_UTIL_H
@@ -14,5 +14,10 @@ int pmlc_cli_fail(const char *what, const char *why);
  * with the context's --devices);
  * prints why not and returns 1 when the request cannot be met, else 0. */
 int pmlc_cli_backend(pml_context *ctx, pml_backend want, const pml_plan *plan, pml_backend *got);
+
+/* Prints "resume with: COMMAND\n" to stderr: argv as typed, without --resume and
+ * --init (a resume brings its own weights), with --resume DIR; `world` > 1 adds that
+ * the ranks may resume on any number of ranks. */
+void pmlc_cli_say_resume(int argc, char *const *argv, const char *dir, int world);
 
 #endif

@@ -259,6 +259,19 @@ int pmlc_train_main(const pmlc_train_args *a)
                                   : "; a diverging run needs a lower learning rate, and --check-numerics "
                                     "names the op that first makes a non-finite value");
     if (!st && result.stopped && ranks.rank == 0) pmlc_signal_say_stopped(&result, a->argc, a->argv, a->out, ranks.world);
+    /* A failed run's last periodic checkpoint is where it resumes: OUT itself holds the
+     * previous run's final one, or none. A diverged run would diverge again as typed. */
+    if (st && a->out && result.periodic_step > 0 && ranks.rank == 0) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/step-%06lld", a->out, (long long)result.periodic_step);
+        fprintf(stderr, "pmlc: the last checkpoint is %s", dir);
+        if (st == PML_ERR_NONFINITE) {
+            fputs("\n", stderr);
+        } else {
+            fputs("; ", stderr);
+            pmlc_cli_say_resume(a->argc, a->argv, dir, ranks.world);
+        }
+    }
     /* Progress that could not reach stderr (a closed pipe) is a log lost too; it cannot be said. */
     int lost = result.log_incomplete || ferror(stderr);
     rc = st ? 1 : result.stopped ? 128 + result.stop_signal : lost ? 3 : 0;

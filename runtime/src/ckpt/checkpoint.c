@@ -925,6 +925,26 @@ static pml_status read_loss_scale(const pml_plan *plan, pml_pipeline *p, const p
     return PML_OK;
 }
 
+/* The highest N of DIR's periodic checkpoints, DIR/step-NNNNNN folders holding a
+ * trainer.json (a save writes it last, so it marks a whole one); 0: none. */
+static long long latest_periodic(const char *dir)
+{
+    long long best = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char *end;
+        if (strncmp(e->d_name, "step-", 5) || e->d_name[5] < '0' || e->d_name[5] > '9') continue;
+        long long n = strtoll(e->d_name + 5, &end, 10);
+        if (*end || n <= best) continue;
+        char path[4096];
+        struct stat sb;
+        if (snprintf(path, sizeof path, "%s/%s/trainer.json", dir, e->d_name) < (int)sizeof path && !stat(path, &sb))
+            best = n;
+    }
+    if (d) closedir(d);
+    return best;
+}
+
 /* Reads and checks DIR/trainer.json; with `keep`, hands over the parsed document. */
 static pml_status read_trainer(const pml_plan *plan, const char *dir, pml_ckpt_info *info, pml_json_doc **keep,
                                pml_err *err)
@@ -937,11 +957,19 @@ static pml_status read_trainer(const pml_plan *plan, const char *dir, pml_ckpt_i
     if (!path) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     snprintf(path, cap, "%s/trainer.json", dir);
     pml_status st = PML_OK;
-    if (stat(path, &sb) && errno == ENOENT)
-        st = pml_err_set(err, PML_ERR_FORMAT,
-                         "%s: incomplete checkpoint (no trainer.json): the run stopped while "
-                         "writing it",
-                         dir);
+    if (stat(path, &sb) && errno == ENOENT) {
+        long long periodic = latest_periodic(dir);
+        if (periodic)
+            st = pml_err_set(err, PML_ERR_FORMAT,
+                             "%s: no checkpoint of its own (no trainer.json), only periodic ones; the latest is "
+                             "%s/step-%06lld",
+                             dir, dir, periodic);
+        else
+            st = pml_err_set(err, PML_ERR_FORMAT,
+                             "%s: not a checkpoint (no trainer.json, which a save writes last, once the rest "
+                             "is whole)",
+                             dir);
+    }
     pml_json_doc *doc = NULL;
     if (!st) st = pml_json_load(path, TRAINER_MAX_BYTES, &doc, err);
     if (!st) st = parse_trainer(plan, pml_json_root(doc), path, info, err);

@@ -407,6 +407,7 @@ static pml_status loop(run *r, int64_t steps, pml_run_trace *trace, pml_err *err
             char dir[4096];
             snprintf(dir, sizeof dir, "%s/step-%06lld", r->o->out, (long long)s + 1);
             if ((st = save(r, dir, err))) return st;
+            r->result->periodic_step = s + 1;
         }
     }
     return PML_OK;

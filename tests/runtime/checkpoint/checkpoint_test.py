@@ -129,7 +129,19 @@ def hostile(tmp):
 def behaviour_refuse_incomplete(tmp):
     ckpt, _ = hostile(tmp)
     os.remove(os.path.join(ckpt, "trainer.json"))
-    refused(tmp, ckpt, "incomplete checkpoint (no trainer.json)")
+    refused(tmp, ckpt, "not a checkpoint (no trainer.json")
+
+
+def behaviour_failed_run_names_its_last_checkpoint(tmp):
+    # A run that diverges at step 3 after periodic checkpoints of steps 1 and 2: it says
+    # which one is left, and a resume of its folder (which holds only those) names it.
+    out = os.path.join(tmp, "out")
+    r = run(SGD, "--set", "optimizer=sgd(lr = 1e3)", "--set", "checkpoint_every=1", "--steps", "50", "--out", out)
+    check(r.returncode == 1 and "step 3:" in r.stderr, f"the run fails at step 3: {r.stderr}")
+    last = os.path.join(out, "step-000002")
+    check(f"pmlc: the last checkpoint is {last}\n" in r.stderr, f"names {last}: {r.stderr}")
+    check(os.path.isfile(os.path.join(last, "trainer.json")), f"{last} is committed")
+    refused(tmp, out, f"only periodic ones; the latest is {last}")
 
 
 def behaviour_refuse_wrong_shape(tmp):

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 import deep_mlp  # noqa: E402
+import twohosts  # noqa: E402
 
 pmlc, examples, mpirun, work, behaviour = sys.argv[1:6]
 MLP = os.path.join(examples, "mlp.pml")
@@ -306,6 +307,16 @@ def check_timeline(name, path, n, replicas, stages, mbs, steps, stderr):
                           f"{name}: rank {k['rank']}'s {e['name']} (step {e['args']['step']}) ends before rank "
                           f"{peer} sent it")
     check(matched >= 2 * (stages - 1) * mbs * steps, f"{name}: every receive was matched ({matched})")
+
+def two_hosts():
+    """tests/lib/twohosts.py's two hosts, or a skip saying why there are none here."""
+    need_mpirun()
+    net, why = twohosts.TwoHosts.make(work, mpirun)
+    if not net:
+        print(f"SKIP: {why}")
+        sys.exit(SKIP)
+    return net
+
 
 def rank_pids(marker, rank):
     """The pids of processes whose command line holds `marker` and whose rank is `rank`."""
@@ -649,66 +660,82 @@ elif behaviour == "different_out_folders_refuse_to_start":
         out = os.path.join(work, f"host{k}", "out")
         check(not os.path.exists(out) or not os.listdir(out), f"nothing is written to host {k}'s folder")
 elif behaviour == "two_hosts_out_not_shared":
-    need_mpirun()
-    # Two hosts: network namespaces joined by a veth pair, each with its own host name,
-    # and Open MPI's rsh agent starting the second host's daemon in its namespace. With
-    # one folder seen by both the ranks train over TCP; when the second host sees a
-    # folder of its own at the same path (a private tmpfs over it, as a node without the
-    # shared file system), the run is refused before step 1.
-    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("unshare"):
-        print("SKIP: needs root, ip and unshare to make two hosts")
-        sys.exit(SKIP)
-    tag = f"pml{os.getpid() % 100000}"
-    ns, veth, ips = [tag + "a", tag + "b"], [tag + "va", tag + "vb"], ["10.77.0.1", "10.77.0.2"]
-    setup = [["ip", "netns", "add", ns[0]], ["ip", "netns", "add", ns[1]],
-             ["ip", "link", "add", veth[0], "type", "veth", "peer", "name", veth[1]]]
-    for k in (0, 1):
-        setup += [["ip", "link", "set", veth[k], "netns", ns[k]],
-                  ["ip", "-n", ns[k], "addr", "add", ips[k] + "/24", "dev", veth[k]],
-                  ["ip", "-n", ns[k], "link", "set", veth[k], "up"], ["ip", "-n", ns[k], "link", "set", "lo", "up"]]
-    try:
-        for c in setup:
-            p = subprocess.run(c, capture_output=True, text=True)
-            if p.returncode:
-                print(f"SKIP: cannot make two hosts here ({' '.join(c)}: {p.stderr.strip()})")
-                sys.exit(SKIP)
+    # With one folder seen by both hosts the ranks train over TCP; when the second host
+    # sees a folder of its own at the same path (as a node without the shared file
+    # system), the run is refused before step 1.
+    with two_hosts() as net:
         shared = os.path.join(work, "shared")
         os.makedirs(shared)
-        agent = os.path.join(work, "agent.sh")
-        with open(agent, "w") as f:
-            f.write(f"""#!/bin/sh
-# Open MPI's rsh agent: "agent HOST COMMAND..." runs COMMAND on HOST, a namespace.
-host=$1; shift
-case "$host" in {ips[0]}) ns={ns[0]}; name=hosta;; {ips[1]}) ns={ns[1]}; name=hostb;; *) exit 1;; esac
-mount=""
-[ "$ns" = {ns[1]} ] && [ -f {work}/private ] && mount="mount -t tmpfs tmpfs {shared} &&"
-exec ip netns exec $ns unshare -m -u sh -c "hostname $name && $mount $*"
-""")
-        os.chmod(agent, 0o755)
-        net = f"{ips[0][:-1]}0/24"
-
-        def two_hosts(out):
-            mpi = [mpirun, "--allow-run-as-root", "--host", f"{ips[0]}:1,{ips[1]}:1", "-np", "2",
-                   "--mca", "plm_rsh_agent", agent, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", net,
-                   "--mca", "oob_tcp_if_include", net, "-x", "ASAN_OPTIONS",
-                   pmlc, "train", MLP, "--steps", "2", "--out", out]
-            return subprocess.run(["ip", "netns", "exec", ns[0], "unshare", "-u", "sh", "-c",
-                                   'hostname hosta && exec "$@"', "sh", *mpi],
-                                  capture_output=True, text=True, timeout=120, env=mpi_env())
-
         out = os.path.join(shared, "out")
-        r = two_hosts(out)
+        r = net.run([pmlc, "train", MLP, "--steps", "2", "--out", out], mpi_env())
         check(r.returncode == 0, f"two hosts sharing the folder train over TCP: {r.stderr[-2000:]}")
         check(os.path.isdir(out) and sharded(out, 2), "and commit the checkpoint")
-        open(os.path.join(work, "private"), "w").close()
+        net.private(shared)
         out = os.path.join(shared, "out2")
-        r = two_hosts(out)
+        r = net.run([pmlc, "train", MLP, "--steps", "2", "--out", out], mpi_env())
         refused("a folder host b does not share", r,
                 f"rank 1 was started with --out '{out}', rank 0 with --out '{out}': the ranks' --out must be one "
                 "folder that every rank reaches")
-    finally:
-        for k in (0, 1):
-            subprocess.run(["ip", "netns", "del", ns[k]], capture_output=True)
+elif behaviour == "two_hosts_slow_link":
+    # A link of 10 Mbit/s: the MLP's stage boundary carries 8 micro-batches of 32 x 512
+    # floats each way a step, 0.42 s of this link; the ranks wait on it, and train what
+    # one process trains.
+    with two_hosts() as net:
+        why = net.slow("10mbit")
+        if why:
+            print(f"SKIP: {why}")
+            sys.exit(SKIP)
+        out, ref = os.path.join(work, "two"), os.path.join(work, "one")
+        t0 = time.time()
+        r = net.run([pmlc, "train", MLP, "--steps", "5", "--out", out, "--quiet"], mpi_env())
+        secs, floor = time.time() - t0, 5 * 8 * 32 * 512 * 4 * 8 / 10e6
+        print(f"5 steps over the slow link: {secs:.1f} s (its rate alone needs {floor:.1f} s)")
+        check(r.returncode == 0, f"the ranks train over the slow link: {r.stderr[-2000:]}")
+        check(secs > floor, "the link is as slow as asked")
+        r = run_one(MLP, "--steps", "5", "--out", ref, "--quiet")
+        check(r.returncode == 0, f"one process trains: {r.stderr}")
+        check(sharded(out, 2) and bit_identical(out, ref), "the bits of one process")
+elif behaviour == "two_hosts_cut_link":
+    # The link between the hosts goes dead mid-run (packets vanish, nothing is closed):
+    # rank 0 names the rank it lost within --peer-timeout, the launcher ends within its
+    # keepalive bound (tests/lib/twohosts.py), nothing committed is lost, and the run
+    # says which checkpoint to resume: which resumes, on one process, bit for bit.
+    with two_hosts() as net:
+        out = os.path.join(work, "out")
+        p = net.start([pmlc, "train", MLP, "--steps", "100000", "--out", out, "--peer-timeout", "5",
+                       "--set", "checkpoint_every=20"], mpi_env())
+        first = os.path.join(out, "step-000020", "trainer.json")
+        deadline = time.time() + 120
+        while not os.path.exists(first) and p.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        check(os.path.exists(first), "a periodic checkpoint is committed before the cut")
+        net.cut()
+        t0 = time.time()
+        try:
+            _, err = p.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+            check(False, "the run ends after the cut")
+        secs = time.time() - t0
+        print(err[-3000:])
+        print(f"ended {secs:.1f} s after the cut")
+        check(p.returncode != 0, "the run exits non-zero")
+        check(secs < 5 + 30, f"within the peer timeout, the launcher's keepalive and a margin ({secs:.1f} s)")
+        check("rank 1 has not answered" in err, "rank 0 names rank 1")
+        m = re.search(r"the last checkpoint is (\S+/step-(\d+)); resume with: .* --resume \1", err)
+        check(m is not None, "and says which checkpoint to resume, and how")
+        if m:
+            step = int(m.group(2))
+            check(os.path.exists(os.path.join(m.group(1), "trainer.json")), f"{m.group(1)} is committed")
+            r = run_one(MLP, "--steps", str(step + 2), "--resume", out, "--out", os.path.join(work, "x"))
+            check(r.returncode != 0 and f"only periodic ones; the latest is {m.group(1)}" in r.stderr,
+                  f"--resume of the run's folder names that checkpoint: {r.stderr}")
+            resumed, ref = os.path.join(work, "resumed"), os.path.join(work, "one")
+            r = run_one(MLP, "--steps", str(step + 2), "--resume", m.group(1), "--out", resumed, "--quiet")
+            check(r.returncode == 0, f"it resumes on one process: {r.stderr}")
+            r = run_one(MLP, "--steps", str(step + 2), "--out", ref, "--quiet")
+            check(r.returncode == 0 and bit_identical(resumed, ref), "to the bits of a run never cut")
 elif behaviour == "one_out_folder_leaves_no_token":
     need_mpirun()
     # Two spellings of one folder are one folder: the ranks train, and the token rank 0
