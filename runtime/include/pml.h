@@ -577,6 +577,13 @@ typedef struct pml_run_options {
     void *event_user;
     pml_replan_fn replan;
     void *replan_user;
+    /* An SVG picture of one measured step: a row per stage device (replica 0's, with
+     * ranks), its forward, backward and update spans where they ran, the step of median
+     * length after the first, its bubble and the measured and analytic ones in the
+     * caption; drawn as `pmlc plan --timeline` draws the simulated timetable. Needs
+     * pml_session_options.trace, as `trace` does; a bad path fails before step 1.
+     * NULL: none. (Appended: the struct grows only at its end.) */
+    const char *timeline;
 } pml_run_options;
 
 /* How a run ended. It grows only at its end (as pml_step_metrics). */

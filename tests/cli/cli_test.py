@@ -441,6 +441,58 @@ def plan_timeline_refuses_a_folder_before_planning(c):
     c.expect(os.listdir(folder) == [], "the folder is untouched")
 
 
+def measured_boxes(c, svg, stages, mbs, kinds):
+    """The picture of one measured step: a row per stage, each stage's `kinds` boxes for
+    every micro-batch and its update, every box inside the plot; returns its texts."""
+    import xml.etree.ElementTree as ET
+    root = ET.parse(svg).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text or "" for t in root.iter(ns + "text")]
+    titles = [t.text or "" for t in root.iter(ns + "title")]
+    c.expect([t for t in texts if t.startswith("stage ")] == [f"stage {s}" for s in range(stages)], f"rows: {texts}")
+    for s in range(stages):
+        for kind in kinds:
+            got = sorted(t for t in titles if t.startswith(f"stage {s}: {kind} of"))
+            c.expect(got == sorted(f"stage {s}: {kind} of micro-batch {m}" for m in range(mbs)),
+                     f"stage {s} {kind} boxes: {got}")
+        c.expect(titles.count(f"stage {s}: update") == 1, f"stage {s}'s update: {titles}")
+    for r in root.iter(ns + "rect"):
+        if r.find(ns + "title") is not None:
+            x, w = float(r.get("x")), float(r.get("width"))
+            c.expect(80 - 0.01 <= x and x + w <= 1180 + 0.01 and w >= 0, f"a box inside the plot: x {x}, width {w}")
+    return texts
+
+
+@test
+def train_timeline_draws_the_median_measured_step_with_its_bubbles(c):
+    src = c.write("zb.pml", PIPELINED)
+    svg = os.path.join(c.work, "run.svg")
+    res = c.pmlc_run("train", src, "--steps", "4", "--threads", "2", "--timeline", svg)
+    c.expect(res.code == 0, f"exit {res.code}: {res.stderr}")
+    if res.code:
+        return
+    c.expect(f"picture of a step in {svg}" in res.stderr, f"the summary names the picture: {res.stderr}")
+    texts = measured_boxes(c, svg, 3, 4, ("fwd", "bwd_input", "bwd_weight"))
+    title = [t for t in texts if t.startswith("measured: ")]
+    c.expect(len(title) == 1 and "zero_bubble, 3 stages, 4 micro-batches; step " in title[0], f"the title: {title}")
+    c.expect(title and not title[0].endswith("step 1"), "not the first step, which warms caches")
+    caption = [t for t in texts if "analytic" in t]
+    c.expect(len(caption) == 1 and "(the median of the traced steps), bubble " in caption[0]
+             and "measured" in caption[0] and "(mean of 3 steps)" in caption[0], f"the caption: {texts}")
+
+
+@test
+def train_timeline_refuses_a_folder_before_training(c):
+    src = c.write("zb.pml", PIPELINED)
+    folder = os.path.join(c.work, "pictures")
+    os.makedirs(folder)
+    res = c.pmlc_run("train", src, "--timeline", folder, "--out", os.path.join(c.work, "out"))
+    c.expect(res.code == 1, f"exit {res.code}, expected 1: {res.stderr}")
+    c.expect("timeline picture" in res.stderr and folder in res.stderr, f"the message names the path: {res.stderr}")
+    c.expect("step 1/" not in res.stderr and not os.path.exists(os.path.join(c.work, "out")), "before training")
+    c.expect(os.listdir(folder) == [], "the folder is untouched")
+
+
 INTERLEAVED = """\
 import "nn"
 model m(x: f32[B, 4]) -> f32[B, 2] {
@@ -606,9 +658,11 @@ def zbv_refuses_other_than_two_chunks(c):
 
 
 @test
-def timeline_is_for_plan_only(c):
+def timeline_is_for_plan_and_train_only(c):
     src = c.write("zb.pml", PIPELINED)
-    expect_usage_error(c, c.pmlc_run("check", src, "--timeline", os.path.join(c.work, "x.svg")))
+    for cmd in ("check", "build"):
+        expect_usage_error(c, c.pmlc_run(cmd, src, "--timeline", os.path.join(c.work, "x.svg")))
+    c.expect(not os.path.exists(os.path.join(c.work, "x.svg")), "nothing drawn")
 
 
 def main():

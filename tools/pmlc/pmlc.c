@@ -49,7 +49,8 @@ static const char usage_text[] =
     "  --model NAME        the model to plan (default: the trained one)\n"
     "  --json              plan as JSON (format: docs/plan-json.md)\n"
     "  --dot               plan as a Graphviz drawing\n"
-    "  --timeline FILE     plan: also draw the simulated timetable (one row per stage) as SVG into FILE\n"
+    "  --timeline FILE     plan: also draw the simulated timetable (one row per stage) as SVG into FILE;\n"
+    "                      train: draw one measured step (the median after the first) the same way\n"
     "  --color=WHEN        colour diagnostics: auto (default), always, never; NO_COLOR is honoured\n"
     "  --max-errors N      stop after N errors (default 20)\n"
     "  -o FILE             build: the plan file; export: the ONNX file; quantize: the weights (each replaced\n"
@@ -384,7 +385,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"--calibrate", a->calibrate != NULL, quantize},
         {"--json", a->fmt == PMLC_PLAN_JSON, !strcmp(a->cmd, "plan")},
         {"--dot", a->fmt == PMLC_PLAN_DOT, !strcmp(a->cmd, "plan")},
-        {"--timeline", a->timeline != NULL, !strcmp(a->cmd, "plan")},
+        {"--timeline", a->timeline != NULL, !strcmp(a->cmd, "plan") || train},
     };
     for (size_t k = 0; k < sizeof only / sizeof only[0]; k++)
         if (only[k].given && !only[k].taken) {
@@ -470,6 +471,7 @@ static int run(const args *a)
                              .out = a->out,
                              .metrics = a->metrics,
                              .trace = a->trace,
+                             .timeline = a->timeline,
                              .eval = a->eval,
                              .init = a->init,
                              .resume = a->resume,

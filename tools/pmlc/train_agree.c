@@ -171,6 +171,7 @@ int pmlc_agree(pml_context *ctx, const pmlc_train_args *a, const pmlc_agree_run 
     add_path(&f, "--resume", a->resume, rank0_reads);
     add_path(&f, "--metrics", a->metrics, rank0_writes);
     add_path(&f, "--trace", a->trace, rank0_writes);
+    add_path(&f, "--timeline", a->timeline, rank0_writes);
     add(&f, "--out", a->out ? (lead ? token : own(&f, "%s", *found ? found : "no token")) : NULL,
         a->out ? own(&f, "--out '%s'", a->out) : NULL,
         "the ranks' --out must be one folder that every rank reaches (rank 0 wrote a token into its --out and the "

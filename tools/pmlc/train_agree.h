@@ -14,7 +14,8 @@
  *   --eval N            result-changing   the number (rank 0 evaluates, every rank takes part)
  *   --init W, --resume  input             the path as given: rank 0 alone reads it and sends each
  *                                         rank its part, so another rank's path would be ignored
- *   --metrics, --trace  output-location   the path as given: rank 0 alone writes it
+ *   --metrics, --trace,
+ *   --timeline          output-location   the path as given: rank 0 alone writes it
  *   --out DIR           output-location   the folder's identity, not its spelling: rank 0 writes a
  *                                         random token into its --out, and each rank must read the
  *                                         same token from its own (one folder every rank reaches)

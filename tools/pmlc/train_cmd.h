@@ -19,6 +19,7 @@ typedef struct pmlc_train_args {
     const char *out;      /* folder for model.safetensors, or NULL */
     const char *metrics;  /* JSONL file, or NULL */
     const char *trace;    /* Chrome trace JSON file, or NULL */
+    const char *timeline; /* SVG picture of one measured step, or NULL */
     int64_t eval;         /* held-out batches evaluated after training (0: none) */
     const char *init;     /* weights to start from (safetensors), or NULL */
     const char *resume;   /* checkpoint folder to continue from, or NULL */

@@ -265,10 +265,11 @@ static pml_status begin(run *r, int64_t steps, pml_run_trace *trace, pml_err *er
         pml_run_event ev = {.kind = PML_RUN_NOTE, .steps = steps, .text = e->note};
         event(r, &ev);
     }
-    if (r->o->trace && !e->opts->trace)
+    if ((r->o->trace || r->o->timeline) && !e->opts->trace)
         return pml_err_set(err, PML_ERR_INVALID_ARG,
-                           "a trace needs the session's timeline: open it with pml_session_options.trace");
-    if ((st = pml_run_trace_begin(trace, r->o->trace, r->dist, err))) return st;
+                           "a trace or timeline picture needs the session's timeline: open it with "
+                           "pml_session_options.trace");
+    if ((st = pml_run_trace_begin(trace, r->o->trace, r->o->timeline, r->dist, err))) return st;
     if (r->world > 1 && pl->conf.eval_every > 0) /* evaluation needs the whole model on one process */
         return pml_err_set(err, r->lead ? PML_ERR_UNSUPPORTED : PML_ERR_PEER,
                            "eval_every = %lld evaluates during training in one process; with ranks, evaluate at the "

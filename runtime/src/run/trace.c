@@ -16,6 +16,7 @@
 #include "pml/bubble.h"
 #include "plan/ops.h"
 #include "run/ranks.h"
+#include "run/timeline.h"
 
 enum { CLOCK_ROUNDS = 8 }; /* ping-pongs per rank; the shortest round trip counts */
 
@@ -35,15 +36,17 @@ typedef struct wire_span {
     int32_t unit, op, pad; /* PML_TRACE_OP's (pipeline.h) */
 } wire_span;
 
-pml_status pml_run_trace_begin(pml_run_trace *t, const char *path, pml_dist *d, pml_err *err)
+pml_status pml_run_trace_begin(pml_run_trace *t, const char *path, const char *svg, pml_dist *d, pml_err *err)
 {
-    *t = (pml_run_trace){.path = path};
-    if (!path) return PML_OK;
+    *t = (pml_run_trace){.path = path, .svg = svg};
+    if (!path && !svg) return PML_OK;
     int world = d ? d->world : 1;
     pml_err why = {0};
     pml_status st = PML_OK;
-    if ((!d || d->rank == 0) && pml_out_check(path, &why)) /* fail before training, not after it */
+    if ((!d || d->rank == 0) && path && pml_out_check(path, &why)) /* fail before training, not after it */
         st = pml_err_set(err, why.code, "cannot write the timeline: %s", why.msg);
+    else if ((!d || d->rank == 0) && svg && pml_out_check(svg, &why))
+        st = pml_err_set(err, why.code, "cannot write the timeline picture: %s", why.msg);
     if ((st = pml_run_agree(d, st, err))) return st;
     t->offset = calloc((size_t)world, sizeof *t->offset);
     t->uncertainty = calloc((size_t)world, sizeof *t->uncertainty);
@@ -55,7 +58,7 @@ pml_status pml_run_trace_begin(pml_run_trace *t, const char *path, pml_dist *d, 
 
 void pml_run_trace_step(pml_run_trace *t, const pml_pipeline *pipe, int counted)
 {
-    if (!t->path || !counted) return;
+    if ((!t->path && !t->svg) || !counted) return;
     t->bubble_sum += pml_pipeline_last_bubble(pipe);
     t->wait_sum += pml_pipeline_last_wait(pipe);
     t->steps++;
@@ -177,7 +180,32 @@ static void put_spans(pml_json_buf *b, const pml_plan *pl, const rank_head *h, d
     }
 }
 
-/* Rank 0: the summary line (into *summary) and the file, from every rank's bytes. */
+/* Rank 0: the picture of one step from replica 0's timetable spans, each rank's on
+ * rank 0's clock (`zero` its earliest). */
+static pml_status write_picture(const pml_run_trace *t, const pml_plan *pl, const rank_head *const *h, int W, int R,
+                                double zero, double measured, double analytic, pml_err *err)
+{
+    size_t n = 0;
+    for (int k = 0; k < W; k++)
+        if (h[k]->replica == 0) n += (size_t)h[k]->spans;
+    pml_run_span *spans = malloc((n ? n : 1) * sizeof *spans);
+    if (!spans) return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the timeline picture");
+    n = 0;
+    for (int k = 0; k < W; k++) {
+        const wire_span *w = (const wire_span *)(h[k] + 1);
+        double shift = 1e6 * (h[k]->epoch - t->offset[k] - zero);
+        for (int64_t i = 0; i < h[k]->spans && h[k]->replica == 0; i++)
+            if (w[i].kind != PML_TRACE_OP)
+                spans[n++] = (pml_run_span){w[i].t0 + shift, w[i].t1 + shift, w[i].step, w[i].mb,
+                                            w[i].stage,      w[i].kind,       w[i].unit};
+    }
+    pml_status st =
+        pml_run_timeline_write(t->svg, pl, spans, n, pl->conf.microbatches / R, measured, h[0]->steps, analytic, err);
+    free(spans);
+    return st;
+}
+
+/* Rank 0: the summary line (into *summary) and the files, from every rank's bytes. */
 static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml_plan *pl, const char *all,
                             const size_t *lens, char **summary, pml_err *err)
 {
@@ -227,14 +255,19 @@ static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml
     for (int k = 0; k < W && W > 1; k++)
         pml_json_buf_printf(&line, "%s rank %d %.1f%%%s", k ? "," : "waiting in transport:", k, 100 * h[k]->wait,
                             k + 1 == W ? "; " : "");
-    pml_json_buf_printf(&line, "timeline in %s", t->path);
+    if (t->path) pml_json_buf_printf(&line, "timeline in %s%s", t->path, t->svg ? ", " : "");
+    if (t->svg) pml_json_buf_printf(&line, "picture of a step in %s", t->svg);
     if (line.failed) pml_json_buf_free(&line);
     *summary = line.failed ? NULL : line.data;
-    free(h);
     pml_err why = {0};
-    if (pml_json_buf_save(&b, t->path, &why))
-        return pml_err_set(err, why.code, "cannot write the timeline: %s", why.msg);
-    return PML_OK;
+    pml_status st = PML_OK;
+    if (!t->path)
+        pml_json_buf_free(&b);
+    else if (pml_json_buf_save(&b, t->path, &why))
+        st = pml_err_set(err, why.code, "cannot write the timeline: %s", why.msg);
+    if (!st && t->svg) st = write_picture(t, pl, h, W, R, zero, measured, analytic, err);
+    free(h);
+    return st;
 }
 
 pml_status pml_run_trace_finish(pml_run_trace *t, pml_dist *d, const pml_plan *pl, const pml_pipeline *pipe,
@@ -242,7 +275,7 @@ pml_status pml_run_trace_finish(pml_run_trace *t, pml_dist *d, const pml_plan *p
 {
     *summary = NULL;
     *fatal = 0;
-    if (!t->path) return PML_OK;
+    if (!t->path && !t->svg) return PML_OK;
     size_t len = 0, one = 0;
     char *mine = pack(t, d, pl, pipe, &len);
     *fatal = 1; /* until the bytes are on rank 0: rank 0 waits for them */

@@ -1,6 +1,7 @@
 /* trace.h — a run's timeline (pml_run_options.trace): the pipeline's spans as one
  * Chrome trace (chrome://tracing, Perfetto), the measured bubble beside the analytic
- * one, and the share of step time spent waiting in transport.
+ * one, and the share of step time spent waiting in transport; and the picture of one
+ * measured step (pml_run_options.timeline, run/timeline.h) from the same spans.
  *
  * With ranks every rank records its own stages; at start-up rank 0 estimates each
  * rank's clock offset to its own (exec/dist_clock.h), and at the end it gathers every
@@ -17,16 +18,18 @@
 #include "exec/pipeline.h"
 
 typedef struct pml_run_trace {
-    const char *path;             /* NULL: no trace, and every function is a no-op */
+    const char *path;             /* the Chrome trace; NULL: none */
+    const char *svg;              /* the picture of one step (run/timeline.h); NULL: none. Neither: every
+                                   * function is a no-op */
     double *offset, *uncertainty; /* rank 0: each rank's clock minus rank 0's, and its bound (s) */
     double bubble_sum, wait_sum;  /* this rank's, over the counted steps */
     int64_t steps;
 } pml_run_trace;
 
-/* Before training, on every rank: rank 0 checks that it can write `path` (naming it
- * and why not: a bad path fails before the run, not after it), then the clock
- * offsets. Every rank learns the outcome (pml_run_agree). */
-pml_status pml_run_trace_begin(pml_run_trace *t, const char *path, pml_dist *d, pml_err *err);
+/* Before training, on every rank: rank 0 checks that it can write `path` and `svg`
+ * (either may be NULL; naming it and why not: a bad path fails before the run, not
+ * after it), then the clock offsets. Every rank learns the outcome (pml_run_agree). */
+pml_status pml_run_trace_begin(pml_run_trace *t, const char *path, const char *svg, pml_dist *d, pml_err *err);
 /* After each step: `counted` steps enter the means (the first warms caches). */
 void pml_run_trace_step(pml_run_trace *t, const pml_pipeline *pipe, int counted);
 /* After training, on every rank: gathers, and on rank 0 writes the file and puts the

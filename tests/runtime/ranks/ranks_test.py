@@ -318,6 +318,23 @@ def two_hosts():
     return net
 
 
+def check_picture(name, svg, stages, mbs):
+    """--timeline's picture under ranks: a row per stage device of replica 0, each with a
+    forward and a backward of each of its micro-batches (a replica runs its share of
+    them), whichever rank ran it."""
+    import xml.etree.ElementTree as ET
+    ns = "{http://www.w3.org/2000/svg}"
+    root = ET.parse(svg).getroot()
+    rows = [t.text for t in root.iter(ns + "text") if (t.text or "").startswith("stage ")]
+    titles = [t.text or "" for t in root.iter(ns + "title")]
+    check(rows == [f"stage {s}" for s in range(stages)], f"{name}: the picture's rows: {rows}")
+    for s in range(stages):
+        for kind in ("fwd", "bwd"):
+            got = sorted(t for t in titles if t.startswith(f"stage {s}: {kind} of"))
+            check(got == sorted(f"stage {s}: {kind} of micro-batch {m}" for m in range(mbs)),
+                  f"{name}: stage {s}'s {kind} boxes: {got}")
+
+
 def rank_pids(marker, rank):
     """The pids of processes whose command line holds `marker` and whose rank is `rank`."""
     pids = []
@@ -813,10 +830,13 @@ elif behaviour == "trace_covers_every_rank":
             ("4 ranks", 4, GPT, SMALL_GPT, 1, 4, 4),
             ("2 replicas x 2 stages", 4, MLP, [], 2, 2, 8)):
         path = os.path.join(work, f"trace{n}x{replicas}.json")
-        r = run_mpi(n, model, *extra, "--steps", str(steps), "--trace", path, "--replicas", str(replicas))
+        svg = os.path.join(work, f"step{n}x{replicas}.svg")
+        r = run_mpi(n, model, *extra, "--steps", str(steps), "--trace", path, "--replicas", str(replicas),
+                    "--timeline", svg)
         check(r.returncode == 0, f"{name}: trains with --trace: {r.stderr[-2000:]}")
         if r.returncode == 0:
             check_timeline(name, path, n, replicas, stages, mbs, steps, r.stderr)
+            check_picture(name, svg, stages, mbs // replicas)
 elif behaviour == "bad_trace_path_fails_before_training":
     need_mpirun()
     bad = os.path.join(work, "no-such-folder", "t.json")
