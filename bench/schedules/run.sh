@@ -22,6 +22,9 @@
 # chunks, every chunk of each); the measured bubble is then over replica 0's stage
 # devices on one clock, the CPU time mpirun's children's. PML_BENCH_STAGES (default 4)
 # sets the stage devices and PML_BENCH_SCHEDULES (default all five) which schedules run.
+# PML_BENCH_PICTURES=DIR keeps the last repetition's picture of each schedule's median
+# step (`pmlc train --timeline`) as DIR/SCHEDULE.svg, beside its simulated timetable
+# (`pmlc plan --timeline`) as DIR/SCHEDULE.plan.svg.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -49,14 +52,17 @@ for s in $scheds; do
     sed -e "s/^const LAYERS = 4$/const LAYERS = $layers/" -e "s/^    place = auto(stages = 4)$/    $place/" \
         -e "s/^    schedule = 1f1b$/    schedule = $s/" -e 's/^    place = \[cuda.*$/    place = cpu/' \
         -e 's/^    precision = bf16$/    precision = f32/' "$root/examples/gpt.pml" >"$tmp/$s.pml"
-    "$pmlc" plan "$tmp/$s.pml" | grep '^  bubble' | sed "s/^/$s: /" >"$tmp/$s.plan"
+    pictures=()
+    [ -n "${PML_BENCH_PICTURES:-}" ] && mkdir -p "$PML_BENCH_PICTURES" && pictures=(--timeline "$PML_BENCH_PICTURES/$s.plan.svg")
+    "$pmlc" plan "$tmp/$s.pml" "${pictures[@]}" | grep '^  bubble' | sed "s/^/$s: /" >"$tmp/$s.plan"
 done
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $stages stage devices; $threads threads$( ((ranks > 0)) && echo " per rank, $ranks ranks"); $layers blocks; $steps steps x $reps reps" >&2
 for ((r = 1; r <= reps; r++)); do
     for s in $scheds; do
         /usr/bin/time -f "%U %S" -o "$tmp/$s.$r.cpu" "${launch[@]}" "$pmlc" train "$tmp/$s.pml" --steps "$steps" --threads "$threads" \
-            --quiet --metrics "$tmp/$s.$r.jsonl" --trace "$tmp/$s.$r.trace.json" --out "$tmp/out" >/dev/null
+            --quiet --metrics "$tmp/$s.$r.jsonl" --trace "$tmp/$s.$r.trace.json" --out "$tmp/out" \
+            ${PML_BENCH_PICTURES:+--timeline "$PML_BENCH_PICTURES/$s.svg"} >/dev/null
     done
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
