@@ -329,6 +329,17 @@ PML_API pml_status pml_infer_output(pml_infer *inf, int64_t rows, pml_tensor_inf
  * input's): the N output rows into `out`, which holds out_bytes (at least the
  * pml_infer_output size). Buffers are checked as pml_session_train_batch's. */
 PML_API pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs, void *out, size_t out_bytes);
+/* A Chrome trace (chrome://tracing, Perfetto; the format of pml_run_options.trace) of
+ * the next `forwards` micro-batch forwards of pml_infer_run (one per micro-batch of a
+ * call's rows, numbered 1, 2, ... as the spans' "step"): one "op" span per op or fused
+ * kernel run, on the stage's thread, with the CPU time that thread spent in it
+ * (args.cpu_us), and one "op_thread" span per pool thread that took part in it, with its
+ * own CPU time. `path` is checked here (a path that cannot be written fails before any
+ * work) and written by pml_infer_trace_save, atomically. One trace per handle; CPU
+ * backend only (PML_ERR_UNSUPPORTED otherwise). A traced forward reads the clocks around
+ * each op (about a microsecond per op and thread); the others read none. */
+PML_API pml_status pml_infer_trace(pml_infer *inf, const char *path, int64_t forwards);
+PML_API pml_status pml_infer_trace_save(pml_infer *inf);
 /* The model the handle serves, with its weights, as an ONNX model file at `path` (the
  * output rule below: atomically replaced), for ONNX Runtime, TensorRT or a browser:
  * ONNX IR 8, opset 17; the inputs under the plan's input names, the output as `output`

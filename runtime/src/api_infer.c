@@ -5,7 +5,13 @@
  * each input and of the output. A run cuts the caller's N rows into micro-batches of the
  * plan's size in order; the last partial one is padded with zeros and its extra outputs
  * dropped, so a row's output never depends on N or on its neighbours' padding. The
- * stages run one after another (pml_pipeline_forward), so each gets every thread. */
+ * stages run one after another (pml_pipeline_forward), so each gets every thread.
+ *
+ * A trace (pml_infer_trace) records the op spans of the next forwards, one per
+ * micro-batch, each numbered as a step of its own, and writes them with the training
+ * trace's writer (run/trace.h), so the same viewers and breakdowns read both. The
+ * pipeline is made with its timeline on, which costs nothing until a forward is traced
+ * (backend_ops.h's work_timed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +24,7 @@
 #include "cpu/gemm_int8.h"
 #include "plan/onnx.h"
 #include "quant/int8.h"
+#include "run/trace.h"
 
 struct pml_infer {
     pml_context *ctx;     /* held */
@@ -31,6 +38,9 @@ struct pml_infer {
     int int8_served;    /* how many of those the backend computes with in int8 (the rest: f32, dequantized) */
     pml_quant_i8 int8;  /* their int8 values and scales as read: what the ONNX export writes */
     int *stage_gpu;     /* CUDA: each stage device's GPU (exec/backend.h) */
+    pml_backend backend; /* the one it runs on */
+    pml_run_trace trace; /* path NULL: none asked */
+    int64_t trace_left;  /* forwards still to trace */
     char int8_note[320];
 };
 
@@ -44,6 +54,8 @@ void pml_infer_destroy(pml_infer *inf)
     pml_pipeline_destroy(inf->pipe);
     pml_plan_free((pml_plan *)inf->plan);
     pml_quant_i8_free(&inf->int8);
+    pml_run_trace_free(&inf->trace);
+    free((char *)inf->trace.path);
     free(inf->stage_gpu);
     pml_api_release(inf->ctx);
     free(inf);
@@ -70,6 +82,7 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
     if (!inf) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     pml_api_hold(inf->ctx = ctx);
     pml_plan_hold(inf->plan = plan);
+    inf->backend = got;
     inf->out_row = (size_t)(onode->numel / mbs);
     pml_status st = PML_OK;
     if (!(inf->in = calloc((size_t)plan->n_inputs, sizeof *inf->in)) || !(inf->out = malloc((size_t)onode->numel * 4)) ||
@@ -86,6 +99,7 @@ static pml_status make(pml_context *ctx, const pml_plan *plan, pml_backend got, 
     pml_pipeline_opts opts = {.seed = (uint64_t)plan->conf.seed,
                               .threads = threads * (int)(plan->conf.stages > 0 ? plan->conf.stages : 1),
                               .stages_in_turn = 1,
+                              .trace = 1, /* pml_infer_trace's; nothing is timed until asked */
                               .backend = pml_backend_ops_of(got),
                               .stage_gpu = inf->stage_gpu};
     if (!st) st = pml_pipeline_create(plan, &opts, &inf->pipe, err);
@@ -220,9 +234,55 @@ pml_status pml_infer_run(pml_infer *inf, const pml_buffer *inputs, int n_inputs,
                 memset((char *)inf->in[k] + (size_t)take * r->row_elems * 4, 0,
                        (size_t)(mbs - take) * r->row_elems * 4);
         }
+        int traced = inf->trace_left > 0;
+        if (traced) pml_pipeline_trace_forward(inf->pipe, 1, inf->trace.steps++), inf->trace_left--;
         st = pml_pipeline_forward(inf->pipe, (const void *const *)inf->in, inf->out, &err);
+        if (traced) pml_pipeline_trace_forward(inf->pipe, 0, 0);
         if (!st) memcpy((char *)out + (size_t)r0 * row_bytes, inf->out, (size_t)take * row_bytes);
     }
+    return pml_api_record(inf->ctx, st, &err);
+}
+
+pml_status pml_infer_trace(pml_infer *inf, const char *path, int64_t forwards)
+{
+    if (!inf) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    pml_status st = PML_CHECK_PATH(&err, path);
+    if (!st && forwards < 1)
+        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_trace: forwards is %lld, below 1", (long long)forwards);
+    else if (!st && inf->trace.path)
+        st = pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_trace: this handle already traces into %s",
+                         inf->trace.path);
+    else if (!st && inf->backend != PML_BACKEND_CPU)
+        st = pml_err_set(&err, PML_ERR_UNSUPPORTED,
+                         "a trace of inference needs the CPU backend: the CUDA backend does not time its ops");
+    if (st) return pml_api_record(inf->ctx, st, &err);
+    char *own = strdup(path);
+    pml_run_trace t = {0};
+    st = own ? pml_run_trace_begin(&t, own, NULL, NULL, &err) /* checks the path: fails before the work */
+             : pml_err_set(&err, PML_ERR_NOMEM, "out of memory");
+    if (st) {
+        pml_run_trace_free(&t);
+        free(own);
+        return pml_api_record(inf->ctx, st, &err);
+    }
+    inf->trace = t;
+    inf->trace.serving = 1;
+    inf->trace_left = forwards;
+    return pml_api_record(inf->ctx, PML_OK, &err);
+}
+
+pml_status pml_infer_trace_save(pml_infer *inf)
+{
+    if (!inf) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    if (!inf->trace.path)
+        return pml_api_record(inf->ctx, pml_err_set(&err, PML_ERR_INVALID_ARG, "pml_infer_trace_save: no trace was "
+                                                    "started (pml_infer_trace)"), &err);
+    char *summary = NULL;
+    int fatal = 0;
+    pml_status st = pml_run_trace_finish(&inf->trace, NULL, inf->plan, inf->pipe, &summary, &fatal, &err);
+    free(summary);
     return pml_api_record(inf->ctx, st, &err);
 }
 

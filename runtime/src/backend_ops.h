@@ -100,10 +100,16 @@ typedef struct pml_backend_conf {
      * ran for it (pml_opcode: a node's own, or what it became, such as the matmul a
      * weight gradient's transpose folds into) or PML_WORK_FUSED / PML_WORK_UPDATE; mb
      * its micro-batch, or the first of a deferred weight gradient's; cpu the CPU time
-     * the calling thread spent in it (seconds; helper threads not counted), or -1 when
-     * not measured. NULL: nothing is timed (a backend that cannot time leaves it unused). */
-    void (*on_work)(void *ctx, int stage, int64_t mb, int unit, int op, double t0, double t1, double cpu);
+     * the calling thread spent in it (seconds), or -1 when not measured; `thread` 0.
+     * Then, for each helper thread of the stage (thread >= 1: the CPU backend's pool
+     * workers) that took part in the unit, the same call with its own span and CPU
+     * time. NULL: nothing is timed (a backend that cannot time leaves it unused).
+     * work_timed: with on_work, units are timed only while *work_timed is non-zero
+     * (NULL: always), so that an untraced call reads no clocks. */
+    void (*on_work)(void *ctx, int stage, int64_t mb, int unit, int op, int thread, double t0, double t1,
+                    double cpu);
     void *on_work_ctx;
+    const int *work_timed;
 } pml_backend_conf;
 
 /* How forward runs a micro-batch. */

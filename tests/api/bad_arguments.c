@@ -291,6 +291,8 @@ API_CASE(inference_calls_refuse_bad_arguments)
     CHECK_STATUS(pml_infer_output(inf, 1, &t), PML_ERR_INVALID_ARG);
     CHECK_STATUS(pml_infer_run(inf, &bx, 1, y, sizeof y), PML_ERR_INVALID_ARG);
     CHECK_STATUS(pml_infer_export_onnx(inf, "m.onnx"), PML_ERR_INVALID_ARG);
+    CHECK_STATUS(pml_infer_trace(inf, "t.json", 1), PML_ERR_INVALID_ARG);
+    CHECK_STATUS(pml_infer_trace_save(inf), PML_ERR_INVALID_ARG);
     pml_infer_destroy(NULL);
     CHECK(pml_infer_int8_weights(NULL) == 0);
     CHECK(pml_infer_int8_served(NULL) == 0);
@@ -331,6 +333,9 @@ API_CASE(inference_calls_refuse_bad_arguments)
     CHECK_STATUS(pml_infer_run(inf, &bx, 1, y, sizeof y), PML_OK);
     CHECK_REFUSED(ctx, pml_infer_export_onnx(inf, NULL), "pml_infer_export_onnx: path is NULL");
     CHECK_REFUSED(ctx, pml_infer_export_onnx(inf, ""), "pml_infer_export_onnx: path is \"\"");
+    CHECK_REFUSED(ctx, pml_infer_trace(inf, NULL, 1), "pml_infer_trace: path is NULL");
+    CHECK_REFUSED(ctx, pml_infer_trace(inf, "t.json", -1), "pml_infer_trace: forwards is -1");
+    CHECK_REFUSED(ctx, pml_infer_trace_save(inf), "pml_infer_trace_save: no trace was started");
     pml_infer_destroy(inf);
     api_close_mlp(ctx, plan, s);
     return 0;

@@ -19,6 +19,12 @@
  * int8 file compares the two. The run that writes Y comes first and warms up (weights
  * paged in, buffers touched).
  *
+ * --trace FILE writes a Chrome trace (pml_infer_trace) of the forwards that are timed:
+ * with --bench the first TRACE_FORWARDS of its micro-batches (their latency then
+ * includes the clock reads, about a microsecond per op and thread; the rest read none),
+ * else the first TRACE_FORWARDS micro-batches of the run that writes Y. Its path is
+ * checked before any work; a backend that cannot time its ops is refused there too.
+ *
  * SIGINT, SIGTERM and SIGUSR1 end it at once with 128 + the signal's number, leaving
  * no partial output (cli_signal.h).
  *
@@ -36,6 +42,9 @@
 
 #include "cli_signal.h"
 #include "cli_util.h"
+
+/* The most forwards a trace records: enough for medians per op, a file of a few MB. */
+enum { TRACE_FORWARDS = 200 };
 
 static double clock_s(clockid_t id)
 {
@@ -87,9 +96,14 @@ int pmlc_infer_main(const pmlc_infer_args *a)
     pml_buffer x = {0};
     void *y = NULL;
     double *lat = NULL, *cpu = NULL;
+    int64_t traced = 0; /* forwards in the trace */
     if (pmlc_plan_from_file(ctx, a->file, &a->compile, a->backend, &pl)) goto out;
     if (a->output && pml_output_check(ctx, a->output)) { /* before the work, not after it */
         pmlc_cli_fail("--output", pml_context_error(ctx));
+        goto out;
+    }
+    if (a->trace && pml_output_check(ctx, a->trace)) {
+        pmlc_cli_fail("--trace", pml_context_error(ctx));
         goto out;
     }
     if (pml_plan_input_count(pl) != 1) {
@@ -107,6 +121,10 @@ int pmlc_infer_main(const pmlc_infer_args *a)
         goto out;
     }
     if (pml_infer_int8_note(inf) && !a->quiet) fprintf(stderr, "%s\n", pml_infer_int8_note(inf));
+    if (a->trace && !a->bench && pml_infer_trace(inf, a->trace, TRACE_FORWARDS)) { /* the run's forwards */
+        pmlc_cli_fail("--trace", pml_context_error(ctx));
+        goto out;
+    }
     if (pml_array_open(ctx, a->input, &x, &xa)) {
         pmlc_cli_fail("cannot read the input", pml_context_error(ctx));
         goto out;
@@ -139,6 +157,7 @@ int pmlc_infer_main(const pmlc_infer_args *a)
             goto out;
         }
     }
+    if (!a->bench) traced = batches < TRACE_FORWARDS ? batches : TRACE_FORWARDS;
     if (!a->quiet)
         fprintf(stderr, "inferred %lld rows in %lld micro-batches of %lld (%.1f ms)\n", (long long)n,
                 (long long)batches, (long long)mbs, 1e3 * (now() - t0));
@@ -148,6 +167,10 @@ int pmlc_infer_main(const pmlc_infer_args *a)
             goto out;
         }
         int64_t cap = 0, done = 0, passes = 0;
+        if (a->trace && pml_infer_trace(inf, a->trace, TRACE_FORWARDS)) {
+            pmlc_cli_fail("--trace", pml_context_error(ctx));
+            goto out;
+        }
         double start = now();
         while (passes < 1 || now() - start < 1.0) {
             if (done + batches > cap) {
@@ -176,6 +199,7 @@ int pmlc_infer_main(const pmlc_infer_args *a)
             passes++;
         }
         double total = now() - start;
+        traced = done < TRACE_FORWARDS ? done : TRACE_FORWARDS;
         qsort(lat, (size_t)done, sizeof *lat, by_value);
         qsort(cpu, (size_t)done, sizeof *cpu, by_value);
         printf("bench: %lld passes over %lld rows, micro-batches of %lld, %d threads", (long long)passes, (long long)n,
@@ -187,6 +211,14 @@ int pmlc_infer_main(const pmlc_infer_args *a)
                1e3 * lat[done / 2], 1e3 * lat[(size_t)((double)(done - 1) * 0.9)],
                1e3 * lat[(size_t)((double)(done - 1) * 0.99)], 1e3 * cpu[done / 2]);
         printf("throughput: %.1f rows/s\n", (double)(passes * n) / total);
+    }
+    if (a->trace) {
+        if (pml_infer_trace_save(inf)) {
+            pmlc_cli_fail("cannot write the trace", pml_context_error(ctx));
+            goto out;
+        }
+        if (!a->quiet)
+            fprintf(stderr, "timeline of %lld forwards in %s\n", (long long)traced, a->trace);
     }
     rc = 0;
 out:

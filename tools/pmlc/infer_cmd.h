@@ -12,6 +12,7 @@ typedef struct pmlc_infer_args {
     const char *input;    /* X.npy: N rows of the model input */
     const char *output;   /* Y.npy to write, or NULL (only with bench) */
     int bench;            /* time repeated passes over the input */
+    const char *trace;    /* a Chrome trace of the timed forwards, or NULL */
     int threads;          /* 0: every CPU */
     pml_backend backend;  /* --backend (PML_BACKEND_AUTO unless asked) */
     const int *gpus;      /* --devices, as train's */

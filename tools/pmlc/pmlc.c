@@ -97,6 +97,9 @@ static const char usage_text[] =
     "  --bench             also time passes over X (at least 1 s): latency per micro-batch (wall, CPU), rows/s\n"
     "                      (--weights may be a `pmlc quantize` file: its linear layers then compute with int8\n"
     "                      products on the CPU; --bench with each weights file compares f32 and int8)\n"
+    "  --trace FILE        a Chrome trace JSON of the timed forwards (with --bench: its first 200; without: the\n"
+    "                      run's first 200 micro-batches): a span per op or fused kernel and per thread, with\n"
+    "                      CPU times (CPU backend)\n"
     "  --backend B         cpu, cuda or auto, as for train\n"
     "  --devices LIST      the GPUs of the plan's cuda:N, as for train\n"
     "  --threads N         CPU threads (default: every CPU)\n"
@@ -371,7 +374,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"--init", a->init != NULL, train},
         {"--resume", a->resume != NULL, train},
         {"--metrics", a->metrics != NULL, train},
-        {"--trace", a->trace != NULL, train},
+        {"--trace", a->trace != NULL, train || infer},
         {"--eval", a->eval > 0, train},
         {"--check-numerics", a->check_numerics, train},
         {"--threads", a->threads > 0, train || infer},
@@ -451,6 +454,7 @@ static int run(const args *a)
                              .input = a->input,
                              .output = a->infer_out,
                              .bench = a->bench,
+                             .trace = a->trace,
                              .threads = a->threads,
                              .backend = a->backend,
                              .gpus = a->gpus,

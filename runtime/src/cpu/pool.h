@@ -11,6 +11,9 @@
  * sleep on a condition variable, so a pool costs nothing while the stage runs a GEMM on
  * the provider's own threads or waits for a neighbour stage.
  *
+ * Timing (a trace: pml_cpu_pool_time): while on, each worker adds up where it took part
+ * in runs, for a trace's span per thread; off, nothing is measured.
+ *
  * Errors: the first failing task's status and message are returned; the other tasks
  * still run (they are independent) and their failures are dropped. One run at a time
  * per pool, from the thread that made it; create and destroy are not thread-safe. */
@@ -36,5 +39,20 @@ void pml_cpu_pool_destroy(pml_cpu_pool *p);
 int pml_cpu_pool_threads(const pml_cpu_pool *p);
 /* Runs fn(ctx, t, worker, err) for t in 0..tasks-1 over the pool (NULL: on the caller). */
 pml_status pml_cpu_pool_run(pml_cpu_pool *p, int64_t tasks, pml_cpu_task_fn fn, void *ctx, pml_err *err);
+
+/* One worker's part in the runs since pml_cpu_pool_time(p, 1): from its first task's
+ * start to its last task's end (CLOCK_MONOTONIC, seconds), the CPU time it spent in them
+ * (its CLOCK_THREAD_CPUTIME_ID, seconds) and how many tasks it ran (0: none). */
+typedef struct pml_cpu_pool_span {
+    double t0, t1, cpu;
+    int64_t tasks;
+} pml_cpu_pool_span;
+
+/* on: clears the spans and measures the next runs; off: stops measuring. Between runs,
+ * from the thread that runs them. */
+void pml_cpu_pool_time(pml_cpu_pool *p, int on);
+/* The spans of threads 0..threads-1 (the caller's, 0, is not measured: its time is the
+ * caller's own); NULL for NULL. Read between runs. */
+const pml_cpu_pool_span *pml_cpu_pool_spans(const pml_cpu_pool *p);
 
 #endif

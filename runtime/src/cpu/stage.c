@@ -11,6 +11,7 @@
 #include "cpu/convert.h"
 #include "cpu/cpu.h"
 #include "cpu/gemm.h"
+#include "cpu/pool.h"
 #include "cpu/stage.h"
 #include "plan/optim.h"
 
@@ -192,9 +193,11 @@ static pml_status run_or_reuse(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
 }
 
 /* A unit's start for conf.on_work: the wall clock and the thread's CPU clock (the CPU
- * time is what a breakdown can trust on a machine shared with other work). */
+ * time is what a breakdown can trust on a machine shared with other work); `on` when the
+ * unit is timed, which also has the stage's pool measure its workers' parts. */
 typedef struct work_clock {
     double wall, cpu;
+    int on;
 } work_clock;
 
 static double seconds(clockid_t id)
@@ -204,22 +207,30 @@ static double seconds(clockid_t id)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static work_clock work_start(const pml_cpu_ctx *p)
+static work_clock work_start(const pml_cpu_ctx *p, int stage)
 {
-    return p->conf.on_work ? (work_clock){seconds(CLOCK_MONOTONIC), seconds(CLOCK_THREAD_CPUTIME_ID)} : (work_clock){0};
+    if (!p->conf.on_work || (p->conf.work_timed && !*p->conf.work_timed)) return (work_clock){0};
+    pml_cpu_pool_time(p->stages[stage].pool, 1);
+    return (work_clock){seconds(CLOCK_MONOTONIC), seconds(CLOCK_THREAD_CPUTIME_ID), 1};
 }
 
+/* The unit's span on the stage's thread, then one per pool worker that took part. */
 static void work_done(const pml_cpu_ctx *p, int stage, int64_t mb, int unit, int op, work_clock t0)
 {
-    if (!p->conf.on_work) return;
+    if (!t0.on) return;
     double cpu = seconds(CLOCK_THREAD_CPUTIME_ID);
-    p->conf.on_work(p->conf.on_work_ctx, stage, mb, unit, op, t0.wall, seconds(CLOCK_MONOTONIC), cpu - t0.cpu);
+    p->conf.on_work(p->conf.on_work_ctx, stage, mb, unit, op, 0, t0.wall, seconds(CLOCK_MONOTONIC), cpu - t0.cpu);
+    pml_cpu_pool *pool = p->stages[stage].pool;
+    const pml_cpu_pool_span *w = pml_cpu_pool_spans(pool);
+    for (int k = 1; w && k < pml_cpu_pool_threads(pool); k++)
+        if (w[k].tasks) p->conf.on_work(p->conf.on_work_ctx, stage, mb, unit, op, k, w[k].t0, w[k].t1, w[k].cpu);
+    pml_cpu_pool_time(pool, 0);
 }
 
 /* Runs one entry of a stage's fwd or bwd list, timed for conf.on_work. */
 static pml_status run_unit(pml_cpu_ctx *p, pml_cpu_stage *st, int u, int64_t mb, pml_err *err)
 {
-    work_clock t0 = work_start(p);
+    work_clock t0 = work_start(p, (int)(st - p->stages));
     pml_status s = u >= 0 ? run_or_reuse(p, u, mb, err) : run_group(p, st, -u - 1, mb, err);
     if (!s) work_done(p, (int)(st - p->stages), mb, u, u >= 0 ? p->low[u].op : PML_WORK_FUSED, t0);
     return s;
@@ -297,7 +308,7 @@ static pml_status run_deferred(pml_cpu_ctx *p, int q, int64_t from, int64_t to, 
     pml_view in[2];
     pml_op_call c;
     int n = p->plan->params[q].grad;
-    work_clock t0 = work_start(p);
+    work_clock t0 = work_start(p, p->plan->nodes[n].stage);
     pml_status st = make_call(p, n, from, &c, in, 2, err);
     if (st) return st;
     in[0].dims[0] *= to - from;
@@ -428,7 +439,7 @@ static pml_status cpu_update(pml_backend_ctx *b, int s, double lr, double clip, 
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     pml_cpu_stage *st = &p->stages[s];
     double inv_m = 1.0 / (double)p->M;
-    work_clock t0 = work_start(p);
+    work_clock t0 = work_start(p, s);
     for (int k = 0; k < st->n_params; k++) {
         int q = st->params[k];
         if (!p->acc[q] || frozen_now(p, q)) continue;

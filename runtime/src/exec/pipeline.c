@@ -91,7 +91,9 @@ struct pml_pipeline {
      * most `cores` stage threads compute at once (gate_take); 0: no limit. */
     int cores, computing;
     int64_t steps_taken; /* by this pipeline, since it was made */
-    int time_ops;        /* in a step whose units are traced (PML_TRACE_OP) */
+    int time_ops;        /* in a step or forward whose units are traced (PML_TRACE_OP) */
+    int trace_fwd;       /* pml_pipeline_trace_forward: forwards record their units */
+    int64_t span_step;   /* the traced units' `step`: the step's, or the forward's number */
     pthread_mutex_t core_mu;
     pthread_cond_t core_cv;
     double sq_total;   /* the step's squared gradient norm, over every stage of every rank */
@@ -133,7 +135,7 @@ static pml_status share_freeze_norms(pml_pipeline *p, pml_err *err)
     return PML_OK;
 }
 
-static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, double t1, double cpu);
+static void op_span(void *ctx, int s, int64_t mb, int unit, int op, int thread, double t0, double t1, double cpu);
 
 /* The schedule that runs chunks, for messages. */
 static const char *chunked_name(const pml_plan *plan)
@@ -202,7 +204,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                              .node_where = p->opts.node_where,
                              .mb_first = p->mb_lo,
                              .mb_count = p->mb_hi - p->mb_lo == p->M ? 0 : p->mb_hi - p->mb_lo};
-    if (p->opts.trace) conf.on_work = op_span, conf.on_work_ctx = p;
+    if (p->opts.trace) conf.on_work = op_span, conf.on_work_ctx = p, conf.work_timed = &p->time_ops;
     if (!st) st = pml_backend_create(ops, plan, &conf, &p->be, err);
     p->scaling = plan->conf.precision == PML_F16;
     p->scale = p->scaling ? plan->conf.loss_scale : 1;
@@ -651,18 +653,18 @@ static void record_span(pml_pipeline *p, stage *st, const pml_plan_instr *in, do
     if (in->kind == I_SEND_ACT || in->kind == I_SEND_GRAD) return;
     if ((is_work(in->kind) && in->kind != I_LOAD) || in->kind == I_STEP) st->busy += t1 - t0;
     if (in->kind == I_RECV_ACT || in->kind == I_RECV_GRAD) st->wait += t1 - t0;
-    append_event(st, (pml_trace_event){in->kind, in->mb, in->chunk, 0, p->step, t0, t1, -1});
+    append_event(st, (pml_trace_event){in->kind, in->mb, in->chunk, 0, p->step, t0, t1, -1, 0});
 }
 
 /* backend_ops.h's on_work: a unit of a stage's work, on the stage's own thread. */
-static void op_span(void *ctx, int s, int64_t mb, int unit, int op, double t0, double t1, double cpu)
+static void op_span(void *ctx, int s, int64_t mb, int unit, int op, int thread, double t0, double t1, double cpu)
 {
     pml_pipeline *p = ctx;
     if (!p->time_ops || !owns(p, s)) return;
     double zero = (double)p->epoch.tv_sec + 1e-9 * (double)p->epoch.tv_nsec;
     append_event(&p->stages[device_of(p, s)], /* the device's thread, which runs chunk s */
-                 (pml_trace_event){PML_TRACE_OP, (int32_t)mb, unit, op, p->step, (t0 - zero) * 1e6, (t1 - zero) * 1e6,
-                                   cpu >= 0 ? cpu * 1e6 : -1});
+                 (pml_trace_event){PML_TRACE_OP, (int32_t)mb, unit, op, p->span_step, (t0 - zero) * 1e6,
+                                   (t1 - zero) * 1e6, cpu >= 0 ? cpu * 1e6 : -1, thread});
 }
 
 static void *stage_main(void *arg)
@@ -737,6 +739,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
     p->aborted = 0;
     p->arrived = 0;
     p->time_ops = p->opts.trace && p->steps_taken >= 1 && p->steps_taken <= PML_TRACE_OP_STEPS;
+    p->span_step = p->step;
     p->sq_total = 0;
     p->loss_total = 0;
     p->stop_asked = 0;
@@ -811,6 +814,12 @@ const pml_trace_event *pml_pipeline_trace(const pml_pipeline *p, int s, int *n)
 {
     *n = s >= 0 && s < p->S ? p->stages[s].n_ev : 0;
     return *n ? p->stages[s].ev : NULL;
+}
+
+void pml_pipeline_trace_forward(pml_pipeline *p, int on, int64_t number)
+{
+    p->trace_fwd = on && p->opts.trace;
+    p->span_step = number;
 }
 
 double pml_pipeline_last_bubble(const pml_pipeline *p) { return p->last_bubble; }
@@ -903,7 +912,9 @@ pml_status pml_pipeline_forward(pml_pipeline *p, const void *const *inputs, void
     const pml_plan *pl = p->plan;
     if (pl->output < 0) return pml_err_set(err, PML_ERR_UNSUPPORTED, "the plan has no output");
     pml_status st = begin_forward(p, err);
+    p->time_ops = p->trace_fwd;
     if (!st) st = forward_mb(p, 0, 0, inputs, err);
+    p->time_ops = 0;
     if (st) return st;
     const float *y = read_value(p, PML_BACKEND_VAL_OUTPUT, 0, err);
     if (!y) return err ? err->code : PML_ERR_INTERNAL;

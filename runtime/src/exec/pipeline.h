@@ -84,7 +84,8 @@ typedef struct pml_trace_event {
     int32_t op;   /* PML_TRACE_OP: the op run, or PML_WORK_FUSED / PML_WORK_UPDATE (backend_ops.h) */
     int64_t step;
     double t0, t1;
-    double cpu; /* PML_TRACE_OP: the stage thread's CPU time in it (microseconds), or -1 */
+    double cpu; /* PML_TRACE_OP: the thread's CPU time in it (microseconds), or -1 */
+    int32_t thread; /* PML_TRACE_OP: 0 the stage's thread, k >= 1 its backend's helper k (backend_ops.h) */
 } pml_trace_event;
 
 /* A span of one unit of a backend's work (a node or fused kernel of the plan, a
@@ -158,6 +159,10 @@ pml_status pml_pipeline_forward(pml_pipeline *p, const void *const *inputs, void
  * blocked in receives, the wait for the sender's work included) / (stages × step
  * time). The spans' zero is pml_pipeline_trace_epoch, in CLOCK_MONOTONIC seconds. */
 const pml_trace_event *pml_pipeline_trace(const pml_pipeline *p, int s, int *n);
+/* With opts.trace: whether the next pml_pipeline_forward calls record their units' spans
+ * (PML_TRACE_OP), and under which number (the spans' `step`): inference traces the
+ * forwards it chooses (api_infer.c). Steps record their own, as above. */
+void pml_pipeline_trace_forward(pml_pipeline *p, int on, int64_t number);
 double pml_pipeline_last_bubble(const pml_pipeline *p);
 double pml_pipeline_last_wait(const pml_pipeline *p);
 double pml_pipeline_trace_epoch(const pml_pipeline *p);

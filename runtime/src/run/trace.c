@@ -33,7 +33,7 @@ typedef struct wire_span {
     double cpu;    /* PML_TRACE_OP's CPU time (microseconds), or -1 */
     int64_t step;
     int32_t mb, stage, kind;
-    int32_t unit, op, pad; /* PML_TRACE_OP's (pipeline.h) */
+    int32_t unit, op, thread; /* PML_TRACE_OP's (pipeline.h) */
 } wire_span;
 
 pml_status pml_run_trace_begin(pml_run_trace *t, const char *path, const char *svg, pml_dist *d, pml_err *err)
@@ -92,7 +92,7 @@ static char *pack(const pml_run_trace *t, const pml_dist *d, const pml_plan *pl,
         const pml_trace_event *ev = pml_pipeline_trace(pipe, s, &n);
         for (int i = 0; i < n; i++)
             *w++ = (wire_span){ev[i].t0,   ev[i].t1,   ev[i].cpu, ev[i].step, ev[i].mb,
-                               s,          ev[i].kind, ev[i].unit, ev[i].op,  0};
+                               s,          ev[i].kind, ev[i].unit, ev[i].op,  ev[i].thread};
     }
     return buf;
 }
@@ -107,9 +107,15 @@ static const rank_head *head_of(const char *all, const size_t *lens, int r)
     return h;
 }
 
+/* The track of stage s's thread k: the stage's own for k = 0 (as before helpers had
+ * tracks), else one past every stage's. */
+static int tid_of(int s, int k) { return k ? 1000 * k + s : s; }
+
 /* A unit's span (PML_TRACE_OP): named by the op the backend ran (a fused kernel by its
  * size) and the name the source gave its node, with the node's pass and shape, so that
- * a breakdown (bench/cpu_train/ops.py) can sum by any of them. */
+ * a breakdown (bench/cpu_train/ops.py) can sum by any of them. The stage thread's span
+ * is an "op" on the stage's track; a helper thread's part in it an "op_thread" on a
+ * track of its own (tid_of), so that sums over "op" count each unit once. */
 static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int pid, double shift)
 {
     static const char *const passes[] = {"forward", "input gradient", "weight gradient"};
@@ -134,10 +140,11 @@ static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int 
             at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%lld", d ? ", " : "", (long long)node->dims[d]);
     }
     pml_json_buf_printf(b,
-                        ",\n{\"name\": \"%s%s%s\", \"cat\": \"op\", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, "
+                        ",\n{\"name\": \"%s%s%s\", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, "
                         "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d, %s"
                         "\"pass\": \"%s\", \"shape\": [%s]%s}}",
-                        name, node && node->label ? " " : "", node && node->label ? node->label : "", pid, w->stage,
+                        name, node && node->label ? " " : "", node && node->label ? node->label : "",
+                        w->thread ? "op_thread" : "op", pid, tid_of(w->stage, w->thread),
                         w->t0 + shift, w->t1 - w->t0, (long long)w->step + 1, w->mb, unit,
                         pass >= 0 ? passes[pass] : "update", shape, cpu);
 }
@@ -157,6 +164,14 @@ static void put_spans(pml_json_buf *b, const pml_plan *pl, const rank_head *h, d
                             "\"args\": {\"name\": \"stage %d\"}}",
                             *first ? "" : ",\n", pid, s, s);
         *first = 0;
+        int helpers = 0;
+        for (const wire_span *v = w; v < (const wire_span *)(h + 1) + h->spans && v->stage == s; v++)
+            if (v->kind == PML_TRACE_OP && v->thread > helpers) helpers = v->thread;
+        for (int k = 1; k <= helpers; k++)
+            pml_json_buf_printf(b,
+                                ",\n{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": %d, \"tid\": %d, "
+                                "\"args\": {\"name\": \"stage %d thread %d\"}}",
+                                pid, tid_of(s, k), s, k);
         for (; w < (const wire_span *)(h + 1) + h->spans && w->stage == s; w++) {
             if (w->kind == PML_TRACE_OP) {
                 put_op(b, pl, w, pid, shift);
@@ -205,6 +220,34 @@ static pml_status write_picture(const pml_run_trace *t, const pml_plan *pl, cons
     return st;
 }
 
+/* The training timeline's otherData (the bubble, each rank's stages, waits and clock)
+ * and its summary line (*summary, malloc'ed; NULL when out of memory). */
+static void put_other(pml_json_buf *b, const pml_run_trace *t, const rank_head *const *h, int W, int D,
+                      double measured, double analytic, char **summary)
+{
+    pml_json_buf_printf(b, "\n], \"otherData\": {\"measured_bubble\": %.6f, \"analytic_bubble\": %.6f, \"ranks\": [",
+                        measured, analytic);
+    for (int k = 0; k < W; k++) {
+        pml_json_buf_printf(b, "%s{\"rank\": %d, \"replica\": %d, \"stages\": [", k ? ", " : "", k, h[k]->replica);
+        for (int s = h[k]->first; s < h[k]->last; s++) pml_json_buf_printf(b, "%s%d", s > h[k]->first ? ", " : "", s);
+        pml_json_buf_printf(b,
+                            "], \"transport_wait\": %.6f, \"clock_offset_us\": %.3f, \"clock_uncertainty_us\": %.3f}",
+                            h[k]->wait, 1e6 * t->offset[k], 1e6 * t->uncertainty[k]);
+    }
+    pml_json_buf_puts(b, "]}}\n");
+    pml_json_buf line = {0};
+    pml_json_buf_printf(&line, "bubble: %.1f%% measured ", 100 * measured);
+    if (W > 1) pml_json_buf_printf(&line, "over the %d stages of replica 0 ", D);
+    pml_json_buf_printf(&line, "(mean of %lld steps), %.1f%% analytic; ", (long long)h[0]->steps, 100 * analytic);
+    for (int k = 0; k < W && W > 1; k++)
+        pml_json_buf_printf(&line, "%s rank %d %.1f%%%s", k ? "," : "waiting in transport:", k, 100 * h[k]->wait,
+                            k + 1 == W ? "; " : "");
+    if (t->path) pml_json_buf_printf(&line, "timeline in %s%s", t->path, t->svg ? ", " : "");
+    if (t->svg) pml_json_buf_printf(&line, "picture of a step in %s", t->svg);
+    if (line.failed) pml_json_buf_free(&line);
+    *summary = line.failed ? NULL : line.data;
+}
+
 /* Rank 0: the summary line (into *summary) and the files, from every rank's bytes. */
 static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml_plan *pl, const char *all,
                             const size_t *lens, char **summary, pml_err *err)
@@ -238,27 +281,11 @@ static pml_status write_all(const pml_run_trace *t, const pml_dist *d, const pml
         first = first && W == 1;
         put_spans(&b, pl, h[k], 1e6 * (h[k]->epoch - t->offset[k] - zero), &first);
     }
-    pml_json_buf_printf(&b, "\n], \"otherData\": {\"measured_bubble\": %.6f, \"analytic_bubble\": %.6f, \"ranks\": [",
-                        measured, analytic);
-    for (int k = 0; k < W; k++) {
-        pml_json_buf_printf(&b, "%s{\"rank\": %d, \"replica\": %d, \"stages\": [", k ? ", " : "", k, h[k]->replica);
-        for (int s = h[k]->first; s < h[k]->last; s++) pml_json_buf_printf(&b, "%s%d", s > h[k]->first ? ", " : "", s);
-        pml_json_buf_printf(&b,
-                            "], \"transport_wait\": %.6f, \"clock_offset_us\": %.3f, \"clock_uncertainty_us\": %.3f}",
-                            h[k]->wait, 1e6 * t->offset[k], 1e6 * t->uncertainty[k]);
-    }
-    pml_json_buf_puts(&b, "]}}\n");
-    pml_json_buf line = {0};
-    pml_json_buf_printf(&line, "bubble: %.1f%% measured ", 100 * measured);
-    if (W > 1) pml_json_buf_printf(&line, "over the %d stages of replica 0 ", D);
-    pml_json_buf_printf(&line, "(mean of %lld steps), %.1f%% analytic; ", (long long)h[0]->steps, 100 * analytic);
-    for (int k = 0; k < W && W > 1; k++)
-        pml_json_buf_printf(&line, "%s rank %d %.1f%%%s", k ? "," : "waiting in transport:", k, 100 * h[k]->wait,
-                            k + 1 == W ? "; " : "");
-    if (t->path) pml_json_buf_printf(&line, "timeline in %s%s", t->path, t->svg ? ", " : "");
-    if (t->svg) pml_json_buf_printf(&line, "picture of a step in %s", t->svg);
-    if (line.failed) pml_json_buf_free(&line);
-    *summary = line.failed ? NULL : line.data;
+    *summary = NULL;
+    if (t->serving)
+        pml_json_buf_printf(&b, "\n], \"otherData\": {\"forwards\": %lld}}\n", (long long)t->steps);
+    else
+        put_other(&b, t, h, W, D, measured, analytic, summary);
     pml_err why = {0};
     pml_status st = PML_OK;
     if (!t->path)

@@ -24,6 +24,9 @@ typedef struct pml_run_trace {
     double *offset, *uncertainty; /* rank 0: each rank's clock minus rank 0's, and its bound (s) */
     double bubble_sum, wait_sum;  /* this rank's, over the counted steps */
     int64_t steps;
+    /* An inference's timeline (api_infer.c): op spans of `steps` traced forwards, each a
+     * `step` of its own; otherData and the summary then say that, not the bubble. */
+    int serving;
 } pml_run_trace;
 
 /* Before training, on every rank: rank 0 checks that it can write `path` and `svg`

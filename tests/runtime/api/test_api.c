@@ -5,6 +5,7 @@
  * refused with a status and a message, leaving the session as it was.
  *
  * Usage: test_api BEHAVIOUR (see main). */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -528,6 +529,49 @@ static void devices_through_the_api(void)
     pml_plan_close(cpu), pml_plan_close(gpu);
 }
 
+/* pml_infer_trace: the op spans of the next N micro-batch forwards, numbered 1..N, on
+ * the handle's outputs unchanged; bad arguments and a path that cannot be written are
+ * refused before any work, and a second trace on the handle too. */
+static void inference_traces_its_forwards(void)
+{
+    pml_plan *plan = compile(WITH_DATA);
+    if (!plan) {
+        CHECK(0);
+        return;
+    }
+    pml_infer *inf = NULL;
+    CHECK(!pml_infer_create(ctx, plan, PML_BACKEND_CPU, 2, NULL, &inf));
+    enum { N = 13 }; /* micro-batches of 4: four forwards a call */
+    float x[N * F], plain[N * C], traced[N * C];
+    int32_t y[N];
+    make_batch(x, y, N, 5);
+    pml_buffer bx = rows(x, PML_F32, 2, N, F);
+    CHECK(!pml_infer_run(inf, &bx, 1, plain, sizeof plain));
+    CHECK(pml_infer_trace_save(inf) == PML_ERR_INVALID_ARG && says("no trace was started"));
+    CHECK(pml_infer_trace(inf, NULL, 5) == PML_ERR_INVALID_ARG && says("path is NULL"));
+    CHECK(pml_infer_trace(inf, "/nonexistent/dir/t.json", 5) && says("/nonexistent/dir"));
+    char dir[] = "/tmp/pml_api_trace_XXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/t.json", dir);
+    CHECK(pml_infer_trace(inf, path, 0) == PML_ERR_INVALID_ARG && says("forwards is 0"));
+    CHECK(pml_infer_trace(inf, path, 6) == PML_OK);
+    CHECK(pml_infer_trace(inf, path, 6) == PML_ERR_INVALID_ARG && says("already traces"));
+    CHECK(!pml_infer_run(inf, &bx, 1, traced, sizeof traced) && !memcmp(plain, traced, sizeof plain));
+    CHECK(!pml_infer_run(inf, &bx, 1, traced, sizeof traced) && !memcmp(plain, traced, sizeof plain));
+    CHECK(!pml_infer_trace_save(inf));
+    FILE *fp = fopen(path, "rb");
+    static char text[1 << 20];
+    size_t len = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
+    text[len] = 0;
+    if (fp) fclose(fp);
+    CHECK(strstr(text, "\"traceEvents\"") && strstr(text, "\"cat\": \"op\"") && strstr(text, "\"name\": \"matmul"));
+    CHECK(strstr(text, "\"step\": 6,") && !strstr(text, "\"step\": 7,") && strstr(text, "\"forwards\": 6"));
+    remove(path);
+    remove(dir); /* POSIX remove: an empty folder too */
+    pml_infer_destroy(inf);
+    pml_plan_close(plan);
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -540,6 +584,7 @@ int main(int argc, char **argv)
                  {"a_plan_without_data_trains_on_caller_rows_only", a_plan_without_data_trains_on_caller_rows_only},
                  {"evaluation_on_caller_rows", evaluation_on_caller_rows},
                  {"inference_on_any_number_of_rows", inference_on_any_number_of_rows},
+                 {"inference_traces_its_forwards", inference_traces_its_forwards},
                  {"devices_through_the_api", devices_through_the_api}};
     if (argc != 2) {
         fprintf(stderr, "usage: test_api BEHAVIOUR\n");

@@ -10,6 +10,11 @@ infer_test.py PMLC TESTDIR BEHAVIOUR.
                       or of shards and their index, without trainer.json, gives the same bytes
   dropout_off         a model with dropout gives the same outputs twice (a .plan and a folder)
   bench               --bench prints latency (median, p90, p99; CPU time's median) and throughput
+  trace               --trace writes a Chrome trace of the forwards: an "op" span for every unit of
+                      every forward, numbered 1..N, with CPU times; "op_thread" spans of the pool's
+                      other thread inside them; the outputs the same bits as without it
+  trace_refused       --trace to a path that cannot be written fails before any work, naming it;
+                      --trace on a command that does not trace is a usage error
   run_trains          `pmlc run FILE` trains like `pmlc train FILE`
   wrong_row_shape, missing_weights, other_model
                       exit 1, the path at fault in the message
@@ -18,6 +23,7 @@ infer_test.py PMLC TESTDIR BEHAVIOUR.
                       number, the old output untouched (or none made) and no temporary file left
 .npy files are written and read by hand (no numpy)."""
 import ast
+import json
 import os
 import random
 import shutil
@@ -172,6 +178,50 @@ with tempfile.TemporaryDirectory() as tmp:
         check(r.returncode == 0, f"--bench succeeds: {r.stderr}")
         check(all(w in r.stdout for w in ("median", "p90", "p99", "cpu median", "rows/s")), f"--bench reports: {r.stdout}")
         check(not os.path.exists(Y), "--bench without --output writes nothing")
+    elif behaviour == "trace":
+        D = train(tmp, MLP)
+        write_npy(X, (70, 784), rows(70, 784))  # micro-batches of 32: three forwards
+        must("infer", MLP, "--weights", D, "--input", X, "--output", Y, "--threads", "2", "--quiet")
+        _, _, plain = read_npy(Y)
+        T = os.path.join(tmp, "t.json")
+        r = must("infer", MLP, "--weights", D, "--input", X, "--output", Y, "--threads", "2", "--trace", T)
+        check(f"timeline of 3 forwards in {T}" in r.stderr, f"says where the trace is: {r.stderr}")
+        check(read_npy(Y)[2] == plain, "the outputs are the same bits with --trace")
+        events = json.load(open(T))["traceEvents"]
+        ops = [e for e in events if e.get("cat") == "op"]
+        units = {}
+        for e in ops:
+            units.setdefault(e["args"]["step"], []).append(e["name"])
+        check(sorted(units) == [1, 2, 3], f"op spans for forwards 1 to 3: {sorted(units)}")
+        check(len({tuple(v) for v in units.values()}) == 1, f"every forward runs the same units: {units}")
+        names = " ".join(units.get(1, []))
+        check("matmul" in names and "fused" in names, f"matmuls and fused kernels are named: {names}")
+        check(all(0 <= e["args"]["cpu_us"] <= e["dur"] + 50 for e in ops), "each op span has its CPU time")
+        check(all(e["args"]["pass"] == "forward" for e in ops), "every span is of a forward")
+        # --bench traces its timed forwards; with 2 threads the pool's worker takes part
+        # in the products, each of its spans inside its op's span on the stage's thread.
+        r = must("infer", MLP, "--weights", D, "--input", X, "--bench", "--threads", "2", "--trace", T)
+        events = json.load(open(T))["traceEvents"]
+        ops = [e for e in events if e.get("cat") == "op"]
+        helpers = [e for e in events if e.get("cat") == "op_thread"]
+        steps = {e["args"]["step"] for e in ops}
+        check(1 <= len(steps) <= 200 and steps == set(range(1, len(steps) + 1)), f"forwards 1..N, N <= 200: {len(steps)}")
+        check(helpers, "the pool's other thread has spans of its own")
+        by = {(e["args"]["step"], e["args"].get("node"), e["args"].get("kernel"), e["pid"], e["tid"] % 1000): e for e in ops}
+        outside = [h for h in helpers
+                   if not (lambda o: o and o["ts"] - 1e-3 <= h["ts"] and h["ts"] + h["dur"] <= o["ts"] + o["dur"] + 1e-3)(
+                       by.get((h["args"]["step"], h["args"].get("node"), h["args"].get("kernel"), h["pid"], h["tid"] % 1000)))]
+        check(not outside, f"a helper's span lies inside its op's span: {outside[:2]}")
+        check(any(e.get("ph") == "M" and e["args"]["name"].endswith("thread 1") for e in events), "helper tracks are named")
+    elif behaviour == "trace_refused":
+        D = train(tmp, MLP)
+        write_npy(X, (40, 784), rows(40, 784))
+        bad = os.path.join(tmp, "no", "such", "t.json")
+        r = infer(MLP, "--weights", D, "--input", X, "--output", Y, "--trace", bad)
+        check(r.returncode == 1 and bad in r.stderr and "--trace" in r.stderr, f"exit 1 naming the path: {r.stderr}")
+        check(not os.path.exists(Y), "no output written: it failed before the work")
+        r = pmlc_run("export", MLP, "--weights", D, "-o", os.path.join(tmp, "m.onnx"), "--trace", bad)
+        check(r.returncode == 2 and "--trace" in r.stderr, f"export takes no --trace: {r.returncode} {r.stderr}")
     elif behaviour == "run_trains":
         a = train(tmp, DROP, "A")
         r = pmlc_run("run", DROP, "--steps", "3", "--out", os.path.join(tmp, "B"), "--quiet", "--threads", "2")
