@@ -21,8 +21,19 @@
 #include <time.h>
 
 /* How long an idle thread polls before it sleeps: about 100 microseconds (4000 pauses
- * took 98 us on the Zen 4 machine). */
-enum { SPIN = 4000, CLOSED = 1 << 30 };
+ * took 98 us on the Zen 4 machine); then, while the other side is known to be running
+ * a task, up to about one task's time more (the thread's own last task's, at most
+ * BUSY_MAX seconds), since that task ends within it: a worker out of tasks while the
+ * caller runs the run's last one (the next run follows it by microseconds), and the
+ * caller waiting for a worker inside. Sleeping there cost runs a futex wake-up each:
+ * with tasks of 100-250 us (a GEMM's blocks at 256 rows) a worker that had left a run
+ * slept before the caller's last task ended, started the next run late, and the caller
+ * then waited, asleep too, for the worker's last task (docs/perf.md, "Inference
+ * scaling from one thread to two"). Bounded by a task's time, not spun out to a fixed
+ * length: on a machine shared with other work the thread waited for may be off its
+ * core, and a spin then only takes a core from whoever has it. */
+enum { SPIN = 4000, CLOCK_EVERY = 64, CLOSED = 1 << 30 };
+#define BUSY_MAX 2e-3
 
 struct pml_cpu_pool {
     int threads;
@@ -94,6 +105,16 @@ static double seconds(clockid_t id)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* The time of one of the `ran` tasks run from t0 to t1, at most BUSY_MAX; 0 for none. */
+static double task_time(double t0, double t1, int64_t ran)
+{
+    double t = ran ? (t1 - t0) / (double)ran : 0;
+    return t < BUSY_MAX ? t : BUSY_MAX;
+}
+
+/* Whether the caller is still inside the last run (the job not yet closed). */
+static int caller_busy(pml_cpu_pool *p) { return !(atomic_load_explicit(&p->state, memory_order_relaxed) & CLOSED); }
+
 static void *worker_main(void *arg)
 {
     worker_arg *w = arg;
@@ -101,9 +122,11 @@ static void *worker_main(void *arg)
     int id = w->id;
     free(w);
     unsigned seen = 0;
+    double busy_until = 0; /* after a run: when the caller's last task should have ended */
     for (;;) {
         unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
-        for (int i = 0; g == seen && i < SPIN; i++) {
+        for (int i = 0; g == seen; i++) {
+            if (i >= SPIN && !(caller_busy(p) && (i % CLOCK_EVERY || seconds(CLOCK_MONOTONIC) < busy_until))) break;
             relax();
             g = atomic_load_explicit(&p->gen, memory_order_acquire);
         }
@@ -116,18 +139,18 @@ static void *worker_main(void *arg)
         seen = g;
         if (atomic_load(&p->stop)) return NULL;
         if (!enter(p)) continue;
-        if (p->timed) {
-            double t0 = seconds(CLOCK_MONOTONIC), c0 = seconds(CLOCK_THREAD_CPUTIME_ID);
-            int64_t ran = run_tasks(p, id);
-            pml_cpu_pool_span *sp = &p->span[id];
-            if (ran) {
-                if (!sp->tasks) sp->t0 = t0;
-                sp->t1 = seconds(CLOCK_MONOTONIC);
-                sp->cpu += seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
-                sp->tasks += ran;
-            }
-        } else
-            run_tasks(p, id);
+        int timed = p->timed;
+        double t0 = seconds(CLOCK_MONOTONIC), c0 = timed ? seconds(CLOCK_THREAD_CPUTIME_ID) : 0;
+        int64_t ran = run_tasks(p, id);
+        double t1 = seconds(CLOCK_MONOTONIC);
+        busy_until = t1 + task_time(t0, t1, ran);
+        pml_cpu_pool_span *sp = &p->span[id];
+        if (timed && ran) {
+            if (!sp->tasks) sp->t0 = t0;
+            sp->t1 = t1;
+            sp->cpu += seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
+            sp->tasks += ran;
+        }
         if (atomic_fetch_sub_explicit(&p->state, 1, memory_order_acq_rel) == (CLOSED | 1)) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done);
@@ -214,10 +237,13 @@ pml_status pml_cpu_pool_run(pml_cpu_pool *p, int64_t tasks, pml_cpu_task_fn fn, 
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    run_tasks(p, 0);
+    double t0 = seconds(CLOCK_MONOTONIC);
+    int64_t ran = run_tasks(p, 0);
+    double t1 = seconds(CLOCK_MONOTONIC), until = t1 + task_time(t0, t1, ran);
     /* No task is left to take: close, then wait for the workers inside. */
     int inside = atomic_fetch_or_explicit(&p->state, CLOSED, memory_order_acq_rel);
-    for (int i = 0; inside && i < SPIN; i++) {
+    for (int i = 0; inside; i++) {
+        if (i >= SPIN && !(i % CLOCK_EVERY) && seconds(CLOCK_MONOTONIC) >= until) break;
         relax();
         inside = atomic_load_explicit(&p->state, memory_order_acquire) & ~CLOSED;
     }

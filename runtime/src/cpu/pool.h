@@ -7,9 +7,10 @@
  * too) and returns when all have run; which thread runs which task is not fixed, so a
  * task writes only its own part of the output and, for scratch, the part of `worker`
  * (0..T-1) — then the result is the same bits at any T. Idle workers spin briefly (a
- * serving loop's next call, a stage's next op, is usually microseconds away) and then
- * sleep on a condition variable, so a pool costs nothing while the stage runs a GEMM on
- * the provider's own threads or waits for a neighbour stage.
+ * serving loop's next call, a stage's next op, is usually microseconds away; while the
+ * caller still runs a run's last task, up to about a task's time more) and then sleep on
+ * a condition variable, so a pool costs nothing while the stage runs a GEMM on the
+ * provider's own threads or waits for a neighbour stage.
  *
  * Timing (a trace: pml_cpu_pool_time): while on, each worker adds up where it took part
  * in runs, for a trace's span per thread; off, nothing is measured.
