@@ -94,6 +94,11 @@ pml_status pml_cpu_f32_strip(pml_opcode op, float *o, const float *a, int64_t sa
                              int64_t n);
 pml_status pml_cpu_movement(const pml_op_call *c, pml_err *err);    /* MOVEMENT */
 pml_status pml_cpu_index(const pml_op_call *c, pml_err *err);       /* GATHER */
+/* How many tasks a copy of `bytes` in `outer` independent parts (rows) runs as over
+ * `pool` (1: on the caller alone): none below the bytes whose share a woken worker
+ * would not repay, about four a thread above (movement.c; index.c's gather too). */
+struct pml_cpu_pool;
+int64_t pml_cpu_copy_tasks(const struct pml_cpu_pool *pool, int64_t outer, size_t bytes);
 pml_status pml_cpu_matmul(const pml_op_call *c, pml_err *err);      /* MATMUL */
 /* A matmul of bf16 operands through the bf16 GEMM (gemm.h); *declined, with nothing
  * written, where that GEMM is not ready or refuses the shape (matmul.c). */

@@ -1,9 +1,11 @@
 /* index.c — gather, pick and their inverses scatter_add and unpick. Every index is
  * checked before anything is written; one out of range fails the call with
- * PML_ERR_INVALID_ARG naming the op, the index and the range. */
+ * PML_ERR_INVALID_ARG naming the op, the index and the range. A large gather is split
+ * over the stage's pool (c->pool) by rows. */
 #include "core/vectorize.h"
 
 #include "cpu.h"
+#include "pool.h"
 
 #include <string.h>
 
@@ -35,6 +37,27 @@ int pml_cpu_is_rows_of(const pml_view *a, const pml_view *b)
             for (int64_t j = 0; j < C; j++) orow[j] += d[j]; \
         }                                                    \
     } while (0)
+
+/* A gather's rows in `tasks` even parts over the stage's pool (an embedding's lookup,
+ * the one part of a GPT forward that ran on one thread): row copies, the same bits at
+ * any thread count. */
+typedef struct {
+    const pml_op_call *c;
+    size_t row; /* bytes */
+    int64_t rows, tasks;
+} gather_job;
+
+static pml_status gather_task(void *ctx, int64_t t, int worker, pml_err *err)
+{
+    (void)worker, (void)err;
+    const gather_job *j = ctx;
+    const int32_t *idx = j->c->in[1].data;
+    int64_t r0 = j->rows * t / j->tasks, r1 = j->rows * (t + 1) / j->tasks;
+    for (int64_t r = r0; r < r1; r++)
+        memcpy((char *)j->c->out.data + (size_t)r * j->row, (const char *)j->c->in[0].data + (size_t)idx[r] * j->row,
+               j->row);
+    return PML_OK;
+}
 
 pml_status pml_cpu_index(const pml_op_call *c, pml_err *err)
 {
@@ -75,11 +98,10 @@ pml_status pml_cpu_index(const pml_op_call *c, pml_err *err)
     switch (c->op) {
     case PML_OP_GATHER: {
         int64_t N = v->dims[0];
-        size_t row = (size_t)v->dims[1] * es;
+        gather_job j = {c, (size_t)v->dims[1] * es, rows, 1};
         if (pml_cpu_check_indices(name, idx, rows, N, err)) return err ? err->code : PML_ERR_INVALID_ARG;
-        for (int64_t r = 0; r < rows; r++)
-            memcpy((char *)o->data + (size_t)r * row, (const char *)v->data + (size_t)idx[r] * row, row);
-        return PML_OK;
+        j.tasks = pml_cpu_copy_tasks(c->pool, rows, j.row * (size_t)rows);
+        return pml_cpu_pool_run(j.tasks > 1 ? c->pool : NULL, j.tasks, gather_task, &j, err);
     }
     case PML_OP_PICK:
     case PML_OP_UNPICK: {

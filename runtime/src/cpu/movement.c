@@ -21,9 +21,7 @@
  * below them waking a worker costs more than the share it would take. */
 enum { SPLIT_BYTES = 64 << 10, TASK_BYTES = 16 << 10, TASKS_PER_THREAD = 4 };
 
-/* How many tasks a copy of `bytes` in `outer` independent parts runs as over `pool`
- * (1: on the caller). */
-static int64_t copy_tasks(const pml_cpu_pool *pool, int64_t outer, size_t bytes)
+int64_t pml_cpu_copy_tasks(const struct pml_cpu_pool *pool, int64_t outer, size_t bytes)
 {
     int64_t T = pml_cpu_pool_threads(pool);
     if (T < 2 || bytes < SPLIT_BYTES || outer < 2) return 1;
@@ -170,7 +168,7 @@ static pml_status permute(const pml_op_call *c, size_t es, pml_err *err)
         s *= o->dims[k];
     }
     permute_job j = {.R = R, .dims = o->dims, .st = st, .out = o->data, .in = x->data, .es = es};
-    j.tasks = copy_tasks(c->pool, o->dims[0], (size_t)pml_cpu_numel(o) * es);
+    j.tasks = pml_cpu_copy_tasks(c->pool, o->dims[0], (size_t)pml_cpu_numel(o) * es);
     return pml_cpu_pool_run(j.tasks > 1 ? c->pool : NULL, j.tasks, permute_task, &j, err);
 bad:
     return pml_err_set(err, PML_ERR_INVALID_ARG, "permute: attr is not a permutation taking the input to the output");
@@ -227,7 +225,7 @@ static pml_status slice_or_pad(const pml_op_call *c, size_t es, pml_err *err)
     if (step <= 0 || start < 0 || (m > 0 && start + (m - 1) * step >= n)) goto bad;
     if (pad) memset(big->data, 0, (size_t)pml_cpu_numel(big) * es);
     slice_job j = {pad, outer, n, m, start, step, big->data, small->data, (size_t)inner * es, 1};
-    if (!pad) j.tasks = copy_tasks(c->pool, outer, (size_t)pml_cpu_numel(small) * es);
+    if (!pad) j.tasks = pml_cpu_copy_tasks(c->pool, outer, (size_t)pml_cpu_numel(small) * es);
     return pml_cpu_pool_run(j.tasks > 1 ? c->pool : NULL, j.tasks, slice_task, &j, err);
 bad:
     return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: attr [axis, start, stop, step] does not fit the shapes", name);

@@ -327,6 +327,26 @@ void test_large_copies_split_over_a_pool_move_every_element(void)
             free(ref);
             t_free(&x), t_free(&y);
         }
+        /* A gather (an embedding's lookup) of 2048 and of 1001 rows: split by rows. */
+        for (int64_t rows = 2048; rows > 1000; rows = rows == 2048 ? 1001 : 0) {
+            int64_t td[2] = {65, 128}, id[1] = {rows}, od[2] = {rows, 128};
+            pml_view table = t_new(PML_F32, 2, td), ids = t_new(PML_I32, 1, id), y = t_new(PML_F32, 2, od);
+            t_fill_rand(&table, -1000, 1000);
+            double *ref = malloc(sizeof(double) * (size_t)(rows * 128));
+            for (int64_t r = 0; r < rows; r++) {
+                int32_t k = (int32_t)t_int(0, 64);
+                ((int32_t *)ids.data)[r] = k;
+                for (int64_t j = 0; j < 128; j++) ref[r * 128 + j] = t_get(&table, k * 128 + j);
+            }
+            pml_view in[2] = {table, ids};
+            pml_op_call c = {.op = PML_OP_GATHER, .n_in = 2, .in = in, .out = y, .pool = pool};
+            char what[96];
+            snprintf(what, sizeof what, "gather of %lld rows on %d threads", (long long)rows, threads);
+            TCHECK(pml_cpu_run(&c, &err) == PML_OK, "%s: %s", what, err.msg);
+            t_compare(what, &y, ref, 0, 0);
+            free(ref);
+            t_free(&table), t_free(&ids), t_free(&y);
+        }
         pml_cpu_pool_destroy(pool);
     }
 }
