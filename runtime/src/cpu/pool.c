@@ -4,7 +4,7 @@
  * `gen` under the mutex, so a worker asleep on `wake` cannot miss it (it checks `gen`
  * under the same mutex before it sleeps). A worker that sees a new generation enters
  * the open job by adding itself to `state` (acquire: it then sees the job), takes tasks
- * from `next` and leaves; the last to leave a closed job wakes the caller asleep on
+ * (chunks, below) and leaves; the last to leave a closed job wakes the caller asleep on
  * `done`. The caller takes tasks too, and when none is left it closes the job and waits
  * only for the workers inside it, each finishing a task it took: a worker that has not
  * entered by then never will (it sees the job closed, or enters the next one, whose
@@ -12,7 +12,14 @@
  * process holds off the core or that has yet to wake. Before, the caller waited for
  * every worker to check in, even one with nothing left to do: on a shared machine a
  * run with all its tasks done still waited for a worker to be scheduled (docs/perf.md,
- * "Inference threads on a shared machine"). */
+ * "Inference threads on a shared machine").
+ *
+ * Tasks are dealt in chunks: thread w owns the w-th of T contiguous ranges of the
+ * tasks and takes its own in order, then the others' (from where their owners are), so a
+ * thread that joins late or is held off costs the run nothing but its share. Contiguous
+ * ranges keep a thread on the same rows from op to op: a product split by rows, then the
+ * fused group over its output, each read mostly what the same core wrote, not every
+ * other tile from the other core's cache (a shared counter dealt them alternately). */
 #include "pool.h"
 
 #include <pthread.h>
@@ -47,12 +54,19 @@ struct pml_cpu_pool {
     pml_cpu_task_fn fn;
     void *ctx;
     int64_t tasks;
-    atomic_llong next;
+    struct chunk *chunk; /* per thread: its range of the tasks */
     atomic_int state; /* the workers inside the job, | CLOSED once the caller has closed it */
     pml_status st; /* the first failure, under mu */
     pml_err err;
     int timed;               /* pml_cpu_pool_time: set before a job opens, read after entering */
     pml_cpu_pool_span *span; /* per thread, each written by its own worker inside a job */
+};
+
+/* A thread's range of a run's tasks [.., end), `next` the first not yet taken; a cache
+ * line each, since every thread updates its own. */
+struct chunk {
+    _Alignas(64) atomic_llong next;
+    int64_t end;
 };
 
 typedef struct worker_arg {
@@ -69,12 +83,25 @@ static inline void relax(void)
 #endif
 }
 
+/* The next task to take: from the worker's own chunk, else from the others' in turn;
+ * -1 when none is left. */
+static int64_t take(pml_cpu_pool *p, int worker)
+{
+    for (int k = 0; k < p->threads; k++) {
+        struct chunk *c = &p->chunk[(worker + k) % p->threads];
+        if (atomic_load_explicit(&c->next, memory_order_relaxed) >= c->end) continue;
+        int64_t t = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (t < c->end) return t;
+    }
+    return -1;
+}
+
 /* Runs tasks until none is left; how many it ran. */
 static int64_t run_tasks(pml_cpu_pool *p, int worker)
 {
     for (int64_t ran = 0;; ran++) {
-        int64_t t = atomic_fetch_add(&p->next, 1);
-        if (t >= p->tasks) return ran;
+        int64_t t = take(p, worker);
+        if (t < 0) return ran;
         pml_err e = {0};
         pml_status s = p->fn(p->ctx, t, worker, &e);
         if (s) {
@@ -173,6 +200,7 @@ void pml_cpu_pool_destroy(pml_cpu_pool *p)
     pthread_mutex_destroy(&p->mu);
     free(p->tid);
     free(p->span);
+    free(p->chunk);
     free(p);
 }
 
@@ -182,12 +210,14 @@ pml_status pml_cpu_pool_create(int threads, pml_cpu_pool **out, pml_err *err)
     if (threads < 2) return pml_err_set(err, PML_ERR_INVALID_ARG, "a thread pool needs 2 threads or more, not %d", threads);
     pml_cpu_pool *p = calloc(1, sizeof *p);
     if (!p || !(p->tid = calloc((size_t)threads, sizeof *p->tid)) ||
-        !(p->span = calloc((size_t)threads, sizeof *p->span))) {
-        if (p) free(p->tid);
+        !(p->span = calloc((size_t)threads, sizeof *p->span)) ||
+        !(p->chunk = aligned_alloc(64, sizeof *p->chunk * (size_t)threads))) {
+        if (p) free(p->tid), free(p->span);
         free(p);
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     }
     p->threads = threads;
+    for (int w = 0; w < threads; w++) atomic_init(&p->chunk[w].next, 0), p->chunk[w].end = 0;
     atomic_init(&p->state, CLOSED);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
@@ -231,7 +261,10 @@ pml_status pml_cpu_pool_run(pml_cpu_pool *p, int64_t tasks, pml_cpu_task_fn fn, 
     p->ctx = ctx;
     p->tasks = tasks;
     p->st = PML_OK;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    for (int w = 0; w < p->threads; w++) {
+        atomic_store_explicit(&p->chunk[w].next, tasks * w / p->threads, memory_order_relaxed);
+        p->chunk[w].end = tasks * (w + 1) / p->threads;
+    }
     atomic_store_explicit(&p->state, 0, memory_order_release); /* open */
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);

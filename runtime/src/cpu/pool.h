@@ -3,8 +3,9 @@
  * its GEMMs (which the GEMM provider threads itself).
  *
  * A pool of T threads is the caller and T - 1 workers made at create. pml_cpu_pool_run
- * hands out tasks 0..n-1 one at a time from a shared counter (the caller takes its share
- * too) and returns when all have run; which thread runs which task is not fixed, so a
+ * hands out tasks 0..n-1 one at a time, thread w first from the w-th of T contiguous
+ * ranges of them, then from the others' (the caller takes its share too; pool.c), and
+ * returns when all have run; which thread runs which task is not fixed, so a
  * task writes only its own part of the output and, for scratch, the part of `worker`
  * (0..T-1) — then the result is the same bits at any T. Idle workers spin briefly (a
  * serving loop's next call, a stage's next op, is usually microseconds away; while the
