@@ -9,10 +9,12 @@ and backward spans, and the units run outside them: deferred weight gradients an
 optimizer updates; not the waits at the step's barrier), then the time of each kind of
 op (the op the backend ran, "fused kernel" for a fused kernel of the plan, "update"
 for the optimizer) and the TOP (default 15) costliest units by op, pass and shape,
-each with its wall-clock time, its CPU time (the stage thread's; helper threads of a
-multi-threaded GEMM are not counted) and its share of the ops' CPU time. On a machine
+each with its wall-clock time, its CPU time (the stage thread's) and its share of the
+ops' CPU time, and where the stage had a pool, its other threads' CPU time in the same
+units ("op_thread" spans): beside the stage thread's, how well an op split. On a machine
 shared with other work the wall-clock spans include time the stage thread was not
-running; the CPU times do not."""
+running; the CPU times do not. It reads `pmlc infer --trace` timelines too (a step is
+then a traced forward)."""
 import bisect
 import collections
 import json
@@ -45,10 +47,15 @@ def inside(e):
 work = (sum(b - a for v in spans.values() for a, b in v) + sum(e["dur"] for e in ops if not inside(e))) / len(steps)
 has_cpu = all("cpu_us" in e["args"] for e in ops)
 wall_by, cpu_by = collections.defaultdict(collections.Counter), collections.defaultdict(collections.Counter)
-for e in ops:
+helper_by = collections.defaultdict(collections.Counter)
+helpers = [e for e in events if e.get("cat") == "op_thread"]
+for e in ops + helpers:
     kind = "fused kernel" if e["name"].startswith("fused") else e["name"].split(" ")[0]
     shape = "x".join(str(d) for d in e["args"].get("shape", []))
     for key, table in (("kind", kind), ("unit", (e["name"], e["args"]["pass"], shape))):
+        if e["cat"] == "op_thread":
+            helper_by[key][table] += e["args"].get("cpu_us", 0) / len(steps)
+            continue
         wall_by[key][table] += e["dur"] / len(steps)
         cpu_by[key][table] += e["args"].get("cpu_us", 0) / len(steps)
 in_ops = sum(wall_by["kind"].values())
@@ -64,11 +71,13 @@ share = "CPU share" if has_cpu else "share"
 
 
 def table(key, title, n):
-    print(f"\n{title:<58} {'wall ms':>9} {'CPU ms':>9} {share:>10}")
+    extra = f" {'helpers CPU ms':>15}" if helpers else ""
+    print(f"\n{title:<58} {'wall ms':>9} {'CPU ms':>9} {share:>10}{extra}")
     for k, us in by[key].most_common(n):
         label = k if isinstance(k, str) else f"{k[0]}, {k[1]}, {k[2]}"
         cpu = f"{cpu_by[key][k] / 1e3:9.2f}" if has_cpu else f"{'-':>9}"
-        print(f"{label[:58]:<58} {wall_by[key][k] / 1e3:9.2f} {cpu} {100 * us / total:9.1f}%")
+        more = f" {helper_by[key][k] / 1e3:15.2f}" if helpers else ""
+        print(f"{label[:58]:<58} {wall_by[key][k] / 1e3:9.2f} {cpu} {100 * us / total:9.1f}%{more}")
 
 
 table("kind", "op kind (per step)", None)

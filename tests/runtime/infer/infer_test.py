@@ -12,7 +12,8 @@ infer_test.py PMLC TESTDIR BEHAVIOUR.
   bench               --bench prints latency (median, p90, p99; CPU time's median) and throughput
   trace               --trace writes a Chrome trace of the forwards: an "op" span for every unit of
                       every forward, numbered 1..N, with CPU times; "op_thread" spans of the pool's
-                      other thread inside them; the outputs the same bits as without it
+                      other thread inside them; the outputs the same bits as without it; and
+                      bench/cpu_train/ops.py breaks it down
   trace_refused       --trace to a path that cannot be written fails before any work, naming it;
                       --trace on a command that does not trace is a usage error
   run_trains          `pmlc run FILE` trains like `pmlc train FILE`
@@ -213,6 +214,10 @@ with tempfile.TemporaryDirectory() as tmp:
                        by.get((h["args"]["step"], h["args"].get("node"), h["args"].get("kernel"), h["pid"], h["tid"] % 1000)))]
         check(not outside, f"a helper's span lies inside its op's span: {outside[:2]}")
         check(any(e.get("ph") == "M" and e["args"]["name"].endswith("thread 1") for e in events), "helper tracks are named")
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "cpu_train", "ops.py"), T], capture_output=True,
+                           text=True, timeout=60)
+        check(r.returncode == 0 and "matmul" in r.stdout and "helpers CPU ms" in r.stdout,
+              f"ops.py breaks the forward down, with the helpers' CPU: {r.stdout}{r.stderr}")
     elif behaviour == "trace_refused":
         D = train(tmp, MLP)
         write_npy(X, (40, 784), rows(40, 784))
