@@ -31,8 +31,9 @@ typedef struct {
     const pml_op_call *c;
     pml_cpu_gemm_op op;
     int64_t rows, n, k;        /* one product's shape: op(a) rows x k times k x n */
-    int64_t block, blocks;     /* each product in `blocks` blocks of `block` columns (by_rows: rows) */
-    int by_rows, folded;       /* folded: one product, the batch folded into its rows */
+    int64_t rblock, rblocks;   /* each product in rblocks x cblocks blocks of rblock rows x */
+    int64_t cblock, cblocks;   /* cblock columns, numbered row block by row block */
+    int folded;                /* one product, the batch folded into its rows */
     int B, threads;            /* batch axes; the provider's threads per GEMM */
     const int64_t *dims;       /* the output's batch dims */
     const int64_t (*st)[PML_MAX_RANK]; /* batch strides in matrices: out, a, b */
@@ -75,13 +76,15 @@ static int gemm(const job *j, int64_t m, int64_t n, int64_t A, int64_t B, int64_
     return 1;
 }
 
-/* Task t: block t % blocks of product t / blocks. */
+/* Task t: block t % blocks of product t / blocks (blocks = rblocks x cblocks), its row
+ * block first. */
 static pml_status product_task(void *ctx, int64_t t, int worker, pml_err *err)
 {
     (void)worker;
     job *j = ctx;
     const pml_op_call *c = j->c;
-    int64_t q = t / j->blocks, lo = t % j->blocks * j->block, m = j->rows, n = j->n, k = j->k;
+    int64_t blocks = j->rblocks * j->cblocks, q = t / blocks, m = j->rows, n = j->n, k = j->k;
+    int64_t rlo = t % blocks / j->cblocks * j->rblock, clo = t % blocks % j->cblocks * j->cblock;
     int64_t A = 0, B = 0, C = q * m * n; /* product q's matrices: q over the batch dims, row-major */
     int64_t r = q;
     for (int d = j->B - 1; d >= 0 && !j->folded; d--) {
@@ -91,23 +94,17 @@ static pml_status product_task(void *ctx, int64_t t, int worker, pml_err *err)
         B += i * j->st[2][d] * k * n;
     }
     int64_t ac = c->in[0].dims[c->in[0].rank - 1], bc = c->in[1].dims[c->in[1].rank - 1];
-    int64_t h = m, w = n;
-    if (j->by_rows) {
-        h = m - lo < j->block ? m - lo : j->block;
-        A += j->op.ta ? lo : lo * ac;
-        C += lo * n;
-    } else {
-        w = n - lo < j->block ? n - lo : j->block;
-        B += j->op.tb ? lo * bc : lo;
-        C += lo;
-    }
-    if (!gemm(j, h, w, A, B, j->by_rows ? 0 : lo, C)) {
+    int64_t h = m - rlo < j->rblock ? m - rlo : j->rblock, w = n - clo < j->cblock ? n - clo : j->cblock;
+    A += j->op.ta ? rlo : rlo * ac;
+    B += j->op.tb ? clo * bc : clo;
+    C += rlo * n + clo;
+    if (!gemm(j, h, w, A, B, clo, C)) {
         atomic_store(&j->declined, 1);
         return pml_err_set(err, PML_ERR_UNSUPPORTED, "matmul: the bf16 GEMM declined");
     }
     atomic_store(&j->wrote, 1);
     const float *bias = c->n_in >= 3 ? c->in[2].data : NULL;
-    if (bias && !panel_gemm(j)) pml_cpu_add_bias_f32(h, w, bias + (j->by_rows ? 0 : lo), (float *)c->out.data + C, n);
+    if (bias && !panel_gemm(j)) pml_cpu_add_bias_f32(h, w, bias + clo, (float *)c->out.data + C, n);
     return PML_OK;
 }
 
@@ -118,7 +115,7 @@ static pml_status run_products(job *j, int64_t products, int *declined, pml_err 
     int T = pml_cpu_pool_threads(c->pool);
     pml_cpu_pool *pool = T >= 2 && products * j->rows * j->n * j->k >= PML_CPU_POOL_SPLIT_MACS ? c->pool : NULL;
     j->threads = c->pool ? 1 : c->threads;
-    j->block = j->n, j->blocks = 1;
+    j->rblock = j->rows, j->rblocks = 1, j->cblock = j->n, j->cblocks = 1;
     if (pool && products < 2 * T) { /* too few products to share: split each */
         int panels = panel_gemm(j);
         int64_t panel = panels ? PML_CPU_GEMM_NR : COL_ALIGN;
@@ -126,23 +123,27 @@ static pml_status run_products(job *j, int64_t products, int *declined, pml_err 
          * come free: a worker that wakes late, or a core another process holds for a
          * while, costs the call a task, not half of it. Many rows split by rows, into
          * the blocks the GEMM keeps in L2 (each reads all of B, which a weight's panels
-         * fit); fewer by panels of columns (each reads all of A, a few rows). */
+         * fit); fewer by panels of columns (each reads all of A, a few rows); between
+         * (a block of rows a thread or more, 256 rows on two threads), both: blocks of
+         * rows, each in blocks of panels, so that the pool's contiguous ranges (pool.h)
+         * give each thread whole row blocks — the rows it then has in cache for the next
+         * op, which a split by columns leaves half in the other core's. */
         int64_t want = panels ? (int64_t)T * PANEL_TASKS : T;
         if (panels && j->rows >= want * PML_CPU_GEMM_MC / 2) {
-            j->by_rows = 1;
-            j->block = PML_CPU_GEMM_MC;
-            j->blocks = (j->rows + j->block - 1) / j->block;
+            j->rblock = PML_CPU_GEMM_MC;
         } else if (j->n >= T * panel) {
-            int64_t n_panels = (j->n + panel - 1) / panel, blocks = n_panels < want ? n_panels : want;
-            j->block = (n_panels + blocks - 1) / blocks * panel;
-            j->blocks = (j->n + j->block - 1) / j->block;
+            int64_t rblocks = panels && j->rows >= T * PML_CPU_GEMM_MC ? j->rows / PML_CPU_GEMM_MC : 1;
+            int64_t n_panels = (j->n + panel - 1) / panel, per = (want + rblocks - 1) / rblocks;
+            int64_t blocks = n_panels < per ? n_panels : per;
+            if (rblocks > 1) j->rblock = (j->rows + rblocks - 1) / rblocks;
+            j->cblock = (n_panels + blocks - 1) / blocks * panel;
         } else if (j->rows >= 2 * ROW_ALIGN) {
-            j->by_rows = 1;
-            j->block = ((j->rows + T - 1) / T + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
-            j->blocks = (j->rows + j->block - 1) / j->block;
+            j->rblock = ((j->rows + T - 1) / T + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
         }
+        j->rblocks = (j->rows + j->rblock - 1) / j->rblock;
+        j->cblocks = (j->n + j->cblock - 1) / j->cblock;
     }
-    pml_status st = pml_cpu_pool_run(pool, products * j->blocks, product_task, j, err);
+    pml_status st = pml_cpu_pool_run(pool, products * j->rblocks * j->cblocks, product_task, j, err);
     if (atomic_load(&j->declined)) {
         /* all or nothing on one machine; half.c then computes the whole output in f32,
          * which only an accumulating product that has begun cannot take back */

@@ -104,9 +104,11 @@ void test_panel_gemm_split_over_a_pool_gives_the_same_bits(void)
         return;
     }
     /* m, k, n: a wide layer (column blocks), a head of 16 columns (row blocks), odd sizes,
-     * many rows (blocks of PML_CPU_GEMM_MC rows, the last one short; a partial panel) */
-    static const int64_t shapes[][3] = {{64, 256, 1024}, {512, 128, 16}, {33, 300, 130},
-                                        {1, 1024, 1024}, {1000, 70, 65}, {777, 40, 100}};
+     * many rows (blocks of PML_CPU_GEMM_MC rows, the last one short; a partial panel),
+     * a block of rows a thread or more (blocks of rows in blocks of panels: 2 or 3 row
+     * blocks, partial panels) */
+    static const int64_t shapes[][3] = {{64, 256, 1024}, {512, 128, 16}, {33, 300, 130},   {1, 1024, 1024},
+                                        {1000, 70, 65},  {777, 40, 100}, {300, 200, 520}, {400, 96, 200}};
     for (int threads = 2; threads <= 3; threads++) {
         pml_cpu_pool *pool = NULL;
         pml_err err = {0};
