@@ -33,7 +33,9 @@ int main(int argc, char **argv)
     int reps = argc == 3 && !strcmp(argv[1], "--reps") ? atoi(argv[2]) : 2000;
     if (reps < 1) return 2;
     static const int64_t shapes[][3] = {{1, 512, 784},   {1, 512, 512},   {32, 512, 784},
-                                        {32, 512, 512},  {1, 1024, 1024}, {32, 1024, 1024}};
+                                        {32, 512, 512},  {1, 1024, 1024}, {32, 1024, 1024},
+                                        /* the GPT example's at 1 and 32 rows of T = 64: qkv, fc, mlp proj */
+                                        {64, 384, 128},  {2048, 384, 128}, {2048, 512, 128}, {2048, 128, 512}};
     double *tf = malloc(sizeof(double) * reps), *tq = malloc(sizeof(double) * reps),
            *ts = malloc(sizeof(double) * reps), *tp = malloc(sizeof(double) * reps);
     printf("%-16s %10s %12s %12s %12s %9s %9s %9s  (%s, thread CPU time, median of %d interleaved)\n", "m x n x k",

@@ -95,7 +95,7 @@ pml_status pml_cpu_ctx_run_node(pml_cpu_ctx *p, int n, int64_t mb, pml_err *err)
     pml_view in[64];
     pml_op_call c;
     pml_status st = make_call(p, n, mb, &c, in, 64, err);
-    if (!st && pml_cpu_ctx_int8_node(p, n) >= 0) return pml_cpu_ctx_run_int8(p, n, &c, err);
+    if (!st && pml_cpu_ctx_int8_node(p, n) >= 0) return pml_cpu_ctx_run_int8(p, n, mb, &c, err);
     if (!st && p->obs_param && p->obs_param[n] >= 0) pml_cpu_ctx_observe(p, n, &c);
     if (!st) c.panels_b = panels_operand(p, n, &c);
     return st ? st : pml_cpu_run(&c, err);
@@ -286,6 +286,7 @@ static pml_status cpu_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend
                 if (!any) continue;
             } else if (mode == PML_BACKEND_FWD_SERVE && !p->serves[n])
                 continue;
+            if (u >= 0 && pml_cpu_ctx_int8_skips(p, u)) continue; /* an int8 product made its value */
             if (u >= 0 && node->op == PML_OP_DROPOUT) {
                 memcpy(pml_cpu_ctx_data(p, n, mb), pml_cpu_ctx_data(p, node->in[0], mb), p->bytes[n]);
                 continue;

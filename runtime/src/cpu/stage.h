@@ -160,6 +160,11 @@ typedef struct pml_cpu_ctx {
     float **i8_scale;
     float *i8_in_scale; /* per parameter: its static activation scale (0: per-row dynamic) */
     int *i8_param;
+    /* Per node: the layout its int8 product reads and writes in place of copies around it
+     * (stage_int8.c; NULL: row-major in its own buffers), and whether it is such a copy,
+     * which the forward pass then skips. */
+    struct pml_cpu_i8_layout **i8_layout;
+    uint8_t *i8_skip;
     /* calibration (stage_int8.c; NULL until observe_linear): per node, the parameter whose
      * linear product's input it observes (-1: none) and the largest |x| seen (NaN once a
      * non-finite x was). Per node, so stages running at once never share one. */
@@ -184,7 +189,8 @@ pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *c, pml_cpu_stage *st, int 
                                    pml_err *err);
 
 /* stage_int8.c: backend_ops.h's param_int8; the parameter whose int8 weights node n's
- * product computes with (-1: none); that product of call c; freeing it all. */
+ * product computes with (-1: none); whether node n is a copy such a product makes itself
+ * (not run); that product of call c for micro-batch mb; freeing it all. */
 pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, const float *scale, float in_scale,
                                   int *served, pml_err *err);
 /* backend_ops.h's observe_linear and observed_absmax; folding call c's left operand into
@@ -193,7 +199,8 @@ pml_status pml_cpu_ctx_observe_linear(pml_backend_ctx *b, int q, int *observed, 
 pml_status pml_cpu_ctx_observed_absmax(pml_backend_ctx *b, int q, float *absmax, pml_err *err);
 void pml_cpu_ctx_observe(pml_cpu_ctx *p, int n, const pml_op_call *c);
 int pml_cpu_ctx_int8_node(const pml_cpu_ctx *p, int n);
-pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, const pml_op_call *c, pml_err *err);
+int pml_cpu_ctx_int8_skips(const pml_cpu_ctx *p, int n);
+pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, int64_t mb, const pml_op_call *c, pml_err *err);
 void pml_cpu_ctx_free_int8(pml_cpu_ctx *p);
 
 #endif

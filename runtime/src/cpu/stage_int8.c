@@ -13,16 +13,21 @@
  * reading the f32 weights, which param_int8 leaves dequantized, and is not counted.
  *
  * Weights: where the CPU has AVX512_VNNI, param_int8 packs each int8 weight once for
- * gemm_int8.c's own kernel (panels of 16 columns), which serves it with the
+ * gemm_int8.c's own kernel (blocks of 64 columns), which serves it with the
  * dequantization in the same pass; elsewhere it keeps the weight as given for
  * oneDNN's s8 GEMM, which packs it on every call. The sums are exact either way, so the
  * outputs have the same bits.
  *
- * Threads: a stage with a pool (cpu/pool.h) splits a product into one task per thread,
- * by blocks of columns (each task quantizes the rows the same way and reads only its
- * columns' weights), or, for a product too
- * narrow for that, by rows (each row is quantized and summed alone): the bits do not
+ * Threads: a stage with a pool (cpu/pool.h) quantizes a product's rows once, split by
+ * rows, and then splits the product into one task per thread, by blocks of whole
+ * packing blocks of columns (each task reads only its columns' weights), or, for a
+ * product too narrow for that, by rows (each row is summed alone): the bits do not
  * change. Products under PML_CPU_POOL_SPLIT_MACS multiply-adds stay on the caller.
+ *
+ * Layouts (below): where a product's only readers are slices and permutes, or its left
+ * operand is a permute only it reads, the product writes the permutes' values or reads
+ * the permute's input itself and those copies are not run (not with conf.unfused, where
+ * every node runs on its own).
  *
  * Static activation scales (a calibrated file, quant/int8.h): param_int8's in_scale > 0
  * replaces every row's max|x| / 127 for q's products (the kernel's xs_static).
@@ -30,10 +35,10 @@
  * max|x| of their left operand into a per-node maximum, which observed_absmax reduces
  * per parameter; so a calibrated scale is read where it will be used, by definition.
  *
- * Memory: param_int8 copies q's int8 values and scales (one allocation each) and grows
- * each stage's scratch to a slot per pool thread (int8.h's pml_cpu_linear_i8_scratch
- * for the largest block of its largest int8 product over one micro-batch); a run
- * allocates nothing. Per stage, since stage threads may run at once; a stage runs its
+ * Memory: param_int8 copies q's int8 values and scales (one allocation each), makes the
+ * layouts' offset tables, and grows each stage's scratch to its largest int8 product's
+ * over one micro-batch (scratch_of: the quantized rows, a gather row per task, the
+ * output's column offsets, int32 sums per task); a run allocates nothing. Per stage, since stage threads may run at once; a stage runs its
  * nodes one after another. */
 #include <math.h>
 #include <stdlib.h>
@@ -52,8 +57,8 @@ static int64_t split(int64_t m, int64_t n, int64_t k, int T, int64_t *rows, int6
 {
     *rows = m, *cols = n;
     if (T < 2 || m * n * k < PML_CPU_POOL_SPLIT_MACS) return 1;
-    if (n >= 16 * T) { /* columns in blocks of 16 */
-        *cols = ((n + T - 1) / T + 15) / 16 * 16;
+    if (n >= PML_CPU_S8_COLS * T) { /* columns in whole blocks of the packing */
+        *cols = ((n + T - 1) / T + PML_CPU_S8_COLS - 1) / PML_CPU_S8_COLS * PML_CPU_S8_COLS;
         return (n + *cols - 1) / *cols;
     }
     if (m < 2) return 1;
@@ -61,10 +66,25 @@ static int64_t split(int64_t m, int64_t n, int64_t k, int T, int64_t *rows, int6
     return (m + *rows - 1) / *rows;
 }
 
-/* One scratch slot of a product's task, 64-byte aligned. */
-static size_t slot_bytes(int64_t rows, int64_t cols, int64_t k)
+static size_t aligned(size_t b) { return (b + PML_CPU_MEM_ALIGN - 1) / PML_CPU_MEM_ALIGN * PML_CPU_MEM_ALIGN; }
+
+/* A product's scratch: the quantized rows (m of them) and their scales, a gather row per
+ * task, the output's column offsets, then a slot of int32 sums per task (for the weight
+ * as given; rows x cols of them). */
+typedef struct i8_scratch {
+    size_t xs, tmp, col, slots, slot, total; /* offsets (the quantized rows at 0) and sizes */
+} i8_scratch;
+
+static i8_scratch scratch_of(int64_t m, int64_t n, int64_t k, int packed, int64_t tasks, int64_t rows, int64_t cols)
 {
-    return (pml_cpu_linear_i8_scratch(rows, cols, k) + PML_CPU_MEM_ALIGN - 1) / PML_CPU_MEM_ALIGN * PML_CPU_MEM_ALIGN;
+    i8_scratch z;
+    z.xs = aligned((size_t)(m * pml_cpu_i8_row_bytes(k, packed)));
+    z.tmp = z.xs + aligned(sizeof(float) * (size_t)m);
+    z.col = z.tmp + (size_t)tasks * aligned(sizeof(float) * (size_t)k);
+    z.slots = z.col + aligned(sizeof(int64_t) * (size_t)((n + 15) / 16));
+    z.slot = packed ? 0 : aligned(sizeof(int32_t) * (size_t)(rows * cols));
+    z.total = z.slots + (size_t)tasks * z.slot;
+    return z;
 }
 
 /* The node whose buffer node i reads (its alias root). */
@@ -89,6 +109,226 @@ static int fits(const pml_cpu_ctx *p, int n, int q, int64_t *m)
     return 1;
 }
 
+/* ---- Copies an int8 product makes itself (layouts) ---------------------------------
+ * A transformer's qkv product is read only by three slices of its columns, each
+ * reshaped and permuted to [B, heads, T, hd] for the attention, and the attention's
+ * output is permuted back and reshaped into the next product's rows: seven copies of
+ * the activations per block. An int8 product can do them itself, with no copy: it writes
+ * each output element where the permutes would have put it (its epilogue stores each
+ * run of 16 columns there), and it quantizes its rows gathered from the permute's input.
+ * Both are offsets: element (i, j) of the product (or of its left operand) lies at
+ * row[i] + col16[j / 16] + j % 16 of one base; taken only when the layout has that form
+ * (checked element by element at load), and the copies, now not run, are what the
+ * permutes compute, so the values are the same. */
+#define I8_MAX_DEST 4
+
+typedef struct pml_cpu_i8_layout {
+    /* Output: written at the buffers of dest[], the product's permutes; (i, j) at
+     * dest[cdest[j / 16]]'s data + row[i] + col16[j / 16] + j % 16 (n_dest = 0: none). */
+    int n_dest, dest[I8_MAX_DEST];
+    int64_t *row, *col16;
+    uint8_t *cdest;
+    /* Input: read from node src's buffer (the permute's input; -1: none), row i's
+     * elements from p at xrow[i] + xcol16[p / 16] + p % 16. */
+    int src;
+    int64_t *xrow, *xcol16;
+} pml_cpu_i8_layout;
+
+static void free_layout(pml_cpu_i8_layout *l)
+{
+    if (l) free(l->row), free(l->col16), free(l->cdest), free(l->xrow), free(l->xcol16);
+    free(l);
+}
+
+/* The run forward nodes that read node r's value (through aliases): up to cap into
+ * out; returns how many (more than cap: cap + 1). */
+static int readers_of(const pml_cpu_ctx *p, int r, int *out, int cap)
+{
+    const pml_plan *pl = p->plan;
+    int count = 0;
+    for (int u = 0; u < pl->n_nodes; u++) {
+        if (!p->low[u].run || pl->nodes[u].pass != 0) continue;
+        int n_in;
+        const int32_t *ins = pml_cpu_node_inputs(pl, p->low, u, &n_in);
+        for (int k = 0; k < n_in; k++)
+            if (root(p, ins[k]) == r) {
+                if (count < cap) out[count] = u;
+                if (++count > cap) return count;
+                break;
+            }
+    }
+    return count;
+}
+
+/* Where the element at flat index f of permute P's input lands in P's value (flat). */
+static int64_t permuted(const pml_plan_node *P, const pml_plan_node *in, int64_t f)
+{
+    int64_t idx[PML_PLAN_MAX_RANK], at = 0, stride = 1;
+    for (int a = in->rank - 1; a >= 0; a--) idx[a] = f % in->dims[a], f /= in->dims[a];
+    for (int a = P->rank - 1; a >= 0; a--) at += idx[P->attr[a]] * stride, stride *= P->dims[a];
+    return at;
+}
+
+/* Where the element at flat index f of permute P's value comes from in its input (flat). */
+static int64_t unpermuted(const pml_plan_node *P, const pml_plan_node *in, int64_t f)
+{
+    int64_t idx[PML_PLAN_MAX_RANK], at = 0, stride[PML_PLAN_MAX_RANK];
+    for (int64_t s = 1, a = in->rank - 1; a >= 0; a--) stride[a] = s, s *= in->dims[a];
+    for (int a = P->rank - 1; a >= 0; a--) idx[a] = f % P->dims[a], f /= P->dims[a];
+    for (int a = 0; a < P->rank; a++) at += idx[a] * stride[P->attr[a]];
+    return at;
+}
+
+/* A permute node u of n's stage that the forward pass runs as a copy and the executor
+ * does not read itself. */
+static int plain_permute(const pml_cpu_ctx *p, int u, int stage)
+{
+    const pml_plan *pl = p->plan;
+    const pml_plan_node *P = &pl->nodes[u];
+    if (P->op != PML_OP_PERMUTE || !p->low[u].run || p->low[u].alias != u || P->pass != 0 || P->stage != stage ||
+        P->dtype != PML_F32 || P->n_attr != P->rank || u == pl->output || u == pl->loss || p->invariant[u])
+        return 0;
+    const pml_plan_node *in = &pl->nodes[P->in[0]];
+    return in->numel == P->numel && in->rank == P->rank;
+}
+
+/* Whether the units of n's stage from n's to the last of list[0..k) are n, list's and
+ * aliases only (so nothing else runs while the product stands in for the copies), and
+ * n comes first (after: n comes last). */
+static int adjacent(const pml_cpu_ctx *p, int n, const int *list, int k, int after)
+{
+    const pml_cpu_stage *st = &p->stages[p->plan->nodes[n].stage];
+    int seen = 0, on = 0;
+    for (int i = after ? st->n_fwd - 1 : 0; after ? i >= 0 : i < st->n_fwd; i += after ? -1 : 1) {
+        int u = st->fwd[i];
+        if (u == n) {
+            on = 1;
+            continue;
+        }
+        if (!on) continue;
+        if (u < 0) return 0;
+        int mine = 0;
+        for (int q = 0; q < k; q++) mine |= list[q] == u;
+        if (mine) {
+            if (++seen == k) return 1;
+        } else if (p->low[u].alias == u)
+            return 0;
+    }
+    return 0;
+}
+
+/* Fills l's output side for int8 product n ([m, out]): every forward reader of its
+ * value is a slice of whole columns (16 at a time), each read only by a permute through
+ * reshapes, together covering the columns once; returns 1 and marks them skipped. */
+static int output_layout(pml_cpu_ctx *p, int n, int64_t m, int64_t out, pml_cpu_i8_layout *l)
+{
+    const pml_plan *pl = p->plan;
+    int sl[I8_MAX_DEST], list[2 * I8_MAX_DEST], ns = readers_of(p, n, sl, I8_MAX_DEST), stage = pl->nodes[n].stage;
+    if (ns < 1 || ns > I8_MAX_DEST || n == pl->output) return 0;
+    int64_t covered = 0;
+    for (int d = 0; d < ns; d++) {
+        const pml_plan_node *S = &pl->nodes[sl[d]];
+        int r = S->rank, P;
+        if (S->op != PML_OP_SLICE || !p->low[sl[d]].run || S->stage != stage || S->n_attr < 4 || S->attr[0] != r - 1 ||
+            S->attr[3] != 1 || S->attr[1] % 16 || S->numel != m * S->dims[r - 1] || S->dims[r - 1] % 16 ||
+            sl[d] == pl->output || readers_of(p, sl[d], &P, 1) != 1 || !plain_permute(p, P, stage) ||
+            root(p, pl->nodes[P].in[0]) != sl[d])
+            return 0;
+        l->dest[d] = P;
+        list[2 * d] = sl[d], list[2 * d + 1] = P;
+        covered += S->dims[r - 1];
+    }
+    int64_t chunks = (out + 15) / 16;
+    if (covered != out || !adjacent(p, n, list, 2 * ns, 0)) return 0;
+    l->row = malloc(sizeof(int64_t) * (size_t)m), l->col16 = malloc(sizeof(int64_t) * (size_t)chunks);
+    l->cdest = malloc((size_t)chunks);
+    if (!l->row || !l->col16 || !l->cdest) return 0;
+    int64_t *where = malloc(sizeof(int64_t) * (size_t)out);
+    int8_t *dest = malloc((size_t)out);
+    int ok = where && dest;
+    for (int64_t j = 0; ok && j < out; j++) dest[j] = -1;
+    for (int d = 0; ok && d < ns; d++) { /* column j: dest[j] at where[j] for row 0 */
+        const pml_plan_node *S = &pl->nodes[sl[d]], *P = &pl->nodes[l->dest[d]];
+        int64_t w = S->dims[S->rank - 1];
+        for (int64_t c = 0; ok && c < w; c++) {
+            ok = dest[S->attr[1] + c] < 0;
+            dest[S->attr[1] + c] = (int8_t)d;
+            where[S->attr[1] + c] = permuted(P, &pl->nodes[P->in[0]], c);
+        }
+    }
+    for (int64_t i = 0; ok && i < m; i++) {
+        const pml_plan_node *S = &pl->nodes[sl[0]], *P = &pl->nodes[l->dest[0]];
+        int64_t w = S->dims[S->rank - 1];
+        l->row[i] = permuted(P, &pl->nodes[P->in[0]], i * w) - where[S->attr[1]];
+    }
+    for (int64_t c = 0; ok && c < chunks; c++) {
+        l->cdest[c] = (uint8_t)dest[16 * c], l->col16[c] = where[16 * c];
+        for (int64_t j = 16 * c; ok && j < out && j < 16 * c + 16; j++)
+            ok = dest[j] == dest[16 * c] && where[j] == where[16 * c] + j % 16;
+    }
+    /* every element where the permutes put it */
+    for (int d = 0; ok && d < ns; d++) {
+        const pml_plan_node *S = &pl->nodes[sl[d]], *P = &pl->nodes[l->dest[d]];
+        int64_t w = S->dims[S->rank - 1];
+        for (int64_t i = 0; ok && i < m; i++)
+            for (int64_t c = 0; ok && c < w; c++) {
+                int64_t j = S->attr[1] + c;
+                ok = permuted(P, &pl->nodes[P->in[0]], i * w + c) == l->row[i] + l->col16[j / 16] + j % 16;
+            }
+    }
+    free(where), free(dest);
+    if (!ok) return 0;
+    l->n_dest = ns;
+    return 1;
+}
+
+/* Fills l's input side for int8 product n (rows of k): its left operand is a permute's
+ * value (through reshapes) that only n reads, laid out in runs of 16; returns 1. */
+static int input_layout(pml_cpu_ctx *p, int n, int64_t m, int64_t k, pml_cpu_i8_layout *l)
+{
+    const pml_plan *pl = p->plan;
+    int P = root(p, p->low[n].in[0]), r;
+    if (k % 16 || !plain_permute(p, P, pl->nodes[n].stage) || readers_of(p, P, &r, 1) != 1 || r != n ||
+        !adjacent(p, n, &P, 1, 1))
+        return 0;
+    const pml_plan_node *PN = &pl->nodes[P], *in = &pl->nodes[PN->in[0]];
+    if (PN->numel != m * k) return 0;
+    l->xrow = malloc(sizeof(int64_t) * (size_t)m), l->xcol16 = malloc(sizeof(int64_t) * (size_t)(k / 16));
+    if (!l->xrow || !l->xcol16) return 0;
+    int64_t first = unpermuted(PN, in, 0);
+    for (int64_t c = 0; c < k / 16; c++) l->xcol16[c] = unpermuted(PN, in, 16 * c) - first;
+    for (int64_t i = 0; i < m; i++) l->xrow[i] = unpermuted(PN, in, i * k) - l->xcol16[0];
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t q = 0; q < k; q++)
+            if (unpermuted(PN, in, i * k + q) != l->xrow[i] + l->xcol16[q / 16] + q % 16) return 0;
+    l->src = root(p, PN->in[0]);
+    p->i8_skip[P] = 1;
+    return 1;
+}
+
+/* Node n's layout (above), or NULL when it has neither side. */
+static pml_status choose_layout(pml_cpu_ctx *p, int n, int64_t m, int64_t out, int64_t k, pml_err *err)
+{
+    pml_cpu_i8_layout *l = calloc(1, sizeof *l);
+    if (!l) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    l->src = -1;
+    if (!output_layout(p, n, m, out, l)) {
+        free(l->row), free(l->col16), free(l->cdest);
+        l->row = l->col16 = NULL, l->cdest = NULL, l->n_dest = 0;
+    }
+    for (int d = 0; d < l->n_dest; d++) {
+        p->i8_skip[l->dest[d]] = 1;
+        p->i8_skip[p->low[p->plan->nodes[l->dest[d]].in[0]].alias] = 1; /* its slice */
+    }
+    if (!input_layout(p, n, m, k, l)) {
+        free(l->xrow), free(l->xcol16);
+        l->xrow = l->xcol16 = NULL, l->src = -1;
+    }
+    if (!l->n_dest && l->src < 0) free(l), l = NULL;
+    p->i8_layout[n] = l;
+    return PML_OK;
+}
+
 /* The per-node map, allocated at the first int8 weight (a training context never has one). */
 static pml_status ensure_map(pml_cpu_ctx *p, pml_err *err)
 {
@@ -99,7 +339,9 @@ static pml_status ensure_map(pml_cpu_ctx *p, pml_err *err)
     p->i8_bytes = calloc((size_t)pl->n_params + 1, sizeof *p->i8_bytes);
     p->i8_scale = calloc((size_t)pl->n_params + 1, sizeof *p->i8_scale);
     p->i8_in_scale = calloc((size_t)pl->n_params + 1, sizeof *p->i8_in_scale);
-    if (!p->i8_param || !p->i8 || !p->i8_bytes || !p->i8_scale || !p->i8_in_scale)
+    p->i8_layout = calloc((size_t)pl->n_nodes + 1, sizeof *p->i8_layout);
+    p->i8_skip = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!p->i8_param || !p->i8 || !p->i8_bytes || !p->i8_scale || !p->i8_in_scale || !p->i8_layout || !p->i8_skip)
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int i = 0; i < pl->n_nodes; i++) p->i8_param[i] = -1;
     return PML_OK;
@@ -136,7 +378,11 @@ pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, c
         if (!fits(p, n, q, &m)) continue;
         pml_cpu_stage *s = &p->stages[pl->nodes[n].stage];
         int64_t br, bc, tasks = split(m, w->dims[0], w->dims[1], pml_cpu_pool_threads(s->pool), &br, &bc);
-        size_t need = (size_t)tasks * slot_bytes(br, bc, w->dims[1]);
+        size_t need = scratch_of(m, w->dims[0], w->dims[1], packed > 0, tasks, br, bc).total;
+        if (p->i8_param[n] < 0 && !p->conf.unfused) { /* unfused: every node runs on its own */
+            st = choose_layout(p, n, m, w->dims[0], w->dims[1], err);
+            if (st) return st;
+        }
         if (need > s->i8_scratch_bytes) {
             void *grown = aligned_alloc(PML_CPU_MEM_ALIGN,
                                         (need + PML_CPU_MEM_ALIGN - 1) / PML_CPU_MEM_ALIGN * PML_CPU_MEM_ALIGN);
@@ -153,21 +399,40 @@ pml_status pml_cpu_ctx_param_int8(pml_backend_ctx *b, int q, const int8_t *wq, c
 
 int pml_cpu_ctx_int8_node(const pml_cpu_ctx *p, int n) { return p->i8_param ? p->i8_param[n] : -1; }
 
+int pml_cpu_ctx_int8_skips(const pml_cpu_ctx *p, int n) { return p->i8_skip ? p->i8_skip[n] : 0; }
+
 typedef struct {
-    int64_t m, n, k, rows, cols;
-    const float *x, *ws, *bias;
+    int64_t m, n, k, rows, cols, qrows; /* qrows: rows a quantizing task */
+    pml_cpu_i8_in x;
+    const float *ws, *bias;
     float xs_static;
     const void *w; /* the weight: packed (gemm_int8.h) or as given */
     int packed;
-    float *y;
+    pml_cpu_i8_out y;
     char *scratch;
-    size_t slot;
+    i8_scratch z;
     const char *name;
 } int8_job;
 
-/* Task t: columns [t cols, ...) of every row, or rows [t rows, ...) of every column, in
- * scratch slot t. */
-static pml_status int8_task(void *ctx, int64_t t, int worker, pml_err *err)
+/* Quantizing task t: rows [t qrows, ...), with gather row t. */
+static pml_status quantize_task(void *ctx, int64_t t, int worker, pml_err *err)
+{
+    (void)worker, (void)err;
+    const int8_job *j = ctx;
+    int64_t i0 = t * j->qrows, h = j->m - i0 < j->qrows ? j->m - i0 : j->qrows;
+    pml_cpu_i8_in x = j->x;
+    if (x.row)
+        x.row += i0, x.tmp = (float *)(j->scratch + j->z.tmp + (size_t)t * aligned(sizeof(float) * (size_t)j->k));
+    else
+        x.x += i0 * j->k;
+    pml_cpu_quantize_i8(h, &x, j->xs_static, j->packed, (int8_t *)j->scratch + i0 * pml_cpu_i8_row_bytes(j->k, j->packed),
+                        (float *)(j->scratch + j->z.xs) + i0);
+    return PML_OK;
+}
+
+/* Product task t: columns [t cols, ...) of every row, or rows [t rows, ...) of every
+ * column, its int32 sums (weight as given) in slot t. */
+static pml_status product_task(void *ctx, int64_t t, int worker, pml_err *err)
 {
     (void)worker;
     const int8_job *j = ctx;
@@ -176,24 +441,47 @@ static pml_status int8_task(void *ctx, int64_t t, int worker, pml_err *err)
     pml_cpu_gemm_setup(1); /* oneDNN's s8 GEMM on this thread alone: the pool is the stage's threads */
     const int8_t *wq = j->packed ? NULL : (const int8_t *)j->w + j0 * j->k;
     const void *wp = j->packed ? pml_cpu_s8_packed_cols(j->w, j->k, j0) : NULL;
-    if (pml_cpu_linear_i8(h, w, j->k, j->x + i0 * j->k, j->xs_static, wq, wp, j->ws + j0, j->bias ? j->bias + j0 : NULL,
-                          j->y + i0 * j->n + j0, j->n, j->scratch + (size_t)t * j->slot))
+    pml_cpu_i8_out y = j->y;
+    if (y.row)
+        y.row += i0, y.col16 += j0 / 16;
+    else
+        y.y += i0 * y.ld + j0;
+    if (pml_cpu_linear_i8_rows(h, w, j->k, (const int8_t *)j->scratch + i0 * pml_cpu_i8_row_bytes(j->k, j->packed),
+                               (const float *)(j->scratch + j->z.xs) + i0, wq, wp, j->ws + j0,
+                               j->bias ? j->bias + j0 : NULL, &y, (int32_t *)(j->scratch + j->z.slots + (size_t)t * j->z.slot)))
         return pml_err_set(err, PML_ERR_INTERNAL, "int8 product of '%s': sizes out of range", j->name);
     return PML_OK;
 }
 
-pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, const pml_op_call *c, pml_err *err)
+/* The rows are quantized first, all of them, and only then is any output written: so
+ * an output may share bytes with the input (a layout's permute buffers may, as the
+ * copies they stand in for did not yet exist when the product ran). */
+pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, int64_t mb, const pml_op_call *c, pml_err *err)
 {
     const pml_plan *pl = p->plan;
     int q = p->i8_param[n];
     const pml_plan_node *w = &pl->nodes[pl->params[q].node];
     const pml_cpu_stage *s = &p->stages[pl->nodes[n].stage];
-    int8_job j = {.m = pml_cpu_numel(&c->out) / w->dims[0], .n = w->dims[0], .k = w->dims[1], .x = c->in[0].data,
-                  .xs_static = p->i8_in_scale[q], .ws = p->i8_scale[q], .bias = c->n_in >= 3 ? c->in[2].data : NULL,
-                  .w = p->i8[q], .packed = p->i8_bytes[q] > 0, .y = c->out.data, .scratch = s->i8_scratch, .name = pl->params[q].name};
-    int64_t tasks = split(j.m, j.n, j.k, pml_cpu_pool_threads(s->pool), &j.rows, &j.cols);
-    j.slot = slot_bytes(j.rows, j.cols, j.k);
-    return pml_cpu_pool_run(tasks > 1 ? s->pool : NULL, tasks, int8_task, &j, err);
+    const pml_cpu_i8_layout *l = p->i8_layout[n];
+    int8_job j = {.m = pml_cpu_numel(&c->out) / w->dims[0], .n = w->dims[0], .k = w->dims[1],
+                  .x = {.x = c->in[0].data, .k = w->dims[1]}, .xs_static = p->i8_in_scale[q], .ws = p->i8_scale[q],
+                  .bias = c->n_in >= 3 ? c->in[2].data : NULL, .w = p->i8[q], .packed = p->i8_bytes[q] > 0,
+                  .y = {.y = c->out.data, .ld = w->dims[0]}, .scratch = s->i8_scratch, .name = pl->params[q].name};
+    int T = pml_cpu_pool_threads(s->pool);
+    int64_t tasks = split(j.m, j.n, j.k, T, &j.rows, &j.cols);
+    j.z = scratch_of(j.m, j.n, j.k, j.packed, tasks, j.rows, j.cols);
+    if (l && l->src >= 0) j.x = (pml_cpu_i8_in){.x = pml_cpu_ctx_data(p, l->src, mb), .k = j.k, .row = l->xrow, .col16 = l->xcol16};
+    if (l && l->n_dest) {
+        float *base = pml_cpu_ctx_data(p, l->dest[0], mb);
+        int64_t *col = (int64_t *)(j.scratch + j.z.col);
+        for (int64_t c16 = 0; c16 < (j.n + 15) / 16; c16++)
+            col[c16] = ((float *)pml_cpu_ctx_data(p, l->dest[l->cdest[c16]], mb) - base) + l->col16[c16];
+        j.y = (pml_cpu_i8_out){.y = base, .row = l->row, .col16 = col};
+    }
+    if (j.m == 0) return PML_OK;
+    j.qrows = (j.m + tasks - 1) / tasks;
+    pml_status st = pml_cpu_pool_run(tasks > 1 ? s->pool : NULL, (j.m + j.qrows - 1) / j.qrows, quantize_task, &j, err);
+    return st ? st : pml_cpu_pool_run(tasks > 1 ? s->pool : NULL, tasks, product_task, &j, err);
 }
 
 pml_status pml_cpu_ctx_observe_linear(pml_backend_ctx *b, int q, int *observed, pml_err *err)
@@ -246,6 +534,8 @@ void pml_cpu_ctx_free_int8(pml_cpu_ctx *p)
     for (int q = 0; p->i8 && q < p->plan->n_params; q++) free(p->i8[q]), free(p->i8_scale[q]);
     free(p->i8_bytes);
     for (int s = 0; p->stages && s < p->S; s++) free(p->stages[s].i8_scratch);
+    for (int n = 0; p->i8_layout && n < p->plan->n_nodes; n++) free_layout(p->i8_layout[n]);
+    free(p->i8_layout), free(p->i8_skip);
     free(p->i8), free(p->i8_scale), free(p->i8_in_scale), free(p->i8_param);
     free(p->obs_param), free(p->obs_absmax);
 }

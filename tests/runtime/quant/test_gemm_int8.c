@@ -8,7 +8,12 @@
  *           clamped to +-127), at the rows' own max|x| / 127 (within 3% of f32: the small
  *           rows get a coarser step) and at half of it (some inputs clamp; within 20%)
  *   packed  the AVX512-VNNI kernel on packed weights equals the weight-as-given path bit
- *           for bit (skipped, and said, on a CPU without AVX512_VNNI) */
+ *           for bit (skipped, and said, on a CPU without AVX512_VNNI)
+ *   mapped  pml_cpu_quantize_i8 reading rows gathered by offsets (runs of 16 in a
+ *           shuffled order, rows reversed) and pml_cpu_linear_i8_rows writing through
+ *           offsets (rows spread apart, 16-column runs shuffled, in column blocks) give
+ *           pml_cpu_linear_i8's bits on the same matrix, on packed weights and as given,
+ *           odd shapes, the output poisoned and every element it does not own left so */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -119,13 +124,14 @@ static void linear(float fixed)
 }
 
 /* The packed AVX512-VNNI path against the weight as given, bit for bit: odd shapes (n
- * not a multiple of 16, k not of 4, row counts around the kernel's 4), with and without
+ * not a multiple of 16 or 64, k not of 4, every row count of the kernel's 4-row blocks), with and without
  * a bias, dynamic and static scales, the int8 extremes, the whole product and column
- * blocks from a multiple of 16 into a wider output; outputs poisoned, padding kept. */
+ * blocks from a multiple of PML_CPU_S8_COLS into a wider output; outputs poisoned, padding kept. */
 static void packed(void)
 {
     static const int64_t shapes[][3] = {{1, 1, 1},  {1, 10, 784}, {4, 16, 4},    {5, 17, 3},  {9, 37, 301},
-                                        {3, 64, 128}, {7, 100, 257}, {33, 130, 65}, {2, 48, 2}};
+                                        {3, 64, 128}, {7, 100, 257}, {33, 130, 65}, {2, 48, 2},
+                                        {6, 64, 128}, {13, 200, 129}, {12, 65, 5},  {11, 192, 64}};
     if (!pml_cpu_s8_packed_bytes(16, 16)) {
         fprintf(stderr, "skipped: this CPU has no AVX512_VNNI, so int8 weights are served as given\n");
         int8_t w = 1;
@@ -151,14 +157,14 @@ static void packed(void)
             const float *bias = variant & 2 ? b : NULL;
             for (int64_t i = 0; i < m * ldy; i++) want[i] = got[i] = NAN;
             CHECK(pml_cpu_linear_i8(m, n, k, x, xs, wq, NULL, ws, bias, want, ldy, scratch) == 0);
-            /* the whole product, then again in column blocks of 16 and 32 from a multiple of 16 */
+            /* the whole product, then again in column blocks from every multiple of the packing's block */
             CHECK(pml_cpu_linear_i8(m, n, k, x, xs, NULL, wp, ws, bias, got, ldy, scratch) == 0);
             int bad = 0;
             for (int64_t i = 0; i < m * ldy; i++)
                 bad += i % ldy < n ? memcmp(&want[i], &got[i], 4) != 0 : !isnan(got[i]);
             for (int64_t i = 0; i < m * ldy; i++) got[i] = NAN;
-            for (int64_t j0 = 0; j0 < n; j0 += 32) {
-                int64_t w = n - j0 < 32 ? n - j0 : 32;
+            for (int64_t j0 = 0; j0 < n; j0 += PML_CPU_S8_COLS) {
+                int64_t w = n - j0 < PML_CPU_S8_COLS ? n - j0 : PML_CPU_S8_COLS;
                 CHECK(pml_cpu_linear_i8(m, w, k, x, xs, NULL, pml_cpu_s8_packed_cols(wp, k, j0), ws + j0,
                                         bias ? bias + j0 : NULL, got + j0, ldy, scratch) == 0);
             }
@@ -172,12 +178,83 @@ static void packed(void)
         }
 }
 
+/* A permutation of 0..n-1 (a fixed shuffle). */
+static void shuffle(int64_t *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) v[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = next() % (i + 1), t = v[i];
+        v[i] = v[j], v[j] = t;
+    }
+}
+
+static void mapped(void)
+{
+    static const int64_t shapes[][3] = {{1, 16, 16}, {15, 144, 48}, {5, 37, 32}, {9, 130, 192}, {4, 64, 16}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int packed = 0; packed < 2; packed++) {
+            int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], nc = (n + 15) / 16, kc = k / 16;
+            if (packed && !pml_cpu_s8_packed_bytes(n, k)) continue;
+            /* x: m rows in reverse order, each row's 16-runs at shuffled places of a wider buffer */
+            int64_t *xrow = malloc(sizeof(int64_t) * m), *xcol = malloc(sizeof(int64_t) * kc), *perm = malloc(sizeof(int64_t) * (kc + nc));
+            int64_t xw = k + 16; /* room between rows */
+            float *xbig = malloc(sizeof(float) * m * xw), *x = malloc(sizeof(float) * m * k), *tmp = malloc(sizeof(float) * k);
+            shuffle(perm, kc);
+            for (int64_t c = 0; c < kc; c++) xcol[c] = 16 * perm[c];
+            for (int64_t i = 0; i < m; i++) xrow[i] = (m - 1 - i) * xw;
+            for (int64_t i = 0; i < m * xw; i++) xbig[i] = NAN; /* never read */
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t p = 0; p < k; p++)
+                    xbig[xrow[i] + xcol[p / 16] + p % 16] = x[i * k + p] = (float)(next() % 2001 - 1000) / 300.0f;
+            /* y: rows 2 n + 32 apart, the 16-column runs shuffled within each row's first 16 nc */
+            int64_t yw = 2 * 16 * nc + 32, *yrow = malloc(sizeof(int64_t) * m), *ycol = malloc(sizeof(int64_t) * nc);
+            shuffle(perm, nc);
+            for (int64_t c = 0; c < nc; c++) ycol[c] = 16 * perm[c];
+            for (int64_t i = 0; i < m; i++) yrow[i] = i * yw + 7;
+            float *ybig = malloc(sizeof(float) * m * yw), *want = malloc(sizeof(float) * m * n);
+            int8_t *wq = malloc((size_t)(n * k) + 1), *xq = malloc((size_t)(m * pml_cpu_i8_row_bytes(k, 1)) + 1);
+            float *ws = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n), *xs = malloc(sizeof(float) * m);
+            void *wp = packed ? aligned_alloc(64, (pml_cpu_s8_packed_bytes(n, k) + 63) / 64 * 64) : NULL;
+            void *scratch = malloc(pml_cpu_linear_i8_scratch(m, n, k));
+            int32_t *acc = malloc(sizeof(int32_t) * (size_t)(m * n) + 4);
+            for (int64_t i = 0; i < n * k; i++) wq[i] = (int8_t)(next() % 255 - 127);
+            for (int64_t j = 0; j < n; j++) ws[j] = (float)(next() % 1000 + 1) / 1e5f, b[j] = (float)j / 7 - 2;
+            if (wp) pml_cpu_s8_pack(n, k, wq, wp);
+            CHECK(pml_cpu_linear_i8(m, n, k, x, 0.0f, wp ? NULL : wq, wp, ws, b, want, n, scratch) == 0);
+            for (int64_t i = 0; i < m * yw; i++) ybig[i] = NAN;
+            pml_cpu_quantize_i8(m, &(pml_cpu_i8_in){.x = xbig, .k = k, .row = xrow, .col16 = xcol, .tmp = tmp}, 0.0f,
+                                packed, xq, xs);
+            for (int64_t j0 = 0; j0 < n; j0 += PML_CPU_S8_COLS) { /* in column blocks, as a stage's tasks */
+                int64_t w = n - j0 < PML_CPU_S8_COLS ? n - j0 : PML_CPU_S8_COLS;
+                pml_cpu_i8_out o = {.y = ybig, .row = yrow, .col16 = ycol + j0 / 16};
+                CHECK(pml_cpu_linear_i8_rows(m, w, k, xq, xs, wp ? NULL : wq + j0 * k,
+                                             wp ? pml_cpu_s8_packed_cols(wp, k, j0) : NULL, ws + j0, b + j0, &o,
+                                             acc) == 0);
+            }
+            int bad = 0, owned = 0;
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    float *at = &ybig[yrow[i] + ycol[j / 16] + j % 16];
+                    bad += memcmp(at, &want[i * n + j], 4) != 0;
+                    *at = INFINITY; /* counted */
+                }
+            for (int64_t i = 0; i < m * yw; i++) owned += ybig[i] == INFINITY, bad += ybig[i] != INFINITY && !isnan(ybig[i]);
+            if (bad)
+                fprintf(stderr, "mapped %lldx%lldx%lld (%s): %d elements wrong or written outside\n", (long long)m,
+                        (long long)n, (long long)k, packed ? "packed" : "as given", bad);
+            CHECK(bad == 0 && owned == m * n);
+            free(xrow), free(xcol), free(perm), free(xbig), free(x), free(tmp), free(yrow), free(ycol), free(ybig);
+            free(want), free(wq), free(xq), free(ws), free(b), free(xs), free(wp), free(scratch), free(acc);
+        }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) return 2;
     if (!strcmp(argv[1], "exact")) exact();
     else if (!strcmp(argv[1], "linear")) linear(0);
     else if (!strcmp(argv[1], "packed")) packed();
+    else if (!strcmp(argv[1], "mapped")) mapped();
     else if (!strcmp(argv[1], "linear_static")) {
         linear(1.0f);  /* the scale calibration gives on these very rows: nothing clamps */
         linear(0.5f);  /* half of it: the largest inputs clamp to +-127 */
