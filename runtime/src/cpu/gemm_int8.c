@@ -288,6 +288,10 @@ int64_t pml_cpu_i8_row_bytes(int64_t k, int packed) { return packed ? quad_len(k
 /* Row i of x, gathered into x->tmp when x is scattered (gemm_int8.h's pml_cpu_i8_in). */
 static const float *in_row(const pml_cpu_i8_in *x, int64_t i)
 {
+    if (x->make_rows) { /* four at a time */
+        if (i % 4 == 0) x->make_rows(x->ctx, x->first + i, x->m - i < 4 ? (int)(x->m - i) : 4, x->tmp);
+        return x->tmp + (i % 4) * x->k;
+    }
     if (!x->row) return x->x + i * x->k;
     const float *r = x->x + x->row[i];
     for (int64_t c = 0; c < x->k / 16; c++) memcpy(x->tmp + 16 * c, r + x->col16[c], 16 * sizeof(float));
@@ -298,8 +302,10 @@ void pml_cpu_quantize_i8(int64_t m, const pml_cpu_i8_in *x, float xs_static, int
 {
     int64_t k = x->k, lq = pml_cpu_i8_row_bytes(k, packed);
     int wide = has_avx512(), flip = packed ? 0x80 : 0;
+    pml_cpu_i8_in xm = *x;
+    xm.m = m;
     for (int64_t i = 0; i < m; i++) {
-        const float *r = in_row(x, i);
+        const float *r = in_row(&xm, i);
         float mx = xs_static > 0 ? 0.0f : wide ? row_max_abs_avx512(r, k) : row_max_abs(r, k);
         float inv = xs_static > 0 ? 1.0f / xs_static : mx > 0 ? 127.0f / mx : 0.0f;
         xs[i] = xs_static > 0 ? xs_static : mx > 0 ? mx / 127.0f : 0.0f;

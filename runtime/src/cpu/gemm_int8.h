@@ -70,6 +70,12 @@ typedef struct pml_cpu_i8_in {
      * then be one) at x + row[i] + col16[p / 16], gathered into tmp (k floats). */
     const int64_t *row, *col16;
     float *tmp;
+    /* Or, when set, rows i .. i + rows - 1 (rows <= 4) made by make_rows(ctx, first + i,
+     * rows, tmp) into tmp (4 k floats), k apart: rows computed for the product alone (a
+     * layernorm's, cpu/stage_int8.c). */
+    void (*make_rows)(const void *ctx, int64_t i, int rows, float *tmp);
+    const void *ctx;
+    int64_t first, m; /* m: set by pml_cpu_quantize_i8 */
 } pml_cpu_i8_in;
 
 typedef struct pml_cpu_i8_out {

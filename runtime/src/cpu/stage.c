@@ -279,6 +279,7 @@ static pml_status cpu_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend
         if (mode != PML_BACKEND_FWD_TRAIN) {
             int n = u >= 0 ? u : pl->kernels[-u - 1].nodes[pl->kernels[-u - 1].n_nodes - 1];
             const pml_plan_node *node = &pl->nodes[n];
+            if (pml_cpu_ctx_int8_skips(p, n)) continue; /* an int8 product made its value (a group's: its last) */
             if (mode == PML_BACKEND_FWD_SERVE && u < 0) {
                 const pml_plan_kernel *K = &pl->kernels[-u - 1];
                 int any = 0;
@@ -286,7 +287,6 @@ static pml_status cpu_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend
                 if (!any) continue;
             } else if (mode == PML_BACKEND_FWD_SERVE && !p->serves[n])
                 continue;
-            if (u >= 0 && pml_cpu_ctx_int8_skips(p, u)) continue; /* an int8 product made its value */
             if (u >= 0 && node->op == PML_OP_DROPOUT) {
                 memcpy(pml_cpu_ctx_data(p, n, mb), pml_cpu_ctx_data(p, node->in[0], mb), p->bytes[n]);
                 continue;

@@ -37,7 +37,7 @@
  *
  * Memory: param_int8 copies q's int8 values and scales (one allocation each), makes the
  * layouts' offset tables, and grows each stage's scratch to its largest int8 product's
- * over one micro-batch (scratch_of: the quantized rows, a gather row per task, the
+ * over one micro-batch (scratch_of: the quantized rows, four made rows per task, the
  * output's column offsets, int32 sums per task); a run allocates nothing. Per stage, since stage threads may run at once; a stage runs its
  * nodes one after another. */
 #include <math.h>
@@ -68,8 +68,8 @@ static int64_t split(int64_t m, int64_t n, int64_t k, int T, int64_t *rows, int6
 
 static size_t aligned(size_t b) { return (b + PML_CPU_MEM_ALIGN - 1) / PML_CPU_MEM_ALIGN * PML_CPU_MEM_ALIGN; }
 
-/* A product's scratch: the quantized rows (m of them) and their scales, a gather row per
- * task, the output's column offsets, then a slot of int32 sums per task (for the weight
+/* A product's scratch: the quantized rows (m of them) and their scales, four rows made
+ * or gathered per task, the output's column offsets, then a slot of int32 sums per task (for the weight
  * as given; rows x cols of them). */
 typedef struct i8_scratch {
     size_t xs, tmp, col, slots, slot, total; /* offsets (the quantized rows at 0) and sizes */
@@ -80,7 +80,7 @@ static i8_scratch scratch_of(int64_t m, int64_t n, int64_t k, int packed, int64_
     i8_scratch z;
     z.xs = aligned((size_t)(m * pml_cpu_i8_row_bytes(k, packed)));
     z.tmp = z.xs + aligned(sizeof(float) * (size_t)m);
-    z.col = z.tmp + (size_t)tasks * aligned(sizeof(float) * (size_t)k);
+    z.col = z.tmp + (size_t)tasks * aligned(4 * sizeof(float) * (size_t)k);
     z.slots = z.col + aligned(sizeof(int64_t) * (size_t)((n + 15) / 16));
     z.slot = packed ? 0 : aligned(sizeof(int32_t) * (size_t)(rows * cols));
     z.total = z.slots + (size_t)tasks * z.slot;
@@ -132,6 +132,11 @@ typedef struct pml_cpu_i8_layout {
      * elements from p at xrow[i] + xcol16[p / 16] + p % 16. */
     int src;
     int64_t *xrow, *xcol16;
+    /* Or its rows a layernorm's (ln_rows.c) of node ln_a's rows, or of ln_a + ln_b's,
+     * whose sum it writes to node ln_h, as the fused row group it stands in for (not
+     * run) would: weight and bias the param nodes ln_w, ln_bias (ln_a -1: none). */
+    int ln_a, ln_b, ln_h, ln_w, ln_bias;
+    float ln_eps;
 } pml_cpu_i8_layout;
 
 static void free_layout(pml_cpu_i8_layout *l)
@@ -306,12 +311,89 @@ static int input_layout(pml_cpu_ctx *p, int n, int64_t m, int64_t k, pml_cpu_i8_
     return 1;
 }
 
+/* Whether node x is one of ops[0..n). */
+static int among(int x, const int *ops, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ops[i] == x) return 1;
+    return 0;
+}
+
+/* Fills l's layernorm input for int8 product n (rows of k): its left operand is the
+ * last node of a fused row group that is nn's layernorm op for op (mean, sub, mul,
+ * mean, add eps, rsqrt, mul, mul weight, add bias over the last axis), perhaps after a
+ * residual add of two [m, k] values whose sum the group materialises; that group runs
+ * right before n, and nothing but n reads its values (the sum aside). Returns 1 and
+ * marks the group's last node skipped. */
+static int ln_layout(pml_cpu_ctx *p, int n, int64_t m, int64_t k, pml_cpu_i8_layout *l)
+{
+    const pml_plan *pl = p->plan;
+    int a = root(p, p->low[n].in[0]), kk = pl->node_kernel ? pl->node_kernel[a] : -1, ops[10], no = 0, r;
+    if (kk < 0 || !p->fused[kk] || pl->kernels[kk].nodes[pl->kernels[kk].n_nodes - 1] != a || readers_of(p, a, &r, 1) != 1)
+        return 0;
+    const pml_plan_kernel *K = &pl->kernels[kk];
+    for (int i = 0; i < K->n_nodes; i++) {
+        if (p->low[K->nodes[i]].folded) continue;
+        if (no == 10) return 0;
+        ops[no++] = K->nodes[i];
+    }
+    if (no != 9 && no != 10) return 0;
+    const pml_plan_node *N[10];
+    for (int i = 0; i < no; i++) {
+        N[i] = &pl->nodes[ops[i]];
+        if (N[i]->dtype != PML_F32) return 0;
+    }
+    int b = no - 9, h;
+#define IN(i, j) (N[i]->n_in > (j) ? N[i]->in[j] : -1)
+#define OUTSIDE_ROWS(x) ((x) >= 0 && !among((x), ops, no) && pl->nodes[x].dtype == PML_F32 && pl->nodes[x].numel == m * k &&                          pl->nodes[x].rank >= 1 && pl->nodes[x].dims[pl->nodes[x].rank - 1] == k)
+#define PARAM_K(x) ((x) >= 0 && pl->nodes[x].op == PML_OP_PARAM && pl->nodes[x].rank == 1 && pl->nodes[x].dims[0] == k &&                     pl->nodes[x].dtype == PML_F32)
+    if (b) { /* h = x + y, materialised */
+        h = ops[0];
+        if (N[0]->op != PML_OP_ADD || N[0]->n_in != 2 || !OUTSIDE_ROWS(IN(0, 0)) || !OUTSIDE_ROWS(IN(0, 1)) ||
+            !pl->materialised[h] || p->low[h].alias != h || N[0]->numel != m * k)
+            return 0;
+    } else if (!OUTSIDE_ROWS(IN(0, 0)))
+        return 0;
+    else
+        h = IN(0, 0);
+    const pml_plan_node *M1 = N[b], *M2 = N[b + 3], *C = IN(b + 4, 1) >= 0 ? &pl->nodes[IN(b + 4, 1)] : NULL;
+    int ok = M1->op == PML_OP_MEAN && IN(b, 0) == h && M1->n_attr >= 2 && M1->attr[0] == pl->nodes[h].rank - 1 &&
+             M1->attr[1] != 0 && N[b + 1]->op == PML_OP_SUB && IN(b + 1, 0) == h && IN(b + 1, 1) == ops[b] &&
+             N[b + 2]->op == PML_OP_MUL && IN(b + 2, 0) == ops[b + 1] && IN(b + 2, 1) == ops[b + 1] &&
+             M2->op == PML_OP_MEAN && IN(b + 3, 0) == ops[b + 2] && M2->n_attr >= 2 && M2->attr[0] == M1->attr[0] &&
+             M2->attr[1] != 0 && N[b + 4]->op == PML_OP_ADD && IN(b + 4, 0) == ops[b + 3] && C &&
+             C->op == PML_OP_CONST && C->numel == 1 && !among(IN(b + 4, 1), ops, no) && N[b + 5]->op == PML_OP_RSQRT &&
+             IN(b + 5, 0) == ops[b + 4] && N[b + 6]->op == PML_OP_MUL && IN(b + 6, 0) == ops[b + 1] &&
+             IN(b + 6, 1) == ops[b + 5] && N[b + 7]->op == PML_OP_MUL && IN(b + 7, 0) == ops[b + 6] &&
+             PARAM_K(IN(b + 7, 1)) && N[b + 8]->op == PML_OP_ADD && IN(b + 8, 0) == ops[b + 7] && PARAM_K(IN(b + 8, 1)) &&
+             ops[b + 8] == a;
+    /* the intermediates are read by the group alone (the training plan may keep some) */
+    for (int i = b; ok && i < no - 1; i++) {
+        int rd[12], nr = readers_of(p, ops[i], rd, 12);
+        ok = nr <= 12;
+        for (int j = 0; ok && j < nr; j++) ok = among(rd[j], ops, no);
+    }
+    if (!ok) return 0;
+    const pml_cpu_stage *st = &p->stages[pl->nodes[n].stage];
+    int unit = -kk - 1, before = 0;
+    for (int i = 0; i < st->n_fwd && st->fwd[i] != n; i++) /* the unit before n, aliases aside */
+        if (st->fwd[i] < 0 || p->low[st->fwd[i]].alias == st->fwd[i]) before = st->fwd[i];
+    if (before != unit) return 0;
+    l->ln_a = root(p, b ? IN(0, 0) : h), l->ln_b = b ? root(p, IN(0, 1)) : -1, l->ln_h = b ? h : -1;
+    l->ln_w = IN(b + 7, 1), l->ln_bias = IN(b + 8, 1), l->ln_eps = (float)C->fval;
+    p->i8_skip[a] = 1;
+    return 1;
+#undef IN
+#undef OUTSIDE_ROWS
+#undef PARAM_K
+}
+
 /* Node n's layout (above), or NULL when it has neither side. */
 static pml_status choose_layout(pml_cpu_ctx *p, int n, int64_t m, int64_t out, int64_t k, pml_err *err)
 {
     pml_cpu_i8_layout *l = calloc(1, sizeof *l);
     if (!l) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    l->src = -1;
+    l->src = -1, l->ln_a = -1;
     if (!output_layout(p, n, m, out, l)) {
         free(l->row), free(l->col16), free(l->cdest);
         l->row = l->col16 = NULL, l->cdest = NULL, l->n_dest = 0;
@@ -324,7 +406,8 @@ static pml_status choose_layout(pml_cpu_ctx *p, int n, int64_t m, int64_t out, i
         free(l->xrow), free(l->xcol16);
         l->xrow = l->xcol16 = NULL, l->src = -1;
     }
-    if (!l->n_dest && l->src < 0) free(l), l = NULL;
+    if (l->src < 0) ln_layout(p, n, m, k, l);
+    if (!l->n_dest && l->src < 0 && l->ln_a < 0) free(l), l = NULL;
     p->i8_layout[n] = l;
     return PML_OK;
 }
@@ -414,15 +497,32 @@ typedef struct {
     const char *name;
 } int8_job;
 
-/* Quantizing task t: rows [t qrows, ...), with gather row t. */
+/* A layernorm layout's rows (ln_layout), for pml_cpu_i8_in's make_row. */
+typedef struct ln_rows {
+    const float *a, *b, *w, *bias;
+    float *h, eps;
+    int64_t k;
+} ln_rows;
+
+static void ln_make_rows(const void *ctx, int64_t i, int rows, float *tmp)
+{
+    const ln_rows *r = ctx;
+    pml_cpu_layernorm_rows(rows, r->a + i * r->k, r->b ? r->b + i * r->k : NULL, r->h ? r->h + i * r->k : NULL, r->k,
+                           r->eps, r->w, r->bias, tmp);
+}
+
+/* Quantizing task t: rows [t qrows, ...), making or gathering them in its rows of tmp. */
 static pml_status quantize_task(void *ctx, int64_t t, int worker, pml_err *err)
 {
     (void)worker, (void)err;
     const int8_job *j = ctx;
     int64_t i0 = t * j->qrows, h = j->m - i0 < j->qrows ? j->m - i0 : j->qrows;
     pml_cpu_i8_in x = j->x;
-    if (x.row)
-        x.row += i0, x.tmp = (float *)(j->scratch + j->z.tmp + (size_t)t * aligned(sizeof(float) * (size_t)j->k));
+    x.tmp = (float *)(j->scratch + j->z.tmp + (size_t)t * aligned(4 * sizeof(float) * (size_t)j->k));
+    if (x.make_rows)
+        x.first = i0;
+    else if (x.row)
+        x.row += i0;
     else
         x.x += i0 * j->k;
     pml_cpu_quantize_i8(h, &x, j->xs_static, j->packed, (int8_t *)j->scratch + i0 * pml_cpu_i8_row_bytes(j->k, j->packed),
@@ -471,6 +571,13 @@ pml_status pml_cpu_ctx_run_int8(pml_cpu_ctx *p, int n, int64_t mb, const pml_op_
     int64_t tasks = split(j.m, j.n, j.k, T, &j.rows, &j.cols);
     j.z = scratch_of(j.m, j.n, j.k, j.packed, tasks, j.rows, j.cols);
     if (l && l->src >= 0) j.x = (pml_cpu_i8_in){.x = pml_cpu_ctx_data(p, l->src, mb), .k = j.k, .row = l->xrow, .col16 = l->xcol16};
+    ln_rows ln;
+    if (l && l->ln_a >= 0) {
+        ln = (ln_rows){.a = pml_cpu_ctx_data(p, l->ln_a, mb), .b = l->ln_b >= 0 ? pml_cpu_ctx_data(p, l->ln_b, mb) : NULL,
+                       .w = pml_cpu_ctx_data(p, l->ln_w, mb), .bias = pml_cpu_ctx_data(p, l->ln_bias, mb),
+                       .h = l->ln_h >= 0 ? pml_cpu_ctx_data(p, l->ln_h, mb) : NULL, .eps = l->ln_eps, .k = j.k};
+        j.x = (pml_cpu_i8_in){.k = j.k, .make_rows = ln_make_rows, .ctx = &ln};
+    }
     if (l && l->n_dest) {
         float *base = pml_cpu_ctx_data(p, l->dest[0], mb);
         int64_t *col = (int64_t *)(j.scratch + j.z.col);

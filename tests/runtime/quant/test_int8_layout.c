@@ -1,16 +1,18 @@
 /* test_int8_layout.c — the copies an int8 product makes itself (cpu/stage_int8.c,
  * "layouts"): a transformer block's qkv product written straight into the three
  * permuted [B, heads, T, hd] values its slices and permutes made, and the attention
- * projection's rows gathered from the attention's output instead of its permute.
+ * projection's rows gathered from the attention's output instead of its permute, and
+ * the rows of a product after a layernorm normalised by the product itself (with the
+ * residual sum before it, which it writes), instead of by the fused row group.
  *   skips_the_copies_and_keeps_the_bits: on a one-block GPT of width 48 (3 heads of 16,
  *     T = 5, 3 rows a micro-batch: 15 product rows, 144 qkv columns), the CPU context
- *     skips exactly the 3 slices and 4 permutes, and none when every node runs on its
- *     own (unfused: no layouts); the served outputs (poisoned first)
+ *     skips exactly the 3 slices and 4 permutes and the 3 layernorm groups, and none
+ *     when every node runs on its own (unfused: no layouts); the served outputs (poisoned first)
  *     are the unfused run's bits, at 1 and 2 threads, micro-batch after micro-batch;
  *   refuses_a_layout_not_in_runs_of_16: with 6 heads of 8 no 16 columns of the qkv
  *     product lie together in a permute's value, nor 16 of the projection's inputs in
- *     the attention's output: nothing is skipped, and the outputs are still the unfused
- *     run's bits.
+ *     the attention's output: no copy is skipped (the layernorms still are), and the
+ *     outputs are still the unfused run's bits.
  * Run again under PML_CPU_ISA=avx2 (int8 through oneDNN on the weights as given, the
  * scattered epilogue element by element). */
 #include <math.h>
@@ -65,8 +67,9 @@ static int serve_int8(const pml_plan *pl, pml_pipeline *pipe, pml_backend_inst *
     return total;
 }
 
-/* How many nodes the int8 context skips, the products made in their place. */
-static int skipped(const pml_plan *pl, int unfused)
+/* How many nodes the int8 context skips, the products made in their place: copies
+ * (slices and permutes), or, with norms, layernorm groups (by their last node, an add). */
+static int skipped(const pml_plan *pl, int unfused, int norms)
 {
     pml_backend_inst b = {0};
     pml_backend_conf conf = {.seed = 7, .threads = 1, .unfused = unfused};
@@ -80,8 +83,9 @@ static int skipped(const pml_plan *pl, int unfused)
     for (int i = 0; i < pl->n_nodes; i++) {
         if (!pml_cpu_ctx_int8_skips((const pml_cpu_ctx *)b.ctx, i)) continue;
         uint16_t op = pl->nodes[i].op;
-        CHECK(op == PML_OP_SLICE || op == PML_OP_PERMUTE);
-        count++;
+        int copy = op == PML_OP_SLICE || op == PML_OP_PERMUTE;
+        CHECK(copy || op == PML_OP_ADD);
+        count += norms ? !copy : copy;
     }
     pml_backend_destroy(&b);
     return count;
@@ -118,10 +122,12 @@ static int check_model(int heads, int want_skipped)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    int fused = skipped(pl, 0), alone = skipped(pl, 1);
-    printf("%d heads: %d copies skipped (unfused: %d)\n", heads, fused, alone);
+    int fused = skipped(pl, 0, 0), alone = skipped(pl, 1, 0), norms = skipped(pl, 0, 1), norms_alone = skipped(pl, 1, 1);
+    printf("%d heads: %d copies and %d layernorms skipped (unfused: %d and %d)\n", heads, fused, norms, alone,
+           norms_alone);
     CHECK(fused == want_skipped);
-    CHECK(alone == 0);
+    CHECK(norms == 3); /* ln_1, ln_2 after the attention's residual add, lnf after the MLP's */
+    CHECK(alone == 0 && norms_alone == 0);
     enum { N = 2 * MB * T * VOCAB };
     static float want[N], got[N];
     CHECK(outputs(pl, 1, 1, want));
