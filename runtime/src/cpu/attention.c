@@ -1,8 +1,9 @@
 /* attention.c — the fused scaled dot-product attention (attention) and its backward
  * (attention_grad), docs/design.md "Fused attention".
  *
- * Contract: q, k, v and the output are [..., n, d] of one dtype (f32, or f64 for the
- * gradient checks; 16-bit operands come widened by half.c), contiguous; fval is the
+ * Contract: q, k, v and the output are [..., n, d], contiguous, each f32, bf16 or f16
+ * (the math f32; a 16-bit matrix widened in the worker's scratch as it is used and a
+ * 16-bit output rounded once, att_matrix_f32), or all f64 (the gradient checks); fval is the
  * scale and attr[0] 1 for the causal mask (key c hidden from query r when c > r).
  * attention writes softmax(q kᵀ · scale) v per matrix; attention_grad takes q, k, v,
  * the forward output and its gradient and writes [3, ..., n, d]: dq, dk, dv. No
@@ -19,6 +20,7 @@
  * per call, outside the plan's memory figure, as half.c's temporaries are. */
 #include "core/vectorize.h"
 
+#include "convert.h"
 #include "cpu.h"
 #include "expf.h"
 #include "gemm.h"
@@ -99,15 +101,17 @@ PML_VECTOR_CLONES static void att_fwd_tiles(float *o, float *lse, const float *q
             pml_cpu_gemm_pack_b(1, d, bk, k + j0 * d, d, kp);
             att_tile_scores(s, q, kp, d, i0, bq, j0, bk, scale, causal);
             for (int64_t r = 0; r < bq; r++) {
-                float *sr = s + r * ATT_G, mx = m[r];
-                for (int64_t c = 0; c < bk; c++) mx = sr[c] > mx ? sr[c] : mx; /* a NaN is passed over */
+                /* the max and the sum in att_fold's partial lanes: in order, each was one
+                 * scalar chain, most of this loop's time (a NaN is passed over) */
+                float *sr = s + r * ATT_G, mx = att_fold_f32(sr, bk, 1);
+                mx = mx > m[r] ? mx : m[r];
                 if (mx == -INFINITY) { /* no key seen yet: no weight */
                     for (int64_t c = 0; c < bk; c++) sr[c] = 0;
                     continue;
                 }
-                float corr = m[r] == -INFINITY ? 0 : pml_cpu_expf(m[r] - mx), sum = 0;
-                for (int64_t c = 0; c < bk; c++) sum += sr[c] = pml_cpu_expf(sr[c] - mx);
-                l[r] = l[r] * corr + sum;
+                float corr = m[r] == -INFINITY ? 0 : pml_cpu_expf(m[r] - mx);
+                for (int64_t c = 0; c < bk; c++) sr[c] = pml_cpu_expf(sr[c] - mx);
+                l[r] = l[r] * corr + att_fold_f32(sr, bk, 0);
                 m[r] = mx;
                 if (o)
                     for (int64_t t = 0; t < d; t++) acc[r * d + t] *= corr;
@@ -166,7 +170,9 @@ PML_VECTOR_CLONES static void att_bwd_tiles(float *dq, float *dk, float *dv, con
 typedef struct att_job {
     const pml_op_call *c;
     int64_t n, d, mats;
-    size_t per_worker; /* scratch elements per worker */
+    int wide;          /* 1: f64; else f32 math, 16-bit operands widened per matrix */
+    size_t kernel;     /* elements of the kernel's scratch per worker, then the widened copies */
+    size_t per_worker; /* scratch elements per worker (64-byte multiples) */
     void *scratch;
 } att_job;
 
@@ -177,60 +183,92 @@ static size_t scratch_elems(int64_t n, int64_t d)
     return rows > tiles ? rows : tiles;
 }
 
-#define ATT_TASK(TY, SUF)                                                                                          \
-    static void att_task_##SUF(const att_job *j, int64_t b, TY *w)                                                 \
+/* One matrix on attention_tmpl.h's row products: in[] its q, k, v (o, do), out[] its
+ * output or dq, dk, dv, w the worker's scratch. */
+#define ATT_ROWS(TY, SUF)                                                                                          \
+    static void att_rows_##SUF(const pml_op_call *c, int64_t n, int64_t d, const TY *const *in, TY *const *out,    \
+                               TY *w)                                                                              \
     {                                                                                                              \
-        const pml_op_call *c = j->c;                                                                               \
-        int64_t n = j->n, d = j->d, at = b * n * d, all = j->mats * n * d;                                         \
         TY scale = (TY)c->fval;                                                                                    \
         int causal = c->attr[0] != 0;                                                                              \
-        const TY *q = (const TY *)c->in[0].data + at, *k = (const TY *)c->in[1].data + at,                         \
-                 *v = (const TY *)c->in[2].data + at;                                                              \
-        TY *kt = w, *vt = kt + d * ATT_BK, *s = vt + d * ATT_BK, *dp = s + ATT_BK, *lse = dp + ATT_BK,    \
-           *D = lse + n, *m = D + n, *l = m + ATT_BQ, *acc = l + ATT_BQ, *pt = acc + ATT_BQ * d, *dst = pt + ATT_BK * ATT_RB;                                           \
-        if (c->op == PML_OP_ATTENTION) {                                                                           \
-            att_fwd_##SUF((TY *)c->out.data + at, NULL, q, k, v, n, d, scale, causal, kt, s, m, l, acc);           \
-            return;                                                                                                \
-        }                                                                                                          \
-        TY *g = (TY *)c->out.data + at;                                                                            \
-        att_bwd_##SUF(g, g + all, g + 2 * all, q, k, v, (const TY *)c->in[3].data + at,                            \
-                      (const TY *)c->in[4].data + at, n, d, scale, causal, kt, vt, s, dp, lse, D, m, l, pt, dst);          \
+        TY *kt = w, *vt = kt + d * ATT_BK, *s = vt + d * ATT_BK, *dp = s + ATT_BK, *lse = dp + ATT_BK,             \
+           *D = lse + n, *m = D + n, *l = m + ATT_BQ, *acc = l + ATT_BQ, *pt = acc + ATT_BQ * d,                   \
+           *dst = pt + ATT_BK * ATT_RB;                                                                            \
+        if (c->op == PML_OP_ATTENTION)                                                                             \
+            att_fwd_##SUF(out[0], NULL, in[0], in[1], in[2], n, d, scale, causal, kt, s, m, l, acc);               \
+        else                                                                                                       \
+            att_bwd_##SUF(out[0], out[1], out[2], in[0], in[1], in[2], in[3], in[4], n, d, scale, causal, kt, vt,  \
+                          s, dp, lse, D, m, l, pt, dst);                                                           \
     }
-ATT_TASK(float, f32)
-ATT_TASK(double, f64)
+ATT_ROWS(float, f32)
+ATT_ROWS(double, f64)
 
-/* Matrix b of an f32 call on the panel GEMM's tiles, with scratch w. */
-static void att_task_tiles(const att_job *j, int64_t b, float *w)
+/* One f32 matrix on the panel GEMM's tiles (arguments as att_rows_f32's). */
+static void att_tiles(const pml_op_call *c, int64_t n, int64_t d, const float *const *in, float *const *out,
+                      float *w)
 {
-    const pml_op_call *c = j->c;
-    int64_t n = j->n, d = j->d, at = b * n * d, all = j->mats * n * d;
     int causal = c->attr[0] != 0;
-    const float *q = (const float *)c->in[0].data + at, *k = (const float *)c->in[1].data + at,
-                *v = (const float *)c->in[2].data + at;
     size_t pf = pml_cpu_gemm_packed_floats(d, ATT_G);
     float *s = w, *dp = s + ATT_G * ATT_G, *t = dp + ATT_G * ATT_G, *kp = t + ATT_G * ATT_G, *vp = kp + pf,
           *acc = vp + pf, *m = acc + ATT_G * d, *l = m + ATT_G, *lse = l + ATT_G, *D = lse + n;
-    if (c->op == PML_OP_ATTENTION) {
-        att_fwd_tiles((float *)c->out.data + at, lse, q, k, v, n, d, (float)c->fval, causal, s, kp, m, l, acc);
-        return;
+    if (c->op == PML_OP_ATTENTION)
+        att_fwd_tiles(out[0], lse, in[0], in[1], in[2], n, d, (float)c->fval, causal, s, kp, m, l, acc);
+    else
+        att_bwd_tiles(out[0], out[1], out[2], in[0], in[1], in[2], in[3], in[4], n, d, (float)c->fval, causal, s, dp,
+                      t, kp, vp, lse, D, m, l);
+}
+
+/* Matrix b of a call whose math is f32. A 16-bit operand's matrix is widened into the
+ * worker's scratch (n·d floats: in cache, where widening the whole tensor first, as
+ * cpu/half.c does for other ops, wrote and read it back through memory), and a 16-bit
+ * output is computed there in f32 and rounded into place: the values, and so the bits,
+ * of the f32 kernel on the widened tensors, rounded once. */
+static void att_matrix_f32(const att_job *j, int64_t b, float *w)
+{
+    const pml_op_call *c = j->c;
+    int64_t nd = j->n * j->d, at = b * nd, all = j->mats * nd;
+    int outs = c->op == PML_OP_ATTENTION ? 1 : 3, half_out = pml_cpu_is_half(c->out.dtype);
+    const float *in[5];
+    float *out[3], *f = w + j->kernel;
+    for (int k = 0; k < c->n_in; k++) {
+        const pml_view *x = &c->in[k];
+        if (!pml_cpu_is_half(x->dtype)) {
+            in[k] = (const float *)x->data + at;
+            continue;
+        }
+        pml_cpu_widen(f, (const char *)x->data + (size_t)at * pml_dtype_size(x->dtype), x->dtype, (size_t)nd);
+        in[k] = f, f += nd;
     }
-    float *g = (float *)c->out.data + at;
-    att_bwd_tiles(g, g + all, g + 2 * all, q, k, v, (const float *)c->in[3].data + at,
-                  (const float *)c->in[4].data + at, n, d, (float)c->fval, causal, s, dp, t, kp, vp, lse, D, m, l);
+    for (int i = 0; i < outs; i++) out[i] = half_out ? f + i * nd : (float *)c->out.data + at + i * all;
+    if (pml_cpu_gemm_packed_available())
+        att_tiles(c, j->n, j->d, in, out, w);
+    else
+        att_rows_f32(c, j->n, j->d, in, out, w);
+    for (int i = 0; half_out && i < outs; i++)
+        pml_cpu_narrow((char *)c->out.data + (size_t)(at + i * all) * pml_dtype_size(c->out.dtype), c->out.dtype,
+                       out[i], (size_t)nd);
 }
 
 static pml_status att_run(void *ctx, int64_t task, int worker, pml_err *err)
 {
     (void)err;
     const att_job *j = ctx;
-    if (j->c->out.dtype == PML_F32 && pml_cpu_gemm_packed_available())
-        att_task_tiles(j, task, (float *)j->scratch + (size_t)worker * j->per_worker);
-    else if (j->c->out.dtype == PML_F32)
-        att_task_f32(j, task, (float *)j->scratch + (size_t)worker * j->per_worker);
-    else
-        att_task_f64(j, task, (double *)j->scratch + (size_t)worker * j->per_worker);
+    if (!j->wide) {
+        att_matrix_f32(j, task, (float *)j->scratch + (size_t)worker * j->per_worker);
+        return PML_OK;
+    }
+    const pml_op_call *c = j->c;
+    int64_t nd = j->n * j->d, at = task * nd, all = j->mats * nd;
+    const double *in[5];
+    double *out[3];
+    for (int k = 0; k < c->n_in; k++) in[k] = (const double *)c->in[k].data + at;
+    for (int i = 0; i < 3; i++) out[i] = (double *)c->out.data + at + i * all;
+    att_rows_f64(c, j->n, j->d, in, out, (double *)j->scratch + (size_t)worker * j->per_worker);
     return PML_OK;
 }
+
+/* f32 math: every operand f32 or 16-bit; f64: all f64. */
+static int float_type(pml_dtype t) { return t == PML_F32 || pml_cpu_is_half(t); }
 
 pml_status pml_cpu_attention(const pml_op_call *c, pml_err *err)
 {
@@ -239,22 +277,22 @@ pml_status pml_cpu_attention(const pml_op_call *c, pml_err *err)
     const pml_view *q = &c->in[0], *o = &c->out;
     pml_dtype t = q->dtype;
     char s1[160], s2[160];
-    if (t != PML_F32 && t != PML_F64) return pml_cpu_unsupported(c, t, err);
+    if (t != PML_F64 && !float_type(t)) return pml_cpu_unsupported(c, t, err);
     if (c->n_attr < 1 || (c->attr[0] != 0 && c->attr[0] != 1))
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: attr[0] (causal) must be 0 or 1", name);
     if (q->rank < 2) return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: q must be [..., T, d], not %s", name,
                                         pml_cpu_shape_str(q, s1, sizeof s1));
     for (int k = 1; k < c->n_in; k++)
-        if (c->in[k].dtype != t || !pml_cpu_same_shape(&c->in[k], q))
+        if (!(t == PML_F64 ? c->in[k].dtype == t : float_type(c->in[k].dtype)) || !pml_cpu_same_shape(&c->in[k], q))
             return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: input %d is %s %s, q %s %s", name, k,
                                pml_dtype_name(c->in[k].dtype), pml_cpu_shape_str(&c->in[k], s1, sizeof s1),
                                pml_dtype_name(t), pml_cpu_shape_str(q, s2, sizeof s2));
-    int ok = o->dtype == t && o->rank == q->rank + grad && (!grad || o->dims[0] == 3);
+    int ok = (t == PML_F64 ? o->dtype == t : float_type(o->dtype)) && o->rank == q->rank + grad && (!grad || o->dims[0] == 3);
     for (int k = 0; ok && k < q->rank; k++) ok = o->dims[k + grad] == q->dims[k];
     if (!ok)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: output %s does not fit q %s", name,
                            pml_cpu_shape_str(o, s1, sizeof s1), pml_cpu_shape_str(q, s2, sizeof s2));
-    att_job j = {c, q->dims[q->rank - 2], q->dims[q->rank - 1], 0, 0, NULL};
+    att_job j = {c, q->dims[q->rank - 2], q->dims[q->rank - 1], 0, t == PML_F64, 0, 0, NULL};
     if (!j.n || !j.d) return PML_OK;
     j.mats = pml_cpu_numel(q) / (j.n * j.d);
     if (!j.mats) return PML_OK;
@@ -262,8 +300,12 @@ pml_status pml_cpu_attention(const pml_op_call *c, pml_err *err)
     double macs = (double)j.mats * (double)j.n * (double)j.n * (double)j.d * (grad ? 5 : 2);
     pml_cpu_pool *pool = j.mats > 1 && macs >= PML_CPU_POOL_SPLIT_MACS ? c->pool : NULL;
     int workers = pml_cpu_pool_threads(pool);
-    size_t esz = t == PML_F32 ? sizeof(float) : sizeof(double);
-    j.per_worker = (scratch_elems(j.n, j.d) * esz + 63) / 64 * 64 / esz; /* each worker's part 64-byte aligned */
+    size_t esz = j.wide ? sizeof(double) : sizeof(float), wide_mats = 0;
+    for (int k = 0; k < c->n_in; k++) wide_mats += pml_cpu_is_half(c->in[k].dtype);
+    if (pml_cpu_is_half(o->dtype)) wide_mats += grad ? 3 : 1;
+    j.kernel = scratch_elems(j.n, j.d);
+    size_t elems = j.kernel + wide_mats * (size_t)(j.n * j.d);
+    j.per_worker = (elems * esz + 63) / 64 * 64 / esz; /* each worker's part 64-byte aligned */
     j.scratch = aligned_alloc(64, j.per_worker * esz * (size_t)workers);
     if (!j.scratch) return pml_err_set(err, PML_ERR_NOMEM, "%s: out of memory for scratch", name);
     pml_status st = pml_cpu_pool_run(pool, j.mats, att_run, &j, err);

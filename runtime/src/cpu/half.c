@@ -14,6 +14,7 @@
  *     operands are widened into f32 scratch that stays in cache, the f32 kernel runs,
  *     and its output is rounded into place. The conversion is part of the tile loop,
  *     never a whole f32 copy of a tensor;
+ *   - attention and its gradient widen one matrix at a time themselves (cpu/attention.c);
  *   - a matrix product of bf16 operands runs on the bf16 GEMM (gemm.h: oneDNN on
  *     AVX512_BF16), which reads them as stored and writes the output's dtype;
  *   - the rest (matrix products that GEMM declines or of f16 operands, reductions over the first axis or all axes, the row
@@ -209,6 +210,7 @@ pml_status pml_cpu_run_half(const pml_op_call *c, pml_err *err)
     if (c->op == PML_OP_CAST) return cast_half(c, err);
     if (bf16_and_f32(c) && pml_op_class_of(c->op) == PML_OPC_BINARY && c->n_in == 2 && !c->accumulate)
         return pml_cpu_binary_bf16(c, err);
+    if (pml_op_class_of(c->op) == PML_OPC_ATTENTION) return pml_cpu_attention(c, err); /* widens per matrix */
     if (c->op == PML_OP_MATMUL) {
         int declined = 0;
         pml_status s = pml_cpu_matmul_bf16(c, &declined, err);

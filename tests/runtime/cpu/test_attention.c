@@ -145,31 +145,77 @@ void test_attention_refuses_operands_that_do_not_fit(void)
     t_free(&q), t_free(&k), t_free(&o), t_free(&og);
 }
 
-/* 16-bit operands are widened (cpu/half.c) and the output rounded once: the f32 result
- * on the same values, to the output's rounding. */
+/* Runs op on in[] into out (poisoned first) on a pool of `threads` (1: none). */
+static int run_on(pml_opcode op, const pml_view *in, int n_in, pml_view *out, int64_t *attr, double scale, int threads)
+{
+    pml_cpu_pool *pool = NULL;
+    pml_err err = {0};
+    if (threads > 1 && pml_cpu_pool_create(threads, &pool, &err) != PML_OK) {
+        TCHECK(0, "pool: %s", err.msg);
+        return 0;
+    }
+    pml_op_call c = {0};
+    c.op = op, c.attr = attr, c.n_attr = 1, c.fval = scale, c.n_in = n_in, c.in = in, c.out = *out, c.pool = pool;
+    poison(out);
+    pml_status s = pml_cpu_run(&c, &err);
+    TCHECK(s == PML_OK, "%s: %s", pml_op_name(op), err.msg);
+    pml_cpu_pool_destroy(pool);
+    return s == PML_OK;
+}
+
+/* 16-bit operands are widened one matrix at a time inside the kernel and a 16-bit output
+ * rounded once: the bits of the f32 kernel on the widened tensors, rounded, forward and
+ * backward, for bf16 and f16, with the mixes the precision table makes (a 16-bit
+ * forward, an f32 gradient of 16-bit q, k, v, o and an f32 do), on odd shapes, causal or
+ * not, on 1 and 3 threads. */
 void test_attention_of_16_bit_operands_is_the_f32_result_rounded(void)
 {
     static const pml_dtype halves[2] = {PML_BF16, PML_F16};
-    int64_t dims[3] = {3, 21, 17}, attr = 1;
-    for (int h = 0; h < 2; h++) {
-        pml_view in16[3], in32[3], o16 = t_new(halves[h], 3, dims), o32 = t_new(PML_F32, 3, dims);
-        for (int i = 0; i < 3; i++) {
-            in16[i] = t_new(halves[h], 3, dims), in32[i] = t_new(PML_F32, 3, dims);
-            t_fill_rand(&in16[i], -2, 2);
-            for (int64_t x = 0; x < t_numel(&in16[i]); x++) t_set(&in32[i], x, t_get(&in16[i], x));
-        }
-        poison(&o16);
-        if (t_run_ok(PML_OP_ATTENTION, in32, 3, &o32, &attr, 1, 0.3) &&
-            t_run_ok(PML_OP_ATTENTION, in16, 3, &o16, &attr, 1, 0.3)) {
-            double *ref = malloc(sizeof(double) * (size_t)t_numel(&o32));
-            for (int64_t x = 0; x < t_numel(&o32); x++) ref[x] = t_get(&o32, x);
-            double ulp = halves[h] == PML_BF16 ? 1.0 / 256 : 1.0 / 2048;
-            TCHECK(t_compare("attention", &o16, ref, 1e-6, ulp) == 0, "attention of %s", pml_dtype_name(halves[h]));
-            free(ref);
-        }
-        for (int i = 0; i < 3; i++) t_free(&in16[i]), t_free(&in32[i]);
-        t_free(&o16), t_free(&o32);
-    }
+    static const int64_t shapes[3][3] = {{3, 21, 17}, {2, 65, 32}, {5, 130, 3}};
+    for (int h = 0; h < 2; h++)
+        for (int sh = 0; sh < 3; sh++)
+            for (int causal = 0; causal < 2; causal++) {
+                const int64_t *dims = shapes[sh];
+                int64_t gdims[4] = {3, dims[0], dims[1], dims[2]}, attr = causal;
+                pml_dtype ht = halves[h];
+                int threads = 1 + 2 * (sh % 2 ^ causal);
+                double scale = 0.3 + 0.1 * sh;
+                /* q, k, v, o, do: 16-bit and the same values in f32 (do f32 in both: it is
+                 * the gradient's f32 input, and 16-bit in the all-16-bit mix below) */
+                pml_view in16[5], in32[5];
+                for (int i = 0; i < 5; i++) {
+                    in16[i] = t_new(ht, 3, dims), in32[i] = t_new(PML_F32, 3, dims);
+                    t_fill_rand(&in16[i], -2, 2);
+                    for (int64_t x = 0; x < t_numel(&in16[i]); x++) t_set(&in32[i], x, t_get(&in16[i], x));
+                }
+                pml_view o16 = t_new(ht, 3, dims), o32 = t_new(PML_F32, 3, dims), want = t_new(ht, 3, dims);
+                pml_view g32 = t_new(PML_F32, 4, gdims), g = t_new(PML_F32, 4, gdims), g16 = t_new(ht, 4, gdims),
+                         gwant = t_new(ht, 4, gdims);
+                if (run_on(PML_OP_ATTENTION, in32, 3, &o32, &attr, scale, 1) &&
+                    run_on(PML_OP_ATTENTION, in16, 3, &o16, &attr, scale, threads)) {
+                    for (int64_t x = 0; x < t_numel(&o32); x++) t_set(&want, x, t_get(&o32, x));
+                    TCHECK(memcmp(o16.data, want.data, (size_t)t_numel(&o16) * 2) == 0,
+                           "attention of %s [%lld, %lld, %lld], causal %d: not the f32 result rounded",
+                           pml_dtype_name(ht), (long long)dims[0], (long long)dims[1], (long long)dims[2], causal);
+                }
+                /* the gradient: f32 out of 16-bit q, k, v, o and an f32 do */
+                pml_view mix[5] = {in16[0], in16[1], in16[2], in16[3], in32[4]};
+                if (run_on(PML_OP_ATTENTION_GRAD, in32, 5, &g32, &attr, scale, 1) &&
+                    run_on(PML_OP_ATTENTION_GRAD, mix, 5, &g, &attr, scale, threads))
+                    TCHECK(memcmp(g.data, g32.data, (size_t)t_numel(&g) * 4) == 0,
+                           "attention_grad of %s operands, f32 do: not the f32 result", pml_dtype_name(ht));
+                /* every operand and the output 16-bit */
+                pml_view all16[5] = {in16[0], in16[1], in16[2], in16[3], in16[4]};
+                for (int64_t x = 0; x < t_numel(&in16[4]); x++) t_set(&in32[4], x, t_get(&in16[4], x));
+                if (run_on(PML_OP_ATTENTION_GRAD, in32, 5, &g32, &attr, scale, 1) &&
+                    run_on(PML_OP_ATTENTION_GRAD, all16, 5, &g16, &attr, scale, threads)) {
+                    for (int64_t x = 0; x < t_numel(&g32); x++) t_set(&gwant, x, t_get(&g32, x));
+                    TCHECK(memcmp(g16.data, gwant.data, (size_t)t_numel(&g16) * 2) == 0,
+                           "attention_grad all %s: not the f32 result rounded", pml_dtype_name(ht));
+                }
+                for (int i = 0; i < 5; i++) t_free(&in16[i]), t_free(&in32[i]);
+                t_free(&o16), t_free(&o32), t_free(&want), t_free(&g32), t_free(&g), t_free(&g16), t_free(&gwant);
+            }
 }
 
 /* A NaN in one query row makes that row's output NaN (its scores are NaN: the max passes
