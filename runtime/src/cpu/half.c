@@ -5,7 +5,7 @@
  *   - layout and indexed reads (reshape ... pad, gather, pick, unpick) whose input and
  *     output have the same dtype move bytes and convert nothing: their kernels take
  *     any element size;
- *   - a cast converts in cache-sized chunks;
+ *   - a cast from or to f32 converts once; between 16-bit types, in cache-sized chunks;
  *   - a binary op whose operands and output are bf16 and f32 converts in registers
  *     (elementwise_half.c), at any size;
  *   - an element-wise or row op that a tile can run (unary, binary, where, and sum, max
@@ -77,6 +77,14 @@ static pml_status cast_half(const pml_op_call *c, pml_err *err)
                            pml_dtype_name(x->dtype), pml_dtype_name(c->out.dtype));
     if (!pml_cpu_same_shape(x, &c->out)) return pml_err_set(err, PML_ERR_INVALID_ARG, "cast: shapes differ");
     size_t n = (size_t)pml_cpu_numel(x), si = pml_dtype_size(x->dtype), so = pml_dtype_size(c->out.dtype);
+    /* from or to f32: one conversion, with no copy through the chunk */
+    if (x->dtype == PML_F32 || c->out.dtype == PML_F32) {
+        if (x->dtype == PML_F32)
+            pml_cpu_narrow(c->out.data, c->out.dtype, x->data, n);
+        else
+            pml_cpu_widen(c->out.data, x->data, x->dtype, n);
+        return PML_OK;
+    }
     float buf[CHUNK];
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t m = n - i < CHUNK ? n - i : CHUNK;
