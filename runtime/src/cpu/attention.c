@@ -88,6 +88,26 @@ PML_VECTOR_CLONES static void att_tile_scores(float *s, const float *q, const fl
         for (int64_t c = 0; c < bk; c++) s[r * ATT_G + c] = causal && j0 + c > i0 + r ? -INFINITY : s[r * ATT_G + c] * scale;
 }
 
+/* One row's step of the online softmax over a key tile: sr (bk scores) becomes
+ * exp(sr - m') with m' the running max *m after the tile, *l the running sum; returns
+ * the factor earlier accumulations are scaled by (1 while no key has been seen: the
+ * row's weights are all 0). The max and the sum go in att_fold's partial lanes: in
+ * order, each was one scalar chain, most of the row loop's time (a NaN is passed over). */
+static ATT_INLINE float att_softmax_row(float *sr, int64_t bk, float *m, float *l)
+{
+    float mx = att_fold_f32(sr, bk, 1);
+    mx = mx > *m ? mx : *m;
+    if (mx == -INFINITY) { /* no key seen yet: no weight */
+        for (int64_t c = 0; c < bk; c++) sr[c] = 0;
+        return 1;
+    }
+    float corr = *m == -INFINITY ? 0 : pml_cpu_expf(*m - mx);
+    for (int64_t c = 0; c < bk; c++) sr[c] = pml_cpu_expf(sr[c] - mx);
+    *l = *l * corr + att_fold_f32(sr, bk, 0);
+    *m = mx;
+    return corr;
+}
+
 /* o = softmax(q kᵀ · scale) v, and lse[r] = log Σ exp(s_r·); o NULL: lse alone. */
 PML_VECTOR_CLONES static void att_fwd_tiles(float *o, float *lse, const float *q, const float *k, const float *v, int64_t n, int64_t d,
                           float scale, int causal, float *s, float *kp, float *m, float *l, float *acc)
@@ -101,18 +121,7 @@ PML_VECTOR_CLONES static void att_fwd_tiles(float *o, float *lse, const float *q
             pml_cpu_gemm_pack_b(1, d, bk, k + j0 * d, d, kp);
             att_tile_scores(s, q, kp, d, i0, bq, j0, bk, scale, causal);
             for (int64_t r = 0; r < bq; r++) {
-                /* the max and the sum in att_fold's partial lanes: in order, each was one
-                 * scalar chain, most of this loop's time (a NaN is passed over) */
-                float *sr = s + r * ATT_G, mx = att_fold_f32(sr, bk, 1);
-                mx = mx > m[r] ? mx : m[r];
-                if (mx == -INFINITY) { /* no key seen yet: no weight */
-                    for (int64_t c = 0; c < bk; c++) sr[c] = 0;
-                    continue;
-                }
-                float corr = m[r] == -INFINITY ? 0 : pml_cpu_expf(m[r] - mx);
-                for (int64_t c = 0; c < bk; c++) sr[c] = pml_cpu_expf(sr[c] - mx);
-                l[r] = l[r] * corr + att_fold_f32(sr, bk, 0);
-                m[r] = mx;
+                float corr = att_softmax_row(s + r * ATT_G, bk, &m[r], &l[r]);
                 if (o)
                     for (int64_t t = 0; t < d; t++) acc[r * d + t] *= corr;
             }
@@ -133,12 +142,12 @@ PML_VECTOR_CLONES static void att_bwd_tiles(float *dq, float *dk, float *dv, con
                           const float *o, const float *dout, int64_t n, int64_t d, float scale, int causal, float *s,
                           float *dp, float *t, float *kp, float *vp, float *lse, float *D, float *m, float *l)
 {
-    att_fwd_tiles(NULL, lse, q, k, v, n, d, scale, causal, s, kp, m, l, NULL);
-    for (int64_t r = 0; r < n; r++) {
-        float sum = 0;
-        for (int64_t x = 0; x < d; x++) sum += dout[r * d + x] * o[r * d + x];
-        D[r] = sum;
-    }
+    /* One key tile (n ≤ ATT_G): the log-sum-exp comes from the scores the loop below
+     * makes anyway, as att_fwd_tiles would make it (the same calls: the same bits),
+     * rather than from a pass of its own recomputing them. */
+    int one = n <= ATT_G;
+    if (!one) att_fwd_tiles(NULL, lse, q, k, v, n, d, scale, causal, s, kp, m, l, NULL);
+    for (int64_t r = 0; r < n; r++) D[r] = att_dot_f32(dout + r * d, o + r * d, d);
     memset(dq, 0, sizeof *dq * (size_t)(n * d));
     memset(dk, 0, sizeof *dk * (size_t)(n * d));
     memset(dv, 0, sizeof *dv * (size_t)(n * d));
@@ -149,6 +158,12 @@ PML_VECTOR_CLONES static void att_bwd_tiles(float *dq, float *dk, float *dv, con
         for (int64_t i0 = causal ? j0 : 0; i0 < n; i0 += ATT_G) {
             int64_t bq = n - i0 < ATT_G ? n - i0 : ATT_G;
             att_tile_scores(s, q, kp, d, i0, bq, j0, bk, scale, causal);
+            for (int64_t r = 0; one && r < bq; r++) { /* att_fwd_tiles's steps on a copy of the row */
+                m[r] = -INFINITY, l[r] = 0;
+                memcpy(dp, s + r * ATT_G, sizeof *dp * (size_t)bk);
+                (void)att_softmax_row(dp, bk, &m[r], &l[r]);
+                lse[r] = m[r] + logf(l[r]);
+            }
             for (int64_t r = 0; r < bq; r++)
                 for (int64_t c = 0; c < bk; c++) s[r * ATT_G + c] = pml_cpu_expf(s[r * ATT_G + c] - lse[i0 + r]);
             att_tile_t(t, s, bq, bk);

@@ -43,6 +43,21 @@ static ATT_INLINE T F(att_fold)(const T *x, int64_t n, int max)
     return part[0];
 }
 
+/* Σ a[i] b[i] for i < n in ATT_LANES partial sums, folded in halves (att_fold's order):
+ * one chain in order was a serial add per element. */
+static ATT_INLINE T F(att_dot)(const T *a, const T *b, int64_t n)
+{
+    T part[ATT_LANES];
+    for (int j = 0; j < ATT_LANES; j++) part[j] = 0;
+    int64_t c = 0;
+    for (; c + ATT_LANES <= n; c += ATT_LANES)
+        for (int j = 0; j < ATT_LANES; j++) part[j] += a[c + j] * b[c + j];
+    for (int j = 0; c < n; c++, j++) part[j] += a[c] * b[c];
+    for (int h = ATT_LANES / 2; h >= 1; h /= 2)
+        for (int j = 0; j < h; j++) part[j] += part[j + h];
+    return part[0];
+}
+
 /* y[j] += Σ_i a[i] x[i·stride + j] for j < m: a vector-matrix product whose ATT_LANES
  * outputs at a time stay in registers over the whole sum (an axpy per i stored and
  * reloaded y every time; this is most of every product here). Four partial sums, over
@@ -146,11 +161,7 @@ PML_VECTOR_CLONES static void F(att_bwd)(T *dq, T *dk, T *dv, const T *q, const 
                                           T *s, T *dp, T *lse, T *D, T *m, T *l, T *pt, T *dst)
 {
     F(att_fwd)(NULL, lse, q, k, v, n, d, scale, causal, kt, s, m, l, NULL);
-    for (int64_t r = 0; r < n; r++) {
-        T sum = 0;
-        for (int64_t t = 0; t < d; t++) sum += dout[r * d + t] * o[r * d + t];
-        D[r] = sum;
-    }
+    for (int64_t r = 0; r < n; r++) D[r] = F(att_dot)(dout + r * d, o + r * d, d);
     for (int64_t x = 0; x < n * d; x++) dq[x] = 0, dk[x] = 0, dv[x] = 0;
     for (int64_t j0 = 0; j0 < n; j0 += ATT_BK) {
         int64_t bk = n - j0 < ATT_BK ? n - j0 : ATT_BK;
