@@ -67,7 +67,7 @@ pmlc_prec_rule pmlc_precision_rule(pmlc_opcode op, int backward)
     case OP_MATMUL:
     case OP_XENT_GRAD:
     case OP_GELU_TANH_GRAD: /* made only in the backward pass: f32 there (above) */
-    case OP_ATTENTION: /* f32 math inside (runtime/src/cpu/half.c widens its operands) */
+    case OP_ATTENTION: /* f32 math inside (runtime/src/cpu/attention.c widens its operands per matrix) */
         return PMLC_PREC_HALF;
     case OP_COUNT:
         break;
