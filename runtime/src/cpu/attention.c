@@ -16,8 +16,9 @@
  * CPU has AVX-512 (below), else, like f64, on attention_tmpl.h's row-at-a-time products.
  * The loops are compiled for AVX-512 and AVX2 as well and picked at load
  * (core/vectorize.h); f32 uses expf.h's exp, f64 libm's. The scratch (key tile,
- * accumulators, per-row state: about 30 KiB per thread at d = 32, T = 64) is allocated
- * per call, outside the plan's memory figure, as half.c's temporaries are. */
+ * accumulators, per-row state: about 30 KiB per thread at d = 32, T = 64, and n·d floats
+ * per 16-bit operand and output matrix) is allocated per call, outside the plan's
+ * memory figure, as half.c's temporaries are. */
 #include "core/vectorize.h"
 
 #include "convert.h"
