@@ -119,7 +119,7 @@ static int tid_of(int s, int k) { return k ? 1000 * k + s : s; }
 static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int pid, double shift)
 {
     static const char *const passes[] = {"forward", "input gradient", "weight gradient"};
-    char name[48], shape[160] = "", unit[32] = "", cpu[40] = "";
+    char name[48], shape[160] = "", unit[32] = "", cpu[40] = "", ops[400] = "";
     if (w->cpu >= 0) snprintf(cpu, sizeof cpu, ", \"cpu_us\": %.3f", w->cpu);
     int pass = -1;
     const pml_plan_node *node = NULL;
@@ -130,23 +130,33 @@ static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int 
         if ((k < 0 && w->unit >= pl->n_nodes) || k >= pl->n_kernels || (k >= 0 && pl->kernels[k].n_nodes < 1)) return;
         node = &pl->nodes[k >= 0 ? pl->kernels[k].nodes[pl->kernels[k].n_nodes - 1] : w->unit];
         pass = node->pass < 3 ? node->pass : 0;
-        if (k >= 0)
+        if (k >= 0) {
             snprintf(name, sizeof name, "fused %d ops", pl->kernels[k].n_nodes);
-        else
+            /* what the kernel is made of, in order, each op with its stored dtype */
+            int at = snprintf(ops, sizeof ops, "\"ops\": \"");
+            for (int i = 0; i < pl->kernels[k].n_nodes && at < (int)sizeof ops - 40; i++) {
+                const pml_plan_node *n = &pl->nodes[pl->kernels[k].nodes[i]];
+                at += snprintf(ops + at, sizeof ops - (size_t)at, "%s%s:%s", i ? " " : "",
+                               n->op < PML_OP_COUNT ? pml_op_name((pml_opcode)n->op) : "unknown",
+                               pml_dtype_name((pml_dtype)n->dtype));
+            }
+            snprintf(ops + at, sizeof ops - (size_t)at, "\", ");
+        } else
             snprintf(name, sizeof name, "%s",
                      w->op >= 0 && w->op < PML_OP_COUNT ? pml_op_name((pml_opcode)w->op) : "unknown");
         snprintf(unit, sizeof unit, "\"%s\": %d, ", k >= 0 ? "kernel" : "node", k >= 0 ? k : w->unit);
         for (int d = 0, at = 0; d < node->rank && at < (int)sizeof shape - 24; d++)
             at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%lld", d ? ", " : "", (long long)node->dims[d]);
     }
+    /* in three parts: the buffer's printf takes short writes only (json.h) */
     pml_json_buf_printf(b,
                         ",\n{\"name\": \"%s%s%s\", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, "
-                        "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d, %s"
-                        "\"pass\": \"%s\", \"shape\": [%s]%s}}",
+                        "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d, %s",
                         name, node && node->label ? " " : "", node && node->label ? node->label : "",
                         w->thread ? "op_thread" : "op", pid, tid_of(w->stage, w->thread),
-                        w->t0 + shift, w->t1 - w->t0, (long long)w->step + 1, w->mb, unit,
-                        pass >= 0 ? passes[pass] : "update", shape, cpu);
+                        w->t0 + shift, w->t1 - w->t0, (long long)w->step + 1, w->mb, unit);
+    pml_json_buf_puts(b, ops);
+    pml_json_buf_printf(b, "\"pass\": \"%s\", \"shape\": [%s]%s}}", pass >= 0 ? passes[pass] : "update", shape, cpu);
 }
 
 /* Rank h's thread names and spans, `shift` microseconds later on the shared clock;

@@ -2,7 +2,8 @@
 """pmlc train --trace times each unit of the CPU backend's work (an op, a fused kernel,
 a deferred weight gradient, a stage's update) for steps 2 to 5 of the run: every such
 span lies inside its stage's forward, backward or update span of the same step (and
-micro-batch), each micro-batch of a step has the same units, and
+micro-batch), each micro-batch of a step has the same units, a fused kernel names its
+ops ("ops": "add:f32 gelu_tanh:f32"), and
 bench/cpu_train/ops.py turns the spans into a breakdown by op."""
 import collections
 import json
@@ -54,6 +55,10 @@ with tempfile.TemporaryDirectory() as tmp:
           "each op span gives the CPU time its stage thread spent in it, at most its wall time")
     names = {e["name"].split(" ")[0] for e in ops}
     check({"matmul", "fused", "update"} <= names, f"matmuls, fused kernels and updates are named: {names}")
+    fused = [e for e in ops if e["name"].startswith("fused ")]
+    check(fused and all(len(e["args"].get("ops", "").split()) == int(e["name"].split()[1]) and
+                        all(":" in o for o in e["args"]["ops"].split()) for e in fused),
+          f"a fused kernel's span lists its ops, each with its stored dtype: {fused[:1]}")
     wg = [e for e in ops if e["args"]["pass"] == "weight gradient"]
     check(any(e["name"] == "matmul" for e in wg) and not any(e["name"] == "permute" for e in wg),
           "a weight gradient is named by the matmul it runs as, not by its transpose in the plan")
