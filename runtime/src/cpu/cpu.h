@@ -86,6 +86,11 @@ pml_status pml_cpu_binary_bf16(const pml_op_call *c, pml_err *err);
 /* Kernel families; each handles the ops of the classes run.c routes to it. */
 pml_status pml_cpu_elementwise(const pml_op_call *c, pml_err *err); /* FILL UNARY BINARY ELEMWISE */
 pml_status pml_cpu_reduce(const pml_op_call *c, pml_err *err);      /* REDUCE */
+/* A unary op from bf16 to bf16 of one shape, converting in registers: the bits of
+ * widening its input, the f32 kernel and rounding (half.c); _takes says which calls
+ * it serves (not exp and sigmoid, whose f32 kernel is AVX-512's own). */
+pml_status pml_cpu_unary_bf16(const pml_op_call *c, pml_err *err);
+int pml_cpu_unary_bf16_takes(const pml_op_call *c);
 /* n elements of an f32 op of the unary or binary class straight from pointers, with no
  * shape checks: o[i] = op(a[i * sa], b[i * sb]), sa and sb 0 or 1 (b unread for a unary
  * op, whose sa is 1); the same bits as pml_cpu_elementwise on those elements. For fused

@@ -95,6 +95,19 @@ static int have_exp_avx512(void) { return pml_cpu_isa_offered() >= PML_ISA_AVX51
 #define T_MUL(x, y) ((x) * (y))
 #define M(fn) fn##f
 #include "elementwise_tmpl.h"
+#undef F
+
+/* The unary ops on bf16 storage, widened and rounded in registers around the f32
+ * expressions above: one pass where widening to f32, running unary_f32 and rounding
+ * took three (pml_cpu_unary_bf16). */
+#define F(name) name##_bf16
+#define SA uint16_t
+#define SO uint16_t
+#define LDA(v) pml_bf16_to_f32(v)
+#define ST(v) pml_f32_to_bf16(v)
+#define UNARY_ONLY
+#include "elementwise_tmpl.h"
+#undef UNARY_ONLY
 #undef T
 #undef F
 #undef M
@@ -314,6 +327,24 @@ PML_VECTOR_CLONES static pml_status binary_strip_f32(pml_opcode op, float *o, co
                                                      const float *b, int64_t sb, int64_t n)
 {
     return binary_row_f32(op, o, a, sa, b, sb, n);
+}
+
+pml_status pml_cpu_unary_bf16(const pml_op_call *c, pml_err *err)
+{
+    if (!pml_cpu_unary_bf16_takes(c))
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: not a unary op from bf16 to bf16 of one shape",
+                           pml_op_name(c->op));
+    pml_status s = unary_bf16(c->op, c->out.data, c->in[0].data, pml_cpu_numel(&c->out));
+    return s == PML_OK ? s : pml_cpu_unsupported(c, PML_BF16, err);
+}
+
+int pml_cpu_unary_bf16_takes(const pml_op_call *c)
+{
+    /* exp and sigmoid run on AVX-512's own exp in f32 (unary_f32_any), whose bits the
+     * template's scalar form does not promise */
+    return pml_op_class_of(c->op) == PML_OPC_UNARY && c->op != PML_OP_EXP && c->op != PML_OP_SIGMOID &&
+           c->n_in == 1 && c->in[0].dtype == PML_BF16 && c->out.dtype == PML_BF16 && !c->accumulate &&
+           pml_cpu_same_shape(&c->in[0], &c->out);
 }
 
 pml_status pml_cpu_f32_strip(pml_opcode op, float *o, const float *a, int64_t sa, const float *b, int64_t sb, int64_t n)

@@ -8,11 +8,12 @@
  *   T_TANH(x) tanh for T (a vectorisable rational function for float)
  *   T_EXP(x)  e^x for T (a vectorisable one for float, elementwise.c)
  *   T_GELU(x), T_GELU_GRAD(x, dy)  gelu_tanh and its gradient for T (math_f32.h)
- * and, for 16-bit storage with f32 math (elementwise_half.c), where only the binary
- * kernel is made:
+ * and, for 16-bit storage with f32 math (elementwise_half.c's binary kernels,
+ * elementwise.c's bf16 unary one), where only one kernel is made:
  *   SA, SB, SO        the stored element types of its inputs and output
  *   LDA(v), LDB(v)    an input element to T; ST(v) T to an output element
  *   BINARY_ONLY       defined: the binary kernel only
+ *   UNARY_ONLY        defined: the unary kernel only (SB and LDB unused)
  * (T's own elements where SO is not defined; the six are undefined at the end).
  * No include guard: it is meant to be included more than once. */
 #ifndef SO
@@ -24,7 +25,7 @@
 #define ST(v) (v)
 #endif
 
-#ifndef BINARY_ONLY
+#if !defined(BINARY_ONLY) && !defined(UNARY_ONLY)
 
 static void F(fill)(T *o, int64_t n, T v)
 {
@@ -36,13 +37,15 @@ static void F(arange)(T *o, int64_t n)
     for (int64_t i = 0; i < n; i++) o[i] = (T)i;
 }
 
-#if T_FLOAT
-PML_VECTOR_CLONES static pml_status F(unary)(pml_opcode op, T *o, const T *x, int64_t n)
+#endif
+
+#if T_FLOAT && !defined(BINARY_ONLY)
+PML_VECTOR_CLONES static pml_status F(unary)(pml_opcode op, SO *o, const SA *x, int64_t n)
 {
 #define UNARY(EXPR)                   \
     for (int64_t i = 0; i < n; i++) { \
-        T v = x[i];                   \
-        o[i] = (EXPR);                \
+        T v = LDA(x[i]);              \
+        o[i] = ST(EXPR);              \
     }                                 \
     return PML_OK
     switch (op) {
@@ -78,6 +81,9 @@ PML_VECTOR_CLONES static pml_status F(unary)(pml_opcode op, T *o, const T *x, in
     return PML_ERR_UNSUPPORTED;
 #undef UNARY
 }
+#endif
+
+#if T_FLOAT && !defined(BINARY_ONLY) && !defined(UNARY_ONLY)
 
 static void F(dropout)(T *o, const T *x, int64_t n, double p, uint64_t seed, uint64_t key)
 {
@@ -98,10 +104,10 @@ static void F(causal_mask)(T *o, const T *x, int64_t mats, int64_t rows, int64_t
         }
 }
 #endif
-#endif /* BINARY_ONLY */
 
 /* One row of a binary op: o[i] = EXPR(x = a[i * sa], y = b[i * sb]), specialised for the
  * strides that broadcasting makes common (both 1, one of them 0). */
+#ifndef UNARY_ONLY
 #define BIN_ROW(EXPR)                           \
     do {                                        \
         if (sa == 1 && sb == 1)                 \
@@ -204,8 +210,9 @@ PML_VECTOR_CLONES static pml_status F(binary)(pml_opcode op, pml_cpu_iter *it, S
     return PML_OK;
 }
 #undef BIN_ROW
+#endif /* UNARY_ONLY */
 
-#ifndef BINARY_ONLY
+#if !defined(BINARY_ONLY) && !defined(UNARY_ONLY)
 
 /* where(c, a, b) with a condition of element type CT. */
 #define WHERE_ROWS(CT)                                                                       \
@@ -231,7 +238,7 @@ static void F(where)(pml_cpu_iter *it, T *out, pml_dtype ct, const void *cv, con
         WHERE_ROWS(int32_t);
 }
 #undef WHERE_ROWS
-#endif /* BINARY_ONLY */
+#endif
 
 #undef SA
 #undef SB

@@ -7,7 +7,8 @@
  *     any element size;
  *   - a cast from or to f32 converts once; between 16-bit types, in cache-sized chunks;
  *   - a binary op whose operands and output are bf16 and f32 converts in registers
- *     (elementwise_half.c), at any size;
+ *     (elementwise_half.c), at any size, and so does a unary op from bf16 to bf16
+ *     (elementwise.c; not exp and sigmoid);
  *   - an element-wise or row op that a tile can run (unary, binary, where, and sum, max
  *     and mean over an axis past the first) runs as a one-op fused group
  *     (pml_cpu_run_group), whose tiles come back here small: each tile's 16-bit
@@ -218,6 +219,7 @@ pml_status pml_cpu_run_half(const pml_op_call *c, pml_err *err)
     if (c->op == PML_OP_CAST) return cast_half(c, err);
     if (bf16_and_f32(c) && pml_op_class_of(c->op) == PML_OPC_BINARY && c->n_in == 2 && !c->accumulate)
         return pml_cpu_binary_bf16(c, err);
+    if (pml_cpu_unary_bf16_takes(c)) return pml_cpu_unary_bf16(c, err);
     if (pml_op_class_of(c->op) == PML_OPC_ATTENTION) return pml_cpu_attention(c, err); /* widens per matrix */
     if (c->op == PML_OP_MATMUL) {
         int declined = 0;

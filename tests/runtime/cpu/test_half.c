@@ -546,7 +546,7 @@ void test_half_bf16_binary_ops_convert_in_registers_with_the_widened_bits(void)
     t_seed(24);
     static const pml_opcode ops[] = {PML_OP_ADD, PML_OP_SUB,     PML_OP_MUL,     PML_OP_DIV, PML_OP_POW,
                                      PML_OP_MAXIMUM, PML_OP_MINIMUM, PML_OP_LT, PML_OP_LE, PML_OP_GT,
-                                     PML_OP_GE,  PML_OP_EQ,      PML_OP_NE};
+                                     PML_OP_GE,  PML_OP_EQ,      PML_OP_NE, PML_OP_GELU_TANH_GRAD};
     /* shapes of a and b against an output of {rows, cols} */
     static const struct { int ra, rb; int64_t a[2], b[2]; } forms[] = {
         {2, 2, {-1, -1}, {-1, -1}}, {2, 1, {-1, -1}, {-1, 0}}, {1, 2, {-1, 0}, {-1, -1}},
@@ -586,4 +586,36 @@ void test_half_bf16_binary_ops_convert_in_registers_with_the_widened_bits(void)
                     t_free(&a), t_free(&b), t_free(&got), t_free(&wa), t_free(&wb), t_free(&wo), t_free(&want);
                 }
     }
+}
+
+/* A unary op from bf16 to bf16 converts in registers (cpu/elementwise.c) and must give
+ * the bits of widening its input, running the f32 kernel and rounding (the path it
+ * replaced): every unary op it takes, random bit patterns (NaNs, infinities,
+ * subnormals, ties), sizes around the vector widths and past the one-op group's size,
+ * output poisoned first; exp and sigmoid keep the widening path and are checked the
+ * same way, since they pass through here too. */
+void test_half_bf16_unary_ops_convert_in_registers_with_the_widened_bits(void)
+{
+    t_seed(25);
+    static const pml_opcode ops[] = {PML_OP_NEG,  PML_OP_EXP,     PML_OP_LOG,  PML_OP_SQRT,  PML_OP_RSQRT,
+                                     PML_OP_TANH, PML_OP_SIGMOID, PML_OP_RELU, PML_OP_ERF,   PML_OP_RECIP,
+                                     PML_OP_ABS,  PML_OP_GELU_TANH};
+    static const int64_t sizes[] = {1, 15, 17, 33, 1001, 70001};
+    for (size_t o = 0; o < sizeof ops / sizeof *ops; o++)
+        for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+            int64_t d[1] = {sizes[z]};
+            pml_view x = t_new(PML_BF16, 1, d), got = t_new(PML_BF16, 1, d), wx = t_new(PML_F32, 1, d),
+                     wo = t_new(PML_F32, 1, d), want = t_new(PML_BF16, 1, d);
+            random_bits(&x);
+            memset(got.data, 0xff, (size_t)sizes[z] * 2);
+            pml_cpu_widen(wx.data, x.data, PML_BF16, (size_t)sizes[z]);
+            t_run_ok(ops[o], &wx, 1, &wo, NULL, 0, 0);
+            pml_cpu_narrow(want.data, PML_BF16, wo.data, (size_t)sizes[z]);
+            t_run_ok(ops[o], &x, 1, &got, NULL, 0, 0);
+            int64_t bad = 0;
+            for (int64_t i = 0; i < sizes[z]; i++) bad += ((uint16_t *)got.data)[i] != ((uint16_t *)want.data)[i];
+            TCHECK(bad == 0, "%s on bf16 over %lld: %lld differ from widen, f32 op, round", pml_op_name(ops[o]),
+                   (long long)sizes[z], (long long)bad);
+            t_free(&x), t_free(&got), t_free(&wx), t_free(&wo), t_free(&want);
+        }
 }
