@@ -80,7 +80,10 @@ static void tiled_transpose(const pml_cpu_iter *it, int k, char *out, const char
     }
 }
 
-/* Copies rows described by `it` (operand 0: out, operand 1: in) element by element. */
+/* Copies rows described by `it` (operand 0: out, operand 1: in) element by element. A
+ * row that repeats one value into contiguous output (an expand along the last axis:
+ * layernorm's backward) is a fill, which the compiler vectorises; with the output's
+ * stride left variable it stored one element at a time. */
 static void strided_copy(pml_cpu_iter *it, char *out, const char *in, size_t es)
 {
     int64_t rows = pml_cpu_iter_rows(it), len = it->dims[it->rank - 1];
@@ -97,7 +100,10 @@ static void strided_copy(pml_cpu_iter *it, char *out, const char *in, size_t es)
         const E *x = (const E *)in + it->off[1];                     \
         if (so == 1 && si == 1)                                      \
             memcpy(o, x, (size_t)len * sizeof(E));                   \
-        else if (si == 0)                                            \
+        else if (so == 1 && si == 0) {                               \
+            E v = x[0];                                              \
+            for (int64_t i = 0; i < len; i++) o[i] = v;              \
+        } else if (si == 0)                                          \
             for (int64_t i = 0; i < len; i++) o[i * so] = x[0];      \
         else                                                         \
             for (int64_t i = 0; i < len; i++) o[i * so] = x[i * si]; \
