@@ -515,14 +515,24 @@ void pml_json_buf_puts(pml_json_buf *b, const char *s) { pml_json_buf_append(b, 
 void pml_json_buf_printf(pml_json_buf *b, const char *fmt, ...)
 {
     char tmp[256];
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
+    va_copy(again, ap);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        b->failed = 1; /* only short, fixed formats are written through here */
-    else
+    if (n >= 0 && (size_t)n < sizeof tmp)
         pml_json_buf_append(b, tmp, (size_t)n);
+    else if (n < 0)
+        b->failed = 1;
+    else { /* longer than the stack buffer (a long name from the source): on the heap */
+        char *big = malloc((size_t)n + 1);
+        if (big && vsnprintf(big, (size_t)n + 1, fmt, again) == n)
+            pml_json_buf_append(b, big, (size_t)n);
+        else
+            b->failed = 1;
+        free(big);
+    }
+    va_end(again);
 }
 
 void pml_json_buf_string(pml_json_buf *b, const char *s, size_t len)

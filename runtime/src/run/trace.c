@@ -148,15 +148,14 @@ static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int 
         for (int d = 0, at = 0; d < node->rank && at < (int)sizeof shape - 24; d++)
             at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%lld", d ? ", " : "", (long long)node->dims[d]);
     }
-    /* in three parts: the buffer's printf takes short writes only (json.h) */
     pml_json_buf_printf(b,
                         ",\n{\"name\": \"%s%s%s\", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, "
-                        "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d, %s",
+                        "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld, \"microbatch\": %d, %s%s"
+                        "\"pass\": \"%s\", \"shape\": [%s]%s}}",
                         name, node && node->label ? " " : "", node && node->label ? node->label : "",
-                        w->thread ? "op_thread" : "op", pid, tid_of(w->stage, w->thread),
-                        w->t0 + shift, w->t1 - w->t0, (long long)w->step + 1, w->mb, unit);
-    pml_json_buf_puts(b, ops);
-    pml_json_buf_printf(b, "\"pass\": \"%s\", \"shape\": [%s]%s}}", pass >= 0 ? passes[pass] : "update", shape, cpu);
+                        w->thread ? "op_thread" : "op", pid, tid_of(w->stage, w->thread), w->t0 + shift,
+                        w->t1 - w->t0, (long long)w->step + 1, w->mb, unit, ops, pass >= 0 ? passes[pass] : "update",
+                        shape, cpu);
 }
 
 /* Rank h's thread names and spans, `shift` microseconds later on the shared clock;

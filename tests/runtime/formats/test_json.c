@@ -169,6 +169,27 @@ static void json_writer_escapes_strings_that_parse_back(void)
     CHECK(!pml_json_utf8_valid("\xe2\x82", 2));
 }
 
+/* printf output of any length is written whole: a span named by a 256-byte identifier
+ * made the trace writer fail ("out of memory") when its event passed 256 bytes. */
+static void json_writer_printf_writes_output_of_any_length(void)
+{
+    char name[1001];
+    memset(name, 'x', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    for (size_t n = 250; n <= 1000; n += 375) {
+        pml_json_buf b = {0};
+        pml_json_buf_printf(&b, "{\"name\": \"%.*s\", \"n\": %zu}", (int)n, name, n);
+        CHECK(!b.failed && b.len == n + 19 + (n >= 1000 ? 4 : 3)); /* the braces, keys and digits */
+        pml_json_doc *d = b.failed ? NULL : parse_ok(b.data);
+        if (d) {
+            const pml_json *r = pml_json_root(d), *nm = pml_json_get(r, "name");
+            CHECK(nm && nm->u.str.len == n && pml_json_get(r, "n")->u.i == (int64_t)n);
+        }
+        pml_json_free(d);
+        pml_json_buf_free(&b);
+    }
+}
+
 #define T(fn)   \
     {           \
 #fn, fn \
@@ -177,7 +198,7 @@ static const test_case cases[] = {
     T(json_valid_documents_give_their_values),      T(json_invalid_input_is_refused_with_its_offset),
     T(json_nesting_deeper_than_64_is_refused),      T(json_duplicate_object_keys_are_refused),
     T(json_escapes_and_surrogates_decode_to_utf8),  T(json_offsets_count_from_the_callers_base),
-    T(json_writer_escapes_strings_that_parse_back),
+    T(json_writer_escapes_strings_that_parse_back), T(json_writer_printf_writes_output_of_any_length),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases, sizeof cases / sizeof *cases); }

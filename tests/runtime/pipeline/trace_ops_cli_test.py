@@ -65,6 +65,30 @@ with tempfile.TemporaryDirectory() as tmp:
     r = subprocess.run([sys.executable, ops_py, trace], capture_output=True, text=True, timeout=60)
     check(r.returncode == 0 and "matmul" in r.stdout and "%" in r.stdout, f"ops.py breaks the step down: {r.stdout}{r.stderr}")
 
+    # a name as long as the language allows (256 bytes) reaches the trace whole; its
+    # events once passed the writer's 256-byte line and the trace was lost after training
+    name = "v" + "x" * 255
+    src = os.path.join(tmp, "long.pml")
+    with open(src, "w") as f:
+        f.write(f"""import "nn"
+model m(x: f32[B, 16]) -> f32[B, 4] {{
+    {name} = relu(linear(x, 32))
+    return linear({name}, 4)
+}}
+train m {{
+    data = classes(features = 16, classes = 4, seed = 1)
+    loss = cross_entropy
+    optimizer = adamw(lr = 3e-4)
+    batch = 8, microbatches = 2
+    steps = 6
+    place = cpu
+}}
+""")
+    r = subprocess.run([pmlc, "train", src, "--quiet", "--trace", trace],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0 and any(name in e["name"] for e in json.load(open(trace))["traceEvents"]),
+          f"a 256-byte name is traced whole: {r.returncode} {r.stderr}")
+
 if failures:
     sys.exit(1)
 print("ok")
