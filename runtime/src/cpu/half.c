@@ -8,7 +8,7 @@
  *   - a cast from or to f32 converts once; between 16-bit types, in cache-sized chunks;
  *   - a binary op whose operands and output are bf16 and f32 converts in registers
  *     (elementwise_half.c), at any size, and so does a unary op from bf16 to bf16
- *     (elementwise.c; not exp and sigmoid);
+ *     (elementwise.c; not exp and sigmoid), and sum_to from bf16 into f32 (reduce.c);
  *   - an element-wise or row op that a tile can run (unary, binary, where, and sum, max
  *     and mean over an axis past the first) runs as a one-op fused group
  *     (pml_cpu_run_group), whose tiles come back here small: each tile's 16-bit
@@ -220,6 +220,8 @@ pml_status pml_cpu_run_half(const pml_op_call *c, pml_err *err)
     if (bf16_and_f32(c) && pml_op_class_of(c->op) == PML_OPC_BINARY && c->n_in == 2 && !c->accumulate)
         return pml_cpu_binary_bf16(c, err);
     if (pml_cpu_unary_bf16_takes(c)) return pml_cpu_unary_bf16(c, err);
+    if (c->op == PML_OP_SUM_TO && c->in[0].dtype == PML_BF16 && c->out.dtype == PML_F32)
+        return pml_cpu_reduce(c, err); /* widens in registers */
     if (pml_op_class_of(c->op) == PML_OPC_ATTENTION) return pml_cpu_attention(c, err); /* widens per matrix */
     if (c->op == PML_OP_MATMUL) {
         int declined = 0;

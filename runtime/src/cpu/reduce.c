@@ -1,15 +1,28 @@
 /* reduce.c — sum, max and mean over one axis or all of them (with or without keepdim),
- * and sum_to, expand's inverse. Single-threaded. */
+ * and sum_to, expand's inverse (also from bf16 into f32). Single-threaded. */
 #include "core/vectorize.h"
 
 #include "cpu.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
+
+#include "core/half.h"
 
 #define T float
 #define F(name) name##_f32
 #include "reduce_tmpl.h"
+#undef F
+
+/* sum_to of a bf16 tensor into f32 (a bias's gradient from a 16-bit one), widening each
+ * element in registers as it is added: the bits of widening it whole first. */
+#define F(name) name##_bf16
+#define SX uint16_t
+#define LDX(v) pml_bf16_to_f32(v)
+#define SUM_TO_ONLY
+#include "reduce_tmpl.h"
+#undef SUM_TO_ONLY
 #undef T
 #undef F
 #define T double
@@ -25,7 +38,10 @@ static pml_status sum_to(const pml_op_call *c, pml_err *err)
     pml_cpu_iter it;
     if (pml_cpu_iter_init(&it, &c->in[0], 1, &o, "sum_to", err)) return err ? err->code : PML_ERR_INVALID_ARG;
     int64_t n_out = pml_cpu_numel(o);
-    if (t == PML_F32) sum_to_f32(&it, o->data, n_out, c->in[0].data);
+    if (t == PML_F32 && c->in[0].dtype == PML_BF16)
+        sum_to_bf16(&it, o->data, n_out, c->in[0].data);
+    else if (t == PML_F32)
+        sum_to_f32(&it, o->data, n_out, c->in[0].data);
     if (t == PML_F64) sum_to_f64(&it, o->data, n_out, c->in[0].data);
     return PML_OK;
 }
@@ -37,7 +53,7 @@ pml_status pml_cpu_reduce(const pml_op_call *c, pml_err *err)
     const char *name = pml_op_name(c->op);
     char s1[160], s2[160];
     if (t != PML_F32 && t != PML_F64) return pml_cpu_unsupported(c, t, err);
-    if (x->dtype != t)
+    if (x->dtype != t && !(c->op == PML_OP_SUM_TO && x->dtype == PML_BF16 && t == PML_F32))
         return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: input %s, output %s: element types must match", name,
                            pml_dtype_name(x->dtype), pml_dtype_name(t));
     if (c->op == PML_OP_SUM_TO) return sum_to(c, err);

@@ -1,21 +1,29 @@
 /* reduce_tmpl.h — sum, max, mean and sum_to for one element type; included by reduce.c
- * once per type with T and F(name) defined. No include guard. */
+ * once per type with T and F(name) defined, and for sum_to of 16-bit storage into T
+ * (SUM_TO_ONLY) with SX the stored type and LDX(v) its element as T (default: T's own
+ * elements). No include guard. */
+#ifndef SX
+#define SX T
+#define LDX(v) (v)
+#endif
 
 /* The sum of a contiguous row in f64, with four accumulators to break the add chain
  * (the order every row sum of reduce and sum_to uses). */
-static inline double F(row_sum)(const T *r, int64_t n)
+static inline double F(row_sum)(const SX *r, int64_t n)
 {
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int64_t k = 0;
     for (; k + 4 <= n; k += 4) {
-        s0 += r[k];
-        s1 += r[k + 1];
-        s2 += r[k + 2];
-        s3 += r[k + 3];
+        s0 += LDX(r[k]);
+        s1 += LDX(r[k + 1]);
+        s2 += LDX(r[k + 2]);
+        s3 += LDX(r[k + 3]);
     }
-    for (; k < n; k++) s0 += r[k];
+    for (; k < n; k++) s0 += LDX(r[k]);
     return (s0 + s1) + (s2 + s3);
 }
+
+#ifndef SUM_TO_ONLY
 
 /* The sums of four contiguous rows of n, each in row_sum's order: a row's four
  * accumulators are the lanes of one vector, and the four rows' vectors are independent,
@@ -92,21 +100,25 @@ PML_VECTOR_CLONES static void F(reduce)(pml_opcode op, T *o, const T *x, int64_t
     }
 }
 
+#endif /* SUM_TO_ONLY */
+
 /* sum_to: `it` runs over x (operand 0) with the output as operand 1 (stride 0 on the
  * axes summed away). */
-PML_VECTOR_CLONES static void F(sum_to)(pml_cpu_iter *it, T *out, int64_t n_out, const T *x)
+PML_VECTOR_CLONES static void F(sum_to)(pml_cpu_iter *it, T *out, int64_t n_out, const SX *x)
 {
     for (int64_t i = 0; i < n_out; i++) out[i] = 0;
     int64_t rows = pml_cpu_iter_rows(it), len = it->dims[it->rank - 1], so = it->st[1][it->rank - 1];
     for (int64_t r = 0; r < rows; r++, pml_cpu_iter_next(it)) {
-        const T *xr = x + it->off[0];
+        const SX *xr = x + it->off[0];
         T *o = out + it->off[1];
         if (so == 1) {
-            for (int64_t i = 0; i < len; i++) o[i] += xr[i];
+            for (int64_t i = 0; i < len; i++) o[i] += LDX(xr[i]);
         } else if (so == 0) { /* a row into one sum */
             o[0] += (T)F(row_sum)(xr, len);
         } else {
-            for (int64_t i = 0; i < len; i++) o[i * so] += xr[i];
+            for (int64_t i = 0; i < len; i++) o[i * so] += LDX(xr[i]);
         }
     }
 }
+#undef SX
+#undef LDX

@@ -619,3 +619,28 @@ void test_half_bf16_unary_ops_convert_in_registers_with_the_widened_bits(void)
             t_free(&x), t_free(&got), t_free(&wx), t_free(&wo), t_free(&want);
         }
 }
+
+/* sum_to from bf16 into f32 (a bias's gradient from a 16-bit one) widens in registers
+ * (cpu/reduce.c) and must give the bits of widening the whole input first and summing
+ * in f32: into the last axis, into a column (one sum per row, row_sum's order), and
+ * into a middle axis (strided), over odd sizes, outputs poisoned first. */
+void test_half_bf16_sum_to_widens_in_registers_with_the_widened_bits(void)
+{
+    t_seed(26);
+    static const struct { int rank, out_rank; int64_t in[3], out[3]; } forms[] = {
+        {2, 1, {37, 129}, {129}},      {3, 1, {5, 67, 33}, {33}},        {2, 2, {301, 67}, {301, 1}},
+        {3, 3, {7, 9, 131}, {7, 1, 131}}, {3, 3, {6, 5, 7}, {1, 5, 1}}, {2, 2, {1, 1}, {1, 1}},
+    };
+    for (size_t f = 0; f < sizeof forms / sizeof *forms; f++) {
+        pml_view x = t_new(PML_BF16, forms[f].rank, forms[f].in), wx = t_new(PML_F32, forms[f].rank, forms[f].in);
+        pml_view got = t_new(PML_F32, forms[f].out_rank, forms[f].out), want = t_new(PML_F32, forms[f].out_rank, forms[f].out);
+        for (int64_t i = 0; i < t_numel(&x); i++) ((uint16_t *)x.data)[i] = pml_f32_to_bf16((float)(t_u64() % 20001) / 1000.0f - 10.0f);
+        memset(got.data, 0xff, (size_t)t_numel(&got) * 4);
+        pml_cpu_widen(wx.data, x.data, PML_BF16, (size_t)t_numel(&x));
+        t_run_ok(PML_OP_SUM_TO, &wx, 1, &want, NULL, 0, 0);
+        t_run_ok(PML_OP_SUM_TO, &x, 1, &got, NULL, 0, 0);
+        TCHECK(!memcmp(got.data, want.data, (size_t)t_numel(&got) * 4), "sum_to %s -> %s from bf16: other bits than widened",
+               t_dims_str(forms[f].rank, forms[f].in), t_dims_str(forms[f].out_rank, forms[f].out));
+        t_free(&x), t_free(&wx), t_free(&got), t_free(&want);
+    }
+}
