@@ -198,6 +198,7 @@ typedef struct group_run {
     int64_t row;          /* elements of the space per row */
     int strips;           /* every op f32, unary or binary, of the space's size: strip_task runs it */
     struct strip_op *sop; /* then: each op as strip_task reads it */
+    int ln;               /* ops ln .. ln + 8 are a layernorm that ln_rows.c computes (-1: none) */
 } group_run;
 
 /* An op as strip_task runs it: input k is op from[k]'s strip, or in[k] + the strip's
@@ -314,6 +315,71 @@ static pml_status strip_task(const group_run *G, int64_t r0, int64_t t, int work
     return PML_OK;
 }
 
+/* Whether op i of the group is `op` over f32, its inputs k < n_in f32 too. */
+static int is_f32_op(const pml_cpu_group_op *o, pml_opcode op)
+{
+    if (o->call.op != op || o->call.out.dtype != PML_F32) return 0;
+    for (int k = 0; k < o->call.n_in; k++)
+        if (o->call.in[k].dtype != PML_F32 && o->from[k] < 0) return 0;
+    return 1;
+}
+
+/* Whether outside input k of op o is one f32 row of the space's row length (a weight
+ * or bias every row reads). */
+static int row_input(const pml_cpu_group_op *o, int k, const group_space *g)
+{
+    return o->from[k] < 0 && pml_cpu_numel(&o->call.in[k]) == g->row &&
+           input_form(&o->call.in[k], g->rank, g->ext, g->lead) == WHOLE;
+}
+
+/* The first op of nn's layernorm written op for op over the last axis (mean, sub, mul,
+ * mean, add eps, rsqrt, mul, mul weight, add bias: stdlib/nn.pml), f32 throughout, whose
+ * eight intermediates nothing outside those nine ops keeps or reads; -1 if the group
+ * has none. Such a run of ops goes to pml_cpu_layernorm_rows (cpu/ln_rows.c), which
+ * computes the same expressions in the same order (same bits) four rows at a time,
+ * where the tile otherwise ran nine kernels with a pass over the tile each. */
+static int layernorm_at(const pml_cpu_group_op *ops, int n, const group_space *g)
+{
+    for (int j = 0; j + 9 <= n; j++) {
+        const pml_cpu_group_op *o = ops + j;
+        int R = g->rank, ok = g->lead == R - 1 && g->row >= 4 && is_f32_op(&o[0], PML_OP_MEAN) &&
+                              o[0].call.n_attr >= 2 && o[0].call.attr[0] == R - 1 && o[0].call.attr[1] != 0 &&
+                              o[0].call.in[0].rank == R;
+        ok = ok && is_f32_op(&o[1], PML_OP_SUB) && o[1].from[1] == j && o[1].from[0] == o[0].from[0] &&
+             (o[0].from[0] >= 0 || o[1].call.in[0].data == o[0].call.in[0].data);
+        ok = ok && is_f32_op(&o[2], PML_OP_MUL) && o[2].from[0] == j + 1 && o[2].from[1] == j + 1;
+        ok = ok && is_f32_op(&o[3], PML_OP_MEAN) && o[3].from[0] == j + 2 && o[3].call.n_attr >= 2 &&
+             o[3].call.attr[0] == R - 1 && o[3].call.attr[1] != 0;
+        ok = ok && is_f32_op(&o[4], PML_OP_ADD) && o[4].from[0] == j + 3 && o[4].from[1] < 0 &&
+             pml_cpu_numel(&o[4].call.in[1]) == 1;
+        ok = ok && is_f32_op(&o[5], PML_OP_RSQRT) && o[5].from[0] == j + 4;
+        ok = ok && is_f32_op(&o[6], PML_OP_MUL) && o[6].from[0] == j + 1 && o[6].from[1] == j + 5;
+        ok = ok && is_f32_op(&o[7], PML_OP_MUL) && o[7].from[0] == j + 6 && row_input(&o[7], 1, g);
+        ok = ok && is_f32_op(&o[8], PML_OP_ADD) && o[8].from[0] == j + 7 && row_input(&o[8], 1, g);
+        /* the input: an earlier op's value or an outside one of the space's shape */
+        ok = ok && (o[0].from[0] >= 0 || input_form(&o[0].call.in[0], R, g->ext, g->lead) == CUT);
+        for (int i = j; ok && i < j + 8; i++) ok = ops[i].call.out.data == NULL;
+        for (int i = j + 9; ok && i < n; i++)
+            for (int k = 0; k < ops[i].call.n_in; k++)
+                if (ops[i].from[k] >= j && ops[i].from[k] < j + 8) ok = 0;
+        if (ok) return j;
+    }
+    return -1;
+}
+
+/* The layernorm at G->ln on a tile of t rows: its input's rows are `x` (a view of the
+ * tile), its output written to `out`. */
+static void layernorm_tile(const group_run *G, const pml_view *x, const pml_view *out, int64_t t)
+{
+    const pml_op_call *eps = &G->flat[G->ln + 4], *w = &G->flat[G->ln + 7], *b = &G->flat[G->ln + 8];
+    int64_t n = G->row;
+    const float *a = x->data;
+    float *o = out->data;
+    for (int64_t r = 0; r < t; r += 4)
+        pml_cpu_layernorm_rows(t - r < 4 ? (int)(t - r) : 4, a + r * n, NULL, NULL, n, *(const float *)eps->in[1].data,
+                               w->in[1].data, b->in[1].data, o + r * n);
+}
+
 /* Tile `task` (rows task * per on) on `worker`'s scratch: every op of the group in order. */
 static pml_status group_task(void *ctx, int64_t task, int worker, pml_err *err)
 {
@@ -324,6 +390,18 @@ static pml_status group_task(void *ctx, int64_t task, int worker, pml_err *err)
     char *scratch = G->scratch + (size_t)worker * G->worker_bytes;
     pml_view tile_out[PML_GROUP_MAX_OPS];
     for (int i = 0; i < G->n; i++) {
+        if (i == G->ln) { /* nine ops as one: ln_rows.c; only the last one's value is made */
+            pml_view x = ops[i].from[0] >= 0 ? tile_out[ops[i].from[0]] : G->flat_in[i][0];
+            if (ops[i].from[0] < 0) x.data = (char *)x.data + (size_t)(r0 * G->row) * sizeof(float);
+            int last = i + 8;
+            pml_view o = G->flat[last].out;
+            if (o.rank > 0) o.dims[0] = t;
+            o.data = o.data ? (char *)o.data + (size_t)(r0 * G->row) * sizeof(float) : scratch + (size_t)last * G->slot;
+            layernorm_tile(G, &x, &o, t);
+            tile_out[last] = o;
+            i = last;
+            continue;
+        }
         pml_op_call c = G->flat[i];
         pml_view in[PML_GROUP_MAX_IN];
         for (int k = 0; k < c.n_in; k++) {
@@ -375,6 +453,7 @@ pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, pml_cpu_pool *p
     G->worker_bytes = worker_bytes;
     G->row = g.row;
     G->strips = runs_in_strips(G, g.rows * g.row);
+    G->ln = G->strips ? -1 : layernorm_at(ops, n, &g);
     for (int i = 0; i < n; i++) {
         const pml_op_call *c = &ops[i].call;
         G->flat[i] = *c;

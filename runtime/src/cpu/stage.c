@@ -127,7 +127,7 @@ pml_status pml_cpu_ctx_group_calls(const pml_cpu_ctx *p, pml_cpu_stage *st, int 
             }
             g->from[j] = (int16_t)at;
         }
-        if (!pl->materialised[n]) g->call.out.data = NULL;
+        if (!pl->materialised[n] || (st->serving && p->fwd_internal[n])) g->call.out.data = NULL;
         g->call.pool = NULL; /* a group's ops run inside the pool's tasks */
         ops++;
     }
@@ -274,6 +274,7 @@ static pml_status cpu_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend
     const pml_plan *pl = p->plan;
     pml_cpu_stage *st = &p->stages[s];
     pml_cpu_half_charge_to(&st->temp_peak);
+    st->serving = mode == PML_BACKEND_FWD_SERVE; /* its groups' values for backward stay in scratch */
     for (int k = 0; k < st->n_fwd; k++) {
         int u = st->fwd[k];
         if (mode != PML_BACKEND_FWD_TRAIN) {

@@ -71,6 +71,7 @@ typedef struct pml_cpu_stage {
     size_t i8_scratch_bytes;
     size_t arena_bytes; /* its share of the context's arena */
     size_t temp_peak;   /* most bytes of thread temporaries its thread has held (cpu.h) */
+    int serving;        /* the forward pass running is a serving one (cpu_forward) */
 } pml_cpu_stage;
 
 typedef struct pml_cpu_ctx {
@@ -141,6 +142,10 @@ typedef struct pml_cpu_ctx {
     int *pack_owner;
     int64_t *values_at;
     uint8_t *serves;       /* per node: a forward node the output depends on (FWD_SERVE) */
+    /* per node: a value of a fused group that only its own group reads in the forward
+     * pass (not the group's last, not the output): the plan materialises it for the
+     * backward pass, so a serving forward, which has none, leaves it in scratch */
+    uint8_t *fwd_internal;
     size_t *bytes;         /* per node: one copy's size */
     float **acc, **m, **v; /* per parameter: summed gradient, optimizer state */
     pml_phase phase;       /* what is frozen this step, and which backward work runs (plan/phase.h) */

@@ -443,6 +443,34 @@ static int chunk_sibling(const pml_cpu_ctx *p, int s)
     return -1;
 }
 
+/* cpu/stage.h's fwd_internal, or NULL when out of memory: a node of a fused group no
+ * forward node outside the group reads (through any view of it). */
+static uint8_t *find_fwd_internal(const pml_cpu_ctx *p)
+{
+    const pml_plan *pl = p->plan;
+    uint8_t *outside = calloc((size_t)pl->n_nodes + 1, 1), *in = calloc((size_t)pl->n_nodes + 1, 1);
+    if (!outside || !in) return free(outside), free(in), NULL;
+    for (int u = 0; u < pl->n_nodes; u++) {
+        if (!p->low[u].run || pl->nodes[u].pass != 0) continue;
+        int n_in, ku = pl->node_kernel ? pl->node_kernel[u] : -1;
+        const int32_t *ins = pml_cpu_node_inputs(pl, p->low, u, &n_in);
+        for (int j = 0; j < n_in; j++) {
+            int r = p->low[ins[j]].alias;
+            if (!pl->node_kernel || pl->node_kernel[r] != ku || !p->fused[ku]) outside[r] = 1;
+        }
+    }
+    for (int k = 0; pl->node_kernel && k < pl->n_kernels; k++) {
+        const pml_plan_kernel *K = &pl->kernels[k];
+        if (!p->fused[k] || K->pass != 0) continue;
+        for (int i = 0; i + 1 < K->n_nodes; i++) {
+            int n = K->nodes[i];
+            in[n] = !outside[n] && n != pl->output && p->low[n].alias == n;
+        }
+    }
+    free(outside);
+    return in;
+}
+
 static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -503,6 +531,7 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
         }
     }
     if (!(p->serves = pml_phase_serving(pl))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!(p->fwd_internal = find_fwd_internal(p))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int q = 0; q < pl->n_params; q++) {
         pml_cpu_stage *st = &p->stages[pl->nodes[pl->params[q].node].stage];
         st->params[st->n_params++] = q;
@@ -692,7 +721,7 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         free(p->deferred), free(p->deferred_node), free(p->into_acc), free(p->panels), free(p->packed), free(p->packed_at);
     free(p->pack_param), free(p->pack_next), free(p->pack_first), free(p->values_at), free(p->pack_owner);
     pml_phase_free(&p->phase);
-    free(p->buf), free(p->per_mb), free(p->copies), free(p->all_mb), free(p->weight_read), free(p->serves), free(p->bytes), free(p->acc),
+    free(p->buf), free(p->per_mb), free(p->copies), free(p->all_mb), free(p->weight_read), free(p->serves), free(p->fwd_internal), free(p->bytes), free(p->acc),
         free(p->m), free(p->v), free(p->stages);
     free(p);
 }

@@ -216,6 +216,80 @@ void test_fused_row_group_equals_op_by_op(void)
     TCHECK(bad == 0, "%d elements differ", bad);
 }
 
+/* nn's layernorm written op for op (stdlib/nn.pml), after a residual add and before a
+ * tanh, with a weight and a bias over the last axis and its eight intermediates in
+ * scratch only: the group hands the nine ops to ln_rows.c's four-row kernel, which
+ * must give the op-by-op bits, over odd row lengths, one tile and many, one thread and
+ * three; the residual sum and the outputs after it too. */
+void test_fused_layernorm_in_a_group_gives_the_op_by_op_bits(void)
+{
+    t_seed(31);
+    int bad = 0;
+    for (int trial = 0; trial < 24; trial++) {
+        int rank = t_int(2, 3);
+        int64_t full[3], red[3], row[1];
+        t_rand_dims(rank, full, 1, 5);
+        full[0] = t_int(1, 70);
+        full[rank - 1] = trial % 3 ? t_int(4, 900) : t_int(1, 7);
+        memcpy(red, full, sizeof full);
+        red[rank - 1] = 1;
+        row[0] = full[rank - 1];
+        int64_t last[2] = {rank - 1, 1}, zero[1] = {0};
+        pml_view x = t_new(PML_F32, rank, full), y = t_new(PML_F32, rank, full), eps = t_new(PML_F32, 0, zero),
+                 w = t_new(PML_F32, 1, row), bias = t_new(PML_F32, 1, row);
+        t_fill_rand(&x, -3, 3), t_fill_rand(&y, -1, 1), t_fill_rand(&w, 0.5, 1.5), t_fill_rand(&bias, -1, 1);
+        t_fill_rand(&eps, 1e-5, 1e-5);
+        /* op, inputs (>= 0: an earlier op; -1 x, -2 y, -3 eps, -4 w, -5 bias), output [..., 1]?, kept */
+        static const struct {
+            pml_opcode op;
+            int a, b, n_in, narrow, kept;
+        } chain[] = {{PML_OP_ADD, -1, -2, 2, 0, 1}, {PML_OP_MEAN, 0, 0, 1, 1, 0}, {PML_OP_SUB, 0, 1, 2, 0, 0},
+                     {PML_OP_MUL, 2, 2, 2, 0, 0},   {PML_OP_MEAN, 3, 0, 1, 1, 0}, {PML_OP_ADD, 4, -3, 2, 1, 0},
+                     {PML_OP_RSQRT, 5, 0, 1, 1, 0}, {PML_OP_MUL, 2, 6, 2, 0, 0},  {PML_OP_MUL, 7, -4, 2, 0, 0},
+                     {PML_OP_ADD, 8, -5, 2, 0, 1},  {PML_OP_TANH, 9, 0, 1, 0, 1}};
+        enum { N = sizeof chain / sizeof chain[0] };
+        pml_view outside[5] = {x, y, eps, w, bias}, ref[N], got[N], rin[N][2], gin[N][2];
+        pml_cpu_group_op ops[N];
+        for (int i = 0; i < N; i++) {
+            pml_opcode op = chain[i].op;
+            int reduction = op == PML_OP_MEAN, src[2] = {chain[i].a, chain[i].b};
+            ref[i] = t_new(PML_F32, rank, chain[i].narrow ? red : full);
+            got[i] = t_new(PML_F32, rank, chain[i].narrow ? red : full);
+            memset(&ops[i], 0, sizeof ops[i]);
+            for (int k = 0; k < chain[i].n_in; k++) {
+                rin[i][k] = src[k] >= 0 ? ref[src[k]] : outside[-src[k] - 1];
+                gin[i][k] = src[k] >= 0 ? got[src[k]] : outside[-src[k] - 1];
+                ops[i].from[k] = (int16_t)(src[k] >= 0 ? src[k] : -1);
+            }
+            t_run_ok(op, rin[i], chain[i].n_in, &ref[i], reduction ? last : NULL, reduction ? 2 : 0, 0);
+            ops[i].call = (pml_op_call){.op = op, .attr = reduction ? last : NULL, .n_attr = reduction ? 2 : 0,
+                                        .n_in = chain[i].n_in, .in = gin[i], .out = got[i], .threads = 1};
+            if (!chain[i].kept) ops[i].call.out.data = NULL;
+        }
+        for (int threads = 1; threads <= 3; threads += 2) {
+            pml_cpu_pool *pool = NULL;
+            pml_err err = {0};
+            if (threads > 1) TCHECK(pml_cpu_pool_create(threads, &pool, &err) == PML_OK, "pool: %s", err.msg);
+            for (int i = 0; i < N; i++)
+                if (chain[i].kept) memset(got[i].data, 0xff, (size_t)t_numel(&got[i]) * sizeof(float));
+            size_t bytes = pml_cpu_group_scratch(ops, N, threads);
+            void *scratch = aligned_alloc(64, (bytes + 64) & ~(size_t)63);
+            TCHECK(pml_cpu_run_group(ops, N, pool, scratch, bytes, &err) == PML_OK, "run_group: %s", err.msg);
+            for (int i = 0; i < N; i++)
+                if (chain[i].kept && memcmp(ref[i].data, got[i].data, (size_t)t_numel(&got[i]) * sizeof(float))) {
+                    TCHECK(0, "layernorm group op %d (%s) over %s on %d thread(s): other bits than op by op", i,
+                           pml_op_name(chain[i].op), t_dims_str(rank, full), threads);
+                    bad++;
+                }
+            free(scratch);
+            pml_cpu_pool_destroy(pool);
+        }
+        for (int i = 0; i < N; i++) t_free(&ref[i]), t_free(&got[i]);
+        for (int q = 0; q < 5; q++) t_free(&outside[q]);
+    }
+    TCHECK(bad == 0, "%d outputs differ", bad);
+}
+
 /* A [B, T, C] group whose every op and input spans B and T (or none of them, as a bias)
  * tiles over B·T rows of C: a tile is a few rows, not a whole [T, C] slab per op, which
  * for a long T did not stay in cache. A [T, C] input keeps B and T apart (tiles of one
