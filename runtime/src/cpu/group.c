@@ -315,7 +315,7 @@ static pml_status strip_task(const group_run *G, int64_t r0, int64_t t, int work
     return PML_OK;
 }
 
-/* Whether op i of the group is `op` over f32, its inputs k < n_in f32 too. */
+/* Whether group op o is `op` storing f32, its outside inputs f32 too. */
 static int is_f32_op(const pml_cpu_group_op *o, pml_opcode op)
 {
     if (o->call.op != op || o->call.out.dtype != PML_F32) return 0;
@@ -342,7 +342,7 @@ static int layernorm_at(const pml_cpu_group_op *ops, int n, const group_space *g
 {
     for (int j = 0; j + 9 <= n; j++) {
         const pml_cpu_group_op *o = ops + j;
-        int R = g->rank, ok = g->lead == R - 1 && g->row >= 4 && is_f32_op(&o[0], PML_OP_MEAN) &&
+        int R = g->rank, ok = g->lead == R - 1 && is_f32_op(&o[0], PML_OP_MEAN) &&
                               o[0].call.n_attr >= 2 && o[0].call.attr[0] == R - 1 && o[0].call.attr[1] != 0 &&
                               o[0].call.in[0].rank == R;
         ok = ok && is_f32_op(&o[1], PML_OP_SUB) && o[1].from[1] == j && o[1].from[0] == o[0].from[0] &&

@@ -456,7 +456,7 @@ static uint8_t *find_fwd_internal(const pml_cpu_ctx *p)
         const int32_t *ins = pml_cpu_node_inputs(pl, p->low, u, &n_in);
         for (int j = 0; j < n_in; j++) {
             int r = p->low[ins[j]].alias;
-            if (!pl->node_kernel || pl->node_kernel[r] != ku || !p->fused[ku]) outside[r] = 1;
+            if (ku < 0 || pl->node_kernel[r] != ku || !p->fused[ku]) outside[r] = 1;
         }
     }
     for (int k = 0; pl->node_kernel && k < pl->n_kernels; k++) {
