@@ -199,6 +199,7 @@ typedef struct group_run {
     int strips;           /* every op f32, unary or binary, of the space's size: strip_task runs it */
     struct strip_op *sop; /* then: each op as strip_task reads it */
     int ln;               /* ops ln .. ln + 8 are a layernorm that ln_rows.c computes (-1: none) */
+    int64_t ln_len;       /* its rows' length: the last axis */
 } group_run;
 
 /* An op as strip_task runs it: input k is op from[k]'s strip, or in[k] + the strip's
@@ -324,12 +325,12 @@ static int is_f32_op(const pml_cpu_group_op *o, pml_opcode op)
     return 1;
 }
 
-/* Whether outside input k of op o is one f32 row of the space's row length (a weight
- * or bias every row reads). */
-static int row_input(const pml_cpu_group_op *o, int k, const group_space *g)
+/* Whether outside input k of op o spans the last axis alone, all n of it (a weight or
+ * bias every row of the layernorm reads). */
+static int last_axis_input(const pml_cpu_group_op *o, int k, int64_t n)
 {
-    return o->from[k] < 0 && pml_cpu_numel(&o->call.in[k]) == g->row &&
-           input_form(&o->call.in[k], g->rank, g->ext, g->lead) == WHOLE;
+    const pml_view *v = &o->call.in[k];
+    return o->from[k] < 0 && v->rank >= 1 && v->dims[v->rank - 1] == n && pml_cpu_numel(v) == n;
 }
 
 /* The first op of nn's layernorm written op for op over the last axis (mean, sub, mul,
@@ -342,7 +343,9 @@ static int layernorm_at(const pml_cpu_group_op *ops, int n, const group_space *g
 {
     for (int j = 0; j + 9 <= n; j++) {
         const pml_cpu_group_op *o = ops + j;
-        int R = g->rank, ok = g->lead == R - 1 && is_f32_op(&o[0], PML_OP_MEAN) &&
+        int R = g->rank;
+        int64_t len = R > 0 ? g->ext[R - 1] : 0; /* a layernorm row: the last axis */
+        int ok = len > 0 && is_f32_op(&o[0], PML_OP_MEAN) &&
                               o[0].call.n_attr >= 2 && o[0].call.attr[0] == R - 1 && o[0].call.attr[1] != 0 &&
                               o[0].call.in[0].rank == R;
         ok = ok && is_f32_op(&o[1], PML_OP_SUB) && o[1].from[1] == j && o[1].from[0] == o[0].from[0] &&
@@ -354,8 +357,8 @@ static int layernorm_at(const pml_cpu_group_op *ops, int n, const group_space *g
              pml_cpu_numel(&o[4].call.in[1]) == 1;
         ok = ok && is_f32_op(&o[5], PML_OP_RSQRT) && o[5].from[0] == j + 4;
         ok = ok && is_f32_op(&o[6], PML_OP_MUL) && o[6].from[0] == j + 1 && o[6].from[1] == j + 5;
-        ok = ok && is_f32_op(&o[7], PML_OP_MUL) && o[7].from[0] == j + 6 && row_input(&o[7], 1, g);
-        ok = ok && is_f32_op(&o[8], PML_OP_ADD) && o[8].from[0] == j + 7 && row_input(&o[8], 1, g);
+        ok = ok && is_f32_op(&o[7], PML_OP_MUL) && o[7].from[0] == j + 6 && last_axis_input(&o[7], 1, len);
+        ok = ok && is_f32_op(&o[8], PML_OP_ADD) && o[8].from[0] == j + 7 && last_axis_input(&o[8], 1, len);
         /* the input: an earlier op's value or an outside one of the space's shape */
         ok = ok && (o[0].from[0] >= 0 || input_form(&o[0].call.in[0], R, g->ext, g->lead) == CUT);
         for (int i = j; ok && i < j + 8; i++) ok = ops[i].call.out.data == NULL;
@@ -367,17 +370,18 @@ static int layernorm_at(const pml_cpu_group_op *ops, int n, const group_space *g
     return -1;
 }
 
-/* The layernorm at G->ln on a tile of t rows: its input's rows are `x` (a view of the
- * tile), its output written to `out`. */
+/* The layernorm at G->ln on a tile of t rows of the space: its input is `x` (a view of
+ * the tile), its output written to `out`; each space row holds G->row / ln_len rows of
+ * the layernorm (more than one when the space keeps a leading axis apart). */
 static void layernorm_tile(const group_run *G, const pml_view *x, const pml_view *out, int64_t t)
 {
     const pml_op_call *eps = &G->flat[G->ln + 4], *w = &G->flat[G->ln + 7], *b = &G->flat[G->ln + 8];
-    int64_t n = G->row;
+    int64_t n = G->ln_len, rows = t * (G->row / n);
     const float *a = x->data;
     float *o = out->data;
-    for (int64_t r = 0; r < t; r += 4)
-        pml_cpu_layernorm_rows(t - r < 4 ? (int)(t - r) : 4, a + r * n, NULL, NULL, n, *(const float *)eps->in[1].data,
-                               w->in[1].data, b->in[1].data, o + r * n);
+    for (int64_t r = 0; r < rows; r += 4)
+        pml_cpu_layernorm_rows(rows - r < 4 ? (int)(rows - r) : 4, a + r * n, NULL, NULL, n,
+                               *(const float *)eps->in[1].data, w->in[1].data, b->in[1].data, o + r * n);
 }
 
 /* Tile `task` (rows task * per on) on `worker`'s scratch: every op of the group in order. */
@@ -454,6 +458,7 @@ pml_status pml_cpu_run_group(const pml_cpu_group_op *ops, int n, pml_cpu_pool *p
     G->row = g.row;
     G->strips = runs_in_strips(G, g.rows * g.row);
     G->ln = G->strips ? -1 : layernorm_at(ops, n, &g);
+    G->ln_len = R > 0 ? g.ext[R - 1] : 0;
     for (int i = 0; i < n; i++) {
         const pml_op_call *c = &ops[i].call;
         G->flat[i] = *c;

@@ -216,11 +216,11 @@ void test_fused_row_group_equals_op_by_op(void)
     TCHECK(bad == 0, "%d elements differ", bad);
 }
 
-/* nn's layernorm written op for op (stdlib/nn.pml), after a residual add and before a
- * tanh, with a weight and a bias over the last axis and its eight intermediates in
- * scratch only: the group hands the nine ops to ln_rows.c's four-row kernel, which
- * must give the op-by-op bits, over odd row lengths, one tile and many, one thread and
- * three; the residual sum and the outputs after it too. */
+/* nn's layernorm written op for op (stdlib/nn.pml), after a residual add (or the add of
+ * a [T, C] table) and before a tanh, with a weight and a bias over the last axis and its
+ * eight intermediates in scratch only: the group hands the nine ops to ln_rows.c's
+ * four-row kernel, which must give the op-by-op bits, over odd row lengths, one tile
+ * and many, one thread and three; the sum before it and the outputs after it too. */
 void test_fused_layernorm_in_a_group_gives_the_op_by_op_bits(void)
 {
     t_seed(31);
@@ -235,7 +235,11 @@ void test_fused_layernorm_in_a_group_gives_the_op_by_op_bits(void)
         red[rank - 1] = 1;
         row[0] = full[rank - 1];
         int64_t last[2] = {rank - 1, 1}, zero[1] = {0};
-        pml_view x = t_new(PML_F32, rank, full), y = t_new(PML_F32, rank, full), eps = t_new(PML_F32, 0, zero),
+        /* every other trial of rank 3 adds a [T, C] table (as a position embedding), which
+         * keeps the first axis apart: a space row then holds T layernorm rows */
+        int table = rank == 3 && trial % 2;
+        pml_view x = t_new(PML_F32, rank, full), y = t_new(PML_F32, table ? rank - 1 : rank, table ? full + 1 : full),
+                 eps = t_new(PML_F32, 0, zero),
                  w = t_new(PML_F32, 1, row), bias = t_new(PML_F32, 1, row);
         t_fill_rand(&x, -3, 3), t_fill_rand(&y, -1, 1), t_fill_rand(&w, 0.5, 1.5), t_fill_rand(&bias, -1, 1);
         t_fill_rand(&eps, 1e-5, 1e-5);
