@@ -100,9 +100,14 @@ pml_status pml_cpu_f32_strip(pml_opcode op, float *o, const float *a, int64_t sa
 /* ln_rows.c: `rows` (1 to 4) consecutive rows of n of a layernorm as the fused row
  * kernel computes nn's layernorm op by op, its bits: with b, h = a + b first (written to
  * h) and normalised; out = (((x - mean) * rsqrt(var + eps)) * w) + bias. out must not
- * alias a, b or h. */
+ * alias a, b or h. `keep` (NULL: nothing) names where the values training keeps for the
+ * backward pass go, each NULL when not wanted: per row its mean and its variance, and
+ * the normalised rows (x - mean) * rsqrt(var + eps), n a row. */
+typedef struct pml_cpu_ln_keep {
+    float *mean, *var, *norm;
+} pml_cpu_ln_keep;
 void pml_cpu_layernorm_rows(int rows, const float *a, const float *b, float *h, int64_t n, float eps, const float *w,
-                            const float *bias, float *out);
+                            const float *bias, float *out, const pml_cpu_ln_keep *keep);
 pml_status pml_cpu_movement(const pml_op_call *c, pml_err *err);    /* MOVEMENT */
 pml_status pml_cpu_index(const pml_op_call *c, pml_err *err);       /* GATHER */
 /* How many tasks a copy of `bytes` in `outer` independent parts (rows) runs as over

@@ -335,8 +335,9 @@ static int last_axis_input(const pml_cpu_group_op *o, int k, int64_t n)
 
 /* The first op of nn's layernorm written op for op over the last axis (mean, sub, mul,
  * mean, add eps, rsqrt, mul, mul weight, add bias: stdlib/nn.pml), f32 throughout, whose
- * eight intermediates nothing outside those nine ops keeps or reads; -1 if the group
- * has none. Such a run of ops goes to pml_cpu_layernorm_rows (cpu/ln_rows.c), which
+ * eight intermediates nothing outside those nine ops reads and no output keeps but the
+ * three a backward pass keeps (the mean, the variance, the normalised rows); -1 if the
+ * group has none. Such a run of ops goes to pml_cpu_layernorm_rows (cpu/ln_rows.c), which
  * computes the same expressions in the same order (same bits) four rows at a time,
  * where the tile otherwise ran nine kernels with a pass over the tile each. */
 static int layernorm_at(const pml_cpu_group_op *ops, int n, const group_space *g)
@@ -361,7 +362,8 @@ static int layernorm_at(const pml_cpu_group_op *ops, int n, const group_space *g
         ok = ok && is_f32_op(&o[8], PML_OP_ADD) && o[8].from[0] == j + 7 && last_axis_input(&o[8], 1, len);
         /* the input: an earlier op's value or an outside one of the space's shape */
         ok = ok && (o[0].from[0] >= 0 || input_form(&o[0].call.in[0], R, g->ext, g->lead) == CUT);
-        for (int i = j; ok && i < j + 8; i++) ok = ops[i].call.out.data == NULL;
+        /* kept for a backward pass: the mean, the variance, the normalised rows alone */
+        for (int i = j; ok && i < j + 8; i++) ok = ops[i].call.out.data == NULL || i == j || i == j + 3 || i == j + 6;
         for (int i = j + 9; ok && i < n; i++)
             for (int k = 0; k < ops[i].call.n_in; k++)
                 if (ops[i].from[k] >= j && ops[i].from[k] < j + 8) ok = 0;
@@ -373,15 +375,21 @@ static int layernorm_at(const pml_cpu_group_op *ops, int n, const group_space *g
 /* The layernorm at G->ln on a tile of t rows of the space: its input is `x` (a view of
  * the tile), its output written to `out`; each space row holds G->row / ln_len rows of
  * the layernorm (more than one when the space keeps a leading axis apart). */
-static void layernorm_tile(const group_run *G, const pml_view *x, const pml_view *out, int64_t t)
+static void layernorm_tile(const group_run *G, const pml_view *x, const pml_view *out, int64_t r0, int64_t t)
 {
     const pml_op_call *eps = &G->flat[G->ln + 4], *w = &G->flat[G->ln + 7], *b = &G->flat[G->ln + 8];
-    int64_t n = G->ln_len, rows = t * (G->row / n);
+    int64_t n = G->ln_len, per = G->row / n, rows = t * per;
     const float *a = x->data;
     float *o = out->data;
-    for (int64_t r = 0; r < rows; r += 4)
+    /* the kept values' rows of this tile: the mean and variance one a row, the
+     * normalised rows n a row */
+    float *mean = G->flat[G->ln].out.data, *var = G->flat[G->ln + 3].out.data, *norm = G->flat[G->ln + 6].out.data;
+    for (int64_t r = 0; r < rows; r += 4) {
+        int64_t at = r0 * per + r;
+        pml_cpu_ln_keep keep = {mean ? mean + at : NULL, var ? var + at : NULL, norm ? norm + at * n : NULL};
         pml_cpu_layernorm_rows(rows - r < 4 ? (int)(rows - r) : 4, a + r * n, NULL, NULL, n,
-                               *(const float *)eps->in[1].data, w->in[1].data, b->in[1].data, o + r * n);
+                               *(const float *)eps->in[1].data, w->in[1].data, b->in[1].data, o + r * n, &keep);
+    }
 }
 
 /* Tile `task` (rows task * per on) on `worker`'s scratch: every op of the group in order. */
@@ -394,14 +402,14 @@ static pml_status group_task(void *ctx, int64_t task, int worker, pml_err *err)
     char *scratch = G->scratch + (size_t)worker * G->worker_bytes;
     pml_view tile_out[PML_GROUP_MAX_OPS];
     for (int i = 0; i < G->n; i++) {
-        if (i == G->ln) { /* nine ops as one: ln_rows.c; only the last one's value is made */
+        if (i == G->ln) { /* nine ops as one: ln_rows.c, making the last one's value and those kept */
             pml_view x = ops[i].from[0] >= 0 ? tile_out[ops[i].from[0]] : G->flat_in[i][0];
             if (ops[i].from[0] < 0) x.data = (char *)x.data + (size_t)(r0 * G->row) * sizeof(float);
             int last = i + 8;
             pml_view o = G->flat[last].out;
             if (o.rank > 0) o.dims[0] = t;
             o.data = o.data ? (char *)o.data + (size_t)(r0 * G->row) * sizeof(float) : scratch + (size_t)last * G->slot;
-            layernorm_tile(G, &x, &o, t);
+            layernorm_tile(G, &x, &o, r0, t);
             tile_out[last] = o;
             i = last;
             continue;

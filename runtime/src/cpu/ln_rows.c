@@ -36,7 +36,7 @@ static inline __attribute__((always_inline)) void row_sums(const float *const *r
 }
 
 PML_VECTOR_CLONES static void ln_rows(int rows, const float *a, const float *b, float *h, int64_t n, float eps,
-                                      const float *w, const float *bias, float *out)
+                                      const float *w, const float *bias, float *out, const pml_cpu_ln_keep *keep)
 {
     const float *x[4];
     float *o[4];
@@ -51,21 +51,32 @@ PML_VECTOR_CLONES static void ln_rows(int rows, const float *a, const float *b, 
     row_sums(x, rows, n, 0, sum);
     for (int q = 0; q < rows; q++) {
         float mean = (float)(sum[q] / (double)n);
+        if (keep && keep->mean) keep->mean[q] = mean;
         for (int64_t c = 0; c < n; c++) o[q][c] = x[q][c] - mean; /* xc */
     }
     row_sums((const float *const *)o, rows, n, 1, sq);
+    float *norm = keep ? keep->norm : NULL;
     for (int q = 0; q < rows; q++) {
         float var = (float)(sq[q] / (double)n), r = 1.0f / sqrtf(var + eps);
-        for (int64_t c = 0; c < n; c++) {
-            float t = o[q][c] * r;
-            t = t * w[c];
-            o[q][c] = t + bias[c];
-        }
+        if (keep && keep->var) keep->var[q] = var;
+        if (norm)
+            for (int64_t c = 0; c < n; c++) {
+                float t = o[q][c] * r;
+                norm[q * n + c] = t;
+                t = t * w[c];
+                o[q][c] = t + bias[c];
+            }
+        else
+            for (int64_t c = 0; c < n; c++) {
+                float t = o[q][c] * r;
+                t = t * w[c];
+                o[q][c] = t + bias[c];
+            }
     }
 }
 
 void pml_cpu_layernorm_rows(int rows, const float *a, const float *b, float *h, int64_t n, float eps, const float *w,
-                            const float *bias, float *out)
+                            const float *bias, float *out, const pml_cpu_ln_keep *keep)
 {
-    ln_rows(rows, a, b, h, n, eps, w, bias, out);
+    ln_rows(rows, a, b, h, n, eps, w, bias, out, keep);
 }

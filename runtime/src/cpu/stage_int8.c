@@ -204,7 +204,7 @@ static void ln_make_rows(const void *ctx, int64_t i, int rows, float *tmp)
 {
     const ln_rows *r = ctx;
     pml_cpu_layernorm_rows(rows, r->a + i * r->k, r->b ? r->b + i * r->k : NULL, r->h ? r->h + i * r->k : NULL, r->k,
-                           r->eps, r->w, r->bias, tmp);
+                           r->eps, r->w, r->bias, tmp, NULL);
 }
 
 /* Quantizing task t: rows [t qrows, ...), making or gathering them in its rows of tmp. */
