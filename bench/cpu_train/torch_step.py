@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_gpt import GPT, Gelu  # the models, beside this file
+
 name, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 # PML_BENCH_DEVICE=cuda runs the same step on the GPU (bench/gpu/run.sh), in f32 without
 # TF32 (PML_BENCH_TF32=1: with, as PML_CUDA_TF32=1), as PML's CUDA backend; each step
@@ -33,51 +35,6 @@ torch.backends.cuda.matmul.allow_tf32 = os.environ.get("PML_BENCH_TF32") == "1"
 mbs = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-
-
-class Gelu(nn.Module):
-    def forward(self, x):
-        return F.gelu(x, approximate="tanh")
-
-
-class Attn(nn.Module):
-    def __init__(self, c, heads, p):
-        super().__init__()
-        self.heads, self.qkv, self.proj, self.drop = heads, nn.Linear(c, 3 * c), nn.Linear(c, c), nn.Dropout(p)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        hd = C // self.heads
-        q, k, v = (t.reshape(B, T, self.heads, hd).permute(0, 2, 1, 3) for t in self.qkv(x).split(C, dim=2))
-        s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
-        s = s.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=x.device).tril(), float("-inf"))
-        y = (self.drop(torch.softmax(s, dim=-1)) @ v).permute(0, 2, 1, 3).reshape(B, T, C)
-        return self.drop(self.proj(y))
-
-
-class Block(nn.Module):
-    def __init__(self, c, heads, p):
-        super().__init__()
-        self.ln_1, self.attn, self.ln_2 = nn.LayerNorm(c), Attn(c, heads, p), nn.LayerNorm(c)
-        self.mlp = nn.Sequential(nn.Linear(c, 4 * c), Gelu(), nn.Linear(4 * c, c), nn.Dropout(p))
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
-class GPT(nn.Module):
-    def __init__(self, vocab=65, c=128, heads=4, layers=4, context=256, p=0.0):
-        super().__init__()
-        self.wte, self.wpe, self.drop = nn.Embedding(vocab, c), nn.Embedding(context, c), nn.Dropout(p)
-        self.blocks = nn.ModuleList(Block(c, heads, p) for _ in range(layers))
-        self.ln_f, self.lm_head = nn.LayerNorm(c), nn.Linear(c, vocab, bias=False)
-
-    def forward(self, idx):
-        h = self.drop(self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device)))
-        for b in self.blocks:
-            h = b(h)
-        return self.lm_head(self.ln_f(h))
 
 
 if name == "mlp":

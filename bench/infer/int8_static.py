@@ -7,8 +7,10 @@
 
 PY: a Python with torch 2.x and numpy (~/.cache/pml/torch2/bin/python here). PMLC
 defaults to build/tools/pmlc/pmlc, REPS (interleaved rounds) to 5. Models: the MLP
-example (784 -> 512 -> 512 -> 10, gelu, layernorm; two stages) and the wide MLP of
-bench/precision (1024 -> 4 x 1024 -> 16, one stage), trained 20 steps, quantized by
+example (784 -> 512 -> 512 -> 10, gelu, layernorm; two stages), the wide MLP of
+bench/precision (1024 -> 4 x 1024 -> 16, one stage) and the GPT example's forward (rows
+of 64 tokens, its 4 stages on the CPU; PyTorch's twin is bench/cpu_train/torch_gpt.py;
+PML_BENCH_MODELS narrows the list), trained 20 steps, quantized by
 `pmlc quantize` without and with --calibrate (256 Gaussian rows), and the same f32
 weights loaded into a torch.nn model (checked: its f32 outputs are pmlc's within 1e-4)
 and given to quantize_dynamic ({nn.Linear}, qint8; its default engine). Rows per call: 1
@@ -33,7 +35,9 @@ import torch
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.abspath(os.path.join(here, "..", ".."))
 sys.path.insert(0, os.path.join(root, "tests", "lib"))
+sys.path.insert(0, os.path.join(root, "bench", "cpu_train"))
 from st_files import read_st  # noqa: E402
+from torch_gpt import GPT, pml_names  # noqa: E402
 
 pmlc = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "build", "tools", "pmlc", "pmlc")
 reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
@@ -41,8 +45,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch.set_num_threads(1)
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.ao's move to torchao
 warnings.filterwarnings("ignore", category=UserWarning)  # the quantized dtypes' deprecation
+# name: (source, features a row: f32 values, or for gpt the tokens of a sequence)
 MODELS = {"mlp": (os.path.join(root, "examples", "mlp.pml"), 784),
-          "wide": (os.path.join(root, "bench", "precision", "wide_mlp.pml"), 1024)}
+          "wide": (os.path.join(root, "bench", "precision", "wide_mlp.pml"), 1024),
+          "gpt": (os.path.join(root, "examples", "gpt.pml"), 64)}
+MODELS = {k: v for k, v in MODELS.items() if k in os.environ.get("PML_BENCH_MODELS", " ".join(MODELS)).split()}
+ON_CPU = ["--set", "place=cpu"]  # the GPT example is placed on GPUs
+
+
+def rows_of(name, feat, rows, seed):
+    """Random rows the model takes: tokens for gpt, Gaussian features otherwise."""
+    r = np.random.default_rng(seed)
+    if name == "gpt":
+        return r.integers(0, 65, (rows, feat)).astype(np.int32)
+    return r.standard_normal((rows, feat)).astype(np.float32)
 
 
 def pml(*args):
@@ -61,6 +77,13 @@ def torch_model(name, ck):
         m.weight.data, m.bias.data = t(key + ".weight", n_out, n_in), t(key + ".bias", n_out)
         return m
 
+    if name == "gpt":
+        model = GPT()
+        shapes = {k: v.shape for k, v in model.state_dict().items()}
+        state = {k: torch.from_numpy(np.frombuffer(v, dtype="<f4").reshape(shapes[k]).copy())
+                 for k, v in pml_names(d).items()}
+        model.load_state_dict(state)
+        return model.eval()
     gelu = torch.nn.GELU(approximate="tanh")
     if name == "mlp":
         norm = torch.nn.LayerNorm(512, eps=1e-5)
@@ -90,7 +113,7 @@ def time_torch(model, x):
 
 def time_pml(src, weights, x, rows):
     out = pml("infer", src, "--weights", weights, "--input", x, "--bench", "--quiet", "--threads", "1",
-              "--set", f"batch={rows}", "--set", "microbatches=1")
+              "--set", f"batch={rows}", "--set", "microbatches=1", *ON_CPU)
     m = re.search(r"median ([0-9.]+) ms, p90.*cpu median ([0-9.]+) ms", out)
     return float(m.group(2)) / 1e3, float(m.group(1)) / 1e3
 
@@ -105,24 +128,25 @@ print(f"{'model':5} {'rows':>4}  " + "  ".join(f"{v:>18}" for v in VARIANTS) + "
 with tempfile.TemporaryDirectory() as tmp:
     for name, (src, feat) in MODELS.items():
         ck = os.path.join(tmp, name)
-        pml("train", src, "--steps", "20", "--out", ck, "--quiet")
+        pml("train", src, "--steps", "20", "--out", ck, "--quiet", *ON_CPU)
         dyn, st, cal = (os.path.join(tmp, f"{name}.{s}") for s in ("dyn.safetensors", "st.safetensors", "cal.npy"))
-        np.save(cal, np.random.default_rng(1).standard_normal((256, feat)).astype(np.float32))
-        pml("quantize", src, "--weights", ck, "-o", dyn)
-        pml("quantize", src, "--weights", ck, "--calibrate", cal, "-o", st)
+        np.save(cal, rows_of(name, feat, 256, 1))
+        pml("quantize", src, "--weights", ck, "-o", dyn, *ON_CPU)
+        pml("quantize", src, "--weights", ck, "--calibrate", cal, "-o", st, *ON_CPU)
         tm = torch_model(name, ck)
         tq = torch.ao.quantization.quantize_dynamic(tm, {torch.nn.Linear}, dtype=torch.qint8)
         for rows in (1, 32):
             x = os.path.join(tmp, "x.npy")
-            xs = np.random.default_rng(2).standard_normal((rows, feat)).astype(np.float32)
+            xs = rows_of(name, feat, rows, 2)
             np.save(x, xs)
             y = os.path.join(tmp, "y.npy")
             pml("infer", src, "--weights", ck, "--input", x, "--output", y, "--set", f"batch={rows}",
-                "--set", "microbatches=1")
+                "--set", "microbatches=1", *ON_CPU)
             with torch.inference_mode():
-                diff = float(np.abs(tm(torch.from_numpy(xs)).numpy() - np.load(y)).max())
+                xin = torch.from_numpy(xs.astype(np.int64) if name == "gpt" else xs)
+                diff = float(np.abs(tm(xin).numpy().reshape(np.load(y).shape) - np.load(y)).max())
             assert diff < 1e-4, f"{name}: torch f32 is not the same model ({diff})"
-            xt = torch.from_numpy(xs)
+            xt = torch.from_numpy(xs.astype(np.int64) if name == "gpt" else xs)
             runs = {v: [] for v in VARIANTS}
             for _ in range(reps):
                 runs["pml f32"].append(time_pml(src, ck, x, rows))
