@@ -346,9 +346,8 @@ static int layernorm_at(const pml_cpu_group_op *ops, int n, const group_space *g
         const pml_cpu_group_op *o = ops + j;
         int R = g->rank;
         int64_t len = R > 0 ? g->ext[R - 1] : 0; /* a layernorm row: the last axis */
-        int ok = len > 0 && is_f32_op(&o[0], PML_OP_MEAN) &&
-                              o[0].call.n_attr >= 2 && o[0].call.attr[0] == R - 1 && o[0].call.attr[1] != 0 &&
-                              o[0].call.in[0].rank == R;
+        int ok = len > 0 && is_f32_op(&o[0], PML_OP_MEAN) && o[0].call.n_attr >= 2 && o[0].call.attr[0] == R - 1 &&
+                 o[0].call.attr[1] != 0 && o[0].call.in[0].rank == R;
         ok = ok && is_f32_op(&o[1], PML_OP_SUB) && o[1].from[1] == j && o[1].from[0] == o[0].from[0] &&
              (o[0].from[0] >= 0 || o[1].call.in[0].data == o[0].call.in[0].data);
         ok = ok && is_f32_op(&o[2], PML_OP_MUL) && o[2].from[0] == j + 1 && o[2].from[1] == j + 1;

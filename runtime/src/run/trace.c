@@ -119,7 +119,8 @@ static int tid_of(int s, int k) { return k ? 1000 * k + s : s; }
 static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int pid, double shift)
 {
     static const char *const passes[] = {"forward", "input gradient", "weight gradient"};
-    char name[48], shape[160] = "", unit[32] = "", cpu[40] = "", ops[400] = "";
+    char name[48], shape[160] = "", unit[32] = "", cpu[40] = "";
+    pml_json_buf ops = {0}; /* a fused kernel's "ops" argument: as long as the kernel */
     if (w->cpu >= 0) snprintf(cpu, sizeof cpu, ", \"cpu_us\": %.3f", w->cpu);
     int pass = -1;
     const pml_plan_node *node = NULL;
@@ -133,14 +134,15 @@ static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int 
         if (k >= 0) {
             snprintf(name, sizeof name, "fused %d ops", pl->kernels[k].n_nodes);
             /* what the kernel is made of, in order, each op with its stored dtype */
-            int at = snprintf(ops, sizeof ops, "\"ops\": \"");
-            for (int i = 0; i < pl->kernels[k].n_nodes && at < (int)sizeof ops - 40; i++) {
+            pml_json_buf_puts(&ops, "\"ops\": \"");
+            for (int i = 0; i < pl->kernels[k].n_nodes; i++) {
                 const pml_plan_node *n = &pl->nodes[pl->kernels[k].nodes[i]];
-                at += snprintf(ops + at, sizeof ops - (size_t)at, "%s%s:%s", i ? " " : "",
-                               n->op < PML_OP_COUNT ? pml_op_name((pml_opcode)n->op) : "unknown",
-                               pml_dtype_name((pml_dtype)n->dtype));
+                pml_json_buf_printf(&ops, "%s%s:%s", i ? " " : "",
+                                    n->op < PML_OP_COUNT ? pml_op_name((pml_opcode)n->op) : "unknown",
+                                    pml_dtype_name((pml_dtype)n->dtype));
             }
-            snprintf(ops + at, sizeof ops - (size_t)at, "\", ");
+            pml_json_buf_puts(&ops, "\", ");
+            if (ops.failed) b->failed = 1;
         } else
             snprintf(name, sizeof name, "%s",
                      w->op >= 0 && w->op < PML_OP_COUNT ? pml_op_name((pml_opcode)w->op) : "unknown");
@@ -154,8 +156,9 @@ static void put_op(pml_json_buf *b, const pml_plan *pl, const wire_span *w, int 
                         "\"pass\": \"%s\", \"shape\": [%s]%s}}",
                         name, node && node->label ? " " : "", node && node->label ? node->label : "",
                         w->thread ? "op_thread" : "op", pid, tid_of(w->stage, w->thread), w->t0 + shift,
-                        w->t1 - w->t0, (long long)w->step + 1, w->mb, unit, ops, pass >= 0 ? passes[pass] : "update",
-                        shape, cpu);
+                        w->t1 - w->t0, (long long)w->step + 1, w->mb, unit, ops.data && !ops.failed ? ops.data : "",
+                        pass >= 0 ? passes[pass] : "update", shape, cpu);
+    pml_json_buf_free(&ops);
 }
 
 /* Rank h's thread names and spans, `shift` microseconds later on the shared clock;
