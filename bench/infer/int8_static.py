@@ -142,11 +142,11 @@ with tempfile.TemporaryDirectory() as tmp:
             y = os.path.join(tmp, "y.npy")
             pml("infer", src, "--weights", ck, "--input", x, "--output", y, "--set", f"batch={rows}",
                 "--set", "microbatches=1", *ON_CPU)
+            xt = torch.from_numpy(xs.astype(np.int64) if name == "gpt" else xs)  # torch's token ids are int64
             with torch.inference_mode():
-                xin = torch.from_numpy(xs.astype(np.int64) if name == "gpt" else xs)
-                diff = float(np.abs(tm(xin).numpy().reshape(np.load(y).shape) - np.load(y)).max())
+                want = np.load(y)
+                diff = float(np.abs(tm(xt).numpy().reshape(want.shape) - want).max())
             assert diff < 1e-4, f"{name}: torch f32 is not the same model ({diff})"
-            xt = torch.from_numpy(xs.astype(np.int64) if name == "gpt" else xs)
             runs = {v: [] for v in VARIANTS}
             for _ in range(reps):
                 runs["pml f32"].append(time_pml(src, ck, x, rows))
