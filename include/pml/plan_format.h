@@ -32,7 +32,11 @@
  *         never initialised, updated or saved with the student; 2 for a parameter trained
  *         with the model but saved apart from its model file (a distillation's match
  *         projection, "distill.matchI.proj.*"); otherwise 0. A plan has teacher
- *         parameters exactly when teacher_path is a string, and apart ones only then
+ *         parameters exactly when teacher_path is a string, and apart ones only then.
+ *         Version 16 on, each parameter ends with i32 tie: -1, or for a weight tied
+ *         across stages, the parameter this one is a copy of on another stage (its
+ *         root: no copy itself, of the same name, shape, dtype, initializer, freeze
+ *         and kind), which the runtime keeps equal to it
  *   INPT  model inputs: u32 count, then per input i32 name, i32 node; then i32 output
  *         node, i32 labels node, i32 loss node (-1 when absent)
  *   TIME  timetable: u32 stage count (the stage devices: CONF's stages / chunks), then per
@@ -94,10 +98,11 @@
 #define PML_PLAN_FORMAT_H
 
 #define PML_PLAN_MAGIC "PMLPLAN" /* 8 bytes with its NUL */
-#define PML_PLAN_VERSION 15u
+#define PML_PLAN_VERSION 16u
 /* The oldest version still read: 9, the same sections with MEMO, which is skipped (10
  * lacks the split backward kinds, 10 and 11 the loss-scale settings, 9 to 12 the chunks,
- * 9 to 13 schedules zero_bubble_v and dualpipe_v, 9 to 14 the device map, DEVS). */
+ * 9 to 13 schedules zero_bubble_v and dualpipe_v, 9 to 14 the device map, DEVS, 9 to 15
+ * the tied parameters' field). */
 #define PML_PLAN_VERSION_OLDEST 9u
 
 #define PML_PLAN_TAG(a, b, c, d) ((unsigned)(a) | (unsigned)(b) << 8 | (unsigned)(c) << 16 | (unsigned)(d) << 24)

@@ -66,16 +66,18 @@ pml_status pml_plan_open_memory(pml_context *ctx, const void *bytes, size_t len,
 }
 
 void pml_plan_close(pml_plan *plan) { pml_plan_free(plan); }
-int pml_plan_param_count(const pml_plan *plan) { return plan ? plan->n_params : -1; }
+/* A weight tied across stages is one parameter here, as in files: its copies on other
+ * stages (plan.h) follow it. */
+int pml_plan_param_count(const pml_plan *plan) { return plan ? pml_plan_model_params(plan) : -1; }
 
 const char *pml_plan_param_name(const pml_plan *plan, int i)
 {
-    return plan && i >= 0 && i < plan->n_params ? plan->params[i].name : NULL;
+    return plan && i >= 0 && i < pml_plan_model_params(plan) ? plan->params[i].name : NULL;
 }
 
 int64_t pml_plan_param_numel(const pml_plan *plan, int i)
 {
-    return plan && i >= 0 && i < plan->n_params ? plan->nodes[plan->params[i].node].numel : -1;
+    return plan && i >= 0 && i < pml_plan_model_params(plan) ? plan->nodes[plan->params[i].node].numel : -1;
 }
 
 pml_status pml_session_create(pml_context *ctx, const pml_plan *plan, pml_backend backend, uint64_t seed,
@@ -144,6 +146,8 @@ pml_status pml_session_write(pml_session *s, const char *name, const float *src,
     PML_CHECK_NONNEG(&err, count);
     int q = -1; /* set by find_param on success; -O3 cannot see that */
     pml_status st = err.code ? err.code : find_param(s, __func__, name, count, &q, &err);
-    if (!st) memcpy(pml_pipeline_param(s->pipe, q), src, sizeof(float) * (size_t)count);
+    for (int c = q; !st && c < s->plan->n_params; c++) /* the parameter, and its tied copies */
+        if (c == q || s->plan->params[c].tie == q)
+            memcpy(pml_pipeline_param(s->pipe, c), src, sizeof(float) * (size_t)count);
     return pml_api_record(s->ctx, st, &err);
 }

@@ -69,7 +69,7 @@ pml_status pml_plan_output_info(const pml_plan *plan, pml_tensor_info *out)
 
 pml_status pml_plan_param_info(const pml_plan *plan, int i, pml_tensor_info *out)
 {
-    if (!plan || !out || i < 0 || i >= plan->n_params) return PML_ERR_INVALID_ARG;
+    if (!plan || !out || i < 0 || i >= pml_plan_model_params(plan)) return PML_ERR_INVALID_ARG;
     const pml_plan_node *node = &plan->nodes[plan->params[i].node];
     memset(out, 0, sizeof *out);
     out->name = plan->params[i].name;

@@ -113,6 +113,10 @@ static pml_status calibrate(pml_context *ctx, const pml_plan *plan, const char *
         else
             in_scale[q] = mx / 127.0f;
     }
+    for (int q = 0; q < plan->n_params && !st; q++) { /* a tied weight, one file tensor: the widest input's scale */
+        int r = plan->params[q].tie;
+        if (r >= 0 && select[q] && in_scale[q] > in_scale[r]) in_scale[r] = in_scale[q];
+    }
     free(y);
     free(tail);
     pml_infer_destroy(inf);

@@ -57,6 +57,7 @@ typedef struct ir_param {
     int teacher;     /* a distillation teacher's: frozen from step 0, loaded from its file, never saved */
     int apart;       /* trained with the model but saved apart from its model file: a distillation's
                       * match projection (distill.matchI.proj.*), which the student does not own */
+    int tie;         /* the parameter this one is a copy of on another stage (plan/tie.h), or -1 */
 } ir_param;
 
 typedef struct ir_input {

@@ -11,6 +11,7 @@
 #include "ir/precision.h"
 #include "plan/memplan.h"
 #include "plan/schedule.h"
+#include "plan/tie.h"
 #include "pml/bubble.h"
 #include "sema/elab.h"
 
@@ -105,6 +106,27 @@ static void cost_nodes(coster *c, const uint8_t *frozen)
                 c->bwd_w[i] += bwd[k];
         }
     }
+}
+
+/* Shapes, activations and FLOPs of every node of the graph as it is now, with the
+ * parameters frozen from step 0 (*frozen, per parameter) taking no gradient. */
+static int cost_graph(coster *c, const int64_t *binding, uint8_t **frozen)
+{
+    pmlc_program *P = c->P;
+    pmlc_graph *g = c->g;
+    if (bind_shapes(P, g, binding, &c->shape)) return 1;
+    size_t nn = (size_t)(g->nodes.n ? g->nodes.n : 1);
+    c->fwd = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
+    c->bwd_b = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
+    c->bwd_w = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
+    c->bytes = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
+    c->rg = pmlc_arena_alloc(&P->arena, nn);
+    c->act = pmlc_arena_alloc(&P->arena, nn);
+    mark_activations(c);
+    *frozen = pmlc_arena_alloc(&P->arena, (size_t)(g->params.n ? g->params.n : 1));
+    for (int p = 0; p < g->params.n; p++) (*frozen)[p] = g->params.v[p].frozen_from == 0;
+    cost_nodes(c, *frozen);
+    return 0;
 }
 
 static int is_source_free(const ir_node *n) { return n->op == OP_CONST || n->op == OP_ARANGE; }
@@ -293,26 +315,6 @@ static pmlc_stage_cost *recut_costs(pmlc_program *P, coster *c, int n_stages)
     return out;
 }
 
-static int check_param_stages(pmlc_program *P, pmlc_graph *g)
-{
-    int bad = 0;
-    for (int i = 0; i < g->nodes.n && !bad; i++) {
-        const ir_node *n = &g->nodes.v[i];
-        for (int k = 0; k < n->n_in; k++) {
-            const ir_node *src = &g->nodes.v[n->in[k]];
-            if (src->op != OP_PARAM || src->stage == n->stage) continue;
-            pmlc_error(DIAG, n->loc,
-                       "parameter '%s' lives on stage %d but is used here, on stage %d: a parameter "
-                       "belongs to one stage (weights tied across stages are not supported)",
-                       g->params.v[src->param].name, src->stage, n->stage);
-            pmlc_note(DIAG, src->loc, "the parameter is declared here");
-            bad = 1;
-            break;
-        }
-    }
-    return bad;
-}
-
 static const char *tensor_name(pmlc_program *P, const pmlc_graph *g, int n)
 {
     const ir_node *node = &g->nodes.v[n];
@@ -477,21 +479,12 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
     if (bind_symbols(P, pl, lenient)) return NULL;
 
     coster c = {P, g, NULL, pl->precision, 0, NULL, NULL, NULL, NULL, NULL, NULL};
-    if (bind_shapes(P, g, pl->binding, &c.shape)) return NULL;
+    uint8_t *frozen;
+    if (cost_graph(&c, pl->binding, &frozen)) return NULL;
     if (t && pmlc_train_check_rows(P, t, g, c.shape)) return NULL;
-    size_t nn = (size_t)(g->nodes.n ? g->nodes.n : 1);
-    c.fwd = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
-    c.bwd_b = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
-    c.bwd_w = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
-    c.bytes = pmlc_arena_alloc(&P->arena, sizeof(double) * nn);
-    c.rg = pmlc_arena_alloc(&P->arena, nn);
-    c.act = pmlc_arena_alloc(&P->arena, nn);
-    mark_activations(&c);
-    uint8_t *frozen = pmlc_arena_alloc(&P->arena, (size_t)(g->params.n ? g->params.n : 1));
-    for (int p = 0; p < g->params.n; p++) frozen[p] = g->params.v[p].frozen_from == 0;
-    cost_nodes(&c, frozen);
     if (g->auto_place && place_auto(P, &c)) return NULL;
-    if (check_param_stages(P, g)) return NULL;
+    /* Weights tied across stages: a copy on each reading stage, costed like the rest. */
+    if (pmlc_tie_params(P, g) && cost_graph(&c, pl->binding, &frozen)) return NULL;
 
     int S = pl->n_stages;
     pl->stages = pmlc_arena_alloc(&P->arena, sizeof(pmlc_stage_plan) * (size_t)S);
@@ -540,12 +533,13 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         st->param_bytes += prm->numel * 4; /* f32 masters, whatever the declared dtype (ir/precision.h) */
         int64_t opt = prm->frozen_from != 0 ? prm->numel * 4 * state : 0;
         st->opt_bytes += opt;
-        pl->total_params += prm->numel;
         if (prm->teacher) {
             st->teacher_params += prm->numel;
             st->teacher_opt_bytes += opt;
-            pl->teacher_params += prm->numel;
         }
+        if (prm->tie >= 0) continue; /* a copy of a weight tied across stages: its stage holds it, once in the model */
+        pl->total_params += prm->numel;
+        pl->teacher_params += prm->teacher ? prm->numel : 0;
         if (!st->layers.n || strcmp(st->layers.v[st->layers.n - 1], prm->layer))
             PMLC_PUSH(&P->arena, st->layers, prm->layer);
     }

@@ -184,6 +184,19 @@ static void print_evaluation(const pmlc_plan *pl, FILE *out)
     fputc('\n', out);
 }
 
+/* The copies stage s holds of weights tied across stages (plan/tie.h), after its layers. */
+static void print_ties(const pmlc_plan *pl, int s, FILE *out)
+{
+    const pmlc_graph *g = pl->g;
+    int any = 0;
+    for (int q = 0; q < g->params.n; q++) {
+        const ir_param *c = &g->params.v[q];
+        if (c->tie < 0 || g->nodes.v[c->node].stage != s) continue;
+        fprintf(out, "%s%s (stage %d's)", any++ ? ", " : "; tied: ", c->name,
+                g->nodes.v[g->params.v[c->tie].node].stage);
+    }
+}
+
 static void print_freezes(const pmlc_plan *pl, FILE *out)
 {
     const pmlc_train *t = pl->train;
@@ -259,6 +272,7 @@ void pmlc_plan_print_text(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         fputs("  layers         ", out);
         if (!st->layers.n) fputs("(no parameters)", out);
         for (int i = 0; i < st->layers.n; i++) fprintf(out, "%s%s", i ? ", " : "", st->layers.v[i]);
+        print_ties(pl, s, out);
         fprintf(out, "\n  parameters     %s (%s), optimizer state %s\n", fmt_count(st->params, a, sizeof a),
                 pmlc_fmt_bytes(st->param_bytes, b, sizeof b), pmlc_fmt_bytes(st->opt_bytes, c, sizeof c));
         fprintf(out, "  flops/mb       forward %s, backward %s (input %s, weight %s)\n",
@@ -497,21 +511,30 @@ void pmlc_plan_print_json(const pmlc_program *P, const pmlc_plan *pl, FILE *out)
         fprintf(out, "]}%s\n", s + 1 < pl->n_stages ? "," : "");
     }
     fputs("  ],\n  \"parameters\": [\n", out);
-    for (int p = 0; p < g->params.n; p++) {
+    int n_roots = 0;
+    for (int p = 0; p < g->params.n; p++) n_roots += g->params.v[p].tie < 0;
+    for (int p = 0, listed = 0; p < g->params.n; p++) {
         const ir_param *prm = &g->params.v[p];
+        if (prm->tie >= 0) continue; /* a tied weight's copy: its root lists its stage */
+        listed++;
         fputs("    {\"name\": ", out);
         json_str(out, prm->name);
         fputs(", \"layer\": ", out);
         json_str(out, prm->layer);
         fprintf(out, ", \"dtype\": \"%s\", \"shape\": [", pmlc_dtype_name(prm->dtype));
         for (int k = 0; k < prm->rank; k++) fprintf(out, "%s%" PRId64, k ? ", " : "", prm->dims[k]);
-        fprintf(out, "], \"numel\": %" PRId64 ", \"stage\": %d, \"init\": ", prm->numel, g->nodes.v[prm->node].stage);
+        fprintf(out, "], \"numel\": %" PRId64 ", \"stage\": %d, \"tied_stages\": [", prm->numel,
+                g->nodes.v[prm->node].stage);
+        for (int q = 0, copies = 0; q < g->params.n; q++)
+            if (g->params.v[q].tie == p)
+                fprintf(out, "%s%d", copies++ ? ", " : "", g->nodes.v[g->params.v[q].node].stage);
+        fputs("], \"init\": ", out);
         json_str(out, init_str(prm, buf, sizeof buf));
         if (prm->frozen_from >= 0)
             fprintf(out, ", \"frozen_from_step\": %d", prm->frozen_from);
         else
             fputs(", \"frozen_from_step\": null", out);
-        fprintf(out, ", \"teacher\": %s}%s\n", prm->teacher ? "true" : "false", p + 1 < g->params.n ? "," : "");
+        fprintf(out, ", \"teacher\": %s}%s\n", prm->teacher ? "true" : "false", listed < n_roots ? "," : "");
     }
     fputs("  ],\n  \"phases\": [", out);
     for (int i = 0; i < pl->phases.n; i++) {

@@ -217,7 +217,7 @@ int pmlc_plan_serialize(pmlc_program *P, const pmlc_plan *pl, const pmlc_plan_gp
             i32(&parms, prm->teacher ? 1
                         : prm->apart ? 2
                                      : 0);
-        f64(&parms, prm->init_a), f64(&parms, prm->init_b), i64(&parms, prm->frozen_from);
+        f64(&parms, prm->init_a), f64(&parms, prm->init_b), i64(&parms, prm->frozen_from), i32(&parms, prm->tie);
     }
     u32(&inpt, (uint32_t)g->inputs.n);
     for (int k = 0; k < g->inputs.n; k++) i32(&inpt, str(&st, g->inputs.v[k].name)), i32(&inpt, g->inputs.v[k].node);

@@ -144,6 +144,7 @@ static int exec_param(E_t *E, pmlc_frame *F, const ast *st)
     p.layer = F->is_model ? p.name : F->scope->layer;
     p.loc = st->loc;
     p.frozen_from = -1;
+    p.tie = -1;
     int32_t t = pmlc_emit_source(E, OP_PARAM, p.dtype, &sh, 0, st->loc);
     if (t < 0) return 1;
     p.node = t;

@@ -64,6 +64,7 @@ enum { FILE_MODEL, FILE_OPTIMIZER, FILE_TEACHER, FILE_APART };
 
 static int in_file(const pml_plan_param *prm, int file)
 {
+    if (prm->tie >= 0) return 0; /* a tied weight's copy: the file holds its root, under the same name */
     if (file == FILE_TEACHER) return prm->teacher;
     if (file == FILE_APART) return prm->apart;
     return !prm->teacher && (file == FILE_OPTIMIZER || !prm->apart);
@@ -221,11 +222,18 @@ static pml_status open_checked(const pml_plan *plan, pml_pipeline *p, const char
     return st;
 }
 
-static void copy_in(pml_pipeline *p, const pml_sts *f, const want_list *l)
+/* The tensors into the pipeline: each parameter's, and its tied copies' (plan.h's tie). */
+static void copy_in(const pml_plan *plan, pml_pipeline *p, const pml_sts *f, const want_list *l)
 {
     for (int i = 0; i < l->n; i++) {
         const pml_st_tensor *t = pml_sts_find(f, l->w[i].name);
         memcpy(want_data(p, &l->w[i]), t->data, t->nbytes);
+        for (int q = 0; q < plan->n_params; q++) {
+            if (plan->params[q].tie != l->w[i].param) continue;
+            want copy = {l->w[i].name, q, l->w[i].which};
+            void *dst = want_data(p, &copy);
+            if (dst) memcpy(dst, t->data, t->nbytes);
+        }
     }
 }
 
@@ -1029,9 +1037,9 @@ static pml_status restore(const pml_plan *plan, pml_pipeline *p, const char *dir
     if (!st) {
         if (scale > 0) pml_pipeline_set_loss_scale(p, scale, good, NULL); /* checked above */
         pml_ckpt_freeze_read(plan, p, freeze, tpath, info.freeze_afresh, 1, err); /* checked above */
-        copy_in(p, mf, &ml);
-        copy_in(p, of, &ol);
-        if (af) copy_in(p, af, &al);
+        copy_in(plan, p, mf, &ml);
+        copy_in(plan, p, of, &ol);
+        if (af) copy_in(plan, p, af, &al);
         pml_pipeline_set_step(p, info.step);
     }
     pml_sts_close(mf);
@@ -1060,7 +1068,7 @@ static pml_status load_file(const pml_plan *plan, pml_pipeline *p, const char *p
     pml_sts *f = NULL;
     want_list l = {0};
     pml_status st = open_checked(plan, p, path, file, 0, &f, &l, err);
-    if (!st) copy_in(p, f, &l);
+    if (!st) copy_in(plan, p, f, &l);
     pml_sts_close(f);
     wants_free(&l);
     return st;

@@ -400,7 +400,7 @@ static pml_status cpu_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *e
     double inv_m = 1.0 / (double)p->M, sq = 0;
     for (int k = 0; k < st->n_params; k++) {
         int q = st->params[k];
-        if (!p->acc[q] || frozen_now(p, q)) continue;
+        if (!p->acc[q] || frozen_now(p, q) || pl->params[q].tie >= 0) continue; /* a tied copy: its root counts */
         sq += pml_optim_sum_squares(p->acc[q], (size_t)pl->nodes[pl->params[q].node].numel);
     }
     *out = sq * (inv_m * inv_m);

@@ -103,6 +103,7 @@ struct pml_pipeline {
     int scaling;
     double scale;
     int64_t scale_good;
+    int ties; /* the plan has weights tied across stages (plan.h's tie): add_ties before the norm */
 };
 
 /* Whether this process runs model stage (chunk) s: whether it runs s's device. */
@@ -145,6 +146,14 @@ static const char *chunked_name(const pml_plan *plan)
                                                                   : "interleaved_1f1b";
 }
 
+/* The name of the plan's first weight tied across stages, for messages. */
+static const char *first_tied(const pml_plan *plan)
+{
+    for (int q = 0; q < plan->n_params; q++)
+        if (plan->params[q].tie >= 0) return plan->params[q].name;
+    return "?";
+}
+
 pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err)
 {
     *out = NULL;
@@ -181,6 +190,13 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                          "this plan runs %lld model chunks on each stage (schedule = %s), which the %s backend does "
                          "not run yet: train it with --backend cpu, or drop chunks",
                          (long long)plan->conf.chunks, chunked_name(plan), ops->name ? ops->name : "?");
+    for (int q = 0; q < plan->n_params; q++) p->ties |= plan->params[q].tie >= 0;
+    if (!st && p->ties && ops->device != PML_DEVICE_HOST)
+        st = pml_err_set(err, PML_ERR_UNSUPPORTED,
+                         "this plan ties a weight across stages (parameter '%s' is read on more than one stage), "
+                         "which the %s backend does not run yet (their gradients are summed in host memory): use "
+                         "--backend cpu, or read the weight on one stage",
+                         first_tied(plan), ops->name ? ops->name : "?");
     if (d && !st) p->w_first = d->first, p->w_last = d->last;
     p->mb_lo = 0;
     p->mb_hi = p->M;
@@ -364,43 +380,61 @@ static void gate_give(pml_pipeline *p)
     pthread_mutex_unlock(&p->core_mu);
 }
 
-/* Adds this stage's squared gradient norm and loss, and waits for every stage's. With
- * ranks, the last of this process's stages to arrive sums the process's totals over
- * every rank (outside the lock: it waits for other processes) before it releases the
- * others, which is also how the loss and the stop requests (opts.stop) reach every
- * rank. */
-static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *total, double *loss_total,
-                            pml_err *err)
+/* Waits for every device thread of this process; the last to arrive runs fn before it
+ * releases the others, which then all go on (or all fail, when fn failed or a stage
+ * aborted the step). */
+static pml_status barrier_run(pml_pipeline *p, pml_status (*fn)(pml_pipeline *, pml_err *), pml_err *err)
 {
     pthread_mutex_lock(&p->mu);
-    p->sq_total += sq;
-    p->loss_total += loss;
     int gen = p->generation;
     pml_status st = PML_OK;
     if (++p->arrived == p->w_last - p->w_first) {
-        if (p->opts.dist) {
-            double x[3] = {p->sq_total, p->loss_total, p->opts.stop && atomic_load(p->opts.stop) ? 1 : 0};
-            pthread_mutex_unlock(&p->mu);
-            st = p->opts.dist->sum(p->opts.dist, x, 3, err);
-            pthread_mutex_lock(&p->mu);
-            p->sq_total = x[0];
-            p->loss_total = x[1];
-            p->stop_asked = !st && x[2] > 0;
-        }
+        pthread_mutex_unlock(&p->mu); /* fn may wait for other ranks */
+        st = fn(p, err);
+        pthread_mutex_lock(&p->mu);
         p->arrived = 0;
         if (st)
-            p->aborted = 1; /* the others must not update with a partial norm */
+            p->aborted = 1;
         else
             p->generation++;
         pthread_cond_broadcast(&p->cv);
     }
     while (gen == p->generation && !p->aborted) pthread_cond_wait(&p->cv, &p->mu);
-    *total = p->sq_total;
-    *loss_total = p->loss_total;
     int aborted = p->aborted && gen == p->generation;
     pthread_mutex_unlock(&p->mu);
     if (st) return st;
     return aborted ? pml_err_set(err, PML_ERR_INTERNAL, "stopped: another stage failed") : PML_OK;
+}
+
+/* With ranks: the process's norm and loss totals, and its stop requests, summed over
+ * every rank (sync_norm's barrier function). */
+static pml_status sum_norm_over_ranks(pml_pipeline *p, pml_err *err)
+{
+    if (!p->opts.dist) return PML_OK;
+    double x[3] = {p->sq_total, p->loss_total, p->opts.stop && atomic_load(p->opts.stop) ? 1 : 0};
+    pml_status st = p->opts.dist->sum(p->opts.dist, x, 3, err);
+    p->sq_total = x[0];
+    p->loss_total = x[1];
+    p->stop_asked = !st && x[2] > 0;
+    return st; /* failed: the others must not update with a partial norm (barrier_run aborts) */
+}
+
+/* Adds this stage's squared gradient norm and loss, and waits for every stage's. With
+ * ranks, the last of this process's stages to arrive sums the process's totals over
+ * every rank before it releases the others, which is also how the loss and the stop
+ * requests (opts.stop) reach every rank. */
+static pml_status sync_norm(pml_pipeline *p, double sq, double loss, double *total, double *loss_total, pml_err *err)
+{
+    pthread_mutex_lock(&p->mu);
+    p->sq_total += sq;
+    p->loss_total += loss;
+    pthread_mutex_unlock(&p->mu);
+    pml_status st = barrier_run(p, sum_norm_over_ranks, err);
+    pthread_mutex_lock(&p->mu);
+    *total = p->sq_total;
+    *loss_total = p->loss_total;
+    pthread_mutex_unlock(&p->mu);
+    return st;
 }
 
 /* Stage s's gradient sums (backend_ops.h's grads) into *bufs: `stack` (room for 64)
@@ -417,6 +451,91 @@ static pml_status list_grads(pml_pipeline *p, int s, pml_backend_buf *stack, pml
         }
         st = pml_backend_grads(&p->be, s, *bufs, *n, n, err);
     }
+    return st;
+}
+
+/* g[q] (len[q] floats): the gradient sums of this process's stages, by parameter; NULL
+ * for a parameter of another rank's stage or one not trained at this step. */
+static pml_status own_grads(pml_pipeline *p, float **g, size_t *len, pml_err *err)
+{
+    pml_status st = PML_OK;
+    for (int s = 0; s < p->S && !st; s++) {
+        if (!owns(p, s)) continue;
+        pml_backend_buf stack[64], *bufs;
+        int n = 0;
+        st = list_grads(p, s, stack, &bufs, &n, err);
+        for (int i = 0; i < n && !st; i++) {
+            if (bufs[i].device != PML_DEVICE_HOST)
+                st = pml_err_set(err, PML_ERR_UNSUPPORTED, "tied weights sum gradients in host memory only");
+            g[bufs[i].param] = bufs[i].data;
+            len[bufs[i].param] = bufs[i].bytes / sizeof(float);
+        }
+        if (bufs != stack) free(bufs);
+    }
+    return st;
+}
+
+/* Weights tied across stages (plan.h's tie): each copy's gradient sum and its root's
+ * are added in stage order into the first stage's, and that sum goes to every one of
+ * them, so the one update the copies then make keeps their bits equal. With ranks, a
+ * replica's sums meet at the rank of its first stage holding the weight (dist->move,
+ * which every rank calls in the same order); one process adds in place. Runs once per
+ * process, from the barrier's last thread, before any stage reads its norm. */
+static pml_status add_ties(pml_pipeline *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    pml_dist *d = p->opts.dist;
+    int np = pl->n_params, replicas = d ? d->replicas : 1;
+    float **g = calloc((size_t)np + 1, sizeof *g), *tmp = NULL;
+    size_t *len = calloc((size_t)np + 1, sizeof *len), most = 0;
+    int *member = malloc(sizeof *member * ((size_t)np + 1));
+    for (int q = 0; q < np; q++) {
+        size_t n = (size_t)pl->nodes[pl->params[q].node].numel;
+        most = pl->params[q].tie >= 0 && n > most ? n : most;
+    }
+    if (!g || !len || !member || (d && !(tmp = malloc(sizeof(float) * most + 1)))) {
+        free(g), free(len), free(member);
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the tied weights' gradients");
+    }
+    pml_status st = own_grads(p, g, len, err);
+#define STAGE_OF(q) (pl->nodes[pl->params[q].node].stage)
+    for (int r = 0; r < np && !st; r++) {
+        int n = 0;
+        for (int q = 0; q < np; q++)
+            if (q == r || pl->params[q].tie == r) member[n++] = q;
+        int frozen = 0; /* the whole weight is, on every rank alike (its copies share its freezes) */
+        for (int i = 0; i < n; i++) frozen |= owns(p, STAGE_OF(member[i])) && !g[member[i]];
+        if (n < 2 || pl->params[r].tie >= 0 || frozen) continue;
+        for (int i = 1; i < n; i++) /* stage order */
+            for (int j = i; j > 0 && STAGE_OF(member[j]) < STAGE_OF(member[j - 1]); j--) {
+                int t = member[j];
+                member[j] = member[j - 1], member[j - 1] = t;
+            }
+        float *sum = g[member[0]];
+        size_t count = (size_t)pl->nodes[pl->params[r].node].numel, bytes = count * sizeof(float);
+        for (int rep = 0; rep < replicas && !st; rep++) {
+            int home = d ? pml_dist_owner(d, rep, STAGE_OF(member[0])) : 0, here = d ? d->rank : 0;
+            for (int i = 1; i < n && !st; i++) { /* every copy's sums to the first stage's, added in order */
+                int m = member[i], from = d ? pml_dist_owner(d, rep, STAGE_OF(m)) : 0;
+                const float *add = g[m];
+                if (from != home) {
+                    st = d->move(d, from, home, here == from ? (void *)g[m] : (void *)tmp, bytes, err);
+                    add = tmp;
+                }
+                if (!st && here == home && sum && add)
+                    for (size_t k = 0; k < count; k++) sum[k] += add[k];
+            }
+            for (int i = 1; i < n && !st; i++) { /* and the total back to each */
+                int m = member[i], to = d ? pml_dist_owner(d, rep, STAGE_OF(m)) : 0;
+                if (to != home)
+                    st = d->move(d, home, to, here == home ? (void *)sum : (void *)g[m], bytes, err);
+                else if (here == home && sum && g[m])
+                    memcpy(g[m], sum, bytes);
+            }
+        }
+    }
+#undef STAGE_OF
+    free(g), free(len), free(member), free(tmp);
     return st;
 }
 
@@ -438,7 +557,8 @@ static pml_status sum_replicas(pml_pipeline *p, int s, double *sq, pml_err *err)
         len[i] = bufs[i].bytes / sizeof(float);
     }
     if (!st) st = p->opts.dist->sum_replicas(p->opts.dist, s, x, len, n, err);
-    for (int i = 0; i < n && !st; i++) total += pml_optim_sum_squares(x[i], len[i]);
+    for (int i = 0; i < n && !st; i++) /* a tied weight's copy: its root counts (cpu_grad_sq's rule) */
+        total += p->plan->params[bufs[i].param].tie >= 0 ? 0 : pml_optim_sum_squares(x[i], len[i]);
     free(x);
     free(len);
     if (bufs != stack) free(bufs);
@@ -509,6 +629,16 @@ static pml_status stage_update(pml_pipeline *p, int dev, pml_err *err)
         own += p->stages[chunk[k]].loss;
     }
     gate_give(p);
+    if (!status && p->ties) { /* the copies' sums are added first: the norm is of the totals */
+        status = barrier_run(p, add_ties, err);
+        sq = 0;
+        gate_take(p);
+        for (int k = 0; k < n && !status; k++) {
+            status = pml_backend_grad_sq(&p->be, chunk[k], &sq_c[k], err);
+            sq += status ? 0 : sq_c[k];
+        }
+        gate_give(p);
+    }
     if (d && d->replicas > 1) { /* each chunk's sums, in chunk order as on every replica */
         sq = 0;
         for (int k = 0; k < n && !status; k++) {

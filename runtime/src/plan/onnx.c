@@ -668,10 +668,15 @@ static pml_status graph(onnx_writer *w, const float *const *params, const unsign
         w->name[i] = strdup(pl->input_names[k]);
         value_info(w, GRAPH_INPUT, pl->input_names[k], onnx_type(pl->nodes[i].dtype), &pl->nodes[i]);
     }
-    for (int q = 0; q < pl->n_params; q++) {
-        int i = pl->params[q].node;
+    for (int k = 0; k < 2 * pl->n_params; k++) { /* the parameters, then tied weights' copies */
+        int q = k % pl->n_params, i = pl->params[q].node, root = pl->params[q].tie;
         const pml_plan_node *n = &pl->nodes[i];
-        if (!need[i]) continue;
+        if (!need[i] || (root >= 0) != (k >= pl->n_params)) continue;
+        if (root >= 0 && w->name[pl->params[root].node]) { /* one initializer, the root's, for every stage's reads */
+            if (!(w->name[i] = strdup(w->name[pl->params[root].node])))
+                return pml_err_set(w->err, PML_ERR_NOMEM, "out of memory");
+            continue;
+        }
         if (w->q8 && w->q8[q]) { /* int8 [out, in] and its scales [out] */
             char scale[1100];
             snprintf(scale, sizeof scale, "%s.scale", pl->params[q].name);

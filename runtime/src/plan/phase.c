@@ -153,7 +153,7 @@ pml_status pml_phase_auto(pml_phase *ph, const pml_plan *pl, int64_t step, pml_e
     memset(trained, 0, (size_t)L);
     for (int l = 0; l < L; l++) ph->now[l] = 0;
     for (int q = 0; q < pl->n_params; q++) {
-        if (ph->frozen[q] || pl->params[q].grad < 0) continue;
+        if (ph->frozen[q] || pl->params[q].grad < 0 || pl->params[q].tie >= 0) continue; /* a tied copy: counted once */
         trained[ph->layer[q]] = 1;
         ph->now[ph->layer[q]] += ph->sq[q];
     }

@@ -55,6 +55,8 @@ typedef struct pml_plan_param {
     int32_t teacher;     /* 1: a distillation teacher's (conf.teacher_path): loaded, never trained or saved */
     int32_t apart;       /* 1: trained, but saved apart from the model file (checkpoint.h): a distillation's
                           * match projection; PARM's teacher field 2 */
+    int32_t tie;         /* a weight tied across stages: the parameter this is a copy of (its root, of
+                          * the same name, on another stage), kept equal to it; -1: none (PARM, version 16) */
 } pml_plan_param;
 
 /* A timetable instruction's kind, in the plan file's numbering. */
@@ -177,6 +179,15 @@ void pml_plan_free(pml_plan *p);
 /* Another hold on `p` (a session or inference handle made from it: pml.h's lifetimes),
  * released by pml_plan_free. Immutable as the plan is otherwise, so const. Any thread. */
 void pml_plan_hold(const pml_plan *p);
+
+/* The model's own parameters, params[0, n): the tied weights' copies (tie >= 0), which
+ * the reader requires to come last, are not counted. What the public API and files see. */
+static inline int pml_plan_model_params(const pml_plan *p)
+{
+    int n = p->n_params;
+    while (n > 0 && p->params[n - 1].tie >= 0) n--;
+    return n;
+}
 
 /* The plan's stage devices: its stages without chunks, each device running conf.chunks
  * of them with (the timetable's lists, also when the plan has no timetable). What ranks

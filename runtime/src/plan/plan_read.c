@@ -229,9 +229,26 @@ static int node_ok(const pml_plan *pl, int32_t n, int may_be_none)
     return (n == -1 && may_be_none) || (n >= 0 && n < pl->n_nodes);
 }
 
-static void read_params(rd *r, pml_plan *pl, owner *o)
+/* A tied weight's copy (plan_format.h's PARM, version 16 on) against its root: a
+ * parameter that is no copy itself, on another stage, of the same shape, initializer,
+ * freeze and kind, and of the same name, which is how files and callers reach both. */
+static int tie_ok(const pml_plan *pl, const pml_plan_param *p, int self)
 {
-    uint32_t c = count(r, 48, "parameters");
+    if (p->tie == -1) return 1;
+    if (p->tie < 0 || p->tie >= pl->n_params || p->tie == self) return 0;
+    const pml_plan_param *r = &pl->params[p->tie];
+    const pml_plan_node *a = &pl->nodes[p->node], *b = &pl->nodes[r->node];
+    if (r->tie != -1 || a->stage == b->stage || a->rank != b->rank || a->dtype != b->dtype) return 0;
+    for (int k = 0; k < a->rank; k++)
+        if (a->dims[k] != b->dims[k]) return 0;
+    return !strcmp(p->name, r->name) && p->init == r->init && p->init_a == r->init_a && p->init_b == r->init_b &&
+           p->frozen_from == r->frozen_from && p->teacher == r->teacher && p->apart == r->apart &&
+           (p->grad == -1) == (r->grad == -1);
+}
+
+static void read_params(rd *r, pml_plan *pl, owner *o, uint32_t version)
+{
+    uint32_t c = count(r, version >= 16 ? 52 : 48, "parameters");
     pl->params = own(o, sizeof(pml_plan_param) * c);
     pl->n_params = (int)c;
     int teachers = 0;
@@ -247,6 +264,7 @@ static void read_params(rd *r, pml_plan *pl, owner *o)
         p->init_a = f64(r);
         p->init_b = f64(r);
         p->frozen_from = i64(r);
+        p->tie = version >= 16 ? i32(r) : -1;
         if (r->bad) return;
         p->name = string_at(r, pl, name, 0);
         p->layer = string_at(r, pl, layer, 0);
@@ -267,6 +285,11 @@ static void read_params(rd *r, pml_plan *pl, owner *o)
     }
     if (!r->bad && pl->conf.teacher_path != -1 && !teachers)
         fail(r, PML_ERR_FORMAT, "the plan names a teacher file but has no teacher parameter");
+    for (uint32_t i = 0; i < c && !r->bad; i++)
+        if (!tie_ok(pl, &pl->params[i], (int)i))
+            fail(r, PML_ERR_FORMAT, "a tied parameter's copy does not match its root (name, shape, stage or training)");
+        else if (i > 0 && pl->params[i - 1].tie >= 0 && pl->params[i].tie < 0)
+            fail(r, PML_ERR_FORMAT, "a tied parameter's copy comes before a parameter that is none");
 }
 
 static void read_inputs(rd *r, pml_plan *pl, owner *o)
@@ -577,7 +600,7 @@ pml_status pml_plan_read(const void *bytes, size_t len, const char *name, pml_pl
             read_nodes(&sub, pl, &o);
             break;
         case 3:
-            read_params(&sub, pl, &o);
+            read_params(&sub, pl, &o, version);
             break;
         case 4:
             read_inputs(&sub, pl, &o);

@@ -51,6 +51,12 @@ void pml_quant_linear_weights(const pml_plan *plan, uint8_t *is_linear)
             if (plan->params[q].node == b->in[0] && plan->nodes[b->in[0]].rank == 2 && !plan->params[q].teacher)
                 is_linear[q] = 1;
     }
+    /* A weight tied across stages is one tensor in the files: linear only when every
+     * stage reads it as one (an output projection tied to an embedding's gather is not). */
+    for (int q = 0; q < plan->n_params; q++)
+        if (plan->params[q].tie >= 0 && !is_linear[q]) is_linear[plan->params[q].tie] = 0;
+    for (int q = 0; q < plan->n_params; q++)
+        if (plan->params[q].tie >= 0) is_linear[q] = is_linear[plan->params[q].tie];
 }
 
 int pml_quant_is_quantized(const char *path)

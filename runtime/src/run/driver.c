@@ -236,7 +236,7 @@ static pml_status recut(run *r, int64_t step, int64_t steps, pml_err *err)
     event(r, &ev);
     if (r->metrics) {
         log_line(r, "{\"recut_at_step\": %lld, \"param_stages\": {", (long long)step);
-        for (int q = 0; q < np->n_params; q++)
+        for (int q = 0; q < pml_plan_model_params(np); q++) /* a tied weight: its first stage */
             log_line(r, "%s\"%s\": %d", q ? ", " : "", np->params[q].name, (int)np->nodes[np->params[q].node].stage);
         log_line(r, "}}\n");
     }

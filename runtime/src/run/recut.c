@@ -15,20 +15,25 @@ int pml_run_recut_due(const pml_run_phases *ph, const pml_plan *pl, int64_t step
     return 0;
 }
 
-/* Weights, and the optimizer state the new plan keeps, from `from` into `to`. */
+/* Weights, and the optimizer state the new plan keeps, from `from` into `to`. The
+ * model's parameters are the same in both plans; the copies of weights tied across
+ * stages (plan.h) may not be, as the cut moved: each of `b`'s takes its root's. */
 static pml_status move_state(const pml_plan *a, pml_pipeline *from, const pml_plan *b, pml_pipeline *to, pml_err *err)
 {
-    if (a->n_params != b->n_params) return pml_err_set(err, PML_ERR_INVALID_ARG, "the phase's plan has other parameters");
-    for (int q = 0; q < a->n_params; q++) {
+    int na = pml_plan_model_params(a);
+    if (na != pml_plan_model_params(b))
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "the phase's plan has other parameters");
+    for (int k = 0; k < b->n_params; k++) {
+        int q = b->params[k].tie >= 0 ? b->params[k].tie : k; /* a's index: the same for the model's own */
         int64_t numel = a->nodes[a->params[q].node].numel;
-        if (strcmp(a->params[q].name, b->params[q].name) || numel != b->nodes[b->params[q].node].numel)
+        if (strcmp(a->params[q].name, b->params[k].name) || numel != b->nodes[b->params[k].node].numel)
             return pml_err_set(err, PML_ERR_INVALID_ARG, "the phase's plan has other parameters");
-        if (b->params[q].teacher) continue; /* loaded from the teacher's file by the new pipeline */
-        float *src = pml_pipeline_param(from, q), *dst = pml_pipeline_param(to, q);
+        if (b->params[k].teacher) continue; /* loaded from the teacher's file by the new pipeline */
+        float *src = pml_pipeline_param(from, q), *dst = pml_pipeline_param(to, k);
         if (!src || !dst) return pml_err_set(err, PML_ERR_INTERNAL, "cannot reach the weights");
         memcpy(dst, src, sizeof(float) * (size_t)numel);
-        for (int k = 0; k < 2; k++) {
-            float *d = pml_pipeline_optim_state(to, q, k), *s = d ? pml_pipeline_optim_state(from, q, k) : NULL;
+        for (int w = 0; w < 2; w++) {
+            float *d = pml_pipeline_optim_state(to, k, w), *s = d ? pml_pipeline_optim_state(from, q, w) : NULL;
             if (d && !s) return pml_err_set(err, PML_ERR_INVALID_ARG, "the phase trains a parameter the run did not");
             if (d) memcpy(d, s, sizeof(float) * (size_t)numel);
         }
@@ -66,7 +71,7 @@ void pml_run_recut_describe(const pml_plan *pl, char *out, size_t cap)
     for (int s = 0; s < (int)pl->conf.stages && at < cap; s++) {
         const char *lo = NULL, *hi = NULL;
         for (int q = 0; q < pl->n_params; q++) {
-            if (pl->nodes[pl->params[q].node].stage != s || pl->params[q].teacher) continue;
+            if (pl->nodes[pl->params[q].node].stage != s || pl->params[q].teacher || pl->params[q].tie >= 0) continue;
             if (!lo) lo = pl->params[q].layer;
             hi = pl->params[q].layer;
         }

@@ -33,6 +33,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+import tied_gpt  # noqa: E402
 from npy_files import write_npy  # noqa: E402
 
 pmlc, here, ort_python, behaviour = sys.argv[1:5]
@@ -163,6 +164,14 @@ with tempfile.TemporaryDirectory() as work:
             x = os.path.join(work, f"{name}.x.npy")
             rows(x, 37 if features else 11, features)
             cases[name] = (os.path.join(ROOT, "examples", f"{name}.pml"), [], x)
+        # The GPT example with its output projection tied to the token table across its
+        # four stages: one initializer serves both reads.
+        tied = os.path.join(work, "tied_gpt.pml")
+        with open(os.path.join(ROOT, "examples", "gpt.pml")) as f:
+            src = f.read()
+        with open(tied, "w") as f:
+            f.write(tied_gpt.tie(src))
+        cases["tied_gpt"] = (tied, [], cases["gpt"][2])
         compare(work, cases)
     elif behaviour == "stdlib":
         need_ort()

@@ -17,6 +17,9 @@
  * 16 micro-batches, at least one per chunk) gives the 1-stage, 1-micro-batch weights
  * likewise (its backwards whole, and split for the last ones).
  *
+ * With the argument `tied`: a weight tied across stages keeps its copies equal, and a
+ * backend outside host memory is refused (tied(), below).
+ *
  * With the argument `fused`: running the plan's fused element-wise kernels as tiled
  * groups trains like running every node on its own (opts.unfused), on every stage
  * count and schedule, to 1e-6 (the same scalar expression per element; only the
@@ -27,6 +30,7 @@
 #include <string.h>
 
 #include "../../core/check.h"
+#include "cpu/stage.h"
 #include "plan/plan.h"
 #include "pmlc.h"
 #include "train_weights.h"
@@ -169,8 +173,75 @@ static int dualpipev(void)
     return check_summary("DualPipeV invariance");
 }
 
+/* `tied`: a weight read on two stages (the first's gather, the last's product) keeps its
+ * copies equal to the bit over 10 steps of a 4-stage pipeline with SGD and momentum,
+ * and a backend whose memory is not the host's is refused at create, naming the weight,
+ * before it is made (the tied gradients are summed in host memory). */
+static void create_refused_by_a_device_backend(const pml_plan *pl, pml_feed *feed)
+{
+    pml_backend_ops device_ops = pml_cpu_backend_ops;
+    device_ops.device = PML_DEVICE_CUDA;
+    device_ops.name = "device";
+    pml_pipeline_opts o = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed, .backend = &device_ops};
+    pml_pipeline *pipe = NULL;
+    pml_err err = {0};
+    pml_status st = pml_pipeline_create(pl, &o, &pipe, &err);
+    CHECK(st == PML_ERR_UNSUPPORTED && !pipe && strstr(err.msg, "'emb'") && strstr(err.msg, "device backend"));
+    if (st != PML_ERR_UNSUPPORTED) fprintf(stderr, "tied, device backend: %s\n", err.msg);
+    pml_pipeline_destroy(pipe);
+}
+
+static int tied(void)
+{
+    static const char text[] = "import \"nn\"\n"
+                               "model m(idx: i32[B, T]) -> f32[B, T, 8] {\n"
+                               "    place = auto(stages = 4)\n"
+                               "    param emb: [8, 16] = normal(0.1)\n"
+                               "    h = gather(emb, idx)\n"
+                               "    h = tanh(linear(h, 16) as l0)\n"
+                               "    h = tanh(linear(h, 16) as l1)\n"
+                               "    h = tanh(linear(h, 16) as l2)\n"
+                               "    return h @ transpose(emb)\n"
+                               "}\n"
+                               "train m {\n"
+                               "    data = markov(vocab = 8, order = 1, seed = 2)\n"
+                               "    loss = cross_entropy\n"
+                               "    optimizer = sgd(lr = 0.1, momentum = 0.9)\n"
+                               "    batch = 8, microbatches = 4, T = 4\n"
+                               "}\n";
+    pml_err err = {0};
+    pml_feed *feed = NULL;
+    pml_pipeline *pipe = NULL;
+    pml_plan *pl = test_compile_plan("tied.pml", text, NULL, &err);
+    CHECK(pl && !pml_feed_create(pl, &feed, &err));
+    if (!pl || !feed) {
+        fprintf(stderr, "tied: %s\n", err.msg);
+        return check_summary("tied weights");
+    }
+    int copy = pl->n_params - 1, root = pl->params[copy].tie;
+    CHECK(root == 0 && !strcmp(pl->params[root].name, "emb") && pml_plan_model_params(pl) == pl->n_params - 1);
+    pml_pipeline_opts o = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed};
+    CHECK(!pml_pipeline_create(pl, &o, &pipe, &err));
+    size_t bytes = sizeof(float) * (size_t)pl->nodes[pl->params[root].node].numel;
+    float *init = malloc(bytes), *now = malloc(bytes);
+    if (pipe && root == 0 && init && now) {
+        memcpy(init, pml_pipeline_param(pipe, root), bytes);
+        for (int k = 0; k < 10; k++) CHECK(!pml_pipeline_step(pipe, NULL, &err));
+        memcpy(now, pml_pipeline_param(pipe, root), bytes);
+        float *c = pml_pipeline_param(pipe, copy);
+        CHECK(c && !memcmp(now, c, bytes) && memcmp(now, init, bytes)); /* trained, and equal */
+    }
+    free(init), free(now);
+    pml_pipeline_destroy(pipe);
+    create_refused_by_a_device_backend(pl, feed);
+    pml_feed_destroy(feed);
+    pml_plan_free(pl);
+    return check_summary("tied weights");
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "tied") == 0) return tied();
     if (argc > 1 && strcmp(argv[1], "dualpipev") == 0) return dualpipev();
     if (argc > 1 && strcmp(argv[1], "zbv") == 0) return zbv();
     if (argc > 1 && strcmp(argv[1], "fused") == 0) return fused_like_unfused();

@@ -115,10 +115,21 @@ static void inconsistent_kernels_are_refused(const unsigned char *bytes, size_t 
 /* A version-9 plan file (a MEMO section, the compiler's memory layout, before CUBN)
  * still reads, its MEMO skipped: the same plan as the current file's. Older versions
  * are refused naming the versions read, and a version-9 file without MEMO is refused. */
+/* A PARM payload without version 16's tie fields (each parameter's last 4 of 52 bytes)
+ * into `out`; returns its length. */
+static size_t parm_without_ties(const unsigned char *parm, unsigned char *out)
+{
+    uint32_t count;
+    memcpy(&count, parm, 4), memcpy(out, parm, 4);
+    for (uint32_t i = 0; i < count; i++) memcpy(out + 4 + (size_t)i * 48, parm + 4 + (size_t)i * 52, 48);
+    return 4 + (size_t)count * 48;
+}
+
 /* `bytes` without its DEVS section (the device map, version 15 on), the header's
- * section count one less: the sections a version 13 or 14 file has. Returns the new
- * length; `out` has room for len bytes. */
-static size_t without_devs(const unsigned char *bytes, size_t len, unsigned char *out)
+ * section count one less, and without PARM's tie fields (version 16 on): the sections
+ * a version 13 or 14 file has (`devs_too` 0: only the ties go, as version 15 wrote it). Returns the new length;
+ * `out` has room for len bytes. */
+static size_t without_devs_ties(const unsigned char *bytes, size_t len, unsigned char *out, int devs_too)
 {
     size_t at = 16, o = 16;
     uint32_t sections;
@@ -128,14 +139,24 @@ static size_t without_devs(const unsigned char *bytes, size_t len, unsigned char
         uint64_t n;
         memcpy(&t, bytes + at, 4);
         memcpy(&n, bytes + at + 8, 8);
-        if (t == PML_PLAN_DEVS)
+        if (t == PML_PLAN_DEVS && devs_too) {
             sections--;
-        else
+        } else if (t == PML_PLAN_PARM) {
+            uint64_t m = parm_without_ties(bytes + at + 16, out + o + 16);
+            memcpy(out + o, bytes + at, 8), memcpy(out + o + 8, &m, 8);
+            o += 16 + (size_t)m;
+        } else {
             memcpy(out + o, bytes + at, 16 + (size_t)n), o += 16 + (size_t)n;
+        }
         at += 16 + (size_t)n;
     }
     memcpy(out + 12, &sections, 4);
     return o;
+}
+
+static size_t without_devs(const unsigned char *bytes, size_t len, unsigned char *out)
+{
+    return without_devs_ties(bytes, len, out, 1);
 }
 
 /* `bytes` as version 11 wrote it: CONF without version 12's loss-scale fields,
@@ -262,16 +283,24 @@ static const char zbv_text[] = "import \"nn\"\n"
                                "    batch = 16, microbatches = 4, schedule = zero_bubble_v\n"
                                "}\n";
 
-/* The file's comment: a ZB-V plan. */
-static void a_zbv_plan_keeps_its_v(void)
+/* Program `text` (named `name`) planned to plan-file bytes (malloc'ed; NULL on failure). */
+static unsigned char *text_plan(const char *name, const char *text, size_t *len)
 {
     pmlc_options opt = {0};
     opt.diag_out = stderr;
     pmlc_session *s = pmlc_session_create(&opt);
     unsigned char *bytes = NULL;
+    *len = 0;
+    CHECK(!pmlc_session_check_text(s, name, text, strlen(text)) && !pmlc_session_plan_bytes(s, &bytes, len));
+    pmlc_session_destroy(s);
+    return bytes;
+}
+
+/* The file's comment: a ZB-V plan. */
+static void a_zbv_plan_keeps_its_v(void)
+{
     size_t len = 0;
-    CHECK(!pmlc_session_check_text(s, "zbv.pml", zbv_text, strlen(zbv_text)) &&
-          !pmlc_session_plan_bytes(s, &bytes, &len));
+    unsigned char *bytes = text_plan("zbv.pml", zbv_text, &len);
     pml_plan *rt = NULL;
     pml_err err = {0};
     CHECK(bytes && pml_plan_read(bytes, len, "zbv.plan", &rt, &err) == PML_OK);
@@ -305,7 +334,6 @@ static void a_zbv_plan_keeps_its_v(void)
         free(copy);
     }
     free(bytes);
-    pmlc_session_destroy(s);
 }
 
 /* A two-stage program placed by `place` (PLACE below), planned to plan-file bytes. */
@@ -326,14 +354,7 @@ static unsigned char *map_plan(const char *place, size_t *len)
     char text[sizeof map_text + 64];
     const char *at = strstr(map_text, "PLACE");
     snprintf(text, sizeof text, "%.*s%s%s", (int)(at - map_text), map_text, place, at + 5);
-    pmlc_options opt = {0};
-    opt.diag_out = stderr;
-    pmlc_session *s = pmlc_session_create(&opt);
-    unsigned char *bytes = NULL;
-    *len = 0;
-    CHECK(!pmlc_session_check_text(s, "map.pml", text, strlen(text)) && !pmlc_session_plan_bytes(s, &bytes, len));
-    pmlc_session_destroy(s);
-    return bytes;
+    return text_plan("map.pml", text, len);
 }
 
 /* The stage -> device map (DEVS) carries `place` to the runtime: cuda:N with its N, cpu
@@ -424,6 +445,85 @@ static void a_bad_device_entry_is_refused(void)
     free(bytes);
 }
 
+/* A weight tied across stages: table `emb` is read on stage 0 (a gather) and stage 1 (the
+ * output projection). */
+static const char tie_text[] = "import \"nn\"\n"
+                               "model m(idx: i32[B, T]) -> f32[B, T, 5] {\n"
+                               "    stage 0 {\n"
+                               "        param emb: [5, 4] = normal(0.02)\n"
+                               "        h = tanh(gather(emb, idx))\n"
+                               "    }\n"
+                               "    stage 1 { return h @ transpose(emb) }\n"
+                               "}\n"
+                               "train m {\n"
+                               "    data = markov(vocab = 5, order = 1, seed = 1)\n"
+                               "    loss = cross_entropy\n"
+                               "    optimizer = sgd(lr = 0.1)\n"
+                               "    batch = 4, microbatches = 2, T = 3\n"
+                               "}\n";
+
+/* The copy a stage makes of a tied weight (PARM's tie, version 16) round-trips, after
+ * every parameter that is none; a version-15 file (no tie fields) reads with none; and
+ * a tie that does not hold (to itself or to no parameter, with another initializer or
+ * freeze than its root's, a copy before a plain parameter) is refused. */
+static void tied_weights_round_trip_and_a_bad_tie_is_refused(void)
+{
+    size_t len = 0, size = 0;
+    unsigned char *bytes = text_plan("tie.pml", tie_text, &len);
+    if (!bytes) return;
+    pml_plan *rt = NULL;
+    pml_err err = {0};
+    CHECK(pml_plan_read(bytes, len, "tie.plan", &rt, &err) == PML_OK);
+    int copy = -1;
+    if (rt) {
+        for (int q = 0; q < rt->n_params; q++)
+            if (rt->params[q].tie >= 0) copy = q;
+        CHECK(rt->n_params == 2 && copy == 1 && rt->params[1].tie == 0 && !strcmp(rt->params[1].name, "emb"));
+        CHECK(rt->nodes[rt->params[0].node].stage == 0 && rt->nodes[rt->params[1].node].stage == 1);
+        CHECK(rt->params[0].grad >= 0 && rt->params[1].grad >= 0 && pml_plan_model_params(rt) == 1);
+        pml_plan_free(rt);
+    }
+    unsigned char *copy_bytes = malloc(len);
+    size_t n15 = without_devs_ties(bytes, len, copy_bytes, 0);
+    uint32_t v15 = 15;
+    memcpy(copy_bytes + 8, &v15, 4);
+    CHECK(pml_plan_read(copy_bytes, n15, "v15.plan", &rt, &err) == PML_OK);
+    if (rt) CHECK(rt->params[0].tie == -1 && rt->params[1].tie == -1);
+    pml_plan_free(rt);
+    /* Edits to the copy's entry (parameter 1: 52 bytes from PARM's count, then 52 more). */
+    static const struct {
+        int at; /* byte offset in the entry */
+        int32_t value;
+    } edits[] = {{48, 1}, {48, 2}, {48, -2}, {16, 0}, {40, 7}}; /* tie: itself, none, none; init; freeze */
+    for (size_t e = 0; e < sizeof edits / sizeof *edits + 1; e++) {
+        memcpy(copy_bytes, bytes, len);
+        unsigned char *parm = section_of(copy_bytes, len, PML_PLAN_PARM, &size);
+        CHECK(parm != NULL && size == 4 + 2 * 52);
+        if (!parm) break;
+        if (e < sizeof edits / sizeof *edits) {
+            unsigned char *entry = parm + 4 + 52;
+            if (edits[e].at == 40) {
+                int64_t frozen = edits[e].value;
+                memcpy(entry + 40, &frozen, 8);
+            } else {
+                memcpy(entry + edits[e].at, &edits[e].value, 4);
+            }
+        } else { /* the copy first, the root second: swap the two entries (and nothing else) */
+            unsigned char tmp[52];
+            memcpy(tmp, parm + 4, 52), memcpy(parm + 4, parm + 4 + 52, 52), memcpy(parm + 4 + 52, tmp, 52);
+            int32_t none = -1, zero_root = 1;
+            memcpy(parm + 4 + 48, &zero_root, 4), memcpy(parm + 4 + 52 + 48, &none, 4);
+        }
+        CHECK(pml_plan_read(copy_bytes, len, "tie.plan", &rt, &err) == PML_ERR_FORMAT);
+        CHECK(strstr(err.msg, "tie.plan") && strstr(err.msg, "tied"));
+        if (!strstr(err.msg, "tied")) fprintf(stderr, "tie edit %zu: %s\n", e, err.msg);
+        pml_plan_free(rt);
+        rt = NULL;
+    }
+    free(copy_bytes);
+    free(bytes);
+}
+
 /* With --gpu first, the plans carry GPU code for sm_80 (CUBN), built through NVRTC. */
 int main(int argc, char **argv)
 {
@@ -463,6 +563,7 @@ int main(int argc, char **argv)
         a_zbv_plan_keeps_its_v();
         the_device_map_round_trips();
         a_bad_device_entry_is_refused();
+        tied_weights_round_trip_and_a_bad_tie_is_refused();
     }
     return check_summary("plan file");
 }

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 import deep_mlp  # noqa: E402
+import tied_gpt  # noqa: E402
 import twohosts  # noqa: E402
 
 pmlc, examples, mpirun, work, behaviour = sys.argv[1:6]
@@ -964,6 +965,31 @@ elif behaviour == "chunks_freeze":
         with open(os.path.join(work, folder, "trainer.json")) as f:
             froze.append(json.load(f)["auto_freeze"]["frozen"])
     check(len(froze[0]) >= 2 and froze[0] == froze[1], f"2 ranks freeze the layers one process does: {froze}")
+elif behaviour == "tied_weights":
+    need_mpirun()
+    # The GPT example with wte tied to its output projection (first and last stage):
+    # the copies' gradients meet at the first stage's rank and the sum goes back, in
+    # stage order as in one process, so 2 and 4 ranks (and ZB-V's chunks on 2) train
+    # its bits; replicas of 2-rank pipelines (their own order of sums, SGD) within
+    # 1e-5; a 4-rank checkpoint of it resumes on 2 ranks to the bits of one process.
+    with open(GPT) as f:
+        src = f.read()
+    tied, tied_v = os.path.join(work, "tied.pml"), os.path.join(work, "tied_v.pml")
+    with open(tied, "w") as f:
+        f.write(tied_gpt.tie(src))
+    with open(tied_v, "w") as f:
+        f.write(tied_gpt.tie(src, "stages = 2, chunks = 2"))
+    sgd = ["--set", "optimizer=sgd(lr = 0.05, momentum = 0.9)"]
+    chunked_like_one_process("tied wte, 1f1b", tied, SMALL_GPT, [2, 4], bits=True)
+    chunked_like_one_process("tied wte, zero_bubble_v", tied_v, [*SMALL_GPT, "--set", "schedule=zero_bubble_v"], [2],
+                             bits=True)
+    chunked_like_one_process("tied wte, 2 replicas", tied, [*SMALL_GPT, *sgd], [4], replicas=2)
+    ref, half, two = (os.path.join(work, n) for n in ("tied_one", "tied_half", "tied_two"))
+    check(run_one(tied, *SMALL_GPT, "--steps", "6", "--out", ref, "--quiet").returncode == 0, "one process trains")
+    r = run_mpi(4, tied, *SMALL_GPT, "--steps", "3", "--out", half, "--quiet")
+    check(r.returncode == 0, f"4 ranks write a checkpoint at step 3: {r.stderr[-2000:]}")
+    r = run_mpi(2, tied, *SMALL_GPT, "--steps", "6", "--resume", half, "--out", two, "--quiet")
+    check(r.returncode == 0 and bit_identical(ref, two), f"2 ranks resume it to one process's bits: {r.stderr[-2000:]}")
 elif behaviour == "more_ranks_than_stages_is_an_error":
     need_mpirun()
     r = run_mpi(3, MLP, "--steps", "1", timeout=120)
