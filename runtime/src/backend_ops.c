@@ -114,6 +114,13 @@ pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_
     return b->ops->boundary(b->ctx, stage, kind, mb, out, cap, n, err);
 }
 
+pml_status pml_backend_sum_ties(pml_backend_inst *b, pml_err *err)
+{
+    if (!b->ops->sum_ties)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "backend '%s' cannot sum tied weights' gradients", b->ops->name);
+    return b->ops->sum_ties(b->ctx, err);
+}
+
 pml_status pml_backend_grads(pml_backend_inst *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err)
 {
     *n = 0;

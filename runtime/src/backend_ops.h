@@ -225,6 +225,12 @@ typedef struct pml_backend_ops {
      * replicas add theirs together here before the update. Listed like boundary. */
     pml_status (*grads)(pml_backend_ctx *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err);
 
+    /* Optional: weights tied across stages (plan.h's tie), in one process: every copy's
+     * gradient sum and its root's added in stage order into each of them, after every
+     * stage's grad_sq and before the next; returns with the work done. A backend
+     * without it lists host gradients (grads) and the executor adds them. */
+    pml_status (*sum_ties)(pml_backend_ctx *b, pml_err *err);
+
     /* Optional: the context's phase (plan/phase.h), after running the automatic
      * freeze's check due before `step` (the next step) if it has not run, so that the
      * phase holds all the state a checkpoint must save; a restore writes it back. */
@@ -301,6 +307,8 @@ pml_status pml_backend_params_upload(pml_backend_inst *b, pml_err *err);
  * backends' slots need not check them. */
 pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_t mb, pml_backend_buf *out, int cap,
                                 int *n, pml_err *err);
+/* Without the slot: PML_ERR_UNSUPPORTED (the executor adds host gradients instead). */
+pml_status pml_backend_sum_ties(pml_backend_inst *b, pml_err *err);
 /* Without the slot: PML_ERR_UNSUPPORTED (replicas cannot sum gradients). */
 pml_status pml_backend_grads(pml_backend_inst *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err);
 /* Without the slot: PML_ERR_UNSUPPORTED (the automatic freeze's state cannot be saved). */

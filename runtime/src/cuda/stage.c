@@ -286,7 +286,7 @@ static pml_status cuda_grad_sq(pml_backend_ctx *b, int s, double *out, pml_err *
     double sq = 0;
     for (int k = 0; !r && k < st->n_params; k++) {
         int q = st->params[k];
-        if (!p->acc[q] || frozen_now(p, q)) continue;
+        if (!p->acc[q] || frozen_now(p, q) || pl->params[q].tie >= 0) continue; /* a tied copy: its root counts */
         double part = 0;
         r = pml_cuda_sum_squares(st->blas, pl->nodes[pl->params[q].node].numel, p->acc[q], &part, err);
         sq += part;
@@ -422,6 +422,77 @@ static pml_status cuda_boundary(pml_backend_ctx *b, int s, int kind, int64_t mb,
     return PML_OK;
 }
 
+/* The device memory of a tied weight's gradient from another GPU, on GPU `gpu`: one
+ * buffer of the largest tied weight, kept (freed with the context). */
+static pml_status tie_scratch(pml_cuda_ctx *p, int gpu, pml_err *err)
+{
+    if (p->tie_scratch && p->tie_scratch_gpu == gpu) return PML_OK;
+    size_t most = 0;
+    for (int q = 0; q < p->plan->n_params; q++) {
+        size_t n = (size_t)p->plan->nodes[p->plan->params[q].node].numel * sizeof(float);
+        most = p->plan->params[q].tie >= 0 && n > most ? n : most;
+    }
+    if (p->tie_scratch) {
+        PML_CHECK_CU(p->d, CtxSetCurrent(p->gpus[p->tie_scratch_gpu].cu), err);
+        p->d->MemFree(p->tie_scratch);
+        p->tie_scratch = 0;
+    }
+    PML_CHECK_CU(p->d, CtxSetCurrent(p->gpus[gpu].cu), err);
+    PML_CHECK_CU(p->d, MemAlloc(&p->tie_scratch, most), err);
+    p->tie_scratch_gpu = gpu;
+    return PML_OK;
+}
+
+/* backend_ops.h's sum_ties: for each tied weight, on the stream of its first stage
+ * (in stage order), every copy's gradient sum is added to that stage's (cuBLAS axpy:
+ * y + 1·x, the sum the CPU makes), one of another copy group (another GPU, devices.h)
+ * through the scratch buffer (cuMemcpyPeerAsync), and the total is copied back to each
+ * copy. grad_sq drained every stream, so the sums are complete and nothing else runs;
+ * this drains its own. */
+static pml_status cuda_sum_ties(pml_backend_ctx *b, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    const pml_plan *pl = p->plan;
+    int *member = malloc(sizeof *member * ((size_t)pl->n_params + 1));
+    if (!member) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    pml_status r = PML_OK;
+#define STAGE_OF(q) (pl->nodes[pl->params[q].node].stage)
+    for (int root = 0; !r && root < pl->n_params; root++) {
+        if (pl->params[root].tie >= 0 || !p->acc[root] || frozen_now(p, root)) continue;
+        int n = pml_plan_tie_members(pl, root, member);
+        if (n < 2) continue;
+        const pml_cuda_stage *home = &p->stages[STAGE_OF(member[0])];
+        int64_t count = pl->nodes[pl->params[root].node].numel;
+        size_t bytes = (size_t)count * sizeof(float);
+        pml_cu_ptr sum = p->acc[member[0]];
+        pml_cu_context here = p->gpus[home->gpu].cu;
+        for (int i = 1; i < n && !r; i++) {
+            const pml_cuda_stage *st = &p->stages[STAGE_OF(member[i])];
+            pml_cu_ptr add = p->acc[member[i]];
+            if (st->group != home->group) { /* another GPU (or, PML_CUDA_PEER_COPIES=1, treated as one) */
+                if ((r = tie_scratch(p, home->gpu, err))) break;
+                if (p->d->MemcpyPeerAsync(p->tie_scratch, here, add, p->gpus[st->gpu].cu, bytes, home->stream)) {
+                    r = pml_err_set(err, PML_ERR_DEVICE, "copying a tied weight's gradient between GPUs failed");
+                    break;
+                }
+                add = p->tie_scratch;
+            }
+            if (!(r = pml_cuda_use(p, STAGE_OF(member[0]), err))) r = pml_cuda_axpy(home->blas, count, add, sum, err);
+        }
+        for (int i = 1; i < n && !r; i++) {
+            const pml_cuda_stage *st = &p->stages[STAGE_OF(member[i])];
+            if (p->d->MemcpyPeerAsync(p->acc[member[i]], p->gpus[st->gpu].cu, sum, here, bytes, home->stream))
+                r = pml_err_set(err, PML_ERR_DEVICE, "copying a tied weight's gradient sum failed");
+        }
+        if (!r && p->d->StreamSynchronize(home->stream))
+            r = pml_err_set(err, PML_ERR_DEVICE, "the GPU failed summing tied weight '%s''s gradients",
+                            pl->params[root].name);
+    }
+#undef STAGE_OF
+    free(member);
+    return r;
+}
+
 static pml_status cuda_phase(pml_backend_ctx *b, int64_t step, pml_phase **out, pml_err *err)
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
@@ -448,4 +519,5 @@ const pml_backend_ops pml_cuda_backend_ops = {
     .params_upload = cuda_params_upload,
     .boundary = cuda_boundary,
     .phase = cuda_phase,
+    .sum_ties = cuda_sum_ties,
 };

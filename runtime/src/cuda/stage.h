@@ -137,6 +137,8 @@ typedef struct pml_cuda_ctx {
     uint8_t *direct;
     float **h_param, **h_m, **h_v; /* host copies (host_param) */
     pml_cuda_stage *stages;
+    pml_cu_ptr tie_scratch; /* a tied weight's gradient from another GPU, on its first stage's (sum_ties) */
+    int tie_scratch_gpu;
     pml_phase phase; /* what is frozen this step, and which backward work runs (plan/phase.h) */
 } pml_cuda_ctx;
 

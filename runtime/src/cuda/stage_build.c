@@ -437,6 +437,7 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
         if (p->h_m) free(p->h_m[q]);
         if (p->h_v) free(p->h_v[q]);
     }
+    if (p->tie_scratch && !p->d->CtxSetCurrent(p->gpus[p->tie_scratch_gpu].cu)) p->d->MemFree(p->tie_scratch);
     pml_phase_free(&p->phase);
     if (p->d) pml_cuda_gpus_close(p);
     free(p->fn_of), free(p->gemm), free(p->acc_into), free(p->direct), free(p->root), free(p->dbuf), free(p->per_mb),

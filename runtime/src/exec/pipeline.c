@@ -191,12 +191,11 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                          "not run yet: train it with --backend cpu, or drop chunks",
                          (long long)plan->conf.chunks, chunked_name(plan), ops->name ? ops->name : "?");
     for (int q = 0; q < plan->n_params; q++) p->ties |= plan->params[q].tie >= 0;
-    if (!st && p->ties && ops->device != PML_DEVICE_HOST)
+    if (!st && p->ties && ops->device != PML_DEVICE_HOST && (!ops->sum_ties || d))
         st = pml_err_set(err, PML_ERR_UNSUPPORTED,
                          "this plan ties a weight across stages (parameter '%s' is read on more than one stage), "
-                         "which the %s backend does not run yet (their gradients are summed in host memory): use "
-                         "--backend cpu, or read the weight on one stage",
-                         first_tied(plan), ops->name ? ops->name : "?");
+                         "which the %s backend does not run%s yet: use --backend cpu, or read the weight on one stage",
+                         first_tied(plan), ops->name ? ops->name : "?", d ? " across ranks" : "");
     if (d && !st) p->w_first = d->first, p->w_last = d->last;
     p->mb_lo = 0;
     p->mb_hi = p->M;
@@ -483,6 +482,7 @@ static pml_status own_grads(pml_pipeline *p, float **g, size_t *len, pml_err *er
  * process, from the barrier's last thread, before any stage reads its norm. */
 static pml_status add_ties(pml_pipeline *p, pml_err *err)
 {
+    if (p->be.ops->sum_ties && !p->opts.dist) return pml_backend_sum_ties(&p->be, err); /* on the device */
     const pml_plan *pl = p->plan;
     pml_dist *d = p->opts.dist;
     int np = pl->n_params, replicas = d ? d->replicas : 1;
@@ -500,17 +500,11 @@ static pml_status add_ties(pml_pipeline *p, pml_err *err)
     pml_status st = own_grads(p, g, len, err);
 #define STAGE_OF(q) (pl->nodes[pl->params[q].node].stage)
     for (int r = 0; r < np && !st; r++) {
-        int n = 0;
-        for (int q = 0; q < np; q++)
-            if (q == r || pl->params[q].tie == r) member[n++] = q;
-        int frozen = 0; /* the whole weight is, on every rank alike (its copies share its freezes) */
-        for (int i = 0; i < n; i++) frozen |= owns(p, STAGE_OF(member[i])) && !g[member[i]];
-        if (n < 2 || pl->params[r].tie >= 0 || frozen) continue;
-        for (int i = 1; i < n; i++) /* stage order */
-            for (int j = i; j > 0 && STAGE_OF(member[j]) < STAGE_OF(member[j - 1]); j--) {
-                int t = member[j];
-                member[j] = member[j - 1], member[j - 1] = t;
-            }
+        if (pl->params[r].tie >= 0) continue;
+        int n = pml_plan_tie_members(pl, r, member), frozen = 0;
+        for (int i = 0; i < n; i++) /* the whole weight is, on every rank alike (its copies share its freezes) */
+            frozen |= owns(p, STAGE_OF(member[i])) && !g[member[i]];
+        if (n < 2 || frozen) continue;
         float *sum = g[member[0]];
         size_t count = (size_t)pl->nodes[pl->params[r].node].numel, bytes = count * sizeof(float);
         for (int rep = 0; rep < replicas && !st; rep++) {

@@ -189,6 +189,21 @@ static inline int pml_plan_model_params(const pml_plan *p)
     return n;
 }
 
+/* A tied weight's parameters, `root` (tie -1) and its copies, in stage order (the
+ * order their gradients are summed in) into out[]; returns how many (1: not tied). */
+static inline int pml_plan_tie_members(const pml_plan *p, int root, int *out)
+{
+    int n = 0;
+    for (int q = 0; q < p->n_params; q++) {
+        if (q != root && p->params[q].tie != root) continue;
+        int j = n++;
+        for (; j > 0 && p->nodes[p->params[out[j - 1]].node].stage > p->nodes[p->params[q].node].stage; j--)
+            out[j] = out[j - 1];
+        out[j] = q;
+    }
+    return n;
+}
+
 /* The plan's stage devices: its stages without chunks, each device running conf.chunks
  * of them with (the timetable's lists, also when the plan has no timetable). What ranks
  * split (exec/ranks.h). */
