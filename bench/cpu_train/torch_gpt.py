@@ -42,11 +42,13 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, vocab=65, c=128, heads=4, layers=4, context=256, p=0.0):
+    def __init__(self, vocab=65, c=128, heads=4, layers=4, context=256, p=0.0, tie=False):
         super().__init__()
         self.wte, self.wpe, self.drop = nn.Embedding(vocab, c), nn.Embedding(context, c), nn.Dropout(p)
         self.blocks = nn.ModuleList(Block(c, heads, p) for _ in range(layers))
         self.ln_f, self.lm_head = nn.LayerNorm(c), nn.Linear(c, vocab, bias=False)
+        if tie:  # GPT-2's output projection is its token table (bench/gpu/gpt2.pml)
+            self.lm_head.weight = self.wte.weight
 
     def forward(self, idx):
         h = self.drop(self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device)))

@@ -8,6 +8,7 @@ batch 256, AdamW lr 3e-4 wd 0.01) or gpt (examples/gpt.pml: vocab 65, width 128,
 4 heads, 4 layers, T 64, no dropout, batch 64, AdamW lr 5e-3 wd 0.1, warmup-cosine,
 grad clip 1.0), in f32 like PML's CPU runtime. torch.set_num_threads(THREADS).
 gpt2s is bench/gpu/gpt2s.pml (GPT-2 small's body on characters, T 1024, batch 8);
+gpt2 is bench/gpu/gpt2.pml (GPT-2 small: vocabulary 50,257 tied to the output, batch 16);
 PML_BENCH_DEVICE=cuda runs on the GPU, PML_BENCH_COMPILE=1 under torch.compile.
 MICROBATCHES (default 1) splits each step's batch and accumulates gradients, as PML's
 pipeline does; 1 is PyTorch's natural full-batch step. Random data of the same shapes
@@ -55,6 +56,11 @@ elif name == "gpt2s":  # bench/gpu/gpt2s.pml: 12 layers, 768 wide, T 1024, batch
     model = GPT(c=768, heads=12, layers=12, context=1024)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
     x, y = torch.randint(0, 65, (8, 1024)), torch.randint(0, 65, (8, 1024))
+    sched, clip = None, 1.0
+elif name == "gpt2":  # bench/gpu/gpt2.pml: GPT-2 small, vocabulary 50,257 tied to the output, T 1024, batch 16
+    model = GPT(vocab=50257, c=768, heads=12, layers=12, context=1024, tie=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1)
+    x, y = torch.randint(0, 50257, (16, 1024)), torch.randint(0, 50257, (16, 1024))
     sched, clip = None, 1.0
 else:
     sys.exit(f"unknown model {name}")

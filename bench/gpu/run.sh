@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/gpu/run.sh — PML's CUDA backend against PyTorch on the same GPU: median training
-# step time of examples/mlp.pml, examples/gpt.pml (also at T = 256) and bench/gpu/gpt2s.pml
-# (GPT-2 small's body, T = 1024), same shapes, f32 without TF32 on both sides; then the
+# step time of examples/mlp.pml, examples/gpt.pml (also at T = 256), bench/gpu/gpt2s.pml
+# (GPT-2 small's body, T = 1024) and bench/gpu/gpt2.pml (GPT-2 small itself: vocabulary
+# 50,257 tied to the output projection, on random tokens), same shapes, f32 without TF32 on both sides; then the
 # fused kernels' bandwidth against a device-to-device copy (gpu_kernels --bench); gpt2s with
 # attention written out (PML_CUDA_ATTENTION=expand) instead of the fused attention kernels;
 # those kernels' TFLOP/s at T 1024/4096, d 64 (gpu_attention --bench) beside PyTorch's SDPA
@@ -37,10 +38,14 @@ torch_ms() { # MODEL MICROBATCHES [COMPILE] -> median step ms of PyTorch on the 
     "$py" -c 'import json, sys; print(json.load(sys.stdin)["step_ms"])'
 }
 
+# GPT-2 small's data: random ids below its vocabulary, as a flat uint16 token file.
+"$py" -c 'import array, random, sys; random.seed(1)
+array.array("H", (random.randrange(50257) for _ in range(1 << 22))).tofile(open(sys.argv[1], "wb"))' "$tmp/tokens.bin"
 printf "%-9s %9s %10s %9s %9s %9s %9s\n" model "PML ms" "no graphs" "torch" "compile" "torch+mb" "PML/best"
 # examples/gpt.pml is placed on cuda:0..3: --devices puts its four stages on GPU 0.
 for spec in "mlp:examples/mlp.pml::mlp:8" "gpt:examples/gpt.pml:--devices 0,0,0,0:gpt:8" \
-            "gpt_T256:examples/gpt.pml:--set T=256 --devices 0,0,0,0:gpt256:8" "gpt2s:bench/gpu/gpt2s.pml::gpt2s:0"; do
+            "gpt_T256:examples/gpt.pml:--set T=256 --devices 0,0,0,0:gpt256:8" "gpt2s:bench/gpu/gpt2s.pml::gpt2s:0" \
+            "gpt2:bench/gpu/gpt2.pml:--devices 0,0,0,0 --set data=tokens(\"$tmp/tokens.bin\"):gpt2:0"; do
   IFS=: read -r label model set tmodel mbs <<< "$spec"
   # shellcheck disable=SC2086
   "$pmlc" train "$root/$model" --backend cuda --steps "$steps" --quiet --out "$tmp/out" --metrics "$tmp/m.jsonl" $set
