@@ -163,6 +163,14 @@ enum { PML_PLAN_DEVICE_CPU = 0, PML_PLAN_DEVICE_CUDA = 1 };
 #define PML_PLAN_SCHEDULE_ZERO_BUBBLE_V 4
 #define PML_PLAN_SCHEDULE_DUALPIPE_V 5
 
+/* CONF's schedule number as the language writes it ("?" out of range). */
+static inline const char *pml_plan_schedule_name(int schedule)
+{
+    static const char *const names[] = {"gpipe",       "1f1b",          "interleaved_1f1b",
+                                        "zero_bubble", "zero_bubble_v", "dualpipe_v"};
+    return schedule >= 0 && schedule < (int)(sizeof names / sizeof *names) ? names[schedule] : "?";
+}
+
 /* Whether `schedule` places its two chunks per device in a V (ZB-V, DualPipeV). */
 static inline int pml_plan_schedule_vee(int schedule)
 {

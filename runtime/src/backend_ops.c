@@ -18,9 +18,10 @@ pml_status pml_backend_create(const pml_backend_ops *ops, const pml_plan *plan, 
             if (plan->instr[s][i].kind == PML_PLAN_I_BWD_INPUT || plan->instr[s][i].kind == PML_PLAN_I_BWD_WEIGHT)
                 return pml_err_set(err, PML_ERR_UNSUPPORTED,
                                    "the %s backend runs whole backward passes only, and this plan's timetable splits "
-                                   "them into input- and weight-gradient halves (schedule = zero_bubble): train it "
-                                   "with --backend cpu, or choose schedule = 1f1b",
-                                   ops->name ? ops->name : "?");
+                                   "them into input- and weight-gradient halves (schedule = %s): train it with "
+                                   "--backend cpu, or choose schedule = %s",
+                                   ops->name ? ops->name : "?", pml_plan_schedule_name((int)plan->conf.schedule),
+                                   plan->conf.chunks > 1 ? "interleaved_1f1b" : "1f1b");
     pml_status st = ops->create(plan, conf, &out->ctx, err);
     if (!st) out->ops = ops, out->plan = plan;
     return st;

@@ -83,8 +83,10 @@ pml_status pml_cuda_gpus_open(pml_cuda_ctx *p, pml_err *err)
     for (int f = 0; f < pl->n_gpu_funcs; f++) p->fn_of[f] = f;
     p->fn_adamw = 0, p->fn_sgd = pl->n_gpu_funcs;
     int forced = pml_cuda_peer_copies_forced();
-    for (int s = 0; s < p->S; s++) { /* a CUDA plan has no chunks: stage s is stage device s */
-        int ordinal = p->conf.stage_gpu ? p->conf.stage_gpu[s] : 0, g = 0;
+    int devices = pml_plan_devices(pl);
+    for (int s = 0; s < p->S; s++) { /* model stage (chunk) s runs on its stage device's GPU */
+        int dev = pml_plan_chunk_device(s, devices, (int)pl->conf.schedule);
+        int ordinal = p->conf.stage_gpu ? p->conf.stage_gpu[dev] : 0, g = 0;
         while (g < p->n_gpus && p->gpus[g].ordinal != ordinal) g++;
         if (g == p->n_gpus) {
             p->gpus[p->n_gpus++].ordinal = ordinal;

@@ -138,14 +138,6 @@ static pml_status share_freeze_norms(pml_pipeline *p, pml_err *err)
 
 static void op_span(void *ctx, int s, int64_t mb, int unit, int op, int thread, double t0, double t1, double cpu);
 
-/* The schedule that runs chunks, for messages. */
-static const char *chunked_name(const pml_plan *plan)
-{
-    return plan->conf.schedule == PML_PLAN_SCHEDULE_ZERO_BUBBLE_V ? "zero_bubble_v"
-           : plan->conf.schedule == PML_PLAN_SCHEDULE_DUALPIPE_V  ? "dualpipe_v"
-                                                                  : "interleaved_1f1b";
-}
-
 /* The name of the plan's first weight tied across stages, for messages. */
 static const char *first_tied(const pml_plan *plan)
 {
@@ -185,11 +177,6 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                          "rank %d is given stage devices %d to %d of %d under schedule %d, for a plan of %d under %d",
                          d->rank, d->first, d->last - 1, d->devices, d->schedule, p->D, (int)plan->conf.schedule);
     const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
-    if (!st && plan->conf.chunks > 1 && ops->device != PML_DEVICE_HOST)
-        st = pml_err_set(err, PML_ERR_UNSUPPORTED,
-                         "this plan runs %lld model chunks on each stage (schedule = %s), which the %s backend does "
-                         "not run yet: train it with --backend cpu, or drop chunks",
-                         (long long)plan->conf.chunks, chunked_name(plan), ops->name ? ops->name : "?");
     for (int q = 0; q < plan->n_params; q++) p->ties |= plan->params[q].tie >= 0;
     if (!st && p->ties && ops->device != PML_DEVICE_HOST && (!ops->sum_ties || d))
         st = pml_err_set(err, PML_ERR_UNSUPPORTED,

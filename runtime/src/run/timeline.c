@@ -8,13 +8,6 @@
 #include "formats/atomic_file.h"
 #include "pml/timeline_svg.h"
 
-static const char *schedule_name(int schedule)
-{
-    static const char *const names[] = {"gpipe",       "1f1b",          "interleaved_1f1b",
-                                        "zero_bubble", "zero_bubble_v", "dualpipe_v"};
-    return schedule >= 0 && schedule < (int)(sizeof names / sizeof *names) ? names[schedule] : "?";
-}
-
 /* A timetable kind's box kind and name; 0 for kinds not drawn (waits show as idle). */
 static int drawn(int kind, pml_tl_kind *box, const char **name)
 {
@@ -85,7 +78,7 @@ static void draw(FILE *out, const pml_plan *pl, const pml_run_span *spans, size_
     int D = pml_plan_devices(pl), V = (int)pl->conf.chunks, split = 0, update = 0;
     double span = x->t1 - x->t0, busy = 0;
     pml_tl_begin(out, D);
-    fprintf(out, "measured: %s, %d stage%s", schedule_name((int)pl->conf.schedule), D, D == 1 ? "" : "s");
+    fprintf(out, "measured: %s, %d stage%s", pml_plan_schedule_name((int)pl->conf.schedule), D, D == 1 ? "" : "s");
     if (V > 1) fprintf(out, " of %d chunks each", V);
     fprintf(out, ", %lld micro-batch%s; step %lld", (long long)micro_batches, micro_batches == 1 ? "" : "es",
             (long long)x->step + 1);
