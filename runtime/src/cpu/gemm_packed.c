@@ -91,6 +91,14 @@ AVX512 static inline __attribute__((always_inline)) void tile(int mr, int full, 
     __mmask16 m0 = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
     __mmask16 m1 = w >= 32 ? 0xFFFF : w > 16 ? (__mmask16)((1u << (w - 16)) - 1) : 0;
     __m512 c0[MR], c1[MR]; /* registers once the loops over i are unrolled */
+    /* The tile's rows of C into L1 while the k loop runs: stored (or first read) after
+     * it, they would otherwise miss then, cold as a micro-batch's output usually is
+     * (3-4% on the GPT's products with cold operands, docs/perf.md). */
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++) {
         c0[i] = fresh ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m0, c + i * ldc);
