@@ -119,7 +119,9 @@ PML_API pml_status pml_plan_open(pml_context *ctx, const char *path, pml_plan **
 PML_API pml_status pml_plan_open_memory(pml_context *ctx, const void *bytes, size_t len, const char *name,
                                         pml_plan **out);
 PML_API void pml_plan_close(pml_plan *plan);
-/* -1 for a NULL plan. */
+/* The model's parameters, -1 for a NULL plan. A weight tied across stages is one
+ * parameter here as in checkpoints (docs/language.md); pml_session_write sets every
+ * stage's copy of it. */
 PML_API int pml_plan_param_count(const pml_plan *plan);
 /* Parameter `i`'s name (as in checkpoints: "blocks.3.attn.qkv.weight") and element count;
  * NULL and -1 for an index out of range. */
