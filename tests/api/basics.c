@@ -2,6 +2,7 @@
  * status and dtype queries, contexts, plans and sessions with every error they report
  * on bad input, and the compiler library's check/plan calls. */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
+#include <math.h>
 #include <stdlib.h>
 
 #include "api_test.h"
@@ -186,6 +187,65 @@ API_CASE(pml_session_read_and_write_check_the_name_and_count)
     free(w);
     free(back);
     api_close_mlp(ctx, plan, s);
+    return 0;
+}
+
+/* A weight tied across stages (the table gathered on stage 0 and read, transposed, on
+ * stage 1) is one parameter of the plan's list, and pml_session_write sets both
+ * stages' copies: the forward then computes tanh(emb[idx]) · embᵀ from the values
+ * written, which it would not with a stale copy on either stage. */
+API_CASE(a_weight_tied_across_stages_is_one_parameter_and_a_write_sets_every_copy)
+{
+    static const char text[] = "import \"nn\"\n"
+                               "model m(idx: i32[B, T]) -> f32[B, T, 3] {\n"
+                               "    stage 0 {\n"
+                               "        param emb: [3, 4] = normal(0.5)\n"
+                               "        h = tanh(gather(emb, idx))\n"
+                               "    }\n"
+                               "    stage 1 { return h @ transpose(emb) }\n"
+                               "}\n"
+                               "train m {\n"
+                               "    data = markov(vocab = 3, order = 1)\n"
+                               "    loss = cross_entropy\n"
+                               "    optimizer = sgd(lr = 0.1)\n"
+                               "    batch = 2, microbatches = 2, T = 2\n"
+                               "}\n";
+    pmlc_options opt = {0};
+    opt.diag_out = stderr;
+    pmlc_session *c = pmlc_session_create(&opt);
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    CHECK(c && pmlc_session_check_text(c, "tied.pml", text, strlen(text)) == 0);
+    CHECK(pmlc_session_plan_bytes(c, &bytes, &len) == 0);
+    pmlc_session_destroy(c);
+    pml_context *ctx = NULL;
+    pml_plan *plan = NULL;
+    pml_session *s = NULL;
+    pml_infer *inf = NULL;
+    CHECK_STATUS(pml_context_create(&ctx), PML_OK);
+    CHECK_STATUS(pml_plan_open_memory(ctx, bytes, len, "tied.pml", &plan), PML_OK);
+    free(bytes);
+    CHECK(pml_plan_param_count(plan) == 1 && !strcmp(pml_plan_param_name(plan, 0), "emb"));
+    CHECK(pml_plan_param_name(plan, 1) == NULL);
+    CHECK_STATUS(pml_session_create(ctx, plan, PML_BACKEND_CPU, 7, &s), PML_OK);
+    float emb[12];
+    for (int i = 0; i < 12; i++) emb[i] = 0.1f * (float)(i - 5);
+    CHECK_STATUS(pml_session_write(s, "emb", emb, 12), PML_OK);
+    CHECK_STATUS(pml_infer_create_from_session(s, 1, &inf), PML_OK);
+    int32_t idx[2] = {2, 0};
+    pml_buffer in = {idx, PML_I32, 2, {1, 2}, NULL};
+    float y[6] = {0};
+    CHECK_STATUS(pml_infer_run(inf, &in, 1, y, sizeof y), PML_OK);
+    for (int t = 0; t < 2; t++)
+        for (int v = 0; v < 3; v++) {
+            double want = 0;
+            for (int d = 0; d < 4; d++) want += tanh(emb[idx[t] * 4 + d]) * emb[v * 4 + d];
+            CHECK(fabs(y[t * 3 + v] - want) < 1e-5);
+        }
+    pml_infer_destroy(inf);
+    pml_session_destroy(s);
+    pml_plan_close(plan);
+    pml_context_destroy(ctx);
     return 0;
 }
 
