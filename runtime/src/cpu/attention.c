@@ -8,9 +8,10 @@
  * attention writes softmax(q kᵀ · scale) v per matrix; attention_grad takes q, k, v,
  * the forward output and its gradient and writes [3, ..., n, d]: dq, dk, dv. No
  * [n, n] value is made: scores live one tile at a time in per-thread scratch, and the
- * backward pass recomputes the probabilities from q, k and each row's log-sum-exp
- * (recomputed too, by a first pass over the key tiles, as the plan keeps one value per
- * op). Matrices (the leading indices: batch, head) are split over the stage's pool, one
+ * backward pass recomputes the probabilities from q, k and each row's log-sum-exp:
+ * the forward's, where the caller keeps them (pml_op_call's lse: the CPU backend does
+ * in training, on the panel-GEMM path), else recomputed by a first pass over the key
+ * tiles. Matrices (the leading indices: batch, head) are split over the stage's pool, one
  * task each, each writing only its own matrix, so the results are the same at any
  * thread count. f32 runs on 64 x 64 tiles whose products are panel-GEMM calls where the
  * CPU has AVX-512 (below), else, like f64, on attention_tmpl.h's row-at-a-time products.
@@ -139,15 +140,17 @@ PML_VECTOR_CLONES static void att_fwd_tiles(float *o, float *lse, const float *q
 /* dq, dk, dv of one matrix: per key tile j and query tile i, p = exp(s - lse), dv_j +=
  * pᵀ do_i, dp = do_i v_jᵀ, ds = p (dp - rowsum(do ∘ o)) · scale, dq_i += ds k_j,
  * dk_j += dsᵀ q_i. */
-PML_VECTOR_CLONES static void att_bwd_tiles(float *dq, float *dk, float *dv, const float *q, const float *k, const float *v,
-                          const float *o, const float *dout, int64_t n, int64_t d, float scale, int causal, float *s,
-                          float *dp, float *t, float *kp, float *vp, float *lse, float *D, float *m, float *l)
+PML_VECTOR_CLONES static void att_bwd_tiles(float *dq, float *dk, float *dv, const float *q, const float *k,
+                                            const float *v, const float *o, const float *dout, int64_t n, int64_t d,
+                                            float scale, int causal, float *s, float *dp, float *t, float *kp,
+                                            float *vp, float *lse, int kept, float *D, float *m, float *l)
 {
-    /* One key tile (n ≤ ATT_G): the log-sum-exp comes from the scores the loop below
-     * makes anyway, as att_fwd_tiles would make it (the same calls: the same bits),
-     * rather than from a pass of its own recomputing them. */
-    int one = n <= ATT_G;
-    if (!one) att_fwd_tiles(NULL, lse, q, k, v, n, d, scale, causal, s, kp, m, l, NULL);
+    /* The forward's log-sum-exps when it kept them (`kept`: lse holds them), else made
+     * again. One key tile (n ≤ ATT_G): from the scores the loop below makes anyway, as
+     * att_fwd_tiles would make it (the same calls: the same bits, so the kept ones are
+     * these too), rather than from a pass of its own recomputing them. */
+    int one = n <= ATT_G && !kept;
+    if (n > ATT_G && !kept) att_fwd_tiles(NULL, lse, q, k, v, n, d, scale, causal, s, kp, m, l, NULL);
     for (int64_t r = 0; r < n; r++) D[r] = att_dot_f32(dout + r * d, o + r * d, d);
     memset(dq, 0, sizeof *dq * (size_t)(n * d));
     memset(dk, 0, sizeof *dk * (size_t)(n * d));
@@ -219,19 +222,20 @@ static size_t scratch_elems(int64_t n, int64_t d)
 ATT_ROWS(float, f32)
 ATT_ROWS(double, f64)
 
-/* One f32 matrix on the panel GEMM's tiles (arguments as att_rows_f32's). */
-static void att_tiles(const pml_op_call *c, int64_t n, int64_t d, const float *const *in, float *const *out,
-                      float *w)
+/* One f32 matrix on the panel GEMM's tiles (arguments as att_rows_f32's; `kept`: its
+ * rows' log-sum-exps, pml_op_call's lse, or NULL). */
+static void att_tiles(const pml_op_call *c, int64_t n, int64_t d, const float *const *in, float *const *out, float *w,
+                      float *kept)
 {
     int causal = c->attr[0] != 0;
     size_t pf = pml_cpu_gemm_packed_floats(d, ATT_G);
     float *s = w, *dp = s + ATT_G * ATT_G, *t = dp + ATT_G * ATT_G, *kp = t + ATT_G * ATT_G, *vp = kp + pf,
           *acc = vp + pf, *m = acc + ATT_G * d, *l = m + ATT_G, *lse = l + ATT_G, *D = lse + n;
     if (c->op == PML_OP_ATTENTION)
-        att_fwd_tiles(out[0], lse, in[0], in[1], in[2], n, d, (float)c->fval, causal, s, kp, m, l, acc);
+        att_fwd_tiles(out[0], kept ? kept : lse, in[0], in[1], in[2], n, d, (float)c->fval, causal, s, kp, m, l, acc);
     else
-        att_bwd_tiles(out[0], out[1], out[2], in[0], in[1], in[2], in[3], in[4], n, d, (float)c->fval, causal, s, dp,
-                      t, kp, vp, lse, D, m, l);
+        att_bwd_tiles(out[0], out[1], out[2], in[0], in[1], in[2], in[3], in[4], n, d, (float)c->fval, causal, s, dp, t,
+                      kp, vp, kept ? kept : lse, kept != NULL, D, m, l);
 }
 
 /* Matrix b of a call whose math is f32. A 16-bit operand's matrix is widened into the
@@ -256,8 +260,8 @@ static void att_matrix_f32(const att_job *j, int64_t b, float *w)
         in[k] = f, f += nd;
     }
     for (int i = 0; i < outs; i++) out[i] = half_out ? f + i * nd : (float *)c->out.data + at + i * all;
-    if (pml_cpu_gemm_packed_available())
-        att_tiles(c, j->n, j->d, in, out, w);
+    if (pml_cpu_gemm_packed_available()) /* the rows' log-sum-exps kept on this path only */
+        att_tiles(c, j->n, j->d, in, out, w, c->lse ? c->lse + b * j->n : NULL);
     else
         att_rows_f32(c, j->n, j->d, in, out, w);
     for (int i = 0; half_out && i < outs; i++)

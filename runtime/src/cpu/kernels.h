@@ -69,6 +69,10 @@ typedef struct pml_op_call {
     /* matmul with a 2-D b and a not transposed: op(b) as panels (cpu/gemm.h), packed or
      * b in place, for the panel GEMM; data NULL: the BLAS reads b */
     pml_cpu_gemm_panels panels_b;
+    /* attention: where each query row's log-sum-exp goes ([..., n] floats, the output's
+     * rows); attention_grad: where to read them from, the forward's, instead of computing
+     * them again (the same calls on the same values: the same bits). NULL: neither. */
+    float *lse;
 } pml_op_call;
 
 /* Runs one op. Returns PML_OK, or an error with a message in `err`. */

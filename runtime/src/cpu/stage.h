@@ -148,6 +148,10 @@ typedef struct pml_cpu_ctx {
     uint8_t *fwd_internal;
     size_t *bytes;         /* per node: one copy's size */
     float **acc, **m, **v; /* per parameter: summed gradient, optimizer state */
+    /* Per attention node an attention_grad reads: its rows' log-sum-exps (pml_op_call's
+     * lse), one micro-batch's after another (lse_rows each); NULL elsewhere. */
+    float **lse;
+    int64_t *lse_rows;
     pml_phase phase;       /* what is frozen this step, and which backward work runs (plan/phase.h) */
     /* The loss's gradient, the constant 1 every backward pass starts from (autodiff's
      * first backward node; -1 without one), written as loss_scale instead (f16's loss

@@ -610,6 +610,27 @@ static pml_status make_params(pml_cpu_ctx *p, pml_err *err)
     return PML_OK;
 }
 
+/* The log-sum-exps each attention keeps for its backward (stage.h's lse): for every
+ * attention node that an attention_grad reads as its forward output. */
+static pml_status keep_lse(pml_cpu_ctx *p, pml_err *err)
+{
+    const pml_plan *pl = p->plan;
+    if (!(p->lse = calloc((size_t)pl->n_nodes + 1, sizeof *p->lse)) ||
+        !(p->lse_rows = calloc((size_t)pl->n_nodes + 1, sizeof *p->lse_rows)))
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < pl->n_nodes; i++) {
+        const pml_plan_node *g = &pl->nodes[i];
+        if (g->op != PML_OP_ATTENTION_GRAD || g->n_in != 5) continue;
+        int o = g->in[3];
+        const pml_plan_node *a = &pl->nodes[o];
+        if (a->op != PML_OP_ATTENTION || p->lse[o] || a->rank < 2 || !a->dims[a->rank - 1]) continue;
+        p->lse_rows[o] = a->numel / a->dims[a->rank - 1];
+        if (!(p->lse[o] = alloc_touched(sizeof(float) * ((size_t)(p->lse_rows[o] * p->M) + 1))))
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the attention's kept log-sum-exps");
+    }
+    return PML_OK;
+}
+
 /* The loss's gradient: autodiff's first backward node, the constant 1 on the loss's
  * stage (compiler/src/ir/autodiff.c); and what precision_note says. */
 static void find_seed(pml_cpu_ctx *p)
@@ -660,6 +681,7 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     if (!st) st = find_sends(p, err);
     if (!st) choose_wgrad_early(p);
     if (!st) st = make_params(p, err);
+    if (!st) st = keep_lse(p, err);
     if (!st) st = pml_phase_init(&p->phase, plan, err);
     if (!st) find_seed(p);
     /* Constants and ranges never change (but for the loss scale's seed): computed once. */
@@ -693,6 +715,8 @@ void pml_cpu_ctx_memory(pml_backend_ctx *b, int s, pml_backend_memory *out)
     for (int i = 0; i < pl->n_nodes; i++)
         if (p->packed[i] && p->pack_owner[i] == i && pl->nodes[i].stage == s) out->derived += packed_bytes(p, i);
     out->scratch = (st->scratch ? (st->scratch_bytes + 63) & ~(size_t)63 : 0) + (st->i8_scratch ? st->i8_scratch_bytes : 0);
+    for (int i = 0; p->lse && i < pl->n_nodes; i++)
+        if (p->lse[i] && pl->nodes[i].stage == s) out->scratch += sizeof(float) * ((size_t)(p->lse_rows[i] * p->M) + 1);
     out->temporaries = __atomic_load_n(&st->temp_peak, __ATOMIC_RELAXED);
 }
 
@@ -704,6 +728,8 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
     free(p->arena);
     for (int i = 0; p->packed && p->pack_owner && i < p->plan->n_nodes; i++)
         if (p->pack_owner[i] == i) free(p->packed[i]);
+    for (int i = 0; p->lse && i < p->plan->n_nodes; i++) free(p->lse[i]);
+    free(p->lse), free(p->lse_rows);
     for (int q = 0; q < p->plan->n_params; q++) {
         if (p->acc) free(p->acc[q]);
         if (p->m) free(p->m[q]);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/gemm.h"
 #include "cpu/pool.h"
 #include "cpu_test.h"
 #include "cpu_tests.h"
@@ -215,6 +216,62 @@ void test_attention_of_16_bit_operands_is_the_f32_result_rounded(void)
                 }
                 for (int i = 0; i < 5; i++) t_free(&in16[i]), t_free(&in32[i]);
                 t_free(&o16), t_free(&o32), t_free(&want), t_free(&g32), t_free(&g), t_free(&g16), t_free(&gwant);
+            }
+}
+
+/* The rows' log-sum-exps the forward keeps (pml_op_call's lse, as the CPU backend
+ * passes in training) give the backward the bits it gives recomputing them, and the
+ * forward's output is the same: one key tile and several, causal or not, f32 and bf16
+ * operands, on 1 and 3 threads. Where they are kept (the panel-GEMM path), the backward
+ * reads them: kept values moved by 1 give other gradients. */
+void test_attention_kept_log_sum_exps_give_the_recomputed_bits(void)
+{
+    static const int64_t shapes[3][4] = {{2, 2, 64, 16}, {3, 4, 67, 32}, {2, 3, 130, 8}};
+    for (int sh = 0; sh < 3; sh++)
+        for (int causal = 0; causal < 2; causal++)
+            for (int half = 0; half < 2; half++) {
+                const int64_t *dims = shapes[sh];
+                int64_t gdims[5] = {3, dims[0], dims[1], dims[2], dims[3]}, attr = causal;
+                pml_dtype t = half ? PML_BF16 : PML_F32;
+                int threads = 1 + 2 * (sh % 2 ^ causal), rows = (int)(dims[0] * dims[1] * dims[2]);
+                pml_cpu_pool *pool = NULL;
+                pml_err err = {0};
+                if (threads > 1) TCHECK(pml_cpu_pool_create(threads, &pool, &err) == PML_OK, "pool: %s", err.msg);
+                pml_view in[5], o[2] = {t_new(t, 4, dims), t_new(t, 4, dims)};
+                pml_view g[3] = {t_new(PML_F32, 5, gdims), t_new(PML_F32, 5, gdims), t_new(PML_F32, 5, gdims)};
+                for (int i = 0; i < 5; i++) in[i] = t_new(t, 4, dims), t_fill_rand(&in[i], -2, 2);
+                float *lse = malloc(sizeof(float) * (size_t)rows);
+                for (int i = 0; i < rows; i++) lse[i] = NAN;
+                for (int kept = 0; kept < 2; kept++) { /* the forward, then its gradient */
+                    pml_op_call c = {0};
+                    c.op = PML_OP_ATTENTION, c.attr = &attr, c.n_attr = 1, c.fval = 0.21, c.n_in = 3, c.in = in;
+                    c.out = o[kept], c.pool = pool, c.lse = kept ? lse : NULL;
+                    poison(&o[kept]);
+                    TCHECK(pml_cpu_run(&c, &err) == PML_OK, "attention: %s", err.msg);
+                    pml_view gin[5] = {in[0], in[1], in[2], o[kept], in[4]};
+                    c.op = PML_OP_ATTENTION_GRAD, c.n_in = 5, c.in = gin, c.out = g[kept];
+                    poison(&g[kept]);
+                    TCHECK(pml_cpu_run(&c, &err) == PML_OK, "attention_grad: %s", err.msg);
+                }
+                size_t ob = (size_t)t_numel(&o[0]) * pml_dtype_size(t), gb = (size_t)t_numel(&g[0]) * sizeof(float);
+                TCHECK(!memcmp(o[0].data, o[1].data, ob) && !memcmp(g[0].data, g[1].data, gb),
+                       "[%lld, %lld, %lld, %lld] %s, causal %d: kept log-sum-exps change the bits", (long long)dims[0],
+                       (long long)dims[1], (long long)dims[2], (long long)dims[3], pml_dtype_name(t), causal);
+                if (pml_cpu_gemm_packed_available()) {
+                    int finite = 1;
+                    for (int i = 0; i < rows; i++) finite &= isfinite(lse[i]), lse[i] += 1;
+                    TCHECK(finite, "the forward keeps every row's log-sum-exp");
+                    pml_view gin[5] = {in[0], in[1], in[2], o[1], in[4]};
+                    pml_op_call c = {0};
+                    c.op = PML_OP_ATTENTION_GRAD, c.attr = &attr, c.n_attr = 1, c.fval = 0.21, c.n_in = 5, c.in = gin;
+                    c.out = g[2], c.pool = pool, c.lse = lse;
+                    TCHECK(pml_cpu_run(&c, &err) == PML_OK, "attention_grad: %s", err.msg);
+                    TCHECK(memcmp(g[2].data, g[0].data, gb), "the backward reads the kept log-sum-exps");
+                }
+                free(lse);
+                for (int i = 0; i < 5; i++) t_free(&in[i]);
+                t_free(&o[0]), t_free(&o[1]), t_free(&g[0]), t_free(&g[1]), t_free(&g[2]);
+                pml_cpu_pool_destroy(pool);
             }
 }
 
