@@ -466,18 +466,19 @@ static pml_status cuda_sum_ties(pml_backend_ctx *b, pml_err *err)
         size_t bytes = (size_t)count * sizeof(float);
         pml_cu_ptr sum = p->acc[member[0]];
         pml_cu_context here = p->gpus[home->gpu].cu;
+        r = pml_cuda_use(p, STAGE_OF(member[0]), err); /* its stream's context current for every copy */
         for (int i = 1; i < n && !r; i++) {
             const pml_cuda_stage *st = &p->stages[STAGE_OF(member[i])];
             pml_cu_ptr add = p->acc[member[i]];
             if (st->group != home->group) { /* another GPU (or, PML_CUDA_PEER_COPIES=1, treated as one) */
-                if ((r = tie_scratch(p, home->gpu, err))) break;
+                if ((r = tie_scratch(p, home->gpu, err)) || (r = pml_cuda_use(p, STAGE_OF(member[0]), err))) break;
                 if (p->d->MemcpyPeerAsync(p->tie_scratch, here, add, p->gpus[st->gpu].cu, bytes, home->stream)) {
                     r = pml_err_set(err, PML_ERR_DEVICE, "copying a tied weight's gradient between GPUs failed");
                     break;
                 }
                 add = p->tie_scratch;
             }
-            if (!(r = pml_cuda_use(p, STAGE_OF(member[0]), err))) r = pml_cuda_axpy(home->blas, count, add, sum, err);
+            r = pml_cuda_axpy(home->blas, count, add, sum, err);
         }
         for (int i = 1; i < n && !r; i++) {
             const pml_cuda_stage *st = &p->stages[STAGE_OF(member[i])];
@@ -485,7 +486,7 @@ static pml_status cuda_sum_ties(pml_backend_ctx *b, pml_err *err)
                 r = pml_err_set(err, PML_ERR_DEVICE, "copying a tied weight's gradient sum failed");
         }
         if (!r && p->d->StreamSynchronize(home->stream))
-            r = pml_err_set(err, PML_ERR_DEVICE, "the GPU failed summing tied weight '%s''s gradients",
+            r = pml_err_set(err, PML_ERR_DEVICE, "the GPU failed summing the gradients of tied weight '%s'",
                             pl->params[root].name);
     }
 #undef STAGE_OF

@@ -440,9 +440,9 @@ static pml_status list_grads(pml_pipeline *p, int s, pml_backend_buf *stack, pml
     return st;
 }
 
-/* g[q] (len[q] floats): the gradient sums of this process's stages, by parameter; NULL
- * for a parameter of another rank's stage or one not trained at this step. */
-static pml_status own_grads(pml_pipeline *p, float **g, size_t *len, pml_err *err)
+/* g[q]: the gradient sums of this process's stages, by parameter; NULL for a parameter
+ * of another rank's stage or one not trained at this step. */
+static pml_status own_grads(pml_pipeline *p, float **g, pml_err *err)
 {
     pml_status st = PML_OK;
     for (int s = 0; s < p->S && !st; s++) {
@@ -454,7 +454,6 @@ static pml_status own_grads(pml_pipeline *p, float **g, size_t *len, pml_err *er
             if (bufs[i].device != PML_DEVICE_HOST)
                 st = pml_err_set(err, PML_ERR_UNSUPPORTED, "tied weights sum gradients in host memory only");
             g[bufs[i].param] = bufs[i].data;
-            len[bufs[i].param] = bufs[i].bytes / sizeof(float);
         }
         if (bufs != stack) free(bufs);
     }
@@ -474,17 +473,17 @@ static pml_status add_ties(pml_pipeline *p, pml_err *err)
     pml_dist *d = p->opts.dist;
     int np = pl->n_params, replicas = d ? d->replicas : 1;
     float **g = calloc((size_t)np + 1, sizeof *g), *tmp = NULL;
-    size_t *len = calloc((size_t)np + 1, sizeof *len), most = 0;
+    size_t most = 0;
     int *member = malloc(sizeof *member * ((size_t)np + 1));
     for (int q = 0; q < np; q++) {
         size_t n = (size_t)pl->nodes[pl->params[q].node].numel;
         most = pl->params[q].tie >= 0 && n > most ? n : most;
     }
-    if (!g || !len || !member || (d && !(tmp = malloc(sizeof(float) * most + 1)))) {
-        free(g), free(len), free(member);
+    if (!g || !member || (d && !(tmp = malloc(sizeof(float) * most + 1)))) {
+        free(g), free(member);
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the tied weights' gradients");
     }
-    pml_status st = own_grads(p, g, len, err);
+    pml_status st = own_grads(p, g, err);
 #define STAGE_OF(q) (pl->nodes[pl->params[q].node].stage)
     for (int r = 0; r < np && !st; r++) {
         if (pl->params[r].tie >= 0) continue;
@@ -516,7 +515,7 @@ static pml_status add_ties(pml_pipeline *p, pml_err *err)
         }
     }
 #undef STAGE_OF
-    free(g), free(len), free(member), free(tmp);
+    free(g), free(member), free(tmp);
     return st;
 }
 
