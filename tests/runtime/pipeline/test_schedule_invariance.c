@@ -219,10 +219,10 @@ static int tied(void)
         return check_summary("tied weights");
     }
     int copy = pl->n_params - 1, root = pl->params[copy].tie;
-    CHECK(root == 0 && !strcmp(pl->params[root].name, "emb") && pml_plan_model_params(pl) == pl->n_params - 1);
+    CHECK(root == 0 && !strcmp(pl->params[0].name, "emb") && pml_plan_model_params(pl) == pl->n_params - 1);
     pml_pipeline_opts o = {.seed = 5, .threads = 2, .feed = pml_feed_fill, .feed_ctx = feed};
     CHECK(!pml_pipeline_create(pl, &o, &pipe, &err));
-    size_t bytes = sizeof(float) * (size_t)pl->nodes[pl->params[root].node].numel;
+    size_t bytes = sizeof(float) * (size_t)pl->nodes[pl->params[0].node].numel; /* root 0, checked above */
     float *init = malloc(bytes), *now = malloc(bytes);
     if (pipe && root == 0 && init && now) {
         memcpy(init, pml_pipeline_param(pipe, root), bytes);
