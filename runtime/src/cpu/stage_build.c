@@ -621,6 +621,9 @@ static pml_status make_params(pml_cpu_ctx *p, pml_err *err)
     return PML_OK;
 }
 
+/* The bytes of node n's kept log-sum-exps (stage.h's lse): every micro-batch's. */
+static size_t lse_bytes(const pml_cpu_ctx *p, int n) { return sizeof(float) * ((size_t)(p->lse_rows[n] * p->M) + 1); }
+
 /* The log-sum-exps each attention keeps for its backward (stage.h's lse): for every
  * attention node that an attention_grad reads as its forward output. */
 static pml_status keep_lse(pml_cpu_ctx *p, pml_err *err)
@@ -636,7 +639,7 @@ static pml_status keep_lse(pml_cpu_ctx *p, pml_err *err)
         const pml_plan_node *a = &pl->nodes[o];
         if (a->op != PML_OP_ATTENTION || p->lse[o] || a->rank < 2 || !a->dims[a->rank - 1]) continue;
         p->lse_rows[o] = a->numel / a->dims[a->rank - 1];
-        if (!(p->lse[o] = alloc_touched(sizeof(float) * ((size_t)(p->lse_rows[o] * p->M) + 1))))
+        if (!(p->lse[o] = alloc_touched(lse_bytes(p, o))))
             return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the attention's kept log-sum-exps");
     }
     return PML_OK;
@@ -727,7 +730,7 @@ void pml_cpu_ctx_memory(pml_backend_ctx *b, int s, pml_backend_memory *out)
         if (p->packed[i] && p->pack_owner[i] == i && pl->nodes[i].stage == s) out->derived += packed_bytes(p, i);
     out->scratch = (st->scratch ? (st->scratch_bytes + 63) & ~(size_t)63 : 0) + (st->i8_scratch ? st->i8_scratch_bytes : 0);
     for (int i = 0; p->lse && i < pl->n_nodes; i++)
-        if (p->lse[i] && pl->nodes[i].stage == s) out->scratch += sizeof(float) * ((size_t)(p->lse_rows[i] * p->M) + 1);
+        if (p->lse[i] && pl->nodes[i].stage == s) out->scratch += lse_bytes(p, i);
     out->temporaries = __atomic_load_n(&st->temp_peak, __ATOMIC_RELAXED);
 }
 

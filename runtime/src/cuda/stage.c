@@ -427,11 +427,7 @@ static pml_status cuda_boundary(pml_backend_ctx *b, int s, int kind, int64_t mb,
 static pml_status tie_scratch(pml_cuda_ctx *p, int gpu, pml_err *err)
 {
     if (p->tie_scratch && p->tie_scratch_gpu == gpu) return PML_OK;
-    size_t most = 0;
-    for (int q = 0; q < p->plan->n_params; q++) {
-        size_t n = (size_t)p->plan->nodes[p->plan->params[q].node].numel * sizeof(float);
-        most = p->plan->params[q].tie >= 0 && n > most ? n : most;
-    }
+    size_t most = (size_t)pml_plan_largest_tie(p->plan) * sizeof(float);
     if (p->tie_scratch) {
         PML_CHECK_CU(p->d, CtxSetCurrent(p->gpus[p->tie_scratch_gpu].cu), err);
         p->d->MemFree(p->tie_scratch);

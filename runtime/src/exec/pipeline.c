@@ -138,14 +138,6 @@ static pml_status share_freeze_norms(pml_pipeline *p, pml_err *err)
 
 static void op_span(void *ctx, int s, int64_t mb, int unit, int op, int thread, double t0, double t1, double cpu);
 
-/* The name of the plan's first weight tied across stages, for messages. */
-static const char *first_tied(const pml_plan *plan)
-{
-    for (int q = 0; q < plan->n_params; q++)
-        if (plan->params[q].tie >= 0) return plan->params[q].name;
-    return "?";
-}
-
 pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *opts, pml_pipeline **out, pml_err *err)
 {
     *out = NULL;
@@ -177,12 +169,13 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                          "rank %d is given stage devices %d to %d of %d under schedule %d, for a plan of %d under %d",
                          d->rank, d->first, d->last - 1, d->devices, d->schedule, p->D, (int)plan->conf.schedule);
     const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
-    for (int q = 0; q < plan->n_params; q++) p->ties |= plan->params[q].tie >= 0;
+    int model = pml_plan_model_params(plan); /* the tied weights' copies follow: the first names its weight */
+    p->ties = model < plan->n_params;
     if (!st && p->ties && ops->device != PML_DEVICE_HOST && (!ops->sum_ties || d))
         st = pml_err_set(err, PML_ERR_UNSUPPORTED,
                          "this plan ties a weight across stages (parameter '%s' is read on more than one stage), "
                          "which the %s backend does not run%s yet: use --backend cpu, or read the weight on one stage",
-                         first_tied(plan), ops->name ? ops->name : "?", d ? " across ranks" : "");
+                         plan->params[model].name, ops->name ? ops->name : "?", d ? " across ranks" : "");
     if (d && !st) p->w_first = d->first, p->w_last = d->last;
     p->mb_lo = 0;
     p->mb_hi = p->M;
@@ -473,13 +466,8 @@ static pml_status add_ties(pml_pipeline *p, pml_err *err)
     pml_dist *d = p->opts.dist;
     int np = pl->n_params, replicas = d ? d->replicas : 1;
     float **g = calloc((size_t)np + 1, sizeof *g), *tmp = NULL;
-    size_t most = 0;
     int *member = malloc(sizeof *member * ((size_t)np + 1));
-    for (int q = 0; q < np; q++) {
-        size_t n = (size_t)pl->nodes[pl->params[q].node].numel;
-        most = pl->params[q].tie >= 0 && n > most ? n : most;
-    }
-    if (!g || !member || (d && !(tmp = malloc(sizeof(float) * most + 1)))) {
+    if (!g || !member || (d && !(tmp = malloc(sizeof(float) * (size_t)pml_plan_largest_tie(pl) + 1)))) {
         free(g), free(member);
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the tied weights' gradients");
     }

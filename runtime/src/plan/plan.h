@@ -189,6 +189,16 @@ static inline int pml_plan_model_params(const pml_plan *p)
     return n;
 }
 
+/* The most elements of a tied weight (0: the plan ties none): the room one copy's
+ * gradient needs on its way to the root's. */
+static inline int64_t pml_plan_largest_tie(const pml_plan *p)
+{
+    int64_t most = 0;
+    for (int q = pml_plan_model_params(p); q < p->n_params; q++)
+        if (p->nodes[p->params[q].node].numel > most) most = p->nodes[p->params[q].node].numel;
+    return most;
+}
+
 /* A tied weight's parameters, `root` (tie -1) and its copies, in stage order (the
  * order their gradients are summed in) into out[]; returns how many (1: not tied). */
 static inline int pml_plan_tie_members(const pml_plan *p, int root, int *out)
