@@ -130,6 +130,19 @@ pml_status pml_backend_grads(pml_backend_inst *b, int stage, pml_backend_buf *ou
     return b->ops->grads(b->ctx, stage, out, cap, n, err);
 }
 
+pml_status pml_backend_copy_buf(pml_backend_inst *b, int stage, const pml_backend_buf *buf, void *host, int to_host,
+                                const char *why, pml_err *err)
+{
+    if (buf->device == PML_DEVICE_HOST) {
+        if (buf->bytes && buf->data != host) memcpy(to_host ? host : buf->data, to_host ? buf->data : host, buf->bytes);
+        return PML_OK;
+    }
+    if (!b->ops->copy_buf)
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "backend '%s' cannot copy its device buffers to the host (%s)",
+                           b->ops->name, why);
+    return b->ops->copy_buf(b->ctx, stage, buf, host, to_host, err);
+}
+
 pml_status pml_backend_phase(pml_backend_inst *b, int64_t step, struct pml_phase **out, pml_err *err)
 {
     *out = NULL;

@@ -35,8 +35,8 @@
  * that the reading pass's stream waits on, so the host does not wait. grad_sq returns
  * with the stage's work done. `download` makes a value's host copy current and waits.
  * No slot waits for another stage on the host: cross-stage waiting is the transport's
- * and the executor's. (A transport that moves device bytes between processes will need
- * the bytes complete first; none does yet.)
+ * and the executor's. Bytes that leave the process go through host memory (copy_buf,
+ * which waits for the stage's queued work: exec/staging.h).
  *
  * Values the executor touches. Inputs and labels are written, and the loss and output
  * read, through host memory the backend owns (host_value). A backend whose values live
@@ -224,6 +224,14 @@ typedef struct pml_backend_ops {
      * summed over micro-batches), complete once grad_sq returned; data-parallel
      * replicas add theirs together here before the update. Listed like boundary. */
     pml_status (*grads)(pml_backend_ctx *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err);
+    /* Optional, required of a backend whose boundary or grads buffers lie on a device
+     * when they must cross processes (exec/staging.h): copies buf's bytes (a buffer
+     * boundary or grads listed) into `host` (to_host 1) or from it (0), ordered after
+     * the work already queued for `stage` (the calling stage thread's), and complete on
+     * return: the host bytes are current, or the device's are before the stage's next
+     * pass. */
+    pml_status (*copy_buf)(pml_backend_ctx *b, int stage, const pml_backend_buf *buf, void *host, int to_host,
+                           pml_err *err);
 
     /* Optional: weights tied across stages (plan.h's tie), in one process: every copy's
      * gradient sum and its root's added in stage order into each of them, after every
@@ -311,6 +319,10 @@ pml_status pml_backend_boundary(pml_backend_inst *b, int stage, int kind, int64_
 pml_status pml_backend_sum_ties(pml_backend_inst *b, pml_err *err);
 /* Without the slot: PML_ERR_UNSUPPORTED (replicas cannot sum gradients). */
 pml_status pml_backend_grads(pml_backend_inst *b, int stage, pml_backend_buf *out, int cap, int *n, pml_err *err);
+/* Without the slot: PML_ERR_UNSUPPORTED, naming what needed the bytes (`why`). A
+ * host buffer is copied with memcpy without asking the backend. */
+pml_status pml_backend_copy_buf(pml_backend_inst *b, int stage, const pml_backend_buf *buf, void *host, int to_host,
+                                const char *why, pml_err *err);
 /* Without the slot: PML_ERR_UNSUPPORTED (the automatic freeze's state cannot be saved). */
 pml_status pml_backend_phase(pml_backend_inst *b, int64_t step, struct pml_phase **out, pml_err *err);
 /* Without the slot: PML_ERR_UNSUPPORTED unless scale is 1. */

@@ -5,13 +5,17 @@ every step, the same final weights, the same held-out loss and the same inferenc
 output, within what f32 arithmetic in another summation order allows.
 
 usage: gpu_train_test.py PMLC MODEL.pml WORK STEPS INPUT [--rtol R] [--gpus LIST] [--say TEXT]
-                         [--set k=v ...]
+                         [--ranks N MPIRUN] [--replicas R] [--set k=v ...]
 
 INPUT describes rows for the inference check: f32:ROWSxCOLS or i32:ROWSxCOLS:VOCAB.
 --rtol sets the loss tolerance (training and held-out) for a model whose training is
 chaotic enough to amplify rounding. --gpus LIST is the CUDA runs' --devices (a model
 placed on cuda:0..3 on a one-GPU machine: 0,0,0,0). --say TEXT: the CUDA training's
-first line must say TEXT (where its stages run, how they hand over).
+first line must say TEXT (where its stages run, how they hand over). --ranks N MPIRUN:
+the CUDA training runs as N ranks under MPIRUN (sharing the GPUs --gpus names, their
+tensors crossing through host copies), with --replicas R data-parallel pipelines; the
+CPU oracle is one process, whose weights ranks reproduce. Without MPIRUN ("none" or
+not found) it prints "SKIP: ..." and exits 77.
 
 Without a GPU it prints "SKIP: ..." and exits 77 (CTest: skipped); PML_REQUIRE_GPU=1
 makes that a failure. Needs nothing beyond Python's standard library.
@@ -19,6 +23,7 @@ makes that a failure. Needs nothing beyond Python's standard library.
 import json
 import math
 import os
+import shutil
 import struct
 import sys
 
@@ -51,6 +56,20 @@ def read_safetensors(path):
             continue
         lo, hi = t["data_offsets"]
         out[name] = struct.unpack(f"<{(hi - lo) // 4}f", data[lo:hi])
+    return out
+
+
+def read_weights(folder):
+    """A training's saved weights: model.safetensors, or the shards ranks write (named
+    by model.safetensors.index.json's weight_map)."""
+    one = os.path.join(folder, "model.safetensors")
+    if os.path.exists(one):
+        return read_safetensors(one)
+    with open(os.path.join(folder, "model.safetensors.index.json")) as f:
+        shards = sorted(set(json.load(f)["weight_map"].values()))
+    out = {}
+    for shard in shards:
+        out.update(read_safetensors(os.path.join(folder, shard)))
     return out
 
 
@@ -89,12 +108,28 @@ def main():
     pmlc, model, work, steps, spec = args[:5]
     extra = args[5:]
     global LOSS_RTOL
-    gpus, say = [], None
-    while extra[:1] in (["--rtol"], ["--gpus"], ["--say"]):
+    gpus, say, launch, ranks = [], None, [], []
+    while extra[:1] in (["--rtol"], ["--gpus"], ["--say"], ["--ranks"], ["--replicas"]):
         if extra[0] == "--rtol":
             LOSS_RTOL = float(extra[1])
         elif extra[0] == "--gpus":
             gpus = ["--devices", extra[1]]
+        elif extra[0] == "--ranks":
+            mpirun = extra[2]  # as configured, else the one on PATH (the device's, scripts/gpu-check)
+            for name in (mpirun, "mpirun", "mpirun.openmpi", "orterun"):  # a Debian package's, unpacked
+                if shutil.which(name):
+                    mpirun = shutil.which(name)
+                    break
+            else:
+                mpirun = "none"
+            if mpirun == "none":
+                print("SKIP: no mpirun (install openmpi-bin and libopenmpi-dev and rebuild with MPI)")
+                return 77
+            launch = [mpirun, "--oversubscribe", "-np", extra[1]] + (
+                ["--allow-run-as-root"] if os.geteuid() == 0 else [])
+            extra = extra[1:]
+        elif extra[0] == "--replicas":
+            ranks = ["--replicas", extra[1]]
         else:
             say = extra[1]
         extra = extra[2:]
@@ -105,8 +140,9 @@ def main():
         out = os.path.join(work, backend)
         metrics = os.path.join(work, f"{backend}.jsonl")
         quiet = [] if backend == "cuda" and say else ["--quiet"]
-        r = pmltest.run([pmlc, "train", model, "--backend", backend, "--steps", steps, "--out", out, "--metrics",
-                         metrics, "--eval", "2"] + quiet + (gpus if backend == "cuda" else []) + extra, timeout=600)
+        r = pmltest.run((launch if backend == "cuda" else []) +
+                        [pmlc, "train", model, "--backend", backend, "--steps", steps, "--out", out, "--metrics",
+                         metrics, "--eval", "2"] + quiet + (gpus + ranks if backend == "cuda" else []) + extra, timeout=600)
         if backend == "cuda" and r.code != 0 and "no GPU" in r.stderr:
             print(f"SKIP: {r.stderr.strip()}")
             req = os.environ.get("PML_REQUIRE_GPU", "0")
@@ -119,7 +155,7 @@ def main():
             t.check(say in first, f"the first line says '{say}': {first}")
         losses = [json.loads(line) for line in open(metrics) if '"step"' in line]
         evals = [json.loads(line) for line in open(metrics) if '"eval_loss"' in line]
-        runs[backend] = (losses, evals, read_safetensors(os.path.join(out, "model.safetensors")), r.stderr)
+        runs[backend] = (losses, evals, read_weights(out), r.stderr)
     (lc, ec, wc, _), (lg, eg, wg, _) = runs["cpu"], runs["cuda"]
     t.check(len(lc) == len(lg) == int(steps), f"{steps} metric records each ({len(lc)}, {len(lg)})")
     worst = 0.0

@@ -422,6 +422,45 @@ static pml_status cuda_boundary(pml_backend_ctx *b, int s, int kind, int64_t mb,
     return PML_OK;
 }
 
+/* backend_ops.h's grads: the accumulators of the parameters stage s updates now. */
+static pml_status cuda_grads(pml_backend_ctx *b, int s, pml_backend_buf *out, int cap, int *n, pml_err *err)
+{
+    (void)err;
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    const pml_cuda_stage *st = &p->stages[s];
+    *n = 0;
+    for (int k = 0; k < st->n_params; k++) {
+        int q = st->params[k];
+        if (!p->acc[q] || frozen_now(p, q)) continue; /* as grad_sq and update skip them */
+        size_t bytes = (size_t)p->plan->nodes[p->plan->params[q].node].numel * sizeof(float);
+        if (*n < cap) out[*n] = (pml_backend_buf){(void *)(uintptr_t)p->acc[q], bytes, PML_DEVICE_CUDA, q};
+        ++*n;
+    }
+    return PML_OK;
+}
+
+/* backend_ops.h's copy_buf: on stage s's stream, after its queued work, and waited for
+ * (the host bytes are about to be sent, or the device's read by the stage's next pass).
+ * The pointer may be another GPU's (a stage placed beside this one): the copy is
+ * between host and device memory, which unified addressing resolves. */
+static pml_status cuda_copy_buf(pml_backend_ctx *b, int s, const pml_backend_buf *buf, void *host, int to_host,
+                                pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    pml_cuda_stage *st = &p->stages[s];
+    pml_cu_ptr dev = (pml_cu_ptr)(uintptr_t)buf->data;
+    pml_status r = pml_cuda_use(p, s, err);
+    if (r || !buf->bytes) return r;
+    if (to_host)
+        PML_CHECK_CU(p->d, MemcpyDtoHAsync(host, dev, buf->bytes, st->stream), err);
+    else
+        PML_CHECK_CU(p->d, MemcpyHtoDAsync(dev, host, buf->bytes, st->stream), err);
+    if (p->d->StreamSynchronize(st->stream))
+        return pml_err_set(err, PML_ERR_DEVICE, "stage %d: the GPU failed copying %zu bytes %s the host", s, buf->bytes,
+                           to_host ? "to" : "from");
+    return PML_OK;
+}
+
 /* The device memory of a tied weight's gradient from another GPU, on GPU `gpu`: one
  * buffer of the largest tied weight, kept (freed with the context). */
 static pml_status tie_scratch(pml_cuda_ctx *p, int gpu, pml_err *err)
@@ -515,6 +554,8 @@ const pml_backend_ops pml_cuda_backend_ops = {
     .params_download = cuda_params_download,
     .params_upload = cuda_params_upload,
     .boundary = cuda_boundary,
+    .grads = cuda_grads,
+    .copy_buf = cuda_copy_buf,
     .phase = cuda_phase,
     .sum_ties = cuda_sum_ties,
 };

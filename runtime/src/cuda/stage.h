@@ -44,7 +44,13 @@
  * --devices) gives it, in that GPU's primary context, its values in that GPU's arena.
  * Stages on one GPU hand over in place through events, as above; a stage reading a value
  * of a stage on another GPU reads a copy in its own GPU's memory, made on its stream
- * (cuMemcpyPeerAsync) after the event. In one process only: GPU ranks are not built yet.
+ * (cuMemcpyPeerAsync) after the event.
+ *
+ * Ranks (exec/dist.h): each process's context holds every stage, as the CPU backend's
+ * does, but runs only its rank's; the executor places another rank's stages on the GPU
+ * of this rank's nearest stage, where their messages to it land. Boundary values and
+ * gradient sums cross processes through host copies (copy_buf, exec/staging.h), which
+ * is what ranks sharing one GPU need (NCCL refuses them); NCCL between GPUs is not built.
  *
  * The context's layout is private to cuda/stage*.c. */
 #ifndef PML_CUDA_STAGE_H

@@ -22,6 +22,7 @@
 #include "core/finite.h"
 #include "cpu/stage.h"
 #include "exec/dist.h"
+#include "exec/staging.h"
 #include "exec/transport.h"
 #include "plan/optim.h"
 #include "plan/phase.h"
@@ -63,6 +64,7 @@ typedef struct stage {
     double wait; /* time blocked in receives in the last step, with opts.trace */
     pml_err err;
     pml_status status;
+    pml_staging staging; /* host copies of its device gradients, summed over ranks */
 } stage;
 
 struct pml_pipeline {
@@ -104,6 +106,7 @@ struct pml_pipeline {
     double scale;
     int64_t scale_good;
     int ties; /* the plan has weights tied across stages (plan.h's tie): add_ties before the norm */
+    uint8_t *tied; /* with ties: per parameter, whether it is a tied weight's root or copy */
 };
 
 /* Whether this process runs model stage (chunk) s: whether it runs s's device. */
@@ -171,11 +174,27 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     const pml_backend_ops *ops = opts->backend ? opts->backend : &pml_cpu_backend_ops;
     int model = pml_plan_model_params(plan); /* the tied weights' copies follow: the first names its weight */
     p->ties = model < plan->n_params;
-    if (!st && p->ties && ops->device != PML_DEVICE_HOST && (!ops->sum_ties || d))
+    /* A device backend's gradients and boundary values cross ranks through host copies
+     * (exec/staging.h): copy_buf moves them, grads lists the gradients. */
+    int on_host = ops->device == PML_DEVICE_HOST, staged = ops->copy_buf && ops->grads;
+    if (!st && p->ties && !on_host && !(ops->sum_ties && !d) && !staged)
         st = pml_err_set(err, PML_ERR_UNSUPPORTED,
                          "this plan ties a weight across stages (parameter '%s' is read on more than one stage), "
                          "which the %s backend does not run%s yet: use --backend cpu, or read the weight on one stage",
                          plan->params[model].name, ops->name ? ops->name : "?", d ? " across ranks" : "");
+    const char *lacks = !ops->copy_buf                        ? "copies of its device buffers to the host"
+                        : !ops->boundary                      ? "a list of a message's tensors"
+                        : d && d->replicas > 1 && !ops->grads ? "a list of its gradients"
+                                                              : NULL;
+    if (!st && d && !on_host && lacks)
+        st = pml_err_set(err, PML_ERR_UNSUPPORTED,
+                         "ranks move the %s backend's tensors between processes, and it has no %s: run the ranks "
+                         "with --backend cpu",
+                         ops->name ? ops->name : "?", lacks);
+    if (!st && p->ties && !(p->tied = calloc((size_t)plan->n_params, 1)))
+        st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int q = model; !st && q < plan->n_params; q++) /* copies come last (plan.h) */
+        p->tied[q] = p->tied[plan->params[q].tie] = 1;
     if (d && !st) p->w_first = d->first, p->w_last = d->last;
     p->mb_lo = 0;
     p->mb_hi = p->M;
@@ -190,17 +209,26 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     /* The backend shares `threads` among all the plan's devices; a rank runs only its
      * own, so they get its threads. */
     int threads = d ? (int)((int64_t)p->opts.threads * p->D / (p->w_last - p->w_first)) : p->opts.threads;
+    /* A rank's backend holds every stage, but runs only its own: another rank's stage
+     * device is only where its messages to this rank land, so it goes on the GPU of this
+     * rank's nearest stage device, and the rank touches no GPU it does not run on. */
+    int *gpu = NULL;
+    if (!st && d && p->opts.stage_gpu && !(gpu = malloc(sizeof *gpu * (size_t)p->D)))
+        st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int dev = 0; gpu && dev < p->D; dev++)
+        gpu[dev] = p->opts.stage_gpu[dev < p->w_first ? p->w_first : dev >= p->w_last ? p->w_last - 1 : dev];
     pml_backend_conf conf = {.seed = p->opts.seed,
                              .threads = threads,
                              .unfused = p->opts.unfused,
                              .stages_in_turn = p->opts.stages_in_turn,
-                             .stage_gpu = p->opts.stage_gpu,
+                             .stage_gpu = gpu ? gpu : p->opts.stage_gpu,
                              .check_numerics = p->opts.check_numerics,
                              .node_where = p->opts.node_where,
                              .mb_first = p->mb_lo,
                              .mb_count = p->mb_hi - p->mb_lo == p->M ? 0 : p->mb_hi - p->mb_lo};
     if (p->opts.trace) conf.on_work = op_span, conf.on_work_ctx = p, conf.work_timed = &p->time_ops;
     if (!st) st = pml_backend_create(ops, plan, &conf, &p->be, err);
+    free(gpu);
     p->scaling = plan->conf.precision == PML_F16;
     p->scale = p->scaling ? plan->conf.loss_scale : 1;
     if (!st && p->scaling && !ops->loss_scale)
@@ -226,10 +254,11 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
 void pml_pipeline_destroy(pml_pipeline *p)
 {
     if (!p) return;
-    for (int s = 0; p->stages && s < p->S; s++) free(p->stages[s].ev);
+    for (int s = 0; p->stages && s < p->S; s++) free(p->stages[s].ev), pml_staging_free(&p->stages[s].staging);
     if (p->tr) p->tr->destroy(p->tr);
     pml_backend_destroy(&p->be);
     free(p->stages);
+    free(p->tied);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->core_mu);
@@ -433,22 +462,34 @@ static pml_status list_grads(pml_pipeline *p, int s, pml_backend_buf *stack, pml
     return st;
 }
 
-/* g[q]: the gradient sums of this process's stages, by parameter; NULL for a parameter
- * of another rank's stage or one not trained at this step. */
-static pml_status own_grads(pml_pipeline *p, float **g, pml_err *err)
+/* back 0: g[q] for each tied weight's root and copies (p->tied), the gradient sums of
+ * this process's stages on the host (a device's copied into the stage's staging area);
+ * NULL for a parameter of another rank's stage or one not trained at this step.
+ * back 1: the host sums g[q] written back to a device's buffers. */
+static pml_status tied_grads(pml_pipeline *p, float **g, int back, pml_err *err)
 {
     pml_status st = PML_OK;
     for (int s = 0; s < p->S && !st; s++) {
         if (!owns(p, s)) continue;
         pml_backend_buf stack[64], *bufs;
-        int n = 0;
+        void *hstack[64], **host = hstack;
+        int n = 0, k = 0;
         st = list_grads(p, s, stack, &bufs, &n, err);
-        for (int i = 0; i < n && !st; i++) {
-            if (bufs[i].device != PML_DEVICE_HOST)
-                st = pml_err_set(err, PML_ERR_UNSUPPORTED, "tied weights sum gradients in host memory only");
-            g[bufs[i].param] = bufs[i].data;
-        }
+        if (!st && n > 64 && !(host = malloc(sizeof *host * (size_t)n)))
+            st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < n && !st; i++) /* the tied ones, in place */
+            if (p->tied[bufs[i].param]) {
+                bufs[k] = bufs[i];
+                host[k++] = g[bufs[i].param];
+            }
+        if (!st && back)
+            st = pml_staging_out(&p->be, s, bufs, k, host, "adding a tied weight's gradients across ranks", err);
+        else if (!st)
+            st = pml_staging_in(&p->stages[s].staging, &p->be, s, bufs, k, 1, host,
+                                "adding a tied weight's gradients across ranks", err);
+        for (int i = 0; i < k && !st && !back; i++) g[bufs[i].param] = host[i];
         if (bufs != stack) free(bufs);
+        if (host != hstack) free(host);
     }
     return st;
 }
@@ -471,7 +512,7 @@ static pml_status add_ties(pml_pipeline *p, pml_err *err)
         free(g), free(member);
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the tied weights' gradients");
     }
-    pml_status st = own_grads(p, g, err);
+    pml_status st = tied_grads(p, g, 0, err);
 #define STAGE_OF(q) (pl->nodes[pl->params[q].node].stage)
     for (int r = 0; r < np && !st; r++) {
         if (pl->params[r].tie >= 0) continue;
@@ -503,6 +544,7 @@ static pml_status add_ties(pml_pipeline *p, pml_err *err)
         }
     }
 #undef STAGE_OF
+    if (!st) st = tied_grads(p, g, 1, err);
     free(g), free(member), free(tmp);
     return st;
 }
@@ -518,13 +560,12 @@ static pml_status sum_replicas(pml_pipeline *p, int s, double *sq, pml_err *err)
     float **x = st ? NULL : malloc(sizeof *x * (size_t)(n + 1));
     size_t *len = st ? NULL : malloc(sizeof *len * (size_t)(n + 1));
     if (!st && (!x || !len)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < n && !st; i++) {
-        if (bufs[i].device != PML_DEVICE_HOST)
-            st = pml_err_set(err, PML_ERR_UNSUPPORTED, "replicas sum gradients in host memory only");
-        x[i] = bufs[i].data;
-        len[i] = bufs[i].bytes / sizeof(float);
-    }
+    if (!st)
+        st = pml_staging_in(&p->stages[s].staging, &p->be, s, bufs, n, 1, (void **)x,
+                            "adding gradients over the replicas", err);
+    for (int i = 0; i < n && !st; i++) len[i] = bufs[i].bytes / sizeof(float);
     if (!st) st = p->opts.dist->sum_replicas(p->opts.dist, s, x, len, n, err);
+    if (!st) st = pml_staging_out(&p->be, s, bufs, n, (void *const *)x, "adding gradients over the replicas", err);
     for (int i = 0; i < n && !st; i++) /* a tied weight's copy: its root counts (cpu_grad_sq's rule) */
         total += p->plan->params[bufs[i].param].tie >= 0 ? 0 : pml_optim_sum_squares(x[i], len[i]);
     free(x);

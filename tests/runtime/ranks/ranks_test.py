@@ -6,7 +6,8 @@ ends the run with a non-zero exit within the peer timeout, naming it; ranks star
 differently (plan, --seed, --steps, --set, paths rank 0 alone uses, --out folders that
 are not one folder) refuse to start naming the difference; a checkpoint written by N
 ranks resumes on M; --trace writes one timeline of every rank; a rank that leaves says
-goodbye (the goodbye_* behaviours run test_goodbye in place of pmlc); a stop signal to
+goodbye (the goodbye_* behaviours run test_goodbye in place of pmlc); a device backend's
+tensors cross ranks through host copies (test_device_ranks in place of pmlc); a stop signal to
 mpirun or to one rank stops every rank at one step, saved as one resumable checkpoint.
 
 usage: ranks_test.py PMLC EXAMPLES MPIRUN|none WORK BEHAVIOUR
@@ -829,6 +830,18 @@ elif behaviour in ("goodbye_ended", "goodbye_failed"):
     print(out[-3000:], err[-3000:])
     results = [line for line in out.splitlines() if line.startswith("RESULT")]
     check(results and results[0].startswith("RESULT ok"), f"rank 0 judged: {results}")
+elif behaviour == "device_buffers_cross_through_host_copies":
+    need_mpirun()
+    # Here the first argument is test_device_ranks, not pmlc (test_device_ranks.c says
+    # what it checks): 2 ranks (one pipeline), then 4 (two replicas of it).
+    for n in (2, 4):
+        cmd = [mpirun, "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+        cmd += ["-np", str(n), pmlc]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=mpi_env(), timeout=240)
+        print(r.stdout[-4000:], r.stderr[-3000:])
+        results = [line for line in r.stdout.splitlines() if line.startswith("RESULT")]
+        check(r.returncode == 0 and results and results[0] == "RESULT ok",
+              f"{n} ranks: exit {r.returncode}, rank 0 judged {results}")
 elif behaviour == "trace_covers_every_rank":
     need_mpirun()
     steps = 3

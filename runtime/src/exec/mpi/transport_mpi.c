@@ -16,11 +16,17 @@
  * nonblocking and never waited for in send (two neighbours each sending before
  * receiving would otherwise deadlock); they are
  * completed in reset, before the next step's work can rewrite their buffers, and in
- * destroy. Receives are polled (pml_mpi_wait), so abort and a silent peer end them. */
+ * destroy. Receives are polled (pml_mpi_wait), so abort and a silent peer end them.
+ *
+ * Device buffers (a GPU backend's) cross through host copies (exec/staging.h): a send
+ * copies the message into an area of its own (stage, kind, micro-batch), kept until
+ * reset has completed the send; a receive lands in the receiving stage's area and is
+ * copied up before it returns. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "exec/mpi/mpi_impl.h"
+#include "exec/staging.h"
 
 enum { BUFS_ON_STACK = 32 };
 
@@ -36,6 +42,9 @@ typedef struct tmpi {
     MPI_Request *pending;
     int n_pending, cap_pending;
     pml_err deferred; /* a failure completing sends in reset, reported by the next call */
+    /* Host copies of device buffers: per (stage, kind, micro-batch) sent, until its send
+     * completes; per receiving stage (one receive at a time on its thread). */
+    pml_staging *out, *in;
 } tmpi;
 
 /* The rank running `stage` in this rank's replica. */
@@ -49,18 +58,11 @@ static pml_status buffers(tmpi *t, int from, int kind, int64_t mb, pml_backend_b
     *heap = NULL;
     *bufs = stack;
     pml_status st = pml_backend_boundary(t->be, from, kind, mb, stack, BUFS_ON_STACK, n, err);
-    if (st || *n <= BUFS_ON_STACK) goto check;
+    if (st || *n <= BUFS_ON_STACK) return st;
     if (!(*heap = malloc(sizeof **heap * (size_t)*n))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     *bufs = *heap;
     int again;
-    st = pml_backend_boundary(t->be, from, kind, mb, *heap, *n, &again, err);
-check:
-    for (int i = 0; !st && i < *n; i++)
-        if ((*bufs)[i].device != PML_DEVICE_HOST)
-            st = pml_err_set(err, PML_ERR_UNSUPPORTED,
-                             "the MPI transport moves host memory only; this backend's boundary buffers are on a "
-                             "device");
-    return st;
+    return pml_backend_boundary(t->be, from, kind, mb, *heap, *n, &again, err);
 }
 
 static pml_status check_tag(tmpi *t, int kind, int64_t mb, int *tag, pml_err *err)
@@ -86,6 +88,11 @@ static pml_status tmpi_send(pml_transport *tr, int from, int to, int kind, int64
     pml_backend_buf stack[BUFS_ON_STACK], *bufs = stack, *heap = NULL;
     pml_status st = check_tag(t, kind, mb, &tag, err);
     if (!st) st = buffers(t, from, kind, mb, stack, &bufs, &heap, &n, err);
+    void *hstack[BUFS_ON_STACK], **host = n <= BUFS_ON_STACK ? hstack : malloc(sizeof *host * (size_t)n);
+    if (!st && !host) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!st) /* the area is this message's alone: nothing else touches it before reset */
+        st = pml_staging_in(&t->out[((int64_t)from * 2 + kind) * t->M + mb], t->be, from, bufs, n, 1, host,
+                            "sending a boundary message to another rank", err);
     pthread_mutex_lock(&t->mu);
     for (int i = 0; i < n && !st; i++) {
         for (size_t off = 0; off < bufs[i].bytes || (off == 0 && bufs[i].bytes == 0); off += PML_MPI_CHUNK) {
@@ -101,8 +108,7 @@ static pml_status tmpi_send(pml_transport *tr, int from, int to, int kind, int64
             }
             size_t left = bufs[i].bytes - off;
             int len = (int)(left < PML_MPI_CHUNK ? left : PML_MPI_CHUNK);
-            int rc = MPI_Isend((char *)bufs[i].data + off, len, MPI_BYTE, peer, tag, t->m->data,
-                               &t->pending[t->n_pending]);
+            int rc = MPI_Isend((char *)host[i] + off, len, MPI_BYTE, peer, tag, t->m->data, &t->pending[t->n_pending]);
             if (rc != MPI_SUCCESS) {
                 st = pml_mpi_fail(t->m, rc, peer, "sending a boundary message", err);
                 break;
@@ -112,6 +118,7 @@ static pml_status tmpi_send(pml_transport *tr, int from, int to, int kind, int64
         }
     }
     pthread_mutex_unlock(&t->mu);
+    if (host != hstack) free(host);
     free(heap);
     return st;
 }
@@ -127,8 +134,12 @@ static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64
     }
     int tag = 0, n = 0, k = 0;
     pml_backend_buf stack[BUFS_ON_STACK], *bufs = stack, *heap = NULL;
-    pml_status st = check_tag(t, kind, mb, &tag, err);
+    pml_status st = to < 0 || to >= t->S ? pml_err_set(err, PML_ERR_INVALID_ARG, "no stage %d receives", to) : PML_OK;
+    if (!st) st = check_tag(t, kind, mb, &tag, err);
     if (!st) st = buffers(t, from, kind, mb, stack, &bufs, &heap, &n, err);
+    void *hstack[BUFS_ON_STACK], **host = n <= BUFS_ON_STACK ? hstack : malloc(sizeof *host * (size_t)n);
+    if (!st && !host) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!st) st = pml_staging_in(&t->in[to], t->be, to, bufs, n, 0, host, "receiving a boundary message", err);
     size_t reqs = 0;
     for (int i = 0; i < n && !st; i++) reqs += bufs[i].bytes / PML_MPI_CHUNK + 1;
     MPI_Request *rq = st ? NULL : malloc(sizeof *rq * (reqs ? reqs : 1));
@@ -137,7 +148,7 @@ static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64
         for (size_t off = 0; off < bufs[i].bytes || (off == 0 && bufs[i].bytes == 0); off += PML_MPI_CHUNK) {
             size_t left = bufs[i].bytes - off;
             int len = (int)(left < PML_MPI_CHUNK ? left : PML_MPI_CHUNK);
-            int rc = MPI_Irecv((char *)bufs[i].data + off, len, MPI_BYTE, peer, tag, t->m->data, &rq[k]);
+            int rc = MPI_Irecv((char *)host[i] + off, len, MPI_BYTE, peer, tag, t->m->data, &rq[k]);
             if (rc != MPI_SUCCESS) {
                 st = pml_mpi_fail(t->m, rc, peer, "receiving a boundary message", err);
                 break;
@@ -152,7 +163,9 @@ static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64
                  kind == PML_MSG_ACT ? "activations" : "gradients", (long long)mb);
         st = pml_mpi_wait(t->m, rq, k, peer, &t->aborted, what, err);
     }
+    if (!st) st = pml_staging_out(t->be, to, bufs, n, host, "receiving a boundary message", err);
     free(rq);
+    if (host != hstack) free(host);
     free(heap);
     return st;
 }
@@ -186,6 +199,9 @@ static void tmpi_destroy(pml_transport *tr)
         pml_mpi_wait(t->m, t->pending, t->n_pending, -1, NULL, "finishing sends", &ignored);
     }
     if (t->local) t->local->destroy(t->local);
+    for (int64_t i = 0; t->out && i < (int64_t)t->S * 2 * t->M; i++) pml_staging_free(&t->out[i]);
+    for (int s = 0; t->in && s < t->S; s++) pml_staging_free(&t->in[s]);
+    free(t->out), free(t->in);
     pthread_mutex_destroy(&t->mu);
     free(t->pending);
     free(t);
@@ -208,6 +224,9 @@ pml_status pml_mpi_transport_create(pml_dist *d, pml_backend_inst *be, int stage
     t->base.abort = tmpi_abort;
     t->base.destroy = tmpi_destroy;
     pml_status st = pml_transport_local_create(stages, microbatches, &t->local, err);
+    t->out = calloc((size_t)stages * 2 * (size_t)microbatches, sizeof *t->out);
+    t->in = calloc((size_t)stages, sizeof *t->in);
+    if (!st && (!t->out || !t->in)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     if (!st && 2 * microbatches - 1 > t->m->tag_ub)
         st = pml_err_set(err, PML_ERR_UNSUPPORTED, "too many micro-batches (%lld) for this MPI's tags (at most %d)",
                          (long long)microbatches, t->m->tag_ub / 2);
