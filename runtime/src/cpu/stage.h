@@ -113,8 +113,8 @@ typedef struct pml_cpu_ctx {
     uint8_t *into_acc;
     /* The timetable splits each backward pass into an input half (bwd_input) and a
      * weight half (bwd_weight). Per node: the part of a micro-batch's work that runs it:
-     * 0 forward, 1 backward (its input half), 2 the weight half (stage_build.c's
-     * choose_halves). A weight half runs its units, adds its gradients, and its
+     * 0 forward, 1 backward (its input half), 2 the weight half (plan/halves.h). A
+     * weight half runs its units, adds its gradients, and its
      * micro-batch's share of the deferred GEMMs, in micro-batch order. */
     int split;
     uint8_t *half;

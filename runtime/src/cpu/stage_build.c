@@ -9,6 +9,7 @@
 #include "cpu/gemm.h"
 #include "cpu/pool.h"
 #include "cpu/stage.h"
+#include "plan/halves.h"
 #include "plan/memplan.h"
 #include "plan/optim.h"
 
@@ -43,33 +44,14 @@ static pml_status lower_graph(pml_cpu_ctx *p, pml_err *err)
     return st;
 }
 
-/* Which part of a micro-batch's work runs each node (stage.h: half): its pass's, except,
- * when the timetable splits backwards, weight-gradient work that input-gradient work or
- * another stage reads (so it must be done when the input half is sent), which runs in
- * the input half, with everything of its kernel and the weight-gradient work it reads. */
+/* Which part of a micro-batch's work runs each node (stage.h: half; plan/halves.h). */
 static pml_status choose_halves(pml_cpu_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
-    int N = pl->n_nodes;
-    p->half = calloc((size_t)N + 1, 1);
+    p->half = calloc((size_t)pl->n_nodes + 1, 1);
     if (!p->half) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    for (int s = 0; s < pl->n_stages; s++) /* the timetable's lists: stage devices, each of conf.chunks stages */
-        for (int i = 0; i < pl->n_instr[s]; i++) p->split |= pl->instr[s][i].kind == PML_PLAN_I_BWD_WEIGHT;
-    for (int i = 0; i < N; i++)
-        p->half[i] = pl->nodes[i].pass == 0 ? 0 : p->split && pl->nodes[i].pass == 2 ? 2 : 1;
-    for (int changed = p->split; changed;) {
-        changed = 0;
-        for (int i = N - 1; i >= 0; i--) { /* users before their inputs */
-            const pml_plan_node *n = &pl->nodes[i];
-            int k = pl->node_kernel ? pl->node_kernel[i] : -1;
-            for (int j = 0; p->half[i] == 2 && k >= 0 && j < pl->kernels[k].n_nodes; j++)
-                if (p->half[pl->kernels[k].nodes[j]] == 1) p->half[i] = 1, changed = 1;
-            for (int j = 0; j < n->n_in; j++) {
-                int x = n->in[j];
-                if (p->half[x] == 2 && (p->half[i] == 1 || pl->nodes[x].stage != n->stage)) p->half[x] = 1, changed = 1;
-            }
-        }
-    }
+    p->split = pml_plan_splits_backward(pl);
+    pml_plan_halves(pl, p->split, p->half);
     return PML_OK;
 }
 

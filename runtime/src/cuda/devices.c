@@ -116,7 +116,8 @@ void pml_cuda_gpus_close(pml_cuda_ctx *p)
         if (p->gpus && (st->mirrors || st->published)) p->d->CtxSetCurrent(p->gpus[st->gpu].cu);
         if (st->mirrors) p->d->MemFree(st->mirrors);
         if (st->published) p->d->EventDestroy(st->published);
-        free(st->pulls[0]), free(st->pulls[1]), free(st->statics), free(st->mirror);
+        for (int k = 0; k < PML_CUDA_PASSES; k++) free(st->pulls[k]);
+        free(st->statics), free(st->mirror);
     }
     for (int g = 0; p->gpus && g < p->n_gpus; g++) {
         pml_cuda_gpu *gpu = &p->gpus[g];
@@ -152,32 +153,35 @@ static pml_status push(int **v, int *n, int x, int cap, pml_err *err)
     return PML_OK;
 }
 
-/* Stage s's reads from other groups: each root once, in the first pass that reads it
- * (the forward pass of a micro-batch runs before its backward on the same stage), or
- * as a static; then their mirrors, in one allocation on its GPU. */
+/* Stage s's reads from other groups: each root once, in the first part of the work
+ * that reads it (a micro-batch's forward runs before its backward on the same stage,
+ * and its input half before its weight half), or as a static; then their mirrors, in
+ * one allocation on its GPU. */
 static pml_status stage_mirrors(pml_cuda_ctx *p, int s, uint8_t *seen, pml_err *err)
 {
     const pml_plan *pl = p->plan;
     pml_cuda_stage *st = &p->stages[s];
     int N = pl->n_nodes;
     memset(seen, 0, (size_t)N);
-    for (int t = 0; t < st->n_fwd + st->n_bwd; t++) {
-        int pass = t >= st->n_fwd;
-        const pml_plan_gpu_launch *L = &pl->gpu_launches[pass ? st->bwd[t - st->n_fwd] : st->fwd[t]];
-        for (int a = 0; a < L->n_args; a++) {
-            int r = p->root[L->args[a].node];
-            const pml_plan_node *src = &pl->nodes[r];
-            if (L->args[a].out || seen[r] || p->stages[src->stage].group == st->group) continue;
-            if (!p->dbuf[r])
-                return pml_err_set(err, PML_ERR_INVALID_ARG, "stage %d reads node %d of stage %d, which has no buffer",
-                                   s, r, src->stage);
-            seen[r] = 1;
-            pml_status e = static_node(src->op) ? push(&st->statics, &st->n_statics, r, N, err)
-                                                : push(&st->pulls[pass], &st->n_pulls[pass], r, N, err);
-            if (e) return e;
+    for (int pass = 0; pass < PML_CUDA_PASSES; pass++)
+        for (int t = 0; t < st->n_list[pass]; t++) {
+            const pml_plan_gpu_launch *L = &pl->gpu_launches[st->list[pass][t]];
+            for (int a = 0; a < L->n_args; a++) {
+                int r = p->root[L->args[a].node];
+                const pml_plan_node *src = &pl->nodes[r];
+                if (L->args[a].out || seen[r] || p->stages[src->stage].group == st->group) continue;
+                if (!p->dbuf[r])
+                    return pml_err_set(err, PML_ERR_INVALID_ARG,
+                                       "stage %d reads node %d of stage %d, which has no buffer", s, r, src->stage);
+                seen[r] = 1;
+                pml_status e = static_node(src->op) ? push(&st->statics, &st->n_statics, r, N, err)
+                                                    : push(&st->pulls[pass], &st->n_pulls[pass], r, N, err);
+                if (e) return e;
+            }
         }
-    }
-    if (!st->n_pulls[0] && !st->n_pulls[1] && !st->n_statics) return PML_OK;
+    int any = st->n_statics;
+    for (int k = 0; k < PML_CUDA_PASSES; k++) any |= st->n_pulls[k];
+    if (!any) return PML_OK;
     size_t total = 0, align = PML_CUDA_MEM_ALIGN;
     for (int r = 0; r < N; r++)
         if (seen[r]) total += (buffer_bytes(p, r) + align - 1) / align * align;

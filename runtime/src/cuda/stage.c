@@ -141,8 +141,9 @@ static pml_status phase_begin(pml_cuda_ctx *p, int64_t step, pml_err *err)
         pml_cuda_stage *st = &p->stages[s];
         if ((r = pml_cuda_use(p, s, err))) return r;
         PML_CHECK_CU(p->d, StreamSynchronize(st->stream), err);
-        for (int64_t mb = 0; mb < p->M; mb++)
-            if (st->graph[1][mb]) p->d->GraphExecDestroy(st->graph[1][mb]), st->graph[1][mb] = NULL;
+        for (int k = PML_CUDA_BWD; k < PML_CUDA_PASSES; k++)
+            for (int64_t mb = 0; mb < p->M; mb++)
+                if (st->graph[k][mb]) p->d->GraphExecDestroy(st->graph[k][mb]), st->graph[k][mb] = NULL;
     }
     return PML_OK;
 }
@@ -174,14 +175,14 @@ static unsigned long long dropout_seed(const pml_cuda_ctx *p, int64_t mb, pml_ba
     return s == ~0ull ? s - 1 : s;
 }
 
-/* The launches of one pass of stage s on micro-batch mb (backward: then the gradient
- * sums). */
+/* The launches of one part of stage s's work on micro-batch mb (PML_CUDA_FWD, _BWD
+ * or _WGT; backward parts: then the gradient sums they made). */
 static pml_status run_pass(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_backend_fwd_mode mode, pml_err *err)
 {
     const pml_plan *pl = p->plan;
     pml_cuda_stage *st = &p->stages[s];
     unsigned long long seed = dropout_seed(p, mb, mode);
-    int n = pass ? st->n_bwd : st->n_fwd, *list = pass ? st->bwd : st->fwd;
+    int n = st->n_list[pass], *list = st->list[pass];
     pml_status r = PML_OK;
     for (int k = 0; !r && k < n; k++) {
         if (pass && !pml_phase_runs(&p->phase, pl, -(pl->gpu_launches[list[k]].kernel + 1))) continue; /* frozen */
@@ -189,7 +190,7 @@ static pml_status run_pass(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_bac
     }
     for (int k = 0; !r && pass && k < st->n_params; k++) {
         int q = st->params[k];
-        if (!p->acc[q] || p->direct[q] || frozen_now(p, q)) continue;
+        if (!p->acc[q] || p->direct[q] || frozen_now(p, q) || p->half[p->root[pl->params[q].grad]] != pass) continue;
         r = pml_cuda_axpy(st->blas, pl->nodes[pl->params[q].node].numel, pml_cuda_ctx_data(p, pl->params[q].grad, mb),
                           p->acc[q], err);
     }
@@ -200,7 +201,8 @@ static pml_status run_pass(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_bac
 static pml_status run_training_pass(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_err *err)
 {
     pml_cuda_stage *st = &p->stages[s];
-    if (!p->graphs || st->seeded) return run_pass(p, s, mb, pass, PML_BACKEND_FWD_TRAIN, err);
+    if (!p->graphs || st->seeded || !st->n_list[pass]) /* an empty part: its gradient sums at most */
+        return run_pass(p, s, mb, pass, PML_BACKEND_FWD_TRAIN, err);
     pml_cu_graph_exec *exec = &st->graph[pass][mb];
     if (!*exec) {
         pml_cu_graph g = NULL;
@@ -224,7 +226,9 @@ static pml_status wait_for_inputs(pml_cuda_ctx *p, int s, int64_t mb, int pass, 
     pml_cuda_stage *st = &p->stages[s];
     for (int k = 0; k < st->n_deps[pass]; k++) {
         int dep = st->deps[pass][k];
-        PML_CHECK_CU(p->d, StreamWaitEvent(st->stream, p->stages[dep / 2].done[dep % 2][mb], 0), err);
+        PML_CHECK_CU(p->d,
+                     StreamWaitEvent(st->stream, p->stages[dep / PML_CUDA_PASSES].done[dep % PML_CUDA_PASSES][mb], 0),
+                     err);
     }
     st->last_pass = pass, st->last_mb = mb, st->pending = 1;
     return pml_cuda_pull(p, s, pass, mb, err); /* copies of what it reads from other GPUs (devices.h) */
@@ -234,17 +238,37 @@ static pml_status cuda_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backen
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
     pml_status r = pml_cuda_use(p, s, err);
-    if (!r) r = wait_for_inputs(p, s, mb, 0, err);
+    if (!r) r = wait_for_inputs(p, s, mb, PML_CUDA_FWD, err);
     if (r) return r;
-    return mode == PML_BACKEND_FWD_TRAIN ? run_training_pass(p, s, mb, 0, err) : run_pass(p, s, mb, 0, mode, err);
+    return mode == PML_BACKEND_FWD_TRAIN ? run_training_pass(p, s, mb, PML_CUDA_FWD, err)
+                                         : run_pass(p, s, mb, PML_CUDA_FWD, mode, err);
+}
+
+static pml_status cuda_sync(pml_backend_ctx *b, int s, pml_err *err);
+
+/* One backward part of micro-batch mb on stage s; a whole backward without a split
+ * is the input part alone (its list holds every backward launch), with one its two
+ * halves in turn, the first published on its own (the previous stage waits for the
+ * input half's event, which sync would not record once the weight half ran). */
+static pml_status backward_part(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_err *err)
+{
+    pml_status r = pml_cuda_use(p, s, err);
+    if (!r) r = wait_for_inputs(p, s, mb, pass, err);
+    return r ? r : run_training_pass(p, s, mb, pass, err);
 }
 
 static pml_status cuda_backward(pml_backend_ctx *b, int s, int64_t mb, pml_err *err)
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
-    pml_status r = pml_cuda_use(p, s, err);
-    if (!r) r = wait_for_inputs(p, s, mb, 1, err);
-    return r ? r : run_training_pass(p, s, mb, 1, err);
+    pml_status r = backward_part(p, s, mb, PML_CUDA_BWD, err);
+    if (!r && p->split) r = cuda_sync(b, s, err);
+    return r || !p->split ? r : backward_part(p, s, mb, PML_CUDA_WGT, err);
+}
+
+/* backend_ops.h's backward_half: zero bubble's bwd_input and bwd_weight. */
+static pml_status cuda_backward_half(pml_backend_ctx *b, int s, int64_t mb, pml_backend_bwd_half half, pml_err *err)
+{
+    return backward_part((pml_cuda_ctx *)b, s, mb, half == PML_BACKEND_BWD_INPUT ? PML_CUDA_BWD : PML_CUDA_WGT, err);
 }
 
 /* Publishes the stage's last pass to the other stages (stage.h): no host wait. */
@@ -544,6 +568,7 @@ const pml_backend_ops pml_cuda_backend_ops = {
     .begin = cuda_begin,
     .forward = cuda_forward,
     .backward = cuda_backward,
+    .backward_half = cuda_backward_half,
     .grad_sq = cuda_grad_sq,
     .update = cuda_update,
     .sync = cuda_sync,

@@ -77,26 +77,30 @@ typedef struct pml_cuda_gemm_shape {
     int64_t dims[PML_PLAN_MAX_RANK], st_a[PML_PLAN_MAX_RANK], st_b[PML_PLAN_MAX_RANK];
 } pml_cuda_gemm_shape;
 
+/* The parts of a micro-batch's work on a stage, each a launch list, a captured graph
+ * and an event: the forward pass, the backward (with a split timetable its input half:
+ * zero bubble's bwd_input), and the weight half (bwd_weight; empty without a split). */
+enum { PML_CUDA_FWD = 0, PML_CUDA_BWD = 1, PML_CUDA_WGT = 2, PML_CUDA_PASSES = 3 };
+
 typedef struct pml_cuda_stage {
     int gpu;   /* its GPU: an index into the context's gpus */
     int group; /* stages of one group read each other's values in place (devices.h) */
     pml_cu_stream stream;
     pml_cuda_blas *blas;
-    int *fwd, n_fwd; /* launch indices (plan gpu_launches) of the forward pass, in order */
-    int *bwd, n_bwd; /* ... of the backward passes (input and weight gradients) */
+    int *list[PML_CUDA_PASSES], n_list[PML_CUDA_PASSES]; /* per part: its launch indices (plan gpu_launches) */
     int *params, n_params;
     int *sends[2], n_sends[2];   /* roots of the values this stage sends, per message kind */
     pml_cu_ptr flag;             /* the index-error flag of its launches that check indices */
     int checks_index, seeded;    /* some launch checks indices / takes the dropout seed */
-    pml_cu_graph_exec *graph[2]; /* per pass (0 forward, 1 backward) and micro-batch: captured work */
-    pml_cu_event *done[2];       /* per pass and micro-batch: recorded by sync after that pass */
+    pml_cu_graph_exec *graph[PML_CUDA_PASSES]; /* per part and micro-batch: captured work */
+    pml_cu_event *done[PML_CUDA_PASSES];       /* per part and micro-batch: recorded by sync after it */
     int last_pass, pending;      /* the pass sync records (pending: one ran since the last sync) */
     int64_t last_mb;
-    int *deps[2], n_deps[2]; /* per pass: the other stages' passes it reads, as stage * 2 + pass */
+    int *deps[PML_CUDA_PASSES], n_deps[PML_CUDA_PASSES]; /* per part: other stages' parts it reads (stage * 3 + part) */
     /* devices.h: roots this stage reads from another group, copied before each pass
      * (pulls, each in the first pass that reads it) or at begin (statics: parameters and
      * constants); mirror[root] is its copy (0: read in place), NULL when it has none. */
-    int *pulls[2], n_pulls[2];
+    int *pulls[PML_CUDA_PASSES], n_pulls[PML_CUDA_PASSES];
     int *statics, n_statics;
     pml_cu_ptr *mirror;
     pml_cu_ptr mirrors;     /* the one allocation the mirrors lie in */
@@ -136,6 +140,8 @@ typedef struct pml_cuda_ctx {
     size_t *bytes;   /* per node: one copy's size */
     void **host;     /* per node the executor reads or writes: pinned host copies, end to end */
     uint8_t *serves; /* per node: the output depends on it (FWD_SERVE) */
+    int split;       /* the timetable splits backwards into halves (plan/halves.h) */
+    uint8_t *half;   /* per node: the part of a micro-batch's work that makes it (PML_CUDA_FWD..WGT) */
     pml_cu_ptr *acc, *m, *v;
     /* Per node: the accumulator its GEMM adds to (C += A B) instead of writing its own
      * buffer, for a weight gradient nothing else reads; such a parameter is `direct`. */

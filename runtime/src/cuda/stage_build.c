@@ -9,6 +9,7 @@
 
 #include "cuda/devices.h"
 #include "cuda/stage.h"
+#include "plan/halves.h"
 #include "plan/memplan.h"
 #include "plan/ops.h" /* pml_opcode, the runtime's one list of ops */
 #include "plan/optim.h"
@@ -64,6 +65,13 @@ static pml_status plan_gemm(pml_cuda_ctx *p, int l, pml_err *err)
     return PML_OK;
 }
 
+/* The part of the work launch l runs in: its kernel's nodes share one (halves.h). */
+static int launch_half(const pml_cuda_ctx *p, int l)
+{
+    const pml_plan_kernel *K = &p->plan->kernels[p->plan->gpu_launches[l].kernel];
+    return K->n_nodes ? p->half[K->nodes[K->n_nodes - 1]] : K->pass != 0;
+}
+
 /* Which values need a buffer per micro-batch, and each node's buffer owner. */
 static pml_status plan_buffers(pml_cuda_ctx *p, pml_err *err)
 {
@@ -74,14 +82,18 @@ static pml_status plan_buffers(pml_cuda_ctx *p, pml_err *err)
     p->bytes = calloc((size_t)N + 1, sizeof *p->bytes);
     p->dbuf = calloc((size_t)N + 1, sizeof *p->dbuf);
     p->host = calloc((size_t)N + 1, sizeof *p->host);
-    if (!p->root || !p->per_mb || !p->bytes || !p->dbuf || !p->host) return NOMEM(err);
+    p->half = calloc((size_t)N + 1, 1);
+    if (!p->root || !p->per_mb || !p->bytes || !p->dbuf || !p->host || !p->half) return NOMEM(err);
+    p->split = pml_plan_splits_backward(pl);
+    pml_plan_halves(pl, p->split, p->half);
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
         p->root[i] = n->op == PML_OP_RESHAPE ? p->root[n->in[0]] : i;
         p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4; /* f32 and i32 alike */
     }
-    /* A launch's input outlives its pass when the launch is on another stage, or is
-     * backward work reading a forward value. */
+    /* A launch's input outlives its part of the work when the launch is on another
+     * stage, or in a later part (backward work reading a forward value, the weight half
+     * reading the input half's). */
     for (int l = 0; l < pl->n_gpu_launches; l++) {
         const pml_plan_gpu_launch *L = &pl->gpu_launches[l];
         const pml_plan_kernel *K = &pl->kernels[L->kernel];
@@ -89,7 +101,7 @@ static pml_status plan_buffers(pml_cuda_ctx *p, pml_err *err)
             int r = p->root[L->args[a].node];
             const pml_plan_node *src = &pl->nodes[r];
             if (L->args[a].out || src->op == PML_OP_PARAM || constant_node(src->op)) continue;
-            if (src->stage != K->stage || (src->pass == 0 && K->pass != 0)) p->per_mb[r] = 1;
+            if (src->stage != K->stage || p->half[r] < launch_half(p, l)) p->per_mb[r] = 1;
         }
     }
     int32_t io[3] = {pl->loss, pl->output, pl->labels};
@@ -117,8 +129,9 @@ static void value_used(const pml_cuda_ctx *p, pml_mem_value *val, int s, int x, 
 
 /* Device memory for every value some launch or the executor touches: one allocation,
  * every stage's arena in it, each value where the runtime's planner puts it
- * (plan/memplan.h) over its stage's ticks, the launches of its forward list and then
- * of its backward list (one stream runs them in that order). Values kept per
+ * (plan/memplan.h) over its stage's ticks, the launches of its forward list, then of
+ * its backward list, then of its weight half's (one stream runs each list whole, and a
+ * value one reads from another is kept per micro-batch: plan_buffers). Values kept per
  * micro-batch, sources, and what the executor reads live throughout. Then the pinned
  * host copies. Needs the stages' launch lists. */
 static pml_status place_buffers(pml_cuda_ctx *p, pml_err *err)
@@ -137,21 +150,26 @@ static pml_status place_buffers(pml_cuda_ctx *p, pml_err *err)
     }
     for (int s = 0; s < p->S; s++) {
         const pml_cuda_stage *st = &p->stages[s];
-        for (int t = 0; t < st->n_fwd + st->n_bwd; t++) {
-            const pml_plan_gpu_launch *L = &pl->gpu_launches[t < st->n_fwd ? st->fwd[t] : st->bwd[t - st->n_fwd]];
-            for (int a = 0; a < L->n_args; a++) value_used(p, val, s, L->args[a].node, t);
-            if (L->func < 0) { /* a GEMM: its operands and product, as run_gemm reads them */
-                const pml_plan_node *o = &pl->nodes[L->matmul];
-                value_used(p, val, s, o->in[0], t), value_used(p, val, s, o->in[1], t);
-                value_used(p, val, s, L->matmul, t);
+        int32_t t = 0;
+        for (int pass = 0; pass < PML_CUDA_PASSES; pass++)
+            for (int k = 0; k < st->n_list[pass]; k++, t++) {
+                const pml_plan_gpu_launch *L = &pl->gpu_launches[st->list[pass][k]];
+                for (int a = 0; a < L->n_args; a++) value_used(p, val, s, L->args[a].node, t);
+                if (L->func < 0) { /* a GEMM: its operands and product, as run_gemm reads them */
+                    const pml_plan_node *o = &pl->nodes[L->matmul];
+                    value_used(p, val, s, o->in[0], t), value_used(p, val, s, o->in[1], t);
+                    value_used(p, val, s, L->matmul, t);
+                }
             }
-        }
     }
-    for (int q = 0; q < pl->n_params; q++) { /* summed into the accumulator after the backward pass */
+    for (int q = 0; q < pl->n_params; q++) { /* summed into the accumulator at the end of its part */
         int g = pl->params[q].grad, s = g >= 0 ? pl->nodes[g].stage : 0;
-        if (g >= 0) value_used(p, val, s, g, p->stages[s].n_fwd + p->stages[s].n_bwd - 1);
+        const pml_cuda_stage *st = &p->stages[s];
+        int32_t end = st->n_list[PML_CUDA_FWD] + st->n_list[PML_CUDA_BWD];
+        if (g >= 0)
+            value_used(p, val, s, g, (p->half[p->root[g]] == PML_CUDA_WGT ? end + st->n_list[PML_CUDA_WGT] : end) - 1);
     }
-    for (int s = 0; s < p->S; s++) pass_end[s] = p->stages[s].n_fwd;
+    for (int s = 0; s < p->S; s++) pass_end[s] = p->stages[s].n_list[PML_CUDA_FWD];
     pml_status st = pml_mem_plan_stages(pl, val, pass_end, PML_CUDA_MEM_ALIGN, base, &total, err);
     /* One arena per GPU holding its stages' arenas one after another (at[s]: where
      * stage s's starts in it); the planner's bases are aligned, so are these. */
@@ -206,7 +224,7 @@ static pml_status build_stages(pml_cuda_ctx *p, pml_err *err)
         pml_cuda_stage *st = &p->stages[s];
         pml_status used = pml_cuda_use(p, s, err); /* its stream, events and cuBLAS handle live in its GPU's context */
         if (used) return used;
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < PML_CUDA_PASSES; k++) {
             st->graph[k] = calloc((size_t)p->M, sizeof *st->graph[k]);
             st->done[k] = calloc((size_t)p->M, sizeof *st->done[k]);
             if (!st->graph[k] || !st->done[k]) return NOMEM(err);
@@ -226,9 +244,8 @@ static pml_status build_stages(pml_cuda_ctx *p, pml_err *err)
         pml_status r = L->func < 0 ? plan_gemm(p, l, err) : PML_OK;
         if (!r && L->func >= 0 && (L->func == 0 || L->func >= pl->n_gpu_funcs))
             r = pml_err_set(err, PML_ERR_INVALID_ARG, "launch %d names function %d", l, L->func);
-        if (!r)
-            r = K->pass == 0 ? push(&st->fwd, &st->n_fwd, l, pl->n_gpu_launches, err)
-                             : push(&st->bwd, &st->n_bwd, l, pl->n_gpu_launches, err);
+        int part = launch_half(p, l);
+        if (!r) r = push(&st->list[part], &st->n_list[part], l, pl->n_gpu_launches, err);
         if (r) return r;
         st->checks_index |= (L->flags & PML_PLAN_GPU_INDEX_CHECK) != 0;
         st->seeded |= (L->flags & PML_PLAN_GPU_SEED) != 0;
@@ -244,14 +261,15 @@ static pml_status build_stages(pml_cuda_ctx *p, pml_err *err)
         const pml_plan_gpu_launch *L = &pl->gpu_launches[l];
         const pml_plan_kernel *K = &pl->kernels[L->kernel];
         pml_cuda_stage *st = &p->stages[K->stage];
-        int pass = K->pass != 0;
+        int pass = launch_half(p, l);
         for (int a = 0; a < L->n_args; a++) {
-            const pml_plan_node *src = &pl->nodes[p->root[L->args[a].node]];
+            int root = p->root[L->args[a].node];
+            const pml_plan_node *src = &pl->nodes[root];
             if (L->args[a].out || src->stage == K->stage || src->op == PML_OP_PARAM || constant_node(src->op)) continue;
-            int dep = src->stage * 2 + (src->pass != 0), known = 0;
+            int dep = src->stage * PML_CUDA_PASSES + p->half[root], known = 0;
             for (int k = 0; k < st->n_deps[pass]; k++) known |= st->deps[pass][k] == dep;
             if (known) continue;
-            pml_status r = push(&st->deps[pass], &st->n_deps[pass], dep, 2 * p->S, err);
+            pml_status r = push(&st->deps[pass], &st->n_deps[pass], dep, PML_CUDA_PASSES * p->S, err);
             if (r) return r;
         }
     }
@@ -417,14 +435,14 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
         pml_cuda_blas_destroy(st->blas);
         if (st->stream) p->d->StreamDestroy(st->stream);
         if (st->flag) p->d->MemFree(st->flag);
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < PML_CUDA_PASSES; k++) {
             for (int64_t mb = 0; mb < p->M; mb++) {
                 if (st->graph[k] && st->graph[k][mb]) p->d->GraphExecDestroy(st->graph[k][mb]);
                 if (st->done[k] && st->done[k][mb]) p->d->EventDestroy(st->done[k][mb]);
             }
-            free(st->graph[k]), free(st->done[k]), free(st->deps[k]);
+            free(st->graph[k]), free(st->done[k]), free(st->deps[k]), free(st->list[k]);
         }
-        free(st->fwd), free(st->bwd), free(st->params), free(st->sends[0]), free(st->sends[1]);
+        free(st->params), free(st->sends[0]), free(st->sends[1]);
     }
     for (int i = 0; p->host && i < pl->n_nodes; i++)
         if (p->host[i]) p->d->MemFreeHost(p->host[i]);
@@ -441,7 +459,7 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
     pml_phase_free(&p->phase);
     if (p->d) pml_cuda_gpus_close(p);
     free(p->fn_of), free(p->gemm), free(p->acc_into), free(p->direct), free(p->root), free(p->dbuf), free(p->per_mb),
-        free(p->bytes), free(p->host), free(p->serves), free(p->acc), free(p->m), free(p->v), free(p->h_param),
-        free(p->h_m), free(p->h_v), free(p->stages);
+        free(p->half), free(p->bytes), free(p->host), free(p->serves), free(p->acc), free(p->m), free(p->v),
+        free(p->h_param), free(p->h_m), free(p->h_v), free(p->stages);
     free(p);
 }

@@ -12,7 +12,7 @@
  *     stage and direction, the host buffers another stage reads;
  *   split_backwards_need_backward_half: a zero_bubble plan (backwards in input and
  *     weight halves) is refused at create, naming the schedule, by a backend without
- *     backward_half (CUDA's, today), and trained by the CPU's;
+ *     backward_half, and trained by the CPU's;
  *   chunks_run_on_a_device_backend_as_on_the_cpu: an interleaved 1F1B plan (2 stages of
  *     2 chunks) trains on the CPU backend, and on a device backend (the CPU's slots under
  *     a device kind: the executor treats its chunks as stages, as the CUDA backend's)
