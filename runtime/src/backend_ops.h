@@ -84,6 +84,13 @@ typedef struct pml_backend_conf {
      * conf.chunks of them), as exec/backend.h chose them from the plan's map; NULL: every
      * stage on device 0. Read at create only. */
     const int *stage_gpu;
+    /* Per model stage (chunk): whether this process runs it (a rank runs its own,
+     * exec/dist.h); NULL: every stage. Of a stage it does not run, a backend keeps only
+     * what the stages it runs need: its parameters and optimizer state (ranks gather
+     * them: exec/dist_params.h) and the values it sends them (a transport receives into
+     * those); no activations, gradients, derived weights or scratch, so a rank holds
+     * its own stages' memory, not the model's. Read at create only. */
+    const uint8_t *runs;
     /* The micro-batches this process runs, for work done over all of them at once (a
      * data-parallel replica runs only its share); mb_count 0: all of them. */
     int64_t mb_first, mb_count;

@@ -78,6 +78,7 @@ typedef struct pml_cpu_ctx {
     const pml_plan *plan;
     pml_backend_conf conf;
     int S, threads; /* stages; kernel threads per stage */
+    uint8_t *runs;  /* per stage: this process runs it (conf.runs; all without) */
     int64_t M;
     int64_t step;        /* from begin: dropout seeds, freezing, the optimizer's step count */
     pml_cpu_node *low;   /* per node: what runs for it (cpu/lower.h) */

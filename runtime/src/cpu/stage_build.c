@@ -207,7 +207,9 @@ static pml_status choose_packed(pml_cpu_ctx *p, pml_err *err)
     for (int i = 0; pml_cpu_gemm_packed_available() && i < pl->n_nodes; i++) {
         const pml_cpu_node *l = &p->low[i];
         p->packed_at[i] = -1;
-        if (!l->run || l->op != PML_OP_MATMUL || l->trans[0] || p->invariant[i] || p->deferred_node[i]) continue;
+        if (!l->run || l->op != PML_OP_MATMUL || l->trans[0] || p->invariant[i] || p->deferred_node[i] ||
+            !p->runs[pl->nodes[i].stage])
+            continue;
         const pml_plan_node *b = &pl->nodes[l->in[1]];
         if (!p->invariant[l->in[1]] || b->rank != 2 || b->dtype != PML_F32) continue; /* panels are f32 */
         if (packed_n(p, i) < PACK_MIN_N) continue;
@@ -351,6 +353,28 @@ static void buffer_used(const pml_cpu_ctx *p, pml_mem_value *val, int s, int x, 
         pml_mem_always(&val[r]);
 }
 
+/* Per node: whether this process keeps its buffer (backend_ops.h's runs): every node of
+ * a stage it runs; of another stage, the parameters and every value another stage reads
+ * (what it sends: a transport receives into them, and both ends list the same ones,
+ * find_sends) or a stage it runs reads in place (constants). NULL: out of memory. */
+static uint8_t *kept_buffers(const pml_cpu_ctx *p)
+{
+    const pml_plan *pl = p->plan;
+    uint8_t *kept = malloc((size_t)pl->n_nodes + 1);
+    for (int i = 0; kept && i < pl->n_nodes; i++)
+        kept[i] = p->runs[pl->nodes[i].stage] || pl->nodes[i].op == PML_OP_PARAM;
+    for (int i = 0; kept && i < pl->n_nodes; i++) {
+        if (!p->low[i].run) continue;
+        int n_in, s = pl->nodes[i].stage;
+        const int32_t *in = pml_cpu_node_inputs(pl, p->low, i, &n_in);
+        for (int k = 0; k < n_in; k++) {
+            int root = p->low[in[k]].alias;
+            kept[root] |= p->runs[s] || pl->nodes[root].stage != s;
+        }
+    }
+    return kept;
+}
+
 /* Where each buffer lies: every stage's values placed by the runtime's planner
  * (plan/memplan.h) over that stage's ticks (its forward list's units, then its
  * backward list's), in one allocation that holds every stage's arena. Needs the
@@ -363,9 +387,11 @@ static pml_status place_buffers(pml_cpu_ctx *p, pml_err *err)
     int32_t *tick = malloc(sizeof *tick * ((size_t)N + 1)); /* per node: its unit's tick, -1 none */
     size_t *base = calloc((size_t)p->S + 1, sizeof *base);
     int32_t *pass_end = malloc(sizeof *pass_end * ((size_t)p->S + 1));
-    pml_status st = val && tick && base && pass_end ? PML_OK : pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    uint8_t *kept = kept_buffers(p);
+    pml_status st = val && tick && base && pass_end && kept ? PML_OK : pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int i = 0; !st && i < N; i++) {
-        val[i] = pml_mem_value_init(owns_buffer(p, i) ? p->bytes[i] * (size_t)p->copies[i] : 0, PML_CPU_MEM_ALIGN);
+        size_t bytes = owns_buffer(p, i) && kept[i] ? p->bytes[i] * (size_t)p->copies[i] : 0;
+        val[i] = pml_mem_value_init(bytes, PML_CPU_MEM_ALIGN);
         tick[i] = -1;
         if (lives_throughout(p, i)) pml_mem_always(&val[i]);
     }
@@ -420,7 +446,7 @@ static pml_status place_buffers(pml_cpu_ctx *p, pml_err *err)
     for (int i = 0; !st && i < N; i++)
         if (val[i].bytes) p->buf[i] = p->arena + base[pl->nodes[i].stage] + val[i].offset;
     for (int s = 0; !st && s < p->S; s++) p->stages[s].arena_bytes = (s + 1 < p->S ? base[s + 1] : total) - base[s];
-    free(val), free(tick), free(base), free(pass_end);
+    free(val), free(tick), free(base), free(pass_end), free(kept);
     return st;
 }
 
@@ -506,6 +532,7 @@ static pml_status build_stages(pml_cpu_ctx *p, pml_err *err)
     }
     for (int s = 0; s < p->S; s++) {
         pml_cpu_stage *st = &p->stages[s];
+        if (!p->runs[s]) continue; /* another process's: no scratch, no threads */
         if (st->scratch_bytes && !(st->scratch = aligned_alloc(64, (st->scratch_bytes + 63) & ~(size_t)63)))
             return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
         if (st->scratch) memset(st->scratch, 0, st->scratch_bytes);
@@ -590,16 +617,18 @@ static pml_status make_params(pml_cpu_ctx *p, pml_err *err)
         const pml_plan_node *n = &plan->nodes[prm->node];
         if (!prm->teacher) pml_param_init(prm, n->rank, n->dims, n->numel, p->conf.seed, (float *)p->buf[prm->node]);
         if (prm->grad < 0) continue;
-        p->acc[q] = alloc_touched(((size_t)n->numel + 1) * sizeof(float));
+        /* another process's stage: its optimizer state only, which ranks gather */
+        if (p->runs[n->stage] && !(p->acc[q] = alloc_touched(((size_t)n->numel + 1) * sizeof(float))))
+            return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the gradients");
         if (state >= 1) p->m[q] = alloc_touched(((size_t)n->numel + 1) * sizeof(float));
         if (state >= 2) p->v[q] = alloc_touched(((size_t)n->numel + 1) * sizeof(float));
-        if (!p->acc[q] || (state >= 1 && !p->m[q]) || (state >= 2 && !p->v[q]))
+        if ((state >= 1 && !p->m[q]) || (state >= 2 && !p->v[q]))
             return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the optimizer state");
     }
     /* A gradient made by a matmul that nothing else reads is added to the accumulator by
      * the GEMM itself (C += A B), saving a buffer and a pass over it per micro-batch. */
     for (int q = 0; q < plan->n_params; q++)
-        if (p->direct[q]) p->acc_into[plan->params[q].grad] = p->acc[q];
+        if (p->direct[q] && p->acc[q]) p->acc_into[plan->params[q].grad] = p->acc[q];
     return PML_OK;
 }
 
@@ -619,7 +648,8 @@ static pml_status keep_lse(pml_cpu_ctx *p, pml_err *err)
         if (g->op != PML_OP_ATTENTION_GRAD || g->n_in != 5) continue;
         int o = g->in[3];
         const pml_plan_node *a = &pl->nodes[o];
-        if (a->op != PML_OP_ATTENTION || p->lse[o] || a->rank < 2 || !a->dims[a->rank - 1]) continue;
+        if (a->op != PML_OP_ATTENTION || p->lse[o] || a->rank < 2 || !a->dims[a->rank - 1] || !p->runs[a->stage])
+            continue;
         p->lse_rows[o] = a->numel / a->dims[a->rank - 1];
         if (!(p->lse[o] = alloc_touched(lse_bytes(p, o))))
             return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the attention's kept log-sum-exps");
@@ -671,7 +701,9 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     int devices = p->S / (plan->conf.chunks > 1 ? (int)plan->conf.chunks : 1);
     p->threads = p->conf.threads / devices > 1 ? p->conf.threads / devices : 1;
     pml_cpu_gemm_setup(p->threads);
-    pml_status st = plan_memory(p, err);
+    pml_status st = (p->runs = malloc((size_t)p->S + 1)) ? PML_OK : pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int s = 0; !st && s < p->S; s++) p->runs[s] = !conf->runs || conf->runs[s];
+    if (!st) st = plan_memory(p, err);
     if (!st) st = build_stages(p, err);
     if (!st) st = place_buffers(p, err);
     if (!st) st = find_sends(p, err);
@@ -682,7 +714,7 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     if (!st) find_seed(p);
     /* Constants and ranges never change (but for the loss scale's seed): computed once. */
     for (int i = 0; !st && i < plan->n_nodes; i++)
-        if (constant_node(plan->nodes[i].op)) st = pml_cpu_ctx_run_node(p, i, 0, err);
+        if (constant_node(plan->nodes[i].op) && p->buf[p->low[i].alias]) st = pml_cpu_ctx_run_node(p, i, 0, err);
     if (st) {
         pml_cpu_ctx_destroy((pml_backend_ctx *)p);
         return st;
@@ -739,8 +771,9 @@ void pml_cpu_ctx_destroy(pml_backend_ctx *b)
         for (int e = 0; e < s && !shared; e++) shared = st->pool && p->stages[e].pool == st->pool;
         if (!shared) pml_cpu_pool_destroy(st->pool);
     }
-    free(p->half), free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into), free(p->direct), free(p->fused),
-        free(p->deferred), free(p->deferred_node), free(p->into_acc), free(p->panels), free(p->packed), free(p->packed_at);
+    free(p->half), free(p->runs), free(p->invariant), free(p->computed_at), free(p->low), free(p->acc_into),
+        free(p->direct), free(p->fused), free(p->deferred), free(p->deferred_node), free(p->into_acc), free(p->panels),
+        free(p->packed), free(p->packed_at);
     free(p->pack_param), free(p->pack_next), free(p->pack_first), free(p->values_at), free(p->pack_owner);
     pml_phase_free(&p->phase);
     free(p->buf), free(p->per_mb), free(p->copies), free(p->all_mb), free(p->weight_read), free(p->serves), free(p->fwd_internal), free(p->bytes), free(p->acc),

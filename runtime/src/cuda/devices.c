@@ -215,7 +215,8 @@ pml_status pml_cuda_mirrors_make(pml_cuda_ctx *p, pml_err *err)
     uint8_t *seen = malloc((size_t)pl->n_nodes + 1);
     if (!seen) return NOMEM(err);
     pml_status st = PML_OK;
-    for (int s = 0; !st && s < p->S; s++) st = stage_mirrors(p, s, seen, err);
+    for (int s = 0; !st && s < p->S; s++) /* another process's stage reads nothing here */
+        if (p->runs[s]) st = stage_mirrors(p, s, seen, err);
     free(seen);
     /* The order of a stage's statics after its owners' updates (pml_cuda_pull_statics). */
     for (int s = 0; !st && s < p->S; s++) {

@@ -141,6 +141,7 @@ typedef struct pml_cuda_ctx {
     void **host;     /* per node the executor reads or writes: pinned host copies, end to end */
     uint8_t *serves; /* per node: the output depends on it (FWD_SERVE) */
     int split;       /* the timetable splits backwards into halves (plan/halves.h) */
+    uint8_t *runs;   /* per stage: this process runs it (backend_ops.h's runs; all without) */
     uint8_t *half;   /* per node: the part of a micro-batch's work that makes it (PML_CUDA_FWD..WGT) */
     pml_cu_ptr *acc, *m, *v;
     /* Per node: the accumulator its GEMM adds to (C += A B) instead of writing its own

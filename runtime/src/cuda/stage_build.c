@@ -142,9 +142,27 @@ static pml_status place_buffers(pml_cuda_ctx *p, pml_err *err)
     int32_t *pass_end = malloc(sizeof *pass_end * ((size_t)p->S + 1));
     size_t *base = calloc((size_t)p->S + 1, sizeof *base), total = 0;
     if (!val || !pass_end || !base) return free(val), free(pass_end), free(base), NOMEM(err);
+    /* Of a stage this process does not run: its parameters and what other stages read
+     * (the messages a transport receives into), as the CPU backend keeps them. */
+    uint8_t *kept = malloc((size_t)N + 1);
+    if (!kept) return free(val), free(pass_end), free(base), NOMEM(err);
+    for (int i = 0; i < N; i++) kept[i] = p->runs[pl->nodes[i].stage] || pl->nodes[i].op == PML_OP_PARAM;
+    for (int l = 0; l < pl->n_gpu_launches; l++) {
+        const pml_plan_gpu_launch *L = &pl->gpu_launches[l];
+        int s = pl->kernels[L->kernel].stage;
+        for (int a = 0; a < L->n_args; a++) {
+            int r = p->root[L->args[a].node];
+            kept[r] |= p->runs[s] || pl->nodes[r].stage != s;
+        }
+        if (L->func < 0) { /* a GEMM's operands */
+            const pml_plan_node *o = &pl->nodes[L->matmul];
+            for (int k = 0; k < 2; k++)
+                kept[p->root[o->in[k]]] |= p->runs[s] || pl->nodes[p->root[o->in[k]]].stage != s;
+        }
+    }
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
-        int owns = p->root[i] == i && (pl->materialised[i] || source_node(n->op));
+        int owns = p->root[i] == i && (pl->materialised[i] || source_node(n->op)) && kept[i];
         val[i] = pml_mem_value_init(owns ? p->bytes[i] * (p->per_mb[i] ? (size_t)p->M : 1) : 0, PML_CUDA_MEM_ALIGN);
         if (p->per_mb[i] || source_node(n->op)) pml_mem_always(&val[i]);
     }
@@ -190,13 +208,13 @@ static pml_status place_buffers(pml_cuda_ctx *p, pml_err *err)
         int s = pl->nodes[i].stage;
         if (val[i].bytes) p->dbuf[i] = p->gpus[p->stages[s].gpu].arena + at[s] + val[i].offset;
     }
-    free(val), free(pass_end), free(base), free(at);
+    free(val), free(pass_end), free(base), free(at), free(kept);
     if (st) return st;
     /* Pinned host copies of what the executor writes and reads. */
     int32_t io[3] = {pl->loss, pl->output, pl->labels};
     for (int k = 0; k < 3 + pl->n_inputs; k++) {
         int n = k < 3 ? io[k] : pl->input_nodes[k - 3];
-        if (n < 0 || p->host[n]) continue;
+        if (n < 0 || p->host[n] || !p->runs[pl->nodes[n].stage]) continue; /* the executor's, where it runs */
         if (!p->dbuf[p->root[n]])
             return pml_err_set(err, PML_ERR_INVALID_ARG, "node %d (loss, output, labels or input) has no buffer", n);
         if ((st = pml_cuda_use(p, pl->nodes[n].stage, err))) return st; /* pinned for its GPU's copies */
@@ -232,7 +250,8 @@ static pml_status build_stages(pml_cuda_ctx *p, pml_err *err)
                 PML_CHECK_CU(p->d, EventCreate(&st->done[k][mb], PML_CU_EVENT_DISABLE_TIMING), err);
         }
         PML_CHECK_CU(p->d, StreamCreate(&st->stream, PML_CU_STREAM_NON_BLOCKING), err);
-        pml_status r = pml_cuda_blas_create(&st->blas, st->stream, err);
+        /* another process's stage runs no GEMM here: no handle, no workspace */
+        pml_status r = p->runs[s] ? pml_cuda_blas_create(&st->blas, st->stream, err) : PML_OK;
         if (r) return r;
         PML_CHECK_CU(p->d, MemAlloc(&st->flag, 4), err);
         PML_CHECK_CU(p->d, MemsetD8Async(st->flag, 0, 4, st->stream), err);
@@ -317,7 +336,8 @@ static pml_status make_params(pml_cuda_ctx *p, pml_err *err)
         if (prm->grad < 0) continue;
         pml_status used = pml_cuda_use(p, n->stage, err); /* on its stage's GPU, as the update that reads them */
         if (used) return used;
-        PML_CHECK_CU(p->d, MemAlloc(&p->acc[q], bytes), err);
+        if (p->runs[n->stage]) /* another process's stage: its optimizer state only, which ranks gather */
+            PML_CHECK_CU(p->d, MemAlloc(&p->acc[q], bytes), err);
         pml_cu_ptr *dev[2] = {&p->m[q], &p->v[q]};
         float **host[2] = {&p->h_m[q], &p->h_v[q]};
         for (int k = 0; k < state && k < 2; k++) {
@@ -327,7 +347,7 @@ static pml_status make_params(pml_cuda_ctx *p, pml_err *err)
     }
     for (int i = 0; i < pl->n_nodes; i++) {
         const pml_plan_node *n = &pl->nodes[i];
-        if (!constant_node(n->op)) continue;
+        if (!constant_node(n->op) || !p->dbuf[i]) continue;
         pml_status used = pml_cuda_use(p, n->stage, err);
         if (used) return used;
         void *h = malloc(p->bytes[i]);
@@ -404,6 +424,8 @@ pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *con
     pml_status st = p->S >= 1 && p->M >= 1 && plan->materialised
                         ? PML_OK
                         : pml_err_set(err, PML_ERR_INVALID_ARG, "the plan has no timetable or no kernels to run");
+    if (!st && !(p->runs = malloc((size_t)p->S + 1))) st = NOMEM(err);
+    for (int s = 0; !st && s < p->S; s++) p->runs[s] = !conf->runs || conf->runs[s];
     if (!st) st = pml_cuda_gpus_open(p, err);
     if (!st) st = plan_buffers(p, err);
     if (!st) st = build_stages(p, err);
@@ -459,7 +481,7 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
     pml_phase_free(&p->phase);
     if (p->d) pml_cuda_gpus_close(p);
     free(p->fn_of), free(p->gemm), free(p->acc_into), free(p->direct), free(p->root), free(p->dbuf), free(p->per_mb),
-        free(p->half), free(p->bytes), free(p->host), free(p->serves), free(p->acc), free(p->m), free(p->v),
-        free(p->h_param), free(p->h_m), free(p->h_v), free(p->stages);
+        free(p->half), free(p->runs), free(p->bytes), free(p->host), free(p->serves), free(p->acc), free(p->m),
+        free(p->v), free(p->h_param), free(p->h_m), free(p->h_v), free(p->stages);
     free(p);
 }

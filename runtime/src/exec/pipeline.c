@@ -209,26 +209,31 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
     /* The backend shares `threads` among all the plan's devices; a rank runs only its
      * own, so they get its threads. */
     int threads = d ? (int)((int64_t)p->opts.threads * p->D / (p->w_last - p->w_first)) : p->opts.threads;
-    /* A rank's backend holds every stage, but runs only its own: another rank's stage
+    /* A rank's backend knows every stage, but runs only its own: another rank's stage
      * device is only where its messages to this rank land, so it goes on the GPU of this
-     * rank's nearest stage device, and the rank touches no GPU it does not run on. */
+     * rank's nearest stage device, and the rank touches no GPU it does not run on... */
     int *gpu = NULL;
     if (!st && d && p->opts.stage_gpu && !(gpu = malloc(sizeof *gpu * (size_t)p->D)))
         st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int dev = 0; gpu && dev < p->D; dev++)
         gpu[dev] = p->opts.stage_gpu[dev < p->w_first ? p->w_first : dev >= p->w_last ? p->w_last - 1 : dev];
+    /* ... and keeps of it only what its own stages need (backend_ops.h's runs). */
+    uint8_t *runs = NULL;
+    if (!st && d && !(runs = malloc((size_t)p->S + 1))) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int s = 0; runs && s < p->S; s++) runs[s] = (uint8_t)owns(p, s);
     pml_backend_conf conf = {.seed = p->opts.seed,
                              .threads = threads,
                              .unfused = p->opts.unfused,
                              .stages_in_turn = p->opts.stages_in_turn,
                              .stage_gpu = gpu ? gpu : p->opts.stage_gpu,
+                             .runs = runs,
                              .check_numerics = p->opts.check_numerics,
                              .node_where = p->opts.node_where,
                              .mb_first = p->mb_lo,
                              .mb_count = p->mb_hi - p->mb_lo == p->M ? 0 : p->mb_hi - p->mb_lo};
     if (p->opts.trace) conf.on_work = op_span, conf.on_work_ctx = p, conf.work_timed = &p->time_ops;
     if (!st) st = pml_backend_create(ops, plan, &conf, &p->be, err);
-    free(gpu);
+    free(gpu), free(runs);
     p->scaling = plan->conf.precision == PML_F16;
     p->scale = p->scaling ? plan->conf.loss_scale : 1;
     if (!st && p->scaling && !ops->loss_scale)
@@ -1015,10 +1020,49 @@ static pml_status begin_forward(pml_pipeline *p, pml_err *err)
     return st ? st : pml_backend_begin(&p->be, p->step, 0, err);
 }
 
+/* Whether this process's backend holds every stage (without ranks it does; a rank's
+ * holds only what its own stages need: backend_ops.h's runs). */
+static int holds_every_stage(const pml_pipeline *p) { return p->w_first == 0 && p->w_last == p->D; }
+
+/* For an evaluation or inference on a rank, which runs every stage in this process (on
+ * the host copies: pml_dist_params_gather brings the other ranks'): a one-process
+ * pipeline of the whole model with this pipeline's weights, on this rank's first GPU
+ * for a device backend, for the caller to free after the forward passes. */
+static pml_status whole_model(pml_pipeline *p, pml_pipeline **out, pml_err *err)
+{
+    pml_pipeline_opts o = p->opts;
+    o.dist = NULL, o.trace = 0, o.stop = NULL;
+    int *gpu = NULL;
+    if (p->opts.stage_gpu && !(gpu = malloc(sizeof *gpu * (size_t)p->D)))
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    for (int d = 0; gpu && d < p->D; d++) gpu[d] = p->opts.stage_gpu[p->w_first];
+    o.stage_gpu = gpu;
+    pml_status st = pml_pipeline_create(p->plan, &o, out, err);
+    free(gpu);
+    for (int q = 0; !st && q < p->plan->n_params; q++) {
+        const float *from = host_param(p, q, -1);
+        float *to = pml_pipeline_param(*out, q);
+        size_t bytes = sizeof(float) * (size_t)p->plan->nodes[p->plan->params[q].node].numel;
+        if (!from || !to)
+            st = pml_err_set(err, PML_ERR_INTERNAL, "cannot reach parameter '%s'", p->plan->params[q].name);
+        if (!st) memcpy(to, from, bytes);
+    }
+    if (!st) (*out)->teacher_ready = p->teacher_ready, (*out)->step = p->step;
+    if (st) pml_pipeline_destroy(*out), *out = NULL;
+    return st;
+}
+
 pml_status pml_pipeline_evaluate(pml_pipeline *p, int64_t batches, double *loss, double *accuracy, pml_err *err)
 {
     pml_status ts = teacher_check(p, err);
     if (ts) return ts;
+    if (!holds_every_stage(p)) {
+        pml_pipeline *whole = NULL;
+        pml_status st = whole_model(p, &whole, err);
+        if (!st) st = pml_pipeline_evaluate(whole, batches, loss, accuracy, err);
+        pml_pipeline_destroy(whole);
+        return st;
+    }
     const pml_plan *pl = p->plan;
     const pml_plan_node *out = &pl->nodes[pl->output], *lab = &pl->nodes[pl->labels];
     int classify = lab->dtype == PML_I32 && out->rank == lab->rank + 1 && out->rank >= 1;
@@ -1050,6 +1094,13 @@ pml_status pml_pipeline_forward(pml_pipeline *p, const void *const *inputs, void
     if (ts) return ts;
     const pml_plan *pl = p->plan;
     if (pl->output < 0) return pml_err_set(err, PML_ERR_UNSUPPORTED, "the plan has no output");
+    if (!holds_every_stage(p)) {
+        pml_pipeline *whole = NULL;
+        pml_status st = whole_model(p, &whole, err);
+        if (!st) st = pml_pipeline_forward(whole, inputs, output, err);
+        pml_pipeline_destroy(whole);
+        return st;
+    }
     pml_status st = begin_forward(p, err);
     p->time_ops = p->trace_fwd;
     if (!st) st = forward_mb(p, 0, 0, inputs, err);

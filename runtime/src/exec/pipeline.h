@@ -57,9 +57,12 @@ typedef struct pml_pipeline_opts {
     /* The other processes of a multi-process run (dist.h): this process then runs only
      * stage devices [dist->first, dist->last) (its stages, or with chunks every chunk
      * of those devices), and the gradient norm and the loss are summed
-     * over every rank. NULL: one process runs every stage. Not owned. Evaluation,
-     * inference and the parameter accessors stay local: they see this process's
-     * copies, current only for its own stages (pml_dist_params_gather brings the rest). */
+     * over every rank. NULL: one process runs every stage. Not owned. The backend keeps
+     * of the other ranks' stages only their parameters, optimizer state and messages
+     * (backend_ops.h's runs). Evaluation, inference and the parameter accessors stay
+     * local: they see this process's copies, current only for its own stages
+     * (pml_dist_params_gather brings the rest), and evaluation and inference run on a
+     * one-process pipeline of the whole model made for the call from those copies. */
     pml_dist *dist;
     /* Check every op's output and stop at the first non-finite value, naming the op and
      * node_where[node] (backend_ops.h's pml_backend_conf; the CPU backend checks, others

@@ -23,7 +23,10 @@
  *     folded into its matmul's epilogue (cpu/lower.h) on both stages, and none when
  *     every node runs on its own (unfused); a micro-batch's output and the weights
  *     after 3 steps equal the unfused run's to 1e-6 relative (the fused groups may
- *     move a loop's vector/scalar split; the epilogue itself rounds as the add did). */
+ *     move a loop's vector/scalar split; the epilogue itself rounds as the add did);
+ *   a_rank_holds_only_what_its_stages_need: a backend told it runs one stage of two
+ *     (backend_ops.h's runs) holds for it what a whole one does, and of the other only
+ *     its parameters, optimizer state and the values it sends, which it lists. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +39,7 @@
 #include "cpu/stage.h"
 #include "exec/feed.h"
 #include "exec/pipeline.h"
+#include "plan/plan.h"
 
 enum { MB_ROWS = 4, FEATURES = 16, CLASSES = 4 };
 
@@ -364,6 +368,58 @@ static int bias_adds_fold_into_their_products(const pml_plan *pl)
     return check_summary("bias adds fold into their products");
 }
 
+/* A backend made for a rank that runs stage `mine` of 2 (conf.runs), beside one that
+ * runs both: `mine` holds what it holds in the whole one; the other stage only its
+ * parameters, optimizer state and the values it sends `mine` (listed, and received into). */
+static int rank_backend(const pml_plan *pl, int mine)
+{
+    int other = 1 - mine, kind = other < mine ? PML_MSG_ACT : PML_MSG_GRAD;
+    uint8_t runs[STAGES] = {0};
+    runs[mine] = 1;
+    pml_backend_conf all = {.seed = 5, .threads = 1}, rank = all;
+    rank.runs = runs;
+    pml_backend_inst whole, part;
+    pml_err err = {0};
+    CHECK(pml_backend_create(&pml_cpu_backend_ops, pl, &all, &whole, &err) == PML_OK);
+    CHECK(pml_backend_create(&pml_cpu_backend_ops, pl, &rank, &part, &err) == PML_OK);
+    if (!whole.ops || !part.ops) return fprintf(stderr, "%s\n", err.msg), 1;
+    pml_backend_memory w[STAGES], r[STAGES];
+    for (int s = 0; s < STAGES; s++) pml_backend_memory_of(&whole, s, &w[s]), pml_backend_memory_of(&part, s, &r[s]);
+    CHECK(!memcmp(&w[mine], &r[mine], sizeof w[mine])); /* the stage it runs: as in one process */
+    size_t params = 0, sends = 0;
+    for (int q = 0; q < pl->n_params; q++)
+        if (pl->nodes[pl->params[q].node].stage == other)
+            params += sizeof(float) * (size_t)pl->nodes[pl->params[q].node].numel;
+    for (int64_t mb = 0; mb < MBS; mb++) {
+        pml_backend_buf buf[8];
+        int n = 0;
+        CHECK(pml_backend_boundary(&part, other, kind, mb, buf, 8, &n, &err) == PML_OK && n >= 1 && n <= 8);
+        for (int i = 0; i < n && i < 8; i++) {
+            CHECK(buf[i].data != NULL && buf[i].bytes > 0);
+            sends += buf[i].bytes;
+        }
+    }
+    printf("stage %d of a rank running stage %d: values %zu bytes (whole: %zu; its parameters %zu, its messages %zu), "
+           "gradients %zu (%zu), optimizer %zu (%zu), derived %zu (%zu), scratch %zu (%zu)\n",
+           other, mine, r[other].values, w[other].values, params, sends, r[other].grads, w[other].grads,
+           r[other].optimizer, w[other].optimizer, r[other].derived, w[other].derived, r[other].scratch,
+           w[other].scratch);
+    CHECK(r[other].values >= params + sends && r[other].values <= params + sends + 4096);
+    CHECK(r[other].values < w[other].values);
+    CHECK(r[other].grads == 0 && w[other].grads > 0);
+    CHECK(r[other].optimizer == w[other].optimizer); /* ranks gather it (exec/dist_params.h) */
+    CHECK(r[other].derived == 0 && r[other].scratch == 0);
+    pml_backend_destroy(&whole), pml_backend_destroy(&part);
+    return 0;
+}
+
+static int a_rank_holds_only_what_its_stages_need(const pml_plan *pl)
+{
+    rank_backend(pl, 0);
+    rank_backend(pl, 1);
+    return check_summary("a rank holds only what its stages need");
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -378,6 +434,7 @@ int main(int argc, char **argv)
         {"zero_bubble_buffers_share_bytes_only_when_never_alive_together",
          buffers_share_bytes_only_when_never_alive_together},
         {"bias_adds_fold_into_their_products", bias_adds_fold_into_their_products},
+        {"a_rank_holds_only_what_its_stages_need", a_rank_holds_only_what_its_stages_need},
     };
     if (argc != 2) {
         fprintf(stderr, "usage: %s TEST\n", argv[0]);
