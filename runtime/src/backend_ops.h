@@ -71,6 +71,14 @@ enum { PML_MSG_ACT = 0, PML_MSG_GRAD = 1 };
 /* backward_half's halves of a backward pass. */
 typedef enum pml_backend_bwd_half { PML_BACKEND_BWD_INPUT, PML_BACKEND_BWD_WEIGHT } pml_backend_bwd_half;
 
+/* device_span's calls: a training forward, a backward, or one of its halves. */
+typedef enum pml_backend_call {
+    PML_BACKEND_CALL_FWD,
+    PML_BACKEND_CALL_BWD,
+    PML_BACKEND_CALL_BWD_INPUT,
+    PML_BACKEND_CALL_BWD_WEIGHT
+} pml_backend_call;
+
 /* on_work's `op` (below) for a fused kernel, and for a stage's optimizer update. */
 enum { PML_WORK_FUSED = -1, PML_WORK_UPDATE = -2 };
 
@@ -115,6 +123,8 @@ typedef struct pml_backend_conf {
      * (NULL: always), so that an untraced call reads no clocks. */
     void (*on_work)(void *ctx, int stage, int64_t mb, int unit, int op, int thread, double t0, double t1,
                     double cpu);
+    /* Record where the device runs each training call, for device_span (a trace). */
+    int time_calls;
     void *on_work_ctx;
     const int *work_timed;
 } pml_backend_conf;
@@ -284,6 +294,12 @@ typedef struct pml_backend_ops {
     pml_status (*observe_linear)(pml_backend_ctx *b, int param, int *observed, pml_err *err);
     pml_status (*observed_absmax)(pml_backend_ctx *b, int param, float *absmax, pml_err *err);
 
+    /* Optional, for a backend whose work runs after its calls return (a device's): when
+     * the device ran stage's `call` for micro-batch mb in the training step that just
+     * ended, from its start to its end, as CLOCK_MONOTONIC seconds; 0 where it has no
+     * such time (conf.time_calls was off, or the call did not run). Asked after every
+     * stage's grad_sq, with the device idle. */
+    int (*device_span)(pml_backend_ctx *b, int stage, pml_backend_call call, int64_t mb, double *t0, double *t1);
     /* Optional: what `stage` holds now (pml_backend_memory), counted by the backend as it
      * allocates, for comparing with the plan's estimate and the train block's memory
      * limit. NULL: the backend does not count (the run checks nothing). */

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/rng.h"
 #include "cuda/devices.h"
@@ -148,6 +149,54 @@ static pml_status phase_begin(pml_cuda_ctx *p, int64_t step, pml_err *err)
     return PML_OK;
 }
 
+/* With conf.time_calls, before a training step's work: no call timed yet, and each GPU's
+ * clock event recorded behind what its streams hold and waited for, so that a later
+ * event's time since it, added to the host clock then, is its time on the host's clock
+ * (within the wait's latency, a few microseconds). */
+static pml_status clocks_begin(pml_cuda_ctx *p, pml_err *err)
+{
+    for (int s = 0; s < p->S; s++)
+        for (int c = 0; c < 4; c++) memset(p->stages[s].timed[c], 0, (size_t)p->M);
+    for (int g = 0; g < p->n_gpus; g++) {
+        int s = 0;
+        while (s < p->S && p->stages[s].gpu != g) s++;
+        if (s == p->S) continue;
+        pml_status r = pml_cuda_use(p, s, err);
+        if (r) return r;
+        PML_CHECK_CU(p->d, EventRecord(p->clock_event[g], p->stages[s].stream), err);
+        PML_CHECK_CU(p->d, EventSynchronize(p->clock_event[g]), err);
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        p->clock_host[g] = (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+    }
+    return PML_OK;
+}
+
+/* The start (end 0) or end of stage s's training call on mb, on its stream (stage.h). */
+static pml_status time_mark(pml_cuda_ctx *p, int s, pml_backend_call call, int64_t mb, int end, pml_err *err)
+{
+    pml_cuda_stage *st = &p->stages[s];
+    if (!p->conf.time_calls) return PML_OK;
+    PML_CHECK_CU(p->d, EventRecord(st->span[call][end][mb], st->stream), err);
+    if (end) st->timed[call][mb] = 1;
+    return PML_OK;
+}
+
+/* backend_ops.h's device_span, from the call's events and its GPU's clock event. */
+static int cuda_device_span(pml_backend_ctx *b, int s, pml_backend_call call, int64_t mb, double *t0, double *t1)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    if (s < 0 || s >= p->S || mb < 0 || mb >= p->M || (int)call < 0 || call > PML_BACKEND_CALL_BWD_WEIGHT) return 0;
+    const pml_cuda_stage *st = &p->stages[s];
+    if (!p->conf.time_calls || !st->timed[call][mb] || pml_cuda_use(p, s, NULL)) return 0;
+    float a, e;
+    if (p->d->EventElapsedTime(&a, p->clock_event[st->gpu], st->span[call][0][mb]) ||
+        p->d->EventElapsedTime(&e, p->clock_event[st->gpu], st->span[call][1][mb]))
+        return 0;
+    *t0 = p->clock_host[st->gpu] + 1e-3 * (double)a, *t1 = p->clock_host[st->gpu] + 1e-3 * (double)e;
+    return 1;
+}
+
 static pml_status cuda_begin(pml_backend_ctx *b, int64_t step, int train, pml_err *err)
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
@@ -156,6 +205,7 @@ static pml_status cuda_begin(pml_backend_ctx *b, int64_t step, int train, pml_er
     p->step = step;
     p->train_mode = train;
     if (train) s = phase_begin(p, step, err);
+    if (!s && train && p->conf.time_calls) s = clocks_begin(p, err);
     for (int q = 0; !s && train && q < pl->n_params; q++) {
         if (!p->acc[q]) continue;
         const pml_plan_node *n = &pl->nodes[pl->params[q].node];
@@ -240,8 +290,10 @@ static pml_status cuda_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backen
     pml_status r = pml_cuda_use(p, s, err);
     if (!r) r = wait_for_inputs(p, s, mb, PML_CUDA_FWD, err);
     if (r) return r;
-    return mode == PML_BACKEND_FWD_TRAIN ? run_training_pass(p, s, mb, PML_CUDA_FWD, err)
-                                         : run_pass(p, s, mb, PML_CUDA_FWD, mode, err);
+    if (mode != PML_BACKEND_FWD_TRAIN) return run_pass(p, s, mb, PML_CUDA_FWD, mode, err);
+    r = time_mark(p, s, PML_BACKEND_CALL_FWD, mb, 0, err);
+    if (!r) r = run_training_pass(p, s, mb, PML_CUDA_FWD, err);
+    return r ? r : time_mark(p, s, PML_BACKEND_CALL_FWD, mb, 1, err);
 }
 
 static pml_status cuda_sync(pml_backend_ctx *b, int s, pml_err *err);
@@ -250,25 +302,31 @@ static pml_status cuda_sync(pml_backend_ctx *b, int s, pml_err *err);
  * is the input part alone (its list holds every backward launch), with one its two
  * halves in turn, the first published on its own (the previous stage waits for the
  * input half's event, which sync would not record once the weight half ran). */
-static pml_status backward_part(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_err *err)
+/* ... `opens` and `closes` the timing of its call (time_mark). */
+static pml_status backward_part(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_backend_call call, int opens,
+                                int closes, pml_err *err)
 {
     pml_status r = pml_cuda_use(p, s, err);
     if (!r) r = wait_for_inputs(p, s, mb, pass, err);
-    return r ? r : run_training_pass(p, s, mb, pass, err);
+    if (!r && opens) r = time_mark(p, s, call, mb, 0, err);
+    if (!r) r = run_training_pass(p, s, mb, pass, err);
+    return r || !closes ? r : time_mark(p, s, call, mb, 1, err);
 }
 
 static pml_status cuda_backward(pml_backend_ctx *b, int s, int64_t mb, pml_err *err)
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
-    pml_status r = backward_part(p, s, mb, PML_CUDA_BWD, err);
+    pml_status r = backward_part(p, s, mb, PML_CUDA_BWD, PML_BACKEND_CALL_BWD, 1, !p->split, err);
     if (!r && p->split) r = cuda_sync(b, s, err);
-    return r || !p->split ? r : backward_part(p, s, mb, PML_CUDA_WGT, err);
+    return r || !p->split ? r : backward_part(p, s, mb, PML_CUDA_WGT, PML_BACKEND_CALL_BWD, 0, 1, err);
 }
 
 /* backend_ops.h's backward_half: zero bubble's bwd_input and bwd_weight. */
 static pml_status cuda_backward_half(pml_backend_ctx *b, int s, int64_t mb, pml_backend_bwd_half half, pml_err *err)
 {
-    return backward_part((pml_cuda_ctx *)b, s, mb, half == PML_BACKEND_BWD_INPUT ? PML_CUDA_BWD : PML_CUDA_WGT, err);
+    int input = half == PML_BACKEND_BWD_INPUT;
+    return backward_part((pml_cuda_ctx *)b, s, mb, input ? PML_CUDA_BWD : PML_CUDA_WGT,
+                         input ? PML_BACKEND_CALL_BWD_INPUT : PML_BACKEND_CALL_BWD_WEIGHT, 1, 1, err);
 }
 
 /* Publishes the stage's last pass to the other stages (stage.h): no host wait. */
@@ -583,4 +641,5 @@ const pml_backend_ops pml_cuda_backend_ops = {
     .copy_buf = cuda_copy_buf,
     .phase = cuda_phase,
     .sum_ties = cuda_sum_ties,
+    .device_span = cuda_device_span,
 };

@@ -105,6 +105,11 @@ typedef struct pml_cuda_stage {
     pml_cu_ptr *mirror;
     pml_cu_ptr mirrors;     /* the one allocation the mirrors lie in */
     pml_cu_event published; /* recorded at begin after its update, for other groups' statics */
+    /* With conf.time_calls: per training call (pml_backend_call) and micro-batch, timing
+     * events at its start (once its inputs are ready) and end; timed[call][mb]: recorded
+     * in this step (device_span). */
+    pml_cu_event *span[4][2];
+    uint8_t *timed[4];
 } pml_cuda_stage;
 
 /* One GPU of the context (devices.h). */
@@ -152,6 +157,11 @@ typedef struct pml_cuda_ctx {
     pml_cuda_stage *stages;
     pml_cu_ptr tie_scratch; /* a tied weight's gradient from another GPU, on its first stage's (sum_ties) */
     int tie_scratch_gpu;
+    /* With conf.time_calls, per GPU: an event recorded at each training step's begin,
+     * once its streams were idle, and the host clock (CLOCK_MONOTONIC seconds) when it
+     * completed: the device's times on the host's clock (device_span). */
+    pml_cu_event *clock_event;
+    double *clock_host;
     pml_phase phase; /* what is frozen this step, and which backward work runs (plan/phase.h) */
 } pml_cuda_ctx;
 

@@ -249,6 +249,13 @@ static pml_status build_stages(pml_cuda_ctx *p, pml_err *err)
             for (int64_t mb = 0; mb < p->M; mb++)
                 PML_CHECK_CU(p->d, EventCreate(&st->done[k][mb], PML_CU_EVENT_DISABLE_TIMING), err);
         }
+        for (int c = 0; p->conf.time_calls && c < 4; c++) { /* device_span's, with timing */
+            if (!(st->timed[c] = calloc((size_t)p->M, 1))) return NOMEM(err);
+            for (int e = 0; e < 2; e++) {
+                if (!(st->span[c][e] = calloc((size_t)p->M, sizeof *st->span[c][e]))) return NOMEM(err);
+                for (int64_t mb = 0; mb < p->M; mb++) PML_CHECK_CU(p->d, EventCreate(&st->span[c][e][mb], 0), err);
+            }
+        }
         PML_CHECK_CU(p->d, StreamCreate(&st->stream, PML_CU_STREAM_NON_BLOCKING), err);
         /* another process's stage runs no GEMM here: no handle, no workspace */
         pml_status r = p->runs[s] ? pml_cuda_blas_create(&st->blas, st->stream, err) : PML_OK;
@@ -395,6 +402,19 @@ static pml_status choose_direct(pml_cuda_ctx *p, pml_err *err)
     return st;
 }
 
+/* With conf.time_calls: each GPU's clock event (stage.h), with timing. */
+static pml_status make_clocks(pml_cuda_ctx *p, pml_err *err)
+{
+    p->clock_event = calloc((size_t)p->n_gpus + 1, sizeof *p->clock_event);
+    p->clock_host = calloc((size_t)p->n_gpus + 1, sizeof *p->clock_host);
+    if (!p->clock_event || !p->clock_host) return NOMEM(err);
+    for (int g = 0; g < p->n_gpus; g++) {
+        PML_CHECK_CU(p->d, CtxSetCurrent(p->gpus[g].cu), err);
+        PML_CHECK_CU(p->d, EventCreate(&p->clock_event[g], 0), err);
+    }
+    return PML_OK;
+}
+
 pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *conf, pml_backend_ctx **out, pml_err *err)
 {
     *out = NULL;
@@ -429,6 +449,7 @@ pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *con
     if (!st) st = pml_cuda_gpus_open(p, err);
     if (!st) st = plan_buffers(p, err);
     if (!st) st = build_stages(p, err);
+    if (!st && conf->time_calls) st = make_clocks(p, err);
     if (!st) st = place_buffers(p, err);
     if (!st) st = make_params(p, err);
     if (!st) st = pml_cuda_mirrors_make(p, err);
@@ -464,6 +485,14 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
             }
             free(st->graph[k]), free(st->done[k]), free(st->deps[k]), free(st->list[k]);
         }
+        for (int c = 0; c < 4; c++) {
+            for (int e = 0; e < 2; e++) {
+                for (int64_t mb = 0; st->span[c][e] && mb < p->M; mb++)
+                    if (st->span[c][e][mb]) p->d->EventDestroy(st->span[c][e][mb]);
+                free(st->span[c][e]);
+            }
+            free(st->timed[c]);
+        }
         free(st->params), free(st->sends[0]), free(st->sends[1]);
     }
     for (int i = 0; p->host && i < pl->n_nodes; i++)
@@ -478,6 +507,9 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
         if (p->h_v) free(p->h_v[q]);
     }
     if (p->tie_scratch && !p->d->CtxSetCurrent(p->gpus[p->tie_scratch_gpu].cu)) p->d->MemFree(p->tie_scratch);
+    for (int g = 0; p->clock_event && g < p->n_gpus; g++)
+        if (p->clock_event[g] && !p->d->CtxSetCurrent(p->gpus[g].cu)) p->d->EventDestroy(p->clock_event[g]);
+    free(p->clock_event), free(p->clock_host);
     pml_phase_free(&p->phase);
     if (p->d) pml_cuda_gpus_close(p);
     free(p->fn_of), free(p->gemm), free(p->acc_into), free(p->direct), free(p->root), free(p->dbuf), free(p->per_mb),

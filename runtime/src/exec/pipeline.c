@@ -232,6 +232,7 @@ pml_status pml_pipeline_create(const pml_plan *plan, const pml_pipeline_opts *op
                              .mb_first = p->mb_lo,
                              .mb_count = p->mb_hi - p->mb_lo == p->M ? 0 : p->mb_hi - p->mb_lo};
     if (p->opts.trace) conf.on_work = op_span, conf.on_work_ctx = p, conf.work_timed = &p->time_ops;
+    conf.time_calls = p->opts.trace;
     if (!st) st = pml_backend_create(ops, plan, &conf, &p->be, err);
     free(gpu), free(runs);
     p->scaling = plan->conf.precision == PML_F16;
@@ -866,6 +867,35 @@ static pml_status teacher_check(const pml_pipeline *p, pml_err *err)
 
 void pml_pipeline_teacher_loaded(pml_pipeline *p) { p->teacher_ready = 1; }
 
+/* With a backend whose work runs after its calls return (a GPU's), a pass's span on the
+ * host is only its launch: the step's forward and backward spans take the device's
+ * times instead (backend_ops.h's device_span), and each stage's busy time, hence the
+ * measured bubble, is the sum of its passes on the device (the step's end on the host
+ * would count again the work it waits for). */
+static void device_spans(pml_pipeline *p)
+{
+    double epoch = pml_pipeline_trace_epoch(p);
+    for (int d = p->w_first; d < p->w_last; d++) {
+        stage *st = &p->stages[d];
+        double busy = 0;
+        for (int i = st->n_ev - 1; i >= 0 && st->ev[i].step == p->step; i--) {
+            pml_trace_event *e = &st->ev[i];
+            int k = e->kind;
+            pml_backend_call call = k == I_FWD         ? PML_BACKEND_CALL_FWD
+                                    : k == I_BWD       ? PML_BACKEND_CALL_BWD
+                                    : k == I_BWD_INPUT ? PML_BACKEND_CALL_BWD_INPUT
+                                                       : PML_BACKEND_CALL_BWD_WEIGHT;
+            double a, b;
+            if ((k != I_FWD && k != I_BWD && k != I_BWD_INPUT && k != I_BWD_WEIGHT) ||
+                !p->be.ops->device_span(p->be.ctx, e->unit, call, e->mb, &a, &b))
+                continue;
+            e->t0 = (a - epoch) * 1e6, e->t1 = (b - epoch) * 1e6;
+            busy += e->t1 - e->t0;
+        }
+        st->busy = busy;
+    }
+}
+
 pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -926,6 +956,7 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
         if (p->stages[s].status == PML_ERR_NONFINITE) name_bad_weight(p, err);
         return err ? err->code : p->stages[s].status;
     }
+    if (p->opts.trace && p->be.ops->device_span) device_spans(p);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double wall = 1e6 * ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)), busy = 0,
            wait = 0;

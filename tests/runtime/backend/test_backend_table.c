@@ -16,7 +16,11 @@
  *   chunks_run_on_a_device_backend_as_on_the_cpu: an interleaved 1F1B plan (2 stages of
  *     2 chunks) trains on the CPU backend, and on a device backend (the CPU's slots under
  *     a device kind: the executor treats its chunks as stages, as the CUDA backend's)
- *     to the same bits; a rank given the chunks as its devices is refused. */
+ *     to the same bits; a rank given the chunks as its devices is refused;
+ *   device_spans_replace_the_launch_times: with a trace, a device backend's forward and
+ *     backward spans are the device's times it reports (device_span), not the host's
+ *     launch times, and the measured bubble counts them; the CPU's stay the host's. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,6 +369,61 @@ static int chunks_run_on_a_device_backend_as_on_the_cpu(const pml_plan *pl)
     return check_summary("chunks run on a device backend");
 }
 
+/* The stand-in device's times: call `call` of stage s on mb ran 0.5 ms from
+ * 1000 s + s + mb / 100 + call / 1000 on the host's clock. */
+static int fake_span(pml_backend_ctx *b, int s, pml_backend_call call, int64_t mb, double *t0, double *t1)
+{
+    (void)b;
+    *t0 = 1000.0 + s + (double)mb / 100 + (double)call / 1000;
+    *t1 = *t0 + 0.0005;
+    return 1;
+}
+
+static int device_spans_replace_the_launch_times(const pml_plan *pl)
+{
+    pml_backend_ops dev = pml_cpu_backend_ops;
+    dev.name = "device";
+    dev.device = PML_DEVICE_CUDA;
+    dev.device_span = fake_span;
+    for (int with = 0; with < 2; with++) {
+        pml_feed *feed = NULL;
+        pml_pipeline *pipe = NULL;
+        pml_err err = {0};
+        pml_pipeline_opts opts = {
+            .seed = 5, .threads = 2, .feed = pml_feed_fill, .trace = 1, .backend = with ? &dev : NULL};
+        CHECK(pml_feed_create(pl, &feed, &err) == PML_OK);
+        opts.feed_ctx = feed;
+        CHECK(pml_pipeline_create(pl, &opts, &pipe, &err) == PML_OK);
+        pml_step_stats stats;
+        CHECK(pipe && pml_pipeline_step(pipe, &stats, &err) == PML_OK);
+        double epoch = pipe ? pml_pipeline_trace_epoch(pipe) : 0;
+        int passes = 0, device = 0;
+        for (int s = 0; pipe && s < STAGES; s++) {
+            int n = 0;
+            const pml_trace_event *ev = pml_pipeline_trace(pipe, s, &n);
+            for (int i = 0; i < n; i++) {
+                const pml_trace_event *e = &ev[i];
+                int call = e->kind == PML_PLAN_I_FWD   ? PML_BACKEND_CALL_FWD
+                           : e->kind == PML_PLAN_I_BWD ? PML_BACKEND_CALL_BWD
+                                                       : -1;
+                if (call < 0) continue;
+                passes++;
+                double want = (1000.0 + e->unit + (double)e->mb / 100 + (double)call / 1000 - epoch) * 1e6;
+                device += fabs(e->t0 - want) < 1e-3 && fabs(e->t1 - e->t0 - 500) < 1e-3;
+            }
+        }
+        printf("%s: %d passes, %d at the device's times; bubble %.3f\n", with ? "device" : "cpu", passes, device,
+               pipe ? pml_pipeline_last_bubble(pipe) : 0);
+        CHECK(passes == 2 * STAGES * MBS);
+        CHECK(device == (with ? passes : 0));
+        /* the stages' busy time is their passes' on the device: 2 MBS x 0.5 ms each */
+        if (with) CHECK(pipe && pml_pipeline_last_bubble(pipe) < 1 - 0.9 * 2 * MBS * 500 / (1e6 * stats.seconds));
+        pml_pipeline_destroy(pipe);
+        pml_feed_destroy(feed);
+    }
+    return check_summary("device spans replace the launch times");
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -377,6 +436,7 @@ int main(int argc, char **argv)
         {"cpu_boundary_lists_what_crosses_stages", cpu_boundary_lists_what_crosses_stages},
         {"split_backwards_need_backward_half", split_backwards_need_backward_half},
         {"chunks_run_on_a_device_backend_as_on_the_cpu", chunks_run_on_a_device_backend_as_on_the_cpu},
+        {"device_spans_replace_the_launch_times", device_spans_replace_the_launch_times},
     };
     if (argc != 2) return fprintf(stderr, "usage: test_backend_table NAME\n"), 2;
     pml_plan *pl = compile_plan();
