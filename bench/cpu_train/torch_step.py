@@ -9,7 +9,8 @@ batch 256, AdamW lr 3e-4 wd 0.01) or gpt (examples/gpt.pml: vocab 65, width 128,
 grad clip 1.0), in f32 like PML's CPU runtime. torch.set_num_threads(THREADS).
 gpt2s is bench/gpu/gpt2s.pml (GPT-2 small's body on characters, T 1024, batch 8);
 gpt2 is bench/gpu/gpt2.pml (GPT-2 small: vocabulary 50,257 tied to the output, batch 16);
-PML_BENCH_DEVICE=cuda runs on the GPU, PML_BENCH_COMPILE=1 under torch.compile.
+PML_BENCH_DEVICE=cuda runs on the GPU, PML_BENCH_COMPILE=1 under torch.compile,
+PML_BENCH_BF16=1 the forward pass and loss under bf16 autocast (as PML's precision = bf16).
 MICROBATCHES (default 1) splits each step's batch and accumulates gradients, as PML's
 pipeline does; 1 is PyTorch's natural full-batch step. Random data of the same shapes
 (time only). Prints one JSON line: model, threads, steps timed, median step_ms
@@ -33,6 +34,7 @@ name, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 # ends with the device idle, as PML's.
 device = os.environ.get("PML_BENCH_DEVICE", "cpu")
 torch.backends.cuda.matmul.allow_tf32 = os.environ.get("PML_BENCH_TF32") == "1"
+bf16 = os.environ.get("PML_BENCH_BF16") == "1"
 mbs = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 torch.set_num_threads(threads)
 torch.manual_seed(0)
@@ -76,8 +78,9 @@ for s in range(steps):
     opt.zero_grad(set_to_none=True)
     total = 0.0
     for xm, ym in zip(x.chunk(mbs), y.chunk(mbs)):
-        out = model(xm)
-        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), ym.reshape(-1)) / mbs
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+            out = model(xm)
+            loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), ym.reshape(-1)) / mbs
         loss.backward()
         total += loss.item()
     if clip:

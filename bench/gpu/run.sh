@@ -65,6 +65,22 @@ for spec in "mlp:examples/mlp.pml::mlp:8" "gpt:examples/gpt.pml:--devices 0,0,0,
     "$("$py" -c "print($pml / $best)")"
 done
 steps=$all_steps
+# GPT-2 small in bf16, the issue's benchmark: PML's precision = bf16 (16-bit storage, bf16
+# products with f32 sums) against PyTorch's bf16 autocast, eager and compiled, 12 steps;
+# tokens/s at 16 x 1024 tokens a step.
+steps=12
+if "$pmlc" train "$root/bench/gpu/gpt2.pml" --backend cuda --steps "$steps" --quiet --out "$tmp/out" \
+  --metrics "$tmp/bf16.jsonl" --devices 0,0,0,0 --set precision=bf16 --set "data=tokens(\"$tmp/tokens.bin\")"; then
+  pml=$(median_ms "$tmp/bf16.jsonl")
+  eager=$(PML_BENCH_BF16=1 torch_ms gpt2 1)
+  compiled=$(PML_BENCH_BF16=1 torch_ms gpt2 1 1)
+  "$py" -c "import sys; p, e, c = map(float, sys.argv[1:]); t = 16 * 1024
+print(f'gpt2 bf16: PML {p:.1f} ms ({t / p * 1e3:,.0f} tokens/s), torch eager {e:.1f} ms ({t / e * 1e3:,.0f}), '
+      f'compiled {c:.1f} ms ({t / c * 1e3:,.0f}); PML/compiled {p / c:.2f}')" "$pml" "$eager" "$compiled"
+else
+  echo "gpt2 bf16: PML failed"
+fi
+steps=$all_steps
 # GPT-2 small with attention written out as matmuls and a softmax (PML_CUDA_ATTENTION=expand),
 # against the fused attention kernels of the table's gpt2s line.
 if PML_CUDA_ATTENTION=expand "$pmlc" train "$root/bench/gpu/gpt2s.pml" --backend cuda --steps "$steps" --quiet \

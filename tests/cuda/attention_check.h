@@ -70,9 +70,10 @@ static inline pml_status att_reference(const att_case *c, int grad, float **in, 
     return s ? s : att_cpu(c, grad, in, ref, err);
 }
 
-/* Prints "<what> [dims] causal|not causal, <how>: ..." and returns 1 on failure. */
-static inline int att_compare(const char *what, const att_case *c, const char *how, const float *got, const float *ref,
-                              size_t n)
+/* Prints "<what> [dims] causal|not causal, <how>: ..." and returns 1 on failure: a NaN, or
+ * an element off by more than tol times the largest |cpu| (att_compare: 1e-4). */
+static inline int att_compare_to(const char *what, const att_case *c, const char *how, const float *got,
+                                 const float *ref, size_t n, double tol)
 {
     size_t nan = 0;
     double worst = 0, big = 0;
@@ -82,13 +83,19 @@ static inline int att_compare(const char *what, const att_case *c, const char *h
         if (d > worst) worst = d;
         if (fabs((double)ref[e]) > big) big = fabs((double)ref[e]);
     }
-    int ok = !nan && worst <= 1e-4 * big;
+    int ok = !nan && worst <= tol * big;
     char shape[128] = "";
     for (int k = 0; k < c->rank; k++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", k ? ", " : "", (long long)c->dims[k]);
     printf("%s [%s] %s, %s: max |got - cpu| %.3g of max |cpu| %.3g, %zu NaN: %s\n", what, shape,
            c->causal ? "causal" : "not causal", how, worst, big, nan, ok ? "ok" : "FAIL");
     return !ok;
+}
+
+static inline int att_compare(const char *what, const att_case *c, const char *how, const float *got, const float *ref,
+                              size_t n)
+{
+    return att_compare_to(what, c, how, got, ref, n, 1e-4);
 }
 
 #endif

@@ -88,6 +88,22 @@ static inline float __shfl_xor_sync(unsigned, float v, int lane_mask)
     return r;
 }
 using std::min;
+/* The prelude's bf16 conversions (compiler/src/gpu/cuda_prelude.c), which the kernels call. */
+static inline float pml_bf2f(unsigned short h)
+{
+    unsigned u = (unsigned)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static inline unsigned short pml_f2bf(float f)
+{
+    unsigned u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
 
 #include "cuda_attention_src.cuh"
 
@@ -117,39 +133,67 @@ static unsigned grid_of(int M, int T, int tile, unsigned cap)
     return (unsigned)std::max(1LL, std::min<long long>(blocks, cap));
 }
 
-template <int D, bool C>
-static void run(int grad, const float *q, const float *k, const float *v, const float *o, const float *dout, float *out,
-                int T, int M, float zscale, float scale, unsigned cap)
+/* X: the operands' stored type (float, or bf16 bits as unsigned short); the forward's
+ * output is stored as X too, the gradient in f32, as cuda_attention.c calls them. */
+template <int D, bool C, typename X>
+static void run(int grad, const X *q, const X *k, const X *v, const X *o, const X *dout, X *y, float *g, int T, int M,
+                float zscale, float scale, unsigned cap)
 {
     constexpr int DP = PMLC_CUDA_ATT_DP(D), BQ = PMLC_CUDA_ATT_FWD_BQ, BK = PMLC_CUDA_ATT_FWD_BK(DP),
                   B = PMLC_CUDA_ATT_BWD_B(DP);
     if (!grad) {
-        launch(grid_of(M, T, BQ, cap),
-               [&] { pml_att_fwd<D, DP, BQ, BK, C, false>(q, k, v, nullptr, nullptr, out, T, M, zscale); });
+        launch(grid_of(M, T, BQ, cap), [&] {
+            pml_att_fwd<D, DP, BQ, BK, C, false, X, X, X, float, float, X>(q, k, v, nullptr, nullptr, y, T, M, zscale);
+        });
         return;
     }
-    launch(grid_of(M, T, BQ, cap),
-           [&] { pml_att_fwd<D, DP, BQ, BK, C, true>(q, k, nullptr, o, dout, out, T, M, zscale); });
-    launch(grid_of(M, T, B, cap), [&] { pml_att_bwd_kv<D, DP, B, C>(q, k, v, dout, out, T, M, zscale, scale); });
-    launch(grid_of(M, T, B, cap), [&] { pml_att_bwd_q<D, DP, B, C>(q, k, v, dout, out, T, M, zscale, scale); });
+    launch(grid_of(M, T, BQ, cap), [&] {
+        pml_att_fwd<D, DP, BQ, BK, C, true, X, X, float, X, X, float>(q, k, nullptr, o, dout, g, T, M, zscale);
+    });
+    launch(grid_of(M, T, B, cap),
+           [&] { pml_att_bwd_kv<D, DP, B, C, X, X, X, X>(q, k, v, dout, g, T, M, zscale, scale); });
+    launch(grid_of(M, T, B, cap),
+           [&] { pml_att_bwd_q<D, DP, B, C, X, X, X, X>(q, k, v, dout, g, T, M, zscale, scale); });
+}
+
+/* run<D, C> on f32 operands, or (bf16) on their bf16 bits, the output back in f32. */
+template <int D, bool C>
+static void run_as(int bf16, int grad, const float *q, const float *k, const float *v, const float *o,
+                   const float *dout, float *out, int T, int M, float zscale, float scale, unsigned cap)
+{
+    if (!bf16) {
+        run<D, C, float>(grad, q, k, v, o, dout, out, out, T, M, zscale, scale, cap);
+        return;
+    }
+    size_t n = (size_t)M * T * D;
+    std::vector<unsigned short> in[5], y(grad ? 0 : n);
+    const float *src[5] = {q, k, v, o, dout};
+    for (int j = 0; j < 5; j++) {
+        in[j].resize(src[j] ? n : 0);
+        for (size_t e = 0; src[j] && e < n; e++) in[j][e] = pml_f2bf(src[j][e]);
+    }
+    const unsigned short *p[5];
+    for (int j = 0; j < 5; j++) p[j] = in[j].empty() ? nullptr : in[j].data();
+    run<D, C, unsigned short>(grad, p[0], p[1], p[2], p[3], p[4], y.data(), out, T, M, zscale, scale, cap);
+    for (size_t e = 0; !grad && e < n; e++) out[e] = pml_bf2f(y[e]);
 }
 
 /* The head dims the test takes (templates need them as constants); 0 if d is not one. */
 #define PML_EMU_DIMS(X) X(2) X(8) X(16) X(64) X(100) X(128)
 
-extern "C" int pml_emu_attention(int d, int causal, int grad, const float *q, const float *k, const float *v,
+extern "C" int pml_emu_attention(int d, int causal, int grad, int bf16, const float *q, const float *k, const float *v,
                                  const float *o, const float *dout, float *out, int T, int M, double scale_d,
                                  unsigned grid_cap)
 {
     /* as cuda_attention.c writes the constants into the call */
     float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
-#define PML_EMU_CASE(D)                                                                \
-    if (d == D) {                                                                      \
-        if (causal)                                                                    \
-            run<D, true>(grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap);  \
-        else                                                                           \
-            run<D, false>(grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap); \
-        return 1;                                                                      \
+#define PML_EMU_CASE(D)                                                                         \
+    if (d == D) {                                                                               \
+        if (causal)                                                                             \
+            run_as<D, true>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap);  \
+        else                                                                                    \
+            run_as<D, false>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap); \
+        return 1;                                                                               \
     }
     PML_EMU_DIMS(PML_EMU_CASE)
 #undef PML_EMU_CASE

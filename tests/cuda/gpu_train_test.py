@@ -4,12 +4,13 @@ the CPU backend does (the CPU is the oracle): the same seed gives the same loss 
 every step, the same final weights, the same held-out loss and the same inference
 output, within what f32 arithmetic in another summation order allows.
 
-usage: gpu_train_test.py PMLC MODEL.pml WORK STEPS INPUT [--rtol R] [--gpus LIST] [--say TEXT]
+usage: gpu_train_test.py PMLC MODEL.pml WORK STEPS INPUT [--rtol R] [--wrtol R] [--gpus LIST] [--say TEXT]
                          [--ranks N MPIRUN] [--replicas R] [--set k=v ...]
 
 INPUT describes rows for the inference check: f32:ROWSxCOLS or i32:ROWSxCOLS:VOCAB.
 --rtol sets the loss tolerance (training and held-out) for a model whose training is
-chaotic enough to amplify rounding. --gpus LIST is the CUDA runs' --devices (a model
+chaotic enough to amplify rounding, or whose storage rounds (bf16); --wrtol the weights'
+(the whole model's; each tensor's 20 times it) and the inference output's. --gpus LIST is the CUDA runs' --devices (a model
 placed on cuda:0..3 on a one-GPU machine: 0,0,0,0). --say TEXT: the CUDA training's
 first line must say TEXT (where its stages run, how they hand over). --ranks N MPIRUN:
 the CUDA training runs as N ranks under MPIRUN (sharing the GPUs --gpus names, their
@@ -107,11 +108,14 @@ def main():
     args = sys.argv[1:]
     pmlc, model, work, steps, spec = args[:5]
     extra = args[5:]
-    global LOSS_RTOL
+    global LOSS_RTOL, MODEL_RTOL, TENSOR_RTOL, OUTPUT_RTOL
     gpus, say, launch, ranks = [], None, [], []
-    while extra[:1] in (["--rtol"], ["--gpus"], ["--say"], ["--ranks"], ["--replicas"]):
+    while extra[:1] in (["--rtol"], ["--wrtol"], ["--gpus"], ["--say"], ["--ranks"], ["--replicas"]):
         if extra[0] == "--rtol":
             LOSS_RTOL = float(extra[1])
+        elif extra[0] == "--wrtol":
+            MODEL_RTOL = OUTPUT_RTOL = float(extra[1])
+            TENSOR_RTOL = 20 * MODEL_RTOL
         elif extra[0] == "--gpus":
             gpus = ["--devices", extra[1]]
         elif extra[0] == "--ranks":

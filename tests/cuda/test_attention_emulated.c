@@ -2,15 +2,27 @@
  * (attention_emulated.cpp), against the CPU backend's attention op: forward and
  * backward, outputs poisoned first, in shapes that exercise every tile size (head dims
  * 2 to 128, 100 padded to 112), T below, across and not a multiple of the tiles, causal
- * and not, once with a block per tile and once with 2 blocks striding over all tiles.
+ * and not, once with a block per tile and once with 2 blocks striding over all tiles;
+ * in f32, and with bf16 operands (the CUDA backend's 16-bit storage: the CPU given the
+ * same values, the forward output within its one rounding to bf16).
  * No GPU needed; gpu_attention runs the same comparison on a GPU. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "attention_check.h"
 
-int pml_emu_attention(int d, int causal, int grad, const float *q, const float *k, const float *v, const float *o,
-                      const float *dout, float *out, int T, int M, double scale, unsigned grid_cap);
+int pml_emu_attention(int d, int causal, int grad, int bf16, const float *q, const float *k, const float *v,
+                      const float *o, const float *dout, float *out, int T, int M, double scale, unsigned grid_cap);
+
+/* x rounded to bf16 (to nearest even), as the CUDA backend stores it. */
+static float round_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 int main(void)
 {
@@ -24,25 +36,35 @@ int main(void)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const att_case *c = &cases[i];
         int64_t ne = att_numel(c), T = c->dims[c->rank - 2], D = c->dims[c->rank - 1], M = ne / (T * D);
-        for (int grad = 0; grad < 2; grad++) {
+        for (int run = 0; run < 4; run++) {
+            int grad = run & 1, bf16 = run >> 1;
             size_t out_n = (size_t)ne * (grad ? 3 : 1);
             float *in[5], *ref = malloc(sizeof(float) * out_n), *got = malloc(sizeof(float) * out_n);
             for (int j = 0; j < 5; j++) in[j] = malloc(sizeof(float) * (size_t)ne);
             att_operands(in, 5, ne, &seed);
+            /* bf16 operands: the CPU's reference takes the values the kernels read, the
+             * forward output (o) included */
+            for (int j = 0; bf16 && j < 5; j++)
+                for (int64_t e = 0; e < ne; e++) in[j][e] = round_bf16(in[j][e]);
             pml_err err = {0};
-            if (att_reference(c, grad, in, ref, &err)) {
+            pml_status rs = grad ? att_cpu(c, 0, in, in[3], &err) : PML_OK;
+            for (int64_t e = 0; bf16 && grad && !rs && e < ne; e++) in[3][e] = round_bf16(in[3][e]);
+            if (rs || att_cpu(c, grad, in, ref, &err)) {
                 fprintf(stderr, "FAIL: CPU attention: %s\n", err.msg);
                 return 1;
             }
             for (int pass = 0; pass < 2; pass++) {
                 memset(got, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
-                if (!pml_emu_attention((int)D, c->causal, grad, in[0], in[1], in[2], in[3], in[4], got, (int)T, (int)M,
-                                       c->scale, pass ? 2 : 1u << 30)) {
+                if (!pml_emu_attention((int)D, c->causal, grad, bf16, in[0], in[1], in[2], in[3], in[4], got, (int)T,
+                                       (int)M, c->scale, pass ? 2 : 1u << 30)) {
                     fprintf(stderr, "FAIL: head dim %lld is not in attention_emulated.cpp's list\n", (long long)D);
                     return 1;
                 }
-                failures += att_compare(grad ? "attention_grad" : "attention", c,
-                                        pass ? "2 blocks" : "a block per tile", got, ref, out_n);
+                /* bf16: the same operand values; the output is rounded once more as stored */
+                failures += att_compare_to(grad ? (bf16 ? "attention_grad, bf16 operands" : "attention_grad")
+                                                : (bf16 ? "attention, bf16 operands" : "attention"),
+                                           c, pass ? "2 blocks" : "a block per tile", got, ref, out_n,
+                                           bf16 && !grad ? 1.0 / 256 : 1e-4);
             }
             for (int j = 0; j < 5; j++) free(in[j]);
             free(ref), free(got);

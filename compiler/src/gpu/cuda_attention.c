@@ -1,5 +1,6 @@
 /* cuda_attention.c — the fused attention kernels of the CUDA backend (cuda_attention.h):
- * flash-attention's algorithm (FlashAttention-2's loop order) in f32 on the CUDA cores.
+ * flash-attention's algorithm (FlashAttention-2's loop order) in f32 on the CUDA cores,
+ * its operands f32 or bf16 (read into f32 tiles; a bf16 output rounded once, as stored).
  *
  * attention is one launch: a block per BQ = 64 query rows of a matrix keeps its q tile
  * in shared memory and walks the key tiles (BK = 64, 32 or 16 keys as d grows, so the
@@ -33,7 +34,7 @@
 
 const char pmlc_cuda_attention_src[] =
     "// ---- fused attention: compiler/src/gpu/cuda_attention.c ----\n"
-    "// Every matrix is [T][D] f32, row-major, M of them end to end. 256 threads as a 16 x 16\n"
+    "// Every matrix is [T][D] (f32 or bf16), row-major, M of them end to end. 256 threads as a 16 x 16\n"
     "// grid (tx = threadIdx.x % 16, ty = threadIdx.x / 16): in a tile product a thread owns\n"
     "// rows ty + 16 r and columns tx + 16 c, so a row's 16 threads are lanes of one half warp\n"
     "// and a row's max and sum are shuffles. Shared rows are 16-byte aligned and padded by\n"
@@ -48,12 +49,17 @@ const char pmlc_cuda_attention_src[] =
     "  for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);\n"
     "  return v;\n"
     "}\n"
-    "// Rows r0.. of a [T][D] matrix into sh[R][DP + 4], zeros past T and past D.\n"
-    "template <int D, int DP, int R>\n"
-    "__device__ __forceinline__ void pml_att_load(float (*sh)[DP + 4], const float *__restrict__ x, int r0, int T) {\n"
+    "// An element as stored, f32 or bf16 bits (the prelude's pml_bf2f, pml_f2bf), and back.\n"
+    "__device__ __forceinline__ float pml_att_get(float x) { return x; }\n"
+    "__device__ __forceinline__ float pml_att_get(unsigned short x) { return pml_bf2f(x); }\n"
+    "__device__ __forceinline__ void pml_att_set(float *p, float v) { *p = v; }\n"
+    "__device__ __forceinline__ void pml_att_set(unsigned short *p, float v) { *p = pml_f2bf(v); }\n"
+    "// Rows r0.. of a [T][D] matrix into sh[R][DP + 4] (in f32), zeros past T and past D.\n"
+    "template <int D, int DP, int R, typename X>\n"
+    "__device__ __forceinline__ void pml_att_load(float (*sh)[DP + 4], const X *__restrict__ x, int r0, int T) {\n"
     "  for (int e = threadIdx.x; e < R * DP; e += 256) {\n"
     "    const int r = e / DP, c = e % DP;\n"
-    "    sh[r][c] = r0 + r < T && c < D ? x[(long long)(r0 + r) * D + c] : 0.0f;\n"
+    "    sh[r][c] = r0 + r < T && c < D ? pml_att_get(x[(long long)(r0 + r) * D + c]) : 0.0f;\n"
     "  }\n"
     "}\n"
     "// acc[r][c] += a[ty + 16 r] . b[tx + 16 c] over D: a tile of a bᵀ, four columns at a\n"
@@ -124,10 +130,12 @@ const char pmlc_cuda_attention_src[] =
     "// key tiles of BK; under the mask a tile wholly above the diagonal is never visited.\n"
     "// STATS (the backward pass's first launch): no v, and instead of the output, row r's\n"
     "// slot out[r][0..1] gets its log2-domain log-sum-exp and D = Σ dout ∘ o.\n"
-    "template <int D, int DP, int BQ, int BK, bool CAUSAL, bool STATS>\n"
-    "__device__ __forceinline__ void pml_att_fwd(const float *__restrict__ q, const float *__restrict__ k,\n"
-    "                                            const float *__restrict__ v, const float *__restrict__ o,\n"
-    "                                            const float *__restrict__ dout, float *__restrict__ out, int T,\n"
+    "// TQ .. TOUT: each operand's element type (pml_att_get).\n"
+    "template <int D, int DP, int BQ, int BK, bool CAUSAL, bool STATS, typename TQ, typename TK, typename TV,\n"
+    "          typename TO, typename TD, typename TOUT>\n"
+    "__device__ __forceinline__ void pml_att_fwd(const TQ *__restrict__ q, const TK *__restrict__ k,\n"
+    "                                            const TV *__restrict__ v, const TO *__restrict__ o,\n"
+    "                                            const TD *__restrict__ dout, TOUT *__restrict__ out, int T,\n"
     "                                            int M, float zscale) {\n"
     "  __align__(16) __shared__ float qs[BQ][DP + 4];\n"
     "  __align__(16) __shared__ float kv[BK][DP + 4];\n"
@@ -197,16 +205,18 @@ const char pmlc_cuda_attention_src[] =
     "        const float inv = 1.0f / l[r];\n"
     "#pragma unroll\n"
     "        for (int c = 0; c < RD; c++)\n"
-    "          if (row < T && tx + 16 * c < D) out[base + (long long)row * D + tx + 16 * c] = acc[r][c] * inv;\n"
+    "          if (row < T && tx + 16 * c < D) pml_att_set(&out[base + (long long)row * D + tx + 16 * c], acc[r][c] * "
+    "inv);\n"
     "        continue;\n"
     "      }\n"
     "      float dd = 0.0f;\n"
     "      for (int c = tx; c < D && row < T; c += 16)\n"
-    "        dd = fmaf(dout[base + (long long)row * D + c], o[base + (long long)row * D + c], dd);\n"
+    "        dd = fmaf(pml_att_get(dout[base + (long long)row * D + c]), pml_att_get(o[base + (long long)row * D + "
+    "c]), dd);\n"
     "      dd = pml_att_sum16(dd);\n"
     "      if (row < T && tx == 0) {\n"
-    "        out[base + (long long)row * D] = m[r] + log2f(l[r]);\n"
-    "        out[base + (long long)row * D + 1] = dd;\n"
+    "        pml_att_set(&out[base + (long long)row * D], m[r] + log2f(l[r]));\n"
+    "        pml_att_set(&out[base + (long long)row * D + 1], dd);\n"
     "      }\n"
     "    }\n"
     "  }\n"
@@ -262,9 +272,9 @@ const char pmlc_cuda_attention_src[] =
     "\n"
     "// Backward, second launch: dk and dv, one block per B keys, over the query tiles that see\n"
     "// them; g is [3][M][T][D] (dq, dk, dv), its dq part holding the rows' statistics.\n"
-    "template <int D, int DP, int B, bool CAUSAL>\n"
-    "__device__ __forceinline__ void pml_att_bwd_kv(const float *__restrict__ q, const float *__restrict__ k,\n"
-    "                                               const float *__restrict__ v, const float *__restrict__ dout,\n"
+    "template <int D, int DP, int B, bool CAUSAL, typename TQ, typename TK, typename TV, typename TD>\n"
+    "__device__ __forceinline__ void pml_att_bwd_kv(const TQ *__restrict__ q, const TK *__restrict__ k,\n"
+    "                                               const TV *__restrict__ v, const TD *__restrict__ dout,\n"
     "                                               float *__restrict__ g, int T, int M, float zscale, float scale) {\n"
     "  __align__(16) __shared__ float ks[B][DP + 4];\n"
     "  __align__(16) __shared__ float vs[B][DP + 4];\n"
@@ -316,9 +326,9 @@ const char pmlc_cuda_attention_src[] =
     "\n"
     "// Backward, third launch: dq, one block per B queries over the key tiles they see; reads\n"
     "// its rows' statistics from their dq slots before overwriting them.\n"
-    "template <int D, int DP, int B, bool CAUSAL>\n"
-    "__device__ __forceinline__ void pml_att_bwd_q(const float *__restrict__ q, const float *__restrict__ k,\n"
-    "                                              const float *__restrict__ v, const float *__restrict__ dout,\n"
+    "template <int D, int DP, int B, bool CAUSAL, typename TQ, typename TK, typename TV, typename TD>\n"
+    "__device__ __forceinline__ void pml_att_bwd_q(const TQ *__restrict__ q, const TK *__restrict__ k,\n"
+    "                                              const TV *__restrict__ v, const TD *__restrict__ dout,\n"
     "                                              float *__restrict__ g, int T, int M, float zscale, float scale) {\n"
     "  __align__(16) __shared__ float ks[B][DP + 4];\n"
     "  __align__(16) __shared__ float vs[B][DP + 4];\n"
@@ -374,14 +384,23 @@ int64_t cg_attention(cg *c, int32_t n, int part)
     const ir_node *x = &c->g->nodes.v[n];
     const pmlc_cshape *qs = &c->shape[x->in[0]];
     int64_t T = qs->rank >= 2 ? qs->d[qs->rank - 2] : 0, D = qs->rank >= 2 ? qs->d[qs->rank - 1] : 0;
-    if (x->dtype != PMLC_F32 || !pmlc_cuda_attention_fits(D)) {
+    /* Operands f32 or bf16 (the kernels compute in f32); attention_grad's output, whose
+     * dq slots hold the statistics, f32 (ir/precision.h keeps it so). */
+    int typed = x->dtype == PMLC_F32 || (x->dtype == PMLC_BF16 && x->op == OP_ATTENTION);
+    for (int k = 0; k < x->n_in; k++) {
+        pmlc_dtype t = c->g->nodes.v[x->in[k]].dtype;
+        typed &= t == PMLC_F32 || t == PMLC_BF16;
+    }
+    if (!typed || !pmlc_cuda_attention_fits(D)) {
         pmlc_error(&c->P->diag, x->loc,
-                   "internal error: the CUDA attention kernels take f32 and a head dimension from %d to %d, not %s "
-                   "and %lld (such attention is planned as primitives: ir/expand.h)",
+                   "internal error: the CUDA attention kernels take f32 or bf16 operands, an f32 gradient and a head "
+                   "dimension from %d to %d, not %s and %lld (such attention is planned as primitives: ir/expand.h)",
                    PMLC_CUDA_ATTENTION_MIN_D, PMLC_CUDA_ATTENTION_MAX_D, pmlc_dtype_name(x->dtype), (long long)D);
         c->errors++;
         return 0;
     }
+    const char *ty[5]; /* the operands' element types: q, k, v, and attention_grad's o and dout */
+    for (int k = 0; k < 5; k++) ty[k] = k < x->n_in ? cg_mtype(c->g->nodes.v[x->in[k]].dtype) : "float";
     int64_t M = T ? c->numel[x->in[0]] / (T * D) : 0;
     if (T > INT32_MAX || M > INT32_MAX) { /* the kernels count rows and matrices in int */
         pmlc_error(&c->P->diag, x->loc,
@@ -399,20 +418,25 @@ int64_t cg_attention(cg *c, int32_t n, int part)
     if (x->op == OP_ATTENTION) {
         int av = cg_arg(c, x->in[2], 0), ao = cg_arg(c, n, 1);
         cg_emit(c,
-                "  pml_att_fwd<%lld, %d, %d, %d, %s, false>(a%d, a%d, a%d, nullptr, nullptr, a%d, %lld, %lld, %s);\n",
-                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, aq, ak, av, ao, (long long)T, (long long)M, zscale);
+                "  pml_att_fwd<%lld, %d, %d, %d, %s, false, %s, %s, %s, float, float, %s>(a%d, a%d, a%d, nullptr, "
+                "nullptr, a%d, %lld, %lld, %s);\n",
+                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, ty[0], ty[1], ty[2], cg_mtype(x->dtype), aq, ak, av, ao,
+                (long long)T, (long long)M, zscale);
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
     /* attention_grad(q, k, v, o, dout) -> g */
     if (part == 0) {
         int ao = cg_arg(c, x->in[3], 0), ad = cg_arg(c, x->in[4], 0), ag = cg_arg(c, n, 1);
-        cg_emit(c, "  pml_att_fwd<%lld, %d, %d, %d, %s, true>(a%d, a%d, nullptr, a%d, a%d, a%d, %lld, %lld, %s);\n",
-                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, aq, ak, ao, ad, ag, (long long)T, (long long)M, zscale);
+        cg_emit(c,
+                "  pml_att_fwd<%lld, %d, %d, %d, %s, true, %s, %s, float, %s, %s, float>(a%d, a%d, nullptr, a%d, a%d, "
+                "a%d, %lld, %lld, %s);\n",
+                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, ty[0], ty[1], ty[3], ty[4], aq, ak, ao, ad, ag, (long long)T,
+                (long long)M, zscale);
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
     int av = cg_arg(c, x->in[2], 0), ad = cg_arg(c, x->in[4], 0), ag = cg_arg(c, n, 1), b = bwd_b(dp);
-    cg_emit(c, "  pml_att_bwd_%s<%lld, %d, %d, %s>(a%d, a%d, a%d, a%d, a%d, %lld, %lld, %s, %s);\n",
-            part == 1 ? "kv" : "q", (long long)D, dp, b, cz, aq, ak, av, ad, ag, (long long)T, (long long)M, zscale,
-            scale);
+    cg_emit(c, "  pml_att_bwd_%s<%lld, %d, %d, %s, %s, %s, %s, %s>(a%d, a%d, a%d, a%d, a%d, %lld, %lld, %s, %s);\n",
+            part == 1 ? "kv" : "q", (long long)D, dp, b, cz, ty[0], ty[1], ty[2], ty[4], aq, ak, av, ad, ag,
+            (long long)T, (long long)M, zscale, scale);
     return M * ((T + b - 1) / b) * 256;
 }

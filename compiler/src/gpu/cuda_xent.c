@@ -19,6 +19,7 @@ typedef struct xent_row {
     int64_t V;
     const char *mt; /* the logits' memory type */
     pmlc_dtype t;
+    pmlc_dtype ot; /* the gradient's (under mixed precision it may differ from the logits': then vec is 1) */
 } xent_row;
 
 /* A loop over the row's elements `x` (logits at row), each as float `xv` at column j,
@@ -27,7 +28,7 @@ typedef struct xent_row {
 static void each(cg *c, const xent_row *r, const char *body, int out)
 {
     const char *load = cg_from_mem(c, r->t, r->vec > 1 ? pmlc_arena_printf(&c->P->arena, "((const %s *)&w)[u]", r->mt) : "x[j]");
-    const char *save = cg_to_mem(c, r->t, "dv"), *in = r->vec > 1 ? "        " : "      ";
+    const char *save = cg_to_mem(c, r->ot, "dv"), *in = r->vec > 1 ? "        " : "      ";
     if (r->vec == 1) {
         cg_emit(c, "    for (pml_ix j = lane; j < %lld; j += %d) {\n", (long long)r->V, r->team);
     } else {
@@ -72,11 +73,12 @@ int64_t cg_xent(cg *c, int32_t n)
     const pmlc_cshape *xs = &c->shape[x->in[0]];
     xent_row r = {0};
     r.t = c->g->nodes.v[x->in[0]].dtype;
+    r.ot = x->op == OP_XENT_GRAD ? x->dtype : r.t;
     r.mt = cg_mtype(r.t);
     r.V = xs->rank ? xs->d[xs->rank - 1] : 1;
     r.team = r.V > 1024 ? 256 : 32;
     r.vec = 16 / pmlc_dtype_bytes(r.t);
-    if (r.V % r.vec) r.vec = 1;
+    if (r.V % r.vec || r.ot != r.t) r.vec = 1;
     int64_t rows = r.V ? c->numel[x->in[0]] / r.V : 0;
     int rpb = 256 / r.team, grad = x->op == OP_XENT_GRAD;
     int ax = cg_arg(c, x->in[0], 0), al = cg_arg(c, x->in[1], 0);
@@ -96,14 +98,15 @@ int64_t cg_xent(cg *c, int32_t n)
         int aloss = cg_arg(c, x->in[2], 0), ady = cg_arg(c, x->in[3], 0), ao = cg_arg(c, n, 1);
         /* nl = x[label] - lse = -loss: the label's entry is expm1(nl) · dloss, not
          * exp(nl) · dloss - dloss, whose cancellation lost three digits in confident rows */
-        if (r.t == PMLC_F32) {
+        pmlc_dtype lt = c->g->nodes.v[x->in[2]].dtype, gt = c->g->nodes.v[x->in[3]].dtype;
+        if (r.t == PMLC_F32 && lt == PMLC_F32) {
             cg_emit(c, "    const float nl = -a%d[row], lse = xt - nl;\n", aloss);
         } else { /* a 16-bit loss holds lse to 2^-8 of the loss: recompute it */
             max_and_sum(c, &r);
             cg_emit(c, "    const float lse = m + logf(s), nl = xt - lse;\n");
         }
-        cg_emit(c, "    const float g = %s;\n", cg_from_mem(c, r.t, pmlc_arena_printf(&c->P->arena, "a%d[row]", ady)));
-        cg_emit(c, "    %s *d = a%d + row * %lld;\n", r.mt, ao, (long long)r.V);
+        cg_emit(c, "    const float g = %s;\n", cg_from_mem(c, gt, pmlc_arena_printf(&c->P->arena, "a%d[row]", ady)));
+        cg_emit(c, "    %s *d = a%d + row * %lld;\n", cg_mtype(r.ot), ao, (long long)r.V);
         each(c, &r, "float dv = j == t ? expm1f(nl) * g : expf(xv - lse) * g;\n", 1);
     }
     cg_emit(c, "  }\n");

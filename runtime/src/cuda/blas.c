@@ -76,13 +76,17 @@ void pml_cuda_blas_destroy(pml_cuda_blas *b)
     free(b); /* the library stays loaded, as NVRTC (compiler/src/gpu/nvrtc.c) and for the same reason */
 }
 
-pml_status pml_cuda_gemm(pml_cuda_blas *b, pml_dtype t, int64_t batch, int64_t m, int64_t n, int64_t k, pml_cu_ptr A,
-                         int64_t sa, pml_cu_ptr B, int64_t sb, pml_cu_ptr C, int64_t sc, int accumulate, int tf32,
-                         pml_err *err)
+/* cuBLAS's type of a PML storage type, or -1. */
+static int blas_type(pml_dtype t) { return t == PML_F32 ? R_32F : t == PML_BF16 ? R_16BF : t == PML_F16 ? R_16F : -1; }
+
+pml_status pml_cuda_gemm(pml_cuda_blas *b, pml_dtype t, pml_dtype tc, int64_t batch, int64_t m, int64_t n, int64_t k,
+                         pml_cu_ptr A, int64_t sa, pml_cu_ptr B, int64_t sb, pml_cu_ptr C, int64_t sc, int accumulate,
+                         int tf32, pml_err *err)
 {
-    int type = t == PML_F32 ? R_32F : t == PML_BF16 ? R_16BF : t == PML_F16 ? R_16F : -1;
-    if (type < 0)
-        return pml_err_set(err, PML_ERR_UNSUPPORTED, "matmul on CUDA: %s is not supported", pml_dtype_name(t));
+    int type = blas_type(t), ctype = blas_type(tc);
+    if (type < 0 || ctype < 0 || (tc != t && tc != PML_F32))
+        return pml_err_set(err, PML_ERR_UNSUPPORTED, "matmul on CUDA: %s operands into %s are not supported",
+                           pml_dtype_name(t), pml_dtype_name(tc));
     if (m <= 0 || n <= 0 || k <= 0 || batch <= 0 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX ||
         batch > INT32_MAX)
         return pml_err_set(err, PML_ERR_INVALID_ARG, "matmul on CUDA: sizes %lld x %lld x %lld, batch %lld",
@@ -90,8 +94,8 @@ pml_status pml_cuda_gemm(pml_cuda_blas *b, pml_dtype t, int64_t batch, int64_t m
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     blas_status s =
         b->Gemm(b->handle, OP_N, OP_N, (int)n, (int)m, (int)k, &one, (const void *)(uintptr_t)B, type, (int)n, sb,
-                (const void *)(uintptr_t)A, type, (int)k, sa, &beta, (void *)(uintptr_t)C, type, (int)n, sc, (int)batch,
-                tf32 && t == PML_F32 ? COMPUTE_32F_FAST_TF32 : COMPUTE_32F, GEMM_DEFAULT);
+                (const void *)(uintptr_t)A, type, (int)k, sa, &beta, (void *)(uintptr_t)C, ctype, (int)n, sc,
+                (int)batch, tf32 && t == PML_F32 ? COMPUTE_32F_FAST_TF32 : COMPUTE_32F, GEMM_DEFAULT);
     if (s) return pml_err_set(err, PML_ERR_DEVICE, "cublasGemmStridedBatchedEx failed with status %d", s);
     return PML_OK;
 }

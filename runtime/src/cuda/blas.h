@@ -15,11 +15,12 @@ pml_status pml_cuda_blas_create(pml_cuda_blas **out, pml_cu_stream stream, pml_e
 void pml_cuda_blas_destroy(pml_cuda_blas *b);
 
 /* C[i] = A[i] @ B[i] (accumulate: C[i] += A[i] @ B[i]) for i < batch: A[i] is m x k at A + i*sa elements, B[i] k x n at
- * B + i*sb, C[i] m x n at C + i*sc, all row-major and contiguous, of element type t
- * (PML_F32, PML_BF16, PML_F16). A stride of 0 broadcasts that operand. */
-pml_status pml_cuda_gemm(pml_cuda_blas *b, pml_dtype t, int64_t batch, int64_t m, int64_t n, int64_t k, pml_cu_ptr A,
-                         int64_t sa, pml_cu_ptr B, int64_t sb, pml_cu_ptr C, int64_t sc, int accumulate, int tf32,
-                         pml_err *err);
+ * B + i*sb, C[i] m x n at C + i*sc, all row-major and contiguous; A and B of element type t (PML_F32, PML_BF16,
+ * PML_F16), C of tc (t, or PML_F32 for 16-bit operands: tensor-core products kept in f32). A stride of 0 broadcasts
+ * that operand. */
+pml_status pml_cuda_gemm(pml_cuda_blas *b, pml_dtype t, pml_dtype tc, int64_t batch, int64_t m, int64_t n, int64_t k,
+                         pml_cu_ptr A, int64_t sa, pml_cu_ptr B, int64_t sb, pml_cu_ptr C, int64_t sc, int accumulate,
+                         int tf32, pml_err *err);
 
 /* y += x over n f32 values, queued on the handle's stream. */
 pml_status pml_cuda_axpy(pml_cuda_blas *b, int64_t n, pml_cu_ptr x, pml_cu_ptr y, pml_err *err);

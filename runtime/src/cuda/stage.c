@@ -38,8 +38,12 @@ static pml_status run_gemm(pml_cuda_ctx *p, pml_cuda_stage *st, int l, int64_t m
     pml_cu_ptr B = pml_cuda_ctx_data_at(p, at, pl->nodes[o].in[1], mb);
     pml_cu_ptr C = p->acc_into[o] ? p->acc_into[o] : pml_cuda_ctx_data(p, o, mb);
     int add = p->acc_into[o] != 0;
+    /* operands as stored (ir/precision.h gives a matmul's two one type), the product in
+     * its own type, or into an f32 accumulator */
+    pml_dtype t = (pml_dtype)pl->nodes[pl->nodes[o].in[0]].dtype, tc = add ? PML_F32 : (pml_dtype)pl->nodes[o].dtype;
+    size_t es = pml_dtype_size(t), cs = pml_dtype_size(tc);
     if (g->calls == 1)
-        return pml_cuda_gemm(st->blas, PML_F32, g->batch, g->m, g->n, g->k, A, g->sa, B, g->sb, C, g->sc, add, p->tf32,
+        return pml_cuda_gemm(st->blas, t, tc, g->batch, g->m, g->n, g->k, A, g->sa, B, g->sb, C, g->sc, add, p->tf32,
                              err);
     for (int64_t c = 0; c < g->calls; c++) { /* partial broadcast: one GEMM per output matrix */
         int64_t rest = c, oa = 0, ob = 0;
@@ -48,9 +52,9 @@ static pml_status run_gemm(pml_cuda_ctx *p, pml_cuda_stage *st, int l, int64_t m
             rest /= g->dims[d];
             oa += i * g->st_a[d], ob += i * g->st_b[d];
         }
-        pml_status s = pml_cuda_gemm(st->blas, PML_F32, 1, g->m, g->n, g->k, A + (pml_cu_ptr)(oa * g->m * g->k) * 4, 0,
-                                     B + (pml_cu_ptr)(ob * g->k * g->n) * 4, 0, C + (pml_cu_ptr)(c * g->sc) * 4, 0, add,
-                                     p->tf32, err);
+        pml_status s = pml_cuda_gemm(st->blas, t, tc, 1, g->m, g->n, g->k, A + (pml_cu_ptr)(oa * g->m * g->k) * es, 0,
+                                     B + (pml_cu_ptr)(ob * g->k * g->n) * es, 0, C + (pml_cu_ptr)(c * g->sc) * cs, 0,
+                                     add, p->tf32, err);
         if (s) return s;
     }
     return PML_OK;

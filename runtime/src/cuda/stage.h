@@ -9,8 +9,10 @@
  * accumulator; other gradients are added by cuBLAS axpy), the squared norm comes from cuBLAS, and
  * the optimizer is the plan's own update kernel (pml_adamw_f32 / pml_sgd_f32), in the
  * same arithmetic as plan/optim.c (TF32 GEMMs only when PML_CUDA_TF32=1). Values are
- * f32 (and i32): create refuses a plan with 16-bit storage (precision = bf16|f16,
- * compiler/src/ir/precision.h), which only the CPU backend runs yet.
+ * stored as the plan types them (compiler/src/ir/precision.h): f32 and i32, and bf16
+ * under precision = bf16, whose kernels compute in f32 and whose products run on
+ * cuBLAS's bf16 paths with f32 accumulation; parameters, gradients and optimizer state
+ * stay f32. f16 storage is refused at create (its loss scaling is the CPU's only).
  *
  * Streams and order: each stage has its own non-blocking stream and cuBLAS handle;
  * forward, backward, update and the copies of inputs and labels only queue work on it,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "cuda/devices.h"
 #include "cuda/stage.h"
 #include "plan/halves.h"
@@ -89,7 +90,7 @@ static pml_status plan_buffers(pml_cuda_ctx *p, pml_err *err)
     for (int i = 0; i < N; i++) {
         const pml_plan_node *n = &pl->nodes[i];
         p->root[i] = n->op == PML_OP_RESHAPE ? p->root[n->in[0]] : i;
-        p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * 4; /* f32 and i32 alike */
+        p->bytes[i] = (size_t)(n->numel ? n->numel : 1) * pml_dtype_size((pml_dtype)n->dtype); /* as stored */
     }
     /* A launch's input outlives its part of the work when the launch is on another
      * stage, or in a later part (backward work reading a forward value, the weight half
@@ -363,6 +364,8 @@ static pml_status make_params(pml_cuda_ctx *p, pml_err *err)
             double x = n->op == PML_OP_CONST ? n->fval : (double)e;
             if (n->dtype == PML_I32)
                 ((int32_t *)h)[e] = (int32_t)x;
+            else if (n->dtype == PML_BF16)
+                ((uint16_t *)h)[e] = pml_f32_to_bf16((float)x);
             else
                 ((float *)h)[e] = (float)x;
         }
@@ -421,16 +424,15 @@ pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *con
     if (conf->check_numerics) /* refused, not ignored: the kernels are fused and asynchronous */
         return pml_err_set(err, PML_ERR_UNSUPPORTED,
                            "--check-numerics checks each op's output on the CPU backend only: run with --backend cpu");
-    /* Refused, not run as f32: mixed precision (its 16-bit weight copies, casts of a
-     * parameter) runs on the CPU backend only (compiler/src/ir/precision.h). */
-    int copies = 0;
-    for (int i = 0; i < plan->n_nodes; i++)
-        copies += plan->nodes[i].op == PML_OP_CAST && plan->nodes[plan->nodes[i].in[0]].op == PML_OP_PARAM;
-    if (plan->conf.precision != PML_F32 || copies)
+    /* Refused, not run as f32: f16 storage, whose loss scaling runs on the CPU backend
+     * only (precision = bf16 runs: its 16-bit values are stored as bf16 and computed in
+     * f32, its products on the tensor cores). */
+    int f16 = plan->conf.precision == PML_F16;
+    for (int i = 0; i < plan->n_nodes; i++) f16 |= plan->nodes[i].dtype == PML_F16;
+    if (f16)
         return pml_err_set(err, PML_ERR_UNSUPPORTED,
-                           "the CUDA backend does not run mixed precision yet (precision %s, %d 16-bit weight "
-                           "copies): run it with --backend cpu, or build it with precision = f32",
-                           pml_dtype_name((pml_dtype)plan->conf.precision), copies);
+                           "the CUDA backend does not run f16 storage yet (its loss scaling is the CPU backend's): "
+                           "use precision = bf16, or run it with --backend cpu");
     pml_cuda_ctx *p = calloc(1, sizeof *p);
     if (!p) return NOMEM(err);
     p->plan = plan;
