@@ -151,14 +151,9 @@ static pml_status place_buffers(pml_cuda_ctx *p, pml_err *err)
     for (int l = 0; l < pl->n_gpu_launches; l++) {
         const pml_plan_gpu_launch *L = &pl->gpu_launches[l];
         int s = pl->kernels[L->kernel].stage;
-        for (int a = 0; a < L->n_args; a++) {
+        for (int a = 0; a < L->n_args; a++) { /* a GEMM's operands among them */
             int r = p->root[L->args[a].node];
             kept[r] |= p->runs[s] || pl->nodes[r].stage != s;
-        }
-        if (L->func < 0) { /* a GEMM's operands */
-            const pml_plan_node *o = &pl->nodes[L->matmul];
-            for (int k = 0; k < 2; k++)
-                kept[p->root[o->in[k]]] |= p->runs[s] || pl->nodes[p->root[o->in[k]]].stage != s;
         }
     }
     for (int i = 0; i < N; i++) {
