@@ -6,7 +6,8 @@
 # fused kernels' bandwidth against a device-to-device copy (gpu_kernels --bench); gpt2s with
 # attention written out (PML_CUDA_ATTENTION=expand) instead of the fused attention kernels;
 # those kernels' TFLOP/s at T 1024/4096, d 64 (gpu_attention --bench) beside PyTorch's SDPA
-# on the same shapes (attention_torch.py).
+# on the same shapes (attention_torch.py); GPT-2 small in bf16 against PyTorch's bf16
+# autocast; the measured bubble of four stages on one GPU from device time.
 #
 #   bench/gpu/run.sh [BUILD_DIR] [STEPS]
 #
@@ -81,6 +82,17 @@ else
   echo "gpt2 bf16: PML failed"
 fi
 steps=$all_steps
+# The bubble of several stages on one GPU, from device time (the trace's forward and
+# backward spans are the CUDA events around each pass): examples/gpt.pml's four stages
+# on GPU 0 under 1F1B, ZB-H1 and GPipe, beside each schedule's analytic bubble.
+for sched in 1f1b zero_bubble gpipe; do
+  if "$pmlc" train "$root/examples/gpt.pml" --backend cuda --steps 8 --devices 0,0,0,0 --set "schedule=$sched" \
+    --out "$tmp/out" --trace "$tmp/trace.json" 2> "$tmp/bubble.txt" > /dev/null; then
+    echo "gpt, 4 stages on one GPU, $sched: $(grep -o 'bubble: .*analytic' "$tmp/bubble.txt")"
+  else
+    echo "gpt, 4 stages on one GPU, $sched: failed: $(tail -n 1 "$tmp/bubble.txt")"
+  fi
+done
 # GPT-2 small with attention written out as matmuls and a softmax (PML_CUDA_ATTENTION=expand),
 # against the fused attention kernels of the table's gpt2s line.
 if PML_CUDA_ATTENTION=expand "$pmlc" train "$root/bench/gpu/gpt2s.pml" --backend cuda --steps "$steps" --quiet \
