@@ -68,6 +68,9 @@ struct pml_phase; /* plan/phase.h */
  * messages by kind (exec/transport.h). */
 enum { PML_MSG_ACT = 0, PML_MSG_GRAD = 1 };
 
+/* peer_id's sizes: a device's identity (a GPU's UUID) and a link's (NCCL's unique id). */
+enum { PML_BACKEND_PEER_DEV = 16, PML_BACKEND_PEER_ID = 128 };
+
 /* backward_half's halves of a backward pass. */
 typedef enum pml_backend_bwd_half { PML_BACKEND_BWD_INPUT, PML_BACKEND_BWD_WEIGHT } pml_backend_bwd_half;
 
@@ -250,6 +253,26 @@ typedef struct pml_backend_ops {
     pml_status (*copy_buf)(pml_backend_ctx *b, int stage, const pml_backend_buf *buf, void *host, int to_host,
                            pml_err *err);
 
+    /* Optional, all five or none: messages between processes from device to device (the
+     * CUDA backend's NCCL), where the two ends' devices differ; the transport uses a link
+     * per (message kind, sending stage) whose ends are in two processes, and copy_buf
+     * where there is none. peer_id: this process's device (PML_BACKEND_PEER_DEV bytes,
+     * equal on two processes only when they share it) and, for a link this end will
+     * send on, a new link's identifier (PML_BACKEND_PEER_ID bytes); UNSUPPORTED when it
+     * cannot link now (the library is missing, or turned off). peer_link: link `link`
+     * (0, 1, ... in the order every process makes them), this end sending (`sends`) or
+     * receiving the messages of `kind` from stage `from`, with the sender's identifier;
+     * returns once both ends joined. peer_send: stage `from`'s message of mb, after the
+     * stage's queued work; peer_recv: into this process's copies of the sender's
+     * boundary buffers, before stage `to`'s next pass; both may return before the bytes
+     * moved. peer_poll: 1 when everything queued on the link is done, 0 not yet, or
+     * negative with err set when the link failed. Stage threads call them for their own
+     * links; peer_link comes from the driving thread between steps. */
+    pml_status (*peer_id)(pml_backend_ctx *b, int stage, void *dev, void *id, pml_err *err);
+    pml_status (*peer_link)(pml_backend_ctx *b, int link, int kind, int from, int sends, const void *id, pml_err *err);
+    pml_status (*peer_send)(pml_backend_ctx *b, int link, int kind, int from, int64_t mb, pml_err *err);
+    pml_status (*peer_recv)(pml_backend_ctx *b, int link, int kind, int from, int to, int64_t mb, pml_err *err);
+    int (*peer_poll)(pml_backend_ctx *b, int link, pml_err *err);
     /* Optional: weights tied across stages (plan.h's tie), in one process: every copy's
      * gradient sum and its root's added in stage order into each of them, after every
      * stage's grad_sq and before the next; returns with the work done. A backend

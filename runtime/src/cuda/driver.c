@@ -51,6 +51,8 @@ static void load(void)
         {(void **)&drv.EventDestroy, "cuEventDestroy_v2"},
         {(void **)&drv.EventRecord, "cuEventRecord"},
         {(void **)&drv.EventSynchronize, "cuEventSynchronize"},
+        {(void **)&drv.EventQuery, "cuEventQuery"},
+        {(void **)&drv.DeviceGetUuid, "cuDeviceGetUuid"},
         {(void **)&drv.EventElapsedTime, "cuEventElapsedTime_v2"},
         {(void **)&drv.StreamWaitEvent, "cuStreamWaitEvent"},
         {(void **)&drv.MemcpyDtoD, "cuMemcpyDtoD_v2"},

@@ -38,6 +38,9 @@ enum { PML_CU_CAPTURE_THREAD_LOCAL = 1 };
 /* cuEventCreate flags: an event only for ordering, cheaper to record. */
 enum { PML_CU_EVENT_DISABLE_TIMING = 2 };
 
+/* cuEventQuery's answer for work not done yet. */
+enum { PML_CU_NOT_READY = 600 };
+
 /* cuCtxEnablePeerAccess's answer when another user of the primary context enabled it. */
 enum { PML_CU_PEER_ACCESS_ALREADY_ENABLED = 704 };
 
@@ -72,6 +75,8 @@ typedef struct pml_cuda_driver {
     pml_cu_result (*EventDestroy)(pml_cu_event);
     pml_cu_result (*EventRecord)(pml_cu_event, pml_cu_stream);
     pml_cu_result (*EventSynchronize)(pml_cu_event);
+    pml_cu_result (*EventQuery)(pml_cu_event); /* 0: done; PML_CU_NOT_READY: not yet */
+    pml_cu_result (*DeviceGetUuid)(unsigned char *uuid16, pml_cu_device);
     pml_cu_result (*EventElapsedTime)(float *, pml_cu_event, pml_cu_event);
     pml_cu_result (*StreamWaitEvent)(pml_cu_stream, pml_cu_event, unsigned);
     pml_cu_result (*MemcpyDtoD)(pml_cu_ptr, pml_cu_ptr, size_t);

@@ -8,6 +8,7 @@
 
 #include "core/rng.h"
 #include "cuda/devices.h"
+#include "cuda/peer.h"
 #include "cuda/stage.h"
 #include "plan/optim.h"
 
@@ -646,4 +647,9 @@ const pml_backend_ops pml_cuda_backend_ops = {
     .phase = cuda_phase,
     .sum_ties = cuda_sum_ties,
     .device_span = cuda_device_span,
+    .peer_id = pml_cuda_peer_id,
+    .peer_link = pml_cuda_peer_link,
+    .peer_send = pml_cuda_peer_send,
+    .peer_recv = pml_cuda_peer_recv,
+    .peer_poll = pml_cuda_peer_poll,
 };

@@ -52,7 +52,8 @@
  * does, but runs only its rank's; the executor places another rank's stages on the GPU
  * of this rank's nearest stage, where their messages to it land. Boundary values and
  * gradient sums cross processes through host copies (copy_buf, exec/staging.h), which
- * is what ranks sharing one GPU need (NCCL refuses them); NCCL between GPUs is not built.
+ * is what ranks sharing one GPU need (NCCL refuses them); boundary messages between
+ * ranks on different GPUs go device to device over NCCL links (cuda/peer.h).
  *
  * The context's layout is private to cuda/stage*.c. */
 #ifndef PML_CUDA_STAGE_H
@@ -164,6 +165,7 @@ typedef struct pml_cuda_ctx {
      * completed: the device's times on the host's clock (device_span). */
     pml_cu_event *clock_event;
     double *clock_host;
+    struct pml_cuda_link *links; /* per link id (2 S), made on first use: NCCL links to other ranks (cuda/peer.h) */
     pml_phase phase; /* what is frozen this step, and which backward work runs (plan/phase.h) */
 } pml_cuda_ctx;
 

@@ -9,6 +9,7 @@
 
 #include "core/half.h"
 #include "cuda/devices.h"
+#include "cuda/peer.h"
 #include "cuda/stage.h"
 #include "plan/halves.h"
 #include "plan/memplan.h"
@@ -468,6 +469,7 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
     if (!p) return;
     const pml_plan *pl = p->plan;
+    if (p->stages && p->gpus) pml_cuda_links_close(p); /* first: their streams wait on the stages' */
     for (int s = 0; p->stages && p->gpus && s < p->S; s++) {
         pml_cuda_stage *st = &p->stages[s];
         if (p->gpus[st->gpu].cu) p->d->CtxSetCurrent(p->gpus[st->gpu].cu);

@@ -14,6 +14,11 @@
  *   (the copies' gradients added across the ranks), and checks that every weight of its
  *   own stages and every step's loss are the same bits both ways.
  *
+ *   Then again with the stand-in linking the two ends device to device (backend_ops.h's
+ *   peer_*, as NCCL would; here MPI messages of the real buffers on a communicator of
+ *   its own): the messages between the stages take the links, not host copies, in one
+ *   order on both ends, to the same bits.
+ *
  * Every rank prints its checks; rank 0 prints "RESULT ok" or "RESULT FAIL: ...", which
  * the runner reads. */
 #include <stdint.h>
@@ -29,6 +34,8 @@
 #include "exec/mpi/dist_mpi.h"
 #include "exec/pipeline.h"
 #include "exec/ranks.h"
+
+#include <mpi.h>
 
 enum { STEPS = 3 };
 
@@ -106,6 +113,86 @@ static pml_status dev_copy_buf(pml_backend_ctx *b, int s, const pml_backend_buf 
 static int failures;
 static pml_dist *dist;
 
+/* ---- the stand-in's links (peer_*): MPI messages of the real buffers ---------------- */
+
+enum { LINKS = 8, MAX_BUFS = 8 };
+static MPI_Comm link_comm;
+static struct {
+    int peer, sends;
+    MPI_Request rq[4 * MAX_BUFS]; /* the queued messages (every micro-batch of a step at most 4) */
+    int n;
+} links[LINKS];
+static long peer_sends;
+
+static pml_status dev_peer_id(pml_backend_ctx *b, int stage, void *dev, void *id, pml_err *err)
+{
+    (void)b, (void)stage, (void)err;
+    memset(dev, 0, PML_BACKEND_PEER_DEV);
+    memcpy(dev, &dist->rank, sizeof dist->rank); /* each process its own device */
+    if (id) memset(id, 0x5a, PML_BACKEND_PEER_ID);
+    return PML_OK;
+}
+
+static pml_status dev_peer_link(pml_backend_ctx *b, int link, int kind, int from, int sends, const void *id,
+                                pml_err *err)
+{
+    (void)b;
+    const unsigned char *x = id;
+    int to = kind == PML_MSG_ACT ? from + 1 : from - 1;
+    if (link < 0 || link >= LINKS || x[0] != 0x5a)
+        return pml_err_set(err, PML_ERR_INTERNAL, "link %d: not the sender's identifier", link);
+    links[link].sends = sends;
+    links[link].peer = pml_dist_owner(dist, dist->replica, sends ? to : from);
+    links[link].n = 0;
+    return PML_OK;
+}
+
+/* Stage from's message of kind for mb: its buffers, as the CPU backend holds them. */
+static int message(pml_backend_ctx *b, int kind, int from, int64_t mb, pml_backend_buf *buf)
+{
+    int n = 0;
+    pml_err err = {0};
+    if (pml_cpu_backend_ops.boundary(b, from, kind, mb, buf, MAX_BUFS, &n, &err) || n > MAX_BUFS) return -1;
+    return n;
+}
+
+static pml_status dev_peer_move(pml_backend_ctx *b, int link, int kind, int from, int64_t mb, int send, pml_err *err)
+{
+    pml_backend_buf buf[MAX_BUFS];
+    int n = message(b, kind, from, mb, buf);
+    if (n < 0 || links[link].sends != send || links[link].n + n > 4 * MAX_BUFS)
+        return pml_err_set(err, PML_ERR_INTERNAL, "link %d: a message it cannot take", link);
+    for (int i = 0; i < n; i++) {
+        MPI_Request *rq = &links[link].rq[links[link].n++];
+        int rc = send ? MPI_Isend(buf[i].data, (int)buf[i].bytes, MPI_BYTE, links[link].peer, link, link_comm, rq)
+                      : MPI_Irecv(buf[i].data, (int)buf[i].bytes, MPI_BYTE, links[link].peer, link, link_comm, rq);
+        if (rc != MPI_SUCCESS) return pml_err_set(err, PML_ERR_IO, "link %d: MPI failed", link);
+    }
+    if (send) __atomic_fetch_add(&peer_sends, 1, __ATOMIC_RELAXED);
+    return PML_OK;
+}
+
+static pml_status dev_peer_send(pml_backend_ctx *b, int link, int kind, int from, int64_t mb, pml_err *err)
+{
+    return dev_peer_move(b, link, kind, from, mb, 1, err);
+}
+
+static pml_status dev_peer_recv(pml_backend_ctx *b, int link, int kind, int from, int to, int64_t mb, pml_err *err)
+{
+    (void)to;
+    return dev_peer_move(b, link, kind, from, mb, 0, err);
+}
+
+static int dev_peer_poll(pml_backend_ctx *b, int link, pml_err *err)
+{
+    (void)b;
+    int done = 0;
+    if (MPI_Testall(links[link].n, links[link].rq, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+        return pml_err_set(err, PML_ERR_IO, "link %d: MPI failed", link), -1;
+    if (done) links[link].n = 0;
+    return done;
+}
+
 #define CHECK(cond, ...)                                                     \
     do {                                                                     \
         if (!(cond)) {                                                       \
@@ -160,10 +247,11 @@ out:
     return o;
 }
 
-/* The model `pl` trained on the CPU and on the stand-in to the same bits. */
-static void same_bits(const char *name, const pml_plan *pl, const pml_backend_ops *dev)
+/* The model `pl` trained on the CPU and on the stand-in to the same bits; `linked`: the
+ * stand-in links its ends device to device. */
+static void same_bits(const char *name, const pml_plan *pl, const pml_backend_ops *dev, int linked)
 {
-    long before[2] = {copies[0], copies[1]};
+    long before[2] = {copies[0], copies[1]}, sends = peer_sends;
     outcome cpu = run(pl, &pml_cpu_backend_ops), staged = run(pl, dev);
     CHECK(cpu.ok && staged.ok, "%s: a run failed", name);
     if (cpu.ok && staged.ok) {
@@ -171,12 +259,17 @@ static void same_bits(const char *name, const pml_plan *pl, const pml_backend_op
               "%s: the weights differ", name);
         CHECK(!memcmp(cpu.loss, staged.loss, sizeof cpu.loss), "%s: the losses differ (%.9g vs %.9g at step 1)", name,
               cpu.loss[0], staged.loss[0]);
-        /* every step, each rank sends and receives on the one link between the stages */
-        CHECK(copies[0] - before[0] >= STEPS && copies[1] - before[1] >= STEPS,
-              "%s: %ld copies to the host and %ld back", name, copies[0] - before[0], copies[1] - before[1]);
+        /* every step, each rank sends and receives between the stages: through the host,
+         * or on the links (then only gradient sums go through the host) */
+        long out = copies[0] - before[0], in = copies[1] - before[1], linked_sends = peer_sends - sends;
+        if (!linked)
+            CHECK(out >= STEPS && in >= STEPS, "%s: %ld copies to the host and %ld back", name, out, in);
+        else
+            CHECK(linked_sends >= STEPS && (dist->replicas > 1 || !strstr(name, "plain") || out + in == 0),
+                  "%s: %ld messages on the links, %ld copies to the host and %ld back", name, linked_sends, out, in);
     }
-    printf("rank %d: %s: weights and losses compared, %ld copies out, %ld in\n", dist->rank, name,
-           copies[0] - before[0], copies[1] - before[1]);
+    printf("rank %d: %s%s: weights and losses compared, %ld copies out, %ld in, %ld linked sends\n", dist->rank, name,
+           linked ? " (linked)" : "", copies[0] - before[0], copies[1] - before[1], peer_sends - sends);
     free(cpu.w), free(staged.w);
 }
 
@@ -209,8 +302,15 @@ int main(void)
     dev.boundary = dev_boundary;
     dev.grads = dev_grads;
     dev.copy_buf = dev_copy_buf;
-    same_bits("plain.pml", plain, &dev);
-    same_bits("tied.pml", tied, &dev);
+    same_bits("plain.pml", plain, &dev, 0);
+    same_bits("tied.pml", tied, &dev, 0);
+    MPI_Comm_dup(MPI_COMM_WORLD, &link_comm); /* MPI is up: the dist started it */
+    pml_backend_ops linked = dev;
+    linked.peer_id = dev_peer_id, linked.peer_link = dev_peer_link, linked.peer_send = dev_peer_send;
+    linked.peer_recv = dev_peer_recv, linked.peer_poll = dev_peer_poll;
+    same_bits("plain.pml", plain, &linked, 1);
+    same_bits("tied.pml", tied, &linked, 1);
+    MPI_Comm_free(&link_comm);
     /* A device backend that cannot copy its buffers to the host is refused before any
      * message, naming what it lacks. */
     dev.copy_buf = NULL;

@@ -63,14 +63,14 @@ static pml_status gone(pml_mpi *m, int peer, const char *what, pml_err *err)
                        secs, m->base.rank, what);
 }
 
-pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const atomic_int *aborted, const char *what,
-                        pml_err *err)
+pml_status pml_mpi_poll(pml_mpi *m, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
+                        const atomic_int *aborted, const char *what, pml_err *err)
 {
     /* Spin briefly (a neighbour's message is often about to land), then yield, then
      * sleep: the stage threads of this and other processes need the cores. */
     for (long spin = 0;; spin++) {
-        int done = 0;
-        PML_MPI_CHECK(m, MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE), peer, what, err);
+        int done = ready(ctx, err);
+        if (done < 0) return err && err->code ? err->code : PML_ERR_IO;
         if (done) return PML_OK;
         if (aborted && atomic_load(aborted))
             return pml_err_set(err, PML_ERR_INTERNAL, "rank %d stopped: another stage failed", m->base.rank);
@@ -85,6 +85,28 @@ pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const at
         else
             sleep_s(50e-6);
     }
+}
+
+typedef struct requests {
+    pml_mpi *m;
+    MPI_Request *reqs;
+    int n, peer;
+    const char *what;
+} requests;
+
+static int all_done(void *ctx, pml_err *err)
+{
+    requests *r = ctx;
+    int done = 0, rc = MPI_Testall(r->n, r->reqs, &done, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) return pml_mpi_fail(r->m, rc, r->peer, r->what, err), -1;
+    return done;
+}
+
+pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const atomic_int *aborted, const char *what,
+                        pml_err *err)
+{
+    requests r = {m, reqs, n, peer, what};
+    return pml_mpi_poll(m, all_done, &r, peer, aborted, what, err);
 }
 
 /* ---- heartbeat ------------------------------------------------------------------------ */

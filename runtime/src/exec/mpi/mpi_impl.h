@@ -12,7 +12,7 @@
 #include "exec/mpi/dist_mpi.h"
 
 /* Tags on the control communicator; the data one uses kind·M + mb. */
-enum { PML_MPI_TAG_GATHER = 1, PML_MPI_TAG_BCAST = 2, PML_MPI_TAG_MOVE = 3 };
+enum { PML_MPI_TAG_GATHER = 1, PML_MPI_TAG_BCAST = 2, PML_MPI_TAG_MOVE = 3, PML_MPI_TAG_LINK = 6 };
 /* Tags on the heartbeat communicator: a beat, and a goodbye (a byte '1' failed or '0'
  * ended, then the reason: PML_LIVE_WHY bytes in all). */
 enum { PML_MPI_TAG_BEAT = 4, PML_MPI_TAG_BYE = 5 };
@@ -51,6 +51,10 @@ pml_status pml_mpi_fail(pml_mpi *m, int rc, int peer, const char *what, pml_err 
  * set (may be NULL). `peer` and `what` describe the wait in messages. */
 pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const atomic_int *aborted, const char *what,
                         pml_err *err);
+/* The same wait on something else: until ready(ctx) is 1 (negative: it failed, with
+ * err set). */
+pml_status pml_mpi_poll(pml_mpi *m, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
+                        const atomic_int *aborted, const char *what, pml_err *err);
 
 /* Largest piece one MPI call moves: counts are ints. */
 #define PML_MPI_CHUNK ((size_t)1 << 30)

@@ -18,12 +18,17 @@
  * completed in reset, before the next step's work can rewrite their buffers, and in
  * destroy. Receives are polled (pml_mpi_wait), so abort and a silent peer end them.
  *
- * Device buffers (a GPU backend's) cross through host copies (exec/staging.h): a send
- * copies the message into an area of its own (stage, kind, micro-batch), kept until
- * reset has completed the send; a receive lands in the receiving stage's area and is
- * copied up before it returns. */
+ * Device buffers (a GPU backend's) go device to device where the backend links the two
+ * ends (backend_ops.h's peer_*: NCCL), made at create in one order on every rank, each
+ * pair trading the sender's link identifier and both devices' over the control
+ * communicator; a receive then waits, polled, until the bytes are in, and reset until
+ * the sends are out. Elsewhere (no link: the same device on both ends, or no library)
+ * they cross through host copies (exec/staging.h): a send copies the message into an
+ * area of its own (stage, kind, micro-batch), kept until reset has completed the send;
+ * a receive lands in the receiving stage's area and is copied up before it returns. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "exec/mpi/mpi_impl.h"
 #include "exec/staging.h"
@@ -45,10 +50,77 @@ typedef struct tmpi {
     /* Host copies of device buffers: per (stage, kind, micro-batch) sent, until its send
      * completes; per receiving stage (one receive at a time on its thread). */
     pml_staging *out, *in;
+    /* Per (sending stage, kind): its device-to-device link (peer_link's number,
+     * link_id), or -1; and whether sends are queued on it since the last reset. */
+    int *link;
+    atomic_int *sent;
 } tmpi;
+
+static int link_id(const tmpi *t, int from, int kind) { return kind * t->S + from; }
 
 /* The rank running `stage` in this rank's replica. */
 static int owner(const tmpi *t, int stage) { return pml_dist_owner(&t->m->base, t->m->base.replica, stage); }
+
+/* A link's wait (pml_mpi_poll): until what is queued on it is done. */
+typedef struct peer_wait {
+    tmpi *t;
+    int link;
+} peer_wait;
+
+static int link_done(void *ctx, pml_err *err)
+{
+    peer_wait *w = ctx;
+    return w->t->be->ops->peer_poll(w->t->be->ctx, w->link, err);
+}
+
+/* The links (the file's header): for each message kind and sending stage whose two
+ * ends are this rank and another, in that order on every rank, the pair trades the
+ * sender's device and link identifier for the receiver's verdict over the control
+ * communicator, and both join the link, or neither does. */
+static pml_status make_links(tmpi *t, pml_err *err)
+{
+    pml_mpi *m = t->m;
+    const pml_backend_ops *ops = t->be->ops;
+    for (int i = 0; i < 2 * t->S; i++) t->link[i] = -1;
+    if (!ops->peer_id || !ops->peer_link || !ops->peer_send || !ops->peer_recv || !ops->peer_poll) return PML_OK;
+    for (int kind = 0; kind < 2; kind++)
+        for (int from = 0; from < t->S; from++) {
+            int to = kind == PML_MSG_ACT ? from + 1 : from - 1;
+            if (to < 0 || to >= t->S) continue;
+            int a = owner(t, from), b = owner(t, to), me = m->base.rank, sends = me == a;
+            if (a == b || (me != a && me != b)) continue;
+            int peer = sends ? b : a;
+            /* [0]: the sender can link; then its device, then the link's identifier */
+            unsigned char msg[1 + PML_BACKEND_PEER_DEV + PML_BACKEND_PEER_ID] = {0}, dev[PML_BACKEND_PEER_DEV] = {0};
+            unsigned char yes = ops->peer_id(t->be->ctx, sends ? from : to, dev,
+                                             sends ? msg + 1 + PML_BACKEND_PEER_DEV : NULL, NULL) == PML_OK;
+            MPI_Request rq[2];
+            pml_status st;
+            if (sends) {
+                msg[0] = yes;
+                memcpy(msg + 1, dev, sizeof dev);
+                PML_MPI_CHECK(m, MPI_Isend(msg, sizeof msg, MPI_BYTE, peer, PML_MPI_TAG_LINK, m->ctl, &rq[0]), peer,
+                              "offering a device link", err);
+                PML_MPI_CHECK(m, MPI_Irecv(&yes, 1, MPI_BYTE, peer, PML_MPI_TAG_LINK, m->ctl, &rq[1]), peer,
+                              "offering a device link", err);
+                if ((st = pml_mpi_wait(m, rq, 2, peer, NULL, "offering a device link", err))) return st;
+            } else {
+                PML_MPI_CHECK(m, MPI_Irecv(msg, sizeof msg, MPI_BYTE, peer, PML_MPI_TAG_LINK, m->ctl, &rq[0]), peer,
+                              "answering a device link", err);
+                if ((st = pml_mpi_wait(m, rq, 1, peer, NULL, "answering a device link", err))) return st;
+                yes = yes && msg[0] && memcmp(msg + 1, dev, sizeof dev) != 0; /* one device: NCCL refuses it */
+                PML_MPI_CHECK(m, MPI_Isend(&yes, 1, MPI_BYTE, peer, PML_MPI_TAG_LINK, m->ctl, &rq[0]), peer,
+                              "answering a device link", err);
+                if ((st = pml_mpi_wait(m, rq, 1, peer, NULL, "answering a device link", err))) return st;
+            }
+            if (!yes) continue;
+            int id = link_id(t, from, kind);
+            if ((st = ops->peer_link(t->be->ctx, id, kind, from, sends, msg + 1 + PML_BACKEND_PEER_DEV, err)))
+                return st;
+            t->link[id] = id;
+        }
+    return PML_OK;
+}
 
 /* The boundary buffers of stage `from`'s message: in `stack` when they fit, else in a
  * malloc'ed array the caller frees (*heap). */
@@ -83,6 +155,11 @@ static pml_status tmpi_send(pml_transport *tr, int from, int to, int kind, int64
     if (t->deferred.code) {
         if (err) *err = t->deferred;
         return t->deferred.code;
+    }
+    int link = t->link[link_id(t, from, kind)];
+    if (link >= 0) { /* device to device; reset waits for it */
+        atomic_store(&t->sent[link_id(t, from, kind)], 1);
+        return t->be->ops->peer_send(t->be->ctx, link, kind, from, mb, err);
     }
     int tag = 0, n = 0;
     pml_backend_buf stack[BUFS_ON_STACK], *bufs = stack, *heap = NULL;
@@ -135,6 +212,15 @@ static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64
     int tag = 0, n = 0, k = 0;
     pml_backend_buf stack[BUFS_ON_STACK], *bufs = stack, *heap = NULL;
     pml_status st = to < 0 || to >= t->S ? pml_err_set(err, PML_ERR_INVALID_ARG, "no stage %d receives", to) : PML_OK;
+    int link = st ? -1 : t->link[link_id(t, from, kind)];
+    if (link >= 0) { /* device to device, then waited for: a silent peer or an abort ends the wait */
+        st = t->be->ops->peer_recv(t->be->ctx, link, kind, from, to, mb, err);
+        char what[96];
+        snprintf(what, sizeof what, "waiting for stage %d's %s of micro-batch %lld (device to device)", from,
+                 kind == PML_MSG_ACT ? "activations" : "gradients", (long long)mb);
+        peer_wait w = {t, link};
+        return st ? st : pml_mpi_poll(t->m, link_done, &w, peer, &t->aborted, what, err);
+    }
     if (!st) st = check_tag(t, kind, mb, &tag, err);
     if (!st) st = buffers(t, from, kind, mb, stack, &bufs, &heap, &n, err);
     void *hstack[BUFS_ON_STACK], **host = n <= BUFS_ON_STACK ? hstack : malloc(sizeof *host * (size_t)n);
@@ -179,6 +265,11 @@ static void tmpi_reset(pml_transport *tr)
     if (t->n_pending && !t->deferred.code)
         pml_mpi_wait(t->m, t->pending, t->n_pending, -1, NULL, "finishing the last step's sends", &t->deferred);
     t->n_pending = 0;
+    for (int i = 0; i < 2 * t->S; i++) {
+        if (!atomic_exchange(&t->sent[i], 0) || t->deferred.code) continue;
+        peer_wait w = {t, t->link[i]};
+        pml_mpi_poll(t->m, link_done, &w, -1, NULL, "finishing the last step's sends (device to device)", &t->deferred);
+    }
     pthread_mutex_unlock(&t->mu);
     atomic_store(&t->aborted, 0);
 }
@@ -201,7 +292,7 @@ static void tmpi_destroy(pml_transport *tr)
     if (t->local) t->local->destroy(t->local);
     for (int64_t i = 0; t->out && i < (int64_t)t->S * 2 * t->M; i++) pml_staging_free(&t->out[i]);
     for (int s = 0; t->in && s < t->S; s++) pml_staging_free(&t->in[s]);
-    free(t->out), free(t->in);
+    free(t->out), free(t->in), free(t->link), free(t->sent);
     pthread_mutex_destroy(&t->mu);
     free(t->pending);
     free(t);
@@ -226,7 +317,10 @@ pml_status pml_mpi_transport_create(pml_dist *d, pml_backend_inst *be, int stage
     pml_status st = pml_transport_local_create(stages, microbatches, &t->local, err);
     t->out = calloc((size_t)stages * 2 * (size_t)microbatches, sizeof *t->out);
     t->in = calloc((size_t)stages, sizeof *t->in);
-    if (!st && (!t->out || !t->in)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    t->link = malloc(sizeof *t->link * ((size_t)stages * 2 + 1));
+    t->sent = calloc((size_t)stages * 2 + 1, sizeof *t->sent);
+    if (!st && (!t->out || !t->in || !t->link || !t->sent)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!st) st = make_links(t, err);
     if (!st && 2 * microbatches - 1 > t->m->tag_ub)
         st = pml_err_set(err, PML_ERR_UNSUPPORTED, "too many micro-batches (%lld) for this MPI's tags (at most %d)",
                          (long long)microbatches, t->m->tag_ub / 2);

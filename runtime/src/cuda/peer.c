@@ -1,0 +1,137 @@
+/* peer.c — device-to-device links between GPU ranks over NCCL (see peer.h). */
+#include "cuda/peer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/devices.h"
+#include "cuda/stage.h"
+
+static pml_status nccl_fail(const pml_nccl *n, int r, const char *what, pml_err *err)
+{
+    return pml_err_set(err, PML_ERR_DEVICE, "NCCL failed %s: %s (%d)", what, n->GetErrorString(r), r);
+}
+
+/* The link's slot, made on first use (a context has at most 2 S links: link ids). */
+static pml_cuda_link *slot(pml_cuda_ctx *p, int link, pml_err *err)
+{
+    if (link < 0 || link >= 2 * p->S) return pml_err_set(err, PML_ERR_INVALID_ARG, "no link %d", link), NULL;
+    if (!p->links && !(p->links = calloc((size_t)(2 * p->S), sizeof *p->links)))
+        return pml_err_set(err, PML_ERR_NOMEM, "out of memory"), NULL;
+    return &p->links[link];
+}
+
+pml_status pml_cuda_peer_id(pml_backend_ctx *b, int stage, void *dev, void *id, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    char why[256];
+    const pml_nccl *n = pml_nccl_get(why, sizeof why);
+    if (!n) return pml_err_set(err, PML_ERR_UNSUPPORTED, "no device links: %s", why);
+    if (stage < 0 || stage >= p->S) return pml_err_set(err, PML_ERR_INVALID_ARG, "no stage %d", stage);
+    memset(dev, 0, PML_BACKEND_PEER_DEV);
+    PML_CHECK_CU(p->d, DeviceGetUuid(dev, p->gpus[p->stages[stage].gpu].dev), err);
+    int r = id ? n->GetUniqueId((pml_nccl_id *)id) : PML_NCCL_SUCCESS;
+    return r ? nccl_fail(n, r, "making a link's identifier", err) : PML_OK;
+}
+
+pml_status pml_cuda_peer_link(pml_backend_ctx *b, int link, int kind, int from, int sends, const void *id, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    const pml_nccl *n = pml_nccl_get(NULL, 0);
+    pml_cuda_link *L = slot(p, link, err);
+    int to = kind == PML_MSG_ACT ? from + 1 : from - 1, stage = sends ? from : to;
+    if (!L) return err ? err->code : PML_ERR_INVALID_ARG;
+    if (!n || stage < 0 || stage >= p->S || L->comm)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "link %d cannot be made here", link);
+    L->stage = stage;
+    pml_status st = pml_cuda_use(p, stage, err); /* NCCL takes the current device as the communicator's */
+    if (st) return st;
+    PML_CHECK_CU(p->d, StreamCreate(&L->stream, PML_CU_STREAM_NON_BLOCKING), err);
+    PML_CHECK_CU(p->d, EventCreate(&L->ready, PML_CU_EVENT_DISABLE_TIMING), err);
+    PML_CHECK_CU(p->d, EventCreate(&L->done, PML_CU_EVENT_DISABLE_TIMING), err);
+    pml_nccl_id nid;
+    memcpy(&nid, id, sizeof nid);
+    int r = n->CommInitRank(&L->comm, 2, nid, sends ? 0 : 1); /* returns once both ends joined */
+    if (r) L->comm = NULL;
+    return r ? nccl_fail(n, r, "joining a link between ranks", err) : PML_OK;
+}
+
+/* Stage `from`'s message of `kind` for mb, this process's copies, on link L's stream:
+ * each buffer sent to, or received from, the link's other end. */
+static pml_status move(pml_cuda_ctx *p, pml_cuda_link *L, int kind, int from, int64_t mb, int send, pml_err *err)
+{
+    const pml_nccl *n = pml_nccl_get(NULL, 0);
+    const pml_cuda_stage *sf = &p->stages[from];
+    int r = n->GroupStart();
+    for (int i = 0; !r && i < sf->n_sends[kind]; i++) {
+        int v = sf->sends[kind][i];
+        void *buf = (void *)(uintptr_t)pml_cuda_ctx_data(p, v, mb);
+        r = send ? n->Send(buf, p->bytes[v], PML_NCCL_UINT8, 1, L->comm, L->stream)
+                 : n->Recv(buf, p->bytes[v], PML_NCCL_UINT8, 0, L->comm, L->stream);
+    }
+    int e = n->GroupEnd();
+    if (r || e) {
+        L->failed = 1;
+        return nccl_fail(n, r ? r : e, send ? "sending a boundary message" : "receiving a boundary message", err);
+    }
+    PML_CHECK_CU(p->d, EventRecord(L->done, L->stream), err);
+    return PML_OK;
+}
+
+pml_status pml_cuda_peer_send(pml_backend_ctx *b, int link, int kind, int from, int64_t mb, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    pml_cuda_link *L = slot(p, link, err);
+    if (!L || !L->comm) return pml_err_set(err, PML_ERR_INVALID_ARG, "link %d was not made", link);
+    pml_status st = pml_cuda_use(p, from, err);
+    if (st) return st;
+    PML_CHECK_CU(p->d, EventRecord(L->ready, p->stages[from].stream), err); /* after the pass that made it */
+    PML_CHECK_CU(p->d, StreamWaitEvent(L->stream, L->ready, 0), err);
+    return move(p, L, kind, from, mb, 1, err);
+}
+
+pml_status pml_cuda_peer_recv(pml_backend_ctx *b, int link, int kind, int from, int to, int64_t mb, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    pml_cuda_link *L = slot(p, link, err);
+    if (!L || !L->comm || to < 0 || to >= p->S)
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "link %d was not made", link);
+    pml_status st = pml_cuda_use(p, to, err);
+    if (!st) st = move(p, L, kind, from, mb, 0, err);
+    if (!st) PML_CHECK_CU(p->d, StreamWaitEvent(p->stages[to].stream, L->done, 0), err); /* before its next pass */
+    return st;
+}
+
+int pml_cuda_peer_poll(pml_backend_ctx *b, int link, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    const pml_nccl *n = pml_nccl_get(NULL, 0);
+    pml_cuda_link *L = slot(p, link, err);
+    if (!L || !L->comm) return pml_err_set(err, PML_ERR_INVALID_ARG, "link %d was not made", link), -1;
+    if (pml_cuda_use(p, L->stage, err)) return -1;
+    pml_cu_result q = p->d->EventQuery(L->done);
+    if (q == 0) return 1;
+    if (q != PML_CU_NOT_READY)
+        return L->failed = 1, pml_cuda_fail(p->d, q, "cuEventQuery", __FILE__, __LINE__, err), -1;
+    int async = PML_NCCL_SUCCESS, r = n->CommGetAsyncError(L->comm, &async);
+    if (r || (async != PML_NCCL_SUCCESS && async != PML_NCCL_IN_PROGRESS))
+        return L->failed = 1, nccl_fail(n, r ? r : async, "on a link between ranks", err), -1;
+    return 0;
+}
+
+void pml_cuda_links_close(pml_cuda_ctx *p)
+{
+    const pml_nccl *n = pml_nccl_get(NULL, 0);
+    for (int i = 0; p->links && i < 2 * p->S; i++) {
+        pml_cuda_link *L = &p->links[i];
+        if (L->stream && !pml_cuda_use(p, L->stage, NULL)) {
+            if (!L->failed) p->d->StreamSynchronize(L->stream);
+            p->d->StreamDestroy(L->stream);
+        }
+        if (L->ready) p->d->EventDestroy(L->ready);
+        if (L->done) p->d->EventDestroy(L->done);
+        if (L->comm && n) (L->failed ? n->CommAbort : n->CommDestroy)(L->comm); /* a failed link's peer may be gone */
+    }
+    free(p->links);
+    p->links = NULL;
+}
