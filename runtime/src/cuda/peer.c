@@ -124,8 +124,10 @@ void pml_cuda_links_close(pml_cuda_ctx *p)
     const pml_nccl *n = pml_nccl_get(NULL, 0);
     for (int i = 0; p->links && i < 2 * p->S; i++) {
         pml_cuda_link *L = &p->links[i];
+        /* work still queued (a run that failed: its peer may never match it) is aborted,
+         * not waited for */
         if (L->stream && !pml_cuda_use(p, L->stage, NULL)) {
-            if (!L->failed) p->d->StreamSynchronize(L->stream);
+            if (L->done && p->d->EventQuery(L->done) != 0) L->failed = 1;
             p->d->StreamDestroy(L->stream);
         }
         if (L->ready) p->d->EventDestroy(L->ready);

@@ -156,7 +156,7 @@ static pml_status tmpi_send(pml_transport *tr, int from, int to, int kind, int64
         if (err) *err = t->deferred;
         return t->deferred.code;
     }
-    int link = t->link[link_id(t, from, kind)];
+    int link = kind == PML_MSG_ACT || kind == PML_MSG_GRAD ? t->link[link_id(t, from, kind)] : -1;
     if (link >= 0) { /* device to device; reset waits for it */
         atomic_store(&t->sent[link_id(t, from, kind)], 1);
         return t->be->ops->peer_send(t->be->ctx, link, kind, from, mb, err);
@@ -212,7 +212,7 @@ static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64
     int tag = 0, n = 0, k = 0;
     pml_backend_buf stack[BUFS_ON_STACK], *bufs = stack, *heap = NULL;
     pml_status st = to < 0 || to >= t->S ? pml_err_set(err, PML_ERR_INVALID_ARG, "no stage %d receives", to) : PML_OK;
-    int link = st ? -1 : t->link[link_id(t, from, kind)];
+    int link = st || (kind != PML_MSG_ACT && kind != PML_MSG_GRAD) ? -1 : t->link[link_id(t, from, kind)];
     if (link >= 0) { /* device to device, then waited for: a silent peer or an abort ends the wait */
         st = t->be->ops->peer_recv(t->be->ctx, link, kind, from, to, mb, err);
         char what[96];
@@ -288,6 +288,12 @@ static void tmpi_destroy(pml_transport *tr)
     if (t->n_pending && !atomic_load(&t->m->failed)) {
         pml_err ignored = {0};
         pml_mpi_wait(t->m, t->pending, t->n_pending, -1, NULL, "finishing sends", &ignored);
+    }
+    for (int i = 0; t->sent && i < 2 * t->S && !atomic_load(&t->m->failed); i++) {
+        if (!atomic_load(&t->sent[i])) continue; /* a link's sends, as reset finishes them */
+        peer_wait w = {t, t->link[i]};
+        pml_err ignored = {0};
+        pml_mpi_poll(t->m, link_done, &w, -1, NULL, "finishing sends (device to device)", &ignored);
     }
     if (t->local) t->local->destroy(t->local);
     for (int64_t i = 0; t->out && i < (int64_t)t->S * 2 * t->M; i++) pml_staging_free(&t->out[i]);
