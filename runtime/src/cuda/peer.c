@@ -46,14 +46,19 @@ pml_status pml_cuda_peer_link(pml_backend_ctx *b, int link, int kind, int from, 
     L->stage = stage;
     pml_status st = pml_cuda_use(p, stage, err); /* NCCL takes the current device as the communicator's */
     if (st) return st;
-    PML_CHECK_CU(p->d, StreamCreate(&L->stream, PML_CU_STREAM_NON_BLOCKING), err);
-    PML_CHECK_CU(p->d, EventCreate(&L->ready, PML_CU_EVENT_DISABLE_TIMING), err);
-    PML_CHECK_CU(p->d, EventCreate(&L->done, PML_CU_EVENT_DISABLE_TIMING), err);
+    /* The join first, which the other end is making too: a failure of this end's own
+     * after it fails this rank's run, which the heartbeat then tells the other. */
     pml_nccl_id nid;
     memcpy(&nid, id, sizeof nid);
     int r = n->CommInitRank(&L->comm, 2, nid, sends ? 0 : 1); /* returns once both ends joined */
-    if (r) L->comm = NULL;
-    return r ? nccl_fail(n, r, "joining a link between ranks", err) : PML_OK;
+    if (r) {
+        L->comm = NULL;
+        return nccl_fail(n, r, "joining a link between ranks", err);
+    }
+    PML_CHECK_CU(p->d, StreamCreate(&L->stream, PML_CU_STREAM_NON_BLOCKING), err);
+    PML_CHECK_CU(p->d, EventCreate(&L->ready, PML_CU_EVENT_DISABLE_TIMING), err);
+    PML_CHECK_CU(p->d, EventCreate(&L->done, PML_CU_EVENT_DISABLE_TIMING), err);
+    return PML_OK;
 }
 
 /* Stage `from`'s message of `kind` for mb, this process's copies, on link L's stream:
