@@ -174,15 +174,7 @@ pml_status pml_infer_create_from_session(pml_session *s, int threads, pml_infer 
     PML_CHECK_THREADS(&err, threads);
     pml_status st = PML_CHECK_NONNULL(&err, out);
     if (!st) st = make(s->ctx, s->plan, s->backend, s->stage_gpu, threads, &inf, &err);
-    for (int q = 0; !st && q < s->plan->n_params; q++) {
-        const float *from = pml_pipeline_param(s->pipe, q);
-        float *to = pml_pipeline_param(inf->pipe, q);
-        if (!from || !to)
-            st = pml_err_set(&err, PML_ERR_DEVICE, "cannot copy parameter '%s' out of the session",
-                             s->plan->params[q].name);
-        else
-            memcpy(to, from, sizeof(float) * (size_t)s->plan->nodes[s->plan->params[q].node].numel);
-    }
+    if (!st) st = pml_pipeline_copy_params(inf->pipe, s->pipe, &err); /* the session's weights */
     if (st) {
         pml_infer_destroy(inf);
         return pml_api_record(s->ctx, st, &err);

@@ -79,7 +79,8 @@ typedef enum pml_backend_call {
     PML_BACKEND_CALL_FWD,
     PML_BACKEND_CALL_BWD,
     PML_BACKEND_CALL_BWD_INPUT,
-    PML_BACKEND_CALL_BWD_WEIGHT
+    PML_BACKEND_CALL_BWD_WEIGHT,
+    PML_BACKEND_CALLS /* how many */
 } pml_backend_call;
 
 /* on_work's `op` (below) for a fused kernel, and for a stage's optimizer update. */

@@ -161,7 +161,7 @@ static pml_status phase_begin(pml_cuda_ctx *p, int64_t step, pml_err *err)
 static pml_status clocks_begin(pml_cuda_ctx *p, pml_err *err)
 {
     for (int s = 0; s < p->S; s++)
-        for (int c = 0; c < 4; c++) memset(p->stages[s].timed[c], 0, (size_t)p->M);
+        for (int c = 0; c < PML_BACKEND_CALLS; c++) memset(p->stages[s].timed[c], 0, (size_t)p->M);
     for (int g = 0; g < p->n_gpus; g++) {
         int s = 0;
         while (s < p->S && p->stages[s].gpu != g) s++;
@@ -191,7 +191,7 @@ static pml_status time_mark(pml_cuda_ctx *p, int s, pml_backend_call call, int64
 static int cuda_device_span(pml_backend_ctx *b, int s, pml_backend_call call, int64_t mb, double *t0, double *t1)
 {
     pml_cuda_ctx *p = (pml_cuda_ctx *)b;
-    if (s < 0 || s >= p->S || mb < 0 || mb >= p->M || (int)call < 0 || call > PML_BACKEND_CALL_BWD_WEIGHT) return 0;
+    if (s < 0 || s >= p->S || mb < 0 || mb >= p->M || (int)call < 0 || call >= PML_BACKEND_CALLS) return 0;
     const pml_cuda_stage *st = &p->stages[s];
     if (!p->conf.time_calls || !st->timed[call][mb] || pml_cuda_use(p, s, NULL)) return 0;
     float a, e;
@@ -303,11 +303,11 @@ static pml_status cuda_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backen
 
 static pml_status cuda_sync(pml_backend_ctx *b, int s, pml_err *err);
 
-/* One backward part of micro-batch mb on stage s; a whole backward without a split
- * is the input part alone (its list holds every backward launch), with one its two
- * halves in turn, the first published on its own (the previous stage waits for the
- * input half's event, which sync would not record once the weight half ran). */
-/* ... `opens` and `closes` the timing of its call (time_mark). */
+/* One backward part of micro-batch mb on stage s, which `opens` and `closes` the timing
+ * of its call (time_mark). A whole backward without a split is the input part alone
+ * (its list holds every backward launch); with one, its two halves in turn, the first
+ * published on its own (the previous stage waits for the input half's event, which
+ * sync would not record once the weight half ran). */
 static pml_status backward_part(pml_cuda_ctx *p, int s, int64_t mb, int pass, pml_backend_call call, int opens,
                                 int closes, pml_err *err)
 {

@@ -111,8 +111,8 @@ typedef struct pml_cuda_stage {
     /* With conf.time_calls: per training call (pml_backend_call) and micro-batch, timing
      * events at its start (once its inputs are ready) and end; timed[call][mb]: recorded
      * in this step (device_span). */
-    pml_cu_event *span[4][2];
-    uint8_t *timed[4];
+    pml_cu_event *span[PML_BACKEND_CALLS][2];
+    uint8_t *timed[PML_BACKEND_CALLS];
 } pml_cuda_stage;
 
 /* One GPU of the context (devices.h). */

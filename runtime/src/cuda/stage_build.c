@@ -246,7 +246,7 @@ static pml_status build_stages(pml_cuda_ctx *p, pml_err *err)
             for (int64_t mb = 0; mb < p->M; mb++)
                 PML_CHECK_CU(p->d, EventCreate(&st->done[k][mb], PML_CU_EVENT_DISABLE_TIMING), err);
         }
-        for (int c = 0; p->conf.time_calls && c < 4; c++) { /* device_span's, with timing */
+        for (int c = 0; p->conf.time_calls && c < PML_BACKEND_CALLS; c++) { /* device_span's, with timing */
             if (!(st->timed[c] = calloc((size_t)p->M, 1))) return NOMEM(err);
             for (int e = 0; e < 2; e++) {
                 if (!(st->span[c][e] = calloc((size_t)p->M, sizeof *st->span[c][e]))) return NOMEM(err);
@@ -484,7 +484,7 @@ void pml_cuda_ctx_destroy(pml_backend_ctx *b)
             }
             free(st->graph[k]), free(st->done[k]), free(st->deps[k]), free(st->list[k]);
         }
-        for (int c = 0; c < 4; c++) {
+        for (int c = 0; c < PML_BACKEND_CALLS; c++) {
             for (int e = 0; e < 2; e++) {
                 for (int64_t mb = 0; st->span[c][e] && mb < p->M; mb++)
                     if (st->span[c][e][mb]) p->d->EventDestroy(st->span[c][e][mb]);

@@ -296,6 +296,18 @@ static pml_status params_ready(pml_pipeline *p, pml_err *err)
 
 float *pml_pipeline_param(pml_pipeline *p, int param) { return host_param(p, param, -1); }
 
+pml_status pml_pipeline_copy_params(pml_pipeline *to, pml_pipeline *from, pml_err *err)
+{
+    const pml_plan *pl = from->plan;
+    for (int q = 0; q < pl->n_params; q++) {
+        const float *x = pml_pipeline_param(from, q);
+        float *y = pml_pipeline_param(to, q);
+        if (!x || !y) return pml_err_set(err, PML_ERR_DEVICE, "cannot copy parameter '%s'", pl->params[q].name);
+        memcpy(y, x, sizeof(float) * (size_t)pl->nodes[pl->params[q].node].numel);
+    }
+    return PML_OK;
+}
+
 pml_status pml_pipeline_param_int8(pml_pipeline *p, int param, const int8_t *q, const float *scale, float in_scale,
                                    int *served, pml_err *err)
 {
@@ -1070,14 +1082,7 @@ static pml_status whole_model(pml_pipeline *p, pml_pipeline **out, pml_err *err)
     o.stage_gpu = gpu;
     pml_status st = pml_pipeline_create(p->plan, &o, out, err);
     free(gpu);
-    for (int q = 0; !st && q < p->plan->n_params; q++) {
-        const float *from = host_param(p, q, -1);
-        float *to = pml_pipeline_param(*out, q);
-        size_t bytes = sizeof(float) * (size_t)p->plan->nodes[p->plan->params[q].node].numel;
-        if (!from || !to)
-            st = pml_err_set(err, PML_ERR_INTERNAL, "cannot reach parameter '%s'", p->plan->params[q].name);
-        if (!st) memcpy(to, from, bytes);
-    }
+    if (!st) st = pml_pipeline_copy_params(*out, p, err);
     if (!st) (*out)->teacher_ready = p->teacher_ready, (*out)->step = p->step;
     if (st) pml_pipeline_destroy(*out), *out = NULL;
     return st;

@@ -127,6 +127,10 @@ pml_status pml_pipeline_step(pml_pipeline *p, pml_step_stats *stats, pml_err *er
  * runs. NULL for an index out of range or when the backend cannot copy. */
 float *pml_pipeline_param(pml_pipeline *p, int param);
 
+/* Every parameter's weights of `from` into `to`, two pipelines of one plan (host copies,
+ * pml_pipeline_param); PML_ERR_DEVICE naming the first a backend could not copy. */
+pml_status pml_pipeline_copy_params(pml_pipeline *to, pml_pipeline *from, pml_err *err);
+
 /* Serve parameter `param`'s linear products in int8 from q and scale (backend_ops.h's
  * param_int8: copied); *served: how many products will (0 where the backend has no
  * int8 products or none fits). The f32 weights stay what the caller wrote. Such a
