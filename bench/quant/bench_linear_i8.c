@@ -3,7 +3,7 @@
  * activation scales and one with a static scale (pml_cpu_linear_i8's xs_static: the
  * rows' max|x| / 127, as calibration on these rows gives), both on the weight as given
  * (oneDNN's s8 GEMM), and, where the CPU has AVX512_VNNI, one dynamic-scale call on the
- * packed weight (gemm_int8.c's own kernel), in turn, each timed in thread CPU time;
+ * packed weight (gemm_int8_packed.c's own kernel), in turn, each timed in thread CPU time;
  * prints the medians and f32 / int8 ratios. */
 #include <math.h>
 #include <stdio.h>

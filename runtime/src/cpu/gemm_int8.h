@@ -6,7 +6,7 @@
  *   Exact while k * 127 * 128 fits an int32 (k < 132,000): larger k is refused (-1).
  *
  *   pml_cpu_s8_pack: W [n, k] int8 (row-major, rows k apart) rearranged once for the
- *   AVX512-VNNI kernel (gemm_int8.c: blocks of PML_CPU_S8_COLS columns with their sums), into
+ *   AVX512-VNNI kernel (gemm_int8_packed.c: blocks of PML_CPU_S8_COLS columns with their sums), into
  *   pml_cpu_s8_packed_bytes(n, k) bytes, 64-byte aligned; that size is 0 where the CPU
  *   has no AVX512_VNNI (or k is 0 or too large): then serve wq as it is.
  *   pml_cpu_s8_packed_cols points at the packing's columns from j0 on (a multiple of

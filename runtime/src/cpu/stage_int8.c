@@ -13,7 +13,7 @@
  * reading the f32 weights, which param_int8 leaves dequantized, and is not counted.
  *
  * Weights: where the CPU has AVX512_VNNI, param_int8 packs each int8 weight once for
- * gemm_int8.c's own kernel (blocks of 64 columns), which serves it with the
+ * gemm_int8_packed.c's own kernel (blocks of 64 columns), which serves it with the
  * dequantization in the same pass; elsewhere it keeps the weight as given for
  * oneDNN's s8 GEMM, which packs it on every call. The sums are exact either way, so the
  * outputs have the same bits.

@@ -45,7 +45,11 @@ def need_mpirun():
         sys.exit(SKIP)
 
 
-def mpi_env():
+def mpi_env(kill_grace=False):
+    """The environment of a test's mpirun. Without `kill_grace`, mpirun ends the job as
+    soon as a rank exits non-zero: by default it waits odls_base_sigkill_timeout (1 s)
+    before each of SIGTERM and SIGKILL, 2 s of nothing on every refused or failed run.
+    Tests that stop or lose a rank while others save keep that grace (README)."""
     env = dict(os.environ)
     # CI runs as root in a container; Open MPI refuses root unless told twice.
     env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
@@ -53,6 +57,8 @@ def mpi_env():
     # Open MPI keeps its own allocations to exit; a leak report would fail the
     # sanitizer build for memory that is not PML's.
     env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+    if not kill_grace:
+        env["OMPI_MCA_odls_base_sigkill_timeout"] = "0"
     return env
 
 
@@ -361,7 +367,7 @@ def lose_a_rank(sig, n, victim, timeout):
     metrics = os.path.join(work, "metrics.jsonl")
     args = [GPT, *SMALL_GPT, "--steps", "1000000", "--peer-timeout", str(timeout), "--metrics", metrics]
     proc = subprocess.Popen(mpi_cmd(n, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=mpi_env())
+                            env=mpi_env(kill_grace=True))
     try:
         deadline = time.time() + 120
         while time.time() < deadline and (not os.path.exists(metrics) or os.path.getsize(metrics) == 0):
@@ -391,7 +397,7 @@ def stop_ranks(sig, to_mpirun):
     args = [MLP, "--steps", "1000000", "--set", "checkpoint_every=5", "--out", d, "--metrics", metrics,
             "--peer-timeout", "30"]
     cmd = mpi_cmd(2, *args)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=mpi_env())
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=mpi_env(kill_grace=True))
     try:
         deadline = time.time() + 120
         while time.time() < deadline and (not os.path.exists(metrics) or
@@ -724,7 +730,7 @@ elif behaviour == "two_hosts_cut_link":
     with two_hosts() as net:
         out = os.path.join(work, "out")
         p = net.start([pmlc, "train", MLP, "--steps", "100000", "--out", out, "--peer-timeout", "5",
-                       "--set", "checkpoint_every=20"], mpi_env())
+                       "--set", "checkpoint_every=20"], mpi_env(kill_grace=True))
         said = []
         threading.Thread(target=lambda: said.extend(iter(p.stderr.readline, "")), daemon=True).start()
         threading.Thread(target=lambda: p.stdout.read(), daemon=True).start()
