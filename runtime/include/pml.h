@@ -655,12 +655,12 @@ PML_API pml_status pml_session_request_stop(pml_session *s, int signo);
 /* ---- ranks: the processes of a multi-process run --------------------------------------
  * The layout of a run (who this process is, how many pipelines the ranks form, which
  * stages each runs) is decided before any communication, the same way on every rank;
- * the handle comes from a communication library (pml_mpi.h). What a program compares
- * across ranks before step 1 (its options, the plan it built) goes through
- * pml_ranks_agree, so that ranks started differently are refused with the difference
- * named. Every rank makes the same calls in the same order; each call that waits for
- * another rank gives up after the handle's peer timeout, naming it. Thread safety: a
- * pml_dist is used by one thread at a time outside a session's calls. */
+ * the handle comes from pml_tcp_create below or a communication library (pml_mpi.h).
+ * What a program compares across ranks before step 1 (its options, the plan it built)
+ * goes through pml_ranks_agree, so that ranks started differently are refused with the
+ * difference named. Every rank makes the same calls in the same order; each call that
+ * waits for another rank gives up after the handle's peer timeout, naming it. Thread
+ * safety: a pml_dist is used by one thread at a time outside a session's calls. */
 
 typedef struct pml_ranks_layout {
     int rank, world;    /* this process, of how many */
@@ -702,6 +702,23 @@ typedef struct pml_rank_fact {
  * started with --seed 7, rank 0 with --seed 3", and how many other ranks differ). Keys
  * are looked up, not matched by position; a key a rank lacks is its absent value. */
 PML_API pml_status pml_ranks_agree(pml_context *ctx, pml_dist *d, const pml_rank_fact *facts, int n);
+
+/* Joins the other ranks of a run of `plan` laid out as `layout` over TCP, for processes
+ * started without MPI (torchrun and its convention: RANK, WORLD_SIZE, MASTER_ADDR,
+ * MASTER_PORT). Rank 0 listens on master_port, the others connect to master_addr there,
+ * learn each other's addresses from it and connect to each other; `timeout_s` (<= 0:
+ * 60) bounds that start-up, naming the ranks that did not come, and is the silence after
+ * which a rank counts as gone, as over MPI (pml_mpi.h: heartbeat, goodbyes). A rank
+ * whose connection closes without a goodbye (killed, crashed) is named at once.
+ * master_addr NULL: the MASTER_ADDR variable; master_port 0: MASTER_PORT, or the port
+ * after it under torchrun's agent (TORCHELASTIC_USE_AGENT_STORE=True), whose own store
+ * holds MASTER_PORT. Refused
+ * (PML_ERR_INVALID_ARG, saying why) as pml_mpi_create refuses, and for a missing
+ * address or a port outside 1..65535; a port rank 0 cannot listen on, or a rank that
+ * answers for another run (another world size, the same rank twice), fails start-up
+ * with the reason on every rank that reached rank 0. */
+PML_API pml_status pml_tcp_create(pml_context *ctx, const pml_plan *plan, const pml_ranks_layout *layout,
+                                  const char *master_addr, int master_port, double timeout_s, pml_dist **out);
 
 /* Leaves the run: the other ranks are told (unless a failed open or run already told
  * them this rank failed: then nothing waits for them). NULL-safe. */

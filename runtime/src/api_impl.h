@@ -95,6 +95,12 @@ pml_status pml_api_check(pml_err *err, int ok, const char *call, const char *fmt
 #define PML_CHECK_IDLE(err, s)                                                                                        \
     pml_api_check((err), !(s)->busy, __func__, "called from inside the session's feeder or metrics callback")
 
+/* The checks every call that joins ranks makes (pml_mpi_create, pml_tcp_create) before
+ * it reaches another process: plan, layout and out given, a finite timeout, and a
+ * layout pml_ranks_resolve would have made. `call` names the call in the message. */
+pml_status pml_api_check_join(pml_err *err, const char *call, const pml_plan *plan, const pml_ranks_layout *layout,
+                              double timeout_s, pml_dist **out);
+
 /* Records `st` (and, when it failed, err's message) as ctx's last outcome; returns st. */
 pml_status pml_api_record(pml_context *ctx, pml_status st, const pml_err *err);
 

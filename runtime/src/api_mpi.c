@@ -1,6 +1,5 @@
 /* api_mpi.c — pml_mpi.h over exec/mpi/dist_mpi.h: the public way to a pml_dist over MPI.
  * Part of the pml_mpi library, not of libpml (runtime/CMakeLists.txt). */
-#include <math.h>
 #include <string.h>
 
 #include "api_impl.h"
@@ -18,19 +17,7 @@ pml_status pml_mpi_create(pml_context *ctx, const pml_plan *plan, const pml_rank
      * another version even writing ctx's message could corrupt it, so nothing is touched. */
     if (strcmp(pml_version(), PML_VERSION_STRING) != 0) return PML_ERR_UNSUPPORTED;
     pml_err err = {0};
-    PML_CHECK_NONNULL(&err, plan);
-    PML_CHECK_NONNULL(&err, layout);
-    PML_CHECK_NONNULL(&err, out);
-    pml_api_check(&err, isfinite(timeout_s), __func__, "timeout_s is %g, not a number of seconds", timeout_s);
-    if (!err.code) PML_CHECK_NONNEG(&err, layout->replicas);
-    /* A layout pml_ranks_resolve would not have made is refused here, before MPI starts,
-     * rather than by the start-up's comparison with what MPI says. */
-    pml_rank_place place;
-    pml_err why = {0};
-    if (!err.code && pml_ranks_place(pml_plan_devices(plan), layout->world, layout->replicas > 1 ? layout->replicas : 1,
-                                     layout->rank, &place, &why))
-        pml_api_check(&err, 0, __func__, "layout: %s", why.msg);
-    pml_status st = err.code;
+    pml_status st = pml_api_check_join(&err, __func__, plan, layout, timeout_s, out);
     if (!st) {
         pml_dist_mpi_conf conf = {.devices = pml_plan_devices(plan),
                                   .schedule = (int)plan->conf.schedule,

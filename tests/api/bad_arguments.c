@@ -7,7 +7,8 @@
  * against its instrumented libraries (tests/api/CMakeLists.txt), and
  * api.every_public_function_has_a_bad_argument_case checks that each function of the
  * two headers is called here (pml_mpi.h's: bad_arguments_mpi.c). */
-#define _POSIX_C_SOURCE 200809L /* open_memstream */
+#define _POSIX_C_SOURCE 200809L /* open_memstream, setenv */
+#include <math.h>
 #include <stdlib.h>
 
 #include "api_test.h"
@@ -528,8 +529,48 @@ API_CASE(file_and_backend_calls_refuse_bad_arguments)
     return 0;
 }
 
-/* Ranks (pml_ranks_resolve ... pml_dist_destroy): a handle comes only from a communication
- * library (pml_mpi.h), so here every call that takes one is given NULL. */
+/* pml_tcp_create(ctx, plan, &layout, addr, port, timeout, &d) is refused, saying `text`,
+ * and d is NULL: before any socket is opened. */
+#define CHECK_TCP_REFUSED(ctx, plan, layout, addr, port, timeout, text)                       \
+    do {                                                                                      \
+        pml_dist *d_ = (pml_dist *)&d_;                                                       \
+        pml_ranks_layout lay_ = layout;                                                       \
+        CHECK_REFUSED(ctx, pml_tcp_create(ctx, plan, &lay_, addr, port, timeout, &d_), text); \
+        CHECK(d_ == NULL);                                                                    \
+    } while (0)
+
+API_CASE(tcp_create_refuses_bad_arguments_and_a_missing_address_before_any_socket)
+{
+    pml_context *ctx;
+    pml_plan *plan;
+    pml_session *s;
+    CHECK(api_open_mlp(&ctx, &plan, &s) == 0); /* two stages */
+    pml_ranks_layout two = {1, 2, 1, "the caller"};
+    pml_dist *d = (pml_dist *)&d;
+    unsetenv("MASTER_ADDR"), unsetenv("MASTER_PORT");
+    CHECK_STATUS(pml_tcp_create(NULL, plan, &two, "127.0.0.1", 29500, 0, &d), PML_ERR_INVALID_ARG);
+    CHECK(d == NULL);
+    CHECK_REFUSED(ctx, pml_tcp_create(ctx, NULL, &two, "127.0.0.1", 29500, 0, &d), "pml_tcp_create: plan is NULL");
+    CHECK_REFUSED(ctx, pml_tcp_create(ctx, plan, NULL, "127.0.0.1", 29500, 0, &d), "pml_tcp_create: layout is NULL");
+    CHECK_REFUSED(ctx, pml_tcp_create(ctx, plan, &two, "127.0.0.1", 29500, 0, NULL), "pml_tcp_create: out is NULL");
+    CHECK_TCP_REFUSED(ctx, plan, two, "127.0.0.1", 29500, NAN,
+                      "pml_tcp_create: timeout_s is nan, not a number of seconds");
+    CHECK_TCP_REFUSED(ctx, plan, ((pml_ranks_layout){0, 3, 1, "the caller"}), "127.0.0.1", 29500, 0,
+                      "pml_tcp_create: layout: 3 ranks but the plan has 2 stages");
+    CHECK_TCP_REFUSED(ctx, plan, two, NULL, 29500, 0,
+                      "pml_tcp_create: no address of rank 0: master_addr is NULL and MASTER_ADDR is not set");
+    CHECK_TCP_REFUSED(ctx, plan, two, "127.0.0.1", 0, 0,
+                      "pml_tcp_create: master_port is 0 and MASTER_PORT is not set, not a port (1 to 65535)");
+    CHECK_TCP_REFUSED(ctx, plan, two, "127.0.0.1", 70000, 0, "pml_tcp_create: master_port is 70000, not a port");
+    setenv("MASTER_PORT", "29500x", 1);
+    CHECK_TCP_REFUSED(ctx, plan, two, "127.0.0.1", 0, 0, "pml_tcp_create: MASTER_PORT is 29500x, not a port");
+    unsetenv("MASTER_PORT");
+    api_close_mlp(ctx, plan, s);
+    return 0;
+}
+
+/* Ranks (pml_ranks_resolve ... pml_dist_destroy): every call that takes a handle is
+ * given NULL here (the rank tests make real ones). */
 API_CASE(rank_calls_refuse_bad_arguments)
 {
     pml_context *ctx;

@@ -1,14 +1,26 @@
 /* train_ranks.c — ranks for `pmlc train` (see train_ranks.h). Without MPI in the build
- * a multi-process launch is refused with a message rather than trained as N copies. */
+ * an MPI launch is refused with a message rather than trained as N copies; ranks over
+ * TCP need no MPI. */
 #include "train_ranks.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli_util.h"
 #include "train_agree.h"
 #ifdef PML_HAVE_MPI
 #include "pml_mpi.h"
 #endif
+
+/* Ranks meet over TCP when launched torchrun-style (RANK and WORLD_SIZE), or given by
+ * --rank and --world with MASTER_ADDR and no mpirun around them; else over MPI. */
+static int over_tcp(const pml_ranks_layout *lay)
+{
+    if (!strcmp(lay->source, "RANK/WORLD_SIZE")) return 1;
+    const char *master = getenv("MASTER_ADDR");
+    return !strcmp(lay->source, "the caller") && master && *master && !getenv("OMPI_COMM_WORLD_SIZE");
+}
 
 int pmlc_ranks_open(pml_context *ctx, const pmlc_train_args *a, const pml_plan *pl, uint64_t plan_hash,
                     int64_t steps, pml_backend backend, pmlc_ranks *out)
@@ -26,10 +38,24 @@ int pmlc_ranks_open(pml_context *ctx, const pmlc_train_args *a, const pml_plan *
     out->rank = lay.rank;
     out->world = lay.world;
     if (lay.world == 1) return 0;
-#ifdef PML_HAVE_MPI
     char what[64];
     snprintf(what, sizeof what, "rank %d cannot join the run", lay.rank);
-    if (pml_mpi_create(ctx, pl, &lay, a->peer_timeout, &out->dist)) return pmlc_cli_fail(what, pml_context_error(ctx));
+    if (over_tcp(&lay)) {
+        if (pml_tcp_create(ctx, pl, &lay, NULL, 0, a->peer_timeout, &out->dist))
+            return pmlc_cli_fail(what, pml_context_error(ctx));
+    } else {
+#ifdef PML_HAVE_MPI
+        if (pml_mpi_create(ctx, pl, &lay, a->peer_timeout, &out->dist))
+            return pmlc_cli_fail(what, pml_context_error(ctx));
+#else
+        fprintf(stderr,
+                "pmlc: error: this is rank %d of %d (from %s), but this pmlc was built without MPI: install "
+                "libopenmpi-dev and rebuild, launch the ranks torchrun-style (RANK, WORLD_SIZE, MASTER_ADDR, "
+                "MASTER_PORT), or run one process\n",
+                lay.rank, lay.world, a->world > 0 ? "--world" : lay.source);
+        return 1;
+#endif
+    }
     pmlc_agree_run run = {pl, plan_hash, steps, backend, lay.replicas};
     if (pmlc_agree(ctx, a, &run, lay.rank, out->dist)) {
         pml_ranks_barrier(ctx, out->dist); /* every rank has said why before any exits */
@@ -37,14 +63,6 @@ int pmlc_ranks_open(pml_context *ctx, const pmlc_train_args *a, const pml_plan *
         return 1;
     }
     return 0;
-#else
-    (void)plan_hash, (void)steps, (void)backend;
-    fprintf(stderr,
-            "pmlc: error: this is rank %d of %d (from %s), but this pmlc was built without MPI: "
-            "install libopenmpi-dev and rebuild, or run one process\n",
-            lay.rank, lay.world, a->world > 0 ? "--world" : lay.source);
-    return 1;
-#endif
 }
 
 void pmlc_ranks_close(pmlc_ranks *r)

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* Observed seconds at `now`: the stretch since the last look, capped at the gap. */
 static double observed_at(const pml_live *l, double now)
@@ -81,4 +82,27 @@ int pml_live_gone(const pml_live *l, int peer, double now, double *secs)
         }
     int r = pml_live_silent(l, now, secs);
     return r >= 0 ? r : silent_in(l, PML_LIVE_ENDED, peer, now, secs);
+}
+
+pml_status pml_live_blame(const pml_live *l, int peer, double now, const char *what, pml_err *err)
+{
+    double secs = 0;
+    int r = pml_live_gone(l, peer, now, &secs);
+    if (r < 0) return PML_OK;
+    if (l->state[r] == PML_LIVE_FAILED)
+        return pml_err_set(err, PML_ERR_IO, "rank %d stopped: %s (rank %d gave up %s)", r, l->why[r], l->self, what);
+    if (l->state[r] == PML_LIVE_ENDED)
+        return pml_err_set(err, PML_ERR_IO,
+                           "rank %d stopped: %s, %.0f s ago, while rank %d was still %s (the ranks disagree about "
+                           "the run)",
+                           r, l->why[r], secs, l->self, what);
+    return pml_err_set(err, PML_ERR_IO, "rank %d has not answered for %.0f s (stopped or dead); rank %d gave up %s", r,
+                       secs, l->self, what);
+}
+
+double pml_live_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }

@@ -71,4 +71,12 @@ int pml_live_silent(const pml_live *l, double now, double *secs);
  * failed peer); its state and goodbye reason are l->state[r] and l->why[r]. */
 int pml_live_gone(const pml_live *l, int peer, double now, double *secs);
 
+/* The status a wait on `peer` (as for gone) by rank l->self, which was `what` (a
+ * phrase: "waiting for ..."), gives up with at `now`, naming the rank and its goodbye's
+ * reason; PML_OK while no peer is gone. Every transport words it alike. */
+pml_status pml_live_blame(const pml_live *l, int peer, double now, const char *what, pml_err *err);
+
+/* Seconds on CLOCK_MONOTONIC: the clock `now` is read from. */
+double pml_live_now(void);
+
 #endif

@@ -29,21 +29,25 @@ pml_status pml_ranks_from_env(pml_ranks *out, pml_err *err)
     static const char *const vars[][3] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_*"},
                                           {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_PROCID/SLURM_NTASKS"},
                                           {"RANK", "WORLD_SIZE", "RANK/WORLD_SIZE"}};
+    /* torchrun's variables come before Slurm's when MASTER_ADDR says a torchrun-style
+     * launch: torchrun inside a batch job inherits the job's SLURM_* (ranks.h). */
+    const char *master = getenv("MASTER_ADDR");
+    const int order[2][3] = {{0, 1, 2}, {0, 2, 1}}, *pick = order[master && *master];
     *out = (pml_ranks){0, 1, "default"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    for (int k = 0; k < 3; k++) {
+        const char *const *v = vars[pick[k]];
         long rank = 0, world = 1;
         int has_rank, has_world;
-        pml_status st = env_int(vars[i][1], 1, RANKS_MAX_WORLD, &world, &has_world, err);
-        if (!st) st = env_int(vars[i][0], 0, RANKS_MAX_WORLD - 1, &rank, &has_rank, err);
+        pml_status st = env_int(v[1], 1, RANKS_MAX_WORLD, &world, &has_world, err);
+        if (!st) st = env_int(v[0], 0, RANKS_MAX_WORLD - 1, &rank, &has_rank, err);
         if (st) return st;
         if (!has_rank && !has_world) continue;
         if (has_rank != has_world)
-            return pml_err_set(err, PML_ERR_INVALID_ARG, "%s is set but %s is not", has_rank ? vars[i][0] : vars[i][1],
-                               has_rank ? vars[i][1] : vars[i][0]);
+            return pml_err_set(err, PML_ERR_INVALID_ARG, "%s is set but %s is not", has_rank ? v[0] : v[1],
+                               has_rank ? v[1] : v[0]);
         if (rank >= world)
-            return pml_err_set(err, PML_ERR_INVALID_ARG, "%s is %ld, not below %s (%ld)", vars[i][0], rank, vars[i][1],
-                               world);
-        *out = (pml_ranks){(int)rank, (int)world, vars[i][2]};
+            return pml_err_set(err, PML_ERR_INVALID_ARG, "%s is %ld, not below %s (%ld)", v[0], rank, v[1], world);
+        *out = (pml_ranks){(int)rank, (int)world, v[2]};
         return PML_OK;
     }
     return PML_OK;

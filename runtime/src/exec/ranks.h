@@ -6,7 +6,9 @@
  *   Open MPI's mpirun   OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_SIZE
  *   Slurm's srun        SLURM_PROCID, SLURM_NTASKS
  *   torchrun style      RANK, WORLD_SIZE
- * and otherwise one process (rank 0 of 1). A caller's flags override all of them.
+ * and otherwise one process (rank 0 of 1); with MASTER_ADDR set (a torchrun-style
+ * launch, exec/tcp/dist_tcp.h) RANK and WORLD_SIZE come before Slurm's, which a
+ * torchrun inside a batch job inherits from the job. A caller's flags override all.
  *
  * Which stages a rank owns: the S stages are cut into `world` contiguous runs, rank r
  * owning stages [floor(r·S/W), floor((r+1)·S/W)). The planner already balanced the

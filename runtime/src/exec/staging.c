@@ -51,3 +51,16 @@ void pml_staging_free(pml_staging *a)
     free(a->mem);
     *a = (pml_staging){0};
 }
+
+pml_status pml_staging_message(pml_backend_inst *be, int from, int kind, int64_t mb, pml_backend_buf *stack,
+                               pml_backend_buf **bufs, pml_backend_buf **heap, int *n, pml_err *err)
+{
+    *heap = NULL;
+    *bufs = stack;
+    pml_status st = pml_backend_boundary(be, from, kind, mb, stack, PML_STAGING_BUFS, n, err);
+    if (st || *n <= PML_STAGING_BUFS) return st;
+    if (!(*heap = malloc(sizeof **heap * (size_t)*n))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    *bufs = *heap;
+    int again;
+    return pml_backend_boundary(be, from, kind, mb, *heap, *n, &again, err);
+}

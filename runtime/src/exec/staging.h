@@ -5,7 +5,8 @@
  * backend's copy_buf (backend_ops.h) into memory the area owns and keeps for the next
  * use. This is how GPU ranks exchange tensors when no device-to-device path between
  * processes is used (ranks that share one GPU, where NCCL refuses to run): each byte is
- * copied to the host and back, and the stage thread waits for each copy.
+ * copied to the host and back, and the stage thread waits for each copy. The
+ * transports (MPI's, TCP's) also list a message's buffers here.
  *
  * An area is used by one thread at a time, and host pointers it gave stay valid until
  * its next pml_staging_in. */
@@ -32,5 +33,12 @@ pml_status pml_staging_out(pml_backend_inst *be, int stage, const pml_backend_bu
                            const char *why, pml_err *err);
 
 void pml_staging_free(pml_staging *a); /* NULL-safe; the area is empty again */
+
+/* The boundary buffers of stage `from`'s message of `kind` for micro-batch `mb`
+ * (pml_backend_boundary), for a transport that moves their bytes: *bufs is `stack`
+ * (PML_STAGING_BUFS entries) when they fit, else *heap, which the caller frees. */
+enum { PML_STAGING_BUFS = 32 };
+pml_status pml_staging_message(pml_backend_inst *be, int from, int kind, int64_t mb, pml_backend_buf *stack,
+                               pml_backend_buf **bufs, pml_backend_buf **heap, int *n, pml_err *err);
 
 #endif

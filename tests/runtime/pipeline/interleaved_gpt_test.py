@@ -11,14 +11,15 @@ micro-batches moves it by ~3e-3 on 1 stage as on any pipeline.) `pmlc train --tr
 runs it and the timeline's spans name every chunk. With SCHEDULE zero_bubble_v the same
 holds for ZB-V (2 chunks per stage in a V: stage s runs chunks s and 2S - 1 - s). Usage:
 interleaved_gpt_test.py PMLC EXAMPLES [SCHEDULE]"""
-import array
 import json
 import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from checkpoints import tensors  # noqa: E402
 
 pmlc, examples = sys.argv[1], sys.argv[2]
 schedule = sys.argv[3] if len(sys.argv) > 3 else "interleaved_1f1b"
@@ -29,21 +30,6 @@ def check(cond, what):
     if not cond:
         failures.append(what)
         print("FAIL:", what)
-
-
-def load(path):
-    """A safetensors file's f32 tensors, flat."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    head = json.loads(raw[8:8 + n])
-    out = {}
-    for name, t in head.items():
-        if name == "__metadata__":
-            continue
-        a, b = t["data_offsets"]
-        out[name] = array.array("f", raw[8 + n + a:8 + n + b])
-    return out
 
 
 with open(os.path.join(examples, "gpt.pml")) as f:
@@ -60,7 +46,7 @@ with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run([pmlc, "train", src, "--out", out, *common, "--set", f"microbatches={mbs}", "--set",
                             f"schedule={schedule}", *extra], capture_output=True, text=True, timeout=600)
         check(r.returncode == 0, f"{name}: exit {r.returncode}: {r.stderr}")
-        return load(os.path.join(out, "model.safetensors")) if r.returncode == 0 else None
+        return tensors(os.path.join(out, "model.safetensors")) if r.returncode == 0 else None
 
     sgd = ("--set", "optimizer=sgd(lr = 0.1)")
     ref = train("ref", "stages = 1", 1, "gpipe", *sgd)

@@ -13,19 +13,18 @@ mpirun or to one rank stops every rank at one step, saved as one resumable check
 usage: ranks_test.py PMLC EXAMPLES MPIRUN|none WORK BEHAVIOUR
 Behaviours that need mpirun exit 77 (skipped) with a message when there is none or
 pmlc was built without MPI."""
-import array
 import json
 import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 import deep_mlp  # noqa: E402
+from checkpoints import bit_identical, checkpoint_tensors, rel_diff, sharded  # noqa: E402
 import tied_gpt  # noqa: E402
 import twohosts  # noqa: E402
 
@@ -94,69 +93,6 @@ def run_one(*args):
     return subprocess.run([pmlc, "train", *args], capture_output=True, text=True, timeout=300)
 
 
-def tensors(path):
-    """name -> array of f32 values of a safetensors file (F32 only, as PML writes)."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    n = struct.unpack("<Q", blob[:8])[0]
-    header = json.loads(blob[8:8 + n])
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        a = array.array("f")
-        start, end = t["data_offsets"]
-        a.frombytes(blob[8 + n + start:8 + n + end])
-        out[name] = a
-    return out
-
-
-def checkpoint_tensors(folder, base):
-    """name -> values of a checkpoint's `base` ("model", "optimizer"): one file, or the
-    Hugging Face shards its index names (each tensor in exactly one)."""
-    index = os.path.join(folder, base + ".safetensors.index.json")
-    if not os.path.exists(index):
-        return tensors(os.path.join(folder, base + ".safetensors"))
-    with open(index) as f:
-        weight_map = json.load(f)["weight_map"]
-    out = {}
-    for shard in sorted(set(weight_map.values())):
-        for name, a in tensors(os.path.join(folder, shard)).items():
-            check(name not in out and weight_map.get(name) == shard, f"{index}: '{name}' is listed in {shard} alone")
-            out[name] = a
-    check(sorted(out) == sorted(weight_map), f"{index}: the shards hold what the index lists")
-    return out
-
-
-def sharded(folder, shards):
-    """Whether `folder` is a committed checkpoint of `shards` shards (0: one file each)."""
-    files = set(os.listdir(folder))
-    if not shards:
-        return {"model.safetensors", "optimizer.safetensors", "trainer.json"} <= files and not any(
-            f.endswith(".index.json") for f in files)
-    want = {f"{b}-{k:05d}-of-{shards:05d}.safetensors" for b in ("model", "optimizer") for k in range(1, shards + 1)}
-    return want | {"model.safetensors.index.json", "optimizer.safetensors.index.json", "trainer.json"} <= files and \
-        "model.safetensors" not in files
-
-
-def rel_diff(a_dir, b_dir, base, norm="max"):
-    """The largest relative difference of a tensor between two checkpoints, which must
-    name the same tensors: max |a - b| / max |a| ("max"), or ||a - b|| / ||a|| ("l2")."""
-    a, b = checkpoint_tensors(a_dir, base), checkpoint_tensors(b_dir, base)
-    if sorted(a) != sorted(b):
-        return float("inf")
-    worst = 0.0
-    for k in a:
-        if norm == "max":
-            scale = max((abs(x) for x in a[k]), default=0.0) or 1.0
-            d = max((abs(x - y) for x, y in zip(a[k], b[k])), default=0.0)
-        else:
-            scale = sum(x * x for x in a[k]) ** 0.5 or 1.0
-            d = sum((x - y) ** 2 for x, y in zip(a[k], b[k])) ** 0.5
-        worst = max(worst, d / scale)
-    return worst
-
-
 failures = []
 
 
@@ -211,14 +147,6 @@ def chunked_gpt(place):
     with open(path, "w") as f:
         f.write(src.replace("place = auto(stages = 4)", f"place = auto({place})"))
     return path
-
-
-def bit_identical(a_dir, b_dir):
-    for base in ("model", "optimizer"):
-        a, b = checkpoint_tensors(a_dir, base), checkpoint_tensors(b_dir, base)
-        if sorted(a) != sorted(b) or any(a[k].tobytes() != b[k].tobytes() for k in a):
-            return False
-    return True
 
 
 def chunked_like_one_process(name, model, extra, counts, steps=10, replicas=1, bits=False, one_stage=None):
@@ -1016,12 +944,14 @@ elif behaviour == "more_ranks_than_stages_is_an_error":
     check("3 ranks but the plan has 2 stages" in r.stderr, f"the message says why: {r.stderr[-2000:]}")
 elif behaviour == "rank_without_its_launcher_is_an_error":
     env = dict(os.environ, RANK="1", WORLD_SIZE="2")
-    for k in ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS"):
+    for k in ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "MASTER_ADDR",
+              "MASTER_PORT"):
         env.pop(k, None)
     r = subprocess.run([pmlc, "train", MLP, "--steps", "1"], capture_output=True, text=True, timeout=120, env=env)
     print(r.stderr)
     check(r.returncode == 1, "exit status 1")
     check("rank 1" in r.stderr and "pmlc: error:" in r.stderr, "the message names the rank")
+    check("MASTER_ADDR is not set" in r.stderr, "and what a torchrun-style launch lacks")
     r = subprocess.run([pmlc, "train", MLP, "--steps", "1"], capture_output=True, text=True, timeout=120,
                        env=dict(env, RANK="2"))
     check(r.returncode == 1 and "RANK is 2, not below WORLD_SIZE (2)" in r.stderr, f"a rank past the world: {r.stderr}")

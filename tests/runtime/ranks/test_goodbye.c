@@ -1,5 +1,7 @@
-/* test_goodbye.c — goodbyes between real MPI ranks (exec/mpi/dist_mpi.h, liveness.h),
- * launched by ranks_test.py under mpirun with 3 processes and a short peer timeout:
+/* test_goodbye.c — goodbyes between real ranks (liveness.h), over MPI
+ * (exec/mpi/dist_mpi.h; ranks_test.py launches 3 processes under mpirun) or, with a
+ * second argument "tcp", over TCP (exec/tcp/dist_tcp.h; tcp_ranks_test.py launches
+ * them torchrun-style), with a short peer timeout:
  *
  *   ended   rank 1 ends its run at once. Rank 2 answers rank 0 only after three
  *           timeouts, and rank 0's wait on it succeeds: the silence of rank 1, which
@@ -13,12 +15,16 @@
  * itself ends non-zero, since a rank that gave up does not finalize MPI). */
 #define _DEFAULT_SOURCE /* usleep */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#ifdef PML_HAVE_MPI
 #include "exec/mpi/dist_mpi.h"
+#endif
 #include "exec/ranks.h"
+#include "exec/tcp/dist_tcp.h"
 
 static double now(void)
 {
@@ -28,7 +34,7 @@ static double now(void)
 }
 
 /* Leaves as a rank of pmlc that failed does: says so, stops its heartbeat, does not
- * finalize MPI (mpirun ends the job). */
+ * finalize MPI (mpirun ends the job) or wait for the peers to close. */
 static int leave(pml_dist *d, int rc)
 {
     fflush(stdout);
@@ -39,17 +45,35 @@ static int leave(pml_dist *d, int rc)
 
 int main(int argc, char **argv)
 {
-    int failed_mode = argc > 1 && !strcmp(argv[1], "failed");
+    int failed_mode = argc > 1 && !strcmp(argv[1], "failed"), tcp = argc > 2 && !strcmp(argv[2], "tcp");
     double timeout = failed_mode ? 60 : 2;
     pml_ranks env;
     pml_err err = {0};
     pml_dist *d = NULL;
     if (pml_ranks_from_env(&env, &err) || env.world != 3) {
-        printf("RESULT FAIL: run me as 3 MPI ranks (%s)\n", err.msg);
+        printf("RESULT FAIL: run me as 3 ranks (%s)\n", err.msg);
         return 1;
     }
-    pml_dist_mpi_conf conf = {.devices = 3, .rank = env.rank, .world = 3, .replicas = 1, .timeout_s = timeout};
-    if (pml_dist_mpi_create(&conf, &d, &err)) {
+    pml_status st = PML_ERR_UNSUPPORTED;
+    if (tcp) {
+        const char *port = getenv("MASTER_PORT");
+        pml_dist_tcp_conf conf = {.devices = 3,
+                                  .rank = env.rank,
+                                  .world = 3,
+                                  .replicas = 1,
+                                  .master_addr = getenv("MASTER_ADDR"),
+                                  .master_port = port ? atoi(port) : 0,
+                                  .timeout_s = timeout};
+        st = pml_dist_tcp_create(&conf, &d, &err);
+    } else {
+#ifdef PML_HAVE_MPI
+        pml_dist_mpi_conf conf = {.devices = 3, .rank = env.rank, .world = 3, .replicas = 1, .timeout_s = timeout};
+        st = pml_dist_mpi_create(&conf, &d, &err);
+#else
+        snprintf(err.msg, sizeof err.msg, "built without MPI");
+#endif
+    }
+    if (st) {
         printf("RESULT FAIL: rank %d cannot start: %s\n", env.rank, err.msg);
         return 1;
     }
@@ -65,7 +89,7 @@ int main(int argc, char **argv)
             sleep(20); /* alive and silent: only the goodbye can tell rank 0 */
             return leave(d, 1);
         }
-        pml_dist_destroy(d); /* ended its run: goodbye, then MPI_Finalize */
+        pml_dist_destroy(d); /* ended its run: goodbye, then MPI_Finalize or the sockets closed */
         return 0;
     }
     if (env.rank == 2) { /* failed: beats, but never sends */
@@ -76,7 +100,7 @@ int main(int argc, char **argv)
     }
     double t0 = now();
     int64_t got = 0;
-    pml_status st = d->move(d, 2, 0, &got, sizeof got, &err);
+    st = d->move(d, 2, 0, &got, sizeof got, &err);
     double took = now() - t0;
     if (failed_mode) {
         if (!st || !strstr(err.msg, "rank 1 stopped: disk full on rank 1") || took > 10)

@@ -89,8 +89,9 @@ static void chunks_follow_their_device(void)
 
 static void clear(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS",
-                                       "RANK", "WORLD_SIZE"};
+    static const char *const vars[] = {
+        "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "RANK",
+        "WORLD_SIZE",           "MASTER_ADDR"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
 }
 
@@ -105,6 +106,9 @@ static void env(void)
           "torchrun style: %d of %d", r.rank, r.world);
     setenv("SLURM_PROCID", "1", 1), setenv("SLURM_NTASKS", "2", 1);
     CHECK(!pml_ranks_from_env(&r, &err) && r.rank == 1 && r.world == 2, "Slurm before torchrun");
+    setenv("MASTER_ADDR", "node7", 1); /* torchrun inside a batch job, which set SLURM_* */
+    CHECK(!pml_ranks_from_env(&r, &err) && r.rank == 3 && r.world == 4 && !strcmp(r.source, "RANK/WORLD_SIZE"),
+          "with MASTER_ADDR, torchrun before Slurm: %d of %d", r.rank, r.world);
     setenv("OMPI_COMM_WORLD_RANK", "0", 1), setenv("OMPI_COMM_WORLD_SIZE", "8", 1);
     CHECK(!pml_ranks_from_env(&r, &err) && r.rank == 0 && r.world == 8, "Open MPI first");
     clear();

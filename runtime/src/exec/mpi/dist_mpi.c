@@ -14,13 +14,6 @@
 
 #include "exec/ranks.h"
 
-double pml_mpi_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void sleep_s(double s)
 {
     struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -43,24 +36,11 @@ pml_status pml_mpi_fail(pml_mpi *m, int rc, int peer, const char *what, pml_err 
  * status, naming the rank and what it said when it left, if it did. */
 static pml_status gone(pml_mpi *m, int peer, const char *what, pml_err *err)
 {
-    double secs = 0;
     pthread_mutex_lock(&m->mu);
-    int r = pml_live_gone(&m->live, peer, pml_mpi_now(), &secs);
-    pml_live_state state = r >= 0 ? m->live.state[r] : PML_LIVE_HERE;
-    char why[PML_LIVE_WHY] = "";
-    if (r >= 0) memcpy(why, m->live.why[r], sizeof why);
+    pml_status st = pml_live_blame(&m->live, peer, pml_live_now(), what, err);
     pthread_mutex_unlock(&m->mu);
-    if (r < 0) return PML_OK;
-    atomic_store(&m->failed, 1);
-    if (state == PML_LIVE_FAILED)
-        return pml_err_set(err, PML_ERR_IO, "rank %d stopped: %s (rank %d gave up %s)", r, why, m->base.rank, what);
-    if (state == PML_LIVE_ENDED)
-        return pml_err_set(err, PML_ERR_IO,
-                           "rank %d stopped: %s, %.0f s ago, while rank %d was still %s (the ranks disagree about "
-                           "the run)",
-                           r, why, secs, m->base.rank, what);
-    return pml_err_set(err, PML_ERR_IO, "rank %d has not answered for %.0f s (stopped or dead); rank %d gave up %s", r,
-                       secs, m->base.rank, what);
+    if (st) atomic_store(&m->failed, 1);
+    return st;
 }
 
 pml_status pml_mpi_poll(pml_mpi *m, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
@@ -125,7 +105,7 @@ static int take_goodbyes(pml_mpi *m, MPI_Request *rq, char *bye)
         if (!flag) return 0;
         bye[PML_LIVE_WHY - 1] = 0;
         pthread_mutex_lock(&m->mu);
-        pml_live_left(&m->live, s.MPI_SOURCE, bye[0] == '1', bye + 1, pml_mpi_now());
+        pml_live_left(&m->live, s.MPI_SOURCE, bye[0] == '1', bye + 1, pml_live_now());
         pthread_mutex_unlock(&m->mu);
         if (MPI_Irecv(bye, PML_LIVE_WHY, MPI_CHAR, MPI_ANY_SOURCE, PML_MPI_TAG_BYE, m->beat, rq) != MPI_SUCCESS)
             return -1;
@@ -153,7 +133,7 @@ static void *beat_main(void *arg)
         return NULL;
     }
     while (!atomic_load(&m->stop)) {
-        double now = pml_mpi_now();
+        double now = pml_live_now();
         if (now >= next) {
             for (int r = 0; r < m->base.world; r++) {
                 if (r == m->base.rank) continue;
@@ -169,7 +149,7 @@ static void *beat_main(void *arg)
             MPI_Status s;
             if (MPI_Test(&rq, &flag, &s) != MPI_SUCCESS || !flag) break;
             pthread_mutex_lock(&m->mu);
-            pml_live_heard(&m->live, s.MPI_SOURCE, pml_mpi_now());
+            pml_live_heard(&m->live, s.MPI_SOURCE, pml_live_now());
             pthread_mutex_unlock(&m->mu);
             if (MPI_Irecv(&got, 1, MPI_INT, MPI_ANY_SOURCE, PML_MPI_TAG_BEAT, m->beat, &rq) != MPI_SUCCESS) {
                 rq = MPI_REQUEST_NULL;
@@ -184,7 +164,7 @@ static void *beat_main(void *arg)
         }
         /* Every beat that had arrived is in: this turn observed the peers. */
         pthread_mutex_lock(&m->mu);
-        pml_live_look(&m->live, pml_mpi_now());
+        pml_live_look(&m->live, pml_live_now());
         pthread_mutex_unlock(&m->mu);
         sleep_s(period / 10);
     }
@@ -216,7 +196,7 @@ static void say_goodbye(pml_mpi *m, int failed, const char *why)
             n++;
     }
     int done = 0;
-    for (double until = pml_mpi_now() + 1; n && !done && pml_mpi_now() < until;) {
+    for (double until = pml_live_now() + 1; n && !done && pml_live_now() < until;) {
         if (MPI_Testall(n, rq, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS) break;
         if (!done) sleep_s(1e-3);
     }
@@ -435,7 +415,7 @@ static pml_status start(pml_mpi *m, const pml_dist_mpi_conf *c, pml_err *err)
     int *ub = NULL, flag = 0;
     MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag);
     m->tag_ub = flag && ub ? *ub : 32767;
-    st = pml_live_init(&m->live, world, rank, m->timeout, beat_period(m), pml_mpi_now(), err);
+    st = pml_live_init(&m->live, world, rank, m->timeout, beat_period(m), pml_live_now(), err);
     if (st) return st;
     if (pthread_create(&m->beat_thread, NULL, beat_main, m))
         return pml_err_set(err, PML_ERR_INTERNAL, "cannot start the heartbeat thread");

@@ -34,9 +34,6 @@ typedef struct pml_mpi {
     pml_live live;      /* who was heard when, under mu (exec/liveness.h) */
 } pml_mpi;
 
-/* Seconds on a monotonic clock. */
-double pml_mpi_now(void);
-
 /* Records a failed MPI call `rc` made while `what`, as a status naming the peer. */
 pml_status pml_mpi_fail(pml_mpi *m, int rc, int peer, const char *what, pml_err *err);
 

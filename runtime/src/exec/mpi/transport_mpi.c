@@ -33,8 +33,6 @@
 #include "exec/mpi/mpi_impl.h"
 #include "exec/staging.h"
 
-enum { BUFS_ON_STACK = 32 };
-
 typedef struct tmpi {
     pml_transport base;
     pml_mpi *m;
@@ -122,21 +120,6 @@ static pml_status make_links(tmpi *t, pml_err *err)
     return PML_OK;
 }
 
-/* The boundary buffers of stage `from`'s message: in `stack` when they fit, else in a
- * malloc'ed array the caller frees (*heap). */
-static pml_status buffers(tmpi *t, int from, int kind, int64_t mb, pml_backend_buf *stack, pml_backend_buf **bufs,
-                          pml_backend_buf **heap, int *n, pml_err *err)
-{
-    *heap = NULL;
-    *bufs = stack;
-    pml_status st = pml_backend_boundary(t->be, from, kind, mb, stack, BUFS_ON_STACK, n, err);
-    if (st || *n <= BUFS_ON_STACK) return st;
-    if (!(*heap = malloc(sizeof **heap * (size_t)*n))) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    *bufs = *heap;
-    int again;
-    return pml_backend_boundary(t->be, from, kind, mb, *heap, *n, &again, err);
-}
-
 static pml_status check_tag(tmpi *t, int kind, int64_t mb, int *tag, pml_err *err)
 {
     int64_t v = (int64_t)kind * t->M + mb;
@@ -162,10 +145,10 @@ static pml_status tmpi_send(pml_transport *tr, int from, int to, int kind, int64
         return t->be->ops->peer_send(t->be->ctx, link, kind, from, mb, err);
     }
     int tag = 0, n = 0;
-    pml_backend_buf stack[BUFS_ON_STACK], *bufs = stack, *heap = NULL;
+    pml_backend_buf stack[PML_STAGING_BUFS], *bufs = stack, *heap = NULL;
     pml_status st = check_tag(t, kind, mb, &tag, err);
-    if (!st) st = buffers(t, from, kind, mb, stack, &bufs, &heap, &n, err);
-    void *hstack[BUFS_ON_STACK], **host = n <= BUFS_ON_STACK ? hstack : malloc(sizeof *host * (size_t)n);
+    if (!st) st = pml_staging_message(t->be, from, kind, mb, stack, &bufs, &heap, &n, err);
+    void *hstack[PML_STAGING_BUFS], **host = n <= PML_STAGING_BUFS ? hstack : malloc(sizeof *host * (size_t)n);
     if (!st && !host) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     if (!st) /* the area is this message's alone: nothing else touches it before reset */
         st = pml_staging_in(&t->out[((int64_t)from * 2 + kind) * t->M + mb], t->be, from, bufs, n, 1, host,
@@ -210,7 +193,7 @@ static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64
         return t->deferred.code;
     }
     int tag = 0, n = 0, k = 0;
-    pml_backend_buf stack[BUFS_ON_STACK], *bufs = stack, *heap = NULL;
+    pml_backend_buf stack[PML_STAGING_BUFS], *bufs = stack, *heap = NULL;
     pml_status st = to < 0 || to >= t->S ? pml_err_set(err, PML_ERR_INVALID_ARG, "no stage %d receives", to) : PML_OK;
     int link = st || (kind != PML_MSG_ACT && kind != PML_MSG_GRAD) ? -1 : t->link[link_id(t, from, kind)];
     if (link >= 0) { /* device to device, then waited for: a silent peer or an abort ends the wait */
@@ -222,8 +205,8 @@ static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64
         return st ? st : pml_mpi_poll(t->m, link_done, &w, peer, &t->aborted, what, err);
     }
     if (!st) st = check_tag(t, kind, mb, &tag, err);
-    if (!st) st = buffers(t, from, kind, mb, stack, &bufs, &heap, &n, err);
-    void *hstack[BUFS_ON_STACK], **host = n <= BUFS_ON_STACK ? hstack : malloc(sizeof *host * (size_t)n);
+    if (!st) st = pml_staging_message(t->be, from, kind, mb, stack, &bufs, &heap, &n, err);
+    void *hstack[PML_STAGING_BUFS], **host = n <= PML_STAGING_BUFS ? hstack : malloc(sizeof *host * (size_t)n);
     if (!st && !host) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     if (!st) st = pml_staging_in(&t->in[to], t->be, to, bufs, n, 0, host, "receiving a boundary message", err);
     size_t reqs = 0;
