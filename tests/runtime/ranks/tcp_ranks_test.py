@@ -4,13 +4,16 @@ LOCAL_RANK, MASTER_ADDR, MASTER_PORT in each process's environment, no MPI) trai
 weights of one process, on one host and on two (network namespaces); a rank that dies
 is named at once, one whose link goes dead within the peer timeout; start-up names the
 rank that never came, refuses a rank of another world or a port already taken, and
-ranks started differently refuse to start as under mpirun.
+ranks started differently refuse to start as under mpirun; SIGTERM to every rank (what
+torchrun does with its own) stops them at one step in one resumable checkpoint.
 
 The goodbye_* behaviours run test_goodbye (test_goodbye.c says what it checks) as the
 three ranks, over TCP.
 
 usage: tcp_ranks_test.py PMLC TEST_GOODBYE EXAMPLES WORK BEHAVIOUR"""
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -221,6 +224,39 @@ elif behaviour in ("two_hosts", "two_hosts_cut_link"):
             procs[1].wait()
     finally:
         with_net.close()
+elif behaviour == "stop_signal":
+    # torchrun passes SIGTERM on to every worker: every rank stops at one step, saved as
+    # one sharded checkpoint that resumes over TCP bit for bit.
+    d, metrics = os.path.join(work, "D"), os.path.join(work, "metrics.jsonl")
+    port = free_port()
+    args = [MLP, "--steps", "1000000", "--set", "checkpoint_every=5", "--out", d, "--metrics", metrics]
+    procs = [start(k, 2, port, args) for k in range(2)]
+    deadline = time.time() + 120
+    while time.time() < deadline and (not os.path.exists(metrics) or open(metrics).read().count("\n") < 8):
+        time.sleep(0.1)
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    errs = []
+    for p in procs:
+        try:
+            errs.append(p.communicate(timeout=60)[1])
+        except subprocess.TimeoutExpired:
+            p.kill()
+            errs.append(p.communicate()[1] + "\n(killed by the test)")
+    print(errs[0][-2000:])
+    check([p.returncode for p in procs] == [143, 143], f"both ranks exit 143: {[p.returncode for p in procs]}")
+    m = re.search(r"stopped at step (\d+) by SIGTERM on rank 0 \(all 2 ranks stopped there\)", errs[0])
+    check(m is not None, "rank 0 says where every rank stopped")
+    if m:
+        step = int(m.group(1))
+        with open(os.path.join(d, "trainer.json")) as f:
+            check(sharded(d, 2) and json.load(f)["step"] == step, f"D is one sharded checkpoint of step {step}")
+        straight, resumed = os.path.join(work, "straight"), os.path.join(work, "resumed")
+        to = ["--steps", str(step + 3), "--quiet"]
+        a = torchrun([[MLP, *to, "--out", straight]] * 2)
+        b = torchrun([[MLP, *to, "--resume", d, "--out", resumed]] * 2)
+        check(all(code == 0 for code, _ in a + b), f"both runs finish: {[e[-500:] for _, e in a + b]}")
+        check(bit_identical(straight, resumed), "the resumed run has the uninterrupted run's bits")
 elif behaviour in ("goodbye_ended", "goodbye_failed"):
     port = free_port()
     procs = [subprocess.Popen([goodbye, behaviour.split("_")[1], "tcp"], stdout=subprocess.PIPE,
