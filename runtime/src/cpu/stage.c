@@ -251,8 +251,8 @@ static pml_status cpu_begin(pml_backend_ctx *b, int64_t step, int train, pml_err
     /* Invariants are recomputed when parameters may have changed (an update or a host
      * edit since the last begin) and around training steps, whose dropout differs from
      * evaluation's; back-to-back inference calls reuse them (transposed weights, say). */
-    if (train || p->params_changed || p->last_train) p->version++;
-    p->params_changed = 0;
+    int changed = atomic_exchange(&p->params_changed, 0);
+    if (train || changed || p->last_train) p->version++;
     p->last_train = train;
     p->step = step;
     /* A data-parallel replica runs micro-batches from conf.mb_first on. */
@@ -423,7 +423,7 @@ static void update_param(pml_cpu_ctx *p, int q, double lr, double gscale)
     float *x = (float *)p->buf[pl->params[q].node], *g = p->acc[q], *m = p->m[q], *v = p->v[q];
     int64_t t = p->step + 1;
     p->values_at[q]++;
-    p->params_changed = 1;
+    atomic_store(&p->params_changed, 1);
     if (p->pack_first[q] < 0) {
         pml_optim_update(&pl->conf, lr, t, x, g, gscale, m, v, (size_t)w->numel);
         return;
@@ -461,7 +461,7 @@ static pml_status cpu_params_upload(pml_backend_ctx *b, pml_err *err)
     (void)err;
     pml_cpu_ctx *p = (pml_cpu_ctx *)b;
     for (int q = 0; q < p->plan->n_params; q++) p->values_at[q]++;
-    p->params_changed = 1;
+    atomic_store(&p->params_changed, 1);
     return PML_OK;
 }
 

@@ -32,6 +32,8 @@
 #ifndef PML_CPU_STAGE_H
 #define PML_CPU_STAGE_H
 
+#include <stdatomic.h>
+
 #include "backend_ops.h"
 #include "cpu/kernels.h"
 #include "cpu/lower.h"
@@ -126,7 +128,10 @@ typedef struct pml_cpu_ctx {
      * step (or per evaluation), when computed_at[n] falls behind `version`. */
     uint8_t *invariant;
     int64_t *computed_at, version;
-    int params_changed, last_train; /* since the last begin; the last begin's train flag (stage.c) */
+    /* Since the last begin (every stage thread's update sets it: atomic); the last
+     * begin's train flag (stage.c). */
+    atomic_int params_changed;
+    int last_train;
     /* Per matmul node whose right operand is invariant (a weight): it runs on the panel
      * GEMM (cpu/gemm.h), reading that operand in place or, when transposed, packed into
      * packed[n], repacked when packed_at falls behind the operand's version: `version`,

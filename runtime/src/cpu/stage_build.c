@@ -691,7 +691,7 @@ pml_status pml_cpu_ctx_create(const pml_plan *plan, const pml_backend_conf *conf
     if (!p) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     p->plan = plan;
     p->conf = *conf;
-    p->params_changed = 1; /* the first begin computes the invariants */
+    atomic_store(&p->params_changed, 1);     /* the first begin computes the invariants */
     p->conf.unfused |= conf->check_numerics; /* every op's output in memory, to be checked */
     if (p->conf.threads < 1) p->conf.threads = 1;
     p->S = (int)plan->conf.stages;

@@ -1,6 +1,7 @@
 /* liveness.c — observed-time silence (see liveness.h). */
 #include "exec/liveness.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -105,4 +106,34 @@ double pml_live_now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+pml_status pml_live_check(const pml_live_guard *g, int peer, const char *what, pml_err *err)
+{
+    pthread_mutex_lock(g->mu);
+    pml_status st = pml_live_blame(g->live, peer, pml_live_now(), what, err);
+    pthread_mutex_unlock(g->mu);
+    if (st) atomic_store(g->failed, 1);
+    return st;
+}
+
+pml_status pml_live_poll(const pml_live_guard *g, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
+                         const atomic_int *aborted, const char *what, pml_err *err)
+{
+    for (long spin = 0;; spin++) {
+        int done = ready(ctx, err);
+        if (done < 0) return err && err->code ? err->code : PML_ERR_IO;
+        if (done) return PML_OK;
+        if (aborted && atomic_load(aborted))
+            return pml_err_set(err, PML_ERR_INTERNAL, "rank %d stopped: another stage failed", g->live->self);
+        pml_status st = spin % 64 == 63 ? pml_live_check(g, peer, what, err) : PML_OK;
+        if (st) return st;
+        if (spin < 256) continue;
+        if (spin < 4096) {
+            sched_yield();
+            continue;
+        }
+        struct timespec t = {0, 50 * 1000};
+        nanosleep(&t, NULL);
+    }
 }

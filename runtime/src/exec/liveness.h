@@ -24,9 +24,13 @@
  * for the timeout, named as a peer that ended while this rank still waited for it — a
  * disagreement about the run, never "not answering".
  *
- * Not thread-safe: the caller serialises the calls (the MPI dist holds its mutex). */
+ * Not thread-safe but for the guarded calls at the end: the caller serialises the others
+ * (the dists hold their mutex). */
 #ifndef PML_TRAIN_LIVENESS_H
 #define PML_TRAIN_LIVENESS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "core/error.h"
 
@@ -78,5 +82,24 @@ pml_status pml_live_blame(const pml_live *l, int peer, double now, const char *w
 
 /* Seconds on CLOCK_MONOTONIC: the clock `now` is read from. */
 double pml_live_now(void);
+
+/* A dist's waits: its timeline under its lock, and the flag that says it failed (set
+ * when a wait gives up, so that leaving does not wait for the peers). */
+typedef struct pml_live_guard {
+    pthread_mutex_t *mu;
+    const pml_live *live;
+    atomic_int *failed;
+} pml_live_guard;
+
+/* pml_live_blame now, under the lock; a failure sets *failed. */
+pml_status pml_live_check(const pml_live_guard *g, int peer, const char *what, pml_err *err);
+
+/* Waits until ready(ctx) is 1 (negative: it failed, with err set): spinning briefly (a
+ * neighbour's message is often about to land), then yielding, then sleeping 50 us, as
+ * the stage threads of this and other processes need the cores. Every 64 turns
+ * pml_live_check on `peer` may end it; *aborted (may be NULL) ends it with "rank R
+ * stopped: another stage failed". */
+pml_status pml_live_poll(const pml_live_guard *g, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
+                         const atomic_int *aborted, const char *what, pml_err *err);
 
 #endif

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -764,13 +765,20 @@ elif behaviour in ("goodbye_ended", "goodbye_failed"):
     print(out[-3000:], err[-3000:])
     results = [line for line in out.splitlines() if line.startswith("RESULT")]
     check(results and results[0].startswith("RESULT ok"), f"rank 0 judged: {results}")
-elif behaviour == "device_buffers_cross_through_host_copies":
+elif behaviour in ("device_buffers_cross_through_host_copies", "device_buffers_cross_tcp_ranks"):
     need_mpirun()
     # Here the first argument is test_device_ranks, not pmlc (test_device_ranks.c says
-    # what it checks): 2 ranks (one pipeline), then 4 (two replicas of it).
+    # what it checks): 2 ranks (one pipeline), then 4 (two replicas of it); over MPI, or
+    # meeting over TCP (mpirun still starts them, and carries the stand-in's links).
     for n in (2, 4):
         cmd = [mpirun, "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
-        cmd += ["-np", str(n), pmlc]
+        if behaviour.endswith("tcp_ranks"):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            cmd += ["-x", "MASTER_ADDR=127.0.0.1", "-x", f"MASTER_PORT={port}", "-np", str(n), pmlc, "tcp"]
+        else:
+            cmd += ["-np", str(n), pmlc]
         r = subprocess.run(cmd, capture_output=True, text=True, env=mpi_env(), timeout=240)
         print(r.stdout[-4000:], r.stderr[-3000:])
         results = [line for line in r.stdout.splitlines() if line.startswith("RESULT")]

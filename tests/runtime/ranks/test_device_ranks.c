@@ -19,6 +19,10 @@
  *   its own): the messages between the stages take the links, not host copies, in one
  *   order on both ends, to the same bits.
  *
+ *   With the argument "tcp" the ranks meet over TCP instead (exec/tcp/dist_tcp.h, from
+ *   MASTER_ADDR and MASTER_PORT): the same checks, the links agreed over its frames (the
+ *   stand-in's own transfers still MPI messages, MPI started here for them).
+ *
  * Every rank prints its checks; rank 0 prints "RESULT ok" or "RESULT FAIL: ...", which
  * the runner reads. */
 #include <stdint.h>
@@ -34,6 +38,7 @@
 #include "exec/mpi/dist_mpi.h"
 #include "exec/pipeline.h"
 #include "exec/ranks.h"
+#include "exec/tcp/dist_tcp.h"
 
 #include <mpi.h>
 
@@ -273,8 +278,9 @@ static void same_bits(const char *name, const pml_plan *pl, const pml_backend_op
     free(cpu.w), free(staged.w);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int tcp = argc > 1 && !strcmp(argv[1], "tcp"), provided = 0;
     pml_ranks env;
     pml_err err = {0};
     if (pml_ranks_from_env(&env, &err) || (env.world != 2 && env.world != 4)) {
@@ -287,12 +293,27 @@ int main(void)
         printf("RESULT FAIL: rank %d: the models do not compile to plans of one schedule: %s\n", env.rank, err.msg);
         return 1;
     }
-    pml_dist_mpi_conf conf = {.devices = 2,
-                              .schedule = (int)plain->conf.schedule,
-                              .rank = env.rank,
-                              .world = env.world,
-                              .replicas = env.world / 2};
-    if (pml_dist_mpi_create(&conf, &dist, &err)) {
+    pml_status st;
+    if (tcp) {
+        const char *port = getenv("MASTER_PORT");
+        pml_dist_tcp_conf conf = {.devices = 2,
+                                  .schedule = (int)plain->conf.schedule,
+                                  .rank = env.rank,
+                                  .world = env.world,
+                                  .replicas = env.world / 2,
+                                  .master_addr = getenv("MASTER_ADDR"),
+                                  .master_port = port ? atoi(port) : 0};
+        MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided); /* the stand-in's links only */
+        st = pml_dist_tcp_create(&conf, &dist, &err);
+    } else {
+        pml_dist_mpi_conf conf = {.devices = 2,
+                                  .schedule = (int)plain->conf.schedule,
+                                  .rank = env.rank,
+                                  .world = env.world,
+                                  .replicas = env.world / 2};
+        st = pml_dist_mpi_create(&conf, &dist, &err);
+    }
+    if (st) {
         printf("RESULT FAIL: rank %d cannot start: %s\n", env.rank, err.msg);
         return 1;
     }
@@ -304,7 +325,7 @@ int main(void)
     dev.copy_buf = dev_copy_buf;
     same_bits("plain.pml", plain, &dev, 0);
     same_bits("tied.pml", tied, &dev, 0);
-    MPI_Comm_dup(MPI_COMM_WORLD, &link_comm); /* MPI is up: the dist started it */
+    MPI_Comm_dup(MPI_COMM_WORLD, &link_comm); /* MPI is up: the dist or main started it */
     pml_backend_ops linked = dev;
     linked.peer_id = dev_peer_id, linked.peer_link = dev_peer_link, linked.peer_send = dev_peer_send;
     linked.peer_recv = dev_peer_recv, linked.peer_poll = dev_peer_poll;
@@ -328,5 +349,6 @@ int main(void)
     if (dist->rank == 0) printf(bad ? "RESULT FAIL: %.0f failed checks\n" : "RESULT ok\n", bad);
     fflush(stdout);
     pml_dist_destroy(dist);
+    if (tcp) MPI_Finalize();
     return bad != 0;
 }

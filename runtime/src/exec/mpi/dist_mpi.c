@@ -6,7 +6,6 @@
 #include "exec/mpi/mpi_impl.h"
 
 #include <limits.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,39 +31,11 @@ pml_status pml_mpi_fail(pml_mpi *m, int rc, int peer, const char *what, pml_err 
     return pml_err_set(err, PML_ERR_IO, "rank %d: MPI failed while %s: %s", m->base.rank, what, msg);
 }
 
-/* Whether a wait on `peer` (-1: none in particular) must give up (liveness.h): then the
- * status, naming the rank and what it said when it left, if it did. */
-static pml_status gone(pml_mpi *m, int peer, const char *what, pml_err *err)
-{
-    pthread_mutex_lock(&m->mu);
-    pml_status st = pml_live_blame(&m->live, peer, pml_live_now(), what, err);
-    pthread_mutex_unlock(&m->mu);
-    if (st) atomic_store(&m->failed, 1);
-    return st;
-}
-
 pml_status pml_mpi_poll(pml_mpi *m, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
                         const atomic_int *aborted, const char *what, pml_err *err)
 {
-    /* Spin briefly (a neighbour's message is often about to land), then yield, then
-     * sleep: the stage threads of this and other processes need the cores. */
-    for (long spin = 0;; spin++) {
-        int done = ready(ctx, err);
-        if (done < 0) return err && err->code ? err->code : PML_ERR_IO;
-        if (done) return PML_OK;
-        if (aborted && atomic_load(aborted))
-            return pml_err_set(err, PML_ERR_INTERNAL, "rank %d stopped: another stage failed", m->base.rank);
-        if (spin % 64 == 63) {
-            pml_status st = gone(m, peer, what, err);
-            if (st) return st;
-        }
-        if (spin < 256)
-            continue;
-        else if (spin < 4096)
-            sched_yield();
-        else
-            sleep_s(50e-6);
-    }
+    pml_live_guard g = {&m->mu, &m->live, &m->failed};
+    return pml_live_poll(&g, ready, ctx, peer, aborted, what, err);
 }
 
 typedef struct requests {

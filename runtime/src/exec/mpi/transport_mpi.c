@@ -19,9 +19,8 @@
  * destroy. Receives are polled (pml_mpi_wait), so abort and a silent peer end them.
  *
  * Device buffers (a GPU backend's) go device to device where the backend links the two
- * ends (backend_ops.h's peer_*: NCCL), made at create in one order on every rank, each
- * pair trading the sender's link identifier and both devices' over the control
- * communicator; a receive then waits, polled, until the bytes are in, and reset until
+ * ends (backend_ops.h's peer_*: NCCL), agreed at create over the control communicator
+ * (exec/links.h); a receive then waits, polled, until the bytes are in, and reset until
  * the sends are out. Elsewhere (no link: the same device on both ends, or no library)
  * they cross through host copies (exec/staging.h): a send copies the message into an
  * area of its own (stage, kind, micro-batch), kept until reset has completed the send;
@@ -30,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/links.h"
 #include "exec/mpi/mpi_impl.h"
 #include "exec/staging.h"
 
@@ -54,7 +54,7 @@ typedef struct tmpi {
     atomic_int *sent;
 } tmpi;
 
-static int link_id(const tmpi *t, int from, int kind) { return kind * t->S + from; }
+static int link_id(const tmpi *t, int from, int kind) { return pml_links_index(t->S, kind, from); }
 
 /* The rank running `stage` in this rank's replica. */
 static int owner(const tmpi *t, int stage) { return pml_dist_owner(&t->m->base, t->m->base.replica, stage); }
@@ -71,53 +71,23 @@ static int link_done(void *ctx, pml_err *err)
     return w->t->be->ops->peer_poll(w->t->be->ctx, w->link, err);
 }
 
-/* The links (the file's header): for each message kind and sending stage whose two
- * ends are this rank and another, in that order on every rank, the pair trades the
- * sender's device and link identifier for the receiver's verdict over the control
- * communicator, and both join the link, or neither does. */
-static pml_status make_links(tmpi *t, pml_err *err)
+/* The control channel the links are agreed over (exec/links.h). */
+static pml_status link_send(void *ctx, int peer, const void *buf, size_t bytes, pml_err *err)
 {
-    pml_mpi *m = t->m;
-    const pml_backend_ops *ops = t->be->ops;
-    for (int i = 0; i < 2 * t->S; i++) t->link[i] = -1;
-    if (!ops->peer_id || !ops->peer_link || !ops->peer_send || !ops->peer_recv || !ops->peer_poll) return PML_OK;
-    for (int kind = 0; kind < 2; kind++)
-        for (int from = 0; from < t->S; from++) {
-            int to = kind == PML_MSG_ACT ? from + 1 : from - 1;
-            if (to < 0 || to >= t->S) continue;
-            int a = owner(t, from), b = owner(t, to), me = m->base.rank, sends = me == a;
-            if (a == b || (me != a && me != b)) continue;
-            int peer = sends ? b : a;
-            /* [0]: the sender can link; then its device, then the link's identifier */
-            unsigned char msg[1 + PML_BACKEND_PEER_DEV + PML_BACKEND_PEER_ID] = {0}, dev[PML_BACKEND_PEER_DEV] = {0};
-            unsigned char yes = ops->peer_id(t->be->ctx, sends ? from : to, dev,
-                                             sends ? msg + 1 + PML_BACKEND_PEER_DEV : NULL, NULL) == PML_OK;
-            MPI_Request rq[2];
-            pml_status st;
-            if (sends) {
-                msg[0] = yes;
-                memcpy(msg + 1, dev, sizeof dev);
-                PML_MPI_CHECK(m, MPI_Isend(msg, sizeof msg, MPI_BYTE, peer, PML_MPI_TAG_LINK, m->ctl, &rq[0]), peer,
-                              "offering a device link", err);
-                PML_MPI_CHECK(m, MPI_Irecv(&yes, 1, MPI_BYTE, peer, PML_MPI_TAG_LINK, m->ctl, &rq[1]), peer,
-                              "offering a device link", err);
-                if ((st = pml_mpi_wait(m, rq, 2, peer, NULL, "offering a device link", err))) return st;
-            } else {
-                PML_MPI_CHECK(m, MPI_Irecv(msg, sizeof msg, MPI_BYTE, peer, PML_MPI_TAG_LINK, m->ctl, &rq[0]), peer,
-                              "answering a device link", err);
-                if ((st = pml_mpi_wait(m, rq, 1, peer, NULL, "answering a device link", err))) return st;
-                yes = yes && msg[0] && memcmp(msg + 1, dev, sizeof dev) != 0; /* one device: NCCL refuses it */
-                PML_MPI_CHECK(m, MPI_Isend(&yes, 1, MPI_BYTE, peer, PML_MPI_TAG_LINK, m->ctl, &rq[0]), peer,
-                              "answering a device link", err);
-                if ((st = pml_mpi_wait(m, rq, 1, peer, NULL, "answering a device link", err))) return st;
-            }
-            if (!yes) continue;
-            int id = link_id(t, from, kind);
-            if ((st = ops->peer_link(t->be->ctx, id, kind, from, sends, msg + 1 + PML_BACKEND_PEER_DEV, err)))
-                return st;
-            t->link[id] = id;
-        }
-    return PML_OK;
+    pml_mpi *m = ctx;
+    MPI_Request rq;
+    PML_MPI_CHECK(m, MPI_Isend(buf, (int)bytes, MPI_BYTE, peer, PML_MPI_TAG_LINK, m->ctl, &rq), peer,
+                  "agreeing on a device link", err);
+    return pml_mpi_wait(m, &rq, 1, peer, NULL, "agreeing on a device link", err);
+}
+
+static pml_status link_recv(void *ctx, int peer, void *buf, size_t bytes, pml_err *err)
+{
+    pml_mpi *m = ctx;
+    MPI_Request rq;
+    PML_MPI_CHECK(m, MPI_Irecv(buf, (int)bytes, MPI_BYTE, peer, PML_MPI_TAG_LINK, m->ctl, &rq), peer,
+                  "agreeing on a device link", err);
+    return pml_mpi_wait(m, &rq, 1, peer, NULL, "agreeing on a device link", err);
 }
 
 static pml_status check_tag(tmpi *t, int kind, int64_t mb, int *tag, pml_err *err)
@@ -309,7 +279,8 @@ pml_status pml_mpi_transport_create(pml_dist *d, pml_backend_inst *be, int stage
     t->link = malloc(sizeof *t->link * ((size_t)stages * 2 + 1));
     t->sent = calloc((size_t)stages * 2 + 1, sizeof *t->sent);
     if (!st && (!t->out || !t->in || !t->link || !t->sent)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    if (!st) st = make_links(t, err);
+    pml_links_wire wire = {t->m, link_send, link_recv};
+    if (!st) st = pml_links_make(be, d, stages, &wire, t->link, err);
     if (!st && 2 * microbatches - 1 > t->m->tag_ub)
         st = pml_err_set(err, PML_ERR_UNSUPPORTED, "too many micro-batches (%lld) for this MPI's tags (at most %d)",
                          (long long)microbatches, t->m->tag_ub / 2);

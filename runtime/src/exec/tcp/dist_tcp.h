@@ -13,13 +13,12 @@
  * timeout_s; a rank that has not come by then is named.
  *
  * After it, the same contract as the MPI dist (dist_mpi.h): boundary messages of the
- * backend's buffers (device buffers through host copies, exec/staging.h), sums through
- * rank 0 in rank order, a heartbeat from a thread of its own with the observed-time
- * rule of exec/liveness.h, and goodbyes. A peer whose connection closes without a
- * goodbye has died (killed, crashed) and is named at once, not after the timeout.
- *
- * Not (yet) here: device-to-device links (NCCL) between ranks — GPU ranks over TCP
- * exchange through host copies, as ranks sharing a GPU do over MPI. */
+ * backend's buffers (device to device where the backend links the ends, NCCL's id
+ * traded over TCP, exec/links.h; else through host copies, exec/staging.h), sums
+ * through rank 0 in rank order, a heartbeat from a thread of its own with the
+ * observed-time rule of exec/liveness.h, and goodbyes. A peer whose connection closes
+ * without a goodbye has died (killed, crashed) and is named at once, not after the
+ * timeout. */
 #ifndef PML_TRAIN_DIST_TCP_H
 #define PML_TRAIN_DIST_TCP_H
 

@@ -31,7 +31,13 @@
 /* Channels of a frame. CTL frames carry the dist's own exchanges (tags below), DATA
  * frames the transport's boundary messages (tag kind·M + mb). */
 enum { PML_TCP_CTL = 1, PML_TCP_DATA = 2, PML_TCP_BEAT = 3, PML_TCP_BYE = 4 };
-enum { PML_TCP_TAG_GATHER = 1, PML_TCP_TAG_BCAST = 2, PML_TCP_TAG_MOVE = 3, PML_TCP_TAG_REPLICAS = 16 };
+enum {
+    PML_TCP_TAG_GATHER = 1,
+    PML_TCP_TAG_BCAST = 2,
+    PML_TCP_TAG_MOVE = 3,
+    PML_TCP_TAG_LINK = 6,
+    PML_TCP_TAG_REPLICAS = 16
+};
 
 typedef struct pml_tcp_msg {
     struct pml_tcp_msg *next;
@@ -68,6 +74,12 @@ typedef struct pml_tcp {
 pml_status pml_tcp_send(pml_tcp *m, int peer, uint32_t chan, uint64_t tag, const void *const *part, const size_t *len,
                         int n, const char *what, pml_err *err);
 pml_status pml_tcp_recv(pml_tcp *m, int peer, uint32_t chan, uint64_t tag, void *const *part, const size_t *len, int n,
+                        const atomic_int *aborted, const char *what, pml_err *err);
+
+/* Waits until ready(ctx) is 1 (negative: it failed, with err set), polling: spinning
+ * briefly, then yielding, then sleeping; gives up as pml_tcp_recv does. For what
+ * completes outside the sockets (a device link's transfers). */
+pml_status pml_tcp_poll(pml_tcp *m, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
                         const atomic_int *aborted, const char *what, pml_err *err);
 
 /* Starts peer's reader thread on its connected socket. */

@@ -7,13 +7,18 @@
  * ranks own contiguous devices (ranks.h), so one tag needs no stage to match.
  *
  * A send writes its frame before it returns (the peer's reader takes it in whatever
- * that rank is doing, tcp_impl.h), so nothing is pending between steps and reset has
- * nothing to finish. Device buffers cross through host copies (exec/staging.h): per
- * sending stage, an area the send fills and the socket reads before the send returns;
- * per receiving stage, an area the frame lands in before it is copied up. */
+ * that rank is doing, tcp_impl.h), so no frame is pending between steps. Device
+ * buffers go device to device where the backend links the two ends (peer_*: NCCL),
+ * agreed at create over CTL frames (exec/links.h: the NCCL id's bootstrap over TCP);
+ * a receive then waits, polled, until the bytes are in, and reset until the link's
+ * sends are out, as over MPI. Elsewhere they cross through host copies
+ * (exec/staging.h): per sending stage, an area the send fills and the socket reads
+ * before the send returns; per receiving stage, an area the frame lands in before it is
+ * copied up. */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "exec/links.h"
 #include "exec/staging.h"
 #include "exec/tcp/tcp_impl.h"
 
@@ -26,7 +31,29 @@ typedef struct ttcp {
     int64_t M;
     atomic_int aborted;
     pml_staging *out, *in; /* per sending stage; per receiving stage */
+    /* Per (kind, sending stage), pml_links_index's: its device link, or -1; and whether
+     * sends are queued on it since the last reset. */
+    int *link;
+    atomic_int *sent;
+    pml_err deferred; /* a failure finishing a link's sends in reset, for the next call */
 } ttcp;
+
+/* A link's wait (pml_tcp_poll): until what is queued on it is done. */
+typedef struct link_wait {
+    ttcp *t;
+    int link;
+} link_wait;
+
+static int link_done(void *ctx, pml_err *err)
+{
+    link_wait *w = ctx;
+    return w->t->be->ops->peer_poll(w->t->be->ctx, w->link, err);
+}
+
+static int link_of(const ttcp *t, int kind, int from)
+{
+    return kind == PML_MSG_ACT || kind == PML_MSG_GRAD ? t->link[pml_links_index(t->S, kind, from)] : -1;
+}
 
 /* The rank running `stage` in this rank's replica. */
 static int owner(const ttcp *t, int stage) { return pml_dist_owner(&t->m->base, t->m->base.replica, stage); }
@@ -76,6 +103,15 @@ static pml_status ttcp_send(pml_transport *tr, int from, int to, int kind, int64
     ttcp *t = (ttcp *)tr;
     int peer = to >= 0 && to < t->S ? owner(t, to) : t->m->base.rank;
     if (peer == t->m->base.rank) return t->local->send(t->local, from, to, kind, mb, err);
+    if (t->deferred.code) {
+        if (err) *err = t->deferred;
+        return t->deferred.code;
+    }
+    int link = link_of(t, kind, from);
+    if (link >= 0) { /* device to device; reset waits for it */
+        atomic_store(&t->sent[link], 1);
+        return t->be->ops->peer_send(t->be->ctx, link, kind, from, mb, err);
+    }
     message g;
     pml_status st =
         message_open(t, &g, &t->out[from], from, from, kind, mb, 1, "sending a boundary message to another rank", err);
@@ -92,9 +128,19 @@ static pml_status ttcp_recv(pml_transport *tr, int from, int to, int kind, int64
     int peer = from >= 0 && from < t->S ? owner(t, from) : t->m->base.rank;
     if (peer == t->m->base.rank) return t->local->recv(t->local, from, to, kind, mb, err);
     if (to < 0 || to >= t->S) return pml_err_set(err, PML_ERR_INVALID_ARG, "no stage %d receives", to);
+    if (t->deferred.code) {
+        if (err) *err = t->deferred;
+        return t->deferred.code;
+    }
     message g;
     char what[96];
     what_of(what, sizeof what, from, kind, mb);
+    int link = link_of(t, kind, from);
+    if (link >= 0) { /* device to device, then waited for: a silent peer or an abort ends the wait */
+        pml_status st = t->be->ops->peer_recv(t->be->ctx, link, kind, from, to, mb, err);
+        link_wait w = {t, link};
+        return st ? st : pml_tcp_poll(t->m, link_done, &w, peer, &t->aborted, what, err);
+    }
     pml_status st = message_open(t, &g, &t->in[to], to, from, kind, mb, 0, "receiving a boundary message", err);
     if (!st)
         st = pml_tcp_recv(t->m, peer, PML_TCP_DATA, (uint64_t)kind * (uint64_t)t->M + (uint64_t)mb, g.host, g.len, g.n,
@@ -104,10 +150,22 @@ static pml_status ttcp_recv(pml_transport *tr, int from, int to, int kind, int64
     return st;
 }
 
+/* Waits for every link's sends since the last reset: their buffers are about to be
+ * rewritten. */
+static void finish_links(ttcp *t, const char *what, pml_err *err)
+{
+    for (int i = 0; t->sent && i < 2 * t->S; i++) {
+        if (!atomic_exchange(&t->sent[i], 0) || (err && err->code)) continue;
+        link_wait w = {t, t->link[i]};
+        pml_tcp_poll(t->m, link_done, &w, -1, NULL, what, err);
+    }
+}
+
 static void ttcp_reset(pml_transport *tr)
 {
     ttcp *t = (ttcp *)tr;
     t->local->reset(t->local);
+    finish_links(t, "finishing the last step's sends (device to device)", &t->deferred);
     atomic_store(&t->aborted, 0);
 }
 
@@ -122,13 +180,27 @@ static void ttcp_destroy(pml_transport *tr)
 {
     ttcp *t = (ttcp *)tr;
     if (!t) return;
+    pml_err ignored = {0};
+    if (!atomic_load(&t->m->failed)) finish_links(t, "finishing sends (device to device)", &ignored);
     if (t->local) t->local->destroy(t->local);
     for (int s = 0; s < t->S; s++) {
         if (t->out) pml_staging_free(&t->out[s]);
         if (t->in) pml_staging_free(&t->in[s]);
     }
-    free(t->out), free(t->in);
+    free(t->out), free(t->in), free(t->link), free(t->sent);
     free(t);
+}
+
+/* The control channel the links are agreed over (exec/links.h). */
+static pml_status link_send(void *ctx, int peer, const void *buf, size_t bytes, pml_err *err)
+{
+    return pml_tcp_send(ctx, peer, PML_TCP_CTL, PML_TCP_TAG_LINK, &buf, &bytes, 1, "agreeing on a device link", err);
+}
+
+static pml_status link_recv(void *ctx, int peer, void *buf, size_t bytes, pml_err *err)
+{
+    return pml_tcp_recv(ctx, peer, PML_TCP_CTL, PML_TCP_TAG_LINK, &buf, &bytes, 1, NULL, "agreeing on a device link",
+                        err);
 }
 
 pml_status pml_tcp_transport_create(pml_dist *d, pml_backend_inst *be, int stages, int64_t microbatches,
@@ -145,7 +217,11 @@ pml_status pml_tcp_transport_create(pml_dist *d, pml_backend_inst *be, int stage
     pml_status st = pml_transport_local_create(stages, microbatches, &t->local, err);
     t->out = calloc((size_t)stages + 1, sizeof *t->out);
     t->in = calloc((size_t)stages + 1, sizeof *t->in);
-    if (!st && (!t->out || !t->in)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    t->link = malloc(sizeof *t->link * ((size_t)stages * 2 + 1));
+    t->sent = calloc((size_t)stages * 2 + 1, sizeof *t->sent);
+    if (!st && (!t->out || !t->in || !t->link || !t->sent)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    pml_links_wire wire = {t->m, link_send, link_recv};
+    if (!st) st = pml_links_make(be, d, stages, &wire, t->link, err);
     if (st) {
         ttcp_destroy(&t->base);
         return st;

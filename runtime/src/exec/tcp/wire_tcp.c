@@ -20,11 +20,8 @@ typedef struct frame_head {
 /* The status a wait on `peer` gives up with now, if any (liveness.h). */
 static pml_status blame(pml_tcp *m, int peer, const char *what, pml_err *err)
 {
-    pthread_mutex_lock(&m->mu);
-    pml_status st = pml_live_blame(&m->live, peer, pml_live_now(), what, err);
-    pthread_mutex_unlock(&m->mu);
-    if (st) atomic_store(&m->failed, 1);
-    return st;
+    pml_live_guard g = {&m->mu, &m->live, &m->failed};
+    return pml_live_check(&g, peer, what, err);
 }
 
 /* Writes len bytes, waiting for room in the socket; gives up at `deadline` (> 0) or, with
@@ -137,6 +134,13 @@ pml_status pml_tcp_recv(pml_tcp *m, int peer, uint32_t chan, uint64_t tag, void 
         if (len[i]) memcpy(part[i], got->data + at, len[i]);
     free(got);
     return st;
+}
+
+pml_status pml_tcp_poll(pml_tcp *m, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
+                        const atomic_int *aborted, const char *what, pml_err *err)
+{
+    pml_live_guard g = {&m->mu, &m->live, &m->failed};
+    return pml_live_poll(&g, ready, ctx, peer, aborted, what, err);
 }
 
 /* ---- the reader thread ----------------------------------------------------------------- */
