@@ -11,8 +11,11 @@
 # --set options (e.g. "--set batch=32"); PML_BENCH_RANKS lists the runs (default
 # "1 2 4 4x2"): N ranks of one pipeline, or NxR for N ranks as R data-parallel
 # replicas. Each run is `pmlc train --steps STEPS --quiet --metrics M --trace T`, under
-# `mpirun --oversubscribe -np N` for N > 1, with the machine's CPUs shared among the
-# ranks (pmlc's default). The first two steps are warm-up and skipped; the table
+# `mpirun --oversubscribe -np N` for N > 1 — or, with PML_BENCH_LAUNCH=tcp, as N
+# processes started as torchrun starts them (RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+# MASTER_ADDR=127.0.0.1, a free MASTER_PORT), meeting over TCP — with the machine's
+# CPUs shared among the ranks (pmlc's default; PML_BENCH_THREADS gives each rank
+# --threads). The first two steps are warm-up and skipped; the table
 # gives the median step time, the samples/s it implies, and each rank's transport
 # wait as the trace's otherData reports it (time its stages spent blocked in receives
 # over stages × step time, the mean of every step but the first; rank 0 first).
@@ -36,7 +39,21 @@ for run in ${PML_BENCH_RANKS:-1 2 4 4x2}; do
     m="$tmp/m$run.jsonl" t="$tmp/t$run.json"
     cmd=("$pmlc" train "$model" "${extra[@]}" --set place=cpu --steps "$steps" --quiet --metrics "$m" --trace "$t"
         --replicas "$r")
-    if [ "$n" -eq 1 ]; then "${cmd[@]}" >/dev/null; else "${mpirun[@]}" -np "$n" "${cmd[@]}" >/dev/null; fi
+    [ -n "${PML_BENCH_THREADS:-}" ] && cmd+=(--threads "$PML_BENCH_THREADS")
+    if [ "$n" -eq 1 ]; then
+        "${cmd[@]}" >/dev/null
+    elif [ "${PML_BENCH_LAUNCH:-mpi}" = tcp ]; then
+        port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        pids=()
+        for ((k = 0; k < n; k++)); do
+            RANK=$k WORLD_SIZE=$n LOCAL_RANK=$k LOCAL_WORLD_SIZE=$n MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+                "${cmd[@]}" >/dev/null &
+            pids+=($!)
+        done
+        for pid in "${pids[@]}"; do wait "$pid"; done
+    else
+        "${mpirun[@]}" -np "$n" "${cmd[@]}" >/dev/null
+    fi
     python3 - "$m" "$t" "$run" <<'PY'
 import json, statistics, sys
 metrics, trace, n = sys.argv[1:4]

@@ -48,7 +48,8 @@ def free_port():
 
 def env_of(rank, world, port, addr="127.0.0.1", **more):
     env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCHERS)}
-    env.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR=addr, MASTER_PORT=str(port))
+    env.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
+               MASTER_ADDR=addr, MASTER_PORT=str(port))
     env.update(more)
     return env
 
