@@ -21,8 +21,9 @@
  * driver asks for the phase's plan, which is the program planned again with
  * pmlc_options.freeze_from (a plan file keeps its cut).
  *
- * Ranks (train_ranks.h): launched as N processes (`mpirun -np N pmlc train ...`), each
- * runs its share of the stages; rank 0 alone prints, and the driver does the rest.
+ * Ranks (train_ranks.h): launched as N processes (`mpirun -np N pmlc train ...`, or
+ * torchrun-style over TCP), each runs its share of the stages; rank 0 alone prints, and
+ * the driver does the rest.
  *
  * Signals (cli_signal.h): SIGINT, SIGTERM and SIGUSR1 stop the run at the next step
  * boundary with its step saved into --out; pmlc then says how to resume and exits
