@@ -3,9 +3,10 @@
 LOCAL_RANK, MASTER_ADDR, MASTER_PORT in each process's environment, no MPI) trains the
 weights of one process, on one host and on two (network namespaces); a rank that dies
 is named at once, one whose link goes dead within the peer timeout; start-up names the
-rank that never came, refuses a rank of another world or a port already taken, and
-ranks started differently refuse to start as under mpirun; SIGTERM to every rank (what
-torchrun does with its own) stops them at one step in one resumable checkpoint.
+rank that never came, refuses a rank of another world, a rank given twice or a port
+already taken, and ranks started differently refuse to start as under mpirun; SIGTERM
+to every rank (what torchrun does with its own) stops them at one step in one
+resumable checkpoint.
 
 The goodbye_* behaviours run test_goodbye (test_goodbye.c says what it checks) as the
 three ranks, over TCP.
@@ -162,6 +163,13 @@ elif behaviour == "start_up":
              start(1, 4, port, [GPT, *SMALL_GPT, "--steps", "1", "--peer-timeout", "10"])]
     res = [(p.wait(timeout=60), p.communicate()[1]) for p in procs]
     refused_on_every_rank(res, "says the world has 4 ranks, rank 0 says 2")
+    # Two processes that both say they are rank 1: rank 0 refuses the second.
+    port = free_port()
+    procs = [start(0, 3, port, [GPT, *SMALL_GPT, "--steps", "1", "--peer-timeout", "10"])]
+    procs += [start(1, 3, port, [GPT, *SMALL_GPT, "--steps", "1", "--peer-timeout", "10"]) for _ in range(2)]
+    res = [(p.wait(timeout=60), p.communicate()[1]) for p in procs]
+    print("\n".join(err for _, err in res))
+    check(res[0][0] == 1 and "two processes say they are rank 1" in res[0][1], "rank 0 names the rank given twice")
     # The port is taken: rank 0 cannot listen, and says which.
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))

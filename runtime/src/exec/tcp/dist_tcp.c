@@ -202,7 +202,10 @@ static pml_status gather_ranks(pml_tcp *m, int lfd, double deadline, pml_err *er
         else if (h.world != W)
             snprintf(th.why, sizeof th.why, "rank %d (at %s) says the world has %d ranks, rank 0 says %d", h.rank,
                      show(&from, where, sizeof where), h.world, W);
-        else if (h.rank < 1 || h.rank >= W || m->peer[h.rank].fd >= 0)
+        else if (h.rank < 1 || h.rank >= W)
+            snprintf(th.why, sizeof th.why, "a process at %s says it is rank %d of %d",
+                     show(&from, where, sizeof where), h.rank, W);
+        else if (m->peer[h.rank].fd >= 0)
             snprintf(th.why, sizeof th.why, "two processes say they are rank %d (one at %s)", h.rank,
                      show(&from, where, sizeof where));
         if (th.why[0]) {
