@@ -1,13 +1,19 @@
-/* links.c — device-to-device links agreed over a transport's control channel (links.h). */
+/* links.c — device-to-device links agreed over a transport's control channel, and their
+ * sends and waits (links.h). */
 #include "exec/links.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-pml_status pml_links_make(pml_backend_inst *be, const pml_dist *d, int S, const pml_links_wire *w, int *link,
+static int index_of(int S, int kind, int from) { return kind * S + from; }
+
+pml_status pml_links_make(pml_links *l, pml_backend_inst *be, const pml_dist *d, int S, const pml_links_wire *w,
                           pml_err *err)
 {
+    *l = (pml_links){be, S, malloc(sizeof *l->link * ((size_t)S * 2 + 1)), calloc((size_t)S * 2 + 1, sizeof *l->sent)};
+    if (!l->link || !l->sent) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     const pml_backend_ops *ops = be->ops;
-    for (int i = 0; i < 2 * S; i++) link[i] = -1;
+    for (int i = 0; i < 2 * S; i++) l->link[i] = -1;
     if (!ops->peer_id || !ops->peer_link || !ops->peer_send || !ops->peer_recv || !ops->peer_poll) return PML_OK;
     for (int kind = 0; kind < 2; kind++)
         for (int from = 0; from < S; from++) {
@@ -32,9 +38,57 @@ pml_status pml_links_make(pml_backend_inst *be, const pml_dist *d, int S, const 
                 if ((st = w->send(w->ctx, peer, &yes, 1, err))) return st;
             }
             if (!yes) continue;
-            int id = pml_links_index(S, kind, from);
+            int id = index_of(S, kind, from);
             if ((st = ops->peer_link(be->ctx, id, kind, from, sends, msg + 1 + PML_BACKEND_PEER_DEV, err))) return st;
-            link[id] = id;
+            l->link[id] = id;
         }
     return PML_OK;
+}
+
+void pml_links_free(pml_links *l)
+{
+    free(l->link);
+    free(l->sent);
+    l->link = NULL;
+    l->sent = NULL;
+}
+
+int pml_links_of(const pml_links *l, int kind, int from)
+{
+    return l->link && (kind == PML_MSG_ACT || kind == PML_MSG_GRAD) ? l->link[index_of(l->S, kind, from)] : -1;
+}
+
+pml_status pml_links_send(pml_links *l, int link, int kind, int from, int64_t mb, pml_err *err)
+{
+    atomic_store(&l->sent[link], 1);
+    return l->be->ops->peer_send(l->be->ctx, link, kind, from, mb, err);
+}
+
+/* A link's wait (pml_live_poll): until what is queued on it is done. */
+typedef struct link_wait {
+    pml_links *l;
+    int link;
+} link_wait;
+
+static int link_done(void *ctx, pml_err *err)
+{
+    link_wait *w = ctx;
+    return w->l->be->ops->peer_poll(w->l->be->ctx, w->link, err);
+}
+
+pml_status pml_links_recv(pml_links *l, const pml_live_guard *g, int link, int kind, int from, int to, int64_t mb,
+                          int peer, const atomic_int *aborted, const char *what, pml_err *err)
+{
+    pml_status st = l->be->ops->peer_recv(l->be->ctx, link, kind, from, to, mb, err);
+    link_wait w = {l, link};
+    return st ? st : pml_live_poll(g, link_done, &w, peer, aborted, what, err);
+}
+
+void pml_links_finish(pml_links *l, const pml_live_guard *g, const char *what, pml_err *err)
+{
+    for (int i = 0; l->sent && i < 2 * l->S; i++) {
+        if (!atomic_exchange(&l->sent[i], 0) || err->code) continue;
+        link_wait w = {l, l->link[i]};
+        pml_live_poll(g, link_done, &w, -1, NULL, what, err);
+    }
 }

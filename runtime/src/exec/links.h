@@ -1,18 +1,24 @@
 /* links.h — which boundary streams between two ranks go device to device (backend_ops.h's
- * peer_*: NCCL between GPUs), agreed the same way over any dist (dist.h). For each
- * message kind and sending stage whose two ends are this rank and another, in one order
- * on every rank, the sender offers whether it can link, its device and the new link's
- * identifier (NCCL's unique id: this exchange is its bootstrap), and the receiver
- * answers yes when both can and the devices differ (NCCL refuses one device at both
- * ends); both then join the link, or neither does. The transports carry the two
- * messages, each over its own control channel (MPI's, TCP's). */
+ * peer_*: NCCL between GPUs), agreed the same way over any dist (dist.h), and how a
+ * transport uses them. For each message kind and sending stage whose two ends are this
+ * rank and another, in one order on every rank, the sender offers whether it can link,
+ * its device and the new link's identifier (NCCL's unique id: this exchange is its
+ * bootstrap), and the receiver answers yes when both can and the devices differ (NCCL
+ * refuses one device at both ends); both then join the link, or neither does. The
+ * transports carry the two messages, each over its own control channel (MPI's, TCP's).
+ *
+ * Then a send on a link is queued and not waited for; a receive waits, polled under the
+ * dist's liveness rule (liveness.h), until its bytes are in; and the transport's reset
+ * waits for every link's queued sends, before their buffers are written again. */
 #ifndef PML_EXEC_LINKS_H
 #define PML_EXEC_LINKS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "backend_ops.h"
 #include "exec/dist.h"
+#include "exec/liveness.h"
 
 /* A transport's control channel: both calls return once the bytes are out or in. */
 typedef struct pml_links_wire {
@@ -21,11 +27,34 @@ typedef struct pml_links_wire {
     pml_status (*recv)(void *ctx, int peer, void *buf, size_t bytes, pml_err *err);
 } pml_links_wire;
 
-/* The link of stage `from`'s messages of `kind` in link[pml_links_index(S, kind, from)]:
- * that same number once joined, else -1 (also for every stream when the backend has no
- * peer_* slots). `d` places the stages (this rank's replica); S is the pipeline's stages. */
-static inline int pml_links_index(int S, int kind, int from) { return kind * S + from; }
-pml_status pml_links_make(pml_backend_inst *be, const pml_dist *d, int S, const pml_links_wire *w, int *link,
+/* A transport's links, for a pipeline of S stages. */
+typedef struct pml_links {
+    pml_backend_inst *be;
+    int S;
+    int *link;        /* [2 S], by (kind, sending stage): the joined link's number, or -1 */
+    atomic_int *sent; /* [2 S]: sends are queued on it since the last pml_links_finish */
+} pml_links;
+
+/* Agrees on the links (above) with the other ranks; `d` places the stages (this rank's
+ * replica). Without the backend's peer_* slots every stream is -1. pml_links_free
+ * undoes it, also after a failure. */
+pml_status pml_links_make(pml_links *l, pml_backend_inst *be, const pml_dist *d, int S, const pml_links_wire *w,
                           pml_err *err);
+void pml_links_free(pml_links *l);
+
+/* The link stage `from`'s messages of `kind` take, or -1 (they go another way). */
+int pml_links_of(const pml_links *l, int kind, int from);
+
+/* Queues stage from's message of mb on `link`. */
+pml_status pml_links_send(pml_links *l, int link, int kind, int from, int64_t mb, pml_err *err);
+
+/* Receives stage from's message of mb for stage `to` on `link` and waits until its bytes
+ * are in: pml_live_poll on `peer` under g, which *aborted (may be NULL) also ends. */
+pml_status pml_links_recv(pml_links *l, const pml_live_guard *g, int link, int kind, int from, int to, int64_t mb,
+                          int peer, const atomic_int *aborted, const char *what, pml_err *err);
+
+/* Waits for every link's sends queued since the last call; after a failure (in *err,
+ * the first one) it only clears what was queued. */
+void pml_links_finish(pml_links *l, const pml_live_guard *g, const char *what, pml_err *err);
 
 #endif

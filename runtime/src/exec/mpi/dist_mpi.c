@@ -31,13 +31,6 @@ pml_status pml_mpi_fail(pml_mpi *m, int rc, int peer, const char *what, pml_err 
     return pml_err_set(err, PML_ERR_IO, "rank %d: MPI failed while %s: %s", m->base.rank, what, msg);
 }
 
-pml_status pml_mpi_poll(pml_mpi *m, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
-                        const atomic_int *aborted, const char *what, pml_err *err)
-{
-    pml_live_guard g = {&m->mu, &m->live, &m->failed};
-    return pml_live_poll(&g, ready, ctx, peer, aborted, what, err);
-}
-
 typedef struct requests {
     pml_mpi *m;
     MPI_Request *reqs;
@@ -57,7 +50,8 @@ pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const at
                         pml_err *err)
 {
     requests r = {m, reqs, n, peer, what};
-    return pml_mpi_poll(m, all_done, &r, peer, aborted, what, err);
+    pml_live_guard g = {&m->mu, &m->live, &m->failed};
+    return pml_live_poll(&g, all_done, &r, peer, aborted, what, err);
 }
 
 /* ---- heartbeat ------------------------------------------------------------------------ */

@@ -48,10 +48,6 @@ pml_status pml_mpi_fail(pml_mpi *m, int rc, int peer, const char *what, pml_err 
  * set (may be NULL). `peer` and `what` describe the wait in messages. */
 pml_status pml_mpi_wait(pml_mpi *m, MPI_Request *reqs, int n, int peer, const atomic_int *aborted, const char *what,
                         pml_err *err);
-/* The same wait on something else: until ready(ctx) is 1 (negative: it failed, with
- * err set). */
-pml_status pml_mpi_poll(pml_mpi *m, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
-                        const atomic_int *aborted, const char *what, pml_err *err);
 
 /* Largest piece one MPI call moves: counts are ints. */
 #define PML_MPI_CHUNK ((size_t)1 << 30)

@@ -48,28 +48,14 @@ typedef struct tmpi {
     /* Host copies of device buffers: per (stage, kind, micro-batch) sent, until its send
      * completes; per receiving stage (one receive at a time on its thread). */
     pml_staging *out, *in;
-    /* Per (sending stage, kind): its device-to-device link (peer_link's number,
-     * link_id), or -1; and whether sends are queued on it since the last reset. */
-    int *link;
-    atomic_int *sent;
+    pml_links links; /* device to device (exec/links.h) */
 } tmpi;
-
-static int link_id(const tmpi *t, int from, int kind) { return pml_links_index(t->S, kind, from); }
 
 /* The rank running `stage` in this rank's replica. */
 static int owner(const tmpi *t, int stage) { return pml_dist_owner(&t->m->base, t->m->base.replica, stage); }
 
-/* A link's wait (pml_mpi_poll): until what is queued on it is done. */
-typedef struct peer_wait {
-    tmpi *t;
-    int link;
-} peer_wait;
-
-static int link_done(void *ctx, pml_err *err)
-{
-    peer_wait *w = ctx;
-    return w->t->be->ops->peer_poll(w->t->be->ctx, w->link, err);
-}
+/* The dist's waits, for the links' (liveness.h). */
+static pml_live_guard guard(tmpi *t) { return (pml_live_guard){&t->m->mu, &t->m->live, &t->m->failed}; }
 
 /* The control channel the links are agreed over (exec/links.h). */
 static pml_status link_send(void *ctx, int peer, const void *buf, size_t bytes, pml_err *err)
@@ -109,11 +95,8 @@ static pml_status tmpi_send(pml_transport *tr, int from, int to, int kind, int64
         if (err) *err = t->deferred;
         return t->deferred.code;
     }
-    int link = kind == PML_MSG_ACT || kind == PML_MSG_GRAD ? t->link[link_id(t, from, kind)] : -1;
-    if (link >= 0) { /* device to device; reset waits for it */
-        atomic_store(&t->sent[link_id(t, from, kind)], 1);
-        return t->be->ops->peer_send(t->be->ctx, link, kind, from, mb, err);
-    }
+    int link = pml_links_of(&t->links, kind, from);
+    if (link >= 0) return pml_links_send(&t->links, link, kind, from, mb, err); /* reset waits for it */
     int tag = 0, n = 0;
     pml_backend_buf stack[PML_STAGING_BUFS], *bufs = stack, *heap = NULL;
     pml_status st = check_tag(t, kind, mb, &tag, err);
@@ -165,14 +148,13 @@ static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64
     int tag = 0, n = 0, k = 0;
     pml_backend_buf stack[PML_STAGING_BUFS], *bufs = stack, *heap = NULL;
     pml_status st = to < 0 || to >= t->S ? pml_err_set(err, PML_ERR_INVALID_ARG, "no stage %d receives", to) : PML_OK;
-    int link = st || (kind != PML_MSG_ACT && kind != PML_MSG_GRAD) ? -1 : t->link[link_id(t, from, kind)];
+    int link = st ? -1 : pml_links_of(&t->links, kind, from);
     if (link >= 0) { /* device to device, then waited for: a silent peer or an abort ends the wait */
-        st = t->be->ops->peer_recv(t->be->ctx, link, kind, from, to, mb, err);
         char what[96];
         snprintf(what, sizeof what, "waiting for stage %d's %s of micro-batch %lld (device to device)", from,
                  kind == PML_MSG_ACT ? "activations" : "gradients", (long long)mb);
-        peer_wait w = {t, link};
-        return st ? st : pml_mpi_poll(t->m, link_done, &w, peer, &t->aborted, what, err);
+        pml_live_guard g = guard(t);
+        return pml_links_recv(&t->links, &g, link, kind, from, to, mb, peer, &t->aborted, what, err);
     }
     if (!st) st = check_tag(t, kind, mb, &tag, err);
     if (!st) st = pml_staging_message(t->be, from, kind, mb, stack, &bufs, &heap, &n, err);
@@ -218,11 +200,8 @@ static void tmpi_reset(pml_transport *tr)
     if (t->n_pending && !t->deferred.code)
         pml_mpi_wait(t->m, t->pending, t->n_pending, -1, NULL, "finishing the last step's sends", &t->deferred);
     t->n_pending = 0;
-    for (int i = 0; i < 2 * t->S; i++) {
-        if (!atomic_exchange(&t->sent[i], 0) || t->deferred.code) continue;
-        peer_wait w = {t, t->link[i]};
-        pml_mpi_poll(t->m, link_done, &w, -1, NULL, "finishing the last step's sends (device to device)", &t->deferred);
-    }
+    pml_live_guard g = guard(t);
+    pml_links_finish(&t->links, &g, "finishing the last step's sends (device to device)", &t->deferred);
     pthread_mutex_unlock(&t->mu);
     atomic_store(&t->aborted, 0);
 }
@@ -242,16 +221,16 @@ static void tmpi_destroy(pml_transport *tr)
         pml_err ignored = {0};
         pml_mpi_wait(t->m, t->pending, t->n_pending, -1, NULL, "finishing sends", &ignored);
     }
-    for (int i = 0; t->sent && i < 2 * t->S && !atomic_load(&t->m->failed); i++) {
-        if (!atomic_load(&t->sent[i])) continue; /* a link's sends, as reset finishes them */
-        peer_wait w = {t, t->link[i]};
+    if (!atomic_load(&t->m->failed)) { /* a link's sends, as reset finishes them */
         pml_err ignored = {0};
-        pml_mpi_poll(t->m, link_done, &w, -1, NULL, "finishing sends (device to device)", &ignored);
+        pml_live_guard g = guard(t);
+        pml_links_finish(&t->links, &g, "finishing sends (device to device)", &ignored);
     }
+    pml_links_free(&t->links);
     if (t->local) t->local->destroy(t->local);
     for (int64_t i = 0; t->out && i < (int64_t)t->S * 2 * t->M; i++) pml_staging_free(&t->out[i]);
     for (int s = 0; t->in && s < t->S; s++) pml_staging_free(&t->in[s]);
-    free(t->out), free(t->in), free(t->link), free(t->sent);
+    free(t->out), free(t->in);
     pthread_mutex_destroy(&t->mu);
     free(t->pending);
     free(t);
@@ -276,11 +255,9 @@ pml_status pml_mpi_transport_create(pml_dist *d, pml_backend_inst *be, int stage
     pml_status st = pml_transport_local_create(stages, microbatches, &t->local, err);
     t->out = calloc((size_t)stages * 2 * (size_t)microbatches, sizeof *t->out);
     t->in = calloc((size_t)stages, sizeof *t->in);
-    t->link = malloc(sizeof *t->link * ((size_t)stages * 2 + 1));
-    t->sent = calloc((size_t)stages * 2 + 1, sizeof *t->sent);
-    if (!st && (!t->out || !t->in || !t->link || !t->sent)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!st && (!t->out || !t->in)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     pml_links_wire wire = {t->m, link_send, link_recv};
-    if (!st) st = pml_links_make(be, d, stages, &wire, t->link, err);
+    if (!st) st = pml_links_make(&t->links, be, d, stages, &wire, err);
     if (!st && 2 * microbatches - 1 > t->m->tag_ub)
         st = pml_err_set(err, PML_ERR_UNSUPPORTED, "too many micro-batches (%lld) for this MPI's tags (at most %d)",
                          (long long)microbatches, t->m->tag_ub / 2);

@@ -76,12 +76,6 @@ pml_status pml_tcp_send(pml_tcp *m, int peer, uint32_t chan, uint64_t tag, const
 pml_status pml_tcp_recv(pml_tcp *m, int peer, uint32_t chan, uint64_t tag, void *const *part, const size_t *len, int n,
                         const atomic_int *aborted, const char *what, pml_err *err);
 
-/* Waits until ready(ctx) is 1 (negative: it failed, with err set), polling: spinning
- * briefly, then yielding, then sleeping; gives up as pml_tcp_recv does. For what
- * completes outside the sockets (a device link's transfers). */
-pml_status pml_tcp_poll(pml_tcp *m, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
-                        const atomic_int *aborted, const char *what, pml_err *err);
-
 /* Starts peer's reader thread on its connected socket. */
 pml_status pml_tcp_read_start(pml_tcp *m, int peer, pml_err *err);
 

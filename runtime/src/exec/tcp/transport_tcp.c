@@ -31,29 +31,12 @@ typedef struct ttcp {
     int64_t M;
     atomic_int aborted;
     pml_staging *out, *in; /* per sending stage; per receiving stage */
-    /* Per (kind, sending stage), pml_links_index's: its device link, or -1; and whether
-     * sends are queued on it since the last reset. */
-    int *link;
-    atomic_int *sent;
+    pml_links links;       /* device to device (exec/links.h) */
     pml_err deferred; /* a failure finishing a link's sends in reset, for the next call */
 } ttcp;
 
-/* A link's wait (pml_tcp_poll): until what is queued on it is done. */
-typedef struct link_wait {
-    ttcp *t;
-    int link;
-} link_wait;
-
-static int link_done(void *ctx, pml_err *err)
-{
-    link_wait *w = ctx;
-    return w->t->be->ops->peer_poll(w->t->be->ctx, w->link, err);
-}
-
-static int link_of(const ttcp *t, int kind, int from)
-{
-    return kind == PML_MSG_ACT || kind == PML_MSG_GRAD ? t->link[pml_links_index(t->S, kind, from)] : -1;
-}
+/* The dist's waits, for the links' (liveness.h). */
+static pml_live_guard guard(ttcp *t) { return (pml_live_guard){&t->m->mu, &t->m->live, &t->m->failed}; }
 
 /* The rank running `stage` in this rank's replica. */
 static int owner(const ttcp *t, int stage) { return pml_dist_owner(&t->m->base, t->m->base.replica, stage); }
@@ -107,11 +90,8 @@ static pml_status ttcp_send(pml_transport *tr, int from, int to, int kind, int64
         if (err) *err = t->deferred;
         return t->deferred.code;
     }
-    int link = link_of(t, kind, from);
-    if (link >= 0) { /* device to device; reset waits for it */
-        atomic_store(&t->sent[link], 1);
-        return t->be->ops->peer_send(t->be->ctx, link, kind, from, mb, err);
-    }
+    int link = pml_links_of(&t->links, kind, from);
+    if (link >= 0) return pml_links_send(&t->links, link, kind, from, mb, err); /* reset waits for it */
     message g;
     pml_status st =
         message_open(t, &g, &t->out[from], from, from, kind, mb, 1, "sending a boundary message to another rank", err);
@@ -135,11 +115,10 @@ static pml_status ttcp_recv(pml_transport *tr, int from, int to, int kind, int64
     message g;
     char what[96];
     what_of(what, sizeof what, from, kind, mb);
-    int link = link_of(t, kind, from);
+    int link = pml_links_of(&t->links, kind, from);
     if (link >= 0) { /* device to device, then waited for: a silent peer or an abort ends the wait */
-        pml_status st = t->be->ops->peer_recv(t->be->ctx, link, kind, from, to, mb, err);
-        link_wait w = {t, link};
-        return st ? st : pml_tcp_poll(t->m, link_done, &w, peer, &t->aborted, what, err);
+        pml_live_guard gd = guard(t);
+        return pml_links_recv(&t->links, &gd, link, kind, from, to, mb, peer, &t->aborted, what, err);
     }
     pml_status st = message_open(t, &g, &t->in[to], to, from, kind, mb, 0, "receiving a boundary message", err);
     if (!st)
@@ -150,22 +129,12 @@ static pml_status ttcp_recv(pml_transport *tr, int from, int to, int kind, int64
     return st;
 }
 
-/* Waits for every link's sends since the last reset: their buffers are about to be
- * rewritten. */
-static void finish_links(ttcp *t, const char *what, pml_err *err)
-{
-    for (int i = 0; t->sent && i < 2 * t->S; i++) {
-        if (!atomic_exchange(&t->sent[i], 0) || (err && err->code)) continue;
-        link_wait w = {t, t->link[i]};
-        pml_tcp_poll(t->m, link_done, &w, -1, NULL, what, err);
-    }
-}
-
 static void ttcp_reset(pml_transport *tr)
 {
     ttcp *t = (ttcp *)tr;
     t->local->reset(t->local);
-    finish_links(t, "finishing the last step's sends (device to device)", &t->deferred);
+    pml_live_guard g = guard(t); /* the links' sends: their buffers are about to be rewritten */
+    pml_links_finish(&t->links, &g, "finishing the last step's sends (device to device)", &t->deferred);
     atomic_store(&t->aborted, 0);
 }
 
@@ -180,14 +149,18 @@ static void ttcp_destroy(pml_transport *tr)
 {
     ttcp *t = (ttcp *)tr;
     if (!t) return;
-    pml_err ignored = {0};
-    if (!atomic_load(&t->m->failed)) finish_links(t, "finishing sends (device to device)", &ignored);
+    if (!atomic_load(&t->m->failed)) {
+        pml_err ignored = {0};
+        pml_live_guard g = guard(t);
+        pml_links_finish(&t->links, &g, "finishing sends (device to device)", &ignored);
+    }
+    pml_links_free(&t->links);
     if (t->local) t->local->destroy(t->local);
     for (int s = 0; s < t->S; s++) {
         if (t->out) pml_staging_free(&t->out[s]);
         if (t->in) pml_staging_free(&t->in[s]);
     }
-    free(t->out), free(t->in), free(t->link), free(t->sent);
+    free(t->out), free(t->in);
     free(t);
 }
 
@@ -217,11 +190,9 @@ pml_status pml_tcp_transport_create(pml_dist *d, pml_backend_inst *be, int stage
     pml_status st = pml_transport_local_create(stages, microbatches, &t->local, err);
     t->out = calloc((size_t)stages + 1, sizeof *t->out);
     t->in = calloc((size_t)stages + 1, sizeof *t->in);
-    t->link = malloc(sizeof *t->link * ((size_t)stages * 2 + 1));
-    t->sent = calloc((size_t)stages * 2 + 1, sizeof *t->sent);
-    if (!st && (!t->out || !t->in || !t->link || !t->sent)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    if (!st && (!t->out || !t->in)) st = pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     pml_links_wire wire = {t->m, link_send, link_recv};
-    if (!st) st = pml_links_make(be, d, stages, &wire, t->link, err);
+    if (!st) st = pml_links_make(&t->links, be, d, stages, &wire, err);
     if (st) {
         ttcp_destroy(&t->base);
         return st;

@@ -136,13 +136,6 @@ pml_status pml_tcp_recv(pml_tcp *m, int peer, uint32_t chan, uint64_t tag, void 
     return st;
 }
 
-pml_status pml_tcp_poll(pml_tcp *m, int (*ready)(void *ctx, pml_err *err), void *ctx, int peer,
-                        const atomic_int *aborted, const char *what, pml_err *err)
-{
-    pml_live_guard g = {&m->mu, &m->live, &m->failed};
-    return pml_live_poll(&g, ready, ctx, peer, aborted, what, err);
-}
-
 /* ---- the reader thread ----------------------------------------------------------------- */
 
 typedef struct reader_arg {
