@@ -154,6 +154,16 @@ PML_API pml_status pml_backend_choose(pml_context *ctx, const pml_plan *plan, pm
  * remap, cuda:N on GPU N. PML_ERR_INVALID_ARG for n outside 0..1024 or a negative GPU,
  * the previous remap kept. */
 PML_API pml_status pml_context_set_devices(pml_context *ctx, const int *gpus, int n);
+/* One GPU for every stage device of this process, whatever the plan's cuda:N: the GPU
+ * numbered by the launcher's local rank (OMPI_COMM_WORLD_LOCAL_RANK from mpirun,
+ * SLURM_LOCALID from srun, LOCAL_RANK from torchrun; torchrun's before Slurm's when
+ * MASTER_ADDR is set), torchrun's one GPU per process (`pmlc train/infer --devices
+ * local`). Read now, for every backend choice, session and inference handle made with
+ * `ctx` from now on, in place of any pml_context_set_devices remap (which in turn
+ * replaces this). A CPU run refuses it, as it does a remap; a local rank at or past the
+ * machine's GPU count is refused when the backend is chosen. PML_ERR_INVALID_ARG when no
+ * launcher set a local rank or it is not a number from 0, the previous setting kept. */
+PML_API pml_status pml_context_set_devices_local(pml_context *ctx);
 /* The GPU target of this machine's device 0 ("sm_90" into buf, cap bytes), for compiling
  * a model's kernels for it (pmlc.h); PML_ERR_DEVICE when there is no usable device. */
 PML_API pml_status pml_gpu_arch(char *buf, size_t cap);

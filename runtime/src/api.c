@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api_impl.h"
+#include "exec/ranks.h"
 #include "formats/pending.h"
 #include "plan/plan.h"
 
@@ -27,9 +28,20 @@ pml_status pml_context_set_devices(pml_context *ctx, const int *gpus, int n)
     for (int i = 0; !err.code && i < n; i++)
         pml_api_check(&err, gpus[i] >= 0, __func__, "gpus[%d] is %d: a GPU is numbered from 0", i, gpus[i]);
     if (!err.code) {
-        ctx->gpus.n = n;
+        ctx->gpus.n = n, ctx->gpus.local = 0;
         for (int i = 0; i < n; i++) ctx->gpus.gpu[i] = gpus[i];
     }
+    return pml_api_record(ctx, err.code, &err);
+}
+
+pml_status pml_context_set_devices_local(pml_context *ctx)
+{
+    if (!ctx) return PML_ERR_INVALID_ARG;
+    pml_err err = {0};
+    int local = 0;
+    const char *from = NULL;
+    if (!pml_ranks_local_from_env(&local, &from, &err))
+        ctx->gpus.n = 0, ctx->gpus.local = 1, ctx->gpus.local_rank = local, ctx->gpus.local_from = from;
     return pml_api_record(ctx, err.code, &err);
 }
 

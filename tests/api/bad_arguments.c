@@ -495,6 +495,12 @@ API_CASE(file_and_backend_calls_refuse_bad_arguments)
     CHECK_REFUSED(ctx, pml_context_set_devices(ctx, NULL, 1), "pml_context_set_devices: gpus is NULL");
     CHECK_REFUSED(ctx, pml_context_set_devices(ctx, gpus, -1), "pml_context_set_devices: n is -1");
     CHECK_REFUSED(ctx, pml_context_set_devices(ctx, gpus, 2), "pml_context_set_devices: gpus[1] is -2");
+    CHECK_STATUS(pml_context_set_devices_local(NULL), PML_ERR_INVALID_ARG);
+    unsetenv("OMPI_COMM_WORLD_LOCAL_RANK"), unsetenv("SLURM_LOCALID"), unsetenv("LOCAL_RANK");
+    CHECK_REFUSED(ctx, pml_context_set_devices_local(ctx), "no launcher said this process's local rank");
+    setenv("LOCAL_RANK", "-1", 1);
+    CHECK_REFUSED(ctx, pml_context_set_devices_local(ctx), "LOCAL_RANK is '-1'");
+    unsetenv("LOCAL_RANK");
     char arch[16];
     CHECK_STATUS(pml_gpu_arch(NULL, sizeof arch), PML_ERR_INVALID_ARG);
     CHECK_STATUS(pml_gpu_arch(arch, 2), PML_ERR_INVALID_ARG);

@@ -2,7 +2,8 @@
 """devices_test.py — where `pmlc train` and `pmlc infer` run a plan (runtime/src/exec/backend.h):
 the train block's `place` map travels in the plan, `--backend auto` follows it (the CPU
 only for cpu devices, never instead of a GPU), `--backend cpu` runs anything on the CPU
-and says what it leaves, and `--devices` remaps the plan's cuda:N or is refused. One
+and says what it leaves, and `--devices` remaps the plan's cuda:N (or, `local`, puts
+every stage on the launcher's local rank's GPU) or is refused. One
 behaviour per test; each makes its programs in its own work folder. The refusals that
 need a machine without a GPU (the CI's) also hold on one with a GPU: there each test
 checks the GPU's side of the same rule.
@@ -135,6 +136,30 @@ def a_devices_remap_that_does_not_fit_the_plan_is_refused(c):
         c.expect(not os.path.exists(c.path("out")), f"{prog} {' '.join(args)}: nothing written")
     r = c.run("infer", gpus, "--devices", "0", "--weights", "w", "--input", "x.npy", "--output", "y.npy")
     c.expect(r.code == 1 and "--devices gives 1 GPU" in r.stderr, f"infer: refused the same: {r.stderr}")
+
+
+@test
+def devices_local_puts_every_stage_on_the_local_ranks_gpu_or_is_refused(c):
+    name = c.program(GPUS)
+    launchers = ("LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MASTER_ADDR")
+    bare = {k: v for k, v in pmltest.clean_env().items() if k not in launchers}
+    r = pmltest.run([c.pmlc, "train", name, "--devices", "local", "--out", "out"], cwd=c.work, env=bare)
+    c.expect(r.code == 1 and "no launcher said this process's local rank (LOCAL_RANK from torchrun" in r.stderr,
+             f"no launcher: exit {r.code}: {r.stderr}")
+    c.expect(not os.path.exists(c.path("out")), "nothing written")
+    r = c.pmlc_run("train", name, "--devices", "local", env={"LOCAL_RANK": "x"})
+    c.expect(r.code == 1 and "LOCAL_RANK is 'x'" in r.stderr, f"a malformed LOCAL_RANK is named: {r.stderr}")
+    r = c.pmlc_run("train", name, "--devices", "local", "--backend", "cpu", "--steps", "1", env={"LOCAL_RANK": "0"})
+    c.expect(r.code == 1 and "this run is on the CPU: leave --devices out" in r.stderr, f"CPU run: {r.stderr}")
+    if has_gpu(c):  # the GPU's side: every stage on GPU 0, not cuda:1
+        r = c.pmlc_run("train", name, "--devices", "local", "--steps", "1", env={"LOCAL_RANK": "0"})
+        c.expect(r.code == 0 and "stage devices on GPUs 0, 0" in c.first_line(r), f"on GPU 0: {r.stderr}")
+        return
+    r = c.pmlc_run("infer", name, "--devices", "local", "--weights", "w", "--input", "x.npy", "--output", "y.npy",
+                   env={"LOCAL_RANK": "0"})
+    c.expect(r.code == 1 and "no GPU for the plan's place" in r.stderr, f"infer: no GPU, as any CUDA run: {r.stderr}")
+    r = c.pmlc_run("train", name, "--devices", "local", "--steps", "1", env={"LOCAL_RANK": "1"})
+    c.expect(r.code == 1 and "no GPU for the plan's place [cuda:0, cuda:1]" in r.stderr, f"train: {r.stderr}")
 
 
 def main():

@@ -10,6 +10,13 @@ int pmlc_cli_fail(const char *what, const char *why)
     return 1;
 }
 
+int pmlc_cli_devices(pml_context *ctx, const int *gpus, int n, int local)
+{
+    if (local ? pml_context_set_devices_local(ctx) : pml_context_set_devices(ctx, gpus, n))
+        return pmlc_cli_fail("--devices", pml_context_error(ctx));
+    return 0;
+}
+
 int pmlc_cli_backend(pml_context *ctx, pml_backend want, const pml_plan *plan, pml_backend *got)
 {
     if (pml_backend_choose(ctx, plan, want, got)) return pmlc_cli_fail("the backend", pml_context_error(ctx));

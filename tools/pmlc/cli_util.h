@@ -10,6 +10,11 @@
  * returns 1 (the exit status). */
 int pmlc_cli_fail(const char *what, const char *why);
 
+/* Applies --devices to the context: `local` (--devices local) puts every stage device
+ * on the launcher's local rank's GPU (pml_context_set_devices_local), else gpus[0..n)
+ * remaps the plan's cuda:N (n 0: none). Prints why not and returns 1, else 0. */
+int pmlc_cli_devices(pml_context *ctx, const int *gpus, int n, int local);
+
 /* Resolves --backend (`want`) to the backend that will run `plan` (pml_backend_choose,
  * with the context's --devices);
  * prints why not and returns 1 when the request cannot be met, else 0. */

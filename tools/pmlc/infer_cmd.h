@@ -17,6 +17,7 @@ typedef struct pmlc_infer_args {
     pml_backend backend;  /* --backend (PML_BACKEND_AUTO unless asked) */
     const int *gpus;      /* --devices, as train's */
     int n_gpus;
+    int devices_local; /* --devices local, as train's */
     int quiet;
 } pmlc_infer_args;
 

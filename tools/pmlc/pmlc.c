@@ -71,7 +71,9 @@ static const char usage_text[] =
     "  --backend B         where to run: cpu, cuda or auto (default: auto, where the train block's `place`\n"
     "                      says: the CPU for cpu devices, GPUs for cuda:N, an error when there is none)\n"
     "  --devices LIST      the GPU each of the plan's cuda:0, cuda:1, ... runs on, e.g. 0,0,0,0 runs a plan\n"
-    "                      placed on four GPUs on GPU 0 (default: cuda:N on GPU N)\n"
+    "                      placed on four GPUs on GPU 0 (default: cuda:N on GPU N); local: every stage of this\n"
+    "                      process on its launcher's local rank's GPU (LOCAL_RANK, OMPI_COMM_WORLD_LOCAL_RANK or\n"
+    "                      SLURM_LOCALID), torchrun's one GPU per process\n"
     "  --threads N         CPU threads in all (default: every CPU)\n"
     "  --metrics FILE      one JSON record per step: step, loss, lr, grad_norm, samples_per_s, step_ms (and with\n"
     "                      f16, loss_scale and skipped); and one per evaluation and re-cut (README: \"Metrics\n"
@@ -102,7 +104,7 @@ static const char usage_text[] =
     "                      run's first 200 micro-batches): a span per op or fused kernel and per thread, with\n"
     "                      CPU times (CPU backend)\n"
     "  --backend B         cpu, cuda or auto, as for train\n"
-    "  --devices LIST      the GPUs of the plan's cuda:N, as for train\n"
+    "  --devices LIST      the GPUs of the plan's cuda:N, or local, as for train\n"
     "  --threads N         CPU threads (default: every CPU)\n"
     "  -h, --help          print this help\n"
     "  --version           print the version\n"
@@ -158,6 +160,7 @@ typedef struct args {
     pml_backend backend; /* train/run/infer --backend */
     int backend_given;
     int gpus[1024], n_gpus; /* train/run/infer --devices (n_gpus 0: not given) */
+    int devices_local;      /* --devices local */
     const char *out, *metrics, *trace;
     const char *timeline;                    /* plan's --timeline FILE.svg */
     const char *init, *resume;               /* train's --init W.safetensors, --resume DIR */
@@ -180,10 +183,13 @@ static int64_t count_value(const char *v)
 }
 
 /* --devices LIST: "0,0,1,1", one GPU number from 0 per entry, 1 to 1024 of them (the
- * library checks them against the plan and the machine). Returns 0, or 1 when malformed. */
+ * library checks them against the plan and the machine), or "local" (the launcher's
+ * local rank's GPU for every stage device; the library reads it). The last --devices
+ * counts. Returns 0, or 1 when malformed. */
 static int parse_devices(const char *v, args *a)
 {
-    a->n_gpus = 0;
+    a->n_gpus = 0, a->devices_local = 0;
+    if (v && !strcmp(v, "local")) return a->devices_local = 1, 0;
     if (!v || !*v) return 1;
     for (const char *p = v;; p++) {
         char *end;
@@ -250,7 +256,7 @@ static int parse_args(int argc, char **argv, args *a)
             a->backend_given = 1;
         } else if (!strncmp(s, "--devices", 9) && (s[9] == 0 || s[9] == '=')) {
             if (parse_devices(v = option_value(argc, argv, &i, "--devices"), a))
-                return usage_error("--devices takes GPU numbers from 0, comma-separated (0,0,1,1), not '%s'",
+                return usage_error("--devices takes GPU numbers from 0, comma-separated (0,0,1,1), or local, not '%s'",
                                    v ? v : "");
         } else if (!strncmp(s, "--threads", 9) && (s[9] == 0 || s[9] == '=')) {
             int64_t n = count_value(option_value(argc, argv, &i, "--threads"));
@@ -380,7 +386,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"--check-numerics", a->check_numerics, train},
         {"--threads", a->threads > 0, train || infer},
         {"--backend", a->backend_given, train || infer},
-        {"--devices", a->n_gpus > 0, train || infer},
+        {"--devices", a->n_gpus > 0 || a->devices_local, train || infer},
         {"--input", a->input != NULL, infer},
         {"--output", a->infer_out != NULL, infer},
         {"--bench", a->bench, infer},
@@ -460,6 +466,7 @@ static int run(const args *a)
                              .backend = a->backend,
                              .gpus = a->gpus,
                              .n_gpus = a->n_gpus,
+                             .devices_local = a->devices_local,
                              .quiet = a->quiet};
         return pmlc_infer_main(&t);
     }
@@ -473,6 +480,7 @@ static int run(const args *a)
                              .backend = a->backend,
                              .gpus = a->gpus,
                              .n_gpus = a->n_gpus,
+                             .devices_local = a->devices_local,
                              .out = a->out,
                              .metrics = a->metrics,
                              .trace = a->trace,

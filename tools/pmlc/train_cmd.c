@@ -201,8 +201,7 @@ int pmlc_train_main(const pmlc_train_args *a)
     pml_context *ctx = NULL;
     if (pml_context_create(&ctx)) return pmlc_cli_fail("out of memory", NULL);
     int rc = 1;
-    if (pml_context_set_devices(ctx, a->gpus, a->n_gpus)) { /* parse_devices let only good ones through */
-        pmlc_cli_fail("--devices", pml_context_error(ctx));
+    if (pmlc_cli_devices(ctx, a->gpus, a->n_gpus, a->devices_local)) {
         pml_context_destroy(ctx);
         return 1;
     }

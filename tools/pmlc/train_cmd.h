@@ -16,6 +16,7 @@ typedef struct pmlc_train_args {
     pml_backend backend;  /* --backend (PML_BACKEND_AUTO unless asked) */
     const int *gpus;      /* --devices: the GPU of the plan's cuda:N is gpus[N] (pml_context_set_devices) */
     int n_gpus;           /* 0: not given */
+    int devices_local;    /* --devices local: every stage device on the local rank's GPU */
     const char *out;      /* folder for model.safetensors, or NULL */
     const char *metrics;  /* JSONL file, or NULL */
     const char *trace;    /* Chrome trace JSON file, or NULL */

@@ -70,6 +70,7 @@ static pml_status remap_fits(const pml_plan *plan, const pml_gpu_map *map, pml_e
 {
     char where[160];
     int cuda = map_kind(plan) == 1, top = top_gpu(plan);
+    if (map && map->local) return PML_OK; /* one GPU for every stage device: fits any plan */
     if (map && map->n && !cuda)
         return pml_err_set(err, PML_ERR_INVALID_ARG,
                            "--devices maps the plan's cuda:N devices onto GPUs, but the plan places its stages on %s: "
@@ -92,12 +93,21 @@ static pml_status cpu_usable(pml_err *err)
     return PML_OK;
 }
 
-/* Every GPU the run will use exists (`have` of them), then each stage device's GPU into
- * stage_gpu. */
-static pml_status place_gpus(const pml_plan *plan, const pml_gpu_map *map, int have, int *stage_gpu, pml_err *err)
+pml_status pml_backend_place(const pml_plan *plan, const pml_gpu_map *map, int have, int *stage_gpu, pml_err *err)
 {
     char where[160];
     int cuda = map_kind(plan) == 1, top = top_gpu(plan);
+    int D = plan ? (int)(plan->conf.stages / plan->conf.chunks) : 0;
+    if (map && map->local) {
+        if (map->local_rank >= have)
+            return pml_err_set(err, PML_ERR_INVALID_ARG,
+                               "--devices local puts this process's stages on the GPU of its local rank, but %s is %d "
+                               "and this machine has %d GPU%s (numbered from 0): start at most %d process%s per host",
+                               map->local_from, map->local_rank, have, have == 1 ? "" : "s", have,
+                               have == 1 ? "" : "es");
+        for (int d = 0; stage_gpu && d < D; d++) stage_gpu[d] = map->local_rank;
+        return PML_OK;
+    }
     for (int i = 0; map && i < map->n; i++)
         if (map->gpu[i] < 0 || map->gpu[i] >= have)
             return pml_err_set(err, PML_ERR_INVALID_ARG,
@@ -106,12 +116,13 @@ static pml_status place_gpus(const pml_plan *plan, const pml_gpu_map *map, int h
     if (cuda && !(map && map->n) && top >= have) {
         char zeros[64] = "";
         for (int i = 0; i <= top && strlen(zeros) + 3 < sizeof zeros; i++) strcat(zeros, i ? ",0" : "0");
-        return pml_err_set(err, PML_ERR_UNSUPPORTED,
-                           "the plan places its stages on %s, but this machine has %d GPU%s: remap them with "
-                           "--devices (pmlc train/infer; pml_context_set_devices), e.g. --devices %s",
-                           pml_backend_map_text(plan, where, sizeof where), have, have == 1 ? "" : "s", zeros);
+        return pml_err_set(
+            err, PML_ERR_UNSUPPORTED,
+            "the plan places its stages on %s, but this machine has %d GPU%s: remap them with "
+            "--devices (pmlc train/infer; pml_context_set_devices), e.g. --devices %s, or with ranks --devices "
+            "local (each process on its local rank's GPU)",
+            pml_backend_map_text(plan, where, sizeof where), have, have == 1 ? "" : "s", zeros);
     }
-    int D = plan ? (int)(plan->conf.stages / plan->conf.chunks) : 0;
     for (int d = 0; stage_gpu && d < D; d++) {
         int n = cuda ? plan->devices[d].index : 0;
         stage_gpu[d] = map && map->n ? map->gpu[n] : n;
@@ -133,7 +144,7 @@ pml_status pml_backend_select(pml_backend want, const pml_plan *plan, const pml_
     switch (want) {
     case PML_BACKEND_CPU:
         if (remap_fits(plan, map, err)) return PML_ERR_INVALID_ARG; /* a cpu map: nothing to remap */
-        if (map && map->n)
+        if (map && (map->n || map->local))
             return pml_err_set(err, PML_ERR_INVALID_ARG,
                                "--devices maps the plan's cuda:N devices onto GPUs, but this run is on the CPU: leave "
                                "--devices out");
@@ -149,7 +160,7 @@ pml_status pml_backend_select(pml_backend want, const pml_plan *plan, const pml_
                                    pml_backend_map_text(plan, where, sizeof where), why);
             return pml_err_set(err, PML_ERR_UNSUPPORTED, "no GPU: %s; use the CPU backend (--backend cpu)", why);
         }
-        st = place_gpus(plan, map, have, stage_gpu, err);
+        st = pml_backend_place(plan, map, have, stage_gpu, err);
         if (!st) *got = PML_BACKEND_CUDA;
         return st;
     case PML_BACKEND_AUTO:

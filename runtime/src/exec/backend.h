@@ -30,10 +30,16 @@
 /* pml_backend_parse (the names "cpu", "cuda", "auto") is public: pml.h. */
 
 /* A remap of the plan's GPU numbers onto this machine's (pmlc --devices 0,0,0,0,
- * pml_context_set_devices): the plan's cuda:N runs on GPU gpu[N]. n 0: none given. */
+ * pml_context_set_devices): the plan's cuda:N runs on GPU gpu[N]. n 0: none given.
+ * Or, with `local` set (pmlc --devices local, pml_context_set_devices_local), every
+ * stage device of the process on one GPU, the launcher's local rank `local_rank`, read
+ * from the variable `local_from`: torchrun's one GPU per process, whatever the plan's
+ * cuda:N and on a cpu-placed plan run with --backend cuda alike; n is then 0. */
 typedef struct pml_gpu_map {
     int n;
     int gpu[PML_PLAN_MAX_GPU_INDEX + 1];
+    int local, local_rank;
+    const char *local_from; /* "LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID" */
 } pml_gpu_map;
 
 /* Resolves `want` for running `plan` (NULL: any plan; auto then takes CUDA when a GPU is
@@ -44,6 +50,13 @@ typedef struct pml_gpu_map {
  * reason in err. */
 pml_status pml_backend_select(pml_backend want, const pml_plan *plan, const pml_gpu_map *map, pml_backend *got,
                               int *stage_gpu, pml_err *err);
+
+/* The GPU of each stage device into stage_gpu[0 .. conf.stages / conf.chunks) (NULL:
+ * only the checks) for a CUDA run of `plan` with `map` (NULL: none) on a machine of
+ * `have` GPUs (pml_backend_select's last step, apart so that it can be checked without
+ * one): PML_ERR_UNSUPPORTED (too few GPUs for the plan) or PML_ERR_INVALID_ARG (a remap
+ * naming a GPU the machine lacks) with the reason in err. */
+pml_status pml_backend_place(const pml_plan *plan, const pml_gpu_map *map, int have, int *stage_gpu, pml_err *err);
 
 /* "[cuda:0, cuda:1]": the plan's map as `place` writes it (shortened past a few
  * entries), for messages; "(none: the plan predates device maps)" without one. */

@@ -53,6 +53,24 @@ pml_status pml_ranks_from_env(pml_ranks *out, pml_err *err)
     return PML_OK;
 }
 
+pml_status pml_ranks_local_from_env(int *local, const char **from, pml_err *err)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"};
+    const char *master = getenv("MASTER_ADDR"); /* torchrun's before Slurm's, as for the rank */
+    const int order[2][3] = {{0, 1, 2}, {0, 2, 1}}, *pick = order[master && *master];
+    for (int k = 0; k < 3; k++) {
+        long v = 0;
+        int set;
+        pml_status st = env_int(vars[pick[k]], 0, RANKS_MAX_WORLD - 1, &v, &set, err);
+        if (st) return st;
+        if (set) return *local = (int)v, *from = vars[pick[k]], PML_OK;
+    }
+    return pml_err_set(err, PML_ERR_INVALID_ARG,
+                       "no launcher said this process's local rank (LOCAL_RANK from torchrun, "
+                       "OMPI_COMM_WORLD_LOCAL_RANK from mpirun, SLURM_LOCALID from srun): give the GPUs with "
+                       "--devices N,... instead");
+}
+
 pml_status pml_ranks_stages(int stages, int world, int rank, int *first, int *last, pml_err *err)
 {
     if (world < 1 || rank < 0 || rank >= world)

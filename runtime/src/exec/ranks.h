@@ -42,6 +42,13 @@ typedef struct pml_ranks {
  * range (rank < world, 1 <= world <= 1 << 20) is PML_ERR_INVALID_ARG naming it. */
 pml_status pml_ranks_from_env(pml_ranks *out, pml_err *err);
 
+/* The launcher's rank of this process among those on its host, for one GPU per
+ * process (pmlc --devices local): OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, then
+ * LOCAL_RANK (torchrun), the first that is set, in the order and with the MASTER_ADDR
+ * rule of pml_ranks_from_env; *from names it. None set, or one that is not a number from
+ * 0, is PML_ERR_INVALID_ARG saying so. */
+pml_status pml_ranks_local_from_env(int *local, const char **from, pml_err *err);
+
 /* The stages [*first, *last) rank `rank` of `world` owns out of `stages`. */
 pml_status pml_ranks_stages(int stages, int world, int rank, int *first, int *last, pml_err *err);
 
