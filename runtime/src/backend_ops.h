@@ -274,6 +274,17 @@ typedef struct pml_backend_ops {
     pml_status (*peer_send)(pml_backend_ctx *b, int link, int kind, int from, int64_t mb, pml_err *err);
     pml_status (*peer_recv)(pml_backend_ctx *b, int link, int kind, int from, int to, int64_t mb, pml_err *err);
     int (*peer_poll)(pml_backend_ctx *b, int link, pml_err *err);
+    /* Optional, both or none, and only with the five above: a stage's gradient sums added
+     * over the data-parallel replicas device to device (NCCL's all-reduce), where every
+     * replica's copy of the stage lies on a device of its own. peer_group: join `link`
+     * (numbered past the messages' links: 2 S + stage) as member `rank` (its replica) of
+     * `size`, for stage `stage`, with the identifier member 0 made (peer_id); returns
+     * once every member joined. peer_sum: adds the stage's gradient sums (as grads
+     * lists them) over the group in place, every member getting the same bits, after the
+     * stage's queued work and before its next; it may return before the sums are in
+     * (peer_poll on `link` says when). From the stage's thread, like peer_send. */
+    pml_status (*peer_group)(pml_backend_ctx *b, int link, int stage, int rank, int size, const void *id, pml_err *err);
+    pml_status (*peer_sum)(pml_backend_ctx *b, int link, int stage, pml_err *err);
     /* Optional: weights tied across stages (plan.h's tie), in one process: every copy's
      * gradient sum and its root's added in stage order into each of them, after every
      * stage's grad_sq and before the next; returns with the work done. A backend

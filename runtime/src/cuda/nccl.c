@@ -35,6 +35,7 @@ static void load(void)
         {(void **)&lib.CommGetAsyncError, "ncclCommGetAsyncError"},
         {(void **)&lib.Send, "ncclSend"},
         {(void **)&lib.Recv, "ncclRecv"},
+        {(void **)&lib.AllReduce, "ncclAllReduce"},
         {(void **)&lib.GroupStart, "ncclGroupStart"},
         {(void **)&lib.GroupEnd, "ncclGroupEnd"},
         {(void **)&lib.GetErrorString, "ncclGetErrorString"},

@@ -8,6 +8,11 @@
  * error. Two ranks of one GPU never link (their devices' UUIDs match: NCCL refuses
  * them); they go through the host (exec/staging.h).
  *
+ * A stage's replica group (peer_group, peer_sum) is a link too, numbered 2 S + stage:
+ * one communicator of every replica's copy of the stage, on which the stage's gradient
+ * sums are all-reduced in place (f32, summed) on the group's stream after the stage's
+ * backward work, and which the stage's stream waits for before grad_sq and the update.
+ *
  * Private to cuda/stage*.c and peer.c; links live in the context (stage.h). */
 #ifndef PML_CUDA_PEER_H
 #define PML_CUDA_PEER_H
@@ -29,6 +34,9 @@ pml_status pml_cuda_peer_link(pml_backend_ctx *b, int link, int kind, int from, 
 pml_status pml_cuda_peer_send(pml_backend_ctx *b, int link, int kind, int from, int64_t mb, pml_err *err);
 pml_status pml_cuda_peer_recv(pml_backend_ctx *b, int link, int kind, int from, int to, int64_t mb, pml_err *err);
 int pml_cuda_peer_poll(pml_backend_ctx *b, int link, pml_err *err);
+pml_status pml_cuda_peer_group(pml_backend_ctx *b, int link, int stage, int rank, int size, const void *id,
+                               pml_err *err);
+pml_status pml_cuda_peer_sum(pml_backend_ctx *b, int link, int stage, pml_err *err);
 
 /* Frees every link of the context (aborting those that failed). */
 struct pml_cuda_ctx;

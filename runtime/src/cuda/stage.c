@@ -652,4 +652,6 @@ const pml_backend_ops pml_cuda_backend_ops = {
     .peer_send = pml_cuda_peer_send,
     .peer_recv = pml_cuda_peer_recv,
     .peer_poll = pml_cuda_peer_poll,
+    .peer_group = pml_cuda_peer_group,
+    .peer_sum = pml_cuda_peer_sum,
 };

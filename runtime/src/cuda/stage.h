@@ -165,7 +165,7 @@ typedef struct pml_cuda_ctx {
      * completed: the device's times on the host's clock (device_span). */
     pml_cu_event *clock_event;
     double *clock_host;
-    struct pml_cuda_link *links; /* per link id (2 S), made on first use: NCCL links to other ranks (cuda/peer.h) */
+    struct pml_cuda_link *links; /* per link id (3 S), made on first use: NCCL links to other ranks (cuda/peer.h) */
     pml_phase phase; /* what is frozen this step, and which backward work runs (plan/phase.h) */
 } pml_cuda_ctx;
 

@@ -7,11 +7,48 @@
 
 static int index_of(int S, int kind, int from) { return kind * S + from; }
 
+/* Stage s's replica group, on this rank (which runs s): the agreement (links.h) over
+ * the wire, then the join. */
+static pml_status make_group(pml_links *l, const pml_dist *d, int s, const pml_links_wire *w, pml_err *err)
+{
+    const pml_backend_ops *ops = l->be->ops;
+    int root = pml_dist_owner(d, 0, s), R = d->replicas;
+    /* an offer: [0] this member can, then its device; the answer: [0] yes, then the id */
+    unsigned char offer[1 + PML_BACKEND_PEER_DEV] = {0}, answer[1 + PML_BACKEND_PEER_ID] = {0};
+    offer[0] = ops->peer_id(l->be->ctx, s, offer + 1, d->rank == root ? answer + 1 : NULL, NULL) == PML_OK;
+    pml_status st = PML_OK;
+    if (d->rank != root) {
+        if ((st = w->send(w->ctx, root, offer, sizeof offer, err)) ||
+            (st = w->recv(w->ctx, root, answer, sizeof answer, err)))
+            return st;
+    } else {
+        unsigned char(*dev)[PML_BACKEND_PEER_DEV] = calloc((size_t)R, sizeof *dev), yes = offer[0];
+        if (!dev) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+        memcpy(dev[0], offer + 1, sizeof dev[0]);
+        for (int k = 1; k < R && !st; k++) {
+            unsigned char theirs[sizeof offer];
+            st = w->recv(w->ctx, pml_dist_owner(d, k, s), theirs, sizeof theirs, err);
+            memcpy(dev[k], theirs + 1, sizeof dev[k]);
+            yes = yes && theirs[0];
+            for (int j = 0; j < k && yes; j++) yes = memcmp(dev[j], dev[k], sizeof dev[k]) != 0; /* NCCL refuses */
+        }
+        free(dev);
+        answer[0] = yes;
+        for (int k = 1; k < R && !st; k++) st = w->send(w->ctx, pml_dist_owner(d, k, s), answer, sizeof answer, err);
+        if (st) return st;
+    }
+    if (!answer[0]) return PML_OK;
+    if ((st = ops->peer_group(l->be->ctx, 2 * l->S + s, s, d->replica, R, answer + 1, err))) return st;
+    l->grouped[s] = 1;
+    return PML_OK;
+}
+
 pml_status pml_links_make(pml_links *l, pml_backend_inst *be, const pml_dist *d, int S, const pml_links_wire *w,
                           pml_err *err)
 {
-    *l = (pml_links){be, S, malloc(sizeof *l->link * ((size_t)S * 2 + 1)), calloc((size_t)S * 2 + 1, sizeof *l->sent)};
-    if (!l->link || !l->sent) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
+    *l = (pml_links){be, S, malloc(sizeof *l->link * ((size_t)S * 2 + 1)), calloc((size_t)S * 2 + 1, sizeof *l->sent),
+                     calloc((size_t)S + 1, 1)};
+    if (!l->link || !l->sent || !l->grouped) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     const pml_backend_ops *ops = be->ops;
     for (int i = 0; i < 2 * S; i++) l->link[i] = -1;
     if (!ops->peer_id || !ops->peer_link || !ops->peer_send || !ops->peer_recv || !ops->peer_poll) return PML_OK;
@@ -42,6 +79,11 @@ pml_status pml_links_make(pml_links *l, pml_backend_inst *be, const pml_dist *d,
             if ((st = ops->peer_link(be->ctx, id, kind, from, sends, msg + 1 + PML_BACKEND_PEER_DEV, err))) return st;
             l->link[id] = id;
         }
+    if (d->replicas < 2 || !ops->peer_group || !ops->peer_sum) return PML_OK;
+    for (int s = 0; s < S; s++) { /* this rank's stages, in one order on every replica */
+        pml_status st = pml_dist_owner(d, d->replica, s) == d->rank ? make_group(l, d, s, w, err) : PML_OK;
+        if (st) return st;
+    }
     return PML_OK;
 }
 
@@ -49,8 +91,10 @@ void pml_links_free(pml_links *l)
 {
     free(l->link);
     free(l->sent);
+    free(l->grouped);
     l->link = NULL;
     l->sent = NULL;
+    l->grouped = NULL;
 }
 
 int pml_links_of(const pml_links *l, int kind, int from)
@@ -82,6 +126,18 @@ pml_status pml_links_recv(pml_links *l, const pml_live_guard *g, int link, int k
     pml_status st = l->be->ops->peer_recv(l->be->ctx, link, kind, from, to, mb, err);
     link_wait w = {l, link};
     return st ? st : pml_live_poll(g, link_done, &w, peer, aborted, what, err);
+}
+
+pml_status pml_links_sum(pml_links *l, const pml_live_guard *g, int stage, const atomic_int *aborted, const char *what,
+                         int *done, pml_err *err)
+{
+    *done = l->grouped && stage >= 0 && stage < l->S && l->grouped[stage];
+    if (!*done) return PML_OK;
+    int link = 2 * l->S + stage;
+    pml_status st = l->be->ops->peer_sum(l->be->ctx, link, stage, err);
+    link_wait w = {l, link};
+    /* An all-reduce waits on every member: whichever falls silent is the one named (-1). */
+    return st ? st : pml_live_poll(g, link_done, &w, -1, aborted, what, err);
 }
 
 void pml_links_finish(pml_links *l, const pml_live_guard *g, const char *what, pml_err *err)

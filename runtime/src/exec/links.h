@@ -9,7 +9,14 @@
  *
  * Then a send on a link is queued and not waited for; a receive waits, polled under the
  * dist's liveness rule (liveness.h), until its bytes are in; and the transport's reset
- * waits for every link's queued sends, before their buffers are written again. */
+ * waits for every link's queued sends, before their buffers are written again.
+ *
+ * With data-parallel replicas, each stage's copies (one per replica) form a group the
+ * same way (peer_group, peer_sum: NCCL's all-reduce), so that its gradient sums are
+ * added device to device: member 0 (the stage's rank in replica 0) hears every other
+ * member's offer (whether it can, its device) and answers all of them yes, with the
+ * group's identifier, when every member can and no two share a device; then each joins.
+ * A stage without a group sums through the host (dist.h's sum_replicas). */
 #ifndef PML_EXEC_LINKS_H
 #define PML_EXEC_LINKS_H
 
@@ -33,11 +40,13 @@ typedef struct pml_links {
     int S;
     int *link;        /* [2 S], by (kind, sending stage): the joined link's number, or -1 */
     atomic_int *sent; /* [2 S]: sends are queued on it since the last pml_links_finish */
+    unsigned char *grouped; /* [S]: the stage's replicas sum on group 2 S + stage */
 } pml_links;
 
-/* Agrees on the links (above) with the other ranks; `d` places the stages (this rank's
- * replica). Without the backend's peer_* slots every stream is -1. pml_links_free
- * undoes it, also after a failure. */
+/* Agrees on the links and, with replicas, the groups (above) with the other ranks; `d`
+ * places the stages. Without the backend's peer_* slots every stream is -1 (and without
+ * peer_group and peer_sum no stage has a group). pml_links_free undoes it, also after a
+ * failure. */
 pml_status pml_links_make(pml_links *l, pml_backend_inst *be, const pml_dist *d, int S, const pml_links_wire *w,
                           pml_err *err);
 void pml_links_free(pml_links *l);
@@ -52,6 +61,13 @@ pml_status pml_links_send(pml_links *l, int link, int kind, int from, int64_t mb
  * are in: pml_live_poll on `peer` under g, which *aborted (may be NULL) also ends. */
 pml_status pml_links_recv(pml_links *l, const pml_live_guard *g, int link, int kind, int from, int to, int64_t mb,
                           int peer, const atomic_int *aborted, const char *what, pml_err *err);
+
+/* Adds stage's gradient sums over its replica group and waits until they are in,
+ * polled as pml_links_recv (naming whichever member falls silent; *aborted, may be
+ * NULL, ends it too); *done 1. A stage
+ * without a group: *done 0 and nothing done. */
+pml_status pml_links_sum(pml_links *l, const pml_live_guard *g, int stage, const atomic_int *aborted, const char *what,
+                         int *done, pml_err *err);
 
 /* Waits for every link's sends queued since the last call; after a failure (in *err,
  * the first one) it only clears what was queued. */

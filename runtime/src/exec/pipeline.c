@@ -568,12 +568,23 @@ static pml_status add_ties(pml_pipeline *p, pml_err *err)
 }
 
 /* With replicas: stage s's gradient sums added over every replica's copy of the stage,
- * and the stage's squared norm of their mean, as grad_sq computes it. */
+ * and the stage's squared norm of their mean, as grad_sq computes it: device to device
+ * where the transport grouped the stage's copies (exec/links.h), else through the host. */
 static pml_status sum_replicas(pml_pipeline *p, int s, double *sq, pml_err *err)
 {
+    int grouped = 0;
+    pml_status st = p->tr->sum_grads ? p->tr->sum_grads(p->tr, s, &grouped, err) : PML_OK;
+    if (st || grouped) {
+        if (!st) {
+            gate_take(p);
+            st = pml_backend_grad_sq(&p->be, s, sq, err);
+            gate_give(p);
+        }
+        return st;
+    }
     pml_backend_buf stack[64], *bufs;
     int n = 0;
-    pml_status st = list_grads(p, s, stack, &bufs, &n, err);
+    st = list_grads(p, s, stack, &bufs, &n, err);
     double total = 0, inv_m = 1.0 / (double)p->M;
     float **x = st ? NULL : malloc(sizeof *x * (size_t)(n + 1));
     size_t *len = st ? NULL : malloc(sizeof *len * (size_t)(n + 1));

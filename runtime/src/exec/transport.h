@@ -20,6 +20,11 @@ typedef struct pml_transport pml_transport;
 struct pml_transport {
     pml_status (*send)(pml_transport *t, int from, int to, int kind, int64_t mb, pml_err *err);
     pml_status (*recv)(pml_transport *t, int from, int to, int kind, int64_t mb, pml_err *err);
+    /* Optional (NULL: none): adds stage's gradient sums over the data-parallel replicas
+     * device to device and waits until they are in (exec/links.h's groups), *done 1;
+     * *done 0, nothing done, where the stage has no such group: the executor then sums
+     * through the host (dist.h's sum_replicas). From the stage's thread. */
+    pml_status (*sum_grads)(pml_transport *t, int stage, int *done, pml_err *err);
     void (*reset)(pml_transport *t);
     /* Wakes every waiting recv with an error (a stage failed): no stage hangs. */
     void (*abort)(pml_transport *t);

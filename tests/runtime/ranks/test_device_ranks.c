@@ -17,7 +17,11 @@
  *   Then again with the stand-in linking the two ends device to device (backend_ops.h's
  *   peer_*, as NCCL would; here MPI messages of the real buffers on a communicator of
  *   its own): the messages between the stages take the links, not host copies, in one
- *   order on both ends, to the same bits.
+ *   order on both ends, to the same bits; with 2 replicas each stage's copies also form
+ *   a group (peer_group, peer_sum: NCCL's all-reduce; here MPI messages adding them in
+ *   replica order), and the plain model's gradient sums go device to device too: no
+ *   host copy at all. Replicas that share a device form no group (NCCL refuses one
+ *   device twice): their sums go through the host, to the same bits.
  *
  *   With the argument "tcp" the ranks meet over TCP instead (exec/tcp/dist_tcp.h, from
  *   MASTER_ADDR and MASTER_PORT): the same checks, the links agreed over its frames (the
@@ -127,13 +131,16 @@ static struct {
     MPI_Request rq[4 * MAX_BUFS]; /* the queued messages (every micro-batch of a step at most 4) */
     int n;
 } links[LINKS];
-static long peer_sends;
+static long peer_sends, peer_sums;
+
+static int replicas_share; /* 1: a stage's replicas run on one device (no group: NCCL refuses it) */
 
 static pml_status dev_peer_id(pml_backend_ctx *b, int stage, void *dev, void *id, pml_err *err)
 {
     (void)b, (void)stage, (void)err;
+    int d = replicas_share ? dist->rank % (dist->world / dist->replicas) : dist->rank; /* else each its own */
     memset(dev, 0, PML_BACKEND_PEER_DEV);
-    memcpy(dev, &dist->rank, sizeof dist->rank); /* each process its own device */
+    memcpy(dev, &d, sizeof d);
     if (id) memset(id, 0x5a, PML_BACKEND_PEER_ID);
     return PML_OK;
 }
@@ -198,6 +205,54 @@ static int dev_peer_poll(pml_backend_ctx *b, int link, pml_err *err)
     return done;
 }
 
+/* A replica group: its members' ranks, in replica order, and this one's place. */
+static struct {
+    int member[4], size, rank, stage;
+} groups[LINKS];
+
+static pml_status dev_peer_group(pml_backend_ctx *b, int link, int stage, int rank, int size, const void *id,
+                                 pml_err *err)
+{
+    (void)b;
+    const unsigned char *x = id;
+    if (link < 0 || link >= LINKS || size > 4 || x[0] != 0x5a || rank != dist->replica || size != dist->replicas)
+        return pml_err_set(err, PML_ERR_INTERNAL, "group %d: not stage %d's replicas", link, stage);
+    groups[link].size = size, groups[link].rank = rank, groups[link].stage = stage;
+    for (int k = 0; k < size; k++) groups[link].member[k] = pml_dist_owner(dist, k, stage);
+    links[link].n = 0;
+    return PML_OK;
+}
+
+/* Member 0 adds the others' sums to its own in replica order, as the host's sum does,
+ * and sends the totals back; done on return (the poll then finds nothing queued). */
+static pml_status dev_peer_sum(pml_backend_ctx *b, int link, int stage, pml_err *err)
+{
+    pml_backend_buf buf[64];
+    int n = 0, tag = 100 + link;
+    if (pml_cpu_backend_ops.grads(b, stage, buf, 64, &n, err) || n > 64 || groups[link].stage != stage)
+        return pml_err_set(err, PML_ERR_INTERNAL, "group %d: not stage %d's sums", link, stage);
+    for (int i = 0; i < n; i++) {
+        float *x = buf[i].data, *tmp = malloc(buf[i].bytes + 1);
+        int len = (int)(buf[i].bytes / sizeof(float)), rc = tmp ? MPI_SUCCESS : MPI_ERR_NO_MEM;
+        if (groups[link].rank == 0) {
+            for (int k = 1; k < groups[link].size && rc == MPI_SUCCESS; k++) {
+                rc = MPI_Recv(tmp, len, MPI_FLOAT, groups[link].member[k], tag, link_comm, MPI_STATUS_IGNORE);
+                for (int j = 0; j < len && rc == MPI_SUCCESS; j++) x[j] += tmp[j];
+            }
+            for (int k = 1; k < groups[link].size && rc == MPI_SUCCESS; k++)
+                rc = MPI_Send(x, len, MPI_FLOAT, groups[link].member[k], tag, link_comm);
+        } else if (rc == MPI_SUCCESS) {
+            rc = MPI_Send(x, len, MPI_FLOAT, groups[link].member[0], tag, link_comm);
+            if (rc == MPI_SUCCESS)
+                rc = MPI_Recv(x, len, MPI_FLOAT, groups[link].member[0], tag, link_comm, MPI_STATUS_IGNORE);
+        }
+        free(tmp);
+        if (rc != MPI_SUCCESS) return pml_err_set(err, PML_ERR_IO, "group %d: MPI failed", link);
+    }
+    __atomic_fetch_add(&peer_sums, 1, __ATOMIC_RELAXED);
+    return PML_OK;
+}
+
 #define CHECK(cond, ...)                                                     \
     do {                                                                     \
         if (!(cond)) {                                                       \
@@ -256,7 +311,7 @@ out:
  * stand-in links its ends device to device. */
 static void same_bits(const char *name, const pml_plan *pl, const pml_backend_ops *dev, int linked)
 {
-    long before[2] = {copies[0], copies[1]}, sends = peer_sends;
+    long before[2] = {copies[0], copies[1]}, sends = peer_sends, sums = peer_sums;
     outcome cpu = run(pl, &pml_cpu_backend_ops), staged = run(pl, dev);
     CHECK(cpu.ok && staged.ok, "%s: a run failed", name);
     if (cpu.ok && staged.ok) {
@@ -267,14 +322,22 @@ static void same_bits(const char *name, const pml_plan *pl, const pml_backend_op
         /* every step, each rank sends and receives between the stages: through the host,
          * or on the links (then only gradient sums go through the host) */
         long out = copies[0] - before[0], in = copies[1] - before[1], linked_sends = peer_sends - sends;
+        long linked_sums = peer_sums - sums;
         if (!linked)
             CHECK(out >= STEPS && in >= STEPS, "%s: %ld copies to the host and %ld back", name, out, in);
-        else
-            CHECK(linked_sends >= STEPS && (dist->replicas > 1 || !strstr(name, "plain") || out + in == 0),
-                  "%s: %ld messages on the links, %ld copies to the host and %ld back", name, linked_sends, out, in);
+        else if (replicas_share) /* the links, but no groups: the sums go through the host */
+            CHECK(linked_sends >= STEPS && linked_sums == 0 && out >= STEPS && in >= STEPS,
+                  "%s: replicas on one device: %ld messages on the links, %ld sums on groups, %ld copies out", name,
+                  linked_sends, linked_sums, out);
+        else /* the tied weight's copies still meet through the host (the executor's add_ties) */
+            CHECK(linked_sends >= STEPS && (!strstr(name, "plain") || out + in == 0) &&
+                      (dist->replicas == 1 || linked_sums >= STEPS),
+                  "%s: %ld messages on the links, %ld gradient sums on the groups, %ld copies to the host and %ld back",
+                  name, linked_sends, linked_sums, out, in);
     }
-    printf("rank %d: %s%s: weights and losses compared, %ld copies out, %ld in, %ld linked sends\n", dist->rank, name,
-           linked ? " (linked)" : "", copies[0] - before[0], copies[1] - before[1], peer_sends - sends);
+    printf("rank %d: %s%s: weights and losses compared, %ld copies out, %ld in, %ld linked sends, %ld group sums\n",
+           dist->rank, name, linked ? " (linked)" : "", copies[0] - before[0], copies[1] - before[1],
+           peer_sends - sends, peer_sums - sums);
     free(cpu.w), free(staged.w);
 }
 
@@ -329,8 +392,14 @@ int main(int argc, char **argv)
     pml_backend_ops linked = dev;
     linked.peer_id = dev_peer_id, linked.peer_link = dev_peer_link, linked.peer_send = dev_peer_send;
     linked.peer_recv = dev_peer_recv, linked.peer_poll = dev_peer_poll;
+    linked.peer_group = dev_peer_group, linked.peer_sum = dev_peer_sum;
     same_bits("plain.pml", plain, &linked, 1);
     same_bits("tied.pml", tied, &linked, 1);
+    if (dist->replicas > 1) {
+        replicas_share = 1;
+        same_bits("plain.pml, replicas sharing a device,", plain, &linked, 1);
+        replicas_share = 0;
+    }
     MPI_Comm_free(&link_comm);
     /* A device backend that cannot copy its buffers to the host is refused before any
      * message, naming what it lacks. */

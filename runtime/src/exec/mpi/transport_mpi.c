@@ -192,6 +192,14 @@ static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64
 }
 
 /* Completes the sends of the step that ended: their buffers are about to be reused. */
+static pml_status tmpi_sum_grads(pml_transport *tr, int stage, int *done, pml_err *err)
+{
+    tmpi *t = (tmpi *)tr;
+    pml_live_guard g = guard(t);
+    return pml_links_sum(&t->links, &g, stage, &t->aborted, "adding gradients over the replicas (device to device)",
+                         done, err);
+}
+
 static void tmpi_reset(pml_transport *tr)
 {
     tmpi *t = (tmpi *)tr;
@@ -249,6 +257,7 @@ pml_status pml_mpi_transport_create(pml_dist *d, pml_backend_inst *be, int stage
     pthread_mutex_init(&t->mu, NULL);
     t->base.send = tmpi_send;
     t->base.recv = tmpi_recv;
+    t->base.sum_grads = tmpi_sum_grads;
     t->base.reset = tmpi_reset;
     t->base.abort = tmpi_abort;
     t->base.destroy = tmpi_destroy;

@@ -129,6 +129,14 @@ static pml_status ttcp_recv(pml_transport *tr, int from, int to, int kind, int64
     return st;
 }
 
+static pml_status ttcp_sum_grads(pml_transport *tr, int stage, int *done, pml_err *err)
+{
+    ttcp *t = (ttcp *)tr;
+    pml_live_guard g = guard(t);
+    return pml_links_sum(&t->links, &g, stage, &t->aborted, "adding gradients over the replicas (device to device)",
+                         done, err);
+}
+
 static void ttcp_reset(pml_transport *tr)
 {
     ttcp *t = (ttcp *)tr;
@@ -182,7 +190,12 @@ pml_status pml_tcp_transport_create(pml_dist *d, pml_backend_inst *be, int stage
     *out = NULL;
     ttcp *t = calloc(1, sizeof *t);
     if (!t) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
-    *t = (ttcp){.base = {ttcp_send, ttcp_recv, ttcp_reset, ttcp_abort, ttcp_destroy},
+    *t = (ttcp){.base = {.send = ttcp_send,
+                         .recv = ttcp_recv,
+                         .sum_grads = ttcp_sum_grads,
+                         .reset = ttcp_reset,
+                         .abort = ttcp_abort,
+                         .destroy = ttcp_destroy},
                 .m = (pml_tcp *)d,
                 .be = be,
                 .S = stages,
