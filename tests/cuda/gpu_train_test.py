@@ -11,7 +11,7 @@ INPUT describes rows for the inference check: f32:ROWSxCOLS or i32:ROWSxCOLS:VOC
 --rtol sets the loss tolerance (training and held-out) for a model whose training is
 chaotic enough to amplify rounding, or whose storage rounds (bf16); --wrtol the weights'
 (the whole model's; each tensor's 20 times it) and the inference output's. --gpus LIST is the CUDA runs' --devices (a model
-placed on cuda:0..3 on a one-GPU machine: 0,0,0,0). --say TEXT: the CUDA training's
+placed on cuda:0..3 on a one-GPU machine: 0,0,0,0; or local). --say TEXT: the CUDA training's
 first line must say TEXT (where its stages run, how they hand over). --ranks N MPIRUN:
 the CUDA training runs as N ranks under MPIRUN (sharing the GPUs --gpus names, their
 tensors crossing through host copies), with --replicas R data-parallel pipelines; the
