@@ -21,6 +21,9 @@
 #   2.x-comp      PyTorch 2.x under torch.compile (inductor), whole batch; "-" if it fails
 #   1.13          Debian's PyTorch eager, whole batch
 # and PML / 2.x (below 1 means PML is faster; the goal is <= 1.0), PML / 2.x-comp, PML / 1.13.
+# PyTorch 2.x's GPT runs its attention through scaled_dot_product_attention (fused, as
+# PML's), 1.13's as matmuls and a masked softmax (it has no SDPA); PML_BENCH_ATTENTION=
+# matmul makes 2.x do the same (bench/cpu_train/torch_gpt.py).
 # Runs are interleaved (every column once per repetition) so load from other processes
 # hits all alike. PML_BENCH_MODELS (default "mlp gpt") and PML_BENCH_THREADS (default
 # "1 2") narrow the runs; PML_BENCH_COMPILE=0 skips torch.compile (its first step compiles

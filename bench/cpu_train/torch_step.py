@@ -10,7 +10,9 @@ grad clip 1.0), in f32 like PML's CPU runtime. torch.set_num_threads(THREADS).
 gpt2s is bench/gpu/gpt2s.pml (GPT-2 small's body on characters, T 1024, batch 8);
 gpt2 is bench/gpu/gpt2.pml (GPT-2 small: vocabulary 50,257 tied to the output, batch 16);
 PML_BENCH_DEVICE=cuda runs on the GPU, PML_BENCH_COMPILE=1 under torch.compile,
-PML_BENCH_BF16=1 the forward pass and loss under bf16 autocast (as PML's precision = bf16).
+PML_BENCH_BF16=1 the forward pass and loss under bf16 autocast (as PML's precision = bf16),
+PML_BENCH_ATTENTION=matmul the GPTs' attention as matmuls and a masked softmax instead of
+scaled_dot_product_attention (torch_gpt.py; PyTorch 1.13 has only that).
 MICROBATCHES (default 1) splits each step's batch and accumulates gradients, as PML's
 pipeline does; 1 is PyTorch's natural full-batch step. Random data of the same shapes
 (time only). Prints one JSON line: model, threads, steps timed, median step_ms
@@ -26,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torch_gpt import GPT, Gelu  # the models, beside this file
+from torch_gpt import ATTENTION, GPT, Gelu  # the models, beside this file
 
 name, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 # PML_BENCH_DEVICE=cuda runs the same step on the GPU (bench/gpu/run.sh), in f32 without
@@ -93,4 +95,4 @@ for s in range(steps):
     times.append((time.perf_counter() - t0) * 1e3)
 rest = times[1:] if len(times) > 1 else times
 print(json.dumps({"model": name, "device": device, "threads": threads, "microbatches": mbs, "steps": len(rest),
-                  "step_ms": round(statistics.median(rest), 2), "loss": round(total, 4)}))
+                  "attention": ATTENTION if name != "mlp" else None, "step_ms": round(statistics.median(rest), 2), "loss": round(total, 4)}))
