@@ -26,7 +26,7 @@ static pml_status make_group(pml_links *l, const pml_dist *d, int s, const pml_l
         if (!dev) return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
         memcpy(dev[0], offer + 1, sizeof dev[0]);
         for (int k = 1; k < R && !st; k++) {
-            unsigned char theirs[sizeof offer];
+            unsigned char theirs[sizeof offer] = {0};
             st = w->recv(w->ctx, pml_dist_owner(d, k, s), theirs, sizeof theirs, err);
             memcpy(dev[k], theirs + 1, sizeof dev[k]);
             yes = yes && theirs[0];
