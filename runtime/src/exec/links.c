@@ -128,8 +128,8 @@ pml_status pml_links_recv(pml_links *l, const pml_live_guard *g, int link, int k
     return st ? st : pml_live_poll(g, link_done, &w, peer, aborted, what, err);
 }
 
-pml_status pml_links_sum(pml_links *l, const pml_live_guard *g, int stage, const atomic_int *aborted, const char *what,
-                         int *done, pml_err *err)
+pml_status pml_links_sum(pml_links *l, const pml_live_guard *g, int stage, const atomic_int *aborted, int *done,
+                         pml_err *err)
 {
     *done = l->grouped && stage >= 0 && stage < l->S && l->grouped[stage];
     if (!*done) return PML_OK;
@@ -137,7 +137,9 @@ pml_status pml_links_sum(pml_links *l, const pml_live_guard *g, int stage, const
     pml_status st = l->be->ops->peer_sum(l->be->ctx, link, stage, err);
     link_wait w = {l, link};
     /* An all-reduce waits on every member: whichever falls silent is the one named (-1). */
-    return st ? st : pml_live_poll(g, link_done, &w, -1, aborted, what, err);
+    return st ? st
+              : pml_live_poll(g, link_done, &w, -1, aborted, "adding gradients over the replicas (device to device)",
+                              err);
 }
 
 void pml_links_finish(pml_links *l, const pml_live_guard *g, const char *what, pml_err *err)

@@ -64,10 +64,9 @@ pml_status pml_links_recv(pml_links *l, const pml_live_guard *g, int link, int k
 
 /* Adds stage's gradient sums over its replica group and waits until they are in,
  * polled as pml_links_recv (naming whichever member falls silent; *aborted, may be
- * NULL, ends it too); *done 1. A stage
- * without a group: *done 0 and nothing done. */
-pml_status pml_links_sum(pml_links *l, const pml_live_guard *g, int stage, const atomic_int *aborted, const char *what,
-                         int *done, pml_err *err);
+ * NULL, ends it too); *done 1. A stage without a group: *done 0 and nothing done. */
+pml_status pml_links_sum(pml_links *l, const pml_live_guard *g, int stage, const atomic_int *aborted, int *done,
+                         pml_err *err);
 
 /* Waits for every link's sends queued since the last call; after a failure (in *err,
  * the first one) it only clears what was queued. */

@@ -574,12 +574,11 @@ static pml_status sum_replicas(pml_pipeline *p, int s, double *sq, pml_err *err)
 {
     int grouped = 0;
     pml_status st = p->tr->sum_grads ? p->tr->sum_grads(p->tr, s, &grouped, err) : PML_OK;
-    if (st || grouped) {
-        if (!st) {
-            gate_take(p);
-            st = pml_backend_grad_sq(&p->be, s, sq, err);
-            gate_give(p);
-        }
+    if (st) return st;
+    if (grouped) { /* the totals are on the device: their norm as grad_sq takes it */
+        gate_take(p);
+        st = pml_backend_grad_sq(&p->be, s, sq, err);
+        gate_give(p);
         return st;
     }
     pml_backend_buf stack[64], *bufs;

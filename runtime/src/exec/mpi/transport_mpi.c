@@ -191,15 +191,14 @@ static pml_status tmpi_recv(pml_transport *tr, int from, int to, int kind, int64
     return st;
 }
 
-/* Completes the sends of the step that ended: their buffers are about to be reused. */
 static pml_status tmpi_sum_grads(pml_transport *tr, int stage, int *done, pml_err *err)
 {
     tmpi *t = (tmpi *)tr;
     pml_live_guard g = guard(t);
-    return pml_links_sum(&t->links, &g, stage, &t->aborted, "adding gradients over the replicas (device to device)",
-                         done, err);
+    return pml_links_sum(&t->links, &g, stage, &t->aborted, done, err);
 }
 
+/* Completes the sends of the step that ended: their buffers are about to be reused. */
 static void tmpi_reset(pml_transport *tr)
 {
     tmpi *t = (tmpi *)tr;

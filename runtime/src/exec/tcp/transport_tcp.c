@@ -133,8 +133,7 @@ static pml_status ttcp_sum_grads(pml_transport *tr, int stage, int *done, pml_er
 {
     ttcp *t = (ttcp *)tr;
     pml_live_guard g = guard(t);
-    return pml_links_sum(&t->links, &g, stage, &t->aborted, "adding gradients over the replicas (device to device)",
-                         done, err);
+    return pml_links_sum(&t->links, &g, stage, &t->aborted, done, err);
 }
 
 static void ttcp_reset(pml_transport *tr)
