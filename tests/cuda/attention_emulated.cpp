@@ -134,8 +134,10 @@ static unsigned grid_of(int M, int T, int tile, unsigned cap)
 }
 
 /* X: the operands' stored type (float, or bf16 bits as unsigned short); the forward's
- * output is stored as X too, the gradient in f32, as cuda_attention.c calls them. */
-template <int D, bool C, typename X>
+ * output is stored as X too, the gradient in f32, as cuda_attention.c calls them. H: the
+ * layout (0: matrices end to end; heads: attention_qkv's packed rows, q, k and v then
+ * pointers into one qkv tensor at columns 0, C and 2C). */
+template <int D, bool C, typename X, int H = 0>
 static void run(int grad, const X *q, const X *k, const X *v, const X *o, const X *dout, X *y, float *g, int T, int M,
                 float zscale, float scale, unsigned cap)
 {
@@ -143,17 +145,18 @@ static void run(int grad, const X *q, const X *k, const X *v, const X *o, const 
                   B = PMLC_CUDA_ATT_BWD_B(DP);
     if (!grad) {
         launch(grid_of(M, T, BQ, cap), [&] {
-            pml_att_fwd<D, DP, BQ, BK, C, false, X, X, X, float, float, X>(q, k, v, nullptr, nullptr, y, T, M, zscale);
+            pml_att_fwd<D, DP, BQ, BK, C, false, X, X, X, float, float, X, H>(q, k, v, nullptr, nullptr, y, T, M,
+                                                                              zscale);
         });
         return;
     }
     launch(grid_of(M, T, BQ, cap), [&] {
-        pml_att_fwd<D, DP, BQ, BK, C, true, X, X, float, X, X, float>(q, k, nullptr, o, dout, g, T, M, zscale);
+        pml_att_fwd<D, DP, BQ, BK, C, true, X, X, float, X, X, float, H>(q, k, nullptr, o, dout, g, T, M, zscale);
     });
     launch(grid_of(M, T, B, cap),
-           [&] { pml_att_bwd_kv<D, DP, B, C, X, X, X, X>(q, k, v, dout, g, T, M, zscale, scale); });
+           [&] { pml_att_bwd_kv<D, DP, B, C, X, X, X, X, H>(q, k, v, dout, g, T, M, zscale, scale); });
     launch(grid_of(M, T, B, cap),
-           [&] { pml_att_bwd_q<D, DP, B, C, X, X, X, X>(q, k, v, dout, g, T, M, zscale, scale); });
+           [&] { pml_att_bwd_q<D, DP, B, C, X, X, X, X, H>(q, k, v, dout, g, T, M, zscale, scale); });
 }
 
 /* run<D, C> on f32 operands, or (bf16) on their bf16 bits, the output back in f32. */
@@ -194,6 +197,27 @@ extern "C" int pml_emu_attention(int d, int causal, int grad, int bf16, const fl
         else                                                                                    \
             run_as<D, false>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap); \
         return 1;                                                                               \
+    }
+    PML_EMU_DIMS(PML_EMU_CASE)
+#undef PML_EMU_CASE
+    return 0;
+}
+
+/* attention_qkv's launches, f32, 3 heads (the layout's one template argument: the tests
+ * take that count): qkv [..., T, 9 d], o and dout [..., T, 3 d], out [..., T, 3 d] or,
+ * for the gradient, qkv's shape. M counts matrices, heads included. */
+extern "C" int pml_emu_attention_qkv(int d, int causal, int grad, const float *qkv, const float *o, const float *dout,
+                                     float *out, int T, int M, double scale_d, unsigned grid_cap)
+{
+    float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
+    const float *k = qkv + 3 * d, *v = qkv + 6 * d;
+#define PML_EMU_CASE(D)                                                                                 \
+    if (d == D) {                                                                                       \
+        if (causal)                                                                                     \
+            run<D, true, float, 3>(grad, qkv, k, v, o, dout, out, out, T, M, zscale, scale, grid_cap);  \
+        else                                                                                            \
+            run<D, false, float, 3>(grad, qkv, k, v, o, dout, out, out, T, M, zscale, scale, grid_cap); \
+        return 1;                                                                                       \
     }
     PML_EMU_DIMS(PML_EMU_CASE)
 #undef PML_EMU_CASE

@@ -147,6 +147,11 @@ def case_attention_switch(cache):
     n, dims = kernels({})
     if n == 0 or 129 in dims or dims != {2, 8, 16, 64, 100, 128}:
         fail("by default every attention but the one of head dim 129 runs on the kernels, not %s" % sorted(dims))
+    # attention_qkv's calls name the layout (heads) as their last template argument
+    with open(os.path.join(ARGS.work, "a.cu")) as f:
+        packed = set(re.findall(r"^  pml_att_fwd<(\d+),[^>]*, (\d+)>\(", f.read(), re.M))
+    if not {("64", "3"), ("16", "2")} <= packed or any(d == "129" for d, _ in packed):
+        fail("attention_qkv's heads of 64 (3) and 16 (2) run on the kernels from packed rows, not %s" % sorted(packed))
     if kernels({"PML_CUDA_ATTENTION": "kernel"})[0] != n:
         fail("PML_CUDA_ATTENTION=kernel is the default")
     if kernels({"PML_CUDA_ATTENTION": "expand"})[0] != 0:

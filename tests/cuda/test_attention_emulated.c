@@ -13,6 +13,67 @@
 
 int pml_emu_attention(int d, int causal, int grad, int bf16, const float *q, const float *k, const float *v,
                       const float *o, const float *dout, float *out, int T, int M, double scale, unsigned grid_cap);
+int pml_emu_attention_qkv(int d, int causal, int grad, const float *qkv, const float *o, const float *dout, float *out,
+                          int T, int M, double scale, unsigned grid_cap);
+
+/* Moves matrices between [L, 3 heads, T, D] parts (parts of ne elements each: q, k, v,
+ * or dq, dk, dv) and attention_qkv's rows [L, T, parts · 3 · D], packing or unpacking. */
+enum { QKV_HEADS = 3 };
+static void qkv_move(float *packed, float *const *split, int parts, int64_t L, int64_t T, int64_t D, int pack)
+{
+    int64_t C = QKV_HEADS * D;
+    for (int p = 0; p < parts; p++)
+        for (int64_t l = 0; l < L; l++)
+            for (int64_t h = 0; h < QKV_HEADS; h++)
+                for (int64_t r = 0; r < T; r++)
+                    for (int64_t j = 0; j < D; j++) {
+                        float *a = &packed[(l * T + r) * parts * C + p * C + h * D + j];
+                        float *b = &split[p][((l * QKV_HEADS + h) * T + r) * D + j];
+                        if (pack)
+                            *a = *b;
+                        else
+                            *b = *a;
+                    }
+}
+
+/* attention_qkv's launches on the packed operands of case c ([L, 3, T, D]) against the
+ * CPU's attention on the split ones: forward and backward, a block per tile and 2. */
+static int packed_case(const att_case *c, uint64_t *seed)
+{
+    int64_t ne = att_numel(c), T = c->dims[2], D = c->dims[3], L = c->dims[0], M = ne / (T * D);
+    int failures = 0;
+    for (int grad = 0; grad < 2; grad++) {
+        size_t out_n = (size_t)ne * (grad ? 3 : 1);
+        float *in[5], *ref = malloc(sizeof(float) * out_n), *got = malloc(sizeof(float) * out_n);
+        float *qkv = malloc(sizeof(float) * (size_t)ne * 3), *po = malloc(sizeof(float) * (size_t)ne),
+              *pd = malloc(sizeof(float) * (size_t)ne), *pout = malloc(sizeof(float) * out_n);
+        for (int j = 0; j < 5; j++) in[j] = malloc(sizeof(float) * (size_t)ne);
+        att_operands(in, 5, ne, seed);
+        pml_err err = {0};
+        if (att_reference(c, grad, in, ref, &err)) {
+            fprintf(stderr, "FAIL: CPU attention: %s\n", err.msg);
+            return 1;
+        }
+        qkv_move(qkv, in, 3, L, T, D, 1);
+        qkv_move(po, &in[3], 1, L, T, D, 1);
+        qkv_move(pd, &in[4], 1, L, T, D, 1);
+        for (int pass = 0; pass < 2; pass++) {
+            memset(pout, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
+            if (!pml_emu_attention_qkv((int)D, c->causal, grad, qkv, po, pd, pout, (int)T, (int)M, c->scale,
+                                       pass ? 2 : 1u << 30)) {
+                fprintf(stderr, "FAIL: head dim %lld is not in attention_emulated.cpp's list\n", (long long)D);
+                return 1;
+            }
+            float *parts[3] = {got, got + ne, got + 2 * ne};
+            qkv_move(pout, parts, grad ? 3 : 1, L, T, D, 0);
+            failures += att_compare(grad ? "attention_qkv_grad (3 heads)" : "attention_qkv (3 heads)", c,
+                                    pass ? "2 blocks" : "a block per tile", got, ref, out_n);
+        }
+        for (int j = 0; j < 5; j++) free(in[j]);
+        free(ref), free(got), free(qkv), free(po), free(pd), free(pout);
+    }
+    return failures;
+}
 
 /* x rounded to bf16 (to nearest even), as the CUDA backend stores it. */
 static float round_bf16(float x)
@@ -70,6 +131,9 @@ int main(void)
             free(ref), free(got);
         }
     }
+    /* attention_qkv's layout: [L, 3 heads, T, D] as packed rows */
+    const att_case packed[] = {{4, {2, 3, 77, 64}, 1, 0.125}, {4, {1, 3, 33, 16}, 0, 0.25}, {4, {2, 3, 5, 2}, 1, 0.7}};
+    for (size_t i = 0; i < sizeof packed / sizeof *packed; i++) failures += packed_case(&packed[i], &seed);
     printf("%d failures\n", failures);
     return failures ? 1 : 0;
 }

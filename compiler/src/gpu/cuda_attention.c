@@ -34,7 +34,9 @@
 
 const char pmlc_cuda_attention_src[] =
     "// ---- fused attention: compiler/src/gpu/cuda_attention.c ----\n"
-    "// Every matrix is [T][D] (f32 or bf16), row-major, M of them end to end. 256 threads as a 16 x 16\n"
+    "// Every matrix is [T][D] (f32 or bf16), row-major: M of them end to end (H = 0), or (H heads,\n"
+    "// attention_qkv) head m % H of leading index m / H in rows that hold P parts of H heads of D\n"
+    "// (P = 3: q, k, v, or dq, dk, dv; P = 1: the output, o, dout). 256 threads as a 16 x 16\n"
     "// grid (tx = threadIdx.x % 16, ty = threadIdx.x / 16): in a tile product a thread owns\n"
     "// rows ty + 16 r and columns tx + 16 c, so a row's 16 threads are lanes of one half warp\n"
     "// and a row's max and sum are shuffles. Shared rows are 16-byte aligned and padded by\n"
@@ -49,17 +51,23 @@ const char pmlc_cuda_attention_src[] =
     "  for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);\n"
     "  return v;\n"
     "}\n"
+    "// Where matrix m's row 0 lies, in elements, in a tensor of the layout above (P parts).\n"
+    "template <int D, int H, int P>\n"
+    "__device__ __forceinline__ long long pml_att_base(long long m, int T) {\n"
+    "  return H ? m / H * T * (long long)(P * H * D) + m % H * D : m * T * (long long)D;\n"
+    "}\n"
     "// An element as stored, f32 or bf16 bits (the prelude's pml_bf2f, pml_f2bf), and back.\n"
     "__device__ __forceinline__ float pml_att_get(float x) { return x; }\n"
     "__device__ __forceinline__ float pml_att_get(unsigned short x) { return pml_bf2f(x); }\n"
     "__device__ __forceinline__ void pml_att_set(float *p, float v) { *p = v; }\n"
     "__device__ __forceinline__ void pml_att_set(unsigned short *p, float v) { *p = pml_f2bf(v); }\n"
-    "// Rows r0.. of a [T][D] matrix into sh[R][DP + 4] (in f32), zeros past T and past D.\n"
-    "template <int D, int DP, int R, typename X>\n"
+    "// Rows r0.. of a [T][D] matrix, its rows LD elements apart, into sh[R][DP + 4] (in f32),\n"
+    "// zeros past T and past D.\n"
+    "template <int D, int DP, int R, int LD, typename X>\n"
     "__device__ __forceinline__ void pml_att_load(float (*sh)[DP + 4], const X *__restrict__ x, int r0, int T) {\n"
     "  for (int e = threadIdx.x; e < R * DP; e += 256) {\n"
     "    const int r = e / DP, c = e % DP;\n"
-    "    sh[r][c] = r0 + r < T && c < D ? pml_att_get(x[(long long)(r0 + r) * D + c]) : 0.0f;\n"
+    "    sh[r][c] = r0 + r < T && c < D ? pml_att_get(x[(long long)(r0 + r) * LD + c]) : 0.0f;\n"
     "  }\n"
     "}\n"
     "// acc[r][c] += a[ty + 16 r] . b[tx + 16 c] over D: a tile of a bᵀ, four columns at a\n"
@@ -130,9 +138,9 @@ const char pmlc_cuda_attention_src[] =
     "// key tiles of BK; under the mask a tile wholly above the diagonal is never visited.\n"
     "// STATS (the backward pass's first launch): no v, and instead of the output, row r's\n"
     "// slot out[r][0..1] gets its log2-domain log-sum-exp and D = Σ dout ∘ o.\n"
-    "// TQ .. TOUT: each operand's element type (pml_att_get).\n"
+    "// TQ .. TOUT: each operand's element type (pml_att_get); H: the layout (above).\n"
     "template <int D, int DP, int BQ, int BK, bool CAUSAL, bool STATS, typename TQ, typename TK, typename TV,\n"
-    "          typename TO, typename TD, typename TOUT>\n"
+    "          typename TO, typename TD, typename TOUT, int H = 0>\n"
     "__device__ __forceinline__ void pml_att_fwd(const TQ *__restrict__ q, const TK *__restrict__ k,\n"
     "                                            const TV *__restrict__ v, const TO *__restrict__ o,\n"
     "                                            const TD *__restrict__ dout, TOUT *__restrict__ out, int T,\n"
@@ -140,13 +148,13 @@ const char pmlc_cuda_attention_src[] =
     "  __align__(16) __shared__ float qs[BQ][DP + 4];\n"
     "  __align__(16) __shared__ float kv[BK][DP + 4];\n"
     "  __align__(16) __shared__ float ps[BQ][BK + 4];\n"
-    "  constexpr int RM = BQ / 16, RN = BK / 16, RD = DP / 16;\n"
+    "  constexpr int RM = BQ / 16, RN = BK / 16, RD = DP / 16, LI = H ? 3 * H * D : D, LO = H ? H * D : D;\n"
     "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, tiles = (T + BQ - 1) / BQ;\n"
     "  for (long long w = blockIdx.x; w < (long long)M * tiles; w += gridDim.x) {\n"
     "    const int i0 = (tiles - 1 - (int)(w % tiles)) * BQ;\n"
-    "    const long long base = w / tiles * (long long)T * D;\n"
+    "    const long long bi = pml_att_base<D, H, 3>(w / tiles, T), bo = pml_att_base<D, H, 1>(w / tiles, T);\n"
     "    __syncthreads(); // the last tile's readers of qs are done\n"
-    "    pml_att_load<D, DP, BQ>(qs, q + base, i0, T);\n"
+    "    pml_att_load<D, DP, BQ, LI>(qs, q + bi, i0, T);\n"
     "    float m[RM], l[RM], acc[RM][RD];\n"
     "#pragma unroll\n"
     "    for (int r = 0; r < RM; r++) {\n"
@@ -157,7 +165,7 @@ const char pmlc_cuda_attention_src[] =
     "    const int jend = CAUSAL ? min(T, i0 + BQ) : T;\n"
     "    for (int j0 = 0; j0 < jend; j0 += BK) {\n"
     "      __syncthreads(); // kv and ps are free\n"
-    "      pml_att_load<D, DP, BK>(kv, k + base, j0, T);\n"
+    "      pml_att_load<D, DP, BK, LI>(kv, k + bi, j0, T);\n"
     "      __syncthreads();\n"
     "      float s[RM][RN];\n"
     "#pragma unroll\n"
@@ -193,7 +201,7 @@ const char pmlc_cuda_attention_src[] =
     "#pragma unroll\n"
     "          for (int c = 0; c < RN; c++) ps[ty + 16 * r][tx + 16 * c] = s[r][c];\n"
     "        __syncthreads(); // k's readers are done, p is written\n"
-    "        pml_att_load<D, DP, BK>(kv, v + base, j0, T);\n"
+    "        pml_att_load<D, DP, BK, LI>(kv, v + bi, j0, T);\n"
     "        __syncthreads();\n"
     "        pml_att_pb<DP, BK, BK, RM, false>(acc, ps, kv);\n"
     "      }\n"
@@ -205,18 +213,18 @@ const char pmlc_cuda_attention_src[] =
     "        const float inv = 1.0f / l[r];\n"
     "#pragma unroll\n"
     "        for (int c = 0; c < RD; c++)\n"
-    "          if (row < T && tx + 16 * c < D) pml_att_set(&out[base + (long long)row * D + tx + 16 * c], acc[r][c] * "
+    "          if (row < T && tx + 16 * c < D) pml_att_set(&out[bo + (long long)row * LO + tx + 16 * c], acc[r][c] * "
     "inv);\n"
     "        continue;\n"
     "      }\n"
     "      float dd = 0.0f;\n"
     "      for (int c = tx; c < D && row < T; c += 16)\n"
-    "        dd = fmaf(pml_att_get(dout[base + (long long)row * D + c]), pml_att_get(o[base + (long long)row * D + "
+    "        dd = fmaf(pml_att_get(dout[bo + (long long)row * LO + c]), pml_att_get(o[bo + (long long)row * LO + "
     "c]), dd);\n"
     "      dd = pml_att_sum16(dd);\n"
     "      if (row < T && tx == 0) {\n"
-    "        pml_att_set(&out[base + (long long)row * D], m[r] + log2f(l[r]));\n"
-    "        pml_att_set(&out[base + (long long)row * D + 1], dd);\n"
+    "        pml_att_set(&out[bi + (long long)row * LI], m[r] + log2f(l[r])); // the dq slot: P = 3\n"
+    "        pml_att_set(&out[bi + (long long)row * LI + 1], dd);\n"
     "      }\n"
     "    }\n"
     "  }\n"
@@ -261,18 +269,18 @@ const char pmlc_cuda_attention_src[] =
     "}\n"
     "\n"
     "// Row r's log-sum-exp and D from the slot the STATS launch wrote (g's dq part), rows i0..\n"
-    "template <int D, int B>\n"
+    "template <int D, int B, int LD>\n"
     "__device__ __forceinline__ void pml_att_load_stats(float *lse, float *dd, const float *g, int i0, int T) {\n"
     "  for (int r = threadIdx.x; r < B; r += 256) {\n"
     "    const bool in = i0 + r < T;\n"
-    "    lse[r] = in ? g[(long long)(i0 + r) * D] : 0.0f;\n"
-    "    dd[r] = in ? g[(long long)(i0 + r) * D + 1] : 0.0f;\n"
+    "    lse[r] = in ? g[(long long)(i0 + r) * LD] : 0.0f;\n"
+    "    dd[r] = in ? g[(long long)(i0 + r) * LD + 1] : 0.0f;\n"
     "  }\n"
     "}\n"
     "\n"
     "// Backward, second launch: dk and dv, one block per B keys, over the query tiles that see\n"
-    "// them; g is [3][M][T][D] (dq, dk, dv), its dq part holding the rows' statistics.\n"
-    "template <int D, int DP, int B, bool CAUSAL, typename TQ, typename TK, typename TV, typename TD>\n"
+    "// them; g is dq, dk, dv ([3][M][T][D], or qkv's layout), its dq part holding the rows' statistics.\n"
+    "template <int D, int DP, int B, bool CAUSAL, typename TQ, typename TK, typename TV, typename TD, int H = 0>\n"
     "__device__ __forceinline__ void pml_att_bwd_kv(const TQ *__restrict__ q, const TK *__restrict__ k,\n"
     "                                               const TV *__restrict__ v, const TD *__restrict__ dout,\n"
     "                                               float *__restrict__ g, int T, int M, float zscale, float scale) {\n"
@@ -283,15 +291,15 @@ const char pmlc_cuda_attention_src[] =
     "  __align__(16) __shared__ float ps[B][B + 4];\n"
     "  __align__(16) __shared__ float dss[B][B + 4];\n"
     "  __shared__ float lse[B], dd[B];\n"
-    "  constexpr int R = B / 16, RD = DP / 16;\n"
+    "  constexpr int R = B / 16, RD = DP / 16, LI = H ? 3 * H * D : D, LO = H ? H * D : D;\n"
     "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, tiles = (T + B - 1) / B;\n"
-    "  const long long all = (long long)M * T * D;\n"
+    "  const long long part = H ? (long long)H * D : (long long)M * T * D; // dq to dk, dk to dv\n"
     "  for (long long w = blockIdx.x; w < (long long)M * tiles; w += gridDim.x) {\n"
     "    const int j0 = (int)(w % tiles) * B; // the first key tiles first: under the mask they see the most queries\n"
-    "    const long long base = w / tiles * (long long)T * D;\n"
+    "    const long long bi = pml_att_base<D, H, 3>(w / tiles, T), bo = pml_att_base<D, H, 1>(w / tiles, T);\n"
     "    __syncthreads();\n"
-    "    pml_att_load<D, DP, B>(ks, k + base, j0, T);\n"
-    "    pml_att_load<D, DP, B>(vs, v + base, j0, T);\n"
+    "    pml_att_load<D, DP, B, LI>(ks, k + bi, j0, T);\n"
+    "    pml_att_load<D, DP, B, LI>(vs, v + bi, j0, T);\n"
     "    float dk[R][RD], dv[R][RD];\n"
     "#pragma unroll\n"
     "    for (int r = 0; r < R; r++)\n"
@@ -299,9 +307,9 @@ const char pmlc_cuda_attention_src[] =
     "      for (int c = 0; c < RD; c++) dk[r][c] = 0.0f, dv[r][c] = 0.0f;\n"
     "    for (int i0 = CAUSAL ? j0 : 0; i0 < T; i0 += B) {\n"
     "      __syncthreads(); // qs, dos, ps, dss are free\n"
-    "      pml_att_load<D, DP, B>(qs, q + base, i0, T);\n"
-    "      pml_att_load<D, DP, B>(dos, dout + base, i0, T);\n"
-    "      pml_att_load_stats<D, B>(lse, dd, g + base, i0, T);\n"
+    "      pml_att_load<D, DP, B, LI>(qs, q + bi, i0, T);\n"
+    "      pml_att_load<D, DP, B, LO>(dos, dout + bo, i0, T);\n"
+    "      pml_att_load_stats<D, B, LI>(lse, dd, g + bi, i0, T);\n"
     "      __syncthreads();\n"
     "      float p[R][R], ds[R][R];\n"
     "      pml_att_tile_ds<D, DP, B, CAUSAL>(p, ds, qs, dos, ks, vs, lse, dd, i0, j0, T, zscale, scale);\n"
@@ -317,8 +325,8 @@ const char pmlc_cuda_attention_src[] =
     "      for (int c = 0; c < RD; c++) {\n"
     "        const int row = j0 + ty + 16 * r, col = tx + 16 * c;\n"
     "        if (row < T && col < D) {\n"
-    "          g[all + base + (long long)row * D + col] = dk[r][c];\n"
-    "          g[2 * all + base + (long long)row * D + col] = dv[r][c];\n"
+    "          g[part + bi + (long long)row * LI + col] = dk[r][c];\n"
+    "          g[2 * part + bi + (long long)row * LI + col] = dv[r][c];\n"
     "        }\n"
     "      }\n"
     "  }\n"
@@ -326,7 +334,7 @@ const char pmlc_cuda_attention_src[] =
     "\n"
     "// Backward, third launch: dq, one block per B queries over the key tiles they see; reads\n"
     "// its rows' statistics from their dq slots before overwriting them.\n"
-    "template <int D, int DP, int B, bool CAUSAL, typename TQ, typename TK, typename TV, typename TD>\n"
+    "template <int D, int DP, int B, bool CAUSAL, typename TQ, typename TK, typename TV, typename TD, int H = 0>\n"
     "__device__ __forceinline__ void pml_att_bwd_q(const TQ *__restrict__ q, const TK *__restrict__ k,\n"
     "                                              const TV *__restrict__ v, const TD *__restrict__ dout,\n"
     "                                              float *__restrict__ g, int T, int M, float zscale, float scale) {\n"
@@ -336,15 +344,15 @@ const char pmlc_cuda_attention_src[] =
     "  __align__(16) __shared__ float dos[B][DP + 4];\n"
     "  __align__(16) __shared__ float dss[B][B + 4];\n"
     "  __shared__ float lse[B], dd[B];\n"
-    "  constexpr int R = B / 16, RD = DP / 16;\n"
+    "  constexpr int R = B / 16, RD = DP / 16, LI = H ? 3 * H * D : D, LO = H ? H * D : D;\n"
     "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, tiles = (T + B - 1) / B;\n"
     "  for (long long w = blockIdx.x; w < (long long)M * tiles; w += gridDim.x) {\n"
     "    const int i0 = (tiles - 1 - (int)(w % tiles)) * B;\n"
-    "    const long long base = w / tiles * (long long)T * D;\n"
+    "    const long long bi = pml_att_base<D, H, 3>(w / tiles, T), bo = pml_att_base<D, H, 1>(w / tiles, T);\n"
     "    __syncthreads();\n"
-    "    pml_att_load<D, DP, B>(qs, q + base, i0, T);\n"
-    "    pml_att_load<D, DP, B>(dos, dout + base, i0, T);\n"
-    "    pml_att_load_stats<D, B>(lse, dd, g + base, i0, T);\n"
+    "    pml_att_load<D, DP, B, LI>(qs, q + bi, i0, T);\n"
+    "    pml_att_load<D, DP, B, LO>(dos, dout + bo, i0, T);\n"
+    "    pml_att_load_stats<D, B, LI>(lse, dd, g + bi, i0, T);\n"
     "    float dq[R][RD];\n"
     "#pragma unroll\n"
     "    for (int r = 0; r < R; r++)\n"
@@ -353,8 +361,8 @@ const char pmlc_cuda_attention_src[] =
     "    const int jend = CAUSAL ? min(T, i0 + B) : T;\n"
     "    for (int j0 = 0; j0 < jend; j0 += B) {\n"
     "      __syncthreads(); // ks, vs, dss are free (and the statistics are read)\n"
-    "      pml_att_load<D, DP, B>(ks, k + base, j0, T);\n"
-    "      pml_att_load<D, DP, B>(vs, v + base, j0, T);\n"
+    "      pml_att_load<D, DP, B, LI>(ks, k + bi, j0, T);\n"
+    "      pml_att_load<D, DP, B, LI>(vs, v + bi, j0, T);\n"
     "      __syncthreads();\n"
     "      float p[R][R], ds[R][R];\n"
     "      pml_att_tile_ds<D, DP, B, CAUSAL>(p, ds, qs, dos, ks, vs, lse, dd, i0, j0, T, zscale, scale);\n"
@@ -367,7 +375,7 @@ const char pmlc_cuda_attention_src[] =
     "#pragma unroll\n"
     "      for (int c = 0; c < RD; c++) {\n"
     "        const int row = i0 + ty + 16 * r, col = tx + 16 * c;\n"
-    "        if (row < T && col < D) g[base + (long long)row * D + col] = dq[r][c];\n"
+    "        if (row < T && col < D) g[bi + (long long)row * LI + col] = dq[r][c];\n"
     "      }\n"
     "  }\n"
     "}\n";
@@ -377,16 +385,23 @@ static int fwd_bk(int dp) { return PMLC_CUDA_ATT_FWD_BK(dp); }
 static int bwd_b(int dp) { return PMLC_CUDA_ATT_BWD_B(dp); }
 enum { FWD_BQ = PMLC_CUDA_ATT_FWD_BQ };
 
-int cg_attention_launches(const cg *c, int32_t n) { return c->g->nodes.v[n].op == OP_ATTENTION_GRAD ? 3 : 1; }
+int cg_attention_launches(const cg *c, int32_t n)
+{
+    pmlc_opcode op = c->g->nodes.v[n].op;
+    return op == OP_ATTENTION_GRAD || op == OP_ATTENTION_QKV_GRAD ? 3 : 1;
+}
 
 int64_t cg_attention(cg *c, int32_t n, int part)
 {
     const ir_node *x = &c->g->nodes.v[n];
     const pmlc_cshape *qs = &c->shape[x->in[0]];
-    int64_t T = qs->rank >= 2 ? qs->d[qs->rank - 2] : 0, D = qs->rank >= 2 ? qs->d[qs->rank - 1] : 0;
-    /* Operands f32 or bf16 (the kernels compute in f32); attention_grad's output, whose
-     * dq slots hold the statistics, f32 (ir/precision.h keeps it so). */
-    int typed = x->dtype == PMLC_F32 || (x->dtype == PMLC_BF16 && x->op == OP_ATTENTION);
+    int packed = x->op == OP_ATTENTION_QKV || x->op == OP_ATTENTION_QKV_GRAD;
+    int grad = x->op == OP_ATTENTION_GRAD || x->op == OP_ATTENTION_QKV_GRAD;
+    int64_t H = packed && x->n_attr >= 2 ? x->attr[1] : 0, W = qs->rank >= 2 ? qs->d[qs->rank - 1] : 0;
+    int64_t T = qs->rank >= 2 ? qs->d[qs->rank - 2] : 0, D = packed ? (H ? W / (3 * H) : 0) : W;
+    /* Operands f32 or bf16 (the kernels compute in f32); the gradient, whose dq slots hold
+     * the statistics, f32 (ir/precision.h keeps it so). */
+    int typed = x->dtype == PMLC_F32 || (x->dtype == PMLC_BF16 && !grad);
     for (int k = 0; k < x->n_in; k++) {
         pmlc_dtype t = c->g->nodes.v[x->in[k]].dtype;
         typed &= t == PMLC_F32 || t == PMLC_BF16;
@@ -399,9 +414,22 @@ int64_t cg_attention(cg *c, int32_t n, int part)
         c->errors++;
         return 0;
     }
-    const char *ty[5]; /* the operands' element types: q, k, v, and attention_grad's o and dout */
-    for (int k = 0; k < 5; k++) ty[k] = k < x->n_in ? cg_mtype(c->g->nodes.v[x->in[k]].dtype) : "float";
-    int64_t M = T ? c->numel[x->in[0]] / (T * D) : 0;
+    /* The operands: q, k, v, and the gradient's o and dout; packed, q, k and v are one
+     * argument at column offsets 0, C and 2C, o and dout its inputs 1 and 2. */
+    int src[5] = {0, 1, 2, 3, 4};
+    int64_t at[5] = {0};
+    if (packed) {
+        src[1] = src[2] = 0, src[3] = 1, src[4] = 2;
+        at[1] = H * D, at[2] = 2 * H * D;
+    }
+    const char *ty[5], *arg[5];
+    for (int k = 0; k < 5; k++) {
+        int used = k < 3 || grad;
+        ty[k] = used ? cg_mtype(c->g->nodes.v[x->in[src[k]]].dtype) : "float";
+        arg[k] = used ? pmlc_arena_printf(&c->P->arena, "a%d + %lld", cg_arg(c, x->in[src[k]], 0), (long long)at[k])
+                      : "nullptr";
+    }
+    int64_t M = T && D ? c->numel[x->in[0]] / (T * D) / (packed ? 3 : 1) : 0;
     if (T > INT32_MAX || M > INT32_MAX) { /* the kernels count rows and matrices in int */
         pmlc_error(&c->P->diag, x->loc,
                    "the CUDA attention kernels take fewer than 2^31 rows and matrices, not T = %lld and %lld "
@@ -413,30 +441,29 @@ int64_t cg_attention(cg *c, int32_t n, int part)
     int dp = (int)PMLC_CUDA_ATT_DP(D), causal = x->n_attr >= 1 && x->attr[0] != 0;
     const char *zscale = cg_float_lit(c, (double)(float)(x->fval * 1.4426950408889634)); /* scale · log2 e */
     const char *scale = cg_float_lit(c, (double)(float)x->fval);
-    int aq = cg_arg(c, x->in[0], 0), ak = cg_arg(c, x->in[1], 0);
+    int ay = cg_arg(c, n, 1);
     const char *cz = causal ? "true" : "false";
-    if (x->op == OP_ATTENTION) {
-        int av = cg_arg(c, x->in[2], 0), ao = cg_arg(c, n, 1);
+    if (!grad) {
         cg_emit(c,
-                "  pml_att_fwd<%lld, %d, %d, %d, %s, false, %s, %s, %s, float, float, %s>(a%d, a%d, a%d, nullptr, "
+                "  pml_att_fwd<%lld, %d, %d, %d, %s, false, %s, %s, %s, float, float, %s, %lld>(%s, %s, %s, nullptr, "
                 "nullptr, a%d, %lld, %lld, %s);\n",
-                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, ty[0], ty[1], ty[2], cg_mtype(x->dtype), aq, ak, av, ao,
-                (long long)T, (long long)M, zscale);
+                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, ty[0], ty[1], ty[2], cg_mtype(x->dtype), (long long)H, arg[0],
+                arg[1], arg[2], ay, (long long)T, (long long)M, zscale);
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
-    /* attention_grad(q, k, v, o, dout) -> g */
+    /* the gradient (q, k, v, o, dout) -> g */
     if (part == 0) {
-        int ao = cg_arg(c, x->in[3], 0), ad = cg_arg(c, x->in[4], 0), ag = cg_arg(c, n, 1);
-        cg_emit(c,
-                "  pml_att_fwd<%lld, %d, %d, %d, %s, true, %s, %s, float, %s, %s, float>(a%d, a%d, nullptr, a%d, a%d, "
-                "a%d, %lld, %lld, %s);\n",
-                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, ty[0], ty[1], ty[3], ty[4], aq, ak, ao, ad, ag, (long long)T,
-                (long long)M, zscale);
+        cg_emit(
+            c,
+            "  pml_att_fwd<%lld, %d, %d, %d, %s, true, %s, %s, float, %s, %s, float, %lld>(%s, %s, nullptr, %s, %s, "
+            "a%d, %lld, %lld, %s);\n",
+            (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, ty[0], ty[1], ty[3], ty[4], (long long)H, arg[0], arg[1], arg[3],
+            arg[4], ay, (long long)T, (long long)M, zscale);
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
-    int av = cg_arg(c, x->in[2], 0), ad = cg_arg(c, x->in[4], 0), ag = cg_arg(c, n, 1), b = bwd_b(dp);
-    cg_emit(c, "  pml_att_bwd_%s<%lld, %d, %d, %s, %s, %s, %s, %s>(a%d, a%d, a%d, a%d, a%d, %lld, %lld, %s, %s);\n",
-            part == 1 ? "kv" : "q", (long long)D, dp, b, cz, ty[0], ty[1], ty[2], ty[4], aq, ak, av, ad, ag,
-            (long long)T, (long long)M, zscale, scale);
+    int b = bwd_b(dp);
+    cg_emit(c, "  pml_att_bwd_%s<%lld, %d, %d, %s, %s, %s, %s, %s, %lld>(%s, %s, %s, %s, a%d, %lld, %lld, %s, %s);\n",
+            part == 1 ? "kv" : "q", (long long)D, dp, b, cz, ty[0], ty[1], ty[2], ty[4], (long long)H, arg[0], arg[1],
+            arg[2], arg[4], ay, (long long)T, (long long)M, zscale, scale);
     return M * ((T + b - 1) / b) * 256;
 }

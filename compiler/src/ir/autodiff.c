@@ -233,6 +233,18 @@ static int32_t attention_grad(ad *A, int32_t i, const ir_node *n, int k, int32_t
     return with_shape(A, OP_RESHAPE, part, &sh);
 }
 
+/* The gradient of attention_qkv node i to its packed input: one attention_qkv_grad, in
+ * qkv's layout (nothing to slice). */
+static int32_t attention_qkv_grad(ad *A, int32_t i, const ir_node *n, int32_t dy)
+{
+    int32_t in[3] = {value(A, n->in[0]), value(A, i), dy};
+    int saved = A->pass;
+    A->pass = PMLC_PASS_BWD_INPUT; /* as attention_grad's */
+    int32_t g = emit(A, OP_ATTENTION_QKV_GRAD, 3, in, n->attr, n->n_attr, NULL, n->fval);
+    A->pass = saved;
+    return g;
+}
+
 static int32_t matmul_grad(ad *A, const ir_node *n, int k, int32_t dy)
 {
     int32_t a = n->in[0], b = n->in[1];
@@ -391,6 +403,8 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
         return matmul_grad(A, &n, k, dy);
     case OP_ATTENTION:
         return attention_grad(A, i, &n, k, dy);
+    case OP_ATTENTION_QKV:
+        return attention_qkv_grad(A, i, &n, dy);
     /* Sources, comparisons and the ops autodiff itself makes have no rule. */
     case OP_INPUT:
     case OP_PARAM:
@@ -407,6 +421,7 @@ static int32_t rule(ad *A, int32_t i, int k, int32_t dy)
     case OP_XENT_GRAD:
     case OP_GELU_TANH_GRAD:
     case OP_ATTENTION_GRAD:
+    case OP_ATTENTION_QKV_GRAD:
     case OP_COUNT:
         break;
     }

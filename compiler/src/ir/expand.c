@@ -14,12 +14,13 @@ typedef struct xp {
     int failed;
 } xp;
 
-static int32_t op(xp *X, pmlc_opcode o, int n_in, const int32_t *in, const int64_t *attr, int n_attr, double fval)
+static int32_t op_to(xp *X, pmlc_opcode o, int n_in, const int32_t *in, const int64_t *attr, int n_attr, double fval,
+                     const pmlc_shape *target)
 {
     if (X->failed) return -1;
-    pmlc_shape scratch[2];
+    pmlc_shape scratch[3];
     pmlc_infer inf;
-    if (pmlc_graph_infer(X->g, o, n_in, in, attr, n_attr, NULL, &X->P->syms, pmlc_ops[o].name, scratch, &inf)) {
+    if (pmlc_graph_infer(X->g, o, n_in, in, attr, n_attr, target, &X->P->syms, pmlc_ops[o].name, scratch, &inf)) {
         pmlc_error(&X->P->diag, X->proto.loc, "internal error: attention written out as primitives is ill-formed (%s)",
                    inf.msg);
         X->failed = 1;
@@ -34,6 +35,11 @@ static int32_t op(xp *X, pmlc_opcode o, int n_in, const int32_t *in, const int64
     n.param = -1;
     n.label = NULL;
     return pmlc_graph_push(&X->P->arena, X->g, &n, &inf.out, in, attr);
+}
+
+static int32_t op(xp *X, pmlc_opcode o, int n_in, const int32_t *in, const int64_t *attr, int n_attr, double fval)
+{
+    return op_to(X, o, n_in, in, attr, n_attr, fval, NULL);
 }
 
 static int32_t constant(xp *X, double v)
@@ -70,20 +76,51 @@ static int32_t write_out(xp *X, const int32_t *qkv)
     return op(X, OP_MATMUL, 2, in, NULL, 0, 0);
 }
 
+/* attention_qkv(x) written out as the stdlib wrote it before the op existed: each third
+ * of x's last axis sliced, reshaped to [..., T, heads, d] and permuted to [..., heads,
+ * T, d]; attention of the three written out; permuted back and reshaped to [..., T,
+ * heads·d]. Returns the last node. */
+static int32_t unpack(xp *X, int32_t x)
+{
+    const ir_node *n = &X->g->nodes.v[x];
+    int rank = n->rank;
+    int64_t heads = X->proto.attr[1], C = n->shape[rank - 1].coef / 3, perm[PMLC_MAX_RANK + 1];
+    pmlc_shape split = {rank + 1, {{0}}};
+    memcpy(split.d, n->shape, sizeof(pmlc_size) * (size_t)(rank - 1));
+    split.d[rank - 1] = pmlc_size_int(heads), split.d[rank] = pmlc_size_int(C / heads);
+    for (int k = 0; k <= rank; k++) perm[k] = k;
+    perm[rank - 2] = rank - 1, perm[rank - 1] = rank - 2; /* T and heads swap: its own inverse */
+    int32_t qkv[3];
+    for (int p = 0; p < 3; p++) {
+        int64_t at[4] = {rank - 1, p * C, (p + 1) * C, 1};
+        int32_t part = op(X, OP_SLICE, 1, &x, at, 4, 0);
+        part = op_to(X, OP_RESHAPE, 1, &part, NULL, 0, 0, &split);
+        qkv[p] = op(X, OP_PERMUTE, 1, &part, perm, rank + 1, 0);
+    }
+    int32_t o = op(X, OP_PERMUTE, 1, (int32_t[]){write_out(X, qkv)}, perm, rank + 1, 0);
+    pmlc_shape merged = {rank, {{0}}};
+    memcpy(merged.d, n->shape, sizeof(pmlc_size) * (size_t)rank);
+    merged.d[rank - 1] = pmlc_size_int(C);
+    return op_to(X, OP_RESHAPE, 1, &o, NULL, 0, 0, &merged);
+}
+
 /* Whether attention node n is written out: always under PML_CUDA_ATTENTION=expand, else
  * when the CUDA kernels do not take it (a head dimension they do not fit, or one not
  * known before the plan binds its sizes). */
 static int written_out(const ir_node *n, int expand_all)
 {
     pmlc_size d = n->shape[n->rank - 1];
+    if (n->op == OP_ATTENTION_QKV) d.coef /= n->attr[1]; /* its output's columns are heads · d (known) */
     return expand_all || !pmlc_size_is_const(d) || !pmlc_cuda_attention_fits(d.coef);
 }
+
+static int is_attention(const ir_node *n) { return n->op == OP_ATTENTION || n->op == OP_ATTENTION_QKV; }
 
 int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g)
 {
     int N = g->nodes.n, count = 0, expand_all = 0;
     for (int i = 0; i < N; i++) {
-        if (g->nodes.v[i].op != OP_ATTENTION) continue;
+        if (!is_attention(&g->nodes.v[i])) continue;
         const char *mode = getenv("PML_CUDA_ATTENTION");
         if (mode && *mode && strcmp(mode, "kernel") && strcmp(mode, "expand")) {
             pmlc_error(&P->diag, g->nodes.v[i].loc,
@@ -95,7 +132,7 @@ int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g)
         expand_all = mode && !strcmp(mode, "expand");
         break;
     }
-    for (int i = 0; i < N; i++) count += g->nodes.v[i].op == OP_ATTENTION && written_out(&g->nodes.v[i], expand_all);
+    for (int i = 0; i < N; i++) count += is_attention(&g->nodes.v[i]) && written_out(&g->nodes.v[i], expand_all);
     if (!count) return 0;
     size_t nn = (size_t)N + 1;
     int32_t *to = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * nn);    /* the node that is old node i's value */
@@ -112,12 +149,12 @@ int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g)
         pmlc_shape sh = {n.rank, {{0}}};
         memcpy(sh.d, n.shape, sizeof(pmlc_size) * (size_t)n.rank);
         first[i] = g->nodes.n;
-        if (n.op != OP_ATTENTION || !written_out(&n, expand_all)) {
+        if (!is_attention(&n) || !written_out(&n, expand_all)) {
             to[i] = pmlc_graph_push(&P->arena, g, &n, &sh, in, n.attr);
             continue;
         }
         X.proto = n;
-        to[i] = write_out(&X, in);
+        to[i] = n.op == OP_ATTENTION_QKV ? unpack(&X, in[0]) : write_out(&X, in);
         if (to[i] >= 0) g->nodes.v[to[i]].label = n.label;
     }
     if (X.failed) return -1;

@@ -3,11 +3,13 @@
  *
  * The CUDA backend's attention kernels (gpu/cuda_attention.h) take f32 with a head
  * dimension from 2 to 128 known when the graph is made. A plan placed on CUDA devices
- * gets every other `attention(q, k, v)` node — every one under PML_CUDA_ATTENTION=expand,
- * none but those with another value, which is an error — replaced, before autodiff and
- * costing, by the graph the
- * stdlib wrote before the primitive existed: matmul(q, kᵀ) · scale, causal_mask when
- * causal, softmax as max/sub/exp/sum/div over the last axis, matmul with v. The new
+ * gets every other `attention(q, k, v)` and `attention_qkv(qkv, heads)` node — every one
+ * under PML_CUDA_ATTENTION=expand, none but those with another value, which is an error
+ * — replaced, before autodiff and costing, by the graph the stdlib wrote before the
+ * primitives existed: matmul(q, kᵀ) · scale, causal_mask when causal, softmax as
+ * max/sub/exp/sum/div over the last axis, matmul with v; for attention_qkv, q, k and v
+ * sliced off its input and permuted to [..., heads, T, d] first, the result permuted
+ * back and its heads merged after. The new
  * nodes take the attention node's stage, unit, pass, location and recomputation
  * segment; the last of them its label. Every index into the node list (parameters,
  * inputs, output, labels, loss, the teacher's range, scopes, segments) is remapped. */

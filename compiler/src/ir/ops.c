@@ -302,6 +302,37 @@ static int rule_attention(pmlc_infer *a)
     return check_numel(a);
 }
 
+/* attention_qkv(qkv) with attr [causal, heads]: qkv [..., T, 3·heads·d] -> [..., T,
+ * heads·d]; its backward attention_qkv_grad(qkv, out, dout) -> qkv's shape. */
+static int rule_attention_qkv(pmlc_infer *a)
+{
+    char tb[2][160];
+    const pmlc_shape *x = a->in[0];
+    if (need_float(a, 0)) return 1;
+    if (a->n_attr < 2 || a->attr[1] < 1) FAIL(0, "'%s' needs a positive number of heads", a->opname);
+    int64_t heads = a->attr[1];
+    pmlc_size w = x->rank >= 2 ? x->d[x->rank - 1] : pmlc_size_int(0);
+    if (x->rank < 2 || !pmlc_size_is_const(w) || w.coef < 1 || w.coef % (3 * heads))
+        FAIL(0, "'%s' needs qkv shaped [..., T, 3·heads·d] with a known last axis (3 x %lld heads x d), but it is %s",
+             a->opname, (long long)heads, TA(0));
+    a->out = *x;
+    a->out_dt = a->dt[0];
+    if (a->n_in == 1) {
+        a->out.d[x->rank - 1] = pmlc_size_int(w.coef / 3);
+        return check_numel(a);
+    }
+    for (int k = 1; k < 3; k++) {
+        if (same_dtype(a, 0, k)) return 1;
+        const pmlc_shape *y = a->in[k];
+        int ok = y->rank == x->rank && pmlc_size_eq(y->d[x->rank - 1], pmlc_size_int(w.coef / 3));
+        for (int d = 0; ok && d < x->rank - 1; d++) ok = pmlc_size_eq(y->d[d], x->d[d]);
+        if (!ok)
+            FAIL(k, "'%s' needs its output and gradient shaped as qkv with a third of its columns: %s and %s",
+                 a->opname, TA(0), TB(k));
+    }
+    return check_numel(a);
+}
+
 static int rule_matmul(pmlc_infer *a)
 {
     char tb[2][160], s1[64], s2[64];
@@ -383,7 +414,11 @@ static int rule_target(pmlc_infer *a)
 #define RULE_OF_GATHER(e, flags) RULE_##e
 #define RULE_OF_MATMUL(e, flags) RULE_##e
 #define RULE_OF_ROWLOSS(e, flags) RULE_##e
-#define RULE_OF_ATTENTION(e, flags) rule_attention
+#define RULE_OF_ATTENTION(e, flags) RULE_##e
+#define RULE_ATTENTION rule_attention
+#define RULE_ATTENTION_GRAD rule_attention
+#define RULE_ATTENTION_QKV rule_attention_qkv
+#define RULE_ATTENTION_QKV_GRAD rule_attention_qkv
 #define RULE_WHERE rule_where
 #define RULE_CAST rule_cast
 #define RULE_DROPOUT rule_unary_float
@@ -422,7 +457,8 @@ int64_t pmlc_cshape_numel(const pmlc_cshape *s)
     return n;
 }
 
-void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cshape *out, double *fwd, double *bwd)
+void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cshape *out, const int64_t *attr,
+                  int n_attr, double *fwd, double *bwd)
 {
     const pmlc_op_info *info = &pmlc_ops[op];
     double n_out = (double)pmlc_cshape_numel(out);
@@ -451,11 +487,16 @@ void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cs
     case PMLC_OPC_ATTENTION: { /* q kᵀ and p v: 4 T² d per matrix (half under the mask), the
                                   softmax ~5 T²; the backward recomputes q kᵀ and makes four more products */
         const pmlc_cshape *q = &in[0];
-        double T = (double)q->d[q->rank - 2], d = (double)q->d[q->rank - 1];
-        double mats = (double)pmlc_cshape_numel(q) / (T * d > 0 ? T * d : 1);
+        int packed = op == OP_ATTENTION_QKV || op == OP_ATTENTION_QKV_GRAD,
+            heads = packed && n_attr >= 2 ? (int)attr[1] : 1;
+        double T = (double)q->d[q->rank - 2], d = (double)q->d[q->rank - 1] / (packed ? 3.0 * heads : 1.0);
+        double mats = (double)pmlc_cshape_numel(q) / (packed ? 3.0 : 1.0) / (T * d > 0 ? T * d : 1);
         double full = mats * T * T * (4 * d + 5), part = info->differentiable ? full : 0;
-        *fwd = op == OP_ATTENTION ? full : full * 2.5;
-        for (int i = 0; i < n_in && i < 3; i++) bwd[i] = part * 2.5 / 3;
+        *fwd = op == OP_ATTENTION || op == OP_ATTENTION_QKV ? full : full * 2.5;
+        if (packed)
+            bwd[0] = part * 2.5;
+        else
+            for (int i = 0; i < n_in && i < 3; i++) bwd[i] = part * 2.5 / 3;
         break;
     }
     case PMLC_OPC_MATMUL: {

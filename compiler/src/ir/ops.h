@@ -86,9 +86,10 @@ typedef struct pmlc_cshape {
 
 int64_t pmlc_cshape_numel(const pmlc_cshape *s);
 
-/* Forward FLOPs, and backward FLOPs spent on the gradient of each input. */
-void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cshape *out, double *fwd,
-                  double *bwd_per_input);
+/* Forward FLOPs, and backward FLOPs spent on the gradient of each input (attr: the
+ * node's, which attention_qkv's head count is among). */
+void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cshape *out, const int64_t *attr,
+                  int n_attr, double *fwd, double *bwd_per_input);
 
 /* Bytes the forward op reads and writes, given each tensor's element size: what a
  * memory-bound kernel costs. A gather reads only the rows it returns. */

@@ -32,6 +32,7 @@ pmlc_prec_rule pmlc_precision_rule(pmlc_opcode op, int backward)
     case OP_SCATTER_ADD:
     case OP_XENT:
     case OP_ATTENTION_GRAD: /* gradients, stacked and sliced: transient, like a rule's element-wise work */
+    case OP_ATTENTION_QKV_GRAD: /* as attention_grad's: the qkv product's backward reads it */
         return PMLC_PREC_F32;
     case OP_RESHAPE:
     case OP_PERMUTE:
@@ -68,6 +69,7 @@ pmlc_prec_rule pmlc_precision_rule(pmlc_opcode op, int backward)
     case OP_XENT_GRAD:
     case OP_GELU_TANH_GRAD: /* made only in the backward pass: f32 there (above) */
     case OP_ATTENTION: /* f32 math inside (runtime/src/cpu/attention.c widens its operands per matrix) */
+    case OP_ATTENTION_QKV:
         return PMLC_PREC_HALF;
     case OP_COUNT:
         break;

@@ -91,7 +91,7 @@ static void cost_nodes(coster *c, const uint8_t *frozen)
         double bwd[64] = {0};
         int n_in = n->n_in < 64 ? n->n_in : 64;
         for (int k = 0; k < n_in; k++) in[k] = c->shape[n->in[k]], in_elem[k] = elem_bytes(c, n->in[k]);
-        pmlc_op_cost(n->op, n_in, in, &c->shape[i], &c->fwd[i], bwd);
+        pmlc_op_cost(n->op, n_in, in, &c->shape[i], n->attr, n->n_attr, &c->fwd[i], bwd);
         c->bytes[i] = pmlc_op_bytes(n->op, n_in, in, in_elem, &c->shape[i], elem_bytes(c, i));
         c->bwd_b[i] = c->bwd_w[i] = 0;
         for (int k = 0; k < n_in; k++) {

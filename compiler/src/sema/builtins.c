@@ -263,6 +263,36 @@ static pmlc_value b_mask(E_t *E, const ast *call, const builtin *b, pmlc_value *
     return emit1(E, call, OP_CAUSAL_MASK, t, l[0], NULL, 0, -INFINITY, "causal_mask");
 }
 
+/* The scale and causal arguments of an attention call (at positions at and at + 1),
+ * the scale 1/sqrt(d) when not given, d being x's last axis divided by per (1: q's;
+ * 3 · heads: a packed qkv's). Returns nonzero after reporting an error. */
+static int attention_options(E_t *E, const char *name, pmlc_value *v, pmlc_loc *l, int *given, int at, int32_t x,
+                             int64_t per, double *scale, int64_t *causal)
+{
+    int c = 1;
+    if (given[at + 1] && pmlc_want_bool(E, v[at + 1], l[at + 1], "'causal'", &c)) return 1;
+    *causal = c;
+    if (given[at]) {
+        if (pmlc_want_number(E, v[at], l[at], "the scale", scale)) return 1;
+        if (!isfinite(*scale)) {
+            pmlc_error(DIAG, l[at], "'%s' needs a finite scale, not %g", name, *scale);
+            return 1;
+        }
+        return 0;
+    }
+    const ir_node *q = &E->g->nodes.v[x];
+    pmlc_size w = q->rank >= 1 ? q->shape[q->rank - 1] : pmlc_size_int(0);
+    if (!pmlc_size_is_const(w) || w.coef < per || w.coef % per) {
+        pmlc_error(DIAG, l[0],
+                   "'%s' takes its default scale 1/sqrt(d) from %s's last axis, which is not a number here: "
+                   "give scale = ...",
+                   name, per == 1 ? "q" : "qkv");
+        return 1;
+    }
+    *scale = 1.0 / sqrt((double)(w.coef / per));
+    return 0;
+}
+
 /* attention(q, k, v, scale = 1/sqrt(d), causal = true): q, k, v [..., T, d]. */
 static pmlc_value b_attention(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)
 {
@@ -271,25 +301,34 @@ static pmlc_value b_attention(E_t *E, const ast *call, const builtin *b, pmlc_va
     for (int i = 0; i < 3; i++)
         if (pmlc_want_tensor(E, v[i], l[i], what[i], -1, &in[i])) return pmlc_v_err;
     double scale;
-    int causal = 1;
-    if (given[4] && pmlc_want_bool(E, v[4], l[4], "'causal'", &causal)) return pmlc_v_err;
-    if (given[3]) {
-        if (pmlc_want_number(E, v[3], l[3], "the scale", &scale)) return pmlc_v_err;
-        if (!isfinite(scale)) {
-            pmlc_error(DIAG, l[3], "'attention' needs a finite scale, not %g", scale);
-            return pmlc_v_err;
-        }
-    } else {
-        const ir_node *q = &E->g->nodes.v[in[0]];
-        if (q->rank < 1 || !pmlc_size_is_const(q->shape[q->rank - 1]) || q->shape[q->rank - 1].coef < 1) {
-            pmlc_error(DIAG, l[0], "'attention' takes its default scale 1/sqrt(d) from q's last axis, which is not a "
-                                   "number here: give scale = ...");
-            return pmlc_v_err;
-        }
-        scale = 1.0 / sqrt((double)q->shape[q->rank - 1].coef);
+    int64_t attr;
+    if (attention_options(E, b->name, v, l, given, 3, in[0], 1, &scale, &attr)) return pmlc_v_err;
+    return pmlc_v_tensor(pmlc_emit(E, OP_ATTENTION, 3, in, l, &attr, 1, NULL, scale, call->loc, b->name));
+}
+
+/* attention_qkv(qkv, heads, scale = 1/sqrt(d), causal = true): qkv [..., T, 3·heads·d],
+ * the three thirds of its last axis q, k and v -> [..., T, heads·d]. */
+static pmlc_value b_attention_qkv(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)
+{
+    int32_t x;
+    int64_t attr[2];
+    if (pmlc_want_tensor(E, v[0], l[0], "qkv", -1, &x) || pmlc_want_int(E, v[1], l[1], "the number of heads", &attr[1]))
+        return pmlc_v_err;
+    if (attr[1] < 1 || attr[1] > PMLC_MAX_ELEMS) {
+        pmlc_error(DIAG, l[1], "'%s' needs a positive number of heads, not %lld", b->name, (long long)attr[1]);
+        return pmlc_v_err;
     }
-    int64_t attr = causal;
-    return pmlc_v_tensor(pmlc_emit(E, OP_ATTENTION, 3, in, l, &attr, 1, NULL, scale, call->loc, "attention"));
+    const ir_node *q = &E->g->nodes.v[x];
+    pmlc_size w = q->rank >= 1 ? q->shape[q->rank - 1] : pmlc_size_int(0);
+    if (pmlc_size_is_const(w) && w.coef % (3 * attr[1])) {
+        pmlc_error(DIAG, l[0],
+                   "'%s' needs qkv shaped [..., T, 3·heads·d]: its last axis, %lld, does not split into 3 x %lld heads",
+                   b->name, (long long)w.coef, (long long)attr[1]);
+        return pmlc_v_err;
+    }
+    double scale;
+    if (attention_options(E, b->name, v, l, given, 2, x, 3 * attr[1], &scale, &attr[0])) return pmlc_v_err;
+    return pmlc_v_tensor(pmlc_emit(E, OP_ATTENTION_QKV, 1, &x, l, attr, 2, NULL, scale, call->loc, b->name));
 }
 
 static pmlc_value b_arange(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)
@@ -389,6 +428,7 @@ static const builtin builtins[] = {
     {"xent", {"logits", "labels"}, 2, 2, b_pair, OP_XENT, NULL},
     {"matmul", {"a", "b"}, 2, 2, b_pair, OP_MATMUL, NULL},
     {"attention", {"q", "k", "v", "scale", "causal"}, 5, 3, b_attention, OP_ATTENTION, NULL},
+    {"attention_qkv", {"qkv", "heads", "scale", "causal"}, 4, 2, b_attention_qkv, OP_ATTENTION_QKV, NULL},
     {"arange", {"n"}, 1, 1, b_arange, OP_ARANGE, NULL},
     {"dim", {"x", "axis"}, 2, 2, b_dim, OP_COUNT, NULL},
     {"rank", {"x"}, 1, 1, b_rank, OP_COUNT, NULL},

@@ -65,7 +65,11 @@ static pml_status make_call(const pml_cpu_ctx *p, int n, int64_t mb, pml_op_call
     c->pool = p->stages ? p->stages[node->stage].pool : NULL; /* none yet while the memory is planned */
     /* a training forward keeps its log-sum-exps for the backward (a serving one has none) */
     int serving = p->stages && p->stages[node->stage].serving;
-    int kept = node->op == PML_OP_ATTENTION && !serving ? n : node->op == PML_OP_ATTENTION_GRAD ? node->in[3] : -1;
+    int fwd = node->op == PML_OP_ATTENTION || node->op == PML_OP_ATTENTION_QKV;
+    int kept = fwd && !serving                         ? n
+               : node->op == PML_OP_ATTENTION_GRAD     ? node->in[3]
+               : node->op == PML_OP_ATTENTION_QKV_GRAD ? node->in[1]
+                                                       : -1;
     if (kept >= 0 && mb >= 0 && p->lse && p->lse[kept]) c->lse = p->lse[kept] + mb * p->lse_rows[kept];
     return PML_OK;
 }

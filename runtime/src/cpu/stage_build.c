@@ -636,7 +636,8 @@ static pml_status make_params(pml_cpu_ctx *p, pml_err *err)
 static size_t lse_bytes(const pml_cpu_ctx *p, int n) { return sizeof(float) * ((size_t)(p->lse_rows[n] * p->M) + 1); }
 
 /* The log-sum-exps each attention keeps for its backward (stage.h's lse): for every
- * attention node that an attention_grad reads as its forward output. */
+ * attention (attention_qkv) node that an attention_grad (attention_qkv_grad) reads as
+ * its forward output. */
 static pml_status keep_lse(pml_cpu_ctx *p, pml_err *err)
 {
     const pml_plan *pl = p->plan;
@@ -645,12 +646,16 @@ static pml_status keep_lse(pml_cpu_ctx *p, pml_err *err)
         return pml_err_set(err, PML_ERR_NOMEM, "out of memory");
     for (int i = 0; i < pl->n_nodes; i++) {
         const pml_plan_node *g = &pl->nodes[i];
-        if (g->op != PML_OP_ATTENTION_GRAD || g->n_in != 5) continue;
-        int o = g->in[3];
+        int packed = g->op == PML_OP_ATTENTION_QKV_GRAD;
+        if (g->op != PML_OP_ATTENTION_GRAD && !packed) continue;
+        if (g->n_in != (packed ? 3 : 5)) continue;
+        int o = g->in[packed ? 1 : 3];
         const pml_plan_node *a = &pl->nodes[o];
-        if (a->op != PML_OP_ATTENTION || p->lse[o] || a->rank < 2 || !a->dims[a->rank - 1] || !p->runs[a->stage])
+        int64_t heads = packed && a->n_attr >= 2 ? a->attr[1] : 1, d = a->rank >= 2 ? a->dims[a->rank - 1] / heads : 0;
+        if (a->op != (packed ? PML_OP_ATTENTION_QKV : PML_OP_ATTENTION) || p->lse[o] || !d || heads < 1 ||
+            !p->runs[a->stage])
             continue;
-        p->lse_rows[o] = a->numel / a->dims[a->rank - 1];
+        p->lse_rows[o] = a->numel / d; /* one per query row of every matrix */
         if (!(p->lse[o] = alloc_touched(lse_bytes(p, o))))
             return pml_err_set(err, PML_ERR_NOMEM, "out of memory for the attention's kept log-sum-exps");
     }

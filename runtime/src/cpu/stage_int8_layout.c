@@ -1,10 +1,11 @@
 /* stage_int8_layout.c — the work around an int8 product that the product does itself
  * (cpu/stage_int8.h's layouts), decided once per product at param_int8.
  *
- * A transformer's qkv product is read only by three slices of its columns, each
- * reshaped and permuted to [B, heads, T, hd] for the attention, and the attention's
- * output is permuted back and reshaped into the next product's rows: seven copies of
- * the activations per block. An int8 product can do them itself, with no copy: it writes
+ * A transformer written with attention(q, k, v) (a model of one's own: the stdlib's
+ * block reads the packed product with attention_qkv and makes none of these copies) has
+ * its qkv product read only by three slices of its columns, each reshaped and permuted
+ * to [B, heads, T, hd] for the attention, and the attention's output permuted back and
+ * reshaped into the next product's rows: seven copies of the activations per block. An int8 product can do them itself, with no copy: it writes
  * each output element where the permutes would have put it (its epilogue stores each
  * run of 16 columns there), and it quantizes its rows gathered from the permute's input.
  * Both are offsets: element (i, j) of the product (or of its left operand) lies at

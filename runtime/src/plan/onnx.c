@@ -396,6 +396,71 @@ static void int8_matmul(onnx_writer *w, int i, int q)
 }
 
 /* The ONNX nodes that make plan node i's value. */
+/* out = softmax(q kᵀ · scale, causal mask) v over the last two axes of rank-`rank`
+ * tensors, T rows each (opset 17 has no Attention). */
+static pml_status attention(onnx_writer *w, const char *out, const char *q, const char *k, const char *v, int rank,
+                            int64_t T, uint8_t dtype, double scale, int causal)
+{
+    char t1[24], t2[24], t3[24], c1[24];
+    int64_t perm[PML_PLAN_MAX_RANK];
+    for (int x = 0; x < rank; x++) perm[x] = x;
+    perm[rank - 2] = rank - 1, perm[rank - 1] = rank - 2;
+    begin(w, "Transpose", fresh(w, 't', t1), 1, &k);
+    attr_ints(w, "perm", perm, rank);
+    end(w);
+    binary(w, "MatMul", fresh(w, 't', t2), q, t1);
+    constant(w, fresh(w, 'c', c1), dtype, scale, NULL);
+    binary(w, "Mul", fresh(w, 't', t3), t2, c1);
+    const char *s = t3;
+    if (causal) {
+        pml_status st = causal_mask(w, fresh(w, 't', t1), t3, T, T, dtype, -INFINITY);
+        if (st) return st;
+        s = t1;
+    }
+    begin(w, "Softmax", fresh(w, 't', t2), 1, &s);
+    attr_int(w, "axis", -1);
+    end(w);
+    binary(w, "MatMul", out, t2, v);
+    return PML_OK;
+}
+
+/* attention_qkv node i: x [..., T, 3C] reshaped to [..., T, 3·heads, d], its T and
+ * head axes swapped, cut into q, k and v along the heads; attention; the axes swapped
+ * back and the heads merged into [..., T, C]. */
+static pml_status attention_qkv(onnx_writer *w, int i)
+{
+    const pml_plan_node *n = &w->plan->nodes[i];
+    int r = n->rank;
+    if (r + 1 > PML_PLAN_MAX_RANK || n->n_attr < 2 || n->attr[1] < 1) return refuse(w, i, NULL);
+    int64_t heads = n->attr[1], C = n->dims[r - 1], T = n->dims[r - 2], dims[PML_PLAN_MAX_RANK + 1];
+    int64_t perm[PML_PLAN_MAX_RANK + 1];
+    char t1[24], t2[24], t3[24], c1[24], c2[24], c3[24], c4[24], part[3][24];
+    memcpy(dims, n->dims, sizeof(int64_t) * (size_t)(r - 1));
+    dims[r - 1] = 3 * heads, dims[r] = C / heads;
+    for (int x = 0; x <= r; x++) perm[x] = x;
+    perm[r - 2] = r - 1, perm[r - 1] = r - 2; /* T and the heads: its own inverse */
+    binary(w, "Reshape", fresh(w, 't', t1), w->name[n->in[0]], i64s(w, dims, r + 1, c1));
+    begin(w, "Transpose", fresh(w, 't', t2), 1, (const char *[]){t1});
+    attr_ints(w, "perm", perm, r + 1);
+    end(w);
+    int64_t axis = r - 2, one = 1;
+    for (int p = 0; p < 3; p++) {
+        int64_t start = p * heads, stop = (p + 1) * heads;
+        const char *in[5] = {t2, i64s(w, &start, 1, c1), i64s(w, &stop, 1, c2), i64s(w, &axis, 1, c3),
+                             i64s(w, &one, 1, c4)};
+        begin(w, "Slice", fresh(w, 't', part[p]), 5, in);
+        end(w);
+    }
+    pml_status st =
+        attention(w, fresh(w, 't', t3), part[0], part[1], part[2], r + 1, T, n->dtype, n->fval, n->attr[0] != 0);
+    if (st) return st;
+    begin(w, "Transpose", fresh(w, 't', t1), 1, (const char *[]){t3});
+    attr_ints(w, "perm", perm, r + 1);
+    end(w);
+    binary(w, "Reshape", w->name[i], t1, dims_of(w, n, c1));
+    return PML_OK;
+}
+
 static pml_status emit(onnx_writer *w, int i)
 {
     const pml_plan *pl = w->plan;
@@ -475,28 +540,11 @@ static pml_status emit(onnx_writer *w, int i)
         return PML_OK;
     case PML_OP_CAUSAL_MASK:
         return causal_mask(w, out, a, n->dims[n->rank - 2], n->dims[n->rank - 1], n->dtype, n->fval);
-    case PML_OP_ATTENTION: { /* opset 17 has no Attention: softmax(q kᵀ · scale, masked) v */
-        int64_t T = n->dims[n->rank - 2], perm[PML_PLAN_MAX_RANK];
-        for (int k = 0; k < n->rank; k++) perm[k] = k;
-        perm[n->rank - 2] = n->rank - 1, perm[n->rank - 1] = n->rank - 2;
-        begin(w, "Transpose", fresh(w, 't', t1), 1, &b);
-        attr_ints(w, "perm", perm, n->rank);
-        end(w);
-        binary(w, "MatMul", fresh(w, 't', t2), a, t1);
-        constant(w, fresh(w, 'c', c1), n->dtype, n->fval, NULL);
-        binary(w, "Mul", fresh(w, 't', t3), t2, c1);
-        const char *s = t3;
-        if (n->n_attr >= 1 && n->attr[0]) {
-            pml_status st = causal_mask(w, fresh(w, 't', t1), t3, T, T, n->dtype, -INFINITY);
-            if (st) return st;
-            s = t1;
-        }
-        begin(w, "Softmax", fresh(w, 't', t2), 1, &s);
-        attr_int(w, "axis", -1);
-        end(w);
-        binary(w, "MatMul", out, t2, w->name[n->in[2]]);
-        return PML_OK;
-    }
+    case PML_OP_ATTENTION:
+        return attention(w, out, a, b, w->name[n->in[2]], n->rank, n->dims[n->rank - 2], n->dtype, n->fval,
+                         n->n_attr >= 1 && n->attr[0]);
+    case PML_OP_ATTENTION_QKV:
+        return attention_qkv(w, i);
     case PML_OP_SUM:
     case PML_OP_MAX:
     case PML_OP_MEAN: {
@@ -615,6 +663,7 @@ static pml_status emit(onnx_writer *w, int i)
         return refuse(w, i, "a loss is training's, not the model's");
     case PML_OP_GELU_TANH_GRAD:
     case PML_OP_ATTENTION_GRAD:
+    case PML_OP_ATTENTION_QKV_GRAD:
         return refuse(w, i, "a gradient is training's, not the model's");
     case PML_OP_COUNT:
         break;
