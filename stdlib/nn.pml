@@ -87,20 +87,10 @@ fn causal_self_attention(x, heads, dropout_p = 0.0) {
     hd = C / heads
 
     qkv = linear(x, 3 * C) as qkv                                    # [B, T, 3C]
-
-    if dropout_p > 0.0 {
-        # dropout on the attention weights needs them: the decomposed form
-        q = permute(reshape(qkv[:, :, 0:C], [B, T, heads, hd]), [0, 2, 1, 3])
-        k = permute(reshape(qkv[:, :, C:2 * C], [B, T, heads, hd]), [0, 2, 1, 3])
-        v = permute(reshape(qkv[:, :, 2 * C:3 * C], [B, T, heads, hd]), [0, 2, 1, 3])
-        scores = (q @ transpose(k)) * (1.0 / sqrt(float(hd)))        # [B, heads, T, T]
-        weights = dropout(softmax(causal_mask(scores)), dropout_p)
-        y = reshape(permute(weights @ v, [0, 2, 1, 3]), [B, T, C])    # heads merged
-    } else {
-        # fused, heads split and merged in place: no [B, heads, T, T] value and no
-        # permuted copy is made (docs/language.md, `attention_qkv`)
-        y = attention_qkv(qkv, heads, scale = 1.0 / sqrt(float(hd)))  # [B, T, C]
-    }
+    # fused: the heads split and merged in place, dropout on the attention weights
+    # drawn inside, no [B, heads, T, T] value and no permuted copy made
+    # (docs/language.md, `attention_qkv`)
+    y = attention_qkv(qkv, heads, scale = 1.0 / sqrt(float(hd)), dropout = dropout_p)  # [B, T, C]
     y = linear(y, C) as proj
     return dropout(y, dropout_p)
 }

@@ -54,7 +54,8 @@ static int32_t constant(xp *X, double v)
     return X->failed ? -1 : pmlc_graph_push(&X->P->arena, X->g, &n, &scalar, NULL, NULL);
 }
 
-/* softmax(q kᵀ · scale, masked) v, as the stdlib wrote it; returns the last node. */
+/* softmax(q kᵀ · scale, masked) v, with dropout on the weights when the node has it, as
+ * the stdlib wrote it; returns the last node. */
 static int32_t write_out(xp *X, const int32_t *qkv)
 {
     int rank = X->g->nodes.v[qkv[0]].rank;
@@ -72,6 +73,8 @@ static int32_t write_out(xp *X, const int32_t *qkv)
     int32_t e = op(X, OP_EXP, 1, (int32_t[]){op(X, OP_SUB, 2, in, NULL, 0, 0)}, NULL, 0, 0);
     in[0] = e, in[1] = op(X, OP_SUM, 1, &e, red, 2, 0);
     int32_t w = op(X, OP_DIV, 2, in, NULL, 0, 0);
+    double p = pml_attention_dropout(X->proto.attr, X->proto.n_attr);
+    if (p > 0) w = op(X, OP_DROPOUT, 1, &w, &X->proto.attr[2], 1, p); /* the op's own key: the same mask */
     in[0] = w, in[1] = qkv[2];
     return op(X, OP_MATMUL, 2, in, NULL, 0, 0);
 }
@@ -106,12 +109,13 @@ static int32_t unpack(xp *X, int32_t x)
 
 /* Whether attention node n is written out: always under PML_CUDA_ATTENTION=expand, else
  * when the CUDA kernels do not take it (a head dimension they do not fit, or one not
- * known before the plan binds its sizes). */
+ * known before the plan binds its sizes; dropout on its weights). */
 static int written_out(const ir_node *n, int expand_all)
 {
     pmlc_size d = n->shape[n->rank - 1];
     if (n->op == OP_ATTENTION_QKV) d.coef /= n->attr[1]; /* its output's columns are heads · d (known) */
-    return expand_all || !pmlc_size_is_const(d) || !pmlc_cuda_attention_fits(d.coef);
+    return expand_all || !pmlc_size_is_const(d) || !pmlc_cuda_attention_fits(d.coef) ||
+           pml_attention_dropout(n->attr, n->n_attr) > 0; /* the kernels draw no dropout masks */
 }
 
 static int is_attention(const ir_node *n) { return n->op == OP_ATTENTION || n->op == OP_ATTENTION_QKV; }

@@ -131,6 +131,9 @@ static operand operand_of(const planner *p, int x, int flip)
  * docs/design.md, "The memory estimate follows the CPU backend"). On a CPU stage:
  *   - a transpose of a per-micro-batch value that only matmuls read is read in place
  *     through the GEMM's transpose flag: no buffer of its own;
+ *   - add(matmul, bias) of f32 values, the product read by that add alone and the bias
+ *     a parameter of its stage with one value per column, is the GEMM's epilogue
+ *     (cpu/lower.h's fold_bias): the sum is the product's buffer;
  *   - a value another stage reads, and the inputs, labels, loss and output (which the
  *     executor reads or writes on its own time), are kept for every micro-batch of the
  *     step, on the stage that makes them; the reader reads that copy in place (one
@@ -141,6 +144,29 @@ static operand operand_of(const planner *p, int x, int flip)
  *     is A^T B of two per-micro-batch 2-D values in memory, it is deferred to the
  *     step's end over every micro-batch's rows, so A and B are kept for every
  *     micro-batch. */
+/* Whether add node i is a bias add its product's GEMM finishes (cpu/lower.h's
+ * bias_add, on the graph): returns the product, else -1. */
+static int folded_bias(const planner *p, const int32_t *readers, int i)
+{
+    const pmlc_graph *g = p->g;
+    const ir_node *n = &g->nodes.v[i];
+    if (n->op != OP_ADD || n->n_in != 2 || n->dtype != PMLC_F32) return -1;
+    for (int k = 0; k < 2; k++) {
+        int j = n->in[k], b = n->in[1 - k], root = p->root[b];
+        const ir_node *m = &g->nodes.v[j], *bn = &g->nodes.v[b];
+        if (m->op != OP_MATMUL || readers[j] != 1 || m->dtype != PMLC_F32 || bn->dtype != PMLC_F32 ||
+            m->rank != n->rank || m->rank < 2 || g->nodes.v[m->in[0]].dtype != PMLC_F32 ||
+            g->nodes.v[m->in[1]].dtype != PMLC_F32 || g->nodes.v[root].op != OP_PARAM ||
+            g->nodes.v[root].stage != m->stage)
+            continue;
+        int same = 1, per_column = bn->rank >= 1 && dim_of(p, b, bn->rank - 1) == dim_of(p, j, m->rank - 1);
+        for (int d = 0; d < m->rank; d++) same &= dim_of(p, j, d) == dim_of(p, i, d);
+        for (int d = 0; d + 1 < bn->rank; d++) per_column &= dim_of(p, b, d) == 1;
+        if (same && per_column) return j;
+    }
+    return -1;
+}
+
 static void cpu_rules(planner *p)
 {
     const pmlc_graph *g = p->g;
@@ -162,6 +188,11 @@ static void cpu_rules(planner *p)
             !end)
             p->elided[i] = 1;
         p->root[i] = is_view(n) || p->elided[i] ? p->root[n->in[0]] : i;
+        int product = on_cpu(p, n->stage) && !end && !p->invariant[i] ? folded_bias(p, readers, i) : -1;
+        if (product >= 0 && p->pl->fusion.materialized[i] && p->pl->fusion.materialized[product]) {
+            p->elided[i] = 1; /* read where the product is */
+            p->root[i] = p->root[product];
+        }
     }
     for (int i = 0; i < N; i++) {
         const ir_node *r = &g->nodes.v[i];

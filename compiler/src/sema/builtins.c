@@ -14,7 +14,7 @@ typedef pmlc_value (*builtin_fn)(E_t *E, const ast *call, const builtin *b, pmlc
 
 struct builtin {
     const char *name;
-    const char *params[5];
+    const char *params[6];
     int n_params, n_required;
     builtin_fn fn;
     pmlc_opcode op;
@@ -263,15 +263,24 @@ static pmlc_value b_mask(E_t *E, const ast *call, const builtin *b, pmlc_value *
     return emit1(E, call, OP_CAUSAL_MASK, t, l[0], NULL, 0, -INFINITY, "causal_mask");
 }
 
-/* The scale and causal arguments of an attention call (at positions at and at + 1),
- * the scale 1/sqrt(d) when not given, d being x's last axis divided by per (1: q's;
- * 3 · heads: a packed qkv's). Returns nonzero after reporting an error. */
+/* The scale, causal and dropout arguments of an attention call (at positions at, at + 1
+ * and at + 2): the scale 1/sqrt(d) when not given, d being x's last axis divided by per
+ * (1: q's; 3 · heads: a packed qkv's); attr[0] causal, and with dropout attr[2] the RNG
+ * key and attr[3] p (pml/ops.def), *n_attr 4, else *n_attr as given. Returns nonzero
+ * after reporting an error. */
 static int attention_options(E_t *E, const char *name, pmlc_value *v, pmlc_loc *l, int *given, int at, int32_t x,
-                             int64_t per, double *scale, int64_t *causal)
+                             int64_t per, double *scale, int64_t *attr, int *n_attr)
 {
     int c = 1;
     if (given[at + 1] && pmlc_want_bool(E, v[at + 1], l[at + 1], "'causal'", &c)) return 1;
-    *causal = c;
+    attr[0] = c;
+    double p = 0;
+    if (given[at + 2] && want_prob(E, v[at + 2], l[at + 2], &p)) return 1;
+    if (p > 0) { /* the RNG stream: the node's own index, as dropout's (b_dropout) */
+        attr[2] = E->g->nodes.n;
+        attr[3] = pml_attention_dropout_attr(p);
+        *n_attr = 4;
+    }
     if (given[at]) {
         if (pmlc_want_number(E, v[at], l[at], "the scale", scale)) return 1;
         if (!isfinite(*scale)) {
@@ -293,7 +302,7 @@ static int attention_options(E_t *E, const char *name, pmlc_value *v, pmlc_loc *
     return 0;
 }
 
-/* attention(q, k, v, scale = 1/sqrt(d), causal = true): q, k, v [..., T, d]. */
+/* attention(q, k, v, scale = 1/sqrt(d), causal = true, dropout = 0): q, k, v [..., T, d]. */
 static pmlc_value b_attention(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)
 {
     static const char *const what[3] = {"q", "k", "v"};
@@ -301,17 +310,19 @@ static pmlc_value b_attention(E_t *E, const ast *call, const builtin *b, pmlc_va
     for (int i = 0; i < 3; i++)
         if (pmlc_want_tensor(E, v[i], l[i], what[i], -1, &in[i])) return pmlc_v_err;
     double scale;
-    int64_t attr;
-    if (attention_options(E, b->name, v, l, given, 3, in[0], 1, &scale, &attr)) return pmlc_v_err;
-    return pmlc_v_tensor(pmlc_emit(E, OP_ATTENTION, 3, in, l, &attr, 1, NULL, scale, call->loc, b->name));
+    int64_t attr[4] = {1, 0, 0, 0}; /* attr[1], heads, is attention_qkv's: 0 here */
+    int n_attr = 1;
+    if (attention_options(E, b->name, v, l, given, 3, in[0], 1, &scale, attr, &n_attr)) return pmlc_v_err;
+    return pmlc_v_tensor(pmlc_emit(E, OP_ATTENTION, 3, in, l, attr, n_attr, NULL, scale, call->loc, b->name));
 }
 
-/* attention_qkv(qkv, heads, scale = 1/sqrt(d), causal = true): qkv [..., T, 3·heads·d],
+/* attention_qkv(qkv, heads, scale = 1/sqrt(d), causal = true, dropout = 0): qkv [..., T, 3·heads·d],
  * the three thirds of its last axis q, k and v -> [..., T, heads·d]. */
 static pmlc_value b_attention_qkv(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)
 {
     int32_t x;
-    int64_t attr[2];
+    int64_t attr[4] = {1, 0, 0, 0};
+    int n_attr = 2;
     if (pmlc_want_tensor(E, v[0], l[0], "qkv", -1, &x) || pmlc_want_int(E, v[1], l[1], "the number of heads", &attr[1]))
         return pmlc_v_err;
     if (attr[1] < 1 || attr[1] > PMLC_MAX_ELEMS) {
@@ -327,8 +338,8 @@ static pmlc_value b_attention_qkv(E_t *E, const ast *call, const builtin *b, pml
         return pmlc_v_err;
     }
     double scale;
-    if (attention_options(E, b->name, v, l, given, 2, x, 3 * attr[1], &scale, &attr[0])) return pmlc_v_err;
-    return pmlc_v_tensor(pmlc_emit(E, OP_ATTENTION_QKV, 1, &x, l, attr, 2, NULL, scale, call->loc, b->name));
+    if (attention_options(E, b->name, v, l, given, 2, x, 3 * attr[1], &scale, attr, &n_attr)) return pmlc_v_err;
+    return pmlc_v_tensor(pmlc_emit(E, OP_ATTENTION_QKV, 1, &x, l, attr, n_attr, NULL, scale, call->loc, b->name));
 }
 
 static pmlc_value b_arange(E_t *E, const ast *call, const builtin *b, pmlc_value *v, pmlc_loc *l, int *given)
@@ -427,8 +438,8 @@ static const builtin builtins[] = {
     {"pick", {"x", "idx"}, 2, 2, b_pair, OP_PICK, NULL},
     {"xent", {"logits", "labels"}, 2, 2, b_pair, OP_XENT, NULL},
     {"matmul", {"a", "b"}, 2, 2, b_pair, OP_MATMUL, NULL},
-    {"attention", {"q", "k", "v", "scale", "causal"}, 5, 3, b_attention, OP_ATTENTION, NULL},
-    {"attention_qkv", {"qkv", "heads", "scale", "causal"}, 4, 2, b_attention_qkv, OP_ATTENTION_QKV, NULL},
+    {"attention", {"q", "k", "v", "scale", "causal", "dropout"}, 6, 3, b_attention, OP_ATTENTION, NULL},
+    {"attention_qkv", {"qkv", "heads", "scale", "causal", "dropout"}, 5, 2, b_attention_qkv, OP_ATTENTION_QKV, NULL},
     {"arange", {"n"}, 1, 1, b_arange, OP_ARANGE, NULL},
     {"dim", {"x", "axis"}, 2, 2, b_dim, OP_COUNT, NULL},
     {"rank", {"x"}, 1, 1, b_rank, OP_COUNT, NULL},
@@ -457,9 +468,9 @@ int pmlc_builtin_names(const char **out, int cap)
 pmlc_value pmlc_builtin_call(E_t *E, pmlc_frame *F, const ast *call, int which)
 {
     const builtin *b = &builtins[which];
-    pmlc_value v[5];
-    pmlc_loc l[5];
-    int given[5];
+    pmlc_value v[6];
+    pmlc_loc l[6];
+    int given[6];
     if (pmlc_bind_args(E, F, call, b->name, b->params, b->n_params, v, l, given)) return pmlc_v_err;
     for (int i = 0; i < b->n_required; i++) {
         if (!given[i]) {

@@ -25,6 +25,7 @@
  * accumulators, per-row state: about 30 KiB per thread at d = 32, T = 64, and n·d floats
  * per 16-bit operand and output matrix) is allocated per call, outside the plan's
  * memory figure, as half.c's temporaries are. */
+#include "core/rng.h"
 #include "core/vectorize.h"
 
 #include "convert.h"
@@ -44,6 +45,17 @@ enum { ATT_BQ = 64, ATT_BK = 64, ATT_LANES = 16, ATT_RB = 8 };
 /* The helpers are inlined into each clone of the row loops (core/vectorize.h), so they
  * are compiled for its instruction set: a helper left out of line runs baseline SSE2. */
 #define ATT_INLINE inline __attribute__((always_inline))
+
+/* Dropout on one matrix's weights (pml/ops.def): weight (r, c) is kept where dropout
+ * with the op's key keeps element base + r·n + c of the [..., n, n] weights, base being
+ * the matrix's b·n·n, on this step's and micro-batch's seed (cpu/kernels.h). */
+typedef struct att_drop {
+    double p;
+    uint64_t seed, key, base;
+    int64_t n;
+} att_drop;
+#define ATT_KEEP(z, r, c) \
+    ((double)pml_rng_uniform_f32((z)->seed, (z)->key, (z)->base + (uint64_t)((r) * (z)->n + (c))) >= (z)->p)
 
 #define T float
 #define F(name) name##_f32
@@ -74,7 +86,7 @@ enum { ATT_G = 64 };
 /* Scratch floats of the panel path per worker. */
 static size_t tiles_elems(int64_t n, int64_t d)
 {
-    return 3 * (size_t)(ATT_G * ATT_G) + 2 * pml_cpu_gemm_packed_floats(d, ATT_G) + (size_t)(ATT_G * d) +
+    return 4 * (size_t)(ATT_G * ATT_G) + 2 * pml_cpu_gemm_packed_floats(d, ATT_G) + (size_t)(ATT_G * d) +
            2 * (size_t)ATT_G + 2 * (size_t)n;
 }
 
@@ -127,9 +139,10 @@ static ATT_INLINE float att_softmax_row(float *sr, int64_t bk, float *m, float *
 /* x's output o = softmax(q kᵀ · scale) v, and lse[r] = log Σ exp(s_r·); with `lse_only`
  * the log-sum-exps alone. */
 PML_VECTOR_CLONES static void att_fwd_tiles(const att_mat *x, int lse_only, float *lse, int64_t n, int64_t d,
-                                            float scale, int causal, float *s, float *kp, float *m, float *l,
-                                            float *acc)
+                                            float scale, int causal, const att_drop *z, float *s, float *kp, float *m,
+                                            float *l, float *acc)
 {
+    float zs = z ? (float)(1.0 / (1.0 - z->p)) : 1;
     const float *q = x->in[0], *k = x->in[1], *v = x->in[2];
     float *o = lse_only ? NULL : x->out[0];
     int64_t lq = x->ldi[0], lk = x->ldi[1], lv = x->ldi[2], lo = x->ldo[0];
@@ -142,9 +155,10 @@ PML_VECTOR_CLONES static void att_fwd_tiles(const att_mat *x, int lse_only, floa
             pml_cpu_gemm_pack_b(1, d, bk, k + j0 * lk, lk, kp);
             att_tile_scores(s, q, lq, kp, d, i0, bq, j0, bk, scale, causal);
             for (int64_t r = 0; r < bq; r++) {
-                float corr = att_softmax_row(s + r * ATT_G, bk, &m[r], &l[r]);
+                float corr = att_softmax_row(s + r * ATT_G, bk, &m[r], &l[r]), *sr = s + r * ATT_G;
                 if (o)
                     for (int64_t t = 0; t < d; t++) acc[r * d + t] *= corr;
+                for (int64_t c = 0; o && z && c < bk; c++) sr[c] = ATT_KEEP(z, i0 + r, j0 + c) ? sr[c] * zs : 0;
             }
             if (o)
                 pml_cpu_gemm_packed_f32(1, bq, d, bk, s, ATT_G, pml_cpu_gemm_in_place(v + j0 * lv, lv), acc, d, NULL);
@@ -158,11 +172,14 @@ PML_VECTOR_CLONES static void att_fwd_tiles(const att_mat *x, int lse_only, floa
 }
 
 /* x's dq, dk, dv: per key tile j and query tile i, p = exp(s - lse), dv_j += pᵀ do_i,
- * dp = do_i v_jᵀ, ds = p (dp - rowsum(do ∘ o)) · scale, dq_i += ds k_j, dk_j += dsᵀ q_i. */
-PML_VECTOR_CLONES static void att_bwd_tiles(const att_mat *x, int64_t n, int64_t d, float scale, int causal, float *s,
-                                            float *dp, float *t, float *kp, float *vp, float *lse, int kept, float *D,
-                                            float *m, float *l)
+ * dp = do_i v_jᵀ, ds = p (dp - rowsum(do ∘ o)) · scale, dq_i += ds k_j, dk_j += dsᵀ q_i;
+ * under z's dropout, with zt the tile's kept weights' factors (1/(1 - p) or 0),
+ * dv_j += (p ∘ zt)ᵀ do_i and ds = p (dp ∘ zt - rowsum(do ∘ o)) · scale. */
+PML_VECTOR_CLONES static void att_bwd_tiles(const att_mat *x, int64_t n, int64_t d, float scale, int causal,
+                                            const att_drop *z, float *s, float *dp, float *t, float *zt, float *kp,
+                                            float *vp, float *lse, int kept, float *D, float *m, float *l)
 {
+    float zs = z ? (float)(1.0 / (1.0 - z->p)) : 1;
     const float *q = x->in[0], *k = x->in[1], *v = x->in[2], *o = x->in[3], *dout = x->in[4];
     float *dq = x->out[0], *dk = x->out[1], *dv = x->out[2];
     int64_t lq = x->ldi[0], lk = x->ldi[1], lv = x->ldi[2], lo = x->ldi[3], ldo = x->ldi[4];
@@ -172,7 +189,7 @@ PML_VECTOR_CLONES static void att_bwd_tiles(const att_mat *x, int64_t n, int64_t
      * att_fwd_tiles would make it (the same calls: the same bits, so the kept ones are
      * these too), rather than from a pass of its own recomputing them. */
     int one = n <= ATT_G && !kept;
-    if (n > ATT_G && !kept) att_fwd_tiles(x, 1, lse, n, d, scale, causal, s, kp, m, l, NULL);
+    if (n > ATT_G && !kept) att_fwd_tiles(x, 1, lse, n, d, scale, causal, NULL, s, kp, m, l, NULL);
     for (int64_t r = 0; r < n; r++) D[r] = att_dot_f32(dout + r * ldo, o + r * lo, d);
     for (int64_t r = 0; r < n; r++) {
         memset(dq + r * lgq, 0, sizeof *dq * (size_t)d);
@@ -194,10 +211,18 @@ PML_VECTOR_CLONES static void att_bwd_tiles(const att_mat *x, int64_t n, int64_t
             }
             for (int64_t r = 0; r < bq; r++)
                 for (int64_t c = 0; c < bk; c++) s[r * ATT_G + c] = pml_cpu_expf(s[r * ATT_G + c] - lse[i0 + r]);
-            att_tile_t(t, s, bq, bk);
+            if (z) { /* the kept weights' factors, and t = (p ∘ zt)ᵀ */
+                for (int64_t r = 0; r < bq; r++)
+                    for (int64_t c = 0; c < bk; c++) zt[r * ATT_G + c] = ATT_KEEP(z, i0 + r, j0 + c) ? zs : 0;
+                for (int64_t r = 0; r < bq; r++)
+                    for (int64_t c = 0; c < bk; c++) t[c * ATT_G + r] = s[r * ATT_G + c] * zt[r * ATT_G + c];
+            } else
+                att_tile_t(t, s, bq, bk);
             pml_cpu_gemm_packed_f32(1, bk, d, bq, t, ATT_G, pml_cpu_gemm_in_place(dout + i0 * ldo, ldo), dv + j0 * lgv,
                                     lgv, NULL);
             pml_cpu_gemm_packed_f32(0, bq, bk, d, dout + i0 * ldo, ldo, pml_cpu_gemm_packed(vp, d), dp, ATT_G, NULL);
+            for (int64_t r = 0; r < bq; r++)
+                for (int64_t c = 0; z && c < bk; c++) dp[r * ATT_G + c] *= zt[r * ATT_G + c];
             for (int64_t r = 0; r < bq; r++)
                 for (int64_t c = 0; c < bk; c++)
                     dp[r * ATT_G + c] = s[r * ATT_G + c] * (dp[r * ATT_G + c] - D[i0 + r]) * scale;
@@ -216,6 +241,7 @@ typedef struct att_job {
     int64_t heads;     /* attention_qkv's heads (matrix b is leading index b / heads, head b % heads); 0: attention */
     int grad, n_in;    /* the backward op; kernel operand slots in use (3 or 5) */
     int wide;          /* 1: f64; else f32 math, 16-bit operands widened per matrix */
+    att_drop drop;     /* dropout on the weights (its base set per matrix); p 0: none */
     size_t kernel;     /* elements of the kernel's scratch per worker, then the operands' copies */
     size_t per_worker; /* scratch elements per worker (64-byte multiples) */
     void *scratch;
@@ -223,7 +249,7 @@ typedef struct att_job {
 
 static size_t scratch_elems(int64_t n, int64_t d)
 {
-    size_t rows = (size_t)(2 * d * ATT_BK + 2 * ATT_BK + 2 * n + 2 * ATT_BQ + ATT_BQ * d + 2 * ATT_BK * ATT_RB);
+    size_t rows = (size_t)(2 * d * ATT_BK + 3 * ATT_BK + 2 * n + 2 * ATT_BQ + ATT_BQ * d + 2 * ATT_BK * ATT_RB);
     size_t tiles = tiles_elems(n, d);
     return rows > tiles ? rows : tiles;
 }
@@ -253,37 +279,39 @@ static const pml_view *att_where(const att_job *j, int64_t b, int k, int64_t *of
 /* One matrix on attention_tmpl.h's row products: in[] its q, k, v (o, do), out[] its
  * output or dq, dk, dv, each contiguous; w the worker's scratch. */
 #define ATT_ROWS(TY, SUF)                                                                                            \
-    static void att_rows_##SUF(const att_job *j, const TY *const *in, TY *const *out, TY *w)                         \
+    static void att_rows_##SUF(const att_job *j, const att_drop *z, const TY *const *in, TY *const *out, TY *w)      \
     {                                                                                                                \
         const pml_op_call *c = j->c;                                                                                 \
         int64_t n = j->n, d = j->d;                                                                                  \
         TY scale = (TY)c->fval;                                                                                      \
         int causal = c->attr[0] != 0;                                                                                \
         TY *kt = w, *vt = kt + d * ATT_BK, *s = vt + d * ATT_BK, *dp = s + ATT_BK, *lse = dp + ATT_BK, *D = lse + n, \
-           *m = D + n, *l = m + ATT_BQ, *acc = l + ATT_BQ, *pt = acc + ATT_BQ * d, *dst = pt + ATT_BK * ATT_RB;      \
+           *m = D + n, *l = m + ATT_BQ, *acc = l + ATT_BQ, *pt = acc + ATT_BQ * d, *dst = pt + ATT_BK * ATT_RB,      \
+           *zr = dst + ATT_BK * ATT_RB;                                                                              \
         if (!j->grad)                                                                                                \
-            att_fwd_##SUF(out[0], NULL, in[0], in[1], in[2], n, d, scale, causal, kt, s, m, l, acc);                 \
+            att_fwd_##SUF(out[0], NULL, in[0], in[1], in[2], n, d, scale, causal, z, kt, s, m, l, acc);              \
         else                                                                                                         \
-            att_bwd_##SUF(out[0], out[1], out[2], in[0], in[1], in[2], in[3], in[4], n, d, scale, causal, kt, vt, s, \
-                          dp, lse, D, m, l, pt, dst);                                                                \
+            att_bwd_##SUF(out[0], out[1], out[2], in[0], in[1], in[2], in[3], in[4], n, d, scale, causal, z, kt, vt, \
+                          s, dp, lse, D, m, l, pt, dst, zr);                                                         \
     }
 ATT_ROWS(float, f32)
 ATT_ROWS(double, f64)
 
 /* One f32 matrix on the panel GEMM's tiles, its operands where x says; `kept`: its
  * rows' log-sum-exps, pml_op_call's lse, or NULL. */
-static void att_tiles(const att_job *j, const att_mat *x, float *w, float *kept)
+static void att_tiles(const att_job *j, const att_drop *z, const att_mat *x, float *w, float *kept)
 {
     const pml_op_call *c = j->c;
     int64_t n = j->n, d = j->d;
     int causal = c->attr[0] != 0;
     size_t pf = pml_cpu_gemm_packed_floats(d, ATT_G);
-    float *s = w, *dp = s + ATT_G * ATT_G, *t = dp + ATT_G * ATT_G, *kp = t + ATT_G * ATT_G, *vp = kp + pf,
-          *acc = vp + pf, *m = acc + ATT_G * d, *l = m + ATT_G, *lse = l + ATT_G, *D = lse + n;
+    float *s = w, *dp = s + ATT_G * ATT_G, *t = dp + ATT_G * ATT_G, *zt = t + ATT_G * ATT_G, *kp = zt + ATT_G * ATT_G,
+          *vp = kp + pf, *acc = vp + pf, *m = acc + ATT_G * d, *l = m + ATT_G, *lse = l + ATT_G, *D = lse + n;
     if (!j->grad)
-        att_fwd_tiles(x, 0, kept ? kept : lse, n, d, (float)c->fval, causal, s, kp, m, l, acc);
+        att_fwd_tiles(x, 0, kept ? kept : lse, n, d, (float)c->fval, causal, z, s, kp, m, l, acc);
     else
-        att_bwd_tiles(x, n, d, (float)c->fval, causal, s, dp, t, kp, vp, kept ? kept : lse, kept != NULL, D, m, l);
+        att_bwd_tiles(x, n, d, (float)c->fval, causal, z, s, dp, t, zt, kp, vp, kept ? kept : lse, kept != NULL, D, m,
+                      l);
 }
 
 /* Matrix b of a call whose math is f32. A 16-bit operand's matrix is widened into the
@@ -329,10 +357,12 @@ static void att_matrix_f32(const att_job *j, int64_t b, float *w)
         }
         f += nd;
     }
+    att_drop z = j->drop;
+    z.base = (uint64_t)(b * n * n);
     if (tiles) /* the rows' log-sum-exps kept on this path only */
-        att_tiles(j, &x, w, c->lse ? c->lse + b * n : NULL);
+        att_tiles(j, z.p > 0 ? &z : NULL, &x, w, c->lse ? c->lse + b * n : NULL);
     else
-        att_rows_f32(j, x.in, x.out, w);
+        att_rows_f32(j, z.p > 0 ? &z : NULL, x.in, x.out, w);
     for (int i = 0; i < outs; i++) {
         if (!from[i]) continue;
         int64_t off, ld;
@@ -366,7 +396,9 @@ static void att_matrix_f64(const att_job *j, int64_t b, double *w)
         else
             out[k - 5] = to;
     }
-    att_rows_f64(j, in, out, w);
+    att_drop z = j->drop;
+    z.base = (uint64_t)(b * n * n);
+    att_rows_f64(j, z.p > 0 ? &z : NULL, in, out, w);
     for (int i = 0; i < outs; i++) {
         int64_t off, ld;
         double *at = (double *)att_where(j, b, 5 + i, &off, &ld)->data + off;
@@ -442,6 +474,12 @@ pml_status pml_cpu_attention(const pml_op_call *c, pml_err *err)
     j.n_in = j.grad ? 5 : 3;
     pml_status st = att_shapes(&j, err);
     if (st || !j.mats) return st;
+    if (c->n_attr >= 4) { /* dropout on the weights: p in (0, 1) */
+        double p = pml_attention_dropout(c->attr, c->n_attr);
+        if (p <= 0)
+            return pml_err_set(err, PML_ERR_INVALID_ARG, "%s: attr[3] is not a dropout probability in (0, 1)", name);
+        if (!c->dropout_off) j.drop = (att_drop){p, c->seed, (uint64_t)c->attr[2], 0, j.n};
+    }
     /* Below the split threshold the caller runs every matrix: waking workers costs more. */
     double macs = (double)j.mats * (double)j.n * (double)j.n * (double)j.d * (j.grad ? 5 : 2);
     pml_cpu_pool *pool = j.mats > 1 && macs >= PML_CPU_POOL_SPLIT_MACS ? c->pool : NULL;

@@ -109,12 +109,14 @@ static ATT_INLINE int64_t F(att_cols)(int causal, int64_t row, int64_t j0, int64
     return cn < 0 ? 0 : cn > bk ? bk : cn;
 }
 
-/* o = softmax(q kᵀ · scale) v with an online softmax over key tiles; with acc NULL only
+/* o = softmax(q kᵀ · scale) v with an online softmax over key tiles, the weights under
+ * z's dropout (NULL: none) after the sum counts them; with acc NULL only
  * lse[r] = log Σ_c exp(s_rc) is made (the backward pass's first step). Scratch:
  * kt[d·BK], s[BK], m[BQ], l[BQ], acc[BQ·d]. */
 PML_VECTOR_CLONES static void F(att_fwd)(T *o, T *lse, const T *q, const T *k, const T *v, int64_t n, int64_t d,
-                                          T scale, int causal, T *kt, T *s, T *m, T *l, T *acc)
+                                         T scale, int causal, const att_drop *z, T *kt, T *s, T *m, T *l, T *acc)
 {
+    T zs = z ? (T)(1.0 / (1.0 - z->p)) : 1;
     for (int64_t i0 = 0; i0 < n; i0 += ATT_BQ) {
         int64_t bq = n - i0 < ATT_BQ ? n - i0 : ATT_BQ, jend = causal ? i0 + bq : n;
         for (int64_t r = 0; r < bq; r++) m[r] = (T)-INFINITY, l[r] = 0;
@@ -135,6 +137,7 @@ PML_VECTOR_CLONES static void F(att_fwd)(T *o, T *lse, const T *q, const T *k, c
                 l[r] = l[r] * corr + F(att_fold)(sr, cn, 0);
                 m[r] = mx;
                 if (!acc) continue;
+                for (int64_t c = 0; z && c < cn; c++) sr[c] = ATT_KEEP(z, row, j0 + c) ? sr[c] * zs : 0;
                 T *ar = acc + r * d;
                 for (int64_t t = 0; t < d; t++) ar[t] *= corr;
                 F(att_gemv)(ar, sr, v + j0 * d, d, cn, d);
@@ -154,13 +157,15 @@ PML_VECTOR_CLONES static void F(att_fwd)(T *o, T *lse, const T *q, const T *k, c
  * ds = p (dp - rowsum(do ∘ o)), dq += ds k · scale, dk += dsᵀ q · scale. Query rows go
  * ATT_RB at a time: their p and ds are kept transposed (pt, dst: [BK][RB], zero past
  * each row's keys) so each key's dv and dk rows take the block's ATT_RB terms in
- * registers, one load and store per block rather than per row. Scratch: kt[d·BK],
- * vt[d·BK], s[BK], dp[BK], lse[n], D[n], m[BQ], l[BQ], pt[BK·RB], dst[BK·RB]. */
+ * registers, one load and store per block rather than per row. Under z's dropout dv
+ * takes the kept weights, and ds the gradient through them. Scratch: kt[d·BK],
+ * vt[d·BK], s[BK], dp[BK], lse[n], D[n], m[BQ], l[BQ], pt[BK·RB], dst[BK·RB], zr[BK]. */
 PML_VECTOR_CLONES static void F(att_bwd)(T *dq, T *dk, T *dv, const T *q, const T *k, const T *v, const T *o,
-                                          const T *dout, int64_t n, int64_t d, T scale, int causal, T *kt, T *vt,
-                                          T *s, T *dp, T *lse, T *D, T *m, T *l, T *pt, T *dst)
+                                         const T *dout, int64_t n, int64_t d, T scale, int causal, const att_drop *z,
+                                         T *kt, T *vt, T *s, T *dp, T *lse, T *D, T *m, T *l, T *pt, T *dst, T *zr)
 {
-    F(att_fwd)(NULL, lse, q, k, v, n, d, scale, causal, kt, s, m, l, NULL);
+    T zs = z ? (T)(1.0 / (1.0 - z->p)) : 1;
+    F(att_fwd)(NULL, lse, q, k, v, n, d, scale, causal, NULL, kt, s, m, l, NULL);
     for (int64_t r = 0; r < n; r++) D[r] = F(att_dot)(dout + r * d, o + r * d, d);
     for (int64_t x = 0; x < n * d; x++) dq[x] = 0, dk[x] = 0, dv[x] = 0;
     for (int64_t j0 = 0; j0 < n; j0 += ATT_BK) {
@@ -176,14 +181,16 @@ PML_VECTOR_CLONES static void F(att_bwd)(T *dq, T *dk, T *dv, const T *q, const 
                 if (cn) {
                     F(att_scores)(p, qr, kt, d, cn, scale);
                     for (int64_t c = 0; c < cn; c++) p[c] = EXP(p[c] - lse[row]);
+                    for (int64_t c = 0; z && c < cn; c++) zr[c] = ATT_KEEP(z, row, j0 + c) ? zs : 0;
                     int64_t w = F(att_width)(cn);
                     for (int64_t c = 0; c < w; c++) dp[c] = 0;
                     F(att_gemv)(dp, dor, vt, ATT_BK, d, w);
-                    for (int64_t c = 0; c < cn; c++) dp[c] = p[c] * (dp[c] - D[row]) * scale; /* ds · scale */
+                    for (int64_t c = 0; c < cn; c++)
+                        dp[c] = p[c] * ((z ? dp[c] * zr[c] : dp[c]) - D[row]) * scale; /* ds · scale */
                     F(att_gemv)(dq + row * d, dp, k + j0 * d, d, cn, d);
                 }
                 for (int64_t c = 0; c < cmax; c++) {
-                    pt[c * ATT_RB + r] = c < cn ? p[c] : 0;
+                    pt[c * ATT_RB + r] = c < cn ? (z ? p[c] * zr[c] : p[c]) : 0;
                     dst[c * ATT_RB + r] = c < cn ? dp[c] : 0;
                 }
             }

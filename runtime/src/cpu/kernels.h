@@ -27,6 +27,9 @@
  *   pad: attr = [axis, start, stop, step]; out is zero except the slice, which holds x.
  *   scatter_add(dy[..., C], idx[...]): out[N, C] = 0, then out[idx[...], c] += dy[..., c].
  *   unpick(dy[...], idx[...]): out[..., V] = 0, then out[..., idx[...]] = dy[...].
+ *   attention, attention_qkv and their gradients: cpu/attention.c; with dropout
+ *            (attr[2] key, attr[3] p) weight (b, r, c) is kept as dropout keeps
+ *            element (b·T + r)·T + c, unless dropout_off.
  * Index out of range (gather, pick, scatter_add, unpick) is PML_ERR_INVALID_ARG with a
  * message naming the op, the index and the range. Floating-point ops run in f32 and
  * f64; comparisons, where, cast, arange, concat and the movement ops also take i32. */
@@ -60,6 +63,7 @@ typedef struct pml_op_call {
     const pml_view *in;
     pml_view out;  /* allocated by the caller with the right shape and dtype */
     uint64_t seed; /* this step's seed, for dropout */
+    uint8_t dropout_off; /* attention's dropout off: an evaluation's or a serving forward */
     int threads;   /* how many threads the kernel may use; 0 or 1: the calling thread only */
     /* the stage's pool (cpu/pool.h; NULL: none), which a panel GEMM splits its columns
      * or rows over: the GEMMs a provider runs use `threads` of its own instead */

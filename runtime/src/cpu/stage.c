@@ -61,6 +61,7 @@ static pml_status make_call(const pml_cpu_ctx *p, int n, int64_t mb, pml_op_call
         c->accumulate = 1;
     }
     c->seed = pml_rng_u64(p->conf.seed, (uint64_t)p->step, (uint64_t)(mb >= 0 ? mb : 0));
+    c->dropout_off = p->stages && p->stages[node->stage].dropout_off;
     c->threads = p->threads;
     c->pool = p->stages ? p->stages[node->stage].pool : NULL; /* none yet while the memory is planned */
     /* a training forward keeps its log-sum-exps for the backward (a serving one has none) */
@@ -283,6 +284,7 @@ static pml_status cpu_forward(pml_backend_ctx *b, int s, int64_t mb, pml_backend
     pml_cpu_stage *st = &p->stages[s];
     pml_cpu_half_charge_to(&st->temp_peak);
     st->serving = mode == PML_BACKEND_FWD_SERVE; /* its groups' values for backward stay in scratch */
+    st->dropout_off = mode != PML_BACKEND_FWD_TRAIN;
     for (int k = 0; k < st->n_fwd; k++) {
         int u = st->fwd[k];
         if (mode != PML_BACKEND_FWD_TRAIN) {
@@ -349,6 +351,7 @@ static pml_status run_deferred_upto(pml_cpu_ctx *p, pml_cpu_stage *st, pml_err *
 static pml_status run_backward(pml_cpu_ctx *p, pml_cpu_stage *st, const int *list, int n, int half, int64_t mb,
                                pml_err *err)
 {
+    st->dropout_off = 0; /* a training step's, whatever ran between its passes */
     const pml_plan *pl = p->plan;
     pml_status status = PML_OK;
     pml_cpu_half_charge_to(&st->temp_peak);

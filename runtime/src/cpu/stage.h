@@ -74,6 +74,7 @@ typedef struct pml_cpu_stage {
     size_t arena_bytes; /* its share of the context's arena */
     size_t temp_peak;   /* most bytes of thread temporaries its thread has held (cpu.h) */
     int serving;        /* the forward pass running is a serving one (cpu_forward) */
+    int dropout_off;    /* ... or an evaluation's: attention's dropout off (backward passes: on) */
 } pml_cpu_stage;
 
 typedef struct pml_cpu_ctx {

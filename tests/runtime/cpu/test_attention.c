@@ -1,19 +1,40 @@
 /* test_attention.c — the fused attention (attention) and its backward (attention_grad)
  * against a naive double reference of the ops it fuses, on odd shapes, with outputs
- * poisoned first; the same bits at any pool size; operands that do not fit refused. */
+ * poisoned first, dropout on the weights too; the same bits at any pool size; operands
+ * that do not fit refused. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "cpu/gemm.h"
 #include "cpu/pool.h"
 #include "cpu_test.h"
 #include "cpu_tests.h"
 
-/* One [n, d] matrix triple at offset `at`: o = softmax(mask(q kᵀ · scale)) v and, from
- * do, the gradients dq, dk, dv, with p, dp and ds made whole in double. */
+/* Dropout on the weights as the reference applies it: weight (r, c) of matrix b kept,
+ * times 1/(1 - p), where dropout(weights, p) with `key` keeps element b·n·n + r·n + c
+ * (cpu/kernels.h); p 0: none. */
+typedef struct drop_ref {
+    double p;
+    uint64_t seed, key;
+    int64_t b;
+    int f32; /* the kernel's 1/(1 - p) is a float */
+} drop_ref;
+
+static double kept(const drop_ref *z, int64_t n, int64_t r, int64_t c)
+{
+    if (!z || z->p == 0) return 1;
+    uint64_t j = (uint64_t)(z->b * n * n + r * n + c);
+    double scale = z->f32 ? (double)(float)(1.0 / (1.0 - z->p)) : 1.0 / (1.0 - z->p);
+    return (double)pml_rng_uniform_f32(z->seed, z->key, j) >= z->p ? scale : 0;
+}
+
+/* One [n, d] matrix triple at offset `at`: o = dropout(softmax(mask(q kᵀ · scale))) v
+ * and, from do, the gradients dq, dk, dv, with p, dp and ds made whole in double. */
 static void reference(const pml_view *q, const pml_view *k, const pml_view *v, const pml_view *dout, int64_t at,
-                      int64_t n, int64_t d, double scale, int causal, double *o, double *dq, double *dk, double *dv)
+                      int64_t n, int64_t d, double scale, int causal, const drop_ref *z, double *o, double *dq,
+                      double *dk, double *dv)
 {
     double *p = calloc((size_t)(n * n), sizeof(double)), *ds = calloc((size_t)(n * n), sizeof(double));
     for (int64_t r = 0; r < n; r++) {
@@ -29,14 +50,14 @@ static void reference(const pml_view *q, const pml_view *k, const pml_view *v, c
         for (int64_t c = 0; c < cols; c++) p[r * n + c] /= sum;
         for (int64_t t = 0; t < d; t++) {
             double y = 0;
-            for (int64_t c = 0; c < cols; c++) y += p[r * n + c] * t_get(v, at + c * d + t);
+            for (int64_t c = 0; c < cols; c++) y += p[r * n + c] * kept(z, n, r, c) * t_get(v, at + c * d + t);
             o[r * d + t] = y;
         }
-        double rs = 0; /* Σ_c p dp */
+        double rs = 0; /* Σ_c p dp, dp the gradient to the weights before dropout */
         for (int64_t c = 0; c < cols; c++) {
             double dp = 0;
             for (int64_t t = 0; t < d; t++) dp += t_get(dout, at + r * d + t) * t_get(v, at + c * d + t);
-            ds[r * n + c] = dp;
+            ds[r * n + c] = dp *= kept(z, n, r, c);
             rs += p[r * n + c] * dp;
         }
         for (int64_t c = 0; c < cols; c++) ds[r * n + c] = p[r * n + c] * (ds[r * n + c] - rs);
@@ -47,7 +68,7 @@ static void reference(const pml_view *q, const pml_view *k, const pml_view *v, c
             for (int64_t t = 0; t < d; t++) {
                 dq[r * d + t] += ds[r * n + c] * t_get(k, at + c * d + t) * scale;
                 dk[c * d + t] += ds[r * n + c] * t_get(q, at + r * d + t) * scale;
-                dv[c * d + t] += p[r * n + c] * t_get(dout, at + r * d + t);
+                dv[c * d + t] += p[r * n + c] * kept(z, n, r, c) * t_get(dout, at + r * d + t);
             }
     free(p), free(ds);
 }
@@ -78,7 +99,7 @@ void test_attention_and_its_gradient_match_a_double_reference_on_odd_shapes(void
             int64_t all = t_numel(&q), mats = all / (n * d);
             double *ro = malloc(sizeof(double) * (size_t)all), *rg = malloc(sizeof(double) * (size_t)(3 * all));
             for (int64_t b = 0; b < mats; b++)
-                reference(&q, &k, &v, &dout, b * n * d, n, d, scale, causal, ro + b * n * d, rg + b * n * d,
+                reference(&q, &k, &v, &dout, b * n * d, n, d, scale, causal, NULL, ro + b * n * d, rg + b * n * d,
                           rg + all + b * n * d, rg + 2 * all + b * n * d);
             int64_t attr = causal;
             poison(&o), poison(&g);
@@ -289,6 +310,70 @@ void test_attention_keeps_a_nan_query_row_nan_and_the_others_finite(void)
                 double y = t_get(&o, r * 5 + t);
                 TCHECK(r == 20 ? isnan(y) : isfinite(y), "row %lld, column %lld: %g", (long long)r, (long long)t, y);
             }
+    for (int i = 0; i < 3; i++) t_free(&in[i]);
+    t_free(&o);
+}
+
+/* Runs op with attention's attributes and dropout p (key 5), `off` its dropout_off. */
+static int run_dropout(pml_opcode op, const pml_view *in, int n_in, pml_view *out, int causal, double p, uint64_t seed,
+                       int off)
+{
+    int64_t attr[4] = {causal, 0, 5, pml_attention_dropout_attr(p)};
+    pml_op_call c = {0};
+    c.op = op, c.attr = attr, c.n_attr = p > 0 ? 4 : 1, c.fval = 0.4, c.n_in = n_in, c.in = in, c.out = *out;
+    c.seed = seed, c.dropout_off = (uint8_t)off;
+    poison(out);
+    pml_err err = {0};
+    pml_status s = pml_cpu_run(&c, &err);
+    TCHECK(s == PML_OK, "%s: %s", pml_op_name(op), err.msg);
+    return s == PML_OK;
+}
+
+/* Dropout on the attention weights drops, in the forward and in every gradient, the
+ * weights dropout(weights, p) with the op's key would drop (a double reference given
+ * that mask), at p 0.1 and 0.5, f32 and f64, on odd shapes, causal or not; with
+ * dropout_off (evaluation, serving) the op gives its bits without dropout; and a
+ * p outside (0, 1) in the attributes is refused. */
+void test_attention_dropout_drops_the_weights_dropout_would_drop(void)
+{
+    static const int64_t lengths[] = {1, 17, 64, 65, 130}, widths[] = {3, 16, 32};
+    for (int trial = 0; trial < 12; trial++) {
+        pml_dtype t = t_float_types[trial % 2];
+        int64_t n = lengths[trial % 5], d = widths[trial % 3], dims[3] = {2, n, d}, gdims[4] = {3, 2, n, d};
+        int causal = trial % 4 != 1;
+        double p = trial % 3 ? 0.1 : 0.5;
+        uint64_t seed = 1000 + (uint64_t)trial;
+        pml_view in[5], o = t_new(t, 3, dims), g = t_new(t, 4, gdims), o0 = t_new(t, 3, dims), o1 = t_new(t, 3, dims);
+        for (int i = 0; i < 5; i++) in[i] = t_new(t, 3, dims), t_fill_rand(&in[i], -2, 2);
+        double *ro = malloc(sizeof(double) * (size_t)(2 * n * d)), *rg = malloc(sizeof(double) * (size_t)(6 * n * d));
+        for (int64_t b = 0; b < 2; b++) {
+            drop_ref z = {p, seed, 5, b, t == PML_F32};
+            reference(&in[0], &in[1], &in[2], &in[4], b * n * d, n, d, 0.4, causal, &z, ro + b * n * d, rg + b * n * d,
+                      rg + 2 * n * d + b * n * d, rg + 4 * n * d + b * n * d);
+        }
+        double tol = t == PML_F32 ? 2e-5 : 1e-12, eps = t == PML_F32 ? 1e-4 : 1e-10;
+        if (run_dropout(PML_OP_ATTENTION, in, 3, &o, causal, p, seed, 0)) {
+            TCHECK(t_compare("attention with dropout", &o, ro, tol, eps) == 0, "%s [2, %lld, %lld], p %g, causal %d",
+                   pml_dtype_name(t), (long long)n, (long long)d, p, causal);
+            pml_view bin[5] = {in[0], in[1], in[2], o, in[4]};
+            if (run_dropout(PML_OP_ATTENTION_GRAD, bin, 5, &g, causal, p, seed, 0))
+                TCHECK(t_compare("attention_grad with dropout", &g, rg, tol, eps) == 0,
+                       "%s [2, %lld, %lld], p %g, causal %d", pml_dtype_name(t), (long long)n, (long long)d, p, causal);
+        }
+        if (run_dropout(PML_OP_ATTENTION, in, 3, &o0, causal, 0, seed, 0) &&
+            run_dropout(PML_OP_ATTENTION, in, 3, &o1, causal, p, seed, 1))
+            TCHECK(!memcmp(o0.data, o1.data, (size_t)t_numel(&o0) * pml_dtype_size(t)),
+                   "dropout_off gives attention's bits without dropout");
+        free(ro), free(rg);
+        for (int i = 0; i < 5; i++) t_free(&in[i]);
+        t_free(&o), t_free(&g), t_free(&o0), t_free(&o1);
+    }
+    int64_t dims[2] = {5, 4}, attr[4] = {1, 0, 5, pml_attention_dropout_attr(1.5)};
+    pml_view in[3], o = t_new(PML_F32, 2, dims);
+    for (int i = 0; i < 3; i++) in[i] = t_new(PML_F32, 2, dims), t_fill_rand(&in[i], -1, 1);
+    pml_err err = {0};
+    TCHECK(t_run(PML_OP_ATTENTION, in, 3, &o, attr, 4, 0.5, &err) == PML_ERR_INVALID_ARG && strstr(err.msg, "attr[3]"),
+           "a dropout probability of 1.5: %s", err.msg);
     for (int i = 0; i < 3; i++) t_free(&in[i]);
     t_free(&o);
 }

@@ -1,7 +1,8 @@
 /* test_attention_qkv.c — attention on the packed qkv product (attention_qkv) and its
  * backward against attention on the heads' permuted copies, the form the stdlib wrote
  * before the op existed: the same bits, forward and backward, with the forward's kept
- * log-sum-exps too, in every float type, on odd shapes and pools; operands that do not
+ * log-sum-exps too, with dropout on the weights too (the same mask: matrices in the
+ * same order), in every float type, on odd shapes and pools; operands that do not
  * split into the heads refused. */
 #include <math.h>
 #include <stdlib.h>
@@ -62,12 +63,16 @@ static pml_view make(const qkv_case *k, pml_dtype t, int64_t stack, int packed_c
     return v;
 }
 
+/* Runs op with attributes [causal, heads, key, p]: attention's with heads 0 (and only
+ * [causal] without dropout), attention_qkv's as given (only [causal, heads] without). */
 static pml_status run(pml_opcode op, pml_view *in, int n_in, pml_view *out, const int64_t *attr, double scale,
                       pml_cpu_pool *pool, float *lse, pml_err *err)
 {
+    int packed = op == PML_OP_ATTENTION_QKV || op == PML_OP_ATTENTION_QKV_GRAD;
+    int64_t a[4] = {attr[0], packed ? attr[1] : 0, attr[2], attr[3]};
     pml_op_call c = {0};
-    c.op = op, c.attr = attr, c.n_attr = op == PML_OP_ATTENTION || op == PML_OP_ATTENTION_GRAD ? 1 : 2;
-    c.fval = scale, c.n_in = n_in, c.in = in, c.out = *out, c.pool = pool, c.lse = lse;
+    c.op = op, c.attr = a, c.n_attr = attr[3] ? 4 : packed ? 2 : 1;
+    c.fval = scale, c.n_in = n_in, c.in = in, c.out = *out, c.pool = pool, c.lse = lse, c.seed = 77;
     return pml_cpu_run(&c, err);
 }
 
@@ -77,9 +82,9 @@ static int same_bits(const pml_view *a, const pml_view *b)
 }
 
 /* One case in dtype t: the packed ops against the unpacked ones, on `pool`. */
-static void check_case(const qkv_case *k, pml_dtype t, int causal, pml_cpu_pool *pool)
+static void check_case(const qkv_case *k, pml_dtype t, int causal, double dropout, pml_cpu_pool *pool)
 {
-    int64_t C = k->heads * k->d, attr[2] = {causal, k->heads};
+    int64_t C = k->heads * k->d, attr[4] = {causal, k->heads, 3, dropout > 0 ? pml_attention_dropout_attr(dropout) : 0};
     double scale = 0.2 + 0.01 * (double)k->d;
     pml_dtype gt = t == PML_F64 ? t : PML_F32; /* gradients f32, as the precision table keeps them */
     pml_view qkv = make(k, t, 0, 3 * C), o = make(k, t, 0, C), dout = make(k, t, 0, C), g = make(k, gt, 0, 3 * C);
@@ -118,11 +123,12 @@ static void check_case(const qkv_case *k, pml_dtype t, int causal, pml_cpu_pool 
         for (int64_t i = 0; i < t_numel(&g); i++) t_set(&g, i, NAN);
         TCHECK(run(PML_OP_ATTENTION_QKV_GRAD, gin, 3, &g, attr, scale, pool, kept ? lse : NULL, &err) == PML_OK,
                "attention_qkv_grad: %s", err.msg);
-        TCHECK(same_bits(&o, &want_o) && same_bits(&g, &want_g),
-               "%s, %lld leading x %lld rows, %lld heads of %lld, causal %d, lse kept %d: attention_qkv (%s) or its "
-               "gradient (%s) is not attention's on the permuted copies",
-               pml_dtype_name(t), (long long)k->L, (long long)k->n, (long long)k->heads, (long long)k->d, causal, kept,
-               same_bits(&o, &want_o) ? "same" : "differs", same_bits(&g, &want_g) ? "same" : "differs");
+        TCHECK(
+            same_bits(&o, &want_o) && same_bits(&g, &want_g),
+            "%s, %lld leading x %lld rows, %lld heads of %lld, causal %d, dropout %g, lse kept %d: attention_qkv (%s) "
+            "or its gradient (%s) is not attention's on the permuted copies",
+            pml_dtype_name(t), (long long)k->L, (long long)k->n, (long long)k->heads, (long long)k->d, causal, dropout,
+            kept, same_bits(&o, &want_o) ? "same" : "differs", same_bits(&g, &want_g) ? "same" : "differs");
     }
     free(lse);
     t_free(&qkv), t_free(&o), t_free(&dout), t_free(&g), t_free(&so), t_free(&sdo), t_free(&sg);
@@ -140,14 +146,14 @@ void test_attention_qkv_gives_attention_on_the_heads_permuted_copies(void)
     for (int trial = 0; trial < 24; trial++) {
         qkv_case k = {trial % 3, {2, 3}, 1, rows[trial % 5], heads[trial % 3], widths[trial % 4]};
         for (int i = 0; i < k.rank_lead; i++) k.L *= k.lead[i];
-        check_case(&k, types[trial % 4], trial % 5 != 2, trial % 2 ? pool : NULL);
+        check_case(&k, types[trial % 4], trial % 5 != 2, trial % 7 < 3 ? 0.25 : 0, trial % 2 ? pool : NULL);
     }
     pml_cpu_pool_destroy(pool);
 }
 
 void test_attention_qkv_refuses_columns_that_do_not_split_into_the_heads(void)
 {
-    int64_t dims[3] = {2, 5, 12}, half[3] = {2, 5, 4}, other[3] = {2, 6, 4}, attr[2] = {1, 3};
+    int64_t dims[3] = {2, 5, 12}, half[3] = {2, 5, 4}, other[3] = {2, 6, 4}, attr[4] = {1, 3, 0, 0};
     pml_view qkv = t_new(PML_F32, 3, dims), o = t_new(PML_F32, 3, half), bad = t_new(PML_F32, 3, other);
     t_fill_rand(&qkv, -1, 1), t_fill_rand(&o, -1, 1);
     pml_err err = {0};

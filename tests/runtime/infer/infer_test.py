@@ -58,6 +58,22 @@ train wide {
     steps = 1
 }
 """
+# A transformer block with dropout on its attention weights (attention_qkv's, drawn in
+# the kernel) and after its layers; DROPS % p.
+DROPS = """import "nn"
+model lm(idx: i32[B, T]) -> f32[B, T, 11] {
+    h = embedding(idx, 11, 16) as wte
+    h = block(h, 2, dropout_p = %s) as blk
+    return linear(layernorm(h) as ln_f, 11) as head
+}
+train lm {
+    data = markov(vocab = 11, order = 1, seed = 3)
+    loss = cross_entropy
+    optimizer = adamw(lr = 1e-2)
+    batch = 4
+    T = 8
+}
+"""
 failures = []
 
 
@@ -172,6 +188,21 @@ with tempfile.TemporaryDirectory() as tmp:
         shape, y, raw = read_npy(Y)
         check(shape == (19, 4), f"shape (19, 4): {shape}")
         check(raw == read_npy(Y2)[2], "dropout is off: the same outputs twice")
+    elif behaviour == "attention_dropout_off":
+        # served with dropout 0.3 in its block: the outputs of the same weights with none
+        models = []
+        for p in ("0.3", "0.0"):
+            models.append(os.path.join(tmp, f"lm{p}.pml"))
+            with open(models[-1], "w") as f:
+                f.write(DROPS % p)
+        D = train(tmp, models[0], steps="2")
+        write_npy(X, (5, 8), [(7 * i) % 11 for i in range(40)], "i")
+        outs = []
+        for i, m in enumerate(models):
+            outs.append(os.path.join(tmp, f"y{i}.npy"))
+            must("infer", m, "--weights", D, "--input", X, "--output", outs[-1], "--quiet")
+        check(read_npy(outs[0])[2] == read_npy(outs[1])[2],
+              "dropout in the attention is off in serving: the outputs of dropout_p = 0")
     elif behaviour == "bench":
         D = train(tmp, DROP)
         write_npy(X, (40, 16), rows(40, 16))

@@ -5,13 +5,13 @@
  *     with dropout trained 3 steps on 1 and 2 stages, 1 and 4 micro-batches, with
  *     `recompute = true` and with `recompute blocks.*.attn` (attention only), ends with
  *     the same bits as without recomputation; and the backward pass did recompute
- *     (its graph holds copies);
+ *     (its graph holds copies: of the dropouts and the attention);
  *   peak_activation_memory_falls_by_the_planned_amount: the bytes the CPU backend
  *     allocates for its stages' values (their arenas: every value, kept or temporary)
  *     fall by what the compiler's memory estimate (`pmlc plan`'s "memory" lines) says
  *     they fall, within 10%, for whole-model and attention-only recomputation, and by
- *     more than a fifth, under GPipe (the whole arenas against each other, per stage and
- *     every schedule, are tests/runtime/memory's). */
+ *     more than a fifth and a twentieth, under GPipe (the whole arenas against each
+ *     other, per stage and every schedule, are tests/runtime/memory's). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,14 +51,18 @@ static void program(char *text, size_t cap, int stages, int mbs, const char *sch
 
 /* Nodes of the plan's backward pass that recompute a forward value: the same op as a
  * forward node, which only copies are (a backward rule makes its own ops, but never a
- * dropout with a forward node's key or a matmul of two forward values' copies): counted
- * as backward dropouts beyond the one per forward dropout that its rule makes. */
-static int recomputed_dropouts(const pml_plan *pl)
+ * dropout with a forward node's key, a forward attention or a matmul of two forward
+ * values' copies): backward dropouts beyond the one per forward dropout that its rule
+ * makes, and backward attention (its gradient is another op). */
+static int recomputed_copies(const pml_plan *pl)
 {
-    int fwd = 0, bwd = 0;
-    for (int i = 0; i < pl->n_nodes; i++)
-        if (pl->nodes[i].op == PML_OP_DROPOUT) *(pl->nodes[i].pass ? &bwd : &fwd) += 1;
-    return bwd - fwd;
+    int fwd = 0, bwd = 0, attention = 0;
+    for (int i = 0; i < pl->n_nodes; i++) {
+        uint16_t op = pl->nodes[i].op;
+        if (op == PML_OP_DROPOUT) *(pl->nodes[i].pass ? &bwd : &fwd) += 1;
+        attention += pl->nodes[i].pass && (op == PML_OP_ATTENTION || op == PML_OP_ATTENTION_QKV);
+    }
+    return bwd - fwd + attention;
 }
 
 /* Trains 3 steps; returns every parameter concatenated (malloc'ed), or NULL; and the
@@ -67,7 +71,7 @@ static float *train(const char *text, size_t *n_out, int *recomputed)
 {
     pml_err err = {0};
     pml_plan *pl = test_compile_plan("recompute.pml", text, NULL, &err);
-    *recomputed = pl ? recomputed_dropouts(pl) : -1;
+    *recomputed = pl ? recomputed_copies(pl) : -1;
     pml_plan_free(pl);
     return test_train_weights("recompute.pml", text, 3, 0, n_out);
 }
@@ -87,7 +91,7 @@ static int bit_identical(const char *sched)
                 program(text, sizeof text, stages[a], mbs[b], sched, 8, mode);
                 float *w = train(text, &n, &copies);
                 CHECK(w && n == n0);
-                CHECK(copies > 0); /* the attention's dropout is recomputed in both modes */
+                CHECK(copies > 0); /* the attention is recomputed in both modes */
                 int same = w && n == n0 && !memcmp(w, plain, sizeof(float) * n);
                 if (!same)
                     fprintf(stderr, "%s, %d stages, %d micro-batches, '%s': weights differ\n", sched, stages[a],
@@ -148,7 +152,9 @@ static int memory_falls_as_planned(void)
         double planned = (double)(plan0 - plan), measured = (double)(run0 - run);
         printf("'%s': planned arena %lld -> %lld bytes (-%.0f), measured %lld -> %lld (-%.0f)\n", modes[mode],
                (long long)plan0, (long long)plan, planned, (long long)run0, (long long)run, measured);
-        CHECK(planned > 0.2 * (double)plan0);
+        /* whole-model recomputation saves more than a fifth; attention alone (fused: it
+         * keeps its input and output, no [T, T] weights) more than a twentieth */
+        CHECK(planned > (mode == 1 ? 0.2 : 0.05) * (double)plan0);
         CHECK(fabs(measured - planned) <= 0.1 * planned);
     }
     return check_summary("peak activation memory falls by the planned amount");
