@@ -508,7 +508,7 @@ int pmlc_autodiff(pmlc_program *P, pmlc_graph *g, const int64_t *binding, const 
         const ir_node *n = &g->nodes.v[i];
         const pmlc_op_info *info = &pmlc_ops[n->op];
         uint8_t rg = n->op == OP_PARAM && !frozen[n->param], act = n->op == OP_INPUT;
-        uint8_t varies = n->op == OP_INPUT || n->op == OP_DROPOUT, from_param = n->op == OP_PARAM;
+        uint8_t varies = n->op == OP_INPUT || pmlc_op_draws(n->op, n->attr, n->n_attr), from_param = n->op == OP_PARAM;
         for (int k = 0; k < n->n_in; k++) {
             from_param |= A.from_param[n->in[k]];
             rg |= info->differentiable && A.rg[n->in[k]];

@@ -86,6 +86,14 @@ typedef struct pmlc_cshape {
 
 int64_t pmlc_cshape_numel(const pmlc_cshape *s);
 
+/* Whether an op with these attributes draws random numbers per micro-batch (dropout, and
+ * attention with dropout on its weights): its value is never a per-step invariant. */
+static inline int pmlc_op_draws(pmlc_opcode op, const int64_t *attr, int n_attr)
+{
+    return op == OP_DROPOUT ||
+           ((op == OP_ATTENTION || op == OP_ATTENTION_QKV) && pml_attention_dropout(attr, n_attr) > 0);
+}
+
 /* Forward FLOPs, and backward FLOPs spent on the gradient of each input (attr: the
  * node's, which attention_qkv's head count is among). */
 void pmlc_op_cost(pmlc_opcode op, int n_in, const pmlc_cshape *in, const pmlc_cshape *out, const int64_t *attr,

@@ -87,7 +87,7 @@ static void mark_invariant(planner *p)
     for (int i = 0; i < p->g->nodes.n; i++) {
         const ir_node *n = &p->g->nodes.v[i];
         int inv = n->op == OP_PARAM || n->op == OP_CONST || n->op == OP_ARANGE ||
-                  (n->op != OP_INPUT && n->op != OP_DROPOUT && n->n_in > 0);
+                  (n->op != OP_INPUT && !pmlc_op_draws(n->op, n->attr, n->n_attr) && n->n_in > 0);
         for (int k = 0; inv && n->op != OP_PARAM && k < n->n_in; k++) inv = p->invariant[n->in[k]];
         p->invariant[i] = (uint8_t)inv;
         p->root[i] = is_view(n) ? p->root[n->in[0]] : i;

@@ -25,6 +25,14 @@ static void *alloc_touched(size_t bytes)
 
 static int constant_node(uint16_t op) { return op == PML_OP_CONST || op == PML_OP_ARANGE; }
 
+/* Whether node n draws random numbers per micro-batch (dropout, attention with dropout
+ * on its weights): never a per-step invariant, as compiler/src/ir/ops.h's pmlc_op_draws says. */
+static int draws(const pml_plan_node *n)
+{
+    return n->op == PML_OP_DROPOUT || ((n->op == PML_OP_ATTENTION || n->op == PML_OP_ATTENTION_QKV) &&
+                                       pml_attention_dropout(n->attr, n->n_attr) > 0);
+}
+
 /* The nodes the executor reads or writes itself, which the lowering must keep. */
 static pml_status lower_graph(pml_cpu_ctx *p, pml_err *err)
 {
@@ -280,8 +288,7 @@ static pml_status plan_memory(pml_cpu_ctx *p, pml_err *err)
     const pml_cpu_node *low = p->low;
     for (int i = 0; i < N; i++) { /* nodes come after their inputs */
         const pml_plan_node *n = &pl->nodes[i];
-        int inv = n->op == PML_OP_PARAM || constant_node(n->op) ||
-                  (n->op != PML_OP_INPUT && n->op != PML_OP_DROPOUT && n->n_in > 0);
+        int inv = n->op == PML_OP_PARAM || constant_node(n->op) || (n->op != PML_OP_INPUT && !draws(n) && n->n_in > 0);
         for (int k = 0; inv && k < n->n_in && n->op != PML_OP_PARAM; k++) inv = p->invariant[n->in[k]];
         p->invariant[i] = (uint8_t)inv;
         p->computed_at[i] = -1;

@@ -26,7 +26,10 @@
  *     move a loop's vector/scalar split; the epilogue itself rounds as the add did);
  *   a_rank_holds_only_what_its_stages_need: a backend told it runs one stage of two
  *     (backend_ops.h's runs) holds for it what a whole one does, and of the other only
- *     its parameters, optimizer state and the values it sends, which it lists. */
+ *     its parameters, optimizer state and the values it sends, which it lists;
+ *   random_draws_are_never_per_step_invariants: attention of parameters alone is
+ *     computed once a step (an invariant), but with dropout on its weights it draws a
+ *     mask per micro-batch, as dropout does, so it and what it feeds are not. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,6 +416,48 @@ static int rank_backend(const pml_plan *pl, int mine)
     return 0;
 }
 
+static int random_draws_are_never_per_step_invariants(const pml_plan *unused)
+{
+    (void)unused;
+    static const char text[] = "import \"nn\"\n"
+                               "model m(x: f32[B, 6]) -> f32[B, 6] {\n"
+                               "    param w: [4, 18] = normal(0.5)\n"
+                               "    a = attention_qkv(w, 3)\n"
+                               "    d = attention_qkv(w, 3, dropout = 0.5)\n"
+                               "    return x + sum(a) * 0.1 + sum(d) * 0.1\n"
+                               "}\n"
+                               "train m {\n"
+                               "    data = \"x.npy\", labels = \"y.npy\"\n"
+                               "    loss = mse\n"
+                               "    optimizer = sgd(lr = 0.1)\n"
+                               "    batch = 4, microbatches = 2\n"
+                               "}\n";
+    pml_err err = {0};
+    pml_plan *pl = test_compile_plan("draws.pml", text, NULL, &err);
+    if (!pl) return fprintf(stderr, "%s\n", err.msg), 1;
+    pml_backend_conf conf = {.seed = 3, .threads = 1};
+    pml_backend_inst b;
+    CHECK(pml_backend_create(&pml_cpu_backend_ops, pl, &conf, &b, &err) == PML_OK);
+    if (!b.ops) return pml_plan_free(pl), fprintf(stderr, "%s\n", err.msg), 1;
+    const pml_cpu_ctx *c = (const pml_cpu_ctx *)b.ctx;
+    int plain = 0, drawn = 0;
+    for (int i = 0; i < pl->n_nodes; i++) {
+        const pml_plan_node *n = &pl->nodes[i];
+        if (n->op != PML_OP_ATTENTION_QKV || n->pass) continue;
+        if (n->n_attr >= 4) {
+            drawn++;
+            CHECK(!c->invariant[i]);
+        } else {
+            plain++;
+            CHECK(c->invariant[i]);
+        }
+    }
+    CHECK(plain == 1 && drawn == 1);
+    pml_backend_destroy(&b);
+    pml_plan_free(pl);
+    return check_summary("random draws are never per-step invariants");
+}
+
 static int a_rank_holds_only_what_its_stages_need(const pml_plan *pl)
 {
     rank_backend(pl, 0);
@@ -435,6 +480,7 @@ int main(int argc, char **argv)
          buffers_share_bytes_only_when_never_alive_together},
         {"bias_adds_fold_into_their_products", bias_adds_fold_into_their_products},
         {"a_rank_holds_only_what_its_stages_need", a_rank_holds_only_what_its_stages_need},
+        {"random_draws_are_never_per_step_invariants", random_draws_are_never_per_step_invariants},
     };
     if (argc != 2) {
         fprintf(stderr, "usage: %s TEST\n", argv[0]);
