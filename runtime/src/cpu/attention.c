@@ -221,8 +221,8 @@ PML_VECTOR_CLONES static void att_bwd_tiles(const att_mat *x, int64_t n, int64_t
             pml_cpu_gemm_packed_f32(1, bk, d, bq, t, ATT_G, pml_cpu_gemm_in_place(dout + i0 * ldo, ldo), dv + j0 * lgv,
                                     lgv, NULL);
             pml_cpu_gemm_packed_f32(0, bq, bk, d, dout + i0 * ldo, ldo, pml_cpu_gemm_packed(vp, d), dp, ATT_G, NULL);
-            for (int64_t r = 0; r < bq; r++)
-                for (int64_t c = 0; z && c < bk; c++) dp[r * ATT_G + c] *= zt[r * ATT_G + c];
+            for (int64_t r = 0; z && r < bq; r++) /* the gradient to the weights before dropout */
+                for (int64_t c = 0; c < bk; c++) dp[r * ATT_G + c] *= zt[r * ATT_G + c];
             for (int64_t r = 0; r < bq; r++)
                 for (int64_t c = 0; c < bk; c++)
                     dp[r * ATT_G + c] = s[r * ATT_G + c] * (dp[r * ATT_G + c] - D[i0 + r]) * scale;
@@ -274,6 +274,15 @@ static const pml_view *att_where(const att_job *j, int64_t b, int k, int64_t *of
     *ld = packed ? 3 * C : C;
     *off = lead * n * *ld + h * d + (packed ? part * C : 0);
     return out >= 0 ? &c->out : &c->in[k < 3 ? 0 : k - 2];
+}
+
+/* Matrix b's dropout, in *z (its decisions start at b·n·n), or NULL when it has none. */
+static const att_drop *att_drop_of(const att_job *j, int64_t b, att_drop *z)
+{
+    if (j->drop.p <= 0) return NULL;
+    *z = j->drop;
+    z->base = (uint64_t)(b * j->n * j->n);
+    return z;
 }
 
 /* One matrix on attention_tmpl.h's row products: in[] its q, k, v (o, do), out[] its
@@ -357,12 +366,12 @@ static void att_matrix_f32(const att_job *j, int64_t b, float *w)
         }
         f += nd;
     }
-    att_drop z = j->drop;
-    z.base = (uint64_t)(b * n * n);
+    att_drop zb;
+    const att_drop *z = att_drop_of(j, b, &zb);
     if (tiles) /* the rows' log-sum-exps kept on this path only */
-        att_tiles(j, z.p > 0 ? &z : NULL, &x, w, c->lse ? c->lse + b * n : NULL);
+        att_tiles(j, z, &x, w, c->lse ? c->lse + b * n : NULL);
     else
-        att_rows_f32(j, z.p > 0 ? &z : NULL, x.in, x.out, w);
+        att_rows_f32(j, z, x.in, x.out, w);
     for (int i = 0; i < outs; i++) {
         if (!from[i]) continue;
         int64_t off, ld;
@@ -396,9 +405,8 @@ static void att_matrix_f64(const att_job *j, int64_t b, double *w)
         else
             out[k - 5] = to;
     }
-    att_drop z = j->drop;
-    z.base = (uint64_t)(b * n * n);
-    att_rows_f64(j, z.p > 0 ? &z : NULL, in, out, w);
+    att_drop zb;
+    att_rows_f64(j, att_drop_of(j, b, &zb), in, out, w);
     for (int i = 0; i < outs; i++) {
         int64_t off, ld;
         double *at = (double *)att_where(j, b, 5 + i, &off, &ld)->data + off;
