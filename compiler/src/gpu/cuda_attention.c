@@ -426,8 +426,10 @@ int64_t cg_attention(cg *c, int32_t n, int part)
     for (int k = 0; k < 5; k++) {
         int used = k < 3 || grad;
         ty[k] = used ? cg_mtype(c->g->nodes.v[x->in[src[k]]].dtype) : "float";
-        arg[k] = used ? pmlc_arena_printf(&c->P->arena, "a%d + %lld", cg_arg(c, x->in[src[k]], 0), (long long)at[k])
-                      : "nullptr";
+        int a = used ? cg_arg(c, x->in[src[k]], 0) : -1;
+        arg[k] = !used   ? "nullptr"
+                 : at[k] ? pmlc_arena_printf(&c->P->arena, "a%d + %lld", a, (long long)at[k])
+                         : pmlc_arena_printf(&c->P->arena, "a%d", a);
     }
     int64_t M = T && D ? c->numel[x->in[0]] / (T * D) / (packed ? 3 : 1) : 0;
     if (T > INT32_MAX || M > INT32_MAX) { /* the kernels count rows and matrices in int */
