@@ -2,7 +2,8 @@
  * (gpu_attention.c on a GPU, test_attention_emulated.c on the CPU): operands, the CPU
  * backend's attention op as the oracle, and the comparison.
  *
- * att_case: M matrices [T, D] (shape dims[0..rank)), causal, scale. att_reference fills
+ * att_case: M matrices [T, D] (shape dims[0..rank)), causal, scale, and dropout p on the
+ * weights (0: none) with its key and the step's seed. att_reference fills
  * in[3] (o) with the CPU's forward output when grad, then ref with the CPU's
  * attention (grad: attention_grad, [3, ...]). att_compare passes when no output is NaN
  * (the outputs start poisoned: an element left unwritten shows) and
@@ -16,12 +17,15 @@
 #include <string.h>
 
 #include "cpu/kernels.h"
+#include "pml/ops.h"
 
 typedef struct att_case {
     int rank;
     int64_t dims[PML_MAX_RANK];
     int causal;
     double scale;
+    double dropout;
+    uint64_t key, seed;
 } att_case;
 
 static inline int64_t att_numel(const att_case *c)
@@ -53,11 +57,12 @@ static inline pml_status att_cpu(const att_case *c, int grad, float **in, float 
         v[j].data = in[j], v[j].dtype = PML_F32, v[j].rank = c->rank;
         memcpy(v[j].dims, c->dims, sizeof c->dims);
     }
-    int64_t attr = c->causal;
+    int64_t attr[4] = {c->causal, 0, (int64_t)c->key, pml_attention_dropout_attr(c->dropout)};
     pml_op_call call;
     memset(&call, 0, sizeof call);
     call.op = grad ? PML_OP_ATTENTION_GRAD : PML_OP_ATTENTION;
-    call.attr = &attr, call.n_attr = 1, call.fval = c->scale, call.n_in = grad ? 5 : 3, call.in = v;
+    call.attr = attr, call.n_attr = c->dropout > 0 ? 4 : 1, call.fval = c->scale, call.n_in = grad ? 5 : 3, call.in = v;
+    call.seed = c->seed;
     call.out.data = out, call.out.dtype = PML_F32, call.out.rank = c->rank + grad;
     if (grad) call.out.dims[0] = 3;
     memcpy(call.out.dims + grad, c->dims, sizeof c->dims[0] * (size_t)c->rank);
@@ -87,8 +92,10 @@ static inline int att_compare_to(const char *what, const att_case *c, const char
     char shape[128] = "";
     for (int k = 0; k < c->rank; k++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", k ? ", " : "", (long long)c->dims[k]);
-    printf("%s [%s] %s, %s: max |got - cpu| %.3g of max |cpu| %.3g, %zu NaN: %s\n", what, shape,
-           c->causal ? "causal" : "not causal", how, worst, big, nan, ok ? "ok" : "FAIL");
+    char drop[32] = "";
+    if (c->dropout > 0) snprintf(drop, sizeof drop, ", dropout %g", c->dropout);
+    printf("%s [%s] %s%s, %s: max |got - cpu| %.3g of max |cpu| %.3g, %zu NaN: %s\n", what, shape,
+           c->causal ? "causal" : "not causal", drop, how, worst, big, nan, ok ? "ok" : "FAIL");
     return !ok;
 }
 

@@ -14,9 +14,9 @@
  * run one after another); float4 is four floats (read through a cast, hence
  * -fno-strict-aliasing). Tiles are cuda_attention.h's, as the code generator picks
  * them; the launches are cuda_attention.c's: attention one, attention_grad statistics,
- * dk/dv, dq. Warps do not exist here, so what this cannot see is a race that only
- * lockstep execution would hide, or the GPU's own arithmetic (exp2f, FMA contraction);
- * gpu_attention checks those on a GPU. */
+ * dk/dv, dq, with dropout's constants as it writes them. Warps do not exist here, so what this cannot see is a race
+ * that only lockstep execution would hide, or the GPU's own arithmetic (exp2f, FMA contraction); gpu_attention checks
+ * those on a GPU. */
 #include <math.h>
 #include <string.h>
 #include <ucontext.h>
@@ -25,6 +25,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/rng.h"
 #include "gpu/cuda_attention.h"
 
 namespace
@@ -88,7 +89,9 @@ static inline float __shfl_xor_sync(unsigned, float v, int lane_mask)
     return r;
 }
 using std::min;
-/* The prelude's bf16 conversions (compiler/src/gpu/cuda_prelude.c), which the kernels call. */
+/* The prelude's type, RNG (core/rng.h's, word for word) and bf16 conversions
+ * (compiler/src/gpu/cuda_prelude.c), which the kernels call. */
+typedef unsigned long long pml_u64;
 static inline float pml_bf2f(unsigned short h)
 {
     unsigned u = (unsigned)h << 16;
@@ -141,17 +144,18 @@ static unsigned grid_of(int M, int T, int tile, unsigned cap)
 /* X: the operands' stored type (float, or bf16 bits as unsigned short); the forward's
  * output is stored as X too, the gradient in f32, as cuda_attention.c calls them. H: the
  * layout (0: matrices end to end; heads: attention_qkv's packed rows, q, k and v then
- * pointers into one qkv tensor at columns 0, C and 2C). */
-template <int D, bool C, typename X, int H = 0>
-static void run(int grad, const X *q, const X *k, const X *v, const X *o, const X *dout, X *y, float *g, int T, int M,
-                float zscale, float scale, unsigned cap)
+ * pointers into one qkv tensor at columns 0, C and 2C). z: dropout, when z.kmin (0: none;
+ * the statistics launch takes none, as cuda_attention.c calls it). */
+template <int D, bool C, typename X, int H, bool DROP>
+static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, const X *dout, X *y, float *g, int T,
+                     int M, float zscale, float scale, pml_att_drop z, unsigned cap)
 {
     constexpr int DP = PMLC_CUDA_ATT_DP(D), BQ = PMLC_CUDA_ATT_FWD_BQ, BK = PMLC_CUDA_ATT_FWD_BK(DP),
                   B = PMLC_CUDA_ATT_BWD_B(DP);
     if (!grad) {
         launch(grid_of(M, T, BQ, cap), [&] {
-            pml_att_fwd<D, DP, BQ, BK, C, false, X, X, X, float, float, X, H>(q, k, v, nullptr, nullptr, y, T, M,
-                                                                              zscale);
+            pml_att_fwd<D, DP, BQ, BK, C, false, X, X, X, float, float, X, H, DROP>(q, k, v, nullptr, nullptr, y, T, M,
+                                                                                    zscale, z);
         });
         return;
     }
@@ -159,18 +163,35 @@ static void run(int grad, const X *q, const X *k, const X *v, const X *o, const 
         pml_att_fwd<D, DP, BQ, BK, C, true, X, X, float, X, X, float, H>(q, k, nullptr, o, dout, g, T, M, zscale);
     });
     launch(grid_of(M, T, B, cap),
-           [&] { pml_att_bwd_kv<D, DP, B, C, X, X, X, X, H>(q, k, v, dout, g, T, M, zscale, scale); });
+           [&] { pml_att_bwd_kv<D, DP, B, C, X, X, X, X, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
     launch(grid_of(M, T, B, cap),
-           [&] { pml_att_bwd_q<D, DP, B, C, X, X, X, X, H>(q, k, v, dout, g, T, M, zscale, scale); });
+           [&] { pml_att_bwd_q<D, DP, B, C, X, X, X, X, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
+}
+
+template <int D, bool C, typename X, int H = 0>
+static void run(int grad, const X *q, const X *k, const X *v, const X *o, const X *dout, X *y, float *g, int T, int M,
+                float zscale, float scale, pml_att_drop z, unsigned cap)
+{
+    if (z.kmin)
+        run_drop<D, C, X, H, true>(grad, q, k, v, o, dout, y, g, T, M, zscale, scale, z, cap);
+    else
+        run_drop<D, C, X, H, false>(grad, q, k, v, o, dout, y, g, T, M, zscale, scale, z, cap);
+}
+
+/* Dropout p on key `key` and seed `seed`, as cuda_attention.c writes it into the call. */
+static pml_att_drop drop_of(double p, unsigned long long seed, unsigned long long key)
+{
+    if (p <= 0) return pml_att_drop();
+    return pml_att_drop{seed, key, (unsigned)ceil(p * 16777216.0), (float)(1.0 / (1.0 - p))};
 }
 
 /* run<D, C> on f32 operands, or (bf16) on their bf16 bits, the output back in f32. */
 template <int D, bool C>
 static void run_as(int bf16, int grad, const float *q, const float *k, const float *v, const float *o,
-                   const float *dout, float *out, int T, int M, float zscale, float scale, unsigned cap)
+                   const float *dout, float *out, int T, int M, float zscale, float scale, pml_att_drop z, unsigned cap)
 {
     if (!bf16) {
-        run<D, C, float>(grad, q, k, v, o, dout, out, out, T, M, zscale, scale, cap);
+        run<D, C, float>(grad, q, k, v, o, dout, out, out, T, M, zscale, scale, z, cap);
         return;
     }
     size_t n = (size_t)M * T * D;
@@ -182,7 +203,7 @@ static void run_as(int bf16, int grad, const float *q, const float *k, const flo
     }
     const unsigned short *p[5];
     for (int j = 0; j < 5; j++) p[j] = in[j].empty() ? nullptr : in[j].data();
-    run<D, C, unsigned short>(grad, p[0], p[1], p[2], p[3], p[4], y.data(), out, T, M, zscale, scale, cap);
+    run<D, C, unsigned short>(grad, p[0], p[1], p[2], p[3], p[4], y.data(), out, T, M, zscale, scale, z, cap);
     for (size_t e = 0; !grad && e < n; e++) out[e] = pml_bf2f(y[e]);
 }
 
@@ -190,18 +211,19 @@ static void run_as(int bf16, int grad, const float *q, const float *k, const flo
 #define PML_EMU_DIMS(X) X(2) X(8) X(16) X(64) X(100) X(128)
 
 extern "C" int pml_emu_attention(int d, int causal, int grad, int bf16, const float *q, const float *k, const float *v,
-                                 const float *o, const float *dout, float *out, int T, int M, double scale_d,
-                                 unsigned grid_cap)
+                                 const float *o, const float *dout, float *out, int T, int M, double scale_d, double p,
+                                 unsigned long long seed, unsigned long long key, unsigned grid_cap)
 {
     /* as cuda_attention.c writes the constants into the call */
     float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
-#define PML_EMU_CASE(D)                                                                         \
-    if (d == D) {                                                                               \
-        if (causal)                                                                             \
-            run_as<D, true>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap);  \
-        else                                                                                    \
-            run_as<D, false>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, grid_cap); \
-        return 1;                                                                               \
+    pml_att_drop z = drop_of(p, seed, key);
+#define PML_EMU_CASE(D)                                                                            \
+    if (d == D) {                                                                                  \
+        if (causal)                                                                                \
+            run_as<D, true>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, z, grid_cap);  \
+        else                                                                                       \
+            run_as<D, false>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, z, grid_cap); \
+        return 1;                                                                                  \
     }
     PML_EMU_DIMS(PML_EMU_CASE)
 #undef PML_EMU_CASE
@@ -212,17 +234,19 @@ extern "C" int pml_emu_attention(int d, int causal, int grad, int bf16, const fl
  * take that count): qkv [..., T, 9 d], o and dout [..., T, 3 d], out [..., T, 3 d] or,
  * for the gradient, qkv's shape. M counts matrices, heads included. */
 extern "C" int pml_emu_attention_qkv(int d, int causal, int grad, const float *qkv, const float *o, const float *dout,
-                                     float *out, int T, int M, double scale_d, unsigned grid_cap)
+                                     float *out, int T, int M, double scale_d, double p, unsigned long long seed,
+                                     unsigned long long key, unsigned grid_cap)
 {
     float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
     const float *k = qkv + 3 * d, *v = qkv + 6 * d;
-#define PML_EMU_CASE(D)                                                                                 \
-    if (d == D) {                                                                                       \
-        if (causal)                                                                                     \
-            run<D, true, float, 3>(grad, qkv, k, v, o, dout, out, out, T, M, zscale, scale, grid_cap);  \
-        else                                                                                            \
-            run<D, false, float, 3>(grad, qkv, k, v, o, dout, out, out, T, M, zscale, scale, grid_cap); \
-        return 1;                                                                                       \
+    pml_att_drop z = drop_of(p, seed, key);
+#define PML_EMU_CASE(D)                                                                                    \
+    if (d == D) {                                                                                          \
+        if (causal)                                                                                        \
+            run<D, true, float, 3>(grad, qkv, k, v, o, dout, out, out, T, M, zscale, scale, z, grid_cap);  \
+        else                                                                                               \
+            run<D, false, float, 3>(grad, qkv, k, v, o, dout, out, out, T, M, zscale, scale, z, grid_cap); \
+        return 1;                                                                                          \
     }
     PML_EMU_DIMS(PML_EMU_CASE)
 #undef PML_EMU_CASE

@@ -2,9 +2,11 @@
 # exercise their tiles: head dims 2, 16, 64, 100 (padded to 112) and 128 (each tile
 # size), T below, above and not a multiple of every tile (1, 5, 33, 50, 77, 130), causal
 # and not, rank 3 and 4; and a head dim of 129, which the kernels do not take (written
-# out as matmuls and a softmax instead). attention_qkv too: heads of 64 and 16 read from
-# packed rows, and of 129 (written out). The CUDA tests compile them all with NVRTC;
-# on a GPU gpu_attention checks each forward and backward against the CPU's.
+# out as matmuls and a softmax instead); dropout on the weights (the kernels draw the
+# CPU's mask). attention_qkv too: heads of 64 and 16 read from packed rows, and of 129
+# (written out). The CUDA tests compile them
+# all with NVRTC; on a GPU gpu_attention checks each forward and backward against the
+# CPU's.
 import "nn"
 
 model m(idx: i32[B, T]) -> f32[B, T, 8] {
@@ -36,6 +38,7 @@ model m(idx: i32[B, T]) -> f32[B, T, 8] {
     a = a + sum(attention(q128, k128, v128)) + sum(attention(q100, k100, v100))
     a = a + sum(attention(q16, k16, v16, causal = false)) + sum(attention(q2, k2, v2))
     a = a + sum(attention(q8, k8, v8, causal = false)) + sum(attention(q129, k129, v129))
+    a = a + sum(attention(q16, k16, v16, dropout = 0.3)) + sum(attention_qkv(qkv64, 3, dropout = 0.1))
     a = a + sum(attention_qkv(qkv64, 3)) + sum(attention_qkv(qkv16, 2, causal = false))
     a = a + sum(attention_qkv(qkv129, 1))
     h = linear(embedding(idx, 8, 8) as wte, 8) as head

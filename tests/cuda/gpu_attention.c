@@ -4,7 +4,8 @@
  * For every attention node its launch, for every attention_grad its three launches in
  * order, with the outputs poisoned first (all-ones bytes: NaN, so an element left
  * unwritten shows), once with a block per tile and once with 3 blocks (every block then
- * strides over many tiles). The backward pass's o is the CPU's forward output. Passes
+ * strides over many tiles). The backward pass's o is the CPU's forward output; a node
+ * with dropout runs on one seed on both sides (the kernels draw the CPU's mask). Passes
  * when no output is NaN and max |gpu - cpu| <= 1e-4 · max |cpu| for every output.
  *
  * Without a GPU it prints "SKIP: no GPU: <why>" and exits 77 (CTest: skipped);
@@ -41,6 +42,7 @@ typedef struct run_ctx {
     const att_op *op;
     pml_cu_ptr buf[MAX_ARGS * 3]; /* per launch, per argument */
     unsigned grid_cap;
+    unsigned long long seed; /* dropout's, for the launches that take one */
 } run_ctx;
 
 /* Queues the op's launches in order; 0 on success. */
@@ -49,8 +51,9 @@ static int run_op(void *p)
     run_ctx *r = p;
     for (int l = 0; l < r->op->n; l++) {
         const pmlc_cuda_kernel *kn = &r->m->kernels[r->op->first + l];
-        void *params[MAX_ARGS];
+        void *params[MAX_ARGS + 1];
         for (int a = 0; a < kn->n_args; a++) params[a] = &r->buf[l * MAX_ARGS + a];
+        if (kn->uses_seed) params[kn->n_args] = &r->seed;
         int64_t blocks = (kn->work + kn->block - 1) / kn->block;
         unsigned grid = (unsigned)(blocks < 1 ? 1 : blocks > r->grid_cap ? r->grid_cap : blocks);
         pml_err err = {0};
@@ -84,7 +87,7 @@ static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
         for (int i = 0; i < j; i++)
             if (root_of(g, x->in[i]) == root_of(g, x->in[j])) memcpy(in[j], in[i], sizeof(float) * ne);
     if (att_reference(&op->c, grad, in, ref, &err)) return fail("CPU attention", err.msg);
-    run_ctx r = {d, mod, m, op, {0}, 0};
+    run_ctx r = {d, mod, m, op, {0}, 0, op->c.seed};
     size_t out_bytes = sizeof(float) * out_n;
     pml_cu_ptr dev_in[MAX_IN] = {0}, dev_out = 0;
     if (d->MemAlloc(&dev_out, out_bytes ? out_bytes : 16)) return fail("device memory", "cuMemAlloc failed");
@@ -128,7 +131,7 @@ static int bench_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
     const ir_node *x = &g->nodes.v[op->node];
     int grad = x->op == OP_ATTENTION_GRAD;
     size_t bytes = sizeof(float) * (size_t)op->numel;
-    run_ctx r = {d, mod, m, op, {0}, 65535};
+    run_ctx r = {d, mod, m, op, {0}, 65535, op->c.seed};
     pml_cu_ptr in = 0, out = 0;
     if (d->MemAlloc(&in, bytes) || d->MemAlloc(&out, bytes * 3)) return fail("device memory", "cuMemAlloc failed");
     float *h = malloc(bytes);
@@ -179,7 +182,10 @@ int main(int argc, char **argv)
             k++;
             continue;
         }
-        att_op op = {k, 0, kn->node, {0, {0}, x->attr[0] != 0, x->fval}, 1};
+        /* dropout, where the node has it, on a training step's seed */
+        double p = pml_attention_dropout(x->attr, x->n_attr);
+        att_op op = {
+            k, 0, kn->node, {0, {0}, x->attr[0] != 0, x->fval, p, p > 0 ? (uint64_t)x->attr[2] : 0, 0x5eed}, 1};
         while (k < m->n_kernels && m->kernels[k].group == kn->group) op.n++, k++;
         const ir_node *q = &g->nodes.v[x->in[0]];
         op.c.rank = q->rank;

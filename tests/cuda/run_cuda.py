@@ -135,7 +135,7 @@ def case_error_points_at_source(cache):
 def case_attention_switch(cache):
     """Attention runs on the fused kernels by default (PML_CUDA_ATTENTION=kernel too),
     except where they do not fit the head dim (129 in attention_shapes.pml: written out
-    as matmuls and a softmax); PML_CUDA_ATTENTION=expand writes every attention out;
+    as matmuls and a softmax), with dropout too; PML_CUDA_ATTENTION=expand writes every attention out;
     another value is an error at the attention."""
     def kernels(env):
         dump = os.path.join(ARGS.work, "a.cu")
@@ -152,6 +152,13 @@ def case_attention_switch(cache):
         packed = set(re.findall(r"^  pml_att_fwd<(\d+),[^>]*, (\d+)>\(", f.read(), re.M))
     if not {("64", "3"), ("16", "2")} <= packed or any(d == "129" for d, _ in packed):
         fail("attention_qkv's heads of 64 (3) and 16 (2) run on the kernels from packed rows, not %s" % sorted(packed))
+    # dropout on the weights: the kernels draw the mask (DROP, then the key, the threshold
+    # and the scale after the launch's seed) in the forward launch and both backward ones
+    with open(os.path.join(ARGS.work, "a.cu")) as f:
+        drawn = set(re.findall(r"^  pml_att_(fwd|bwd_kv|bwd_q)<(\d+),[^>]*, true>\(.*pml_att_drop\{seed, ", f.read(),
+                               re.M))
+    if drawn != {(k, d) for k in ("fwd", "bwd_kv", "bwd_q") for d in ("16", "64")}:
+        fail("attention with dropout (head dims 16 and 64) runs on the kernels, which draw the mask: %s" % sorted(drawn))
     if kernels({"PML_CUDA_ATTENTION": "kernel"})[0] != n:
         fail("PML_CUDA_ATTENTION=kernel is the default")
     if kernels({"PML_CUDA_ATTENTION": "expand"})[0] != 0:

@@ -3,18 +3,21 @@
  * backward, outputs poisoned first, in shapes that exercise every tile size (head dims
  * 2 to 128, 100 padded to 112), T below, across and not a multiple of the tiles, causal
  * and not, once with a block per tile and once with 2 blocks striding over all tiles;
- * in f32, and with bf16 operands (the CUDA backend's 16-bit storage: the CPU given the
- * same values, the forward output within its one rounding to bf16; a block per tile).
- * No GPU needed; gpu_attention runs the same comparison on a GPU. */
+ * with dropout on the weights (the kernels draw the CPU's mask: a weight of the wrong
+ * mask is off by far more than the tolerance); in f32, and with bf16 operands (the CUDA backend's 16-bit storage: the
+ * CPU given the same values, the forward output within its one rounding to bf16; a block per tile). No GPU needed;
+ * gpu_attention runs the same comparison on a GPU. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "attention_check.h"
 
 int pml_emu_attention(int d, int causal, int grad, int bf16, const float *q, const float *k, const float *v,
-                      const float *o, const float *dout, float *out, int T, int M, double scale, unsigned grid_cap);
+                      const float *o, const float *dout, float *out, int T, int M, double scale, double p,
+                      unsigned long long seed, unsigned long long key, unsigned grid_cap);
 int pml_emu_attention_qkv(int d, int causal, int grad, const float *qkv, const float *o, const float *dout, float *out,
-                          int T, int M, double scale, unsigned grid_cap);
+                          int T, int M, double scale, double p, unsigned long long seed, unsigned long long key,
+                          unsigned grid_cap);
 
 /* Moves matrices between [L, 3 heads, T, D] parts (parts of ne elements each: q, k, v,
  * or dq, dk, dv) and attention_qkv's rows [L, T, parts · 3 · D], packing or unpacking. */
@@ -59,8 +62,8 @@ static int packed_case(const att_case *c, uint64_t *seed)
         qkv_move(pd, &in[4], 1, L, T, D, 1);
         for (int pass = 0; pass < 2; pass++) {
             memset(pout, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
-            if (!pml_emu_attention_qkv((int)D, c->causal, grad, qkv, po, pd, pout, (int)T, (int)M, c->scale,
-                                       pass ? 2 : 1u << 30)) {
+            if (!pml_emu_attention_qkv((int)D, c->causal, grad, qkv, po, pd, pout, (int)T, (int)M, c->scale, c->dropout,
+                                       c->seed, c->key, pass ? 2 : 1u << 30)) {
                 fprintf(stderr, "FAIL: head dim %lld is not in attention_emulated.cpp's list\n", (long long)D);
                 return 1;
             }
@@ -88,9 +91,18 @@ static float round_bf16(float x)
 int main(void)
 {
     const att_case cases[] = {
-        {4, {2, 3, 77, 64}, 1, 0.125}, {3, {2, 77, 64}, 0, 0.3},  {4, {1, 2, 130, 128}, 1, 0.0883883},
-        {3, {3, 33, 100}, 1, 0.1},     {3, {2, 50, 16}, 0, 0.25}, {3, {1, 5, 2}, 1, 0.7071},
-        {3, {3, 1, 8}, 0, 0.5},        {3, {1, 70, 16}, 1, 0.25},
+        {4, {2, 3, 77, 64}, 1, 0.125, 0, 0, 0},
+        {3, {2, 77, 64}, 0, 0.3, 0, 0, 0},
+        {4, {1, 2, 130, 128}, 1, 0.0883883, 0, 0, 0},
+        {3, {3, 33, 100}, 1, 0.1, 0, 0, 0},
+        {3, {2, 50, 16}, 0, 0.25, 0, 0, 0},
+        {3, {1, 5, 2}, 1, 0.7071, 0, 0, 0},
+        {3, {3, 1, 8}, 0, 0.5, 0, 0, 0},
+        {3, {1, 70, 16}, 1, 0.25, 0, 0, 0},
+        /* dropout on the weights: each tile size, causal and not */
+        {4, {2, 3, 77, 64}, 1, 0.125, 0.1, 17, 0x5eed},
+        {3, {3, 33, 100}, 0, 0.1, 0.5, 3, 42},
+        {3, {1, 70, 16}, 1, 0.25, 0.3, 9, 7},
     };
     int failures = 0;
     uint64_t seed = 11;
@@ -117,7 +129,7 @@ int main(void)
             for (int pass = 0; pass < (bf16 ? 1 : 2); pass++) { /* bf16: the grid's striding is f32's */
                 memset(got, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
                 if (!pml_emu_attention((int)D, c->causal, grad, bf16, in[0], in[1], in[2], in[3], in[4], got, (int)T,
-                                       (int)M, c->scale, pass ? 2 : 1u << 30)) {
+                                       (int)M, c->scale, c->dropout, c->seed, c->key, pass ? 2 : 1u << 30)) {
                     fprintf(stderr, "FAIL: head dim %lld is not in attention_emulated.cpp's list\n", (long long)D);
                     return 1;
                 }
@@ -132,7 +144,10 @@ int main(void)
         }
     }
     /* attention_qkv's layout: [L, 3 heads, T, D] as packed rows */
-    const att_case packed[] = {{4, {2, 3, 77, 64}, 1, 0.125}, {4, {1, 3, 33, 16}, 0, 0.25}, {4, {2, 3, 5, 2}, 1, 0.7}};
+    const att_case packed[] = {{4, {2, 3, 77, 64}, 1, 0.125, 0, 0, 0},
+                               {4, {1, 3, 33, 16}, 0, 0.25, 0, 0, 0},
+                               {4, {2, 3, 5, 2}, 1, 0.7, 0, 0, 0},
+                               {4, {2, 3, 77, 64}, 1, 0.125, 0.2, 11, 99}};
     for (size_t i = 0; i < sizeof packed / sizeof *packed; i++) failures += packed_case(&packed[i], &seed);
     printf("%d failures\n", failures);
     return failures ? 1 : 0;

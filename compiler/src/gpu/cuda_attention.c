@@ -23,6 +23,11 @@
  * Splitting dq from dk/dv keeps every output written by one block (no atomics, the same
  * bits on every run) at the price of recomputing q kᵀ and dout vᵀ in both.
  *
+ * Dropout on the weights (the op's key and p) is drawn where a weight is made, from the
+ * counter-based RNG, on the launch's seed: the forward's tile that multiplies v, and the
+ * backward's p and dS tiles draw the same decisions again, so no mask is stored
+ * (docs/design.md, "Dropout on the attention weights, inside the kernel").
+ *
  * A tile product is a thread's few rows by few columns in registers (256 threads as a
  * 16 x 16 grid), its operands read from shared memory 16 bytes at a time where rows are
  * contiguous. Sizes are constants of the generated call (the plan binds every shape);
@@ -30,7 +35,11 @@
  * for the CPU by tests/cuda/attention_emulated.cpp). Launch contract as cuda_codegen.h:
  * 256 threads, any grid (the blocks stride over the tiles). */
 #include "gpu/cuda_attention.h"
+
+#include <math.h>
+
 #include "gpu/cuda_int.h"
+#include "pml/ops.h"
 
 const char pmlc_cuda_attention_src[] =
     "// ---- fused attention: compiler/src/gpu/cuda_attention.c ----\n"
@@ -133,18 +142,32 @@ const char pmlc_cuda_attention_src[] =
     "  return col >= T || (CAUSAL && col > row);\n"
     "}\n"
     "\n"
+    "// Dropout on the weights (the op's attr [causal, heads, key, p]): weight (row, col) of\n"
+    "// matrix m is kept, and scaled by zs = 1/(1 - p), when pml_rng_u64(seed, key, (m T + row) T\n"
+    "// + col) >> 40 >= kmin = ceil(p 2^24): the element the dropout op keeps of the [..., T, T]\n"
+    "// weights (pml_rng_uniform_f32 >= p). The kernels take it where their DROP argument is\n"
+    "// true; seed all ones is evaluation and serving: nothing dropped.\n"
+    "struct pml_att_drop { pml_u64 seed, key; unsigned kmin; float zs; };\n"
+    "// The factor weight (row, col) of matrix m is multiplied by: zs or 0.\n"
+    "__device__ __forceinline__ float pml_att_keep(const pml_att_drop &z, long long m, int T, int row, int col) {\n"
+    "  const pml_u64 e = (pml_u64)((m * T + row) * (long long)T + col);\n"
+    "  if (z.seed == ~0ull) return 1.0f;\n"
+    "  return (pml_rng_u64(z.seed, z.key, e) >> 40) >= z.kmin ? z.zs : 0.0f;\n"
+    "}\n"
+    "\n"
     "// Forward: out = softmax(q kᵀ · scale) v per matrix, one block per BQ query rows (the\n"
     "// last tiles first: under the causal mask they have the most keys). Online softmax over\n"
     "// key tiles of BK; under the mask a tile wholly above the diagonal is never visited.\n"
     "// STATS (the backward pass's first launch): no v, and instead of the output, row r's\n"
     "// slot out[r][0..1] gets its log2-domain log-sum-exp and D = Σ dout ∘ o.\n"
-    "// TQ .. TOUT: each operand's element type (pml_att_get); H: the layout (above).\n"
+    "// TQ .. TOUT: each operand's element type (pml_att_get); H: the layout (above); DROP:\n"
+    "// dropout z on the weights that multiply v (the statistics are those of the weights before it).\n"
     "template <int D, int DP, int BQ, int BK, bool CAUSAL, bool STATS, typename TQ, typename TK, typename TV,\n"
-    "          typename TO, typename TD, typename TOUT, int H = 0>\n"
+    "          typename TO, typename TD, typename TOUT, int H = 0, bool DROP = false>\n"
     "__device__ __forceinline__ void pml_att_fwd(const TQ *__restrict__ q, const TK *__restrict__ k,\n"
     "                                            const TV *__restrict__ v, const TO *__restrict__ o,\n"
     "                                            const TD *__restrict__ dout, TOUT *__restrict__ out, int T,\n"
-    "                                            int M, float zscale) {\n"
+    "                                            int M, float zscale, pml_att_drop z = pml_att_drop()) {\n"
     "  __align__(16) __shared__ float qs[BQ][DP + 4];\n"
     "  __align__(16) __shared__ float kv[BK][DP + 4];\n"
     "  __align__(16) __shared__ float ps[BQ][BK + 4];\n"
@@ -199,7 +222,11 @@ const char pmlc_cuda_attention_src[] =
     "#pragma unroll\n"
     "        for (int r = 0; r < RM; r++)\n"
     "#pragma unroll\n"
-    "          for (int c = 0; c < RN; c++) ps[ty + 16 * r][tx + 16 * c] = s[r][c];\n"
+    "          for (int c = 0; c < RN; c++) {\n"
+    "            float f = 1.0f;\n"
+    "            if constexpr (DROP) f = pml_att_keep(z, w / tiles, T, i0 + ty + 16 * r, j0 + tx + 16 * c);\n"
+    "            ps[ty + 16 * r][tx + 16 * c] = s[r][c] * f;\n"
+    "          }\n"
     "        __syncthreads(); // k's readers are done, p is written\n"
     "        pml_att_load<D, DP, BK, LI>(kv, v + bi, j0, T);\n"
     "        __syncthreads();\n"
@@ -232,13 +259,15 @@ const char pmlc_cuda_attention_src[] =
     "\n"
     "// The probabilities and dS = P (dP - D) · scale of a B x B tile (rows i0 + ty + 16 r, keys\n"
     "// j0 + tx + 16 c) from q, dout (qs, ds) and k, v (ks, vs) in shared memory, and each row's\n"
-    "// log-sum-exp and D (lse, dd).\n"
-    "template <int D, int DP, int B, bool CAUSAL>\n"
+    "// log-sum-exp and D (lse, dd). Under dropout (DROP: z on matrix mat) with f each weight's\n"
+    "// factor (pml_att_keep), p is the weights after it, P f, and dS = P (dP f - D) · scale.\n"
+    "template <int D, int DP, int B, bool CAUSAL, bool DROP>\n"
     "__device__ __forceinline__ void pml_att_tile_ds(float (&p)[B / 16][B / 16], float (&ds)[B / 16][B / 16],\n"
     "                                                const float (*qs)[DP + 4], const float (*dos)[DP + 4],\n"
     "                                                const float (*ks)[DP + 4], const float (*vs)[DP + 4],\n"
     "                                                const float *lse, const float *dd, int i0, int j0, int T,\n"
-    "                                                float zscale, float scale) {\n"
+    "                                                float zscale, float scale, const pml_att_drop &z, long long mat) "
+    "{\n"
     "  constexpr int R = B / 16;\n"
     "  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;\n"
     "#pragma unroll\n"
@@ -254,7 +283,12 @@ const char pmlc_cuda_attention_src[] =
     "      const int row = ty + 16 * r;\n"
     "      const bool hidden = i0 + row >= T || pml_att_hidden<CAUSAL>(i0 + row, j0 + tx + 16 * c, T);\n"
     "      p[r][c] = hidden ? 0.0f : exp2f(p[r][c] * zscale - lse[row]);\n"
-    "      ds[r][c] = p[r][c] * (ds[r][c] - dd[row]) * scale;\n"
+    "      if constexpr (DROP) {\n"
+    "        const float f = pml_att_keep(z, mat, T, i0 + row, j0 + tx + 16 * c);\n"
+    "        ds[r][c] = p[r][c] * (ds[r][c] * f - dd[row]) * scale;\n"
+    "        p[r][c] *= f;\n"
+    "      } else\n"
+    "        ds[r][c] = p[r][c] * (ds[r][c] - dd[row]) * scale;\n"
     "    }\n"
     "}\n"
     "\n"
@@ -280,10 +314,12 @@ const char pmlc_cuda_attention_src[] =
     "\n"
     "// Backward, second launch: dk and dv, one block per B keys, over the query tiles that see\n"
     "// them; g is dq, dk, dv ([3][M][T][D], or qkv's layout), its dq part holding the rows' statistics.\n"
-    "template <int D, int DP, int B, bool CAUSAL, typename TQ, typename TK, typename TV, typename TD, int H = 0>\n"
+    "template <int D, int DP, int B, bool CAUSAL, typename TQ, typename TK, typename TV, typename TD, int H = 0,\n"
+    "          bool DROP = false>\n"
     "__device__ __forceinline__ void pml_att_bwd_kv(const TQ *__restrict__ q, const TK *__restrict__ k,\n"
     "                                               const TV *__restrict__ v, const TD *__restrict__ dout,\n"
-    "                                               float *__restrict__ g, int T, int M, float zscale, float scale) {\n"
+    "                                               float *__restrict__ g, int T, int M, float zscale, float scale,\n"
+    "                                               pml_att_drop z = pml_att_drop()) {\n"
     "  __align__(16) __shared__ float ks[B][DP + 4];\n"
     "  __align__(16) __shared__ float vs[B][DP + 4];\n"
     "  __align__(16) __shared__ float qs[B][DP + 4];\n"
@@ -312,11 +348,12 @@ const char pmlc_cuda_attention_src[] =
     "      pml_att_load_stats<D, B, LI>(lse, dd, g + bi, i0, T);\n"
     "      __syncthreads();\n"
     "      float p[R][R], ds[R][R];\n"
-    "      pml_att_tile_ds<D, DP, B, CAUSAL>(p, ds, qs, dos, ks, vs, lse, dd, i0, j0, T, zscale, scale);\n"
+    "      pml_att_tile_ds<D, DP, B, CAUSAL, DROP>(p, ds, qs, dos, ks, vs, lse, dd, i0, j0, T, zscale, scale, z,\n"
+    "                                              w / tiles);\n"
     "      pml_att_put<B>(ps, p);\n"
     "      pml_att_put<B>(dss, ds);\n"
     "      __syncthreads();\n"
-    "      pml_att_pb<DP, B, B, R, true>(dv, ps, dos); // dv += pᵀ dout\n"
+    "      pml_att_pb<DP, B, B, R, true>(dv, ps, dos); // dv += pᵀ dout (p after dropout)\n"
     "      pml_att_pb<DP, B, B, R, true>(dk, dss, qs); // dk += dsᵀ q\n"
     "    }\n"
     "#pragma unroll\n"
@@ -334,10 +371,12 @@ const char pmlc_cuda_attention_src[] =
     "\n"
     "// Backward, third launch: dq, one block per B queries over the key tiles they see; reads\n"
     "// its rows' statistics from their dq slots before overwriting them.\n"
-    "template <int D, int DP, int B, bool CAUSAL, typename TQ, typename TK, typename TV, typename TD, int H = 0>\n"
+    "template <int D, int DP, int B, bool CAUSAL, typename TQ, typename TK, typename TV, typename TD, int H = 0,\n"
+    "          bool DROP = false>\n"
     "__device__ __forceinline__ void pml_att_bwd_q(const TQ *__restrict__ q, const TK *__restrict__ k,\n"
     "                                              const TV *__restrict__ v, const TD *__restrict__ dout,\n"
-    "                                              float *__restrict__ g, int T, int M, float zscale, float scale) {\n"
+    "                                              float *__restrict__ g, int T, int M, float zscale, float scale,\n"
+    "                                              pml_att_drop z = pml_att_drop()) {\n"
     "  __align__(16) __shared__ float ks[B][DP + 4];\n"
     "  __align__(16) __shared__ float vs[B][DP + 4];\n"
     "  __align__(16) __shared__ float qs[B][DP + 4];\n"
@@ -365,7 +404,8 @@ const char pmlc_cuda_attention_src[] =
     "      pml_att_load<D, DP, B, LI>(vs, v + bi, j0, T);\n"
     "      __syncthreads();\n"
     "      float p[R][R], ds[R][R];\n"
-    "      pml_att_tile_ds<D, DP, B, CAUSAL>(p, ds, qs, dos, ks, vs, lse, dd, i0, j0, T, zscale, scale);\n"
+    "      pml_att_tile_ds<D, DP, B, CAUSAL, DROP>(p, ds, qs, dos, ks, vs, lse, dd, i0, j0, T, zscale, scale, z,\n"
+    "                                              w / tiles);\n"
     "      pml_att_put<B>(dss, ds);\n"
     "      __syncthreads();\n"
     "      pml_att_pb<DP, B, B, R, false>(dq, dss, ks); // dq += ds k\n"
@@ -441,16 +481,32 @@ int64_t cg_attention(cg *c, int32_t n, int part)
         return 0;
     }
     int dp = (int)PMLC_CUDA_ATT_DP(D), causal = x->n_attr >= 1 && x->attr[0] != 0;
+    /* Dropout on the weights: the kernels draw the dropout op's mask (pml_att_keep), on
+     * the launch's seed (all ones outside training). */
+    double p = pml_attention_dropout(x->attr, x->n_attr);
+    if (!(p >= 0 && p < 1)) {
+        pmlc_error(&c->P->diag, x->loc, "internal error: attention's dropout is %g, not in [0, 1)", p);
+        c->errors++;
+        return 0;
+    }
+    const char *drop = "", *z = ""; /* the DROP template argument and the call's last, or nothing */
+    if (p > 0) {
+        c->uses_seed = 1;
+        drop = ", true";
+        z = pmlc_arena_printf(&c->P->arena, ", pml_att_drop{seed, %lluull, %lluu, %s}", (unsigned long long)x->attr[2],
+                              (unsigned long long)ceil(p * 16777216.0),
+                              cg_float_lit(c, (double)(float)(1.0 / (1.0 - p))));
+    }
     const char *zscale = cg_float_lit(c, (double)(float)(x->fval * 1.4426950408889634)); /* scale · log2 e */
     const char *scale = cg_float_lit(c, (double)(float)x->fval);
     int ay = cg_arg(c, n, 1);
     const char *cz = causal ? "true" : "false";
     if (!grad) {
         cg_emit(c,
-                "  pml_att_fwd<%lld, %d, %d, %d, %s, false, %s, %s, %s, float, float, %s, %lld>(%s, %s, %s, nullptr, "
-                "nullptr, a%d, %lld, %lld, %s);\n",
-                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, ty[0], ty[1], ty[2], cg_mtype(x->dtype), (long long)H, arg[0],
-                arg[1], arg[2], ay, (long long)T, (long long)M, zscale);
+                "  pml_att_fwd<%lld, %d, %d, %d, %s, false, %s, %s, %s, float, float, %s, %lld%s>(%s, %s, %s, nullptr, "
+                "nullptr, a%d, %lld, %lld, %s%s);\n",
+                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, ty[0], ty[1], ty[2], cg_mtype(x->dtype), (long long)H, drop,
+                arg[0], arg[1], arg[2], ay, (long long)T, (long long)M, zscale, z);
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
     /* the gradient (q, k, v, o, dout) -> g */
@@ -464,8 +520,9 @@ int64_t cg_attention(cg *c, int32_t n, int part)
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
     int b = bwd_b(dp);
-    cg_emit(c, "  pml_att_bwd_%s<%lld, %d, %d, %s, %s, %s, %s, %s, %lld>(%s, %s, %s, %s, a%d, %lld, %lld, %s, %s);\n",
-            part == 1 ? "kv" : "q", (long long)D, dp, b, cz, ty[0], ty[1], ty[2], ty[4], (long long)H, arg[0], arg[1],
-            arg[2], arg[4], ay, (long long)T, (long long)M, zscale, scale);
+    cg_emit(c,
+            "  pml_att_bwd_%s<%lld, %d, %d, %s, %s, %s, %s, %s, %lld%s>(%s, %s, %s, %s, a%d, %lld, %lld, %s, %s%s);\n",
+            part == 1 ? "kv" : "q", (long long)D, dp, b, cz, ty[0], ty[1], ty[2], ty[4], (long long)H, drop, arg[0],
+            arg[1], arg[2], arg[4], ay, (long long)T, (long long)M, zscale, scale, z);
     return M * ((T + b - 1) / b) * 256;
 }

@@ -109,13 +109,12 @@ static int32_t unpack(xp *X, int32_t x)
 
 /* Whether attention node n is written out: always under PML_CUDA_ATTENTION=expand, else
  * when the CUDA kernels do not take it (a head dimension they do not fit, or one not
- * known before the plan binds its sizes; dropout on its weights). */
+ * known before the plan binds its sizes). */
 static int written_out(const ir_node *n, int expand_all)
 {
     pmlc_size d = n->shape[n->rank - 1];
     if (n->op == OP_ATTENTION_QKV) d.coef /= n->attr[1]; /* its output's columns are heads · d (known) */
-    return expand_all || !pmlc_size_is_const(d) || !pmlc_cuda_attention_fits(d.coef) ||
-           pml_attention_dropout(n->attr, n->n_attr) > 0; /* the kernels draw no dropout masks */
+    return expand_all || !pmlc_size_is_const(d) || !pmlc_cuda_attention_fits(d.coef);
 }
 
 static int is_attention(const ir_node *n) { return n->op == OP_ATTENTION || n->op == OP_ATTENTION_QKV; }

@@ -8,7 +8,7 @@
  * — replaced, before autodiff and costing, by the graph the stdlib wrote before the
  * primitives existed: matmul(q, kᵀ) · scale, causal_mask when causal, softmax as
  * max/sub/exp/sum/div over the last axis, dropout with the node's key and p when it has
- * them (the CUDA kernels draw no masks), matmul with v; for attention_qkv, q, k and v
+ * them (the same mask the kernels draw), matmul with v; for attention_qkv, q, k and v
  * sliced off its input and permuted to [..., heads, T, d] first, the result permuted
  * back and its heads merged after. The new
  * nodes take the attention node's stage, unit, pass, location and recomputation
