@@ -4,7 +4,7 @@
 # and not, rank 3 and 4; and a head dim of 129, which the kernels do not take (written
 # out as matmuls and a softmax instead); dropout on the weights (the kernels draw the
 # CPU's mask). attention_qkv too: heads of 64 and 16 read from packed rows, and of 129
-# (written out). The CUDA tests compile them
+# (written out, from a rank-8 qkv: its leading axes merged). The CUDA tests compile them
 # all with NVRTC; on a GPU gpu_attention checks each forward and backward against the
 # CPU's.
 import "nn"
@@ -33,7 +33,7 @@ model m(idx: i32[B, T]) -> f32[B, T, 8] {
     param v129: [2, 9, 129] = normal(0.5)
     param qkv64: [2, 77, 576] = normal(0.5)
     param qkv16: [50, 96] = normal(0.5)
-    param qkv129: [9, 387] = normal(0.5)
+    param qkv129: [1, 1, 2, 1, 1, 1, 9, 387] = normal(0.5)
     a = sum(attention(q64, k64, v64)) + sum(attention(q64, k64, v64, causal = false, scale = 0.3))
     a = a + sum(attention(q128, k128, v128)) + sum(attention(q100, k100, v100))
     a = a + sum(attention(q16, k16, v16, causal = false)) + sum(attention(q2, k2, v2))

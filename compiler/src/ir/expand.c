@@ -79,28 +79,34 @@ static int32_t write_out(xp *X, const int32_t *qkv)
     return op(X, OP_MATMUL, 2, in, NULL, 0, 0);
 }
 
-/* attention_qkv(x) written out as the stdlib wrote it before the op existed: each third
- * of x's last axis sliced, reshaped to [..., T, heads, d] and permuted to [..., heads,
- * T, d]; attention of the three written out; permuted back and reshaped to [..., T,
- * heads·d]. Returns the last node. */
+/* attention_qkv(x) written out as the stdlib wrote it before the op existed, its leading
+ * axes merged into one (L) so that any rank has room for the heads' axis: each third of
+ * x's last axis sliced, reshaped to [L, T, heads, d] and permuted to [L, heads, T, d];
+ * attention of the three written out (its weights [L, heads, T, T] are numbered as the
+ * unmerged [..., heads, T, T]: dropout draws the same mask); permuted back and reshaped
+ * to x's leading axes, T and heads·d. Returns the last node. */
 static int32_t unpack(xp *X, int32_t x)
 {
     const ir_node *n = &X->g->nodes.v[x];
     int rank = n->rank;
-    int64_t heads = X->proto.attr[1], C = n->shape[rank - 1].coef / 3, perm[PMLC_MAX_RANK + 1];
-    pmlc_shape split = {rank + 1, {{0}}};
-    memcpy(split.d, n->shape, sizeof(pmlc_size) * (size_t)(rank - 1));
-    split.d[rank - 1] = pmlc_size_int(heads), split.d[rank] = pmlc_size_int(C / heads);
-    for (int k = 0; k <= rank; k++) perm[k] = k;
-    perm[rank - 2] = rank - 1, perm[rank - 1] = rank - 2; /* T and heads swap: its own inverse */
+    int64_t heads = X->proto.attr[1], C = n->shape[rank - 1].coef / 3, perm[4] = {0, 2, 1, 3};
+    pmlc_shape lead = {rank - 2, {{0}}};
+    memcpy(lead.d, n->shape, sizeof(pmlc_size) * (size_t)(rank - 2));
+    pmlc_size L = pmlc_size_int(1);
+    if (pmlc_shape_numel(&lead, &L)) {
+        pmlc_error(&X->P->diag, X->proto.loc, "attention_qkv's leading axes are too large to write out");
+        X->failed = 1;
+        return -1;
+    }
+    pmlc_shape split = {4, {L, n->shape[rank - 2], pmlc_size_int(heads), pmlc_size_int(C / heads)}};
     int32_t qkv[3];
     for (int p = 0; p < 3; p++) {
         int64_t at[4] = {rank - 1, p * C, (p + 1) * C, 1};
         int32_t part = op(X, OP_SLICE, 1, &x, at, 4, 0);
         part = op_to(X, OP_RESHAPE, 1, &part, NULL, 0, 0, &split);
-        qkv[p] = op(X, OP_PERMUTE, 1, &part, perm, rank + 1, 0);
+        qkv[p] = op(X, OP_PERMUTE, 1, &part, perm, 4, 0); /* T and heads swap: its own inverse */
     }
-    int32_t o = op(X, OP_PERMUTE, 1, (int32_t[]){write_out(X, qkv)}, perm, rank + 1, 0);
+    int32_t o = op(X, OP_PERMUTE, 1, (int32_t[]){write_out(X, qkv)}, perm, 4, 0);
     pmlc_shape merged = {rank, {{0}}};
     memcpy(merged.d, n->shape, sizeof(pmlc_size) * (size_t)rank);
     merged.d[rank - 1] = pmlc_size_int(C);
