@@ -49,6 +49,21 @@ static inline void att_operands(float **in, int n_in, int64_t ne, uint64_t *s)
         for (int64_t e = 0; e < ne; e++) in[j][e] = att_uniform(s, j < 2 ? 2.0f : 1.0f);
 }
 
+/* x rounded to bf16 (to nearest even), as the CUDA backend stores it. */
+static inline float att_round_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* The bf16 forward's tolerance, of max |cpu|: on the tensor cores the weights are rounded
+ * to bf16 for the second product and the output once as stored, each by at most 2^-8 of
+ * its value. */
+#define ATT_TC_TOL (2.0 / 256)
+
 static inline pml_status att_cpu(const att_case *c, int grad, float **in, float *out, pml_err *err)
 {
     pml_view v[5];

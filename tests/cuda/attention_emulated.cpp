@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <type_traits>
 #include <vector>
 
 #include "core/rng.h"
@@ -108,6 +109,35 @@ static inline unsigned short pml_f2bf(float f)
     return (unsigned short)(u >> 16);
 }
 
+/* The prelude's tensor-core product (PTX mma.m16n8k16, bf16 in, f32 accumulators) from its
+ * fragments as PTX's ISA lays them out: every thread of the block calls it (the kernels
+ * do, uniformly), hands its fragments over through memory, and computes its own
+ * accumulators from its warp's 32 threads' fragments. Sums in k order, in f32. */
+namespace
+{
+unsigned mma_a[kThreads][4], mma_b[kThreads][2];
+}
+static void pml_mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
+{
+    const unsigned me = threadIdx.x, warp = me & ~31u, g = (me & 31) >> 2, t = me & 3;
+    memcpy(mma_a[me], a, sizeof mma_a[me]);
+    mma_b[me][0] = b0, mma_b[me][1] = b1;
+    __syncthreads();
+    for (unsigned i = 0; i < 4; i++) {
+        const unsigned row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
+        float acc = d[i];
+        for (unsigned kk = 0; kk < 16; kk++) {
+            /* a: lane (row % 8) · 4 + (kk % 8) / 2, register (row >= 8) + 2 (kk >= 8), half kk % 2;
+             * b: lane col · 4 + (kk % 8) / 2, register kk >= 8, half kk % 2 */
+            unsigned wa = mma_a[warp + (row & 7) * 4 + ((kk & 7) >> 1)][(row >= 8) + 2 * (kk >= 8)];
+            unsigned wb = mma_b[warp + col * 4 + ((kk & 7) >> 1)][kk >= 8];
+            acc += pml_bf2f((unsigned short)(wa >> 16 * (kk & 1))) * pml_bf2f((unsigned short)(wb >> 16 * (kk & 1)));
+        }
+        d[i] = acc;
+    }
+    __syncthreads();
+}
+
 #include "cuda_attention_src.cuh"
 
 /* Thread t's fiber, to start at thread_main. Out of line: getcontext returns twice in
@@ -152,6 +182,14 @@ static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, c
 {
     constexpr int DP = PMLC_CUDA_ATT_DP(D), BQ = PMLC_CUDA_ATT_FWD_BQ, BK = PMLC_CUDA_ATT_FWD_BK(DP),
                   B = PMLC_CUDA_ATT_BWD_B(DP);
+    if (!grad && std::is_same<X, unsigned short>::value) { /* bf16: the tensor cores, as cuda_attention.c */
+        constexpr int TQ = PMLC_CUDA_ATT_TC_BQ;
+        launch(grid_of(M, T, TQ, cap), [&] {
+            if constexpr (std::is_same<X, unsigned short>::value)
+                pml_att_fwd_tc<D, DP, TQ, C, X, H, DROP>(q, k, v, y, T, M, zscale, z);
+        });
+        return;
+    }
     if (!grad) {
         launch(grid_of(M, T, BQ, cap), [&] {
             pml_att_fwd<D, DP, BQ, BK, C, false, X, X, X, float, float, X, H, DROP>(q, k, v, nullptr, nullptr, y, T, M,
@@ -185,6 +223,14 @@ static pml_att_drop drop_of(double p, unsigned long long seed, unsigned long lon
     return pml_att_drop{seed, key, (unsigned)ceil(p * 16777216.0), (float)(1.0 / (1.0 - p))};
 }
 
+/* bf16 bits of n floats (none for a null pointer). */
+static std::vector<unsigned short> bf16_of(const float *x, size_t n)
+{
+    std::vector<unsigned short> r(x ? n : 0);
+    for (size_t e = 0; x && e < n; e++) r[e] = pml_f2bf(x[e]);
+    return r;
+}
+
 /* run<D, C> on f32 operands, or (bf16) on their bf16 bits, the output back in f32. */
 template <int D, bool C>
 static void run_as(int bf16, int grad, const float *q, const float *k, const float *v, const float *o,
@@ -195,12 +241,8 @@ static void run_as(int bf16, int grad, const float *q, const float *k, const flo
         return;
     }
     size_t n = (size_t)M * T * D;
-    std::vector<unsigned short> in[5], y(grad ? 0 : n);
-    const float *src[5] = {q, k, v, o, dout};
-    for (int j = 0; j < 5; j++) {
-        in[j].resize(src[j] ? n : 0);
-        for (size_t e = 0; src[j] && e < n; e++) in[j][e] = pml_f2bf(src[j][e]);
-    }
+    std::vector<unsigned short> in[5] = {bf16_of(q, n), bf16_of(k, n), bf16_of(v, n), bf16_of(o, n), bf16_of(dout, n)},
+                                y(grad ? 0 : n);
     const unsigned short *p[5];
     for (int j = 0; j < 5; j++) p[j] = in[j].empty() ? nullptr : in[j].data();
     run<D, C, unsigned short>(grad, p[0], p[1], p[2], p[3], p[4], y.data(), out, T, M, zscale, scale, z, cap);
@@ -230,23 +272,38 @@ extern "C" int pml_emu_attention(int d, int causal, int grad, int bf16, const fl
     return 0;
 }
 
-/* attention_qkv's launches, f32, 3 heads (the layout's one template argument: the tests
- * take that count): qkv [..., T, 9 d], o and dout [..., T, 3 d], out [..., T, 3 d] or,
- * for the gradient, qkv's shape. M counts matrices, heads included. */
-extern "C" int pml_emu_attention_qkv(int d, int causal, int grad, const float *qkv, const float *o, const float *dout,
-                                     float *out, int T, int M, double scale_d, double p, unsigned long long seed,
-                                     unsigned long long key, unsigned grid_cap)
+template <int D, bool C>
+static void run_qkv(int bf16, int grad, const float *qkv, const float *o, const float *dout, float *out, int T, int M,
+                    float zscale, float scale, pml_att_drop z, unsigned cap)
+{
+    if (!bf16) {
+        run<D, C, float, 3>(grad, qkv, qkv + 3 * D, qkv + 6 * D, o, dout, out, out, T, M, zscale, scale, z, cap);
+        return;
+    }
+    size_t n = (size_t)M * T * D; /* of o, dout and the forward's output; qkv has 3 n */
+    std::vector<unsigned short> x = bf16_of(qkv, 3 * n), xo = bf16_of(o, n), xd = bf16_of(dout, n), y(grad ? 0 : n);
+    run<D, C, unsigned short, 3>(grad, x.data(), x.data() + 3 * D, x.data() + 6 * D, xo.empty() ? nullptr : xo.data(),
+                                 xd.empty() ? nullptr : xd.data(), y.data(), out, T, M, zscale, scale, z, cap);
+    for (size_t e = 0; !grad && e < n; e++) out[e] = pml_bf2f(y[e]);
+}
+
+/* attention_qkv's launches, f32 or (bf16) on the operands' bf16 bits (the forward's
+ * output back in f32), 3 heads (the layout's one template argument: the tests take that
+ * count): qkv [..., T, 9 d], o and dout [..., T, 3 d], out [..., T, 3 d] or, for the
+ * gradient, qkv's shape. M counts matrices, heads included. */
+extern "C" int pml_emu_attention_qkv(int d, int causal, int grad, int bf16, const float *qkv, const float *o,
+                                     const float *dout, float *out, int T, int M, double scale_d, double p,
+                                     unsigned long long seed, unsigned long long key, unsigned grid_cap)
 {
     float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
-    const float *k = qkv + 3 * d, *v = qkv + 6 * d;
     pml_att_drop z = drop_of(p, seed, key);
-#define PML_EMU_CASE(D)                                                                                    \
-    if (d == D) {                                                                                          \
-        if (causal)                                                                                        \
-            run<D, true, float, 3>(grad, qkv, k, v, o, dout, out, out, T, M, zscale, scale, z, grid_cap);  \
-        else                                                                                               \
-            run<D, false, float, 3>(grad, qkv, k, v, o, dout, out, out, T, M, zscale, scale, z, grid_cap); \
-        return 1;                                                                                          \
+#define PML_EMU_CASE(D)                                                                         \
+    if (d == D) {                                                                               \
+        if (causal)                                                                             \
+            run_qkv<D, true>(bf16, grad, qkv, o, dout, out, T, M, zscale, scale, z, grid_cap);  \
+        else                                                                                    \
+            run_qkv<D, false>(bf16, grad, qkv, o, dout, out, T, M, zscale, scale, z, grid_cap); \
+        return 1;                                                                               \
     }
     PML_EMU_DIMS(PML_EMU_CASE)
 #undef PML_EMU_CASE

@@ -7,7 +7,8 @@
  * Options: --archs LIST (default sm_80,sm_90,compute_90), --dump PATH (the CUDA C of
  * the last file), --per-func (time compiling each function as its own program instead;
  * no cache), --break-line (make one generated line invalid, to see the error reach
- * the .pml source), --no-build (codegen only). Exit 0, or 1 after errors (diagnostics on stderr). */
+ * the .pml source), --no-build (codegen only), --set KEY=VALUE (a train field, as
+ * pmlc's --set; up to 8). Exit 0, or 1 after errors (diagnostics on stderr). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,8 @@ static void break_line(pmlc_program *P, pmlc_cuda_module *m)
 
 int main(int argc, char **argv)
 {
-    const char *archs = NULL, *dump = NULL;
-    int timing = 0, breakit = 0, bad = 0;
+    const char *archs = NULL, *dump = NULL, *sets[8];
+    int timing = 0, breakit = 0, bad = 0, n_sets = 0;
     pmlc_kcache kc;
     pmlc_kcache_init(&kc);
     for (int i = 1; i < argc; i++) {
@@ -88,7 +89,12 @@ int main(int argc, char **argv)
             breakit = 1;
             continue;
         }
+        if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 8) {
+            sets[n_sets++] = argv[++i];
+            continue;
+        }
         pmlc_options opt = {0};
+        opt.sets = sets, opt.n_sets = n_sets;
         opt.gpu_code = 1;
         opt.diag_out = stderr;
         pmlc_session *s = pmlc_session_create(&opt);

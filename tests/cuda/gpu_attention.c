@@ -11,7 +11,8 @@
  * Without a GPU it prints "SKIP: no GPU: <why>" and exits 77 (CTest: skipped);
  * PML_REQUIRE_GPU=1 makes that a failure.
  *
- * `gpu_attention --bench MODEL.pml` (bench/gpu/run.sh) instead times each op (CUDA
+ * `--set KEY=VALUE` sets a train field (as pmlc's; `precision=bf16` gives the kernels
+ * bf16 operands). `gpu_attention --bench MODEL.pml` (bench/gpu/run.sh) instead times each op (CUDA
  * events, median of 11 runs) and prints its TFLOP/s, counting as FlashAttention's
  * papers do: 4 T² d per matrix forward (q kᵀ and p v), half of it under the causal
  * mask, and 2.5 times that backward, whatever the kernels recompute. */
@@ -69,7 +70,27 @@ static int32_t root_of(const pmlc_graph *g, int32_t n)
     return n;
 }
 
-/* Checks op on the device against the CPU; returns the number of failures. */
+/* n floats copied to device memory at *p (allocated), as bf16 bits when bf16; 0 on success. */
+static int upload(const pml_cuda_driver *d, pml_cu_ptr *p, const float *x, size_t n, int bf16)
+{
+    size_t bytes = (bf16 ? 2 : 4) * (n ? n : 1);
+    uint16_t *h = bf16 ? malloc(bytes) : NULL;
+    for (size_t e = 0; h && e < n; e++) {
+        uint32_t u;
+        memcpy(&u, &x[e], sizeof u);
+        h[e] = (uint16_t)(u >> 16); /* x is a bf16 value already (att_round_bf16) */
+    }
+    int bad = (bf16 && !h) || d->MemAlloc(p, bytes) || d->MemcpyHtoD(*p, h ? (const void *)h : x, bytes);
+    free(h);
+    return bad;
+}
+
+/* Whether node n is stored as bf16 (the kernels then read and write bf16 bits). */
+static int is_bf16(const pmlc_graph *g, int32_t n) { return g->nodes.v[n].dtype == PMLC_BF16; }
+
+/* Checks op on the device against the CPU; returns the number of failures. Operands
+ * stored as bf16 are given bf16 values on both sides (the CPU's o too); a bf16 output is
+ * compared within ATT_TC_TOL (the forward on the tensor cores). */
 static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const pmlc_cuda_module *m,
                     const pmlc_graph *g, const att_op *op)
 {
@@ -86,14 +107,18 @@ static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
     for (int j = 0; j < n_in; j++)
         for (int i = 0; i < j; i++)
             if (root_of(g, x->in[i]) == root_of(g, x->in[j])) memcpy(in[j], in[i], sizeof(float) * ne);
-    if (att_reference(&op->c, grad, in, ref, &err)) return fail("CPU attention", err.msg);
+    for (int j = 0; j < n_in; j++)
+        for (size_t e = 0; is_bf16(g, x->in[j]) && e < ne; e++) in[j][e] = att_round_bf16(in[j][e]);
+    pml_status rs = grad ? att_cpu(&op->c, 0, in, in[3], &err) : PML_OK; /* o: the CPU's forward, as stored */
+    for (size_t e = 0; !rs && grad && is_bf16(g, x->in[3]) && e < ne; e++) in[3][e] = att_round_bf16(in[3][e]);
+    if (rs || att_cpu(&op->c, grad, in, ref, &err)) return fail("CPU attention", err.msg);
     run_ctx r = {d, mod, m, op, {0}, 0, op->c.seed};
-    size_t out_bytes = sizeof(float) * out_n;
+    int out_bf16 = is_bf16(g, op->node);
+    size_t out_bytes = (out_bf16 ? 2 : 4) * out_n;
     pml_cu_ptr dev_in[MAX_IN] = {0}, dev_out = 0;
     if (d->MemAlloc(&dev_out, out_bytes ? out_bytes : 16)) return fail("device memory", "cuMemAlloc failed");
     for (int j = 0; j < n_in; j++)
-        if (d->MemAlloc(&dev_in[j], sizeof(float) * (ne ? ne : 1)) ||
-            d->MemcpyHtoD(dev_in[j], in[j], sizeof(float) * ne))
+        if (upload(d, &dev_in[j], in[j], ne, is_bf16(g, x->in[j])))
             return fail("device memory", "cuMemAlloc/cuMemcpyHtoD failed");
     for (int l = 0; l < op->n; l++) {
         const pmlc_cuda_kernel *kn = &m->kernels[op->first + l];
@@ -116,7 +141,12 @@ static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
             break;
         }
         d->MemcpyDtoH(got, dev_out, out_bytes);
-        failures += att_compare(what, &op->c, pass ? "3 blocks" : "a block per tile", got, ref, out_n);
+        for (size_t e = out_n; out_bf16 && e-- > 0;) { /* bf16 bits in the first half: widened from the end */
+            uint32_t u = (uint32_t)((const uint16_t *)got)[e] << 16;
+            memcpy(&got[e], &u, sizeof u);
+        }
+        failures += att_compare_to(what, &op->c, pass ? "3 blocks" : "a block per tile", got, ref, out_n,
+                                   out_bf16 ? ATT_TC_TOL : 1e-4);
     }
     for (int j = 0; j < n_in; j++) d->MemFree(dev_in[j]), free(in[j]);
     d->MemFree(dev_out);
@@ -137,7 +167,12 @@ static int bench_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
     float *h = malloc(bytes);
     uint64_t seed = 7;
     att_operands(&h, 1, op->numel, &seed);
-    d->MemcpyHtoD(in, h, bytes);
+    if (is_bf16(g, x->in[0])) { /* every input is the one buffer: bf16 values as bf16 bits */
+        d->MemFree(in);
+        for (int64_t e = 0; e < op->numel; e++) h[e] = att_round_bf16(h[e]);
+        if (upload(d, &in, h, (size_t)op->numel, 1)) return fail("device memory", "cuMemAlloc failed");
+    } else
+        d->MemcpyHtoD(in, h, bytes);
     d->MemsetD8Async(out, 0, bytes * 3, NULL);
     free(h);
     for (int l = 0; l < op->n; l++) { /* every input is the one buffer: timing does not care */
@@ -165,10 +200,19 @@ static int bench_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[1], "--bench")))
-        return fprintf(stderr, "usage: gpu_attention [--bench] MODEL.pml\n"), 2;
+    const char *sets[8];
+    int bench = 0, n_sets = 0, i = 1;
+    for (; i < argc - 1; i++) {
+        if (!strcmp(argv[i], "--bench"))
+            bench = 1;
+        else if (!strcmp(argv[i], "--set") && i + 2 < argc && n_sets < 8)
+            sets[n_sets++] = argv[++i];
+        else
+            break;
+    }
+    if (i != argc - 1) return fprintf(stderr, "usage: gpu_attention [--bench] [--set KEY=VALUE]... MODEL.pml\n"), 2;
     gpu_model X;
-    int bench = argc == 3, rc = gpu_model_open(&X, argv[argc - 1]);
+    int rc = gpu_model_open(&X, argv[argc - 1], sets, n_sets);
     if (rc) return rc;
     const pmlc_graph *g = X.g;
     const pmlc_cuda_module *m = &X.m;

@@ -110,7 +110,7 @@ int main(int argc, char **argv)
     if (bench) argv++, argc--;
     if (argc != 2) return fprintf(stderr, "usage: gpu_kernels [--bench] MODEL.pml\n"), 2;
     gpu_model X;
-    int rc = gpu_model_open(&X, argv[1]);
+    int rc = gpu_model_open(&X, argv[1], NULL, 0);
     if (rc) return rc;
     const pml_cuda_driver *d = X.d;
     const pmlc_plan *pl = X.pl;

@@ -3,10 +3,9 @@
  * architecture, and the module loaded (function f of the module is kernel function f;
  * function 0, the optimizer source, stands as pml_adamw_f32).
  *
- * gpu_model_open returns 0 when ready; without a GPU it prints "SKIP: no GPU: <why>" and
- * returns 77 (CTest: skipped), or 1 under PML_REQUIRE_GPU=1; 1 after a failure (printed
- * as "FAIL: ..."). gpu_model_close releases what open made. gpu_model_median_ms times
- * launches with CUDA events. */
+ * gpu_model_open (with n_sets "key=value" train fields, as pmlc's --set) returns 0 when ready; without a GPU it prints
+ * "SKIP: no GPU: <why>" and returns 77 (CTest: skipped), or 1 under PML_REQUIRE_GPU=1; 1 after a failure (printed as
+ * "FAIL: ..."). gpu_model_close releases what open made. gpu_model_median_ms times launches with CUDA events. */
 #ifndef PML_TESTS_GPU_MODEL_H
 #define PML_TESTS_GPU_MODEL_H
 
@@ -37,7 +36,7 @@ static inline int gpu_model_fail(const char *what, const char *msg)
     return 1;
 }
 
-static inline int gpu_model_open(gpu_model *x, const char *path)
+static inline int gpu_model_open(gpu_model *x, const char *path, const char *const *sets, int n_sets)
 {
     char why[1024];
     memset(x, 0, sizeof *x);
@@ -58,6 +57,7 @@ static inline int gpu_model_open(gpu_model *x, const char *path)
     if (x->d->DeviceGet(&dev, 0) || x->d->DevicePrimaryCtxRetain(&ctx, dev) || x->d->CtxSetCurrent(ctx))
         return gpu_model_fail("device 0", "cannot make its context current");
     pmlc_options opt = {0};
+    opt.sets = sets, opt.n_sets = n_sets;
     opt.gpu_code = 1;
     opt.diag_out = stderr;
     x->s = pmlc_session_create(&opt);

@@ -168,6 +168,24 @@ def case_attention_switch(cache):
         fail("a bad PML_CUDA_ATTENTION should be an error at the attention")
 
 
+def case_tensor_cores(cache):
+    """With bf16 operands (precision = bf16) every attention forward that runs on the
+    kernels runs on the tensor-core one (pml_att_fwd_tc), which compiles for sm_80 and
+    sm_90 at every head dim; the gradients stay on the f32 kernels."""
+    dump = os.path.join(ARGS.work, "a.cu")
+    out, _ = run(["--archs", "sm_80,sm_90", "--set", "precision=bf16", "--dump", dump, ARGS.model],
+                 {"PML_CACHE_DIR": cache})
+    for arch in ("sm_80", "sm_90"):
+        if not re.search(r": %s: (compiled in \d+ ms|from the cache), [1-9]\d* bytes" % arch, out):
+            fail("%s was not compiled" % arch)
+    with open(dump) as f:
+        calls = re.findall(r"^  (pml_att_\w+)<(\d+),", f.read(), re.M)
+    tc = {int(d) for name, d in calls if name == "pml_att_fwd_tc"}
+    stats = [d for name, d in calls if name == "pml_att_fwd"]
+    if tc != {2, 8, 16, 64, 100, 128} or len(stats) != len([1 for name, _ in calls if name == "pml_att_bwd_kv"]):
+        fail("bf16 forwards run on pml_att_fwd_tc at every head dim and only the gradients' statistics on "
+             "pml_att_fwd, not %s" % calls)
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("case")

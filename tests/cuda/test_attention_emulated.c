@@ -15,9 +15,9 @@
 int pml_emu_attention(int d, int causal, int grad, int bf16, const float *q, const float *k, const float *v,
                       const float *o, const float *dout, float *out, int T, int M, double scale, double p,
                       unsigned long long seed, unsigned long long key, unsigned grid_cap);
-int pml_emu_attention_qkv(int d, int causal, int grad, const float *qkv, const float *o, const float *dout, float *out,
-                          int T, int M, double scale, double p, unsigned long long seed, unsigned long long key,
-                          unsigned grid_cap);
+int pml_emu_attention_qkv(int d, int causal, int grad, int bf16, const float *qkv, const float *o, const float *dout,
+                          float *out, int T, int M, double scale, double p, unsigned long long seed,
+                          unsigned long long key, unsigned grid_cap);
 
 /* Moves matrices between [L, 3 heads, T, D] parts (parts of ne elements each: q, k, v,
  * or dq, dk, dv) and attention_qkv's rows [L, T, parts · 3 · D], packing or unpacking. */
@@ -40,18 +40,22 @@ static void qkv_move(float *packed, float *const *split, int parts, int64_t L, i
 }
 
 /* attention_qkv's launches on the packed operands of case c ([L, 3, T, D]) against the
- * CPU's attention on the split ones: forward and backward, a block per tile and 2. */
+ * CPU's attention on the split ones: forward and backward in f32, and the forward on bf16
+ * operands (the tensor cores); a block per tile and 2. */
 static int packed_case(const att_case *c, uint64_t *seed)
 {
     int64_t ne = att_numel(c), T = c->dims[2], D = c->dims[3], L = c->dims[0], M = ne / (T * D);
     int failures = 0;
-    for (int grad = 0; grad < 2; grad++) {
+    for (int run = 0; run < 3; run++) {
+        int grad = run == 1, bf16 = run == 2;
         size_t out_n = (size_t)ne * (grad ? 3 : 1);
         float *in[5], *ref = malloc(sizeof(float) * out_n), *got = malloc(sizeof(float) * out_n);
         float *qkv = malloc(sizeof(float) * (size_t)ne * 3), *po = malloc(sizeof(float) * (size_t)ne),
               *pd = malloc(sizeof(float) * (size_t)ne), *pout = malloc(sizeof(float) * out_n);
         for (int j = 0; j < 5; j++) in[j] = malloc(sizeof(float) * (size_t)ne);
         att_operands(in, 5, ne, seed);
+        for (int j = 0; bf16 && j < 3; j++)
+            for (int64_t e = 0; e < ne; e++) in[j][e] = att_round_bf16(in[j][e]);
         pml_err err = {0};
         if (att_reference(c, grad, in, ref, &err)) {
             fprintf(stderr, "FAIL: CPU attention: %s\n", err.msg);
@@ -62,30 +66,23 @@ static int packed_case(const att_case *c, uint64_t *seed)
         qkv_move(pd, &in[4], 1, L, T, D, 1);
         for (int pass = 0; pass < 2; pass++) {
             memset(pout, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
-            if (!pml_emu_attention_qkv((int)D, c->causal, grad, qkv, po, pd, pout, (int)T, (int)M, c->scale, c->dropout,
-                                       c->seed, c->key, pass ? 2 : 1u << 30)) {
+            if (!pml_emu_attention_qkv((int)D, c->causal, grad, bf16, qkv, po, pd, pout, (int)T, (int)M, c->scale,
+                                       c->dropout, c->seed, c->key, pass ? 2 : 1u << 30)) {
                 fprintf(stderr, "FAIL: head dim %lld is not in attention_emulated.cpp's list\n", (long long)D);
                 return 1;
             }
             float *parts[3] = {got, got + ne, got + 2 * ne};
             qkv_move(pout, parts, grad ? 3 : 1, L, T, D, 0);
-            failures += att_compare(grad ? "attention_qkv_grad (3 heads)" : "attention_qkv (3 heads)", c,
-                                    pass ? "2 blocks" : "a block per tile", got, ref, out_n);
+            failures +=
+                att_compare_to(grad   ? "attention_qkv_grad (3 heads)"
+                               : bf16 ? "attention_qkv (3 heads), bf16 operands"
+                                      : "attention_qkv (3 heads)",
+                               c, pass ? "2 blocks" : "a block per tile", got, ref, out_n, bf16 ? ATT_TC_TOL : 1e-4);
         }
         for (int j = 0; j < 5; j++) free(in[j]);
         free(ref), free(got), free(qkv), free(po), free(pd), free(pout);
     }
     return failures;
-}
-
-/* x rounded to bf16 (to nearest even), as the CUDA backend stores it. */
-static float round_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    memcpy(&x, &u, sizeof x);
-    return x;
 }
 
 int main(void)
@@ -118,26 +115,26 @@ int main(void)
             /* bf16 operands: the CPU's reference takes the values the kernels read, the
              * forward output (o) included */
             for (int j = 0; bf16 && j < 5; j++)
-                for (int64_t e = 0; e < ne; e++) in[j][e] = round_bf16(in[j][e]);
+                for (int64_t e = 0; e < ne; e++) in[j][e] = att_round_bf16(in[j][e]);
             pml_err err = {0};
             pml_status rs = grad ? att_cpu(c, 0, in, in[3], &err) : PML_OK;
-            for (int64_t e = 0; bf16 && grad && !rs && e < ne; e++) in[3][e] = round_bf16(in[3][e]);
+            for (int64_t e = 0; bf16 && grad && !rs && e < ne; e++) in[3][e] = att_round_bf16(in[3][e]);
             if (rs || att_cpu(c, grad, in, ref, &err)) {
                 fprintf(stderr, "FAIL: CPU attention: %s\n", err.msg);
                 return 1;
             }
-            for (int pass = 0; pass < (bf16 ? 1 : 2); pass++) { /* bf16: the grid's striding is f32's */
+            for (int pass = 0; pass < (bf16 && grad ? 1 : 2); pass++) { /* bf16's backward strides as f32's */
                 memset(got, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
                 if (!pml_emu_attention((int)D, c->causal, grad, bf16, in[0], in[1], in[2], in[3], in[4], got, (int)T,
                                        (int)M, c->scale, c->dropout, c->seed, c->key, pass ? 2 : 1u << 30)) {
                     fprintf(stderr, "FAIL: head dim %lld is not in attention_emulated.cpp's list\n", (long long)D);
                     return 1;
                 }
-                /* bf16: the same operand values; the output is rounded once more as stored */
+                /* bf16: the same operand values; the forward on the tensor cores (ATT_TC_TOL) */
                 failures += att_compare_to(grad ? (bf16 ? "attention_grad, bf16 operands" : "attention_grad")
                                                 : (bf16 ? "attention, bf16 operands" : "attention"),
                                            c, pass ? "2 blocks" : "a block per tile", got, ref, out_n,
-                                           bf16 && !grad ? 1.0 / 256 : 1e-4);
+                                           bf16 && !grad ? ATT_TC_TOL : 1e-4);
             }
             for (int j = 0; j < 5; j++) free(in[j]);
             free(ref), free(got);

@@ -2,8 +2,9 @@
  * take (cuda_attention.c), for the expansion that writes the others out as primitives
  * (ir/expand.h).
  *
- * The kernels are f32 with f32 math on the CUDA cores (no tensor cores yet: bf16/TF32
- * tiles are a later step), for [..., T, d] operands with any T and a head dimension d
+ * The kernels compute in f32 on the CUDA cores, but for a forward pass whose q, k and v
+ * are bf16, which runs its two products on the tensor cores (bf16 in, f32 accumulators:
+ * mma.m16n8k16, sm_80 and later), for [..., T, d] operands with any T and a head dimension d
  * from 2 to 128 (d is padded to a multiple of 16 in shared memory; a block's tiles fit
  * the 48 KiB of static shared memory up to d = 128; the backward pass keeps two numbers
  * per row in its dq output, hence d >= 2).
@@ -28,6 +29,8 @@
 #define PMLC_CUDA_ATT_FWD_BQ 64
 #define PMLC_CUDA_ATT_FWD_BK(dp) ((dp) <= 32 ? 64 : (dp) <= 64 ? 32 : 16)
 #define PMLC_CUDA_ATT_BWD_B(dp) ((dp) <= 64 ? 32 : 16)
+/* The tensor-core forward's query tile: 16 rows for each of a block's 8 warps. */
+#define PMLC_CUDA_ATT_TC_BQ 128
 
 /* Whether the kernels take a head dimension of d. */
 static inline int pmlc_cuda_attention_fits(int64_t d)
