@@ -3,7 +3,8 @@
  * backend's attention op as the oracle, and the comparison.
  *
  * att_case: M matrices [T, D] (shape dims[0..rank)), causal, scale, and dropout p on the
- * weights (0: none) with its key and the step's seed. att_reference fills
+ * weights (0: none) with its key and the step's seed. att_reference (optionally on bf16
+ * values) fills
  * in[3] (o) with the CPU's forward output when grad, then ref with the CPU's
  * attention (grad: attention_grad, [3, ...]). att_compare passes when no output is NaN
  * (the outputs start poisoned: an element left unwritten shows) and
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "cpu/kernels.h"
+#include "gpu/cuda_attention.h"
 #include "pml/ops.h"
 
 typedef struct att_case {
@@ -59,10 +61,17 @@ static inline float att_round_bf16(float x)
     return x;
 }
 
-/* The bf16 forward's tolerance, of max |cpu|: on the tensor cores the weights are rounded
- * to bf16 for the second product and the output once as stored, each by at most 2^-8 of
- * its value. */
+/* The tensor cores' tolerance, of max |cpu|: the weights (forward), or the weights and dS
+ * (backward), are rounded to bf16 for the products that take them, and the forward's
+ * output once as stored, each by at most 2^-8 of its value. */
 #define ATT_TC_TOL (2.0 / 256)
+
+/* The tolerance of a launch's outputs: ATT_TC_TOL where the tensor cores run it (bf16
+ * operands: the forward, and the backward to d 64), else 1e-4. */
+static inline double att_tolerance(int bf16, int grad, int64_t d)
+{
+    return bf16 && (!grad || PMLC_CUDA_ATT_DP(d) <= PMLC_CUDA_ATT_TC_BWD_MAX_DP) ? ATT_TC_TOL : 1e-4;
+}
 
 static inline pml_status att_cpu(const att_case *c, int grad, float **in, float *out, pml_err *err)
 {
@@ -84,9 +93,15 @@ static inline pml_status att_cpu(const att_case *c, int grad, float **in, float 
     return pml_cpu_run(&call, err);
 }
 
-static inline pml_status att_reference(const att_case *c, int grad, float **in, float *ref, pml_err *err)
+/* With bf16, the operands are rounded to bf16 first, and o after the CPU makes it: the
+ * reference takes the values the kernels read. */
+static inline pml_status att_reference(const att_case *c, int grad, int bf16, float **in, float *ref, pml_err *err)
 {
+    int64_t ne = att_numel(c);
+    for (int j = 0; bf16 && j < 5; j++)
+        for (int64_t e = 0; e < ne; e++) in[j][e] = att_round_bf16(in[j][e]);
     pml_status s = grad ? att_cpu(c, 0, in, in[3], err) : PML_OK;
+    for (int64_t e = 0; bf16 && grad && !s && e < ne; e++) in[3][e] = att_round_bf16(in[3][e]);
     return s ? s : att_cpu(c, grad, in, ref, err);
 }
 

@@ -186,7 +186,8 @@ static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, c
         constexpr int TQ = PMLC_CUDA_ATT_TC_BQ;
         launch(grid_of(M, T, TQ, cap), [&] {
             if constexpr (std::is_same<X, unsigned short>::value)
-                pml_att_fwd_tc<D, DP, TQ, C, X, H, DROP>(q, k, v, y, T, M, zscale, z);
+                pml_att_fwd_tc<D, DP, TQ, C, false, float, float, X, H, DROP>(q, k, v, nullptr, nullptr, y, T, M,
+                                                                              zscale, z);
         });
         return;
     }
@@ -195,6 +196,17 @@ static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, c
             pml_att_fwd<D, DP, BQ, BK, C, false, X, X, X, float, float, X, H, DROP>(q, k, v, nullptr, nullptr, y, T, M,
                                                                                     zscale, z);
         });
+        return;
+    }
+    if constexpr (std::is_same<X, unsigned short>::value && DP <= PMLC_CUDA_ATT_TC_BWD_MAX_DP) {
+        /* bf16 to d 64: the tensor cores, as cuda_attention.c */
+        constexpr int TQ = PMLC_CUDA_ATT_TC_BQ;
+        launch(grid_of(M, T, TQ, cap),
+               [&] { pml_att_fwd_tc<D, DP, TQ, C, true, X, X, float, H>(q, k, nullptr, o, dout, g, T, M, zscale); });
+        launch(grid_of(M, T, TQ, cap),
+               [&] { pml_att_bwd_kv_tc<D, DP, TQ, C, X, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
+        launch(grid_of(M, T, TQ, cap),
+               [&] { pml_att_bwd_q_tc<D, DP, TQ, C, X, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
         return;
     }
     launch(grid_of(M, T, BQ, cap), [&] {

@@ -1,6 +1,6 @@
 # precision = bf16 on the CUDA backend: 16-bit activations, sends and weight copies,
 # f32 master weights, gradients and optimizer state; kernels read and write bf16 and
-# compute in f32 (the fused attention's forward on the tensor cores), and the products run on cuBLAS's
+# compute in f32 (the fused attention on the tensor cores), and the products run on cuBLAS's
 # bf16 paths with f32 accumulation. On a GPU it trains as the CPU backend does in bf16,
 # within bf16's rounding.
 import "nn"

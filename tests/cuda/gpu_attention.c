@@ -89,8 +89,8 @@ static int upload(const pml_cuda_driver *d, pml_cu_ptr *p, const float *x, size_
 static int is_bf16(const pmlc_graph *g, int32_t n) { return g->nodes.v[n].dtype == PMLC_BF16; }
 
 /* Checks op on the device against the CPU; returns the number of failures. Operands
- * stored as bf16 are given bf16 values on both sides (the CPU's o too); a bf16 output is
- * compared within ATT_TC_TOL (the forward on the tensor cores). */
+ * stored as bf16 are given bf16 values on both sides (the CPU's o too); what the tensor
+ * cores run is compared within ATT_TC_TOL (att_tolerance). */
 static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const pmlc_cuda_module *m,
                     const pmlc_graph *g, const att_op *op)
 {
@@ -146,7 +146,7 @@ static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
             memcpy(&got[e], &u, sizeof u);
         }
         failures += att_compare_to(what, &op->c, pass ? "3 blocks" : "a block per tile", got, ref, out_n,
-                                   out_bf16 ? ATT_TC_TOL : 1e-4);
+                                   att_tolerance(is_bf16(g, x->in[0]), grad, op->c.dims[op->c.rank - 1]));
     }
     for (int j = 0; j < n_in; j++) d->MemFree(dev_in[j]), free(in[j]);
     d->MemFree(dev_out);

@@ -169,9 +169,10 @@ def case_attention_switch(cache):
 
 
 def case_tensor_cores(cache):
-    """With bf16 operands (precision = bf16) every attention forward that runs on the
-    kernels runs on the tensor-core one (pml_att_fwd_tc), which compiles for sm_80 and
-    sm_90 at every head dim; the gradients stay on the f32 kernels."""
+    """With bf16 operands (precision = bf16) every attention that runs on the kernels runs
+    its forward on the tensor cores (pml_att_fwd_tc), and its backward's dk/dv and dq
+    launches too to head dim 64 (statistics on pml_att_fwd_tc, pml_att_bwd_kv_tc,
+    pml_att_bwd_q_tc), past it on the f32 kernels. All compile for sm_80 and sm_90."""
     dump = os.path.join(ARGS.work, "a.cu")
     out, _ = run(["--archs", "sm_80,sm_90", "--set", "precision=bf16", "--dump", dump, ARGS.model],
                  {"PML_CACHE_DIR": cache})
@@ -180,11 +181,14 @@ def case_tensor_cores(cache):
             fail("%s was not compiled" % arch)
     with open(dump) as f:
         calls = re.findall(r"^  (pml_att_\w+)<(\d+),", f.read(), re.M)
-    tc = {int(d) for name, d in calls if name == "pml_att_fwd_tc"}
-    stats = [d for name, d in calls if name == "pml_att_fwd"]
-    if tc != {2, 8, 16, 64, 100, 128} or len(stats) != len([1 for name, _ in calls if name == "pml_att_bwd_kv"]):
-        fail("bf16 forwards run on pml_att_fwd_tc at every head dim and only the gradients' statistics on "
-             "pml_att_fwd, not %s" % calls)
+    dims = {}
+    for name, d in calls:
+        dims.setdefault(name, set()).add(int(d))
+    want = {"pml_att_fwd_tc": {2, 8, 16, 64, 100, 128}, "pml_att_fwd": {100, 128},
+            "pml_att_bwd_kv_tc": {2, 8, 16, 64}, "pml_att_bwd_q_tc": {2, 8, 16, 64},
+            "pml_att_bwd_kv": {100, 128}, "pml_att_bwd_q": {100, 128}}
+    if dims != want:
+        fail("bf16 attention's launches by head dim: want %s, not %s" % (want, dims))
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

@@ -2,12 +2,12 @@
  * take (cuda_attention.c), for the expansion that writes the others out as primitives
  * (ir/expand.h).
  *
- * The kernels compute in f32 on the CUDA cores, but for a forward pass whose q, k and v
- * are bf16, which runs its two products on the tensor cores (bf16 in, f32 accumulators:
- * mma.m16n8k16, sm_80 and later), for [..., T, d] operands with any T and a head dimension d
- * from 2 to 128 (d is padded to a multiple of 16 in shared memory; a block's tiles fit
- * the 48 KiB of static shared memory up to d = 128; the backward pass keeps two numbers
- * per row in its dq output, hence d >= 2).
+ * The kernels compute in f32 on the CUDA cores, but where q, k and v are bf16: then the
+ * forward pass, and the backward pass's products for d to 64, run on the tensor cores
+ * (bf16 in, f32 accumulators: mma.m16n8k16, sm_80 and later). They take [..., T, d]
+ * operands with any T and a head dimension d from 2 to 128 (d is padded to a multiple of
+ * 16 in shared memory; a block's tiles fit the 48 KiB of static shared memory up to
+ * d = 128; the backward pass keeps two numbers per row in its dq output, hence d >= 2).
  *
  * PML_CUDA_ATTENTION (read when a plan is made for CUDA) chooses: `kernel` (the
  * default: these kernels where they fit) or `expand` (every attention written out as
@@ -29,8 +29,11 @@
 #define PMLC_CUDA_ATT_FWD_BQ 64
 #define PMLC_CUDA_ATT_FWD_BK(dp) ((dp) <= 32 ? 64 : (dp) <= 64 ? 32 : 16)
 #define PMLC_CUDA_ATT_BWD_B(dp) ((dp) <= 64 ? 32 : 16)
-/* The tensor-core forward's query tile: 16 rows for each of a block's 8 warps. */
+/* The tensor-core kernels' tile: 16 rows (queries, or keys in the dk/dv launch) for each
+ * of a block's 8 warps; their backward takes head dims padded to at most 64 (its shared
+ * tiles and registers). */
 #define PMLC_CUDA_ATT_TC_BQ 128
+#define PMLC_CUDA_ATT_TC_BWD_MAX_DP 64
 
 /* Whether the kernels take a head dimension of d. */
 static inline int pmlc_cuda_attention_fits(int64_t d)
