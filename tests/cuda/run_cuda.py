@@ -190,6 +190,22 @@ def case_tensor_cores(cache):
     if dims != want:
         fail("bf16 attention's launches by head dim: want %s, not %s" % (want, dims))
 
+def case_f16(cache):
+    """precision = f16 builds for the GPU: its kernels compile, the loss scale is the GPU
+    code's variable pml_loss_scale, and attention is written out (the fused kernels take
+    f32 and bf16 operands)."""
+    dump = os.path.join(ARGS.work, "a.cu")
+    out, _ = run(["--archs", "sm_80", "--set", "precision=f16", "--dump", dump, ARGS.model], {"PML_CACHE_DIR": cache})
+    if not re.search(r": sm_80: (compiled in \d+ ms|from the cache), [1-9]\d* bytes", out):
+        fail("f16's kernels did not compile")
+    with open(dump) as f:
+        text = f.read()
+    if "__device__ float pml_loss_scale" not in text or re.search(r"^  pml_att_", text, re.M):
+        fail("an f16 plan declares pml_loss_scale and writes attention out")
+    if "pml_f2h(" not in text:
+        fail("an f16 plan's kernels store f16")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("case")

@@ -361,6 +361,19 @@ static int count_lines(const char *s)
     return n;
 }
 
+/* The seed of the loss's gradient: autodiff's first backward node, when it is the
+ * constant 1 on the loss's stage (the node the CPU backend scales: runtime/src/plan/
+ * plan.h's pml_plan_loss_seed, on the plan this graph becomes), or -1. */
+static int32_t loss_seed(const pmlc_graph *g)
+{
+    for (int32_t i = 0; i < g->nodes.n; i++) {
+        const ir_node *x = &g->nodes.v[i];
+        if (x->pass == PMLC_PASS_FORWARD) continue;
+        return x->op == OP_CONST && x->fval == 1 && g->loss >= 0 && x->stage == g->nodes.v[g->loss].stage ? i : -1;
+    }
+    return -1;
+}
+
 int pmlc_cuda_codegen(pmlc_program *P, const pmlc_plan *pl, pmlc_cuda_module *out)
 {
     memset(out, 0, sizeof *out);
@@ -370,17 +383,10 @@ int pmlc_cuda_codegen(pmlc_program *P, const pmlc_plan *pl, pmlc_cuda_module *ou
     cg c;
     memset(&c, 0, sizeof c);
     c.P = P, c.g = g, c.fu = fu;
-    /* Refused, not run as f32: f16 storage, whose loss scaling the CUDA backend does not
-     * do yet. bf16 (ir/precision.h) runs: kernels read and write 16-bit storage and
-     * compute in f32, the products run on cuBLAS's bf16 tensor-core paths. */
-    pmlc_dtype tp = pl->distill ? pl->distill->teacher_precision : PMLC_F32;
-    if (pl->precision == PMLC_F16 || tp == PMLC_F16) {
-        pmlc_error(&P->diag, pl->train ? pl->train->decl->name_loc : g->decl->name_loc,
-                   "the CUDA backend does not run f16 storage yet (precision %s, teacher_precision %s: f16's loss "
-                   "scaling is the CPU backend's): use bf16, or train on the CPU (--backend cpu)",
-                   pmlc_dtype_name(pl->precision), pmlc_dtype_name(tp));
-        return 1;
-    }
+    /* bf16 and f16 (ir/precision.h): kernels read and write 16-bit storage and compute in
+     * f32, the products run on cuBLAS's 16-bit tensor-core paths; f16's loss scale is the
+     * prelude's pml_loss_scale, which the seed of the loss's gradient reads. */
+    c.loss_seed = loss_seed(g);
     c.shape = pmlc_arena_alloc(&P->arena, sizeof(pmlc_cshape) * (size_t)(N ? N : 1));
     c.numel = pmlc_arena_alloc(&P->arena, sizeof(int64_t) * (size_t)(N ? N : 1));
     c.local = pmlc_arena_alloc(&P->arena, sizeof(int32_t) * (size_t)(N ? N : 1));

@@ -33,6 +33,7 @@ typedef struct cg {
     int vec;          /* 0: scalar code; else elements per thread */
     uint8_t *vloaded; /* per arg: preloaded as a vector */
     int part;         /* which of an op's launches is being rendered (cg_attention_launches) */
+    int32_t loss_seed; /* the loss gradient's seed, which reads the loss scale (pml_loss_scale), or -1 */
 } cg;
 
 /* Appends formatted text; each newline records cg->loc as that line's op. */

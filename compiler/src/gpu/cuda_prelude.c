@@ -11,6 +11,9 @@
 const char pmlc_cuda_prelude[] =
     "// PML generated CUDA C: prelude\n"
     "typedef unsigned long long pml_u64;\n"
+    "// f16's loss scale, which the seed of the loss's gradient is multiplied by: set by the\n"
+    "// runtime between steps (cuModuleGetGlobal), 1 otherwise.\n"
+    "__device__ float pml_loss_scale = 1.0f;\n"
     "__device__ __forceinline__ float pml_bf2f(unsigned short h) { return __uint_as_float(((unsigned)h) << 16); }\n"
     "__device__ __forceinline__ unsigned short pml_f2bf(float f) {\n"
     "  unsigned u = __float_as_uint(f);\n"

@@ -125,9 +125,9 @@ static int written_out(const ir_node *n, int expand_all)
 
 static int is_attention(const ir_node *n) { return n->op == OP_ATTENTION || n->op == OP_ATTENTION_QKV; }
 
-int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g)
+int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g, int f16)
 {
-    int N = g->nodes.n, count = 0, expand_all = 0;
+    int N = g->nodes.n, count = 0, expand_all = f16;
     for (int i = 0; i < N; i++) {
         if (!is_attention(&g->nodes.v[i])) continue;
         const char *mode = getenv("PML_CUDA_ATTENTION");
@@ -138,7 +138,7 @@ int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g)
                        mode);
             return -1;
         }
-        expand_all = mode && !strcmp(mode, "expand");
+        expand_all |= mode && !strcmp(mode, "expand");
         break;
     }
     for (int i = 0; i < N; i++) count += is_attention(&g->nodes.v[i]) && written_out(&g->nodes.v[i], expand_all);

@@ -669,19 +669,12 @@ static pml_status keep_lse(pml_cpu_ctx *p, pml_err *err)
     return PML_OK;
 }
 
-/* The loss's gradient: autodiff's first backward node, the constant 1 on the loss's
- * stage (compiler/src/ir/autodiff.c); and what precision_note says. */
+/* The loss's gradient seed (plan.h's pml_plan_loss_seed); and what precision_note says. */
 static void find_seed(pml_cpu_ctx *p)
 {
     const pml_plan *pl = p->plan;
-    p->seed = -1;
+    p->seed = pml_plan_loss_seed(pl);
     p->loss_scale = 1;
-    for (int i = 0; i < pl->n_nodes && p->seed < 0; i++) {
-        const pml_plan_node *n = &pl->nodes[i];
-        if (n->pass == 0) continue;
-        if (n->op == PML_OP_CONST && n->fval == 1 && pl->loss >= 0 && n->stage == pl->nodes[pl->loss].stage) p->seed = i;
-        break;
-    }
     pml_dtype half = PML_F32;
     for (int i = 0; i < pl->n_nodes && half == PML_F32; i++)
         if (pl->nodes[i].dtype == PML_BF16 || pl->nodes[i].dtype == PML_F16) half = (pml_dtype)pl->nodes[i].dtype;

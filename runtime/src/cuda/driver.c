@@ -34,6 +34,7 @@ static void load(void)
         {(void **)&drv.ModuleLoadData, "cuModuleLoadData"},
         {(void **)&drv.ModuleUnload, "cuModuleUnload"},
         {(void **)&drv.ModuleGetFunction, "cuModuleGetFunction"},
+        {(void **)&drv.ModuleGetGlobal, "cuModuleGetGlobal_v2"},
         {(void **)&drv.LaunchKernel, "cuLaunchKernel"},
         {(void **)&drv.MemAlloc, "cuMemAlloc_v2"},
         {(void **)&drv.MemFree, "cuMemFree_v2"},

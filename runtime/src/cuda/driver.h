@@ -57,6 +57,7 @@ typedef struct pml_cuda_driver {
     pml_cu_result (*ModuleLoadData)(pml_cu_module *, const void *);
     pml_cu_result (*ModuleUnload)(pml_cu_module);
     pml_cu_result (*ModuleGetFunction)(pml_cu_function *, pml_cu_module, const char *);
+    pml_cu_result (*ModuleGetGlobal)(pml_cu_ptr *, size_t *, pml_cu_module, const char *);
     pml_cu_result (*LaunchKernel)(pml_cu_function, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                                   pml_cu_stream, void **, void **);
     pml_cu_result (*MemAlloc)(pml_cu_ptr *, size_t);

@@ -645,6 +645,7 @@ const pml_backend_ops pml_cuda_backend_ops = {
     .grads = cuda_grads,
     .copy_buf = cuda_copy_buf,
     .phase = cuda_phase,
+    .loss_scale = pml_cuda_loss_scale,
     .sum_ties = cuda_sum_ties,
     .device_span = cuda_device_span,
     .peer_id = pml_cuda_peer_id,

@@ -138,6 +138,8 @@ typedef struct pml_cuda_ctx {
     int train_mode; /* begin's `train`: dropout on */
     int graphs;     /* capture training passes (see above) */
     int tf32;       /* PML_CUDA_TF32=1: f32 GEMMs on the tensor cores in TF32 (opt-in: ~1e-3 relative) */
+    int loss_seed;  /* plan.h's pml_plan_loss_seed: the node f16's loss scale multiplies, or -1 */
+    double loss_scale;         /* in every GPU's pml_loss_scale (the prelude's) and the seed's buffer, if any */
     int fn_adamw, fn_sgd;      /* module function indices of the optimizer kernels (every GPU's module) */
     int *fn_of;                /* per plan gpu function: its module function index */
     pml_cuda_gemm_shape *gemm; /* per launch (matmuls only) */
@@ -171,6 +173,9 @@ typedef struct pml_cuda_ctx {
 
 /* stage_build.c */
 pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *conf, pml_backend_ctx **out, pml_err *err);
+/* f16's loss scale: every GPU's pml_loss_scale (the prelude's), and the seed's buffer
+ * where a kernel reads it as one (backend_ops.h's loss_scale). */
+pml_status pml_cuda_loss_scale(pml_backend_ctx *b, double scale, pml_err *err);
 void pml_cuda_ctx_destroy(pml_backend_ctx *b);
 
 /* Device address of node n's value for micro-batch mb. */

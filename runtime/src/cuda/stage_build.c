@@ -316,6 +316,31 @@ static pml_status build_stages(pml_cuda_ctx *p, pml_err *err)
     return r;
 }
 
+/* Constant node i's buffer (on its stage's GPU, current after) filled with v, or with its
+ * indices for an arange, in its dtype. */
+static pml_status upload_constant(pml_cuda_ctx *p, int i, double v, pml_err *err)
+{
+    const pml_plan_node *n = &p->plan->nodes[i];
+    pml_status used = pml_cuda_use(p, n->stage, err);
+    if (used) return used;
+    void *h = malloc(p->bytes[i]);
+    if (!h) return NOMEM(err);
+    for (int64_t e = 0; e < n->numel; e++) {
+        double x = n->op == PML_OP_CONST ? v : (double)e;
+        if (n->dtype == PML_I32)
+            ((int32_t *)h)[e] = (int32_t)x;
+        else if (n->dtype == PML_BF16)
+            ((uint16_t *)h)[e] = pml_f32_to_bf16((float)x);
+        else if (n->dtype == PML_F16)
+            ((uint16_t *)h)[e] = pml_f32_to_f16((float)x);
+        else
+            ((float *)h)[e] = (float)x;
+    }
+    pml_cu_result r = p->d->MemcpyHtoD(p->dbuf[i], h, p->bytes[i]);
+    free(h);
+    return r ? pml_cuda_fail(p->d, r, "cuMemcpyHtoD (constants)", __FILE__, __LINE__, err) : PML_OK;
+}
+
 /* Parameters (initialised on the host from the seed, as the CPU backend does, so both
  * start from the same weights; a teacher's are loaded later), accumulators, optimizer
  * state, and the constants, all copied to the device once. */
@@ -350,26 +375,33 @@ static pml_status make_params(pml_cuda_ctx *p, pml_err *err)
         }
     }
     for (int i = 0; i < pl->n_nodes; i++) {
-        const pml_plan_node *n = &pl->nodes[i];
-        if (!constant_node(n->op) || !p->dbuf[i]) continue;
-        pml_status used = pml_cuda_use(p, n->stage, err);
-        if (used) return used;
-        void *h = malloc(p->bytes[i]);
-        if (!h) return NOMEM(err);
-        for (int64_t e = 0; e < n->numel; e++) {
-            double x = n->op == PML_OP_CONST ? n->fval : (double)e;
-            if (n->dtype == PML_I32)
-                ((int32_t *)h)[e] = (int32_t)x;
-            else if (n->dtype == PML_BF16)
-                ((uint16_t *)h)[e] = pml_f32_to_bf16((float)x);
-            else
-                ((float *)h)[e] = (float)x;
-        }
-        pml_cu_result r = p->d->MemcpyHtoD(p->dbuf[i], h, p->bytes[i]);
-        free(h);
-        if (r) return pml_cuda_fail(p->d, r, "cuMemcpyHtoD (constants)", __FILE__, __LINE__, err);
+        pml_status r =
+            constant_node(pl->nodes[i].op) && p->dbuf[i] ? upload_constant(p, i, pl->nodes[i].fval, err) : PML_OK;
+        if (r) return r;
     }
     return pml_cuda_backend_ops.params_upload((pml_backend_ctx *)p, err);
+}
+
+pml_status pml_cuda_loss_scale(pml_backend_ctx *b, double scale, pml_err *err)
+{
+    pml_cuda_ctx *p = (pml_cuda_ctx *)b;
+    if (!(scale > 0) || !(scale <= 0x1p100))
+        return pml_err_set(err, PML_ERR_INVALID_ARG, "loss scale %g is not a positive number to 2^100", scale);
+    if (scale == p->loss_scale) return PML_OK;
+    if (p->loss_seed < 0) return pml_err_set(err, PML_ERR_UNSUPPORTED, "the plan has no loss gradient to scale");
+    float f = (float)scale;
+    for (int g = 0; g < p->n_gpus; g++) {
+        pml_cu_ptr at = 0;
+        size_t size = 0;
+        PML_CHECK_CU(p->d, CtxSetCurrent(p->gpus[g].cu), err);
+        PML_CHECK_CU(p->d, ModuleGetGlobal(&at, &size, p->gpus[g].mod.mod, "pml_loss_scale"), err);
+        if (size != sizeof f)
+            return pml_err_set(err, PML_ERR_INTERNAL, "the GPU code's pml_loss_scale is %zu bytes, not 4", size);
+        PML_CHECK_CU(p->d, MemcpyHtoD(at, &f, sizeof f), err);
+    }
+    pml_status r = p->dbuf[p->loss_seed] ? upload_constant(p, p->loss_seed, scale, err) : PML_OK;
+    if (!r) p->loss_scale = scale;
+    return r;
 }
 
 /* Which weight gradients the GEMM adds straight to the accumulator: those made by a
@@ -420,18 +452,11 @@ pml_status pml_cuda_ctx_create(const pml_plan *plan, const pml_backend_conf *con
     if (conf->check_numerics) /* refused, not ignored: the kernels are fused and asynchronous */
         return pml_err_set(err, PML_ERR_UNSUPPORTED,
                            "--check-numerics checks each op's output on the CPU backend only: run with --backend cpu");
-    /* Refused, not run as f32: f16 storage, whose loss scaling runs on the CPU backend
-     * only (precision = bf16 runs: its 16-bit values are stored as bf16 and computed in
-     * f32, its products on the tensor cores). */
-    int f16 = plan->conf.precision == PML_F16;
-    for (int i = 0; i < plan->n_nodes; i++) f16 |= plan->nodes[i].dtype == PML_F16;
-    if (f16)
-        return pml_err_set(err, PML_ERR_UNSUPPORTED,
-                           "the CUDA backend does not run f16 storage yet (its loss scaling is the CPU backend's): "
-                           "use precision = bf16, or run it with --backend cpu");
     pml_cuda_ctx *p = calloc(1, sizeof *p);
     if (!p) return NOMEM(err);
     p->plan = plan;
+    p->loss_seed = pml_plan_loss_seed(plan);
+    p->loss_scale = 1;
     p->conf = *conf;
     p->S = (int)plan->conf.stages;
     p->M = plan->conf.microbatches;

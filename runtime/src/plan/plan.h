@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "formats/mapped_file.h"
+#include "plan/ops.h"
 #include "pml/plan_format.h"
 
 #define PML_PLAN_MAX_RANK 8
@@ -218,5 +219,18 @@ static inline int pml_plan_tie_members(const pml_plan *p, int root, int *out)
  * of them with (the timetable's lists, also when the plan has no timetable). What ranks
  * split (exec/ranks.h). */
 static inline int pml_plan_devices(const pml_plan *p) { return (int)(p->conf.stages / p->conf.chunks); }
+
+/* The seed of the loss's gradient: autodiff's first backward node, the constant 1 on the
+ * loss's stage (compiler/src/ir/autodiff.c), which f16's loss scale multiplies; -1 when
+ * the plan has none. */
+static inline int pml_plan_loss_seed(const pml_plan *p)
+{
+    for (int i = 0; i < p->n_nodes; i++) {
+        const pml_plan_node *n = &p->nodes[i];
+        if (n->pass == 0) continue;
+        return n->op == PML_OP_CONST && n->fval == 1 && p->loss >= 0 && n->stage == p->nodes[p->loss].stage ? i : -1;
+    }
+    return -1;
+}
 
 #endif
