@@ -132,10 +132,12 @@ const char *cg_value_at(cg *c, int32_t in, const char *off)
             if (v <= -2147483648.0) return "(-2147483647 - 1)";
             return pmlc_arena_printf(&c->P->arena, "%d", (int)v);
         }
+        if (in == c->loss_seed) { /* f16's loss scale multiplies it, then it is stored (as on the CPU) */
+            const char *v = pmlc_arena_printf(&c->P->arena, "(%s * pml_loss_scale)", cg_float_lit(c, x->fval));
+            return x->dtype == PMLC_F32 ? v : cg_from_mem(c, x->dtype, cg_to_mem(c, x->dtype, v));
+        }
         const char *v = cg_float_lit(c, x->dtype == PMLC_BF16 ? round_bf16((float)x->fval) : x->fval);
-        if (x->dtype == PMLC_F16) v = pmlc_arena_printf(&c->P->arena, "pml_h2f(pml_f2h(%s))", v); /* as stored */
-        /* f16's loss scale multiplies the loss gradient's seed (the CPU backend's too) */
-        return in == c->loss_seed ? pmlc_arena_printf(&c->P->arena, "(%s * pml_loss_scale)", v) : v;
+        return x->dtype == PMLC_F16 ? cg_from_mem(c, x->dtype, cg_to_mem(c, x->dtype, v)) : v; /* as stored */
     }
     if (x->op == OP_ARANGE) return pmlc_arena_printf(&c->P->arena, "((%s)%s)", cg_ctype(x->dtype), off);
     int32_t base = in;
