@@ -112,16 +112,19 @@ static inline unsigned short pml_f2bf(float f)
 /* The prelude's tensor-core product (PTX mma.m16n8k16, bf16 in, f32 accumulators) from its
  * fragments as PTX's ISA lays them out: every thread of the block calls it (the kernels
  * do, uniformly), hands its fragments over through memory, and computes its own
- * accumulators from its warp's 32 threads' fragments. Sums in k order, in f32. */
+ * accumulators from its warp's 32 threads' fragments. Sums in k order, in f32. One
+ * barrier a call: the fragments alternate between two buffers, and a buffer is written
+ * again only after the next call's barrier, which every reader of it has passed. */
 namespace
 {
-unsigned mma_a[kThreads][4], mma_b[kThreads][2];
+unsigned mma_a[2][kThreads][4], mma_b[2][kThreads][2], mma_call[kThreads];
 }
 static void pml_mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
 {
-    const unsigned me = threadIdx.x, warp = me & ~31u, g = (me & 31) >> 2, t = me & 3;
-    memcpy(mma_a[me], a, sizeof mma_a[me]);
-    mma_b[me][0] = b0, mma_b[me][1] = b1;
+    const unsigned me = threadIdx.x, warp = me & ~31u, g = (me & 31) >> 2, t = me & 3, k = mma_call[me]++ & 1;
+    unsigned(*fa)[4] = mma_a[k], (*fb)[2] = mma_b[k];
+    memcpy(fa[me], a, sizeof fa[me]);
+    fb[me][0] = b0, fb[me][1] = b1;
     __syncthreads();
     for (unsigned i = 0; i < 4; i++) {
         const unsigned row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
@@ -129,13 +132,12 @@ static void pml_mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, uns
         for (unsigned kk = 0; kk < 16; kk++) {
             /* a: lane (row % 8) · 4 + (kk % 8) / 2, register (row >= 8) + 2 (kk >= 8), half kk % 2;
              * b: lane col · 4 + (kk % 8) / 2, register kk >= 8, half kk % 2 */
-            unsigned wa = mma_a[warp + (row & 7) * 4 + ((kk & 7) >> 1)][(row >= 8) + 2 * (kk >= 8)];
-            unsigned wb = mma_b[warp + col * 4 + ((kk & 7) >> 1)][kk >= 8];
+            unsigned wa = fa[warp + (row & 7) * 4 + ((kk & 7) >> 1)][(row >= 8) + 2 * (kk >= 8)];
+            unsigned wb = fb[warp + col * 4 + ((kk & 7) >> 1)][kk >= 8];
             acc += pml_bf2f((unsigned short)(wa >> 16 * (kk & 1))) * pml_bf2f((unsigned short)(wb >> 16 * (kk & 1)));
         }
         d[i] = acc;
     }
-    __syncthreads();
 }
 
 #include "cuda_attention_src.cuh"
