@@ -220,14 +220,14 @@ static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, c
            [&] { pml_att_bwd_q<D, DP, B, C, X, X, X, X, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
 }
 
-template <int D, bool C, typename X, int H = 0>
+/* DR: whether the case is built with dropout too (each instantiation costs compile time). */
+template <int D, bool C, bool DR, typename X, int H = 0>
 static void run(int grad, const X *q, const X *k, const X *v, const X *o, const X *dout, X *y, float *g, int T, int M,
                 float zscale, float scale, pml_att_drop z, unsigned cap)
 {
-    if (z.kmin)
-        run_drop<D, C, X, H, true>(grad, q, k, v, o, dout, y, g, T, M, zscale, scale, z, cap);
-    else
-        run_drop<D, C, X, H, false>(grad, q, k, v, o, dout, y, g, T, M, zscale, scale, z, cap);
+    if constexpr (DR)
+        if (z.kmin) return run_drop<D, C, X, H, true>(grad, q, k, v, o, dout, y, g, T, M, zscale, scale, z, cap);
+    run_drop<D, C, X, H, false>(grad, q, k, v, o, dout, y, g, T, M, zscale, scale, z, cap);
 }
 
 /* Dropout p on key `key` and seed `seed`, as cuda_attention.c writes it into the call. */
@@ -246,12 +246,12 @@ static std::vector<unsigned short> bf16_of(const float *x, size_t n)
 }
 
 /* run<D, C> on f32 operands, or (bf16) on their bf16 bits, the output back in f32. */
-template <int D, bool C>
+template <int D, bool C, bool DR>
 static void run_as(int bf16, int grad, const float *q, const float *k, const float *v, const float *o,
                    const float *dout, float *out, int T, int M, float zscale, float scale, pml_att_drop z, unsigned cap)
 {
     if (!bf16) {
-        run<D, C, float>(grad, q, k, v, o, dout, out, out, T, M, zscale, scale, z, cap);
+        run<D, C, DR, float>(grad, q, k, v, o, dout, out, out, T, M, zscale, scale, z, cap);
         return;
     }
     size_t n = (size_t)M * T * D;
@@ -259,12 +259,17 @@ static void run_as(int bf16, int grad, const float *q, const float *k, const flo
                                 y(grad ? 0 : n);
     const unsigned short *p[5];
     for (int j = 0; j < 5; j++) p[j] = in[j].empty() ? nullptr : in[j].data();
-    run<D, C, unsigned short>(grad, p[0], p[1], p[2], p[3], p[4], y.data(), out, T, M, zscale, scale, z, cap);
+    run<D, C, DR, unsigned short>(grad, p[0], p[1], p[2], p[3], p[4], y.data(), out, T, M, zscale, scale, z, cap);
     for (size_t e = 0; !grad && e < n; e++) out[e] = pml_bf2f(y[e]);
 }
 
-/* The head dims the test takes (templates need them as constants); 0 if d is not one. */
-#define PML_EMU_DIMS(X) X(2) X(8) X(16) X(64) X(100) X(128)
+/* The cases the test runs, (head dim, causal, with dropout too): templates need them as
+ * constants, and only these are instantiated (the emulation's compile time is theirs). */
+#define PML_EMU_CASES(X)                                                                                              \
+    X(2, true, false)                                                                                                 \
+    X(8, false, false) X(16, false, true) X(16, true, true) X(64, false, false) X(64, true, true) X(100, false, true) \
+        X(100, true, false) X(128, true, false)
+#define PML_EMU_QKV_CASES(X) X(2, true, false) X(16, false, false) X(64, true, true)
 
 extern "C" int pml_emu_attention(int d, int causal, int grad, int bf16, const float *q, const float *k, const float *v,
                                  const float *o, const float *dout, float *out, int T, int M, double scale_d, double p,
@@ -273,31 +278,29 @@ extern "C" int pml_emu_attention(int d, int causal, int grad, int bf16, const fl
     /* as cuda_attention.c writes the constants into the call */
     float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
     pml_att_drop z = drop_of(p, seed, key);
-#define PML_EMU_CASE(D)                                                                            \
-    if (d == D) {                                                                                  \
-        if (causal)                                                                                \
-            run_as<D, true>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, z, grid_cap);  \
-        else                                                                                       \
-            run_as<D, false>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, z, grid_cap); \
-        return 1;                                                                                  \
+#define PML_EMU_CASE(D, C, DR)                                                                 \
+    if (d == D && !causal == !C && (DR || !z.kmin)) {                                          \
+        run_as<D, C, DR>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, z, grid_cap); \
+        return 1;                                                                              \
     }
-    PML_EMU_DIMS(PML_EMU_CASE)
+    PML_EMU_CASES(PML_EMU_CASE)
 #undef PML_EMU_CASE
     return 0;
 }
 
-template <int D, bool C>
+template <int D, bool C, bool DR>
 static void run_qkv(int bf16, int grad, const float *qkv, const float *o, const float *dout, float *out, int T, int M,
                     float zscale, float scale, pml_att_drop z, unsigned cap)
 {
     if (!bf16) {
-        run<D, C, float, 3>(grad, qkv, qkv + 3 * D, qkv + 6 * D, o, dout, out, out, T, M, zscale, scale, z, cap);
+        run<D, C, DR, float, 3>(grad, qkv, qkv + 3 * D, qkv + 6 * D, o, dout, out, out, T, M, zscale, scale, z, cap);
         return;
     }
     size_t n = (size_t)M * T * D; /* of o, dout and the forward's output; qkv has 3 n */
     std::vector<unsigned short> x = bf16_of(qkv, 3 * n), xo = bf16_of(o, n), xd = bf16_of(dout, n), y(grad ? 0 : n);
-    run<D, C, unsigned short, 3>(grad, x.data(), x.data() + 3 * D, x.data() + 6 * D, xo.empty() ? nullptr : xo.data(),
-                                 xd.empty() ? nullptr : xd.data(), y.data(), out, T, M, zscale, scale, z, cap);
+    run<D, C, DR, unsigned short, 3>(grad, x.data(), x.data() + 3 * D, x.data() + 6 * D,
+                                     xo.empty() ? nullptr : xo.data(), xd.empty() ? nullptr : xd.data(), y.data(), out,
+                                     T, M, zscale, scale, z, cap);
     for (size_t e = 0; !grad && e < n; e++) out[e] = pml_bf2f(y[e]);
 }
 
@@ -311,15 +314,12 @@ extern "C" int pml_emu_attention_qkv(int d, int causal, int grad, int bf16, cons
 {
     float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
     pml_att_drop z = drop_of(p, seed, key);
-#define PML_EMU_CASE(D)                                                                         \
-    if (d == D) {                                                                               \
-        if (causal)                                                                             \
-            run_qkv<D, true>(bf16, grad, qkv, o, dout, out, T, M, zscale, scale, z, grid_cap);  \
-        else                                                                                    \
-            run_qkv<D, false>(bf16, grad, qkv, o, dout, out, T, M, zscale, scale, z, grid_cap); \
-        return 1;                                                                               \
+#define PML_EMU_CASE(D, C, DR)                                                              \
+    if (d == D && !causal == !C && (DR || !z.kmin)) {                                       \
+        run_qkv<D, C, DR>(bf16, grad, qkv, o, dout, out, T, M, zscale, scale, z, grid_cap); \
+        return 1;                                                                           \
     }
-    PML_EMU_DIMS(PML_EMU_CASE)
+    PML_EMU_QKV_CASES(PML_EMU_CASE)
 #undef PML_EMU_CASE
     return 0;
 }

@@ -66,7 +66,9 @@ static int packed_case(const att_case *c, uint64_t *seed)
             memset(pout, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
             if (!pml_emu_attention_qkv((int)D, c->causal, grad, bf16, qkv, po, pd, pout, (int)T, (int)M, c->scale,
                                        c->dropout, c->seed, c->key, pass ? 2 : 1u << 30)) {
-                fprintf(stderr, "FAIL: head dim %lld is not in attention_emulated.cpp's list\n", (long long)D);
+                fprintf(stderr,
+                        "FAIL: head dim %lld, causal %d, dropout %g is not among attention_emulated.cpp's cases\n",
+                        (long long)D, c->causal, c->dropout);
                 return 1;
             }
             float *parts[3] = {got, got + ne, got + 2 * ne};
@@ -121,7 +123,9 @@ int main(void)
                 memset(got, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
                 if (!pml_emu_attention((int)D, c->causal, grad, bf16, in[0], in[1], in[2], in[3], in[4], got, (int)T,
                                        (int)M, c->scale, c->dropout, c->seed, c->key, pass ? 2 : 1u << 30)) {
-                    fprintf(stderr, "FAIL: head dim %lld is not in attention_emulated.cpp's list\n", (long long)D);
+                    fprintf(stderr,
+                            "FAIL: head dim %lld, causal %d, dropout %g is not among attention_emulated.cpp's cases\n",
+                            (long long)D, c->causal, c->dropout);
                     return 1;
                 }
                 /* bf16: the same operand values, on the tensor cores where they run it */
