@@ -6,7 +6,8 @@
  * unwritten shows), once with a block per tile and once with 3 blocks (every block then
  * strides over many tiles). The backward pass's o is the CPU's forward output; a node
  * with dropout runs on one seed on both sides (the kernels draw the CPU's mask). Passes
- * when no output is NaN and max |gpu - cpu| <= 1e-4 · max |cpu| for every output.
+ * when no output is NaN and max |gpu - cpu| <= 1e-4 · max |cpu| for every output
+ * (ATT_TC_TOL for what the tensor cores run: attention_check.h's att_tolerance).
  *
  * Without a GPU it prints "SKIP: no GPU: <why>" and exits 77 (CTest: skipped);
  * PML_REQUIRE_GPU=1 makes that a failure.
