@@ -43,7 +43,6 @@
 #include "gpu/cuda_attention.h"
 
 #include <math.h>
-#include <string.h>
 
 #include "gpu/cuda_int.h"
 #include "pml/ops.h"
@@ -276,6 +275,23 @@ const char pmlc_cuda_attention_src[] =
     "  const unsigned hi = row < T && col + 1 < D ? pml_att_bits(x[at + 1]) : 0u;\n"
     "  return lo | hi << 16;\n"
     "}\n"
+    "// Rows r0 .. r0 + R - 1 of a [T][D] matrix (bf16, or f32 rounded: pml_att_bits), its rows\n"
+    "// LD apart, as bf16 into rm[R][RS] (row-major) and tr[DP][TS] (transposed), either null\n"
+    "// when not wanted; zeros past T and past D.\n"
+    "template <int D, int DP, int R, int LD, int RS, int TS, typename X>\n"
+    "__device__ __forceinline__ void pml_att_load16(unsigned short *rm, unsigned short *tr,\n"
+    "                                               const X *__restrict__ x, int r0, int T) {\n"
+    "  for (int e = threadIdx.x; e < R * DP; e += 256) {\n"
+    "    const int r = e / DP, c = e % DP;\n"
+    "    const unsigned short y = r0 + r < T && c < D\n"
+    "                                 ? (unsigned short)pml_att_bits(x[(long long)(r0 + r) * LD + c])\n"
+    "                                 : (unsigned short)0;\n"
+    "    if (rm)\n"
+    "      rm[r * RS + c] = y;\n"
+    "    if (tr)\n"
+    "      tr[c * TS + r] = y;\n"
+    "  }\n"
+    "}\n"
     "// Two f32 rounded to bf16, as such a pair.\n"
     "__device__ __forceinline__ unsigned pml_att_bf2(float lo, float hi) {\n"
     "  return pml_f2bf(lo) | (unsigned)pml_f2bf(hi) << 16;\n"
@@ -348,13 +364,9 @@ const char pmlc_cuda_attention_src[] =
     "    const int jend = CAUSAL ? min(T, i0 + BQ) : T;\n"
     "    for (int j0 = 0; j0 < jend; j0 += BK) {\n"
     "      __syncthreads(); // the last tile's readers of ks and vt are done\n"
-    "      for (int e = threadIdx.x; e < BK * DP; e += 256) {\n"
-    "        const int r = e / DP, c = e % DP;\n"
-    "        const bool in = j0 + r < T && c < D;\n"
-    "        ks[r * KS + c] = in ? k[bi + (long long)(j0 + r) * LI + c] : (unsigned short)0;\n"
-    "        if constexpr (!STATS)\n"
-    "          vt[c * VS + r] = in ? v[bi + (long long)(j0 + r) * LI + c] : (unsigned short)0;\n"
-    "      }\n"
+    "      pml_att_load16<D, DP, BK, LI, KS, VS>(ks, nullptr, k + bi, j0, T);\n"
+    "      if constexpr (!STATS)\n"
+    "        pml_att_load16<D, DP, BK, LI, KS, VS>(nullptr, vt, v + bi, j0, T);\n"
     "      __syncthreads();\n"
     "      float s[BK / 8][4];\n"
     "#pragma unroll\n"
@@ -643,14 +655,8 @@ const char pmlc_cuda_attention_src[] =
     "        dk[n][e] = dv[n][e] = 0.0f;\n"
     "    for (int i0 = CAUSAL ? j0 : 0; i0 < T; i0 += BQ) {\n"
     "      __syncthreads(); // the last tile's readers are done\n"
-    "      for (int e = threadIdx.x; e < BQ * DP; e += 256) {\n"
-    "        const int r = e / DP, c = e % DP;\n"
-    "        const bool in = i0 + r < T && c < D;\n"
-    "        const unsigned short x = in ? q[bi + (long long)(i0 + r) * LI + c] : (unsigned short)0;\n"
-    "        const unsigned short y =\n"
-    "            in ? (unsigned short)pml_att_bits(dout[bo + (long long)(i0 + r) * LO + c]) : (unsigned short)0;\n"
-    "        qs[r * RS + c] = x, qt[c * TS + r] = x, os[r * RS + c] = y, ot[c * TS + r] = y;\n"
-    "      }\n"
+    "      pml_att_load16<D, DP, BQ, LI, RS, TS>(qs, qt, q + bi, i0, T);\n"
+    "      pml_att_load16<D, DP, BQ, LO, RS, TS>(os, ot, dout + bo, i0, T);\n"
     "      pml_att_load_stats<D, BQ, LI>(lse, dd, g + bi, i0, T);\n"
     "      __syncthreads();\n"
     "      float s[BQ / 8][4], dp[BQ / 8][4];\n"
@@ -739,13 +745,8 @@ const char pmlc_cuda_attention_src[] =
     "    const int jend = CAUSAL ? min(T, i0 + BQ) : T;\n"
     "    for (int j0 = 0; j0 < jend; j0 += BK) {\n"
     "      __syncthreads(); // the last tile's readers are done (and every row's statistics read)\n"
-    "      for (int e = threadIdx.x; e < BK * DP; e += 256) {\n"
-    "        const int r = e / DP, c = e % DP;\n"
-    "        const bool in = j0 + r < T && c < D;\n"
-    "        const unsigned short x = in ? k[bi + (long long)(j0 + r) * LI + c] : (unsigned short)0;\n"
-    "        ks[r * RS + c] = x, kt[c * TS + r] = x;\n"
-    "        vs[r * RS + c] = in ? v[bi + (long long)(j0 + r) * LI + c] : (unsigned short)0;\n"
-    "      }\n"
+    "      pml_att_load16<D, DP, BK, LI, RS, TS>(ks, kt, k + bi, j0, T);\n"
+    "      pml_att_load16<D, DP, BK, LI, RS, TS>(vs, nullptr, v + bi, j0, T);\n"
     "      __syncthreads();\n"
     "      float s[BK / 8][4], dp[BK / 8][4];\n"
     "#pragma unroll\n"
@@ -867,8 +868,8 @@ int64_t cg_attention(cg *c, int32_t n, int part)
     const char *scale = cg_float_lit(c, (double)(float)x->fval);
     int ay = cg_arg(c, n, 1);
     const char *cz = causal ? "true" : "false";
-    int tensor_cores = !strcmp(ty[0], "unsigned short") && !strcmp(ty[1], "unsigned short") &&
-                       !strcmp(ty[2], "unsigned short"); /* bf16 q, k, v (typed above: bf16 or f32) */
+    int tensor_cores = 1; /* bf16 q, k, v */
+    for (int k = 0; k < 3; k++) tensor_cores &= c->g->nodes.v[x->in[src[k]]].dtype == PMLC_BF16;
     /* The gradient's launches on the tensor cores to d 64 (the statistics launch too, so
      * that its log-sum-exps are those of the products the other two recompute). */
     int tc_grad = tensor_cores && dp <= PMLC_CUDA_ATT_TC_BWD_MAX_DP, tq = PMLC_CUDA_ATT_TC_BQ;
