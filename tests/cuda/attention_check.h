@@ -3,8 +3,8 @@
  * backend's attention op as the oracle, and the comparison.
  *
  * att_case: M matrices [T, D] (shape dims[0..rank)), causal, scale, and dropout p on the
- * weights (0: none) with its key and the step's seed. att_reference (optionally on bf16
- * values) fills
+ * weights (0: none) with its key and the step's seed. att_reference (on bf16 values
+ * where asked) fills
  * in[3] (o) with the CPU's forward output when grad, then ref with the CPU's
  * attention (grad: attention_grad, [3, ...]). att_compare passes when no output is NaN
  * (the outputs start poisoned: an element left unwritten shows) and
@@ -93,15 +93,15 @@ static inline pml_status att_cpu(const att_case *c, int grad, float **in, float 
     return pml_cpu_run(&call, err);
 }
 
-/* With bf16, the operands are rounded to bf16 first, and o after the CPU makes it: the
- * reference takes the values the kernels read. */
-static inline pml_status att_reference(const att_case *c, int grad, int bf16, float **in, float *ref, pml_err *err)
+/* Operand j stored as bf16 (bit j of bf16) is rounded to bf16 first, and o (bit 3) after
+ * the CPU makes it: the reference takes the values the kernels read. */
+static inline pml_status att_reference(const att_case *c, int grad, unsigned bf16, float **in, float *ref, pml_err *err)
 {
     int64_t ne = att_numel(c);
-    for (int j = 0; bf16 && j < 5; j++)
-        for (int64_t e = 0; e < ne; e++) in[j][e] = att_round_bf16(in[j][e]);
+    for (int j = 0; j < (grad ? 5 : 3); j++)
+        for (int64_t e = 0; (bf16 >> j & 1) && e < ne; e++) in[j][e] = att_round_bf16(in[j][e]);
     pml_status s = grad ? att_cpu(c, 0, in, in[3], err) : PML_OK;
-    for (int64_t e = 0; bf16 && grad && !s && e < ne; e++) in[3][e] = att_round_bf16(in[3][e]);
+    for (int64_t e = 0; (bf16 >> 3 & 1) && grad && !s && e < ne; e++) in[3][e] = att_round_bf16(in[3][e]);
     return s ? s : att_cpu(c, grad, in, ref, err);
 }
 

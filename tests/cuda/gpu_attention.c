@@ -108,11 +108,9 @@ static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
     for (int j = 0; j < n_in; j++)
         for (int i = 0; i < j; i++)
             if (root_of(g, x->in[i]) == root_of(g, x->in[j])) memcpy(in[j], in[i], sizeof(float) * ne);
-    for (int j = 0; j < n_in; j++)
-        for (size_t e = 0; is_bf16(g, x->in[j]) && e < ne; e++) in[j][e] = att_round_bf16(in[j][e]);
-    pml_status rs = grad ? att_cpu(&op->c, 0, in, in[3], &err) : PML_OK; /* o: the CPU's forward, as stored */
-    for (size_t e = 0; !rs && grad && is_bf16(g, x->in[3]) && e < ne; e++) in[3][e] = att_round_bf16(in[3][e]);
-    if (rs || att_cpu(&op->c, grad, in, ref, &err)) return fail("CPU attention", err.msg);
+    unsigned bf16 = 0; /* the operands stored as bf16 */
+    for (int j = 0; j < n_in; j++) bf16 |= (unsigned)is_bf16(g, x->in[j]) << j;
+    if (att_reference(&op->c, grad, bf16, in, ref, &err)) return fail("CPU attention", err.msg);
     run_ctx r = {d, mod, m, op, {0}, 0, op->c.seed};
     int out_bf16 = is_bf16(g, op->node);
     size_t out_bytes = (out_bf16 ? 2 : 4) * out_n;
