@@ -3,8 +3,8 @@
  * backend's attention op as the oracle, and the comparison.
  *
  * att_case: M matrices [T, D] (shape dims[0..rank)), causal, scale, and dropout p on the
- * weights (0: none) with its key and the step's seed. att_reference (on bf16 values
- * where asked) fills
+ * weights (0: none) with its key and the step's seed. att_reference (on bf16 or f16
+ * values where asked) fills
  * in[3] (o) with the CPU's forward output when grad, then ref with the CPU's
  * attention (grad: attention_grad, [3, ...]). att_compare passes when no output is NaN
  * (the outputs start poisoned: an element left unwritten shows) and
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "cpu/kernels.h"
 #include "gpu/cuda_attention.h"
 #include "pml/ops.h"
@@ -51,26 +52,36 @@ static inline void att_operands(float **in, int n_in, int64_t ne, uint64_t *s)
         for (int64_t e = 0; e < ne; e++) in[j][e] = att_uniform(s, j < 2 ? 2.0f : 1.0f);
 }
 
-/* x rounded to bf16 (to nearest even), as the CUDA backend stores it. */
-static inline float att_round_bf16(float x)
+/* How the kernels' 16-bit operands are stored (f32: none are). */
+typedef enum att_fmt { ATT_F32, ATT_BF16, ATT_F16 } att_fmt;
+
+/* x as fmt's bits, rounded to nearest even as the CUDA backend stores it (f32: unused). */
+static inline uint16_t att_bits(att_fmt fmt, float x)
 {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    memcpy(&x, &u, sizeof x);
-    return x;
+    return fmt == ATT_F16 ? pml_f32_to_f16(x) : pml_f32_to_bf16(x);
+}
+
+/* x rounded to fmt (f32: x). */
+static inline float att_round(att_fmt fmt, float x)
+{
+    return fmt == ATT_F32   ? x
+           : fmt == ATT_F16 ? pml_f16_to_f32(pml_f32_to_f16(x))
+                            : pml_bf16_to_f32(pml_f32_to_bf16(x));
 }
 
 /* The tensor cores' tolerance, of max |cpu|: the weights (forward), or the weights and dS
- * (backward), are rounded to bf16 for the products that take them, and the forward's
- * output once as stored, each by at most 2^-8 of its value. */
+ * (backward), are rounded to the operands' 16-bit format for the products that take them,
+ * and the forward's output once as stored, each by at most 2^-8 of its value in bf16,
+ * 2^-11 in f16. */
 #define ATT_TC_TOL (2.0 / 256)
+#define ATT_TC_TOL_F16 (2.0 / 2048)
 
-/* The tolerance of a launch's outputs: ATT_TC_TOL where the tensor cores run it (bf16
- * operands: the forward, and the backward to d 64), else 1e-4. */
-static inline double att_tolerance(int bf16, int grad, int64_t d)
+/* The tolerance of a launch's outputs: ATT_TC_TOL(_F16) where the tensor cores run it
+ * (16-bit operands: the forward, and the backward to d 64), else 1e-4. */
+static inline double att_tolerance(att_fmt fmt, int grad, int64_t d)
 {
-    return bf16 && (!grad || PMLC_CUDA_ATT_DP(d) <= PMLC_CUDA_ATT_TC_BWD_MAX_DP) ? ATT_TC_TOL : 1e-4;
+    if (fmt == ATT_F32 || (grad && PMLC_CUDA_ATT_DP(d) > PMLC_CUDA_ATT_TC_BWD_MAX_DP)) return 1e-4;
+    return fmt == ATT_F16 ? ATT_TC_TOL_F16 : ATT_TC_TOL;
 }
 
 static inline pml_status att_cpu(const att_case *c, int grad, float **in, float *out, pml_err *err)
@@ -93,15 +104,16 @@ static inline pml_status att_cpu(const att_case *c, int grad, float **in, float 
     return pml_cpu_run(&call, err);
 }
 
-/* Operand j stored as bf16 (bit j of bf16) is rounded to bf16 first, and o (bit 3) after
+/* Operand j stored in 16 bits (bit j of half) is rounded to fmt first, and o (bit 3) after
  * the CPU makes it: the reference takes the values the kernels read. */
-static inline pml_status att_reference(const att_case *c, int grad, unsigned bf16, float **in, float *ref, pml_err *err)
+static inline pml_status att_reference(const att_case *c, int grad, att_fmt fmt, unsigned half, float **in, float *ref,
+                                       pml_err *err)
 {
     int64_t ne = att_numel(c);
     for (int j = 0; j < (grad ? 5 : 3); j++)
-        for (int64_t e = 0; (bf16 >> j & 1) && e < ne; e++) in[j][e] = att_round_bf16(in[j][e]);
+        for (int64_t e = 0; (half >> j & 1) && e < ne; e++) in[j][e] = att_round(fmt, in[j][e]);
     pml_status s = grad ? att_cpu(c, 0, in, in[3], err) : PML_OK;
-    for (int64_t e = 0; (bf16 >> 3 & 1) && grad && !s && e < ne; e++) in[3][e] = att_round_bf16(in[3][e]);
+    for (int64_t e = 0; (half >> 3 & 1) && grad && !s && e < ne; e++) in[3][e] = att_round(fmt, in[3][e]);
     return s ? s : att_cpu(c, grad, in, ref, err);
 }
 

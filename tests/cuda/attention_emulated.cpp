@@ -26,6 +26,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/half.h"
 #include "core/rng.h"
 #include "gpu/cuda_attention.h"
 
@@ -90,27 +91,17 @@ static inline float __shfl_xor_sync(unsigned, float v, int lane_mask)
     return r;
 }
 using std::min;
-/* The prelude's type, RNG (core/rng.h's, word for word) and bf16 conversions
- * (compiler/src/gpu/cuda_prelude.c), which the kernels call. */
+/* The prelude's type, RNG (core/rng.h's, word for word) and bf16 and f16 conversions
+ * (compiler/src/gpu/cuda_prelude.c: core/half.h's rounding, to nearest even, as PTX's cvt.rn),
+ * which the kernels call. */
 typedef unsigned long long pml_u64;
-static inline float pml_bf2f(unsigned short h)
-{
-    unsigned u = (unsigned)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-static inline unsigned short pml_f2bf(float f)
-{
-    unsigned u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (unsigned short)(u >> 16);
-}
+static inline float pml_bf2f(unsigned short h) { return pml_bf16_to_f32(h); }
+static inline unsigned short pml_f2bf(float f) { return pml_f32_to_bf16(f); }
+static inline float pml_h2f(unsigned short h) { return pml_f16_to_f32(h); }
+static inline unsigned short pml_f2h(float f) { return pml_f32_to_f16(f); }
 
-/* The prelude's tensor-core product (PTX mma.m16n8k16, bf16 in, f32 accumulators) from its
- * fragments as PTX's ISA lays them out: every thread of the block calls it (the kernels
+/* The prelude's tensor-core products (PTX mma.m16n8k16, bf16 or f16 in: DEC decodes an element;
+ * f32 accumulators) from their fragments as PTX's ISA lays them out: every thread of the block calls it (the kernels
  * do, uniformly), hands its fragments over through memory, and computes its own
  * accumulators from its warp's 32 threads' fragments. Sums in k order, in f32. One
  * barrier a call: the fragments alternate between two buffers, and a buffer is written
@@ -119,7 +110,8 @@ namespace
 {
 unsigned mma_a[2][kThreads][4], mma_b[2][kThreads][2], mma_call[kThreads];
 }
-static void pml_mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
+template <float (*DEC)(unsigned short)>
+static void mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
 {
     const unsigned me = threadIdx.x, warp = me & ~31u, g = (me & 31) >> 2, t = me & 3, k = mma_call[me]++ & 1;
     unsigned(*fa)[4] = mma_a[k], (*fb)[2] = mma_b[k];
@@ -134,10 +126,18 @@ static void pml_mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, uns
              * b: lane col · 4 + (kk % 8) / 2, register kk >= 8, half kk % 2 */
             unsigned wa = fa[warp + (row & 7) * 4 + ((kk & 7) >> 1)][(row >= 8) + 2 * (kk >= 8)];
             unsigned wb = fb[warp + col * 4 + ((kk & 7) >> 1)][kk >= 8];
-            acc += pml_bf2f((unsigned short)(wa >> 16 * (kk & 1))) * pml_bf2f((unsigned short)(wb >> 16 * (kk & 1)));
+            acc += DEC((unsigned short)(wa >> 16 * (kk & 1))) * DEC((unsigned short)(wb >> 16 * (kk & 1)));
         }
         d[i] = acc;
     }
+}
+static void pml_mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
+{
+    mma16816<pml_bf2f>(d, a, b0, b1);
+}
+static void pml_mma16816_f16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
+{
+    mma16816<pml_h2f>(d, a, b0, b1);
 }
 
 #include "cuda_attention_src.cuh"
@@ -173,7 +173,12 @@ static unsigned grid_of(int M, int T, int tile, unsigned cap)
     return (unsigned)std::max(1LL, std::min<long long>(blocks, cap));
 }
 
-/* X: the operands' stored type (float, or bf16 bits as unsigned short); the forward's
+/* Whether the kernels take X as a 16-bit format of the tensor cores (bf16 bits as unsigned
+ * short, or f16 as pml_att_f16). */
+template <typename X>
+constexpr bool kHalf = std::is_same<X, unsigned short>::value || std::is_same<X, pml_att_f16>::value;
+
+/* X: the operands' stored type (float, or a 16-bit format: kHalf); the forward's
  * output is stored as X too, the gradient in f32, as cuda_attention.c calls them. H: the
  * layout (0: matrices end to end; heads: attention_qkv's packed rows, q, k and v then
  * pointers into one qkv tensor at columns 0, C and 2C). z: dropout, when z.kmin (0: none;
@@ -184,10 +189,10 @@ static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, c
 {
     constexpr int DP = PMLC_CUDA_ATT_DP(D), BQ = PMLC_CUDA_ATT_FWD_BQ, BK = PMLC_CUDA_ATT_FWD_BK(DP),
                   B = PMLC_CUDA_ATT_BWD_B(DP);
-    if (!grad && std::is_same<X, unsigned short>::value) { /* bf16: the tensor cores, as cuda_attention.c */
+    if (!grad && kHalf<X>) { /* 16-bit: the tensor cores, as cuda_attention.c */
         constexpr int TQ = PMLC_CUDA_ATT_TC_BQ;
         launch(grid_of(M, T, TQ, cap), [&] {
-            if constexpr (std::is_same<X, unsigned short>::value)
+            if constexpr (kHalf<X>)
                 pml_att_fwd_tc<D, DP, TQ, C, false, float, float, X, H, DROP>(q, k, v, nullptr, nullptr, y, T, M,
                                                                               zscale, z);
         });
@@ -200,8 +205,8 @@ static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, c
         });
         return;
     }
-    if constexpr (std::is_same<X, unsigned short>::value && DP <= PMLC_CUDA_ATT_TC_BWD_MAX_DP) {
-        /* bf16 to d 64: the tensor cores, as cuda_attention.c */
+    if constexpr (kHalf<X> && DP <= PMLC_CUDA_ATT_TC_BWD_MAX_DP) {
+        /* 16-bit to d 64: the tensor cores, as cuda_attention.c */
         constexpr int TQ = PMLC_CUDA_ATT_TC_BQ;
         launch(grid_of(M, T, TQ, cap),
                [&] { pml_att_fwd_tc<D, DP, TQ, C, true, X, X, float, H>(q, k, nullptr, o, dout, g, T, M, zscale); });
@@ -237,88 +242,121 @@ static pml_att_drop drop_of(double p, unsigned long long seed, unsigned long lon
     return pml_att_drop{seed, key, (unsigned)ceil(p * 16777216.0), (float)(1.0 / (1.0 - p))};
 }
 
-/* bf16 bits of n floats (none for a null pointer). */
-static std::vector<unsigned short> bf16_of(const float *x, size_t n)
+/* The formats (attention_check.h's att_fmt: 0 f32, 1 bf16, 2 f16) as the kernels store them:
+ * from f32 (rounded) and back. */
+static void to16(float x, unsigned short *h) { *h = pml_f2bf(x); }
+static void to16(float x, pml_att_f16 *h) { h->h = pml_f2h(x); }
+static float from16(unsigned short h) { return pml_bf2f(h); }
+static float from16(pml_att_f16 h) { return pml_h2f(h.h); }
+
+/* n floats as X (none for a null pointer). */
+template <typename X> static std::vector<X> half_of(const float *x, size_t n)
 {
-    std::vector<unsigned short> r(x ? n : 0);
-    for (size_t e = 0; x && e < n; e++) r[e] = pml_f2bf(x[e]);
+    std::vector<X> r(x ? n : 0);
+    for (size_t e = 0; x && e < n; e++) to16(x[e], &r[e]);
     return r;
 }
 
-/* run<D, C> on f32 operands, or (bf16) on their bf16 bits, the output back in f32. */
-template <int D, bool C, bool DR>
-static void run_as(int bf16, int grad, const float *q, const float *k, const float *v, const float *o,
-                   const float *dout, float *out, int T, int M, float zscale, float scale, pml_att_drop z, unsigned cap)
+/* Pointer to v's data, or null when v is empty. */
+template <typename X> static const X *data_or_null(const std::vector<X> &v) { return v.empty() ? nullptr : v.data(); }
+
+/* as(X()) for the 16-bit format fmt asks for (1: bf16, 2: f16) and 1, or 0 when fmt is not
+ * among those the case is built for (F16: whether f16 is; each instantiation costs
+ * compile time). */
+template <bool F16, class F> static int by_format(int fmt, const F &as)
 {
-    if (!bf16) {
-        run<D, C, DR, float>(grad, q, k, v, o, dout, out, out, T, M, zscale, scale, z, cap);
-        return;
+    if (fmt == 1) {
+        as((unsigned short)0);
+        return 1;
     }
-    size_t n = (size_t)M * T * D;
-    std::vector<unsigned short> in[5] = {bf16_of(q, n), bf16_of(k, n), bf16_of(v, n), bf16_of(o, n), bf16_of(dout, n)},
-                                y(grad ? 0 : n);
-    const unsigned short *p[5];
-    for (int j = 0; j < 5; j++) p[j] = in[j].empty() ? nullptr : in[j].data();
-    run<D, C, DR, unsigned short>(grad, p[0], p[1], p[2], p[3], p[4], y.data(), out, T, M, zscale, scale, z, cap);
-    for (size_t e = 0; !grad && e < n; e++) out[e] = pml_bf2f(y[e]);
+    if constexpr (F16)
+        if (fmt == 2) {
+            as(pml_att_f16{0});
+            return 1;
+        }
+    return 0;
 }
 
-/* The cases the test runs, (head dim, causal, with dropout too): templates need them as
- * constants, and only these are instantiated (the emulation's compile time is theirs). */
-#define PML_EMU_CASES(X)                                                                                              \
-    X(2, true, false)                                                                                                 \
-    X(8, false, false) X(16, false, true) X(16, true, true) X(64, false, false) X(64, true, true) X(100, false, true) \
-        X(100, true, false) X(128, true, false)
-#define PML_EMU_QKV_CASES(X) X(2, true, false) X(16, false, false) X(64, true, true)
+/* run<D, C> on f32 operands, or on their 16-bit values as X (fmt: which, as by_format), the
+ * output back in f32. */
+template <int D, bool C, bool DR, bool F16>
+static int run_as(int fmt, int grad, const float *q, const float *k, const float *v, const float *o, const float *dout,
+                  float *out, int T, int M, float zscale, float scale, pml_att_drop z, unsigned cap)
+{
+    if (fmt == 0) {
+        run<D, C, DR, float>(grad, q, k, v, o, dout, out, out, T, M, zscale, scale, z, cap);
+        return 1;
+    }
+    auto as = [&](auto x) {
+        using X = decltype(x);
+        size_t n = (size_t)M * T * D;
+        std::vector<X> in[5] = {half_of<X>(q, n), half_of<X>(k, n), half_of<X>(v, n), half_of<X>(o, n),
+                                half_of<X>(dout, n)},
+                       y(grad ? 0 : n);
+        run<D, C, DR, X>(grad, data_or_null(in[0]), data_or_null(in[1]), data_or_null(in[2]), data_or_null(in[3]),
+                         data_or_null(in[4]), y.data(), out, T, M, zscale, scale, z, cap);
+        for (size_t e = 0; !grad && e < n; e++) out[e] = from16(y[e]);
+    };
+    return by_format<F16>(fmt, as);
+}
 
-extern "C" int pml_emu_attention(int d, int causal, int grad, int bf16, const float *q, const float *k, const float *v,
+/* The cases the test runs, (head dim, causal, with dropout too, in f16 too): templates need
+ * them as constants, and only these are instantiated (the emulation's compile time is
+ * theirs). */
+#define PML_EMU_CASES(X)                                                                                 \
+    X(2, true, false, true)                                                                              \
+    X(8, false, false, false)                                                                            \
+    X(16, false, true, true) X(16, true, true, false) X(64, false, false, false) X(64, true, true, true) \
+        X(100, false, true, true) X(100, true, false, false) X(128, true, false, false)
+#define PML_EMU_QKV_CASES(X) X(2, true, false, false) X(16, false, false, false) X(64, true, true, true)
+
+extern "C" int pml_emu_attention(int d, int causal, int grad, int fmt, const float *q, const float *k, const float *v,
                                  const float *o, const float *dout, float *out, int T, int M, double scale_d, double p,
                                  unsigned long long seed, unsigned long long key, unsigned grid_cap)
 {
     /* as cuda_attention.c writes the constants into the call */
     float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
     pml_att_drop z = drop_of(p, seed, key);
-#define PML_EMU_CASE(D, C, DR)                                                                 \
-    if (d == D && !causal == !C && (DR || !z.kmin)) {                                          \
-        run_as<D, C, DR>(bf16, grad, q, k, v, o, dout, out, T, M, zscale, scale, z, grid_cap); \
-        return 1;                                                                              \
-    }
+#define PML_EMU_CASE(D, C, DR, F16)                 \
+    if (d == D && !causal == !C && (DR || !z.kmin)) \
+        return run_as<D, C, DR, F16>(fmt, grad, q, k, v, o, dout, out, T, M, zscale, scale, z, grid_cap);
     PML_EMU_CASES(PML_EMU_CASE)
 #undef PML_EMU_CASE
     return 0;
 }
 
-template <int D, bool C, bool DR>
-static void run_qkv(int bf16, int grad, const float *qkv, const float *o, const float *dout, float *out, int T, int M,
-                    float zscale, float scale, pml_att_drop z, unsigned cap)
+template <int D, bool C, bool DR, bool F16>
+static int run_qkv(int fmt, int grad, const float *qkv, const float *o, const float *dout, float *out, int T, int M,
+                   float zscale, float scale, pml_att_drop z, unsigned cap)
 {
-    if (!bf16) {
+    if (fmt == 0) {
         run<D, C, DR, float, 3>(grad, qkv, qkv + 3 * D, qkv + 6 * D, o, dout, out, out, T, M, zscale, scale, z, cap);
-        return;
+        return 1;
     }
-    size_t n = (size_t)M * T * D; /* of o, dout and the forward's output; qkv has 3 n */
-    std::vector<unsigned short> x = bf16_of(qkv, 3 * n), xo = bf16_of(o, n), xd = bf16_of(dout, n), y(grad ? 0 : n);
-    run<D, C, DR, unsigned short, 3>(grad, x.data(), x.data() + 3 * D, x.data() + 6 * D,
-                                     xo.empty() ? nullptr : xo.data(), xd.empty() ? nullptr : xd.data(), y.data(), out,
-                                     T, M, zscale, scale, z, cap);
-    for (size_t e = 0; !grad && e < n; e++) out[e] = pml_bf2f(y[e]);
+    auto as = [&](auto h) {
+        using X = decltype(h);
+        size_t n = (size_t)M * T * D; /* of o, dout and the forward's output; qkv has 3 n */
+        std::vector<X> x = half_of<X>(qkv, 3 * n), xo = half_of<X>(o, n), xd = half_of<X>(dout, n), y(grad ? 0 : n);
+        run<D, C, DR, X, 3>(grad, x.data(), x.data() + 3 * D, x.data() + 6 * D, data_or_null(xo), data_or_null(xd),
+                            y.data(), out, T, M, zscale, scale, z, cap);
+        for (size_t e = 0; !grad && e < n; e++) out[e] = from16(y[e]);
+    };
+    return by_format<F16>(fmt, as);
 }
 
-/* attention_qkv's launches, f32 or (bf16) on the operands' bf16 bits (the forward's
- * output back in f32), 3 heads (the layout's one template argument: the tests take that
+/* attention_qkv's launches, f32 or on the operands' 16-bit values (fmt as pml_emu_attention's;
+ * the forward's output back in f32), 3 heads (the layout's one template argument: the tests take that
  * count): qkv [..., T, 9 d], o and dout [..., T, 3 d], out [..., T, 3 d] or, for the
  * gradient, qkv's shape. M counts matrices, heads included. */
-extern "C" int pml_emu_attention_qkv(int d, int causal, int grad, int bf16, const float *qkv, const float *o,
+extern "C" int pml_emu_attention_qkv(int d, int causal, int grad, int fmt, const float *qkv, const float *o,
                                      const float *dout, float *out, int T, int M, double scale_d, double p,
                                      unsigned long long seed, unsigned long long key, unsigned grid_cap)
 {
     float zscale = (float)(scale_d * 1.4426950408889634), scale = (float)scale_d;
     pml_att_drop z = drop_of(p, seed, key);
-#define PML_EMU_CASE(D, C, DR)                                                              \
-    if (d == D && !causal == !C && (DR || !z.kmin)) {                                       \
-        run_qkv<D, C, DR>(bf16, grad, qkv, o, dout, out, T, M, zscale, scale, z, grid_cap); \
-        return 1;                                                                           \
-    }
+#define PML_EMU_CASE(D, C, DR, F16)                 \
+    if (d == D && !causal == !C && (DR || !z.kmin)) \
+        return run_qkv<D, C, DR, F16>(fmt, grad, qkv, o, dout, out, T, M, zscale, scale, z, grid_cap);
     PML_EMU_QKV_CASES(PML_EMU_CASE)
 #undef PML_EMU_CASE
     return 0;

@@ -12,8 +12,8 @@
  * Without a GPU it prints "SKIP: no GPU: <why>" and exits 77 (CTest: skipped);
  * PML_REQUIRE_GPU=1 makes that a failure.
  *
- * `--set KEY=VALUE` sets a train field (as pmlc's; `precision=bf16` gives the kernels
- * bf16 operands). `gpu_attention --bench MODEL.pml` (bench/gpu/run.sh) instead times each op (CUDA
+ * `--set KEY=VALUE` sets a train field (as pmlc's; `precision=bf16` or `f16` gives the
+ * kernels 16-bit operands). `gpu_attention --bench MODEL.pml` (bench/gpu/run.sh) instead times each op (CUDA
  * events, median of 11 runs) and prints its TFLOP/s, counting as FlashAttention's
  * papers do: 4 T² d per matrix forward (q kᵀ and p v), half of it under the causal
  * mask, and 2.5 times that backward, whatever the kernels recompute. */
@@ -71,27 +71,28 @@ static int32_t root_of(const pmlc_graph *g, int32_t n)
     return n;
 }
 
-/* n floats copied to device memory at *p (allocated), as bf16 bits when bf16; 0 on success. */
-static int upload(const pml_cuda_driver *d, pml_cu_ptr *p, const float *x, size_t n, int bf16)
+/* n floats copied to device memory at *p (allocated), as fmt's bits when 16-bit (x holds
+ * such values already: att_round); 0 on success. */
+static int upload(const pml_cuda_driver *d, pml_cu_ptr *p, const float *x, size_t n, att_fmt fmt)
 {
-    size_t bytes = (bf16 ? 2 : 4) * (n ? n : 1);
-    uint16_t *h = bf16 ? malloc(bytes) : NULL;
-    for (size_t e = 0; h && e < n; e++) {
-        uint32_t u;
-        memcpy(&u, &x[e], sizeof u);
-        h[e] = (uint16_t)(u >> 16); /* x is a bf16 value already (att_round_bf16) */
-    }
-    int bad = (bf16 && !h) || d->MemAlloc(p, bytes) || d->MemcpyHtoD(*p, h ? (const void *)h : x, bytes);
+    size_t bytes = (fmt != ATT_F32 ? 2 : 4) * (n ? n : 1);
+    uint16_t *h = fmt != ATT_F32 ? malloc(bytes) : NULL;
+    for (size_t e = 0; h && e < n; e++) h[e] = att_bits(fmt, x[e]);
+    int bad = (fmt != ATT_F32 && !h) || d->MemAlloc(p, bytes) || d->MemcpyHtoD(*p, h ? (const void *)h : x, bytes);
     free(h);
     return bad;
 }
 
-/* Whether node n is stored as bf16 (the kernels then read and write bf16 bits). */
-static int is_bf16(const pmlc_graph *g, int32_t n) { return g->nodes.v[n].dtype == PMLC_BF16; }
+/* How node n is stored (the kernels read and write bf16 or f16 bits where 16-bit). */
+static att_fmt fmt_of(const pmlc_graph *g, int32_t n)
+{
+    pmlc_dtype t = g->nodes.v[n].dtype;
+    return t == PMLC_BF16 ? ATT_BF16 : t == PMLC_F16 ? ATT_F16 : ATT_F32;
+}
 
 /* Checks op on the device against the CPU; returns the number of failures. Operands
- * stored as bf16 are given bf16 values on both sides (the CPU's o too); what the tensor
- * cores run is compared within ATT_TC_TOL (att_tolerance). */
+ * stored in 16 bits are given such values on both sides (the CPU's o too); what the tensor
+ * cores run is compared within ATT_TC_TOL(_F16) (att_tolerance). */
 static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const pmlc_cuda_module *m,
                     const pmlc_graph *g, const att_op *op)
 {
@@ -108,16 +109,16 @@ static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
     for (int j = 0; j < n_in; j++)
         for (int i = 0; i < j; i++)
             if (root_of(g, x->in[i]) == root_of(g, x->in[j])) memcpy(in[j], in[i], sizeof(float) * ne);
-    unsigned bf16 = 0; /* the operands stored as bf16 */
-    for (int j = 0; j < n_in; j++) bf16 |= (unsigned)is_bf16(g, x->in[j]) << j;
-    if (att_reference(&op->c, grad, bf16, in, ref, &err)) return fail("CPU attention", err.msg);
+    unsigned half = 0; /* the operands stored in 16 bits, all of q's format */
+    att_fmt fmt = fmt_of(g, x->in[0]), out_fmt = fmt_of(g, op->node);
+    for (int j = 0; j < n_in; j++) half |= (unsigned)(fmt_of(g, x->in[j]) != ATT_F32) << j;
+    if (att_reference(&op->c, grad, fmt, half, in, ref, &err)) return fail("CPU attention", err.msg);
     run_ctx r = {d, mod, m, op, {0}, 0, op->c.seed};
-    int out_bf16 = is_bf16(g, op->node);
-    size_t out_bytes = (out_bf16 ? 2 : 4) * out_n;
+    size_t out_bytes = (out_fmt != ATT_F32 ? 2 : 4) * out_n;
     pml_cu_ptr dev_in[MAX_IN] = {0}, dev_out = 0;
     if (d->MemAlloc(&dev_out, out_bytes ? out_bytes : 16)) return fail("device memory", "cuMemAlloc failed");
     for (int j = 0; j < n_in; j++)
-        if (upload(d, &dev_in[j], in[j], ne, is_bf16(g, x->in[j])))
+        if (upload(d, &dev_in[j], in[j], ne, fmt_of(g, x->in[j])))
             return fail("device memory", "cuMemAlloc/cuMemcpyHtoD failed");
     for (int l = 0; l < op->n; l++) {
         const pmlc_cuda_kernel *kn = &m->kernels[op->first + l];
@@ -140,12 +141,12 @@ static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
             break;
         }
         d->MemcpyDtoH(got, dev_out, out_bytes);
-        for (size_t e = out_n; out_bf16 && e-- > 0;) { /* bf16 bits in the first half: widened from the end */
-            uint32_t u = (uint32_t)((const uint16_t *)got)[e] << 16;
-            memcpy(&got[e], &u, sizeof u);
+        for (size_t e = out_n; out_fmt != ATT_F32 && e-- > 0;) { /* 16-bit in the first half: widened from the end */
+            uint16_t h = ((const uint16_t *)got)[e];
+            got[e] = out_fmt == ATT_F16 ? pml_f16_to_f32(h) : pml_bf16_to_f32(h);
         }
         failures += att_compare_to(what, &op->c, pass ? "3 blocks" : "a block per tile", got, ref, out_n,
-                                   att_tolerance(is_bf16(g, x->in[0]), grad, op->c.dims[op->c.rank - 1]));
+                                   att_tolerance(fmt, grad, op->c.dims[op->c.rank - 1]));
     }
     for (int j = 0; j < n_in; j++) d->MemFree(dev_in[j]), free(in[j]);
     d->MemFree(dev_out);
@@ -166,10 +167,10 @@ static int bench_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
     float *h = malloc(bytes);
     uint64_t seed = 7;
     att_operands(&h, 1, op->numel, &seed);
-    if (is_bf16(g, x->in[0])) { /* every input is the one buffer: bf16 values as bf16 bits */
+    att_fmt fmt = fmt_of(g, x->in[0]);
+    if (fmt != ATT_F32) { /* every input is the one buffer: 16-bit values as their bits */
         d->MemFree(in);
-        for (int64_t e = 0; e < op->numel; e++) h[e] = att_round_bf16(h[e]);
-        if (upload(d, &in, h, (size_t)op->numel, 1)) return fail("device memory", "cuMemAlloc failed");
+        if (upload(d, &in, h, (size_t)op->numel, fmt)) return fail("device memory", "cuMemAlloc failed");
     } else
         d->MemcpyHtoD(in, h, bytes);
     d->MemsetD8Async(out, 0, bytes * 3, NULL);

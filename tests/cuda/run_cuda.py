@@ -169,41 +169,47 @@ def case_attention_switch(cache):
 
 
 def case_tensor_cores(cache):
-    """With bf16 operands (precision = bf16) every attention that runs on the kernels runs
-    its forward on the tensor cores (pml_att_fwd_tc), and its backward's dk/dv and dq
-    launches too to head dim 64 (statistics on pml_att_fwd_tc, pml_att_bwd_kv_tc,
-    pml_att_bwd_q_tc), past it on the f32 kernels. All compile for --archs (sm_80, the
-    tensor-core instruction's first target; "none" in the sanitizer build: codegen only)."""
+    """With 16-bit operands (--precision bf16 or f16) every attention that runs on the
+    kernels runs its forward on the tensor cores (pml_att_fwd_tc), and its backward's dk/dv
+    and dq launches too to head dim 64 (statistics on pml_att_fwd_tc, pml_att_bwd_kv_tc,
+    pml_att_bwd_q_tc), past it on the f32 kernels; f16 operands are passed as pml_att_f16
+    (the kernels' f16 type: its products are mma's f16 form). All compile for --archs
+    (sm_80, the tensor-core instruction's first target; "none": codegen only)."""
     dump = os.path.join(ARGS.work, "a.cu")
     archs = [] if ARGS.archs == "none" else ARGS.archs.split(",")
     out, _ = run((["--archs", ",".join(archs)] if archs else ["--no-build"]) +
-                 ["--set", "precision=bf16", "--dump", dump, ARGS.model], {"PML_CACHE_DIR": cache})
+                 ["--set", "precision=" + ARGS.precision, "--dump", dump, ARGS.model], {"PML_CACHE_DIR": cache})
     for arch in archs:
         if not re.search(r": %s: (compiled in \d+ ms|from the cache), [1-9]\d* bytes" % arch, out):
             fail("%s was not compiled" % arch)
     with open(dump) as f:
-        calls = re.findall(r"^  (pml_att_\w+)<(\d+),", f.read(), re.M)
+        calls = re.findall(r"^  (pml_att_\w+)<(\d+),[^>]*>\((.*)\);$", f.read(), re.M)
     dims = {}
-    for name, d in calls:
+    for name, d, args in calls:
         dims.setdefault(name, set()).add(int(d))
+        q = args.split(",")[0]
+        if q.startswith("(const pml_att_f16 *)") != (ARGS.precision == "f16"):
+            fail("%s<%s> takes q as %s: want f16 operands as pml_att_f16 exactly when precision is f16" % (name, d, q))
     want = {"pml_att_fwd_tc": {2, 8, 16, 64, 100, 128}, "pml_att_fwd": {100, 128},
             "pml_att_bwd_kv_tc": {2, 8, 16, 64}, "pml_att_bwd_q_tc": {2, 8, 16, 64},
             "pml_att_bwd_kv": {100, 128}, "pml_att_bwd_q": {100, 128}}
     if dims != want:
-        fail("bf16 attention's launches by head dim: want %s, not %s" % (want, dims))
+        fail("%s attention's launches by head dim: want %s, not %s" % (ARGS.precision, want, dims))
 
 def case_f16(cache):
     """precision = f16 builds for the GPU: its kernels compile, the loss scale is the GPU
-    code's variable pml_loss_scale, and attention is written out (the fused kernels take
-    f32 and bf16 operands)."""
+    code's variable pml_loss_scale, and attention runs on the fused kernels' tensor-core
+    forward (case tensor_cores checks every launch)."""
     dump = os.path.join(ARGS.work, "a.cu")
     out, _ = run(["--archs", "sm_80", "--set", "precision=f16", "--dump", dump, ARGS.model], {"PML_CACHE_DIR": cache})
     if not re.search(r": sm_80: (compiled in \d+ ms|from the cache), [1-9]\d* bytes", out):
         fail("f16's kernels did not compile")
     with open(dump) as f:
         text = f.read()
-    if "__device__ float pml_loss_scale" not in text or re.search(r"^  pml_att_", text, re.M):
-        fail("an f16 plan declares pml_loss_scale and writes attention out")
+    if "__device__ float pml_loss_scale" not in text:
+        fail("an f16 plan declares pml_loss_scale")
+    if not re.search(r"^  pml_att_fwd_tc<.*\(const pml_att_f16 \*\)a", text, re.M):
+        fail("an f16 plan runs attention on the tensor cores, its operands f16")
     if "pml_f2h(" not in text:
         fail("an f16 plan's kernels store f16")
 
@@ -214,6 +220,7 @@ if __name__ == "__main__":
     ap.add_argument("--driver", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--archs", default=ARCHS, help="compile: the targets (default: %(default)s)")
+    ap.add_argument("--precision", default="bf16", help="tensor_cores: the plan's precision (default: %(default)s)")
     ap.add_argument("model")
     ARGS = ap.parse_args()
     shutil.rmtree(ARGS.work, ignore_errors=True)

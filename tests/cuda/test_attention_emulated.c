@@ -5,17 +5,17 @@
  * and not, once with a block per tile and once with 2 blocks striding over all tiles;
  * with dropout on the weights (the kernels draw the CPU's mask: a weight of the wrong
  * mask is off by far more than the tolerance); in f32, and with bf16 operands (the CUDA backend's 16-bit storage: the
- * CPU given the same values, the forward output within its one rounding to bf16; a block per tile). No GPU needed;
- * gpu_attention runs the same comparison on a GPU. */
+ * CPU given the same values, within the tensor cores' roundings: att_tolerance), and on some cases with f16 operands
+ * (mma's f16 form). No GPU needed; gpu_attention runs the same comparison on a GPU. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "attention_check.h"
 
-int pml_emu_attention(int d, int causal, int grad, int bf16, const float *q, const float *k, const float *v,
+int pml_emu_attention(int d, int causal, int grad, int fmt, const float *q, const float *k, const float *v,
                       const float *o, const float *dout, float *out, int T, int M, double scale, double p,
                       unsigned long long seed, unsigned long long key, unsigned grid_cap);
-int pml_emu_attention_qkv(int d, int causal, int grad, int bf16, const float *qkv, const float *o, const float *dout,
+int pml_emu_attention_qkv(int d, int causal, int grad, int fmt, const float *qkv, const float *o, const float *dout,
                           float *out, int T, int M, double scale, double p, unsigned long long seed,
                           unsigned long long key, unsigned grid_cap);
 
@@ -39,15 +39,35 @@ static void qkv_move(float *packed, float *const *split, int parts, int64_t L, i
                     }
 }
 
-/* attention_qkv's launches on the packed operands of case c ([L, 3, T, D]) against the
- * CPU's attention on the split ones: forward and backward, in f32 and on bf16 operands
- * (the tensor cores); a block per tile and 2. */
-static int packed_case(const att_case *c, uint64_t *seed)
+/* A case, and whether it runs with f16 operands too (attention_emulated.cpp instantiates
+ * f16 for few cases: each costs compile time). */
+typedef struct emu_case {
+    att_case c;
+    int f16;
+} emu_case;
+
+/* "<op>[ (3 heads)], <fmt> operands" for the comparison's line. */
+static const char *what_of(int grad, int packed, att_fmt fmt)
 {
+    static char buf[96];
+    static const char *const fmts[] = {"", ", bf16 operands", ", f16 operands"};
+    snprintf(buf, sizeof buf, "%s%s%s",
+             grad ? (packed ? "attention_qkv_grad" : "attention_grad") : (packed ? "attention_qkv" : "attention"),
+             packed ? " (3 heads)" : "", fmts[fmt]);
+    return buf;
+}
+
+/* attention_qkv's launches on the packed operands of case c ([L, 3, T, D]) against the
+ * CPU's attention on the split ones: forward and backward, in f32 and on 16-bit operands
+ * (the tensor cores); a block per tile and 2. */
+static int packed_case(const emu_case *ec, uint64_t *seed)
+{
+    const att_case *c = &ec->c;
     int64_t ne = att_numel(c), T = c->dims[2], D = c->dims[3], L = c->dims[0], M = ne / (T * D);
     int failures = 0;
-    for (int run = 0; run < 4; run++) {
-        int grad = run & 1, bf16 = run >> 1;
+    for (int run = 0; run < (ec->f16 ? 6 : 4); run++) {
+        int grad = run & 1;
+        att_fmt fmt = (att_fmt)(run >> 1);
         size_t out_n = (size_t)ne * (grad ? 3 : 1);
         float *in[5], *ref = malloc(sizeof(float) * out_n), *got = malloc(sizeof(float) * out_n);
         float *qkv = malloc(sizeof(float) * (size_t)ne * 3), *po = malloc(sizeof(float) * (size_t)ne),
@@ -55,7 +75,7 @@ static int packed_case(const att_case *c, uint64_t *seed)
         for (int j = 0; j < 5; j++) in[j] = malloc(sizeof(float) * (size_t)ne);
         att_operands(in, 5, ne, seed);
         pml_err err = {0};
-        if (att_reference(c, grad, bf16 ? 0x1fu : 0, in, ref, &err)) {
+        if (att_reference(c, grad, fmt, fmt ? 0x1fu : 0, in, ref, &err)) {
             fprintf(stderr, "FAIL: CPU attention: %s\n", err.msg);
             return 1;
         }
@@ -64,19 +84,18 @@ static int packed_case(const att_case *c, uint64_t *seed)
         qkv_move(pd, &in[4], 1, L, T, D, 1);
         for (int pass = 0; pass < 2; pass++) {
             memset(pout, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
-            if (!pml_emu_attention_qkv((int)D, c->causal, grad, bf16, qkv, po, pd, pout, (int)T, (int)M, c->scale,
+            if (!pml_emu_attention_qkv((int)D, c->causal, grad, fmt, qkv, po, pd, pout, (int)T, (int)M, c->scale,
                                        c->dropout, c->seed, c->key, pass ? 2 : 1u << 30)) {
                 fprintf(stderr,
-                        "FAIL: head dim %lld, causal %d, dropout %g is not among attention_emulated.cpp's cases\n",
-                        (long long)D, c->causal, c->dropout);
+                        "FAIL: head dim %lld, causal %d, dropout %g, format %d is not among attention_emulated.cpp's "
+                        "cases\n",
+                        (long long)D, c->causal, c->dropout, (int)fmt);
                 return 1;
             }
             float *parts[3] = {got, got + ne, got + 2 * ne};
             qkv_move(pout, parts, grad ? 3 : 1, L, T, D, 0);
-            failures += att_compare_to(
-                grad ? (bf16 ? "attention_qkv_grad (3 heads), bf16 operands" : "attention_qkv_grad (3 heads)")
-                     : (bf16 ? "attention_qkv (3 heads), bf16 operands" : "attention_qkv (3 heads)"),
-                c, pass ? "2 blocks" : "a block per tile", got, ref, out_n, att_tolerance(bf16, grad, D));
+            failures += att_compare_to(what_of(grad, 1, fmt), c, pass ? "2 blocks" : "a block per tile", got, ref,
+                                       out_n, att_tolerance(fmt, grad, D));
         }
         for (int j = 0; j < 5; j++) free(in[j]);
         free(ref), free(got), free(qkv), free(po), free(pd), free(pout);
@@ -86,63 +105,65 @@ static int packed_case(const att_case *c, uint64_t *seed)
 
 int main(void)
 {
-    const att_case cases[] = {
-        {4, {2, 3, 77, 64}, 1, 0.125, 0, 0, 0},
-        {3, {2, 77, 64}, 0, 0.3, 0, 0, 0},
-        {4, {1, 2, 130, 128}, 1, 0.0883883, 0, 0, 0},
-        {3, {3, 33, 100}, 1, 0.1, 0, 0, 0},
-        {3, {2, 50, 16}, 0, 0.25, 0, 0, 0},
-        {3, {1, 5, 2}, 1, 0.7071, 0, 0, 0},
-        {3, {3, 1, 8}, 0, 0.5, 0, 0, 0},
-        {3, {1, 70, 16}, 1, 0.25, 0, 0, 0},
+    /* f16 on the tensor cores' whole path (d 64 and 16, with dropout), its forward with the
+     * f32 backward kernels reading f16 (d 100), and the smallest head */
+    const emu_case cases[] = {
+        {{4, {2, 3, 77, 64}, 1, 0.125, 0, 0, 0}, 0},
+        {{3, {2, 77, 64}, 0, 0.3, 0, 0, 0}, 0},
+        {{4, {1, 2, 130, 128}, 1, 0.0883883, 0, 0, 0}, 0},
+        {{3, {3, 33, 100}, 1, 0.1, 0, 0, 0}, 0},
+        {{3, {2, 50, 16}, 0, 0.25, 0, 0, 0}, 0},
+        {{3, {1, 5, 2}, 1, 0.7071, 0, 0, 0}, 1},
+        {{3, {3, 1, 8}, 0, 0.5, 0, 0, 0}, 0},
+        {{3, {1, 70, 16}, 1, 0.25, 0, 0, 0}, 0},
         /* dropout on the weights: each tile size, causal and not */
-        {4, {2, 3, 77, 64}, 1, 0.125, 0.1, 17, 0x5eed},
-        {3, {3, 33, 100}, 0, 0.1, 0.5, 3, 42},
-        {3, {1, 70, 16}, 1, 0.25, 0.3, 9, 7},
+        {{4, {2, 3, 77, 64}, 1, 0.125, 0.1, 17, 0x5eed}, 1},
+        {{3, {3, 33, 100}, 0, 0.1, 0.5, 3, 42}, 1},
+        {{3, {1, 70, 16}, 1, 0.25, 0.3, 9, 7}, 0},
         /* several of the tensor cores' 128-row tiles (and of the dk/dv launch's 32-query ones) */
-        {3, {1, 140, 16}, 1, 0.125, 0, 0, 0},
-        {3, {2, 260, 16}, 0, 0.25, 0.2, 5, 3},
+        {{3, {1, 140, 16}, 1, 0.125, 0, 0, 0}, 0},
+        {{3, {2, 260, 16}, 0, 0.25, 0.2, 5, 3}, 1},
     };
     int failures = 0;
     uint64_t seed = 11;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        const att_case *c = &cases[i];
+        const att_case *c = &cases[i].c;
         int64_t ne = att_numel(c), T = c->dims[c->rank - 2], D = c->dims[c->rank - 1], M = ne / (T * D);
-        for (int run = 0; run < 4; run++) {
-            int grad = run & 1, bf16 = run >> 1;
+        for (int run = 0; run < (cases[i].f16 ? 6 : 4); run++) {
+            int grad = run & 1;
+            att_fmt fmt = (att_fmt)(run >> 1);
             size_t out_n = (size_t)ne * (grad ? 3 : 1);
             float *in[5], *ref = malloc(sizeof(float) * out_n), *got = malloc(sizeof(float) * out_n);
             for (int j = 0; j < 5; j++) in[j] = malloc(sizeof(float) * (size_t)ne);
             att_operands(in, 5, ne, &seed);
             pml_err err = {0};
-            if (att_reference(c, grad, bf16 ? 0x1fu : 0, in, ref, &err)) {
+            if (att_reference(c, grad, fmt, fmt ? 0x1fu : 0, in, ref, &err)) {
                 fprintf(stderr, "FAIL: CPU attention: %s\n", err.msg);
                 return 1;
             }
             for (int pass = 0; pass < 2; pass++) {
                 memset(got, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
-                if (!pml_emu_attention((int)D, c->causal, grad, bf16, in[0], in[1], in[2], in[3], in[4], got, (int)T,
+                if (!pml_emu_attention((int)D, c->causal, grad, fmt, in[0], in[1], in[2], in[3], in[4], got, (int)T,
                                        (int)M, c->scale, c->dropout, c->seed, c->key, pass ? 2 : 1u << 30)) {
                     fprintf(stderr,
-                            "FAIL: head dim %lld, causal %d, dropout %g is not among attention_emulated.cpp's cases\n",
-                            (long long)D, c->causal, c->dropout);
+                            "FAIL: head dim %lld, causal %d, dropout %g, format %d is not among "
+                            "attention_emulated.cpp's cases\n",
+                            (long long)D, c->causal, c->dropout, (int)fmt);
                     return 1;
                 }
-                /* bf16: the same operand values, on the tensor cores where they run it */
-                failures += att_compare_to(grad ? (bf16 ? "attention_grad, bf16 operands" : "attention_grad")
-                                                : (bf16 ? "attention, bf16 operands" : "attention"),
-                                           c, pass ? "2 blocks" : "a block per tile", got, ref, out_n,
-                                           att_tolerance(bf16, grad, D));
+                /* 16-bit: the same operand values, on the tensor cores where they run it */
+                failures += att_compare_to(what_of(grad, 0, fmt), c, pass ? "2 blocks" : "a block per tile", got, ref,
+                                           out_n, att_tolerance(fmt, grad, D));
             }
             for (int j = 0; j < 5; j++) free(in[j]);
             free(ref), free(got);
         }
     }
     /* attention_qkv's layout: [L, 3 heads, T, D] as packed rows */
-    const att_case packed[] = {{4, {2, 3, 77, 64}, 1, 0.125, 0, 0, 0},
-                               {4, {1, 3, 33, 16}, 0, 0.25, 0, 0, 0},
-                               {4, {2, 3, 5, 2}, 1, 0.7, 0, 0, 0},
-                               {4, {2, 3, 77, 64}, 1, 0.125, 0.2, 11, 99}};
+    const emu_case packed[] = {{{4, {2, 3, 77, 64}, 1, 0.125, 0, 0, 0}, 0},
+                               {{4, {1, 3, 33, 16}, 0, 0.25, 0, 0, 0}, 0},
+                               {{4, {2, 3, 5, 2}, 1, 0.7, 0, 0, 0}, 0},
+                               {{4, {2, 3, 77, 64}, 1, 0.125, 0.2, 11, 99}, 1}};
     for (size_t i = 0; i < sizeof packed / sizeof *packed; i++) failures += packed_case(&packed[i], &seed);
     printf("%d failures\n", failures);
     return failures ? 1 : 0;

@@ -1,6 +1,7 @@
 /* cuda_attention.c — the fused attention kernels of the CUDA backend (cuda_attention.h):
  * flash-attention's algorithm (FlashAttention-2's loop order) in f32 on the CUDA cores,
- * its operands f32 or bf16 (read into f32 tiles; a bf16 output rounded once, as stored).
+ * its operands f32, bf16 or f16 (read into f32 tiles; a 16-bit output rounded once, as
+ * stored; f16 passed as the kernels' pml_att_f16, bf16 as unsigned short).
  *
  * attention is one launch: a block per BQ = 64 query rows of a matrix keeps its q tile
  * in shared memory and walks the key tiles (BK = 64, 32 or 16 keys as d grows, so the
@@ -28,7 +29,7 @@
  * backward's p and dS tiles draw the same decisions again, so no mask is stored
  * (docs/design.md, "Dropout on the attention weights, inside the kernel").
  *
- * With bf16 q, k and v the forward runs on the tensor cores instead (pml_att_fwd_tc: a warp
+ * With bf16 or f16 q, k and v the forward runs on the tensor cores instead (pml_att_fwd_tc: a warp
  * per 16 query rows, q in registers, the weights handed from one product's accumulators
  * to the next one's operands without leaving registers), and for head dims to 64 the
  * whole backward too (statistics on pml_att_fwd_tc; pml_att_bwd_kv_tc, pml_att_bwd_q_tc:
@@ -49,7 +50,7 @@
 
 const char pmlc_cuda_attention_src[] =
     "// ---- fused attention: compiler/src/gpu/cuda_attention.c ----\n"
-    "// Every matrix is [T][D] (f32 or bf16), row-major: M of them end to end (H = 0), or (H heads,\n"
+    "// Every matrix is [T][D] (f32, bf16 or f16), row-major: M of them end to end (H = 0), or (H heads,\n"
     "// attention_qkv) head m % H of leading index m / H in rows that hold P parts of H heads of D\n"
     "// (P = 3: q, k, v, or dq, dk, dv; P = 1: the output, o, dout). 256 threads as a 16 x 16\n"
     "// grid (tx = threadIdx.x % 16, ty = threadIdx.x / 16): in a tile product a thread owns\n"
@@ -71,11 +72,23 @@ const char pmlc_cuda_attention_src[] =
     "__device__ __forceinline__ long long pml_att_base(long long m, int T) {\n"
     "  return H ? m / H * T * (long long)(P * H * D) + m % H * D : m * T * (long long)D;\n"
     "}\n"
-    "// An element as stored, f32 or bf16 bits (the prelude's pml_bf2f, pml_f2bf), and back.\n"
+    "// f16 as stored. The generated code's 16-bit buffers are unsigned short, which these\n"
+    "// kernels read as bf16 bits; an f16 operand is passed as a pointer to this type instead, so\n"
+    "// that the overloads below tell the two formats apart.\n"
+    "struct pml_att_f16 {\n"
+    "  unsigned short h;\n"
+    "};\n"
+    "// An element as stored, f32, bf16 or f16 bits (the prelude's conversions), and back.\n"
     "__device__ __forceinline__ float pml_att_get(float x) { return x; }\n"
     "__device__ __forceinline__ float pml_att_get(unsigned short x) { return pml_bf2f(x); }\n"
+    "__device__ __forceinline__ float pml_att_get(pml_att_f16 x) { return pml_h2f(x.h); }\n"
     "__device__ __forceinline__ void pml_att_set(float *p, float v) { *p = v; }\n"
     "__device__ __forceinline__ void pml_att_set(unsigned short *p, float v) { *p = pml_f2bf(v); }\n"
+    "__device__ __forceinline__ void pml_att_set(pml_att_f16 *p, float v) { p->h = pml_f2h(v); }\n"
+    "// T, in a parameter whose type is not deduced from its argument (a null pointer, say).\n"
+    "template <typename T> struct pml_att_id {\n"
+    "  typedef T type;\n"
+    "};\n"
     "// Rows r0.. of a [T][D] matrix, its rows LD elements apart, into sh[R][DP + 4] (in f32),\n"
     "// zeros past T and past D.\n"
     "template <int D, int DP, int R, int LD, typename X>\n"
@@ -252,8 +265,8 @@ const char pmlc_cuda_attention_src[] =
     "      }\n"
     "      float dd = 0.0f;\n"
     "      for (int c = tx; c < D && row < T; c += 16)\n"
-    "        dd = fmaf(pml_att_get(dout[bo + (long long)row * LO + c]), pml_att_get(o[bo + (long long)row * LO + "
-    "c]), dd);\n"
+    "        dd = fmaf(pml_att_get(dout[bo + (long long)row * LO + c]), pml_att_get(o[bo + (long long)row * LO + c]), "
+    "dd);\n"
     "      dd = pml_att_sum16(dd);\n"
     "      if (row < T && tx == 0) {\n"
     "        pml_att_set(&out[bi + (long long)row * LI], m[r] + log2f(l[r])); // the dq slot: P = 3\n"
@@ -263,28 +276,49 @@ const char pmlc_cuda_attention_src[] =
     "  }\n"
     "}\n"
     "\n"
-    "// An element as bf16 bits: as stored, or rounded from f32.\n"
-    "__device__ __forceinline__ unsigned pml_att_bits(unsigned short x) { return x; }\n"
-    "__device__ __forceinline__ unsigned pml_att_bits(float x) { return pml_f2bf(x); }\n"
-    "// Elements (row, col) and (row, col + 1) of a [T][D] matrix (bf16, or f32 read as bf16),\n"
-    "// its rows LD apart, as one 32-bit pair, the first in the low half (zeros past T and past D).\n"
-    "template <int D, typename X>\n"
+    "// The tensor cores' 16-bit format E: bf16 (unsigned short) or f16 (pml_att_f16). bits: an\n"
+    "// element as E's bits, as stored or rounded from f32; pair: two f32 rounded to E, as a\n"
+    "// fragment pair (the first in the low half); mma: the prelude's product on E's tiles.\n"
+    "template <typename E> struct pml_att_tc;\n"
+    "template <> struct pml_att_tc<unsigned short> {\n"
+    "  static __device__ __forceinline__ unsigned bits(unsigned short x) { return x; }\n"
+    "  static __device__ __forceinline__ unsigned bits(float x) { return pml_f2bf(x); }\n"
+    "  static __device__ __forceinline__ unsigned pair(float lo, float hi) {\n"
+    "    return pml_f2bf(lo) | (unsigned)pml_f2bf(hi) << 16;\n"
+    "  }\n"
+    "  static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {\n"
+    "    pml_mma16816(d, a, b0, b1);\n"
+    "  }\n"
+    "};\n"
+    "template <> struct pml_att_tc<pml_att_f16> {\n"
+    "  static __device__ __forceinline__ unsigned bits(pml_att_f16 x) { return x.h; }\n"
+    "  static __device__ __forceinline__ unsigned bits(float x) { return pml_f2h(x); }\n"
+    "  static __device__ __forceinline__ unsigned pair(float lo, float hi) {\n"
+    "    return pml_f2h(lo) | (unsigned)pml_f2h(hi) << 16;\n"
+    "  }\n"
+    "  static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {\n"
+    "    pml_mma16816_f16(d, a, b0, b1);\n"
+    "  }\n"
+    "};\n"
+    "// Elements (row, col) and (row, col + 1) of a [T][D] matrix (E, or f32 read as E), its rows\n"
+    "// LD apart, as one 32-bit pair, the first in the low half (zeros past T and past D).\n"
+    "template <int D, typename E, typename X>\n"
     "__device__ __forceinline__ unsigned pml_att_pair(const X *x, int LD, int row, int col, int T) {\n"
     "  const long long at = (long long)row * LD + col;\n"
-    "  const unsigned lo = row < T && col < D ? pml_att_bits(x[at]) : 0u;\n"
-    "  const unsigned hi = row < T && col + 1 < D ? pml_att_bits(x[at + 1]) : 0u;\n"
+    "  const unsigned lo = row < T && col < D ? pml_att_tc<E>::bits(x[at]) : 0u;\n"
+    "  const unsigned hi = row < T && col + 1 < D ? pml_att_tc<E>::bits(x[at + 1]) : 0u;\n"
     "  return lo | hi << 16;\n"
     "}\n"
-    "// Rows r0 .. r0 + R - 1 of a [T][D] matrix (bf16, or f32 rounded: pml_att_bits), its rows\n"
-    "// LD apart, as bf16 into rm[R][RS] (row-major) and tr[DP][TS] (transposed), either null\n"
-    "// when not wanted; zeros past T and past D.\n"
-    "template <int D, int DP, int R, int LD, int RS, int TS, typename X>\n"
+    "// Rows r0 .. r0 + R - 1 of a [T][D] matrix (E, or f32 rounded to E), its rows LD apart, as\n"
+    "// E's bits into rm[R][RS] (row-major) and tr[DP][TS] (transposed), either null when not\n"
+    "// wanted; zeros past T and past D.\n"
+    "template <int D, int DP, int R, int LD, int RS, int TS, typename E, typename X>\n"
     "__device__ __forceinline__ void pml_att_load16(unsigned short *rm, unsigned short *tr,\n"
     "                                               const X *__restrict__ x, int r0, int T) {\n"
     "  for (int e = threadIdx.x; e < R * DP; e += 256) {\n"
     "    const int r = e / DP, c = e % DP;\n"
     "    const unsigned short y = r0 + r < T && c < D\n"
-    "                                 ? (unsigned short)pml_att_bits(x[(long long)(r0 + r) * LD + c])\n"
+    "                                 ? (unsigned short)pml_att_tc<E>::bits(x[(long long)(r0 + r) * LD + c])\n"
     "                                 : (unsigned short)0;\n"
     "    if (rm)\n"
     "      rm[r * RS + c] = y;\n"
@@ -292,16 +326,14 @@ const char pmlc_cuda_attention_src[] =
     "      tr[c * TS + r] = y;\n"
     "  }\n"
     "}\n"
-    "// Two f32 rounded to bf16, as such a pair.\n"
-    "__device__ __forceinline__ unsigned pml_att_bf2(float lo, float hi) {\n"
-    "  return pml_f2bf(lo) | (unsigned)pml_f2bf(hi) << 16;\n"
-    "}\n"
     "// acc += a b on the tensor cores, b's fragment pairs read at b (rows 2t, 2t + 1 of the\n"
-    "// 16 x 8 tile) and b + 8 (rows 2t + 8, 2t + 9): a bf16 row of shared memory holding b's\n"
-    "// column g, as pml_mma16816 lays it out.\n"
+    "// 16 x 8 tile) and b + 8 (rows 2t + 8, 2t + 9): a row of shared memory (E's bits) holding\n"
+    "// b's column g, as pml_mma16816 lays it out.\n"
+    "template <typename E>\n"
     "__device__ __forceinline__ void pml_att_mma(float (&acc)[4], const unsigned (&a)[4],\n"
     "                                            const unsigned short *b) {\n"
-    "  pml_mma16816(acc, a, *reinterpret_cast<const unsigned *>(b), *reinterpret_cast<const unsigned *>(b + 8));\n"
+    "  pml_att_tc<E>::mma(acc, a, *reinterpret_cast<const unsigned *>(b), *reinterpret_cast<const unsigned *>(b + "
+    "8));\n"
     "}\n"
     "// Accumulator tiles acc[n] (columns 8 n ..) of rows r0 and r0 + 8 into x's rows, LD apart\n"
     "// (columns below D, rows below T).\n"
@@ -317,30 +349,33 @@ const char pmlc_cuda_attention_src[] =
     "        x[(long long)row * LD + col] = acc[n][e];\n"
     "    }\n"
     "}\n"
-    "// The a fragments of a 16 x 16 bf16 tile from the f32 accumulators of its two 16 x 8\n"
+    "// The a fragments of a 16 x 16 tile of E from the f32 accumulators of its two 16 x 8\n"
     "// halves (lo: columns 0-7, hi: 8-15), rounded: the layouts line up pair for pair.\n"
+    "template <typename E>\n"
     "__device__ __forceinline__ void pml_att_afrag(unsigned (&a)[4], const float (&lo)[4],\n"
     "                                              const float (&hi)[4]) {\n"
-    "  a[0] = pml_att_bf2(lo[0], lo[1]), a[1] = pml_att_bf2(lo[2], lo[3]);\n"
-    "  a[2] = pml_att_bf2(hi[0], hi[1]), a[3] = pml_att_bf2(hi[2], hi[3]);\n"
+    "  a[0] = pml_att_tc<E>::pair(lo[0], lo[1]), a[1] = pml_att_tc<E>::pair(lo[2], lo[3]);\n"
+    "  a[2] = pml_att_tc<E>::pair(hi[0], hi[1]), a[3] = pml_att_tc<E>::pair(hi[2], hi[3]);\n"
     "}\n"
-    "// Forward on the tensor cores, for bf16 q, k and v: the same online softmax with the two\n"
-    "// products on mma.m16n8k16 (pml_mma16816), f32 accumulators. A block of 8 warps takes BQ =\n"
+    "// Forward on the tensor cores, for q, k and v of a 16-bit format E (bf16 or f16): the same\n"
+    "// online softmax with the two products on mma.m16n8k16 (pml_att_tc<E>), f32 accumulators. A block of 8 warps "
+    "takes BQ =\n"
     "// 128 query rows, warp w rows 16 w .. 16 w + 15, whose q stays in registers as the\n"
-    "// products' a fragments; key tiles of 64 keys go to shared memory as bf16, k row-major\n"
+    "// products' a fragments; key tiles of 64 keys go to shared memory as E, k row-major\n"
     "// and v transposed, so that each b fragment pair is one 32-bit read (row strides of\n"
     "// DP + 8 and 72 elements: the 32 lanes' reads fall in 32 banks). The scores live in the\n"
     "// accumulators of S = q kᵀ (a thread holds rows g and g + 8 of its warp's 16, columns 2t,\n"
     "// 2t + 1 of each 8: a row's max and sum are shuffles across its 4 lanes), and the\n"
-    "// weights, rounded to bf16 as FlashAttention-2 does, are the a fragments of P v straight\n"
+    "// weights, rounded to E as FlashAttention-2 does, are the a fragments of P v straight\n"
     "// from them (the accumulator pairs of two 8-column tiles are one 16-column a tile).\n"
     "// STATS, TO .. TOUT, H, DROP: as pml_att_fwd's (the backward's first launch: no v, each\n"
     "// row's log-sum-exp and D = Σ dout ∘ o into its dq slot).\n"
     "template <int D, int DP, int BQ, bool CAUSAL, bool STATS, typename TO, typename TD, typename TOUT,\n"
-    "          int H = 0, bool DROP = false>\n"
+    "          int H = 0, bool DROP = false, typename E>\n"
     "__device__ __forceinline__ void\n"
-    "pml_att_fwd_tc(const unsigned short *__restrict__ q, const unsigned short *__restrict__ k,\n"
-    "               const unsigned short *__restrict__ v, const TO *__restrict__ o, const TD *__restrict__ dout,\n"
+    "pml_att_fwd_tc(const E *__restrict__ q, const typename pml_att_id<E>::type *__restrict__ k,\n"
+    "               const typename pml_att_id<E>::type *__restrict__ v, const TO *__restrict__ o, const TD "
+    "*__restrict__ dout,\n"
     "               TOUT *__restrict__ out, int T, int M, float zscale, pml_att_drop z = pml_att_drop()) {\n"
     "  static_assert(BQ == 16 * 8, \"a warp per 16 query rows\");\n"
     "  constexpr int BK = 64, KC = DP / 16, ND = DP / 8, KS = DP + 8, VS = BK + 8;\n"
@@ -356,7 +391,7 @@ const char pmlc_cuda_attention_src[] =
     "    for (int c = 0; c < KC; c++)\n"
     "#pragma unroll\n"
     "      for (int u = 0; u < 4; u++)\n"
-    "        qa[c][u] = pml_att_pair<D>(q + bi, LI, r0 + 8 * (u & 1), 16 * c + 8 * (u >> 1) + 2 * t, T);\n"
+    "        qa[c][u] = pml_att_pair<D, E>(q + bi, LI, r0 + 8 * (u & 1), 16 * c + 8 * (u >> 1) + 2 * t, T);\n"
     "    float m[2] = {PML_ATT_NEG_INF, PML_ATT_NEG_INF}, l[2] = {0.0f, 0.0f}, acc[ND][4];\n"
     "#pragma unroll\n"
     "    for (int n = 0; n < ND; n++)\n"
@@ -364,9 +399,9 @@ const char pmlc_cuda_attention_src[] =
     "    const int jend = CAUSAL ? min(T, i0 + BQ) : T;\n"
     "    for (int j0 = 0; j0 < jend; j0 += BK) {\n"
     "      __syncthreads(); // the last tile's readers of ks and vt are done\n"
-    "      pml_att_load16<D, DP, BK, LI, KS, VS>(ks, nullptr, k + bi, j0, T);\n"
+    "      pml_att_load16<D, DP, BK, LI, KS, VS, E>(ks, nullptr, k + bi, j0, T);\n"
     "      if constexpr (!STATS)\n"
-    "        pml_att_load16<D, DP, BK, LI, KS, VS>(nullptr, vt, v + bi, j0, T);\n"
+    "        pml_att_load16<D, DP, BK, LI, KS, VS, E>(nullptr, vt, v + bi, j0, T);\n"
     "      __syncthreads();\n"
     "      float s[BK / 8][4];\n"
     "#pragma unroll\n"
@@ -375,7 +410,7 @@ const char pmlc_cuda_attention_src[] =
     "#pragma unroll\n"
     "        for (int c = 0; c < KC; c++) {\n"
     "          const unsigned short *b = &ks[(8 * n + g) * KS + 16 * c + 2 * t];\n"
-    "          pml_att_mma(s[n], qa[c], b);\n"
+    "          pml_att_mma<E>(s[n], qa[c], b);\n"
     "        }\n"
     "      }\n"
     "#pragma unroll\n"
@@ -416,11 +451,11 @@ const char pmlc_cuda_attention_src[] =
     "#pragma unroll\n"
     "      for (int c = 0; c < BK / 16; c++) { // keys 16 c ..: the accumulators of tiles 2 c, 2 c + 1\n"
     "        unsigned pa[4];\n"
-    "        pml_att_afrag(pa, s[2 * c], s[2 * c + 1]);\n"
+    "        pml_att_afrag<E>(pa, s[2 * c], s[2 * c + 1]);\n"
     "#pragma unroll\n"
     "        for (int n = 0; n < ND; n++) {\n"
     "          const unsigned short *b = &vt[(8 * n + g) * VS + 16 * c + 2 * t];\n"
-    "          pml_att_mma(acc[n], pa, b);\n"
+    "          pml_att_mma<E>(acc[n], pa, b);\n"
     "        }\n"
     "      }\n"
     "    }\n"
@@ -614,18 +649,19 @@ const char pmlc_cuda_attention_src[] =
     "  }\n"
     "}\n"
     "\n"
-    "// The backward's dk and dv on the tensor cores (bf16 q, k, v; dout bf16 or f32, rounded to\n"
-    "// bf16 as it is read; head dims to 64): a block of 8 warps takes BKV = 128 keys, warp w\n"
+    "// The backward's dk and dv on the tensor cores (q, k, v of E; dout of E or f32, rounded to\n"
+    "// E as it is read; head dims to 64): a block of 8 warps takes BKV = 128 keys, warp w\n"
     "// keys 16 w .., whose k and v stay in registers as a fragments, and walks the query tiles\n"
     "// of 32 that see them. Per tile, transposed: Sᵀ = k qᵀ and dPᵀ = v doutᵀ (q and dout in\n"
     "// shared memory row-major), then Pᵀ = exp(Sᵀ - lse) and dSᵀ = Pᵀ (dPᵀ f - D) · scale in\n"
     "// the accumulators, which are the a fragments of dv += Pᵀ dout and dk += dSᵀ q (q and dout\n"
     "// also transposed in shared memory: b pairs run along the queries). f: dropout's factor\n"
     "// (pml_att_keep), P then the weights after it. g as pml_att_bwd_kv's.\n"
-    "template <int D, int DP, int BKV, bool CAUSAL, typename TD, int H = 0, bool DROP = false>\n"
+    "template <int D, int DP, int BKV, bool CAUSAL, typename TD, int H = 0, bool DROP = false, typename E>\n"
     "__device__ __forceinline__ void\n"
-    "pml_att_bwd_kv_tc(const unsigned short *__restrict__ q, const unsigned short *__restrict__ k,\n"
-    "                  const unsigned short *__restrict__ v, const TD *__restrict__ dout, float *__restrict__ g,\n"
+    "pml_att_bwd_kv_tc(const E *__restrict__ q, const typename pml_att_id<E>::type *__restrict__ k,\n"
+    "                  const typename pml_att_id<E>::type *__restrict__ v, const TD *__restrict__ dout, float "
+    "*__restrict__ g,\n"
     "                  int T, int M, float zscale, float scale, pml_att_drop z = pml_att_drop()) {\n"
     "  static_assert(BKV == 16 * 8 && DP <= 64, \"a warp per 16 keys; head dims to 64\");\n"
     "  constexpr int BQ = 32, KC = DP / 16, ND = DP / 8, RS = DP + 8, TS = BQ + 8;\n"
@@ -644,8 +680,8 @@ const char pmlc_cuda_attention_src[] =
     "    for (int c = 0; c < KC; c++)\n"
     "#pragma unroll\n"
     "      for (int u = 0; u < 4; u++) {\n"
-    "        ka[c][u] = pml_att_pair<D>(k + bi, LI, k0 + 8 * (u & 1), 16 * c + 8 * (u >> 1) + 2 * t, T);\n"
-    "        va[c][u] = pml_att_pair<D>(v + bi, LI, k0 + 8 * (u & 1), 16 * c + 8 * (u >> 1) + 2 * t, T);\n"
+    "        ka[c][u] = pml_att_pair<D, E>(k + bi, LI, k0 + 8 * (u & 1), 16 * c + 8 * (u >> 1) + 2 * t, T);\n"
+    "        va[c][u] = pml_att_pair<D, E>(v + bi, LI, k0 + 8 * (u & 1), 16 * c + 8 * (u >> 1) + 2 * t, T);\n"
     "      }\n"
     "    float dk[ND][4], dv[ND][4];\n"
     "#pragma unroll\n"
@@ -655,8 +691,8 @@ const char pmlc_cuda_attention_src[] =
     "        dk[n][e] = dv[n][e] = 0.0f;\n"
     "    for (int i0 = CAUSAL ? j0 : 0; i0 < T; i0 += BQ) {\n"
     "      __syncthreads(); // the last tile's readers are done\n"
-    "      pml_att_load16<D, DP, BQ, LI, RS, TS>(qs, qt, q + bi, i0, T);\n"
-    "      pml_att_load16<D, DP, BQ, LO, RS, TS>(os, ot, dout + bo, i0, T);\n"
+    "      pml_att_load16<D, DP, BQ, LI, RS, TS, E>(qs, qt, q + bi, i0, T);\n"
+    "      pml_att_load16<D, DP, BQ, LO, RS, TS, E>(os, ot, dout + bo, i0, T);\n"
     "      pml_att_load_stats<D, BQ, LI>(lse, dd, g + bi, i0, T);\n"
     "      __syncthreads();\n"
     "      float s[BQ / 8][4], dp[BQ / 8][4];\n"
@@ -669,8 +705,8 @@ const char pmlc_cuda_attention_src[] =
     "        for (int c = 0; c < KC; c++) {\n"
     "          const unsigned short *b = &qs[(8 * n + gr) * RS + 16 * c + 2 * t],\n"
     "                               *o = &os[(8 * n + gr) * RS + 16 * c + 2 * t];\n"
-    "          pml_att_mma(s[n], ka[c], b);\n"
-    "          pml_att_mma(dp[n], va[c], o);\n"
+    "          pml_att_mma<E>(s[n], ka[c], b);\n"
+    "          pml_att_mma<E>(dp[n], va[c], o);\n"
     "        }\n"
     "      }\n"
     "#pragma unroll\n"
@@ -688,15 +724,15 @@ const char pmlc_cuda_attention_src[] =
     "#pragma unroll\n"
     "      for (int c = 0; c < BQ / 16; c++) { // queries 16 c ..: the accumulators of tiles 2 c, 2 c + 1\n"
     "        unsigned pa[4];\n"
-    "        pml_att_afrag(pa, s[2 * c], s[2 * c + 1]);\n"
+    "        pml_att_afrag<E>(pa, s[2 * c], s[2 * c + 1]);\n"
     "        unsigned da[4];\n"
-    "        pml_att_afrag(da, dp[2 * c], dp[2 * c + 1]);\n"
+    "        pml_att_afrag<E>(da, dp[2 * c], dp[2 * c + 1]);\n"
     "#pragma unroll\n"
     "        for (int n = 0; n < ND; n++) {\n"
     "          const unsigned short *o = &ot[(8 * n + gr) * TS + 16 * c + 2 * t],\n"
     "                               *b = &qt[(8 * n + gr) * TS + 16 * c + 2 * t];\n"
-    "          pml_att_mma(dv[n], pa, o);\n"
-    "          pml_att_mma(dk[n], da, b);\n"
+    "          pml_att_mma<E>(dv[n], pa, o);\n"
+    "          pml_att_mma<E>(dk[n], da, b);\n"
     "        }\n"
     "      }\n"
     "    }\n"
@@ -711,10 +747,11 @@ const char pmlc_cuda_attention_src[] =
     "// key tile of 64, S = q kᵀ and dP = dout vᵀ (k and v row-major in shared memory), dS =\n"
     "// P (dP f - D) · scale in the accumulators, the a fragments of dq += dS k (k also\n"
     "// transposed in shared memory).\n"
-    "template <int D, int DP, int BQ, bool CAUSAL, typename TD, int H = 0, bool DROP = false>\n"
+    "template <int D, int DP, int BQ, bool CAUSAL, typename TD, int H = 0, bool DROP = false, typename E>\n"
     "__device__ __forceinline__ void\n"
-    "pml_att_bwd_q_tc(const unsigned short *__restrict__ q, const unsigned short *__restrict__ k,\n"
-    "                 const unsigned short *__restrict__ v, const TD *__restrict__ dout, float *__restrict__ g,\n"
+    "pml_att_bwd_q_tc(const E *__restrict__ q, const typename pml_att_id<E>::type *__restrict__ k,\n"
+    "                 const typename pml_att_id<E>::type *__restrict__ v, const TD *__restrict__ dout, float "
+    "*__restrict__ g,\n"
     "                 int T, int M, float zscale, float scale, pml_att_drop z = pml_att_drop()) {\n"
     "  static_assert(BQ == 16 * 8 && DP <= 64, \"a warp per 16 queries; head dims to 64\");\n"
     "  constexpr int BK = 64, KC = DP / 16, ND = DP / 8, RS = DP + 8, TS = BK + 8;\n"
@@ -729,8 +766,8 @@ const char pmlc_cuda_attention_src[] =
     "    for (int c = 0; c < KC; c++)\n"
     "#pragma unroll\n"
     "      for (int u = 0; u < 4; u++) {\n"
-    "        qa[c][u] = pml_att_pair<D>(q + bi, LI, r0 + 8 * (u & 1), 16 * c + 8 * (u >> 1) + 2 * t, T);\n"
-    "        oa[c][u] = pml_att_pair<D>(dout + bo, LO, r0 + 8 * (u & 1), 16 * c + 8 * (u >> 1) + 2 * t, T);\n"
+    "        qa[c][u] = pml_att_pair<D, E>(q + bi, LI, r0 + 8 * (u & 1), 16 * c + 8 * (u >> 1) + 2 * t, T);\n"
+    "        oa[c][u] = pml_att_pair<D, E>(dout + bo, LO, r0 + 8 * (u & 1), 16 * c + 8 * (u >> 1) + 2 * t, T);\n"
     "      }\n"
     "    float lse[2], dd[2], dq[ND][4];\n"
     "#pragma unroll\n"
@@ -745,8 +782,8 @@ const char pmlc_cuda_attention_src[] =
     "    const int jend = CAUSAL ? min(T, i0 + BQ) : T;\n"
     "    for (int j0 = 0; j0 < jend; j0 += BK) {\n"
     "      __syncthreads(); // the last tile's readers are done (and every row's statistics read)\n"
-    "      pml_att_load16<D, DP, BK, LI, RS, TS>(ks, kt, k + bi, j0, T);\n"
-    "      pml_att_load16<D, DP, BK, LI, RS, TS>(vs, nullptr, v + bi, j0, T);\n"
+    "      pml_att_load16<D, DP, BK, LI, RS, TS, E>(ks, kt, k + bi, j0, T);\n"
+    "      pml_att_load16<D, DP, BK, LI, RS, TS, E>(vs, nullptr, v + bi, j0, T);\n"
     "      __syncthreads();\n"
     "      float s[BK / 8][4], dp[BK / 8][4];\n"
     "#pragma unroll\n"
@@ -758,8 +795,8 @@ const char pmlc_cuda_attention_src[] =
     "        for (int c = 0; c < KC; c++) {\n"
     "          const unsigned short *b = &ks[(8 * n + gr) * RS + 16 * c + 2 * t],\n"
     "                               *o = &vs[(8 * n + gr) * RS + 16 * c + 2 * t];\n"
-    "          pml_att_mma(s[n], qa[c], b);\n"
-    "          pml_att_mma(dp[n], oa[c], o);\n"
+    "          pml_att_mma<E>(s[n], qa[c], b);\n"
+    "          pml_att_mma<E>(dp[n], oa[c], o);\n"
     "        }\n"
     "      }\n"
     "#pragma unroll\n"
@@ -775,17 +812,33 @@ const char pmlc_cuda_attention_src[] =
     "#pragma unroll\n"
     "      for (int c = 0; c < BK / 16; c++) {\n"
     "        unsigned da[4];\n"
-    "        pml_att_afrag(da, dp[2 * c], dp[2 * c + 1]);\n"
+    "        pml_att_afrag<E>(da, dp[2 * c], dp[2 * c + 1]);\n"
     "#pragma unroll\n"
     "        for (int n = 0; n < ND; n++) {\n"
     "          const unsigned short *b = &kt[(8 * n + gr) * TS + 16 * c + 2 * t];\n"
-    "          pml_att_mma(dq[n], da, b);\n"
+    "          pml_att_mma<E>(dq[n], da, b);\n"
     "        }\n"
     "      }\n"
     "    }\n"
     "    pml_att_store<D, LI>(g + bi, dq, r0, T);\n"
     "  }\n"
     "}\n";
+
+/* The kernels' type for an element of dtype t (pml_att_f16 for f16, whose buffers are
+ * unsigned short as bf16's), or NULL for a dtype they do not take. */
+static const char *att_type(pmlc_dtype t)
+{
+    return t == PMLC_F32 ? "float" : t == PMLC_BF16 ? "unsigned short" : t == PMLC_F16 ? "pml_att_f16" : NULL;
+}
+
+/* Argument a (of dtype t; the kernel's output, or a const input) from element `at` on, as
+ * the kernels take it: an f16 buffer cast to pml_att_f16. */
+static const char *att_arg(cg *c, pmlc_dtype t, int a, int out, int64_t at)
+{
+    const char *cast = t != PMLC_F16 ? "" : out ? "(pml_att_f16 *)" : "(const pml_att_f16 *)";
+    if (!at) return pmlc_arena_printf(&c->P->arena, "%sa%d", cast, a);
+    return pmlc_arena_printf(&c->P->arena, *cast ? "%s(a%d + %lld)" : "%sa%d + %lld", cast, a, (long long)at);
+}
 
 /* The tile sizes for a head dimension padded to dp (cuda_attention.h). */
 static int fwd_bk(int dp) { return PMLC_CUDA_ATT_FWD_BK(dp); }
@@ -806,17 +859,15 @@ int64_t cg_attention(cg *c, int32_t n, int part)
     int grad = x->op == OP_ATTENTION_GRAD || x->op == OP_ATTENTION_QKV_GRAD;
     int64_t H = packed && x->n_attr >= 2 ? x->attr[1] : 0, W = qs->rank >= 2 ? qs->d[qs->rank - 1] : 0;
     int64_t T = qs->rank >= 2 ? qs->d[qs->rank - 2] : 0, D = packed ? (H ? W / (3 * H) : 0) : W;
-    /* Operands f32 or bf16 (the kernels compute in f32); the gradient, whose dq slots hold
-     * the statistics, f32 (ir/precision.h keeps it so). */
-    int typed = x->dtype == PMLC_F32 || (x->dtype == PMLC_BF16 && !grad);
-    for (int k = 0; k < x->n_in; k++) {
-        pmlc_dtype t = c->g->nodes.v[x->in[k]].dtype;
-        typed &= t == PMLC_F32 || t == PMLC_BF16;
-    }
+    /* Operands f32, bf16 or f16 (the kernels compute in f32); the gradient, whose dq slots
+     * hold the statistics, f32 (ir/precision.h keeps it so). */
+    int typed = att_type(x->dtype) && (x->dtype == PMLC_F32 || !grad);
+    for (int k = 0; k < x->n_in; k++) typed &= att_type(c->g->nodes.v[x->in[k]].dtype) != NULL;
     if (!typed || !pmlc_cuda_attention_fits(D)) {
         pmlc_error(&c->P->diag, x->loc,
-                   "internal error: the CUDA attention kernels take f32 or bf16 operands, an f32 gradient and a head "
-                   "dimension from %d to %d, not %s and %lld (such attention is planned as primitives: ir/expand.h)",
+                   "internal error: the CUDA attention kernels take f32, bf16 or f16 operands, an f32 gradient and a "
+                   "head dimension from %d to %d, not %s and %lld (such attention is planned as primitives: "
+                   "ir/expand.h)",
                    PMLC_CUDA_ATTENTION_MIN_D, PMLC_CUDA_ATTENTION_MAX_D, pmlc_dtype_name(x->dtype), (long long)D);
         c->errors++;
         return 0;
@@ -832,11 +883,9 @@ int64_t cg_attention(cg *c, int32_t n, int part)
     const char *ty[5], *arg[5];
     for (int k = 0; k < 5; k++) {
         int used = k < 3 || grad;
-        ty[k] = used ? cg_mtype(c->g->nodes.v[x->in[src[k]]].dtype) : "float";
-        int a = used ? cg_arg(c, x->in[src[k]], 0) : -1;
-        arg[k] = !used   ? "nullptr"
-                 : at[k] ? pmlc_arena_printf(&c->P->arena, "a%d + %lld", a, (long long)at[k])
-                         : pmlc_arena_printf(&c->P->arena, "a%d", a);
+        pmlc_dtype t = used ? c->g->nodes.v[x->in[src[k]]].dtype : PMLC_F32;
+        ty[k] = att_type(t);
+        arg[k] = used ? att_arg(c, t, cg_arg(c, x->in[src[k]], 0), 0, at[k]) : "nullptr";
     }
     int64_t M = T && D ? c->numel[x->in[0]] / (T * D) / (packed ? 3 : 1) : 0;
     if (T > INT32_MAX || M > INT32_MAX) { /* the kernels count rows and matrices in int */
@@ -867,27 +916,27 @@ int64_t cg_attention(cg *c, int32_t n, int part)
     const char *zscale = cg_float_lit(c, (double)(float)(x->fval * 1.4426950408889634)); /* scale · log2 e */
     const char *scale = cg_float_lit(c, (double)(float)x->fval);
     int ay = cg_arg(c, n, 1);
-    const char *cz = causal ? "true" : "false";
-    int tensor_cores = 1; /* bf16 q, k, v */
-    for (int k = 0; k < 3; k++) tensor_cores &= c->g->nodes.v[x->in[src[k]]].dtype == PMLC_BF16;
+    const char *cz = causal ? "true" : "false", *y = att_arg(c, x->dtype, ay, 1, 0);
+    pmlc_dtype qt = c->g->nodes.v[x->in[0]].dtype;
+    int tensor_cores = qt == PMLC_BF16 || qt == PMLC_F16; /* q, k, v of one 16-bit format */
+    for (int k = 1; k < 3; k++) tensor_cores &= c->g->nodes.v[x->in[src[k]]].dtype == qt;
     /* The gradient's launches on the tensor cores to d 64 (the statistics launch too, so
      * that its log-sum-exps are those of the products the other two recompute). */
     int tc_grad = tensor_cores && dp <= PMLC_CUDA_ATT_TC_BWD_MAX_DP, tq = PMLC_CUDA_ATT_TC_BQ;
     if (!grad && tensor_cores) {
-        cg_emit(
-            c,
-            "  pml_att_fwd_tc<%lld, %d, %d, %s, false, float, float, %s, %lld%s>(%s, %s, %s, nullptr, nullptr, a%d, "
-            "%lld, %lld, %s%s);\n",
-            (long long)D, dp, tq, cz, cg_mtype(x->dtype), (long long)H, drop, arg[0], arg[1], arg[2], ay, (long long)T,
-            (long long)M, zscale, z);
+        cg_emit(c,
+                "  pml_att_fwd_tc<%lld, %d, %d, %s, false, float, float, %s, %lld%s>(%s, %s, %s, nullptr, nullptr, %s, "
+                "%lld, %lld, %s%s);\n",
+                (long long)D, dp, tq, cz, att_type(x->dtype), (long long)H, drop, arg[0], arg[1], arg[2], y,
+                (long long)T, (long long)M, zscale, z);
         return M * ((T + tq - 1) / tq) * 256;
     }
     if (!grad) {
         cg_emit(c,
                 "  pml_att_fwd<%lld, %d, %d, %d, %s, false, %s, %s, %s, float, float, %s, %lld%s>(%s, %s, %s, nullptr, "
-                "nullptr, a%d, %lld, %lld, %s%s);\n",
-                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, ty[0], ty[1], ty[2], cg_mtype(x->dtype), (long long)H, drop,
-                arg[0], arg[1], arg[2], ay, (long long)T, (long long)M, zscale, z);
+                "nullptr, %s, %lld, %lld, %s%s);\n",
+                (long long)D, dp, FWD_BQ, fwd_bk(dp), cz, ty[0], ty[1], ty[2], att_type(x->dtype), (long long)H, drop,
+                arg[0], arg[1], arg[2], y, (long long)T, (long long)M, zscale, z);
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
     /* the gradient (q, k, v, o, dout) -> g */

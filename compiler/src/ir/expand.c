@@ -125,9 +125,9 @@ static int written_out(const ir_node *n, int expand_all)
 
 static int is_attention(const ir_node *n) { return n->op == OP_ATTENTION || n->op == OP_ATTENTION_QKV; }
 
-int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g, int f16)
+int pmlc_expand_attention(pmlc_program *P, pmlc_graph *g)
 {
-    int N = g->nodes.n, count = 0, expand_all = f16;
+    int N = g->nodes.n, count = 0, expand_all = 0;
     for (int i = 0; i < N; i++) {
         if (!is_attention(&g->nodes.v[i])) continue;
         const char *mode = getenv("PML_CUDA_ATTENTION");

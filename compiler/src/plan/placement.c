@@ -461,9 +461,9 @@ pmlc_plan *pmlc_plan_build(pmlc_program *P, pmlc_graph *g, pmlc_train *t, pmlc_d
         return NULL;
     }
     /* On CUDA, attention the fused kernels do not take is the primitives it fuses (ir/expand.h). */
-    int cuda = P->opt.gpu_code, f16 = (t && t->precision == PMLC_F16) || (d && d->teacher_precision == PMLC_F16);
+    int cuda = P->opt.gpu_code;
     for (int k = 0; t && k < t->n_devices; k++) cuda |= t->devices[k].cuda;
-    if (cuda && pmlc_expand_attention(P, g, f16) < 0) return NULL;
+    if (cuda && pmlc_expand_attention(P, g) < 0) return NULL;
     pmlc_plan *pl = pmlc_arena_alloc(&P->arena, sizeof *pl);
     pl->g = g;
     pl->train = t;
