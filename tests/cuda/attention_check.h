@@ -70,9 +70,10 @@ static inline float att_round(att_fmt fmt, float x)
 }
 
 /* The tensor cores' tolerance, of max |cpu|: the weights (forward), or the weights and dS
- * (backward), are rounded to the operands' 16-bit format for the products that take them,
- * and the forward's output once as stored, each by at most 2^-8 of its value in bf16,
- * 2^-11 in f16. */
+ * (backward), are rounded for the products that take them, and the forward's output once
+ * as stored, each by at most 2^-8 of its value in bf16, 2^-11 in f16. The products are
+ * in the operands' format forward, in bf16 backward (f16's too: cuda_attention.c's
+ * pml_att_fmt). */
 #define ATT_TC_TOL (2.0 / 256)
 #define ATT_TC_TOL_F16 (2.0 / 2048)
 
@@ -81,7 +82,7 @@ static inline float att_round(att_fmt fmt, float x)
 static inline double att_tolerance(att_fmt fmt, int grad, int64_t d)
 {
     if (fmt == ATT_F32 || (grad && PMLC_CUDA_ATT_DP(d) > PMLC_CUDA_ATT_TC_BWD_MAX_DP)) return 1e-4;
-    return fmt == ATT_F16 ? ATT_TC_TOL_F16 : ATT_TC_TOL;
+    return fmt == ATT_F16 && !grad ? ATT_TC_TOL_F16 : ATT_TC_TOL;
 }
 
 static inline pml_status att_cpu(const att_case *c, int grad, float **in, float *out, pml_err *err)

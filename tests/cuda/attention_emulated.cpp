@@ -179,12 +179,13 @@ template <typename X>
 constexpr bool kHalf = std::is_same<X, unsigned short>::value || std::is_same<X, pml_att_f16>::value;
 
 /* X: the operands' stored type (float, or a 16-bit format: kHalf); the forward's
- * output is stored as X too, the gradient in f32, as cuda_attention.c calls them. H: the
+ * output is stored as X too, dout and the gradient in f32, as cuda_attention.c calls them
+ * in 16-bit plans (dout is a gradient: ir/precision.h keeps it f32). H: the
  * layout (0: matrices end to end; heads: attention_qkv's packed rows, q, k and v then
  * pointers into one qkv tensor at columns 0, C and 2C). z: dropout, when z.kmin (0: none;
  * the statistics launch takes none, as cuda_attention.c calls it). */
 template <int D, bool C, typename X, int H, bool DROP>
-static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, const X *dout, X *y, float *g, int T,
+static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, const float *dout, X *y, float *g, int T,
                      int M, float zscale, float scale, pml_att_drop z, unsigned cap)
 {
     constexpr int DP = PMLC_CUDA_ATT_DP(D), BQ = PMLC_CUDA_ATT_FWD_BQ, BK = PMLC_CUDA_ATT_FWD_BK(DP),
@@ -208,27 +209,28 @@ static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, c
     if constexpr (kHalf<X> && DP <= PMLC_CUDA_ATT_TC_BWD_MAX_DP) {
         /* 16-bit to d 64: the tensor cores, as cuda_attention.c */
         constexpr int TQ = PMLC_CUDA_ATT_TC_BQ;
+        launch(grid_of(M, T, TQ, cap), [&] {
+            pml_att_fwd_tc<D, DP, TQ, C, true, X, float, float, H>(q, k, nullptr, o, dout, g, T, M, zscale);
+        });
         launch(grid_of(M, T, TQ, cap),
-               [&] { pml_att_fwd_tc<D, DP, TQ, C, true, X, X, float, H>(q, k, nullptr, o, dout, g, T, M, zscale); });
+               [&] { pml_att_bwd_kv_tc<D, DP, TQ, C, float, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
         launch(grid_of(M, T, TQ, cap),
-               [&] { pml_att_bwd_kv_tc<D, DP, TQ, C, X, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
-        launch(grid_of(M, T, TQ, cap),
-               [&] { pml_att_bwd_q_tc<D, DP, TQ, C, X, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
+               [&] { pml_att_bwd_q_tc<D, DP, TQ, C, float, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
         return;
     }
     launch(grid_of(M, T, BQ, cap), [&] {
-        pml_att_fwd<D, DP, BQ, BK, C, true, X, X, float, X, X, float, H>(q, k, nullptr, o, dout, g, T, M, zscale);
+        pml_att_fwd<D, DP, BQ, BK, C, true, X, X, float, X, float, float, H>(q, k, nullptr, o, dout, g, T, M, zscale);
     });
     launch(grid_of(M, T, B, cap),
-           [&] { pml_att_bwd_kv<D, DP, B, C, X, X, X, X, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
+           [&] { pml_att_bwd_kv<D, DP, B, C, X, X, X, float, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
     launch(grid_of(M, T, B, cap),
-           [&] { pml_att_bwd_q<D, DP, B, C, X, X, X, X, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
+           [&] { pml_att_bwd_q<D, DP, B, C, X, X, X, float, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
 }
 
 /* DR: whether the case is built with dropout too (each instantiation costs compile time). */
 template <int D, bool C, bool DR, typename X, int H = 0>
-static void run(int grad, const X *q, const X *k, const X *v, const X *o, const X *dout, X *y, float *g, int T, int M,
-                float zscale, float scale, pml_att_drop z, unsigned cap)
+static void run(int grad, const X *q, const X *k, const X *v, const X *o, const float *dout, X *y, float *g, int T,
+                int M, float zscale, float scale, pml_att_drop z, unsigned cap)
 {
     if constexpr (DR)
         if (z.kmin) return run_drop<D, C, X, H, true>(grad, q, k, v, o, dout, y, g, T, M, zscale, scale, z, cap);
@@ -277,8 +279,8 @@ template <bool F16, class F> static int by_format(int fmt, const F &as)
     return 0;
 }
 
-/* run<D, C> on f32 operands, or on their 16-bit values as X (fmt: which, as by_format), the
- * output back in f32. */
+/* run<D, C> on f32 operands, or on q, k, v and o's 16-bit values as X (fmt: which, as
+ * by_format; dout stays f32), the output back in f32. */
 template <int D, bool C, bool DR, bool F16>
 static int run_as(int fmt, int grad, const float *q, const float *k, const float *v, const float *o, const float *dout,
                   float *out, int T, int M, float zscale, float scale, pml_att_drop z, unsigned cap)
@@ -290,11 +292,10 @@ static int run_as(int fmt, int grad, const float *q, const float *k, const float
     auto as = [&](auto x) {
         using X = decltype(x);
         size_t n = (size_t)M * T * D;
-        std::vector<X> in[5] = {half_of<X>(q, n), half_of<X>(k, n), half_of<X>(v, n), half_of<X>(o, n),
-                                half_of<X>(dout, n)},
+        std::vector<X> in[4] = {half_of<X>(q, n), half_of<X>(k, n), half_of<X>(v, n), half_of<X>(o, n)},
                        y(grad ? 0 : n);
-        run<D, C, DR, X>(grad, data_or_null(in[0]), data_or_null(in[1]), data_or_null(in[2]), data_or_null(in[3]),
-                         data_or_null(in[4]), y.data(), out, T, M, zscale, scale, z, cap);
+        run<D, C, DR, X>(grad, data_or_null(in[0]), data_or_null(in[1]), data_or_null(in[2]), data_or_null(in[3]), dout,
+                         y.data(), out, T, M, zscale, scale, z, cap);
         for (size_t e = 0; !grad && e < n; e++) out[e] = from16(y[e]);
     };
     return by_format<F16>(fmt, as);
@@ -336,9 +337,9 @@ static int run_qkv(int fmt, int grad, const float *qkv, const float *o, const fl
     auto as = [&](auto h) {
         using X = decltype(h);
         size_t n = (size_t)M * T * D; /* of o, dout and the forward's output; qkv has 3 n */
-        std::vector<X> x = half_of<X>(qkv, 3 * n), xo = half_of<X>(o, n), xd = half_of<X>(dout, n), y(grad ? 0 : n);
-        run<D, C, DR, X, 3>(grad, x.data(), x.data() + 3 * D, x.data() + 6 * D, data_or_null(xo), data_or_null(xd),
-                            y.data(), out, T, M, zscale, scale, z, cap);
+        std::vector<X> x = half_of<X>(qkv, 3 * n), xo = half_of<X>(o, n), y(grad ? 0 : n);
+        run<D, C, DR, X, 3>(grad, x.data(), x.data() + 3 * D, x.data() + 6 * D, data_or_null(xo), dout, y.data(), out,
+                            T, M, zscale, scale, z, cap);
         for (size_t e = 0; !grad && e < n; e++) out[e] = from16(y[e]);
     };
     return by_format<F16>(fmt, as);

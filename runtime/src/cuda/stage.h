@@ -9,10 +9,11 @@
  * accumulator; other gradients are added by cuBLAS axpy), the squared norm comes from cuBLAS, and
  * the optimizer is the plan's own update kernel (pml_adamw_f32 / pml_sgd_f32), in the
  * same arithmetic as plan/optim.c (TF32 GEMMs only when PML_CUDA_TF32=1). Values are
- * stored as the plan types them (compiler/src/ir/precision.h): f32 and i32, and bf16
- * under precision = bf16, whose kernels compute in f32 and whose products run on
- * cuBLAS's bf16 paths with f32 accumulation; parameters, gradients and optimizer state
- * stay f32. f16 storage is refused at create (its loss scaling is the CPU's only).
+ * stored as the plan types them (compiler/src/ir/precision.h): f32 and i32, and bf16 or
+ * f16 under precision = bf16 or f16, whose kernels compute in f32 and whose products run
+ * on cuBLAS's 16-bit paths with f32 accumulation; parameters, gradients and optimizer
+ * state stay f32. f16's loss scale is the executor's; this backend multiplies the loss
+ * gradient's seed by it (loss_scale: the GPU code's pml_loss_scale and the seed's buffer).
  *
  * Streams and order: each stage has its own non-blocking stream and cuBLAS handle;
  * forward, backward, update and the copies of inputs and labels only queue work on it,
