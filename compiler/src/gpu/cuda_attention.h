@@ -4,8 +4,8 @@
  *
  * The kernels compute in f32 on the CUDA cores, but where q, k and v are bf16 or f16: then
  * the forward pass, and the backward pass's products for d to 64, run on the tensor cores
- * (16-bit in, f32 accumulators: mma.m16n8k16, sm_80 and later; the backward's in bf16). They take [..., T, d]
- * operands with any T and a head dimension d from 2 to 128 (d is padded to a multiple of
+ * (16-bit in, f32 accumulators: mma.m16n8k16, sm_80 and later; the backward's in bf16).
+ * They take [..., T, d] operands with any T and a head dimension d from 2 to 128 (d is padded to a multiple of
  * 16 in shared memory; a block's tiles fit the 48 KiB of static shared memory up to
  * d = 128; the backward pass keeps two numbers per row in its dq output, hence d >= 2).
  *
