@@ -170,10 +170,10 @@ def case_attention_switch(cache):
 
 def case_tensor_cores(cache):
     """With 16-bit operands (--precision bf16 or f16) every attention that runs on the
-    kernels runs its forward on the tensor cores (pml_att_fwd_tc), and its backward's dk/dv
-    and dq launches too to head dim 64 (statistics on pml_att_fwd_tc, pml_att_bwd_kv_tc,
-    pml_att_bwd_q_tc), past it on the f32 kernels; f16 operands are passed as pml_att_f16
-    (the kernels' f16 type: its products are mma's f16 form). All compile for --archs
+    kernels runs its forward on the tensor cores (pml_att_fwd_tc), and its backward too
+    (statistics on pml_att_fwd_tc, pml_att_bwd_kv_tc, pml_att_bwd_q_tc), at every head dim
+    the kernels take; f16 operands are passed as pml_att_f16 (the kernels' f16 type: its
+    forward's products are mma's f16 form). All compile for --archs
     (sm_80, the tensor-core instruction's first target; "none": codegen only)."""
     dump = os.path.join(ARGS.work, "a.cu")
     archs = [] if ARGS.archs == "none" else ARGS.archs.split(",")
@@ -190,9 +190,8 @@ def case_tensor_cores(cache):
         q = args.split(",")[0]
         if q.startswith("(const pml_att_f16 *)") != (ARGS.precision == "f16"):
             fail("%s<%s> takes q as %s: want f16 operands as pml_att_f16 exactly when precision is f16" % (name, d, q))
-    want = {"pml_att_fwd_tc": {2, 8, 16, 64, 100, 128}, "pml_att_fwd": {100, 128},
-            "pml_att_bwd_kv_tc": {2, 8, 16, 64}, "pml_att_bwd_q_tc": {2, 8, 16, 64},
-            "pml_att_bwd_kv": {100, 128}, "pml_att_bwd_q": {100, 128}}
+    want = {"pml_att_fwd_tc": {2, 8, 16, 64, 100, 128}, "pml_att_bwd_kv_tc": {2, 8, 16, 64, 100, 128},
+            "pml_att_bwd_q_tc": {2, 8, 16, 64, 100, 128}}
     if dims != want:
         fail("%s attention's launches by head dim: want %s, not %s" % (ARGS.precision, want, dims))
 

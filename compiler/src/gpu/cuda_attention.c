@@ -31,9 +31,9 @@
  *
  * With bf16 or f16 q, k and v the forward runs on the tensor cores instead (pml_att_fwd_tc: a warp
  * per 16 query rows, q in registers, the weights handed from one product's accumulators
- * to the next one's operands without leaving registers), and for head dims to 64 the
- * whole backward too (statistics on pml_att_fwd_tc; pml_att_bwd_kv_tc, pml_att_bwd_q_tc:
- * the same plan with k and v, or q and dout, in registers). The products are in q's format
+ * to the next one's operands without leaving registers), and the whole backward too
+ * (statistics on pml_att_fwd_tc; pml_att_bwd_kv_tc, pml_att_bwd_q_tc: the same plan with
+ * k and v, or q and dout, in registers; past d 64 dk and dv in two column parts). The products are in q's format
  * forward, in bf16 backward (f16's range would overflow there: pml_att_fmt).
  *
  * A tile product is a thread's few rows by few columns in registers (256 threads as a
@@ -348,16 +348,16 @@ const char pmlc_cuda_attention_src[] =
     "  pml_att_tc<E>::mma(acc, a, *reinterpret_cast<const unsigned *>(b), *reinterpret_cast<const unsigned *>(b + "
     "8));\n"
     "}\n"
-    "// Accumulator tiles acc[n] (columns 8 n ..) of rows r0 and r0 + 8 into x's rows, LD apart\n"
-    "// (columns below D, rows below T).\n"
+    "// Accumulator tiles acc[n] (columns c0 + 8 n ..) of rows r0 and r0 + 8 into x's rows, LD\n"
+    "// apart (columns below D, rows below T).\n"
     "template <int D, int LD, int ND>\n"
-    "__device__ __forceinline__ void pml_att_store(float *x, const float (&acc)[ND][4], int r0, int T) {\n"
+    "__device__ __forceinline__ void pml_att_store(float *x, const float (&acc)[ND][4], int r0, int T, int c0 = 0) {\n"
     "  const int t = threadIdx.x & 3;\n"
     "#pragma unroll\n"
     "  for (int n = 0; n < ND; n++)\n"
     "#pragma unroll\n"
     "    for (int e = 0; e < 4; e++) {\n"
-    "      const int row = r0 + 8 * (e >> 1), col = 8 * n + 2 * t + (e & 1);\n"
+    "      const int row = r0 + 8 * (e >> 1), col = c0 + 8 * n + 2 * t + (e & 1);\n"
     "      if (row < T && col < D)\n"
     "        x[(long long)row * LD + col] = acc[n][e];\n"
     "    }\n"
@@ -664,33 +664,39 @@ const char pmlc_cuda_attention_src[] =
     "}\n"
     "\n"
     "// The backward's dk and dv on the tensor cores (q, k, v stored as X, dout as X or f32, each\n"
-    "// rounded to bf16 as it is read, E: pml_att_fmt; head dims to 64): a block of 8 warps takes BKV = 128 keys, warp "
-    "w\n"
+    "// rounded to bf16 as it is read, E: pml_att_fmt; head dims to 128): a block of 8 warps takes BKV = 128 keys, "
+    "warp w\n"
     "// keys 16 w .., whose k and v stay in registers as a fragments, and walks the query tiles\n"
     "// of 32 that see them. Per tile, transposed: Sᵀ = k qᵀ and dPᵀ = v doutᵀ (q and dout in\n"
     "// shared memory row-major), then Pᵀ = exp(Sᵀ - lse) and dSᵀ = Pᵀ (dPᵀ f - D) · scale in\n"
     "// the accumulators, which are the a fragments of dv += Pᵀ dout and dk += dSᵀ q (q and dout\n"
     "// also transposed in shared memory: b pairs run along the queries). f: dropout's factor\n"
-    "// (pml_att_keep), P then the weights after it. g as pml_att_bwd_kv's.\n"
-    "template <int D, int DP, int BKV, bool CAUSAL, typename TD, int H = 0, bool DROP = false, typename X>\n"
+    "// (pml_att_keep), P then the weights after it. g as pml_att_bwd_kv's. A block makes the\n"
+    "// columns of one of SPLIT parts of dk and dv (past d 64, 2: the accumulators of all of\n"
+    "// them, beside k and v, would not fit a thread's registers), each part's block computing\n"
+    "// Sᵀ and dPᵀ whole.\n"
+    "template <int D, int DP, int BKV, int SPLIT, bool CAUSAL, typename TD, int H = 0, bool DROP = false, typename X>\n"
     "__device__ __forceinline__ void\n"
     "pml_att_bwd_kv_tc(const X *__restrict__ q, const typename pml_att_id<X>::type *__restrict__ k,\n"
     "                  const typename pml_att_id<X>::type *__restrict__ v, const TD *__restrict__ dout, float "
     "*__restrict__ g,\n"
     "                  int T, int M, float zscale, float scale, pml_att_drop z = pml_att_drop()) {\n"
-    "  static_assert(BKV == 16 * 8 && DP <= 64, \"a warp per 16 keys; head dims to 64\");\n"
+    "  static_assert(BKV == 16 * 8 && DP <= 128, \"a warp per 16 keys; head dims to 128\");\n"
     "  typedef typename pml_att_fmt<X, true>::type E;\n"
-    "  constexpr int BQ = 32, KC = DP / 16, ND = DP / 8, RS = DP + 8, TS = BQ + 8;\n"
+    "  static_assert(DP % (8 * SPLIT) == 0, \"dk and dv split into whole 8-column tiles\");\n"
+    "  constexpr int BQ = 32, KC = DP / 16, ND = DP / SPLIT / 8, RS = DP + 8, TS = BQ + 8;\n"
     "  constexpr int LI = H ? 3 * H * D : D, LO = H ? H * D : D;\n"
     "  __align__(16) __shared__ unsigned short qs[BQ * RS], qt[DP * TS], os[BQ * RS],\n"
     "      ot[DP * TS]; // q, qᵀ, dout, doutᵀ\n"
     "  __shared__ float lse[BQ], dd[BQ];\n"
     "  const int lane = threadIdx.x & 31, gr = lane >> 2, t = lane & 3, tiles = (T + BKV - 1) / BKV;\n"
     "  const long long part = H ? (long long)H * D : (long long)M * T * D; // dq to dk, dk to dv\n"
-    "  for (long long w = blockIdx.x; w < (long long)M * tiles; w += gridDim.x) {\n"
-    "    const int j0 = (int)(w % tiles) * BKV,\n"
-    "              k0 = j0 + 16 * (threadIdx.x >> 5) + gr; // this thread's keys k0, k0 + 8\n"
-    "    const long long mat = w / tiles, bi = pml_att_base<D, H, 3>(mat, T), bo = pml_att_base<D, H, 1>(mat, T);\n"
+    "  for (long long w = blockIdx.x; w < (long long)M * tiles * SPLIT; w += gridDim.x) {\n"
+    "    const int j0 = (int)(w / SPLIT % tiles) * BKV, c0 = (int)(w % SPLIT) * (8 * ND), // dk, dv columns c0 ..\n"
+    "        k0 = j0 + 16 * (threadIdx.x >> 5) + gr;                                        // this thread's keys k0, "
+    "k0 + 8\n"
+    "    const long long mat = w / SPLIT / tiles, bi = pml_att_base<D, H, 3>(mat, T), bo = pml_att_base<D, H, 1>(mat, "
+    "T);\n"
     "    unsigned ka[KC][4], va[KC][4];\n"
     "#pragma unroll\n"
     "    for (int c = 0; c < KC; c++)\n"
@@ -745,33 +751,33 @@ const char pmlc_cuda_attention_src[] =
     "        pml_att_afrag<E>(da, dp[2 * c], dp[2 * c + 1]);\n"
     "#pragma unroll\n"
     "        for (int n = 0; n < ND; n++) {\n"
-    "          const unsigned short *o = &ot[(8 * n + gr) * TS + 16 * c + 2 * t],\n"
-    "                               *b = &qt[(8 * n + gr) * TS + 16 * c + 2 * t];\n"
+    "          const unsigned short *o = &ot[(c0 + 8 * n + gr) * TS + 16 * c + 2 * t],\n"
+    "                               *b = &qt[(c0 + 8 * n + gr) * TS + 16 * c + 2 * t];\n"
     "          pml_att_mma<E>(dv[n], pa, o);\n"
     "          pml_att_mma<E>(dk[n], da, b);\n"
     "        }\n"
     "      }\n"
     "    }\n"
-    "    pml_att_store<D, LI>(g + part + bi, dk, k0, T);\n"
-    "    pml_att_store<D, LI>(g + 2 * part + bi, dv, k0, T);\n"
+    "    pml_att_store<D, LI>(g + part + bi, dk, k0, T, c0);\n"
+    "    pml_att_store<D, LI>(g + 2 * part + bi, dv, k0, T, c0);\n"
     "  }\n"
     "}\n"
     "\n"
     "// The backward's dq on the tensor cores (as pml_att_bwd_kv_tc's operands): a block of 8\n"
     "// warps takes BQ = 128 queries, warp w rows 16 w .., whose q and dout stay in registers and\n"
     "// whose log-sum-exps and D it reads from their dq slots before it overwrites them; per\n"
-    "// key tile of 64, S = q kᵀ and dP = dout vᵀ (k and v row-major in shared memory), dS =\n"
-    "// P (dP f - D) · scale in the accumulators, the a fragments of dq += dS k (k also\n"
-    "// transposed in shared memory).\n"
-    "template <int D, int DP, int BQ, bool CAUSAL, typename TD, int H = 0, bool DROP = false, typename X>\n"
+    "// key tile of BK (64 keys, 32 past d 64: shared memory), S = q kᵀ and dP = dout vᵀ (k\n"
+    "// and v row-major in shared memory), dS = P (dP f - D) · scale in the accumulators, the a\n"
+    "// fragments of dq += dS k (k also transposed in shared memory).\n"
+    "template <int D, int DP, int BQ, int BK, bool CAUSAL, typename TD, int H = 0, bool DROP = false, typename X>\n"
     "__device__ __forceinline__ void\n"
     "pml_att_bwd_q_tc(const X *__restrict__ q, const typename pml_att_id<X>::type *__restrict__ k,\n"
     "                 const typename pml_att_id<X>::type *__restrict__ v, const TD *__restrict__ dout, float "
     "*__restrict__ g,\n"
     "                 int T, int M, float zscale, float scale, pml_att_drop z = pml_att_drop()) {\n"
-    "  static_assert(BQ == 16 * 8 && DP <= 64, \"a warp per 16 queries; head dims to 64\");\n"
+    "  static_assert(BQ == 16 * 8 && DP <= 128, \"a warp per 16 queries; head dims to 128\");\n"
     "  typedef typename pml_att_fmt<X, true>::type E;\n"
-    "  constexpr int BK = 64, KC = DP / 16, ND = DP / 8, RS = DP + 8, TS = BK + 8;\n"
+    "  constexpr int KC = DP / 16, ND = DP / 8, RS = DP + 8, TS = BK + 8;\n"
     "  constexpr int LI = H ? 3 * H * D : D, LO = H ? H * D : D;\n"
     "  __align__(16) __shared__ unsigned short ks[BK * RS], vs[BK * RS], kt[DP * TS];\n"
     "  const int lane = threadIdx.x & 31, gr = lane >> 2, t = lane & 3, tiles = (T + BQ - 1) / BQ;\n"
@@ -937,9 +943,9 @@ int64_t cg_attention(cg *c, int32_t n, int part)
     pmlc_dtype qt = c->g->nodes.v[x->in[0]].dtype;
     int tensor_cores = qt == PMLC_BF16 || qt == PMLC_F16; /* q, k, v of one 16-bit format */
     for (int k = 1; k < 3; k++) tensor_cores &= c->g->nodes.v[x->in[src[k]]].dtype == qt;
-    /* The gradient's launches on the tensor cores to d 64 (the statistics launch too, so
+    /* The gradient's launches on the tensor cores too (the statistics launch as well, so
      * that its log-sum-exps are those of the products the other two recompute). */
-    int tc_grad = tensor_cores && dp <= PMLC_CUDA_ATT_TC_BWD_MAX_DP, tq = PMLC_CUDA_ATT_TC_BQ;
+    int tq = PMLC_CUDA_ATT_TC_BQ;
     if (!grad && tensor_cores) {
         cg_emit(c,
                 "  pml_att_fwd_tc<%lld, %d, %d, %s, false, float, float, %s, %lld%s>(%s, %s, %s, nullptr, nullptr, %s, "
@@ -957,7 +963,7 @@ int64_t cg_attention(cg *c, int32_t n, int part)
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
     /* the gradient (q, k, v, o, dout) -> g */
-    if (part == 0 && tc_grad) {
+    if (part == 0 && tensor_cores) {
         cg_emit(
             c,
             "  pml_att_fwd_tc<%lld, %d, %d, %s, true, %s, %s, float, %lld>(%s, %s, nullptr, %s, %s, a%d, %lld, %lld, "
@@ -975,11 +981,13 @@ int64_t cg_attention(cg *c, int32_t n, int part)
             arg[4], ay, (long long)T, (long long)M, zscale);
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
-    if (tc_grad) { /* dk/dv, then dq */
-        cg_emit(c, "  pml_att_bwd_%s_tc<%lld, %d, %d, %s, %s, %lld%s>(%s, %s, %s, %s, a%d, %lld, %lld, %s, %s%s);\n",
-                part == 1 ? "kv" : "q", (long long)D, dp, tq, cz, ty[4], (long long)H, drop, arg[0], arg[1], arg[2],
-                arg[4], ay, (long long)T, (long long)M, zscale, scale, z);
-        return M * ((T + tq - 1) / tq) * 256;
+    if (tensor_cores) { /* dk/dv (in column parts: split blocks a tile), then dq (key tiles of bk) */
+        int split = PMLC_CUDA_ATT_TC_KV_SPLIT(dp), bk = PMLC_CUDA_ATT_TC_Q_BK(dp);
+        cg_emit(c,
+                "  pml_att_bwd_%s_tc<%lld, %d, %d, %d, %s, %s, %lld%s>(%s, %s, %s, %s, a%d, %lld, %lld, %s, %s%s);\n",
+                part == 1 ? "kv" : "q", (long long)D, dp, tq, part == 1 ? split : bk, cz, ty[4], (long long)H, drop,
+                arg[0], arg[1], arg[2], arg[4], ay, (long long)T, (long long)M, zscale, scale, z);
+        return M * ((T + tq - 1) / tq) * (part == 1 ? split : 1) * 256;
     }
     int b = bwd_b(dp);
     cg_emit(c,

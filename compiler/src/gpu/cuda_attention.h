@@ -3,8 +3,8 @@
  * (ir/expand.h).
  *
  * The kernels compute in f32 on the CUDA cores, but where q, k and v are bf16 or f16: then
- * the forward pass, and the backward pass's products for d to 64, run on the tensor cores
- * (16-bit in, f32 accumulators: mma.m16n8k16, sm_80 and later; the backward's in bf16).
+ * the products of the forward and backward passes run on the tensor cores (16-bit in,
+ * f32 accumulators: mma.m16n8k16, sm_80 and later; the backward's in bf16).
  * They take [..., T, d] operands with any T and a head dimension d from 2 to 128 (d is padded to a multiple of
  * 16 in shared memory; a block's tiles fit the 48 KiB of static shared memory up to
  * d = 128; the backward pass keeps two numbers per row in its dq output, hence d >= 2).
@@ -30,10 +30,12 @@
 #define PMLC_CUDA_ATT_FWD_BK(dp) ((dp) <= 32 ? 64 : (dp) <= 64 ? 32 : 16)
 #define PMLC_CUDA_ATT_BWD_B(dp) ((dp) <= 64 ? 32 : 16)
 /* The tensor-core kernels' tile: 16 rows (queries, or keys in the dk/dv launch) for each
- * of a block's 8 warps; their backward takes head dims padded to at most 64 (its shared
- * tiles and registers). */
+ * of a block's 8 warps. Past a padded head dim of 64 their backward fits a thread's
+ * registers and the static shared memory by making dk and dv in two column parts (a
+ * block each: KV_SPLIT) and by the dq launch's key tiles of 32 (Q_BK). */
 #define PMLC_CUDA_ATT_TC_BQ 128
-#define PMLC_CUDA_ATT_TC_BWD_MAX_DP 64
+#define PMLC_CUDA_ATT_TC_KV_SPLIT(dp) ((dp) <= 64 ? 1 : 2)
+#define PMLC_CUDA_ATT_TC_Q_BK(dp) ((dp) <= 64 ? 64 : 32)
 
 /* Whether the kernels take a head dimension of d. */
 static inline int pmlc_cuda_attention_fits(int64_t d)
