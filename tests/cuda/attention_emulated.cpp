@@ -207,13 +207,12 @@ static void run_drop(int grad, const X *q, const X *k, const X *v, const X *o, c
         return;
     }
     if constexpr (kHalf<X>) { /* 16-bit: the tensor cores, as cuda_attention.c */
-        constexpr int TQ = PMLC_CUDA_ATT_TC_BQ, SPLIT = PMLC_CUDA_ATT_TC_KV_SPLIT(DP), QBK = PMLC_CUDA_ATT_TC_Q_BK(DP);
+        constexpr int TQ = PMLC_CUDA_ATT_TC_BQ, QBK = PMLC_CUDA_ATT_TC_Q_BK(DP);
         launch(grid_of(M, T, TQ, cap), [&] {
             pml_att_fwd_tc<D, DP, TQ, C, true, X, float, float, H>(q, k, nullptr, o, dout, g, T, M, zscale);
         });
-        launch(grid_of(M * SPLIT, T, TQ, cap), [&] {
-            pml_att_bwd_kv_tc<D, DP, TQ, SPLIT, C, float, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z);
-        });
+        launch(grid_of(M, T, TQ, cap),
+               [&] { pml_att_bwd_kv_tc<D, DP, TQ, C, float, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
         launch(grid_of(M, T, TQ, cap),
                [&] { pml_att_bwd_q_tc<D, DP, TQ, QBK, C, float, H, DROP>(q, k, v, dout, g, T, M, zscale, scale, z); });
         return;

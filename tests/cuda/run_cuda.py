@@ -213,13 +213,76 @@ def case_f16(cache):
         fail("an f16 plan's kernels store f16")
 
 
+# The most a fused attention kernel may spill (bytes of local memory stored): a few
+# registers' worth, as two of them do today (docs/design.md, "The tensor-core backward
+# past head dim 64"); more means a change has outgrown a thread's 255 registers.
+ATT_SPILL_MAX = 16
+
+
+def case_registers(cache):
+    """The fused attention kernels of --precision's plan fit a thread's registers and the
+    static shared memory: ptxas (nvcc --nvcc, -Xptxas -v) on the code generator's CUDA C,
+    its other kernels left out, for each of --archs; every attention kernel spills at most
+    ATT_SPILL_MAX bytes. No GPU needed: ptxas says what a GPU would have to run. Skipped
+    (77) where --nvcc is missing: a build carried to a machine without the toolkit."""
+    if not os.access(ARGS.nvcc, os.X_OK):
+        print("SKIP: no nvcc at " + ARGS.nvcc)
+        sys.exit(77)
+    dump = os.path.join(ARGS.work, "a.cu")
+    run(["--no-build", "--set", "precision=" + ARGS.precision, "--dump", dump, ARGS.model],
+        {"PML_CACHE_DIR": cache})
+    with open(dump) as f:
+        text = f.read()
+    kernel = re.compile(r'^extern "C" __global__ void __launch_bounds__\(256\) (pml_[0-9a-f]+)\(.*?\n}\n', re.M | re.S)
+    calls = {}
+    for m in kernel.finditer(text):
+        call = re.search(r"^  (pml_att_\w+<[^>]*>)", m.group(0), re.M)
+        if call:
+            calls[m.group(1)] = call.group(1)
+    if not calls:
+        fail("no attention kernels in the dump")
+    src = os.path.join(ARGS.work, "attention.cu")
+    with open(src, "w") as f:  # the text with only the attention kernels
+        f.write(kernel.sub(lambda m: m.group(0) if m.group(1) in calls else "", text))
+    worst = {}
+    for arch in ARGS.archs.split(","):
+        p = subprocess.run([ARGS.nvcc, "-cubin", "-arch=" + arch, "-Xptxas", "-v", "-w", "-o",
+                            os.path.join(ARGS.work, arch + ".cubin"), src], capture_output=True, text=True, timeout=600)
+        if p.returncode != 0:
+            print(p.stdout + p.stderr)
+            fail("nvcc could not compile the attention kernels for " + arch)
+        name, seen = None, 0
+        for line in (p.stdout + p.stderr).splitlines():
+            m = re.search(r"Compiling entry function '(\w+)'", line)
+            if m:
+                name = m.group(1)
+            m = re.search(r"(\d+) bytes spill stores", line)
+            if m and name in calls:
+                spill = int(m.group(1))
+            m = re.search(r"Used (\d+) registers.*?(\d+) bytes smem", line)
+            if m and name in calls:
+                seen += 1
+                regs, smem = int(m.group(1)), int(m.group(2))
+                print("%s %s: %d registers, %d bytes of shared memory, %d bytes spilled" %
+                      (arch, calls[name], regs, smem, spill))
+                worst[arch] = max(worst.get(arch, (0, 0, 0)), (spill, regs, smem))
+                if spill > ATT_SPILL_MAX:
+                    fail("%s spills %d bytes on %s (at most %d)" % (calls[name], spill, arch, ATT_SPILL_MAX))
+        if seen != len(calls):
+            fail("ptxas reported %d of the %d attention kernels for %s" % (seen, len(calls), arch))
+    for arch, (spill, regs, smem) in sorted(worst.items()):
+        print("%s: the most spilled %d bytes (%d registers, %d bytes of shared memory)" % (arch, spill, regs, smem))
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("case")
     ap.add_argument("--driver", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--archs", default=ARCHS, help="compile: the targets (default: %(default)s)")
-    ap.add_argument("--precision", default="bf16", help="tensor_cores: the plan's precision (default: %(default)s)")
+    ap.add_argument("--precision", default="bf16",
+                    help="tensor_cores, registers: the plan's precision (default: %(default)s)")
+    ap.add_argument("--nvcc", help="registers: the CUDA toolkit's nvcc")
     ap.add_argument("model")
     ARGS = ap.parse_args()
     shutil.rmtree(ARGS.work, ignore_errors=True)

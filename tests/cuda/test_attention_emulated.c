@@ -135,8 +135,8 @@ static int f16_backward_range(uint64_t *seed)
 
 int main(void)
 {
-    /* f16 on the tensor cores at d 64 and 16, and at d 100 (padded to 112: the backward's
-     * dk and dv in two column parts), with dropout, and the smallest head */
+    /* f16 on the tensor cores at d 64, 16 and 100 (padded to 112: the dq launch's key
+     * tiles of 32), with dropout, and the smallest head */
     const emu_case cases[] = {
         {{4, {2, 3, 77, 64}, 1, 0.125, 0, 0, 0}, 0},
         {{3, {2, 77, 64}, 0, 0.3, 0, 0, 0}, 0},

@@ -33,7 +33,7 @@
  * per 16 query rows, q in registers, the weights handed from one product's accumulators
  * to the next one's operands without leaving registers), and the whole backward too
  * (statistics on pml_att_fwd_tc; pml_att_bwd_kv_tc, pml_att_bwd_q_tc: the same plan with
- * k and v, or q and dout, in registers; past d 64 dk and dv in two column parts). The products are in q's format
+ * k and v, or q and dout, in registers). The products are in q's format
  * forward, in bf16 backward (f16's range would overflow there: pml_att_fmt).
  *
  * A tile product is a thread's few rows by few columns in registers (256 threads as a
@@ -348,16 +348,16 @@ const char pmlc_cuda_attention_src[] =
     "  pml_att_tc<E>::mma(acc, a, *reinterpret_cast<const unsigned *>(b), *reinterpret_cast<const unsigned *>(b + "
     "8));\n"
     "}\n"
-    "// Accumulator tiles acc[n] (columns c0 + 8 n ..) of rows r0 and r0 + 8 into x's rows, LD\n"
-    "// apart (columns below D, rows below T).\n"
+    "// Accumulator tiles acc[n] (columns 8 n ..) of rows r0 and r0 + 8 into x's rows, LD apart\n"
+    "// (columns below D, rows below T).\n"
     "template <int D, int LD, int ND>\n"
-    "__device__ __forceinline__ void pml_att_store(float *x, const float (&acc)[ND][4], int r0, int T, int c0 = 0) {\n"
+    "__device__ __forceinline__ void pml_att_store(float *x, const float (&acc)[ND][4], int r0, int T) {\n"
     "  const int t = threadIdx.x & 3;\n"
     "#pragma unroll\n"
     "  for (int n = 0; n < ND; n++)\n"
     "#pragma unroll\n"
     "    for (int e = 0; e < 4; e++) {\n"
-    "      const int row = r0 + 8 * (e >> 1), col = c0 + 8 * n + 2 * t + (e & 1);\n"
+    "      const int row = r0 + 8 * (e >> 1), col = 8 * n + 2 * t + (e & 1);\n"
     "      if (row < T && col < D)\n"
     "        x[(long long)row * LD + col] = acc[n][e];\n"
     "    }\n"
@@ -671,11 +671,8 @@ const char pmlc_cuda_attention_src[] =
     "// shared memory row-major), then Pᵀ = exp(Sᵀ - lse) and dSᵀ = Pᵀ (dPᵀ f - D) · scale in\n"
     "// the accumulators, which are the a fragments of dv += Pᵀ dout and dk += dSᵀ q (q and dout\n"
     "// also transposed in shared memory: b pairs run along the queries). f: dropout's factor\n"
-    "// (pml_att_keep), P then the weights after it. g as pml_att_bwd_kv's. A block makes the\n"
-    "// columns of one of SPLIT parts of dk and dv (past d 64, 2: the accumulators of all of\n"
-    "// them, beside k and v, would not fit a thread's registers), each part's block computing\n"
-    "// Sᵀ and dPᵀ whole.\n"
-    "template <int D, int DP, int BKV, int SPLIT, bool CAUSAL, typename TD, int H = 0, bool DROP = false, typename X>\n"
+    "// (pml_att_keep), P then the weights after it. g as pml_att_bwd_kv's.\n"
+    "template <int D, int DP, int BKV, bool CAUSAL, typename TD, int H = 0, bool DROP = false, typename X>\n"
     "__device__ __forceinline__ void\n"
     "pml_att_bwd_kv_tc(const X *__restrict__ q, const typename pml_att_id<X>::type *__restrict__ k,\n"
     "                  const typename pml_att_id<X>::type *__restrict__ v, const TD *__restrict__ dout, float "
@@ -683,20 +680,17 @@ const char pmlc_cuda_attention_src[] =
     "                  int T, int M, float zscale, float scale, pml_att_drop z = pml_att_drop()) {\n"
     "  static_assert(BKV == 16 * 8 && DP <= 128, \"a warp per 16 keys; head dims to 128\");\n"
     "  typedef typename pml_att_fmt<X, true>::type E;\n"
-    "  static_assert(DP % (8 * SPLIT) == 0, \"dk and dv split into whole 8-column tiles\");\n"
-    "  constexpr int BQ = 32, KC = DP / 16, ND = DP / SPLIT / 8, RS = DP + 8, TS = BQ + 8;\n"
+    "  constexpr int BQ = 32, KC = DP / 16, ND = DP / 8, RS = DP + 8, TS = BQ + 8;\n"
     "  constexpr int LI = H ? 3 * H * D : D, LO = H ? H * D : D;\n"
     "  __align__(16) __shared__ unsigned short qs[BQ * RS], qt[DP * TS], os[BQ * RS],\n"
     "      ot[DP * TS]; // q, qᵀ, dout, doutᵀ\n"
     "  __shared__ float lse[BQ], dd[BQ];\n"
     "  const int lane = threadIdx.x & 31, gr = lane >> 2, t = lane & 3, tiles = (T + BKV - 1) / BKV;\n"
     "  const long long part = H ? (long long)H * D : (long long)M * T * D; // dq to dk, dk to dv\n"
-    "  for (long long w = blockIdx.x; w < (long long)M * tiles * SPLIT; w += gridDim.x) {\n"
-    "    const int j0 = (int)(w / SPLIT % tiles) * BKV, c0 = (int)(w % SPLIT) * (8 * ND), // dk, dv columns c0 ..\n"
-    "        k0 = j0 + 16 * (threadIdx.x >> 5) + gr;                                        // this thread's keys k0, "
-    "k0 + 8\n"
-    "    const long long mat = w / SPLIT / tiles, bi = pml_att_base<D, H, 3>(mat, T), bo = pml_att_base<D, H, 1>(mat, "
-    "T);\n"
+    "  for (long long w = blockIdx.x; w < (long long)M * tiles; w += gridDim.x) {\n"
+    "    const int j0 = (int)(w % tiles) * BKV,\n"
+    "              k0 = j0 + 16 * (threadIdx.x >> 5) + gr; // this thread's keys k0, k0 + 8\n"
+    "    const long long mat = w / tiles, bi = pml_att_base<D, H, 3>(mat, T), bo = pml_att_base<D, H, 1>(mat, T);\n"
     "    unsigned ka[KC][4], va[KC][4];\n"
     "#pragma unroll\n"
     "    for (int c = 0; c < KC; c++)\n"
@@ -751,15 +745,15 @@ const char pmlc_cuda_attention_src[] =
     "        pml_att_afrag<E>(da, dp[2 * c], dp[2 * c + 1]);\n"
     "#pragma unroll\n"
     "        for (int n = 0; n < ND; n++) {\n"
-    "          const unsigned short *o = &ot[(c0 + 8 * n + gr) * TS + 16 * c + 2 * t],\n"
-    "                               *b = &qt[(c0 + 8 * n + gr) * TS + 16 * c + 2 * t];\n"
+    "          const unsigned short *o = &ot[(8 * n + gr) * TS + 16 * c + 2 * t],\n"
+    "                               *b = &qt[(8 * n + gr) * TS + 16 * c + 2 * t];\n"
     "          pml_att_mma<E>(dv[n], pa, o);\n"
     "          pml_att_mma<E>(dk[n], da, b);\n"
     "        }\n"
     "      }\n"
     "    }\n"
-    "    pml_att_store<D, LI>(g + part + bi, dk, k0, T, c0);\n"
-    "    pml_att_store<D, LI>(g + 2 * part + bi, dv, k0, T, c0);\n"
+    "    pml_att_store<D, LI>(g + part + bi, dk, k0, T);\n"
+    "    pml_att_store<D, LI>(g + 2 * part + bi, dv, k0, T);\n"
     "  }\n"
     "}\n"
     "\n"
@@ -981,13 +975,12 @@ int64_t cg_attention(cg *c, int32_t n, int part)
             arg[4], ay, (long long)T, (long long)M, zscale);
         return M * ((T + FWD_BQ - 1) / FWD_BQ) * 256;
     }
-    if (tensor_cores) { /* dk/dv (in column parts: split blocks a tile), then dq (key tiles of bk) */
-        int split = PMLC_CUDA_ATT_TC_KV_SPLIT(dp), bk = PMLC_CUDA_ATT_TC_Q_BK(dp);
-        cg_emit(c,
-                "  pml_att_bwd_%s_tc<%lld, %d, %d, %d, %s, %s, %lld%s>(%s, %s, %s, %s, a%d, %lld, %lld, %s, %s%s);\n",
-                part == 1 ? "kv" : "q", (long long)D, dp, tq, part == 1 ? split : bk, cz, ty[4], (long long)H, drop,
-                arg[0], arg[1], arg[2], arg[4], ay, (long long)T, (long long)M, zscale, scale, z);
-        return M * ((T + tq - 1) / tq) * (part == 1 ? split : 1) * 256;
+    if (tensor_cores) { /* dk/dv, then dq (key tiles of PMLC_CUDA_ATT_TC_Q_BK) */
+        cg_emit(c, "  pml_att_bwd_%s_tc<%lld, %d, %d, %s%s, %s, %lld%s>(%s, %s, %s, %s, a%d, %lld, %lld, %s, %s%s);\n",
+                part == 1 ? "kv" : "q", (long long)D, dp, tq,
+                part == 1 ? "" : pmlc_arena_printf(&c->P->arena, "%d, ", PMLC_CUDA_ATT_TC_Q_BK(dp)), cz, ty[4],
+                (long long)H, drop, arg[0], arg[1], arg[2], arg[4], ay, (long long)T, (long long)M, zscale, scale, z);
+        return M * ((T + tq - 1) / tq) * 256;
     }
     int b = bwd_b(dp);
     cg_emit(c,

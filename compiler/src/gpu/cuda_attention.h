@@ -30,11 +30,9 @@
 #define PMLC_CUDA_ATT_FWD_BK(dp) ((dp) <= 32 ? 64 : (dp) <= 64 ? 32 : 16)
 #define PMLC_CUDA_ATT_BWD_B(dp) ((dp) <= 64 ? 32 : 16)
 /* The tensor-core kernels' tile: 16 rows (queries, or keys in the dk/dv launch) for each
- * of a block's 8 warps. Past a padded head dim of 64 their backward fits a thread's
- * registers and the static shared memory by making dk and dv in two column parts (a
- * block each: KV_SPLIT) and by the dq launch's key tiles of 32 (Q_BK). */
+ * of a block's 8 warps; the dq launch's key tile, 64 keys, 32 past a padded head dim of
+ * 64 (its k, v and kᵀ tiles in the static shared memory). */
 #define PMLC_CUDA_ATT_TC_BQ 128
-#define PMLC_CUDA_ATT_TC_KV_SPLIT(dp) ((dp) <= 64 ? 1 : 2)
 #define PMLC_CUDA_ATT_TC_Q_BK(dp) ((dp) <= 64 ? 64 : 32)
 
 /* Whether the kernels take a head dimension of d. */
