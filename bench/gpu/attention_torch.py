@@ -4,7 +4,7 @@ bench/gpu/attention.pml's shapes, for bench/gpu/run.sh: forward and forward+back
 TFLOP/s (CUDA events, median of 11), counted as gpu_attention --bench counts them
 (4 T² d per matrix forward, halved by the mask; backward 2.5 times that). f32 (which
 PyTorch runs on its memory-efficient kernel, as PML's kernels are f32) and bf16 (its
-flash kernel: what PML's bf16 kernels will be held to)."""
+flash kernel: what PML's bf16 kernels will be held to), and f16 (flash too)."""
 import statistics
 
 import torch
@@ -24,8 +24,8 @@ def median_ms(fn):
     return statistics.median(times)
 
 
-for dtype in (torch.float32, torch.bfloat16):
-    for batch, heads, T, d in ((8, 12, 1024, 64), (2, 12, 4096, 64)):
+for dtype in (torch.float32, torch.bfloat16, torch.float16):
+    for batch, heads, T, d in ((8, 12, 1024, 64), (2, 12, 4096, 64), (4, 16, 1024, 128)):
         q, k, v = (torch.randn(batch, heads, T, d, device="cuda", dtype=dtype, requires_grad=True) for _ in range(3))
         do = torch.randn(batch, heads, T, d, device="cuda", dtype=dtype)
         flops = 4.0 * batch * heads * T * T * d * 0.5

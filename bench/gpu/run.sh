@@ -5,7 +5,7 @@
 # 50,257 tied to the output projection, on random tokens), same shapes, f32 without TF32 on both sides; then the
 # fused kernels' bandwidth against a device-to-device copy (gpu_kernels --bench); gpt2s with
 # attention written out (PML_CUDA_ATTENTION=expand) instead of the fused attention kernels;
-# those kernels' TFLOP/s at T 1024/4096, d 64 (gpu_attention --bench), f32 and bf16, beside PyTorch's SDPA
+# those kernels' TFLOP/s at T 1024/4096, d 64 and 128 (gpu_attention --bench), f32, bf16 and f16, beside PyTorch's SDPA
 # on the same shapes (attention_torch.py); GPT-2 small in bf16 against PyTorch's bf16
 # autocast; the measured bubble of four stages on one GPU from device time.
 #
@@ -106,7 +106,10 @@ echo
 # The fused attention kernels' TFLOP/s, and PyTorch's SDPA on the same shapes.
 echo
 "$build/tests/cuda/gpu_attention" --bench "$root/bench/gpu/attention.pml" || echo "gpu_attention --bench failed"
-echo "in bf16 (the forward on the tensor cores):"
+echo "in bf16 (on the tensor cores):"
 "$build/tests/cuda/gpu_attention" --bench --set precision=bf16 "$root/bench/gpu/attention.pml" ||
   echo "gpu_attention --bench (bf16) failed"
+echo "in f16 (the forward's products in f16, the backward's in bf16):"
+"$build/tests/cuda/gpu_attention" --bench --set precision=f16 "$root/bench/gpu/attention.pml" ||
+  echo "gpu_attention --bench (f16) failed"
 "$py" "$here/attention_torch.py" || echo "attention_torch.py failed (no torch with CUDA?)"
