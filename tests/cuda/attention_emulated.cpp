@@ -100,10 +100,10 @@ static inline unsigned short pml_f2bf(float f) { return pml_f32_to_bf16(f); }
 static inline float pml_h2f(unsigned short h) { return pml_f16_to_f32(h); }
 static inline unsigned short pml_f2h(float f) { return pml_f32_to_f16(f); }
 
-/* The prelude's tensor-core products (PTX mma.m16n8k16, bf16 or f16 in: DEC decodes an element;
- * f32 accumulators) from their fragments as PTX's ISA lays them out: every thread of the block calls it (the kernels
- * do, uniformly), hands its fragments over through memory, and computes its own
- * accumulators from its warp's 32 threads' fragments. Sums in k order, in f32. One
+/* The prelude's tensor-core products (PTX mma.m16n8k16, bf16 or f16 in: DEC decodes an
+ * element; f32 accumulators) from their fragments as PTX's ISA lays them out: every
+ * thread of the block calls one (the kernels do, uniformly), hands its fragments over
+ * through memory, and computes its own accumulators from its warp's 32 threads' fragments. Sums in k order, in f32. One
  * barrier a call: the fragments alternate between two buffers, and a buffer is written
  * again only after the next call's barrier, which every reader of it has passed. */
 namespace

@@ -29,12 +29,12 @@
  * backward's p and dS tiles draw the same decisions again, so no mask is stored
  * (docs/design.md, "Dropout on the attention weights, inside the kernel").
  *
- * With bf16 or f16 q, k and v the forward runs on the tensor cores instead (pml_att_fwd_tc: a warp
- * per 16 query rows, q in registers, the weights handed from one product's accumulators
- * to the next one's operands without leaving registers), and the whole backward too
- * (statistics on pml_att_fwd_tc; pml_att_bwd_kv_tc, pml_att_bwd_q_tc: the same plan with
- * k and v, or q and dout, in registers). The products are in q's format
- * forward, in bf16 backward (f16's range would overflow there: pml_att_fmt).
+ * With bf16 or f16 q, k and v the forward runs on the tensor cores instead
+ * (pml_att_fwd_tc: a warp per 16 query rows, q in registers, the weights handed from one
+ * product's accumulators to the next one's operands without leaving registers), and the
+ * whole backward too (statistics on pml_att_fwd_tc; pml_att_bwd_kv_tc, pml_att_bwd_q_tc:
+ * the same plan with k and v, or q and dout, in registers). The products are in q's
+ * format forward, in bf16 backward (f16's range would overflow there: pml_att_fmt).
  *
  * A tile product is a thread's few rows by few columns in registers (256 threads as a
  * 16 x 16 grid), its operands read from shared memory 16 bytes at a time where rows are
