@@ -118,6 +118,27 @@ static inline pml_status att_reference(const att_case *c, int grad, att_fmt fmt,
     return s ? s : att_cpu(c, grad, in, ref, err);
 }
 
+/* Moves matrices between parts of [L, H, T, D] (parts of L H T D elements each: q, k, v,
+ * or dq, dk, dv; or one: o, dout) and attention_qkv's rows [L, T, parts · H · D], packing
+ * (pack) or unpacking. */
+static inline void att_qkv_move(float *packed, float *const *split, int parts, int64_t L, int64_t H, int64_t T,
+                                int64_t D, int pack)
+{
+    int64_t C = H * D;
+    for (int p = 0; p < parts; p++)
+        for (int64_t l = 0; l < L; l++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t r = 0; r < T; r++)
+                    for (int64_t j = 0; j < D; j++) {
+                        float *a = &packed[(l * T + r) * parts * C + p * C + h * D + j];
+                        float *b = &split[p][((l * H + h) * T + r) * D + j];
+                        if (pack)
+                            *a = *b;
+                        else
+                            *b = *a;
+                    }
+}
+
 /* Prints "<what> [dims] causal|not causal, <how>: ..." and returns 1 on failure: a NaN, or
  * an element off by more than tol times the largest |cpu| (att_compare: 1e-4). */
 static inline int att_compare_to(const char *what, const att_case *c, const char *how, const float *got,

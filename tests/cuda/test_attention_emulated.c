@@ -20,25 +20,7 @@ int pml_emu_attention_qkv(int d, int causal, int grad, int fmt, const float *qkv
                           float *out, int T, int M, double scale, double p, unsigned long long seed,
                           unsigned long long key, unsigned grid_cap);
 
-/* Moves matrices between [L, 3 heads, T, D] parts (parts of ne elements each: q, k, v,
- * or dq, dk, dv) and attention_qkv's rows [L, T, parts · 3 · D], packing or unpacking. */
-enum { QKV_HEADS = 3 };
-static void qkv_move(float *packed, float *const *split, int parts, int64_t L, int64_t T, int64_t D, int pack)
-{
-    int64_t C = QKV_HEADS * D;
-    for (int p = 0; p < parts; p++)
-        for (int64_t l = 0; l < L; l++)
-            for (int64_t h = 0; h < QKV_HEADS; h++)
-                for (int64_t r = 0; r < T; r++)
-                    for (int64_t j = 0; j < D; j++) {
-                        float *a = &packed[(l * T + r) * parts * C + p * C + h * D + j];
-                        float *b = &split[p][((l * QKV_HEADS + h) * T + r) * D + j];
-                        if (pack)
-                            *a = *b;
-                        else
-                            *b = *a;
-                    }
-}
+enum { QKV_HEADS = 3 }; /* the heads of the packed cases (attention_emulated.cpp's template argument) */
 
 /* A case, and whether it runs with f16 operands too (attention_emulated.cpp instantiates
  * f16 for few cases: each costs compile time). */
@@ -80,9 +62,9 @@ static int packed_case(const emu_case *ec, uint64_t *seed)
             fprintf(stderr, "FAIL: CPU attention: %s\n", err.msg);
             return 1;
         }
-        qkv_move(qkv, in, 3, L, T, D, 1);
-        qkv_move(po, &in[3], 1, L, T, D, 1);
-        qkv_move(pd, &in[4], 1, L, T, D, 1);
+        att_qkv_move(qkv, in, 3, L, QKV_HEADS, T, D, 1);
+        att_qkv_move(po, &in[3], 1, L, QKV_HEADS, T, D, 1);
+        att_qkv_move(pd, &in[4], 1, L, QKV_HEADS, T, D, 1);
         for (int pass = 0; pass < 2; pass++) {
             memset(pout, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
             if (!pml_emu_attention_qkv((int)D, c->causal, grad, fmt, qkv, po, pd, pout, (int)T, (int)M, c->scale,
@@ -94,7 +76,7 @@ static int packed_case(const emu_case *ec, uint64_t *seed)
                 return 1;
             }
             float *parts[3] = {got, got + ne, got + 2 * ne};
-            qkv_move(pout, parts, grad ? 3 : 1, L, T, D, 0);
+            att_qkv_move(pout, parts, grad ? 3 : 1, L, QKV_HEADS, T, D, 0);
             failures += att_compare_to(what_of(grad, 1, fmt), c, pass ? "2 blocks" : "a block per tile", got, ref,
                                        out_n, att_tolerance(fmt, grad));
         }
