@@ -43,12 +43,13 @@ int main(void)
     pmlc_fusion f;
     pmlc_fuse(&pmlc_session_program(s)->arena, g, &f);
 
-    int at, tanh_at, max_at, sum_at, mean_at, mean2_at, rsqrt_at;
+    /* group_of sets each where it finds the op (-O3 cannot see that it does) */
+    int at = 0, tanh_at = 0, max_at = 0, sum_at = 0, mean_at = 0, mean2_at = 0, rsqrt_at = 0;
     int mm1 = group_of(g, &f, OP_MATMUL, 0, &at);
     int gelu = group_of(g, &f, OP_TANH, 0, &tanh_at);
     CHECK(gelu >= 0 && gelu != mm1 && f.kind[gelu] == PMLC_KERNEL_ELEMWISE);
     /* GELU's arithmetic after tanh, 0.5 * x * (1 + tanh(...)), is in its kernel. */
-    int add_at, mul_at;
+    int add_at = 0, mul_at = 0;
     CHECK(group_of(g, &f, OP_ADD, tanh_at, &add_at) == gelu && group_of(g, &f, OP_MUL, add_at, &mul_at) == gelu);
     int ln = group_of(g, &f, OP_MEAN, 0, &mean_at);
     CHECK(group_of(g, &f, OP_MEAN, mean_at + 1, &mean2_at) == ln);

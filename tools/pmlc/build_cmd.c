@@ -136,7 +136,7 @@ int pmlc_plan_from_file_where(pml_context *ctx, const char *file, const pmlc_opt
     if (where) *where = NULL;
     if (pmlc_is_plan_file(file)) {
         void *map;
-        size_t len;
+        size_t len = 0; /* map_plan_file sets it where it maps (-O3 cannot see that it does) */
         if (map_plan_file(file, &map, &len)) return 1;
         int rc = pml_plan_open_memory(ctx, map, len, file, out);
         if (rc)
