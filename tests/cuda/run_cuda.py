@@ -251,11 +251,11 @@ def case_registers(cache):
         if p.returncode != 0:
             print(p.stdout + p.stderr)
             fail("nvcc could not compile the attention kernels for " + arch)
-        name, seen = None, 0
+        name, seen, spill = None, 0, 0
         for line in (p.stdout + p.stderr).splitlines():
             m = re.search(r"Compiling entry function '(\w+)'", line)
             if m:
-                name = m.group(1)
+                name, spill = m.group(1), 0
             m = re.search(r"(\d+) bytes spill stores", line)
             if m and name in calls:
                 spill = int(m.group(1))
