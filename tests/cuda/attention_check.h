@@ -61,13 +61,14 @@ static inline uint16_t att_bits(att_fmt fmt, float x)
     return fmt == ATT_F16 ? pml_f32_to_f16(x) : pml_f32_to_bf16(x);
 }
 
-/* x rounded to fmt (f32: x). */
-static inline float att_round(att_fmt fmt, float x)
+/* The value of fmt's bits h (a 16-bit format). */
+static inline float att_value(att_fmt fmt, uint16_t h)
 {
-    return fmt == ATT_F32   ? x
-           : fmt == ATT_F16 ? pml_f16_to_f32(pml_f32_to_f16(x))
-                            : pml_bf16_to_f32(pml_f32_to_bf16(x));
+    return fmt == ATT_F16 ? pml_f16_to_f32(h) : pml_bf16_to_f32(h);
 }
+
+/* x rounded to fmt (f32: x). */
+static inline float att_round(att_fmt fmt, float x) { return fmt == ATT_F32 ? x : att_value(fmt, att_bits(fmt, x)); }
 
 /* The tensor cores' tolerance, of max |cpu|: the weights (forward), or the weights and dS
  * (backward), are rounded for the products that take them, and the forward's output once

@@ -157,10 +157,8 @@ static int check_op(const pml_cuda_driver *d, const pml_cuda_module *mod, const 
             break;
         }
         d->MemcpyDtoH(got, dev_out, out_bytes);
-        for (size_t e = out_n; out_fmt != ATT_F32 && e-- > 0;) { /* 16-bit in the first half: widened from the end */
-            uint16_t h = ((const uint16_t *)got)[e];
-            got[e] = out_fmt == ATT_F16 ? pml_f16_to_f32(h) : pml_bf16_to_f32(h);
-        }
+        for (size_t e = out_n; out_fmt != ATT_F32 && e-- > 0;) /* 16-bit in the first half: widened from the end */
+            got[e] = att_value(out_fmt, ((const uint16_t *)got)[e]);
         if (packed) { /* [L, T, parts · H · D] rows into the reference's [parts, L, H, T, D] */
             float *parts[3] = {unpacked, unpacked + ne, unpacked + 2 * ne};
             att_qkv_move(got, parts, grad ? 3 : 1, L, H, T, D, 0);

@@ -86,6 +86,44 @@ static int packed_case(const emu_case *ec, uint64_t *seed)
     return failures;
 }
 
+/* Case c's launches (the gradient's when grad) on operands in fmt, dout times dout_scale,
+ * against the CPU's attention on the same values: with a block per tile, and with 2 blocks
+ * when passes is 2. what names the run (NULL: what_of's name). Returns the failures. */
+static int split_run(const att_case *c, int grad, att_fmt fmt, float dout_scale, int passes, const char *what,
+                     uint64_t *seed)
+{
+    int64_t ne = att_numel(c), T = c->dims[c->rank - 2], D = c->dims[c->rank - 1], M = ne / (T * D);
+    size_t out_n = (size_t)ne * (grad ? 3 : 1);
+    float *in[5], *ref = malloc(sizeof(float) * out_n), *got = malloc(sizeof(float) * out_n);
+    for (int j = 0; j < 5; j++) in[j] = malloc(sizeof(float) * (size_t)ne);
+    att_operands(in, 5, ne, seed);
+    for (int64_t e = 0; dout_scale != 1 && e < ne; e++) in[4][e] *= dout_scale;
+    pml_err err = {0};
+    int failures = 0;
+    if (att_reference(c, grad, fmt, fmt ? 0x0fu : 0, in, ref, &err)) {
+        fprintf(stderr, "FAIL: CPU attention: %s\n", err.msg);
+        failures = 1;
+    }
+    for (int pass = 0; pass < passes && !failures; pass++) {
+        memset(got, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
+        if (!pml_emu_attention((int)D, c->causal, grad, fmt, in[0], in[1], in[2], in[3], in[4], got, (int)T, (int)M,
+                               c->scale, c->dropout, c->seed, c->key, pass ? 2 : 1u << 30)) {
+            fprintf(stderr,
+                    "FAIL: head dim %lld, causal %d, dropout %g, format %d is not among attention_emulated.cpp's "
+                    "cases\n",
+                    (long long)D, c->causal, c->dropout, (int)fmt);
+            failures = 1;
+            break;
+        }
+        /* 16-bit: the same operand values, on the tensor cores where they run it */
+        failures += att_compare_to(what ? what : what_of(grad, 0, fmt), c, pass ? "2 blocks" : "a block per tile", got,
+                                   ref, out_n, att_tolerance(fmt, grad));
+    }
+    for (int j = 0; j < 5; j++) free(in[j]);
+    free(ref), free(got);
+    return failures;
+}
+
 /* f16's backward keeps f32's range: dout, an f32 gradient times f16's loss scale, here far
  * past f16's largest value (65504), gives a finite gradient within bf16's tolerance, as the
  * CPU's f32 arithmetic does (the backward's products are bf16: cuda_attention.c's
@@ -93,26 +131,7 @@ static int packed_case(const emu_case *ec, uint64_t *seed)
 static int f16_backward_range(uint64_t *seed)
 {
     const att_case c = {3, {2, 50, 16}, 0, 0.25, 0, 0, 0};
-    int64_t ne = att_numel(&c);
-    float *in[5], *ref = malloc(sizeof(float) * (size_t)ne * 3), *got = malloc(sizeof(float) * (size_t)ne * 3);
-    for (int j = 0; j < 5; j++) in[j] = malloc(sizeof(float) * (size_t)ne);
-    att_operands(in, 5, ne, seed);
-    for (int64_t e = 0; e < ne; e++) in[4][e] *= 1e6f;
-    pml_err err = {0};
-    int failures = 0;
-    if (att_reference(&c, 1, ATT_F16, 0x0fu, in, ref, &err)) {
-        fprintf(stderr, "FAIL: CPU attention: %s\n", err.msg);
-        failures = 1;
-    } else if (!pml_emu_attention(16, 0, 1, ATT_F16, in[0], in[1], in[2], in[3], in[4], got, 50, 2, c.scale, 0, 0, 0,
-                                  1u << 30)) {
-        fprintf(stderr, "FAIL: f16 at head dim 16, not causal, is not among attention_emulated.cpp's cases\n");
-        failures = 1;
-    } else
-        failures = att_compare_to("attention_grad, f16 operands, dout 1e6 times larger", &c, "a block per tile", got,
-                                  ref, (size_t)ne * 3, att_tolerance(ATT_F16, 1));
-    for (int j = 0; j < 5; j++) free(in[j]);
-    free(ref), free(got);
-    return failures;
+    return split_run(&c, 1, ATT_F16, 1e6f, 1, "attention_grad, f16 operands, dout 1e6 times larger", seed);
 }
 
 int main(void)
@@ -138,39 +157,9 @@ int main(void)
     };
     int failures = 0;
     uint64_t seed = 11;
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        const att_case *c = &cases[i].c;
-        int64_t ne = att_numel(c), T = c->dims[c->rank - 2], D = c->dims[c->rank - 1], M = ne / (T * D);
-        for (int run = 0; run < (cases[i].f16 ? 6 : 4); run++) {
-            int grad = run & 1;
-            att_fmt fmt = (att_fmt)(run >> 1);
-            size_t out_n = (size_t)ne * (grad ? 3 : 1);
-            float *in[5], *ref = malloc(sizeof(float) * out_n), *got = malloc(sizeof(float) * out_n);
-            for (int j = 0; j < 5; j++) in[j] = malloc(sizeof(float) * (size_t)ne);
-            att_operands(in, 5, ne, &seed);
-            pml_err err = {0};
-            if (att_reference(c, grad, fmt, fmt ? 0x0fu : 0, in, ref, &err)) {
-                fprintf(stderr, "FAIL: CPU attention: %s\n", err.msg);
-                return 1;
-            }
-            for (int pass = 0; pass < 2; pass++) {
-                memset(got, 0xFF, sizeof(float) * out_n); /* NaN: an unwritten element shows */
-                if (!pml_emu_attention((int)D, c->causal, grad, fmt, in[0], in[1], in[2], in[3], in[4], got, (int)T,
-                                       (int)M, c->scale, c->dropout, c->seed, c->key, pass ? 2 : 1u << 30)) {
-                    fprintf(stderr,
-                            "FAIL: head dim %lld, causal %d, dropout %g, format %d is not among "
-                            "attention_emulated.cpp's cases\n",
-                            (long long)D, c->causal, c->dropout, (int)fmt);
-                    return 1;
-                }
-                /* 16-bit: the same operand values, on the tensor cores where they run it */
-                failures += att_compare_to(what_of(grad, 0, fmt), c, pass ? "2 blocks" : "a block per tile", got, ref,
-                                           out_n, att_tolerance(fmt, grad));
-            }
-            for (int j = 0; j < 5; j++) free(in[j]);
-            free(ref), free(got);
-        }
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int run = 0; run < (cases[i].f16 ? 6 : 4); run++)
+            failures += split_run(&cases[i].c, run & 1, (att_fmt)(run >> 1), 1, 2, NULL, &seed);
     /* attention_qkv's layout: [L, 3 heads, T, D] as packed rows */
     const emu_case packed[] = {{{4, {2, 3, 77, 64}, 1, 0.125, 0, 0, 0}, 0},
                                {{4, {1, 3, 33, 16}, 0, 0.25, 0, 0, 0}, 0},
