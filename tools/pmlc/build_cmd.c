@@ -74,11 +74,12 @@ static int compile_bytes(const char *file, const pmlc_options *opt, int gpu, con
 }
 
 /* Opens `file` read-only when it is a regular file, without blocking on a fifo (as
- * libpml opens what it reads), its size in *len; -1 with errno set otherwise. */
+ * libpml opens what it reads), its size in *len; -1 with errno set, and *len 0, otherwise. */
 static int open_regular(const char *file, size_t *len)
 {
     int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat sb;
+    *len = 0;
     if (fd < 0) return -1;
     int e = fstat(fd, &sb) ? errno : S_ISREG(sb.st_mode) ? 0 : EINVAL;
     if (e) {
@@ -136,7 +137,7 @@ int pmlc_plan_from_file_where(pml_context *ctx, const char *file, const pmlc_opt
     if (where) *where = NULL;
     if (pmlc_is_plan_file(file)) {
         void *map;
-        size_t len = 0; /* map_plan_file sets it where it maps (-O3 cannot see that it does) */
+        size_t len;
         if (map_plan_file(file, &map, &len)) return 1;
         int rc = pml_plan_open_memory(ctx, map, len, file, out);
         if (rc)
